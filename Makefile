@@ -1,0 +1,45 @@
+# Two commands: `make run` and `make test`. Everything else is set-up they share.
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_PEOPLE ?= 2000
+
+.PHONY: run test setup lint format browser db clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+db: setup
+	$(BIN)/sscard init
+	$(BIN)/sscard demo --people $(DEMO_PEOPLE) --seed 1 --if-empty --json var/demo.json
+
+run: db
+	$(BIN)/sscard serve --host 127.0.0.1 --port 8000
+
+# Debian's Chromium drives the browser tests; installed here when missing and we may.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk tmux >/dev/null) \
+	      || echo "could not install chromium: browser tests will be skipped"; \
+	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk): browser tests will be skipped"; fi; }
+	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true; }
+
+lint: setup
+	$(BIN)/ruff check src tests
+
+format: setup
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+test: setup browser lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var .pytest_cache

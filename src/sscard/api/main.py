@@ -1,0 +1,71 @@
+"""The ASGI application: API routers, web pages, static files, and errors as {code, message}."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..core.errors import SscardError
+from ..services.app import App, build_app
+from . import counter, foundation, hotline, ledger, medical
+from .deps import language
+
+log = logging.getLogger("sscard.api")
+STATIC = Path(__file__).parent.parent / "web" / "static"
+
+
+def create_app(app: App | None = None) -> FastAPI:
+    api = FastAPI(
+        title="sscard",
+        version="0.1.0",
+        description="The financial social security card: social security side and bank side. "
+        "Errors are {code, message}; writes accept an Idempotency-Key header.",
+        openapi_url="/openapi.json",
+    )
+    api.state.sscard = app or build_app()
+
+    @api.exception_handler(SscardError)
+    async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status)
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        body = SscardError("invalid_request").to_dict(language(request))
+        body["details"] = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(body, status_code=422)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 401: "unauthenticated", 403: "forbidden", 405: "invalid_request"}.get(
+            exc.status_code, "invalid_request"
+        )
+        if code == "not_found":
+            body = SscardError("not_found", what=("页面", "page")).to_dict(language(request))
+        else:
+            body = SscardError(code).to_dict(language(request))
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    for module in (foundation, ledger, medical, counter, hotline):
+        api.include_router(module.router)
+
+    from ..web import console, pages, portal
+
+    api.include_router(pages.router)
+    api.include_router(console.router)
+    api.include_router(portal.router)
+    api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @api.on_event("shutdown")
+    def _close() -> None:
+        api.state.sscard.close()
+
+    return api

@@ -1,0 +1,5 @@
+"""/api/v1 routes of the medical area (owned by that area; see docs/ARCHITECTURE.md)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1")

@@ -1,0 +1,150 @@
+"""The `sscard` command line: init, demo, serve, policy show, user add, and each area's commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..core.errors import SscardError
+from ..core.policy import PolicyError, load_policy
+from ..core.roles import CLI_OPERATOR
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="sscard: the financial social security card")
+policy_app = typer.Typer(no_args_is_help=True, help="City policies (RULES.md).")
+user_app = typer.Typer(no_args_is_help=True, help="Staff users and API tokens.")
+id_app = typer.Typer(no_args_is_help=True, help="Check identifiers.")
+app.add_typer(policy_app, name="policy")
+app.add_typer(user_app, name="user")
+app.add_typer(id_app, name="id")
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _app():
+    from ..services.app import build_app
+
+    try:
+        return build_app()
+    except PolicyError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def fail(exc: SscardError) -> None:
+    lang = "en" if os.environ.get("LANG", "").startswith("en") else "zh"
+    err_console.print(f"[red]{exc.code}[/red]: {exc.message(lang)}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    sscard = _app()
+    sscard.db.migrate()
+    console.print(f"database ready: {sscard.db.engine.url.render_as_string(hide_password=True)}")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Serve the web app and the API."""
+    import uvicorn
+
+    _app()  # validate policy and settings before binding the port
+    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info")
+
+
+@policy_app.command("show")
+def policy_show(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every policy setting with its value, its default and what it means."""
+    try:
+        policy = load_policy()
+    except PolicyError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    rows = policy.describe()
+    if as_json:
+        console.print_json(json.dumps({name: value for name, value, _d, _t in rows}))
+        return
+    table = Table(title="sscard policy")
+    for col in ("setting", "value", "default", "meaning"):
+        table.add_column(col)
+    for name, value, default, text in rows:
+        style = "bold yellow" if value != default else ""
+        table.add_row(name, str(value), str(default), text, style=style)
+    console.print(table)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    role: str = typer.Option(..., help="clerk | center_supervisor | teller | bank_supervisor | operator"),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    name: str = typer.Option("", help="display name"),
+    center: str | None = typer.Option(None, help="service center code (clerks, center supervisors)"),
+    outlet: str | None = typer.Option(None, help="bank outlet code (tellers, bank supervisors)"),
+    token: bool = typer.Option(False, help="also issue an API token for this user"),
+) -> None:
+    """Add a staff user (argon2id hash kept, never the password)."""
+    from ..services import staff
+
+    sscard = _app()
+    try:
+        out = staff.add_user(sscard, CLI_OPERATOR, username, password, role, name, center, outlet)
+        console.print(f"added {out['username']} ({out['role']})")
+        if token:
+            console.print(f"API token (shown once): {staff.issue_token(sscard, CLI_OPERATOR, username=username)['token']}")
+    except SscardError as exc:
+        fail(exc)
+
+
+@user_app.command("token")
+def user_token(username: str | None = None, terminal: str | None = None) -> None:
+    """Issue an API token for a staff user or a terminal (shown once)."""
+    from ..services import staff
+
+    try:
+        console.print(staff.issue_token(_app(), CLI_OPERATOR, username=username, terminal_code=terminal)["token"])
+    except SscardError as exc:
+        fail(exc)
+
+
+@id_app.command("check")
+def id_check(value: str, kind: str = typer.Option("auto", help="auto | citizen_id | card_number | pan")) -> None:
+    """Validate a citizen ID, card number or PAN; exit 1 with the reason when it is wrong."""
+    from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
+
+    if kind == "auto":
+        kind = {18: "citizen_id", 9: "card_number", 19: "pan"}.get(len(value.strip()), "citizen_id")
+    check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[kind]
+    try:
+        console.print(f"valid {kind}: {check(value)}")
+    except SscardError as exc:
+        fail(exc)
+
+
+def _register_area_commands() -> None:
+    """Each area adds its commands in its own module: sscard.cli.<area> exposing `register(app)`."""
+    import importlib
+    import pkgutil
+
+    from .. import cli as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register:
+            register(app)
+
+
+def main() -> None:
+    _register_area_commands()
+    try:
+        app()
+    except PolicyError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Business rules that know no web, SQL or terminal."""

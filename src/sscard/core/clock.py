@@ -1,0 +1,59 @@
+"""Time comes from a clock that tests can move, so the 60-day window and lock expiries are testable."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Clock:
+    """Wall-clock time, always timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def today(self) -> date:
+        """The calendar day in Asia/Shanghai: every 'day' in the rules is a Shanghai day."""
+        return self.now().astimezone(SHANGHAI).date()
+
+
+class FixedClock(Clock):
+    """A clock that only moves when told to (tests, demos, benchmarks that replay a day)."""
+
+    def __init__(self, start: datetime | None = None):
+        self._now = start or datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, when: datetime) -> None:
+        with self._lock:
+            self._now = when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        with self._lock:
+            self._now += delta or timedelta(**kwargs)
+            return self._now
+
+
+def next_shanghai_midnight(now: datetime) -> datetime:
+    """The next 00:00 in Asia/Shanghai after `now`, as UTC."""
+    local = now.astimezone(SHANGHAI)
+    midnight = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), tzinfo=SHANGHAI)
+    return midnight.astimezone(UTC)
+
+
+def shanghai_day(now: datetime) -> date:
+    return now.astimezone(SHANGHAI).date()
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: they are UTC by our convention."""
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,129 @@
+"""Named business errors, each with a machine-readable code and a message in Chinese and English.
+
+Every refusal in sscard is one of these: channels turn them into HTTP 4xx, voice prompts or
+console messages; none of them ever carries a password or PIN.
+"""
+
+from __future__ import annotations
+
+# code -> (HTTP status, Chinese message, English message). Messages may use {named} params.
+MESSAGES: dict[str, tuple[int, str, str]] = {
+    # input and identifiers
+    "invalid_request": (422, "请求格式不正确", "The request is malformed"),
+    "invalid_citizen_id": (422, "公民身份号码无效：{reason}", "Invalid citizen ID: {reason}"),
+    "invalid_card_number": (422, "社会保障卡卡号无效：{reason}", "Invalid card number: {reason}"),
+    "invalid_pan": (422, "银行卡号无效：{reason}", "Invalid bank card number: {reason}"),
+    "invalid_ident_code": (422, "卡识别码无效：{reason}", "Invalid card identification code: {reason}"),
+    "invalid_amount": (422, "金额无效", "Invalid amount"),
+    "invalid_policy": (422, "政策设置无效：{setting}：{reason}", "Invalid policy setting {setting}: {reason}"),
+    # who may do what
+    "unauthenticated": (401, "请先登录或提供有效凭证", "Authentication required"),
+    "forbidden": (403, "无权办理此业务", "You are not allowed to do this"),
+    "wrong_bank": (
+        403,
+        "此卡不属于本行，请到卡面所示银行的网点办理",
+        "This card belongs to another bank: it can only be handled at an outlet of the bank on the card",
+    ),
+    "wrong_center": (403, "此业务不属于本服务网点", "This belongs to another service center"),
+    "attorney_not_valid": (
+        403,
+        "授权委托书无效、已过期或不包含此业务",
+        "The power of attorney is not valid, has expired or does not cover this operation",
+    ),
+    "identity_mismatch": (403, "所出示的身份证件与持卡人不符", "The ID presented does not match the cardholder"),
+    # lookups
+    "not_found": (404, "未找到{what}", "{what} not found"),
+    "person_not_found": (404, "未找到该参保人员", "Person not found"),
+    "card_not_found": (404, "未找到该社会保障卡", "Card not found"),
+    "account_not_found": (404, "未找到该账户", "Account not found"),
+    "already_exists": (409, "{what}已存在", "{what} already exists"),
+    # state machines
+    "illegal_transition": (
+        409,
+        "当前状态（{state}）不能办理此业务（{event}）",
+        "This cannot be done in the current state ({state}): {event}",
+    ),
+    "card_not_usable": (409, "此卡当前不可使用（{state}）", "This card cannot be used now ({state})"),
+    "card_lost": (409, "此卡已挂失", "This card has been reported lost"),
+    "card_cancelled": (409, "此卡已注销", "This card has been cancelled"),
+    "replacement_exists": (
+        409,
+        "已申请补换卡，不能解除挂失",
+        "A replacement has been applied for: the loss can no longer be cancelled",
+    ),
+    "card_pending": (409, "该人员已有在办的社会保障卡", "This person already has a card being produced or issued"),
+    # passwords
+    "wrong_password": (401, "密码错误", "Wrong password"),
+    "password_locked": (423, "密码已锁定{until}", "The password is locked{until}"),
+    "weak_password": (422, "密码过于简单：{reason}", "The password is too weak: {reason}"),
+    "password_mismatch": (422, "两次输入的新密码不一致", "The two new passwords differ"),
+    "password_change_required": (
+        403,
+        "初始密码须先修改后才能使用",
+        "The initial password must be changed before use",
+    ),
+    # idempotency
+    "idempotency_key_reused": (
+        422,
+        "此幂等键已用于另一不同请求",
+        "This idempotency key was already used for a different request",
+    ),
+    "idempotency_key_required": (400, "缺少幂等键（Idempotency-Key）", "An Idempotency-Key header is required"),
+    # money (used by the ledger)
+    "insufficient_funds": (409, "余额不足", "Insufficient funds"),
+    "account_lost": (409, "账户已挂失，不能支出", "The account is reported lost: debits are refused"),
+    "account_frozen": (409, "账户已冻结，不能支出", "The account is frozen: debits are refused"),
+    "account_closed": (409, "账户已销户", "The account is closed"),
+    "not_activated": (409, "金融功能尚未启用", "The financial function is not activated"),
+    "activation_window_expired": (
+        409,
+        "已超过金融功能启用期限，请联系银行主管办理延期",
+        "The activation window has expired: a bank supervisor may extend it once",
+    ),
+    "limit_exceeded": (409, "超过限额：{limit}", "Limit exceeded: {limit}"),
+    "pin_locked": (423, "银行密码已锁定{until}", "The bank PIN is locked{until}"),
+    "wrong_pin": (401, "密码错误", "Wrong password"),
+    "transfer_exists": (409, "交易编号已存在", "A transfer with this id already exists"),
+    "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
+    "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
+    "pending_already_resolved": (409, "预授权已完成或撤销", "The pending transfer was already posted or voided"),
+}
+
+
+class SscardError(Exception):
+    """A refusal with a code. `commit=True` means: keep what was written (a failure counter, an
+    audit record of the attempt) and still answer with this error."""
+
+    def __init__(self, code: str, *, commit: bool = False, status: int | None = None, **params: object):
+        if code not in MESSAGES:
+            raise KeyError(f"unknown error code {code!r}: add it to sscard.core.errors.MESSAGES")
+        self.code = code
+        self.params = params
+        self.commit = commit
+        self.status = status or MESSAGES[code][0]
+        super().__init__(self.message("en"))
+
+    def message(self, lang: str = "zh") -> str:
+        _, zh, en = MESSAGES[self.code]
+        template = en if lang.startswith("en") else zh
+        try:
+            return template.format(**{k: _localize(v, lang) for k, v in self.params.items()})
+        except (KeyError, IndexError):
+            return template
+
+    def to_dict(self, lang: str = "zh") -> dict:
+        return {"code": self.code, "message": self.message(lang)}
+
+
+def register_messages(extra: dict[str, tuple[int, str, str]]) -> None:
+    """Areas (ledger, medical, hotline...) add their own codes here, once at import."""
+    for code, value in extra.items():
+        if code in MESSAGES and MESSAGES[code] != value:
+            raise ValueError(f"error code {code!r} registered twice with different texts")
+        MESSAGES[code] = value
+
+
+def _localize(value: object, lang: str) -> object:
+    if isinstance(value, tuple) and len(value) == 2:  # (zh, en) pair
+        return value[1] if lang.startswith("en") else value[0]
+    return value

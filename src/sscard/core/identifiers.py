@@ -1,0 +1,234 @@
+"""The identifiers of RULES.md §2: validate what comes in, generate only valid ones, mask what goes out.
+
+Citizen ID checks use python-stdnum (`stdnum.cn.ric`: length, GB 11643 check char, birth date and
+area code); PAN checks use `stdnum.luhn`. The social security card number and card identification
+code are not in any library, so their rules are written here, from the national card specification.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass
+from datetime import date
+
+from stdnum import luhn
+from stdnum.cn import ric
+from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength, ValidationError
+
+from .errors import SscardError
+
+# ---------------------------------------------------------------- citizen ID (公民身份号码, GB 11643)
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def citizen_id_check_char(first17: str) -> str:
+    """GB 11643 check char over the first 17 digits."""
+    if len(first17) != 17 or not first17.isdigit():
+        raise ValueError("need 17 digits")
+    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+
+
+_REASONS = {
+    InvalidLength: ("长度应为18位", "it must be 18 characters long"),
+    InvalidFormat: ("前17位应为数字", "the first 17 characters must be digits"),
+    InvalidChecksum: ("校验码不正确", "the check character is wrong"),
+    InvalidComponent: ("出生日期或地区码不正确", "the birth date or area code is wrong"),
+}
+
+
+def area_known(area_code: str) -> bool:
+    """Is this a division code that has ever existed (python-stdnum's table of GB/T 2260 codes)?
+
+    stdnum's own `ric.validate` also demands the code existed in the birth year, which refuses real
+    IDs: a person born in 1980 in a district created in 1983 got that district's code later."""
+    from stdnum import numdb
+
+    results = numdb.get("cn/loc").info(area_code)
+    return any("county" in props for _part, props in results)
+
+
+def validate_citizen_id(value: str) -> str:
+    """Return the normalised ID (upper-case X) or raise `invalid_citizen_id` saying what is wrong."""
+    number = (value or "").strip().upper()
+    try:
+        if len(number) != 18:
+            raise InvalidLength()
+        if not number[:17].isdigit():
+            raise InvalidFormat()
+        if citizen_id_check_char(number[:17]) != number[17]:
+            raise InvalidChecksum()
+        ric.get_birth_date(number)  # a real calendar date, not in the future of the format
+        if not area_known(number[:6]):
+            raise InvalidComponent()
+    except ValidationError as exc:
+        reason = next((r for cls, r in _REASONS.items() if isinstance(exc, cls)), ("格式不正确", "bad format"))
+        raise SscardError("invalid_citizen_id", reason=reason) from None
+    return number
+
+
+def is_valid_citizen_id(value: str) -> bool:
+    try:
+        validate_citizen_id(value)
+    except SscardError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class CitizenIdFacts:
+    area_code: str
+    birth_date: date
+    sex: str  # "M" or "F"
+
+
+def citizen_id_facts(number: str) -> CitizenIdFacts:
+    number = validate_citizen_id(number)
+    return CitizenIdFacts(
+        area_code=number[:6],
+        birth_date=ric.get_birth_date(number),
+        sex="M" if int(number[16]) % 2 else "F",
+    )
+
+
+def make_citizen_id(area_code: str, birth: date, sequence: int) -> str:
+    """Build a valid ID; `sequence` 0-999, odd for men and even for women (GB 11643)."""
+    if not (0 <= sequence <= 999):
+        raise ValueError("sequence must be 0-999")
+    first17 = f"{area_code}{birth:%Y%m%d}{sequence:03d}"
+    return first17 + citizen_id_check_char(first17)
+
+
+# ---------------------------------------------------------------- card number (社会保障卡卡号)
+
+_CARD_ALPHABET = string.digits + string.ascii_uppercase
+_CARD_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+_CARD_RE = re.compile(r"^[0-9A-Z]{8}[0-9X]$")
+
+
+def card_number_check_char(first8: str) -> str:
+    """c = 11 - (sum mod 11) over values 0-9, A=10 ... Z=35 with weights 3 7 9 10 5 8 4 2; 10 -> X, 11 -> 0."""
+    if len(first8) != 8 or any(ch not in _CARD_ALPHABET for ch in first8):
+        raise ValueError("need 8 characters of 0-9A-Z")
+    total = sum(_CARD_ALPHABET.index(ch) * w for ch, w in zip(first8, _CARD_WEIGHTS, strict=True))
+    c = 11 - total % 11
+    return "X" if c == 10 else "0" if c == 11 else str(c)
+
+
+def validate_card_number(value: str) -> str:
+    number = (value or "").strip().upper()
+    if len(number) != 9:
+        raise SscardError("invalid_card_number", reason=("长度应为9位", "it must be 9 characters long"))
+    if not _CARD_RE.match(number):
+        raise SscardError("invalid_card_number", reason=("含有不允许的字符", "it contains characters not allowed"))
+    if card_number_check_char(number[:8]) != number[8]:
+        raise SscardError("invalid_card_number", reason=("校验码不正确", "the check character is wrong"))
+    return number
+
+
+def is_valid_card_number(value: str) -> bool:
+    try:
+        validate_card_number(value)
+    except SscardError:
+        return False
+    return True
+
+
+def make_card_number(rng: random.Random) -> str:
+    """A letter then seven digits, as cities print them, then the check char."""
+    body = rng.choice(string.ascii_uppercase) + "".join(rng.choices(string.digits, k=7))
+    return body + card_number_check_char(body)
+
+
+# ---------------------------------------------------------------- card identification code (卡识别码)
+
+IDENT_MIDDLE = "D156000005"
+_IDENT_RE = re.compile(r"^\d{6}D156000005[0-9A-F]{16}$")
+
+
+def validate_ident_code(value: str) -> str:
+    code = (value or "").strip().upper()
+    if len(code) != 32:
+        raise SscardError("invalid_ident_code", reason=("长度应为32位", "it must be 32 characters long"))
+    if not _IDENT_RE.match(code):
+        raise SscardError("invalid_ident_code", reason=("格式不正确", "bad format"))
+    return code
+
+
+def make_ident_code(area_code: str, rng: random.Random) -> str:
+    if len(area_code) != 6 or not area_code.isdigit():
+        raise ValueError("area code must be 6 digits")
+    return f"{area_code}{IDENT_MIDDLE}{rng.getrandbits(64):016X}"
+
+
+# ---------------------------------------------------------------- bank card number (PAN)
+
+
+def validate_pan(value: str, bin_: str | None = None) -> str:
+    pan = (value or "").replace(" ", "").strip()
+    if len(pan) != 19 or not pan.isdigit():
+        raise SscardError("invalid_pan", reason=("应为19位数字", "it must be 19 digits"))
+    if not luhn.is_valid(pan):
+        raise SscardError("invalid_pan", reason=("校验位不正确", "the Luhn check digit is wrong"))
+    if bin_ is not None and not pan.startswith(bin_):
+        raise SscardError("invalid_pan", reason=("不是本行卡号", "it is not this bank's BIN"))
+    return pan
+
+
+def is_valid_pan(value: str) -> bool:
+    try:
+        validate_pan(value)
+    except SscardError:
+        return False
+    return True
+
+
+def make_pan(bin_: str, rng: random.Random) -> str:
+    if len(bin_) != 6 or not bin_.isdigit():
+        raise ValueError("a UnionPay BIN is 6 digits")
+    body = bin_ + "".join(rng.choices(string.digits, k=12))
+    return body + luhn.calc_check_digit(body)
+
+
+# ---------------------------------------------------------------- masking (pages, logs, receipts, lists)
+
+
+def mask_citizen_id(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
+
+
+def mask_pan(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
+
+
+def mask_card_number(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[:2] + "*" * (len(value) - 4) + value[-2:] if len(value) > 4 else "*" * len(value)
+
+
+def mask_name(value: str | None) -> str:
+    if not value:
+        return ""
+    return value[0] + "*" * max(1, len(value) - 1)
+
+
+_MASKERS = (
+    (re.compile(r"\b\d{17}[\dXx]\b"), mask_citizen_id),
+    (re.compile(r"\b\d{19}\b"), mask_pan),
+    (re.compile(r"\b[A-Z][0-9A-Z]{7}[0-9X]\b"), lambda v: mask_card_number(v) if is_valid_card_number(v) else v),
+)
+
+
+def mask_text(text: str) -> str:
+    """Mask every citizen ID, PAN and card number found in free text (log lines, audit details)."""
+    for pattern, mask in _MASKERS:
+        text = pattern.sub(lambda m, mask=mask: mask(m.group(0)), text)
+    return text

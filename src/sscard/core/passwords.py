@@ -1,0 +1,203 @@
+"""The three passwords of RULES.md §4 and their lockouts.
+
+- SS application password: 6 digits, initial 123456 on every new card, locked after 3 wrong in a row
+  until a window resets it.
+- Information query password: 6-20 characters, initial = last 6 of the first card number (or of the SS
+  number), the person's own across cards; 5 wrong lock it for 30 minutes.
+- Bank PIN: 6 digits set by the cardholder at activation; 3 wrong lock it until next midnight
+  (Shanghai) or until reset.
+
+6-digit secrets are kept as an HMAC under a server key (a 6-digit space is too small for a slow hash
+to protect, the key is what protects it); typed passwords as argon2id. Neither is ever kept in clear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .clock import SHANGHAI, as_utc, next_shanghai_midnight
+from .errors import SscardError
+from .policy import Policy
+
+INITIAL_SS_PASSWORD = "123456"
+
+# ---------------------------------------------------------------- rules on new passwords
+
+
+def weak_pin_reason(pin: str, citizen_id: str | None = None, birth: date | None = None) -> tuple[str, str] | None:
+    """Why a 6-digit password is refused, as (zh, en), or None when it is acceptable."""
+    if len(pin) != 6 or not pin.isdigit():
+        return ("须为6位数字", "it must be 6 digits")
+    if len(set(pin)) == 1:
+        return ("不能是相同数字", "all digits are the same")
+    steps = {int(b) - int(a) for a, b in zip(pin, pin[1:], strict=False)}
+    if steps in ({1}, {-1}):
+        return ("不能是连续数字", "the digits run up or down")
+    if birth is not None:
+        yymmdd, mmdd = f"{birth:%y%m%d}", f"{birth:%m%d}"
+        if pin == yymmdd or pin.startswith(mmdd) or pin == f"{birth:%d%m%y}" or pin == f"{birth:%m%d%y}":
+            return ("不能使用出生日期", "it is the birth date")
+    if citizen_id:
+        digits = "".join(ch for ch in citizen_id if ch.isdigit())
+        if pin in digits:
+            return ("不能使用身份证号码中的连续数字", "it is six digits of the citizen ID")
+    return None
+
+
+def check_new_pin(pin: str, citizen_id: str | None = None, birth: date | None = None) -> str:
+    reason = weak_pin_reason(pin, citizen_id, birth)
+    if reason:
+        raise SscardError("weak_password", reason=reason)
+    return pin
+
+
+def check_new_query_password(password: str, citizen_id: str | None = None, initial: str | None = None) -> str:
+    if not (6 <= len(password) <= 20) or not password.isprintable() or password.strip() != password:
+        raise SscardError("weak_password", reason=("须为6-20位字符", "it must be 6 to 20 characters"))
+    if len(set(password)) == 1:
+        raise SscardError("weak_password", reason=("不能是相同字符", "all characters are the same"))
+    if initial is not None and password == initial:
+        raise SscardError("weak_password", reason=("不能与初始密码相同", "it is the initial password"))
+    if citizen_id and password.upper() in citizen_id.upper():
+        raise SscardError("weak_password", reason=("不能使用身份证号码的一部分", "it is part of the citizen ID"))
+    if password.isdigit() and weak_pin_reason(password[:6], citizen_id) and len(password) == 6:
+        raise SscardError("weak_password", reason=weak_pin_reason(password, citizen_id))
+    return password
+
+
+def check_repeat(new: str, new_again: str) -> None:
+    if not hmac.compare_digest(new.encode(), new_again.encode()):
+        raise SscardError("password_mismatch")
+
+
+def initial_query_password(policy: Policy, first_card_number: str | None, citizen_id: str) -> str:
+    if policy.query_password.initial_source == "ss_number" or not first_card_number:
+        return citizen_id[-6:]
+    return first_card_number[-6:]
+
+
+# ---------------------------------------------------------------- keeping secrets
+
+
+class Secrets:
+    """HMAC for 6-digit secrets, argon2id for typed passwords. `key` comes from the server's config."""
+
+    def __init__(self, key: bytes, argon2: PasswordHasher | None = None):
+        if len(key) < 16:
+            raise ValueError("the server key must be at least 16 bytes")
+        self._key = key
+        self._argon2 = argon2 or PasswordHasher()
+
+    def pin_digest(self, purpose: str, subject: str, pin: str) -> str:
+        """Bound to purpose and subject, so one card's digest is useless for another card or password."""
+        msg = f"{purpose}\x00{subject}\x00{pin}".encode()
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def pin_matches(self, digest: str | None, purpose: str, subject: str, pin: str) -> bool:
+        if not digest:
+            return False
+        return hmac.compare_digest(digest, self.pin_digest(purpose, subject, pin))
+
+    def hash_password(self, password: str) -> str:
+        return self._argon2.hash(password)
+
+    def password_matches(self, hashed: str | None, password: str) -> bool:
+        if not hashed:
+            return False
+        try:
+            return self._argon2.verify(hashed, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def token_digest(self, token: str) -> str:
+        """API tokens are random and long: a keyed SHA-256 is enough and lets us look them up."""
+        return hmac.new(self._key, b"token\x00" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+# ---------------------------------------------------------------- lockout
+
+
+@dataclass(frozen=True)
+class Lockout:
+    """Wrong attempts in a row and how long the lock lasts (None + locked=False: not locked)."""
+
+    failures: int = 0
+    locked_until: datetime | None = None  # a lock that ends by itself
+    locked: bool = False  # a lock only a reset ends
+
+    def is_locked(self, now: datetime) -> bool:
+        if self.locked:
+            return True
+        return self.locked_until is not None and as_utc(now) < as_utc(self.locked_until)
+
+    def until_text(self) -> tuple[str, str]:
+        if self.locked:
+            return ("，请持身份证件办理重置", ": a reset in person is needed")
+        if self.locked_until:
+            local = as_utc(self.locked_until).astimezone(SHANGHAI)
+            return (f"至{local:%Y-%m-%d %H:%M}", f" until {local:%Y-%m-%d %H:%M} (Beijing time)")
+        return ("", "")
+
+
+KINDS = ("ss_password", "query_password", "bank_pin")
+
+
+def _limits(kind: str, policy: Policy) -> int:
+    return {
+        "ss_password": policy.ss_password.max_failures,
+        "query_password": policy.query_password.max_failures,
+        "bank_pin": policy.bank_pin.max_failures,
+    }[kind]
+
+
+def after_failure(lock: Lockout, kind: str, policy: Policy, now: datetime) -> Lockout:
+    """One more wrong attempt; at the limit the lock starts. A lock that ran out starts a fresh count."""
+    if lock.locked_until is not None and not lock.is_locked(now):
+        lock = Lockout()
+    failures = lock.failures + 1
+    if failures < _limits(kind, policy):
+        return replace(lock, failures=failures)
+    if kind == "query_password":
+        return Lockout(failures, as_utc(now) + timedelta(minutes=policy.query_password.lock_minutes), False)
+    if kind == "bank_pin" and policy.bank_pin.lock == "next_day":
+        return Lockout(failures, next_shanghai_midnight(as_utc(now)), False)
+    return Lockout(failures, None, True)
+
+
+def after_success(lock: Lockout) -> Lockout:
+    return Lockout()
+
+
+def after_reset(lock: Lockout) -> Lockout:
+    return Lockout()
+
+
+def check_not_locked(lock: Lockout, now: datetime, code: str = "password_locked") -> None:
+    if lock.is_locked(now):
+        raise SscardError(code, until=lock.until_text())
+
+
+def verify_with_lockout(
+    lock: Lockout, kind: str, policy: Policy, now: datetime, matches: bool, *, locked_code: str, wrong_code: str
+) -> tuple[Lockout, SscardError | None]:
+    """The shared shape of every password check: refuse while locked, count a miss, clear on a hit.
+
+    Returns the new lock state and the error to raise (after the state is saved), if any."""
+    if lock.is_locked(now):
+        return lock, SscardError(locked_code, until=lock.until_text(), commit=True)
+    if matches:
+        return after_success(lock), None
+    new = after_failure(lock, kind, policy, now)
+    if new.is_locked(now):
+        return new, SscardError(locked_code, until=new.until_text(), commit=True)
+    return new, SscardError(wrong_code, commit=True)

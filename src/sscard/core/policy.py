@@ -1,0 +1,157 @@
+"""City policies (RULES.md): named settings with the documented defaults.
+
+Read from `sscard.toml` (path in SSCARD_CONFIG, default ./sscard.toml) and from SSCARD_* environment
+variables with `__` between group and name, e.g. SSCARD_ACTIVATION__WINDOW_DAYS=90. Environment wins
+over the file. A bad value stops start-up with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProductionPolicy(_Group):
+    working_days: int = Field(15, ge=0, le=120, description="card production time; 0 at instant-issue outlets")
+
+
+class CardPolicy(_Group):
+    validity_years: int = Field(10, ge=1, le=30, description="years between issue and expiry")
+    uncollected_seal_days: int = Field(365, ge=1, description="an uncollected card is sealed after this")
+    spec_version: str = Field("3.00", description="card specification version printed on the card")
+
+
+class ActivationPolicy(_Group):
+    window_days: int = Field(60, ge=1, le=3650, description="days after collection to activate the bank side")
+    max_extension_days: int = Field(60, ge=0, le=3650, description="a bank supervisor's one extension")
+
+
+class QueryPasswordPolicy(_Group):
+    initial_source: Literal["card_number", "ss_number"] = Field(
+        "card_number", description="initial query password: last 6 of the first card number, or of the SS number"
+    )
+    max_failures: int = Field(5, ge=1, le=20)
+    lock_minutes: int = Field(30, ge=1, le=7 * 24 * 60)
+
+
+class SsPasswordPolicy(_Group):
+    max_failures: int = Field(3, ge=1, le=20, description="wrong SS application passwords in a row before lock")
+    require_change_before_use: bool = Field(False, description="refuse medical use while the password is 123456")
+
+
+class BankPinPolicy(_Group):
+    max_failures: int = Field(3, ge=1, le=20)
+    lock: Literal["next_day", "until_reset"] = Field("next_day", description="lock lasts until next midnight or reset")
+
+
+class SsLossPolicy(_Group):
+    temporary_days: int = Field(7, ge=1, le=365, description="a temporary (phone/portal) loss lapses after this")
+
+
+class BankLossPolicy(_Group):
+    oral_days: int = Field(5, ge=1, le=365, description="an oral (hotline) bank loss lapses after this")
+
+
+class LossPolicy(_Group):
+    linked: bool = Field(False, description="a loss on one side also records one on the other")
+
+
+class RenewalPolicy(_Group):
+    window_days: int = Field(60, ge=0, le=3650, description="renewal may be applied for this long before expiry")
+
+
+class FeePolicy(_Group):
+    replacement_fen: int = Field(2000, ge=0, le=100_000, description="production fee for lost/damaged/bank_change")
+
+
+class BankPolicy(_Group):
+    keep_pan_on_replacement: bool = Field(False, description="a replacement card keeps the old PAN")
+
+
+class LimitsPolicy(_Group):
+    atm_withdrawal_per_txn_fen: int = Field(250_000, ge=100)
+    atm_withdrawal_per_day_fen: int = Field(2_000_000, ge=100)
+    transfer_per_day_fen: int = Field(5_000_000, ge=100)
+    payment_per_day_fen: int = Field(5_000_000, ge=100)
+
+
+class Policy(BaseSettings):
+    """Every city setting, with RULES.md defaults. Frozen: a running system's policy does not drift."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SSCARD_", env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    production: ProductionPolicy = ProductionPolicy()
+    card: CardPolicy = CardPolicy()
+    activation: ActivationPolicy = ActivationPolicy()
+    query_password: QueryPasswordPolicy = QueryPasswordPolicy()
+    ss_password: SsPasswordPolicy = SsPasswordPolicy()
+    bank_pin: BankPinPolicy = BankPinPolicy()
+    ss_loss: SsLossPolicy = SsLossPolicy()
+    bank_loss: BankLossPolicy = BankLossPolicy()
+    loss: LossPolicy = LossPolicy()
+    renewal: RenewalPolicy = RenewalPolicy()
+    fee: FeePolicy = FeePolicy()
+    bank: BankPolicy = BankPolicy()
+    limits: LimitsPolicy = LimitsPolicy()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("SSCARD_CONFIG", "sscard.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    def flat(self) -> dict[str, Any]:
+        """`group.name -> value`, as `sscard policy show` prints it."""
+        out: dict[str, Any] = {}
+        for group_name in type(self).model_fields:
+            group = getattr(self, group_name)
+            for name in type(group).model_fields:
+                out[f"{group_name}.{name}"] = getattr(group, name)
+        return out
+
+    def describe(self) -> list[tuple[str, Any, Any, str]]:
+        """(setting, value, default, description) rows."""
+        rows = []
+        for group_name, field in type(self).model_fields.items():
+            group_cls = field.annotation
+            group = getattr(self, group_name)
+            for name, f in group_cls.model_fields.items():
+                rows.append((f"{group_name}.{name}", getattr(group, name), f.default, f.description or ""))
+        return rows
+
+
+class PolicyError(ValueError):
+    """Start-up stops with this: the message names each bad setting."""
+
+
+def load_policy(**overrides: Any) -> Policy:
+    """Load and validate; `overrides` are groups as dicts, e.g. load_policy(bank_pin={"lock": "until_reset"})."""
+    try:
+        return Policy(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            setting = ".".join(str(p) for p in err["loc"])
+            problems.append(f"{setting}: {err['msg']}")
+        raise PolicyError("invalid policy setting(s): " + "; ".join(problems)) from None

@@ -1,0 +1,61 @@
+"""Who acts (RULES.md §1) and through which channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    CARDHOLDER = "cardholder"
+    CLERK = "clerk"  # service-center clerk
+    CENTER_SUPERVISOR = "center_supervisor"
+    TELLER = "teller"  # bank teller
+    BANK_SUPERVISOR = "bank_supervisor"
+    TERMINAL = "terminal"
+    OPERATOR = "operator"
+    SYSTEM = "system"  # sweeps, batch jobs, the pension payer
+
+
+class Channel(StrEnum):
+    WINDOW = "window"
+    BANK_OUTLET = "bank_outlet"
+    PORTAL = "portal"
+    HOTLINE_12333 = "hotline_12333"
+    HOTLINE_BANK = "hotline_bank"
+    TERMINAL = "terminal"
+    API = "api"
+    CLI = "cli"
+    SYSTEM = "system"
+
+
+CENTER_STAFF = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR})
+BANK_STAFF = frozenset({Role.TELLER, Role.BANK_SUPERVISOR})
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The one doing an operation. Staff carry their center or bank/outlet; a cardholder their person id."""
+
+    kind: str  # staff | cardholder | terminal | operator | system
+    id: str
+    role: Role
+    name: str = ""
+    channel: Channel = Channel.API
+    center_id: int | None = None
+    bank_id: int | None = None
+    outlet_id: int | None = None
+    person_id: int | None = None
+    terminal_kind: str | None = None
+    place: str = ""  # outlet, center or terminal code
+
+    def via(self, channel: Channel) -> Actor:
+        return replace(self, channel=channel)
+
+
+SYSTEM_ACTOR = Actor(kind="system", id="system", role=Role.SYSTEM, name="sscard", channel=Channel.SYSTEM)
+CLI_OPERATOR = Actor(kind="operator", id="cli", role=Role.OPERATOR, name="operator (CLI)", channel=Channel.CLI)
+
+ALL_ROLES_BUT_TERMINAL = frozenset(
+    {Role.CARDHOLDER, Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR, Role.SYSTEM}
+)

@@ -1,0 +1,124 @@
+"""Engines, transactions and the one retry helper for serialization failures and deadlocks.
+
+PostgreSQL runs SERIALIZABLE (as CockroachDB and YugabyteDB do by default), so any transaction may be
+asked to retry; SQLite takes its write lock at BEGIN (BEGIN IMMEDIATE), so writers queue instead of
+deadlocking. Every service transaction goes through `Database.run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+log = logging.getLogger("sscard.db")
+T = TypeVar("T")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+def default_url() -> str:
+    return "sqlite:///var/sscard.db"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(
+        url, isolation_level="SERIALIZABLE", pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, StaleDataError):
+        return True  # optimistic version check lost a race
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+        if sqlstate in RETRY_SQLSTATES:
+            return True
+        if isinstance(exc, OperationalError) and "database is locked" in str(orig):
+            return True
+    return False
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 12):
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.max_attempts = max_attempts
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed when the block ends, rolled back on error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work` in a transaction, retrying it whole on serialization failure or deadlock."""
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with self.session() as s:
+                    return work(s)
+            except Exception as exc:
+                if not is_retryable(exc) or attempt == self.max_attempts:
+                    raise
+                delay = min(0.2, 0.002 * 2**attempt) * (0.5 + random.random())
+                log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def migrate(self) -> None:
+        """Build or upgrade the schema: the only way tables come to exist."""
+        if self.url.startswith("sqlite:///"):
+            Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        cfg = alembic_config(self.url)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "heads")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

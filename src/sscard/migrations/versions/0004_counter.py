@@ -1,0 +1,23 @@
+"""counter area tables (placeholder until that area adds them; keep the revision ids: the chain is fixed)
+
+Revision ID: 0004_counter
+Revises: 0003_medical
+"""
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+import sscard.models.base  # noqa: F401
+
+revision = "0004_counter"
+down_revision = "0003_medical"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,219 @@
+"""People, cards, the bank account behind each card, staff, terminals, audit and idempotency."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+
+class Bank(Base):
+    __tablename__ = "banks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64), default="")
+    bin: Mapped[str] = mapped_column(String(6), unique=True)
+    hotline: Mapped[str] = mapped_column(String(16))
+
+
+class Outlet(Base):
+    """A bank outlet (网点): tellers work at one; its cash drawer is a ledger account."""
+
+    __tablename__ = "outlets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id"))
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(128), default="")
+
+
+class ServiceCenter(Base):
+    """A social security card service center or hall (window)."""
+
+    __tablename__ = "service_centers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    area_code: Mapped[str] = mapped_column(String(6))
+    address: Mapped[str] = mapped_column(String(128), default="")
+    instant_issue: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str] = mapped_column(String(24))
+    password_hash: Mapped[str] = mapped_column(String(128))
+    center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)
+    bank_id: Mapped[int | None] = mapped_column(ForeignKey("banks.id"), nullable=True)
+    outlet_id: Mapped[int | None] = mapped_column(ForeignKey("outlets.id"), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class Terminal(Base):
+    """ATM, POS, hospital/pharmacy terminal or self-service kiosk, with its own credentials."""
+
+    __tablename__ = "terminals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # atm | pos | hospital | pharmacy | kiosk
+    name: Mapped[str] = mapped_column(String(64))
+    bank_id: Mapped[int | None] = mapped_column(ForeignKey("banks.id"), nullable=True)
+    outlet_id: Mapped[int | None] = mapped_column(ForeignKey("outlets.id"), nullable=True)
+    center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)
+    merchant_name: Mapped[str] = mapped_column(String(64), default="")
+    institution_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # medical institution (issue 5)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ApiToken(Base):
+    """A bearer token for a staff API client or a terminal; only its keyed digest is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(64), default="")
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    terminal_id: Mapped[int | None] = mapped_column(ForeignKey("terminals.id"), nullable=True)
+    created_at: Mapped[datetime]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Person(Base):
+    """An insured person. The social security number is the citizen ID and never changes.
+
+    The query password belongs to the person, not the card. While it is the initial one no hash is
+    kept: the initial value is derived by the policy from the first card number or the SS number."""
+
+    __tablename__ = "persons"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(32))
+    sex: Mapped[str] = mapped_column(String(1))
+    birth_date: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    address: Mapped[str] = mapped_column(String(128), default="")
+    area_code: Mapped[str] = mapped_column(String(6))
+    first_card_number: Mapped[str | None] = mapped_column(String(9), nullable=True)
+    query_pw_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    query_pw_initial: Mapped[bool] = mapped_column(Boolean, default=True)
+    query_pw_failures: Mapped[int] = mapped_column(Integer, default=0)
+    query_pw_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime]
+
+
+class Card(Base):
+    """One physical card: the social security side's state and the SS application password."""
+
+    __tablename__ = "cards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    card_number: Mapped[str] = mapped_column(String(9), unique=True)
+    ident_code: Mapped[str] = mapped_column(String(32), unique=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id"))
+    ss_status: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(String(16), default="first")  # first|lost|damaged|expiring|...
+    replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
+    spec_version: Mapped[str] = mapped_column(String(8), default="3.00")
+    apply_center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)
+    ready_center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("production_batches.id"), nullable=True)
+    applied_at: Mapped[datetime]
+    ready_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    collected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    issue_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    expiry_date: Mapped[date | None] = mapped_column(Date, nullable=True)
+    status_changed_at: Mapped[datetime]
+    loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    ss_pw_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: initial 123456
+    ss_pw_failures: Mapped[int] = mapped_column(Integer, default=0)
+    ss_pw_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class BankAccount(Base):
+    """The financial side behind a card: its state, activation window and bank PIN.
+
+    Money lives in the ledger (issue 4); `ledger_account_id` links to it."""
+
+    __tablename__ = "bank_accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id"))
+    pan: Mapped[str] = mapped_column(String(19), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    activation_deadline: Mapped[date | None] = mapped_column(Date, nullable=True)
+    window_extended: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    activated_outlet_id: Mapped[int | None] = mapped_column(ForeignKey("outlets.id"), nullable=True)
+    pin_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pin_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    pin_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    status_changed_at: Mapped[datetime]
+    ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class ProductionBatch(Base):
+    __tablename__ = "production_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(24), unique=True)
+    center_id: Mapped[int] = mapped_column(ForeignKey("service_centers.id"))
+    status: Mapped[str] = mapped_column(String(16))  # in_production | ready
+    card_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    due_date: Mapped[date] = mapped_column(Date)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class AuditRecord(Base):
+    """Written in the same transaction as the change it records; never updated."""
+
+    __tablename__ = "audit_records"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[str] = mapped_column(String(32))
+    actor_role: Mapped[str] = mapped_column(String(24))
+    on_behalf_of: Mapped[int | None] = mapped_column(Integer, nullable=True)  # person id, for agents
+    attorney_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    channel: Mapped[str] = mapped_column(String(24), index=True)
+    place: Mapped[str] = mapped_column(String(32), default="")  # outlet / center / terminal code
+    operation: Mapped[str] = mapped_column(String(48), index=True)
+    object_type: Mapped[str] = mapped_column(String(24), default="")
+    object_id: Mapped[str] = mapped_column(String(40), default="", index=True)
+    person_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    before: Mapped[str] = mapped_column(String(32), default="")
+    after: Mapped[str] = mapped_column(String(32), default="")
+    result: Mapped[str] = mapped_column(String(40), default="ok")
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a keyed request; a retry gets it back, a different body is refused."""
+
+    __tablename__ = "idempotency_records"
+    scope: Mapped[str] = mapped_column(String(48), primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer, default=200)
+    response: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+Index("ix_cards_person_status", Card.person_id, Card.ss_status)

@@ -1,0 +1,50 @@
+"""The application: database, clock, policy and secrets, handed to every service call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+
+from ..config import Settings
+from ..core.clock import Clock
+from ..core.passwords import Secrets
+from ..core.policy import Policy, load_policy
+from ..db import Database
+
+
+@dataclass
+class App:
+    db: Database
+    clock: Clock
+    policy: Policy
+    secrets: Secrets
+    settings: Settings
+    extras: dict = field(default_factory=dict)  # per-area singletons (the ledger's batcher, ...)
+
+    def close(self) -> None:
+        for extra in self.extras.values():
+            close = getattr(extra, "close", None)
+            if close:
+                close()
+        self.db.dispose()
+
+
+FAST_ARGON2 = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+def build_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+    pool_size: int = 10,
+) -> App:
+    settings = settings or Settings.from_env()
+    return App(
+        db=Database(settings.database_url, pool_size=pool_size),
+        clock=clock or Clock(),
+        policy=policy or load_policy(),
+        secrets=Secrets(settings.secret_key, FAST_ARGON2 if settings.fast_hashing else None),
+        settings=settings,
+    )

@@ -1,0 +1,114 @@
+"""Registering an insured person and applying for their first card."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+
+from sqlalchemy import select
+
+from ..core.errors import SscardError
+from ..core.identifiers import citizen_id_facts, make_card_number, make_ident_code, make_pan, mask_citizen_id
+from ..core.roles import CENTER_STAFF, Role
+from ..core.states import BankStatus, SsStatus
+from ..models.foundation import Bank, BankAccount, Card, Person
+from . import access, lookup
+from .operation import Op, operation
+
+_rng = pysecrets.SystemRandom()
+
+
+def person_view(person: Person, *, masked: bool = True) -> dict:
+    return {
+        "id": person.id,
+        "citizen_id": mask_citizen_id(person.citizen_id) if masked else person.citizen_id,
+        "name": person.name,
+        "sex": person.sex,
+        "birth_date": person.birth_date,
+        "area_code": person.area_code,
+    }
+
+
+@operation("person.register", roles=CENTER_STAFF | {Role.OPERATOR})
+def register_person(op: Op, citizen_id: str, name: str, phone: str = "", address: str = "") -> dict:
+    """Birth date, sex and area come from the citizen ID itself, so they can never disagree with it."""
+    facts = citizen_id_facts(citizen_id)
+    number = citizen_id.strip().upper()
+    name = name.strip()
+    if not (1 <= len(name) <= 32):
+        raise SscardError("invalid_request")
+    if op.session.scalar(select(Person.id).where(Person.citizen_id == number)) is not None:
+        raise SscardError("already_exists", what=("该参保人员", "This person"))
+    person = Person(
+        citizen_id=number,
+        name=name,
+        sex=facts.sex,
+        birth_date=facts.birth_date,
+        area_code=facts.area_code,
+        phone=phone,
+        address=address,
+        created_at=op.now,
+    )
+    op.session.add(person)
+    op.session.flush()
+    op.audit("person", person.id, after="registered", person_id=person.id)
+    return person_view(person)
+
+
+def new_card_numbers(op: Op, area_code: str, bank: Bank, pan: str | None = None) -> tuple[str, str, str]:
+    """A fresh card number, identification code and PAN, none of them used before."""
+    for _ in range(20):
+        number = make_card_number(_rng)
+        code = make_ident_code(area_code, _rng)
+        new_pan = pan or make_pan(bank.bin, _rng)
+        taken = op.session.scalar(
+            select(Card.id).where((Card.card_number == number) | (Card.ident_code == code)).limit(1)
+        ) or (pan is None and op.session.scalar(select(BankAccount.id).where(BankAccount.pan == new_pan)))
+        if not taken:
+            return number, code, new_pan
+    raise RuntimeError("could not find a free card number")
+
+
+def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str, replaces: Card | None = None,
+                pan: str | None = None) -> tuple[Card, BankAccount]:
+    """A card in `applied` with its not-yet-activated bank account (used by first issue and replacement)."""
+    number, code, new_pan = new_card_numbers(op, person.area_code, bank, pan)
+    card = Card(
+        person_id=person.id,
+        card_number=number,
+        ident_code=code,
+        bank_id=bank.id,
+        ss_status=SsStatus.APPLIED,
+        reason=reason,
+        replaces_card_id=replaces.id if replaces else None,
+        spec_version=op.policy.card.spec_version,
+        apply_center_id=center_id,
+        applied_at=op.now,
+        status_changed_at=op.now,
+    )
+    op.session.add(card)
+    op.session.flush()
+    account = BankAccount(
+        card_id=card.id,
+        person_id=person.id,
+        bank_id=bank.id,
+        pan=new_pan,
+        status=BankStatus.NOT_ACTIVATED,
+        status_changed_at=op.now,
+    )
+    op.session.add(account)
+    op.session.flush()
+    return card, account
+
+
+@operation("card.apply_first", roles=CENTER_STAFF | {Role.OPERATOR})
+def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -> dict:
+    """First issue is free; a person with a card in any state but cancelled cannot apply again."""
+    person = lookup.person_by_id(op.session, person_id, lock=True)
+    center = lookup.center_by_code(op.session, center_code)
+    access.require_center(op.actor, center.id)
+    bank = lookup.bank_by_code(op.session, bank_code)
+    if lookup.current_card(op.session, person.id) is not None:
+        raise SscardError("card_pending")
+    card, account = create_card(op, person, bank, center.id, "first")
+    op.audit("card", card.card_number, after=card.ss_status, person_id=person.id, bank=bank.code)
+    return {"card_number": card.card_number, "ss_status": card.ss_status, "bank": bank.code, "pan_last4": account.pan[-4:]}

@@ -1,0 +1,265 @@
+"""The frame every business operation runs in.
+
+`@operation(name, roles=...)` turns `fn(op, ...)` into `fn(app, actor, ..., idempotency_key=None)` that:
+1. checks the actor's role (services.access),
+2. runs fn in one transaction, retried whole on serialization failure,
+3. answers a retried idempotency key with the first answer (a different body: idempotency_key_reused),
+4. writes exactly one audit record in the same transaction, and a refusal record for refusals,
+5. for errors raised with commit=True (a wrong password's counter), commits and then raises.
+
+Results are JSON-ready dicts, the same whether fresh or replayed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..core.errors import SscardError
+from ..core.identifiers import mask_text
+from ..core.roles import Actor, Role
+from ..models.foundation import AuditRecord, IdempotencyRecord
+from . import access
+from .app import App
+
+log = logging.getLogger("sscard.operation")
+
+# Refusals not worth an audit record of their own: malformed input and lookups of nothing.
+_UNAUDITED_STATUSES = {400, 404, 422}
+
+
+def jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=_default, ensure_ascii=False))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON-ready: {type(value).__name__}")
+
+
+@dataclass
+class Op:
+    """What a service function sees: the session, the clock's now, the policy, who acts, and the audit."""
+
+    app: App
+    session: Session
+    actor: Actor
+    name: str
+    idempotency_key: str | None
+    now: datetime = field(init=False)
+    _audit: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.now = self.app.clock.now()
+
+    @property
+    def policy(self):
+        return self.app.policy
+
+    @property
+    def secrets(self):
+        return self.app.secrets
+
+    def audit(
+        self,
+        object_type: str = "",
+        object_id: object = "",
+        *,
+        before: str = "",
+        after: str = "",
+        person_id: int | None = None,
+        on_behalf_of: int | None = None,
+        attorney_id: int | None = None,
+        **detail: Any,
+    ) -> None:
+        """Say what this operation changed; written as the operation's one audit record."""
+        self._audit.update(
+            object_type=object_type,
+            object_id=str(object_id),
+            before=str(before or ""),
+            after=str(after or ""),
+        )
+        if person_id is not None:
+            self._audit["person_id"] = person_id
+        if on_behalf_of is not None:
+            self._audit["on_behalf_of"] = on_behalf_of
+        if attorney_id is not None:
+            self._audit["attorney_id"] = attorney_id
+        if detail:
+            self._audit.setdefault("detail", {}).update(detail)
+
+    def write_audit(self, result: str) -> None:
+        self.session.add(_audit_record(self.actor, self.name, self.now, self.idempotency_key, result, self._audit))
+
+
+def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> AuditRecord:
+    detail = {k: mask_text(v) if isinstance(v, str) else v for k, v in jsonable(fields.get("detail", {})).items()}
+    return AuditRecord(
+        at=now,
+        actor_kind=actor.kind,
+        actor_id=str(actor.id),
+        actor_role=str(actor.role),
+        on_behalf_of=fields.get("on_behalf_of"),
+        attorney_id=fields.get("attorney_id"),
+        channel=str(actor.channel),
+        place=actor.place or "",
+        operation=name,
+        object_type=fields.get("object_type", ""),
+        object_id=fields.get("object_id", ""),
+        person_id=fields.get("person_id") or (actor.person_id if actor.role is Role.CARDHOLDER else None),
+        before=fields.get("before", ""),
+        after=fields.get("after", ""),
+        result=result,
+        idempotency_key=key,
+        detail=detail,
+    )
+
+
+def request_hash(name: str, args: tuple, kwargs: dict) -> str:
+    body = json.dumps([name, args, kwargs], default=_default, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class _Refused:
+    """A refusal whose writes (counters, audit) must be committed before it is raised."""
+
+    def __init__(self, error: SscardError):
+        self.error = error
+
+
+def _stored_error(payload: dict) -> SscardError:
+    params = {k: tuple(v) if isinstance(v, list) else v for k, v in payload.get("params", {}).items()}
+    return SscardError(payload["code"], **params)
+
+
+def execute(
+    app: App,
+    name: str,
+    actor: Actor,
+    fn: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
+    idempotency_key: str | None,
+    *,
+    refusal_context: Callable[[tuple, dict], dict] | None = None,
+) -> Any:
+    scope = f"{actor.kind}:{actor.id}"[:48]
+    req_hash = request_hash(name, args, kwargs) if idempotency_key else ""
+    audit_fields: dict = {}
+
+    def work(session: Session) -> Any:
+        if idempotency_key:
+            rec = session.get(IdempotencyRecord, (scope, idempotency_key))
+            if rec is not None:
+                if rec.request_hash != req_hash:
+                    raise SscardError("idempotency_key_reused")
+                payload = json.loads(rec.response)
+                if rec.status >= 400:
+                    return _Refused(_stored_error(payload))
+                return payload
+        op = Op(app, session, actor, name, idempotency_key)
+        try:
+            result = fn(op, *args, **kwargs)
+        except SscardError as err:
+            audit_fields.clear()
+            audit_fields.update(op._audit)
+            if not err.commit:
+                raise
+            op.write_audit(err.code)
+            if idempotency_key:
+                _remember(session, op, scope, req_hash, err.status, {"code": err.code, "params": err.params})
+            return _Refused(err)
+        result = jsonable(result)
+        op.write_audit("ok")
+        if idempotency_key:
+            _remember(session, op, scope, req_hash, 200, result)
+        return result
+
+    try:
+        try:
+            out = app.db.run(work)
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            out = app.db.run(work)  # a concurrent twin stored the key first: answer from it
+    except SscardError as err:
+        if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
+            _audit_refusal(app, actor, name, idempotency_key, err, audit_fields)
+        raise
+    if isinstance(out, _Refused):
+        raise out.error
+    return out
+
+
+def _remember(session: Session, op: Op, scope: str, req_hash: str, status: int, payload: Any) -> None:
+    session.add(
+        IdempotencyRecord(
+            scope=scope,
+            key=op.idempotency_key,
+            request_hash=req_hash,
+            status=status,
+            response=json.dumps(jsonable(payload), ensure_ascii=False),
+            created_at=op.now,
+        )
+    )
+    session.flush()
+
+
+def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: SscardError, fields: dict) -> None:
+    """Refused attempts that matter (wrong bank, refused debits, forbidden) leave a trace too."""
+    try:
+        now = app.clock.now()
+        app.db.run(lambda s: s.add(_audit_record(actor, name, now, key, err.code, fields)))
+    except Exception:  # the refusal itself must still reach the caller
+        log.exception("could not write the refusal audit record for %s", name)
+
+
+def operation(name: str, *, roles: set[Role] | frozenset[Role]):
+    """Declare a business operation: its name (used in audit and permissions) and who may do it."""
+    access.register(name, frozenset(roles))
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
+            access.authorize(actor, name)
+            return execute(app, name, actor, fn, args, kwargs, idempotency_key)
+
+        call.operation_name = name  # type: ignore[attr-defined]
+        call.roles = frozenset(roles)  # type: ignore[attr-defined]
+        call.unwrapped = fn  # type: ignore[attr-defined]
+        return call
+
+    return decorate
+
+
+def query(name: str, *, roles: set[Role] | frozenset[Role]):
+    """A read: permission-checked and run in a (retried) transaction, but not audited or keyed."""
+    access.register(name, frozenset(roles))
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Any:
+            access.authorize(actor, name)
+
+            def work(session: Session) -> Any:
+                return jsonable(fn(Op(app, session, actor, name, None), *args, **kwargs))
+
+            return app.db.run(work)
+
+        call.operation_name = name  # type: ignore[attr-defined]
+        call.roles = frozenset(roles)  # type: ignore[attr-defined]
+        return call
+
+    return decorate

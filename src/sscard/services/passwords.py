@@ -1,0 +1,187 @@
+"""Changing, verifying and resetting the SS application password and the information query password.
+
+(The bank PIN lives with the bank account: see services/banking when the ledger lands.)
+Every check counts misses and locks per RULES §4; the counter is committed even when the answer is
+`wrong_password`. No password is ever returned, logged or audited.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import SscardError
+from ..core.passwords import (
+    INITIAL_SS_PASSWORD,
+    Lockout,
+    check_new_pin,
+    check_new_query_password,
+    check_repeat,
+    constant_time_equal,
+    initial_query_password,
+    verify_with_lockout,
+)
+from ..core.roles import CENTER_STAFF, Actor, Role
+from ..core.states import SsStatus, effective_ss_status
+from ..models.foundation import Card, Person
+from . import lookup
+from .operation import Op, operation
+
+SS_PURPOSE = "ss_password"
+
+
+# ---------------------------------------------------------------- SS application password (per card)
+
+
+def _ss_lock(card: Card) -> Lockout:
+    return Lockout(card.ss_pw_failures, None, card.ss_pw_locked)
+
+
+def _set_ss_lock(card: Card, lock: Lockout) -> None:
+    card.ss_pw_failures = lock.failures
+    card.ss_pw_locked = lock.locked
+
+
+def ss_password_matches(op: Op, card: Card, password: str) -> bool:
+    if card.ss_pw_digest is None:
+        return constant_time_equal(password, INITIAL_SS_PASSWORD)
+    return op.secrets.pin_matches(card.ss_pw_digest, SS_PURPOSE, card.card_number, password)
+
+
+def check_ss_password(op: Op, card: Card, password: str, *, for_medical_use: bool = False) -> None:
+    """Verify with the 3-strikes lock; raises (commit=True) on a miss. Used by medical settlement too."""
+    lock, error = verify_with_lockout(
+        _ss_lock(card), "ss_password", op.policy, op.now, ss_password_matches(op, card, password),
+        locked_code="password_locked", wrong_code="wrong_password",
+    )
+    _set_ss_lock(card, lock)
+    op.audit("card", card.card_number, person_id=card.person_id, failures=lock.failures)
+    if error:
+        raise error
+    if for_medical_use and card.ss_pw_digest is None and op.policy.ss_password.require_change_before_use:
+        raise SscardError("password_change_required")
+
+
+def _usable_card(op: Op, card_number: str) -> Card:
+    card = lookup.card_by_number(op.session, card_number, op.actor)
+    status = effective_ss_status(card.ss_status, card.loss_expires_at, op.now)
+    if status in (SsStatus.CANCELLED, SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED):
+        raise SscardError("card_not_usable", state=str(status))
+    return card
+
+
+@operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF)
+def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict:
+    """Old password, then the new one twice (12333, kiosk, window PIN pad). Weak ones are refused."""
+    card = _usable_card(op, card_number)
+    check_repeat(new, new_again)
+    person = lookup.person_by_id(op.session, card.person_id)
+    check_new_pin(new, person.citizen_id, person.birth_date)
+    check_ss_password(op, card, old)
+    card.ss_pw_digest = op.secrets.pin_digest(SS_PURPOSE, card.card_number, new)
+    op.audit("card", card.card_number, person_id=card.person_id, after="ss_password_changed")
+    return {"card_number": card.card_number, "changed": True}
+
+
+@operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM})
+def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
+    card = _usable_card(op, card_number)
+    check_ss_password(op, card, password)
+    return {"card_number": card.card_number, "verified": True}
+
+
+@operation("ss_password.reset", roles=CENTER_STAFF)
+def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
+    """At a window with ID: back to the initial 123456, or to a new one typed on the PIN pad; unlocks."""
+    card = _usable_card(op, card_number)
+    person = lookup.person_by_id(op.session, card.person_id)
+    lookup.check_presented_id(person, presented_citizen_id)
+    if new is None:
+        card.ss_pw_digest = None
+    else:
+        check_new_pin(new, person.citizen_id, person.birth_date)
+        card.ss_pw_digest = op.secrets.pin_digest(SS_PURPOSE, card.card_number, new)
+    _set_ss_lock(card, Lockout())
+    op.audit("card", card.card_number, person_id=person.id, after="ss_password_reset", to_initial=new is None)
+    return {"card_number": card.card_number, "reset": True, "initial": new is None}
+
+
+# ---------------------------------------------------------------- information query password (per person)
+
+
+def _query_lock(person: Person) -> Lockout:
+    return Lockout(person.query_pw_failures, person.query_pw_locked_until, False)
+
+
+def _set_query_lock(person: Person, lock: Lockout) -> None:
+    person.query_pw_failures = lock.failures
+    person.query_pw_locked_until = lock.locked_until
+
+
+def query_password_matches(op: Op, person: Person, password: str) -> bool:
+    if person.query_pw_initial or person.query_pw_hash is None:
+        initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
+        return constant_time_equal(password, initial)
+    return op.secrets.password_matches(person.query_pw_hash, password)
+
+
+def check_query_password(op: Op, person: Person, password: str) -> None:
+    lock, error = verify_with_lockout(
+        _query_lock(person), "query_password", op.policy, op.now, query_password_matches(op, person, password),
+        locked_code="password_locked", wrong_code="wrong_password",
+    )
+    _set_query_lock(person, lock)
+    op.audit("person", person.id, person_id=person.id, failures=lock.failures)
+    if error:
+        raise error
+
+
+def person_by_login(op: Op, login: str) -> Person:
+    """A login is the SS number (citizen ID) or a card number; unknown logins answer like wrong passwords."""
+    login = (login or "").strip().upper()
+    try:
+        if len(login) == 18:
+            return lookup.person_by_citizen_id(op.session, login)
+        card = lookup.card_by_number(op.session, login)
+        return lookup.person_by_id(op.session, card.person_id)
+    except SscardError:
+        raise SscardError("wrong_password") from None
+
+
+@operation("query_password.login", roles={Role.SYSTEM})
+def login_with_query_password(op: Op, login: str, password: str) -> dict:
+    """Portal and 12333 identification. The channel calls this as itself (a SYSTEM actor on its channel)
+    and, on success, acts for the person as a cardholder."""
+    person = person_by_login(op, login)
+    check_query_password(op, person, password)
+    op.audit("person", person.id, person_id=person.id, after="logged_in")
+    return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name}
+
+
+@operation("query_password.change", roles={Role.CARDHOLDER})
+def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
+    person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
+    check_repeat(new, new_again)
+    initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
+    check_new_query_password(new, person.citizen_id, initial)
+    check_query_password(op, person, old)
+    if constant_time_equal(old, new):
+        raise SscardError("weak_password", reason=("新密码不能与原密码相同", "it is the same as the old one"))
+    person.query_pw_hash = op.secrets.hash_password(new)
+    person.query_pw_initial = False
+    op.audit("person", person.id, person_id=person.id, after="query_password_changed")
+    return {"changed": True}
+
+
+@operation("query_password.reset", roles=CENTER_STAFF | {Role.SYSTEM})
+def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> dict:
+    """At a window with ID (or 12333 after its own identification): back to the initial value; unlocks."""
+    person = lookup.person_by_id(op.session, person_id)
+    lookup.check_presented_id(person, presented_citizen_id)
+    person.query_pw_hash = None
+    person.query_pw_initial = True
+    _set_query_lock(person, Lockout())
+    op.audit("person", person.id, person_id=person.id, after="query_password_reset")
+    return {"reset": True}
+
+
+def cardholder_actor(person_id: int, name: str, channel, place: str = "") -> Actor:
+    return Actor(kind="cardholder", id=str(person_id), role=Role.CARDHOLDER, name=name, channel=channel,
+                 person_id=person_id, place=place)

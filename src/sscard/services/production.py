@@ -1,0 +1,85 @@
+"""Production batches: applied cards go to the factory together and come back ready together."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import func, select, update
+
+from ..core.errors import SscardError
+from ..core.roles import CENTER_STAFF, Role
+from ..core.states import SsStatus, ss_next
+from ..models.foundation import Card, ProductionBatch
+from . import access, lookup
+from .operation import Op, operation
+
+
+def add_working_days(start: date, days: int) -> date:
+    """Monday to Friday count; public holidays are not modelled (a city would add a calendar here)."""
+    current = start
+    while days > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            days -= 1
+    return current
+
+
+@operation("production.start_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+def start_batch(op: Op, center_code: str) -> dict:
+    """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
+    center = lookup.center_by_code(op.session, center_code)
+    access.require_center(op.actor, center.id)
+    ss_next(SsStatus.APPLIED, "start_production")  # the rule, stated once in the state machine
+    count = op.session.scalar(
+        select(func.count()).select_from(Card).where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
+    )
+    if not count:
+        raise SscardError("not_found", what=("待制卡申请", "applied cards"))
+    working_days = 0 if center.instant_issue else op.policy.production.working_days
+    today = op.app.clock.today()
+    seq = op.session.scalar(select(func.count()).select_from(ProductionBatch)) + 1
+    batch = ProductionBatch(
+        code=f"B{today:%Y%m%d}{center.code[-3:]}{seq:05d}",
+        center_id=center.id,
+        status="in_production",
+        card_count=count,
+        created_at=op.now,
+        due_date=add_working_days(today, working_days),
+    )
+    op.session.add(batch)
+    op.session.flush()
+    op.session.execute(
+        update(Card)
+        .where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
+        .values(ss_status=SsStatus.IN_PRODUCTION, batch_id=batch.id, status_changed_at=op.now, version=Card.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    op.audit("batch", batch.code, before="applied", after="in_production", cards=count)
+    return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
+
+
+@operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+def complete_batch(op: Op, batch_code: str) -> dict:
+    """The batch is back from the factory: its cards are ready for collection at their center."""
+    batch = op.session.scalar(select(ProductionBatch).where(ProductionBatch.code == batch_code))
+    if batch is None:
+        raise SscardError("not_found", what=("制卡批次", "production batch"))
+    access.require_center(op.actor, batch.center_id)
+    if batch.status != "in_production":
+        raise SscardError("illegal_transition", state=batch.status, event="complete_batch")
+    result = op.session.execute(
+        update(Card)
+        .where(Card.batch_id == batch.id, Card.ss_status == SsStatus.IN_PRODUCTION)
+        .values(
+            ss_status=SsStatus.READY,
+            ready_at=op.now,
+            ready_center_id=Card.apply_center_id,
+            status_changed_at=op.now,
+            version=Card.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    batch.status = "ready"
+    batch.completed_at = op.now
+    op.audit("batch", batch.code, before="in_production", after="ready", cards=result.rowcount)
+    return {"batch": batch.code, "cards": result.rowcount, "status": batch.status}

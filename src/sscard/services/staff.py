@@ -1,0 +1,139 @@
+"""Staff users, API tokens for staff clients and terminals, and turning credentials into an Actor."""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+
+from sqlalchemy import select
+
+from ..core.errors import SscardError
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
+from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal
+from . import lookup
+from .operation import Op, operation
+
+STAFF_ROLES = {Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR}
+TERMINAL_KINDS = {"atm", "pos", "hospital", "pharmacy", "kiosk"}
+
+
+@operation("staff.add_user", roles={Role.OPERATOR})
+def add_user(op: Op, username: str, password: str, role: str, display_name: str = "",
+             center_code: str | None = None, outlet_code: str | None = None) -> dict:
+    """Center staff belong to a center; bank staff to an outlet (and so to its bank)."""
+    role_ = Role(role) if role in {r.value for r in STAFF_ROLES} else None
+    if role_ is None:
+        raise SscardError("invalid_request")
+    if len(password) < 8:
+        raise SscardError("weak_password", reason=("员工密码至少8位", "staff passwords have at least 8 characters"))
+    if op.session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
+        raise SscardError("already_exists", what=("用户名", "Username"))
+    user = StaffUser(username=username, display_name=display_name or username, role=role_,
+                     password_hash=op.secrets.hash_password(password), created_at=op.now)
+    if role_ in CENTER_STAFF:
+        if not center_code:
+            raise SscardError("invalid_request")
+        user.center_id = lookup.center_by_code(op.session, center_code).id
+    if role_ in BANK_STAFF:
+        if not outlet_code:
+            raise SscardError("invalid_request")
+        outlet = lookup.outlet_by_code(op.session, outlet_code)
+        user.outlet_id, user.bank_id = outlet.id, outlet.bank_id
+    op.session.add(user)
+    op.session.flush()
+    op.audit("staff_user", user.username, after=str(role_))
+    return {"id": user.id, "username": user.username, "role": role_}
+
+
+@operation("staff.issue_token", roles={Role.OPERATOR})
+def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "") -> dict:
+    """A new bearer token, shown once; only its keyed digest is kept."""
+    token = pysecrets.token_urlsafe(32)
+    row = ApiToken(digest=op.secrets.token_digest(token), label=label, created_at=op.now)
+    if username:
+        user = op.session.scalar(select(StaffUser).where(StaffUser.username == username))
+        if user is None:
+            raise SscardError("not_found", what=("用户", "user"))
+        row.staff_user_id = user.id
+    elif terminal_code:
+        terminal = op.session.scalar(select(Terminal).where(Terminal.code == terminal_code))
+        if terminal is None:
+            raise SscardError("not_found", what=("终端", "terminal"))
+        row.terminal_id = terminal.id
+    else:
+        raise SscardError("invalid_request")
+    op.session.add(row)
+    op.session.flush()
+    op.audit("api_token", row.id, after="issued", for_user=username, for_terminal=terminal_code)
+    return {"token": token, "id": row.id}
+
+
+def staff_actor(session, user: StaffUser, channel: Channel) -> Actor:
+    place = ""
+    if user.center_id:
+        place = session.get(ServiceCenter, user.center_id).code
+    elif user.outlet_id:
+        place = session.get(Outlet, user.outlet_id).code
+    return Actor(kind="staff", id=str(user.id), role=Role(user.role), name=user.display_name, channel=channel,
+                 center_id=user.center_id, bank_id=user.bank_id, outlet_id=user.outlet_id, place=place)
+
+
+def terminal_actor(session, terminal: Terminal) -> Actor:
+    return Actor(kind="terminal", id=terminal.code, role=Role.TERMINAL, name=terminal.name, channel=Channel.TERMINAL,
+                 bank_id=terminal.bank_id, outlet_id=terminal.outlet_id, center_id=terminal.center_id,
+                 terminal_kind=terminal.kind, place=terminal.code)
+
+
+def actor_for_token(app, token: str) -> Actor | None:
+    """The Actor behind a bearer token, or None (unknown, revoked or inactive)."""
+    digest = app.secrets.token_digest(token)
+
+    def work(session):
+        row = session.scalar(select(ApiToken).where(ApiToken.digest == digest))
+        if row is None or row.revoked:
+            return None
+        if row.staff_user_id:
+            user = session.get(StaffUser, row.staff_user_id)
+            return staff_actor(session, user, Channel.API) if user and user.active else None
+        terminal = session.get(Terminal, row.terminal_id)
+        return terminal_actor(session, terminal) if terminal and terminal.active else None
+
+    return app.db.run(work)
+
+
+def authenticate_staff(app, username: str, password: str, channel: Channel) -> Actor | None:
+    """Console login: the Actor, or None for any wrong user/password (never saying which)."""
+
+    def work(session):
+        user = session.scalar(select(StaffUser).where(StaffUser.username == username))
+        if user is None or not user.active:
+            app.secrets.password_matches(_DUMMY_HASH.get(app), password)  # same time either way
+            return None
+        if not app.secrets.password_matches(user.password_hash, password):
+            return None
+        return staff_actor(session, user, channel)
+
+    return app.db.run(work)
+
+
+class _DummyHash:
+    def __init__(self):
+        self._by_app = {}
+
+    def get(self, app):
+        if id(app) not in self._by_app:
+            self._by_app[id(app)] = app.secrets.hash_password(pysecrets.token_hex(8))
+        return self._by_app[id(app)]
+
+
+_DUMMY_HASH = _DummyHash()
+
+
+def banks_and_places(app) -> dict:
+    def work(session):
+        return {
+            "banks": [{"code": b.code, "name": b.name, "bin": b.bin, "hotline": b.hotline}
+                      for b in session.scalars(select(Bank)).all()],
+            "centers": [{"code": c.code, "name": c.name} for c in session.scalars(select(ServiceCenter)).all()],
+        }
+
+    return app.db.run(work)

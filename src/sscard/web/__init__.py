@@ -1,0 +1,1 @@
+"""Web pages (Jinja2 + htmx): the home page, the consoles and the cardholder portal."""

@@ -1,0 +1,139 @@
+"""Fixtures: every database test runs on SQLite and, when SSCARD_TEST_POSTGRES_URL is set, on PostgreSQL.
+
+The schema is built only through the Alembic migrations, once per backend; each test then starts
+from empty tables (a copied SQLite file, or TRUNCATE on PostgreSQL). When the PostgreSQL variable is
+set and the server cannot be reached, the run stops with an error: CI must never skip silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sscard.config import Settings
+from sscard.core.clock import FixedClock
+from sscard.core.policy import load_policy
+from sscard.db import Database
+from sscard.models import Base
+from sscard.services.app import App, build_app
+
+PG_URL = os.environ.get("SSCARD_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
+TEST_KEY = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if PG_URL:
+        try:
+            engine = create_engine(PG_URL)
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            engine.dispose()
+        except Exception as exc:  # noqa: BLE001
+            pytest.exit(f"SSCARD_TEST_POSTGRES_URL is set but PostgreSQL cannot be reached: {exc}", returncode=3)
+
+
+class Backend:
+    """One database server for the session, with a migrated schema and a way to empty it."""
+
+    def __init__(self, name: str, tmp: Path):
+        self.name = name
+        self.tmp = tmp
+        if name == "sqlite":
+            self.template = tmp / "template.db"
+            db = Database(f"sqlite:///{self.template}")
+            db.migrate()
+            db.dispose()
+        else:
+            base = make_url(PG_URL)
+            self.dbname = f"sscard_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            self.admin = create_engine(base, isolation_level="AUTOCOMMIT")
+            with self.admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{self.dbname}"'))
+            self.url = base.set(database=self.dbname).render_as_string(hide_password=False)
+            db = Database(self.url)
+            db.migrate()
+            db.dispose()
+            self.tables = [t.name for t in Base.metadata.sorted_tables]
+
+    def fresh_url(self) -> str:
+        if self.name == "sqlite":
+            path = self.tmp / f"t-{uuid.uuid4().hex}.db"
+            shutil.copyfile(self.template, path)
+            return f"sqlite:///{path}"
+        engine = create_engine(self.url)
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in self.tables) + " RESTART IDENTITY CASCADE"))
+        engine.dispose()
+        return self.url
+
+    def close(self) -> None:
+        if self.name == "postgres":
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)'))
+            self.admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, tmp_path_factory) -> Backend:
+    b = Backend(request.param, tmp_path_factory.mktemp(request.param))
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def db_url(backend: Backend) -> str:
+    return backend.fresh_url()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=db_url, secret_key=TEST_KEY, var_dir=tmp_path, fast_hashing=True)
+
+
+@pytest.fixture
+def make_app(settings: Settings, clock: FixedClock):
+    """Build an App on this test's database with a policy of the test's choosing."""
+    apps: list[App] = []
+
+    def make(**policy_overrides) -> App:
+        app = build_app(settings, clock=clock, policy=load_policy(**policy_overrides), pool_size=5)
+        apps.append(app)
+        return app
+
+    yield make
+    for a in apps:
+        a.close()
+
+
+@pytest.fixture
+def app(make_app) -> App:
+    return make_app()
+
+
+@pytest.fixture
+def city(app: App):
+    from tests.support import City
+
+    return City(app)
+
+
+@pytest.fixture
+def client(app: App):
+    from fastapi.testclient import TestClient
+
+    from sscard.api.main import create_app
+
+    with TestClient(create_app(app)) as c:
+        yield c

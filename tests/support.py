@@ -1,0 +1,102 @@
+"""A small city for tests, built through the services (never around them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sscard.core.identifiers import make_citizen_id
+from sscard.core.roles import CLI_OPERATOR, SYSTEM_ACTOR, Actor, Channel, Role
+from sscard.services import cards, enrolment, production, staff
+from sscard.services import city as city_svc
+from sscard.services.app import App
+from sscard.services.passwords import cardholder_actor
+
+STAFF_PASSWORD = "Staff-pass-2026"
+
+
+@dataclass
+class IssuedCard:
+    person_id: int
+    citizen_id: str
+    name: str
+    card_number: str
+    pan: str
+    birth: date
+
+
+class City:
+    """Two banks (ICBC-like and CCB-like), an outlet each (two for the first), two centers, staff, terminals."""
+
+    def __init__(self, app: App):
+        self.app = app
+        op = CLI_OPERATOR
+        city_svc.add_bank(app, op, "GSB", "工商银行", "622202", "95588", name_en="ICBC")
+        city_svc.add_bank(app, op, "JSB", "建设银行", "621700", "95533", name_en="CCB")
+        city_svc.add_outlet(app, op, "GSB", "GSB-001", "工商银行西湖支行")
+        city_svc.add_outlet(app, op, "GSB", "GSB-002", "工商银行湖滨支行")
+        city_svc.add_outlet(app, op, "JSB", "JSB-001", "建设银行城东支行")
+        city_svc.add_center(app, op, "C01", "西湖区社保卡服务中心", "330106")
+        city_svc.add_center(app, op, "C02", "上城区社保卡服务中心", "330102")
+        for code, kind, extra in (
+            ("ATM-GSB-1", "atm", {"outlet_code": "GSB-001"}),
+            ("POS-1", "pos", {"bank_code": "GSB", "merchant_name": "西湖超市"}),
+            ("KIOSK-1", "kiosk", {"center_code": "C01"}),
+        ):
+            city_svc.add_terminal(app, op, code, kind, code, **extra)
+        self.users = {
+            "clerk": ("clerk", {"center_code": "C01"}),
+            "clerk2": ("clerk", {"center_code": "C02"}),
+            "csup": ("center_supervisor", {"center_code": "C01"}),
+            "teller": ("teller", {"outlet_code": "GSB-001"}),
+            "teller_jsb": ("teller", {"outlet_code": "JSB-001"}),
+            "bsup": ("bank_supervisor", {"outlet_code": "GSB-001"}),
+            "operator": ("operator", {}),
+        }
+        for username, (role, where) in self.users.items():
+            staff.add_user(app, op, username, STAFF_PASSWORD, role, username, **where)
+        self.actors: dict[str, Actor] = {
+            u: staff.authenticate_staff(app, u, STAFF_PASSWORD, Channel.WINDOW if "c" in r[0][:2] else Channel.BANK_OUTLET)
+            for u, r in self.users.items()
+        }
+        self._seq = 0
+
+    def actor(self, username: str, channel: Channel | None = None) -> Actor:
+        a = self.actors[username]
+        return a.via(channel) if channel else a
+
+    def token(self, username: str | None = None, terminal: str | None = None) -> str:
+        return staff.issue_token(self.app, CLI_OPERATOR, username=username, terminal_code=terminal)["token"]
+
+    def new_person(self, name: str = "张三", birth: date = date(1980, 5, 17), male: bool = True) -> tuple[int, str]:
+        self._seq += 1
+        cid = make_citizen_id("330106", birth, (self._seq * 2 + (1 if male else 0)) % 1000)
+        out = enrolment.register_person(self.app, self.actor("clerk"), cid, name)
+        return out["id"], cid
+
+    def issued_card(self, name: str = "张三", bank: str = "GSB", birth: date = date(1980, 5, 17)) -> IssuedCard:
+        """A person with a collected (normal, not yet activated) card, through the whole first-issue path."""
+        pid, cid = self.new_person(name, birth)
+        clerk = self.actor("clerk")
+        applied = enrolment.apply_first_card(self.app, clerk, pid, bank, "C01")
+        batch = production.start_batch(self.app, clerk, "C01")
+        production.complete_batch(self.app, clerk, batch["batch"])
+        cards.collect_card(self.app, clerk, applied["card_number"], cid)
+        pan = self.pan_of(applied["card_number"])
+        return IssuedCard(pid, cid, name, applied["card_number"], pan, birth)
+
+    def pan_of(self, card_number: str) -> str:
+        from sqlalchemy import select
+
+        from sscard.models.foundation import BankAccount, Card
+
+        with self.app.db.session() as s:
+            return s.scalar(select(BankAccount.pan).join(Card, Card.id == BankAccount.card_id)
+                            .where(Card.card_number == card_number))
+
+    def cardholder(self, card: IssuedCard, channel: Channel = Channel.PORTAL) -> Actor:
+        return cardholder_actor(card.person_id, card.name, channel)
+
+
+SYSTEM = SYSTEM_ACTOR
+ROLE = Role
