@@ -137,3 +137,6 @@ def client(app: App):
 
     with TestClient(create_app(app)) as c:
         yield c
+
+
+from tests.browser import browser, live_server, page  # noqa: E402,F401  (shared browser fixtures)

@@ -57,11 +57,14 @@ def create_app(app: App | None = None) -> FastAPI:
     for module in (foundation, ledger, medical, counter, hotline):
         api.include_router(module.router)
 
-    from ..web import console, pages, portal
+    from ..web import bank_console, console, pages, portal, security
+
+    security.install(api)
 
     api.include_router(pages.router)
     api.include_router(console.router)
     api.include_router(portal.router)
+    api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @api.on_event("shutdown")

@@ -217,3 +217,20 @@ class IdempotencyRecord(Base):
 
 
 Index("ix_cards_person_status", Card.person_id, Card.ss_status)
+
+
+class WebSession(Base):
+    """A signed-in browser (staff console or cardholder portal). The cookie holds a random token;
+    only its keyed digest is kept, so a database leak gives no usable session."""
+
+    __tablename__ = "web_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # staff | cardholder
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), nullable=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), nullable=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(24))
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jinja2
 from babel.support import NullTranslations, Translations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -15,7 +16,13 @@ from ..core.money import fen_to_yuan
 
 HERE = Path(__file__).parent
 LOCALE_DIR = HERE.parent / "locale"
-templates = Jinja2Templates(directory=str(HERE / "templates"), extensions=["jinja2.ext.i18n"])
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=jinja2.select_autoescape(["html", "xml"]),
+    )
+)
 templates.env.filters.update(
     yuan=fen_to_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
     mask_name=mask_name,
@@ -24,23 +31,46 @@ _translations: dict[str, NullTranslations] = {}
 
 
 def translations(lang: str) -> NullTranslations:
+    """Templates are written in Chinese; English comes from every catalog (one domain per area:
+    common, console, bank, portal...) in locale/en/LC_MESSAGES, merged."""
     if lang not in _translations:
-        _translations[lang] = (
-            Translations.load(str(LOCALE_DIR), [lang], domain="messages") if lang != "zh" else NullTranslations()
-        )
+        merged: NullTranslations = NullTranslations()
+        folder = LOCALE_DIR / lang / "LC_MESSAGES"
+        if lang != "zh" and folder.is_dir():
+            for mo in sorted(folder.glob("*.mo")):
+                catalog = Translations.load(str(LOCALE_DIR), [lang], domain=mo.stem)
+                if isinstance(merged, Translations):
+                    merged.merge(catalog)
+                else:
+                    merged = catalog
+        _translations[lang] = merged
     return _translations[lang]
 
 
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:
     """Render a template in the request's language; templates are written in Chinese, `_()` translates."""
     lang = language(request)
-    t = translations(lang)
-    env = templates.env
-    env.install_gettext_callables(t.gettext, t.ngettext, newstyle=True)
-    ctx = {"request": request, "lang": lang, **(context or {})}
+    ctx = {"request": request, "lang": lang, **gettext_context(lang), **(context or {})}
     return templates.TemplateResponse(request, name, ctx, status_code=status_code)
 
 
+def gettext_context(lang: str) -> dict:
+    """Per-request gettext in the template context (thread-safe, unlike swapping the env's globals).
+    `_("剩余{days}天", days=3)` formats after translating."""
+    t = translations(lang)
+
+    def gettext(message: str, **params) -> str:
+        text = t.gettext(message)
+        return text.format(**params) if params else text
+
+    def ngettext(singular: str, plural: str, n: int, **params) -> str:
+        text = t.ngettext(singular, plural, n)
+        return text.format(n=n, **params)
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+
+
+templates.env.install_null_translations(newstyle=False)
 router = APIRouter()
 
 

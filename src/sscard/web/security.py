@@ -1,0 +1,73 @@
+"""Cookies, CSRF and the "who is this page for" dependencies shared by the consoles and the portal."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+
+from ..core.roles import Actor
+from ..services import websession
+from ..services.app import App
+
+COOKIE = {"staff": "sscard_staff", "cardholder": "sscard_portal"}
+LOGIN_PAGE = {"staff": "/console/login", "cardholder": "/portal/login"}
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies; the app answers with a redirect to the right login page."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+def set_session_cookie(response, kind: str, token: str, request: Request) -> None:
+    response.set_cookie(
+        COOKIE[kind], token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+    )
+
+
+def clear_session_cookie(response, kind: str) -> None:
+    response.delete_cookie(COOKIE[kind], path="/")
+
+
+def page_session(request: Request, kind: str) -> tuple[Actor, websession.WebSession]:
+    """The signed-in Actor for a page, or LoginRequired. POSTs must carry the session's CSRF token."""
+    app: App = request.app.state.sscard
+    found = websession.resolve(app, request.cookies.get(COOKIE[kind]), kind)
+    if found is None:
+        raise LoginRequired(kind)
+    return found
+
+
+async def check_csrf(request: Request, row) -> None:
+    """Forms send `csrf_token`; htmx sends the X-CSRF-Token header (set once on <body hx-headers>)."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent = request.headers.get("x-csrf-token")
+    if not sent:
+        form = await request.form()
+        sent = form.get("csrf_token")
+    if not sent or not hmac.compare_digest(str(sent), row.csrf):
+        raise CsrfFailed()
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+def install(api) -> None:
+    """Answer LoginRequired with a redirect (htmx: HX-Redirect) and CSRF failures with 403."""
+    from fastapi.responses import PlainTextResponse
+
+    @api.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired):
+        target = LOGIN_PAGE[exc.kind]
+        if request.headers.get("hx-request"):
+            return PlainTextResponse("", status_code=401, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+
+    @api.exception_handler(CsrfFailed)
+    async def _csrf(request: Request, exc: CsrfFailed):
+        return PlainTextResponse("CSRF check failed / 请求校验失败，请刷新页面", status_code=403)
