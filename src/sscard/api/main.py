@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import SscardError
+from ..logs import install_masking
 from ..services.app import App, build_app
 from . import counter, foundation, hotline, ledger, medical
 from .deps import language
@@ -29,6 +30,7 @@ def create_app(app: App | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     api.state.sscard = app or build_app()
+    install_masking()
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
