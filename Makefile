@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
+DEMO_SEED ?= 1
 
 .PHONY: run test setup lint format browser db clean
 
@@ -19,7 +20,7 @@ setup: $(STAMP)
 
 db: setup
 	$(BIN)/sscard init
-	$(BIN)/sscard demo --people $(DEMO_PEOPLE) --seed 1 --if-empty --json var/demo.json
+	$(BIN)/sscard demo --people $(DEMO_PEOPLE) --seed $(DEMO_SEED) --if-empty --json var/demo.json
 
 run: db
 	$(BIN)/sscard serve --host 127.0.0.1 --port 8000
@@ -28,9 +29,9 @@ run: db
 browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk tmux >/dev/null) \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk fonts-wqy-zenhei tmux >/dev/null) \
 	      || echo "could not install chromium: browser tests will be skipped"; \
-	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk): browser tests will be skipped"; fi; }
+	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei): browser tests will be skipped"; fi; }
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true; }
 
 lint: setup

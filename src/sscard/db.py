@@ -90,6 +90,17 @@ class Database:
         with self.sessions() as s, s.begin():
             yield s
 
+    @contextmanager
+    def read_committed(self) -> Iterator[Session]:
+        """A short read outside the SERIALIZABLE regime (PostgreSQL): no predicate locks taken."""
+        if self.dialect != "postgresql":
+            with self.session() as s:
+                yield s
+            return
+        with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
+            with Session(bind=conn) as s, s.begin():
+                yield s
+
     def run(self, work: Callable[[Session], T]) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock."""
         for attempt in range(1, self.max_attempts + 1):

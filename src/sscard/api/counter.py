@@ -1,5 +1,209 @@
-"""/api/v1 routes of the counter area (owned by that area; see docs/ARCHITECTURE.md)."""
+"""/api/v1/counter: the window's operations for API clients (twins of the window console's pages).
 
-from fastapi import APIRouter
+Formal loss, cancel loss, password resets and starting a production batch are foundation routes
+(/api/v1/cards/..., /api/v1/production-batches); this router adds powers of attorney, identity checks,
+replacement and renewal with fee receipts, routing a finished batch, collection (also by an agent),
+PDF receipts, the center's queue and the supervisor's day report.
+"""
 
-router = APIRouter(prefix="/api/v1")
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import Field
+
+from .. import receipts
+from ..services import attorney, replacement, reports
+from .deps import ActorDep, AppDep, KeyDep, language
+from .schemas import Strict
+
+router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
+
+Reason = Literal["lost", "damaged", "expiring", "data_change", "bank_change"]
+
+
+class RecordAttorney(Strict):
+    person_id: int
+    agent_name: str = Field(min_length=1, max_length=32)
+    agent_citizen_id: str = Field(max_length=32)
+    scope: list[str] = Field(max_length=10)
+    valid_from: date
+    valid_to: date
+    document_ref: str = Field(min_length=1, max_length=64)
+
+
+class Revoke(Strict):
+    reason: str = Field("", max_length=128)
+
+
+class IdentityCheck(Strict):
+    person_id: int
+    presented_citizen_id: str = Field(max_length=32)
+    attorney_id: int | None = None
+    agent_citizen_id: str | None = Field(None, max_length=32)
+
+
+class Apply(Strict):
+    card_number: str = Field(max_length=16)
+    reason: Reason
+    presented_citizen_id: str = Field(max_length=32)
+    payment: Literal["cash", "card"] | None = None
+    pin: str | None = Field(None, max_length=12, description="bank PIN, for payment by card")
+    collect_center_code: str | None = Field(None, max_length=16)
+    bank_code: str | None = Field(None, max_length=16)
+    record_formal_loss: bool = False
+    attorney_id: int | None = None
+    agent_citizen_id: str | None = Field(None, max_length=32)
+
+
+class ApplyWaived(Strict):
+    card_number: str = Field(max_length=16)
+    reason: Reason
+    presented_citizen_id: str = Field(max_length=32)
+    waive_reason: str = Field(max_length=128)
+    collect_center_code: str | None = Field(None, max_length=16)
+    bank_code: str | None = Field(None, max_length=16)
+    record_formal_loss: bool = False
+    attorney_id: int | None = None
+    agent_citizen_id: str | None = Field(None, max_length=32)
+
+
+class Collect(Strict):
+    presented_citizen_id: str = Field(max_length=32)
+    attorney_id: int | None = None
+    agent_citizen_id: str | None = Field(None, max_length=32)
+
+
+def pdf(content: bytes, name: str) -> Response:
+    return Response(content, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="{name}.pdf"', "Cache-Control": "no-store"})
+
+
+@router.get("/persons")
+def find_by_name(app: AppDep, actor: ActorDep, name: str = Query(max_length=32), birth_date: date = Query()) -> dict:
+    return replacement.find_by_name(app, actor, name, birth_date)
+
+
+@router.get("/persons/{person_id}")
+def person_overview(person_id: int, app: AppDep, actor: ActorDep) -> dict:
+    return replacement.person_overview(app, actor, person_id)
+
+
+@router.post("/identity-checks", status_code=201)
+def identity_check(body: IdentityCheck, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return attorney.identity_check(app, actor, body.person_id, body.presented_citizen_id, body.attorney_id,
+                                   body.agent_citizen_id, idempotency_key=key)
+
+
+@router.get("/visits/{visit_id}")
+def get_visit(visit_id: int, app: AppDep, actor: ActorDep) -> dict:
+    return attorney.get_visit(app, actor, visit_id)
+
+
+@router.post("/visits/{visit_id}/end")
+def end_visit(visit_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return attorney.end_visit(app, actor, visit_id, idempotency_key=key)
+
+
+@router.post("/attorneys", status_code=201)
+def record_attorney(body: RecordAttorney, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return attorney.record(app, actor, body.person_id, body.agent_name, body.agent_citizen_id, body.scope,
+                           body.valid_from, body.valid_to, body.document_ref, idempotency_key=key)
+
+
+@router.get("/persons/{person_id}/attorneys")
+def list_attorneys(person_id: int, app: AppDep, actor: ActorDep) -> dict:
+    return attorney.list_for_person(app, actor, person_id)
+
+
+@router.get("/attorneys/{attorney_id}")
+def view_attorney(attorney_id: int, app: AppDep, actor: ActorDep) -> dict:
+    return attorney.view(app, actor, attorney_id)
+
+
+@router.post("/attorneys/{attorney_id}/revoke")
+def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return attorney.revoke(app, actor, attorney_id, body.reason, idempotency_key=key)
+
+
+@router.post("/replacements", status_code=201)
+def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """A card payment carries the bank PIN: such a request is never kept for idempotency (its hash would
+    be a trace of the PIN)."""
+    return replacement.apply(app, actor, body.card_number, body.reason, body.presented_citizen_id, body.payment,
+                             body.collect_center_code, body.bank_code, body.record_formal_loss, body.attorney_id,
+                             body.agent_citizen_id, body.pin, idempotency_key=None if body.pin else key)
+
+
+@router.post("/replacements/waived", status_code=201)
+def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return replacement.apply_waived(app, actor, body.card_number, body.reason, body.presented_citizen_id,
+                                    body.waive_reason, body.collect_center_code, body.bank_code,
+                                    body.record_formal_loss, body.attorney_id, body.agent_citizen_id,
+                                    idempotency_key=key)
+
+
+@router.get("/receipts/{receipt_no}")
+def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> dict:
+    return replacement.receipt(app, actor, receipt_no)
+
+
+@router.get("/receipts/{receipt_no}/pdf")
+def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
+    data = replacement.receipt(app, actor, receipt_no)
+    return pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
+
+
+@router.post("/production-batches/{batch_code}/complete")
+def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return replacement.complete_batch(app, actor, batch_code, idempotency_key=key)
+
+
+@router.post("/cards/{card_number}/collect")
+def collect(card_number: str, body: Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return replacement.collect(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
+                               body.agent_citizen_id, idempotency_key=key)
+
+
+class AgentReset(Strict):
+    presented_citizen_id: str = Field(max_length=32)
+    attorney_id: int
+    agent_citizen_id: str = Field(max_length=32)
+
+
+@router.post("/cards/{card_number}/ss-password/reset-by-agent")
+def reset_ss_password_by_agent(card_number: str, body: AgentReset, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """The SS password back to the initial one, for an agent with a power of attorney naming it and both IDs
+    (the cardholder in person uses /api/v1/cards/{card_number}/ss-password/reset)."""
+    return replacement.reset_ss_password_by_agent(app, actor, card_number, body.presented_citizen_id,
+                                                  body.attorney_id, body.agent_citizen_id, idempotency_key=key)
+
+
+@router.get("/cards/{card_number}/collection-receipt")
+def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> dict:
+    return replacement.collection_receipt(app, actor, card_number)
+
+
+@router.get("/cards/{card_number}/collection-receipt/pdf")
+def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
+    data = replacement.collection_receipt(app, actor, card_number)
+    return pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
+
+
+@router.get("/queue")
+def center_queue(app: AppDep, actor: ActorDep) -> dict:
+    return replacement.queue(app, actor)
+
+
+@router.get("/reports/day")
+def day_report(request: Request, app: AppDep, actor: ActorDep, day: date | None = None,
+               center_code: str | None = Query(None, max_length=16),
+               format: Literal["json", "csv"] = "json"):
+    report = reports.center_day(app, actor, day, center_code)
+    if format == "csv":
+        return Response(reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="day-{report["day"]}.csv"'})
+    return report

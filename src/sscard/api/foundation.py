@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Channel, Role
@@ -22,14 +23,22 @@ def register_person(body: s.RegisterPerson, app: AppDep, actor: ActorDep, key: K
                                      idempotency_key=key)
 
 
+PersonId = Annotated[s.DbId, Path()]
+BatchCode = Annotated[s.CleanStr, Path(max_length=24)]
+
+
+def _q(max_length: int):
+    """An optional text filter: bounded, and free of control characters."""
+    return Annotated[s.CleanStr | None, Query(max_length=max_length)]
+
+
 @router.get("/persons/{person_id}/cards")
-def person_cards(person_id: int, app: AppDep, actor: ActorDep) -> dict:
+def person_cards(person_id: PersonId, app: AppDep, actor: ActorDep) -> dict:
     return cards.person_cards(app, actor, person_id)
 
 
 @router.get("/persons")
-def find_person(app: AppDep, actor: ActorDep, citizen_id: str | None = Query(None, max_length=32),
-                card_number: str | None = Query(None, max_length=16)) -> dict:
+def find_person(app: AppDep, actor: ActorDep, citizen_id: _q(32) = None, card_number: _q(16) = None) -> dict:
     return cards.find_person(app, actor, citizen_id=citizen_id, card_number=card_number)
 
 
@@ -50,13 +59,19 @@ def start_batch(body: s.StartBatch, app: AppDep, actor: ActorDep, key: KeyDep) -
 
 
 @router.post("/production-batches/{batch_code}/complete")
-def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def complete_batch(batch_code: BatchCode, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return production.complete_batch(app, actor, batch_code, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/collect")
 def collect(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return cards.collect_card(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
+
+
+@router.post("/cards/{card_number}/unseal")
+def unseal(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """A card left uncollected past `card.uncollected_seal_days` is sealed: unsealed at a window with ID."""
+    return cards.unseal_card(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-password/change")
@@ -132,12 +147,12 @@ def cancel_bank_loss(pan: str, body: s.OptionalPresentedId, app: AppDep, actor: 
 def read_audit(
     app: AppDep,
     actor: ActorDep,
-    operation: str | None = Query(None, max_length=48),
-    channel: str | None = Query(None, max_length=24),
-    object_id: str | None = Query(None, max_length=40),
-    person_id: int | None = None,
-    actor_id: str | None = Query(None, max_length=32),
-    result: str | None = Query(None, max_length=40),
+    operation: _q(48) = None,
+    channel: _q(24) = None,
+    object_id: _q(40) = None,
+    person_id: Annotated[s.DbId | None, Query()] = None,
+    actor_id: _q(32) = None,
+    result: _q(40) = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),

@@ -1,5 +1,117 @@
-"""/api/v1 routes of the hotline area (owned by that area; see docs/ARCHITECTURE.md)."""
+"""/api/v1 routes of the hotline area: the voice webhook (TwiML) and the agent-transfer queue.
 
-from fastapi import APIRouter
+POST /api/v1/hotline/{line}/voice speaks Twilio's webhook: form fields CallSid, Digits (absent on the
+call's first request; empty when a Gather timed out), From. `line` is `12333`, `bank:<code>` or a
+bank's hotline number. The answer is TwiML built with twilio's VoiceResponse: Say (zh-CN / en-US),
+Gather (numDigits, finishOnKey, timeout) whose action posts back here with the turn number, a Redirect
+back here when the Gather hears nothing, and Hangup.
 
-router = APIRouter(prefix="/api/v1")
+With SSCARD_TWILIO_AUTH_TOKEN set, requests must carry a valid X-Twilio-Signature.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+
+from ..core.errors import SscardError
+from ..hotline.calls import hang_up, take_turn
+from ..hotline.engine import Reply, load_menu
+from ..services import hotline as svc
+from .deps import ActorDep, AppDep, KeyDep
+
+router = APIRouter(prefix="/api/v1", tags=["hotline"])
+
+
+def voice_url(line: str, turn: int) -> str:
+    return f"/api/v1/hotline/{quote(line, safe=':')}/voice?turn={turn}"
+
+
+def twiml(reply: Reply, line: str, turn: int, voices: dict[str, str] | None = None) -> str:
+    """A Reply as TwiML: lines as Say, the prompt inside a Gather posting back here, or a Hangup."""
+    language = (voices or {}).get(reply.lang) or ("en-US" if reply.lang == "en" else "zh-CN")
+    response = VoiceResponse()
+    for line_text in reply.lines:
+        response.say(line_text, language=language)
+    if reply.gather and not reply.hangup:
+        url = voice_url(line, turn)
+        kwargs = {"input": "dtmf", "action": url, "method": "POST", "timeout": reply.gather.timeout,
+                  "action_on_empty_result": True}
+        if reply.gather.num_digits:
+            kwargs["num_digits"] = reply.gather.num_digits
+        kwargs["finish_on_key"] = reply.gather.finish_on_key
+        gather = response.gather(**kwargs)
+        if reply.prompt:
+            gather.say(reply.prompt, language=language)
+        response.redirect(url, method="POST")  # heard nothing: come back as a timeout
+    else:
+        response.hangup()
+    return str(response)
+
+
+def _apology(err: SscardError) -> str:
+    """A refusal the menus did not expect: say so in both languages and end the call politely."""
+    response = VoiceResponse()
+    response.say(f"对不起，暂时无法办理：{err.message('zh')}。请稍后再拨。", language="zh-CN")
+    response.say(f"Sorry, this cannot be done now: {err.message('en')}. Please call again later.", language="en-US")
+    response.hangup()
+    return str(response)
+
+
+def _check_signature(request: Request, form: dict) -> None:
+    token = os.environ.get("SSCARD_TWILIO_AUTH_TOKEN")
+    if not token:
+        return
+    signature = request.headers.get("x-twilio-signature", "")
+    if not RequestValidator(token).validate(str(request.url), form, signature):
+        raise SscardError("forbidden")
+
+
+@router.post("/hotline/{line}/voice")
+async def voice(line: str, request: Request, app: AppDep) -> Response:
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    _check_signature(request, form)
+    turn_param = request.query_params.get("turn")
+    turn = int(turn_param) if turn_param and turn_param.isdigit() else None
+    digits = form.get("Digits")
+    try:
+        result = await run_in_threadpool(take_turn, app, line, form.get("CallSid", ""), digits,
+                                         caller=form.get("From", ""), turn=turn)
+    except SscardError as err:
+        if err.code in ("hotline_not_found", "invalid_request"):
+            raise
+        return Response(content=_apology(err), media_type="application/xml")
+    menu = load_menu("12333" if line == svc.LINE_12333 else "bank")
+    body = twiml(result.reply, line, result.turn, menu.voices)
+    return Response(content=body, media_type="application/xml")
+
+
+@router.post("/hotline/{line}/status")
+async def call_status(line: str, request: Request, app: AppDep) -> Response:
+    """Twilio's status callback: a completed (hung up, failed, unanswered) call's state is closed."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    _check_signature(request, form)
+    if form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
+        await run_in_threadpool(hang_up, app, form.get("CallSid", ""))
+    return Response(status_code=204)
+
+
+@router.get("/hotline/agent-queue")
+def agent_queue(app: AppDep, actor: ActorDep, include_taken: bool = True) -> dict:
+    return svc.agent_queue(app, actor, include_taken=include_taken)
+
+
+@router.post("/hotline/agent-queue/{request_id}/take")
+def take_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return svc.take_agent_request(app, actor, request_id, idempotency_key=key)
+
+
+@router.post("/hotline/agent-queue/{request_id}/close")
+def close_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return svc.close_agent_request(app, actor, request_id, idempotency_key=key)

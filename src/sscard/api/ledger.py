@@ -1,5 +1,264 @@
-"""/api/v1 routes of the ledger area (owned by that area; see docs/ARCHITECTURE.md)."""
+"""/api/v1 routes of the ledger area: the terminal API and the bank-outlet (teller) routes.
 
-from fastapi import APIRouter
+Terminal routes (/api/v1/terminal/...) take a terminal's bearer token; every write needs an
+Idempotency-Key header (a retry answers the first answer; another body is idempotency_key_reused).
+Payments and transfers from terminals are group-committed (services/batching). Amounts are integer fen.
+"""
 
-router = APIRouter(prefix="/api/v1")
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from ..core.errors import SscardError
+from ..core.roles import Actor, Role
+from ..services import banking, batching
+from .deps import ActorDep, AppDep, KeyDep
+
+router = APIRouter(prefix="/api/v1", tags=["bank account"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Pan = Field(min_length=19, max_length=19, pattern=r"^\d{19}$")
+Pin = Field(max_length=12)
+Fen = Field(gt=0, le=10**12)
+
+
+class CardPin(_Body):
+    pan: str = Pan
+    pin: str = Pin
+
+
+class CardAmount(_Body):
+    pan: str = Pan
+    amount_fen: StrictInt = Fen
+
+
+class CardAmountPin(CardAmount):
+    pin: str = Pin
+
+
+class Authorize(CardAmountPin):
+    timeout_seconds: StrictInt | None = Field(None, gt=0)
+    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class Purchase(CardAmountPin):
+    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class Capture(_Body):
+    amount_fen: StrictInt | None = Field(None, gt=0, le=10**12)
+
+
+class TerminalTransfer(_Body):
+    from_pan: str = Pan
+    to_pan: str = Pan
+    amount_fen: StrictInt = Fen
+    pin: str = Pin
+    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class ChangePin(_Body):
+    pan: str = Pan
+    old: str = Pin
+    new: str = Pin
+    new_again: str = Pin
+
+
+class Activate(_Body):
+    presented_citizen_id: str = Field(max_length=32)
+    pin: str = Pin
+    pin_again: str = Pin
+
+
+class Extend(_Body):
+    days: StrictInt | None = None
+    reason: str = Field("", max_length=200)
+
+
+class Amount(_Body):
+    amount_fen: StrictInt = Fen
+
+
+class AmountPin(Amount):
+    pin: str = Pin
+
+
+class OutletTransfer(_Body):
+    to_pan: str = Pan
+    amount_fen: StrictInt = Fen
+    pin: str = Pin
+
+
+class ResetPin(_Body):
+    presented_citizen_id: str = Field(max_length=32)
+    new: str = Pin
+    new_again: str = Pin
+
+
+class Reason(_Body):
+    reason: str = Field("", max_length=200)
+
+
+class PresentedId(_Body):
+    presented_citizen_id: str = Field(max_length=32)
+
+
+class Pension(_Body):
+    amount_fen: StrictInt = Fen
+    period: str = Field("", max_length=32)
+
+
+class OldNewPin(_Body):
+    old: str = Pin
+    new: str = Pin
+    new_again: str = Pin
+
+
+def _terminal(actor: Actor, key: str | None, *, write: bool = True) -> None:
+    if actor.role is not Role.TERMINAL:
+        raise SscardError("forbidden")
+    if write and not key:
+        raise SscardError("idempotency_key_required")
+
+
+# ---------------------------------------------------------------- terminals
+
+
+@router.post("/terminal/withdrawal")
+def terminal_withdrawal(body: CardAmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return banking.withdraw(app, actor, body.pan, body.amount_fen, body.pin, idempotency_key=key)
+
+
+@router.post("/terminal/deposit")
+def terminal_deposit(body: CardAmount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return banking.deposit(app, actor, body.pan, body.amount_fen, idempotency_key=key)
+
+
+@router.post("/terminal/balance")
+def terminal_balance(body: CardPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """A balance inquiry (needs the PIN); the key is optional here, as nothing but the PIN count changes."""
+    _terminal(actor, key, write=False)
+    return banking.balance_inquiry(app, actor, body.pan, body.pin, idempotency_key=key)
+
+
+@router.post("/terminal/payments")
+def terminal_purchase(body: Purchase, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """A one-step payment (group-committed)."""
+    _terminal(actor, key)
+    return batching.call(app, banking.purchase, actor, body.pan, body.amount_fen, body.pin,
+                         transfer_id=body.transfer_id, idempotency_key=key)
+
+
+@router.post("/terminal/payments/authorize")
+def terminal_authorize(body: Authorize, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return batching.call(app, banking.authorize_payment, actor, body.pan, body.amount_fen, body.pin,
+                         timeout_seconds=body.timeout_seconds, transfer_id=body.transfer_id, idempotency_key=key)
+
+
+@router.post("/terminal/payments/{transfer_id}/capture")
+def terminal_capture(transfer_id: str, body: Capture, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return batching.call(app, banking.capture_payment, actor, transfer_id, body.amount_fen, idempotency_key=key)
+
+
+@router.post("/terminal/payments/{transfer_id}/void")
+def terminal_void(transfer_id: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return batching.call(app, banking.void_payment, actor, transfer_id, idempotency_key=key)
+
+
+@router.post("/terminal/transfers")
+def terminal_transfer(body: TerminalTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return batching.call(app, banking.transfer, actor, body.from_pan, body.to_pan, body.amount_fen, body.pin,
+                         transfer_id=body.transfer_id, idempotency_key=key)
+
+
+@router.post("/terminal/pin/change")
+def terminal_change_pin(body: ChangePin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    _terminal(actor, key)
+    return banking.change_pin(app, actor, body.pan, body.old, body.new, body.new_again, idempotency_key=key)
+
+
+# ---------------------------------------------------------------- bank outlets (tellers, supervisors)
+
+
+@router.post("/bank-accounts/{pan}/activate")
+def activate(pan: str, body: Activate, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.activate(app, actor, pan, body.presented_citizen_id, body.pin, body.pin_again,
+                            idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/activation-extension")
+def extend_activation(pan: str, body: Extend, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.extend_activation(app, actor, pan, body.days, body.reason, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/deposit")
+def deposit(pan: str, body: Amount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.deposit(app, actor, pan, body.amount_fen, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/withdrawal")
+def withdrawal(pan: str, body: AmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.withdraw(app, actor, pan, body.amount_fen, body.pin, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/transfer")
+def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.transfer(app, actor, pan, body.to_pan, body.amount_fen, body.pin, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/pin/reset")
+def reset_pin(pan: str, body: ResetPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.reset_pin(app, actor, pan, body.presented_citizen_id, body.new, body.new_again,
+                             idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/pin/change")
+def change_pin(pan: str, body: OldNewPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.change_pin(app, actor, pan, body.old, body.new, body.new_again, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/freeze")
+def freeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.freeze(app, actor, pan, body.reason, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/unfreeze")
+def unfreeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.unfreeze(app, actor, pan, body.reason, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/close")
+def close(pan: str, body: PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.close(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
+
+
+@router.post("/bank-accounts/{pan}/pension")
+def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.credit_pension(app, actor, pan, body.amount_fen, body.period, idempotency_key=key)
+
+
+@router.get("/bank-accounts/{pan}/statement")
+def statement(pan: str, app: AppDep, actor: ActorDep, limit: int = Query(20, ge=1, le=200),
+              before_id: int | None = Query(None, ge=1)) -> dict:
+    return banking.statement(app, actor, pan, limit=limit, before_id=before_id)
+
+
+@router.post("/ledger/expire-pending")
+def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return banking.expire_pending(app, actor, idempotency_key=key)
+
+
+@router.get("/ledger/check")
+def ledger_check(app: AppDep, actor: ActorDep) -> dict:
+    return banking.ledger_check(app, actor)

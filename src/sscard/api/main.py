@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import SscardError
@@ -45,6 +46,15 @@ def create_app(app: App | None = None) -> FastAPI:
         ]
         return JSONResponse(body, status_code=422)
 
+    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+        """Input the database cannot hold (an id beyond its integers, a NUL byte, a string too long
+        for its column) that a route forgot to bound: the transaction was rolled back; answer 422."""
+        log.warning("input the database refused on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(SscardError("invalid_request").to_dict(language(request)), status_code=422)
+
+    api.add_exception_handler(DataError, _unstorable)
+    api.add_exception_handler(OverflowError, _unstorable)  # SQLite: "Python int too large to convert"
+
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 401: "unauthenticated", 403: "forbidden", 405: "invalid_request"}.get(
@@ -56,8 +66,15 @@ def create_app(app: App | None = None) -> FastAPI:
             body = SscardError(code).to_dict(language(request))
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
+    from ..core.errors import MESSAGES
+    from .schemas import ErrorBody
+
+    # Document the refusal shape for every status a business error can have (areas register theirs
+    # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
+    errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
+              for status in sorted({entry[0] for entry in MESSAGES.values()})}
     for module in (foundation, ledger, medical, counter, hotline):
-        api.include_router(module.router)
+        api.include_router(module.router, responses=errors)
 
     from ..web import bank_console, console, pages, portal, security
 

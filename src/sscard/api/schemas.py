@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+# NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
+# database can encode a lone surrogate, so they would end as a 500. They are never valid input.
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def clean_text(value: Any) -> Any:
+    if isinstance(value, str) and _BAD_CHARS.search(value):
+        raise ValueError("control characters are not allowed")
+    return value
+
+
+CleanStr = Annotated[str, AfterValidator(clean_text)]
+# Row ids are 32-bit in the schema: a larger number can only be "not found", and is refused as input.
+DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        return clean_text(value)
 
 
 class RegisterPerson(Strict):
@@ -17,7 +40,7 @@ class RegisterPerson(Strict):
 
 
 class ApplyFirstCard(Strict):
-    person_id: int
+    person_id: DbId
     bank_code: str = Field(max_length=16)
     center_code: str = Field(max_length=16)
 
@@ -52,7 +75,7 @@ class Login(Strict):
 
 class PresentedId(Strict):
     presented_citizen_id: str = Field(max_length=32)
-    attorney_id: int | None = None
+    attorney_id: DbId | None = None
 
 
 class OptionalPresentedId(Strict):
@@ -60,5 +83,13 @@ class OptionalPresentedId(Strict):
 
 
 class ResetQueryPassword(Strict):
-    person_id: int
+    person_id: DbId
     presented_citizen_id: str = Field(max_length=32)
+
+
+class ErrorBody(BaseModel):
+    """Every refusal: a machine-readable code and a message in the caller's language."""
+
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = Field(None, description="which input was wrong (422 only)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from ..core.roles import Actor, Channel, Role
 from ..services.app import App
@@ -12,7 +12,15 @@ TOKEN_MAX_AGE = 30 * 60
 
 
 def _serializer(app: App) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(app.settings.secret_key, salt="sscard.cardholder")
+    clock = app.clock
+
+    class _ClockSigner(TimestampSigner):
+        """Token age from the app's clock, not the wall clock: expiry is testable and consistent."""
+
+        def get_timestamp(self) -> int:
+            return int(clock.now().timestamp())
+
+    return URLSafeTimedSerializer(app.settings.secret_key, salt="sscard.cardholder", signer=_ClockSigner)
 
 
 def issue_cardholder_token(app: App, person_id: int) -> str:
@@ -24,7 +32,7 @@ def cardholder_from_token(app: App, token: str, channel: Channel = Channel.API) 
         return None
     try:
         data = _serializer(app).loads(token[len(CARDHOLDER_PREFIX) :], max_age=TOKEN_MAX_AGE)
-    except (BadSignature, SignatureExpired):
+    except BadData:  # a bad signature, an expired one, or a payload that is not ours
         return None
     pid = int(data["p"])
     return Actor(kind="cardholder", id=str(pid), role=Role.CARDHOLDER, channel=channel, person_id=pid)

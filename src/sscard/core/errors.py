@@ -46,6 +46,11 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "card_not_usable": (409, "此卡当前不可使用（{state}）", "This card cannot be used now ({state})"),
     "card_lost": (409, "此卡已挂失", "This card has been reported lost"),
     "card_cancelled": (409, "此卡已注销", "This card has been cancelled"),
+    "card_sealed": (
+        409,
+        "此卡逾期未领取，已封存：请持身份证件到服务网点办理解封后领取",
+        "This card was not collected in time and is sealed: it must be unsealed at a window, with ID",
+    ),
     "replacement_exists": (
         409,
         "已申请补换卡，不能解除挂失",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import string
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,9 +26,19 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
+def _normalise(value: str | None) -> str:
+    """Full-width input (１１０１…, Ｘ, as Chinese IMEs type it) becomes ASCII; then trimmed, upper-case."""
+    return unicodedata.normalize("NFKC", value or "").strip().upper()
+
+
+def _ascii_digits(value: str) -> bool:
+    """str.isdigit() alone also accepts other scripts' digits (Arabic-Indic, ...), which int() reads."""
+    return value.isascii() and value.isdigit()
+
+
 def citizen_id_check_char(first17: str) -> str:
     """GB 11643 check char over the first 17 digits."""
-    if len(first17) != 17 or not first17.isdigit():
+    if len(first17) != 17 or not _ascii_digits(first17):
         raise ValueError("need 17 digits")
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
 
@@ -38,6 +49,8 @@ _REASONS = {
     InvalidChecksum: ("校验码不正确", "the check character is wrong"),
     InvalidComponent: ("出生日期或地区码不正确", "the birth date or area code is wrong"),
 }
+_BAD_DATE = ("出生日期不是有效日期", "the birth date is not a real date")
+_BAD_AREA = ("地区码不存在", "the area code is unknown")
 
 
 def area_known(area_code: str) -> bool:
@@ -53,17 +66,20 @@ def area_known(area_code: str) -> bool:
 
 def validate_citizen_id(value: str) -> str:
     """Return the normalised ID (upper-case X) or raise `invalid_citizen_id` saying what is wrong."""
-    number = (value or "").strip().upper()
+    number = _normalise(value)
     try:
         if len(number) != 18:
             raise InvalidLength()
-        if not number[:17].isdigit():
+        if not _ascii_digits(number[:17]):
             raise InvalidFormat()
         if citizen_id_check_char(number[:17]) != number[17]:
             raise InvalidChecksum()
-        ric.get_birth_date(number)  # a real calendar date, not in the future of the format
+        try:
+            ric.get_birth_date(number)  # a real calendar date
+        except InvalidComponent:
+            raise SscardError("invalid_citizen_id", reason=_BAD_DATE) from None
         if not area_known(number[:6]):
-            raise InvalidComponent()
+            raise SscardError("invalid_citizen_id", reason=_BAD_AREA)
     except ValidationError as exc:
         reason = next((r for cls, r in _REASONS.items() if isinstance(exc, cls)), ("格式不正确", "bad format"))
         raise SscardError("invalid_citizen_id", reason=reason) from None
@@ -119,7 +135,7 @@ def card_number_check_char(first8: str) -> str:
 
 
 def validate_card_number(value: str) -> str:
-    number = (value or "").strip().upper()
+    number = _normalise(value)
     if len(number) != 9:
         raise SscardError("invalid_card_number", reason=("长度应为9位", "it must be 9 characters long"))
     if not _CARD_RE.match(number):
@@ -150,7 +166,7 @@ _IDENT_RE = re.compile(r"^\d{6}D156000005[0-9A-F]{16}$")
 
 
 def validate_ident_code(value: str) -> str:
-    code = (value or "").strip().upper()
+    code = _normalise(value)
     if len(code) != 32:
         raise SscardError("invalid_ident_code", reason=("长度应为32位", "it must be 32 characters long"))
     if not _IDENT_RE.match(code):
@@ -168,8 +184,8 @@ def make_ident_code(area_code: str, rng: random.Random) -> str:
 
 
 def validate_pan(value: str, bin_: str | None = None) -> str:
-    pan = (value or "").replace(" ", "").strip()
-    if len(pan) != 19 or not pan.isdigit():
+    pan = _normalise(value).replace(" ", "")
+    if len(pan) != 19 or not _ascii_digits(pan):
         raise SscardError("invalid_pan", reason=("应为19位数字", "it must be 19 digits"))
     if not luhn.is_valid(pan):
         raise SscardError("invalid_pan", reason=("校验位不正确", "the Luhn check digit is wrong"))
@@ -220,10 +236,16 @@ def mask_name(value: str | None) -> str:
     return value[0] + "*" * max(1, len(value) - 1)
 
 
+# Bounded by "not a letter or digit" rather than \b: in Python's Unicode regexes Chinese characters are
+# word characters, so \b missed an ID written straight after Chinese text ("身份证11010519491231002X").
+_ALNUM_BEFORE, _ALNUM_AFTER = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
 _MASKERS = (
-    (re.compile(r"\b\d{17}[\dXx]\b"), mask_citizen_id),
-    (re.compile(r"\b\d{19}\b"), mask_pan),
-    (re.compile(r"\b[A-Z][0-9A-Z]{7}[0-9X]\b"), lambda v: mask_card_number(v) if is_valid_card_number(v) else v),
+    (re.compile(_ALNUM_BEFORE + r"\d{17}[\dXx]" + _ALNUM_AFTER), mask_citizen_id),
+    (re.compile(_ALNUM_BEFORE + r"\d{19}" + _ALNUM_AFTER), mask_pan),
+    (
+        re.compile(_ALNUM_BEFORE + r"[A-Z][0-9A-Z]{7}[0-9X]" + _ALNUM_AFTER),
+        lambda v: mask_card_number(v) if is_valid_card_number(v) else v,
+    ),
 )
 
 

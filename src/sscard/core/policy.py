@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+
+def _whole_fen(value: Any) -> Any:
+    """Money settings are integer fen: "20.00" or 20.0 (yuan written by mistake) must not become 20 fen."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ValueError("money is an integer number of fen")
+    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        raise ValueError("money is an integer number of fen")
+    return value
+
+
+Fen = Annotated[int, BeforeValidator(_whole_fen)]
 
 
 class _Group(BaseModel):
@@ -74,7 +86,7 @@ class RenewalPolicy(_Group):
 
 
 class FeePolicy(_Group):
-    replacement_fen: int = Field(2000, ge=0, le=100_000, description="production fee for lost/damaged/bank_change")
+    replacement_fen: Fen = Field(2000, ge=0, le=100_000, description="production fee for lost/damaged/bank_change")
 
 
 class BankPolicy(_Group):
@@ -82,10 +94,28 @@ class BankPolicy(_Group):
 
 
 class LimitsPolicy(_Group):
-    atm_withdrawal_per_txn_fen: int = Field(250_000, ge=100)
-    atm_withdrawal_per_day_fen: int = Field(2_000_000, ge=100)
-    transfer_per_day_fen: int = Field(5_000_000, ge=100)
-    payment_per_day_fen: int = Field(5_000_000, ge=100)
+    atm_withdrawal_per_txn_fen: Fen = Field(250_000, ge=100)
+    atm_withdrawal_per_day_fen: Fen = Field(2_000_000, ge=100)
+    transfer_per_day_fen: Fen = Field(5_000_000, ge=100)
+    payment_per_day_fen: Fen = Field(5_000_000, ge=100)
+
+
+class MedicalPolicy(_Group):
+    """Medical treatment and medicine purchase with the card (issue 5): how a bill is split."""
+
+    deductible_level1_fen: Fen = Field(30_000, ge=0, le=10_000_000, description="annual deductible (起付线) at level-1 hospitals")
+    deductible_level2_fen: Fen = Field(50_000, ge=0, le=10_000_000, description="annual deductible at level-2 hospitals")
+    deductible_level3_fen: Fen = Field(80_000, ge=0, le=10_000_000, description="annual deductible at level-3 hospitals")
+    ratio_level1_pct: int = Field(90, ge=0, le=100, description="pooled fund share of covered costs above the deductible, level 1")
+    ratio_level2_pct: int = Field(85, ge=0, le=100, description="pooled fund share, level-2 hospitals")
+    ratio_level3_pct: int = Field(80, ge=0, le=100, description="pooled fund share, level-3 hospitals")
+    annual_cap_fen: Fen = Field(30_000_000, ge=0, description="most the pooled fund pays for one person in a year")
+    personal_account_pays_deductible: bool = Field(True, description="the personal account may pay the deductible part")
+    personal_account_pays_copay: bool = Field(True, description="the personal account may pay the co-payment on covered items")
+    personal_account_pays_uncovered: bool = Field(False, description="the personal account may pay items outside the catalogue")
+    insured_grace_months: int = Field(1, ge=0, le=12, description="a contribution credit this many months back still counts as insured")
+    quote_valid_minutes: int = Field(30, ge=1, le=24 * 60, description="a pre-settlement can be settled for this long")
+    monthly_credit_fen: Fen = Field(15_000, ge=0, le=1_000_000, description="default monthly personal-account credit (CLI credit command)")
 
 
 class Policy(BaseSettings):
@@ -108,6 +138,7 @@ class Policy(BaseSettings):
     fee: FeePolicy = FeePolicy()
     bank: BankPolicy = BankPolicy()
     limits: LimitsPolicy = LimitsPolicy()
+    medical: MedicalPolicy = MedicalPolicy()
 
     @classmethod
     def settings_customise_sources(

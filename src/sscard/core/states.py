@@ -7,7 +7,7 @@ Each side has its own staff and its own events; an event not allowed in a state 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .clock import as_utc
@@ -98,6 +98,14 @@ def effective_ss_status(status: str, loss_expires_at: datetime | None, now: date
     st = SsStatus(status)
     if st is S.TEMPORARY_LOSS and loss_expires_at is not None and as_utc(now) >= as_utc(loss_expires_at):
         return S.NORMAL
+    return st
+
+
+def effective_seal_status(status: str, ready_at: datetime | None, now: datetime, seal_days: int) -> SsStatus:
+    """A ready card not collected within `card.uncollected_seal_days` is, in effect, sealed."""
+    st = SsStatus(status)
+    if st is S.READY and ready_at is not None and as_utc(now) >= as_utc(ready_at) + timedelta(days=seal_days):
+        return S.SEALED
     return st
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from ..core.clock import as_utc
 from ..core.roles import Role
 from ..models.foundation import AuditRecord
 from .operation import Op, query
@@ -37,9 +38,9 @@ def read_audit(
         if value is not None:
             q = q.where(column == value)
     if since is not None:
-        q = q.where(AuditRecord.at >= since)
+        q = q.where(AuditRecord.at >= as_utc(since))  # a time given without a zone is UTC
     if until is not None:
-        q = q.where(AuditRecord.at < until)
+        q = q.where(AuditRecord.at < as_utc(until))
     rows = op.session.scalars(q.order_by(AuditRecord.id.desc()).limit(min(limit, 1000)).offset(offset)).all()
     return {"records": [audit_view(r) for r in rows], "limit": limit, "offset": offset}
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..core.clock import shanghai_day
+from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
-from ..core.states import SsStatus, effective_bank_status, effective_ss_status, ss_next
+from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status, ss_next
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, lookup
 from .operation import Op, operation, query
@@ -32,6 +33,8 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     access.require_center(op.actor, card.ready_center_id)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
+    if _sealed(op, card):
+        raise SscardError("card_sealed")
     before = card.ss_status
     card.ss_status = ss_next(card.ss_status, "collect")
     today = op.app.clock.today()
@@ -65,12 +68,51 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     }
 
 
-def card_view(session, card: Card, now, *, masked: bool) -> dict:
+def _sealed(op: Op, card: Card) -> bool:
+    status = effective_seal_status(card.ss_status, card.ready_at, op.now, op.policy.card.uncollected_seal_days)
+    return status == SsStatus.SEALED
+
+
+@operation("card.unseal", roles=CENTER_STAFF)
+def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
+    """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
+    card = lookup.card_by_number(op.session, card_number)
+    access.require_center(op.actor, card.ready_center_id)
+    person = lookup.person_by_id(op.session, card.person_id)
+    lookup.check_presented_id(person, presented_citizen_id)
+    if card.ss_status == SsStatus.READY and _sealed(op, card):
+        card.ss_status = ss_next(card.ss_status, "seal")  # the lapse, recorded before it is undone
+    card.ss_status = ss_next(card.ss_status, "unseal")
+    card.ready_at = op.now
+    card.status_changed_at = op.now
+    op.audit("card", card.card_number, before=SsStatus.SEALED, after=card.ss_status, person_id=person.id)
+    return {"card_number": card.card_number, "ss_status": card.ss_status}
+
+
+@operation("card.seal_uncollected", roles={Role.SYSTEM, Role.OPERATOR})
+def seal_uncollected(op: Op) -> dict:
+    """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
+    deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
+    ss_next(SsStatus.READY, "seal")  # the rule, stated once in the state machine
+    count = op.session.execute(
+        update(Card)
+        .where(Card.ss_status == SsStatus.READY, Card.ready_at <= deadline)
+        .values(ss_status=SsStatus.SEALED, status_changed_at=op.now, version=Card.version + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    op.audit("sweep", "uncollected_cards", cards=count)
+    return {"sealed": count}
+
+
+def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None = None) -> dict:
+    """Both sides in effect at `now`; with `seal_days`, an uncollected ready card past it shows as sealed."""
     person = session.get(Person, card.person_id)
     bank = session.get(Bank, card.bank_id)
     account = session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
     center = session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
     ss = effective_ss_status(card.ss_status, card.loss_expires_at, now)
+    if seal_days is not None:
+        ss = effective_seal_status(ss, card.ready_at, now, seal_days)
     bank_status = effective_bank_status(account.status, account.loss_expires_at, now) if account else None
     days_left = None
     if account is not None and account.status == "not_activated" and account.activation_deadline:
@@ -111,7 +153,7 @@ def card_status(op: Op, card_number: str) -> dict:
     card = lookup.card_by_number(op.session, card_number, op.actor)
     if op.actor.role is Role.TERMINAL:
         access.require_bank(op.actor, card.bank_id)
-    return card_view(op.session, card, op.now, masked=True)
+    return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
 
 
 @query("person.cards", roles=ALL_ROLES_BUT_TERMINAL)
@@ -120,7 +162,8 @@ def person_cards(op: Op, person_id: int) -> dict:
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id)).all()
     return {
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
-        "cards": [card_view(op.session, c, op.now, masked=True) for c in cards],
+        "cards": [card_view(op.session, c, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
+                  for c in cards],
     }
 
 

@@ -7,7 +7,14 @@ import secrets as pysecrets
 from sqlalchemy import select
 
 from ..core.errors import SscardError
-from ..core.identifiers import citizen_id_facts, make_card_number, make_ident_code, make_pan, mask_citizen_id
+from ..core.identifiers import (
+    citizen_id_facts,
+    make_card_number,
+    make_ident_code,
+    make_pan,
+    mask_citizen_id,
+    validate_citizen_id,
+)
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import BankStatus, SsStatus
 from ..models.foundation import Bank, BankAccount, Card, Person
@@ -32,9 +39,9 @@ def person_view(person: Person, *, masked: bool = True) -> dict:
 def register_person(op: Op, citizen_id: str, name: str, phone: str = "", address: str = "") -> dict:
     """Birth date, sex and area come from the citizen ID itself, so they can never disagree with it."""
     facts = citizen_id_facts(citizen_id)
-    number = citizen_id.strip().upper()
+    number = validate_citizen_id(citizen_id)  # normalised: the same person cannot be typed two ways
     name = name.strip()
-    if not (1 <= len(name) <= 32):
+    if not (1 <= len(name) <= 32) or len(phone) > 20 or len(address) > 128:  # the columns' sizes
         raise SscardError("invalid_request")
     if op.session.scalar(select(Person.id).where(Person.citizen_id == number)) is not None:
         raise SscardError("already_exists", what=("该参保人员", "This person"))

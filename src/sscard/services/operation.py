@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -127,9 +128,15 @@ def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, resul
     )
 
 
-def request_hash(name: str, args: tuple, kwargs: dict) -> str:
-    body = json.dumps([name, args, kwargs], default=_default, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(body.encode()).hexdigest()
+def request_hash(name: str, args: tuple, kwargs: dict, key: bytes | None = None) -> str:
+    """The fingerprint of a keyed request, to tell a retry from a different body under the same key.
+
+    Keyed with the server key: the arguments may hold a PIN, and a plain hash of a 6-digit PIN is
+    reversed by trying all million values."""
+    body = json.dumps([name, args, kwargs], default=_default, sort_keys=True, ensure_ascii=False).encode()
+    if key is None:
+        return hashlib.sha256(body).hexdigest()
+    return hmac.new(key, b"idempotency\x00" + body, hashlib.sha256).hexdigest()
 
 
 class _Refused:
@@ -156,19 +163,33 @@ def execute(
     refusal_context: Callable[[tuple, dict], dict] | None = None,
 ) -> Any:
     scope = f"{actor.kind}:{actor.id}"[:48]
-    req_hash = request_hash(name, args, kwargs) if idempotency_key else ""
+    req_hash = request_hash(name, args, kwargs, app.settings.secret_key) if idempotency_key else ""
     audit_fields: dict = {}
+    # On PostgreSQL the first answer is looked up outside the SERIALIZABLE transaction: reading the
+    # idempotency index inside it takes predicate locks on its pages, and while the table is small every
+    # keyed request then conflicts with every other. The insert below still makes a twin fail (unique
+    # key), and the retry finds the twin's answer here.
+    lookup_outside = app.db.dialect == "postgresql"
+
+    def replay(rec: IdempotencyRecord | None) -> Any:
+        if rec is None:
+            return None
+        if rec.request_hash != req_hash:
+            raise SscardError("idempotency_key_reused")
+        payload = json.loads(rec.response)
+        if rec.status >= 400:
+            return _Refused(_stored_error(payload))
+        return payload
+
+    def stored_answer() -> Any:
+        with app.db.read_committed() as session:
+            return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
 
     def work(session: Session) -> Any:
-        if idempotency_key:
-            rec = session.get(IdempotencyRecord, (scope, idempotency_key))
-            if rec is not None:
-                if rec.request_hash != req_hash:
-                    raise SscardError("idempotency_key_reused")
-                payload = json.loads(rec.response)
-                if rec.status >= 400:
-                    return _Refused(_stored_error(payload))
-                return payload
+        if idempotency_key and not lookup_outside:
+            answer = replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+            if answer is not None:
+                return answer
         op = Op(app, session, actor, name, idempotency_key)
         try:
             result = fn(op, *args, **kwargs)
@@ -188,12 +209,26 @@ def execute(
         return result
 
     try:
-        try:
-            out = app.db.run(work)
-        except IntegrityError:
-            if not idempotency_key:
-                raise
-            out = app.db.run(work)  # a concurrent twin stored the key first: answer from it
+        out = stored_answer() if idempotency_key and lookup_outside else None
+        if out is None:
+            try:
+                out = app.db.run(work)
+            except IntegrityError:
+                if not idempotency_key:
+                    raise
+                # a concurrent twin stored the key first: answer from it
+                out = stored_answer() if lookup_outside else None
+                if out is None:
+                    out = app.db.run(work)
+            except SscardError as err:
+                # With the lookup outside, a twin may commit between that lookup and our transaction,
+                # which then refuses because of the twin's own writes (already_exists, illegal_transition):
+                # the right answer is the twin's.
+                if not (idempotency_key and lookup_outside) or err.code == "idempotency_key_reused":
+                    raise
+                out = stored_answer()
+                if out is None:
+                    raise
     except SscardError as err:
         if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
             _audit_refusal(app, actor, name, idempotency_key, err, audit_fields)
@@ -233,7 +268,12 @@ def operation(name: str, *, roles: set[Role] | frozenset[Role]):
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
-            access.authorize(actor, name)
+            try:
+                access.authorize(actor, name)
+            except SscardError as err:
+                if actor is not None:  # a known actor trying what their role may not: worth a trace
+                    _audit_refusal(app, actor, name, idempotency_key, err, {})
+                raise
             return execute(app, name, actor, fn, args, kwargs, idempotency_key)
 
         call.operation_name = name  # type: ignore[attr-defined]

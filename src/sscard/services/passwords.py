@@ -83,6 +83,10 @@ def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: 
 @operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM})
 def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
     card = _usable_card(op, card_number)
+    # A temporary or formal loss stops the card's SS application at once (RULES §5).
+    if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) in (SsStatus.TEMPORARY_LOSS,
+                                                                             SsStatus.FORMAL_LOSS):
+        raise SscardError("card_lost")
     check_ss_password(op, card, password)
     return {"card_number": card.card_number, "verified": True}
 

@@ -21,7 +21,7 @@ def add_user(op: Op, username: str, password: str, role: str, display_name: str 
              center_code: str | None = None, outlet_code: str | None = None) -> dict:
     """Center staff belong to a center; bank staff to an outlet (and so to its bank)."""
     role_ = Role(role) if role in {r.value for r in STAFF_ROLES} else None
-    if role_ is None:
+    if role_ is None or not (1 <= len(username) <= 32) or len(display_name) > 32:  # the columns' sizes
         raise SscardError("invalid_request")
     if len(password) < 8:
         raise SscardError("weak_password", reason=("员工密码至少8位", "staff passwords have at least 8 characters"))

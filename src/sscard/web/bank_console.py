@@ -1,5 +1,629 @@
-"""Web pages of the bank-outlet console (owned by that area; see docs/ARCHITECTURE.md)."""
+"""The bank-outlet console: /bank pages for tellers and bank supervisors (issue 6, bank half).
 
-from fastapi import APIRouter
+Every page calls a service (services.loss, services.banking); none touches the database. Who may see
+the console: tellers and bank supervisors signed in here (channel bank_outlet). Anyone else signed in
+as staff sees a refusal page; nobody signed in (or a forged, ended or idle session) is sent to
+/bank/login. Cards of another bank are refused by the services with `wrong_bank`, shown in words.
 
-router = APIRouter()
+Card numbers, citizen IDs and PINs travel only in POST bodies (never in a URL, so never in an access
+log); every POST carries the session's CSRF token; a PIN is never put back into a page, never logged,
+and never passed with an idempotency key (whose request hash would keep a trace of it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets as pysecrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..api.deps import language
+from ..core.clock import SHANGHAI
+from ..core.errors import SscardError, register_messages
+from ..core.identifiers import mask_pan
+from ..core.money import yuan_to_fen
+from ..core.roles import BANK_STAFF, Actor, Channel, Role
+from ..services import banking, loss, websession
+from ..services.app import App
+from ..services.staff import banks_and_places
+from ..statements import Line, Statement, render_statement
+from . import security
+from .pages import render, templates
+
+router = APIRouter(prefix="/bank", include_in_schema=False)
+
+# A missing or dead session on a /bank page leads to the bank's own login page.
+security.LOGIN_PAGE.setdefault("bank", "/bank/login")
+LOGIN_COOKIE = "sscard_bank_login"  # double-submit token for the login form (no session yet)
+STAFF_COOKIE = security.COOKIE["staff"]
+
+register_messages({
+    "cardholder_in_person": (
+        403,
+        "此业务仅限持卡人本人持卡和身份证原件办理，不接受代理人",
+        "Only the cardholder in person, with the card and the original ID, may do this: no agent",
+    ),
+})
+
+
+@dataclass
+class Desk:
+    """The signed-in teller (or supervisor) at this outlet, and their session row (CSRF token)."""
+
+    actor: Actor
+    row: Any
+
+    @property
+    def supervisor(self) -> bool:
+        return self.actor.role is Role.BANK_SUPERVISOR
+
+    @property
+    def csrf(self) -> str:
+        return self.row.csrf
+
+
+def _app(request: Request) -> App:
+    return request.app.state.sscard
+
+
+def _desk(request: Request, *, supervisor: bool = False) -> Desk | Response:
+    """The teller at the desk, or the response to send instead (login redirect, refusal page)."""
+    found = websession.resolve(_app(request), request.cookies.get(STAFF_COOKIE), "staff")
+    if found is None:
+        raise security.LoginRequired("bank")
+    actor, row = found
+    if actor.role not in BANK_STAFF:
+        return render(request, "bank/forbidden.html", {"reason": "not_bank_staff", "actor": actor}, 403)
+    if row.channel != Channel.BANK_OUTLET:
+        raise security.LoginRequired("bank")
+    desk = Desk(actor, row)
+    if supervisor and not desk.supervisor:
+        return render(request, "bank/forbidden.html", {"reason": "supervisor_only", "desk": desk}, 403)
+    return desk
+
+
+async def _posted(request: Request, desk: Desk) -> dict[str, str]:
+    await security.check_csrf(request, desk.row)
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+
+
+def _key() -> str:
+    return pysecrets.token_urlsafe(18)
+
+
+def _htmx(request: Request) -> bool:
+    return bool(request.headers.get("hx-request"))
+
+
+def _page(request: Request, desk: Desk, page: str, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    """A bank page (or, for htmx, only its working area `bank/_<page>.html`)."""
+    full = {"desk": desk, "page": page, "op_key": _key(), **(ctx or {})}
+    if _htmx(request):
+        # htmx swaps only 2xx answers: a refusal is still a 200 for the fragment, shown in words.
+        return render(request, f"bank/_{page}.html", full, 200)
+    return render(request, f"bank/{page}.html", full, status)
+
+
+def _reminder(result: dict, request: Request) -> str | None:
+    reminder = result.get("reminder")
+    if not reminder:
+        return None
+    return reminder.get(language(request)) or reminder.get("zh")
+
+
+def _entered(form: dict[str, str], *names: str) -> dict[str, str]:
+    """What the teller typed, to show again after a refusal (never a PIN)."""
+    return {n: form.get(n, "") for n in names}
+
+
+# ---------------------------------------------------------------- login / logout
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _login_form(request)
+
+
+def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
+    token = _key()
+    response = render(request, "bank/login.html", {"login_token": token, "error": error, "username": username},
+                      status)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/bank",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise security.CsrfFailed()
+    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
+    lang = language(request)
+    web = websession.staff_login(_app(request), username, password, Channel.BANK_OUTLET) if username else None
+    if web is None:
+        msg = "Wrong user name or password" if lang == "en" else "用户名或密码错误"
+        return _login_form(request, msg, 401, username)
+    if web.actor.role not in BANK_STAFF:
+        websession.logout(_app(request), web.token)
+        msg = ("This console is for bank tellers and bank supervisors only" if lang == "en"
+               else "银行网点柜台仅限银行柜员和银行主管登录")
+        return _login_form(request, msg, 403, username)
+    response = RedirectResponse("/bank", status_code=303)
+    security.set_session_cookie(response, "staff", web.token, request)
+    response.delete_cookie(LOGIN_COOKIE, path="/bank")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    await security.check_csrf(request, desk.row)
+    websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
+    response = RedirectResponse("/bank/login", status_code=303)
+    security.clear_session_cookie(response, "staff")
+    return response
+
+
+# ---------------------------------------------------------------- home
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    return render(request, "bank/home.html", {"desk": desk, "page": "home"})
+
+
+# ---------------------------------------------------------------- the working pages
+
+# Words for state-machine refusals, so a teller reads "written loss" rather than "report_written_loss".
+STATE_WORDS = {
+    "not_activated": ("未启用", "not activated"), "active": ("正常", "active"), "oral_loss": ("口头挂失", "oral loss"),
+    "written_loss": ("书面挂失", "written loss"), "frozen": ("冻结", "frozen"), "closed": ("已销户", "closed"),
+    "balance": ("账户尚有余额或未完成交易", "the account still holds money or pending items"),
+}
+EVENT_WORDS = {
+    "report_written_loss": ("书面挂失", "written loss"), "report_oral_loss": ("口头挂失", "oral loss"),
+    "cancel_loss": ("解除挂失", "cancel the loss"), "activate": ("启用金融功能", "activation"),
+    "extend_activation": ("延长启用期限", "extending the activation window"), "freeze": ("冻结", "freeze"),
+    "unfreeze": ("解除冻结", "lifting the freeze"), "close": ("销户", "closing the account"),
+}
+
+
+def _message(err: SscardError, lang: str) -> str:
+    if err.code == "illegal_transition":
+        state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
+        words = SscardError("illegal_transition", state=STATE_WORDS.get(state, (state, state)),
+                            event=EVENT_WORDS.get(event, (event, event)))
+        return words.message(lang)
+    return err.message(lang)
+
+
+def _clean_pan(form: dict[str, str]) -> str:
+    return form.get("pan", "").replace(" ", "").replace("-", "")
+
+
+def _clean_id(form: dict[str, str]) -> str:
+    return form.get("citizen_id", "").replace(" ", "").upper()
+
+
+def _masked_pan_hint(form: dict[str, str]) -> str:
+    pan = _clean_pan(form)
+    return mask_pan(pan) if len(pan) >= 10 and pan.isdigit() else ""
+
+
+Handler = Callable[[App, Desk, dict[str, str], str | None, Request], dict]
+
+
+async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[str, ...] = (),
+                  supervisor: bool = False, keyed: bool = True) -> Response:
+    """Run one counter operation from a posted form and show its page with the outcome.
+
+    keyed: the form's one-time op_key is the idempotency key (a double click does the work once); never
+    for operations that carry a PIN. After a refusal the page shows what was typed except the card
+    number, the ID number and any PIN (the card number as a masked hint)."""
+    desk = _desk(request, supervisor=supervisor)
+    if isinstance(desk, Response):
+        return desk
+    form = await _posted(request, desk)
+    key = (form.get("op_key") or None) if keyed else None
+    try:
+        done = handler(_app(request), desk, form, key, request)
+    except SscardError as err:
+        ctx = {"form": _entered(form, *keep), "last_pan": _masked_pan_hint(form),
+               "error": _message(err, language(request)), "error_code": err.code}
+        if err.code == "wrong_bank":
+            ctx["card_bank"] = _bank_name(_app(request), _clean_pan(form), language(request))
+        return _page(request, desk, page, ctx, err.status)
+    return _page(request, desk, page, {"form": {}, "done": done})
+
+
+def _show(request: Request, page: str, *, supervisor: bool = False, **ctx: Any) -> Response:
+    desk = _desk(request, supervisor=supervisor)
+    if isinstance(desk, Response):
+        return desk
+    return _page(request, desk, page, {"form": {}, **ctx})
+
+
+def seal_pan(app: App, desk: Desk, pan: str) -> str:
+    """An opaque reference to a card number for a follow-up form (PDF, older entries), so the page never
+    carries the full number. Encrypt-then-MAC with HMAC-SHA256, keyed per session: it dies with it."""
+    key = bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
+    nonce = pysecrets.token_bytes(12)
+    data = pan.encode()
+    stream = hmac.new(key, b"stream" + nonce, hashlib.sha256).digest()
+    body = nonce + bytes(a ^ b for a, b in zip(data, stream, strict=False))
+    tag = hmac.new(key, b"tag" + body, hashlib.sha256).digest()[:16]
+    return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
+
+
+def open_pan(app: App, desk: Desk, ref: str) -> str:
+    """The card number behind seal_pan's reference, or invalid_request for anything else."""
+    key = bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
+    try:
+        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
+    except (ValueError, binascii.Error):
+        raise SscardError("invalid_request") from None
+    body, tag = raw[:-16], raw[-16:]
+    if len(body) <= 12 or not hmac.compare_digest(tag, hmac.new(key, b"tag" + body, hashlib.sha256).digest()[:16]):
+        raise SscardError("invalid_request")
+    nonce, data = body[:12], body[12:]
+    stream = hmac.new(key, b"stream" + nonce, hashlib.sha256).digest()
+    return bytes(a ^ b for a, b in zip(data, stream, strict=False)).decode()
+
+
+def _pan_of(app: App, desk: Desk, form: dict[str, str]) -> str:
+    """The card number typed (or swiped) in this form, or carried over as a sealed reference."""
+    if form.get("pan_ref") and not form.get("pan"):
+        return open_pan(app, desk, form["pan_ref"])
+    return _clean_pan(form)
+
+
+def _bank_name(app: App, pan: str, lang: str) -> str:
+    """The issuing bank's name, from the card number's BIN."""
+    for bank in banks_and_places(app)["banks"]:
+        if pan.startswith(bank["bin"]):
+            if lang == "en":
+                return bank.get("name_en") or bank["name"]
+            return bank["name"]
+    return ""
+
+
+# ---------------------------------------------------------------- account lookup (home page panel)
+
+
+def _account(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    data = banking.statement(app, desk.actor, _clean_pan(form), limit=5)
+    return {"account": data, "lines": statement_lines(data, language(request))}
+
+
+@router.post("/account", response_class=HTMLResponse)
+async def account_lookup(request: Request) -> Response:
+    """The account at a glance: state, balance, activation deadline, last movements."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    form = await _posted(request, desk)
+    ctx: dict[str, Any] = {"desk": desk, "page": "home", "last_pan": _masked_pan_hint(form)}
+    status = 200
+    try:
+        ctx.update(_account(_app(request), desk, form, None, request))
+        ctx["today"] = _app(request).clock.today()
+    except SscardError as err:
+        ctx.update(error=_message(err, language(request)), error_code=err.code)
+        if err.code == "wrong_bank":
+            ctx["card_bank"] = _bank_name(_app(request), _clean_pan(form), language(request))
+        status = err.status
+    if _htmx(request):
+        return render(request, "bank/_account.html", ctx)
+    return render(request, "bank/home.html", ctx, status)
+
+
+# ---------------------------------------------------------------- activation (PIN pad)
+
+
+def _activate(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    if form.get("in_person") != "yes":
+        raise SscardError("cardholder_in_person")
+    out = banking.activate(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("pin", ""),
+                           form.get("pin_again", ""))
+    return {"pan": out["pan"], "status": out["status"], "balance_fen": out["balance_fen"],
+            "moved": out.get("moved_from_old_account")}
+
+
+@router.get("/activate", response_class=HTMLResponse)
+def activate_page(request: Request) -> Response:
+    return _show(request, "activate")
+
+
+@router.post("/activate", response_class=HTMLResponse)
+async def activate_submit(request: Request) -> Response:
+    """The cardholder in person with card and ID, within the window; sets the PIN twice on the pad."""
+    return await _submit(request, "activate", _activate, keyed=False)
+
+
+# ---------------------------------------------------------------- supervisor: window extension, freeze
+
+
+def _supervise(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    task, pan, reason = form.get("task", "extend"), _clean_pan(form), form.get("reason", "")[:200]
+    if task == "extend":
+        days_text = form.get("days", "")
+        if days_text and not days_text.isdigit():
+            raise SscardError("invalid_request")
+        out = banking.extend_activation(app, desk.actor, pan, int(days_text) if days_text else None, reason,
+                                        idempotency_key=key)
+        return {"task": task, "pan": out["pan"], "deadline": out["activation_deadline"], "days": out["days"]}
+    if task in ("freeze", "unfreeze"):
+        fn = banking.freeze if task == "freeze" else banking.unfreeze
+        out = fn(app, desk.actor, pan, reason, idempotency_key=key)
+        return {"task": task, "pan": out["pan"], "status": out["status"]}
+    raise SscardError("invalid_request")
+
+
+@router.get("/supervisor", response_class=HTMLResponse)
+def supervisor_page(request: Request) -> Response:
+    return _show(request, "supervisor", supervisor=True)
+
+
+@router.post("/supervisor", response_class=HTMLResponse)
+async def supervisor_submit(request: Request) -> Response:
+    return await _submit(request, "supervisor", _supervise, keep=("task", "days", "reason"), supervisor=True)
+
+
+# ---------------------------------------------------------------- bank-side loss
+
+
+def _loss(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    action = form.get("action", "written")
+    if action == "cancel":
+        out = loss.cancel_bank_loss(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+    elif action == "written":
+        out = loss.report_written_loss(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+    else:
+        raise SscardError("invalid_request")
+    return {"action": action, "pan": mask_pan(out["pan"]), "status": out["status"],
+            "linked_ss_status": out.get("linked_ss_status"), "reminder": _reminder(out, request)}
+
+
+@router.get("/loss", response_class=HTMLResponse)
+def loss_page(request: Request) -> Response:
+    return _show(request, "loss")
+
+
+@router.post("/loss", response_class=HTMLResponse)
+async def loss_submit(request: Request) -> Response:
+    """Written loss (an oral loss becomes written) or cancel, at the counter with the cardholder's ID."""
+    return await _submit(request, "loss", _loss, keep=("action",))
+
+
+# ---------------------------------------------------------------- cash at the counter
+
+
+def _deposit(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    amount = parse_yuan(form.get("amount", ""))
+    out = banking.deposit(app, desk.actor, _clean_pan(form), amount, idempotency_key=key)
+    return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
+            "status": out["status"], "transfer_id": out["transfer_id"]}
+
+
+def _withdraw(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    amount = parse_yuan(form.get("amount", ""))
+    out = banking.withdraw(app, desk.actor, _clean_pan(form), amount, form.get("pin", ""))
+    return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
+            "status": out["status"], "transfer_id": out["transfer_id"]}
+
+
+@router.get("/deposit", response_class=HTMLResponse)
+def deposit_page(request: Request) -> Response:
+    return _show(request, "deposit")
+
+
+@router.post("/deposit", response_class=HTMLResponse)
+async def deposit_submit(request: Request) -> Response:
+    return await _submit(request, "deposit", _deposit, keep=("amount",))
+
+
+@router.get("/withdraw", response_class=HTMLResponse)
+def withdraw_page(request: Request) -> Response:
+    return _show(request, "withdraw")
+
+
+@router.post("/withdraw", response_class=HTMLResponse)
+async def withdraw_submit(request: Request) -> Response:
+    """Cash out: the cardholder types the bank PIN on the pad (no idempotency key: it would trace the PIN)."""
+    return await _submit(request, "withdraw", _withdraw, keep=("amount",), keyed=False)
+
+
+# ---------------------------------------------------------------- PIN reset (cardholder only)
+
+
+def _pin_reset(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    if form.get("in_person") != "yes":
+        raise SscardError("cardholder_in_person")  # the teller has not confirmed it is the cardholder
+    out = banking.reset_pin(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("new", ""),
+                            form.get("new_again", ""))
+    return {"pan": out["pan"], "was_locked": out["was_locked"]}
+
+
+@router.get("/pin-reset", response_class=HTMLResponse)
+def pin_reset_page(request: Request) -> Response:
+    return _show(request, "pin_reset")
+
+
+@router.post("/pin-reset", response_class=HTMLResponse)
+async def pin_reset_submit(request: Request) -> Response:
+    return await _submit(request, "pin_reset", _pin_reset, keyed=False)
+
+
+# ---------------------------------------------------------------- account close
+
+
+def _close(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    if form.get("confirm") != "yes":
+        raise SscardError("invalid_request")
+    out = banking.close(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+    return {"pan": out["pan"], "status": out["status"], "paid_out_fen": out["paid_out_fen"]}
+
+
+@router.get("/close", response_class=HTMLResponse)
+def close_page(request: Request) -> Response:
+    return _show(request, "close")
+
+
+@router.post("/close", response_class=HTMLResponse)
+async def close_submit(request: Request) -> Response:
+    """With the cardholder's ID: holds released, the whole balance paid out in cash, the account closed."""
+    return await _submit(request, "close", _close)
+
+
+# ---------------------------------------------------------------- statement and its PDF
+
+STATEMENT_LIMIT = 50
+PDF_LIMIT = 200
+CODE_WORDS = {
+    "deposit": ("现金存款", "Cash deposit"), "withdrawal": ("现金取款", "Cash withdrawal"),
+    "transfer": ("转账", "Transfer"), "payment": ("消费", "Payment"), "pension": ("养老金", "Pension"),
+    "replacement": ("补换卡余额转移", "Balance moved at card replacement"), "fee": ("费用", "Fee"),
+    "close_payout": ("销户支取", "Paid out at closing"), "wages": ("工资", "Wages"),
+    "reimbursement": ("报销", "Reimbursement"),
+}
+KIND_WORDS = {"pending": ("预授权", "hold"), "void": ("撤销预授权", "hold released"),
+              "expire": ("预授权过期", "hold expired"), "post": ("预授权完成", "hold completed")}
+
+
+def describe(entry: dict, lang: str) -> str:
+    i = 1 if lang == "en" else 0
+    code = entry.get("code", "")
+    text = CODE_WORDS.get(code, (code, code))[i]
+    kind = entry.get("kind", "posted")
+    if kind in KIND_WORDS:
+        text = f"{text}（{KIND_WORDS[kind][i]}）" if i == 0 else f"{text} ({KIND_WORDS[kind][i]})"
+    counterparty = _counterparty(entry.get("counterparty") or "", i)
+    if counterparty:
+        text = f"{text} · {counterparty}"
+    return text
+
+
+def _counterparty(name: str, i: int) -> str:
+    """Ledger account names as words: 'cash:GSB-001' is that outlet's counter, 'atm:X' an ATM..."""
+    kind, _, code = name.partition(":")
+    words = {"cash": ("{code}网点柜台", "counter at {code}"), "atm": ("ATM {code}", "ATM {code}"),
+             "merchant": ("商户 {code}", "merchant {code}"), "clearing": ("跨行清算", "inter-bank clearing")}
+    if kind in words and code:
+        return words[kind][i].format(code=code)
+    if name in ("pension_payer", "agency_fee_income") or not name:
+        return ""
+    return name  # a masked card number (a transfer) or another named account
+
+
+def statement_lines(data: dict, lang: str) -> list[dict]:
+    """Entries (newest first) with the posted balance after each, worked back from today's balance.
+    Holds (pending, void, expire) do not move the posted balance."""
+    balance = data.get("balance_fen", 0)
+    lines = []
+    for e in data.get("entries", []):
+        posted = e.get("kind", "posted") in ("posted", "post")
+        signed = (-1 if e["direction"] == "debit" else 1) * e["amount_fen"]
+        lines.append({**e, "description": describe(e, lang), "posted": posted,
+                      "debit_fen": e["amount_fen"] if e["direction"] == "debit" else 0,
+                      "credit_fen": e["amount_fen"] if e["direction"] == "credit" else 0,
+                      "balance_after_fen": balance if posted else None})
+        if posted:
+            balance -= signed
+    return lines
+
+
+def _statement(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+    before = form.get("before_id", "")
+    pan = _pan_of(app, desk, form)
+    data = banking.statement(app, desk.actor, pan, limit=STATEMENT_LIMIT,
+                             before_id=int(before) if before.isdigit() else None)
+    return {"statement": data, "lines": statement_lines(data, language(request)), "pan_ref": seal_pan(app, desk, pan)}
+
+
+@router.get("/statement", response_class=HTMLResponse)
+def statement_page(request: Request) -> Response:
+    return _show(request, "statement")
+
+
+@router.post("/statement", response_class=HTMLResponse)
+async def statement_submit(request: Request) -> Response:
+    return await _submit(request, "statement", _statement, keyed=False)
+
+
+@router.post("/statement.pdf")
+async def statement_pdf(request: Request) -> Response:
+    """The statement (last 200 movements) as a PDF to print or hand over."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    form = await _posted(request, desk)
+    lang = language(request)
+    app = _app(request)
+    try:
+        pan = _pan_of(app, desk, form)
+        data = banking.statement(app, desk.actor, pan, limit=PDF_LIMIT)
+    except SscardError as err:
+        ctx = {"form": {}, "last_pan": _masked_pan_hint(form), "error": _message(err, lang), "error_code": err.code}
+        return _page(request, desk, "statement", ctx, err.status)
+    lines = statement_lines(data, lang)
+    today = app.clock.today()
+    oldest = min((as_shanghai_day(x["at"]) for x in lines), default=today)
+    status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
+    moved = sum(x["credit_fen"] - x["debit_fen"] for x in lines if x["posted"])
+    opening = data["balance_fen"] - moved  # the posted balance before the oldest line shown
+    pdf = render_statement(
+        Statement(
+            bank_name=_bank_name(app, pan, lang), pan_masked=data["pan"], name_masked="",
+            period_from=oldest, period_to=today, opening_fen=opening,
+            closing_fen=data["balance_fen"], status=status_word, outlet=desk.actor.place,
+            printed_at=app.clock.now(),
+            lines=[Line(at=parse_time(x["at"]), description=x["description"], debit_fen=x["debit_fen"],
+                        credit_fen=x["credit_fen"], balance_fen=x["balance_after_fen"]) for x in reversed(lines)],
+        ),
+        lang,
+    )
+    name = f"statement-{data['pan'][-4:]}-{today.isoformat()}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                     headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+# ---------------------------------------------------------------- helpers shared with the templates
+
+
+def parse_time(value: str | datetime) -> datetime:
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def as_shanghai_day(value: str | datetime) -> date:
+    return parse_time(value).astimezone(SHANGHAI).date()
+
+
+def local_time(value: str | datetime | None) -> str:
+    if not value:
+        return ""
+    return parse_time(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def parse_yuan(text: str) -> int:
+    """The teller types yuan ('1,000.50'); the services get fen."""
+    return yuan_to_fen(text.replace(",", "").replace("，", "").replace("¥", "").strip())
+
+
+templates.env.filters.setdefault("bank_time", local_time)

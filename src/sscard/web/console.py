@@ -1,5 +1,624 @@
-"""Web pages of the console (owned by that area; see docs/ARCHITECTURE.md)."""
+"""The service-center window console: /console pages for clerks and center supervisors (issue 6).
 
-from fastapi import APIRouter
+Every page calls a service; none touches the database. Who may see it: clerks and center supervisors
+signed in here (channel window). Other staff signed in see a refusal page; nobody signed in (or a
+forged, ended or idle session) is sent to /console/login.
 
-router = APIRouter()
+A visit starts with the identity check (the cardholder's ID, presented by the cardholder or by an agent
+with a power of attorney and their own ID); the visit's actions then use the checked IDs on the server,
+so no full citizen ID or card number is ever put into a page or a URL: pages carry person, card and
+visit ids, and search terms travel in POST bodies. Every POST carries the session's CSRF token; action
+forms carry a one-time key used as the idempotency key, so a double click does the work once.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets as pysecrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from .. import receipts
+from ..api.deps import language
+from ..core.errors import SscardError
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
+from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession
+from ..services.app import App
+from ..services.staff import banks_and_places
+from . import security
+from .pages import render
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+log = logging.getLogger("sscard.console")
+LOGIN_COOKIE = "sscard_console_login"  # double-submit token for the login form (no session yet)
+STAFF_COOKIE = security.COOKIE["staff"]
+
+# Labels for values that come from data; the templates pass them through _() (console.po has them).
+SS_LABELS = {
+    "applied": "已申请", "in_production": "制卡中", "ready": "待领取", "sealed": "已封存", "normal": "正常",
+    "temporary_loss": "临时挂失", "formal_loss": "正式挂失", "cancelled": "已注销",
+}
+BANK_LABELS = {
+    "not_activated": "金融功能未启用", "active": "正常", "oral_loss": "口头挂失", "written_loss": "书面挂失",
+    "frozen": "冻结", "closed": "已销户",
+}
+REASON_LABELS = {
+    "first": "首次申领", "lost": "遗失补卡", "damaged": "损坏换卡", "expiring": "到期换卡",
+    "data_change": "信息变更换卡", "bank_change": "更换银行",
+}
+METHOD_LABELS = {"cash": "现金", "card": "刷卡", "waived": "减免"}
+SCOPE_LABELS = {k: v[0] for k, v in attorney.SCOPES.items()}
+OP_LABELS = {
+    "counter.identity_check": "身份核验", "counter.end_visit": "结束办理", "counter.collect": "领卡",
+    "card.collect": "领卡", "ss_loss.report_formal": "社保正式挂失", "ss_loss.report_temporary": "临时挂失",
+    "ss_loss.cancel": "解除挂失", "replacement.apply": "补换卡受理", "replacement.apply_waived": "补换卡受理（减免）",
+    "replacement.complete_batch": "制卡完成", "production.start_batch": "送制新批次",
+    "production.complete_batch": "制卡完成", "attorney.record": "登记授权委托书", "attorney.revoke": "撤销授权委托书",
+    "ss_password.reset": "重置社保应用密码", "counter.ss_password_reset_by_agent": "代办重置社保应用密码",
+    "query_password.reset": "重置信息查询密码", "person.register": "参保登记", "card.apply_first": "首次申领",
+}
+POA_LABELS = {"valid": "有效", "expired": "已过期", "not_yet_valid": "未生效", "revoked": "已撤销"}
+EVENT_WORDS = {
+    "report_formal_loss": ("正式挂失", "formal loss"), "cancel_loss": ("解除挂失", "cancel the loss"),
+    "collect": ("领卡", "collection"), "revoke": ("撤销", "revoke"), "complete_batch": ("制卡完成", "batch done"),
+    "collection_receipt": ("领卡回执", "collection receipt"),
+}
+
+
+@dataclass
+class Window:
+    """The signed-in clerk (or supervisor) at this center, and their session row (CSRF token)."""
+
+    actor: Actor
+    row: Any
+
+    @property
+    def supervisor(self) -> bool:
+        return self.actor.role is Role.CENTER_SUPERVISOR
+
+    @property
+    def csrf(self) -> str:
+        return self.row.csrf
+
+
+def _app(request: Request) -> App:
+    return request.app.state.sscard
+
+
+def _window(request: Request, *, supervisor: bool = False) -> Window | Response:
+    found = websession.resolve(_app(request), request.cookies.get(STAFF_COOKIE), "staff")
+    if found is None:
+        raise security.LoginRequired("staff")
+    actor, row = found
+    if actor.role not in CENTER_STAFF:
+        return render(request, "console/forbidden.html", {"reason": "not_center_staff"}, 403)
+    if row.channel != Channel.WINDOW:
+        raise security.LoginRequired("staff")
+    w = Window(actor, row)
+    if supervisor and not w.supervisor:
+        return render(request, "console/forbidden.html", {"reason": "supervisor_only", "w": w}, 403)
+    return w
+
+
+def _key() -> str:
+    return pysecrets.token_urlsafe(18)
+
+
+def _message(err: SscardError, lang: str) -> str:
+    if err.code == "illegal_transition":
+        state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
+        zh = SS_LABELS.get(state, state)
+        words = SscardError("illegal_transition", state=(zh, state.replace("_", " ")),
+                            event=EVENT_WORDS.get(event, (event, event)))
+        return words.message(lang)
+    if err.code == "replacement_not_allowed":
+        state = str(err.params.get("state", ""))
+        return SscardError(err.code, state=(SS_LABELS.get(state, state), state.replace("_", " "))).message(lang)
+    return err.message(lang)
+
+
+def _page(request: Request, w: Window, template: str, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    full = {
+        "w": w, "op_key": _key(), "ss_labels": SS_LABELS, "bank_labels": BANK_LABELS, "reason_labels": REASON_LABELS,
+        "method_labels": METHOD_LABELS, "scope_labels": SCOPE_LABELS, "poa_labels": POA_LABELS,
+        "op_labels": OP_LABELS,
+        "sep": ": " if language(request) == "en" else "：", "list_sep": ", " if language(request) == "en" else "、",
+        **(ctx or {}),
+    }
+    return render(request, template, full, status)
+
+
+async def _form(request: Request, w: Window) -> dict[str, str]:
+    await security.check_csrf(request, w.row)
+    form = await request.form()
+    return {k: str(v).strip() for k, v in form.multi_items() if isinstance(v, str) and k != "scope"} | {
+        "scope": ",".join(str(v) for v in form.getlist("scope"))
+    }
+
+
+def _reminder(result: dict, lang: str) -> str | None:
+    reminder = result.get("reminder")
+    return (reminder.get(lang) or reminder.get("zh")) if reminder else None
+
+
+# ---------------------------------------------------------------- login / logout
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> HTMLResponse:
+    return _login_form(request)
+
+
+def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
+    token = _key()
+    response = render(request, "console/login.html", {"login_token": token, "error": error, "username": username},
+                      status)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/console",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise security.CsrfFailed()
+    username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
+    lang = language(request)
+    web = websession.staff_login(_app(request), username, password, Channel.WINDOW) if username else None
+    if web is None:
+        return _login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误", 401,
+                           username)
+    if web.actor.role not in CENTER_STAFF:
+        websession.logout(_app(request), web.token)
+        if web.actor.role in BANK_STAFF:
+            msg = "Bank staff sign in at the bank-outlet console (/bank)" if lang == "en" else \
+                "银行工作人员请从银行网点柜台（/bank）登录"
+        else:
+            msg = "The window console is for service-center clerks and supervisors only" if lang == "en" else \
+                "窗口服务系统仅限服务网点经办人员和主管登录"
+        return _login_form(request, msg, 403, username)
+    response = RedirectResponse("/console", status_code=303)
+    security.set_session_cookie(response, "staff", web.token, request)
+    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    await security.check_csrf(request, w.row)
+    websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
+    response = RedirectResponse("/console/login", status_code=303)
+    security.clear_session_cookie(response, "staff")
+    return response
+
+
+# ---------------------------------------------------------------- home: the center's queue, the 12333 queue, search
+
+
+def _hotline_queue(app: App, actor: Actor) -> dict | None:
+    try:
+        from ..services import hotline
+    except ImportError:  # the hotline area is optional
+        return None
+    agent_queue = getattr(hotline, "agent_queue", None)
+    if agent_queue is None:
+        return None
+    try:
+        return agent_queue(app, actor)
+    except (SscardError, TypeError):  # another area's service: its refusal or a changed signature
+        log.warning("12333 agent queue unavailable on the window console", exc_info=True)
+        return None
+
+
+def _home(request: Request, w: Window, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    app = _app(request)
+    return _page(request, w, "console/home.html", {
+        "queue": replacement.queue(app, w.actor), "hotline": _hotline_queue(app, w.actor), **(ctx or {}),
+    }, status)
+
+
+@router.get("", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    return _home(request, w)
+
+
+@router.post("/hotline/{request_id}/{action}", response_class=HTMLResponse)
+async def hotline_action(request_id: int, action: str, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    from ..services import hotline
+
+    fn = {"take": hotline.take_agent_request, "close": hotline.close_agent_request}.get(action)
+    if fn is None:
+        return _home(request, w, {"error": _message(SscardError("invalid_request"), language(request))}, 422)
+    try:
+        fn(_app(request), w.actor, request_id, idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return RedirectResponse("/console", status_code=303)
+
+
+@router.post("/find", response_class=HTMLResponse)
+async def find(request: Request) -> Response:
+    """By citizen ID, card number, or name + birth date; one match opens the person's page."""
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    app, lang = _app(request), language(request)
+    query = form.get("query", "").replace(" ", "").upper()
+    try:
+        if form.get("name"):
+            try:
+                birth = date.fromisoformat(form.get("birth_date", ""))
+            except ValueError:
+                raise SscardError("invalid_request") from None
+            found = replacement.find_by_name(app, w.actor, form["name"], birth)["persons"]
+        elif len(query) == 18:
+            found = [cards.find_person(app, w.actor, citizen_id=query)]
+        elif query:
+            found = [cards.find_person(app, w.actor, card_number=query)]
+        else:
+            raise SscardError("invalid_request")
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang), "find": {"name": form.get("name", ""),
+                                                                         "birth_date": form.get("birth_date", "")}},
+                     err.status)
+    if len(found) == 1:
+        return RedirectResponse(f"/console/persons/{found[0]['id']}", status_code=303)
+    return _home(request, w, {"results": found, "find": {"name": form.get("name", ""),
+                                                          "birth_date": form.get("birth_date", "")}})
+
+
+# ---------------------------------------------------------------- a person: cards, powers of attorney, identity check
+
+
+def _person(request: Request, w: Window, person_id: int, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    app = _app(request)
+    today = app.clock.today()
+    return _page(request, w, "console/person.html", {
+        "overview": replacement.person_overview(app, w.actor, person_id),
+        "attorneys": attorney.list_for_person(app, w.actor, person_id)["attorneys"],
+        "today": today, "in_a_month": today + timedelta(days=30), **(ctx or {}),
+    }, status)
+
+
+@router.get("/persons/{person_id}", response_class=HTMLResponse)
+def person_page(person_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    try:
+        return _person(request, w, person_id)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+
+
+@router.post("/persons/{person_id}/identity-check", response_class=HTMLResponse)
+async def identity_check(person_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    agent = form.get("presenter") == "agent"
+    try:
+        attorney_id = int(form["attorney_id"]) if agent and form.get("attorney_id", "").isdigit() else None
+        if agent and attorney_id is None:
+            raise SscardError("attorney_not_valid")
+        visit = attorney.identity_check(
+            _app(request), w.actor, person_id, form.get("citizen_id", "").upper(), attorney_id,
+            form.get("agent_citizen_id", "").upper() or None, idempotency_key=form.get("op_key") or None,
+        )
+    except SscardError as err:
+        return _person(request, w, person_id, {"error": _message(err, language(request)),
+                                               "presenter": "agent" if agent else "cardholder"}, err.status)
+    return RedirectResponse(f"/console/visits/{visit['id']}", status_code=303)
+
+
+@router.post("/persons/{person_id}/attorneys", response_class=HTMLResponse)
+async def record_attorney(person_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    lang = language(request)
+    try:
+        try:
+            start, end = date.fromisoformat(form.get("valid_from", "")), date.fromisoformat(form.get("valid_to", ""))
+        except ValueError:
+            raise SscardError("attorney_dates_invalid") from None
+        scope = [s for s in form.get("scope", "").split(",") if s]
+        poa = attorney.record(_app(request), w.actor, person_id, form.get("agent_name", ""),
+                              form.get("agent_citizen_id", "").upper(), scope, start, end,
+                              form.get("document_ref", ""), idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        keep = {k: form.get(k, "") for k in ("agent_name", "document_ref", "valid_from", "valid_to")}
+        return _person(request, w, person_id, {"error": _message(err, lang), "poa_form": keep,
+                                               "poa_open": True}, err.status)
+    return _person(request, w, person_id, {"done": {"kind": "poa_recorded", "id": poa["id"]}})
+
+
+@router.post("/attorneys/{attorney_id}/revoke", response_class=HTMLResponse)
+async def revoke_attorney(attorney_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    app = _app(request)
+    try:
+        person_id = attorney.view(app, w.actor, attorney_id)["person_id"]
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    try:
+        attorney.revoke(app, w.actor, attorney_id, form.get("reason", ""), idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _person(request, w, person_id, {"error": _message(err, language(request))}, err.status)
+    return _person(request, w, person_id, {"done": {"kind": "poa_revoked", "id": attorney_id}})
+
+
+# ---------------------------------------------------------------- a visit: the actions after the identity check
+
+
+def _visit(request: Request, w: Window, visit_id: int, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    app = _app(request)
+    visit = attorney.get_visit(app, w.actor, visit_id)
+    places = banks_and_places(app)
+    return _page(request, w, "console/visit.html", {
+        "visit": visit, "overview": replacement.person_overview(app, w.actor, visit["person_id"]),
+        "centers": places["centers"], "banks": places["banks"], "my_center": w.actor.place,
+        "fee_fen": app.policy.fee.replacement_fen, "activation_days": app.policy.activation.window_days, "fee_reasons": sorted(replacement.FEE_REASONS), **(ctx or {}),
+    }, status)
+
+
+@router.get("/visits/{visit_id}", response_class=HTMLResponse)
+def visit_page(visit_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    try:
+        return _visit(request, w, visit_id)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+
+
+Action = Callable[[App, Window, dict, dict, str | None], dict]
+
+
+def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
+    if not form.get("card_id", "").isdigit():
+        raise SscardError("card_not_found")
+    return replacement.card_number_of(app, w.actor, ident["person_id"], int(form["card_id"]))["card_number"]
+
+
+def _in_person_only(ident: dict) -> None:
+    """What an agent may not do for the principal (RULES §6: apply, pay, collect, formal loss only)."""
+    if ident["attorney_id"] is not None:
+        raise SscardError("attorney_not_valid")
+
+
+def _formal_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    out = loss.report_formal_loss(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
+                                  ident["attorney_id"], idempotency_key=key)
+    return {"kind": "formal_loss", **out}
+
+
+def _cancel_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    _in_person_only(ident)
+    out = loss.cancel_ss_loss(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
+                              idempotency_key=key)
+    return {"kind": "loss_cancelled", **out}
+
+
+def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    number = _card_number(app, w, ident, form)
+    common = dict(collect_center_code=form.get("collect_center") or None, bank_code=form.get("bank_code") or None,
+                  record_formal_loss=form.get("record_formal_loss") == "1", attorney_id=ident["attorney_id"],
+                  agent_citizen_id=ident["agent_citizen_id"], idempotency_key=key)
+    reason = form.get("reason", "")
+    if reason != "bank_change":
+        common["bank_code"] = None
+    if form.get("payment") == "waived":
+        out = replacement.apply_waived(app, w.actor, number, reason, ident["presented_citizen_id"],
+                                       form.get("waive_reason", ""), **common)
+    else:
+        pin = form.get("pin") or None if form.get("payment") == "card" else None
+        if pin:
+            common["idempotency_key"] = None  # a request carrying a PIN is never kept
+        out = replacement.apply(app, w.actor, number, reason, ident["presented_citizen_id"],
+                                form.get("payment") or None, pin=pin, **common)
+    names = {c["code"]: c["name"] for c in banks_and_places(app)["centers"]}
+    return {"kind": "replacement", **out, "collect_center": names.get(out["collect_center"], out["collect_center"])}
+
+
+def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    out = replacement.collect(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
+                              ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
+    return {"kind": "collected", "card_id": int(form["card_id"]), **out}
+
+
+def _ss_password(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    number = _card_number(app, w, ident, form)
+    if ident["attorney_id"] is not None:
+        out = replacement.reset_ss_password_by_agent(app, w.actor, number, ident["presented_citizen_id"],
+                                                     ident["attorney_id"], ident["agent_citizen_id"],
+                                                     idempotency_key=key)
+    else:
+        out = passwords.reset_ss_password(app, w.actor, number, ident["presented_citizen_id"], idempotency_key=key)
+    return {"kind": "ss_password_reset", **out}
+
+
+def _query_password(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
+    _in_person_only(ident)
+    out = passwords.reset_query_password(app, w.actor, ident["person_id"], ident["presented_citizen_id"],
+                                         idempotency_key=key)
+    return {"kind": "query_password_reset", **out}
+
+
+ACTIONS: dict[str, Action] = {
+    "formal-loss": _formal_loss,
+    "cancel-loss": _cancel_loss,
+    "replace": _replace,
+    "collect": _collect,
+    "ss-password": _ss_password,
+    "query-password": _query_password,
+}
+
+
+@router.post("/visits/{visit_id}/end")
+async def end_visit(visit_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    try:
+        attorney.end_visit(_app(request), w.actor, visit_id, idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return RedirectResponse("/console", status_code=303)
+
+
+@router.post("/visits/{visit_id}/{action}", response_class=HTMLResponse)
+async def visit_action(visit_id: int, action: str, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    app, lang = _app(request), language(request)
+    handler = ACTIONS.get(action)
+    try:
+        if handler is None:
+            raise SscardError("invalid_request")
+        ident = attorney.visit_identity(app, w.actor, visit_id)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang)}, err.status)
+    try:
+        done = handler(app, w, ident, form, form.get("op_key") or None)
+    except SscardError as err:
+        return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
+                                             "failed_card": form.get("card_id")}, err.status)
+    done["reminder_text"] = _reminder(done, lang)
+    return _visit(request, w, visit_id, {"done": done})
+
+
+# ---------------------------------------------------------------- receipts (PDF)
+
+
+def _pdf(content: bytes, name: str) -> Response:
+    return Response(content, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}.pdf"', "Cache-Control": "no-store"})
+
+
+@router.get("/receipts/{receipt_no}.pdf")
+def fee_receipt(receipt_no: str, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    try:
+        data = replacement.receipt(_app(request), w.actor, receipt_no)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return _pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
+
+
+@router.get("/persons/{person_id}/cards/{card_id}/collection-receipt.pdf")
+def collection_receipt(person_id: int, card_id: int, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    app = _app(request)
+    try:
+        number = replacement.card_number_of(app, w.actor, person_id, card_id)["card_number"]
+        data = replacement.collection_receipt(app, w.actor, number)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return _pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
+
+
+# ---------------------------------------------------------------- production batches of this center
+
+
+def _production(request: Request, w: Window, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    return _page(request, w, "console/production.html",
+                 {"queue": replacement.queue(_app(request), w.actor), **(ctx or {})}, status)
+
+
+@router.get("/production", response_class=HTMLResponse)
+def production_page(request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    return _production(request, w)
+
+
+@router.post("/production/start", response_class=HTMLResponse)
+async def start_batch(request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    try:
+        out = production.start_batch(_app(request), w.actor, w.actor.place, idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _production(request, w, {"error": _message(err, language(request))}, err.status)
+    return _production(request, w, {"done": {"kind": "batch_started", **out}})
+
+
+@router.post("/production/{batch_code}/complete", response_class=HTMLResponse)
+async def complete_batch(batch_code: str, request: Request) -> Response:
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    form = await _form(request, w)
+    try:
+        out = replacement.complete_batch(_app(request), w.actor, batch_code,
+                                         idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _production(request, w, {"error": _message(err, language(request))}, err.status)
+    return _production(request, w, {"done": {"kind": "batch_completed", **out}})
+
+
+# ---------------------------------------------------------------- the supervisor's day report
+
+
+def _day(request: Request, app: App) -> date:
+    try:
+        return date.fromisoformat(request.query_params.get("day", ""))
+    except ValueError:
+        return app.clock.today()
+
+
+@router.get("/report", response_class=HTMLResponse)
+def day_report(request: Request) -> Response:
+    w = _window(request, supervisor=True)
+    if isinstance(w, Response):
+        return w
+    app = _app(request)
+    report = reports.center_day(app, w.actor, _day(request, app))
+    return _page(request, w, "console/report.html", {"report": report})
+
+
+@router.get("/report.csv")
+def day_report_csv(request: Request) -> Response:
+    w = _window(request, supervisor=True)
+    if isinstance(w, Response):
+        return w
+    app = _app(request)
+    report = reports.center_day(app, w.actor, _day(request, app))
+    return Response("\ufeff" + reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="day-report-{report["day"]}.csv"'})

@@ -1,5 +1,551 @@
-"""Web pages of the portal (owned by that area; see docs/ARCHITECTURE.md)."""
+"""The cardholder portal (issue 7): /portal pages, Jinja2 + htmx, zh by default and en.
 
-from fastapi import APIRouter
+Login by SS number (citizen ID) or card number + information query password; an initial password must
+be changed before anything else. Pages: my card (both sides in plain words), insurance records (table,
+yearly totals, an SVG chart of pension per year, CSV), medical personal account, online temporary loss
+of the SS side and its cancellation, progress of a replacement, password changes.
 
-router = APIRouter()
+No portal URL or form takes a person id or a card number: who and which card always come from the
+signed-in session (services.insurance.own_card picks the card on the server). Every POST carries the
+session's CSRF token; the login form a pre-session double-submit token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets as pysecrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
+
+from ..api.deps import language
+from ..core.clock import SHANGHAI
+from ..core.errors import SscardError
+from ..core.money import fen_to_yuan
+from ..core.roles import Actor
+from ..services import cards, insurance, loss, passwords, websession
+from ..services.app import App
+from . import security
+from .pages import render
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+KIND = "cardholder"
+PRE_COOKIE = "sscard_portal_pre"
+
+
+def N_(text: str) -> str:
+    """Mark a string for the portal catalog; templates translate it with _()."""
+    return text
+
+
+SS_WORDS = {
+    "applied": N_("已申请，等待制卡"),
+    "in_production": N_("制卡中"),
+    "ready": N_("已制成，待领取"),
+    "sealed": N_("逾期未领已封存，请到服务网点办理"),
+    "normal": N_("正常使用"),
+    "temporary_loss": N_("已临时挂失"),
+    "formal_loss": N_("已正式挂失"),
+    "cancelled": N_("已注销"),
+}
+BANK_WORDS = {
+    "not_activated": N_("金融功能未启用"),
+    "active": N_("正常使用"),
+    "oral_loss": N_("口头挂失"),
+    "written_loss": N_("书面挂失"),
+    "frozen": N_("已冻结"),
+    "closed": N_("已销户"),
+}
+REASON_WORDS = {
+    "first": N_("首次申领"),
+    "lost": N_("遗失补卡"),
+    "damaged": N_("损坏换卡"),
+    "expiring": N_("到期换卡"),
+    "data_change": N_("信息变更换卡"),
+    "bank_change": N_("更换银行换卡"),
+}
+TYPE_WORDS = {t: N_(zh) for t, (zh, _en) in insurance.TYPE_NAMES.items()}
+MOVEMENT_WORDS = {"credit": N_("划入"), "settlement": N_("就医购药支付"), "refund": N_("退费")}
+SETTLEMENT_WORDS = {"settlement": N_("结算"), "refund": N_("退费")}
+STEPS = (("applied", N_("已申请")), ("in_production", N_("制卡中")), ("ready", N_("待领取")), ("issued", N_("已领卡")))
+ISSUED = {"normal", "temporary_loss", "formal_loss", "cancelled"}
+NAV = (
+    ("card", "/portal/card", N_("我的卡")),
+    ("insurance", "/portal/insurance", N_("参保缴费")),
+    ("medical", "/portal/medical", N_("医保个人账户")),
+    ("loss", "/portal/loss", N_("挂失")),
+    ("progress", "/portal/progress", N_("补换卡进度")),
+    ("password", "/portal/password", N_("修改密码")),
+)
+
+
+# ---------------------------------------------------------------- session plumbing
+
+
+@dataclass
+class Me:
+    actor: Actor | None = None
+    csrf: str = ""
+    token: str = ""
+    must_change: bool = False
+    redirect: Response | None = None
+
+
+def _app(request: Request) -> App:
+    return request.app.state.sscard
+
+
+def _me(request: Request, *, allow_must_change: bool = False) -> Me:
+    """The signed-in cardholder, or a redirect: to the login page, or to the forced password change."""
+    try:
+        actor, row = security.page_session(request, KIND)
+    except security.LoginRequired:
+        return Me(redirect=_redirect(request, security.LOGIN_PAGE[KIND]))
+    me = Me(actor, row.csrf, request.cookies.get(security.COOKIE[KIND], ""), bool(row.must_change_password))
+    if me.must_change and not allow_must_change:
+        me.redirect = _redirect(request, "/portal/password")
+    return me
+
+
+def _redirect(request: Request, target: str) -> Response:
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
+
+
+async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple[Me, dict]:
+    """A POST from a signed-in page: session, then CSRF (403 when missing or wrong), then the form."""
+    me = _me(request, allow_must_change=allow_must_change)
+    if me.redirect is not None and me.actor is None:
+        return me, {}
+    await security.check_csrf(request, _CsrfRow(me.csrf))
+    form = await request.form()
+    return me, {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+@dataclass
+class _CsrfRow:
+    csrf: str
+
+
+def local_time(value) -> str:
+    """An ISO time (services answer JSON-ready) or datetime, shown in Beijing time."""
+    if not value:
+        return ""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def _page(request: Request, name: str, me: Me, active: str, ctx: dict | None = None, status_code: int = 200):
+    base = {
+        "me": me,
+        "nav": NAV,
+        "active": active,
+        "csrf_token": me.csrf,
+        "local_time": local_time,
+        "ss_words": SS_WORDS,
+        "bank_words": BANK_WORDS,
+        "reason_words": REASON_WORDS,
+        "type_words": TYPE_WORDS,
+        "yuan": fen_to_yuan,
+        "idem_key": lambda: pysecrets.token_urlsafe(16),
+    }
+    return render(request, f"portal/{name}", {**base, **(ctx or {})}, status_code=status_code)
+
+
+def _error_text(request: Request, err: SscardError) -> str:
+    return err.message(language(request))
+
+
+# ---------------------------------------------------------------- login, logout
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def portal_home(request: Request) -> Response:
+    me = _me(request)
+    return me.redirect or RedirectResponse("/portal/card", status_code=303)
+
+
+def _login_page(request: Request, error: str = "", status_code: int = 200) -> Response:
+    """The login form. What was typed is not echoed back: a citizen ID is never shown in clear."""
+    pre = request.cookies.get(PRE_COOKIE) or pysecrets.token_urlsafe(24)
+    policy = _app(request).policy.query_password
+    response = render(request, "portal/login.html", {
+        "pre_token": pre, "error": error, "initial_source": policy.initial_source,
+        "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes,
+    }, status_code=status_code)
+    response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", path="/portal",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    if request.cookies.get(security.COOKIE[KIND]):
+        me = _me(request, allow_must_change=True)
+        if me.actor is not None:  # already signed in
+            return RedirectResponse("/portal/password" if me.must_change else "/portal/card", status_code=303)
+    return _login_page(request)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Response:
+    form = await request.form()
+    sent, cookie = str(form.get("pre_token", "")), request.cookies.get(PRE_COOKIE, "")
+    if not sent or not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
+        raise security.CsrfFailed()
+    login = str(form.get("login", ""))[:32].strip()
+    password = str(form.get("password", ""))[:64]
+    if not login or not password:
+        return _login_page(request, SscardError("wrong_password").message(language(request)), 401)
+    try:
+        session = websession.cardholder_login(_app(request), login, password)
+    except SscardError as err:
+        status = err.status if err.status in (401, 423) else 401
+        if err.code not in ("wrong_password", "password_locked"):  # never say which field was wrong
+            err = SscardError("wrong_password")
+        return _login_page(request, _error_text(request, err), status)
+    target = "/portal/password" if session.must_change_password else "/portal/card"
+    response = RedirectResponse(target, status_code=303)
+    security.set_session_cookie(response, KIND, session.token, request)
+    response.delete_cookie(PRE_COOKIE, path="/portal")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    me, _form = await _posted(request, allow_must_change=True)
+    if me.actor is not None:
+        websession.logout(_app(request), me.token)
+    response = RedirectResponse("/portal/login", status_code=303)
+    security.clear_session_cookie(response, KIND)
+    return response
+
+
+# ---------------------------------------------------------------- my card, progress
+
+
+def _my_cards(request: Request, me: Me) -> dict:
+    return cards.person_cards(_app(request), me.actor, me.actor.person_id)
+
+
+def _current(cards_list: list[dict]) -> dict | None:
+    """The card a person thinks of as 'my card': the newest issued one (else the newest at all)."""
+    issued = [c for c in cards_list if c["ss_status"] in ("normal", "temporary_loss", "formal_loss")]
+    if issued:
+        return issued[-1]
+    pending = [c for c in cards_list if c["ss_status"] != "cancelled"]
+    return pending[-1] if pending else (cards_list[-1] if cards_list else None)
+
+
+def _in_progress(cards_list: list[dict]) -> list[dict]:
+    return [c for c in cards_list if c["ss_status"] in ("applied", "in_production", "ready", "sealed")]
+
+
+@router.get("/card", response_class=HTMLResponse)
+def card_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    data = _my_cards(request, me)
+    return _page(request, "card.html", me, "card", {
+        "person": data["person"], "card": _current(data["cards"]), "pending": _in_progress(data["cards"]),
+    })
+
+
+def _steps(card: dict) -> list[dict]:
+    status = "issued" if card["ss_status"] in ISSUED else card["ss_status"]
+    order = [s for s, _ in STEPS]
+    reached = order.index(status) if status in order else (order.index("ready") if status == "sealed" else 0)
+    when = {"applied": card["applied_at"], "ready": card["ready_at"], "issued": card["collected_at"]}
+    return [{"key": key, "label": label, "done": i <= reached, "current": i == reached, "at": when.get(key)}
+            for i, (key, label) in enumerate(STEPS)]
+
+
+@router.get("/progress", response_class=HTMLResponse)
+def progress_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    data = _my_cards(request, me)
+    history = [{"card": c, "steps": _steps(c)} for c in reversed(data["cards"])]
+    return _page(request, "progress.html", me, "progress", {
+        "history": history, "pending": _in_progress(data["cards"]),
+    })
+
+
+# ---------------------------------------------------------------- insurance records
+
+
+def _filters(request: Request) -> tuple[int | None, str | None]:
+    year_text = request.query_params.get("year", "")
+    year = int(year_text) if year_text.isdigit() and len(year_text) == 4 else None
+    kind = request.query_params.get("type") or None
+    return year, kind if kind in insurance.INSURANCE_TYPES else None
+
+
+@router.get("/insurance", response_class=HTMLResponse)
+def insurance_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    year, kind = _filters(request)
+    app = _app(request)
+    data = insurance.contribution_records(app, me.actor, me.actor.person_id, insurance_type=kind)
+    if year is None and "year" not in request.query_params and data["years"]:
+        year = data["years"][0]  # the latest year by default; ?year= (empty) shows all
+    rows = [r for r in data["rows"] if year is None or r["year"] == year]
+    lang = language(request)
+    return _page(request, "insurance.html", me, "insurance", {
+        "data": data, "rows": rows, "year": year, "kind": kind,
+        "chart": pension_chart_svg(data["pension_by_year"], lang),
+        "csv_query": _csv_query(year, kind),
+    })
+
+
+def _csv_query(year: int | None, kind: str | None) -> str:
+    parts = [f"year={year}"] if year else ["year="]
+    if kind:
+        parts.append(f"type={kind}")
+    return "?" + "&".join(parts)
+
+
+@router.get("/insurance.csv")
+def insurance_csv(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    year, kind = _filters(request)
+    text = insurance.contributions_csv(_app(request), me.actor, me.actor.person_id, year=year, insurance_type=kind,
+                                       lang=language(request))
+    name = f"contributions-{year or 'all'}.csv"
+    return Response("\ufeff" + text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
+    """Pension contributions per year as stacked bars (personal + employer), server-rendered SVG with
+    a title, a description listing every value, year labels and total labels (readable without colour)."""
+    en = lang == "en"
+    title = "Pension contributions per year" if en else "每年养老保险缴费"
+    if not points:
+        return Markup("")
+    width, height, left, right, top, bottom = 400, 250, 52, 8, 24, 44
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max(p["total_fen"] for p in points) or 1
+    step = _nice_step(peak)
+    top_value = ((peak + step - 1) // step) * step
+    slot = plot_w / len(points)
+    bar_w = min(56.0, slot * 0.6)
+    unit = "yuan" if en else "元"
+    desc_items = [
+        (f"{p['year']}: {fen_to_yuan(p['total_fen'])} {unit} (personal {fen_to_yuan(p['personal_fen'])}, "
+         f"employer {fen_to_yuan(p['employer_fen'])}, {p['months']} months)") if en else
+        (f"{p['year']}年：合计{fen_to_yuan(p['total_fen'])}元（个人{fen_to_yuan(p['personal_fen'])}元，"
+         f"单位{fen_to_yuan(p['employer_fen'])}元，{p['months']}个月）")
+        for p in points
+    ]
+    desc = ("; " if en else "；").join(desc_items)
+    out = [
+        f'<svg class="pension-chart" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-labelledby="pension-chart-title pension-chart-desc" xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="pension-chart-title">{escape(title)}</title>',
+        f'<desc id="pension-chart-desc">{escape(desc)}</desc>',
+    ]
+    for i in range(0, 5):
+        value = top_value * i // 4
+        y = top + plot_h - plot_h * value / top_value
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
+                   f'{escape(_short_yuan(value, en))}</text>')
+    for i, p in enumerate(points):
+        x = left + slot * i + (slot - bar_w) / 2
+        personal_h = plot_h * p["personal_fen"] / top_value
+        employer_h = plot_h * p["employer_fen"] / top_value
+        base_y = top + plot_h
+        out.append(f'<rect x="{x:.1f}" y="{base_y - personal_h:.1f}" width="{bar_w:.1f}" height="{personal_h:.1f}" '
+                   f'class="personal"/>')
+        out.append(f'<rect x="{x:.1f}" y="{base_y - personal_h - employer_h:.1f}" width="{bar_w:.1f}" '
+                   f'height="{employer_h:.1f}" class="employer"/>')
+        cx = x + bar_w / 2
+        out.append(f'<text x="{cx:.1f}" y="{base_y - personal_h - employer_h - 6:.1f}" text-anchor="middle" '
+                   f'class="value">{escape(_short_yuan(p["total_fen"], en))}</text>')
+        out.append(f'<text x="{cx:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" class="axis">{p["year"]}</text>')
+    legend_y = height - 8
+    out.append(f'<rect x="{left}" y="{legend_y - 10}" width="12" height="12" class="personal"/>')
+    out.append(f'<text x="{left + 16}" y="{legend_y}" class="axis">{"Personal" if en else "个人缴纳"}</text>')
+    out.append(f'<rect x="{left + 100}" y="{legend_y - 10}" width="12" height="12" class="employer"/>')
+    out.append(f'<text x="{left + 116}" y="{legend_y}" class="axis">{"Employer" if en else "单位缴纳"}</text>')
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+def _nice_step(peak_fen: int) -> int:
+    """A round gridline step (1, 2 or 5 × 10^n fen) giving about four lines under the peak."""
+    raw = max(1, peak_fen // 4)
+    magnitude = 1
+    while magnitude * 10 <= raw:
+        magnitude *= 10
+    for m in (1, 2, 5, 10):
+        if m * magnitude >= raw:
+            return m * magnitude
+    return 10 * magnitude
+
+
+def _short_yuan(fen: int, en: bool) -> str:
+    yuan = fen // 100
+    if yuan >= 10_000:
+        return f"{yuan / 1000:.1f}k" if en else f"{yuan / 10_000:.1f}万"
+    return f"{yuan:,}" if en else str(yuan)
+
+
+# ---------------------------------------------------------------- medical personal account
+
+
+def _medical_account(app: App, actor: Actor) -> dict | None:
+    """The medical area's personal account view, when that service offers one."""
+    try:
+        from ..services import medical
+    except ImportError:
+        return None
+    reader = getattr(medical, "personal_account", None)
+    if reader is None:
+        return None
+    account = reader(app, actor, actor.person_id)
+    settlements = getattr(medical, "person_settlements", None)
+    if settlements is not None:
+        account["settlements"] = settlements(app, actor, actor.person_id, limit=20)["settlements"]
+    return account
+
+
+@router.get("/medical", response_class=HTMLResponse)
+def medical_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    account = _medical_account(_app(request), me.actor)
+    return _page(request, "medical.html", me, "medical", {"account": account, "movement_words": MOVEMENT_WORDS,
+                                                            "settlement_words": SETTLEMENT_WORDS})
+
+
+# ---------------------------------------------------------------- loss
+
+
+def _loss_context(request: Request, me: Me) -> dict:
+    data = _my_cards(request, me)
+    card = _current(data["cards"])
+    return {"card": card, "replacement_applied": bool(_in_progress(data["cards"]))
+            and card is not None and card["ss_status"] in ("temporary_loss", "formal_loss")}
+
+
+@router.get("/loss", response_class=HTMLResponse)
+def loss_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    return _page(request, "loss.html", me, "loss", _loss_context(request, me))
+
+
+@router.post("/loss/report", response_class=HTMLResponse)
+async def loss_report(request: Request) -> Response:
+    return await _loss_action(request, "report")
+
+
+@router.post("/loss/cancel", response_class=HTMLResponse)
+async def loss_cancel(request: Request) -> Response:
+    return await _loss_action(request, "cancel")
+
+
+async def _loss_action(request: Request, action: str) -> Response:
+    me, form = await _posted(request)
+    if me.redirect:
+        return me.redirect
+    app = _app(request)
+    done, error, status = None, "", 200
+    try:
+        card_number = insurance.own_card(app, me.actor, "loss")["card_number"]
+        key = form.get("idempotency_key") or None
+        if action == "report":
+            done = loss.report_temporary_loss(app, me.actor, card_number, idempotency_key=key)
+        else:
+            done = loss.cancel_ss_loss(app, me.actor, card_number, idempotency_key=key)
+    except SscardError as err:
+        error, status = _error_text(request, err), err.status
+        if request.headers.get("hx-request"):
+            status = 200  # htmx swaps only 2xx answers; the message is in the panel
+    ctx = _loss_context(request, me)
+    ctx.update(done=done, action=action, error=error, lang=language(request))
+    return _page(request, "loss.html", me, "loss", ctx, status_code=status)
+
+
+# ---------------------------------------------------------------- passwords
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_page(request: Request) -> Response:
+    me = _me(request, allow_must_change=True)
+    if me.redirect:
+        return me.redirect
+    return _page(request, "password.html", me, "password", {})
+
+
+@router.post("/password/query", response_class=HTMLResponse)
+async def change_query_password(request: Request) -> Response:
+    me, form = await _posted(request, allow_must_change=True)
+    if me.redirect:
+        return me.redirect
+    app = _app(request)
+    try:
+        passwords.change_query_password(app, me.actor, form.get("old", "")[:64], form.get("new", "")[:64],
+                                        form.get("new_again", "")[:64])
+    except SscardError as err:
+        return _page(request, "password.html", me, "password", {"query_error": _error_text(request, err)},
+                     status_code=err.status)
+    if me.must_change:
+        websession.password_changed(app, me.token)
+        return RedirectResponse("/portal/card?changed=1", status_code=303)
+    return _page(request, "password.html", me, "password", {"query_done": True})
+
+
+@router.post("/password/ss", response_class=HTMLResponse)
+async def change_ss_password(request: Request) -> Response:
+    me, form = await _posted(request)
+    if me.redirect:
+        return me.redirect
+    app = _app(request)
+    try:
+        card_number = insurance.own_card(app, me.actor, "password")["card_number"]
+        passwords.change_ss_password(app, me.actor, card_number, form.get("old", "")[:16],
+                                     form.get("new", "")[:16], form.get("new_again", "")[:16])
+    except SscardError as err:
+        return _page(request, "password.html", me, "password", {"ss_error": _error_text(request, err)},
+                     status_code=err.status)
+    return _page(request, "password.html", me, "password", {"ss_done": True})
+
+
+# ---------------------------------------------------------------- a GET of a form's target (language switch, reload)
+
+_FORM_TARGETS = {
+    "/loss/report": "/portal/loss",
+    "/loss/cancel": "/portal/loss",
+    "/password/query": "/portal/password",
+    "/password/ss": "/portal/password",
+    "/logout": "/portal/card",
+}
+
+
+def _back_to(target: str):
+    def go(request: Request) -> Response:
+        return RedirectResponse(target, status_code=303)
+
+    return go
+
+
+for _path, _target in _FORM_TARGETS.items():
+    # The language switch goes back to the referring URL: after a form was posted, that is the form's
+    # target; a GET there shows the page the form was on (it never repeats the action).
+    router.add_api_route(_path, _back_to(_target), methods=["GET"], include_in_schema=False)

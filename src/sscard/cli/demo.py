@@ -1,0 +1,124 @@
+"""`sscard demo` (a demo city with N cardholders) and `sscard sweep` (the nightly lapse sweep)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..core.errors import SscardError
+
+
+def _write_private(path: Path, text: str) -> None:
+    """The report holds demo passwords and tokens: readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def _line(console: Console, text: str = "") -> None:
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _print_report(console: Console, report: dict) -> None:
+    """Plain lines (not tables): tokens and numbers must copy and paste whole."""
+    _line(console, "Staff logins (username / role / name / where / demo password / API token):")
+    for u in report["staff"]:
+        _line(console, f"  {u['username']:<12} {u['role']:<18} {u['name']:<6} {u['where'] or '-':<8} "
+                       f"{u['password']}  {u['api_token']}")
+    _line(console, "Terminals (code / kind / where / API token, shown once):")
+    for t in report["terminals"]:
+        _line(console, f"  {t['code']:<12} {t['kind']:<9} {t['where'] or '-':<10} {t['token']}")
+    _line(console, "Sample cardholders (query password, SS password and bank PIN as the demo set them):")
+    for p in report["sample_cardholders"]:
+        _line(console, f"  {p['name']} ({p['sex']}, {p['birth_date']}) {p['citizen_id']}: {p['label']}")
+        _line(console, f"    card {p['card_number']} [{p['ss_status']}]  {p['bank']} PAN {p['pan']} "
+                       f"[{p['bank_status']}]")
+        extra = f"  bank PIN {p['bank_pin']}" if p.get("bank_pin") else ""
+        _line(console, f"    query password {p['query_password']}  SS password {p['ss_password']}{extra}")
+        if p.get("old_card_number"):
+            _line(console, f"    old card {p['old_card_number']} [{p['old_card_ss_status']}]  old PAN "
+                           f"{p['old_pan']} [{p['old_bank_status']}]")
+
+
+def _print_summary(console: Console, report: dict) -> None:
+    counts = report["counts"]
+    console.print(f"people: {counts['persons']}  cards by SS state: {counts['ss_status']}")
+    console.print(f"bank accounts by state: {counts['bank_status']}")
+    for area, out in report["areas"].items():
+        console.print(f"{area}: {out}")
+    console.print(f"seconds: {report['seconds']}")
+    console.print(f"cpu seconds: {report['cpu_seconds']}")
+
+
+def register(app: typer.Typer) -> None:
+    from . import _app, console, err_console, fail
+
+    @app.command()
+    def demo(
+        people: int = typer.Option(2000, "--people", min=0, help="how many cardholders"),
+        seed: int = typer.Option(1, "--seed", help="same seed, same people, card numbers and PANs"),
+        json_file: Path | None = typer.Option(None, "--json", help="write logins, tokens and samples here"),
+        if_empty: bool = typer.Option(False, "--if-empty", help="do nothing when the database has people"),
+        chunk: int = typer.Option(5000, "--chunk", min=100, help="people per insert transaction"),
+    ) -> None:
+        """Fill a demo city: banks, outlets, centers, staff of every role, terminals, N cardholders."""
+        from ..demo.run import DemoRefused, run_demo
+
+        sscard = _app()
+        progress = Progress(TextColumn("cardholders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err_console, transient=False)
+        task = None
+
+        def on_start(total: int) -> None:
+            nonlocal task
+            progress.start()
+            task = progress.add_task("people", total=total)
+
+        def on_chunk(n: int) -> None:
+            progress.advance(task, n)
+
+        try:
+            report = run_demo(sscard, people, seed, if_empty=if_empty, chunk_size=chunk, on_start=on_start,
+                              on_chunk=on_chunk, notes=lambda line: err_console.print(line))
+        except DemoRefused as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+        except SscardError as exc:
+            fail(exc)
+        finally:
+            if task is not None:
+                progress.stop()
+            sscard.close()
+        if report.get("skipped"):
+            console.print(f"the database already has {report['existing_people']} people: demo left it alone")
+            return
+        if json_file:
+            _write_private(json_file, json.dumps(report, ensure_ascii=False, indent=2))
+            _print_summary(console, report)
+            console.print(f"staff logins, terminal tokens and sample cardholders: {json_file}")
+        else:
+            _print_report(console, report)
+            _print_summary(console, report)
+
+    @app.command()
+    def sweep() -> None:
+        """Record lapsed temporary SS losses and oral bank losses (the nightly job), as the system."""
+        from ..core.roles import SYSTEM_ACTOR
+        from ..services import loss
+
+        sscard = _app()
+        try:
+            out = loss.sweep_lapsed(sscard, SYSTEM_ACTOR)
+        except SscardError as exc:
+            fail(exc)
+        finally:
+            sscard.close()
+        console.print(f"lapsed temporary SS losses recorded: {out['ss_cards']}; "
+                      f"lapsed oral bank losses recorded: {out['bank_accounts']}")

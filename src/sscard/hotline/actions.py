@@ -1,0 +1,349 @@
+"""What the menus' actions do: each calls the business services as the channel or as the caller.
+
+An action gets the call's context and, for an input node, what was typed; it answers an Outcome (a
+route name and lines to say). A secret typed by the caller is passed to the service that checks it and
+then dropped: it is never put in the call's slots, a line, an audit detail or a log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..core.clock import SHANGHAI, as_utc
+from ..core.errors import SscardError
+from ..core.identifiers import is_valid_citizen_id, is_valid_pan, mask_name
+from ..core.money import fen_to_yuan
+from ..services import banking, cards, loss
+from ..services import hotline as svc
+from ..services import passwords as pw
+from .engine import Ctx, Outcome, handler
+
+# Transient slots of the SS password change: cleared whenever the change starts over or ends.
+PASSWORD_SLOTS = ("old_ok", "old_ok_at", "pending_new")
+
+
+def _holder(ctx: Ctx):
+    return svc.holder(ctx.state["person_id"], ctx.slots.get("name", ""), ctx.line)
+
+
+def _local(ctx: Ctx, iso: str | None) -> str:
+    if not iso:
+        return ""
+    when = as_utc(datetime.fromisoformat(iso)).astimezone(SHANGHAI)
+    return f"{when:%Y年%m月%d日 %H:%M}" if ctx.lang == "zh" else f"{when:%Y-%m-%d %H:%M} Beijing time"
+
+
+def _day(ctx: Ctx, iso: str | None) -> str:
+    if not iso:
+        return ""
+    day = datetime.fromisoformat(iso).date() if "T" in iso else datetime.strptime(iso, "%Y-%m-%d").date()
+    return f"{day:%Y年%m月%d日}" if ctx.lang == "zh" else f"{day:%Y-%m-%d}"
+
+
+def _identify_failed(ctx: Ctx, err: SscardError) -> Outcome:
+    """A refused identification: counted across the whole call, whichever step it came back to."""
+    ctx.slots["id_failures"] = int(ctx.slots.get("id_failures", 0)) + 1
+    if ctx.slots["id_failures"] >= ctx.menu.max_attempts:
+        return Outcome("too_many", [ctx.error(err)])
+    return Outcome("wrong", [ctx.error(err)])
+
+
+# ---------------------------------------------------------------- identification (both lines)
+
+
+@handler("capture_citizen_id")
+def capture_citizen_id(ctx: Ctx, value: str | None) -> Outcome:
+    """18 characters; an ID ending in X is typed with * as its last key."""
+    number = (value or "").replace("*", "X").upper()
+    if not is_valid_citizen_id(number):
+        return Outcome("invalid", [ctx.text("bad_citizen_id")])
+    ctx.slots[ctx.node.slot or "citizen_id"] = number
+    return Outcome("ok")
+
+
+@handler("identify_12333")
+def identify_12333(ctx: Ctx, value: str | None) -> Outcome:
+    """SS number + information query password (RULES §5): the 5-strikes lock is the service's."""
+    login = ctx.slots.get("login")
+    if not login:
+        return Outcome("restart")
+    try:
+        out = pw.login_with_query_password(ctx.app, svc.GATEWAY_12333, login, value or "")
+    except SscardError as err:
+        if err.code == "password_locked":
+            ctx.slots.pop("login", None)
+            return Outcome("locked", [ctx.error(err), ctx.text("locked_help")])
+        if err.code != "wrong_password":
+            raise
+        return Outcome("wrong", [ctx.error(err)])
+    ctx.slots.pop("login", None)
+    ctx.state.update(person_id=out["person_id"], identified_by="query_password")
+    ctx.slots["name"] = mask_name(out["name"])
+    return Outcome("ok", [ctx.text("identified")])
+
+
+@handler("capture_pan")
+def capture_pan(ctx: Ctx, value: str | None) -> Outcome:
+    number = (value or "").strip()
+    if not is_valid_pan(number):
+        return Outcome("invalid", [ctx.text("bad_pan")])
+    ctx.slots["pan"] = number
+    ctx.slots["pan_tail"] = number[-4:]
+    return Outcome("ok")
+
+
+def _bank_identified(ctx: Ctx, out: dict, method: str) -> Outcome:
+    ctx.slots.pop("citizen_id", None)
+    ctx.slots.pop("id_failures", None)
+    ctx.state.update(person_id=out["person_id"], identified_by=method)
+    ctx.slots["name"] = mask_name(out["name"])
+    return Outcome("ok", [ctx.text("identified")])
+
+
+def _identify_bank(ctx: Ctx, **secret: str) -> Outcome:
+    if not ctx.slots.get("pan") or not ctx.slots.get("citizen_id"):
+        return Outcome("restart")
+    try:
+        out = svc.bank_identify(ctx.app, svc.GATEWAY_BANK, ctx.info["bank"]["code"], ctx.slots["pan"],
+                                ctx.slots["citizen_id"], **secret)
+    except SscardError as err:
+        if err.code == "wrong_bank":
+            return Outcome("wrong_bank", [ctx.text("wrong_bank")])
+        if err.code == "pin_locked":
+            return Outcome("locked", [ctx.error(err)])
+        if err.code == "pin_not_set":
+            return Outcome("no_pin", [ctx.error(err)])
+        if err.code not in ("wrong_pin", "wrong_password"):
+            raise
+        return _identify_failed(ctx, err)
+    return _bank_identified(ctx, out, "pin" if "pin" in secret else "personal_data")
+
+
+@handler("identify_bank_personal")
+def identify_bank_personal(ctx: Ctx, value: str | None) -> Outcome:
+    """PAN + citizen ID + birth date (YYYYMMDD): the personal data RULES §5 accepts for an oral loss."""
+    return _identify_bank(ctx, birth_date=(value or "").strip())
+
+
+@handler("identify_bank_pin")
+def identify_bank_pin(ctx: Ctx, value: str | None) -> Outcome:
+    """PAN + citizen ID + bank PIN; a wrong PIN counts toward the PIN's lock (bank_pin.max_failures)."""
+    return _identify_bank(ctx, pin=value or "")
+
+
+# ---------------------------------------------------------------- 12333: the card
+
+
+@handler("pick_card")
+def pick_card(ctx: Ctx, value: str | None) -> Outcome:
+    """Find the caller's issued card; the route is its SS state (normal, temporary_loss, formal_loss) or none."""
+    for key in PASSWORD_SLOTS:
+        ctx.slots.pop(key, None)
+    mine = svc.my_cards(ctx.app, _holder(ctx))
+    card = svc.issued_card(mine["cards"])
+    if card is None:
+        return Outcome("none", [ctx.text("no_card")])
+    ctx.slots["card_number"] = card["card_number"]
+    ctx.slots["card_tail"] = card["card_number"][-4:]
+    return Outcome(str(card["ss_status"]))
+
+
+@handler("read_status")
+def read_status(ctx: Ctx, value: str | None) -> Outcome:
+    """Every card the caller has that matters now: the issued one and any replacement on its way."""
+    holder = _holder(ctx)
+    mine = svc.my_cards(ctx.app, holder)["cards"]
+    lines: list[str] = []
+    for entry in mine:
+        if entry["ss_status"] == "cancelled":
+            continue
+        view = cards.card_status(ctx.app, holder, entry["card_number"])
+        lines.append(_card_line(ctx, entry["card_number"][-4:], view))
+    if not lines:
+        return Outcome("none", [ctx.text("no_card")])
+    return Outcome("ok", lines)
+
+
+def _card_line(ctx: Ctx, tail: str, view: dict) -> str:
+    ss = view["ss_status"]
+    bank = view["bank"]
+    bank_name = bank["name"] if ctx.lang == "zh" else (bank["name_en"] or bank["name"])
+    params = {"tail": tail, "bank": bank_name, "hotline": bank["hotline"]}
+    if ss in ("applied", "in_production"):
+        return ctx.text(f"card_{ss}", applied=_local(ctx, view["applied_at"]), **params)
+    if ss in ("ready", "sealed"):
+        return ctx.text(f"card_{ss}", center=view["ready_center"] or "", **params)
+    head = ctx.text(f"card_{ss}", lapses=_local(ctx, view["ss_loss_expires_at"]), **params)
+    password = ctx.text("ss_password_initial" if view["ss_password"]["initial"] else "ss_password_set")
+    if view["ss_password"]["locked"]:
+        password = ctx.text("ss_password_locked")
+    status = bank["status"] or "not_activated"
+    bank_line = ctx.text(f"bank_{status}", deadline=_day(ctx, bank["activation_deadline"]), **params)
+    return " ".join((head, password, bank_line))
+
+
+@handler("ss_temporary_loss")
+def ss_temporary_loss(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        out = loss.report_temporary_loss(ctx.app, _holder(ctx), ctx.slots["card_number"])
+    except SscardError as err:
+        return Outcome("refused", [ctx.error(err)])
+    return Outcome("ok", [ctx.text("loss_done", lapses=_local(ctx, out["lapses_at"])), out["reminder"][ctx.lang]])
+
+
+@handler("ss_cancel_loss")
+def ss_cancel_loss(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        loss.cancel_ss_loss(ctx.app, _holder(ctx), ctx.slots["card_number"])
+    except SscardError as err:
+        return Outcome("refused", [ctx.error(err)])
+    return Outcome("ok", [ctx.text("unloss_done")])
+
+
+# ---------------------------------------------------------------- 12333: SS application password
+
+
+@handler("ss_password_old")
+def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
+    """The old password, checked now (ss_password.verify: 3 wrong in a row lock it until a reset)."""
+    card_number = ctx.slots.get("card_number")
+    if not card_number:
+        return Outcome("restart")
+    try:
+        pw.verify_ss_password(ctx.app, _holder(ctx), card_number, value or "")
+    except SscardError as err:
+        if err.code == "password_locked":
+            return Outcome("locked", [ctx.error(err)])
+        if err.code == "wrong_password":
+            return Outcome("wrong", [ctx.error(err)])
+        return Outcome("refused", [ctx.error(err)])
+    ctx.slots["old_ok"] = card_number
+    ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
+    return Outcome("ok")
+
+
+@handler("ss_password_new")
+def ss_password_new(ctx: Ctx, value: str | None) -> Outcome:
+    """The new password: weak ones refused at once; only a keyed digest bound to this call is kept."""
+    try:
+        svc.check_new_six_digits(ctx.app, _holder(ctx), value or "")
+    except SscardError as err:
+        if err.code != "weak_password":
+            raise
+        return Outcome("weak", [ctx.error(err)])
+    ctx.slots["pending_new"] = svc.pending_digest(ctx.app, ctx.state["call_sid"], value or "")
+    return Outcome("ok")
+
+
+@handler("ss_password_again")
+def ss_password_again(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        svc.change_ss_password_by_phone(ctx.app, _holder(ctx), ctx.state["call_sid"],
+                                        ctx.slots.get("card_number", ""), value or "")
+    except SscardError as err:
+        ctx.slots.pop("pending_new", None)
+        if err.code == "password_mismatch":
+            return Outcome("mismatch", [ctx.error(err)])
+        for key in PASSWORD_SLOTS:
+            ctx.slots.pop(key, None)
+        return Outcome("refused", [ctx.error(err)])
+    for key in PASSWORD_SLOTS:
+        ctx.slots.pop(key, None)
+    return Outcome("ok", [ctx.text("password_changed")])
+
+
+# ---------------------------------------------------------------- bank line
+
+
+@handler("bank_oral_loss")
+def bank_oral_loss(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        out = loss.report_oral_loss(ctx.app, _holder(ctx), ctx.slots["pan"])
+    except SscardError as err:
+        if err.code == "illegal_transition":
+            return Outcome("refused", [ctx.text("oral_refused", state=ctx.text(f"state_{err.params['state']}"))])
+        return Outcome("refused", [ctx.error(err)])
+    return Outcome("ok", [ctx.text("oral_done", lapses=_local(ctx, out["lapses_at"])), out["reminder"][ctx.lang]])
+
+
+@handler("bank_cancel_oral_loss")
+def bank_cancel_oral_loss(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        loss.cancel_bank_loss(ctx.app, _holder(ctx), ctx.slots["pan"])
+    except SscardError as err:
+        if err.code == "forbidden":
+            return Outcome("refused", [ctx.text("cancel_at_outlet")])
+        return Outcome("refused", [ctx.error(err)])
+    return Outcome("ok", [ctx.text("cancel_oral_done")])
+
+
+@handler("bank_balance")
+def bank_balance(ctx: Ctx, value: str | None) -> Outcome:
+    """The balance needs the PIN, typed at this step (bank.balance counts a wrong one toward the lock)."""
+    try:
+        out = banking.balance_inquiry(ctx.app, _holder(ctx), ctx.slots["pan"], value or "")
+    except SscardError as err:
+        if err.code == "wrong_pin":
+            return Outcome("wrong", [ctx.error(err)])
+        if err.code == "pin_locked":
+            return Outcome("locked", [ctx.error(err)])
+        return Outcome("refused", [ctx.error(err)])
+    return Outcome("ok", [ctx.text("balance", amount=fen_to_yuan(out["available_fen"]))])
+
+
+@handler("bank_status")
+def bank_status(ctx: Ctx, value: str | None) -> Outcome:
+    """The account's state, in effect now (an oral loss past its days reads as active again)."""
+    holder = _holder(ctx)
+    for entry in svc.my_cards(ctx.app, holder)["cards"]:
+        view = cards.card_status(ctx.app, holder, entry["card_number"])
+        if view["bank"]["pan"] and view["bank"]["pan"][-4:] == ctx.slots.get("pan_tail"):
+            status = view["bank"]["status"]
+            return Outcome("ok", [ctx.text("bank_state", state=ctx.text(f"state_{status}"))])
+    return Outcome("ok", [ctx.text("no_card")])
+
+
+# ---------------------------------------------------------------- bank line: PIN change (old, new, new again)
+
+
+@handler("bank_pin_old")
+def bank_pin_old(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        svc.verify_bank_pin(ctx.app, _holder(ctx), ctx.slots["pan"], value or "")
+    except SscardError as err:
+        if err.code == "pin_locked":
+            return Outcome("locked", [ctx.error(err)])
+        if err.code in ("wrong_pin", "wrong_password"):
+            return Outcome("wrong", [ctx.error(err)])
+        return Outcome("refused", [ctx.error(err)])
+    ctx.slots["old_ok"] = ctx.slots["pan"]
+    ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
+    return Outcome("ok")
+
+
+@handler("bank_pin_new")
+def bank_pin_new(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        svc.check_new_six_digits(ctx.app, _holder(ctx), value or "")
+    except SscardError as err:
+        if err.code != "weak_password":
+            raise
+        return Outcome("weak", [ctx.error(err)])
+    ctx.slots["pending_new"] = svc.pending_digest(ctx.app, ctx.state["call_sid"], value or "")
+    return Outcome("ok")
+
+
+@handler("bank_pin_again")
+def bank_pin_again(ctx: Ctx, value: str | None) -> Outcome:
+    try:
+        svc.change_pin_by_phone(ctx.app, _holder(ctx), ctx.state["call_sid"], ctx.slots.get("pan", ""), value or "")
+    except SscardError as err:
+        ctx.slots.pop("pending_new", None)
+        if err.code == "password_mismatch":
+            return Outcome("mismatch", [ctx.error(err)])
+        for key in PASSWORD_SLOTS:
+            ctx.slots.pop(key, None)
+        return Outcome("refused", [ctx.error(err)])
+    for key in PASSWORD_SLOTS:
+        ctx.slots.pop(key, None)
+    return Outcome("ok", [ctx.text("pin_changed")])

@@ -1,0 +1,87 @@
+"""A call's turns, for any channel: load the state, let the engine move it, save it back.
+
+`take_turn(app, line, call_sid, digits)` is all a channel calls: the voice webhook with Twilio's CallSid
+and Digits, the terminal simulator with its own call id. The state lives in the database (through
+services.hotline), so consecutive turns may be served by different processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ..core.clock import as_utc
+from ..core.errors import SscardError
+from ..services import hotline as svc
+from ..services.app import App
+from .engine import Engine, Reply, load_menu
+
+
+@dataclass
+class Turn:
+    reply: Reply
+    turn: int  # the number the channel sends back with the next keys (a retried request is answered again)
+    status: str
+
+
+def line_info(app: App, line: str) -> dict:
+    return svc.line_info(app, svc.GATEWAY_12333, line)
+
+
+def menu_for(info: dict):
+    return load_menu("12333" if info["line"] == svc.LINE_12333 else "bank")
+
+
+def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller: str = "",
+              turn: int | None = None) -> Turn:
+    """One turn of a call. A first request for a call id starts the call; `digits` None or "" is a
+    timeout; a `turn` other than the call's current one is a retry and hears the current prompt again."""
+    if not call_sid or len(call_sid) > 64:
+        raise SscardError("invalid_request")
+    info = line_info(app, line)
+    state = svc.load_call(app, call_sid)
+    if state is not None and state["line"] != info["line"]:
+        raise SscardError("call_not_found")
+    engine = Engine(app, menu_for(info), info)
+    if state is None:
+        state = {"call_sid": call_sid, "line": info["line"], "caller": _mask_caller(caller), "lang": "zh",
+                 "slots": {}, "node": engine.menu.start, "person_id": None, "identified_by": "",
+                 "after_identify": ""}
+        reply = engine.start(state)
+        _forget_when_ended(state)
+        saved = svc.create_call(app, state)
+        return Turn(reply, saved["turn"], saved["status"])
+    if state["status"] != "active":
+        return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
+    idle = app.clock.now() - as_utc(state["updated_at"])
+    if idle > timedelta(minutes=engine.menu.idle_minutes):
+        reply = engine.expire(state)
+    elif turn is not None and turn != state["turn"]:
+        return Turn(engine.reprompt(state), state["turn"], state["status"])
+    else:
+        reply = engine.step(state, digits)
+    _forget_when_ended(state)
+    saved = svc.save_call(app, state)
+    return Turn(reply, saved["turn"], saved["status"])
+
+
+def hang_up(app: App, call_sid: str) -> str | None:
+    """The caller hung up (Twilio's status callback, or the terminal's Ctrl-D): the call is over."""
+    state = svc.load_call(app, call_sid)
+    if state is None:
+        return None
+    if state["status"] == "active":
+        state["status"] = "ended"
+        _forget_when_ended(state)
+        state = svc.save_call(app, state)
+    return state["status"]
+
+
+def _forget_when_ended(state: dict) -> None:
+    if state["status"] != "active":
+        state["slots"] = {k: v for k, v in (state.get("slots") or {}).items() if k in svc.KEPT_AFTER_END}
+
+
+def _mask_caller(caller: str) -> str:
+    caller = (caller or "")[:32]
+    return caller[:3] + "*" * max(0, len(caller) - 7) + caller[-4:] if len(caller) > 7 else caller

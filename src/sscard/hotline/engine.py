@@ -1,0 +1,420 @@
+"""One IVR engine for every hotline: menus, prompts and transitions are data (a TOML file per hotline).
+
+A call is a state (which node, language, counters, who was identified, non-secret slots) and each turn
+is one key entry (or none: a timeout). `Engine.step(state, digits)` moves the state and answers a
+`Reply`: lines to say, then a prompt to gather keys for, or a hang-up. Channels render the Reply (TwiML
+for the voice webhook, a Rich terminal for `sscard phone`) and keep the state through
+services.hotline, so any server process can take a call's next turn.
+
+Node types: `menu` (one key chooses an option), `input` (digits, finished by # or a fixed count, handed
+to an action), `action` (runs at once, routes on its outcome), `say` (announce, go on), `agent`
+(queue for a human), `hangup`. Conventions on every menu/input node: `*` goes back (the node's `back`),
+`0` asks for a human agent (unless `agent = false`); no input re-prompts, and after `max_timeouts` in a
+row the call ends; wrong keys `max_invalid` times in a row end it too; an input refused `max_attempts`
+times goes to its `too_many` route. A node with `requires = "identified"` sends an
+unidentified caller through the line's identification first and then on to it.
+
+Entered secrets (`secret = true` inputs) go straight to their action and are never put in the state.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from ..core.errors import SscardError
+from ..services.app import App
+
+NODE_TYPES = {"menu", "input", "action", "say", "agent", "hangup"}
+AFTER_IDENTIFY = "$after_identify"
+LANGS = ("zh", "en")
+SPOKEN_SLOTS = ("card_tail", "pan_tail", "name")  # the only slots a prompt may say (never an ID or a digest)
+
+
+class MenuError(ValueError):
+    """A menu file that does not hold together (unknown target, missing text, unknown action)."""
+
+
+@dataclass(frozen=True)
+class Option:
+    go: str
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    type: str
+    say: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Option] = field(default_factory=dict)
+    action: str | None = None
+    on: dict[str, str] = field(default_factory=dict)
+    next: str | None = None
+    back: str | None = None
+    agent: bool = True
+    requires: str | None = None
+    num_digits: int | None = None
+    finish: str = "#"
+    secret: bool = False
+    slot: str | None = None
+    timeout: int | None = None
+    max_attempts: int | None = None
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Menu:
+    name: str
+    start: str
+    main: str
+    identify: str
+    timeout: int
+    max_timeouts: int
+    max_invalid: int
+    max_attempts: int
+    back_key: str
+    agent_key: str
+    idle_minutes: int
+    voices: dict[str, str]
+    text: dict[str, dict[str, str]]
+    nodes: dict[str, Node]
+
+
+@dataclass
+class Gather:
+    num_digits: int | None
+    finish_on_key: str
+    timeout: int
+    secret: bool
+
+
+@dataclass
+class Reply:
+    lang: str
+    lines: list[str] = field(default_factory=list)  # said before the prompt
+    prompt: str | None = None  # said while gathering keys (the caller may press at once)
+    gather: Gather | None = None
+    hangup: bool = False
+
+
+@dataclass
+class Outcome:
+    """What an action answers: a route name (looked up in the node's `on`) and lines to say."""
+
+    name: str
+    lines: list[str] = field(default_factory=list)
+
+
+Handler = Callable[["Ctx", str | None], Outcome]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str):
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+# ---------------------------------------------------------------- loading menus
+
+
+def _node(name: str, raw: dict) -> Node:
+    unknown = set(raw) - {"type", "say", "options", "action", "on", "next", "back", "agent", "requires",
+                          "num_digits", "finish", "secret", "slot", "timeout", "max_attempts", "topic"}
+    if unknown:
+        raise MenuError(f"node {name}: unknown keys {sorted(unknown)}")
+    options = {}
+    for key, target in (raw.get("options") or {}).items():
+        options[str(key)] = Option(target) if isinstance(target, str) else Option(target["go"], target.get("lang"))
+    return Node(
+        name=name,
+        type=raw.get("type", ""),
+        say=dict(raw.get("say") or {}),
+        options=options,
+        action=raw.get("action"),
+        on=dict(raw.get("on") or {}),
+        next=raw.get("next"),
+        back=raw.get("back"),
+        agent=bool(raw.get("agent", True)),
+        requires=raw.get("requires"),
+        num_digits=raw.get("num_digits"),
+        finish=raw.get("finish", "#"),
+        secret=bool(raw.get("secret", False)),
+        slot=raw.get("slot"),
+        timeout=raw.get("timeout"),
+        max_attempts=raw.get("max_attempts"),
+        topic=raw.get("topic", ""),
+    )
+
+
+def parse_menu(name: str, text: str) -> Menu:
+    data = tomllib.loads(text)
+    line = data.get("line", {})
+    nodes = {n: _node(n, raw) for n, raw in (data.get("nodes") or {}).items()}
+    menu = Menu(
+        name=name,
+        start=line["start"],
+        main=line["main"],
+        identify=line["identify"],
+        timeout=int(line.get("timeout", 6)),
+        max_timeouts=int(line.get("max_timeouts", 3)),
+        max_invalid=int(line.get("max_invalid", 3)),
+        max_attempts=int(line.get("max_attempts", 3)),
+        back_key=line.get("back_key", "*"),
+        agent_key=line.get("agent_key", "0"),
+        idle_minutes=int(line.get("idle_minutes", 10)),
+        voices=dict(line.get("voices") or {}),
+        text={k: dict(v) for k, v in (data.get("text") or {}).items()},
+        nodes=nodes,
+    )
+    check_menu(menu)
+    return menu
+
+
+def check_menu(menu: Menu) -> None:
+    """Every target a node names exists, every prompt has both languages, every action is known."""
+    from . import actions  # noqa: F401  (registers the handlers)
+
+    def target_ok(t: str | None, where: str) -> None:
+        if t is not None and t != AFTER_IDENTIFY and t not in menu.nodes:
+            raise MenuError(f"{menu.name}: {where} goes to unknown node {t!r}")
+
+    for required in ("no_input", "no_input_goodbye", "invalid", "too_many_goodbye", "agent_queued"):
+        if required not in menu.text:
+            raise MenuError(f"{menu.name}: text {required!r} missing")
+    for key, t in menu.text.items():
+        if set(t) != set(LANGS):
+            raise MenuError(f"{menu.name}: text {key!r} needs zh and en")
+    for t in (menu.start, menu.main, menu.identify):
+        target_ok(t, "line")
+    for node in menu.nodes.values():
+        if node.type not in NODE_TYPES:
+            raise MenuError(f"{menu.name}: node {node.name} has type {node.type!r}")
+        if node.type in ("menu", "input", "say", "hangup") and set(node.say) != set(LANGS):
+            raise MenuError(f"{menu.name}: node {node.name} needs say.zh and say.en")
+        if node.type in ("input", "action") and node.action not in HANDLERS:
+            raise MenuError(f"{menu.name}: node {node.name} has unknown action {node.action!r}")
+        if node.type in ("input", "action") and not node.on:
+            raise MenuError(f"{menu.name}: node {node.name} has no routes (on)")
+        for key, opt in node.options.items():
+            target_ok(opt.go, f"{node.name}.options.{key}")
+        for key, t in node.on.items():
+            target_ok(t, f"{node.name}.on.{key}")
+        target_ok(node.next, f"{node.name}.next")
+        target_ok(node.back, f"{node.name}.back")
+        if node.type == "say" and not node.next:
+            raise MenuError(f"{menu.name}: say node {node.name} needs next")
+
+
+@lru_cache(maxsize=8)
+def load_menu(name: str) -> Menu:
+    """A packaged menu file: `12333` or `bank`."""
+    text = resources.files("sscard.hotline").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return parse_menu(name, text)
+
+
+# ---------------------------------------------------------------- running a call
+
+
+class _Params(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass
+class Ctx:
+    """What an action sees: the app, the line, the call's state (mutable) and the node it runs for."""
+
+    app: App
+    menu: Menu
+    info: dict  # the line: {"line": ..., "bank": {...} | None}
+    state: dict
+    node: Node
+
+    @property
+    def lang(self) -> str:
+        return self.state.get("lang") or "zh"
+
+    @property
+    def slots(self) -> dict:
+        return self.state.setdefault("slots", {})
+
+    @property
+    def line(self) -> str:
+        return self.info["line"]
+
+    def params(self, **extra: Any) -> _Params:
+        policy = self.app.policy
+        out = _Params(
+            temporary_days=policy.ss_loss.temporary_days,
+            oral_days=policy.bank_loss.oral_days,
+            query_max=policy.query_password.max_failures,
+            query_lock_minutes=policy.query_password.lock_minutes,
+        )
+        bank = self.info.get("bank")
+        if bank:
+            out.update(bank=bank["name"] if self.lang == "zh" else bank["name_en"], hotline=bank["hotline"],
+                       bank_code=bank["code"])
+        out.update({k: v for k, v in self.slots.items() if k in SPOKEN_SLOTS})
+        out.update(extra)
+        return out
+
+    def text(self, key: str, **params: Any) -> str:
+        return self.menu.text[key][self.lang].format_map(self.params(**params))
+
+    def error(self, err: SscardError) -> str:
+        return err.message(self.lang)
+
+
+class Engine:
+    def __init__(self, app: App, menu: Menu, info: dict):
+        self.app = app
+        self.menu = menu
+        self.info = info
+
+    # -- entry points
+
+    def start(self, state: dict) -> Reply:
+        state.update(status="active", turn=0, timeouts=0, invalid=0, attempts=0)
+        state.setdefault("lang", "zh")
+        state.setdefault("slots", {})
+        return self._enter(state, self.menu.start, [])
+
+    def reprompt(self, state: dict) -> Reply:
+        """The same turn asked for again (a retried webhook): say the current prompt, change nothing."""
+        if state["status"] != "active":
+            return Reply(state["lang"], hangup=True)
+        return self._prompt(state, self.menu.nodes[state["node"]], [])
+
+    def expire(self, state: dict) -> Reply:
+        state["status"] = "ended"
+        return Reply(state["lang"], lines=[self._text(state, "no_input_goodbye")], hangup=True)
+
+    def step(self, state: dict, digits: str | None) -> Reply:
+        if state["status"] != "active":
+            return Reply(state["lang"], hangup=True)
+        node = self.menu.nodes[state["node"]]
+        state["turn"] += 1
+        digits = (digits or "").strip()
+        if not digits:
+            state["timeouts"] += 1
+            if state["timeouts"] >= self.menu.max_timeouts:
+                return self._end(state, [self._text(state, "no_input_goodbye")])
+            return self._prompt(state, node, [self._text(state, "no_input")])
+        state["timeouts"] = 0
+        if digits == self.menu.agent_key and node.agent:
+            return self._agent(state, node, [])
+        if digits == self.menu.back_key and node.back:
+            return self._enter(state, node.back, [])
+        if node.type == "menu":
+            option = node.options.get(digits)
+            if option is None:
+                state["invalid"] += 1
+                if state["invalid"] >= self.menu.max_invalid:
+                    return self._end(state, [self._text(state, "too_many_goodbye")])
+                return self._prompt(state, node, [self._text(state, "invalid")])
+            if option.lang:
+                state["lang"] = option.lang
+            return self._enter(state, option.go, [])
+        outcome = self._run(state, node, digits)
+        del digits  # an entered secret goes no further than its action
+        return self._route(state, node, outcome, [])
+
+    # -- moving between nodes
+
+    def _route(self, state: dict, node: Node, outcome: Outcome, lines: list[str]) -> Reply:
+        lines = lines + outcome.lines
+        if outcome.name == "hangup":
+            return self._end(state, lines)
+        target = node.on.get(outcome.name) or node.on.get("default")
+        if target is None:
+            raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        if target == node.name and node.type == "input":
+            state["attempts"] += 1
+            limit = node.max_attempts or self.menu.max_attempts
+            if state["attempts"] < limit:
+                return self._prompt(state, node, lines)
+            target = node.on.get("too_many")
+            if target is None:
+                return self._end(state, lines + [self._text(state, "too_many_goodbye")])
+        return self._enter(state, target, lines)
+
+    def _enter(self, state: dict, target: str, lines: list[str]) -> Reply:
+        for _ in range(50):
+            if target == AFTER_IDENTIFY:
+                target = state.get("after_identify") or self.menu.main
+                state["after_identify"] = ""
+            node = self.menu.nodes[target]
+            if node.requires and not self._meets(state, node.requires):
+                state["after_identify"] = target
+                target = self.menu.identify
+                continue
+            state.update(node=node.name, attempts=0, invalid=0)
+            if node.type in ("menu", "input"):
+                return self._prompt(state, node, lines)
+            if node.type == "say":
+                lines = lines + [self._say(state, node)]
+                target = node.next
+                continue
+            if node.type == "hangup":
+                return self._end(state, lines + [self._say(state, node)])
+            if node.type == "agent":
+                return self._agent(state, node, lines + ([self._say(state, node)] if node.say else []))
+            # action
+            if node.say:
+                lines = lines + [self._say(state, node)]
+            outcome = self._run(state, node, None)
+            lines = lines + outcome.lines
+            if outcome.name == "hangup":
+                return self._end(state, lines)
+            target = node.on.get(outcome.name) or node.on.get("default")
+            if target is None:
+                raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        raise MenuError(f"{self.menu.name}: a loop of nodes without a prompt at {target!r}")
+
+    @staticmethod
+    def _meets(state: dict, requires: str) -> bool:
+        if requires == "identified":
+            return bool(state.get("person_id"))
+        raise MenuError(f"unknown requirement {requires!r}")
+
+    def _run(self, state: dict, node: Node, value: str | None) -> Outcome:
+        ctx = Ctx(self.app, self.menu, self.info, state, node)
+        return HANDLERS[node.action](ctx, value)
+
+    def _agent(self, state: dict, node: Node, lines: list[str]) -> Reply:
+        from ..services import hotline as svc
+
+        out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
+                                topic=node.topic or node.name)
+        state["status"] = "agent"
+        return Reply(state["lang"], lines=lines + [self._text(state, "agent_queued", position=out["position"])],
+                     hangup=True)
+
+    def _end(self, state: dict, lines: list[str]) -> Reply:
+        state["status"] = "ended"
+        return Reply(state["lang"], lines=lines, hangup=True)
+
+    def _prompt(self, state: dict, node: Node, lines: list[str]) -> Reply:
+        if node.type == "menu":
+            gather = Gather(1, "", node.timeout or self.menu.timeout, False)
+        else:
+            gather = Gather(node.num_digits, node.finish, node.timeout or self.menu.timeout, node.secret)
+        return Reply(state["lang"], lines=lines, prompt=self._say(state, node), gather=gather)
+
+    # -- texts
+
+    def _ctx(self, state: dict, node: Node | None = None) -> Ctx:
+        return Ctx(self.app, self.menu, self.info, state, node or self.menu.nodes[state["node"]])
+
+    def _say(self, state: dict, node: Node) -> str:
+        return node.say[state.get("lang") or "zh"].format_map(self._ctx(state, node).params())
+
+    def _text(self, state: dict, key: str, **params: Any) -> str:
+        return self._ctx(state).text(key, **params)

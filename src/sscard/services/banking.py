@@ -1,0 +1,547 @@
+"""The card's bank account (RULES §3, §4, §6, §8): activation, bank PIN, cash, transfers, payments,
+pension credits, statements, freeze and close. Money moves only through services.ledger.
+
+- Activation: in person at an outlet of the card's bank, within the activation window set at
+  collection (a bank supervisor may extend it once); the cardholder sets the 6-digit PIN twice. When
+  the card replaces an old one, the old account's whole balance (holds resolved first) moves to the
+  new account and the old account closes, in the same transaction.
+- Every debit needs the bank PIN (3 wrong in a row lock it, per policy bank_pin.lock); the failure
+  counter is committed even when the answer is a refusal. Refusals decided after the PIN check are
+  committed too (with their audit record), since nothing else was written before them.
+- Debits are refused on lost/frozen/closed/not-activated accounts, credits accepted unless closed;
+  lapsed oral losses count as active (effective_bank_status).
+- Per card per Shanghai day limits from policy.limits (ATM withdrawals, transfers, payments).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from ..core.clock import as_utc, shanghai_day
+from ..core.errors import SscardError, register_messages
+from ..core.identifiers import mask_pan
+from ..core.money import fen_to_yuan, require_positive_fen
+from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
+from ..core.roles import BANK_STAFF, Role
+from ..core.states import (
+    BankStatus,
+    bank_next,
+    check_bank_credit,
+    check_bank_debit,
+    effective_bank_status,
+)
+from ..models.foundation import Bank, BankAccount, Card, Outlet
+from . import access, ledger, lookup
+from .loss import _refresh_bank
+from .operation import Op, operation, query
+
+register_messages({
+    "activation_already_extended": (
+        409, "启用期限已延长过一次，不能再次延长", "The activation window has already been extended once"),
+    "extension_too_long": (422, "延长天数须在1至{max}天之间", "The extension must be 1 to {max} days"),
+    "wrong_terminal_kind": (403, "此终端不能办理该业务", "This terminal cannot do this operation"),
+    "pin_not_set": (409, "尚未设置银行密码，请先启用金融功能", "No bank PIN is set: activate the account first"),
+})
+
+PIN_PURPOSE = "bank_pin"
+MAX_PENDING_TIMEOUT = timedelta(days=30)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+PREFETCHED = "sscard_accounts_by_pan"  # session.info key: accounts a group commit loaded for its batch
+
+
+def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
+    account = op.session.info.get(PREFETCHED, {}).get(pan)
+    if account is None:
+        return lookup.account_by_pan(op.session, pan, actor)
+    if actor is not None:
+        try:
+            access.require_self(actor, account.person_id)
+        except SscardError:
+            raise SscardError("account_not_found") from None
+    return account
+
+
+def prefetch_accounts(session, pans: set[str]) -> None:
+    """Load the accounts of many PANs in one query (used by services/batching for a whole batch)."""
+    if pans:
+        found = session.scalars(select(BankAccount).where(BankAccount.pan.in_(pans))).all()
+        session.info.setdefault(PREFETCHED, {}).update({a.pan: a for a in found})
+
+
+def _account(op: Op, pan: str) -> BankAccount:
+    """The account behind a PAN: a cardholder only their own; bank staff and terminals only their bank's."""
+    account = _by_pan(op, pan, op.actor)
+    access.require_bank(op.actor, account.bank_id)
+    return account
+
+
+def _status(op: Op, account: BankAccount) -> BankStatus:
+    return effective_bank_status(account.status, account.loss_expires_at, op.now)
+
+
+def _terminal_kind(op: Op, *kinds: str) -> None:
+    if op.actor.role is Role.TERMINAL and op.actor.terminal_kind not in kinds:
+        raise SscardError("wrong_terminal_kind")
+
+
+def _pin_lock(account: BankAccount) -> Lockout:
+    return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked)
+
+
+def pin_matches(op: Op, account: BankAccount, pin: str) -> bool:
+    return op.secrets.pin_matches(account.pin_digest, PIN_PURPOSE, account.pan, pin or "")
+
+
+def check_pin(op: Op, account: BankAccount, pin: str) -> None:
+    """RULES §4 lockout; the new counter is saved even when the answer is wrong_pin/pin_locked."""
+    if account.pin_digest is None:
+        raise SscardError("pin_not_set")
+    before = _pin_lock(account)
+    lock, error = verify_with_lockout(before, "bank_pin", op.policy, op.now, pin_matches(op, account, pin),
+                                      locked_code="pin_locked", wrong_code="wrong_pin")
+    if lock != before:  # write only on change: a good PIN with no misses touches nothing
+        account.pin_failures = lock.failures
+        account.pin_locked_until = lock.locked_until
+        account.pin_locked = lock.locked
+    if error:
+        op.audit("bank_account", account.pan, person_id=account.person_id, pin_failures=lock.failures)
+        raise error
+
+
+def _set_pin(op: Op, account: BankAccount, pin: str) -> None:
+    account.pin_digest = op.secrets.pin_digest(PIN_PURPOSE, account.pan, pin)
+    account.pin_failures = 0
+    account.pin_locked_until = None
+    account.pin_locked = False
+
+
+@contextmanager
+def _committed_refusals():
+    """After the PIN check nothing but the PIN counter is written before a refusal is decided (the
+    ledger checks before it writes; linked transfers roll back their savepoint), so the refusal is
+    answered with its writes kept: the counter reset and the refusal's own audit record."""
+    try:
+        yield
+    except SscardError as err:
+        if err.commit:
+            raise
+        raise SscardError(err.code, commit=True, status=err.status, **err.params) from None
+
+
+def _cash_account(op: Op) -> int:
+    """The outlet's cash drawer (teller) or the ATM's cash (terminal)."""
+    if op.actor.role is Role.TERMINAL:
+        _terminal_kind(op, "atm")
+        return ledger.system_account(op, f"atm:{op.actor.id}", kind="atm", bank_id=op.actor.bank_id)
+    if op.actor.outlet_id is None:
+        raise SscardError("forbidden")
+    outlet = op.session.get(Outlet, op.actor.outlet_id)
+    return ledger.system_account(op, f"cash:{outlet.code}", kind="cash_drawer", bank_id=outlet.bank_id)
+
+
+def _merchant_account(op: Op) -> int:
+    _terminal_kind(op, "pos")
+    return ledger.system_account(op, f"merchant:{op.actor.id}", kind="merchant", bank_id=op.actor.bank_id)
+
+
+def clearing_account(op: Op, bank_id: int) -> int:
+    bank = op.session.get(Bank, bank_id)
+    return ledger.system_account(op, f"clearing:{bank.code}", kind="clearing", bank_id=bank_id)
+
+
+def _ledger_id(op: Op, account: BankAccount) -> int:
+    return ledger.customer_account(op.session, account, op.now)
+
+
+def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra) -> dict:
+    known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
+    b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
+    out = {"pan": mask_pan(account.pan), "status": str(_status(op, account)), **b,
+           "balance": fen_to_yuan(b["balance_fen"]), "available": fen_to_yuan(b["available_fen"])}
+    if moved:
+        out.update(transfer_id=moved["transfer_id"], amount_fen=moved["amount_fen"], at=moved["at"])
+    out.update(extra)
+    return out
+
+
+def _debit_ready(op: Op, account: BankAccount, pin: str) -> int:
+    """Debit side checks in order: account state, then the PIN. Returns the ledger account id."""
+    check_bank_debit(_status(op, account))
+    check_pin(op, account, pin)
+    return _ledger_id(op, account)
+
+
+# ---------------------------------------------------------------- activation
+
+
+@operation("bank.activate", roles=BANK_STAFF)
+def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str) -> dict:
+    """At an outlet of the card's bank, cardholder in person with card and ID; sets the bank PIN."""
+    account = _account(op, pan)
+    person = lookup.person_by_id(op.session, account.person_id)
+    lookup.check_presented_id(person, presented_citizen_id)
+    card = op.session.get(Card, account.card_id)
+    before = account.status
+    bank_next(account.status, "activate")  # refuses anything but not_activated
+    if card.collected_at is None or account.activation_deadline is None:
+        raise SscardError("card_not_usable", state=card.ss_status)
+    if card.ss_status == "cancelled":
+        raise SscardError("card_cancelled")
+    if shanghai_day(op.now) > account.activation_deadline:
+        raise SscardError("activation_window_expired")
+    check_repeat(pin, pin_again)
+    check_new_pin(pin, person.citizen_id, person.birth_date)
+    account.status = bank_next(account.status, "activate")
+    account.activated_at = op.now
+    account.activated_outlet_id = op.actor.outlet_id
+    account.status_changed_at = op.now
+    _set_pin(op, account, pin)
+    new_id = _ledger_id(op, account)
+    moved = _take_over_replaced_account(op, card, new_id) if card.replaces_card_id else None
+    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=person.id,
+             moved_from=moved and moved["old_pan"], moved_fen=moved and moved["amount_fen"])
+    return _answer(op, account, moved_from_old_account=moved)
+
+
+def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict | None:
+    """RULES §6: the old card's account gives its whole balance to the new one and closes."""
+    old_card = op.session.get(Card, card.replaces_card_id)
+    old = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old_card.id)) if old_card else None
+    if old is None or old.status == BankStatus.CLOSED:
+        return None
+    _refresh_bank(op, old)
+    if old.status == BankStatus.FROZEN:
+        raise SscardError("account_frozen")  # a frozen balance cannot leave; the freeze must be lifted first
+    amount = 0
+    if old.ledger_account_id is not None:
+        ledger.void_all_pending(op, old.ledger_account_id)
+        amount = ledger.balance(op.session, old.ledger_account_id).posted
+        if amount > 0:
+            ledger.transfer(op, old.ledger_account_id, new_ledger_id, amount, "replacement", ref=f"card:{card.id}")
+        ledger.close_account(op.session, old.ledger_account_id)
+    old.status = bank_next(old.status, "close")
+    old.loss_expires_at = None
+    old.status_changed_at = op.now
+    return {"old_pan": mask_pan(old.pan), "amount_fen": amount}
+
+
+@operation("bank.extend_activation", roles={Role.BANK_SUPERVISOR})
+def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict:
+    """Once per card, by up to policy activation.max_extension_days, from the later of deadline and today."""
+    account = _account(op, pan)
+    if account.status != BankStatus.NOT_ACTIVATED:
+        raise SscardError("illegal_transition", state=account.status, event="extend_activation")
+    if account.activation_deadline is None:
+        raise SscardError("card_not_usable", state="not_collected")
+    if account.window_extended:
+        raise SscardError("activation_already_extended")
+    max_days = op.policy.activation.max_extension_days
+    days = max_days if days is None else days
+    if not (1 <= days <= max_days):
+        raise SscardError("extension_too_long", max=max_days)
+    before = account.activation_deadline
+    account.activation_deadline = max(before, shanghai_day(op.now)) + timedelta(days=days)
+    account.window_extended = True
+    op.audit("bank_account", account.pan, before=before.isoformat(), after=account.activation_deadline.isoformat(),
+             person_id=account.person_id, reason=reason[:200], days=days)
+    return {"pan": mask_pan(account.pan), "activation_deadline": account.activation_deadline, "days": days}
+
+
+# ---------------------------------------------------------------- cash
+
+
+@operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL})
+def deposit(op: Op, pan: str, amount_fen: int) -> dict:
+    """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
+    require_positive_fen(amount_fen)
+    account = _account(op, pan)
+    check_bank_credit(_status(op, account))
+    cash = _cash_account(op)
+    moved = ledger.transfer(op, cash, _ledger_id(op, account), amount_fen, "deposit", ref=op.actor.place)
+    op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
+             transfer_id=moved["transfer_id"])
+    return _answer(op, account, moved)
+
+
+@operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL})
+def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
+    """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
+    require_positive_fen(amount_fen)
+    account = _account(op, pan)
+    cash = _cash_account(op)
+    source = _debit_ready(op, account, pin)
+    with _committed_refusals():
+        limit = None
+        if op.actor.role is Role.TERMINAL:
+            limits = op.policy.limits
+            if amount_fen > limits.atm_withdrawal_per_txn_fen:
+                raise SscardError("limit_exceeded", limit=(f"ATM单笔取款{fen_to_yuan(limits.atm_withdrawal_per_txn_fen)}元",
+                                                           f"ATM withdrawal per transaction: "
+                                                           f"{fen_to_yuan(limits.atm_withdrawal_per_txn_fen)} yuan"))
+            limit = ("atm_withdrawal", limits.atm_withdrawal_per_day_fen)
+        moved = ledger.transfer(op, source, cash, amount_fen, "withdrawal", ref=op.actor.place, limit=limit)
+    op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
+             transfer_id=moved["transfer_id"])
+    return _answer(op, account, moved)
+
+
+# ---------------------------------------------------------------- transfers
+
+
+@operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER})
+def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+    """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
+    (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
+    require_positive_fen(amount_fen)
+    _terminal_kind(op, "atm", "kiosk")
+    source_account = _account(op, from_pan)
+    target = _by_pan(op, to_pan)
+    if target.id == source_account.id:
+        raise SscardError("same_account")
+    source = _debit_ready(op, source_account, pin)
+    with _committed_refusals():
+        check_bank_credit(_status(op, target))
+        target_id = _ledger_id(op, target)
+        limit = ("transfer", op.policy.limits.transfer_per_day_fen)
+        if target.bank_id == source_account.bank_id:
+            moved = ledger.transfer(op, source, target_id, amount_fen, "transfer", limit=limit,
+                                    transfer_id=transfer_id, ref=target.pan[-4:])
+        else:
+            first, _second = ledger.linked(op, [
+                ledger.Spec(source, clearing_account(op, source_account.bank_id), amount_fen, "transfer",
+                            ref=target.pan[-4:], limit=limit, transfer_id=transfer_id),
+                ledger.Spec(clearing_account(op, target.bank_id), target_id, amount_fen, "transfer",
+                            ref=source_account.pan[-4:]),
+            ])
+            moved = first
+    op.audit("bank_account", source_account.pan, person_id=source_account.person_id, amount_fen=amount_fen,
+             to=mask_pan(target.pan), transfer_id=moved["transfer_id"],
+             inter_bank=target.bank_id != source_account.bank_id)
+    return _answer(op, source_account, moved, to=mask_pan(target.pan))
+
+
+# ---------------------------------------------------------------- payments at a merchant POS
+
+
+def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, timeout_seconds: int | None,
+             transfer_id: str | None) -> dict:
+    require_positive_fen(amount_fen)
+    merchant = _merchant_account(op)
+    account = _account(op, pan)
+    source = _debit_ready(op, account, pin)
+    timeout = None
+    if pending and timeout_seconds is not None:
+        if not (1 <= timeout_seconds <= MAX_PENDING_TIMEOUT.total_seconds()):
+            raise SscardError("invalid_request")
+        timeout = timedelta(seconds=timeout_seconds)
+    with _committed_refusals():
+        moved = ledger.transfer(op, source, merchant, amount_fen, "payment", pending=pending, timeout=timeout,
+                                limit=("payment", op.policy.limits.payment_per_day_fen), transfer_id=transfer_id,
+                                ref=op.actor.place)
+    op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
+             transfer_id=moved["transfer_id"], pending=pending)
+    return _answer(op, account, moved, timeout_at=moved["timeout_at"])
+
+
+@operation("bank.purchase", roles={Role.TERMINAL})
+def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+    """A one-step payment at a POS."""
+    return _payment(op, pan, amount_fen, pin, pending=False, timeout_seconds=None, transfer_id=transfer_id)
+
+
+@operation("bank.authorize_payment", roles={Role.TERMINAL})
+def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_seconds: int | None = None,
+                      transfer_id: str | None = None) -> dict:
+    """A hold (pending transfer) to the merchant, captured or voided later; it expires by itself."""
+    return _payment(op, pan, amount_fen, pin, pending=True, timeout_seconds=timeout_seconds, transfer_id=transfer_id)
+
+
+@operation("bank.capture_payment", roles={Role.TERMINAL})
+def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict:
+    """Post a hold of this terminal, wholly or for less (the rest is released)."""
+    merchant = _merchant_account(op)
+    posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
+    op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"])
+    return posted
+
+
+@operation("bank.void_payment", roles={Role.TERMINAL})
+def void_payment(op: Op, transfer_id: str) -> dict:
+    merchant = _merchant_account(op)
+    voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
+    op.audit("ledger_transfer", transfer_id, before="pending", after="voided", amount_fen=voided["amount_fen"])
+    return voided
+
+
+@operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR})
+def expire_pending(op: Op) -> dict:
+    """Sweep: expire every hold whose timeout has passed by the injected clock."""
+    n = ledger.expire_due(op, limit=10_000)
+    op.audit("sweep", "pending_transfers", expired=n)
+    return {"expired": n}
+
+
+# ---------------------------------------------------------------- pension credit (system)
+
+
+@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR})
+def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
+    """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
+    activated (refused once closed)."""
+    require_positive_fen(amount_fen)
+    account = lookup.account_by_pan(op.session, pan)
+    check_bank_credit(_status(op, account))
+    payer = ledger.system_account(op, "pension_payer", kind="pension_payer")
+    moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64])
+    op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen, period=period,
+             transfer_id=moved["transfer_id"])
+    return _answer(op, account, moved)
+
+
+# ---------------------------------------------------------------- balance and statement
+
+
+@operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER})
+def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
+    """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
+    account = _account(op, pan)
+    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
+        check_bank_debit(_status(op, account))
+    check_pin(op, account, pin)
+    op.audit("bank_account", account.pan, person_id=account.person_id, after="balance_shown")
+    return _answer(op, account)
+
+
+@query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR})
+def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict:
+    """Balance and history, newest first; page with before_id = the last entry's id."""
+    account = _account(op, pan)
+    limit = max(1, min(int(limit), 200))
+    rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id) \
+        if account.ledger_account_id else []
+    others = {r.credit_account_id if r.debit_account_id == account.ledger_account_id else r.debit_account_id
+              for r in rows}
+    names = ledger.account_names(op.session, others)
+    pans = {}
+    customer_ids = [v[2] for v in names.values() if v[0] == "customer" and v[2]]
+    if customer_ids:
+        pans = dict(op.session.execute(select(BankAccount.id, BankAccount.pan)
+                                       .where(BankAccount.id.in_(customer_ids))).all())
+    entries = []
+    for r in rows:
+        outgoing = r.debit_account_id == account.ledger_account_id
+        other = names.get(r.credit_account_id if outgoing else r.debit_account_id, ("", "", None))
+        counterparty = mask_pan(pans.get(other[2], "")) if other[0] == "customer" else other[1]
+        entries.append({
+            "id": r.id, "transfer_id": r.transfer_id, "at": r.created_at, "code": r.code, "kind": r.kind,
+            "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
+            "counterparty": counterparty, "ref": r.ref, "timeout_at": r.timeout_at,
+        })
+    out = _answer(op, account)
+    out.update(entries=entries, next_before_id=entries[-1]["id"] if len(entries) == limit else None,
+               activation_deadline=account.activation_deadline)
+    return out
+
+
+# ---------------------------------------------------------------- the bank PIN
+
+
+@operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER})
+def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
+    """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
+    _terminal_kind(op, "atm", "kiosk")
+    account = _account(op, pan)
+    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
+        check_bank_debit(_status(op, account))
+    check_repeat(new, new_again)
+    person = lookup.person_by_id(op.session, account.person_id)
+    check_new_pin(new, person.citizen_id, person.birth_date)
+    check_pin(op, account, old)
+    _set_pin(op, account, new)
+    op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_changed")
+    return {"pan": mask_pan(account.pan), "changed": True}
+
+
+@operation("bank.reset_pin", roles=BANK_STAFF)
+def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str) -> dict:
+    """Forgotten or locked: at an outlet of the card's bank, the cardholder in person (ID checked) types a
+    new PIN twice; the lock is lifted. No agent may do this."""
+    account = _account(op, pan)
+    person = lookup.person_by_id(op.session, account.person_id)
+    lookup.check_presented_id(person, presented_citizen_id)
+    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
+        check_bank_debit(_status(op, account))
+    check_repeat(new, new_again)
+    check_new_pin(new, person.citizen_id, person.birth_date)
+    was_locked = _pin_lock(account).is_locked(op.now)
+    _set_pin(op, account, new)
+    op.audit("bank_account", account.pan, person_id=person.id, after="pin_reset", was_locked=was_locked)
+    return {"pan": mask_pan(account.pan), "reset": True, "was_locked": was_locked}
+
+
+# ---------------------------------------------------------------- freeze, close
+
+
+@operation("bank.freeze", roles={Role.BANK_SUPERVISOR})
+def freeze(op: Op, pan: str, reason: str = "") -> dict:
+    account = _account(op, pan)
+    _refresh_bank(op, account)
+    before = account.status
+    account.status = bank_next(account.status, "freeze")
+    account.status_changed_at = op.now
+    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
+             reason=reason[:200])
+    return {"pan": mask_pan(account.pan), "status": account.status}
+
+
+@operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR})
+def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
+    account = _account(op, pan)
+    before = account.status
+    account.status = bank_next(account.status, "unfreeze")
+    account.status_changed_at = op.now
+    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
+             reason=reason[:200])
+    return {"pan": mask_pan(account.pan), "status": account.status}
+
+
+@operation("bank.close", roles=BANK_STAFF)
+def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
+    """At an outlet with ID: holds are released, the balance is paid out in cash from the drawer, and the
+    account closes. A frozen account's balance cannot be paid out."""
+    account = _account(op, pan)
+    lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
+    _refresh_bank(op, account)
+    before = account.status
+    bank_next(account.status, "close")
+    paid = 0
+    moved = None
+    if account.ledger_account_id is not None:
+        ledger.void_all_pending(op, account.ledger_account_id)
+        paid = ledger.balance(op.session, account.ledger_account_id).posted
+        if paid > 0:
+            if account.status == BankStatus.FROZEN:
+                raise SscardError("account_frozen")
+            moved = ledger.transfer(op, account.ledger_account_id, _cash_account(op), paid, "close_payout",
+                                    ref=op.actor.place)
+        ledger.close_account(op.session, account.ledger_account_id)
+    account.status = bank_next(account.status, "close")
+    account.loss_expires_at = None
+    account.status_changed_at = op.now
+    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
+             paid_out_fen=paid)
+    return {"pan": mask_pan(account.pan), "status": account.status, "paid_out_fen": paid,
+            "paid_out": fen_to_yuan(paid), "transfer_id": moved and moved["transfer_id"]}
+
+
+@query("ledger.check", roles={Role.OPERATOR, Role.BANK_SUPERVISOR})
+def ledger_check(op: Op) -> dict:
+    """Recompute every ledger account from its transfers: sums match, balances add up to zero."""
+    return ledger.check_invariants(op.session)

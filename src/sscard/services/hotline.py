@@ -1,0 +1,414 @@
+"""The hotline area's services: call state, identification on the bank line, the agent-transfer queue.
+
+Call state (which menu a caller is in, who they proved to be) is kept in `hotline_calls` so any server
+process can take a call's next turn. It is channel bookkeeping, not a business change, so loading and
+saving it writes no audit record; everything the caller *does* goes through the business operations
+(and their audit) with the caller as a cardholder on the hotline channel.
+
+No entered secret is ever stored: a password is checked at the step it is typed and only the outcome
+is kept. The one exception in shape is the new SS password between "new" and "new again": what is kept
+is a keyed HMAC bound to the call (as the card's own password is kept), never the digits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ..core.clock import as_utc
+from ..core.errors import SscardError, register_messages
+from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
+from ..core.passwords import check_new_pin, constant_time_equal
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
+from ..core.states import BankStatus, SsStatus, effective_bank_status, effective_ss_status
+from ..models.foundation import Bank, BankAccount, Card, Person
+from ..models.hotline import HotlineAgentRequest, HotlineCall
+from . import lookup
+from . import passwords as pw
+from .app import App
+from .operation import Op, jsonable, operation, query
+
+register_messages(
+    {
+        "call_conflict": (409, "通话状态已被更新，请重试", "The call was updated by another request: try again"),
+        "call_not_found": (404, "未找到该通话", "Call not found"),
+        "hotline_not_found": (404, "未找到该服务热线", "No such hotline"),
+        "step_not_verified": (
+            409,
+            "原密码尚未验证或验证已过期",
+            "The old password has not been verified in this call, or that was too long ago",
+        ),
+    }
+)
+
+LINE_12333 = "12333"
+GATEWAY_12333 = Actor(kind="channel", id="hotline_12333", role=Role.SYSTEM, name="12333 IVR",
+                      channel=Channel.HOTLINE_12333)
+GATEWAY_BANK = Actor(kind="channel", id="hotline_bank", role=Role.SYSTEM, name="bank hotline IVR",
+                     channel=Channel.HOTLINE_BANK)
+PENDING_PURPOSE = "hotline_pending_new_password"
+VERIFIED_FOR = timedelta(minutes=10)  # an old password verified in a call is good for this long
+CALL_FIELDS = ("call_sid", "line", "caller", "status", "node", "lang", "turn", "timeouts", "invalid", "attempts",
+               "person_id", "identified_by", "after_identify", "slots", "started_at", "updated_at", "ended_at",
+               "version")
+
+
+def gateway(line: str) -> Actor:
+    return GATEWAY_12333 if line == LINE_12333 else GATEWAY_BANK
+
+
+def channel_of(line: str) -> Channel:
+    return Channel.HOTLINE_12333 if line == LINE_12333 else Channel.HOTLINE_BANK
+
+
+def holder(person_id: int, name: str, line: str) -> Actor:
+    """The caller, once identified, acting for themselves on the hotline's channel."""
+    return pw.cardholder_actor(person_id, name, channel_of(line), place=line)
+
+
+# ---------------------------------------------------------------- call state (no audit: bookkeeping)
+
+
+def _call_dict(call: HotlineCall) -> dict:
+    out = {f: getattr(call, f) for f in CALL_FIELDS}
+    out["slots"] = dict(call.slots or {})
+    return out
+
+
+def load_call(app: App, call_sid: str) -> dict | None:
+    def work(session):
+        call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
+        return _call_dict(call) if call else None
+
+    return app.db.run(work)
+
+
+def create_call(app: App, state: dict) -> dict:
+    """Insert a new call's state; a twin request that inserted first wins (and this one is refused)."""
+    now = app.clock.now()
+
+    def work(session):
+        if session.scalar(select(HotlineCall.id).where(HotlineCall.call_sid == state["call_sid"])) is not None:
+            raise SscardError("call_conflict")
+        call = HotlineCall(**{k: v for k, v in state.items() if k in CALL_FIELDS and k != "version"})
+        call.slots = jsonable(state.get("slots") or {})
+        call.started_at = now
+        call.updated_at = now
+        session.add(call)
+        session.flush()
+        return _call_dict(call)
+
+    return app.db.run(work)
+
+
+def save_call(app: App, state: dict) -> dict:
+    """Write a call's new state if nobody else moved it since it was read (optimistic, by version)."""
+    now = app.clock.now()
+
+    def work(session):
+        call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == state["call_sid"]))
+        if call is None:
+            raise SscardError("call_not_found")
+        if call.version != state["version"]:
+            raise SscardError("call_conflict")
+        for f in ("status", "node", "lang", "turn", "timeouts", "invalid", "attempts", "person_id",
+                  "identified_by", "after_identify"):
+            setattr(call, f, state[f])
+        call.slots = jsonable(state.get("slots") or {})
+        call.updated_at = now
+        if state["status"] != "active" and call.ended_at is None:
+            call.ended_at = now
+        session.flush()
+        return _call_dict(call)
+
+    return app.db.run(work)
+
+
+def pending_digest(app: App, call_sid: str, value: str) -> str:
+    """A new password between its two entries: a keyed digest bound to this call, never the digits."""
+    return app.secrets.pin_digest(PENDING_PURPOSE, call_sid, value)
+
+
+# ---------------------------------------------------------------- what the caller's card looks like
+
+
+@query("hotline.my_cards", roles={Role.CARDHOLDER})
+def my_cards(op: Op) -> dict:
+    """The caller's own cards, newest first, with the numbers the hotline needs to act on them."""
+    person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
+    cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
+    out = []
+    for card in cards:
+        account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+        out.append({
+            "card_number": card.card_number,
+            "ss_status": effective_ss_status(card.ss_status, card.loss_expires_at, op.now),
+            "bank_status": effective_bank_status(account.status, account.loss_expires_at, op.now) if account else None,
+            "replaces": card.replaces_card_id is not None,
+        })
+    return {"person_id": person.id, "cards": out}
+
+
+def issued_card(cards: list[dict]) -> dict | None:
+    """The card the caller holds (or has lost): the newest issued one that is not cancelled."""
+    for card in cards:
+        if card["ss_status"] in (SsStatus.NORMAL, SsStatus.TEMPORARY_LOSS, SsStatus.FORMAL_LOSS):
+            return card
+    return None
+
+
+@query("hotline.line_info", roles={Role.SYSTEM})
+def line_info(op: Op, line: str) -> dict:
+    """What a hotline number means: 12333, or a bank's line by `bank:<code>` or by its printed number."""
+    if line == LINE_12333:
+        return {"line": LINE_12333, "bank": None}
+    code = line.split(":", 1)[1] if line.startswith("bank:") else None
+    q = select(Bank).where(Bank.code == code) if code else select(Bank).where(Bank.hotline == line)
+    bank = op.session.scalar(q.order_by(Bank.id).limit(1))
+    if bank is None:
+        raise SscardError("hotline_not_found")
+    return {"line": f"bank:{bank.code}", "bank": {"id": bank.id, "code": bank.code, "name": bank.name,
+                                                  "name_en": bank.name_en or bank.name, "hotline": bank.hotline}}
+
+
+# ---------------------------------------------------------------- bank line identification
+
+
+@operation("hotline.bank_identify", roles={Role.SYSTEM})
+def bank_identify(op: Op, bank_code: str, pan: str, citizen_id: str, *, pin: str | None = None,
+                  birth_date: str | None = None) -> dict:
+    """PAN + citizen ID + the bank PIN (with its lockout) or personal data (birth date YYYYMMDD), RULES §5.
+
+    A card of another bank answers `wrong_bank` before anything is checked. Every other miss answers
+    the same refusal (never which item was wrong) and leaves an audit record; a wrong PIN counts
+    toward the PIN's lock."""
+    from . import banking
+
+    method = "pin" if pin is not None else "personal_data"
+    wrong = "wrong_pin" if pin is not None else "wrong_password"
+    try:
+        account = lookup.account_by_pan(op.session, pan)
+    except SscardError:
+        raise SscardError(wrong, commit=True) from None
+    bank = op.session.get(Bank, account.bank_id)
+    op.audit("bank_account", account.pan, person_id=account.person_id, method=method)
+    if bank.code != bank_code:
+        raise SscardError("wrong_bank", commit=True)
+    person = lookup.person_by_id(op.session, account.person_id)
+    try:
+        same_person = validate_citizen_id(citizen_id) == person.citizen_id
+    except SscardError:
+        same_person = False
+    if pin is not None:
+        if not same_person:
+            raise SscardError(wrong, commit=True)
+        banking.check_pin(op, account, pin)
+    elif not (same_person and constant_time_equal(birth_date or "", f"{person.birth_date:%Y%m%d}")):
+        raise SscardError(wrong, commit=True)
+    op.audit("bank_account", account.pan, person_id=person.id, after="identified", method=method)
+    return {"person_id": person.id, "name": person.name, "pan": account.pan}
+
+
+@operation("hotline.bank_pin_verify", roles={Role.CARDHOLDER})
+def verify_bank_pin(op: Op, pan: str, pin: str) -> dict:
+    """The old PIN of a PIN change, checked at the step it is typed (3 wrong lock it, RULES §4)."""
+    from . import banking
+
+    account = lookup.account_by_pan(op.session, pan, op.actor)
+    banking.check_pin(op, account, pin)
+    op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_verified")
+    return {"verified": True}
+
+
+@operation("hotline.bank_pin_change", roles={Role.CARDHOLDER})
+def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict:
+    """The bank hotline's PIN change (old, new, new again at three prompts), like the SS one below."""
+    from . import banking
+
+    _verified_step(op, call_sid, pan)
+    account = lookup.account_by_pan(op.session, pan, op.actor)
+    status = effective_bank_status(account.status, account.loss_expires_at, op.now)
+    if status in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
+        raise SscardError("not_activated" if status == BankStatus.NOT_ACTIVATED else "account_closed")
+    _second_entry_matches(op, call_sid, new_again)
+    person = lookup.person_by_id(op.session, account.person_id)
+    check_new_pin(new_again, person.citizen_id, person.birth_date)
+    banking._set_pin(op, account, new_again)  # the bank area's one way of keeping a PIN
+    op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_changed")
+    return {"changed": True}
+
+
+def _verified_step(op: Op, call_sid: str, subject: str) -> HotlineCall:
+    """This call (the caller's own, still going) verified the old secret of `subject`, and recently."""
+    call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
+    if call is None or call.person_id != op.actor.person_id or call.status != "active":
+        raise SscardError("call_not_found")
+    slots = call.slots or {}
+    verified_at = slots.get("old_ok_at")
+    if slots.get("old_ok") != subject or not verified_at or \
+            op.now - as_utc(datetime.fromisoformat(verified_at)) > VERIFIED_FOR:
+        raise SscardError("step_not_verified")
+    return call
+
+
+def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
+    call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
+    if not constant_time_equal((call.slots or {}).get("pending_new", ""), pending_digest(op.app, call_sid, new_again)):
+        raise SscardError("password_mismatch")
+
+
+# ---------------------------------------------------------------- SS password change by phone
+
+
+@operation("hotline.ss_password_change", roles={Role.CARDHOLDER})
+def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_again: str) -> dict:
+    """The last step of 12333's change (old, new, new again), each typed at its own prompt.
+
+    The old password was verified at its step (ss_password.verify, with its 3-strikes lock) and the new
+    one checked for weakness at its step; here, in one transaction, the call's record must show both,
+    and the second entry must match the first."""
+    _verified_step(op, call_sid, card_number)
+    card = lookup.card_by_number(op.session, card_number, op.actor)
+    if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) != SsStatus.NORMAL:
+        raise SscardError("card_not_usable", state=card.ss_status)
+    _second_entry_matches(op, call_sid, new_again)
+    person = lookup.person_by_id(op.session, card.person_id)
+    check_new_pin(new_again, person.citizen_id, person.birth_date)
+    card.ss_pw_digest = op.secrets.pin_digest(pw.SS_PURPOSE, card.card_number, new_again)
+    card.ss_pw_failures = 0
+    op.audit("card", card.card_number, person_id=card.person_id, after="ss_password_changed")
+    return {"card_number": card.card_number, "changed": True}
+
+
+# ---------------------------------------------------------------- agent-transfer queue
+
+
+@operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER})
+def request_agent(op: Op, call_sid: str, node: str, topic: str = "") -> dict:
+    """The caller pressed 0: queue them for a human agent (the console shows the queue)."""
+    call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
+    if call is None:
+        raise SscardError("call_not_found")
+    req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
+                              topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="")
+    op.session.add(req)
+    op.session.flush()
+    position = op.session.scalar(
+        select(func.count()).select_from(HotlineAgentRequest)
+        .where(HotlineAgentRequest.line == call.line, HotlineAgentRequest.status == "open",
+               HotlineAgentRequest.id <= req.id)
+    )
+    op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
+    return {"id": req.id, "line": call.line, "position": position}
+
+
+def _visible_lines(op: Op) -> list[str] | None:
+    """Center staff answer 12333; bank staff their own bank's line; operators see every line."""
+    if op.actor.role in CENTER_STAFF:
+        return [LINE_12333]
+    if op.actor.role in BANK_STAFF:
+        bank = op.session.get(Bank, op.actor.bank_id) if op.actor.bank_id else None
+        return [f"bank:{bank.code}"] if bank else []
+    return None
+
+
+def _request_view(op: Op, req: HotlineAgentRequest) -> dict:
+    person = op.session.get(Person, req.person_id) if req.person_id else None
+    waited = op.now - as_utc(req.requested_at)
+    return {
+        "id": req.id,
+        "line": req.line,
+        "status": req.status,
+        "node": req.node,
+        "topic": req.topic,
+        "lang": req.lang,
+        "requested_at": req.requested_at,
+        "waiting_minutes": max(0, int(waited.total_seconds() // 60)),
+        "identified": person is not None,
+        "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)}
+        if person else None,
+        "card": _card_summary(op, person.id) if person else None,
+        "taken_by": req.taken_by,
+    }
+
+
+def _card_summary(op: Op, person_id: int) -> dict | None:
+    """The caller's current card as the agent sees it (masked): both sides' states in effect now."""
+    from .cards import card_view
+
+    card = lookup.current_card(op.session, person_id)
+    if card is None:
+        return None
+    view = card_view(op.session, card, op.now, masked=True)
+    return {"card_number": view["card_number"], "ss_status": view["ss_status"],
+            "ss_loss_expires_at": view["ss_loss_expires_at"], "bank": view["bank"]["code"],
+            "bank_status": view["bank"]["status"]}
+
+
+@query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR})
+def agent_queue(op: Op, include_taken: bool = True) -> dict:
+    """Callers waiting for (or talking to) a human agent, oldest first; masked like every list."""
+    statuses = ["open", "taken"] if include_taken else ["open"]
+    q = select(HotlineAgentRequest).where(HotlineAgentRequest.status.in_(statuses))
+    lines = _visible_lines(op)
+    if lines is not None:
+        q = q.where(HotlineAgentRequest.line.in_(lines))
+    rows = op.session.scalars(q.order_by(HotlineAgentRequest.id)).all()
+    return {"requests": [_request_view(op, r) for r in rows], "open": sum(r.status == "open" for r in rows)}
+
+
+def _own_request(op: Op, request_id: int) -> HotlineAgentRequest:
+    req = op.session.get(HotlineAgentRequest, request_id)
+    lines = _visible_lines(op)
+    if req is None or (lines is not None and req.line not in lines):
+        raise SscardError("not_found", what=("转人工请求", "agent request"))
+    return req
+
+
+@operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF)
+def take_agent_request(op: Op, request_id: int) -> dict:
+    req = _own_request(op, request_id)
+    if req.status != "open":
+        raise SscardError("illegal_transition", state=req.status, event="take")
+    req.status, req.taken_by, req.taken_at = "taken", str(op.actor.id), op.now
+    op.audit("hotline_agent_request", req.id, before="open", after="taken", person_id=req.person_id)
+    return _request_view(op, req)
+
+
+@operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF)
+def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
+    req = _own_request(op, request_id)
+    if req.status == "closed":
+        raise SscardError("illegal_transition", state=req.status, event="close")
+    before = req.status
+    req.status, req.closed_at, req.note = "closed", op.now, note[:128]
+    req.taken_by = req.taken_by or str(op.actor.id)
+    op.audit("hotline_agent_request", req.id, before=before, after="closed", person_id=req.person_id)
+    return _request_view(op, req)
+
+
+@query("hotline.check_new_pin", roles={Role.CARDHOLDER})
+def check_new_six_digits(op: Op, new: str) -> dict:
+    """Refuse a weak new SS password or bank PIN at the step it is typed (RULES §4), before it is asked again."""
+    person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
+    check_new_pin(new, person.citizen_id, person.birth_date)
+    return {"acceptable": True}
+
+
+KEPT_AFTER_END = ("name", "card_tail", "pan_tail")  # what an ended call keeps of its slots: nothing personal
+
+
+@operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR})
+def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict:
+    """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
+    cutoff = op.now - timedelta(minutes=max(1, int(idle_minutes)))
+    calls = op.session.scalars(
+        select(HotlineCall).where(HotlineCall.status == "active", HotlineCall.updated_at < cutoff)
+    ).all()
+    for call in calls:
+        call.status = "ended"
+        call.ended_at = op.now
+        call.slots = {k: v for k, v in (call.slots or {}).items() if k in KEPT_AFTER_END}
+    op.audit("sweep", "idle_calls", ended=len(calls))
+    return {"ended": len(calls)}

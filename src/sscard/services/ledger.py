@@ -1,0 +1,523 @@
+"""The double-entry ledger (TigerBeetle's model, in SQL), callable inside any operation's transaction.
+
+- Accounts: one per card's bank account (customer, never overdrawn), and named system accounts
+  (outlet cash drawers, ATMs, merchant settlement, each bank's clearing, agency fee income, pension
+  payer): `system_account(session, "agency_fee_income")` gets or creates one.
+- `transfer(op, debit_id, credit_id, amount_fen, code)` moves money in the caller's transaction;
+  `pending=True` only holds it until `post_pending`, `void_pending` or expiry (`expire_due`, driven by
+  the injected clock). `linked(op, [...])` applies several transfers all or nothing.
+- Transfers are never updated or deleted (database triggers refuse it); a correction is a new transfer.
+- `check_invariants(session)` recomputes every account from its transfers: sums match, all balances
+  add up to zero, no customer account is negative.
+
+Amounts are integer fen. Refusals are SscardError codes (insufficient_funds, account_closed,
+limit_exceeded, transfer_exists, pending_*); nothing is written before a refusal is decided.
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from ..core.clock import shanghai_day
+from ..core.errors import SscardError, register_messages
+from ..core.money import require_positive_fen
+from ..models.foundation import BankAccount
+from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
+
+register_messages({
+    "same_account": (422, "转出与转入账户不能相同", "The debit and credit accounts must differ"),
+})
+
+ACCOUNTS = LedgerAccount.__table__
+TRANSFERS = LedgerTransfer.__table__
+USAGE = LimitUsage.__table__
+
+SYSTEM_KINDS = {"cash_drawer", "atm", "merchant", "clearing", "fee_income", "pension_payer", "system"}
+DEFAULT_PENDING_TIMEOUT = timedelta(days=7)
+
+# name -> id of system accounts known to exist (committed), per engine
+_known: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# ---------------------------------------------------------------- accounts
+
+
+def _insert_ignore(session: Session, table, values: dict, keys: list[str]):
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    else:
+        stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    session.execute(stmt)
+
+
+def _kind_of(name: str) -> str:
+    prefix = name.split(":", 1)[0]
+    return {
+        "cash": "cash_drawer",
+        "atm": "atm",
+        "merchant": "merchant",
+        "clearing": "clearing",
+        "agency_fee_income": "fee_income",
+        "pension_payer": "pension_payer",
+    }.get(prefix, "system")
+
+
+def system_account(session_or_op, name: str, *, kind: str | None = None, bank_id: int | None = None,
+                   now: datetime | None = None) -> int:
+    """The id of a named system account, created on first use (no overdraft guard: its balance may be
+    negative, e.g. a cash drawer holding cash). Names: cash:<outlet>, atm:<terminal>, merchant:<terminal>,
+    clearing:<bank code>, agency_fee_income, pension_payer.
+
+    Pass an Op (its clock gives the creation time) or a Session plus `now`."""
+    if isinstance(session_or_op, Session):
+        session = session_or_op
+    else:
+        session, now = session_or_op.session, now or session_or_op.now
+    engine = session.get_bind().engine
+    cache = _known.setdefault(engine, {})
+    if name in cache:
+        return cache[name]
+    created_here = session.info.setdefault("sscard_new_system_accounts", set())
+    found = session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+    if found is not None:
+        if name not in created_here:  # made by a committed transaction, not by this one (which may roll back)
+            cache[name] = found
+        return found
+    kind = kind or _kind_of(name)
+    if kind not in SYSTEM_KINDS:
+        raise ValueError(f"not a system account kind: {kind}")
+    _insert_ignore(session, ACCOUNTS, dict(
+        kind=kind, name=name, bank_id=bank_id, no_overdraft=False, closed=False, debits_posted=0,
+        credits_posted=0, debits_pending=0, credits_pending=0, created_at=now or _now_of(session),
+    ), ["name"])
+    created_here.add(name)
+    return session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+
+
+def _now_of(session: Session) -> datetime:
+    now = session.info.get("sscard_now")
+    if now is None:
+        raise ValueError("system_account: pass an Op, or now= (the injected clock's time)")
+    return now
+
+
+def customer_account(session: Session, account: BankAccount, now: datetime) -> int:
+    """The ledger account behind a card's bank account, created on first need (activation, first credit)."""
+    if account.ledger_account_id is not None:
+        return account.ledger_account_id
+    result = session.execute(insert(ACCOUNTS).values(
+        kind="customer", name=None, bank_id=account.bank_id, bank_account_id=account.id, no_overdraft=True,
+        closed=False, debits_posted=0, credits_posted=0, debits_pending=0, credits_pending=0, created_at=now,
+    ).returning(ACCOUNTS.c.id))
+    account.ledger_account_id = result.scalar_one()
+    return account.ledger_account_id
+
+
+@dataclass(frozen=True)
+class Balance:
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def posted(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What may still be debited: posted balance less holds."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    def as_dict(self) -> dict:
+        return {"balance_fen": self.posted, "available_fen": self.available, "held_fen": self.debits_pending,
+                "incoming_pending_fen": self.credits_pending}
+
+
+def balance(session: Session, account_id: int | None) -> Balance:
+    if account_id is None:
+        return Balance(0, 0, 0, 0)
+    row = session.execute(select(ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending,
+                                 ACCOUNTS.c.credits_pending).where(ACCOUNTS.c.id == account_id)).one_or_none()
+    if row is None:
+        raise SscardError("account_not_found")
+    return Balance(*row)
+
+
+def close_account(session: Session, account_id: int) -> None:
+    b = balance(session, account_id)
+    if b.posted != 0 or b.debits_pending or b.credits_pending:
+        raise SscardError("illegal_transition", state="balance", event="close")
+    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(closed=True))
+
+
+# ---------------------------------------------------------------- transfers
+
+
+def _now(op) -> datetime:
+    return op.now
+
+
+# The hot path's statements, built once (bind parameters only): constructing them per call costs more
+# CPU than running them.
+_SELECT_PAIR = select(ACCOUNTS.c.id, ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
+                      ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending
+                      ).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_SELECT_USAGE = select(USAGE.c.used_fen).where(
+    USAGE.c.ledger_account_id == bindparam("aid"), USAGE.c.day == bindparam("day"), USAGE.c.kind == bindparam("kind"))
+_INSERT_TRANSFER = insert(TRANSFERS).returning(TRANSFERS.c.id)
+_SELECT_TRANSFER_ID = select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"))
+
+
+def _pair_update(posted: bool):
+    """One UPDATE for both sides: the debit account's debits and the credit account's credits."""
+    d_col, c_col = ("debits_posted", "credits_posted") if posted else ("debits_pending", "credits_pending")
+    amount, debit, credit = bindparam("amount"), bindparam("debit"), bindparam("credit")
+    return (update(ACCOUNTS).where(ACCOUNTS.c.id.in_([debit, credit])).values({
+        d_col: ACCOUNTS.c[d_col] + case((ACCOUNTS.c.id == debit, amount), else_=0),
+        c_col: ACCOUNTS.c[c_col] + case((ACCOUNTS.c.id == credit, amount), else_=0),
+    }))
+
+
+_UPDATE_POSTED = _pair_update(True)
+_UPDATE_PENDING = _pair_update(False)
+_UPSERT_USAGE: dict[str, object] = {}
+
+
+def _upsert_usage(dialect: str):
+    if dialect not in _UPSERT_USAGE:
+        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(USAGE)
+        _UPSERT_USAGE[dialect] = ins.on_conflict_do_update(
+            index_elements=["ledger_account_id", "day", "kind"],
+            set_={"used_fen": USAGE.c.used_fen + ins.excluded.used_fen})
+    return _UPSERT_USAGE[dialect]
+
+
+def _accounts(session: Session, ids: list[int]) -> dict:
+    return {r.id: r for r in session.execute(_SELECT_PAIR, {"ids": ids}).all()}
+
+
+def usage(session: Session, account_id: int, day: date, kind: str) -> int:
+    return session.execute(_SELECT_USAGE, {"aid": account_id, "day": day, "kind": kind}).scalar() or 0
+
+
+def _add_usage(session: Session, account_id: int, day: date, kind: str, amount: int) -> None:
+    session.execute(_upsert_usage(session.get_bind().dialect.name),
+                    {"ledger_account_id": account_id, "day": day, "kind": kind, "used_fen": amount})
+
+
+def transfer(
+    op,
+    debit_account_id: int,
+    credit_account_id: int,
+    amount_fen: int,
+    code: str,
+    *,
+    transfer_id: str | None = None,
+    ref: str = "",
+    pending: bool = False,
+    timeout: timedelta | None = None,
+    limit: tuple[str, int] | None = None,
+    chain: str = "",
+) -> dict:
+    """Move `amount_fen` from the debit account to the credit account in op's transaction.
+
+    `pending`: hold it (debits_pending/credits_pending) until posted, voided or expired at
+    now + timeout. `limit=(kind, per_day_fen)`: the debit account's use of that daily limit (Shanghai
+    day) may not go over. Refusals (nothing written): account_not_found, account_closed,
+    insufficient_funds, limit_exceeded, transfer_exists, same_account, invalid_amount.
+
+    The answer carries `balances`: {account id: balance dict} of both accounts after the transfer."""
+    session = op.session
+    amount = require_positive_fen(amount_fen)
+    if debit_account_id == credit_account_id:
+        raise SscardError("same_account")
+    now = _now(op)
+    day = shanghai_day(now)
+    rows = _accounts(session, [debit_account_id, credit_account_id])
+    debit, credit = rows.get(debit_account_id), rows.get(credit_account_id)
+    if debit is None or credit is None:
+        raise SscardError("account_not_found")
+    if debit.closed or credit.closed:
+        raise SscardError("account_closed")
+    if debit.no_overdraft and debit.credits_posted - debit.debits_posted - debit.debits_pending < amount:
+        if not (debit.debits_pending and expire_due(op, account_id=debit_account_id)):
+            raise SscardError("insufficient_funds")
+        rows = _accounts(session, [debit_account_id, credit_account_id])
+        debit, credit = rows[debit_account_id], rows[credit_account_id]
+        if debit.credits_posted - debit.debits_posted - debit.debits_pending < amount:
+            raise SscardError("insufficient_funds")
+    if limit is not None:
+        kind, per_day = limit
+        if usage(session, debit_account_id, day, kind) + amount > per_day:
+            raise SscardError("limit_exceeded", limit=_limit_text(kind, per_day))
+    if transfer_id is not None:
+        if session.execute(_SELECT_TRANSFER_ID, {"tid": transfer_id}).first() is not None:
+            raise SscardError("transfer_exists")
+    else:
+        transfer_id = uuid.uuid4().hex
+    timeout_at = now + (timeout or DEFAULT_PENDING_TIMEOUT) if pending else None
+    kind_ = "pending" if pending else "posted"
+    new_id = session.execute(_INSERT_TRANSFER, dict(
+        transfer_id=transfer_id, kind=kind_, debit_account_id=debit_account_id,
+        credit_account_id=credit_account_id, amount=amount, pending_id=None, timeout_at=timeout_at, code=code,
+        ref=ref[:64], chain=chain, limit_kind=limit[0] if limit else None, day=day, created_at=now,
+    )).scalar_one()
+    session.execute(_UPDATE_PENDING if pending else _UPDATE_POSTED,
+                    {"amount": amount, "debit": debit_account_id, "credit": credit_account_id})
+    if limit is not None:
+        _add_usage(session, debit_account_id, day, limit[0], amount)
+    posted, held = (0, amount) if pending else (amount, 0)
+    debit_after = Balance(debit.debits_posted + posted, debit.credits_posted, debit.debits_pending + held,
+                          debit.credits_pending)
+    credit_after = Balance(credit.debits_posted, credit.credits_posted + posted, credit.debits_pending,
+                           credit.credits_pending + held)
+    return {"id": new_id, "transfer_id": transfer_id, "kind": kind_, "amount_fen": amount, "code": code,
+            "timeout_at": timeout_at, "at": now, "debit_account_id": debit_account_id,
+            "credit_account_id": credit_account_id, "balances": {debit_account_id: debit_after.as_dict(),
+                                                                 credit_account_id: credit_after.as_dict()}}
+
+
+def _limit_text(kind: str, per_day: int) -> tuple[str, str]:
+    from ..core.money import fen_to_yuan
+
+    zh = {"atm_withdrawal": "ATM每日取款", "transfer": "每日转账", "payment": "每日消费"}.get(kind, kind)
+    en = {"atm_withdrawal": "ATM withdrawals per day", "transfer": "transfers per day",
+          "payment": "payments per day"}.get(kind, kind)
+    return (f"{zh}{fen_to_yuan(per_day)}元", f"{en}: {fen_to_yuan(per_day)} yuan")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One transfer of a linked chain."""
+
+    debit_account_id: int
+    credit_account_id: int
+    amount_fen: int
+    code: str
+    ref: str = ""
+    limit: tuple[str, int] | None = None
+    transfer_id: str | None = None
+
+
+def linked(op, specs: list[Spec], *, chain: str | None = None) -> list[dict]:
+    """Apply transfers in order, all or nothing (a savepoint: one refusal undoes the ones before it)."""
+    chain = chain or uuid.uuid4().hex
+    out: list[dict] = []
+    savepoint = op.session.begin_nested()
+    try:
+        for spec in specs:
+            out.append(transfer(op, spec.debit_account_id, spec.credit_account_id, spec.amount_fen, spec.code,
+                                ref=spec.ref, limit=spec.limit, chain=chain, transfer_id=spec.transfer_id))
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+    return out
+
+
+# ---------------------------------------------------------------- pending transfers
+
+
+def _pending_row(session: Session, transfer_id: str):
+    row = session.execute(select(TRANSFERS).where(TRANSFERS.c.transfer_id == transfer_id)).one_or_none()
+    if row is None or row.kind != "pending":
+        raise SscardError("pending_not_found")
+    return row
+
+
+def pending_transfer(session: Session, transfer_id: str):
+    """The pending transfer and how it was resolved (None while it still holds)."""
+    row = _pending_row(session, transfer_id)
+    resolution = session.execute(select(TRANSFERS).where(TRANSFERS.c.pending_id == row.id)).one_or_none()
+    return row, resolution
+
+
+def _resolve(op, pending, kind: str, amount: int) -> dict:
+    """Write the one resolution of a pending transfer: post (amount <= held), void or expire."""
+    session = op.session
+    now = _now(op)
+    transfer_id = uuid.uuid4().hex
+    new_id = session.execute(insert(TRANSFERS).values(
+        transfer_id=transfer_id, kind=kind, debit_account_id=pending.debit_account_id,
+        credit_account_id=pending.credit_account_id, amount=amount if kind == "post" else pending.amount,
+        pending_id=pending.id, timeout_at=None, code=pending.code, ref=pending.ref, chain=pending.chain,
+        limit_kind=None, day=shanghai_day(now), created_at=now,
+    ).returning(TRANSFERS.c.id)).scalar_one()
+    posted = amount if kind == "post" else 0
+    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == pending.debit_account_id).values(
+        debits_pending=ACCOUNTS.c.debits_pending - pending.amount,
+        debits_posted=ACCOUNTS.c.debits_posted + posted))
+    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == pending.credit_account_id).values(
+        credits_pending=ACCOUNTS.c.credits_pending - pending.amount,
+        credits_posted=ACCOUNTS.c.credits_posted + posted))
+    released = pending.amount - posted
+    if pending.limit_kind and released:
+        _add_usage(session, pending.debit_account_id, pending.day, pending.limit_kind, -released)
+    return {"id": new_id, "transfer_id": transfer_id, "kind": kind, "pending_transfer_id": pending.transfer_id,
+            "amount_fen": posted if kind == "post" else pending.amount, "at": now}
+
+
+def _unresolved(session: Session, pending_id: int) -> bool:
+    return session.scalar(select(TRANSFERS.c.id).where(TRANSFERS.c.pending_id == pending_id)) is None
+
+
+def post_pending(op, transfer_id: str, amount_fen: int | None = None, *, debit_account_id: int | None = None,
+                 credit_account_id: int | None = None) -> dict:
+    """Post (capture) a pending transfer, wholly or for less. After its timeout it expires instead and the
+    answer is pending_expired (the expiry is committed). Account ids, if given, must match."""
+    pending = _pending_row(op.session, transfer_id)
+    _check_parties(pending, debit_account_id, credit_account_id)
+    if not _unresolved(op.session, pending.id):
+        raise SscardError("pending_already_resolved")
+    amount = pending.amount if amount_fen is None else require_positive_fen(amount_fen)
+    if amount > pending.amount:
+        raise SscardError("invalid_amount")
+    if pending.timeout_at is not None and _now(op) >= pending.timeout_at:
+        _resolve(op, pending, "expire", pending.amount)
+        raise SscardError("pending_expired", commit=True)
+    return _resolve(op, pending, "post", amount)
+
+
+def void_pending(op, transfer_id: str, *, debit_account_id: int | None = None,
+                 credit_account_id: int | None = None) -> dict:
+    pending = _pending_row(op.session, transfer_id)
+    _check_parties(pending, debit_account_id, credit_account_id)
+    if not _unresolved(op.session, pending.id):
+        raise SscardError("pending_already_resolved")
+    if pending.timeout_at is not None and _now(op) >= pending.timeout_at:
+        _resolve(op, pending, "expire", pending.amount)
+        raise SscardError("pending_expired", commit=True)
+    return _resolve(op, pending, "void", pending.amount)
+
+
+def _check_parties(pending, debit_account_id: int | None, credit_account_id: int | None) -> None:
+    if (debit_account_id is not None and pending.debit_account_id != debit_account_id) or (
+        credit_account_id is not None and pending.credit_account_id != credit_account_id
+    ):
+        raise SscardError("pending_not_found")
+
+
+def _open_pending(session: Session, *conditions):
+    resolution = aliased(LedgerTransfer)
+    return session.execute(
+        select(TRANSFERS)
+        .outerjoin(resolution, resolution.pending_id == TRANSFERS.c.id)
+        .where(TRANSFERS.c.kind == "pending", resolution.id.is_(None), *conditions)
+        .order_by(TRANSFERS.c.id)
+    ).all()
+
+
+def expire_due(op, *, account_id: int | None = None, limit: int = 1000) -> int:
+    """Expire pending transfers whose timeout has passed (all, or those debiting one account)."""
+    conditions = [TRANSFERS.c.timeout_at <= _now(op)]
+    if account_id is not None:
+        conditions.append(TRANSFERS.c.debit_account_id == account_id)
+    rows = _open_pending(op.session, *conditions)[:limit]
+    for row in rows:
+        _resolve(op, row, "expire", row.amount)
+    return len(rows)
+
+
+def void_all_pending(op, account_id: int) -> int:
+    """Resolve every hold on an account (before moving its whole balance or closing it)."""
+    n = expire_due(op, account_id=account_id)
+    for column in (TRANSFERS.c.debit_account_id, TRANSFERS.c.credit_account_id):
+        for row in _open_pending(op.session, column == account_id):
+            _resolve(op, row, "void", row.amount)
+            n += 1
+    return n
+
+
+# ---------------------------------------------------------------- history and invariants
+
+
+def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None) -> list:
+    """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen)."""
+    q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
+                                | (TRANSFERS.c.credit_account_id == account_id))
+    if before_id is not None:
+        q = q.where(TRANSFERS.c.id < before_id)
+    return session.execute(q.order_by(TRANSFERS.c.id.desc()).limit(limit)).all()
+
+
+def account_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str, int | None]]:
+    """id -> (kind, name, bank_account_id)."""
+    if not ids:
+        return {}
+    rows = session.execute(select(ACCOUNTS.c.id, ACCOUNTS.c.kind, ACCOUNTS.c.name, ACCOUNTS.c.bank_account_id)
+                           .where(ACCOUNTS.c.id.in_(ids))).all()
+    return {r.id: (r.kind, r.name or "", r.bank_account_id) for r in rows}
+
+
+def check_invariants(session: Session) -> dict:
+    """Recompute every account from the transfers and compare; report totals and every problem found."""
+    problems: list[str] = []
+    sums: dict[int, list[int]] = {}
+
+    def add(account_id: int, idx: int, amount: int) -> None:
+        sums.setdefault(account_id, [0, 0, 0, 0])[idx] += amount
+
+    by_id = {}
+    for t in session.execute(select(TRANSFERS.c.id, TRANSFERS.c.kind, TRANSFERS.c.debit_account_id,
+                                    TRANSFERS.c.credit_account_id, TRANSFERS.c.amount, TRANSFERS.c.pending_id)
+                             .order_by(TRANSFERS.c.id)):
+        by_id[t.id] = t
+        if t.kind == "posted":
+            add(t.debit_account_id, 0, t.amount)
+            add(t.credit_account_id, 1, t.amount)
+        elif t.kind == "pending":
+            add(t.debit_account_id, 2, t.amount)
+            add(t.credit_account_id, 3, t.amount)
+        else:
+            p = by_id.get(t.pending_id)
+            if p is None or p.kind != "pending":
+                problems.append(f"transfer {t.id} resolves {t.pending_id}, not a pending transfer")
+                continue
+            add(t.debit_account_id, 2, -p.amount)
+            add(t.credit_account_id, 3, -p.amount)
+            if t.kind == "post":
+                if t.amount > p.amount:
+                    problems.append(f"transfer {t.id} posts more than pending {p.id} held")
+                add(t.debit_account_id, 0, t.amount)
+                add(t.credit_account_id, 1, t.amount)
+    total_posted = total_pending = 0
+    negative = 0
+    accounts = session.execute(select(ACCOUNTS)).all()
+    for a in accounts:
+        expect = sums.get(a.id, [0, 0, 0, 0])
+        have = [a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending]
+        if expect != have:
+            problems.append(f"account {a.id}: sums {have} but transfers say {expect}")
+        total_posted += a.credits_posted - a.debits_posted
+        total_pending += a.credits_pending - a.debits_pending
+        if a.no_overdraft and a.credits_posted - a.debits_posted - a.debits_pending < 0:
+            negative += 1
+            problems.append(f"customer account {a.id} is overdrawn")
+    if total_posted != 0:
+        problems.append(f"posted balances add up to {total_posted}, not 0")
+    if total_pending != 0:
+        problems.append(f"pending balances add up to {total_pending}, not 0")
+    return {"accounts": len(accounts), "transfers": len(by_id), "sum_posted_fen": total_posted,
+            "sum_pending_fen": total_pending, "negative_customer_accounts": negative, "problems": problems,
+            "ok": not problems}
+
+
+def customer_total(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0))
+                          .where(ACCOUNTS.c.kind == "customer")) or 0
+
+
+__all__ = [
+    "Balance", "Spec", "account_names", "balance", "check_invariants", "close_account", "customer_account",
+    "customer_total", "expire_due", "history", "linked", "pending_transfer", "post_pending", "system_account",
+    "transfer", "usage", "void_all_pending", "void_pending",
+]

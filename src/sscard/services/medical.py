@@ -1,0 +1,569 @@
+"""Medical treatment and medicine purchase with the card (issue 5).
+
+- Designated institutions (hospitals of level 1/2/3, pharmacies) and their terminals (operator's work).
+- The medical personal account (个人账户) belongs to the PERSON, so it follows them to a new card; it is
+  credited monthly from contributions (`credit_month`) and debited by settlements. A month's credit
+  is also the proof of being insured: no credit for the visit's month (or the grace months before it)
+  answers `not_insured`.
+- A terminal of a designated institution reads the card (card number + identification code, both
+  must match), asks for a pre-settlement (a signed quote: no state change but the audit record), then
+  settles it with the SS application password (3 wrong: locked until a window resets it), the quote
+  and an idempotency key. The bill is split by core.medical; the remainder is paid in cash or from the
+  card's bank account (bank PIN, through the ledger). A refund is a new reversing entry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets as pysecrets
+from datetime import datetime, timedelta
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ..core.clock import as_utc, shanghai_day
+from ..core.errors import SscardError
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
+from ..core.medical import (
+    INSTITUTION_KINDS,
+    BillLine,
+    Split,
+    month_key,
+    months_back,
+    parse_lines,
+    parse_month,
+    rules_for,
+    split_bill,
+)
+from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
+from ..core.states import (
+    BankStatus,
+    check_bank_credit,
+    check_bank_debit,
+    check_ss_usable,
+    effective_bank_status,
+    effective_ss_status,
+)
+from ..models.foundation import Bank, Card, Person, Terminal
+from ..models.medical import (
+    AnnualUsage,
+    ContributionCredit,
+    MedicalInstitution,
+    MedicalSettlement,
+    PersonalAccount,
+    PersonalAccountMovement,
+)
+from . import lookup
+from .operation import Op, operation, query
+from .passwords import check_ss_password
+
+QUOTE_SALT = "sscard.medical.quote"
+MEDICAL_TERMINAL_KINDS = ("hospital", "pharmacy")
+PAY_METHODS = ("cash", "bank")
+READERS = CENTER_STAFF | {Role.OPERATOR, Role.SYSTEM, Role.CARDHOLDER}
+
+
+# ---------------------------------------------------------------- institutions and terminals
+
+
+def institution_view(inst: MedicalInstitution) -> dict:
+    return {
+        "code": inst.code,
+        "name": inst.name,
+        "kind": inst.kind,
+        "level": inst.level,
+        "designated": inst.designated,
+        "settlement_account_no": inst.settlement_account_no,
+    }
+
+
+def _institution(op: Op, code: str) -> MedicalInstitution:
+    inst = op.session.scalar(select(MedicalInstitution).where(MedicalInstitution.code == code))
+    if inst is None:
+        raise SscardError("not_found", what=("医疗机构", "medical institution"))
+    return inst
+
+
+@operation("medical.add_institution", roles={Role.OPERATOR})
+def add_institution(op: Op, code: str, name: str, kind: str, level: int | None = None, designated: bool = True,
+                    area_code: str = "", settlement_bank_code: str | None = None,
+                    settlement_account_no: str = "") -> dict:
+    """A hospital (level 1, 2 or 3) or a pharmacy (no level), designated for settlement or not."""
+    if kind not in INSTITUTION_KINDS or not (1 <= len(code) <= 16) or not (1 <= len(name) <= 64):
+        raise SscardError("invalid_request")
+    if (kind == "hospital") != (level in (1, 2, 3)):
+        raise SscardError("invalid_request")
+    if op.session.scalar(select(MedicalInstitution.id).where(MedicalInstitution.code == code)) is not None:
+        raise SscardError("already_exists", what=("医疗机构", "Medical institution"))
+    inst = MedicalInstitution(code=code, name=name, kind=kind, level=level if kind == "hospital" else None,
+                              designated=designated, area_code=area_code, settlement_account_no=settlement_account_no,
+                              created_at=op.now)
+    if settlement_bank_code:
+        inst.settlement_bank_id = lookup.bank_by_code(op.session, settlement_bank_code).id
+    op.session.add(inst)
+    op.session.flush()
+    op.audit("medical_institution", code, after="designated" if designated else "not_designated", kind=kind,
+             level=inst.level)
+    return institution_view(inst)
+
+
+@operation("medical.set_designated", roles={Role.OPERATOR})
+def set_designated(op: Op, code: str, designated: bool) -> dict:
+    inst = _institution(op, code)
+    before = "designated" if inst.designated else "not_designated"
+    inst.designated = designated
+    op.audit("medical_institution", code, before=before, after="designated" if designated else "not_designated")
+    return institution_view(inst)
+
+
+@operation("medical.add_terminal", roles={Role.OPERATOR})
+def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> dict:
+    """A hospital or pharmacy terminal belonging to an institution (its kind follows the institution)."""
+    inst = _institution(op, institution_code)
+    if not (1 <= len(code) <= 24):
+        raise SscardError("invalid_request")
+    if op.session.scalar(select(Terminal.id).where(Terminal.code == code)) is not None:
+        raise SscardError("already_exists", what=("终端", "Terminal"))
+    terminal = Terminal(code=code, kind=inst.kind, name=name or f"{inst.name} {code}", merchant_name=inst.name,
+                        institution_id=inst.id, bank_id=None)
+    op.session.add(terminal)
+    op.session.flush()
+    op.audit("terminal", code, after="added", kind=inst.kind, institution=inst.code)
+    return {"id": terminal.id, "code": code, "kind": inst.kind, "institution": inst.code}
+
+
+@query("medical.institutions", roles=ALL_ROLES_BUT_TERMINAL)
+def list_institutions(op: Op, designated_only: bool = False) -> dict:
+    q = select(MedicalInstitution).order_by(MedicalInstitution.code)
+    if designated_only:
+        q = q.where(MedicalInstitution.designated.is_(True))
+    return {"institutions": [institution_view(i) for i in op.session.scalars(q).all()]}
+
+
+# ---------------------------------------------------------------- personal account and contributions
+
+
+def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: bool = False) -> PersonalAccount | None:
+    account = op.session.get(PersonalAccount, person_id, with_for_update=lock)
+    if account is None and create:
+        account = PersonalAccount(person_id=person_id, balance_fen=0, opened_at=op.now)
+        op.session.add(account)
+        op.session.flush()
+    return account
+
+
+def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: bool = False) -> AnnualUsage | None:
+    usage = op.session.get(AnnualUsage, (person_id, year), with_for_update=lock)
+    if usage is None and create:
+        usage = AnnualUsage(person_id=person_id, year=year, deductible_used_fen=0, fund_used_fen=0)
+        op.session.add(usage)
+        op.session.flush()
+    return usage
+
+
+def _move(op: Op, account: PersonalAccount, kind: str, amount: int, *, month: str | None = None,
+          settlement_id: int | None = None) -> None:
+    account.balance_fen += amount
+    if account.balance_fen < 0:
+        raise SscardError("insufficient_funds")
+    op.session.add(PersonalAccountMovement(person_id=account.person_id, kind=kind, amount_fen=amount,
+                                           balance_after_fen=account.balance_fen, month=month,
+                                           settlement_id=settlement_id, at=op.now))
+
+
+@operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR})
+def credit_month(op: Op, month: str, credits: list[dict]) -> dict:
+    """Credit month M's contributions to personal accounts: `credits` is [{citizen_id|person_id, amount_fen}].
+
+    A person already credited for M is skipped (a re-run of the monthly job credits nobody twice)."""
+    year, mon = parse_month(month)
+    key = month_key(year, mon)
+    credited = skipped = total = 0
+    for item in credits:
+        amount = item.get("amount_fen")
+        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+            raise SscardError("invalid_amount")
+        if item.get("person_id") is not None:
+            person = lookup.person_by_id(op.session, int(item["person_id"]))
+        else:
+            person = lookup.person_by_citizen_id(op.session, str(item.get("citizen_id", "")))
+        if op.session.get(ContributionCredit, (person.id, key)) is not None:
+            skipped += 1
+            continue
+        op.session.add(ContributionCredit(person_id=person.id, month=key, amount_fen=amount, credited_at=op.now))
+        account = _personal_account(op, person.id, lock=True, create=True)
+        _move(op, account, "credit", amount, month=key)
+        for usage_year in {year, shanghai_day(op.now).year}:  # made now, not by the settlements that read it
+            _usage(op, person.id, usage_year, create=True)
+        credited += 1
+        total += amount
+    op.session.flush()
+    op.audit("medical_contributions", key, after="credited", credited=credited, skipped=skipped, total_fen=total)
+    return {"month": key, "credited": credited, "skipped": skipped, "total_fen": total}
+
+
+def insured_months(op: Op, person_id: int) -> list[str]:
+    today = shanghai_day(op.now)
+    wanted = months_back(today.year, today.month, op.policy.medical.insured_grace_months)
+    rows = op.session.scalars(
+        select(ContributionCredit.month).where(ContributionCredit.person_id == person_id,
+                                               ContributionCredit.month.in_(wanted))
+    ).all()
+    return sorted(rows)
+
+
+def _require_insured(op: Op, person_id: int) -> None:
+    if not insured_months(op, person_id):
+        raise SscardError("not_insured")
+
+
+# ---------------------------------------------------------------- at the terminal
+
+
+def _terminal(op: Op) -> tuple[Terminal, MedicalInstitution]:
+    """The calling terminal and its institution, which must be designated."""
+    if op.actor.role is not Role.TERMINAL or op.actor.terminal_kind not in MEDICAL_TERMINAL_KINDS:
+        raise SscardError("not_a_medical_terminal")
+    terminal = op.session.scalar(select(Terminal).where(Terminal.code == op.actor.id))
+    if terminal is None or terminal.institution_id is None:
+        raise SscardError("not_a_medical_terminal")
+    inst = op.session.get(MedicalInstitution, terminal.institution_id)
+    if inst is None:
+        raise SscardError("not_a_medical_terminal")
+    if not inst.designated:
+        op.audit("medical_institution", inst.code, institution=inst.code)
+        raise SscardError("institution_not_designated")
+    return terminal, inst
+
+
+def _read_card(op: Op, card_number: str, ident_code: str) -> Card:
+    """What the card reader gives: the card number and the identification code must belong together."""
+    card = lookup.card_by_number(op.session, card_number)
+    op.audit("card", card.card_number, person_id=card.person_id)
+    if not hmac.compare_digest(card.ident_code.encode(), (ident_code or "").strip().upper().encode()):
+        raise SscardError("ident_code_mismatch")
+    check_ss_usable(effective_ss_status(card.ss_status, card.loss_expires_at, op.now))
+    return card
+
+
+def _split(op: Op, inst: MedicalInstitution, person_id: int, bill: list[BillLine], use_personal_account: bool,
+           *, lock: bool = False) -> tuple[Split, PersonalAccount | None, AnnualUsage | None]:
+    year = shanghai_day(op.now).year
+    account = _personal_account(op, person_id, lock=lock)
+    usage = _usage(op, person_id, year, lock=lock, create=lock)
+    split = split_bill(
+        bill,
+        rules_for(op.policy, inst.kind, inst.level),
+        deductible_used_fen=usage.deductible_used_fen if usage else 0,
+        fund_used_fen=usage.fund_used_fen if usage else 0,
+        personal_balance_fen=account.balance_fen if account else 0,
+        use_personal_account=use_personal_account,
+    )
+    return split, account, usage
+
+
+def _serializer(op: Op) -> URLSafeSerializer:
+    return URLSafeSerializer(op.app.settings.secret_key, salt=QUOTE_SALT)
+
+
+def _lines_json(bill: list[BillLine]) -> list[dict]:
+    return [{"category": b.category, "name": b.name, "code": b.code, "amount_fen": b.amount_fen, "covered": b.covered}
+            for b in bill]
+
+
+@operation("medical.pre_settle", roles={Role.TERMINAL})
+def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict], use_personal_account: bool = True) -> dict:
+    """预结算: what the fund, the personal account and the patient would pay. Changes nothing; the
+    answer carries a signed quote that `settle` takes within policy medical.quote_valid_minutes."""
+    terminal, inst = _terminal(op)
+    bill = parse_lines(lines)
+    card = _read_card(op, card_number, ident_code)
+    if card.ss_pw_locked:  # settling would be refused: say so now, before the bill is quoted
+        raise SscardError("password_locked", until=("，请持身份证件到服务网点重置", ": a reset at a service window is needed"))
+    _require_insured(op, card.person_id)
+    split, _account, _usage_row = _split(op, inst, card.person_id, bill, use_personal_account)
+    nonce = pysecrets.token_hex(16)
+    expires = op.now + timedelta(minutes=op.policy.medical.quote_valid_minutes)
+    token = _serializer(op).dumps({
+        "n": nonce, "c": card.card_number, "t": terminal.code, "l": _lines_json(bill),
+        "pa": bool(use_personal_account), "s": split.as_dict(), "e": expires.isoformat(),
+    })
+    op.audit("medical_quote", nonce, after="quoted", person_id=card.person_id, institution=inst.code,
+             total_fen=split.total_fen, fund_fen=split.fund_fen, personal_fen=split.personal_fen,
+             self_pay_fen=split.self_pay_fen)
+    return {"quote": token, "quote_id": nonce, "expires_at": expires, "institution": institution_view(inst),
+            "card_number": mask_card_number(card.card_number), "split": split.as_dict(),
+            "use_personal_account": bool(use_personal_account)}
+
+
+def _insert_once(op: Op, row: MedicalSettlement, code: str) -> None:
+    """Insert a settlement; its unique quote (or reversed settlement) refuses a second one. The unique
+    index decides, instead of a read first, which under SERIALIZABLE would lock index pages that every
+    other settlement writes to."""
+    try:
+        with op.session.begin_nested():
+            op.session.add(row)
+            op.session.flush()
+    except IntegrityError:
+        raise SscardError(code) from None
+
+
+def _refunded_by(op: Op, row: MedicalSettlement) -> str | None:
+    return op.session.scalar(select(MedicalSettlement.code).where(MedicalSettlement.reverses_id == row.id))
+
+
+def _load_quote(op: Op, token: str, terminal: Terminal) -> dict:
+    try:
+        payload = _serializer(op).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise SscardError("quote_invalid") from None
+    if not isinstance(payload, dict) or payload.get("t") != terminal.code:
+        raise SscardError("quote_invalid")
+    if as_utc(datetime.fromisoformat(payload["e"])) <= op.now:
+        raise SscardError("quote_expired")
+    return payload
+
+
+@operation("medical.settle", roles={Role.TERMINAL})
+def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: str, pay_with: str = "cash",
+           bank_pin: str | None = None) -> dict:
+    """结算: the quote, the card still in the reader, the SS application password; remainder in cash or
+    from the card's bank account (bank PIN). Needs an idempotency key."""
+    if not op.idempotency_key:
+        raise SscardError("idempotency_key_required")
+    if pay_with not in PAY_METHODS:
+        raise SscardError("invalid_request")
+    terminal, inst = _terminal(op)
+    payload = _load_quote(op, quote, terminal)
+    card = _read_card(op, card_number, ident_code)
+    if card.card_number != payload["c"]:
+        raise SscardError("quote_invalid")
+    check_ss_password(op, card, ss_password, for_medical_use=True)
+    _require_insured(op, card.person_id)
+    bill = parse_lines(payload["l"])
+    split, account, usage = _split(op, inst, card.person_id, bill, payload["pa"], lock=True)
+    if split.as_dict() != payload["s"]:
+        if op.session.scalar(select(MedicalSettlement.id).where(MedicalSettlement.quote_nonce == payload["n"])):
+            raise SscardError("quote_already_settled")  # (read only here: the unique index decides otherwise)
+        raise SscardError("quote_outdated")
+    method = pay_with if split.self_pay_fen > 0 else "none"
+    code = f"MS{shanghai_day(op.now):%Y%m%d}{pysecrets.token_hex(5).upper()}"
+    bank_ref = None
+    if method == "bank":  # first: a wrong PIN commits only its own counter, nothing of the settlement
+        bank_ref = bank_payment(op, card, inst, split.self_pay_fen, bank_pin, code)
+    row = MedicalSettlement(
+        code=code, kind="settlement", quote_nonce=payload["n"], person_id=card.person_id, card_id=card.id,
+        institution_id=inst.id, terminal_id=terminal.id, at=op.now, year=usage.year,
+        total_fen=split.total_fen, covered_fen=split.covered_fen, uncovered_fen=split.uncovered_fen,
+        deductible_fen=split.deductible_fen, copay_fen=split.copay_fen, fund_fen=split.fund_fen,
+        personal_fen=split.personal_fen, self_pay_fen=split.self_pay_fen, self_pay_method=method,
+        bank_reference=bank_ref, personal_balance_after_fen=(account.balance_fen if account else 0) - split.personal_fen,
+        lines=_lines_json(bill), reason="",
+    )
+    _insert_once(op, row, "quote_already_settled")
+    if split.personal_fen:
+        _move(op, account, "settlement", -split.personal_fen, settlement_id=row.id)
+    usage.deductible_used_fen += split.deductible_fen
+    usage.fund_used_fen += split.fund_fen
+    op.audit("medical_settlement", code, after="settled", person_id=card.person_id, institution=inst.code,
+             total_fen=split.total_fen, fund_fen=split.fund_fen, personal_fen=split.personal_fen,
+             self_pay_fen=split.self_pay_fen, pay_with=method, quote_id=payload["n"])
+    return settlement_view(op, row, fresh=True)
+
+
+@operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR})
+def refund(op: Op, settlement_code: str, reason: str = "") -> dict:
+    """退费: a new entry reversing a settlement; the fund's year-to-date usage, the deductible met and the
+    personal account are restored, self-pay goes back the way it came. Needs an idempotency key."""
+    if not op.idempotency_key:
+        raise SscardError("idempotency_key_required")
+    original = op.session.scalar(select(MedicalSettlement).where(MedicalSettlement.code == settlement_code,
+                                                                  MedicalSettlement.kind == "settlement"))
+    if original is None:
+        raise SscardError("settlement_not_found")
+    terminal = None
+    if op.actor.role is Role.TERMINAL:
+        terminal, inst = _terminal(op)
+        if original.institution_id != inst.id:
+            raise SscardError("settlement_not_found")
+    else:
+        inst = op.session.get(MedicalInstitution, original.institution_id)
+    if _refunded_by(op, original) is not None:
+        raise SscardError("already_refunded")
+    account = _personal_account(op, original.person_id, lock=True, create=True)
+    usage = _usage(op, original.person_id, original.year, lock=True, create=True)
+    code = f"MR{shanghai_day(op.now):%Y%m%d}{pysecrets.token_hex(5).upper()}"
+    bank_ref = None
+    if original.self_pay_method == "bank" and original.self_pay_fen:
+        bank_ref = bank_refund(op, original, inst, code)
+    row = MedicalSettlement(
+        code=code, kind="refund", reverses_id=original.id, person_id=original.person_id, card_id=original.card_id,
+        institution_id=original.institution_id, terminal_id=terminal.id if terminal else original.terminal_id,
+        at=op.now, year=original.year, total_fen=-original.total_fen, covered_fen=-original.covered_fen,
+        uncovered_fen=-original.uncovered_fen, deductible_fen=-original.deductible_fen,
+        copay_fen=-original.copay_fen, fund_fen=-original.fund_fen, personal_fen=-original.personal_fen,
+        self_pay_fen=-original.self_pay_fen, self_pay_method=original.self_pay_method, bank_reference=bank_ref,
+        personal_balance_after_fen=account.balance_fen + original.personal_fen, lines=original.lines,
+        reason=(reason or "")[:64],
+    )
+    _insert_once(op, row, "already_refunded")
+    if original.personal_fen:
+        _move(op, account, "refund", original.personal_fen, settlement_id=row.id)
+    usage.deductible_used_fen = max(0, usage.deductible_used_fen - original.deductible_fen)
+    usage.fund_used_fen = max(0, usage.fund_used_fen - original.fund_fen)
+    op.audit("medical_settlement", original.code, before="settled", after="refunded", person_id=original.person_id,
+             refund=code, institution=inst.code, fund_fen=original.fund_fen, personal_fen=original.personal_fen,
+             self_pay_fen=original.self_pay_fen)
+    return settlement_view(op, row)
+
+
+# ---------------------------------------------------------------- the remainder from the bank account
+
+
+def institution_ledger_account(op: Op, inst: MedicalInstitution) -> int:
+    """The institution's settlement account in the ledger (a merchant account), made on first use."""
+    if inst.ledger_account_id is None:
+        from . import ledger
+
+        inst.ledger_account_id = ledger.system_account(op, f"merchant:medical:{inst.code}", kind="merchant",
+                                                       bank_id=inst.settlement_bank_id)
+    return inst.ledger_account_id
+
+
+def bank_payment(op: Op, card: Card, inst: MedicalInstitution, amount: int, pin: str | None, reference: str) -> str:
+    """Debit the card's bank account for the self-pay part, to the institution's settlement account,
+    through the ledger (services.ledger / services.banking): account state, bank PIN (3-strike lockout,
+    its counter committed even on refusal), the daily payment limit, no overdraft.
+
+    Called before anything of the settlement is written: a refusal here commits only counters."""
+    from . import banking, ledger
+
+    if not pin:
+        raise SscardError("pin_required")
+    account = lookup.account_for_card(op.session, card)
+    check_bank_debit(effective_bank_status(account.status, account.loss_expires_at, op.now))
+    banking.check_pin(op, account, pin)
+    source = ledger.customer_account(op.session, account, op.now)
+    target = institution_ledger_account(op, inst)
+    try:
+        moved = ledger.transfer(op, source, target, amount, "medical_payment", ref=reference,
+                                limit=("payment", op.policy.limits.payment_per_day_fen))
+    except SscardError as err:  # keep the PIN counter's reset and the refusal's audit record
+        if err.commit:
+            raise
+        raise SscardError(err.code, commit=True, status=err.status, **err.params) from None
+    return moved["transfer_id"]
+
+
+def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, reference: str) -> str:
+    """Self-pay back to the bank account it came from; if that account has been closed (a replacement
+    card took it over), to the account of the person's current card."""
+    from . import ledger
+
+    card = op.session.get(Card, original.card_id)
+    account = lookup.account_for_card(op.session, card)
+    if account.status == BankStatus.CLOSED:
+        current = lookup.current_card(op.session, original.person_id)
+        if current is not None:
+            account = lookup.account_for_card(op.session, current)
+    check_bank_credit(effective_bank_status(account.status, account.loss_expires_at, op.now))
+    target = ledger.customer_account(op.session, account, op.now)
+    moved = ledger.transfer(op, institution_ledger_account(op, inst), target, original.self_pay_fen,
+                            "medical_refund", ref=reference)
+    return moved["transfer_id"]
+
+
+# ---------------------------------------------------------------- reading
+
+
+def settlement_view(op: Op, row: MedicalSettlement, *, fresh: bool = False) -> dict:
+    inst = op.session.get(MedicalInstitution, row.institution_id)
+    card = op.session.get(Card, row.card_id)
+    person = op.session.get(Person, row.person_id)
+    bank = op.session.get(Bank, card.bank_id) if card else None
+    reverses = op.session.get(MedicalSettlement, row.reverses_id) if row.reverses_id else None
+    refunded_by = _refunded_by(op, row) if row.kind == "settlement" and not fresh else None
+    terminal = op.session.get(Terminal, row.terminal_id)
+    return {
+        "code": row.code,
+        "kind": row.kind,
+        "at": row.at,
+        "year": row.year,
+        "institution": institution_view(inst),
+        "terminal": terminal.code if terminal else None,
+        "card_number": mask_card_number(card.card_number) if card else None,
+        "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
+        "bank": bank.name if bank else None,
+        "lines": row.lines,
+        "split": {
+            "total_fen": row.total_fen,
+            "covered_fen": row.covered_fen,
+            "uncovered_fen": row.uncovered_fen,
+            "deductible_fen": row.deductible_fen,
+            "copay_fen": row.copay_fen,
+            "fund_fen": row.fund_fen,
+            "personal_fen": row.personal_fen,
+            "self_pay_fen": row.self_pay_fen,
+        },
+        "self_pay_method": row.self_pay_method,
+        "personal_balance_after_fen": row.personal_balance_after_fen,
+        "reverses": reverses.code if reverses else None,
+        "refunded_by": refunded_by,
+        "reason": row.reason,
+    }
+
+
+def _readable_settlement(op: Op, code: str) -> MedicalSettlement:
+    row = op.session.scalar(select(MedicalSettlement).where(MedicalSettlement.code == code))
+    if row is None:
+        raise SscardError("settlement_not_found")
+    if op.actor.role is Role.TERMINAL:
+        terminal = op.session.scalar(select(Terminal).where(Terminal.code == op.actor.id))
+        if terminal is None or terminal.institution_id != row.institution_id:
+            raise SscardError("settlement_not_found")
+    elif op.actor.role is Role.CARDHOLDER and op.actor.person_id != row.person_id:
+        raise SscardError("settlement_not_found")
+    return row
+
+
+@query("medical.settlement", roles=READERS | {Role.TERMINAL})
+def get_settlement(op: Op, code: str) -> dict:
+    """One settlement or refund: the cardholder's own, their institution's for a terminal, any for staff."""
+    return settlement_view(op, _readable_settlement(op, code))
+
+
+@query("medical.person_settlements", roles=READERS)
+def person_settlements(op: Op, person_id: int, year: int | None = None, limit: int = 50, offset: int = 0) -> dict:
+    """A person's settlements and refunds, newest first (staff, or the cardholder themself)."""
+    person = lookup.person_by_id(op.session, person_id, op.actor)
+    q = select(MedicalSettlement).where(MedicalSettlement.person_id == person.id)
+    if year is not None:
+        q = q.where(MedicalSettlement.year == year)
+    total = op.session.scalar(select(func.count()).select_from(q.subquery()))
+    rows = op.session.scalars(q.order_by(MedicalSettlement.at.desc(), MedicalSettlement.id.desc())
+                              .limit(max(1, min(limit, 500))).offset(max(0, offset))).all()
+    return {"person_id": person.id, "total": total, "settlements": [settlement_view(op, r) for r in rows]}
+
+
+@query("medical.personal_account", roles=READERS)
+def personal_account(op: Op, person_id: int, movements: int = 20) -> dict:
+    """Balance, recent movements, this year's deductible met and fund used, and insured months."""
+    person = lookup.person_by_id(op.session, person_id, op.actor)
+    account = _personal_account(op, person.id)
+    year = shanghai_day(op.now).year
+    usage = _usage(op, person.id, year)
+    rows = op.session.scalars(
+        select(PersonalAccountMovement).where(PersonalAccountMovement.person_id == person.id)
+        .order_by(PersonalAccountMovement.id.desc()).limit(max(1, min(movements, 500)))
+    ).all()
+    return {
+        "person_id": person.id,
+        "balance_fen": account.balance_fen if account else 0,
+        "year": year,
+        "deductible_used_fen": usage.deductible_used_fen if usage else 0,
+        "fund_used_fen": usage.fund_used_fen if usage else 0,
+        "insured_months": insured_months(op, person.id),
+        "movements": [{"kind": m.kind, "amount_fen": m.amount_fen, "balance_after_fen": m.balance_after_fen,
+                       "month": m.month, "at": m.at} for m in rows],
+    }

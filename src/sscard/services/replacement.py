@@ -1,0 +1,505 @@
+"""Replacement (补卡) and renewal (换卡) at a service-center window (RULES §6).
+
+Reasons: `lost` (needs a formal SS loss, which the clerk may record in the same visit), `damaged`,
+`expiring` (from renewal.window_days before expiry), `data_change`, `bank_change` (a card of another
+bank). The production fee fee.replacement_fen is due for lost/damaged/bank_change, 0 otherwise; it
+is paid in cash or by card into the agency fee income account, with a numbered receipt, in the same
+transaction as the application (or waived by a center supervisor, with a reason).
+
+The new card comes from services.enrolment.create_card in `applied` (new card number and
+identification code; a new PAN unless bank.keep_pan_on_replacement, when the old bank account moves
+to the new card at collection). It goes through a production batch, is made ready at the center the
+applicant chose, and is collected with an ID check (services.cards.collect_card, which cancels the
+old card). An agent with a power of attorney may apply, pay, collect and report a formal loss.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+
+from ..core.errors import SscardError, register_messages
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
+from ..core.roles import CENTER_STAFF, Role
+from ..core.states import SS_LOST, BankStatus, SsStatus
+from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
+from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
+from . import access, attorney, banking, cards, ledger, lookup, loss, passwords, production
+from .enrolment import create_card, new_card_numbers
+from .operation import Op, operation, query
+
+register_messages({
+    "formal_loss_required": (
+        409,
+        "因遗失补卡须先办理正式挂失",
+        "A replacement for a lost card needs a formal loss first",
+    ),
+    "renewal_too_early": (
+        409,
+        "距卡片有效期截止日超过规定天数，暂不能换卡（{day}起可办理）",
+        "Too early to renew: renewal is possible from {day}",
+    ),
+    "replacement_pending": (409, "此卡已在办理补换卡", "A replacement for this card is already under way"),
+    "replacement_not_allowed": (
+        409,
+        "此卡当前状态（{state}）不能办理补换卡",
+        "A card in this state ({state}) cannot be replaced",
+    ),
+    "fee_payment_required": (
+        409,
+        "须缴纳工本费{amount}元（现金或刷卡），或由主管减免",
+        "The production fee of {amount} yuan must be paid (cash or card) or waived by a supervisor",
+    ),
+    "waive_reason_required": (422, "减免工本费须填写原因", "A fee waiver needs a reason"),
+})
+
+REASONS: dict[str, tuple[str, str]] = {
+    "lost": ("遗失补卡", "Lost"),
+    "damaged": ("损坏换卡", "Damaged"),
+    "expiring": ("到期换卡", "Expiring"),
+    "data_change": ("信息变更换卡", "Personal data changed"),
+    "bank_change": ("更换银行", "Change of bank"),
+}
+FEE_REASONS = frozenset({"lost", "damaged", "bank_change"})
+METHODS: dict[str, tuple[str, str]] = {
+    "cash": ("现金", "Cash"),
+    "card": ("刷卡", "Card"),
+    "waived": ("减免", "Waived"),
+}
+FEE_INCOME = "agency_fee_income"
+
+
+def fee_for(op: Op, reason: str) -> int:
+    return op.policy.fee.replacement_fen if reason in FEE_REASONS else 0
+
+
+def center_cash_account(op: Op, center: ServiceCenter) -> int:
+    return ledger.system_account(op, f"cash:center-{center.code}", kind="cash_drawer")
+
+
+def _my_center(op: Op) -> ServiceCenter:
+    if op.actor.center_id is None:
+        raise SscardError("forbidden")
+    return op.session.get(ServiceCenter, op.actor.center_id)
+
+
+def _receipt_no(op: Op, center: ServiceCenter, application_id: int) -> str:
+    """Numbered by the application's id, which the database hands out: unique even under concurrency."""
+    return f"F{op.app.clock.today():%Y%m%d}{center.code[-3:]}{application_id:06d}"
+
+
+def _new_card_keeping_pan(op: Op, person: Person, bank: Bank, center_id: int, reason: str, old: Card) -> Card:
+    """bank.keep_pan_on_replacement: the new card has no bank account of its own; the old one's moves to
+    it at collection (counter.collect), so the PAN, the balance and the account state carry over."""
+    number, code, _ = new_card_numbers(op, person.area_code, bank, pan="kept")
+    card = Card(person_id=person.id, card_number=number, ident_code=code, bank_id=bank.id,
+                ss_status=SsStatus.APPLIED, reason=reason, replaces_card_id=old.id,
+                spec_version=op.policy.card.spec_version, apply_center_id=center_id, applied_at=op.now,
+                status_changed_at=op.now)
+    op.session.add(card)
+    op.session.flush()
+    return card
+
+
+def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int, method: str) -> int | None:
+    """Cash from the center's cash drawer, or a card payment from the old card's account (its state and
+    PIN already checked), into the agency's fee income account (ledger). Returns the transfer id."""
+    income = ledger.system_account(op, FEE_INCOME)
+    debit = center_cash_account(op, center) if method == "cash" else card_debit
+    moved = ledger.transfer(op, debit, income, amount, "replacement_fee",
+                            limit=("payment", op.policy.limits.payment_per_day_fen) if method == "card" else None)
+    return moved["id"]
+
+
+def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,
+           waive_reason: str | None, pin: str | None = None, collect_center_code: str | None, bank_code: str | None,
+           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> dict:
+    if reason not in REASONS:
+        raise SscardError("invalid_request")
+    old = lookup.card_by_number(op.session, card_number)
+    person = lookup.person_by_id(op.session, old.person_id, lock=True)
+    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, person.id, "replacement.apply")
+    lookup.check_presented_id(person, presented_citizen_id)
+    center = _my_center(op)
+    collect_center = lookup.center_by_code(op.session, collect_center_code) if collect_center_code else center
+    loss._refresh_ss(op, old)
+    status = SsStatus(old.ss_status)
+    if status in (SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED, SsStatus.CANCELLED):
+        raise SscardError("replacement_not_allowed", state=str(status))
+    if loss.replacement_applied(op, old):
+        raise SscardError("replacement_pending")
+    today = op.app.clock.today()
+    needs_formal_loss = False
+    if reason == "lost":
+        if status != SsStatus.FORMAL_LOSS:
+            if not record_formal_loss:
+                raise SscardError("formal_loss_required")
+            if poa is not None:
+                attorney.require_valid(op, poa.id, person.id, "ss_loss.report_formal")
+            needs_formal_loss = True
+    elif status in SS_LOST:
+        raise SscardError("card_lost")
+    if reason == "expiring":
+        opens = (old.expiry_date - timedelta(days=op.policy.renewal.window_days)) if old.expiry_date else None
+        if opens is not None and today < opens:
+            raise SscardError("renewal_too_early", day=opens.isoformat())
+    bank = op.session.get(Bank, old.bank_id)
+    if reason == "bank_change":
+        if not bank_code:
+            raise SscardError("invalid_request")
+        bank = lookup.bank_by_code(op.session, bank_code)
+        if bank.id == old.bank_id:
+            raise SscardError("invalid_request")
+    fee = fee_for(op, reason)
+    method = None
+    if fee > 0:
+        if waive_reason is not None:
+            if op.actor.role is not Role.CENTER_SUPERVISOR:
+                raise SscardError("forbidden")
+            if not waive_reason.strip():
+                raise SscardError("waive_reason_required")
+            method = "waived"
+        elif payment in ("cash", "card"):
+            method = payment
+            if poa is not None:
+                attorney.require_valid(op, poa.id, person.id, "replacement.pay_fee")
+        else:
+            raise SscardError("fee_payment_required", amount=f"{fee // 100}.{fee % 100:02d}")
+    old_account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old.id))
+    card_debit = None
+    if method == "card":
+        if reason == "lost":
+            raise SscardError("card_lost")  # the lost card is not at hand to pay with
+        # The PIN on the window's PIN pad, checked before anything else is written: a wrong PIN's
+        # counter is committed with the refusal, and nothing of the application is.
+        if old_account is None:
+            raise SscardError("account_not_found")
+        card_debit = banking._debit_ready(op, old_account, pin or "")
+    formal_loss_recorded = False
+    if needs_formal_loss:
+        loss._ss_transition(op, old, "report_formal_loss")
+        formal_loss_recorded = True
+    keep_pan = op.policy.bank.keep_pan_on_replacement and bank.id == old.bank_id and old_account is not None
+    if keep_pan:
+        new = _new_card_keeping_pan(op, person, bank, center.id, reason, old)
+        pan = old_account.pan
+    else:
+        new, account = create_card(op, person, bank, center.id, reason, replaces=old)
+        pan = account.pan
+    application = ReplacementApplication(
+        person_id=person.id, old_card_id=old.id, new_card_id=new.id, reason=reason, fee_fen=fee,
+        fee_status={None: "none", "waived": "waived"}.get(method, "paid"), apply_center_id=center.id,
+        collect_center_id=collect_center.id, attorney_id=poa.id if poa else None, staff_id=str(op.actor.id),
+        created_at=op.now,
+    )
+    op.session.add(application)
+    op.session.flush()
+    receipt = None
+    if method is not None:
+        transfer_id = _take_fee(op, center, card_debit, fee, method) if method != "waived" else None
+        receipt = FeeReceipt(
+            receipt_no=_receipt_no(op, center, application.id), application_id=application.id, person_id=person.id,
+            center_id=center.id, amount_fen=0 if method == "waived" else fee, due_fen=fee, method=method,
+            staff_id=str(op.actor.id), staff_name=op.actor.name[:32],
+            waived_by=str(op.actor.id) if method == "waived" else None,
+            waive_reason=(waive_reason or "").strip()[:128], attorney_id=poa.id if poa else None,
+            ledger_transfer_id=transfer_id, paid_at=op.now,
+        )
+        op.session.add(receipt)
+        op.session.flush()
+    op.audit("card", new.card_number, before="", after=new.ss_status, person_id=person.id,
+             on_behalf_of=person.id if poa else None, attorney_id=poa.id if poa else None,
+             reason=reason, old_card=old.card_number, old_card_status=old.ss_status, fee_fen=fee,
+             fee_method=method or "none", receipt_no=receipt.receipt_no if receipt else None,
+             waive_reason=(waive_reason or "").strip() or None, formal_loss_recorded=formal_loss_recorded,
+             pan_kept=keep_pan, collect_center=collect_center.code)
+    out = {
+        "application_id": application.id,
+        "card_number": new.card_number,
+        "ss_status": new.ss_status,
+        "reason": reason,
+        "old_card_number": old.card_number,
+        "old_card_status": old.ss_status,
+        "formal_loss_recorded": formal_loss_recorded,
+        "fee_fen": fee,
+        "fee_status": application.fee_status,
+        "fee_method": method,
+        "receipt_no": receipt.receipt_no if receipt else None,
+        "bank": bank.code,
+        "pan_kept": keep_pan,
+        "pan_last4": pan[-4:],
+        "collect_center": collect_center.code,
+    }
+    if formal_loss_recorded:
+        out["reminder"] = loss.remind_bank(op.session.get(Bank, old.bank_id))
+    return out
+
+
+@operation("replacement.apply", roles=CENTER_STAFF)
+def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
+          collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
+          attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> dict:
+    """Apply for a replacement or renewal and, when a fee is due, take it (cash, or card with the bank
+    PIN typed on the window's PIN pad) with a numbered receipt."""
+    return _apply(op, card_number, reason, presented_citizen_id, payment=payment, waive_reason=None, pin=pin,
+                  collect_center_code=collect_center_code, bank_code=bank_code,
+                  record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
+
+
+@operation("replacement.apply_waived", roles={Role.CENTER_SUPERVISOR})
+def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: str, waive_reason: str,
+                 collect_center_code: str | None = None, bank_code: str | None = None,
+                 record_formal_loss: bool = False, attorney_id: int | None = None,
+                 agent_citizen_id: str | None = None) -> dict:
+    """The same, with the fee waived by a center supervisor, who gives the reason."""
+    return _apply(op, card_number, reason, presented_citizen_id, payment=None, waive_reason=waive_reason or "",
+                  collect_center_code=collect_center_code, bank_code=bank_code,
+                  record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
+
+
+@operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+def complete_batch(op: Op, batch_code: str) -> dict:
+    """A batch back from the factory: its cards are ready, each at the center its applicant chose."""
+    out = production.complete_batch.unwrapped(op, batch_code)
+    rows = op.session.execute(
+        select(ReplacementApplication.new_card_id, ReplacementApplication.collect_center_id)
+        .join(Card, Card.id == ReplacementApplication.new_card_id)
+        .where(Card.batch_id.in_(select(_batch_id(batch_code))),
+               ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
+    ).all()
+    for card_id, center_id in rows:
+        op.session.execute(
+            update(Card).where(Card.id == card_id, Card.ss_status == SsStatus.READY)
+            .values(ready_center_id=center_id, version=Card.version + 1)
+            .execution_options(synchronize_session=False)
+        )
+    _add_detail(op, routed_to_other_centers=len(rows))
+    return {**out, "routed_to_other_centers": len(rows)}
+
+
+def _add_detail(op: Op, **detail) -> None:
+    """Add to the audit record a wrapped service already described (its object and states stay)."""
+    op._audit.setdefault("detail", {}).update(detail)
+
+
+def _batch_id(batch_code: str):
+    from ..models.foundation import ProductionBatch
+
+    return select(ProductionBatch.id).where(ProductionBatch.code == batch_code).scalar_subquery()
+
+
+@operation("counter.collect", roles=CENTER_STAFF)
+def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
+            agent_citizen_id: str | None = None) -> dict:
+    """Hand over a ready card after the ID check (an agent: a power of attorney naming collection, and
+    their own ID). The old card is cancelled; a kept PAN's account moves to the new card."""
+    card = lookup.card_by_number(op.session, card_number)
+    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
+    account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+    if account is None and card.replaces_card_id and card.ss_status == SsStatus.READY:
+        kept = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.replaces_card_id))
+        if kept is not None:
+            kept.card_id = card.id
+            op.session.flush()
+    result = cards.collect_card.unwrapped(op, card_number, presented_citizen_id)
+    account = lookup.account_for_card(op.session, card)
+    op.audit(**{k: v for k, v in op._audit.items() if k in ("object_type", "object_id", "before", "after")},
+             person_id=card.person_id, on_behalf_of=card.person_id if poa else None,
+             attorney_id=poa.id if poa else None, collected_by="agent" if poa else "cardholder")
+    bank = op.session.get(Bank, card.bank_id)
+    return {
+        **result,
+        "collected_by": "agent" if poa else "cardholder",
+        "bank_status": account.status,
+        "activation_required": account.status == BankStatus.NOT_ACTIVATED,
+        "bank": {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline},
+        "pan": mask_pan(account.pan),
+    }
+
+
+@operation("counter.ss_password_reset_by_agent", roles=CENTER_STAFF)
+def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int,
+                               agent_citizen_id: str) -> dict:
+    """RULES §4: a forgotten or locked SS password is reset at a window by an agent with a power of
+    attorney naming it and both IDs; back to the initial 123456 (the new one is set on the PIN pad later)."""
+    card = lookup.card_by_number(op.session, card_number)
+    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "ss_password.reset")
+    out = passwords.reset_ss_password.unwrapped(op, card_number, presented_citizen_id)
+    op.audit(**{k: v for k, v in op._audit.items() if k in ("object_type", "object_id", "before", "after")},
+             person_id=card.person_id, on_behalf_of=card.person_id, attorney_id=poa.id)
+    return out
+
+
+# ---------------------------------------------------------------- reading: receipts, a person's cards, the queue
+
+
+def receipt_view(op: Op, r: FeeReceipt) -> dict:
+    app_ = op.session.get(ReplacementApplication, r.application_id)
+    person = op.session.get(Person, r.person_id)
+    center = op.session.get(ServiceCenter, r.center_id)
+    new = op.session.get(Card, app_.new_card_id)
+    old = op.session.get(Card, app_.old_card_id)
+    poa = op.session.get(PowerOfAttorney, r.attorney_id) if r.attorney_id else None
+    return {
+        "receipt_no": r.receipt_no,
+        "paid_at": r.paid_at,
+        "center": {"code": center.code, "name": center.name},
+        "person": {"name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
+        "reason": app_.reason,
+        "new_card_number": mask_card_number(new.card_number),
+        "old_card_number": mask_card_number(old.card_number),
+        "amount_fen": r.amount_fen,
+        "due_fen": r.due_fen,
+        "method": r.method,
+        "staff": r.staff_name,
+        "waive_reason": r.waive_reason,
+        "agent": {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
+        if poa else None,
+        "ledger_transfer_id": r.ledger_transfer_id,
+    }
+
+
+@query("replacement.receipt", roles=CENTER_STAFF)
+def receipt(op: Op, receipt_no: str) -> dict:
+    r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
+    if r is None:
+        raise SscardError("not_found", what=("收据", "receipt"))
+    access.require_center(op.actor, r.center_id)
+    return receipt_view(op, r)
+
+
+@query("counter.collection_receipt", roles=CENTER_STAFF)
+def collection_receipt(op: Op, card_number: str) -> dict:
+    card = lookup.card_by_number(op.session, card_number)
+    access.require_center(op.actor, card.ready_center_id)
+    if card.collected_at is None:
+        raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
+    person = op.session.get(Person, card.person_id)
+    bank = op.session.get(Bank, card.bank_id)
+    account = lookup.account_for_card(op.session, card)
+    center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
+    old = op.session.get(Card, card.replaces_card_id) if card.replaces_card_id else None
+    collected = op.session.scalar(
+        select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
+    )
+    from ..models.foundation import AuditRecord
+
+    audit_row = op.session.scalar(
+        select(AuditRecord).where(AuditRecord.object_id == card.card_number, AuditRecord.result == "ok",
+                                  AuditRecord.operation.in_(("counter.collect", "card.collect")))
+        .order_by(AuditRecord.id.desc()).limit(1)
+    )
+    agent = None
+    if audit_row is not None and audit_row.attorney_id:
+        poa = op.session.get(PowerOfAttorney, audit_row.attorney_id)
+        if poa is not None:
+            agent = {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
+    return {
+        "receipt_no": f"L{card.id:08d}",
+        "card_number": mask_card_number(card.card_number),
+        "person": {"name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
+        "collected_at": card.collected_at,
+        "issue_date": card.issue_date,
+        "expiry_date": card.expiry_date,
+        "center": {"code": center.code, "name": center.name} if center else None,
+        "reason": card.reason,
+        "old_card_number": mask_card_number(old.card_number) if old else None,
+        "old_card_status": old.ss_status if old else None,
+        "bank": {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline},
+        "pan": mask_pan(account.pan),
+        "bank_status": account.status,
+        "activation_deadline": account.activation_deadline if account.status == BankStatus.NOT_ACTIVATED else None,
+        "activation_days": op.policy.activation.window_days,
+        "agent": agent,
+        "application_id": collected.id if collected else None,
+    }
+
+
+def _card_row(op: Op, card: Card) -> dict:
+    view = cards.card_view(op.session, card, op.now, masked=True)
+    application = op.session.scalar(
+        select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
+    )
+    receipt_no = None
+    if application is not None:
+        receipt_no = op.session.scalar(
+            select(FeeReceipt.receipt_no).where(FeeReceipt.application_id == application.id)
+        )
+    return {
+        "id": card.id,
+        **view,
+        "replacement": {
+            "application_id": application.id,
+            "fee_fen": application.fee_fen,
+            "fee_status": application.fee_status,
+            "receipt_no": receipt_no,
+        } if application else None,
+        "replaced": loss.replacement_applied(op, card),
+    }
+
+
+@query("counter.person", roles=CENTER_STAFF)
+def person_overview(op: Op, person_id: int) -> dict:
+    """What the window shows about a person: masked identity, every card with both sides, and
+    replacement applications with their receipts."""
+    person = lookup.person_by_id(op.session, person_id)
+    rows = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
+    return {
+        "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
+                   "birth_date": person.birth_date, "sex": person.sex,
+                   "query_password": {"initial": bool(person.query_pw_initial),
+                                      "locked_until": person.query_pw_locked_until}},
+        "cards": [_card_row(op, c) for c in rows],
+    }
+
+
+@query("counter.card_number", roles=CENTER_STAFF)
+def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
+    """For the console only: the full number of one of this person's cards (pages carry card ids)."""
+    card = op.session.get(Card, card_id)
+    if card is None or card.person_id != person_id:
+        raise SscardError("card_not_found")
+    return {"card_number": card.card_number}
+
+
+@query("counter.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR})
+def find_by_name(op: Op, name: str, birth_date) -> dict:
+    """Name + birth date (people share names: every match is listed, masked)."""
+    from datetime import date as date_
+
+    day = date_.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
+    wanted = (name or "").strip()
+    if not wanted or day is None:
+        raise SscardError("invalid_request")
+    rows = op.session.scalars(
+        select(Person).where(Person.name == wanted, Person.birth_date == day).order_by(Person.id).limit(50)
+    ).all()
+    return {"persons": [{"id": p.id, "name": mask_name(p.name), "citizen_id": mask_citizen_id(p.citizen_id),
+                         "birth_date": p.birth_date, "sex": p.sex} for p in rows]}
+
+
+@query("counter.queue", roles=CENTER_STAFF)
+def queue(op: Op) -> dict:
+    """The clerk's own center: cards waiting for collection here, applications not yet in production,
+    batches in production."""
+    from ..models.foundation import ProductionBatch
+
+    center = _my_center(op)
+    ready = op.session.scalars(
+        select(Card).where(Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)
+        .order_by(Card.ready_at).limit(200)
+    ).all()
+    applied = op.session.scalar(select(func.count()).select_from(Card).where(
+        Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED))
+    batches = op.session.scalars(select(ProductionBatch).where(
+        ProductionBatch.center_id == center.id).order_by(ProductionBatch.id.desc()).limit(20)).all()
+    return {
+        "center": {"code": center.code, "name": center.name},
+        "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
+                   "name": mask_name(op.session.get(Person, c.person_id).name), "reason": c.reason,
+                   "ready_at": c.ready_at} for c in ready],
+        "applied": applied or 0,
+        "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
+                     "created_at": b.created_at, "completed_at": b.completed_at} for b in batches],
+    }

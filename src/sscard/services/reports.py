@@ -1,0 +1,120 @@
+"""The service-center supervisor's day report: operations per clerk, fees collected, cards in
+production and awaiting collection. A Shanghai calendar day; CSV for export."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from ..core.clock import SHANGHAI
+from ..core.errors import SscardError
+from ..core.money import fen_to_yuan
+from ..core.roles import Role
+from ..core.states import SsStatus
+from ..models.counter import FeeReceipt
+from ..models.foundation import AuditRecord, Card, ServiceCenter, StaffUser
+from . import access, lookup
+from .operation import Op, query
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=SHANGHAI)
+    return start, start + timedelta(days=1)
+
+
+@query("reports.center_day", roles={Role.CENTER_SUPERVISOR, Role.OPERATOR})
+def center_day(op: Op, day: date | str | None = None, center_code: str | None = None) -> dict:
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            raise SscardError("invalid_request") from None
+    day = day or op.app.clock.today()
+    if center_code:
+        center = lookup.center_by_code(op.session, center_code)
+    elif op.actor.center_id is not None:
+        center = op.session.get(ServiceCenter, op.actor.center_id)
+    else:
+        raise SscardError("invalid_request")
+    access.require_center(op.actor, center.id)
+    start, end = day_bounds(day)
+    rows = op.session.execute(
+        select(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result, func.count())
+        .where(AuditRecord.place == center.code, AuditRecord.actor_kind == "staff",
+               AuditRecord.at >= start, AuditRecord.at < end)
+        .group_by(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result)
+    ).all()
+    names: dict[str, tuple[str, str]] = {}
+    per_clerk: dict[str, dict] = {}
+    for actor_id, operation, result, count in rows:
+        if actor_id not in names:
+            user = op.session.get(StaffUser, int(actor_id)) if str(actor_id).isdigit() else None
+            names[actor_id] = (user.username, user.display_name) if user else (actor_id, actor_id)
+        clerk = per_clerk.setdefault(actor_id, {"staff_id": actor_id, "username": names[actor_id][0],
+                                                "name": names[actor_id][1], "operations": {}, "total": 0,
+                                                "refused": 0})
+        if result == "ok":
+            clerk["operations"][operation] = clerk["operations"].get(operation, 0) + count
+            clerk["total"] += count
+        else:
+            clerk["refused"] += count
+    fees = op.session.execute(
+        select(FeeReceipt.method, func.count(), func.coalesce(func.sum(FeeReceipt.amount_fen), 0),
+               func.coalesce(func.sum(FeeReceipt.due_fen), 0))
+        .where(FeeReceipt.center_id == center.id, FeeReceipt.paid_at >= start, FeeReceipt.paid_at < end)
+        .group_by(FeeReceipt.method)
+    ).all()
+    by_method = {m: {"count": n, "amount_fen": int(a), "due_fen": int(d)} for m, n, a, d in fees}
+    in_production = op.session.scalar(select(func.count()).select_from(Card).where(
+        Card.apply_center_id == center.id, Card.ss_status == SsStatus.IN_PRODUCTION)) or 0
+    applied = op.session.scalar(select(func.count()).select_from(Card).where(
+        Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)) or 0
+    awaiting = op.session.scalar(select(func.count()).select_from(Card).where(
+        Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)) or 0
+    return {
+        "day": day,
+        "center": {"code": center.code, "name": center.name},
+        "clerks": sorted(per_clerk.values(), key=lambda c: c["username"]),
+        "fees": {
+            "by_method": by_method,
+            "collected_fen": sum(v["amount_fen"] for v in by_method.values()),
+            "waived_fen": by_method.get("waived", {}).get("due_fen", 0),
+            "receipts": sum(v["count"] for v in by_method.values()),
+        },
+        "cards": {"applied": applied, "in_production": in_production, "awaiting_collection": awaiting},
+    }
+
+
+CSV_HEADERS = {
+    "zh": ["类别", "工作人员", "业务", "笔数", "金额（元）"],
+    "en": ["section", "staff", "item", "count", "amount (yuan)"],
+}
+CSV_SECTIONS = {
+    "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计"},
+    "en": {"ops": "operations", "refused": "refused", "fee": "fees", "cards": "cards", "total": "total"},
+}
+
+
+def to_csv(report: dict, lang: str = "zh") -> str:
+    """One table: operations per clerk, refusals, fees by method, cards in production / awaiting."""
+    lang = "en" if lang.startswith("en") else "zh"
+    sec = CSV_SECTIONS[lang]
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(CSV_HEADERS[lang])
+    for clerk in report["clerks"]:
+        who = f"{clerk['username']} ({clerk['name']})"
+        for operation, count in sorted(clerk["operations"].items()):
+            w.writerow([sec["ops"], who, operation, count, ""])
+        w.writerow([sec["ops"], who, sec["total"], clerk["total"], ""])
+        if clerk["refused"]:
+            w.writerow([sec["refused"], who, "", clerk["refused"], ""])
+    for method, v in sorted(report["fees"]["by_method"].items()):
+        w.writerow([sec["fee"], "", method, v["count"], fen_to_yuan(v["amount_fen"])])
+    w.writerow([sec["fee"], "", sec["total"], report["fees"]["receipts"], fen_to_yuan(report["fees"]["collected_fen"])])
+    for key, count in report["cards"].items():
+        w.writerow([sec["cards"], "", key, count, ""])
+    return out.getvalue()

@@ -1,0 +1,197 @@
+"""The bank account statement as a PDF (reportlab), in Chinese or English.
+
+`render_statement(Statement(...), lang)` answers the PDF bytes. Chinese needs a CJK font: a TrueType
+collection reportlab can embed (WenQuanYi Zen Hei, `apt-get install fonts-wqy-zenhei`; or a path in
+SSCARD_PDF_FONT), else reportlab's built-in CID font STSong-Light (not embedded; every PDF reader
+with Asian font support shows it). Noto CJK ships as CFF outlines, which reportlab cannot embed.
+
+Amounts arrive as integer fen and are printed as yuan with two decimals; the PAN and the name arrive
+already masked (this module never sees a full number).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from .core.clock import SHANGHAI
+from .core.money import fen_to_yuan
+
+FONT_CANDIDATES: list[tuple[str, int]] = [
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
+    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
+]
+CID_FALLBACK = "STSong-Light"
+_font_lock = threading.Lock()
+_font_name: str | None = None
+
+
+def cjk_font() -> str:
+    """Register (once) and name the font the statement is set in."""
+    global _font_name
+    with _font_lock:
+        if _font_name:
+            return _font_name
+        candidates = list(FONT_CANDIDATES)
+        override = os.environ.get("SSCARD_PDF_FONT")
+        if override:
+            path, _, index = override.partition(":")
+            candidates.insert(0, (path, int(index or 0)))
+        for path, index in candidates:
+            if not Path(path).is_file():
+                continue
+            try:
+                pdfmetrics.registerFont(TTFont("SscardCJK", path, subfontIndex=index))
+            except Exception:  # noqa: BLE001  (CFF outlines, a broken file: try the next)
+                continue
+            _font_name = "SscardCJK"
+            return _font_name
+        pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
+        _font_name = CID_FALLBACK
+        return _font_name
+
+
+@dataclass
+class Line:
+    at: datetime
+    description: str
+    debit_fen: int = 0  # money out of the account
+    credit_fen: int = 0  # money into the account
+    balance_fen: int | None = None
+
+
+@dataclass
+class Statement:
+    bank_name: str
+    pan_masked: str
+    name_masked: str
+    period_from: date
+    period_to: date
+    opening_fen: int
+    closing_fen: int
+    status: str = ""
+    outlet: str = ""
+    printed_at: datetime | None = None
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def total_debit_fen(self) -> int:
+        return sum(x.debit_fen for x in self.lines)
+
+    @property
+    def total_credit_fen(self) -> int:
+        return sum(x.credit_fen for x in self.lines)
+
+
+LABELS = {
+    "zh": {
+        "title": "社会保障卡银行账户对账单",
+        "bank": "开户银行", "pan": "银行卡号", "name": "户名", "period": "期间", "status": "账户状态",
+        "opening": "期初余额", "closing": "期末余额", "debits": "支出合计", "credits": "收入合计",
+        "time": "交易时间", "desc": "摘要", "debit": "支出", "credit": "收入", "balance": "余额",
+        "none": "本期无交易", "printed": "打印时间", "outlet": "打印网点", "unit": "单位：元",
+        "page": "第{n}页", "note": "本对账单金额单位为人民币元。如有疑问，请致电开户银行客服热线。",
+    },
+    "en": {
+        "title": "Social Security Card Bank Account Statement",
+        "bank": "Bank", "pan": "Card number", "name": "Account holder", "period": "Period", "status": "Status",
+        "opening": "Opening balance", "closing": "Closing balance", "debits": "Total out", "credits": "Total in",
+        "time": "Time", "desc": "Description", "debit": "Out", "credit": "In", "balance": "Balance",
+        "none": "No transactions in this period", "printed": "Printed", "outlet": "Outlet", "unit": "Amounts in yuan",
+        "page": "Page {n}", "note": "Amounts are in RMB yuan. For questions call your bank's customer hotline.",
+    },
+}
+
+
+def _local(at: datetime) -> str:
+    if at.tzinfo is None:
+        from datetime import UTC
+
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def render_statement(st: Statement, lang: str = "zh") -> bytes:
+    """The statement as PDF bytes (A4), every string set in the CJK font so Chinese always renders."""
+    t = LABELS["en" if lang == "en" else "zh"]
+    font = cjk_font()
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=16 * mm,
+                            bottomMargin=16 * mm, title=t["title"], author=st.bank_name, subject=st.pan_masked)
+    title = ParagraphStyle("title", fontName=font, fontSize=15, leading=20, spaceAfter=6)
+    body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
+    small = ParagraphStyle("small", fontName=font, fontSize=8, leading=10, textColor=colors.grey)
+
+    story: list = [Paragraph(t["title"], title)]
+    pairs = [(t["bank"], st.bank_name), (t["pan"], st.pan_masked)]
+    if st.name_masked:
+        pairs.append((t["name"], st.name_masked))
+    pairs += [
+        (t["period"], f"{st.period_from.isoformat()} — {st.period_to.isoformat()}"),
+        (t["opening"], fen_to_yuan(st.opening_fen)), (t["closing"], fen_to_yuan(st.closing_fen)),
+        (t["credits"], fen_to_yuan(st.total_credit_fen)), (t["debits"], fen_to_yuan(st.total_debit_fen)),
+    ]
+    if st.status:
+        pairs.append((t["status"], st.status))
+    if st.outlet:
+        pairs.append((t["outlet"], st.outlet))
+    if len(pairs) % 2:
+        pairs.append(("", ""))
+    head = [[*pairs[i], *pairs[i + 1]] for i in range(0, len(pairs), 2)]
+    head_table = Table(head, colWidths=[28 * mm, 62 * mm, 28 * mm, 62 * mm])
+    head_table.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), font, 9),
+        ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#5b6673")),
+        ("TEXTCOLOR", (2, 0), (2, -1), colors.HexColor("#5b6673")),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    story += [head_table, Spacer(1, 5 * mm), Paragraph(t["unit"], small)]
+
+    rows: list[list] = [[t["time"], t["desc"], t["debit"], t["credit"], t["balance"]]]
+    for line in st.lines:
+        rows.append([
+            _local(line.at),
+            Paragraph(line.description, body),
+            fen_to_yuan(line.debit_fen) if line.debit_fen else "",
+            fen_to_yuan(line.credit_fen) if line.credit_fen else "",
+            "" if line.balance_fen is None else fen_to_yuan(line.balance_fen),
+        ])
+    if not st.lines:
+        rows.append(["", Paragraph(t["none"], body), "", "", ""])
+    lines_table = Table(rows, colWidths=[32 * mm, 70 * mm, 26 * mm, 26 * mm, 26 * mm], repeatRows=1)
+    lines_table.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), font, 9),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef1f4")),
+        ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d9dee4")),
+    ]))
+    story += [lines_table, Spacer(1, 6 * mm), Paragraph(t["note"], small)]
+
+    printed = _local(st.printed_at) if st.printed_at else ""
+
+    def footer(canvas, doc_) -> None:
+        canvas.saveState()
+        canvas.setFont(font, 8)
+        canvas.setFillColor(colors.grey)
+        canvas.drawString(15 * mm, 9 * mm, f"{t['printed']} {printed}  {st.outlet}".strip())
+        canvas.drawRightString(A4[0] - 15 * mm, 9 * mm, t["page"].format(n=doc_.page))
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buf.getvalue()

@@ -1,0 +1,75 @@
+"""The statement PDF (sscard.statements) and the statement lines the console builds (no database)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from sscard import statements
+from sscard.statements import Line, Statement, render_statement
+from sscard.web.bank_console import describe, statement_lines
+
+
+def a_statement(n: int = 3) -> Statement:
+    start = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    lines, balance = [], 0
+    for i in range(n):
+        amount = 10_000 + i
+        balance += amount
+        lines.append(Line(at=start + timedelta(hours=i), description=f"现金存款 · 网点柜台 {i}", credit_fen=amount,
+                          balance_fen=balance))
+    return Statement(bank_name="工商银行", pan_masked="622202*********1234", name_masked="张*",
+                     period_from=date(2026, 1, 5), period_to=date(2026, 1, 9), opening_fen=0, closing_fen=balance,
+                     status="正常", outlet="GSB-001", printed_at=start, lines=lines)
+
+
+def pages_of(pdf: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+
+
+def test_statement_pdf_is_set_in_a_cjk_font_in_both_languages():
+    for lang in ("zh", "en"):
+        pdf = render_statement(a_statement(), lang)
+        assert pdf.startswith(b"%PDF") and pdf.rstrip().endswith(b"%%EOF")
+        assert re.search(rb"/BaseFont\s*/(STSong-Light|[A-Z]{6}\+)", pdf)
+        assert pages_of(pdf) == 1
+
+
+def test_a_long_statement_runs_over_several_pages():
+    assert pages_of(render_statement(a_statement(120), "zh")) >= 3
+
+
+def test_without_a_truetype_cjk_font_the_builtin_cid_font_is_used(monkeypatch, tmp_path):
+    monkeypatch.setattr(statements, "FONT_CANDIDATES", [(str(tmp_path / "missing.ttc"), 0)])
+    monkeypatch.setattr(statements, "_font_name", None)
+    monkeypatch.delenv("SSCARD_PDF_FONT", raising=False)
+    assert statements.cjk_font() == statements.CID_FALLBACK
+    pdf = render_statement(a_statement(), "zh")
+    assert b"STSong-Light" in pdf
+    monkeypatch.setattr(statements, "_font_name", None)  # the next caller finds the real font again
+
+
+def test_statement_lines_work_the_balance_back_and_skip_holds():
+    data = {"balance_fen": 700, "entries": [  # newest first, as services.banking.statement answers
+        {"id": 4, "at": "2026-01-05T04:00:00+00:00", "code": "payment", "kind": "pending", "direction": "debit",
+         "amount_fen": 50, "counterparty": "merchant:POS-1"},
+        {"id": 3, "at": "2026-01-05T03:00:00+00:00", "code": "withdrawal", "kind": "posted", "direction": "debit",
+         "amount_fen": 300, "counterparty": "cash:GSB-001"},
+        {"id": 2, "at": "2026-01-05T02:00:00+00:00", "code": "pension", "kind": "posted", "direction": "credit",
+         "amount_fen": 600, "counterparty": "pension_payer"},
+        {"id": 1, "at": "2026-01-05T01:00:00+00:00", "code": "transfer", "kind": "posted", "direction": "credit",
+         "amount_fen": 400, "counterparty": "621700*********9876"},
+    ]}
+    lines = statement_lines(data, "zh")
+    assert [x["balance_after_fen"] for x in lines] == [None, 700, 1000, 400]
+    assert [x["description"] for x in lines] == [
+        "消费（预授权） · 商户 POS-1", "现金取款 · GSB-001网点柜台", "养老金", "转账 · 621700*********9876"]
+    assert describe(data["entries"][1], "en") == "Cash withdrawal · counter at GSB-001"
+
+
+@pytest.mark.parametrize("kind, words", [("void", "hold released"), ("expire", "hold expired")])
+def test_hold_endings_are_named(kind, words):
+    entry = {"code": "payment", "kind": kind, "direction": "credit", "amount_fen": 1, "counterparty": ""}
+    assert describe(entry, "en") == f"Payment ({words})"

@@ -1,0 +1,45 @@
+"""The supervisor's day report: operations per clerk, fees, cards in production and awaiting collection."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from sscard.core.errors import SscardError
+from sscard.services import production, replacement, reports
+
+
+def test_day_report_counts_operations_fees_and_cards(city, app, clock):
+    a, b = city.issued_card(), city.issued_card("王五")
+    clerk, csup = city.actor("clerk"), city.actor("csup")
+    replacement.apply(app, clerk, a.card_number, "damaged", a.citizen_id, payment="cash")
+    replacement.apply_waived(app, csup, b.card_number, "damaged", b.citizen_id, "困难群体")
+    report = reports.center_day(app, csup)
+    assert report["center"]["code"] == "C01"
+    by_user = {c["username"]: c for c in report["clerks"]}
+    assert by_user["clerk"]["operations"]["replacement.apply"] == 1
+    assert by_user["csup"]["operations"]["replacement.apply_waived"] == 1
+    assert report["fees"]["collected_fen"] == 2000 and report["fees"]["waived_fen"] == 2000
+    assert report["fees"]["receipts"] == 2
+    assert report["cards"]["applied"] == 2
+    production.start_batch(app, clerk, "C01")
+    assert reports.center_day(app, csup)["cards"]["in_production"] == 2
+    rows = list(csv.reader(io.StringIO(reports.to_csv(reports.center_day(app, csup), "en"))))
+    assert rows[0] == reports.CSV_HEADERS["en"]
+    assert ["fees", "", "total", "2", "20.00"] in rows
+    assert any(r[0] == "cards" and r[2] == "in_production" and r[3] == "2" for r in rows)
+    # another day has none of it
+    clock.advance(days=1)
+    assert reports.center_day(app, csup)["fees"]["receipts"] == 0
+
+
+def test_day_report_is_for_supervisors_of_that_center(city, app):
+    with pytest.raises(SscardError) as err:
+        reports.center_day(app, city.actor("clerk"))
+    assert err.value.code == "forbidden"
+    with pytest.raises(SscardError) as err:
+        reports.center_day(app, city.actor("csup"), center_code="C02")
+    assert err.value.code == "wrong_center"
+    assert reports.center_day(app, city.actor("operator"), center_code="C02")["center"]["code"] == "C02"

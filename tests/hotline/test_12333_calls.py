@@ -1,0 +1,193 @@
+"""Whole 12333 calls played through the voice webhook, following the TwiML it answers."""
+
+from __future__ import annotations
+
+from sscard.services import audit, cards
+from tests.hotline.conftest import QUERY_PASSWORD
+from tests.hotline.phone import Phone, keys_for_citizen_id
+
+
+def identify(phone: Phone, card, password: str = QUERY_PASSWORD) -> Phone:
+    assert "身份证号码" in phone.text or "citizen ID" in phone.text
+    phone.press(keys_for_citizen_id(card.citizen_id))
+    assert "查询密码" in phone.text or "query password" in phone.text
+    return phone.press(password)
+
+
+def test_identify_then_card_status_is_read_out_in_mandarin(client, holder):
+    phone = Phone(client)
+    assert "12333" in phone.text and phone.gather["numDigits"] == "1"
+    assert phone.gather["timeout"] == "6" and phone.gather["actionOnEmptyResult"] == "true"
+    phone.press("1")
+    assert "查询卡片状态" in phone.text
+    phone.press("1")
+    identify(phone, holder)
+    assert "身份验证成功" in phone.text
+    assert f"尾号{holder.card_number[-4:]}的社会保障卡状态正常" in phone.text
+    assert "尚未启用" in phone.text and "初始密码" in phone.text
+    assert "查询卡片状态" in phone.text  # back at the main menu
+    assert 'language="zh-CN"' in phone.responses[-1]
+
+
+def test_english_is_chosen_with_9_at_the_start(client, holder):
+    phone = Phone(client).press("9")
+    assert "card status" in phone.text
+    phone.press("1")
+    identify(phone, holder)
+    assert "You are identified." in phone.text
+    assert f"ending {holder.card_number[-4:]} is in normal use" in phone.text
+    assert 'language="en-US"' in phone.responses[-1]
+
+
+def test_wrong_query_passwords_hang_up_then_lock_across_calls(client, holder, app, city, clock):
+    first = Phone(client).press("1").press("1")
+    identify(first, holder, "11112222")
+    assert "密码错误" in first.text and not first.ended
+    first.press("11112223")
+    assert "密码错误" in first.text
+    first.press("11112224")
+    assert first.ended and "错误次数过多" in first.text
+
+    second = Phone(client).press("1").press("1")
+    identify(second, holder, "11112225")
+    second.press("11112226")  # the fifth wrong one: locked for 30 minutes
+    assert second.ended and "已锁定" in second.text and "30分钟" in second.text
+
+    third = Phone(client).press("1").press("1")
+    identify(third, holder)  # right password, still locked
+    assert third.ended and "已锁定" in third.text
+
+    records = audit.read_audit(app, city.actor("csup"), operation="query_password.login",
+                               channel="hotline_12333")["records"]
+    assert [r["result"] for r in records].count("wrong_password") == 4
+    assert "password_locked" in [r["result"] for r in records]
+
+    clock.advance(minutes=31)
+    fourth = Phone(client).press("1").press("1")
+    identify(fourth, holder)
+    assert "身份验证成功" in fourth.text
+
+
+def test_no_input_reprompts_then_hangs_up(client, holder):
+    phone = Phone(client)
+    phone.silence()
+    assert "没有收到您的按键" in phone.text and "12333" in phone.text and not phone.ended
+    phone.silence_via_redirect()  # Twilio's fallback when the Gather posts nothing
+    assert "没有收到您的按键" in phone.text and not phone.ended
+    phone.silence()
+    assert phone.ended and "通话结束" in phone.text
+
+
+def test_a_key_ends_the_run_of_timeouts(client, holder):
+    phone = Phone(client).silence().silence().press("1")
+    assert "查询卡片状态" in phone.text
+    phone.silence().silence()
+    assert not phone.ended
+
+
+def test_wrong_menu_keys_reprompt_then_hang_up(client):
+    phone = Phone(client).press("1").press("7")
+    assert "输入有误" in phone.text and "查询卡片状态" in phone.text
+    phone.press("8").press("#")
+    assert phone.ended and "错误次数过多" in phone.text
+
+
+def test_star_goes_back(client, holder):
+    phone = Phone(client).press("1").press("2")
+    assert "身份证号码" in phone.text
+    phone.press("*")
+    assert "查询卡片状态" in phone.text
+    phone.press("*")
+    assert "For English, press 9" in phone.text
+    phone.press("1").press("2")
+    identify(phone, holder)
+    assert "确认挂失请按1" in phone.text
+    phone.press("*")
+    assert "查询卡片状态" in phone.text
+
+
+def test_temporary_loss_by_phone_then_cancel(client, holder, app, city):
+    phone = Phone(client).press("1").press("2")
+    identify(phone, holder)
+    assert f"尾号{holder.card_number[-4:]}" in phone.text and "7天" in phone.text
+    phone.press("1")
+    assert "临时挂失成功" in phone.text
+    assert "95588" in phone.text  # the bank side is separate: the other hotline is named
+    clerk_view = cards.card_status(app, city.actor("clerk"), holder.card_number)
+    assert clerk_view["ss_status"] == "temporary_loss"
+    records = audit.read_audit(app, city.actor("csup"), operation="ss_loss.report_temporary")["records"]
+    assert len(records) == 1 and records[0]["channel"] == "hotline_12333"
+    assert records[0]["actor"]["role"] == "cardholder" and records[0]["person_id"] == holder.person_id
+
+    phone.press("2")
+    assert "已处于挂失状态" in phone.text
+    other_call = Phone(client).press("1").press("1")
+    identify(other_call, holder)
+    other_call.press("0")  # the agent who calls back sees the loss made by phone
+    from sscard.services import hotline
+
+    waiting = hotline.agent_queue(app, city.actor("clerk"))["requests"][0]
+    assert waiting["card"]["ss_status"] == "temporary_loss" and waiting["card"]["card_number"].count("*") == 5
+    phone.press("3")  # already identified in this call
+    assert "解除" in phone.text and "确认请按1" in phone.text
+    phone.press("1")
+    assert "临时挂失已解除" in phone.text
+    assert cards.card_status(app, city.actor("clerk"), holder.card_number)["ss_status"] == "normal"
+    cancel = audit.read_audit(app, city.actor("csup"), operation="ss_loss.cancel", channel="hotline_12333")
+    assert len(cancel["records"]) == 1
+
+
+def test_formal_loss_cannot_be_cancelled_by_phone(client, holder, app, city):
+    from sscard.services import loss
+
+    loss.report_formal_loss(app, city.actor("clerk"), holder.card_number, holder.citizen_id)
+    phone = Phone(client).press("1").press("3")
+    identify(phone, holder)
+    assert "正式挂失" in phone.text and "窗口" in phone.text
+    assert cards.card_status(app, city.actor("clerk"), holder.card_number)["ss_status"] == "formal_loss"
+
+
+def test_status_reads_out_a_card_in_production(client, city, app):
+    from sscard.services import enrolment, production
+
+    pid, cid = city.new_person("王五")
+    while cid.endswith("X"):  # the initial query password (last 6 of the SS number) must be typable
+        pid, cid = city.new_person("王五")
+    clerk = city.actor("clerk")
+    applied = enrolment.apply_first_card(app, clerk, pid, "GSB", "C01")
+    production.start_batch(app, clerk, "C01")
+    phone = Phone(client).press("1").press("1")
+    phone.press(cid).press(cid[-6:])
+    assert "正在制作中" in phone.text and applied["card_number"][-4:] in phone.text
+
+
+def test_other_callers_identity_cannot_be_guessed_by_an_unknown_id(client, holder, city):
+    pid, cid = city.new_person("赵六")  # registered, no card, never set a password
+    phone = Phone(client).press("1").press("1")
+    phone.press(keys_for_citizen_id("11010519491231002X")).press(QUERY_PASSWORD)
+    unknown = phone.text
+    phone2 = Phone(client).press("1").press("1")
+    identify(phone2, holder, "99990000")
+    assert unknown == phone2.text  # an unknown ID answers exactly like a wrong password
+
+
+def test_retried_webhook_hears_the_same_prompt_without_acting(client, holder):
+    phone = Phone(client).press("1")
+    action = None
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(phone.responses[-1])
+    action = root.find("Gather").attrib["action"]
+    again = client.post(action.replace("turn=1", "turn=0"), data={"CallSid": phone.sid, "Digits": "2"})
+    assert "查询卡片状态" in again.text and "身份证号码" not in again.text
+    phone.press("2")
+    assert "身份证号码" in phone.text
+
+
+def test_calls_are_kept_per_call_sid(client, holder):
+    a = Phone(client).press("9")
+    b = Phone(client).press("1")
+    a.press("1")
+    b.press("1")
+    assert "citizen ID" in a.text and "身份证号码" in b.text
+

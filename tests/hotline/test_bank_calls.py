@@ -1,0 +1,162 @@
+"""Bank hotline calls (the number on the card): oral loss, its 5-day lapse, balance and PIN change."""
+
+from __future__ import annotations
+
+import pytest
+
+from sscard.core.errors import SscardError
+from sscard.core.passwords import weak_pin_reason
+from sscard.services import audit, banking, cards, staff
+from tests.hotline.phone import Phone, keys_for_citizen_id
+
+
+def pin_for(card, avoid: str = "") -> str:
+    for candidate in ("739184", "582947", "691358", "847261"):
+        if candidate != avoid and weak_pin_reason(candidate, card.citizen_id, card.birth) is None:
+            return candidate
+    raise AssertionError("no acceptable PIN among the candidates")
+
+
+@pytest.fixture
+def active(city, app):
+    """A GSB card whose account is activated (PIN set at the outlet) with 500.00 yuan in it."""
+    card = city.issued_card("周七")
+    pin = pin_for(card)
+    teller = city.actor("teller")
+    banking.activate(app, teller, card.pan, card.citizen_id, pin, pin)
+    banking.deposit(app, teller, card.pan, 50_000)
+    card.pin = pin
+    return card
+
+
+def atm(city, app):
+    return staff.actor_for_token(app, city.token(terminal="ATM-GSB-1"))
+
+
+def identify(phone: Phone, card, *, pin: str | None = None, birth: str | None = None) -> Phone:
+    assert "19位银行卡号" in phone.text or "19-digit" in phone.text
+    phone.press(card.pan)
+    phone.press(keys_for_citizen_id(card.citizen_id))
+    assert "出生日期验证请按2" in phone.text or "birth date, press 2" in phone.text
+    if pin is not None:
+        return phone.press("1").press(pin)
+    return phone.press("2").press(birth)
+
+
+def test_oral_loss_by_pin_stops_debits_at_once_and_lapses_after_5_days(client, active, app, city, clock):
+    phone = Phone(client, "bank:GSB")
+    assert "工商银行" in phone.text and "95588" in phone.text
+    phone.press("1").press("1")
+    identify(phone, active, pin=active.pin)
+    assert "身份验证成功" in phone.text and f"尾号{active.pan[-4:]}" in phone.text
+    phone.press("1")
+    assert "口头挂失成功" in phone.text and "5天" in phone.text
+    assert "12333" in phone.text  # the social security side is reported separately
+    assert active.pin not in phone.all_text
+
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
+    assert cards.card_status(app, city.actor("clerk"), active.card_number)["ss_status"] == "normal"
+    with pytest.raises(SscardError) as err:
+        banking.withdraw(app, atm(city, app), active.pan, 10_000, active.pin)
+    assert err.value.code == "account_lost"
+    records = audit.read_audit(app, city.actor("bsup"), operation="bank_loss.report_oral")["records"]
+    assert len(records) == 1 and records[0]["channel"] == "hotline_bank" and records[0]["result"] == "ok"
+
+    clock.advance(days=5, minutes=1)
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
+    out = banking.withdraw(app, atm(city, app), active.pan, 10_000, active.pin)
+    assert out["available_fen"] == 40_000
+
+
+def test_oral_loss_by_birth_date_on_the_number_dialled(client, active, app, city):
+    phone = Phone(client, "95588").press("9")
+    assert "report the card lost" in phone.text
+    phone.press("1")
+    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    assert "You are identified." in phone.text
+    phone.press("1")
+    assert "oral loss is recorded" in phone.text and "12333" in phone.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
+
+    phone.press("3")  # the status, read out (already identified in this call)
+    assert "orally reported lost" in phone.text
+    phone.press("2").press("1")
+    assert "oral loss is cancelled" in phone.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
+
+
+def test_a_card_of_another_bank_is_sent_to_its_own_hotline(client, city):
+    other = city.issued_card("吴八", bank="JSB")
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, other, birth=other.birth.strftime("%Y%m%d"))
+    assert phone.ended and "不是工商银行的银行卡" in phone.text
+
+
+def test_wrong_personal_data_three_times_ends_the_call(client, active, app, city):
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, birth="19700101")
+    assert "密码错误" in phone.text and "出生日期" in phone.text
+    phone.press("19700102").press("19700103")
+    assert phone.ended and "错误次数过多" in phone.text
+    refused = audit.read_audit(app, city.actor("bsup"), operation="hotline.bank_identify",
+                               result="wrong_password")["records"]
+    assert len(refused) == 3 and all(r["channel"] == "hotline_bank" for r in refused)
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
+
+
+def test_wrong_pins_lock_the_pin(client, active, app, city):
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, pin="000001")
+    phone.press("000002").press("000003")
+    assert phone.ended and "银行密码已锁定" in phone.text
+    with pytest.raises(SscardError) as err:
+        banking.balance_inquiry(app, city.cardholder(active), active.pan, active.pin)
+    assert err.value.code == "pin_locked"
+
+
+def test_balance_needs_the_pin_and_is_read_out(client, active):
+    phone = Phone(client, "bank:GSB").press("1").press("4")
+    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    assert "请输入6位银行卡密码" in phone.text
+    phone.press("000001")
+    assert "密码错误" in phone.text
+    phone.press(active.pin)
+    assert "可用余额为500.00元" in phone.text
+
+
+def test_pin_changed_by_phone(client, active, app, city):
+    new = pin_for(active, avoid=active.pin)
+    phone = Phone(client, "bank:GSB").press("1").press("5")
+    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    assert "原密码" in phone.text
+    phone.press(active.pin)
+    phone.press("111111")
+    assert "相同数字" in phone.text
+    phone.press(new).press(new)
+    assert "银行卡密码修改成功" in phone.text
+    assert banking.balance_inquiry(app, city.cardholder(active), active.pan, new)["available_fen"] == 50_000
+    changed = audit.read_audit(app, city.actor("bsup"), operation="hotline.bank_pin_change")["records"]
+    assert len(changed) == 1 and changed[0]["channel"] == "hotline_bank"
+
+
+def test_an_account_not_yet_activated_cannot_be_reported_orally(client, city, app):
+    card = city.issued_card("郑九")
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, card, birth=card.birth.strftime("%Y%m%d"))
+    phone.press("1")
+    assert "尚未启用" in phone.text and "不能办理口头挂失" in phone.text
+
+
+def test_agent_request_on_the_bank_line_is_for_that_bank(client, active, app, city):
+    phone = Phone(client, "bank:GSB").press("1").press("0")
+    assert phone.ended and "工商银行客服人员" in phone.text
+    from sscard.services import hotline
+
+    assert len(hotline.agent_queue(app, city.actor("teller"))["requests"]) == 1
+    assert hotline.agent_queue(app, city.actor("teller_jsb"))["requests"] == []
+    assert hotline.agent_queue(app, city.actor("clerk"))["requests"] == []
+
+
+def test_unknown_line_is_refused(client):
+    response = client.post("/api/v1/hotline/bank:NOPE/voice", data={"CallSid": "CA1"})
+    assert response.status_code == 404

@@ -1,0 +1,99 @@
+"""The IVR engine and its menu files: menus are data and must hold together; the webhook's edges."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from sscard.hotline.engine import MenuError, load_menu, parse_menu
+from tests.hotline.conftest import QUERY_PASSWORD
+from tests.hotline.phone import Phone, keys_for_citizen_id
+
+MINIMAL = """
+[line]
+start = "main"
+main = "main"
+identify = "main"
+[text]
+no_input = { zh = "无", en = "none" }
+no_input_goodbye = { zh = "再见", en = "bye" }
+invalid = { zh = "错", en = "wrong" }
+too_many_goodbye = { zh = "多", en = "many" }
+agent_queued = { zh = "人工", en = "agent" }
+[nodes.main]
+type = "menu"
+say = { zh = "按1", en = "press 1" }
+options = { "1" = "%s" }
+"""
+
+
+def test_packaged_menus_load_and_every_route_exists():
+    for name in ("12333", "bank"):
+        menu = load_menu(name)
+        assert menu.nodes[menu.start].type == "menu"
+        assert menu.back_key == "*" and menu.agent_key == "0"
+        for node in menu.nodes.values():
+            if node.secret:
+                assert node.type == "input"
+
+
+def test_a_menu_naming_an_unknown_node_is_refused():
+    assert parse_menu("ok", MINIMAL % "main").nodes["main"].options["1"].go == "main"
+    with pytest.raises(MenuError, match="unknown node"):
+        parse_menu("broken", MINIMAL % "nowhere")
+
+
+def test_a_prompt_needs_both_languages():
+    with pytest.raises(MenuError, match="say.zh and say.en"):
+        parse_menu("broken", (MINIMAL % "main").replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "按1" }'))
+
+
+def test_nothing_typed_is_logged(client, holder, caplog):
+    caplog.set_level(logging.DEBUG)
+    phone = Phone(client).press("1").press("1")
+    phone.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
+    assert "身份验证成功" in phone.text
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert QUERY_PASSWORD not in logged and holder.citizen_id not in logged
+
+
+def test_an_idle_call_has_ended(client, holder, clock):
+    phone = Phone(client).press("1")
+    clock.advance(minutes=11)
+    phone.press("1")
+    assert phone.ended and "通话结束" in phone.text
+
+
+def test_twilio_signature_is_checked_when_a_token_is_set(client, monkeypatch):
+    monkeypatch.setenv("SSCARD_TWILIO_AUTH_TOKEN", "test-token")
+    url = "http://testserver/api/v1/hotline/12333/voice"
+    form = {"CallSid": "CAsigned", "From": "+8613800138000"}
+    unsigned = client.post(url, data=form)
+    assert unsigned.status_code == 403
+    signature = RequestValidator("test-token").compute_signature(url, form)
+    signed = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+    assert signed.status_code == 200 and "<Gather" in signed.text
+
+
+def test_a_call_sid_used_on_another_line_is_answered_politely(client, holder):
+    phone = Phone(client, "12333")
+    response = client.post("/api/v1/hotline/bank:GSB/voice", data={"CallSid": phone.sid, "Digits": "1"})
+    assert response.status_code == 200
+    assert "<Hangup" in response.text and "对不起" in response.text and "Sorry" in response.text
+
+
+def test_idle_calls_are_swept_and_forget_what_they_held(client, holder, app, clock):
+    from sscard.core.roles import CLI_OPERATOR
+    from sscard.services import hotline
+
+    phone = Phone(client).press("1").press("2").press(keys_for_citizen_id(holder.citizen_id))
+    fresh = Phone(client)
+    clock.advance(minutes=11)
+    Phone(client)  # a call that just started is not idle
+    assert hotline.load_call(app, phone.sid)["slots"]["login"] == holder.citizen_id
+    assert hotline.sweep_idle_calls(app, CLI_OPERATOR)["ended"] == 2
+    assert hotline.load_call(app, phone.sid)["status"] == "ended"
+    assert hotline.load_call(app, phone.sid)["slots"] == {}
+    assert hotline.load_call(app, fresh.sid)["status"] == "ended"

@@ -1,0 +1,53 @@
+"""The hotlines speak the city's policy: loss days and the query-password lockout at a non-default value."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sscard.api.main import create_app
+from sscard.services import banking, cards
+from tests.hotline.conftest import QUERY_PASSWORD
+from tests.hotline.phone import Phone, keys_for_citizen_id
+
+
+@pytest.fixture
+def city_policy_client(make_app):
+    """A second App on the same database with a city's own policy; the test's `city` built the data."""
+    app = make_app(ss_loss={"temporary_days": 3}, bank_loss={"oral_days": 2},
+                   query_password={"max_failures": 2, "lock_minutes": 10})
+    with TestClient(create_app(app)) as client:
+        yield client, app
+
+
+def test_loss_days_and_lock_follow_the_policy(city_policy_client, holder, city, clock):
+    client, app = city_policy_client
+    phone = Phone(client).press("1").press("2")
+    phone.press(keys_for_citizen_id(holder.citizen_id)).press("00000000")
+    assert "密码错误" in phone.text
+    phone.press("00000001")  # the second wrong one locks, for 10 minutes
+    assert phone.ended and "已锁定" in phone.text and "2次" in phone.text and "10分钟" in phone.text
+
+    clock.advance(minutes=11)
+    phone = Phone(client).press("1").press("2")
+    phone.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
+    assert "3天内未办理正式挂失将自动解除" in phone.text
+    phone.press("1")
+    assert "如未在3天内" in phone.text
+    clock.advance(days=3, minutes=1)
+    assert cards.card_status(app, city.actor("clerk"), holder.card_number)["ss_status"] == "normal"
+
+
+def test_oral_loss_lapses_after_the_policy_days(city_policy_client, holder, city, clock):
+    client, app = city_policy_client
+    pin = "739184" if "739184" not in holder.citizen_id else "582947"
+    banking.activate(app, city.actor("teller"), holder.pan, holder.citizen_id, pin, pin)
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    phone.press(holder.pan).press(keys_for_citizen_id(holder.citizen_id)).press("1").press(pin)
+    assert "口头挂失有效期2天" in phone.text
+    phone.press("1")
+    assert "口头挂失成功" in phone.text and "有效期2天" in phone.text
+    clock.advance(days=1)
+    assert cards.card_status(app, city.actor("teller"), holder.card_number)["bank"]["status"] == "oral_loss"
+    clock.advance(days=1, minutes=1)
+    assert cards.card_status(app, city.actor("teller"), holder.card_number)["bank"]["status"] == "active"

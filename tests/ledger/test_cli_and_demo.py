@@ -1,0 +1,81 @@
+"""`sscard account statement/check` and the demo's opening balances."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from sscard.core.roles import SYSTEM_ACTOR
+from sscard.demo import ledger as demo_ledger
+from sscard.models.foundation import BankAccount
+from sscard.models.ledger import LedgerTransfer
+from sscard.services import banking, batching
+from tests.conftest import TEST_KEY
+
+from .helpers import PIN, activated, invariants, terminal
+
+
+@pytest.fixture
+def cli(db_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SSCARD_DATABASE_URL", db_url)
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("COLUMNS", "200")
+    from sscard import cli as cli_pkg
+
+    if not any(g.name == "account" for g in cli_pkg.app.registered_groups):
+        cli_pkg._register_area_commands()
+    return lambda *args: CliRunner().invoke(cli_pkg.app, list(args))
+
+
+def test_account_statement_and_check_on_the_command_line(city, app, cli):
+    card = activated(city, opening_fen=12_345)
+    banking.deposit(app, city.actor("teller"), card.pan, 55)
+    out = cli("account", "statement", card.pan)
+    assert out.exit_code == 0, out.output
+    assert "124.00" in out.output and "pension_payer" in out.output and "cash:GSB-001" in out.output
+    assert card.pan not in out.output  # masked
+    out = cli("account", "check")
+    assert out.exit_code == 0 and '"ok": true' in out.output
+    out = cli("account", "statement", "6222020000000000000")
+    assert out.exit_code == 1
+
+
+def test_demo_opening_balances_keep_the_ledger_balanced(city, app):
+    already = activated(city, name="已启用", opening_fen=500)  # has its ledger account: left alone
+    waiting = [city.issued_card(name=f"未启用{i}") for i in range(5)]  # collected, in the window
+    out = demo_ledger.populate(app.db.engine, random.Random(7), app.clock.today(), activate_share=1.0,
+                               secret_key=TEST_KEY)
+    assert out["activated"] == 5 and out["ledger_accounts"] == 5
+    collected = waiting[0]
+    report = invariants(app)
+    assert report["ok"] and report["transfers"] == out["transfers"] + 1
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(BankAccount)
+                        .where(BankAccount.ledger_account_id.is_(None))) == 0
+        assert s.scalar(select(func.count()).select_from(LedgerTransfer)) == out["transfers"] + 1
+    # the demo PIN of the account it activated works through the services
+    from sscard.demo.people import demo_pin
+
+    banking.deposit(app, city.actor("teller"), collected.pan, 1_000)
+    banking.withdraw(app, city.actor("teller"), collected.pan, 500, demo_pin(collected.citizen_id))
+    assert demo_ledger.populate(app.db.engine, random.Random(7), app.clock.today())["ledger_accounts"] == 0
+    assert invariants(app)["ok"] and banking.statement(app, city.actor("teller"), already.pan)["balance_fen"] == 500
+
+
+def test_a_closed_batcher_hands_calls_to_the_ordinary_frame(city, app):
+    card = activated(city, opening_fen=1_000)
+    pos = terminal(city, "POS-1")
+    first = batching.call(app, banking.purchase, pos, card.pan, 50, PIN, idempotency_key="before-close")
+    batching.batcher(app).close()
+    # a key stored by a batch is answered the same by the ordinary frame (same keyed request hash)
+    assert batching.call(app, banking.purchase, pos, card.pan, 50, PIN, idempotency_key="before-close") == first
+    assert banking.purchase(app, pos, card.pan, 50, PIN, idempotency_key="before-close") == first
+    out = batching.call(app, banking.purchase, pos, card.pan, 100, PIN, idempotency_key="after-close")
+    assert out["balance_fen"] == 850
+    assert batching.call(app, banking.purchase, pos, card.pan, 100, PIN, idempotency_key="after-close") == out
+    banking.credit_pension(app, SYSTEM_ACTOR, card.pan, 1)
