@@ -50,7 +50,10 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the lock at BEGIN (no upgrade deadlocks); reads stay deferred, and in WAL
+            # mode they neither wait for the writer nor hold it up
+            readonly = conn.get_execution_options().get("sscard_readonly")
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -78,6 +81,14 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads: deferred BEGIN on SQLite; on PostgreSQL one REPEATABLE READ snapshot, which takes no
+        # predicate locks and so never makes a SERIALIZABLE writer abort.
+        reader = (
+            self.engine.execution_options(sscard_readonly=True)
+            if self.dialect == "sqlite"
+            else self.engine.execution_options(isolation_level="REPEATABLE READ")
+        )
+        self.read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.max_attempts = max_attempts
 
     @property
@@ -94,18 +105,21 @@ class Database:
     def read_committed(self) -> Iterator[Session]:
         """A short read outside the SERIALIZABLE regime (PostgreSQL): no predicate locks taken."""
         if self.dialect != "postgresql":
-            with self.session() as s:
+            with self.read_sessions() as s, s.begin():
                 yield s
             return
         with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
             with Session(bind=conn) as s, s.begin():
                 yield s
 
-    def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in a transaction, retrying it whole on serialization failure or deadlock."""
+    def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """Run `work` in a transaction, retrying it whole on serialization failure or deadlock.
+
+        `readonly=True` is for reads that write nothing (queries, token lookups)."""
+        maker = self.read_sessions if readonly else self.sessions
         for attempt in range(1, self.max_attempts + 1):
             try:
-                with self.session() as s:
+                with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
                 if not is_retryable(exc) or attempt == self.max_attempts:

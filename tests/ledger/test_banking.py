@@ -473,3 +473,15 @@ def test_a_rolled_back_system_account_is_not_remembered(app):
     with app.db.session() as s:
         op = Op(app, s, SYSTEM_ACTOR, "test", None)
         assert s.get(LedgerAccount, ledger.system_account(op, "merchant:ghost")) is not None
+
+
+def test_a_social_security_kiosk_cannot_move_bank_money(city, app):
+    a = activated(city, opening_fen=1_000)
+    b = activated(city, name="李四")
+    kiosk = terminal(city, "KIOSK-1")
+    with pytest.raises(SscardError) as e:
+        banking.transfer(app, kiosk, a.pan, b.pan, 100, PIN)
+    assert code_of(e) == "wrong_terminal_kind"
+    with pytest.raises(SscardError) as e:
+        banking.change_pin(app, kiosk, a.pan, PIN, "369258", "369258")
+    assert code_of(e) == "wrong_terminal_kind"

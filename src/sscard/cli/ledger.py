@@ -18,6 +18,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -166,7 +167,7 @@ def _drive(clients: int, seconds: float, work: Callable[[int, random.Random], bo
 def _scratch(db: str, pg_url: str) -> tuple[str, Callable[[], None]]:
     if db == "sqlite":
         tmp = tempfile.mkdtemp(prefix="sscard-bench-")
-        return f"sqlite:///{tmp}/bench.db", lambda: None
+        return f"sqlite:///{tmp}/bench.db", lambda: shutil.rmtree(tmp, ignore_errors=True)
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -371,3 +372,4 @@ def run_bench(db: str, clients: int, seconds: float, pg_url: str = DEFAULT_PG, a
                 server.kill()
         app.close()
         drop()
+        shutil.rmtree(workdir, ignore_errors=True)

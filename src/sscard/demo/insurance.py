@@ -26,6 +26,7 @@ from sqlalchemy import Engine, insert, select
 from ..models.foundation import Person
 from ..models.insurance import Contribution, Employer
 from ..services.insurance import INSURANCE_TYPES, amounts_for
+from .bulk import bulk_insert
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -58,24 +59,9 @@ def _age(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-_COLUMNS = ("person_id", "insurance_type", "month", "year", "employer_id", "base_fen", "employer_fen", "personal_fen",
-            "recorded_at")
-
 
 def _write(conn, rows: list[dict]) -> int:
-    """Bulk insert: COPY on PostgreSQL (executemany is several times slower there), executemany elsewhere."""
-    if conn.dialect.name == "postgresql":
-        cursor = conn.connection.driver_connection.cursor()
-        text = "".join(
-            f"{r['person_id']}\t{r['insurance_type']}\t{r['month']}\t{r['year']}\t{r['employer_id']}\t"
-            f"{r['base_fen']}\t{r['employer_fen']}\t{r['personal_fen']}\t{r['recorded_at'].isoformat()}\n"
-            for r in rows
-        )
-        with cursor.copy(f"COPY {Contribution.__tablename__} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            copy.write(text.encode())
-    else:
-        conn.execute(insert(Contribution.__table__), rows)
-    return len(rows)
+    return bulk_insert(conn, Contribution.__table__, rows)
 
 
 def populate(engine: Engine, rng: random.Random, today: date, *, max_people: int = 1000, always_first: int = 200,

@@ -29,6 +29,7 @@ from ..models.medical import (
     PersonalAccount,
     PersonalAccountMovement,
 )
+from .bulk import bulk_insert
 
 # code, name, kind, level, designated, demo terminal it takes over (by the demo city's merchant name)
 INSTITUTIONS = (
@@ -47,18 +48,7 @@ CHUNK = 5_000
 
 
 def _write(conn, table, rows: list[dict]) -> None:
-    """Bulk insert: COPY on PostgreSQL (several times faster there than executemany), executemany elsewhere."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        columns = list(rows[0])
-        cursor = conn.connection.driver_connection.cursor()
-        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([row[c] for c in columns])
-        return
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(insert(table), rows[start:start + CHUNK])
+    bulk_insert(conn, table, rows)
 
 
 def populate(engine: Engine, rng: random.Random, today: date, *, max_people: int = 20_000,

@@ -54,6 +54,7 @@ from ..models.foundation import (
 from ..services.app import App
 from ..services.cards import add_years
 from ..services.production import add_working_days
+from .bulk import bulk_insert
 
 BANK_PIN_PURPOSE = "bank_pin"  # HMAC purpose of the bank PIN; the subject is the PAN
 # Demo bank PINs, for accounts shown as active: the first one that is not weak for the person.
@@ -597,6 +598,9 @@ class BulkTable:
         self.datetimes = [c.name for c in model_table.columns if isinstance(c.type, UtcDateTime)]
         self.dates = [c.name for c in model_table.columns if isinstance(c.type, Date)]
 
+    def insert(self, conn, rows: list[dict]) -> None:
+        bulk_insert(conn, self.clause, rows)
+
     def prepare(self, rows: list[dict]) -> list[dict]:
         if not self.sqlite:
             return rows
@@ -678,11 +682,10 @@ def load_people(app: App, refs: CityRefs, people: int, seed: int, *, chunk_size:
 
         def work(session, chunk=chunk, first=first, last=last, index=index):
             conn = session.connection()
-            conn.execute(insert(persons_t.clause), chunk.persons)
-            conn.execute(insert(cards_t.clause), chunk.cards)
-            if chunk.replacements:  # after the cards they replace (foreign key)
-                conn.execute(insert(cards_t.clause), chunk.replacements)
-            conn.execute(insert(accounts_t.clause), chunk.accounts)
+            persons_t.insert(conn, chunk.persons)
+            cards_t.insert(conn, chunk.cards)
+            cards_t.insert(conn, chunk.replacements)  # after the cards they replace (foreign key)
+            accounts_t.insert(conn, chunk.accounts)
             # One summary audit record for the whole chunk instead of one per person (bulk load).
             conn.execute(insert(AuditRecord.__table__), [_audit_row(
                 now, "person", f"{first}-{last}", seed=seed, chunk=index, persons=len(chunk.persons),

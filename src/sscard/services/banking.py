@@ -300,7 +300,7 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
     require_positive_fen(amount_fen)
-    _terminal_kind(op, "atm", "kiosk")
+    _terminal_kind(op, "atm")
     source_account = _account(op, from_pan)
     target = _by_pan(op, to_pan)
     if target.id == source_account.id:
@@ -456,7 +456,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 @operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER})
 def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
-    _terminal_kind(op, "atm", "kiosk")
+    _terminal_kind(op, "atm")
     account = _account(op, pan)
     if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
         check_bank_debit(_status(op, account))

@@ -296,7 +296,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role]):
             def work(session: Session) -> Any:
                 return jsonable(fn(Op(app, session, actor, name, None), *args, **kwargs))
 
-            return app.db.run(work)
+            return app.db.run(work, readonly=True)
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.roles = frozenset(roles)  # type: ignore[attr-defined]

@@ -97,7 +97,7 @@ def actor_for_token(app, token: str) -> Actor | None:
         terminal = session.get(Terminal, row.terminal_id)
         return terminal_actor(session, terminal) if terminal and terminal.active else None
 
-    return app.db.run(work)
+    return app.db.run(work, readonly=True)
 
 
 def authenticate_staff(app, username: str, password: str, channel: Channel) -> Actor | None:
