@@ -18,7 +18,7 @@ import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from ..core.clock import SHANGHAI
 from ..core.states import BankStatus as B
 from ..models.foundation import AuditRecord, Bank, BankAccount, Card, Outlet, Person
 from ..services import ledger
+from .bulk import bulk_insert
 
 ACTIVATED = (B.ACTIVE, B.ORAL_LOSS, B.WRITTEN_LOSS, B.FROZEN)
 ACCOUNTS = ledger.ACCOUNTS
@@ -65,18 +66,15 @@ def populate(engine: Engine, rng: random.Random, today: date, *, activate_share:
                                                            now=now)
             return drawers[outlet_id]
 
-        created = conn.execute(
-            insert(ACCOUNTS).returning(ACCOUNTS.c.id, ACCOUNTS.c.bank_account_id, sort_by_parameter_order=True),
-            [dict(kind="customer", name=None, bank_id=r.bank_id, bank_account_id=r.id, no_overdraft=True,
-                  closed=False, debits_posted=0, credits_posted=0, debits_pending=0, credits_pending=0,
-                  created_at=r.activated_at or now) for r in rows],
-        ).all()
-        ledger_of = {ba: lid for lid, ba in created}
-        conn.execute(
-            update(BankAccount.__table__).where(BankAccount.__table__.c.id == bindparam("ba_id"))
-            .values(ledger_account_id=bindparam("lid"), version=BankAccount.__table__.c.version + 1),
-            [{"ba_id": ba, "lid": lid} for ba, lid in ledger_of.items()],
-        )
+        for r in rows:  # every system account first: the customer ids below come after them all
+            outlet = r.activated_outlet_id or first_outlet.get(r.bank_id)
+            if outlet is not None:
+                drawer(outlet)
+        session.flush()
+        # Ids given here, so transfers can name their accounts before the rows exist and each customer
+        # account is written once, with its sums: one COPY instead of an insert plus an update per row.
+        first_id = conn.scalar(select(func.coalesce(func.max(ACCOUNTS.c.id), 0))) + 1
+        ledger_of = {r.id: first_id + i for i, r in enumerate(rows)}
         transfers: list[dict] = []
         sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # id -> [debits, credits]
 
@@ -104,14 +102,34 @@ def populate(engine: Engine, rng: random.Random, today: date, *, activate_share:
                     at = max(opened, now - timedelta(days=30 * back))
                     month = (today.replace(day=1) - timedelta(days=28 * back)).strftime("%Y-%m")
                     move(payer, lid, monthly, "pension", month, at)
-        for start in range(0, len(transfers), 5000):
-            conn.execute(insert(TRANSFERS), transfers[start:start + 5000])
+        bulk_insert(conn, ACCOUNTS, [
+            dict(id=ledger_of[r.id], kind="customer", name=None, bank_id=r.bank_id, bank_account_id=r.id,
+                 no_overdraft=True, closed=False, debits_posted=sums[ledger_of[r.id]][0],
+                 credits_posted=sums[ledger_of[r.id]][1], debits_pending=0, credits_pending=0,
+                 created_at=r.activated_at or now)
+            for r in rows
+        ])
+        if conn.dialect.name == "postgresql":  # ids were given explicitly: move the sequence past them
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('ledger_accounts', 'id'), "
+                              "(SELECT max(id) FROM ledger_accounts))"))
+        bank_accounts = BankAccount.__table__
         conn.execute(
-            update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("aid")).values(
-                debits_posted=ACCOUNTS.c.debits_posted + bindparam("d"),
-                credits_posted=ACCOUNTS.c.credits_posted + bindparam("c")),
-            [{"aid": aid, "d": d, "c": c} for aid, (d, c) in sums.items()],
+            update(bank_accounts)
+            .where(bank_accounts.c.ledger_account_id.is_(None),
+                   bank_accounts.c.id.in_(select(ACCOUNTS.c.bank_account_id)
+                                          .where(ACCOUNTS.c.id >= first_id)))
+            .values(ledger_account_id=select(ACCOUNTS.c.id).where(ACCOUNTS.c.bank_account_id == bank_accounts.c.id)
+                    .scalar_subquery(), version=bank_accounts.c.version + 1)
         )
+        bulk_insert(conn, TRANSFERS, transfers)
+        system = [{"aid": aid, "d": d, "c": c} for aid, (d, c) in sums.items() if aid < first_id]
+        if system:  # the pension payer and the outlets' cash drawers
+            conn.execute(
+                update(ACCOUNTS).where(ACCOUNTS.c.id == bindparam("aid")).values(
+                    debits_posted=ACCOUNTS.c.debits_posted + bindparam("d"),
+                    credits_posted=ACCOUNTS.c.credits_posted + bindparam("c")),
+                system,
+            )
         total = conn.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0)))
         if total != 0:
             raise RuntimeError(f"demo ledger does not balance: {total}")
@@ -119,9 +137,9 @@ def populate(engine: Engine, rng: random.Random, today: date, *, activate_share:
             at=now, actor_kind="operator", actor_id="demo", actor_role="operator", channel="cli", place="",
             operation="demo.ledger", object_type="ledger", object_id="opening_balances", before="", after="loaded",
             result="ok", idempotency_key=None,
-            detail={"ledger_accounts": len(created), "transfers": len(transfers), "banks": sorted(banks.values())},
+            detail={"ledger_accounts": len(rows), "transfers": len(transfers), "banks": sorted(banks.values())},
         ))
-    return {"ledger_accounts": len(created), "transfers": len(transfers), "pensioners": pensioners,
+    return {"ledger_accounts": len(rows), "transfers": len(transfers), "pensioners": pensioners,
             "activated": activated_more}
 
 
