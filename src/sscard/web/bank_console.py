@@ -18,7 +18,6 @@ import hashlib
 import hmac
 import secrets as pysecrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -30,7 +29,7 @@ from ..core.clock import SHANGHAI
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
-from ..core.roles import BANK_STAFF, Actor, Channel, Role
+from ..core.roles import BANK_STAFF, Channel, Role
 from ..services import banking, loss, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
@@ -54,20 +53,10 @@ register_messages({
 })
 
 
-@dataclass
-class Desk:
+class Desk(security.StaffDesk):
     """The signed-in teller (or supervisor) at this outlet, and their session row (CSRF token)."""
 
-    actor: Actor
-    row: Any
-
-    @property
-    def supervisor(self) -> bool:
-        return self.actor.role is Role.BANK_SUPERVISOR
-
-    @property
-    def csrf(self) -> str:
-        return self.row.csrf
+    SUPERVISOR = Role.BANK_SUPERVISOR
 
 
 def _app(request: Request) -> App:
@@ -76,14 +65,9 @@ def _app(request: Request) -> App:
 
 def _desk(request: Request, *, supervisor: bool = False) -> Desk | Response:
     """The teller at the desk, or the response to send instead (login redirect, refusal page)."""
-    found = websession.resolve(_app(request), request.cookies.get(STAFF_COOKIE), "staff")
-    if found is None:
-        raise security.LoginRequired("bank")
-    actor, row = found
-    if actor.role not in BANK_STAFF:
+    actor, row = security.staff_at_console(request, roles=BANK_STAFF, channel=Channel.BANK_OUTLET, login_kind="bank")
+    if row is None:
         return render(request, "bank/forbidden.html", {"reason": "not_bank_staff", "actor": actor}, 403)
-    if row.channel != Channel.BANK_OUTLET:
-        raise security.LoginRequired("bank")
     desk = Desk(actor, row)
     if supervisor and not desk.supervisor:
         return render(request, "bank/forbidden.html", {"reason": "supervisor_only", "desk": desk}, 403)

@@ -17,9 +17,7 @@ import hmac
 import logging
 import secrets as pysecrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -71,20 +69,10 @@ EVENT_WORDS = {
 }
 
 
-@dataclass
-class Window:
+class Window(security.StaffDesk):
     """The signed-in clerk (or supervisor) at this center, and their session row (CSRF token)."""
 
-    actor: Actor
-    row: Any
-
-    @property
-    def supervisor(self) -> bool:
-        return self.actor.role is Role.CENTER_SUPERVISOR
-
-    @property
-    def csrf(self) -> str:
-        return self.row.csrf
+    SUPERVISOR = Role.CENTER_SUPERVISOR
 
 
 def _app(request: Request) -> App:
@@ -92,14 +80,9 @@ def _app(request: Request) -> App:
 
 
 def _window(request: Request, *, supervisor: bool = False) -> Window | Response:
-    found = websession.resolve(_app(request), request.cookies.get(STAFF_COOKIE), "staff")
-    if found is None:
-        raise security.LoginRequired("staff")
-    actor, row = found
-    if actor.role not in CENTER_STAFF:
+    actor, row = security.staff_at_console(request, roles=CENTER_STAFF, channel=Channel.WINDOW, login_kind="staff")
+    if row is None:
         return render(request, "console/forbidden.html", {"reason": "not_center_staff"}, 403)
-    if row.channel != Channel.WINDOW:
-        raise security.LoginRequired("staff")
     w = Window(actor, row)
     if supervisor and not w.supervisor:
         return render(request, "console/forbidden.html", {"reason": "supervisor_only", "w": w}, 403)

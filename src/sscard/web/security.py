@@ -7,7 +7,7 @@ import hmac
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from ..core.roles import Actor
+from ..core.roles import Actor, Channel, Role
 from ..services import websession
 from ..services.app import App
 
@@ -71,3 +71,39 @@ def install(api) -> None:
     @api.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed):
         return PlainTextResponse("CSRF check failed / 请求校验失败，请刷新页面", status_code=403)
+
+
+class StaffDesk:
+    """A signed-in staff member at a console (window or bank counter) and their session row.
+
+    Each console names its supervisor role; `supervisor` and `csrf` read the same way in both."""
+
+    SUPERVISOR: Role
+
+    def __init__(self, actor: Actor, row):
+        self.actor, self.row = actor, row
+
+    @property
+    def supervisor(self) -> bool:
+        return self.actor.role is self.SUPERVISOR
+
+    @property
+    def csrf(self) -> str:
+        return self.row.csrf
+
+
+def staff_at_console(request: Request, *, roles: frozenset[Role], channel: Channel, login_kind: str):
+    """The (actor, session row) of the staff member signed in on this console's channel.
+
+    Not signed in, or signed in on the other console: LoginRequired (to this console's login page).
+    Signed in but not one of `roles`: None, and the console renders its own refusal page."""
+    app: App = request.app.state.sscard
+    found = websession.resolve(app, request.cookies.get(COOKIE["staff"]), "staff")
+    if found is None:
+        raise LoginRequired(login_kind)
+    actor, row = found
+    if actor.role not in roles:
+        return actor, None
+    if row.channel != channel:
+        raise LoginRequired(login_kind)
+    return actor, row
