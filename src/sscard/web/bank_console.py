@@ -118,20 +118,14 @@ def login_page(request: Request) -> HTMLResponse:
 
 
 def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
-    token = _key()
-    response = render(request, "bank/login.html", {"login_token": token, "error": error, "username": username},
-                      status)
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/bank",
-                        secure=request.url.scheme == "https")
-    return response
+    return security.login_page(request, "bank/login.html", LOGIN_COOKIE, "/bank",
+                               {"error": error, "username": username}, status)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
-    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
-        raise security.CsrfFailed()
+    security.check_login_token(request, form, LOGIN_COOKIE)
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     lang = language(request)
     web = websession.staff_login(_app(request), username, password, Channel.BANK_OUTLET) if username else None

@@ -13,7 +13,6 @@ forms carry a one-time key used as the idempotency key, so a double click does t
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets as pysecrets
 from collections.abc import Callable
@@ -139,20 +138,14 @@ def login_page(request: Request) -> HTMLResponse:
 
 
 def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
-    token = _key()
-    response = render(request, "console/login.html", {"login_token": token, "error": error, "username": username},
-                      status)
-    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/console",
-                        secure=request.url.scheme == "https")
-    return response
+    return security.login_page(request, "console/login.html", LOGIN_COOKIE, "/console",
+                               {"error": error, "username": username}, status)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
-    sent, expected = str(form.get("login_token", "")), request.cookies.get(LOGIN_COOKIE, "")
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
-        raise security.CsrfFailed()
+    security.check_login_token(request, form, LOGIN_COOKIE)
     username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
     lang = language(request)
     web = websession.staff_login(_app(request), username, password, Channel.WINDOW) if username else None

@@ -107,3 +107,23 @@ def staff_at_console(request: Request, *, roles: frozenset[Role], channel: Chann
     if row.channel != channel:
         raise LoginRequired(login_kind)
     return actor, row
+
+
+def login_page(request: Request, template: str, cookie: str, path: str, context: dict, status: int = 200):
+    """A login form with a double-submit token: there is no session yet to hold a CSRF token, so the
+    token goes both into the form and into a cookie scoped to this console's path."""
+    import secrets as pysecrets
+
+    from .pages import render
+
+    token = pysecrets.token_urlsafe(18)
+    response = render(request, template, {"login_token": token, **context}, status)
+    response.set_cookie(cookie, token, httponly=True, samesite="strict", path=path, secure=request.url.scheme == "https")
+    return response
+
+
+def check_login_token(request: Request, form, cookie: str) -> None:
+    """The login form's token must match its cookie (CsrfFailed otherwise)."""
+    sent, expected = str(form.get("login_token", "")), request.cookies.get(cookie, "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise CsrfFailed()
