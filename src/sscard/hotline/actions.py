@@ -223,8 +223,10 @@ def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
 
 
 @handler("ss_password_new")
-def ss_password_new(ctx: Ctx, value: str | None) -> Outcome:
-    """The new password: weak ones refused at once; only a keyed digest bound to this call is kept."""
+@handler("bank_pin_new")
+def new_six_digits(ctx: Ctx, value: str | None) -> Outcome:
+    """The new SS password or bank PIN (same rules): weak ones refused at once; only a keyed digest
+    bound to this call is kept until it is typed again."""
     try:
         svc.check_new_six_digits(ctx.app, _holder(ctx), value or "")
     except SscardError as err:
@@ -318,18 +320,6 @@ def bank_pin_old(ctx: Ctx, value: str | None) -> Outcome:
         return Outcome("refused", [ctx.error(err)])
     ctx.slots["old_ok"] = ctx.slots["pan"]
     ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
-    return Outcome("ok")
-
-
-@handler("bank_pin_new")
-def bank_pin_new(ctx: Ctx, value: str | None) -> Outcome:
-    try:
-        svc.check_new_six_digits(ctx.app, _holder(ctx), value or "")
-    except SscardError as err:
-        if err.code != "weak_password":
-            raise
-        return Outcome("weak", [ctx.error(err)])
-    ctx.slots["pending_new"] = svc.pending_digest(ctx.app, ctx.state["call_sid"], value or "")
     return Outcome("ok")
 
 
