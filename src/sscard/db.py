@@ -66,6 +66,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, StaleDataError):
         return True  # optimistic version check lost a race
+    if getattr(exc, "sqlstate", None) in RETRY_SQLSTATES:
+        return True  # raised by psycopg itself, outside SQLAlchemy (a pipeline's sync)
     if isinstance(exc, DBAPIError):
         orig = exc.orig
         sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
@@ -111,6 +113,17 @@ class Database:
         with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
             with Session(bind=conn) as s, s.begin():
                 yield s
+
+    @contextmanager
+    def pipeline(self, session: Session) -> Iterator[None]:
+        """On PostgreSQL, send the statements of the block without waiting for each answer (psycopg's
+        pipeline mode: one round trip for many writes); elsewhere, nothing changes. Only for statements
+        whose results are not read in the block; errors surface at the end of the block."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        with session.connection().connection.dbapi_connection.pipeline():
+            yield
 
     def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock.

@@ -379,15 +379,38 @@ def test_forged_or_expired_cardholder_tokens_are_401(client, world, clock, app):
     assert r.status_code == 401 and r.json() == {"code": "unauthenticated", "message": "Authentication required"}
 
 
-def test_a_revoked_staff_token_is_401(client, world, app):
+def test_a_revoked_staff_token_is_401_once_its_cached_lookup_expires(client, world, app, clock):
     from sqlalchemy import update
 
     from sscard.models.foundation import ApiToken
 
-    assert client.get(f"/api/v1/cards/{world.card.card_number}", headers=headers(world.clerk)).status_code == 200
+    path = f"/api/v1/cards/{world.card.card_number}"
+    assert client.get(path, headers=headers(world.clerk)).status_code == 200
     with app.db.session() as s:
         s.execute(update(ApiToken).values(revoked=True))
-    assert client.get(f"/api/v1/cards/{world.card.card_number}", headers=headers(world.clerk)).status_code == 401
+    ttl = app.policy.api.token_cache_seconds
+    assert ttl == 5
+    # the lookup is reused for api.token_cache_seconds (the documented trade-off) ...
+    assert client.get(path, headers=headers(world.clerk)).status_code == 200
+    # ... and no longer
+    clock.advance(seconds=ttl)
+    assert client.get(path, headers=headers(world.clerk)).status_code == 401
+    assert client.get(path, headers=headers(world.clerk)).status_code == 401
+
+
+def test_a_token_cache_of_zero_seconds_refuses_a_revoked_token_at_once(client, world, app, monkeypatch):
+    from sqlalchemy import update
+
+    from sscard.core.policy import load_policy
+    from sscard.models.foundation import ApiToken
+
+    monkeypatch.setattr(app, "policy", load_policy(api={"token_cache_seconds": 0}))
+    app.extras.pop("api_token_cache", None)
+    path = f"/api/v1/cards/{world.card.card_number}"
+    assert client.get(path, headers=headers(world.clerk)).status_code == 200
+    with app.db.session() as s:
+        s.execute(update(ApiToken).values(revoked=True))
+    assert client.get(path, headers=headers(world.clerk)).status_code == 401
 
 
 def test_services_and_api_agree_on_state(client, world, app, city):

@@ -1,19 +1,24 @@
-"""What every API route needs: the App, the caller as an Actor, the language, the idempotency key."""
+"""What every API route needs: the App, the caller as an Actor, the language, the idempotency key.
+
+These are `async def`: FastAPI runs a plain `def` dependency in its thread pool, one hop per
+dependency per request. None of them blocks: a bearer token is looked up in a thread only when its
+cached lookup (services.staff) is missing or stale."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.roles import Actor
 from ..services.app import App
-from ..services.staff import actor_for_token
+from ..services.staff import actor_for_token, cached_actor
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
 
-def get_app(request: Request) -> App:
+async def get_app(request: Request) -> App:
     return request.app.state.sscard
 
 
@@ -26,24 +31,27 @@ def language(request: Request) -> str:
     return "en" if lang.startswith("en") else "zh"
 
 
-def optional_actor(request: Request, app: Annotated[App, Depends(get_app)]) -> Actor | None:
+async def optional_actor(request: Request, app: Annotated[App, Depends(get_app)]) -> Actor | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
-            return cardholder_from_token(app, token)
-        return actor_for_token(app, token)
+            return cardholder_from_token(app, token)  # a signature check, no I/O
+        hit, actor = cached_actor(app, token)
+        if hit:
+            return actor
+        return await run_in_threadpool(actor_for_token, app, token)
     web_actor = getattr(request.state, "actor", None)  # set by the web session middleware, if any
     return web_actor
 
 
-def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
     if actor is None:
         raise SscardError("unauthenticated")
     return actor
 
 
-def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=80)] = None) -> str | None:
+async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=80)] = None) -> str | None:
     return idempotency_key
 
 

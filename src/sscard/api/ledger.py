@@ -2,7 +2,8 @@
 
 Terminal routes (/api/v1/terminal/...) take a terminal's bearer token; every write needs an
 Idempotency-Key header (a retry answers the first answer; another body is idempotency_key_reused).
-Payments and transfers from terminals are group-committed (services/batching). Amounts are integer fen.
+Payments and transfers from terminals are group-committed (services/batching); their routes are async,
+so a request waiting for its batch holds no thread. Amounts are integer fen.
 """
 
 from __future__ import annotations
@@ -149,36 +150,36 @@ def terminal_balance(body: CardPin, app: AppDep, actor: ActorDep, key: KeyDep) -
 
 
 @router.post("/terminal/payments")
-def terminal_purchase(body: Purchase, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_purchase(body: Purchase, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     """A one-step payment (group-committed)."""
     _terminal(actor, key)
-    return batching.call(app, banking.purchase, actor, body.pan, body.amount_fen, body.pin,
+    return await batching.acall(app, banking.purchase, actor, body.pan, body.amount_fen, body.pin,
                          transfer_id=body.transfer_id, idempotency_key=key)
 
 
 @router.post("/terminal/payments/authorize")
-def terminal_authorize(body: Authorize, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_authorize(body: Authorize, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     _terminal(actor, key)
-    return batching.call(app, banking.authorize_payment, actor, body.pan, body.amount_fen, body.pin,
+    return await batching.acall(app, banking.authorize_payment, actor, body.pan, body.amount_fen, body.pin,
                          timeout_seconds=body.timeout_seconds, transfer_id=body.transfer_id, idempotency_key=key)
 
 
 @router.post("/terminal/payments/{transfer_id}/capture")
-def terminal_capture(transfer_id: str, body: Capture, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_capture(transfer_id: str, body: Capture, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     _terminal(actor, key)
-    return batching.call(app, banking.capture_payment, actor, transfer_id, body.amount_fen, idempotency_key=key)
+    return await batching.acall(app, banking.capture_payment, actor, transfer_id, body.amount_fen, idempotency_key=key)
 
 
 @router.post("/terminal/payments/{transfer_id}/void")
-def terminal_void(transfer_id: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_void(transfer_id: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     _terminal(actor, key)
-    return batching.call(app, banking.void_payment, actor, transfer_id, idempotency_key=key)
+    return await batching.acall(app, banking.void_payment, actor, transfer_id, idempotency_key=key)
 
 
 @router.post("/terminal/transfers")
-def terminal_transfer(body: TerminalTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_transfer(body: TerminalTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     _terminal(actor, key)
-    return batching.call(app, banking.transfer, actor, body.from_pan, body.to_pan, body.amount_fen, body.pin,
+    return await batching.acall(app, banking.transfer, actor, body.from_pan, body.to_pan, body.amount_fen, body.pin,
                          transfer_id=body.transfer_id, idempotency_key=key)
 
 

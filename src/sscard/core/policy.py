@@ -118,6 +118,13 @@ class MedicalPolicy(_Group):
     monthly_credit_fen: Fen = Field(15_000, ge=0, le=1_000_000, description="default monthly personal-account credit (CLI credit command)")
 
 
+class ApiPolicy(_Group):
+    token_cache_seconds: int = Field(
+        5, ge=0, le=300,
+        description="a bearer token's lookup is reused this long (0: every request looks it up); "
+                    "a revoked token stops working within it")
+
+
 class Policy(BaseSettings):
     """Every city setting, with RULES.md defaults. Frozen: a running system's policy does not drift."""
 
@@ -139,6 +146,7 @@ class Policy(BaseSettings):
     bank: BankPolicy = BankPolicy()
     limits: LimitsPolicy = LimitsPolicy()
     medical: MedicalPolicy = MedicalPolicy()
+    api: ApiPolicy = ApiPolicy()
 
     @classmethod
     def settings_customise_sources(

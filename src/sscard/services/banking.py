@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
@@ -35,6 +35,7 @@ from ..core.states import (
 )
 from ..models.foundation import Bank, BankAccount, Card, Outlet
 from . import access, ledger, lookup
+from .book import book_of
 from .loss import _refresh_bank
 from .operation import Op, operation, query
 
@@ -68,11 +69,28 @@ def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
     return account
 
 
-def prefetch_accounts(session, pans: set[str]) -> None:
-    """Load the accounts of many PANs in one query (used by services/batching for a whole batch)."""
-    if pans:
-        found = session.scalars(select(BankAccount).where(BankAccount.pan.in_(pans))).all()
-        session.info.setdefault(PREFETCHED, {}).update({a.pan: a for a in found})
+def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
+    """Load for a whole batch (services/batching): the accounts of many PANs with their ledger accounts
+    and the day's limit usage in one query, then the ledger accounts of the terminals acting."""
+    if not pans:
+        return
+    book = book_of(session)
+    day = shanghai_day(now)
+    columns, join = book.seed_columns(BankAccount.ledger_account_id, bindparam("day", day))
+    found = {}
+    for row in session.execute(join(select(BankAccount, *columns)).where(BankAccount.pan.in_(pans))):
+        found[row.BankAccount.pan] = row.BankAccount
+        book.seed(row, day)
+    book.seeded()
+    session.info.setdefault(PREFETCHED, {}).update(found)
+    ids = []
+    for actor in actors:
+        if actor is not None and actor.role is Role.TERMINAL:
+            for name in (f"merchant:{actor.id}", f"atm:{actor.id}"):
+                known = ledger.known_system_account(session, name)
+                if known is not None:
+                    ids.append(known)
+    book.load(ids)
 
 
 def _account(op: Op, pan: str) -> BankAccount:

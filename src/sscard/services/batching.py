@@ -1,23 +1,36 @@
 """Group commit for the ledger's hot operations (terminal payments and transfers).
 
 One background writer thread per App takes queued requests, runs each one's checks and transfers in
-ONE database transaction (a savepoint per request, so a refusal does not spoil the batch), commits
-once, then answers every caller. Each request still gets its own audit record and idempotency record,
-exactly as the operation frame (services/operation.py) would write them; the answers are the same.
+ONE database transaction, commits once, then answers every caller. Each request still gets its own
+audit record and idempotency record, exactly as the operation frame (services/operation.py) would
+write them; the answers are the same.
+
+The ledger's book (services/book) holds the batch's accounts in memory: each is read once, every
+request's checks see the requests before it, and the transfers, balance changes, audit records and
+idempotency records are written with one statement per table when the batch commits.
+
+A refusal must leave nothing behind (the service functions decide refusals before they write, or raise
+them with commit=True). The writer checks this for every refusal: if a refused request had recorded
+anything in the book, run a write statement or left changed objects in the session, the batch is run
+again without it and that request is answered alone, through the ordinary frame.
 
 - A batch is whatever is queued when the writer comes round (up to `max_batch`), plus what arrives
   during a short linger (0.5 ms): an idle system answers almost at once, a busy one commits many
   requests per fsync.
 - A serialization failure or deadlock reruns the whole batch (the work has no outside side effects).
-- A request that meets something the batch cannot settle (a concurrent twin that stored the same
-  idempotency key in another transaction, or a commit that fails for another reason) is answered by
-  running it alone through the ordinary operation frame, in the caller's thread.
+- A request that meets something the batch cannot settle (an unexpected error, a refusal that wrote,
+  a concurrent twin that stored the same idempotency key in another transaction, or a commit that
+  fails for another reason) is answered by running it alone through the ordinary operation frame, in
+  the caller's thread.
 
-Use: `batching.call(app, banking.purchase, actor, pan, amount, pin, idempotency_key=key)`.
+Use: `batching.call(app, banking.purchase, actor, pan, amount, pin, idempotency_key=key)`, or
+`await batching.acall(...)` from an async route (no thread held while the batch commits).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import queue
@@ -29,8 +42,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.roles import Actor
@@ -38,11 +52,12 @@ from ..db import is_retryable
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access
 from .app import App
+from .book import book_of
 from .operation import (
     _UNAUDITED_STATUSES,
     Op,
-    _audit_record,
     _stored_error,
+    audit_values,
     jsonable,
     request_hash,
 )
@@ -71,7 +86,10 @@ class Batcher:
         self.max_batch = max_batch
         self.max_attempts = max_attempts
         self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._conn = self._lookup = None
         self._closed = False
+        if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
+            event.listen(app.db.engine, "before_cursor_execute", _count_writes)
         self._thread = threading.Thread(target=self._run, name="sscard-ledger-writer", daemon=True)
         self._thread.start()
         self.batches = 0
@@ -94,6 +112,23 @@ class Batcher:
             raise out
         return out
 
+    async def acall(self, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+                    **kwargs: Any) -> Any:
+        """`call` for an async route: waits for the batch without holding a thread; only a request
+        answered alone runs in the thread pool."""
+        access.authorize(actor, op_fn.operation_name)
+        out: Any = _ALONE
+        if not self._closed:
+            req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
+            self._queue.put(req)
+            out = await asyncio.wrap_future(req.future)
+        if out is _ALONE:
+            return await run_in_threadpool(
+                functools.partial(op_fn, self.app, actor, *args, idempotency_key=idempotency_key, **kwargs))
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
     def close(self) -> None:
         if self._closed:
             return
@@ -104,6 +139,13 @@ class Batcher:
     # ---------------------------------------------------------------- the writer
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.cpu = time.thread_time()
+            self._close_connections()
+
+    def _loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -143,46 +185,91 @@ class Batcher:
         return False
 
     def _process(self, batch: list[_Request]) -> None:
-        outcomes: list[Any] = []
-        for attempt in range(1, self.max_attempts + 1):
-            outcomes = []
+        alone: set[int] = set()  # requests (by position) to be answered through the ordinary frame
+        outcomes: dict[int, Any] = {}
+        attempt = 0
+        while True:
+            attempt += 1
+            todo = [(i, req) for i, req in enumerate(batch) if i not in alone]
+            outcomes = {}
             try:
-                # On PostgreSQL the stored answers are read outside the SERIALIZABLE transaction, as the
-                # operation frame does (reading the idempotency index inside it takes predicate locks that
-                # make every keyed writer conflict); a twin stored meanwhile fails the batch's insert and is
-                # then answered alone through the frame.
-                outside = self.app.db.dialect == "postgresql"
-                if outside:
-                    with self.app.db.read_committed() as rc:
-                        known = self._known_keys(rc, batch)
-                with self.app.db.session() as session:
-                    audits: list[dict] = []
-                    keys = known if outside else self._known_keys(session, batch)
-                    _prefetch_accounts(session, batch)
-                    for req in batch:
-                        outcomes.append(self._one(session, req, audits, keys))
-                    # every request's audit and idempotency record, written together (one executemany each)
-                    if audits:
-                        session.execute(insert(AUDITS), audits)
-                    fresh = [rec for rec in keys.values() if not rec.get("stored")]
-                    if fresh:
-                        session.execute(insert(KEYS), fresh)
+                if todo:
+                    self._attempt(todo, outcomes)
                 break
+            except _Unclean as unclean:
+                alone.add(unclean.position)  # run the batch again without it
+                attempt -= 1
             except Exception as exc:
                 if is_retryable(exc) and attempt < self.max_attempts:
                     time.sleep(min(0.1, 0.002 * 2**attempt) * (0.5 + random.random()))
                     continue
                 log.warning("batch of %d could not commit (%s): answering one by one", len(batch),
                             type(exc).__name__)
-                outcomes = [_ALONE] * len(batch)
+                alone.update(range(len(batch)))
+                outcomes = {}
                 break
         self.batches += 1
         self.requests += len(batch)
-        for req, out in zip(batch, outcomes, strict=True):
-            req.future.set_result(out)
+        for i, req in enumerate(batch):
+            req.future.set_result(outcomes.get(i, _ALONE))
+
+    def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any]) -> None:
+        """One transaction for the batch; fills outcomes only if it commits."""
+        reqs = [req for _i, req in todo]
+        # On PostgreSQL the stored answers are read outside the SERIALIZABLE transaction, as the
+        # operation frame does (reading the idempotency index inside it takes predicate locks that make
+        # every keyed writer conflict); a twin stored meanwhile fails the batch's insert and is then
+        # answered alone through the frame.
+        outside = self.app.db.dialect == "postgresql"
+        conn, lookup = self._connections()
+        if outside:
+            try:
+                known = self._known_keys(lookup, reqs)
+            finally:
+                lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
+        answers: dict[int, Any] = {}
+        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+            audits: list[dict] = []
+            keys = known if outside else self._known_keys(session, reqs)
+            _prefetch(session, reqs, self.app.clock.now())
+            book = book_of(session)
+            conn = session.connection()
+            for i, req in todo:
+                answers[i] = self._one(session, book, conn, i, req, audits, keys)
+            # the book, then every request's audit and idempotency record: one statement per table,
+            # sent together (PostgreSQL: in one round trip)
+            fresh = [rec for rec in keys.values() if not rec.get("stored")]
+            with self.app.db.pipeline(session):
+                book.flush()
+                if audits:
+                    session.execute(_INSERT_AUDITS, audits)
+                if fresh:
+                    session.execute(_INSERT_KEYS, fresh)
+        outcomes.update(answers)
+
+    def _connections(self):
+        """The writer's own connections, kept open across batches (no pool checkout and reset per
+        batch): one for the batches' transactions and, on PostgreSQL, an autocommit one for the
+        idempotency lookups (one round trip, no predicate locks)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._close_connections()
+            engine = self.app.db.engine
+            self._conn = engine.connect()
+            self._lookup = (engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                            if self.app.db.dialect == "postgresql" else None)
+        return self._conn, self._lookup
+
+    def _close_connections(self) -> None:
+        for conn in (self._conn, self._lookup):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:  # noqa: BLE001  a broken connection is dropped anyway
+                    log.debug("closing a writer connection failed", exc_info=True)
+        self._conn = self._lookup = None
 
     @staticmethod
-    def _known_keys(session: Session, batch: list[_Request]) -> dict[tuple[str, str], dict]:
+    def _known_keys(session, batch: list[_Request]) -> dict[tuple[str, str], dict]:
         """The idempotency records already stored for this batch's keys, in one query."""
         wanted = {(f"{r.actor.kind}:{r.actor.id}"[:48], r.key) for r in batch if r.key}
         if not wanted:
@@ -190,8 +277,9 @@ class Batcher:
         rows = session.execute(_SELECT_KEYS, {"keys": sorted({k for _s, k in wanted})}).all()
         return {(r.scope, r.key): {**r._asdict(), "stored": True} for r in rows if (r.scope, r.key) in wanted}
 
-    def _one(self, session: Session, req: _Request, audits: list[dict], keys: dict) -> Any:
-        """One request in its own savepoint, answered exactly as operation.execute would answer it."""
+    def _one(self, session: Session, book, conn, position: int, req: _Request, audits: list[dict],
+             keys: dict) -> Any:
+        """One request, answered exactly as operation.execute would answer it."""
         app, actor, name, key = self.app, req.actor, req.name, req.key
         scope = f"{actor.kind}:{actor.id}"[:48]
         req_hash = request_hash(name, req.args, req.kwargs, app.settings.secret_key) if key else ""
@@ -202,7 +290,7 @@ class Batcher:
                     return SscardError("idempotency_key_reused")
                 payload = json.loads(seen["response"])
                 return _stored_error(payload) if seen["status"] >= 400 else payload
-        savepoint = session.begin_nested()
+        before = (book.changes, conn.info.get(_WRITES, 0))
         op = Op(app, session, actor, name, key)
 
         def remember(status: int, payload: Any) -> None:
@@ -212,48 +300,66 @@ class Batcher:
                                       "created_at": op.now}
 
         try:
-            try:
-                result = req.fn(op, *req.args, **req.kwargs)
-            except SscardError as err:
-                if not err.commit:
-                    savepoint.rollback()
-                    if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
-                        audits.append(_row(_audit_record(actor, name, op.now, key, err.code, op._audit)))
-                    return err
-                savepoint.commit()
-                audits.append(_row(_audit_record(actor, name, op.now, key, err.code, op._audit)))
-                remember(err.status, {"code": err.code, "params": err.params})
+            result = req.fn(op, *req.args, **req.kwargs)
+        except SscardError as err:
+            if not err.commit:
+                if (book.changes, conn.info.get(_WRITES, 0)) != before or session.dirty or session.new:
+                    raise _Unclean(position) from None
+                if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
+                    audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
                 return err
-            result = jsonable(result)
-            savepoint.commit()
-            audits.append(_row(_audit_record(actor, name, op.now, key, "ok", op._audit)))
-            remember(200, result)
-            return result
+            _settle_objects(session)
+            audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
+            remember(err.status, {"code": err.code, "params": err.params})
+            return err
         except Exception as exc:
-            if savepoint.is_active:
-                savepoint.rollback()
             if is_retryable(exc):
                 raise
-            return _ALONE  # settled alone, through the ordinary frame
+            raise _Unclean(position) from exc  # settled alone, through the ordinary frame
+        result = jsonable(result)
+        _settle_objects(session)
+        audits.append(audit_values(actor, name, op.now, key, "ok", op._audit))
+        remember(200, result)
+        return result
+
+
+class _Unclean(Exception):
+    """A request the batch cannot keep (it failed unexpectedly, or refused after writing)."""
+
+    def __init__(self, position: int):
+        super().__init__(position)
+        self.position = position
+
+
+_WRITES = "sscard_writes"  # connection.info: write statements run on this connection
+
+
+def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
+    if not statement.lstrip()[:6].upper().startswith("SELECT"):
+        conn.info[_WRITES] = conn.info.get(_WRITES, 0) + 1
+
+
+def _settle_objects(session: Session) -> None:
+    """Write the ORM changes a kept request made (a PIN counter), so the next request starts clean."""
+    if session.dirty or session.new or session.deleted:
+        session.flush()
 
 
 AUDITS = AuditRecord.__table__
 KEYS = IdempotencyRecord.__table__
-_AUDIT_COLUMNS = [c.key for c in AUDITS.columns if c.key != "id"]
+_INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
+_INSERT_KEYS = insert(KEYS).inline()
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 
 
-def _prefetch_accounts(session: Session, batch: list[_Request]) -> None:
-    """Every PAN the batch names (positional arguments of 19 digits), loaded in one query."""
+def _prefetch(session: Session, batch: list[_Request], now) -> None:
+    """Every PAN the batch names (positional arguments of 19 digits) and its ledger account and day's
+    limit usage, and the terminals' own ledger accounts: a few queries for the whole batch."""
     from .banking import prefetch_accounts
 
     pans = {a for r in batch for a in r.args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
-    prefetch_accounts(session, pans)
-
-
-def _row(record: AuditRecord) -> dict:
-    return {c: getattr(record, c) for c in _AUDIT_COLUMNS}
+    prefetch_accounts(session, pans, {r.actor for r in batch}, now)
 
 
 _lock = threading.Lock()
@@ -274,3 +380,8 @@ def batcher(app: App) -> Batcher:
 def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
          **kwargs: Any) -> Any:
     return batcher(app).call(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)
+
+
+async def acall(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+                **kwargs: Any) -> Any:
+    return await batcher(app).acall(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)

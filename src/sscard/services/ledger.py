@@ -7,6 +7,8 @@
   `pending=True` only holds it until `post_pending`, `void_pending` or expiry (`expire_due`, driven by
   the injected clock). `linked(op, [...])` applies several transfers all or nothing.
 - Transfers are never updated or deleted (database triggers refuse it); a correction is a new transfer.
+- Reads and writes go through the transaction's book (services/book): each account is read once per
+  transaction, and the transfers and balance changes are written together before commit.
 - `check_invariants(session)` recomputes every account from its transfers: sums match, all balances
   add up to zero, no customer account is negative.
 
@@ -21,7 +23,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -31,6 +33,7 @@ from ..core.errors import SscardError, register_messages
 from ..core.money import require_positive_fen
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
+from .book import book_of, flush
 
 register_messages({
     "same_account": (422, "转出与转入账户不能相同", "The debit and credit accounts must differ"),
@@ -102,6 +105,11 @@ def system_account(session_or_op, name: str, *, kind: str | None = None, bank_id
     return session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
 
 
+def known_system_account(session: Session, name: str) -> int | None:
+    """The id of a system account already known to exist (no query), or None."""
+    return _known.get(session.get_bind().engine, {}).get(name)
+
+
 def _now_of(session: Session) -> datetime:
     now = session.info.get("sscard_now")
     if now is None:
@@ -145,18 +153,20 @@ class Balance:
 def balance(session: Session, account_id: int | None) -> Balance:
     if account_id is None:
         return Balance(0, 0, 0, 0)
-    row = session.execute(select(ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending,
-                                 ACCOUNTS.c.credits_pending).where(ACCOUNTS.c.id == account_id)).one_or_none()
-    if row is None:
-        raise SscardError("account_not_found")
-    return Balance(*row)
+    return Balance(*book_of(session).account(account_id).sums())
 
 
 def close_account(session: Session, account_id: int) -> None:
     b = balance(session, account_id)
     if b.posted != 0 or b.debits_pending or b.credits_pending:
         raise SscardError("illegal_transition", state="balance", event="close")
-    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(closed=True))
+    book_of(session).close(account_id)
+
+
+def row_id(session: Session, transfer_id: str) -> int:
+    """The stored row id of a transfer made in this transaction (the book is written first)."""
+    flush(session)
+    return session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == transfer_id)).scalar_one()
 
 
 # ---------------------------------------------------------------- transfers
@@ -166,52 +176,12 @@ def _now(op) -> datetime:
     return op.now
 
 
-# The hot path's statements, built once (bind parameters only): constructing them per call costs more
-# CPU than running them.
-_SELECT_PAIR = select(ACCOUNTS.c.id, ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
-                      ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending
-                      ).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
-_SELECT_USAGE = select(USAGE.c.used_fen).where(
-    USAGE.c.ledger_account_id == bindparam("aid"), USAGE.c.day == bindparam("day"), USAGE.c.kind == bindparam("kind"))
-_INSERT_TRANSFER = insert(TRANSFERS).returning(TRANSFERS.c.id)
-_SELECT_TRANSFER_ID = select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"))
-
-
-def _pair_update(posted: bool):
-    """One UPDATE for both sides: the debit account's debits and the credit account's credits."""
-    d_col, c_col = ("debits_posted", "credits_posted") if posted else ("debits_pending", "credits_pending")
-    amount, debit, credit = bindparam("amount"), bindparam("debit"), bindparam("credit")
-    return (update(ACCOUNTS).where(ACCOUNTS.c.id.in_([debit, credit])).values({
-        d_col: ACCOUNTS.c[d_col] + case((ACCOUNTS.c.id == debit, amount), else_=0),
-        c_col: ACCOUNTS.c[c_col] + case((ACCOUNTS.c.id == credit, amount), else_=0),
-    }))
-
-
-_UPDATE_POSTED = _pair_update(True)
-_UPDATE_PENDING = _pair_update(False)
-_UPSERT_USAGE: dict[str, object] = {}
-
-
-def _upsert_usage(dialect: str):
-    if dialect not in _UPSERT_USAGE:
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(USAGE)
-        _UPSERT_USAGE[dialect] = ins.on_conflict_do_update(
-            index_elements=["ledger_account_id", "day", "kind"],
-            set_={"used_fen": USAGE.c.used_fen + ins.excluded.used_fen})
-    return _UPSERT_USAGE[dialect]
-
-
-def _accounts(session: Session, ids: list[int]) -> dict:
-    return {r.id: r for r in session.execute(_SELECT_PAIR, {"ids": ids}).all()}
-
-
 def usage(session: Session, account_id: int, day: date, kind: str) -> int:
-    return session.execute(_SELECT_USAGE, {"aid": account_id, "day": day, "kind": kind}).scalar() or 0
+    return book_of(session).usage(account_id, day, kind)
 
 
-def _add_usage(session: Session, account_id: int, day: date, kind: str, amount: int) -> None:
-    session.execute(_upsert_usage(session.get_bind().dialect.name),
-                    {"ledger_account_id": account_id, "day": day, "kind": kind, "used_fen": amount})
+def _balance_dict(acc) -> dict:
+    return Balance(*acc.sums()).as_dict()
 
 
 def transfer(
@@ -232,58 +202,48 @@ def transfer(
 
     `pending`: hold it (debits_pending/credits_pending) until posted, voided or expired at
     now + timeout. `limit=(kind, per_day_fen)`: the debit account's use of that daily limit (Shanghai
-    day) may not go over. Refusals (nothing written): account_not_found, account_closed,
+    day) may not go over. Refusals (nothing recorded): account_not_found, account_closed,
     insufficient_funds, limit_exceeded, transfer_exists, same_account, invalid_amount.
 
     The answer carries `balances`: {account id: balance dict} of both accounts after the transfer."""
-    session = op.session
+    book = book_of(op.session)
     amount = require_positive_fen(amount_fen)
     if debit_account_id == credit_account_id:
         raise SscardError("same_account")
     now = _now(op)
     day = shanghai_day(now)
-    rows = _accounts(session, [debit_account_id, credit_account_id])
-    debit, credit = rows.get(debit_account_id), rows.get(credit_account_id)
-    if debit is None or credit is None:
-        raise SscardError("account_not_found")
+    book.load((debit_account_id, credit_account_id))
+    debit, credit = book.account(debit_account_id), book.account(credit_account_id)
     if debit.closed or credit.closed:
         raise SscardError("account_closed")
-    if debit.no_overdraft and debit.credits_posted - debit.debits_posted - debit.debits_pending < amount:
+    if debit.no_overdraft and debit.available < amount:
         if not (debit.debits_pending and expire_due(op, account_id=debit_account_id)):
             raise SscardError("insufficient_funds")
-        rows = _accounts(session, [debit_account_id, credit_account_id])
-        debit, credit = rows[debit_account_id], rows[credit_account_id]
-        if debit.credits_posted - debit.debits_posted - debit.debits_pending < amount:
+        if debit.available < amount:
             raise SscardError("insufficient_funds")
     if limit is not None:
         kind, per_day = limit
-        if usage(session, debit_account_id, day, kind) + amount > per_day:
+        if book.usage(debit_account_id, day, kind) + amount > per_day:
             raise SscardError("limit_exceeded", limit=_limit_text(kind, per_day))
     if transfer_id is not None:
-        if session.execute(_SELECT_TRANSFER_ID, {"tid": transfer_id}).first() is not None:
+        if book.transfer_exists(transfer_id):
             raise SscardError("transfer_exists")
     else:
         transfer_id = uuid.uuid4().hex
     timeout_at = now + (timeout or DEFAULT_PENDING_TIMEOUT) if pending else None
     kind_ = "pending" if pending else "posted"
-    new_id = session.execute(_INSERT_TRANSFER, dict(
+    posted, held = (0, amount) if pending else (amount, 0)
+    book.add_transfer(dict(
         transfer_id=transfer_id, kind=kind_, debit_account_id=debit_account_id,
         credit_account_id=credit_account_id, amount=amount, pending_id=None, timeout_at=timeout_at, code=code,
         ref=ref[:64], chain=chain, limit_kind=limit[0] if limit else None, day=day, created_at=now,
-    )).scalar_one()
-    session.execute(_UPDATE_PENDING if pending else _UPDATE_POSTED,
-                    {"amount": amount, "debit": debit_account_id, "credit": credit_account_id})
+    ), {debit_account_id: (posted, 0, held, 0), credit_account_id: (0, posted, 0, held)})
     if limit is not None:
-        _add_usage(session, debit_account_id, day, limit[0], amount)
-    posted, held = (0, amount) if pending else (amount, 0)
-    debit_after = Balance(debit.debits_posted + posted, debit.credits_posted, debit.debits_pending + held,
-                          debit.credits_pending)
-    credit_after = Balance(credit.debits_posted, credit.credits_posted + posted, credit.debits_pending,
-                           credit.credits_pending + held)
-    return {"id": new_id, "transfer_id": transfer_id, "kind": kind_, "amount_fen": amount, "code": code,
+        book.add_usage(debit_account_id, day, limit[0], amount)
+    return {"transfer_id": transfer_id, "kind": kind_, "amount_fen": amount, "code": code,
             "timeout_at": timeout_at, "at": now, "debit_account_id": debit_account_id,
-            "credit_account_id": credit_account_id, "balances": {debit_account_id: debit_after.as_dict(),
-                                                                 credit_account_id: credit_after.as_dict()}}
+            "credit_account_id": credit_account_id, "balances": {debit_account_id: _balance_dict(debit),
+                                                                 credit_account_id: _balance_dict(credit)}}
 
 
 def _limit_text(kind: str, per_day: int) -> tuple[str, str]:
@@ -309,18 +269,19 @@ class Spec:
 
 
 def linked(op, specs: list[Spec], *, chain: str | None = None) -> list[dict]:
-    """Apply transfers in order, all or nothing (a savepoint: one refusal undoes the ones before it)."""
+    """Apply transfers in order, all or nothing (one refusal undoes, in the book, the ones before it)."""
     chain = chain or uuid.uuid4().hex
     out: list[dict] = []
-    savepoint = op.session.begin_nested()
+    book = book_of(op.session)
+    mark = book.mark()
     try:
         for spec in specs:
             out.append(transfer(op, spec.debit_account_id, spec.credit_account_id, spec.amount_fen, spec.code,
                                 ref=spec.ref, limit=spec.limit, chain=chain, transfer_id=spec.transfer_id))
     except BaseException:
-        savepoint.rollback()
+        book.rollback(mark)
         raise
-    savepoint.commit()
+    book.release(mark)
     return out
 
 
@@ -328,6 +289,7 @@ def linked(op, specs: list[Spec], *, chain: str | None = None) -> list[dict]:
 
 
 def _pending_row(session: Session, transfer_id: str):
+    flush(session)
     row = session.execute(select(TRANSFERS).where(TRANSFERS.c.transfer_id == transfer_id)).one_or_none()
     if row is None or row.kind != "pending":
         raise SscardError("pending_not_found")
@@ -342,31 +304,29 @@ def pending_transfer(session: Session, transfer_id: str):
 
 
 def _resolve(op, pending, kind: str, amount: int) -> dict:
-    """Write the one resolution of a pending transfer: post (amount <= held), void or expire."""
-    session = op.session
+    """Record the one resolution of a pending transfer: post (amount <= held), void or expire."""
+    book = book_of(op.session)
     now = _now(op)
     transfer_id = uuid.uuid4().hex
-    new_id = session.execute(insert(TRANSFERS).values(
+    posted = amount if kind == "post" else 0
+    held = pending.amount
+    book.add_transfer(dict(
         transfer_id=transfer_id, kind=kind, debit_account_id=pending.debit_account_id,
-        credit_account_id=pending.credit_account_id, amount=amount if kind == "post" else pending.amount,
+        credit_account_id=pending.credit_account_id, amount=amount if kind == "post" else held,
         pending_id=pending.id, timeout_at=None, code=pending.code, ref=pending.ref, chain=pending.chain,
         limit_kind=None, day=shanghai_day(now), created_at=now,
-    ).returning(TRANSFERS.c.id)).scalar_one()
-    posted = amount if kind == "post" else 0
-    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == pending.debit_account_id).values(
-        debits_pending=ACCOUNTS.c.debits_pending - pending.amount,
-        debits_posted=ACCOUNTS.c.debits_posted + posted))
-    session.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == pending.credit_account_id).values(
-        credits_pending=ACCOUNTS.c.credits_pending - pending.amount,
-        credits_posted=ACCOUNTS.c.credits_posted + posted))
-    released = pending.amount - posted
+    ), {pending.debit_account_id: (posted, 0, -held, 0), pending.credit_account_id: (0, posted, 0, -held)})
+    book.resolve(pending.id)
+    released = held - posted
     if pending.limit_kind and released:
-        _add_usage(session, pending.debit_account_id, pending.day, pending.limit_kind, -released)
-    return {"id": new_id, "transfer_id": transfer_id, "kind": kind, "pending_transfer_id": pending.transfer_id,
-            "amount_fen": posted if kind == "post" else pending.amount, "at": now}
+        book.add_usage(pending.debit_account_id, pending.day, pending.limit_kind, -released)
+    return {"transfer_id": transfer_id, "kind": kind, "pending_transfer_id": pending.transfer_id,
+            "amount_fen": posted if kind == "post" else held, "at": now}
 
 
 def _unresolved(session: Session, pending_id: int) -> bool:
+    if pending_id in book_of(session).resolved:
+        return False
     return session.scalar(select(TRANSFERS.c.id).where(TRANSFERS.c.pending_id == pending_id)) is None
 
 
@@ -407,13 +367,20 @@ def _check_parties(pending, debit_account_id: int | None, credit_account_id: int
 
 
 def _open_pending(session: Session, *conditions):
+    """Stored pending transfers with no resolution, stored or in the book. Inside a linked section the
+    book cannot be written first, so holds made in the same transaction are not seen there (they were
+    made now and are not due)."""
+    book = book_of(session)
+    if not book._marks:
+        book.flush()
     resolution = aliased(LedgerTransfer)
-    return session.execute(
+    rows = session.execute(
         select(TRANSFERS)
         .outerjoin(resolution, resolution.pending_id == TRANSFERS.c.id)
         .where(TRANSFERS.c.kind == "pending", resolution.id.is_(None), *conditions)
         .order_by(TRANSFERS.c.id)
     ).all()
+    return [r for r in rows if r.id not in book.resolved]
 
 
 def expire_due(op, *, account_id: int | None = None, limit: int = 1000) -> int:
@@ -442,6 +409,7 @@ def void_all_pending(op, account_id: int) -> int:
 
 def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None) -> list:
     """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen)."""
+    flush(session)
     q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
                                 | (TRANSFERS.c.credit_account_id == account_id))
     if before_id is not None:
@@ -460,6 +428,7 @@ def account_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str, 
 
 def check_invariants(session: Session) -> dict:
     """Recompute every account from the transfers and compare; report totals and every problem found."""
+    flush(session)
     problems: list[str] = []
     sums: dict[int, list[int]] = {}
 
@@ -512,12 +481,13 @@ def check_invariants(session: Session) -> dict:
 
 
 def customer_total(session: Session) -> int:
+    flush(session)
     return session.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0))
                           .where(ACCOUNTS.c.kind == "customer")) or 0
 
 
 __all__ = [
     "Balance", "Spec", "account_names", "balance", "check_invariants", "close_account", "customer_account",
-    "customer_total", "expire_due", "history", "linked", "pending_transfer", "post_pending", "system_account",
+    "customer_total", "expire_due", "history", "linked", "pending_transfer", "post_pending", "row_id", "system_account",
     "transfer", "usage", "void_all_pending", "void_pending",
 ]

@@ -105,27 +105,34 @@ class Op:
         self.session.add(_audit_record(self.actor, self.name, self.now, self.idempotency_key, result, self._audit))
 
 
+def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> dict:
+    """The columns of one audit record (a dict, so a batch can insert many in one statement)."""
+    detail = fields.get("detail")
+    if detail:
+        detail = {k: mask_text(v) if isinstance(v, str) else v for k, v in jsonable(detail).items()}
+    return {
+        "at": now,
+        "actor_kind": actor.kind,
+        "actor_id": str(actor.id),
+        "actor_role": str(actor.role),
+        "on_behalf_of": fields.get("on_behalf_of"),
+        "attorney_id": fields.get("attorney_id"),
+        "channel": str(actor.channel),
+        "place": actor.place or "",
+        "operation": name,
+        "object_type": fields.get("object_type", ""),
+        "object_id": fields.get("object_id", ""),
+        "person_id": fields.get("person_id") or (actor.person_id if actor.role is Role.CARDHOLDER else None),
+        "before": fields.get("before", ""),
+        "after": fields.get("after", ""),
+        "result": result,
+        "idempotency_key": key,
+        "detail": detail or {},
+    }
+
+
 def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> AuditRecord:
-    detail = {k: mask_text(v) if isinstance(v, str) else v for k, v in jsonable(fields.get("detail", {})).items()}
-    return AuditRecord(
-        at=now,
-        actor_kind=actor.kind,
-        actor_id=str(actor.id),
-        actor_role=str(actor.role),
-        on_behalf_of=fields.get("on_behalf_of"),
-        attorney_id=fields.get("attorney_id"),
-        channel=str(actor.channel),
-        place=actor.place or "",
-        operation=name,
-        object_type=fields.get("object_type", ""),
-        object_id=fields.get("object_id", ""),
-        person_id=fields.get("person_id") or (actor.person_id if actor.role is Role.CARDHOLDER else None),
-        before=fields.get("before", ""),
-        after=fields.get("after", ""),
-        result=result,
-        idempotency_key=key,
-        detail=detail,
-    )
+    return AuditRecord(**audit_values(actor, name, now, key, result, fields))
 
 
 def request_hash(name: str, args: tuple, kwargs: dict, key: bytes | None = None) -> str:

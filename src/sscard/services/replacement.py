@@ -109,7 +109,7 @@ def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int
     debit = center_cash_account(op, center) if method == "cash" else card_debit
     moved = ledger.transfer(op, debit, income, amount, "replacement_fee",
                             limit=("payment", op.policy.limits.payment_per_day_fen) if method == "card" else None)
-    return moved["id"]
+    return ledger.row_id(op.session, moved["transfer_id"])
 
 
 def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as pysecrets
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -84,8 +85,15 @@ def terminal_actor(session, terminal: Terminal) -> Actor:
 
 
 def actor_for_token(app, token: str) -> Actor | None:
-    """The Actor behind a bearer token, or None (unknown, revoked or inactive)."""
+    """The Actor behind a bearer token, or None (unknown, revoked or inactive).
+
+    A found token's Actor is kept for policy api.token_cache_seconds (by the injected clock), so a
+    terminal's stream of payments costs one lookup every few seconds instead of one per request; a
+    revoked token stops working within that time."""
     digest = app.secrets.token_digest(token)
+    hit, actor = _cached(app, digest)
+    if hit:
+        return actor
 
     def work(session):
         row = session.scalar(select(ApiToken).where(ApiToken.digest == digest))
@@ -97,7 +105,31 @@ def actor_for_token(app, token: str) -> Actor | None:
         terminal = session.get(Terminal, row.terminal_id)
         return terminal_actor(session, terminal) if terminal and terminal.active else None
 
-    return app.db.run(work, readonly=True)
+    actor = app.db.run(work, readonly=True)
+    ttl = app.policy.api.token_cache_seconds
+    if actor is not None and ttl:
+        cache = app.extras.setdefault(_TOKEN_CACHE, {})
+        if len(cache) >= _TOKEN_CACHE_MAX:
+            cache.clear()
+        cache[digest] = (actor, app.clock.now() + timedelta(seconds=ttl))
+    return actor
+
+
+def cached_actor(app, token: str) -> tuple[bool, Actor | None]:
+    """(True, actor) when the token's lookup is cached and fresh; (False, None) otherwise. No I/O: an
+    async route may call it on the event loop and go to a thread only on a miss."""
+    return _cached(app, app.secrets.token_digest(token))
+
+
+def _cached(app, digest: str) -> tuple[bool, Actor | None]:
+    found = app.extras.get(_TOKEN_CACHE, {}).get(digest)
+    if found is not None and found[1] > app.clock.now():
+        return True, found[0]
+    return False, None
+
+
+_TOKEN_CACHE = "api_token_cache"
+_TOKEN_CACHE_MAX = 10_000
 
 
 def authenticate_staff(app, username: str, password: str, channel: Channel) -> Actor | None:

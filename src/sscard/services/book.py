@@ -1,0 +1,332 @@
+"""The book: what one database transaction has read and changed of the ledger, written once.
+
+TigerBeetle applies a whole batch of transfers to accounts held in memory and writes the result in one
+go; the book does the same inside our SQL transaction. `services.ledger` reads accounts and daily-limit
+usage through it (each loaded once per transaction) and records new transfers and balance changes in
+it; nothing reaches the database until the book is flushed, which happens:
+- before the transaction commits (a `before_commit` session hook: no caller can forget it),
+- before a ledger read that needs the table itself (history, pending lookups, the invariants check).
+
+So a group commit of 8 payments writes one multi-row INSERT of transfers and one UPDATE per touched
+account, instead of five statements per payment. The database's CHECK constraints (no overdraft, sums
+not negative) and the unique transfer id still guard every flush.
+
+`mark()` / `rollback(mark)` undo in memory what was recorded since the mark (linked transfers, a
+refused request in a batch); a flush while a mark is open is refused, since it could not be undone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from ..core.errors import SscardError
+from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
+
+ACCOUNTS = LedgerAccount.__table__
+TRANSFERS = LedgerTransfer.__table__
+USAGE = LimitUsage.__table__
+INFO_KEY = "sscard_book"
+
+
+@dataclass(slots=True)
+class Account:
+    """An account as this transaction sees it (loaded values plus what the book has added)."""
+
+    id: int
+    no_overdraft: bool
+    closed: bool
+    debits_posted: int
+    credits_posted: int
+    debits_pending: int
+    credits_pending: int
+
+    @property
+    def available(self) -> int:
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+    def sums(self) -> tuple[int, int, int, int]:
+        return self.debits_posted, self.credits_posted, self.debits_pending, self.credits_pending
+
+
+_SELECT_ACCOUNTS = select(
+    ACCOUNTS.c.id, ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted,
+    ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending,
+).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
+_SELECT_USAGE = select(USAGE.c.ledger_account_id, USAGE.c.kind, USAGE.c.used_fen).where(
+    USAGE.c.day == bindparam("day"), USAGE.c.ledger_account_id.in_(bindparam("ids", expanding=True)))
+_SELECT_TRANSFER_ID = select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"))
+_INSERT_TRANSFERS = insert(TRANSFERS).inline()  # no RETURNING: it may run in a pipeline
+_UPDATE_SUMS = (
+    update(ACCOUNTS)
+    .where(ACCOUNTS.c.id == bindparam("aid"))
+    .values(
+        debits_posted=ACCOUNTS.c.debits_posted + bindparam("ddp"),
+        credits_posted=ACCOUNTS.c.credits_posted + bindparam("dcp"),
+        debits_pending=ACCOUNTS.c.debits_pending + bindparam("ddpe"),
+        credits_pending=ACCOUNTS.c.credits_pending + bindparam("dcpe"),
+    )
+)
+_CLOSE = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(closed=True)
+_UPSERT_USAGE: dict[str, object] = {}
+
+
+def _upsert_usage(dialect: str):
+    if dialect not in _UPSERT_USAGE:
+        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(USAGE)
+        _UPSERT_USAGE[dialect] = ins.on_conflict_do_update(
+            index_elements=["ledger_account_id", "day", "kind"],
+            set_={"used_fen": USAGE.c.used_fen + ins.excluded.used_fen})
+    return _UPSERT_USAGE[dialect]
+
+
+class Book:
+    def __init__(self, session: Session):
+        self.session = session
+        self.accounts: dict[int, Account] = {}
+        self._deltas: dict[int, list[int]] = {}  # id -> [debits_posted, credits_posted, pending d, pending c]
+        self._closing: set[int] = set()
+        self._usage: dict[tuple[int, date, str], int] = {}
+        self._usage_loaded: set[tuple[int, date]] = set()
+        self._seeding: set[tuple[int, date]] = set()
+        self._usage_delta: dict[tuple[int, date, str], int] = {}
+        self._transfers: list[dict] = []
+        self._new_ids: set[str] = set()
+        self.resolved: set[int] = set()  # ids of stored pending transfers resolved here, not yet flushed
+        self._undo: list[tuple] = []
+        self._marks = 0
+        self._mark_changes: list[int] = []
+        self.changes = 0  # how many things are recorded (a batch tells a clean refusal by it)
+
+    # ------------------------------------------------------------ reading
+
+    def load(self, ids) -> None:
+        """Load the accounts not yet held, in one query."""
+        missing = [i for i in ids if i not in self.accounts]
+        if missing:
+            for r in self.session.execute(_SELECT_ACCOUNTS, {"ids": missing}):
+                self.accounts[r.id] = Account(r.id, bool(r.no_overdraft), bool(r.closed), r.debits_posted,
+                                              r.credits_posted, r.debits_pending, r.credits_pending)
+
+    def seed(self, row, day: date | None = None) -> None:
+        """Take an account (and, with `day`, one kind of its limit usage that day) from a row another
+        query loaded together with other things: columns `ledger_id`, `no_overdraft`, `closed`, the four
+        sums, and `usage_kind`, `usage_fen` (None when the account used no limit that day)."""
+        if row.ledger_id is None:
+            return
+        if row.ledger_id not in self.accounts:
+            self.accounts[row.ledger_id] = Account(
+                row.ledger_id, bool(row.no_overdraft), bool(row.closed), row.debits_posted, row.credits_posted,
+                row.debits_pending, row.credits_pending)
+        if day is not None and (row.ledger_id, day) not in self._usage_loaded:
+            if row.usage_kind is not None:
+                self._usage[(row.ledger_id, day, row.usage_kind)] = row.usage_fen
+            self._seeding.add((row.ledger_id, day))
+
+    def seeded(self) -> None:
+        """Every usage row of the seeded accounts has been given: mark their days as loaded."""
+        self._usage_loaded.update(self._seeding)
+        self._seeding.clear()
+
+    @staticmethod
+    def seed_columns(ledger_id_column, day_param):
+        """The columns and joins `seed` reads, to add to a query that has `ledger_id_column`."""
+        return (
+            [ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
+             ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending,
+             USAGE.c.kind.label("usage_kind"), USAGE.c.used_fen.label("usage_fen")],
+            lambda q: q.outerjoin(ACCOUNTS, ACCOUNTS.c.id == ledger_id_column).outerjoin(
+                USAGE, (USAGE.c.ledger_account_id == ledger_id_column) & (USAGE.c.day == day_param)),
+        )
+
+    def account(self, account_id: int) -> Account:
+        found = self.accounts.get(account_id)
+        if found is None:
+            self.load([account_id])
+            found = self.accounts.get(account_id)
+            if found is None:
+                raise SscardError("account_not_found")
+        return found
+
+    def load_usage(self, ids, day: date) -> None:
+        """Load the day's limit usage of these accounts (all kinds), in one query."""
+        missing = [i for i in ids if (i, day) not in self._usage_loaded]
+        if missing:
+            for r in self.session.execute(_SELECT_USAGE, {"day": day, "ids": missing}):
+                key = (r.ledger_account_id, day, r.kind)
+                self._usage[key] = self._usage.get(key, 0) + r.used_fen
+            self._usage_loaded.update((i, day) for i in missing)
+
+    def usage(self, account_id: int, day: date, kind: str) -> int:
+        self.load_usage([account_id], day)
+        return self._usage.get((account_id, day, kind), 0)
+
+    def transfer_exists(self, transfer_id: str) -> bool:
+        return transfer_id in self._new_ids or (
+            self.session.execute(_SELECT_TRANSFER_ID, {"tid": transfer_id}).first() is not None)
+
+    # ------------------------------------------------------------ recording
+
+    def add_transfer(self, row: dict, sums: dict[int, tuple[int, int, int, int]]) -> None:
+        """Record a new transfer row and what it adds to each account's four sums."""
+        self.changes += 1
+        logging = self._marks > 0
+        if logging:
+            self._undo.append(("row", row["transfer_id"]))
+        self._transfers.append(row)
+        self._new_ids.add(row["transfer_id"])
+        for account_id, (dp, cp, dpe, cpe) in sums.items():
+            acc = self.account(account_id)
+            delta = self._deltas.get(account_id)
+            if logging:
+                self._undo.append(("acc", acc, acc.sums(), account_id, None if delta is None else list(delta)))
+            acc.debits_posted += dp
+            acc.credits_posted += cp
+            acc.debits_pending += dpe
+            acc.credits_pending += cpe
+            if delta is None:
+                self._deltas[account_id] = [dp, cp, dpe, cpe]
+            else:
+                delta[0] += dp
+                delta[1] += cp
+                delta[2] += dpe
+                delta[3] += cpe
+
+    def add_usage(self, account_id: int, day: date, kind: str, amount: int) -> None:
+        self.changes += 1
+        self.load_usage([account_id], day)
+        key = (account_id, day, kind)
+        if self._marks:
+            self._undo.append(("use", key, self._usage.get(key), self._usage_delta.get(key)))
+        self._usage[key] = self._usage.get(key, 0) + amount
+        self._usage_delta[key] = self._usage_delta.get(key, 0) + amount
+
+    def resolve(self, pending_id: int) -> None:
+        self.changes += 1
+        if self._marks:
+            self._undo.append(("res", pending_id))
+        self.resolved.add(pending_id)
+
+    def close(self, account_id: int) -> None:
+        self.changes += 1
+        acc = self.account(account_id)
+        if self._marks:
+            self._undo.append(("close", acc, acc.closed, account_id in self._closing))
+        acc.closed = True
+        self._closing.add(account_id)
+
+    # ------------------------------------------------------------ undo
+
+    def mark(self) -> int:
+        self._marks += 1
+        self._mark_changes.append(self.changes)
+        return len(self._undo)
+
+    def release(self, mark: int) -> None:
+        """Keep what was recorded since the mark."""
+        self._marks -= 1
+        self._mark_changes.pop()
+        if self._marks == 0:
+            self._undo.clear()
+
+    def rollback(self, mark: int) -> None:
+        """Undo, newest first, what was recorded since the mark."""
+        while len(self._undo) > mark:
+            entry = self._undo.pop()
+            what = entry[0]
+            if what == "row":
+                self._transfers.pop()
+                self._new_ids.discard(entry[1])
+            elif what == "acc":
+                _, acc, sums, account_id, delta = entry
+                acc.debits_posted, acc.credits_posted, acc.debits_pending, acc.credits_pending = sums
+                if delta is None:
+                    self._deltas.pop(account_id, None)
+                else:
+                    self._deltas[account_id] = delta
+            elif what == "use":
+                _, key, used, delta = entry
+                self._set_or_drop(self._usage, key, used)
+                self._set_or_drop(self._usage_delta, key, delta)
+            elif what == "res":
+                self.resolved.discard(entry[1])
+            elif what == "close":
+                _, acc, closed, was_closing = entry
+                acc.closed = closed
+                if not was_closing:
+                    self._closing.discard(acc.id)
+        self.changes = self._mark_changes[-1]
+        self.release(mark)
+
+    @staticmethod
+    def _set_or_drop(d: dict, key, value) -> None:
+        if value is None:
+            d.pop(key, None)
+        else:
+            d[key] = value
+
+    # ------------------------------------------------------------ writing
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self._transfers or self._deltas or self._usage_delta or self._closing)
+
+    def flush(self) -> None:
+        """Write what the book holds: one statement per table (executemany), then forget it."""
+        if self._marks:
+            raise RuntimeError("the ledger book cannot be flushed inside a linked section")
+        if not self.dirty:
+            return
+        session = self.session
+        if self._transfers:
+            session.execute(_INSERT_TRANSFERS, self._transfers)
+        changes = [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
+                   for aid, d in sorted(self._deltas.items()) if any(d)]
+        if changes:
+            session.execute(_UPDATE_SUMS, changes)
+        used = [{"ledger_account_id": aid, "day": day, "kind": kind, "used_fen": amount}
+                for (aid, day, kind), amount in sorted(self._usage_delta.items()) if amount]
+        if used:
+            session.execute(_upsert_usage(session.get_bind().dialect.name), used)
+        if self._closing:
+            session.execute(_CLOSE, {"ids": sorted(self._closing)})
+        self._transfers = []
+        self._new_ids = set()
+        self._deltas = {}
+        self._usage_delta = {}
+        self._closing = set()
+        self.resolved = set()
+
+
+def book_of(session: Session) -> Book:
+    """The session's book (one per transaction: a retried transaction starts a new session)."""
+    book = session.info.get(INFO_KEY)
+    if book is None:
+        book = session.info[INFO_KEY] = Book(session)
+    return book
+
+
+def flush(session: Session) -> None:
+    """Write the session's book, if it has one (before reading ledger tables with SQL)."""
+    book = session.info.get(INFO_KEY)
+    if book is not None:
+        book.flush()
+
+
+@event.listens_for(Session, "before_commit")
+def _flush_before_commit(session: Session) -> None:
+    book = session.info.get(INFO_KEY)
+    if book is not None and not book._marks:
+        book.flush()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_after_transaction(session: Session, transaction) -> None:
+    """The book belongs to one transaction: committed (flushed above) or rolled back, it is done."""
+    if transaction.parent is None:
+        session.info.pop(INFO_KEY, None)
