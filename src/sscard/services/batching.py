@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -58,6 +59,7 @@ from .operation import (
     Op,
     _stored_error,
     audit_values,
+    json_default,
     jsonable,
     request_hash,
 )
@@ -142,7 +144,7 @@ class Batcher:
         try:
             self._loop()
         finally:
-            self.cpu = time.thread_time()
+            self.cpu_seconds = time.thread_time()  # the writer thread's CPU, for benchmarks
             self._close_connections()
 
     def _loop(self) -> None:
@@ -188,18 +190,26 @@ class Batcher:
         alone: set[int] = set()  # requests (by position) to be answered through the ordinary frame
         outcomes: dict[int, Any] = {}
         attempt = 0
+        look_up = False  # first try: assume the keys are new (the usual case) and let the unique index say
         while True:
             attempt += 1
             todo = [(i, req) for i, req in enumerate(batch) if i not in alone]
             outcomes = {}
             try:
                 if todo:
-                    self._attempt(todo, outcomes)
+                    self._attempt(todo, outcomes, look_up)
                 break
             except _Unclean as unclean:
                 alone.add(unclean.position)  # run the batch again without it
                 attempt -= 1
+            except _NeedsLookup:
+                look_up = True
+                attempt -= 1
             except Exception as exc:
+                if not look_up and _is_duplicate(exc):
+                    look_up = True  # a retried key: run again, answering it from its stored answer
+                    attempt -= 1
+                    continue
                 if is_retryable(exc) and attempt < self.max_attempts:
                     time.sleep(min(0.1, 0.002 * 2**attempt) * (0.5 + random.random()))
                     continue
@@ -213,31 +223,35 @@ class Batcher:
         for i, req in enumerate(batch):
             req.future.set_result(outcomes.get(i, _ALONE))
 
-    def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any]) -> None:
-        """One transaction for the batch; fills outcomes only if it commits."""
+    def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:
+        """One transaction for the batch; fills outcomes only if it commits.
+
+        Without `look_up` the stored answers are not read: a key stored before makes the batch's insert
+        fail, and the batch runs again with them. With it, on PostgreSQL they are read outside the
+        SERIALIZABLE transaction, as the operation frame does (reading the idempotency index inside it
+        takes predicate locks that make every keyed writer conflict)."""
         reqs = [req for _i, req in todo]
-        # On PostgreSQL the stored answers are read outside the SERIALIZABLE transaction, as the
-        # operation frame does (reading the idempotency index inside it takes predicate locks that make
-        # every keyed writer conflict); a twin stored meanwhile fails the batch's insert and is then
-        # answered alone through the frame.
-        outside = self.app.db.dialect == "postgresql"
         conn, lookup = self._connections()
-        if outside:
+        keys: dict = {}
+        if look_up and lookup is not None:
             try:
-                known = self._known_keys(lookup, reqs)
+                keys = self._known_keys(lookup, reqs)
             finally:
                 lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
         answers: dict[int, Any] = {}
-        with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+        session = Session(bind=conn, expire_on_commit=False)
+        try:
+            session.begin()
+            if look_up and lookup is None:
+                keys = self._known_keys(session, reqs)
             audits: list[dict] = []
-            keys = known if outside else self._known_keys(session, reqs)
             _prefetch(session, reqs, self.app.clock.now())
             book = book_of(session)
             conn = session.connection()
             for i, req in todo:
-                answers[i] = self._one(session, book, conn, i, req, audits, keys)
-            # the book, then every request's audit and idempotency record: one statement per table,
-            # sent together (PostgreSQL: in one round trip)
+                answers[i] = self._one(session, book, conn, i, req, audits, keys, look_up)
+            # the book, every request's audit and idempotency record (one statement per table) and the
+            # commit, sent together (PostgreSQL: one round trip)
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             with self.app.db.pipeline(session):
                 book.flush()
@@ -245,6 +259,19 @@ class Batcher:
                     session.execute(_INSERT_AUDITS, audits)
                 if fresh:
                     session.execute(_INSERT_KEYS, fresh)
+                session.commit()
+        except (_Unclean, _NeedsLookup):
+            session.rollback()  # raised by us, between statements: an ordinary rollback
+            raise
+        except BaseException:
+            session.rollback()
+            # after an error inside a pipeline SQLAlchemy may consider the transaction gone while the
+            # server still holds it aborted: hand the connections back to the pool, whose reset rolls
+            # back for certain, and start the next attempt on fresh ones
+            self._close_connections()
+            raise
+        finally:
+            session.close()
         outcomes.update(answers)
 
     def _connections(self):
@@ -278,7 +305,7 @@ class Batcher:
         return {(r.scope, r.key): {**r._asdict(), "stored": True} for r in rows if (r.scope, r.key) in wanted}
 
     def _one(self, session: Session, book, conn, position: int, req: _Request, audits: list[dict],
-             keys: dict) -> Any:
+             keys: dict, looked_up: bool) -> Any:
         """One request, answered exactly as operation.execute would answer it."""
         app, actor, name, key = self.app, req.actor, req.name, req.key
         scope = f"{actor.kind}:{actor.id}"[:48]
@@ -296,8 +323,7 @@ class Batcher:
         def remember(status: int, payload: Any) -> None:
             if key:
                 keys[(scope, key)] = {"scope": scope, "key": key, "request_hash": req_hash, "status": status,
-                                      "response": json.dumps(jsonable(payload), ensure_ascii=False),
-                                      "created_at": op.now}
+                                      "response": _dumps(payload), "created_at": op.now}
 
         try:
             result = req.fn(op, *req.args, **req.kwargs)
@@ -305,6 +331,10 @@ class Batcher:
             if not err.commit:
                 if (book.changes, conn.info.get(_WRITES, 0)) != before or session.dirty or session.new:
                     raise _Unclean(position) from None
+                if key and not looked_up:
+                    # such a refusal stores no answer, so the unique index cannot tell a retry of an
+                    # answered request (whose rerun may refuse: pending_already_resolved): look it up
+                    raise _NeedsLookup from None
                 if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
                     audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
                 return err
@@ -323,6 +353,11 @@ class Batcher:
         return result
 
 
+class _NeedsLookup(Exception):
+    """A keyed request was refused without storing its answer: run the batch again with the stored
+    answers read first."""
+
+
 class _Unclean(Exception):
     """A request the batch cannot keep (it failed unexpectedly, or refused after writing)."""
 
@@ -331,12 +366,22 @@ class _Unclean(Exception):
         self.position = position
 
 
+_dumps = functools.partial(json.dumps, ensure_ascii=False, default=json_default)
 _WRITES = "sscard_writes"  # connection.info: write statements run on this connection
 
 
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
     if not statement.lstrip()[:6].upper().startswith("SELECT"):
         conn.info[_WRITES] = conn.info.get(_WRITES, 0) + 1
+
+
+def _is_duplicate(exc: BaseException) -> bool:
+    """A unique index refused a row (here: an idempotency key stored by an earlier transaction)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if state is not None:
+        return state == "23505"  # unique_violation (PostgreSQL)
+    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(orig)  # SQLite
 
 
 def _settle_objects(session: Session) -> None:

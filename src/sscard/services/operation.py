@@ -39,10 +39,10 @@ _UNAUDITED_STATUSES = {400, 404, 422}
 
 
 def jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=_default, ensure_ascii=False))
+    return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
 
 
-def _default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, set | frozenset | tuple):
@@ -140,7 +140,7 @@ def request_hash(name: str, args: tuple, kwargs: dict, key: bytes | None = None)
 
     Keyed with the server key: the arguments may hold a PIN, and a plain hash of a 6-digit PIN is
     reversed by trying all million values."""
-    body = json.dumps([name, args, kwargs], default=_default, sort_keys=True, ensure_ascii=False).encode()
+    body = json.dumps([name, args, kwargs], default=json_default, sort_keys=True, ensure_ascii=False).encode()
     if key is None:
         return hashlib.sha256(body).hexdigest()
     return hmac.new(key, b"idempotency\x00" + body, hashlib.sha256).hexdigest()

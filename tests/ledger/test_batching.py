@@ -1,0 +1,138 @@
+"""The group-commit writer's own rules, driven deterministically: a batch is built by hand and given to
+the writer's `_process` in the test's thread, so which requests share a transaction is certain.
+
+The writer first assumes every idempotency key is new and lets the unique index find the retries;
+these tests pin down each way a retry can come back and must still get its first answer."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from sscard.core.errors import SscardError
+from sscard.models.foundation import AuditRecord, IdempotencyRecord
+from sscard.models.ledger import LedgerTransfer
+from sscard.services import banking, batching
+from sscard.services.batching import _ALONE, _Request
+
+from .helpers import PIN, activated, balance_of, invariants, terminal
+
+
+def _req(op_fn, actor, *args, key=None, **kwargs) -> _Request:
+    return _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, key)
+
+
+def _run(app, *reqs: _Request) -> list:
+    """Process these requests as ONE batch; the answers in order (an exception instance for a refusal)."""
+    writer = batching.batcher(app)
+    writer._process(list(reqs))
+    return [r.future.result() for r in reqs]
+
+
+def _count(app, model, **where) -> int:
+    with app.db.session() as s:
+        q = select(func.count()).select_from(model)
+        for name, value in where.items():
+            q = q.where(getattr(model, name) == value)
+        return s.scalar(q)
+
+
+@pytest.fixture
+def pos(city):
+    return terminal(city, "POS-1")
+
+
+def test_a_batch_commits_every_payment_with_one_transfer_audit_and_key_each(city, app, pos):
+    card = activated(city, opening_fen=10_000)
+    answers = _run(app, *[_req(banking.purchase, pos, card.pan, 100 * (i + 1), PIN, key=f"k{i}") for i in range(5)])
+    assert [a["amount_fen"] for a in answers] == [100, 200, 300, 400, 500]
+    # each request saw the ones before it in the same transaction
+    assert [a["balance_fen"] for a in answers] == [9_900, 9_700, 9_400, 9_000, 8_500]
+    assert balance_of(app, card.pan) == 8_500
+    assert _count(app, LedgerTransfer, code="payment") == 5
+    assert _count(app, AuditRecord, operation="bank.purchase") == 5
+    assert _count(app, IdempotencyRecord) >= 5
+    assert invariants(app)["ok"]
+
+
+def test_a_retried_payment_in_a_later_batch_is_answered_from_its_key_not_paid_twice(city, app, pos):
+    card = activated(city, opening_fen=10_000)
+    first = _run(app, _req(banking.purchase, pos, card.pan, 700, PIN, key="pay-1"))[0]
+    other = activated(city, name="李四", opening_fen=10_000)
+    # the retry shares a batch with a new payment: the unique index refuses the stored key, and the
+    # batch runs again reading the stored answers first
+    retry, fresh = _run(app, _req(banking.purchase, pos, card.pan, 700, PIN, key="pay-1"),
+                        _req(banking.purchase, pos, other.pan, 300, PIN, key="pay-2"))
+    assert retry == first
+    assert fresh["balance_fen"] == 9_700
+    assert balance_of(app, card.pan) == 9_300
+    assert _count(app, LedgerTransfer, code="payment") == 2
+    assert invariants(app)["ok"]
+
+
+def test_a_retried_capture_whose_rerun_would_refuse_gets_its_first_answer(city, app, pos):
+    """A rerun of an answered capture refuses (pending_already_resolved) without storing anything, so
+    the unique index cannot catch it: the writer must read the stored answers."""
+    card = activated(city, opening_fen=10_000)
+    hold = _run(app, _req(banking.authorize_payment, pos, card.pan, 2_000, PIN, key="auth-1"))[0]
+    captured = _run(app, _req(banking.capture_payment, pos, hold["transfer_id"], key="cap-1"))[0]
+    again = _run(app, _req(banking.capture_payment, pos, hold["transfer_id"], key="cap-1"))[0]
+    assert again == captured
+    fresh_key = _run(app, _req(banking.capture_payment, pos, hold["transfer_id"], key="cap-2"))[0]
+    assert isinstance(fresh_key, SscardError) and fresh_key.code == "pending_already_resolved"
+    assert balance_of(app, card.pan) == 8_000
+
+
+def test_a_key_reused_with_another_body_is_refused_and_changes_nothing(city, app, pos):
+    card = activated(city, opening_fen=10_000)
+    _run(app, _req(banking.purchase, pos, card.pan, 100, PIN, key="same"))
+    reused = _run(app, _req(banking.purchase, pos, card.pan, 999, PIN, key="same"))[0]
+    assert isinstance(reused, SscardError) and reused.code == "idempotency_key_reused"
+    assert balance_of(app, card.pan) == 9_900
+
+
+def test_twins_in_one_batch_pay_once_and_get_the_same_answer(city, app, pos):
+    card = activated(city, opening_fen=10_000)
+    a, b = _run(app, _req(banking.purchase, pos, card.pan, 500, PIN, key="twin"),
+                _req(banking.purchase, pos, card.pan, 500, PIN, key="twin"))
+    assert a == b
+    assert balance_of(app, card.pan) == 9_500
+    assert _count(app, LedgerTransfer, code="payment") == 1
+
+
+def test_refusals_in_a_batch_leave_the_other_requests_and_the_ledger_exact(city, app, pos):
+    rich = activated(city, opening_fen=10_000)
+    poor = activated(city, name="李四", opening_fen=50)
+    ok, short, wrong, unknown = _run(
+        app,
+        _req(banking.purchase, pos, rich.pan, 1_000, PIN, key="r"),
+        _req(banking.purchase, pos, poor.pan, 1_000, PIN, key="p"),  # after the PIN: committed refusal
+        _req(banking.purchase, pos, rich.pan, 1_000, "000000", key="w"),  # PIN counter kept
+        _req(banking.purchase, pos, "6222020000000000000", 1_000, PIN, key="u"),  # refused before any write
+    )
+    assert ok["balance_fen"] == 9_000
+    assert short.code == "insufficient_funds" and wrong.code == "wrong_pin" and unknown.code == "account_not_found"
+    assert balance_of(app, rich.pan) == 9_000 and balance_of(app, poor.pan) == 50
+    # the committed refusals are answered again from their keys; the first PIN miss stays counted
+    again = _run(app, _req(banking.purchase, pos, poor.pan, 1_000, PIN, key="p"),
+                 _req(banking.purchase, pos, rich.pan, 1_000, "000000", key="w"))
+    assert [e.code for e in again] == ["insufficient_funds", "wrong_pin"]
+    with app.db.session() as s:
+        from sscard.models.foundation import BankAccount
+
+        assert s.scalar(select(BankAccount.pin_failures).where(BankAccount.pan == rich.pan)) == 1
+    assert invariants(app)["ok"]
+
+
+def test_a_request_that_fails_unexpectedly_is_answered_alone_and_the_rest_commit(city, app, pos, monkeypatch):
+    card = activated(city, opening_fen=10_000)
+
+    def broken(op, *args, **kwargs):
+        raise RuntimeError("a bug")
+
+    bad = _Request(banking.purchase, broken, banking.purchase.operation_name, pos, (card.pan, 1, PIN), {}, "bad")
+    good = _req(banking.purchase, pos, card.pan, 400, PIN, key="good")
+    bad_answer, good_answer = _run(app, bad, good)
+    assert bad_answer is _ALONE  # the caller then runs it through the ordinary frame
+    assert good_answer["balance_fen"] == 9_600
+    assert _count(app, LedgerTransfer, code="payment") == 1
