@@ -175,6 +175,8 @@ def test_every_portal_page_is_accessible_and_fits_a_phone(live_server, browser, 
             page.select_option("#f-type", "pension")
             page.wait_for_url("**/portal/insurance?year=2025&type=pension")
             assert page.locator(".portal-count").inner_text() == "共3条记录"
+            # htmx ignores a change while the form's previous request is still settling: wait for it
+            page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
             page.select_option("#f-year", "")
             page.wait_for_url("**type=pension")
             page.wait_for_function("document.querySelector('.portal-count').textContent.includes('25')")
