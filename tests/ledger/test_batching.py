@@ -26,7 +26,7 @@ def _run(app, *reqs: _Request) -> list:
     """Process these requests as ONE batch; the answers in order (an exception instance for a refusal)."""
     writer = batching.batcher(app)
     writer._process(list(reqs))
-    return [r.future.result() for r in reqs]
+    return [r.answer for r in reqs]
 
 
 def _count(app, model, **where) -> int:

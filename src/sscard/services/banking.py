@@ -35,7 +35,7 @@ from ..core.states import (
 )
 from ..models.foundation import Bank, BankAccount, Card, Outlet
 from . import access, ledger, lookup
-from .book import book_of
+from .book import Book, book_of
 from .loss import _refresh_bank
 from .operation import Op, operation, query
 
@@ -76,9 +76,8 @@ def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
         return
     book = book_of(session)
     day = shanghai_day(now)
-    columns, join = book.seed_columns(BankAccount.ledger_account_id, bindparam("day", day))
     found = {}
-    for row in session.execute(join(select(BankAccount, *columns)).where(BankAccount.pan.in_(pans))):
+    for row in session.execute(_PREFETCH, {"day": day, "pans": list(pans)}):
         found[row.BankAccount.pan] = row.BankAccount
         book.seed(row, day)
     book.seeded()
@@ -91,6 +90,14 @@ def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
                 if known is not None:
                     ids.append(known)
     book.load(ids)
+
+
+def _prefetch_statement():
+    columns, join = Book.seed_columns(BankAccount.ledger_account_id, bindparam("day"))
+    return join(select(BankAccount, *columns)).where(BankAccount.pan.in_(bindparam("pans", expanding=True)))
+
+
+_PREFETCH = _prefetch_statement()  # built once: building it costs more than running it
 
 
 def _account(op: Op, pan: str) -> BankAccount:

@@ -15,8 +15,8 @@ anything in the book, run a write statement or left changed objects in the sessi
 again without it and that request is answered alone, through the ordinary frame.
 
 - A batch is whatever is queued when the writer comes round (up to `max_batch`), plus what arrives
-  during a short linger (0.5 ms): an idle system answers almost at once, a busy one commits many
-  requests per fsync.
+  during a short linger (at most 0.5 ms, and only until the batch is as big as the last one): an
+  idle system answers almost at once, a busy one commits many requests per fsync.
 - A serialization failure or deadlock reruns the whole batch (the work has no outside side effects).
 - A request that meets something the batch cannot settle (an unexpected error, a refusal that wrote,
   a concurrent twin that stored the same idempotency key in another transaction, or a commit that
@@ -38,8 +38,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select
@@ -78,7 +77,33 @@ class _Request:
     args: tuple
     kwargs: dict
     key: str | None
-    future: Future = field(default_factory=Future)
+    answer: Any = None
+    done: bool = False
+    # How the caller waits: a plain lock the writer releases (a thread), or an asyncio future (an async
+    # route). Lighter than concurrent.futures.Future, whose condition variable costs the writer a lock
+    # and a notify per answer.
+    _lock: threading.Lock | None = None
+    _async: tuple | None = None  # (loop, asyncio.Future)
+
+    def set_result(self, answer: Any) -> None:
+        self.answer, self.done = answer, True
+        if self._async is not None:
+            loop, fut = self._async
+            try:
+                loop.call_soon_threadsafe(_resolve, fut, answer)
+            except RuntimeError:  # the caller's event loop has closed (server shutdown): nobody waits
+                log.debug("answer for a closed event loop dropped")
+        elif self._lock is not None:
+            self._lock.release()
+
+    def wait(self) -> Any:
+        self._lock.acquire()
+        return self.answer
+
+
+def _resolve(fut: asyncio.Future, answer: Any) -> None:
+    if not fut.done():
+        fut.set_result(answer)
 
 
 class Batcher:
@@ -89,6 +114,7 @@ class Batcher:
         self.max_attempts = max_attempts
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._conn = self._lookup = None
+        self._last_size = 1
         self._closed = False
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
             event.listen(app.db.engine, "before_cursor_execute", _count_writes)
@@ -106,8 +132,10 @@ class Batcher:
         if self._closed:
             return op_fn(self.app, actor, *args, idempotency_key=idempotency_key, **kwargs)
         req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
+        req._lock = threading.Lock()
+        req._lock.acquire()
         self._queue.put(req)
-        out = req.future.result()
+        out = req.wait()
         if out is _ALONE:
             return op_fn(self.app, actor, *args, idempotency_key=idempotency_key, **kwargs)
         if isinstance(out, BaseException):
@@ -122,8 +150,10 @@ class Batcher:
         out: Any = _ALONE
         if not self._closed:
             req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
+            loop = asyncio.get_running_loop()
+            req._async = (loop, loop.create_future())
             self._queue.put(req)
-            out = await asyncio.wrap_future(req.future)
+            out = await req._async[1]
         if out is _ALONE:
             return await run_in_threadpool(
                 functools.partial(op_fn, self.app, actor, *args, idempotency_key=idempotency_key, **kwargs))
@@ -154,16 +184,16 @@ class Batcher:
                 break
             batch = [first]
             stop = self._drain(batch)
-            if not stop and self.linger and len(batch) < self.max_batch:
-                time.sleep(self.linger)  # let callers that were just answered queue their next request
-                stop = self._drain(batch)
+            if not stop and self.linger:
+                stop = self._linger(batch)
+            self._last_size = len(batch)
             try:
                 self._process(batch)
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("batch failed")
                 for req in batch:
-                    if not req.future.done():
-                        req.future.set_result(exc)
+                    if not req.done:
+                        req.set_result(exc)
             if stop:
                 break
         while True:  # closing: whoever is still queued goes through the ordinary frame
@@ -172,7 +202,25 @@ class Batcher:
             except queue.Empty:
                 break
             if req is not None:
-                req.future.set_result(_ALONE)
+                req.set_result(_ALONE)
+
+    def _linger(self, batch: list[_Request]) -> bool:
+        """Wait up to `linger` for the callers just answered to queue their next request, but only while
+        the batch is smaller than the last one: at a steady load the writer goes as soon as everyone
+        is back, and a lone caller waits for nobody. True when close() asked the writer to stop."""
+        deadline = time.monotonic() + self.linger
+        while len(batch) < min(self._last_size, self.max_batch):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                nxt = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if nxt is None:
+                return True
+            batch.append(nxt)
+        return False
 
     def _drain(self, batch: list[_Request]) -> bool:
         """Take what is queued (up to max_batch); True when close() asked the writer to stop."""
@@ -221,7 +269,7 @@ class Batcher:
         self.batches += 1
         self.requests += len(batch)
         for i, req in enumerate(batch):
-            req.future.set_result(outcomes.get(i, _ALONE))
+            req.set_result(outcomes.get(i, _ALONE))
 
     def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:
         """One transaction for the batch; fills outcomes only if it commits.
