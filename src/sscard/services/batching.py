@@ -15,7 +15,7 @@ anything in the book, run a write statement or left changed objects in the sessi
 again without it and that request is answered alone, through the ordinary frame.
 
 - A batch is whatever is queued when the writer comes round (up to `max_batch`), plus what arrives
-  during a short linger (at most 0.5 ms, and only until the batch is as big as the last one): an
+  during a short linger (at most 0.5 ms, and only until the batch is as big as the recent ones): an
   idle system answers almost at once, a busy one commits many requests per fsync.
 - A serialization failure or deadlock reruns the whole batch (the work has no outside side effects).
 - A request that meets something the batch cannot settle (an unexpected error, a refusal that wrote,
@@ -115,6 +115,7 @@ class Batcher:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._conn = self._lookup = None
         self._last_size = 1
+        self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
             event.listen(app.db.engine, "before_cursor_execute", _count_writes)
@@ -161,6 +162,12 @@ class Batcher:
             raise out
         return out
 
+    def cpu_time(self) -> float:
+        """The writer thread's CPU seconds so far (for benchmarks)."""
+        if self._thread.is_alive() and hasattr(time, "pthread_getcpuclockid"):
+            return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+        return self.cpu_seconds
+
     def close(self) -> None:
         if self._closed:
             return
@@ -186,7 +193,7 @@ class Batcher:
             stop = self._drain(batch)
             if not stop and self.linger:
                 stop = self._linger(batch)
-            self._last_size = len(batch)
+            self._last_size = max(len(batch), self._last_size - 1)  # grows at once, shrinks by one
             try:
                 self._process(batch)
             except BaseException as exc:  # never leave a caller waiting
@@ -206,8 +213,9 @@ class Batcher:
 
     def _linger(self, batch: list[_Request]) -> bool:
         """Wait up to `linger` for the callers just answered to queue their next request, but only while
-        the batch is smaller than the last one: at a steady load the writer goes as soon as everyone
-        is back, and a lone caller waits for nobody. True when close() asked the writer to stop."""
+        the batch is smaller than the recent ones (the size grows at once and shrinks by one per batch):
+        at a steady load the writer goes as soon as everyone is back, and a lone caller waits for
+        nobody. True when close() asked the writer to stop."""
         deadline = time.monotonic() + self.linger
         while len(batch) < min(self._last_size, self.max_batch):
             remaining = deadline - time.monotonic()
