@@ -320,8 +320,10 @@ def flush(session: Session) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _flush_before_commit(session: Session) -> None:
+    """Write the book when the transaction commits (not when a savepoint inside it is released: the
+    book's rows belong to the whole transaction, not to whatever the savepoint guarded)."""
     book = session.info.get(INFO_KEY)
-    if book is not None and not book._marks:
+    if book is not None and not book._marks and not session.in_nested_transaction():
         book.flush()
 
 
