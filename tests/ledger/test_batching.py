@@ -136,3 +136,32 @@ def test_a_request_that_fails_unexpectedly_is_answered_alone_and_the_rest_commit
     assert bad_answer is _ALONE  # the caller then runs it through the ordinary frame
     assert good_answer["balance_fen"] == 9_600
     assert _count(app, LedgerTransfer, code="payment") == 1
+
+
+def test_a_transfer_in_a_batch_to_a_card_not_yet_activated_opens_its_ledger_account(city, app):
+    """The batch reads accounts as read-only views; the first credit to a card never activated must
+    create its ledger account on the real object (and the answer must see it)."""
+    from sscard.models.foundation import BankAccount
+
+    atm = terminal(city, "ATM-GSB-1")
+    payer = activated(city, opening_fen=10_000)
+    newcomer = city.issued_card(name="王五")
+    with app.db.session() as s:
+        assert s.scalar(select(BankAccount.ledger_account_id).where(BankAccount.pan == newcomer.pan)) is None
+    sent, again = _run(app, _req(banking.transfer, atm, payer.pan, newcomer.pan, 1_500, PIN, key="t1"),
+                       _req(banking.transfer, atm, payer.pan, newcomer.pan, 500, PIN, key="t2"))
+    assert sent["balance_fen"] == 8_500 and again["balance_fen"] == 8_000
+    assert balance_of(app, newcomer.pan) == 2_000
+    assert invariants(app)["ok"]
+
+
+def test_a_view_loaded_by_a_batch_refuses_a_write_instead_of_losing_it(city, app):
+    from sscard.services.banking import AccountView, prefetch_accounts
+
+    card = activated(city, opening_fen=100)
+    with app.db.session() as s:
+        prefetch_accounts(s, {card.pan}, (), app.clock.now())
+        view = s.info["sscard_accounts_by_pan"][card.pan]
+        assert isinstance(view, AccountView) and view.pan == card.pan
+        with pytest.raises(AttributeError):
+            view.pin_failures = 3

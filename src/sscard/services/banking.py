@@ -55,6 +55,33 @@ MAX_PENDING_TIMEOUT = timedelta(days=30)
 
 
 PREFETCHED = "sscard_accounts_by_pan"  # session.info key: accounts a group commit loaded for its batch
+_ACCOUNT_COLUMNS = tuple(c.key for c in BankAccount.__table__.columns)
+
+
+class AccountView:
+    """A bank account as a batch loaded it: a plain row with BankAccount's attributes, read-only.
+
+    Building ORM objects for a batch's accounts cost more than the batch's SQL; most payments only read
+    the account. What writes (a PIN counter, a first ledger account) asks `_writable`, which loads the
+    ORM object in its place; any other write raises, so it can never be lost silently."""
+
+    __slots__ = _ACCOUNT_COLUMNS
+
+    def __init__(self, row) -> None:
+        for name in _ACCOUNT_COLUMNS:
+            object.__setattr__(self, name, getattr(row, name))
+
+    def __setattr__(self, name, value) -> None:
+        raise AttributeError(f"AccountView is read-only ({name}): use banking._writable")
+
+
+def _writable(op: Op, account):
+    """The ORM object of an account (for a write), in place of a batch's read-only view."""
+    if not isinstance(account, AccountView):
+        return account
+    orm = op.session.get(BankAccount, account.id)
+    op.session.info.setdefault(PREFETCHED, {})[orm.pan] = orm
+    return orm
 
 
 def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
@@ -70,15 +97,16 @@ def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
 
 
 def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
-    """Load for a whole batch (services/batching): the accounts of many PANs with their ledger accounts
-    and the day's limit usage in one query, then the ledger accounts of the terminals acting."""
+    """Load for a whole batch (services/batching): the accounts of many PANs (as read-only views) with
+    their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts."""
     if not pans:
         return
     book = book_of(session)
     day = shanghai_day(now)
     found = {}
-    for row in session.execute(_PREFETCH, {"day": day, "pans": list(pans)}):
-        found[row.BankAccount.pan] = row.BankAccount
+    for row in session.connection().execute(_PREFETCH, {"day": day, "pans": list(pans)}):
+        if row.pan not in found:
+            found[row.pan] = AccountView(row)
         book.seed(row, day)
     book.seeded()
     session.info.setdefault(PREFETCHED, {}).update(found)
@@ -93,8 +121,9 @@ def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
 
 
 def _prefetch_statement():
-    columns, join = Book.seed_columns(BankAccount.ledger_account_id, bindparam("day"))
-    return join(select(BankAccount, *columns)).where(BankAccount.pan.in_(bindparam("pans", expanding=True)))
+    table = BankAccount.__table__
+    columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
+    return join(select(table, *columns)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
 
 
 _PREFETCH = _prefetch_statement()  # built once: building it costs more than running it
@@ -132,6 +161,7 @@ def check_pin(op: Op, account: BankAccount, pin: str) -> None:
     lock, error = verify_with_lockout(before, "bank_pin", op.policy, op.now, pin_matches(op, account, pin),
                                       locked_code="pin_locked", wrong_code="wrong_pin")
     if lock != before:  # write only on change: a good PIN with no misses touches nothing
+        account = _writable(op, account)
         account.pin_failures = lock.failures
         account.pin_locked_until = lock.locked_until
         account.pin_locked = lock.locked
@@ -182,10 +212,13 @@ def clearing_account(op: Op, bank_id: int) -> int:
 
 
 def _ledger_id(op: Op, account: BankAccount) -> int:
-    return ledger.customer_account(op.session, account, op.now)
+    if account.ledger_account_id is not None:
+        return account.ledger_account_id
+    return ledger.customer_account(op.session, _writable(op, account), op.now)
 
 
 def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra) -> dict:
+    account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
     out = {"pan": mask_pan(account.pan), "status": str(_status(op, account)), **b,
