@@ -2,7 +2,7 @@
 
 Terminal routes (/api/v1/terminal/...) take a terminal's bearer token; every write needs an
 Idempotency-Key header (a retry answers the first answer; another body is idempotency_key_reused).
-Payments and transfers from terminals are group-committed (services/batching); their routes are async,
+Every terminal route but the PIN change is group-committed (services/batching); those routes are async,
 so a request waiting for its batch holds no thread. Amounts are integer fen.
 """
 
@@ -131,22 +131,24 @@ def _terminal(actor: Actor, key: str | None, *, write: bool = True) -> None:
 
 
 @router.post("/terminal/withdrawal")
-def terminal_withdrawal(body: CardAmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_withdrawal(body: CardAmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    """Cash out at an ATM (group-committed, like payments)."""
     _terminal(actor, key)
-    return banking.withdraw(app, actor, body.pan, body.amount_fen, body.pin, idempotency_key=key)
+    return await batching.acall(app, banking.withdraw, actor, body.pan, body.amount_fen, body.pin,
+                                idempotency_key=key)
 
 
 @router.post("/terminal/deposit")
-def terminal_deposit(body: CardAmount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_deposit(body: CardAmount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     _terminal(actor, key)
-    return banking.deposit(app, actor, body.pan, body.amount_fen, idempotency_key=key)
+    return await batching.acall(app, banking.deposit, actor, body.pan, body.amount_fen, idempotency_key=key)
 
 
 @router.post("/terminal/balance")
-def terminal_balance(body: CardPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_balance(body: CardPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     """A balance inquiry (needs the PIN); the key is optional here, as nothing but the PIN count changes."""
     _terminal(actor, key, write=False)
-    return banking.balance_inquiry(app, actor, body.pan, body.pin, idempotency_key=key)
+    return await batching.acall(app, banking.balance_inquiry, actor, body.pan, body.pin, idempotency_key=key)
 
 
 @router.post("/terminal/payments")
