@@ -165,3 +165,35 @@ def test_a_view_loaded_by_a_batch_refuses_a_write_instead_of_losing_it(city, app
         assert isinstance(view, AccountView) and view.pan == card.pan
         with pytest.raises(AttributeError):
             view.pin_failures = 3
+
+
+def test_two_server_processes_writers_queue_instead_of_aborting_each_other(city, app, make_app):
+    """Two Apps on one database stand for two server processes, each with its own group-commit writer.
+    Every payment credits the same merchant account: on PostgreSQL the writers take turns (an advisory
+    lock), on SQLite its write lock does the same; none of the payments fails."""
+    import threading
+
+    other_app = make_app()
+    cards_ = [activated(city, name=f"持卡人{i}", opening_fen=100_000) for i in range(4)]
+    pos = terminal(city, "POS-1")
+    failures: list[str] = []
+
+    def pay(which_app, worker: int) -> None:
+        for n in range(25):
+            card = cards_[(worker + n) % len(cards_)]
+            try:
+                batching.call(which_app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key=f"w{worker}-{n}")
+            except Exception as exc:  # noqa: BLE001  counted: there must be none
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=pay, args=(app if w % 2 else other_app, w)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    # they queued: no batch was aborted by the other writer's
+    assert batching.batcher(app).conflicts == 0 and batching.batcher(other_app).conflicts == 0
+    assert sum(balance_of(app, c.pan) for c in cards_) == 4 * 100_000 - 6 * 25 * 10
+    assert _count(app, LedgerTransfer, code="payment") == 150
+    assert invariants(app)["ok"]

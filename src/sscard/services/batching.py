@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -123,6 +123,7 @@ class Batcher:
         self._thread.start()
         self.batches = 0
         self.requests = 0
+        self.conflicts = 0  # batches run again after a serialization failure or deadlock
 
     # ---------------------------------------------------------------- callers
 
@@ -267,6 +268,7 @@ class Batcher:
                     attempt -= 1
                     continue
                 if is_retryable(exc) and attempt < self.max_attempts:
+                    self.conflicts += 1
                     time.sleep(min(0.1, 0.002 * 2**attempt) * (0.5 + random.random()))
                     continue
                 log.warning("batch of %d could not commit (%s): answering one by one", len(batch),
@@ -286,8 +288,29 @@ class Batcher:
         fail, and the batch runs again with them. With it, on PostgreSQL they are read outside the
         SERIALIZABLE transaction, as the operation frame does (reading the idempotency index inside it
         takes predicate locks that make every keyed writer conflict)."""
-        reqs = [req for _i, req in todo]
         conn, lookup = self._connections()
+        if lookup is None:
+            self._attempt_locked(conn, None, todo, outcomes, look_up)
+            return
+        # PostgreSQL: one batch at a time across every server process (a session-level advisory lock
+        # on the autocommit connection, so the batch's snapshot is taken after it is granted). Writers
+        # of several processes would otherwise collide on every hot account (a POS's merchant account)
+        # and abort each other under SERIALIZABLE; with it they queue, as SQLite's writers do.
+        try:
+            lookup.execute(_WRITER_LOCK, {"k": WRITER_LOCK_KEY})
+            lookup.rollback()
+        except BaseException:
+            self._close_connections()
+            raise
+        try:
+            self._attempt_locked(conn, lookup, todo, outcomes, look_up)
+        finally:
+            if self._lookup is lookup:  # still ours (an error closes it, and the lock with it)
+                lookup.execute(_WRITER_UNLOCK, {"k": WRITER_LOCK_KEY})
+                lookup.rollback()
+
+    def _attempt_locked(self, conn, lookup, todo, outcomes: dict[int, Any], look_up: bool) -> None:
+        reqs = [req for _i, req in todo]
         keys: dict = {}
         if look_up and lookup is not None:
             try:
@@ -334,7 +357,8 @@ class Batcher:
         """The writer's own connections, kept open across batches (no pool checkout and reset per
         batch): one for the batches' transactions and, on PostgreSQL, an autocommit one for the
         idempotency lookups (one round trip, no predicate locks)."""
-        if self._conn is None or self._conn.closed or self._conn.invalidated:
+        if any(c is None or c.closed or c.invalidated
+               for c in (self._conn, self._lookup if self.app.db.dialect == "postgresql" else self._conn)):
             self._close_connections()
             engine = self.app.db.engine
             self._conn = engine.connect()
@@ -343,10 +367,12 @@ class Batcher:
         return self._conn, self._lookup
 
     def _close_connections(self) -> None:
-        for conn in (self._conn, self._lookup):
+        """Drop the writer's connections. The lookup connection may hold the writer lock: it is closed
+        for real (invalidated), not handed back to the pool with the lock."""
+        for conn, really in ((self._conn, False), (self._lookup, True)):
             if conn is not None:
                 try:
-                    conn.close()
+                    conn.invalidate() if really else conn.close()
                 except Exception:  # noqa: BLE001  a broken connection is dropped anyway
                     log.debug("closing a writer connection failed", exc_info=True)
         self._conn = self._lookup = None
@@ -448,6 +474,9 @@ def _settle_objects(session: Session) -> None:
 
 AUDITS = AuditRecord.__table__
 KEYS = IdempotencyRecord.__table__
+WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit writers ("SSCARD" 1)
+_WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
+_WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
