@@ -206,18 +206,19 @@ def extend_activation(pan: str, body: Extend, app: AppDep, actor: ActorDep, key:
 
 
 @router.post("/bank-accounts/{pan}/deposit")
-def deposit(pan: str, body: Amount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    return banking.deposit(app, actor, pan, body.amount_fen, idempotency_key=key)
+async def deposit(pan: str, body: Amount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return await batching.acall(app, banking.deposit, actor, pan, body.amount_fen, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/withdrawal")
-def withdrawal(pan: str, body: AmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    return banking.withdraw(app, actor, pan, body.amount_fen, body.pin, idempotency_key=key)
+async def withdrawal(pan: str, body: AmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return await batching.acall(app, banking.withdraw, actor, pan, body.amount_fen, body.pin, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/transfer")
-def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    return banking.transfer(app, actor, pan, body.to_pan, body.amount_fen, body.pin, idempotency_key=key)
+async def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return await batching.acall(app, banking.transfer, actor, pan, body.to_pan, body.amount_fen, body.pin,
+                                idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/pin/reset")
@@ -247,8 +248,9 @@ def close(pan: str, body: PresentedId, app: AppDep, actor: ActorDep, key: KeyDep
 
 
 @router.post("/bank-accounts/{pan}/pension")
-def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    return banking.credit_pension(app, actor, pan, body.amount_fen, body.period, idempotency_key=key)
+async def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+    return await batching.acall(app, banking.credit_pension, actor, pan, body.amount_fen, body.period,
+                                idempotency_key=key)
 
 
 @router.get("/bank-accounts/{pan}/statement")

@@ -30,7 +30,7 @@ from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
-from ..services import banking, loss, websession
+from ..services import banking, batching, loss, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
 from ..statements import Line, Statement, render_statement
@@ -394,14 +394,14 @@ async def loss_submit(request: Request) -> Response:
 
 def _deposit(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
     amount = parse_yuan(form.get("amount", ""))
-    out = banking.deposit(app, desk.actor, _clean_pan(form), amount, idempotency_key=key)
+    out = batching.call(app, banking.deposit, desk.actor, _clean_pan(form), amount, idempotency_key=key)
     return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
             "status": out["status"], "transfer_id": out["transfer_id"]}
 
 
 def _withdraw(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
     amount = parse_yuan(form.get("amount", ""))
-    out = banking.withdraw(app, desk.actor, _clean_pan(form), amount, form.get("pin", ""))
+    out = batching.call(app, banking.withdraw, desk.actor, _clean_pan(form), amount, form.get("pin", ""))
     return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
             "status": out["status"], "transfer_id": out["transfer_id"]}
 
