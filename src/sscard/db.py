@@ -79,7 +79,7 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 12):
+    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30):
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -126,7 +126,10 @@ class Database:
             yield
 
     def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
-        """Run `work` in a transaction, retrying it whole on serialization failure or deadlock.
+        """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
+        30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
+        few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
+        transfers at 8 threads on 20 accounts).
 
         `readonly=True` is for reads that write nothing (queries, token lookups)."""
         maker = self.read_sessions if readonly else self.sessions
