@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ..api.deps import language
 from ..core.clock import SHANGHAI
@@ -220,7 +221,9 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     form = await _posted(request, desk)
     key = (form.get("op_key") or None) if keyed else None
     try:
-        done = handler(_app(request), desk, form, key, request)
+        # in a worker thread: the operation's database work (or its wait for a group commit) must not
+        # hold up the event loop that serves every other request
+        done = await run_in_threadpool(handler, _app(request), desk, form, key, request)
     except SscardError as err:
         ctx = {"form": _entered(form, *keep), "last_pan": _masked_pan_hint(form),
                "error": _message(err, language(request)), "error_code": err.code}
