@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -63,19 +63,27 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, raised through SQLAlchemy or by psycopg itself (a pipeline's
+    sync); None for SQLite, which has none."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+
+
 def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, StaleDataError):
         return True  # optimistic version check lost a race
-    if getattr(exc, "sqlstate", None) in RETRY_SQLSTATES:
-        return True  # raised by psycopg itself, outside SQLAlchemy (a pipeline's sync)
-    if isinstance(exc, DBAPIError):
-        orig = exc.orig
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
-        if sqlstate in RETRY_SQLSTATES:
-            return True
-        if isinstance(exc, OperationalError) and "database is locked" in str(orig):
-            return True
-    return False
+    if sqlstate(exc) in RETRY_SQLSTATES:
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def is_duplicate(exc: BaseException) -> bool:
+    """A unique index refused a row."""
+    state = sqlstate(exc)
+    if state is not None:
+        return state == "23505"  # unique_violation
+    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(exc.orig)  # SQLite
 
 
 class Database:

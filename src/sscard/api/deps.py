@@ -37,10 +37,7 @@ async def optional_actor(request: Request, app: Annotated[App, Depends(get_app)]
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
             return cardholder_from_token(app, token)  # a signature check, no I/O
-        hit, actor = cached_actor(app, token)
-        if hit:
-            return actor
-        return await run_in_threadpool(actor_for_token, app, token)
+        return cached_actor(app, token) or await run_in_threadpool(actor_for_token, app, token)
     web_actor = getattr(request.state, "actor", None)  # set by the web session middleware, if any
     return web_actor
 

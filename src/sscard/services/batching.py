@@ -42,13 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, event, insert, select, text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.roles import Actor
-from ..db import is_retryable
+from ..db import is_duplicate, is_retryable
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access
 from .app import App
@@ -263,7 +262,7 @@ class Batcher:
                 look_up = True
                 attempt -= 1
             except Exception as exc:
-                if not look_up and _is_duplicate(exc):
+                if not look_up and is_duplicate(exc):
                     look_up = True  # a retried key: run again, answering it from its stored answer
                     attempt -= 1
                     continue
@@ -357,13 +356,12 @@ class Batcher:
         """The writer's own connections, kept open across batches (no pool checkout and reset per
         batch): one for the batches' transactions and, on PostgreSQL, an autocommit one for the
         idempotency lookups (one round trip, no predicate locks)."""
-        if any(c is None or c.closed or c.invalidated
-               for c in (self._conn, self._lookup if self.app.db.dialect == "postgresql" else self._conn)):
+        postgres = self.app.db.dialect == "postgresql"
+        if any(c is None or c.closed or c.invalidated for c in (self._conn, *([self._lookup] if postgres else []))):
             self._close_connections()
             engine = self.app.db.engine
             self._conn = engine.connect()
-            self._lookup = (engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-                            if self.app.db.dialect == "postgresql" else None)
+            self._lookup = engine.connect().execution_options(isolation_level="AUTOCOMMIT") if postgres else None
         return self._conn, self._lookup
 
     def _close_connections(self) -> None:
@@ -453,17 +451,8 @@ _WRITES = "sscard_writes"  # connection.info: write statements run on this conne
 
 
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
-    if not statement.lstrip()[:6].upper().startswith("SELECT"):
+    if statement.lstrip()[:6].upper() != "SELECT":
         conn.info[_WRITES] = conn.info.get(_WRITES, 0) + 1
-
-
-def _is_duplicate(exc: BaseException) -> bool:
-    """A unique index refused a row (here: an idempotency key stored by an earlier transaction)."""
-    orig = getattr(exc, "orig", None) or exc
-    state = getattr(orig, "sqlstate", None)
-    if state is not None:
-        return state == "23505"  # unique_violation (PostgreSQL)
-    return isinstance(exc, IntegrityError) and "UNIQUE constraint failed" in str(orig)  # SQLite
 
 
 def _settle_objects(session: Session) -> None:

@@ -91,8 +91,8 @@ def actor_for_token(app, token: str) -> Actor | None:
     terminal's stream of payments costs one lookup every few seconds instead of one per request; a
     revoked token stops working within that time."""
     digest = app.secrets.token_digest(token)
-    hit, actor = _cached(app, digest)
-    if hit:
+    actor = _cached(app, digest)
+    if actor is not None:
         return actor
 
     def work(session):
@@ -115,17 +115,15 @@ def actor_for_token(app, token: str) -> Actor | None:
     return actor
 
 
-def cached_actor(app, token: str) -> tuple[bool, Actor | None]:
-    """(True, actor) when the token's lookup is cached and fresh; (False, None) otherwise. No I/O: an
-    async route may call it on the event loop and go to a thread only on a miss."""
+def cached_actor(app, token: str) -> Actor | None:
+    """The token's Actor when its lookup is cached and fresh (only found tokens are cached), else None.
+    No I/O: an async route may call it on the event loop and go to a thread only on a miss."""
     return _cached(app, app.secrets.token_digest(token))
 
 
-def _cached(app, digest: str) -> tuple[bool, Actor | None]:
+def _cached(app, digest: str) -> Actor | None:
     found = app.extras.get(_TOKEN_CACHE, {}).get(digest)
-    if found is not None and found[1] > app.clock.now():
-        return True, found[0]
-    return False, None
+    return found[0] if found is not None and found[1] > app.clock.now() else None
 
 
 _TOKEN_CACHE = "api_token_cache"
