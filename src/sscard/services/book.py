@@ -276,6 +276,11 @@ class Book:
     def dirty(self) -> bool:
         return bool(self._transfers or self._deltas or self._usage_delta or self._closing)
 
+    def flush_unless_linked(self) -> None:
+        """Write the book now if no linked section is open (inside one it waits for the commit)."""
+        if not self._marks:
+            self.flush()
+
     def flush(self) -> None:
         """Write what the book holds: one statement per table (executemany), then forget it."""
         if self._marks:
@@ -323,8 +328,8 @@ def _flush_before_commit(session: Session) -> None:
     """Write the book when the transaction commits (not when a savepoint inside it is released: the
     book's rows belong to the whole transaction, not to whatever the savepoint guarded)."""
     book = session.info.get(INFO_KEY)
-    if book is not None and not book._marks and not session.in_nested_transaction():
-        book.flush()
+    if book is not None and not session.in_nested_transaction():
+        book.flush_unless_linked()
 
 
 @event.listens_for(Session, "after_transaction_end")

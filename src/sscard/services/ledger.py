@@ -371,8 +371,7 @@ def _open_pending(session: Session, *conditions):
     book cannot be written first, so holds made in the same transaction are not seen there (they were
     made now and are not due)."""
     book = book_of(session)
-    if not book._marks:
-        book.flush()
+    book.flush_unless_linked()
     resolution = aliased(LedgerTransfer)
     rows = session.execute(
         select(TRANSFERS)
