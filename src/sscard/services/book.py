@@ -46,6 +46,11 @@ class Account:
     debits_pending: int
     credits_pending: int
 
+    @classmethod
+    def from_row(cls, account_id: int, row) -> Account:
+        return cls(account_id, bool(row.no_overdraft), bool(row.closed), row.debits_posted, row.credits_posted,
+                   row.debits_pending, row.credits_pending)
+
     @property
     def available(self) -> int:
         return self.credits_posted - self.debits_posted - self.debits_pending
@@ -110,8 +115,7 @@ class Book:
         missing = [i for i in ids if i not in self.accounts]
         if missing:
             for r in self.session.execute(_SELECT_ACCOUNTS, {"ids": missing}):
-                self.accounts[r.id] = Account(r.id, bool(r.no_overdraft), bool(r.closed), r.debits_posted,
-                                              r.credits_posted, r.debits_pending, r.credits_pending)
+                self.accounts[r.id] = Account.from_row(r.id, r)
 
     def seed(self, row, day: date | None = None) -> None:
         """Take an account (and, with `day`, one kind of its limit usage that day) from a row another
@@ -120,9 +124,7 @@ class Book:
         if row.ledger_id is None:
             return
         if row.ledger_id not in self.accounts:
-            self.accounts[row.ledger_id] = Account(
-                row.ledger_id, bool(row.no_overdraft), bool(row.closed), row.debits_posted, row.credits_posted,
-                row.debits_pending, row.credits_pending)
+            self.accounts[row.ledger_id] = Account.from_row(row.ledger_id, row)
         if day is not None and (row.ledger_id, day) not in self._usage_loaded:
             if row.usage_kind is not None:
                 self._usage[(row.ledger_id, day, row.usage_kind)] = row.usage_fen
