@@ -47,7 +47,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.roles import Actor
-from ..db import is_duplicate, is_retryable
+from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access
 from .app import App
@@ -113,6 +113,7 @@ class Batcher:
         self.max_attempts = max_attempts
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._conn = self._lookup = None
+        self._checkpointer = WalCheckpointer(app.db.engine) if app.db.dialect == "sqlite" else None
         self._last_size = 1
         self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
@@ -174,6 +175,8 @@ class Batcher:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
 
     # ---------------------------------------------------------------- the writer
 
@@ -333,11 +336,11 @@ class Batcher:
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             with self.app.db.pipeline(session):
                 book.flush()
-                if audits:
-                    session.execute(_INSERT_AUDITS, audits)
-                if fresh:
-                    session.execute(_INSERT_KEYS, fresh)
+                execute_many(conn, _INSERT_AUDITS, audits)
+                execute_many(conn, _INSERT_KEYS, fresh)
                 session.commit()
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
         except (_Unclean, _NeedsLookup):
             session.rollback()  # raised by us, between statements: an ordinary rollback
             raise
@@ -361,6 +364,8 @@ class Batcher:
             self._close_connections()
             engine = self.app.db.engine
             self._conn = engine.connect()
+            if self._checkpointer is not None:  # the checkpointer thread does it (db.WalCheckpointer)
+                self._conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
             self._lookup = engine.connect().execution_options(isolation_level="AUTOCOMMIT") if postgres else None
         return self._conn, self._lookup
 
@@ -370,6 +375,9 @@ class Batcher:
         for conn, really in ((self._conn, False), (self._lookup, True)):
             if conn is not None:
                 try:
+                    if self._checkpointer is not None and not really and not conn.invalidated:
+                        conn.rollback()
+                        conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=1000")  # as it came
                     conn.invalidate() if really else conn.close()
                 except Exception:  # noqa: BLE001  a broken connection is dropped anyway
                     log.debug("closing a writer connection failed", exc_info=True)
@@ -447,7 +455,7 @@ class _Unclean(Exception):
 
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False, default=json_default)
-_WRITES = "sscard_writes"  # connection.info: write statements run on this connection
+_WRITES = WRITES
 
 
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:

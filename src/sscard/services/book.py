@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
+from ..db import execute_many
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 
 ACCOUNTS = LedgerAccount.__table__
@@ -290,16 +291,14 @@ class Book:
         if not self.dirty:
             return
         session = self.session
-        if self._transfers:
-            session.execute(_INSERT_TRANSFERS, self._transfers)
-        changes = [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
-                   for aid, d in sorted(self._deltas.items()) if any(d)]
-        if changes:
-            session.execute(_UPDATE_SUMS, changes)
-        used = [{"ledger_account_id": aid, "day": day, "kind": kind, "used_fen": amount}
-                for (aid, day, kind), amount in sorted(self._usage_delta.items()) if amount]
-        if used:
-            session.execute(_upsert_usage(session.get_bind().dialect.name), used)
+        session.flush()  # ORM changes first (a new ledger account the rows below refer to)
+        conn = session.connection()
+        execute_many(conn, _INSERT_TRANSFERS, self._transfers)
+        execute_many(conn, _UPDATE_SUMS, [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
+                                          for aid, d in sorted(self._deltas.items()) if any(d)])
+        execute_many(conn, _upsert_usage(conn.dialect.name),
+                     [{"ledger_account_id": aid, "day": day, "kind": kind, "used_fen": amount}
+                      for (aid, day, kind), amount in sorted(self._usage_delta.items()) if amount])
         if self._closing:
             session.execute(_CLOSE, {"ids": sorted(self._closing)})
         self._transfers = []
