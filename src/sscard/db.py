@@ -11,6 +11,7 @@ import logging
 import random
 import threading
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -207,6 +208,53 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
     finally:
         cursor.close()
+
+
+def fetch_all(conn, stmt, params: dict) -> list:
+    """The rows of a SELECT, run on the driver's cursor (the reading twin of `execute_many`).
+
+    For the group-commit writer's per-batch reads: compiled once per dialect and per length of each
+    list parameter (an IN list), converted by SQLAlchemy's own bind and result processors (dates,
+    booleans and UTC datetimes on SQLite), returned as named tuples with the statement's column keys."""
+    dialect = conn.dialect
+    shape = tuple(sorted((k, len(v) if isinstance(v, list | tuple) else None) for k, v in params.items()))
+    cache_key = (stmt, dialect.name, shape)
+    entry = _FAST.get(cache_key)
+    if entry is None:
+        entry = _FAST[cache_key] = _compile_select(stmt, dialect, params)
+    sql, binds, row_type, results = entry
+    values = [p(params[k] if i is None else params[k][i]) if p else (params[k] if i is None else params[k][i])
+              for _name, k, i, p in binds]
+    if not dialect.positional:
+        values = {name: v for (name, *_rest), v in zip(binds, values, strict=True)}
+    cursor = conn.connection.driver_connection.cursor()
+    errors = dialect.loaded_dbapi.Error
+    try:
+        cursor.execute(sql, values)
+        raw = cursor.fetchall()
+    except errors as exc:
+        raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
+    finally:
+        cursor.close()
+    if not any(results):
+        return [row_type._make(r) for r in raw]
+    return [row_type._make([f(v) if f else v for f, v in zip(results, r, strict=True)]) for r in raw]
+
+
+def _compile_select(stmt, dialect, params: dict):
+    compiled = stmt.params(**params).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    expanded = compiled._post_compile_expanded_state  # the IN lists as name_1, name_2, ...
+    names = list(expanded.positiontup) if dialect.positional else list(expanded.parameters)
+    processors = {**compiled._bind_processors, **expanded.processors}
+    where = {name: (base, i) for base, parts in expanded.parameter_expansion.items() for i, name in enumerate(parts)}
+    binds = []
+    for name in names:
+        base, index = where.get(name, (name, None))
+        binds.append((name, base, index, processors.get(name) or processors.get(base)))
+    columns = list(stmt.selected_columns)
+    row_type = namedtuple("Row", [c.key for c in columns], rename=True)
+    results = [c.type._cached_result_processor(dialect, None) for c in columns]
+    return compiled.string, binds, row_type, results
 
 
 def _compile_fast(stmt, dialect, keys: tuple[str, ...]):

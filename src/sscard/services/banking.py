@@ -33,6 +33,7 @@ from ..core.states import (
     check_bank_debit,
     effective_bank_status,
 )
+from ..db import fetch_all
 from ..models.foundation import Bank, BankAccount, Card, Outlet
 from . import access, ledger, lookup
 from .book import Book, book_of
@@ -104,7 +105,7 @@ def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
     book = book_of(session)
     day = shanghai_day(now)
     found = {}
-    for row in session.connection().execute(_PREFETCH, {"day": day, "pans": list(pans)}):
+    for row in fetch_all(session.connection(), _PREFETCH, {"day": day, "pans": sorted(pans)}):
         if row.pan not in found:
             found[row.pan] = AccountView(row)
         book.seed(row, day)

@@ -115,6 +115,8 @@ class Batcher:
         self._conn = self._lookup = None
         self._checkpointer = WalCheckpointer(app.db.engine) if app.db.dialect == "sqlite" else None
         self._last_size = 1
+        self._previous = 0  # the size of the last batch
+        self._backlogged = False  # requests were queued when the last batch was answered
         self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
@@ -194,9 +196,17 @@ class Batcher:
                 break
             batch = [first]
             stop = self._drain(batch)
+            target = self._last_size
+            if self._backlogged:
+                # requests were already waiting when the last batch was answered: two groups of callers
+                # take turns (one waits while the other's batch commits). Wait for the group just
+                # answered to come back, so that they commit together: at 8 callers, batches of 8
+                # instead of 4 and 4 cost the writer about a quarter less per request.
+                target = max(target, self._previous + len(batch))
             if not stop and self.linger:
-                stop = self._linger(batch)
+                stop = self._linger(batch, target)
             self._last_size = max(len(batch), self._last_size - 1)  # grows at once, shrinks by one
+            self._previous = len(batch)
             try:
                 self._process(batch)
             except BaseException as exc:  # never leave a caller waiting
@@ -204,6 +214,7 @@ class Batcher:
                 for req in batch:
                     if not req.done:
                         req.set_result(exc)
+            self._backlogged = not self._queue.empty()
             if stop:
                 break
         while True:  # closing: whoever is still queued goes through the ordinary frame
@@ -214,13 +225,13 @@ class Batcher:
             if req is not None:
                 req.set_result(_ALONE)
 
-    def _linger(self, batch: list[_Request]) -> bool:
+    def _linger(self, batch: list[_Request], target: int) -> bool:
         """Wait up to `linger` for the callers just answered to queue their next request, but only while
-        the batch is smaller than the recent ones (the size grows at once and shrinks by one per batch):
-        at a steady load the writer goes as soon as everyone is back, and a lone caller waits for
-        nobody. True when close() asked the writer to stop."""
+        the batch is smaller than `target` (the recent batches' size, which grows at once and shrinks
+        by one per batch): at a steady load the writer goes as soon as everyone is back, and a lone
+        caller waits for nobody. True when close() asked the writer to stop."""
         deadline = time.monotonic() + self.linger
-        while len(batch) < min(self._last_size, self.max_batch):
+        while len(batch) < min(target, self.max_batch):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
-from ..db import execute_many
+from ..db import execute_many, fetch_all
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 
 ACCOUNTS = LedgerAccount.__table__
@@ -115,7 +115,7 @@ class Book:
         """Load the accounts not yet held, in one query."""
         missing = [i for i in ids if i not in self.accounts]
         if missing:
-            for r in self.session.execute(_SELECT_ACCOUNTS, {"ids": missing}):
+            for r in fetch_all(self.session.connection(), _SELECT_ACCOUNTS, {"ids": missing}):
                 self.accounts[r.id] = Account.from_row(r.id, r)
 
     def seed(self, row, day: date | None = None) -> None:
