@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, event, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -78,6 +78,13 @@ _UPDATE_SUMS = (
         credits_pending=ACCOUNTS.c.credits_pending + bindparam("dcpe"),
     )
 )
+# PostgreSQL: every account's change in one statement (a VALUES list), not one UPDATE per account
+_UPDATE_SUMS_PG = text(
+    "UPDATE ledger_accounts AS a SET debits_posted = a.debits_posted + v.ddp, "
+    "credits_posted = a.credits_posted + v.dcp, debits_pending = a.debits_pending + v.ddpe, "
+    "credits_pending = a.credits_pending + v.dcpe "
+    "FROM (VALUES (CAST(:aid AS BIGINT), CAST(:ddp AS BIGINT), CAST(:dcp AS BIGINT), CAST(:ddpe AS BIGINT), "
+    "CAST(:dcpe AS BIGINT))) AS v(aid, ddp, dcp, ddpe, dcpe) WHERE a.id = v.aid")
 _CLOSE = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(closed=True)
 _UPSERT_USAGE: dict[str, object] = {}
 
@@ -294,7 +301,7 @@ class Book:
         session.flush()  # ORM changes first (a new ledger account the rows below refer to)
         conn = session.connection()
         execute_many(conn, _INSERT_TRANSFERS, self._transfers)
-        execute_many(conn, _UPDATE_SUMS, [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
+        execute_many(conn, _UPDATE_SUMS_PG if conn.dialect.name == "postgresql" else _UPDATE_SUMS, [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
                                           for aid, d in sorted(self._deltas.items()) if any(d)])
         execute_many(conn, _upsert_usage(conn.dialect.name),
                      [{"ledger_account_id": aid, "day": day, "kind": kind, "used_fen": amount}
