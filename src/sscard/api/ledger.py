@@ -12,9 +12,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ..core.errors import SscardError
-from ..core.roles import Actor, Role
 from ..services import banking, batching
-from .deps import ActorDep, AppDep, KeyDep
+from .deps import ActorDep, AppDep, KeyDep, TerminalDep
 
 router = APIRouter(prefix="/api/v1", tags=["bank account"])
 # The terminals' routes, in a router of their own that the app includes before every other: FastAPI
@@ -124,9 +123,8 @@ class OldNewPin(_Body):
     new_again: str = Pin
 
 
-def _terminal(actor: Actor, key: str | None, *, write: bool = True) -> None:
-    if actor.role is not Role.TERMINAL:
-        raise SscardError("forbidden")
+def _terminal(key: str | None, *, write: bool = True) -> None:
+    """A terminal's write must carry an Idempotency-Key (the caller is a terminal: deps.terminal_call)."""
     if write and not key:
         raise SscardError("idempotency_key_required")
 
@@ -135,64 +133,71 @@ def _terminal(actor: Actor, key: str | None, *, write: bool = True) -> None:
 
 
 @terminal_router.post("/withdrawal")
-async def terminal_withdrawal(body: CardAmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_withdrawal(body: CardAmountPin, call: TerminalDep) -> dict:
     """Cash out at an ATM (group-committed, like payments)."""
-    _terminal(actor, key)
-    return await batching.acall(app, banking.withdraw, actor, body.pan, body.amount_fen, body.pin,
-                                idempotency_key=key)
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.withdraw, call.actor, body.pan, body.amount_fen, body.pin,
+                                idempotency_key=call.key)
 
 
 @terminal_router.post("/deposit")
-async def terminal_deposit(body: CardAmount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return await batching.acall(app, banking.deposit, actor, body.pan, body.amount_fen, idempotency_key=key)
+async def terminal_deposit(body: CardAmount, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.deposit, call.actor,
+                                body.pan, body.amount_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/balance")
-async def terminal_balance(body: CardPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_balance(body: CardPin, call: TerminalDep) -> dict:
     """A balance inquiry (needs the PIN); the key is optional here, as nothing but the PIN count changes."""
-    _terminal(actor, key, write=False)
-    return await batching.acall(app, banking.balance_inquiry, actor, body.pan, body.pin, idempotency_key=key)
+    _terminal(call.key, write=False)
+    return await batching.acall(call.app, banking.balance_inquiry, call.actor,
+                                body.pan, body.pin, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments")
-async def terminal_purchase(body: Purchase, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def terminal_purchase(body: Purchase, call: TerminalDep) -> dict:
     """A one-step payment (group-committed)."""
-    _terminal(actor, key)
-    return await batching.acall(app, banking.purchase, actor, body.pan, body.amount_fen, body.pin,
-                         transfer_id=body.transfer_id, idempotency_key=key)
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.purchase, call.actor, body.pan, body.amount_fen, body.pin,
+                                transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/authorize")
-async def terminal_authorize(body: Authorize, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return await batching.acall(app, banking.authorize_payment, actor, body.pan, body.amount_fen, body.pin,
-                         timeout_seconds=body.timeout_seconds, transfer_id=body.transfer_id, idempotency_key=key)
+async def terminal_authorize(body: Authorize, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.authorize_payment, call.actor,
+                                body.pan, body.amount_fen, body.pin, timeout_seconds=body.timeout_seconds,
+                                transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/{transfer_id}/capture")
-async def terminal_capture(transfer_id: str, body: Capture, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return await batching.acall(app, banking.capture_payment, actor, transfer_id, body.amount_fen, idempotency_key=key)
+async def terminal_capture(transfer_id: str, body: Capture, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.capture_payment, call.actor,
+                                transfer_id, body.amount_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/{transfer_id}/void")
-async def terminal_void(transfer_id: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return await batching.acall(app, banking.void_payment, actor, transfer_id, idempotency_key=key)
+async def terminal_void(transfer_id: str, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.void_payment, call.actor,
+                                transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/transfers")
-async def terminal_transfer(body: TerminalTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return await batching.acall(app, banking.transfer, actor, body.from_pan, body.to_pan, body.amount_fen, body.pin,
-                         transfer_id=body.transfer_id, idempotency_key=key)
+async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return await batching.acall(call.app, banking.transfer, call.actor,
+                                body.from_pan, body.to_pan, body.amount_fen, body.pin,
+                                transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/pin/change")
-def terminal_change_pin(body: ChangePin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
-    _terminal(actor, key)
-    return banking.change_pin(app, actor, body.pan, body.old, body.new, body.new_again, idempotency_key=key)
+def terminal_change_pin(body: ChangePin, call: TerminalDep) -> dict:
+    _terminal(call.key)
+    return banking.change_pin(call.app, call.actor, body.pan, body.old, body.new, body.new_again,
+                              idempotency_key=call.key)
 
 
 # ---------------------------------------------------------------- bank outlets (tellers, supervisors)
