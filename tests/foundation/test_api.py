@@ -435,3 +435,53 @@ def test_a_sealed_card_is_unsealed_then_collected_through_the_api(client, city, 
     assert client.post(f"/api/v1/cards/{number}/unseal", json=body, headers=headers(clerk)).json()["ss_status"] == \
         "ready"
     assert client.post(f"/api/v1/cards/{number}/collect", json=body, headers=headers(clerk)).status_code == 200
+
+
+def test_requests_waiting_for_the_same_expired_token_share_one_lookup(app, monkeypatch):
+    """When a terminal's cached token expires, its requests in flight wait for one lookup, not one each
+    (8 lookups sent to the thread pool at once stalled every payment of the server)."""
+    import asyncio
+    import threading
+
+    from sscard.api import deps
+    from sscard.core.roles import SYSTEM_ACTOR
+
+    calls = []
+    release = threading.Event()
+
+    def slow_lookup(app_, token):
+        calls.append(token)
+        release.wait(5)
+        return SYSTEM_ACTOR
+
+    monkeypatch.setattr(deps, "actor_for_token", slow_lookup)
+
+    async def many():
+        waiting = [asyncio.create_task(deps._look_up_once(app, "tok-1")) for _ in range(8)]
+        other = asyncio.create_task(deps._look_up_once(app, "tok-2"))
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(*waiting), await other
+
+    same, other = asyncio.run(many())
+    assert same == [SYSTEM_ACTOR] * 8 and other is SYSTEM_ACTOR
+    assert sorted(calls) == ["tok-1", "tok-2"]  # one lookup per token
+    assert deps._LOOKUPS == {}  # nothing left in flight
+
+
+def test_a_failed_shared_lookup_fails_every_waiter_and_is_not_kept(app, monkeypatch):
+    import asyncio
+
+    from sscard.api import deps
+
+    def broken(app_, token):
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(deps, "actor_for_token", broken)
+
+    async def two():
+        return await asyncio.gather(deps._look_up_once(app, "t"), deps._look_up_once(app, "t"),
+                                    return_exceptions=True)
+
+    assert [type(r) for r in asyncio.run(two())] == [RuntimeError, RuntimeError]
+    assert deps._LOOKUPS == {}

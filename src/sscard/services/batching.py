@@ -416,7 +416,7 @@ class Batcher:
                     return SscardError("idempotency_key_reused")
                 payload = json.loads(seen["response"])
                 return _stored_error(payload) if seen["status"] >= 400 else payload
-        before = (book.changes, conn.info.get(_WRITES, 0))
+        before = (book.changes, conn.info.get(WRITES, 0))
         op = Op(app, session, actor, name, key)
 
         def remember(status: int, payload: Any) -> None:
@@ -428,7 +428,7 @@ class Batcher:
             result = req.fn(op, *req.args, **req.kwargs)
         except SscardError as err:
             if not err.commit:
-                if (book.changes, conn.info.get(_WRITES, 0)) != before or session.dirty or session.new:
+                if (book.changes, conn.info.get(WRITES, 0)) != before or session.dirty or session.new:
                     raise _Unclean(position) from None
                 if key and not looked_up:
                     # such a refusal stores no answer, so the unique index cannot tell a retry of an
@@ -466,12 +466,11 @@ class _Unclean(Exception):
 
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False, default=json_default)
-_WRITES = WRITES
 
 
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
     if statement.lstrip()[:6].upper() != "SELECT":
-        conn.info[_WRITES] = conn.info.get(_WRITES, 0) + 1
+        conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
 def _settle_objects(session: Session) -> None:
