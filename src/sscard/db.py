@@ -156,6 +156,13 @@ class Database:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def sqlite_path(self) -> str | None:
+        """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
+        if self.dialect != "sqlite":
+            return None
+        database = self.engine.url.database
+        return None if not database or database == ":memory:" else str(Path(database).resolve())
+
     def migrate(self) -> None:
         """Build or upgrade the schema: the only way tables come to exist."""
         if self.url.startswith("sqlite:///"):

@@ -197,3 +197,29 @@ def test_two_server_processes_writers_queue_instead_of_aborting_each_other(city,
     assert sum(balance_of(app, c.pan) for c in cards_) == 4 * 100_000 - 6 * 25 * 10
     assert _count(app, LedgerTransfer, code="payment") == 150
     assert invariants(app)["ok"]
+
+
+def test_sqlite_writers_of_two_processes_take_turns_on_a_lock_file(city, app, make_app):
+    """On SQLite a second process's writer waits on the lock file (woken at once when the turn is
+    released) instead of polling SQLite's busy handler: while one writer holds the turn, the other's
+    batch does not start; once released, it commits."""
+    import threading
+
+    if app.db.dialect != "sqlite":
+        pytest.skip("the lock file is SQLite's (PostgreSQL writers take an advisory lock)")
+    other_app = make_app()
+    card = activated(city, opening_fen=100_000)
+    pos = terminal(city, "POS-1")
+    answered = threading.Event()
+
+    def pay() -> None:
+        batching.call(other_app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="turn-1")
+        answered.set()
+
+    with batching.batcher(app)._file_turn():  # the first "process" holds the turn
+        payer = threading.Thread(target=pay)
+        payer.start()
+        assert not answered.wait(0.5)
+    assert answered.wait(10)
+    payer.join()
+    assert balance_of(app, card.pan) == 100_000 - 10
