@@ -7,6 +7,7 @@ deadlocking. Every service transaction goes through `Database.run`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -288,11 +289,16 @@ def fetch_all(conn, stmt, params: dict) -> list:
               for _name, k, i, p in binds]
     if not dialect.positional:
         values = {name: v for (name, *_rest), v in zip(binds, values, strict=True)}
-    cursor = conn.connection.driver_connection.cursor()
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor()
     errors = dialect.loaded_dbapi.Error
+    # PostgreSQL, first statement of the transaction: psycopg would send BEGIN and wait for it, then
+    # the query; in a pipeline both go in one round trip (the writer's batch starts with this read)
+    starting = dialect.name == "postgresql" and driver.info.transaction_status == 0  # pq IDLE
     try:
-        cursor.execute(sql, values)
-        raw = cursor.fetchall()
+        with driver.pipeline() if starting else contextlib.nullcontext():
+            cursor.execute(sql, values)
+            raw = cursor.fetchall()
     except errors as exc:
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
     finally:
