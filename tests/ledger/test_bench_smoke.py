@@ -16,3 +16,4 @@ def test_bench_ledger_runs_all_three_phases_on_sqlite():
         assert report[phase]["p99_ms"] >= report[phase]["p50_ms"] > 0
     assert report["ledger_ok"] and report["ratio_b_a"] > 0 and report["ratio_c_a"] > 0
     assert report["batching"]["requests"] >= report["b_service_transfers"]["ok"]
+    assert len(report["calibration_ms"]) == 2 and min(report["calibration_ms"]) > 0

@@ -111,6 +111,9 @@ def register(app: typer.Typer) -> None:
                       f"b/d {report['ratio_b_d']:.2f} (group commit against one transaction per transfer)   "
                       f"(targets b/a >= 1.0, c/a >= 0.5 with p99 < 20 ms at 8 clients)")
         console.print(f"batching: {report['batching']}   ledger check ok: {report['ledger_ok']}")
+        console.print(f"machine: a fixed Python loop took {report['calibration_ms'][0]:.0f} ms before the run and "
+                      f"{report['calibration_ms'][1]:.0f} ms after (on a shared host the same loop can take twice "
+                      "as long from one minute to the next; compare runs whose loops agree)")
 
 
 def _bench_group(app: typer.Typer) -> typer.Typer:
@@ -124,6 +127,15 @@ def _bench_group(app: typer.Typer) -> typer.Typer:
 
 
 # ---------------------------------------------------------------- the benchmark
+
+
+def _calibrate() -> float:
+    """Milliseconds of a fixed pure-Python loop: how fast this machine is right now."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return (time.perf_counter() - start) * 1000
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -348,6 +360,7 @@ def run_bench(db: str, clients: int, seconds: float, pg_url: str = DEFAULT_PG, a
     from ..services.app import build_app
     from ..services.staff import terminal_actor
 
+    before = _calibrate()
     url, drop = _scratch(db, pg_url)
     key = secrets.token_bytes(32)
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-var-"))
@@ -426,6 +439,7 @@ def run_bench(db: str, clients: int, seconds: float, pg_url: str = DEFAULT_PG, a
             "ratio_b_d": b["tps"] / d["tps"] if d["tps"] else 0.0,
             "ratio_c_a": c["tps"] / a["tps"] if a["tps"] else 0.0,
             "batching": batch_stats, "ledger_ok": check["ok"], "ledger_transfers": check["transfers"],
+            "calibration_ms": [round(before, 1), round(_calibrate(), 1)],
         }
     finally:
         if server is not None:
