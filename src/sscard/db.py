@@ -196,6 +196,9 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
         return
     dialect = conn.dialect
     keys = tuple(rows[0])
+    first = rows[0].keys()
+    if any(row.keys() != first for row in rows):  # a value would be dropped or missing: never silently
+        raise ValueError("execute_many: every row needs the same keys")
     entry = _FAST.get((stmt, dialect.name, keys), False)
     if entry is False:
         entry = _FAST[(stmt, dialect.name, keys)] = _compile_fast(stmt, dialect, keys)

@@ -111,3 +111,11 @@ def test_the_sqlite_writer_leaves_checkpoints_to_its_own_thread(city, app):
     assert writer._checkpointer.checkpoints >= 1
     writer._close_connections()  # the connection goes back to the pool as it came
     assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+
+
+def test_rows_with_different_keys_are_refused_before_anything_is_written(app):
+    rows = _audit_rows(2, "mixed")
+    del rows[1]["detail"]
+    with pytest.raises(ValueError), app.db.session() as s:
+        execute_many(s.connection(), insert(AUDITS).inline(), rows)
+    assert _stored(app, "mixed") == []
