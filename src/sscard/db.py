@@ -16,6 +16,7 @@ import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 
@@ -205,7 +206,7 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
     if entry is None:
         conn.execute(stmt, rows)
         return
-    sql, names, procs, multi = entry
+    sql, values, multi = entry
     conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
     driver = conn.connection.driver_connection
     errors = dialect.loaded_dbapi.Error
@@ -214,12 +215,15 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
     try:
         if multi is not None:
             sql = multi.sql(len(rows))
-            cursor.execute(sql, [p(row[n]) if p else row[n] for row in rows for n, p in multi.order])
-        elif dialect.positional:
-            params = [tuple(p(row[n]) if p else row[n] for n, p in zip(names, procs, strict=True)) for row in rows]
-            cursor.executemany(sql, params) if len(params) > 1 else cursor.execute(sql, params[0])
+            flat: list = []
+            for row in rows:
+                flat.extend(multi.values.of(row))
+            cursor.execute(sql, flat)
         else:
-            params = [{n: p(row[n]) if p else row[n] for n, p in zip(names, procs, strict=True)} for row in rows]
+            if dialect.positional:
+                params = [values.of(row) for row in rows]
+            else:
+                params = [dict(zip(values.names, values.of(row), strict=True)) for row in rows]
             cursor.executemany(sql, params) if len(params) > 1 else cursor.execute(sql, params[0])
     except errors as exc:  # wrapped as SQLAlchemy would (IntegrityError, OperationalError...)
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
@@ -230,19 +234,36 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
 _NAMED = re.compile(r"%\((\w+)\)s")
 
 
+class _Values:
+    """A row's values in a statement's order, converted by SQLAlchemy's bind processors (itemgetter
+    takes them out of the dict in C; only the columns with a processor are touched in Python)."""
+
+    def __init__(self, pairs: list[tuple[str, object]]):
+        self.names = [name for name, _p in pairs]
+        self._get = itemgetter(*self.names) if len(self.names) > 1 else (lambda row, n=self.names[0]: (row[n],))
+        self._fixes = [(i, p) for i, (_n, p) in enumerate(pairs) if p is not None]
+
+    def of(self, row: dict) -> list:
+        values = list(self._get(row))
+        for i, process in self._fixes:
+            values[i] = process(values[i])
+        return values
+
+
 class _Rows:
     """A pyformat statement with one VALUES row, written for n rows with PostgreSQL's own $1, $2...
     placeholders (run on psycopg's RawCursor: psycopg parses, and caches only up to 4 kB, the %s form
     of a long statement on every execution)."""
 
     def __init__(self, before: str, row: str, after: str, order: list):
-        self.before, self.row, self.after, self.order = before, row, after, order
+        self.before, self.row, self.after = before, row, after
+        self.values = _Values(order)
         self._sql: dict[int, str] = {}
 
     def sql(self, n: int) -> str:
         found = self._sql.get(n)
         if found is None:
-            width = len(self.order)
+            width = len(self.values.names)
             rows = []
             for r in range(n):
                 numbers = iter(range(r * width + 1, (r + 1) * width + 1))
@@ -336,7 +357,7 @@ def _compile_fast(stmt, dialect, keys: tuple[str, ...]):
         return None  # binds we do not supply (column defaults SQLAlchemy would compute)
     processors = compiled._bind_processors
     multi = None if dialect.positional else _multi_row(compiled.string, processors)
-    return compiled.string, names, [processors.get(n) for n in names], multi
+    return compiled.string, _Values([(n, processors.get(n)) for n in names]), multi
 
 
 class WalCheckpointer:

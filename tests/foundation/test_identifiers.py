@@ -281,3 +281,17 @@ def test_digits_of_other_scripts_are_refused_not_read_as_numbers():
     assert not is_valid_pan("".join(chr(0x0660 + int(c)) for c in "6228230000000001233"))
     with pytest.raises(ValueError):
         citizen_id_check_char(arabic_indic[:17])
+
+
+@given(st.lists(st.one_of(
+    st.text(max_size=6), st.from_regex(r"\d{17}[\dX]", fullmatch=True), st.from_regex(r"\d{19}", fullmatch=True),
+    st.from_regex(r"[A-Z][0-9A-Z]{7}[0-9X]", fullmatch=True), st.sampled_from(["身份证", " ", "卡号:", "x"]),
+), max_size=6).map("".join))
+def test_mask_text_prefilter_changes_nothing(text):
+    """The one-scan pre-check only skips texts that none of the three patterns could match."""
+    from sscard.core.identifiers import _MASKERS
+
+    expected = text
+    for pattern, mask in _MASKERS:
+        expected = pattern.sub(lambda m, mask=mask: mask(m.group(0)), expected)
+    assert mask_text(text) == expected

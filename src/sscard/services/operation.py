@@ -45,16 +45,24 @@ def jsonable(value: Any) -> Any:
     round trip per answer was a tenth of the group-commit writer's time); anything else still takes
     the round trip, so the result is always exactly what a replay from the stored JSON gives."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _PLAIN:
         return value
     if kind is dict:
-        if all(type(k) is str for k in value):
-            return {k: jsonable(v) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                break
+            out[k] = v if type(v) in _PLAIN else jsonable(v)
+        else:
+            return out
     elif kind is list or kind is tuple:
-        return [jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else jsonable(v) for v in value]
     elif kind is datetime or kind is date:
         return value.isoformat()
     return json.loads(json.dumps(value, default=json_default, ensure_ascii=False))
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})  # JSON's own: read back as they are
 
 
 def json_default(value: Any) -> Any:
