@@ -107,6 +107,11 @@ def _resolve(fut: asyncio.Future, answer: Any) -> None:
         fut.set_result(answer)
 
 
+def _resolve_all(answers: list[tuple[asyncio.Future, Any]]) -> None:
+    for fut, answer in answers:
+        _resolve(fut, answer)
+
+
 class Batcher:
     def __init__(self, app: App, *, max_batch: int = 128, max_attempts: int = 10, linger: float = 0.0005):
         self.app = app
@@ -296,8 +301,21 @@ class Batcher:
                 break
         self.batches += 1
         self.requests += len(batch)
+        # async callers get their answers with one wake-up of their event loop per batch (each
+        # call_soon_threadsafe writes to the loop's wake-up pipe), threads one lock release each
+        by_loop: dict[Any, list] = {}
         for i, req in enumerate(batch):
-            req.set_result(outcomes.get(i, _ALONE))
+            answer = outcomes.get(i, _ALONE)
+            if req._async is None:
+                req.set_result(answer)
+            else:
+                req.answer, req.done = answer, True
+                by_loop.setdefault(req._async[0], []).append((req._async[1], answer))
+        for loop, answers in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, answers)
+            except RuntimeError:  # the callers' event loop has closed (server shutdown): nobody waits
+                log.debug("answers for a closed event loop dropped")
 
     def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:
         """One transaction for the batch; fills outcomes only if it commits.
