@@ -17,6 +17,7 @@ from ..logs import install_masking
 from ..services.app import App, build_app
 from . import counter, foundation, hotline, ledger, medical
 from .deps import language
+from .terminal_lane import TerminalLane
 
 log = logging.getLogger("sscard.api")
 STATIC = Path(__file__).parent.parent / "web" / "static"
@@ -86,6 +87,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(portal.router)
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
 
     @api.on_event("shutdown")
     def _close() -> None:
