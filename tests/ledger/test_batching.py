@@ -223,3 +223,34 @@ def test_sqlite_writers_of_two_processes_take_turns_on_a_lock_file(city, app, ma
     assert answered.wait(10)
     payer.join()
     assert balance_of(app, card.pan) == 100_000 - 10
+
+
+def test_a_postgresql_writer_keeps_its_turn_only_while_requests_keep_coming(city, app):
+    """Between busy batches the writers' advisory lock is handed over in one statement; once the writer
+    has nothing to do it lets the lock go, so another process's writer is never kept waiting by an idle
+    one."""
+    import time
+
+    from sqlalchemy import text
+
+    if app.db.dialect != "postgresql":
+        pytest.skip("the writers' advisory lock is PostgreSQL's")
+    card = activated(city, opening_fen=100_000)
+    pos = terminal(city, "POS-1")
+    writer = batching.batcher(app)
+    batching.call(app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="idle-1")
+
+    def free() -> bool:
+        with app.db.engine.connect() as c:
+            got = c.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": batching.WRITER_LOCK_KEY}).scalar()
+            if got:
+                c.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": batching.WRITER_LOCK_KEY})
+            c.rollback()
+            return got
+
+    deadline = time.monotonic() + 5
+    while not free() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert free() and not writer._turn_held
+    batching.call(app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="idle-2")  # takes it again
+    assert balance_of(app, card.pan) == 100_000 - 20
