@@ -33,8 +33,8 @@ def lane_hits(monkeypatch):
     hits = []
     original = terminal_lane._parse
 
-    def counting(request, body, model):
-        parsed = original(request, body, model)
+    def counting(request, body, model, key):
+        parsed = original(request, body, model, key)
         if parsed is not None:
             hits.append(request.url.path)
         return parsed

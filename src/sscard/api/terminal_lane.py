@@ -48,12 +48,13 @@ class TerminalLane:
 
         request = Request(scope, replay)
         model, endpoint = route
-        parsed = _parse(request, body, model)
+        key = request.headers.get("idempotency-key")
+        parsed = _parse(request, body, model, key)
         if parsed is None:
             await self.app(scope, replay, send)  # FastAPI answers it, as it always did
             return
         try:
-            call = await terminal_call(request, request.headers.get("idempotency-key"))
+            call = await terminal_call(request, key)
             response = JSONResponse(await endpoint(parsed, call))
         except Exception as exc:
             handler = _handler_for(scope["app"], exc)
@@ -63,10 +64,9 @@ class TerminalLane:
         await response(scope, replay, send)
 
 
-def _parse(request: Request, body: bytes, model):
+def _parse(request: Request, body: bytes, model, key: str | None):
     """The body as the route's model, or None when FastAPI should answer instead."""
     content_type = request.headers.get("content-type", "")
-    key = request.headers.get("idempotency-key")
     if content_type.split(";")[0].strip().lower() != "application/json" or (key is not None and len(key) > _KEY_MAX):
         return None
     try:

@@ -86,30 +86,32 @@ class _Request:
     _lock: threading.Lock | None = None
     _async: tuple | None = None  # (loop, asyncio.Future)
 
-    def set_result(self, answer: Any) -> None:
-        self.answer, self.done = answer, True
-        if self._async is not None:
-            loop, fut = self._async
-            try:
-                loop.call_soon_threadsafe(_resolve, fut, answer)
-            except RuntimeError:  # the caller's event loop has closed (server shutdown): nobody waits
-                log.debug("answer for a closed event loop dropped")
-        elif self._lock is not None:
-            self._lock.release()
-
     def wait(self) -> Any:
         self._lock.acquire()
         return self.answer
 
 
-def _resolve(fut: asyncio.Future, answer: Any) -> None:
-    if not fut.done():
-        fut.set_result(answer)
+def _answer_all(pairs: list[tuple[_Request, Any]]) -> None:
+    """Answer each caller: a thread by releasing its lock; the callers of one event loop with one wake-up
+    of that loop (each call_soon_threadsafe writes to the loop's wake-up pipe)."""
+    by_loop: dict[Any, list] = {}
+    for req, answer in pairs:
+        req.answer, req.done = answer, True
+        if req._async is not None:
+            by_loop.setdefault(req._async[0], []).append((req._async[1], answer))
+        elif req._lock is not None:
+            req._lock.release()
+    for loop, answers in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, answers)
+        except RuntimeError:  # the callers' event loop has closed (server shutdown): nobody waits
+            log.debug("answers for a closed event loop dropped")
 
 
 def _resolve_all(answers: list[tuple[asyncio.Future, Any]]) -> None:
     for fut, answer in answers:
-        _resolve(fut, answer)
+        if not fut.done():
+            fut.set_result(answer)
 
 
 class Batcher:
@@ -230,19 +232,19 @@ class Batcher:
                 self._process(batch)
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("batch failed")
-                for req in batch:
-                    if not req.done:
-                        req.set_result(exc)
+                _answer_all([(req, exc) for req in batch if not req.done])
             self._backlogged = not self._queue.empty()
             if stop:
                 break
-        while True:  # closing: whoever is still queued goes through the ordinary frame
+        left = []  # closing: whoever is still queued goes through the ordinary frame
+        while True:
             try:
                 req = self._queue.get_nowait()
             except queue.Empty:
                 break
             if req is not None:
-                req.set_result(_ALONE)
+                left.append((req, _ALONE))
+        _answer_all(left)
 
     def _linger(self, batch: list[_Request], target: int) -> bool:
         """Wait up to `linger` for the callers just answered to queue their next request, but only while
@@ -310,21 +312,7 @@ class Batcher:
                 break
         self.batches += 1
         self.requests += len(batch)
-        # async callers get their answers with one wake-up of their event loop per batch (each
-        # call_soon_threadsafe writes to the loop's wake-up pipe), threads one lock release each
-        by_loop: dict[Any, list] = {}
-        for i, req in enumerate(batch):
-            answer = outcomes.get(i, _ALONE)
-            if req._async is None:
-                req.set_result(answer)
-            else:
-                req.answer, req.done = answer, True
-                by_loop.setdefault(req._async[0], []).append((req._async[1], answer))
-        for loop, answers in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_resolve_all, answers)
-            except RuntimeError:  # the callers' event loop has closed (server shutdown): nobody waits
-                log.debug("answers for a closed event loop dropped")
+        _answer_all([(req, outcomes.get(i, _ALONE)) for i, req in enumerate(batch)])
 
     def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:
         """One transaction for the batch; fills outcomes only if it commits.
