@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..core.errors import SscardError
 from ..logs import install_masking
 from ..services.app import App, build_app
-from . import counter, foundation, hotline, ledger, medical
+from . import counter, events, foundation, hotline, ledger, medical
 from .deps import language
 from .terminal_lane import TerminalLane
 
@@ -75,7 +75,7 @@ def create_app(app: App | None = None) -> FastAPI:
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
               for status in sorted({entry[0] for entry in MESSAGES.values()})}
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
-    for module in (foundation, ledger, medical, counter, hotline):
+    for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
 
     from ..web import bank_console, console, pages, portal, security

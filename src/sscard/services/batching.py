@@ -51,7 +51,7 @@ from ..core.errors import SscardError
 from ..core.roles import Actor
 from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
 from ..models.foundation import AuditRecord, IdempotencyRecord
-from . import access
+from . import access, outbox
 from .app import App
 from .book import book_of
 from .operation import (
@@ -466,6 +466,7 @@ class Batcher:
                     return SscardError("idempotency_key_reused")
                 payload = json.loads(seen["response"])
                 return _stored_error(payload) if seen["status"] >= 400 else payload
+        outbox.discard(session)  # nothing queued by a request before this one is kept for it
         before = (book.changes, conn.info.get(WRITES, 0))
         op = Op(app, session, actor, name, key)
 
@@ -488,7 +489,7 @@ class Batcher:
                     audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
                 return err
             _settle_objects(session)
-            audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
+            _audit(session, audits, audit_values(actor, name, op.now, key, err.code, op._audit))
             remember(err.status, {"code": err.code, "params": err.params})
             return err
         except Exception as exc:
@@ -497,7 +498,7 @@ class Batcher:
             raise _Unclean(position) from exc  # settled alone, through the ordinary frame
         result = jsonable(result)
         _settle_objects(session)
-        audits.append(audit_values(actor, name, op.now, key, "ok", op._audit))
+        _audit(session, audits, audit_values(actor, name, op.now, key, "ok", op._audit))
         remember(200, result)
         return result
 
@@ -521,6 +522,17 @@ _dumps = functools.partial(json.dumps, ensure_ascii=False, default=json_default)
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
     if statement.lstrip()[:6].upper() != "SELECT":
         conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
+
+
+def _audit(session: Session, audits: list[dict], values: dict) -> None:
+    """Queue a kept request's audit record for the batch's one insert; one whose operation queued
+    events for partners (a pension credit) is inserted now instead, for the id its events name."""
+    items = outbox.take(session)
+    if not items:
+        audits.append(values)
+        return
+    audit_id = session.execute(insert(AUDITS).returning(AUDITS.c.id), values).scalar_one()
+    outbox.write(session, items, operation=values["operation"], now=values["at"], audit_id=audit_id)
 
 
 def _settle_objects(session: Session) -> None:
