@@ -89,6 +89,12 @@ def create_app(app: App | None = None) -> FastAPI:
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
 
+    @api.on_event("startup")
+    def _publish_events() -> None:
+        from ..services import publisher
+
+        publisher.start(api.state.sscard)  # to NATS JetStream, when SSCARD_NATS_URL is set
+
     @api.on_event("shutdown")
     def _close() -> None:
         api.state.sscard.close()
