@@ -96,3 +96,68 @@ def test_a_refused_operation_leaves_no_event(city):
         loss.report_written_loss(app, city.actor("teller_jsb"), card.pan, card.citizen_id)
     assert refused.value.code == "wrong_bank"
     assert feed(app, city.actor("operator"), before)["events"] == []
+
+
+def test_a_reader_never_skips_an_event_whose_transaction_commits_after_a_later_ones(city, monkeypatch):
+    """Two concurrent transactions: A writes its event first but commits last. A reader polling with
+    after= all along must still get both (PostgreSQL hands out ids from a sequence before commit)."""
+    app = city.app
+    first, second = city.issued_card("甲"), city.issued_card("乙")
+    clerk, reader = city.actor("clerk"), city.actor("teller")
+    cursor = feed(app, reader)["next_after"]
+    written, release = threading.Event(), threading.Event()
+    real_write = outbox.write
+
+    def write_then_hold(session, items, **kw):
+        real_write(session, items, **kw)
+        if threading.current_thread().name == "A":
+            written.set()  # A's event row is in, A has not committed
+            release.wait(10)
+
+    monkeypatch.setattr(outbox, "write", write_then_hold)
+    a = threading.Thread(target=loss.report_formal_loss, name="A",
+                         args=(app, clerk, first.card_number, first.citizen_id))
+    b = threading.Thread(target=loss.report_formal_loss, name="B",
+                         args=(app, clerk, second.card_number, second.citizen_id))
+    a.start()
+    assert written.wait(10)
+    b.start()
+    seen = []
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # B tries to commit while A holds on
+        page = feed(app, reader, cursor)
+        seen += page["events"]
+        cursor = page["next_after"]
+        time.sleep(0.05)
+    release.set()
+    a.join(10)
+    b.join(10)
+    page = feed(app, reader, cursor)
+    seen += page["events"]
+    assert sorted(e["pan"] for e in seen) == sorted([first.pan, second.pan])
+    assert [e["id"] for e in seen] == sorted(e["id"] for e in seen)
+
+
+def test_a_partner_that_was_down_catches_up_page_by_page_from_its_last_id(city):
+    app = city.app
+    teller = city.actor("teller")
+    card = city.issued_card("吴十")
+    banking.activate(app, teller, card.pan, card.citizen_id, PIN, PIN)
+    seen_before_outage = all_events(app, teller)
+    last_id = seen_before_outage[-1]["id"]
+    for month in range(12):  # while the partner is away
+        banking.credit_pension(app, SYSTEM_ACTOR, card.pan, 100, period=f"2026-{month + 1:02d}")
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+
+    caught_up, after = [], last_id
+    while True:
+        page = feed(app, teller, after, limit=5)
+        assert len(page["events"]) <= 5
+        if not page["events"]:
+            assert page["next_after"] == after
+            break
+        caught_up += page["events"]
+        after = page["next_after"]
+    assert [e["type"] for e in caught_up] == ["bank.pension_credited"] * 12 + ["card.ss_status_changed"]
+    assert len({e["uuid"] for e in caught_up}) == 13 and all(e["id"] > last_id for e in caught_up)
+    assert [e["data"]["period"] for e in caught_up[:12]] == [f"2026-{m + 1:02d}" for m in range(12)]
