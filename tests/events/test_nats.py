@@ -133,3 +133,18 @@ def test_publish_once_from_the_command_line_resumes_from_the_last_acknowledged_e
     out = runner.invoke(cli.app, ["events", "publish", "--once", "--url", nats_server.url])
     assert out.exit_code == 1  # NATS away: it says so, and the position stays
     assert publisher.position(app) == first + 1
+
+
+def test_the_server_publishes_by_itself_when_sscard_nats_url_is_set(city, nats_server, monkeypatch):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from sscard.api.main import create_app
+
+    app = city.app
+    card = city.issued_card("冯二")
+    monkeypatch.setenv(publisher.ENV_URL, nats_server.url)
+    with TestClient(create_app(app)):
+        loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+        last = feed_all(app, city.actor("operator"))[-1]
+        wait_until(lambda: publisher.position(app) == last["id"])
+    assert stream_messages(nats_server.url)[-1][1] == last["uuid"]
