@@ -527,7 +527,7 @@ def _count_writes(conn, cursor, statement, parameters, context, executemany) -> 
 def _audit(session: Session, audits: list[dict], values: dict) -> None:
     """Queue a kept request's audit record for the batch's one insert; one whose operation queued
     events for partners (a pension credit) is inserted now instead, for the id its events name."""
-    items = outbox.take(session)
+    items = outbox.take(session, flush=False)  # _settle_objects has flushed
     if not items:
         audits.append(values)
         return

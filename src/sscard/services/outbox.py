@@ -77,9 +77,10 @@ def _state_changes(session: Session, _flush_context, _instances) -> None:
         queue(session, name, obj, before=None if before is None else str(before), after=str(after), **data)
 
 
-def take(session: Session) -> list[dict]:
-    """The events queued so far (after flushing the state changes still in the session)."""
-    if session.new or session.dirty:
+def take(session: Session, *, flush: bool = True) -> list[dict]:
+    """The events queued so far (after flushing the state changes still in the session, unless the
+    caller has just flushed)."""
+    if flush and (session.new or session.dirty):
         session.flush()
     return session.info.pop(PENDING, None) or []
 
