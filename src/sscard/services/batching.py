@@ -531,7 +531,7 @@ def _audit(session: Session, audits: list[dict], values: dict) -> None:
     if not items:
         audits.append(values)
         return
-    audit_id = session.execute(insert(AUDITS).returning(AUDITS.c.id), values).scalar_one()
+    audit_id = session.connection().execute(_INSERT_AUDIT_RETURNING, values).scalar_one()
     outbox.write(session, items, operation=values["operation"], now=values["at"], audit_id=audit_id)
 
 
@@ -549,6 +549,7 @@ _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  # in this order
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
+_INSERT_AUDIT_RETURNING = insert(AUDITS).returning(AUDITS.c.id)  # one whose events name it
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 

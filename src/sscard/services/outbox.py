@@ -24,8 +24,8 @@ import uuid as uuidlib
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from ..models.events import Event
@@ -36,6 +36,10 @@ LOCKED = "sscard.events.locked"  # session.info: the feed-order lock is held (Po
 FEED_LOCK_KEY = 0x5353434152440002  # pg_advisory_xact_lock key of event writers ("SSCARD" 2)
 EVENTS = Event.__table__
 SS_TYPES = frozenset({"card.ss_status_changed"})
+_FEED_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_INSERT = insert(EVENTS)
+_FACTS = (select(Card.id, Card.card_number, Card.bank_id, Card.ready_center_id, Card.apply_center_id, BankAccount.pan)
+          .outerjoin(BankAccount, BankAccount.card_id == Card.id).where(Card.id.in_(bindparam("ids", expanding=True))))
 
 
 def queue(session: Session, type: str, card: Card | BankAccount | int | None = None, *, before: str | None = None,
@@ -86,14 +90,16 @@ def take(session: Session, *, flush: bool = True) -> list[dict]:
 
 
 def write(session: Session, items: list[dict], *, operation: str, now: datetime, audit_id: int | None) -> None:
-    """Insert queued events, in feed order (see the module's docstring)."""
+    """Insert queued events, in feed order (see the module's docstring). Core statements built once,
+    on the session's connection (the caller has flushed): this runs in the group-commit writer too."""
     if not items:
         return
-    rows = _rows(session, items, operation, now, audit_id)
-    if session.get_bind().dialect.name == "postgresql" and not session.info.get(LOCKED):
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FEED_LOCK_KEY})
+    conn = session.connection()
+    rows = _rows(conn, items, operation, now, audit_id)
+    if conn.dialect.name == "postgresql" and not session.info.get(LOCKED):
+        conn.execute(_FEED_LOCK, {"k": FEED_LOCK_KEY})
         session.info[LOCKED] = True
-    session.execute(insert(EVENTS), rows)
+    conn.execute(_INSERT, rows)
 
 
 def write_for_op(op, record) -> None:
@@ -114,18 +120,12 @@ def _card_id(ref) -> int | None:
     return int(ref)
 
 
-def _rows(session: Session, items: list[dict], operation: str, now: datetime, audit_id: int | None) -> list[dict]:
-    ids = {cid for item in items if (cid := _card_id(item["card"])) is not None}
+def _rows(conn, items: list[dict], operation: str, now: datetime, audit_id: int | None) -> list[dict]:
+    ids = sorted({cid for item in items if (cid := _card_id(item["card"])) is not None})
     facts: dict[int, Any] = {}
-    id_list = sorted(ids)
-    for start in range(0, len(id_list), 500):
-        chunk = id_list[start:start + 500]
-        stmt = (select(Card.id, Card.card_number, Card.bank_id, Card.ready_center_id, Card.apply_center_id,
-                       BankAccount.pan)
-                .outerjoin(BankAccount, BankAccount.card_id == Card.id).where(Card.id.in_(chunk)))
-        with session.no_autoflush:
-            for row in session.execute(stmt):
-                facts[row.id] = row
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(_FACTS, {"ids": ids[start:start + 500]}):
+            facts[row.id] = row
     rows = []
     for item in items:
         fact = facts.get(_card_id(item["card"]))
