@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
             try:
                 count = asyncio.run(pub.run_once())
             except Exception as exc:  # noqa: BLE001  NATS unreachable or not acknowledging
-                err_console.print(f"[red]publishing stopped at event {publisher.position(sscard)}: {exc}[/red]")
+                err_console.print(f"[red]publishing stopped at event {publisher.position(sscard)}: "
+                                 f"{type(exc).__name__} {exc}[/red]")
                 raise typer.Exit(1) from None
             console.print(f"published {count}; last acknowledged event {publisher.position(sscard)}")
             return

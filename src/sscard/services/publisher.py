@@ -101,7 +101,7 @@ class Publisher:
         # the same unlimited attempts to the first connection, so that one is bounded here
         self._nc = await asyncio.wait_for(nats.connect(
             self.url, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-            name="sscard-events",
+            name="sscard-events", error_cb=_connection_error,
         ), timeout=5)
         self._js = self._nc.jetstream()
         await ensure_stream(self._js)
@@ -154,6 +154,11 @@ class Publisher:
                 pause = min(2.0, max(pause * 2, 0.2))
             await asyncio.sleep(pause)
         await self.close()
+
+
+async def _connection_error(exc: Exception) -> None:
+    """One line per connection error (nats-py's default prints a traceback for every attempt)."""
+    log.warning("NATS: %s: %s", type(exc).__name__, exc)
 
 
 async def ensure_stream(js) -> None:
