@@ -32,7 +32,8 @@ from .core.identifiers import mask_text
 
 MAX_TEXT = 2048  # one message or argument
 MAX_LINE = 4096  # one physical line of output
-MAX_BLOCK = 16384  # a whole traceback
+MAX_BLOCK = 16384  # a whole traceback (plain: over many lines)
+MAX_JSON = 8192  # one JSON line, a traceback included (its first and last frames kept)
 FORMATS = ("plain", "json")
 
 # Key names whose values are secrets or personal data. A key is matched as whole underscore-separated
@@ -349,7 +350,14 @@ class JsonFormatter(logging.Formatter):
             out["exc"] = clean_block(record.exc_text)
         if record.stack_info:
             out["stack"] = clean_block(record.stack_info)
-        return json.dumps(out, ensure_ascii=False, default=str)
+        line = json.dumps(out, ensure_ascii=False, default=str)
+        for name in ("stack", "exc"):  # over the budget: cut the middle of the long texts
+            if len(line) > MAX_JSON and name in out:
+                text = out[name]
+                keep = max(200, len(text) - (len(line) - MAX_JSON) - 100)
+                out[name] = text[: keep // 4] + f"\n…[{len(text) - keep} chars cut]…\n" + text[-(keep - keep // 4):]
+                line = json.dumps(out, ensure_ascii=False, default=str)
+        return line
 
 
 # ---- installation ----------------------------------------------------------------------------------------
