@@ -36,18 +36,19 @@ MAX_BLOCK = 16384  # a whole traceback (plain: over many lines)
 MAX_JSON = 8192  # one JSON line, a traceback included (its first and last frames kept)
 FORMATS = ("plain", "json")
 
-# Key names whose values are secrets or personal data. A key is matched as whole underscore-separated
-# words (new_pin, pin_again, presented_citizen_id, input_value), never inside another word (shipping).
+# Key names whose values are secrets or personal data (a query string's name and birth date too). A key is
+# matched as whole underscore-separated words (new_pin, pin_again, presented_citizen_id, input_value),
+# never inside another word (shipping, username).
 _SECRET_WORDS = (
     r"pins?|passwords?|passwd|pwd|passcode|token|tokens|secret|secrets|authorization|cookie|"
-    r"citizen_id|id_number|input|body|csrf_token|api_key|key_hex|ss_number"
+    r"citizen_id|id_number|input|body|csrf_token|api_key|key_hex|ss_number|name|birth_date"
 )
 _SECRET_KEY = re.compile(
     r"""(?<![\w-])(?P<q>["']?)(?:[A-Za-z]+_)*(?:""" + _SECRET_WORDS + r""")(?:_[A-Za-z]+)*(?P=q)\s*[:=]\s*""",
     re.IGNORECASE,
 )
 _SECRET_HINT = re.compile(r"(?i)pin|passw|passwd|pwd|passcode|token|secret|authoriz|cookie|citizen|id_number|"
-                          r"input|body|csrf|api_key|key_hex|ss_number")
+                          r"input|body|csrf|api_key|key_hex|ss_number|name|birth")
 _UNQUOTED_END = re.compile(r"[\s,;&)}\]]")
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
 

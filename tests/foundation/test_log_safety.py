@@ -23,6 +23,7 @@ from tests.ledger.helpers import activated, terminal_token
 
 PIN_ACTIVATE, PIN_ACTIVE, PIN_NEW, SS_PASSWORD = "460245", "731596", "285047", "918273"
 BIG = "Q" * 1_000_000  # a 1 MB field
+NAME_URL = "%E6%9D%8E%E5%9B%9B"  # 李四 in a query string
 
 
 def _free_port() -> int:
@@ -82,13 +83,13 @@ def served(request, city, app, db_url, tmp_path):
 
 def _malformed_requests(city) -> tuple[list[tuple[str, str, dict]], list[str]]:
     """(method, path, httpx keyword arguments) of malformed requests carrying secrets, and the secrets."""
-    fresh = city.issued_card(name="李四")
+    fresh = city.issued_card(name="李四")  # (its name, URL-encoded, is NAME_URL)
     active = activated(city, name="王五", pin=PIN_ACTIVE, opening_fen=100_000)
     teller = {"Authorization": f"Bearer {city.token('teller')}", "Idempotency-Key": "k-1"}
     clerk = {"Authorization": f"Bearer {city.token('clerk')}", "Idempotency-Key": "k-2"}
     atm = {"Authorization": f"Bearer {terminal_token(city, 'ATM-GSB-1')}", "Idempotency-Key": "k-3"}
     secrets = [PIN_ACTIVATE, PIN_ACTIVE, PIN_NEW, SS_PASSWORD, fresh.citizen_id, fresh.pan, fresh.card_number,
-               active.citizen_id, active.pan, active.card_number, "Q" * 64]
+               active.citizen_id, active.pan, active.card_number, "Q" * 64, NAME_URL, "李四"]
     requests = [
         # finding 3's request: activation without pin_again
         ("POST", f"/api/v1/bank-accounts/{fresh.pan}/activate",
@@ -123,6 +124,7 @@ def _malformed_requests(city) -> tuple[list[tuple[str, str, dict]], list[str]]:
         ("GET", f"/api/v1/cards/{active.card_number}", {"headers": clerk}),
         ("GET", f"/api/v1/persons?citizen_id={active.citizen_id}", {"headers": clerk}),
         ("GET", f"/api/v1/bank-accounts/{active.pan}/statement?pin={PIN_ACTIVE}", {"headers": teller}),
+        ("GET", f"/api/v1/counter/persons?name={NAME_URL}&birth_date=1980-05-17", {"headers": clerk}),
     ]
     return requests, secrets
 
@@ -203,7 +205,25 @@ def test_finding3_values_under_secret_keys_are_masked_in_any_shape():
     assert mask_secrets("/x?pin_again=460245&lang=en") == "/x?pin_again=***&lang=en"
     assert mask_secrets("'input': {'old': '460245', 'new': '285047'}, 'loc'") == "'input': ***, 'loc'"
     assert mask_secrets("Authorization: Bearer abc.def") == "Authorization: ***"
-    assert mask_secrets("shipping: 3 boxes, pinned: yes") == "shipping: 3 boxes, pinned: yes"
+    assert mask_secrets("/persons/by-name?name=%E5%BC%A0%E4%B8%89&birth_date=1980-05-17") == (
+        "/persons/by-name?name=***&birth_date=***")
+    assert mask_secrets("shipping: 3 boxes, pinned: yes, username=x") == "shipping: 3 boxes, pinned: yes, username=x"
+
+
+def test_json_lines_carry_the_requests_id_actor_and_operation():
+    from sscard.core.roles import CLI_OPERATOR
+    from sscard.logs import _REQUEST, RequestLog, note_operation
+
+    token = _REQUEST.set(RequestLog("req-1"))
+    try:
+        note_operation("bank.statement", CLI_OPERATOR)
+        record = logging.LogRecord("sscard.db", logging.WARNING, __file__, 1, "retrying after %s", ("X",), None)
+        MaskingFilter().filter(record)
+    finally:
+        _REQUEST.reset(token)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "retrying after X" and line["logger"] == "sscard.db" and line["level"] == "WARNING"
+    assert (line["request_id"], line["actor_kind"], line["operation"]) == ("req-1", "operator", "bank.statement")
 
 
 def test_finding4_a_broken_log_call_gives_a_line_not_a_logging_error():
