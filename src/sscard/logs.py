@@ -18,12 +18,13 @@ Three layers, each enough for what it covers, so that one forgotten call site ca
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import numbers
+import os
 import re
 import sys
-import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -47,8 +48,10 @@ _SECRET_KEY = re.compile(
     r"""(?<![\w-])(?P<q>["']?)(?:[A-Za-z]+_)*(?:""" + _SECRET_WORDS + r""")(?:_[A-Za-z]+)*(?P=q)\s*[:=]\s*""",
     re.IGNORECASE,
 )
-_SECRET_HINT = re.compile(r"(?i)pin|passw|passwd|pwd|passcode|token|secret|authoriz|cookie|citizen|id_number|"
-                          r"input|body|csrf|api_key|key_hex|ss_number|name|birth")
+# What a text must hold for a secret key to be in it, searched in the lowered text (a case-insensitive
+# regex alternation cost ~45 µs on an access line, this well under 1 µs).
+_SECRET_HINT = re.compile("pin|pass|pwd|token|secret|authoriz|cookie|citizen|id_number|input|body|csrf|api_key|"
+                          "key_hex|ss_number|name|birth")
 _UNQUOTED_END = re.compile(r"[\s,;&)}\]]")
 _CLOSERS = {"{": "}", "[": "]", "(": ")"}
 
@@ -97,7 +100,7 @@ def _value_end(text: str, start: int) -> int:
 
 def mask_secrets(text: str) -> str:
     """Replace the value of every secret-named key (`'pin': '460245'`, `"password":"..."`, `pin=...`) by ***."""
-    if not _SECRET_HINT.search(text):
+    if not _SECRET_HINT.search(text.lower()):
         return text
     out, pos = [], 0
     while True:
@@ -176,6 +179,8 @@ class RequestLog:
 
 _REQUEST: ContextVar[RequestLog | None] = ContextVar("sscard_request_log", default=None)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# Generated ids: this process's random prefix and a counter (uuid4 cost ~9 µs a request here, this ~1).
+_ID_PREFIX, _ID_COUNTER = os.urandom(6).hex(), itertools.count(1)
 
 
 def current_request() -> RequestLog | None:
@@ -212,18 +217,23 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = None
-        for name, value in scope.get("headers", ()):
+        for name, value in scope["headers"]:
             if name == b"x-request-id":
                 text = value.decode("latin-1")
                 if _REQUEST_ID.fullmatch(text) and mask_text(text) == text:
                     request_id = text
                 break
-        request_id = request_id or uuid.uuid4().hex
+        if request_id is None:
+            request_id = f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                headers = message.get("headers")
+                if type(headers) is list:  # Starlette's responses: the response's own list, sent once
+                    headers.append(header)
+                else:
+                    message = {**message, "headers": [*(headers or ()), header]}
             await send(message)
 
         token = _REQUEST.set(RequestLog(request_id))
@@ -312,6 +322,8 @@ class MaskingFormatter(logging.Formatter):
             text = self.inner.format(record)
         except Exception:  # noqa: BLE001
             text = _fallback(record)
+        if record.__dict__.get("_sscard_clean") and len(text) <= MAX_LINE:
+            return text  # its parts were cleaned by the filter (the common case: one short line)
         return clean_block(text)
 
 
