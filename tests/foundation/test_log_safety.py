@@ -125,6 +125,8 @@ def _malformed_requests(city) -> tuple[list[tuple[str, str, dict]], list[str]]:
         ("GET", f"/api/v1/persons?citizen_id={active.citizen_id}", {"headers": clerk}),
         ("GET", f"/api/v1/bank-accounts/{active.pan}/statement?pin={PIN_ACTIVE}", {"headers": teller}),
         ("GET", f"/api/v1/counter/persons?name={NAME_URL}&birth_date=1980-05-17", {"headers": clerk}),
+        # well-formed but refused (wrong PIN), through the terminals' lane and the group-commit writer
+        ("POST", "/api/v1/terminal/balance", {"headers": atm, "json": {"pan": active.pan, "pin": PIN_NEW}}),
     ]
     return requests, secrets
 
@@ -162,6 +164,8 @@ def test_finding3_and_finding4_the_servers_log_holds_no_secret_no_traceback_and_
         assert by_id["probe-42"]["status"] == sent.status_code
         statement = next(by_id[rid] for m, p, s, rid in answers if p.endswith("/statement"))
         assert statement["operation"] == "bank.statement" and statement["actor_role"] == "teller"
+        balance = next(by_id[rid] for m, p, s, rid in answers if p.endswith("/terminal/balance"))
+        assert (balance["operation"], balance["actor_kind"], balance["status"]) == ("bank.balance", "terminal", 401)
     else:
         lines = log.splitlines()
         for method, path, status, _ in answers:
