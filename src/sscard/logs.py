@@ -127,8 +127,11 @@ def cap(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def clean(text: str, limit: int = MAX_TEXT) -> str:
-    """One text as it may appear in a log: capped first (a 1 MB field costs no masking time), then masked."""
-    return mask_secrets(mask_text(cap(text, limit)))
+    """One text as it may appear in a log, masked and capped. Only a little more than what is kept is
+    masked (a 1 MB field costs no masking time), enough that no identifier is cut before it is masked."""
+    if len(text) <= limit:
+        return mask_secrets(mask_text(text))
+    return mask_secrets(mask_text(text[: limit + 64]))[:limit] + f"…[{len(text) - limit} chars cut]"
 
 
 def clean_block(text: str) -> str:

@@ -230,6 +230,14 @@ def test_json_lines_carry_the_requests_id_actor_and_operation():
     assert (line["request_id"], line["actor_kind"], line["operation"]) == ("req-1", "operator", "bank.statement")
 
 
+def test_finding4_a_long_text_is_cut_after_masking_so_no_identifier_is_left_half_shown():
+    from sscard.logs import MAX_TEXT, clean
+
+    text = "x" * (MAX_TEXT - 10) + " 11010519491231002X " + "y" * 1_000_000
+    out = clean(text)
+    assert "110105194" not in out and len(out) < MAX_TEXT + 64
+
+
 def test_finding4_a_broken_log_call_gives_a_line_not_a_logging_error():
     record = logging.LogRecord("sscard.x", logging.WARNING, __file__, 1, "%s and %s", ("one pin=460245",), None)
     MaskingFilter().filter(record)
