@@ -404,7 +404,9 @@ def install_logging(fmt: str = "plain") -> None:
         raise ValueError(f"SSCARD_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
     root = logging.getLogger()
     if not root.handlers:
-        root.addHandler(logging.StreamHandler(sys.stderr))
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:  %(name)s: %(message)s"))
+        root.addHandler(handler)
     for name in _LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, MaskingFilter) for f in logger.filters):
@@ -423,10 +425,11 @@ def uvicorn_log_config(fmt: str = "plain") -> dict:
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config["filters"] = {"mask": {"()": "sscard.logs.MaskingFilter"}}
+    config["formatters"]["root"] = {**config["formatters"]["default"], "fmt": "%(levelprefix)s %(name)s: %(message)s"}
     if fmt == "json":
         config["formatters"] = {name: {"()": "sscard.logs.JsonFormatter"} for name in config["formatters"]}
     for handler in config["handlers"].values():
         handler["filters"] = ["mask"]
-    config["handlers"]["root"] = {**config["handlers"]["default"]}
+    config["handlers"]["root"] = {**config["handlers"]["default"], "formatter": "root"}
     config["root"] = {"handlers": ["root"], "level": "WARNING"}
     return config
