@@ -206,3 +206,13 @@ def test_a_secret_argument_never_reaches_the_audit_record(city, app):
     with pytest.raises(RuntimeError, match="secret"):
         careless(app, SYSTEM_ACTOR, "937201")
     assert banking  # the real operations are declared with their secrets at import
+
+
+def test_finding3_every_declared_secret_is_masked_in_a_log_line():
+    """The log filter masks values under any argument name an operation declared secret."""
+    from sscard.logs import mask_secrets
+
+    assert len(access.SECRET_NAMES) >= 8
+    for name in sorted(access.SECRET_NAMES):
+        for shape in (f"{{'{name}': '937201'}}", f'{{"{name}": "937201"}}', f"{name}=937201"):
+            assert "937201" not in mask_secrets(shape), (name, shape)
