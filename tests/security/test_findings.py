@@ -216,3 +216,21 @@ def test_finding3_every_declared_secret_is_masked_in_a_log_line():
     for name in sorted(access.SECRET_NAMES):
         for shape in (f"{{'{name}': '937201'}}", f'{{"{name}": "937201"}}', f"{name}=937201"):
             assert "937201" not in mask_secrets(shape), (name, shape)
+
+
+def test_activation_and_pin_reset_need_the_cardholder_in_person_on_every_channel(city, app, api):
+    """The rule lives in the service: the API refuses what the bank console refuses."""
+    card = city.issued_card()
+    teller = city.token("teller")
+    body = {"presented_citizen_id": card.citizen_id, "pin": PIN, "pin_again": PIN, "cardholder_in_person": False}
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json=body, headers=_bearer(teller, "ip-1"))
+    assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")
+    with pytest.raises(SscardError, match="in person"):
+        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=False)
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json={**body, "cardholder_in_person": True},
+                 headers=_bearer(teller, "ip-2"))
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    reset = {"presented_citizen_id": card.citizen_id, "new": "258369", "new_again": "258369",
+             "cardholder_in_person": False}
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/pin/reset", json=reset, headers=_bearer(teller, "ip-3"))
+    assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")
