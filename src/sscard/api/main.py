@@ -9,12 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
-from ..services.app import App, build_app
+from ..services.app import UNSTORABLE_INPUT, App, build_app
 from . import counter, foundation, hotline, ledger, medical
 from .deps import language
 from .terminal_lane import TerminalLane
@@ -65,8 +64,8 @@ def create_app(app: App | None = None) -> FastAPI:
         log.warning("input the database refused on %s %s: %s", request.method, request.url.path, type(exc).__name__)
         return JSONResponse(SscardError("invalid_request").to_dict(language(request)), status_code=422)
 
-    api.add_exception_handler(DataError, _unstorable)
-    api.add_exception_handler(OverflowError, _unstorable)  # SQLite: "Python int too large to convert"
+    for unstorable in UNSTORABLE_INPUT:
+        api.add_exception_handler(unstorable, _unstorable)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
