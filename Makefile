@@ -44,6 +44,7 @@ nats:
 
 lint: setup
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format src tests

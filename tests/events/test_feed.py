@@ -60,7 +60,7 @@ def test_every_state_change_of_a_card_on_both_sides_is_an_event_written_with_its
     app = city.app
     card = city.issued_card("钱七")
     teller = city.actor("teller")
-    banking.activate(app, teller, card.pan, card.citizen_id, PIN, PIN)
+    banking.activate(app, teller, card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     loss.report_written_loss(app, teller, card.pan, card.citizen_id)
     loss.cancel_bank_loss(app, teller, card.pan, card.citizen_id)
     banking.credit_pension(app, SYSTEM_ACTOR, card.pan, 150_000, period="2026-11")
@@ -142,7 +142,7 @@ def test_a_partner_that_was_down_catches_up_page_by_page_from_its_last_id(city):
     app = city.app
     teller = city.actor("teller")
     card = city.issued_card("吴十")
-    banking.activate(app, teller, card.pan, card.citizen_id, PIN, PIN)
+    banking.activate(app, teller, card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     seen_before_outage = all_events(app, teller)
     last_id = seen_before_outage[-1]["id"]
     for month in range(12):  # while the partner is away

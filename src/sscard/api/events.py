@@ -37,12 +37,15 @@ class EventFeed(BaseModel):
 
 @router.get("/events", response_model=EventFeed, operation_id="events_feed",
             summary="Events after a position, oldest first, as the caller may see them")
+@router.get("/terminal/events", response_model=EventFeed, operation_id="terminal_events_feed", tags=["terminal"],
+            summary="Events of the terminal's bank's cards (ATM, POS), oldest first")
 def events_feed(
     app: AppDep,
     actor: ActorDep,
     after: int = Query(0, ge=0, le=2**62, description="the last event id already processed (0: from the start)"),
     limit: int = Query(events.DEFAULT_LIMIT, ge=1, le=events.MAX_LIMIT),
 ) -> dict:
-    """A bank's staff and terminals read their own bank's cards' events (both sides), center staff the
-    social security side's events, the operator everything; cardholders are refused."""
+    """A bank's staff (and, on the terminal path, its ATMs and POS) read their own bank's cards' events
+    (both sides), center staff the social security side's events, the operator everything; cardholders
+    are refused."""
     return events.feed(app, actor, after, limit)

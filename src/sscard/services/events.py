@@ -9,6 +9,7 @@ from ..core.identifiers import mask_card_number, mask_pan
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Role
 from ..models.events import Event
 from ..models.foundation import Bank, ServiceCenter
+from . import access
 from .operation import Op, query
 
 MAX_LIMIT = 500
@@ -25,13 +26,14 @@ def scope_filter(actor):
     if actor.role in BANK_STAFF or actor.role is Role.TERMINAL:
         if actor.bank_id is None:
             raise SscardError("forbidden")
+        access.checked(access.Scope.OWN)  # the query below keeps to the actor's bank
         return Event.bank_id == actor.bank_id
     if actor.role in CENTER_STAFF:
         return Event.side == "ss"
     return None
 
 
-@query("events.feed", roles=FEED_ROLES)
+@query("events.feed", roles=FEED_ROLES, scope=access.Scope.OWN, terminals=access.ATM | access.POS)
 def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict:
     """Events after `after`, oldest first, as the actor may see them; `next_after` to ask again with."""
     session, actor = op.session, op.actor
