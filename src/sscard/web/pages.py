@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from ..api.deps import language
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.money import fen_to_yuan
+from . import hardening
 
 HERE = Path(__file__).parent
 LOCALE_DIR = HERE.parent / "locale"
@@ -86,5 +87,6 @@ def switch_language(lang: str, request: Request) -> RedirectResponse:
     if not target.startswith(str(request.base_url)) and not target.startswith("/"):
         target = "/"
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie("lang", "en" if lang == "en" else "zh", samesite="lax", httponly=True)
+    # lax: a preference with no authority; a link from elsewhere may still open in the chosen language
+    hardening.set_cookie(response, request, "lang", "en" if lang == "en" else "zh", samesite="lax")
     return response
