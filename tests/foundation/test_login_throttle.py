@@ -192,7 +192,7 @@ def test_x_forwarded_for_counts_only_from_a_configured_proxy(settings, clock, ci
         try:
             with TestClient(create_app(app), client=("10.0.0.5", 1234)) as proxy:
                 for i in range(4):  # a different forwarded address each time
-                    proxy.headers["X-Forwarded-For"] = f"203.0.113.{i + 1}, 10.0.0.4"
+                    proxy.headers["X-Forwarded-For"] = f"203.0.113.{i + 1}, 10.0.0.{i + 1}"
                     codes.append(login(proxy, card.citizen_id, "Wrong-pass-1").status_code)
             return codes
         finally:
@@ -200,5 +200,6 @@ def test_x_forwarded_for_counts_only_from_a_configured_proxy(settings, clock, ci
 
     # our proxies (10.0.0.0/24) name four different clients: none is over its limit
     assert run(("10.0.0.0/24",)) == [401, 401, 401, 401]
-    # no proxy configured: the header is the client's own claim and is ignored
+    # no proxy configured, or the peer is not one of them: the header is the client's own claim, ignored
     assert run(()) == [401, 401, 429, 429]
+    assert run(("10.9.9.0/24",)) == [401, 401, 429, 429]
