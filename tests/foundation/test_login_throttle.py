@@ -203,3 +203,16 @@ def test_x_forwarded_for_counts_only_from_a_configured_proxy(settings, clock, ci
     # no proxy configured, or the peer is not one of them: the header is the client's own claim, ignored
     assert run(()) == [401, 401, 429, 429]
     assert run(("10.9.9.0/24",)) == [401, 401, 429, 429]
+
+
+def test_sscard_serve_leaves_x_forwarded_for_to_the_trusted_proxies_setting(monkeypatch):
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 by default: serve turns that off."""
+    import uvicorn
+
+    import sscard.cli as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_app", lambda: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    cli.serve(host="127.0.0.1", port=8000, workers=1)
+    assert calls[0]["proxy_headers"] is False

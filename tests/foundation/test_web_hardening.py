@@ -158,3 +158,13 @@ def test_cookies_are_secure_unless_the_operator_says_false(monkeypatch, tmp_path
     monkeypatch.setenv("SSCARD_COOKIE_SECURE", "flase")  # a typo stops start-up, it does not turn Secure off
     with pytest.raises(ValueError, match="SSCARD_COOKIE_SECURE"):
         Settings.from_env()
+
+
+def test_the_language_switch_returns_to_the_page_without_a_referer(client):
+    """Referrer-Policy: no-referrer means no Referer: the switch link carries the page's path itself."""
+    page = client.get("/bank/login")
+    assert 'href="/lang/en?next=/bank/login"' in page.text
+    back = client.get("/lang/en?next=/bank/login", follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == "/bank/login"
+    for elsewhere in ("//evil.example/x", "/\\evil.example", "https://evil.example/"):
+        assert client.get("/lang/en", params={"next": elsewhere}, follow_redirects=False).headers["location"] == "/"
