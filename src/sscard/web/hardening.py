@@ -46,21 +46,23 @@ class SecurityHeaders:
     def __init__(self, app):
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    def __call__(self, scope, receive, send):
         if scope["type"] != "http":
-            return await self.app(scope, receive, send)
+            return self.app(scope, receive, send)
         path = scope["path"]
         if path in DOCS_PATHS:
-            return await self._docs(scope, receive, send)
+            return self._docs(scope, receive, send)
         extra = STATIC_HEADERS if path.startswith("/static/") else PAGE_HEADERS
 
-        async def send_with_headers(message):
+        def send_with_headers(message):
+            # a plain function handing back send's awaitable: no coroutine of its own per message
             if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", ()) if k.lower() not in OURS]
+                # ASGI header names are lower-case; a route's own CSP or Cache-Control gives way to ours
+                kept = [h for h in message.get("headers", ()) if h[0] not in OURS]
                 message = {**message, "headers": kept + extra}
-            await send(message)
+            return send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        return self.app(scope, receive, send_with_headers)
 
     async def _docs(self, scope, receive, send):
         """The Swagger page is small: hold it, hash its inline scripts, then send it with its own CSP."""
