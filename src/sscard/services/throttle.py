@@ -63,8 +63,8 @@ class LoginThrottle:
         )
         longest = max(w.get_expiry() for w in self.windows)
         self.audited = RateLimitItemPerMinute(1, namespace=f"{namespace}-audited")
-        self.seen = _per_seconds(1, longest, f"{namespace}-seen")
-        self.accounts = _per_seconds(_MAX_ACCOUNTS, longest, f"{namespace}-accounts")
+        self.seen = RateLimitItemPerSecond(1, longest, namespace=f"{namespace}-seen")
+        self.accounts = RateLimitItemPerSecond(_MAX_ACCOUNTS, longest, namespace=f"{namespace}-accounts")
 
     def retry_after(self, client: str) -> int:
         """Seconds until this client may try again; 0 when it may now."""
@@ -88,10 +88,6 @@ class LoginThrottle:
 
     def first_refusal_in_window(self, client: str, door: str) -> bool:
         return self.limiter.hit(self.audited, client, door)
-
-
-def _per_seconds(amount: int, seconds: int, namespace: str) -> RateLimitItem:
-    return RateLimitItemPerSecond(amount, seconds, namespace=namespace)
 
 
 def throttle_for(app: App) -> LoginThrottle:
