@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import time
@@ -28,11 +29,12 @@ REDIS = "redis://127.0.0.1:6379/0"
 
 
 def _redis_up() -> bool:
+    """Skip the Redis tests when no Redis answers, except in CI (SSCARD_REQUIRE_REDIS): there they fail."""
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
         return True
     except OSError:
-        return False
+        return bool(os.environ.get("SSCARD_REQUIRE_REDIS"))
 
 
 def _throttled_audits(app) -> list[AuditRecord]:
