@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser db clean
+.PHONY: run test setup lint format browser redis db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -34,6 +34,17 @@ browser:
 	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei): browser tests will be skipped"; fi; }
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true; }
 
+# Redis backs the login throttle when SSCARD_RATE_LIMIT_STORAGE=redis://...; its tests need a server on
+# 127.0.0.1:6379 (skipped when none answers, unless SSCARD_REQUIRE_REDIS is set as in .ci/run).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	      || echo "could not install redis-server: the Redis throttle tests will be skipped"; \
+	  else echo "redis-server missing (apt-get install redis-server): the Redis throttle tests will be skipped"; fi; }
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { command -v redis-server >/dev/null 2>&1 && \
+	  redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes >/dev/null || true; }
+
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
@@ -42,7 +53,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser lint
+test: setup browser redis lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -103,7 +103,7 @@ def test_only_medical_terminals_settle(med, app, client):
     out = client.post("/api/v1/terminal/medical/pre-settlements", headers=_auth(kiosk),
                       json={"card_number": card.card_number, "ident_code": h.ident_code(app, card.card_number),
                             "lines": h.lines(1_000)})
-    assert out.status_code == 403 and out.json()["code"] == "not_a_medical_terminal"
+    assert out.status_code == 403 and out.json()["code"] == "wrong_terminal_kind"  # declared: access.MEDICAL
     clerk = med.token("clerk")
     out = client.post("/api/v1/terminal/medical/pre-settlements", headers=_auth(clerk),
                       json={"card_number": card.card_number, "ident_code": "x", "lines": h.lines(1_000)})

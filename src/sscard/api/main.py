@@ -37,8 +37,16 @@ def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
     return details
 
 
+class _SscardAPI(FastAPI):
+    def build_middleware_stack(self):
+        """The security headers wrap everything, Starlette's 500 answers and the terminal lane included."""
+        from ..web.hardening import SecurityHeaders
+
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(app: App | None = None) -> FastAPI:
-    api = FastAPI(
+    api = _SscardAPI(
         title="sscard",
         version="0.1.0",
         description="The financial social security card: social security side and bank side. "
@@ -50,7 +58,8 @@ def create_app(app: App | None = None) -> FastAPI:
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status)
+        retry = {"Retry-After": str(exc.params["seconds"])} if exc.status == 429 and "seconds" in exc.params else None
+        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -57,8 +57,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     from ..logs import uvicorn_log_config
 
     settings = _app().settings  # validate policy and settings before binding the port
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any 127.0.0.1 peer as the client;
+    # which proxies to believe is SSCARD_TRUSTED_PROXIES' decision alone (api/client_address.py)
     uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
-                log_config=uvicorn_log_config(settings.log_format))
+                log_config=uvicorn_log_config(settings.log_format), proxy_headers=False)
 
 
 @policy_app.command("show")

@@ -21,14 +21,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
+from ..api.client_address import client_address
 from ..api.deps import language
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
-from ..services import cards, insurance, loss, passwords, websession
+from ..services import cards, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
+from .hardening import delete_cookie, set_cookie, throttled
 from .pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -178,8 +180,7 @@ def _login_page(request: Request, error: str = "", status_code: int = 200) -> Re
         "pre_token": pre, "error": error, "initial_source": policy.initial_source,
         "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes,
     }, status_code=status_code)
-    response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", path="/portal",
-                        secure=request.url.scheme == "https")
+    set_cookie(response, request, PRE_COOKIE, pre, path="/portal")
     return response
 
 
@@ -202,9 +203,13 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:64]
     if not login or not password:
         return _login_page(request, SscardError("wrong_password").message(language(request)), 401)
+    app = _app(request)
     try:
-        session = websession.cardholder_login(_app(request), login, password)
+        session = throttle.guarded_login(app, client_address(request), "portal", login,
+                                         lambda: websession.cardholder_login(app, login, password))
     except SscardError as err:
+        if err.code == "too_many_attempts":  # refused before the password is checked
+            return throttled(_login_page(request, _error_text(request, err), err.status), err)
         status = err.status if err.status in (401, 423) else 401
         if err.code not in ("wrong_password", "password_locked"):  # never say which field was wrong
             err = SscardError("wrong_password")
@@ -212,7 +217,7 @@ async def login_submit(request: Request) -> Response:
     target = "/portal/password" if session.must_change_password else "/portal/card"
     response = RedirectResponse(target, status_code=303)
     security.set_session_cookie(response, KIND, session.token, request)
-    response.delete_cookie(PRE_COOKIE, path="/portal")
+    delete_cookie(response, request, PRE_COOKIE, path="/portal")
     return response
 
 
@@ -222,7 +227,7 @@ async def logout(request: Request) -> Response:
     if me.actor is not None:
         websession.logout(_app(request), me.token)
     response = RedirectResponse("/portal/login", status_code=303)
-    security.clear_session_cookie(response, KIND)
+    security.clear_session_cookie(response, KIND, request)
     return response
 
 
