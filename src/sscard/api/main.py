@@ -89,6 +89,12 @@ def create_app(app: App | None = None) -> FastAPI:
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
 
+    @api.on_event("startup")
+    def _start_sealer() -> None:
+        from ..services.audit_chain import start_sealer
+
+        start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
+
     @api.on_event("shutdown")
     def _close() -> None:
         api.state.sscard.close()

@@ -153,6 +153,7 @@ def card_status(op: Op, card_number: str) -> dict:
     card = lookup.card_by_number(op.session, card_number, op.actor)
     if op.actor.role is Role.TERMINAL:
         access.require_bank(op.actor, card.bank_id)
+    op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record
     return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
 
 
@@ -160,6 +161,7 @@ def card_status(op: Op, card_number: str) -> dict:
 def person_cards(op: Op, person_id: int) -> dict:
     person = lookup.person_by_id(op.session, person_id, op.actor)
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id)).all()
+    op.audit("person", person.id, person_id=person.id)
     return {
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
         "cards": [card_view(op.session, c, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
@@ -178,5 +180,6 @@ def find_person(op: Op, citizen_id: str | None = None, card_number: str | None =
         from ..core.errors import SscardError
 
         raise SscardError("invalid_request")
+    op.audit("person", person.id, person_id=person.id)
     return {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
             "birth_date": person.birth_date, "sex": person.sex}

@@ -314,19 +314,34 @@ def operation(name: str, *, roles: set[Role] | frozenset[Role]):
     return decorate
 
 
+# Staff whose reads of a person's data are recorded (PIPL: the cardholder sees who looked at their record).
+VIEW_AUDITED = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR})
+
+
 def query(name: str, *, roles: set[Role] | frozenset[Role]):
-    """A read: permission-checked and run in a (retried) transaction, but not audited or keyed."""
+    """A read: permission-checked and run in a (retried) read transaction, not keyed.
+
+    When staff read one person's data (the query says whose with `op.audit(..., person_id=...)`), one
+    audit record `result="viewed"` is written after the read, in a short transaction of its own, so the
+    read itself stays a read-only transaction; if that record cannot be written the read fails."""
     access.register(name, frozenset(roles))
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Any:
             access.authorize(actor, name)
+            last: list[Op] = []
 
             def work(session: Session) -> Any:
-                return jsonable(fn(Op(app, session, actor, name, None), *args, **kwargs))
+                last[:] = [Op(app, session, actor, name, None)]
+                return jsonable(fn(last[0], *args, **kwargs))
 
-            return app.db.run(work, readonly=True)
+            out = app.db.run(work, readonly=True)
+            fields = last[0]._audit
+            if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
+                now = last[0].now
+                app.db.run(lambda s: s.add(_audit_record(actor, name, now, None, "viewed", fields)))
+            return out
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.roles = frozenset(roles)  # type: ignore[attr-defined]
