@@ -89,7 +89,7 @@ def about_me(op: Op, limit: int = 200) -> dict:
         .order_by(AuditRecord.id.desc()).limit(max(1, min(int(limit), 500)))
     ).all()
     places = _place_names(op, {r.place for r in rows if r.place})
-    return {"records": [{
+    return {"records": _merge_repeats([{
         "at": r.at,
         "operation": r.operation,
         "kind": "viewed" if r.result == "viewed" else ("changed" if r.result == "ok" else "refused"),
@@ -98,7 +98,27 @@ def about_me(op: Op, limit: int = 200) -> dict:
         "channel": r.channel,
         "place": places.get(r.place, {}).get("name", ""),
         "place_en": places.get(r.place, {}).get("name_en", ""),
-    } for r in rows]}
+        "count": 1,
+    } for r in rows])}
+
+
+_SAME = ("operation", "kind", "result", "role", "channel", "place")
+
+
+def _merge_repeats(records: list[dict]) -> list[dict]:
+    """One line for the same thing done again within a minute (a console page reads a record several
+    times while it is shown), with how many times."""
+    out: list[dict] = []
+    for rec in records:
+        last = out[-1] if out else None
+        if last and all(last[k] == rec[k] for k in _SAME) and (last["_oldest"] - rec["at"]).total_seconds() < 60:
+            last["count"] += 1
+            last["_oldest"] = rec["at"]
+            continue
+        out.append({**rec, "_oldest": rec["at"]})
+    for rec in out:
+        del rec["_oldest"]
+    return out
 
 
 def _place_names(op: Op, codes: set[str]) -> dict[str, dict]:
