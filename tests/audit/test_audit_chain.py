@@ -122,6 +122,27 @@ def test_canonical_bytes_are_the_same_on_every_database(app):
     assert row["hash"] == "0bf9d2e1bac7e37f5b1f991b476ef0f01102276c14aa6f25d2c4683aebbab521"
 
 
+def test_a_record_committed_late_with_a_lower_id_is_sealed_after_the_others(city, app):
+    if app.db.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: a lower id cannot commit after a higher one")
+    city.issued_card()
+    audit_chain.seal(app)
+    with app.db.session() as late:
+        late.add(AuditRecord(at=app.clock.now(), actor_kind="system", actor_id="system", actor_role="system",
+                             channel="system", place="", operation="x.late", object_type="", object_id="",
+                             before="", after="", result="ok", detail={}))
+        late.flush()  # its id is taken now; it commits at the end of the block
+        city.new_person("赵六")  # a later id, committed first
+        assert audit_chain.seal(app) == 1
+    assert audit_chain.seal(app) == 1
+    out = audit_chain.verify(app)
+    with app.db.session() as s:
+        order = list(s.scalars(select(AuditRecord.operation).order_by(AuditRecord.seal_seq.desc()).limit(2)))
+        ids = list(s.scalars(select(AuditRecord.id).order_by(AuditRecord.seal_seq.desc()).limit(2)))
+    assert out["ok"] and out["unsealed"] == 0
+    assert order == ["x.late", "person.register"] and ids[0] < ids[1]
+
+
 def test_concurrent_writers_are_all_sealed_exactly_once_while_a_sealer_runs(city, app):
     clerk = city.actor("clerk")
     sealer = audit_chain.Sealer(app, every=0.02)

@@ -32,13 +32,13 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(json.dumps(out))
         else:
-            console.print(f"checked {out['checked']} sealed records; {out['unsealed']} not yet sealed")
+            console.print(f"checked {out['checked']} sealed records; {out['unsealed']} not yet sealed", soft_wrap=True)
             head = out["head"]
-            console.print(f"head: seal_seq {head['seal_seq']} hash {head['hash']}")
+            console.print(f"head: seal_seq {head['seal_seq']} hash {head['hash']}", soft_wrap=True)
         if not out["ok"]:
             broken = out["broken"]
             err_console.print(f"[red]broken[/red] at audit record id {broken['id']} (seal_seq {broken['seal_seq']}): "
-                              f"{_WHY[broken['reason']]}")
+                              f"{_WHY[broken['reason']]}", soft_wrap=True)
             raise typer.Exit(1)
         if not as_json:
             console.print("chain ok")
