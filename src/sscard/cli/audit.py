@@ -16,9 +16,13 @@ def register(app: typer.Typer) -> None:
     @audit_app.command("seal")
     def seal() -> None:
         """Link every audit record not yet sealed into the chain (the server does this every second)."""
+        import time
+
         from ..services import audit_chain
 
-        console.print(f"sealed {audit_chain.seal(_app())} records")
+        started = time.perf_counter()
+        sealed = audit_chain.seal(_app())
+        console.print(f"sealed {sealed} records in {time.perf_counter() - started:.2f} s", soft_wrap=True)
 
     @audit_app.command("verify")
     def verify(

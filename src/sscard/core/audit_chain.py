@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 # Every column of audit_records but the chain's own prev_hash and hash (which the link covers: the
@@ -23,20 +24,33 @@ CHAIN_COLUMNS = (
 GENESIS = "0" * 64  # the prev_hash of the first sealed record
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime in an audit record")
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
+_AT = CHAIN_COLUMNS.index("at")
+_values = itemgetter(*CHAIN_COLUMNS)
+_dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime in an audit record")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_values(values: Sequence[Any]) -> bytes:
+    """The bytes a record's hash covers, from its values in CHAIN_COLUMNS order."""
+    values = list(values)
+    values[_AT] = _utc(values[_AT])  # the one datetime column; JSON detail holds strings already
+    return _dumps(values).encode()
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The bytes a record's hash covers."""
-    values = [_plain(record[name]) for name in CHAIN_COLUMNS]
-    return json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return canonical_values(_values(record))
+
+
+def link_values(prev_hash: str, values: Sequence[Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + b"\x00" + canonical_values(values)).hexdigest()
 
 
 def link(prev_hash: str, record: Mapping[str, Any]) -> str:
     """hash = sha256(prev_hash || canonical bytes of the record), hex."""
-    return hashlib.sha256(prev_hash.encode("ascii") + b"\x00" + canonical(record)).hexdigest()
+    return link_values(prev_hash, _values(record))
