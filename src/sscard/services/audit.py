@@ -10,10 +10,12 @@ from sqlalchemy import or_, select
 from ..core.clock import as_utc
 from ..core.roles import Role
 from ..models.foundation import AuditRecord, Bank, Outlet, ServiceCenter, Terminal
+from . import access
+from .access import Scope
 from .operation import Op, query
 
 
-@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR})
+@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.CITY)
 def read_audit(
     op: Op,
     operation: str | None = None,
@@ -75,12 +77,13 @@ def audit_view(r: AuditRecord) -> dict:
 _OTHERS = ("staff", "terminal", "system", "operator")
 
 
-@query("audit.about_me", roles={Role.CARDHOLDER})
+@query("audit.about_me", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def about_me(op: Op, limit: int = 200) -> dict:
     """PIPL's right to know: every audit record about me made by staff, terminals or the system, newest
     first: when, which operation, viewed / changed / refused, the role and the place by name. The staff
     member's name and id are never part of the answer."""
     me = op.actor.person_id
+    access.require_self(op.actor, me)  # always the caller's own: no person id is taken from outside
     rows = op.session.execute(
         select(AuditRecord.at, AuditRecord.operation, AuditRecord.result, AuditRecord.actor_kind,
                AuditRecord.actor_role, AuditRecord.channel, AuditRecord.place)
