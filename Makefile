@@ -36,6 +36,7 @@ browser:
 
 lint: setup
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format src tests
