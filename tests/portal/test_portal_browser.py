@@ -19,7 +19,7 @@ from tests.portal.helpers import NEW_QUERY_PASSWORD, initial_password
 pytestmark = pytest.mark.browser
 AXE = Path(__file__).with_name("axe.min.js")
 PAGES = ("/portal/card", "/portal/insurance", "/portal/medical", "/portal/loss", "/portal/progress",
-         "/portal/password")
+         "/portal/password", "/portal/access")
 
 
 def sign_in(page, base: str, login: str, password: str) -> None:
@@ -163,7 +163,7 @@ def test_every_portal_page_is_accessible_and_fits_a_phone(live_server, browser, 
         if lang == "en":
             page.goto(live_server.url + "/lang/en")
         sign_in_changed_any(page, live_server.url, card, lang)
-        for path in PAGES if lang == "zh" else ("/portal/card", "/portal/insurance", "/portal/loss"):
+        for path in PAGES if lang == "zh" else ("/portal/card", "/portal/insurance", "/portal/loss", "/portal/access"):
             page.goto(live_server.url + path)
             problems[path] = serious_axe_violations(page)
             widths[path] = page.evaluate("document.documentElement.scrollWidth")

@@ -77,6 +77,7 @@ TABLE: dict[str, set[str]] = {
     "GET /portal/insurance": HOLDERS, "GET /portal/insurance.csv": HOLDERS, "GET /portal/medical": HOLDERS,
     "GET /portal/loss": HOLDERS, "POST /portal/loss/report": HOLDERS, "POST /portal/loss/cancel": HOLDERS,
     "GET /portal/password": HOLDERS, "POST /portal/password/query": HOLDERS, "POST /portal/password/ss": HOLDERS,
+    "GET /portal/access": HOLDERS,
     # a GET of a form's address only redirects to the form's page (which then asks who you are)
     "GET /portal/loss/report": PUBLIC, "GET /portal/loss/cancel": PUBLIC,
     "GET /portal/password/query": PUBLIC, "GET /portal/password/ss": PUBLIC,

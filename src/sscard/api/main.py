@@ -110,6 +110,12 @@ def create_app(app: App | None = None) -> FastAPI:
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
     api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
 
+    @api.on_event("startup")
+    def _start_sealer() -> None:
+        from ..services.audit_chain import start_sealer
+
+        start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
+
     @api.on_event("shutdown")
     def _close() -> None:
         api.state.sscard.close()
