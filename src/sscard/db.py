@@ -106,6 +106,7 @@ class Database:
         )
         self.read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.max_attempts = max_attempts
+        self.retries = 0  # transactions run again after a serialization failure or deadlock (/metrics)
 
     @property
     def dialect(self) -> str:
@@ -154,6 +155,7 @@ class Database:
             except Exception as exc:
                 if not is_retryable(exc) or attempt == self.max_attempts:
                     raise
+                self.retries += 1
                 delay = min(0.2, 0.002 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(delay)

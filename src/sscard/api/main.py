@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import metrics
 from ..core.errors import SscardError
 from ..logs import install_masking
 from ..services.app import App, build_app
@@ -88,6 +89,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
+    metrics.install(api)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
 
     @api.on_event("shutdown")
     def _close() -> None:

@@ -50,12 +50,26 @@ def init() -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    worker_timeout: int = typer.Option(
+        60, help="seconds a worker may take to answer the supervisor's health check before it is killed"),
+) -> None:
     """Serve the web app and the API."""
     import uvicorn
 
-    _app()  # validate policy and settings before binding the port
-    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info")
+    sscard = _app()  # validate policy and settings before binding the port
+    if workers > 1:
+        from ..metrics import prepare_multiprocess
+
+        prepare_multiprocess(sscard.settings.var_dir)  # /metrics adds up the workers' figures
+    # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),
+    # and a worker still importing on a loaded machine often did not: killed and restarted, again and
+    # again (7-31 s before --workers 2 answered). A hung worker is still killed, after worker_timeout.
+    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
+                timeout_worker_healthcheck=worker_timeout)
 
 
 @policy_app.command("show")
