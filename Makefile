@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser db clean
+.PHONY: run test setup lint format browser pgclient db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -34,6 +34,15 @@ browser:
 	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei): browser tests will be skipped"; fi; }
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true; }
 
+# pg_dump/pg_restore for `sscard backup`/`sscard restore` on PostgreSQL: Debian's postgresql-client (15 on
+# bookworm, the server's major version: pg_dump refuses a server newer than itself), installed when missing.
+pgclient:
+	@{ command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "could not install postgresql-client: PostgreSQL backup tests will fail"; \
+	  else echo "pg_dump missing (apt-get install postgresql-client): PostgreSQL backups cannot run"; fi; }
+
 lint: setup
 	$(BIN)/ruff check src tests
 
@@ -41,7 +50,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser lint
+test: setup browser pgclient lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:
