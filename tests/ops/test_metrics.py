@@ -95,7 +95,7 @@ def test_with_two_workers_a_scrape_adds_up_both_workers_requests(backend, db_url
     port = free_port()
     env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
            "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), metrics.TOKEN_ENV: TOKEN}
-    env.pop(metrics.MULTIPROC_ENV, None)
+    env.pop(metrics.DIR_ENV, None)
     proc = subprocess.Popen([sys.executable, "-c", "from sscard.cli import main; main()", "serve", "--port",
                              str(port), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -115,7 +115,8 @@ def test_with_two_workers_a_scrape_adds_up_both_workers_requests(backend, db_url
         for _ in range(40):  # new connections: the kernel spreads them over both workers
             assert httpx.get(base + route + "?kind=citizen_id&value=11010519491231002X").status_code == 200
             sent += 1
-        pids = {p.name for p in (tmp_path / "metrics").glob("*.db")}
+        time.sleep(2 * metrics.SNAPSHOT_SECONDS + 0.5)  # each worker writes its figures once a second
+        pids = {p.name for p in (tmp_path / "metrics").glob("sscard-live-*.json")}
         counts = set()
         for _ in range(6):  # whichever worker answers, it reports the same total
             r = httpx.get(base + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
