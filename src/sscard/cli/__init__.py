@@ -60,11 +60,21 @@ def serve(
     """Serve the web app and the API."""
     import uvicorn
 
-    sscard = _app()  # validate policy and settings before binding the port
-    if workers > 1:
+    if workers == 1:
+        _app()  # validate policy and settings before binding the port (this process imports the app next)
+    else:
+        # the supervisor serves nothing: check settings and policy without importing the app (its workers
+        # do, and every second the supervisor spends here delays them)
+        from ..config import Settings
         from ..metrics import prepare_multiprocess
 
-        prepare_multiprocess(sscard.settings.var_dir)  # /metrics adds up the workers' figures
+        try:
+            settings = Settings.from_env()
+            load_policy()
+        except PolicyError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
     # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),
     # and a worker still importing on a loaded machine often did not: killed and restarted, again and
     # again (7-31 s before --workers 2 answered). A hung worker is still killed, after worker_timeout.
