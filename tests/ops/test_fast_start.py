@@ -9,6 +9,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import TEST_KEY
 
 # imported on first use only: PDFs (reportlab, PIL), migrations (alembic, mako, pygments), the demo city
@@ -35,3 +37,31 @@ def test_the_serve_command_path_leaves_them_unloaded_too(tmp_path):
     loaded = _modules_after("import sscard.cli as c\nc._register_area_commands()\nc._app()\nimport uvicorn.main\n"
                             "import sscard.api.asgi", tmp_path)
     assert loaded & LAZY == set()
+
+
+def test_serve_gives_workers_a_minute_to_answer_the_supervisors_health_check(monkeypatch, tmp_path):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import sscard.cli as cli
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SSCARD_DATABASE_URL", f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    monkeypatch.delenv("SSCARD_METRICS_DIR", raising=False)
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    for args in (["serve"], ["serve", "--workers", "2"]):
+        assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert [kw["timeout_worker_healthcheck"] for kw in calls] == [60, 60]  # uvicorn's own default: 5 s
+    assert os.environ.pop("SSCARD_METRICS_DIR") == str(tmp_path / "metrics")  # workers add up their figures
+
+
+@pytest.mark.slow
+def test_bench_restart_kills_the_server_and_times_its_first_answer(tmp_path, monkeypatch):
+    from sscard.cli.ops import run_restart_bench
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    figures = run_restart_bench(1, 1, None)
+    assert len(figures) == 1 and figures[0] > 0  # a figure, not a goal: it moves with the machine's load

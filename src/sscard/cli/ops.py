@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,4 +137,5 @@ def run_restart_bench(times: int, workers: int, database_url: str | None, *, pro
     finally:
         if proc.poll() is None:
             kill(proc)
+        shutil.rmtree(scratch, ignore_errors=True)
     return figures
