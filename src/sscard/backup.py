@@ -77,7 +77,13 @@ def restore(database_url: str, src: Path) -> dict:
         if target.exists() and target.stat().st_size > 0:
             raise SscardError("restore_target_not_empty", detail=f"{target} exists")
         target.parent.mkdir(parents=True, exist_ok=True)
-        _sqlite_restore(src, target)
+        partial = target.with_name(target.name + ".partial")  # a restore cut short leaves no database
+        partial.unlink(missing_ok=True)
+        try:
+            _sqlite_restore(src, partial)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
     else:
         tables = _tables(database_url)
         if tables:
