@@ -45,6 +45,7 @@ pgclient:
 
 lint: setup
 	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format src tests

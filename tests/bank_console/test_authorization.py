@@ -114,8 +114,8 @@ def test_authorization_matrix(app, bank_city, clock):
     city = bank_city
     teller = city.actor("teller")
     card, fresh, closing = city.issued_card("甲"), city.issued_card("乙"), city.issued_card("丙")
-    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN)
-    banking.activate(app, teller, closing.pan, closing.citizen_id, GOOD_PIN, GOOD_PIN)
+    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
+    banking.activate(app, teller, closing.pan, closing.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
     banking.deposit(app, teller, card.pan, 10_000)
     bodies = forms(card, fresh, closing)
     live = sessions(app, city, clock)

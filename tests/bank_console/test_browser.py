@@ -86,7 +86,7 @@ def test_teller_activates_on_the_pin_pad_and_works_the_counter_in_chinese(bank_c
 
 def test_written_loss_confirmation_reminds_to_call_12333(bank_city, app, live_server, page):
     card = bank_city.issued_card()
-    banking.activate(app, bank_city.actor("teller"), card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN)
+    banking.activate(app, bank_city.actor("teller"), card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
     sign_in(page, live_server)
     page.click("nav >> text=挂失 / 解挂")
     page.fill("input[name=pan]", card.pan)
@@ -109,7 +109,7 @@ def test_written_loss_confirmation_reminds_to_call_12333(bank_city, app, live_se
 def test_statement_and_pdf_in_english(bank_city, app, live_server, page, tmp_path):
     card = bank_city.issued_card()
     teller = bank_city.actor("teller")
-    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN)
+    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
     banking.deposit(app, teller, card.pan, 300_00)
     banking.withdraw(app, teller, card.pan, 45_60, GOOD_PIN)
     loss.report_oral_loss(app, bank_city.cardholder(card), card.pan)
@@ -198,7 +198,7 @@ def test_idle_session_takes_the_teller_back_to_login(bank_city, live_server, pag
 def test_pin_reset_and_account_close_in_english(bank_city, app, live_server, page):
     card = bank_city.issued_card()
     teller = bank_city.actor("teller")
-    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN)
+    banking.activate(app, teller, card.pan, card.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
     banking.deposit(app, teller, card.pan, 88_80)
     for _ in range(3):
         with pytest.raises(SscardError):

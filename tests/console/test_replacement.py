@@ -146,7 +146,7 @@ def test_card_fee_needs_an_active_bank_account_and_the_bank_pin(city, app):
     with pytest.raises(SscardError) as err:
         replacement.apply(app, clerk, card.card_number, "damaged", card.citizen_id, payment="card", pin="730418")
     assert err.value.code == "not_activated"
-    banking.activate(app, teller, card.pan, card.citizen_id, "730418", "730418")
+    banking.activate(app, teller, card.pan, card.citizen_id, "730418", "730418", cardholder_in_person=True)
     banking.deposit(app, teller, card.pan, 5000)
     with pytest.raises(SscardError) as err:
         replacement.apply(app, clerk, card.card_number, "damaged", card.citizen_id, payment="card", pin="111999")

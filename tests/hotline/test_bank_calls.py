@@ -23,7 +23,7 @@ def active(city, app):
     card = city.issued_card("周七")
     pin = pin_for(card)
     teller = city.actor("teller")
-    banking.activate(app, teller, card.pan, card.citizen_id, pin, pin)
+    banking.activate(app, teller, card.pan, card.citizen_id, pin, pin, cardholder_in_person=True)
     banking.deposit(app, teller, card.pan, 50_000)
     card.pin = pin
     return card

@@ -41,7 +41,7 @@ def test_loss_days_and_lock_follow_the_policy(city_policy_client, holder, city, 
 def test_oral_loss_lapses_after_the_policy_days(city_policy_client, holder, city, clock):
     client, app = city_policy_client
     pin = "739184" if "739184" not in holder.citizen_id else "582947"
-    banking.activate(app, city.actor("teller"), holder.pan, holder.citizen_id, pin, pin)
+    banking.activate(app, city.actor("teller"), holder.pan, holder.citizen_id, pin, pin, cardholder_in_person=True)
     phone = Phone(client, "bank:GSB").press("1").press("1")
     phone.press(holder.pan).press(keys_for_citizen_id(holder.citizen_id)).press("1").press(pin)
     assert "口头挂失有效期2天" in phone.text

@@ -38,7 +38,7 @@ def many_accounts(city, n: int, opening_fen: int, *, jsb_every: int = 5) -> list
         cards.collect_card(app, clerk, number, cid)
         pan = city.pan_of(number)
         teller = city.actor("teller" if bank == "GSB" else "teller_jsb")
-        banking.activate(app, teller, pan, cid, PIN, PIN)
+        banking.activate(app, teller, pan, cid, PIN, PIN, cardholder_in_person=True)
         if opening_fen:
             banking.credit_pension(app, SYSTEM_ACTOR, pan, opening_fen, "opening")
         out.append(Holder(pan, bank, cid))

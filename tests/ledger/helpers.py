@@ -16,7 +16,7 @@ def activated(city, name: str = "张三", bank: str = "GSB", opening_fen: int = 
     """An issued card, activated at an outlet of its bank, with an opening pension credit if asked."""
     card = city.issued_card(name=name, bank=bank)
     teller = city.actor("teller" if bank == "GSB" else "teller_jsb")
-    banking.activate(city.app, teller, card.pan, card.citizen_id, pin, pin)
+    banking.activate(city.app, teller, card.pan, card.citizen_id, pin, pin, cardholder_in_person=True)
     if opening_fen:
         banking.credit_pension(city.app, SYSTEM_ACTOR, card.pan, opening_fen, period="opening")
     return card

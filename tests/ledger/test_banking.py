@@ -26,7 +26,7 @@ def code_of(excinfo) -> str:
 
 def test_activation_sets_the_pin_and_opens_a_ledger_account(city, app):
     card = city.issued_card()
-    out = banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+    out = banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert out["status"] == "active" and out["balance_fen"] == 0
     with app.db.session() as s:
         account = s.scalar(select(BankAccount).where(BankAccount.pan == card.pan))
@@ -40,7 +40,7 @@ def test_activation_sets_the_pin_and_opens_a_ledger_account(city, app):
 def test_activation_at_another_banks_outlet_is_refused(city, app):
     card = city.issued_card()
     with pytest.raises(SscardError) as e:
-        banking.activate(app, city.actor("teller_jsb"), card.pan, card.citizen_id, PIN, PIN)
+        banking.activate(app, city.actor("teller_jsb"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert code_of(e) == "wrong_bank"
 
 
@@ -53,7 +53,7 @@ def test_activation_at_another_banks_outlet_is_refused(city, app):
 def test_activation_refuses_weak_or_mistyped_pins(city, app, pin, again, code):
     card = city.issued_card()
     with pytest.raises(SscardError) as e:
-        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, pin, again)
+        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, pin, again, cardholder_in_person=True)
     assert code_of(e) == code
 
 
@@ -61,7 +61,7 @@ def test_activation_needs_the_cardholders_id(city, app):
     card = city.issued_card()
     other = city.issued_card(name="李四")
     with pytest.raises(SscardError) as e:
-        banking.activate(app, city.actor("teller"), card.pan, other.citizen_id, PIN, PIN)
+        banking.activate(app, city.actor("teller"), card.pan, other.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert code_of(e) == "identity_mismatch"
 
 
@@ -69,7 +69,7 @@ def test_activation_window_expires_and_a_supervisor_extends_it_once(city, app, c
     card = city.issued_card()
     clock.advance(days=61)
     with pytest.raises(SscardError) as e:
-        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert code_of(e) == "activation_window_expired"
     with pytest.raises(SscardError) as e:
         banking.extend_activation(app, city.actor("teller"), card.pan, 30)
@@ -82,7 +82,7 @@ def test_activation_window_expires_and_a_supervisor_extends_it_once(city, app, c
     with pytest.raises(SscardError) as e:
         banking.extend_activation(app, city.actor("bsup"), card.pan, 10)
     assert code_of(e) == "activation_already_extended"
-    assert banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)["status"] == "active"
+    assert banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)["status"] == "active"
 
 
 def test_activation_window_follows_policy(make_app, clock):
@@ -93,12 +93,12 @@ def test_activation_window_follows_policy(make_app, clock):
     card = city.issued_card()
     clock.advance(days=11)
     with pytest.raises(SscardError) as e:
-        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert code_of(e) == "activation_window_expired"
     with pytest.raises(SscardError):
         banking.extend_activation(app, city.actor("bsup"), card.pan, 6)
     banking.extend_activation(app, city.actor("bsup"), card.pan)
-    banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+    banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
 
 
 def _replacement_for(city, app, old):
@@ -126,7 +126,7 @@ def test_activating_a_replacement_moves_the_old_balance_and_closes_the_old_accou
     banking.authorize_payment(app, pos, old.pan, 456, PIN)  # a hold: voided before the move
     loss.report_oral_loss(app, city.cardholder(old, Channel.HOTLINE_BANK), old.pan)
     _number, new_pan = _replacement_for(city, app, old)
-    out = banking.activate(app, city.actor("teller"), new_pan, old.citizen_id, "258147", "258147")
+    out = banking.activate(app, city.actor("teller"), new_pan, old.citizen_id, "258147", "258147", cardholder_in_person=True)
     assert out["balance_fen"] == 123_456
     assert out["moved_from_old_account"]["amount_fen"] == 123_456
     assert balance_of(app, old.pan) == 0
@@ -172,7 +172,7 @@ def test_pin_lock_until_reset_policy(make_app, clock):
     with pytest.raises(SscardError) as e:
         banking.withdraw(app, atm, card.pan, 100, PIN)
     assert code_of(e) == "pin_locked"
-    banking.reset_pin(app, city.actor("teller"), card.pan, card.citizen_id, "369258", "369258")
+    banking.reset_pin(app, city.actor("teller"), card.pan, card.citizen_id, "369258", "369258", cardholder_in_person=True)
     assert banking.withdraw(app, atm, card.pan, 100, "369258")["balance_fen"] == 9_900
 
 
@@ -303,7 +303,7 @@ def test_not_activated_accounts_take_pensions_but_refuse_debits(city, app):
     with pytest.raises(SscardError) as e:
         banking.withdraw(app, terminal(city, "ATM-GSB-1"), card.pan, 100, PIN)
     assert code_of(e) == "not_activated"
-    banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+    banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert balance_of(app, card.pan) == 5_000
 
 

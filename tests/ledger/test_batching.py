@@ -254,3 +254,44 @@ def test_a_postgresql_writer_keeps_its_turn_only_while_requests_keep_coming(city
     assert free() and not writer._turn_held
     batching.call(app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="idle-2")  # takes it again
     assert balance_of(app, card.pan) == 100_000 - 20
+
+
+def test_a_request_that_would_break_double_entry_fails_alone_and_the_rest_of_its_batch_commits(
+        city, app, pos, monkeypatch):
+    """The book asserts, before the batch's transaction writes, that its debits equal its credits; a
+    request whose code would create money (here: a payment of 777 fen credits the merchant twice) rolls
+    the batch back, the writer answers its requests one by one, and only that request fails."""
+    from sscard.services.book import Book, LedgerInvariantBroken
+
+    real = Book.add_transfer
+
+    def creates_money(self, row, sums):
+        if row["amount"] == 777:
+            sums = {k: (dp, cp * 2, dpe, cpe) for k, (dp, cp, dpe, cpe) in sums.items()}
+        return real(self, row, sums)
+
+    monkeypatch.setattr(Book, "add_transfer", creates_money)
+    card = activated(city, opening_fen=10_000)
+    reqs = [_req(banking.purchase, pos, card.pan, amount, PIN, key=f"inv-{amount}") for amount in (100, 777, 200)]
+    answers = _run(app, *reqs)
+    assert answers == [_ALONE, _ALONE, _ALONE]  # the batch could not commit: each is answered alone
+    good = banking.purchase(app, pos, card.pan, 100, PIN, idempotency_key="inv-100")
+    with pytest.raises(LedgerInvariantBroken):
+        banking.purchase(app, pos, card.pan, 777, PIN, idempotency_key="inv-777")
+    also = banking.purchase(app, pos, card.pan, 200, PIN, idempotency_key="inv-200")
+    assert (good["amount_fen"], also["amount_fen"]) == (100, 200)
+    assert balance_of(app, card.pan) == 9_700
+    assert invariants(app)["ok"]
+
+
+def test_a_customer_account_is_never_written_overdrawn(city, app, pos, monkeypatch):
+    """If the balance check were skipped, the book's own assertion still refuses to write the overdraft."""
+    from sscard.services.book import Account, LedgerInvariantBroken
+
+    card = activated(city, opening_fen=1_000)
+    monkeypatch.setattr(Account, "available", property(lambda self: 10**12))  # the service's check, fooled
+    with pytest.raises(LedgerInvariantBroken):
+        banking.purchase(app, pos, card.pan, 5_000, PIN, idempotency_key="overdraw")
+    monkeypatch.undo()
+    assert balance_of(app, card.pan) == 1_000
+    assert invariants(app)["ok"]

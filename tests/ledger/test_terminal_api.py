@@ -93,8 +93,12 @@ def test_terminal_transfer_and_pin_change(city, app, client):
 def test_outlet_routes_activate_deposit_statement(city, app, client):
     card = city.issued_card()
     teller = city.token("teller")
-    r = client.post(f"/api/v1/bank-accounts/{card.pan}/activate",
-                    json={"presented_citizen_id": card.citizen_id, "pin": PIN, "pin_again": PIN},
+    body = {"presented_citizen_id": card.citizen_id, "pin": PIN, "pin_again": PIN}
+    for absent in ({}, {"cardholder_in_person": False}):  # activation by API: in person too, or refused
+        r = client.post(f"/api/v1/bank-accounts/{card.pan}/activate", json={**body, **absent},
+                        headers=auth(teller, f"act-{absent}"))
+        assert r.status_code in (403, 422), r.text
+    r = client.post(f"/api/v1/bank-accounts/{card.pan}/activate", json={**body, "cardholder_in_person": True},
                     headers=auth(teller, "act"))
     assert r.status_code == 200, r.text
     r = client.post(f"/api/v1/bank-accounts/{card.pan}/deposit", json={"amount_fen": 8_800}, headers=auth(teller, "d"))

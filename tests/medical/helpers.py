@@ -48,7 +48,7 @@ def insure(app, person_id: int, amount_fen: int = 50_000, month: str = MONTH) ->
 
 
 def activate(city, card, opening_fen: int = 0) -> None:
-    banking.activate(city.app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN)
+    banking.activate(city.app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     if opening_fen:
         banking.credit_pension(city.app, SYSTEM_ACTOR, card.pan, opening_fen, period="opening")
 

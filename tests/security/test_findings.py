@@ -206,3 +206,31 @@ def test_a_secret_argument_never_reaches_the_audit_record(city, app):
     with pytest.raises(RuntimeError, match="secret"):
         careless(app, SYSTEM_ACTOR, "937201")
     assert banking  # the real operations are declared with their secrets at import
+
+
+def test_finding3_every_declared_secret_is_masked_in_a_log_line():
+    """The log filter masks values under any argument name an operation declared secret."""
+    from sscard.logs import mask_secrets
+
+    assert len(access.SECRET_NAMES) >= 8
+    for name in sorted(access.SECRET_NAMES):
+        for shape in (f"{{'{name}': '937201'}}", f'{{"{name}": "937201"}}', f"{name}=937201"):
+            assert "937201" not in mask_secrets(shape), (name, shape)
+
+
+def test_activation_and_pin_reset_need_the_cardholder_in_person_on_every_channel(city, app, api):
+    """The rule lives in the service: the API refuses what the bank console refuses."""
+    card = city.issued_card()
+    teller = city.token("teller")
+    body = {"presented_citizen_id": card.citizen_id, "pin": PIN, "pin_again": PIN, "cardholder_in_person": False}
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json=body, headers=_bearer(teller, "ip-1"))
+    assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")
+    with pytest.raises(SscardError, match="in person"):
+        banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=False)
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json={**body, "cardholder_in_person": True},
+                 headers=_bearer(teller, "ip-2"))
+    assert r.status_code == 200 and r.json()["status"] == "active"
+    reset = {"presented_citizen_id": card.citizen_id, "new": "258369", "new_again": "258369",
+             "cardholder_in_person": False}
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/pin/reset", json=reset, headers=_bearer(teller, "ip-3"))
+    assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")

@@ -169,7 +169,7 @@ def world(city, app, clock):
         "settlement_code": settlement["code"], "visit_id": visit["id"], "attorney_id": power["id"],
         "receipt_no": applied["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
         "to_pan": b.pan, "from_pan": a.pan, "ident_code": med.ident_code(app, a.card_number),
-        "center_code": "C01", "bank_code": "GSB", "institution_code": med.INSTITUTIONS[0][0],
+        "center_code": "C01", "bank_code": "GSB", "cardholder_in_person": True, "institution_code": med.INSTITUTIONS[0][0],
         "query": {"name": a.name, "birth_date": a.birth.isoformat(), "kind": "pan", "value": a.pan},
         "by_path": {("/institutions/", "code"): med.INSTITUTIONS[0][0],
                     ("/settlements/", "code"): settlement["code"], ("/production-batches/", "batch_code"): batch,

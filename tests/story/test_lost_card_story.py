@@ -65,7 +65,7 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     server = live_server
     teller, clerk = city.actor("teller"), city.actor("clerk")
     zhang = city.issued_card("张三")
-    banking.activate(app, teller, zhang.pan, zhang.citizen_id, GOOD_PIN, GOOD_PIN)
+    banking.activate(app, teller, zhang.pan, zhang.citizen_id, GOOD_PIN, GOOD_PIN, cardholder_in_person=True)
     banking.deposit(app, teller, zhang.pan, OLD_BALANCE_FEN)
     daughter_id = make_citizen_id("330106", date(2005, 3, 9), 124)
     api = httpx.Client(base_url=server.url, timeout=10)

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.roles import Actor, Channel, Role
+from ..logs import note_actor
 from ..services.app import App
 from ..services.staff import actor_for_token, cached_actor
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
@@ -89,6 +90,7 @@ async def _look_up_once(app: App, token: str) -> Actor | None:
 async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
     if actor is None:
         raise SscardError("unauthenticated")
+    note_actor(actor)
     return actor
 
 
@@ -112,6 +114,7 @@ async def terminal_call(
     actor = await actor_of(request, app)
     if actor is None:
         raise SscardError("unauthenticated")
+    note_actor(actor)
     if actor.role is not Role.TERMINAL:
         raise SscardError("forbidden")
     return TerminalCall(app, actor, idempotency_key)

@@ -69,10 +69,15 @@ class ChangePin(Strict):
     new_again: str = Pin
 
 
+InPerson = Field(description="the teller confirms the cardholder is here in person with the card and original ID "
+                            "(RULES: no agent); false or missing is refused")
+
+
 class Activate(Strict):
     presented_citizen_id: str = Field(max_length=32)
     pin: str = Pin
     pin_again: str = Pin
+    cardholder_in_person: bool = InPerson
 
 
 class Extend(Strict):
@@ -98,6 +103,7 @@ class ResetPin(Strict):
     presented_citizen_id: str = Field(max_length=32)
     new: str = Pin
     new_again: str = Pin
+    cardholder_in_person: bool = InPerson
 
 
 class Reason(Strict):
@@ -199,7 +205,7 @@ LANE = {
 @router.post("/bank-accounts/{pan}/activate")
 def activate(pan: str, body: Activate, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return banking.activate(app, actor, pan, body.presented_citizen_id, body.pin, body.pin_again,
-                            idempotency_key=key)
+                            cardholder_in_person=body.cardholder_in_person, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/activation-extension")
@@ -226,7 +232,7 @@ async def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep,
 @router.post("/bank-accounts/{pan}/pin/reset")
 def reset_pin(pan: str, body: ResetPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return banking.reset_pin(app, actor, pan, body.presented_citizen_id, body.new, body.new_again,
-                             idempotency_key=key)
+                             cardholder_in_person=body.cardholder_in_person, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/pin/change")

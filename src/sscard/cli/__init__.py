@@ -60,8 +60,10 @@ def serve(
     """Serve the web app and the API."""
     import uvicorn
 
+    from ..logs import uvicorn_log_config
+
     if workers == 1:
-        _app()  # validate policy and settings before binding the port (this process imports the app next)
+        settings = _app().settings  # validate policy and settings before binding the port (imported next)
     else:
         # the supervisor serves nothing: check settings and policy without importing the app (its workers
         # do, and every second the supervisor spends here delays them)
@@ -79,7 +81,7 @@ def serve(
     # and a worker still importing on a loaded machine often did not: killed and restarted, again and
     # again (7-31 s before --workers 2 answered). A hung worker is still killed, after worker_timeout.
     uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
-                timeout_worker_healthcheck=worker_timeout)
+                log_config=uvicorn_log_config(settings.log_format), timeout_worker_healthcheck=worker_timeout)
 
 
 @policy_app.command("show")

@@ -282,7 +282,7 @@ def _setup_city(app, n: int) -> tuple[list[str], dict]:
             pan = s.scalar(select(BankAccount.pan).join(Card, Card.id == BankAccount.card_id)
                            .where(Card.card_number == number))
         pin = BENCH_PIN if BENCH_PIN not in cid else "258369"
-        banking.activate(app, teller, pan, cid, pin, pin)
+        banking.activate(app, teller, pan, cid, pin, pin, cardholder_in_person=True)
         banking.credit_pension(app, SYSTEM_ACTOR, pan, 100_000_000, "bench")
         pans.append((pan, pin))
     tokens = {code: staff.issue_token(app, op, terminal_code=code)["token"] for code in ("ATM-1", "POS-1")}

@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
+from sqlalchemy.exc import DataError
 
 from ..config import Settings
 from ..core.clock import Clock
 from ..core.passwords import Secrets
 from ..core.policy import Policy, load_policy
 from ..db import Database
+
+UNSTORABLE_INPUT: tuple[type[Exception], ...] = (DataError, OverflowError)
+"""What the database raises for input it cannot hold (an id beyond its integers, a NUL byte, a string too
+long for its column; SQLite: OverflowError): the channels answer it as malformed input, never 500."""
 
 
 @dataclass

@@ -42,6 +42,13 @@ from .loss import _refresh_bank
 from .operation import Op, operation, query
 
 register_messages({
+    "cardholder_in_person": (
+        403,
+        "此业务仅限持卡人本人持卡和身份证原件办理，不接受代理人",
+        "Only the cardholder in person, with the card and the original ID, may do this: no agent",
+    ),
+})
+register_messages({
     "activation_already_extended": (
         409, "启用期限已延长过一次，不能再次延长", "The activation window has already been extended once"),
     "extension_too_long": (422, "延长天数须在1至{max}天之间", "The extension must be 1 to {max} days"),
@@ -235,9 +242,18 @@ def _debit_ready(op: Op, account: BankAccount, pin: str) -> int:
 # ---------------------------------------------------------------- activation
 
 
+def _require_in_person(confirmed: bool) -> None:
+    """RULES §3/§4: activation and a PIN reset only for the cardholder in person, with the card and the
+    original ID; the teller (console checkbox, API field) confirms it, on every channel alike."""
+    if confirmed is not True:
+        raise SscardError("cardholder_in_person")
+
+
 @operation("bank.activate", roles=BANK_STAFF, scope=Scope.OWN, secrets=('pin', 'pin_again'))
-def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str) -> dict:
+def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str, *,
+             cardholder_in_person: bool) -> dict:
     """At an outlet of the card's bank, cardholder in person with card and ID; sets the bank PIN."""
+    _require_in_person(cardholder_in_person)
     account = _account(op, pan)
     person = lookup.person_by_id(op.session, account.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
@@ -524,9 +540,11 @@ def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
 
 
 @operation("bank.reset_pin", roles=BANK_STAFF, scope=Scope.OWN, secrets=('new', 'new_again'))
-def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str) -> dict:
+def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str, *,
+              cardholder_in_person: bool) -> dict:
     """Forgotten or locked: at an outlet of the card's bank, the cardholder in person (ID checked) types a
     new PIN twice; the lock is lifted. No agent may do this."""
+    _require_in_person(cardholder_in_person)
     account = _account(op, pan)
     person = lookup.person_by_id(op.session, account.person_id)
     lookup.check_presented_id(person, presented_citizen_id)

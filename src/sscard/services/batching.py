@@ -51,6 +51,7 @@ from starlette.concurrency import run_in_threadpool
 from ..core.errors import SscardError
 from ..core.roles import Actor
 from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
+from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from .app import App
 from .book import book_of
@@ -576,4 +577,5 @@ def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempote
 
 async def acall(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
                 **kwargs: Any) -> Any:
+    note_operation(op_fn.operation_name, actor)  # the writer thread runs it: name it for the request's log
     return await batcher(app).acall(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)

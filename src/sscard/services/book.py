@@ -35,6 +35,10 @@ USAGE = LimitUsage.__table__
 INFO_KEY = "sscard_book"
 
 
+class LedgerInvariantBroken(AssertionError):
+    """Money would be created, lost or overdrawn: a defect in the code that moved it."""
+
+
 @dataclass(slots=True)
 class Account:
     """An account as this transaction sees it (loaded values plus what the book has added)."""
@@ -291,12 +295,34 @@ class Book:
         if not self._marks:
             self.flush()
 
+    def check_invariants(self) -> None:
+        """Before anything is written (Tiger Style: assert where money moves): what this transaction
+        debits it credits, for posted and pending sums alike, and no account that may not overdraw is
+        below zero. A breach is a bug, never a business refusal: the transaction (a whole group-commit
+        batch) is rolled back, and the writer answers its requests one by one, so only the request that
+        broke it fails."""
+        totals = [0, 0, 0, 0]
+        for delta in self._deltas.values():
+            for i in range(4):
+                totals[i] += delta[i]
+        if totals[0] != totals[1] or totals[2] != totals[3]:
+            raise LedgerInvariantBroken(f"debits and credits differ: posted {totals[0]} != {totals[1]} "
+                                        f"or pending {totals[2]} != {totals[3]}")
+        for account_id in self._deltas:
+            acc = self.accounts[account_id]
+            available = acc.credits_posted - acc.debits_posted - acc.debits_pending  # not via the property
+            if acc.no_overdraft and available < 0:
+                raise LedgerInvariantBroken(f"account {account_id} would be overdrawn ({available} fen)")
+            if min(acc.sums()) < 0:
+                raise LedgerInvariantBroken(f"account {account_id} has a negative sum {acc.sums()}")
+
     def flush(self) -> None:
         """Write what the book holds: one statement per table (executemany), then forget it."""
         if self._marks:
             raise RuntimeError("the ledger book cannot be flushed inside a linked section")
         if not self.dirty:
             return
+        self.check_invariants()
         session = self.session
         session.flush()  # ORM changes first (a new ledger account the rows below refer to)
         conn = session.connection()

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from ..core.errors import SscardError
 from ..core.identifiers import mask_text
 from ..core.roles import Actor, Role
+from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access
 from .app import App
@@ -88,6 +89,7 @@ class Op:
 
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
+        note_operation(self.name, self.actor)  # the request's log lines name the operation
 
     @property
     def policy(self):

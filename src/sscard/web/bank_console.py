@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..api.deps import language
 from ..core.clock import SHANGHAI
-from ..core.errors import SscardError, register_messages
+from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
@@ -44,13 +44,6 @@ security.LOGIN_PAGE.setdefault("bank", "/bank/login")
 LOGIN_COOKIE = "sscard_bank_login"  # double-submit token for the login form (no session yet)
 STAFF_COOKIE = security.COOKIE["staff"]
 
-register_messages({
-    "cardholder_in_person": (
-        403,
-        "此业务仅限持卡人本人持卡和身份证原件办理，不接受代理人",
-        "Only the cardholder in person, with the card and the original ID, may do this: no agent",
-    ),
-})
 
 
 class Desk(security.StaffDesk):
@@ -317,10 +310,8 @@ async def account_lookup(request: Request) -> Response:
 
 
 def _activate(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    if form.get("in_person") != "yes":
-        raise SscardError("cardholder_in_person")
     out = banking.activate(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("pin", ""),
-                           form.get("pin_again", ""))
+                           form.get("pin_again", ""), cardholder_in_person=form.get("in_person") == "yes")
     return {"pan": out["pan"], "status": out["status"], "balance_fen": out["balance_fen"],
             "moved": out.get("moved_from_old_account")}
 
@@ -433,10 +424,8 @@ async def withdraw_submit(request: Request) -> Response:
 
 
 def _pin_reset(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    if form.get("in_person") != "yes":
-        raise SscardError("cardholder_in_person")  # the teller has not confirmed it is the cardholder
     out = banking.reset_pin(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("new", ""),
-                            form.get("new_again", ""))
+                            form.get("new_again", ""), cardholder_in_person=form.get("in_person") == "yes")
     return {"pan": out["pan"], "was_locked": out["was_locked"]}
 
 
