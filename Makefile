@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser redis db clean
+.PHONY: run test setup lint format browser redis pgclient db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -45,6 +45,15 @@ redis:
 	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { command -v redis-server >/dev/null 2>&1 && \
 	  redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes >/dev/null || true; }
 
+# pg_dump/pg_restore for `sscard backup`/`sscard restore` on PostgreSQL: Debian's postgresql-client (15 on
+# bookworm, the server's major version: pg_dump refuses a server newer than itself), installed when missing.
+pgclient:
+	@{ command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "could not install postgresql-client: PostgreSQL backup tests will fail"; \
+	  else echo "pg_dump missing (apt-get install postgresql-client): PostgreSQL backups cannot run"; fi; }
+
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
@@ -53,7 +62,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser redis lint
+test: setup browser redis pgclient lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -18,15 +18,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("sscard.db")
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class Database:
         )
         self.read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.max_attempts = max_attempts
+        self.retries = 0  # transactions run again after a serialization failure or deadlock (/metrics)
 
     @property
     def dialect(self) -> str:
@@ -155,6 +157,7 @@ class Database:
             except Exception as exc:
                 if not is_retryable(exc) or attempt == self.max_attempts:
                     raise
+                self.retries += 1
                 delay = min(0.2, 0.002 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(delay)
@@ -171,6 +174,8 @@ class Database:
         """Build or upgrade the schema: the only way tables come to exist."""
         if self.url.startswith("sqlite:///"):
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        from alembic import command  # ~0.4 s of imports (mako, pygments): only when migrating
+
         cfg = alembic_config(self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -414,6 +419,8 @@ class WalCheckpointer:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

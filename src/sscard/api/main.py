@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import metrics
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
 from ..services.app import UNSTORABLE_INPUT, App, build_app
@@ -108,6 +109,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
+    metrics.install(api)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
 
     @api.on_event("startup")

@@ -35,7 +35,6 @@ from ..core.roles import BANK_STAFF, Channel, Role
 from ..services import banking, batching, loss, throttle, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
-from ..statements import Line, Statement, render_statement
 from . import security
 from .hardening import delete_cookie, throttled
 from .pages import render, templates
@@ -566,6 +565,8 @@ async def statement_pdf(request: Request) -> Response:
     status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
     moved = sum(x["credit_fen"] - x["debit_fen"] for x in lines if x["posted"])
     opening = data["balance_fen"] - moved  # the posted balance before the oldest line shown
+    from ..statements import Line, Statement, render_statement  # reportlab: at the first statement
+
     pdf = render_statement(
         Statement(
             bank_name=_bank_name(app, pan, lang), pan_masked=data["pan"], name_masked="",

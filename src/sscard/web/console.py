@@ -21,7 +21,6 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .. import receipts
 from ..api.client_address import client_address
 from ..api.deps import language
 from ..core.errors import SscardError
@@ -519,6 +518,8 @@ def fee_receipt(receipt_no: str, request: Request) -> Response:
         data = replacement.receipt(_app(request), w.actor, receipt_no)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return _pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
 
@@ -533,6 +534,8 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
         data = replacement.collection_receipt(app, w.actor, number)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return _pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 
 
