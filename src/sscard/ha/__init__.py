@@ -1,0 +1,225 @@
+"""A replicated PostgreSQL formation run by pg_auto_failover: a monitor and two nodes (primary and
+synchronous standby) under `var/ha/`, each on its own port, for `sscard ha up|status|down` and the
+failover drill.
+
+pg_auto_failover does the replication and the failover (its monitor promotes the standby when the
+primary stops answering; a restarted old primary re-joins as standby): we only start, read and stop
+it. pg_autoctl refuses to run as root, so as root every command runs as the `postgres` user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("SSCARD_HA_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DEFAULT_BASE_PORT = 55430  # monitor; nodes on the next ports (5432 is the machine's own PostgreSQL)
+NODES = ("node1", "node2")
+DATABASE = "sscard"
+
+
+class HaError(RuntimeError):
+    """The formation could not be brought up, read or stopped (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Formation:
+    root: Path
+    base_port: int = DEFAULT_BASE_PORT
+
+    @classmethod
+    def default(cls, root: str | Path | None = None, base_port: int | None = None) -> Formation:
+        root = Path(root or os.environ.get("SSCARD_HA_DIR", "var/ha")).resolve()
+        port = base_port or int(os.environ.get("SSCARD_HA_BASE_PORT", DEFAULT_BASE_PORT))
+        return cls(root, port)
+
+    # ------------------------------------------------------------ where things are
+
+    @property
+    def monitor_dir(self) -> Path:
+        return self.root / "monitor"
+
+    def node_dir(self, node: str) -> Path:
+        return self.root / node
+
+    def port(self, node: str) -> int:
+        return self.base_port if node == "monitor" else self.base_port + 1 + NODES.index(node)
+
+    @property
+    def monitor_uri(self) -> str:
+        return f"postgres://autoctl_node@127.0.0.1:{self.base_port}/pg_auto_failover?sslmode=disable"
+
+    @property
+    def url(self) -> str:
+        """sscard's database URL: both nodes, and libpq picks the one that accepts writes."""
+        hosts = ",".join(f"127.0.0.1:{self.port(n)}" for n in NODES)
+        return f"postgresql+psycopg://postgres@/{DATABASE}?host={hosts}&target_session_attrs=read-write"
+
+    # ------------------------------------------------------------ running pg_autoctl
+
+    def _cmd(self, *args: str) -> list[str]:
+        cmd = ["pg_autoctl", *args]
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def _env(self) -> dict:
+        env = {**os.environ, "PATH": f"{PG_BIN}:{os.environ.get('PATH', '')}", "PG_CONFIG": str(PG_BIN / "pg_config")}
+        if os.geteuid() == 0:  # pg_autoctl keeps its state under $HOME: the postgres user's own
+            env["HOME"] = os.path.expanduser("~postgres")
+            env.pop("XDG_CONFIG_HOME", None)
+            env.pop("XDG_DATA_HOME", None)
+        return env
+
+    def autoctl(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        proc = subprocess.run(self._cmd(*args), env=self._env(), capture_output=True, text=True, timeout=timeout,
+                              cwd="/")
+        if check and proc.returncode != 0:
+            raise HaError(f"pg_autoctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        return proc.stdout
+
+    def _service(self, name: str, *args: str) -> None:
+        """Start `pg_autoctl create ... --run` in the background, its output in var/ha/<name>.log."""
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115  handed to the child
+        try:
+            subprocess.Popen(self._cmd(*args, "--run"), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, cwd="/", start_new_session=True)
+        finally:
+            log.close()
+
+    # ------------------------------------------------------------ up, status, down
+
+    def check_installed(self) -> None:
+        if shutil.which("pg_autoctl") is None or not (PG_BIN / "pg_ctl").exists():
+            raise HaError("pg_autoctl or PostgreSQL 15 missing: `make ha-packages` (as root) installs "
+                          "postgresql-15-auto-failover and pg-auto-failover-cli")
+
+    def exists(self) -> bool:
+        return (self.monitor_dir / "PG_VERSION").exists()
+
+    def up(self, *, timeout: float = 180, say=print) -> None:
+        """Create (first time) or start the monitor and both nodes, and wait until one node is primary
+        and the other a synchronous standby."""
+        self.check_installed()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(PG_BIN / "pg_ctl")]
+        if not self._running(self.monitor_dir):
+            say(f"monitor on port {self.base_port}")
+            self._service("monitor", "create", "monitor", "--pgdata", str(self.monitor_dir),
+                          "--pgport", str(self.base_port), *common)
+            self._wait(lambda: self._monitor_answers(), timeout, "the monitor to answer")
+        for node in NODES:
+            if self._running(self.node_dir(node)):
+                continue
+            say(f"{node} on port {self.port(node)}")
+            self._service(node, "create", "postgres", "--pgdata", str(self.node_dir(node)),
+                          "--pgport", str(self.port(node)), "--name", node, "--dbname", DATABASE,
+                          "--monitor", self.monitor_uri, *common)
+            if node == NODES[0] and not (self.node_dir(node) / "PG_VERSION").exists():
+                # the first node must be registered (single) before the second one asks to join
+                self._wait(lambda: any(n["name"] == NODES[0] for n in self.nodes()), timeout,
+                           f"{node} to register")
+        self._wait(self.healthy, timeout, "a primary and a synchronous standby")
+
+    def nodes(self) -> list[dict]:
+        """The monitor's view: one dict per node (name, port, reported and assigned state, lsn, health)."""
+        try:
+            out = self.autoctl("show", "state", "--json", "--pgdata", str(self.monitor_dir), timeout=15)
+        except (HaError, subprocess.TimeoutExpired):
+            return []
+        try:
+            rows = json.loads(out or "[]")
+        except ValueError:
+            return []
+        return [{"name": r.get("nodename"), "port": r.get("nodeport"), "state": r.get("current_group_state"),
+                 "goal": r.get("assigned_group_state"), "lsn": r.get("reported_lsn"), "tli": r.get("reported_tli"),
+                 "health": r.get("health"), "sync": r.get("replication_quorum"),
+                 "pid": self.postmaster_pid(r.get("nodename"))}
+                for r in rows]
+
+    def primary(self) -> str | None:
+        for n in self.nodes():
+            if n["state"] == "primary" and n["goal"] == "primary":
+                return n["name"]
+        return None
+
+    def healthy(self) -> bool:
+        """One node primary, the other secondary, both in their goal state."""
+        states = sorted((n["state"], n["goal"]) for n in self.nodes())
+        return states == [("primary", "primary"), ("secondary", "secondary")]
+
+    def postmaster_pid(self, node: str | None) -> int | None:
+        if node not in NODES:
+            return None
+        try:
+            return int((self.node_dir(node) / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def kill_postmaster(self, node: str) -> int:
+        """SIGKILL the node's postmaster (the crash the drill simulates); returns its pid."""
+        pid = self.postmaster_pid(node)
+        if pid is None:
+            raise HaError(f"{node} has no running postmaster")
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def down(self, *, remove: bool = False, say=print) -> None:
+        """Stop the nodes and the monitor (fast shutdown); `remove` also deletes var/ha."""
+        for name, path in [*((n, self.node_dir(n)) for n in NODES), ("monitor", self.monitor_dir)]:
+            if self._running(path):
+                say(f"stopping {name}")
+                self.autoctl("stop", "--fast", "--pgdata", str(path), check=False)
+        deadline = time.monotonic() + 60
+        for path in [*(self.node_dir(n) for n in NODES), self.monitor_dir]:
+            while self._running(path) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if self._running(path):  # still there: stop it for certain
+                self.autoctl("stop", "--immediate", "--pgdata", str(path), check=False)
+        if remove and self.root.exists():
+            shutil.rmtree(self.root)
+            say(f"removed {self.root}")
+
+    # ------------------------------------------------------------ helpers
+
+    def _running(self, pgdata: Path) -> bool:
+        """The pg_autoctl service of that directory runs (its pid file names a live process)."""
+        pidfile = self._service_pidfile(pgdata)
+        if pidfile is None:
+            return False
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        return True
+
+    def _service_pidfile(self, pgdata: Path) -> Path | None:
+        """pg_autoctl writes its pid file under $XDG_RUNTIME_DIR or /tmp, in a directory named after
+        the data directory's path."""
+        for base in (os.environ.get("XDG_RUNTIME_DIR"), "/tmp"):
+            if base:
+                candidate = Path(base) / "pg_autoctl" / str(pgdata).lstrip("/") / "pg_autoctl.pid"
+                if candidate.exists():
+                    return candidate
+        return None
+
+    def _monitor_answers(self) -> bool:
+        proc = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.base_port)],
+                              capture_output=True)
+        return proc.returncode == 0
+
+    @staticmethod
+    def _wait(cond, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.5)
+        raise HaError(f"timed out after {timeout:.0f} s waiting for {what} (logs in var/ha/*.log)")
