@@ -55,11 +55,11 @@ class Formation:
     def monitor_uri(self) -> str:
         return f"postgres://autoctl_node@127.0.0.1:{self.base_port}/pg_auto_failover?sslmode=disable"
 
-    @property
-    def url(self) -> str:
-        """sscard's database URL: both nodes, and libpq picks the one that accepts writes."""
-        hosts = ",".join(f"127.0.0.1:{self.port(n)}" for n in NODES)
-        return f"postgresql+psycopg://postgres@/{DATABASE}?host={hosts}&target_session_attrs=read-write"
+    def url(self, database: str = DATABASE) -> str:
+        """sscard's database URL: both nodes (SQLAlchemy's multi-host form, one `host=` per node), and
+        libpq connects to the one that accepts writes."""
+        hosts = "&".join(f"host=127.0.0.1:{self.port(n)}" for n in NODES)
+        return f"postgresql+psycopg://postgres@/{database}?{hosts}&target_session_attrs=read-write"
 
     # ------------------------------------------------------------ running pg_autoctl
 
