@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         kill = "no kill (the drill ended first)" if not out.killed else (
             f"killed {out.killed}, promoted {out.promoted or 'nobody'}"
             + (f" in {out.promoted_at - out.killed_at:.1f} s" if out.promoted_at else ""))
-        console.print(f"{kill}; requests {len(out.requests)}, refused {out.refused}, unanswered {out.unanswered}, "
+        console.print(f"{kill}; requests {len(out.requests)}, refused {out.refused} {out.refusals or ''}, unanswered {out.unanswered}, "
                       f"refused but in the ledger {out.refused_in_ledger}, ledger balances {out.ledger_ok}, "
                       f"sscard account check exit {out.account_check_rc}, re-joined "
                       + (f"after {out.rejoined_after:.1f} s" if out.rejoined_after is not None else "no"))

@@ -9,6 +9,7 @@ it. pg_autoctl refuses to run as root, so as root every command runs as the `pos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -83,13 +84,22 @@ class Formation:
         return proc.stdout
 
     def _service(self, name: str, *args: str) -> None:
-        """Start `pg_autoctl create ... --run` in the background, its output in var/ha/<name>.log."""
+        """Start a pg_autoctl service in the background (`create ... --run`, or `run` for a node that
+        exists), its output appended to var/ha/<name>.log."""
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115  handed to the child
         try:
-            subprocess.Popen(self._cmd(*args, "--run"), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+            subprocess.Popen(self._cmd(*args), env=self._env(), stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, cwd="/", start_new_session=True)
         finally:
             log.close()
+
+    def start(self, name: str, *create: str) -> None:
+        """Run the monitor or a node: created the first time, started again afterwards."""
+        pgdata = self.monitor_dir if name == "monitor" else self.node_dir(name)
+        if (pgdata / "PG_VERSION").exists():
+            self._service(name, "run", "--pgdata", str(pgdata))
+        else:
+            self._service(name, "create", *create, "--pgdata", str(pgdata), "--run")
 
     # ------------------------------------------------------------ up, status, down
 
@@ -111,16 +121,15 @@ class Formation:
         common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(PG_BIN / "pg_ctl")]
         if not self._running(self.monitor_dir):
             say(f"monitor on port {self.base_port}")
-            self._service("monitor", "create", "monitor", "--pgdata", str(self.monitor_dir),
-                          "--pgport", str(self.base_port), *common)
+            self.start("monitor", "monitor", "--pgport", str(self.base_port), *common)
             self._wait(lambda: self._monitor_answers(), timeout, "the monitor to answer")
+            self.tune_monitor()
         for node in NODES:
             if self._running(self.node_dir(node)):
                 continue
             say(f"{node} on port {self.port(node)}")
-            self._service(node, "create", "postgres", "--pgdata", str(self.node_dir(node)),
-                          "--pgport", str(self.port(node)), "--name", node, "--dbname", DATABASE,
-                          "--monitor", self.monitor_uri, *common)
+            self.start(node, "postgres", "--pgport", str(self.port(node)), "--name", node, "--dbname", DATABASE,
+                       "--monitor", self.monitor_uri, *common)
             if node == NODES[0] and not (self.node_dir(node) / "PG_VERSION").exists():
                 # the first node must be registered (single) before the second one asks to join
                 self._wait(lambda: any(n["name"] == NODES[0] for n in self.nodes()), timeout,
@@ -144,8 +153,9 @@ class Formation:
                 for r in rows]
 
     def primary(self) -> str | None:
+        """The node that takes writes (wait_primary: a primary whose standby is not back yet)."""
         for n in self.nodes():
-            if n["state"] == "primary" and n["goal"] == "primary":
+            if n["state"] == n["goal"] and n["state"] in ("primary", "wait_primary"):
                 return n["name"]
         return None
 
@@ -162,13 +172,63 @@ class Formation:
         except (OSError, ValueError, IndexError):
             return None
 
-    def kill_postmaster(self, node: str) -> int:
-        """SIGKILL the node's postmaster (the crash the drill simulates); returns its pid."""
+    # The monitor's health checks, tighter than pg_auto_failover's defaults (every 5 s, 2 retries 2 s
+    # apart, unhealthy after 20 s): a dead primary is replaced in a few seconds instead of ~30.
+    MONITOR_SETTINGS = {
+        "pgautofailover.health_check_period": "1000",
+        "pgautofailover.health_check_timeout": "1000",
+        "pgautofailover.health_check_max_retries": "1",
+        "pgautofailover.health_check_retry_delay": "500",
+        "pgautofailover.node_considered_unhealthy_timeout": "3000",
+        # how long the monitor waits for a primary it cannot reach to confirm its demotion before it
+        # promotes the standby (default 30 s). Safe to shorten here: a primary cut off from the monitor
+        # cannot acknowledge a commit either, since every commit waits for the synchronous standby,
+        # which the monitor has just told to stop replicating from it.
+        "pgautofailover.primary_demote_timeout": "3000",
+    }
+
+    def tune_monitor(self) -> None:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.base_port, user="postgres", dbname="pg_auto_failover",
+                             autocommit=True, connect_timeout=10) as conn:
+            for name, value in self.MONITOR_SETTINGS.items():
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+            conn.execute("SELECT pg_reload_conf()")
+
+    def kill_node(self, node: str) -> int:
+        """The crash the drill simulates: SIGKILL the node's pg_autoctl processes (else its keeper restarts
+        PostgreSQL in place within a second or two, and the monitor never needs to fail over), then the
+        postmaster. Returns the postmaster's pid."""
         pid = self.postmaster_pid(node)
         if pid is None:
             raise HaError(f"{node} has no running postmaster")
+        for keeper in self._autoctl_pids(self.node_dir(node)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(keeper, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
+        for child in _children(pid):  # as a dead machine would: its backends hold the port until they notice
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
         return pid
+
+    def _autoctl_pids(self, pgdata: Path) -> list[int]:
+        """The pg_autoctl processes serving that data directory: the supervisor (its command line names
+        the directory) and its services (its children, which rename themselves), not PostgreSQL."""
+        parents: dict[int, int] = {}
+        supervisors = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                parents[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if argv and argv[0].endswith(b"pg_autoctl") and str(pgdata).encode() in argv:
+                supervisors.append(int(proc.name))
+        postmaster = self.postmaster_pid(pgdata.name)
+        return supervisors + [pid for pid, ppid in parents.items() if ppid in supervisors and pid != postmaster]
 
     def down(self, *, remove: bool = False, say=print) -> None:
         """Stop the nodes and the monitor (fast shutdown); `remove` also deletes var/ha."""
@@ -223,3 +283,15 @@ class Formation:
                 return
             time.sleep(0.5)
         raise HaError(f"timed out after {timeout:.0f} s waiting for {what} (logs in var/ha/*.log)")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(proc.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out

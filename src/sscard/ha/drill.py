@@ -57,6 +57,7 @@ class Outcome:
     ledger_ok: bool = False
     account_check_rc: int | None = None
     longest_unavailability: float = 0.0
+    refusals: dict = field(default_factory=dict)  # refusal code -> count
 
     @property
     def ok(self) -> bool:
@@ -138,29 +139,32 @@ class _Clients:
         for t in threads:
             t.join(self.seconds + self.give_up + 30)
 
-    def _next(self, rng: random.Random) -> Request:
-        gsb = self.by_bank.get("GSB", [])
-        if rng.random() < 0.3 and len(gsb) >= 2:
-            (src, _b, pin), (dst, _b2, _p) = rng.sample(gsb, 2)
-            body = {"from_pan": src, "to_pan": dst, "amount_fen": rng.randint(1, 300), "pin": pin}
-            return Request("transfer", uuid.uuid4().hex, body)
-        pan, _bank, pin = self.accounts[rng.randrange(len(self.accounts))]
-        return Request("payment", uuid.uuid4().hex, {"pan": pan, "amount_fen": rng.randint(1, 300), "pin": pin})
+    def _next(self, rng: random.Random) -> tuple[Request, str]:
+        """A payment at a POS of the card's bank (another bank's POS refuses: wrong_bank) or a transfer
+        between two accounts of one bank at that bank's ATM; and the terminal that sends it."""
+        pan, bank, pin = self.accounts[rng.randrange(len(self.accounts))]
+        same = self.by_bank[bank]
+        if rng.random() < 0.3 and len(same) >= 2:
+            dst = same[rng.randrange(len(same))][0]
+            if dst != pan:
+                body = {"from_pan": pan, "to_pan": dst, "amount_fen": rng.randint(1, 300), "pin": pin}
+                return Request("transfer", uuid.uuid4().hex, body), f"ATM-{bank}-001"
+        body = {"pan": pan, "amount_fen": rng.randint(1, 300), "pin": pin}
+        return Request("payment", uuid.uuid4().hex, body), f"POS-{bank}-001"
 
     def _client(self, c: int) -> None:
         import httpx
 
         rng = random.Random(c)
-        paths = {"payment": ("/api/v1/terminal/payments", "POS-GSB-001"),
-                 "transfer": ("/api/v1/terminal/transfers", "ATM-GSB-001")}
+        paths = {"payment": "/api/v1/terminal/payments", "transfer": "/api/v1/terminal/transfers"}
         http = httpx.Client(base_url=self.base, timeout=10)
         end = self.start + self.seconds
         try:
             while time.monotonic() < end:
-                req = self._next(rng)
+                req, terminal = self._next(rng)
                 with self._lock:
                     self.requests.append(req)
-                path, terminal = paths[req.kind]
+                path = paths[req.kind]
                 headers = {"Authorization": f"Bearer {self.tokens[terminal]}", "Idempotency-Key": req.key}
                 req.sent_at = time.monotonic()
                 deadline = end + self.give_up
@@ -218,6 +222,11 @@ def _verify(url: str, outcome: Outcome, first_transfer: int) -> None:
              if r.status is not None and r.status < 300 and r.answer and r.answer.get("transfer_id")}
     outcome.acknowledged = len(acked)
     outcome.refused = sum(1 for r in outcome.requests if r.status is not None and r.status >= 300)
+    outcome.refusals = {}
+    for r in outcome.requests:
+        if r.status is not None and r.status >= 300:
+            code = (r.answer or {}).get("code", str(r.status))
+            outcome.refusals[code] = outcome.refusals.get(code, 0) + 1
     outcome.unanswered = sum(1 for r in outcome.requests if r.status is None)
     outcome.lost = sum(1 for tid in acked if tid not in in_ledger)
     # every transfer in the ledger that no client was told about, and any told twice
@@ -290,9 +299,10 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
             victim = formation.primary()
             if victim is None:
                 return
-            pid = formation.kill_postmaster(victim)
+            pid = formation.kill_node(victim)
             outcome.killed, outcome.killed_at = victim, time.monotonic()
-            say(f"  {outcome.killed_at - load.start:5.1f} s: SIGKILL to {victim}'s postmaster (pid {pid})")
+            say(f"  {outcome.killed_at - load.start:5.1f} s: SIGKILL to {victim}'s pg_autoctl and postmaster "
+                f"(pid {pid})")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 now_primary = formation.primary()
@@ -315,7 +325,8 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
                                capture_output=True, text=True, timeout=300)
         outcome.account_check_rc = check.returncode
         if outcome.killed:
-            say(f"waiting for {outcome.killed} to re-join as standby")
+            say(f"restarting {outcome.killed}'s pg_autoctl; waiting for it to re-join as standby")
+            formation.start(outcome.killed)
             t0 = time.monotonic()
             deadline = t0 + 180
             while time.monotonic() < deadline and not formation.healthy():
