@@ -122,7 +122,7 @@ class Formation:
         if not self._running(self.monitor_dir):
             say(f"monitor on port {self.base_port}")
             self.start("monitor", "monitor", "--pgport", str(self.base_port), *common)
-            self._wait(lambda: self._monitor_answers(), timeout, "the monitor to answer")
+            self._wait(self._monitor_ready, timeout, "the monitor to answer")
             self.tune_monitor()
         for node in NODES:
             if self._running(self.node_dir(node)):
@@ -232,19 +232,30 @@ class Formation:
 
     def down(self, *, remove: bool = False, say=print) -> None:
         """Stop the nodes and the monitor (fast shutdown); `remove` also deletes var/ha."""
-        for name, path in [*((n, self.node_dir(n)) for n in NODES), ("monitor", self.monitor_dir)]:
-            if self._running(path):
+        dirs = [*((n, self.node_dir(n)) for n in NODES), ("monitor", self.monitor_dir)]
+        for name, path in dirs:
+            if self._autoctl_pids(path):
                 say(f"stopping {name}")
                 self.autoctl("stop", "--fast", "--pgdata", str(path), check=False)
         deadline = time.monotonic() + 60
-        for path in [*(self.node_dir(n) for n in NODES), self.monitor_dir]:
-            while self._running(path) and time.monotonic() < deadline:
+        for name, path in dirs:
+            while self._autoctl_pids(path) and time.monotonic() < deadline:
                 time.sleep(0.2)
-            if self._running(path):  # still there: stop it for certain
-                self.autoctl("stop", "--immediate", "--pgdata", str(path), check=False)
-        if remove and self.root.exists():
-            shutil.rmtree(self.root)
-            say(f"removed {self.root}")
+            left = self._autoctl_pids(path)
+            pid = self.postmaster_pid(name) if name != "monitor" else None
+            if left:  # still there: stop it for certain
+                say(f"{name} did not stop: killing it")
+                for p in left + ([pid] if pid else []):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p, signal.SIGKILL)
+        if remove:
+            home = Path(self._env()["HOME"]) if "HOME" in self._env() else Path.home()
+            for _name, path in dirs:  # pg_autoctl's own state about these nodes, kept under $HOME
+                for base in (home / ".config" / "pg_autoctl", home / ".local" / "share" / "pg_autoctl"):
+                    shutil.rmtree(base / str(path).lstrip("/"), ignore_errors=True)
+            if self.root.exists():
+                shutil.rmtree(self.root)
+                say(f"removed {self.root}")
 
     # ------------------------------------------------------------ helpers
 
@@ -270,10 +281,16 @@ class Formation:
                     return candidate
         return None
 
-    def _monitor_answers(self) -> bool:
-        proc = subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.base_port)],
-                              capture_output=True)
-        return proc.returncode == 0
+    def _monitor_ready(self) -> bool:
+        """The monitor answers and its pgautofailover extension is installed."""
+        import psycopg
+
+        try:
+            with psycopg.connect(host="127.0.0.1", port=self.base_port, user="postgres", dbname="pg_auto_failover",
+                                 connect_timeout=5) as conn:
+                return bool(conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'pgautofailover'").fetchone())
+        except psycopg.Error:
+            return False
 
     @staticmethod
     def _wait(cond, timeout: float, what: str) -> None:
