@@ -255,6 +255,7 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
     created = not formation.exists()
     started = formation.primary() is None
     outcome = Outcome()
+    finished = False
     workdir = Path(tempfile.mkdtemp(prefix="sscard-drill-"))
     server = None
     try:
@@ -337,6 +338,7 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
                     f"primary {formation.primary()}")
             else:
                 say(f"{outcome.killed} did not re-join within 180 s (see {formation.root}/{outcome.killed}.log)")
+        finished = outcome.ok and outcome.rejoined_after is not None
         return outcome
     finally:
         if server is not None:
@@ -347,7 +349,8 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
                 server.kill()
         if started:
             say("stopping the formation the drill started")
-            formation.down(remove=created and not keep, say=lambda m: say(f"  {m}"))
+            remove = created and finished and not keep  # on a failure its logs stay in var/ha/*.log
+            formation.down(remove=remove, say=lambda m: say(f"  {m}"))
         else:
             try:
                 _recreate_database(formation, DRILL_DATABASE, drop_only=True)
