@@ -118,6 +118,9 @@ class Formation:
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
+            if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(self.root)]).returncode != 0:
+                raise HaError(f"the postgres user cannot write {self.root} (a parent directory is closed to it): "
+                              "set SSCARD_HA_DIR to a directory it can reach")
         common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(PG_BIN / "pg_ctl")]
         if not self._running(self.monitor_dir):
             say(f"monitor on port {self.base_port}")
@@ -140,7 +143,7 @@ class Formation:
         """The monitor's view: one dict per node (name, port, reported and assigned state, lsn, health)."""
         try:
             out = self.autoctl("show", "state", "--json", "--pgdata", str(self.monitor_dir), timeout=15)
-        except (HaError, subprocess.TimeoutExpired):
+        except (HaError, OSError, subprocess.TimeoutExpired):  # no pg_autoctl, or no monitor answering
             return []
         try:
             rows = json.loads(out or "[]")
