@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         """Create or start the monitor and two nodes (primary, synchronous standby) under var/ha/."""
         f = formation(base_port)
         guarded(lambda: f.up(say=console.print))
-        console.print(f"primary {f.primary()}; sscard connects with\n  SSCARD_DATABASE_URL='{f.url()}'")
+        console.print(f"primary {f.primary()}; sscard connects with")
+        print(f"  SSCARD_DATABASE_URL='{f.url()}'")  # not wrapped: copied as it is
 
     @ha.command("status")
     def status(base_port: int | None = None, as_json: bool = typer.Option(False, "--json")) -> None:
