@@ -41,6 +41,14 @@ def test_an_acknowledged_payment_missing_from_the_ledger_is_counted_lost(app, pa
     assert not outcome.ok
 
 
+def test_two_acknowledged_requests_answered_with_one_transfer_count_one_lost(app, paid):
+    outcome, _card, _pos = paid
+    twin = outcome.requests[0]
+    outcome.requests.append(Request("payment", "drill-twin", twin.body, status=200, answer=dict(twin.answer)))
+    _verify(app.db.url, outcome, 0)
+    assert (outcome.acknowledged, outcome.lost) == (3, 1)
+
+
 def test_a_payment_in_the_ledger_that_no_client_was_answered_for_is_counted_duplicated(app, paid):
     outcome, card, pos = paid
     # the same request applied a second time under another key: its client only ever saw the first answer

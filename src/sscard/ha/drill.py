@@ -196,6 +196,7 @@ class _Clients:
 def _verify(url: str, outcome: Outcome, first_transfer: int) -> None:
     """Read the ledger back: lost, duplicated, refused-but-present; and its invariants."""
     from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
 
     from ..models.foundation import AuditRecord
     from ..models.ledger import LedgerTransfer
@@ -203,8 +204,6 @@ def _verify(url: str, outcome: Outcome, first_transfer: int) -> None:
 
     engine = create_engine(url)
     try:
-        from sqlalchemy.orm import Session
-
         with Session(engine) as s:
             rows = s.execute(select(LedgerTransfer.transfer_id).where(
                 LedgerTransfer.id > first_transfer, LedgerTransfer.code.in_(("payment", "transfer")))).scalars().all()
@@ -218,9 +217,9 @@ def _verify(url: str, outcome: Outcome, first_transfer: int) -> None:
     in_ledger: dict[str, int] = {}
     for tid in rows:
         in_ledger[tid] = in_ledger.get(tid, 0) + 1
-    acked = {r.answer["transfer_id"]: r for r in outcome.requests
-             if r.status is not None and r.status < 300 and r.answer and r.answer.get("transfer_id")}
-    outcome.acknowledged = len(acked)
+    answered = [r for r in outcome.requests if r.status is not None and r.status < 300]
+    acked = {r.answer["transfer_id"]: r for r in answered if r.answer and r.answer.get("transfer_id")}
+    outcome.acknowledged = len(answered)
     outcome.refused = sum(1 for r in outcome.requests if r.status is not None and r.status >= 300)
     outcome.refusals = {}
     for r in outcome.requests:
@@ -228,7 +227,9 @@ def _verify(url: str, outcome: Outcome, first_transfer: int) -> None:
             code = (r.answer or {}).get("code", str(r.status))
             outcome.refusals[code] = outcome.refusals.get(code, 0) + 1
     outcome.unanswered = sum(1 for r in outcome.requests if r.status is None)
-    outcome.lost = sum(1 for tid in acked if tid not in in_ledger)
+    # each acknowledged request must be its own transfer in the ledger (two answers naming one transfer,
+    # or an answer naming none, count as lost too)
+    outcome.lost = sum(1 for tid in acked if tid not in in_ledger) + len(answered) - len(acked)
     # every transfer in the ledger that no client was told about, and any told twice
     extra = sum(n for tid, n in in_ledger.items() if tid not in acked) + sum(
         n - 1 for tid, n in in_ledger.items() if tid in acked and n > 1)
