@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser redis pgclient db clean
+.PHONY: run test setup lint format browser redis pgclient ha-packages drill db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -53,6 +53,19 @@ pgclient:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
 	      || echo "could not install postgresql-client: PostgreSQL backup tests will fail"; \
 	  else echo "pg_dump missing (apt-get install postgresql-client): PostgreSQL backups cannot run"; fi; }
+
+# pg_auto_failover (a monitor and two PostgreSQL 15 nodes) for `sscard ha up` and the failover drill;
+# installed here when missing and we may.
+ha-packages:
+	@command -v pg_autoctl >/dev/null 2>&1 && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-auto-failover pg-auto-failover-cli >/dev/null; \
+	  else echo "pg_autoctl missing (apt-get install postgresql-15-auto-failover pg-auto-failover-cli)"; exit 1; fi; }
+
+# The failover drill (docs/OPERATIONS.md): SIGKILL of the primary under HTTP load, bounded.
+DRILL_SECONDS ?= 30
+drill: setup ha-packages
+	$(BIN)/sscard drill failover --seconds $(DRILL_SECONDS)
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -34,6 +34,10 @@ T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# The server went away or cannot take writes (a failover): connection_exception (08...), admin/crash
+# shutdown, cannot_connect_now, read_only_sql_transaction (a node that is now a standby)
+RECONNECT_SQLSTATES = {"57P01", "57P02", "57P03", "25006"}
+RECONNECT_SECONDS = 30.0  # how long `Database.run(idempotent=True)` waits for a primary to come back
 
 
 def default_url() -> str:
@@ -84,6 +88,19 @@ def is_retryable(exc: BaseException) -> bool:
     if sqlstate(exc) in RETRY_SQLSTATES:
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection to PostgreSQL broke or could not be made, or reached a node that no longer takes
+    writes: after a failover, the work may be run again on the new primary (when it is idempotent)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = sqlstate(exc)
+    if state is not None:
+        return state.startswith("08") or state in RECONNECT_SQLSTATES
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all
+    return type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError"
 
 
 def is_duplicate(exc: BaseException) -> bool:
@@ -142,26 +159,46 @@ class Database:
         with session.connection().connection.dbapi_connection.pipeline():
             yield
 
-    def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
         30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
         few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
         transfers at 8 threads on 20 accounts).
 
-        `readonly=True` is for reads that write nothing (queries, token lookups)."""
+        `readonly=True` is for reads that write nothing (queries, token lookups). `idempotent=True`
+        (reads, and work that stores its answer under an idempotency key in the same transaction) is
+        also run again when the connection breaks, for up to RECONNECT_SECONDS: during a failover the
+        pool's connections are dropped and new ones find the new primary; a commit whose answer was lost
+        with the old primary is found by its key on the new one, never applied twice."""
         maker = self.read_sessions if readonly else self.sessions
-        for attempt in range(1, self.max_attempts + 1):
+        reconnect = _Reconnect(self) if (readonly or idempotent) else None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
-                if not is_retryable(exc) or attempt == self.max_attempts:
+                if reconnect is not None and reconnect.again(exc):
+                    attempt -= 1
+                    continue
+                if not is_retryable(exc) or attempt >= self.max_attempts:
                     raise
                 self.retries += 1
                 delay = min(0.2, 0.002 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(delay)
-        raise AssertionError("unreachable")
+
+    def reconnecting(self, read: Callable[[], T]) -> T:
+        """Call `read` (a read, or other work safe to repeat), again while the connection breaks, for up
+        to RECONNECT_SECONDS (PostgreSQL during a failover)."""
+        reconnect = _Reconnect(self)
+        while True:
+            try:
+                return read()
+            except Exception as exc:
+                if not reconnect.again(exc):
+                    raise
 
     def sqlite_path(self) -> str | None:
         """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
@@ -183,6 +220,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _Reconnect:
+    """Whether work that may be repeated should run again after `exc`: a broken connection on
+    PostgreSQL, until RECONNECT_SECONDS have passed (sleeping a little between tries)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.deadline: float | None = None
+
+    def again(self, exc: BaseException) -> bool:
+        if self.db.dialect != "postgresql" or not is_disconnect(exc):
+            return False
+        self.deadline = self.deadline or time.monotonic() + RECONNECT_SECONDS
+        if time.monotonic() >= self.deadline:
+            return False
+        if sqlstate(exc) == "25006":  # pooled connections to a node that is now a standby: drop them all
+            self.db.engine.dispose()
+        log.warning("database connection lost (%s): trying again", type(exc).__name__)
+        time.sleep(0.1 + 0.2 * random.random())
+        return True
 
 
 WRITES = "sscard_writes"  # connection.info: write statements run on the connection (group commit reads it)

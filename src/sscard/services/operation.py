@@ -216,8 +216,11 @@ def execute(
         return payload
 
     def stored_answer() -> Any:
-        with app.db.read_committed() as session:
-            return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+        def read() -> Any:
+            with app.db.read_committed() as session:
+                return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+
+        return app.db.reconnecting(read)  # after a failover: on the new primary
 
     def work(session: Session) -> Any:
         if idempotency_key and not lookup_outside:
@@ -246,14 +249,14 @@ def execute(
         out = stored_answer() if idempotency_key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work)
+                out = app.db.run(work, idempotent=bool(idempotency_key))
             except IntegrityError:
                 if not idempotency_key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work)
+                    out = app.db.run(work, idempotent=bool(idempotency_key))
             except SscardError as err:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
