@@ -8,6 +8,7 @@ from sscard.api.sessions import issue_cardholder_token
 from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.medical import helpers as h
+from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
 
@@ -18,11 +19,7 @@ def med(city):
     return city
 
 
-def _auth(token: str, key: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key:
-        headers["Idempotency-Key"] = key
-    return headers
+_auth = bearer
 
 
 def _pay(client, token, card_number, ident, bill, key, password="123456"):
