@@ -125,6 +125,14 @@ class ApiPolicy(_Group):
                     "a revoked token stops working within it")
 
 
+class StoragePolicy(_Group):
+    sqlite_synchronous: Literal["full", "extra", "normal"] = Field(
+        "full",
+        description="SQLite's PRAGMA synchronous on every connection (WAL mode). full: each commit is on disk "
+                    "before it is answered. normal is for demos only: faster, but a power cut or OS crash can "
+                    "take back payments and transfers already answered as done")
+
+
 class Policy(BaseSettings):
     """Every city setting, with RULES.md defaults. Frozen: a running system's policy does not drift."""
 
@@ -147,6 +155,7 @@ class Policy(BaseSettings):
     limits: LimitsPolicy = LimitsPolicy()
     medical: MedicalPolicy = MedicalPolicy()
     api: ApiPolicy = ApiPolicy()
+    storage: StoragePolicy = StoragePolicy()
 
     @classmethod
     def settings_customise_sources(
