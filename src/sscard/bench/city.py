@@ -41,7 +41,7 @@ class CityRig:
             raise
 
     def _build(self, people: int, clients: int) -> None:
-        from sqlalchemy import select, text
+        from sqlalchemy import func, select, text
 
         from ..core.roles import CLI_OPERATOR
         from ..demo.people import demo_pin
@@ -72,6 +72,8 @@ class CityRig:
                 .where(Card.ss_status == "normal", Card.ss_pw_digest.is_(None), Card.ss_pw_locked.is_(False))
                 .order_by(Card.person_id)
             ).all()
+            # people with one card only: a second card means a replacement under way (replacement_pending)
+            single = set(s.scalars(select(Card.person_id).group_by(Card.person_id).having(func.count() == 1)))
             active = s.execute(
                 select(BankAccount.pan, Person.citizen_id)
                 .join(Person, Person.id == BankAccount.person_id).join(Bank, Bank.id == BankAccount.bank_id)
@@ -83,7 +85,8 @@ class CityRig:
         self.medical_cards = [(r.card_number, r.ident_code) for r in insured[: len(insured) // 2]]
         self.medical_people = [r.person_id for r in insured]
         taken = {r.card_number for r in insured[: len(insured) // 2]}
-        self.replaceable = [(r.card_number, r.citizen_id) for r in normal if r.card_number not in taken]
+        self.replaceable = [(r.card_number, r.citizen_id) for r in normal
+                            if r.card_number not in taken and r.person_id in single]
         self.gsb_accounts = [(r.pan, demo_pin(r.citizen_id)) for r in active]
 
     def http(self) -> HttpClient:
