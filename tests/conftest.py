@@ -80,6 +80,18 @@ class Backend:
             self.admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _keys_where_tested(request, monkeypatch):
+    """The frame refuses a keyed operation without an Idempotency-Key on the API and terminal channels
+    (services.access.KEYED_CHANNELS). Tests of that rule, of the terminal API and of the security
+    table are marked `keys_required` and run with it; the rest, written before the rule and calling
+    services and routes once each, run without it rather than invent a key per call."""
+    if request.node.get_closest_marker("keys_required") is None:
+        from sscard.services import access
+
+        monkeypatch.setattr(access, "KEYED_CHANNELS", frozenset())
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request, tmp_path_factory) -> Backend:
     b = Backend(request.param, tmp_path_factory.mktemp(request.param))

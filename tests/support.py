@@ -13,6 +13,9 @@ from sscard.services.app import App
 from sscard.services.passwords import cardholder_actor
 
 STAFF_PASSWORD = "Staff-pass-2026"
+# where each role works (services.access.AUDIENCE): the operator with an API token
+_CONSOLE = {"clerk": Channel.WINDOW, "center_supervisor": Channel.WINDOW, "teller": Channel.BANK_OUTLET,
+            "bank_supervisor": Channel.BANK_OUTLET, "operator": Channel.API}
 
 
 @dataclass
@@ -56,8 +59,7 @@ class City:
         for username, (role, where) in self.users.items():
             staff.add_user(app, op, username, STAFF_PASSWORD, role, username, **where)
         self.actors: dict[str, Actor] = {
-            u: staff.authenticate_staff(app, u, STAFF_PASSWORD, Channel.WINDOW if "c" in r[0][:2] else Channel.BANK_OUTLET)
-            for u, r in self.users.items()
+            u: staff.authenticate_staff(app, u, STAFF_PASSWORD, _CONSOLE[r[0]]) for u, r in self.users.items()
         }
         self._seq = 0
 

@@ -14,12 +14,16 @@ class Settings:
     secret_key: bytes
     var_dir: Path
     fast_hashing: bool = False  # tests only: cheaper argon2 parameters
+    log_format: str = "plain"  # SSCARD_LOG_FORMAT: plain (uvicorn's lines) or json (one object per line)
 
     @classmethod
     def from_env(cls) -> Settings:
         var_dir = Path(os.environ.get("SSCARD_VAR_DIR", "var"))
         url = os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}"
-        return cls(database_url=url, secret_key=load_secret_key(var_dir), var_dir=var_dir)
+        log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
+        if log_format not in ("plain", "json"):
+            raise ValueError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
+        return cls(database_url=url, secret_key=load_secret_key(var_dir), var_dir=var_dir, log_format=log_format)
 
 
 def load_secret_key(var_dir: Path) -> bytes:

@@ -64,7 +64,8 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     if url.startswith("sqlite"):
         if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite synchronous level {sqlite_synchronous!r}")
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size)
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size,
+                               hide_parameters=True)  # an error's text never carries row values (logs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
@@ -82,7 +83,8 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(
-        url, isolation_level="SERIALIZABLE", pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        url, isolation_level="SERIALIZABLE", pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        hide_parameters=True,  # an error's text never carries row values (PIN HMACs, IDs) into a log
     )
 
 

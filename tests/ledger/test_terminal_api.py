@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from sqlalchemy import func, select
 
 from sscard.models.foundation import AuditRecord, IdempotencyRecord
@@ -11,6 +12,8 @@ from sscard.models.ledger import LedgerTransfer
 from sscard.services import batching
 
 from .helpers import PIN, activated, balance_of, invariants, terminal_token
+
+pytestmark = pytest.mark.keys_required
 
 
 def auth(token: str, key: str | None = None) -> dict:

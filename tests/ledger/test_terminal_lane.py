@@ -18,6 +18,8 @@ from sscard.api.terminal_lane import TerminalLane
 
 from .helpers import PIN, activated, terminal_token
 
+pytestmark = pytest.mark.keys_required
+
 
 @pytest.fixture
 def plain(app):

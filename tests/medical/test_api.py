@@ -9,6 +9,8 @@ from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.medical import helpers as h
 
+pytestmark = pytest.mark.keys_required
+
 
 @pytest.fixture
 def med(city):
@@ -117,10 +119,10 @@ def test_operator_sets_up_institutions_and_credits_contributions_over_the_api(ci
     made = client.post("/api/v1/medical/institutions", headers=_auth(operator, "i-1"),
                        json={"code": "H2", "name": "杭州市第一人民医院", "kind": "hospital", "level": 2})
     assert made.status_code == 201 and made.json()["designated"] is True
-    bad = client.post("/api/v1/medical/institutions", headers=_auth(operator),
+    bad = client.post("/api/v1/medical/institutions", headers=_auth(operator, "i-2"),
                       json={"code": "P9", "name": "药店", "kind": "pharmacy", "level": 2})
     assert bad.status_code == 422
-    term = client.post("/api/v1/medical/institutions/H2/terminals", headers=_auth(operator), json={"code": "H2-T1"})
+    term = client.post("/api/v1/medical/institutions/H2/terminals", headers=_auth(operator, "i-3"), json={"code": "H2-T1"})
     assert term.status_code == 201 and term.json()["kind"] == "hospital"
     card = city.issued_card()
     credit = client.post("/api/v1/medical/contributions", headers=_auth(operator, "c-1"),
@@ -129,7 +131,7 @@ def test_operator_sets_up_institutions_and_credits_contributions_over_the_api(ci
     clerk = city.token("clerk")
     assert client.post("/api/v1/medical/contributions", headers=_auth(clerk),
                        json={"month": "2026-01", "credits": [{"person_id": 1, "amount_fen": 1}]}).status_code == 403
-    off = client.post("/api/v1/medical/institutions/H2/designation", headers=_auth(operator),
+    off = client.post("/api/v1/medical/institutions/H2/designation", headers=_auth(operator, "i-4"),
                       json={"designated": False})
     assert off.json()["designated"] is False
     quote = client.post("/api/v1/terminal/medical/pre-settlements", headers=_auth(h.token(city, "H2-T1")),

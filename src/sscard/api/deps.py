@@ -13,7 +13,8 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
-from ..core.roles import Actor, Role
+from ..core.roles import Actor, Channel, Role
+from ..logs import note_actor
 from ..services.app import App
 from ..services.staff import actor_for_token, cached_actor
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
@@ -36,14 +37,26 @@ async def optional_actor(request: Request, app: Annotated[App, Depends(get_app)]
     return await actor_of(request, app)
 
 
+TERMINAL_PREFIX = "/api/v1/terminal/"
+
+
 async def actor_of(request: Request, app: App) -> Actor | None:
-    """Who calls: a bearer token (staff, terminal or cardholder) or the web session's actor."""
+    """Who calls: a bearer token (staff, terminal or cardholder) or the web session's actor.
+
+    A token's actor comes through the channel of the path it called, whoever it is: the terminal API's
+    paths are the terminal channel, every other API path the API channel; services.access then admits
+    to each channel only its own audience (a terminal's token on a staff route is refused)."""
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
-            return cardholder_from_token(app, token)  # a signature check, no I/O
-        return cached_actor(app, token) or await _look_up_once(app, token)
+            actor = cardholder_from_token(app, token)  # a signature check, no I/O
+        else:
+            actor = cached_actor(app, token) or await _look_up_once(app, token)
+        if actor is None:
+            return None
+        channel = Channel.TERMINAL if request.url.path.startswith(TERMINAL_PREFIX) else Channel.API
+        return actor if actor.channel is channel else actor.via(channel)
     web_actor = getattr(request.state, "actor", None)  # set by the web session middleware, if any
     return web_actor
 
@@ -77,6 +90,7 @@ async def _look_up_once(app: App, token: str) -> Actor | None:
 async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
     if actor is None:
         raise SscardError("unauthenticated")
+    note_actor(actor)
     return actor
 
 
@@ -100,6 +114,7 @@ async def terminal_call(
     actor = await actor_of(request, app)
     if actor is None:
         raise SscardError("unauthenticated")
+    note_actor(actor)
     if actor.role is not Role.TERMINAL:
         raise SscardError("forbidden")
     return TerminalCall(app, actor, idempotency_key)

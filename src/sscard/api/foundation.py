@@ -49,6 +49,7 @@ def apply_first_card(body: s.ApplyFirstCard, app: AppDep, actor: ActorDep, key: 
 
 
 @router.get("/cards/{card_number}")
+@router.get("/terminal/cards/{card_number}", tags=["terminal"], summary="Card status at a kiosk")
 def card_status(card_number: str, app: AppDep, actor: ActorDep) -> dict:
     return cards.card_status(app, actor, card_number)
 
@@ -75,12 +76,16 @@ def unseal(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key:
 
 
 @router.post("/cards/{card_number}/ss-password/change")
+@router.post("/terminal/cards/{card_number}/ss-password/change", tags=["terminal"],
+             summary="Change the social security password at a kiosk")
 def change_ss_password(card_number: str, body: s.ChangePassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return passwords.change_ss_password(app, actor, card_number, body.old, body.new, body.new_again,
                                         idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-password/verify")
+@router.post("/terminal/cards/{card_number}/ss-password/verify", tags=["terminal"],
+             summary="Verify the social security password at a kiosk, hospital or pharmacy")
 def verify_ss_password(card_number: str, body: s.VerifyPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
     return passwords.verify_ss_password(app, actor, card_number, body.password, idempotency_key=key)
 

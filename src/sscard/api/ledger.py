@@ -9,11 +9,11 @@ so a request waiting for its batch holds no thread. Amounts are integer fen.
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field, StrictInt
 
-from ..core.errors import SscardError
 from ..services import banking, batching
 from .deps import ActorDep, AppDep, KeyDep, TerminalDep
+from .schemas import Strict
 
 router = APIRouter(prefix="/api/v1", tags=["bank account"])
 # The terminals' routes, in a router of their own that the app includes before every other: FastAPI
@@ -22,21 +22,17 @@ router = APIRouter(prefix="/api/v1", tags=["bank account"])
 terminal_router = APIRouter(prefix="/api/v1/terminal", tags=["bank account"])
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 Pan = Field(min_length=19, max_length=19, pattern=r"^\d{19}$")
 Pin = Field(max_length=12)
 Fen = Field(gt=0, le=10**12)
 
 
-class CardPin(_Body):
+class CardPin(Strict):
     pan: str = Pan
     pin: str = Pin
 
 
-class CardAmount(_Body):
+class CardAmount(Strict):
     pan: str = Pan
     amount_fen: StrictInt = Fen
 
@@ -54,11 +50,11 @@ class Purchase(CardAmountPin):
     transfer_id: str | None = Field(None, min_length=1, max_length=64)
 
 
-class Capture(_Body):
+class Capture(Strict):
     amount_fen: StrictInt | None = Field(None, gt=0, le=10**12)
 
 
-class TerminalTransfer(_Body):
+class TerminalTransfer(Strict):
     from_pan: str = Pan
     to_pan: str = Pan
     amount_fen: StrictInt = Fen
@@ -66,25 +62,25 @@ class TerminalTransfer(_Body):
     transfer_id: str | None = Field(None, min_length=1, max_length=64)
 
 
-class ChangePin(_Body):
+class ChangePin(Strict):
     pan: str = Pan
     old: str = Pin
     new: str = Pin
     new_again: str = Pin
 
 
-class Activate(_Body):
+class Activate(Strict):
     presented_citizen_id: str = Field(max_length=32)
     pin: str = Pin
     pin_again: str = Pin
 
 
-class Extend(_Body):
+class Extend(Strict):
     days: StrictInt | None = None
     reason: str = Field("", max_length=200)
 
 
-class Amount(_Body):
+class Amount(Strict):
     amount_fen: StrictInt = Fen
 
 
@@ -92,41 +88,35 @@ class AmountPin(Amount):
     pin: str = Pin
 
 
-class OutletTransfer(_Body):
+class OutletTransfer(Strict):
     to_pan: str = Pan
     amount_fen: StrictInt = Fen
     pin: str = Pin
 
 
-class ResetPin(_Body):
+class ResetPin(Strict):
     presented_citizen_id: str = Field(max_length=32)
     new: str = Pin
     new_again: str = Pin
 
 
-class Reason(_Body):
+class Reason(Strict):
     reason: str = Field("", max_length=200)
 
 
-class PresentedId(_Body):
+class PresentedId(Strict):
     presented_citizen_id: str = Field(max_length=32)
 
 
-class Pension(_Body):
+class Pension(Strict):
     amount_fen: StrictInt = Fen
     period: str = Field("", max_length=32)
 
 
-class OldNewPin(_Body):
+class OldNewPin(Strict):
     old: str = Pin
     new: str = Pin
     new_again: str = Pin
-
-
-def _terminal(key: str | None) -> None:
-    """A terminal's write must carry an Idempotency-Key (the caller is a terminal: deps.terminal_call)."""
-    if not key:
-        raise SscardError("idempotency_key_required")
 
 
 # ---------------------------------------------------------------- terminals
@@ -135,14 +125,12 @@ def _terminal(key: str | None) -> None:
 @terminal_router.post("/withdrawal")
 async def terminal_withdrawal(body: CardAmountPin, call: TerminalDep) -> dict:
     """Cash out at an ATM (group-committed, like payments)."""
-    _terminal(call.key)
     return await batching.acall(call.app, banking.withdraw, call.actor, body.pan, body.amount_fen, body.pin,
                                 idempotency_key=call.key)
 
 
 @terminal_router.post("/deposit")
 async def terminal_deposit(body: CardAmount, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return await batching.acall(call.app, banking.deposit, call.actor,
                                 body.pan, body.amount_fen, idempotency_key=call.key)
 
@@ -157,14 +145,12 @@ async def terminal_balance(body: CardPin, call: TerminalDep) -> dict:
 @terminal_router.post("/payments")
 async def terminal_purchase(body: Purchase, call: TerminalDep) -> dict:
     """A one-step payment (group-committed)."""
-    _terminal(call.key)
     return await batching.acall(call.app, banking.purchase, call.actor, body.pan, body.amount_fen, body.pin,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/authorize")
 async def terminal_authorize(body: Authorize, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return await batching.acall(call.app, banking.authorize_payment, call.actor,
                                 body.pan, body.amount_fen, body.pin, timeout_seconds=body.timeout_seconds,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
@@ -172,21 +158,18 @@ async def terminal_authorize(body: Authorize, call: TerminalDep) -> dict:
 
 @terminal_router.post("/payments/{transfer_id}/capture")
 async def terminal_capture(transfer_id: str, body: Capture, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return await batching.acall(call.app, banking.capture_payment, call.actor,
                                 transfer_id, body.amount_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/{transfer_id}/void")
 async def terminal_void(transfer_id: str, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return await batching.acall(call.app, banking.void_payment, call.actor,
                                 transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/transfers")
 async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return await batching.acall(call.app, banking.transfer, call.actor,
                                 body.from_pan, body.to_pan, body.amount_fen, body.pin,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
@@ -194,7 +177,6 @@ async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> dict:
 
 @terminal_router.post("/pin/change")
 def terminal_change_pin(body: ChangePin, call: TerminalDep) -> dict:
-    _terminal(call.key)
     return banking.change_pin(call.app, call.actor, body.pan, body.old, body.new, body.new_again,
                               idempotency_key=call.key)
 

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import SscardError
-from ..logs import install_masking
+from ..logs import RequestContext, install_logging
 from ..services.app import App, build_app
 from . import counter, foundation, hotline, ledger, medical
 from .deps import language
@@ -21,6 +21,21 @@ from .terminal_lane import TerminalLane
 
 log = logging.getLogger("sscard.api")
 STATIC = Path(__file__).parent.parent / "web" / "static"
+
+
+def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
+    """The errors as the client is told them (where, what, which kind), and the exception stripped of
+    the client's input: its text (`str(exc)`) held the whole body, PINs included, and reached the log
+    whenever anything logged a traceback chained to it (issue 13, findings 3 and 4)."""
+    details = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    exc._errors = [{"type": d["type"], "loc": tuple(d["loc"]), "msg": d["msg"]} for d in details]
+    exc.body = None
+    exc.__cause__ = exc.__context__ = None  # a JSON error chained here holds the raw body (.doc)
+    exc.__suppress_context__ = True
+    return details
 
 
 def create_app(app: App | None = None) -> FastAPI:
@@ -32,7 +47,7 @@ def create_app(app: App | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     api.state.sscard = app or build_app()
-    install_masking()
+    install_logging(api.state.sscard.settings.log_format)
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
@@ -41,10 +56,7 @@ def create_app(app: App | None = None) -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         body = SscardError("invalid_request").to_dict(language(request))
-        body["details"] = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
+        body["details"] = scrub_validation_error(exc)
         return JSONResponse(body, status_code=422)
 
     async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
@@ -88,6 +100,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
+    api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
 
     @api.on_event("shutdown")
     def _close() -> None:

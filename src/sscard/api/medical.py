@@ -8,39 +8,36 @@ the monthly contribution credit. Money is integer fen (`*_fen`) in and out.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field, StrictInt
 
 from ..medical_slip import render_slip
 from ..services import medical
 from .deps import ActorDep, AppDep, KeyDep
+from .schemas import Strict
 
 router = APIRouter(prefix="/api/v1", tags=["medical"])
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BillLineIn(_Strict):
+class BillLineIn(Strict):
     category: Literal["drug", "treatment", "material"]
     name: str = Field("", max_length=64)
     code: str = Field("", max_length=32)
-    amount_fen: int = Field(gt=0, le=100_000_000)
+    amount_fen: Annotated[StrictInt, Field(gt=0, le=100_000_000)]
     covered: bool
 
 
-class PreSettle(_Strict):
+class PreSettle(Strict):
     card_number: str = Field(max_length=16)
     ident_code: str = Field(max_length=40)
     lines: list[BillLineIn] = Field(min_length=1, max_length=200)
     use_personal_account: bool = True
 
 
-class Settle(_Strict):
+class Settle(Strict):
     quote: str = Field(min_length=1, max_length=40_000)
     card_number: str = Field(max_length=16)
     ident_code: str = Field(max_length=40)
@@ -49,11 +46,11 @@ class Settle(_Strict):
     bank_pin: str | None = Field(None, max_length=12)
 
 
-class Refund(_Strict):
+class Refund(Strict):
     reason: str = Field("", max_length=64)
 
 
-class AddInstitution(_Strict):
+class AddInstitution(Strict):
     code: str = Field(min_length=1, max_length=16)
     name: str = Field(min_length=1, max_length=64)
     kind: Literal["hospital", "pharmacy"]
@@ -64,22 +61,22 @@ class AddInstitution(_Strict):
     settlement_account_no: str = Field("", max_length=32)
 
 
-class SetDesignated(_Strict):
+class SetDesignated(Strict):
     designated: bool
 
 
-class AddTerminal(_Strict):
+class AddTerminal(Strict):
     code: str = Field(min_length=1, max_length=24)
     name: str = Field("", max_length=64)
 
 
-class Credit(_Strict):
+class Credit(Strict):
     citizen_id: str | None = Field(None, max_length=32)
     person_id: int | None = None
-    amount_fen: int = Field(ge=0, le=1_000_000)
+    amount_fen: Annotated[StrictInt, Field(ge=0, le=1_000_000)]
 
 
-class CreditMonth(_Strict):
+class CreditMonth(Strict):
     month: str = Field(pattern=r"^\d{4}-\d{2}$")
     credits: list[Credit] = Field(min_length=1, max_length=10_000)
 

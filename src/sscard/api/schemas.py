@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 # NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
 # database can encode a lone surrogate, so they would end as a 500. They are never valid input.
@@ -23,13 +23,39 @@ CleanStr = Annotated[str, AfterValidator(clean_text)]
 DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
+MAX_FEN = 10**12  # 100 million yuan: far above any card's business, far below any integer limit
+Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN)]
+"""A positive amount of money: a JSON integer of fen, never 100.0, "100" or true."""
+FenOrZero = Annotated[StrictInt, Field(ge=0, le=MAX_FEN)]
+
+
+def _strict_money(info: Any) -> bool:
+    """A field holds only strict integers (or None): StrictInt itself, or inside Optional."""
+    if any(getattr(m, "strict", False) for m in info.metadata):
+        return True
+    args = [a for a in get_args(info.annotation) if a is not type(None)]
+    return bool(args) and all(
+        get_origin(a) is Annotated and any(getattr(m, "strict", False) for m in get_args(a)[1:]) for a in args
+    )
+
+
 class Strict(BaseModel):
+    """The one base of every request body: unknown fields refused, no control characters, and money
+    only as strict integers of fen (a `*_fen` field of any other type fails when the class is made)."""
+
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="after")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
         return clean_text(value)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            if name.endswith("_fen") and not _strict_money(info):
+                raise TypeError(f"{cls.__name__}.{name}: money must be a strict integer of fen (schemas.Fen)")
 
 
 class RegisterPerson(Strict):

@@ -54,8 +54,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     """Serve the web app and the API."""
     import uvicorn
 
-    _app()  # validate policy and settings before binding the port
-    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info")
+    from ..logs import uvicorn_log_config
+
+    settings = _app().settings  # validate policy and settings before binding the port
+    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
+                log_config=uvicorn_log_config(settings.log_format))
 
 
 @app.command()

@@ -19,6 +19,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     # who may do what
     "unauthenticated": (401, "请先登录或提供有效凭证", "Authentication required"),
     "forbidden": (403, "无权办理此业务", "You are not allowed to do this"),
+    "wrong_terminal_kind": (403, "此终端不能办理该业务", "This terminal cannot do this operation"),
     "wrong_bank": (
         403,
         "此卡不属于本行，请到卡面所示银行的网点办理",

@@ -1,31 +1,110 @@
-"""Who may do what: the one permission check every channel goes through.
+"""Who may do what, through which channel, on what, and with which guarantees: declared once per
+operation, enforced here for every channel.
 
-Each operation declares its roles where it is defined (`@operation(..., roles=...)`); the table is
-collected here in PERMISSIONS, and `authorize` is the only place it is read. Scope checks (own center,
-own bank, own card) are the `require_*` helpers below, called by services once they know the card.
+Each operation declares (`@operation(...)`/`@query(...)` in services.operation) a `Declaration`:
+- `roles`: which actor kinds may call it;
+- `scope`: on what: `Scope.OWN` (the card, account or person acted on must be the caller's: a
+  cardholder's own, a bank's own customers for its staff and terminals), `Scope.CENTER` (a clerk's own
+  center's work), `Scope.CITY` (no one object: lists, administration, batch jobs);
+- `keyed`: a change a retried request must not apply twice: callers over a network (API, terminals)
+  must send an Idempotency-Key or are refused before anything runs;
+- `secrets`: the arguments that are secrets (PINs, passwords): never in an audit record or a log;
+- `terminals`: which kinds of terminal may call it, when terminals may (cash at an ATM, payments at a
+  POS, settlements at hospitals and pharmacies).
+
+The channel an actor comes through is fixed by its entry point (the terminal API's paths are the
+terminal channel, the rest of /api/v1 the API channel, each console its own), and `AUDIENCE` says who
+may act through each channel: a terminal's token on a staff route is refused whatever the operation
+allows, and a teller's token on a terminal route too.
+
+`admit` is the one check before an operation runs; the `require_*` helpers check scope once the object
+is known (services.lookup calls them for every card, account and person it finds for an actor), and
+`scope_guard` makes an operation that declared a scope and never checked it fail closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
+
 from ..core.errors import SscardError
-from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Role
-
-PERMISSIONS: dict[str, frozenset[Role]] = {}
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 
 
-def register(operation: str, roles: frozenset[Role] | set[Role]) -> None:
-    if operation in PERMISSIONS and PERMISSIONS[operation] != frozenset(roles):
-        raise ValueError(f"operation {operation!r} declared twice with different roles")
-    PERMISSIONS[operation] = frozenset(roles)
+class Scope(StrEnum):
+    OWN = "own"  # the card/account/person acted on: own card (cardholder), own bank's customer (bank side)
+    CENTER = "center"  # a service center's own work (queues, batches, visits, reports)
+    CITY = "city"  # no single object (administration, lists, sweeps, logins)
+
+
+@dataclass(frozen=True)
+class Declaration:
+    name: str
+    roles: frozenset[Role]
+    scope: Scope
+    keyed: bool
+    secrets: frozenset[str]
+    terminals: frozenset[str] | None = None  # None: any kind (when the roles admit terminals at all)
+
+
+DECLARATIONS: dict[str, Declaration] = {}
+PERMISSIONS: dict[str, frozenset[Role]] = {}  # name -> roles (kept for readers of the role table)
+SECRET_NAMES: set[str] = set()  # every argument any operation declared secret (the log filter masks them)
+
+ALL_STAFF = CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}
+
+# Kinds of terminal (services.staff.TERMINAL_KINDS), grouped as operations name them.
+ATM = frozenset({"atm"})
+POS = frozenset({"pos"})
+KIOSK = frozenset({"kiosk"})
+MEDICAL = frozenset({"hospital", "pharmacy"})
+BALANCE = ATM | POS | KIOSK  # a balance inquiry with the PIN: not at a hospital's counter
+SS_VERIFY = KIOSK | MEDICAL  # the social security password opens the kiosk and medical settlement
+
+AUDIENCE: dict[Channel, frozenset[Role]] = {
+    Channel.TERMINAL: frozenset({Role.TERMINAL}),
+    Channel.API: ALL_STAFF | {Role.CARDHOLDER, Role.SYSTEM},
+    Channel.WINDOW: CENTER_STAFF | {Role.OPERATOR},
+    Channel.BANK_OUTLET: BANK_STAFF,
+    Channel.PORTAL: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
+    Channel.HOTLINE_12333: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
+    Channel.HOTLINE_BANK: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
+    Channel.CLI: frozenset({Role.OPERATOR, Role.SYSTEM}),
+    Channel.SYSTEM: frozenset({Role.SYSTEM}),
+}
+"""Who may act through each channel. Staff act at their consoles or with their API tokens, terminals
+only on the terminal API, cardholders on the portal, the hotlines and their API tokens."""
+
+KEYED_CHANNELS = frozenset({Channel.API, Channel.TERMINAL})
+"""Channels whose clients retry over a network: a keyed operation called through them needs a key.
+The web consoles and the portal put a one-time key in every form they serve; hotline menus run on the
+server; the CLI and system jobs run once."""
+
+
+def register(decl: Declaration) -> None:
+    known = DECLARATIONS.get(decl.name)
+    if known is not None and known != decl:
+        raise ValueError(f"operation {decl.name!r} declared twice differently")
+    DECLARATIONS[decl.name] = decl
+    PERMISSIONS[decl.name] = decl.roles
+    SECRET_NAMES.update(decl.secrets)
+
+
+def declaration(operation: str) -> Declaration:
+    decl = DECLARATIONS.get(operation)
+    if decl is None:
+        raise KeyError(f"operation {operation!r} has no declaration")
+    return decl
 
 
 def allowed(actor: Actor | None, operation: str) -> bool:
+    """May this actor, through its channel, call this operation at all (scope comes later)."""
     if actor is None:
         return False
-    roles = PERMISSIONS.get(operation)
-    if roles is None:
-        raise KeyError(f"operation {operation!r} has no permission entry")
-    return actor.role in roles
+    return actor.role in declaration(operation).roles and actor.role in AUDIENCE.get(actor.channel, ())
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
@@ -35,23 +114,94 @@ def authorize(actor: Actor | None, operation: str) -> None:
         raise SscardError("forbidden")
 
 
+def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> Declaration:
+    """Everything decided before an operation runs: who, through which channel, and the key."""
+    authorize(actor, operation)
+    decl = DECLARATIONS[operation]
+    if actor.role is Role.TERMINAL and decl.terminals is not None and actor.terminal_kind not in decl.terminals:
+        raise SscardError("wrong_terminal_kind")
+    if decl.keyed and not idempotency_key and actor.channel in KEYED_CHANNELS:
+        raise SscardError("idempotency_key_required")
+    return decl
+
+
+# ---------------------------------------------------------------- scope
+
+_checked: ContextVar[set | None] = ContextVar("sscard_scope_checked", default=None)
+
+
+def _mark(kind: Scope) -> None:
+    seen = _checked.get()
+    if seen is not None:
+        seen.add(kind)
+
+
+def checked(scope: Scope) -> None:
+    """Say that the caller has just checked this scope itself, in a way the helpers below do not cover
+    (a terminal's own holds: the ledger refuses a hold whose merchant is another terminal)."""
+    _mark(scope)
+
+
+def is_bank_side(actor: Actor) -> bool:
+    """Bank staff and the bank's terminals (ATM, POS) see only their own bank's customers."""
+    return actor.role in BANK_STAFF or (actor.role is Role.TERMINAL and actor.bank_id is not None)
+
+
+def scoped(actor: Actor, scope: Scope) -> bool:
+    """Does this actor's access to an operation of this scope depend on the object?"""
+    if scope is Scope.OWN:
+        return actor.role is Role.CARDHOLDER or is_bank_side(actor)
+    if scope is Scope.CENTER:
+        return actor.role in CENTER_STAFF
+    return False
+
+
+@contextmanager
+def scope_guard(decl: Declaration, actor: Actor) -> Iterator[None]:
+    """Around an operation's body: when the actor is limited by the declared scope, the body must
+    have checked it (through services.lookup or a require_* helper) before it answers. An operation
+    that forgot fails closed (an internal error) instead of answering with another person's data."""
+    token = _checked.set(set())
+    try:
+        yield
+        if scoped(actor, decl.scope) and decl.scope not in (_checked.get() or ()):
+            raise RuntimeError(f"operation {decl.name} declared scope {decl.scope} and never checked it")
+    finally:
+        _checked.reset(token)
+
+
 def require_bank(actor: Actor, bank_id: int) -> None:
     """Bank staff and bank terminals handle only cards of their own bank."""
-    if actor.role in BANK_STAFF or (actor.role is Role.TERMINAL and actor.bank_id is not None):
-        if actor.bank_id != bank_id:
-            raise SscardError("wrong_bank")
+    if is_bank_side(actor) and actor.bank_id != bank_id:
+        raise SscardError("wrong_bank")
+    _mark(Scope.OWN)
 
 
 def require_center(actor: Actor, center_id: int | None) -> None:
     """A clerk works on their own center's queue (a supervisor too); anyone else is not limited here."""
     if actor.role in CENTER_STAFF and center_id is not None and actor.center_id != center_id:
         raise SscardError("wrong_center")
+    _mark(Scope.CENTER)
 
 
 def require_self(actor: Actor, person_id: int) -> None:
     """A cardholder acts only on their own cards: another person's id answers as if it did not exist."""
     if actor.role is Role.CARDHOLDER and actor.person_id != person_id:
         raise SscardError("not_found", what=("该记录", "record"))
+    if actor.role is Role.CARDHOLDER or not is_bank_side(actor):
+        _mark(Scope.OWN)
 
 
-ALL_STAFF = CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}
+def require_own(actor: Actor, *, person_id: int, bank_id: int | None) -> None:
+    """A card or account in scope: the cardholder's own, or the bank side's own bank's."""
+    require_self(actor, person_id)
+    if bank_id is not None:
+        require_bank(actor, bank_id)
+
+
+def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:
+    """A person in scope for the bank side: holds a card of the actor's bank. Others' customers
+    answer as if they did not exist (a bank has no business knowing who banks elsewhere)."""
+    if is_bank_side(actor) and actor.bank_id not in bank_ids:
+        raise SscardError("person_not_found")
+    _mark(Scope.OWN)

@@ -23,6 +23,7 @@ from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
 from ..core.roles import CENTER_STAFF
 from ..models.counter import CounterVisit, PowerOfAttorney
 from . import access, lookup
+from .access import Scope
 from .operation import Op, operation, query
 
 register_messages({
@@ -77,7 +78,7 @@ def poa_status(poa: PowerOfAttorney, today: date) -> str:
     return "valid"
 
 
-@operation("attorney.record", roles=CENTER_STAFF)
+@operation("attorney.record", roles=CENTER_STAFF, scope=Scope.OWN)
 def record(op: Op, person_id: int, agent_name: str, agent_citizen_id: str, scope: list[str],
            valid_from: date, valid_to: date, document_ref: str) -> dict:
     person = lookup.person_by_id(op.session, person_id)
@@ -111,7 +112,7 @@ def record(op: Op, person_id: int, agent_name: str, agent_citizen_id: str, scope
     return poa_view(poa, op.app.clock.today())
 
 
-@query("attorney.list", roles=CENTER_STAFF)
+@query("attorney.list", roles=CENTER_STAFF, scope=Scope.OWN)
 def list_for_person(op: Op, person_id: int) -> dict:
     person = lookup.person_by_id(op.session, person_id)
     rows = op.session.scalars(
@@ -121,12 +122,12 @@ def list_for_person(op: Op, person_id: int) -> dict:
     return {"person_id": person.id, "attorneys": [poa_view(p, today) for p in rows]}
 
 
-@query("attorney.view", roles=CENTER_STAFF)
+@query("attorney.view", roles=CENTER_STAFF, scope=Scope.OWN)
 def view(op: Op, attorney_id: int) -> dict:
     return poa_view(_get(op, attorney_id), op.app.clock.today())
 
 
-@operation("attorney.revoke", roles=CENTER_STAFF)
+@operation("attorney.revoke", roles=CENTER_STAFF, scope=Scope.OWN)
 def revoke(op: Op, attorney_id: int, reason: str = "") -> dict:
     poa = _get(op, attorney_id)
     if poa.revoked_at is not None:
@@ -193,7 +194,7 @@ def visit_view(op: Op, visit: CounterVisit) -> dict:
     }
 
 
-@operation("counter.identity_check", roles=CENTER_STAFF)
+@operation("counter.identity_check", roles=CENTER_STAFF, scope=Scope.OWN)
 def identity_check(op: Op, person_id: int, presented_citizen_id: str, attorney_id: int | None = None,
                    agent_citizen_id: str | None = None) -> dict:
     """The cardholder's ID is checked against the record (an agent also shows a valid power of
@@ -224,12 +225,12 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
     return visit
 
 
-@query("counter.visit", roles=CENTER_STAFF)
+@query("counter.visit", roles=CENTER_STAFF, scope=Scope.CENTER)
 def get_visit(op: Op, visit_id: int) -> dict:
     return visit_view(op, _live_visit(op, visit_id))
 
 
-@query("counter.visit_identity", roles=CENTER_STAFF)
+@query("counter.visit_identity", roles=CENTER_STAFF, scope=Scope.CENTER)
 def visit_identity(op: Op, visit_id: int) -> dict:
     """For the console only (never rendered): what the visit's checked IDs are, to pass to services
     that take the presented IDs, as the API's callers do."""
@@ -244,7 +245,7 @@ def visit_identity(op: Op, visit_id: int) -> dict:
     }
 
 
-@operation("counter.end_visit", roles=CENTER_STAFF)
+@operation("counter.end_visit", roles=CENTER_STAFF, scope=Scope.CENTER)
 def end_visit(op: Op, visit_id: int) -> dict:
     visit = _live_visit(op, visit_id)
     visit.ended_at = op.now

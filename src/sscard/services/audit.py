@@ -9,10 +9,11 @@ from sqlalchemy import select
 from ..core.clock import as_utc
 from ..core.roles import Role
 from ..models.foundation import AuditRecord
+from .access import Scope
 from .operation import Op, query
 
 
-@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR})
+@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.CITY)
 def read_audit(
     op: Op,
     operation: str | None = None,

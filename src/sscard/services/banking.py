@@ -36,6 +36,7 @@ from ..core.states import (
 from ..db import fetch_all
 from ..models.foundation import Bank, BankAccount, Card, Outlet
 from . import access, ledger, lookup
+from .access import Scope
 from .book import Book, book_of
 from .loss import _refresh_bank
 from .operation import Op, operation, query
@@ -44,7 +45,6 @@ register_messages({
     "activation_already_extended": (
         409, "启用期限已延长过一次，不能再次延长", "The activation window has already been extended once"),
     "extension_too_long": (422, "延长天数须在1至{max}天之间", "The extension must be 1 to {max} days"),
-    "wrong_terminal_kind": (403, "此终端不能办理该业务", "This terminal cannot do this operation"),
     "pin_not_set": (409, "尚未设置银行密码，请先启用金融功能", "No bank PIN is set: activate the account first"),
 })
 
@@ -94,6 +94,7 @@ def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
             access.require_self(actor, account.person_id)
         except SscardError:
             raise SscardError("account_not_found") from None
+        access.require_bank(actor, account.bank_id)
     return account
 
 
@@ -139,11 +140,6 @@ def _account(op: Op, pan: str) -> BankAccount:
 
 def _status(op: Op, account: BankAccount) -> BankStatus:
     return effective_bank_status(account.status, account.loss_expires_at, op.now)
-
-
-def _terminal_kind(op: Op, *kinds: str) -> None:
-    if op.actor.role is Role.TERMINAL and op.actor.terminal_kind not in kinds:
-        raise SscardError("wrong_terminal_kind")
 
 
 def _pin_lock(account: BankAccount) -> Lockout:
@@ -193,8 +189,7 @@ def _committed_refusals():
 
 def _cash_account(op: Op) -> int:
     """The outlet's cash drawer (teller) or the ATM's cash (terminal)."""
-    if op.actor.role is Role.TERMINAL:
-        _terminal_kind(op, "atm")
+    if op.actor.role is Role.TERMINAL:  # an ATM: the operations that call this declare terminals=ATM
         return ledger.system_account(op, f"atm:{op.actor.id}", kind="atm", bank_id=op.actor.bank_id)
     if op.actor.outlet_id is None:
         raise SscardError("forbidden")
@@ -203,7 +198,7 @@ def _cash_account(op: Op) -> int:
 
 
 def _merchant_account(op: Op) -> int:
-    _terminal_kind(op, "pos")
+    """The POS terminal's merchant account (the operations that call this declare terminals=POS)."""
     return ledger.system_account(op, f"merchant:{op.actor.id}", kind="merchant", bank_id=op.actor.bank_id)
 
 
@@ -240,7 +235,7 @@ def _debit_ready(op: Op, account: BankAccount, pin: str) -> int:
 # ---------------------------------------------------------------- activation
 
 
-@operation("bank.activate", roles=BANK_STAFF)
+@operation("bank.activate", roles=BANK_STAFF, scope=Scope.OWN, secrets=('pin', 'pin_again'))
 def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str) -> dict:
     """At an outlet of the card's bank, cardholder in person with card and ID; sets the bank PIN."""
     account = _account(op, pan)
@@ -291,7 +286,7 @@ def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict 
     return {"old_pan": mask_pan(old.pan), "amount_fen": amount}
 
 
-@operation("bank.extend_activation", roles={Role.BANK_SUPERVISOR})
+@operation("bank.extend_activation", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict:
     """Once per card, by up to policy activation.max_extension_days, from the later of deadline and today."""
     account = _account(op, pan)
@@ -316,7 +311,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
 # ---------------------------------------------------------------- cash
 
 
-@operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL})
+@operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM)
 def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
     require_positive_fen(amount_fen)
@@ -329,7 +324,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     return _answer(op, account, moved)
 
 
-@operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL})
+@operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM)
 def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
     """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
     require_positive_fen(amount_fen)
@@ -354,12 +349,11 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
 # ---------------------------------------------------------------- transfers
 
 
-@operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER})
+@operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM)
 def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
     require_positive_fen(amount_fen)
-    _terminal_kind(op, "atm")
     source_account = _account(op, from_pan)
     target = _by_pan(op, to_pan)
     if target.id == source_account.id:
@@ -409,37 +403,39 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
     return _answer(op, account, moved, timeout_at=moved["timeout_at"])
 
 
-@operation("bank.purchase", roles={Role.TERMINAL})
+@operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS)
 def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
     """A one-step payment at a POS."""
     return _payment(op, pan, amount_fen, pin, pending=False, timeout_seconds=None, transfer_id=transfer_id)
 
 
-@operation("bank.authorize_payment", roles={Role.TERMINAL})
+@operation("bank.authorize_payment", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS)
 def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_seconds: int | None = None,
                       transfer_id: str | None = None) -> dict:
     """A hold (pending transfer) to the merchant, captured or voided later; it expires by itself."""
     return _payment(op, pan, amount_fen, pin, pending=True, timeout_seconds=timeout_seconds, transfer_id=transfer_id)
 
 
-@operation("bank.capture_payment", roles={Role.TERMINAL})
+@operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS)
 def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict:
     """Post a hold of this terminal, wholly or for less (the rest is released)."""
     merchant = _merchant_account(op)
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
+    access.checked(Scope.OWN)  # post_pending refuses a hold whose merchant is not this terminal
     op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"])
     return posted
 
 
-@operation("bank.void_payment", roles={Role.TERMINAL})
+@operation("bank.void_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS)
 def void_payment(op: Op, transfer_id: str) -> dict:
     merchant = _merchant_account(op)
     voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
+    access.checked(Scope.OWN)  # void_pending refuses a hold whose merchant is not this terminal
     op.audit("ledger_transfer", transfer_id, before="pending", after="voided", amount_fen=voided["amount_fen"])
     return voided
 
 
-@operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def expire_pending(op: Op) -> dict:
     """Sweep: expire every hold whose timeout has passed by the injected clock."""
     n = ledger.expire_due(op, limit=10_000)
@@ -450,7 +446,7 @@ def expire_pending(op: Op) -> dict:
 # ---------------------------------------------------------------- pension credit (system)
 
 
-@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN)
 def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed)."""
@@ -467,7 +463,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
 # ---------------------------------------------------------------- balance and statement
 
 
-@operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER})
+@operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',), terminals=access.BALANCE)
 def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)
@@ -478,7 +474,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
     return _answer(op, account)
 
 
-@query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR})
+@query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
 def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict:
     """Balance and history, newest first; page with before_id = the last entry's id."""
     account = _account(op, pan)
@@ -512,10 +508,9 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 # ---------------------------------------------------------------- the bank PIN
 
 
-@operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER})
+@operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.ATM)
 def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
-    _terminal_kind(op, "atm")
     account = _account(op, pan)
     if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
         check_bank_debit(_status(op, account))
@@ -528,7 +523,7 @@ def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
     return {"pan": mask_pan(account.pan), "changed": True}
 
 
-@operation("bank.reset_pin", roles=BANK_STAFF)
+@operation("bank.reset_pin", roles=BANK_STAFF, scope=Scope.OWN, secrets=('new', 'new_again'))
 def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str) -> dict:
     """Forgotten or locked: at an outlet of the card's bank, the cardholder in person (ID checked) types a
     new PIN twice; the lock is lifted. No agent may do this."""
@@ -548,7 +543,7 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
 # ---------------------------------------------------------------- freeze, close
 
 
-@operation("bank.freeze", roles={Role.BANK_SUPERVISOR})
+@operation("bank.freeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def freeze(op: Op, pan: str, reason: str = "") -> dict:
     account = _account(op, pan)
     _refresh_bank(op, account)
@@ -560,7 +555,7 @@ def freeze(op: Op, pan: str, reason: str = "") -> dict:
     return {"pan": mask_pan(account.pan), "status": account.status}
 
 
-@operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR})
+@operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
     account = _account(op, pan)
     before = account.status
@@ -571,7 +566,7 @@ def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
     return {"pan": mask_pan(account.pan), "status": account.status}
 
 
-@operation("bank.close", roles=BANK_STAFF)
+@operation("bank.close", roles=BANK_STAFF, scope=Scope.OWN)
 def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
     """At an outlet with ID: holds are released, the balance is paid out in cash from the drawer, and the
     account closes. A frozen account's balance cannot be paid out."""
@@ -600,7 +595,7 @@ def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
             "paid_out": fen_to_yuan(paid), "transfer_id": moved and moved["transfer_id"]}
 
 
-@query("ledger.check", roles={Role.OPERATOR, Role.BANK_SUPERVISOR})
+@query("ledger.check", roles={Role.OPERATOR, Role.BANK_SUPERVISOR}, scope=Scope.CITY)
 def ledger_check(op: Op) -> dict:
     """Recompute every ledger account from its transfers: sums match, balances add up to zero."""
     return ledger.check_invariants(op.session)

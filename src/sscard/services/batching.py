@@ -50,18 +50,20 @@ from starlette.concurrency import run_in_threadpool
 from ..core.errors import SscardError
 from ..core.roles import Actor
 from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
+from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
-from . import access
 from .app import App
 from .book import book_of
 from .operation import (
     _UNAUDITED_STATUSES,
     Op,
     _stored_error,
+    admit,
     audit_values,
     json_default,
     jsonable,
     request_hash,
+    run_declared,
 )
 
 log = logging.getLogger("sscard.batching")
@@ -144,7 +146,7 @@ class Batcher:
     def call(self, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
              **kwargs: Any) -> Any:
         """Like `op_fn(app, actor, *args, idempotency_key=..., **kwargs)`, committed with others."""
-        access.authorize(actor, op_fn.operation_name)
+        admit(self.app, actor, op_fn.declaration, idempotency_key)
         if self._closed:
             return op_fn(self.app, actor, *args, idempotency_key=idempotency_key, **kwargs)
         req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
@@ -162,7 +164,7 @@ class Batcher:
                     **kwargs: Any) -> Any:
         """`call` for an async route: waits for the batch without holding a thread; only a request
         answered alone runs in the thread pool."""
-        access.authorize(actor, op_fn.operation_name)
+        admit(self.app, actor, op_fn.declaration, idempotency_key)
         out: Any = _ALONE
         if not self._closed:
             req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
@@ -475,7 +477,7 @@ class Batcher:
                                       "response": _dumps(payload), "created_at": op.now}
 
         try:
-            result = req.fn(op, *req.args, **req.kwargs)
+            result = run_declared(req.op_fn.declaration, op, req.fn, req.args, req.kwargs)
         except SscardError as err:
             if not err.commit:
                 if (book.changes, conn.info.get(WRITES, 0)) != before or session.dirty or session.new:
@@ -572,4 +574,5 @@ def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempote
 
 async def acall(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
                 **kwargs: Any) -> Any:
+    note_operation(op_fn.operation_name, actor)  # the writer thread runs it: name it for the request's log
     return await batcher(app).acall(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)

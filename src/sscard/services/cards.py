@@ -13,6 +13,7 @@ from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status, ss_next
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, lookup
+from .access import Scope
 from .operation import Op, operation, query
 
 
@@ -23,7 +24,7 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-@operation("card.collect", roles=CENTER_STAFF)
+@operation("card.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
 def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     """Hand over a ready card after the ID check: it is issued (normal) with SS password 123456.
 
@@ -73,7 +74,7 @@ def _sealed(op: Op, card: Card) -> bool:
     return status == SsStatus.SEALED
 
 
-@operation("card.unseal", roles=CENTER_STAFF)
+@operation("card.unseal", roles=CENTER_STAFF, scope=Scope.CENTER)
 def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
     card = lookup.card_by_number(op.session, card_number)
@@ -89,7 +90,7 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     return {"card_number": card.card_number, "ss_status": card.ss_status}
 
 
-@operation("card.seal_uncollected", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("card.seal_uncollected", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def seal_uncollected(op: Op) -> dict:
     """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
     deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
@@ -147,19 +148,19 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
     }
 
 
-@query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL})
+@query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
 def card_status(op: Op, card_number: str) -> dict:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
-    if op.actor.role is Role.TERMINAL:
-        access.require_bank(op.actor, card.bank_id)
     return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
 
 
-@query("person.cards", roles=ALL_ROLES_BUT_TERMINAL)
+@query("person.cards", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
 def person_cards(op: Op, person_id: int) -> dict:
     person = lookup.person_by_id(op.session, person_id, op.actor)
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id)).all()
+    if access.is_bank_side(op.actor):  # a bank sees its own cards of the person, not another bank's
+        cards = [c for c in cards if c.bank_id == op.actor.bank_id]
     return {
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
         "cards": [card_view(op.session, c, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
@@ -167,13 +168,13 @@ def person_cards(op: Op, person_id: int) -> dict:
     }
 
 
-@query("person.find", roles=CENTER_STAFF | {Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR})
+@query("person.find", roles=CENTER_STAFF | {Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.OWN)
 def find_person(op: Op, citizen_id: str | None = None, card_number: str | None = None) -> dict:
     """Staff look a person up by citizen ID or card number; the answer is masked like every list."""
     if citizen_id:
-        person = lookup.person_by_citizen_id(op.session, citizen_id)
+        person = lookup.person_by_citizen_id(op.session, citizen_id, op.actor)
     elif card_number:
-        person = lookup.person_by_id(op.session, lookup.card_by_number(op.session, card_number).person_id)
+        person = lookup.person_by_id(op.session, lookup.card_by_number(op.session, card_number, op.actor).person_id)
     else:
         from ..core.errors import SscardError
 

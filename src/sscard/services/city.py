@@ -8,6 +8,7 @@ from ..core.errors import SscardError
 from ..core.roles import Role
 from ..models.foundation import Bank, Outlet, ServiceCenter, Terminal
 from . import lookup
+from .access import Scope
 from .operation import Op, operation
 from .staff import TERMINAL_KINDS
 
@@ -17,7 +18,7 @@ def _unique(op: Op, model, code: str, what: tuple[str, str]) -> None:
         raise SscardError("already_exists", what=what)
 
 
-@operation("city.add_bank", roles={Role.OPERATOR})
+@operation("city.add_bank", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str = "") -> dict:
     if len(bin) != 6 or not bin.isdigit():
         raise SscardError("invalid_pan", reason=("BIN应为6位数字", "a BIN is 6 digits"))
@@ -29,7 +30,7 @@ def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str 
     return {"id": bank.id, "code": code}
 
 
-@operation("city.add_outlet", roles={Role.OPERATOR})
+@operation("city.add_outlet", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "") -> dict:
     bank = lookup.bank_by_code(op.session, bank_code)
     _unique(op, Outlet, code, ("网点", "Outlet"))
@@ -40,7 +41,7 @@ def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "") 
     return {"id": outlet.id, "code": code}
 
 
-@operation("city.add_center", roles={Role.OPERATOR})
+@operation("city.add_center", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", instant_issue: bool = False) -> dict:
     _unique(op, ServiceCenter, code, ("服务网点", "Service center"))
     center = ServiceCenter(code=code, name=name, area_code=area_code, address=address, instant_issue=instant_issue)
@@ -50,7 +51,7 @@ def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", 
     return {"id": center.id, "code": code}
 
 
-@operation("city.add_terminal", roles={Role.OPERATOR})
+@operation("city.add_terminal", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_terminal(op: Op, code: str, kind: str, name: str, bank_code: str | None = None,
                  outlet_code: str | None = None, center_code: str | None = None, merchant_name: str = "") -> dict:
     if kind not in TERMINAL_KINDS:

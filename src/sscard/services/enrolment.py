@@ -19,6 +19,7 @@ from ..core.roles import CENTER_STAFF, Role
 from ..core.states import BankStatus, SsStatus
 from ..models.foundation import Bank, BankAccount, Card, Person
 from . import access, lookup
+from .access import Scope
 from .operation import Op, operation
 
 _rng = pysecrets.SystemRandom()
@@ -35,7 +36,7 @@ def person_view(person: Person, *, masked: bool = True) -> dict:
     }
 
 
-@operation("person.register", roles=CENTER_STAFF | {Role.OPERATOR})
+@operation("person.register", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
 def register_person(op: Op, citizen_id: str, name: str, phone: str = "", address: str = "") -> dict:
     """Birth date, sex and area come from the citizen ID itself, so they can never disagree with it."""
     facts = citizen_id_facts(citizen_id)
@@ -107,7 +108,7 @@ def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str,
     return card, account
 
 
-@operation("card.apply_first", roles=CENTER_STAFF | {Role.OPERATOR})
+@operation("card.apply_first", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -> dict:
     """First issue is free; a person with a card in any state but cancelled cannot apply again."""
     person = lookup.person_by_id(op.session, person_id, lock=True)

@@ -26,6 +26,7 @@ from ..models.foundation import Bank, BankAccount, Card, Person
 from ..models.hotline import HotlineAgentRequest, HotlineCall
 from . import lookup
 from . import passwords as pw
+from .access import Scope
 from .app import App
 from .operation import Op, jsonable, operation, query
 
@@ -133,7 +134,7 @@ def pending_digest(app: App, call_sid: str, value: str) -> str:
 # ---------------------------------------------------------------- what the caller's card looks like
 
 
-@query("hotline.my_cards", roles={Role.CARDHOLDER})
+@query("hotline.my_cards", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def my_cards(op: Op) -> dict:
     """The caller's own cards, newest first, with the numbers the hotline needs to act on them."""
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
@@ -158,7 +159,7 @@ def issued_card(cards: list[dict]) -> dict | None:
     return None
 
 
-@query("hotline.line_info", roles={Role.SYSTEM})
+@query("hotline.line_info", roles={Role.SYSTEM}, scope=Scope.CITY)
 def line_info(op: Op, line: str) -> dict:
     """What a hotline number means: 12333, or a bank's line by `bank:<code>` or by its printed number."""
     if line == LINE_12333:
@@ -175,7 +176,7 @@ def line_info(op: Op, line: str) -> dict:
 # ---------------------------------------------------------------- bank line identification
 
 
-@operation("hotline.bank_identify", roles={Role.SYSTEM})
+@operation("hotline.bank_identify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=('pin',))
 def bank_identify(op: Op, bank_code: str, pan: str, citizen_id: str, *, pin: str | None = None,
                   birth_date: str | None = None) -> dict:
     """PAN + citizen ID + the bank PIN (with its lockout) or personal data (birth date YYYYMMDD), RULES §5.
@@ -210,7 +211,7 @@ def bank_identify(op: Op, bank_code: str, pan: str, citizen_id: str, *, pin: str
     return {"person_id": person.id, "name": person.name, "pan": account.pan}
 
 
-@operation("hotline.bank_pin_verify", roles={Role.CARDHOLDER})
+@operation("hotline.bank_pin_verify", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',))
 def verify_bank_pin(op: Op, pan: str, pin: str) -> dict:
     """The old PIN of a PIN change, checked at the step it is typed (3 wrong lock it, RULES §4)."""
     from . import banking
@@ -221,7 +222,7 @@ def verify_bank_pin(op: Op, pan: str, pin: str) -> dict:
     return {"verified": True}
 
 
-@operation("hotline.bank_pin_change", roles={Role.CARDHOLDER})
+@operation("hotline.bank_pin_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
 def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict:
     """The bank hotline's PIN change (old, new, new again at three prompts), like the SS one below."""
     from . import banking
@@ -261,7 +262,7 @@ def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
 # ---------------------------------------------------------------- SS password change by phone
 
 
-@operation("hotline.ss_password_change", roles={Role.CARDHOLDER})
+@operation("hotline.ss_password_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
 def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_again: str) -> dict:
     """The last step of 12333's change (old, new, new again), each typed at its own prompt.
 
@@ -284,7 +285,7 @@ def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_aga
 # ---------------------------------------------------------------- agent-transfer queue
 
 
-@operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER})
+@operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER}, scope=Scope.CITY)
 def request_agent(op: Op, call_sid: str, node: str, topic: str = "") -> dict:
     """The caller pressed 0: queue them for a human agent (the console shows the queue)."""
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
@@ -346,7 +347,7 @@ def _card_summary(op: Op, person_id: int) -> dict | None:
             "bank_status": view["bank"]["status"]}
 
 
-@query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR})
+@query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
 def agent_queue(op: Op, include_taken: bool = True) -> dict:
     """Callers waiting for (or talking to) a human agent, oldest first; masked like every list."""
     statuses = ["open", "taken"] if include_taken else ["open"]
@@ -366,7 +367,7 @@ def _own_request(op: Op, request_id: int) -> HotlineAgentRequest:
     return req
 
 
-@operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF)
+@operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
 def take_agent_request(op: Op, request_id: int) -> dict:
     req = _own_request(op, request_id)
     if req.status != "open":
@@ -376,7 +377,7 @@ def take_agent_request(op: Op, request_id: int) -> dict:
     return _request_view(op, req)
 
 
-@operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF)
+@operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
 def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
     req = _own_request(op, request_id)
     if req.status == "closed":
@@ -388,7 +389,7 @@ def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
     return _request_view(op, req)
 
 
-@query("hotline.check_new_pin", roles={Role.CARDHOLDER})
+@query("hotline.check_new_pin", roles={Role.CARDHOLDER}, scope=Scope.CITY, secrets=('new',))
 def check_new_six_digits(op: Op, new: str) -> dict:
     """Refuse a weak new SS password or bank PIN at the step it is typed (RULES §4), before it is asked again."""
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
@@ -399,7 +400,7 @@ def check_new_six_digits(op: Op, new: str) -> dict:
 KEPT_AFTER_END = ("name", "card_tail", "pan_tail")  # what an ended call keeps of its slots: nothing personal
 
 
-@operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict:
     """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
     cutoff = op.now - timedelta(minutes=max(1, int(idle_minutes)))

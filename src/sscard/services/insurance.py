@@ -26,7 +26,8 @@ from ..core.roles import ALL_ROLES_BUT_TERMINAL, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.foundation import Card
 from ..models.insurance import Contribution, Employer
-from . import lookup
+from . import access, lookup
+from .access import Scope
 from .operation import Op, operation, query
 
 INSURANCE_TYPES = ("pension", "medical", "unemployment", "work_injury", "maternity")
@@ -98,7 +99,7 @@ def employer_for(session, code: str, name: str) -> Employer:
 # ---------------------------------------------------------------- recording
 
 
-@operation("insurance.record_month", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("insurance.record_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def record_month(
     op: Op,
     person_id: int,
@@ -170,7 +171,7 @@ def _add(acc: dict, row: dict) -> None:
     acc["total_fen"] += row["total_fen"]
 
 
-@query("insurance.records", roles=ALL_ROLES_BUT_TERMINAL)
+@query("insurance.records", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
 def contribution_records(op: Op, person_id: int, year: int | None = None, insurance_type: str | None = None) -> dict:
     """A person's contributions by month and type (newest first), optionally one year and/or one type;
     totals per year for every year on record (per type and overall), and pension per year (oldest first)."""
@@ -243,7 +244,7 @@ def contributions_csv(app, actor, person_id: int, year: int | None = None, insur
 # ---------------------------------------------------------------- the cardholder's own card (portal)
 
 
-@query("portal.own_card", roles={Role.CARDHOLDER})
+@query("portal.own_card", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def own_card(op: Op, purpose: str = "loss") -> dict:
     """The signed-in cardholder's card to act on, chosen by the server (the portal never takes a card
     number or person id from the browser): for `loss` the newest issued card (normal or lost); for
@@ -255,6 +256,7 @@ def own_card(op: Op, purpose: str = "loss") -> dict:
     cards = op.session.scalars(
         select(Card).where(Card.person_id == op.actor.person_id).order_by(Card.id.desc())
     ).all()
+    access.checked(Scope.OWN)  # read by the signed-in cardholder's own person id, nothing from the browser
     for card in cards:
         status = effective_ss_status(card.ss_status, card.loss_expires_at, op.now)
         if status in states:

@@ -13,11 +13,13 @@ from . import access
 
 
 def person_by_id(session: Session, person_id: int, actor: Actor | None = None, *, lock: bool = False) -> Person:
+    """A person, in the actor's scope when an actor is given (a cardholder only themself, the bank side
+    only its own customers); without an actor, for a second look at someone already in scope."""
     person = session.get(Person, person_id, with_for_update=lock)
     if person is None:
         raise SscardError("person_not_found")
     if actor is not None:
-        access.require_self(actor, person.id)
+        _person_in_scope(session, actor, person)
     return person
 
 
@@ -27,8 +29,15 @@ def person_by_citizen_id(session: Session, citizen_id: str, actor: Actor | None 
     if person is None:
         raise SscardError("person_not_found")
     if actor is not None:
-        access.require_self(actor, person.id)
+        _person_in_scope(session, actor, person)
     return person
+
+
+def _person_in_scope(session: Session, actor: Actor, person: Person) -> None:
+    access.require_self(actor, person.id)
+    if access.is_bank_side(actor):
+        banks = set(session.scalars(select(Card.bank_id).where(Card.person_id == person.id)))
+        access.require_bank_customer(actor, banks)
 
 
 def card_by_number(session: Session, card_number: str, actor: Actor | None = None) -> Card:
@@ -41,6 +50,7 @@ def card_by_number(session: Session, card_number: str, actor: Actor | None = Non
             access.require_self(actor, card.person_id)
         except SscardError:
             raise SscardError("card_not_found") from None
+        access.require_bank(actor, card.bank_id)
     return card
 
 
@@ -61,6 +71,7 @@ def account_by_pan(session: Session, pan: str, actor: Actor | None = None) -> Ba
             access.require_self(actor, account.person_id)
         except SscardError:
             raise SscardError("account_not_found") from None
+        access.require_bank(actor, account.bank_id)
     return account
 
 

@@ -18,6 +18,7 @@ from ..core.roles import BANK_STAFF, CENTER_STAFF, Channel, Role
 from ..core.states import BankStatus, SsStatus, bank_next, effective_bank_status, effective_ss_status, ss_next
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, lookup
+from .access import Scope
 from .operation import Op, operation
 
 HOTLINE_12333 = "12333"
@@ -108,7 +109,7 @@ def _bank_of(op: Op, bank_id: int) -> Bank:
 # ---------------------------------------------------------------- social security side
 
 
-@operation("ss_loss.report_temporary", roles={Role.CARDHOLDER} | CENTER_STAFF)
+@operation("ss_loss.report_temporary", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
 def report_temporary_loss(op: Op, card_number: str) -> dict:
     """By 12333 or the portal (identified by SS number + query password); stops SS use at once."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
@@ -124,7 +125,7 @@ def report_temporary_loss(op: Op, card_number: str) -> dict:
     }
 
 
-@operation("ss_loss.report_formal", roles=CENTER_STAFF)
+@operation("ss_loss.report_formal", roles=CENTER_STAFF, scope=Scope.OWN)
 def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None) -> dict:
     """At a window with the cardholder's ID (an agent: with a power of attorney naming this)."""
     card = lookup.card_by_number(op.session, card_number)
@@ -152,7 +153,7 @@ def replacement_applied(op: Op, card: Card) -> bool:
     )
 
 
-@operation("ss_loss.cancel", roles={Role.CARDHOLDER} | CENTER_STAFF)
+@operation("ss_loss.cancel", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
 def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict:
     """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
@@ -174,7 +175,7 @@ def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = 
 # ---------------------------------------------------------------- bank side
 
 
-@operation("bank_loss.report_oral", roles={Role.CARDHOLDER} | BANK_STAFF)
+@operation("bank_loss.report_oral", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
 def report_oral_loss(op: Op, pan: str) -> dict:
     """By the bank's hotline (PAN + citizen ID + PIN or personal data, checked by the hotline)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
@@ -192,7 +193,7 @@ def report_oral_loss(op: Op, pan: str) -> dict:
     }
 
 
-@operation("bank_loss.report_written", roles=BANK_STAFF)
+@operation("bank_loss.report_written", roles=BANK_STAFF, scope=Scope.OWN)
 def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict:
     """At any outlet of the card's bank, with ID; turns an oral loss into a written one."""
     account = lookup.account_by_pan(op.session, pan)
@@ -205,7 +206,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict:
     return {"pan": account.pan, "status": account.status, "linked_ss_status": linked, "reminder": remind_ss()}
 
 
-@operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF)
+@operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
 def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict:
     """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
@@ -225,7 +226,7 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
 # ---------------------------------------------------------------- lapses
 
 
-@operation("loss.sweep_lapsed", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("loss.sweep_lapsed", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_lapsed(op: Op) -> dict:
     """Record every temporary SS loss and oral bank loss whose days have run out (a nightly job)."""
     cards = op.session.execute(

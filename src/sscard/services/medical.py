@@ -54,7 +54,8 @@ from ..models.medical import (
     PersonalAccount,
     PersonalAccountMovement,
 )
-from . import lookup
+from . import access, lookup
+from .access import Scope
 from .operation import Op, operation, query
 from .passwords import check_ss_password
 
@@ -85,7 +86,7 @@ def _institution(op: Op, code: str) -> MedicalInstitution:
     return inst
 
 
-@operation("medical.add_institution", roles={Role.OPERATOR})
+@operation("medical.add_institution", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_institution(op: Op, code: str, name: str, kind: str, level: int | None = None, designated: bool = True,
                     area_code: str = "", settlement_bank_code: str | None = None,
                     settlement_account_no: str = "") -> dict:
@@ -108,7 +109,7 @@ def add_institution(op: Op, code: str, name: str, kind: str, level: int | None =
     return institution_view(inst)
 
 
-@operation("medical.set_designated", roles={Role.OPERATOR})
+@operation("medical.set_designated", roles={Role.OPERATOR}, scope=Scope.CITY)
 def set_designated(op: Op, code: str, designated: bool) -> dict:
     inst = _institution(op, code)
     before = "designated" if inst.designated else "not_designated"
@@ -117,7 +118,7 @@ def set_designated(op: Op, code: str, designated: bool) -> dict:
     return institution_view(inst)
 
 
-@operation("medical.add_terminal", roles={Role.OPERATOR})
+@operation("medical.add_terminal", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> dict:
     """A hospital or pharmacy terminal belonging to an institution (its kind follows the institution)."""
     inst = _institution(op, institution_code)
@@ -133,7 +134,7 @@ def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> di
     return {"id": terminal.id, "code": code, "kind": inst.kind, "institution": inst.code}
 
 
-@query("medical.institutions", roles=ALL_ROLES_BUT_TERMINAL)
+@query("medical.institutions", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.CITY)
 def list_institutions(op: Op, designated_only: bool = False) -> dict:
     q = select(MedicalInstitution).order_by(MedicalInstitution.code)
     if designated_only:
@@ -172,7 +173,7 @@ def _move(op: Op, account: PersonalAccount, kind: str, amount: int, *, month: st
                                            settlement_id=settlement_id, at=op.now))
 
 
-@operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR})
+@operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def credit_month(op: Op, month: str, credits: list[dict]) -> dict:
     """Credit month M's contributions to personal accounts: `credits` is [{citizen_id|person_id, amount_fen}].
 
@@ -272,7 +273,7 @@ def _lines_json(bill: list[BillLine]) -> list[dict]:
             for b in bill]
 
 
-@operation("medical.pre_settle", roles={Role.TERMINAL})
+@operation("medical.pre_settle", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, terminals=access.MEDICAL)
 def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict], use_personal_account: bool = True) -> dict:
     """预结算: what the fund, the personal account and the patient would pay. Changes nothing; the
     answer carries a signed quote that `settle` takes within policy medical.quote_valid_minutes."""
@@ -325,7 +326,7 @@ def _load_quote(op: Op, token: str, terminal: Terminal) -> dict:
     return payload
 
 
-@operation("medical.settle", roles={Role.TERMINAL})
+@operation("medical.settle", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('ss_password', 'bank_pin'), terminals=access.MEDICAL)
 def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: str, pay_with: str = "cash",
            bank_pin: str | None = None) -> dict:
     """结算: the quote, the card still in the reader, the SS application password; remainder in cash or
@@ -372,7 +373,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     return settlement_view(op, row, fresh=True)
 
 
-@operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR})
+@operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR}, scope=Scope.OWN, terminals=access.MEDICAL)
 def refund(op: Op, settlement_code: str, reason: str = "") -> dict:
     """退费: a new entry reversing a settlement; the fund's year-to-date usage, the deductible met and the
     personal account are restored, self-pay goes back the way it came. Needs an idempotency key."""
@@ -524,16 +525,17 @@ def _readable_settlement(op: Op, code: str) -> MedicalSettlement:
             raise SscardError("settlement_not_found")
     elif op.actor.role is Role.CARDHOLDER and op.actor.person_id != row.person_id:
         raise SscardError("settlement_not_found")
+    access.checked(Scope.OWN)  # a terminal its institution's, a cardholder their own (READERS: no bank side)
     return row
 
 
-@query("medical.settlement", roles=READERS | {Role.TERMINAL})
+@query("medical.settlement", roles=READERS | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.MEDICAL)
 def get_settlement(op: Op, code: str) -> dict:
     """One settlement or refund: the cardholder's own, their institution's for a terminal, any for staff."""
     return settlement_view(op, _readable_settlement(op, code))
 
 
-@query("medical.person_settlements", roles=READERS)
+@query("medical.person_settlements", roles=READERS, scope=Scope.OWN)
 def person_settlements(op: Op, person_id: int, year: int | None = None, limit: int = 50, offset: int = 0) -> dict:
     """A person's settlements and refunds, newest first (staff, or the cardholder themself)."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
@@ -546,7 +548,7 @@ def person_settlements(op: Op, person_id: int, year: int | None = None, limit: i
     return {"person_id": person.id, "total": total, "settlements": [settlement_view(op, r) for r in rows]}
 
 
-@query("medical.personal_account", roles=READERS)
+@query("medical.personal_account", roles=READERS, scope=Scope.OWN)
 def personal_account(op: Op, person_id: int, movements: int = 20) -> dict:
     """Balance, recent movements, this year's deductible met and fund used, and insured months."""
     person = lookup.person_by_id(op.session, person_id, op.actor)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import inspect
 import json
 import logging
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 from ..core.errors import SscardError
 from ..core.identifiers import mask_text
 from ..core.roles import Actor, Role
+from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access
 from .app import App
@@ -87,6 +89,7 @@ class Op:
 
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
+        note_operation(self.name, self.actor)  # the request's log lines name the operation
 
     @property
     def policy(self):
@@ -192,6 +195,7 @@ def execute(
     *,
     refusal_context: Callable[[tuple, dict], dict] | None = None,
 ) -> Any:
+    decl = access.DECLARATIONS[name]
     scope = f"{actor.kind}:{actor.id}"[:48]
     req_hash = request_hash(name, args, kwargs, app.settings.secret_key) if idempotency_key else ""
     audit_fields: dict = {}
@@ -222,7 +226,7 @@ def execute(
                 return answer
         op = Op(app, session, actor, name, idempotency_key)
         try:
-            result = fn(op, *args, **kwargs)
+            result = run_declared(decl, op, fn, args, kwargs)
         except SscardError as err:
             audit_fields.clear()
             audit_fields.update(op._audit)
@@ -291,45 +295,108 @@ def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: Ssca
         log.exception("could not write the refusal audit record for %s", name)
 
 
-def operation(name: str, *, roles: set[Role] | frozenset[Role]):
-    """Declare a business operation: its name (used in audit and permissions) and who may do it."""
-    access.register(name, frozenset(roles))
+def operation(
+    name: str,
+    *,
+    roles: set[Role] | frozenset[Role],
+    scope: access.Scope,
+    keyed: bool = True,
+    secrets: tuple[str, ...] = (),
+    terminals: frozenset[str] | None = None,
+):
+    """Declare a business operation: its name (audit, permissions), who may do it, on what scope,
+    whether a retried call needs a key (`keyed`, true for every change but failure counters), and which
+    arguments are secrets. services.access enforces the declaration for every channel."""
+    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals)
+    access.register(decl)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _check_secrets_named(fn, decl)
+
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
-            try:
-                access.authorize(actor, name)
-            except SscardError as err:
-                if actor is not None:  # a known actor trying what their role may not: worth a trace
-                    _audit_refusal(app, actor, name, idempotency_key, err, {})
-                raise
+            admit(app, actor, decl, idempotency_key)
             return execute(app, name, actor, fn, args, kwargs, idempotency_key)
 
         call.operation_name = name  # type: ignore[attr-defined]
-        call.roles = frozenset(roles)  # type: ignore[attr-defined]
+        call.declaration = decl  # type: ignore[attr-defined]
+        call.roles = decl.roles  # type: ignore[attr-defined]
         call.unwrapped = fn  # type: ignore[attr-defined]
         return call
 
     return decorate
 
 
-def query(name: str, *, roles: set[Role] | frozenset[Role]):
-    """A read: permission-checked and run in a (retried) transaction, but not audited or keyed."""
-    access.register(name, frozenset(roles))
+def admit(app: App, actor: Actor | None, decl: access.Declaration, idempotency_key: str | None) -> None:
+    """The checks before anything runs (role, channel, key), for the frame and the group-commit writer
+    alike; a known actor refused leaves a trace."""
+    try:
+        access.admit(actor, decl.name, idempotency_key)
+    except SscardError as err:
+        if actor is not None and err.code != "idempotency_key_required":
+            _audit_refusal(app, actor, decl.name, idempotency_key, err, {})
+        raise
+
+
+def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    """Run an operation's body under its declaration: the scope must have been checked, and no
+    argument declared secret may reach the audit record."""
+    with access.scope_guard(decl, op.actor):
+        result = fn(op, *args, **kwargs)
+    if decl.secrets and op._audit.get("detail"):
+        _refuse_secret_in_audit(decl, fn, args, kwargs, op._audit["detail"])
+    return result
+
+
+def _refuse_secret_in_audit(decl: access.Declaration, fn, args: tuple, kwargs: dict, detail: dict) -> None:
+    names = _positional_names(fn)
+    given = {**{names[i]: a for i, a in enumerate(args) if i < len(names)}, **kwargs}
+    secrets = {str(given[n]) for n in decl.secrets if given.get(n)}
+    for value in detail.values():
+        if isinstance(value, str) and any(s in value for s in secrets):
+            raise RuntimeError(f"operation {decl.name} put a secret argument into its audit record")
+
+
+@functools.cache
+def _positional_names(fn) -> tuple[str, ...]:
+    params = list(inspect.signature(fn).parameters)[1:]  # after op
+    return tuple(params)
+
+
+_SECRET_WORDS = ("pin", "password")
+
+
+def _check_secrets_named(fn, decl: access.Declaration) -> None:
+    """Every argument whose name says PIN or password must be declared secret, and every declared
+    secret must be an argument: a declaration that drifts from the function fails at import."""
+    names = set(_positional_names(fn))
+    missing = {n for n in names if any(w in n for w in _SECRET_WORDS) and not n.endswith("_id")} - decl.secrets
+    unknown = decl.secrets - names
+    if missing or unknown:
+        raise ValueError(f"operation {decl.name}: undeclared secrets {sorted(missing)}, unknown {sorted(unknown)}")
+
+
+def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope, secrets: tuple[str, ...] = (),
+          terminals: frozenset[str] | None = None):
+    """A read: permission- and scope-checked and run in a (retried) transaction, but not audited or keyed."""
+    decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals)
+    access.register(decl)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        _check_secrets_named(fn, decl)
+
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Any:
-            access.authorize(actor, name)
+            access.admit(actor, name, None)
 
             def work(session: Session) -> Any:
-                return jsonable(fn(Op(app, session, actor, name, None), *args, **kwargs))
+                return jsonable(run_declared(decl, Op(app, session, actor, name, None), fn, args, kwargs))
 
             return app.db.run(work, readonly=True)
 
         call.operation_name = name  # type: ignore[attr-defined]
-        call.roles = frozenset(roles)  # type: ignore[attr-defined]
+        call.declaration = decl  # type: ignore[attr-defined]
+        call.roles = decl.roles  # type: ignore[attr-defined]
         return call
 
     return decorate

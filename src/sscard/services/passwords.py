@@ -21,7 +21,8 @@ from ..core.passwords import (
 from ..core.roles import CENTER_STAFF, Actor, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.foundation import Card, Person
-from . import lookup
+from . import access, lookup
+from .access import Scope
 from .operation import Op, operation
 
 SS_PURPOSE = "ss_password"
@@ -67,7 +68,7 @@ def _usable_card(op: Op, card_number: str) -> Card:
     return card
 
 
-@operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF)
+@operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.KIOSK)
 def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict:
     """Old password, then the new one twice (12333, kiosk, window PIN pad). Weak ones are refused."""
     card = _usable_card(op, card_number)
@@ -80,7 +81,7 @@ def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: 
     return {"card_number": card.card_number, "changed": True}
 
 
-@operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM})
+@operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.SS_VERIFY)
 def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
     card = _usable_card(op, card_number)
     # A temporary or formal loss stops the card's SS application at once (RULES §5).
@@ -91,7 +92,7 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
     return {"card_number": card.card_number, "verified": True}
 
 
-@operation("ss_password.reset", roles=CENTER_STAFF)
+@operation("ss_password.reset", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('new',))
 def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
     """At a window with ID: back to the initial 123456, or to a new one typed on the PIN pad; unlocks."""
     card = _usable_card(op, card_number)
@@ -149,7 +150,7 @@ def person_by_login(op: Op, login: str) -> Person:
         raise SscardError("wrong_password") from None
 
 
-@operation("query_password.login", roles={Role.SYSTEM})
+@operation("query_password.login", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=('password',))
 def login_with_query_password(op: Op, login: str, password: str) -> dict:
     """Portal and 12333 identification. The channel calls this as itself (a SYSTEM actor on its channel)
     and, on success, acts for the person as a cardholder."""
@@ -159,7 +160,7 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict:
     return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name}
 
 
-@operation("query_password.change", roles={Role.CARDHOLDER})
+@operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
 def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     check_repeat(new, new_again)
@@ -174,7 +175,7 @@ def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
     return {"changed": True}
 
 
-@operation("query_password.reset", roles=CENTER_STAFF | {Role.SYSTEM})
+@operation("query_password.reset", roles=CENTER_STAFF | {Role.SYSTEM}, scope=Scope.OWN)
 def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> dict:
     """At a window with ID (or 12333 after its own identification): back to the initial value; unlocks."""
     person = lookup.person_by_id(op.session, person_id)

@@ -11,6 +11,7 @@ from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SsStatus, ss_next
 from ..models.foundation import Card, ProductionBatch
 from . import access, lookup
+from .access import Scope
 from .operation import Op, operation
 
 
@@ -24,7 +25,7 @@ def add_working_days(start: date, days: int) -> date:
     return current
 
 
-@operation("production.start_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+@operation("production.start_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def start_batch(op: Op, center_code: str) -> dict:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
@@ -58,7 +59,7 @@ def start_batch(op: Op, center_code: str) -> dict:
     return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
 
 
-@operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+@operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
     """The batch is back from the factory: its cards are ready for collection at their center."""
     batch = op.session.scalar(select(ProductionBatch).where(ProductionBatch.code == batch_code))

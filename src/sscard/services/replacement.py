@@ -26,6 +26,7 @@ from ..core.states import SS_LOST, BankStatus, SsStatus
 from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, attorney, banking, cards, ledger, lookup, loss, passwords, production
+from .access import Scope
 from .enrolment import create_card, new_card_numbers
 from .operation import Op, operation, query
 
@@ -79,8 +80,10 @@ def center_cash_account(op: Op, center: ServiceCenter) -> int:
 
 
 def _my_center(op: Op) -> ServiceCenter:
+    """The clerk's own center: the scope of their center work."""
     if op.actor.center_id is None:
         raise SscardError("forbidden")
+    access.require_center(op.actor, op.actor.center_id)
     return op.session.get(ServiceCenter, op.actor.center_id)
 
 
@@ -236,7 +239,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     return out
 
 
-@operation("replacement.apply", roles=CENTER_STAFF)
+@operation("replacement.apply", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('pin',))
 def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
           collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
           attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> dict:
@@ -247,7 +250,7 @@ def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, paym
                   record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
 
 
-@operation("replacement.apply_waived", roles={Role.CENTER_SUPERVISOR})
+@operation("replacement.apply_waived", roles={Role.CENTER_SUPERVISOR}, scope=Scope.OWN)
 def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: str, waive_reason: str,
                  collect_center_code: str | None = None, bank_code: str | None = None,
                  record_formal_loss: bool = False, attorney_id: int | None = None,
@@ -258,7 +261,7 @@ def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: st
                   record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
 
 
-@operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR})
+@operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
     """A batch back from the factory: its cards are ready, each at the center its applicant chose."""
     out = production.complete_batch.unwrapped(op, batch_code)
@@ -289,12 +292,13 @@ def _batch_id(batch_code: str):
     return select(ProductionBatch.id).where(ProductionBatch.code == batch_code).scalar_subquery()
 
 
-@operation("counter.collect", roles=CENTER_STAFF)
+@operation("counter.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
 def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
             agent_citizen_id: str | None = None) -> dict:
     """Hand over a ready card after the ID check (an agent: a power of attorney naming collection, and
     their own ID). The old card is cancelled; a kept PAN's account moves to the new card."""
     card = lookup.card_by_number(op.session, card_number)
+    access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
     account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
     if account is None and card.replaces_card_id and card.ss_status == SsStatus.READY:
@@ -318,7 +322,7 @@ def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: in
     }
 
 
-@operation("counter.ss_password_reset_by_agent", roles=CENTER_STAFF)
+@operation("counter.ss_password_reset_by_agent", roles=CENTER_STAFF, scope=Scope.OWN)
 def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int,
                                agent_citizen_id: str) -> dict:
     """RULES §4: a forgotten or locked SS password is reset at a window by an agent with a power of
@@ -360,7 +364,7 @@ def receipt_view(op: Op, r: FeeReceipt) -> dict:
     }
 
 
-@query("replacement.receipt", roles=CENTER_STAFF)
+@query("replacement.receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
 def receipt(op: Op, receipt_no: str) -> dict:
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
     if r is None:
@@ -369,7 +373,7 @@ def receipt(op: Op, receipt_no: str) -> dict:
     return receipt_view(op, r)
 
 
-@query("counter.collection_receipt", roles=CENTER_STAFF)
+@query("counter.collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
 def collection_receipt(op: Op, card_number: str) -> dict:
     card = lookup.card_by_number(op.session, card_number)
     access.require_center(op.actor, card.ready_center_id)
@@ -439,7 +443,7 @@ def _card_row(op: Op, card: Card) -> dict:
     }
 
 
-@query("counter.person", roles=CENTER_STAFF)
+@query("counter.person", roles=CENTER_STAFF, scope=Scope.OWN)
 def person_overview(op: Op, person_id: int) -> dict:
     """What the window shows about a person: masked identity, every card with both sides, and
     replacement applications with their receipts."""
@@ -454,7 +458,7 @@ def person_overview(op: Op, person_id: int) -> dict:
     }
 
 
-@query("counter.card_number", roles=CENTER_STAFF)
+@query("counter.card_number", roles=CENTER_STAFF, scope=Scope.OWN)
 def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
     """For the console only: the full number of one of this person's cards (pages carry card ids)."""
     card = op.session.get(Card, card_id)
@@ -463,7 +467,7 @@ def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
     return {"card_number": card.card_number}
 
 
-@query("counter.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR})
+@query("counter.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
 def find_by_name(op: Op, name: str, birth_date) -> dict:
     """Name + birth date (people share names: every match is listed, masked)."""
     from datetime import date as date_
@@ -479,7 +483,7 @@ def find_by_name(op: Op, name: str, birth_date) -> dict:
                          "birth_date": p.birth_date, "sex": p.sex} for p in rows]}
 
 
-@query("counter.queue", roles=CENTER_STAFF)
+@query("counter.queue", roles=CENTER_STAFF, scope=Scope.CENTER)
 def queue(op: Op) -> dict:
     """The clerk's own center: cards waiting for collection here, applications not yet in production,
     batches in production."""

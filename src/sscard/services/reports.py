@@ -17,6 +17,7 @@ from ..core.states import SsStatus
 from ..models.counter import FeeReceipt
 from ..models.foundation import AuditRecord, Card, ServiceCenter, StaffUser
 from . import access, lookup
+from .access import Scope
 from .operation import Op, query
 
 
@@ -25,7 +26,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-@query("reports.center_day", roles={Role.CENTER_SUPERVISOR, Role.OPERATOR})
+@query("reports.center_day", roles={Role.CENTER_SUPERVISOR, Role.OPERATOR}, scope=Scope.CENTER)
 def center_day(op: Op, day: date | str | None = None, center_code: str | None = None) -> dict:
     if isinstance(day, str):
         try:

@@ -11,13 +11,14 @@ from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal
 from . import lookup
+from .access import Scope
 from .operation import Op, operation
 
 STAFF_ROLES = {Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR}
 TERMINAL_KINDS = {"atm", "pos", "hospital", "pharmacy", "kiosk"}
 
 
-@operation("staff.add_user", roles={Role.OPERATOR})
+@operation("staff.add_user", roles={Role.OPERATOR}, scope=Scope.CITY, secrets=('password',))
 def add_user(op: Op, username: str, password: str, role: str, display_name: str = "",
              center_code: str | None = None, outlet_code: str | None = None) -> dict:
     """Center staff belong to a center; bank staff to an outlet (and so to its bank)."""
@@ -45,7 +46,7 @@ def add_user(op: Op, username: str, password: str, role: str, display_name: str 
     return {"id": user.id, "username": user.username, "role": role_}
 
 
-@operation("staff.issue_token", roles={Role.OPERATOR})
+@operation("staff.issue_token", roles={Role.OPERATOR}, scope=Scope.CITY)
 def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "") -> dict:
     """A new bearer token, shown once; only its keyed digest is kept."""
     token = pysecrets.token_urlsafe(32)

@@ -1,0 +1,218 @@
+"""The outside probe's findings (issue 13), each as the request that exposed it, sent again.
+
+Each test failed on the code the probe ran against and passes now; the fixes are in the frame
+(services.access, services.operation, api.schemas), so the tests below also walk every route where a
+finding could recur, not only the one the probe happened to try."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sscard.api.main import create_app
+from sscard.core.errors import SscardError
+from sscard.core.roles import SYSTEM_ACTOR, Channel, Role
+from sscard.services import access, banking
+from tests.ledger.helpers import PIN, activated, balance_of, terminal_token
+from tests.medical import helpers as med
+
+pytestmark = pytest.mark.keys_required
+
+
+@pytest.fixture
+def api(app):
+    with TestClient(create_app(app)) as client:
+        yield client
+
+
+def _bearer(token: str, key: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"}
+    if key:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+def test_finding1_a_terminal_token_cannot_move_money_through_staff_routes(city, app, api):
+    card = activated(city, opening_fen=10_000)
+    atm = terminal_token(city, "ATM-GSB-1")
+    before = balance_of(app, card.pan)
+    deposit = api.post(f"/api/v1/bank-accounts/{card.pan}/deposit", json={"amount_fen": 100},
+                       headers=_bearer(atm, "f1-d"))
+    withdrawal = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
+                          headers=_bearer(atm, "f1-w"))
+    assert (deposit.status_code, deposit.json()["code"]) == (403, "forbidden")
+    assert (withdrawal.status_code, withdrawal.json()["code"]) == (403, "forbidden")
+    assert balance_of(app, card.pan) == before
+    # the same terminal on its own routes still works
+    ok = api.post("/api/v1/terminal/deposit", json={"pan": card.pan, "amount_fen": 100}, headers=_bearer(atm, "f1-t"))
+    assert ok.status_code == 200 and balance_of(app, card.pan) == before + 100
+
+
+def test_finding1_no_channel_admits_a_role_it_does_not_serve(city):
+    """The audience table itself: terminals act only on the terminal channel, and only terminals do."""
+    for channel, roles in access.AUDIENCE.items():
+        assert (channel.value == "terminal") == ("terminal" in {r.value for r in roles}), channel
+
+
+def test_finding2_a_staff_withdrawal_without_a_key_is_refused_and_moves_nothing(city, app, api):
+    card = activated(city, opening_fen=10_000)
+    teller = city.token("teller")
+    before = balance_of(app, card.pan)
+    for _ in range(2):
+        r = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
+                     headers=_bearer(teller))
+        assert (r.status_code, r.json()["code"]) == (400, "idempotency_key_required")
+    assert balance_of(app, card.pan) == before
+    for _ in range(2):  # the same withdrawal twice with its key: applied once
+        r = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
+                     headers=_bearer(teller, "f2-once"))
+        assert r.status_code == 200
+    assert balance_of(app, card.pan) == before - 100
+
+
+def test_finding2_every_keyed_operation_refuses_a_network_caller_without_a_key(city, app):
+    """Every operation that changes state, through every API or terminal caller its roles admit, is
+    refused without a key before it runs (the frame's admit, not the routes)."""
+    card = activated(city, opening_fen=10_000)
+    callers = [city.actor("teller").via(Channel.API), city.actor("clerk").via(Channel.API),
+               city.actor("operator")]
+    from tests.ledger.helpers import terminal
+
+    callers += [terminal(city, code) for code in ("ATM-GSB-1", "POS-1", "KIOSK-1")]
+    keyed = [d for d in access.DECLARATIONS.values() if d.keyed]
+    assert len(keyed) > 50
+    tried = 0
+    for decl in keyed:
+        for actor in callers:
+            if not access.allowed(actor, decl.name) or (
+                    actor.terminal_kind and decl.terminals is not None and actor.terminal_kind not in decl.terminals):
+                continue
+            with pytest.raises(SscardError) as refused:
+                access.admit(actor, decl.name, None)
+            assert refused.value.code == "idempotency_key_required", decl.name
+            access.admit(actor, decl.name, "a-key")  # with a key: admitted
+            tried += 1
+    assert tried > 40
+    assert balance_of(app, card.pan) == 10_000
+
+
+def test_finding5_another_banks_teller_reads_nothing_of_a_customer(city, app, api):
+    card = activated(city, bank="GSB")
+    jsb, gsb = city.token("teller_jsb"), city.token("teller")
+    refused = [
+        api.get(f"/api/v1/cards/{card.card_number}", headers=_bearer(jsb)),
+        api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(jsb)),
+        api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=_bearer(jsb)),
+        api.get("/api/v1/persons", params={"card_number": card.card_number}, headers=_bearer(jsb)),
+        api.get(f"/api/v1/bank-accounts/{card.pan}/statement", headers=_bearer(jsb)),
+    ]
+    assert [(r.status_code, r.json()["code"]) for r in refused] == [
+        (403, "wrong_bank"), (404, "person_not_found"), (404, "person_not_found"), (403, "wrong_bank"),
+        (403, "wrong_bank")]
+    for r in refused:
+        assert card.citizen_id[-4:] not in r.text and card.pan[-4:] not in r.text
+    mine = [api.get(f"/api/v1/cards/{card.card_number}", headers=_bearer(gsb)),
+            api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(gsb)),
+            api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=_bearer(gsb))]
+    assert [r.status_code for r in mine] == [200, 200, 200]
+
+
+def test_finding5_a_bank_lists_only_its_own_cards_of_a_person_with_cards_at_two_banks(city, app, api):
+    card = activated(city, bank="GSB")
+    from sscard.services import replacement
+
+    # the same person changes bank: a JSB card replaces the GSB one (both rows stay)
+    out = replacement.apply(app, city.actor("clerk"), card.card_number, "bank_change", card.citizen_id,
+                            payment="cash", bank_code="JSB")
+    jsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(city.token("teller_jsb"))).json()
+    gsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(city.token("teller"))).json()
+    assert [c["card_number"][-2:] for c in jsb["cards"]] == [out["card_number"][-2:]]
+    assert len(gsb["cards"]) == 1 and gsb["cards"][0]["card_number"][-2:] == card.card_number[-2:]
+
+
+@pytest.mark.parametrize("amount", [100.0, "100", True, -1, 0, 10**15])
+def test_finding6_money_is_a_strict_integer_of_fen(city, app, api, amount):
+    med.set_up(city)
+    card = activated(city, opening_fen=10_000)
+    med.insure(app, card.person_id)
+    hospital = terminal_token(city, med.INSTITUTIONS[0][5])
+    line = {"category": "drug", "name": "x", "amount_fen": amount, "covered": True}
+    quote = api.post("/api/v1/terminal/medical/pre-settlements", headers=_bearer(hospital, "f6-q"),
+                     json={"card_number": card.card_number, "ident_code": med.ident_code(app, card.card_number),
+                           "lines": [line]})
+    assert quote.status_code == 422 and quote.json()["code"] == "invalid_request"
+    credit = api.post("/api/v1/medical/contributions", headers=_bearer(city.token("operator"), "f6-c"),
+                      json={"month": "2026-01", "credits": [{"person_id": card.person_id, "amount_fen": amount}]})
+    expect = 422 if amount != 0 else 200  # a month's credit of 0 is allowed; its type still is strict
+    assert credit.status_code == expect, credit.text
+    deposit = api.post(f"/api/v1/bank-accounts/{card.pan}/deposit", headers=_bearer(city.token("teller"), "f6-d"),
+                       json={"amount_fen": amount})
+    assert deposit.status_code == 422
+    assert balance_of(app, card.pan) == 10_000
+
+
+def test_finding6_every_money_field_of_the_api_is_a_strict_integer(app, api):
+    """Read from the OpenAPI: every `*_fen` input is an integer (no number, string or boolean form)."""
+    spec = api.get("/openapi.json").json()
+    fields = []
+    for name, schema in spec["components"]["schemas"].items():
+        for field, prop in schema.get("properties", {}).items():
+            if field.endswith("_fen") and not name.endswith("Response"):
+                kinds = {p.get("type") for p in prop.get("anyOf", [prop])} - {"null"}
+                assert kinds == {"integer"}, (name, field, prop)
+                fields.append((name, field))
+    assert len(fields) >= 8
+
+    from sscard.api.schemas import Strict
+
+    with pytest.raises(TypeError, match="strict integer"):
+        class Loose(Strict):  # noqa: F841  (a money field of a plain int fails when the class is made)
+            amount_fen: int
+
+
+def test_a_declared_scope_that_is_never_checked_fails_closed(city, app):
+    """An operation that forgot its scope check answers with an internal error, never with data."""
+    from sscard.services.operation import query
+
+    @query("test.forgot_scope", roles={Role.CARDHOLDER}, scope=access.Scope.OWN)
+    def forgot(op):
+        return {"everyone's": "data"}
+
+    holder = activated(city)
+    from sscard.services.passwords import cardholder_actor
+
+    actor = cardholder_actor(holder.person_id, "张三", Channel.PORTAL)
+    with pytest.raises(RuntimeError, match="never checked"):
+        forgot(app, actor)
+
+
+def test_an_argument_named_like_a_secret_must_be_declared_one():
+    from sscard.services.operation import operation
+
+    with pytest.raises(ValueError, match="undeclared secrets"):
+        @operation("test.undeclared_pin", roles={Role.TELLER}, scope=access.Scope.OWN)
+        def leaky(op, pan: str, pin: str):
+            return {}
+
+
+def test_a_secret_argument_never_reaches_the_audit_record(city, app):
+    from sscard.services.operation import operation
+
+    @operation("test.audits_its_pin", roles={Role.SYSTEM}, scope=access.Scope.CITY, secrets=("pin",))
+    def careless(op, pin: str):
+        op.audit("test", "x", note=f"pin was {pin}")
+        return {}
+
+    with pytest.raises(RuntimeError, match="secret"):
+        careless(app, SYSTEM_ACTOR, "937201")
+    assert banking  # the real operations are declared with their secrets at import
+
+
+def test_finding3_every_declared_secret_is_masked_in_a_log_line():
+    """The log filter masks values under any argument name an operation declared secret."""
+    from sscard.logs import mask_secrets
+
+    assert len(access.SECRET_NAMES) >= 8
+    for name in sorted(access.SECRET_NAMES):
+        for shape in (f"{{'{name}': '937201'}}", f'{{"{name}": "937201"}}', f"{name}=937201"):
+            assert "937201" not in mask_secrets(shape), (name, shape)
