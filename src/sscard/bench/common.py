@@ -128,10 +128,11 @@ class Server:
         self._ready = False
         environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
                    "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"), **(env or {})}
+        self.log = open(workdir / "server.log", "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "sscard.api.asgi:application", "--host", "127.0.0.1", "--port",
              str(self.port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
-            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log,
         )
 
     def ready(self) -> Server:
@@ -147,7 +148,8 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError("uvicorn exited: " + self.proc.stderr.read().decode()[-2000:])
+                self.log.seek(0)
+                raise RuntimeError("uvicorn exited: " + self.log.read().decode(errors="replace")[-2000:])
             time.sleep(0.1)
         raise RuntimeError("the server did not start")
 
@@ -157,8 +159,7 @@ class Server:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 class HttpClient:
