@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser redis pgclient ha-packages drill db clean
+.PHONY: run test setup lint format browser redis pgclient pgbench ha-packages drill bench db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -67,6 +67,20 @@ DRILL_SECONDS ?= 30
 drill: setup ha-packages
 	$(BIN)/sscard drill failover --seconds $(DRILL_SECONDS)
 
+# The native pgbench binary is the benchmark's PostgreSQL baseline (Debian: postgresql-client); installed here
+# when missing and we may. Without it `sscard bench` says so and falls back to a Python loop.
+pgbench:
+	@command -v pgbench >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "could not install postgresql-client: the benchmark's baseline will be the Python loop"; \
+	  else echo "pgbench missing (apt-get install postgresql-client): the benchmark's baseline will be the Python loop"; fi; }
+
+# `make bench DB=postgres` (or sqlite): every workload against the baseline, 8 clients, 10 s each
+DB ?= sqlite
+bench: setup pgbench
+	$(BIN)/sscard bench --db $(DB) --clients 8 --seconds 10
+
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
@@ -75,7 +89,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser redis pgclient lint
+test: setup browser redis pgclient pgbench lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -44,20 +44,38 @@ def default_url() -> str:
     return "sqlite:///var/sscard.db"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+# SQLite's `PRAGMA synchronous` levels (what `PRAGMA synchronous` answers). FULL is the default: in WAL
+# mode it syncs the log at every commit, so an answered commit survives a power cut (group commit pays
+# one fsync per batch). EXTRA adds only a directory sync after a rollback journal is deleted, which WAL
+# mode never does. NORMAL syncs only at checkpoints: a power cut can take back acknowledged commits.
+SQLITE_SYNCHRONOUS = {"normal": 1, "full": 2, "extra": 3}
+DURABLE_SQLITE_LEVEL = SQLITE_SYNCHRONOUS["full"]
+
+
+def sqlite_pragmas(dbapi_conn, synchronous: str = "full") -> None:
+    """The settings of every SQLite connection sscard opens (the pool's, the group-commit writer's, the
+    WAL checkpointer's all come through here; the benchmark's plain sqlite3 baseline too)."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite synchronous level {synchronous!r}: one of {', '.join(SQLITE_SYNCHRONOUS)}")
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full") -> Engine:
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite synchronous level {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size,
                                hide_parameters=True)  # an error's text never carries row values (logs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, sqlite_synchronous)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
@@ -112,9 +130,10 @@ def is_duplicate(exc: BaseException) -> bool:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30):
+    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30, sqlite_synchronous: str = "full"):
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.sqlite_synchronous = sqlite_synchronous
+        self.engine = make_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads: deferred BEGIN on SQLite; on PostgreSQL one REPEATABLE READ snapshot, which takes no
         # predicate locks and so never makes a SERIALIZABLE writer abort.
@@ -199,6 +218,40 @@ class Database:
             except Exception as exc:
                 if not reconnect.again(exc):
                     raise
+
+    def durability(self) -> dict:
+        """What the database does to keep an answered commit across a power cut, read from the
+        connection itself: SQLite's `synchronous` level, or PostgreSQL's `synchronous_commit` and
+        `fsync`. `durable` is False when an acknowledged write can be lost."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                level = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+                names = {v: k for k, v in SQLITE_SYNCHRONOUS.items()} | {0: "off"}
+                return {"sqlite_synchronous": names.get(level, str(level)),
+                        "durable": level >= DURABLE_SQLITE_LEVEL}
+            commit = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+            fsync = conn.exec_driver_sql("SHOW fsync").scalar()
+            conn.rollback()
+        # remote_write / remote_apply / local still flush locally; only "off" answers before the flush
+        return {"synchronous_commit": commit, "fsync": fsync,
+                "durable": commit != "off" and fsync != "off"}
+
+    def warn_if_not_durable(self) -> dict | None:
+        """Log a warning when the database can lose acknowledged writes (called once at start)."""
+        try:
+            found = self.durability()
+        except Exception:  # noqa: BLE001  an unreachable or not yet created database is not this check's business
+            log.debug("durability check skipped", exc_info=True)
+            return None
+        if not found["durable"]:
+            if self.dialect == "sqlite":
+                log.warning("SQLite runs at synchronous=%s: a power cut can take back writes already "
+                            "answered as done (policy storage.sqlite_synchronous)", found["sqlite_synchronous"])
+            else:
+                log.warning("PostgreSQL runs with synchronous_commit=%s, fsync=%s: a crash or power cut can "
+                            "take back writes already answered as done; set both to on",
+                            found["synchronous_commit"], found["fsync"])
+        return found
 
     def sqlite_path(self) -> str | None:
         """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
@@ -428,9 +481,10 @@ def _compile_fast(stmt, dialect, keys: tuple[str, ...]):
 class WalCheckpointer:
     """Copies SQLite's write-ahead log into the database file from a thread of its own.
 
-    By default the connection whose commit takes the log past 1,000 pages does the checkpoint, and with
-    synchronous=NORMAL that checkpoint is where SQLite waits for the disk (fsync): the group-commit
-    writer would stall every ~40 batches while the whole server waits for it. The writer's connection
+    By default the connection whose commit takes the log past 1,000 pages does the checkpoint, which
+    writes the log's pages into the database file and waits for the disk (fsync of the file, beyond the
+    log's own fsync at each commit): the group-commit writer would stall every ~40 batches while the
+    whole server waits for it. The writer's connection
     turns automatic checkpoints off and pokes this thread instead, which runs PASSIVE checkpoints (they
     never block a writer or a reader) on its own connection, as PostgreSQL's checkpointer process does.
     Other connections keep the automatic checkpoint; with the log kept short they rarely reach it."""

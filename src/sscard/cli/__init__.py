@@ -87,6 +87,29 @@ def serve(
                 proxy_headers=False)
 
 
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the deployment: the database answers, and keeps answered writes across a power cut
+    (SQLite's synchronous level; PostgreSQL's synchronous_commit and fsync). Exit 1 when it does not."""
+    sscard = _app()
+    try:
+        found = sscard.db.durability()
+    finally:
+        sscard.close()
+    found = {"database": sscard.db.engine.url.render_as_string(hide_password=True), **found}
+    if as_json:
+        console.print_json(json.dumps(found))
+    else:
+        for name, value in found.items():
+            if name != "durable":
+                console.print(f"{name}: {value}")
+        console.print("durable: yes" if found["durable"] else
+                      "[bold red]durable: NO: a crash or power cut can take back writes already answered as "
+                      "done[/bold red]")
+    if not found["durable"]:
+        raise typer.Exit(1)
+
+
 @policy_app.command("show")
 def policy_show(as_json: bool = typer.Option(False, "--json")) -> None:
     """Every policy setting with its value, its default and what it means."""

@@ -23,9 +23,9 @@ CHEAP_ROUTE = "/api/v1/identifiers/check?kind=citizen_id&value=11010519491231002
 
 def register(app: typer.Typer) -> None:
     from . import _app, console, err_console, fail
-    from .ledger import _bench_group
+    from .bench import bench_group
 
-    bench = _bench_group(app)
+    bench = bench_group(app)
 
     @app.command("backup")
     def backup_cmd(file: Path) -> None:

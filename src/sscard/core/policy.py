@@ -134,6 +134,14 @@ class LoginPolicy(_Group):
         50, ge=1, le=100_000, description="wrong logins from one client address, any account, in a moving hour")
 
 
+class StoragePolicy(_Group):
+    sqlite_synchronous: Literal["full", "extra", "normal"] = Field(
+        "full",
+        description="SQLite's PRAGMA synchronous on every connection (WAL mode). full: each commit is on disk "
+                    "before it is answered. normal is for demos only: faster, but a power cut or OS crash can "
+                    "take back payments and transfers already answered as done")
+
+
 class Policy(BaseSettings):
     """Every city setting, with RULES.md defaults. Frozen: a running system's policy does not drift."""
 
@@ -157,6 +165,7 @@ class Policy(BaseSettings):
     medical: MedicalPolicy = MedicalPolicy()
     api: ApiPolicy = ApiPolicy()
     login: LoginPolicy = LoginPolicy()
+    storage: StoragePolicy = StoragePolicy()
 
     @classmethod
     def settings_customise_sources(
