@@ -8,15 +8,14 @@ whole tables, and SERIALIZABLE then sees every concurrent write as a conflict.""
 from __future__ import annotations
 
 import secrets
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
-from .common import HttpClient, Scratch, Server
+from .common import HttpClient, Rig, Scratch, Server
 
 
-class CityRig:
+class CityRig(Rig):
     def __init__(self, db: str, pg_url: str, people: int, clients: int, sqlite_synchronous: str, progress):
         from ..config import Settings
         from ..core.policy import load_policy
@@ -92,12 +91,6 @@ class CityRig:
     def http(self) -> HttpClient:
         return HttpClient(self.server.ready().port)
 
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        self.app.close()
-        self.scratch.drop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _seed_idempotency_history(app, clients: int, rows: int) -> None:

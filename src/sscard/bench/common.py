@@ -212,3 +212,17 @@ class HttpClient:
             if found is not None:
                 found[1].close()
                 found[0].close()
+
+
+class Rig:
+    """What a benchmark rig holds and gives back: a scratch database, an App on it, a work folder and,
+    once started, a server."""
+
+    server: Server | None = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.app.close()
+        self.scratch.drop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import random
 import secrets
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
-from .common import HttpClient, Scratch, Server, drive
+from .common import HttpClient, Rig, Scratch, Server, drive
 
 BENCH_PIN = "147258"
 HIGH_LIMITS = {"atm_withdrawal_per_day_fen": 10**12, "transfer_per_day_fen": 10**12, "payment_per_day_fen": 10**12}
@@ -64,7 +63,7 @@ def setup_city(app, n: int) -> tuple[list[tuple[str, str]], dict]:
     return pans, tokens
 
 
-class LedgerRig:
+class LedgerRig(Rig):
     """The scratch database, the in-process App (for b and d) and, when (c) runs, the HTTP server."""
 
     def __init__(self, db: str, pg_url: str, accounts: int, clients: int, sqlite_synchronous: str, progress, *,
@@ -153,9 +152,3 @@ class LedgerRig:
             found = ledger.check_invariants(s)
         return {"ok": found["ok"], "transfers": found["transfers"]}
 
-    def close(self) -> None:
-        if self.server is not None:
-            self.server.close()
-        self.app.close()
-        self.scratch.drop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
