@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser nats db clean
+.PHONY: run test setup lint format browser nats redis pgclient pgbench ha-packages drill bench db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -42,6 +42,53 @@ nats:
 	      || echo "could not install nats-server: the NATS tests will be skipped"; \
 	  else echo "nats-server missing (apt-get install nats-server): the NATS tests will be skipped"; fi; }
 
+# Redis backs the login throttle when SSCARD_RATE_LIMIT_STORAGE=redis://...; its tests need a server on
+# 127.0.0.1:6379 (skipped when none answers, unless SSCARD_REQUIRE_REDIS is set as in .ci/run).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) \
+	      || echo "could not install redis-server: the Redis throttle tests will be skipped"; \
+	  else echo "redis-server missing (apt-get install redis-server): the Redis throttle tests will be skipped"; fi; }
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { command -v redis-server >/dev/null 2>&1 && \
+	  redis-server --bind 127.0.0.1 --port 6379 --save '' --daemonize yes >/dev/null || true; }
+
+# pg_dump/pg_restore for `sscard backup`/`sscard restore` on PostgreSQL: Debian's postgresql-client (15 on
+# bookworm, the server's major version: pg_dump refuses a server newer than itself), installed when missing.
+pgclient:
+	@{ command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "could not install postgresql-client: PostgreSQL backup tests will fail"; \
+	  else echo "pg_dump missing (apt-get install postgresql-client): PostgreSQL backups cannot run"; fi; }
+
+# pg_auto_failover (a monitor and two PostgreSQL 15 nodes) for `sscard ha up` and the failover drill;
+# installed here when missing and we may.
+ha-packages:
+	@command -v pg_autoctl >/dev/null 2>&1 && [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-auto-failover pg-auto-failover-cli >/dev/null; \
+	  else echo "pg_autoctl missing (apt-get install postgresql-15-auto-failover pg-auto-failover-cli)"; exit 1; fi; }
+
+# The failover drill (docs/OPERATIONS.md): SIGKILL of the primary under HTTP load, bounded.
+DRILL_SECONDS ?= 30
+drill: setup ha-packages
+	$(BIN)/sscard drill failover --seconds $(DRILL_SECONDS)
+
+# The native pgbench binary is the benchmark's PostgreSQL baseline (Debian: postgresql-client); installed here
+# when missing and we may. Without it `sscard bench` says so and falls back to a Python loop.
+pgbench:
+	@command -v pgbench >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null) \
+	      || echo "could not install postgresql-client: the benchmark's baseline will be the Python loop"; \
+	  else echo "pgbench missing (apt-get install postgresql-client): the benchmark's baseline will be the Python loop"; fi; }
+
+# `make bench DB=postgres` (or sqlite): every workload against the baseline, 8 clients, 10 s each
+DB ?= sqlite
+bench: setup pgbench
+	$(BIN)/sscard bench --db $(DB) --clients 8 --seconds 10
+
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
@@ -50,7 +97,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser nats lint
+test: setup browser nats redis pgclient pgbench lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

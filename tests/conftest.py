@@ -111,7 +111,9 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=db_url, secret_key=TEST_KEY, var_dir=tmp_path, fast_hashing=True)
+    # cookie_secure off: TestClient talks plain http to "testserver", where a client keeps no Secure cookie
+    # (tests/foundation/test_web_hardening.py checks both values)
+    return Settings(database_url=db_url, secret_key=TEST_KEY, var_dir=tmp_path, fast_hashing=True, cookie_secure=False)
 
 
 @pytest.fixture

@@ -102,3 +102,11 @@ class City:
 
 SYSTEM = SYSTEM_ACTOR
 ROLE = Role
+
+
+def bearer(token: str, key: str | None = None, **headers: str) -> dict:
+    """API request headers: the bearer token and, for a write, its Idempotency-Key."""
+    out = {"Authorization": f"Bearer {token}", **headers}
+    if key:
+        out["Idempotency-Key"] = key
+    return out

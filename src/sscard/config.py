@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
@@ -15,6 +16,15 @@ class Settings:
     var_dir: Path
     fast_hashing: bool = False  # tests only: cheaper argon2 parameters
     log_format: str = "plain"  # SSCARD_LOG_FORMAT: plain (uvicorn's lines) or json (one object per line)
+    # Every cookie is Secure unless SSCARD_COOKIE_SECURE=false (README, Configuration): no guessing from
+    # the bind address or the Host header, which a reverse proxy on the same machine makes look local.
+    cookie_secure: bool = True
+    # The login throttle's counters (limits' storage URI): memory:// in this process, or redis://...
+    # so that every worker and server shares them.
+    rate_limit_storage: str = "memory://"
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For names the client; from any
+    # other peer the header is ignored (else a client would pick its own address for the throttle).
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,7 +33,35 @@ class Settings:
         log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
         if log_format not in ("plain", "json"):
             raise ValueError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
-        return cls(database_url=url, secret_key=load_secret_key(var_dir), var_dir=var_dir, log_format=log_format)
+        return cls(
+            database_url=url,
+            secret_key=load_secret_key(var_dir),
+            var_dir=var_dir,
+            log_format=log_format,
+            cookie_secure=parse_bool("SSCARD_COOKIE_SECURE", os.environ.get("SSCARD_COOKIE_SECURE", "true")),
+            rate_limit_storage=os.environ.get("SSCARD_RATE_LIMIT_STORAGE") or "memory://",
+            trusted_proxies=parse_networks(os.environ.get("SSCARD_TRUSTED_PROXIES", "")),
+        )
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """Only the usual spellings: a typo must stop start-up, not quietly turn a protection off."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {text!r}")
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """Comma-separated addresses or networks (10.0.0.0/8); each is checked now, at start-up."""
+    out = []
+    for part in text.replace(" ", ",").split(","):
+        if part:
+            ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
+            out.append(part)
+    return tuple(out)
 
 
 def load_secret_key(var_dir: Path) -> bytes:

@@ -18,41 +18,64 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 log = logging.getLogger("sscard.db")
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# The server went away or cannot take writes (a failover): connection_exception (08...), admin/crash
+# shutdown, cannot_connect_now, read_only_sql_transaction (a node that is now a standby)
+RECONNECT_SQLSTATES = {"57P01", "57P02", "57P03", "25006"}
+RECONNECT_SECONDS = 30.0  # how long `Database.run(idempotent=True)` waits for a primary to come back
 
 
 def default_url() -> str:
     return "sqlite:///var/sscard.db"
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+# SQLite's `PRAGMA synchronous` levels (what `PRAGMA synchronous` answers). FULL is the default: in WAL
+# mode it syncs the log at every commit, so an answered commit survives a power cut (group commit pays
+# one fsync per batch). EXTRA adds only a directory sync after a rollback journal is deleted, which WAL
+# mode never does. NORMAL syncs only at checkpoints: a power cut can take back acknowledged commits.
+SQLITE_SYNCHRONOUS = {"normal": 1, "full": 2, "extra": 3}
+DURABLE_SQLITE_LEVEL = SQLITE_SYNCHRONOUS["full"]
+
+
+def sqlite_pragmas(dbapi_conn, synchronous: str = "full") -> None:
+    """The settings of every SQLite connection sscard opens (the pool's, the group-commit writer's, the
+    WAL checkpointer's all come through here; the benchmark's plain sqlite3 baseline too)."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite synchronous level {synchronous!r}: one of {', '.join(SQLITE_SYNCHRONOUS)}")
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full") -> Engine:
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite synchronous level {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size,
                                hide_parameters=True)  # an error's text never carries row values (logs)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=60000")
-            cur.close()
+            sqlite_pragmas(dbapi_conn, sqlite_synchronous)
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
@@ -85,6 +108,19 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
+def is_disconnect(exc: BaseException) -> bool:
+    """The connection to PostgreSQL broke or could not be made, or reached a node that no longer takes
+    writes: after a failover, the work may be run again on the new primary (when it is idempotent)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = sqlstate(exc)
+    if state is not None:
+        return state.startswith("08") or state in RECONNECT_SQLSTATES
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all
+    return type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError"
+
+
 def is_duplicate(exc: BaseException) -> bool:
     """A unique index refused a row."""
     state = sqlstate(exc)
@@ -94,9 +130,10 @@ def is_duplicate(exc: BaseException) -> bool:
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30):
+    def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30, sqlite_synchronous: str = "full"):
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.sqlite_synchronous = sqlite_synchronous
+        self.engine = make_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads: deferred BEGIN on SQLite; on PostgreSQL one REPEATABLE READ snapshot, which takes no
         # predicate locks and so never makes a SERIALIZABLE writer abort.
@@ -107,6 +144,7 @@ class Database:
         )
         self.read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.max_attempts = max_attempts
+        self.retries = 0  # transactions run again after a serialization failure or deadlock (/metrics)
 
     @property
     def dialect(self) -> str:
@@ -140,25 +178,80 @@ class Database:
         with session.connection().connection.dbapi_connection.pipeline():
             yield
 
-    def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+    def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
         30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
         few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
         transfers at 8 threads on 20 accounts).
 
-        `readonly=True` is for reads that write nothing (queries, token lookups)."""
+        `readonly=True` is for reads that write nothing (queries, token lookups). `idempotent=True`
+        (reads, and work that stores its answer under an idempotency key in the same transaction) is
+        also run again when the connection breaks, for up to RECONNECT_SECONDS: during a failover the
+        pool's connections are dropped and new ones find the new primary; a commit whose answer was lost
+        with the old primary is found by its key on the new one, never applied twice."""
         maker = self.read_sessions if readonly else self.sessions
-        for attempt in range(1, self.max_attempts + 1):
+        reconnect = _Reconnect(self) if (readonly or idempotent) else None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
-                if not is_retryable(exc) or attempt == self.max_attempts:
+                if reconnect is not None and reconnect.again(exc):
+                    attempt -= 1
+                    continue
+                if not is_retryable(exc) or attempt >= self.max_attempts:
                     raise
+                self.retries += 1
                 delay = min(0.2, 0.002 * 2**attempt) * (0.5 + random.random())
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 time.sleep(delay)
-        raise AssertionError("unreachable")
+
+    def reconnecting(self, read: Callable[[], T]) -> T:
+        """Call `read` (a read, or other work safe to repeat), again while the connection breaks, for up
+        to RECONNECT_SECONDS (PostgreSQL during a failover)."""
+        reconnect = _Reconnect(self)
+        while True:
+            try:
+                return read()
+            except Exception as exc:
+                if not reconnect.again(exc):
+                    raise
+
+    def durability(self) -> dict:
+        """What the database does to keep an answered commit across a power cut, read from the
+        connection itself: SQLite's `synchronous` level, or PostgreSQL's `synchronous_commit` and
+        `fsync`. `durable` is False when an acknowledged write can be lost."""
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                level = conn.exec_driver_sql("PRAGMA synchronous").scalar()
+                names = {v: k for k, v in SQLITE_SYNCHRONOUS.items()} | {0: "off"}
+                return {"sqlite_synchronous": names.get(level, str(level)),
+                        "durable": level >= DURABLE_SQLITE_LEVEL}
+            commit = conn.exec_driver_sql("SHOW synchronous_commit").scalar()
+            fsync = conn.exec_driver_sql("SHOW fsync").scalar()
+            conn.rollback()
+        # remote_write / remote_apply / local still flush locally; only "off" answers before the flush
+        return {"synchronous_commit": commit, "fsync": fsync,
+                "durable": commit != "off" and fsync != "off"}
+
+    def warn_if_not_durable(self) -> dict | None:
+        """Log a warning when the database can lose acknowledged writes (called once at start)."""
+        try:
+            found = self.durability()
+        except Exception:  # noqa: BLE001  an unreachable or not yet created database is not this check's business
+            log.debug("durability check skipped", exc_info=True)
+            return None
+        if not found["durable"]:
+            if self.dialect == "sqlite":
+                log.warning("SQLite runs at synchronous=%s: a power cut can take back writes already "
+                            "answered as done (policy storage.sqlite_synchronous)", found["sqlite_synchronous"])
+            else:
+                log.warning("PostgreSQL runs with synchronous_commit=%s, fsync=%s: a crash or power cut can "
+                            "take back writes already answered as done; set both to on",
+                            found["synchronous_commit"], found["fsync"])
+        return found
 
     def sqlite_path(self) -> str | None:
         """The SQLite database file, or None (PostgreSQL, or SQLite in memory)."""
@@ -171,6 +264,8 @@ class Database:
         """Build or upgrade the schema: the only way tables come to exist."""
         if self.url.startswith("sqlite:///"):
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        from alembic import command  # ~0.4 s of imports (mako, pygments): only when migrating
+
         cfg = alembic_config(self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -178,6 +273,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class _Reconnect:
+    """Whether work that may be repeated should run again after `exc`: a broken connection on
+    PostgreSQL, until RECONNECT_SECONDS have passed (sleeping a little between tries)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.deadline: float | None = None
+
+    def again(self, exc: BaseException) -> bool:
+        if self.db.dialect != "postgresql" or not is_disconnect(exc):
+            return False
+        self.deadline = self.deadline or time.monotonic() + RECONNECT_SECONDS
+        if time.monotonic() >= self.deadline:
+            return False
+        if sqlstate(exc) == "25006":  # pooled connections to a node that is now a standby: drop them all
+            self.db.engine.dispose()
+        log.warning("database connection lost (%s): trying again", type(exc).__name__)
+        time.sleep(0.1 + 0.2 * random.random())
+        return True
 
 
 WRITES = "sscard_writes"  # connection.info: write statements run on the connection (group commit reads it)
@@ -365,9 +481,10 @@ def _compile_fast(stmt, dialect, keys: tuple[str, ...]):
 class WalCheckpointer:
     """Copies SQLite's write-ahead log into the database file from a thread of its own.
 
-    By default the connection whose commit takes the log past 1,000 pages does the checkpoint, and with
-    synchronous=NORMAL that checkpoint is where SQLite waits for the disk (fsync): the group-commit
-    writer would stall every ~40 batches while the whole server waits for it. The writer's connection
+    By default the connection whose commit takes the log past 1,000 pages does the checkpoint, which
+    writes the log's pages into the database file and waits for the disk (fsync of the file, beyond the
+    log's own fsync at each commit): the group-commit writer would stall every ~40 batches while the
+    whole server waits for it. The writer's connection
     turns automatic checkpoints off and pokes this thread instead, which runs PASSIVE checkpoints (they
     never block a writer or a reader) on its own connection, as PostgreSQL's checkpointer process does.
     Other connections keep the automatic checkpoint; with the log kept short they rarely reach it."""
@@ -414,6 +531,8 @@ class WalCheckpointer:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

@@ -110,27 +110,30 @@ def test_every_event_reaches_jetstream_through_a_nats_restart_and_a_publisher_re
 
 def test_publish_once_from_the_command_line_resumes_from_the_last_acknowledged_event(city, nats_server,  # noqa: F811
                                                                                       monkeypatch):
+    import typer
     from typer.testing import CliRunner
 
     from sscard import cli
+    from sscard.cli import events as events_cli
 
     app = city.app
     card = city.issued_card("周九")
     monkeypatch.setattr(cli, "_app", lambda: app)
-    cli._register_area_commands()
+    command = typer.Typer()  # only this area's commands: the global app's others keep their own _app
+    events_cli.register(command)
     runner = CliRunner()
-    out = runner.invoke(cli.app, ["events", "publish", "--once", "--url", nats_server.url])
+    out = runner.invoke(command, ["events", "publish", "--once", "--url", nats_server.url])
     assert out.exit_code == 0, out.output
     first = publisher.position(app)
     assert first == feed_all(app, city.actor("operator"))[-1]["id"]
 
     loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
-    out = runner.invoke(cli.app, ["events", "publish", "--once", "--url", nats_server.url])
+    out = runner.invoke(command, ["events", "publish", "--once", "--url", nats_server.url])
     assert out.exit_code == 0 and "published 1;" in out.output, out.output
     assert len(stream_messages(nats_server.url)) == first + 1
 
     nats_server.stop()
-    out = runner.invoke(cli.app, ["events", "publish", "--once", "--url", nats_server.url])
+    out = runner.invoke(command, ["events", "publish", "--once", "--url", nats_server.url])
     assert out.exit_code == 1  # NATS away: it says so, and the position stays
     assert publisher.position(app) == first + 1
 

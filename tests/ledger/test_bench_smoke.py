@@ -1,19 +1,70 @@
-"""`sscard bench ledger` end to end on a small SQLite scratch database: all three phases run and the
-ledger it leaves behind balances."""
+"""`sscard bench` end to end on small scratch databases: every workload runs and what it leaves behind
+balances; the baseline is native pgbench when it is installed and says so when it is not; `--json`
+prints nothing but the JSON on stdout."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
 
-from sscard.cli.ledger import run_bench
+import pytest
+from typer.testing import CliRunner
+
+from sscard.bench import baseline
+from sscard.bench.runner import run
+
+PG_URL = os.environ.get("SSCARD_TEST_POSTGRES_URL")
 
 
 @pytest.mark.slow
-def test_bench_ledger_runs_all_three_phases_on_sqlite():
-    report = run_bench("sqlite", 2, 1.0, accounts=3)
-    for phase in ("a_baseline_tpcb", "b_service_transfers", "c_http_payments"):
-        assert report[phase]["ok"] > 0 and report[phase]["errors"] == 0, (phase, report[phase])
-        assert report[phase]["p99_ms"] >= report[phase]["p50_ms"] > 0
-    assert report["ledger_ok"] and report["ratio_b_a"] > 0 and report["ratio_c_a"] > 0
-    assert report["batching"]["requests"] >= report["b_service_transfers"]["ok"]
+def test_bench_runs_every_workload_and_reports_each_ratio_to_the_baseline_on_sqlite():
+    report = run("sqlite", 2, 0.5, accounts=3, people=100, scale=1)
+    assert report["sqlite_synchronous"] == "full"
+    assert "synchronous=FULL" in report["workloads"]["a"]["baseline"]
+    for w in "abcdef":
+        r = report["workloads"][w]
+        assert r["ok"] > 0 and r["errors"] == 0, (w, r)
+        assert r["p99_ms"] >= r["p50_ms"] > 0, (w, r)
+        if w != "a":
+            assert report["ratios"][f"{w}/a"] > 0
+    assert report["ledger_check"]["ok"]
+    assert report["workloads"]["e"]["check"].startswith("ok")
+    assert report["workloads"]["b"]["batching"]["requests"] >= report["workloads"]["b"]["ok"]
+    assert set(report["workloads"]["f"]["by_kind"]) == {"deposit", "withdrawal", "replacement_fee"}
+    assert all(k["ok"] > 0 for k in report["workloads"]["f"]["by_kind"].values())
     assert len(report["calibration_ms"]) == 2 and min(report["calibration_ms"]) > 0
+
+
+@pytest.mark.slow
+def test_bench_json_prints_only_the_json_on_stdout(monkeypatch, tmp_path):
+    from sscard.cli import _register_area_commands, app
+
+    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "none.toml"))
+    if not any(g.name == "bench" for g in app.registered_groups):
+        _register_area_commands()
+    result = CliRunner().invoke(app, ["bench", "--db", "sqlite", "--clients", "1", "--seconds", "1",
+                                      "--only", "a", "--scale", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)  # progress went to stderr
+    assert report["workloads"]["a"]["ok"] > 0 and "(a)" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PG_URL or not baseline.pgbench_path(), reason="PostgreSQL and pgbench")
+def test_the_postgres_baseline_is_native_pgbench_with_its_own_latencies():
+    out = baseline.run_baseline("postgres", 2, 1.0, pg_url=PG_URL, scale=1, sqlite_synchronous="full",
+                                progress=lambda m: None)
+    assert out["source"] == "pgbench" and out["baseline"].startswith("native pgbench")
+    assert out["tps"] > 0 and out["ok"] > 0 and out["p99_ms"] >= out["p50_ms"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PG_URL, reason="PostgreSQL")
+def test_without_pgbench_the_baseline_is_the_python_loop_and_says_so(monkeypatch):
+    said = []
+    monkeypatch.setattr(baseline, "pgbench_path", lambda: None)
+    out = baseline.run_baseline("postgres", 2, 1.0, pg_url=PG_URL, scale=1, sqlite_synchronous="full",
+                                progress=said.append)
+    assert out["source"] == "python" and "pgbench not installed" in out["baseline"]
+    assert any("pgbench is not installed" in m for m in said)
+    assert out["ok"] > 0 and out["errors"] == 0

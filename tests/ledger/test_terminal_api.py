@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sscard.models.foundation import AuditRecord, IdempotencyRecord
 from sscard.models.ledger import LedgerTransfer
 from sscard.services import batching
+from tests.support import bearer
 
 from .helpers import PIN, activated, balance_of, invariants, terminal_token
 
@@ -17,10 +18,7 @@ pytestmark = pytest.mark.keys_required
 
 
 def auth(token: str, key: str | None = None) -> dict:
-    h = {"Authorization": f"Bearer {token}", "Accept-Language": "en"}
-    if key:
-        h["Idempotency-Key"] = key
-    return h
+    return bearer(token, key, **{"Accept-Language": "en"})
 
 
 def test_terminal_writes_need_an_idempotency_key(city, app, client):

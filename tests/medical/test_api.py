@@ -8,6 +8,7 @@ from sscard.api.sessions import issue_cardholder_token
 from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.medical import helpers as h
+from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
 
@@ -18,11 +19,7 @@ def med(city):
     return city
 
 
-def _auth(token: str, key: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key:
-        headers["Idempotency-Key"] = key
-    return headers
+_auth = bearer
 
 
 def _pay(client, token, card_number, ident, bill, key, password="123456"):
@@ -103,7 +100,7 @@ def test_only_medical_terminals_settle(med, app, client):
     out = client.post("/api/v1/terminal/medical/pre-settlements", headers=_auth(kiosk),
                       json={"card_number": card.card_number, "ident_code": h.ident_code(app, card.card_number),
                             "lines": h.lines(1_000)})
-    assert out.status_code == 403 and out.json()["code"] == "not_a_medical_terminal"
+    assert out.status_code == 403 and out.json()["code"] == "wrong_terminal_kind"  # declared: access.MEDICAL
     clerk = med.token("clerk")
     out = client.post("/api/v1/terminal/medical/pre-settlements", headers=_auth(clerk),
                       json={"card_number": card.card_number, "ident_code": "x", "lines": h.lines(1_000)})

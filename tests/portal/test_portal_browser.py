@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from sscard.core.errors import SscardError
 from sscard.core.roles import SYSTEM_ACTOR
@@ -18,7 +19,7 @@ from tests.portal.helpers import NEW_QUERY_PASSWORD, initial_password
 pytestmark = pytest.mark.browser
 AXE = Path(__file__).with_name("axe.min.js")
 PAGES = ("/portal/card", "/portal/insurance", "/portal/medical", "/portal/loss", "/portal/progress",
-         "/portal/password")
+         "/portal/password", "/portal/access")
 
 
 def sign_in(page, base: str, login: str, password: str) -> None:
@@ -40,7 +41,7 @@ def sign_in_changed(page, base: str, card) -> None:
 
 
 def serious_axe_violations(page) -> list[dict]:
-    page.add_script_tag(path=str(AXE))
+    page.evaluate(AXE.read_text())  # not add_script_tag: an inline <script> the CSP (rightly) refuses
     result = page.evaluate("axe.run()")
     return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
             for v in result["violations"] if v["impact"] in ("serious", "critical")]
@@ -162,7 +163,7 @@ def test_every_portal_page_is_accessible_and_fits_a_phone(live_server, browser, 
         if lang == "en":
             page.goto(live_server.url + "/lang/en")
         sign_in_changed_any(page, live_server.url, card, lang)
-        for path in PAGES if lang == "zh" else ("/portal/card", "/portal/insurance", "/portal/loss"):
+        for path in PAGES if lang == "zh" else ("/portal/card", "/portal/insurance", "/portal/loss", "/portal/access"):
             page.goto(live_server.url + path)
             problems[path] = serious_axe_violations(page)
             widths[path] = page.evaluate("document.documentElement.scrollWidth")
@@ -176,10 +177,11 @@ def test_every_portal_page_is_accessible_and_fits_a_phone(live_server, browser, 
             page.wait_for_url("**/portal/insurance?year=2025&type=pension")
             assert page.locator(".portal-count").inner_text() == "共3条记录"
             # htmx ignores a change while the form's previous request is still settling: wait for it
-            page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
+            # (locator waits, not wait_for_function: a string predicate is eval, which the CSP refuses)
+            expect(page.locator(".htmx-request, .htmx-settling, .htmx-swapping")).to_have_count(0)
             page.select_option("#f-year", "")
             page.wait_for_url("**type=pension")
-            page.wait_for_function("document.querySelector('.portal-count').textContent.includes('25')")
+            expect(page.locator(".portal-count")).to_contain_text("25")
             assert page.locator("table.portal-records tbody tr").count() == 25
     finally:
         context.close()

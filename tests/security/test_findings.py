@@ -15,6 +15,7 @@ from sscard.core.roles import SYSTEM_ACTOR, Channel, Role
 from sscard.services import access, banking
 from tests.ledger.helpers import PIN, activated, balance_of, terminal_token
 from tests.medical import helpers as med
+from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
 
@@ -25,26 +26,19 @@ def api(app):
         yield client
 
 
-def _bearer(token: str, key: str | None = None) -> dict:
-    headers = {"Authorization": f"Bearer {token}"}
-    if key:
-        headers["Idempotency-Key"] = key
-    return headers
-
-
 def test_finding1_a_terminal_token_cannot_move_money_through_staff_routes(city, app, api):
     card = activated(city, opening_fen=10_000)
     atm = terminal_token(city, "ATM-GSB-1")
     before = balance_of(app, card.pan)
     deposit = api.post(f"/api/v1/bank-accounts/{card.pan}/deposit", json={"amount_fen": 100},
-                       headers=_bearer(atm, "f1-d"))
+                       headers=bearer(atm, "f1-d"))
     withdrawal = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
-                          headers=_bearer(atm, "f1-w"))
+                          headers=bearer(atm, "f1-w"))
     assert (deposit.status_code, deposit.json()["code"]) == (403, "forbidden")
     assert (withdrawal.status_code, withdrawal.json()["code"]) == (403, "forbidden")
     assert balance_of(app, card.pan) == before
     # the same terminal on its own routes still works
-    ok = api.post("/api/v1/terminal/deposit", json={"pan": card.pan, "amount_fen": 100}, headers=_bearer(atm, "f1-t"))
+    ok = api.post("/api/v1/terminal/deposit", json={"pan": card.pan, "amount_fen": 100}, headers=bearer(atm, "f1-t"))
     assert ok.status_code == 200 and balance_of(app, card.pan) == before + 100
 
 
@@ -60,12 +54,12 @@ def test_finding2_a_staff_withdrawal_without_a_key_is_refused_and_moves_nothing(
     before = balance_of(app, card.pan)
     for _ in range(2):
         r = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
-                     headers=_bearer(teller))
+                     headers=bearer(teller))
         assert (r.status_code, r.json()["code"]) == (400, "idempotency_key_required")
     assert balance_of(app, card.pan) == before
     for _ in range(2):  # the same withdrawal twice with its key: applied once
         r = api.post(f"/api/v1/bank-accounts/{card.pan}/withdrawal", json={"amount_fen": 100, "pin": PIN},
-                     headers=_bearer(teller, "f2-once"))
+                     headers=bearer(teller, "f2-once"))
         assert r.status_code == 200
     assert balance_of(app, card.pan) == before - 100
 
@@ -100,20 +94,20 @@ def test_finding5_another_banks_teller_reads_nothing_of_a_customer(city, app, ap
     card = activated(city, bank="GSB")
     jsb, gsb = city.token("teller_jsb"), city.token("teller")
     refused = [
-        api.get(f"/api/v1/cards/{card.card_number}", headers=_bearer(jsb)),
-        api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(jsb)),
-        api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=_bearer(jsb)),
-        api.get("/api/v1/persons", params={"card_number": card.card_number}, headers=_bearer(jsb)),
-        api.get(f"/api/v1/bank-accounts/{card.pan}/statement", headers=_bearer(jsb)),
+        api.get(f"/api/v1/cards/{card.card_number}", headers=bearer(jsb)),
+        api.get(f"/api/v1/persons/{card.person_id}/cards", headers=bearer(jsb)),
+        api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=bearer(jsb)),
+        api.get("/api/v1/persons", params={"card_number": card.card_number}, headers=bearer(jsb)),
+        api.get(f"/api/v1/bank-accounts/{card.pan}/statement", headers=bearer(jsb)),
     ]
     assert [(r.status_code, r.json()["code"]) for r in refused] == [
         (403, "wrong_bank"), (404, "person_not_found"), (404, "person_not_found"), (403, "wrong_bank"),
         (403, "wrong_bank")]
     for r in refused:
         assert card.citizen_id[-4:] not in r.text and card.pan[-4:] not in r.text
-    mine = [api.get(f"/api/v1/cards/{card.card_number}", headers=_bearer(gsb)),
-            api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(gsb)),
-            api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=_bearer(gsb))]
+    mine = [api.get(f"/api/v1/cards/{card.card_number}", headers=bearer(gsb)),
+            api.get(f"/api/v1/persons/{card.person_id}/cards", headers=bearer(gsb)),
+            api.get("/api/v1/persons", params={"citizen_id": card.citizen_id}, headers=bearer(gsb))]
     assert [r.status_code for r in mine] == [200, 200, 200]
 
 
@@ -124,8 +118,8 @@ def test_finding5_a_bank_lists_only_its_own_cards_of_a_person_with_cards_at_two_
     # the same person changes bank: a JSB card replaces the GSB one (both rows stay)
     out = replacement.apply(app, city.actor("clerk"), card.card_number, "bank_change", card.citizen_id,
                             payment="cash", bank_code="JSB")
-    jsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(city.token("teller_jsb"))).json()
-    gsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=_bearer(city.token("teller"))).json()
+    jsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=bearer(city.token("teller_jsb"))).json()
+    gsb = api.get(f"/api/v1/persons/{card.person_id}/cards", headers=bearer(city.token("teller"))).json()
     assert [c["card_number"][-2:] for c in jsb["cards"]] == [out["card_number"][-2:]]
     assert len(gsb["cards"]) == 1 and gsb["cards"][0]["card_number"][-2:] == card.card_number[-2:]
 
@@ -137,15 +131,15 @@ def test_finding6_money_is_a_strict_integer_of_fen(city, app, api, amount):
     med.insure(app, card.person_id)
     hospital = terminal_token(city, med.INSTITUTIONS[0][5])
     line = {"category": "drug", "name": "x", "amount_fen": amount, "covered": True}
-    quote = api.post("/api/v1/terminal/medical/pre-settlements", headers=_bearer(hospital, "f6-q"),
+    quote = api.post("/api/v1/terminal/medical/pre-settlements", headers=bearer(hospital, "f6-q"),
                      json={"card_number": card.card_number, "ident_code": med.ident_code(app, card.card_number),
                            "lines": [line]})
     assert quote.status_code == 422 and quote.json()["code"] == "invalid_request"
-    credit = api.post("/api/v1/medical/contributions", headers=_bearer(city.token("operator"), "f6-c"),
+    credit = api.post("/api/v1/medical/contributions", headers=bearer(city.token("operator"), "f6-c"),
                       json={"month": "2026-01", "credits": [{"person_id": card.person_id, "amount_fen": amount}]})
     expect = 422 if amount != 0 else 200  # a month's credit of 0 is allowed; its type still is strict
     assert credit.status_code == expect, credit.text
-    deposit = api.post(f"/api/v1/bank-accounts/{card.pan}/deposit", headers=_bearer(city.token("teller"), "f6-d"),
+    deposit = api.post(f"/api/v1/bank-accounts/{card.pan}/deposit", headers=bearer(city.token("teller"), "f6-d"),
                        json={"amount_fen": amount})
     assert deposit.status_code == 422
     assert balance_of(app, card.pan) == 10_000
@@ -223,14 +217,14 @@ def test_activation_and_pin_reset_need_the_cardholder_in_person_on_every_channel
     card = city.issued_card()
     teller = city.token("teller")
     body = {"presented_citizen_id": card.citizen_id, "pin": PIN, "pin_again": PIN, "cardholder_in_person": False}
-    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json=body, headers=_bearer(teller, "ip-1"))
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json=body, headers=bearer(teller, "ip-1"))
     assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")
     with pytest.raises(SscardError, match="in person"):
         banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=False)
     r = api.post(f"/api/v1/bank-accounts/{card.pan}/activate", json={**body, "cardholder_in_person": True},
-                 headers=_bearer(teller, "ip-2"))
+                 headers=bearer(teller, "ip-2"))
     assert r.status_code == 200 and r.json()["status"] == "active"
     reset = {"presented_citizen_id": card.citizen_id, "new": "258369", "new_again": "258369",
              "cardholder_in_person": False}
-    r = api.post(f"/api/v1/bank-accounts/{card.pan}/pin/reset", json=reset, headers=_bearer(teller, "ip-3"))
+    r = api.post(f"/api/v1/bank-accounts/{card.pan}/pin/reset", json=reset, headers=bearer(teller, "ip-3"))
     assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 
 from sscard.api.main import create_app
 from sscard.api.sessions import issue_cardholder_token
-from sscard.services import attorney, banking, hotline, production, replacement
-from tests.console.helpers import poa
+from sscard.services import banking, replacement
 from tests.ledger.helpers import PIN, activated, terminal_token
 from tests.medical import helpers as med
+from tests.security.helpers import counter_work
 
 pytestmark = pytest.mark.keys_required
 
@@ -149,13 +149,7 @@ def world(city, app, clock):
     settlement = med.pay(app, med.terminal(city, med.INSTITUTIONS[0][5]), a.card_number, med.lines(covered=5_000),
                          key="w-settle")
     clerk = city.actor("clerk")
-    power = poa(city, a)
-    visit = attorney.identity_check(app, clerk, a.person_id, a.citizen_id)
-    r = city.issued_card("王五")
-    applied = replacement.apply(app, clerk, r.card_number, "damaged", r.citizen_id, payment="cash")
-    batch = production.start_batch(app, clerk, "C01")["batch"]
-    hotline.create_call(app, {"call_sid": "CA-walk", "line": hotline.LINE_12333, "node": "main", "lang": "zh"})
-    agent_request = hotline.request_agent(app, hotline.gateway(hotline.LINE_12333), "CA-walk", "main", "补卡")["id"]
+    work = counter_work(city, app, a, "CA-walk")
     tokens = {
         "cardholder": issue_cardholder_token(app, a.person_id),
         "other_cardholder": issue_cardholder_token(app, b.person_id),
@@ -169,14 +163,14 @@ def world(city, app, clock):
     values = {
         "pan": a.pan, "card_number": a.card_number, "person_id": a.person_id, "citizen_id": a.citizen_id,
         "presented_citizen_id": a.citizen_id, "transfer_id": held["transfer_id"],
-        "settlement_code": settlement["code"], "visit_id": visit["id"], "attorney_id": power["id"],
-        "receipt_no": applied["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
+        "settlement_code": settlement["code"], "visit_id": work["visit_id"], "attorney_id": work["attorney_id"],
+        "receipt_no": work["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
         "to_pan": b.pan, "from_pan": a.pan, "ident_code": med.ident_code(app, a.card_number),
         "center_code": "C01", "bank_code": "GSB", "cardholder_in_person": True, "institution_code": med.INSTITUTIONS[0][0],
         "query": {"name": a.name, "birth_date": a.birth.isoformat(), "kind": "pan", "value": a.pan},
         "by_path": {("/institutions/", "code"): med.INSTITUTIONS[0][0],
-                    ("/settlements/", "code"): settlement["code"], ("/production-batches/", "batch_code"): batch,
-                    ("/agent-queue/", "request_id"): agent_request,
+                    ("/settlements/", "code"): settlement["code"], ("/production-batches/", "batch_code"): work["batch_code"],
+                    ("/agent-queue/", "request_id"): work["request_id"],
                     ("/cardholder/login", "login"): a.citizen_id, ("/cardholder/login", "password"): a.card_number[-6:]},
     }
     def one_more_application():  # each actor's POST /production-batches finds a card to produce

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from .. import receipts
 from ..services import attorney, replacement, reports
 from .deps import ActorDep, AppDep, KeyDep, language
 from .schemas import Strict
@@ -154,6 +153,8 @@ def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> dict:
 @router.get("/receipts/{receipt_no}/pdf")
 def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
     data = replacement.receipt(app, actor, receipt_no)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
 
@@ -190,6 +191,8 @@ def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> dict:
 @router.get("/cards/{card_number}/collection-receipt/pdf")
 def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
     data = replacement.collection_receipt(app, actor, card_number)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 
 

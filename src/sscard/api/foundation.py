@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Channel, Role
-from ..services import audit, cards, enrolment, loss, passwords, production
+from ..services import audit, cards, enrolment, loss, passwords, production, throttle
 from . import schemas as s
+from .client_address import client_address
 from .deps import ActorDep, AppDep, KeyDep
 from .sessions import issue_cardholder_token
 
@@ -97,12 +98,16 @@ def reset_ss_password(card_number: str, body: s.ResetPassword, app: AppDep, acto
 
 
 @router.post("/cardholder/login")
-def cardholder_login(body: s.Login, app: AppDep, key: KeyDep) -> dict:
-    """Log in with SS number or card number + query password; answers a bearer token for /api/v1."""
+def cardholder_login(body: s.Login, app: AppDep, key: KeyDep, request: Request) -> dict:
+    """Log in with SS number or card number + query password; answers a bearer token for /api/v1.
+    Wrong passwords count against the client's address too (429 too_many_attempts, Retry-After)."""
     from ..core.roles import Actor
 
     gateway = Actor(kind="channel", id="api", role=Role.SYSTEM, name="api login", channel=Channel.API)
-    result = passwords.login_with_query_password(app, gateway, body.login, body.password)
+    result = throttle.guarded_login(
+        app, client_address(request), "api", body.login,
+        lambda: passwords.login_with_query_password(app, gateway, body.login, body.password),
+    )
     token = issue_cardholder_token(app, result["person_id"])
     return {"token": token, "person_id": result["person_id"], "must_change_password": result["must_change_password"]}
 

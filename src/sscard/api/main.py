@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import metrics
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
 from ..services.app import UNSTORABLE_INPUT, App, build_app
@@ -37,8 +38,16 @@ def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
     return details
 
 
+class _SscardAPI(FastAPI):
+    def build_middleware_stack(self):
+        """The security headers wrap everything, Starlette's 500 answers and the terminal lane included."""
+        from ..web.hardening import SecurityHeaders
+
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(app: App | None = None) -> FastAPI:
-    api = FastAPI(
+    api = _SscardAPI(
         title="sscard",
         version="0.1.0",
         description="The financial social security card: social security side and bank side. "
@@ -50,7 +59,8 @@ def create_app(app: App | None = None) -> FastAPI:
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status)
+        retry = {"Retry-After": str(exc.params["seconds"])} if exc.status == 429 and "seconds" in exc.params else None
+        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,7 +109,14 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
+    metrics.install(api)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
+
+    @api.on_event("startup")
+    def _start_sealer() -> None:
+        from ..services.audit_chain import start_sealer
+
+        start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
 
     @api.on_event("startup")
     def _publish_events() -> None:

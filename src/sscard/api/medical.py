@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field, StrictInt
 
-from ..medical_slip import render_slip
 from ..services import medical
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
@@ -118,6 +117,8 @@ def get_settlement(code: str, app: AppDep, actor: ActorDep) -> dict:
 @router.get("/medical/settlements/{code}/slip.pdf")
 def settlement_slip(code: str, app: AppDep, actor: ActorDep) -> Response:
     """The settlement slip (结算单) as a PDF, in Chinese: bill lines and the split."""
+    from ..medical_slip import render_slip  # reportlab: imported by the first slip, not at start-up
+
     view = medical.get_settlement(app, actor, code)
     return Response(render_slip(view), media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{view["code"]}.pdf"'})

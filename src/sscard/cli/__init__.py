@@ -50,15 +50,64 @@ def init() -> None:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    worker_timeout: int = typer.Option(
+        60, help="seconds a worker may take to answer the supervisor's health check before it is killed"),
+) -> None:
     """Serve the web app and the API."""
     import uvicorn
 
     from ..logs import uvicorn_log_config
 
-    settings = _app().settings  # validate policy and settings before binding the port
+    if workers == 1:
+        settings = _app().settings  # validate policy and settings before binding the port (imported next)
+    else:
+        # the supervisor serves nothing: check settings and policy without importing the app (its workers
+        # do, and every second the supervisor spends here delays them)
+        from ..config import Settings
+        from ..metrics import prepare_multiprocess
+
+        try:
+            settings = Settings.from_env()
+            load_policy()
+        except PolicyError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any 127.0.0.1 peer as the client;
+    # which proxies to believe is SSCARD_TRUSTED_PROXIES' decision alone (api/client_address.py).
+    # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),
+    # and a worker still importing on a loaded machine often did not: killed and restarted, again and
+    # again (7-31 s before --workers 2 answered). A hung worker is still killed, after worker_timeout.
     uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
-                log_config=uvicorn_log_config(settings.log_format))
+                log_config=uvicorn_log_config(settings.log_format), timeout_worker_healthcheck=worker_timeout,
+                proxy_headers=False)
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the deployment: the database answers, and keeps answered writes across a power cut
+    (SQLite's synchronous level; PostgreSQL's synchronous_commit and fsync). Exit 1 when it does not."""
+    sscard = _app()
+    try:
+        found = sscard.db.durability()
+    finally:
+        sscard.close()
+    found = {"database": sscard.db.engine.url.render_as_string(hide_password=True), **found}
+    if as_json:
+        console.print_json(json.dumps(found))
+    else:
+        for name, value in found.items():
+            if name != "durable":
+                console.print(f"{name}: {value}")
+        console.print("durable: yes" if found["durable"] else
+                      "[bold red]durable: NO: a crash or power cut can take back writes already answered as "
+                      "done[/bold red]")
+    if not found["durable"]:
+        raise typer.Exit(1)
 
 
 @policy_app.command("show")

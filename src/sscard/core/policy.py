@@ -125,6 +125,23 @@ class ApiPolicy(_Group):
                     "a revoked token stops working within it")
 
 
+class LoginPolicy(_Group):
+    """Credential stuffing: wrong passwords from one client counted across all accounts and login doors."""
+
+    client_failures_per_minute: int = Field(
+        10, ge=1, le=10_000, description="wrong logins from one client address, any account, in a moving minute")
+    client_failures_per_hour: int = Field(
+        50, ge=1, le=100_000, description="wrong logins from one client address, any account, in a moving hour")
+
+
+class StoragePolicy(_Group):
+    sqlite_synchronous: Literal["full", "extra", "normal"] = Field(
+        "full",
+        description="SQLite's PRAGMA synchronous on every connection (WAL mode). full: each commit is on disk "
+                    "before it is answered. normal is for demos only: faster, but a power cut or OS crash can "
+                    "take back payments and transfers already answered as done")
+
+
 class Policy(BaseSettings):
     """Every city setting, with RULES.md defaults. Frozen: a running system's policy does not drift."""
 
@@ -147,6 +164,8 @@ class Policy(BaseSettings):
     limits: LimitsPolicy = LimitsPolicy()
     medical: MedicalPolicy = MedicalPolicy()
     api: ApiPolicy = ApiPolicy()
+    login: LoginPolicy = LoginPolicy()
+    storage: StoragePolicy = StoragePolicy()
 
     @classmethod
     def settings_customise_sources(

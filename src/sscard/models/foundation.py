@@ -162,7 +162,7 @@ class BankAccount(Base):
     pin_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     status_changed_at: Mapped[datetime]
-    ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
@@ -202,6 +202,10 @@ class AuditRecord(Base):
     result: Mapped[str] = mapped_column(String(40), default="ok")
     idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The tamper-evident chain (services/audit_chain.py): set once by the sealer after the insert.
+    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True, index=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class IdempotencyRecord(Base):
@@ -217,6 +221,9 @@ class IdempotencyRecord(Base):
 
 
 Index("ix_cards_person_status", Card.person_id, Card.ss_status)
+# The records still to seal, in id order: a partial index, so the sealer never walks the sealed ones.
+Index("ix_audit_records_unsealed", AuditRecord.id, sqlite_where=AuditRecord.seal_seq.is_(None),
+      postgresql_where=AuditRecord.seal_seq.is_(None))
 
 
 class WebSession(Base):

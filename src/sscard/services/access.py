@@ -67,8 +67,8 @@ SS_VERIFY = KIOSK | MEDICAL  # the social security password opens the kiosk and 
 AUDIENCE: dict[Channel, frozenset[Role]] = {
     Channel.TERMINAL: frozenset({Role.TERMINAL}),
     Channel.API: ALL_STAFF | {Role.CARDHOLDER, Role.SYSTEM},
-    Channel.WINDOW: CENTER_STAFF | {Role.OPERATOR},
-    Channel.BANK_OUTLET: BANK_STAFF,
+    Channel.WINDOW: CENTER_STAFF | {Role.OPERATOR, Role.SYSTEM},
+    Channel.BANK_OUTLET: BANK_STAFF | {Role.SYSTEM},
     Channel.PORTAL: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
     Channel.HOTLINE_12333: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
     Channel.HOTLINE_BANK: frozenset({Role.CARDHOLDER, Role.SYSTEM}),
@@ -76,7 +76,9 @@ AUDIENCE: dict[Channel, frozenset[Role]] = {
     Channel.SYSTEM: frozenset({Role.SYSTEM}),
 }
 """Who may act through each channel. Staff act at their consoles or with their API tokens, terminals
-only on the terminal API, cardholders on the portal, the hotlines and their API tokens."""
+only on the terminal API, cardholders on the portal, the hotlines and their API tokens. SYSTEM is a
+channel's own gateway (the portal's or a console's login door, a hotline's menu): no token or session
+ever carries it."""
 
 KEYED_CHANNELS = frozenset({Channel.API, Channel.TERMINAL})
 """Channels whose clients retry over a network: a keyed operation called through them needs a key.

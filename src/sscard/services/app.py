@@ -46,10 +46,14 @@ def build_app(
     pool_size: int = 10,
 ) -> App:
     settings = settings or Settings.from_env()
+    policy = policy or load_policy()
+    db = Database(settings.database_url, pool_size=pool_size,
+                  sqlite_synchronous=policy.storage.sqlite_synchronous)
+    db.warn_if_not_durable()  # a warning in the log when acknowledged writes could be lost
     return App(
-        db=Database(settings.database_url, pool_size=pool_size),
+        db=db,
         clock=clock or Clock(),
-        policy=policy or load_policy(),
+        policy=policy,
         secrets=Secrets(settings.secret_key, FAST_ARGON2 if settings.fast_hashing else None),
         settings=settings,
     )

@@ -119,12 +119,15 @@ def list_for_person(op: Op, person_id: int) -> dict:
         select(PowerOfAttorney).where(PowerOfAttorney.person_id == person.id).order_by(PowerOfAttorney.id.desc())
     ).all()
     today = op.app.clock.today()
+    op.audit("person", person.id, person_id=person.id)
     return {"person_id": person.id, "attorneys": [poa_view(p, today) for p in rows]}
 
 
 @query("attorney.view", roles=CENTER_STAFF, scope=Scope.OWN)
 def view(op: Op, attorney_id: int) -> dict:
-    return poa_view(_get(op, attorney_id), op.app.clock.today())
+    poa = _get(op, attorney_id)
+    op.audit("power_of_attorney", poa.id, person_id=poa.person_id)
+    return poa_view(poa, op.app.clock.today())
 
 
 @operation("attorney.revoke", roles=CENTER_STAFF, scope=Scope.OWN)
@@ -227,7 +230,9 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
 
 @query("counter.visit", roles=CENTER_STAFF, scope=Scope.CENTER)
 def get_visit(op: Op, visit_id: int) -> dict:
-    return visit_view(op, _live_visit(op, visit_id))
+    visit = _live_visit(op, visit_id)
+    op.audit("visit", visit.id, person_id=visit.person_id)
+    return visit_view(op, visit)
 
 
 @query("counter.visit_identity", roles=CENTER_STAFF, scope=Scope.CENTER)
@@ -237,6 +242,7 @@ def visit_identity(op: Op, visit_id: int) -> dict:
     visit = _live_visit(op, visit_id)
     person = lookup.person_by_id(op.session, visit.person_id)
     poa = op.session.get(PowerOfAttorney, visit.attorney_id) if visit.attorney_id else None
+    op.audit("visit", visit.id, person_id=person.id)
     return {
         "person_id": person.id,
         "presented_citizen_id": person.citizen_id,

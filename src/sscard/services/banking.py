@@ -496,6 +496,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
 def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict:
     """Balance and history, newest first; page with before_id = the last entry's id."""
     account = _account(op, pan)
+    op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
     rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id) \
         if account.ledger_account_id else []

@@ -30,6 +30,7 @@ Use: `batching.call(app, banking.purchase, actor, pan, amount, pin, idempotency_
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import functools
@@ -134,6 +135,7 @@ class Batcher:
         self._backlogged = False  # requests were queued when the last batch was answered
         self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
+        self.sizes: collections.Counter[int] = collections.Counter()  # batch size -> batches (/metrics)
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
             event.listen(app.db.engine, "before_cursor_execute", _count_writes)
         self._thread = threading.Thread(target=self._run, name="sscard-ledger-writer", daemon=True)
@@ -315,6 +317,7 @@ class Batcher:
                 break
         self.batches += 1
         self.requests += len(batch)
+        self.sizes[len(batch)] += 1
         _answer_all([(req, outcomes.get(i, _ALONE)) for i, req in enumerate(batch)])
 
     def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:

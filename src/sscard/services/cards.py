@@ -155,6 +155,7 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
 def card_status(op: Op, card_number: str) -> dict:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
+    op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record
     return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
 
 
@@ -164,6 +165,7 @@ def person_cards(op: Op, person_id: int) -> dict:
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id)).all()
     if access.is_bank_side(op.actor):  # a bank sees its own cards of the person, not another bank's
         cards = [c for c in cards if c.bank_id == op.actor.bank_id]
+    op.audit("person", person.id, person_id=person.id)
     return {
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
         "cards": [card_view(op.session, c, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
@@ -182,5 +184,6 @@ def find_person(op: Op, citizen_id: str | None = None, card_number: str | None =
         from ..core.errors import SscardError
 
         raise SscardError("invalid_request")
+    op.audit("person", person.id, person_id=person.id)
     return {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
             "birth_date": person.birth_date, "sex": person.sex}

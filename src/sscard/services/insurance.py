@@ -178,6 +178,7 @@ def contribution_records(op: Op, person_id: int, year: int | None = None, insura
     person = lookup.person_by_id(op.session, person_id, op.actor)
     if insurance_type:
         check_type(insurance_type)
+    op.audit("person", person.id, person_id=person.id)
     found = op.session.execute(
         select(Contribution, Employer)
         .join(Employer, Employer.id == Contribution.employer_id)

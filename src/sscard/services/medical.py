@@ -532,13 +532,16 @@ def _readable_settlement(op: Op, code: str) -> MedicalSettlement:
 @query("medical.settlement", roles=READERS | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.MEDICAL)
 def get_settlement(op: Op, code: str) -> dict:
     """One settlement or refund: the cardholder's own, their institution's for a terminal, any for staff."""
-    return settlement_view(op, _readable_settlement(op, code))
+    row = _readable_settlement(op, code)
+    op.audit("medical_settlement", code, person_id=row.person_id)
+    return settlement_view(op, row)
 
 
 @query("medical.person_settlements", roles=READERS, scope=Scope.OWN)
 def person_settlements(op: Op, person_id: int, year: int | None = None, limit: int = 50, offset: int = 0) -> dict:
     """A person's settlements and refunds, newest first (staff, or the cardholder themself)."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
+    op.audit("person", person.id, person_id=person.id)
     q = select(MedicalSettlement).where(MedicalSettlement.person_id == person.id)
     if year is not None:
         q = q.where(MedicalSettlement.year == year)
@@ -552,6 +555,7 @@ def person_settlements(op: Op, person_id: int, year: int | None = None, limit: i
 def personal_account(op: Op, person_id: int, movements: int = 20) -> dict:
     """Balance, recent movements, this year's deductible met and fund used, and insured months."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
+    op.audit("person", person.id, person_id=person.id)
     account = _personal_account(op, person.id)
     year = shanghai_day(op.now).year
     usage = _usage(op, person.id, year)

@@ -224,8 +224,11 @@ def execute(
         return payload
 
     def stored_answer() -> Any:
-        with app.db.read_committed() as session:
-            return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+        def read() -> Any:
+            with app.db.read_committed() as session:
+                return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+
+        return app.db.reconnecting(read)  # after a failover: on the new primary
 
     def work(session: Session) -> Any:
         if idempotency_key and not lookup_outside:
@@ -254,14 +257,14 @@ def execute(
         out = stored_answer() if idempotency_key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work)
+                out = app.db.run(work, idempotent=bool(idempotency_key))
             except IntegrityError:
                 if not idempotency_key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work)
+                    out = app.db.run(work, idempotent=bool(idempotency_key))
             except SscardError as err:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
@@ -384,9 +387,17 @@ def _check_secrets_named(fn, decl: access.Declaration) -> None:
         raise ValueError(f"operation {decl.name}: undeclared secrets {sorted(missing)}, unknown {sorted(unknown)}")
 
 
+# Staff whose reads of a person's data are recorded (PIPL: the cardholder sees who looked at their record).
+VIEW_AUDITED = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR})
+
+
 def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope, secrets: tuple[str, ...] = (),
           terminals: frozenset[str] | None = None):
-    """A read: permission- and scope-checked and run in a (retried) transaction, but not audited or keyed."""
+    """A read: permission- and scope-checked and run in a (retried) read transaction, not keyed.
+
+    When staff read one person's data (the query says whose with `op.audit(..., person_id=...)`), one
+    audit record `result="viewed"` is written after the read, in a short transaction of its own, so the
+    read itself stays a read-only transaction; if that record cannot be written the read fails."""
     decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals)
     access.register(decl)
 
@@ -396,11 +407,18 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Any:
             access.admit(actor, name, None)
+            last: list[Op] = []
 
             def work(session: Session) -> Any:
-                return jsonable(run_declared(decl, Op(app, session, actor, name, None), fn, args, kwargs))
+                last[:] = [Op(app, session, actor, name, None)]
+                return jsonable(run_declared(decl, last[0], fn, args, kwargs))
 
-            return app.db.run(work, readonly=True)
+            out = app.db.run(work, readonly=True)
+            fields = last[0]._audit
+            if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
+                now = last[0].now
+                app.db.run(lambda s: s.add(_audit_record(actor, name, now, None, "viewed", fields)))
+            return out
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]

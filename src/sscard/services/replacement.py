@@ -370,6 +370,7 @@ def receipt(op: Op, receipt_no: str) -> dict:
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))
     access.require_center(op.actor, r.center_id)
+    op.audit("fee_receipt", r.receipt_no, person_id=r.person_id)
     return receipt_view(op, r)
 
 
@@ -379,6 +380,7 @@ def collection_receipt(op: Op, card_number: str) -> dict:
     access.require_center(op.actor, card.ready_center_id)
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
+    op.audit("card", card.card_number, person_id=card.person_id)
     person = op.session.get(Person, card.person_id)
     bank = op.session.get(Bank, card.bank_id)
     account = lookup.account_for_card(op.session, card)
@@ -449,6 +451,7 @@ def person_overview(op: Op, person_id: int) -> dict:
     replacement applications with their receipts."""
     person = lookup.person_by_id(op.session, person_id)
     rows = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
+    op.audit("person", person.id, person_id=person.id)
     return {
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
                    "birth_date": person.birth_date, "sex": person.sex,
@@ -464,6 +467,7 @@ def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
     card = op.session.get(Card, card_id)
     if card is None or card.person_id != person_id:
         raise SscardError("card_not_found")
+    op.audit("card", card.card_number, person_id=card.person_id)
     return {"card_number": card.card_number}
 
 

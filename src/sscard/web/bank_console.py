@@ -25,17 +25,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ..api.client_address import client_address
 from ..api.deps import language
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
-from ..services import banking, batching, loss, websession
+from ..services import banking, batching, loss, throttle, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
-from ..statements import Line, Statement, render_statement
 from . import security
+from .hardening import delete_cookie, throttled
 from .pages import render, templates
 
 router = APIRouter(prefix="/bank", include_in_schema=False)
@@ -122,7 +123,14 @@ async def login(request: Request) -> Response:
     security.check_login_token(request, form, LOGIN_COOKIE)
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     lang = language(request)
-    web = websession.staff_login(_app(request), username, password, Channel.BANK_OUTLET) if username else None
+    app = _app(request)
+    try:
+        web = throttle.guarded_login(
+            app, client_address(request), "bank", username,
+            lambda: websession.staff_login(app, username, password, Channel.BANK_OUTLET),
+        ) if username else None
+    except SscardError as err:  # too_many_attempts: refused before the password is checked
+        return throttled(_login_form(request, err.message(lang), err.status, username), err)
     if web is None:
         msg = "Wrong user name or password" if lang == "en" else "用户名或密码错误"
         return _login_form(request, msg, 401, username)
@@ -133,7 +141,7 @@ async def login(request: Request) -> Response:
         return _login_form(request, msg, 403, username)
     response = RedirectResponse("/bank", status_code=303)
     security.set_session_cookie(response, "staff", web.token, request)
-    response.delete_cookie(LOGIN_COOKIE, path="/bank")
+    delete_cookie(response, request, LOGIN_COOKIE, path="/bank")
     return response
 
 
@@ -145,7 +153,7 @@ async def logout(request: Request) -> Response:
     await security.check_csrf(request, desk.row)
     websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
     response = RedirectResponse("/bank/login", status_code=303)
-    security.clear_session_cookie(response, "staff")
+    security.clear_session_cookie(response, "staff", request)
     return response
 
 
@@ -557,6 +565,8 @@ async def statement_pdf(request: Request) -> Response:
     status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
     moved = sum(x["credit_fen"] - x["debit_fen"] for x in lines if x["posted"])
     opening = data["balance_fen"] - moved  # the posted balance before the oldest line shown
+    from ..statements import Line, Statement, render_statement  # reportlab: at the first statement
+
     pdf = render_statement(
         Statement(
             bank_name=_bank_name(app, pan, lang), pan_masked=data["pan"], name_masked="",

@@ -21,14 +21,16 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from .. import receipts
+from ..api.client_address import client_address
 from ..api.deps import language
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
+from ..services.throttle import guarded_login
 from . import security
+from .hardening import delete_cookie, throttled
 from .pages import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -148,7 +150,14 @@ async def login(request: Request) -> Response:
     security.check_login_token(request, form, LOGIN_COOKIE)
     username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
     lang = language(request)
-    web = websession.staff_login(_app(request), username, password, Channel.WINDOW) if username else None
+    app = _app(request)
+    try:
+        web = guarded_login(
+            app, client_address(request), "console", username,
+            lambda: websession.staff_login(app, username, password, Channel.WINDOW),
+        ) if username else None
+    except SscardError as err:  # too_many_attempts: refused before the password is checked
+        return throttled(_login_form(request, err.message(lang), err.status, username), err)
     if web is None:
         return _login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误", 401,
                            username)
@@ -163,7 +172,7 @@ async def login(request: Request) -> Response:
         return _login_form(request, msg, 403, username)
     response = RedirectResponse("/console", status_code=303)
     security.set_session_cookie(response, "staff", web.token, request)
-    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    delete_cookie(response, request, LOGIN_COOKIE, path="/console")
     return response
 
 
@@ -175,7 +184,7 @@ async def logout(request: Request) -> Response:
     await security.check_csrf(request, w.row)
     websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
     response = RedirectResponse("/console/login", status_code=303)
-    security.clear_session_cookie(response, "staff")
+    security.clear_session_cookie(response, "staff", request)
     return response
 
 
@@ -509,6 +518,8 @@ def fee_receipt(receipt_no: str, request: Request) -> Response:
         data = replacement.receipt(_app(request), w.actor, receipt_no)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return _pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
 
@@ -523,6 +534,8 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
         data = replacement.collection_receipt(app, w.actor, number)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
     return _pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 
 

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from ..api.deps import language
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.money import fen_to_yuan
+from . import hardening
 
 HERE = Path(__file__).parent
 LOCALE_DIR = HERE.parent / "locale"
@@ -79,12 +80,21 @@ def home(request: Request) -> HTMLResponse:
     return render(request, "home.html")
 
 
+def _local_path(value: str | None) -> str | None:
+    """A path on this site ("/portal/card"), never another one ("//evil.example", "/\\evil.example")."""
+    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return None
+
+
 @router.get("/lang/{lang}", include_in_schema=False)
 def switch_language(lang: str, request: Request) -> RedirectResponse:
-    """Remember the language in a cookie and go back where the user was."""
-    target = request.headers.get("referer") or "/"
-    if not target.startswith(str(request.base_url)) and not target.startswith("/"):
+    """Remember the language in a cookie and go back where the user was: `next` (the page's own path, in
+    base.html's link: browsers send no Referer under our Referrer-Policy), else the Referer, else home."""
+    target = _local_path(request.query_params.get("next")) or request.headers.get("referer") or "/"
+    if not target.startswith(str(request.base_url)) and not _local_path(target):
         target = "/"
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie("lang", "en" if lang == "en" else "zh", samesite="lax", httponly=True)
+    # lax: a preference with no authority; a link from elsewhere may still open in the chosen language
+    hardening.set_cookie(response, request, "lang", "en" if lang == "en" else "zh", samesite="lax")
     return response

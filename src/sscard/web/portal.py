@@ -3,7 +3,8 @@
 Login by SS number (citizen ID) or card number + information query password; an initial password must
 be changed before anything else. Pages: my card (both sides in plain words), insurance records (table,
 yearly totals, an SVG chart of pension per year, CSV), medical personal account, online temporary loss
-of the SS side and its cancellation, progress of a replacement, password changes.
+of the SS side and its cancellation, progress of a replacement, password changes, and who looked at or
+changed my record (PIPL's right to know: role and place from the audit log, never a staff member's name).
 
 No portal URL or form takes a person id or a card number: who and which card always come from the
 signed-in session (services.insurance.own_card picks the card on the server). Every POST carries the
@@ -21,14 +22,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
+from ..api.client_address import client_address
 from ..api.deps import language
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
-from ..services import cards, insurance, loss, passwords, websession
+from ..services import audit, cards, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
+from .hardening import delete_cookie, set_cookie, throttled
 from .pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -79,7 +82,51 @@ NAV = (
     ("loss", "/portal/loss", N_("挂失")),
     ("progress", "/portal/progress", N_("补换卡进度")),
     ("password", "/portal/password", N_("修改密码")),
+    ("access", "/portal/access", N_("查询记录")),
 )
+# The access log in words: what was done (audit operation names), by whom (role), and how it ended.
+OPERATION_WORDS = {
+    "person.register": N_("登记个人信息"), "person.find": N_("查找个人信息"), "person.cards": N_("查看社保卡信息"),
+    "card.status": N_("查看社保卡状态"), "card.apply_first": N_("申领社保卡"), "card.collect": N_("领取社保卡"),
+    "card.seal_uncollected": N_("逾期未领封存"), "card.unseal": N_("解除封存"),
+    "counter.person": N_("查看个人信息"), "counter.card_number": N_("查看卡号"),
+    "counter.identity_check": N_("核验身份"), "counter.visit": N_("查看办理记录"),
+    "counter.visit_identity": N_("查看身份信息"), "counter.end_visit": N_("结束办理"),
+    "counter.collect": N_("领取社保卡"), "counter.collection_receipt": N_("查看领卡回执"),
+    "counter.ss_password_reset_by_agent": N_("代办重置社保应用密码"),
+    "attorney.record": N_("登记授权委托书"), "attorney.revoke": N_("撤销授权委托书"),
+    "attorney.list": N_("查看授权委托书"), "attorney.view": N_("查看授权委托书"),
+    "ss_loss.report_temporary": N_("临时挂失登记"), "ss_loss.report_formal": N_("正式挂失"), "ss_loss.cancel": N_("解挂"),
+    "loss.sweep_lapsed": N_("临时挂失到期失效"),
+    "replacement.apply": N_("申请补换卡"), "replacement.apply_waived": N_("申请补换卡（免收工本费）"),
+    "replacement.receipt": N_("查看收费收据"), "replacement.complete_batch": N_("新卡制成"),
+    "production.start_batch": N_("制卡"), "production.complete_batch": N_("新卡制成"),
+    "ss_password.reset": N_("重置社保应用密码"), "ss_password.change": N_("社保应用密码修改"),
+    "ss_password.verify": N_("校验社保应用密码"), "query_password.reset": N_("重置信息查询密码"),
+    "query_password.change": N_("信息查询密码修改"), "query_password.login": N_("登录查询"),
+    "bank.activate": N_("启用金融功能"), "bank.extend_activation": N_("延长启用期限"),
+    "bank.deposit": N_("存款"), "bank.withdraw": N_("取款"), "bank.transfer": N_("转账"),
+    "bank.purchase": N_("消费"), "bank.authorize_payment": N_("预授权"), "bank.capture_payment": N_("预授权完成"),
+    "bank.void_payment": N_("预授权撤销"), "bank.balance": N_("查询余额"), "bank.statement": N_("查看账户明细"),
+    "bank.freeze": N_("冻结账户"), "bank.unfreeze": N_("解除冻结"), "bank.close": N_("销户"),
+    "bank.reset_pin": N_("重置银行密码"), "bank.change_pin": N_("修改银行密码"),
+    "bank.credit_pension": N_("养老金入账"), "bank.expire_pending": N_("预授权到期"),
+    "bank_loss.report_oral": N_("银行口头挂失"), "bank_loss.report_written": N_("银行书面挂失"),
+    "bank_loss.cancel": N_("银行解挂"),
+    "insurance.record_month": N_("登记参保缴费"), "insurance.records": N_("查看参保缴费记录"),
+    "medical.pre_settle": N_("医保预结算"), "medical.settle": N_("医保结算"), "medical.refund": N_("医保退费"),
+    "medical.credit_month": N_("医保个人账户划入"), "medical.settlement": N_("查看医保结算单"),
+    "medical.person_settlements": N_("查看医保结算记录"), "medical.personal_account": N_("查看医保个人账户"),
+    "audit.read": N_("查看操作记录"),
+}
+ROLE_WORDS = {
+    "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),
+    "teller": N_("银行柜员"), "bank_supervisor": N_("银行主管"), "operator": N_("系统管理员"),
+    "system": N_("系统自动处理"), "terminal": N_("自助终端"), "terminal_atm": N_("ATM自助柜员机"),
+    "terminal_pos": N_("POS机"), "terminal_hospital": N_("定点医院"), "terminal_pharmacy": N_("定点药店"),
+    "terminal_kiosk": N_("自助服务终端"),
+}
+ACCESS_KIND_WORDS = {"viewed": N_("查看"), "changed": N_("办理"), "refused": N_("被拒绝")}
 
 
 # ---------------------------------------------------------------- session plumbing
@@ -178,8 +225,7 @@ def _login_page(request: Request, error: str = "", status_code: int = 200) -> Re
         "pre_token": pre, "error": error, "initial_source": policy.initial_source,
         "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes,
     }, status_code=status_code)
-    response.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", path="/portal",
-                        secure=request.url.scheme == "https")
+    set_cookie(response, request, PRE_COOKIE, pre, path="/portal")
     return response
 
 
@@ -202,9 +248,13 @@ async def login_submit(request: Request) -> Response:
     password = str(form.get("password", ""))[:64]
     if not login or not password:
         return _login_page(request, SscardError("wrong_password").message(language(request)), 401)
+    app = _app(request)
     try:
-        session = websession.cardholder_login(_app(request), login, password)
+        session = throttle.guarded_login(app, client_address(request), "portal", login,
+                                         lambda: websession.cardholder_login(app, login, password))
     except SscardError as err:
+        if err.code == "too_many_attempts":  # refused before the password is checked
+            return throttled(_login_page(request, _error_text(request, err), err.status), err)
         status = err.status if err.status in (401, 423) else 401
         if err.code not in ("wrong_password", "password_locked"):  # never say which field was wrong
             err = SscardError("wrong_password")
@@ -212,7 +262,7 @@ async def login_submit(request: Request) -> Response:
     target = "/portal/password" if session.must_change_password else "/portal/card"
     response = RedirectResponse(target, status_code=303)
     security.set_session_cookie(response, KIND, session.token, request)
-    response.delete_cookie(PRE_COOKIE, path="/portal")
+    delete_cookie(response, request, PRE_COOKIE, path="/portal")
     return response
 
 
@@ -222,7 +272,7 @@ async def logout(request: Request) -> Response:
     if me.actor is not None:
         websession.logout(_app(request), me.token)
     response = RedirectResponse("/portal/login", status_code=303)
-    security.clear_session_cookie(response, KIND)
+    security.clear_session_cookie(response, KIND, request)
     return response
 
 
@@ -525,6 +575,21 @@ async def change_ss_password(request: Request) -> Response:
         return _page(request, "password.html", me, "password", {"ss_error": _error_text(request, err)},
                      status_code=err.status)
     return _page(request, "password.html", me, "password", {"ss_done": True})
+
+
+# ---------------------------------------------------------------- who looked at or changed my record (PIPL)
+
+
+@router.get("/access", response_class=HTMLResponse)
+def access_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    data = audit.about_me(_app(request), me.actor)
+    return _page(request, "access.html", me, "access", {
+        "records": data["records"], "operation_words": OPERATION_WORDS, "role_words": ROLE_WORDS,
+        "access_kind_words": ACCESS_KIND_WORDS,
+    })
 
 
 # ---------------------------------------------------------------- a GET of a form's target (language switch, reload)

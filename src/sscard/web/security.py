@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from ..core.roles import Actor, Channel, Role
 from ..services import websession
 from ..services.app import App
+from . import hardening
 
 COOKIE = {"staff": "sscard_staff", "cardholder": "sscard_portal"}
 LOGIN_PAGE = {"staff": "/console/login", "cardholder": "/portal/login"}
@@ -23,13 +24,11 @@ class LoginRequired(Exception):
 
 
 def set_session_cookie(response, kind: str, token: str, request: Request) -> None:
-    response.set_cookie(
-        COOKIE[kind], token, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
-    )
+    hardening.set_cookie(response, request, COOKIE[kind], token)
 
 
-def clear_session_cookie(response, kind: str) -> None:
-    response.delete_cookie(COOKIE[kind], path="/")
+def clear_session_cookie(response, kind: str, request: Request) -> None:
+    hardening.delete_cookie(response, request, COOKIE[kind])
 
 
 def page_session(request: Request, kind: str) -> tuple[Actor, websession.WebSession]:
@@ -118,7 +117,7 @@ def login_page(request: Request, template: str, cookie: str, path: str, context:
 
     token = pysecrets.token_urlsafe(18)
     response = render(request, template, {"login_token": token, **context}, status)
-    response.set_cookie(cookie, token, httponly=True, samesite="strict", path=path, secure=request.url.scheme == "https")
+    hardening.set_cookie(response, request, cookie, token, path=path)
     return response
 
 

@@ -1,7 +1,7 @@
 """events: the outbox of events for partners and the publishers' positions
 
 Revision ID: 0008_events
-Revises: 0006_hotline (a 0007 is added in parallel; the chain is fixed at merge)
+Revises: 0007_audit_chain
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import sscard.models.base
 
 revision = "0008_events"
-down_revision = "0006_hotline"
+down_revision = "0007_audit_chain"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,228 @@
+"""What every workload shares: the clients' loop and its figures, the host calibration, scratch
+databases, the uvicorn subprocess and a minimal HTTP/1.1 client."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+def calibrate() -> float:
+    """Milliseconds of a fixed pure-Python loop: how fast this shared host is right now."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return (time.perf_counter() - start) * 1000
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def figures(latencies_s: list[float], elapsed: float, errors: int, **extra) -> dict:
+    return {"tps": len(latencies_s) / elapsed if elapsed else 0.0,
+            "p50_ms": percentile(latencies_s, 0.50) * 1000, "p99_ms": percentile(latencies_s, 0.99) * 1000,
+            "ok": len(latencies_s), "errors": errors, "seconds": round(elapsed, 2), **extra}
+
+
+def drive(clients: int, seconds: float, work: Callable[[int, random.Random], bool]) -> dict:
+    """N threads calling work() for S seconds; tps and latencies of the successful calls. Each client's
+    first successful call (its connection, the server's first use) is not measured."""
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    errors = [0] * clients
+    kinds: dict[str, int] = {}
+    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+
+    def loop(c: int) -> None:
+        rng = random.Random(c)
+        first = True
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            try:
+                ok = work(c, rng)
+            except Exception as exc:  # noqa: BLE001  counted, not fatal: the run goes on
+                ok = False
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+            if ok and first:
+                first = False
+            elif ok:
+                latencies[c].append(time.perf_counter() - t0)
+            else:
+                errors[c] += 1
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = figures([x for lat in latencies for x in lat], time.perf_counter() - start, sum(errors))
+    if kinds:
+        out["exceptions"] = kinds
+    return out
+
+
+class Scratch:
+    """A scratch database: a temporary SQLite file, or a new PostgreSQL database dropped afterwards."""
+
+    def __init__(self, db: str, pg_url: str, name: str):
+        self.db = db
+        if db == "sqlite":
+            self.tmp = tempfile.mkdtemp(prefix=f"sscard-bench-{name}-")
+            self.path = Path(self.tmp) / "bench.db"
+            self.url = f"sqlite:///{self.path}"
+            return
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.engine import make_url
+
+        base = make_url(pg_url)
+        self.name = f"sscard_bench_{name}_{uuid.uuid4().hex[:6]}"
+        self.admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.sa_url = base.set(database=self.name)
+        self.url = self.sa_url.render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        if self.db == "sqlite":
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`uvicorn sscard.api.asgi:application` in a subprocess on a free 127.0.0.1 port, over `url`.
+
+    Started as soon as the schema exists (it reads tokens and data per request), so its start-up
+    (imports: seconds on a busy host) overlaps the city's set-up; `ready()` waits for it."""
+
+    def __init__(self, url: str, key: bytes, workdir: Path, *, workers: int = 1, env: dict | None = None):
+        self.port = free_port()
+        self._ready = False
+        environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
+                   "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"), **(env or {})}
+        self.log = open(workdir / "server.log", "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "sscard.api.asgi:application", "--host", "127.0.0.1", "--port",
+             str(self.port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
+            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log,
+        )
+
+    def ready(self) -> Server:
+        import httpx
+
+        base = f"http://127.0.0.1:{self.port}"
+        for _ in range(1200):
+            if self._ready:
+                return self
+            try:
+                self._ready = httpx.get(base + "/openapi.json", timeout=1).status_code == 200
+                continue
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError("uvicorn exited: " + self.log.read().decode(errors="replace")[-2000:])
+            time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection per client thread, each request written as bytes and its
+    answer read by Content-Length.
+
+    pgbench is a C program that costs the database server almost nothing; a Python load generator on
+    the same 2 cores takes CPU from the server it measures (httpx ~1 ms per request, http.client
+    ~0.3 ms), so this one does the least it can. A request that fails is retried by nobody: counted."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.socks: dict[int, tuple[socket.socket, object]] = {}
+
+    def post(self, client: int, path: str, body: dict, token: str, *, key: bool = True) -> tuple[int, bytes]:
+        """POST (with a fresh Idempotency-Key unless key=False); the answer's status and body."""
+        conn = self.socks.get(client)
+        if conn is None:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = self.socks[client] = (sock, sock.makefile("rb"))
+        sock, reader = conn
+        data = json.dumps(body).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n").encode()
+        if key:
+            head += b"Idempotency-Key: " + uuid.uuid4().hex.encode() + b"\r\n"
+        try:
+            sock.sendall(head + b"\r\n" + data)
+            status = int(reader.readline().split(b" ", 2)[1])
+            length = None
+            while True:
+                line = reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length is None:
+                raise OSError("answer without Content-Length")
+            answer = reader.read(length)
+        except (OSError, ValueError, IndexError):
+            self.close(client)
+            raise
+        return status, answer
+
+    def close(self, client: int | None = None) -> None:
+        for c in [client] if client is not None else list(self.socks):
+            found = self.socks.pop(c, None)
+            if found is not None:
+                found[1].close()
+                found[0].close()
+
+
+class Rig:
+    """What a benchmark rig holds and gives back: a scratch database, an App on it, a work folder and,
+    once started, a server."""
+
+    server: Server | None = None
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.app.close()
+        self.scratch.drop()
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""`sscard audit seal` and `sscard audit verify [--seal]`: the tamper-evident audit chain."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from . import _app, console, err_console
+
+    audit_app = typer.Typer(no_args_is_help=True, help="The audit log's hash chain: seal and verify.")
+    app.add_typer(audit_app, name="audit")
+
+    @audit_app.command("seal")
+    def seal() -> None:
+        """Link every audit record not yet sealed into the chain (the server does this every second)."""
+        import time
+
+        from ..services import audit_chain
+
+        started = time.perf_counter()
+        sealed = audit_chain.seal(_app())
+        console.print(f"sealed {sealed} records in {time.perf_counter() - started:.2f} s", soft_wrap=True)
+
+    @audit_app.command("verify")
+    def verify(
+        seal_first: bool = typer.Option(False, "--seal", help="seal what is unsealed first"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Re-compute the chain; exit 1 naming the first broken record."""
+        from ..services import audit_chain
+
+        out = audit_chain.verify(_app(), seal_first=seal_first)
+        if as_json:
+            console.print_json(json.dumps(out))
+        else:
+            console.print(f"checked {out['checked']} sealed records; {out['unsealed']} not yet sealed", soft_wrap=True)
+            head = out["head"]
+            console.print(f"head: seal_seq {head['seal_seq']} hash {head['hash']}", soft_wrap=True)
+        if not out["ok"]:
+            broken = out["broken"]
+            err_console.print(f"[red]broken[/red] at audit record id {broken['id']} (seal_seq {broken['seal_seq']}): "
+                              f"{_WHY[broken['reason']]}", soft_wrap=True)
+            raise typer.Exit(1)
+        if not as_json:
+            console.print("chain ok")
+
+
+_WHY = {
+    "gap": "a record sealed before it is missing (deleted or re-numbered)",
+    "prev_hash": "its prev_hash is not the previous record's hash",
+    "hash": "its columns do not give its hash (the record was changed)",
+}

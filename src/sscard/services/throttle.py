@@ -1,0 +1,139 @@
+"""The login throttle across accounts (issue 13): wrong passwords counted per client address.
+
+Each account locks itself after a few misses (services/passwords, core/passwords), which does nothing
+against one client trying one password on many accounts (credential stuffing). Here every failed
+login at any door (staff console, bank console, portal, API) counts against the client's address;
+over `login.client_failures_per_minute` or `..._per_hour` the next login is refused with
+`too_many_attempts` *before* the password is checked, so it neither reveals anything nor burns the
+account's own counter.
+
+Counting is the `limits` library's moving window, in its in-memory storage (one process) or Redis
+(`SSCARD_RATE_LIMIT_STORAGE=redis://...`, shared by every worker). `limits` reads the wall clock (the
+memory storage calls time.time(), Redis its server's TIME), so these windows do not follow the injected
+clock: a throttle is protection in real time, not a business rule about days.
+
+A refusal is audited once per client, door and minute ("login.throttled": the address, the door and
+how many distinct accounts it tried in the hour; never a login name or password), not once per
+request, so an attack cannot flood the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from ..core.errors import SscardError, register_messages
+from ..core.roles import Actor, Channel, Role
+from .access import Scope
+from .app import App
+from .operation import Op, operation
+
+register_messages({
+    "too_many_attempts": (
+        429,
+        "来自您所在网络地址的登录失败次数过多，请{seconds}秒后再试",
+        "Too many failed logins from your network address: try again in {seconds} seconds",
+    ),
+})
+
+# The doors, and the channel their refusals are audited on.
+DOORS = {"console": Channel.WINDOW, "bank": Channel.BANK_OUTLET, "portal": Channel.PORTAL, "api": Channel.API}
+_MAX_ACCOUNTS = 100_000  # the distinct-accounts counter's ceiling (a count, not a limit)
+T = TypeVar("T")
+
+
+class LoginThrottle:
+    """Failed logins per client address, in moving windows of a minute and an hour."""
+
+    def __init__(self, storage_uri: str, per_minute: int, per_hour: int, *, key: bytes,
+                 namespace: str = "sscard-login", windows: tuple[RateLimitItem, ...] | None = None):
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.key = key
+        self.windows = windows or (
+            RateLimitItemPerMinute(per_minute, namespace=namespace),
+            RateLimitItemPerHour(per_hour, namespace=namespace),
+        )
+        longest = max(w.get_expiry() for w in self.windows)
+        self.audited = RateLimitItemPerMinute(1, namespace=f"{namespace}-audited")
+        self.seen = RateLimitItemPerSecond(1, longest, namespace=f"{namespace}-seen")
+        self.accounts = RateLimitItemPerSecond(_MAX_ACCOUNTS, longest, namespace=f"{namespace}-accounts")
+
+    def retry_after(self, client: str) -> int:
+        """Seconds until this client may try again; 0 when it may now."""
+        wait = 0.0
+        for window in self.windows:
+            if not self.limiter.test(window, client):
+                reset, _ = self.limiter.get_window_stats(window, client)
+                wait = max(wait, reset - time.time())
+        return 0 if wait <= 0 else max(1, math.ceil(wait))
+
+    def failed(self, client: str, door: str, login: str) -> None:
+        """Count one wrong login; the account is kept only as a keyed digest, to count distinct ones."""
+        for window in self.windows:
+            self.limiter.hit(window, client)
+        account = hmac.new(self.key, f"{door}\x00{login.strip().upper()}".encode(), hashlib.sha256).hexdigest()[:32]
+        if self.limiter.hit(self.seen, client, account):
+            self.limiter.hit(self.accounts, client)
+
+    def accounts_tried(self, client: str) -> int:
+        return _MAX_ACCOUNTS - self.limiter.get_window_stats(self.accounts, client).remaining
+
+    def first_refusal_in_window(self, client: str, door: str) -> bool:
+        return self.limiter.hit(self.audited, client, door)
+
+
+def throttle_for(app: App) -> LoginThrottle:
+    """The app's throttle, built once from its settings and policy."""
+    found = app.extras.get("login_throttle")
+    if found is None:
+        policy = app.policy.login
+        found = LoginThrottle(app.settings.rate_limit_storage, policy.client_failures_per_minute,
+                              policy.client_failures_per_hour, key=app.settings.secret_key)
+        app.extras["login_throttle"] = found
+    return found
+
+
+def gateway(door: str) -> Actor:
+    return Actor(kind="channel", id=door, role=Role.SYSTEM, name=f"{door} login", channel=DOORS[door])
+
+
+def guarded_login(app: App, client: str, door: str, login: str, attempt: Callable[[], T]) -> T:
+    """Run one login attempt (`attempt()`: None or wrong_password/password_locked when it fails) under
+    the client's throttle: refused unchecked when the client is over its limit, counted when it fails."""
+    if door not in DOORS:
+        raise ValueError(f"unknown login door {door!r}")
+    throttle = throttle_for(app)
+    wait = throttle.retry_after(client)
+    if wait:
+        if throttle.first_refusal_in_window(client, door):
+            # raises too_many_attempts once its audit record is written
+            login_throttled(app, gateway(door), client, door, throttle.accounts_tried(client), wait)
+        raise SscardError("too_many_attempts", seconds=wait)
+    try:
+        result = attempt()
+    except SscardError as err:
+        if err.code in ("wrong_password", "password_locked"):
+            throttle.failed(client, door, login)
+        raise
+    if result is None:
+        throttle.failed(client, door, login)
+    return result
+
+
+@operation("login.throttled", roles={Role.SYSTEM}, scope=Scope.CITY)
+def login_throttled(op: Op, client: str, door: str, accounts_tried: int, retry_after: int) -> dict:
+    """The audit record of a client refused at a login door (once per client, door and minute)."""
+    policy = op.policy.login
+    op.audit("client", client, after="throttled", door=door, accounts_tried=accounts_tried,
+             retry_after_seconds=retry_after, per_minute=policy.client_failures_per_minute,
+             per_hour=policy.client_failures_per_hour)
+    raise SscardError("too_many_attempts", commit=True, seconds=retry_after)

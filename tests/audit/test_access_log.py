@@ -1,0 +1,102 @@
+"""The cardholder's right to know (PIPL): staff reads of a person's data are recorded, and the portal
+lists who looked at or changed my record by role and place, never by the staff member's name."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sscard.core.errors import SscardError
+from sscard.core.roles import CLI_OPERATOR, Channel
+from sscard.models.foundation import AuditRecord
+from sscard.services import audit, banking, cards, loss, replacement, staff
+from tests.portal.helpers import login_changed
+from tests.support import STAFF_PASSWORD
+
+CLERK_NAME = "王晓明"
+
+
+def _named_clerk(app):
+    """A clerk at C01 with a name and login that must never reach a cardholder's page."""
+    staff.add_user(app, CLI_OPERATOR, "wangxm", STAFF_PASSWORD, "clerk", CLERK_NAME, center_code="C01")
+    return staff.authenticate_staff(app, "wangxm", STAFF_PASSWORD, Channel.WINDOW)
+
+
+def _records(app, person_id: int, result: str | None = None) -> list[AuditRecord]:
+    with app.db.session() as s:
+        q = select(AuditRecord).where(AuditRecord.person_id == person_id)
+        if result:
+            q = q.where(AuditRecord.result == result)
+        return list(s.scalars(q.order_by(AuditRecord.id)))
+
+
+def test_a_staff_read_of_a_person_leaves_one_viewed_record_and_a_cardholders_own_read_none(city, app):
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    replacement.person_overview(app, clerk, card.person_id)
+    viewed = _records(app, card.person_id, "viewed")
+    assert [(r.operation, r.actor_role, r.place, r.object_type) for r in viewed] == [
+        ("counter.person", "clerk", "C01", "person")]
+    cards.person_cards(app, city.cardholder(card), card.person_id)
+    cards.card_status(app, city.cardholder(card), card.card_number)
+    assert len(_records(app, card.person_id, "viewed")) == 1
+    with pytest.raises(SscardError):  # a refused read is not a view
+        cards.card_status(app, city.actor("teller_jsb"), "A0000000X")
+    assert len(_records(app, card.person_id, "viewed")) == 1
+
+
+def test_every_staff_read_of_a_persons_data_is_recorded(city, app):
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    reads = [
+        (city.actor("clerk"), lambda a: cards.person_cards(app, a, card.person_id), "person.cards"),
+        (city.actor("clerk"), lambda a: cards.find_person(app, a, citizen_id=card.citizen_id), "person.find"),
+        (city.actor("teller"), lambda a: cards.card_status(app, a, card.card_number), "card.status"),
+        (city.actor("teller"), lambda a: banking.statement(app, a, card.pan), "bank.statement"),
+        (city.actor("csup"), lambda a: audit.read_audit(app, a, person_id=card.person_id), "audit.read"),
+    ]
+    for actor, read, name in reads:
+        read(actor)
+        last = _records(app, card.person_id, "viewed")[-1]
+        assert (last.operation, last.actor_role) == (name, str(actor.role))
+
+
+def test_the_cardholder_page_lists_a_clerks_look_and_formal_loss_by_role_and_center_not_by_name(client, city, app):
+    card = city.issued_card()
+    other = city.issued_card("李四")
+    clerk = _named_clerk(app)
+    for _ in range(3):  # a console page shown three times in a minute: one line, three times
+        replacement.person_overview(app, clerk, card.person_id)
+    loss.report_formal_loss(app, clerk, card.card_number, presented_citizen_id=card.citizen_id)
+    login_changed(client, card)
+    page = client.get("/portal/access")
+    assert page.status_code == 200
+    assert "谁查看或变更了我的信息" in page.text
+    rows = page.text.split("<tbody>", 1)[1]
+    assert "查看个人信息 （3次）" in rows and rows.count("查看个人信息") == 1 and "正式挂失" in rows
+    assert "社保卡服务网点工作人员" in rows and "西湖区社保卡服务中心" in rows
+    assert rows.index("正式挂失") < rows.index("查看个人信息")  # newest first
+    assert CLERK_NAME not in page.text and "wangxm" not in page.text
+    assert 'href="/portal/access"' in client.get("/portal/card").text  # in the portal's navigation
+    assert "信息查询密码修改" not in rows  # the cardholder's own actions are not listed
+
+    client.cookies.clear()
+    login_changed(client, other)
+    theirs = client.get("/portal/access").text
+    assert "正式挂失" not in theirs and "查看个人信息" not in theirs
+
+
+def test_the_access_page_in_english_is_in_english(client, city, app):
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    replacement.person_overview(app, _named_clerk(app), card.person_id)
+    banking.statement(app, city.actor("teller"), card.pan)
+    login_changed(client, card)
+    page = client.get("/portal/access?lang=en").text
+    assert "Who looked at or changed my record" in page and "Access log" in page
+    assert "Viewed your record" in page and "Service center clerk" in page and "西湖区社保卡服务中心" in page
+    assert "Viewed your account statement" in page and "Bank teller" in page and "ICBC" in page
+    assert "Viewed" in page and "Changed" in page
+    assert "谁查看" not in page and CLERK_NAME not in page

@@ -1,0 +1,67 @@
+"""A restart after SIGKILL must answer within 2 s, and ~0.5 s of that was importing libraries that no
+request at start-up needs. These tests keep them out of the server's start-up for good; the restart
+itself is timed by `sscard bench restart` (a figure, not asserted: it moves with the machine's load)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TEST_KEY
+
+# imported on first use only: PDFs (reportlab, PIL), migrations (alembic, mako, pygments), the demo city
+# (faker), test tools (hypothesis, schemathesis, pytest)
+LAZY = {"reportlab", "PIL", "alembic", "mako", "pygments", "faker", "hypothesis", "schemathesis", "pytest"}
+
+
+def _modules_after(code: str, tmp_path) -> set[str]:
+    env = {**os.environ, "SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "SSCARD_SECRET_KEY": TEST_KEY.hex(),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+    return {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
+
+
+def test_importing_the_server_app_leaves_pdf_migration_demo_and_test_libraries_unloaded(tmp_path):
+    loaded = _modules_after("import sscard.api.asgi", tmp_path)
+    assert "sscard" in loaded and "fastapi" in loaded
+    assert loaded & LAZY == set()
+
+
+def test_the_serve_command_path_leaves_them_unloaded_too(tmp_path):
+    # `sscard serve` loads every area's commands and builds the app once before uvicorn imports it
+    loaded = _modules_after("import sscard.cli as c\nc._register_area_commands()\nc._app()\nimport uvicorn.main\n"
+                            "import sscard.api.asgi", tmp_path)
+    assert loaded & LAZY == set()
+
+
+def test_serve_gives_workers_a_minute_to_answer_the_supervisors_health_check(monkeypatch, tmp_path):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import sscard.cli as cli
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SSCARD_DATABASE_URL", f"sqlite:///{tmp_path / 's.db'}")
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    monkeypatch.delenv("SSCARD_METRICS_DIR", raising=False)
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    for args in (["serve"], ["serve", "--workers", "2"]):
+        assert CliRunner().invoke(cli.app, args).exit_code == 0
+    assert [kw["timeout_worker_healthcheck"] for kw in calls] == [60, 60]  # uvicorn's own default: 5 s
+    assert os.environ.pop("SSCARD_METRICS_DIR") == str(tmp_path / "metrics")  # workers add up their figures
+
+
+@pytest.mark.slow
+def test_bench_restart_kills_the_server_and_times_its_first_answer(tmp_path, monkeypatch):
+    from sscard.cli.ops import run_restart_bench
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    figures = run_restart_bench(1, 1, None)
+    assert len(figures) == 1 and figures[0] > 0  # a figure, not a goal: it moves with the machine's load
