@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser redis pgclient pgbench ha-packages drill bench db clean
+.PHONY: run test setup lint format browser nats redis pgclient pgbench ha-packages drill bench db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -33,6 +33,14 @@ browser:
 	      || echo "could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium missing (apt-get install chromium fonts-noto-cjk fonts-wqy-zenhei): browser tests will be skipped"; fi; }
 	@command -v tmux >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null || true; }
+
+# nats-server (JetStream) for the events tests, which start their own on a free port; installed when missing and we may.
+nats:
+	@command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null) \
+	      || echo "could not install nats-server: the NATS tests will be skipped"; \
+	  else echo "nats-server missing (apt-get install nats-server): the NATS tests will be skipped"; fi; }
 
 # Redis backs the login throttle when SSCARD_RATE_LIMIT_STORAGE=redis://...; its tests need a server on
 # 127.0.0.1:6379 (skipped when none answers, unless SSCARD_REQUIRE_REDIS is set as in .ci/run).
@@ -89,7 +97,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: setup browser redis pgclient pgbench lint
+test: setup browser nats redis pgclient pgbench lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean:

@@ -39,6 +39,9 @@ PUBLIC = set(ACTORS)  # no credentials needed: every caller gets the route's own
 TABLE: dict[str, set[str]] = {
     # identity, cards and the social security side
     "GET /api/v1/identifiers/check": PUBLIC,
+    # events for partners: each bank its own cards', centers the SS side's, the operator all (tests/events)
+    "GET /api/v1/events": {"clerk", "other_clerk", "csup", "teller", "other_teller", "bsup", "operator"},
+    "GET /api/v1/terminal/events": {"atm", "pos"},
     "POST /api/v1/cardholder/login": PUBLIC,
     "POST /api/v1/persons": {"clerk", "other_clerk", "csup", "operator"},
     "GET /api/v1/persons": {"clerk", "other_clerk", "csup", "teller", "bsup", "operator"},  # JSB: not its customer

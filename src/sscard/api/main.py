@@ -15,7 +15,7 @@ from .. import metrics
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
 from ..services.app import UNSTORABLE_INPUT, App, build_app
-from . import counter, foundation, hotline, ledger, medical
+from . import counter, events, foundation, hotline, ledger, medical
 from .deps import language
 from .terminal_lane import TerminalLane
 
@@ -96,7 +96,7 @@ def create_app(app: App | None = None) -> FastAPI:
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
               for status in sorted({entry[0] for entry in MESSAGES.values()})}
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
-    for module in (foundation, ledger, medical, counter, hotline):
+    for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
 
     from ..web import bank_console, console, pages, portal, security
@@ -117,6 +117,12 @@ def create_app(app: App | None = None) -> FastAPI:
         from ..services.audit_chain import start_sealer
 
         start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
+
+    @api.on_event("startup")
+    def _publish_events() -> None:
+        from ..services import publisher
+
+        publisher.start(api.state.sscard)  # to NATS JetStream, when SSCARD_NATS_URL is set
 
     @api.on_event("shutdown")
     def _close() -> None:

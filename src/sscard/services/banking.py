@@ -473,6 +473,8 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
     moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64])
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen, period=period,
              transfer_id=moved["transfer_id"])
+    op.event("bank.pension_credited", account.card_id, amount_fen=amount_fen, period=period,
+             transfer_id=moved["transfer_id"])
     return _answer(op, account, moved)
 
 

@@ -53,6 +53,7 @@ from ..core.roles import Actor
 from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
+from . import outbox
 from .app import App
 from .book import book_of
 from .operation import (
@@ -471,6 +472,7 @@ class Batcher:
                     return SscardError("idempotency_key_reused")
                 payload = json.loads(seen["response"])
                 return _stored_error(payload) if seen["status"] >= 400 else payload
+        outbox.discard(session)  # nothing queued by a request before this one is kept for it
         before = (book.changes, conn.info.get(WRITES, 0))
         op = Op(app, session, actor, name, key)
 
@@ -493,7 +495,7 @@ class Batcher:
                     audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
                 return err
             _settle_objects(session)
-            audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
+            _audit(session, audits, audit_values(actor, name, op.now, key, err.code, op._audit))
             remember(err.status, {"code": err.code, "params": err.params})
             return err
         except Exception as exc:
@@ -502,7 +504,7 @@ class Batcher:
             raise _Unclean(position) from exc  # settled alone, through the ordinary frame
         result = jsonable(result)
         _settle_objects(session)
-        audits.append(audit_values(actor, name, op.now, key, "ok", op._audit))
+        _audit(session, audits, audit_values(actor, name, op.now, key, "ok", op._audit))
         remember(200, result)
         return result
 
@@ -528,6 +530,17 @@ def _count_writes(conn, cursor, statement, parameters, context, executemany) -> 
         conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
+def _audit(session: Session, audits: list[dict], values: dict) -> None:
+    """Queue a kept request's audit record for the batch's one insert; one whose operation queued
+    events for partners (a pension credit) is inserted now instead, for the id its events name."""
+    items = outbox.take(session, flush=False)  # _settle_objects has flushed
+    if not items:
+        audits.append(values)
+        return
+    audit_id = session.connection().execute(_INSERT_AUDIT_RETURNING, values).scalar_one()
+    outbox.write(session, items, operation=values["operation"], now=values["at"], audit_id=audit_id)
+
+
 def _settle_objects(session: Session) -> None:
     """Write the ORM changes a kept request made (a PIN counter), so the next request starts clean."""
     if session.dirty or session.new or session.deleted:
@@ -542,6 +555,7 @@ _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  # in this order
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
+_INSERT_AUDIT_RETURNING = insert(AUDITS).returning(AUDITS.c.id)  # one whose events name it
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 

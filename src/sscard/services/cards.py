@@ -95,14 +95,17 @@ def seal_uncollected(op: Op) -> dict:
     """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
     deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
     ss_next(SsStatus.READY, "seal")  # the rule, stated once in the state machine
-    count = op.session.execute(
+    sealed = op.session.scalars(
         update(Card)
         .where(Card.ss_status == SsStatus.READY, Card.ready_at <= deadline)
         .values(ss_status=SsStatus.SEALED, status_changed_at=op.now, version=Card.version + 1)
+        .returning(Card.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    op.audit("sweep", "uncollected_cards", cards=count)
-    return {"sealed": count}
+    ).all()
+    for card_id in sorted(sealed):
+        op.event("card.ss_status_changed", card_id, before=SsStatus.READY, after=SsStatus.SEALED)
+    op.audit("sweep", "uncollected_cards", cards=len(sealed))
+    return {"sealed": len(sealed)}
 
 
 def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None = None) -> dict:

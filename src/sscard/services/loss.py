@@ -229,21 +229,27 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
 @operation("loss.sweep_lapsed", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_lapsed(op: Op) -> dict:
     """Record every temporary SS loss and oral bank loss whose days have run out (a nightly job)."""
-    cards = op.session.execute(
+    cards = op.session.scalars(
         update(Card)
         .where(Card.ss_status == SsStatus.TEMPORARY_LOSS, Card.loss_expires_at <= op.now)
         .values(ss_status=SsStatus.NORMAL, loss_expires_at=None, status_changed_at=op.now, version=Card.version + 1)
+        .returning(Card.id)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    accounts = op.session.execute(
+    ).all()
+    accounts = op.session.scalars(
         update(BankAccount)
         .where(BankAccount.status == BankStatus.ORAL_LOSS, BankAccount.loss_expires_at <= op.now)
         .values(status=BankStatus.ACTIVE, loss_expires_at=None, status_changed_at=op.now,
                 version=BankAccount.version + 1)
+        .returning(BankAccount.card_id)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    op.audit("sweep", "lapsed_losses", ss_cards=cards, bank_accounts=accounts)
-    return {"ss_cards": cards, "bank_accounts": accounts}
+    ).all()
+    for card_id in sorted(cards):
+        op.event("card.ss_status_changed", card_id, before=SsStatus.TEMPORARY_LOSS, after=SsStatus.NORMAL)
+    for card_id in sorted(accounts):
+        op.event("card.bank_status_changed", card_id, before=BankStatus.ORAL_LOSS, after=BankStatus.ACTIVE)
+    op.audit("sweep", "lapsed_losses", ss_cards=len(cards), bank_accounts=len(accounts))
+    return {"ss_cards": len(cards), "bank_accounts": len(accounts)}
 
 
 def _check_attorney(op: Op, attorney_id: int | None, person_id: int, operation_name: str):

@@ -31,7 +31,7 @@ from ..core.identifiers import mask_text
 from ..core.roles import Actor, Role
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
-from . import access
+from . import access, outbox
 from .app import App
 
 log = logging.getLogger("sscard.operation")
@@ -127,8 +127,16 @@ class Op:
         if detail:
             self._audit.setdefault("detail", {}).update(detail)
 
+    def event(self, type: str, card: Any = None, *, before: str | None = None, after: str | None = None,
+              **data: Any) -> None:
+        """Queue an event for partners (services.outbox), written with the audit record. State changes
+        made through the ORM queue theirs by themselves; this is for the rest (bulk updates, credits)."""
+        outbox.queue(self.session, type, card, before=before, after=after, **data)
+
     def write_audit(self, result: str) -> None:
-        self.session.add(_audit_record(self.actor, self.name, self.now, self.idempotency_key, result, self._audit))
+        record = _audit_record(self.actor, self.name, self.now, self.idempotency_key, result, self._audit)
+        self.session.add(record)
+        outbox.write_for_op(self, record)  # the events this operation queued, next to its audit record
 
 
 def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> dict:

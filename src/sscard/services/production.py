@@ -49,12 +49,16 @@ def start_batch(op: Op, center_code: str) -> dict:
     )
     op.session.add(batch)
     op.session.flush()
-    op.session.execute(
+    moved = op.session.scalars(
         update(Card)
         .where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
         .values(ss_status=SsStatus.IN_PRODUCTION, batch_id=batch.id, status_changed_at=op.now, version=Card.version + 1)
+        .returning(Card.id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    for card_id in sorted(moved):
+        op.event("card.ss_status_changed", card_id, before=SsStatus.APPLIED, after=SsStatus.IN_PRODUCTION,
+                 batch=batch.code)
     op.audit("batch", batch.code, before="applied", after="in_production", cards=count)
     return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
 
@@ -68,7 +72,7 @@ def complete_batch(op: Op, batch_code: str) -> dict:
     access.require_center(op.actor, batch.center_id)
     if batch.status != "in_production":
         raise SscardError("illegal_transition", state=batch.status, event="complete_batch")
-    result = op.session.execute(
+    ready = op.session.scalars(
         update(Card)
         .where(Card.batch_id == batch.id, Card.ss_status == SsStatus.IN_PRODUCTION)
         .values(
@@ -78,9 +82,13 @@ def complete_batch(op: Op, batch_code: str) -> dict:
             status_changed_at=op.now,
             version=Card.version + 1,
         )
+        .returning(Card.id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
+    for card_id in sorted(ready):
+        op.event("card.ss_status_changed", card_id, before=SsStatus.IN_PRODUCTION, after=SsStatus.READY,
+                 batch=batch.code)
     batch.status = "ready"
     batch.completed_at = op.now
-    op.audit("batch", batch.code, before="in_production", after="ready", cards=result.rowcount)
-    return {"batch": batch.code, "cards": result.rowcount, "status": batch.status}
+    op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready))
+    return {"batch": batch.code, "cards": len(ready), "status": batch.status}

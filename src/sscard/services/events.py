@@ -1,0 +1,72 @@
+"""The events feed (issue 18): `GET /api/v1/events?after=ID`, scoped by who asks (services.outbox writes it)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..core.errors import SscardError
+from ..core.identifiers import mask_card_number, mask_pan
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Role
+from ..models.events import Event
+from ..models.foundation import Bank, ServiceCenter
+from . import access
+from .operation import Op, query
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 100
+
+FEED_ROLES = CENTER_STAFF | BANK_STAFF | {Role.TERMINAL, Role.OPERATOR, Role.SYSTEM}
+
+
+def scope_filter(actor):
+    """Which events an actor may read: a bank (its staff and terminals) its own cards' events on both
+    sides; center staff the social security side's events of every center (a card applied for at
+    one center is often collected at another); the operator everything. Cardholders are refused by
+    the roles; a terminal of no bank (kiosk, hospital) is refused here."""
+    if actor.role in BANK_STAFF or actor.role is Role.TERMINAL:
+        if actor.bank_id is None:
+            raise SscardError("forbidden")
+        access.checked(access.Scope.OWN)  # the query below keeps to the actor's bank
+        return Event.bank_id == actor.bank_id
+    if actor.role in CENTER_STAFF:
+        return Event.side == "ss"
+    return None
+
+
+@query("events.feed", roles=FEED_ROLES, scope=access.Scope.OWN, terminals=access.ATM | access.POS)
+def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict:
+    """Events after `after`, oldest first, as the actor may see them; `next_after` to ask again with."""
+    session, actor = op.session, op.actor
+    limit = max(1, min(int(limit), MAX_LIMIT))
+    stmt = select(Event).where(Event.id > after).order_by(Event.id).limit(limit)
+    scope = scope_filter(actor)
+    if scope is not None:
+        stmt = stmt.where(scope)
+    rows = session.scalars(stmt).all()
+    banks = dict(session.execute(select(Bank.id, Bank.code)).all()) if rows else {}
+    centers = dict(session.execute(select(ServiceCenter.id, ServiceCenter.code)).all()) if rows else {}
+    full_pan = actor.role in BANK_STAFF or actor.role is Role.TERMINAL
+    return {
+        "events": [payload(e, banks, centers, full_pan=full_pan) for e in rows],
+        "next_after": rows[-1].id if rows else after,
+    }
+
+
+def payload(e: Event, banks: dict, centers: dict, *, full_pan: bool) -> dict:
+    """An event as partners read it: no names, no citizen IDs; the card number masked; the PAN in full
+    only for the card's own bank (its staff, terminals and its NATS subject), masked for anyone else."""
+    return {
+        "id": e.id,
+        "uuid": e.uuid,
+        "type": e.type,
+        "occurred_at": e.occurred_at,
+        "bank": banks.get(e.bank_id),
+        "center": centers.get(e.center_id),
+        "card_number": mask_card_number(e.card_number) if e.card_number else None,
+        "pan": (e.pan if full_pan else mask_pan(e.pan)) if e.pan else None,
+        "before": e.before,
+        "after": e.after,
+        "operation": e.operation,
+        "audit_id": e.audit_id,
+        "data": e.data or {},
+    }
