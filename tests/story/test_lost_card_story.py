@@ -173,7 +173,7 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
 
     # The old card refuses every use from now on.
     kiosk = {"Authorization": f"Bearer {city.token(terminal='KIOSK-1')}", "Idempotency-Key": "v-1"}
-    verify = api.post(f"/api/v1/cards/{zhang.card_number}/ss-password/verify", json={"password": "123456"},
+    verify = api.post(f"/api/v1/terminal/cards/{zhang.card_number}/ss-password/verify", json={"password": "123456"},
                       headers=kiosk)
     # refused as a cancelled card (services.passwords answers card_not_usable naming the state)
     assert verify.status_code == 409 and verify.json()["code"] in ("card_cancelled", "card_not_usable"), verify.text

@@ -126,7 +126,7 @@ ROLE_WORDS = {
     "terminal_pos": N_("POS机"), "terminal_hospital": N_("定点医院"), "terminal_pharmacy": N_("定点药店"),
     "terminal_kiosk": N_("自助服务终端"),
 }
-ACCESS_KIND_WORDS = {"viewed": N_("查看"), "changed": N_("办理"), "refused": N_("被拒绝")}
+ACCESS_KIND_WORDS = {"viewed": N_("查阅"), "changed": N_("办理"), "refused": N_("被拒绝")}
 
 
 # ---------------------------------------------------------------- session plumbing
