@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
 from ..services.app import App, build_app
-from . import counter, foundation, hotline, ledger, medical
+from . import contract, counter, foundation, hotline, ledger, medical
 from .deps import language
 from .terminal_lane import TerminalLane
 
@@ -99,6 +99,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(portal.router)
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    contract.install(api)  # operationIds, security, keys and error codes from the declarations
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
     api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
 
