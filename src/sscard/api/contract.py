@@ -44,7 +44,7 @@ _ALSO = {  # service module -> modules whose refusals reach its callers
                                     "sscard.services.ledger"),
     "sscard.services.medical": ("sscard.services.ledger", "sscard.services.passwords"),
 }
-_RAISES = re.compile(r'SscardError\(\s*"([a-z_]+)"')
+_RAISES = re.compile(r'(?:SscardError\(\s*|_code=)"([a-z_]+)"')  # raised, or handed to a checker to raise
 
 
 def operation_functions(endpoint) -> list:

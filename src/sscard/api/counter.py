@@ -72,7 +72,7 @@ class ApplyWaived(Strict):
     agent_citizen_id: str | None = Field(None, max_length=32)
 
 
-class Collect(Strict):
+class AgentCollect(Strict):
     presented_citizen_id: str = Field(max_length=32)
     attorney_id: int | None = None
     agent_citizen_id: str | None = Field(None, max_length=32)
@@ -164,7 +164,7 @@ def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -
 
 
 @router.post("/cards/{card_number}/collect")
-def collect(card_number: str, body: Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterCollectOut:
+def collect(card_number: str, body: AgentCollect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterCollectOut:
     return replacement.collect(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
                                body.agent_citizen_id, idempotency_key=key)
 

@@ -105,7 +105,7 @@ class Reason(Strict):
     reason: str = Field("", max_length=200)
 
 
-class PresentedId(Strict):
+class CloseAccount(Strict):
     presented_citizen_id: str = Field(max_length=32)
 
 
@@ -246,7 +246,7 @@ def unfreeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) 
 
 
 @router.post("/bank-accounts/{pan}/close")
-def close(pan: str, body: PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankCloseOut:
+def close(pan: str, body: CloseAccount, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankCloseOut:
     return banking.close(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
 
 
