@@ -107,7 +107,7 @@ class BankAuthorizePaymentOut(Out):
     transfer_id: str
     amount_fen: int
     at: str
-    timeout_at: str
+    timeout_at: str | None
 
 
 class BankCapturePaymentOut(Out):
@@ -168,9 +168,9 @@ class PersonCardsOutCardsItemBank(Out):
     name: str
     name_en: str
     hotline: str
-    pan: str
-    status: str
-    activation_deadline: str
+    pan: str | None
+    status: str | None
+    activation_deadline: str | None
     activation_days_left: int | None
 
 
@@ -181,11 +181,11 @@ class CardView(Out):
     ss_loss_expires_at: str | None
     reason: str
     applied_at: str
-    ready_at: str
-    ready_center: str
-    collected_at: str
-    issue_date: str
-    expiry_date: str
+    ready_at: str | None
+    ready_center: str | None
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
     spec_version: str
     ss_password: PersonCardsOutCardsItemSsPassword
     bank: PersonCardsOutCardsItemBank
@@ -227,9 +227,9 @@ class ProductionCompleteBatchOut(Out):
 class CardCollectOut(Out):
     card_number: str
     ss_status: str
-    issue_date: str
-    expiry_date: str
-    activation_deadline: str
+    issue_date: str | None
+    expiry_date: str | None
+    activation_deadline: str | None
     cancelled_old_card: str | None
 
 
@@ -395,7 +395,7 @@ class BankStatementOut(Out):
     available: str
     entries: list[BankStatementOutEntriesItem]
     next_before_id: int | None
-    activation_deadline: str
+    activation_deadline: str | None
 
 
 class BankExpirePendingOut(Out):
@@ -473,7 +473,7 @@ class Institution(Out):
     code: str
     name: str
     kind: str
-    level: int
+    level: int | None
     designated: bool
     settlement_account_no: str
 
@@ -584,11 +584,11 @@ class CounterPersonOutCardsItem(Out):
     ss_loss_expires_at: str | None
     reason: str
     applied_at: str
-    ready_at: str
-    ready_center: str
-    collected_at: str
-    issue_date: str
-    expiry_date: str
+    ready_at: str | None
+    ready_center: str | None
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
     spec_version: str
     ss_password: PersonCardsOutCardsItemSsPassword
     bank: PersonCardsOutCardsItemBank
@@ -643,7 +643,7 @@ class AttorneyRevokeOut(Out):
     valid_from: str
     valid_to: str
     document_ref: str
-    revoked_at: str
+    revoked_at: str | None
     revoke_reason: str
     status: str
 
@@ -655,7 +655,7 @@ class ReplacementReceiptOutCenter(Out):
 
 class ReplacementReceiptOut(Out):
     receipt_no: str
-    paid_at: str
+    paid_at: str | None
     center: ReplacementReceiptOutCenter
     person: PersonCardsOutCardsItemPerson
     reason: str
@@ -667,7 +667,7 @@ class ReplacementReceiptOut(Out):
     staff: str
     waive_reason: str
     agent: NameAndId | None
-    ledger_transfer_id: int
+    ledger_transfer_id: int | None
 
 
 class CounterCollectionReceiptOutBank(Out):
@@ -681,9 +681,9 @@ class CounterCollectionReceiptOut(Out):
     receipt_no: str
     card_number: str
     person: PersonCardsOutCardsItemPerson
-    collected_at: str
-    issue_date: str
-    expiry_date: str
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
     center: ReplacementReceiptOutCenter
     reason: str
     old_card_number: str | None
@@ -703,7 +703,7 @@ class CounterQueueOutReadyItem(Out):
     card_number: str
     name: str
     reason: str
-    ready_at: str
+    ready_at: str | None
 
 
 class CounterQueueOutBatchesItem(Out):
@@ -790,7 +790,7 @@ class AgentRequestOut(Out):
     identified: bool
     person: PersonRef | None
     card: CardSummary | None
-    taken_by: str
+    taken_by: str | None
 
 
 class BankExtendActivationOut(Out):
