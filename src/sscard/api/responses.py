@@ -456,17 +456,17 @@ class MedicalSettleOut(Out):
     at: str
     year: int
     institution: MedicalPreSettleOutInstitution
-    terminal: str
-    card_number: str
+    terminal: str | None
+    card_number: str | None
     person: PersonCardsOutPerson
-    bank: str
+    bank: str | None
     lines: list[MedicalSettleOutLinesItem]
     split: MedicalPreSettleOutSplit
-    self_pay_method: str
-    personal_balance_after_fen: int
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
     reverses: str | None
     refunded_by: str | None
-    reason: str
+    reason: str | None
 
 
 class Institution(Out):
@@ -484,17 +484,17 @@ class MedicalRefundOut(Out):
     at: str
     year: int
     institution: Institution
-    terminal: str
-    card_number: str
+    terminal: str | None
+    card_number: str | None
     person: PersonCardsOutPerson
-    bank: str
+    bank: str | None
     lines: list[MedicalSettleOutLinesItem]
     split: MedicalPreSettleOutSplit
-    self_pay_method: str
-    personal_balance_after_fen: int
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
     reverses: str
     refunded_by: str | None
-    reason: str
+    reason: str | None
 
 
 class MedicalSettlementOut(Out):
@@ -503,17 +503,17 @@ class MedicalSettlementOut(Out):
     at: str
     year: int
     institution: Institution
-    terminal: str
-    card_number: str
+    terminal: str | None
+    card_number: str | None
     person: PersonCardsOutPerson
-    bank: str
+    bank: str | None
     lines: list[MedicalSettleOutLinesItem]
     split: MedicalPreSettleOutSplit
-    self_pay_method: str
-    personal_balance_after_fen: int
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
     reverses: str | None
     refunded_by: str
-    reason: str
+    reason: str | None
 
 
 class MedicalPersonSettlementsOut(Out):
@@ -684,7 +684,7 @@ class CounterCollectionReceiptOut(Out):
     collected_at: str | None
     issue_date: str | None
     expiry_date: str | None
-    center: ReplacementReceiptOutCenter
+    center: ReplacementReceiptOutCenter | None
     reason: str
     old_card_number: str | None
     old_card_status: str | None
