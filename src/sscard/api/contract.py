@@ -199,9 +199,7 @@ def build_openapi(api: FastAPI) -> dict:
                         "with this key is refused with idempotency_key_reused." if param["required"] else
                         "Optional here: the operation changes nothing a retry could apply twice."
                     )
-            for status, answer in op.get("responses", {}).items():
-                if status.startswith("4"):
-                    answer["description"] = "refused: {code, message}; this operation's codes: " + ", ".join(codes)
+            op["description"] = (op.get("description", "") + "\n\nError codes: " + ", ".join(codes) + ".").strip()
     api.openapi_schema = schema
     return schema
 
