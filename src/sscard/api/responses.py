@@ -147,23 +147,12 @@ class PersonRegisterOut(Out):
     area_code: str
 
 
-class PersonCardsOutPerson(Out):
-    id: int
-    name: str
-    citizen_id: str
-
-
-class PersonCardsOutCardsItemPerson(Out):
-    name: str
-    citizen_id: str
-
-
-class PersonCardsOutCardsItemSsPassword(Out):
+class SsPasswordState(Out):
     initial: bool
     locked: bool
 
 
-class PersonCardsOutCardsItemBank(Out):
+class CardBankSide(Out):
     code: str
     name: str
     name_en: str
@@ -176,7 +165,7 @@ class PersonCardsOutCardsItemBank(Out):
 
 class CardView(Out):
     card_number: str
-    person: PersonCardsOutCardsItemPerson
+    person: NameAndId
     ss_status: str
     ss_loss_expires_at: str | None
     reason: str
@@ -187,12 +176,12 @@ class CardView(Out):
     issue_date: str | None
     expiry_date: str | None
     spec_version: str
-    ss_password: PersonCardsOutCardsItemSsPassword
-    bank: PersonCardsOutCardsItemBank
+    ss_password: SsPasswordState
+    bank: CardBankSide
 
 
 class PersonCardsOut(Out):
-    person: PersonCardsOutPerson
+    person: PersonRef
     cards: list[CardView]
 
 
@@ -268,7 +257,7 @@ class QueryPasswordResetOut(Out):
     reset: bool
 
 
-class SsLossReportTemporaryOutReminder(Out):
+class Reminder(Out):
     zh: str
     en: str
 
@@ -278,14 +267,14 @@ class SsLossReportTemporaryOut(Out):
     ss_status: str
     lapses_at: str
     linked_bank_status: str | None
-    reminder: SsLossReportTemporaryOutReminder
+    reminder: Reminder
 
 
 class SsLossReportFormalOut(Out):
     card_number: str
     ss_status: str
     linked_bank_status: str | None
-    reminder: SsLossReportTemporaryOutReminder
+    reminder: Reminder
 
 
 class BankLossReportOralOut(Out):
@@ -293,14 +282,14 @@ class BankLossReportOralOut(Out):
     status: str
     lapses_at: str
     linked_ss_status: str | None
-    reminder: SsLossReportTemporaryOutReminder
+    reminder: Reminder
 
 
 class BankLossReportWrittenOut(Out):
     pan: str
     status: str
     linked_ss_status: str | None
-    reminder: SsLossReportTemporaryOutReminder
+    reminder: Reminder
 
 
 class BankAccountState(Out):
@@ -308,16 +297,16 @@ class BankAccountState(Out):
     status: str
 
 
-class AuditReadOutRecordsItemActor(Out):
+class AuditActor(Out):
     kind: str
     id: str
     role: str
 
 
-class AuditReadOutRecordsItem(Out):
+class AuditRecordOut(Out):
     id: int
     at: str
-    actor: AuditReadOutRecordsItemActor
+    actor: AuditActor
     on_behalf_of: int | None
     attorney_id: int | None
     channel: str
@@ -333,7 +322,7 @@ class AuditReadOutRecordsItem(Out):
 
 
 class AuditReadOut(Out):
-    records: list[AuditReadOutRecordsItem]
+    records: list[AuditRecordOut]
     limit: int
     offset: int
 
@@ -370,7 +359,7 @@ class BankCloseOut(Out):
     transfer_id: str
 
 
-class BankStatementOutEntriesItem(Out):
+class StatementEntry(Out):
     id: int
     transfer_id: str
     at: str
@@ -393,7 +382,7 @@ class BankStatementOut(Out):
     incoming_pending_fen: int
     balance: str
     available: str
-    entries: list[BankStatementOutEntriesItem]
+    entries: list[StatementEntry]
     next_before_id: int | None
     activation_deadline: str | None
 
@@ -412,7 +401,7 @@ class LedgerCheckOut(Out):
     ok: bool
 
 
-class MedicalPreSettleOutInstitution(Out):
+class InstitutionBrief(Out):
     code: str
     name: str
     kind: str
@@ -421,7 +410,7 @@ class MedicalPreSettleOutInstitution(Out):
     settlement_account_no: str
 
 
-class MedicalPreSettleOutSplit(Out):
+class SettlementSplit(Out):
     total_fen: int
     covered_fen: int
     uncovered_fen: int
@@ -436,13 +425,13 @@ class MedicalPreSettleOut(Out):
     quote: str
     quote_id: str
     expires_at: str
-    institution: MedicalPreSettleOutInstitution
+    institution: InstitutionBrief
     card_number: str
-    split: MedicalPreSettleOutSplit
+    split: SettlementSplit
     use_personal_account: bool
 
 
-class MedicalSettleOutLinesItem(Out):
+class BillLine(Out):
     category: str
     name: str
     code: str
@@ -455,13 +444,13 @@ class MedicalSettleOut(Out):
     kind: str
     at: str
     year: int
-    institution: MedicalPreSettleOutInstitution
+    institution: InstitutionBrief
     terminal: str | None
     card_number: str | None
-    person: PersonCardsOutPerson
+    person: PersonRef
     bank: str | None
-    lines: list[MedicalSettleOutLinesItem]
-    split: MedicalPreSettleOutSplit
+    lines: list[BillLine]
+    split: SettlementSplit
     self_pay_method: str | None
     personal_balance_after_fen: int | None
     reverses: str | None
@@ -486,10 +475,10 @@ class MedicalRefundOut(Out):
     institution: Institution
     terminal: str | None
     card_number: str | None
-    person: PersonCardsOutPerson
+    person: PersonRef
     bank: str | None
-    lines: list[MedicalSettleOutLinesItem]
-    split: MedicalPreSettleOutSplit
+    lines: list[BillLine]
+    split: SettlementSplit
     self_pay_method: str | None
     personal_balance_after_fen: int | None
     reverses: str
@@ -505,10 +494,10 @@ class MedicalSettlementOut(Out):
     institution: Institution
     terminal: str | None
     card_number: str | None
-    person: PersonCardsOutPerson
+    person: PersonRef
     bank: str | None
-    lines: list[MedicalSettleOutLinesItem]
-    split: MedicalPreSettleOutSplit
+    lines: list[BillLine]
+    split: SettlementSplit
     self_pay_method: str | None
     personal_balance_after_fen: int | None
     reverses: str | None
@@ -522,7 +511,7 @@ class MedicalPersonSettlementsOut(Out):
     settlements: list[MedicalSettleOut]
 
 
-class MedicalPersonalAccountOutMovementsItem(Out):
+class PersonalAccountMovement(Out):
     kind: str
     amount_fen: int
     balance_after_fen: int
@@ -537,11 +526,11 @@ class MedicalPersonalAccountOut(Out):
     deductible_used_fen: int
     fund_used_fen: int
     insured_months: list[str]
-    movements: list[MedicalPersonalAccountOutMovementsItem]
+    movements: list[PersonalAccountMovement]
 
 
 class MedicalInstitutionsOut(Out):
-    institutions: list[MedicalPreSettleOutInstitution]
+    institutions: list[InstitutionBrief]
 
 
 class MedicalAddTerminalOut(Out):
@@ -562,24 +551,24 @@ class CounterFindByNameOut(Out):
     persons: list[PersonFindOut]
 
 
-class CounterPersonOutPersonQueryPassword(Out):
+class QueryPasswordState(Out):
     initial: bool
     locked_until: str | None
 
 
-class CounterPersonOutPerson(Out):
+class CounterPerson(Out):
     id: int
     name: str
     citizen_id: str
     birth_date: str
     sex: str
-    query_password: CounterPersonOutPersonQueryPassword
+    query_password: QueryPasswordState
 
 
-class CounterPersonOutCardsItem(Out):
+class CounterCardRow(Out):
     id: int
     card_number: str
-    person: PersonCardsOutCardsItemPerson
+    person: NameAndId
     ss_status: str
     ss_loss_expires_at: str | None
     reason: str
@@ -590,15 +579,15 @@ class CounterPersonOutCardsItem(Out):
     issue_date: str | None
     expiry_date: str | None
     spec_version: str
-    ss_password: PersonCardsOutCardsItemSsPassword
-    bank: PersonCardsOutCardsItemBank
+    ss_password: SsPasswordState
+    bank: CardBankSide
     replacement: ReplacementRef | None
     replaced: bool
 
 
 class CounterPersonOut(Out):
-    person: CounterPersonOutPerson
-    cards: list[CounterPersonOutCardsItem]
+    person: CounterPerson
+    cards: list[CounterCardRow]
 
 
 class CounterVisitOut(Out):
@@ -648,7 +637,7 @@ class AttorneyRevokeOut(Out):
     status: str
 
 
-class ReplacementReceiptOutCenter(Out):
+class CenterRef(Out):
     code: str
     name: str
 
@@ -656,8 +645,8 @@ class ReplacementReceiptOutCenter(Out):
 class ReplacementReceiptOut(Out):
     receipt_no: str
     paid_at: str | None
-    center: ReplacementReceiptOutCenter
-    person: PersonCardsOutCardsItemPerson
+    center: CenterRef
+    person: NameAndId
     reason: str
     new_card_number: str
     old_card_number: str
@@ -670,7 +659,7 @@ class ReplacementReceiptOut(Out):
     ledger_transfer_id: int | None
 
 
-class CounterCollectionReceiptOutBank(Out):
+class BankRef(Out):
     code: str
     name: str
     name_en: str
@@ -680,15 +669,15 @@ class CounterCollectionReceiptOutBank(Out):
 class CounterCollectionReceiptOut(Out):
     receipt_no: str
     card_number: str
-    person: PersonCardsOutCardsItemPerson
+    person: NameAndId
     collected_at: str | None
     issue_date: str | None
     expiry_date: str | None
-    center: ReplacementReceiptOutCenter | None
+    center: CenterRef | None
     reason: str
     old_card_number: str | None
     old_card_status: str | None
-    bank: CounterCollectionReceiptOutBank
+    bank: BankRef
     pan: str
     bank_status: str
     activation_deadline: str | None
@@ -697,7 +686,7 @@ class CounterCollectionReceiptOut(Out):
     application_id: int | None
 
 
-class CounterQueueOutReadyItem(Out):
+class ReadyCard(Out):
     card_id: int
     person_id: int
     card_number: str
@@ -706,7 +695,7 @@ class CounterQueueOutReadyItem(Out):
     ready_at: str | None
 
 
-class CounterQueueOutBatchesItem(Out):
+class BatchRow(Out):
     code: str
     status: str
     cards: int
@@ -716,13 +705,13 @@ class CounterQueueOutBatchesItem(Out):
 
 
 class CounterQueueOut(Out):
-    center: ReplacementReceiptOutCenter
-    ready: list[CounterQueueOutReadyItem]
+    center: CenterRef
+    ready: list[ReadyCard]
     applied: int
-    batches: list[CounterQueueOutBatchesItem]
+    batches: list[BatchRow]
 
 
-class ReportsCenterDayOutClerksItem(Out):
+class ClerkDay(Out):
     staff_id: str
     username: str
     name: str
@@ -731,20 +720,20 @@ class ReportsCenterDayOutClerksItem(Out):
     refused: int
 
 
-class ReportsCenterDayOutFeesByMethodValue(Out):
+class FeesByMethod(Out):
     count: int
     amount_fen: int
     due_fen: int
 
 
-class ReportsCenterDayOutFees(Out):
-    by_method: dict[str, ReportsCenterDayOutFeesByMethodValue]
+class DayFees(Out):
+    by_method: dict[str, FeesByMethod]
     collected_fen: int
     waived_fen: int
     receipts: int
 
 
-class ReportsCenterDayOutCards(Out):
+class DayCards(Out):
     applied: int
     in_production: int
     awaiting_collection: int
@@ -752,13 +741,13 @@ class ReportsCenterDayOutCards(Out):
 
 class ReportsCenterDayOut(Out):
     day: str
-    center: ReplacementReceiptOutCenter
-    clerks: list[ReportsCenterDayOutClerksItem]
-    fees: ReportsCenterDayOutFees
-    cards: ReportsCenterDayOutCards
+    center: CenterRef
+    clerks: list[ClerkDay]
+    fees: DayFees
+    cards: DayCards
 
 
-class HotlineAgentQueueOutRequestsItem(Out):
+class AgentRequestRow(Out):
     id: int
     line: str
     status: str
@@ -774,7 +763,7 @@ class HotlineAgentQueueOutRequestsItem(Out):
 
 
 class HotlineAgentQueueOut(Out):
-    requests: list[HotlineAgentQueueOutRequestsItem]
+    requests: list[AgentRequestRow]
     open: int
 
 
@@ -807,11 +796,6 @@ class VoidPaymentOut(Out):
     at: str
 
 
-class Reminder(Out):
-    zh: str
-    en: str
-
-
 class ReplacementApplyOut(Out):
     application_id: int
     card_number: str
@@ -835,18 +819,11 @@ class ReplacementCompleteBatchOut(ProductionCompleteBatchOut):
     routed_to_other_centers: int
 
 
-class BankRef(Out):
-    code: str
-    name: str
-    name_en: str
-    hotline: str
-
-
 class CounterCollectOut(CardCollectOut):
     collected_by: str
     bank_status: str
     activation_required: bool
-    bank: BankRef  # type: ignore[assignment]
+    bank: BankRef
     pan: str
 
 
