@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..services import attorney, replacement, reports
+from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep, language
 from .schemas import Strict
 
@@ -70,7 +71,7 @@ class ApplyWaived(Strict):
     agent_citizen_id: str | None = Field(None, max_length=32)
 
 
-class Collect(Strict):
+class AgentCollect(Strict):
     presented_citizen_id: str = Field(max_length=32)
     attorney_id: int | None = None
     agent_citizen_id: str | None = Field(None, max_length=32)
@@ -82,54 +83,54 @@ def pdf(content: bytes, name: str) -> Response:
 
 
 @router.get("/persons")
-def find_by_name(app: AppDep, actor: ActorDep, name: str = Query(max_length=32), birth_date: date = Query()) -> dict:
+def find_by_name(app: AppDep, actor: ActorDep, name: str = Query(max_length=32), birth_date: date = Query()) -> r.CounterFindByNameOut:
     return replacement.find_by_name(app, actor, name, birth_date)
 
 
 @router.get("/persons/{person_id}")
-def person_overview(person_id: int, app: AppDep, actor: ActorDep) -> dict:
+def person_overview(person_id: int, app: AppDep, actor: ActorDep) -> r.CounterPersonOut:
     return replacement.person_overview(app, actor, person_id)
 
 
 @router.post("/identity-checks", status_code=201)
-def identity_check(body: IdentityCheck, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def identity_check(body: IdentityCheck, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterVisitOut:
     return attorney.identity_check(app, actor, body.person_id, body.presented_citizen_id, body.attorney_id,
                                    body.agent_citizen_id, idempotency_key=key)
 
 
 @router.get("/visits/{visit_id}")
-def get_visit(visit_id: int, app: AppDep, actor: ActorDep) -> dict:
+def get_visit(visit_id: int, app: AppDep, actor: ActorDep) -> r.CounterVisitOut:
     return attorney.get_visit(app, actor, visit_id)
 
 
 @router.post("/visits/{visit_id}/end")
-def end_visit(visit_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def end_visit(visit_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterEndVisitOut:
     return attorney.end_visit(app, actor, visit_id, idempotency_key=key)
 
 
 @router.post("/attorneys", status_code=201)
-def record_attorney(body: RecordAttorney, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def record_attorney(body: RecordAttorney, app: AppDep, actor: ActorDep, key: KeyDep) -> r.AttorneyOut:
     return attorney.record(app, actor, body.person_id, body.agent_name, body.agent_citizen_id, body.scope,
                            body.valid_from, body.valid_to, body.document_ref, idempotency_key=key)
 
 
 @router.get("/persons/{person_id}/attorneys")
-def list_attorneys(person_id: int, app: AppDep, actor: ActorDep) -> dict:
+def list_attorneys(person_id: int, app: AppDep, actor: ActorDep) -> r.AttorneyListOut:
     return attorney.list_for_person(app, actor, person_id)
 
 
 @router.get("/attorneys/{attorney_id}")
-def view_attorney(attorney_id: int, app: AppDep, actor: ActorDep) -> dict:
+def view_attorney(attorney_id: int, app: AppDep, actor: ActorDep) -> r.AttorneyOut:
     return attorney.view(app, actor, attorney_id)
 
 
 @router.post("/attorneys/{attorney_id}/revoke")
-def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep, key: KeyDep) -> r.AttorneyRevokeOut:
     return attorney.revoke(app, actor, attorney_id, body.reason, idempotency_key=key)
 
 
 @router.post("/replacements", status_code=201)
-def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
     """A card payment carries the bank PIN: such a request is never kept for idempotency (its hash would
     be a trace of the PIN)."""
     return replacement.apply(app, actor, body.card_number, body.reason, body.presented_citizen_id, body.payment,
@@ -138,7 +139,7 @@ def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
 
 
 @router.post("/replacements/waived", status_code=201)
-def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
     return replacement.apply_waived(app, actor, body.card_number, body.reason, body.presented_citizen_id,
                                     body.waive_reason, body.collect_center_code, body.bank_code,
                                     body.record_formal_loss, body.attorney_id, body.agent_citizen_id,
@@ -146,11 +147,11 @@ def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -
 
 
 @router.get("/receipts/{receipt_no}")
-def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> dict:
+def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> r.ReplacementReceiptOut:
     return replacement.receipt(app, actor, receipt_no)
 
 
-@router.get("/receipts/{receipt_no}/pdf")
+@router.get("/receipts/{receipt_no}/pdf", response_class=Response, responses=r.PDF)
 def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
     data = replacement.receipt(app, actor, receipt_no)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
@@ -159,12 +160,12 @@ def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
 
 
 @router.post("/production-batches/{batch_code}/complete")
-def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementCompleteBatchOut:
     return replacement.complete_batch(app, actor, batch_code, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/collect")
-def collect(card_number: str, body: Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def collect(card_number: str, body: AgentCollect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterCollectOut:
     return replacement.collect(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
                                body.agent_citizen_id, idempotency_key=key)
 
@@ -176,7 +177,7 @@ class AgentReset(Strict):
 
 
 @router.post("/cards/{card_number}/ss-password/reset-by-agent")
-def reset_ss_password_by_agent(card_number: str, body: AgentReset, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def reset_ss_password_by_agent(card_number: str, body: AgentReset, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsPasswordResetOut:
     """The SS password back to the initial one, for an agent with a power of attorney naming it and both IDs
     (the cardholder in person uses /api/v1/cards/{card_number}/ss-password/reset)."""
     return replacement.reset_ss_password_by_agent(app, actor, card_number, body.presented_citizen_id,
@@ -184,11 +185,11 @@ def reset_ss_password_by_agent(card_number: str, body: AgentReset, app: AppDep, 
 
 
 @router.get("/cards/{card_number}/collection-receipt")
-def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> dict:
+def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> r.CounterCollectionReceiptOut:
     return replacement.collection_receipt(app, actor, card_number)
 
 
-@router.get("/cards/{card_number}/collection-receipt/pdf")
+@router.get("/cards/{card_number}/collection-receipt/pdf", response_class=Response, responses=r.PDF)
 def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
     data = replacement.collection_receipt(app, actor, card_number)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
@@ -197,14 +198,14 @@ def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Re
 
 
 @router.get("/queue")
-def center_queue(app: AppDep, actor: ActorDep) -> dict:
+def center_queue(app: AppDep, actor: ActorDep) -> r.CounterQueueOut:
     return replacement.queue(app, actor)
 
 
-@router.get("/reports/day")
+@router.get("/reports/day", responses=r.CSV_OR_JSON)
 def day_report(request: Request, app: AppDep, actor: ActorDep, day: date | None = None,
                center_code: str | None = Query(None, max_length=16),
-               format: Literal["json", "csv"] = "json"):
+               format: Literal["json", "csv"] = "json") -> r.ReportsCenterDayOut:
     report = reports.center_day(app, actor, day, center_code)
     if format == "csv":
         return Response(reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",

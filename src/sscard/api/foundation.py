@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Channel, Role
 from ..services import audit, cards, enrolment, loss, passwords, production, throttle
+from . import responses as r
 from . import schemas as s
 from .client_address import client_address
 from .deps import ActorDep, AppDep, KeyDep
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["cards"])
 
 
 @router.post("/persons", status_code=201)
-def register_person(body: s.RegisterPerson, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def register_person(body: s.RegisterPerson, app: AppDep, actor: ActorDep, key: KeyDep) -> r.PersonRegisterOut:
     return enrolment.register_person(app, actor, body.citizen_id, body.name, body.phone, body.address,
                                      idempotency_key=key)
 
@@ -34,44 +35,44 @@ def _q(max_length: int):
 
 
 @router.get("/persons/{person_id}/cards")
-def person_cards(person_id: PersonId, app: AppDep, actor: ActorDep) -> dict:
+def person_cards(person_id: PersonId, app: AppDep, actor: ActorDep) -> r.PersonCardsOut:
     return cards.person_cards(app, actor, person_id)
 
 
 @router.get("/persons")
-def find_person(app: AppDep, actor: ActorDep, citizen_id: _q(32) = None, card_number: _q(16) = None) -> dict:
+def find_person(app: AppDep, actor: ActorDep, citizen_id: _q(32) = None, card_number: _q(16) = None) -> r.PersonFindOut:
     return cards.find_person(app, actor, citizen_id=citizen_id, card_number=card_number)
 
 
 @router.post("/cards", status_code=201)
-def apply_first_card(body: s.ApplyFirstCard, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def apply_first_card(body: s.ApplyFirstCard, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CardApplyFirstOut:
     return enrolment.apply_first_card(app, actor, body.person_id, body.bank_code, body.center_code,
                                       idempotency_key=key)
 
 
 @router.get("/cards/{card_number}")
 @router.get("/terminal/cards/{card_number}", tags=["terminal"], summary="Card status at a kiosk")
-def card_status(card_number: str, app: AppDep, actor: ActorDep) -> dict:
+def card_status(card_number: str, app: AppDep, actor: ActorDep) -> r.CardView:
     return cards.card_status(app, actor, card_number)
 
 
 @router.post("/production-batches", status_code=201)
-def start_batch(body: s.StartBatch, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def start_batch(body: s.StartBatch, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ProductionStartBatchOut:
     return production.start_batch(app, actor, body.center_code, idempotency_key=key)
 
 
 @router.post("/production-batches/{batch_code}/complete")
-def complete_batch(batch_code: BatchCode, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def complete_batch(batch_code: BatchCode, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ProductionCompleteBatchOut:
     return production.complete_batch(app, actor, batch_code, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/collect")
-def collect(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def collect(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CardCollectOut:
     return cards.collect_card(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/unseal")
-def unseal(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def unseal(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CardState:
     """A card left uncollected past `card.uncollected_seal_days` is sealed: unsealed at a window with ID."""
     return cards.unseal_card(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
 
@@ -79,7 +80,7 @@ def unseal(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key:
 @router.post("/cards/{card_number}/ss-password/change")
 @router.post("/terminal/cards/{card_number}/ss-password/change", tags=["terminal"],
              summary="Change the social security password at a kiosk")
-def change_ss_password(card_number: str, body: s.ChangePassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def change_ss_password(card_number: str, body: s.ChangePassword, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsPasswordChangeOut:
     return passwords.change_ss_password(app, actor, card_number, body.old, body.new, body.new_again,
                                         idempotency_key=key)
 
@@ -87,18 +88,18 @@ def change_ss_password(card_number: str, body: s.ChangePassword, app: AppDep, ac
 @router.post("/cards/{card_number}/ss-password/verify")
 @router.post("/terminal/cards/{card_number}/ss-password/verify", tags=["terminal"],
              summary="Verify the social security password at a kiosk, hospital or pharmacy")
-def verify_ss_password(card_number: str, body: s.VerifyPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def verify_ss_password(card_number: str, body: s.VerifyPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsPasswordVerifyOut:
     return passwords.verify_ss_password(app, actor, card_number, body.password, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-password/reset")
-def reset_ss_password(card_number: str, body: s.ResetPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def reset_ss_password(card_number: str, body: s.ResetPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsPasswordResetOut:
     return passwords.reset_ss_password(app, actor, card_number, body.presented_citizen_id, body.new,
                                        idempotency_key=key)
 
 
 @router.post("/cardholder/login")
-def cardholder_login(body: s.Login, app: AppDep, key: KeyDep, request: Request) -> dict:
+def cardholder_login(body: s.Login, app: AppDep, key: KeyDep, request: Request) -> r.QueryPasswordLoginOut:
     """Log in with SS number or card number + query password; answers a bearer token for /api/v1.
     Wrong passwords count against the client's address too (429 too_many_attempts, Retry-After)."""
     from ..core.roles import Actor
@@ -113,43 +114,43 @@ def cardholder_login(body: s.Login, app: AppDep, key: KeyDep, request: Request) 
 
 
 @router.post("/cardholder/query-password/change")
-def change_query_password(body: s.ChangePassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def change_query_password(body: s.ChangePassword, app: AppDep, actor: ActorDep, key: KeyDep) -> r.QueryPasswordChangeOut:
     return passwords.change_query_password(app, actor, body.old, body.new, body.new_again, idempotency_key=key)
 
 
 @router.post("/query-password/reset")
-def reset_query_password(body: s.ResetQueryPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def reset_query_password(body: s.ResetQueryPassword, app: AppDep, actor: ActorDep, key: KeyDep) -> r.QueryPasswordResetOut:
     return passwords.reset_query_password(app, actor, body.person_id, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-loss/temporary")
-def report_temporary_loss(card_number: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def report_temporary_loss(card_number: str, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsLossReportTemporaryOut:
     return loss.report_temporary_loss(app, actor, card_number, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-loss/formal")
-def report_formal_loss(card_number: str, body: s.PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def report_formal_loss(card_number: str, body: s.PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsLossReportFormalOut:
     return loss.report_formal_loss(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
                                    idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-loss/cancel")
-def cancel_ss_loss(card_number: str, body: s.OptionalPresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def cancel_ss_loss(card_number: str, body: s.OptionalPresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CardState:
     return loss.cancel_ss_loss(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/loss/oral")
-def report_oral_loss(pan: str, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def report_oral_loss(pan: str, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankLossReportOralOut:
     return loss.report_oral_loss(app, actor, pan, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/loss/written")
-def report_written_loss(pan: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def report_written_loss(pan: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankLossReportWrittenOut:
     return loss.report_written_loss(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/loss/cancel")
-def cancel_bank_loss(pan: str, body: s.OptionalPresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def cancel_bank_loss(pan: str, body: s.OptionalPresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankAccountState:
     return loss.cancel_bank_loss(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
 
 
@@ -167,14 +168,15 @@ def read_audit(
     until: datetime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
-) -> dict:
+) -> r.AuditReadOut:
     return audit.read_audit(app, actor, operation=operation, channel=channel, object_id=object_id,
                             person_id=person_id, actor_id=actor_id, result=result, since=since, until=until,
                             limit=limit, offset=offset)
 
 
 @router.get("/identifiers/check")
-def check_identifier(kind: str = Query(pattern="^(citizen_id|card_number|pan)$"), value: str = Query(max_length=40)):
+def check_identifier(kind: str = Query(pattern="^(citizen_id|card_number|pan)$"), value: str = Query(max_length=40)
+                     ) -> r.CheckIdentifierOut:
     """Validate an identifier: 200 with the normalised value, or 422 saying what is wrong."""
     check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[kind]
     return {"kind": kind, "valid": True, "value": check(value)}

@@ -24,6 +24,7 @@ from ..core.errors import SscardError
 from ..hotline.calls import hang_up, take_turn
 from ..hotline.engine import Reply, load_menu
 from ..services import hotline as svc
+from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 
 router = APIRouter(prefix="/api/v1", tags=["hotline"])
@@ -73,7 +74,7 @@ def _check_signature(request: Request, form: dict) -> None:
         raise SscardError("forbidden")
 
 
-@router.post("/hotline/{line}/voice")
+@router.post("/hotline/{line}/voice", response_class=Response, responses=r.TWIML)
 async def voice(line: str, request: Request, app: AppDep) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     _check_signature(request, form)
@@ -92,7 +93,7 @@ async def voice(line: str, request: Request, app: AppDep) -> Response:
     return Response(content=body, media_type="application/xml")
 
 
-@router.post("/hotline/{line}/status")
+@router.post("/hotline/{line}/status", status_code=204, response_class=Response)
 async def call_status(line: str, request: Request, app: AppDep) -> Response:
     """Twilio's status callback: a completed (hung up, failed, unanswered) call's state is closed."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
@@ -103,15 +104,15 @@ async def call_status(line: str, request: Request, app: AppDep) -> Response:
 
 
 @router.get("/hotline/agent-queue")
-def agent_queue(app: AppDep, actor: ActorDep, include_taken: bool = True) -> dict:
+def agent_queue(app: AppDep, actor: ActorDep, include_taken: bool = True) -> r.HotlineAgentQueueOut:
     return svc.agent_queue(app, actor, include_taken=include_taken)
 
 
 @router.post("/hotline/agent-queue/{request_id}/take")
-def take_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def take_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> r.AgentRequestOut:
     return svc.take_agent_request(app, actor, request_id, idempotency_key=key)
 
 
 @router.post("/hotline/agent-queue/{request_id}/close")
-def close_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def close_agent_request(request_id: int, app: AppDep, actor: ActorDep, key: KeyDep) -> r.AgentRequestOut:
     return svc.close_agent_request(app, actor, request_id, idempotency_key=key)

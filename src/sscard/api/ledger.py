@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import Field, StrictInt
 
 from ..services import banking, batching
+from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep, TerminalDep
 from .schemas import Strict
 
@@ -110,7 +111,7 @@ class Reason(Strict):
     reason: str = Field("", max_length=200)
 
 
-class PresentedId(Strict):
+class CloseAccount(Strict):
     presented_citizen_id: str = Field(max_length=32)
 
 
@@ -129,60 +130,60 @@ class OldNewPin(Strict):
 
 
 @terminal_router.post("/withdrawal")
-async def terminal_withdrawal(body: CardAmountPin, call: TerminalDep) -> dict:
+async def terminal_withdrawal(body: CardAmountPin, call: TerminalDep) -> r.BankMovementOut:
     """Cash out at an ATM (group-committed, like payments)."""
     return await batching.acall(call.app, banking.withdraw, call.actor, body.pan, body.amount_fen, body.pin,
                                 idempotency_key=call.key)
 
 
 @terminal_router.post("/deposit")
-async def terminal_deposit(body: CardAmount, call: TerminalDep) -> dict:
+async def terminal_deposit(body: CardAmount, call: TerminalDep) -> r.BankMovementOut:
     return await batching.acall(call.app, banking.deposit, call.actor,
                                 body.pan, body.amount_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/balance")
-async def terminal_balance(body: CardPin, call: TerminalDep) -> dict:
+async def terminal_balance(body: CardPin, call: TerminalDep) -> r.BankBalanceOut:
     """A balance inquiry (needs the PIN); the key is optional here, as nothing but the PIN count changes."""
     return await batching.acall(call.app, banking.balance_inquiry, call.actor,
                                 body.pan, body.pin, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments")
-async def terminal_purchase(body: Purchase, call: TerminalDep) -> dict:
+async def terminal_purchase(body: Purchase, call: TerminalDep) -> r.BankPurchaseOut:
     """A one-step payment (group-committed)."""
     return await batching.acall(call.app, banking.purchase, call.actor, body.pan, body.amount_fen, body.pin,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/authorize")
-async def terminal_authorize(body: Authorize, call: TerminalDep) -> dict:
+async def terminal_authorize(body: Authorize, call: TerminalDep) -> r.BankAuthorizePaymentOut:
     return await batching.acall(call.app, banking.authorize_payment, call.actor,
                                 body.pan, body.amount_fen, body.pin, timeout_seconds=body.timeout_seconds,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/{transfer_id}/capture")
-async def terminal_capture(transfer_id: str, body: Capture, call: TerminalDep) -> dict:
+async def terminal_capture(transfer_id: str, body: Capture, call: TerminalDep) -> r.BankCapturePaymentOut:
     return await batching.acall(call.app, banking.capture_payment, call.actor,
                                 transfer_id, body.amount_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/payments/{transfer_id}/void")
-async def terminal_void(transfer_id: str, call: TerminalDep) -> dict:
+async def terminal_void(transfer_id: str, call: TerminalDep) -> r.VoidPaymentOut:
     return await batching.acall(call.app, banking.void_payment, call.actor,
                                 transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/transfers")
-async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> dict:
+async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> r.BankTransferOut:
     return await batching.acall(call.app, banking.transfer, call.actor,
                                 body.from_pan, body.to_pan, body.amount_fen, body.pin,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
 
 
 @terminal_router.post("/pin/change")
-def terminal_change_pin(body: ChangePin, call: TerminalDep) -> dict:
+def terminal_change_pin(body: ChangePin, call: TerminalDep) -> r.BankChangePinOut:
     return banking.change_pin(call.app, call.actor, body.pan, body.old, body.new, body.new_again,
                               idempotency_key=call.key)
 
@@ -203,75 +204,75 @@ LANE = {
 
 
 @router.post("/bank-accounts/{pan}/activate")
-def activate(pan: str, body: Activate, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def activate(pan: str, body: Activate, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankActivateOut:
     return banking.activate(app, actor, pan, body.presented_citizen_id, body.pin, body.pin_again,
                             cardholder_in_person=body.cardholder_in_person, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/activation-extension")
-def extend_activation(pan: str, body: Extend, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def extend_activation(pan: str, body: Extend, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExtendActivationOut:
     return banking.extend_activation(app, actor, pan, body.days, body.reason, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/deposit")
-async def deposit(pan: str, body: Amount, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def deposit(pan: str, body: Amount, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankMovementOut:
     return await batching.acall(app, banking.deposit, actor, pan, body.amount_fen, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/withdrawal")
-async def withdrawal(pan: str, body: AmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def withdrawal(pan: str, body: AmountPin, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankMovementOut:
     return await batching.acall(app, banking.withdraw, actor, pan, body.amount_fen, body.pin, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/transfer")
-async def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def transfer(pan: str, body: OutletTransfer, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankTransferOut:
     return await batching.acall(app, banking.transfer, actor, pan, body.to_pan, body.amount_fen, body.pin,
                                 idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/pin/reset")
-def reset_pin(pan: str, body: ResetPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def reset_pin(pan: str, body: ResetPin, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankResetPinOut:
     return banking.reset_pin(app, actor, pan, body.presented_citizen_id, body.new, body.new_again,
                              cardholder_in_person=body.cardholder_in_person, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/pin/change")
-def change_pin(pan: str, body: OldNewPin, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def change_pin(pan: str, body: OldNewPin, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankChangePinOut:
     return banking.change_pin(app, actor, pan, body.old, body.new, body.new_again, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/freeze")
-def freeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def freeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankAccountState:
     return banking.freeze(app, actor, pan, body.reason, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/unfreeze")
-def unfreeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def unfreeze(pan: str, body: Reason, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankAccountState:
     return banking.unfreeze(app, actor, pan, body.reason, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/close")
-def close(pan: str, body: PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def close(pan: str, body: CloseAccount, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankCloseOut:
     return banking.close(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
 
 
 @router.post("/bank-accounts/{pan}/pension")
-async def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+async def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankMovementOut:
     return await batching.acall(app, banking.credit_pension, actor, pan, body.amount_fen, body.period,
                                 idempotency_key=key)
 
 
 @router.get("/bank-accounts/{pan}/statement")
 def statement(pan: str, app: AppDep, actor: ActorDep, limit: int = Query(20, ge=1, le=200),
-              before_id: int | None = Query(None, ge=1)) -> dict:
+              before_id: int | None = Query(None, ge=1)) -> r.BankStatementOut:
     return banking.statement(app, actor, pan, limit=limit, before_id=before_id)
 
 
 @router.post("/ledger/expire-pending")
-def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExpirePendingOut:
     return banking.expire_pending(app, actor, idempotency_key=key)
 
 
 @router.get("/ledger/check")
-def ledger_check(app: AppDep, actor: ActorDep) -> dict:
+def ledger_check(app: AppDep, actor: ActorDep) -> r.LedgerCheckOut:
     return banking.ledger_check(app, actor)

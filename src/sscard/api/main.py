@@ -15,7 +15,7 @@ from .. import metrics
 from ..core.errors import SscardError
 from ..logs import RequestContext, install_logging
 from ..services.app import UNSTORABLE_INPUT, App, build_app
-from . import counter, events, foundation, hotline, ledger, medical
+from . import contract, counter, events, foundation, hotline, ledger, medical
 from .deps import language
 from .terminal_lane import TerminalLane
 
@@ -108,6 +108,7 @@ def create_app(app: App | None = None) -> FastAPI:
     api.include_router(portal.router)
     api.include_router(bank_console.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    contract.install(api)  # operationIds, security, keys and error codes from the declarations
     api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
     metrics.install(api)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import Field, StrictInt
 
 from ..services import medical
+from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
 
@@ -84,25 +85,25 @@ class CreditMonth(Strict):
 
 
 @router.post("/terminal/medical/pre-settlements")
-def pre_settle(body: PreSettle, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def pre_settle(body: PreSettle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalPreSettleOut:
     return medical.pre_settle(app, actor, body.card_number, body.ident_code,
                               [line.model_dump() for line in body.lines], body.use_personal_account,
                               idempotency_key=key)
 
 
 @router.post("/terminal/medical/settlements", status_code=201)
-def settle(body: Settle, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def settle(body: Settle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalSettleOut:
     return medical.settle(app, actor, body.quote, body.card_number, body.ident_code, body.ss_password,
                           body.pay_with, body.bank_pin, idempotency_key=key)
 
 
 @router.post("/terminal/medical/settlements/{code}/refund", status_code=201)
-def refund(code: str, body: Refund, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def refund(code: str, body: Refund, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalRefundOut:
     return medical.refund(app, actor, code, body.reason, idempotency_key=key)
 
 
 @router.get("/terminal/medical/settlements/{code}")
-def terminal_settlement(code: str, app: AppDep, actor: ActorDep) -> dict:
+def terminal_settlement(code: str, app: AppDep, actor: ActorDep) -> r.MedicalSettlementOut:
     return medical.get_settlement(app, actor, code)
 
 
@@ -110,11 +111,11 @@ def terminal_settlement(code: str, app: AppDep, actor: ActorDep) -> dict:
 
 
 @router.get("/medical/settlements/{code}")
-def get_settlement(code: str, app: AppDep, actor: ActorDep) -> dict:
+def get_settlement(code: str, app: AppDep, actor: ActorDep) -> r.MedicalSettlementOut:
     return medical.get_settlement(app, actor, code)
 
 
-@router.get("/medical/settlements/{code}/slip.pdf")
+@router.get("/medical/settlements/{code}/slip.pdf", response_class=Response, responses=r.PDF)
 def settlement_slip(code: str, app: AppDep, actor: ActorDep) -> Response:
     """The settlement slip (结算单) as a PDF, in Chinese: bill lines and the split."""
     from ..medical_slip import render_slip  # reportlab: imported by the first slip, not at start-up
@@ -126,13 +127,13 @@ def settlement_slip(code: str, app: AppDep, actor: ActorDep) -> Response:
 
 @router.get("/persons/{person_id}/medical/settlements")
 def person_settlements(person_id: int, app: AppDep, actor: ActorDep, year: int | None = None,
-                       limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                       limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> r.MedicalPersonSettlementsOut:
     return medical.person_settlements(app, actor, person_id, year=year, limit=limit, offset=offset)
 
 
 @router.get("/persons/{person_id}/medical/account")
 def personal_account(person_id: int, app: AppDep, actor: ActorDep,
-                     movements: int = Query(20, ge=1, le=500)) -> dict:
+                     movements: int = Query(20, ge=1, le=500)) -> r.MedicalPersonalAccountOut:
     return medical.personal_account(app, actor, person_id, movements=movements)
 
 
@@ -140,28 +141,28 @@ def personal_account(person_id: int, app: AppDep, actor: ActorDep,
 
 
 @router.get("/medical/institutions")
-def list_institutions(app: AppDep, actor: ActorDep, designated_only: bool = False) -> dict:
+def list_institutions(app: AppDep, actor: ActorDep, designated_only: bool = False) -> r.MedicalInstitutionsOut:
     return medical.list_institutions(app, actor, designated_only=designated_only)
 
 
 @router.post("/medical/institutions", status_code=201)
-def add_institution(body: AddInstitution, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def add_institution(body: AddInstitution, app: AppDep, actor: ActorDep, key: KeyDep) -> r.Institution:
     return medical.add_institution(app, actor, body.code, body.name, body.kind, body.level, body.designated,
                                    body.area_code, body.settlement_bank_code, body.settlement_account_no,
                                    idempotency_key=key)
 
 
 @router.post("/medical/institutions/{code}/designation")
-def set_designated(code: str, body: SetDesignated, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def set_designated(code: str, body: SetDesignated, app: AppDep, actor: ActorDep, key: KeyDep) -> r.Institution:
     return medical.set_designated(app, actor, code, body.designated, idempotency_key=key)
 
 
 @router.post("/medical/institutions/{code}/terminals", status_code=201)
-def add_terminal(code: str, body: AddTerminal, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def add_terminal(code: str, body: AddTerminal, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalAddTerminalOut:
     return medical.add_terminal(app, actor, code, body.code, body.name, idempotency_key=key)
 
 
 @router.post("/medical/contributions")
-def credit_month(body: CreditMonth, app: AppDep, actor: ActorDep, key: KeyDep) -> dict:
+def credit_month(body: CreditMonth, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalCreditMonthOut:
     credits = [c.model_dump(exclude_none=True) for c in body.credits]
     return medical.credit_month(app, actor, body.month, credits, idempotency_key=key)

@@ -1,0 +1,214 @@
+"""The OpenAPI as integrators read it, derived from the operations' declarations (one place).
+
+For each /api/v1 route we find the service operation its endpoint calls (services.access.DECLARATIONS)
+and from its `Declaration` write into the schema: the operationId (the operation's name, `bank.withdraw`
+-> `bank_withdraw`; a terminal twin of a route gets `terminal_...`, a PDF twin `..._pdf`), the bearer
+security where the route takes a token, a required `Idempotency-Key` where the operation is keyed (every
+/api/v1 channel requires it then), the roles and terminal kinds allowed, and the error codes it can answer.
+
+Error codes are derived, not declared: the codes the operation's service module raises (its source,
+`SscardError("code"`), those of services.lookup (every service finds its objects there), the scope
+checks of services.access when the operation is scoped, and the frame's own (unauthenticated, forbidden,
+invalid_request, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
+the service calls (e.g. ledger limits reached through banking) is listed when that module is named
+in `_ALSO` below; the list may thus be a little wider than what a given call can answer, never a guess.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+import re
+import sys
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from ..core.errors import MESSAGES
+from ..core.roles import Role
+from ..services.access import Declaration, Scope
+from .deps import current_actor, terminal_call
+
+API_PREFIX = "/api/v1"
+TERMINAL_PREFIX = "/api/v1/terminal/"
+BEARER = "bearerAuth"
+PUBLIC_IDS = {"check_identifier": "identifiers_check", "voice": "hotline_voice", "call_status": "hotline_call_status"}
+FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request")
+_ALSO = {  # service module -> modules whose refusals reach its callers
+    "sscard.services.banking": ("sscard.services.ledger",),
+    "sscard.services.replacement": ("sscard.services.cards", "sscard.services.passwords", "sscard.services.loss",
+                                    "sscard.services.attorney", "sscard.services.production",
+                                    "sscard.services.ledger"),
+    "sscard.services.medical": ("sscard.services.ledger", "sscard.services.passwords"),
+}
+_RAISES = re.compile(r'(?:SscardError\(\s*|_code=)"([a-z_]+)"')  # raised, or handed to a checker to raise
+
+
+def operation_functions(endpoint) -> list:
+    """The decorated service functions an endpoint calls (`module.fn` or `fn`, found in its bytecode,
+    nested functions and lambdas included: a login passes its call to the throttle as a lambda)."""
+    found: list = []
+    codes = [endpoint.__code__]
+    while codes:
+        code = codes.pop(0)
+        last = None
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                last = endpoint.__globals__.get(ins.argval)
+            elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and last is not None:
+                last = getattr(last, ins.argval, None)
+            else:
+                continue
+            if getattr(last, "declaration", None) is not None and last not in found:
+                found.append(last)
+        codes.extend(c for c in code.co_consts if hasattr(c, "co_code"))
+    return found
+
+
+def route_declaration(route: APIRoute) -> tuple[Declaration | None, Any]:
+    fns = operation_functions(route.endpoint)
+    return (fns[0].declaration, fns[0]) if fns else (None, None)
+
+
+def needs_token(route: APIRoute) -> bool:
+    """The route authenticates its caller (ActorDep or TerminalDep among its dependencies)."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dep = stack.pop()
+        if dep.call in (current_actor, terminal_call):
+            return True
+        stack.extend(dep.dependencies)
+    return False
+
+
+@functools.cache
+def _module_codes(module_name: str) -> frozenset[str]:
+    module = sys.modules.get(module_name)
+    if module is None:
+        return frozenset()
+    return frozenset(_RAISES.findall(inspect.getsource(module)))
+
+
+def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]:
+    codes = set(FRAME_CODES)
+    if decl is not None:
+        modules = (fn.__module__, "sscard.services.lookup", *_ALSO.get(fn.__module__, ()))
+        for name in modules:
+            codes |= _module_codes(name)
+        if decl.keyed:
+            codes |= {"idempotency_key_required", "idempotency_key_reused"}
+        if decl.terminals is not None and Role.TERMINAL in decl.roles:
+            codes.add("wrong_terminal_kind")
+        if decl.scope is Scope.OWN:
+            codes |= {"wrong_bank", "not_found", "person_not_found"}
+        elif decl.scope is Scope.CENTER:
+            codes.add("wrong_center")
+    else:
+        codes |= {"not_found"} | (_module_codes("sscard.core.identifiers") if route.path.endswith("/check") else set())
+    if not needs_token(route):
+        codes.discard("unauthenticated")
+    return sorted(c for c in codes if c in MESSAGES)
+
+
+def api_routes(api: FastAPI) -> list[tuple[str, APIRoute]]:
+    """(path as in the OpenAPI, route) of every /api/v1 route, through included routers."""
+    out = []
+    for ctx in iter_route_contexts(api.routes):
+        route = ctx.original_route
+        if isinstance(route, APIRoute) and (ctx.path_format or "").startswith(API_PREFIX):
+            out.append((ctx.path_format, route))
+    return out
+
+
+def operation_ids(routes: list[tuple[str, APIRoute]]) -> dict[tuple[str, str], str]:
+    """operationIds named after the operations, unique, stable as long as the operations' names are."""
+    decls = [route_declaration(r)[0] for _, r in routes]
+    by_op: dict[str, list[str]] = {}
+    for (path, _), decl in zip(routes, decls, strict=True):
+        if decl is not None:
+            by_op.setdefault(decl.name, []).append(path)
+    ids: dict[tuple[str, str], str] = {}
+    seen: dict[str, str] = {}
+    for (path, r), decl in zip(routes, decls, strict=True):
+        if decl is None:
+            base = PUBLIC_IDS.get(r.endpoint.__name__, r.endpoint.__name__)
+        else:
+            base = decl.name.replace(".", "_")
+            if path.startswith(TERMINAL_PREFIX) and any(not t.startswith(TERMINAL_PREFIX) for t in by_op[decl.name]):
+                base = "terminal_" + base
+            if path.endswith("pdf"):
+                base += "_pdf"
+        for method in sorted(r.methods):
+            if base in seen and seen[base] != path:
+                raise ValueError(f"operationId {base!r} given to two routes: {seen[base]} and {path}")
+            seen[base] = path
+            ids[(path, method.lower())] = base
+    return ids
+
+
+def _describe_token(decl: Declaration | None) -> str:
+    if decl is None:
+        return ""
+    kinds = []
+    if decl.roles & {Role.TERMINAL}:
+        kinds.append("terminal" + (f" ({', '.join(sorted(decl.terminals))})" if decl.terminals else ""))
+    staff = sorted(str(r) for r in decl.roles if r not in (Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM))
+    if staff:
+        kinds.append("staff (" + ", ".join(staff) + ")")
+    if Role.CARDHOLDER in decl.roles:
+        kinds.append("cardholder")
+    return "Token: " + "; ".join(kinds) + "." if kinds else ""
+
+
+def build_openapi(api: FastAPI) -> dict:
+    if api.openapi_schema:
+        return api.openapi_schema
+    schema = get_openapi(title=api.title, version=api.version, description=api.description, routes=api.routes)
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Three audiences, one header `Authorization: Bearer <token>`. Staff tokens "
+        "(`sscard user token`) act on /api/v1 outside /terminal; terminal tokens (one per ATM, POS, "
+        "hospital/pharmacy or kiosk terminal) act only on /api/v1/terminal/...; cardholder tokens "
+        "(`POST /api/v1/cardholder/login`, prefix `ch.`) act on the cardholder's own cards. docs/API.md.",
+    }
+    routes = api_routes(api)
+    ids = operation_ids(routes)
+    for path, route in routes:
+        decl, fn = route_declaration(route)
+        for method in route.methods:
+            op = schema["paths"][path][method.lower()]
+            op["operationId"] = ids[(path, method.lower())]
+            if needs_token(route):
+                op["security"] = [{BEARER: []}]
+            else:
+                op["security"] = []
+            codes = error_codes(decl, fn, route)
+            op["x-error-codes"] = codes
+            if decl is not None:
+                op["x-operation"] = decl.name
+                op["x-roles"] = sorted(str(r) for r in decl.roles)
+                if decl.terminals:
+                    op["x-terminal-kinds"] = sorted(decl.terminals)
+                note = _describe_token(decl)
+                if note:
+                    op["description"] = (op.get("description", "") + "\n\n" + note).strip()
+            for param in op.get("parameters", []):
+                if param["in"] == "header" and param["name"].lower() == "idempotency-key":
+                    param["name"] = "Idempotency-Key"
+                    param["required"] = bool(decl is not None and decl.keyed)
+                    param["description"] = (
+                        "Required: a retry with the same key and body answers the first answer; another body "
+                        "with this key is refused with idempotency_key_reused." if param["required"] else
+                        "Optional here: the operation changes nothing a retry could apply twice."
+                    )
+            op["description"] = (op.get("description", "") + "\n\nError codes: " + ", ".join(codes) + ".").strip()
+    api.openapi_schema = schema
+    return schema
+
+
+def install(api: FastAPI) -> None:
+    api.openapi = lambda: build_openapi(api)  # type: ignore[method-assign]

@@ -1,0 +1,835 @@
+"""What every /api/v1 route answers on success (200/201): the contract integrators build on.
+
+The services answer JSON-ready dicts; these models describe them exactly (money in integer fen, dates
+and times as ISO strings, identifiers masked as the service masks them). They were first drafted from
+the answers the test suite's requests really got, then checked against the services' code. `Out`
+allows extra keys (an answer is never cut short by a forgotten field: FastAPI would drop it), and
+tests/api/test_contract.py proves real answers carry no key a model does not declare.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Out(BaseModel):
+    """Base of every answer model."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PersonRef(Out):
+    id: int
+    name: str
+    citizen_id: str
+
+
+class NameAndId(Out):
+    name: str
+    citizen_id: str
+
+
+class CardSummary(Out):
+    """The caller's current card as a hotline agent sees it (masked)."""
+
+    card_number: str
+    ss_status: str
+    ss_loss_expires_at: str | None
+    bank: str
+    bank_status: str
+
+
+class ReplacementRef(Out):
+    application_id: int
+    fee_fen: int
+    fee_status: str
+    receipt_no: str | None
+
+
+class MovedBalance(Out):
+    """The old account's balance moved to the replacement card's account at activation."""
+
+    old_pan: str
+    amount_fen: int
+
+
+class BankMovementOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    transfer_id: str
+    amount_fen: int
+    at: str
+
+
+class BankBalanceOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+
+
+class BankPurchaseOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    transfer_id: str
+    amount_fen: int
+    at: str
+    timeout_at: str | None
+
+
+class BankAuthorizePaymentOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    transfer_id: str
+    amount_fen: int
+    at: str
+    timeout_at: str | None
+
+
+class BankCapturePaymentOut(Out):
+    transfer_id: str
+    kind: str
+    pending_transfer_id: str
+    amount_fen: int
+    at: str
+
+
+class BankTransferOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    transfer_id: str
+    amount_fen: int
+    at: str
+    to: str
+
+
+class BankChangePinOut(Out):
+    pan: str
+    changed: bool
+
+
+class PersonRegisterOut(Out):
+    id: int
+    citizen_id: str
+    name: str
+    sex: str
+    birth_date: str
+    area_code: str
+
+
+class SsPasswordState(Out):
+    initial: bool
+    locked: bool
+
+
+class CardBankSide(Out):
+    code: str
+    name: str
+    name_en: str
+    hotline: str
+    pan: str | None
+    status: str | None
+    activation_deadline: str | None
+    activation_days_left: int | None
+
+
+class CardView(Out):
+    card_number: str
+    person: NameAndId
+    ss_status: str
+    ss_loss_expires_at: str | None
+    reason: str
+    applied_at: str
+    ready_at: str | None
+    ready_center: str | None
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
+    spec_version: str
+    ss_password: SsPasswordState
+    bank: CardBankSide
+
+
+class PersonCardsOut(Out):
+    person: PersonRef
+    cards: list[CardView]
+
+
+class PersonFindOut(Out):
+    id: int
+    name: str
+    citizen_id: str
+    birth_date: str
+    sex: str
+
+
+class CardApplyFirstOut(Out):
+    card_number: str
+    ss_status: str
+    bank: str
+    pan_last4: str
+
+
+class ProductionStartBatchOut(Out):
+    batch: str
+    cards: int
+    due_date: str
+    status: str
+
+
+class ProductionCompleteBatchOut(Out):
+    batch: str
+    cards: int
+    status: str
+
+
+class CardCollectOut(Out):
+    card_number: str
+    ss_status: str
+    issue_date: str | None
+    expiry_date: str | None
+    activation_deadline: str | None
+    cancelled_old_card: str | None
+
+
+class CardState(Out):
+    card_number: str
+    ss_status: str
+
+
+class SsPasswordChangeOut(Out):
+    card_number: str
+    changed: bool
+
+
+class SsPasswordVerifyOut(Out):
+    card_number: str
+    verified: bool
+
+
+class SsPasswordResetOut(Out):
+    card_number: str
+    reset: bool
+    initial: bool
+
+
+class QueryPasswordLoginOut(Out):
+    token: str
+    person_id: int
+    must_change_password: bool
+
+
+class QueryPasswordChangeOut(Out):
+    changed: bool
+
+
+class QueryPasswordResetOut(Out):
+    reset: bool
+
+
+class Reminder(Out):
+    zh: str
+    en: str
+
+
+class SsLossReportTemporaryOut(Out):
+    card_number: str
+    ss_status: str
+    lapses_at: str
+    linked_bank_status: str | None
+    reminder: Reminder
+
+
+class SsLossReportFormalOut(Out):
+    card_number: str
+    ss_status: str
+    linked_bank_status: str | None
+    reminder: Reminder
+
+
+class BankLossReportOralOut(Out):
+    pan: str
+    status: str
+    lapses_at: str
+    linked_ss_status: str | None
+    reminder: Reminder
+
+
+class BankLossReportWrittenOut(Out):
+    pan: str
+    status: str
+    linked_ss_status: str | None
+    reminder: Reminder
+
+
+class BankAccountState(Out):
+    pan: str
+    status: str
+
+
+class AuditActor(Out):
+    kind: str
+    id: str
+    role: str
+
+
+class AuditRecordOut(Out):
+    id: int
+    at: str
+    actor: AuditActor
+    on_behalf_of: int | None
+    attorney_id: int | None
+    channel: str
+    place: str
+    operation: str
+    object_type: str
+    object_id: str
+    person_id: int | None
+    before: str
+    after: str
+    result: str
+    detail: dict[str, Any]
+
+
+class AuditReadOut(Out):
+    records: list[AuditRecordOut]
+    limit: int
+    offset: int
+
+
+class CheckIdentifierOut(Out):
+    kind: str
+    valid: bool
+    value: str
+
+
+class BankActivateOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    moved_from_old_account: MovedBalance | None
+
+
+class BankResetPinOut(Out):
+    pan: str
+    reset: bool
+    was_locked: bool
+
+
+class BankCloseOut(Out):
+    pan: str
+    status: str
+    paid_out_fen: int
+    paid_out: str
+    transfer_id: str
+
+
+class StatementEntry(Out):
+    id: int
+    transfer_id: str
+    at: str
+    code: str
+    kind: str
+    direction: str
+    amount_fen: int
+    amount: str
+    counterparty: str
+    ref: str
+    timeout_at: str | None
+
+
+class BankStatementOut(Out):
+    pan: str
+    status: str
+    balance_fen: int
+    available_fen: int
+    held_fen: int
+    incoming_pending_fen: int
+    balance: str
+    available: str
+    entries: list[StatementEntry]
+    next_before_id: int | None
+    activation_deadline: str | None
+
+
+class BankExpirePendingOut(Out):
+    expired: int
+
+
+class LedgerCheckOut(Out):
+    accounts: int
+    transfers: int
+    sum_posted_fen: int
+    sum_pending_fen: int
+    negative_customer_accounts: int
+    problems: list[str]
+    ok: bool
+
+
+class InstitutionBrief(Out):
+    code: str
+    name: str
+    kind: str
+    level: int | None
+    designated: bool
+    settlement_account_no: str
+
+
+class SettlementSplit(Out):
+    total_fen: int
+    covered_fen: int
+    uncovered_fen: int
+    deductible_fen: int
+    copay_fen: int
+    fund_fen: int
+    personal_fen: int
+    self_pay_fen: int
+
+
+class MedicalPreSettleOut(Out):
+    quote: str
+    quote_id: str
+    expires_at: str
+    institution: InstitutionBrief
+    card_number: str
+    split: SettlementSplit
+    use_personal_account: bool
+
+
+class BillLine(Out):
+    category: str
+    name: str
+    code: str
+    amount_fen: int
+    covered: bool
+
+
+class MedicalSettleOut(Out):
+    code: str
+    kind: str
+    at: str
+    year: int
+    institution: InstitutionBrief
+    terminal: str | None
+    card_number: str | None
+    person: PersonRef
+    bank: str | None
+    lines: list[BillLine]
+    split: SettlementSplit
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
+    reverses: str | None
+    refunded_by: str | None
+    reason: str | None
+
+
+class Institution(Out):
+    code: str
+    name: str
+    kind: str
+    level: int | None
+    designated: bool
+    settlement_account_no: str
+
+
+class MedicalRefundOut(Out):
+    code: str
+    kind: str
+    at: str
+    year: int
+    institution: Institution
+    terminal: str | None
+    card_number: str | None
+    person: PersonRef
+    bank: str | None
+    lines: list[BillLine]
+    split: SettlementSplit
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
+    reverses: str
+    refunded_by: str | None
+    reason: str | None
+
+
+class MedicalSettlementOut(Out):
+    code: str
+    kind: str
+    at: str
+    year: int
+    institution: Institution
+    terminal: str | None
+    card_number: str | None
+    person: PersonRef
+    bank: str | None
+    lines: list[BillLine]
+    split: SettlementSplit
+    self_pay_method: str | None
+    personal_balance_after_fen: int | None
+    reverses: str | None
+    refunded_by: str
+    reason: str | None
+
+
+class MedicalPersonSettlementsOut(Out):
+    person_id: int
+    total: int
+    settlements: list[MedicalSettleOut]
+
+
+class PersonalAccountMovement(Out):
+    kind: str
+    amount_fen: int
+    balance_after_fen: int
+    month: str | None
+    at: str
+
+
+class MedicalPersonalAccountOut(Out):
+    person_id: int
+    balance_fen: int
+    year: int
+    deductible_used_fen: int
+    fund_used_fen: int
+    insured_months: list[str]
+    movements: list[PersonalAccountMovement]
+
+
+class MedicalInstitutionsOut(Out):
+    institutions: list[InstitutionBrief]
+
+
+class MedicalAddTerminalOut(Out):
+    id: int
+    code: str
+    kind: str
+    institution: str
+
+
+class MedicalCreditMonthOut(Out):
+    month: str
+    credited: int
+    skipped: int
+    total_fen: int
+
+
+class CounterFindByNameOut(Out):
+    persons: list[PersonFindOut]
+
+
+class QueryPasswordState(Out):
+    initial: bool
+    locked_until: str | None
+
+
+class CounterPerson(Out):
+    id: int
+    name: str
+    citizen_id: str
+    birth_date: str
+    sex: str
+    query_password: QueryPasswordState
+
+
+class CounterCardRow(Out):
+    id: int
+    card_number: str
+    person: NameAndId
+    ss_status: str
+    ss_loss_expires_at: str | None
+    reason: str
+    applied_at: str
+    ready_at: str | None
+    ready_center: str | None
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
+    spec_version: str
+    ss_password: SsPasswordState
+    bank: CardBankSide
+    replacement: ReplacementRef | None
+    replaced: bool
+
+
+class CounterPersonOut(Out):
+    person: CounterPerson
+    cards: list[CounterCardRow]
+
+
+class CounterVisitOut(Out):
+    id: int
+    person_id: int
+    presenter: str
+    attorney: AttorneyOut | None
+    checked_at: str
+    expires_at: str
+
+
+class CounterEndVisitOut(Out):
+    id: int
+    ended: bool
+
+
+class AttorneyOut(Out):
+    id: int
+    person_id: int
+    agent_name: str
+    agent_citizen_id: str
+    scope: list[str]
+    valid_from: str
+    valid_to: str
+    document_ref: str
+    revoked_at: str | None
+    revoke_reason: str
+    status: str
+
+
+class AttorneyListOut(Out):
+    person_id: int
+    attorneys: list[AttorneyOut]
+
+
+class AttorneyRevokeOut(Out):
+    id: int
+    person_id: int
+    agent_name: str
+    agent_citizen_id: str
+    scope: list[str]
+    valid_from: str
+    valid_to: str
+    document_ref: str
+    revoked_at: str | None
+    revoke_reason: str
+    status: str
+
+
+class CenterRef(Out):
+    code: str
+    name: str
+
+
+class ReplacementReceiptOut(Out):
+    receipt_no: str
+    paid_at: str | None
+    center: CenterRef
+    person: NameAndId
+    reason: str
+    new_card_number: str
+    old_card_number: str
+    amount_fen: int
+    due_fen: int
+    method: str
+    staff: str
+    waive_reason: str
+    agent: NameAndId | None
+    ledger_transfer_id: int | None
+
+
+class BankRef(Out):
+    code: str
+    name: str
+    name_en: str
+    hotline: str
+
+
+class CounterCollectionReceiptOut(Out):
+    receipt_no: str
+    card_number: str
+    person: NameAndId
+    collected_at: str | None
+    issue_date: str | None
+    expiry_date: str | None
+    center: CenterRef | None
+    reason: str
+    old_card_number: str | None
+    old_card_status: str | None
+    bank: BankRef
+    pan: str
+    bank_status: str
+    activation_deadline: str | None
+    activation_days: int
+    agent: NameAndId | None
+    application_id: int | None
+
+
+class ReadyCard(Out):
+    card_id: int
+    person_id: int
+    card_number: str
+    name: str
+    reason: str
+    ready_at: str | None
+
+
+class BatchRow(Out):
+    code: str
+    status: str
+    cards: int
+    due_date: str
+    created_at: str
+    completed_at: str | None
+
+
+class CounterQueueOut(Out):
+    center: CenterRef
+    ready: list[ReadyCard]
+    applied: int
+    batches: list[BatchRow]
+
+
+class ClerkDay(Out):
+    staff_id: str
+    username: str
+    name: str
+    operations: dict[str, int]
+    total: int
+    refused: int
+
+
+class FeesByMethod(Out):
+    count: int
+    amount_fen: int
+    due_fen: int
+
+
+class DayFees(Out):
+    by_method: dict[str, FeesByMethod]
+    collected_fen: int
+    waived_fen: int
+    receipts: int
+
+
+class DayCards(Out):
+    applied: int
+    in_production: int
+    awaiting_collection: int
+
+
+class ReportsCenterDayOut(Out):
+    day: str
+    center: CenterRef
+    clerks: list[ClerkDay]
+    fees: DayFees
+    cards: DayCards
+
+
+class AgentRequestRow(Out):
+    id: int
+    line: str
+    status: str
+    node: str
+    topic: str
+    lang: str
+    requested_at: str
+    waiting_minutes: int
+    identified: bool
+    person: PersonRef | None
+    card: CardSummary | None
+    taken_by: str | None
+
+
+class HotlineAgentQueueOut(Out):
+    requests: list[AgentRequestRow]
+    open: int
+
+
+class AgentRequestOut(Out):
+    id: int
+    line: str
+    status: str
+    node: str
+    topic: str
+    lang: str
+    requested_at: str
+    waiting_minutes: int
+    identified: bool
+    person: PersonRef | None
+    card: CardSummary | None
+    taken_by: str | None
+
+
+class BankExtendActivationOut(Out):
+    pan: str
+    activation_deadline: str | None
+    days: int
+
+
+class VoidPaymentOut(Out):
+    transfer_id: str
+    kind: str
+    pending_transfer_id: str
+    amount_fen: int
+    at: str
+
+
+class ReplacementApplyOut(Out):
+    application_id: int
+    card_number: str
+    ss_status: str
+    reason: str
+    old_card_number: str
+    old_card_status: str
+    formal_loss_recorded: bool
+    fee_fen: int
+    fee_status: str
+    fee_method: str | None
+    receipt_no: str | None
+    bank: str
+    pan_kept: bool
+    pan_last4: str
+    collect_center: str
+    reminder: Reminder | None = None  # only when a formal loss was recorded in the same visit
+
+
+class ReplacementCompleteBatchOut(ProductionCompleteBatchOut):
+    routed_to_other_centers: int
+
+
+class CounterCollectOut(CardCollectOut):
+    collected_by: str
+    bank_status: str
+    activation_required: bool
+    bank: BankRef
+    pan: str
+
+
+PDF = {200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+             "description": "a PDF document"}}
+TWIML = {200: {"content": {"application/xml": {"schema": {"type": "string"}}},
+               "description": "TwiML (Twilio's voice markup)"}}
+CSV_OR_JSON = {200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                     "description": "the report as JSON, or as CSV with format=csv"}}
