@@ -3,7 +3,6 @@ the publisher; a repeat carries the same Nats-Msg-Id (the event's uuid)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -48,7 +47,7 @@ def stream_messages(url: str) -> list[tuple[str, str, dict]]:
         finally:
             await nc.close()
 
-    return asyncio.run(read())
+    return publisher.run_coroutine(read())
 
 
 def credits(app, pan: str, start: int, stop: int) -> None:

@@ -94,7 +94,7 @@ def create_app(app: App | None = None) -> FastAPI:
     # Document the refusal shape for every status a business error can have (areas register theirs
     # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
-              for status in sorted({entry[0] for entry in MESSAGES.values()})}
+              for status in sorted({entry[0] for entry in MESSAGES.values() if entry[0] < 500})}
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
     for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)

@@ -30,9 +30,11 @@ def counter_mix(rig, clients: int, seconds: float) -> dict:
         n = step[c]
         step[c] += 1
         kind = ("deposit", "withdrawal", "replacement_fee")[n % 3]
+        if kind == "replacement_fee" and n // 3 >= len(replaceable[c]):
+            kind = "deposit"  # every card is replaced once at most: a second application is refused
         t0 = time.perf_counter()
         if kind == "replacement_fee":
-            number, cid = replaceable[c][(n // 3) % len(replaceable[c])]
+            number, cid = replaceable[c][n // 3]
             status, body = client.post(c, "/api/v1/counter/replacements",
                                        {"card_number": number, "reason": "damaged", "presented_citizen_id": cid,
                                         "payment": "cash"}, rig.staff_tokens[CLERKS[c % len(CLERKS)]])

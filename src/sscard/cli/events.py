@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import threading
@@ -31,7 +30,7 @@ def register(app: typer.Typer) -> None:
         pub = publisher.Publisher(sscard, url)
         if once:
             try:
-                count = asyncio.run(pub.run_once())
+                count = publisher.run_coroutine(pub.run_once())
             except Exception as exc:  # noqa: BLE001  NATS unreachable or not acknowledging
                 err_console.print(f"[red]publishing stopped at event {publisher.position(sscard)}: "
                                  f"{type(exc).__name__} {exc}[/red]")
@@ -42,5 +41,5 @@ def register(app: typer.Typer) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         console.print(f"publishing events to {url} (Ctrl-C stops)")
-        asyncio.run(pub.run(stop))
+        publisher.run_coroutine(pub.run(stop))
         console.print(f"stopped; last acknowledged event {publisher.position(sscard)}")

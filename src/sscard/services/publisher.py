@@ -196,3 +196,27 @@ def start(app: App, url: str | None = None) -> PublisherThread | None:
     if found is None:
         found = app.extras["event_publisher"] = PublisherThread(app, url)
     return found
+
+
+def run_coroutine(coro):
+    """asyncio.run, also from a thread whose event loop is already running (an embedding host, a test
+    process with a browser driver's loop): then the coroutine runs to its end on a loop of its own in a
+    helper thread, and this thread waits for it."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001  handed back to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target, name="sscard-coroutine")
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
