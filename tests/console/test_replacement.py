@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from sscard.core.errors import SscardError
 from sscard.models.counter import FeeReceipt
-from sscard.models.foundation import BankAccount, Card
+from sscard.models.foundation import BankAccount, Card, ServiceCenter
 from sscard.receipts import (
     collection_receipt_lines,
     collection_receipt_pdf,
@@ -294,3 +294,79 @@ def test_a_card_not_yet_issued_cannot_be_replaced(city, app):
     with pytest.raises(SscardError) as err:
         replacement.apply(app, clerk, card.card_number, "damaged", "11010519491231002X", payment="cash")
     assert err.value.code == "identity_mismatch"
+
+
+def _collect_by(route: str, city, app, card_number: str, citizen_id: str) -> dict:
+    """Hand a card over through one of the routes that can (each twin answers through one operation)."""
+    clerk = city.actor("clerk")
+    if route == "card.collect":
+        return cards.collect_card(app, clerk, card_number, citizen_id)
+    if route == "counter.collect":
+        return replacement.collect(app, clerk, card_number, citizen_id)
+    from fastapi.testclient import TestClient
+
+    from sscard.api.main import create_app
+    from tests.support import bearer
+
+    path = {"api /cards": f"/api/v1/cards/{card_number}/collect",
+            "api /counter": f"/api/v1/counter/cards/{card_number}/collect"}[route]
+    with TestClient(create_app(app)) as client:
+        r = client.post(path, json={"presented_citizen_id": citizen_id}, headers=bearer(city.token("clerk"), "c-1"))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+@pytest.mark.parametrize("route", ["card.collect", "counter.collect", "api /cards", "api /counter"])
+def test_a_kept_pan_replacement_is_collected_with_its_account_through_every_route(make_app, route):
+    """Before: card.collect (and its API route) answered account_not_found for a card keeping its PAN."""
+    from tests.support import City
+
+    app = make_app(bank={"keep_pan_on_replacement": True})
+    city = City(app)
+    card = city.issued_card()
+    out = ready_replacement(city, card)
+    got = _collect_by(route, city, app, out["card_number"], card.citizen_id)
+    assert got["ss_status"] == "normal"
+    assert city.pan_of(out["card_number"]) == card.pan
+    assert cards.card_status(app, city.actor("clerk"), card.card_number)["ss_status"] == "cancelled"
+
+
+def _complete_by(route: str, city, app, batch: str) -> None:
+    clerk = city.actor("clerk")
+    if route == "production.complete_batch":
+        production.complete_batch(app, clerk, batch)
+    elif route == "replacement.complete_batch":
+        replacement.complete_batch(app, clerk, batch)
+    else:
+        from fastapi.testclient import TestClient
+
+        from sscard.api.main import create_app
+        from tests.support import bearer
+
+        path = {"api /production-batches": f"/api/v1/production-batches/{batch}/complete",
+                "api /counter": f"/api/v1/counter/production-batches/{batch}/complete"}[route]
+        with TestClient(create_app(app)) as client:
+            r = client.post(path, headers=bearer(city.token("clerk"), "b-1"))
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("route", ["production.complete_batch", "replacement.complete_batch",
+                                   "api /production-batches", "api /counter"])
+def test_a_replacement_batch_completed_through_every_route_lands_at_the_chosen_center(city, app, route):
+    """Before: production.complete_batch (and its API route) made the card ready where it was applied for."""
+    card = city.issued_card()
+    first = city.new_person("李四")
+    clerk = city.actor("clerk")
+    out = replacement.apply(app, clerk, card.card_number, "damaged", card.citizen_id, payment="cash",
+                            collect_center_code="C02")
+    from sscard.services import enrolment
+
+    enrolment.apply_first_card(app, clerk, first[0], "GSB", "C01")
+    batch = production.start_batch(app, clerk, "C01")["batch"]
+    _complete_by(route, city, app, batch)
+    with app.db.session() as s:
+        new = s.scalar(select(Card).where(Card.card_number == out["card_number"]))
+        firsts = s.scalars(select(Card).where(Card.person_id == first[0])).all()
+        centers = {c.id: c.code for c in s.scalars(select(ServiceCenter))}
+        assert (new.ss_status, centers[new.ready_center_id]) == ("ready", "C02")
+        assert [(c.ss_status, centers[c.ready_center_id]) for c in firsts] == [("ready", "C01")]

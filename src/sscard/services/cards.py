@@ -48,7 +48,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     card.ss_pw_locked = False
     if person.first_card_number is None:
         person.first_card_number = card.card_number
-    account = lookup.account_for_card(op.session, card)
+    account = _account_to_hand_over(op, card)
     account.activation_deadline = today + timedelta(days=op.policy.activation.window_days)
     old_number = None
     if card.replaces_card_id:
@@ -67,6 +67,21 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
         "activation_deadline": account.activation_deadline,
         "cancelled_old_card": old_number,
     }
+
+
+def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
+    """The bank account that goes with the card handed over. A replacement that keeps the PAN (policy
+    bank.keep_pan_on_replacement) has none of its own: the old card's account moves to it now, whichever
+    route or console collects it."""
+    account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+    if account is None and card.replaces_card_id:
+        account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.replaces_card_id))
+        if account is not None:
+            account.card_id = card.id
+            op.session.flush()
+    if account is None:
+        raise SscardError("account_not_found")
+    return account
 
 
 def _sealed(op: Op, card: Card) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 from ..core.errors import SscardError
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SsStatus, ss_next
+from ..models.counter import ReplacementApplication
 from ..models.foundation import Card, ProductionBatch
 from . import access, lookup
 from .access import Scope
@@ -63,9 +64,16 @@ def start_batch(op: Op, center_code: str) -> dict:
     return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
 
 
+# where a replacement's applicant chose to collect it (none for a first card)
+_chosen_center = (select(ReplacementApplication.collect_center_id)
+                  .where(ReplacementApplication.new_card_id == Card.id).correlate(Card).scalar_subquery())
+
+
 @operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
-    """The batch is back from the factory: its cards are ready for collection at their center."""
+    """The batch is back from the factory: its cards are ready for collection at their center: a first
+    card where it was applied for, a replacement at the center its applicant chose (one completion for
+    both, whichever route or console completes the batch)."""
     batch = op.session.scalar(select(ProductionBatch).where(ProductionBatch.code == batch_code))
     if batch is None:
         raise SscardError("not_found", what=("制卡批次", "production batch"))
@@ -78,7 +86,7 @@ def complete_batch(op: Op, batch_code: str) -> dict:
         .values(
             ss_status=SsStatus.READY,
             ready_at=op.now,
-            ready_center_id=Card.apply_center_id,
+            ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id),
             status_changed_at=op.now,
             version=Card.version + 1,
         )

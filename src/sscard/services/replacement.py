@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
@@ -264,21 +264,15 @@ def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: st
 @operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
     """A batch back from the factory: its cards are ready, each at the center its applicant chose."""
-    out = production.complete_batch.unwrapped(op, batch_code)
-    rows = op.session.execute(
-        select(ReplacementApplication.new_card_id, ReplacementApplication.collect_center_id)
+    out = production.complete_batch.unwrapped(op, batch_code)  # routes replacements to the chosen center
+    routed = op.session.scalar(
+        select(func.count()).select_from(ReplacementApplication)
         .join(Card, Card.id == ReplacementApplication.new_card_id)
         .where(Card.batch_id.in_(select(_batch_id(batch_code))),
                ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
-    ).all()
-    for card_id, center_id in rows:
-        op.session.execute(
-            update(Card).where(Card.id == card_id, Card.ss_status == SsStatus.READY)
-            .values(ready_center_id=center_id, version=Card.version + 1)
-            .execution_options(synchronize_session=False)
-        )
-    _add_detail(op, routed_to_other_centers=len(rows))
-    return {**out, "routed_to_other_centers": len(rows)}
+    )
+    _add_detail(op, routed_to_other_centers=routed)
+    return {**out, "routed_to_other_centers": routed}
 
 
 def _add_detail(op: Op, **detail) -> None:
@@ -300,13 +294,7 @@ def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: in
     card = lookup.card_by_number(op.session, card_number)
     access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
-    account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
-    if account is None and card.replaces_card_id and card.ss_status == SsStatus.READY:
-        kept = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.replaces_card_id))
-        if kept is not None:
-            kept.card_id = card.id
-            op.session.flush()
-    result = cards.collect_card.unwrapped(op, card_number, presented_citizen_id)
+    result = cards.collect_card.unwrapped(op, card_number, presented_citizen_id)  # moves a kept PAN too
     account = lookup.account_for_card(op.session, card)
     op.audit(**{k: v for k, v in op._audit.items() if k in ("object_type", "object_id", "before", "after")},
              person_id=card.person_id, on_behalf_of=card.person_id if poa else None,
