@@ -51,7 +51,6 @@ class Declaration:
 
 
 DECLARATIONS: dict[str, Declaration] = {}
-PERMISSIONS: dict[str, frozenset[Role]] = {}  # name -> roles (kept for readers of the role table)
 SECRET_NAMES: set[str] = set()  # every argument any operation declared secret (the log filter masks them)
 
 ALL_STAFF = CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}
@@ -91,7 +90,6 @@ def register(decl: Declaration) -> None:
     if known is not None and known != decl:
         raise ValueError(f"operation {decl.name!r} declared twice differently")
     DECLARATIONS[decl.name] = decl
-    PERMISSIONS[decl.name] = decl.roles
     SECRET_NAMES.update(decl.secrets)
 
 
@@ -194,11 +192,14 @@ def require_self(actor: Actor, person_id: int) -> None:
         _mark(Scope.OWN)
 
 
-def require_own(actor: Actor, *, person_id: int, bank_id: int | None) -> None:
-    """A card or account in scope: the cardholder's own, or the bank side's own bank's."""
-    require_self(actor, person_id)
-    if bank_id is not None:
-        require_bank(actor, bank_id)
+def require_own(actor: Actor, *, person_id: int, bank_id: int, missing: str) -> None:
+    """A card or account in scope: a cardholder's own (another person's answers `missing`, as if it did
+    not exist), or one of the bank side's own bank (`wrong_bank`)."""
+    try:
+        require_self(actor, person_id)
+    except SscardError:
+        raise SscardError(missing) from None
+    require_bank(actor, bank_id)
 
 
 def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:

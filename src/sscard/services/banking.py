@@ -97,11 +97,7 @@ def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
     if account is None:
         return lookup.account_by_pan(op.session, pan, actor)
     if actor is not None:
-        try:
-            access.require_self(actor, account.person_id)
-        except SscardError:
-            raise SscardError("account_not_found") from None
-        access.require_bank(actor, account.bank_id)
+        access.require_own(actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
     return account
 
 
@@ -140,9 +136,7 @@ _PREFETCH = _prefetch_statement()  # built once: building it costs more than run
 
 def _account(op: Op, pan: str) -> BankAccount:
     """The account behind a PAN: a cardholder only their own; bank staff and terminals only their bank's."""
-    account = _by_pan(op, pan, op.actor)
-    access.require_bank(op.actor, account.bank_id)
-    return account
+    return _by_pan(op, pan, op.actor)
 
 
 def _status(op: Op, account: BankAccount) -> BankStatus:

@@ -46,11 +46,7 @@ def card_by_number(session: Session, card_number: str, actor: Actor | None = Non
     if card is None:
         raise SscardError("card_not_found")
     if actor is not None:
-        try:
-            access.require_self(actor, card.person_id)
-        except SscardError:
-            raise SscardError("card_not_found") from None
-        access.require_bank(actor, card.bank_id)
+        access.require_own(actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
     return card
 
 
@@ -67,11 +63,7 @@ def account_by_pan(session: Session, pan: str, actor: Actor | None = None) -> Ba
     if account is None:
         raise SscardError("account_not_found")
     if actor is not None:
-        try:
-            access.require_self(actor, account.person_id)
-        except SscardError:
-            raise SscardError("account_not_found") from None
-        access.require_bank(actor, account.bank_id)
+        access.require_own(actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
     return account
 
 

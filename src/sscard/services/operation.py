@@ -331,7 +331,6 @@ def operation(
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]
-        call.roles = decl.roles  # type: ignore[attr-defined]
         call.unwrapped = fn  # type: ignore[attr-defined]
         return call
 
@@ -422,7 +421,6 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]
-        call.roles = decl.roles  # type: ignore[attr-defined]
         return call
 
     return decorate
