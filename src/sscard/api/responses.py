@@ -55,20 +55,6 @@ class MovedBalance(Out):
     amount_fen: int
 
 
-class BankMovementOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
-    transfer_id: str
-    amount_fen: int
-    at: str
-
-
 class BankBalanceOut(Out):
     pan: str
     status: str
@@ -80,33 +66,17 @@ class BankBalanceOut(Out):
     available: str
 
 
-class BankPurchaseOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
+class BankMovementOut(BankBalanceOut):
     transfer_id: str
     amount_fen: int
     at: str
+
+
+class BankPurchaseOut(BankMovementOut):
     timeout_at: str | None
 
 
-class BankAuthorizePaymentOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
-    transfer_id: str
-    amount_fen: int
-    at: str
+class BankAuthorizePaymentOut(BankMovementOut):
     timeout_at: str | None
 
 
@@ -118,18 +88,7 @@ class BankCapturePaymentOut(Out):
     at: str
 
 
-class BankTransferOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
-    transfer_id: str
-    amount_fen: int
-    at: str
+class BankTransferOut(BankMovementOut):
     to: str
 
 
@@ -333,15 +292,7 @@ class CheckIdentifierOut(Out):
     value: str
 
 
-class BankActivateOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
+class BankActivateOut(BankBalanceOut):
     moved_from_old_account: MovedBalance | None
 
 
@@ -373,15 +324,7 @@ class StatementEntry(Out):
     timeout_at: str | None
 
 
-class BankStatementOut(Out):
-    pan: str
-    status: str
-    balance_fen: int
-    available_fen: int
-    held_fen: int
-    incoming_pending_fen: int
-    balance: str
-    available: str
+class BankStatementOut(BankBalanceOut):
     entries: list[StatementEntry]
     next_before_id: int | None
     activation_deadline: str | None
@@ -565,22 +508,10 @@ class CounterPerson(Out):
     query_password: QueryPasswordState
 
 
-class CounterCardRow(Out):
+class CounterCardRow(CardView):
+    """A card as the window's person overview lists it: the card view with its id and replacement."""
+
     id: int
-    card_number: str
-    person: NameAndId
-    ss_status: str
-    ss_loss_expires_at: str | None
-    reason: str
-    applied_at: str
-    ready_at: str | None
-    ready_center: str | None
-    collected_at: str | None
-    issue_date: str | None
-    expiry_date: str | None
-    spec_version: str
-    ss_password: SsPasswordState
-    bank: CardBankSide
     replacement: ReplacementRef | None
     replaced: bool
 
