@@ -40,6 +40,7 @@ class DemoOutlet:
     code: str
     name: str
     address: str
+    name_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class DemoCenter:
     area_code: str
     address: str
     instant_issue: bool = False
+    name_en: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,18 +79,21 @@ BANKS = (
 )
 
 OUTLETS = (
-    DemoOutlet("GSB", "GSB-001", "工商银行东城支行", "北京市东城区东长安街1号"),
-    DemoOutlet("GSB", "GSB-002", "工商银行海淀支行", "北京市海淀区中关村大街27号"),
-    DemoOutlet("GSB", "GSB-003", "工商银行朝阳支行", "北京市朝阳区建国路88号"),
-    DemoOutlet("JSB", "JSB-001", "建设银行西城支行", "北京市西城区金融大街25号"),
-    DemoOutlet("JSB", "JSB-002", "建设银行丰台支行", "北京市丰台区丰台北路18号"),
-    DemoOutlet("JSB", "JSB-003", "建设银行朝阳支行", "北京市朝阳区朝阳门外大街6号"),
+    DemoOutlet("GSB", "GSB-001", "工商银行东城支行", "北京市东城区东长安街1号", "ICBC Dongcheng Branch"),
+    DemoOutlet("GSB", "GSB-002", "工商银行海淀支行", "北京市海淀区中关村大街27号", "ICBC Haidian Branch"),
+    DemoOutlet("GSB", "GSB-003", "工商银行朝阳支行", "北京市朝阳区建国路88号", "ICBC Chaoyang Branch"),
+    DemoOutlet("JSB", "JSB-001", "建设银行西城支行", "北京市西城区金融大街25号", "CCB Xicheng Branch"),
+    DemoOutlet("JSB", "JSB-002", "建设银行丰台支行", "北京市丰台区丰台北路18号", "CCB Fengtai Branch"),
+    DemoOutlet("JSB", "JSB-003", "建设银行朝阳支行", "北京市朝阳区朝阳门外大街6号", "CCB Chaoyang Branch"),
 )
 
 CENTERS = (
-    DemoCenter("C01", "东城区社会保障卡服务中心", "110101", "北京市东城区东四十条甲22号"),
-    DemoCenter("C02", "海淀区社会保障卡服务中心", "110108", "北京市海淀区北四环西路58号"),
-    DemoCenter("C03", "朝阳区社会保障卡即时制卡中心", "110105", "北京市朝阳区工体北路11号", instant_issue=True),
+    DemoCenter("C01", "东城区社会保障卡服务中心", "110101", "北京市东城区东四十条甲22号",
+               name_en="Dongcheng District Social Security Card Service Center"),
+    DemoCenter("C02", "海淀区社会保障卡服务中心", "110108", "北京市海淀区北四环西路58号",
+               name_en="Haidian District Social Security Card Service Center"),
+    DemoCenter("C03", "朝阳区社会保障卡即时制卡中心", "110105", "北京市朝阳区工体北路11号", instant_issue=True,
+               name_en="Chaoyang District Instant Card Issuing Center"),
 )
 
 STAFF = (
@@ -136,11 +141,12 @@ def create_city(app: App) -> dict:
             created["banks"] += 1
     for o in OUTLETS:
         if not _exists(app, Outlet, Outlet.code, o.code):
-            city_svc.add_outlet(app, op, o.bank, o.code, o.name, o.address)
+            city_svc.add_outlet(app, op, o.bank, o.code, o.name, o.address, name_en=o.name_en)
             created["outlets"] += 1
     for c in CENTERS:
         if not _exists(app, ServiceCenter, ServiceCenter.code, c.code):
-            city_svc.add_center(app, op, c.code, c.name, c.area_code, c.address, instant_issue=c.instant_issue)
+            city_svc.add_center(app, op, c.code, c.name, c.area_code, c.address, instant_issue=c.instant_issue,
+                                name_en=c.name_en)
             created["centers"] += 1
     staff_out = []
     for u in STAFF:

@@ -28,6 +28,7 @@ class Outlet(Base):
     bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id"))
     code: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(96), default="")
     address: Mapped[str] = mapped_column(String(128), default="")
 
 
@@ -38,6 +39,7 @@ class ServiceCenter(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(96), default="")
     area_code: Mapped[str] = mapped_column(String(6))
     address: Mapped[str] = mapped_column(String(128), default="")
     instant_issue: Mapped[bool] = mapped_column(Boolean, default=False)

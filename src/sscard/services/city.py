@@ -31,10 +31,10 @@ def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str 
 
 
 @operation("city.add_outlet", roles={Role.OPERATOR}, scope=Scope.CITY)
-def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "") -> dict:
+def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "", name_en: str = "") -> dict:
     bank = lookup.bank_by_code(op.session, bank_code)
     _unique(op, Outlet, code, ("网点", "Outlet"))
-    outlet = Outlet(bank_id=bank.id, code=code, name=name, address=address)
+    outlet = Outlet(bank_id=bank.id, code=code, name=name, name_en=name_en, address=address)
     op.session.add(outlet)
     op.session.flush()
     op.audit("outlet", code, after="added")
@@ -42,9 +42,11 @@ def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "") 
 
 
 @operation("city.add_center", roles={Role.OPERATOR}, scope=Scope.CITY)
-def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", instant_issue: bool = False) -> dict:
+def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", instant_issue: bool = False,
+               name_en: str = "") -> dict:
     _unique(op, ServiceCenter, code, ("服务网点", "Service center"))
-    center = ServiceCenter(code=code, name=name, area_code=area_code, address=address, instant_issue=instant_issue)
+    center = ServiceCenter(code=code, name=name, name_en=name_en, area_code=area_code, address=address,
+                           instant_issue=instant_issue)
     op.session.add(center)
     op.session.flush()
     op.audit("center", code, after="added")

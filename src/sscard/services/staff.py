@@ -162,9 +162,10 @@ _DUMMY_HASH = _DummyHash()
 def banks_and_places(app) -> dict:
     def work(session):
         return {
-            "banks": [{"code": b.code, "name": b.name, "bin": b.bin, "hotline": b.hotline}
+            "banks": [{"code": b.code, "name": b.name, "name_en": b.name_en, "bin": b.bin, "hotline": b.hotline}
                       for b in session.scalars(select(Bank)).all()],
-            "centers": [{"code": c.code, "name": c.name} for c in session.scalars(select(ServiceCenter)).all()],
+            "centers": [{"code": c.code, "name": c.name, "name_en": c.name_en}
+                        for c in session.scalars(select(ServiceCenter)).all()],
         }
 
     return app.db.run(work)

@@ -1,0 +1,25 @@
+"""english names: outlets and service centers get the English name their English pages show
+
+Revision ID: 0009_english_names
+Revises: 0008_events
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0009_english_names"
+down_revision = "0008_events"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for table in ("outlets", "service_centers"):
+        with op.batch_alter_table(table) as batch:
+            batch.add_column(sa.Column("name_en", sa.String(length=96), nullable=False, server_default=""))
+
+
+def downgrade() -> None:
+    for table in ("outlets", "service_centers"):
+        with op.batch_alter_table(table) as batch:
+            batch.drop_column("name_en")
