@@ -93,7 +93,8 @@ def test_passwords_through_the_api(client, world):
     r = client.post(f"{base}/verify", json={"password": "802461"}, headers=holder)
     assert r.status_code == 200 and r.json()["verified"] is True
     r = client.post(f"{base}/verify", json={"password": "123456"}, headers=holder)
-    assert r.status_code == 401 and r.json() == {"code": "wrong_password", "message": "Wrong password"}
+    assert r.status_code == 401 and r.json() == {"code": "wrong_password", "message": "Wrong password, 2 tries left",
+                                                 "tries_left": 2}
     r = client.post(f"{base}/reset", json={"presented_citizen_id": card.citizen_id}, headers=headers(clerk))
     assert r.status_code == 200 and r.json()["initial"] is True
     r = client.post(f"{base}/verify", json={"password": "123456"}, headers=holder)
@@ -313,6 +314,7 @@ def test_a_keyed_wrong_password_replays_without_counting_twice(client, world, ap
     first = client.post(path, json={"password": "999999"}, headers=holder)
     again = client.post(path, json={"password": "999999"}, headers=holder)
     assert first.status_code == again.status_code == 401 and first.json() == again.json()
+    assert first.json()["tries_left"] == 2 and first.json()["message"] == "Wrong password, 2 tries left"
     r = client.get(f"/api/v1/cards/{card.card_number}", headers=headers(world.clerk))
     assert r.json()["ss_password"]["locked"] is False
     from sqlalchemy import select

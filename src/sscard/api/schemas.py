@@ -119,3 +119,4 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: list[dict[str, Any]] | None = Field(None, description="which input was wrong (422 only)")
+    tries_left: int | None = Field(None, description="a wrong password or PIN: attempts left before the lock")

@@ -59,7 +59,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "card_pending": (409, "该人员已有在办的社会保障卡", "This person already has a card being produced or issued"),
     # passwords
-    "wrong_password": (401, "密码错误", "Wrong password"),
+    "wrong_password": (401, "密码错误{tries}", "Wrong password{tries}"),
     "password_locked": (423, "密码已锁定{until}", "The password is locked{until}"),
     "weak_password": (422, "密码过于简单：{reason}", "The password is too weak: {reason}"),
     "password_mismatch": (422, "两次输入的新密码不一致", "The two new passwords differ"),
@@ -88,7 +88,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     ),
     "limit_exceeded": (409, "超过限额：{limit}", "Limit exceeded: {limit}"),
     "pin_locked": (423, "银行密码已锁定{until}", "The bank PIN is locked{until}"),
-    "wrong_pin": (401, "密码错误", "Wrong password"),
+    "wrong_pin": (401, "密码错误{tries}", "Wrong password{tries}"),
     "transfer_exists": (409, "交易编号已存在", "A transfer with this id already exists"),
     "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
@@ -112,13 +112,32 @@ class SscardError(Exception):
     def message(self, lang: str = "zh") -> str:
         _, zh, en = MESSAGES[self.code]
         template = en if lang.startswith("en") else zh
-        try:
-            return template.format(**{k: _localize(v, lang) for k, v in self.params.items()})
-        except (KeyError, IndexError):
+        try:  # a param the raiser did not give reads as nothing, never as "{name}"
+            return template.format_map(_Blank({k: _localize(v, lang) for k, v in self.params.items()}))
+        except (KeyError, IndexError, ValueError):
             return template
 
+    def without_count(self) -> SscardError:
+        """The same refusal without the tries left: an identification step (a login, a caller's ID
+        check) must answer a known login exactly as an unknown one, or the count tells which exists."""
+        params = {k: v for k, v in self.params.items() if k not in ("tries", "tries_left")}
+        return SscardError(self.code, commit=self.commit, status=self.status, **params)
+
     def to_dict(self, lang: str = "zh") -> dict:
-        return {"code": self.code, "message": self.message(lang)}
+        body: dict = {"code": self.code, "message": self.message(lang)}
+        if isinstance(self.params.get("tries_left"), int):  # for a client to show, not to parse from text
+            body["tries_left"] = self.params["tries_left"]
+        return body
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def tries_left_text(n: int) -> tuple[str, str]:
+    """The (zh, en) tail of a wrong-password message: how many tries remain before the lock."""
+    return (f"，还可尝试{n}次", f", {n} {'try' if n == 1 else 'tries'} left")
 
 
 def register_messages(extra: dict[str, tuple[int, str, str]]) -> None:

@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .clock import SHANGHAI, as_utc, next_shanghai_midnight
-from .errors import SscardError
+from .errors import SscardError, tries_left_text
 from .policy import Policy
 
 INITIAL_SS_PASSWORD = "123456"
@@ -200,4 +200,5 @@ def verify_with_lockout(
     new = after_failure(lock, kind, policy, now)
     if new.is_locked(now):
         return new, SscardError(locked_code, until=new.until_text(), commit=True)
-    return new, SscardError(wrong_code, commit=True)
+    left = max(_limits(kind, policy) - new.failures, 0)
+    return new, SscardError(wrong_code, commit=True, tries_left=left, tries=tries_left_text(left))

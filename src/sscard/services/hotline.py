@@ -204,7 +204,10 @@ def bank_identify(op: Op, bank_code: str, pan: str, citizen_id: str, *, pin: str
     if pin is not None:
         if not same_person:
             raise SscardError(wrong, commit=True)
-        banking.check_pin(op, account, pin)
+        try:
+            banking.check_pin(op, account, pin)
+        except SscardError as err:
+            raise err.without_count() from None
     elif not (same_person and constant_time_equal(birth_date or "", f"{person.birth_date:%Y%m%d}")):
         raise SscardError(wrong, commit=True)
     op.audit("bank_account", account.pan, person_id=person.id, after="identified", method=method)

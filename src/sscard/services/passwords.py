@@ -155,7 +155,10 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict:
     """Portal and 12333 identification. The channel calls this as itself (a SYSTEM actor on its channel)
     and, on success, acts for the person as a cardholder."""
     person = person_by_login(op, login)
-    check_query_password(op, person, password)
+    try:
+        check_query_password(op, person, password)
+    except SscardError as err:
+        raise err.without_count() from None
     op.audit("person", person.id, person_id=person.id, after="logged_in")
     return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name}
 
