@@ -36,3 +36,61 @@ def require_positive_fen(amount: int) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise SscardError("invalid_amount")
     return amount
+
+
+_DIGITS = "零壹贰叁肆伍陆柒捌玖"
+_SMALL = ("", "拾", "佰", "仟")
+_BIG = ("", "万", "亿")
+
+
+def _whole_yuan_in_capitals(n: int) -> str:
+    """100,005 -> 壹拾万零伍: groups of four digits under 万/亿, one 零 for any run of zeros
+    between two non-zero digits, none at the end."""
+    groups = []
+    while n:
+        groups.append(n % 10000)
+        n //= 10000
+    if len(groups) > len(_BIG):
+        raise ValueError("a trillion yuan or more: no card account holds that")
+    out: list[str] = []
+    started = need_zero = False
+    for gi in range(len(groups) - 1, -1, -1):
+        g = groups[gi]
+        if g == 0:
+            need_zero = need_zero or started
+            continue
+        for pos in (3, 2, 1, 0):
+            d = g // 10**pos % 10
+            if d == 0:
+                need_zero = need_zero or started
+                continue
+            if need_zero:
+                out.append("零")
+                need_zero = False
+            out.append(_DIGITS[d] + _SMALL[pos])
+            started = True
+        out.append(_BIG[gi])
+        need_zero = False  # a group's trailing zeros need no 零: 壹拾万柒仟, not 壹拾万零柒仟
+    return "".join(out)
+
+
+def yuan_in_capitals(fen: int) -> str:
+    """The amount in Chinese financial capitals (大写金额) as a slip, receipt or voucher writes it under
+    the 支付结算办法 rules: 壹拾元整, 壹佰元零伍分, 壹拾万零伍元伍角, 零元整; a negative amount is 负…."""
+    if not isinstance(fen, int) or isinstance(fen, bool):
+        raise TypeError("fen is an int")
+    if fen < 0:
+        return "负" + yuan_in_capitals(-fen)
+    whole, jiao, f = fen // 100, fen // 10 % 10, fen % 10
+    if fen == 0:
+        return "零元整"
+    text = _whole_yuan_in_capitals(whole) + "元" if whole else ""
+    if jiao == 0 and f == 0:
+        return text + "整"
+    if jiao:
+        text += _DIGITS[jiao] + "角"
+    elif whole:
+        text += "零"  # 角 is 0 but 分 is not: 元 is followed by 零 (325.04 -> 叁佰贰拾伍元零肆分)
+    if f:
+        text += _DIGITS[f] + "分"
+    return text
