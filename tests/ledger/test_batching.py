@@ -14,12 +14,23 @@ from sscard.models.foundation import AuditRecord, IdempotencyRecord
 from sscard.models.ledger import LedgerTransfer
 from sscard.services import banking, batching
 from sscard.services.batching import _ALONE, _Request
+from sscard.services.operation import Request
 
 from .helpers import PIN, activated, balance_of, invariants, terminal
 
 
+_APP: list = []  # the test's App (a request's fingerprint is keyed with its secret key)
+
+
+@pytest.fixture(autouse=True)
+def _the_app(app):
+    _APP[:] = [app]
+    yield
+    _APP.clear()
+
+
 def _req(op_fn, actor, *args, key=None, **kwargs) -> _Request:
-    return _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, key)
+    return _Request(Request(_APP[0], op_fn, actor, args, kwargs, key))
 
 
 def _run(app, *reqs: _Request) -> list:
@@ -130,7 +141,8 @@ def test_a_request_that_fails_unexpectedly_is_answered_alone_and_the_rest_commit
     def broken(op, *args, **kwargs):
         raise RuntimeError("a bug")
 
-    bad = _Request(banking.purchase, broken, banking.purchase.operation_name, pos, (card.pan, 1, PIN), {}, "bad")
+    bad = _req(banking.purchase, pos, card.pan, 1, PIN, key="bad")
+    bad.frame.fn = broken
     good = _req(banking.purchase, pos, card.pan, 400, PIN, key="good")
     bad_answer, good_answer = _run(app, bad, good)
     assert bad_answer is _ALONE  # the caller then runs it through the ordinary frame

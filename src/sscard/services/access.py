@@ -10,7 +10,9 @@ Each operation declares (`@operation(...)`/`@query(...)` in services.operation) 
   must send an Idempotency-Key or are refused before anything runs;
 - `secrets`: the arguments that are secrets (PINs, passwords): never in an audit record or a log;
 - `terminals`: which kinds of terminal may call it, when terminals may (cash at an ATM, payments at a
-  POS, settlements at hospitals and pharmacies).
+  POS, settlements at hospitals and pharmacies);
+- `batched`: it may be committed together with other requests by the group-commit writer
+  (services.batching): the same checks, answers, audit and idempotency records, one fsync per batch.
 
 The channel an actor comes through is fixed by its entry point (the terminal API's paths are the
 terminal channel, the rest of /api/v1 the API channel, each console its own), and `AUDIENCE` says who
@@ -48,6 +50,7 @@ class Declaration:
     keyed: bool
     secrets: frozenset[str]
     terminals: frozenset[str] | None = None  # None: any kind (when the roles admit terminals at all)
+    batched: bool = False  # may be group-committed with other requests (services.batching)
 
 
 DECLARATIONS: dict[str, Declaration] = {}

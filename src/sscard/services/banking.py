@@ -321,7 +321,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
 # ---------------------------------------------------------------- cash
 
 
-@operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM)
+@operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM, batched=True)
 def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
     require_positive_fen(amount_fen)
@@ -334,7 +334,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     return _answer(op, account, moved)
 
 
-@operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM)
+@operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
 def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
     """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
     require_positive_fen(amount_fen)
@@ -359,7 +359,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
 # ---------------------------------------------------------------- transfers
 
 
-@operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM)
+@operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
 def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
@@ -413,20 +413,20 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
     return _answer(op, account, moved, timeout_at=moved["timeout_at"])
 
 
-@operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS)
+@operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
 def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
     """A one-step payment at a POS."""
     return _payment(op, pan, amount_fen, pin, pending=False, timeout_seconds=None, transfer_id=transfer_id)
 
 
-@operation("bank.authorize_payment", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS)
+@operation("bank.authorize_payment", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
 def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_seconds: int | None = None,
                       transfer_id: str | None = None) -> dict:
     """A hold (pending transfer) to the merchant, captured or voided later; it expires by itself."""
     return _payment(op, pan, amount_fen, pin, pending=True, timeout_seconds=timeout_seconds, transfer_id=transfer_id)
 
 
-@operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS)
+@operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
 def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict:
     """Post a hold of this terminal, wholly or for less (the rest is released)."""
     merchant = _merchant_account(op)
@@ -436,7 +436,7 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
     return posted
 
 
-@operation("bank.void_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS)
+@operation("bank.void_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
 def void_payment(op: Op, transfer_id: str) -> dict:
     merchant = _merchant_account(op)
     voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
@@ -456,7 +456,7 @@ def expire_pending(op: Op) -> dict:
 # ---------------------------------------------------------------- pension credit (system)
 
 
-@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN)
+@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN, batched=True)
 def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed)."""
@@ -475,7 +475,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
 # ---------------------------------------------------------------- balance and statement
 
 
-@operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',), terminals=access.BALANCE)
+@operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',), terminals=access.BALANCE, batched=True)
 def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)

@@ -34,7 +34,6 @@ import collections
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import queue
 import random
@@ -48,7 +47,6 @@ from sqlalchemy import bindparam, event, insert, select, text
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from ..core.errors import SscardError
 from ..core.roles import Actor
 from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable
 from ..logs import note_operation
@@ -56,17 +54,7 @@ from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import outbox
 from .app import App
 from .book import book_of
-from .operation import (
-    _UNAUDITED_STATUSES,
-    Op,
-    _stored_error,
-    admit,
-    audit_values,
-    json_default,
-    jsonable,
-    request_hash,
-    run_declared,
-)
+from .operation import Request, _Refused, admit, execute
 
 log = logging.getLogger("sscard.batching")
 
@@ -75,13 +63,7 @@ _ALONE = object()  # "answer this one through the ordinary frame"
 
 @dataclass
 class _Request:
-    op_fn: Callable[..., Any]  # the @operation wrapper (for the fallback)
-    fn: Callable[..., Any]  # the unwrapped service function
-    name: str
-    actor: Actor
-    args: tuple
-    kwargs: dict
-    key: str | None
+    frame: Request  # the operation frame's request: run, replayed, audited and remembered by it
     answer: Any = None
     done: bool = False
     # How the caller waits: a plain lock the writer releases (a thread), or an asyncio future (an async
@@ -93,6 +75,18 @@ class _Request:
     def wait(self) -> Any:
         self._lock.acquire()
         return self.answer
+
+    @property
+    def actor(self) -> Actor:
+        return self.frame.actor
+
+    @property
+    def args(self) -> tuple:
+        return self.frame.args
+
+    @property
+    def key(self) -> str | None:
+        return self.frame.key
 
 
 def _answer_all(pairs: list[tuple[_Request, Any]]) -> None:
@@ -150,15 +144,16 @@ class Batcher:
              **kwargs: Any) -> Any:
         """Like `op_fn(app, actor, *args, idempotency_key=..., **kwargs)`, committed with others."""
         admit(self.app, actor, op_fn.declaration, idempotency_key)
-        if self._closed:
-            return op_fn(self.app, actor, *args, idempotency_key=idempotency_key, **kwargs)
-        req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
+        frame = Request(self.app, op_fn, actor, args, kwargs, idempotency_key)
+        if self._closed or threading.current_thread() is self._thread:
+            return execute(self.app, frame)
+        req = _Request(frame)
         req._lock = threading.Lock()
         req._lock.acquire()
         self._queue.put(req)
         out = req.wait()
         if out is _ALONE:
-            return op_fn(self.app, actor, *args, idempotency_key=idempotency_key, **kwargs)
+            return execute(self.app, frame)
         if isinstance(out, BaseException):
             raise out
         return out
@@ -168,16 +163,16 @@ class Batcher:
         """`call` for an async route: waits for the batch without holding a thread; only a request
         answered alone runs in the thread pool."""
         admit(self.app, actor, op_fn.declaration, idempotency_key)
+        frame = Request(self.app, op_fn, actor, args, kwargs, idempotency_key)
         out: Any = _ALONE
         if not self._closed:
-            req = _Request(op_fn, op_fn.unwrapped, op_fn.operation_name, actor, args, kwargs, idempotency_key)
+            req = _Request(frame)
             loop = asyncio.get_running_loop()
             req._async = (loop, loop.create_future())
             self._queue.put(req)
             out = await req._async[1]
         if out is _ALONE:
-            return await run_in_threadpool(
-                functools.partial(op_fn, self.app, actor, *args, idempotency_key=idempotency_key, **kwargs))
+            return await run_in_threadpool(execute, self.app, frame)
         if isinstance(out, BaseException):
             raise out
         return out
@@ -453,7 +448,7 @@ class Batcher:
     @staticmethod
     def _known_keys(session, batch: list[_Request]) -> dict[tuple[str, str], dict]:
         """The idempotency records already stored for this batch's keys, in one query."""
-        wanted = {(f"{r.actor.kind}:{r.actor.id}"[:48], r.key) for r in batch if r.key}
+        wanted = {(r.frame.scope, r.key) for r in batch if r.key}
         if not wanted:
             return {}
         rows = session.execute(_SELECT_KEYS, {"keys": sorted({k for _s, k in wanted})}).all()
@@ -461,52 +456,44 @@ class Batcher:
 
     def _one(self, session: Session, book, conn, position: int, req: _Request, audits: list[dict],
              keys: dict, looked_up: bool) -> Any:
-        """One request, answered exactly as operation.execute would answer it."""
-        app, actor, name, key = self.app, req.actor, req.name, req.key
-        scope = f"{actor.kind}:{actor.id}"[:48]
-        req_hash = request_hash(name, req.args, req.kwargs, app.settings.secret_key) if key else ""
-        if key:
-            seen = keys.get((scope, key))  # stored before this batch, or by an earlier request of it
+        """One request, through the operation frame's own steps (operation.Request/Outcome): the same
+        replay, body, audit record and idempotency record as on its own; only how they are stored
+        differs (one statement per table for the batch)."""
+        frame = req.frame
+        if frame.key:
+            seen = keys.get((frame.scope, frame.key))  # stored before this batch, or by an earlier request of it
             if seen is not None:
-                if seen["request_hash"] != req_hash:
-                    return SscardError("idempotency_key_reused")
-                payload = json.loads(seen["response"])
-                return _stored_error(payload) if seen["status"] >= 400 else payload
+                return _answer_of(frame.replay(seen["request_hash"], seen["status"], seen["response"]))
         outbox.discard(session)  # nothing queued by a request before this one is kept for it
         before = (book.changes, conn.info.get(WRITES, 0))
-        op = Op(app, session, actor, name, key)
-
-        def remember(status: int, payload: Any) -> None:
-            if key:
-                keys[(scope, key)] = {"scope": scope, "key": key, "request_hash": req_hash, "status": status,
-                                      "response": _dumps(payload), "created_at": op.now}
-
         try:
-            result = run_declared(req.op_fn.declaration, op, req.fn, req.args, req.kwargs)
-        except SscardError as err:
-            if not err.commit:
-                if (book.changes, conn.info.get(WRITES, 0)) != before or session.dirty or session.new:
-                    raise _Unclean(position) from None
-                if key and not looked_up:
-                    # such a refusal stores no answer, so the unique index cannot tell a retry of an
-                    # answered request (whose rerun may refuse: pending_already_resolved): look it up
-                    raise _NeedsLookup from None
-                if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
-                    audits.append(audit_values(actor, name, op.now, key, err.code, op._audit))
-                return err
-            _settle_objects(session)
-            _audit(session, audits, audit_values(actor, name, op.now, key, err.code, op._audit))
-            remember(err.status, {"code": err.code, "params": err.params})
-            return err
+            outcome = frame.run(session)
         except Exception as exc:
             if is_retryable(exc):
                 raise
             raise _Unclean(position) from exc  # settled alone, through the ordinary frame
-        result = jsonable(result)
+        if not outcome.kept:
+            if (book.changes, conn.info.get(WRITES, 0)) != before or session.dirty or session.new:
+                raise _Unclean(position) from None
+            if frame.key and not looked_up:
+                # such a refusal stores no answer, so the unique index cannot tell a retry of an
+                # answered request (whose rerun may refuse: pending_already_resolved): look it up
+                raise _NeedsLookup from None
+            values = outcome.audit()
+            if values is not None:  # the refusal record, in the batch's transaction (nothing else was written)
+                audits.append(values)
+            return outcome.error
         _settle_objects(session)
-        _audit(session, audits, audit_values(actor, name, op.now, key, "ok", op._audit))
-        remember(200, result)
-        return result
+        _audit(session, audits, outcome.audit())
+        memo = outcome.memo()
+        if memo is not None:
+            keys[(frame.scope, frame.key)] = memo
+        return _answer_of(outcome.answer)
+
+
+def _answer_of(answer: Any) -> Any:
+    """The writer hands a refusal to its caller as the exception to raise."""
+    return answer.error if isinstance(answer, _Refused) else answer
 
 
 class _NeedsLookup(Exception):
@@ -520,9 +507,6 @@ class _Unclean(Exception):
     def __init__(self, position: int):
         super().__init__(position)
         self.position = position
-
-
-_dumps = functools.partial(json.dumps, ensure_ascii=False, default=json_default)
 
 
 def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
@@ -586,10 +570,19 @@ def batcher(app: App) -> Batcher:
 
 def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
          **kwargs: Any) -> Any:
+    """Call an operation: group-committed if it is declared `batched`, else on its own (the same as
+    calling `op_fn` itself)."""
+    if not op_fn.declaration.batched:
+        return op_fn(app, actor, *args, idempotency_key=idempotency_key, **kwargs)
     return batcher(app).call(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)
 
 
 async def acall(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
                 **kwargs: Any) -> Any:
+    """`call` from an async route: a batched operation waits for its batch without holding a thread;
+    any other runs in the thread pool."""
+    if not op_fn.declaration.batched:
+        return await run_in_threadpool(
+            functools.partial(op_fn, app, actor, *args, idempotency_key=idempotency_key, **kwargs))
     note_operation(op_fn.operation_name, actor)  # the writer thread runs it: name it for the request's log
     return await batcher(app).acall(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)

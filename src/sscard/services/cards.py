@@ -26,6 +26,11 @@ def add_years(day: date, years: int) -> date:
 
 @operation("card.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
 def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
+    """For channels; other operations are built from `collect_card_in`."""
+    return collect_card_in(op, card_number, presented_citizen_id)
+
+
+def collect_card_in(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     """Hand over a ready card after the ID check: it is issued (normal) with SS password 123456.
 
     The 60-day activation window of the bank side starts today. A replacement's old card is

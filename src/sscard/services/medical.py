@@ -273,7 +273,7 @@ def _lines_json(bill: list[BillLine]) -> list[dict]:
             for b in bill]
 
 
-@operation("medical.pre_settle", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, terminals=access.MEDICAL)
+@operation("medical.pre_settle", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, terminals=access.MEDICAL, batched=True)
 def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict], use_personal_account: bool = True) -> dict:
     """预结算: what the fund, the personal account and the patient would pay. Changes nothing; the
     answer carries a signed quote that `settle` takes within policy medical.quote_valid_minutes."""
@@ -326,7 +326,7 @@ def _load_quote(op: Op, token: str, terminal: Terminal) -> dict:
     return payload
 
 
-@operation("medical.settle", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('ss_password', 'bank_pin'), terminals=access.MEDICAL)
+@operation("medical.settle", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('ss_password', 'bank_pin'), terminals=access.MEDICAL, batched=True)
 def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: str, pay_with: str = "cash",
            bank_pin: str | None = None) -> dict:
     """结算: the quote, the card still in the reader, the SS application password; remainder in cash or
@@ -373,7 +373,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     return settlement_view(op, row, fresh=True)
 
 
-@operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR}, scope=Scope.OWN, terminals=access.MEDICAL)
+@operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR}, scope=Scope.OWN, terminals=access.MEDICAL, batched=True)
 def refund(op: Op, settlement_code: str, reason: str = "") -> dict:
     """退费: a new entry reversing a settlement; the fund's year-to-date usage, the deductible met and the
     personal account are restored, self-pay goes back the way it came. Needs an idempotency key."""

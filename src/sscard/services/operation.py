@@ -127,16 +127,22 @@ class Op:
         if detail:
             self._audit.setdefault("detail", {}).update(detail)
 
+    def note(self, *, person_id: int | None = None, on_behalf_of: int | None = None,
+             attorney_id: int | None = None, **detail: Any) -> None:
+        """Add to the audit record without replacing what is already described (the object and its
+        states, said by `audit` here or in a plain function this operation is built from): whose data,
+        on whose behalf, and details."""
+        for column, value in (("person_id", person_id), ("on_behalf_of", on_behalf_of), ("attorney_id", attorney_id)):
+            if value is not None:
+                self._audit[column] = value
+        if detail:
+            self._audit.setdefault("detail", {}).update(detail)
+
     def event(self, type: str, card: Any = None, *, before: str | None = None, after: str | None = None,
               **data: Any) -> None:
         """Queue an event for partners (services.outbox), written with the audit record. State changes
         made through the ORM queue theirs by themselves; this is for the rest (bulk updates, credits)."""
         outbox.queue(self.session, type, card, before=before, after=after, **data)
-
-    def write_audit(self, result: str) -> None:
-        record = _audit_record(self.actor, self.name, self.now, self.idempotency_key, result, self._audit)
-        self.session.add(record)
-        outbox.write_for_op(self, record)  # the events this operation queued, next to its audit record
 
 
 def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> dict:
@@ -192,109 +198,161 @@ def _stored_error(payload: dict) -> SscardError:
     return SscardError(payload["code"], **params)
 
 
-def execute(
-    app: App,
-    name: str,
-    actor: Actor,
-    fn: Callable[..., Any],
-    args: tuple,
-    kwargs: dict,
-    idempotency_key: str | None,
-    *,
-    refusal_context: Callable[[tuple, dict], dict] | None = None,
-) -> Any:
-    decl = access.DECLARATIONS[name]
-    scope = f"{actor.kind}:{actor.id}"[:48]
-    req_hash = request_hash(name, args, kwargs, app.settings.secret_key) if idempotency_key else ""
-    audit_fields: dict = {}
+def _refusal_recorded(err: SscardError) -> bool:
+    """Refusals worth an audit record of their own (not malformed input, lookups of nothing, or a
+    retry that reused a key with another body)."""
+    return err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused"
+
+
+_BODIES: dict[str, Callable[..., Any]] = {}  # operation name -> its body fn(op, ...), for the frame only
+
+
+class Request:
+    """One call of an operation, as the frame runs it: on its own (`execute`) or in a group-committed
+    batch (services.batching). Both paths ask it the same questions (is this a retry, run the body,
+    what audit record, what to remember under the key), so they answer alike."""
+
+    __slots__ = ("app", "decl", "fn", "actor", "args", "kwargs", "key", "scope", "request_hash")
+
+    def __init__(self, app: App, op_fn: Callable[..., Any], actor: Actor, args: tuple, kwargs: dict,
+                 key: str | None):
+        self.app, self.actor, self.args, self.kwargs, self.key = app, actor, args, kwargs, key
+        self.decl: access.Declaration = op_fn.declaration
+        self.fn = _BODIES[self.decl.name]
+        self.scope = f"{actor.kind}:{actor.id}"[:48]
+        self.request_hash = request_hash(self.decl.name, args, kwargs, app.settings.secret_key) if key else ""
+
+    @property
+    def name(self) -> str:
+        return self.decl.name
+
+    def replay(self, stored_hash: str, status: int, response: str) -> Any:
+        """The answer to a retry, from what the first call stored under its key: the same answer, a
+        refusal to raise (`_Refused`), or idempotency_key_reused for another body under the key."""
+        if stored_hash != self.request_hash:
+            return _Refused(SscardError("idempotency_key_reused"))
+        payload = json.loads(response)
+        return _Refused(_stored_error(payload)) if status >= 400 else payload
+
+    def replay_record(self, rec: IdempotencyRecord | None) -> Any:
+        return None if rec is None else self.replay(rec.request_hash, rec.status, rec.response)
+
+    def run(self, session: Session) -> Outcome:
+        """Run the body in `session` under its declaration; a refusal is an outcome, not an exception
+        (anything else propagates)."""
+        op = Op(self.app, session, self.actor, self.name, self.key)
+        try:
+            result = run_declared(self.decl, op, self.fn, self.args, self.kwargs)
+        except SscardError as err:
+            return Outcome(self, op, None, err)
+        return Outcome(self, op, jsonable(result), None)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one run of a request came to, and what the frame writes for it."""
+
+    request: Request
+    op: Op
+    result: Any
+    error: SscardError | None
+
+    @property
+    def kept(self) -> bool:
+        """Its writes are committed: a success, or a refusal raised with commit=True (a PIN counter)."""
+        return self.error is None or self.error.commit
+
+    @property
+    def answer(self) -> Any:
+        return self.result if self.error is None else _Refused(self.error)
+
+    def audit(self) -> dict | None:
+        """The columns of its audit record; None for a refusal not worth one."""
+        err = self.error
+        if err is not None and not err.commit and not _refusal_recorded(err):
+            return None
+        req = self.request
+        return audit_values(req.actor, req.name, self.op.now, req.key, "ok" if err is None else err.code,
+                            self.op._audit)
+
+    def memo(self) -> dict | None:
+        """The columns of its idempotency record (a kept outcome of a keyed request), else None."""
+        req = self.request
+        if not req.key or not self.kept:
+            return None
+        err = self.error
+        status, payload = (200, self.result) if err is None else (err.status, {"code": err.code, "params": err.params})
+        return {"scope": req.scope, "key": req.key, "request_hash": req.request_hash, "status": status,
+                "response": json.dumps(jsonable(payload), ensure_ascii=False, default=json_default),
+                "created_at": self.op.now}
+
+
+def execute(app: App, request: Request) -> Any:
+    """Run one request on its own: one transaction (retried whole on a serialization failure), its
+    audit record and idempotency record in it; a refusal that wrote nothing leaves a refusal record
+    in a short transaction of its own."""
+    key = request.key
+    last: list[Outcome] = []
     # On PostgreSQL the first answer is looked up outside the SERIALIZABLE transaction: reading the
     # idempotency index inside it takes predicate locks on its pages, and while the table is small every
     # keyed request then conflicts with every other. The insert below still makes a twin fail (unique
     # key), and the retry finds the twin's answer here.
     lookup_outside = app.db.dialect == "postgresql"
 
-    def replay(rec: IdempotencyRecord | None) -> Any:
-        if rec is None:
-            return None
-        if rec.request_hash != req_hash:
-            raise SscardError("idempotency_key_reused")
-        payload = json.loads(rec.response)
-        if rec.status >= 400:
-            return _Refused(_stored_error(payload))
-        return payload
-
     def stored_answer() -> Any:
         def read() -> Any:
             with app.db.read_committed() as session:
-                return replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+                return request.replay_record(session.get(IdempotencyRecord, (request.scope, key)))
 
         return app.db.reconnecting(read)  # after a failover: on the new primary
 
     def work(session: Session) -> Any:
-        if idempotency_key and not lookup_outside:
-            answer = replay(session.get(IdempotencyRecord, (scope, idempotency_key)))
+        if key and not lookup_outside:
+            answer = request.replay_record(session.get(IdempotencyRecord, (request.scope, key)))
             if answer is not None:
                 return answer
-        op = Op(app, session, actor, name, idempotency_key)
-        try:
-            result = run_declared(decl, op, fn, args, kwargs)
-        except SscardError as err:
-            audit_fields.clear()
-            audit_fields.update(op._audit)
-            if not err.commit:
-                raise
-            op.write_audit(err.code)
-            if idempotency_key:
-                _remember(session, op, scope, req_hash, err.status, {"code": err.code, "params": err.params})
-            return _Refused(err)
-        result = jsonable(result)
-        op.write_audit("ok")
-        if idempotency_key:
-            _remember(session, op, scope, req_hash, 200, result)
-        return result
+        outcome = request.run(session)
+        last[:] = [outcome]
+        if not outcome.kept:
+            raise outcome.error
+        record = AuditRecord(**outcome.audit())
+        session.add(record)
+        outbox.write_for_op(outcome.op, record)  # the events this operation queued, next to its audit record
+        memo = outcome.memo()
+        if memo is not None:
+            session.add(IdempotencyRecord(**memo))
+            session.flush()
+        return outcome.answer
 
     try:
-        out = stored_answer() if idempotency_key and lookup_outside else None
+        out = stored_answer() if key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work, idempotent=bool(idempotency_key))
+                out = app.db.run(work, idempotent=bool(key))
             except IntegrityError:
-                if not idempotency_key:
+                if not key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work, idempotent=bool(idempotency_key))
-            except SscardError as err:
+                    out = app.db.run(work, idempotent=bool(key))
+            except SscardError:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
                 # the right answer is the twin's.
-                if not (idempotency_key and lookup_outside) or err.code == "idempotency_key_reused":
+                if not (key and lookup_outside):
                     raise
                 out = stored_answer()
                 if out is None:
                     raise
     except SscardError as err:
-        if err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused":
-            _audit_refusal(app, actor, name, idempotency_key, err, audit_fields)
+        if _refusal_recorded(err):
+            fields = last[0].op._audit if last and last[0].error is err else {}
+            _audit_refusal(app, request.actor, request.name, key, err, fields)
         raise
     if isinstance(out, _Refused):
         raise out.error
     return out
-
-
-def _remember(session: Session, op: Op, scope: str, req_hash: str, status: int, payload: Any) -> None:
-    session.add(
-        IdempotencyRecord(
-            scope=scope,
-            key=op.idempotency_key,
-            request_hash=req_hash,
-            status=status,
-            response=json.dumps(jsonable(payload), ensure_ascii=False),
-            created_at=op.now,
-        )
-    )
-    session.flush()
 
 
 def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: SscardError, fields: dict) -> None:
@@ -314,24 +372,35 @@ def operation(
     keyed: bool = True,
     secrets: tuple[str, ...] = (),
     terminals: frozenset[str] | None = None,
+    batched: bool = False,
 ):
     """Declare a business operation: its name (audit, permissions), who may do it, on what scope,
-    whether a retried call needs a key (`keyed`, true for every change but failure counters), and which
-    arguments are secrets. services.access enforces the declaration for every channel."""
-    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals)
+    whether a retried call needs a key (`keyed`, true for every change but failure counters), which
+    arguments are secrets, and whether it may be group-committed with other requests (`batched`:
+    every call, from any channel, then goes through services.batching's writer, which runs the same
+    frame: the same checks, answers, audit and idempotency records). services.access enforces the
+    declaration for every channel.
+
+    To build one operation out of another, call a plain function both use; the declared function is
+    the entry point of channels only (calling it inside an operation would open a second transaction)."""
+    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched)
     access.register(decl)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         _check_secrets_named(fn, decl)
+        _BODIES[name] = fn
 
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
+            if batched:
+                from . import batching  # (batching builds on this module)
+
+                return batching.call(app, call, actor, *args, idempotency_key=idempotency_key, **kwargs)
             admit(app, actor, decl, idempotency_key)
-            return execute(app, name, actor, fn, args, kwargs, idempotency_key)
+            return execute(app, Request(app, call, actor, args, kwargs, idempotency_key))
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]
-        call.unwrapped = fn  # type: ignore[attr-defined]
         return call
 
     return decorate

@@ -94,6 +94,11 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
 
 @operation("ss_password.reset", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('new',))
 def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
+    """For channels; other operations are built from `reset_ss_password_in`."""
+    return reset_ss_password_in(op, card_number, presented_citizen_id, new)
+
+
+def reset_ss_password_in(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
     """At a window with ID: back to the initial 123456, or to a new one typed on the PIN pad; unlocks."""
     card = _usable_card(op, card_number)
     person = lookup.person_by_id(op.session, card.person_id)

@@ -71,6 +71,11 @@ _chosen_center = (select(ReplacementApplication.collect_center_id)
 
 @operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
+    """For channels; other operations are built from `complete_batch_in`."""
+    return complete_batch_in(op, batch_code)
+
+
+def complete_batch_in(op: Op, batch_code: str) -> dict:
     """The batch is back from the factory: its cards are ready for collection at their center: a first
     card where it was applied for, a replacement at the center its applicant chose (one completion for
     both, whichever route or console completes the batch)."""

@@ -239,7 +239,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     return out
 
 
-@operation("replacement.apply", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('pin',))
+@operation("replacement.apply", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('pin',), batched=True)
 def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
           collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
           attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> dict:
@@ -250,7 +250,7 @@ def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, paym
                   record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
 
 
-@operation("replacement.apply_waived", roles={Role.CENTER_SUPERVISOR}, scope=Scope.OWN)
+@operation("replacement.apply_waived", roles={Role.CENTER_SUPERVISOR}, scope=Scope.OWN, batched=True)
 def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: str, waive_reason: str,
                  collect_center_code: str | None = None, bank_code: str | None = None,
                  record_formal_loss: bool = False, attorney_id: int | None = None,
@@ -264,20 +264,15 @@ def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: st
 @operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
     """A batch back from the factory: its cards are ready, each at the center its applicant chose."""
-    out = production.complete_batch.unwrapped(op, batch_code)  # routes replacements to the chosen center
+    out = production.complete_batch_in(op, batch_code)  # routes replacements to the chosen center
     routed = op.session.scalar(
         select(func.count()).select_from(ReplacementApplication)
         .join(Card, Card.id == ReplacementApplication.new_card_id)
         .where(Card.batch_id.in_(select(_batch_id(batch_code))),
                ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
     )
-    _add_detail(op, routed_to_other_centers=routed)
+    op.note(routed_to_other_centers=routed)
     return {**out, "routed_to_other_centers": routed}
-
-
-def _add_detail(op: Op, **detail) -> None:
-    """Add to the audit record a wrapped service already described (its object and states stay)."""
-    op._audit.setdefault("detail", {}).update(detail)
 
 
 def _batch_id(batch_code: str):
@@ -294,11 +289,10 @@ def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: in
     card = lookup.card_by_number(op.session, card_number)
     access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
-    result = cards.collect_card.unwrapped(op, card_number, presented_citizen_id)  # moves a kept PAN too
+    result = cards.collect_card_in(op, card_number, presented_citizen_id)  # moves a kept PAN too
     account = lookup.account_for_card(op.session, card)
-    op.audit(**{k: v for k, v in op._audit.items() if k in ("object_type", "object_id", "before", "after")},
-             person_id=card.person_id, on_behalf_of=card.person_id if poa else None,
-             attorney_id=poa.id if poa else None, collected_by="agent" if poa else "cardholder")
+    op.note(person_id=card.person_id, on_behalf_of=card.person_id if poa else None,
+            attorney_id=poa.id if poa else None, collected_by="agent" if poa else "cardholder")
     bank = op.session.get(Bank, card.bank_id)
     return {
         **result,
@@ -317,9 +311,8 @@ def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: s
     attorney naming it and both IDs; back to the initial 123456 (the new one is set on the PIN pad later)."""
     card = lookup.card_by_number(op.session, card_number)
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "ss_password.reset")
-    out = passwords.reset_ss_password.unwrapped(op, card_number, presented_citizen_id)
-    op.audit(**{k: v for k, v in op._audit.items() if k in ("object_type", "object_id", "before", "after")},
-             person_id=card.person_id, on_behalf_of=card.person_id, attorney_id=poa.id)
+    out = passwords.reset_ss_password_in(op, card_number, presented_citizen_id)
+    op.note(person_id=card.person_id, on_behalf_of=card.person_id, attorney_id=poa.id)
     return out
 
 
