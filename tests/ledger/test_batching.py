@@ -18,7 +18,6 @@ from sscard.services.operation import Request
 
 from .helpers import PIN, activated, balance_of, invariants, terminal
 
-
 _APP: list = []  # the test's App (a request's fingerprint is keyed with its secret key)
 
 

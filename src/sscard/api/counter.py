@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ..services import attorney, replacement, reports
+from ..services import attorney, batching, replacement, reports
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep, language
 from .schemas import Strict
@@ -130,20 +130,21 @@ def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep
 
 
 @router.post("/replacements", status_code=201)
-def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
+async def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
     """A card payment carries the bank PIN: such a request is never kept for idempotency (its hash would
-    be a trace of the PIN)."""
-    return replacement.apply(app, actor, body.card_number, body.reason, body.presented_citizen_id, body.payment,
-                             body.collect_center_code, body.bank_code, body.record_formal_loss, body.attorney_id,
-                             body.agent_citizen_id, body.pin, idempotency_key=None if body.pin else key)
+    be a trace of the PIN). Group-committed (the fee moves money): no thread is held while it waits."""
+    return await batching.acall(app, replacement.apply, actor, body.card_number, body.reason,
+                                body.presented_citizen_id, body.payment, body.collect_center_code, body.bank_code,
+                                body.record_formal_loss, body.attorney_id, body.agent_citizen_id, body.pin,
+                                idempotency_key=None if body.pin else key)
 
 
 @router.post("/replacements/waived", status_code=201)
-def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
-    return replacement.apply_waived(app, actor, body.card_number, body.reason, body.presented_citizen_id,
-                                    body.waive_reason, body.collect_center_code, body.bank_code,
-                                    body.record_formal_loss, body.attorney_id, body.agent_citizen_id,
-                                    idempotency_key=key)
+async def apply_waived(body: ApplyWaived, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
+    return await batching.acall(app, replacement.apply_waived, actor, body.card_number, body.reason,
+                                body.presented_citizen_id, body.waive_reason, body.collect_center_code,
+                                body.bank_code, body.record_formal_loss, body.attorney_id, body.agent_citizen_id,
+                                idempotency_key=key)
 
 
 @router.get("/receipts/{receipt_no}")

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import Field, StrictInt
 
-from ..services import medical
+from ..services import batching, medical
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
@@ -84,22 +84,26 @@ class CreditMonth(Strict):
 # ---------------------------------------------------------------- terminals
 
 
+# Pre-settlements, settlements and refunds are group-committed (services.batching): the routes wait for
+# their batch without holding a thread of the pool.
+
+
 @router.post("/terminal/medical/pre-settlements")
-def pre_settle(body: PreSettle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalPreSettleOut:
-    return medical.pre_settle(app, actor, body.card_number, body.ident_code,
-                              [line.model_dump() for line in body.lines], body.use_personal_account,
-                              idempotency_key=key)
+async def pre_settle(body: PreSettle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalPreSettleOut:
+    return await batching.acall(app, medical.pre_settle, actor, body.card_number, body.ident_code,
+                                [line.model_dump() for line in body.lines], body.use_personal_account,
+                                idempotency_key=key)
 
 
 @router.post("/terminal/medical/settlements", status_code=201)
-def settle(body: Settle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalSettleOut:
-    return medical.settle(app, actor, body.quote, body.card_number, body.ident_code, body.ss_password,
-                          body.pay_with, body.bank_pin, idempotency_key=key)
+async def settle(body: Settle, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalSettleOut:
+    return await batching.acall(app, medical.settle, actor, body.quote, body.card_number, body.ident_code,
+                                body.ss_password, body.pay_with, body.bank_pin, idempotency_key=key)
 
 
 @router.post("/terminal/medical/settlements/{code}/refund", status_code=201)
-def refund(code: str, body: Refund, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalRefundOut:
-    return medical.refund(app, actor, code, body.reason, idempotency_key=key)
+async def refund(code: str, body: Refund, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalRefundOut:
+    return await batching.acall(app, medical.refund, actor, code, body.reason, idempotency_key=key)
 
 
 @router.get("/terminal/medical/settlements/{code}")
