@@ -137,6 +137,7 @@ class Batcher:
         self.batches = 0
         self.requests = 0
         self.conflicts = 0  # batches run again after a serialization failure or deadlock
+        self.alone = 0  # requests the batch could not keep, answered one by one through the frame
 
     # ---------------------------------------------------------------- callers
 
@@ -312,6 +313,7 @@ class Batcher:
                 break
         self.batches += 1
         self.requests += len(batch)
+        self.alone += len(alone)
         self.sizes[len(batch)] += 1
         _answer_all([(req, outcomes.get(i, _ALONE)) for i, req in enumerate(batch)])
 
@@ -368,6 +370,7 @@ class Batcher:
                 lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
         answers: dict[int, Any] = {}
         session = Session(bind=conn, expire_on_commit=False)
+        session.info[_IN_BATCH] = True
         try:
             session.begin()
             if look_up and lookup is None:
@@ -546,11 +549,35 @@ _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.stat
 
 def _prefetch(session: Session, batch: list[_Request], now) -> None:
     """Every PAN the batch names (positional arguments of 19 digits) and its ledger account and day's
-    limit usage, and the terminals' own ledger accounts: a few queries for the whole batch."""
+    limit usage, and the terminals' own ledger accounts: a few queries for the whole batch; then what
+    the other areas read ahead for their requests (`prefetcher`)."""
     from .banking import prefetch_accounts
 
     pans = {a for r in batch for a in r.args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
     prefetch_accounts(session, pans, {r.actor for r in batch}, now)
+    frames = [r.frame for r in batch]
+    for read_ahead in _PREFETCHERS:
+        read_ahead(session, frames, now)
+
+
+_IN_BATCH = "sscard.batching.in_batch"
+
+
+def in_batch(session: Session) -> bool:
+    """Is this the session of a group-committed batch? There, a request whose insert breaks a unique
+    index needs no savepoint of its own: the batch runs again without it and it is answered alone."""
+    return bool(session.info.get(_IN_BATCH))
+
+
+_PREFETCHERS: list[Callable[[Session, list[Request], Any], None]] = []
+
+
+def prefetcher(fn: Callable[[Session, list[Request], Any], None]) -> Callable[[Session, list[Request], Any], None]:
+    """Register `fn(session, requests, now)`, run at the start of every batch's transaction, to load in
+    a few queries what the batch's requests of an area will read one by one (rows by primary key then
+    come from the session's identity map)."""
+    _PREFETCHERS.append(fn)
+    return fn
 
 
 _lock = threading.Lock()

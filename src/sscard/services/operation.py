@@ -226,6 +226,14 @@ class Request:
     def name(self) -> str:
         return self.decl.name
 
+    def argument(self, name: str) -> Any:
+        """The value given for the body's parameter `name` (positional or keyword), else None: what a
+        batch reads ahead for all its requests (their cards, their accounts)."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        names = _positional_names(self.fn)
+        return self.args[names.index(name)] if name in names and names.index(name) < len(self.args) else None
+
     def replay(self, stored_hash: str, status: int, response: str) -> Any:
         """The answer to a retry, from what the first call stored under its key: the same answer, a
         refusal to raise (`_Refused`), or idempotency_key_reused for another body under the key."""
