@@ -120,10 +120,12 @@ class LedgerRig(Rig):
     def unbatched_transfers(self, clients: int, seconds: float) -> dict:
         """(d) the transfers of (b), one per transaction through the ordinary operation frame."""
         from ..services import banking
+        from ..services.operation import one_by_one
 
         def transfer_alone(c: int, rng: random.Random) -> bool:
             (src, pin), (dst, _p) = rng.sample(self.pans, 2)
-            banking.transfer(self.app, self.atm, src, dst, rng.randint(1, 500), pin, idempotency_key=uuid.uuid4().hex)
+            one_by_one(self.app, banking.transfer, self.atm, src, dst, rng.randint(1, 500), pin,
+                       idempotency_key=uuid.uuid4().hex)  # not group-committed, though declared batched
             return True
 
         return drive(clients, seconds, transfer_alone)

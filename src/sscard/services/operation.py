@@ -414,6 +414,14 @@ def operation(
     return decorate
 
 
+def one_by_one(app: App, op_fn: Callable[..., Any], actor: Actor, /, *args: Any, idempotency_key: str | None = None,
+               **kwargs: Any) -> Any:
+    """Run an operation on its own, in a transaction of its own, even when it is declared `batched`
+    (what group commit is measured against: the benchmark's (d))."""
+    admit(app, actor, op_fn.declaration, idempotency_key)
+    return execute(app, Request(app, op_fn, actor, args, kwargs, idempotency_key))
+
+
 def admit(app: App, actor: Actor | None, decl: access.Declaration, idempotency_key: str | None) -> None:
     """The checks before anything runs (role, channel, key), for the frame and the group-commit writer
     alike; a known actor refused leaves a trace."""
