@@ -6,6 +6,8 @@ these tests pin down each way a retry can come back and must still get its first
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -306,3 +308,49 @@ def test_a_customer_account_is_never_written_overdrawn(city, app, pos, monkeypat
     monkeypatch.undo()
     assert balance_of(app, card.pan) == 1_000
     assert invariants(app)["ok"]
+
+
+def test_an_operation_declared_batched_is_group_committed_whoever_calls_it(city, app):
+    """The declaration decides, not the channel: a teller's deposit called as a plain function goes
+    through the writer, as the API's route does."""
+    card = activated(city)
+    writer = batching.batcher(app)
+    before = writer.requests
+    out = banking.deposit(app, city.actor("teller"), card.pan, 1_234, idempotency_key="d1")
+    assert writer.requests == before + 1 and out["balance_fen"] == 1_234
+    assert banking.deposit.declaration.batched and not banking.change_pin.declaration.batched
+
+
+def _records(app, key: str) -> tuple[dict, dict]:
+    """The audit record and idempotency record a request left, without what differs by nature."""
+    with app.db.session() as s:
+        audit = s.scalars(select(AuditRecord).where(AuditRecord.idempotency_key == key)).one()
+        memo = s.scalars(select(IdempotencyRecord).where(IdempotencyRecord.key == key)).one()
+        drop = {"transfer_id", "at", "pan"}
+        response = {k: v for k, v in json.loads(memo.response).items() if k not in drop}
+        return ({c: getattr(audit, c) for c in ("operation", "actor_id", "actor_role", "channel", "object_type", "before", "after", "result")}
+                | {"detail": {k: v for k, v in audit.detail.items() if k not in drop}, "whose": audit.person_id is not None},
+                {"status": memo.status, "response": response})
+
+
+def test_the_batched_and_the_one_by_one_path_answer_audit_and_remember_alike(city, app, pos):
+    """One frame: the same request through the writer and on its own gives the same answer, the same audit
+    record and the same idempotency record, for a payment and for a refusal that commits (a wrong PIN)."""
+    from sscard.services.operation import one_by_one
+
+    one, two = (activated(city, name=n, opening_fen=10_000) for n in ("甲", "乙"))
+    batched = batching.call(app, banking.purchase, pos, one.pan, 700, PIN, idempotency_key="same-b")
+    alone = one_by_one(app, banking.purchase, pos, two.pan, 700, PIN, idempotency_key="same-a")
+    drop = {"transfer_id", "at", "pan"}
+    assert {k: v for k, v in batched.items() if k not in drop} == {k: v for k, v in alone.items() if k not in drop}
+    assert _records(app, "same-b") == _records(app, "same-a")
+    refusals = []
+    for run, card, key in ((batching.call, one, "wrong-b"), (one_by_one, two, "wrong-a")):
+        with pytest.raises(SscardError) as err:
+            run(app, banking.purchase, pos, card.pan, 5, "000000", idempotency_key=key)
+        refusals.append((err.value.code, err.value.params))
+    assert refusals[0] == refusals[1] and refusals[0][0] == "wrong_pin"
+    assert _records(app, "wrong-b") == _records(app, "wrong-a")
+    # and a retry of each is answered from its key, by either path
+    assert batching.call(app, banking.purchase, pos, two.pan, 700, PIN, idempotency_key="same-a") == alone
+    assert one_by_one(app, banking.purchase, pos, one.pan, 700, PIN, idempotency_key="same-b") == batched
