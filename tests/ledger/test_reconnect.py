@@ -1,5 +1,6 @@
 """After a failover the connections to the old primary are dead: keyed work runs again on a new
-connection and is applied once (its idempotency key answers a commit whose answer was lost), and the
+connection and is applied once (its idempotency key answers a commit whose answer was lost; run on its
+own through `one_by_one`, as a payment declared batched would go through the writer), and the
 group-commit writer opens new connections of its own. PostgreSQL only (SQLite has no failover)."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from sscard.models.ledger import LedgerTransfer
 from sscard.services import banking, batching
+from sscard.services.operation import one_by_one
 
 from .helpers import PIN, activated, balance_of, invariants, terminal
 
@@ -50,7 +52,7 @@ def test_a_keyed_payment_whose_connection_dies_before_commit_runs_again_on_a_new
     event.listen(app.db.engine, "before_cursor_execute", mark_writes)
     event.listen(app.db.engine, "commit", kill_first_commit)
     try:
-        out = banking.purchase(app, pos, card.pan, 700, PIN, idempotency_key="pay-failover-1")
+        out = one_by_one(app, banking.purchase, pos, card.pan, 700, PIN, idempotency_key="pay-failover-1")
     finally:
         event.remove(app.db.engine, "commit", kill_first_commit)
         event.remove(app.db.engine, "before_cursor_execute", mark_writes)
@@ -72,7 +74,7 @@ def test_a_keyed_payment_whose_commit_answer_was_lost_gets_its_first_answer_not_
 
     event.listen(app.db.sessions, "after_commit", lose_first_answer)
     try:
-        out = banking.purchase(app, pos, card.pan, 700, PIN, idempotency_key="pay-failover-2")
+        out = one_by_one(app, banking.purchase, pos, card.pan, 700, PIN, idempotency_key="pay-failover-2")
     finally:
         event.remove(app.db.sessions, "after_commit", lose_first_answer)
     assert lost
@@ -97,7 +99,7 @@ def test_work_without_an_idempotency_key_is_not_run_again_when_the_connection_br
     event.listen(app.db.engine, "commit", kill)
     try:
         with pytest.raises(OperationalError):
-            banking.purchase(app, pos, card.pan, 700, PIN)
+            one_by_one(app, banking.purchase, pos, card.pan, 700, PIN)
     finally:
         event.remove(app.db.engine, "commit", kill)
         event.remove(app.db.engine, "before_cursor_execute", mark_writes)
