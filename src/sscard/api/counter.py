@@ -132,7 +132,8 @@ def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep
 @router.post("/replacements", status_code=201)
 async def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
     """A card payment carries the bank PIN: such a request is never kept for idempotency (its hash would
-    be a trace of the PIN). Group-committed (the fee moves money): no thread is held while it waits."""
+    be a trace of the PIN)."""
+    # group-committed (the fee moves money): no thread is held while it waits
     return await batching.acall(app, replacement.apply, actor, body.card_number, body.reason,
                                 body.presented_citizen_id, body.payment, body.collect_center_code, body.bank_code,
                                 body.record_formal_loss, body.attorney_id, body.agent_citizen_id, body.pin,
