@@ -1,9 +1,9 @@
-"""Group commit for the ledger's hot operations (terminal payments and transfers).
+"""Group commit for every operation declared `@operation(..., batched=True)` (money and failure counters).
 
-One background writer thread per App takes queued requests, runs each one's checks and transfers in
-ONE database transaction, commits once, then answers every caller. Each request still gets its own
-audit record and idempotency record, exactly as the operation frame (services/operation.py) would
-write them; the answers are the same.
+One background writer thread per App takes queued requests, runs each through the operation frame's own
+steps (operation.Request: replay, body, audit and refusal records, idempotency record; the same objects
+the one-by-one path uses) in ONE database transaction, commits once, then answers every caller. Only how
+the records are stored differs (one statement per table for the batch); the answers are the same.
 
 The ledger's book (services/book) holds the batch's accounts in memory: each is read once, every
 request's checks see the requests before it, and the transfers, balance changes, audit records and
@@ -23,8 +23,9 @@ again without it and that request is answered alone, through the ordinary frame.
   fails for another reason) is answered by running it alone through the ordinary operation frame, in
   the caller's thread.
 
-Use: `batching.call(app, banking.purchase, actor, pan, amount, pin, idempotency_key=key)`, or
-`await batching.acall(...)` from an async route (no thread held while the batch commits).
+Use: call the operation (`banking.purchase(app, actor, pan, amount, pin, idempotency_key=key)`: a batched
+one comes here by itself), or `await batching.acall(app, banking.purchase, ...)` from an async route (no
+thread held while the batch commits). Areas read ahead for a whole batch with `@batching.prefetcher`.
 """
 
 from __future__ import annotations
