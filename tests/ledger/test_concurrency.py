@@ -62,6 +62,12 @@ def test_random_concurrent_money_movements_keep_the_ledger_exact(city, app, term
     deadline = time.monotonic() + SECONDS
 
     def worker(w: int) -> None:
+        try:
+            work(w)
+        except Exception as exc:  # an unexpected error is a failure of the test, not a quiet dead thread
+            failures.append(f"worker {w}: {exc!r}"[:500])
+
+    def work(w: int) -> None:
         rng = random.Random(w)
         n = 0
         while time.monotonic() < deadline:

@@ -477,7 +477,7 @@ class Batcher:
                 raise
             raise _Unclean(position) from exc  # settled alone, through the ordinary frame
         if not outcome.kept:
-            if (book.changes, conn.info.get(WRITES, 0)) != before or session.dirty or session.new:
+            if (book.changes, conn.info.get(WRITES, 0)) != before or _changed(session):
                 raise _Unclean(position) from None
             if frame.key and not looked_up:
                 # such a refusal stores no answer, so the unique index cannot tell a retry of an
@@ -527,6 +527,12 @@ def _audit(session: Session, audits: list[dict], values: dict) -> None:
         return
     audit_id = session.connection().execute(_INSERT_AUDIT_RETURNING, values).scalar_one()
     outbox.write(session, items, operation=values["operation"], now=values["at"], audit_id=audit_id)
+
+
+def _changed(session: Session) -> bool:
+    """Does the session hold changes a flush would write? An object whose attributes were only set to the
+    values they had is not a change (such a refusal can stay in its batch)."""
+    return bool(session.new or session.deleted) or any(session.is_modified(obj) for obj in session.dirty)
 
 
 def _settle_objects(session: Session) -> None:
