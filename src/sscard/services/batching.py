@@ -20,8 +20,8 @@ again without it and that request is answered alone, through the ordinary frame.
 - A serialization failure or deadlock reruns the whole batch (the work has no outside side effects).
 - A request that meets something the batch cannot settle (an unexpected error, a refusal that wrote,
   a concurrent twin that stored the same idempotency key in another transaction, or a commit that
-  fails for another reason) is answered by running it alone through the ordinary operation frame, in
-  the caller's thread.
+  fails for another reason) is answered by running it alone through the ordinary operation frame, by
+  the writer itself after the batch (so it never competes with the writer's own batches).
 
 Use: call the operation (`banking.purchase(app, actor, pan, amount, pin, idempotency_key=key)`: a batched
 one comes here by itself), or `await batching.acall(app, banking.purchase, ...)` from an async route (no
@@ -316,7 +316,20 @@ class Batcher:
         self.requests += len(batch)
         self.alone += len(alone)
         self.sizes[len(batch)] += 1
-        _answer_all([(req, outcomes.get(i, _ALONE)) for i, req in enumerate(batch)])
+        _answer_all([(req, outcomes[i]) for i, req in enumerate(batch) if i in outcomes])
+        for i, req in enumerate(batch):
+            if i not in outcomes:
+                _answer_all([(req, self._run_alone(req))])
+
+    def _run_alone(self, req: _Request) -> Any:
+        """A request the batch could not keep, run on its own through the ordinary frame, here, between
+        two batches: so it competes with no batch of this writer (run in its caller's thread beside the
+        next batches, a settlement on PostgreSQL could fail its 30 SERIALIZABLE retries against them).
+        Its answer, or the exception its caller raises."""
+        try:
+            return execute(self.app, req.frame)
+        except BaseException as exc:  # noqa: BLE001  handed to the caller, who raises it
+            return exc
 
     def _attempt(self, todo: list[tuple[int, _Request]], outcomes: dict[int, Any], look_up: bool) -> None:
         """One transaction for the batch; fills outcomes only if it commits.
