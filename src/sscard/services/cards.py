@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..core.clock import shanghai_day
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
-from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status, ss_next
+from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation, query
 
@@ -34,13 +35,10 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     access.require_center(op.actor, card.ready_center_id)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    if _sealed(op, card):
+    if lifecycle.sealed(op, card):
         raise SscardError("card_sealed")
-    before = card.ss_status
-    card.ss_status = ss_next(card.ss_status, "collect")
+    before = lifecycle.ss_transition(op, card, "collect")
     today = op.app.clock.today()
-    card.collected_at = op.now
-    card.status_changed_at = op.now
     card.issue_date = today
     card.expiry_date = add_years(today, op.policy.card.validity_years)
     card.ss_pw_digest = None  # the initial 123456
@@ -54,8 +52,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     if card.replaces_card_id:
         old = op.session.get(Card, card.replaces_card_id)
         if old is not None and old.ss_status != SsStatus.CANCELLED:
-            old.ss_status = ss_next(old.ss_status, "cancel")
-            old.status_changed_at = op.now
+            lifecycle.ss_transition(op, old, "cancel")
             old_number = old.card_number
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
              cancelled_old_card=old_number)
@@ -84,11 +81,6 @@ def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
     return account
 
 
-def _sealed(op: Op, card: Card) -> bool:
-    status = effective_seal_status(card.ss_status, card.ready_at, op.now, op.policy.card.uncollected_seal_days)
-    return status == SsStatus.SEALED
-
-
 @operation("card.unseal", roles=CENTER_STAFF, scope=Scope.CENTER)
 def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
@@ -96,11 +88,7 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     access.require_center(op.actor, card.ready_center_id)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    if card.ss_status == SsStatus.READY and _sealed(op, card):
-        card.ss_status = ss_next(card.ss_status, "seal")  # the lapse, recorded before it is undone
-    card.ss_status = ss_next(card.ss_status, "unseal")
-    card.ready_at = op.now
-    card.status_changed_at = op.now
+    lifecycle.ss_transition(op, card, "unseal")  # a seal that lapsed unswept is recorded first
     op.audit("card", card.card_number, before=SsStatus.SEALED, after=card.ss_status, person_id=person.id)
     return {"card_number": card.card_number, "ss_status": card.ss_status}
 
@@ -109,16 +97,7 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
 def seal_uncollected(op: Op) -> dict:
     """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
     deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
-    ss_next(SsStatus.READY, "seal")  # the rule, stated once in the state machine
-    sealed = op.session.scalars(
-        update(Card)
-        .where(Card.ss_status == SsStatus.READY, Card.ready_at <= deadline)
-        .values(ss_status=SsStatus.SEALED, status_changed_at=op.now, version=Card.version + 1)
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(sealed):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.READY, after=SsStatus.SEALED)
+    sealed = lifecycle.ss_transition_all(op, "seal", Card.ready_at <= deadline)
     op.audit("sweep", "uncollected_cards", cards=len(sealed))
     return {"sealed": len(sealed)}
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from ..core.errors import SscardError
 from ..core.roles import CENTER_STAFF, Role
-from ..core.states import SsStatus, ss_next
+from ..core.states import SsStatus
 from ..models.counter import ReplacementApplication
 from ..models.foundation import Card, ProductionBatch
 from . import access, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation
 
@@ -31,7 +32,6 @@ def start_batch(op: Op, center_code: str) -> dict:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
     access.require_center(op.actor, center.id)
-    ss_next(SsStatus.APPLIED, "start_production")  # the rule, stated once in the state machine
     count = op.session.scalar(
         select(func.count()).select_from(Card).where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
     )
@@ -50,16 +50,8 @@ def start_batch(op: Op, center_code: str) -> dict:
     )
     op.session.add(batch)
     op.session.flush()
-    moved = op.session.scalars(
-        update(Card)
-        .where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
-        .values(ss_status=SsStatus.IN_PRODUCTION, batch_id=batch.id, status_changed_at=op.now, version=Card.version + 1)
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(moved):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.APPLIED, after=SsStatus.IN_PRODUCTION,
-                 batch=batch.code)
+    lifecycle.ss_transition_all(op, "start_production", Card.apply_center_id == center.id,
+                                event_detail={"batch": batch.code}, batch_id=batch.id)
     op.audit("batch", batch.code, before="applied", after="in_production", cards=count)
     return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
 
@@ -80,22 +72,9 @@ def complete_batch(op: Op, batch_code: str) -> dict:
     access.require_center(op.actor, batch.center_id)
     if batch.status != "in_production":
         raise SscardError("illegal_transition", state=batch.status, event="complete_batch")
-    ready = op.session.scalars(
-        update(Card)
-        .where(Card.batch_id == batch.id, Card.ss_status == SsStatus.IN_PRODUCTION)
-        .values(
-            ss_status=SsStatus.READY,
-            ready_at=op.now,
-            ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id),
-            status_changed_at=op.now,
-            version=Card.version + 1,
-        )
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(ready):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.IN_PRODUCTION, after=SsStatus.READY,
-                 batch=batch.code)
+    ready = lifecycle.ss_transition_all(op, "finish_production", Card.batch_id == batch.id,
+                                        event_detail={"batch": batch.code},
+                                        ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id))
     batch.status = "ready"
     batch.completed_at = op.now
     op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready))

@@ -26,6 +26,7 @@ from ..core.states import SS_LOST, BankStatus, SsStatus
 from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, attorney, banking, cards, ledger, lookup, loss, passwords, production
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .enrolment import create_card, new_card_numbers
 from .operation import Op, operation, query
@@ -126,7 +127,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     lookup.check_presented_id(person, presented_citizen_id)
     center = _my_center(op)
     collect_center = lookup.center_by_code(op.session, collect_center_code) if collect_center_code else center
-    loss._refresh_ss(op, old)
+    lifecycle.refresh_ss(op, old)
     status = SsStatus(old.ss_status)
     if status in (SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED, SsStatus.CANCELLED):
         raise SscardError("replacement_not_allowed", state=str(status))
@@ -178,10 +179,10 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         # counter is committed with the refusal, and nothing of the application is.
         if old_account is None:
             raise SscardError("account_not_found")
-        card_debit = banking._debit_ready(op, old_account, pin or "")
+        card_debit = banking.debit_ready(op, old_account, pin or "")
     formal_loss_recorded = False
     if needs_formal_loss:
-        loss._ss_transition(op, old, "report_formal_loss")
+        lifecycle.ss_transition(op, old, "report_formal_loss")
         formal_loss_recorded = True
     keep_pan = op.policy.bank.keep_pan_on_replacement and bank.id == old.bank_id and old_account is not None
     if keep_pan:
