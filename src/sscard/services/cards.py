@@ -1,4 +1,5 @@
-"""Collecting a card, and what a card's two sides look like now."""
+"""Collecting a card (first or replacement, by the cardholder or an agent), sealing and unsealing an
+uncollected one, and what a card's two sides look like now."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ from ..core.clock import shanghai_day
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
-from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status
+from ..core.states import (
+    BankStatus,
+    SsStatus,
+    effective_bank_status,
+    effective_seal_status,
+    effective_ss_status,
+)
+from ..models.counter import PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
-from . import access, lookup
+from . import access, attorney, lookup
 from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation, query
@@ -26,13 +34,18 @@ def add_years(day: date, years: int) -> date:
 
 
 @operation("card.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
-def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
-    """Hand over a ready card after the ID check: it is issued (normal) with SS password 123456.
+def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
+                 agent_citizen_id: str | None = None) -> dict:
+    """Hand over a ready card after the ID check (an agent: a power of attorney naming `card.collect`, and
+    their own ID): it is issued (normal) with SS password 123456, and the card keeps who collected it.
 
-    The 60-day activation window of the bank side starts today. A replacement's old card is
-    cancelled on the SS side now; its bank account waits for the new one's activation (RULES §6)."""
+    The 60-day activation window of the bank side starts today. A replacement's old card is cancelled on
+    the SS side now; its bank account waits for the new one's activation, unless the new card keeps the
+    PAN, when that account moves to the new card now (RULES §6). First cards and replacements alike,
+    whichever route or console collects them."""
     card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id)
+    access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
+    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
     if lifecycle.sealed(op, card):
@@ -41,6 +54,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     today = op.app.clock.today()
     card.issue_date = today
     card.expiry_date = add_years(today, op.policy.card.validity_years)
+    card.collecting_attorney_id = poa.id if poa else None
     card.ss_pw_digest = None  # the initial 123456
     card.ss_pw_failures = 0
     card.ss_pw_locked = False
@@ -54,8 +68,11 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
         if old is not None and old.ss_status != SsStatus.CANCELLED:
             lifecycle.ss_transition(op, old, "cancel")
             old_number = old.card_number
+    collected_by = "agent" if poa else "cardholder"
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
-             cancelled_old_card=old_number)
+             on_behalf_of=person.id if poa else None, attorney_id=poa.id if poa else None,
+             cancelled_old_card=old_number, collected_by=collected_by)
+    bank = op.session.get(Bank, card.bank_id)
     return {
         "card_number": card.card_number,
         "ss_status": card.ss_status,
@@ -63,7 +80,17 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
         "expiry_date": card.expiry_date,
         "activation_deadline": account.activation_deadline,
         "cancelled_old_card": old_number,
+        "collected_by": collected_by,
+        "bank_status": account.status,
+        "activation_required": account.status == BankStatus.NOT_ACTIVATED,
+        "bank": bank_ref(bank),
+        "pan": mask_pan(account.pan),
     }
+
+
+def bank_ref(bank: Bank) -> dict:
+    """How a page or a slip names a card's bank, in both languages, with its hotline."""
+    return {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline}
 
 
 def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
@@ -133,15 +160,50 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
         "spec_version": card.spec_version,
         "ss_password": {"initial": card.ss_pw_digest is None, "locked": card.ss_pw_locked},
         "bank": {
-            "code": bank.code,
-            "name": bank.name,
-            "name_en": bank.name_en,
-            "hotline": bank.hotline,
+            **bank_ref(bank),
             "pan": mask_pan(account.pan) if account else None,
             "status": bank_status,
             "activation_deadline": account.activation_deadline if account else None,
             "activation_days_left": days_left,
         },
+    }
+
+
+@query("card.collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
+def collection_receipt(op: Op, card_number: str) -> dict:
+    """What the collection slip says: the card, both sides, the old card it replaces and, when an agent
+    collected it, the agent (masked) from the power of attorney the card keeps."""
+    card = lookup.card_by_number(op.session, card_number)
+    access.require_center(op.actor, card.ready_center_id)
+    if card.collected_at is None:
+        raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
+    op.audit("card", card.card_number, person_id=card.person_id)
+    person = op.session.get(Person, card.person_id)
+    account = lookup.account_for_card(op.session, card)
+    center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
+    old = op.session.get(Card, card.replaces_card_id) if card.replaces_card_id else None
+    application_id = op.session.scalar(
+        select(ReplacementApplication.id).where(ReplacementApplication.new_card_id == card.id))
+    poa = op.session.get(PowerOfAttorney, card.collecting_attorney_id) if card.collecting_attorney_id else None
+    return {
+        "receipt_no": f"L{card.id:08d}",
+        "card_number": mask_card_number(card.card_number),
+        "person": {"name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
+        "collected_at": card.collected_at,
+        "issue_date": card.issue_date,
+        "expiry_date": card.expiry_date,
+        "center": {"code": center.code, "name": center.name} if center else None,
+        "reason": card.reason,
+        "old_card_number": mask_card_number(old.card_number) if old else None,
+        "old_card_status": old.ss_status if old else None,
+        "bank": bank_ref(op.session.get(Bank, card.bank_id)),
+        "pan": mask_pan(account.pan),
+        "bank_status": account.status,
+        "activation_deadline": account.activation_deadline if account.status == BankStatus.NOT_ACTIVATED else None,
+        "activation_days": op.policy.activation.window_days,
+        "agent": {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
+        if poa else None,
+        "application_id": application_id,
     }
 
 

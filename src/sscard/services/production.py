@@ -77,5 +77,18 @@ def complete_batch(op: Op, batch_code: str) -> dict:
                                         ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id))
     batch.status = "ready"
     batch.completed_at = op.now
-    op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready))
-    return {"batch": batch.code, "cards": len(ready), "status": batch.status}
+    routed = _routed_elsewhere(op, batch)
+    op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready),
+             routed_to_other_centers=routed)
+    return {"batch": batch.code, "cards": len(ready), "status": batch.status, "routed_to_other_centers": routed}
+
+
+def _routed_elsewhere(op: Op, batch: ProductionBatch) -> int:
+    """How many of the batch's replacements wait at another center than the one they were applied at
+    (the window tells the clerk, whose own queue will not show them)."""
+    return op.session.scalar(
+        select(func.count()).select_from(ReplacementApplication)
+        .join(Card, Card.id == ReplacementApplication.new_card_id)
+        .where(Card.batch_id == batch.id,
+               ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
+    ) or 0
