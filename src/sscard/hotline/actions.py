@@ -16,7 +16,7 @@ from ..core.money import fen_to_yuan
 from ..services import banking, cards, loss
 from ..services import hotline as svc
 from ..services import passwords as pw
-from .engine import Ctx, Outcome, handler
+from .script import Ctx, Outcome, handler
 
 # Transient slots of the SS password change: cleared whenever the change starts over or ends.
 PASSWORD_SLOTS = ("old_ok", "old_ok_at", "pending_new")
