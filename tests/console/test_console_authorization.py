@@ -13,7 +13,7 @@ import secrets
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.roles import Channel
 from sscard.services import attorney, cards, loss, production, replacement, websession
 from tests.support import STAFF_PASSWORD

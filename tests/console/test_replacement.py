@@ -306,7 +306,7 @@ def _collect_by(route: str, city, app, card_number: str, citizen_id: str) -> dic
         return cards.collect_card(app, clerk, card_number, citizen_id)
     from fastapi.testclient import TestClient
 
-    from sscard.api.main import create_app
+    from sscard.composition import create_app
     from tests.support import bearer
 
     path = {"api /cards": f"/api/v1/cards/{card_number}/collect",
@@ -339,7 +339,7 @@ def _complete_by(route: str, city, app, batch: str) -> None:
     else:
         from fastapi.testclient import TestClient
 
-        from sscard.api.main import create_app
+        from sscard.composition import create_app
         from tests.support import bearer
 
         path = {"api /production-batches": f"/api/v1/production-batches/{batch}/complete",

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
+from ..http import language
 from ..services import attorney, cards, passwords, production, replacement, reports, window
 from . import responses as r
-from .deps import ActorDep, AppDep, KeyDep, language
+from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
 
 router = APIRouter(prefix="/api/v1/counter", tags=["counter"])

@@ -21,14 +21,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..api.client_address import client_address
-from ..api.deps import language
 from ..core import sealing
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
+from ..http import client_address, language
 from ..services import banking, batching, loss, throttle, websession
 from ..services.app import App
 from ..services.staff import banks_and_places

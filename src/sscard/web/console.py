@@ -21,10 +21,9 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..api.client_address import client_address
-from ..api.deps import language
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
+from ..http import client_address, language
 from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession, window
 from ..services.app import App
 from ..services.staff import banks_and_places

@@ -22,12 +22,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
-from ..api.client_address import client_address
-from ..api.deps import language
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
+from ..http import client_address, language
 from ..services import audit, cards, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
