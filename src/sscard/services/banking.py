@@ -68,6 +68,7 @@ class AccountView:
     ORM object in its place; any other write raises, so it can never be lost silently."""
 
     __slots__ = _ACCOUNT_COLUMNS
+    id: int  # and every other column of BankAccount, set from the row
 
     def __init__(self, row) -> None:
         for name in _ACCOUNT_COLUMNS:

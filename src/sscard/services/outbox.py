@@ -22,9 +22,9 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, inspect, select, text
+from sqlalchemy import Table, bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from ..models.foundation import BankAccount, Card
 PENDING = "sscard.events"  # session.info: events queued by this transaction, not yet written
 LOCKED = "sscard.events.locked"  # session.info: the feed-order lock is held (PostgreSQL)
 FEED_LOCK_KEY = 0x5353434152440002  # pg_advisory_xact_lock key of event writers ("SSCARD" 2)
-EVENTS = Event.__table__
+EVENTS = cast(Table, Event.__table__)  # declared as a FromClause; a mapped class's table is a Table
 SS_TYPES = frozenset({"card.ss_status_changed"})
 _FEED_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _INSERT = insert(EVENTS)
