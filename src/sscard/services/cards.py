@@ -3,9 +3,11 @@ uncollected one, and what a card's two sides look like now."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
 from ..core.errors import SscardError
@@ -26,6 +28,92 @@ from .access import Scope
 from .operation import Op, operation, query
 
 
+class BankRef(TypedDict):
+    """How pages and slips name a card's bank, in both languages."""
+
+    code: str
+    name: str
+    name_en: str
+    hotline: str
+
+
+class BankSide(BankRef):
+    pan: str | None
+    status: BankStatus | None
+    activation_deadline: date | None
+    activation_days_left: int | None
+
+
+class PersonRef(TypedDict):
+    name: str
+    citizen_id: str
+
+
+class SsPasswordState(TypedDict):
+    initial: bool
+    locked: bool
+
+
+class CardView(TypedDict):
+    """Both sides of a card in effect now: what the portal, the consoles, the kiosk and the API show."""
+
+    card_number: str
+    person: PersonRef
+    ss_status: SsStatus
+    ss_loss_expires_at: datetime | None
+    reason: str
+    applied_at: datetime
+    ready_at: datetime | None
+    ready_center: str | None
+    collected_at: datetime | None
+    issue_date: date | None
+    expiry_date: date | None
+    spec_version: str
+    ss_password: SsPasswordState
+    bank: BankSide
+
+
+class Collected(TypedDict):
+    """A card handed over: the window's confirmation and the API's answer."""
+
+    card_number: str
+    ss_status: str
+    issue_date: date | None
+    expiry_date: date | None
+    activation_deadline: date | None
+    cancelled_old_card: str | None
+    collected_by: str  # cardholder | agent
+    bank_status: str
+    activation_required: bool
+    bank: BankRef
+    pan: str
+
+
+class CenterRef(TypedDict):
+    code: str
+    name: str
+
+
+class CollectionReceipt(TypedDict):
+    receipt_no: str
+    card_number: str
+    person: PersonRef
+    collected_at: datetime | None
+    issue_date: date | None
+    expiry_date: date | None
+    center: CenterRef | None
+    reason: str
+    old_card_number: str | None
+    old_card_status: str | None
+    bank: BankRef
+    pan: str
+    bank_status: str
+    activation_deadline: date | None
+    activation_days: int
+    agent: PersonRef | None
+    application_id: int | None
+
+
 def add_years(day: date, years: int) -> date:
     try:
         return day.replace(year=day.year + years)
@@ -35,7 +123,7 @@ def add_years(day: date, years: int) -> date:
 
 @operation("card.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
 def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
-                 agent_citizen_id: str | None = None) -> dict:
+                 agent_citizen_id: str | None = None) -> Collected:
     """Hand over a ready card after the ID check (an agent: a power of attorney naming `card.collect`, and
     their own ID): it is issued (normal) with SS password 123456, and the card keeps who collected it.
 
@@ -88,7 +176,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_i
     }
 
 
-def bank_ref(bank: Bank) -> dict:
+def bank_ref(bank: Bank) -> BankRef:
     """How a page or a slip names a card's bank, in both languages, with its hotline."""
     return {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline}
 
@@ -129,7 +217,7 @@ def seal_uncollected(op: Op) -> dict:
     return {"sealed": len(sealed)}
 
 
-def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None = None) -> dict:
+def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal_days: int | None = None) -> CardView:
     """Both sides in effect at `now`; with `seal_days`, an uncollected ready card past it shows as sealed."""
     person = session.get(Person, card.person_id)
     bank = session.get(Bank, card.bank_id)
@@ -170,7 +258,7 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
 
 
 @query("card.collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
-def collection_receipt(op: Op, card_number: str) -> dict:
+def collection_receipt(op: Op, card_number: str) -> CollectionReceipt:
     """What the collection slip says: the card, both sides, the old card it replaces and, when an agent
     collected it, the agent (masked) from the power of attorney the card keeps."""
     card = lookup.card_by_number(op.session, card_number)
@@ -208,7 +296,7 @@ def collection_receipt(op: Op, card_number: str) -> dict:
 
 
 @query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
-def card_status(op: Op, card_number: str) -> dict:
+def card_status(op: Op, card_number: str) -> CardView:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
     op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record

@@ -9,6 +9,8 @@ and how to report it. With policy loss.linked, a loss on one side records one on
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from sqlalchemy import select
 
 from ..core.errors import SscardError
@@ -23,7 +25,14 @@ from .operation import Op, operation
 HOTLINE_12333 = "12333"
 
 
-def remind_bank(bank: Bank) -> dict:
+class Reminder(TypedDict):
+    """That the other side of the card is reported separately, and where, in both languages."""
+
+    zh: str
+    en: str
+
+
+def remind_bank(bank: Bank) -> Reminder:
     return {
         "zh": f"社会保障卡挂失不包括银行账户。请另行致电{bank.name}客服热线{bank.hotline}或到该行网点办理银行账户挂失。",
         "en": f"This does not report the bank account lost. Call {bank.name_en or bank.name} on {bank.hotline} "
@@ -31,7 +40,7 @@ def remind_bank(bank: Bank) -> dict:
     }
 
 
-def remind_ss() -> dict:
+def remind_ss() -> Reminder:
     return {
         "zh": f"银行账户挂失不包括社会保障功能。请另行致电{HOTLINE_12333}或到社会保障卡服务网点办理社保挂失。",
         "en": f"This does not report the social security card lost. Call {HOTLINE_12333} or visit a social "

@@ -16,6 +16,7 @@ old card). An agent with a power of attorney may apply, pay, collect and report 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NotRequired, TypedDict
 
 from sqlalchemy import select
 
@@ -72,6 +73,27 @@ METHODS: dict[str, tuple[str, str]] = {
 FEE_INCOME = "agency_fee_income"
 
 
+class Applied(TypedDict):
+    """A replacement applied for: the window's confirmation and the API's answer."""
+
+    application_id: int
+    card_number: str
+    ss_status: str
+    reason: str
+    old_card_number: str
+    old_card_status: str
+    formal_loss_recorded: bool
+    fee_fen: int
+    fee_status: str  # none | paid | waived
+    fee_method: str | None  # cash | card | waived
+    receipt_no: str | None
+    bank: str  # the new card's bank code
+    pan_kept: bool
+    pan_last4: str
+    collect_center: str  # the code of the center the applicant chose
+    reminder: NotRequired[loss.Reminder]  # only when the formal loss was recorded in this visit
+
+
 def fee_for(op: Op, reason: str) -> int:
     return op.policy.fee.replacement_fen if reason in FEE_REASONS else 0
 
@@ -110,7 +132,7 @@ def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int
 
 def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,
            waive_reason: str | None, pin: str | None = None, collect_center_code: str | None, bank_code: str | None,
-           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> dict:
+           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> Applied:
     if reason not in REASONS:
         raise SscardError("invalid_request")
     old = lookup.card_by_number(op.session, card_number)
@@ -210,7 +232,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
              fee_method=method or "none", receipt_no=receipt.receipt_no if receipt else None,
              waive_reason=(waive_reason or "").strip() or None, formal_loss_recorded=formal_loss_recorded,
              pan_kept=keep_pan, collect_center=collect_center.code)
-    out = {
+    out: Applied = {
         "application_id": application.id,
         "card_number": new.card_number,
         "ss_status": new.ss_status,
@@ -235,7 +257,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
 @operation("replacement.apply", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('pin',))
 def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
           collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
-          attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> dict:
+          attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> Applied:
     """Apply for a replacement or renewal and, when a fee is due, take it (cash, or card with the bank
     PIN typed on the window's PIN pad) with a numbered receipt."""
     return _apply(op, card_number, reason, presented_citizen_id, payment=payment, waive_reason=None, pin=pin,
@@ -247,7 +269,7 @@ def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, paym
 def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: str, waive_reason: str,
                  collect_center_code: str | None = None, bank_code: str | None = None,
                  record_formal_loss: bool = False, attorney_id: int | None = None,
-                 agent_citizen_id: str | None = None) -> dict:
+                 agent_citizen_id: str | None = None) -> Applied:
     """The same, with the fee waived by a center supervisor, who gives the reason."""
     return _apply(op, card_number, reason, presented_citizen_id, payment=None, waive_reason=waive_reason or "",
                   collect_center_code=collect_center_code, bank_code=bank_code,

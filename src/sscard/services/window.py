@@ -4,7 +4,8 @@ waiting at the clerk's own center, the applications not yet in production and th
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import TypedDict
 
 from sqlalchemy import func, select
 
@@ -19,7 +20,43 @@ from .access import Scope
 from .operation import Op, query
 
 
-def _card_row(op: Op, card: Card) -> dict:
+class ReplacementRef(TypedDict):
+    application_id: int
+    fee_fen: int
+    fee_status: str
+    receipt_no: str | None
+
+
+class CardRow(cards.CardView):
+    """A card as the window lists it: both sides, and the replacement it was applied for as, if any."""
+
+    id: int
+    replacement: ReplacementRef | None
+    replaced: bool  # a replacement has been applied for this card
+
+
+class QueryPasswordState(TypedDict):
+    initial: bool
+    locked_until: datetime | None
+
+
+class PersonAtWindow(TypedDict):
+    id: int
+    name: str
+    citizen_id: str
+    birth_date: date
+    sex: str
+    query_password: QueryPasswordState
+
+
+class PersonOverview(TypedDict):
+    """What the window (console and counter API) shows about a person."""
+
+    person: PersonAtWindow
+    cards: list[CardRow]
+
+
+def _card_row(op: Op, card: Card) -> CardRow:
     view = cards.card_view(op.session, card, op.now, masked=True)
     application = op.session.scalar(
         select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
@@ -43,7 +80,7 @@ def _card_row(op: Op, card: Card) -> dict:
 
 
 @query("window.person", roles=CENTER_STAFF, scope=Scope.OWN)
-def person_overview(op: Op, person_id: int) -> dict:
+def person_overview(op: Op, person_id: int) -> PersonOverview:
     """What the window shows about a person: masked identity, every card with both sides, and
     replacement applications with their receipts."""
     person = lookup.person_by_id(op.session, person_id)
