@@ -368,3 +368,27 @@ def test_a_replacement_batch_completed_through_every_route_lands_at_the_chosen_c
         centers = {c.id: c.code for c in s.scalars(select(ServiceCenter))}
         assert (new.ss_status, centers[new.ready_center_id]) == ("ready", "C02")
         assert [(c.ss_status, centers[c.ready_center_id]) for c in firsts] == [("ready", "C01")]
+
+
+def test_migration_0010_takes_each_collecting_agent_from_the_audit_records(city, app):
+    """Cards collected before the card kept its collecting agent get it from their collection's audit
+    record; a card collected by the cardholder in person keeps none."""
+    from alembic import command
+
+    from sscard.db import alembic_config
+
+    in_person = city.issued_card()
+    card = city.issued_card("王五")
+    out = ready_replacement(city, card)
+    good = poa(city, card, scope=["card.collect"])
+    cards.collect_card(app, city.actor("clerk"), out["card_number"], card.citizen_id, good["id"], AGENT_ID)
+    cfg = alembic_config(app.db.url)
+    with app.db.engine.begin() as conn:  # back to before the column, then forward again: the backfill runs
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009_english_names")
+        command.upgrade(cfg, "heads")
+    with app.db.session() as session:
+        agents = dict(session.execute(select(Card.card_number, Card.collecting_attorney_id)
+                                      .where(Card.collected_at.is_not(None))).all())
+    assert agents[out["card_number"]] == good["id"]
+    assert agents[in_person.card_number] is None

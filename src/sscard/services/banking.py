@@ -552,17 +552,18 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
 
 @operation("bank.freeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def freeze(op: Op, pan: str, reason: str = "") -> dict:
-    account = _account(op, pan)
-    before = lifecycle.bank_transition(op, account, "freeze")
-    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
-             reason=reason[:200])
-    return {"pan": mask_pan(account.pan), "status": account.status}
+    """A supervisor stops every debit (a court order, a suspected fraud); credits still arrive."""
+    return _freeze_step(op, pan, "freeze", reason)
 
 
 @operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
+    return _freeze_step(op, pan, "unfreeze", reason)
+
+
+def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
     account = _account(op, pan)
-    before = lifecycle.bank_transition(op, account, "unfreeze")
+    before = lifecycle.bank_transition(op, account, event)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              reason=reason[:200])
     return {"pan": mask_pan(account.pan), "status": account.status}

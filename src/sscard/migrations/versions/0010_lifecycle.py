@@ -28,14 +28,12 @@ _FROM_AUDIT = sa.text("""
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("cards") as batch:
-        batch.add_column(sa.Column("collecting_attorney_id", sa.Integer(), nullable=True))
-        batch.create_foreign_key("fk_cards_collecting_attorney_id_powers_of_attorney", "powers_of_attorney",
-                                 ["collecting_attorney_id"], ["id"])
+    # A plain column, like audit_records.attorney_id (powers of attorney are never deleted): a foreign key
+    # would make SQLite rebuild `cards` (a batch copy), which the tables that reference it refuse once they hold
+    # rows; a plain column is added and dropped in place on both databases.
+    op.add_column("cards", sa.Column("collecting_attorney_id", sa.Integer(), nullable=True))
     op.execute(_FROM_AUDIT)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("cards") as batch:
-        batch.drop_constraint("fk_cards_collecting_attorney_id_powers_of_attorney", type_="foreignkey")
-        batch.drop_column("collecting_attorney_id")
+    op.drop_column("cards", "collecting_attorney_id")  # SQLite 3.35+ drops a column in place
