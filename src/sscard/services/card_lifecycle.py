@@ -89,23 +89,26 @@ def bank_transition(op: Op, account: BankAccount, event: str) -> BankStatus:
 def _apply_ss(op: Op, card: Card, event: str) -> SsStatus:
     before = SsStatus(card.ss_status)
     card.ss_status = ss_next(before, event)
-    card.status_changed_at = op.now
-    card.loss_expires_at = (op.now + timedelta(days=op.policy.ss_loss.temporary_days)
-                            if card.ss_status == SsStatus.TEMPORARY_LOSS else None)
-    if event in _SS_STAMPS:
-        setattr(card, _SS_STAMPS[event], op.now)
+    lapses = card.ss_status == SsStatus.TEMPORARY_LOSS
+    _stamp(op, card, _SS_STAMPS.get(event), op.policy.ss_loss.temporary_days if lapses else None)
     return before
 
 
 def _apply_bank(op: Op, account: BankAccount, event: str) -> BankStatus:
     before = BankStatus(account.status)
     account.status = bank_next(before, event)
-    account.status_changed_at = op.now
-    account.loss_expires_at = (op.now + timedelta(days=op.policy.bank_loss.oral_days)
-                               if account.status == BankStatus.ORAL_LOSS else None)
-    if event in _BANK_STAMPS:
-        setattr(account, _BANK_STAMPS[event], op.now)
+    lapses = account.status == BankStatus.ORAL_LOSS
+    _stamp(op, account, _BANK_STAMPS.get(event), op.policy.bank_loss.oral_days if lapses else None)
     return before
+
+
+def _stamp(op: Op, row: Card | BankAccount, moment: str | None, lapse_days: int | None) -> None:
+    """The times a state change keeps: when it changed, when a loss that lapses ends (none otherwise),
+    and the event's own moment (ready, collected, activated)."""
+    row.status_changed_at = op.now
+    row.loss_expires_at = op.now + timedelta(days=lapse_days) if lapse_days is not None else None
+    if moment is not None:
+        setattr(row, moment, op.now)
 
 
 # ---------------------------------------------------------------- many cards at once
