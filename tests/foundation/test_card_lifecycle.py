@@ -77,7 +77,7 @@ def watched(app, monkeypatch):
                 inside["depth"] -= 1
         return call
 
-    for name in ("_apply_ss", "_apply_bank", "ss_transition_all", "bank_transition_all"):
+    for name in ("ss_transition_all", "bank_transition_all"):
         monkeypatch.setattr(card_lifecycle, name, through_lifecycle(getattr(card_lifecycle, name)))
     changed_by_lifecycle: set[int] = set()
 
