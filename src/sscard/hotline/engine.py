@@ -221,9 +221,7 @@ class Engine:
         lines = lines + outcome.lines
         if outcome.name == "hangup":
             return self._end(state, lines)
-        target = node.on.get(outcome.name) or node.on.get("default")
-        if target is None:
-            raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        target = self._next_of(node, outcome)
         if target == node.name and node.type == "input":
             state["attempts"] += 1
             limit = node.max_attempts or self.menu.max_attempts
@@ -233,6 +231,13 @@ class Engine:
             if target is None:
                 return self._end(state, lines + [self._text(state, "too_many_goodbye")])
         return self._enter(state, target, lines)
+
+    def _next_of(self, node: Node, outcome: Outcome) -> str:
+        """Where an action's outcome leads: its route in the node's `on`, else the node's default."""
+        target = node.on.get(outcome.name) or node.on.get("default")
+        if target is None:
+            raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        return target
 
     def _enter(self, state: dict, target: str, lines: list[str]) -> Reply:
         for _ in range(50):
@@ -262,9 +267,7 @@ class Engine:
             lines = lines + outcome.lines
             if outcome.name == "hangup":
                 return self._end(state, lines)
-            target = node.on.get(outcome.name) or node.on.get("default")
-            if target is None:
-                raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+            target = self._next_of(node, outcome)
         raise MenuError(f"{self.menu.name}: a loop of nodes without a prompt at {target!r}")
 
     @staticmethod
