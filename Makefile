@@ -93,6 +93,7 @@ bench: setup pgbench
 lint: setup
 	$(BIN)/ruff check src tests
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format src tests

@@ -37,7 +37,7 @@ class LiveServer:
     def __init__(self, app):
         import uvicorn
 
-        from sscard.api.main import create_app
+        from sscard.composition import create_app
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -147,7 +147,7 @@ def city(app: App):
 def client(app: App):
     from fastapi.testclient import TestClient
 
-    from sscard.api.main import create_app
+    from sscard.composition import create_app
 
     with TestClient(create_app(app)) as c:
         yield c

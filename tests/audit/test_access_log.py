@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sscard.core.errors import SscardError
 from sscard.core.roles import CLI_OPERATOR, Channel
 from sscard.models.foundation import AuditRecord
-from sscard.services import audit, banking, cards, loss, replacement, staff
+from sscard.services import audit, banking, cards, loss, staff, window
 from tests.portal.helpers import login_changed
 from tests.support import STAFF_PASSWORD
 
@@ -33,10 +33,10 @@ def _records(app, person_id: int, result: str | None = None) -> list[AuditRecord
 def test_a_staff_read_of_a_person_leaves_one_viewed_record_and_a_cardholders_own_read_none(city, app):
     card = city.issued_card()
     clerk = city.actor("clerk")
-    replacement.person_overview(app, clerk, card.person_id)
+    window.person_overview(app, clerk, card.person_id)
     viewed = _records(app, card.person_id, "viewed")
     assert [(r.operation, r.actor_role, r.place, r.object_type) for r in viewed] == [
-        ("counter.person", "clerk", "C01", "person")]
+        ("window.person", "clerk", "C01", "person")]
     cards.person_cards(app, city.cardholder(card), card.person_id)
     cards.card_status(app, city.cardholder(card), card.card_number)
     assert len(_records(app, card.person_id, "viewed")) == 1
@@ -67,7 +67,7 @@ def test_the_cardholder_page_lists_a_clerks_look_and_formal_loss_by_role_and_cen
     other = city.issued_card("李四")
     clerk = _named_clerk(app)
     for _ in range(3):  # a console page shown three times in a minute: one line, three times
-        replacement.person_overview(app, clerk, card.person_id)
+        window.person_overview(app, clerk, card.person_id)
     loss.report_formal_loss(app, clerk, card.card_number, presented_citizen_id=card.citizen_id)
     login_changed(client, card)
     page = client.get("/portal/access")
@@ -91,7 +91,7 @@ def test_the_access_page_in_english_is_in_english(client, city, app):
     from tests.ledger.helpers import activated
 
     card = activated(city)
-    replacement.person_overview(app, _named_clerk(app), card.person_id)
+    window.person_overview(app, _named_clerk(app), card.person_id)
     banking.statement(app, city.actor("teller"), card.pan)
     login_changed(client, card)
     page = client.get("/portal/access?lang=en").text

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from tests.support import STAFF_PASSWORD, City
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

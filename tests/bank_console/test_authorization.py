@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.roles import Channel
 from sscard.services import banking, websession
 from sscard.web.security import COOKIE

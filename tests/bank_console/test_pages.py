@@ -13,7 +13,7 @@ from sscard.core.errors import SscardError
 from sscard.core.identifiers import mask_pan
 from sscard.core.roles import Channel
 from sscard.models.foundation import Card
-from sscard.services import audit, banking, loss, production, replacement
+from sscard.services import audit, banking, cards, loss, production, replacement
 from sscard.web.bank_console import LOGIN_COOKIE, Desk, open_pan, seal_pan
 from tests.bank_console.conftest import GOOD_PIN, OP_KEY_RE, text_of
 
@@ -392,8 +392,8 @@ def test_activating_a_replacement_shows_the_old_balance_carried_over(bank_city, 
     applied = replacement.apply(app, clerk, card.card_number, "lost", card.citizen_id, "cash",
                                 record_formal_loss=True)
     batch = production.start_batch(app, clerk, "C01")
-    replacement.complete_batch(app, clerk, batch["batch"])
-    replacement.collect(app, clerk, applied["card_number"], card.citizen_id)
+    production.complete_batch(app, clerk, batch["batch"])
+    cards.collect_card(app, clerk, applied["card_number"], card.citizen_id)
     new_pan = bank_city.pan_of(applied["card_number"])
     answer = teller.post("/bank/activate", {"pan": new_pan, "citizen_id": card.citizen_id, "pin": OTHER_PIN,
                                             "pin_again": OTHER_PIN, "in_person": "yes"})

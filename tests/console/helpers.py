@@ -30,7 +30,7 @@ def ready_replacement(city, card, reason="damaged", **kw) -> dict:
     from sscard.services import production
 
     batch = production.start_batch(city.app, clerk, "C01")
-    replacement.complete_batch(city.app, clerk, batch["batch"])
+    production.complete_batch(city.app, clerk, batch["batch"])
     return out
 
 

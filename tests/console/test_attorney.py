@@ -76,7 +76,7 @@ def test_identity_check_by_agent_needs_the_agents_own_id_and_opens_a_visit(city,
     assert err.value.code == "identity_mismatch"
     visit = attorney.identity_check(app, clerk, card.person_id, card.citizen_id, p["id"], AGENT_ID)
     assert visit["presenter"] == "agent" and visit["attorney"]["id"] == p["id"]
-    record = audits(app, "counter.identity_check")[-1]
+    record = audits(app, "attorney.identity_check")[-1]
     assert record.attorney_id == p["id"] and record.result == "ok"
     ident = attorney.visit_identity(app, clerk, visit["id"])
     assert ident["presented_citizen_id"] == card.citizen_id and ident["agent_citizen_id"] == AGENT_ID
@@ -114,7 +114,7 @@ def test_power_of_attorney_needs_scope_dates_and_a_known_operation(city, app):
 
 
 def test_agent_resets_the_ss_password_only_when_the_power_of_attorney_names_it(city, app):
-    from sscard.services import passwords, replacement
+    from sscard.services import passwords
 
     card = city.issued_card()
     clerk = city.actor("clerk")
@@ -123,15 +123,15 @@ def test_agent_resets_the_ss_password_only_when_the_power_of_attorney_names_it(c
             passwords.verify_ss_password(app, city.cardholder(card), card.card_number, "908172")
     narrow = poa(city, card, scope=["card.collect"])
     with pytest.raises(SscardError) as err:
-        replacement.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, narrow["id"], AGENT_ID)
+        passwords.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, narrow["id"], AGENT_ID)
     assert err.value.code == "attorney_not_valid"
     good = poa(city, card, scope=["ss_password.reset"])
     with pytest.raises(SscardError) as err:
-        replacement.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, good["id"], OTHER_ID)
+        passwords.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, good["id"], OTHER_ID)
     assert err.value.code == "identity_mismatch"
-    out = replacement.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, good["id"], AGENT_ID)
+    out = passwords.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, good["id"], AGENT_ID)
     assert out["reset"] is True
-    record = audits(app, "counter.ss_password_reset_by_agent")[-1]
+    record = audits(app, "ss_password.reset_by_agent")[-1]
     assert record.attorney_id == good["id"] and record.on_behalf_of == card.person_id
     assert record.object_id == card.card_number and record.after == "ss_password_reset"
     assert passwords.verify_ss_password(app, city.cardholder(card), card.card_number, "123456")["verified"]

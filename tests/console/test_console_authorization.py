@@ -13,9 +13,9 @@ import secrets
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.roles import Channel
-from sscard.services import attorney, loss, production, replacement, websession
+from sscard.services import attorney, cards, loss, production, replacement, websession
 from tests.support import STAFF_PASSWORD
 
 from .helpers import AGENT_ID, poa
@@ -46,8 +46,8 @@ def world(city, app):
     r = city.issued_card("赵六")
     applied = replacement.apply(app, clerk, r.card_number, "damaged", r.citizen_id, payment="cash")
     batch = production.start_batch(app, clerk, "C01")["batch"]
-    replacement.complete_batch(app, clerk, batch)
-    replacement.collect(app, clerk, applied["card_number"], r.citizen_id)
+    production.complete_batch(app, clerk, batch)
+    cards.collect_card(app, clerk, applied["card_number"], r.citizen_id)
     valid = poa(city, a)
     revoked = poa(city, a)
     attorney.revoke(app, clerk, revoked["id"])

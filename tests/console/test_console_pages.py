@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.roles import Channel
 from sscard.services import websession
 from tests.support import STAFF_PASSWORD

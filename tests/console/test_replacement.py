@@ -172,12 +172,12 @@ def test_new_card_is_made_ready_at_the_chosen_center_and_collected_there(city, a
     out = replacement.apply(app, clerk, card.card_number, "damaged", card.citizen_id, payment="cash",
                             collect_center_code="C02")
     batch = production.start_batch(app, clerk, "C01")
-    done = replacement.complete_batch(app, clerk, batch["batch"])
+    done = production.complete_batch(app, clerk, batch["batch"])
     assert done["routed_to_other_centers"] == 1
     with pytest.raises(SscardError) as err:
-        replacement.collect(app, clerk, out["card_number"], card.citizen_id)
+        cards.collect_card(app, clerk, out["card_number"], card.citizen_id)
     assert err.value.code == "wrong_center"
-    got = replacement.collect(app, city.actor("clerk2"), out["card_number"], card.citizen_id)
+    got = cards.collect_card(app, city.actor("clerk2"), out["card_number"], card.citizen_id)
     assert got["ss_status"] == "normal" and got["cancelled_old_card"] == card.card_number
     assert got["activation_required"] is True
     assert (got["activation_deadline"]) == (app.clock.today() + timedelta(days=60)).isoformat()
@@ -190,15 +190,18 @@ def test_agent_collects_with_a_power_of_attorney_naming_collection(city, app):
     clerk = city.actor("clerk")
     narrow = poa(city, card, scope=["replacement.apply"])
     with pytest.raises(SscardError) as err:
-        replacement.collect(app, clerk, out["card_number"], card.citizen_id, narrow["id"], AGENT_ID)
+        cards.collect_card(app, clerk, out["card_number"], card.citizen_id, narrow["id"], AGENT_ID)
     assert err.value.code == "attorney_not_valid"
     good = poa(city, card, scope=["card.collect"])
-    got = replacement.collect(app, clerk, out["card_number"], card.citizen_id, good["id"], AGENT_ID)
+    got = cards.collect_card(app, clerk, out["card_number"], card.citizen_id, good["id"], AGENT_ID)
     assert got["collected_by"] == "agent"
-    record = audits(app, "counter.collect")[-1]
+    record = audits(app, "card.collect")[-1]
     assert record.attorney_id == good["id"] and record.on_behalf_of == card.person_id
     assert record.object_id == out["card_number"] and record.after == "normal"
-    receipt = replacement.collection_receipt(app, clerk, out["card_number"])
+    with app.db.session() as session:  # the card keeps its collecting agent; the receipt reads it there
+        assert session.scalar(select(Card.collecting_attorney_id)
+                              .where(Card.card_number == out["card_number"])) == good["id"]
+    receipt = cards.collection_receipt(app, clerk, out["card_number"])
     assert receipt["agent"]["name"] == "李*"
     text = " ".join(v for _, _, v in collection_receipt_lines(receipt))
     assert card.citizen_id not in text and out["card_number"] not in text
@@ -228,7 +231,7 @@ def test_pan_is_new_unless_the_policy_keeps_it(make_app, keep):
     card = city.issued_card()
     out = ready_replacement(city, card)
     assert out["pan_kept"] is keep
-    got = replacement.collect(app, city.actor("clerk"), out["card_number"], card.citizen_id)
+    got = cards.collect_card(app, city.actor("clerk"), out["card_number"], card.citizen_id)
     new_pan = city.pan_of(out["card_number"])
     assert (new_pan == card.pan) is keep
     if keep:
@@ -258,8 +261,8 @@ def test_receipts_are_pdfs_with_a_cjk_font_and_masked_numbers(city, app):
     assert ("实收金额", "Amount paid", "¥20.00") in lines
     pdf = fee_receipt_pdf(r)
     assert pdf.startswith(b"%PDF") and (b"WenQuanYi" in pdf or b"STSong" in pdf)
-    replacement.collect(app, clerk, out["card_number"], card.citizen_id)
-    c = replacement.collection_receipt(app, clerk, out["card_number"])
+    cards.collect_card(app, clerk, out["card_number"], card.citizen_id)
+    c = cards.collection_receipt(app, clerk, out["card_number"])
     assert c["activation_deadline"] == (app.clock.today() + timedelta(days=60)).isoformat()
     pdf = collection_receipt_pdf(c)
     assert pdf.startswith(b"%PDF")
@@ -301,11 +304,9 @@ def _collect_by(route: str, city, app, card_number: str, citizen_id: str) -> dic
     clerk = city.actor("clerk")
     if route == "card.collect":
         return cards.collect_card(app, clerk, card_number, citizen_id)
-    if route == "counter.collect":
-        return replacement.collect(app, clerk, card_number, citizen_id)
     from fastapi.testclient import TestClient
 
-    from sscard.api.main import create_app
+    from sscard.composition import create_app
     from tests.support import bearer
 
     path = {"api /cards": f"/api/v1/cards/{card_number}/collect",
@@ -316,7 +317,7 @@ def _collect_by(route: str, city, app, card_number: str, citizen_id: str) -> dic
     return r.json()
 
 
-@pytest.mark.parametrize("route", ["card.collect", "counter.collect", "api /cards", "api /counter"])
+@pytest.mark.parametrize("route", ["card.collect", "api /cards", "api /counter"])
 def test_a_kept_pan_replacement_is_collected_with_its_account_through_every_route(make_app, route):
     """Before: card.collect (and its API route) answered account_not_found for a card keeping its PAN."""
     from tests.support import City
@@ -335,12 +336,10 @@ def _complete_by(route: str, city, app, batch: str) -> None:
     clerk = city.actor("clerk")
     if route == "production.complete_batch":
         production.complete_batch(app, clerk, batch)
-    elif route == "replacement.complete_batch":
-        replacement.complete_batch(app, clerk, batch)
     else:
         from fastapi.testclient import TestClient
 
-        from sscard.api.main import create_app
+        from sscard.composition import create_app
         from tests.support import bearer
 
         path = {"api /production-batches": f"/api/v1/production-batches/{batch}/complete",
@@ -350,8 +349,7 @@ def _complete_by(route: str, city, app, batch: str) -> None:
         assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("route", ["production.complete_batch", "replacement.complete_batch",
-                                   "api /production-batches", "api /counter"])
+@pytest.mark.parametrize("route", ["production.complete_batch", "api /production-batches", "api /counter"])
 def test_a_replacement_batch_completed_through_every_route_lands_at_the_chosen_center(city, app, route):
     """Before: production.complete_batch (and its API route) made the card ready where it was applied for."""
     card = city.issued_card()
@@ -370,3 +368,34 @@ def test_a_replacement_batch_completed_through_every_route_lands_at_the_chosen_c
         centers = {c.id: c.code for c in s.scalars(select(ServiceCenter))}
         assert (new.ss_status, centers[new.ready_center_id]) == ("ready", "C02")
         assert [(c.ss_status, centers[c.ready_center_id]) for c in firsts] == [("ready", "C01")]
+
+
+def test_migration_0010_takes_each_collecting_agent_from_the_audit_records(city, app):
+    """Cards collected before the card kept its collecting agent get it from their collection's audit
+    record; a card collected by the cardholder in person keeps none."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from sscard.db import alembic_config
+
+    in_person = city.issued_card()
+    card = city.issued_card("王五")
+    out = ready_replacement(city, card)
+    good = poa(city, card, scope=["card.collect"])
+    cards.collect_card(app, city.actor("clerk"), out["card_number"], card.citizen_id, good["id"], AGENT_ID)
+    cfg = alembic_config(app.db.url)
+    # as an operator migrates: on PostgreSQL at READ COMMITTED, not in a serializable transaction that the
+    # server's background sealer (writing audit records) can cancel
+    engine = create_engine(app.db.url, isolation_level="READ COMMITTED") if app.db.dialect == "postgresql" \
+        else app.db.engine
+    with engine.begin() as conn:  # back to before the column, then forward again: the backfill runs
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009_english_names")
+        command.upgrade(cfg, "heads")
+    if engine is not app.db.engine:
+        engine.dispose()
+    with app.db.session() as session:
+        agents = dict(session.execute(select(Card.card_number, Card.collecting_attorney_id)
+                                      .where(Card.collected_at.is_not(None))).all())
+    assert agents[out["card_number"]] == good["id"]
+    assert agents[in_person.card_number] is None

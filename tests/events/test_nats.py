@@ -140,7 +140,7 @@ def test_publish_once_from_the_command_line_resumes_from_the_last_acknowledged_e
 def test_the_server_publishes_by_itself_when_sscard_nats_url_is_set(city, nats_server, monkeypatch):  # noqa: F811
     from fastapi.testclient import TestClient
 
-    from sscard.api.main import create_app
+    from sscard.composition import create_app
 
     app = city.app
     card = city.issued_card("冯二")

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.errors import SscardError
 from sscard.core.roles import CLI_OPERATOR
 from sscard.models.foundation import AuditRecord, Person

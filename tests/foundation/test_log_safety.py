@@ -42,8 +42,8 @@ class LoggedServer:
         env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
                "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"),
                "SSCARD_LOG_FORMAT": log_format}
-        if launcher == "uvicorn":  # uvicorn's own logging set-up, as `uvicorn sscard.api.asgi:application`
-            cmd = [sys.executable, "-m", "uvicorn", "sscard.api.asgi:application", "--port", str(self.port)]
+        if launcher == "uvicorn":  # uvicorn's own logging set-up, as `uvicorn sscard.asgi:application`
+            cmd = [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--port", str(self.port)]
         else:  # `sscard serve`: its log configuration
             cmd = [str(Path(sys.executable).parent / "sscard"), "serve", "--port", str(self.port)]
         with open(self.out, "wb") as out, open(self.err, "wb") as err:

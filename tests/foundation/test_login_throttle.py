@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from limits import RateLimitItemPerSecond
 from sqlalchemy import select
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.config import Settings
 from sscard.core.errors import SscardError
 from sscard.core.policy import load_policy

@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 
 EXAMPLES_PER_OPERATION = 3
 # Not `positive_data_acceptance`: business validation rightly answers 422 to schema-valid input

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.config import Settings
 from sscard.core.policy import load_policy
 from sscard.core.roles import Channel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.services import banking, cards
 from tests.hotline.conftest import QUERY_PASSWORD
 from tests.hotline.phone import Phone, keys_for_citizen_id

@@ -32,7 +32,7 @@ def test_replacement_progress_after_a_phone_loss(client, holder, app, city):
 
     batch = production.start_batch(app, clerk, "C01")
     assert "正在制作中" in status_call(client, holder)
-    replacement.complete_batch(app, clerk, batch["batch"])
+    production.complete_batch(app, clerk, batch["batch"])
     said = status_call(client, holder)
     assert "已制作完成" in said and "西湖区社保卡服务中心" in said
 

@@ -37,7 +37,7 @@ class Server:
         env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
                "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sscard.api.asgi:application", "--host", "127.0.0.1",
+            [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],
             cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from sscard.api import ledger as ledger_api
 from sscard.api import terminal_lane
-from sscard.api.main import create_app
 from sscard.api.terminal_lane import TerminalLane
+from sscard.composition import create_app
 
 from .helpers import PIN, activated, terminal_token
 

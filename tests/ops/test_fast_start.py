@@ -27,7 +27,7 @@ def _modules_after(code: str, tmp_path) -> set[str]:
 
 
 def test_importing_the_server_app_leaves_pdf_migration_demo_and_test_libraries_unloaded(tmp_path):
-    loaded = _modules_after("import sscard.api.asgi", tmp_path)
+    loaded = _modules_after("import sscard.asgi", tmp_path)
     assert "sscard" in loaded and "fastapi" in loaded
     assert loaded & LAZY == set()
 
@@ -35,7 +35,7 @@ def test_importing_the_server_app_leaves_pdf_migration_demo_and_test_libraries_u
 def test_the_serve_command_path_leaves_them_unloaded_too(tmp_path):
     # `sscard serve` loads every area's commands and builds the app once before uvicorn imports it
     loaded = _modules_after("import sscard.cli as c\nc._register_area_commands()\nc._app()\nimport uvicorn.main\n"
-                            "import sscard.api.asgi", tmp_path)
+                            "import sscard.asgi", tmp_path)
     assert loaded & LAZY == set()
 
 

@@ -226,7 +226,7 @@ def test_a_replacement_shows_its_progress_and_blocks_cancelling_the_loss(client,
     loss_page = client.get("/portal/loss").text
     assert "只能持身份证到服务网点" in loss_page and "解除临时挂失" not in loss_page
     batch = production.start_batch(app, clerk, "C01")
-    replacement.complete_batch(app, clerk, batch["batch"])
+    production.complete_batch(app, clerk, batch["batch"])
     progress = client.get("/portal/progress").text
     assert "西湖区社保卡服务中心" in progress and progress.count('aria-current="step"') == 2
 

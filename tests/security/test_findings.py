@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.errors import SscardError
 from sscard.core.roles import SYSTEM_ACTOR, Channel, Role
 from sscard.services import access, banking

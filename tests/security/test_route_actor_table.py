@@ -20,8 +20,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from sscard.api.main import create_app
 from sscard.api.sessions import issue_cardholder_token
+from sscard.composition import create_app
 from sscard.services import banking, replacement
 from tests.ledger.helpers import PIN, activated, terminal_token
 from tests.medical import helpers as med

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from sscard.api.main import create_app
+from sscard.composition import create_app
 from sscard.core.roles import Channel
 from sscard.models.foundation import Card
 from sscard.services import replacement, websession

@@ -36,12 +36,30 @@ API_PREFIX = "/api/v1"
 TERMINAL_PREFIX = "/api/v1/terminal/"
 BEARER = "bearerAuth"
 PUBLIC_IDS = {"check_identifier": "identifiers_check", "voice": "hotline_voice", "call_status": "hotline_call_status"}
+# v1 promised these operationIds before the operations were renamed after their modules (0010_lifecycle:
+# `counter.*` became `window.*`, `attorney.*`, `card.*`, `ss_password.*`) or a twin route came to answer
+# through the one operation; an operationId is part of the contract (docs/API.md), so these paths keep them.
+V1_IDS = {
+    "/api/v1/counter/cards/{card_number}/collect": "counter_collect",
+    "/api/v1/counter/cards/{card_number}/collection-receipt": "counter_collection_receipt",
+    "/api/v1/counter/cards/{card_number}/collection-receipt/pdf": "counter_collection_receipt_pdf",
+    "/api/v1/counter/cards/{card_number}/ss-password/reset-by-agent": "counter_ss_password_reset_by_agent",
+    "/api/v1/counter/identity-checks": "counter_identity_check",
+    "/api/v1/counter/persons": "counter_find_by_name",
+    "/api/v1/counter/persons/{person_id}": "counter_person",
+    "/api/v1/counter/production-batches/{batch_code}/complete": "replacement_complete_batch",
+    "/api/v1/counter/queue": "counter_queue",
+    "/api/v1/counter/visits/{visit_id}": "counter_visit",
+    "/api/v1/counter/visits/{visit_id}/end": "counter_end_visit",
+}
 FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request")
 _ALSO = {  # service module -> modules whose refusals reach its callers
     "sscard.services.banking": ("sscard.services.ledger",),
     "sscard.services.replacement": ("sscard.services.cards", "sscard.services.passwords", "sscard.services.loss",
                                     "sscard.services.attorney", "sscard.services.production",
                                     "sscard.services.ledger"),
+    "sscard.services.cards": ("sscard.services.attorney",),
+    "sscard.services.passwords": ("sscard.services.attorney",),
     "sscard.services.medical": ("sscard.services.ledger", "sscard.services.passwords"),
 }
 _RAISES = re.compile(r'(?:SscardError\(\s*|_code=)"([a-z_]+)"')  # raised, or handed to a checker to raise
@@ -133,7 +151,9 @@ def operation_ids(routes: list[tuple[str, APIRoute]]) -> dict[tuple[str, str], s
     ids: dict[tuple[str, str], str] = {}
     seen: dict[str, str] = {}
     for (path, r), decl in zip(routes, decls, strict=True):
-        if decl is None:
+        if path in V1_IDS:
+            base = V1_IDS[path]
+        elif decl is None:
             base = PUBLIC_IDS.get(r.endpoint.__name__, r.endpoint.__name__)
         else:
             base = decl.name.replace(".", "_")

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ..services import attorney, batching, replacement, reports
+from ..http import language
+from ..services import attorney, batching, cards, passwords, production, replacement, reports, window
 from . import responses as r
-from .deps import ActorDep, AppDep, KeyDep, language
+from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
 
 router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
@@ -84,12 +85,12 @@ def pdf(content: bytes, name: str) -> Response:
 
 @router.get("/persons")
 def find_by_name(app: AppDep, actor: ActorDep, name: str = Query(max_length=32), birth_date: date = Query()) -> r.CounterFindByNameOut:
-    return replacement.find_by_name(app, actor, name, birth_date)
+    return window.find_by_name(app, actor, name, birth_date)
 
 
 @router.get("/persons/{person_id}")
 def person_overview(person_id: int, app: AppDep, actor: ActorDep) -> r.CounterPersonOut:
-    return replacement.person_overview(app, actor, person_id)
+    return window.person_overview(app, actor, person_id)
 
 
 @router.post("/identity-checks", status_code=201)
@@ -163,13 +164,13 @@ def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
 
 @router.post("/production-batches/{batch_code}/complete")
 def complete_batch(batch_code: str, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementCompleteBatchOut:
-    return replacement.complete_batch(app, actor, batch_code, idempotency_key=key)
+    return production.complete_batch(app, actor, batch_code, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/collect")
 def collect(card_number: str, body: AgentCollect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterCollectOut:
-    return replacement.collect(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
-                               body.agent_citizen_id, idempotency_key=key)
+    return cards.collect_card(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
+                              body.agent_citizen_id, idempotency_key=key)
 
 
 class AgentReset(Strict):
@@ -182,18 +183,18 @@ class AgentReset(Strict):
 def reset_ss_password_by_agent(card_number: str, body: AgentReset, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsPasswordResetOut:
     """The SS password back to the initial one, for an agent with a power of attorney naming it and both IDs
     (the cardholder in person uses /api/v1/cards/{card_number}/ss-password/reset)."""
-    return replacement.reset_ss_password_by_agent(app, actor, card_number, body.presented_citizen_id,
-                                                  body.attorney_id, body.agent_citizen_id, idempotency_key=key)
+    return passwords.reset_ss_password_by_agent(app, actor, card_number, body.presented_citizen_id,
+                                                body.attorney_id, body.agent_citizen_id, idempotency_key=key)
 
 
 @router.get("/cards/{card_number}/collection-receipt")
 def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> r.CounterCollectionReceiptOut:
-    return replacement.collection_receipt(app, actor, card_number)
+    return cards.collection_receipt(app, actor, card_number)
 
 
 @router.get("/cards/{card_number}/collection-receipt/pdf", response_class=Response, responses=r.PDF)
 def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
-    data = replacement.collection_receipt(app, actor, card_number)
+    data = cards.collection_receipt(app, actor, card_number)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
@@ -201,7 +202,7 @@ def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Re
 
 @router.get("/queue")
 def center_queue(app: AppDep, actor: ActorDep) -> r.CounterQueueOut:
-    return replacement.queue(app, actor)
+    return window.queue(app, actor)
 
 
 @router.get("/reports/day", responses=r.CSV_OR_JSON)

@@ -24,15 +24,6 @@ async def get_app(request: Request) -> App:
     return request.app.state.sscard
 
 
-def language(request: Request) -> str:
-    """zh unless the caller asks for English (?lang=en, a cookie, or Accept-Language)."""
-    lang = request.query_params.get("lang") or request.cookies.get("lang")
-    if not lang:
-        accept = request.headers.get("accept-language", "")
-        lang = "en" if accept.lower().startswith("en") else "zh"
-    return "en" if lang.startswith("en") else "zh"
-
-
 async def optional_actor(request: Request, app: Annotated[App, Depends(get_app)]) -> Actor | None:
     return await actor_of(request, app)
 

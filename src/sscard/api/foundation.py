@@ -9,10 +9,10 @@ from fastapi import APIRouter, Path, Query, Request
 
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Channel, Role
+from ..http import client_address
 from ..services import audit, cards, enrolment, loss, passwords, production, throttle
 from . import responses as r
 from . import schemas as s
-from .client_address import client_address
 from .deps import ActorDep, AppDep, KeyDep
 from .sessions import issue_cardholder_token
 

@@ -1,26 +1,23 @@
-"""The ASGI application: API routers, web pages, static files, and errors as {code, message}."""
+"""The API channel's part of the app (sscard.composition assembles the whole): errors as {code, message},
+the /api/v1 routers, and, once every route is in, the contract and the terminal lane."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import metrics
-from ..core.errors import SscardError
-from ..logs import RequestContext, install_logging
-from ..services.app import UNSTORABLE_INPUT, App, build_app
+from ..core.errors import MESSAGES, SscardError
+from ..http import language
+from ..services.app import UNSTORABLE_INPUT
 from . import contract, counter, events, foundation, hotline, ledger, medical
-from .deps import language
+from .schemas import ErrorBody
 from .terminal_lane import TerminalLane
 
 log = logging.getLogger("sscard.api")
-STATIC = Path(__file__).parent.parent / "web" / "static"
 
 
 def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
@@ -38,24 +35,8 @@ def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
     return details
 
 
-class _SscardAPI(FastAPI):
-    def build_middleware_stack(self):
-        """The security headers wrap everything, Starlette's 500 answers and the terminal lane included."""
-        from ..web.hardening import SecurityHeaders
-
-        return SecurityHeaders(super().build_middleware_stack())
-
-
-def create_app(app: App | None = None) -> FastAPI:
-    api = _SscardAPI(
-        title="sscard",
-        version="0.1.0",
-        description="The financial social security card: social security side and bank side. "
-        "Errors are {code, message}; writes accept an Idempotency-Key header.",
-        openapi_url="/openapi.json",
-    )
-    api.state.sscard = app or build_app()
-    install_logging(api.state.sscard.settings.log_format)
+def install(api: FastAPI) -> None:
+    """The API channel on the composed app: every refusal as {code, message} and the /api/v1 routers."""
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
@@ -88,9 +69,6 @@ def create_app(app: App | None = None) -> FastAPI:
             body = SscardError(code).to_dict(language(request))
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    from ..core.errors import MESSAGES
-    from .schemas import ErrorBody
-
     # Document the refusal shape for every status a business error can have (areas register theirs
     # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
@@ -99,34 +77,9 @@ def create_app(app: App | None = None) -> FastAPI:
     for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
 
-    from ..web import bank_console, console, pages, portal, security
 
-    security.install(api)
-
-    api.include_router(pages.router)
-    api.include_router(console.router)
-    api.include_router(portal.router)
-    api.include_router(bank_console.router)
-    api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    contract.install(api)  # operationIds, security, keys and error codes from the declarations
-    api.add_middleware(TerminalLane)  # the hottest terminal routes without FastAPI's dispatch (same parts)
-    metrics.install(api)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
-    api.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
-
-    @api.on_event("startup")
-    def _start_sealer() -> None:
-        from ..services.audit_chain import start_sealer
-
-        start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
-
-    @api.on_event("startup")
-    def _publish_events() -> None:
-        from ..services import publisher
-
-        publisher.start(api.state.sscard)  # to NATS JetStream, when SSCARD_NATS_URL is set
-
-    @api.on_event("shutdown")
-    def _close() -> None:
-        api.state.sscard.close()
-
-    return api
+def finish(api: FastAPI) -> None:
+    """Once every route is in: the contract (operationIds, security, keys and error codes from the
+    declarations) and the terminal lane (the hottest terminal routes without FastAPI's dispatch)."""
+    contract.install(api)
+    api.add_middleware(TerminalLane)

@@ -121,7 +121,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`uvicorn sscard.api.asgi:application` in a subprocess on a free 127.0.0.1 port, over `url`.
+    """`uvicorn sscard.asgi:application` in a subprocess on a free 127.0.0.1 port, over `url`.
 
     Started as soon as the schema exists (it reads tokens and data per request), so its start-up
     (imports: seconds on a busy host) overlaps the city's set-up; `ready()` waits for it."""
@@ -133,7 +133,7 @@ class Server:
                    "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"), **(env or {})}
         self.log = open(workdir / "server.log", "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sscard.api.asgi:application", "--host", "127.0.0.1", "--port",
+            [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--host", "127.0.0.1", "--port",
              str(self.port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
             cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log,
         )

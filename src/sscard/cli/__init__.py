@@ -82,7 +82,7 @@ def serve(
     # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),
     # and a worker still importing on a loaded machine often did not: killed and restarted, again and
     # again (7-31 s before --workers 2 answered). A hung worker is still killed, after worker_timeout.
-    uvicorn.run("sscard.api.asgi:application", host=host, port=port, workers=workers, log_level="info",
+    uvicorn.run("sscard.asgi:application", host=host, port=port, workers=workers, log_level="info",
                 log_config=uvicorn_log_config(settings.log_format), timeout_worker_healthcheck=worker_timeout,
                 proxy_headers=False)
 

@@ -15,8 +15,9 @@ def register(app: typer.Typer) -> None:
         import json
 
         from ..api import snapshot as snap
+        from ..composition import create_app
 
-        live = snap.live_schema()
+        live = create_app().openapi()
         if check:
             old = json.loads(snap.SNAPSHOT.read_text(encoding="utf-8"))
             breaks, differs = snap.compare(old, live)
@@ -27,6 +28,4 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
             typer.echo("docs/openapi.json matches the code")
             return
-        path = snap.SNAPSHOT
-        path.write_text(snap.dump(live), encoding="utf-8")
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {snap.write(live)}")

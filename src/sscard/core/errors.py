@@ -6,6 +6,8 @@ console messages; none of them ever carries a password or PIN.
 
 from __future__ import annotations
 
+from typing import Any
+
 # code -> (HTTP status, Chinese message, English message). Messages may use {named} params.
 MESSAGES: dict[str, tuple[int, str, str]] = {
     # input and identifiers
@@ -123,14 +125,14 @@ class SscardError(Exception):
         params = {k: v for k, v in self.params.items() if k not in ("tries", "tries_left")}
         return SscardError(self.code, commit=self.commit, status=self.status, **params)
 
-    def to_dict(self, lang: str = "zh") -> dict:
-        body: dict = {"code": self.code, "message": self.message(lang)}
+    def to_dict(self, lang: str = "zh") -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message(lang)}
         if isinstance(self.params.get("tries_left"), int):  # for a client to show, not to parse from text
             body["tries_left"] = self.params["tries_left"]
         return body
 
 
-class _Blank(dict):
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
 

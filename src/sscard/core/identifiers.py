@@ -11,6 +11,7 @@ import random
 import re
 import string
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -252,10 +253,14 @@ _MASKERS = (
 _ANY_MASKABLE = re.compile(r"\d{17}|[A-Z][0-9A-Z]{7}[0-9X]")  # what every pattern above needs, in one scan
 
 
+def _masked_by(mask: Callable[[str], str]) -> Callable[[re.Match[str]], str]:
+    return lambda match: mask(match.group(0))
+
+
 def mask_text(text: str) -> str:
     """Mask every citizen ID, PAN and card number found in free text (log lines, audit details)."""
     if not _ANY_MASKABLE.search(text):  # most texts hold none: one scan instead of three
         return text
     for pattern, mask in _MASKERS:
-        text = pattern.sub(lambda m, mask=mask: mask(m.group(0)), text)
+        text = pattern.sub(_masked_by(mask), text)
     return text

@@ -19,8 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from .errors import SscardError, register_messages
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 register_messages({
     "invalid_bill": (422, "费用明细无效：{reason}", "Invalid bill: {reason}"),
@@ -80,11 +84,11 @@ class Split:
     personal_fen: int
     self_pay_fen: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
-def rules_for(policy, kind: str, level: int | None) -> SplitRules:
+def rules_for(policy: Policy, kind: str, level: int | None) -> SplitRules:
     """The rules at an institution: `policy` is the whole Policy (its `medical` group is read)."""
     m = policy.medical
     if kind == "pharmacy":
@@ -103,7 +107,7 @@ def rules_for(policy, kind: str, level: int | None) -> SplitRules:
     )
 
 
-def parse_lines(raw: Iterable[dict]) -> list[BillLine]:
+def parse_lines(raw: Iterable[dict[str, Any]]) -> list[BillLine]:
     """Validate an itemised bill: 1..200 lines, known categories, whole positive fen, covered flag."""
     lines = []
     for item in raw:

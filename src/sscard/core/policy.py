@@ -191,10 +191,9 @@ class Policy(BaseSettings):
     def describe(self) -> list[tuple[str, Any, Any, str]]:
         """(setting, value, default, description) rows."""
         rows = []
-        for group_name, field in type(self).model_fields.items():
-            group_cls = field.annotation
+        for group_name in type(self).model_fields:
             group = getattr(self, group_name)
-            for name, f in group_cls.model_fields.items():
+            for name, f in type(group).model_fields.items():
                 rows.append((f"{group_name}.{name}", getattr(group, name), f.default, f.description or ""))
         return rows
 

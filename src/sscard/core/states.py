@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeVar
 
 from .clock import as_utc
 from .errors import SscardError
@@ -36,6 +37,7 @@ class BankStatus(StrEnum):
 
 S = SsStatus
 B = BankStatus
+State = TypeVar("State", SsStatus, BankStatus)
 
 SS_TRANSITIONS: dict[str, dict[SsStatus, SsStatus]] = {
     "start_production": {S.APPLIED: S.IN_PRODUCTION},
@@ -84,7 +86,7 @@ def bank_next(state: BankStatus | str, event: str) -> BankStatus:
     return _next(BANK_TRANSITIONS, BankStatus(state), event)
 
 
-def _next(table: dict, state, event: str):
+def _next(table: dict[str, dict[State, State]], state: State, event: str) -> State:
     if event not in table:
         raise ValueError(f"unknown event {event!r}")
     try:

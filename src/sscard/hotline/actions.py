@@ -7,6 +7,7 @@ then dropped: it is never put in the call's slots, a line, an audit detail or a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from ..core.clock import SHANGHAI, as_utc
@@ -16,7 +17,7 @@ from ..core.money import fen_to_yuan
 from ..services import banking, cards, loss
 from ..services import hotline as svc
 from ..services import passwords as pw
-from .engine import Ctx, Outcome, handler
+from .script import Ctx, Outcome, handler
 
 # Transient slots of the SS password change: cleared whenever the change starts over or ends.
 PASSWORD_SLOTS = ("old_ok", "old_ok_at", "pending_new")
@@ -239,9 +240,15 @@ def new_six_digits(ctx: Ctx, value: str | None) -> Outcome:
 
 @handler("ss_password_again")
 def ss_password_again(ctx: Ctx, value: str | None) -> Outcome:
+    return _new_secret_again(ctx, "password_changed", lambda: svc.change_ss_password_by_phone(
+        ctx.app, _holder(ctx), ctx.state["call_sid"], ctx.slots.get("card_number", ""), value or ""))
+
+
+def _new_secret_again(ctx: Ctx, changed: str, change: Callable[[], object]) -> Outcome:
+    """The new SS password or PIN typed a second time: changed, asked again (a mismatch), or refused; the
+    entries of this change are forgotten unless the caller is asked again."""
     try:
-        svc.change_ss_password_by_phone(ctx.app, _holder(ctx), ctx.state["call_sid"],
-                                        ctx.slots.get("card_number", ""), value or "")
+        change()
     except SscardError as err:
         ctx.slots.pop("pending_new", None)
         if err.code == "password_mismatch":
@@ -251,7 +258,7 @@ def ss_password_again(ctx: Ctx, value: str | None) -> Outcome:
         return Outcome("refused", [ctx.error(err)])
     for key in PASSWORD_SLOTS:
         ctx.slots.pop(key, None)
-    return Outcome("ok", [ctx.text("password_changed")])
+    return Outcome("ok", [ctx.text(changed)])
 
 
 # ---------------------------------------------------------------- bank line
@@ -325,15 +332,5 @@ def bank_pin_old(ctx: Ctx, value: str | None) -> Outcome:
 
 @handler("bank_pin_again")
 def bank_pin_again(ctx: Ctx, value: str | None) -> Outcome:
-    try:
-        svc.change_pin_by_phone(ctx.app, _holder(ctx), ctx.state["call_sid"], ctx.slots.get("pan", ""), value or "")
-    except SscardError as err:
-        ctx.slots.pop("pending_new", None)
-        if err.code == "password_mismatch":
-            return Outcome("mismatch", [ctx.error(err)])
-        for key in PASSWORD_SLOTS:
-            ctx.slots.pop(key, None)
-        return Outcome("refused", [ctx.error(err)])
-    for key in PASSWORD_SLOTS:
-        ctx.slots.pop(key, None)
-    return Outcome("ok", [ctx.text("pin_changed")])
+    return _new_secret_again(ctx, "pin_changed", lambda: svc.change_pin_by_phone(
+        ctx.app, _holder(ctx), ctx.state["call_sid"], ctx.slots.get("pan", ""), value or ""))

@@ -20,68 +20,28 @@ Entered secrets (`secret = true` inputs) go straight to their action and are nev
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from ..core.errors import SscardError
 from ..services.app import App
-
-NODE_TYPES = {"menu", "input", "action", "say", "agent", "hangup"}
-AFTER_IDENTIFY = "$after_identify"
-LANGS = ("zh", "en")
-SPOKEN_SLOTS = ("card_tail", "pan_tail", "name")  # the only slots a prompt may say (never an ID or a digest)
+from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
+from .script import (
+    AFTER_IDENTIFY,
+    HANDLERS,
+    LANGS,
+    NODE_TYPES,
+    Ctx,
+    Menu,
+    Node,
+    Option,
+    Outcome,
+)
 
 
 class MenuError(ValueError):
     """A menu file that does not hold together (unknown target, missing text, unknown action)."""
-
-
-@dataclass(frozen=True)
-class Option:
-    go: str
-    lang: str | None = None
-
-
-@dataclass(frozen=True)
-class Node:
-    name: str
-    type: str
-    say: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Option] = field(default_factory=dict)
-    action: str | None = None
-    on: dict[str, str] = field(default_factory=dict)
-    next: str | None = None
-    back: str | None = None
-    agent: bool = True
-    requires: str | None = None
-    num_digits: int | None = None
-    finish: str = "#"
-    secret: bool = False
-    slot: str | None = None
-    timeout: int | None = None
-    max_attempts: int | None = None
-    topic: str = ""
-
-
-@dataclass(frozen=True)
-class Menu:
-    name: str
-    start: str
-    main: str
-    identify: str
-    timeout: int
-    max_timeouts: int
-    max_invalid: int
-    max_attempts: int
-    back_key: str
-    agent_key: str
-    idle_minutes: int
-    voices: dict[str, str]
-    text: dict[str, dict[str, str]]
-    nodes: dict[str, Node]
 
 
 @dataclass
@@ -99,26 +59,6 @@ class Reply:
     prompt: str | None = None  # said while gathering keys (the caller may press at once)
     gather: Gather | None = None
     hangup: bool = False
-
-
-@dataclass
-class Outcome:
-    """What an action answers: a route name (looked up in the node's `on`) and lines to say."""
-
-    name: str
-    lines: list[str] = field(default_factory=list)
-
-
-Handler = Callable[["Ctx", str | None], Outcome]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(name: str):
-    def register(fn: Handler) -> Handler:
-        HANDLERS[name] = fn
-        return fn
-
-    return register
 
 
 # ---------------------------------------------------------------- loading menus
@@ -179,7 +119,6 @@ def parse_menu(name: str, text: str) -> Menu:
 
 def check_menu(menu: Menu) -> None:
     """Every target a node names exists, every prompt has both languages, every action is known."""
-    from . import actions  # noqa: F401  (registers the handlers)
 
     def target_ok(t: str | None, where: str) -> None:
         if t is not None and t != AFTER_IDENTIFY and t not in menu.nodes:
@@ -220,56 +159,6 @@ def load_menu(name: str) -> Menu:
 
 
 # ---------------------------------------------------------------- running a call
-
-
-class _Params(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-@dataclass
-class Ctx:
-    """What an action sees: the app, the line, the call's state (mutable) and the node it runs for."""
-
-    app: App
-    menu: Menu
-    info: dict  # the line: {"line": ..., "bank": {...} | None}
-    state: dict
-    node: Node
-
-    @property
-    def lang(self) -> str:
-        return self.state.get("lang") or "zh"
-
-    @property
-    def slots(self) -> dict:
-        return self.state.setdefault("slots", {})
-
-    @property
-    def line(self) -> str:
-        return self.info["line"]
-
-    def params(self, **extra: Any) -> _Params:
-        policy = self.app.policy
-        out = _Params(
-            temporary_days=policy.ss_loss.temporary_days,
-            oral_days=policy.bank_loss.oral_days,
-            query_max=policy.query_password.max_failures,
-            query_lock_minutes=policy.query_password.lock_minutes,
-        )
-        bank = self.info.get("bank")
-        if bank:
-            out.update(bank=bank["name"] if self.lang == "zh" else bank["name_en"], hotline=bank["hotline"],
-                       bank_code=bank["code"])
-        out.update({k: v for k, v in self.slots.items() if k in SPOKEN_SLOTS})
-        out.update(extra)
-        return out
-
-    def text(self, key: str, **params: Any) -> str:
-        return self.menu.text[key][self.lang].format_map(self.params(**params))
-
-    def error(self, err: SscardError) -> str:
-        return err.message(self.lang)
 
 
 class Engine:
@@ -332,9 +221,7 @@ class Engine:
         lines = lines + outcome.lines
         if outcome.name == "hangup":
             return self._end(state, lines)
-        target = node.on.get(outcome.name) or node.on.get("default")
-        if target is None:
-            raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        target = self._next_of(node, outcome)
         if target == node.name and node.type == "input":
             state["attempts"] += 1
             limit = node.max_attempts or self.menu.max_attempts
@@ -344,6 +231,13 @@ class Engine:
             if target is None:
                 return self._end(state, lines + [self._text(state, "too_many_goodbye")])
         return self._enter(state, target, lines)
+
+    def _next_of(self, node: Node, outcome: Outcome) -> str:
+        """Where an action's outcome leads: its route in the node's `on`, else the node's default."""
+        target = node.on.get(outcome.name) or node.on.get("default")
+        if target is None:
+            raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+        return target
 
     def _enter(self, state: dict, target: str, lines: list[str]) -> Reply:
         for _ in range(50):
@@ -373,9 +267,7 @@ class Engine:
             lines = lines + outcome.lines
             if outcome.name == "hangup":
                 return self._end(state, lines)
-            target = node.on.get(outcome.name) or node.on.get("default")
-            if target is None:
-                raise MenuError(f"{self.menu.name}: node {node.name} has no route for outcome {outcome.name!r}")
+            target = self._next_of(node, outcome)
         raise MenuError(f"{self.menu.name}: a loop of nodes without a prompt at {target!r}")
 
     @staticmethod

@@ -130,6 +130,8 @@ class Card(Base):
     applied_at: Mapped[datetime]
     ready_at: Mapped[datetime | None] = mapped_column(nullable=True)
     collected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # the power of attorney of the agent who collected the card; null: the cardholder in person (or not yet)
+    collecting_attorney_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # powers_of_attorney.id
     issue_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     expiry_date: Mapped[date | None] = mapped_column(Date, nullable=True)
     status_changed_at: Mapped[datetime]

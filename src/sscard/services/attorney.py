@@ -6,7 +6,7 @@ operation names), valid from/to and the document's reference. Every agent action
 out-of-scope or someone else's power of attorney is refused with `attorney_not_valid`, and the power
 of attorney is written into that action's audit record (on_behalf_of, attorney_id).
 
-The identity check (`counter.identity_check`) records who presented the cardholder's ID at the window:
+The identity check (`attorney.identity_check`) records who presented the cardholder's ID at the window:
 the cardholder, or an agent with a valid power of attorney and their own ID. It opens a visit that
 the same clerk's later actions refer to, so the full ID never has to travel through a page.
 """
@@ -197,7 +197,7 @@ def visit_view(op: Op, visit: CounterVisit) -> dict:
     }
 
 
-@operation("counter.identity_check", roles=CENTER_STAFF, scope=Scope.OWN)
+@operation("attorney.identity_check", roles=CENTER_STAFF, scope=Scope.OWN)
 def identity_check(op: Op, person_id: int, presented_citizen_id: str, attorney_id: int | None = None,
                    agent_citizen_id: str | None = None) -> dict:
     """The cardholder's ID is checked against the record (an agent also shows a valid power of
@@ -228,14 +228,14 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
     return visit
 
 
-@query("counter.visit", roles=CENTER_STAFF, scope=Scope.CENTER)
+@query("attorney.visit", roles=CENTER_STAFF, scope=Scope.CENTER)
 def get_visit(op: Op, visit_id: int) -> dict:
     visit = _live_visit(op, visit_id)
     op.audit("visit", visit.id, person_id=visit.person_id)
     return visit_view(op, visit)
 
 
-@query("counter.visit_identity", roles=CENTER_STAFF, scope=Scope.CENTER)
+@query("attorney.visit_identity", roles=CENTER_STAFF, scope=Scope.CENTER)
 def visit_identity(op: Op, visit_id: int) -> dict:
     """For the console only (never rendered): what the visit's checked IDs are, to pass to services
     that take the presented IDs, as the API's callers do."""
@@ -251,7 +251,7 @@ def visit_identity(op: Op, visit_id: int) -> dict:
     }
 
 
-@operation("counter.end_visit", roles=CENTER_STAFF, scope=Scope.CENTER)
+@operation("attorney.end_visit", roles=CENTER_STAFF, scope=Scope.CENTER)
 def end_visit(op: Op, visit_id: int) -> dict:
     visit = _live_visit(op, visit_id)
     visit.ended_at = op.now

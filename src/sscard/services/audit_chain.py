@@ -25,8 +25,9 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, Integer, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, CursorResult, Integer, Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.audit_chain import CHAIN_COLUMNS, GENESIS, link_values
@@ -36,7 +37,7 @@ from .app import App
 
 log = logging.getLogger("sscard.audit_chain")
 
-AUDITS = AuditRecord.__table__
+AUDITS = cast(Table, AuditRecord.__table__)  # declared as a FromClause; a mapped class's table is a Table
 LOCK_KEY = 0x5353_4341_5544_4954  # PostgreSQL advisory lock: "SSCAUDIT"
 CHUNK = 2000  # records sealed per transaction
 _SEQ = CHAIN_COLUMNS.index("seal_seq")
@@ -91,9 +92,9 @@ def _seal_chunk(s: Session, limit: int) -> int:
         prev = digest
     if updates and s.get_bind().dialect.name == "postgresql":
         # one statement for the whole chunk (psycopg's executemany costs a round of Python per row)
-        done = s.execute(_SET_SEAL_PG, {"ids": [u["b_id"] for u in updates], "seqs": [u["b_seq"] for u in updates],
+        done = cast(CursorResult[Any], s.execute(_SET_SEAL_PG, {"ids": [u["b_id"] for u in updates], "seqs": [u["b_seq"] for u in updates],
                                         "prevs": [u["b_prev"] for u in updates],
-                                        "hashes": [u["b_hash"] for u in updates]}).rowcount
+                                        "hashes": [u["b_hash"] for u in updates]})).rowcount
         if done != len(updates):  # another sealer got there (never, under the lock): seal nothing
             raise RuntimeError(f"audit chain: sealed {done} of {len(updates)} records; rolled back")
     elif updates:  # on the driver's cursor: SQLAlchemy's per-row parameter work was a fifth of sealing
@@ -129,7 +130,7 @@ def verify(app: App, *, seal_first: bool = False) -> dict:
 
     def work(s: Session) -> dict:
         checked, prev, broken = 0, GENESIS, None
-        head = {"seal_seq": 0, "hash": GENESIS}
+        head: dict[str, Any] = {"seal_seq": 0, "hash": GENESIS}
         conn = s.connection()
         while broken is None:
             rows = conn.execute(_SEALED_AFTER, {"after": head["seal_seq"], "n": 5000}).all()

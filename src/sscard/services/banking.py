@@ -26,19 +26,13 @@ from ..core.identifiers import mask_pan
 from ..core.money import fen_to_yuan, require_positive_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Role
-from ..core.states import (
-    BankStatus,
-    bank_next,
-    check_bank_credit,
-    check_bank_debit,
-    effective_bank_status,
-)
+from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
 from ..db import fetch_all
 from ..models.foundation import Bank, BankAccount, Card, Outlet
 from . import access, ledger, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .book import Book, book_of
-from .loss import _refresh_bank
 from .operation import Op, operation, query
 
 register_messages({
@@ -74,6 +68,7 @@ class AccountView:
     ORM object in its place; any other write raises, so it can never be lost silently."""
 
     __slots__ = _ACCOUNT_COLUMNS
+    id: int  # and every other column of BankAccount, set from the row
 
     def __init__(self, row) -> None:
         for name in _ACCOUNT_COLUMNS:
@@ -139,10 +134,6 @@ def _account(op: Op, pan: str) -> BankAccount:
     return _by_pan(op, pan, op.actor)
 
 
-def _status(op: Op, account: BankAccount) -> BankStatus:
-    return effective_bank_status(account.status, account.loss_expires_at, op.now)
-
-
 def _pin_lock(account: BankAccount) -> Lockout:
     return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked)
 
@@ -168,7 +159,8 @@ def check_pin(op: Op, account: BankAccount, pin: str) -> None:
         raise error
 
 
-def _set_pin(op: Op, account: BankAccount, pin: str) -> None:
+def set_pin(op: Op, account: BankAccount, pin: str) -> None:
+    """Keep a new bank PIN (as an HMAC bound to the PAN) and lift any lock: activation, change, reset."""
     account.pin_digest = op.secrets.pin_digest(PIN_PURPOSE, account.pan, pin)
     account.pin_failures = 0
     account.pin_locked_until = None
@@ -218,7 +210,7 @@ def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra) ->
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
-    out = {"pan": mask_pan(account.pan), "status": str(_status(op, account)), **b,
+    out = {"pan": mask_pan(account.pan), "status": str(lifecycle.bank_status(op, account)), **b,
            "balance": fen_to_yuan(b["balance_fen"]), "available": fen_to_yuan(b["available_fen"])}
     if moved:
         out.update(transfer_id=moved["transfer_id"], amount_fen=moved["amount_fen"], at=moved["at"])
@@ -226,9 +218,17 @@ def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra) ->
     return out
 
 
-def _debit_ready(op: Op, account: BankAccount, pin: str) -> int:
-    """Debit side checks in order: account state, then the PIN. Returns the ledger account id."""
-    check_bank_debit(_status(op, account))
+def require_pin_kept(op: Op, account: BankAccount) -> None:
+    """A bank PIN exists from activation until close: before or after, the PIN answers as a debit would."""
+    status = lifecycle.bank_status(op, account)
+    if status in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
+        check_bank_debit(status)
+
+
+def debit_ready(op: Op, account: BankAccount, pin: str) -> int:
+    """Debit side checks in order: account state, then the PIN. Returns the ledger account id to debit
+    (a transfer, a payment, a replacement fee paid by card)."""
+    check_bank_debit(lifecycle.bank_status(op, account))
     check_pin(op, account, pin)
     return _ledger_id(op, account)
 
@@ -262,11 +262,9 @@ def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: s
         raise SscardError("activation_window_expired")
     check_repeat(pin, pin_again)
     check_new_pin(pin, person.citizen_id, person.birth_date)
-    account.status = bank_next(account.status, "activate")
-    account.activated_at = op.now
+    lifecycle.bank_transition(op, account, "activate")
     account.activated_outlet_id = op.actor.outlet_id
-    account.status_changed_at = op.now
-    _set_pin(op, account, pin)
+    set_pin(op, account, pin)
     new_id = _ledger_id(op, account)
     moved = _take_over_replaced_account(op, card, new_id) if card.replaces_card_id else None
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=person.id,
@@ -280,8 +278,7 @@ def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict 
     old = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old_card.id)) if old_card else None
     if old is None or old.status == BankStatus.CLOSED:
         return None
-    _refresh_bank(op, old)
-    if old.status == BankStatus.FROZEN:
+    if lifecycle.bank_status(op, old) == BankStatus.FROZEN:
         raise SscardError("account_frozen")  # a frozen balance cannot leave; the freeze must be lifted first
     amount = 0
     if old.ledger_account_id is not None:
@@ -290,9 +287,7 @@ def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict 
         if amount > 0:
             ledger.transfer(op, old.ledger_account_id, new_ledger_id, amount, "replacement", ref=f"card:{card.id}")
         ledger.close_account(op.session, old.ledger_account_id)
-    old.status = bank_next(old.status, "close")
-    old.loss_expires_at = None
-    old.status_changed_at = op.now
+    lifecycle.bank_transition(op, old, "close")
     return {"old_pan": mask_pan(old.pan), "amount_fen": amount}
 
 
@@ -326,7 +321,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
     require_positive_fen(amount_fen)
     account = _account(op, pan)
-    check_bank_credit(_status(op, account))
+    check_bank_credit(lifecycle.bank_status(op, account))
     cash = _cash_account(op)
     moved = ledger.transfer(op, cash, _ledger_id(op, account), amount_fen, "deposit", ref=op.actor.place)
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
@@ -340,7 +335,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
     require_positive_fen(amount_fen)
     account = _account(op, pan)
     cash = _cash_account(op)
-    source = _debit_ready(op, account, pin)
+    source = debit_ready(op, account, pin)
     with _committed_refusals():
         limit = None
         if op.actor.role is Role.TERMINAL:
@@ -368,9 +363,9 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
     target = _by_pan(op, to_pan)
     if target.id == source_account.id:
         raise SscardError("same_account")
-    source = _debit_ready(op, source_account, pin)
+    source = debit_ready(op, source_account, pin)
     with _committed_refusals():
-        check_bank_credit(_status(op, target))
+        check_bank_credit(lifecycle.bank_status(op, target))
         target_id = _ledger_id(op, target)
         limit = ("transfer", op.policy.limits.transfer_per_day_fen)
         if target.bank_id == source_account.bank_id:
@@ -398,7 +393,7 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
     require_positive_fen(amount_fen)
     merchant = _merchant_account(op)
     account = _account(op, pan)
-    source = _debit_ready(op, account, pin)
+    source = debit_ready(op, account, pin)
     timeout = None
     if pending and timeout_seconds is not None:
         if not (1 <= timeout_seconds <= MAX_PENDING_TIMEOUT.total_seconds()):
@@ -462,7 +457,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
     activated (refused once closed)."""
     require_positive_fen(amount_fen)
     account = lookup.account_by_pan(op.session, pan)
-    check_bank_credit(_status(op, account))
+    check_bank_credit(lifecycle.bank_status(op, account))
     payer = ledger.system_account(op, "pension_payer", kind="pension_payer")
     moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64])
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen, period=period,
@@ -479,8 +474,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
 def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)
-    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
-        check_bank_debit(_status(op, account))
+    require_pin_kept(op, account)
     check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="balance_shown")
     return _answer(op, account)
@@ -525,13 +519,12 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
     account = _account(op, pan)
-    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
-        check_bank_debit(_status(op, account))
+    require_pin_kept(op, account)
     check_repeat(new, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new, person.citizen_id, person.birth_date)
     check_pin(op, account, old)
-    _set_pin(op, account, new)
+    set_pin(op, account, new)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_changed")
     return {"pan": mask_pan(account.pan), "changed": True}
 
@@ -545,12 +538,11 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
     account = _account(op, pan)
     person = lookup.person_by_id(op.session, account.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    if _status(op, account) in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
-        check_bank_debit(_status(op, account))
+    require_pin_kept(op, account)
     check_repeat(new, new_again)
     check_new_pin(new, person.citizen_id, person.birth_date)
     was_locked = _pin_lock(account).is_locked(op.now)
-    _set_pin(op, account, new)
+    set_pin(op, account, new)
     op.audit("bank_account", account.pan, person_id=person.id, after="pin_reset", was_locked=was_locked)
     return {"pan": mask_pan(account.pan), "reset": True, "was_locked": was_locked}
 
@@ -560,22 +552,18 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
 
 @operation("bank.freeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def freeze(op: Op, pan: str, reason: str = "") -> dict:
-    account = _account(op, pan)
-    _refresh_bank(op, account)
-    before = account.status
-    account.status = bank_next(account.status, "freeze")
-    account.status_changed_at = op.now
-    op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
-             reason=reason[:200])
-    return {"pan": mask_pan(account.pan), "status": account.status}
+    """A supervisor stops every debit (a court order, a suspected fraud); credits still arrive."""
+    return _freeze_step(op, pan, "freeze", reason)
 
 
 @operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
+    return _freeze_step(op, pan, "unfreeze", reason)
+
+
+def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
     account = _account(op, pan)
-    before = account.status
-    account.status = bank_next(account.status, "unfreeze")
-    account.status_changed_at = op.now
+    before = lifecycle.bank_transition(op, account, event)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              reason=reason[:200])
     return {"pan": mask_pan(account.pan), "status": account.status}
@@ -587,23 +575,20 @@ def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
     account closes. A frozen account's balance cannot be paid out."""
     account = _account(op, pan)
     lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
-    _refresh_bank(op, account)
-    before = account.status
-    bank_next(account.status, "close")
+    before = lifecycle.bank_status(op, account)
+    bank_next(before, "close")  # refused before any money moves
     paid = 0
     moved = None
     if account.ledger_account_id is not None:
         ledger.void_all_pending(op, account.ledger_account_id)
         paid = ledger.balance(op.session, account.ledger_account_id).posted
         if paid > 0:
-            if account.status == BankStatus.FROZEN:
+            if before == BankStatus.FROZEN:
                 raise SscardError("account_frozen")
             moved = ledger.transfer(op, account.ledger_account_id, _cash_account(op), paid, "close_payout",
                                     ref=op.actor.place)
         ledger.close_account(op.session, account.ledger_account_id)
-    account.status = bank_next(account.status, "close")
-    account.loss_expires_at = None
-    account.status_changed_at = op.now
+    lifecycle.bank_transition(op, account, "close")
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              paid_out_fen=paid)
     return {"pan": mask_pan(account.pan), "status": account.status, "paid_out_fen": paid,

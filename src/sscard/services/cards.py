@@ -1,20 +1,117 @@
-"""Collecting a card, and what a card's two sides look like now."""
+"""Collecting a card (first or replacement, by the cardholder or an agent), sealing and unsealing an
+uncollected one, and what a card's two sides look like now."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
-from ..core.states import SsStatus, effective_bank_status, effective_seal_status, effective_ss_status, ss_next
+from ..core.states import (
+    BankStatus,
+    SsStatus,
+    effective_bank_status,
+    effective_seal_status,
+    effective_ss_status,
+)
+from ..models.counter import PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
-from . import access, lookup
+from . import access, attorney, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation, query
+
+
+class BankRef(TypedDict):
+    """How pages and slips name a card's bank, in both languages."""
+
+    code: str
+    name: str
+    name_en: str
+    hotline: str
+
+
+class BankSide(BankRef):
+    pan: str | None
+    status: BankStatus | None
+    activation_deadline: date | None
+    activation_days_left: int | None
+
+
+class PersonRef(TypedDict):
+    name: str
+    citizen_id: str
+
+
+class SsPasswordState(TypedDict):
+    initial: bool
+    locked: bool
+
+
+class CardView(TypedDict):
+    """Both sides of a card in effect now: what the portal, the consoles, the kiosk and the API show."""
+
+    card_number: str
+    person: PersonRef
+    ss_status: SsStatus
+    ss_loss_expires_at: datetime | None
+    reason: str
+    applied_at: datetime
+    ready_at: datetime | None
+    ready_center: str | None
+    collected_at: datetime | None
+    issue_date: date | None
+    expiry_date: date | None
+    spec_version: str
+    ss_password: SsPasswordState
+    bank: BankSide
+
+
+class Collected(TypedDict):
+    """A card handed over: the window's confirmation and the API's answer."""
+
+    card_number: str
+    ss_status: str
+    issue_date: date | None
+    expiry_date: date | None
+    activation_deadline: date | None
+    cancelled_old_card: str | None
+    collected_by: str  # cardholder | agent
+    bank_status: str
+    activation_required: bool
+    bank: BankRef
+    pan: str
+
+
+class CenterRef(TypedDict):
+    code: str
+    name: str
+
+
+class CollectionReceipt(TypedDict):
+    receipt_no: str
+    card_number: str
+    person: PersonRef
+    collected_at: datetime | None
+    issue_date: date | None
+    expiry_date: date | None
+    center: CenterRef | None
+    reason: str
+    old_card_number: str | None
+    old_card_status: str | None
+    bank: BankRef
+    pan: str
+    bank_status: str
+    activation_deadline: date | None
+    activation_days: int
+    agent: PersonRef | None
+    application_id: int | None
 
 
 def add_years(day: date, years: int) -> date:
@@ -25,29 +122,27 @@ def add_years(day: date, years: int) -> date:
 
 
 @operation("card.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
-def collect_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
-    """For channels; other operations are built from `collect_card_in`."""
-    return collect_card_in(op, card_number, presented_citizen_id)
+def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
+                 agent_citizen_id: str | None = None) -> Collected:
+    """Hand over a ready card after the ID check (an agent: a power of attorney naming `card.collect`, and
+    their own ID): it is issued (normal) with SS password 123456, and the card keeps who collected it.
 
-
-def collect_card_in(op: Op, card_number: str, presented_citizen_id: str) -> dict:
-    """Hand over a ready card after the ID check: it is issued (normal) with SS password 123456.
-
-    The 60-day activation window of the bank side starts today. A replacement's old card is
-    cancelled on the SS side now; its bank account waits for the new one's activation (RULES §6)."""
+    The 60-day activation window of the bank side starts today. A replacement's old card is cancelled on
+    the SS side now; its bank account waits for the new one's activation, unless the new card keeps the
+    PAN, when that account moves to the new card now (RULES §6). First cards and replacements alike,
+    whichever route or console collects them."""
     card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id)
+    access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
+    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    if _sealed(op, card):
+    if lifecycle.sealed(op, card):
         raise SscardError("card_sealed")
-    before = card.ss_status
-    card.ss_status = ss_next(card.ss_status, "collect")
+    before = lifecycle.ss_transition(op, card, "collect")
     today = op.app.clock.today()
-    card.collected_at = op.now
-    card.status_changed_at = op.now
     card.issue_date = today
     card.expiry_date = add_years(today, op.policy.card.validity_years)
+    card.collecting_attorney_id = poa.id if poa else None
     card.ss_pw_digest = None  # the initial 123456
     card.ss_pw_failures = 0
     card.ss_pw_locked = False
@@ -59,11 +154,13 @@ def collect_card_in(op: Op, card_number: str, presented_citizen_id: str) -> dict
     if card.replaces_card_id:
         old = op.session.get(Card, card.replaces_card_id)
         if old is not None and old.ss_status != SsStatus.CANCELLED:
-            old.ss_status = ss_next(old.ss_status, "cancel")
-            old.status_changed_at = op.now
+            lifecycle.ss_transition(op, old, "cancel")
             old_number = old.card_number
+    collected_by = "agent" if poa else "cardholder"
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
-             cancelled_old_card=old_number)
+             on_behalf_of=person.id if poa else None, attorney_id=poa.id if poa else None,
+             cancelled_old_card=old_number, collected_by=collected_by)
+    bank = op.session.get(Bank, card.bank_id)
     return {
         "card_number": card.card_number,
         "ss_status": card.ss_status,
@@ -71,7 +168,17 @@ def collect_card_in(op: Op, card_number: str, presented_citizen_id: str) -> dict
         "expiry_date": card.expiry_date,
         "activation_deadline": account.activation_deadline,
         "cancelled_old_card": old_number,
+        "collected_by": collected_by,
+        "bank_status": account.status,
+        "activation_required": account.status == BankStatus.NOT_ACTIVATED,
+        "bank": bank_ref(bank),
+        "pan": mask_pan(account.pan),
     }
+
+
+def bank_ref(bank: Bank) -> BankRef:
+    """How a page or a slip names a card's bank, in both languages, with its hotline."""
+    return {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline}
 
 
 def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
@@ -89,11 +196,6 @@ def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
     return account
 
 
-def _sealed(op: Op, card: Card) -> bool:
-    status = effective_seal_status(card.ss_status, card.ready_at, op.now, op.policy.card.uncollected_seal_days)
-    return status == SsStatus.SEALED
-
-
 @operation("card.unseal", roles=CENTER_STAFF, scope=Scope.CENTER)
 def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
@@ -101,11 +203,7 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
     access.require_center(op.actor, card.ready_center_id)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    if card.ss_status == SsStatus.READY and _sealed(op, card):
-        card.ss_status = ss_next(card.ss_status, "seal")  # the lapse, recorded before it is undone
-    card.ss_status = ss_next(card.ss_status, "unseal")
-    card.ready_at = op.now
-    card.status_changed_at = op.now
+    lifecycle.ss_transition(op, card, "unseal")  # a seal that lapsed unswept is recorded first
     op.audit("card", card.card_number, before=SsStatus.SEALED, after=card.ss_status, person_id=person.id)
     return {"card_number": card.card_number, "ss_status": card.ss_status}
 
@@ -114,21 +212,12 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
 def seal_uncollected(op: Op) -> dict:
     """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
     deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
-    ss_next(SsStatus.READY, "seal")  # the rule, stated once in the state machine
-    sealed = op.session.scalars(
-        update(Card)
-        .where(Card.ss_status == SsStatus.READY, Card.ready_at <= deadline)
-        .values(ss_status=SsStatus.SEALED, status_changed_at=op.now, version=Card.version + 1)
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(sealed):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.READY, after=SsStatus.SEALED)
+    sealed = lifecycle.ss_transition_all(op, "seal", Card.ready_at <= deadline)
     op.audit("sweep", "uncollected_cards", cards=len(sealed))
     return {"sealed": len(sealed)}
 
 
-def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None = None) -> dict:
+def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal_days: int | None = None) -> CardView:
     """Both sides in effect at `now`; with `seal_days`, an uncollected ready card past it shows as sealed."""
     person = session.get(Person, card.person_id)
     bank = session.get(Bank, card.bank_id)
@@ -159,10 +248,7 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
         "spec_version": card.spec_version,
         "ss_password": {"initial": card.ss_pw_digest is None, "locked": card.ss_pw_locked},
         "bank": {
-            "code": bank.code,
-            "name": bank.name,
-            "name_en": bank.name_en,
-            "hotline": bank.hotline,
+            **bank_ref(bank),
             "pan": mask_pan(account.pan) if account else None,
             "status": bank_status,
             "activation_deadline": account.activation_deadline if account else None,
@@ -171,8 +257,46 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
     }
 
 
+@query("card.collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
+def collection_receipt(op: Op, card_number: str) -> CollectionReceipt:
+    """What the collection slip says: the card, both sides, the old card it replaces and, when an agent
+    collected it, the agent (masked) from the power of attorney the card keeps."""
+    card = lookup.card_by_number(op.session, card_number)
+    access.require_center(op.actor, card.ready_center_id)
+    if card.collected_at is None:
+        raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
+    op.audit("card", card.card_number, person_id=card.person_id)
+    person = op.session.get(Person, card.person_id)
+    account = lookup.account_for_card(op.session, card)
+    center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
+    old = op.session.get(Card, card.replaces_card_id) if card.replaces_card_id else None
+    application_id = op.session.scalar(
+        select(ReplacementApplication.id).where(ReplacementApplication.new_card_id == card.id))
+    poa = op.session.get(PowerOfAttorney, card.collecting_attorney_id) if card.collecting_attorney_id else None
+    return {
+        "receipt_no": f"L{card.id:08d}",
+        "card_number": mask_card_number(card.card_number),
+        "person": {"name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
+        "collected_at": card.collected_at,
+        "issue_date": card.issue_date,
+        "expiry_date": card.expiry_date,
+        "center": {"code": center.code, "name": center.name} if center else None,
+        "reason": card.reason,
+        "old_card_number": mask_card_number(old.card_number) if old else None,
+        "old_card_status": old.ss_status if old else None,
+        "bank": bank_ref(op.session.get(Bank, card.bank_id)),
+        "pan": mask_pan(account.pan),
+        "bank_status": account.status,
+        "activation_deadline": account.activation_deadline if account.status == BankStatus.NOT_ACTIVATED else None,
+        "activation_days": op.policy.activation.window_days,
+        "agent": {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
+        if poa else None,
+        "application_id": application_id,
+    }
+
+
 @query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
-def card_status(op: Op, card_number: str) -> dict:
+def card_status(op: Op, card_number: str) -> CardView:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
     op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record

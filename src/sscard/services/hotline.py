@@ -21,7 +21,7 @@ from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
 from ..core.passwords import check_new_pin, constant_time_equal
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..core.states import BankStatus, SsStatus, effective_bank_status, effective_ss_status
+from ..core.states import SsStatus, effective_bank_status, effective_ss_status
 from ..models.foundation import Bank, BankAccount, Card, Person
 from ..models.hotline import HotlineAgentRequest, HotlineCall
 from . import lookup
@@ -232,13 +232,11 @@ def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict
 
     _verified_step(op, call_sid, pan)
     account = lookup.account_by_pan(op.session, pan, op.actor)
-    status = effective_bank_status(account.status, account.loss_expires_at, op.now)
-    if status in (BankStatus.NOT_ACTIVATED, BankStatus.CLOSED):
-        raise SscardError("not_activated" if status == BankStatus.NOT_ACTIVATED else "account_closed")
+    banking.require_pin_kept(op, account)
     _second_entry_matches(op, call_sid, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new_again, person.citizen_id, person.birth_date)
-    banking._set_pin(op, account, new_again)  # the bank area's one way of keeping a PIN
+    banking.set_pin(op, account, new_again)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_changed")
     return {"changed": True}
 

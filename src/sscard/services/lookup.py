@@ -99,3 +99,12 @@ def check_presented_id(person: Person, presented_citizen_id: str) -> None:
     """The identity check at a counter: the ID presented must be the cardholder's."""
     if validate_citizen_id(presented_citizen_id) != person.citizen_id:
         raise SscardError("identity_mismatch")
+
+
+def own_center(session: Session, actor: Actor) -> ServiceCenter:
+    """The center a clerk works at: the scope of their center's work (a replacement applied for there,
+    the cards waiting there); anyone without a center is refused."""
+    if actor.center_id is None:
+        raise SscardError("forbidden")
+    access.require_center(actor, actor.center_id)
+    return session.get(ServiceCenter, actor.center_id)

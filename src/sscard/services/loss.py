@@ -9,22 +9,30 @@ and how to report it. With policy loss.linked, a loss on one side records one on
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import TypedDict
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Channel, Role
-from ..core.states import BankStatus, SsStatus, bank_next, effective_bank_status, effective_ss_status, ss_next
+from ..core.states import BankStatus, SsStatus
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation
 
 HOTLINE_12333 = "12333"
 
 
-def remind_bank(bank: Bank) -> dict:
+class Reminder(TypedDict):
+    """That the other side of the card is reported separately, and where, in both languages."""
+
+    zh: str
+    en: str
+
+
+def remind_bank(bank: Bank) -> Reminder:
     return {
         "zh": f"社会保障卡挂失不包括银行账户。请另行致电{bank.name}客服热线{bank.hotline}或到该行网点办理银行账户挂失。",
         "en": f"This does not report the bank account lost. Call {bank.name_en or bank.name} on {bank.hotline} "
@@ -32,7 +40,7 @@ def remind_bank(bank: Bank) -> dict:
     }
 
 
-def remind_ss() -> dict:
+def remind_ss() -> Reminder:
     return {
         "zh": f"银行账户挂失不包括社会保障功能。请另行致电{HOTLINE_12333}或到社会保障卡服务网点办理社保挂失。",
         "en": f"This does not report the social security card lost. Call {HOTLINE_12333} or visit a social "
@@ -40,53 +48,13 @@ def remind_ss() -> dict:
     }
 
 
-def _refresh_ss(op: Op, card: Card) -> None:
-    """Record a lapsed temporary loss before acting on the card, so the state machine sees the truth."""
-    effective = effective_ss_status(card.ss_status, card.loss_expires_at, op.now)
-    if effective != card.ss_status:
-        card.ss_status = ss_next(card.ss_status, "lapse_temporary_loss")
-        card.loss_expires_at = None
-        card.status_changed_at = op.now
-
-
-def _refresh_bank(op: Op, account: BankAccount) -> None:
-    effective = effective_bank_status(account.status, account.loss_expires_at, op.now)
-    if effective != account.status:
-        account.status = bank_next(account.status, "lapse_oral_loss")
-        account.loss_expires_at = None
-        account.status_changed_at = op.now
-
-
-def _ss_transition(op: Op, card: Card, event: str) -> str:
-    _refresh_ss(op, card)
-    before = card.ss_status
-    card.ss_status = ss_next(card.ss_status, event)
-    card.status_changed_at = op.now
-    card.loss_expires_at = (
-        op.now + timedelta(days=op.policy.ss_loss.temporary_days) if card.ss_status == SsStatus.TEMPORARY_LOSS else None
-    )
-    return before
-
-
-def _bank_transition(op: Op, account: BankAccount, event: str) -> str:
-    _refresh_bank(op, account)
-    before = account.status
-    account.status = bank_next(account.status, event)
-    account.status_changed_at = op.now
-    account.loss_expires_at = (
-        op.now + timedelta(days=op.policy.bank_loss.oral_days) if account.status == BankStatus.ORAL_LOSS else None
-    )
-    return before
-
-
 def _linked_bank_loss(op: Op, card: Card) -> str | None:
     """loss.linked: an SS loss also records a written-style bank loss (no city offers this by default)."""
     if not op.policy.loss.linked:
         return None
     account = lookup.account_for_card(op.session, card)
-    _refresh_bank(op, account)
-    if account.status == BankStatus.ACTIVE:
-        _bank_transition(op, account, "report_oral_loss")
+    if lifecycle.bank_status(op, account) == BankStatus.ACTIVE:
+        lifecycle.bank_transition(op, account, "report_oral_loss")
         return account.status
     return None
 
@@ -95,9 +63,8 @@ def _linked_ss_loss(op: Op, account: BankAccount) -> str | None:
     if not op.policy.loss.linked:
         return None
     card = op.session.get(Card, account.card_id)
-    _refresh_ss(op, card)
-    if card.ss_status == SsStatus.NORMAL:
-        _ss_transition(op, card, "report_temporary_loss")
+    if lifecycle.ss_status(op, card) == SsStatus.NORMAL:
+        lifecycle.ss_transition(op, card, "report_temporary_loss")
         return card.ss_status
     return None
 
@@ -113,7 +80,7 @@ def _bank_of(op: Op, bank_id: int) -> Bank:
 def report_temporary_loss(op: Op, card_number: str) -> dict:
     """By 12333 or the portal (identified by SS number + query password); stops SS use at once."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
-    before = _ss_transition(op, card, "report_temporary_loss")
+    before = lifecycle.ss_transition(op, card, "report_temporary_loss")
     linked = _linked_bank_loss(op, card)
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=card.person_id, linked_bank=linked)
     return {
@@ -132,7 +99,7 @@ def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, atto
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
     agent = _check_attorney(op, attorney_id, person.id, "ss_loss.report_formal")
-    before = _ss_transition(op, card, "report_formal_loss")
+    before = lifecycle.ss_transition(op, card, "report_formal_loss")
     linked = _linked_bank_loss(op, card)
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
              on_behalf_of=person.id if agent else None, attorney_id=attorney_id, linked_bank=linked)
@@ -157,8 +124,7 @@ def replacement_applied(op: Op, card: Card) -> bool:
 def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict:
     """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
-    _refresh_ss(op, card)
-    if card.ss_status == SsStatus.FORMAL_LOSS:
+    if lifecycle.ss_status(op, card) == SsStatus.FORMAL_LOSS:
         if op.actor.role not in CENTER_STAFF or op.actor.channel not in (Channel.WINDOW, Channel.API):
             raise SscardError("forbidden")
     if op.actor.role in CENTER_STAFF:
@@ -167,7 +133,7 @@ def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = 
         lookup.check_presented_id(lookup.person_by_id(op.session, card.person_id), presented_citizen_id)
     if replacement_applied(op, card):
         raise SscardError("replacement_exists")
-    before = _ss_transition(op, card, "cancel_loss")
+    before = lifecycle.ss_transition(op, card, "cancel_loss")
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=card.person_id)
     return {"card_number": card.card_number, "ss_status": card.ss_status}
 
@@ -180,7 +146,7 @@ def report_oral_loss(op: Op, pan: str) -> dict:
     """By the bank's hotline (PAN + citizen ID + PIN or personal data, checked by the hotline)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id)
-    before = _bank_transition(op, account, "report_oral_loss")
+    before = lifecycle.bank_transition(op, account, "report_oral_loss")
     linked = _linked_ss_loss(op, account)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
@@ -199,7 +165,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict:
     account = lookup.account_by_pan(op.session, pan)
     access.require_bank(op.actor, account.bank_id)
     lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
-    before = _bank_transition(op, account, "report_written_loss")
+    before = lifecycle.bank_transition(op, account, "report_written_loss")
     linked = _linked_ss_loss(op, account)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
@@ -211,14 +177,13 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
     """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id)
-    _refresh_bank(op, account)
-    if op.actor.role is Role.CARDHOLDER and account.status != BankStatus.ORAL_LOSS:
+    if op.actor.role is Role.CARDHOLDER and lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS:
         raise SscardError("forbidden")
     if op.actor.role in BANK_STAFF:
         if not presented_citizen_id:
             raise SscardError("identity_mismatch")
         lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
-    before = _bank_transition(op, account, "cancel_loss")
+    before = lifecycle.bank_transition(op, account, "cancel_loss")
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id)
     return {"pan": account.pan, "status": account.status}
 
@@ -229,25 +194,7 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
 @operation("loss.sweep_lapsed", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_lapsed(op: Op) -> dict:
     """Record every temporary SS loss and oral bank loss whose days have run out (a nightly job)."""
-    cards = op.session.scalars(
-        update(Card)
-        .where(Card.ss_status == SsStatus.TEMPORARY_LOSS, Card.loss_expires_at <= op.now)
-        .values(ss_status=SsStatus.NORMAL, loss_expires_at=None, status_changed_at=op.now, version=Card.version + 1)
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    accounts = op.session.scalars(
-        update(BankAccount)
-        .where(BankAccount.status == BankStatus.ORAL_LOSS, BankAccount.loss_expires_at <= op.now)
-        .values(status=BankStatus.ACTIVE, loss_expires_at=None, status_changed_at=op.now,
-                version=BankAccount.version + 1)
-        .returning(BankAccount.card_id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(cards):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.TEMPORARY_LOSS, after=SsStatus.NORMAL)
-    for card_id in sorted(accounts):
-        op.event("card.bank_status_changed", card_id, before=BankStatus.ORAL_LOSS, after=BankStatus.ACTIVE)
+    cards, accounts = lifecycle.lapse_losses(op)
     op.audit("sweep", "lapsed_losses", ss_cards=len(cards), bank_accounts=len(accounts))
     return {"ss_cards": len(cards), "bank_accounts": len(accounts)}
 

@@ -2,10 +2,10 @@
 
 What is recorded, by construction rather than route by route:
 - every change of a card's SS status or of its bank account's status made through the ORM (the one
-  way services change a state: `card.ss_status = ss_next(...)`) is seen by a `before_flush` hook and
+  way services change a state: `services.card_lifecycle.ss_transition` / `bank_transition`) is seen by a `before_flush` hook and
   queued as `card.ss_status_changed` / `card.bank_status_changed` (a new card or account: before null);
-- bulk state changes (production batches, the nightly sweeps) and events that are not state changes
-  (`bank.pension_credited`) are queued by the service with `op.event(...)`.
+- bulk state changes (production batches, the nightly sweeps) are queued by `card_lifecycle`'s bulk
+  transitions, and events that are not state changes (`bank.pension_credited`) by the service with `op.event(...)`.
 The queue lives on the session; the operation frame (and the group-commit writer) writes it next to
 the operation's audit record, stamped with the operation's name, time and audit record id.
 
@@ -22,9 +22,9 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, insert, inspect, select, text
+from sqlalchemy import Table, bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from ..models.foundation import BankAccount, Card
 PENDING = "sscard.events"  # session.info: events queued by this transaction, not yet written
 LOCKED = "sscard.events.locked"  # session.info: the feed-order lock is held (PostgreSQL)
 FEED_LOCK_KEY = 0x5353434152440002  # pg_advisory_xact_lock key of event writers ("SSCARD" 2)
-EVENTS = Event.__table__
+EVENTS = cast(Table, Event.__table__)  # declared as a FromClause; a mapped class's table is a Table
 SS_TYPES = frozenset({"card.ss_status_changed"})
 _FEED_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _INSERT = insert(EVENTS)

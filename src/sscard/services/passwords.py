@@ -20,8 +20,9 @@ from ..core.passwords import (
 )
 from ..core.roles import CENTER_STAFF, Actor, Role
 from ..core.states import SsStatus, effective_ss_status
+from ..models.counter import PowerOfAttorney
 from ..models.foundation import Card, Person
-from . import access, lookup
+from . import access, attorney, lookup
 from .access import Scope
 from .operation import Op, operation
 
@@ -94,12 +95,23 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
 
 @operation("ss_password.reset", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('new',))
 def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
-    """For channels; other operations are built from `reset_ss_password_in`."""
-    return reset_ss_password_in(op, card_number, presented_citizen_id, new)
-
-
-def reset_ss_password_in(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
     """At a window with ID: back to the initial 123456, or to a new one typed on the PIN pad; unlocks."""
+    return _reset_ss_password(op, card_number, presented_citizen_id, new, agent=None)
+
+
+@operation("ss_password.reset_by_agent", roles=CENTER_STAFF, scope=Scope.OWN)
+def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int,
+                               agent_citizen_id: str) -> dict:
+    """RULES §4: a forgotten or locked SS password is reset at a window by an agent with a power of
+    attorney naming `ss_password.reset` and both IDs; back to the initial 123456 (a new one is set on the
+    PIN pad later, by the cardholder)."""
+    card = lookup.card_by_number(op.session, card_number)
+    agent = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "ss_password.reset")
+    return _reset_ss_password(op, card_number, presented_citizen_id, None, agent=agent)
+
+
+def _reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None, *,
+                       agent: PowerOfAttorney | None) -> dict:
     card = _usable_card(op, card_number)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
@@ -109,7 +121,8 @@ def reset_ss_password_in(op: Op, card_number: str, presented_citizen_id: str, ne
         check_new_pin(new, person.citizen_id, person.birth_date)
         card.ss_pw_digest = op.secrets.pin_digest(SS_PURPOSE, card.card_number, new)
     _set_ss_lock(card, Lockout())
-    op.audit("card", card.card_number, person_id=person.id, after="ss_password_reset", to_initial=new is None)
+    op.audit("card", card.card_number, person_id=person.id, after="ss_password_reset", to_initial=new is None,
+             on_behalf_of=person.id if agent else None, attorney_id=agent.id if agent else None)
     return {"card_number": card.card_number, "reset": True, "initial": new is None}
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from ..core.errors import SscardError
 from ..core.roles import CENTER_STAFF, Role
-from ..core.states import SsStatus, ss_next
+from ..core.states import SsStatus
 from ..models.counter import ReplacementApplication
 from ..models.foundation import Card, ProductionBatch
 from . import access, lookup
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation
 
@@ -31,7 +32,6 @@ def start_batch(op: Op, center_code: str) -> dict:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
     access.require_center(op.actor, center.id)
-    ss_next(SsStatus.APPLIED, "start_production")  # the rule, stated once in the state machine
     count = op.session.scalar(
         select(func.count()).select_from(Card).where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
     )
@@ -50,16 +50,8 @@ def start_batch(op: Op, center_code: str) -> dict:
     )
     op.session.add(batch)
     op.session.flush()
-    moved = op.session.scalars(
-        update(Card)
-        .where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
-        .values(ss_status=SsStatus.IN_PRODUCTION, batch_id=batch.id, status_changed_at=op.now, version=Card.version + 1)
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(moved):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.APPLIED, after=SsStatus.IN_PRODUCTION,
-                 batch=batch.code)
+    lifecycle.ss_transition_all(op, "start_production", Card.apply_center_id == center.id,
+                                event_detail={"batch": batch.code}, batch_id=batch.id)
     op.audit("batch", batch.code, before="applied", after="in_production", cards=count)
     return {"batch": batch.code, "cards": count, "due_date": batch.due_date, "status": batch.status}
 
@@ -71,11 +63,6 @@ _chosen_center = (select(ReplacementApplication.collect_center_id)
 
 @operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
 def complete_batch(op: Op, batch_code: str) -> dict:
-    """For channels; other operations are built from `complete_batch_in`."""
-    return complete_batch_in(op, batch_code)
-
-
-def complete_batch_in(op: Op, batch_code: str) -> dict:
     """The batch is back from the factory: its cards are ready for collection at their center: a first
     card where it was applied for, a replacement at the center its applicant chose (one completion for
     both, whichever route or console completes the batch)."""
@@ -85,23 +72,23 @@ def complete_batch_in(op: Op, batch_code: str) -> dict:
     access.require_center(op.actor, batch.center_id)
     if batch.status != "in_production":
         raise SscardError("illegal_transition", state=batch.status, event="complete_batch")
-    ready = op.session.scalars(
-        update(Card)
-        .where(Card.batch_id == batch.id, Card.ss_status == SsStatus.IN_PRODUCTION)
-        .values(
-            ss_status=SsStatus.READY,
-            ready_at=op.now,
-            ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id),
-            status_changed_at=op.now,
-            version=Card.version + 1,
-        )
-        .returning(Card.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    for card_id in sorted(ready):
-        op.event("card.ss_status_changed", card_id, before=SsStatus.IN_PRODUCTION, after=SsStatus.READY,
-                 batch=batch.code)
+    ready = lifecycle.ss_transition_all(op, "finish_production", Card.batch_id == batch.id,
+                                        event_detail={"batch": batch.code},
+                                        ready_center_id=func.coalesce(_chosen_center, Card.apply_center_id))
     batch.status = "ready"
     batch.completed_at = op.now
-    op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready))
-    return {"batch": batch.code, "cards": len(ready), "status": batch.status}
+    routed = _routed_elsewhere(op, batch)
+    op.audit("batch", batch.code, before="in_production", after="ready", cards=len(ready),
+             routed_to_other_centers=routed)
+    return {"batch": batch.code, "cards": len(ready), "status": batch.status, "routed_to_other_centers": routed}
+
+
+def _routed_elsewhere(op: Op, batch: ProductionBatch) -> int:
+    """How many of the batch's replacements wait at another center than the one they were applied at
+    (the window tells the clerk, whose own queue will not show them)."""
+    return op.session.scalar(
+        select(func.count()).select_from(ReplacementApplication)
+        .join(Card, Card.id == ReplacementApplication.new_card_id)
+        .where(Card.batch_id == batch.id,
+               ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
+    ) or 0

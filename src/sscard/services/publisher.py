@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -89,7 +90,8 @@ class Publisher:
         self.batch = batch
         self.ack_timeout = ack_timeout
         self.published = 0  # messages sent and acknowledged by this publisher (repeats included)
-        self._nc = self._js = None
+        self._nc: Any = None  # nats.aio.client.Client once connected (nats-py is imported on first use)
+        self._js: Any = None
 
     async def connect(self) -> None:
         import nats

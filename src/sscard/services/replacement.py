@@ -16,16 +16,18 @@ old card). An agent with a power of attorney may apply, pay, collect and report 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import NotRequired, TypedDict
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..core.errors import SscardError, register_messages
-from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
 from ..core.roles import CENTER_STAFF, Role
-from ..core.states import SS_LOST, BankStatus, SsStatus
+from ..core.states import SS_LOST, SsStatus
 from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
-from . import access, attorney, banking, cards, ledger, lookup, loss, passwords, production
+from . import access, attorney, banking, ledger, lookup, loss
+from . import card_lifecycle as lifecycle
 from .access import Scope
 from .enrolment import create_card, new_card_numbers
 from .operation import Op, operation, query
@@ -71,20 +73,33 @@ METHODS: dict[str, tuple[str, str]] = {
 FEE_INCOME = "agency_fee_income"
 
 
+class Applied(TypedDict):
+    """A replacement applied for: the window's confirmation and the API's answer."""
+
+    application_id: int
+    card_number: str
+    ss_status: str
+    reason: str
+    old_card_number: str
+    old_card_status: str
+    formal_loss_recorded: bool
+    fee_fen: int
+    fee_status: str  # none | paid | waived
+    fee_method: str | None  # cash | card | waived
+    receipt_no: str | None
+    bank: str  # the new card's bank code
+    pan_kept: bool
+    pan_last4: str
+    collect_center: str  # the code of the center the applicant chose
+    reminder: NotRequired[loss.Reminder]  # only when the formal loss was recorded in this visit
+
+
 def fee_for(op: Op, reason: str) -> int:
     return op.policy.fee.replacement_fen if reason in FEE_REASONS else 0
 
 
 def center_cash_account(op: Op, center: ServiceCenter) -> int:
     return ledger.system_account(op, f"cash:center-{center.code}", kind="cash_drawer")
-
-
-def _my_center(op: Op) -> ServiceCenter:
-    """The clerk's own center: the scope of their center work."""
-    if op.actor.center_id is None:
-        raise SscardError("forbidden")
-    access.require_center(op.actor, op.actor.center_id)
-    return op.session.get(ServiceCenter, op.actor.center_id)
 
 
 def _receipt_no(op: Op, center: ServiceCenter, application_id: int) -> str:
@@ -94,7 +109,7 @@ def _receipt_no(op: Op, center: ServiceCenter, application_id: int) -> str:
 
 def _new_card_keeping_pan(op: Op, person: Person, bank: Bank, center_id: int, reason: str, old: Card) -> Card:
     """bank.keep_pan_on_replacement: the new card has no bank account of its own; the old one's moves to
-    it at collection (counter.collect), so the PAN, the balance and the account state carry over."""
+    it at collection (card.collect), so the PAN, the balance and the account state carry over."""
     number, code, _ = new_card_numbers(op, person.area_code, bank, pan="kept")
     card = Card(person_id=person.id, card_number=number, ident_code=code, bank_id=bank.id,
                 ss_status=SsStatus.APPLIED, reason=reason, replaces_card_id=old.id,
@@ -117,16 +132,16 @@ def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int
 
 def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,
            waive_reason: str | None, pin: str | None = None, collect_center_code: str | None, bank_code: str | None,
-           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> dict:
+           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> Applied:
     if reason not in REASONS:
         raise SscardError("invalid_request")
     old = lookup.card_by_number(op.session, card_number)
     person = lookup.person_by_id(op.session, old.person_id, lock=True)
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, person.id, "replacement.apply")
     lookup.check_presented_id(person, presented_citizen_id)
-    center = _my_center(op)
+    center = lookup.own_center(op.session, op.actor)
     collect_center = lookup.center_by_code(op.session, collect_center_code) if collect_center_code else center
-    loss._refresh_ss(op, old)
+    lifecycle.refresh_ss(op, old)
     status = SsStatus(old.ss_status)
     if status in (SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED, SsStatus.CANCELLED):
         raise SscardError("replacement_not_allowed", state=str(status))
@@ -178,10 +193,10 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         # counter is committed with the refusal, and nothing of the application is.
         if old_account is None:
             raise SscardError("account_not_found")
-        card_debit = banking._debit_ready(op, old_account, pin or "")
+        card_debit = banking.debit_ready(op, old_account, pin or "")
     formal_loss_recorded = False
     if needs_formal_loss:
-        loss._ss_transition(op, old, "report_formal_loss")
+        lifecycle.ss_transition(op, old, "report_formal_loss")
         formal_loss_recorded = True
     keep_pan = op.policy.bank.keep_pan_on_replacement and bank.id == old.bank_id and old_account is not None
     if keep_pan:
@@ -217,7 +232,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
              fee_method=method or "none", receipt_no=receipt.receipt_no if receipt else None,
              waive_reason=(waive_reason or "").strip() or None, formal_loss_recorded=formal_loss_recorded,
              pan_kept=keep_pan, collect_center=collect_center.code)
-    out = {
+    out: Applied = {
         "application_id": application.id,
         "card_number": new.card_number,
         "ss_status": new.ss_status,
@@ -242,7 +257,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
 @operation("replacement.apply", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('pin',), batched=True)
 def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
           collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
-          attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> dict:
+          attorney_id: int | None = None, agent_citizen_id: str | None = None, pin: str | None = None) -> Applied:
     """Apply for a replacement or renewal and, when a fee is due, take it (cash, or card with the bank
     PIN typed on the window's PIN pad) with a numbered receipt."""
     return _apply(op, card_number, reason, presented_citizen_id, payment=payment, waive_reason=None, pin=pin,
@@ -254,66 +269,11 @@ def apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, paym
 def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: str, waive_reason: str,
                  collect_center_code: str | None = None, bank_code: str | None = None,
                  record_formal_loss: bool = False, attorney_id: int | None = None,
-                 agent_citizen_id: str | None = None) -> dict:
+                 agent_citizen_id: str | None = None) -> Applied:
     """The same, with the fee waived by a center supervisor, who gives the reason."""
     return _apply(op, card_number, reason, presented_citizen_id, payment=None, waive_reason=waive_reason or "",
                   collect_center_code=collect_center_code, bank_code=bank_code,
                   record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
-
-
-@operation("replacement.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
-def complete_batch(op: Op, batch_code: str) -> dict:
-    """A batch back from the factory: its cards are ready, each at the center its applicant chose."""
-    out = production.complete_batch_in(op, batch_code)  # routes replacements to the chosen center
-    routed = op.session.scalar(
-        select(func.count()).select_from(ReplacementApplication)
-        .join(Card, Card.id == ReplacementApplication.new_card_id)
-        .where(Card.batch_id.in_(select(_batch_id(batch_code))),
-               ReplacementApplication.collect_center_id != ReplacementApplication.apply_center_id)
-    )
-    op.note(routed_to_other_centers=routed)
-    return {**out, "routed_to_other_centers": routed}
-
-
-def _batch_id(batch_code: str):
-    from ..models.foundation import ProductionBatch
-
-    return select(ProductionBatch.id).where(ProductionBatch.code == batch_code).scalar_subquery()
-
-
-@operation("counter.collect", roles=CENTER_STAFF, scope=Scope.CENTER)
-def collect(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
-            agent_citizen_id: str | None = None) -> dict:
-    """Hand over a ready card after the ID check (an agent: a power of attorney naming collection, and
-    their own ID). The old card is cancelled; a kept PAN's account moves to the new card."""
-    card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id)  # handed over where it is ready, nowhere else
-    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
-    result = cards.collect_card_in(op, card_number, presented_citizen_id)  # moves a kept PAN too
-    account = lookup.account_for_card(op.session, card)
-    op.note(person_id=card.person_id, on_behalf_of=card.person_id if poa else None,
-            attorney_id=poa.id if poa else None, collected_by="agent" if poa else "cardholder")
-    bank = op.session.get(Bank, card.bank_id)
-    return {
-        **result,
-        "collected_by": "agent" if poa else "cardholder",
-        "bank_status": account.status,
-        "activation_required": account.status == BankStatus.NOT_ACTIVATED,
-        "bank": {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline},
-        "pan": mask_pan(account.pan),
-    }
-
-
-@operation("counter.ss_password_reset_by_agent", roles=CENTER_STAFF, scope=Scope.OWN)
-def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int,
-                               agent_citizen_id: str) -> dict:
-    """RULES §4: a forgotten or locked SS password is reset at a window by an agent with a power of
-    attorney naming it and both IDs; back to the initial 123456 (the new one is set on the PIN pad later)."""
-    card = lookup.card_by_number(op.session, card_number)
-    poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "ss_password.reset")
-    out = passwords.reset_ss_password_in(op, card_number, presented_citizen_id)
-    op.note(person_id=card.person_id, on_behalf_of=card.person_id, attorney_id=poa.id)
-    return out
 
 
 # ---------------------------------------------------------------- reading: receipts, a person's cards, the queue
@@ -355,140 +315,3 @@ def receipt(op: Op, receipt_no: str) -> dict:
     return receipt_view(op, r)
 
 
-@query("counter.collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
-def collection_receipt(op: Op, card_number: str) -> dict:
-    card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id)
-    if card.collected_at is None:
-        raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
-    op.audit("card", card.card_number, person_id=card.person_id)
-    person = op.session.get(Person, card.person_id)
-    bank = op.session.get(Bank, card.bank_id)
-    account = lookup.account_for_card(op.session, card)
-    center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
-    old = op.session.get(Card, card.replaces_card_id) if card.replaces_card_id else None
-    collected = op.session.scalar(
-        select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
-    )
-    from ..models.foundation import AuditRecord
-
-    audit_row = op.session.scalar(
-        select(AuditRecord).where(AuditRecord.object_id == card.card_number, AuditRecord.result == "ok",
-                                  AuditRecord.operation.in_(("counter.collect", "card.collect")))
-        .order_by(AuditRecord.id.desc()).limit(1)
-    )
-    agent = None
-    if audit_row is not None and audit_row.attorney_id:
-        poa = op.session.get(PowerOfAttorney, audit_row.attorney_id)
-        if poa is not None:
-            agent = {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
-    return {
-        "receipt_no": f"L{card.id:08d}",
-        "card_number": mask_card_number(card.card_number),
-        "person": {"name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
-        "collected_at": card.collected_at,
-        "issue_date": card.issue_date,
-        "expiry_date": card.expiry_date,
-        "center": {"code": center.code, "name": center.name} if center else None,
-        "reason": card.reason,
-        "old_card_number": mask_card_number(old.card_number) if old else None,
-        "old_card_status": old.ss_status if old else None,
-        "bank": {"code": bank.code, "name": bank.name, "name_en": bank.name_en, "hotline": bank.hotline},
-        "pan": mask_pan(account.pan),
-        "bank_status": account.status,
-        "activation_deadline": account.activation_deadline if account.status == BankStatus.NOT_ACTIVATED else None,
-        "activation_days": op.policy.activation.window_days,
-        "agent": agent,
-        "application_id": collected.id if collected else None,
-    }
-
-
-def _card_row(op: Op, card: Card) -> dict:
-    view = cards.card_view(op.session, card, op.now, masked=True)
-    application = op.session.scalar(
-        select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
-    )
-    receipt_no = None
-    if application is not None:
-        receipt_no = op.session.scalar(
-            select(FeeReceipt.receipt_no).where(FeeReceipt.application_id == application.id)
-        )
-    return {
-        "id": card.id,
-        **view,
-        "replacement": {
-            "application_id": application.id,
-            "fee_fen": application.fee_fen,
-            "fee_status": application.fee_status,
-            "receipt_no": receipt_no,
-        } if application else None,
-        "replaced": loss.replacement_applied(op, card),
-    }
-
-
-@query("counter.person", roles=CENTER_STAFF, scope=Scope.OWN)
-def person_overview(op: Op, person_id: int) -> dict:
-    """What the window shows about a person: masked identity, every card with both sides, and
-    replacement applications with their receipts."""
-    person = lookup.person_by_id(op.session, person_id)
-    rows = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
-    op.audit("person", person.id, person_id=person.id)
-    return {
-        "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
-                   "birth_date": person.birth_date, "sex": person.sex,
-                   "query_password": {"initial": bool(person.query_pw_initial),
-                                      "locked_until": person.query_pw_locked_until}},
-        "cards": [_card_row(op, c) for c in rows],
-    }
-
-
-@query("counter.card_number", roles=CENTER_STAFF, scope=Scope.OWN)
-def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
-    """For the console only: the full number of one of this person's cards (pages carry card ids)."""
-    card = op.session.get(Card, card_id)
-    if card is None or card.person_id != person_id:
-        raise SscardError("card_not_found")
-    op.audit("card", card.card_number, person_id=card.person_id)
-    return {"card_number": card.card_number}
-
-
-@query("counter.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
-def find_by_name(op: Op, name: str, birth_date) -> dict:
-    """Name + birth date (people share names: every match is listed, masked)."""
-    from datetime import date as date_
-
-    day = date_.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
-    wanted = (name or "").strip()
-    if not wanted or day is None:
-        raise SscardError("invalid_request")
-    rows = op.session.scalars(
-        select(Person).where(Person.name == wanted, Person.birth_date == day).order_by(Person.id).limit(50)
-    ).all()
-    return {"persons": [{"id": p.id, "name": mask_name(p.name), "citizen_id": mask_citizen_id(p.citizen_id),
-                         "birth_date": p.birth_date, "sex": p.sex} for p in rows]}
-
-
-@query("counter.queue", roles=CENTER_STAFF, scope=Scope.CENTER)
-def queue(op: Op) -> dict:
-    """The clerk's own center: cards waiting for collection here, applications not yet in production,
-    batches in production."""
-    from ..models.foundation import ProductionBatch
-
-    center = _my_center(op)
-    ready = op.session.scalars(
-        select(Card).where(Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)
-        .order_by(Card.ready_at).limit(200)
-    ).all()
-    applied = op.session.scalar(select(func.count()).select_from(Card).where(
-        Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED))
-    batches = op.session.scalars(select(ProductionBatch).where(
-        ProductionBatch.center_id == center.id).order_by(ProductionBatch.id.desc()).limit(20)).all()
-    return {
-        "center": {"code": center.code, "name": center.name},
-        "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
-                   "name": mask_name(op.session.get(Person, c.person_id).name), "reason": c.reason,
-                   "ready_at": c.ready_at} for c in ready],
-        "applied": applied or 0,
-        "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
-                     "created_at": b.created_at, "completed_at": b.completed_at} for b in batches],
-    }

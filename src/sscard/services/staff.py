@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from datetime import timedelta
+from typing import TYPE_CHECKING, TypedDict
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
@@ -13,6 +15,9 @@ from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser
 from . import lookup
 from .access import Scope
 from .operation import Op, operation
+
+if TYPE_CHECKING:
+    from .app import App
 
 STAFF_ROLES = {Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR}
 TERMINAL_KINDS = {"atm", "pos", "hospital", "pharmacy", "kiosk"}
@@ -159,8 +164,29 @@ class _DummyHash:
 _DUMMY_HASH = _DummyHash()
 
 
-def banks_and_places(app) -> dict:
-    def work(session):
+class BankEntry(TypedDict):
+    code: str
+    name: str
+    name_en: str
+    bin: str
+    hotline: str
+
+
+class CenterEntry(TypedDict):
+    code: str
+    name: str
+    name_en: str
+
+
+class BanksAndPlaces(TypedDict):
+    """The city's banks and service centers, named in both languages (forms, statements, slips)."""
+
+    banks: list[BankEntry]
+    centers: list[CenterEntry]
+
+
+def banks_and_places(app: App) -> BanksAndPlaces:
+    def work(session: Session) -> BanksAndPlaces:
         return {
             "banks": [{"code": b.code, "name": b.name, "name_en": b.name_en, "bin": b.bin, "hotline": b.hotline}
                       for b in session.scalars(select(Bank)).all()],

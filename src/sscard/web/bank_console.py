@@ -12,10 +12,6 @@ and never passed with an idempotency key (whose request hash would keep a trace 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import secrets as pysecrets
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -25,13 +21,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..api.client_address import client_address
-from ..api.deps import language
+from ..core import sealing
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
+from ..http import client_address, language
 from ..services import banking, batching, loss, throttle, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
@@ -243,29 +239,17 @@ def _show(request: Request, page: str, *, supervisor: bool = False, **ctx: Any) 
 
 def seal_pan(app: App, desk: Desk, pan: str) -> str:
     """An opaque reference to a card number for a follow-up form (PDF, older entries), so the page never
-    carries the full number. Encrypt-then-MAC with HMAC-SHA256, keyed per session: it dies with it."""
-    key = bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
-    nonce = pysecrets.token_bytes(12)
-    data = pan.encode()
-    stream = hmac.new(key, b"stream" + nonce, hashlib.sha256).digest()
-    body = nonce + bytes(a ^ b for a, b in zip(data, stream, strict=False))
-    tag = hmac.new(key, b"tag" + body, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(body + tag).decode().rstrip("=")
+    carries the full number; keyed per session, it dies with it (core.sealing)."""
+    return sealing.seal(_pan_ref_key(app, desk), pan)
 
 
 def open_pan(app: App, desk: Desk, ref: str) -> str:
     """The card number behind seal_pan's reference, or invalid_request for anything else."""
-    key = bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
-    try:
-        raw = base64.urlsafe_b64decode(ref + "=" * (-len(ref) % 4))
-    except (ValueError, binascii.Error):
-        raise SscardError("invalid_request") from None
-    body, tag = raw[:-16], raw[-16:]
-    if len(body) <= 12 or not hmac.compare_digest(tag, hmac.new(key, b"tag" + body, hashlib.sha256).digest()[:16]):
-        raise SscardError("invalid_request")
-    nonce, data = body[:12], body[12:]
-    stream = hmac.new(key, b"stream" + nonce, hashlib.sha256).digest()
-    return bytes(a ^ b for a, b in zip(data, stream, strict=False)).decode()
+    return sealing.open_sealed(_pan_ref_key(app, desk), ref)
+
+
+def _pan_ref_key(app: App, desk: Desk) -> bytes:
+    return bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
 
 
 def _pan_of(app: App, desk: Desk, form: dict[str, str]) -> str:

@@ -21,11 +21,10 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..api.client_address import client_address
-from ..api.deps import language
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession
+from ..http import client_address, language
+from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession, window
 from ..services.app import App
 from ..services.staff import banks_and_places
 from ..services.throttle import guarded_login
@@ -54,12 +53,14 @@ REASON_LABELS = {
 METHOD_LABELS = {"cash": "现金", "card": "刷卡", "waived": "减免"}
 SCOPE_LABELS = {k: v[0] for k, v in attorney.SCOPES.items()}
 OP_LABELS = {
-    "counter.identity_check": "身份核验", "counter.end_visit": "结束办理", "counter.collect": "领卡",
+    "attorney.identity_check": "身份核验", "attorney.end_visit": "结束办理",
+    "counter.identity_check": "身份核验", "counter.end_visit": "结束办理", "counter.collect": "领卡",  # names before 0010
     "card.collect": "领卡", "ss_loss.report_formal": "社保正式挂失", "ss_loss.report_temporary": "临时挂失",
     "ss_loss.cancel": "解除挂失", "replacement.apply": "补换卡受理", "replacement.apply_waived": "补换卡受理（减免）",
     "replacement.complete_batch": "制卡完成", "production.start_batch": "送制新批次",
     "production.complete_batch": "制卡完成", "attorney.record": "登记授权委托书", "attorney.revoke": "撤销授权委托书",
     "ss_password.reset": "重置社保应用密码", "counter.ss_password_reset_by_agent": "代办重置社保应用密码",
+    "ss_password.reset_by_agent": "代办重置社保应用密码",
     "query_password.reset": "重置信息查询密码", "person.register": "参保登记", "card.apply_first": "首次申领",
 }
 POA_LABELS = {"valid": "有效", "expired": "已过期", "not_yet_valid": "未生效", "revoked": "已撤销"}
@@ -209,7 +210,7 @@ def _hotline_queue(app: App, actor: Actor) -> dict | None:
 def _home(request: Request, w: Window, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
     app = _app(request)
     return _page(request, w, "console/home.html", {
-        "queue": replacement.queue(app, w.actor), "hotline": _hotline_queue(app, w.actor), **(ctx or {}),
+        "queue": window.queue(app, w.actor), "hotline": _hotline_queue(app, w.actor), **(ctx or {}),
     }, status)
 
 
@@ -254,7 +255,7 @@ async def find(request: Request) -> Response:
                 birth = date.fromisoformat(form.get("birth_date", ""))
             except ValueError:
                 raise SscardError("invalid_request") from None
-            found = replacement.find_by_name(app, w.actor, form["name"], birth)["persons"]
+            found = window.find_by_name(app, w.actor, form["name"], birth)["persons"]
         elif len(query) == 18:
             found = [cards.find_person(app, w.actor, citizen_id=query)]
         elif query:
@@ -278,7 +279,7 @@ def _person(request: Request, w: Window, person_id: int, ctx: dict | None = None
     app = _app(request)
     today = app.clock.today()
     return _page(request, w, "console/person.html", {
-        "overview": replacement.person_overview(app, w.actor, person_id),
+        "overview": window.person_overview(app, w.actor, person_id),
         "attorneys": attorney.list_for_person(app, w.actor, person_id)["attorneys"],
         "today": today, "in_a_month": today + timedelta(days=30), **(ctx or {}),
     }, status)
@@ -365,7 +366,7 @@ def _visit(request: Request, w: Window, visit_id: int, ctx: dict | None = None, 
     visit = attorney.get_visit(app, w.actor, visit_id)
     places = banks_and_places(app)
     return _page(request, w, "console/visit.html", {
-        "visit": visit, "overview": replacement.person_overview(app, w.actor, visit["person_id"]),
+        "visit": visit, "overview": window.person_overview(app, w.actor, visit["person_id"]),
         "centers": places["centers"], "banks": places["banks"], "my_center": w.actor.place,
         "fee_fen": app.policy.fee.replacement_fen, "activation_days": app.policy.activation.window_days, "fee_reasons": sorted(replacement.FEE_REASONS), **(ctx or {}),
     }, status)
@@ -388,7 +389,7 @@ Action = Callable[[App, Window, dict, dict, str | None], dict]
 def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
     if not form.get("card_id", "").isdigit():
         raise SscardError("card_not_found")
-    return replacement.card_number_of(app, w.actor, ident["person_id"], int(form["card_id"]))["card_number"]
+    return window.card_number_of(app, w.actor, ident["person_id"], int(form["card_id"]))["card_number"]
 
 
 def _in_person_only(ident: dict) -> None:
@@ -432,7 +433,7 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
 
 
 def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
-    out = replacement.collect(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
+    out = cards.collect_card(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
                               ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
     return {"kind": "collected", "card_id": int(form["card_id"]), **out}
 
@@ -440,7 +441,7 @@ def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
 def _ss_password(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     number = _card_number(app, w, ident, form)
     if ident["attorney_id"] is not None:
-        out = replacement.reset_ss_password_by_agent(app, w.actor, number, ident["presented_citizen_id"],
+        out = passwords.reset_ss_password_by_agent(app, w.actor, number, ident["presented_citizen_id"],
                                                      ident["attorney_id"], ident["agent_citizen_id"],
                                                      idempotency_key=key)
     else:
@@ -530,8 +531,8 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
         return w
     app = _app(request)
     try:
-        number = replacement.card_number_of(app, w.actor, person_id, card_id)["card_number"]
-        data = replacement.collection_receipt(app, w.actor, number)
+        number = window.card_number_of(app, w.actor, person_id, card_id)["card_number"]
+        data = cards.collection_receipt(app, w.actor, number)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
@@ -544,7 +545,7 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
 
 def _production(request: Request, w: Window, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
     return _page(request, w, "console/production.html",
-                 {"queue": replacement.queue(_app(request), w.actor), **(ctx or {})}, status)
+                 {"queue": window.queue(_app(request), w.actor), **(ctx or {})}, status)
 
 
 @router.get("/production", response_class=HTMLResponse)
@@ -575,7 +576,7 @@ async def complete_batch(batch_code: str, request: Request) -> Response:
         return w
     form = await _form(request, w)
     try:
-        out = replacement.complete_batch(_app(request), w.actor, batch_code,
+        out = production.complete_batch(_app(request), w.actor, batch_code,
                                          idempotency_key=form.get("op_key") or None)
     except SscardError as err:
         return _production(request, w, {"error": _message(err, language(request))}, err.status)

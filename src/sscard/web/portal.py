@@ -22,12 +22,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
-from ..api.client_address import client_address
-from ..api.deps import language
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
+from ..http import client_address, language
 from ..services import audit, cards, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
@@ -89,6 +88,11 @@ OPERATION_WORDS = {
     "person.register": N_("登记个人信息"), "person.find": N_("查找个人信息"), "person.cards": N_("查看社保卡信息"),
     "card.status": N_("查看社保卡状态"), "card.apply_first": N_("申领社保卡"), "card.collect": N_("领取社保卡"),
     "card.seal_uncollected": N_("逾期未领封存"), "card.unseal": N_("解除封存"),
+    "window.person": N_("查看个人信息"), "window.card_number": N_("查看卡号"),
+    "attorney.identity_check": N_("核验身份"), "attorney.visit": N_("查看办理记录"),
+    "attorney.visit_identity": N_("查看身份信息"), "attorney.end_visit": N_("结束办理"),
+    "card.collection_receipt": N_("查看领卡回执"), "ss_password.reset_by_agent": N_("代办重置社保应用密码"),
+    # the names older audit records carry (before migration 0010_lifecycle)
     "counter.person": N_("查看个人信息"), "counter.card_number": N_("查看卡号"),
     "counter.identity_check": N_("核验身份"), "counter.visit": N_("查看办理记录"),
     "counter.visit_identity": N_("查看身份信息"), "counter.end_visit": N_("结束办理"),

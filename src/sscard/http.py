@@ -1,6 +1,8 @@
-"""The client's address as the server sees it, for the login throttle.
+"""What every HTTP channel (the API, the web pages, the voice webhook) reads off a request besides its
+body: the language to answer in, and the client's address as the server sees it (for the login throttle).
+Shared here so that no channel imports another's modules for it.
 
-The TCP peer, unless that peer is one of the configured reverse proxies (SSCARD_TRUSTED_PROXIES):
+The client's address is the TCP peer, unless that peer is one of the configured reverse proxies (SSCARD_TRUSTED_PROXIES):
 then X-Forwarded-For is read from the right, skipping our own proxies, and the first other address is
 the client. From any other peer the header is ignored: a client must not choose its own address.
 """
@@ -30,3 +32,12 @@ def client_address(request: Request) -> str:
         if not _trusted(hop, proxies):
             return hop[:64]
     return hops[0][:64] if hops else peer
+
+
+def language(request: Request) -> str:
+    """zh unless the caller asks for English (?lang=en, a cookie, or Accept-Language)."""
+    lang = request.query_params.get("lang") or request.cookies.get("lang")
+    if not lang:
+        accept = request.headers.get("accept-language", "")
+        lang = "en" if accept.lower().startswith("en") else "zh"
+    return "en" if lang.startswith("en") else "zh"

@@ -1,8 +1,8 @@
-"""`uvicorn sscard.api.asgi:application`: settings and policy from the environment."""
+"""`uvicorn sscard.asgi:application` (what `sscard serve` runs): settings and policy from the environment."""
 
 import gc
 
-from .main import create_app
+from .composition import create_app
 
 application = create_app()
 

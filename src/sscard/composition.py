@@ -1,0 +1,71 @@
+"""The composition root: the one place that assembles the server from its channels.
+
+The API (`sscard.api`, with the hotlines' voice webhook), the web pages (`sscard.web`: home, the window
+and bank consoles, the portal) and the shared parts around them (security headers, metrics, request
+context, the audit sealer and the event publisher) meet only here; the channels never import each
+other (import-linter: `.importlinter`). `sscard serve` runs `sscard.asgi:application`, made here; tests
+build their app with `create_app(app)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from . import metrics
+from .api import main as api_channel
+from .logs import RequestContext, install_logging
+from .services.app import App, build_app
+from .web import bank_console, console, pages, portal, security
+from .web.hardening import SecurityHeaders
+
+STATIC = Path(__file__).parent / "web" / "static"
+
+
+class _Sscard(FastAPI):
+    def build_middleware_stack(self):
+        """The security headers wrap everything, Starlette's 500 answers and the terminal lane included."""
+        return SecurityHeaders(super().build_middleware_stack())
+
+
+def create_app(app: App | None = None) -> FastAPI:
+    """The whole server over `app` (by default: settings and policy from the environment)."""
+    server = _Sscard(
+        title="sscard",
+        version="0.1.0",
+        description="The financial social security card: social security side and bank side. "
+        "Errors are {code, message}; writes accept an Idempotency-Key header.",
+        openapi_url="/openapi.json",
+    )
+    server.state.sscard = app or build_app()
+    install_logging(server.state.sscard.settings.log_format)
+    api_channel.install(server)
+    security.install(server)
+    for web_channel in (pages, console, portal, bank_console):
+        server.include_router(web_channel.router)
+    server.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    api_channel.finish(server)
+    metrics.install(server)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
+    server.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
+    _run_background_work(server)
+    return server
+
+
+def _run_background_work(server: FastAPI) -> None:
+    @server.on_event("startup")
+    def _start_sealer() -> None:
+        from .services.audit_chain import start_sealer
+
+        start_sealer(server.state.sscard)  # the audit chain's sealer (stopped by App.close)
+
+    @server.on_event("startup")
+    def _publish_events() -> None:
+        from .services import publisher
+
+        publisher.start(server.state.sscard)  # to NATS JetStream, when SSCARD_NATS_URL is set
+
+    @server.on_event("shutdown")
+    def _close() -> None:
+        server.state.sscard.close()

@@ -1,0 +1,134 @@
+"""What a hotline's actions are written against: the menu's data (nodes, options, texts), the context an
+action runs in (`Ctx`: the app, the line, the call's state and node), what it answers (`Outcome`) and the
+registry an action joins with `@handler("name")`. The engine (engine.py) runs menus over this; the
+actions (actions.py) fill the registry; neither imports the other's insides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import SscardError
+from ..services.app import App
+
+NODE_TYPES = {"menu", "input", "action", "say", "agent", "hangup"}
+AFTER_IDENTIFY = "$after_identify"
+LANGS = ("zh", "en")
+SPOKEN_SLOTS = ("card_tail", "pan_tail", "name")  # the only slots a prompt may say (never an ID or a digest)
+
+
+@dataclass(frozen=True)
+class Option:
+    go: str
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    type: str
+    say: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Option] = field(default_factory=dict)
+    action: str | None = None
+    on: dict[str, str] = field(default_factory=dict)
+    next: str | None = None
+    back: str | None = None
+    agent: bool = True
+    requires: str | None = None
+    num_digits: int | None = None
+    finish: str = "#"
+    secret: bool = False
+    slot: str | None = None
+    timeout: int | None = None
+    max_attempts: int | None = None
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Menu:
+    name: str
+    start: str
+    main: str
+    identify: str
+    timeout: int
+    max_timeouts: int
+    max_invalid: int
+    max_attempts: int
+    back_key: str
+    agent_key: str
+    idle_minutes: int
+    voices: dict[str, str]
+    text: dict[str, dict[str, str]]
+    nodes: dict[str, Node]
+
+
+@dataclass
+class Outcome:
+    """What an action answers: a route name (looked up in the node's `on`) and lines to say."""
+
+    name: str
+    lines: list[str] = field(default_factory=list)
+
+
+Handler = Callable[["Ctx", str | None], Outcome]
+HANDLERS: dict[str, Handler] = {}
+
+
+def handler(name: str):
+    def register(fn: Handler) -> Handler:
+        HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+class _Params(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@dataclass
+class Ctx:
+    """What an action sees: the app, the line, the call's state (mutable) and the node it runs for."""
+
+    app: App
+    menu: Menu
+    info: dict  # the line: {"line": ..., "bank": {...} | None}
+    state: dict
+    node: Node
+
+    @property
+    def lang(self) -> str:
+        return self.state.get("lang") or "zh"
+
+    @property
+    def slots(self) -> dict:
+        return self.state.setdefault("slots", {})
+
+    @property
+    def line(self) -> str:
+        return self.info["line"]
+
+    def params(self, **extra: Any) -> _Params:
+        policy = self.app.policy
+        out = _Params(
+            temporary_days=policy.ss_loss.temporary_days,
+            oral_days=policy.bank_loss.oral_days,
+            query_max=policy.query_password.max_failures,
+            query_lock_minutes=policy.query_password.lock_minutes,
+        )
+        bank = self.info.get("bank")
+        if bank:
+            out.update(bank=bank["name"] if self.lang == "zh" else bank["name_en"], hotline=bank["hotline"],
+                       bank_code=bank["code"])
+        out.update({k: v for k, v in self.slots.items() if k in SPOKEN_SLOTS})
+        out.update(extra)
+        return out
+
+    def text(self, key: str, **params: Any) -> str:
+        return self.menu.text[key][self.lang].format_map(self.params(**params))
+
+    def error(self, err: SscardError) -> str:
+        return err.message(self.lang)

@@ -1,0 +1,143 @@
+"""What a service-center window reads (the console's and the counter API's screens): a person with every
+card, both sides and any replacement with its receipt; the people of a name and birth date; the cards
+waiting at the clerk's own center, the applications not yet in production and the batches."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import TypedDict
+
+from sqlalchemy import func, select
+
+from ..core.errors import SscardError
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
+from ..core.roles import CENTER_STAFF, Role
+from ..core.states import SsStatus
+from ..models.counter import FeeReceipt, ReplacementApplication
+from ..models.foundation import Card, Person, ProductionBatch
+from . import cards, lookup, loss
+from .access import Scope
+from .operation import Op, query
+
+
+class ReplacementRef(TypedDict):
+    application_id: int
+    fee_fen: int
+    fee_status: str
+    receipt_no: str | None
+
+
+class CardRow(cards.CardView):
+    """A card as the window lists it: both sides, and the replacement it was applied for as, if any."""
+
+    id: int
+    replacement: ReplacementRef | None
+    replaced: bool  # a replacement has been applied for this card
+
+
+class QueryPasswordState(TypedDict):
+    initial: bool
+    locked_until: datetime | None
+
+
+class PersonAtWindow(TypedDict):
+    id: int
+    name: str
+    citizen_id: str
+    birth_date: date
+    sex: str
+    query_password: QueryPasswordState
+
+
+class PersonOverview(TypedDict):
+    """What the window (console and counter API) shows about a person."""
+
+    person: PersonAtWindow
+    cards: list[CardRow]
+
+
+def _card_row(op: Op, card: Card) -> CardRow:
+    view = cards.card_view(op.session, card, op.now, masked=True)
+    application = op.session.scalar(
+        select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id)
+    )
+    receipt_no = None
+    if application is not None:
+        receipt_no = op.session.scalar(
+            select(FeeReceipt.receipt_no).where(FeeReceipt.application_id == application.id)
+        )
+    return {
+        "id": card.id,
+        **view,
+        "replacement": {
+            "application_id": application.id,
+            "fee_fen": application.fee_fen,
+            "fee_status": application.fee_status,
+            "receipt_no": receipt_no,
+        } if application else None,
+        "replaced": loss.replacement_applied(op, card),
+    }
+
+
+@query("window.person", roles=CENTER_STAFF, scope=Scope.OWN)
+def person_overview(op: Op, person_id: int) -> PersonOverview:
+    """What the window shows about a person: masked identity, every card with both sides, and
+    replacement applications with their receipts."""
+    person = lookup.person_by_id(op.session, person_id)
+    rows = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
+    op.audit("person", person.id, person_id=person.id)
+    return {
+        "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id),
+                   "birth_date": person.birth_date, "sex": person.sex,
+                   "query_password": {"initial": bool(person.query_pw_initial),
+                                      "locked_until": person.query_pw_locked_until}},
+        "cards": [_card_row(op, c) for c in rows],
+    }
+
+
+@query("window.card_number", roles=CENTER_STAFF, scope=Scope.OWN)
+def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
+    """For the console only: the full number of one of this person's cards (pages carry card ids)."""
+    card = op.session.get(Card, card_id)
+    if card is None or card.person_id != person_id:
+        raise SscardError("card_not_found")
+    op.audit("card", card.card_number, person_id=card.person_id)
+    return {"card_number": card.card_number}
+
+
+@query("window.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
+def find_by_name(op: Op, name: str, birth_date) -> dict:
+    """Name + birth date (people share names: every match is listed, masked)."""
+    day = date.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
+    wanted = (name or "").strip()
+    if not wanted or day is None:
+        raise SscardError("invalid_request")
+    rows = op.session.scalars(
+        select(Person).where(Person.name == wanted, Person.birth_date == day).order_by(Person.id).limit(50)
+    ).all()
+    return {"persons": [{"id": p.id, "name": mask_name(p.name), "citizen_id": mask_citizen_id(p.citizen_id),
+                         "birth_date": p.birth_date, "sex": p.sex} for p in rows]}
+
+
+@query("window.queue", roles=CENTER_STAFF, scope=Scope.CENTER)
+def queue(op: Op) -> dict:
+    """The clerk's own center: cards waiting for collection here, applications not yet in production,
+    batches in production."""
+    center = lookup.own_center(op.session, op.actor)
+    ready = op.session.scalars(
+        select(Card).where(Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)
+        .order_by(Card.ready_at).limit(200)
+    ).all()
+    applied = op.session.scalar(select(func.count()).select_from(Card).where(
+        Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED))
+    batches = op.session.scalars(select(ProductionBatch).where(
+        ProductionBatch.center_id == center.id).order_by(ProductionBatch.id.desc()).limit(20)).all()
+    return {
+        "center": {"code": center.code, "name": center.name},
+        "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
+                   "name": mask_name(op.session.get(Person, c.person_id).name), "reason": c.reason,
+                   "ready_at": c.ready_at} for c in ready],
+        "applied": applied or 0,
+        "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
+                     "created_at": b.created_at, "completed_at": b.completed_at} for b in batches],
+    }
