@@ -1,0 +1,168 @@
+"""Monthly partitions of the append-only tables on PostgreSQL (docs/SCALE.md); plain tables on SQLite.
+
+Migration 0010 makes each table below `PARTITION BY RANGE (key)` with one partition per Shanghai calendar
+month and a DEFAULT partition, so that a write never fails for want of a partition. `ensure` creates the
+partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
+from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
+job did not run ahead: `status` counts them and `ensure` then leaves that month alone (creating the
+partition would have to move the rows; docs/SCALE.md says how) and reports it, so the operator is told.
+
+Each month's partition is created in its own short transaction under a transaction-level advisory lock
+(two servers and cron may run it at once) with a lock timeout, so a long transaction on the table makes
+the job skip and retry later instead of queueing every writer behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("sscard.partitions")
+
+MONTHS_AHEAD = 3  # what the server creates at start; cron runs the same job daily
+_LOCK = 0x5353_5041_5254  # pg_advisory_xact_lock key of this job ("SSPART")
+
+
+@dataclass(frozen=True)
+class Partitioned:
+    """A table partitioned by month on `key`, whose type says how a month's bound is written."""
+
+    table: str
+    key: str
+    kind: str  # date | timestamptz (bounds at Shanghai midnight) | month ('YYYY-MM' text)
+
+    def bound(self, month: date) -> str:
+        if self.kind == "date":
+            return f"'{month:%Y-%m-01}'"
+        if self.kind == "timestamptz":
+            return f"'{month:%Y-%m-01} 00:00:00+08'"
+        return f"'{month:%Y-%m}'"
+
+    def partition(self, month: date) -> str:
+        return f"{self.table}_p{month:%Y_%m}"
+
+    @property
+    def default(self) -> str:
+        return f"{self.table}_default"
+
+
+TABLES = (
+    Partitioned("ledger_transfers", "day", "date"),
+    Partitioned("audit_records", "at", "timestamptz"),
+    Partitioned("insurance_contributions", "month", "month"),
+    Partitioned("medical_contribution_credits", "month", "month"),
+    Partitioned("medical_settlements", "at", "timestamptz"),
+)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def is_partitioned(conn: Connection, table: str) -> bool:
+    return conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}) == "p"
+
+
+def create_partition(conn: Connection, spec: Partitioned, month: date) -> bool:
+    """Create `month`'s partition unless it exists; False when it exists. Raises when DEFAULT already
+    holds rows of that month (PostgreSQL refuses the partition then)."""
+    name = spec.partition(month)
+    if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None:
+        return False
+    conn.execute(text(f'CREATE TABLE "{name}" PARTITION OF "{spec.table}" FOR VALUES FROM ({spec.bound(month)}) '
+                      f"TO ({spec.bound(add_months(month, 1))})"))
+    return True
+
+
+def _stranded(conn: Connection, spec: Partitioned, month: date) -> int:
+    return conn.scalar(text(f'SELECT count(*) FROM "{spec.default}" WHERE "{spec.key}" >= {spec.bound(month)} '
+                            f'AND "{spec.key}" < {spec.bound(add_months(month, 1))}'))
+
+
+def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, lock_timeout_ms: int = 2000) -> dict:
+    """Create the partitions of this month and the next `months_ahead` months of every partitioned table.
+
+    Returns {"created": [names], "existing": n, "skipped": {name: reason}}; idempotent. On SQLite (and on a
+    PostgreSQL database not migrated to 0010) there is nothing to do."""
+    out: dict = {"created": [], "existing": 0, "skipped": {}}
+    if engine.dialect.name != "postgresql" or months_ahead < 0:
+        return out
+    first = month_start(today)
+    for spec in TABLES:
+        with engine.connect() as conn:
+            if not is_partitioned(conn, spec.table):
+                continue
+        for n in range(months_ahead + 1):
+            month = add_months(first, n)
+            with engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+                name = spec.partition(month)
+                if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None:
+                    out["existing"] += 1
+                    continue
+                stranded = _stranded(conn, spec, month)
+                if stranded:
+                    out["skipped"][name] = f"{stranded} rows of that month are in {spec.default}"
+                    continue
+                try:
+                    with conn.begin_nested():
+                        create_partition(conn, spec, month)
+                except Exception as exc:  # lock timeout: a long transaction holds the table; next run
+                    if "lock timeout" not in str(exc):
+                        raise
+                    out["skipped"][name] = "lock timeout (a long transaction holds the table): next run"
+                    continue
+                out["created"].append(name)
+    for name, why in out["skipped"].items():
+        log.warning("partition %s not created: %s", name, why)
+    return out
+
+
+def status(engine: Engine) -> list[dict]:
+    """Per partitioned table: its partitions (name, bounds, rows estimated), and rows in DEFAULT (exact)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    rows = []
+    with engine.connect() as conn:
+        for spec in TABLES:
+            if not is_partitioned(conn, spec.table):
+                continue
+            parts = conn.execute(text(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS est, "
+                "pg_total_relation_size(c.oid) AS bytes FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"), {"t": spec.table}).all()
+            in_default = conn.scalar(text(f'SELECT count(*) FROM "{spec.default}"'))
+            rows.append({"table": spec.table, "key": spec.key, "in_default": in_default,
+                         "partitions": [{"name": p.relname, "bound": p.bound, "rows_estimated": max(p.est, 0),
+                                         "bytes": p.bytes} for p in parts]})
+    return rows
+
+
+def start_in_background(app) -> threading.Thread | None:
+    """At server start: ensure the coming months' partitions without delaying the first answer (a write
+    before it is done lands in DEFAULT, never fails)."""
+    if app.db.engine.dialect.name != "postgresql":
+        return None
+
+    def run() -> None:
+        try:
+            out = ensure(app.db.engine, app.clock.today())
+            if out["created"]:
+                log.info("partitions created: %s", ", ".join(out["created"]))
+        except Exception:  # the server runs on without: DEFAULT takes the rows, and cron retries
+            log.exception("partitions: ensure at start failed")
+
+    thread = threading.Thread(target=run, name="sscard-partitions", daemon=True)
+    thread.start()
+    return thread
