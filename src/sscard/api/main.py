@@ -120,6 +120,12 @@ def create_app(app: App | None = None) -> FastAPI:
         start_sealer(api.state.sscard)  # the audit chain's sealer (stopped by App.close)
 
     @api.on_event("startup")
+    def _ensure_partitions() -> None:
+        from ..services import partitions
+
+        partitions.start_in_background(api.state.sscard)  # the coming months' partitions (PostgreSQL)
+
+    @api.on_event("startup")
     def _publish_events() -> None:
         from ..services import publisher
 
