@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from sscard.core.roles import SYSTEM_ACTOR
+from sscard.core.roles import CLI_OPERATOR, SYSTEM_ACTOR
 from sscard.models.medical import MedicalSettlement
-from sscard.services import insurance, partitions
+from sscard.services import banking, insurance, partitions
 from tests.medical import helpers as h
 
 EMPLOYER = ("91330106MA2H000077", "杭州示例科技有限公司")
@@ -38,7 +38,8 @@ def test_append_only_tables_are_partitioned_by_month_with_a_default_on_postgres_
                 kind = conn.scalar(text("SELECT type FROM sqlite_master WHERE name = :t"), {"t": spec.table})
                 assert kind == "table", spec.table
     if app.db.engine.dialect.name != "postgresql":
-        assert partitions.ensure(app.db.engine, app.clock.today()) == {"created": [], "existing": 0, "skipped": {}}
+        assert partitions.ensure(app.db.engine, app.clock.today()) == {"created": [], "existing": 0, "moved": {},
+                                                                        "skipped": {}}
 
 
 def test_the_job_creates_months_ahead_once_and_a_second_run_creates_nothing(app):
@@ -78,19 +79,33 @@ def test_rows_land_in_the_partition_of_their_shanghai_month(city, app, clock):
     assert _partition_of(app, "audit_records", "operation = 'bank.activate'", {}) == {"audit_records_p2026_03"}
 
 
-def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_says_so(city, app, clock):
+def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_moves_it_into_its_own(
+        city, app, clock):
     _postgres_only(app)
     clock.set(datetime(2033, 6, 10, 2, 0, tzinfo=UTC))  # no partition for June 2033
     h.set_up(city)
     card = city.issued_card()
+    h.activate(city, card, opening_fen=10_000)  # a ledger transfer of June 2033
     h.insure(app, card.person_id, 20_000, month="2033-06")
+    h.pay(app, h.terminal(city, "HOSP-H3-1"), card.card_number, h.lines(covered=3_000), key="june")
     assert _partition_of(app, "medical_contribution_credits", "person_id = :p", {"p": card.person_id}) == {
         "medical_contribution_credits_default"}
     in_default = {t["table"]: t["in_default"] for t in partitions.status(app.db.engine)}
-    assert in_default["medical_contribution_credits"] == 1 and in_default["audit_records"] >= 1
+    assert in_default["medical_contribution_credits"] == 1 and in_default["ledger_transfers"] == 1
     out = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0)
-    assert "medical_contribution_credits_p2033_06" in out["skipped"]
-    assert "medical_contribution_credits_p2033_06" not in out["created"]
+    assert out["moved"]["ledger_transfers_p2033_06"] == 1 and "medical_settlements_p2033_06" in out["moved"]
+    assert not out["skipped"] and "audit_records_p2033_06" in out["created"]
+    with app.db.engine.connect() as conn:  # (the city's set-up of January 2026 stays in DEFAULT: no such month)
+        assert {s.table: partitions._stranded(conn, s, date(2033, 6, 1)) for s in partitions.TABLES} == dict.fromkeys(
+            in_default, 0)
+    assert _partition_of(app, "ledger_transfers", "code = 'pension'", {}) == {"ledger_transfers_p2033_06"}
+    assert _partition_of(app, "medical_settlements", "person_id = :p", {"p": card.person_id}) == {
+        "medical_settlements_p2033_06"}
+    with pytest.raises(Exception, match="immutable"), app.db.engine.begin() as conn:  # the trigger is back on
+        conn.execute(text("UPDATE ledger_transfers SET amount = 1 WHERE code = 'pension'"))
+    again = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0)
+    assert again["created"] == [] and again["moved"] == {}
+    assert banking.ledger_check(app, CLI_OPERATOR)["ok"]
 
 
 def _settlement(app, city) -> MedicalSettlement:

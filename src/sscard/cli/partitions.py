@@ -19,8 +19,9 @@ def register(app: typer.Typer) -> None:
                                                 help="create this month's and the next N months' partitions"),
                months_back: int = typer.Option(0, "--months-back", min=0, max=600,
                                                help="and the N months before (arrears, backfills)")) -> None:
-        """Create the coming months' partitions (idempotent; run it daily from cron). Exit 1 when a month
-        could not be created (its rows already in DEFAULT, or a lock timeout)."""
+        """Create the coming months' partitions (idempotent; run it daily from cron); a month whose rows are
+        already in DEFAULT gets its partition with them moved in. Exit 1 when a month could not be made (a
+        lock timeout: the next run retries)."""
         from ..services import partitions
 
         sscard = _app()
@@ -33,6 +34,8 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"created {len(out['created'])}: {' '.join(out['created']) or '-'}; "
                       f"already there {out['existing']}")
+        for name, rows in out["moved"].items():
+            err_console.print(f"[yellow]{name}: {rows} rows moved out of DEFAULT (the job had not run ahead)[/yellow]")
         for name, why in out["skipped"].items():
             err_console.print(f"[red]not created {name}: {why}[/red]")
         if out["skipped"]:

@@ -4,8 +4,8 @@ Migration 0010 makes each table below `PARTITION BY RANGE (key)` with one partit
 month and a DEFAULT partition, so that a write never fails for want of a partition. `ensure` creates the
 partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
 from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
-job did not run ahead: `status` counts them and `ensure` then leaves that month alone (creating the
-partition would have to move the rows; docs/SCALE.md says how) and reports it, so the operator is told.
+job did not run ahead: `status` counts them, and `ensure` makes that month's partition by moving them into
+it (one transaction; `moved` in its answer), so the operator is told and the month is whole again.
 
 Each month's partition is created in its own short transaction under a transaction-level advisory lock
 (two servers and cron may run it at once) with a lock timeout, so a long transaction on the table makes
@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger("sscard.partitions")
 
+IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",)}  # triggers that refuse a DELETE (0002)
 MONTHS_AHEAD = 3  # what the server creates at start; cron runs the same job daily
 _LOCK = 0x5353_5041_5254  # pg_advisory_xact_lock key of this job ("SSPART")
 
@@ -90,14 +91,32 @@ def _stranded(conn: Connection, spec: Partitioned, month: date) -> int:
     return conn.scalar(text(sql))
 
 
+def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> None:
+    """Make `month`'s partition when DEFAULT already holds rows of it (the job did not run ahead, or a
+    backfill): build it as a plain table, move the rows into it, attach it. One transaction, so a reader
+    sees the rows in DEFAULT or in their partition, never in neither or both. The move is the one DELETE
+    these tables ever see: the ledger's immutability trigger is disabled on DEFAULT for it and enabled again
+    before commit."""
+    name, lo, hi = spec.partition(month), spec.bound(month), spec.bound(add_months(month, 1))
+    where = f'"{spec.key}" >= {lo} AND "{spec.key}" < {hi}'
+    conn.execute(text(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'))
+    conn.execute(text(f'INSERT INTO "{name}" SELECT * FROM "{spec.default}" WHERE {where}'))  # noqa: S608 fixed names
+    for trigger in IMMUTABLE.get(spec.table, ()):
+        conn.execute(text(f'ALTER TABLE "{spec.default}" DISABLE TRIGGER "{trigger}"'))
+    conn.execute(text(f'DELETE FROM "{spec.default}" WHERE {where}'))  # noqa: S608 fixed names
+    for trigger in IMMUTABLE.get(spec.table, ()):
+        conn.execute(text(f'ALTER TABLE "{spec.default}" ENABLE TRIGGER "{trigger}"'))
+    conn.execute(text(f'ALTER TABLE "{spec.table}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'))
+
+
 def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, months_back: int = 0,
            lock_timeout_ms: int = 2000) -> dict:
     """Create the partitions of this month and the next `months_ahead` months of every partitioned table
     (and of the `months_back` months before it: contributions are recorded in arrears, a loader backfills).
 
-    Returns {"created": [names], "existing": n, "skipped": {name: reason}}; idempotent. On SQLite (and on a
-    PostgreSQL database not migrated to 0010) there is nothing to do."""
-    out: dict = {"created": [], "existing": 0, "skipped": {}}
+    Returns {"created": [names], "existing": n, "moved": {name: rows taken out of DEFAULT}, "skipped": {name:
+    reason}}; idempotent. On SQLite (and on a PostgreSQL database not migrated to 0010) there is nothing to do."""
+    out: dict = {"created": [], "existing": 0, "moved": {}, "skipped": {}}
     if engine.dialect.name != "postgresql" or months_ahead < 0:
         return out
     first = month_start(today)
@@ -114,13 +133,14 @@ def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, mon
                 if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None:
                     out["existing"] += 1
                     continue
-                stranded = _stranded(conn, spec, month)
-                if stranded:
-                    out["skipped"][name] = f"{stranded} rows of that month are in {spec.default}"
-                    continue
                 try:
                     with conn.begin_nested():
-                        create_partition(conn, spec, month)
+                        stranded = _stranded(conn, spec, month)
+                        if stranded:
+                            _move_out_of_default(conn, spec, month)
+                            out["moved"][name] = stranded
+                        else:
+                            create_partition(conn, spec, month)
                 except Exception as exc:  # lock timeout: a long transaction holds the table; next run
                     if "lock timeout" not in str(exc):
                         raise

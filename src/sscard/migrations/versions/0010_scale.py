@@ -22,8 +22,9 @@ key. What that changes, and what keeps each guarantee (docs/SCALE.md, "Partition
 - medical_settlements: `code`, `quote_nonce` (a quote settles once) and `reverses_id` (a settlement is
   refunded once) must stay unique across months, and the medical service relies on the unique index alone
   (no read first). A row trigger puts each value into `medical_settlement_keys` (a small plain table with a
-  primary key, each row naming its settlement by a foreign key), so a second one fails with the same
-  unique violation, in the same savepoint, as before.
+  primary key, each row naming its settlement by id and time), so a second one fails with the same unique
+  violation, in the same savepoint, as before. (No foreign key to the settlement: PostgreSQL would refuse
+  the partitions job's move of settlements out of DEFAULT; a TRUNCATE trigger empties the keys with them.)
   The self foreign key of reverses_id is dropped (a refund is made from the settlement it reads).
 """
 
@@ -57,9 +58,7 @@ _SELF_FKS = {  # dropped when partitioned, restored on downgrade
 _GUARD = (
     "CREATE TABLE medical_settlement_keys (kind varchar(8) NOT NULL, value varchar(40) NOT NULL, "
     "settlement_id integer NOT NULL, settlement_at timestamptz NOT NULL, "
-    "CONSTRAINT pk_medical_settlement_keys PRIMARY KEY (kind, value), "
-    "CONSTRAINT fk_medical_settlement_keys_settlement FOREIGN KEY (settlement_id, settlement_at) "
-    "REFERENCES medical_settlements (id, at))",
+    "CONSTRAINT pk_medical_settlement_keys PRIMARY KEY (kind, value))",
     "CREATE FUNCTION medical_settlement_keys_claim() RETURNS trigger AS $$ BEGIN "
     "INSERT INTO medical_settlement_keys VALUES ('code', NEW.code, NEW.id, NEW.at); "
     "IF NEW.quote_nonce IS NOT NULL THEN "
@@ -69,6 +68,11 @@ _GUARD = (
     "RETURN NULL; END; $$ LANGUAGE plpgsql",
     "CREATE TRIGGER medical_settlements_keys AFTER INSERT ON medical_settlements "
     "FOR EACH ROW EXECUTE FUNCTION medical_settlement_keys_claim()",
+    # settlements are never deleted; a TRUNCATE (tests, a scratch database) empties the keys with them
+    "CREATE FUNCTION medical_settlement_keys_clear() RETURNS trigger AS $$ BEGIN "
+    "TRUNCATE medical_settlement_keys; RETURN NULL; END; $$ LANGUAGE plpgsql",
+    "CREATE TRIGGER medical_settlements_keys_truncate AFTER TRUNCATE ON medical_settlements "
+    "FOR EACH STATEMENT EXECUTE FUNCTION medical_settlement_keys_clear()",
     "INSERT INTO medical_settlement_keys SELECT 'code', code, id, at FROM medical_settlements "
     "UNION ALL SELECT 'quote', quote_nonce, id, at FROM medical_settlements WHERE quote_nonce IS NOT NULL "
     "UNION ALL SELECT 'reverses', reverses_id::text, id, at FROM medical_settlements WHERE reverses_id IS NOT NULL",
@@ -177,6 +181,8 @@ def downgrade() -> None:
         return
     conn.execute(text("DROP TRIGGER IF EXISTS medical_settlements_keys ON medical_settlements"))
     conn.execute(text("DROP FUNCTION IF EXISTS medical_settlement_keys_claim()"))
+    conn.execute(text("DROP TRIGGER IF EXISTS medical_settlements_keys_truncate ON medical_settlements"))
+    conn.execute(text("DROP FUNCTION IF EXISTS medical_settlement_keys_clear()"))
     conn.execute(text("DROP TABLE IF EXISTS medical_settlement_keys"))
     for spec in TABLES:
         _rebuild(conn, spec, partitioned=False)
