@@ -76,20 +76,45 @@ def sample(url: str, bank_code: str, size: int, seed: int) -> list[tuple[str, st
     return [tuple(r) for r in rows]
 
 
-def run(database_url: str, demo_json: Path, clients: int = 8, seconds: float = 20, key: bytes | None = None,
+def _tokens(database_url: str, key: bytes) -> tuple[str, dict]:
+    """Without the demo's report: new API tokens for the demo's first clerk and first teller, issued as the
+    CLI operator (audited like any token issue)."""
+    from ..config import Settings
+    from ..core.roles import CLI_OPERATOR
+    from ..demo.city import STAFF
+    from ..services import staff
+    from ..services.app import build_app
+
+    settings = Settings.from_env()
+    app = build_app(Settings(**{**settings.__dict__, "database_url": database_url, "secret_key": key}))
+    try:
+        clerk = next(u for u in STAFF if u.role == "clerk")
+        teller = next(u for u in STAFF if u.role == "teller")
+        issue = staff.issue_token
+        return (issue(app, CLI_OPERATOR, username=clerk.username, label="bench lookups")["token"],
+                {"api_token": issue(app, CLI_OPERATOR, username=teller.username, label="bench lookups")["token"],
+                 "where": teller.outlet})
+    finally:
+        app.close()
+
+
+def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: float = 20, key: bytes | None = None,
         seed: int = 1, progress=print) -> dict:
-    report = json.loads(demo_json.read_text(encoding="utf-8"))
-    clerk = next(u["api_token"] for u in report["staff"] if u["role"] == "clerk")
-    teller = next(u for u in report["staff"] if u["role"] == "teller")
+    if key is None:
+        from ..config import Settings
+
+        key = Settings.from_env().secret_key
+    if demo_json is not None:
+        report = json.loads(demo_json.read_text(encoding="utf-8"))
+        clerk = next(u["api_token"] for u in report["staff"] if u["role"] == "clerk")
+        teller = next(u for u in report["staff"] if u["role"] == "teller")
+    else:
+        clerk, teller = _tokens(database_url, key)
     bank = teller["where"].split("-")[0]  # the teller's outlet code starts with its bank's code
     progress(f"sampling {SAMPLE} cardholders of {bank}")
     people = sample(database_url, bank, SAMPLE, seed)
     if not people:
         raise RuntimeError("no cardholders found: is this a demo database?")
-    if key is None:
-        from ..config import Settings
-
-        key = Settings.from_env().secret_key
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
     (workdir / "none.toml").write_text("")
     server = Server(database_url, key, workdir)

@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
     @bench.command("lookups")
     def lookups(
         database_url: str = typer.Option(..., help="a database `sscard demo` filled (its audit log is written to)"),
-        demo_json: Path = typer.Option(..., exists=True, dir_okay=False, help="the report of `sscard demo --json`"),
+        demo_json: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                              help="the report of `sscard demo --json` (else new tokens are issued)"),
         clients: int = typer.Option(8, min=1, max=64),
         seconds: float = typer.Option(20, min=1),
         as_json: bool = typer.Option(False, "--json"),
