@@ -115,6 +115,33 @@ def register(app: typer.Typer) -> None:
             _print_report(console, report)
             _print_summary(console, report)
 
+    @app.command("demo-history")
+    def demo_history(
+        months: int = typer.Option(12, "--months", min=1, max=120),
+        payments: float = typer.Option(2.0, "--payments", min=0, help="card payments per active account a month"),
+        insured_share: float = typer.Option(0.5, "--insured-share", min=0, max=1),
+        seed: int = typer.Option(1, "--seed"),
+    ) -> None:
+        """Add N months of payments, pensions and contributions (with their audit records) to a demo city that
+        `sscard demo` already filled (docs/SCALE.md); the ledger stays balanced."""
+        import random
+        import time
+
+        from ..demo import history
+
+        sscard = _app()
+        started = time.perf_counter()
+        try:
+            out = history.populate(sscard.db.engine, random.Random(f"sscard-demo:{seed}:history"),
+                                   sscard.clock.today(), months=months,
+                                   rates={"payments": payments, "insured_share": insured_share})
+            if sscard.db.engine.dialect.name == "postgresql":
+                with sscard.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("ANALYZE")
+        finally:
+            sscard.close()
+        console.print(f"history: {out} ({time.perf_counter() - started:.1f} s)")
+
     @app.command()
     def sweep() -> None:
         """Record lapsed temporary SS losses and oral bank losses (the nightly job), as the system."""

@@ -110,9 +110,11 @@ def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> No
 
 
 def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, months_back: int = 0,
-           lock_timeout_ms: int = 2000) -> dict:
+           move: bool = True, lock_timeout_ms: int = 2000) -> dict:
     """Create the partitions of this month and the next `months_ahead` months of every partitioned table
     (and of the `months_back` months before it: contributions are recorded in arrears, a loader backfills).
+    A month whose rows are already in DEFAULT is made with them moved in, unless `move` is false (the
+    server's start: it must not hold the tables while it starts serving); then it is skipped.
 
     Returns {"created": [names], "existing": n, "moved": {name: rows taken out of DEFAULT}, "skipped": {name:
     reason}}; idempotent. On SQLite (and on a PostgreSQL database not migrated to 0010) there is nothing to do."""
@@ -136,6 +138,9 @@ def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, mon
                 try:
                     with conn.begin_nested():
                         stranded = _stranded(conn, spec, month)
+                        if stranded and not move:
+                            out["skipped"][name] = f"{stranded} rows of that month are in {spec.default}"
+                            continue
                         if stranded:
                             _move_out_of_default(conn, spec, month)
                             out["moved"][name] = stranded
@@ -180,7 +185,7 @@ def start_in_background(app) -> threading.Thread | None:
 
     def run() -> None:
         try:
-            out = ensure(app.db.engine, app.clock.today())
+            out = ensure(app.db.engine, app.clock.today(), move=False)  # moving rows is the cron job's
             if out["created"]:
                 log.info("partitions created: %s", ", ".join(out["created"]))
         except Exception:  # the server runs on without: DEFAULT takes the rows, and cron retries
