@@ -151,3 +151,51 @@ def test_partition_names_and_bounds_follow_the_shanghai_month():
     assert replace(spec, kind="month").bound(date(2027, 1, 1)) == "'2027-01'"
     assert partitions.add_months(date(2026, 11, 1), 3) == date(2027, 2, 1)
     assert partitions.add_months(date(2026, 1, 1), -1) == date(2025, 12, 1)
+
+
+def test_the_migration_goes_down_to_plain_tables_with_their_keys_and_up_again(app):
+    """On a database of its own (the session's is shared): 0010 down restores the plain tables, their
+    global unique keys and self foreign keys; up partitions them again."""
+    _postgres_only(app)
+    import uuid
+
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from sscard.db import Database, alembic_config
+
+    admin = create_engine(app.db.engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = f"sscard_test_mig_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = app.db.engine.url.set(database=name).render_as_string(hide_password=False)
+    db = Database(url)
+    try:
+        db.migrate()
+        cfg = alembic_config(url)
+
+        def kinds() -> dict:
+            with db.engine.connect() as conn:
+                return dict(conn.execute(text("SELECT relname, relkind FROM pg_class WHERE relname = ANY(:t)"),
+                                         {"t": [s.table for s in partitions.TABLES]}).all())
+
+        assert set(kinds().values()) == {"p"}
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0009_english_names")
+        assert set(kinds().values()) == {"r"}
+        with db.engine.connect() as conn:
+            unique = conn.scalar(text("SELECT pg_get_indexdef('uq_ledger_transfers_transfer_id'::regclass)"))
+            fks = set(conn.scalars(text("SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = "
+                                        "ANY(ARRAY['ledger_transfers'::regclass, 'medical_settlements'::regclass]) "
+                                        "AND confrelid = conrelid")))
+        assert unique.endswith("(transfer_id)")
+        assert fks == {"fk_ledger_transfers_pending_id_ledger_transfers",
+                       "fk_medical_settlements_reverses_id_medical_settlements"}
+        db.migrate()
+        assert set(kinds().values()) == {"p"}
+    finally:
+        db.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
