@@ -92,8 +92,11 @@ def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_
         "medical_contribution_credits_default"}
     in_default = {t["table"]: t["in_default"] for t in partitions.status(app.db.engine)}
     assert in_default["medical_contribution_credits"] == 1 and in_default["ledger_transfers"] == 1
-    at_start = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0, move=False)  # the server's
-    assert "ledger_transfers_p2033_06" in at_start["skipped"] and not at_start["moved"]
+    at_start = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=1, move=False, current=False)
+    assert at_start["created"] and all(n.endswith("2033_07") for n in at_start["created"])  # the server's start:
+    assert not at_start["moved"] and not at_start["skipped"]  # months to come only, this one left to cron
+    held = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0, move=False)
+    assert "ledger_transfers_p2033_06" in held["skipped"] and not held["moved"]
     out = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0)
     assert out["moved"]["ledger_transfers_p2033_06"] == 1 and "medical_settlements_p2033_06" in out["moved"]
     assert not out["skipped"] and "audit_records_p2033_06" in out["created"]
