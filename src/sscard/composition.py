@@ -61,6 +61,12 @@ def _run_background_work(server: FastAPI) -> None:
         start_sealer(server.state.sscard)  # the audit chain's sealer (stopped by App.close)
 
     @server.on_event("startup")
+    def _ensure_partitions() -> None:
+        from .services import partitions
+
+        partitions.start_in_background(server.state.sscard)  # the coming months' partitions (PostgreSQL)
+
+    @server.on_event("startup")
     def _publish_events() -> None:
         from .services import publisher
 

@@ -67,6 +67,12 @@ def register(app: typer.Typer) -> None:
         json_file: Path | None = typer.Option(None, "--json", help="write logins, tokens and samples here"),
         if_empty: bool = typer.Option(False, "--if-empty", help="do nothing when the database has people"),
         chunk: int = typer.Option(5000, "--chunk", min=100, help="people per insert transaction"),
+        history_months: int = typer.Option(0, "--history-months", min=0, max=120,
+                                           help="add N months of payments, pensions, contributions and their "
+                                                "audit records (docs/SCALE.md)"),
+        payments: float = typer.Option(2.0, "--payments", min=0, help="card payments per active account a month"),
+        insured_share: float = typer.Option(0.5, "--insured-share", min=0, max=1,
+                                            help="share of working-age people with monthly contributions"),
     ) -> None:
         """Fill a demo city: banks, outlets, centers, staff of every role, terminals, N cardholders."""
         from ..demo.run import DemoRefused, run_demo
@@ -86,7 +92,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             report = run_demo(sscard, people, seed, if_empty=if_empty, chunk_size=chunk, on_start=on_start,
-                              on_chunk=on_chunk, notes=lambda line: err_console.print(line))
+                              on_chunk=on_chunk, notes=lambda line: err_console.print(line),
+                              history_months=history_months,
+                              history_rates={"payments": payments, "insured_share": insured_share})
         except DemoRefused as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(1) from None
@@ -106,6 +114,33 @@ def register(app: typer.Typer) -> None:
         else:
             _print_report(console, report)
             _print_summary(console, report)
+
+    @app.command("demo-history")
+    def demo_history(
+        months: int = typer.Option(12, "--months", min=1, max=120),
+        payments: float = typer.Option(2.0, "--payments", min=0, help="card payments per active account a month"),
+        insured_share: float = typer.Option(0.5, "--insured-share", min=0, max=1),
+        seed: int = typer.Option(1, "--seed"),
+    ) -> None:
+        """Add N months of payments, pensions and contributions (with their audit records) to a demo city that
+        `sscard demo` already filled (docs/SCALE.md); the ledger stays balanced."""
+        import random
+        import time
+
+        from ..demo import history
+
+        sscard = _app()
+        started = time.perf_counter()
+        try:
+            out = history.populate(sscard.db.engine, random.Random(f"sscard-demo:{seed}:history"),
+                                   sscard.clock.today(), months=months,
+                                   rates={"payments": payments, "insured_share": insured_share})
+            if sscard.db.engine.dialect.name == "postgresql":
+                with sscard.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql("ANALYZE")
+        finally:
+            sscard.close()
+        console.print(f"history: {out} ({time.perf_counter() - started:.1f} s)")
 
     @app.command()
     def sweep() -> None:

@@ -1,0 +1,159 @@
+"""`sscard bench lookups`: find a cardholder by citizen ID, by card number and by PAN through the HTTP API,
+over a demo city that is already there (the million of docs/SCALE.md), at N clients.
+
+Unlike the other workloads it does not build a scratch city (a million cardholders take minutes): it
+runs a server over `--database-url`, a database `sscard demo --json FILE` filled, with the staff tokens
+that report holds. The reads are what a window and a bank outlet do, as the staff they are:
+- citizen ID: `GET /api/v1/persons?citizen_id=...` (a clerk);
+- card number: `GET /api/v1/cards/{card_number}` (a clerk);
+- PAN: `GET /api/v1/bank-accounts/{pan}/statement?limit=5` (a teller of the account's bank: the account and
+  its five newest ledger transfers, across the monthly partitions).
+Staff reads of a person's data are audited (one `viewed` audit record each, in its own transaction, as in
+production), so the bench writes to that database's audit log: run it on a demo database only.
+Identifiers are sampled at random from the whole city (not a hot few), each kind in turn."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .common import HttpClient, Server, calibrate, drive, figures
+
+KINDS = ("citizen_id", "card_number", "pan")
+SAMPLE = 20_000
+
+
+class _Get(HttpClient):
+    """GET on the bench's keep-alive connection (HttpClient speaks POST)."""
+
+    def get(self, client: int, path: str, token: str) -> tuple[int, bytes]:
+        conn = self.socks.get(client)
+        if conn is None:
+            import socket
+
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = self.socks[client] = (sock, sock.makefile("rb"))
+        sock, reader = conn
+        try:
+            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                         f"Authorization: Bearer {token}\r\n\r\n".encode())
+            status = int(reader.readline().split(b" ", 2)[1])
+            length = None
+            while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length is None:
+                raise OSError("answer without Content-Length")
+            return status, reader.read(length)
+        except (OSError, ValueError, IndexError):
+            self.close(client)
+            raise
+
+
+def sample(url: str, bank_code: str, size: int, seed: int) -> list[tuple[str, str, str]]:
+    """(citizen ID, card number, PAN) of `size` cardholders drawn at random from the whole city, whose
+    current card and account are at `bank_code` (the teller's bank)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT setseed(:s)"), {"s": (seed % 1000) / 1000})
+            rows = conn.execute(text(
+                "SELECT p.citizen_id, c.card_number, a.pan FROM persons p "
+                "JOIN cards c ON c.person_id = p.id AND c.ss_status = 'normal' "
+                "JOIN bank_accounts a ON a.card_id = c.id JOIN banks b ON b.id = a.bank_id AND b.code = :bank "
+                "WHERE p.id IN (SELECT (1 + floor(random() * (SELECT max(id) FROM persons)))::int "
+                "FROM generate_series(1, :n * 3)) LIMIT :n"), {"bank": bank_code, "n": size}).all()
+    finally:
+        engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _tokens(database_url: str, key: bytes) -> tuple[str, dict]:
+    """Without the demo's report: new API tokens for the demo's first clerk and first teller, issued as the
+    CLI operator (audited like any token issue)."""
+    from ..config import Settings
+    from ..core.roles import CLI_OPERATOR
+    from ..demo.city import STAFF
+    from ..services import staff
+    from ..services.app import build_app
+
+    settings = Settings.from_env()
+    app = build_app(Settings(**{**settings.__dict__, "database_url": database_url, "secret_key": key}))
+    try:
+        clerk = next(u for u in STAFF if u.role == "clerk")
+        teller = next(u for u in STAFF if u.role == "teller")
+        issue = staff.issue_token
+        return (issue(app, CLI_OPERATOR, username=clerk.username, label="bench lookups")["token"],
+                {"api_token": issue(app, CLI_OPERATOR, username=teller.username, label="bench lookups")["token"],
+                 "where": teller.outlet})
+    finally:
+        app.close()
+
+
+def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: float = 20, key: bytes | None = None,
+        seed: int = 1, progress=print) -> dict:
+    if key is None:
+        from ..config import Settings
+
+        key = Settings.from_env().secret_key
+    if demo_json is not None:
+        report = json.loads(demo_json.read_text(encoding="utf-8"))
+        clerk = next(u["api_token"] for u in report["staff"] if u["role"] == "clerk")
+        teller = next(u for u in report["staff"] if u["role"] == "teller")
+    else:
+        clerk, teller = _tokens(database_url, key)
+    bank = teller["where"].split("-")[0]  # the teller's outlet code starts with its bank's code
+    progress(f"sampling {SAMPLE} cardholders of {bank}")
+    people = sample(database_url, bank, SAMPLE, seed)
+    if not people:
+        raise RuntimeError("no cardholders found: is this a demo database?")
+    workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
+    (workdir / "none.toml").write_text("")
+    server = Server(database_url, key, workdir)
+    try:
+        server.ready()
+        http = _Get(server.port)
+        step = [0] * clients
+        latencies: dict[str, list[float]] = {k: [] for k in KINDS}
+        refused: dict[str, int] = {}
+
+        def one(c: int, rng: random.Random) -> bool:
+            kind = KINDS[step[c] % len(KINDS)]
+            step[c] += 1
+            citizen_id, card_number, pan = people[rng.randrange(len(people))]
+            path, token = {
+                "citizen_id": (f"/api/v1/persons?citizen_id={citizen_id}", clerk),
+                "card_number": (f"/api/v1/cards/{card_number}", clerk),
+                "pan": (f"/api/v1/bank-accounts/{pan}/statement?limit=5", teller["api_token"]),
+            }[kind]
+            t0 = time.perf_counter()
+            status, body = http.get(c, path, token)
+            if status != 200:
+                label = f"{kind}:{status}:{body[:60].decode(errors='replace')}"
+                refused[label] = refused.get(label, 0) + 1
+                return False
+            if step[c] > len(KINDS):  # each kind's first answer on a connection is not measured (drive's rule)
+                latencies[kind].append(time.perf_counter() - t0)
+            return True
+
+        loop_before = calibrate()
+        out = drive(clients, seconds, one)
+        loop_after = calibrate()
+        http.close()
+    finally:
+        server.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    out["by_kind"] = {k: {f: round(v, 2) for f, v in figures(lat, out["seconds"], 0).items()
+                          if f in ("tps", "p50_ms", "p99_ms", "ok")} for k, lat in latencies.items()}
+    out |= {"clients": clients, "sampled_people": len(people), "refused": refused,
+            "calibration_ms": [round(loop_before), round(loop_after)],
+            "target_p99_ms": 5.0, "met": out["p99_ms"] < 5.0}
+    return out

@@ -1,0 +1,42 @@
+"""`sscard bench lookups`: cardholder lookups over a demo city's database (docs/SCALE.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    from . import console, err_console
+    from .bench import bench_group
+
+    bench = bench_group(app)
+
+    @bench.command("lookups")
+    def lookups(
+        database_url: str = typer.Option(..., help="a database `sscard demo` filled (its audit log is written to)"),
+        demo_json: Path | None = typer.Option(None, exists=True, dir_okay=False,
+                                              help="the report of `sscard demo --json` (else new tokens are issued)"),
+        clients: int = typer.Option(8, min=1, max=64),
+        seconds: float = typer.Option(20, min=1),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """Citizen ID, card number and PAN lookups through the HTTP API at N clients; exit 1 when p99 >= 5 ms."""
+        from ..bench.lookups import run
+
+        out = run(database_url, demo_json, clients, seconds, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+        if as_json:
+            print(json.dumps(out, indent=2))
+        else:
+            console.print(f"lookups: {out['tps']:.0f}/s, p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms "
+                          f"({out['ok']} answers, {out['errors']} errors, {clients} clients, "
+                          f"loop {out['calibration_ms']} ms)")
+            for kind, f in out["by_kind"].items():
+                console.print(f"  {kind}: {f['tps']:.0f}/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")
+            if out["refused"]:
+                console.print(f"  refused: {out['refused']}")
+            console.print(f"target p99 < 5 ms: {'met' if out['met'] else 'missed'}")
+        if not out["met"]:
+            raise typer.Exit(1)

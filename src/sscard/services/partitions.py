@@ -1,0 +1,201 @@
+"""Monthly partitions of the append-only tables on PostgreSQL (docs/SCALE.md); plain tables on SQLite.
+
+Migration 0010 makes each table below `PARTITION BY RANGE (key)` with one partition per Shanghai calendar
+month and a DEFAULT partition, so that a write never fails for want of a partition. `ensure` creates the
+partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
+from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
+job did not run ahead: `status` counts them, and `ensure` makes that month's partition by moving them into
+it (one transaction; `moved` in its answer), so the operator is told and the month is whole again.
+
+Each month's partition is created in its own short transaction under a transaction-level advisory lock
+(two servers and cron may run it at once) with a lock timeout, so a long transaction on the table makes
+the job skip and retry later instead of queueing every writer behind it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger("sscard.partitions")
+
+IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",)}  # triggers that refuse a DELETE (0002)
+MONTHS_AHEAD = 3  # what the server creates at start; cron runs the same job daily
+_LOCK = 0x5353_5041_5254  # pg_advisory_xact_lock key of this job ("SSPART")
+
+
+@dataclass(frozen=True)
+class Partitioned:
+    """A table partitioned by month on `key`, whose type says how a month's bound is written."""
+
+    table: str
+    key: str
+    kind: str  # date | timestamptz (bounds at Shanghai midnight) | month ('YYYY-MM' text)
+
+    def bound(self, month: date) -> str:
+        if self.kind == "date":
+            return f"'{month:%Y-%m-01}'"
+        if self.kind == "timestamptz":
+            return f"'{month:%Y-%m-01} 00:00:00+08'"
+        return f"'{month:%Y-%m}'"
+
+    def partition(self, month: date) -> str:
+        return f"{self.table}_p{month:%Y_%m}"
+
+    @property
+    def default(self) -> str:
+        return f"{self.table}_default"
+
+
+TABLES = (
+    Partitioned("ledger_transfers", "day", "date"),
+    Partitioned("audit_records", "at", "timestamptz"),
+    Partitioned("insurance_contributions", "month", "month"),
+    Partitioned("medical_contribution_credits", "month", "month"),
+    Partitioned("medical_settlements", "at", "timestamptz"),
+)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def is_partitioned(conn: Connection, table: str) -> bool:
+    return conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}) == "p"
+
+
+def create_partition(conn: Connection, spec: Partitioned, month: date) -> bool:
+    """Create `month`'s partition unless it exists; False when it exists. Raises when DEFAULT already
+    holds rows of that month (PostgreSQL refuses the partition then)."""
+    name = spec.partition(month)
+    if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None:
+        return False
+    conn.execute(text(f'CREATE TABLE "{name}" PARTITION OF "{spec.table}" FOR VALUES FROM ({spec.bound(month)}) '
+                      f"TO ({spec.bound(add_months(month, 1))})"))
+    return True
+
+
+def _stranded(conn: Connection, spec: Partitioned, month: date) -> int:
+    sql = (f'SELECT count(*) FROM "{spec.default}" WHERE "{spec.key}" >= {spec.bound(month)} '  # noqa: S608 fixed names
+           f'AND "{spec.key}" < {spec.bound(add_months(month, 1))}')
+    return conn.scalar(text(sql))
+
+
+def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> None:
+    """Make `month`'s partition when DEFAULT already holds rows of it (the job did not run ahead, or a
+    backfill): build it as a plain table, move the rows into it, attach it. One transaction, so a reader
+    sees the rows in DEFAULT or in their partition, never in neither or both. The move is the one DELETE
+    these tables ever see: the ledger's immutability trigger is disabled on DEFAULT for it and enabled again
+    before commit."""
+    name, lo, hi = spec.partition(month), spec.bound(month), spec.bound(add_months(month, 1))
+    where = f'"{spec.key}" >= {lo} AND "{spec.key}" < {hi}'
+    conn.execute(text(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'))
+    conn.execute(text(f'INSERT INTO "{name}" SELECT * FROM "{spec.default}" WHERE {where}'))  # noqa: S608 fixed names
+    for trigger in IMMUTABLE.get(spec.table, ()):
+        conn.execute(text(f'ALTER TABLE "{spec.default}" DISABLE TRIGGER "{trigger}"'))
+    conn.execute(text(f'DELETE FROM "{spec.default}" WHERE {where}'))  # noqa: S608 fixed names
+    for trigger in IMMUTABLE.get(spec.table, ()):
+        conn.execute(text(f'ALTER TABLE "{spec.default}" ENABLE TRIGGER "{trigger}"'))
+    conn.execute(text(f'ALTER TABLE "{spec.table}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'))
+
+
+def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, months_back: int = 0,
+           move: bool = True, current: bool = True, lock_timeout_ms: int = 2000) -> dict:
+    """Create the partitions of this month and the next `months_ahead` months of every partitioned table
+    (and of the `months_back` months before it: contributions are recorded in arrears, a loader backfills).
+    A month whose rows are already in DEFAULT is made with them moved in, unless `move` is false (the
+    server's start: it must not hold the tables while it starts serving); then it is skipped. With `current`
+    false this month is left alone: a partition made for a month whose rows are flowing into DEFAULT right
+    now makes an insert already routed to DEFAULT fail ("violates partition constraint", measured in the
+    tests), so only the cron job, run ahead, makes it; the server's start makes only months to come.
+
+    Returns {"created": [names], "existing": n, "moved": {name: rows taken out of DEFAULT}, "skipped": {name:
+    reason}}; idempotent. On SQLite (and on a PostgreSQL database not migrated to 0010) there is nothing to do."""
+    out: dict = {"created": [], "existing": 0, "moved": {}, "skipped": {}}
+    if engine.dialect.name != "postgresql" or months_ahead < 0:
+        return out
+    first = month_start(today)
+    for spec in TABLES:
+        with engine.connect() as conn:
+            if not is_partitioned(conn, spec.table):
+                continue
+        for n in range(-max(months_back, 0), months_ahead + 1):
+            if n == 0 and not current:
+                continue
+            month = add_months(first, n)
+            with engine.begin() as conn:
+                conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+                name = spec.partition(month)
+                if conn.scalar(text("SELECT to_regclass(:n)"), {"n": name}) is not None:
+                    out["existing"] += 1
+                    continue
+                try:
+                    with conn.begin_nested():
+                        stranded = _stranded(conn, spec, month)
+                        if stranded and not move:
+                            out["skipped"][name] = f"{stranded} rows of that month are in {spec.default}"
+                            continue
+                        if stranded:
+                            _move_out_of_default(conn, spec, month)
+                            out["moved"][name] = stranded
+                        else:
+                            create_partition(conn, spec, month)
+                except Exception as exc:  # lock timeout: a long transaction holds the table; next run
+                    if "lock timeout" not in str(exc):
+                        raise
+                    out["skipped"][name] = "lock timeout (a long transaction holds the table): next run"
+                    continue
+                out["created"].append(name)
+    for name, why in out["skipped"].items():
+        log.warning("partition %s not created: %s", name, why)
+    return out
+
+
+def status(engine: Engine) -> list[dict]:
+    """Per partitioned table: its partitions (name, bounds, rows estimated), and rows in DEFAULT (exact)."""
+    if engine.dialect.name != "postgresql":
+        return []
+    rows = []
+    with engine.connect() as conn:
+        for spec in TABLES:
+            if not is_partitioned(conn, spec.table):
+                continue
+            parts = conn.execute(text(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS est, "
+                "pg_total_relation_size(c.oid) AS bytes FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"), {"t": spec.table}).all()
+            in_default = conn.scalar(text(f'SELECT count(*) FROM "{spec.default}"'))  # noqa: S608 (names from the fixed table list)
+            rows.append({"table": spec.table, "key": spec.key, "in_default": in_default,
+                         "partitions": [{"name": p.relname, "bound": p.bound, "rows_estimated": max(p.est, 0),
+                                         "bytes": p.bytes} for p in parts]})
+    return rows
+
+
+def start_in_background(app) -> threading.Thread | None:
+    """At server start: ensure the coming months' partitions without delaying the first answer (a write
+    before it is done lands in DEFAULT, never fails)."""
+    if app.db.engine.dialect.name != "postgresql":
+        return None
+
+    def run() -> None:
+        try:
+            out = ensure(app.db.engine, app.clock.today(), move=False, current=False)  # the rest is cron's
+            if out["created"]:
+                log.info("partitions created: %s", ", ".join(out["created"]))
+        except Exception:  # the server runs on without: DEFAULT takes the rows, and cron retries
+            log.exception("partitions: ensure at start failed")
+
+    thread = threading.Thread(target=run, name="sscard-partitions", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,56 @@
+"""`sscard demo --history-months N`: months of payments, pensions and contributions that keep the ledger
+balanced, stay within every account's balance and land in their months' partitions (PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import func, select, text
+
+from sscard.core.roles import CLI_OPERATOR
+from sscard.demo.run import run_demo
+from sscard.models.foundation import AuditRecord
+from sscard.models.insurance import Contribution
+from sscard.services import banking, ledger, partitions
+
+
+def test_three_months_of_history_balance_the_ledger_and_fill_each_month(app):
+    report = run_demo(app, 300, seed=3, history_months=3, history_rates={"payments": 2, "insured_share": 0.5})
+    history = report["areas"]["history"]
+    assert history["payments"] > 300  # contributions: the insurance demo's three years already cover 300 people
+    assert banking.ledger_check(app, CLI_OPERATOR)["ok"]
+    months = [partitions.add_months(partitions.month_start(app.clock.today()), -n).strftime("%Y-%m") for n in (3, 2, 1)]
+    assert history["months"] == [months[0], months[-1]]
+    with app.db.session() as s:
+        days = s.scalars(select(ledger.TRANSFERS.c.day).where(ledger.TRANSFERS.c.code == "payment")).all()
+        by_month = Counter(d.strftime("%Y-%m") for d in days)
+        purchases = s.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.operation == "bank.purchase"))
+        contribution_months = set(s.scalars(select(Contribution.month).distinct()).all())
+        overdrawn = s.scalar(select(func.count()).select_from(ledger.ACCOUNTS).where(
+            ledger.ACCOUNTS.c.no_overdraft, ledger.ACCOUNTS.c.credits_posted < ledger.ACCOUNTS.c.debits_posted))
+    assert sorted(by_month) == months and purchases == history["payments"] == sum(by_month.values())
+    assert set(months) <= contribution_months and overdrawn == 0
+    if app.db.engine.dialect.name == "postgresql":
+        with app.db.engine.connect() as conn:
+            in_default = conn.scalar(text("SELECT count(*) FROM ledger_transfers_default WHERE code = 'payment'"))
+        assert in_default == 0
+
+
+def test_the_same_seed_gives_the_same_history_in_a_second_database(app, backend, settings, clock):
+    from sscard.services.app import build_app
+
+    def payments(a) -> list[tuple]:
+        with a.db.session() as s:
+            return s.execute(select(ledger.TRANSFERS.c.amount, ledger.TRANSFERS.c.day, ledger.TRANSFERS.c.transfer_id)
+                             .where(ledger.TRANSFERS.c.code == "payment").order_by(ledger.TRANSFERS.c.id)).all()
+
+    first = run_demo(app, 120, seed=5, history_months=2)["areas"]["history"]
+    first_payments = payments(app)
+    app.close()
+    other = build_app(settings.__class__(database_url=backend.fresh_url(), secret_key=settings.secret_key,
+                                         var_dir=settings.var_dir, fast_hashing=True), clock=clock)
+    try:
+        assert run_demo(other, 120, seed=5, history_months=2)["areas"]["history"] == first
+        assert payments(other) == first_payments and first_payments
+    finally:
+        other.close()
