@@ -36,9 +36,9 @@ class City:
         op = CLI_OPERATOR
         city_svc.add_bank(app, op, "GSB", "工商银行", "622202", "95588", name_en="ICBC")
         city_svc.add_bank(app, op, "JSB", "建设银行", "621700", "95533", name_en="CCB")
-        city_svc.add_outlet(app, op, "GSB", "GSB-001", "工商银行西湖支行")
-        city_svc.add_outlet(app, op, "GSB", "GSB-002", "工商银行湖滨支行")
-        city_svc.add_outlet(app, op, "JSB", "JSB-001", "建设银行城东支行")
+        city_svc.add_outlet(app, op, "GSB", "GSB-001", "工商银行西湖支行", name_en="ICBC Xihu Sub-branch")
+        city_svc.add_outlet(app, op, "GSB", "GSB-002", "工商银行湖滨支行", name_en="ICBC Hubin Sub-branch")
+        city_svc.add_outlet(app, op, "JSB", "JSB-001", "建设银行城东支行", name_en="CCB Chengdong Sub-branch")
         city_svc.add_center(app, op, "C01", "西湖区社保卡服务中心", "330106")
         city_svc.add_center(app, op, "C02", "上城区社保卡服务中心", "330102")
         for code, kind, extra in (

@@ -72,6 +72,7 @@ TABLE: dict[str, set[str]] = {
     "GET /bank/pin-reset": BANK, "POST /bank/pin-reset": GSB,
     "GET /bank/close": BANK, "POST /bank/close": GSB,
     "GET /bank/statement": BANK, "POST /bank/statement": GSB, "POST /bank/statement.pdf": GSB,
+    "GET /bank/slip": BANK, "POST /bank/slip.pdf": GSB, "POST /bank/customer/end": BANK,
     # the portal: each cardholder their own (nothing of another person is addressable)
     "GET /portal/": HOLDERS, "GET /portal": HOLDERS, "GET /portal/card": HOLDERS, "GET /portal/progress": HOLDERS,
     "GET /portal/insurance": HOLDERS, "GET /portal/insurance.csv": HOLDERS, "GET /portal/medical": HOLDERS,
