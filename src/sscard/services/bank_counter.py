@@ -128,7 +128,7 @@ def lines_of(entries: list[dict], balance_fen: int) -> list[Line]:
         posted = e.get("kind", "posted") in ("posted", "post")
         debit = e["amount_fen"] if e["direction"] == "debit" else 0
         credit = e["amount_fen"] if e["direction"] == "credit" else 0
-        at = as_utc(e["at"])
+        at = as_utc(e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(str(e["at"])))
         out.append({"id": e["id"], "transfer_id": e["transfer_id"], "ref": short_ref(e["transfer_id"], at),
                     "at": at, "code": e.get("code", ""), "kind": e.get("kind", "posted"),
                     "counterparty": e.get("counterparty") or "", "place": e.get("ref") or "",
