@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from sscard import statements
-from sscard.statements import Line, Statement, render_statement
 from sscard.services.bank_counter import lines_of
+from sscard.statements import Line, Statement, render_statement
 from sscard.web.bank_console import describe, statement_lines
 
 
