@@ -584,11 +584,11 @@ def slip_page(request: Request, ref: str = "") -> Response:
     if isinstance(desk, Response):
         return desk
     pan = _session_pan(request, desk)
+    if not pan:  # no customer at the desk: look one up first
+        return RedirectResponse("/bank", status_code=303)
     ctx: dict[str, Any] = {"form": {}}
     status = 200
     try:
-        if not pan:
-            raise SscardError("transaction_not_found")
         ctx["slip"] = bank_counter.slip(_app(request), desk.actor, pan, ref)
     except SscardError as err:
         ctx.update(error=_message(err, language(request)), error_code=err.code)
