@@ -153,7 +153,8 @@ def test_authorization_matrix(app, bank_city, clock):
     wrong = {k: {w: (expected[k][w], got[k][w]) for w in WHO if expected[k][w] != got[k][w]} for k in expected}
     assert {k: v for k, v in wrong.items() if v} == {}
     # the teller's allowed cells really did the work
-    allowed = {(m, p) for m, p, row in ROUTES if row["teller"] == "ok"}
+    # (GET /bank/slip carries no reference here: with a customer at the desk that is "not found", a 404)
+    allowed = {(m, p) for m, p, row in ROUTES if row["teller"] == "ok"} - {("GET", "/bank/slip")}
     assert {k: c for k, c in teller_answers.items() if k in allowed and c not in (200, 303)} == {}
     assert banking.statement(app, teller, card.pan)["status"] == "written_loss"
     assert banking.statement(app, teller, fresh.pan)["status"] == "frozen"  # by the supervisor alone
