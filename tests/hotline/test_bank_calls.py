@@ -190,3 +190,11 @@ def test_an_unknown_id_and_a_wrong_pin_answer_the_same(client, active, city):
     unknown.press(keys_for_citizen_id(city.new_person("陈十一")[1])).press("1").press("000001")
     assert "密码错误" in known.text
     assert known.text == unknown.text
+
+
+def test_a_wrong_old_pin_in_a_pin_change_says_the_tries_left(client, active):
+    phone = Phone(client, "bank:GSB").press("1").press("5")
+    identify(phone, active, mobile=active.phone)
+    phone.press("000001")
+    assert "密码错误" in phone.text and "还可尝试2次" in phone.text
+    assert "000001" not in phone.all_text
