@@ -62,6 +62,7 @@ def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
     width, height = landscape(A5)
     c = canvas.Canvas(buf, pagesize=(width, height))
     c.setTitle(f"{t[slip['code']]} {slip['ref']}")
+    c.setAuthor(_name(slip.get("bank"), lang))
     left, y = 15 * mm, height - 18 * mm
     c.setFont(font, 15)
     c.drawString(left, y, f"{_name(slip.get('bank'), lang)}  {t[slip['code']]}")
@@ -77,7 +78,7 @@ def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
         (t["capitals"], yuan_in_capitals(slip["amount_fen"])),
         (t["balance"], _yuan(slip.get("balance_after_fen"))),
         (t["outlet"], _name(slip.get("outlet"), lang)),
-        (t["teller"], slip.get("teller", "")),
+        (t["teller"], " ".join(x for x in (slip.get("teller", ""), slip.get("teller_name", "")) if x)),
     ]
     for label, value in rows:
         y -= 8 * mm

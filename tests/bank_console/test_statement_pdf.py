@@ -78,3 +78,18 @@ def test_statement_lines_work_the_balance_back_and_skip_holds():
 def test_hold_endings_are_named(kind, words):
     entry = {"code": "payment", "kind": kind, "direction": "credit", "amount_fen": 1, "counterparty": ""}
     assert describe(entry, "en") == f"Payment ({words})"
+
+
+def test_a_slip_pdf_is_titled_and_signed_for_in_the_page_language():
+    from sscard.bank_slips import render_slip
+
+    slip = {"ref": "20261202-7KQ2MXR", "code": "withdrawal", "amount_fen": 20050,
+            "at": datetime(2026, 12, 2, 1, 30, tzinfo=UTC), "balance_after_fen": 99950, "holder_name": "欧阳明月",
+            "pan": "622202*********5317", "bank": {"code": "GSB", "name": "工商银行", "name_en": "ICBC"},
+            "outlet": {"code": "GSB-001", "name": "工商银行西湖支行", "name_en": "ICBC Xihu Sub-branch"},
+            "teller": "teller_gsb1", "teller_name": "王柜员"}
+    english = render_slip(slip, "en", printed_at=datetime(2026, 12, 2, 1, 31, tzinfo=UTC))
+    assert english.startswith(b"%PDF") and b"Cash withdrawal slip 20261202-7KQ2MXR" in english
+    assert b"/Author (ICBC)" in english
+    chinese = render_slip(slip, "zh", printed_at=datetime(2026, 12, 2, 1, 31, tzinfo=UTC))
+    assert re.search(rb"/BaseFont\s*/(STSong-Light|[A-Z]{6}\+)", chinese)
