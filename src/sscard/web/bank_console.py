@@ -6,8 +6,15 @@ as staff sees a refusal page; nobody signed in (or a forged, ended or idle sessi
 /bank/login. Cards of another bank are refused by the services with `wrong_bank`, shown in words.
 
 Card numbers, citizen IDs and PINs travel only in POST bodies (never in a URL, so never in an access
-log); every POST carries the session's CSRF token; a PIN is never put back into a page, never logged,
-and never passed with an idempotency key (whose request hash would keep a trace of it).
+log); every POST carries the session's CSRF token; a PIN is never put back into a page and never logged.
+A withdrawal is keyed like a deposit (the idempotency record's request hash is an HMAC under the server
+key, so it keeps no trace of the PIN): one form, one withdrawal, however often it is sent.
+
+Issue 17: the teller reads the card once (the lookup, or the first form of a visit) and every page then
+works on that customer, showing the holder's full name and both states, until 结束办理 or sign-out;
+deposits, withdrawals, the written loss and closing pass a confirm step naming the card's last four
+digits, the holder and the amount in figures and 大写; cash movements get a slip (回单) with a short
+reference (core.txn_ref) on screen and as a PDF (bank_slips). The reads behind it are services.bank_counter.
 """
 
 from __future__ import annotations
