@@ -175,6 +175,11 @@ def test_the_same_visit_in_english_on_a_390px_tablet(bank_city, app, live_server
     page.fill("input[name=amount]", "1234.5")
     page.click("button:has-text('Next: check with the customer')")
     page.wait_for_selector("[data-step=confirm]")
+    page.click("[data-action=edit]")  # back to the form, the amount kept
+    page.wait_for_selector("input[name=amount]")
+    assert page.input_value("input[name=amount]") == "1234.5" and page.locator("[data-step=confirm]").count() == 0
+    page.click("button:has-text('Next: check with the customer')")
+    page.wait_for_selector("[data-step=confirm]")
     assert page.inner_text("[data-field=confirm_amount]") == "¥1,234.50"
     assert page.inner_text("[data-field=confirm_capitals]") == "壹仟贰佰叁拾肆元伍角"
     assert fits(page, 390)
@@ -253,6 +258,11 @@ def test_without_javascript_the_confirm_step_is_a_page_and_a_resent_form_applies
         page.click("button:has-text('下一步：核对')")
         page.wait_for_selector("[data-step=confirm]")
         assert page.inner_text("[data-field=confirm_capitals]") == "柒元整"
+        page.click("button:has-text('返回修改')")
+        page.wait_for_selector("input[name=amount]")
+        assert page.input_value("input[name=amount]") == "7"
+        page.click("button:has-text('下一步：核对')")
+        page.wait_for_selector("[data-step=confirm]")
         screenshot(page, "bank-withdraw-confirm-nojs")
         page.fill("input[name=pin]", GOOD_PIN)
         page.click("button:has-text('确认取款')")
