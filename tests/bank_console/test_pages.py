@@ -376,6 +376,8 @@ def test_pages_in_english(bank_city, counter, app):
         assert page.status_code == 200
         # only the holder's own name (a Chinese name is a name in any language) stays in Chinese
         assert not re.search(r"[\u4e00-\u9fff]", text_of(page.text).replace("中文", "").replace("张三", "")), path
+        assert not re.search(r"[（）：，。]", text_of(page.text)), path  # no full-width punctuation in English
+        assert "GSB-001" not in text_of(page.text) and "ICBC Xihu Sub-branch" in page.text, path  # names, not codes
 
 
 def test_every_bank_template_string_has_an_english_translation():
