@@ -26,6 +26,7 @@ class IssuedCard:
     card_number: str
     pan: str
     birth: date
+    phone: str = ""
 
 
 class City:
@@ -36,9 +37,9 @@ class City:
         op = CLI_OPERATOR
         city_svc.add_bank(app, op, "GSB", "工商银行", "622202", "95588", name_en="ICBC")
         city_svc.add_bank(app, op, "JSB", "建设银行", "621700", "95533", name_en="CCB")
-        city_svc.add_outlet(app, op, "GSB", "GSB-001", "工商银行西湖支行")
-        city_svc.add_outlet(app, op, "GSB", "GSB-002", "工商银行湖滨支行")
-        city_svc.add_outlet(app, op, "JSB", "JSB-001", "建设银行城东支行")
+        city_svc.add_outlet(app, op, "GSB", "GSB-001", "工商银行西湖支行", name_en="ICBC Xihu Sub-branch")
+        city_svc.add_outlet(app, op, "GSB", "GSB-002", "工商银行湖滨支行", name_en="ICBC Hubin Sub-branch")
+        city_svc.add_outlet(app, op, "JSB", "JSB-001", "建设银行城东支行", name_en="CCB Chengdong Sub-branch")
         city_svc.add_center(app, op, "C01", "西湖区社保卡服务中心", "330106")
         city_svc.add_center(app, op, "C02", "上城区社保卡服务中心", "330102")
         for code, kind, extra in (
@@ -70,22 +71,24 @@ class City:
     def token(self, username: str | None = None, terminal: str | None = None) -> str:
         return staff.issue_token(self.app, CLI_OPERATOR, username=username, terminal_code=terminal)["token"]
 
-    def new_person(self, name: str = "张三", birth: date = date(1980, 5, 17), male: bool = True) -> tuple[int, str]:
+    def new_person(self, name: str = "张三", birth: date = date(1980, 5, 17), male: bool = True,
+                   phone: str = "") -> tuple[int, str]:
         self._seq += 1
         cid = make_citizen_id("330106", birth, (self._seq * 2 + (1 if male else 0)) % 1000)
-        out = enrolment.register_person(self.app, self.actor("clerk"), cid, name)
+        out = enrolment.register_person(self.app, self.actor("clerk"), cid, name, phone=phone)
         return out["id"], cid
 
-    def issued_card(self, name: str = "张三", bank: str = "GSB", birth: date = date(1980, 5, 17)) -> IssuedCard:
+    def issued_card(self, name: str = "张三", bank: str = "GSB", birth: date = date(1980, 5, 17),
+                    phone: str = "") -> IssuedCard:
         """A person with a collected (normal, not yet activated) card, through the whole first-issue path."""
-        pid, cid = self.new_person(name, birth)
+        pid, cid = self.new_person(name, birth, phone=phone)
         clerk = self.actor("clerk")
         applied = enrolment.apply_first_card(self.app, clerk, pid, bank, "C01")
         batch = production.start_batch(self.app, clerk, "C01")
         production.complete_batch(self.app, clerk, batch["batch"])
         cards.collect_card(self.app, clerk, applied["card_number"], cid)
         pan = self.pan_of(applied["card_number"])
-        return IssuedCard(pid, cid, name, applied["card_number"], pan, birth)
+        return IssuedCard(pid, cid, name, applied["card_number"], pan, birth, phone)
 
     def pan_of(self, card_number: str) -> str:
         from sqlalchemy import select

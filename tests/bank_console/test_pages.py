@@ -32,6 +32,13 @@ def balance_fen(app, city, card) -> int:
     return banking.statement(app, city.actor("teller"), card.pan, limit=1)["balance_fen"]
 
 
+def keeps_what_was_typed_but_no_pin(html: str, card, *pins: str) -> None:
+    """A refused form shows the card number and ID as typed (the teller corrects, not retypes); never a PIN."""
+    assert f'value="{card.pan}"' in html
+    for pin in pins:
+        assert pin not in html
+
+
 def never_shows_secrets(html: str, card, *pins: str) -> None:
     assert card.pan not in html
     assert card.citizen_id not in html
@@ -46,7 +53,7 @@ def test_login_as_teller_opens_the_counter_and_logout_ends_the_session(counter):
     teller = counter("teller")
     home = teller.get("/bank")
     assert home.status_code == 200
-    assert "GSB-001" in home.text and "退出登录" in home.text
+    assert "工商银行西湖支行" in home.text and "GSB-001" not in home.text and "退出登录" in home.text
     out = teller.post("/bank/logout")
     assert out.status_code == 303 and out.headers["location"] == "/bank/login"
     again = teller.get("/bank")
@@ -77,7 +84,7 @@ def test_login_form_needs_its_own_token(counter):
 def test_post_without_the_session_csrf_token_is_refused(bank_city, counter, app):
     card = bank_city.issued_card()
     teller = counter("teller")
-    answer = teller.post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id}, csrf=False)
+    answer = teller.post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id}, csrf=False)
     assert answer.status_code == 403
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["status"] == "not_activated"
 
@@ -113,7 +120,7 @@ def test_activation_sets_the_pin_without_ever_echoing_it(bank_city, counter, app
     assert GOOD_PIN not in repr(records)
     # the PIN works: a withdrawal with it is accepted once there is money
     banking.deposit(app, bank_city.actor("teller"), card.pan, 5000)
-    assert teller.post("/bank/withdraw", {"pan": card.pan, "amount": "20", "pin": GOOD_PIN}).status_code == 200
+    assert teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "20", "pin": GOOD_PIN}).status_code == 200
     assert balance_fen(app, bank_city, card) == 3000
 
 
@@ -134,11 +141,11 @@ def test_activation_refusals_are_shown_in_words_and_the_pin_is_not_kept(bank_cit
     base = {"pan": card.pan, "citizen_id": card.citizen_id, "in_person": "yes"}
     weak = teller.post("/bank/activate", {**base, "pin": "123456", "pin_again": "123456"})
     assert weak.status_code == 422 and "密码过于简单" in weak.text
-    never_shows_secrets(weak.text, card, "123456")
-    assert mask_pan(card.pan) in weak.text  # the masked hint of what was typed
+    keeps_what_was_typed_but_no_pin(weak.text, card, "123456")
+    assert f'value="{card.citizen_id}"' in weak.text and 'name="in_person" value="yes" required checked' in weak.text
     differ = teller.post("/bank/activate", {**base, "pin": GOOD_PIN, "pin_again": OTHER_PIN})
     assert differ.status_code == 422 and "两次输入的新密码不一致" in differ.text
-    never_shows_secrets(differ.text, card, GOOD_PIN, OTHER_PIN)
+    keeps_what_was_typed_but_no_pin(differ.text, card, GOOD_PIN, OTHER_PIN)
     other_id = bank_city.new_person("李四")[1]
     wrong_person = teller.post("/bank/activate", {**base, "citizen_id": other_id, "pin": GOOD_PIN,
                                                   "pin_again": GOOD_PIN})
@@ -178,16 +185,16 @@ def test_window_expired_then_supervisor_extends_once_then_activation_works(bank_
 def test_written_loss_reminds_about_the_ss_side_and_cancel_restores(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    lost = teller.post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id, "action": "written"})
+    lost = teller.post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "action": "written"})
     assert lost.status_code == 200
     assert "书面挂失" in text_of(lost.text)
     assert "12333" in lost.text and "社会保障" in lost.text  # the other side is separate
     never_shows_secrets(lost.text, card)
-    refused = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": GOOD_PIN})
+    refused = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN})
     assert refused.status_code == 409 and "账户已挂失" in refused.text
-    deposit = teller.post("/bank/deposit", {"pan": card.pan, "amount": "50"})
+    deposit = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "50"})
     assert deposit.status_code == 200  # credits still arrive while lost
-    cancelled = teller.post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id, "action": "cancel"})
+    cancelled = teller.post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "action": "cancel"})
     assert cancelled.status_code == 200 and "已解除银行账户挂失" in cancelled.text
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["status"] == "active"
 
@@ -196,7 +203,7 @@ def test_oral_loss_by_hotline_is_made_written_at_the_counter(bank_city, counter,
     teller = counter("teller")
     card = activated(bank_city, app, teller)
     loss.report_oral_loss(app, bank_city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
-    written = teller.post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id, "action": "written"},
+    written = teller.post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "action": "written"},
                           htmx=True)
     assert written.status_code == 200 and 'data-state="written_loss"' in written.text
     assert '<html' not in written.text  # htmx gets only the working area
@@ -204,7 +211,7 @@ def test_oral_loss_by_hotline_is_made_written_at_the_counter(bank_city, counter,
 
 def test_state_refusals_name_states_in_words(bank_city, counter):
     card = bank_city.issued_card()
-    answer = counter("teller").post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id,
+    answer = counter("teller").post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id,
                                                    "action": "written"})
     assert answer.status_code == 409
     assert "当前状态（未启用）不能办理此业务（书面挂失）" in answer.text
@@ -217,17 +224,17 @@ def test_state_refusals_name_states_in_words(bank_city, counter):
 def test_deposit_and_withdrawal_take_yuan_and_move_fen(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    deposit = teller.post("/bank/deposit", {"pan": card.pan, "amount": "1,000.50"})
-    assert deposit.status_code == 200 and "已存入 1000.50 元" in deposit.text
+    deposit = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "1,000.50"})
+    assert deposit.status_code == 200 and "已存入 1,000.50 元" in deposit.text
     assert balance_fen(app, bank_city, card) == 100050
-    withdrawal = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "0.55", "pin": GOOD_PIN})
+    withdrawal = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "0.55", "pin": GOOD_PIN})
     assert withdrawal.status_code == 200 and "已支取 0.55 元" in withdrawal.text
     never_shows_secrets(withdrawal.text, card, GOOD_PIN)
     assert balance_fen(app, bank_city, card) == 99995
     for bad in ("1.234", "-5", "abc", "0"):
-        refused = teller.post("/bank/deposit", {"pan": card.pan, "amount": bad})
+        refused = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": bad})
         assert refused.status_code == 422 and "金额无效" in refused.text, bad
-    too_much = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "2000", "pin": GOOD_PIN})
+    too_much = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "2000", "pin": GOOD_PIN})
     assert too_much.status_code == 409 and "余额不足" in too_much.text
     assert balance_fen(app, bank_city, card) == 99995
 
@@ -236,24 +243,24 @@ def test_double_submitted_deposit_form_deposits_once(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
     key = OP_KEY_RE.search(teller.get("/bank/deposit").text).group(1)
-    first = teller.post("/bank/deposit", {"pan": card.pan, "amount": "10", "op_key": key})
-    second = teller.post("/bank/deposit", {"pan": card.pan, "amount": "10", "op_key": key})
+    first = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "10", "op_key": key})
+    second = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "10", "op_key": key})
     assert first.status_code == second.status_code == 200
     assert balance_fen(app, bank_city, card) == 1000
     fresh_key = OP_KEY_RE.search(first.text).group(1)
     assert fresh_key != key  # the next deposit on the page is a new one
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "10", "op_key": fresh_key})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "10", "op_key": fresh_key})
     assert balance_fen(app, bank_city, card) == 2000
 
 
 def test_three_wrong_pins_lock_then_reset_by_the_cardholder_unlocks(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "100"})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "100"})
     for _ in range(3):
-        wrong = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": OTHER_PIN})
+        wrong = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": OTHER_PIN})
         assert wrong.status_code in (401, 423)
-    locked = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": GOOD_PIN})
+    locked = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN})
     assert locked.status_code == 423 and "银行密码已锁定" in locked.text
     reset_form = {"pan": card.pan, "citizen_id": card.citizen_id, "new": OTHER_PIN, "new_again": OTHER_PIN}
     not_confirmed = teller.post("/bank/pin-reset", reset_form)
@@ -261,19 +268,19 @@ def test_three_wrong_pins_lock_then_reset_by_the_cardholder_unlocks(bank_city, c
     reset = teller.post("/bank/pin-reset", {**reset_form, "in_person": "yes"})
     assert reset.status_code == 200 and "原密码锁定已解除" in reset.text
     never_shows_secrets(reset.text, card, OTHER_PIN)
-    assert teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": OTHER_PIN}).status_code == 200
+    assert teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": OTHER_PIN}).status_code == 200
 
 
 def test_close_pays_the_whole_balance_out_and_refuses_deposits_after(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "88.80"})
-    unconfirmed = teller.post("/bank/close", {"pan": card.pan, "citizen_id": card.citizen_id})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "88.80"})
+    unconfirmed = teller.post("/bank/close", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id})
     assert unconfirmed.status_code == 422
-    closed = teller.post("/bank/close", {"pan": card.pan, "citizen_id": card.citizen_id, "confirm": "yes"})
+    closed = teller.post("/bank/close", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "confirm": "yes"})
     assert closed.status_code == 200 and "应付持卡人现金 88.80 元" in closed.text
     assert balance_fen(app, bank_city, card) == 0
-    after = teller.post("/bank/deposit", {"pan": card.pan, "amount": "1"})
+    after = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "1"})
     assert after.status_code == 409 and "账户已销户" in after.text
 
 
@@ -283,13 +290,13 @@ def test_close_pays_the_whole_balance_out_and_refuses_deposits_after(bank_city, 
 def test_statement_shows_running_balance_and_the_pdf_downloads(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "500"})
-    teller.post("/bank/withdraw", {"pan": card.pan, "amount": "120.30", "pin": GOOD_PIN})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "500"})
+    teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "120.30", "pin": GOOD_PIN})
     page = teller.post("/bank/statement", {"pan": card.pan})
     assert page.status_code == 200
     text = text_of(page.text)
-    assert "现金取款 · GSB-001网点柜台 120.30 379.70" in text
-    assert "现金存款 · GSB-001网点柜台 500.00 500.00" in text
+    assert "现金取款 · 工商银行西湖支行 120.30 379.70" in text
+    assert "现金存款 · 工商银行西湖支行 500.00 500.00" in text
     never_shows_secrets(page.text, card)
     ref = re.search(r'name="pan_ref" value="([^"]+)"', page.text).group(1)
     pdf = teller.post("/bank/statement.pdf", {"pan_ref": ref})
@@ -332,12 +339,12 @@ def test_teller_of_another_bank_gets_wrong_bank_on_every_card_operation(bank_cit
         "/bank/account": {"pan": card.pan},
         "/bank/activate": {"pan": card.pan, "citizen_id": card.citizen_id, "pin": GOOD_PIN, "pin_again": GOOD_PIN,
                            "in_person": "yes"},
-        "/bank/loss": {"pan": card.pan, "citizen_id": card.citizen_id, "action": "written"},
-        "/bank/deposit": {"pan": card.pan, "amount": "1"},
-        "/bank/withdraw": {"pan": card.pan, "amount": "1", "pin": GOOD_PIN},
+        "/bank/loss": {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "action": "written"},
+        "/bank/deposit": {"step": "confirmed", "pan": card.pan, "amount": "1"},
+        "/bank/withdraw": {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN},
         "/bank/pin-reset": {"pan": card.pan, "citizen_id": card.citizen_id, "new": OTHER_PIN,
                             "new_again": OTHER_PIN, "in_person": "yes"},
-        "/bank/close": {"pan": card.pan, "citizen_id": card.citizen_id, "confirm": "yes"},
+        "/bank/close": {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "confirm": "yes"},
         "/bank/statement": {"pan": card.pan},
     }
     for path, form in forms.items():
@@ -345,8 +352,9 @@ def test_teller_of_another_bank_gets_wrong_bank_on_every_card_operation(bank_cit
         assert answer.status_code == 403, path
         assert "此卡不属于本行，请到卡面所示银行的网点办理" in answer.text, path
         assert "此卡的发卡银行：工商银行" in answer.text, path
-        never_shows_secrets(answer.text, card, GOOD_PIN, OTHER_PIN)
-    english = counter("teller_jsb", lang="en").post("/bank/deposit", {"pan": card.pan, "amount": "1"})
+        keeps_what_was_typed_but_no_pin(answer.text, card, GOOD_PIN, OTHER_PIN)
+        assert "张三" not in answer.text, path  # another bank's teller never sees the holder
+    english = counter("teller_jsb", lang="en").post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "1"})
     assert "This card belongs to another bank" in english.text
     assert balance_fen(app, bank_city, card) == 0
     refusals = audit.read_audit(app, bank_city.actor("operator"), result="wrong_bank")["records"]
@@ -359,14 +367,17 @@ def test_teller_of_another_bank_gets_wrong_bank_on_every_card_operation(bank_cit
 def test_pages_in_english(bank_city, counter, app):
     teller = counter("teller", lang="en")
     card = activated(bank_city, app, teller)
-    lost = teller.post("/bank/loss", {"pan": card.pan, "citizen_id": card.citizen_id, "action": "written"})
+    lost = teller.post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id, "action": "written"})
     assert "reported lost in writing" in lost.text
     assert "Call 12333" in lost.text
     for path in ("/bank", "/bank/activate", "/bank/loss", "/bank/deposit", "/bank/withdraw", "/bank/pin-reset",
                  "/bank/close", "/bank/statement"):
         page = teller.get(path)
         assert page.status_code == 200
-        assert not re.search(r"[\u4e00-\u9fff]", text_of(page.text).replace("中文", "")), path
+        # only the holder's own name (a Chinese name is a name in any language) stays in Chinese
+        assert not re.search(r"[\u4e00-\u9fff]", text_of(page.text).replace("中文", "").replace("张三", "")), path
+        assert not re.search(r"[（）：，。]", text_of(page.text)), path  # no full-width punctuation in English
+        assert "GSB-001" not in text_of(page.text) and "ICBC Xihu Sub-branch" in page.text, path  # names, not codes
 
 
 def test_every_bank_template_string_has_an_english_translation():
@@ -388,7 +399,7 @@ def test_every_bank_template_string_has_an_english_translation():
 def test_activating_a_replacement_shows_the_old_balance_carried_over(bank_city, counter, app):
     teller, clerk = counter("teller"), bank_city.actor("clerk")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "321.09"})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "321.09"})
     applied = replacement.apply(app, clerk, card.card_number, "lost", card.citizen_id, "cash",
                                 record_formal_loss=True)
     batch = production.start_batch(app, clerk, "C01")
@@ -403,23 +414,23 @@ def test_activating_a_replacement_shows_the_old_balance_carried_over(bank_city, 
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["status"] == "closed"
     with app.db.session() as s:
         assert s.scalar(select(Card.ss_status).where(Card.card_number == card.card_number)) == "cancelled"
-    old = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": GOOD_PIN})
+    old = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN})
     assert old.status_code == 409 and "账户已销户" in old.text
 
 
 def test_supervisor_freezes_and_lifts_the_freeze(bank_city, counter, app):
     teller, sup = counter("teller"), counter("bsup")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "10"})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "10"})
     frozen = sup.post("/bank/supervisor", {"pan": card.pan, "task": "freeze", "reason": "司法冻结"})
     assert frozen.status_code == 200 and "账户已冻结：支出暂停" in frozen.text
-    assert teller.post("/bank/deposit", {"pan": card.pan, "amount": "1"}).status_code == 200  # credits arrive
-    refused = teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": GOOD_PIN})
+    assert teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "1"}).status_code == 200  # credits arrive
+    refused = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN})
     assert refused.status_code == 409 and "账户已冻结" in refused.text
     assert teller.post("/bank/supervisor", {"pan": card.pan, "task": "unfreeze", "reason": "x"}).status_code == 403
     lifted = sup.post("/bank/supervisor", {"pan": card.pan, "task": "unfreeze", "reason": "解除司法冻结"})
     assert lifted.status_code == 200 and "已解除冻结" in lifted.text
-    assert teller.post("/bank/withdraw", {"pan": card.pan, "amount": "1", "pin": GOOD_PIN}).status_code == 200
+    assert teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "1", "pin": GOOD_PIN}).status_code == 200
     assert balance_fen(app, bank_city, card) == 1000
 
 
@@ -443,7 +454,7 @@ def test_statement_pages_back_to_older_entries_without_the_card_number_in_the_pa
 def test_statement_shows_a_pos_hold_without_moving_the_balance(bank_city, counter, app):
     teller = counter("teller")
     card = activated(bank_city, app, teller)
-    teller.post("/bank/deposit", {"pan": card.pan, "amount": "100"})
+    teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": "100"})
     pos = {"Authorization": f"Bearer {bank_city.token(terminal='POS-1')}", "Idempotency-Key": "hold-1"}
     hold = teller.client.post("/api/v1/terminal/payments/authorize", headers=pos,
                               json={"pan": card.pan, "amount_fen": 2500, "pin": GOOD_PIN})

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from sscard import statements
+from sscard.services.bank_counter import lines_of
 from sscard.statements import Line, Statement, render_statement
 from sscard.web.bank_console import describe, statement_lines
 
@@ -52,24 +53,43 @@ def test_without_a_truetype_cjk_font_the_builtin_cid_font_is_used(monkeypatch, t
 
 
 def test_statement_lines_work_the_balance_back_and_skip_holds():
-    data = {"balance_fen": 700, "entries": [  # newest first, as services.banking.statement answers
-        {"id": 4, "at": "2026-01-05T04:00:00+00:00", "code": "payment", "kind": "pending", "direction": "debit",
-         "amount_fen": 50, "counterparty": "merchant:POS-1"},
-        {"id": 3, "at": "2026-01-05T03:00:00+00:00", "code": "withdrawal", "kind": "posted", "direction": "debit",
-         "amount_fen": 300, "counterparty": "cash:GSB-001"},
-        {"id": 2, "at": "2026-01-05T02:00:00+00:00", "code": "pension", "kind": "posted", "direction": "credit",
-         "amount_fen": 600, "counterparty": "pension_payer"},
-        {"id": 1, "at": "2026-01-05T01:00:00+00:00", "code": "transfer", "kind": "posted", "direction": "credit",
-         "amount_fen": 400, "counterparty": "621700*********9876"},
-    ]}
-    lines = statement_lines(data, "zh")
+    entries = [  # newest first, as services.banking.statement answers
+        {"id": 4, "transfer_id": "a" * 32, "at": "2026-01-05T04:00:00+00:00", "code": "payment", "kind": "pending",
+         "direction": "debit", "amount_fen": 50, "counterparty": "merchant:POS-1"},
+        {"id": 3, "transfer_id": "b" * 32, "at": "2026-01-05T03:00:00+00:00", "code": "withdrawal",
+         "kind": "posted", "direction": "debit", "amount_fen": 300, "counterparty": "cash:GSB-001"},
+        {"id": 2, "transfer_id": "c" * 32, "at": "2026-01-05T02:00:00+00:00", "code": "pension", "kind": "posted",
+         "direction": "credit", "amount_fen": 600, "counterparty": "pension_payer"},
+        {"id": 1, "transfer_id": "d" * 32, "at": "2026-01-05T01:00:00+00:00", "code": "transfer",
+         "kind": "posted", "direction": "credit", "amount_fen": 400, "counterparty": "621700*********9876"},
+    ]
+    lines = lines_of(entries, 700)
     assert [x["balance_after_fen"] for x in lines] == [None, 700, 1000, 400]
-    assert [x["description"] for x in lines] == [
-        "消费（预授权） · 商户 POS-1", "现金取款 · GSB-001网点柜台", "养老金", "转账 · 621700*********9876"]
-    assert describe(data["entries"][1], "en") == "Cash withdrawal · counter at GSB-001"
+    assert [x["ref"][:9] for x in lines] == ["20260105-"] * 4 and len({x["ref"] for x in lines}) == 4
+    outlets = {"GSB-001": {"code": "GSB-001", "name": "工商银行西湖支行", "name_en": "ICBC Xihu Sub-branch"}}
+    words = statement_lines({"lines": lines}, "zh", outlets)
+    assert [x["description"] for x in words] == [
+        "消费（预授权） · 商户 POS-1", "现金取款 · 工商银行西湖支行", "养老金", "转账 · 621700*********9876"]
+    assert describe(entries[1], "en", outlets) == "Cash withdrawal · ICBC Xihu Sub-branch"
+    assert describe(entries[1], "en") == "Cash withdrawal · counter at GSB-001"  # an outlet not (yet) known
 
 
 @pytest.mark.parametrize("kind, words", [("void", "hold released"), ("expire", "hold expired")])
 def test_hold_endings_are_named(kind, words):
     entry = {"code": "payment", "kind": kind, "direction": "credit", "amount_fen": 1, "counterparty": ""}
     assert describe(entry, "en") == f"Payment ({words})"
+
+
+def test_a_slip_pdf_is_titled_and_signed_for_in_the_page_language():
+    from sscard.bank_slips import render_slip
+
+    slip = {"ref": "20261202-7KQ2MXR", "code": "withdrawal", "amount_fen": 20050,
+            "at": datetime(2026, 12, 2, 1, 30, tzinfo=UTC), "balance_after_fen": 99950, "holder_name": "欧阳明月",
+            "pan": "622202*********5317", "bank": {"code": "GSB", "name": "工商银行", "name_en": "ICBC"},
+            "outlet": {"code": "GSB-001", "name": "工商银行西湖支行", "name_en": "ICBC Xihu Sub-branch"},
+            "teller": "teller_gsb1", "teller_name": "王柜员"}
+    english = render_slip(slip, "en", printed_at=datetime(2026, 12, 2, 1, 31, tzinfo=UTC))
+    assert english.startswith(b"%PDF") and b"Cash withdrawal slip 20261202-7KQ2MXR" in english
+    assert b"/Author (ICBC)" in english
+    chinese = render_slip(slip, "zh", printed_at=datetime(2026, 12, 2, 1, 31, tzinfo=UTC))
+    assert re.search(rb"/BaseFont\s*/(STSong-Light|[A-Z]{6}\+)", chinese)

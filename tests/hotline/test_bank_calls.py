@@ -20,7 +20,7 @@ def pin_for(card, avoid: str = "") -> str:
 @pytest.fixture
 def active(city, app):
     """A GSB card whose account is activated (PIN set at the outlet) with 500.00 yuan in it."""
-    card = city.issued_card("周七")
+    card = city.issued_card("周七", phone="13912345678")
     pin = pin_for(card)
     teller = city.actor("teller")
     banking.activate(app, teller, card.pan, card.citizen_id, pin, pin, cardholder_in_person=True)
@@ -33,14 +33,14 @@ def atm(city, app):
     return staff.actor_for_token(app, city.token(terminal="ATM-GSB-1"))
 
 
-def identify(phone: Phone, card, *, pin: str | None = None, birth: str | None = None) -> Phone:
-    assert "19位银行卡号" in phone.text or "19-digit" in phone.text
-    phone.press(card.pan)
+def identify(phone: Phone, card, *, pin: str | None = None, mobile: str | None = None) -> Phone:
+    """The citizen ID first (never the card number), then the PIN or the mobile number on record."""
+    assert "18位身份证号码" in phone.text or "18-character citizen ID" in phone.text
     phone.press(keys_for_citizen_id(card.citizen_id))
-    assert "出生日期验证请按2" in phone.text or "birth date, press 2" in phone.text
+    assert "预留的手机号码验证请按2" in phone.text or "registered with the bank, press 2" in phone.text
     if pin is not None:
         return phone.press("1").press(pin)
-    return phone.press("2").press(birth)
+    return phone.press("2").press(mobile)
 
 
 def test_oral_loss_by_pin_stops_debits_at_once_and_lapses_after_5_days(client, active, app, city, clock):
@@ -68,11 +68,11 @@ def test_oral_loss_by_pin_stops_debits_at_once_and_lapses_after_5_days(client, a
     assert out["available_fen"] == 40_000
 
 
-def test_oral_loss_by_birth_date_on_the_number_dialled(client, active, app, city):
+def test_oral_loss_by_the_mobile_number_on_record_on_the_number_dialled(client, active, app, city):
     phone = Phone(client, "95588").press("9")
     assert "report the card lost" in phone.text
     phone.press("1")
-    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    identify(phone, active, mobile=active.phone)
     assert "You are identified." in phone.text
     phone.press("1")
     assert "oral loss is recorded" in phone.text and "12333" in phone.text
@@ -85,18 +85,22 @@ def test_oral_loss_by_birth_date_on_the_number_dialled(client, active, app, city
     assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
 
 
-def test_a_card_of_another_bank_is_sent_to_its_own_hotline(client, city):
-    other = city.issued_card("吴八", bank="JSB")
-    phone = Phone(client, "bank:GSB").press("1").press("1")
-    identify(phone, other, birth=other.birth.strftime("%Y%m%d"))
-    assert phone.ended and "不是工商银行的银行卡" in phone.text
+def test_a_caller_whose_card_is_at_another_bank_hears_what_an_unknown_id_hears(client, city):
+    """No enumeration: neither 'this person has a card elsewhere' nor 'no such person' is ever said."""
+    other = city.issued_card("吴八", bank="JSB", phone="13800001111")
+    elsewhere = identify(Phone(client, "bank:GSB").press("1").press("1"), other, mobile=other.phone)
+    nobody = Phone(client, "bank:GSB").press("1").press("1")
+    nobody.press(keys_for_citizen_id(city.new_person("冯十")[1])).press("2").press("13800001111")
+    assert "身份证号码或预留手机号码与本行记录不符" in elsewhere.text
+    assert elsewhere.text == nobody.text
+    assert "建设银行" not in elsewhere.all_text
 
 
 def test_wrong_personal_data_three_times_ends_the_call(client, active, app, city):
     phone = Phone(client, "bank:GSB").press("1").press("1")
-    identify(phone, active, birth="19700101")
-    assert "密码错误" in phone.text and "出生日期" in phone.text
-    phone.press("19700102").press("19700103")
+    identify(phone, active, mobile="13900000001")
+    assert "身份证号码或预留手机号码与本行记录不符" in phone.text and "预留的手机号码验证请按2" in phone.text
+    phone.press("2").press("13900000002").press("2").press("13900000003")
     assert phone.ended and "错误次数过多" in phone.text
     refused = audit.read_audit(app, city.actor("bsup"), operation="hotline.bank_identify",
                                result="wrong_password")["records"]
@@ -107,7 +111,7 @@ def test_wrong_personal_data_three_times_ends_the_call(client, active, app, city
 def test_wrong_pins_lock_the_pin(client, active, app, city):
     phone = Phone(client, "bank:GSB").press("1").press("1")
     identify(phone, active, pin="000001")
-    phone.press("000002").press("000003")
+    phone.press("1").press("000002").press("1").press("000003")
     assert phone.ended and "银行密码已锁定" in phone.text
     with pytest.raises(SscardError) as err:
         banking.balance_inquiry(app, city.cardholder(active), active.pan, active.pin)
@@ -116,7 +120,7 @@ def test_wrong_pins_lock_the_pin(client, active, app, city):
 
 def test_balance_needs_the_pin_and_is_read_out(client, active):
     phone = Phone(client, "bank:GSB").press("1").press("4")
-    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    identify(phone, active, mobile=active.phone)
     assert "请输入6位银行卡密码" in phone.text
     phone.press("000001")
     assert "密码错误" in phone.text
@@ -127,7 +131,7 @@ def test_balance_needs_the_pin_and_is_read_out(client, active):
 def test_pin_changed_by_phone(client, active, app, city):
     new = pin_for(active, avoid=active.pin)
     phone = Phone(client, "bank:GSB").press("1").press("5")
-    identify(phone, active, birth=active.birth.strftime("%Y%m%d"))
+    identify(phone, active, mobile=active.phone)
     assert "原密码" in phone.text
     phone.press(active.pin)
     phone.press("111111")
@@ -140,9 +144,9 @@ def test_pin_changed_by_phone(client, active, app, city):
 
 
 def test_an_account_not_yet_activated_cannot_be_reported_orally(client, city, app):
-    card = city.issued_card("郑九")
+    card = city.issued_card("郑九", phone="13700007777")
     phone = Phone(client, "bank:GSB").press("1").press("1")
-    identify(phone, card, birth=card.birth.strftime("%Y%m%d"))
+    identify(phone, card, mobile=card.phone)
     phone.press("1")
     assert "尚未启用" in phone.text and "不能办理口头挂失" in phone.text
 
@@ -160,3 +164,37 @@ def test_agent_request_on_the_bank_line_is_for_that_bank(client, active, app, ci
 def test_unknown_line_is_refused(client):
     response = client.post("/api/v1/hotline/bank:NOPE/voice", data={"CallSid": "CA1"})
     assert response.status_code == 404
+
+
+def test_oral_loss_is_reported_with_the_citizen_id_and_pin_without_the_card_number(client, active, app, city):
+    """The caller who has just lost the card types the ID (known by heart) and hears which card is meant."""
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, pin=active.pin)
+    assert f"卡号尾号{active.pan[-4:]}" in phone.text
+    assert "19位" not in phone.all_text and "出生日期" not in phone.all_text  # no card number, no birth date
+    phone.press("1")
+    assert "口头挂失成功" in phone.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
+
+
+def test_the_birth_date_inside_the_id_is_not_accepted_as_proof(client, active):
+    """Typing the birth date (digits 7-14 of the ID just typed) as the second item identifies nobody."""
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, mobile=active.citizen_id[6:14] + "000")
+    assert "身份验证成功" not in phone.text
+
+
+def test_an_unknown_id_and_a_wrong_pin_answer_the_same(client, active, city):
+    known = identify(Phone(client, "bank:GSB").press("1").press("1"), active, pin="000001")
+    unknown = Phone(client, "bank:GSB").press("1").press("1")
+    unknown.press(keys_for_citizen_id(city.new_person("陈十一")[1])).press("1").press("000001")
+    assert "密码错误" in known.text
+    assert known.text == unknown.text
+
+
+def test_a_wrong_old_pin_in_a_pin_change_says_the_tries_left(client, active):
+    phone = Phone(client, "bank:GSB").press("1").press("5")
+    identify(phone, active, mobile=active.phone)
+    phone.press("000001")
+    assert "密码错误" in phone.text and "还可尝试2次" in phone.text
+    assert "000001" not in phone.all_text

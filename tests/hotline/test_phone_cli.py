@@ -134,9 +134,8 @@ def test_the_terminal_phone_hides_secrets_and_plays_the_bank_line(city, app):
 
     from sscard.cli.phone import run_call
 
-    card = city.issued_card("钱十")
-    birth = card.birth.strftime("%Y%m%d")
-    script = iter(["1", "1", card.pan + "#", keys_for_citizen_id(card.citizen_id), "2", birth, "", "*", "0"])
+    card = city.issued_card("钱十", phone="13600006666")
+    script = iter(["1", "1", keys_for_citizen_id(card.citizen_id), "2", card.phone, "", "*", "0"])
     asked: list[tuple[str, bool]] = []
 
     def read_keys(prompt: str, secret: bool) -> str:
@@ -149,7 +148,7 @@ def test_the_terminal_phone_hides_secrets_and_plays_the_bank_line(city, app):
     screen = out.getvalue()
     assert status == "agent"
     assert "工商银行" in screen and "身份验证成功" in screen and "口头挂失" in screen and "已为您登记人工服务" in screen
-    assert [secret for _prompt, secret in asked] == [False] * 5 + [True] + [False] * 3
-    assert asked[5][0].startswith("密码")
+    assert [secret for _prompt, secret in asked] == [False] * 4 + [True] + [False] * 3
+    assert asked[4][0].startswith("密码")
     assert "没有收到您的按键" in screen  # the empty entry was a timeout
-    assert birth not in screen
+    assert card.phone not in screen

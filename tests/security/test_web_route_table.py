@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,8 +18,9 @@ from sqlalchemy import select
 
 from sscard.composition import create_app
 from sscard.core.roles import Channel
+from sscard.core.txn_ref import short_ref
 from sscard.models.foundation import Card
-from sscard.services import replacement, websession
+from sscard.services import banking, replacement, websession
 from sscard.web import bank_console, console, pages, portal
 from tests.ledger.helpers import PIN, activated, terminal_token
 from tests.security.helpers import counter_work
@@ -72,6 +74,7 @@ TABLE: dict[str, set[str]] = {
     "GET /bank/pin-reset": BANK, "POST /bank/pin-reset": GSB,
     "GET /bank/close": BANK, "POST /bank/close": GSB,
     "GET /bank/statement": BANK, "POST /bank/statement": GSB, "POST /bank/statement.pdf": GSB,
+    "GET /bank/slip": BANK, "POST /bank/slip.pdf": GSB, "POST /bank/customer/end": BANK,
     # the portal: each cardholder their own (nothing of another person is addressable)
     "GET /portal/": HOLDERS, "GET /portal": HOLDERS, "GET /portal/card": HOLDERS, "GET /portal/progress": HOLDERS,
     "GET /portal/insurance": HOLDERS, "GET /portal/insurance.csv": HOLDERS, "GET /portal/medical": HOLDERS,
@@ -89,13 +92,15 @@ def world(city, app):
     a = activated(city, "张三", "GSB")
     b = activated(city, "李四", "JSB")
     clerk = city.actor("clerk")
+    paid = banking.deposit(app, city.actor("teller"), a.pan, 100)  # a slip to reprint (POST /bank/slip.pdf)
     work = counter_work(city, app, a, "CA-web")
     with app.db.session() as s:
         card_id = s.scalar(select(Card.id).where(Card.card_number == a.card_number))
     values = {**work, "person_id": a.person_id, "action": "take", "card_id": card_id, "lang": "en"}
     form = {"pan": a.pan, "citizen_id": a.citizen_id, "card_number": a.card_number, "query": a.citizen_id,
             "amount": "1.00", "pin": PIN, "pin_again": PIN, "presenter": "cardholder", "reason": "test",
-            "confirm": "yes", "in_person": "yes", "new": PIN, "new_again": PIN, "days": "30"}
+            "confirm": "yes", "in_person": "yes", "new": PIN, "new_again": PIN, "days": "30",
+            "ref": short_ref(paid["transfer_id"], datetime.fromisoformat(str(paid["at"])))}
 
     def one_more_application():  # each actor's "start production" finds a card to produce
         nxt = city.issued_card("赵六")

@@ -506,6 +506,7 @@ class PeopleGenerator:
                                                      person["citizen_id"]),
             "ss_password": "123456",
             "bank_pin": account.get("_pin"),
+            "phone": person.get("phone", ""),  # the bank hotline's second item when the PIN is not known
         }
         if len(cards) > 1:
             out["old_card_number"] = cards[0]["card_number"]

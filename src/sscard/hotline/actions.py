@@ -12,7 +12,7 @@ from datetime import datetime
 
 from ..core.clock import SHANGHAI, as_utc
 from ..core.errors import SscardError
-from ..core.identifiers import is_valid_citizen_id, is_valid_pan, mask_name
+from ..core.identifiers import is_valid_citizen_id, mask_name
 from ..core.money import fen_to_yuan
 from ..services import banking, cards, loss
 from ..services import hotline as svc
@@ -83,52 +83,44 @@ def identify_12333(ctx: Ctx, value: str | None) -> Outcome:
     return Outcome("ok", [ctx.text("identified")])
 
 
-@handler("capture_pan")
-def capture_pan(ctx: Ctx, value: str | None) -> Outcome:
-    number = (value or "").strip()
-    if not is_valid_pan(number):
-        return Outcome("invalid", [ctx.text("bad_pan")])
-    ctx.slots["pan"] = number
-    ctx.slots["pan_tail"] = number[-4:]
-    return Outcome("ok")
-
-
 def _bank_identified(ctx: Ctx, out: dict, method: str) -> Outcome:
     ctx.slots.pop("citizen_id", None)
     ctx.slots.pop("id_failures", None)
     ctx.state.update(person_id=out["person_id"], identified_by=method)
     ctx.slots["name"] = mask_name(out["name"])
-    return Outcome("ok", [ctx.text("identified")])
+    ctx.slots["pan"] = out["pan"]  # the caller's card at this bank, found from the citizen ID
+    ctx.slots["pan_tail"] = out["pan"][-4:]
+    return Outcome("ok", [ctx.text("identified"), ctx.text("card_found", pan_tail=out["pan"][-4:])])
 
 
 def _identify_bank(ctx: Ctx, **secret: str) -> Outcome:
-    if not ctx.slots.get("pan") or not ctx.slots.get("citizen_id"):
+    if not ctx.slots.get("citizen_id"):
         return Outcome("restart")
     try:
-        out = svc.bank_identify(ctx.app, svc.GATEWAY_BANK, ctx.info["bank"]["code"], ctx.slots["pan"],
-                                ctx.slots["citizen_id"], **secret)
+        out = svc.bank_identify(ctx.app, svc.GATEWAY_BANK, ctx.info["bank"]["code"], ctx.slots["citizen_id"],
+                                **secret)
     except SscardError as err:
-        if err.code == "wrong_bank":
-            return Outcome("wrong_bank", [ctx.text("wrong_bank")])
         if err.code == "pin_locked":
             return Outcome("locked", [ctx.error(err)])
-        if err.code == "pin_not_set":
-            return Outcome("no_pin", [ctx.error(err)])
         if err.code not in ("wrong_pin", "wrong_password"):
             raise
-        return _identify_failed(ctx, err)
+        outcome = _identify_failed(ctx, err)
+        if "phone" in secret:  # not a password: say what did not match, never which of the two
+            outcome.lines[:] = [ctx.text("id_not_matched")]
+        return outcome
     return _bank_identified(ctx, out, "pin" if "pin" in secret else "personal_data")
 
 
-@handler("identify_bank_personal")
-def identify_bank_personal(ctx: Ctx, value: str | None) -> Outcome:
-    """PAN + citizen ID + birth date (YYYYMMDD): the personal data RULES §5 accepts for an oral loss."""
-    return _identify_bank(ctx, birth_date=(value or "").strip())
+@handler("identify_bank_phone")
+def identify_bank_phone(ctx: Ctx, value: str | None) -> Outcome:
+    """Citizen ID + the mobile number on record: personal data RULES §5 accepts that the ID does not reveal
+    (the birth date is inside the ID number the caller has just typed)."""
+    return _identify_bank(ctx, phone=(value or "").strip())
 
 
 @handler("identify_bank_pin")
 def identify_bank_pin(ctx: Ctx, value: str | None) -> Outcome:
-    """PAN + citizen ID + bank PIN; a wrong PIN counts toward the PIN's lock (bank_pin.max_failures)."""
+    """Citizen ID + bank PIN; a wrong PIN counts toward the PIN's lock (bank_pin.max_failures)."""
     return _identify_bank(ctx, pin=value or "")
 
 

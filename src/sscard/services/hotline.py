@@ -177,41 +177,60 @@ def line_info(op: Op, line: str) -> dict:
 
 
 @operation("hotline.bank_identify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=('pin',))
-def bank_identify(op: Op, bank_code: str, pan: str, citizen_id: str, *, pin: str | None = None,
-                  birth_date: str | None = None) -> dict:
-    """PAN + citizen ID + the bank PIN (with its lockout) or personal data (birth date YYYYMMDD), RULES §5.
+def bank_identify(op: Op, bank_code: str, citizen_id: str, *, pin: str | None = None,
+                  phone: str | None = None) -> dict:
+    """Citizen ID first, then the bank PIN (with its lockout) or the mobile number on record, RULES §5.
 
-    A card of another bank answers `wrong_bank` before anything is checked. Every other miss answers
-    the same refusal (never which item was wrong) and leaves an audit record; a wrong PIN counts
-    toward the PIN's lock."""
+    Someone who has just lost the card rarely knows its 19 digits, but knows their ID number: the
+    caller's card at this bank is found from the ID. The second item must be something the ID does not
+    reveal (a birth date is printed inside the ID): the card's PIN, or the mobile number the cardholder
+    registered (银行预留手机号), which a finder of a lost wallet with the ID card in it does not know.
+    An unknown ID, an ID with no card at this bank, a card with no PIN yet and a wrong second item all
+    answer the same refusal (nothing to enumerate) and leave an audit record; a wrong PIN counts toward
+    the PIN's lock."""
     from . import banking
 
     method = "pin" if pin is not None else "personal_data"
     wrong = "wrong_pin" if pin is not None else "wrong_password"
-    try:
-        account = lookup.account_by_pan(op.session, pan)
-    except SscardError:
-        raise SscardError(wrong, commit=True) from None
-    bank = op.session.get(Bank, account.bank_id)
+    bank = lookup.bank_by_code(op.session, bank_code)
+    account, person = _caller_account(op, bank, citizen_id)
+    if account is None or person is None:
+        op.audit("bank", bank.code, method=method)
+        raise SscardError(wrong, commit=True)
     op.audit("bank_account", account.pan, person_id=account.person_id, method=method)
-    if bank.code != bank_code:
-        raise SscardError("wrong_bank", commit=True)
-    person = lookup.person_by_id(op.session, account.person_id)
-    try:
-        same_person = validate_citizen_id(citizen_id) == person.citizen_id
-    except SscardError:
-        same_person = False
     if pin is not None:
-        if not same_person:
-            raise SscardError(wrong, commit=True)
         try:
             banking.check_pin(op, account, pin)
         except SscardError as err:
+            if err.code == "pin_not_set":  # not activated: said like any other miss
+                raise SscardError(wrong, commit=True) from None
             raise err.without_count() from None
-    elif not (same_person and constant_time_equal(birth_date or "", f"{person.birth_date:%Y%m%d}")):
+    elif not (person.phone and constant_time_equal(_phone_digits(phone or ""), _phone_digits(person.phone))):
         raise SscardError(wrong, commit=True)
     op.audit("bank_account", account.pan, person_id=person.id, after="identified", method=method)
     return {"person_id": person.id, "name": person.name, "pan": account.pan}
+
+
+def _phone_digits(text: str) -> str:
+    """A mobile number as its 11 digits (+86, spaces and dashes dropped)."""
+    digits = "".join(c for c in text if c.isdigit())
+    return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
+
+
+def _caller_account(op: Op, bank: Bank, citizen_id: str) -> tuple[BankAccount | None, Person | None]:
+    """The caller's account at this bank: the current card's, else the newest one not closed."""
+    try:
+        person = lookup.person_by_citizen_id(op.session, validate_citizen_id(citizen_id))
+    except SscardError:
+        return None, None
+    accounts = [a for a in op.session.scalars(
+        select(BankAccount).where(BankAccount.person_id == person.id, BankAccount.bank_id == bank.id)
+        .order_by(BankAccount.id.desc())).all() if a.status != BankStatus.CLOSED]
+    if not accounts:
+        return None, person
+    current = lookup.current_card(op.session, person.id)
+    chosen = next((a for a in accounts if current is not None and a.card_id == current.id), accounts[0])
+    return chosen, person
 
 
 @operation("hotline.bank_pin_verify", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',))

@@ -6,8 +6,15 @@ as staff sees a refusal page; nobody signed in (or a forged, ended or idle sessi
 /bank/login. Cards of another bank are refused by the services with `wrong_bank`, shown in words.
 
 Card numbers, citizen IDs and PINs travel only in POST bodies (never in a URL, so never in an access
-log); every POST carries the session's CSRF token; a PIN is never put back into a page, never logged,
-and never passed with an idempotency key (whose request hash would keep a trace of it).
+log); every POST carries the session's CSRF token; a PIN is never put back into a page and never logged.
+A withdrawal is keyed like a deposit (the idempotency record's request hash is an HMAC under the server
+key, so it keeps no trace of the PIN): one form, one withdrawal, however often it is sent.
+
+Issue 17: the teller reads the card once (the lookup, or the first form of a visit) and every page then
+works on that customer, showing the holder's full name and both states, until 结束办理 or sign-out;
+deposits, withdrawals, the written loss and closing pass a confirm step naming the card's last four
+digits, the holder and the amount in figures and 大写; cash movements get a slip (回单) with a short
+reference (core.txn_ref) on screen and as a PDF (bank_slips). The reads behind it are services.bank_counter.
 """
 
 from __future__ import annotations
@@ -25,14 +32,15 @@ from ..core import sealing
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
-from ..core.money import yuan_to_fen
+from ..core.money import yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
+from ..core.txn_ref import short_ref
 from ..http import client_address, language
-from ..services import banking, batching, loss, throttle, websession
+from ..services import bank_counter, banking, batching, loss, throttle, websession
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import security
-from .hardening import delete_cookie, throttled
+from .hardening import delete_cookie, set_cookie, throttled
 from .pages import render, templates
 
 router = APIRouter(prefix="/bank", include_in_schema=False)
@@ -79,12 +87,17 @@ def _htmx(request: Request) -> bool:
     return bool(request.headers.get("hx-request"))
 
 
-def _page(request: Request, desk: Desk, page: str, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
-    """A bank page (or, for htmx, only its working area `bank/_<page>.html`)."""
+def _page(request: Request, desk: Desk, page: str, ctx: dict | None = None, status: int = 200,
+          customer_pan: str | None = None) -> HTMLResponse:
+    """A bank page (or, for htmx, only its working area `bank/_<page>.html` and the customer bar, swapped
+    out of band), with the customer at the desk (or the one whose card was just used)."""
     full = {"desk": desk, "page": page, "op_key": _key(), **(ctx or {})}
+    if "customer" not in full:
+        full["customer"] = _customer(request, desk, customer_pan or None)
+    full["outlet_name"] = name_in(bank_counter.outlets(_app(request)).get(desk.actor.place), language(request))
     if _htmx(request):
         # htmx swaps only 2xx answers: a refusal is still a 200 for the fragment, shown in words.
-        return render(request, f"bank/_{page}.html", full, 200)
+        return render(request, f"bank/_{page}.html", {**full, "oob": True}, 200)
     return render(request, f"bank/{page}.html", full, status)
 
 
@@ -150,6 +163,7 @@ async def logout(request: Request) -> Response:
     websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
     response = RedirectResponse("/bank/login", status_code=303)
     security.clear_session_cookie(response, "staff", request)
+    delete_cookie(response, request, CUSTOMER_COOKIE, path="/bank")  # the visit ends with the session
     return response
 
 
@@ -161,7 +175,67 @@ def home(request: Request) -> Response:
     desk = _desk(request)
     if isinstance(desk, Response):
         return desk
-    return render(request, "bank/home.html", {"desk": desk, "page": "home"})
+    ctx: dict[str, Any] = {"desk": desk, "page": "home", "form": {}}
+    pan = _session_pan(request, desk)
+    if pan:  # the customer at the desk: their account at a glance
+        try:
+            ctx.update(_account(_app(request), desk, pan, language(request)))
+            ctx["today"] = _app(request).clock.today()
+        except SscardError as err:
+            ctx.update(error=_message(err, language(request)), error_code=err.code)
+    ctx["customer"] = _customer(request, desk)
+    ctx["outlet_name"] = name_in(bank_counter.outlets(_app(request)).get(desk.actor.place), language(request))
+    return render(request, "bank/home.html", ctx)
+
+
+# ---------------------------------------------------------------- the customer at the desk
+#
+# The teller reads or types the card number once (the account lookup, or the first form of a visit);
+# from then on every page works on that customer until the teller ends the visit (结束办理) or signs
+# out. The card number is kept in a cookie as seal_pan's reference: encrypted and keyed to this
+# staff session, so it is useless to anyone else and dies with the session.
+
+CUSTOMER_COOKIE = "sscard_bank_customer"
+
+
+def _session_pan(request: Request, desk: Desk) -> str:
+    ref = request.cookies.get(CUSTOMER_COOKIE, "")
+    if not ref:
+        return ""
+    try:
+        return open_pan(_app(request), desk, ref)
+    except SscardError:  # another session's reference, or tampered: no customer
+        return ""
+
+
+def _customer(request: Request, desk: Desk, pan: str | None = None) -> dict | None:
+    """The customer at the desk (holder's name, both states), read for each page: a view that is audited."""
+    pan = pan if pan is not None else _session_pan(request, desk)
+    if not pan:
+        return None
+    try:
+        return bank_counter.customer(_app(request), desk.actor, pan)
+    except SscardError:
+        return None
+
+
+def _keep_customer(response: Response, request: Request, desk: Desk, pan: str) -> Response:
+    """Start (or keep) the visit of the customer with this card number."""
+    if pan and pan != _session_pan(request, desk):
+        set_cookie(response, request, CUSTOMER_COOKIE, seal_pan(_app(request), desk, pan), path="/bank")
+    return response
+
+
+@router.post("/customer/end")
+async def end_customer(request: Request) -> Response:
+    """结束办理: the next customer starts from the lookup; nothing of this one stays on the desk."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    await security.check_csrf(request, desk.row)
+    response = RedirectResponse("/bank", status_code=303)
+    delete_cookie(response, request, CUSTOMER_COOKIE, path="/bank")
+    return response
 
 
 # ---------------------------------------------------------------- the working pages
@@ -178,6 +252,7 @@ EVENT_WORDS = {
     "extend_activation": ("延长启用期限", "extending the activation window"), "freeze": ("冻结", "freeze"),
     "unfreeze": ("解除冻结", "lifting the freeze"), "close": ("销户", "closing the account"),
 }
+PIN_ERRORS = ("wrong_pin",)  # a refusal that sends the cardholder back to the PIN pad, amount kept
 
 
 def _message(err: SscardError, lang: str) -> str:
@@ -202,32 +277,72 @@ def _masked_pan_hint(form: dict[str, str]) -> str:
     return mask_pan(pan) if len(pan) >= 10 and pan.isdigit() else ""
 
 
-Handler = Callable[[App, Desk, dict[str, str], str | None, Request], dict]
+def _pan_of(request: Request, desk: Desk, form: dict[str, str]) -> str:
+    """The card number typed (or swiped) in this form, carried over as a sealed reference, or the card
+    of the customer at the desk."""
+    if form.get("pan"):
+        return _clean_pan(form)
+    if form.get("pan_ref"):
+        return open_pan(_app(request), desk, form["pan_ref"])
+    return _session_pan(request, desk)
+
+
+Handler = Callable[[App, Desk, dict[str, str], str, str | None, Request], dict]
+Confirm = Callable[[App, Desk, dict[str, str], str, Request], dict | None]
+
+
+def _confirmation(app: App, desk: Desk, pan: str, amount_fen: int | None) -> dict:
+    """What the confirm step names: the card's last four digits, the holder, the amount and its 大写."""
+    who = bank_counter.customer(app, desk.actor, pan)
+    out = {"last4": who["last4"], "holder_name": who["holder_name"], "status": who["status"],
+           "amount_fen": amount_fen, "capitals": yuan_in_capitals(amount_fen) if amount_fen is not None else ""}
+    return out
 
 
 async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[str, ...] = (),
-                  supervisor: bool = False, keyed: bool = True) -> Response:
+                  supervisor: bool = False, keyed: bool = True, confirm: Confirm | None = None) -> Response:
     """Run one counter operation from a posted form and show its page with the outcome.
 
-    keyed: the form's one-time op_key is the idempotency key (a double click does the work once); never
-    for operations that carry a PIN. After a refusal the page shows what was typed except the card
-    number, the ID number and any PIN (the card number as a masked hint)."""
+    keyed: the form's one-time op_key is the idempotency key, so a double click or a replayed form does
+    the work once (the request's fingerprint is keyed with the server key, so a PIN leaves no trace).
+    confirm: an irreversible act first shows a confirm step (step=confirmed to do it); the confirm
+    step carries the same op_key. After a refusal the page keeps what was typed, never a PIN."""
     desk = _desk(request, supervisor=supervisor)
     if isinstance(desk, Response):
         return desk
     form = await _posted(request, desk)
+    app, lang = _app(request), language(request)
     key = (form.get("op_key") or None) if keyed else None
+    step = form.get("step", "")
+    kept = _entered(form, "pan", "citizen_id", *keep)
+    pan = ""
     try:
+        pan = _pan_of(request, desk, form)
+        if step == "edit":
+            return _page(request, desk, page, {"form": kept, "op_key": form.get("op_key") or _key()})
+        if confirm is not None and step != "confirmed":
+            shown = await run_in_threadpool(confirm, app, desk, form, pan, request)
+            if shown is not None:
+                ctx = {"form": kept, "confirm": shown, "op_key": form.get("op_key") or _key(),
+                       "pan_ref": seal_pan(app, desk, pan) if form.get("pan") else ""}
+                return _keep_customer(_page(request, desk, page, ctx, customer_pan=pan), request, desk, pan)
         # in a worker thread: the operation's database work (or its wait for a group commit) must not
         # hold up the event loop that serves every other request
-        done = await run_in_threadpool(handler, _app(request), desk, form, key, request)
+        done = await run_in_threadpool(handler, app, desk, form, pan, key, request)
     except SscardError as err:
-        ctx = {"form": _entered(form, *keep), "last_pan": _masked_pan_hint(form),
-               "error": _message(err, language(request)), "error_code": err.code}
+        ctx = {"form": kept, "last_pan": _masked_pan_hint(form), "error": _message(err, lang),
+               "error_code": err.code}
         if err.code == "wrong_bank":
-            ctx["card_bank"] = _bank_name(_app(request), _clean_pan(form), language(request))
+            ctx["card_bank"] = _bank_name(app, pan, lang)
+        if err.code in PIN_ERRORS and confirm is not None and step == "confirmed":
+            try:  # back to the PIN pad with the amount kept, under a fresh key (the refusal used the old)
+                ctx["confirm"] = await run_in_threadpool(confirm, app, desk, form, pan, request)
+                ctx["pan_ref"] = seal_pan(app, desk, pan) if form.get("pan") or form.get("pan_ref") else ""
+            except SscardError:
+                pass
         return _page(request, desk, page, ctx, err.status)
-    return _page(request, desk, page, {"form": {}, "done": done})
+    response = _page(request, desk, page, {"form": {}, "done": done}, customer_pan=pan)
+    return _keep_customer(response, request, desk, pan)
 
 
 def _show(request: Request, page: str, *, supervisor: bool = False, **ctx: Any) -> Response:
@@ -252,13 +367,6 @@ def _pan_ref_key(app: App, desk: Desk) -> bytes:
     return bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
 
 
-def _pan_of(app: App, desk: Desk, form: dict[str, str]) -> str:
-    """The card number typed (or swiped) in this form, or carried over as a sealed reference."""
-    if form.get("pan_ref") and not form.get("pan"):
-        return open_pan(app, desk, form["pan_ref"])
-    return _clean_pan(form)
-
-
 def _bank_name(app: App, pan: str, lang: str) -> str:
     """The issuing bank's name, from the card number's BIN."""
     for bank in banks_and_places(app)["banks"]:
@@ -269,41 +377,62 @@ def _bank_name(app: App, pan: str, lang: str) -> str:
     return ""
 
 
+def name_in(names: dict | None, lang: str) -> str:
+    """A bank's or outlet's name in the page's language (the code when nothing better is known)."""
+    if not names:
+        return ""
+    if lang == "en":
+        return names.get("name_en") or names.get("name") or names.get("code", "")
+    return names.get("name") or names.get("code", "")
+
+
 # ---------------------------------------------------------------- account lookup (home page panel)
 
 
-def _account(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    data = banking.statement(app, desk.actor, _clean_pan(form), limit=5)
-    return {"account": data, "lines": statement_lines(data, language(request))}
+def _account(app: App, desk: Desk, pan: str, lang: str) -> dict:
+    data = bank_counter.statement(app, desk.actor, pan, limit=5)
+    return {"account": data, "lines": statement_lines(data, lang, bank_counter.outlets(app))}
 
 
 @router.post("/account", response_class=HTMLResponse)
 async def account_lookup(request: Request) -> Response:
-    """The account at a glance: state, balance, activation deadline, last movements."""
+    """The account at a glance (holder, state, balance, activation deadline, last movements); it starts the
+    customer's visit: every page after works on this card until 结束办理."""
     desk = _desk(request)
     if isinstance(desk, Response):
         return desk
     form = await _posted(request, desk)
+    pan = _clean_pan(form)
     ctx: dict[str, Any] = {"desk": desk, "page": "home", "last_pan": _masked_pan_hint(form)}
-    status = 200
+    status, found = 200, False
     try:
-        ctx.update(_account(_app(request), desk, form, None, request))
+        ctx.update(await run_in_threadpool(_account, _app(request), desk, pan, language(request)))
         ctx["today"] = _app(request).clock.today()
+        found = True
     except SscardError as err:
-        ctx.update(error=_message(err, language(request)), error_code=err.code)
+        ctx.update(error=_message(err, language(request)), error_code=err.code, form={"pan": pan})
         if err.code == "wrong_bank":
-            ctx["card_bank"] = _bank_name(_app(request), _clean_pan(form), language(request))
+            ctx["card_bank"] = _bank_name(_app(request), pan, language(request))
         status = err.status
+    if found:
+        ctx["customer"] = _customer(request, desk, pan)
+    else:
+        ctx["customer"] = _customer(request, desk)
     if _htmx(request):
-        return render(request, "bank/_account.html", ctx)
-    return render(request, "bank/home.html", ctx, status)
+        response = render(request, "bank/_account.html", {**ctx, "oob": True})
+    elif found:  # to the home page, which shows the customer at the desk: a reload sends nothing again
+        response = RedirectResponse("/bank", status_code=303)
+    else:
+        ctx["outlet_name"] = name_in(bank_counter.outlets(_app(request)).get(desk.actor.place), language(request))
+        response = render(request, "bank/home.html", ctx, status)
+    return _keep_customer(response, request, desk, pan) if found else response
 
 
 # ---------------------------------------------------------------- activation (PIN pad)
 
 
-def _activate(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    out = banking.activate(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("pin", ""),
+def _activate(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
+    out = banking.activate(app, desk.actor, pan, _clean_id(form), form.get("pin", ""),
                            form.get("pin_again", ""), cardholder_in_person=form.get("in_person") == "yes")
     return {"pan": out["pan"], "status": out["status"], "balance_fen": out["balance_fen"],
             "moved": out.get("moved_from_old_account")}
@@ -317,14 +446,14 @@ def activate_page(request: Request) -> Response:
 @router.post("/activate", response_class=HTMLResponse)
 async def activate_submit(request: Request) -> Response:
     """The cardholder in person with card and ID, within the window; sets the PIN twice on the pad."""
-    return await _submit(request, "activate", _activate, keyed=False)
+    return await _submit(request, "activate", _activate, keep=("in_person",), keyed=False)
 
 
 # ---------------------------------------------------------------- supervisor: window extension, freeze
 
 
-def _supervise(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    task, pan, reason = form.get("task", "extend"), _clean_pan(form), form.get("reason", "")[:200]
+def _supervise(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
+    task, reason = form.get("task", "extend"), form.get("reason", "")[:200]
     if task == "extend":
         days_text = form.get("days", "")
         if days_text and not days_text.isdigit():
@@ -352,16 +481,25 @@ async def supervisor_submit(request: Request) -> Response:
 # ---------------------------------------------------------------- bank-side loss
 
 
-def _loss(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+def _loss(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
     action = form.get("action", "written")
     if action == "cancel":
-        out = loss.cancel_bank_loss(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+        out = loss.cancel_bank_loss(app, desk.actor, pan, _clean_id(form), idempotency_key=key)
     elif action == "written":
-        out = loss.report_written_loss(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+        out = loss.report_written_loss(app, desk.actor, pan, _clean_id(form), idempotency_key=key)
     else:
         raise SscardError("invalid_request")
     return {"action": action, "pan": mask_pan(out["pan"]), "status": out["status"],
             "linked_ss_status": out.get("linked_ss_status"), "reminder": _reminder(out, request)}
+
+
+def _confirm_loss(app: App, desk: Desk, form: dict[str, str], pan: str, request: Request) -> dict | None:
+    """The formal (written) loss stops the account's payments: confirm it; lifting a loss needs no step."""
+    if form.get("action", "written") != "written":
+        return None
+    if not _clean_id(form):
+        raise SscardError("invalid_request")
+    return {**_confirmation(app, desk, pan, None), "action": "written"}
 
 
 @router.get("/loss", response_class=HTMLResponse)
@@ -372,24 +510,36 @@ def loss_page(request: Request) -> Response:
 @router.post("/loss", response_class=HTMLResponse)
 async def loss_submit(request: Request) -> Response:
     """Written loss (an oral loss becomes written) or cancel, at the counter with the cardholder's ID."""
-    return await _submit(request, "loss", _loss, keep=("action",))
+    return await _submit(request, "loss", _loss, keep=("action",), confirm=_confirm_loss)
 
 
 # ---------------------------------------------------------------- cash at the counter
 
 
-def _deposit(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    amount = parse_yuan(form.get("amount", ""))
-    out = batching.call(app, banking.deposit, desk.actor, _clean_pan(form), amount, idempotency_key=key)
-    return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
-            "status": out["status"], "transfer_id": out["transfer_id"]}
+def _slip_of(app: App, desk: Desk, pan: str, out: dict) -> dict:
+    ref = short_ref(out["transfer_id"], parse_time(out["at"])) if out.get("at") else ""
+    try:
+        return bank_counter.slip(app, desk.actor, pan, ref)
+    except SscardError:  # the movement is committed; a slip that cannot be read is not a refusal
+        return {"ref": ref, "amount_fen": out["amount_fen"], "balance_after_fen": out["balance_fen"]}
 
 
-def _withdraw(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+def _deposit(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
     amount = parse_yuan(form.get("amount", ""))
-    out = batching.call(app, banking.withdraw, desk.actor, _clean_pan(form), amount, form.get("pin", ""))
+    out = batching.call(app, banking.deposit, desk.actor, pan, amount, idempotency_key=key)
     return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
-            "status": out["status"], "transfer_id": out["transfer_id"]}
+            "status": out["status"], "slip": _slip_of(app, desk, pan, out)}
+
+
+def _withdraw(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
+    amount = parse_yuan(form.get("amount", ""))
+    out = batching.call(app, banking.withdraw, desk.actor, pan, amount, form.get("pin", ""), idempotency_key=key)
+    return {"pan": out["pan"], "amount_fen": out["amount_fen"], "balance_fen": out["balance_fen"],
+            "status": out["status"], "slip": _slip_of(app, desk, pan, out)}
+
+
+def _confirm_amount(app: App, desk: Desk, form: dict[str, str], pan: str, request: Request) -> dict:
+    return _confirmation(app, desk, pan, parse_yuan(form.get("amount", "")))
 
 
 @router.get("/deposit", response_class=HTMLResponse)
@@ -399,7 +549,7 @@ def deposit_page(request: Request) -> Response:
 
 @router.post("/deposit", response_class=HTMLResponse)
 async def deposit_submit(request: Request) -> Response:
-    return await _submit(request, "deposit", _deposit, keep=("amount",))
+    return await _submit(request, "deposit", _deposit, keep=("amount",), confirm=_confirm_amount)
 
 
 @router.get("/withdraw", response_class=HTMLResponse)
@@ -409,15 +559,60 @@ def withdraw_page(request: Request) -> Response:
 
 @router.post("/withdraw", response_class=HTMLResponse)
 async def withdraw_submit(request: Request) -> Response:
-    """Cash out: the cardholder types the bank PIN on the pad (no idempotency key: it would trace the PIN)."""
-    return await _submit(request, "withdraw", _withdraw, keep=("amount",), keyed=False)
+    """Cash out: the teller types the amount, the confirm step names card, holder and amount, and there the
+    cardholder types the bank PIN on the pad. Keyed like a deposit: one form, one withdrawal."""
+    return await _submit(request, "withdraw", _withdraw, keep=("amount",), confirm=_confirm_amount)
+
+
+# ---------------------------------------------------------------- the slip (回单)
+
+
+@router.get("/slip", response_class=HTMLResponse)
+def slip_page(request: Request, ref: str = "") -> Response:
+    """A deposit's or withdrawal's slip on screen, for the customer at the desk, by its reference."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    pan = _session_pan(request, desk)
+    if not pan:  # no customer at the desk: look one up first
+        return RedirectResponse("/bank", status_code=303)
+    ctx: dict[str, Any] = {"form": {}}
+    status = 200
+    try:
+        ctx["slip"] = bank_counter.slip(_app(request), desk.actor, pan, ref)
+    except SscardError as err:
+        ctx.update(error=_message(err, language(request)), error_code=err.code)
+        status = err.status
+    return _page(request, desk, "slip", ctx, status)
+
+
+@router.post("/slip.pdf")
+async def slip_pdf(request: Request) -> Response:
+    """The slip as a PDF to print and have the customer sign."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    form = await _posted(request, desk)
+    lang, app = language(request), _app(request)
+    try:
+        pan = _pan_of(request, desk, form)
+        slip = await run_in_threadpool(bank_counter.slip, app, desk.actor, pan, form.get("ref", ""))
+    except SscardError as err:
+        return _page(request, desk, "slip", {"form": {}, "error": _message(err, lang), "error_code": err.code},
+                     err.status)
+    from ..bank_slips import render_slip  # reportlab: at the first slip
+
+    pdf = render_slip(slip, lang, printed_at=app.clock.now())
+    name = f"slip-{slip['ref']}.pdf"
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
 
 # ---------------------------------------------------------------- PIN reset (cardholder only)
 
 
-def _pin_reset(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
-    out = banking.reset_pin(app, desk.actor, _clean_pan(form), _clean_id(form), form.get("new", ""),
+def _pin_reset(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
+    out = banking.reset_pin(app, desk.actor, pan, _clean_id(form), form.get("new", ""),
                             form.get("new_again", ""), cardholder_in_person=form.get("in_person") == "yes")
     return {"pan": out["pan"], "was_locked": out["was_locked"]}
 
@@ -429,17 +624,25 @@ def pin_reset_page(request: Request) -> Response:
 
 @router.post("/pin-reset", response_class=HTMLResponse)
 async def pin_reset_submit(request: Request) -> Response:
-    return await _submit(request, "pin_reset", _pin_reset, keyed=False)
+    return await _submit(request, "pin_reset", _pin_reset, keep=("in_person",), keyed=False)
 
 
 # ---------------------------------------------------------------- account close
 
 
-def _close(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+def _close(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
     if form.get("confirm") != "yes":
         raise SscardError("invalid_request")
-    out = banking.close(app, desk.actor, _clean_pan(form), _clean_id(form), idempotency_key=key)
+    out = banking.close(app, desk.actor, pan, _clean_id(form), idempotency_key=key)
     return {"pan": out["pan"], "status": out["status"], "paid_out_fen": out["paid_out_fen"]}
+
+
+def _confirm_close(app: App, desk: Desk, form: dict[str, str], pan: str, request: Request) -> dict:
+    """Closing cannot be undone: name the card, the holder and the cash to pay out (the whole balance)."""
+    if form.get("confirm") != "yes" or not _clean_id(form):
+        raise SscardError("invalid_request")
+    who = bank_counter.customer(app, desk.actor, pan)
+    return _confirmation(app, desk, pan, who["balance_fen"])
 
 
 @router.get("/close", response_class=HTMLResponse)
@@ -450,7 +653,7 @@ def close_page(request: Request) -> Response:
 @router.post("/close", response_class=HTMLResponse)
 async def close_submit(request: Request) -> Response:
     """With the cardholder's ID: holds released, the whole balance paid out in cash, the account closed."""
-    return await _submit(request, "close", _close)
+    return await _submit(request, "close", _close, keep=("confirm",), confirm=_confirm_close)
 
 
 # ---------------------------------------------------------------- statement and its PDF
@@ -468,22 +671,24 @@ KIND_WORDS = {"pending": ("预授权", "hold"), "void": ("撤销预授权", "hol
               "expire": ("预授权过期", "hold expired"), "post": ("预授权完成", "hold completed")}
 
 
-def describe(entry: dict, lang: str) -> str:
+def describe(entry: dict, lang: str, outlets: dict[str, dict] | None = None) -> str:
     i = 1 if lang == "en" else 0
     code = entry.get("code", "")
     text = CODE_WORDS.get(code, (code, code))[i]
     kind = entry.get("kind", "posted")
     if kind in KIND_WORDS:
         text = f"{text}（{KIND_WORDS[kind][i]}）" if i == 0 else f"{text} ({KIND_WORDS[kind][i]})"
-    counterparty = _counterparty(entry.get("counterparty") or "", i)
+    counterparty = _counterparty(entry.get("counterparty") or "", i, outlets or {})
     if counterparty:
         text = f"{text} · {counterparty}"
     return text
 
 
-def _counterparty(name: str, i: int) -> str:
-    """Ledger account names as words: 'cash:GSB-001' is that outlet's counter, 'atm:X' an ATM..."""
+def _counterparty(name: str, i: int, outlets: dict[str, dict]) -> str:
+    """Ledger account names as words: 'cash:GSB-001' is that outlet's counter (by its name), 'atm:X' an ATM..."""
     kind, _, code = name.partition(":")
+    if kind == "cash" and code in outlets:
+        return name_in(outlets[code], "en" if i else "zh")
     words = {"cash": ("{code}网点柜台", "counter at {code}"), "atm": ("ATM {code}", "ATM {code}"),
              "merchant": ("商户 {code}", "merchant {code}"), "clearing": ("跨行清算", "inter-bank clearing")}
     if kind in words and code:
@@ -493,44 +698,44 @@ def _counterparty(name: str, i: int) -> str:
     return name  # a masked card number (a transfer) or another named account
 
 
-def statement_lines(data: dict, lang: str) -> list[dict]:
-    """Entries (newest first) with the posted balance after each, worked back from today's balance.
-    Holds (pending, void, expire) do not move the posted balance."""
-    balance = data.get("balance_fen", 0)
-    lines = []
-    for e in data.get("entries", []):
-        posted = e.get("kind", "posted") in ("posted", "post")
-        signed = (-1 if e["direction"] == "debit" else 1) * e["amount_fen"]
-        lines.append({**e, "description": describe(e, lang), "posted": posted,
-                      "debit_fen": e["amount_fen"] if e["direction"] == "debit" else 0,
-                      "credit_fen": e["amount_fen"] if e["direction"] == "credit" else 0,
-                      "balance_after_fen": balance if posted else None})
-        if posted:
-            balance -= signed
-    return lines
+def statement_lines(data: dict, lang: str, outlets: dict[str, dict]) -> list[dict]:
+    """The service's lines (balance after each already worked out) with words for the page."""
+    return [{**x, "description": describe(x, lang, outlets)} for x in data.get("lines", [])]
 
 
-def _statement(app: App, desk: Desk, form: dict[str, str], key: str | None, request: Request) -> dict:
+def _statement(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
     before = form.get("before_id", "")
-    pan = _pan_of(app, desk, form)
-    data = banking.statement(app, desk.actor, pan, limit=STATEMENT_LIMIT,
-                             before_id=int(before) if before.isdigit() else None)
-    return {"statement": data, "lines": statement_lines(data, language(request)), "pan_ref": seal_pan(app, desk, pan)}
+    data = bank_counter.statement(app, desk.actor, pan, limit=STATEMENT_LIMIT,
+                                  before_id=int(before) if before.isdigit() else None, ref=form.get("ref", ""))
+    lines = statement_lines(data, language(request), bank_counter.outlets(app))
+    return {"statement": data, "lines": lines, "pan_ref": seal_pan(app, desk, pan)}
 
 
 @router.get("/statement", response_class=HTMLResponse)
 def statement_page(request: Request) -> Response:
-    return _show(request, "statement")
+    """With a customer at the desk the statement is shown at once; otherwise the card number is asked."""
+    desk = _desk(request)
+    if isinstance(desk, Response):
+        return desk
+    pan = _session_pan(request, desk)
+    ctx: dict[str, Any] = {"form": {}}
+    if pan:
+        try:
+            ctx["done"] = _statement(_app(request), desk, {}, pan, None, request)
+        except SscardError as err:
+            ctx.update(error=_message(err, language(request)), error_code=err.code)
+    return _page(request, desk, "statement", ctx)
 
 
 @router.post("/statement", response_class=HTMLResponse)
 async def statement_submit(request: Request) -> Response:
-    return await _submit(request, "statement", _statement, keyed=False)
+    return await _submit(request, "statement", _statement, keep=("ref",), keyed=False)
 
 
 @router.post("/statement.pdf")
 async def statement_pdf(request: Request) -> Response:
-    """The statement (last 200 movements) as a PDF to print or hand over."""
+    """The statement (last 200 movements) as a PDF to print or hand over: the holder's own name in full,
+    the bank and the outlet named in the page's language."""
     desk = _desk(request)
     if isinstance(desk, Response):
         return desk
@@ -538,31 +743,31 @@ async def statement_pdf(request: Request) -> Response:
     lang = language(request)
     app = _app(request)
     try:
-        pan = _pan_of(app, desk, form)
-        data = banking.statement(app, desk.actor, pan, limit=PDF_LIMIT)
+        pan = _pan_of(request, desk, form)
+        data = await run_in_threadpool(bank_counter.statement, app, desk.actor, pan, PDF_LIMIT)
     except SscardError as err:
         ctx = {"form": {}, "last_pan": _masked_pan_hint(form), "error": _message(err, lang), "error_code": err.code}
         return _page(request, desk, "statement", ctx, err.status)
-    lines = statement_lines(data, lang)
+    outlets = bank_counter.outlets(app)
     today = app.clock.today()
+    lines = data["lines"]
     oldest = min((as_shanghai_day(x["at"]) for x in lines), default=today)
     status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
-    moved = sum(x["credit_fen"] - x["debit_fen"] for x in lines if x["posted"])
-    opening = data["balance_fen"] - moved  # the posted balance before the oldest line shown
     from ..statements import Line, Statement, render_statement  # reportlab: at the first statement
 
     pdf = render_statement(
         Statement(
-            bank_name=_bank_name(app, pan, lang), pan_masked=data["pan"], name_masked="",
-            period_from=oldest, period_to=today, opening_fen=opening,
-            closing_fen=data["balance_fen"], status=status_word, outlet=desk.actor.place,
+            bank_name=name_in(data["bank"], lang), pan_masked=data["pan"], name_masked=data["holder_name"],
+            period_from=oldest, period_to=today, opening_fen=data["opening_fen"],
+            closing_fen=data["closing_fen"], status=status_word, outlet=name_in(data["outlet"], lang),
             printed_at=app.clock.now(),
-            lines=[Line(at=parse_time(x["at"]), description=x["description"], debit_fen=x["debit_fen"],
-                        credit_fen=x["credit_fen"], balance_fen=x["balance_after_fen"]) for x in reversed(lines)],
+            lines=[Line(at=parse_time(x["at"]), description=f"{describe(x, lang, outlets)} · {x['ref']}",
+                        debit_fen=x["debit_fen"], credit_fen=x["credit_fen"], balance_fen=x["balance_after_fen"])
+                   for x in reversed(lines)],
         ),
         lang,
     )
-    name = f"statement-{data['pan'][-4:]}-{today.isoformat()}.pdf"
+    name = f"statement-{data['last4']}-{today.isoformat()}.pdf"
     return Response(pdf, media_type="application/pdf",
                      headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
 
@@ -590,4 +795,15 @@ def parse_yuan(text: str) -> int:
     return yuan_to_fen(text.replace(",", "").replace("，", "").replace("¥", "").strip())
 
 
+def amount(fen: int | None) -> str:
+    """Yuan with thousands separators, as a teller reads a sum: 1,200.00 (the same in both languages)."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
 templates.env.filters.setdefault("bank_time", local_time)
+templates.env.filters.setdefault("bank_amount", amount)
+templates.env.filters.setdefault("yuan_capitals", yuan_in_capitals)
