@@ -477,8 +477,8 @@ def find_by_name(op: Op, name: str, birth_date) -> dict:
 
 @query("counter.queue", roles=CENTER_STAFF, scope=Scope.CENTER)
 def queue(op: Op) -> dict:
-    """The clerk's own center: cards waiting for collection here, applications not yet in production,
-    batches in production."""
+    """The clerk's own center: cards waiting for collection here (with the full name, which the clerk
+    calls out at the window), applications not yet in production, batches in production."""
     from ..models.foundation import ProductionBatch
 
     center = _my_center(op)
@@ -493,7 +493,7 @@ def queue(op: Op) -> dict:
     return {
         "center": {"code": center.code, "name": center.name},
         "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
-                   "name": mask_name(op.session.get(Person, c.person_id).name), "reason": c.reason,
+                   "name": op.session.get(Person, c.person_id).name, "reason": c.reason,
                    "ready_at": c.ready_at} for c in ready],
         "applied": applied or 0,
         "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
