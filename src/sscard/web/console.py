@@ -525,6 +525,22 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+@router.post("/visits/{visit_id}/show-id", response_class=HTMLResponse)
+async def show_citizen_id(visit_id: int, request: Request) -> Response:
+    """The full citizen ID, on the clerk's explicit request (audited as a viewed record)."""
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    await _form(request, w)
+    app = _app(request)
+    try:
+        visit = attorney.get_visit(app, w.actor, visit_id)
+        shown = window.reveal_citizen_id(app, w.actor, visit["person_id"])["citizen_id"]
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return _visit(request, w, visit_id, {"shown_id": shown})
+
+
 @router.post("/visits/{visit_id}/end")
 async def end_visit(visit_id: int, request: Request) -> Response:
     w = _window(request)
@@ -581,22 +597,6 @@ def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict
 def _tail(masked: str) -> str:
     """The last digits a clerk reads out: the masked number shows its last two characters."""
     return masked.replace("*", "")[-2:] if masked else ""
-
-
-@router.post("/visits/{visit_id}/show-id", response_class=HTMLResponse)
-async def show_citizen_id(visit_id: int, request: Request) -> Response:
-    """The full citizen ID, on the clerk's explicit request (audited as a viewed record)."""
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
-    await _form(request, w)
-    app = _app(request)
-    try:
-        visit = attorney.get_visit(app, w.actor, visit_id)
-        shown = window.reveal_citizen_id(app, w.actor, visit["person_id"])["citizen_id"]
-    except SscardError as err:
-        return _home(request, w, {"error": _message(err, language(request))}, err.status)
-    return _visit(request, w, visit_id, {"shown_id": shown})
 
 
 # ---------------------------------------------------------------- receipts (PDF)
