@@ -114,7 +114,7 @@ def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
         ("新卡号", "New card", r["new_card_number"]),
         ("应收工本费", "Fee due", f"¥{fen_to_yuan(r['due_fen'])}"),
         ("实收金额", "Amount paid", f"¥{fen_to_yuan(r['amount_fen'])}"),
-        ("金额大写", "In words (Chinese capitals)", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
+        ("金额大写", "In words", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
         ("缴费方式", "Paid by", f"{method[0]} / {method[1]}"),
     ]
     if r["method"] == "waived":
@@ -206,7 +206,15 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
     c.line(left, y, right, y)
     y -= 7 * mm
     label_w = 58 * mm
-    for zh, en, value in lines:
+    wrapped = [(zh, en, _wrap(str(value), font, 10.5, right - left - label_w)) for zh, en, value in lines]
+    box_lines = [(t, 10.5 if i == 0 else 8.5) for i, text in enumerate(notice or ())
+                 for t in _wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
+    box_h = sum(s * 0.42 * mm + 1.4 * mm for _, s in box_lines) + 4 * mm if notice else 0
+    # everything fits on the one page: the lines close up when a notice and a signature line need room
+    below = 16 * mm + (box_h + 3 * mm if notice else 0) + (14 * mm if signature else 0)
+    rows = sum(len(parts) for _, _, parts in wrapped) or 1
+    step = max(4.2 * mm, min(6.5 * mm, (y - below) / rows))
+    for zh, en, parts in wrapped:
         c.setFont(font, 10.5)
         c.drawString(left, y, zh)
         c.setFont(font, 7.5)
@@ -214,16 +222,13 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
         c.drawString(left + 30 * mm, y, en)
         c.setFillGray(0)
         c.setFont(font, 10.5)
-        for i, part in enumerate(_wrap(str(value), font, 10.5, right - left - label_w)):
-            c.drawString(left + label_w, y - i * 5 * mm, part)
+        for i, part in enumerate(parts):
             if i:
-                y -= 5 * mm
-        y -= 6.5 * mm
+                y -= step
+            c.drawString(left + label_w, y, part)
+        y -= step
     if notice:
         y -= 2 * mm
-        box_lines = [(t, 10.5 if i == 0 else 8.5) for i, text in enumerate(notice)
-                     for t in _wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
-        box_h = sum(s * 0.5 * mm + 2.2 * mm for _, s in box_lines) + 4 * mm
         c.setStrokeColorRGB(0.7, 0.15, 0.12)
         c.setLineWidth(1.2)
         c.rect(left, y - box_h + 4 * mm, right - left, box_h)
@@ -233,10 +238,10 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
         for text, s in box_lines:
             c.setFont(font, s)
             c.drawString(left + 4 * mm, y, text)
-            y -= s * 0.5 * mm + 2.2 * mm
+            y -= s * 0.42 * mm + 1.4 * mm
         y -= 4 * mm
     if signature:  # a line to sign on, and one for the date, above the footer
-        y = max(y - 4 * mm, 20 * mm)
+        y = max(y - 5 * mm, 21 * mm)
         (sign_zh, sign_en), (date_zh, date_en) = signature
         c.setFont(font, 10.5)
         c.drawString(left, y, sign_zh)
