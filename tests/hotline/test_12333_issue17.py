@@ -1,5 +1,6 @@
-"""12333 after identification: a wrong SS password says how many tries are left, in Chinese and English,
-while the identification step itself (query password) keeps the plain answer."""
+"""12333 for issue 17: after identification a wrong SS password says how many tries are left (Chinese and
+English) while the identification step itself keeps the plain answer; an English caller hears centers'
+English names."""
 
 from __future__ import annotations
 
@@ -33,3 +34,20 @@ def test_in_english_the_caller_hears_the_tries_left_too(client, holder):
 def test_a_wrong_query_password_at_identification_gives_no_count(client, holder):
     phone = Phone(client).press("1").press("4").press(keys_for_citizen_id(holder.citizen_id)).press("000000")
     assert "密码错误" in phone.text and "还可尝试" not in phone.text
+
+
+def test_an_english_caller_hears_the_collection_center_by_its_english_name(client, holder, app, city):
+    from sqlalchemy import update
+
+    from sscard.models.foundation import ServiceCenter
+    from sscard.services import production, replacement
+
+    with app.db.session() as s:
+        s.execute(update(ServiceCenter).where(ServiceCenter.code == "C01").values(name_en="Xihu Card Service Center"))
+        s.commit()
+    clerk = city.actor("clerk")
+    replacement.apply(app, clerk, holder.card_number, "damaged", holder.citizen_id, payment="cash")
+    batch = production.start_batch(app, clerk, "C01")
+    replacement.complete_batch(app, clerk, batch["batch"])
+    phone = Phone(client).press("9").press("1").press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
+    assert "collect it at Xihu Card Service Center" in phone.text and "西湖区" not in phone.text
