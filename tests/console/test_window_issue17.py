@@ -319,3 +319,30 @@ def test_visit_actions_query_answers_per_card_and_is_a_viewed_record(app, city):
     (actions,) = out["cards"].values()
     assert out["scope"] == ["card.collect"] and actions["formal_loss"]["reason"] == "not_in_poa"
     assert audits(app, "counter.visit_actions")[-1].result == "viewed"
+
+
+def test_a_refused_replacement_keeps_the_clerks_choices_but_not_the_pin(app, city):
+    card = city.issued_card()
+    client, csrf = _signed_in(app)
+    with client:
+        url = _visit(client, csrf, card.person_id, card.citizen_id)
+        card_id = _card_ids(client.get(url).text, "replace")[0]
+        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": card_id, "reason": "lost",
+                                                "payment": "cash", "collect_center": "C02"})
+        assert r.status_code == 409 and "因遗失补卡须先办理正式挂失" in r.text
+        form = _form_of(r.text, "replace")
+        assert '<option value="lost" selected>' in form and '<option value="C02" selected>' in form
+
+
+def test_an_htmx_refusal_still_reaches_the_screen(app, city):
+    card = city.issued_card()
+    client, csrf = _signed_in(app)
+    with client:
+        url = _visit(client, csrf, card.person_id, card.citizen_id)
+        card_id = _card_ids(client.get(url).text, "formal-loss")[0]
+        attorney.end_visit(app, city.actor("clerk"), int(url.rsplit("/", 1)[1]))  # ended in another tab
+        r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": card_id},
+                        headers={"HX-Request": "true", "HX-Target": "main"})
+        assert r.status_code == 200 and "身份核验已失效" in r.text
+        r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": card_id})
+        assert r.status_code == 409

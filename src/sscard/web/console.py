@@ -143,6 +143,8 @@ def _place_namer(app: App, lang: str) -> Callable[[dict | str | None], str]:
 
 def _page(request: Request, w: Window, template: str, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
     en = language(request) == "en"
+    if status >= 400 and request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "main":
+        status = 200  # htmx swaps only a 2xx answer: a refusal must still reach the clerk's screen
     full = {
         "place_name": _place_namer(_app(request), language(request)), "confirm_actions": CONFIRM,
         "topic_label": topic_label,
@@ -453,6 +455,9 @@ def _in_person_only(ident: dict) -> None:
                                                         " (only the cardholder in person may do this)"))
 
 
+# What a refused replacement form keeps, so the clerk does not choose it all again (the PIN is typed again).
+KEPT_ON_REFUSAL = ("reason", "payment", "collect_center", "bank_code", "record_formal_loss", "waive_reason")
+
 # Irreversible acts ask once more, naming the person and the card (issue 17, point 2): the first POST
 # shows the confirmation; only a POST with confirmed=1 (and the same one-time key) does the work.
 CONFIRM = frozenset({"formal-loss", "collect"})
@@ -573,8 +578,9 @@ async def visit_action(visit_id: int, action: str, request: Request) -> Response
     try:
         done = handler(app, w, ident, form, form.get("op_key") or None)
     except SscardError as err:
+        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
         return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
-                                             "failed_card": form.get("card_id")}, err.status)
+                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
     done["reminder_text"] = _reminder(done, lang)
     return _visit(request, w, visit_id, {"done": done})
 
