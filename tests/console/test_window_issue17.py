@@ -346,3 +346,17 @@ def test_an_htmx_refusal_still_reaches_the_screen(app, city):
         assert r.status_code == 200 and "身份核验已失效" in r.text
         r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": card_id})
         assert r.status_code == 409
+
+
+def test_a_clerk_of_another_center_sees_collection_disabled_and_a_forged_collection_is_refused(app, city):
+    card = city.issued_card()
+    ready_replacement(city, card)  # ready at C01
+    client, csrf = _signed_in(app, "clerk2")  # at C02
+    with client:
+        url = _visit(client, csrf, card.person_id, card.citizen_id)
+        form = _form_of(client.get(url).text, "collect")
+        assert "此卡在其他网点待领，须到领卡网点办理" in form and re.search(r"<button[^>]* disabled", form)
+        card_id = re.search(r'name="card_id" value="(\d+)"', form).group(1)
+        r = client.post(f"{url}/collect", data={"csrf_token": csrf, "card_id": card_id, "confirmed": "1"})
+        assert r.status_code == 403 and "此业务不属于本服务网点" in r.text
+    assert not [r for r in audits(app, "counter.collect") if r.result == "ok"]

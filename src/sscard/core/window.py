@@ -11,7 +11,8 @@ Reasons (machine-readable; the console words them):
 - `not_in_poa`: the agent's power of attorney does not name it (RULES §7);
 - `in_person_only`: only the cardholder in person may do it (RULES §5, §6: cancel a loss, reset the
   query password);
-- `supervisor_only`: the fee waiver.
+- `supervisor_only`: the fee waiver;
+- `other_center`: a ready card is handed over only at the center where it waits.
 """
 
 from __future__ import annotations
@@ -69,9 +70,10 @@ def _by_agent(action: str, agent_scope: frozenset[str] | None) -> Allowed | None
 
 
 def card_actions(ss: SsStatus | str, bank: BankStatus | str | None, *, replaced: bool,
-                 agent_scope: frozenset[str] | None, supervisor: bool) -> dict[str, Allowed]:
+                 agent_scope: frozenset[str] | None, supervisor: bool, ready_here: bool = True) -> dict[str, Allowed]:
     """Every window action on one card, each allowed or not with why. `agent_scope` is None for the
-    cardholder in person, else the scope of the visit's (valid) power of attorney."""
+    cardholder in person, else the scope of the visit's (valid) power of attorney; `ready_here`: a ready
+    card waits at this clerk's center."""
     ss = SsStatus(ss)
     out: dict[str, Allowed] = {}
     for action in CARD_ACTIONS:
@@ -79,6 +81,8 @@ def card_actions(ss: SsStatus | str, bank: BankStatus | str | None, *, replaced:
             out[action] = Allowed(action, False, "state")
         elif replaced and action in _BLOCKED_BY_REPLACEMENT:
             out[action] = Allowed(action, False, "replacement_pending")
+        elif action == "collect" and not ready_here:
+            out[action] = Allowed(action, False, "other_center")
         else:
             out[action] = _by_agent(action, agent_scope) or Allowed(action, True)
     out.update(replacement_options(ss, bank, agent_scope=agent_scope, supervisor=supervisor))

@@ -279,7 +279,7 @@ def visit_actions(op: Op, visit_id: int) -> dict:
         account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
         bank = effective_bank_status(account.status, account.loss_expires_at, op.now) if account else None
         allowed = card_actions(ss, bank, replaced=replacement_applied(op, card), agent_scope=scope,
-                               supervisor=supervisor)
+                               supervisor=supervisor, ready_here=card.ready_center_id == op.actor.center_id)
         out[str(card.id)] = {k: v.as_dict() for k, v in allowed.items()}
     op.audit("visit", visit.id, person_id=visit.person_id)
     person = lookup.person_by_id(op.session, visit.person_id)
