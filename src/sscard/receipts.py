@@ -2,7 +2,11 @@
 states the 60-day activation deadline). Bilingual (Chinese first); Chinese needs a CJK font:
 WenQuanYi Zen Hei (fonts-wqy-zenhei) when installed, else reportlab's built-in CID font STSong-Light.
 
-Every number on a receipt arrives masked from the services; the PDF adds nothing unmasked."""
+What a receipt shows comes from the services: the window's receipts for the cardholder
+(services/window.py) carry the cardholder's own full name and new card number, the collecting unit and
+the clerk's name and staff number; the API's copies arrive masked. The PDF adds nothing unmasked. The fee
+receipt writes the amount in Chinese capitals (core.money.yuan_in_capitals); the collection receipt has
+a line for the collector's signature."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen import canvas
 
 from .core.clock import SHANGHAI
-from .core.money import fen_to_yuan
+from .core.money import fen_to_yuan, yuan_in_capitals
 
 TTC_CANDIDATES = (
     Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
@@ -81,6 +85,21 @@ def _day_zh(value) -> str:
     return f"{value.year}年{value.month}月{value.day}日"
 
 
+def _unit(center: dict | None) -> str:
+    """A center by name (and its English name), never only by its code."""
+    if not center:
+        return ""
+    en = center.get("name_en") or ""
+    return f"{center['name']} / {en}" if en and en != center["name"] else center["name"]
+
+
+def _clerk(r: dict) -> str:
+    clerk = r.get("clerk") or {}
+    if clerk.get("name"):
+        return f"{clerk['name']}（工号 No. {clerk['number']}）" if clerk.get("number") else clerk["name"]
+    return r.get("staff") or ""
+
+
 def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
     """(Chinese label, English label, value) for each line of a fee receipt."""
     reason = REASONS.get(r["reason"], (r["reason"], r["reason"]))
@@ -88,20 +107,21 @@ def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
     lines = [
         ("收据编号", "Receipt no.", r["receipt_no"]),
         ("收款时间", "Date", _when(r["paid_at"])),
-        ("服务网点", "Service center", f"{r['center']['name']} ({r['center']['code']})"),
+        ("收款单位", "Collecting unit", _unit(r["center"])),
         ("持卡人", "Cardholder", f"{r['person']['name']}  {r['person']['citizen_id']}"),
         ("业务", "Service", f"{reason[0]} / {reason[1]}"),
         ("原卡号", "Old card", r["old_card_number"]),
         ("新卡号", "New card", r["new_card_number"]),
         ("应收工本费", "Fee due", f"¥{fen_to_yuan(r['due_fen'])}"),
         ("实收金额", "Amount paid", f"¥{fen_to_yuan(r['amount_fen'])}"),
+        ("金额大写", "In words", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
         ("缴费方式", "Paid by", f"{method[0]} / {method[1]}"),
     ]
     if r["method"] == "waived":
         lines.append(("减免原因", "Waiver reason", r.get("waive_reason") or ""))
     if r.get("agent"):
         lines.append(("受托人", "Agent", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
-    lines.append(("经办人", "Clerk", r.get("staff") or ""))
+    lines.append(("经办人", "Clerk", _clerk(r)))
     return lines
 
 
@@ -110,7 +130,7 @@ def collection_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
     lines = [
         ("回执编号", "Receipt no.", r["receipt_no"]),
         ("领卡时间", "Collected", _when(r["collected_at"])),
-        ("服务网点", "Service center", f"{r['center']['name']} ({r['center']['code']})" if r.get("center") else ""),
+        ("发卡网点", "Service center", _unit(r.get("center"))),
         ("持卡人", "Cardholder", f"{r['person']['name']}  {r['person']['citizen_id']}"),
         ("社会保障卡号", "Card number", r["card_number"]),
         ("业务", "Service", f"{reason[0]} / {reason[1]}"),
@@ -121,6 +141,8 @@ def collection_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
         lines.append(("原卡（已注销）", "Old card (cancelled)", r["old_card_number"]))
     if r.get("agent"):
         lines.append(("代领人（受托人）", "Collected by agent", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
+    if r.get("clerk"):
+        lines.append(("经办人", "Clerk", _clerk(r)))
     return lines
 
 
@@ -162,8 +184,11 @@ def _is_cjk(ch: str) -> bool:
     return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
 
 
+SIGNATURE = (("领卡人签字", "Collected by (signature)"), ("日期", "Date"))
+
+
 def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: tuple[str, str] | None,
-            footer: tuple[str, str]) -> bytes:
+            footer: tuple[str, str], signature: tuple[tuple[str, str], tuple[str, str]] | None = None) -> bytes:
     font = cjk_font()
     buf = io.BytesIO()
     size = landscape(A5)
@@ -181,7 +206,15 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
     c.line(left, y, right, y)
     y -= 7 * mm
     label_w = 58 * mm
-    for zh, en, value in lines:
+    wrapped = [(zh, en, _wrap(str(value), font, 10.5, right - left - label_w)) for zh, en, value in lines]
+    box_lines = [(t, 10.5 if i == 0 else 8.5) for i, text in enumerate(notice or ())
+                 for t in _wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
+    box_h = sum(s * 0.42 * mm + 1.4 * mm for _, s in box_lines) + 4 * mm if notice else 0
+    # everything fits on the one page: the lines close up when a notice and a signature line need room
+    below = 16 * mm + (box_h + 3 * mm if notice else 0) + (14 * mm if signature else 0)
+    rows = sum(len(parts) for _, _, parts in wrapped) or 1
+    step = max(4.2 * mm, min(6.5 * mm, (y - below) / rows))
+    for zh, en, parts in wrapped:
         c.setFont(font, 10.5)
         c.drawString(left, y, zh)
         c.setFont(font, 7.5)
@@ -189,16 +222,13 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
         c.drawString(left + 30 * mm, y, en)
         c.setFillGray(0)
         c.setFont(font, 10.5)
-        for i, part in enumerate(_wrap(str(value), font, 10.5, right - left - label_w)):
-            c.drawString(left + label_w, y - i * 5 * mm, part)
+        for i, part in enumerate(parts):
             if i:
-                y -= 5 * mm
-        y -= 6.5 * mm
+                y -= step
+            c.drawString(left + label_w, y, part)
+        y -= step
     if notice:
         y -= 2 * mm
-        box_lines = [(t, 10.5 if i == 0 else 8.5) for i, text in enumerate(notice)
-                     for t in _wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
-        box_h = sum(s * 0.5 * mm + 2.2 * mm for _, s in box_lines) + 4 * mm
         c.setStrokeColorRGB(0.7, 0.15, 0.12)
         c.setLineWidth(1.2)
         c.rect(left, y - box_h + 4 * mm, right - left, box_h)
@@ -208,8 +238,21 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
         for text, s in box_lines:
             c.setFont(font, s)
             c.drawString(left + 4 * mm, y, text)
-            y -= s * 0.5 * mm + 2.2 * mm
+            y -= s * 0.42 * mm + 1.4 * mm
         y -= 4 * mm
+    if signature:  # a line to sign on, and one for the date, above the footer
+        y = max(y - 5 * mm, 21 * mm)
+        (sign_zh, sign_en), (date_zh, date_en) = signature
+        c.setFont(font, 10.5)
+        c.drawString(left, y, sign_zh)
+        c.line(left + 26 * mm, y - 1 * mm, left + 100 * mm, y - 1 * mm)
+        c.drawString(left + 108 * mm, y, date_zh)
+        c.line(left + 120 * mm, y - 1 * mm, right, y - 1 * mm)
+        c.setFont(font, 7.5)
+        c.setFillGray(0.35)
+        c.drawString(left, y - 4.5 * mm, sign_en)
+        c.drawString(left + 108 * mm, y - 4.5 * mm, date_en)
+        c.setFillGray(0)
     c.setFont(font, 8)
     c.setFillGray(0.35)
     c.drawString(left, 10 * mm, footer[0])
@@ -230,4 +273,4 @@ def fee_receipt_pdf(r: dict) -> bytes:
 
 def collection_receipt_pdf(r: dict) -> bytes:
     return _render(("社会保障卡领卡回执", "Social Security Card Collection Receipt"), collection_receipt_lines(r),
-                   activation_notice(r), FOOTER)
+                   activation_notice(r), FOOTER, SIGNATURE)

@@ -57,6 +57,8 @@ def test_clerk_serves_a_cardholder_from_loss_to_collection_in_chinese(page, live
 
     # formal loss: the confirmation reminds of the bank side and its hotline
     page.click("text=办理正式挂失")
+    assert "张三" in page.inner_text("#confirm")
+    page.click("#confirm-yes")
     assert "已办理社会保障卡正式挂失" in page.inner_text("#done")
     assert "95588" in page.inner_text("#reminder")
 
@@ -78,6 +80,7 @@ def test_clerk_serves_a_cardholder_from_loss_to_collection_in_chinese(page, live
     # production: send the batch, then it comes back ready
     page.click("nav >> text=制卡批次")
     page.click("text=送制新批次")
+    page.click("#confirm-yes")
     assert "已送制" in page.inner_text("#done")
     page.click("text=制卡完成，入库待领")
     assert "待领取" in page.inner_text("#done")
@@ -85,7 +88,8 @@ def test_clerk_serves_a_cardholder_from_loss_to_collection_in_chinese(page, live
 
     # collection in the same visit: old card cancelled, 60-day activation deadline shown
     page.goto(visit_url)
-    page.click("text=确认领卡")
+    page.locator("form[action$='/collect'] button").click()
+    page.click("#confirm-yes")
     done = page.inner_text("#done")
     deadline = (app.clock.today() + timedelta(days=60)).isoformat()
     assert "原社会保障卡已注销" in done and deadline in done
@@ -145,7 +149,8 @@ def test_agent_collects_with_a_valid_power_of_attorney_and_is_refused_with_an_ex
     shown = page.inner_text("#poa-shown")
     assert "李*" in shown and "WT-2026-88" in shown and "Collect the new card" in shown
     assert AGENT_ID not in page.content()
-    page.click("text=Hand over the card")
+    page.locator("form[action$='/collect'] button").click()
+    page.click("#confirm-yes")
     assert "New card handed over" in page.inner_text("#done")
     screenshot(page, "console-agent-collected-en")
     with page.expect_download() as dl:
@@ -161,7 +166,7 @@ def test_agent_collects_with_a_valid_power_of_attorney_and_is_refused_with_an_ex
     assert attorney.view(app, city.actor("clerk"), valid_id)["status"] == "revoked"
 
 
-def test_agent_without_collection_in_scope_is_refused_at_the_window(page, live_server, city, app):
+def test_agent_without_collection_in_scope_sees_collection_disabled_with_the_reason(page, live_server, city, app):
     card = city.issued_card("张三")
     ready_replacement(city, card)
     poa = attorney.record(app, city.actor("clerk"), card.person_id, "李四", AGENT_ID, ["replacement.apply"],
@@ -174,8 +179,9 @@ def test_agent_without_collection_in_scope_is_refused_at_the_window(page, live_s
     page.fill("input[name=agent_citizen_id]", AGENT_ID)
     page.click("text=核验并开始办理")
     page.wait_for_url("**/console/visits/*")
-    page.click("text=确认领卡")
-    assert "授权委托书无效" in page.inner_text(".msg.error")
+    button = page.locator("form[action$='/collect'] button")
+    assert button.is_disabled()
+    assert "授权委托书未委托此事项：领取新卡" in page.locator("form[action$='/collect']").inner_text()
 
 
 def test_supervisor_waives_a_fee_and_reads_the_day_report_with_csv(page, live_server, city, app, tmp_path):

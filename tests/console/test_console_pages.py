@@ -38,7 +38,10 @@ def test_formal_loss_then_cancel_at_the_window(app, city):
     with client:
         url = _visit(client, csrf, card.person_id, card.citizen_id)
         page = client.get(url).text
-        r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": _card_ids(page, "formal-loss")[0]})
+        form = {"csrf_token": csrf, "card_id": _card_ids(page, "formal-loss")[0], "op_key": "fl-once"}
+        r = client.post(f"{url}/formal-loss", data=form)
+        assert "请确认：办理社会保障卡正式挂失" in r.text and not audits(app, "ss_loss.report_formal")
+        r = client.post(f"{url}/formal-loss", data={**form, "confirmed": "1"})
         assert "已办理社会保障卡正式挂失" in r.text and "95588" in r.text
         r = client.post(f"{url}/cancel-loss", data={"csrf_token": csrf, "card_id": _card_ids(r.text, "cancel-loss")[0]})
         assert r.status_code == 200 and "已解除挂失" in r.text
@@ -46,7 +49,7 @@ def test_formal_loss_then_cancel_at_the_window(app, city):
         assert card.citizen_id not in r.text and card.card_number not in r.text
 
 
-def test_an_agent_visit_offers_no_cancel_loss_or_query_password_and_refuses_them(app, city):
+def test_an_agent_visit_shows_cancel_loss_and_query_password_disabled_with_why_and_refuses_them(app, city):
     card = city.issued_card()
     p = poa(city, card)
     client, csrf = _signed_in(app)
@@ -54,15 +57,17 @@ def test_an_agent_visit_offers_no_cancel_loss_or_query_password_and_refuses_them
         url = _visit(client, csrf, card.person_id, card.citizen_id, attorney_id=str(p["id"]),
                      agent_citizen_id=AGENT_ID)
         page = client.get(url + "?lang=en").text
-        assert "Reset the query password" not in page
+        assert re.search(r'<button type="submit" class="secondary" disabled[^>]*>Reset the query password', page)
         r = client.post(f"{url}/query-password?lang=en", data={"csrf_token": csrf})
-        assert r.status_code == 403 and "power of attorney is not valid" in r.text
-        r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": _card_ids(page, "formal-loss")[0]})
+        assert r.status_code == 403 and "only the cardholder in person may do this" in r.text
+        r = client.post(f"{url}/formal-loss", data={"csrf_token": csrf, "card_id": _card_ids(page, "formal-loss")[0],
+                                                   "confirmed": "1"})
         assert r.status_code == 200
         record = audits(app, "ss_loss.report_formal")[-1]
         assert record.attorney_id == p["id"] and record.on_behalf_of == card.person_id
         page = client.get(url).text
-        assert not _card_ids(page, "cancel-loss")
+        cancel = re.search(r'<form[^>]*action="/console/visits/\d+/cancel-loss".*?</form>', page, re.S).group(0)
+        assert "须由持卡人本人办理，受托人不能代办" in cancel and re.search(r"<button[^>]* disabled", cancel)
 
 
 def test_find_by_name_and_birth_date_lists_every_match_masked(app, city):
@@ -77,7 +82,7 @@ def test_find_by_name_and_birth_date_lists_every_match_masked(app, city):
         assert r.status_code == 422 and "社会保障卡卡号无效" in r.text
 
 
-def test_the_12333_agent_queue_is_on_the_console_home_and_can_be_taken_and_closed(app, city):
+def test_the_12333_callback_queue_is_on_the_console_home_and_can_be_called_back_and_done(app, city):
     from sscard.services import hotline
 
     hotline.create_call(app, {"call_sid": "CA-console-1", "line": hotline.LINE_12333, "node": "main", "lang": "zh"})
@@ -85,10 +90,10 @@ def test_the_12333_agent_queue_is_on_the_console_home_and_can_be_taken_and_close
     client, csrf = _signed_in(app)
     with client:
         home = client.get("/console").text
-        assert "补卡咨询" in home and f"/console/hotline/{req['id']}/take" in home
+        assert "补卡咨询" in home and f"/console/hotline/{req['id']}/take" in home and "接听" not in home
         r = client.post(f"/console/hotline/{req['id']}/take", data={"csrf_token": csrf}, follow_redirects=False)
         assert r.status_code == 303
         home = client.get("/console").text
-        assert f"/console/hotline/{req['id']}/close" in home and "处理中" in home
+        assert f"/console/hotline/{req['id']}/close" in home and "回拨中" in home
         client.post(f"/console/hotline/{req['id']}/close", data={"csrf_token": csrf})
-        assert "目前没有等待人工服务的来电" in client.get("/console").text
+        assert "目前没有待回拨的来电" in client.get("/console").text

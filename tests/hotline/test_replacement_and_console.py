@@ -52,4 +52,4 @@ def test_window_console_lists_the_12333_callers_waiting(client, holder, city):
     assert login.status_code == 303
     home = client.get("/console")
     assert home.status_code == 200
-    assert "12333 转人工队列" in home.text and "李*" in home.text and holder.citizen_id not in home.text
+    assert "12333 回拨队列" in home.text and "李*" in home.text and holder.citizen_id not in home.text

@@ -56,6 +56,7 @@ TABLE: dict[str, set[str]] = {
     "POST /console/attorneys/{attorney_id}/revoke": CENTER,
     "GET /console/visits/{visit_id}": {"clerk"},
     "POST /console/visits/{visit_id}/end": {"clerk"},
+    "POST /console/visits/{visit_id}/show-id": {"clerk"},  # only the clerk whose visit it is
     "POST /console/visits/{visit_id}/{action}": {"clerk"},
     "GET /console/receipts/{receipt_no}.pdf": {"clerk", "csup"},
     "GET /console/persons/{person_id}/cards/{card_id}/collection-receipt.pdf": {"clerk", "csup"},

@@ -110,6 +110,7 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     window.click("#identity button[type=submit]")
     window.wait_for_url(f"{server.url}/console/visits/*")
     window.click("form[action$='/formal-loss'] button[type=submit]")
+    window.click("#confirm-yes")  # the step that names the person and the card's last digits
     window.wait_for_selector("#done")
     assert "正式挂失" in window.inner_text("#done")
     assert "95588" in window.inner_text("#reminder")
@@ -130,6 +131,7 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     # Production: the batch goes to the factory and comes back 15 working days later.
     window.goto(f"{server.url}/console/production")
     window.click("form[action='/console/production/start'] button")
+    window.click("#confirm-yes")
     window.wait_for_selector("#done")
     clock.advance(days=21)
     sign_in(window, server, "console", "clerk")
@@ -147,6 +149,7 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     window.wait_for_url(f"{server.url}/console/visits/*")
     assert "张*" in window.inner_text("#poa-shown")
     window.click("form[action$='/collect'] button[type=submit]")
+    window.click("#confirm-yes")
     window.wait_for_selector("#done")
     assert "原社会保障卡已注销" in window.inner_text("#done")
     collected = cards.card_status(app, clerk, new_number)

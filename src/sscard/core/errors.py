@@ -30,8 +30,8 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "wrong_center": (403, "此业务不属于本服务网点", "This belongs to another service center"),
     "attorney_not_valid": (
         403,
-        "授权委托书无效、已过期或不包含此业务",
-        "The power of attorney is not valid, has expired or does not cover this operation",
+        "授权委托书无效、已过期或不包含此业务{covers}",
+        "The power of attorney is not valid, has expired or does not cover this operation{covers}",
     ),
     "identity_mismatch": (403, "所出示的身份证件与持卡人不符", "The ID presented does not match the cardholder"),
     # lookups

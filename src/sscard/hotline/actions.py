@@ -165,7 +165,7 @@ def _card_line(ctx: Ctx, tail: str, view: dict) -> str:
     if ss in ("applied", "in_production"):
         return ctx.text(f"card_{ss}", applied=_local(ctx, view["applied_at"]), **params)
     if ss in ("ready", "sealed"):
-        return ctx.text(f"card_{ss}", center=view["ready_center"] or "", **params)
+        return ctx.text(f"card_{ss}", center=_center_name(ctx, view["ready_center"] or ""), **params)
     head = ctx.text(f"card_{ss}", lapses=_local(ctx, view["ss_loss_expires_at"]), **params)
     password = ctx.text("ss_password_initial" if view["ss_password"]["initial"] else "ss_password_set")
     if view["ss_password"]["locked"]:
@@ -173,6 +173,16 @@ def _card_line(ctx: Ctx, tail: str, view: dict) -> str:
     status = bank["status"] or "not_activated"
     bank_line = ctx.text(f"bank_{status}", deadline=_day(ctx, bank["activation_deadline"]), **params)
     return " ".join((head, password, bank_line))
+
+
+def _center_name(ctx: Ctx, name: str) -> str:
+    """A center as the caller's language names it (an English caller hears its English name)."""
+    if ctx.lang == "zh" or not name:
+        return name
+    from ..services.staff import banks_and_places
+
+    return next((c["name_en"] for c in banks_and_places(ctx.app)["centers"] if c["name"] == name and c["name_en"]),
+                name)
 
 
 @handler("ss_temporary_loss")

@@ -43,10 +43,12 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
     if state is not None and state["line"] != info["line"]:
         raise SscardError("call_not_found")
     engine = Engine(app, menu_for(info), info)
+    if state is not None:  # the number is not kept with the call: it rides along for a callback request
+        state["callback_number"] = caller
     if state is None:
         state = {"call_sid": call_sid, "line": info["line"], "caller": _mask_caller(caller), "lang": "zh",
                  "slots": {}, "node": engine.menu.start, "person_id": None, "identified_by": "",
-                 "after_identify": ""}
+                 "after_identify": "", "callback_number": caller}
         reply = engine.start(state)
         _forget_when_ended(state)
         saved = svc.create_call(app, state)

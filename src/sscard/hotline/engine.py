@@ -284,7 +284,7 @@ class Engine:
         from ..services import hotline as svc
 
         out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
-                                topic=node.topic or node.name)
+                                topic=node.topic or node.name, callback_number=state.get("callback_number", ""))
         state["status"] = "agent"
         return Reply(state["lang"], lines=lines + [self._text(state, "agent_queued", position=out["position"])],
                      hangup=True)

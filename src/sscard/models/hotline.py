@@ -57,6 +57,8 @@ class HotlineAgentRequest(Base):
     taken_at: Mapped[datetime | None] = mapped_column(nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     note: Mapped[str] = mapped_column(String(128), default="")
+    # the caller's number, for the agent who calls back; erased once the request is done
+    callback_number: Mapped[str] = mapped_column(String(24), default="", server_default="")
 
 
 Index("ix_hotline_agent_requests_line_status", HotlineAgentRequest.line, HotlineAgentRequest.status)

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from ..core.clock import as_utc
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
-from ..core.roles import CENTER_STAFF
+from ..core.roles import CENTER_STAFF, Role
 from ..models.counter import CounterVisit, PowerOfAttorney
 from . import access, lookup
 from .access import Scope
@@ -162,8 +162,15 @@ def require_valid(op: Op, attorney_id: int, person_id: int, operation_name: str 
     if poa_status(poa, op.app.clock.today()) != "valid":
         raise SscardError("attorney_not_valid")
     if operation_name is not None and operation_name not in (poa.scope or []):
-        raise SscardError("attorney_not_valid")
+        raise SscardError("attorney_not_valid", covers=covers_text(poa.scope))
     return poa
+
+
+def covers_text(scope) -> tuple[str, str]:
+    """The tail of an out-of-scope refusal: what this power of attorney does cover (zh, en)."""
+    names = [SCOPES.get(s, (s, s)) for s in sorted(scope or [])]
+    return ("（此授权委托书仅委托：" + "、".join(n[0] for n in names) + "）",
+            " (this power of attorney covers only: " + "; ".join(n[1].lower() for n in names) + ")")
 
 
 def check_agent(op: Op, poa: PowerOfAttorney, agent_citizen_id: str | None) -> None:
@@ -249,6 +256,35 @@ def visit_identity(op: Op, visit_id: int) -> dict:
         "attorney_id": visit.attorney_id,
         "agent_citizen_id": poa.agent_citizen_id if poa else None,
     }
+
+
+@query("attorney.visit_actions", roles=CENTER_STAFF, scope=Scope.CENTER)
+def visit_actions(op: Op, visit_id: int) -> dict:
+    """What this visit may do now, per card and for the person: core.window's rules over each card's two
+    states in effect, the visit's power-of-attorney scope and the clerk's role. The console shows it
+    before any click; every action's service checks the same again."""
+    from ..core.states import effective_bank_status, effective_seal_status, effective_ss_status
+    from ..core.window import card_actions, person_actions
+    from ..models.foundation import BankAccount, Card
+    from .loss import replacement_applied
+
+    visit = _live_visit(op, visit_id)
+    poa = op.session.get(PowerOfAttorney, visit.attorney_id) if visit.attorney_id else None
+    scope = frozenset(poa.scope or []) if poa is not None else None
+    supervisor = op.actor.role is Role.CENTER_SUPERVISOR
+    out = {}
+    for card in op.session.scalars(select(Card).where(Card.person_id == visit.person_id)).all():
+        ss = effective_seal_status(effective_ss_status(card.ss_status, card.loss_expires_at, op.now),
+                                   card.ready_at, op.now, op.policy.card.uncollected_seal_days)
+        account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+        bank = effective_bank_status(account.status, account.loss_expires_at, op.now) if account else None
+        allowed = card_actions(ss, bank, replaced=replacement_applied(op, card), agent_scope=scope,
+                               supervisor=supervisor, ready_here=card.ready_center_id == op.actor.center_id)
+        out[str(card.id)] = {k: v.as_dict() for k, v in allowed.items()}
+    op.audit("visit", visit.id, person_id=visit.person_id)
+    person = lookup.person_by_id(op.session, visit.person_id)
+    return {"visit_id": visit.id, "presenter": visit.presenter, "person_name": person.name, "scope": sorted(scope) if scope is not None else None,
+            "cards": out, "person": {k: v.as_dict() for k, v in person_actions(agent_scope=scope).items()}}
 
 
 @operation("attorney.end_visit", roles=CENTER_STAFF, scope=Scope.CENTER)

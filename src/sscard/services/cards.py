@@ -266,6 +266,11 @@ def collection_receipt(op: Op, card_number: str) -> CollectionReceipt:
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
     op.audit("card", card.card_number, person_id=card.person_id)
+    return collection_receipt_view(op, card)
+
+
+def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
+    """The collection slip's data for a collected card (the caller checked who may read it)."""
     person = op.session.get(Person, card.person_id)
     account = lookup.account_for_card(op.session, card)
     center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None

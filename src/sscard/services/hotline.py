@@ -21,7 +21,7 @@ from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
 from ..core.passwords import check_new_pin, constant_time_equal
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..core.states import SsStatus, effective_bank_status, effective_ss_status
+from ..core.states import BankStatus, SsStatus, effective_bank_status, effective_ss_status
 from ..models.foundation import Bank, BankAccount, Card, Person
 from ..models.hotline import HotlineAgentRequest, HotlineCall
 from . import lookup
@@ -306,13 +306,16 @@ def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_aga
 
 
 @operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER}, scope=Scope.CITY)
-def request_agent(op: Op, call_sid: str, node: str, topic: str = "") -> dict:
-    """The caller pressed 0: queue them for a human agent (the console shows the queue)."""
+def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_number: str = "") -> dict:
+    """The caller pressed 0: queue them for a human agent (the console shows the queue), keeping the
+    number the agent calls back on (digits and a leading +; nothing else is kept)."""
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
     if call is None:
         raise SscardError("call_not_found")
+    number = callback_number_of(callback_number)
     req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
-                              topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="")
+                              topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="",
+                              callback_number=number)
     op.session.add(req)
     op.session.flush()
     position = op.session.scalar(
@@ -322,6 +325,14 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "") -> dict:
     )
     op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
     return {"id": req.id, "line": call.line, "position": position}
+
+
+def callback_number_of(raw: str) -> str:
+    """A caller's number as a telephone network gives it ("+8613800138000"), or "" if it is not one
+    (the terminal's `sscard phone` says "terminal")."""
+    raw = (raw or "").strip()
+    digits = raw[1:] if raw.startswith("+") else raw
+    return raw if digits.isdigit() and 3 <= len(digits) <= 20 else ""
 
 
 def _visible_lines(op: Op) -> list[str] | None:
@@ -351,6 +362,10 @@ def _request_view(op: Op, req: HotlineAgentRequest) -> dict:
         if person else None,
         "card": _card_summary(op, person.id) if person else None,
         "taken_by": req.taken_by,
+        "callback_number": req.callback_number or None,  # erased once done
+        "call_status": call.status if (call := op.session.get(HotlineCall, req.call_id)) else "ended",
+        "taken_at": req.taken_at,
+        "note": req.note,
     }
 
 
@@ -403,8 +418,9 @@ def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
     if req.status == "closed":
         raise SscardError("illegal_transition", state=req.status, event="close")
     before = req.status
-    req.status, req.closed_at, req.note = "closed", op.now, note[:128]
+    req.status, req.closed_at, req.note = "closed", op.now, (note or "").strip()[:128]
     req.taken_by = req.taken_by or str(op.actor.id)
+    req.callback_number = ""  # the number was kept to call back; done, it is not kept any longer
     op.audit("hotline_agent_request", req.id, before=before, after="closed", person_id=req.person_id)
     return _request_view(op, req)
 

@@ -1,6 +1,11 @@
 """What a service-center window reads (the console's and the counter API's screens): a person with every
 card, both sides and any replacement with its receipt; the people of a name and birth date; the cards
-waiting at the clerk's own center, the applications not yet in production and the batches."""
+waiting at the clerk's own center, the applications not yet in production and the batches.
+
+What a clerk may see unmasked and what the cardholder is handed (RULES §2): the citizen ID in full on an
+explicit "show" (`window.reveal_citizen_id`, a viewed record with `unmasked="citizen_id"` the cardholder
+sees on the portal's access page); receipts with the cardholder's own full name and new card number, the
+collecting unit and the clerk's name and staff number (`window.holder_*_receipt`)."""
 
 from __future__ import annotations
 
@@ -14,8 +19,8 @@ from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SsStatus
 from ..models.counter import FeeReceipt, ReplacementApplication
-from ..models.foundation import Card, Person, ProductionBatch
-from . import cards, lookup, loss
+from ..models.foundation import AuditRecord, Card, Person, ProductionBatch, ServiceCenter, StaffUser
+from . import access, cards, lookup, loss, replacement
 from .access import Scope
 from .operation import Op, query
 
@@ -135,9 +140,66 @@ def queue(op: Op) -> dict:
     return {
         "center": {"code": center.code, "name": center.name},
         "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
-                   "name": mask_name(op.session.get(Person, c.person_id).name), "reason": c.reason,
+                   "name": op.session.get(Person, c.person_id).name, "reason": c.reason,
                    "ready_at": c.ready_at} for c in ready],
         "applied": applied or 0,
         "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
                      "created_at": b.created_at, "completed_at": b.completed_at} for b in batches],
     }
+
+
+@query("window.reveal_citizen_id", roles=CENTER_STAFF, scope=Scope.OWN)
+def reveal_citizen_id(op: Op, person_id: int) -> dict:
+    """The full citizen ID, on a clerk's explicit request; the read is audited as a viewed record."""
+    person = lookup.person_by_id(op.session, person_id)
+    op.audit("person", person.id, person_id=person.id, unmasked="citizen_id")
+    return {"person_id": person.id, "citizen_id": person.citizen_id}
+
+
+def _staff(op: Op, staff_id: str | None) -> dict:
+    user = op.session.get(StaffUser, int(staff_id)) if staff_id and str(staff_id).isdigit() else None
+    return {"name": user.display_name if user else "", "number": user.username if user else ""}
+
+
+def _center(center: ServiceCenter | None) -> dict | None:
+    return {"code": center.code, "name": center.name, "name_en": center.name_en} if center else None
+
+
+@query("window.holder_fee_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
+def holder_fee_receipt(op: Op, receipt_no: str) -> dict:
+    """The fee receipt handed to the cardholder: their own full name and new card number, the collecting
+    unit, the clerk's name and staff number."""
+    r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
+    if r is None:
+        raise SscardError("not_found", what=("收据", "receipt"))
+    access.require_center(op.actor, r.center_id)
+    op.audit("fee_receipt", r.receipt_no, person_id=r.person_id, handed_to="cardholder")
+    data = replacement.receipt_view(op, r)
+    application = op.session.get(ReplacementApplication, r.application_id)
+    new = op.session.get(Card, application.new_card_id)
+    return {**data, "person": {**data["person"], "name": op.session.get(Person, r.person_id).name},
+            "new_card_number": new.card_number, "center": _center(op.session.get(ServiceCenter, r.center_id)),
+            "clerk": _staff(op, r.staff_id)}
+
+
+@query("window.holder_collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
+def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict:
+    """The collection receipt (领卡回执) handed over with the card: the cardholder's full name and card
+    number, and the clerk who handed it over (name, staff number); it is signed by the collector."""
+    card = op.session.get(Card, int(card_id))
+    if card is None or card.person_id != int(person_id):
+        raise SscardError("card_not_found")
+    access.require_center(op.actor, card.ready_center_id)
+    if card.collected_at is None:
+        raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
+    op.audit("card", card.card_number, person_id=card.person_id, handed_to="cardholder")
+    data = cards.collection_receipt_view(op, card)
+    handed = op.session.scalar(
+        select(AuditRecord).where(AuditRecord.object_id == card.card_number, AuditRecord.result == "ok",
+                                  AuditRecord.operation.in_(("counter.collect", "card.collect")))
+        .order_by(AuditRecord.id.desc()).limit(1)
+    )
+    return {**data, "person": {**data["person"], "name": op.session.get(Person, card.person_id).name},
+            "card_number": card.card_number,
+            "center": _center(op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None),
+            "clerk": _staff(op, handed.actor_id if handed else None)}

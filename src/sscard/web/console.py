@@ -64,6 +64,23 @@ OP_LABELS = {
     "query_password.reset": "重置信息查询密码", "person.register": "参保登记", "card.apply_first": "首次申领",
 }
 POA_LABELS = {"valid": "有效", "expired": "已过期", "not_yet_valid": "未生效", "revoked": "已撤销"}
+# What a 12333 caller was doing when they asked for an agent (the menu's node or its topic), in words.
+TOPIC_LABELS = {
+    "query_password_reset": "重置信息查询密码", "forgot_query_password": "重置信息查询密码",
+    "main": "社会保障卡综合咨询", "language": "社会保障卡综合咨询", "status": "卡片状态与补换卡进度",
+    "loss": "社会保障卡临时挂失", "unloss": "解除临时挂失", "pw": "修改社保卡应用密码", "id": "身份验证",
+    "goodbye": "社会保障卡综合咨询", "too_many": "多次输入错误",
+}
+
+
+def topic_label(topic: str) -> str:
+    """A menu id ("loss_confirm") as the topic a clerk reads; an unknown one as a general enquiry."""
+    topic = topic or ""
+    if not topic.isascii():  # already words (a topic a menu gave in Chinese)
+        return topic
+    return TOPIC_LABELS.get(topic) or TOPIC_LABELS.get(topic.split("_")[0]) or "社会保障卡综合咨询"
+
+
 EVENT_WORDS = {
     "report_formal_loss": ("正式挂失", "formal loss"), "cancel_loss": ("解除挂失", "cancel the loss"),
     "collect": ("领卡", "collection"), "revoke": ("撤销", "revoke"), "complete_batch": ("制卡完成", "batch done"),
@@ -108,8 +125,31 @@ def _message(err: SscardError, lang: str) -> str:
     return err.message(lang)
 
 
+def _place_namer(app: App, lang: str) -> Callable[[dict | str | None], str]:
+    """A center or bank by its name in the page's language (English pages: name_en when there is one),
+    found by its code or Chinese name; never only a code."""
+    places = banks_and_places(app)
+    known = {}
+    for p in places["centers"] + places["banks"]:
+        known[p["code"]] = known[p["name"]] = p
+
+    def name(place: dict | str | None) -> str:
+        if not place:
+            return ""
+        key = place if isinstance(place, str) else place.get("code") or place.get("name", "")
+        found = known.get(key) or (place if isinstance(place, dict) else {"name": place})
+        return (found.get("name_en") or found.get("name", "")) if lang == "en" else found.get("name", "")
+    return name
+
+
 def _page(request: Request, w: Window, template: str, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    en = language(request) == "en"
+    if status >= 400 and request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "main":
+        status = 200  # htmx swaps only a 2xx answer: a refusal must still reach the clerk's screen
     full = {
+        "place_name": _place_namer(_app(request), language(request)), "confirm_actions": CONFIRM,
+        "topic_label": topic_label,
+        "lp": " (" if en else "（", "rp": ")" if en else "）",
         "w": w, "op_key": _key(), "ss_labels": SS_LABELS, "bank_labels": BANK_LABELS, "reason_labels": REASON_LABELS,
         "method_labels": METHOD_LABELS, "scope_labels": SCOPE_LABELS, "poa_labels": POA_LABELS,
         "op_labels": OP_LABELS,
@@ -230,11 +270,14 @@ async def hotline_action(request_id: int, action: str, request: Request) -> Resp
     form = await _form(request, w)
     from ..services import hotline
 
-    fn = {"take": hotline.take_agent_request, "close": hotline.close_agent_request}.get(action)
-    if fn is None:
+    if action not in ("take", "close"):
         return _home(request, w, {"error": _message(SscardError("invalid_request"), language(request))}, 422)
     try:
-        fn(_app(request), w.actor, request_id, idempotency_key=form.get("op_key") or None)
+        key = form.get("op_key") or None
+        if action == "take":  # 回拨: this clerk calls the caller back (recorded, with who and when)
+            hotline.take_agent_request(_app(request), w.actor, request_id, idempotency_key=key)
+        else:  # 已处理: done, with what was done; the number is erased
+            hotline.close_agent_request(_app(request), w.actor, request_id, form.get("note", ""), idempotency_key=key)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
     return RedirectResponse("/console", status_code=303)
@@ -337,7 +380,20 @@ async def record_attorney(person_id: int, request: Request) -> Response:
         keep = {k: form.get(k, "") for k in ("agent_name", "document_ref", "valid_from", "valid_to")}
         return _person(request, w, person_id, {"error": _message(err, lang), "poa_form": keep,
                                                "poa_open": True}, err.status)
-    return _person(request, w, person_id, {"done": {"kind": "poa_recorded", "id": poa["id"]}})
+    holder_id = form.get("citizen_id", "").upper()
+    if not holder_id:
+        return _person(request, w, person_id, {"done": {"kind": "poa_recorded", "id": poa["id"]}})
+    # The agent is at the window now: the IDs just typed (the agent's, the cardholder's) start the visit,
+    # so neither is typed a second time.
+    try:
+        key = form.get("op_key")
+        visit = attorney.identity_check(_app(request), w.actor, person_id, holder_id, poa["id"],
+                                        form.get("agent_citizen_id", "").upper(),
+                                        idempotency_key=f"{key}-visit" if key else None)
+    except SscardError as err:
+        return _person(request, w, person_id, {"done": {"kind": "poa_recorded", "id": poa["id"]},
+                                               "error": _message(err, lang), "presenter": "agent"}, err.status)
+    return RedirectResponse(f"/console/visits/{visit['id']}", status_code=303)
 
 
 @router.post("/attorneys/{attorney_id}/revoke", response_class=HTMLResponse)
@@ -367,6 +423,7 @@ def _visit(request: Request, w: Window, visit_id: int, ctx: dict | None = None, 
     places = banks_and_places(app)
     return _page(request, w, "console/visit.html", {
         "visit": visit, "overview": window.person_overview(app, w.actor, visit["person_id"]),
+        "allowed": attorney.visit_actions(app, w.actor, visit_id),
         "centers": places["centers"], "banks": places["banks"], "my_center": w.actor.place,
         "fee_fen": app.policy.fee.replacement_fen, "activation_days": app.policy.activation.window_days, "fee_reasons": sorted(replacement.FEE_REASONS), **(ctx or {}),
     }, status)
@@ -395,7 +452,16 @@ def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
 def _in_person_only(ident: dict) -> None:
     """What an agent may not do for the principal (RULES §6: apply, pay, collect, formal loss only)."""
     if ident["attorney_id"] is not None:
-        raise SscardError("attorney_not_valid")
+        raise SscardError("attorney_not_valid", covers=("（此业务须由持卡人本人办理）",
+                                                        " (only the cardholder in person may do this)"))
+
+
+# What a refused replacement form keeps, so the clerk does not choose it all again (the PIN is typed again).
+KEPT_ON_REFUSAL = ("reason", "payment", "collect_center", "bank_code", "record_formal_loss", "waive_reason")
+
+# Irreversible acts ask once more, naming the person and the card (issue 17, point 2): the first POST
+# shows the confirmation; only a POST with confirmed=1 (and the same one-time key) does the work.
+CONFIRM = frozenset({"formal-loss", "collect"})
 
 
 def _formal_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
@@ -428,8 +494,7 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
             common["idempotency_key"] = None  # a request carrying a PIN is never kept
         out = replacement.apply(app, w.actor, number, reason, ident["presented_citizen_id"],
                                 form.get("payment") or None, pin=pin, **common)
-    names = {c["code"]: c["name"] for c in banks_and_places(app)["centers"]}
-    return {"kind": "replacement", **out, "collect_center": names.get(out["collect_center"], out["collect_center"])}
+    return {"kind": "replacement", **out}
 
 
 def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
@@ -466,6 +531,22 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+@router.post("/visits/{visit_id}/show-id", response_class=HTMLResponse)
+async def show_citizen_id(visit_id: int, request: Request) -> Response:
+    """The full citizen ID, on the clerk's explicit request (audited as a viewed record)."""
+    w = _window(request)
+    if isinstance(w, Response):
+        return w
+    await _form(request, w)
+    app = _app(request)
+    try:
+        visit = attorney.get_visit(app, w.actor, visit_id)
+        shown = window.reveal_citizen_id(app, w.actor, visit["person_id"])["citizen_id"]
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, language(request))}, err.status)
+    return _visit(request, w, visit_id, {"shown_id": shown})
+
+
 @router.post("/visits/{visit_id}/end")
 async def end_visit(visit_id: int, request: Request) -> Response:
     w = _window(request)
@@ -493,13 +574,36 @@ async def visit_action(visit_id: int, action: str, request: Request) -> Response
         ident = attorney.visit_identity(app, w.actor, visit_id)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, lang)}, err.status)
+    if action in CONFIRM and form.get("confirmed") != "1":
+        return _confirm(request, w, visit_id, action, form)
     try:
         done = handler(app, w, ident, form, form.get("op_key") or None)
     except SscardError as err:
+        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
         return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
-                                             "failed_card": form.get("card_id")}, err.status)
+                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
     done["reminder_text"] = _reminder(done, lang)
     return _visit(request, w, visit_id, {"done": done})
+
+
+def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict) -> HTMLResponse:
+    """The confirmation step: who, which card (last digits), what it does; the same one-time key."""
+    app = _app(request)
+    overview = replacement.person_overview(app, w.actor, attorney.get_visit(app, w.actor, visit_id)["person_id"])
+    card = next((c for c in overview["cards"] if str(c["id"]) == form.get("card_id")), None)
+    if card is None:
+        return _visit(request, w, visit_id, {"error": _message(SscardError("card_not_found"), language(request))}, 404)
+    old = next((c for c in overview["cards"] if c["id"] != card["id"] and c["ss_status"] in
+                ("normal", "temporary_loss", "formal_loss")), None) if action == "collect" else None
+    return _visit(request, w, visit_id, {"confirm": {
+        "action": action, "card": card, "old": old, "op_key": form.get("op_key", ""),
+        "tail": _tail(card["card_number"]), "old_tail": _tail(old["card_number"]) if old else None,
+    }})
+
+
+def _tail(masked: str) -> str:
+    """The last digits a clerk reads out: the masked number shows its last two characters."""
+    return masked.replace("*", "")[-2:] if masked else ""
 
 
 # ---------------------------------------------------------------- receipts (PDF)
@@ -516,7 +620,7 @@ def fee_receipt(receipt_no: str, request: Request) -> Response:
     if isinstance(w, Response):
         return w
     try:
-        data = replacement.receipt(_app(request), w.actor, receipt_no)
+        data = window.holder_fee_receipt(_app(request), w.actor, receipt_no)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
@@ -531,8 +635,7 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
         return w
     app = _app(request)
     try:
-        number = window.card_number_of(app, w.actor, person_id, card_id)["card_number"]
-        data = cards.collection_receipt(app, w.actor, number)
+        data = window.holder_collection_receipt(app, w.actor, person_id, card_id)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
     from .. import receipts  # reportlab: imported by the first receipt, not at start-up
@@ -562,6 +665,13 @@ async def start_batch(request: Request) -> Response:
     if isinstance(w, Response):
         return w
     form = await _form(request, w)
+    if form.get("confirmed") != "1":  # name how many cards go before they go
+        queue = replacement.queue(_app(request), w.actor)
+        if not queue["applied"]:
+            none = SscardError("not_found", what=("待制卡申请", "applied cards"))
+            return _production(request, w, {"error": _message(none, language(request))}, none.status)
+        return _production(request, w, {"confirm": {"cards": queue["applied"], "op_key": form.get("op_key", ""),
+                                                     "due_days": _app(request).policy.production.working_days}})
     try:
         out = production.start_batch(_app(request), w.actor, w.actor.place, idempotency_key=form.get("op_key") or None)
     except SscardError as err:
