@@ -148,6 +148,7 @@ def card_view(session, card: Card, now, *, masked: bool, seal_days: int | None =
         "applied_at": card.applied_at,
         "ready_at": card.ready_at,
         "ready_center": center.name if center else None,
+        "ready_center_en": (center.name_en or center.name) if center else None,
         "collected_at": card.collected_at,
         "issue_date": card.issue_date,
         "expiry_date": card.expiry_date,
