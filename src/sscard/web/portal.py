@@ -28,7 +28,7 @@ from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
-from ..services import audit, cards, insurance, loss, passwords, throttle, websession
+from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
 from .hardening import delete_cookie, set_cookie, throttled
@@ -82,6 +82,7 @@ NAV = (
     ("medical", "/portal/medical", N_("医保个人账户")),
     ("loss", "/portal/loss", N_("挂失")),
     ("progress", "/portal/progress", N_("补换卡进度")),
+    ("certificate", "/portal/certificate", N_("参保证明")),
     ("password", "/portal/password", N_("修改密码")),
     ("access", "/portal/access", N_("查询记录")),
 )
@@ -119,6 +120,7 @@ OPERATION_WORDS = {
     "medical.credit_month": N_("医保个人账户划入"), "medical.settlement": N_("查看医保结算单"),
     "medical.person_settlements": N_("查看医保结算记录"), "medical.personal_account": N_("查看医保个人账户"),
     "audit.read": N_("查看操作记录"),
+    "insurance.certificate_verify": N_("参保证明被第三方凭验证码核验"),
 }
 ROLE_WORDS = {
     "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),
@@ -642,6 +644,94 @@ def access_page(request: Request) -> Response:
         "records": data["records"], "operation_words": OPERATION_WORDS, "role_words": ROLE_WORDS,
         "access_kind_words": ACCESS_KIND_WORDS,
     })
+
+
+# ---------------------------------------------------------------- proof of insurance (参保证明) and its public check
+
+
+def verify_url(request: Request) -> str:
+    """The public check page's address, as printed on the certificate and carried by its QR code."""
+    return str(request.base_url).rstrip("/") + "/portal/verify"
+
+
+def _certificate_page(request: Request, me: Me, error: str = "", status_code: int = 200, form: dict | None = None):
+    app = _app(request)
+    records = insurance.contribution_records(app, me.actor, me.actor.person_id)
+    issued = certificates.my_certificates(app, me.actor)["certificates"]
+    form = form or {}
+    return _page(request, "certificate.html", me, "certificate", {
+        "records": records, "issued": issued, "error": error, "verify_url": verify_url(request),
+        "period_from": form.get("period_from") or records["first_month"] or "",
+        "period_to": form.get("period_to") or records["last_month"] or "",
+    }, status_code=status_code)
+
+
+@router.get("/certificate", response_class=HTMLResponse)
+def certificate_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    return _certificate_page(request, me)
+
+
+@router.post("/certificate")
+async def certificate_issue(request: Request) -> Response:
+    """Issue and download at once: the PDF is the answer (the code is in it and nowhere else in clear)."""
+    me, form = await _posted(request)
+    if me.redirect:
+        return me.redirect
+    app = _app(request)
+    try:
+        issued = certificates.issue_certificate(app, me.actor, form.get("period_from", "")[:7] or None,
+                                                form.get("period_to", "")[:7] or None)
+    except SscardError as err:
+        return _certificate_page(request, me, _error_text(request, err), err.status, form)
+    from ..certificate_pdf import render_certificate  # reportlab: imported by the first certificate
+
+    pdf = render_certificate(issued, verify_url(request))
+    name = f"certificate-{issued['period_from']}-{issued['period_to']}-{issued['code'][-4:]}.pdf"
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+def _verify_page(request: Request, code: str = "", result: dict | None = None, error: str = "",
+                 status_code: int = 200) -> Response:
+    me = _me(request) if request.cookies.get(security.COOKIE[KIND]) else Me()
+    if me.redirect is not None:
+        me = Me()  # a stale or half-finished session: the public page shows no portal menu
+    return render(request, "portal/verify.html", {
+        "me": me, "nav": NAV, "active": "", "csrf_token": me.csrf, "code": code, "result": result,
+        "error": error, "local_time": local_time, "type_words": TYPE_WORDS,
+    }, status_code=status_code)
+
+
+def _check(request: Request, code: str) -> Response:
+    code = code[:64]
+    if not code.strip():
+        return _verify_page(request)
+    try:
+        result = certificates.check_code(_app(request), client_address(request), code)
+    except SscardError as err:
+        if err.code == "too_many_attempts":
+            return throttled(_verify_page(request, code, error=_error_text(request, err), status_code=429), err)
+        if err.code != "certificate_not_found":
+            raise
+        return _verify_page(request, code, error=_error_text(request, err), status_code=404)
+    return _verify_page(request, code, result)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_page(request: Request) -> Response:
+    """The public check (no login): empty, or with ?code= from the certificate's QR code."""
+    return _check(request, request.query_params.get("code", ""))
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def verify_submit(request: Request) -> Response:
+    """The typed code, posted (not put in the address, so it stays out of browser history and logs).
+    No CSRF token: nobody is signed in here and the answer changes nothing."""
+    form = await request.form()
+    return _check(request, str(form.get("code", "")))
 
 
 # ---------------------------------------------------------------- a GET of a form's target (language switch, reload)
