@@ -41,7 +41,8 @@ def _wrap(value: str, font: str, size: float, room: float) -> list[str]:
     """Lines that fit `room` points: break at spaces in Latin text, anywhere between Chinese characters."""
     lines, current = [], ""
     for ch in value:
-        if pdfmetrics.stringWidth(current + ch, font, size) <= room:
+        if pdfmetrics.stringWidth(current + ch, font, size) <= room or ch in "，。；：、）":
+            # Chinese punctuation never starts a line: it may stand a little into the margin instead
             current += ch
             continue
         cut = current.rfind(" ") if ch != " " and ord(ch) < 0x2E80 else -1
