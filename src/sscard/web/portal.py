@@ -423,7 +423,8 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
     unit = chart_unit(top_value)
     # axis labels: as few decimals as the gridline step needs (a step of 2,500 yuan needs 0.25万)
     per_unit = 100_000 if en else 1_000_000  # fen in 1k (en) / 1万 (zh)
-    axis_decimals = 0 if step % per_unit == 0 else 1 if step % (per_unit // 10) == 0 else 2
+    gridlines = [top_value * i // 4 for i in range(5)]
+    axis_decimals = next((d for d in (0, 1, 2) if all(v % (per_unit // 10 ** d) == 0 for v in gridlines)), 2)
     slot = plot_w / len(points)
     bar_w = min(56.0, slot * 0.6)
     value_class = "value" if slot >= 48 else "value narrow"  # many years: smaller labels that do not touch
@@ -442,8 +443,7 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
         f'<title id="pension-chart-title">{escape(title)}</title>',
         f'<desc id="pension-chart-desc">{escape(desc)}</desc>',
     ]
-    for i in range(0, 5):
-        value = top_value * i // 4
+    for value in gridlines:
         y = top + plot_h - plot_h * value / top_value
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
         label = "0" if value == 0 else _short_yuan(value, en, unit, axis_decimals)
