@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
@@ -297,7 +297,7 @@ def test_insurance_records_fit_a_phone_total_months_per_kind_and_label_the_chart
 @pytest.mark.parametrize(("lang", "size"), [("zh", "phone"), ("en", "desktop")], ids=["zh-phone", "en-desktop"])
 def test_the_medical_accounts_opening_balance_is_labelled_as_such(live_server, opened, city, app, lang, size):
     card = ready_holder(city, app)
-    then = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    then = datetime(2026, 1, 1, tzinfo=UTC)
     with app.db.session() as s:
         s.add(PersonalAccount(person_id=card.person_id, balance_fen=356_800, opened_at=then))
         s.add(PersonalAccountMovement(person_id=card.person_id, kind="credit", amount_fen=356_800,
