@@ -146,7 +146,7 @@ def test_after_an_ss_loss_the_card_page_says_the_bank_account_is_not_protected_w
     sign_in(page, live_server.url, card.citizen_id)
     page.goto(live_server.url + "/portal/loss")
     page.click("form[action='/portal/loss/report'] button")
-    page.click("form[action='/portal/loss/report'] button")  # the confirmation's button
+    page.get_by_role("alertdialog").locator("button").click()  # the confirmation's button
     page.get_by_role("status").wait_for()
     reminder = page.locator(".portal-bank-open")
     assert reminder.count() == 1  # the reminder once on the loss page
@@ -420,6 +420,7 @@ def test_every_portal_page_and_the_public_check_pass_axe_and_fit(live_server, op
             screenshot(page, f"portal-{path.rsplit('/', 1)[1]}-{lang}-{size}")
     page.goto(live_server.url + "/portal/loss")
     page.click("form[action='/portal/loss/report'] button")
+    page.get_by_role("alertdialog").wait_for()
     problems["loss confirmation"] = serious_axe_violations(page)
     assert {p: v for p, v in problems.items() if v} == {}
     assert {p: w for p, w in widths.items() if w > WIDTHS[size]} == {}
