@@ -110,7 +110,7 @@ def test_each_check_is_in_the_cardholders_access_log(city, app, holder, client):
     certificates.check_code(app, "198.51.100.7", issued["code"])
     login_changed(client, holder)
     page = client.get("/portal/access").text
-    assert "参保证明被第三方凭验证码核验" in page
+    assert "参保证明被第三方凭验证码核验" in page and "持证明的第三方（凭验证码）" in page
 
 
 def test_the_portal_downloads_a_pdf_whose_code_the_public_page_confirms(client, city, app, holder):
