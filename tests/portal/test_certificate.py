@@ -138,3 +138,13 @@ def test_the_portal_downloads_a_pdf_whose_code_the_public_page_confirms(client, 
         assert "genuine" in by_qr.text.lower() and "16 months" in by_qr.text
     wrong = client.post("/portal/verify", data={"code": "ABCD-EFGH-JKMN-PQRS-T"})
     assert wrong.status_code == 404 and "没有找到" in wrong.text and "真实有效" not in wrong.text
+
+
+def test_the_public_page_answers_429_with_retry_after_once_an_address_guessed_too_often(client, city, app, holder):
+    issued = certificates.issue_certificate(app, city.cardholder(holder))
+    for i in range(app.policy.login.client_failures_per_minute):
+        body = f"{i:016d}".translate(str.maketrans("0123456789", "MNPQRSTVWX"))
+        assert client.post("/portal/verify", data={"code": body + codes.check_char(body)}).status_code == 404
+    refused = client.get(f"/portal/verify?code={issued['code']}")  # the QR code's address is counted too
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "真实有效" not in refused.text and "蒋**" not in refused.text
