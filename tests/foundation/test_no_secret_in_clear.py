@@ -18,7 +18,7 @@ from tests.foundation.helpers import headers
 SS_NEW = "802461"
 SS_RESET = "480613"
 SS_WRONG = "917253"
-QUERY_NEW = "Lake-View-88"
+QUERY_NEW = "80468213"
 QUERY_WRONG = "Wrong-Guess-55"
 STAFF_PASSWORD = "Zq-Staff-Secret-7741"
 STAFF_WRONG = "Zq-Staff-Guess-3390"

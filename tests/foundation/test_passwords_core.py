@@ -73,15 +73,17 @@ def test_ordinary_six_digit_passwords_are_accepted(pin):
 @pytest.mark.parametrize(
     ("password", "initial", "reason"),
     [
-        ("abc12", None, "it must be 6 to 20 characters"),
-        ("a" * 21, None, "it must be 6 to 20 characters"),
-        (" abc1234", None, "it must be 6 to 20 characters"),
-        ("abc\t1234", None, "it must be 6 to 20 characters"),
-        ("zzzzzzzz", None, "all characters are the same"),
-        ("45002X", "45002X", "it is the initial password"),
+        ("80461", None, "it must be 6 to 20 digits (the 12333 keypad takes digits only)"),
+        ("8" + "0461" * 5, None, "it must be 6 to 20 digits (the 12333 keypad takes digits only)"),
+        (" 8046135", None, "it must be 6 to 20 digits (the 12333 keypad takes digits only)"),
+        ("Lake-View-88", None, "it must be 6 to 20 digits (the 12333 keypad takes digits only)"),  # letters: 12333's keypad cannot type them
+        ("８０４６１３５", None, "it must be 6 to 20 digits (the 12333 keypad takes digits only)"),  # full-width digits from a Chinese IME are not keypad digits
+        ("88888888", None, "all digits are the same"),
+        ("450213", "450213", "it is the initial password"),
         ("19491231", None, "it is part of the citizen ID"),
-        ("000000", None, "all characters are the same"),
+        ("000000", None, "all digits are the same"),
         ("654321", None, "the digits run up or down"),
+        ("23456789", None, "the digits run up or down"),
     ],
 )
 def test_weak_query_passwords_are_refused(password, initial, reason):
@@ -90,8 +92,9 @@ def test_weak_query_passwords_are_refused(password, initial, reason):
     assert info.value.message("en") == f"The password is too weak: {reason}"
 
 
-def test_a_good_query_password_is_accepted():
-    assert check_new_query_password("Lake-View-88", CID, "45002X") == "Lake-View-88"
+def test_a_good_query_password_is_digits_a_phone_can_type():
+    assert check_new_query_password("80468213", CID, "45002X") == "80468213"
+    assert check_new_query_password("802461", CID, "45002X") == "802461"
 
 
 def test_new_password_must_be_typed_twice_the_same():

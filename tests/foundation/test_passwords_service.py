@@ -133,10 +133,10 @@ def test_query_password_change_then_login_with_the_new_one(city, app):
     holder = city.cardholder(card)
     initial = card.card_number[-6:]
     assert _code(passwords.change_query_password, app, holder, initial, initial, initial) == "weak_password"
-    assert _code(passwords.change_query_password, app, holder, "Wrong-old-1", "Lake-View-88", "Lake-View-88") == \
+    assert _code(passwords.change_query_password, app, holder, "Wrong-old-1", "80468213", "80468213") == \
         "wrong_password"
-    passwords.change_query_password(app, holder, initial, "Lake-View-88", "Lake-View-88")
-    out = _login(app, card.citizen_id, "Lake-View-88")
+    passwords.change_query_password(app, holder, initial, "80468213", "80468213")
+    out = _login(app, card.citizen_id, "80468213")
     assert out["must_change_password"] is False
     assert _code(_login, app, card.citizen_id, initial) == "wrong_password"
     with app.db.session() as s:
@@ -176,7 +176,7 @@ def test_query_password_lockout_follows_policy(make_app, clock):
 def test_query_password_reset_at_window_unlocks_and_restores_the_initial(city, app, clock):
     card = city.issued_card()
     holder = city.cardholder(card)
-    passwords.change_query_password(app, holder, card.card_number[-6:], "Lake-View-88", "Lake-View-88")
+    passwords.change_query_password(app, holder, card.card_number[-6:], "80468213", "80468213")
     _lock_query(app, card.citizen_id, 5)
     clerk = city.actor("clerk")
     other = city.new_person("王五")[1]
@@ -185,7 +185,7 @@ def test_query_password_reset_at_window_unlocks_and_restores_the_initial(city, a
     passwords.reset_query_password(app, clerk, card.person_id, card.citizen_id)
     out = _login(app, card.citizen_id, card.card_number[-6:])
     assert out["must_change_password"] is True
-    assert _code(_login, app, card.citizen_id, "Lake-View-88") == "wrong_password"
+    assert _code(_login, app, card.citizen_id, "80468213") == "wrong_password"
 
 
 def test_clock_moves_do_not_unlock_an_ss_lock_but_do_unlock_a_query_lock(city, app, clock):

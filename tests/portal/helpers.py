@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-NEW_QUERY_PASSWORD = "Xihu-2026-ok"
+NEW_QUERY_PASSWORD = "80468213"  # digits only: the same password identifies a 12333 caller
 
 
 def pre_token(client) -> str:

@@ -41,3 +41,24 @@ def test_gridline_steps_are_round_numbers():
     assert _nice_step(1_728_000) == 500_000
     assert _nice_step(400) == 100
     assert _nice_step(0) == 1
+
+
+def _labels(svg: str, cls: str) -> list[str]:
+    root = ET.fromstring(svg)
+    return [t.text for t in root.iter(f"{NS}text") if t.get("class", "").startswith(cls)]
+
+
+def test_every_label_of_a_chart_is_in_one_unit_and_gridlines_read_their_true_value():
+    """Issue 17: a small year read 3568 beside 4.5万; and a 1.5万 gridline rounded to 2万 would mislead."""
+    small_and_large = [
+        {"year": 2021, "employer_fen": 237_900, "personal_fen": 118_900, "total_fen": 356_800, "months": 1},
+        {"year": 2022, "employer_fen": 2_880_000, "personal_fen": 1_440_000, "total_fen": 4_320_000, "months": 12},
+    ]
+    zh = str(pension_chart_svg(small_and_large, "zh"))
+    assert _labels(zh, "value") == ["0.4万", "4.3万"]
+    assert _labels(zh, "axis")[:5] == ["0", "1.5万", "3.0万", "4.5万", "6.0万"]
+    en = str(pension_chart_svg(small_and_large, "en"))
+    assert _labels(en, "value") == ["3.6k", "43.2k"]
+    assert _labels(en, "axis")[:5] == ["0", "15k", "30k", "45k", "60k"]
+    only_small = [dict(small_and_large[0])]
+    assert _labels(str(pension_chart_svg(only_small, "zh")), "value") == ["3,568"]  # all in yuan when small

@@ -62,7 +62,7 @@ def test_first_login_with_the_initial_password_forces_a_change(live_server, page
     screenshot(page, "portal-forced-change")
     page.get_by_label("原密码").fill(initial_password(card.card_number))
     page.get_by_label("新密码", exact=True).fill(NEW_QUERY_PASSWORD)
-    page.get_by_label("再次输入新密码").fill(NEW_QUERY_PASSWORD + "x")
+    page.get_by_label("再次输入新密码").fill(NEW_QUERY_PASSWORD[:-1] + "9")  # digits, but not the same
     page.get_by_role("button", name="修改信息查询密码").click()
     assert "两次输入的新密码不一致" in page.get_by_role("alert").last.inner_text()
     page.get_by_label("原密码").fill(initial_password(card.card_number))
@@ -95,6 +95,7 @@ def test_an_online_temporary_loss_refuses_ss_use_and_lapses_after_the_policy_day
     sign_in_changed(page, live_server.url, card)
     page.get_by_role("link", name="挂失").click()
     page.get_by_role("button", name="临时挂失").click()
+    page.get_by_role("button", name="确认挂失").click()  # the confirmation names the card first
     status = page.get_by_role("status")
     status.wait_for()
     assert "已办理临时挂失" in status.inner_text() and "2026-01-12 10:00" in status.inner_text()
@@ -129,7 +130,7 @@ def test_another_persons_data_is_never_reachable(live_server, page, city, app):
     csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
     forged = page.request.post(live_server.url + "/portal/loss/report",
                                form={"csrf_token": csrf, "card_number": other.card_number,
-                                     "person_id": str(other.person_id)})
+                                     "person_id": str(other.person_id), "confirm": "yes"})
     assert forged.ok
     with pytest.raises(SscardError):
         passwords.verify_ss_password(app, kiosk(city, app), mine.card_number, "123456")  # mine is lost

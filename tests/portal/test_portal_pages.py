@@ -56,7 +56,10 @@ def test_five_wrong_passwords_lock_and_the_page_shows_until_when(client, city, c
     locked = login(client, card.citizen_id, "not-it-1")
     assert locked.status_code == 423
     assert "密码已锁定至2026-01-05 10:30" in locked.text  # 02:00 UTC + 30 min, in Beijing time
-    assert card.citizen_id not in locked.text  # what was typed is not echoed back in clear
+    # the ID typed stays in its field only (so a hurried cardholder need not type 18 characters again),
+    # on a page no cache keeps; the password never comes back
+    assert locked.text.count(card.citizen_id) == 1 and f'value="{card.citizen_id}"' in locked.text
+    assert locked.headers["cache-control"] == "no-store" and "not-it-1" not in locked.text
     still = login(client, card.citizen_id, initial_password(card.card_number))
     assert still.status_code == 423
     clock.advance(minutes=31)
@@ -87,7 +90,7 @@ def test_temporary_loss_online_stops_ss_use_reminds_of_the_bank_and_can_be_cance
     card = city.issued_card()
     login_changed(client, card)
     page = client.get("/portal/loss")
-    done = client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "k1"})
+    done = client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "k1", "confirm": "yes"})
     assert done.status_code == 200
     assert "已办理临时挂失" in done.text and "95588" in done.text and "工商银行" in done.text
     assert card.card_number not in done.text  # masked
@@ -95,9 +98,9 @@ def test_temporary_loss_online_stops_ss_use_reminds_of_the_bank_and_can_be_cance
     with pytest.raises(SscardError) as err:
         passwords.verify_ss_password(app, kiosk, card.card_number, "123456")
     assert err.value.code == "card_lost"
-    again = client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "k2"})
+    again = client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "k2", "confirm": "yes"})
     assert again.status_code == 409 and "msg error" in again.text
-    cancelled = client.post("/portal/loss/cancel", data={"csrf_token": csrf(page.text), "idempotency_key": "k3"})
+    cancelled = client.post("/portal/loss/cancel", data={"csrf_token": csrf(page.text), "idempotency_key": "k3", "confirm": "yes"})
     assert "已解除临时挂失" in cancelled.text
     assert passwords.verify_ss_password(app, kiosk, card.card_number, "123456")["verified"] is True
 
@@ -211,7 +214,7 @@ def test_a_replacement_shows_its_progress_and_blocks_cancelling_the_loss(client,
     card = city.issued_card()
     login_changed(client, card)
     page = client.get("/portal/loss")
-    client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "r1"})
+    client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "r1", "confirm": "yes"})
     clerk = city.actor("clerk")
     applied = replacement.apply(app, clerk, card.card_number, "lost", card.citizen_id, payment="cash",
                                 record_formal_loss=True)
@@ -235,7 +238,7 @@ def test_switching_language_after_a_form_post_goes_back_to_the_page_not_an_error
     card = city.issued_card()
     login_changed(client, card)
     page = client.get("/portal/loss")
-    client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "l1"})
+    client.post("/portal/loss/report", data={"csrf_token": csrf(page.text), "idempotency_key": "l1", "confirm": "yes"})
     back = client.get("/lang/en", headers={"referer": "http://testserver/portal/loss/report"})
     assert back.status_code == 200 and "Report loss" in back.text and str(back.url).endswith("/portal/loss")
     for path, target in (("/portal/password/ss", "/portal/password"), ("/portal/logout", "/portal/card")):
@@ -266,7 +269,7 @@ def test_settlements_show_on_the_medical_page_and_an_online_loss_refuses_the_nex
     page = client.get("/portal/medical").text
     assert "北山街道社区卫生服务中心" in page and "120.00" in page and "就医购药支付" in page
     loss_page = client.get("/portal/loss")
-    client.post("/portal/loss/report", data={"csrf_token": csrf(loss_page.text), "idempotency_key": "m1"})
+    client.post("/portal/loss/report", data={"csrf_token": csrf(loss_page.text), "idempotency_key": "m1", "confirm": "yes"})
     with pytest.raises(SscardError) as err:
         quote = medical.pre_settle(app, term, card.card_number, ident, bill, True)
         medical.settle(app, term, quote["quote"], card.card_number, ident, "123456", "cash", None,

@@ -82,6 +82,9 @@ TABLE: dict[str, set[str]] = {
     "GET /portal/loss": HOLDERS, "POST /portal/loss/report": HOLDERS, "POST /portal/loss/cancel": HOLDERS,
     "GET /portal/password": HOLDERS, "POST /portal/password/query": HOLDERS, "POST /portal/password/ss": HOLDERS,
     "GET /portal/access": HOLDERS,
+    "GET /portal/certificate": HOLDERS, "POST /portal/certificate": HOLDERS,
+    # the public check of a proof of insurance: anyone, no sign-in (a wrong code is counted per address)
+    "GET /portal/verify": PUBLIC, "POST /portal/verify": PUBLIC,
     # a GET of a form's address only redirects to the form's page (which then asks who you are)
     "GET /portal/loss/report": PUBLIC, "GET /portal/loss/cancel": PUBLIC,
     "GET /portal/password/query": PUBLIC, "GET /portal/password/ss": PUBLIC,

@@ -2,7 +2,8 @@
 
 - SS application password: 6 digits, initial 123456 on every new card, locked after 3 wrong in a row
   until a window resets it.
-- Information query password: 6-20 characters, initial = last 6 of the first card number (or of the SS
+- Information query password: 6-20 digits (digits only since issue 17: 12333's keypad has no letters;
+  a password set earlier with letters still signs in on the web), initial = last 6 of the first card number (or of the SS
   number), the person's own across cards; 5 wrong lock it for 30 minutes.
 - Bank PIN: 6 digits set by the cardholder at activation; 3 wrong lock it until next midnight
   (Shanghai) or until reset.
@@ -57,17 +58,47 @@ def check_new_pin(pin: str, citizen_id: str | None = None, birth: date | None = 
     return pin
 
 
-def check_new_query_password(password: str, citizen_id: str | None = None, initial: str | None = None) -> str:
-    if not (6 <= len(password) <= 20) or not password.isprintable() or password.strip() != password:
-        raise SscardError("weak_password", reason=("须为6-20位字符", "it must be 6 to 20 characters"))
+QUERY_PASSWORD_DIGITS = (6, 20)
+
+
+def phone_typable(password: str) -> bool:
+    """Whether a password can be typed on a phone keypad: ASCII digits only (12333 takes nothing else)."""
+    return bool(password) and password.isascii() and password.isdigit()
+
+
+def query_password_rule(lang: str = "zh") -> str:
+    """The rule in words, shown before the first attempt (portal) and spoken by 12333."""
+    low, high = QUERY_PASSWORD_DIGITS
+    if lang == "en":
+        return (f"{low} to {high} digits (numbers only: the 12333 phone keypad takes digits), not all the same "
+                "digit, not a run like 123456, not your birth date or part of your ID number, not the initial one.")
+    return f"{low}至{high}位数字（12333电话按键只能输入数字），不能是相同数字、连续数字、出生日期或身份证号码的一部分，不能与初始密码相同。"
+
+
+def check_new_query_password(password: str, citizen_id: str | None = None, initial: str | None = None,
+                             birth: date | None = None) -> str:
+    """The information query password is digits only (RULES §4, docs/RULES.md): the same password
+    signs in on the portal and identifies a caller on 12333, whose keypad has no letters."""
+    low, high = QUERY_PASSWORD_DIGITS
+    if not phone_typable(password) or not (low <= len(password) <= high):
+        raise SscardError("weak_password", reason=(f"须为{low}至{high}位数字（12333电话按键只能输入数字）",
+                                                   f"it must be {low} to {high} digits (the 12333 keypad "
+                                                   "takes digits only)"))
     if len(set(password)) == 1:
-        raise SscardError("weak_password", reason=("不能是相同字符", "all characters are the same"))
+        raise SscardError("weak_password", reason=("不能是相同数字", "all digits are the same"))
+    steps = {int(b) - int(a) for a, b in zip(password, password[1:], strict=False)}
+    if steps in ({1}, {-1}):
+        raise SscardError("weak_password", reason=("不能是连续数字", "the digits run up or down"))
     if initial is not None and password == initial:
         raise SscardError("weak_password", reason=("不能与初始密码相同", "it is the initial password"))
-    if citizen_id and password.upper() in citizen_id.upper():
+    if len(password) == 6:
+        reason = weak_pin_reason(password, citizen_id, birth)
+        if reason:
+            raise SscardError("weak_password", reason=reason)
+    if citizen_id and password in citizen_id.upper():
         raise SscardError("weak_password", reason=("不能使用身份证号码的一部分", "it is part of the citizen ID"))
-    if password.isdigit() and weak_pin_reason(password[:6], citizen_id) and len(password) == 6:
-        raise SscardError("weak_password", reason=weak_pin_reason(password, citizen_id))
+    if birth is not None and (f"{birth:%Y%m%d}" in password or password in f"{birth:%Y%m%d}"):
+        raise SscardError("weak_password", reason=("不能使用出生日期", "it is the birth date"))
     return password
 
 

@@ -108,6 +108,9 @@ class Person(Base):
     query_pw_initial: Mapped[bool] = mapped_column(Boolean, default=True)
     query_pw_failures: Mapped[int] = mapped_column(Integer, default=0)
     query_pw_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Whether the query password can be typed on a phone keypad (digits only); None: set before this was
+    # kept (a password with letters from before the digits-only rule), learnt at the next web login.
+    query_pw_phone_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     created_at: Mapped[datetime]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -43,4 +43,22 @@ class Contribution(Base):
 
 Index("ix_insurance_contributions_person_year", Contribution.person_id, Contribution.year)
 
-__all__ = ["Contribution", "Employer"]
+class Certificate(Base):
+    """A proof of insurance (参保证明) issued to the cardholder: what it certified, frozen at issue, so a
+    third party checking the code sees exactly what the paper says. The verification code itself is
+    never stored: only its keyed digest (looked up by digest) and its last 4 characters (to name it)."""
+
+    __tablename__ = "insurance_certificates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    code_tail: Mapped[str] = mapped_column(String(4))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    issued_at: Mapped[datetime]
+    period_from: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    period_to: Mapped[str] = mapped_column(String(7))
+    content: Mapped[dict] = mapped_column(JSON)  # masked name and ID, months per insurance kind
+
+
+Index("ix_insurance_certificates_person", Certificate.person_id)
+
+__all__ = ["Certificate", "Contribution", "Employer"]

@@ -136,11 +136,13 @@ def _place_names(op: Op, codes: set[str]) -> dict[str, dict]:
 
     def outlet_names(o: Outlet) -> dict:
         bank = banks.get(o.bank_id)
+        if o.name_en:
+            return {"name": o.name, "name_en": o.name_en}
         return {"name": o.name, "name_en": f"{bank.name_en or bank.name} ({o.name})" if bank else o.name}
 
     for c in centers.values():
         if c.code in codes:
-            out[c.code] = {"name": c.name, "name_en": c.name}
+            out[c.code] = {"name": c.name, "name_en": c.name_en or c.name}
     for o in outlets.values():
         if o.code in codes:
             out[o.code] = outlet_names(o)
@@ -148,7 +150,7 @@ def _place_names(op: Op, codes: set[str]) -> dict[str, dict]:
         if t.outlet_id in outlets:
             names = outlet_names(outlets[t.outlet_id])
         elif t.center_id in centers:
-            names = {"name": centers[t.center_id].name, "name_en": centers[t.center_id].name}
+            names = {"name": centers[t.center_id].name, "name_en": centers[t.center_id].name_en or centers[t.center_id].name}
         else:
             names = {"name": t.merchant_name or t.name, "name_en": t.merchant_name or t.name}
         out[t.code] = {**names, "role": f"terminal_{t.kind}"}

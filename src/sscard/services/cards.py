@@ -242,6 +242,7 @@ def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal
         "applied_at": card.applied_at,
         "ready_at": card.ready_at,
         "ready_center": center.name if center else None,
+        "ready_center_en": (center.name_en or center.name) if center else None,
         "collected_at": card.collected_at,
         "issue_date": card.issue_date,
         "expiry_date": card.expiry_date,

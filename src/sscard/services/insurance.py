@@ -199,6 +199,7 @@ def contribution_records(op: Op, person_id: int, year: int | None = None, insura
     for (yr, t), months in months_seen.items():
         (totals[yr]["by_type"][t] if t else totals[yr])["months"] = len(months)
     years = sorted(totals, reverse=True)
+    months_by_type = {t: len({r["month"] for r in all_rows if r["insurance_type"] == t}) for t in INSURANCE_TYPES}
     rows = [r for r in all_rows if (year is None or r["year"] == year)
             and (not insurance_type or r["insurance_type"] == insurance_type)]
     return {
@@ -210,6 +211,10 @@ def contribution_records(op: Op, person_id: int, year: int | None = None, insura
         "rows": rows,
         "totals": [totals[y] for y in years],
         "pension_by_year": [{"year": y, **totals[y]["by_type"]["pension"]} for y in sorted(totals)],
+        # contribution months on record per insurance kind, all years (a month paid at two employers counts once)
+        "months_by_type": months_by_type,
+        "first_month": all_rows[-1]["month"] if all_rows else None,
+        "last_month": all_rows[0]["month"] if all_rows else None,
     }
 
 

@@ -16,15 +16,16 @@ from ..core.passwords import (
     check_repeat,
     constant_time_equal,
     initial_query_password,
+    phone_typable,
     verify_with_lockout,
 )
-from ..core.roles import CENTER_STAFF, Actor, Role
+from ..core.roles import CENTER_STAFF, Actor, Channel, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.counter import PowerOfAttorney
 from ..models.foundation import Card, Person
 from . import access, attorney, lookup
 from .access import Scope
-from .operation import Op, operation
+from .operation import Op, operation, query
 
 SS_PURPOSE = "ss_password"
 
@@ -145,7 +146,21 @@ def query_password_matches(op: Op, person: Person, password: str) -> bool:
     return op.secrets.password_matches(person.query_pw_hash, password)
 
 
+def phone_usable(op: Op, person: Person) -> bool | None:
+    """Whether the person's query password can be typed on 12333's keypad (None: not known yet)."""
+    if person.query_pw_initial or person.query_pw_hash is None:
+        return phone_typable(initial_query_password(op.policy, person.first_card_number, person.citizen_id))
+    return person.query_pw_phone_ok
+
+
 def check_query_password(op: Op, person: Person, password: str) -> None:
+    if op.actor.channel == Channel.HOTLINE_12333 and phone_usable(op, person) is False and not _locked(op, person):
+        # A password with letters (set before the digits-only rule, or an initial one from a card number
+        # with letters) can never match what a keypad sends: not counting the miss keeps the caller from
+        # locking themselves out of the web too. The answer is the same plain refusal an unknown login gets.
+        op.audit("person", person.id, person_id=person.id, failures=person.query_pw_failures,
+                 not_counted="password_has_letters")
+        raise SscardError("wrong_password", commit=True)
     lock, error = verify_with_lockout(
         _query_lock(person), "query_password", op.policy, op.now, query_password_matches(op, person, password),
         locked_code="password_locked", wrong_code="wrong_password",
@@ -154,6 +169,12 @@ def check_query_password(op: Op, person: Person, password: str) -> None:
     op.audit("person", person.id, person_id=person.id, failures=lock.failures)
     if error:
         raise error
+    if not person.query_pw_initial and person.query_pw_hash is not None:
+        person.query_pw_phone_ok = phone_typable(password)  # learnt from the one that just matched
+
+
+def _locked(op: Op, person: Person) -> bool:
+    return _query_lock(person).is_locked(op.now)
 
 
 def person_by_login(op: Op, login: str) -> Person:
@@ -178,7 +199,8 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict:
     except SscardError as err:
         raise err.without_count() from None
     op.audit("person", person.id, person_id=person.id, after="logged_in")
-    return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name}
+    return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name,
+            "phone_usable": phone_usable(op, person)}
 
 
 @operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
@@ -186,12 +208,13 @@ def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     check_repeat(new, new_again)
     initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
-    check_new_query_password(new, person.citizen_id, initial)
+    check_new_query_password(new, person.citizen_id, initial, person.birth_date)
     check_query_password(op, person, old)
     if constant_time_equal(old, new):
         raise SscardError("weak_password", reason=("新密码不能与原密码相同", "it is the same as the old one"))
     person.query_pw_hash = op.secrets.hash_password(new)
     person.query_pw_initial = False
+    person.query_pw_phone_ok = phone_typable(new)
     op.audit("person", person.id, person_id=person.id, after="query_password_changed")
     return {"changed": True}
 
@@ -203,9 +226,18 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> d
     lookup.check_presented_id(person, presented_citizen_id)
     person.query_pw_hash = None
     person.query_pw_initial = True
+    person.query_pw_phone_ok = None
     _set_query_lock(person, Lockout())
     op.audit("person", person.id, person_id=person.id, after="query_password_reset")
     return {"reset": True}
+
+
+@query("query_password.status", roles={Role.CARDHOLDER}, scope=Scope.OWN)
+def query_password_status(op: Op) -> dict:
+    """The signed-in cardholder's own query password in words the portal needs: still initial, and whether
+    12333 can take it (a password with letters cannot be typed on a phone keypad)."""
+    person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
+    return {"initial": bool(person.query_pw_initial), "phone_usable": phone_usable(op, person)}
 
 
 def cardholder_actor(person_id: int, name: str, channel, place: str = "") -> Actor:

@@ -27,7 +27,7 @@ from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
 from ..http import client_address, language
-from ..services import audit, cards, insurance, loss, passwords, throttle, websession
+from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
 from .hardening import delete_cookie, set_cookie, throttled
@@ -35,6 +35,7 @@ from .pages import render
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
 KIND = "cardholder"
+WRONG_LOGIN = "wrong"  # the login page words it (with the lock rule from the policy)
 PRE_COOKIE = "sscard_portal_pre"
 
 
@@ -70,7 +71,7 @@ REASON_WORDS = {
     "bank_change": N_("更换银行换卡"),
 }
 TYPE_WORDS = {t: N_(zh) for t, (zh, _en) in insurance.TYPE_NAMES.items()}
-MOVEMENT_WORDS = {"credit": N_("划入"), "settlement": N_("就医购药支付"), "refund": N_("退费")}
+MOVEMENT_WORDS = {"credit": N_("按月划入"), "settlement": N_("就医购药支付"), "refund": N_("退费")}
 SETTLEMENT_WORDS = {"settlement": N_("结算"), "refund": N_("退费")}
 STEPS = (("applied", N_("已申请")), ("in_production", N_("制卡中")), ("ready", N_("待领取")), ("issued", N_("已领卡")))
 ISSUED = {"normal", "temporary_loss", "formal_loss", "cancelled"}
@@ -80,6 +81,7 @@ NAV = (
     ("medical", "/portal/medical", N_("医保个人账户")),
     ("loss", "/portal/loss", N_("挂失")),
     ("progress", "/portal/progress", N_("补换卡进度")),
+    ("certificate", "/portal/certificate", N_("参保证明")),
     ("password", "/portal/password", N_("修改密码")),
     ("access", "/portal/access", N_("查询记录")),
 )
@@ -122,6 +124,7 @@ OPERATION_WORDS = {
     "medical.credit_month": N_("医保个人账户划入"), "medical.settlement": N_("查看医保结算单"),
     "medical.person_settlements": N_("查看医保结算记录"), "medical.personal_account": N_("查看医保个人账户"),
     "audit.read": N_("查看操作记录"),
+    "insurance.certificate_verify": N_("参保证明被第三方凭验证码核验"),
 }
 ROLE_WORDS = {
     "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),
@@ -203,8 +206,26 @@ def _page(request: Request, name: str, me: Me, active: str, ctx: dict | None = N
         "type_words": TYPE_WORDS,
         "yuan": fen_to_yuan,
         "idem_key": lambda: pysecrets.token_urlsafe(16),
+        "policy": _app(request).policy.query_password,
+        "ss_max": _app(request).policy.ss_password.max_failures,
+        "tel": tel_href,
+        "center_name": _center_name(language(request)),
     }
     return render(request, f"portal/{name}", {**base, **(ctx or {})}, status_code=status_code)
+
+
+def _center_name(lang: str):
+    """The service center a card is collected at, in the page's language (name_en on English pages)."""
+    def name(card: dict) -> str:
+        if lang == "en":
+            return card.get("ready_center_en") or card.get("ready_center") or ""
+        return card.get("ready_center") or ""
+    return name
+
+
+def tel_href(number: str | None) -> str:
+    """A hotline number as a tel: URL a phone dials on a tap (digits and + only)."""
+    return "tel:" + "".join(ch for ch in (number or "") if ch.isdigit() or ch == "+")
 
 
 def _error_text(request: Request, err: SscardError) -> str:
@@ -221,16 +242,25 @@ def portal_home(request: Request) -> Response:
     return me.redirect or RedirectResponse("/portal/card", status_code=303)
 
 
-def _login_page(request: Request, error: str = "", status_code: int = 200) -> Response:
-    """The login form. What was typed is not echoed back: a citizen ID is never shown in clear."""
+def _login_page(request: Request, error: str = "", status_code: int = 200, login_value: str = "") -> Response:
+    """The login form, with the password rules shown before the first attempt. After a refusal the ID
+    that was typed stays in its field (the person's own, on their own screen; never the password)."""
     pre = request.cookies.get(PRE_COOKIE) or pysecrets.token_urlsafe(24)
     policy = _app(request).policy.query_password
     response = render(request, "portal/login.html", {
         "pre_token": pre, "error": error, "initial_source": policy.initial_source,
-        "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes,
+        "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes, "login_value": login_value,
     }, status_code=status_code)
     set_cookie(response, request, PRE_COOKIE, pre, path="/portal")
     return response
+
+
+def _login_refusal(request: Request, err: SscardError, status: int, login: str) -> Response:
+    """A refused login in words that never tell whether the login exists: no count of tries left (a
+    count exists only for a known login); the page states the lock rule in general words instead."""
+    if err.code == "password_locked":
+        return _login_page(request, _error_text(request, err), status, login)
+    return _login_page(request, WRONG_LOGIN, status, login)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -251,18 +281,18 @@ async def login_submit(request: Request) -> Response:
     login = str(form.get("login", ""))[:32].strip()
     password = str(form.get("password", ""))[:64]
     if not login or not password:
-        return _login_page(request, SscardError("wrong_password").message(language(request)), 401)
+        return _login_refusal(request, SscardError("wrong_password"), 401, login)
     app = _app(request)
     try:
         session = throttle.guarded_login(app, client_address(request), "portal", login,
                                          lambda: websession.cardholder_login(app, login, password))
     except SscardError as err:
         if err.code == "too_many_attempts":  # refused before the password is checked
-            return throttled(_login_page(request, _error_text(request, err), err.status), err)
+            return throttled(_login_page(request, _error_text(request, err), err.status, login), err)
         status = err.status if err.status in (401, 423) else 401
         if err.code not in ("wrong_password", "password_locked"):  # never say which field was wrong
             err = SscardError("wrong_password")
-        return _login_page(request, _error_text(request, err), status)
+        return _login_refusal(request, err.without_count(), status, login)
     target = "/portal/password" if session.must_change_password else "/portal/card"
     response = RedirectResponse(target, status_code=303)
     security.set_session_cookie(response, KIND, session.token, request)
@@ -308,6 +338,7 @@ def card_page(request: Request) -> Response:
     data = _my_cards(request, me)
     return _page(request, "card.html", me, "card", {
         "person": data["person"], "card": _current(data["cards"]), "pending": _in_progress(data["cards"]),
+        "query_pw": passwords.query_password_status(_app(request), me.actor),
     })
 
 
@@ -388,16 +419,22 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
     title = "Pension contributions per year" if en else "每年养老保险缴费"
     if not points:
         return Markup("")
-    width, height, left, right, top, bottom = 400, 250, 52, 8, 24, 44
+    width, height, left, right, top, bottom = 400, 250, 60, 8, 24, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     peak = max(p["total_fen"] for p in points) or 1
     step = _nice_step(peak)
     top_value = ((peak + step - 1) // step) * step
+    unit = chart_unit(top_value)
+    # axis labels: as few decimals as the gridline step needs (a step of 2,500 yuan needs 0.25万)
+    per_unit = 100_000 if en else 1_000_000  # fen in 1k (en) / 1万 (zh)
+    gridlines = [top_value * i // 4 for i in range(5)]
+    axis_decimals = next((d for d in (0, 1, 2) if all(v % (per_unit // 10 ** d) == 0 for v in gridlines)), 2)
     slot = plot_w / len(points)
     bar_w = min(56.0, slot * 0.6)
-    unit = "yuan" if en else "元"
+    value_class = "value" if slot >= 48 else "value narrow"  # many years: smaller labels that do not touch
+    yuan_word = "yuan" if en else "元"
     desc_items = [
-        (f"{p['year']}: {fen_to_yuan(p['total_fen'])} {unit} (personal {fen_to_yuan(p['personal_fen'])}, "
+        (f"{p['year']}: {fen_to_yuan(p['total_fen'])} {yuan_word} (personal {fen_to_yuan(p['personal_fen'])}, "
          f"employer {fen_to_yuan(p['employer_fen'])}, {p['months']} months)") if en else
         (f"{p['year']}年：合计{fen_to_yuan(p['total_fen'])}元（个人{fen_to_yuan(p['personal_fen'])}元，"
          f"单位{fen_to_yuan(p['employer_fen'])}元，{p['months']}个月）")
@@ -410,12 +447,12 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
         f'<title id="pension-chart-title">{escape(title)}</title>',
         f'<desc id="pension-chart-desc">{escape(desc)}</desc>',
     ]
-    for i in range(0, 5):
-        value = top_value * i // 4
+    for value in gridlines:
         y = top + plot_h - plot_h * value / top_value
         out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
+        label = "0" if value == 0 else _short_yuan(value, en, unit, axis_decimals)
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
-                   f'{escape(_short_yuan(value, en))}</text>')
+                   f'{escape(label)}</text>')
     for i, p in enumerate(points):
         x = left + slot * i + (slot - bar_w) / 2
         personal_h = plot_h * p["personal_fen"] / top_value
@@ -427,7 +464,7 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
                    f'height="{employer_h:.1f}" class="employer"/>')
         cx = x + bar_w / 2
         out.append(f'<text x="{cx:.1f}" y="{base_y - personal_h - employer_h - 6:.1f}" text-anchor="middle" '
-                   f'class="value">{escape(_short_yuan(p["total_fen"], en))}</text>')
+                   f'class="{value_class}">{escape(_short_yuan(p["total_fen"], en, unit))}</text>')
         out.append(f'<text x="{cx:.1f}" y="{base_y + 18:.1f}" text-anchor="middle" class="axis">{p["year"]}</text>')
     legend_y = height - 8
     out.append(f'<rect x="{left}" y="{legend_y - 10}" width="12" height="12" class="personal"/>')
@@ -450,11 +487,20 @@ def _nice_step(peak_fen: int) -> int:
     return 10 * magnitude
 
 
-def _short_yuan(fen: int, en: bool) -> str:
-    yuan = fen // 100
-    if yuan >= 10_000:
-        return f"{yuan / 1000:.1f}k" if en else f"{yuan / 10_000:.1f}万"
-    return f"{yuan:,}" if en else str(yuan)
+def chart_unit(peak_fen: int) -> str:
+    """One unit for every label of a chart, from its largest value: yuan below 10,000 yuan, else 万 (zh)
+    / thousands (en). Mixing them (3568 beside 4.5万) made bars hard to compare."""
+    return "wan" if peak_fen >= 1_000_000 else "yuan"
+
+
+def _short_yuan(fen: int, en: bool, unit: str = "yuan", decimals: int = 1) -> str:
+    """A chart label in the chart's one unit: 3,568 / 45,000 in yuan, or 0.4万 / 4.5万 (0.4k... in en)."""
+    yuan = fen / 100
+    if unit == "yuan":
+        return f"{round(yuan):,}"
+    if en:
+        return f"{yuan / 1000:,.{decimals}f}k"
+    return f"{yuan / 10_000:.{decimals}f}万"
 
 
 # ---------------------------------------------------------------- medical personal account
@@ -515,11 +561,19 @@ async def loss_cancel(request: Request) -> Response:
 
 
 async def _loss_action(request: Request, action: str) -> Response:
+    """Two steps, for htmx and plain forms alike: a POST without `confirm` only shows what will happen to
+    which card (its last digits); the confirming POST carries an idempotency key made with that page, so
+    a double tap or a resent form applies the loss once (the service answers a repeated key with the
+    first answer)."""
     me, form = await _posted(request)
     if me.redirect:
         return me.redirect
     app = _app(request)
     done, error, status = None, "", 200
+    if form.get("confirm") != "yes":
+        ctx = _loss_context(request, me)
+        ctx.update(confirm=True, action=action)
+        return _page(request, "loss.html", me, "loss", ctx)
     try:
         card_number = insurance.own_card(app, me.actor, "loss")["card_number"]
         key = form.get("idempotency_key") or None
@@ -532,7 +586,7 @@ async def _loss_action(request: Request, action: str) -> Response:
         if request.headers.get("hx-request"):
             status = 200  # htmx swaps only 2xx answers; the message is in the panel
     ctx = _loss_context(request, me)
-    ctx.update(done=done, action=action, error=error, lang=language(request))
+    ctx.update(done=done, action=action, error=error)
     return _page(request, "loss.html", me, "loss", ctx, status_code=status)
 
 
@@ -594,6 +648,94 @@ def access_page(request: Request) -> Response:
         "records": data["records"], "operation_words": OPERATION_WORDS, "role_words": ROLE_WORDS,
         "access_kind_words": ACCESS_KIND_WORDS,
     })
+
+
+# ---------------------------------------------------------------- proof of insurance (参保证明) and its public check
+
+
+def verify_url(request: Request) -> str:
+    """The public check page's address, as printed on the certificate and carried by its QR code."""
+    return str(request.base_url).rstrip("/") + "/portal/verify"
+
+
+def _certificate_page(request: Request, me: Me, error: str = "", status_code: int = 200, form: dict | None = None):
+    app = _app(request)
+    records = insurance.contribution_records(app, me.actor, me.actor.person_id)
+    issued = certificates.my_certificates(app, me.actor)["certificates"]
+    form = form or {}
+    return _page(request, "certificate.html", me, "certificate", {
+        "records": records, "issued": issued, "error": error, "verify_url": verify_url(request),
+        "period_from": form.get("period_from") or records["first_month"] or "",
+        "period_to": form.get("period_to") or records["last_month"] or "",
+    }, status_code=status_code)
+
+
+@router.get("/certificate", response_class=HTMLResponse)
+def certificate_page(request: Request) -> Response:
+    me = _me(request)
+    if me.redirect:
+        return me.redirect
+    return _certificate_page(request, me)
+
+
+@router.post("/certificate")
+async def certificate_issue(request: Request) -> Response:
+    """Issue and download at once: the PDF is the answer (the code is in it and nowhere else in clear)."""
+    me, form = await _posted(request)
+    if me.redirect:
+        return me.redirect
+    app = _app(request)
+    try:
+        issued = certificates.issue_certificate(app, me.actor, form.get("period_from", "")[:7] or None,
+                                                form.get("period_to", "")[:7] or None)
+    except SscardError as err:
+        return _certificate_page(request, me, _error_text(request, err), err.status, form)
+    from ..certificate_pdf import render_certificate  # reportlab: imported by the first certificate
+
+    pdf = render_certificate(issued, verify_url(request))
+    name = f"certificate-{issued['period_from']}-{issued['period_to']}-{issued['code'][-4:]}.pdf"
+    return Response(pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+
+
+def _verify_page(request: Request, code: str = "", result: dict | None = None, error: str = "",
+                 status_code: int = 200) -> Response:
+    me = _me(request) if request.cookies.get(security.COOKIE[KIND]) else Me()
+    if me.redirect is not None:
+        me = Me()  # a stale or half-finished session: the public page shows no portal menu
+    return render(request, "portal/verify.html", {
+        "me": me, "nav": NAV, "active": "", "csrf_token": me.csrf, "code": code, "result": result,
+        "error": error, "local_time": local_time, "type_words": TYPE_WORDS,
+    }, status_code=status_code)
+
+
+def _check(request: Request, code: str) -> Response:
+    code = code[:64]
+    if not code.strip():
+        return _verify_page(request)
+    try:
+        result = certificates.check_code(_app(request), client_address(request), code)
+    except SscardError as err:
+        if err.code == "too_many_attempts":
+            return throttled(_verify_page(request, code, error=_error_text(request, err), status_code=429), err)
+        if err.code != "certificate_not_found":
+            raise
+        return _verify_page(request, code, error=_error_text(request, err), status_code=404)
+    return _verify_page(request, code, result)
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_page(request: Request) -> Response:
+    """The public check (no login): empty, or with ?code= from the certificate's QR code."""
+    return _check(request, request.query_params.get("code", ""))
+
+
+@router.post("/verify", response_class=HTMLResponse)
+async def verify_submit(request: Request) -> Response:
+    """The typed code, posted (not put in the address, so it stays out of browser history and logs).
+    No CSRF token: nobody is signed in here and the answer changes nothing."""
+    form = await request.form()
+    return _check(request, str(form.get("code", "")))
 
 
 # ---------------------------------------------------------------- a GET of a form's target (language switch, reload)
