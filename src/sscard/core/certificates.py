@@ -10,6 +10,7 @@ lower case, spaces and hyphens. Shown in groups of four: `7KQ2-M9XD-4H8R-WT3C-N`
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _VALUE = {ch: i for i, ch in enumerate(ALPHABET)}
@@ -29,7 +30,7 @@ def check_char(body: str) -> str:
     return ALPHABET[(n - total % n) % n]
 
 
-def new_code(randbelow=secrets.randbelow) -> str:
+def new_code(randbelow: Callable[[int], int] = secrets.randbelow) -> str:
     """A fresh code: 16 random characters and the check character (17, no separators)."""
     body = "".join(ALPHABET[randbelow(len(ALPHABET))] for _ in range(BODY))
     return body + check_char(body)

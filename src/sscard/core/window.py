@@ -52,7 +52,7 @@ class Allowed:
     reason: str | None = None  # see the module docstring
     needs_scope: str | None = None  # for `not_in_poa`: the scope that would allow it
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"action": self.action, "allowed": self.allowed, "reason": self.reason,
                 "needs_scope": self.needs_scope}
 

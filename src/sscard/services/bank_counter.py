@@ -20,7 +20,7 @@ from ..core.identifiers import mask_pan
 from ..core.roles import BANK_STAFF
 from ..core.states import effective_bank_status, effective_ss_status
 from ..core.txn_ref import normalize, short_ref
-from ..models.foundation import AuditRecord, Bank, Card, Outlet, StaffUser
+from ..models.foundation import AuditRecord, Bank, BankAccount, Card, Outlet, StaffUser
 from . import banking, lookup
 from .access import Scope
 from .operation import Op, query
@@ -96,7 +96,7 @@ def _names(row: Bank | Outlet | None) -> Names:
     return {"code": row.code, "name": row.name, "name_en": row.name_en or row.name}
 
 
-def _customer(op: Op, pan: str) -> tuple[Customer, object]:
+def _customer(op: Op, pan: str) -> tuple[Customer, BankAccount]:
     account = lookup.account_by_pan(op.session, pan, op.actor)  # another bank's card: wrong_bank
     person = lookup.person_by_id(op.session, account.person_id)
     card = op.session.get(Card, account.card_id)

@@ -65,6 +65,7 @@ class CardView(TypedDict):
     applied_at: datetime
     ready_at: datetime | None
     ready_center: str | None
+    ready_center_en: str | None
     collected_at: datetime | None
     issue_date: date | None
     expiry_date: date | None

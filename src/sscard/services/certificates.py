@@ -15,6 +15,9 @@ of its own so checking certificates never spends the client's login budget).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import select
 
 from ..core import certificates as codes
@@ -53,7 +56,7 @@ def _digest(op: Op, code: str) -> str:
     return op.secrets.pin_digest(PURPOSE, "v1", code)
 
 
-def _summary(rows: list[tuple[Contribution, Employer]], first: str, last: str) -> dict:
+def _summary(rows: Sequence[Any], first: str, last: str) -> dict:
     """Months per kind in the period, months per kind per year, and the employers with their months."""
     in_period = [(c, e) for c, e in rows if first <= c.month <= last]
     by_kind = {t: sorted({c.month for c, _e in in_period if c.insurance_type == t}) for t in INSURANCE_TYPES}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import secrets as pysecrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
@@ -228,7 +229,7 @@ def _require_insured(op: Op, person_id: int) -> None:
 # ---------------------------------------------------------------- a batch's read-ahead
 
 _AHEAD = "sscard.medical.read_ahead"
-_NOTHING_AHEAD = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None}
+_NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None}
 _AT_TERMINAL = ("medical.pre_settle", "medical.settle")
 
 
@@ -260,7 +261,7 @@ def _prefetch(session, requests, now) -> None:
     ).all() if numbers else []
     held: list = [obj for row in rows for obj in row if obj is not None]  # the identity map holds objects weakly
     people = sorted({row.Card.person_id for row in rows})
-    ahead = {"cards": {row.Card.card_number: row.Card for row in rows}, "terminals": {}, "insured": {},
+    ahead: dict[str, Any] = {"cards": {row.Card.card_number: row.Card for row in rows}, "terminals": {}, "insured": {},
              "locked": frozenset(people), "year": year, "held": held}
     if people:
         today = shanghai_day(now)
