@@ -44,7 +44,7 @@ def test_the_card_is_typed_once_and_every_page_then_names_the_holder_and_both_st
     deposit = confirmed(teller, "/bank/deposit", teller.post("/bank/deposit", {"amount": "20"}))
     assert 'data-result="deposit"' in deposit.text
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 2000
-    views = audit.read_audit(app, bank_city.actor("operator"), operation="bank.counter_customer")["records"]
+    views = audit.read_audit(app, bank_city.actor("operator"), operation="bank_counter.customer")["records"]
     assert views and all(r["result"] == "viewed" and r["person_id"] == card.person_id for r in views)
 
 

@@ -48,6 +48,6 @@ def test_an_english_caller_hears_the_collection_center_by_its_english_name(clien
     clerk = city.actor("clerk")
     replacement.apply(app, clerk, holder.card_number, "damaged", holder.citizen_id, payment="cash")
     batch = production.start_batch(app, clerk, "C01")
-    replacement.complete_batch(app, clerk, batch["batch"])
+    production.complete_batch(app, clerk, batch["batch"])
     phone = Phone(client).press("9").press("1").press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
     assert "collect it at Xihu Card Service Center" in phone.text and "西湖区" not in phone.text

@@ -86,7 +86,7 @@ def test_a_forged_or_mistyped_code_is_not_found_and_the_code_is_never_kept_in_cl
     with app.db.session() as s:
         row = s.scalar(select(Certificate))
         assert code not in str(vars(row)) and row.code_tail == code[-4:]
-        records = s.scalars(select(AuditRecord).where(AuditRecord.operation == "insurance.certificate_issue")).all()
+        records = s.scalars(select(AuditRecord).where(AuditRecord.operation == "certificates.issue")).all()
         assert len(records) == 1 and code not in str(vars(records[0]))
         assert records[0].person_id == holder.person_id
 

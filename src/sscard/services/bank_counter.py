@@ -111,7 +111,7 @@ def _customer(op: Op, pan: str) -> tuple[Customer, BankAccount]:
     return out, account
 
 
-@query("bank.counter_customer", roles=BANK_STAFF, scope=Scope.OWN)
+@query("bank_counter.customer", roles=BANK_STAFF, scope=Scope.OWN)
 def customer(op: Op, pan: str) -> Customer:
     """The customer at the desk: holder's name, both sides' states, balance. Shown on every page."""
     out, account = _customer(op, pan)
@@ -163,7 +163,7 @@ def _search(op: Op, pan: str, ref: str) -> tuple[list[Line], int]:
     return found, balance or 0
 
 
-@query("bank.counter_statement", roles=BANK_STAFF, scope=Scope.OWN)
+@query("bank_counter.statement", roles=BANK_STAFF, scope=Scope.OWN)
 def statement(op: Op, pan: str, limit: int = 50, before_id: int | None = None, ref: str = "") -> Statement:
     """The statement as the counter shows and prints it: lines with short references and the balance after
     each, opening and closing balances, and (with `ref`) only the transaction with that reference."""
@@ -206,7 +206,7 @@ def _balance_before(op: Op, pan: str, newest_page: dict, page: dict, before_id: 
         data = banking.statement.__wrapped__(op, pan, limit=200, before_id=data["next_before_id"])
 
 
-@query("bank.counter_slip", roles=BANK_STAFF, scope=Scope.OWN)
+@query("bank_counter.slip", roles=BANK_STAFF, scope=Scope.OWN)
 def slip(op: Op, pan: str, ref: str) -> Slip:
     """The slip of a cash deposit or withdrawal on this account, found by its short reference."""
     who, account = _customer(op, pan)

@@ -76,7 +76,7 @@ def _summary(rows: Sequence[Any], first: str, last: str) -> dict:
     }
 
 
-@operation("insurance.certificate_issue", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False)
+@operation("certificates.issue", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False)
 def issue_certificate(op: Op, period_from: str | None = None, period_to: str | None = None) -> dict:
     """The signed-in cardholder's own certificate for a period of months (default: the whole record).
 
@@ -113,7 +113,7 @@ def issue_certificate(op: Op, period_from: str | None = None, period_to: str | N
             "content": content}
 
 
-@query("insurance.certificates", roles={Role.CARDHOLDER}, scope=Scope.OWN)
+@query("certificates.list", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def my_certificates(op: Op) -> dict:
     """The certificates the signed-in cardholder has issued, newest first (never their codes)."""
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
@@ -123,7 +123,7 @@ def my_certificates(op: Op) -> dict:
                               "period_to": c.period_to, "code_tail": c.code_tail} for c in found]}
 
 
-@operation("insurance.certificate_verify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
+@operation("certificates.verify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
 def verify_certificate(op: Op, code: str) -> dict:
     """What a third party may see of a genuine certificate; `certificate_not_found` for anything else
     (mistyped, forged, or a code never issued: one answer, so it tells nothing more)."""

@@ -589,7 +589,7 @@ async def visit_action(visit_id: int, action: str, request: Request) -> Response
 def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict) -> HTMLResponse:
     """The confirmation step: who, which card (last digits), what it does; the same one-time key."""
     app = _app(request)
-    overview = replacement.person_overview(app, w.actor, attorney.get_visit(app, w.actor, visit_id)["person_id"])
+    overview = window.person_overview(app, w.actor, attorney.get_visit(app, w.actor, visit_id)["person_id"])
     card = next((c for c in overview["cards"] if str(c["id"]) == form.get("card_id")), None)
     if card is None:
         return _visit(request, w, visit_id, {"error": _message(SscardError("card_not_found"), language(request))}, 404)
@@ -666,7 +666,7 @@ async def start_batch(request: Request) -> Response:
         return w
     form = await _form(request, w)
     if form.get("confirmed") != "1":  # name how many cards go before they go
-        queue = replacement.queue(_app(request), w.actor)
+        queue = window.queue(_app(request), w.actor)
         if not queue["applied"]:
             none = SscardError("not_found", what=("待制卡申请", "applied cards"))
             return _production(request, w, {"error": _message(none, language(request))}, none.status)

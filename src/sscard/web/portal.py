@@ -124,7 +124,7 @@ OPERATION_WORDS = {
     "medical.credit_month": N_("医保个人账户划入"), "medical.settlement": N_("查看医保结算单"),
     "medical.person_settlements": N_("查看医保结算记录"), "medical.personal_account": N_("查看医保个人账户"),
     "audit.read": N_("查看操作记录"),
-    "insurance.certificate_verify": N_("参保证明被第三方凭验证码核验"),
+    "certificates.verify": N_("参保证明被第三方凭验证码核验"),
 }
 ROLE_WORDS = {
     "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),

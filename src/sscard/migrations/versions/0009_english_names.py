@@ -14,12 +14,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for table in ("outlets", "service_centers"):
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("name_en", sa.String(length=96), nullable=False, server_default=""))
+    for table in ("outlets", "service_centers"):  # in place: SQLite would refuse to rebuild a referenced table
+        op.add_column(table, sa.Column("name_en", sa.String(length=96), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
     for table in ("outlets", "service_centers"):
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column("name_en")
+        op.drop_column(table, "name_en")

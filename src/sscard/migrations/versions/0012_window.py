@@ -14,10 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("hotline_agent_requests") as batch:
-        batch.add_column(sa.Column("callback_number", sa.String(length=24), nullable=False, server_default=""))
+    op.add_column("hotline_agent_requests",
+                  sa.Column("callback_number", sa.String(length=24), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("hotline_agent_requests") as batch:
-        batch.drop_column("callback_number")
+    op.drop_column("hotline_agent_requests", "callback_number")

@@ -16,8 +16,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("persons") as batch:
-        batch.add_column(sa.Column("query_pw_phone_ok", sa.Boolean(), nullable=True))
+    # in place, not a batch copy: SQLite refuses to rebuild `persons` once other tables reference its rows
+    op.add_column("persons", sa.Column("query_pw_phone_ok", sa.Boolean(), nullable=True))
     op.create_table(
         "insurance_certificates",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -39,5 +39,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_insurance_certificates_person", table_name="insurance_certificates")
     op.drop_table("insurance_certificates")
-    with op.batch_alter_table("persons") as batch:
-        batch.drop_column("query_pw_phone_ok")
+    op.drop_column("persons", "query_pw_phone_ok")  # SQLite 3.35+ drops a column in place
