@@ -84,11 +84,13 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
 
     # ... and the bank side at the counter of his bank: a written loss, reminding him of 12333.
     bank = staff_page(browser, server, "bank", "teller")
+    serve_customer(bank, zhang.pan)
     bank.click("nav >> text=挂失 / 解挂")
-    bank.fill("input[name=pan]", zhang.pan)
     bank.fill("input[name=citizen_id]", zhang.citizen_id)
     bank.check("input[value=written]")
     bank.click("button:has-text('确认办理')")
+    bank.wait_for_selector("[data-step=confirm]")  # names the card's last digits before anything is done
+    bank.click("[data-action=confirm]")
     bank.wait_for_selector("[data-result=written]")
     assert "12333" in bank.inner_text(".reminder")
     screenshot(bank, "bank-story-1-written-loss")
@@ -161,8 +163,8 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     # Day 73 (40 days after collection, inside the 60-day window): activation at the bank, in person.
     clock.advance(days=40)
     sign_in(bank, server, "bank", "teller")
+    serve_customer(bank, new_pan)
     bank.click("nav >> text=启用金融功能")
-    bank.fill("input[name=pan]", new_pan)
     bank.fill("input[name=citizen_id]", zhang.citizen_id)
     bank.check("input[name=in_person]")
     bank.fill("input[name=pin]", NEW_PIN)
@@ -170,8 +172,8 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     bank.click("button:has-text('确认启用')")
     bank.wait_for_selector("[data-result=activated]")
     carried = bank.inner_text("[data-field=carried]")
-    assert mask_pan(zhang.pan) in carried and "1234.56" in carried
-    assert bank.inner_text("[data-result=activated] [data-field=balance]") == "1234.56"
+    assert mask_pan(zhang.pan) in carried and "1,234.56" in carried
+    assert bank.inner_text("[data-result=activated] [data-field=balance]").replace(",", "") == "1234.56"
     screenshot(bank, "bank-story-2-activation-carry-over")
 
     # The old card refuses every use from now on.
@@ -196,22 +198,37 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     payment = api.post("/api/v1/terminal/payments", json={"pan": zhang.pan, "amount_fen": 100, "pin": GOOD_PIN},
                        headers=pos)
     assert payment.status_code == 409 and payment.json()["code"] == "account_closed", payment.text
+    serve_customer(bank, zhang.pan)
     bank.click("nav >> text=取款")
-    bank.fill("input[name=pan]", zhang.pan)
     bank.fill("input[name=amount]", "1")
-    bank.fill("input[name=pin]", GOOD_PIN)
-    bank.click("button:has-text('确认取款')")
-    bank.wait_for_selector("[data-code=account_closed]")
+    bank.click("button:has-text('下一步：核对')")
+    bank.wait_for_selector("[data-code=account_closed], [data-step=confirm] input[name=pin]")
+    if not bank.locator("[data-code=account_closed]").count():
+        bank.fill("input[name=pin]", GOOD_PIN)
+        bank.click("button:has-text('确认取款')")
+        bank.wait_for_selector("[data-code=account_closed]")
     screenshot(bank, "bank-story-3-old-card-refused")
 
     # The new card works with the new PIN and holds the old balance; the money added up all along.
-    bank.fill("input[name=pan]", new_pan)
+    serve_customer(bank, new_pan)
+    bank.click("nav >> text=取款")
     bank.fill("input[name=amount]", "34.56")
-    bank.fill("input[name=pin]", NEW_PIN)
+    bank.click("button:has-text('下一步：核对')")
+    bank.fill("[data-step=confirm] input[name=pin]", NEW_PIN)
     bank.click("button:has-text('确认取款')")
     bank.wait_for_selector("[data-result=withdrawal]")
-    assert bank.inner_text("[data-result=withdrawal] [data-field=balance]") == "1200.00"
+    assert bank.inner_text("[data-result=withdrawal] [data-field=balance]").replace(",", "") == "1200.00"
     with app.db.session() as s:
         books = ledger.check_invariants(s)
     assert books["problems"] == [] and books["sum_posted_fen"] == 0
     api.close()
+
+
+def serve_customer(bank, pan: str) -> None:
+    """The bank counter serves one customer at a time: end the one at the desk, then read the card once."""
+    if bank.locator("[data-action=end-customer]").count():
+        bank.click("[data-action=end-customer]")
+    bank.wait_for_selector("input[name=pan]")
+    bank.fill("input[name=pan]", pan)
+    bank.click("button:has-text('查询账户')")
+    bank.wait_for_selector("[data-action=end-customer]")
