@@ -131,6 +131,7 @@ class CardView(Out):
     applied_at: str
     ready_at: str | None
     ready_center: str | None
+    ready_center_en: str | None  # the same center's English name (its Chinese name when it has none)
     collected_at: str | None
     issue_date: str | None
     expiry_date: str | None
