@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from sscard.config import Settings
 from sscard.core.clock import FixedClock
@@ -68,8 +70,16 @@ class Backend:
             shutil.copyfile(self.template, path)
             return f"sqlite:///{path}"
         engine = create_engine(self.url)
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in self.tables) + " RESTART IDENTITY CASCADE"))
+        for attempt in range(5):  # a previous test's server may still be making next month's partitions
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in self.tables)
+                                      + " RESTART IDENTITY CASCADE"))
+                break
+            except OperationalError:  # deadlock detected: the DDL won; empty the tables again
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
         engine.dispose()
         return self.url
 
