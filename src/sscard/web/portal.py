@@ -17,6 +17,7 @@ import hmac
 import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -495,12 +496,12 @@ def chart_unit(peak_fen: int) -> str:
 
 def _short_yuan(fen: int, en: bool, unit: str = "yuan", decimals: int = 1) -> str:
     """A chart label in the chart's one unit: 3,568 / 45,000 in yuan, or 0.4万 / 4.5万 (0.4k... in en)."""
-    yuan = fen / 100
+    step = Decimal(1).scaleb(-decimals)  # integer fen to Decimal: no float ever touches the amount
     if unit == "yuan":
-        return f"{round(yuan):,}"
+        return f"{Decimal(fen).scaleb(-2).quantize(Decimal(1), ROUND_HALF_UP):,}"
     if en:
-        return f"{yuan / 1000:,.{decimals}f}k"
-    return f"{yuan / 10_000:.{decimals}f}万"
+        return f"{Decimal(fen).scaleb(-5).quantize(step, ROUND_HALF_UP):,}k"
+    return f"{Decimal(fen).scaleb(-6).quantize(step, ROUND_HALF_UP)}万"
 
 
 # ---------------------------------------------------------------- medical personal account
