@@ -100,3 +100,39 @@ def test_the_access_page_in_english_is_in_english(client, city, app):
     assert "Viewed your account statement" in page and "Bank teller" in page and "ICBC" in page
     assert "Viewed" in page and "Changed" in page
     assert "谁查看" not in page and CLERK_NAME not in page
+
+
+def test_viewed_records_of_concurrent_reads_are_group_committed_each_once(city, app):
+    """The `viewed` records go through the group-commit writer: reads at the same moment share commits,
+    and each read leaves exactly one record."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sscard.services import batching
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    before = batching.batcher(app).requests
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _i: cards.card_status(app, clerk, card.card_number)["ss_status"], range(24)))
+    assert len(answers) == 24
+    assert len(_records(app, card.person_id, "viewed")) == 24
+    assert batching.batcher(app).requests - before == 24
+
+
+def test_a_read_whose_viewed_record_cannot_be_committed_is_not_answered(city, app, monkeypatch):
+    from sscard.services import batching
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    cards.card_status(app, clerk, card.card_number)  # the writer is up
+
+    def broken(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(batching, "execute_many", broken)  # the batch cannot commit: written alone instead
+    assert cards.card_status(app, clerk, card.card_number)["ss_status"]
+    assert len(_records(app, card.person_id, "viewed")) == 2
+    monkeypatch.setattr(batching.Viewed, "write_alone", broken)  # nor alone: no answer
+    with pytest.raises(RuntimeError, match="disk full"):
+        cards.card_status(app, clerk, card.card_number)
+    assert len(_records(app, card.person_id, "viewed")) == 2

@@ -486,7 +486,8 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     account = _account(op, pan)
     op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
-    rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id) \
+    rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id,
+                          today=shanghai_day(op.now)) \
         if account.ledger_account_id else []
     others = {r.credit_account_id if r.debit_account_id == account.ledger_account_id else r.debit_account_id
               for r in rows}

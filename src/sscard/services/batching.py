@@ -64,7 +64,7 @@ _ALONE = object()  # "answer this one through the ordinary frame"
 
 @dataclass
 class _Request:
-    frame: Request  # the operation frame's request: run, replayed, audited and remembered by it
+    frame: Request | Viewed  # the operation frame's request: run, replayed, audited and remembered by it
     answer: Any = None
     done: bool = False
     # How the caller waits: a plain lock the writer releases (a thread), or an asyncio future (an async
@@ -178,6 +178,22 @@ class Batcher:
         if isinstance(out, BaseException):
             raise out
         return out
+
+    def record(self, viewed: Viewed) -> None:
+        """Commit a staff read's `viewed` audit record with the next batch; return once it is committed
+        (raise if it could not be: the read must then not be answered)."""
+        if self._closed or threading.current_thread() is self._thread:
+            viewed.write_alone(self.app)
+            return
+        req = _Request(viewed)
+        req._lock = threading.Lock()
+        req._lock.acquire()
+        self._queue.put(req)
+        out = req.wait()
+        if out is _ALONE:
+            viewed.write_alone(self.app)
+        elif isinstance(out, BaseException):
+            raise out
 
     def cpu_time(self) -> float:
         """The writer thread's CPU seconds so far (for benchmarks)."""
@@ -327,6 +343,8 @@ class Batcher:
         next batches, a settlement on PostgreSQL could fail its 30 SERIALIZABLE retries against them).
         Its answer, or the exception its caller raises."""
         try:
+            if isinstance(req.frame, Viewed):
+                return req.frame.write_alone(self.app)
             return execute(self.app, req.frame)
         except BaseException as exc:  # noqa: BLE001  handed to the caller, who raises it
             return exc
@@ -506,6 +524,46 @@ class Batcher:
         if memo is not None:
             keys[(frame.scope, frame.key)] = memo
         return _answer_of(outcome.answer)
+
+
+class Viewed:
+    """A staff read's one `viewed` audit record (services.operation.query), queued for the writer like a
+    request: it goes through the same steps of `_one` (it is its own outcome: kept, nothing to remember
+    under a key, no answer) and is inserted with the batch's other audit records, in its one commit.
+    The reader waits for that commit before it answers."""
+
+    __slots__ = ("actor", "name", "values")
+    key = None
+    scope = ""
+    args: tuple = ()
+    kept = True
+    answer = None
+    error = None
+
+    def __init__(self, actor: Actor, name: str, values: dict):
+        self.actor, self.name, self.values = actor, name, values
+
+    def argument(self, name: str) -> Any:
+        return None
+
+    def run(self, session: Session) -> Viewed:
+        return self
+
+    def audit(self) -> dict:
+        return self.values
+
+    def memo(self) -> None:
+        return None
+
+    def write_alone(self, app: App) -> None:
+        """Its own short transaction (the writer is stopping, or its batch could not commit)."""
+        app.db.run(lambda s: s.add(AuditRecord(**self.values)))
+
+
+def record_viewed(app: App, actor: Actor, name: str, values: dict) -> None:
+    """Write a staff read's `viewed` audit record, group-committed with other requests; return once it is
+    committed."""
+    batcher(app).record(Viewed(actor, name, values))
 
 
 def _answer_of(answer: Any) -> Any:

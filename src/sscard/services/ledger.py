@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from ..core.clock import shanghai_day
+from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.money import require_positive_fen
 from ..models.foundation import BankAccount
@@ -406,14 +406,45 @@ def void_all_pending(op, account_id: int) -> int:
 # ---------------------------------------------------------------- history and invariants
 
 
-def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None) -> list:
-    """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen)."""
+def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None,
+            today: date | None = None) -> list:
+    """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen).
+
+    With `today` (the Shanghai day now), the transfers are looked for month by month, newest first, from
+    today's month back to the month the account was opened, in windows that double (this month and
+    after, then the one before, the two before that, the four...) until `limit` are found: each query
+    names its months, so PostgreSQL reads only those months' partitions of ledger_transfers instead of
+    probing every month the city has. The answer is the same as one query over all months because a
+    transfer is dated by the clock when it is written, after its account was opened, and ids grow with
+    time: an older month holds only smaller ids of the account (`tests/ledger/test_history.py`)."""
     flush(session)
     q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
                                 | (TRANSFERS.c.credit_account_id == account_id))
     if before_id is not None:
         q = q.where(TRANSFERS.c.id < before_id)
-    return session.execute(q.order_by(TRANSFERS.c.id.desc()).limit(limit)).all()
+    q = q.order_by(TRANSFERS.c.id.desc()).limit(limit)
+    if today is None:
+        return session.execute(q).all()
+    newest = today.replace(day=1)
+    rows = list(session.execute(q.where(TRANSFERS.c.day >= newest)))
+    if len(rows) >= limit:
+        return rows
+    opened = session.scalar(select(ACCOUNTS.c.created_at).where(ACCOUNTS.c.id == account_id))
+    if opened is None:
+        return rows
+    first = shanghai_day(as_utc(opened)).replace(day=1)
+    upper, span = newest, 1
+    while len(rows) < limit and upper > first:
+        lower = max(first, _months_before(upper, span))
+        rows += session.execute(q.where(TRANSFERS.c.day >= lower, TRANSFERS.c.day < upper)
+                                .limit(limit - len(rows))).all()
+        upper, span = lower, span * 2
+    return rows
+
+
+def _months_before(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 - n
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def account_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str, int | None]]:

@@ -480,8 +480,10 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
     """A read: permission- and scope-checked and run in a (retried) read transaction, not keyed.
 
     When staff read one person's data (the query says whose with `op.audit(..., person_id=...)`), one
-    audit record `result="viewed"` is written after the read, in a short transaction of its own, so the
-    read itself stays a read-only transaction; if that record cannot be written the read fails."""
+    audit record `result="viewed"` is written after the read, so the read itself stays a read-only
+    transaction: the group-commit writer (services.batching) commits the records of many concurrent
+    reads together, and the read answers only once its record is committed; if that record cannot be
+    written the read fails."""
     decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals)
     access.register(decl)
 
@@ -500,8 +502,9 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
             out = app.db.run(work, readonly=True)
             fields = last[0]._audit
             if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
-                now = last[0].now
-                app.db.run(lambda s: s.add(_audit_record(actor, name, now, None, "viewed", fields)))
+                from . import batching  # (batching builds on this module)
+
+                batching.record_viewed(app, actor, name, audit_values(actor, name, last[0].now, None, "viewed", fields))
             return out
 
         call.operation_name = name  # type: ignore[attr-defined]
