@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
 from ..core.errors import SscardError
-from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan, validate_card_number
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import (
     BankStatus,
@@ -218,11 +218,18 @@ def seal_uncollected(op: Op) -> dict:
     return {"sealed": len(sealed)}
 
 
-def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal_days: int | None = None) -> CardView:
-    """Both sides in effect at `now`; with `seal_days`, an uncollected ready card past it shows as sealed."""
+_UNREAD = object()
+
+
+def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal_days: int | None = None,
+              account: BankAccount | None | object = _UNREAD) -> CardView:
+    """Both sides in effect at `now`; with `seal_days`, an uncollected ready card past it shows as sealed.
+    `account`: the card's bank account (or None) when the caller already read it (`_card_and_sides`)."""
     person = session.get(Person, card.person_id)
     bank = session.get(Bank, card.bank_id)
-    account = session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+    if account is _UNREAD:
+        account = session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+    assert account is None or isinstance(account, BankAccount)
     center = session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
     ss = effective_ss_status(card.ss_status, card.loss_expires_at, now)
     if seal_days is not None:
@@ -305,9 +312,30 @@ def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
 @query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
 def card_status(op: Op, card_number: str) -> CardView:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
-    card = lookup.card_by_number(op.session, card_number, op.actor)
+    card, account = _card_and_sides(op.session, card_number, op)
     op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record
-    return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
+    return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days,
+                     account=account)
+
+
+def _card_and_sides(session: Session, card_number: str, op: Op) -> tuple[Card, BankAccount | None]:
+    """`lookup.card_by_number` (same checks, same refusals), with the holder, the bank, the bank account
+    and the center read in the same query: `card_view` then finds them in the session (a lookup by card
+    number: one round trip instead of five)."""
+    number = validate_card_number(card_number)
+    row = session.execute(
+        select(Card, BankAccount, Person, Bank, ServiceCenter)
+        .outerjoin(BankAccount, BankAccount.card_id == Card.id)
+        .outerjoin(Person, Person.id == Card.person_id)
+        .outerjoin(Bank, Bank.id == Card.bank_id)
+        .outerjoin(ServiceCenter, ServiceCenter.id == Card.ready_center_id)
+        .where(Card.card_number == number)
+    ).first()
+    if row is None:
+        raise SscardError("card_not_found")
+    card = row[0]
+    access.require_own(op.actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
+    return card, row[1]
 
 
 @query("person.cards", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)

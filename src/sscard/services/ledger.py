@@ -407,7 +407,7 @@ def void_all_pending(op, account_id: int) -> int:
 
 
 def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None,
-            today: date | None = None) -> list:
+            today: date | None = None, opened: datetime | None = None) -> list:
     """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen).
 
     With `today` (the Shanghai day now), the transfers are looked for month by month, newest first, from
@@ -416,7 +416,8 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
     names its months, so PostgreSQL reads only those months' partitions of ledger_transfers instead of
     probing every month the city has. The answer is the same as one query over all months because a
     transfer is dated by the clock when it is written, after its account was opened, and ids grow with
-    time: an older month holds only smaller ids of the account (`tests/ledger/test_history.py`)."""
+    time: an older month holds only smaller ids of the account (`tests/ledger/test_history.py`).
+    `opened`: the ledger account's created_at, when the caller has read it."""
     flush(session)
     q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
                                 | (TRANSFERS.c.credit_account_id == account_id))
@@ -429,7 +430,8 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
     rows = list(session.execute(q.where(TRANSFERS.c.day >= newest)))
     if len(rows) >= limit:
         return rows
-    opened = session.scalar(select(ACCOUNTS.c.created_at).where(ACCOUNTS.c.id == account_id))
+    if opened is None:  # (when the caller has not read it already)
+        opened = session.scalar(select(ACCOUNTS.c.created_at).where(ACCOUNTS.c.id == account_id))
     if opened is None:
         return rows
     first = shanghai_day(as_utc(opened)).replace(day=1)
