@@ -312,16 +312,18 @@ def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
 @query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
 def card_status(op: Op, card_number: str) -> CardView:
     """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked."""
-    card, account = _card_and_sides(op.session, card_number, op)
+    row = _card_and_sides(op.session, card_number, op)  # held: the session keeps its objects by weak reference
+    card = row[0]
     op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record
     return card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days,
-                     account=account)
+                     account=row[1])
 
 
-def _card_and_sides(session: Session, card_number: str, op: Op) -> tuple[Card, BankAccount | None]:
+def _card_and_sides(session: Session, card_number: str, op: Op):
     """`lookup.card_by_number` (same checks, same refusals), with the holder, the bank, the bank account
-    and the center read in the same query: `card_view` then finds them in the session (a lookup by card
-    number: one round trip instead of five)."""
+    and the center read in the same query: (card, account, person, bank, center). `card_view` then finds
+    them in the session while the caller holds the row (a lookup by card number: one round trip instead
+    of five)."""
     number = validate_card_number(card_number)
     row = session.execute(
         select(Card, BankAccount, Person, Bank, ServiceCenter)
@@ -335,7 +337,7 @@ def _card_and_sides(session: Session, card_number: str, op: Op) -> tuple[Card, B
         raise SscardError("card_not_found")
     card = row[0]
     access.require_own(op.actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
-    return card, row[1]
+    return row
 
 
 @query("person.cards", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
