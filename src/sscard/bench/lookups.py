@@ -8,8 +8,9 @@ that report holds. The reads are what a window and a bank outlet do, as the staf
 - card number: `GET /api/v1/cards/{card_number}` (a clerk);
 - PAN: `GET /api/v1/bank-accounts/{pan}/statement?limit=5` (a teller of the account's bank: the account and
   its five newest ledger transfers, across the monthly partitions).
-Staff reads of a person's data are audited (one `viewed` audit record each, in its own transaction, as in
-production), so the bench writes to that database's audit log: run it on a demo database only.
+Staff reads of a person's data are audited (one `viewed` audit record each, group-committed with the other
+reads' records by the writer, as in production), so the bench writes to that database's audit log: run it
+on a demo database only.
 Identifiers are sampled at random from the whole city (not a hot few), each kind in turn."""
 
 from __future__ import annotations
