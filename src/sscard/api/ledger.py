@@ -188,18 +188,6 @@ def terminal_change_pin(body: ChangePin, call: TerminalDep) -> r.BankChangePinOu
                               idempotency_key=call.key)
 
 
-# The group-committed terminal routes that api/terminal_lane.py dispatches itself (same model, same
-# endpoint; tests/ledger/test_terminal_lane.py checks this table against the routes above).
-LANE = {
-    "/withdrawal": (CardAmountPin, terminal_withdrawal),
-    "/deposit": (CardAmount, terminal_deposit),
-    "/balance": (CardPin, terminal_balance),
-    "/payments": (Purchase, terminal_purchase),
-    "/payments/authorize": (Authorize, terminal_authorize),
-    "/transfers": (TerminalTransfer, terminal_transfer),
-}
-
-
 # ---------------------------------------------------------------- bank outlets (tellers, supervisors)
 
 
