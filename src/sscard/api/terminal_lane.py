@@ -31,9 +31,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
-from fastapi.datastructures import DefaultPlaceholder
 from fastapi.routing import APIRoute, iter_route_contexts, serialize_response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.concurrency import run_in_threadpool
@@ -99,7 +99,7 @@ def _shape_refusal(ctx: Any) -> str | None:
 
 
 def _is_generator(call) -> bool:
-    target = call if inspect.isfunction(call) or inspect.ismethod(call) else getattr(call, "__call__", call)
+    target = call if inspect.isfunction(call) or inspect.ismethod(call) else type(call).__call__
     return inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
 
 
