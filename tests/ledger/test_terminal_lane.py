@@ -38,6 +38,7 @@ EXPECTED = {
     "/api/v1/terminal/medical/pre-settlements", "/api/v1/terminal/medical/settlements",
     "/api/v1/terminal/medical/settlements/{code}/refund",
     "/api/v1/counter/replacements", "/api/v1/counter/replacements/waived",
+    "/api/v1/ledger/expire-pending", "/api/v1/medical/contributions",  # bulk: alone in the writer
 }
 # What differs by nature between the two subjects of a pair.
 VOLATILE = {"transfer_id", "at", "pan", "to", "from", "code", "quote", "receipt_no", "card_number", "new_card_number",
@@ -189,6 +190,13 @@ def test_the_lane_answers_as_fastapi_does_on_every_route(city, app, client, plai
                        "presented_citizen_id": s["other_card"].citizen_id, "waive_reason": "低保"},
             lambda s: {"card_number": s["other_card"].card_number, "reason": "damaged",
                        "presented_citizen_id": s["other_card"].citizen_id, "waive_reason": "特困"}, csup, atm),
+        "/api/v1/ledger/expire-pending": Case(lambda s: "/api/v1/ledger/expire-pending", lambda s: {}, lambda s: {},
+                                              operator, atm),
+        "/api/v1/medical/contributions": Case(
+            lambda s: "/api/v1/medical/contributions",
+            lambda s: {"month": "2026-02", "credits": [{"person_id": s["card"].person_id, "amount_fen": 100}]},
+            lambda s: {"month": "2026-02", "credits": [{"person_id": s["card"].person_id, "amount_fen": 101}]},
+            operator, atm),
     }
     assert set(cases) == EXPECTED
 

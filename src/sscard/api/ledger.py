@@ -257,8 +257,9 @@ def statement(pan: str, app: AppDep, actor: ActorDep, limit: int = Query(20, ge=
 
 
 @router.post("/ledger/expire-pending")
-def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExpirePendingOut:
-    return banking.expire_pending(app, actor, idempotency_key=key)
+async def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExpirePendingOut:
+    # run by the group-commit writer in a transaction of its own (a sweep): no thread held meanwhile
+    return await batching.acall(app, banking.expire_pending, actor, idempotency_key=key)
 
 
 @router.get("/ledger/check")
