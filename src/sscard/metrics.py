@@ -2,8 +2,8 @@
 
 - Requests by method, route TEMPLATE (`/api/v1/cards/{card_number}`, never the path itself: a path holds
   card numbers and PANs) and status, and their latency histogram. Counted by an ASGI middleware outside
-  the terminals' lane, so the lane's requests are counted too (their paths are fixed: the path is the
-  template); anything no route matched is `<unmatched>`.
+  the lane, so the lane's requests are counted too (the lane sets the route it served, as the router
+  does); anything no route matched is `<unmatched>`.
 - The ledger writer (services/batching.py) and the retry helper (db.py), read from their own counters
   when scraped: batches, requests, batch sizes, reruns after a conflict, queue depth, retried transactions.
 - On PostgreSQL: whether this node is the primary, how many standbys stream from it, replication lag.
@@ -106,15 +106,11 @@ class RequestMetrics:
             hist[-1] += elapsed
 
 
-_LANE_PATHS: frozenset[str] = frozenset()  # set by install(): the lane's paths have no parameters
-
-
 def _template(scope) -> str:
-    route = scope.get("route")  # set by the router that matched (FastAPI, Starlette mounts)
+    route = scope.get("route")  # set by the router that matched (FastAPI, Starlette mounts) or by the lane
     if route is not None:
         return getattr(route, "path", UNMATCHED)
-    path = scope["path"]
-    return path if path in _LANE_PATHS else UNMATCHED  # the lane answers without routing
+    return UNMATCHED
 
 
 # ---------------------------------------------------------------- the writer, retries, replication
@@ -299,10 +295,6 @@ def install(api) -> None:
             return PlainTextResponse("forbidden\n", status_code=403)
         return Response(exposition(request.app.state.sscard), media_type=CONTENT_TYPE_LATEST)
 
-    global _LANE_PATHS
-    from .api.terminal_lane import _ROUTES
-
-    _LANE_PATHS = frozenset(_ROUTES)
     api.add_middleware(RequestMetrics)
     folder = _multiproc_dir()
     if folder is not None:

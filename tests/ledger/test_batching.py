@@ -354,3 +354,36 @@ def test_the_batched_and_the_one_by_one_path_answer_audit_and_remember_alike(cit
     # and a retry of each is answered from its key, by either path
     assert batching.call(app, banking.purchase, pos, two.pan, 700, PIN, idempotency_key="same-a") == alone
     assert one_by_one(app, banking.purchase, pos, one.pan, 700, PIN, idempotency_key="same-b") == batched
+
+
+def test_the_bulk_operations_go_through_the_writer_alone_with_their_audit_and_key(city, app, clock, pos):
+    """The sweep of expired holds and a month's medical credits are declared batched and `alone`: the writer
+    runs each in a transaction of its own between two batches, through the one frame (audit record,
+    idempotency record: a retry answers the first answer, another body under the key is refused)."""
+    from sscard.core.roles import SYSTEM_ACTOR
+    from sscard.services import medical
+
+    assert banking.expire_pending.declaration.alone and medical.credit_month.declaration.alone
+    card = activated(city, opening_fen=10_000)
+    banking.authorize_payment(app, pos, card.pan, 5_000, PIN, timeout_seconds=600)
+    clock.advance(minutes=11)
+    writer = batching.batcher(app)
+    requests, alone = writer.requests, writer.alone
+    operator = city.actor("operator")
+    assert banking.expire_pending(app, operator, idempotency_key="sweep-1") == {"expired": 1}
+    assert banking.expire_pending(app, operator, idempotency_key="sweep-1") == {"expired": 1}  # the first answer
+    credits = [{"person_id": card.person_id, "amount_fen": 20_000}]
+    first = medical.credit_month(app, SYSTEM_ACTOR, "2026-01", credits, idempotency_key="month-1")
+    assert first == {"month": "2026-01", "credited": 1, "skipped": 0, "total_fen": 20_000}
+    assert medical.credit_month(app, SYSTEM_ACTOR, "2026-01", credits, idempotency_key="month-1") == first
+    with pytest.raises(SscardError) as e:
+        medical.credit_month(app, SYSTEM_ACTOR, "2026-01", [{**credits[0], "amount_fen": 1}], idempotency_key="month-1")
+    assert e.value.code == "idempotency_key_reused"
+    assert writer.requests - requests == 5 and writer.alone - alone == 5  # each through the writer, alone
+    assert balance_of(app, card.pan) == 10_000
+    with app.db.session() as s:
+        audits = s.scalars(select(AuditRecord).where(AuditRecord.idempotency_key.in_(["sweep-1", "month-1"]))).all()
+        assert sorted((a.operation, a.result) for a in audits) == [("bank.expire_pending", "ok"),
+                                                                   ("medical.credit_month", "ok")]
+        assert s.scalar(select(func.count()).select_from(IdempotencyRecord)
+                        .where(IdempotencyRecord.key.in_(["sweep-1", "month-1"]))) == 2

@@ -188,18 +188,6 @@ def terminal_change_pin(body: ChangePin, call: TerminalDep) -> r.BankChangePinOu
                               idempotency_key=call.key)
 
 
-# The group-committed terminal routes that api/terminal_lane.py dispatches itself (same model, same
-# endpoint; tests/ledger/test_terminal_lane.py checks this table against the routes above).
-LANE = {
-    "/withdrawal": (CardAmountPin, terminal_withdrawal),
-    "/deposit": (CardAmount, terminal_deposit),
-    "/balance": (CardPin, terminal_balance),
-    "/payments": (Purchase, terminal_purchase),
-    "/payments/authorize": (Authorize, terminal_authorize),
-    "/transfers": (TerminalTransfer, terminal_transfer),
-}
-
-
 # ---------------------------------------------------------------- bank outlets (tellers, supervisors)
 
 
@@ -269,8 +257,9 @@ def statement(pan: str, app: AppDep, actor: ActorDep, limit: int = Query(20, ge=
 
 
 @router.post("/ledger/expire-pending")
-def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExpirePendingOut:
-    return banking.expire_pending(app, actor, idempotency_key=key)
+async def expire_pending(app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankExpirePendingOut:
+    # run by the group-commit writer in a transaction of its own (a sweep): no thread held meanwhile
+    return await batching.acall(app, banking.expire_pending, actor, idempotency_key=key)
 
 
 @router.get("/ledger/check")

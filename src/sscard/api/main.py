@@ -80,6 +80,6 @@ def install(api: FastAPI) -> None:
 
 def finish(api: FastAPI) -> None:
     """Once every route is in: the contract (operationIds, security, keys and error codes from the
-    declarations) and the terminal lane (the hottest terminal routes without FastAPI's dispatch)."""
+    declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
     contract.install(api)
-    api.add_middleware(TerminalLane)
+    api.add_middleware(TerminalLane, api=api)

@@ -167,6 +167,7 @@ def add_terminal(code: str, body: AddTerminal, app: AppDep, actor: ActorDep, key
 
 
 @router.post("/medical/contributions")
-def credit_month(body: CreditMonth, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalCreditMonthOut:
+async def credit_month(body: CreditMonth, app: AppDep, actor: ActorDep, key: KeyDep) -> r.MedicalCreditMonthOut:
+    # run by the group-commit writer in a transaction of its own (a month's credits): no thread held
     credits = [c.model_dump(exclude_none=True) for c in body.credits]
-    return medical.credit_month(app, actor, body.month, credits, idempotency_key=key)
+    return await batching.acall(app, medical.credit_month, actor, body.month, credits, idempotency_key=key)

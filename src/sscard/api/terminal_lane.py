@@ -1,41 +1,196 @@
-"""The terminals' lane: the hottest POST routes dispatched without FastAPI's routing and dependency solving.
+"""The fast lane: every group-committed POST route dispatched without FastAPI's routing and dependency solving.
 
 A payment spent ~230 µs of the event loop in FastAPI (matching the path against the app's routes twice,
 solving dependencies, wrapping the endpoint) against ~40 µs for the work itself. This ASGI middleware
-serves the group-committed terminal routes listed in `api.ledger.LANE` itself, with the SAME parts:
-the route's own body model (validated as FastAPI does: JSON parsed, then `model_validate`), the same
-dependency function (`deps.terminal_call`), the same endpoint function, the app's own exception handlers
-and JSONResponse. Anything it is not sure to answer exactly as FastAPI would (another content type,
-unparsable JSON, a body the model refuses, an over-long Idempotency-Key) is handed to FastAPI untouched,
-body included, so refusals of malformed input keep FastAPI's 422 shape. `tests/ledger/test_terminal_lane.py`
-sends the same requests both ways and compares the answers.
+serves those routes itself. Which routes: derived, not listed. Every POST route of the app whose
+endpoint calls an operation declared `@operation(..., batched=True)` (found as the OpenAPI contract finds
+it: `contract.route_declaration`) is a lane route, wherever it is (the terminals' ledger and medical
+routes, the tellers' deposits, withdrawals and transfers, the counter's replacement fees, path
+parameters included), as long as its shape is one the lane knows how to run exactly as FastAPI does
+(`_shape_refusal` says why one is not; tests/ledger/test_terminal_lane.py requires that none is left out).
+
+How it answers: with FastAPI's OWN parts, taken from the route's effective context (the route as the app
+included it): the path regex and convertors, FastAPI's own parameter and body validation
+(`request_params_to_args`, `request_body_to_args`), the route's dependency functions called in FastAPI's
+order with its per-request cache (`deps.terminal_call`, `deps.current_actor`, ... : the same audience,
+role, key and scope checks as through FastAPI), the endpoint itself, FastAPI's `serialize_response`
+through the route's response model and status code, and the app's own exception handlers. Anything it is
+not sure to answer exactly as FastAPI would (another content type, unparsable JSON, a body, header or path
+parameter the route refuses, an earlier route that also matches the path, dependency overrides, a body
+over the route's size limit) is handed to FastAPI untouched, body included, so refusals of malformed input
+keep FastAPI's 422 shape. tests/ledger/test_terminal_lane.py sends the same requests both ways to every
+lane route and compares status, headers, body and audit records.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import ValidationError
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.routing import APIRoute, iter_route_contexts, serialize_response
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .deps import terminal_call
-from .ledger import LANE, terminal_router
+from .contract import route_declaration
 
-_ROUTES = {terminal_router.prefix + path: route for path, route in LANE.items()}
-_KEY_MAX = 80  # deps.terminal_call's Header(max_length=80): longer keys are FastAPI's to refuse
+_PARAM = re.compile(r"{[^}]*}")
+
+
+@dataclass
+class LaneRoute:
+    """One route the lane serves: the app's effective context of it and what running it takes."""
+
+    context: Any  # fastapi.routing.RouteContext: the route as the app included it
+    route: APIRoute  # the original route (what FastAPI puts in scope["route"])
+    operation: str  # the batched operation its endpoint calls
+    dependant: Dependant
+    steps: list[tuple[Dependant, bool]]  # sub-dependencies in FastAPI's order (post-order), and is it async
+    body_params: list
+    embed_body: bool
+    competitors: list[Any] = field(default_factory=list)  # earlier routes whose paths may match the same path
+
+    @property
+    def path(self) -> str:
+        return self.context.path_format
+
+
+def _dependants(dependant: Dependant) -> list[Dependant]:
+    """Every sub-dependency, in the order FastAPI's solve_dependencies calls them (depth first, each
+    after its own sub-dependencies)."""
+    out: list[Dependant] = []
+    for sub in dependant.dependencies:
+        out.extend(_dependants(sub))
+        out.append(sub)
+    return out
+
+
+def _shape_refusal(ctx: Any) -> str | None:
+    """Why the lane cannot run this route exactly as FastAPI does (None: it can)."""
+    dependant: Dependant = ctx.dependant
+    if ctx.is_sse_stream or ctx.is_json_stream or getattr(ctx, "stream_item_field", None) is not None:
+        return "a streaming response"
+    if not asyncio.iscoroutinefunction(dependant.call):
+        return "a plain def endpoint"
+    if len(dependant.body_params) > 1 or ctx.body_field is not None and type(ctx.body_field.field_info).__name__ in (
+        "Form", "File"):
+        return "a form or multi-part body"
+    for dep in [dependant, *_dependants(dependant)]:
+        if dep.query_params or dep.cookie_params:
+            return "query or cookie parameters"
+        if (dep.background_tasks_param_name or dep.response_param_name or dep.security_scopes_param_name
+                or dep.websocket_param_name or dep.http_connection_param_name or dep.own_oauth_scopes):
+            return "background tasks, a Response parameter or security scopes"
+        if dep is not dependant and (dep.call is None or dep.concurrency is not None or _is_generator(dep.call)):
+            return "a generator dependency or a limited one"
+        if dep is not dependant and dep.body_params:
+            return "a dependency that reads the body"
+    return None
+
+
+def _is_generator(call) -> bool:
+    target = call if inspect.isfunction(call) or inspect.ismethod(call) else type(call).__call__
+    return inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target)
+
+
+def _may_overlap(a: str, b: str) -> bool:
+    """Whether two path templates may match one path (conservative: True when not sure)."""
+    if ":path}" in a or ":path}" in b:
+        return True
+    sa, sb = a.split("/"), b.split("/")
+    if len(sa) != len(sb):
+        return False
+    return all(x == y or _PARAM.search(x) or _PARAM.search(y) for x, y in zip(sa, sb, strict=True))
+
+
+def lane_routes(api) -> tuple[list[LaneRoute], dict[str, str]]:
+    """The app's lane routes, in the app's order, and the group-committed POST routes it cannot serve
+    (path -> why)."""
+    contexts = list(iter_route_contexts(api.routes))
+    lane: list[LaneRoute] = []
+    skipped: dict[str, str] = {}
+    for index, ctx in enumerate(contexts):
+        route = ctx.original_route
+        if not isinstance(route, APIRoute) or "POST" not in (ctx.methods or ()):
+            continue
+        decl, _fn = route_declaration(route)
+        if decl is None or not decl.batched:
+            continue
+        why = _shape_refusal(ctx)
+        if why is not None:
+            skipped[ctx.path_format] = why
+            continue
+        competitors = []
+        for earlier in contexts[:index]:
+            fmt = earlier.path_format
+            if not isinstance(fmt, str) or not isinstance(earlier.original_route, APIRoute):
+                if not isinstance(fmt, str) or ctx.path_format.startswith(fmt.rstrip("/") + "/"):
+                    competitors.append(earlier)  # a mount or another kind of route: asked at each request
+                continue
+            if earlier.methods and "POST" not in earlier.methods:
+                continue  # it can only match partially: FastAPI goes on to a later full match
+            if _may_overlap(fmt, ctx.path_format):
+                competitors.append(earlier)
+        lane.append(LaneRoute(
+            context=ctx, route=route, operation=decl.name, dependant=ctx.dependant,
+            steps=[(d, asyncio.iscoroutinefunction(d.call)) for d in _dependants(ctx.dependant)],
+            body_params=list(ctx.dependant.body_params), embed_body=bool(ctx._embed_body_fields),
+            competitors=competitors))
+    return lane, skipped
 
 
 class TerminalLane:
-    def __init__(self, app: ASGIApp) -> None:
+    """The lane (named for where it began: the terminals' payments). `served` counts by path template the
+    requests it answered itself (for tests and /metrics-like curiosity)."""
+
+    def __init__(self, app: ASGIApp, api=None) -> None:
         self.app = app
+        self.api = api
+        self._fixed: dict[str, LaneRoute] | None = None
+        self._templated: list[LaneRoute] = []
+        self.skipped: dict[str, str] = {}
+
+    def _build(self, api) -> None:
+        routes, self.skipped = lane_routes(api)
+        self._templated = [r for r in routes if r.context.param_convertors]
+        self._fixed = {r.path: r for r in routes if not r.context.param_convertors}
+
+    def _find(self, scope: Scope) -> tuple[LaneRoute, dict] | None:
+        assert self._fixed is not None
+        lane = self._fixed.get(scope["path"])
+        candidates = [lane] if lane is not None else self._templated
+        for candidate in candidates:
+            match, child = candidate.context.matches(scope)
+            if match is Match.FULL:
+                for earlier in candidate.competitors:
+                    if earlier.matches(scope)[0] is Match.FULL:
+                        return None  # FastAPI would give it to that route
+                return candidate, child
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = _ROUTES.get(scope.get("path", "")) if scope["type"] == "http" and scope["method"] == "POST" else None
-        if route is None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
+        api = self.api or scope["app"]
+        if self._fixed is None:
+            self._build(api)
+        found = self._find(scope)
+        provider = found[0].context.dependency_overrides_provider if found else None
+        if found is None or getattr(provider, "dependency_overrides", None):
+            await self.app(scope, receive, send)
+            return
+        lane, child = found
         body = await _read_body(receive)
         replayed = False
 
@@ -47,33 +202,102 @@ class TerminalLane:
             return await receive()
 
         request = Request(scope, replay)
-        model, endpoint = route
-        key = request.headers.get("idempotency-key")
-        parsed = _parse(request, body, model, key)
-        if parsed is None:
+        values = await _validated(lane, request, body, child["path_params"])
+        if values is None:
             await self.app(scope, replay, send)  # FastAPI answers it, as it always did
             return
+        scope.update(child)  # as FastAPI's router does for the route it picked
+        scope["route"] = lane.route
+        _served(lane.path)
         try:
-            call = await terminal_call(request, key)
-            response = JSONResponse(await endpoint(parsed, call))
+            response = await _run(lane, request, values)
         except Exception as exc:
-            handler = _handler_for(scope["app"], exc)
+            handler = _handler_for(api, exc)
             if handler is None:
                 raise  # the app's ServerErrorMiddleware answers 500, as for any route
             response = await handler(request, exc)
         await response(scope, replay, send)
 
 
-def _parse(request: Request, body: bytes, model, key: str | None):
-    """The body as the route's model, or None when FastAPI should answer instead."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json" or (key is not None and len(key) > _KEY_MAX):
-        return None
-    try:
-        data = json.loads(body)
-        return model.model_validate(data) if isinstance(data, dict) else None
-    except (ValueError, ValidationError):
-        return None
+def _served(path: str) -> None:
+    """A hook: the lane answers this request itself (tests count them)."""
+
+
+async def _validated(lane: LaneRoute, request: Request, body: bytes, path_params: dict) -> dict | None:
+    """Every parameter of the route and of its dependencies, validated by FastAPI's own functions; None
+    when any is refused (or the body is not plain JSON): FastAPI is then left to answer."""
+    ctx = lane.context
+    values: dict[int, dict] = {}
+    json_body: Any = None
+    if lane.body_params:
+        if ctx.max_body_size is not None and len(body) > ctx.max_body_size:
+            return None
+        content_type = request.headers.get("content-type", "")
+        if not body or content_type.split(";")[0].strip().lower() != "application/json":
+            return None
+        try:
+            json_body = json.loads(body)
+        except ValueError:
+            return None
+    headers = request.headers
+    for dep in (*[d for d, _ in lane.steps], lane.dependant):
+        got: dict = {}
+        if dep.path_params:
+            v, errors = request_params_to_args(dep.path_params, path_params)
+            if errors:
+                return None
+            got.update(v)
+        if dep.header_params:
+            v, errors = request_params_to_args(dep.header_params, headers)
+            if errors:
+                return None
+            got.update(v)
+        if dep.request_param_name:
+            got[dep.request_param_name] = request
+        values[id(dep)] = got
+    if lane.body_params:
+        v, errors = await request_body_to_args(lane.body_params, json_body, lane.embed_body)
+        if errors:
+            return None
+        values[id(lane.dependant)].update(v)
+    return values
+
+
+async def _run(lane: LaneRoute, request: Request, values: dict[int, dict]) -> Response:
+    """The dependencies (FastAPI's order, each call once per request as its cache does), the endpoint,
+    and the answer serialized through the route's response model as FastAPI's request handler does."""
+    solved: dict[Any, Any] = {}
+    for dep, is_async in lane.steps:
+        kwargs = values[id(dep)]
+        for sub in dep.dependencies:
+            if sub.name is not None:
+                kwargs[sub.name] = solved[sub.call]
+        if dep.use_cache and dep.call in solved:
+            continue
+        solved[dep.call] = await dep.call(**kwargs) if is_async else await run_in_threadpool(dep.call, **kwargs)
+    kwargs = values[id(lane.dependant)]
+    for sub in lane.dependant.dependencies:
+        if sub.name is not None:
+            kwargs[sub.name] = solved[sub.call]
+    raw = await lane.dependant.call(**kwargs)
+    if isinstance(raw, Response):
+        return raw
+    ctx = lane.context
+    dump_json = ctx.response_field is not None and isinstance(ctx.response_class, DefaultPlaceholder)
+    content = await serialize_response(
+        field=ctx.response_field, response_content=raw, include=ctx.response_model_include,
+        exclude=ctx.response_model_exclude, by_alias=ctx.response_model_by_alias,
+        exclude_unset=ctx.response_model_exclude_unset, exclude_defaults=ctx.response_model_exclude_defaults,
+        exclude_none=ctx.response_model_exclude_none, is_coroutine=True, dump_json=dump_json)
+    args = {"status_code": ctx.status_code} if ctx.status_code else {}
+    if dump_json:
+        response = Response(content=content, media_type="application/json", **args)
+    else:
+        cls = ctx.response_class.value if isinstance(ctx.response_class, DefaultPlaceholder) else ctx.response_class
+        response = cls(content, **args)
+    if not is_body_allowed_for_status_code(response.status_code):
+        response.body = b""
+    return response
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -89,9 +313,12 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 def _handler_for(app, exc: Exception):
-    """The app's handler for this exception (by class, most specific first), as Starlette finds it."""
+    """The app's handler for this exception (by class, most specific first), as Starlette's
+    ExceptionMiddleware finds it (a handler of Exception itself is the ServerErrorMiddleware's)."""
     handlers = app.exception_handlers
     for cls in type(exc).__mro__:
+        if cls is Exception:
+            return None
         if cls in handlers:
             return handlers[cls]
     return None

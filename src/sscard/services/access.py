@@ -12,7 +12,8 @@ Each operation declares (`@operation(...)`/`@query(...)` in services.operation) 
 - `terminals`: which kinds of terminal may call it, when terminals may (cash at an ATM, payments at a
   POS, settlements at hospitals and pharmacies);
 - `batched`: it may be committed together with other requests by the group-commit writer
-  (services.batching): the same checks, answers, audit and idempotency records, one fsync per batch.
+  (services.batching): the same checks, answers, audit and idempotency records, one fsync per batch;
+  `alone` with it: a bulk operation the writer runs in a transaction of its own, between two batches.
 
 The channel an actor comes through is fixed by its entry point (the terminal API's paths are the
 terminal channel, the rest of /api/v1 the API channel, each console its own), and `AUDIENCE` says who
@@ -51,6 +52,7 @@ class Declaration:
     secrets: frozenset[str]
     terminals: frozenset[str] | None = None  # None: any kind (when the roles admit terminals at all)
     batched: bool = False  # may be group-committed with other requests (services.batching)
+    alone: bool = False  # batched, but the writer runs it in a transaction of its own (a bulk sweep)
 
 
 DECLARATIONS: dict[str, Declaration] = {}

@@ -468,9 +468,15 @@ def void_payment(op: Op, transfer_id: str) -> dict:
     return voided
 
 
-@operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
+@operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
 def expire_pending(op: Op) -> dict:
-    """Sweep: expire every hold whose timeout has passed by the injected clock."""
+    """Sweep: expire every hold whose timeout has passed by the injected clock.
+
+    Through the group-commit writer, but alone (`alone=True`): a sweep of up to 10,000 holds would make the
+    payments of its batch wait for it, and rerun with it on a conflict. Run by the writer between two
+    batches it competes with none of them: on PostgreSQL, run beside them, its one SERIALIZABLE
+    transaction over many accounts conflicted with the batches touching the same accounts (both retried);
+    on SQLite it queued for the write lock behind them."""
     n = ledger.expire_due(op, limit=10_000)
     op.audit("sweep", "pending_transfers", expired=n)
     return {"expired": n}

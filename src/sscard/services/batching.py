@@ -296,7 +296,9 @@ class Batcher:
         return False
 
     def _process(self, batch: list[_Request]) -> None:
-        alone: set[int] = set()  # requests (by position) to be answered through the ordinary frame
+        # requests (by position) to be answered through the ordinary frame: from the start, those declared
+        # `alone` (bulk operations: in a transaction of their own, after the batch's others are answered)
+        alone: set[int] = {i for i, req in enumerate(batch) if req.frame.decl.alone}
         outcomes: dict[int, Any] = {}
         attempt = 0
         look_up = False  # first try: assume the keys are new (the usual case) and let the unique index say

@@ -177,11 +177,17 @@ def _move(op: Op, account: PersonalAccount, kind: str, amount: int, *, month: st
                                            settlement_id=settlement_id, at=op.now))
 
 
-@operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
+@operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
 def credit_month(op: Op, month: str, credits: list[dict]) -> dict:
     """Credit month M's contributions to personal accounts: `credits` is [{citizen_id|person_id, amount_fen}].
 
-    A person already credited for M is skipped (a re-run of the monthly job credits nobody twice)."""
+    A person already credited for M is skipped (a re-run of the monthly job credits nobody twice).
+
+    Through the group-commit writer, alone (`alone=True`): it writes the personal accounts and usage rows
+    that settlements write, for up to 10,000 people in one transaction, so run beside the writer's batches
+    it conflicted with them on PostgreSQL (SERIALIZABLE: the batch or the month reran) and queued for the
+    write lock on SQLite; in a batch it would hold every settlement of the batch for its whole length and
+    drag them into its rerun when one person is refused. Between two batches it competes with none."""
     year, mon = parse_month(month)
     key = month_key(year, mon)
     credited = skipped = total = 0

@@ -381,17 +381,23 @@ def operation(
     secrets: tuple[str, ...] = (),
     terminals: frozenset[str] | None = None,
     batched: bool = False,
+    alone: bool = False,
 ):
     """Declare a business operation: its name (audit, permissions), who may do it, on what scope,
     whether a retried call needs a key (`keyed`, true for every change but failure counters), which
     arguments are secrets, and whether it may be group-committed with other requests (`batched`:
     every call, from any channel, then goes through services.batching's writer, which runs the same
-    frame: the same checks, answers, audit and idempotency records). services.access enforces the
-    declaration for every channel.
+    frame: the same checks, answers, audit and idempotency records). `alone` (with batched): a bulk
+    operation (a sweep, a month's credits for a whole city) that the writer runs in a transaction of its
+    own, between two batches: serialized with every batch as the others are (no lock queue on SQLite, no
+    SERIALIZABLE conflicts with the batches on PostgreSQL), without making a batch's other callers wait
+    for it or rerun with it. services.access enforces the declaration for every channel.
 
     To build one operation out of another, call a plain function both use; the declared function is
     the entry point of channels only (calling it inside an operation would open a second transaction)."""
-    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched)
+    if alone and not batched:
+        raise ValueError(f"operation {name}: alone=True is a way of being batched")
+    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched, alone)
     access.register(decl)
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
