@@ -89,6 +89,12 @@ class _Request:
     def key(self) -> str | None:
         return self.frame.key
 
+    @property
+    def alone(self) -> bool:
+        """Declared `alone` (a bulk sweep): answered in a transaction of its own, never in a batch."""
+        frame = self.frame
+        return frame.alone if isinstance(frame, Viewed) else frame.decl.alone
+
 
 def _answer_all(pairs: list[tuple[_Request, Any]]) -> None:
     """Answer each caller: a thread by releasing its lock; the callers of one event loop with one wake-up
@@ -298,7 +304,7 @@ class Batcher:
     def _process(self, batch: list[_Request]) -> None:
         # requests (by position) to be answered through the ordinary frame: from the start, those declared
         # `alone` (bulk operations: in a transaction of their own, after the batch's others are answered)
-        alone: set[int] = {i for i, req in enumerate(batch) if req.frame.decl.alone}
+        alone: set[int] = {i for i, req in enumerate(batch) if req.alone}
         outcomes: dict[int, Any] = {}
         attempt = 0
         look_up = False  # first try: assume the keys are new (the usual case) and let the unique index say
@@ -538,6 +544,7 @@ class Viewed:
     key = None
     scope = ""
     args: tuple = ()
+    alone = False  # a read's record always rides with the batch
     kept = True
     answer = None
     error = None
