@@ -383,6 +383,8 @@ class BillLine(Out):
     covered: bool
 
 
+# A settlement (or refund) as the terminal that made it is answered; a refund and a settlement looked up name
+# the whole institution and what is sure of them (a comment, not a docstring: the OpenAPI stays as it was).
 class MedicalSettleOut(Out):
     code: str
     kind: str
@@ -411,42 +413,14 @@ class Institution(Out):
     settlement_account_no: str
 
 
-class MedicalRefundOut(Out):
-    code: str
-    kind: str
-    at: str
-    year: int
-    institution: Institution
-    terminal: str | None
-    card_number: str | None
-    person: PersonRef
-    bank: str | None
-    lines: list[BillLine]
-    split: SettlementSplit
-    self_pay_method: str | None
-    personal_balance_after_fen: int | None
+class MedicalRefundOut(MedicalSettleOut):
+    institution: Institution  # type: ignore[assignment]
     reverses: str
-    refunded_by: str | None
-    reason: str | None
 
 
-class MedicalSettlementOut(Out):
-    code: str
-    kind: str
-    at: str
-    year: int
-    institution: Institution
-    terminal: str | None
-    card_number: str | None
-    person: PersonRef
-    bank: str | None
-    lines: list[BillLine]
-    split: SettlementSplit
-    self_pay_method: str | None
-    personal_balance_after_fen: int | None
-    reverses: str | None
+class MedicalSettlementOut(MedicalSettleOut):
+    institution: Institution  # type: ignore[assignment]
     refunded_by: str
-    reason: str | None
 
 
 class MedicalPersonSettlementsOut(Out):
@@ -699,19 +673,8 @@ class HotlineAgentQueueOut(Out):
     open: int
 
 
-class AgentRequestOut(Out):
-    id: int
-    line: str
-    status: str
-    node: str
-    topic: str
-    lang: str
-    requested_at: str
-    waiting_minutes: int
-    identified: bool
-    person: PersonRef | None
-    card: CardSummary | None
-    taken_by: str | None
+class AgentRequestOut(AgentRequestRow):  # one request taken or closed: the queue's row
+    pass
 
 
 class BankExtendActivationOut(Out):
