@@ -242,6 +242,6 @@ def query_password_status(op: Op) -> dict:
     return {"initial": bool(person.query_pw_initial), "phone_usable": phone_usable(op, person)}
 
 
-def cardholder_actor(person_id: int, name: str, channel, place: str = "") -> Actor:
+def cardholder_actor(person_id: int, name: str, channel: Channel, place: str = "") -> Actor:
     return Actor(kind="cardholder", id=str(person_id), role=Role.CARDHOLDER, name=name, channel=channel,
                  person_id=person_id, place=place)
