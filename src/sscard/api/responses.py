@@ -529,18 +529,8 @@ class AttorneyListOut(Out):
     attorneys: list[AttorneyOut]
 
 
-class AttorneyRevokeOut(Out):
-    id: int
-    person_id: int
-    agent_name: str
-    agent_citizen_id: str
-    scope: list[str]
-    valid_from: str
-    valid_to: str
-    document_ref: str
-    revoked_at: str | None
-    revoke_reason: str
-    status: str
+class AttorneyRevokeOut(AttorneyOut):  # the power of attorney as revoked
+    pass
 
 
 class CenterRef(Out):
