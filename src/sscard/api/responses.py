@@ -404,22 +404,17 @@ class MedicalSettleOut(Out):
     reason: str | None
 
 
-class Institution(Out):
-    code: str
-    name: str
-    kind: str
-    level: int | None
-    designated: bool
-    settlement_account_no: str
+class Institution(InstitutionBrief):  # the same fields, under the name the settlement lookups answer with
+    pass
 
 
 class MedicalRefundOut(MedicalSettleOut):
-    institution: Institution  # type: ignore[assignment]
+    institution: Institution
     reverses: str
 
 
 class MedicalSettlementOut(MedicalSettleOut):
-    institution: Institution  # type: ignore[assignment]
+    institution: Institution
     refunded_by: str
 
 
