@@ -8,8 +8,9 @@ PDF receipts, the center's queue and the supervisor's day report.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -81,6 +82,13 @@ class AgentCollect(Strict):
 def pdf(content: bytes, name: str) -> Response:
     return Response(content, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{name}.pdf"', "Cache-Control": "no-store"})
+
+
+def receipt_pdf(render: str, data: Mapping[str, Any]) -> Response:
+    """A counter receipt as a PDF named by its number, drawn by sscard.receipts.<render>."""
+    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+
+    return pdf(getattr(receipts, render)(data), data["receipt_no"])
 
 
 @router.get("/persons")
@@ -156,10 +164,7 @@ def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> r.ReplacementR
 
 @router.get("/receipts/{receipt_no}/pdf", response_class=Response, responses=r.PDF)
 def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
-    data = replacement.receipt(app, actor, receipt_no)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
-
-    return pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
+    return receipt_pdf("fee_receipt_pdf", replacement.receipt(app, actor, receipt_no))
 
 
 @router.post("/production-batches/{batch_code}/complete")
@@ -194,10 +199,7 @@ def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> r.Coun
 
 @router.get("/cards/{card_number}/collection-receipt/pdf", response_class=Response, responses=r.PDF)
 def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
-    data = cards.collection_receipt(app, actor, card_number)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
-
-    return pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
+    return receipt_pdf("collection_receipt_pdf", cards.collection_receipt(app, actor, card_number))
 
 
 @router.get("/queue")

@@ -383,6 +383,8 @@ class BillLine(Out):
     covered: bool
 
 
+# A settlement (or refund) as the terminal that made it is answered; a refund and a settlement looked up name
+# the whole institution and what is sure of them (a comment, not a docstring: the OpenAPI stays as it was).
 class MedicalSettleOut(Out):
     code: str
     kind: str
@@ -402,51 +404,18 @@ class MedicalSettleOut(Out):
     reason: str | None
 
 
-class Institution(Out):
-    code: str
-    name: str
-    kind: str
-    level: int | None
-    designated: bool
-    settlement_account_no: str
+class Institution(InstitutionBrief):  # the same fields, under the name the settlement lookups answer with
+    pass
 
 
-class MedicalRefundOut(Out):
-    code: str
-    kind: str
-    at: str
-    year: int
+class MedicalRefundOut(MedicalSettleOut):
     institution: Institution
-    terminal: str | None
-    card_number: str | None
-    person: PersonRef
-    bank: str | None
-    lines: list[BillLine]
-    split: SettlementSplit
-    self_pay_method: str | None
-    personal_balance_after_fen: int | None
     reverses: str
-    refunded_by: str | None
-    reason: str | None
 
 
-class MedicalSettlementOut(Out):
-    code: str
-    kind: str
-    at: str
-    year: int
+class MedicalSettlementOut(MedicalSettleOut):
     institution: Institution
-    terminal: str | None
-    card_number: str | None
-    person: PersonRef
-    bank: str | None
-    lines: list[BillLine]
-    split: SettlementSplit
-    self_pay_method: str | None
-    personal_balance_after_fen: int | None
-    reverses: str | None
     refunded_by: str
-    reason: str | None
 
 
 class MedicalPersonSettlementsOut(Out):
@@ -555,18 +524,8 @@ class AttorneyListOut(Out):
     attorneys: list[AttorneyOut]
 
 
-class AttorneyRevokeOut(Out):
-    id: int
-    person_id: int
-    agent_name: str
-    agent_citizen_id: str
-    scope: list[str]
-    valid_from: str
-    valid_to: str
-    document_ref: str
-    revoked_at: str | None
-    revoke_reason: str
-    status: str
+class AttorneyRevokeOut(AttorneyOut):  # the power of attorney as revoked
+    pass
 
 
 class CenterRef(Out):
@@ -699,19 +658,8 @@ class HotlineAgentQueueOut(Out):
     open: int
 
 
-class AgentRequestOut(Out):
-    id: int
-    line: str
-    status: str
-    node: str
-    topic: str
-    lang: str
-    requested_at: str
-    waiting_minutes: int
-    identified: bool
-    person: PersonRef | None
-    card: CardSummary | None
-    taken_by: str | None
+class AgentRequestOut(AgentRequestRow):  # one request taken or closed: the queue's row
+    pass
 
 
 class BankExtendActivationOut(Out):

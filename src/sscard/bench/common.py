@@ -165,6 +165,19 @@ class Server:
         self.log.close()
 
 
+def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[[int, random.Random], bool],
+               refused: dict[str, int] | None = None) -> dict:
+    """drive() through `client`, whose connections are closed after; `refused` (the refusals counted by
+    code) goes into the figures when there were any."""
+    try:
+        out = drive(clients, seconds, work)
+    finally:
+        client.close()
+    if refused:
+        out["refused"] = refused
+    return out
+
+
 class HttpClient:
     """One keep-alive HTTP/1.1 connection per client thread, each request written as bytes and its
     answer read by Content-Length.
@@ -179,35 +192,40 @@ class HttpClient:
 
     def post(self, client: int, path: str, body: dict, token: str, *, key: bool = True) -> tuple[int, bytes]:
         """POST (with a fresh Idempotency-Key unless key=False); the answer's status and body."""
+        data = json.dumps(body).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n").encode()
+        if key:
+            head += b"Idempotency-Key: " + uuid.uuid4().hex.encode() + b"\r\n"
+        return self._exchange(client, head + b"\r\n" + data)
+
+    def get(self, client: int, path: str, token: str) -> tuple[int, bytes]:
+        """GET; the answer's status and body."""
+        return self._exchange(client, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                                      f"Authorization: Bearer {token}\r\n\r\n".encode())
+
+    def _exchange(self, client: int, request: bytes) -> tuple[int, bytes]:
+        """Send one request on the client's connection (opened on first use) and read its answer."""
         conn = self.socks.get(client)
         if conn is None:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = self.socks[client] = (sock, sock.makefile("rb"))
         sock, reader = conn
-        data = json.dumps(body).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n").encode()
-        if key:
-            head += b"Idempotency-Key: " + uuid.uuid4().hex.encode() + b"\r\n"
         try:
-            sock.sendall(head + b"\r\n" + data)
+            sock.sendall(request)
             status = int(reader.readline().split(b" ", 2)[1])
             length = None
-            while True:
-                line = reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
+            while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
                 name, _, value = line.partition(b":")
                 if name.strip().lower() == b"content-length":
                     length = int(value)
             if length is None:
                 raise OSError("answer without Content-Length")
-            answer = reader.read(length)
+            return status, reader.read(length)
         except (OSError, ValueError, IndexError):
             self.close(client)
             raise
-        return status, answer
 
     def close(self, client: int | None = None) -> None:
         for c in [client] if client is not None else list(self.socks):

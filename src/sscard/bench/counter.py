@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from .common import drive, figures
+from .common import drive_http, figures
 from .medical import _refused
 
 TELLERS = ("teller_gsb1", "teller_gsb2")  # both at outlets of GSB, the accounts' bank
@@ -57,12 +57,7 @@ def counter_mix(rig, clients: int, seconds: float) -> dict:
     step[0] = 0
     for lat in kinds.values():
         lat.clear()
-    try:
-        out = drive(clients, seconds, one)
-    finally:
-        client.close()
-    if codes:
-        out["refused"] = codes
+    out = drive_http(client, clients, seconds, one, codes)
     out["by_kind"] = {k: {key: round(v, 2) for key, v in figures(lat, out["seconds"], 0).items()
                           if key in ("tps", "p50_ms", "p99_ms", "ok")} for k, lat in kinds.items()}
     return out

@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from .common import HttpClient, Rig, Scratch, Server, drive
+from .common import HttpClient, Rig, Scratch, Server, drive, drive_http
 
 BENCH_PIN = "147258"
 HIGH_LIMITS = {"atm_withdrawal_per_day_fen": 10**12, "transfer_per_day_fen": 10**12, "payment_per_day_fen": 10**12}
@@ -142,10 +142,7 @@ class LedgerRig(Rig):
             return status == 200
 
         pay(0, random.Random(0))  # the server's first request
-        try:
-            return drive(clients, seconds, pay)
-        finally:
-            client.close()
+        return drive_http(client, clients, seconds, pay)
 
     def check(self) -> dict:
         from ..services import ledger

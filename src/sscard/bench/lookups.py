@@ -28,35 +28,6 @@ KINDS = ("citizen_id", "card_number", "pan")
 SAMPLE = 20_000
 
 
-class _Get(HttpClient):
-    """GET on the bench's keep-alive connection (HttpClient speaks POST)."""
-
-    def get(self, client: int, path: str, token: str) -> tuple[int, bytes]:
-        conn = self.socks.get(client)
-        if conn is None:
-            import socket
-
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = self.socks[client] = (sock, sock.makefile("rb"))
-        sock, reader = conn
-        try:
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                         f"Authorization: Bearer {token}\r\n\r\n".encode())
-            status = int(reader.readline().split(b" ", 2)[1])
-            length = None
-            while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if length is None:
-                raise OSError("answer without Content-Length")
-            return status, reader.read(length)
-        except (OSError, ValueError, IndexError):
-            self.close(client)
-            raise
-
-
 def sample(url: str, bank_code: str, size: int, seed: int) -> list[tuple[str, str, str]]:
     """(citizen ID, card number, PAN) of `size` cardholders drawn at random from the whole city, whose
     current card and account are at `bank_code` (the teller's bank)."""
@@ -121,7 +92,7 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     server = Server(database_url, key, workdir)
     try:
         server.ready()
-        http = _Get(server.port)
+        http = HttpClient(server.port)
         step = [0] * clients
         latencies: dict[str, list[float]] = {k: [] for k in KINDS}
         refused: dict[str, int] = {}

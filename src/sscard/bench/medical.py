@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 
-from .common import drive
+from .common import drive_http
 
 BILL = [{"category": "drug", "name": "阿莫西林胶囊", "amount_fen": 3_456, "covered": True},
         {"category": "treatment", "name": "门诊诊查费", "amount_fen": 2_500, "covered": True},
@@ -35,12 +35,7 @@ def settlements(rig, clients: int, seconds: float) -> dict:
         return status == 201 or _refused(codes, status, body)
 
     settle(0, random.Random(0))  # the server's first request
-    try:
-        out = drive(clients, seconds, settle)
-    finally:
-        client.close()
-    if codes:
-        out["refused"] = codes
+    out = drive_http(client, clients, seconds, settle, codes)
     out["check"] = check(rig)
     return out
 

@@ -25,6 +25,12 @@ def register(app: typer.Typer) -> None:
                         help="Benchmarks on scratch databases: sscard's workloads against pgbench (or the "
                              "plain sqlite3 loop) in the same run.")
     app.add_typer(bench, name="bench")
+    # the options the workloads' commands share (typer reads them, never changes them)
+    DB = typer.Option("sqlite", help="sqlite | postgres")
+    CLIENTS = typer.Option(8, min=1, max=64)
+    SECONDS = typer.Option(10.0, min=1.0)
+    PG_URL = typer.Option("", help="PostgreSQL server")
+    AS_JSON = typer.Option(False, "--json")
 
     def progress(message: str) -> None:
         err_console.print(f"[dim]{message}[/dim]")
@@ -56,8 +62,8 @@ def register(app: typer.Typer) -> None:
     @bench.callback()
     def everything(
         ctx: typer.Context,
-        db: str = typer.Option("sqlite", help="sqlite | postgres"),
-        clients: int = typer.Option(8, min=1, max=64),
+        db: str = DB,
+        clients: int = CLIENTS,
         seconds: float = typer.Option(10.0, min=1.0, help="per workload"),
         only: str = typer.Option("a,b,c,d,e,f", help="a baseline, b service transfers, c HTTP payments, "
                                                      "d one per transaction, e medical, f counter mix"),
@@ -75,25 +81,25 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("ledger")
     def bench_ledger(
-        db: str = typer.Option("sqlite", help="sqlite | postgres"),
-        clients: int = typer.Option(8, min=1, max=64),
-        seconds: float = typer.Option(10.0, min=1.0),
-        pg_url: str = typer.Option("", help="PostgreSQL server"),
+        db: str = DB,
+        clients: int = CLIENTS,
+        seconds: float = SECONDS,
+        pg_url: str = PG_URL,
         accounts: int = typer.Option(20, min=2, help="cardholders created through the services"),
         workers: int = typer.Option(1, min=1, max=16, help="uvicorn worker processes for (c)"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_json: bool = AS_JSON,
     ) -> None:
         """The ledger's part: (a) baseline, (b), (c), (d)."""
         show(run(db, clients, seconds, "abcd", pg_url, accounts=accounts, workers=workers), as_json)
 
     @bench.command("medical")
     def bench_medical(
-        db: str = typer.Option("sqlite", help="sqlite | postgres"),
-        clients: int = typer.Option(8, min=1, max=64),
-        seconds: float = typer.Option(10.0, min=1.0),
-        pg_url: str = typer.Option("", help="PostgreSQL server"),
+        db: str = DB,
+        clients: int = CLIENTS,
+        seconds: float = SECONDS,
+        pg_url: str = PG_URL,
         people: int = typer.Option(5000, min=100, help="demo cardholders in the scratch database"),
-        as_json: bool = typer.Option(False, "--json"),
+        as_json: bool = AS_JSON,
     ) -> None:
         """Medical settlements over HTTP (e), against the baseline (a)."""
         show(run(db, clients, seconds, "ae", pg_url, people=people), as_json)

@@ -37,6 +37,15 @@ def _ascii_digits(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
+def _passes(validate: Callable[[str], str], value: str) -> bool:
+    """Whether `validate` accepts `value` (the is_valid_* forms of the validators)."""
+    try:
+        validate(value)
+    except SscardError:
+        return False
+    return True
+
+
 def citizen_id_check_char(first17: str) -> str:
     """GB 11643 check char over the first 17 digits."""
     if len(first17) != 17 or not _ascii_digits(first17):
@@ -88,11 +97,7 @@ def validate_citizen_id(value: str) -> str:
 
 
 def is_valid_citizen_id(value: str) -> bool:
-    try:
-        validate_citizen_id(value)
-    except SscardError:
-        return False
-    return True
+    return _passes(validate_citizen_id, value)
 
 
 @dataclass(frozen=True)
@@ -147,11 +152,7 @@ def validate_card_number(value: str) -> str:
 
 
 def is_valid_card_number(value: str) -> bool:
-    try:
-        validate_card_number(value)
-    except SscardError:
-        return False
-    return True
+    return _passes(validate_card_number, value)
 
 
 def make_card_number(rng: random.Random) -> str:
@@ -196,11 +197,7 @@ def validate_pan(value: str, bin_: str | None = None) -> str:
 
 
 def is_valid_pan(value: str) -> bool:
-    try:
-        validate_pan(value)
-    except SscardError:
-        return False
-    return True
+    return _passes(validate_pan, value)
 
 
 def make_pan(bin_: str, rng: random.Random) -> str:
@@ -213,22 +210,25 @@ def make_pan(bin_: str, rng: random.Random) -> str:
 # ---------------------------------------------------------------- masking (pages, logs, receipts, lists)
 
 
-def mask_citizen_id(value: str | None) -> str:
+def _mask_middle(value: str | None, head: int, tail: int) -> str:
+    """The first `head` and last `tail` characters kept, the rest starred; too short a value all starred."""
     if not value:
         return ""
-    return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
+    if len(value) <= head + tail:
+        return "*" * len(value)
+    return value[:head] + "*" * (len(value) - head - tail) + value[-tail:]
+
+
+def mask_citizen_id(value: str | None) -> str:
+    return _mask_middle(value, 6, 4)
 
 
 def mask_pan(value: str | None) -> str:
-    if not value:
-        return ""
-    return value[:6] + "*" * (len(value) - 10) + value[-4:] if len(value) > 10 else "*" * len(value)
+    return _mask_middle(value, 6, 4)
 
 
 def mask_card_number(value: str | None) -> str:
-    if not value:
-        return ""
-    return value[:2] + "*" * (len(value) - 4) + value[-2:] if len(value) > 4 else "*" * len(value)
+    return _mask_middle(value, 2, 2)
 
 
 def mask_name(value: str | None) -> str:

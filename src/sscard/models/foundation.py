@@ -169,7 +169,7 @@ class BankAccount(Base):
     pin_locked: Mapped[bool] = mapped_column(Boolean, default=False)
     loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     status_changed_at: Mapped[datetime]
-    ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True, index=True)
+    ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -13,6 +13,7 @@ the same clerk's later actions refer to, so the full ID never has to travel thro
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 from sqlalchemy import select
@@ -166,7 +167,7 @@ def require_valid(op: Op, attorney_id: int, person_id: int, operation_name: str 
     return poa
 
 
-def covers_text(scope) -> tuple[str, str]:
+def covers_text(scope: Iterable[str] | None) -> tuple[str, str]:
     """The tail of an out-of-scope refusal: what this power of attorney does cover (zh, en)."""
     names = [SCOPES.get(s, (s, s)) for s in sorted(scope or [])]
     return ("（此授权委托书仅委托：" + "、".join(n[0] for n in names) + "）",

@@ -23,6 +23,7 @@ from ..core.txn_ref import normalize, short_ref
 from ..models.foundation import AuditRecord, Bank, BankAccount, Card, Outlet, StaffUser
 from . import banking, lookup
 from .access import Scope
+from .app import App
 from .operation import Op, query
 
 register_messages({
@@ -245,7 +246,7 @@ def local_day(at: datetime) -> date:
     return as_utc(at).astimezone(SHANGHAI).date()
 
 
-def outlets(app) -> dict[str, Names]:
+def outlets(app: App) -> dict[str, Names]:
     """Every outlet by code with its names (no person's data: not audited); read once per app."""
     cached = app.extras.get("bank_counter.outlets")
     if cached is None:

@@ -15,17 +15,20 @@ pension credits, statements, freeze and close. Money moves only through services
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_pan, validate_pan
 from ..core.money import fen_to_yuan, require_positive_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
-from ..core.roles import BANK_STAFF, Role
+from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
 from ..db import fetch_all
 from ..models.foundation import Bank, BankAccount, Card, Outlet
@@ -70,15 +73,15 @@ class AccountView:
     __slots__ = _ACCOUNT_COLUMNS
     id: int  # and every other column of BankAccount, set from the row
 
-    def __init__(self, row) -> None:
+    def __init__(self, row: Row[Any]) -> None:
         for name in _ACCOUNT_COLUMNS:
             object.__setattr__(self, name, getattr(row, name))
 
-    def __setattr__(self, name, value) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"AccountView is read-only ({name}): use banking._writable")
 
 
-def _writable(op: Op, account):
+def _writable(op: Op, account: BankAccount | AccountView) -> BankAccount:
     """The ORM object of an account (for a write), in place of a batch's read-only view."""
     if not isinstance(account, AccountView):
         return account
@@ -87,7 +90,7 @@ def _writable(op: Op, account):
     return orm
 
 
-def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
+def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
     account = op.session.info.get(PREFETCHED, {}).get(pan)
     if account is None:
         return lookup.account_by_pan(op.session, pan, actor)
@@ -96,7 +99,8 @@ def _by_pan(op: Op, pan: str, actor=None) -> BankAccount:
     return account
 
 
-def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
+def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = (),
+                      now: datetime | None = None) -> None:
     """Load for a whole batch (services/batching): the accounts of many PANs (as read-only views) with
     their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts."""
     if not pans:
@@ -120,7 +124,7 @@ def prefetch_accounts(session, pans: set[str], actors=(), now=None) -> None:
     book.load(ids)
 
 
-def _prefetch_statement():
+def _prefetch_statement() -> Select[Any]:
     table = BankAccount.__table__
     columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
     return join(select(table, *columns)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
@@ -129,7 +133,7 @@ def _prefetch_statement():
 _PREFETCH = _prefetch_statement()  # built once: building it costs more than running it
 
 
-def _statement_read():
+def _statement_read() -> Select[Any]:
     table = BankAccount.__table__
     columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
     return join(select(table, *columns, ledger.ACCOUNTS.c.created_at.label("ledger_opened"))).where(
@@ -139,7 +143,7 @@ def _statement_read():
 _STATEMENT_READ = _statement_read()
 
 
-def _read_ahead_for_statement(op: Op, pan: str):
+def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
     """A statement's account, its ledger account's sums and when that was opened, in one query (as a
     batch prefetches accounts: `_by_pan` and `_answer` then find them); None when no account has it
     (`_account` then refuses as it always did)."""
@@ -196,7 +200,7 @@ def set_pin(op: Op, account: BankAccount, pin: str) -> None:
 
 
 @contextmanager
-def _committed_refusals():
+def _committed_refusals() -> Iterator[None]:
     """After the PIN check nothing but the PIN counter is written before a refusal is decided (the
     ledger checks before it writes; linked transfers roll back their savepoint), so the refusal is
     answered with its writes kept: the counter reset and the refusal's own audit record."""
@@ -234,7 +238,7 @@ def _ledger_id(op: Op, account: BankAccount) -> int:
     return ledger.customer_account(op.session, _writable(op, account), op.now)
 
 
-def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra) -> dict:
+def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra: Any) -> dict:
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()

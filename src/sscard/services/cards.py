@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import TypedDict
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
@@ -319,7 +319,7 @@ def card_status(op: Op, card_number: str) -> CardView:
                      account=row[1])
 
 
-def _card_and_sides(session: Session, card_number: str, op: Op):
+def _card_and_sides(session: Session, card_number: str, op: Op) -> Row[Card, BankAccount, Person, Bank, ServiceCenter]:
     """`lookup.card_by_number` (same checks, same refusals), with the holder, the bank, the bank account
     and the center read in the same query: (card, account, person, bank, center). `card_view` then finds
     them in the session while the caller holds the row (a lookup by card number: one round trip instead

@@ -13,7 +13,7 @@ from .operation import Op, operation
 from .staff import TERMINAL_KINDS
 
 
-def _unique(op: Op, model, code: str, what: tuple[str, str]) -> None:
+def _unique(op: Op, model: type[Bank | Outlet | ServiceCenter | Terminal], code: str, what: tuple[str, str]) -> None:
     if op.session.scalar(select(model.id).where(model.code == code)) is not None:
         raise SscardError("already_exists", what=what)
 

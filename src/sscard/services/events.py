@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_pan
-from ..core.roles import BANK_STAFF, CENTER_STAFF, Role
+from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Role
 from ..models.events import Event
 from ..models.foundation import Bank, ServiceCenter
 from . import access
@@ -18,7 +18,7 @@ DEFAULT_LIMIT = 100
 FEED_ROLES = CENTER_STAFF | BANK_STAFF | {Role.TERMINAL, Role.OPERATOR, Role.SYSTEM}
 
 
-def scope_filter(actor):
+def scope_filter(actor: Actor) -> ColumnElement[bool] | None:
     """Which events an actor may read: a bank (its staff and terminals) its own cards' events on both
     sides; center staff the social security side's events of every center (a card applied for at
     one center is often collected at another); the operator everything. Cardholders are refused by

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
 from ..core.errors import SscardError, register_messages
@@ -78,7 +79,7 @@ def _call_dict(call: HotlineCall) -> dict:
 
 
 def load_call(app: App, call_sid: str) -> dict | None:
-    def work(session):
+    def work(session: Session) -> dict | None:
         call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
         return _call_dict(call) if call else None
 
@@ -89,7 +90,7 @@ def create_call(app: App, state: dict) -> dict:
     """Insert a new call's state; a twin request that inserted first wins (and this one is refused)."""
     now = app.clock.now()
 
-    def work(session):
+    def work(session: Session) -> dict:
         if session.scalar(select(HotlineCall.id).where(HotlineCall.call_sid == state["call_sid"])) is not None:
             raise SscardError("call_conflict")
         call = HotlineCall(**{k: v for k, v in state.items() if k in CALL_FIELDS and k != "version"})
@@ -107,7 +108,7 @@ def save_call(app: App, state: dict) -> dict:
     """Write a call's new state if nobody else moved it since it was read (optimistic, by version)."""
     now = app.clock.now()
 
-    def work(session):
+    def work(session: Session) -> dict:
         call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == state["call_sid"]))
         if call is None:
             raise SscardError("call_not_found")

@@ -18,16 +18,18 @@ import re
 from datetime import date
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_citizen_id, mask_name
 from ..core.money import fen_to_yuan
-from ..core.roles import ALL_ROLES_BUT_TERMINAL, Role
+from ..core.roles import ALL_ROLES_BUT_TERMINAL, Actor, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.foundation import Card
 from ..models.insurance import Contribution, Employer
 from . import access, lookup
 from .access import Scope
+from .app import App
 from .operation import Op, operation, query
 
 INSURANCE_TYPES = ("pension", "medical", "unemployment", "work_injury", "maternity")
@@ -84,7 +86,7 @@ def month_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-def employer_for(session, code: str, name: str) -> Employer:
+def employer_for(session: Session, code: str, name: str) -> Employer:
     code, name = (code or "").strip().upper(), (name or "").strip()
     if not (1 <= len(code) <= 18) or not (1 <= len(name) <= 64):
         raise SscardError("invalid_request")
@@ -230,7 +232,7 @@ def _cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def contributions_csv(app, actor, person_id: int, year: int | None = None, insurance_type: str | None = None,
+def contributions_csv(app: App, actor: Actor, person_id: int, year: int | None = None, insurance_type: str | None = None,
                       lang: str = "zh") -> str:
     """The records as CSV (amounts in yuan with two decimals; names in the asked language)."""
     data = contribution_records(app, actor, person_id, year=year, insurance_type=insurance_type)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
@@ -10,6 +12,28 @@ from ..core.identifiers import validate_card_number, validate_citizen_id, valida
 from ..core.roles import Actor
 from ..models.foundation import Bank, BankAccount, Card, Outlet, Person, ServiceCenter
 from . import access
+
+T = TypeVar("T")
+
+
+def _one(session: Session, statement: Select[T], *, missing_code: str, **params: Any) -> T:
+    """The one row `statement` finds, or the refusal `missing_code` (with its message's params; the keyword
+    shows api/contract.py the code this module may answer)."""
+    found = session.scalar(statement)
+    if found is None:
+        raise SscardError(missing_code, **params)
+    return found
+
+
+Owned = TypeVar("Owned", Card, BankAccount)
+
+
+def _owned(session: Session, statement: Select[Owned], actor: Actor | None, *, missing_code: str) -> Owned:
+    """A card or bank account, in the actor's scope when an actor is given (else refused as missing)."""
+    found = _one(session, statement, missing_code=missing_code)
+    if actor is not None:
+        access.require_own(actor, person_id=found.person_id, bank_id=found.bank_id, missing=missing_code)
+    return found
 
 
 def person_by_id(session: Session, person_id: int, actor: Actor | None = None, *, lock: bool = False) -> Person:
@@ -25,9 +49,7 @@ def person_by_id(session: Session, person_id: int, actor: Actor | None = None, *
 
 def person_by_citizen_id(session: Session, citizen_id: str, actor: Actor | None = None) -> Person:
     number = validate_citizen_id(citizen_id)
-    person = session.scalar(select(Person).where(Person.citizen_id == number))
-    if person is None:
-        raise SscardError("person_not_found")
+    person = _one(session, select(Person).where(Person.citizen_id == number), missing_code="person_not_found")
     if actor is not None:
         _person_in_scope(session, actor, person)
     return person
@@ -42,29 +64,17 @@ def _person_in_scope(session: Session, actor: Actor, person: Person) -> None:
 
 def card_by_number(session: Session, card_number: str, actor: Actor | None = None) -> Card:
     number = validate_card_number(card_number)
-    card = session.scalar(select(Card).where(Card.card_number == number))
-    if card is None:
-        raise SscardError("card_not_found")
-    if actor is not None:
-        access.require_own(actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
-    return card
+    return _owned(session, select(Card).where(Card.card_number == number), actor, missing_code="card_not_found")
 
 
 def account_for_card(session: Session, card: Card) -> BankAccount:
-    account = session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
-    if account is None:
-        raise SscardError("account_not_found")
-    return account
+    return _one(session, select(BankAccount).where(BankAccount.card_id == card.id), missing_code="account_not_found")
 
 
 def account_by_pan(session: Session, pan: str, actor: Actor | None = None) -> BankAccount:
     number = validate_pan(pan)
-    account = session.scalar(select(BankAccount).where(BankAccount.pan == number))
-    if account is None:
-        raise SscardError("account_not_found")
-    if actor is not None:
-        access.require_own(actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
-    return account
+    return _owned(session, select(BankAccount).where(BankAccount.pan == number), actor,
+                  missing_code="account_not_found")
 
 
 def current_card(session: Session, person_id: int) -> Card | None:
@@ -75,24 +85,16 @@ def current_card(session: Session, person_id: int) -> Card | None:
 
 
 def bank_by_code(session: Session, code: str) -> Bank:
-    bank = session.scalar(select(Bank).where(Bank.code == code))
-    if bank is None:
-        raise SscardError("not_found", what=("银行", "bank"))
-    return bank
+    return _one(session, select(Bank).where(Bank.code == code), missing_code="not_found", what=("银行", "bank"))
 
 
 def center_by_code(session: Session, code: str) -> ServiceCenter:
-    center = session.scalar(select(ServiceCenter).where(ServiceCenter.code == code))
-    if center is None:
-        raise SscardError("not_found", what=("服务网点", "service center"))
-    return center
+    return _one(session, select(ServiceCenter).where(ServiceCenter.code == code), missing_code="not_found",
+                what=("服务网点", "service center"))
 
 
 def outlet_by_code(session: Session, code: str) -> Outlet:
-    outlet = session.scalar(select(Outlet).where(Outlet.code == code))
-    if outlet is None:
-        raise SscardError("not_found", what=("银行网点", "outlet"))
-    return outlet
+    return _one(session, select(Outlet).where(Outlet.code == code), missing_code="not_found", what=("银行网点", "outlet"))
 
 
 def check_presented_id(person: Person, presented_citizen_id: str) -> None:

@@ -9,7 +9,7 @@ and how to report it. With policy loss.linked, a loss on one side records one on
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from sqlalchemy import select
 
@@ -21,6 +21,9 @@ from . import access, lookup
 from . import card_lifecycle as lifecycle
 from .access import Scope
 from .operation import Op, operation
+
+if TYPE_CHECKING:
+    from ..models.counter import PowerOfAttorney
 
 HOTLINE_12333 = "12333"
 
@@ -199,7 +202,7 @@ def sweep_lapsed(op: Op) -> dict:
     return {"ss_cards": len(cards), "bank_accounts": len(accounts)}
 
 
-def _check_attorney(op: Op, attorney_id: int | None, person_id: int, operation_name: str):
+def _check_attorney(op: Op, attorney_id: int | None, person_id: int, operation_name: str) -> PowerOfAttorney | None:
     """An agent's action needs a power of attorney covering it (services.attorney, when present)."""
     if attorney_id is None:
         return None

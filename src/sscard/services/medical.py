@@ -22,6 +22,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError
@@ -57,7 +58,7 @@ from ..models.medical import (
 )
 from . import access, batching, lookup
 from .access import Scope
-from .operation import Op, operation, query
+from .operation import Op, Request, operation, query
 from .passwords import check_ss_password
 
 QUOTE_SALT = "sscard.medical.quote"
@@ -244,7 +245,7 @@ def _read_ahead(op: Op) -> dict:
 
 
 @batching.prefetcher
-def _prefetch(session, requests, now) -> None:
+def _prefetch(session: Session, requests: list[Request], now: Any) -> None:
     """For a group-committed batch of pre-settlements and settlements: the cards read, their holders,
     personal accounts and this year's usage, their insured months and the terminals with their
     institutions: three queries for the batch instead of a dozen per request. Every settlement reads and

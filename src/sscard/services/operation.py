@@ -18,10 +18,10 @@ import hmac
 import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -372,6 +372,33 @@ def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: Ssca
         log.exception("could not write the refusal audit record for %s", name)
 
 
+P = ParamSpec("P")
+R = TypeVar("R", bound=Mapping[str, Any])
+R_co = TypeVar("R_co", bound=Mapping[str, Any], covariant=True)
+Answer = dict[str, Any]  # what a caller gets back: the body's mapping as JSON reads it (dates as ISO strings)
+
+
+class Query(Protocol[P, R_co]):
+    """A declared read as channels call it: `fn(app, actor, <the body's own arguments>)`."""
+
+    operation_name: str
+    declaration: access.Declaration
+
+    @property
+    def __wrapped__(self) -> Callable[Concatenate[Op, P], R_co]:
+        """The service function itself (functools.wraps), for a body built on another's."""
+
+    def __call__(self, app: App, actor: Actor, /, *args: P.args, **kwargs: P.kwargs) -> Answer: ...
+
+
+class Operation(Query[P, R_co], Protocol[P, R_co]):
+    """A declared operation as channels call it: `fn(app, actor, <the body's own arguments>,
+    idempotency_key=None)`. A ParamSpec cannot take one more keyword: tools/mypy_operation.py adds
+    `idempotency_key: str | None` to every call mypy checks."""
+
+    def __call__(self, app: App, actor: Actor, /, *args: P.args, **kwargs: P.kwargs) -> Answer: ...
+
+
 def operation(
     name: str,
     *,
@@ -382,7 +409,7 @@ def operation(
     terminals: frozenset[str] | None = None,
     batched: bool = False,
     alone: bool = False,
-):
+) -> Callable[[Callable[Concatenate[Op, P], R]], Operation[P, R]]:
     """Declare a business operation: its name (audit, permissions), who may do it, on what scope,
     whether a retried call needs a key (`keyed`, true for every change but failure counters), which
     arguments are secrets, and whether it may be group-committed with other requests (`batched`:
@@ -400,12 +427,12 @@ def operation(
     decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched, alone)
     access.register(decl)
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(fn: Callable[Concatenate[Op, P], R]) -> Operation[P, R]:
         _check_secrets_named(fn, decl)
         _BODIES[name] = fn
 
         @functools.wraps(fn)
-        def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Any:
+        def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Answer:
             if batched:
                 from . import batching  # (batching builds on this module)
 
@@ -415,7 +442,7 @@ def operation(
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]
-        return call
+        return cast(Operation[P, R], call)
 
     return decorate
 
@@ -482,7 +509,7 @@ VIEW_AUDITED = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR, Role.TELLER, Role.
 
 
 def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope, secrets: tuple[str, ...] = (),
-          terminals: frozenset[str] | None = None):
+          terminals: frozenset[str] | None = None) -> Callable[[Callable[Concatenate[Op, P], R]], Query[P, R]]:
     """A read: permission- and scope-checked and run in a (retried) read transaction, not keyed.
 
     When staff read one person's data (the query says whose with `op.audit(..., person_id=...)`), one
@@ -493,11 +520,11 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
     decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals)
     access.register(decl)
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(fn: Callable[Concatenate[Op, P], R]) -> Query[P, R]:
         _check_secrets_named(fn, decl)
 
         @functools.wraps(fn)
-        def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Any:
+        def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Answer:
             access.admit(actor, name, None)
             last: list[Op] = []
 
@@ -515,6 +542,6 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
 
         call.operation_name = name  # type: ignore[attr-defined]
         call.declaration = decl  # type: ignore[attr-defined]
-        return call
+        return cast(Query[P, R], call)
 
     return decorate

@@ -22,14 +22,18 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..models.events import Event
 from ..models.foundation import BankAccount, Card
+
+if TYPE_CHECKING:
+    from ..models.foundation import AuditRecord
 
 PENDING = "sscard.events"  # session.info: events queued by this transaction, not yet written
 LOCKED = "sscard.events.locked"  # session.info: the feed-order lock is held (PostgreSQL)
@@ -56,7 +60,7 @@ def discard(session: Session) -> None:
 
 
 @sa_event.listens_for(Session, "before_flush")
-def _state_changes(session: Session, _flush_context, _instances) -> None:
+def _state_changes(session: Session, _flush_context: object, _instances: object) -> None:
     """Every card or bank account whose status this flush writes queues one event."""
     for obj in itertools.chain(session.new, session.dirty):
         kind = type(obj)
@@ -102,7 +106,16 @@ def write(session: Session, items: list[dict], *, operation: str, now: datetime,
     conn.execute(_INSERT, rows)
 
 
-def write_for_op(op, record) -> None:
+class _Operation(Protocol):  # what of services.operation.Op this needs (operation imports this module)
+    @property
+    def session(self) -> Session: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def now(self) -> datetime: ...
+
+
+def write_for_op(op: _Operation, record: AuditRecord) -> None:
     """The operation frame's part: write this operation's events next to its audit record."""
     items = take(op.session)
     if items:
@@ -110,7 +123,7 @@ def write_for_op(op, record) -> None:
         write(op.session, items, operation=op.name, now=op.now, audit_id=record.id)
 
 
-def _card_id(ref) -> int | None:
+def _card_id(ref: Card | BankAccount | int | str | None) -> int | None:
     if ref is None:
         return None
     if isinstance(ref, Card):
@@ -120,7 +133,7 @@ def _card_id(ref) -> int | None:
     return int(ref)
 
 
-def _rows(conn, items: list[dict], operation: str, now: datetime, audit_id: int | None) -> list[dict]:
+def _rows(conn: Connection, items: list[dict], operation: str, now: datetime, audit_id: int | None) -> list[dict]:
     ids = sorted({cid for item in items if (cid := _card_id(item["card"])) is not None})
     facts: dict[int, Any] = {}
     for start in range(0, len(ids), 500):

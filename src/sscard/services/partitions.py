@@ -18,9 +18,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+if TYPE_CHECKING:
+    from .app import App
 
 log = logging.getLogger("sscard.partitions")
 
@@ -182,7 +186,7 @@ def status(engine: Engine) -> list[dict]:
     return rows
 
 
-def start_in_background(app) -> threading.Thread | None:
+def start_in_background(app: App) -> threading.Thread | None:
     """At server start: ensure the coming months' partitions without delaying the first answer (a write
     before it is done lands in DEFAULT, never fails)."""
     if app.db.engine.dialect.name != "postgresql":

@@ -7,6 +7,8 @@ Every check counts misses and locks per RULES §4; the counter is committed even
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..core.errors import SscardError
 from ..core.passwords import (
     INITIAL_SS_PASSWORD,
@@ -30,6 +32,18 @@ from .operation import Op, operation, query
 SS_PURPOSE = "ss_password"
 
 
+def _verify(op: Op, kind: str, current: Lockout, matches: bool, keep: Callable[[Lockout], None],
+            audited: tuple[str, object], person_id: int) -> None:
+    """A password check with its lock: the new lock state kept (`keep`) and audited on the object, then the
+    refusal raised (commit=True) on a miss or while locked."""
+    lock, error = verify_with_lockout(current, kind, op.policy, op.now, matches,
+                                      locked_code="password_locked", wrong_code="wrong_password")
+    keep(lock)
+    op.audit(*audited, person_id=person_id, failures=lock.failures)
+    if error:
+        raise error
+
+
 # ---------------------------------------------------------------- SS application password (per card)
 
 
@@ -50,14 +64,8 @@ def ss_password_matches(op: Op, card: Card, password: str) -> bool:
 
 def check_ss_password(op: Op, card: Card, password: str, *, for_medical_use: bool = False) -> None:
     """Verify with the 3-strikes lock; raises (commit=True) on a miss. Used by medical settlement too."""
-    lock, error = verify_with_lockout(
-        _ss_lock(card), "ss_password", op.policy, op.now, ss_password_matches(op, card, password),
-        locked_code="password_locked", wrong_code="wrong_password",
-    )
-    _set_ss_lock(card, lock)
-    op.audit("card", card.card_number, person_id=card.person_id, failures=lock.failures)
-    if error:
-        raise error
+    _verify(op, "ss_password", _ss_lock(card), ss_password_matches(op, card, password),
+            lambda lock: _set_ss_lock(card, lock), ("card", card.card_number), card.person_id)
     if for_medical_use and card.ss_pw_digest is None and op.policy.ss_password.require_change_before_use:
         raise SscardError("password_change_required")
 
@@ -161,14 +169,8 @@ def check_query_password(op: Op, person: Person, password: str) -> None:
         op.audit("person", person.id, person_id=person.id, failures=person.query_pw_failures,
                  not_counted="password_has_letters")
         raise SscardError("wrong_password", commit=True)
-    lock, error = verify_with_lockout(
-        _query_lock(person), "query_password", op.policy, op.now, query_password_matches(op, person, password),
-        locked_code="password_locked", wrong_code="wrong_password",
-    )
-    _set_query_lock(person, lock)
-    op.audit("person", person.id, person_id=person.id, failures=lock.failures)
-    if error:
-        raise error
+    _verify(op, "query_password", _query_lock(person), query_password_matches(op, person, password),
+            lambda lock: _set_query_lock(person, lock), ("person", person.id), person.id)
     if not person.query_pw_initial and person.query_pw_hash is not None:
         person.query_pw_phone_ok = phone_typable(password)  # learnt from the one that just matched
 
@@ -240,6 +242,6 @@ def query_password_status(op: Op) -> dict:
     return {"initial": bool(person.query_pw_initial), "phone_usable": phone_usable(op, person)}
 
 
-def cardholder_actor(person_id: int, name: str, channel, place: str = "") -> Actor:
+def cardholder_actor(person_id: int, name: str, channel: Channel, place: str = "") -> Actor:
     return Actor(kind="cardholder", id=str(person_id), role=Role.CARDHOLDER, name=name, channel=channel,
                  person_id=person_id, place=place)

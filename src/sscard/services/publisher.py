@@ -19,10 +19,12 @@ import json
 import logging
 import os
 import threading
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..models.events import Event, EventPublication
 from ..models.foundation import Bank, ServiceCenter
@@ -31,6 +33,7 @@ from .events import payload
 from .operation import json_default
 
 log = logging.getLogger("sscard.events.publisher")
+T = TypeVar("T")
 
 STREAM = "SSCARD"
 SUBJECTS = "sscard.events.>"
@@ -53,12 +56,12 @@ def record(app: App, last_id: int, name: str = NAME) -> None:
     publishers at once only publish twice, under the same ids)."""
     now = app.clock.now()
 
-    def work(session):
-        done = session.execute(
+    def work(session: Session) -> None:
+        done = cast("CursorResult[Any]", session.execute(
             update(EventPublication)
             .where(EventPublication.name == name, EventPublication.last_id < last_id)
             .values(last_id=last_id, updated_at=now)
-        ).rowcount
+        )).rowcount
         if not done and session.get(EventPublication, name) is None:
             session.add(EventPublication(name=name, last_id=last_id, updated_at=now))
 
@@ -163,7 +166,7 @@ async def _connection_error(exc: Exception) -> None:
     log.warning("NATS: %s: %s", type(exc).__name__, exc)
 
 
-async def ensure_stream(js) -> None:
+async def ensure_stream(js: Any) -> None:
     """The stream exists (created on first use, file storage, a 2-minute duplicate window)."""
     from nats.js.errors import NotFoundError
 
@@ -176,7 +179,7 @@ async def ensure_stream(js) -> None:
 class PublisherThread:
     """A publisher on its own thread and event loop; close() stops it (App.close() does)."""
 
-    def __init__(self, app: App, url: str, *, poll: float = 0.2, **kwargs):
+    def __init__(self, app: App, url: str, *, poll: float = 0.2, **kwargs: Any) -> None:
         self.publisher = Publisher(app, url, **kwargs)
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -200,7 +203,7 @@ def start(app: App, url: str | None = None) -> PublisherThread | None:
     return found
 
 
-def run_coroutine(coro):
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, also from a thread whose event loop is already running (an embedding host, a test
     process with a browser driver's loop): then the coroutine runs to its end on a loop of its own in a
     helper thread, and this thread waits for it."""

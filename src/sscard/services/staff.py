@@ -74,7 +74,7 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
     return {"token": token, "id": row.id}
 
 
-def staff_actor(session, user: StaffUser, channel: Channel) -> Actor:
+def staff_actor(session: Session, user: StaffUser, channel: Channel) -> Actor:
     place = ""
     if user.center_id:
         place = session.get(ServiceCenter, user.center_id).code
@@ -84,13 +84,13 @@ def staff_actor(session, user: StaffUser, channel: Channel) -> Actor:
                  center_id=user.center_id, bank_id=user.bank_id, outlet_id=user.outlet_id, place=place)
 
 
-def terminal_actor(session, terminal: Terminal) -> Actor:
+def terminal_actor(session: Session, terminal: Terminal) -> Actor:
     return Actor(kind="terminal", id=terminal.code, role=Role.TERMINAL, name=terminal.name, channel=Channel.TERMINAL,
                  bank_id=terminal.bank_id, outlet_id=terminal.outlet_id, center_id=terminal.center_id,
                  terminal_kind=terminal.kind, place=terminal.code)
 
 
-def actor_for_token(app, token: str) -> Actor | None:
+def actor_for_token(app: App, token: str) -> Actor | None:
     """The Actor behind a bearer token, or None (unknown, revoked or inactive).
 
     A found token's Actor is kept for policy api.token_cache_seconds (by the injected clock), so a
@@ -101,7 +101,7 @@ def actor_for_token(app, token: str) -> Actor | None:
     if actor is not None:
         return actor
 
-    def work(session):
+    def work(session: Session) -> Actor | None:
         row = session.scalar(select(ApiToken).where(ApiToken.digest == digest))
         if row is None or row.revoked:
             return None
@@ -121,13 +121,13 @@ def actor_for_token(app, token: str) -> Actor | None:
     return actor
 
 
-def cached_actor(app, token: str) -> Actor | None:
+def cached_actor(app: App, token: str) -> Actor | None:
     """The token's Actor when its lookup is cached and fresh (only found tokens are cached), else None.
     No I/O: an async route may call it on the event loop and go to a thread only on a miss."""
     return _cached(app, app.secrets.token_digest(token))
 
 
-def _cached(app, digest: str) -> Actor | None:
+def _cached(app: App, digest: str) -> Actor | None:
     found = app.extras.get(_TOKEN_CACHE, {}).get(digest)
     return found[0] if found is not None and found[1] > app.clock.now() else None
 
@@ -136,10 +136,10 @@ _TOKEN_CACHE = "api_token_cache"
 _TOKEN_CACHE_MAX = 10_000
 
 
-def authenticate_staff(app, username: str, password: str, channel: Channel) -> Actor | None:
+def authenticate_staff(app: App, username: str, password: str, channel: Channel) -> Actor | None:
     """Console login: the Actor, or None for any wrong user/password (never saying which)."""
 
-    def work(session):
+    def work(session: Session) -> Actor | None:
         user = session.scalar(select(StaffUser).where(StaffUser.username == username))
         if user is None or not user.active:
             app.secrets.password_matches(_DUMMY_HASH.get(app), password)  # same time either way
@@ -152,10 +152,10 @@ def authenticate_staff(app, username: str, password: str, channel: Channel) -> A
 
 
 class _DummyHash:
-    def __init__(self):
-        self._by_app = {}
+    def __init__(self) -> None:
+        self._by_app: dict[int, str] = {}
 
-    def get(self, app):
+    def get(self, app: App) -> str:
         if id(app) not in self._by_app:
             self._by_app[id(app)] = app.secrets.hash_password(pysecrets.token_hex(8))
         return self._by_app[id(app)]

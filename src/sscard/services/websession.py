@@ -11,6 +11,7 @@ import secrets as pysecrets
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
 from ..core.roles import Actor, Channel, Role
@@ -32,7 +33,7 @@ def _open(app: App, kind: str, actor: Actor, channel: Channel, must_change: bool
     token, csrf = pysecrets.token_urlsafe(32), pysecrets.token_urlsafe(24)
     now = app.clock.now()
 
-    def work(session):
+    def work(session: Session) -> None:
         session.add(
             WebSession(
                 digest=app.secrets.token_digest(token),
@@ -73,7 +74,7 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
     digest = app.secrets.token_digest(token)
     now = app.clock.now()
 
-    def work(session):
+    def work(session: Session) -> tuple[Actor, WebSession] | None:
         row = session.get(WebSession, digest)
         if row is None or row.kind != kind or row.ended_at is not None:
             return None
@@ -99,7 +100,7 @@ def password_changed(app: App, token: str) -> None:
     """The portal's forced change is done: lift the must-change mark on this session."""
     digest = app.secrets.token_digest(token)
 
-    def work(session):
+    def work(session: Session) -> None:
         row = session.get(WebSession, digest)
         if row is not None:
             row.must_change_password = False
@@ -113,7 +114,7 @@ def logout(app: App, token: str | None) -> None:
     digest = app.secrets.token_digest(token)
     now = app.clock.now()
 
-    def work(session):
+    def work(session: Session) -> None:
         row = session.scalar(select(WebSession).where(WebSession.digest == digest))
         if row is not None and row.ended_at is None:
             row.ended_at = now

@@ -111,7 +111,7 @@ def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
 
 
 @query("window.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
-def find_by_name(op: Op, name: str, birth_date) -> dict:
+def find_by_name(op: Op, name: str, birth_date: date | str) -> dict:
     """Name + birth date (people share names: every match is listed, masked)."""
     day = date.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
     wanted = (name or "").strip()

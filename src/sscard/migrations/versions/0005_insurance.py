@@ -1,59 +1,26 @@
-"""insurance: employers and monthly contribution records of the five social insurances
+"""insurance: employers and monthly contribution records of the five social insurances"""
 
-Revision ID: 0005_insurance
-Revises: 0004_counter
-"""
-
-import sqlalchemy as sa
-from alembic import op
-
-import sscard.models.base
+from sscard.migrations.helpers import BIG, ID, INT, TS, columns, create_table, drop_tables, s
 
 revision = "0005_insurance"
 down_revision = "0004_counter"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    create_table(
         "insurance_employers",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("code", sa.String(length=18), nullable=False),
-        sa.Column("name", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_insurance_employers")),
-        sa.UniqueConstraint("code", name=op.f("uq_insurance_employers_code")),
+        columns(id=INT, code=s(18), name=s(64)),
+        unique=["code"],
     )
-    op.create_table(
+    create_table(
         "insurance_contributions",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("person_id", sa.Integer(), nullable=False),
-        sa.Column("insurance_type", sa.String(length=16), nullable=False),
-        sa.Column("month", sa.String(length=7), nullable=False),
-        sa.Column("year", sa.Integer(), nullable=False),
-        sa.Column("employer_id", sa.Integer(), nullable=False),
-        sa.Column("base_fen", sa.BigInteger(), nullable=False),
-        sa.Column("employer_fen", sa.BigInteger(), nullable=False),
-        sa.Column("personal_fen", sa.BigInteger(), nullable=False),
-        sa.Column("recorded_at", sscard.models.base.UtcDateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["person_id"], ["persons.id"], name=op.f("fk_insurance_contributions_person_id_persons")
-        ),
-        sa.ForeignKeyConstraint(
-            ["employer_id"], ["insurance_employers.id"],
-            name=op.f("fk_insurance_contributions_employer_id_insurance_employers"),
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_insurance_contributions")),
-        sa.UniqueConstraint(
-            "person_id", "insurance_type", "month", "employer_id", name="uq_insurance_contributions_key"
-        ),
-    )
-    op.create_index(
-        "ix_insurance_contributions_person_year", "insurance_contributions", ["person_id", "year"], unique=False
+        columns(id=ID, person_id=INT, insurance_type=s(16), month=s(7), year=INT, employer_id=INT,
+                base_fen=BIG, employer_fen=BIG, personal_fen=BIG, recorded_at=TS),
+        fks={"person_id": "persons", "employer_id": "insurance_employers"},
+        unique=[("uq_insurance_contributions_key", ["person_id", "insurance_type", "month", "employer_id"])],
+        indexes={"ix_insurance_contributions_person_year": ["person_id", "year"]},
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_insurance_contributions_person_year", table_name="insurance_contributions")
-    op.drop_table("insurance_contributions")
-    op.drop_table("insurance_employers")
+    drop_tables("insurance_contributions", "insurance_employers")

@@ -1,16 +1,10 @@
-"""audit chain: each audit record's place in the tamper-evident hash chain
-
-Revision ID: 0007_audit_chain
-Revises: 0006_hotline
-"""
+"""audit chain: each audit record's place in the tamper-evident hash chain"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_audit_chain"
 down_revision = "0006_hotline"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -1,16 +1,10 @@
-"""english names: outlets and service centers get the English name their English pages show
-
-Revision ID: 0009_english_names
-Revises: 0008_events
-"""
+"""english names: outlets and service centers get the English name their English pages show"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_english_names"
 down_revision = "0008_events"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

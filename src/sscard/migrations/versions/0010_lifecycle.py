@@ -3,9 +3,6 @@
 The collection receipt used to find the agent by reading the audit table; the card now keeps it, set
 at collection. Cards collected before this revision take it from their collection's audit record
 (the newest successful `counter.collect` / `card.collect` of the card).
-
-Revision ID: 0010_lifecycle
-Revises: 0009_english_names
 """
 
 import sqlalchemy as sa
@@ -13,8 +10,6 @@ from alembic import op
 
 revision = "0010_lifecycle"
 down_revision = "0009_english_names"
-branch_labels = None
-depends_on = None
 
 _FROM_AUDIT = sa.text("""
     UPDATE cards SET collecting_attorney_id = (

@@ -1,8 +1,5 @@
 """scale: the append-only tables partitioned by month on PostgreSQL (plain tables on SQLite)
 
-Revision ID: 0010_scale
-Revises: 0010_lifecycle
-
 ledger_transfers (by `day`, the Shanghai day), audit_records (by `at`), insurance_contributions and
 medical_contribution_credits (by `month`, 'YYYY-MM') and medical_settlements (by `at`) become
 `PARTITION BY RANGE` tables with one partition per Shanghai calendar month, from the oldest row's month to
@@ -40,8 +37,6 @@ from sscard.services.partitions import TABLES, Partitioned, add_months, create_p
 
 revision = "0010_scale"
 down_revision = "0010_lifecycle"
-branch_labels = None
-depends_on = None
 
 MONTHS_AHEAD = 3
 _PRIMARY_KEYS = {  # before partitioning; the partition key is added to them

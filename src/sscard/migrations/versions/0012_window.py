@@ -1,16 +1,10 @@
-"""window: a 12333 callback request keeps the number to call back, until it is done
-
-Revision ID: 0010_window
-Revises: 0010_scale
-"""
+"""window: a 12333 callback request keeps the number to call back, until it is done"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_window"
 down_revision = "0010_scale"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
