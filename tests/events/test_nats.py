@@ -117,8 +117,8 @@ def test_publish_once_from_the_command_line_resumes_from_the_last_acknowledged_e
 
     app = city.app
     card = city.issued_card("周九")
-    monkeypatch.setattr(cli, "_app", lambda: app)
-    command = typer.Typer()  # only this area's commands: the global app's others keep their own _app
+    monkeypatch.setattr(cli, "load_app", lambda: app)
+    command = typer.Typer()  # only this area's commands: the global app's others keep their own load_app
     events_cli.register(command)
     runner = CliRunner()
     out = runner.invoke(command, ["events", "publish", "--once", "--url", nats_server.url])

@@ -216,7 +216,7 @@ def test_sscard_serve_leaves_x_forwarded_for_to_the_trusted_proxies_setting(monk
     calls = []
     from types import SimpleNamespace
 
-    monkeypatch.setattr(cli, "_app", lambda: SimpleNamespace(settings=SimpleNamespace(log_format="plain")))
+    monkeypatch.setattr(cli, "load_app", lambda: SimpleNamespace(settings=SimpleNamespace(log_format="plain")))
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
     cli.serve(host="127.0.0.1", port=8000, workers=1)
     assert calls[0]["proxy_headers"] is False

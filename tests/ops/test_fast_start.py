@@ -34,7 +34,7 @@ def test_importing_the_server_app_leaves_pdf_migration_demo_and_test_libraries_u
 
 def test_the_serve_command_path_leaves_them_unloaded_too(tmp_path):
     # `sscard serve` loads every area's commands and builds the app once before uvicorn imports it
-    loaded = _modules_after("import sscard.cli as c\nc._register_area_commands()\nc._app()\nimport uvicorn.main\n"
+    loaded = _modules_after("import sscard.cli as c\nc._register_area_commands()\nc.load_app()\nimport uvicorn.main\n"
                             "import sscard.asgi", tmp_path)
     assert loaded & LAZY == set()
 

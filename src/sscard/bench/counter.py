@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 
 from .common import drive_http, figures
-from .medical import _refused
+from .medical import refused
 
 TELLERS = ("teller_gsb1", "teller_gsb2")  # both at outlets of GSB, the accounts' bank
 CLERKS = ("clerk01", "clerk02", "clerk03")
@@ -49,7 +49,7 @@ def counter_mix(rig, clients: int, seconds: float) -> dict:
                                            {"amount_fen": 300, "pin": pin}, token)
             ok = status == 200
         if not ok:
-            return _refused(codes, status, body)
+            return refused(codes, status, body)
         kinds[kind].append(time.perf_counter() - t0)
         return True
 

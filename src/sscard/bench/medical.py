@@ -28,11 +28,11 @@ def settlements(rig, clients: int, seconds: float) -> dict:
         status, body = client.post(c, "/api/v1/terminal/medical/pre-settlements",
                                    {"card_number": number, "ident_code": ident, "lines": BILL}, token, key=False)
         if status != 200:
-            return _refused(codes, status, body)
+            return refused(codes, status, body)
         status, body = client.post(c, "/api/v1/terminal/medical/settlements",
                                    {"quote": json.loads(body)["quote"], "card_number": number, "ident_code": ident,
                                     "ss_password": "123456", "pay_with": "cash"}, token)
-        return status == 201 or _refused(codes, status, body)
+        return status == 201 or refused(codes, status, body)
 
     settle(0, random.Random(0))  # the server's first request
     out = drive_http(client, clients, seconds, settle, codes)
@@ -40,7 +40,7 @@ def settlements(rig, clients: int, seconds: float) -> dict:
     return out
 
 
-def _refused(codes: dict, status: int, body: bytes) -> bool:
+def refused(codes: dict, status: int, body: bytes) -> bool:
     try:
         code = str(json.loads(body).get("code", status))
     except ValueError:

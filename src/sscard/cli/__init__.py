@@ -25,7 +25,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _app():
+def load_app():
     from ..services.app import build_app
 
     try:
@@ -44,7 +44,7 @@ def fail(exc: SscardError) -> None:
 @app.command()
 def init() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
-    sscard = _app()
+    sscard = load_app()
     sscard.db.migrate()
     console.print(f"database ready: {sscard.db.engine.url.render_as_string(hide_password=True)}")
 
@@ -63,7 +63,7 @@ def serve(
     from ..logs import uvicorn_log_config
 
     if workers == 1:
-        settings = _app().settings  # validate policy and settings before binding the port (imported next)
+        settings = load_app().settings  # validate policy and settings before binding the port (imported next)
     else:
         # the supervisor serves nothing: check settings and policy without importing the app (its workers
         # do, and every second the supervisor spends here delays them)
@@ -91,7 +91,7 @@ def serve(
 def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
     """Check the deployment: the database answers, and keeps answered writes across a power cut
     (SQLite's synchronous level; PostgreSQL's synchronous_commit and fsync). Exit 1 when it does not."""
-    sscard = _app()
+    sscard = load_app()
     try:
         found = sscard.db.durability()
     finally:
@@ -144,7 +144,7 @@ def user_add(
     """Add a staff user (argon2id hash kept, never the password)."""
     from ..services import staff
 
-    sscard = _app()
+    sscard = load_app()
     try:
         out = staff.add_user(sscard, CLI_OPERATOR, username, password, role, name, center, outlet)
         console.print(f"added {out['username']} ({out['role']})")
@@ -160,7 +160,7 @@ def user_token(username: str | None = None, terminal: str | None = None) -> None
     from ..services import staff
 
     try:
-        console.print(staff.issue_token(_app(), CLI_OPERATOR, username=username, terminal_code=terminal)["token"])
+        console.print(staff.issue_token(load_app(), CLI_OPERATOR, username=username, terminal_code=terminal)["token"])
     except SscardError as exc:
         fail(exc)
 

@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, err_console
+    from . import console, err_console, load_app
 
     audit_app = typer.Typer(no_args_is_help=True, help="The audit log's hash chain: seal and verify.")
     app.add_typer(audit_app, name="audit")
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         from ..services import audit_chain
 
         started = time.perf_counter()
-        sealed = audit_chain.seal(_app())
+        sealed = audit_chain.seal(load_app())
         console.print(f"sealed {sealed} records in {time.perf_counter() - started:.2f} s", soft_wrap=True)
 
     @audit_app.command("verify")
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
         """Re-compute the chain; exit 1 naming the first broken record."""
         from ..services import audit_chain
 
-        out = audit_chain.verify(_app(), seal_first=seal_first)
+        out = audit_chain.verify(load_app(), seal_first=seal_first)
         if as_json:
             console.print_json(json.dumps(out))
         else:

@@ -58,7 +58,7 @@ def _print_summary(console: Console, report: dict) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, err_console, fail
+    from . import console, err_console, fail, load_app
 
     @app.command()
     def demo(
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         """Fill a demo city: banks, outlets, centers, staff of every role, terminals, N cardholders."""
         from ..demo.run import DemoRefused, run_demo
 
-        sscard = _app()
+        sscard = load_app()
         progress = Progress(TextColumn("cardholders"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             console=err_console, transient=False)
         task = None
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
 
         from ..demo import history
 
-        sscard = _app()
+        sscard = load_app()
         started = time.perf_counter()
         try:
             out = history.populate(sscard.db.engine, random.Random(f"sscard-demo:{seed}:history"),
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         from ..core.roles import SYSTEM_ACTOR
         from ..services import loss
 
-        sscard = _app()
+        sscard = load_app()
         try:
             out = loss.sweep_lapsed(sscard, SYSTEM_ACTOR)
         except SscardError as exc:

@@ -20,13 +20,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Publish the outbox to NATS JetStream (stream SSCARD) from the last acknowledged event on."""
         from ..services import publisher
-        from . import _app, console, err_console
+        from . import console, err_console, load_app
 
         url = url or os.environ.get(publisher.ENV_URL, "")
         if not url:
             err_console.print(f"[red]no NATS server: give --url or set {publisher.ENV_URL}[/red]")
             raise typer.Exit(2)
-        sscard = _app()
+        sscard = load_app()
         pub = publisher.Publisher(sscard, url)
         if once:
             try:

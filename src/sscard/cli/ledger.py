@@ -13,7 +13,7 @@ BENCH_PIN = "147258"
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, fail
+    from . import console, fail, load_app
 
     account_app = typer.Typer(no_args_is_help=True, help="Bank accounts: statements and the ledger check.")
     app.add_typer(account_app, name="account")
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         from ..services import banking
 
         try:
-            out = banking.statement(_app(), CLI_OPERATOR, pan, limit=limit, before_id=before_id)
+            out = banking.statement(load_app(), CLI_OPERATOR, pan, limit=limit, before_id=before_id)
         except SscardError as exc:
             fail(exc)
             return
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         from ..core.roles import CLI_OPERATOR
         from ..services import banking
 
-        out = banking.ledger_check(_app(), CLI_OPERATOR)
+        out = banking.ledger_check(load_app(), CLI_OPERATOR)
         console.print_json(json.dumps(out))
         if not out["ok"]:
             raise typer.Exit(1)

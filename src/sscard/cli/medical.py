@@ -12,7 +12,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, fail
+    from . import console, fail, load_app
 
     medical_app = typer.Typer(no_args_is_help=True, help="Medical settlement: institutions and contributions.")
     app.add_typer(medical_app, name="medical")
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from ..models.foundation import Person
         from ..services import medical
 
-        sscard = _app()
+        sscard = load_app()
         try:
             fen = yuan_to_fen(amount) if amount else sscard.policy.medical.monthly_credit_fen
             if citizen_id:
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
         from ..services import medical
 
         try:
-            out = medical.add_institution(_app(), CLI_OPERATOR, code, name, kind, level, designated,
+            out = medical.add_institution(load_app(), CLI_OPERATOR, code, name, kind, level, designated,
                                           settlement_bank_code=bank, settlement_account_no=account_no)
         except SscardError as exc:
             fail(exc)
@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         from ..services import medical
 
         try:
-            console.print(medical.add_terminal(_app(), CLI_OPERATOR, institution, code, name))
+            console.print(medical.add_terminal(load_app(), CLI_OPERATOR, institution, code, name))
         except SscardError as exc:
             fail(exc)
 
@@ -91,6 +91,6 @@ def register(app: typer.Typer) -> None:
         from ..core.roles import CLI_OPERATOR
         from ..services import medical
 
-        for inst in medical.list_institutions(_app(), CLI_OPERATOR)["institutions"]:
+        for inst in medical.list_institutions(load_app(), CLI_OPERATOR)["institutions"]:
             console.print(f"{inst['code']:<10} {inst['kind']:<9} L{inst['level'] or '-'} "
                           f"{'designated' if inst['designated'] else 'NOT designated':<15} {inst['name']}")

@@ -22,7 +22,7 @@ CHEAP_ROUTE = "/api/v1/identifiers/check?kind=citizen_id&value=11010519491231002
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, err_console, fail
+    from . import console, err_console, fail, load_app
     from .bench import bench_group
 
     bench = bench_group(app)
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         from .. import backup
 
         try:
-            out = backup.backup(_app().settings.database_url, file)
+            out = backup.backup(load_app().settings.database_url, file)
         except SscardError as exc:
             fail(exc)
             return

@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from . import _app, console, err_console
+    from . import console, err_console, load_app
 
     group = typer.Typer(no_args_is_help=True,
                         help="Monthly partitions of the append-only tables (PostgreSQL; docs/SCALE.md).")
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         lock timeout: the next run retries)."""
         from ..services import partitions
 
-        sscard = _app()
+        sscard = load_app()
         try:
             out = partitions.ensure(sscard.db.engine, sscard.clock.today(), months_ahead, months_back=months_back)
         finally:
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         exit 1 when DEFAULT holds rows (the job did not run ahead)."""
         from ..services import partitions
 
-        sscard = _app()
+        sscard = load_app()
         try:
             rows = partitions.status(sscard.db.engine)
         finally:

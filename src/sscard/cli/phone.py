@@ -58,9 +58,9 @@ def register(app: typer.Typer) -> None:
     @app.command("phone")
     def phone(line: str = typer.Argument(..., help="12333, or bank:<code> (or a bank's hotline number)")) -> None:
         """Call a hotline from the terminal: the 12333 IVR or a bank's (the number on the card)."""
-        from . import _app, fail
+        from . import fail, load_app
 
-        sscard = _app()
+        sscard = load_app()
         try:
             run_call(sscard, line, Console())
         except SscardError as exc:
@@ -73,9 +73,9 @@ def register(app: typer.Typer) -> None:
         """End hotline calls left idle (callers who hung up unseen) and drop what they held."""
         from ..core.roles import CLI_OPERATOR
         from ..services import hotline
-        from . import _app, console
+        from . import console, load_app
 
-        sscard = _app()
+        sscard = load_app()
         try:
             console.print(f"ended {hotline.sweep_idle_calls(sscard, CLI_OPERATOR, idle_minutes)['ended']} idle call(s)")
         finally:

@@ -101,7 +101,7 @@ def _customer(op: Op, pan: str) -> tuple[Customer, BankAccount]:
     account = lookup.account_by_pan(op.session, pan, op.actor)  # another bank's card: wrong_bank
     person = lookup.person_by_id(op.session, account.person_id)
     card = op.session.get(Card, account.card_id)
-    balance = banking._answer(op, account)
+    balance = banking.account_answer(op, account)
     out: Customer = {
         "pan": mask_pan(account.pan), "last4": account.pan[-4:], "holder_name": person.name,
         "status": str(effective_bank_status(account.status, account.loss_expires_at, op.now)),

@@ -145,7 +145,7 @@ _STATEMENT_READ = _statement_read()
 
 def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
     """A statement's account, its ledger account's sums and when that was opened, in one query (as a
-    batch prefetches accounts: `_by_pan` and `_answer` then find them); None when no account has it
+    batch prefetches accounts: `_by_pan` and `account_answer` then find them); None when no account has it
     (`_account` then refuses as it always did)."""
     number = validate_pan(pan)
     day = shanghai_day(op.now)
@@ -238,7 +238,7 @@ def _ledger_id(op: Op, account: BankAccount) -> int:
     return ledger.customer_account(op.session, _writable(op, account), op.now)
 
 
-def _answer(op: Op, account: BankAccount, moved: dict | None = None, **extra: Any) -> dict:
+def account_answer(op: Op, account: BankAccount, moved: dict | None = None, **extra: Any) -> dict:
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
@@ -301,7 +301,7 @@ def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: s
     moved = _take_over_replaced_account(op, card, new_id) if card.replaces_card_id else None
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=person.id,
              moved_from=moved and moved["old_pan"], moved_fen=moved and moved["amount_fen"])
-    return _answer(op, account, moved_from_old_account=moved)
+    return account_answer(op, account, moved_from_old_account=moved)
 
 
 def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict | None:
@@ -358,7 +358,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
     moved = ledger.transfer(op, cash, _ledger_id(op, account), amount_fen, "deposit", ref=op.actor.place)
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
              transfer_id=moved["transfer_id"])
-    return _answer(op, account, moved)
+    return account_answer(op, account, moved)
 
 
 @operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
@@ -380,7 +380,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
         moved = ledger.transfer(op, source, cash, amount_fen, "withdrawal", ref=op.actor.place, limit=limit)
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
              transfer_id=moved["transfer_id"])
-    return _answer(op, account, moved)
+    return account_answer(op, account, moved)
 
 
 # ---------------------------------------------------------------- transfers
@@ -414,7 +414,7 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
     op.audit("bank_account", source_account.pan, person_id=source_account.person_id, amount_fen=amount_fen,
              to=mask_pan(target.pan), transfer_id=moved["transfer_id"],
              inter_bank=target.bank_id != source_account.bank_id)
-    return _answer(op, source_account, moved, to=mask_pan(target.pan))
+    return account_answer(op, source_account, moved, to=mask_pan(target.pan))
 
 
 # ---------------------------------------------------------------- payments at a merchant POS
@@ -437,7 +437,7 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
                                 ref=op.actor.place)
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,
              transfer_id=moved["transfer_id"], pending=pending)
-    return _answer(op, account, moved, timeout_at=moved["timeout_at"])
+    return account_answer(op, account, moved, timeout_at=moved["timeout_at"])
 
 
 @operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
@@ -502,7 +502,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
              transfer_id=moved["transfer_id"])
     op.event("bank.pension_credited", account.card_id, amount_fen=amount_fen, period=period,
              transfer_id=moved["transfer_id"])
-    return _answer(op, account, moved)
+    return account_answer(op, account, moved)
 
 
 # ---------------------------------------------------------------- balance and statement
@@ -515,7 +515,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
     require_pin_kept(op, account)
     check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="balance_shown")
-    return _answer(op, account)
+    return account_answer(op, account)
 
 
 @query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
@@ -546,7 +546,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
             "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
             "counterparty": counterparty, "ref": r.ref, "timeout_at": r.timeout_at,
         })
-    out = _answer(op, account)
+    out = account_answer(op, account)
     out.update(entries=entries, next_before_id=entries[-1]["id"] if len(entries) == limit else None,
                activation_deadline=account.activation_deadline)
     return out

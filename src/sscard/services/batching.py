@@ -55,7 +55,7 @@ from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import outbox
 from .app import App
 from .book import book_of
-from .operation import Request, _Refused, admit, execute
+from .operation import Refused, Request, admit, execute
 
 log = logging.getLogger("sscard.batching")
 
@@ -577,7 +577,7 @@ def record_viewed(app: App, actor: Actor, name: str, values: dict) -> None:
 
 def _answer_of(answer: Any) -> Any:
     """The writer hands a refusal to its caller as the exception to raise."""
-    return answer.error if isinstance(answer, _Refused) else answer
+    return answer.error if isinstance(answer, Refused) else answer
 
 
 class _NeedsLookup(Exception):

@@ -186,7 +186,7 @@ def request_hash(name: str, args: tuple, kwargs: dict, key: bytes | None = None)
     return hmac.new(key, b"idempotency\x00" + body, hashlib.sha256).hexdigest()
 
 
-class _Refused:
+class Refused:
     """A refusal whose writes (counters, audit) must be committed before it is raised."""
 
     def __init__(self, error: SscardError):
@@ -236,11 +236,11 @@ class Request:
 
     def replay(self, stored_hash: str, status: int, response: str) -> Any:
         """The answer to a retry, from what the first call stored under its key: the same answer, a
-        refusal to raise (`_Refused`), or idempotency_key_reused for another body under the key."""
+        refusal to raise (`Refused`), or idempotency_key_reused for another body under the key."""
         if stored_hash != self.request_hash:
-            return _Refused(SscardError("idempotency_key_reused"))
+            return Refused(SscardError("idempotency_key_reused"))
         payload = json.loads(response)
-        return _Refused(_stored_error(payload)) if status >= 400 else payload
+        return Refused(_stored_error(payload)) if status >= 400 else payload
 
     def replay_record(self, rec: IdempotencyRecord | None) -> Any:
         return None if rec is None else self.replay(rec.request_hash, rec.status, rec.response)
@@ -272,7 +272,7 @@ class Outcome:
 
     @property
     def answer(self) -> Any:
-        return self.result if self.error is None else _Refused(self.error)
+        return self.result if self.error is None else Refused(self.error)
 
     def audit(self) -> dict | None:
         """The columns of its audit record; None for a refusal not worth one."""
@@ -358,7 +358,7 @@ def execute(app: App, request: Request) -> Any:
             fields = last[0].op._audit if last and last[0].error is err else {}
             _audit_refusal(app, request.actor, request.name, key, err, fields)
         raise
-    if isinstance(out, _Refused):
+    if isinstance(out, Refused):
         raise out.error
     return out
 
