@@ -157,7 +157,7 @@ def fee_receipt(receipt_no: str, app: AppDep, actor: ActorDep) -> r.ReplacementR
 @router.get("/receipts/{receipt_no}/pdf", response_class=Response, responses=r.PDF)
 def fee_receipt_pdf(receipt_no: str, app: AppDep, actor: ActorDep) -> Response:
     data = replacement.receipt(app, actor, receipt_no)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
@@ -195,7 +195,7 @@ def collection_receipt(card_number: str, app: AppDep, actor: ActorDep) -> r.Coun
 @router.get("/cards/{card_number}/collection-receipt/pdf", response_class=Response, responses=r.PDF)
 def collection_receipt_pdf(card_number: str, app: AppDep, actor: ActorDep) -> Response:
     data = cards.collection_receipt(app, actor, card_number)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 

@@ -62,3 +62,16 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def in_shanghai(value: datetime | str) -> datetime:
+    """A time (a datetime, or an ISO string as the services answer) in Asia/Shanghai; naive means UTC."""
+    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return as_utc(at).astimezone(SHANGHAI)
+
+
+def shanghai_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """How every page, PDF and hotline shows a time: in Beijing time ("" for none)."""
+    if not value:
+        return ""
+    return in_shanghai(value).strftime(fmt)

@@ -600,7 +600,7 @@ async def slip_pdf(request: Request) -> Response:
     except SscardError as err:
         return _page(request, desk, "slip", {"form": {}, "error": _message(err, lang), "error_code": err.code},
                      err.status)
-    from ..bank_slips import render_slip  # reportlab: at the first slip
+    from ..documents.bank_slips import render_slip  # reportlab: at the first slip
 
     pdf = render_slip(slip, lang, printed_at=app.clock.now())
     name = f"slip-{slip['ref']}.pdf"
@@ -753,7 +753,7 @@ async def statement_pdf(request: Request) -> Response:
     lines = data["lines"]
     oldest = min((as_shanghai_day(x["at"]) for x in lines), default=today)
     status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
-    from ..statements import Line, Statement, render_statement  # reportlab: at the first statement
+    from ..documents.statements import Line, Statement, render_statement  # reportlab: at the first statement
 
     pdf = render_statement(
         Statement(

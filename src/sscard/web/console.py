@@ -623,7 +623,7 @@ def fee_receipt(receipt_no: str, request: Request) -> Response:
         data = window.holder_fee_receipt(_app(request), w.actor, receipt_no)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return _pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
@@ -638,7 +638,7 @@ def collection_receipt(person_id: int, card_id: int, request: Request) -> Respon
         data = window.holder_collection_receipt(app, w.actor, person_id, card_id)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return _pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 

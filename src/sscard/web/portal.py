@@ -691,7 +691,7 @@ async def certificate_issue(request: Request) -> Response:
                                                 form.get("period_to", "")[:7] or None)
     except SscardError as err:
         return _certificate_page(request, me, _error_text(request, err), err.status, form)
-    from ..certificate_pdf import render_certificate  # reportlab: imported by the first certificate
+    from ..documents.certificate import render_certificate  # reportlab: imported by the first certificate
 
     pdf = render_certificate(issued, verify_url(request))
     name = f"certificate-{issued['period_from']}-{issued['period_to']}-{issued['code'][-4:]}.pdf"

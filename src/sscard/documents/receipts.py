@@ -1,6 +1,6 @@
 """PDF receipts from the window: the production-fee receipt and the card-collection receipt (which
-states the 60-day activation deadline). Bilingual (Chinese first); Chinese needs a CJK font:
-WenQuanYi Zen Hei (fonts-wqy-zenhei) when installed, else reportlab's built-in CID font STSong-Light.
+states the 60-day activation deadline). Bilingual (Chinese first), in the documents' CJK font
+(drawing.cjk_font).
 
 What a receipt shows comes from the services: the window's receipts for the cardholder
 (services/window.py) carry the cardholder's own full name and new card number, the collecting unit and
@@ -10,23 +10,14 @@ a line for the collector's signature."""
 
 from __future__ import annotations
 
-import io
 from datetime import date, datetime
-from pathlib import Path
 
 from reportlab.lib.pagesizes import A5, landscape
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfgen import canvas
 
-from .core.clock import SHANGHAI
-from .core.money import fen_to_yuan, yuan_in_capitals
-
-TTC_CANDIDATES = (
-    Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"),
-    Path("/usr/share/fonts/wqy-zenhei/wqy-zenhei.ttc"),
-)
-_font: str | None = None
+from ..core.clock import shanghai_time
+from ..core.money import fen_to_yuan, yuan_in_capitals
+from .drawing import Page, wrap
 
 REASONS = {
     "first": ("首次申领", "First issue"),
@@ -37,28 +28,6 @@ REASONS = {
     "bank_change": ("更换银行", "Change of bank"),
 }
 METHODS = {"cash": ("现金", "Cash"), "card": ("刷卡", "Card"), "waived": ("减免", "Waived")}
-
-
-def cjk_font() -> str:
-    """Register (once) and name the font used for Chinese text."""
-    global _font
-    if _font is None:
-        from reportlab.pdfbase.ttfonts import TTFont
-
-        for path in TTC_CANDIDATES:
-            if path.exists():
-                try:
-                    pdfmetrics.registerFont(TTFont("WenQuanYiZenHei", str(path), subfontIndex=0))
-                    _font = "WenQuanYiZenHei"
-                    break
-                except Exception:  # noqa: BLE001  (an unreadable font file: fall back)
-                    continue
-        if _font is None:
-            from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-
-            pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-            _font = "STSong-Light"
-    return _font
 
 
 def _when(value) -> str:
@@ -75,7 +44,7 @@ def _when(value) -> str:
             except ValueError:
                 return value
     if isinstance(value, datetime):
-        return value.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+        return shanghai_time(value)
     return value.isoformat()
 
 
@@ -162,39 +131,13 @@ def activation_notice(r: dict) -> tuple[str, str] | None:
     )
 
 
-def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
-    lines, current = [], ""
-    for ch in text:
-        if pdfmetrics.stringWidth(current + ch, font, size) > width:
-            cut = current.rfind(" ") if ch != " " and " " in current and not _is_cjk(ch) else -1
-            if cut > 0:
-                lines.append(current[:cut])
-                current = current[cut + 1:] + ch
-            else:
-                lines.append(current)
-                current = ch.lstrip()
-        else:
-            current += ch
-    if current:
-        lines.append(current)
-    return lines
-
-
-def _is_cjk(ch: str) -> bool:
-    return "\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef"
-
-
 SIGNATURE = (("领卡人签字", "Collected by (signature)"), ("日期", "Date"))
 
 
 def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: tuple[str, str] | None,
             footer: tuple[str, str], signature: tuple[tuple[str, str], tuple[str, str]] | None = None) -> bytes:
-    font = cjk_font()
-    buf = io.BytesIO()
-    size = landscape(A5)
-    c = canvas.Canvas(buf, pagesize=size, invariant=1)
-    c.setTitle(f"{title[0]} {title[1]}")
-    width, height = size
+    page = Page(landscape(A5), f"{title[0]} {title[1]}", invariant=1)
+    c, font, width, height = page.c, page.font, page.width, page.height
     left, right = 15 * mm, width - 15 * mm
     y = height - 18 * mm
     c.setFont(font, 16)
@@ -206,9 +149,9 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
     c.line(left, y, right, y)
     y -= 7 * mm
     label_w = 58 * mm
-    wrapped = [(zh, en, _wrap(str(value), font, 10.5, right - left - label_w)) for zh, en, value in lines]
+    wrapped = [(zh, en, wrap(str(value), font, 10.5, right - left - label_w)) for zh, en, value in lines]
     box_lines = [(t, 10.5 if i == 0 else 8.5) for i, text in enumerate(notice or ())
-                 for t in _wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
+                 for t in wrap(text, font, 10.5 if i == 0 else 8.5, right - left - 8 * mm)]
     box_h = sum(s * 0.42 * mm + 1.4 * mm for _, s in box_lines) + 4 * mm if notice else 0
     # everything fits on the one page: the lines close up when a notice and a signature line need room
     below = 16 * mm + (box_h + 3 * mm if notice else 0) + (14 * mm if signature else 0)
@@ -257,9 +200,7 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
     c.setFillGray(0.35)
     c.drawString(left, 10 * mm, footer[0])
     c.drawString(left, 6 * mm, footer[1])
-    c.showPage()
-    c.save()
-    return buf.getvalue()
+    return page.finish()
 
 
 FOOTER = ("社会保障卡挂失与银行账户挂失须分别办理。社会保障服务热线 12333。",
