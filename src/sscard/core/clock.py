@@ -64,10 +64,14 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def parse_time(value: datetime | str) -> datetime:
+    """A time (a datetime, or an ISO string as the services answer), timezone-aware; naive means UTC."""
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
 def in_shanghai(value: datetime | str) -> datetime:
-    """A time (a datetime, or an ISO string as the services answer) in Asia/Shanghai; naive means UTC."""
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return as_utc(at).astimezone(SHANGHAI)
+    """A time in Asia/Shanghai: what a person in China reads."""
+    return parse_time(value).astimezone(SHANGHAI)
 
 
 def shanghai_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

@@ -15,22 +15,13 @@ from reportlab.lib.units import mm
 
 from ..core.clock import shanghai_time
 from ..core.money import yuan_in_capitals
+from ..i18n import gettext_in
 from .drawing import Page
 
-LABELS = {
-    "zh": {
-        "deposit": "现金存款回单", "withdrawal": "现金取款回单", "ref": "交易参考号", "time": "交易时间",
-        "name": "户名", "pan": "银行卡号", "amount": "金额（小写）", "capitals": "金额（大写）",
-        "balance": "交易后余额", "outlet": "网点", "teller": "柜员", "sign": "客户签名：",
-        "printed": "打印时间", "note": "请核对回单内容，确认无误后签名。",
-    },
-    "en": {
-        "deposit": "Cash deposit slip", "withdrawal": "Cash withdrawal slip", "ref": "Reference",
-        "time": "Date and time", "name": "Account holder", "pan": "Card number", "amount": "Amount",
-        "capitals": "Amount in words (Chinese capitals)", "balance": "Balance after", "outlet": "Outlet",
-        "teller": "Teller", "sign": "Customer signature:", "printed": "Printed",
-        "note": "Please check this slip before you sign it.",
-    },
+TEXT = {  # Chinese; English from the documents catalog (context "bank_slip")
+    "deposit": "现金存款回单", "withdrawal": "现金取款回单", "ref": "交易参考号", "time": "交易时间", "name": "户名", "pan": "银行卡号",
+    "amount": "金额（小写）", "capitals": "金额（大写）", "balance": "交易后余额", "outlet": "网点", "teller": "柜员", "sign": "客户签名：",
+    "printed": "打印时间", "note": "请核对回单内容，确认无误后签名。",
 }
 
 
@@ -52,7 +43,7 @@ def _name(names: dict | None, lang: str) -> str:
 
 def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
     """The slip's PDF bytes."""
-    t = LABELS["en" if lang == "en" else "zh"]
+    t = {k: gettext_in(lang, "bank_slip", v) for k, v in TEXT.items()}
     page = Page(landscape(A5), f"{t[slip['code']]} {slip['ref']}", _name(slip.get("bank"), lang))
     c, font, width, height = page.c, page.font, page.width, page.height
     left, y = 15 * mm, height - 18 * mm

@@ -15,16 +15,19 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 
 from ..core.clock import in_shanghai
+from ..core.labels import INSURANCE_KIND
+from ..i18n import bilingual, label_pair
 from .drawing import Page, wrap
 
-KINDS = {
-    "pension": ("养老保险", "Pension"),
-    "medical": ("医疗保险", "Medical"),
-    "unemployment": ("失业保险", "Unemployment"),
-    "work_injury": ("工伤保险", "Work injury"),
-    "maternity": ("生育保险", "Maternity"),
-}
-ORDER = tuple(KINDS)
+ORDER = tuple(INSURANCE_KIND)  # the five insurances, as a record lists them
+
+
+CHECK = "核验真伪：打开 {url} 输入验证码，或扫描右侧二维码。本证明仅证明上述期间的参保缴费情况。"
+
+
+def both(zh: str, sep: str = " ") -> str:
+    """A certificate's text as it prints: the Chinese, then its English (documents catalog, "certificate")."""
+    return sep.join(bilingual(zh, "certificate"))
 
 
 def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保障卡服务中心") -> bytes:
@@ -33,7 +36,7 @@ def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保�
     content = issued["content"]
     code = issued["code_grouped"]
     when = in_shanghai(issued["issued_at"])
-    page = Page(A4, f"参保证明 Proof of insurance {issued['period_from']} - {issued['period_to']}", pageCompression=1)
+    page = Page(A4, f"{both('参保证明')} {issued['period_from']} - {issued['period_to']}", pageCompression=1)
     c, font, width = page.c, page.font, page.width
     left, right = 20 * mm, width - 20 * mm
     page.y = page.height - 24 * mm
@@ -41,23 +44,24 @@ def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保�
     def text(value: str, size: float = 10.5, gap: float = 6 * mm, align: str = "left") -> None:
         page.text(value, size, left, gap, align)
 
-    text("社会保险参保缴费证明", 18, align="center", gap=7 * mm)
-    text("Proof of social insurance contributions", 11, align="center", gap=10 * mm)
-    text(f"姓名 Name：{content['name']}")
-    text(f"社会保障号码 Social security number：{content['citizen_id_masked']}")
-    text(f"证明期间 Period：{issued['period_from']} 至 to {issued['period_to']}")
-    text(f"开具日期 Issued：{when:%Y-%m-%d %H:%M}（北京时间 Beijing time）", gap=9 * mm)
+    title_zh, title_en = bilingual("社会保险参保缴费证明", "certificate")
+    text(title_zh, 18, align="center", gap=7 * mm)
+    text(title_en, 11, align="center", gap=10 * mm)
+    text(f"{both('姓名')}：{content['name']}")
+    text(f"{both('社会保障号码')}：{content['citizen_id_masked']}")
+    text(f"{both('证明期间')}：{issued['period_from']} {both('至')} {issued['period_to']}")
+    text(f"{both('开具日期')}：{when:%Y-%m-%d %H:%M}（{both('北京时间')}）", gap=9 * mm)
 
-    text("一、各险种缴费月数  Months with contributions, per insurance", 11.5, gap=7 * mm)
+    text(both("一、各险种缴费月数", "  "), 11.5, gap=7 * mm)
     cols = [left, left + 42 * mm, left + 72 * mm]
     c.setFont(font, 10)
-    c.drawString(cols[0], page.y, "险种 Insurance")
-    c.drawString(cols[1], page.y, "缴费月数 Months")
+    c.drawString(cols[0], page.y, both("险种"))
+    c.drawString(cols[1], page.y, both("缴费月数"))
     page.y -= 1.5 * mm
     c.line(left, page.y, left + 110 * mm, page.y)
     page.y -= 5 * mm
     for kind in ORDER:
-        zh, en = KINDS[kind]
+        zh, en = label_pair("insurance_kind", kind)
         c.setFont(font, 10)
         c.drawString(cols[0], page.y, f"{zh} {en}")
         c.drawRightString(cols[1] + 24 * mm, page.y, str(content["months"].get(kind, 0)))
@@ -65,12 +69,12 @@ def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保�
     page.y -= 4 * mm
 
     if content.get("per_year"):
-        text("二、按年度  By year (months)", 11.5, gap=7 * mm)
+        text(both("二、按年度", "  "), 11.5, gap=7 * mm)
         xs = [left] + [left + 24 * mm + i * 28 * mm for i in range(len(ORDER))]
         c.setFont(font, 9)
-        c.drawString(xs[0], page.y, "年度 Year")
+        c.drawString(xs[0], page.y, both("年度"))
         for x, kind in zip(xs[1:], ORDER, strict=True):
-            c.drawRightString(x + 22 * mm, page.y, KINDS[kind][0])
+            c.drawRightString(x + 22 * mm, page.y, INSURANCE_KIND[kind])
         page.y -= 1.5 * mm
         c.line(left, page.y, right, page.y)
         page.y -= 5 * mm
@@ -84,9 +88,9 @@ def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保�
         page.y -= 4 * mm
 
     if content.get("employers") and page.y > 95 * mm:
-        text("三、缴费单位  Employers", 11.5, gap=7 * mm)
+        text(both("三、缴费单位", "  "), 11.5, gap=7 * mm)
         for e in content["employers"][:6]:
-            text(f"{e['name']}  {e['from']} 至 {e['to']}（{e['months']}个月 months）", 9.5, gap=5.2 * mm)
+            text(f"{e['name']}  {e['from']} 至 {e['to']}（{e['months']}{both('个月')}）", 9.5, gap=5.2 * mm)
         page.y -= 3 * mm
 
     # the verification block at the foot of the page
@@ -99,14 +103,12 @@ def render_certificate(issued: dict, verify_url: str, issuer: str = "社会保�
     drawing.add(widget)
     renderPDF.draw(drawing, c, right - qr_size, base)
     c.setFont(font, 10)
-    c.drawString(left, base + 28 * mm, "验证码 Verification code")
+    c.drawString(left, base + 28 * mm, both("验证码"))
     c.setFont("Courier-Bold", 15)
     c.drawString(left, base + 20 * mm, code)
     room = right - qr_size - 6 * mm - left
-    lines = (wrap(f"核验真伪：打开 {verify_url} 输入验证码，或扫描右侧二维码。本证明仅证明上述期间的参保缴费情况。",
-                   font, 9, room)
-             + wrap(f"To check it is genuine, open {verify_url} and type the code, or scan the QR code. "
-                     "This certifies the contributions above for the period only.", font, 8.5, room))
+    check_zh, check_en = bilingual(CHECK, "certificate", url=verify_url)
+    lines = wrap(check_zh, font, 9, room) + wrap(check_en, font, 8.5, room)
     line_y = base + 14 * mm
     for line in lines[:6]:
         c.setFont(font, 9)

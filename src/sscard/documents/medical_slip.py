@@ -8,13 +8,9 @@ from reportlab.lib.pagesizes import A5
 from reportlab.lib.units import mm
 
 from ..core.clock import in_shanghai
+from ..core.labels import label_zh
 from ..core.money import fen_to_yuan
 from .drawing import Page
-
-KIND_ZH = {"hospital": "医院", "pharmacy": "定点药店"}
-LEVEL_ZH = {1: "一级", 2: "二级", 3: "三级"}
-CATEGORY_ZH = {"drug": "药品", "treatment": "诊疗", "material": "材料"}
-METHOD_ZH = {"cash": "现金", "bank": "银行账户", "none": "无"}
 
 
 def _yuan(fen: int) -> str:
@@ -37,7 +33,8 @@ def render_slip(view: dict) -> bytes:
 
     page.text("社会保障卡医疗费用退费单" if refund else "社会保障卡医疗费用结算单", 14, left, 9 * mm, "center")
     inst = view["institution"]
-    kind = (LEVEL_ZH.get(inst.get("level"), "") + KIND_ZH.get(inst["kind"], inst["kind"]))
+    kind = ((label_zh("institution_level", str(inst["level"])) if inst.get("level") else "")
+            + label_zh("institution_kind", inst["kind"]))
     at = in_shanghai(view["at"])
     line(f"结算单号：{view['code']}" + (f"（冲正 {view['reverses']}）" if view.get("reverses") else ""))
     line(f"定点机构：{inst['name']}（{kind}）  终端：{view.get('terminal') or ''}")
@@ -58,7 +55,7 @@ def render_slip(view: dict) -> bytes:
             c.showPage()
             page.y = height - 16 * mm
         c.setFont(font, 9)
-        c.drawString(left, page.y, CATEGORY_ZH.get(item["category"], item["category"]))
+        c.drawString(left, page.y, label_zh("item_category", item["category"]))
         c.drawString(left + 14 * mm, page.y, (item.get("name") or "")[:24])
         c.drawString(left + 80 * mm, page.y, "目录内" if item["covered"] else "目录外（自费）")
         c.drawRightString(right, page.y, fen_to_yuan(sign * item["amount_fen"]))
@@ -72,7 +69,7 @@ def render_slip(view: dict) -> bytes:
     pair("  本次计入起付标准", _yuan(split["deductible_fen"]))
     pair("统筹基金支付", _yuan(split["fund_fen"]), 10)
     pair("个人账户支付", _yuan(split["personal_fen"]), 10)
-    pair(f"个人现金/银行账户支付（{METHOD_ZH.get(view['self_pay_method'], view['self_pay_method'])}）",
+    pair(f"个人现金/银行账户支付（{label_zh('self_pay_method', view['self_pay_method'])}）",
          _yuan(split["self_pay_fen"]), 10)
     pair("个人账户余额", _yuan(view["personal_balance_after_fen"]))
     page.y -= 3 * mm

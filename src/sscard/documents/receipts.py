@@ -17,17 +17,17 @@ from reportlab.lib.units import mm
 
 from ..core.clock import shanghai_time
 from ..core.money import fen_to_yuan, yuan_in_capitals
+from ..i18n import bilingual, label_pair
 from .drawing import Page, wrap
 
-REASONS = {
-    "first": ("首次申领", "First issue"),
-    "lost": ("遗失补卡", "Lost"),
-    "damaged": ("损坏换卡", "Damaged"),
-    "expiring": ("到期换卡", "Expiring"),
-    "data_change": ("信息变更换卡", "Personal data changed"),
-    "bank_change": ("更换银行", "Change of bank"),
-}
-METHODS = {"cash": ("现金", "Cash"), "card": ("刷卡", "Card"), "waived": ("减免", "Waived")}
+
+def _pair(message: str, **params) -> tuple[str, str]:
+    """(Chinese, English) of a receipt's text: the English is in the documents catalog (context "receipt")."""
+    return bilingual(message, "receipt", **params)
+
+
+def _line(zh: str, value: str) -> tuple[str, str, str]:
+    return (*_pair(zh), value)
 
 
 def _when(value) -> str:
@@ -71,48 +71,52 @@ def _clerk(r: dict) -> str:
 
 def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
     """(Chinese label, English label, value) for each line of a fee receipt."""
-    reason = REASONS.get(r["reason"], (r["reason"], r["reason"]))
-    method = METHODS.get(r["method"], (r["method"], r["method"]))
+    reason = label_pair("reason", r["reason"])
+    method = label_pair("fee_method", r["method"])
     lines = [
-        ("收据编号", "Receipt no.", r["receipt_no"]),
-        ("收款时间", "Date", _when(r["paid_at"])),
-        ("收款单位", "Collecting unit", _unit(r["center"])),
-        ("持卡人", "Cardholder", f"{r['person']['name']}  {r['person']['citizen_id']}"),
-        ("业务", "Service", f"{reason[0]} / {reason[1]}"),
-        ("原卡号", "Old card", r["old_card_number"]),
-        ("新卡号", "New card", r["new_card_number"]),
-        ("应收工本费", "Fee due", f"¥{fen_to_yuan(r['due_fen'])}"),
-        ("实收金额", "Amount paid", f"¥{fen_to_yuan(r['amount_fen'])}"),
-        ("金额大写", "In words", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
-        ("缴费方式", "Paid by", f"{method[0]} / {method[1]}"),
+        _line("收据编号", r["receipt_no"]),
+        _line("收款时间", _when(r["paid_at"])),
+        _line("收款单位", _unit(r["center"])),
+        _line("持卡人", f"{r['person']['name']}  {r['person']['citizen_id']}"),
+        _line("业务", f"{reason[0]} / {reason[1]}"),
+        _line("原卡号", r["old_card_number"]),
+        _line("新卡号", r["new_card_number"]),
+        _line("应收工本费", f"¥{fen_to_yuan(r['due_fen'])}"),
+        _line("实收金额", f"¥{fen_to_yuan(r['amount_fen'])}"),
+        _line("金额大写", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
+        _line("缴费方式", f"{method[0]} / {method[1]}"),
     ]
     if r["method"] == "waived":
-        lines.append(("减免原因", "Waiver reason", r.get("waive_reason") or ""))
+        lines.append(_line("减免原因", r.get("waive_reason") or ""))
     if r.get("agent"):
-        lines.append(("受托人", "Agent", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
-    lines.append(("经办人", "Clerk", _clerk(r)))
+        lines.append(_line("受托人", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
+    lines.append(_line("经办人", _clerk(r)))
     return lines
 
 
 def collection_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
-    reason = REASONS.get(r["reason"], (r["reason"], r["reason"]))
+    reason = label_pair("reason", r["reason"])
     lines = [
-        ("回执编号", "Receipt no.", r["receipt_no"]),
-        ("领卡时间", "Collected", _when(r["collected_at"])),
-        ("发卡网点", "Service center", _unit(r.get("center"))),
-        ("持卡人", "Cardholder", f"{r['person']['name']}  {r['person']['citizen_id']}"),
-        ("社会保障卡号", "Card number", r["card_number"]),
-        ("业务", "Service", f"{reason[0]} / {reason[1]}"),
-        ("有效期", "Valid", f"{_when(r['issue_date'])} — {_when(r['expiry_date'])}"),
-        ("开户银行", "Bank", f"{r['bank']['name']} / {r['bank']['name_en']}  {r['pan']}"),
+        _line("回执编号", r["receipt_no"]),
+        _line("领卡时间", _when(r["collected_at"])),
+        _line("发卡网点", _unit(r.get("center"))),
+        _line("持卡人", f"{r['person']['name']}  {r['person']['citizen_id']}"),
+        _line("社会保障卡号", r["card_number"]),
+        _line("业务", f"{reason[0]} / {reason[1]}"),
+        _line("有效期", f"{_when(r['issue_date'])} — {_when(r['expiry_date'])}"),
+        _line("开户银行", f"{r['bank']['name']} / {r['bank']['name_en']}  {r['pan']}"),
     ]
     if r.get("old_card_number"):
-        lines.append(("原卡（已注销）", "Old card (cancelled)", r["old_card_number"]))
+        lines.append(_line("原卡（已注销）", r["old_card_number"]))
     if r.get("agent"):
-        lines.append(("代领人（受托人）", "Collected by agent", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
+        lines.append(_line("代领人（受托人）", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
     if r.get("clerk"):
-        lines.append(("经办人", "Clerk", _clerk(r)))
+        lines.append(_line("经办人", _clerk(r)))
     return lines
+
+
+NOTICE = ("请于{deadline_zh}前（领卡后{days}天内）持本卡和本人身份证到{bank}网点启用金融功能，逾期须由银行"
+          "主管办理延期。银行客服热线：{hotline}。")
 
 
 def activation_notice(r: dict) -> tuple[str, str] | None:
@@ -123,15 +127,8 @@ def activation_notice(r: dict) -> tuple[str, str] | None:
     bank = r["bank"]
     days = r.get("activation_days", 60)
     when = deadline if isinstance(deadline, str) else deadline.isoformat()
-    return (
-        f"请于{_day_zh(deadline)}前（领卡后{days}天内）持本卡和本人身份证到{bank['name']}网点启用金融功能，"
-        f"逾期须由银行主管办理延期。银行客服热线：{bank['hotline']}。",
-        f"Activate the card's financial function by {when} (within {days} days of collection) at an outlet "
-        f"of {bank['name_en'] or bank['name']}, bringing the card and your ID. Bank hotline: {bank['hotline']}.",
-    )
-
-
-SIGNATURE = (("领卡人签字", "Collected by (signature)"), ("日期", "Date"))
+    return _pair(NOTICE, deadline_zh=_day_zh(deadline), deadline=when, days=days, bank=bank["name"],
+                 bank_en=bank["name_en"] or bank["name"], hotline=bank["hotline"])
 
 
 def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: tuple[str, str] | None,
@@ -203,15 +200,13 @@ def _render(title: tuple[str, str], lines: list[tuple[str, str, str]], notice: t
     return page.finish()
 
 
-FOOTER = ("社会保障卡挂失与银行账户挂失须分别办理。社会保障服务热线 12333。",
-          "The social security side and the bank account are reported lost separately. Hotline 12333.")
+FOOTER = "社会保障卡挂失与银行账户挂失须分别办理。社会保障服务热线 12333。"
 
 
 def fee_receipt_pdf(r: dict) -> bytes:
-    return _render(("社会保障卡工本费收据", "Social Security Card Production Fee Receipt"), fee_receipt_lines(r),
-                   None, FOOTER)
+    return _render(_pair("社会保障卡工本费收据"), fee_receipt_lines(r), None, _pair(FOOTER))
 
 
 def collection_receipt_pdf(r: dict) -> bytes:
-    return _render(("社会保障卡领卡回执", "Social Security Card Collection Receipt"), collection_receipt_lines(r),
-                   activation_notice(r), FOOTER, SIGNATURE)
+    return _render(_pair("社会保障卡领卡回执"), collection_receipt_lines(r), activation_notice(r), _pair(FOOTER),
+                   (_pair("领卡人签字"), _pair("日期")))

@@ -21,6 +21,7 @@ from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, Tabl
 
 from ..core.clock import shanghai_time
 from ..core.money import fen_to_yuan
+from ..i18n import gettext_in
 from .drawing import cjk_font
 
 
@@ -56,29 +57,17 @@ class Statement:
         return sum(x.credit_fen for x in self.lines)
 
 
-LABELS = {
-    "zh": {
-        "title": "社会保障卡银行账户对账单",
-        "bank": "开户银行", "pan": "银行卡号", "name": "户名", "period": "期间", "status": "账户状态",
-        "opening": "期初余额", "closing": "期末余额", "debits": "支出合计", "credits": "收入合计",
-        "time": "交易时间", "desc": "摘要", "debit": "支出", "credit": "收入", "balance": "余额",
-        "none": "本期无交易", "printed": "打印时间", "outlet": "打印网点", "unit": "单位：元",
-        "page": "第{n}页", "note": "本对账单金额单位为人民币元。如有疑问，请致电开户银行客服热线。",
-    },
-    "en": {
-        "title": "Social Security Card Bank Account Statement",
-        "bank": "Bank", "pan": "Card number", "name": "Account holder", "period": "Period", "status": "Status",
-        "opening": "Opening balance", "closing": "Closing balance", "debits": "Total out", "credits": "Total in",
-        "time": "Time", "desc": "Description", "debit": "Out", "credit": "In", "balance": "Balance",
-        "none": "No transactions in this period", "printed": "Printed", "outlet": "Outlet", "unit": "Amounts in yuan",
-        "page": "Page {n}", "note": "Amounts are in RMB yuan. For questions call your bank's customer hotline.",
-    },
+TEXT = {  # Chinese; English from the documents catalog (context "statement")
+    "title": "社会保障卡银行账户对账单", "bank": "开户银行", "pan": "银行卡号", "name": "户名", "period": "期间", "status": "账户状态",
+    "opening": "期初余额", "closing": "期末余额", "debits": "支出合计", "credits": "收入合计", "time": "交易时间", "desc": "摘要",
+    "debit": "支出", "credit": "收入", "balance": "余额", "none": "本期无交易", "printed": "打印时间", "outlet": "打印网点",
+    "unit": "单位：元", "page": "第{n}页", "note": "本对账单金额单位为人民币元。如有疑问，请致电开户银行客服热线。",
 }
 
 
 def render_statement(st: Statement, lang: str = "zh") -> bytes:
     """The statement as PDF bytes (A4), every string set in the CJK font so Chinese always renders."""
-    t = LABELS["en" if lang == "en" else "zh"]
+    t = {k: gettext_in(lang, "statement", v) for k, v in TEXT.items()}
     font = cjk_font()
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=16 * mm,
