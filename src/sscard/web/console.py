@@ -197,7 +197,8 @@ def home(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
 
 
 @router.post("/hotline/{request_id}/{action}", response_class=HTMLResponse)
-async def hotline_action(request_id: int, action: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+async def hotline_action(request_id: int, action: str, request: Request,
+                         w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     from ..services import hotline
 
@@ -530,7 +531,8 @@ def fee_receipt(receipt_no: str, request: Request, w: Window = Depends(WINDOW.si
 
 
 @router.get("/persons/{person_id}/cards/{card_id}/collection-receipt.pdf")
-def collection_receipt(person_id: int, card_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+def collection_receipt(person_id: int, card_id: int, request: Request,
+                       w: Window = Depends(WINDOW.signed_in)) -> Response:
     app = _app(request)
     try:
         data = window.holder_collection_receipt(app, w.actor, person_id, card_id)
