@@ -214,7 +214,7 @@ def test_the_statement_service_names_the_bank_and_outlet_in_both_languages(bank_
 
 
 def test_an_english_statement_pdf_names_the_bank_in_english(bank_city, counter, app, monkeypatch):
-    from sscard import statements
+    from sscard.documents import statements
 
     seen = {}
     real = statements.render_statement

@@ -214,7 +214,7 @@ def test_state_refusals_name_states_in_words(bank_city, counter):
     answer = counter("teller").post("/bank/loss", {"step": "confirmed", "pan": card.pan, "citizen_id": card.citizen_id,
                                                    "action": "written"})
     assert answer.status_code == 409
-    assert "当前状态（未启用）不能办理此业务（书面挂失）" in answer.text
+    assert "当前状态（金融功能未启用）不能办理此业务（书面挂失）" in answer.text
     assert "report_written_loss" not in answer.text
 
 

@@ -1,15 +1,16 @@
-"""The statement PDF (sscard.statements) and the statement lines the console builds (no database)."""
+"""The statement PDF (sscard.documents.statements) and the statement lines the console builds (no database)."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from sscard import statements
+from sscard.documents import drawing
+from sscard.documents.statements import Line, Statement, render_statement
 from sscard.services.bank_counter import lines_of
-from sscard.statements import Line, Statement, render_statement
 from sscard.web.bank_console import describe, statement_lines
 
 
@@ -43,13 +44,32 @@ def test_a_long_statement_runs_over_several_pages():
 
 
 def test_without_a_truetype_cjk_font_the_builtin_cid_font_is_used(monkeypatch, tmp_path):
-    monkeypatch.setattr(statements, "FONT_CANDIDATES", [(str(tmp_path / "missing.ttc"), 0)])
-    monkeypatch.setattr(statements, "_font_name", None)
-    monkeypatch.delenv("SSCARD_PDF_FONT", raising=False)
-    assert statements.cjk_font() == statements.CID_FALLBACK
-    pdf = render_statement(a_statement(), "zh")
-    assert b"STSong-Light" in pdf
-    monkeypatch.setattr(statements, "_font_name", None)  # the next caller finds the real font again
+    monkeypatch.setattr(drawing, "FONT_CANDIDATES", [(str(tmp_path / "missing.ttc"), 0)])
+    monkeypatch.setenv(drawing.FONT_SETTING, str(tmp_path / "also-missing.ttf"))
+    drawing.forget_font()
+    try:
+        assert drawing.cjk_font() == drawing.CID_FALLBACK
+        pdf = render_statement(a_statement(), "zh")
+        assert b"STSong-Light" in pdf
+    finally:
+        drawing.forget_font()  # the next caller finds the real font again
+
+
+def test_the_one_font_setting_names_the_font_of_every_document(monkeypatch, tmp_path):
+    """SSCARD_PDF_FONT ("path" or "path:index") comes first; a file reportlab cannot read is passed over."""
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font")
+    real = next((p for p, _ in drawing.FONT_CANDIDATES if Path(p).is_file()), None)
+    if real is None:
+        pytest.skip("no TrueType CJK font installed")
+    monkeypatch.setattr(drawing, "FONT_CANDIDATES", [])
+    for setting, expected in ((str(broken), drawing.CID_FALLBACK), (f"{real}:0", drawing.FONT_NAME)):
+        monkeypatch.setenv(drawing.FONT_SETTING, setting)
+        drawing.forget_font()
+        try:
+            assert drawing.cjk_font() == expected
+        finally:
+            drawing.forget_font()
 
 
 def test_statement_lines_work_the_balance_back_and_skip_holds():
@@ -81,7 +101,7 @@ def test_hold_endings_are_named(kind, words):
 
 
 def test_a_slip_pdf_is_titled_and_signed_for_in_the_page_language():
-    from sscard.bank_slips import render_slip
+    from sscard.documents.bank_slips import render_slip
 
     slip = {"ref": "20261202-7KQ2MXR", "code": "withdrawal", "amount_fen": 20050,
             "at": datetime(2026, 12, 2, 1, 30, tzinfo=UTC), "balance_after_fen": 99950, "holder_name": "欧阳明月",

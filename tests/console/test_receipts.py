@@ -1,8 +1,8 @@
-"""The receipt PDFs render Chinese with WenQuanYi Zen Hei when installed, else reportlab's STSong-Light."""
+"""The receipt PDFs render Chinese in the documents' CJK font (a TrueType font when installed), else reportlab's STSong-Light."""
 
 from __future__ import annotations
 
-from sscard import receipts
+from sscard.documents import drawing, receipts
 
 SAMPLE = {
     "receipt_no": "L00000001", "card_number": "A1*****2X", "collected_at": "2026-01-05T02:00:00+00:00",
@@ -24,8 +24,12 @@ def test_collection_receipt_states_the_activation_deadline_in_both_languages():
 
 
 def test_without_the_ttc_font_the_builtin_cid_font_is_used(monkeypatch):
-    monkeypatch.setattr(receipts, "TTC_CANDIDATES", ())
-    monkeypatch.setattr(receipts, "_font", None)
-    assert receipts.cjk_font() == "STSong-Light"
-    pdf = receipts.collection_receipt_pdf(SAMPLE)
-    assert pdf.startswith(b"%PDF") and b"STSong-Light" in pdf
+    monkeypatch.setattr(drawing, "FONT_CANDIDATES", [])
+    monkeypatch.delenv(drawing.FONT_SETTING, raising=False)
+    drawing.forget_font()
+    try:
+        assert drawing.cjk_font() == "STSong-Light"
+        pdf = receipts.collection_receipt_pdf(SAMPLE)
+        assert pdf.startswith(b"%PDF") and b"STSong-Light" in pdf
+    finally:
+        drawing.forget_font()  # the next caller finds the real font again

@@ -8,14 +8,14 @@ import pytest
 from sqlalchemy import select
 
 from sscard.core.errors import SscardError
-from sscard.models.counter import FeeReceipt
-from sscard.models.foundation import BankAccount, Card, ServiceCenter
-from sscard.receipts import (
+from sscard.documents.receipts import (
     collection_receipt_lines,
     collection_receipt_pdf,
     fee_receipt_lines,
     fee_receipt_pdf,
 )
+from sscard.models.counter import FeeReceipt
+from sscard.models.foundation import BankAccount, Card, ServiceCenter
 from sscard.services import cards, ledger, loss, production, replacement
 
 from .helpers import AGENT_ID, audits, poa, ready_replacement

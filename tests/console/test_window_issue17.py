@@ -12,9 +12,9 @@ from sqlalchemy import select, update
 
 from sscard.core.states import BankStatus, SsStatus
 from sscard.core.window import card_actions, person_actions
+from sscard.documents.receipts import collection_receipt_lines, fee_receipt_lines
 from sscard.models.foundation import AuditRecord, Card, ServiceCenter
 from sscard.models.hotline import HotlineAgentRequest
-from sscard.receipts import collection_receipt_lines, fee_receipt_lines
 from sscard.services import attorney, cards, replacement, window
 
 from .helpers import AGENT_ID, audits, poa, ready_replacement
@@ -226,7 +226,7 @@ def test_receipt_pdfs_have_the_capitals_the_unit_and_a_signature_line(app, city,
     import shutil
     import subprocess
 
-    from sscard import receipts
+    from sscard.documents import receipts
 
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) is not installed")

@@ -79,7 +79,7 @@ def test_oral_loss_by_the_mobile_number_on_record_on_the_number_dialled(client, 
     assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
 
     phone.press("3")  # the status, read out (already identified in this call)
-    assert "orally reported lost" in phone.text
+    assert "Account status: Reported lost by phone." in phone.text
     phone.press("2").press("1")
     assert "oral loss is cancelled" in phone.text
     assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
@@ -148,7 +148,7 @@ def test_an_account_not_yet_activated_cannot_be_reported_orally(client, city, ap
     phone = Phone(client, "bank:GSB").press("1").press("1")
     identify(phone, card, mobile=card.phone)
     phone.press("1")
-    assert "尚未启用" in phone.text and "不能办理口头挂失" in phone.text
+    assert "金融功能未启用" in phone.text and "不能办理口头挂失" in phone.text
 
 
 def test_agent_request_on_the_bank_line_is_for_that_bank(client, active, app, city):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from sscard import medical_slip
+from sscard.documents import drawing, medical_slip
 
 VIEW = {
     "code": "MS20260105ABCDEF1234", "kind": "settlement", "at": "2026-01-05T02:00:00+00:00", "year": 2026,
@@ -43,12 +43,12 @@ def test_slip_shows_the_split_in_chinese(tmp_path):
 
 
 def test_slip_falls_back_to_the_builtin_cid_font_without_a_ttf(monkeypatch, tmp_path):
-    monkeypatch.setattr(medical_slip, "TTF_CANDIDATES", ())
-    monkeypatch.delenv("SSCARD_CJK_FONT", raising=False)
-    medical_slip.cjk_font.cache_clear()
+    monkeypatch.setattr(drawing, "FONT_CANDIDATES", [])
+    monkeypatch.delenv(drawing.FONT_SETTING, raising=False)
+    drawing.forget_font()
     try:
-        assert medical_slip.cjk_font() == "STSong-Light"
+        assert drawing.cjk_font() == "STSong-Light"
         pdf = medical_slip.render_slip({**VIEW, "kind": "refund", "reverses": "MS2026"})
         assert pdf.startswith(b"%PDF") and b"STSong-Light" in pdf
     finally:
-        medical_slip.cjk_font.cache_clear()
+        drawing.forget_font()

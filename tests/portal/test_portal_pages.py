@@ -191,7 +191,7 @@ def test_progress_follows_a_card_from_application_to_ready_at_its_center(client,
     progress = client.get("/portal/progress").text
     assert progress.count('class="done') == 3 and "西湖区社保卡服务中心" in progress and "请携带身份证到" in progress
     card_page = client.get("/portal/card").text
-    assert "已制成，待领取" in card_page and "领卡后60天内" in card_page
+    assert "待领取" in card_page and "领卡后60天内" in card_page
 
 
 def test_medical_personal_account_shows_balance_and_movements(client, city, app):

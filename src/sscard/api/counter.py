@@ -85,8 +85,8 @@ def pdf(content: bytes, name: str) -> Response:
 
 
 def receipt_pdf(render: str, data: Mapping[str, Any]) -> Response:
-    """A counter receipt as a PDF named by its number, drawn by sscard.receipts.<render>."""
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    """A counter receipt as a PDF named by its number, drawn by sscard.documents.receipts.<render>."""
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return pdf(getattr(receipts, render)(data), data["receipt_no"])
 

@@ -122,7 +122,7 @@ def get_settlement(code: str, app: AppDep, actor: ActorDep) -> r.MedicalSettleme
 @router.get("/medical/settlements/{code}/slip.pdf", response_class=Response, responses=r.PDF)
 def settlement_slip(code: str, app: AppDep, actor: ActorDep) -> Response:
     """The settlement slip (结算单) as a PDF, in Chinese: bill lines and the split."""
-    from ..medical_slip import render_slip  # reportlab: imported by the first slip, not at start-up
+    from ..documents.medical_slip import render_slip  # reportlab: imported by the first slip, not at start-up
 
     view = medical.get_settlement(app, actor, code)
     return Response(render_slip(view), media_type="application/pdf",

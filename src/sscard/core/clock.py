@@ -62,3 +62,20 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_time(value: datetime | str) -> datetime:
+    """A time (a datetime, or an ISO string as the services answer), timezone-aware; naive means UTC."""
+    return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
+def in_shanghai(value: datetime | str) -> datetime:
+    """A time in Asia/Shanghai: what a person in China reads."""
+    return parse_time(value).astimezone(SHANGHAI)
+
+
+def shanghai_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """How every page, PDF and hotline shows a time: in Beijing time ("" for none)."""
+    if not value:
+        return ""
+    return in_shanghai(value).strftime(fmt)

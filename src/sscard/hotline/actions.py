@@ -8,12 +8,13 @@ then dropped: it is never put in the call's slots, a line, an audit detail or a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date
 
-from ..core.clock import SHANGHAI, as_utc
+from ..core.clock import in_shanghai, shanghai_time
 from ..core.errors import SscardError
 from ..core.identifiers import is_valid_citizen_id, mask_name
 from ..core.money import fen_to_yuan
+from ..i18n import label
 from ..services import banking, cards, loss
 from ..services import hotline as svc
 from ..services import passwords as pw
@@ -30,14 +31,13 @@ def _holder(ctx: Ctx):
 def _local(ctx: Ctx, iso: str | None) -> str:
     if not iso:
         return ""
-    when = as_utc(datetime.fromisoformat(iso)).astimezone(SHANGHAI)
-    return f"{when:%Y年%m月%d日 %H:%M}" if ctx.lang == "zh" else f"{when:%Y-%m-%d %H:%M} Beijing time"
+    return shanghai_time(iso, "%Y年%m月%d日 %H:%M") if ctx.lang == "zh" else f"{shanghai_time(iso)} Beijing time"
 
 
 def _day(ctx: Ctx, iso: str | None) -> str:
     if not iso:
         return ""
-    day = datetime.fromisoformat(iso).date() if "T" in iso else datetime.strptime(iso, "%Y-%m-%d").date()
+    day = in_shanghai(iso).date() if "T" in iso else date.fromisoformat(iso)
     return f"{day:%Y年%m月%d日}" if ctx.lang == "zh" else f"{day:%Y-%m-%d}"
 
 
@@ -272,7 +272,7 @@ def bank_oral_loss(ctx: Ctx, value: str | None) -> Outcome:
         out = loss.report_oral_loss(ctx.app, _holder(ctx), ctx.slots["pan"])
     except SscardError as err:
         if err.code == "illegal_transition":
-            return Outcome("refused", [ctx.text("oral_refused", state=ctx.text(f"state_{err.params['state']}"))])
+            return Outcome("refused", [ctx.text("oral_refused", state=label("bank_status", err.params["state"], ctx.lang))])
         return Outcome("refused", [ctx.error(err)])
     return Outcome("ok", [ctx.text("oral_done", lapses=_local(ctx, out["lapses_at"])), out["reminder"][ctx.lang]])
 
@@ -310,7 +310,7 @@ def bank_status(ctx: Ctx, value: str | None) -> Outcome:
         view = cards.card_status(ctx.app, holder, entry["card_number"])
         if view["bank"]["pan"] and view["bank"]["pan"][-4:] == ctx.slots.get("pan_tail"):
             status = view["bank"]["status"]
-            return Outcome("ok", [ctx.text("bank_state", state=ctx.text(f"state_{status}"))])
+            return Outcome("ok", [ctx.text("bank_state", state=label("bank_status", status, ctx.lang))])
     return Outcome("ok", [ctx.text("no_card")])
 
 

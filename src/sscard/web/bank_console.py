@@ -21,33 +21,30 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..core import sealing
-from ..core.clock import SHANGHAI
+from ..core.clock import in_shanghai, parse_time
 from ..core.errors import SscardError
 from ..core.identifiers import mask_pan
 from ..core.money import yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
-from ..http import client_address, language
-from ..services import bank_counter, banking, batching, loss, throttle, websession
+from ..http import language
+from ..i18n import label, label_pair
+from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import security
-from .hardening import delete_cookie, set_cookie, throttled
+from .hardening import delete_cookie, set_cookie
 from .pages import render, templates
 
 router = APIRouter(prefix="/bank", include_in_schema=False)
 
-# A missing or dead session on a /bank page leads to the bank's own login page.
-security.LOGIN_PAGE.setdefault("bank", "/bank/login")
-LOGIN_COOKIE = "sscard_bank_login"  # double-submit token for the login form (no session yet)
 STAFF_COOKIE = security.COOKIE["staff"]
 
 
@@ -62,15 +59,23 @@ def _app(request: Request) -> App:
     return request.app.state.sscard
 
 
-def _desk(request: Request, *, supervisor: bool = False) -> Desk | Response:
-    """The teller at the desk, or the response to send instead (login redirect, refusal page)."""
-    actor, row = security.staff_at_console(request, roles=BANK_STAFF, channel=Channel.BANK_OUTLET, login_kind="bank")
-    if row is None:
-        return render(request, "bank/forbidden.html", {"reason": "not_bank_staff", "actor": actor}, 403)
-    desk = Desk(actor, row)
-    if supervisor and not desk.supervisor:
-        return render(request, "bank/forbidden.html", {"reason": "supervisor_only", "desk": desk}, 403)
-    return desk
+def _refusal(role: Role, lang: str) -> str:
+    return ("This console is for bank tellers and bank supervisors only" if lang == "en"
+            else "银行网点柜台仅限银行柜员和银行主管登录")
+
+
+CUSTOMER_COOKIE = "sscard_bank_customer"
+BANK = security.StaffConsole(
+    path="/bank", channel=Channel.BANK_OUTLET, roles=BANK_STAFF, desk=Desk, login_kind="bank", folder="bank",
+    desk_name="desk", not_staff="not_bank_staff", throttle_scope="bank", refusal=_refusal,
+    end_cookies=(CUSTOMER_COOKIE,),
+)
+LOGIN_COOKIE = BANK.login_cookie
+
+
+def _desk(request: Request, *, supervisor: bool = False) -> Desk:
+    """The teller at the desk (LoginRequired, or PageRefused with the refusal page)."""
+    return BANK.desk_of(request, supervisor=supervisor)  # type: ignore[return-value]
 
 
 async def _posted(request: Request, desk: Desk) -> dict[str, str]:
@@ -116,65 +121,14 @@ def _entered(form: dict[str, str], *names: str) -> dict[str, str]:
 # ---------------------------------------------------------------- login / logout
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return _login_form(request)
-
-
-def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
-    return security.login_page(request, "bank/login.html", LOGIN_COOKIE, "/bank",
-                               {"error": error, "username": username}, status)
-
-
-@router.post("/login")
-async def login(request: Request) -> Response:
-    form = await request.form()
-    security.check_login_token(request, form, LOGIN_COOKIE)
-    username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    lang = language(request)
-    app = _app(request)
-    try:
-        web = throttle.guarded_login(
-            app, client_address(request), "bank", username,
-            lambda: websession.staff_login(app, username, password, Channel.BANK_OUTLET),
-        ) if username else None
-    except SscardError as err:  # too_many_attempts: refused before the password is checked
-        return throttled(_login_form(request, err.message(lang), err.status, username), err)
-    if web is None:
-        msg = "Wrong user name or password" if lang == "en" else "用户名或密码错误"
-        return _login_form(request, msg, 401, username)
-    if web.actor.role not in BANK_STAFF:
-        websession.logout(_app(request), web.token)
-        msg = ("This console is for bank tellers and bank supervisors only" if lang == "en"
-               else "银行网点柜台仅限银行柜员和银行主管登录")
-        return _login_form(request, msg, 403, username)
-    response = RedirectResponse("/bank", status_code=303)
-    security.set_session_cookie(response, "staff", web.token, request)
-    delete_cookie(response, request, LOGIN_COOKIE, path="/bank")
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
-    await security.check_csrf(request, desk.row)
-    websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
-    response = RedirectResponse("/bank/login", status_code=303)
-    security.clear_session_cookie(response, "staff", request)
-    delete_cookie(response, request, CUSTOMER_COOKIE, path="/bank")  # the visit ends with the session
-    return response
+BANK.mount(router)
 
 
 # ---------------------------------------------------------------- home
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request) -> Response:
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
+def home(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     ctx: dict[str, Any] = {"desk": desk, "page": "home", "form": {}}
     pan = _session_pan(request, desk)
     if pan:  # the customer at the desk: their account at a glance
@@ -194,8 +148,6 @@ def home(request: Request) -> Response:
 # from then on every page works on that customer until the teller ends the visit (结束办理) or signs
 # out. The card number is kept in a cookie as seal_pan's reference: encrypted and keyed to this
 # staff session, so it is useless to anyone else and dies with the session.
-
-CUSTOMER_COOKIE = "sscard_bank_customer"
 
 
 def _session_pan(request: Request, desk: Desk) -> str:
@@ -227,11 +179,8 @@ def _keep_customer(response: Response, request: Request, desk: Desk, pan: str) -
 
 
 @router.post("/customer/end")
-async def end_customer(request: Request) -> Response:
+async def end_customer(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     """结束办理: the next customer starts from the lookup; nothing of this one stays on the desk."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     await security.check_csrf(request, desk.row)
     response = RedirectResponse("/bank", status_code=303)
     delete_cookie(response, request, CUSTOMER_COOKIE, path="/bank")
@@ -240,12 +189,9 @@ async def end_customer(request: Request) -> Response:
 
 # ---------------------------------------------------------------- the working pages
 
-# Words for state-machine refusals, so a teller reads "written loss" rather than "report_written_loss".
-STATE_WORDS = {
-    "not_activated": ("未启用", "not activated"), "active": ("正常", "active"), "oral_loss": ("口头挂失", "oral loss"),
-    "written_loss": ("书面挂失", "written loss"), "frozen": ("冻结", "frozen"), "closed": ("已销户", "closed"),
-    "balance": ("账户尚有余额或未完成交易", "the account still holds money or pending items"),
-}
+# Words for state-machine refusals, so a teller reads "written loss" rather than "report_written_loss"
+# (the states are core.labels'; closing refused for money still in the account names the balance).
+BALANCE_WORDS = ("账户尚有余额或未完成交易", "the account still holds money or pending items")
 EVENT_WORDS = {
     "report_written_loss": ("书面挂失", "written loss"), "report_oral_loss": ("口头挂失", "oral loss"),
     "cancel_loss": ("解除挂失", "cancel the loss"), "activate": ("启用金融功能", "activation"),
@@ -258,7 +204,8 @@ PIN_ERRORS = ("wrong_pin",)  # a refusal that sends the cardholder back to the P
 def _message(err: SscardError, lang: str) -> str:
     if err.code == "illegal_transition":
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
-        words = SscardError("illegal_transition", state=STATE_WORDS.get(state, (state, state)),
+        words = SscardError("illegal_transition",
+                            state=BALANCE_WORDS if state == "balance" else label_pair("bank_status", state),
                             event=EVENT_WORDS.get(event, (event, event)))
         return words.message(lang)
     return err.message(lang)
@@ -308,8 +255,6 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     confirm: an irreversible act first shows a confirm step (step=confirmed to do it); the confirm
     step carries the same op_key. After a refusal the page keeps what was typed, never a PIN."""
     desk = _desk(request, supervisor=supervisor)
-    if isinstance(desk, Response):
-        return desk
     form = await _posted(request, desk)
     app, lang = _app(request), language(request)
     key = (form.get("op_key") or None) if keyed else None
@@ -347,9 +292,21 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
 
 def _show(request: Request, page: str, *, supervisor: bool = False, **ctx: Any) -> Response:
     desk = _desk(request, supervisor=supervisor)
-    if isinstance(desk, Response):
-        return desk
     return _page(request, desk, page, {"form": {}, **ctx})
+
+
+def _counter_page(path: str, page: str, handler: Handler, *, supervisor: bool = False, **options: Any) -> None:
+    """GET `path` shows the counter page's empty form; POST `path` runs `handler` on it (see _submit)."""
+
+    def show(request: Request) -> Response:
+        return _show(request, page, supervisor=supervisor)
+
+    async def submit(request: Request) -> Response:
+        return await _submit(request, page, handler, supervisor=supervisor, **options)
+
+    show.__name__, submit.__name__ = f"{page}_page", f"{page}_submit"
+    router.add_api_route(path, show, methods=["GET"], response_class=HTMLResponse)
+    router.add_api_route(path, submit, methods=["POST"], response_class=HTMLResponse)
 
 
 def seal_pan(app: App, desk: Desk, pan: str) -> str:
@@ -395,12 +352,9 @@ def _account(app: App, desk: Desk, pan: str, lang: str) -> dict:
 
 
 @router.post("/account", response_class=HTMLResponse)
-async def account_lookup(request: Request) -> Response:
+async def account_lookup(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     """The account at a glance (holder, state, balance, activation deadline, last movements); it starts the
     customer's visit: every page after works on this card until 结束办理."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     form = await _posted(request, desk)
     pan = _clean_pan(form)
     ctx: dict[str, Any] = {"desk": desk, "page": "home", "last_pan": _masked_pan_hint(form)}
@@ -438,15 +392,8 @@ def _activate(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | N
             "moved": out.get("moved_from_old_account")}
 
 
-@router.get("/activate", response_class=HTMLResponse)
-def activate_page(request: Request) -> Response:
-    return _show(request, "activate")
-
-
-@router.post("/activate", response_class=HTMLResponse)
-async def activate_submit(request: Request) -> Response:
-    """The cardholder in person with card and ID, within the window; sets the PIN twice on the pad."""
-    return await _submit(request, "activate", _activate, keep=("in_person",), keyed=False)
+# The cardholder in person with card and ID, within the window; sets the PIN twice on the pad.
+_counter_page("/activate", "activate", _activate, keep=("in_person",), keyed=False)
 
 
 # ---------------------------------------------------------------- supervisor: window extension, freeze
@@ -468,14 +415,7 @@ def _supervise(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | 
     raise SscardError("invalid_request")
 
 
-@router.get("/supervisor", response_class=HTMLResponse)
-def supervisor_page(request: Request) -> Response:
-    return _show(request, "supervisor", supervisor=True)
-
-
-@router.post("/supervisor", response_class=HTMLResponse)
-async def supervisor_submit(request: Request) -> Response:
-    return await _submit(request, "supervisor", _supervise, keep=("task", "days", "reason"), supervisor=True)
+_counter_page("/supervisor", "supervisor", _supervise, keep=("task", "days", "reason"), supervisor=True)
 
 
 # ---------------------------------------------------------------- bank-side loss
@@ -502,15 +442,8 @@ def _confirm_loss(app: App, desk: Desk, form: dict[str, str], pan: str, request:
     return {**_confirmation(app, desk, pan, None), "action": "written"}
 
 
-@router.get("/loss", response_class=HTMLResponse)
-def loss_page(request: Request) -> Response:
-    return _show(request, "loss")
-
-
-@router.post("/loss", response_class=HTMLResponse)
-async def loss_submit(request: Request) -> Response:
-    """Written loss (an oral loss becomes written) or cancel, at the counter with the cardholder's ID."""
-    return await _submit(request, "loss", _loss, keep=("action",), confirm=_confirm_loss)
+# Written loss (an oral loss becomes written) or cancel, at the counter with the cardholder's ID.
+_counter_page("/loss", "loss", _loss, keep=("action",), confirm=_confirm_loss)
 
 
 # ---------------------------------------------------------------- cash at the counter
@@ -542,37 +475,20 @@ def _confirm_amount(app: App, desk: Desk, form: dict[str, str], pan: str, reques
     return _confirmation(app, desk, pan, parse_yuan(form.get("amount", "")))
 
 
-@router.get("/deposit", response_class=HTMLResponse)
-def deposit_page(request: Request) -> Response:
-    return _show(request, "deposit")
+_counter_page("/deposit", "deposit", _deposit, keep=("amount",), confirm=_confirm_amount)
 
 
-@router.post("/deposit", response_class=HTMLResponse)
-async def deposit_submit(request: Request) -> Response:
-    return await _submit(request, "deposit", _deposit, keep=("amount",), confirm=_confirm_amount)
-
-
-@router.get("/withdraw", response_class=HTMLResponse)
-def withdraw_page(request: Request) -> Response:
-    return _show(request, "withdraw")
-
-
-@router.post("/withdraw", response_class=HTMLResponse)
-async def withdraw_submit(request: Request) -> Response:
-    """Cash out: the teller types the amount, the confirm step names card, holder and amount, and there the
-    cardholder types the bank PIN on the pad. Keyed like a deposit: one form, one withdrawal."""
-    return await _submit(request, "withdraw", _withdraw, keep=("amount",), confirm=_confirm_amount)
+# Cash out: the teller types the amount, the confirm step names card, holder and amount, and there the
+# cardholder types the bank PIN on the pad. Keyed like a deposit: one form, one withdrawal.
+_counter_page("/withdraw", "withdraw", _withdraw, keep=("amount",), confirm=_confirm_amount)
 
 
 # ---------------------------------------------------------------- the slip (回单)
 
 
 @router.get("/slip", response_class=HTMLResponse)
-def slip_page(request: Request, ref: str = "") -> Response:
+def slip_page(request: Request, ref: str = "", desk: Desk = Depends(BANK.signed_in)) -> Response:
     """A deposit's or withdrawal's slip on screen, for the customer at the desk, by its reference."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     pan = _session_pan(request, desk)
     if not pan:  # no customer at the desk: look one up first
         return RedirectResponse("/bank", status_code=303)
@@ -587,11 +503,8 @@ def slip_page(request: Request, ref: str = "") -> Response:
 
 
 @router.post("/slip.pdf")
-async def slip_pdf(request: Request) -> Response:
+async def slip_pdf(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     """The slip as a PDF to print and have the customer sign."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     form = await _posted(request, desk)
     lang, app = language(request), _app(request)
     try:
@@ -600,7 +513,7 @@ async def slip_pdf(request: Request) -> Response:
     except SscardError as err:
         return _page(request, desk, "slip", {"form": {}, "error": _message(err, lang), "error_code": err.code},
                      err.status)
-    from ..bank_slips import render_slip  # reportlab: at the first slip
+    from ..documents.bank_slips import render_slip  # reportlab: at the first slip
 
     pdf = render_slip(slip, lang, printed_at=app.clock.now())
     name = f"slip-{slip['ref']}.pdf"
@@ -617,14 +530,7 @@ def _pin_reset(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | 
     return {"pan": out["pan"], "was_locked": out["was_locked"]}
 
 
-@router.get("/pin-reset", response_class=HTMLResponse)
-def pin_reset_page(request: Request) -> Response:
-    return _show(request, "pin_reset")
-
-
-@router.post("/pin-reset", response_class=HTMLResponse)
-async def pin_reset_submit(request: Request) -> Response:
-    return await _submit(request, "pin_reset", _pin_reset, keep=("in_person",), keyed=False)
+_counter_page("/pin-reset", "pin_reset", _pin_reset, keep=("in_person",), keyed=False)
 
 
 # ---------------------------------------------------------------- account close
@@ -645,15 +551,8 @@ def _confirm_close(app: App, desk: Desk, form: dict[str, str], pan: str, request
     return _confirmation(app, desk, pan, who["balance_fen"])
 
 
-@router.get("/close", response_class=HTMLResponse)
-def close_page(request: Request) -> Response:
-    return _show(request, "close")
-
-
-@router.post("/close", response_class=HTMLResponse)
-async def close_submit(request: Request) -> Response:
-    """With the cardholder's ID: holds released, the whole balance paid out in cash, the account closed."""
-    return await _submit(request, "close", _close, keep=("confirm",), confirm=_confirm_close)
+# With the cardholder's ID: holds released, the whole balance paid out in cash, the account closed.
+_counter_page("/close", "close", _close, keep=("confirm",), confirm=_confirm_close)
 
 
 # ---------------------------------------------------------------- statement and its PDF
@@ -712,11 +611,8 @@ def _statement(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | 
 
 
 @router.get("/statement", response_class=HTMLResponse)
-def statement_page(request: Request) -> Response:
+def statement_page(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     """With a customer at the desk the statement is shown at once; otherwise the card number is asked."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     pan = _session_pan(request, desk)
     ctx: dict[str, Any] = {"form": {}}
     if pan:
@@ -733,12 +629,9 @@ async def statement_submit(request: Request) -> Response:
 
 
 @router.post("/statement.pdf")
-async def statement_pdf(request: Request) -> Response:
+async def statement_pdf(request: Request, desk: Desk = Depends(BANK.signed_in)) -> Response:
     """The statement (last 200 movements) as a PDF to print or hand over: the holder's own name in full,
     the bank and the outlet named in the page's language."""
-    desk = _desk(request)
-    if isinstance(desk, Response):
-        return desk
     form = await _posted(request, desk)
     lang = language(request)
     app = _app(request)
@@ -751,9 +644,9 @@ async def statement_pdf(request: Request) -> Response:
     outlets = bank_counter.outlets(app)
     today = app.clock.today()
     lines = data["lines"]
-    oldest = min((as_shanghai_day(x["at"]) for x in lines), default=today)
-    status_word = STATE_WORDS.get(data["status"], (data["status"], data["status"]))[1 if lang == "en" else 0]
-    from ..statements import Line, Statement, render_statement  # reportlab: at the first statement
+    oldest = min((in_shanghai(x["at"]).date() for x in lines), default=today)
+    status_word = label("bank_status", data["status"], lang)
+    from ..documents.statements import Line, Statement, render_statement  # reportlab: at the first statement
 
     pdf = render_statement(
         Statement(
@@ -775,21 +668,6 @@ async def statement_pdf(request: Request) -> Response:
 # ---------------------------------------------------------------- helpers shared with the templates
 
 
-def parse_time(value: str | datetime) -> datetime:
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def as_shanghai_day(value: str | datetime) -> date:
-    return parse_time(value).astimezone(SHANGHAI).date()
-
-
-def local_time(value: str | datetime | None) -> str:
-    if not value:
-        return ""
-    return parse_time(value).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-
-
 def parse_yuan(text: str) -> int:
     """The teller types yuan ('1,000.50'); the services get fen."""
     return yuan_to_fen(text.replace(",", "").replace("，", "").replace("¥", "").strip())
@@ -804,6 +682,5 @@ def amount(fen: int | None) -> str:
     return f"{sign}{whole:,}.{cents:02d}"
 
 
-templates.env.filters.setdefault("bank_time", local_time)
 templates.env.filters.setdefault("bank_amount", amount)
 templates.env.filters.setdefault("yuan_capitals", yuan_in_capitals)

@@ -18,51 +18,37 @@ import secrets as pysecrets
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
+from ..core.labels import RENAMED_OPERATIONS
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..http import client_address, language
-from ..services import attorney, cards, loss, passwords, production, replacement, reports, websession, window
+from ..http import language
+from ..i18n import label_pair
+from ..services import attorney, cards, loss, passwords, production, replacement, reports, window
 from ..services.app import App
 from ..services.staff import banks_and_places
-from ..services.throttle import guarded_login
 from . import security
-from .hardening import delete_cookie, throttled
 from .pages import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 log = logging.getLogger("sscard.console")
-LOGIN_COOKIE = "sscard_console_login"  # double-submit token for the login form (no session yet)
 STAFF_COOKIE = security.COOKIE["staff"]
 
 # Labels for values that come from data; the templates pass them through _() (console.po has them).
-SS_LABELS = {
-    "applied": "已申请", "in_production": "制卡中", "ready": "待领取", "sealed": "已封存", "normal": "正常",
-    "temporary_loss": "临时挂失", "formal_loss": "正式挂失", "cancelled": "已注销",
-}
-BANK_LABELS = {
-    "not_activated": "金融功能未启用", "active": "正常", "oral_loss": "口头挂失", "written_loss": "书面挂失",
-    "frozen": "冻结", "closed": "已销户",
-}
-REASON_LABELS = {
-    "first": "首次申领", "lost": "遗失补卡", "damaged": "损坏换卡", "expiring": "到期换卡",
-    "data_change": "信息变更换卡", "bank_change": "更换银行",
-}
-METHOD_LABELS = {"cash": "现金", "card": "刷卡", "waived": "减免"}
 SCOPE_LABELS = {k: v[0] for k, v in attorney.SCOPES.items()}
 OP_LABELS = {
     "attorney.identity_check": "身份核验", "attorney.end_visit": "结束办理",
-    "counter.identity_check": "身份核验", "counter.end_visit": "结束办理", "counter.collect": "领卡",  # names before 0010
     "card.collect": "领卡", "ss_loss.report_formal": "社保正式挂失", "ss_loss.report_temporary": "临时挂失",
     "ss_loss.cancel": "解除挂失", "replacement.apply": "补换卡受理", "replacement.apply_waived": "补换卡受理（减免）",
     "replacement.complete_batch": "制卡完成", "production.start_batch": "送制新批次",
     "production.complete_batch": "制卡完成", "attorney.record": "登记授权委托书", "attorney.revoke": "撤销授权委托书",
-    "ss_password.reset": "重置社保应用密码", "counter.ss_password_reset_by_agent": "代办重置社保应用密码",
+    "ss_password.reset": "重置社保应用密码",
     "ss_password.reset_by_agent": "代办重置社保应用密码",
     "query_password.reset": "重置信息查询密码", "person.register": "参保登记", "card.apply_first": "首次申领",
 }
+OP_LABELS.update({old: OP_LABELS[new] for old, new in RENAMED_OPERATIONS.items() if new in OP_LABELS})
 POA_LABELS = {"valid": "有效", "expired": "已过期", "not_yet_valid": "未生效", "revoked": "已撤销"}
 # What a 12333 caller was doing when they asked for an agent (the menu's node or its topic), in words.
 TOPIC_LABELS = {
@@ -98,14 +84,18 @@ def _app(request: Request) -> App:
     return request.app.state.sscard
 
 
-def _window(request: Request, *, supervisor: bool = False) -> Window | Response:
-    actor, row = security.staff_at_console(request, roles=CENTER_STAFF, channel=Channel.WINDOW, login_kind="staff")
-    if row is None:
-        return render(request, "console/forbidden.html", {"reason": "not_center_staff"}, 403)
-    w = Window(actor, row)
-    if supervisor and not w.supervisor:
-        return render(request, "console/forbidden.html", {"reason": "supervisor_only", "w": w}, 403)
-    return w
+def _refusal(role: Role, lang: str) -> str:
+    if role in BANK_STAFF:
+        return "Bank staff sign in at the bank-outlet console (/bank)" if lang == "en" else \
+            "银行工作人员请从银行网点柜台（/bank）登录"
+    return "The window console is for service-center clerks and supervisors only" if lang == "en" else \
+        "窗口服务系统仅限服务网点经办人员和主管登录"
+
+
+WINDOW = security.StaffConsole(
+    path="/console", channel=Channel.WINDOW, roles=CENTER_STAFF, desk=Window, login_kind="staff", folder="console",
+    desk_name="w", not_staff="not_center_staff", throttle_scope="console", refusal=_refusal,
+)
 
 
 def _key() -> str:
@@ -115,13 +105,12 @@ def _key() -> str:
 def _message(err: SscardError, lang: str) -> str:
     if err.code == "illegal_transition":
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
-        zh = SS_LABELS.get(state, state)
-        words = SscardError("illegal_transition", state=(zh, state.replace("_", " ")),
+        words = SscardError("illegal_transition", state=label_pair("ss_status", state),
                             event=EVENT_WORDS.get(event, (event, event)))
         return words.message(lang)
     if err.code == "replacement_not_allowed":
         state = str(err.params.get("state", ""))
-        return SscardError(err.code, state=(SS_LABELS.get(state, state), state.replace("_", " "))).message(lang)
+        return SscardError(err.code, state=label_pair("ss_status", state)).message(lang)
     return err.message(lang)
 
 
@@ -150,8 +139,7 @@ def _page(request: Request, w: Window, template: str, ctx: dict | None = None, s
         "place_name": _place_namer(_app(request), language(request)), "confirm_actions": CONFIRM,
         "topic_label": topic_label,
         "lp": " (" if en else "（", "rp": ")" if en else "）",
-        "w": w, "op_key": _key(), "ss_labels": SS_LABELS, "bank_labels": BANK_LABELS, "reason_labels": REASON_LABELS,
-        "method_labels": METHOD_LABELS, "scope_labels": SCOPE_LABELS, "poa_labels": POA_LABELS,
+        "w": w, "op_key": _key(), "scope_labels": SCOPE_LABELS, "poa_labels": POA_LABELS,
         "op_labels": OP_LABELS,
         "sep": ": " if language(request) == "en" else "：", "list_sep": ", " if language(request) == "en" else "、",
         **(ctx or {}),
@@ -175,58 +163,7 @@ def _reminder(result: dict, lang: str) -> str | None:
 # ---------------------------------------------------------------- login / logout
 
 
-@router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> HTMLResponse:
-    return _login_form(request)
-
-
-def _login_form(request: Request, error: str | None = None, status: int = 200, username: str = "") -> HTMLResponse:
-    return security.login_page(request, "console/login.html", LOGIN_COOKIE, "/console",
-                               {"error": error, "username": username}, status)
-
-
-@router.post("/login")
-async def login(request: Request) -> Response:
-    form = await request.form()
-    security.check_login_token(request, form, LOGIN_COOKIE)
-    username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
-    lang = language(request)
-    app = _app(request)
-    try:
-        web = guarded_login(
-            app, client_address(request), "console", username,
-            lambda: websession.staff_login(app, username, password, Channel.WINDOW),
-        ) if username else None
-    except SscardError as err:  # too_many_attempts: refused before the password is checked
-        return throttled(_login_form(request, err.message(lang), err.status, username), err)
-    if web is None:
-        return _login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误", 401,
-                           username)
-    if web.actor.role not in CENTER_STAFF:
-        websession.logout(_app(request), web.token)
-        if web.actor.role in BANK_STAFF:
-            msg = "Bank staff sign in at the bank-outlet console (/bank)" if lang == "en" else \
-                "银行工作人员请从银行网点柜台（/bank）登录"
-        else:
-            msg = "The window console is for service-center clerks and supervisors only" if lang == "en" else \
-                "窗口服务系统仅限服务网点经办人员和主管登录"
-        return _login_form(request, msg, 403, username)
-    response = RedirectResponse("/console", status_code=303)
-    security.set_session_cookie(response, "staff", web.token, request)
-    delete_cookie(response, request, LOGIN_COOKIE, path="/console")
-    return response
-
-
-@router.post("/logout")
-async def logout(request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
-    await security.check_csrf(request, w.row)
-    websession.logout(_app(request), request.cookies.get(STAFF_COOKIE))
-    response = RedirectResponse("/console/login", status_code=303)
-    security.clear_session_cookie(response, "staff", request)
-    return response
+WINDOW.mount(router)
 
 
 # ---------------------------------------------------------------- home: the center's queue, the 12333 queue, search
@@ -255,18 +192,13 @@ def _home(request: Request, w: Window, ctx: dict | None = None, status: int = 20
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def home(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     return _home(request, w)
 
 
 @router.post("/hotline/{request_id}/{action}", response_class=HTMLResponse)
-async def hotline_action(request_id: int, action: str, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def hotline_action(request_id: int, action: str, request: Request,
+                         w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     from ..services import hotline
 
@@ -284,11 +216,8 @@ async def hotline_action(request_id: int, action: str, request: Request) -> Resp
 
 
 @router.post("/find", response_class=HTMLResponse)
-async def find(request: Request) -> Response:
+async def find(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     """By citizen ID, card number, or name + birth date; one match opens the person's page."""
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
     form = await _form(request, w)
     app, lang = _app(request), language(request)
     query = form.get("query", "").replace(" ", "").upper()
@@ -329,10 +258,7 @@ def _person(request: Request, w: Window, person_id: int, ctx: dict | None = None
 
 
 @router.get("/persons/{person_id}", response_class=HTMLResponse)
-def person_page(person_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def person_page(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     try:
         return _person(request, w, person_id)
     except SscardError as err:
@@ -340,10 +266,7 @@ def person_page(person_id: int, request: Request) -> Response:
 
 
 @router.post("/persons/{person_id}/identity-check", response_class=HTMLResponse)
-async def identity_check(person_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     agent = form.get("presenter") == "agent"
     try:
@@ -361,10 +284,7 @@ async def identity_check(person_id: int, request: Request) -> Response:
 
 
 @router.post("/persons/{person_id}/attorneys", response_class=HTMLResponse)
-async def record_attorney(person_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def record_attorney(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     lang = language(request)
     try:
@@ -397,10 +317,7 @@ async def record_attorney(person_id: int, request: Request) -> Response:
 
 
 @router.post("/attorneys/{attorney_id}/revoke", response_class=HTMLResponse)
-async def revoke_attorney(attorney_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def revoke_attorney(attorney_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     app = _app(request)
     try:
@@ -430,10 +347,7 @@ def _visit(request: Request, w: Window, visit_id: int, ctx: dict | None = None, 
 
 
 @router.get("/visits/{visit_id}", response_class=HTMLResponse)
-def visit_page(visit_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def visit_page(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     try:
         return _visit(request, w, visit_id)
     except SscardError as err:
@@ -532,11 +446,8 @@ ACTIONS: dict[str, Action] = {
 
 
 @router.post("/visits/{visit_id}/show-id", response_class=HTMLResponse)
-async def show_citizen_id(visit_id: int, request: Request) -> Response:
+async def show_citizen_id(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     """The full citizen ID, on the clerk's explicit request (audited as a viewed record)."""
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
     await _form(request, w)
     app = _app(request)
     try:
@@ -548,10 +459,7 @@ async def show_citizen_id(visit_id: int, request: Request) -> Response:
 
 
 @router.post("/visits/{visit_id}/end")
-async def end_visit(visit_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def end_visit(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     try:
         attorney.end_visit(_app(request), w.actor, visit_id, idempotency_key=form.get("op_key") or None)
@@ -561,10 +469,7 @@ async def end_visit(visit_id: int, request: Request) -> Response:
 
 
 @router.post("/visits/{visit_id}/{action}", response_class=HTMLResponse)
-async def visit_action(visit_id: int, action: str, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def visit_action(visit_id: int, action: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     app, lang = _app(request), language(request)
     handler = ACTIONS.get(action)
@@ -615,30 +520,25 @@ def _pdf(content: bytes, name: str) -> Response:
 
 
 @router.get("/receipts/{receipt_no}.pdf")
-def fee_receipt(receipt_no: str, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def fee_receipt(receipt_no: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     try:
         data = window.holder_fee_receipt(_app(request), w.actor, receipt_no)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return _pdf(receipts.fee_receipt_pdf(data), data["receipt_no"])
 
 
 @router.get("/persons/{person_id}/cards/{card_id}/collection-receipt.pdf")
-def collection_receipt(person_id: int, card_id: int, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def collection_receipt(person_id: int, card_id: int, request: Request,
+                       w: Window = Depends(WINDOW.signed_in)) -> Response:
     app = _app(request)
     try:
         data = window.holder_collection_receipt(app, w.actor, person_id, card_id)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, language(request))}, err.status)
-    from .. import receipts  # reportlab: imported by the first receipt, not at start-up
+    from ..documents import receipts  # reportlab: imported by the first receipt, not at start-up
 
     return _pdf(receipts.collection_receipt_pdf(data), data["receipt_no"])
 
@@ -652,18 +552,12 @@ def _production(request: Request, w: Window, ctx: dict | None = None, status: in
 
 
 @router.get("/production", response_class=HTMLResponse)
-def production_page(request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+def production_page(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     return _production(request, w)
 
 
 @router.post("/production/start", response_class=HTMLResponse)
-async def start_batch(request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def start_batch(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     if form.get("confirmed") != "1":  # name how many cards go before they go
         queue = window.queue(_app(request), w.actor)
@@ -680,10 +574,7 @@ async def start_batch(request: Request) -> Response:
 
 
 @router.post("/production/{batch_code}/complete", response_class=HTMLResponse)
-async def complete_batch(batch_code: str, request: Request) -> Response:
-    w = _window(request)
-    if isinstance(w, Response):
-        return w
+async def complete_batch(batch_code: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
     form = await _form(request, w)
     try:
         out = production.complete_batch(_app(request), w.actor, batch_code,
@@ -704,20 +595,14 @@ def _day(request: Request, app: App) -> date:
 
 
 @router.get("/report", response_class=HTMLResponse)
-def day_report(request: Request) -> Response:
-    w = _window(request, supervisor=True)
-    if isinstance(w, Response):
-        return w
+def day_report(request: Request, w: Window = Depends(WINDOW.supervisor)) -> Response:
     app = _app(request)
     report = reports.center_day(app, w.actor, _day(request, app))
     return _page(request, w, "console/report.html", {"report": report})
 
 
 @router.get("/report.csv")
-def day_report_csv(request: Request) -> Response:
-    w = _window(request, supervisor=True)
-    if isinstance(w, Response):
-        return w
+def day_report_csv(request: Request, w: Window = Depends(WINDOW.supervisor)) -> Response:
     app = _app(request)
     report = reports.center_day(app, w.actor, _day(request, app))
     return Response("\ufeff" + reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",

@@ -1,22 +1,22 @@
-"""Shared page rendering: templates, language (zh by default, en switchable), Babel catalogs."""
+"""Shared page rendering: templates, language (zh by default, en switchable), the catalogs of sscard.i18n."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import jinja2
-from babel.support import NullTranslations, Translations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from ..core.clock import shanghai_time
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.money import fen_to_yuan
 from ..http import language
+from ..i18n import label, translations
 from . import hardening
 
 HERE = Path(__file__).parent
-LOCALE_DIR = HERE.parent / "locale"
 templates = Jinja2Templates(
     env=jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -26,26 +26,18 @@ templates = Jinja2Templates(
 )
 templates.env.filters.update(
     yuan=fen_to_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
-    mask_name=mask_name,
+    mask_name=mask_name, local_time=shanghai_time,
 )
-_translations: dict[str, NullTranslations] = {}
+templates.env.globals["local_time"] = shanghai_time  # every time on every page: in Beijing time
 
 
-def translations(lang: str) -> NullTranslations:
-    """Templates are written in Chinese; English comes from every catalog (one domain per area:
-    common, console, bank, portal...) in locale/en/LC_MESSAGES, merged."""
-    if lang not in _translations:
-        merged: NullTranslations = NullTranslations()
-        folder = LOCALE_DIR / lang / "LC_MESSAGES"
-        if lang != "zh" and folder.is_dir():
-            for mo in sorted(folder.glob("*.mo")):
-                catalog = Translations.load(str(LOCALE_DIR), [lang], domain=mo.stem)
-                if isinstance(merged, Translations):
-                    merged.merge(catalog)
-                else:
-                    merged = catalog
-        _translations[lang] = merged
-    return _translations[lang]
+@jinja2.pass_context
+def _label(context, value, kind: str) -> str:
+    """`{{ card.ss_status|label("ss_status") }}`: a value's label (core.labels) in the page's language."""
+    return label(kind, str(value or ""), context.get("lang", "zh"))
+
+
+templates.env.filters["label"] = _label
 
 
 def render(request: Request, name: str, context: dict | None = None, status_code: int = 200) -> HTMLResponse:

@@ -16,15 +16,14 @@ from __future__ import annotations
 import hmac
 import secrets as pysecrets
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
-from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
+from ..core.labels import RENAMED_OPERATIONS
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
 from ..http import client_address, language
@@ -45,33 +44,6 @@ def N_(text: str) -> str:
     return text
 
 
-SS_WORDS = {
-    "applied": N_("已申请，等待制卡"),
-    "in_production": N_("制卡中"),
-    "ready": N_("已制成，待领取"),
-    "sealed": N_("逾期未领已封存，请到服务网点办理"),
-    "normal": N_("正常使用"),
-    "temporary_loss": N_("已临时挂失"),
-    "formal_loss": N_("已正式挂失"),
-    "cancelled": N_("已注销"),
-}
-BANK_WORDS = {
-    "not_activated": N_("金融功能未启用"),
-    "active": N_("正常使用"),
-    "oral_loss": N_("口头挂失"),
-    "written_loss": N_("书面挂失"),
-    "frozen": N_("已冻结"),
-    "closed": N_("已销户"),
-}
-REASON_WORDS = {
-    "first": N_("首次申领"),
-    "lost": N_("遗失补卡"),
-    "damaged": N_("损坏换卡"),
-    "expiring": N_("到期换卡"),
-    "data_change": N_("信息变更换卡"),
-    "bank_change": N_("更换银行换卡"),
-}
-TYPE_WORDS = {t: N_(zh) for t, (zh, _en) in insurance.TYPE_NAMES.items()}
 MOVEMENT_WORDS = {"credit": N_("按月划入"), "settlement": N_("就医购药支付"), "refund": N_("退费")}
 SETTLEMENT_WORDS = {"settlement": N_("结算"), "refund": N_("退费")}
 STEPS = (("applied", N_("已申请")), ("in_production", N_("制卡中")), ("ready", N_("待领取")), ("issued", N_("已领卡")))
@@ -95,12 +67,6 @@ OPERATION_WORDS = {
     "attorney.identity_check": N_("核验身份"), "attorney.visit": N_("查看办理记录"),
     "attorney.visit_identity": N_("查看身份信息"), "attorney.end_visit": N_("结束办理"),
     "card.collection_receipt": N_("查看领卡回执"), "ss_password.reset_by_agent": N_("代办重置社保应用密码"),
-    # the names older audit records carry (before migration 0010_lifecycle)
-    "counter.person": N_("查看个人信息"), "counter.card_number": N_("查看卡号"),
-    "counter.identity_check": N_("核验身份"), "counter.visit": N_("查看办理记录"),
-    "counter.visit_identity": N_("查看身份信息"), "counter.end_visit": N_("结束办理"),
-    "counter.collect": N_("领取社保卡"), "counter.collection_receipt": N_("查看领卡回执"),
-    "counter.ss_password_reset_by_agent": N_("代办重置社保应用密码"),
     "attorney.record": N_("登记授权委托书"), "attorney.revoke": N_("撤销授权委托书"),
     "attorney.list": N_("查看授权委托书"), "attorney.view": N_("查看授权委托书"),
     "ss_loss.report_temporary": N_("临时挂失登记"), "ss_loss.report_formal": N_("正式挂失"), "ss_loss.cancel": N_("解挂"),
@@ -127,6 +93,7 @@ OPERATION_WORDS = {
     "audit.read": N_("查看操作记录"),
     "certificates.verify": N_("参保证明被第三方凭验证码核验"),
 }
+OPERATION_WORDS.update({old: OPERATION_WORDS[new] for old, new in RENAMED_OPERATIONS.items()})
 ROLE_WORDS = {
     "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),
     "teller": N_("银行柜员"), "bank_supervisor": N_("银行主管"), "operator": N_("系统管理员"),
@@ -186,25 +153,12 @@ class _CsrfRow:
     csrf: str
 
 
-def local_time(value) -> str:
-    """An ISO time (services answer JSON-ready) or datetime, shown in Beijing time."""
-    if not value:
-        return ""
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-
-
 def _page(request: Request, name: str, me: Me, active: str, ctx: dict | None = None, status_code: int = 200):
     base = {
         "me": me,
         "nav": NAV,
         "active": active,
         "csrf_token": me.csrf,
-        "local_time": local_time,
-        "ss_words": SS_WORDS,
-        "bank_words": BANK_WORDS,
-        "reason_words": REASON_WORDS,
-        "type_words": TYPE_WORDS,
         "yuan": fen_to_yuan,
         "idem_key": lambda: pysecrets.token_urlsafe(16),
         "policy": _app(request).policy.query_password,
@@ -691,7 +645,7 @@ async def certificate_issue(request: Request) -> Response:
                                                 form.get("period_to", "")[:7] or None)
     except SscardError as err:
         return _certificate_page(request, me, _error_text(request, err), err.status, form)
-    from ..certificate_pdf import render_certificate  # reportlab: imported by the first certificate
+    from ..documents.certificate import render_certificate  # reportlab: imported by the first certificate
 
     pdf = render_certificate(issued, verify_url(request))
     name = f"certificate-{issued['period_from']}-{issued['period_to']}-{issued['code'][-4:]}.pdf"
@@ -706,7 +660,7 @@ def _verify_page(request: Request, code: str = "", result: dict | None = None, e
         me = Me()  # a stale or half-finished session: the public page shows no portal menu
     return render(request, "portal/verify.html", {
         "me": me, "nav": NAV, "active": "", "csrf_token": me.csrf, "code": code, "result": result,
-        "error": error, "local_time": local_time, "type_words": TYPE_WORDS,
+        "error": error,
     }, status_code=status_code)
 
 

@@ -57,7 +57,8 @@ class CsrfFailed(Exception):
 
 
 def install(api) -> None:
-    """Answer LoginRequired with a redirect (htmx: HX-Redirect) and CSRF failures with 403."""
+    """Answer LoginRequired with a redirect (htmx: HX-Redirect), CSRF failures with 403 and PageRefused
+    with its refusal page."""
     from fastapi.responses import PlainTextResponse
 
     @api.exception_handler(LoginRequired)
@@ -70,6 +71,10 @@ def install(api) -> None:
     @api.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed):
         return PlainTextResponse("CSRF check failed / 请求校验失败，请刷新页面", status_code=403)
+
+    @api.exception_handler(PageRefused)
+    async def _refused(request: Request, exc: PageRefused):
+        return exc.response
 
 
 class StaffDesk:
@@ -126,3 +131,103 @@ def check_login_token(request: Request, form, cookie: str) -> None:
     sent, expected = str(form.get("login_token", "")), request.cookies.get(cookie, "")
     if not sent or not expected or not hmac.compare_digest(sent, expected):
         raise CsrfFailed()
+
+
+class PageRefused(Exception):
+    """Raised by a page dependency: answer with this response (a refusal page) instead of the page."""
+
+    def __init__(self, response):
+        self.response = response
+
+
+class StaffConsole:
+    """One staff console (the window's /console, the bank outlet's /bank): who may sign in there, its one
+    login and logout, and the one signed-in dependency its pages take.
+
+    `refusal(role, lang)` words the login refusal for staff of another console; `end_cookies` are the
+    console's cookies (under its path) that end with the session."""
+
+    def __init__(self, *, path: str, channel: Channel, roles: frozenset[Role], desk: type[StaffDesk],
+                 login_kind: str, folder: str, desk_name: str, not_staff: str, throttle_scope: str,
+                 refusal, end_cookies: tuple[str, ...] = ()):
+        self.path, self.channel, self.roles, self.desk = path, channel, roles, desk
+        self.login_kind, self.folder, self.desk_name, self.not_staff = login_kind, folder, desk_name, not_staff
+        self.throttle_scope, self.refusal, self.end_cookies = throttle_scope, refusal, end_cookies
+        self.login_cookie = f"sscard_{path.strip('/')}_login"  # the login form's double-submit token
+        LOGIN_PAGE.setdefault(login_kind, f"{path}/login")
+
+    def desk_of(self, request: Request, *, supervisor: bool = False) -> StaffDesk:
+        """The staff member at this console; LoginRequired, or PageRefused with the refusal page."""
+        from .pages import render
+
+        actor, row = staff_at_console(request, roles=self.roles, channel=self.channel, login_kind=self.login_kind)
+        if row is None:
+            raise PageRefused(render(request, f"{self.folder}/forbidden.html",
+                                     {"reason": self.not_staff, "actor": actor}, 403))
+        desk = self.desk(actor, row)
+        if supervisor and not desk.supervisor:
+            raise PageRefused(render(request, f"{self.folder}/forbidden.html",
+                                     {"reason": "supervisor_only", self.desk_name: desk}, 403))
+        return desk
+
+    def signed_in(self, request: Request) -> StaffDesk:
+        """The dependency of every page of the console."""
+        return self.desk_of(request)
+
+    def supervisor(self, request: Request) -> StaffDesk:
+        """The dependency of the console's supervisors' pages."""
+        return self.desk_of(request, supervisor=True)
+
+    def login_form(self, request: Request, error: str | None = None, status: int = 200, username: str = ""):
+        return login_page(request, f"{self.folder}/login.html", self.login_cookie, self.path,
+                          {"error": error, "username": username}, status)
+
+    def mount(self, router) -> None:
+        """GET and POST {path}/login, POST {path}/logout on the console's router (prefix = path)."""
+        from fastapi.responses import HTMLResponse, Response
+
+        router.add_api_route("/login", self._login_page, methods=["GET"], response_class=HTMLResponse)
+        router.add_api_route("/login", self._login, methods=["POST"], response_class=Response)
+        router.add_api_route("/logout", self._logout, methods=["POST"], response_class=Response)
+
+    def _login_page(self, request: Request):
+        return self.login_form(request)
+
+    async def _login(self, request: Request):
+        from ..core.errors import SscardError
+        from ..http import client_address, language
+        from ..services import throttle
+        from .hardening import throttled
+
+        form = await request.form()
+        check_login_token(request, form, self.login_cookie)
+        username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
+        lang = language(request)
+        app: App = request.app.state.sscard
+        try:
+            web = throttle.guarded_login(
+                app, client_address(request), self.throttle_scope, username,
+                lambda: websession.staff_login(app, username, password, self.channel),
+            ) if username else None
+        except SscardError as err:  # too_many_attempts: refused before the password is checked
+            return throttled(self.login_form(request, err.message(lang), err.status, username), err)
+        if web is None:
+            return self.login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误",
+                                   401, username)
+        if web.actor.role not in self.roles:
+            websession.logout(app, web.token)
+            return self.login_form(request, self.refusal(web.actor.role, lang), 403, username)
+        response = RedirectResponse(self.path, status_code=303)
+        set_session_cookie(response, "staff", web.token, request)
+        hardening.delete_cookie(response, request, self.login_cookie, path=self.path)
+        return response
+
+    async def _logout(self, request: Request):
+        desk = self.desk_of(request)
+        await check_csrf(request, desk.row)
+        websession.logout(request.app.state.sscard, request.cookies.get(COOKIE["staff"]))
+        response = RedirectResponse(f"{self.path}/login", status_code=303)
+        clear_session_cookie(response, "staff", request)
+        for cookie in self.end_cookies:  # e.g. the customer at the bank desk: the visit ends with the session
+            hardening.delete_cookie(response, request, cookie, path=self.path)
+        return response

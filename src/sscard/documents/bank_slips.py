@@ -2,37 +2,26 @@
 
 One half-A4 page (A5 landscape), Chinese or English labels; the amount in figures and in Chinese capitals
 (the capitals are the legal amount on a Chinese voucher, so they appear in both languages). The font is
-the statement's CJK font (statements.cjk_font). The slip arrives as services.bank_counter.slip's dict:
+the documents' CJK font (drawing.cjk_font). The slip arrives as services.bank_counter.slip's dict:
 the PAN already masked, the holder's own name in full (the slip is handed to the holder).
 """
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 
 from reportlab.lib.pagesizes import A5, landscape
 from reportlab.lib.units import mm
-from reportlab.pdfgen import canvas
 
-from .core.clock import SHANGHAI
-from .core.money import yuan_in_capitals
-from .statements import cjk_font
+from ..core.clock import shanghai_time
+from ..core.money import yuan_in_capitals
+from ..i18n import gettext_in
+from .drawing import Page
 
-LABELS = {
-    "zh": {
-        "deposit": "现金存款回单", "withdrawal": "现金取款回单", "ref": "交易参考号", "time": "交易时间",
-        "name": "户名", "pan": "银行卡号", "amount": "金额（小写）", "capitals": "金额（大写）",
-        "balance": "交易后余额", "outlet": "网点", "teller": "柜员", "sign": "客户签名：",
-        "printed": "打印时间", "note": "请核对回单内容，确认无误后签名。",
-    },
-    "en": {
-        "deposit": "Cash deposit slip", "withdrawal": "Cash withdrawal slip", "ref": "Reference",
-        "time": "Date and time", "name": "Account holder", "pan": "Card number", "amount": "Amount",
-        "capitals": "Amount in words (Chinese capitals)", "balance": "Balance after", "outlet": "Outlet",
-        "teller": "Teller", "sign": "Customer signature:", "printed": "Printed",
-        "note": "Please check this slip before you sign it.",
-    },
+TEXT = {  # Chinese; English from the documents catalog (context "bank_slip")
+    "deposit": "现金存款回单", "withdrawal": "现金取款回单", "ref": "交易参考号", "time": "交易时间", "name": "户名", "pan": "银行卡号",
+    "amount": "金额（小写）", "capitals": "金额（大写）", "balance": "交易后余额", "outlet": "网点", "teller": "柜员", "sign": "客户签名：",
+    "printed": "打印时间", "note": "请核对回单内容，确认无误后签名。",
 }
 
 
@@ -43,9 +32,7 @@ def _yuan(fen: int | None) -> str:
     return f"{'-' if fen < 0 else ''}¥{whole:,}.{cents:02d}"
 
 
-def _when(value) -> str:
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+SECONDS = "%Y-%m-%d %H:%M:%S"
 
 
 def _name(names: dict | None, lang: str) -> str:
@@ -56,13 +43,9 @@ def _name(names: dict | None, lang: str) -> str:
 
 def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
     """The slip's PDF bytes."""
-    t = LABELS["en" if lang == "en" else "zh"]
-    font = cjk_font()
-    buf = io.BytesIO()
-    width, height = landscape(A5)
-    c = canvas.Canvas(buf, pagesize=(width, height))
-    c.setTitle(f"{t[slip['code']]} {slip['ref']}")
-    c.setAuthor(_name(slip.get("bank"), lang))
+    t = {k: gettext_in(lang, "bank_slip", v) for k, v in TEXT.items()}
+    page = Page(landscape(A5), f"{t[slip['code']]} {slip['ref']}", _name(slip.get("bank"), lang))
+    c, font, width, height = page.c, page.font, page.width, page.height
     left, y = 15 * mm, height - 18 * mm
     c.setFont(font, 15)
     c.drawString(left, y, f"{_name(slip.get('bank'), lang)}  {t[slip['code']]}")
@@ -71,7 +54,7 @@ def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
     y -= 6 * mm
     c.line(left, y, width - left, y)
     rows = [
-        (t["time"], _when(slip["at"]) + (" (Beijing time)" if lang == "en" else "（北京时间）")),
+        (t["time"], shanghai_time(slip["at"], SECONDS) + (" (Beijing time)" if lang == "en" else "（北京时间）")),
         (t["name"], slip["holder_name"]),
         (t["pan"], slip["pan"]),
         (t["amount"], _yuan(slip["amount_fen"])),
@@ -92,7 +75,5 @@ def render_slip(slip: dict, lang: str, printed_at: datetime) -> bytes:
     c.line(left + 40 * mm, y - 1 * mm, left + 110 * mm, y - 1 * mm)
     c.setFont(font, 8)
     c.drawString(left, 10 * mm, t["note"])
-    c.drawRightString(width - left, 10 * mm, f"{t['printed']} {_when(printed_at)}")
-    c.showPage()
-    c.save()
-    return buf.getvalue()
+    c.drawRightString(width - left, 10 * mm, f"{t['printed']} {shanghai_time(printed_at, SECONDS)}")
+    return page.finish()

@@ -1,9 +1,7 @@
 """The bank account statement as a PDF (reportlab), in Chinese or English.
 
-`render_statement(Statement(...), lang)` answers the PDF bytes. Chinese needs a CJK font: a TrueType
-collection reportlab can embed (WenQuanYi Zen Hei, `apt-get install fonts-wqy-zenhei`; or a path in
-SSCARD_PDF_FONT), else reportlab's built-in CID font STSong-Light (not embedded; every PDF reader
-with Asian font support shows it). Noto CJK ships as CFF outlines, which reportlab cannot embed.
+`render_statement(Statement(...), lang)` answers the PDF bytes, set in the documents' CJK font
+(drawing.cjk_font).
 
 Amounts arrive as integer fen and are printed as yuan with two decimals; the PAN and the name arrive
 already masked (this module never sees a full number).
@@ -12,58 +10,19 @@ already masked (this module never sees a full number).
 from __future__ import annotations
 
 import io
-import os
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-from .core.clock import SHANGHAI
-from .core.money import fen_to_yuan
-
-FONT_CANDIDATES: list[tuple[str, int]] = [
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
-    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
-    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
-]
-CID_FALLBACK = "STSong-Light"
-_font_lock = threading.Lock()
-_font_name: str | None = None
-
-
-def cjk_font() -> str:
-    """Register (once) and name the font the statement is set in."""
-    global _font_name
-    with _font_lock:
-        if _font_name:
-            return _font_name
-        candidates = list(FONT_CANDIDATES)
-        override = os.environ.get("SSCARD_PDF_FONT")
-        if override:
-            path, _, index = override.partition(":")
-            candidates.insert(0, (path, int(index or 0)))
-        for path, index in candidates:
-            if not Path(path).is_file():
-                continue
-            try:
-                pdfmetrics.registerFont(TTFont("SscardCJK", path, subfontIndex=index))
-            except Exception:  # noqa: BLE001  (CFF outlines, a broken file: try the next)
-                continue
-            _font_name = "SscardCJK"
-            return _font_name
-        pdfmetrics.registerFont(UnicodeCIDFont(CID_FALLBACK))
-        _font_name = CID_FALLBACK
-        return _font_name
+from ..core.clock import shanghai_time
+from ..core.money import fen_to_yuan
+from ..i18n import gettext_in
+from .drawing import cjk_font
 
 
 @dataclass
@@ -98,37 +57,17 @@ class Statement:
         return sum(x.credit_fen for x in self.lines)
 
 
-LABELS = {
-    "zh": {
-        "title": "社会保障卡银行账户对账单",
-        "bank": "开户银行", "pan": "银行卡号", "name": "户名", "period": "期间", "status": "账户状态",
-        "opening": "期初余额", "closing": "期末余额", "debits": "支出合计", "credits": "收入合计",
-        "time": "交易时间", "desc": "摘要", "debit": "支出", "credit": "收入", "balance": "余额",
-        "none": "本期无交易", "printed": "打印时间", "outlet": "打印网点", "unit": "单位：元",
-        "page": "第{n}页", "note": "本对账单金额单位为人民币元。如有疑问，请致电开户银行客服热线。",
-    },
-    "en": {
-        "title": "Social Security Card Bank Account Statement",
-        "bank": "Bank", "pan": "Card number", "name": "Account holder", "period": "Period", "status": "Status",
-        "opening": "Opening balance", "closing": "Closing balance", "debits": "Total out", "credits": "Total in",
-        "time": "Time", "desc": "Description", "debit": "Out", "credit": "In", "balance": "Balance",
-        "none": "No transactions in this period", "printed": "Printed", "outlet": "Outlet", "unit": "Amounts in yuan",
-        "page": "Page {n}", "note": "Amounts are in RMB yuan. For questions call your bank's customer hotline.",
-    },
+TEXT = {  # Chinese; English from the documents catalog (context "statement")
+    "title": "社会保障卡银行账户对账单", "bank": "开户银行", "pan": "银行卡号", "name": "户名", "period": "期间", "status": "账户状态",
+    "opening": "期初余额", "closing": "期末余额", "debits": "支出合计", "credits": "收入合计", "time": "交易时间", "desc": "摘要",
+    "debit": "支出", "credit": "收入", "balance": "余额", "none": "本期无交易", "printed": "打印时间", "outlet": "打印网点",
+    "unit": "单位：元", "page": "第{n}页", "note": "本对账单金额单位为人民币元。如有疑问，请致电开户银行客服热线。",
 }
-
-
-def _local(at: datetime) -> str:
-    if at.tzinfo is None:
-        from datetime import UTC
-
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
 
 
 def render_statement(st: Statement, lang: str = "zh") -> bytes:
     """The statement as PDF bytes (A4), every string set in the CJK font so Chinese always renders."""
-    t = LABELS["en" if lang == "en" else "zh"]
+    t = {k: gettext_in(lang, "statement", v) for k, v in TEXT.items()}
     font = cjk_font()
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=16 * mm,
@@ -165,7 +104,7 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
     rows: list[list] = [[t["time"], t["desc"], t["debit"], t["credit"], t["balance"]]]
     for line in st.lines:
         rows.append([
-            _local(line.at),
+            shanghai_time(line.at),
             Paragraph(line.description, body),
             fen_to_yuan(line.debit_fen) if line.debit_fen else "",
             fen_to_yuan(line.credit_fen) if line.credit_fen else "",
@@ -183,7 +122,7 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
     ]))
     story += [lines_table, Spacer(1, 6 * mm), Paragraph(t["note"], small)]
 
-    printed = _local(st.printed_at) if st.printed_at else ""
+    printed = shanghai_time(st.printed_at) if st.printed_at else ""
 
     def footer(canvas, doc_) -> None:
         canvas.saveState()
