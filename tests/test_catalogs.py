@@ -49,3 +49,18 @@ def test_every_label_has_its_english_under_its_kind_and_the_mo_is_compiled():
             assert mo.get((kind, zh)) == po[(kind, zh)], f"recompile labels.mo: {kind} {value}"
             assert i18n.label_pair(kind, value) == (zh, po[(kind, zh)])
     assert i18n.label("ss_status", "no_such_state", "en") == "no_such_state"
+
+
+def test_the_services_pairs_are_the_labels():
+    """Replacement reasons, fee methods and insurance kinds have no wording of their own: core.labels + catalog."""
+    from sscard import i18n
+    from sscard.core import labels
+    from sscard.services import insurance, replacement
+
+    assert set(replacement.REASONS) == set(labels.REASON) - {"first"}
+    assert set(replacement.METHODS) == set(labels.FEE_METHOD)
+    assert tuple(insurance.TYPE_NAMES) == insurance.INSURANCE_TYPES == tuple(labels.INSURANCE_KIND)
+    for kind, pairs in (("reason", replacement.REASONS), ("fee_method", replacement.METHODS),
+                        ("insurance_kind", insurance.TYPE_NAMES)):
+        for value, pair in pairs.items():
+            assert pair == i18n.label_pair(kind, value) and pair[0] != pair[1], (kind, value)

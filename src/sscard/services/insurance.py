@@ -25,6 +25,7 @@ from ..core.identifiers import mask_citizen_id, mask_name
 from ..core.money import fen_to_yuan
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, Actor, Role
 from ..core.states import SsStatus, effective_ss_status
+from ..i18n import label_pair
 from ..models.foundation import Card
 from ..models.insurance import Contribution, Employer
 from . import access, lookup
@@ -33,13 +34,8 @@ from .app import App
 from .operation import Op, operation, query
 
 INSURANCE_TYPES = ("pension", "medical", "unemployment", "work_injury", "maternity")
-TYPE_NAMES = {
-    "pension": ("养老保险", "Pension"),
-    "medical": ("医疗保险", "Medical"),
-    "unemployment": ("失业保险", "Unemployment"),
-    "work_injury": ("工伤保险", "Work injury"),
-    "maternity": ("生育保险", "Maternity"),
-}
+# (Chinese, English) of each kind: its label in core.labels, English from the catalog.
+TYPE_NAMES: dict[str, tuple[str, str]] = {t: label_pair("insurance_kind", t) for t in INSURANCE_TYPES}
 # (employer, personal) rates in basis points of the contribution base (national reference rates).
 RATES_BP = {
     "pension": (1600, 800),

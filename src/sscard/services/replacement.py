@@ -20,10 +20,12 @@ from typing import NotRequired, TypedDict
 
 from sqlalchemy import select
 
+from ..core import labels
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SS_LOST, SsStatus
+from ..i18n import label_pair
 from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
 from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, attorney, banking, ledger, lookup, loss
@@ -57,19 +59,11 @@ register_messages({
     "waive_reason_required": (422, "减免工本费须填写原因", "A fee waiver needs a reason"),
 })
 
-REASONS: dict[str, tuple[str, str]] = {
-    "lost": ("遗失补卡", "Lost"),
-    "damaged": ("损坏换卡", "Damaged"),
-    "expiring": ("到期换卡", "Expiring"),
-    "data_change": ("信息变更换卡", "Personal data changed"),
-    "bank_change": ("更换银行", "Change of bank"),
-}
+# (Chinese, English) of each reason a replacement may give and each way its fee may be settled: the labels
+# of core.labels ("first" is a first card, not a replacement), English from the catalog.
+REASONS: dict[str, tuple[str, str]] = {r: label_pair("reason", r) for r in labels.REASON if r != "first"}
 FEE_REASONS = frozenset({"lost", "damaged", "bank_change"})
-METHODS: dict[str, tuple[str, str]] = {
-    "cash": ("现金", "Cash"),
-    "card": ("刷卡", "Card"),
-    "waived": ("减免", "Waived"),
-}
+METHODS: dict[str, tuple[str, str]] = {m: label_pair("fee_method", m) for m in labels.FEE_METHOD}
 FEE_INCOME = "agency_fee_income"
 
 
