@@ -64,3 +64,17 @@ def test_the_services_pairs_are_the_labels():
                         ("insurance_kind", insurance.TYPE_NAMES)):
         for value, pair in pairs.items():
             assert pair == i18n.label_pair(kind, value) and pair[0] != pair[1], (kind, value)
+
+
+def test_audit_operations_are_worded_in_one_table_for_staff_and_for_cardholders():
+    from sscard import i18n
+    from sscard.core import labels
+
+    assert set(labels.OPERATION_STAFF) <= set(labels.OPERATION_CARDHOLDER)
+    for old, new in labels.RENAMED_OPERATIONS.items():
+        assert labels.OPERATION_CARDHOLDER[old] == labels.OPERATION_CARDHOLDER[new]
+        assert labels.OPERATION_STAFF.get(old) == labels.OPERATION_STAFF.get(new)
+    # the two audiences' words for one operation: counter terms for staff, the cardholder's view in the portal
+    assert i18n.label_pair("operation_staff", "replacement.apply") == ("补换卡受理", "Replacement application")
+    assert i18n.label_pair("operation_cardholder", "counter.collect") == ("领取社保卡", "Card collected")
+    assert i18n.label("operation_cardholder", "no.such_operation", "en") == "no.such_operation"

@@ -21,7 +21,7 @@ def _strings() -> set[str]:
         text = path.read_text(encoding="utf-8")
         found.update(re.findall(r'_\(\s*"((?:[^"\\]|\\.)*)"', text))
         found.update(re.findall(r"_\(\s*'((?:[^'\\]|\\.)*)'", text))
-    for labels in (console.SCOPE_LABELS, console.POA_LABELS, console.OP_LABELS, console.TOPIC_LABELS):
+    for labels in (console.SCOPE_LABELS, console.POA_LABELS, console.TOPIC_LABELS):
         found.update(labels.values())
     return found
 

@@ -62,6 +62,85 @@ RENAMED_OPERATIONS: dict[str, str] = {
     "counter.ss_password_reset_by_agent": "ss_password.reset_by_agent",
 }
 
+# Audit operations in words, for two audiences: (the staff's wording, the cardholder's wording). The window
+# console's report counts what each clerk did in counter terms (补换卡受理: an application taken in; None:
+# the report shows the operation's name); the portal's access log tells a cardholder what was done on their
+# record (申请补换卡). Older records' renamed operations (RENAMED_OPERATIONS) are worded as the new.
+AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
+    "person.register": ("参保登记", "登记个人信息"),
+    "person.find": (None, "查找个人信息"),
+    "person.cards": (None, "查看社保卡信息"),
+    "card.status": (None, "查看社保卡状态"),
+    "card.apply_first": ("首次申领", "申领社保卡"),
+    "card.collect": ("领卡", "领取社保卡"),
+    "card.seal_uncollected": (None, "逾期未领封存"),
+    "card.unseal": (None, "解除封存"),
+    "window.person": (None, "查看个人信息"),
+    "window.card_number": (None, "查看卡号"),
+    "attorney.identity_check": ("身份核验", "核验身份"),
+    "attorney.visit": (None, "查看办理记录"),
+    "attorney.visit_identity": (None, "查看身份信息"),
+    "attorney.end_visit": ("结束办理", "结束办理"),
+    "card.collection_receipt": (None, "查看领卡回执"),
+    "ss_password.reset_by_agent": ("代办重置社保应用密码", "代办重置社保应用密码"),
+    "attorney.record": ("登记授权委托书", "登记授权委托书"),
+    "attorney.revoke": ("撤销授权委托书", "撤销授权委托书"),
+    "attorney.list": (None, "查看授权委托书"),
+    "attorney.view": (None, "查看授权委托书"),
+    "ss_loss.report_temporary": ("临时挂失", "临时挂失登记"),
+    "ss_loss.report_formal": ("社保正式挂失", "正式挂失"),
+    "ss_loss.cancel": ("解除挂失", "解挂"),
+    "loss.sweep_lapsed": (None, "临时挂失到期失效"),
+    "replacement.apply": ("补换卡受理", "申请补换卡"),
+    "replacement.apply_waived": ("补换卡受理（减免）", "申请补换卡（免收工本费）"),
+    "replacement.receipt": (None, "查看收费收据"),
+    "replacement.complete_batch": ("制卡完成", "新卡制成"),
+    "production.start_batch": ("送制新批次", "制卡"),
+    "production.complete_batch": ("制卡完成", "新卡制成"),
+    "ss_password.reset": ("重置社保应用密码", "重置社保应用密码"),
+    "ss_password.change": (None, "社保应用密码修改"),
+    "ss_password.verify": (None, "校验社保应用密码"),
+    "query_password.reset": ("重置信息查询密码", "重置信息查询密码"),
+    "query_password.change": (None, "信息查询密码修改"),
+    "query_password.login": (None, "登录查询"),
+    "bank.activate": (None, "启用金融功能"),
+    "bank.extend_activation": (None, "延长启用期限"),
+    "bank.deposit": (None, "存款"),
+    "bank.withdraw": (None, "取款"),
+    "bank.transfer": (None, "转账"),
+    "bank.purchase": (None, "消费"),
+    "bank.authorize_payment": (None, "预授权"),
+    "bank.capture_payment": (None, "预授权完成"),
+    "bank.void_payment": (None, "预授权撤销"),
+    "bank.balance": (None, "查询余额"),
+    "bank.statement": (None, "查看账户明细"),
+    "bank.freeze": (None, "冻结账户"),
+    "bank.unfreeze": (None, "解除冻结"),
+    "bank.close": (None, "销户"),
+    "bank.reset_pin": (None, "重置银行密码"),
+    "bank.change_pin": (None, "修改银行密码"),
+    "bank.credit_pension": (None, "养老金入账"),
+    "bank.expire_pending": (None, "预授权到期"),
+    "bank_loss.report_oral": (None, "银行口头挂失"),
+    "bank_loss.report_written": (None, "银行书面挂失"),
+    "bank_loss.cancel": (None, "银行解挂"),
+    "insurance.record_month": (None, "登记参保缴费"),
+    "insurance.records": (None, "查看参保缴费记录"),
+    "medical.pre_settle": (None, "医保预结算"),
+    "medical.settle": (None, "医保结算"),
+    "medical.refund": (None, "医保退费"),
+    "medical.credit_month": (None, "医保个人账户划入"),
+    "medical.settlement": (None, "查看医保结算单"),
+    "medical.person_settlements": (None, "查看医保结算记录"),
+    "medical.personal_account": (None, "查看医保个人账户"),
+    "audit.read": (None, "查看操作记录"),
+    "certificates.verify": (None, "参保证明被第三方凭验证码核验"),
+}
+OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}
+OPERATION_CARDHOLDER: dict[str, str] = {op: cardholder for op, (_, cardholder) in AUDIT_OPERATIONS.items()}
+for _words in (OPERATION_STAFF, OPERATION_CARDHOLDER):
+    _words.update({old: _words[new] for old, new in RENAMED_OPERATIONS.items() if new in _words})
+
 LABELS: dict[str, dict[str, str]] = {
     "ss_status": SS_STATUS,
     "bank_status": BANK_STATUS,
@@ -72,6 +151,8 @@ LABELS: dict[str, dict[str, str]] = {
     "institution_level": INSTITUTION_LEVEL,
     "item_category": ITEM_CATEGORY,
     "self_pay_method": SELF_PAY_METHOD,
+    "operation_staff": OPERATION_STAFF,
+    "operation_cardholder": OPERATION_CARDHOLDER,
 }
 
 

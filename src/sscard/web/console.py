@@ -22,7 +22,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
-from ..core.labels import RENAMED_OPERATIONS
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import language
 from ..i18n import label_pair
@@ -38,17 +37,6 @@ STAFF_COOKIE = security.COOKIE["staff"]
 
 # Labels for values that come from data; the templates pass them through _() (console.po has them).
 SCOPE_LABELS = {k: v[0] for k, v in attorney.SCOPES.items()}
-OP_LABELS = {
-    "attorney.identity_check": "身份核验", "attorney.end_visit": "结束办理",
-    "card.collect": "领卡", "ss_loss.report_formal": "社保正式挂失", "ss_loss.report_temporary": "临时挂失",
-    "ss_loss.cancel": "解除挂失", "replacement.apply": "补换卡受理", "replacement.apply_waived": "补换卡受理（减免）",
-    "replacement.complete_batch": "制卡完成", "production.start_batch": "送制新批次",
-    "production.complete_batch": "制卡完成", "attorney.record": "登记授权委托书", "attorney.revoke": "撤销授权委托书",
-    "ss_password.reset": "重置社保应用密码",
-    "ss_password.reset_by_agent": "代办重置社保应用密码",
-    "query_password.reset": "重置信息查询密码", "person.register": "参保登记", "card.apply_first": "首次申领",
-}
-OP_LABELS.update({old: OP_LABELS[new] for old, new in RENAMED_OPERATIONS.items() if new in OP_LABELS})
 POA_LABELS = {"valid": "有效", "expired": "已过期", "not_yet_valid": "未生效", "revoked": "已撤销"}
 # What a 12333 caller was doing when they asked for an agent (the menu's node or its topic), in words.
 TOPIC_LABELS = {
@@ -140,7 +128,6 @@ def _page(request: Request, w: Window, template: str, ctx: dict | None = None, s
         "topic_label": topic_label,
         "lp": " (" if en else "（", "rp": ")" if en else "）",
         "w": w, "op_key": _key(), "scope_labels": SCOPE_LABELS, "poa_labels": POA_LABELS,
-        "op_labels": OP_LABELS,
         "sep": ": " if language(request) == "en" else "：", "list_sep": ", " if language(request) == "en" else "、",
         **(ctx or {}),
     }

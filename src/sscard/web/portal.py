@@ -23,7 +23,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
 from ..core.errors import SscardError
-from ..core.labels import RENAMED_OPERATIONS
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
 from ..http import client_address, language
@@ -58,42 +57,8 @@ NAV = (
     ("password", "/portal/password", N_("修改密码")),
     ("access", "/portal/access", N_("查询记录")),
 )
-# The access log in words: what was done (audit operation names), by whom (role), and how it ended.
-OPERATION_WORDS = {
-    "person.register": N_("登记个人信息"), "person.find": N_("查找个人信息"), "person.cards": N_("查看社保卡信息"),
-    "card.status": N_("查看社保卡状态"), "card.apply_first": N_("申领社保卡"), "card.collect": N_("领取社保卡"),
-    "card.seal_uncollected": N_("逾期未领封存"), "card.unseal": N_("解除封存"),
-    "window.person": N_("查看个人信息"), "window.card_number": N_("查看卡号"),
-    "attorney.identity_check": N_("核验身份"), "attorney.visit": N_("查看办理记录"),
-    "attorney.visit_identity": N_("查看身份信息"), "attorney.end_visit": N_("结束办理"),
-    "card.collection_receipt": N_("查看领卡回执"), "ss_password.reset_by_agent": N_("代办重置社保应用密码"),
-    "attorney.record": N_("登记授权委托书"), "attorney.revoke": N_("撤销授权委托书"),
-    "attorney.list": N_("查看授权委托书"), "attorney.view": N_("查看授权委托书"),
-    "ss_loss.report_temporary": N_("临时挂失登记"), "ss_loss.report_formal": N_("正式挂失"), "ss_loss.cancel": N_("解挂"),
-    "loss.sweep_lapsed": N_("临时挂失到期失效"),
-    "replacement.apply": N_("申请补换卡"), "replacement.apply_waived": N_("申请补换卡（免收工本费）"),
-    "replacement.receipt": N_("查看收费收据"), "replacement.complete_batch": N_("新卡制成"),
-    "production.start_batch": N_("制卡"), "production.complete_batch": N_("新卡制成"),
-    "ss_password.reset": N_("重置社保应用密码"), "ss_password.change": N_("社保应用密码修改"),
-    "ss_password.verify": N_("校验社保应用密码"), "query_password.reset": N_("重置信息查询密码"),
-    "query_password.change": N_("信息查询密码修改"), "query_password.login": N_("登录查询"),
-    "bank.activate": N_("启用金融功能"), "bank.extend_activation": N_("延长启用期限"),
-    "bank.deposit": N_("存款"), "bank.withdraw": N_("取款"), "bank.transfer": N_("转账"),
-    "bank.purchase": N_("消费"), "bank.authorize_payment": N_("预授权"), "bank.capture_payment": N_("预授权完成"),
-    "bank.void_payment": N_("预授权撤销"), "bank.balance": N_("查询余额"), "bank.statement": N_("查看账户明细"),
-    "bank.freeze": N_("冻结账户"), "bank.unfreeze": N_("解除冻结"), "bank.close": N_("销户"),
-    "bank.reset_pin": N_("重置银行密码"), "bank.change_pin": N_("修改银行密码"),
-    "bank.credit_pension": N_("养老金入账"), "bank.expire_pending": N_("预授权到期"),
-    "bank_loss.report_oral": N_("银行口头挂失"), "bank_loss.report_written": N_("银行书面挂失"),
-    "bank_loss.cancel": N_("银行解挂"),
-    "insurance.record_month": N_("登记参保缴费"), "insurance.records": N_("查看参保缴费记录"),
-    "medical.pre_settle": N_("医保预结算"), "medical.settle": N_("医保结算"), "medical.refund": N_("医保退费"),
-    "medical.credit_month": N_("医保个人账户划入"), "medical.settlement": N_("查看医保结算单"),
-    "medical.person_settlements": N_("查看医保结算记录"), "medical.personal_account": N_("查看医保个人账户"),
-    "audit.read": N_("查看操作记录"),
-    "certificates.verify": N_("参保证明被第三方凭验证码核验"),
-}
-OPERATION_WORDS.update({old: OPERATION_WORDS[new] for old, new in RENAMED_OPERATIONS.items()})
+# The access log in words: what was done (core.labels.OPERATION_CARDHOLDER, the `label` filter), by whom
+# (role), and how it ended.
 ROLE_WORDS = {
     "clerk": N_("社保卡服务网点工作人员"), "center_supervisor": N_("社保卡服务网点主管"),
     "teller": N_("银行柜员"), "bank_supervisor": N_("银行主管"), "operator": N_("系统管理员"),
@@ -600,7 +565,7 @@ def access_page(request: Request) -> Response:
         return me.redirect
     data = audit.about_me(_app(request), me.actor)
     return _page(request, "access.html", me, "access", {
-        "records": data["records"], "operation_words": OPERATION_WORDS, "role_words": ROLE_WORDS,
+        "records": data["records"], "role_words": ROLE_WORDS,
         "access_kind_words": ACCESS_KIND_WORDS,
     })
 
