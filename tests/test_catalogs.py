@@ -78,3 +78,11 @@ def test_audit_operations_are_worded_in_one_table_for_staff_and_for_cardholders(
     assert i18n.label_pair("operation_staff", "replacement.apply") == ("补换卡受理", "Replacement application")
     assert i18n.label_pair("operation_cardholder", "counter.collect") == ("领取社保卡", "Card collected")
     assert i18n.label("operation_cardholder", "no.such_operation", "en") == "no.such_operation"
+
+
+def test_refused_events_are_worded_per_desk():
+    from sscard import i18n
+
+    assert i18n.label_pair("window_event", "report_formal_loss") == ("正式挂失", "formal loss")
+    assert i18n.label_pair("bank_event", "close") == ("销户", "closing the account")
+    assert i18n.label_pair("window_event", "close") == ("close", "close")  # a callback request's, not the bank's

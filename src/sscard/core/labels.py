@@ -62,6 +62,28 @@ RENAMED_OPERATIONS: dict[str, str] = {
     "counter.ss_password_reset_by_agent": "ss_password.reset_by_agent",
 }
 
+# The event a state machine refused (SscardError "illegal_transition"), in the words of the refusal a clerk or a
+# teller reads: one kind per desk, since one event name means different things on each ("close": the bank's
+# account; the hotline's callback request at the window).
+WINDOW_EVENT: dict[str, str] = {
+    "report_formal_loss": "正式挂失",
+    "cancel_loss": "解除挂失",
+    "collect": "领卡",
+    "revoke": "撤销",
+    "complete_batch": "制卡完成",
+    "collection_receipt": "领卡回执",
+}
+BANK_EVENT: dict[str, str] = {
+    "report_written_loss": "书面挂失",
+    "report_oral_loss": "口头挂失",
+    "cancel_loss": "解除挂失",
+    "activate": "启用金融功能",
+    "extend_activation": "延长启用期限",
+    "freeze": "冻结",
+    "unfreeze": "解除冻结",
+    "close": "销户",
+}
+
 # Audit operations in words, for two audiences: (the staff's wording, the cardholder's wording). The window
 # console's report counts what each clerk did in counter terms (补换卡受理: an application taken in; None:
 # the report shows the operation's name); the portal's access log tells a cardholder what was done on their
@@ -151,6 +173,8 @@ LABELS: dict[str, dict[str, str]] = {
     "institution_level": INSTITUTION_LEVEL,
     "item_category": ITEM_CATEGORY,
     "self_pay_method": SELF_PAY_METHOD,
+    "window_event": WINDOW_EVENT,
+    "bank_event": BANK_EVENT,
     "operation_staff": OPERATION_STAFF,
     "operation_cardholder": OPERATION_CARDHOLDER,
 }

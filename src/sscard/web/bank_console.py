@@ -189,15 +189,10 @@ async def end_customer(request: Request, desk: Desk = Depends(BANK.signed_in)) -
 
 # ---------------------------------------------------------------- the working pages
 
-# Words for state-machine refusals, so a teller reads "written loss" rather than "report_written_loss"
-# (the states are core.labels'; closing refused for money still in the account names the balance).
+# State-machine refusals in words, so a teller reads "written loss" rather than "report_written_loss" (the
+# states and events are core.labels' bank_status / bank_event; closing refused for money still in the
+# account names the balance).
 BALANCE_WORDS = ("账户尚有余额或未完成交易", "the account still holds money or pending items")
-EVENT_WORDS = {
-    "report_written_loss": ("书面挂失", "written loss"), "report_oral_loss": ("口头挂失", "oral loss"),
-    "cancel_loss": ("解除挂失", "cancel the loss"), "activate": ("启用金融功能", "activation"),
-    "extend_activation": ("延长启用期限", "extending the activation window"), "freeze": ("冻结", "freeze"),
-    "unfreeze": ("解除冻结", "lifting the freeze"), "close": ("销户", "closing the account"),
-}
 PIN_ERRORS = ("wrong_pin",)  # a refusal that sends the cardholder back to the PIN pad, amount kept
 
 
@@ -206,7 +201,7 @@ def _message(err: SscardError, lang: str) -> str:
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
         words = SscardError("illegal_transition",
                             state=BALANCE_WORDS if state == "balance" else label_pair("bank_status", state),
-                            event=EVENT_WORDS.get(event, (event, event)))
+                            event=label_pair("bank_event", event))
         return words.message(lang)
     return err.message(lang)
 

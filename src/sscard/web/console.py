@@ -55,13 +55,6 @@ def topic_label(topic: str) -> str:
     return TOPIC_LABELS.get(topic) or TOPIC_LABELS.get(topic.split("_")[0]) or "社会保障卡综合咨询"
 
 
-EVENT_WORDS = {
-    "report_formal_loss": ("正式挂失", "formal loss"), "cancel_loss": ("解除挂失", "cancel the loss"),
-    "collect": ("领卡", "collection"), "revoke": ("撤销", "revoke"), "complete_batch": ("制卡完成", "batch done"),
-    "collection_receipt": ("领卡回执", "collection receipt"),
-}
-
-
 class Window(security.StaffDesk):
     """The signed-in clerk (or supervisor) at this center, and their session row (CSRF token)."""
 
@@ -94,7 +87,7 @@ def _message(err: SscardError, lang: str) -> str:
     if err.code == "illegal_transition":
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
         words = SscardError("illegal_transition", state=label_pair("ss_status", state),
-                            event=EVENT_WORDS.get(event, (event, event)))
+                            event=label_pair("window_event", event))
         return words.message(lang)
     if err.code == "replacement_not_allowed":
         state = str(err.params.get("state", ""))
