@@ -238,7 +238,7 @@ def _ledger_id(op: Op, account: BankAccount) -> int:
     return ledger.customer_account(op.session, _writable(op, account), op.now)
 
 
-def account_answer(op: Op, account: BankAccount, moved: dict | None = None, **extra: Any) -> dict:
+def account_answer(op: Op, account: BankAccount, moved: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
@@ -277,7 +277,7 @@ def _require_in_person(confirmed: bool) -> None:
 
 @operation("bank.activate", roles=BANK_STAFF, scope=Scope.OWN, secrets=('pin', 'pin_again'))
 def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str, *,
-             cardholder_in_person: bool) -> dict:
+             cardholder_in_person: bool) -> dict[str, Any]:
     """At an outlet of the card's bank, cardholder in person with card and ID; sets the bank PIN."""
     _require_in_person(cardholder_in_person)
     account = _account(op, pan)
@@ -304,7 +304,7 @@ def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: s
     return account_answer(op, account, moved_from_old_account=moved)
 
 
-def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict | None:
+def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict[str, Any] | None:
     """RULES §6: the old card's account gives its whole balance to the new one and closes."""
     old_card = op.session.get(Card, card.replaces_card_id)
     old = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old_card.id)) if old_card else None
@@ -324,7 +324,7 @@ def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict 
 
 
 @operation("bank.extend_activation", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict:
+def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict[str, Any]:
     """Once per card, by up to policy activation.max_extension_days, from the later of deadline and today."""
     account = _account(op, pan)
     if account.status != BankStatus.NOT_ACTIVATED:
@@ -349,7 +349,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
 
 
 @operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM, batched=True)
-def deposit(op: Op, pan: str, amount_fen: int) -> dict:
+def deposit(op: Op, pan: str, amount_fen: int) -> dict[str, Any]:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
     require_positive_fen(amount_fen)
     account = _account(op, pan)
@@ -362,7 +362,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
 
 
 @operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
-def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
+def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict[str, Any]:
     """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
     require_positive_fen(amount_fen)
     account = _account(op, pan)
@@ -387,7 +387,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
 
 
 @operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
-def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict[str, Any]:
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
     require_positive_fen(amount_fen)
@@ -421,7 +421,7 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
 
 
 def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, timeout_seconds: int | None,
-             transfer_id: str | None) -> dict:
+             transfer_id: str | None) -> dict[str, Any]:
     require_positive_fen(amount_fen)
     merchant = _merchant_account(op)
     account = _account(op, pan)
@@ -441,20 +441,20 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
 
 
 @operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
-def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict[str, Any]:
     """A one-step payment at a POS."""
     return _payment(op, pan, amount_fen, pin, pending=False, timeout_seconds=None, transfer_id=transfer_id)
 
 
 @operation("bank.authorize_payment", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
 def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_seconds: int | None = None,
-                      transfer_id: str | None = None) -> dict:
+                      transfer_id: str | None = None) -> dict[str, Any]:
     """A hold (pending transfer) to the merchant, captured or voided later; it expires by itself."""
     return _payment(op, pan, amount_fen, pin, pending=True, timeout_seconds=timeout_seconds, transfer_id=transfer_id)
 
 
 @operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
-def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict:
+def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict[str, Any]:
     """Post a hold of this terminal, wholly or for less (the rest is released)."""
     merchant = _merchant_account(op)
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
@@ -464,7 +464,7 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
 
 
 @operation("bank.void_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
-def void_payment(op: Op, transfer_id: str) -> dict:
+def void_payment(op: Op, transfer_id: str) -> dict[str, Any]:
     merchant = _merchant_account(op)
     voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
     access.checked(Scope.OWN)  # void_pending refuses a hold whose merchant is not this terminal
@@ -473,7 +473,7 @@ def void_payment(op: Op, transfer_id: str) -> dict:
 
 
 @operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
-def expire_pending(op: Op) -> dict:
+def expire_pending(op: Op) -> dict[str, Any]:
     """Sweep: expire every hold whose timeout has passed by the injected clock.
 
     Through the group-commit writer, but alone (`alone=True`): a sweep of up to 10,000 holds would make the
@@ -490,7 +490,7 @@ def expire_pending(op: Op) -> dict:
 
 
 @operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN, batched=True)
-def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
+def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[str, Any]:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed)."""
     require_positive_fen(amount_fen)
@@ -509,7 +509,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
 
 
 @operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',), terminals=access.BALANCE, batched=True)
-def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
+def balance_inquiry(op: Op, pan: str, pin: str) -> dict[str, Any]:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)
     require_pin_kept(op, account)
@@ -519,7 +519,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
 
 
 @query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
-def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict:
+def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict[str, Any]:
     """Balance and history, newest first; page with before_id = the last entry's id."""
     opened = _read_ahead_for_statement(op, pan)
     account = _account(op, pan)
@@ -556,7 +556,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 
 
 @operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.ATM)
-def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
+def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
     account = _account(op, pan)
     require_pin_kept(op, account)
@@ -571,7 +571,7 @@ def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
 
 @operation("bank.reset_pin", roles=BANK_STAFF, scope=Scope.OWN, secrets=('new', 'new_again'))
 def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str, *,
-              cardholder_in_person: bool) -> dict:
+              cardholder_in_person: bool) -> dict[str, Any]:
     """Forgotten or locked: at an outlet of the card's bank, the cardholder in person (ID checked) types a
     new PIN twice; the lock is lifted. No agent may do this."""
     _require_in_person(cardholder_in_person)
@@ -591,17 +591,17 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
 
 
 @operation("bank.freeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def freeze(op: Op, pan: str, reason: str = "") -> dict:
+def freeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
     """A supervisor stops every debit (a court order, a suspected fraud); credits still arrive."""
     return _freeze_step(op, pan, "freeze", reason)
 
 
 @operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
+def unfreeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
     return _freeze_step(op, pan, "unfreeze", reason)
 
 
-def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
+def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict[str, Any]:
     account = _account(op, pan)
     before = lifecycle.bank_transition(op, account, event)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
@@ -610,7 +610,7 @@ def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
 
 
 @operation("bank.close", roles=BANK_STAFF, scope=Scope.OWN)
-def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
+def close(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At an outlet with ID: holds are released, the balance is paid out in cash from the drawer, and the
     account closes. A frozen account's balance cannot be paid out."""
     account = _account(op, pan)
@@ -636,6 +636,6 @@ def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
 
 
 @query("ledger.check", roles={Role.OPERATOR, Role.BANK_SUPERVISOR}, scope=Scope.CITY)
-def ledger_check(op: Op) -> dict:
+def ledger_check(op: Op) -> dict[str, Any]:
     """Recompute every ledger account from its transfers: sums match, balances add up to zero."""
     return ledger.check_invariants(op.session)
