@@ -86,12 +86,14 @@ def _writable(op: Op, account: BankAccount | AccountView) -> BankAccount:
     if not isinstance(account, AccountView):
         return account
     orm = op.session.get(BankAccount, account.id)
+    assert orm is not None  # the batch read this account's row in this transaction
     op.session.info.setdefault(PREFETCHED, {})[orm.pan] = orm
     return orm
 
 
 def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
-    account = op.session.info.get(PREFETCHED, {}).get(pan)
+    # a batch's AccountView stands in for the BankAccount here (read-only: see AccountView, _writable)
+    account: BankAccount | None = op.session.info.get(PREFETCHED, {}).get(pan)
     if account is None:
         return lookup.account_by_pan(op.session, pan, actor)
     if actor is not None:
@@ -105,6 +107,7 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
     their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts."""
     if not pans:
         return
+    assert now is not None  # the writer passes its batch's now (shanghai_day(None) would fail anyway)
     book = book_of(session)
     day = shanghai_day(now)
     found = {}
@@ -158,7 +161,8 @@ def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
     if found is None:
         return None
     op.session.info.setdefault(PREFETCHED, {})[pan] = AccountView(found)
-    return found.ledger_opened
+    opened: datetime | None = found.ledger_opened
+    return opened
 
 
 def _account(op: Op, pan: str) -> BankAccount:
@@ -219,6 +223,7 @@ def _cash_account(op: Op) -> int:
     if op.actor.outlet_id is None:
         raise SscardError("forbidden")
     outlet = op.session.get(Outlet, op.actor.outlet_id)
+    assert outlet is not None  # a teller's outlet_id comes from staff_users.outlet_id, a foreign key
     return ledger.system_account(op, f"cash:{outlet.code}", kind="cash_drawer", bank_id=outlet.bank_id)
 
 
@@ -229,6 +234,7 @@ def _merchant_account(op: Op) -> int:
 
 def clearing_account(op: Op, bank_id: int) -> int:
     bank = op.session.get(Bank, bank_id)
+    assert bank is not None  # called with an account's bank_id, a NOT NULL foreign key
     return ledger.system_account(op, f"clearing:{bank.code}", kind="clearing", bank_id=bank_id)
 
 
@@ -284,6 +290,7 @@ def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: s
     person = lookup.person_by_id(op.session, account.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
     card = op.session.get(Card, account.card_id)
+    assert card is not None  # bank_accounts.card_id is a NOT NULL foreign key
     before = account.status
     bank_next(account.status, "activate")  # refuses anything but not_activated
     if card.collected_at is None or account.activation_deadline is None:
@@ -540,7 +547,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     for r in rows:
         outgoing = r.debit_account_id == account.ledger_account_id
         other = names.get(r.credit_account_id if outgoing else r.debit_account_id, ("", "", None))
-        counterparty = mask_pan(pans.get(other[2], "")) if other[0] == "customer" else other[1]
+        counterparty = mask_pan(pans.get(other[2], "") if other[2] is not None else "") if other[0] == "customer" else other[1]
         entries.append({
             "id": r.id, "transfer_id": r.transfer_id, "at": r.created_at, "code": r.code, "kind": r.kind,
             "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
