@@ -254,13 +254,13 @@ def _read_ahead(op: Op) -> dict[str, Any]:
 
 
 @batching.prefetcher
-def _prefetch(session: Session, requests: list[Request], now: Any) -> None:
+def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
     """For a group-committed batch of pre-settlements and settlements: the cards read, their holders,
     personal accounts and this year's usage, their insured months and the terminals with their
     institutions: three queries for the batch instead of a dozen per request. Every settlement reads and
     writes only its own person's rows (keyed by person), so settlements of different people touch
     nothing in common but the append-only settlement and movement tables."""
-    mine = [r for r in requests if r.name in _AT_TERMINAL]
+    mine = [r for r in requests if isinstance(r, Request) and r.name in _AT_TERMINAL]  # (a Viewed is a query's)
     if not mine:
         return
     numbers = sorted({n for r in mine if isinstance(n := r.argument("card_number"), str)})
