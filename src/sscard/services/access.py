@@ -122,6 +122,7 @@ def authorize(actor: Actor | None, operation: str) -> None:
 def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> Declaration:
     """Everything decided before an operation runs: who, through which channel, and the key."""
     authorize(actor, operation)
+    assert actor is not None  # authorize() refused a missing actor
     decl = DECLARATIONS[operation]
     if actor.role is Role.TERMINAL and decl.terminals is not None and actor.terminal_kind not in decl.terminals:
         raise SscardError("wrong_terminal_kind")
@@ -132,7 +133,7 @@ def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> D
 
 # ---------------------------------------------------------------- scope
 
-_checked: ContextVar[set | None] = ContextVar("sscard_scope_checked", default=None)
+_checked: ContextVar[set[Scope] | None] = ContextVar("sscard_scope_checked", default=None)
 
 
 def _mark(kind: Scope) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy.exc import DataError
@@ -25,7 +26,7 @@ class App:
     policy: Policy
     secrets: Secrets
     settings: Settings
-    extras: dict = field(default_factory=dict)  # per-area singletons (the ledger's batcher, ...)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-area singletons (the ledger's batcher, ...)
 
     def close(self) -> None:
         for extra in self.extras.values():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -53,7 +54,7 @@ SCOPES: dict[str, tuple[str, str]] = {
 VISIT_MINUTES = 30
 
 
-def poa_view(poa: PowerOfAttorney, today: date) -> dict:
+def poa_view(poa: PowerOfAttorney, today: date) -> dict[str, Any]:
     return {
         "id": poa.id,
         "person_id": poa.person_id,
@@ -81,7 +82,7 @@ def poa_status(poa: PowerOfAttorney, today: date) -> str:
 
 @operation("attorney.record", roles=CENTER_STAFF, scope=Scope.OWN)
 def record(op: Op, person_id: int, agent_name: str, agent_citizen_id: str, scope: list[str],
-           valid_from: date, valid_to: date, document_ref: str) -> dict:
+           valid_from: date, valid_to: date, document_ref: str) -> dict[str, Any]:
     person = lookup.person_by_id(op.session, person_id)
     agent_id = validate_citizen_id(agent_citizen_id)
     name = (agent_name or "").strip()
@@ -114,7 +115,7 @@ def record(op: Op, person_id: int, agent_name: str, agent_citizen_id: str, scope
 
 
 @query("attorney.list", roles=CENTER_STAFF, scope=Scope.OWN)
-def list_for_person(op: Op, person_id: int) -> dict:
+def list_for_person(op: Op, person_id: int) -> dict[str, Any]:
     person = lookup.person_by_id(op.session, person_id)
     rows = op.session.scalars(
         select(PowerOfAttorney).where(PowerOfAttorney.person_id == person.id).order_by(PowerOfAttorney.id.desc())
@@ -125,14 +126,14 @@ def list_for_person(op: Op, person_id: int) -> dict:
 
 
 @query("attorney.view", roles=CENTER_STAFF, scope=Scope.OWN)
-def view(op: Op, attorney_id: int) -> dict:
+def view(op: Op, attorney_id: int) -> dict[str, Any]:
     poa = _get(op, attorney_id)
     op.audit("power_of_attorney", poa.id, person_id=poa.person_id)
     return poa_view(poa, op.app.clock.today())
 
 
 @operation("attorney.revoke", roles=CENTER_STAFF, scope=Scope.OWN)
-def revoke(op: Op, attorney_id: int, reason: str = "") -> dict:
+def revoke(op: Op, attorney_id: int, reason: str = "") -> dict[str, Any]:
     poa = _get(op, attorney_id)
     if poa.revoked_at is not None:
         raise SscardError("illegal_transition", state="revoked", event="revoke")
@@ -193,7 +194,7 @@ def agent_for(op: Op, attorney_id: int | None, agent_citizen_id: str | None, per
 # ---------------------------------------------------------------- the identity check (a window visit)
 
 
-def visit_view(op: Op, visit: CounterVisit) -> dict:
+def visit_view(op: Op, visit: CounterVisit) -> dict[str, Any]:
     poa = op.session.get(PowerOfAttorney, visit.attorney_id) if visit.attorney_id else None
     return {
         "id": visit.id,
@@ -207,7 +208,7 @@ def visit_view(op: Op, visit: CounterVisit) -> dict:
 
 @operation("attorney.identity_check", roles=CENTER_STAFF, scope=Scope.OWN)
 def identity_check(op: Op, person_id: int, presented_citizen_id: str, attorney_id: int | None = None,
-                   agent_citizen_id: str | None = None) -> dict:
+                   agent_citizen_id: str | None = None) -> dict[str, Any]:
     """The cardholder's ID is checked against the record (an agent also shows a valid power of
     attorney and their own ID); opens a visit for this clerk's next actions."""
     person = lookup.person_by_id(op.session, person_id)
@@ -237,14 +238,14 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
 
 
 @query("attorney.visit", roles=CENTER_STAFF, scope=Scope.CENTER)
-def get_visit(op: Op, visit_id: int) -> dict:
+def get_visit(op: Op, visit_id: int) -> dict[str, Any]:
     visit = _live_visit(op, visit_id)
     op.audit("visit", visit.id, person_id=visit.person_id)
     return visit_view(op, visit)
 
 
 @query("attorney.visit_identity", roles=CENTER_STAFF, scope=Scope.CENTER)
-def visit_identity(op: Op, visit_id: int) -> dict:
+def visit_identity(op: Op, visit_id: int) -> dict[str, Any]:
     """For the console only (never rendered): what the visit's checked IDs are, to pass to services
     that take the presented IDs, as the API's callers do."""
     visit = _live_visit(op, visit_id)
@@ -260,7 +261,7 @@ def visit_identity(op: Op, visit_id: int) -> dict:
 
 
 @query("attorney.visit_actions", roles=CENTER_STAFF, scope=Scope.CENTER)
-def visit_actions(op: Op, visit_id: int) -> dict:
+def visit_actions(op: Op, visit_id: int) -> dict[str, Any]:
     """What this visit may do now, per card and for the person: core.window's rules over each card's two
     states in effect, the visit's power-of-attorney scope and the clerk's role. The console shows it
     before any click; every action's service checks the same again."""
@@ -289,7 +290,7 @@ def visit_actions(op: Op, visit_id: int) -> dict:
 
 
 @operation("attorney.end_visit", roles=CENTER_STAFF, scope=Scope.CENTER)
-def end_visit(op: Op, visit_id: int) -> dict:
+def end_visit(op: Op, visit_id: int) -> dict[str, Any]:
     visit = _live_visit(op, visit_id)
     visit.ended_at = op.now
     op.audit("visit", visit.id, before="identity_checked", after="ended", person_id=visit.person_id)

@@ -4,6 +4,7 @@ own access log (who looked at or changed my record, by role and place, never by 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -28,7 +29,7 @@ def read_audit(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     q = select(AuditRecord)
     for column, value in (
         (AuditRecord.operation, operation),
@@ -50,7 +51,7 @@ def read_audit(
     return {"records": [audit_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
-def audit_view(r: AuditRecord) -> dict:
+def audit_view(r: AuditRecord) -> dict[str, Any]:
     from ..core.identifiers import mask_text
 
     return {
@@ -78,11 +79,12 @@ _OTHERS = ("staff", "terminal", "system", "operator")
 
 
 @query("audit.about_me", roles={Role.CARDHOLDER}, scope=Scope.OWN)
-def about_me(op: Op, limit: int = 200) -> dict:
+def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     """PIPL's right to know: every audit record about me made by staff, terminals or the system, newest
     first: when, which operation, viewed / changed / refused, the role and the place by name. The staff
     member's name and id are never part of the answer."""
     me = op.actor.person_id
+    assert me is not None  # a cardholder actor always carries its person id (the role checked above)
     access.require_self(op.actor, me)  # always the caller's own: no person id is taken from outside
     rows = op.session.execute(
         select(AuditRecord.at, AuditRecord.operation, AuditRecord.result, AuditRecord.actor_kind,
@@ -108,10 +110,10 @@ def about_me(op: Op, limit: int = 200) -> dict:
 _SAME = ("operation", "kind", "result", "role", "channel", "place")
 
 
-def _merge_repeats(records: list[dict]) -> list[dict]:
+def _merge_repeats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One line for the same thing done again within a minute (a console page reads a record several
     times while it is shown), with how many times."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     for rec in records:
         last = out[-1] if out else None
         if last and all(last[k] == rec[k] for k in _SAME) and (last["_oldest"] - rec["at"]).total_seconds() < 60:
@@ -124,17 +126,17 @@ def _merge_repeats(records: list[dict]) -> list[dict]:
     return out
 
 
-def _place_names(op: Op, codes: set[str]) -> dict[str, dict]:
+def _place_names(op: Op, codes: set[str]) -> dict[str, dict[str, Any]]:
     """Center, outlet or terminal codes -> the place's name (a terminal: where it stands, or its own name)."""
     if not codes:
         return {}
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     s = op.session
     centers = {c.id: c for c in s.scalars(select(ServiceCenter))}
     outlets = {o.id: o for o in s.scalars(select(Outlet))}
     banks = {b.id: b for b in s.scalars(select(Bank))}
 
-    def outlet_names(o: Outlet) -> dict:
+    def outlet_names(o: Outlet) -> dict[str, Any]:
         bank = banks.get(o.bank_id)
         if o.name_en:
             return {"name": o.name, "name_en": o.name_en}

@@ -119,7 +119,7 @@ def seal(app: App, *, chunk: int = CHUNK) -> int:
     return total
 
 
-def verify(app: App, *, seal_first: bool = False) -> dict:
+def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
     """Re-compute the chain in seal_seq order from one snapshot; name the first broken record.
 
     A record is broken when its seal_seq is not the one after the previous record's (a record before it
@@ -128,7 +128,7 @@ def verify(app: App, *, seal_first: bool = False) -> dict:
     if seal_first:
         seal(app)
 
-    def work(s: Session) -> dict:
+    def work(s: Session) -> dict[str, Any]:
         checked, prev, broken = 0, GENESIS, None
         head: dict[str, Any] = {"seal_seq": 0, "hash": GENESIS}
         conn = s.connection()

@@ -10,7 +10,7 @@ person's data (the account holder's full name is shown to the teller).
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 
@@ -120,7 +120,7 @@ def customer(op: Op, pan: str) -> Customer:
     return out
 
 
-def lines_of(entries: list[dict], balance_fen: int) -> list[Line]:
+def lines_of(entries: list[dict[str, Any]], balance_fen: int) -> list[Line]:
     """Entries (newest first) with the posted balance after each, worked back from `balance_fen`, the
     posted balance after the newest entry."""
     out: list[Line] = []
@@ -192,10 +192,11 @@ def statement(op: Op, pan: str, limit: int = 50, before_id: int | None = None, r
             "closing_fen": closing_fen, "next_before_id": next_before, "searched_ref": searched}
 
 
-def _balance_before(op: Op, pan: str, newest_page: dict, page: dict, before_id: int) -> int:
+def _balance_before(op: Op, pan: str, newest_page: dict[str, Any], page: dict[str, Any], before_id: int) -> int:
     """The posted balance just after the movement before `before_id`: today's balance less every posted
     movement since (read back in pages of 200)."""
-    balance, data = newest_page["balance_fen"], newest_page
+    balance: int = newest_page["balance_fen"]
+    data = newest_page
     while True:
         for e in data["entries"]:
             if e["id"] < before_id:

@@ -86,12 +86,14 @@ def _writable(op: Op, account: BankAccount | AccountView) -> BankAccount:
     if not isinstance(account, AccountView):
         return account
     orm = op.session.get(BankAccount, account.id)
+    assert orm is not None  # the batch read this account's row in this transaction
     op.session.info.setdefault(PREFETCHED, {})[orm.pan] = orm
     return orm
 
 
 def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
-    account = op.session.info.get(PREFETCHED, {}).get(pan)
+    # a batch's AccountView stands in for the BankAccount here (read-only: see AccountView, _writable)
+    account: BankAccount | None = op.session.info.get(PREFETCHED, {}).get(pan)
     if account is None:
         return lookup.account_by_pan(op.session, pan, actor)
     if actor is not None:
@@ -105,6 +107,7 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
     their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts."""
     if not pans:
         return
+    assert now is not None  # the writer passes its batch's now (shanghai_day(None) would fail anyway)
     book = book_of(session)
     day = shanghai_day(now)
     found = {}
@@ -158,7 +161,8 @@ def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
     if found is None:
         return None
     op.session.info.setdefault(PREFETCHED, {})[pan] = AccountView(found)
-    return found.ledger_opened
+    opened: datetime | None = found.ledger_opened
+    return opened
 
 
 def _account(op: Op, pan: str) -> BankAccount:
@@ -219,6 +223,7 @@ def _cash_account(op: Op) -> int:
     if op.actor.outlet_id is None:
         raise SscardError("forbidden")
     outlet = op.session.get(Outlet, op.actor.outlet_id)
+    assert outlet is not None  # a teller's outlet_id comes from staff_users.outlet_id, a foreign key
     return ledger.system_account(op, f"cash:{outlet.code}", kind="cash_drawer", bank_id=outlet.bank_id)
 
 
@@ -229,6 +234,7 @@ def _merchant_account(op: Op) -> int:
 
 def clearing_account(op: Op, bank_id: int) -> int:
     bank = op.session.get(Bank, bank_id)
+    assert bank is not None  # called with an account's bank_id, a NOT NULL foreign key
     return ledger.system_account(op, f"clearing:{bank.code}", kind="clearing", bank_id=bank_id)
 
 
@@ -238,7 +244,7 @@ def _ledger_id(op: Op, account: BankAccount) -> int:
     return ledger.customer_account(op.session, _writable(op, account), op.now)
 
 
-def account_answer(op: Op, account: BankAccount, moved: dict | None = None, **extra: Any) -> dict:
+def account_answer(op: Op, account: BankAccount, moved: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
@@ -277,13 +283,14 @@ def _require_in_person(confirmed: bool) -> None:
 
 @operation("bank.activate", roles=BANK_STAFF, scope=Scope.OWN, secrets=('pin', 'pin_again'))
 def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: str, *,
-             cardholder_in_person: bool) -> dict:
+             cardholder_in_person: bool) -> dict[str, Any]:
     """At an outlet of the card's bank, cardholder in person with card and ID; sets the bank PIN."""
     _require_in_person(cardholder_in_person)
     account = _account(op, pan)
     person = lookup.person_by_id(op.session, account.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
     card = op.session.get(Card, account.card_id)
+    assert card is not None  # bank_accounts.card_id is a NOT NULL foreign key
     before = account.status
     bank_next(account.status, "activate")  # refuses anything but not_activated
     if card.collected_at is None or account.activation_deadline is None:
@@ -304,7 +311,7 @@ def activate(op: Op, pan: str, presented_citizen_id: str, pin: str, pin_again: s
     return account_answer(op, account, moved_from_old_account=moved)
 
 
-def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict | None:
+def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict[str, Any] | None:
     """RULES §6: the old card's account gives its whole balance to the new one and closes."""
     old_card = op.session.get(Card, card.replaces_card_id)
     old = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old_card.id)) if old_card else None
@@ -324,7 +331,7 @@ def _take_over_replaced_account(op: Op, card: Card, new_ledger_id: int) -> dict 
 
 
 @operation("bank.extend_activation", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict:
+def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "") -> dict[str, Any]:
     """Once per card, by up to policy activation.max_extension_days, from the later of deadline and today."""
     account = _account(op, pan)
     if account.status != BankStatus.NOT_ACTIVATED:
@@ -349,7 +356,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
 
 
 @operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM, batched=True)
-def deposit(op: Op, pan: str, amount_fen: int) -> dict:
+def deposit(op: Op, pan: str, amount_fen: int) -> dict[str, Any]:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
     require_positive_fen(amount_fen)
     account = _account(op, pan)
@@ -362,7 +369,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict:
 
 
 @operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
-def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
+def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict[str, Any]:
     """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
     require_positive_fen(amount_fen)
     account = _account(op, pan)
@@ -387,7 +394,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict:
 
 
 @operation("bank.transfer", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
-def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict[str, Any]:
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
     require_positive_fen(amount_fen)
@@ -421,7 +428,7 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
 
 
 def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, timeout_seconds: int | None,
-             transfer_id: str | None) -> dict:
+             transfer_id: str | None) -> dict[str, Any]:
     require_positive_fen(amount_fen)
     merchant = _merchant_account(op)
     account = _account(op, pan)
@@ -441,20 +448,20 @@ def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, time
 
 
 @operation("bank.purchase", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
-def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict:
+def purchase(op: Op, pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict[str, Any]:
     """A one-step payment at a POS."""
     return _payment(op, pan, amount_fen, pin, pending=False, timeout_seconds=None, transfer_id=transfer_id)
 
 
 @operation("bank.authorize_payment", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.POS, batched=True)
 def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_seconds: int | None = None,
-                      transfer_id: str | None = None) -> dict:
+                      transfer_id: str | None = None) -> dict[str, Any]:
     """A hold (pending transfer) to the merchant, captured or voided later; it expires by itself."""
     return _payment(op, pan, amount_fen, pin, pending=True, timeout_seconds=timeout_seconds, transfer_id=transfer_id)
 
 
 @operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
-def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict:
+def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict[str, Any]:
     """Post a hold of this terminal, wholly or for less (the rest is released)."""
     merchant = _merchant_account(op)
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
@@ -464,7 +471,7 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
 
 
 @operation("bank.void_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
-def void_payment(op: Op, transfer_id: str) -> dict:
+def void_payment(op: Op, transfer_id: str) -> dict[str, Any]:
     merchant = _merchant_account(op)
     voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
     access.checked(Scope.OWN)  # void_pending refuses a hold whose merchant is not this terminal
@@ -473,7 +480,7 @@ def void_payment(op: Op, transfer_id: str) -> dict:
 
 
 @operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
-def expire_pending(op: Op) -> dict:
+def expire_pending(op: Op) -> dict[str, Any]:
     """Sweep: expire every hold whose timeout has passed by the injected clock.
 
     Through the group-commit writer, but alone (`alone=True`): a sweep of up to 10,000 holds would make the
@@ -490,7 +497,7 @@ def expire_pending(op: Op) -> dict:
 
 
 @operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN, batched=True)
-def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
+def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[str, Any]:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed)."""
     require_positive_fen(amount_fen)
@@ -509,7 +516,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict:
 
 
 @operation("bank.balance", roles={Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',), terminals=access.BALANCE, batched=True)
-def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
+def balance_inquiry(op: Op, pan: str, pin: str) -> dict[str, Any]:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)
     require_pin_kept(op, account)
@@ -519,7 +526,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict:
 
 
 @query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
-def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict:
+def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict[str, Any]:
     """Balance and history, newest first; page with before_id = the last entry's id."""
     opened = _read_ahead_for_statement(op, pan)
     account = _account(op, pan)
@@ -540,7 +547,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     for r in rows:
         outgoing = r.debit_account_id == account.ledger_account_id
         other = names.get(r.credit_account_id if outgoing else r.debit_account_id, ("", "", None))
-        counterparty = mask_pan(pans.get(other[2], "")) if other[0] == "customer" else other[1]
+        counterparty = mask_pan(pans.get(other[2], "") if other[2] is not None else "") if other[0] == "customer" else other[1]
         entries.append({
             "id": r.id, "transfer_id": r.transfer_id, "at": r.created_at, "code": r.code, "kind": r.kind,
             "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
@@ -556,7 +563,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 
 
 @operation("bank.change_pin", roles=BANK_STAFF | {Role.TERMINAL, Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.ATM)
-def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
+def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
     account = _account(op, pan)
     require_pin_kept(op, account)
@@ -571,7 +578,7 @@ def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict:
 
 @operation("bank.reset_pin", roles=BANK_STAFF, scope=Scope.OWN, secrets=('new', 'new_again'))
 def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: str, *,
-              cardholder_in_person: bool) -> dict:
+              cardholder_in_person: bool) -> dict[str, Any]:
     """Forgotten or locked: at an outlet of the card's bank, the cardholder in person (ID checked) types a
     new PIN twice; the lock is lifted. No agent may do this."""
     _require_in_person(cardholder_in_person)
@@ -591,17 +598,17 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
 
 
 @operation("bank.freeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def freeze(op: Op, pan: str, reason: str = "") -> dict:
+def freeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
     """A supervisor stops every debit (a court order, a suspected fraud); credits still arrive."""
     return _freeze_step(op, pan, "freeze", reason)
 
 
 @operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
-def unfreeze(op: Op, pan: str, reason: str = "") -> dict:
+def unfreeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
     return _freeze_step(op, pan, "unfreeze", reason)
 
 
-def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
+def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict[str, Any]:
     account = _account(op, pan)
     before = lifecycle.bank_transition(op, account, event)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
@@ -610,7 +617,7 @@ def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict:
 
 
 @operation("bank.close", roles=BANK_STAFF, scope=Scope.OWN)
-def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
+def close(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At an outlet with ID: holds are released, the balance is paid out in cash from the drawer, and the
     account closes. A frozen account's balance cannot be paid out."""
     account = _account(op, pan)
@@ -636,6 +643,6 @@ def close(op: Op, pan: str, presented_citizen_id: str) -> dict:
 
 
 @query("ledger.check", roles={Role.OPERATOR, Role.BANK_SUPERVISOR}, scope=Scope.CITY)
-def ledger_check(op: Op) -> dict:
+def ledger_check(op: Op) -> dict[str, Any]:
     """Recompute every ledger account from its transfers: sums match, balances add up to zero."""
     return ledger.check_invariants(op.session)

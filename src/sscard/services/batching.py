@@ -40,11 +40,13 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import IO, Any, cast
 
-from sqlalchemy import bindparam, event, insert, select, text
+from sqlalchemy import Connection, Table, bindparam, event, insert, select, text
+from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -54,8 +56,8 @@ from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import outbox
 from .app import App
-from .book import book_of
-from .operation import Refused, Request, admit, execute
+from .book import Book, book_of
+from .operation import Operation, Refused, Request, admit, execute
 
 log = logging.getLogger("sscard.batching")
 
@@ -71,9 +73,10 @@ class _Request:
     # route). Lighter than concurrent.futures.Future, whose condition variable costs the writer a lock
     # and a notify per answer.
     _lock: threading.Lock | None = None
-    _async: tuple | None = None  # (loop, asyncio.Future)
+    _async: tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]] | None = None  # (loop, asyncio.Future)
 
     def wait(self) -> Any:
+        assert self._lock is not None  # a waiting thread's request: its lock was set before it was queued
         self._lock.acquire()
         return self.answer
 
@@ -82,7 +85,7 @@ class _Request:
         return self.frame.actor
 
     @property
-    def args(self) -> tuple:
+    def args(self) -> tuple[Any, ...]:
         return self.frame.args
 
     @property
@@ -99,7 +102,7 @@ class _Request:
 def _answer_all(pairs: list[tuple[_Request, Any]]) -> None:
     """Answer each caller: a thread by releasing its lock; the callers of one event loop with one wake-up
     of that loop (each call_soon_threadsafe writes to the loop's wake-up pipe)."""
-    by_loop: dict[Any, list] = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
     for req, answer in pairs:
         req.answer, req.done = answer, True
         if req._async is not None:
@@ -113,7 +116,7 @@ def _answer_all(pairs: list[tuple[_Request, Any]]) -> None:
             log.debug("answers for a closed event loop dropped")
 
 
-def _resolve_all(answers: list[tuple[asyncio.Future, Any]]) -> None:
+def _resolve_all(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
     for fut, answer in answers:
         if not fut.done():
             fut.set_result(answer)
@@ -126,9 +129,10 @@ class Batcher:
         self.max_batch = max_batch
         self.max_attempts = max_attempts
         self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._conn = self._lookup = None
+        self._conn: Connection | None = None
+        self._lookup: Connection | None = None
         self._checkpointer = WalCheckpointer(app.db.engine) if app.db.dialect == "sqlite" else None
-        self._turn_file = None  # SQLite: the lock file the writers of several processes take turns on
+        self._turn_file: IO[bytes] | None = None  # SQLite: the lock file the writers of several processes take turns on
         self._turn_held = False  # PostgreSQL: this writer holds the writers' advisory lock
         self.turn_idle = 0.002  # seconds without a request before the writer lets its turn go
         self._last_size = 1
@@ -148,7 +152,7 @@ class Batcher:
 
     # ---------------------------------------------------------------- callers
 
-    def call(self, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+    def call(self, op_fn: Operation[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
              **kwargs: Any) -> Any:
         """Like `op_fn(app, actor, *args, idempotency_key=..., **kwargs)`, committed with others."""
         admit(self.app, actor, op_fn.declaration, idempotency_key)
@@ -166,7 +170,7 @@ class Batcher:
             raise out
         return out
 
-    async def acall(self, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+    async def acall(self, op_fn: Operation[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
                     **kwargs: Any) -> Any:
         """`call` for an async route: waits for the batch without holding a thread; only a request
         answered alone runs in the thread pool."""
@@ -204,7 +208,9 @@ class Batcher:
     def cpu_time(self) -> float:
         """The writer thread's CPU seconds so far (for benchmarks)."""
         if self._thread.is_alive() and hasattr(time, "pthread_getcpuclockid"):
-            return time.clock_gettime(time.pthread_getcpuclockid(self._thread.ident))
+            ident = self._thread.ident
+            assert ident is not None  # a started thread has its ident
+            return time.clock_gettime(time.pthread_getcpuclockid(ident))
         return self.cpu_seconds
 
     def close(self) -> None:
@@ -393,6 +399,7 @@ class Batcher:
         if not self._turn_held:
             return
         self._turn_held = False
+        assert self._lookup is not None  # the turn is held on the lookup connection (dropping it drops the turn)
         try:
             self._lookup.execute(_WRITER_UNLOCK, {"k": WRITER_LOCK_KEY})
             self._lookup.rollback()
@@ -400,9 +407,10 @@ class Batcher:
             log.debug("releasing the writer lock failed", exc_info=True)
             self._close_connections()
 
-    def _attempt_locked(self, conn, lookup, todo, outcomes: dict[int, Any], look_up: bool) -> None:
+    def _attempt_locked(self, conn: Connection, lookup: Connection | None, todo: list[tuple[int, _Request]],
+                        outcomes: dict[int, Any], look_up: bool) -> None:
         reqs = [req for _i, req in todo]
-        keys: dict = {}
+        keys: dict[tuple[str, str], dict[str, Any]] = {}
         if look_up and lookup is not None:
             try:
                 keys = self._known_keys(lookup, reqs)
@@ -415,7 +423,7 @@ class Batcher:
             session.begin()
             if look_up and lookup is None:
                 keys = self._known_keys(session, reqs)
-            audits: list[dict] = []
+            audits: list[dict[str, Any]] = []
             _prefetch(session, reqs, self.app.clock.now())
             book = book_of(session)
             conn = session.connection()
@@ -446,7 +454,7 @@ class Batcher:
         outcomes.update(answers)
 
     @contextlib.contextmanager
-    def _file_turn(self):
+    def _file_turn(self) -> Iterator[None]:
         if self._turn_file is None:
             path = self.app.db.sqlite_path()
             if path is None:  # an in-memory database: one process
@@ -459,7 +467,7 @@ class Batcher:
         finally:
             fcntl.flock(self._turn_file.fileno(), fcntl.LOCK_UN)
 
-    def _connections(self):
+    def _connections(self) -> tuple[Connection, Connection | None]:
         """The writer's own connections, kept open across batches (no pool checkout and reset per
         batch): one for the batches' transactions and, on PostgreSQL, an autocommit one for the
         idempotency lookups (one round trip, no predicate locks)."""
@@ -469,8 +477,11 @@ class Batcher:
             engine = self.app.db.engine
             self._conn = engine.connect()
             if self._checkpointer is not None:  # the checkpointer thread does it (db.WalCheckpointer)
-                self._conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
+                driver = self._conn.connection.driver_connection
+                assert driver is not None  # a connection just opened
+                driver.execute("PRAGMA wal_autocheckpoint=0")
             self._lookup = engine.connect().execution_options(isolation_level="AUTOCOMMIT") if postgres else None
+        assert self._conn is not None  # opened above when missing or closed
         return self._conn, self._lookup
 
     def _close_connections(self) -> None:
@@ -481,7 +492,9 @@ class Batcher:
                 try:
                     if self._checkpointer is not None and not really and not conn.invalidated:
                         conn.rollback()
-                        conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=1000")  # as it came
+                        driver = conn.connection.driver_connection
+                        assert driver is not None  # a connection not invalidated
+                        driver.execute("PRAGMA wal_autocheckpoint=1000")  # as it came
                     conn.invalidate() if really else conn.close()
                 except Exception:  # noqa: BLE001  a broken connection is dropped anyway
                     log.debug("closing a writer connection failed", exc_info=True)
@@ -489,7 +502,7 @@ class Batcher:
         self._turn_held = False  # the lock went with the lookup connection
 
     @staticmethod
-    def _known_keys(session, batch: list[_Request]) -> dict[tuple[str, str], dict]:
+    def _known_keys(session: Session | Connection, batch: list[_Request]) -> dict[tuple[str, str], dict[str, Any]]:
         """The idempotency records already stored for this batch's keys, in one query."""
         wanted = {(r.frame.scope, r.key) for r in batch if r.key}
         if not wanted:
@@ -497,8 +510,8 @@ class Batcher:
         rows = session.execute(_SELECT_KEYS, {"keys": sorted({k for _s, k in wanted})}).all()
         return {(r.scope, r.key): {**r._asdict(), "stored": True} for r in rows if (r.scope, r.key) in wanted}
 
-    def _one(self, session: Session, book, conn, position: int, req: _Request, audits: list[dict],
-             keys: dict, looked_up: bool) -> Any:
+    def _one(self, session: Session, book: Book, conn: Connection, position: int, req: _Request,
+             audits: list[dict[str, Any]], keys: dict[tuple[str, str], dict[str, Any]], looked_up: bool) -> Any:
         """One request, through the operation frame's own steps (operation.Request/Outcome): the same
         replay, body, audit record and idempotency record as on its own; only how they are stored
         differs (one statement per table for the batch)."""
@@ -527,9 +540,12 @@ class Batcher:
                 audits.append(values)
             return outcome.error
         _settle_objects(session)
-        _audit(session, audits, outcome.audit())
+        values = outcome.audit()
+        assert values is not None  # kept: a success, or a refusal with commit=True, which has its record
+        _audit(session, audits, values)
         memo = outcome.memo()
         if memo is not None:
+            assert frame.key is not None  # a memo is made only for a keyed request (Outcome.memo)
             keys[(frame.scope, frame.key)] = memo
         return _answer_of(outcome.answer)
 
@@ -543,13 +559,13 @@ class Viewed:
     __slots__ = ("actor", "name", "values")
     key = None
     scope = ""
-    args: tuple = ()
+    args: tuple[Any, ...] = ()
     alone = False  # a read's record always rides with the batch
     kept = True
     answer = None
     error = None
 
-    def __init__(self, actor: Actor, name: str, values: dict):
+    def __init__(self, actor: Actor, name: str, values: dict[str, Any]):
         self.actor, self.name, self.values = actor, name, values
 
     def argument(self, name: str) -> Any:
@@ -558,7 +574,7 @@ class Viewed:
     def run(self, session: Session) -> Viewed:
         return self
 
-    def audit(self) -> dict:
+    def audit(self) -> dict[str, Any]:
         return self.values
 
     def memo(self) -> None:
@@ -569,7 +585,7 @@ class Viewed:
         app.db.run(lambda s: s.add(AuditRecord(**self.values)))
 
 
-def record_viewed(app: App, actor: Actor, name: str, values: dict) -> None:
+def record_viewed(app: App, actor: Actor, name: str, values: dict[str, Any]) -> None:
     """Write a staff read's `viewed` audit record, group-committed with other requests; return once it is
     committed."""
     batcher(app).record(Viewed(actor, name, values))
@@ -593,12 +609,13 @@ class _Unclean(Exception):
         self.position = position
 
 
-def _count_writes(conn, cursor, statement, parameters, context, executemany) -> None:
+def _count_writes(conn: Connection, cursor: DBAPICursor, statement: str, parameters: Any,
+                  context: ExecutionContext | None, executemany: bool) -> None:
     if statement.lstrip()[:6].upper() != "SELECT":
         conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
 
 
-def _audit(session: Session, audits: list[dict], values: dict) -> None:
+def _audit(session: Session, audits: list[dict[str, Any]], values: dict[str, Any]) -> None:
     """Queue a kept request's audit record for the batch's one insert; one whose operation queued
     events for partners (a pension credit) is inserted now instead, for the id its events name."""
     items = outbox.take(session, flush=False)  # _settle_objects has flushed
@@ -621,8 +638,8 @@ def _settle_objects(session: Session) -> None:
         session.flush()
 
 
-AUDITS = AuditRecord.__table__
-KEYS = IdempotencyRecord.__table__
+AUDITS = cast(Table, AuditRecord.__table__)  # declared as a FromClause; a mapped class's table is a Table
+KEYS = cast(Table, IdempotencyRecord.__table__)
 WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit writers ("SSCARD" 1)
 _WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
 _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
@@ -634,7 +651,7 @@ _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.stat
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 
 
-def _prefetch(session: Session, batch: list[_Request], now) -> None:
+def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:
     """Every PAN the batch names (positional arguments of 19 digits) and its ledger account and day's
     limit usage, and the terminals' own ledger accounts: a few queries for the whole batch; then what
     the other areas read ahead for their requests (`prefetcher`)."""
@@ -656,10 +673,11 @@ def in_batch(session: Session) -> bool:
     return bool(session.info.get(_IN_BATCH))
 
 
-_PREFETCHERS: list[Callable[[Session, list[Request], Any], None]] = []
+Prefetcher = Callable[[Session, list[Request | Viewed], datetime], None]
+_PREFETCHERS: list[Prefetcher] = []
 
 
-def prefetcher(fn: Callable[[Session, list[Request], Any], None]) -> Callable[[Session, list[Request], Any], None]:
+def prefetcher(fn: Prefetcher) -> Prefetcher:
     """Register `fn(session, requests, now)`, run at the start of every batch's transaction, to load in
     a few queries what the batch's requests of an area will read one by one (rows by primary key then
     come from the session's identity map)."""
@@ -672,7 +690,7 @@ _lock = threading.Lock()
 
 def batcher(app: App) -> Batcher:
     """The App's one writer (created on first use; App.close() stops it)."""
-    found = app.extras.get("ledger_batcher")
+    found: Batcher | None = app.extras.get("ledger_batcher")
     if found is not None:
         return found
     with _lock:
@@ -682,7 +700,7 @@ def batcher(app: App) -> Batcher:
         return found
 
 
-def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+def call(app: App, op_fn: Operation[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
          **kwargs: Any) -> Any:
     """Call an operation: group-committed if it is declared `batched`, else on its own (the same as
     calling `op_fn` itself)."""
@@ -691,7 +709,7 @@ def call(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempote
     return batcher(app).call(op_fn, actor, *args, idempotency_key=idempotency_key, **kwargs)
 
 
-async def acall(app: App, op_fn: Callable[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
+async def acall(app: App, op_fn: Operation[..., Any], actor: Actor, *args: Any, idempotency_key: str | None = None,
                 **kwargs: Any) -> Any:
     """`call` from an async route: a batched operation waits for its batch without holding a thread;
     any other runs in the thread pool."""

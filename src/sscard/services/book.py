@@ -17,22 +17,37 @@ refused request in a batch); a flush while a mark is open is refused, since it c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import bindparam, event, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Select,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from ..core.errors import SscardError
 from ..db import execute_many, fetch_all
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 
-ACCOUNTS = LedgerAccount.__table__
-TRANSFERS = LedgerTransfer.__table__
-USAGE = LimitUsage.__table__
+ACCOUNTS = cast(Table, LedgerAccount.__table__)  # declared as a FromClause; a mapped class's table is a Table
+TRANSFERS = cast(Table, LedgerTransfer.__table__)
+USAGE = cast(Table, LimitUsage.__table__)
 INFO_KEY = "sscard_book"
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class LedgerInvariantBroken(AssertionError):
@@ -52,7 +67,7 @@ class Account:
     credits_pending: int
 
     @classmethod
-    def from_row(cls, account_id: int, row) -> Account:
+    def from_row(cls, account_id: int, row: Any) -> Account:  # a Row, or fetch_all's named tuple
         return cls(account_id, bool(row.no_overdraft), bool(row.closed), row.debits_posted, row.credits_posted,
                    row.debits_pending, row.credits_pending)
 
@@ -90,10 +105,10 @@ _UPDATE_SUMS_PG = text(
     "FROM (VALUES (CAST(:aid AS BIGINT), CAST(:ddp AS BIGINT), CAST(:dcp AS BIGINT), CAST(:ddpe AS BIGINT), "
     "CAST(:dcpe AS BIGINT))) AS v(aid, ddp, dcp, ddpe, dcpe) WHERE a.id = v.aid")
 _CLOSE = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(closed=True)
-_UPSERT_USAGE: dict[str, object] = {}
+_UPSERT_USAGE: dict[str, Executable] = {}
 
 
-def _upsert_usage(dialect: str):
+def _upsert_usage(dialect: str) -> Executable:
     if dialect not in _UPSERT_USAGE:
         ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(USAGE)
         _UPSERT_USAGE[dialect] = ins.on_conflict_do_update(
@@ -112,24 +127,24 @@ class Book:
         self._usage_loaded: set[tuple[int, date]] = set()
         self._seeding: set[tuple[int, date]] = set()
         self._usage_delta: dict[tuple[int, date, str], int] = {}
-        self._transfers: list[dict] = []
+        self._transfers: list[dict[str, Any]] = []
         self._new_ids: set[str] = set()
         self.resolved: set[int] = set()  # ids of stored pending transfers resolved here, not yet flushed
-        self._undo: list[tuple] = []
+        self._undo: list[tuple[Any, ...]] = []  # (what, ...): see rollback
         self._marks = 0
         self._mark_changes: list[int] = []
         self.changes = 0  # how many things are recorded (a batch tells a clean refusal by it)
 
     # ------------------------------------------------------------ reading
 
-    def load(self, ids) -> None:
+    def load(self, ids: Iterable[int]) -> None:
         """Load the accounts not yet held, in one query."""
         missing = [i for i in ids if i not in self.accounts]
         if missing:
             for r in fetch_all(self.session.connection(), _SELECT_ACCOUNTS, {"ids": missing}):
                 self.accounts[r.id] = Account.from_row(r.id, r)
 
-    def seed(self, row, day: date | None = None) -> None:
+    def seed(self, row: Any, day: date | None = None) -> None:  # a Row, or fetch_all's named tuple
         """Take an account (and, with `day`, one kind of its limit usage that day) from a row another
         query loaded together with other things: columns `ledger_id`, `no_overdraft`, `closed`, the four
         sums, and `usage_kind`, `usage_fen` (None when the account used no limit that day)."""
@@ -148,7 +163,8 @@ class Book:
         self._seeding.clear()
 
     @staticmethod
-    def seed_columns(ledger_id_column, day_param):
+    def seed_columns(ledger_id_column: ColumnElement[Any], day_param: ColumnElement[Any],
+                     ) -> tuple[list[ColumnElement[Any]], Callable[[Select[Any]], Select[Any]]]:
         """The columns and joins `seed` reads, to add to a query that has `ledger_id_column`."""
         return (
             [ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
@@ -167,7 +183,7 @@ class Book:
                 raise SscardError("account_not_found")
         return found
 
-    def load_usage(self, ids, day: date) -> None:
+    def load_usage(self, ids: Iterable[int], day: date) -> None:
         """Load the day's limit usage of these accounts (all kinds), in one query."""
         missing = [i for i in ids if (i, day) not in self._usage_loaded]
         if missing:
@@ -186,7 +202,7 @@ class Book:
 
     # ------------------------------------------------------------ recording
 
-    def add_transfer(self, row: dict, sums: dict[int, tuple[int, int, int, int]]) -> None:
+    def add_transfer(self, row: dict[str, Any], sums: dict[int, tuple[int, int, int, int]]) -> None:
         """Record a new transfer row and what it adds to each account's four sums."""
         self.changes += 1
         logging = self._marks > 0
@@ -278,7 +294,7 @@ class Book:
         self.release(mark)
 
     @staticmethod
-    def _set_or_drop(d: dict, key, value) -> None:
+    def _set_or_drop(d: dict[K, V], key: K, value: V | None) -> None:
         if value is None:
             d.pop(key, None)
         else:
@@ -367,7 +383,7 @@ def _flush_before_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_after_transaction(session: Session, transaction) -> None:
+def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
     """The book belongs to one transaction: committed (flushed above) or rolled back, it is done."""
     if transaction.parent is None:
         session.info.pop(INFO_KEY, None)

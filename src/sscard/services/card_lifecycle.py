@@ -14,8 +14,9 @@ its events here, one per card, since no ORM object sees it.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 
@@ -114,13 +115,13 @@ def _stamp(op: Op, row: Card | BankAccount, moment: str | None, lapse_days: int 
 # ---------------------------------------------------------------- many cards at once
 
 
-def ss_transition_all(op: Op, event: str, *where: Any, event_detail: dict | None = None,
+def ss_transition_all(op: Op, event: str, *where: Any, event_detail: dict[str, Any] | None = None,
                       **values: Any) -> list[int]:
     """Apply an SS-side event to every card in its one starting state that matches `where`, in one
     UPDATE (a production batch, the nightly seal sweep); `values` are further columns to set. Returns
     the card ids, each with its partner event queued."""
     before, after = _single_step(SS_TRANSITIONS, event)
-    stamps = {_SS_STAMPS[event]: op.now} if event in _SS_STAMPS else {}
+    stamps: dict[str, datetime | None] = {_SS_STAMPS[event]: op.now} if event in _SS_STAMPS else {}
     stamps["loss_expires_at"] = (op.now + timedelta(days=op.policy.ss_loss.temporary_days)
                                  if after == SsStatus.TEMPORARY_LOSS else None)
     ids = op.session.scalars(
@@ -137,7 +138,7 @@ def bank_transition_all(op: Op, event: str, *where: Any) -> list[int]:
     """Apply a bank-side event to every account in its one starting state that matches `where`, in one
     UPDATE (the nightly lapse sweep). Returns the accounts' card ids, each with its partner event queued."""
     before, after = _single_step(BANK_TRANSITIONS, event)
-    stamps = {_BANK_STAMPS[event]: op.now} if event in _BANK_STAMPS else {}
+    stamps: dict[str, datetime | None] = {_BANK_STAMPS[event]: op.now} if event in _BANK_STAMPS else {}
     stamps["loss_expires_at"] = (op.now + timedelta(days=op.policy.bank_loss.oral_days)
                                  if after == BankStatus.ORAL_LOSS else None)
     card_ids = op.session.scalars(
@@ -150,7 +151,10 @@ def bank_transition_all(op: Op, event: str, *where: Any) -> list[int]:
     return list(card_ids)
 
 
-def _single_step(table: dict, event: str) -> tuple[Any, Any]:
+S = TypeVar("S", SsStatus, BankStatus)
+
+
+def _single_step(table: Mapping[str, Mapping[S, S]], event: str) -> tuple[S, S]:
     """An event applied in bulk must start from exactly one state, read from the transition table, so the
     UPDATE's WHERE clause is the table's and no one else's."""
     steps = table[event]

@@ -4,7 +4,7 @@ uncollected one, and what a card's two sides look like now."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
@@ -162,6 +162,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_i
              on_behalf_of=person.id if poa else None, attorney_id=poa.id if poa else None,
              cancelled_old_card=old_number, collected_by=collected_by)
     bank = op.session.get(Bank, card.bank_id)
+    assert bank is not None  # cards.bank_id is a NOT NULL foreign key
     return {
         "card_number": card.card_number,
         "ss_status": card.ss_status,
@@ -198,7 +199,7 @@ def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
 
 
 @operation("card.unseal", roles=CENTER_STAFF, scope=Scope.CENTER)
-def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
+def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict[str, Any]:
     """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
     card = lookup.card_by_number(op.session, card_number)
     access.require_center(op.actor, card.ready_center_id)
@@ -210,7 +211,7 @@ def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict:
 
 
 @operation("card.seal_uncollected", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
-def seal_uncollected(op: Op) -> dict:
+def seal_uncollected(op: Op) -> dict[str, Any]:
     """Record every ready card left uncollected for `card.uncollected_seal_days` as sealed (a nightly job)."""
     deadline = op.now - timedelta(days=op.policy.card.uncollected_seal_days)
     sealed = lifecycle.ss_transition_all(op, "seal", Card.ready_at <= deadline)
@@ -227,6 +228,7 @@ def card_view(session: Session, card: Card, now: datetime, *, masked: bool, seal
     `account`: the card's bank account (or None) when the caller already read it (`_card_and_sides`)."""
     person = session.get(Person, card.person_id)
     bank = session.get(Bank, card.bank_id)
+    assert person is not None and bank is not None  # cards.person_id, cards.bank_id: NOT NULL foreign keys
     if account is _UNREAD:
         account = session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
     assert account is None or isinstance(account, BankAccount)
@@ -281,12 +283,15 @@ def collection_receipt(op: Op, card_number: str) -> CollectionReceipt:
 def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
     """The collection slip's data for a collected card (the caller checked who may read it)."""
     person = op.session.get(Person, card.person_id)
+    assert person is not None  # cards.person_id is a NOT NULL foreign key
     account = lookup.account_for_card(op.session, card)
     center = op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None
     old = op.session.get(Card, card.replaces_card_id) if card.replaces_card_id else None
     application_id = op.session.scalar(
         select(ReplacementApplication.id).where(ReplacementApplication.new_card_id == card.id))
     poa = op.session.get(PowerOfAttorney, card.collecting_attorney_id) if card.collecting_attorney_id else None
+    bank = op.session.get(Bank, card.bank_id)
+    assert bank is not None  # cards.bank_id is a NOT NULL foreign key
     return {
         "receipt_no": f"L{card.id:08d}",
         "card_number": mask_card_number(card.card_number),
@@ -298,7 +303,7 @@ def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
         "reason": card.reason,
         "old_card_number": mask_card_number(old.card_number) if old else None,
         "old_card_status": old.ss_status if old else None,
-        "bank": bank_ref(op.session.get(Bank, card.bank_id)),
+        "bank": bank_ref(bank),
         "pan": mask_pan(account.pan),
         "bank_status": account.status,
         "activation_deadline": account.activation_deadline if account.status == BankStatus.NOT_ACTIVATED else None,
@@ -341,7 +346,7 @@ def _card_and_sides(session: Session, card_number: str, op: Op) -> Row[Card, Ban
 
 
 @query("person.cards", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
-def person_cards(op: Op, person_id: int) -> dict:
+def person_cards(op: Op, person_id: int) -> dict[str, Any]:
     person = lookup.person_by_id(op.session, person_id, op.actor)
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id)).all()
     if access.is_bank_side(op.actor):  # a bank sees its own cards of the person, not another bank's
@@ -355,7 +360,7 @@ def person_cards(op: Op, person_id: int) -> dict:
 
 
 @query("person.find", roles=CENTER_STAFF | {Role.TELLER, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.OWN)
-def find_person(op: Op, citizen_id: str | None = None, card_number: str | None = None) -> dict:
+def find_person(op: Op, citizen_id: str | None = None, card_number: str | None = None) -> dict[str, Any]:
     """Staff look a person up by citizen ID or card number; the answer is masked like every list."""
     if citizen_id:
         person = lookup.person_by_citizen_id(op.session, citizen_id, op.actor)

@@ -56,14 +56,14 @@ def _digest(op: Op, code: str) -> str:
     return op.secrets.pin_digest(PURPOSE, "v1", code)
 
 
-def _summary(rows: Sequence[Any], first: str, last: str) -> dict:
+def _summary(rows: Sequence[Any], first: str, last: str) -> dict[str, Any]:
     """Months per kind in the period, months per kind per year, and the employers with their months."""
     in_period = [(c, e) for c, e in rows if first <= c.month <= last]
     by_kind = {t: sorted({c.month for c, _e in in_period if c.insurance_type == t}) for t in INSURANCE_TYPES}
     years = sorted({int(c.month[:4]) for c, _e in in_period})
     per_year = [{"year": y, "months": {t: len([m for m in by_kind[t] if m.startswith(f"{y}-")])
                                        for t in INSURANCE_TYPES}} for y in years]
-    employers: dict[str, dict] = {}
+    employers: dict[str, dict[str, Any]] = {}
     for c, e in in_period:
         found = employers.setdefault(e.code, {"name": e.name, "months": set()})
         found["months"].add(c.month)
@@ -77,11 +77,12 @@ def _summary(rows: Sequence[Any], first: str, last: str) -> dict:
 
 
 @operation("certificates.issue", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False)
-def issue_certificate(op: Op, period_from: str | None = None, period_to: str | None = None) -> dict:
+def issue_certificate(op: Op, period_from: str | None = None, period_to: str | None = None) -> dict[str, Any]:
     """The signed-in cardholder's own certificate for a period of months (default: the whole record).
 
     Answers the code in clear this once (for the PDF); only its digest and last 4 characters are kept.
     Unkeyed on purpose: a replayed answer would be the code kept in clear in the idempotency table."""
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     rows = op.session.execute(
         select(Contribution, Employer).join(Employer, Employer.id == Contribution.employer_id)
@@ -114,8 +115,9 @@ def issue_certificate(op: Op, period_from: str | None = None, period_to: str | N
 
 
 @query("certificates.list", roles={Role.CARDHOLDER}, scope=Scope.OWN)
-def my_certificates(op: Op) -> dict:
+def my_certificates(op: Op) -> dict[str, Any]:
     """The certificates the signed-in cardholder has issued, newest first (never their codes)."""
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     found = op.session.scalars(select(Certificate).where(Certificate.person_id == person.id)
                                .order_by(Certificate.id.desc()).limit(50)).all()
@@ -124,7 +126,7 @@ def my_certificates(op: Op) -> dict:
 
 
 @operation("certificates.verify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
-def verify_certificate(op: Op, code: str) -> dict:
+def verify_certificate(op: Op, code: str) -> dict[str, Any]:
     """What a third party may see of a genuine certificate; `certificate_not_found` for anything else
     (mistyped, forged, or a code never issued: one answer, so it tells nothing more)."""
     normal = codes.normalize(code)
@@ -160,7 +162,7 @@ def certificate_throttle(app: App) -> LoginThrottle:
     return found
 
 
-def check_code(app: App, client: str, code: str) -> dict:
+def check_code(app: App, client: str, code: str) -> dict[str, Any]:
     """The public page's check: refused unchecked (too_many_attempts) while the client is over its limit,
     a wrong code counted against it."""
     throttle = certificate_throttle(app)

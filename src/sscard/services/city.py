@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from ..core.errors import SscardError
@@ -19,7 +21,7 @@ def _unique(op: Op, model: type[Bank | Outlet | ServiceCenter | Terminal], code:
 
 
 @operation("city.add_bank", roles={Role.OPERATOR}, scope=Scope.CITY)
-def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str = "") -> dict:
+def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str = "") -> dict[str, Any]:
     if len(bin) != 6 or not bin.isdigit():
         raise SscardError("invalid_pan", reason=("BIN应为6位数字", "a BIN is 6 digits"))
     _unique(op, Bank, code, ("银行", "Bank"))
@@ -31,7 +33,7 @@ def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str 
 
 
 @operation("city.add_outlet", roles={Role.OPERATOR}, scope=Scope.CITY)
-def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "", name_en: str = "") -> dict:
+def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "", name_en: str = "") -> dict[str, Any]:
     bank = lookup.bank_by_code(op.session, bank_code)
     _unique(op, Outlet, code, ("网点", "Outlet"))
     outlet = Outlet(bank_id=bank.id, code=code, name=name, name_en=name_en, address=address)
@@ -43,7 +45,7 @@ def add_outlet(op: Op, bank_code: str, code: str, name: str, address: str = "", 
 
 @operation("city.add_center", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", instant_issue: bool = False,
-               name_en: str = "") -> dict:
+               name_en: str = "") -> dict[str, Any]:
     _unique(op, ServiceCenter, code, ("服务网点", "Service center"))
     center = ServiceCenter(code=code, name=name, name_en=name_en, area_code=area_code, address=address,
                            instant_issue=instant_issue)
@@ -55,7 +57,7 @@ def add_center(op: Op, code: str, name: str, area_code: str, address: str = "", 
 
 @operation("city.add_terminal", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_terminal(op: Op, code: str, kind: str, name: str, bank_code: str | None = None,
-                 outlet_code: str | None = None, center_code: str | None = None, merchant_name: str = "") -> dict:
+                 outlet_code: str | None = None, center_code: str | None = None, merchant_name: str = "") -> dict[str, Any]:
     if kind not in TERMINAL_KINDS:
         raise SscardError("invalid_request")
     _unique(op, Terminal, code, ("终端", "Terminal"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets as pysecrets
+from typing import Any
 
 from sqlalchemy import select
 
@@ -25,7 +26,7 @@ from .operation import Op, operation
 _rng = pysecrets.SystemRandom()
 
 
-def person_view(person: Person, *, masked: bool = True) -> dict:
+def person_view(person: Person, *, masked: bool = True) -> dict[str, Any]:
     return {
         "id": person.id,
         "citizen_id": mask_citizen_id(person.citizen_id) if masked else person.citizen_id,
@@ -37,7 +38,7 @@ def person_view(person: Person, *, masked: bool = True) -> dict:
 
 
 @operation("person.register", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
-def register_person(op: Op, citizen_id: str, name: str, phone: str = "", address: str = "") -> dict:
+def register_person(op: Op, citizen_id: str, name: str, phone: str = "", address: str = "") -> dict[str, Any]:
     """Birth date, sex and area come from the citizen ID itself, so they can never disagree with it."""
     facts = citizen_id_facts(citizen_id)
     number = validate_citizen_id(citizen_id)  # normalised: the same person cannot be typed two ways
@@ -109,7 +110,7 @@ def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str,
 
 
 @operation("card.apply_first", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
-def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -> dict:
+def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -> dict[str, Any]:
     """First issue is free; a person with a card in any state but cancelled cannot apply again."""
     person = lookup.person_by_id(op.session, person_id, lock=True)
     center = lookup.center_by_code(op.session, center_code)

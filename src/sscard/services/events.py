@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ColumnElement, select
 
 from ..core.errors import SscardError
@@ -34,7 +36,7 @@ def scope_filter(actor: Actor) -> ColumnElement[bool] | None:
 
 
 @query("events.feed", roles=FEED_ROLES, scope=access.Scope.OWN, terminals=access.ATM | access.POS)
-def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict:
+def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
     """Events after `after`, oldest first, as the actor may see them; `next_after` to ask again with."""
     session, actor = op.session, op.actor
     limit = max(1, min(int(limit), MAX_LIMIT))
@@ -52,7 +54,7 @@ def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict:
     }
 
 
-def payload(e: Event, banks: dict, centers: dict, *, full_pan: bool) -> dict:
+def payload(e: Event, banks: dict[int, str], centers: dict[int, str], *, full_pan: bool) -> dict[str, Any]:
     """An event as partners read it: no names, no citizen IDs; the card number masked; the PAN in full
     only for the card's own bank (its staff, terminals and its NATS subject), masked for anyone else."""
     return {
@@ -60,8 +62,8 @@ def payload(e: Event, banks: dict, centers: dict, *, full_pan: bool) -> dict:
         "uuid": e.uuid,
         "type": e.type,
         "occurred_at": e.occurred_at,
-        "bank": banks.get(e.bank_id),
-        "center": centers.get(e.center_id),
+        "bank": banks.get(e.bank_id) if e.bank_id is not None else None,
+        "center": centers.get(e.center_id) if e.center_id is not None else None,
         "card_number": mask_card_number(e.card_number) if e.card_number else None,
         "pan": (e.pan if full_pan else mask_pan(e.pan)) if e.pan else None,
         "before": e.before,

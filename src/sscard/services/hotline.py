@@ -13,6 +13,7 @@ is a keyed HMAC bound to the call (as the card's own password is kept), never th
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -72,25 +73,25 @@ def holder(person_id: int, name: str, line: str) -> Actor:
 # ---------------------------------------------------------------- call state (no audit: bookkeeping)
 
 
-def _call_dict(call: HotlineCall) -> dict:
+def _call_dict(call: HotlineCall) -> dict[str, Any]:
     out = {f: getattr(call, f) for f in CALL_FIELDS}
     out["slots"] = dict(call.slots or {})
     return out
 
 
-def load_call(app: App, call_sid: str) -> dict | None:
-    def work(session: Session) -> dict | None:
+def load_call(app: App, call_sid: str) -> dict[str, Any] | None:
+    def work(session: Session) -> dict[str, Any] | None:
         call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
         return _call_dict(call) if call else None
 
     return app.db.run(work)
 
 
-def create_call(app: App, state: dict) -> dict:
+def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
     """Insert a new call's state; a twin request that inserted first wins (and this one is refused)."""
     now = app.clock.now()
 
-    def work(session: Session) -> dict:
+    def work(session: Session) -> dict[str, Any]:
         if session.scalar(select(HotlineCall.id).where(HotlineCall.call_sid == state["call_sid"])) is not None:
             raise SscardError("call_conflict")
         call = HotlineCall(**{k: v for k, v in state.items() if k in CALL_FIELDS and k != "version"})
@@ -104,11 +105,11 @@ def create_call(app: App, state: dict) -> dict:
     return app.db.run(work)
 
 
-def save_call(app: App, state: dict) -> dict:
+def save_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
     """Write a call's new state if nobody else moved it since it was read (optimistic, by version)."""
     now = app.clock.now()
 
-    def work(session: Session) -> dict:
+    def work(session: Session) -> dict[str, Any]:
         call = session.scalar(select(HotlineCall).where(HotlineCall.call_sid == state["call_sid"]))
         if call is None:
             raise SscardError("call_not_found")
@@ -136,8 +137,9 @@ def pending_digest(app: App, call_sid: str, value: str) -> str:
 
 
 @query("hotline.my_cards", roles={Role.CARDHOLDER}, scope=Scope.OWN)
-def my_cards(op: Op) -> dict:
+def my_cards(op: Op) -> dict[str, Any]:
     """The caller's own cards, newest first, with the numbers the hotline needs to act on them."""
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     cards = op.session.scalars(select(Card).where(Card.person_id == person.id).order_by(Card.id.desc())).all()
     out = []
@@ -152,7 +154,7 @@ def my_cards(op: Op) -> dict:
     return {"person_id": person.id, "cards": out}
 
 
-def issued_card(cards: list[dict]) -> dict | None:
+def issued_card(cards: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The card the caller holds (or has lost): the newest issued one that is not cancelled."""
     for card in cards:
         if card["ss_status"] in (SsStatus.NORMAL, SsStatus.TEMPORARY_LOSS, SsStatus.FORMAL_LOSS):
@@ -161,7 +163,7 @@ def issued_card(cards: list[dict]) -> dict | None:
 
 
 @query("hotline.line_info", roles={Role.SYSTEM}, scope=Scope.CITY)
-def line_info(op: Op, line: str) -> dict:
+def line_info(op: Op, line: str) -> dict[str, Any]:
     """What a hotline number means: 12333, or a bank's line by `bank:<code>` or by its printed number."""
     if line == LINE_12333:
         return {"line": LINE_12333, "bank": None}
@@ -179,7 +181,7 @@ def line_info(op: Op, line: str) -> dict:
 
 @operation("hotline.bank_identify", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=('pin',))
 def bank_identify(op: Op, bank_code: str, citizen_id: str, *, pin: str | None = None,
-                  phone: str | None = None) -> dict:
+                  phone: str | None = None) -> dict[str, Any]:
     """Citizen ID first, then the bank PIN (with its lockout) or the mobile number on record, RULES §5.
 
     Someone who has just lost the card rarely knows its 19 digits, but knows their ID number: the
@@ -235,7 +237,7 @@ def _caller_account(op: Op, bank: Bank, citizen_id: str) -> tuple[BankAccount | 
 
 
 @operation("hotline.bank_pin_verify", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('pin',))
-def verify_bank_pin(op: Op, pan: str, pin: str) -> dict:
+def verify_bank_pin(op: Op, pan: str, pin: str) -> dict[str, Any]:
     """The old PIN of a PIN change, checked at the step it is typed (3 wrong lock it, RULES §4)."""
     from . import banking
 
@@ -246,7 +248,7 @@ def verify_bank_pin(op: Op, pan: str, pin: str) -> dict:
 
 
 @operation("hotline.bank_pin_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
-def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict:
+def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict[str, Any]:
     """The bank hotline's PIN change (old, new, new again at three prompts), like the SS one below."""
     from . import banking
 
@@ -276,6 +278,7 @@ def _verified_step(op: Op, call_sid: str, subject: str) -> HotlineCall:
 
 def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
+    assert call is not None  # both callers ran _verified_step(op, call_sid, ...) first, which refuses a missing call
     if not constant_time_equal((call.slots or {}).get("pending_new", ""), pending_digest(op.app, call_sid, new_again)):
         raise SscardError("password_mismatch")
 
@@ -284,7 +287,7 @@ def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
 
 
 @operation("hotline.ss_password_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
-def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_again: str) -> dict:
+def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_again: str) -> dict[str, Any]:
     """The last step of 12333's change (old, new, new again), each typed at its own prompt.
 
     The old password was verified at its step (ss_password.verify, with its 3-strikes lock) and the new
@@ -307,7 +310,7 @@ def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_aga
 
 
 @operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER}, scope=Scope.CITY)
-def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_number: str = "") -> dict:
+def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_number: str = "") -> dict[str, Any]:
     """The caller pressed 0: queue them for a human agent (the console shows the queue), keeping the
     number the agent calls back on (digits and a leading +; nothing else is kept)."""
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
@@ -346,7 +349,7 @@ def _visible_lines(op: Op) -> list[str] | None:
     return None
 
 
-def _request_view(op: Op, req: HotlineAgentRequest) -> dict:
+def _request_view(op: Op, req: HotlineAgentRequest) -> dict[str, Any]:
     person = op.session.get(Person, req.person_id) if req.person_id else None
     waited = op.now - as_utc(req.requested_at)
     return {
@@ -370,7 +373,7 @@ def _request_view(op: Op, req: HotlineAgentRequest) -> dict:
     }
 
 
-def _card_summary(op: Op, person_id: int) -> dict | None:
+def _card_summary(op: Op, person_id: int) -> dict[str, Any] | None:
     """The caller's current card as the agent sees it (masked): both sides' states in effect now."""
     from .cards import card_view
 
@@ -384,7 +387,7 @@ def _card_summary(op: Op, person_id: int) -> dict | None:
 
 
 @query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
-def agent_queue(op: Op, include_taken: bool = True) -> dict:
+def agent_queue(op: Op, include_taken: bool = True) -> dict[str, Any]:
     """Callers waiting for (or talking to) a human agent, oldest first; masked like every list."""
     statuses = ["open", "taken"] if include_taken else ["open"]
     q = select(HotlineAgentRequest).where(HotlineAgentRequest.status.in_(statuses))
@@ -404,7 +407,7 @@ def _own_request(op: Op, request_id: int) -> HotlineAgentRequest:
 
 
 @operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
-def take_agent_request(op: Op, request_id: int) -> dict:
+def take_agent_request(op: Op, request_id: int) -> dict[str, Any]:
     req = _own_request(op, request_id)
     if req.status != "open":
         raise SscardError("illegal_transition", state=req.status, event="take")
@@ -414,7 +417,7 @@ def take_agent_request(op: Op, request_id: int) -> dict:
 
 
 @operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
-def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
+def close_agent_request(op: Op, request_id: int, note: str = "") -> dict[str, Any]:
     req = _own_request(op, request_id)
     if req.status == "closed":
         raise SscardError("illegal_transition", state=req.status, event="close")
@@ -427,8 +430,9 @@ def close_agent_request(op: Op, request_id: int, note: str = "") -> dict:
 
 
 @query("hotline.check_new_pin", roles={Role.CARDHOLDER}, scope=Scope.CITY, secrets=('new',))
-def check_new_six_digits(op: Op, new: str) -> dict:
+def check_new_six_digits(op: Op, new: str) -> dict[str, Any]:
     """Refuse a weak new SS password or bank PIN at the step it is typed (RULES §4), before it is asked again."""
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     check_new_pin(new, person.citizen_id, person.birth_date)
     return {"acceptable": True}
@@ -438,7 +442,7 @@ KEPT_AFTER_END = ("name", "card_tail", "pan_tail")  # what an ended call keeps o
 
 
 @operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
-def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict:
+def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
     """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
     cutoff = op.now - timedelta(minutes=max(1, int(idle_minutes)))
     calls = op.session.scalars(

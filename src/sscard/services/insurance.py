@@ -16,6 +16,7 @@ import csv
 import io
 import re
 from datetime import date
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -106,7 +107,7 @@ def record_month(
     employer_name: str,
     base_fen: int,
     types: list[str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Record a month's contributions of one person at one employer (from the collection agency's
     monthly file): every insurance type named (all five by default), amounts from the base and rates."""
     person = lookup.person_by_id(op.session, person_id)
@@ -145,7 +146,7 @@ def record_month(
 # ---------------------------------------------------------------- reading
 
 
-def _row(c: Contribution, employer: Employer) -> dict:
+def _row(c: Contribution, employer: Employer) -> dict[str, Any]:
     return {
         "month": c.month,
         "year": c.year,
@@ -159,18 +160,18 @@ def _row(c: Contribution, employer: Employer) -> dict:
     }
 
 
-def _empty_sum() -> dict:
+def _empty_sum() -> dict[str, Any]:
     return {"employer_fen": 0, "personal_fen": 0, "total_fen": 0, "months": 0}
 
 
-def _add(acc: dict, row: dict) -> None:
+def _add(acc: dict[str, Any], row: dict[str, Any]) -> None:
     acc["employer_fen"] += row["employer_fen"]
     acc["personal_fen"] += row["personal_fen"]
     acc["total_fen"] += row["total_fen"]
 
 
 @query("insurance.records", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
-def contribution_records(op: Op, person_id: int, year: int | None = None, insurance_type: str | None = None) -> dict:
+def contribution_records(op: Op, person_id: int, year: int | None = None, insurance_type: str | None = None) -> dict[str, Any]:
     """A person's contributions by month and type (newest first), optionally one year and/or one type;
     totals per year for every year on record (per type and overall), and pension per year (oldest first)."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
@@ -185,7 +186,7 @@ def contribution_records(op: Op, person_id: int, year: int | None = None, insura
     order = {t: i for i, t in enumerate(INSURANCE_TYPES)}
     all_rows = sorted((_row(c, e) for c, e in found),
                       key=lambda r: (r["month"], -order[r["insurance_type"]], r["employer_code"]), reverse=True)
-    totals: dict[int, dict] = {}
+    totals: dict[int, dict[str, Any]] = {}
     months_seen: dict[tuple[int, str], set[str]] = {}
     for r in all_rows:
         y = totals.setdefault(r["year"], {"year": r["year"], **_empty_sum(),
@@ -249,7 +250,7 @@ def contributions_csv(app: App, actor: Actor, person_id: int, year: int | None =
 
 
 @query("portal.own_card", roles={Role.CARDHOLDER}, scope=Scope.OWN)
-def own_card(op: Op, purpose: str = "loss") -> dict:
+def own_card(op: Op, purpose: str = "loss") -> dict[str, Any]:
     """The signed-in cardholder's card to act on, chosen by the server (the portal never takes a card
     number or person id from the browser): for `loss` the newest issued card (normal or lost); for
     `password` the newest card in normal use. The number is for the service call, never for the page."""

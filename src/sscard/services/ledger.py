@@ -22,8 +22,9 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import ColumnElement, Engine, Executable, Row, Table, func, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -33,27 +34,35 @@ from ..core.errors import SscardError, register_messages
 from ..core.money import require_positive_fen
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
-from .book import book_of, flush
+from .book import Account, book_of, flush
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from .operation import Op
+
+    AnyRow: TypeAlias = Row[*tuple[Any, ...]]  # a row of whatever columns its select named
 
 register_messages({
     "same_account": (422, "转出与转入账户不能相同", "The debit and credit accounts must differ"),
 })
 
-ACCOUNTS = LedgerAccount.__table__
-TRANSFERS = LedgerTransfer.__table__
-USAGE = LimitUsage.__table__
+ACCOUNTS = cast(Table, LedgerAccount.__table__)  # declared as a FromClause; a mapped class's table is a Table
+TRANSFERS = cast(Table, LedgerTransfer.__table__)
+USAGE = cast(Table, LimitUsage.__table__)
 
 SYSTEM_KINDS = {"cash_drawer", "atm", "merchant", "clearing", "fee_income", "pension_payer", "system"}
 DEFAULT_PENDING_TIMEOUT = timedelta(days=7)
 
 # name -> id of system accounts known to exist (committed), per engine
-_known: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_known: weakref.WeakKeyDictionary[Engine, dict[str, int]] = weakref.WeakKeyDictionary()
 
 
 # ---------------------------------------------------------------- accounts
 
 
-def _insert_ignore(session: Session, table, values: dict, keys: list[str]):
+def _insert_ignore(session: Session, table: Table, values: dict[str, Any], keys: list[str]) -> None:
+    stmt: Executable
     if session.get_bind().dialect.name == "postgresql":
         stmt = pg_insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
     else:
@@ -73,7 +82,7 @@ def _kind_of(name: str) -> str:
     }.get(prefix, "system")
 
 
-def system_account(session_or_op, name: str, *, kind: str | None = None, bank_id: int | None = None,
+def system_account(session_or_op: Session | Op, name: str, *, kind: str | None = None, bank_id: int | None = None,
                    now: datetime | None = None) -> int:
     """The id of a named system account, created on first use (no overdraft guard: its balance may be
     negative, e.g. a cash drawer holding cash). Names: cash:<outlet>, atm:<terminal>, merchant:<terminal>,
@@ -89,7 +98,7 @@ def system_account(session_or_op, name: str, *, kind: str | None = None, bank_id
     if name in cache:
         return cache[name]
     created_here = session.info.setdefault("sscard_new_system_accounts", set())
-    found = session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+    found: int | None = session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
     if found is not None:
         if name not in created_here:  # made by a committed transaction, not by this one (which may roll back)
             cache[name] = found
@@ -102,7 +111,9 @@ def system_account(session_or_op, name: str, *, kind: str | None = None, bank_id
         credits_posted=0, debits_pending=0, credits_pending=0, created_at=now or _now_of(session),
     ), ["name"])
     created_here.add(name)
-    return session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+    made: int | None = session.scalar(select(ACCOUNTS.c.id).where(ACCOUNTS.c.name == name))
+    assert made is not None  # just inserted, or there already (the insert did nothing on a conflict)
+    return made
 
 
 def known_system_account(session: Session, name: str) -> int | None:
@@ -111,7 +122,7 @@ def known_system_account(session: Session, name: str) -> int | None:
 
 
 def _now_of(session: Session) -> datetime:
-    now = session.info.get("sscard_now")
+    now: datetime | None = session.info.get("sscard_now")
     if now is None:
         raise ValueError("system_account: pass an Op, or now= (the injected clock's time)")
     return now
@@ -125,8 +136,9 @@ def customer_account(session: Session, account: BankAccount, now: datetime) -> i
         kind="customer", name=None, bank_id=account.bank_id, bank_account_id=account.id, no_overdraft=True,
         closed=False, debits_posted=0, credits_posted=0, debits_pending=0, credits_pending=0, created_at=now,
     ).returning(ACCOUNTS.c.id))
-    account.ledger_account_id = result.scalar_one()
-    return account.ledger_account_id
+    ledger_id: int = result.scalar_one()
+    account.ledger_account_id = ledger_id
+    return ledger_id
 
 
 @dataclass(frozen=True)
@@ -145,7 +157,7 @@ class Balance:
         """What may still be debited: posted balance less holds."""
         return self.credits_posted - self.debits_posted - self.debits_pending
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, int]:
         return {"balance_fen": self.posted, "available_fen": self.available, "held_fen": self.debits_pending,
                 "incoming_pending_fen": self.credits_pending}
 
@@ -166,13 +178,14 @@ def close_account(session: Session, account_id: int) -> None:
 def row_id(session: Session, transfer_id: str) -> int:
     """The stored row id of a transfer made in this transaction (the book is written first)."""
     flush(session)
-    return session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == transfer_id)).scalar_one()
+    rid: int = session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == transfer_id)).scalar_one()
+    return rid
 
 
 # ---------------------------------------------------------------- transfers
 
 
-def _now(op) -> datetime:
+def _now(op: Op) -> datetime:
     return op.now
 
 
@@ -180,12 +193,12 @@ def usage(session: Session, account_id: int, day: date, kind: str) -> int:
     return book_of(session).usage(account_id, day, kind)
 
 
-def _balance_dict(acc) -> dict:
+def _balance_dict(acc: Account) -> dict[str, int]:
     return Balance(*acc.sums()).as_dict()
 
 
 def transfer(
-    op,
+    op: Op,
     debit_account_id: int,
     credit_account_id: int,
     amount_fen: int,
@@ -197,7 +210,7 @@ def transfer(
     timeout: timedelta | None = None,
     limit: tuple[str, int] | None = None,
     chain: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Move `amount_fen` from the debit account to the credit account in op's transaction.
 
     `pending`: hold it (debits_pending/credits_pending) until posted, voided or expired at
@@ -268,10 +281,10 @@ class Spec:
     transfer_id: str | None = None
 
 
-def linked(op, specs: list[Spec], *, chain: str | None = None) -> list[dict]:
+def linked(op: Op, specs: list[Spec], *, chain: str | None = None) -> list[dict[str, Any]]:
     """Apply transfers in order, all or nothing (one refusal undoes, in the book, the ones before it)."""
     chain = chain or uuid.uuid4().hex
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     book = book_of(op.session)
     mark = book.mark()
     try:
@@ -288,7 +301,7 @@ def linked(op, specs: list[Spec], *, chain: str | None = None) -> list[dict]:
 # ---------------------------------------------------------------- pending transfers
 
 
-def _pending_row(session: Session, transfer_id: str):
+def _pending_row(session: Session, transfer_id: str) -> AnyRow:
     flush(session)
     row = session.execute(select(TRANSFERS).where(TRANSFERS.c.transfer_id == transfer_id)).one_or_none()
     if row is None or row.kind != "pending":
@@ -296,14 +309,14 @@ def _pending_row(session: Session, transfer_id: str):
     return row
 
 
-def pending_transfer(session: Session, transfer_id: str):
+def pending_transfer(session: Session, transfer_id: str) -> tuple[AnyRow, AnyRow | None]:
     """The pending transfer and how it was resolved (None while it still holds)."""
     row = _pending_row(session, transfer_id)
     resolution = session.execute(select(TRANSFERS).where(TRANSFERS.c.pending_id == row.id)).one_or_none()
     return row, resolution
 
 
-def _resolve(op, pending, kind: str, amount: int) -> dict:
+def _resolve(op: Op, pending: AnyRow, kind: str, amount: int) -> dict[str, Any]:
     """Record the one resolution of a pending transfer: post (amount <= held), void or expire."""
     book = book_of(op.session)
     now = _now(op)
@@ -330,8 +343,8 @@ def _unresolved(session: Session, pending_id: int) -> bool:
     return session.scalar(select(TRANSFERS.c.id).where(TRANSFERS.c.pending_id == pending_id)) is None
 
 
-def post_pending(op, transfer_id: str, amount_fen: int | None = None, *, debit_account_id: int | None = None,
-                 credit_account_id: int | None = None) -> dict:
+def post_pending(op: Op, transfer_id: str, amount_fen: int | None = None, *, debit_account_id: int | None = None,
+                 credit_account_id: int | None = None) -> dict[str, Any]:
     """Post (capture) a pending transfer, wholly or for less. After its timeout it expires instead and the
     answer is pending_expired (the expiry is committed). Account ids, if given, must match."""
     pending = _pending_row(op.session, transfer_id)
@@ -347,8 +360,8 @@ def post_pending(op, transfer_id: str, amount_fen: int | None = None, *, debit_a
     return _resolve(op, pending, "post", amount)
 
 
-def void_pending(op, transfer_id: str, *, debit_account_id: int | None = None,
-                 credit_account_id: int | None = None) -> dict:
+def void_pending(op: Op, transfer_id: str, *, debit_account_id: int | None = None,
+                 credit_account_id: int | None = None) -> dict[str, Any]:
     pending = _pending_row(op.session, transfer_id)
     _check_parties(pending, debit_account_id, credit_account_id)
     if not _unresolved(op.session, pending.id):
@@ -359,14 +372,14 @@ def void_pending(op, transfer_id: str, *, debit_account_id: int | None = None,
     return _resolve(op, pending, "void", pending.amount)
 
 
-def _check_parties(pending, debit_account_id: int | None, credit_account_id: int | None) -> None:
+def _check_parties(pending: AnyRow, debit_account_id: int | None, credit_account_id: int | None) -> None:
     if (debit_account_id is not None and pending.debit_account_id != debit_account_id) or (
         credit_account_id is not None and pending.credit_account_id != credit_account_id
     ):
         raise SscardError("pending_not_found")
 
 
-def _open_pending(session: Session, *conditions):
+def _open_pending(session: Session, *conditions: ColumnElement[bool]) -> list[AnyRow]:
     """Stored pending transfers with no resolution, stored or in the book. Inside a linked section the
     book cannot be written first, so holds made in the same transaction are not seen there (they were
     made now and are not due)."""
@@ -382,7 +395,7 @@ def _open_pending(session: Session, *conditions):
     return [r for r in rows if r.id not in book.resolved]
 
 
-def expire_due(op, *, account_id: int | None = None, limit: int = 1000) -> int:
+def expire_due(op: Op, *, account_id: int | None = None, limit: int = 1000) -> int:
     """Expire pending transfers whose timeout has passed (all, or those debiting one account)."""
     conditions = [TRANSFERS.c.timeout_at <= _now(op)]
     if account_id is not None:
@@ -393,7 +406,7 @@ def expire_due(op, *, account_id: int | None = None, limit: int = 1000) -> int:
     return len(rows)
 
 
-def void_all_pending(op, account_id: int) -> int:
+def void_all_pending(op: Op, account_id: int) -> int:
     """Resolve every hold on an account (before moving its whole balance or closing it)."""
     n = expire_due(op, account_id=account_id)
     for column in (TRANSFERS.c.debit_account_id, TRANSFERS.c.credit_account_id):
@@ -407,7 +420,7 @@ def void_all_pending(op, account_id: int) -> int:
 
 
 def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None,
-            today: date | None = None, opened: datetime | None = None) -> list:
+            today: date | None = None, opened: datetime | None = None) -> list[AnyRow]:
     """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen).
 
     With `today` (the Shanghai day now), the transfers are looked for by months, newest first, until
@@ -425,7 +438,7 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
         q = q.where(TRANSFERS.c.id < before_id)
     q = q.order_by(TRANSFERS.c.id.desc()).limit(limit)
     if today is None:
-        return session.execute(q).all()
+        return list(session.execute(q).all())
     newest = today.replace(day=1)
     rows = list(session.execute(q.where(TRANSFERS.c.day >= newest)))
     if len(rows) >= limit:
@@ -459,7 +472,7 @@ def account_names(session: Session, ids: set[int]) -> dict[int, tuple[str, str, 
     return {r.id: (r.kind, r.name or "", r.bank_account_id) for r in rows}
 
 
-def check_invariants(session: Session) -> dict:
+def check_invariants(session: Session) -> dict[str, Any]:
     """Recompute every account from the transfers and compare; report totals and every problem found."""
     flush(session)
     problems: list[str] = []
@@ -468,7 +481,7 @@ def check_invariants(session: Session) -> dict:
     def add(account_id: int, idx: int, amount: int) -> None:
         sums.setdefault(account_id, [0, 0, 0, 0])[idx] += amount
 
-    by_id = {}
+    by_id: dict[int, AnyRow] = {}
     for t in session.execute(select(TRANSFERS.c.id, TRANSFERS.c.kind, TRANSFERS.c.debit_account_id,
                                     TRANSFERS.c.credit_account_id, TRANSFERS.c.amount, TRANSFERS.c.pending_id)
                              .order_by(TRANSFERS.c.id)):

@@ -109,4 +109,6 @@ def own_center(session: Session, actor: Actor) -> ServiceCenter:
     if actor.center_id is None:
         raise SscardError("forbidden")
     access.require_center(actor, actor.center_id)
-    return session.get(ServiceCenter, actor.center_id)
+    center = session.get(ServiceCenter, actor.center_id)
+    assert center is not None  # a clerk's center_id comes from staff_users.center_id, a foreign key
+    return center

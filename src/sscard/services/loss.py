@@ -9,7 +9,7 @@ and how to report it. With policy loss.linked, a loss on one side records one on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import select
 
@@ -66,6 +66,7 @@ def _linked_ss_loss(op: Op, account: BankAccount) -> str | None:
     if not op.policy.loss.linked:
         return None
     card = op.session.get(Card, account.card_id)
+    assert card is not None  # bank_accounts.card_id is a NOT NULL foreign key
     if lifecycle.ss_status(op, card) == SsStatus.NORMAL:
         lifecycle.ss_transition(op, card, "report_temporary_loss")
         return card.ss_status
@@ -73,14 +74,16 @@ def _linked_ss_loss(op: Op, account: BankAccount) -> str | None:
 
 
 def _bank_of(op: Op, bank_id: int) -> Bank:
-    return op.session.get(Bank, bank_id)
+    bank = op.session.get(Bank, bank_id)
+    assert bank is not None  # called with cards.bank_id, a NOT NULL foreign key
+    return bank
 
 
 # ---------------------------------------------------------------- social security side
 
 
 @operation("ss_loss.report_temporary", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
-def report_temporary_loss(op: Op, card_number: str) -> dict:
+def report_temporary_loss(op: Op, card_number: str) -> dict[str, Any]:
     """By 12333 or the portal (identified by SS number + query password); stops SS use at once."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
     before = lifecycle.ss_transition(op, card, "report_temporary_loss")
@@ -96,7 +99,7 @@ def report_temporary_loss(op: Op, card_number: str) -> dict:
 
 
 @operation("ss_loss.report_formal", roles=CENTER_STAFF, scope=Scope.OWN)
-def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None) -> dict:
+def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None) -> dict[str, Any]:
     """At a window with the cardholder's ID (an agent: with a power of attorney naming this)."""
     card = lookup.card_by_number(op.session, card_number)
     person = lookup.person_by_id(op.session, card.person_id)
@@ -124,7 +127,7 @@ def replacement_applied(op: Op, card: Card) -> bool:
 
 
 @operation("ss_loss.cancel", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
-def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict:
+def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
     """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
     if lifecycle.ss_status(op, card) == SsStatus.FORMAL_LOSS:
@@ -145,7 +148,7 @@ def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = 
 
 
 @operation("bank_loss.report_oral", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
-def report_oral_loss(op: Op, pan: str) -> dict:
+def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
     """By the bank's hotline (PAN + citizen ID + PIN or personal data, checked by the hotline)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id)
@@ -163,7 +166,7 @@ def report_oral_loss(op: Op, pan: str) -> dict:
 
 
 @operation("bank_loss.report_written", roles=BANK_STAFF, scope=Scope.OWN)
-def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict:
+def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At any outlet of the card's bank, with ID; turns an oral loss into a written one."""
     account = lookup.account_by_pan(op.session, pan)
     access.require_bank(op.actor, account.bank_id)
@@ -176,7 +179,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict:
 
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
-def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict:
+def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
     """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id)
@@ -195,7 +198,7 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
 
 
 @operation("loss.sweep_lapsed", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
-def sweep_lapsed(op: Op) -> dict:
+def sweep_lapsed(op: Op) -> dict[str, Any]:
     """Record every temporary SS loss and oral bank loss whose days have run out (a nightly job)."""
     cards, accounts = lifecycle.lapse_losses(op)
     op.audit("sweep", "lapsed_losses", ss_cards=len(cards), bank_accounts=len(accounts))

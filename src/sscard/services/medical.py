@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 import secrets as pysecrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, select
@@ -70,7 +70,7 @@ READERS = CENTER_STAFF | {Role.OPERATOR, Role.SYSTEM, Role.CARDHOLDER}
 # ---------------------------------------------------------------- institutions and terminals
 
 
-def institution_view(inst: MedicalInstitution) -> dict:
+def institution_view(inst: MedicalInstitution) -> dict[str, Any]:
     return {
         "code": inst.code,
         "name": inst.name,
@@ -91,7 +91,7 @@ def _institution(op: Op, code: str) -> MedicalInstitution:
 @operation("medical.add_institution", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_institution(op: Op, code: str, name: str, kind: str, level: int | None = None, designated: bool = True,
                     area_code: str = "", settlement_bank_code: str | None = None,
-                    settlement_account_no: str = "") -> dict:
+                    settlement_account_no: str = "") -> dict[str, Any]:
     """A hospital (level 1, 2 or 3) or a pharmacy (no level), designated for settlement or not."""
     if kind not in INSTITUTION_KINDS or not (1 <= len(code) <= 16) or not (1 <= len(name) <= 64):
         raise SscardError("invalid_request")
@@ -112,7 +112,7 @@ def add_institution(op: Op, code: str, name: str, kind: str, level: int | None =
 
 
 @operation("medical.set_designated", roles={Role.OPERATOR}, scope=Scope.CITY)
-def set_designated(op: Op, code: str, designated: bool) -> dict:
+def set_designated(op: Op, code: str, designated: bool) -> dict[str, Any]:
     inst = _institution(op, code)
     before = "designated" if inst.designated else "not_designated"
     inst.designated = designated
@@ -121,7 +121,7 @@ def set_designated(op: Op, code: str, designated: bool) -> dict:
 
 
 @operation("medical.add_terminal", roles={Role.OPERATOR}, scope=Scope.CITY)
-def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> dict:
+def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> dict[str, Any]:
     """A hospital or pharmacy terminal belonging to an institution (its kind follows the institution)."""
     inst = _institution(op, institution_code)
     if not (1 <= len(code) <= 24):
@@ -137,7 +137,7 @@ def add_terminal(op: Op, institution_code: str, code: str, name: str = "") -> di
 
 
 @query("medical.institutions", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.CITY)
-def list_institutions(op: Op, designated_only: bool = False) -> dict:
+def list_institutions(op: Op, designated_only: bool = False) -> dict[str, Any]:
     q = select(MedicalInstitution).order_by(MedicalInstitution.code)
     if designated_only:
         q = q.where(MedicalInstitution.designated.is_(True))
@@ -147,6 +147,10 @@ def list_institutions(op: Op, designated_only: bool = False) -> dict:
 # ---------------------------------------------------------------- personal account and contributions
 
 
+@overload
+def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: Literal[True]) -> PersonalAccount: ...
+@overload
+def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: bool = False) -> PersonalAccount | None: ...
 def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: bool = False) -> PersonalAccount | None:
     lock = lock and person_id not in _read_ahead(op)["locked"]  # read ahead by the (SERIALIZABLE) batch
     account = op.session.get(PersonalAccount, person_id, with_for_update=lock or None)
@@ -157,6 +161,10 @@ def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: boo
     return account
 
 
+@overload
+def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: Literal[True]) -> AnnualUsage: ...
+@overload
+def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: bool = False) -> AnnualUsage | None: ...
 def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: bool = False) -> AnnualUsage | None:
     ahead = _read_ahead(op)
     lock = lock and not (person_id in ahead["locked"] and year == ahead["year"])
@@ -179,7 +187,7 @@ def _move(op: Op, account: PersonalAccount, kind: str, amount: int, *, month: st
 
 
 @operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
-def credit_month(op: Op, month: str, credits: list[dict]) -> dict:
+def credit_month(op: Op, month: str, credits: list[dict[str, Any]]) -> dict[str, Any]:
     """Credit month M's contributions to personal accounts: `credits` is [{citizen_id|person_id, amount_fen}].
 
     A person already credited for M is skipped (a re-run of the monthly job credits nobody twice).
@@ -216,7 +224,7 @@ def credit_month(op: Op, month: str, credits: list[dict]) -> dict:
 
 
 def insured_months(op: Op, person_id: int) -> list[str]:
-    known = _read_ahead(op)["insured"].get(person_id)
+    known: list[str] | None = _read_ahead(op)["insured"].get(person_id)
     if known is not None:
         return known
     today = shanghai_day(op.now)
@@ -240,18 +248,19 @@ _NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "
 _AT_TERMINAL = ("medical.pre_settle", "medical.settle")
 
 
-def _read_ahead(op: Op) -> dict:
-    return op.session.info.get(_AHEAD, _NOTHING_AHEAD)
+def _read_ahead(op: Op) -> dict[str, Any]:
+    ahead: dict[str, Any] = op.session.info.get(_AHEAD, _NOTHING_AHEAD)
+    return ahead
 
 
 @batching.prefetcher
-def _prefetch(session: Session, requests: list[Request], now: Any) -> None:
+def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
     """For a group-committed batch of pre-settlements and settlements: the cards read, their holders,
     personal accounts and this year's usage, their insured months and the terminals with their
     institutions: three queries for the batch instead of a dozen per request. Every settlement reads and
     writes only its own person's rows (keyed by person), so settlements of different people touch
     nothing in common but the append-only settlement and movement tables."""
-    mine = [r for r in requests if r.name in _AT_TERMINAL]
+    mine = [r for r in requests if isinstance(r, Request) and r.name in _AT_TERMINAL]  # (a Viewed is a query's)
     if not mine:
         return
     numbers = sorted({n for r in mine if isinstance(n := r.argument("card_number"), str)})
@@ -266,7 +275,7 @@ def _prefetch(session: Session, requests: list[Request], now: Any) -> None:
         .outerjoin(AnnualUsage, (AnnualUsage.person_id == Card.person_id) & (AnnualUsage.year == year))
         .where(Card.card_number.in_(numbers))
     ).all() if numbers else []
-    held: list = [obj for row in rows for obj in row if obj is not None]  # the identity map holds objects weakly
+    held: list[object] = [obj for row in rows for obj in row if obj is not None]  # the identity map holds objects weakly
     people = sorted({row.Card.person_id for row in rows})
     ahead: dict[str, Any] = {"cards": {row.Card.card_number: row.Card for row in rows}, "terminals": {}, "insured": {},
              "locked": frozenset(people), "year": year, "held": held}
@@ -340,13 +349,13 @@ def _serializer(op: Op) -> URLSafeSerializer:
     return URLSafeSerializer(op.app.settings.secret_key, salt=QUOTE_SALT)
 
 
-def _lines_json(bill: list[BillLine]) -> list[dict]:
+def _lines_json(bill: list[BillLine]) -> list[dict[str, Any]]:
     return [{"category": b.category, "name": b.name, "code": b.code, "amount_fen": b.amount_fen, "covered": b.covered}
             for b in bill]
 
 
 @operation("medical.pre_settle", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, terminals=access.MEDICAL, batched=True)
-def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict], use_personal_account: bool = True) -> dict:
+def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict[str, Any]], use_personal_account: bool = True) -> dict[str, Any]:
     """预结算: what the fund, the personal account and the patient would pay. Changes nothing; the
     answer carries a signed quote that `settle` takes within policy medical.quote_valid_minutes."""
     terminal, inst = _terminal(op)
@@ -392,7 +401,7 @@ def _refunded_by(op: Op, row: MedicalSettlement) -> str | None:
     return op.session.scalar(select(MedicalSettlement.code).where(MedicalSettlement.reverses_id == row.id))
 
 
-def _load_quote(op: Op, token: str, terminal: Terminal) -> dict:
+def _load_quote(op: Op, token: str, terminal: Terminal) -> dict[str, Any]:
     try:
         payload = _serializer(op).loads(token)
     except (BadSignature, ValueError, TypeError):
@@ -406,7 +415,7 @@ def _load_quote(op: Op, token: str, terminal: Terminal) -> dict:
 
 @operation("medical.settle", roles={Role.TERMINAL}, scope=Scope.OWN, secrets=('ss_password', 'bank_pin'), terminals=access.MEDICAL, batched=True)
 def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: str, pay_with: str = "cash",
-           bank_pin: str | None = None) -> dict:
+           bank_pin: str | None = None) -> dict[str, Any]:
     """结算: the quote, the card still in the reader, the SS application password; remainder in cash or
     from the card's bank account (bank PIN). Needs an idempotency key."""
     if not op.idempotency_key:
@@ -422,6 +431,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     _require_insured(op, card.person_id)
     bill = parse_lines(payload["l"])
     split, account, usage = _split(op, inst, card.person_id, bill, payload["pa"], lock=True)
+    assert usage is not None  # _split(lock=True) creates this year's usage
     if split.as_dict() != payload["s"]:
         if op.session.scalar(select(MedicalSettlement.id).where(MedicalSettlement.quote_nonce == payload["n"])):
             raise SscardError("quote_already_settled")  # (read only here: the unique index decides otherwise)
@@ -442,6 +452,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     )
     _insert_once(op, row, "quote_already_settled")
     if split.personal_fen:
+        assert account is not None  # a personal share is taken only from an account's balance (_split)
         _move(op, account, "settlement", -split.personal_fen, settlement_id=row.id)
     usage.deductible_used_fen += split.deductible_fen
     usage.fund_used_fen += split.fund_fen
@@ -452,7 +463,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
 
 
 @operation("medical.refund", roles={Role.TERMINAL, Role.OPERATOR}, scope=Scope.OWN, terminals=access.MEDICAL, batched=True)
-def refund(op: Op, settlement_code: str, reason: str = "") -> dict:
+def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
     """退费: a new entry reversing a settlement; the fund's year-to-date usage, the deductible met and the
     personal account are restored, self-pay goes back the way it came. Needs an idempotency key."""
     if not op.idempotency_key:
@@ -467,7 +478,9 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict:
         if original.institution_id != inst.id:
             raise SscardError("settlement_not_found")
     else:
-        inst = op.session.get(MedicalInstitution, original.institution_id)
+        known_inst = op.session.get(MedicalInstitution, original.institution_id)
+        assert known_inst is not None  # medical_settlements.institution_id is a NOT NULL foreign key
+        inst = known_inst
     if _refunded_by(op, original) is not None:
         raise SscardError("already_refunded")
     account = _personal_account(op, original.person_id, lock=True, create=True)
@@ -532,7 +545,8 @@ def bank_payment(op: Op, card: Card, inst: MedicalInstitution, amount: int, pin:
         if err.commit:
             raise
         raise SscardError(err.code, commit=True, status=err.status, **err.params) from None
-    return moved["transfer_id"]
+    transfer_id: str = moved["transfer_id"]
+    return transfer_id
 
 
 def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, reference: str) -> str:
@@ -541,6 +555,7 @@ def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, r
     from . import ledger
 
     card = op.session.get(Card, original.card_id)
+    assert card is not None  # medical_settlements.card_id is a NOT NULL foreign key
     account = lookup.account_for_card(op.session, card)
     if account.status == BankStatus.CLOSED:
         current = lookup.current_card(op.session, original.person_id)
@@ -550,16 +565,18 @@ def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, r
     target = ledger.customer_account(op.session, account, op.now)
     moved = ledger.transfer(op, institution_ledger_account(op, inst), target, original.self_pay_fen,
                             "medical_refund", ref=reference)
-    return moved["transfer_id"]
+    transfer_id: str = moved["transfer_id"]
+    return transfer_id
 
 
 # ---------------------------------------------------------------- reading
 
 
-def settlement_view(op: Op, row: MedicalSettlement, *, fresh: bool = False) -> dict:
+def settlement_view(op: Op, row: MedicalSettlement, *, fresh: bool = False) -> dict[str, Any]:
     inst = op.session.get(MedicalInstitution, row.institution_id)
     card = op.session.get(Card, row.card_id)
     person = op.session.get(Person, row.person_id)
+    assert inst is not None and person is not None  # medical_settlements: NOT NULL foreign keys
     bank = op.session.get(Bank, card.bank_id) if card else None
     reverses = op.session.get(MedicalSettlement, row.reverses_id) if row.reverses_id else None
     refunded_by = _refunded_by(op, row) if row.kind == "settlement" and not fresh else None
@@ -608,7 +625,7 @@ def _readable_settlement(op: Op, code: str) -> MedicalSettlement:
 
 
 @query("medical.settlement", roles=READERS | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.MEDICAL)
-def get_settlement(op: Op, code: str) -> dict:
+def get_settlement(op: Op, code: str) -> dict[str, Any]:
     """One settlement or refund: the cardholder's own, their institution's for a terminal, any for staff."""
     row = _readable_settlement(op, code)
     op.audit("medical_settlement", code, person_id=row.person_id)
@@ -616,7 +633,7 @@ def get_settlement(op: Op, code: str) -> dict:
 
 
 @query("medical.person_settlements", roles=READERS, scope=Scope.OWN)
-def person_settlements(op: Op, person_id: int, year: int | None = None, limit: int = 50, offset: int = 0) -> dict:
+def person_settlements(op: Op, person_id: int, year: int | None = None, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """A person's settlements and refunds, newest first (staff, or the cardholder themself)."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
     op.audit("person", person.id, person_id=person.id)
@@ -630,7 +647,7 @@ def person_settlements(op: Op, person_id: int, year: int | None = None, limit: i
 
 
 @query("medical.personal_account", roles=READERS, scope=Scope.OWN)
-def personal_account(op: Op, person_id: int, movements: int = 20) -> dict:
+def personal_account(op: Op, person_id: int, movements: int = 20) -> dict[str, Any]:
     """Balance, recent movements, this year's deductible met and fund used, and insured months."""
     person = lookup.person_by_id(op.session, person_id, op.actor)
     op.audit("person", person.id, person_id=person.id)

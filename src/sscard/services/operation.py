@@ -28,6 +28,8 @@ from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
 from ..core.identifiers import mask_text
+from ..core.passwords import Secrets
+from ..core.policy import Policy
 from ..core.roles import Actor, Role
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
@@ -85,18 +87,18 @@ class Op:
     name: str
     idempotency_key: str | None
     now: datetime = field(init=False)
-    _audit: dict = field(default_factory=dict)
+    _audit: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
         note_operation(self.name, self.actor)  # the request's log lines name the operation
 
     @property
-    def policy(self):
+    def policy(self) -> Policy:
         return self.app.policy
 
     @property
-    def secrets(self):
+    def secrets(self) -> Secrets:
         return self.app.secrets
 
     def audit(
@@ -145,7 +147,7 @@ class Op:
         outbox.queue(self.session, type, card, before=before, after=after, **data)
 
 
-def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> dict:
+def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The columns of one audit record (a dict, so a batch can insert many in one statement)."""
     detail = fields.get("detail")
     if detail:
@@ -171,11 +173,11 @@ def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result
     }
 
 
-def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict) -> AuditRecord:
+def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> AuditRecord:
     return AuditRecord(**audit_values(actor, name, now, key, result, fields))
 
 
-def request_hash(name: str, args: tuple, kwargs: dict, key: bytes | None = None) -> str:
+def request_hash(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], key: bytes | None = None) -> str:
     """The fingerprint of a keyed request, to tell a retry from a different body under the same key.
 
     Keyed with the server key: the arguments may hold a PIN, and a plain hash of a 6-digit PIN is
@@ -193,8 +195,8 @@ class Refused:
         self.error = error
 
 
-def _stored_error(payload: dict) -> SscardError:
-    params = {k: tuple(v) if isinstance(v, list) else v for k, v in payload.get("params", {}).items()}
+def _stored_error(payload: dict[str, Any]) -> SscardError:
+    params: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in payload.get("params", {}).items()}
     return SscardError(payload["code"], **params)
 
 
@@ -214,7 +216,7 @@ class Request:
 
     __slots__ = ("app", "decl", "fn", "actor", "args", "kwargs", "key", "scope", "request_hash")
 
-    def __init__(self, app: App, op_fn: Callable[..., Any], actor: Actor, args: tuple, kwargs: dict,
+    def __init__(self, app: App, op_fn: Query[..., Any], actor: Actor, args: tuple[Any, ...], kwargs: dict[str, Any],
                  key: str | None):
         self.app, self.actor, self.args, self.kwargs, self.key = app, actor, args, kwargs, key
         self.decl: access.Declaration = op_fn.declaration
@@ -274,7 +276,7 @@ class Outcome:
     def answer(self) -> Any:
         return self.result if self.error is None else Refused(self.error)
 
-    def audit(self) -> dict | None:
+    def audit(self) -> dict[str, Any] | None:
         """The columns of its audit record; None for a refusal not worth one."""
         err = self.error
         if err is not None and not err.commit and not _refusal_recorded(err):
@@ -283,7 +285,7 @@ class Outcome:
         return audit_values(req.actor, req.name, self.op.now, req.key, "ok" if err is None else err.code,
                             self.op._audit)
 
-    def memo(self) -> dict | None:
+    def memo(self) -> dict[str, Any] | None:
         """The columns of its idempotency record (a kept outcome of a keyed request), else None."""
         req = self.request
         if not req.key or not self.kept:
@@ -322,8 +324,11 @@ def execute(app: App, request: Request) -> Any:
         outcome = request.run(session)
         last[:] = [outcome]
         if not outcome.kept:
+            assert outcome.error is not None  # not kept: a refusal
             raise outcome.error
-        record = AuditRecord(**outcome.audit())
+        audit = outcome.audit()
+        assert audit is not None  # kept: a success, or a refusal with commit=True, which has its record
+        record = AuditRecord(**audit)
         session.add(record)
         outbox.write_for_op(outcome.op, record)  # the events this operation queued, next to its audit record
         memo = outcome.memo()
@@ -363,7 +368,7 @@ def execute(app: App, request: Request) -> Any:
     return out
 
 
-def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: SscardError, fields: dict) -> None:
+def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: SscardError, fields: dict[str, Any]) -> None:
     """Refused attempts that matter (wrong bank, refused debits, forbidden) leave a trace too."""
     try:
         now = app.clock.now()
@@ -433,21 +438,25 @@ def operation(
 
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Answer:
+            answer: Answer
             if batched:
                 from . import batching  # (batching builds on this module)
 
-                return batching.call(app, call, actor, *args, idempotency_key=idempotency_key, **kwargs)
+                answer = batching.call(app, declared, actor, *args, idempotency_key=idempotency_key, **kwargs)
+                return answer
             admit(app, actor, decl, idempotency_key)
-            return execute(app, Request(app, call, actor, args, kwargs, idempotency_key))
+            answer = execute(app, Request(app, declared, actor, args, kwargs, idempotency_key))
+            return answer
 
-        call.operation_name = name  # type: ignore[attr-defined]
-        call.declaration = decl  # type: ignore[attr-defined]
-        return cast(Operation[P, R], call)
+        declared = cast(Operation[P, R], call)
+        declared.operation_name = name
+        declared.declaration = decl
+        return declared
 
     return decorate
 
 
-def one_by_one(app: App, op_fn: Callable[..., Any], actor: Actor, /, *args: Any, idempotency_key: str | None = None,
+def one_by_one(app: App, op_fn: Query[..., Any], actor: Actor, /, *args: Any, idempotency_key: str | None = None,
                **kwargs: Any) -> Any:
     """Run an operation on its own, in a transaction of its own, even when it is declared `batched`
     (what group commit is measured against: the benchmark's (d))."""
@@ -466,7 +475,7 @@ def admit(app: App, actor: Actor | None, decl: access.Declaration, idempotency_k
         raise
 
 
-def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run an operation's body under its declaration: the scope must have been checked, and no
     argument declared secret may reach the audit record."""
     with access.scope_guard(decl, op.actor):
@@ -476,7 +485,7 @@ def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args:
     return result
 
 
-def _refuse_secret_in_audit(decl: access.Declaration, fn, args: tuple, kwargs: dict, detail: dict) -> None:
+def _refuse_secret_in_audit(decl: access.Declaration, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], detail: dict[str, Any]) -> None:
     names = _positional_names(fn)
     given = {**{names[i]: a for i, a in enumerate(args) if i < len(names)}, **kwargs}
     secrets = {str(given[n]) for n in decl.secrets if given.get(n)}
@@ -486,7 +495,7 @@ def _refuse_secret_in_audit(decl: access.Declaration, fn, args: tuple, kwargs: d
 
 
 @functools.cache
-def _positional_names(fn) -> tuple[str, ...]:
+def _positional_names(fn: Callable[..., Any]) -> tuple[str, ...]:
     params = list(inspect.signature(fn).parameters)[1:]  # after op
     return tuple(params)
 
@@ -494,7 +503,7 @@ def _positional_names(fn) -> tuple[str, ...]:
 _SECRET_WORDS = ("pin", "password")
 
 
-def _check_secrets_named(fn, decl: access.Declaration) -> None:
+def _check_secrets_named(fn: Callable[..., Any], decl: access.Declaration) -> None:
     """Every argument whose name says PIN or password must be declared secret, and every declared
     secret must be an argument: a declaration that drifts from the function fails at import."""
     names = set(_positional_names(fn))
@@ -532,7 +541,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
                 last[:] = [Op(app, session, actor, name, None)]
                 return jsonable(run_declared(decl, last[0], fn, args, kwargs))
 
-            out = app.db.run(work, readonly=True)
+            out: Answer = app.db.run(work, readonly=True)
             fields = last[0]._audit
             if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
                 from . import batching  # (batching builds on this module)
@@ -540,8 +549,9 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
                 batching.record_viewed(app, actor, name, audit_values(actor, name, last[0].now, None, "viewed", fields))
             return out
 
-        call.operation_name = name  # type: ignore[attr-defined]
-        call.declaration = decl  # type: ignore[attr-defined]
-        return cast(Query[P, R], call)
+        declared = cast(Query[P, R], call)
+        declared.operation_name = name
+        declared.declaration = decl
+        return declared
 
     return decorate

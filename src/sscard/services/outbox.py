@@ -85,7 +85,7 @@ def _state_changes(session: Session, _flush_context: object, _instances: object)
         queue(session, name, obj, before=None if before is None else str(before), after=str(after), **data)
 
 
-def take(session: Session, *, flush: bool = True) -> list[dict]:
+def take(session: Session, *, flush: bool = True) -> list[dict[str, Any]]:
     """The events queued so far (after flushing the state changes still in the session, unless the
     caller has just flushed)."""
     if flush and (session.new or session.dirty):
@@ -93,7 +93,7 @@ def take(session: Session, *, flush: bool = True) -> list[dict]:
     return session.info.pop(PENDING, None) or []
 
 
-def write(session: Session, items: list[dict], *, operation: str, now: datetime, audit_id: int | None) -> None:
+def write(session: Session, items: list[dict[str, Any]], *, operation: str, now: datetime, audit_id: int | None) -> None:
     """Insert queued events, in feed order (see the module's docstring). Core statements built once,
     on the session's connection (the caller has flushed): this runs in the group-commit writer too."""
     if not items:
@@ -133,7 +133,7 @@ def _card_id(ref: Card | BankAccount | int | str | None) -> int | None:
     return int(ref)
 
 
-def _rows(conn: Connection, items: list[dict], operation: str, now: datetime, audit_id: int | None) -> list[dict]:
+def _rows(conn: Connection, items: list[dict[str, Any]], operation: str, now: datetime, audit_id: int | None) -> list[dict[str, Any]]:
     ids = sorted({cid for item in items if (cid := _card_id(item["card"])) is not None})
     facts: dict[int, Any] = {}
     for start in range(0, len(ids), 500):
@@ -141,7 +141,8 @@ def _rows(conn: Connection, items: list[dict], operation: str, now: datetime, au
             facts[row.id] = row
     rows = []
     for item in items:
-        fact = facts.get(_card_id(item["card"]))
+        cid = _card_id(item["card"])
+        fact = facts.get(cid) if cid is not None else None
         rows.append({
             "uuid": str(uuidlib.uuid4()),
             "type": item["type"],

@@ -18,7 +18,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
@@ -75,7 +75,8 @@ def add_months(month: date, n: int) -> date:
 
 
 def is_partitioned(conn: Connection, table: str) -> bool:
-    return conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table}) == "p"
+    relkind: str | None = conn.scalar(text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:t)"), {"t": table})
+    return relkind == "p"
 
 
 def create_partition(conn: Connection, spec: Partitioned, month: date) -> bool:
@@ -92,7 +93,8 @@ def create_partition(conn: Connection, spec: Partitioned, month: date) -> bool:
 def _stranded(conn: Connection, spec: Partitioned, month: date) -> int:
     sql = (f'SELECT count(*) FROM "{spec.default}" WHERE "{spec.key}" >= {spec.bound(month)} '  # noqa: S608 fixed names
            f'AND "{spec.key}" < {spec.bound(add_months(month, 1))}')
-    return conn.scalar(text(sql))
+    stranded: int = conn.scalar(text(sql))
+    return stranded
 
 
 def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> None:
@@ -114,7 +116,7 @@ def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> No
 
 
 def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, months_back: int = 0,
-           move: bool = True, current: bool = True, lock_timeout_ms: int = 2000) -> dict:
+           move: bool = True, current: bool = True, lock_timeout_ms: int = 2000) -> dict[str, Any]:
     """Create the partitions of this month and the next `months_ahead` months of every partitioned table
     (and of the `months_back` months before it: contributions are recorded in arrears, a loader backfills).
     A month whose rows are already in DEFAULT is made with them moved in, unless `move` is false (the
@@ -125,7 +127,7 @@ def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, mon
 
     Returns {"created": [names], "existing": n, "moved": {name: rows taken out of DEFAULT}, "skipped": {name:
     reason}}; idempotent. On SQLite (and on a PostgreSQL database not migrated to 0010) there is nothing to do."""
-    out: dict = {"created": [], "existing": 0, "moved": {}, "skipped": {}}
+    out: dict[str, Any] = {"created": [], "existing": 0, "moved": {}, "skipped": {}}
     if engine.dialect.name != "postgresql" or months_ahead < 0:
         return out
     first = month_start(today)
@@ -166,7 +168,7 @@ def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, mon
     return out
 
 
-def status(engine: Engine) -> list[dict]:
+def status(engine: Engine) -> list[dict[str, Any]]:
     """Per partitioned table: its partitions (name, bounds, rows estimated), and rows in DEFAULT (exact)."""
     if engine.dialect.name != "postgresql":
         return []

@@ -8,6 +8,7 @@ Every check counts misses and locks per RULES §4; the counter is committed even
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ..core.errors import SscardError
 from ..core.passwords import (
@@ -79,7 +80,7 @@ def _usable_card(op: Op, card_number: str) -> Card:
 
 
 @operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.KIOSK)
-def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict:
+def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """Old password, then the new one twice (12333, kiosk, window PIN pad). Weak ones are refused."""
     card = _usable_card(op, card_number)
     check_repeat(new, new_again)
@@ -92,7 +93,7 @@ def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: 
 
 
 @operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.SS_VERIFY)
-def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
+def verify_ss_password(op: Op, card_number: str, password: str) -> dict[str, Any]:
     card = _usable_card(op, card_number)
     # A temporary or formal loss stops the card's SS application at once (RULES §5).
     if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) in (SsStatus.TEMPORARY_LOSS,
@@ -103,14 +104,14 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict:
 
 
 @operation("ss_password.reset", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('new',))
-def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict:
+def reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None = None) -> dict[str, Any]:
     """At a window with ID: back to the initial 123456, or to a new one typed on the PIN pad; unlocks."""
     return _reset_ss_password(op, card_number, presented_citizen_id, new, agent=None)
 
 
 @operation("ss_password.reset_by_agent", roles=CENTER_STAFF, scope=Scope.OWN)
 def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int,
-                               agent_citizen_id: str) -> dict:
+                               agent_citizen_id: str) -> dict[str, Any]:
     """RULES §4: a forgotten or locked SS password is reset at a window by an agent with a power of
     attorney naming `ss_password.reset` and both IDs; back to the initial 123456 (a new one is set on the
     PIN pad later, by the cardholder)."""
@@ -120,7 +121,7 @@ def reset_ss_password_by_agent(op: Op, card_number: str, presented_citizen_id: s
 
 
 def _reset_ss_password(op: Op, card_number: str, presented_citizen_id: str, new: str | None, *,
-                       agent: PowerOfAttorney | None) -> dict:
+                       agent: PowerOfAttorney | None) -> dict[str, Any]:
     card = _usable_card(op, card_number)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
@@ -192,7 +193,7 @@ def person_by_login(op: Op, login: str) -> Person:
 
 
 @operation("query_password.login", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=('password',))
-def login_with_query_password(op: Op, login: str, password: str) -> dict:
+def login_with_query_password(op: Op, login: str, password: str) -> dict[str, Any]:
     """Portal and 12333 identification. The channel calls this as itself (a SYSTEM actor on its channel)
     and, on success, acts for the person as a cardholder."""
     person = person_by_login(op, login)
@@ -206,7 +207,8 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict:
 
 
 @operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
-def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
+def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict[str, Any]:
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     check_repeat(new, new_again)
     initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
@@ -222,7 +224,7 @@ def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict:
 
 
 @operation("query_password.reset", roles=CENTER_STAFF | {Role.SYSTEM}, scope=Scope.OWN)
-def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> dict:
+def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> dict[str, Any]:
     """At a window with ID (or 12333 after its own identification): back to the initial value; unlocks."""
     person = lookup.person_by_id(op.session, person_id)
     lookup.check_presented_id(person, presented_citizen_id)
@@ -235,9 +237,10 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> d
 
 
 @query("query_password.status", roles={Role.CARDHOLDER}, scope=Scope.OWN)
-def query_password_status(op: Op) -> dict:
+def query_password_status(op: Op) -> dict[str, Any]:
     """The signed-in cardholder's own query password in words the portal needs: still initial, and whether
     12333 can take it (a password with letters cannot be typed on a phone keypad)."""
+    assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     return {"initial": bool(person.query_pw_initial), "phone_usable": phone_usable(op, person)}
 

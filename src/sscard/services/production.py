@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -28,7 +29,7 @@ def add_working_days(start: date, days: int) -> date:
 
 
 @operation("production.start_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
-def start_batch(op: Op, center_code: str) -> dict:
+def start_batch(op: Op, center_code: str) -> dict[str, Any]:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
     access.require_center(op.actor, center.id)
@@ -39,7 +40,7 @@ def start_batch(op: Op, center_code: str) -> dict:
         raise SscardError("not_found", what=("待制卡申请", "applied cards"))
     working_days = 0 if center.instant_issue else op.policy.production.working_days
     today = op.app.clock.today()
-    seq = op.session.scalar(select(func.count()).select_from(ProductionBatch)) + 1
+    seq = (op.session.scalar(select(func.count()).select_from(ProductionBatch)) or 0) + 1  # count(*) is never NULL
     batch = ProductionBatch(
         code=f"B{today:%Y%m%d}{center.code[-3:]}{seq:05d}",
         center_id=center.id,
@@ -62,7 +63,7 @@ _chosen_center = (select(ReplacementApplication.collect_center_id)
 
 
 @operation("production.complete_batch", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CENTER)
-def complete_batch(op: Op, batch_code: str) -> dict:
+def complete_batch(op: Op, batch_code: str) -> dict[str, Any]:
     """The batch is back from the factory: its cards are ready for collection at their center: a first
     card where it was applied for, a replacement at the center its applicant chose (one completion for
     both, whichever route or console completes the batch)."""

@@ -83,7 +83,7 @@ def pending(app: App, after: int, limit: int) -> list[tuple[int, str, str, bytes
         for e in rows:
             body = payload(e, banks, centers, full_pan=e.bank_id is not None)
             data = json.dumps(body, default=json_default, ensure_ascii=False, sort_keys=True).encode()
-            out.append((e.id, e.uuid, subject(banks.get(e.bank_id), e.type), data))
+            out.append((e.id, e.uuid, subject(banks.get(e.bank_id) if e.bank_id is not None else None, e.type), data))
         return out
 
 
@@ -211,7 +211,7 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(coro)
-    outcome: dict = {}
+    outcome: dict[str, Any] = {}
 
     def target() -> None:
         try:
@@ -224,4 +224,5 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     worker.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome.get("value")
+    value: T = outcome["value"]  # target() set "value" when it did not set "error"
+    return value

@@ -16,7 +16,7 @@ old card). An agent with a power of attorney may apply, pay, collect and report 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from sqlalchemy import select
 
@@ -119,6 +119,7 @@ def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int
     PIN already checked), into the agency's fee income account (ledger). Returns the transfer id."""
     income = ledger.system_account(op, FEE_INCOME)
     debit = center_cash_account(op, center) if method == "cash" else card_debit
+    assert debit is not None  # paid by card: the caller set card_debit (banking.debit_ready)
     moved = ledger.transfer(op, debit, income, amount, "replacement_fee",
                             limit=("payment", op.policy.limits.payment_per_day_fen) if method == "card" else None)
     return ledger.row_id(op.session, moved["transfer_id"])
@@ -157,6 +158,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         if opens is not None and today < opens:
             raise SscardError("renewal_too_early", day=opens.isoformat())
     bank = op.session.get(Bank, old.bank_id)
+    assert bank is not None  # cards.bank_id is a NOT NULL foreign key
     if reason == "bank_change":
         if not bank_code:
             raise SscardError("invalid_request")
@@ -195,6 +197,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     keep_pan = op.policy.bank.keep_pan_on_replacement and bank.id == old.bank_id and old_account is not None
     if keep_pan:
         new = _new_card_keeping_pan(op, person, bank, center.id, reason, old)
+        assert old_account is not None  # keep_pan requires it
         pan = old_account.pan
     else:
         new, account = create_card(op, person, bank, center.id, reason, replaces=old)
@@ -244,7 +247,9 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         "collect_center": collect_center.code,
     }
     if formal_loss_recorded:
-        out["reminder"] = loss.remind_bank(op.session.get(Bank, old.bank_id))
+        old_bank = op.session.get(Bank, old.bank_id)
+        assert old_bank is not None  # cards.bank_id is a NOT NULL foreign key
+        out["reminder"] = loss.remind_bank(old_bank)
     return out
 
 
@@ -273,12 +278,14 @@ def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: st
 # ---------------------------------------------------------------- reading: receipts, a person's cards, the queue
 
 
-def receipt_view(op: Op, r: FeeReceipt) -> dict:
+def receipt_view(op: Op, r: FeeReceipt) -> dict[str, Any]:
     app_ = op.session.get(ReplacementApplication, r.application_id)
     person = op.session.get(Person, r.person_id)
     center = op.session.get(ServiceCenter, r.center_id)
+    assert app_ is not None and person is not None and center is not None  # fee_receipts: NOT NULL foreign keys
     new = op.session.get(Card, app_.new_card_id)
     old = op.session.get(Card, app_.old_card_id)
+    assert new is not None and old is not None  # replacement_applications: NOT NULL foreign keys
     poa = op.session.get(PowerOfAttorney, r.attorney_id) if r.attorney_id else None
     return {
         "receipt_no": r.receipt_no,
@@ -300,7 +307,7 @@ def receipt_view(op: Op, r: FeeReceipt) -> dict:
 
 
 @query("replacement.receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
-def receipt(op: Op, receipt_no: str) -> dict:
+def receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -27,7 +28,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 @query("reports.center_day", roles={Role.CENTER_SUPERVISOR, Role.OPERATOR}, scope=Scope.CENTER)
-def center_day(op: Op, day: date | str | None = None, center_code: str | None = None) -> dict:
+def center_day(op: Op, day: date | str | None = None, center_code: str | None = None) -> dict[str, Any]:
     if isinstance(day, str):
         try:
             day = date.fromisoformat(day)
@@ -37,7 +38,9 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
     if center_code:
         center = lookup.center_by_code(op.session, center_code)
     elif op.actor.center_id is not None:
-        center = op.session.get(ServiceCenter, op.actor.center_id)
+        own = op.session.get(ServiceCenter, op.actor.center_id)
+        assert own is not None  # a clerk's center_id comes from staff_users.center_id, a foreign key
+        center = own
     else:
         raise SscardError("invalid_request")
     access.require_center(op.actor, center.id)
@@ -49,7 +52,7 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         .group_by(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result)
     ).all()
     names: dict[str, tuple[str, str]] = {}
-    per_clerk: dict[str, dict] = {}
+    per_clerk: dict[str, dict[str, Any]] = {}
     for actor_id, operation, result, count in rows:
         if actor_id not in names:
             user = op.session.get(StaffUser, int(actor_id)) if str(actor_id).isdigit() else None
@@ -99,7 +102,7 @@ CSV_SECTIONS = {
 }
 
 
-def to_csv(report: dict, lang: str = "zh") -> str:
+def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
     """One table: operations per clerk, refusals, fees by method, cards in production / awaiting."""
     lang = "en" if lang.startswith("en") else "zh"
     sec = CSV_SECTIONS[lang]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ TERMINAL_KINDS = {"atm", "pos", "hospital", "pharmacy", "kiosk"}
 
 @operation("staff.add_user", roles={Role.OPERATOR}, scope=Scope.CITY, secrets=('password',))
 def add_user(op: Op, username: str, password: str, role: str, display_name: str = "",
-             center_code: str | None = None, outlet_code: str | None = None) -> dict:
+             center_code: str | None = None, outlet_code: str | None = None) -> dict[str, Any]:
     """Center staff belong to a center; bank staff to an outlet (and so to its bank)."""
     role_ = Role(role) if role in {r.value for r in STAFF_ROLES} else None
     if role_ is None or not (1 <= len(username) <= 32) or len(display_name) > 32:  # the columns' sizes
@@ -52,7 +52,7 @@ def add_user(op: Op, username: str, password: str, role: str, display_name: str 
 
 
 @operation("staff.issue_token", roles={Role.OPERATOR}, scope=Scope.CITY)
-def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "") -> dict:
+def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "") -> dict[str, Any]:
     """A new bearer token, shown once; only its keyed digest is kept."""
     token = pysecrets.token_urlsafe(32)
     row = ApiToken(digest=op.secrets.token_digest(token), label=label, created_at=op.now)
@@ -77,9 +77,13 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
 def staff_actor(session: Session, user: StaffUser, channel: Channel) -> Actor:
     place = ""
     if user.center_id:
-        place = session.get(ServiceCenter, user.center_id).code
+        center = session.get(ServiceCenter, user.center_id)
+        assert center is not None  # staff_users.center_id is a foreign key
+        place = center.code
     elif user.outlet_id:
-        place = session.get(Outlet, user.outlet_id).code
+        outlet = session.get(Outlet, user.outlet_id)
+        assert outlet is not None  # staff_users.outlet_id is a foreign key
+        place = outlet.code
     return Actor(kind="staff", id=str(user.id), role=Role(user.role), name=user.display_name, channel=channel,
                  center_id=user.center_id, bank_id=user.bank_id, outlet_id=user.outlet_id, place=place)
 

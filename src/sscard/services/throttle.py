@@ -24,7 +24,7 @@ import hmac
 import math
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import storage_from_string
@@ -130,7 +130,7 @@ def guarded_login(app: App, client: str, door: str, login: str, attempt: Callabl
 
 
 @operation("login.throttled", roles={Role.SYSTEM}, scope=Scope.CITY)
-def login_throttled(op: Op, client: str, door: str, accounts_tried: int, retry_after: int) -> dict:
+def login_throttled(op: Op, client: str, door: str, accounts_tried: int, retry_after: int) -> dict[str, Any]:
     """The audit record of a client refused at a login door (once per client, door and minute)."""
     policy = op.policy.login
     op.audit("client", client, after="throttled", door=door, accounts_tried=accounts_tried,

@@ -89,6 +89,7 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
             actor = staff_actor(session, user, Channel(row.channel))
         else:
             person = session.get(Person, row.person_id)
+            assert person is not None  # a cardholder's session holds its person (web_sessions.person_id, a foreign key)
             actor = cardholder_actor(person.id, person.name, Channel.PORTAL)
         session.expunge(row)
         return actor, row

@@ -10,7 +10,7 @@ collecting unit and the clerk's name and staff number (`window.holder_*_receipt`
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import func, select
 
@@ -101,7 +101,7 @@ def person_overview(op: Op, person_id: int) -> PersonOverview:
 
 
 @query("window.card_number", roles=CENTER_STAFF, scope=Scope.OWN)
-def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
+def card_number_of(op: Op, person_id: int, card_id: int) -> dict[str, Any]:
     """For the console only: the full number of one of this person's cards (pages carry card ids)."""
     card = op.session.get(Card, card_id)
     if card is None or card.person_id != person_id:
@@ -111,7 +111,7 @@ def card_number_of(op: Op, person_id: int, card_id: int) -> dict:
 
 
 @query("window.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
-def find_by_name(op: Op, name: str, birth_date: date | str) -> dict:
+def find_by_name(op: Op, name: str, birth_date: date | str) -> dict[str, Any]:
     """Name + birth date (people share names: every match is listed, masked)."""
     day = date.fromisoformat(birth_date) if isinstance(birth_date, str) else birth_date
     wanted = (name or "").strip()
@@ -125,7 +125,7 @@ def find_by_name(op: Op, name: str, birth_date: date | str) -> dict:
 
 
 @query("window.queue", roles=CENTER_STAFF, scope=Scope.CENTER)
-def queue(op: Op) -> dict:
+def queue(op: Op) -> dict[str, Any]:
     """The clerk's own center: cards waiting for collection here, applications not yet in production,
     batches in production."""
     center = lookup.own_center(op.session, op.actor)
@@ -140,7 +140,7 @@ def queue(op: Op) -> dict:
     return {
         "center": {"code": center.code, "name": center.name},
         "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
-                   "name": op.session.get(Person, c.person_id).name, "reason": c.reason,
+                   "name": lookup.person_by_id(op.session, c.person_id).name, "reason": c.reason,
                    "ready_at": c.ready_at} for c in ready],
         "applied": applied or 0,
         "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
@@ -149,24 +149,24 @@ def queue(op: Op) -> dict:
 
 
 @query("window.reveal_citizen_id", roles=CENTER_STAFF, scope=Scope.OWN)
-def reveal_citizen_id(op: Op, person_id: int) -> dict:
+def reveal_citizen_id(op: Op, person_id: int) -> dict[str, Any]:
     """The full citizen ID, on a clerk's explicit request; the read is audited as a viewed record."""
     person = lookup.person_by_id(op.session, person_id)
     op.audit("person", person.id, person_id=person.id, unmasked="citizen_id")
     return {"person_id": person.id, "citizen_id": person.citizen_id}
 
 
-def _staff(op: Op, staff_id: str | None) -> dict:
+def _staff(op: Op, staff_id: str | None) -> dict[str, Any]:
     user = op.session.get(StaffUser, int(staff_id)) if staff_id and str(staff_id).isdigit() else None
     return {"name": user.display_name if user else "", "number": user.username if user else ""}
 
 
-def _center(center: ServiceCenter | None) -> dict | None:
+def _center(center: ServiceCenter | None) -> dict[str, Any] | None:
     return {"code": center.code, "name": center.name, "name_en": center.name_en} if center else None
 
 
 @query("window.holder_fee_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
-def holder_fee_receipt(op: Op, receipt_no: str) -> dict:
+def holder_fee_receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     """The fee receipt handed to the cardholder: their own full name and new card number, the collecting
     unit, the clerk's name and staff number."""
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
@@ -176,14 +176,16 @@ def holder_fee_receipt(op: Op, receipt_no: str) -> dict:
     op.audit("fee_receipt", r.receipt_no, person_id=r.person_id, handed_to="cardholder")
     data = replacement.receipt_view(op, r)
     application = op.session.get(ReplacementApplication, r.application_id)
+    assert application is not None  # fee_receipts.application_id is a NOT NULL foreign key
     new = op.session.get(Card, application.new_card_id)
-    return {**data, "person": {**data["person"], "name": op.session.get(Person, r.person_id).name},
+    assert new is not None  # replacement_applications.new_card_id is a NOT NULL foreign key
+    return {**data, "person": {**data["person"], "name": lookup.person_by_id(op.session, r.person_id).name},
             "new_card_number": new.card_number, "center": _center(op.session.get(ServiceCenter, r.center_id)),
             "clerk": _staff(op, r.staff_id)}
 
 
 @query("window.holder_collection_receipt", roles=CENTER_STAFF, scope=Scope.CENTER)
-def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict:
+def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict[str, Any]:
     """The collection receipt (领卡回执) handed over with the card: the cardholder's full name and card
     number, and the clerk who handed it over (name, staff number); it is signed by the collector."""
     card = op.session.get(Card, int(card_id))
@@ -199,7 +201,7 @@ def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict:
                                   AuditRecord.operation.in_(("counter.collect", "card.collect")))
         .order_by(AuditRecord.id.desc()).limit(1)
     )
-    return {**data, "person": {**data["person"], "name": op.session.get(Person, card.person_id).name},
+    return {**data, "person": {**data["person"], "name": lookup.person_by_id(op.session, card.person_id).name},
             "card_number": card.card_number,
             "center": _center(op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None),
             "clerk": _staff(op, handed.actor_id if handed else None)}
