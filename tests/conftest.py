@@ -90,6 +90,24 @@ class Backend:
             self.admin.dispose()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Browser tests drive the pages in Chromium on SQLite; on PostgreSQL only the lost-card story does
+    (the whole seed flow, tests/story). What a page does on PostgreSQL is covered by the page tests, which
+    run the same routes on both databases without a browser; a browser over the other database adds
+    minutes of CI and no other code path. SSCARD_BROWSER_ON_POSTGRES=1 runs every browser test on both.
+    The items left out are reported as deselected, never silently."""
+    if os.environ.get("SSCARD_BROWSER_ON_POSTGRES"):
+        return
+    kept, left = [], []
+    for item in items:
+        on_postgres = getattr(item, "callspec", None) is not None and item.callspec.params.get("backend") == "postgres"
+        story = item.nodeid.startswith("tests/story/")
+        (left if on_postgres and item.get_closest_marker("browser") and not story else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _keys_where_tested(request, monkeypatch):
     """The frame refuses a keyed operation without an Idempotency-Key on the API and terminal channels
