@@ -159,11 +159,7 @@ class Batcher:
         frame = Request(self.app, op_fn, actor, args, kwargs, idempotency_key)
         if self._closed or threading.current_thread() is self._thread:
             return execute(self.app, frame)
-        req = _Request(frame)
-        req._lock = threading.Lock()
-        req._lock.acquire()
-        self._queue.put(req)
-        out = req.wait()
+        out = self._wait_in_queue(_Request(frame))
         if out is _ALONE:
             return execute(self.app, frame)
         if isinstance(out, BaseException):
@@ -195,15 +191,18 @@ class Batcher:
         if self._closed or threading.current_thread() is self._thread:
             viewed.write_alone(self.app)
             return
-        req = _Request(viewed)
-        req._lock = threading.Lock()
-        req._lock.acquire()
-        self._queue.put(req)
-        out = req.wait()
+        out = self._wait_in_queue(_Request(viewed))
         if out is _ALONE:
             viewed.write_alone(self.app)
         elif isinstance(out, BaseException):
             raise out
+
+    def _wait_in_queue(self, req: _Request) -> Any:
+        """Queue a caller's request and block its thread until the writer answers it (a lock it releases)."""
+        req._lock = threading.Lock()
+        req._lock.acquire()
+        self._queue.put(req)
+        return req.wait()
 
     def cpu_time(self) -> float:
         """The writer thread's CPU seconds so far (for benchmarks)."""
