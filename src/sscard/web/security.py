@@ -194,6 +194,8 @@ class StaffConsole:
         return self.login_form(request)
 
     async def _login(self, request: Request):
+        from starlette.concurrency import run_in_threadpool
+
         from ..core.errors import SscardError
         from ..http import client_address, language
         from ..services import throttle
@@ -204,9 +206,9 @@ class StaffConsole:
         username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
         lang = language(request)
         app: App = request.app.state.sscard
-        try:
-            web = throttle.guarded_login(
-                app, client_address(request), self.throttle_scope, username,
+        try:  # in a worker thread: the password hash takes tens of milliseconds of CPU, not the event loop's
+            web = await run_in_threadpool(
+                throttle.guarded_login, app, client_address(request), self.throttle_scope, username,
                 lambda: websession.staff_login(app, username, password, self.channel),
             ) if username else None
         except SscardError as err:  # too_many_attempts: refused before the password is checked
