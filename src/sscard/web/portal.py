@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
+from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
@@ -204,8 +205,9 @@ async def login_submit(request: Request) -> Response:
         return _login_refusal(request, SscardError("wrong_password"), 401, login)
     app = _app(request)
     try:
-        session = throttle.guarded_login(app, client_address(request), "portal", login,
-                                         lambda: websession.cardholder_login(app, login, password))
+        session = await run_in_threadpool(  # the password hash: a worker thread's CPU, not the event loop's
+            throttle.guarded_login, app, client_address(request), "portal", login,
+            lambda: websession.cardholder_login(app, login, password))
     except SscardError as err:
         if err.code == "too_many_attempts":  # refused before the password is checked
             return throttled(_login_page(request, _error_text(request, err), err.status, login), err)
