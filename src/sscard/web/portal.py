@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import secrets as pysecrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -112,6 +113,24 @@ async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple
     await security.check_csrf(request, _CsrfRow(me.csrf))
     form = await request.form()
     return me, {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def form_page(*, allow_must_change: bool = False) -> Callable[[Callable[[Request, Me, dict], Response]],
+                                                            Callable[[Request], Awaitable[Response]]]:
+    """A signed-in page's POST: the session, CSRF and form read on the event loop (`_posted`), then the
+    page's body, which calls services (a password hash, a PDF), in a worker thread, as a GET page is run."""
+    def decorate(body: Callable[[Request, Me, dict], Response]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            me, form = await _posted(request, allow_must_change=allow_must_change)
+            if me.redirect:
+                return me.redirect
+            return await run_in_threadpool(body, request, me, form)
+
+        # its name and doc for the route (no __wrapped__: FastAPI would read the body's parameters)
+        endpoint.__name__, endpoint.__qualname__, endpoint.__doc__ = body.__name__, body.__qualname__, body.__doc__
+        return endpoint
+
+    return decorate
 
 
 @dataclass
@@ -473,23 +492,22 @@ def loss_page(request: Request) -> Response:
 
 
 @router.post("/loss/report", response_class=HTMLResponse)
-async def loss_report(request: Request) -> Response:
-    return await _loss_action(request, "report")
+@form_page()
+def loss_report(request: Request, me: Me, form: dict) -> Response:
+    return _loss_action(request, me, form, "report")
 
 
 @router.post("/loss/cancel", response_class=HTMLResponse)
-async def loss_cancel(request: Request) -> Response:
-    return await _loss_action(request, "cancel")
+@form_page()
+def loss_cancel(request: Request, me: Me, form: dict) -> Response:
+    return _loss_action(request, me, form, "cancel")
 
 
-async def _loss_action(request: Request, action: str) -> Response:
+def _loss_action(request: Request, me: Me, form: dict, action: str) -> Response:
     """Two steps, for htmx and plain forms alike: a POST without `confirm` only shows what will happen to
     which card (its last digits); the confirming POST carries an idempotency key made with that page, so
     a double tap or a resent form applies the loss once (the service answers a repeated key with the
     first answer)."""
-    me, form = await _posted(request)
-    if me.redirect:
-        return me.redirect
     app = _app(request)
     done, error, status = None, "", 200
     if form.get("confirm") != "yes":
@@ -524,10 +542,8 @@ def password_page(request: Request) -> Response:
 
 
 @router.post("/password/query", response_class=HTMLResponse)
-async def change_query_password(request: Request) -> Response:
-    me, form = await _posted(request, allow_must_change=True)
-    if me.redirect:
-        return me.redirect
+@form_page(allow_must_change=True)
+def change_query_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
         passwords.change_query_password(app, me.actor, form.get("old", "")[:64], form.get("new", "")[:64],
@@ -542,10 +558,8 @@ async def change_query_password(request: Request) -> Response:
 
 
 @router.post("/password/ss", response_class=HTMLResponse)
-async def change_ss_password(request: Request) -> Response:
-    me, form = await _posted(request)
-    if me.redirect:
-        return me.redirect
+@form_page()
+def change_ss_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
         card_number = insurance.own_card(app, me.actor, "password")["card_number"]
@@ -601,11 +615,9 @@ def certificate_page(request: Request) -> Response:
 
 
 @router.post("/certificate")
-async def certificate_issue(request: Request) -> Response:
+@form_page()
+def certificate_issue(request: Request, me: Me, form: dict) -> Response:
     """Issue and download at once: the PDF is the answer (the code is in it and nowhere else in clear)."""
-    me, form = await _posted(request)
-    if me.redirect:
-        return me.redirect
     app = _app(request)
     try:
         issued = certificates.issue_certificate(app, me.actor, form.get("period_from", "")[:7] or None,
@@ -657,7 +669,7 @@ async def verify_submit(request: Request) -> Response:
     """The typed code, posted (not put in the address, so it stays out of browser history and logs).
     No CSRF token: nobody is signed in here and the answer changes nothing."""
     form = await request.form()
-    return _check(request, str(form.get("code", "")))
+    return await run_in_threadpool(_check, request, str(form.get("code", "")))
 
 
 # ---------------------------------------------------------------- a GET of a form's target (language switch, reload)
