@@ -135,6 +135,12 @@ async def _form(request: Request, w: Window) -> dict[str, str]:
     }
 
 
+async def window_form(request: Request, w: Window = Depends(WINDOW.signed_in)) -> dict[str, str]:
+    """A console POST's form, CSRF checked, read on the event loop; the page itself is a plain `def`, so
+    FastAPI runs it (the services it calls, the template) in a worker thread, never on the event loop."""
+    return await _form(request, w)
+
+
 def _reminder(result: dict, lang: str) -> str | None:
     reminder = result.get("reminder")
     return (reminder.get(lang) or reminder.get("zh")) if reminder else None
@@ -177,9 +183,8 @@ def home(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
 
 
 @router.post("/hotline/{request_id}/{action}", response_class=HTMLResponse)
-async def hotline_action(request_id: int, action: str, request: Request,
-                         w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def hotline_action(request_id: int, action: str, request: Request, w: Window = Depends(WINDOW.signed_in),
+                   form: dict[str, str] = Depends(window_form)) -> Response:
     from ..services import hotline
 
     if action not in ("take", "close"):
@@ -196,9 +201,9 @@ async def hotline_action(request_id: int, action: str, request: Request,
 
 
 @router.post("/find", response_class=HTMLResponse)
-async def find(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+def find(request: Request, w: Window = Depends(WINDOW.signed_in),
+         form: dict[str, str] = Depends(window_form)) -> Response:
     """By citizen ID, card number, or name + birth date; one match opens the person's page."""
-    form = await _form(request, w)
     app, lang = _app(request), language(request)
     query = form.get("query", "").replace(" ", "").upper()
     try:
@@ -246,8 +251,8 @@ def person_page(person_id: int, request: Request, w: Window = Depends(WINDOW.sig
 
 
 @router.post("/persons/{person_id}/identity-check", response_class=HTMLResponse)
-async def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in),
+                   form: dict[str, str] = Depends(window_form)) -> Response:
     agent = form.get("presenter") == "agent"
     try:
         attorney_id = int(form["attorney_id"]) if agent and form.get("attorney_id", "").isdigit() else None
@@ -264,8 +269,8 @@ async def identity_check(person_id: int, request: Request, w: Window = Depends(W
 
 
 @router.post("/persons/{person_id}/attorneys", response_class=HTMLResponse)
-async def record_attorney(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def record_attorney(person_id: int, request: Request, w: Window = Depends(WINDOW.signed_in),
+                    form: dict[str, str] = Depends(window_form)) -> Response:
     lang = language(request)
     try:
         try:
@@ -297,8 +302,8 @@ async def record_attorney(person_id: int, request: Request, w: Window = Depends(
 
 
 @router.post("/attorneys/{attorney_id}/revoke", response_class=HTMLResponse)
-async def revoke_attorney(attorney_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def revoke_attorney(attorney_id: int, request: Request, w: Window = Depends(WINDOW.signed_in),
+                    form: dict[str, str] = Depends(window_form)) -> Response:
     app = _app(request)
     try:
         person_id = attorney.view(app, w.actor, attorney_id)["person_id"]
@@ -426,9 +431,9 @@ ACTIONS: dict[str, Action] = {
 
 
 @router.post("/visits/{visit_id}/show-id", response_class=HTMLResponse)
-async def show_citizen_id(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+def show_citizen_id(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in),
+                    form: dict[str, str] = Depends(window_form)) -> Response:
     """The full citizen ID, on the clerk's explicit request (audited as a viewed record)."""
-    await _form(request, w)
     app = _app(request)
     try:
         visit = attorney.get_visit(app, w.actor, visit_id)
@@ -439,8 +444,8 @@ async def show_citizen_id(visit_id: int, request: Request, w: Window = Depends(W
 
 
 @router.post("/visits/{visit_id}/end")
-async def end_visit(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def end_visit(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in),
+              form: dict[str, str] = Depends(window_form)) -> Response:
     try:
         attorney.end_visit(_app(request), w.actor, visit_id, idempotency_key=form.get("op_key") or None)
     except SscardError as err:
@@ -449,8 +454,8 @@ async def end_visit(visit_id: int, request: Request, w: Window = Depends(WINDOW.
 
 
 @router.post("/visits/{visit_id}/{action}", response_class=HTMLResponse)
-async def visit_action(visit_id: int, action: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def visit_action(visit_id: int, action: str, request: Request, w: Window = Depends(WINDOW.signed_in),
+                 form: dict[str, str] = Depends(window_form)) -> Response:
     app, lang = _app(request), language(request)
     handler = ACTIONS.get(action)
     try:
@@ -537,8 +542,8 @@ def production_page(request: Request, w: Window = Depends(WINDOW.signed_in)) -> 
 
 
 @router.post("/production/start", response_class=HTMLResponse)
-async def start_batch(request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def start_batch(request: Request, w: Window = Depends(WINDOW.signed_in),
+                form: dict[str, str] = Depends(window_form)) -> Response:
     if form.get("confirmed") != "1":  # name how many cards go before they go
         queue = window.queue(_app(request), w.actor)
         if not queue["applied"]:
@@ -554,8 +559,8 @@ async def start_batch(request: Request, w: Window = Depends(WINDOW.signed_in)) -
 
 
 @router.post("/production/{batch_code}/complete", response_class=HTMLResponse)
-async def complete_batch(batch_code: str, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
-    form = await _form(request, w)
+def complete_batch(batch_code: str, request: Request, w: Window = Depends(WINDOW.signed_in),
+                   form: dict[str, str] = Depends(window_form)) -> Response:
     try:
         out = production.complete_batch(_app(request), w.actor, batch_code,
                                          idempotency_key=form.get("op_key") or None)
