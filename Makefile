@@ -99,8 +99,10 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# two test processes (pytest-xdist), a file each at a time: CI's 2 cores, each worker with its own databases
+TEST_WORKERS ?= 2
 test: setup browser nats redis pgclient pgbench lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf var .pytest_cache

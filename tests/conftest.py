@@ -25,6 +25,8 @@ from sscard.db import Database
 from sscard.models import Base
 from sscard.services.app import App, build_app
 
+# The CLI's tables are as wide in a test worker (pytest-xdist, no terminal) as in a terminal
+os.environ.setdefault("COLUMNS", "200")
 PG_URL = os.environ.get("SSCARD_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgres"] if PG_URL else [])
 TEST_KEY = bytes.fromhex("00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff")
