@@ -23,6 +23,7 @@ from sqlalchemy import select
 from ..core import labels
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
+from ..core.money import fen_to_yuan
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SS_LOST, SsStatus
 from ..i18n import label_pair
@@ -179,7 +180,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
             if poa is not None:
                 attorney.require_valid(op, poa.id, person.id, "replacement.pay_fee")
         else:
-            raise SscardError("fee_payment_required", amount=f"{fee // 100}.{fee % 100:02d}")
+            raise SscardError("fee_payment_required", amount=fen_to_yuan(fee))
     old_account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == old.id))
     card_debit = None
     if method == "card":
