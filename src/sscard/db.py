@@ -97,22 +97,7 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     def _checkout(dbapi_conn, _record, _proxy):
         _pre_ping(dialect, dbapi_conn)
 
-    event.listen(engine, "do_execute", _begin_with_first_read)
     return engine
-
-
-def _begin_with_first_read(cursor, statement, parameters, _context) -> bool:
-    """A read's first statement goes with its BEGIN in one round trip (psycopg sends BEGIN and waits
-    for its answer before the query; in a pipeline both go at once, as `fetch_all` does for the
-    writer). Only in `Database.run(readonly=True)`; True: executed here (SQLAlchemy's do_execute event)."""
-    if not getattr(_reading, "on", False):
-        return False
-    driver = cursor.connection
-    if driver.autocommit or driver.info.transaction_status != 0 or driver._pipeline is not None:  # 0: pq IDLE
-        return False
-    with driver.pipeline():
-        cursor.execute(statement, parameters)
-    return True
 
 
 _reading = threading.local()  # .on: this thread runs a `Database.run(readonly=True)` (it retries on a broken connection)
@@ -393,6 +378,18 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
     finally:
         cursor.close()
+
+
+def one_statement(conn, stmt, rows: list[dict]) -> bool:
+    """Does `execute_many(conn, stmt, rows)` send ONE statement (a multi-row VALUES, or a single row)?
+    Only then is it all-or-nothing on an autocommit connection."""
+    if len(rows) <= 1:
+        return True
+    key = (stmt, conn.dialect.name, tuple(rows[0]))
+    entry = _FAST.get(key, False)
+    if entry is False:
+        entry = _FAST[key] = _compile_fast(stmt, conn.dialect, key[2])
+    return entry is not None and entry[2] is not None
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")
