@@ -17,7 +17,8 @@ from __future__ import annotations
 import hmac
 import secrets as pysecrets
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
+from types import SimpleNamespace
+from typing import Any, Literal, cast, overload
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import String, bindparam, exists, func, select, union_all
@@ -246,7 +247,7 @@ def _require_insured(op: Op, person_id: int) -> None:
 
 _AHEAD = "sscard.medical.read_ahead"
 _NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None,
-                                   "settled": frozenset()}
+                                   "settled": frozenset(), "quotes": {}}
 _AT_TERMINAL = ("medical.pre_settle", "medical.settle")
 
 
@@ -269,15 +270,16 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
     today = shanghai_day(now)
     year = today.year
     wanted_months = months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months)
+    quotes: dict[str, dict[str, Any]] = {}  # token -> its payload, signature checked (settle reads it from here)
     wanted = sorted({(number if isinstance(number := r.argument("card_number"), str) else None, r.actor.id,
-                      _quote_nonce(r) if r.name == "medical.settle" else None) for r in mine},
+                      _quote_nonce(r, quotes) if r.name == "medical.settle" else None) for r in mine},
                     key=lambda t: tuple(v or "" for v in t))
     params: dict[str, Any] = {"year": year, "months": wanted_months}
     for i, (c, t, n) in enumerate(wanted):
         params.update({f"c{i}": c, f"t{i}": t, f"n{i}": n})
     rows = session.execute(_read_ahead_statement(len(wanted)), params).all()
     held: list[object] = [obj for row in rows for obj in row[1:8] if obj is not None]  # the identity map holds objects weakly
-    ahead: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "year": year, "held": held}
+    ahead: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "year": year, "held": held, "quotes": quotes}
     people = set()
     for row in rows:
         if row.Card is not None and row.Person is not None:
@@ -326,14 +328,18 @@ def _read_ahead_statement(n: int) -> Any:
     return statement
 
 
-def _quote_nonce(request: Request) -> str | None:
-    """The nonce of a settlement request's quote (its signature checked), or None."""
+def _quote_nonce(request: Request, quotes: dict[str, dict[str, Any]]) -> str | None:
+    """The nonce of a settlement request's quote (its signature checked; the payload kept in `quotes`
+    for the settlement), or None."""
     token = request.argument("quote")
     try:
         payload = URLSafeSerializer(request.app.settings.secret_key, salt=QUOTE_SALT).loads(token)
     except (BadSignature, ValueError, TypeError):
         return None
-    nonce = payload.get("n") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    quotes[token] = payload
+    nonce = payload.get("n")
     return nonce if isinstance(nonce, str) else None
 
 
@@ -417,9 +423,18 @@ def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict[str, 
             "use_personal_account": bool(use_personal_account)}
 
 
+_SETTLEMENT_COLUMNS = tuple(c.key for c in medical_book.SETTLEMENTS.columns if c.key != "id")
+
+
 def _settlement_values(**values: Any) -> dict[str, Any]:
     """A settlement or refund row: every column but the id (the database's), in the table's order."""
-    return {c.key: values[c.key] for c in medical_book.SETTLEMENTS.columns if c.key != "id"}
+    return {key: values[key] for key in _SETTLEMENT_COLUMNS}
+
+
+def _answer_row(values: dict[str, Any]) -> MedicalSettlement:
+    """The row just recorded (the book writes it), as `settlement_view` reads it: its columns as
+    attributes (a plain namespace: an ORM object costs more to make, and must stay out of the session)."""
+    return cast(MedicalSettlement, SimpleNamespace(id=None, **values))
 
 
 def _insert_once(op: Op, values: dict[str, Any], code: str) -> None:
@@ -441,10 +456,12 @@ def _refunded_by(op: Op, row: MedicalSettlement) -> str | None:
 
 
 def _load_quote(op: Op, token: str, terminal: Terminal) -> dict[str, Any]:
-    try:
-        payload = _serializer(op).loads(token)
-    except (BadSignature, ValueError, TypeError):
-        raise SscardError("quote_invalid") from None
+    payload = _read_ahead(op)["quotes"].get(token)  # checked and decoded by the batch's read-ahead
+    if payload is None:
+        try:
+            payload = _serializer(op).loads(token)
+        except (BadSignature, ValueError, TypeError):
+            raise SscardError("quote_invalid") from None
     if not isinstance(payload, dict) or payload.get("t") != terminal.code:
         raise SscardError("quote_invalid")
     if as_utc(datetime.fromisoformat(payload["e"])) <= op.now:
@@ -496,7 +513,7 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
         _move(op, account, "settlement", -split.personal_fen, settlement_code=code)
     medical_book.book_of(op.session).use(usage, usage.deductible_used_fen + split.deductible_fen,
                                          usage.fund_used_fen + split.fund_fen)
-    row = MedicalSettlement(**values)  # (not added: the book writes it) for the answer
+    row = _answer_row(values)
     op.audit("medical_settlement", code, after="settled", person_id=card.person_id, institution=inst.code,
              total_fen=split.total_fen, fund_fen=split.fund_fen, personal_fen=split.personal_fen,
              self_pay_fen=split.self_pay_fen, pay_with=method, quote_id=payload["n"])
@@ -546,7 +563,7 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
         _move(op, account, "refund", original.personal_fen, settlement_code=code)
     medical_book.book_of(op.session).use(usage, max(0, usage.deductible_used_fen - original.deductible_fen),
                                          max(0, usage.fund_used_fen - original.fund_fen))
-    row = MedicalSettlement(**values)  # (not added: the book writes it) for the answer
+    row = _answer_row(values)
     op.audit("medical_settlement", original.code, before="settled", after="refunded", person_id=original.person_id,
              refund=code, institution=inst.code, fund_fen=original.fund_fen, personal_fen=original.personal_fen,
              self_pay_fen=original.self_pay_fen)
