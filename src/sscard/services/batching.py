@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, event, insert, select, text
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
@@ -457,6 +457,8 @@ class Batcher:
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             with self.app.db.pipeline(session):
                 book.flush()
+                for other in _area_books(session):  # the medical book: settlements, movements, balances
+                    other.flush()
                 execute_many(conn, _INSERT_AUDITS, audits)
                 execute_many(conn, _INSERT_KEYS, fresh)
                 session.commit()
@@ -544,7 +546,7 @@ class Batcher:
             if seen is not None:
                 return _answer_of(frame.replay(seen["request_hash"], seen["status"], seen["response"]))
         outbox.discard(session)  # nothing queued by a request before this one is kept for it
-        before = (book.changes, conn.info.get(WRITES, 0))
+        before = (book.changes, _area_changes(session), conn.info.get(WRITES, 0))
         try:
             outcome = frame.run(session)
         except Exception as exc:
@@ -552,7 +554,7 @@ class Batcher:
                 raise
             raise _Unclean(position) from exc  # settled alone, through the ordinary frame
         if not outcome.kept:
-            if (book.changes, conn.info.get(WRITES, 0)) != before or _changed(session):
+            if (book.changes, _area_changes(session), conn.info.get(WRITES, 0)) != before or _changed(session):
                 raise _Unclean(position) from None
             if frame.key and not looked_up:
                 # such a refusal stores no answer, so the unique index cannot tell a retry of an
@@ -706,6 +708,31 @@ def prefetcher(fn: Prefetcher) -> Prefetcher:
     come from the session's identity map)."""
     _PREFETCHERS.append(fn)
     return fn
+
+
+class AreaBook(Protocol):
+    changes: int  # how many things are recorded (a refusal that recorded one cannot stay in its batch)
+
+    def flush(self) -> None: ...
+
+
+_AREA_BOOKS: list[Callable[[Session], AreaBook | None]] = []
+
+
+def area_book(find: Callable[[Session], AreaBook | None]) -> Callable[[Session], AreaBook | None]:
+    """Register `find(session)`: an area's book of the session (or None), which records changes in memory
+    like the ledger's book. A batch counts its changes to tell a clean refusal, and flushes it in the
+    commit's pipeline."""
+    _AREA_BOOKS.append(find)
+    return find
+
+
+def _area_books(session: Session) -> list[AreaBook]:
+    return [b for find in _AREA_BOOKS if (b := find(session)) is not None]
+
+
+def _area_changes(session: Session) -> int:
+    return sum(b.changes for b in _area_books(session))
 
 
 _lock = threading.Lock()
