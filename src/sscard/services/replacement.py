@@ -22,6 +22,7 @@ from typing import Any, NotRequired, TypedDict, cast
 from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ..core import labels
 from ..core.errors import SscardError, register_messages
@@ -405,8 +406,11 @@ def _insert_in_order(op: Op, rows: list[Card | BankAccount | ReplacementApplicat
     with op.app.db.pipeline(op.session):
         for row in rows:
             table = cast(Table, type(row).__table__)
-            values = {key: value for key, value in vars(row).items() if key in table.c}  # the values set
-            execute_many(conn, _insert_of(table), [values])
+            insert_, defaults = _insert_of(table)
+            # the values set, over the columns' defaults as the ORM would apply them (None: the default)
+            values = {**defaults, **{key: value for key, value in vars(row).items()
+                                     if key in table.c and not (value is None and key in defaults)}}
+            execute_many(conn, insert_, [values])
     for row in rows:
         if isinstance(row, Card):
             outbox.queue(op.session, "card.ss_status_changed", row.id, after=str(row.ss_status), reason=row.reason)
@@ -414,13 +418,16 @@ def _insert_in_order(op: Op, rows: list[Card | BankAccount | ReplacementApplicat
             outbox.queue(op.session, "card.bank_status_changed", row.card_id, after=str(row.status))
 
 
-_INSERTS: dict[str, Insert] = {}
+_INSERTS: dict[str, tuple[Insert, dict[str, Any]]] = {}
 
 
-def _insert_of(table: Table) -> Insert:
+def _insert_of(table: Table) -> tuple[Insert, dict[str, Any]]:
+    """The table's insert (no RETURNING: sent in a pipeline) and its columns' scalar defaults (given with
+    the values, the insert takes db.execute_many's fast path: no default left for SQLAlchemy to compute)."""
     found = _INSERTS.get(table.name)
     if found is None:
-        found = _INSERTS[table.name] = insert(table).inline()  # no RETURNING: sent in a pipeline
+        defaults = {c.key: c.default.arg for c in table.c if isinstance(c.default, ScalarElementColumnDefault)}
+        found = _INSERTS[table.name] = (insert(table).inline(), defaults)
     return found
 
 
