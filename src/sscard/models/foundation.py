@@ -125,7 +125,7 @@ class Card(Base):
     bank_id: Mapped[int] = mapped_column(ForeignKey("banks.id"))
     ss_status: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(String(16), default="first")  # first|lost|damaged|expiring|...
-    replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), nullable=True)
+    replaces_card_id: Mapped[int | None] = mapped_column(ForeignKey("cards.id"), nullable=True, index=True)
     spec_version: Mapped[str] = mapped_column(String(8), default="3.00")
     apply_center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)
     ready_center_id: Mapped[int | None] = mapped_column(ForeignKey("service_centers.id"), nullable=True)

@@ -216,14 +216,21 @@ def _committed_refusals() -> Iterator[None]:
         raise SscardError(err.code, commit=True, status=err.status, **err.params) from None
 
 
+_OUTLETS = "sscard.banking.outlets"  # session.info: the tellers' outlets this transaction has read
+
+
 def _cash_account(op: Op) -> int:
     """The outlet's cash drawer (teller) or the ATM's cash (terminal)."""
     if op.actor.role is Role.TERMINAL:  # an ATM: the operations that call this declare terminals=ATM
         return ledger.system_account(op, f"atm:{op.actor.id}", kind="atm", bank_id=op.actor.bank_id)
     if op.actor.outlet_id is None:
         raise SscardError("forbidden")
-    outlet = op.session.get(Outlet, op.actor.outlet_id)
+    # held by the session: its identity map holds objects weakly, so every deposit of a batch would read
+    # its outlet again (one round trip per request in the group-commit writer)
+    held: dict[int, Outlet] = op.session.info.setdefault(_OUTLETS, {})
+    outlet = held.get(op.actor.outlet_id) or op.session.get(Outlet, op.actor.outlet_id)
     assert outlet is not None  # a teller's outlet_id comes from staff_users.outlet_id, a foreign key
+    held[outlet.id] = outlet
     return ledger.system_account(op, f"cash:{outlet.code}", kind="cash_drawer", bank_id=outlet.bank_id)
 
 

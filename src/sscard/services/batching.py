@@ -455,7 +455,9 @@ class Batcher:
             # the book, every request's audit and idempotency record (one statement per table) and the
             # commit, sent together (PostgreSQL: one round trip)
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
+            events = _evented(session)
             with self.app.db.pipeline(session):
+                outbox.insert_rows(session, events)
                 book.flush()
                 for other in _area_books(session):  # the medical book: settlements, movements, balances
                     other.flush()
@@ -642,13 +644,23 @@ def _count_writes(conn: Connection, cursor: DBAPICursor, statement: str, paramet
 
 def _audit(session: Session, audits: list[dict[str, Any]], values: dict[str, Any]) -> None:
     """Queue a kept request's audit record for the batch's one insert; one whose operation queued
-    events for partners (a pension credit) is inserted now instead, for the id its events name."""
+    events for partners (a pension credit, a new card) is queued with its events (`_evented`)."""
     items = outbox.take(session, flush=False)  # _settle_objects has flushed
     if not items:
         audits.append(values)
         return
-    audit_id = session.connection().execute(_INSERT_AUDIT_RETURNING, values).scalar_one()
-    outbox.write(session, items, operation=values["operation"], now=values["at"], audit_id=audit_id)
+    session.info.setdefault(_EVENTED, []).append((values, items))
+
+
+def _evented(session: Session) -> list[dict[str, Any]]:
+    """The batch's audit records whose events name them, inserted in one statement that returns their
+    ids (in order), and their events' rows (one query for their cards' facts), for the commit to insert."""
+    evented: list[tuple[dict[str, Any], list[dict[str, Any]]]] = session.info.pop(_EVENTED, None) or []
+    if not evented:
+        return []
+    ids = session.connection().execute(_INSERT_AUDITS_RETURNING, [values for values, _items in evented]).scalars().all()
+    return outbox.rows_for_batch(session, [(items, values["operation"], values["at"], audit_id)
+                                           for (values, items), audit_id in zip(evented, ids, strict=True)])
 
 
 def _changed(session: Session) -> bool:
@@ -671,7 +683,9 @@ _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  # in this order
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
-_INSERT_AUDIT_RETURNING = insert(AUDITS).returning(AUDITS.c.id)  # one whose events name it
+# those whose events name them, in one statement whose ids come back in the rows' order
+_INSERT_AUDITS_RETURNING = insert(AUDITS).returning(AUDITS.c.id, sort_by_parameter_order=True)
+_EVENTED = "sscard.batching.evented"  # session.info: (audit values, events) of the batch's kept requests
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets as pysecrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
+from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
 from ..core.identifiers import (
@@ -77,10 +78,41 @@ def new_card_numbers(op: Op, area_code: str, bank: Bank, pan: str | None = None)
     raise RuntimeError("could not find a free card number")
 
 
+def reserve_numbers(session: Session, wanted: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """For a group-committed batch: a fresh card number, identification code and PAN for each (area code,
+    BIN), none of them used before nor twice in the list, all checked in one query (again for any taken)."""
+    out: list[tuple[str, str, str] | None] = [None] * len(wanted)
+    for _ in range(20):
+        todo = [i for i, got in enumerate(out) if got is None]
+        if not todo:
+            return [got for got in out if got is not None]
+        for i in todo:
+            area, bin_ = wanted[i]
+            out[i] = (make_card_number(_rng), make_ident_code(area, _rng), make_pan(bin_, _rng))
+        fresh = [got for i in todo if (got := out[i]) is not None]
+        taken = set(session.scalars(union_all(
+            select(Card.card_number).where(Card.card_number.in_([f[0] for f in fresh])),
+            select(Card.ident_code).where(Card.ident_code.in_([f[1] for f in fresh])),
+            select(BankAccount.pan).where(BankAccount.pan.in_([f[2] for f in fresh])),
+        )))
+        seen: set[str] = set()
+        for i, got in enumerate(out):
+            if got is not None and (taken.intersection(got) or seen.intersection(got)):
+                out[i] = None  # taken, or drawn twice in this batch: drawn again
+            elif got is not None:
+                seen.update(got)
+    raise RuntimeError("could not find free card numbers")
+
+
 def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str, replaces: Card | None = None,
-                pan: str | None = None) -> tuple[Card, BankAccount]:
-    """A card in `applied` with its not-yet-activated bank account (used by first issue and replacement)."""
-    number, code, new_pan = new_card_numbers(op, person.area_code, bank, pan)
+                pan: str | None = None, *, ids: tuple[int, int] | None = None,
+                numbers: tuple[str, str, str] | None = None) -> tuple[Card, BankAccount]:
+    """A card in `applied` with its not-yet-activated bank account (used by first issue and replacement).
+
+    A group-committed batch passes what it reserved for the whole batch: `ids`, the card's and the
+    account's row ids (both are then left for the caller to add to the session and flush, with its own
+    rows), and `numbers`, a card number, identification code and PAN already checked unused."""
+    number, code, new_pan = numbers or new_card_numbers(op, person.area_code, bank, pan)
     card = Card(
         person_id=person.id,
         card_number=number,
@@ -94,8 +126,11 @@ def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str,
         applied_at=op.now,
         status_changed_at=op.now,
     )
-    op.session.add(card)
-    op.session.flush()
+    if ids is None:
+        op.session.add(card)
+        op.session.flush()
+    else:
+        card.id = ids[0]
     account = BankAccount(
         card_id=card.id,
         person_id=person.id,
@@ -104,8 +139,11 @@ def create_card(op: Op, person: Person, bank: Bank, center_id: int, reason: str,
         status=BankStatus.NOT_ACTIVATED,
         status_changed_at=op.now,
     )
-    op.session.add(account)
-    op.session.flush()
+    if ids is None:
+        op.session.add(account)
+        op.session.flush()
+    else:
+        account.id = ids[1]
     return card, account
 
 

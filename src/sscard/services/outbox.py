@@ -29,6 +29,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from ..db import execute_many
 from ..models.events import Event
 from ..models.foundation import BankAccount, Card
 
@@ -42,6 +43,7 @@ EVENTS = cast(Table, Event.__table__)  # declared as a FromClause; a mapped clas
 SS_TYPES = frozenset({"card.ss_status_changed"})
 _FEED_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _INSERT = insert(EVENTS)
+_INSERT_INLINE = insert(EVENTS).inline()  # no RETURNING: it may be sent in a pipeline
 _FACTS = (select(Card.id, Card.card_number, Card.bank_id, Card.ready_center_id, Card.apply_center_id, BankAccount.pan)
           .outerjoin(BankAccount, BankAccount.card_id == Card.id).where(Card.id.in_(bindparam("ids", expanding=True))))
 
@@ -134,11 +136,20 @@ def _card_id(ref: Card | BankAccount | int | str | None) -> int | None:
 
 
 def _rows(conn: Connection, items: list[dict[str, Any]], operation: str, now: datetime, audit_id: int | None) -> list[dict[str, Any]]:
+    return _rows_of(items, _facts(conn, items), operation, now, audit_id)
+
+
+def _facts(conn: Connection, items: list[dict[str, Any]]) -> dict[int, Any]:
     ids = sorted({cid for item in items if (cid := _card_id(item["card"])) is not None})
     facts: dict[int, Any] = {}
     for start in range(0, len(ids), 500):
         for row in conn.execute(_FACTS, {"ids": ids[start:start + 500]}):
             facts[row.id] = row
+    return facts
+
+
+def _rows_of(items: list[dict[str, Any]], facts: dict[int, Any], operation: str, now: datetime,
+             audit_id: int | None) -> list[dict[str, Any]]:
     rows = []
     for item in items:
         cid = _card_id(item["card"])
@@ -159,3 +170,23 @@ def _rows(conn: Connection, items: list[dict[str, Any]], operation: str, now: da
             "data": item["data"],
         })
     return rows
+
+
+def rows_for_batch(session: Session, groups: list[tuple[list[dict[str, Any]], str, datetime, int]]) -> list[dict[str, Any]]:
+    """The event rows of several operations (a group-committed batch: (items, operation, now, audit id)
+    each), with one query for the cards' facts; `insert_rows` writes them."""
+    conn = session.connection()
+    facts = _facts(conn, [item for items, _op, _now, _id in groups for item in items])
+    return [row for items, operation, now, audit_id in groups for row in _rows_of(items, facts, operation, now, audit_id)]
+
+
+def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert event rows in feed order (the lock, then one statement): no result is read, so both may
+    be sent in a pipeline."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and not session.info.get(LOCKED):
+        conn.execute(_FEED_LOCK, {"k": FEED_LOCK_KEY})
+        session.info[LOCKED] = True
+    execute_many(conn, _INSERT_INLINE, rows)
