@@ -134,6 +134,7 @@ class Batcher:
         self._checkpointer = WalCheckpointer(app.db.engine) if app.db.dialect == "sqlite" else None
         self._turn_file: IO[bytes] | None = None  # SQLite: the lock file the writers of several processes take turns on
         self._turn_held = False  # PostgreSQL: this writer holds the writers' advisory lock
+        self._turn_wanted = False  # PostgreSQL: another writer waited for it when the last batch committed
         self.turn_idle = 0.002  # seconds without a request before the writer lets its turn go
         self._last_size = 1
         self._previous = 0  # the size of the last batch
@@ -373,7 +374,7 @@ class Batcher:
         if lookup is None:
             # SQLite: writers of several processes take turns on a lock file (the kernel wakes the next
             # one at once; SQLite's own busy handler would have it poll, sleeping 1, 2, 5, 10... ms)
-            with self._file_turn():
+            with self.app.db.write_turn(), self._file_turn():
                 self._attempt_locked(conn, None, todo, outcomes, look_up)
             return
         # PostgreSQL: one batch at a time across every server process (a session-level advisory lock
@@ -385,9 +386,12 @@ class Batcher:
         # first), and the writer lets it go when idle (`_release_turn`). One round trip per batch
         # instead of two.
         try:
-            lookup.execute(_WRITER_HANDOFF if self._turn_held else _WRITER_LOCK, {"k": WRITER_LOCK_KEY})
-            lookup.rollback()
-            self._turn_held = True
+            if not self._turn_held or self._turn_wanted:
+                lookup.execute(_WRITER_HANDOFF if self._turn_held else _WRITER_LOCK, {"k": WRITER_LOCK_KEY})
+                lookup.rollback()
+                self._turn_held, self._turn_wanted = True, False
+            # else: nobody waited for the lock when the last batch committed (the commit's pipeline
+            # asked): keep it without a round trip; a writer that queued since is let in after this batch
         except BaseException:
             self._close_connections()
             raise
@@ -431,11 +435,20 @@ class Batcher:
             # the book, every request's audit and idempotency record (one statement per table) and the
             # commit, sent together (PostgreSQL: one round trip)
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
+            waiting = None
             with self.app.db.pipeline(session):
                 book.flush()
                 execute_many(conn, _INSERT_AUDITS, audits)
                 execute_many(conn, _INSERT_KEYS, fresh)
+                if lookup is not None:  # PostgreSQL: does another process's writer wait for our turn?
+                    driver = conn.connection.driver_connection
+                    assert driver is not None  # the batch's open connection
+                    waiting = driver.cursor()
+                    waiting.execute(_TURN_WANTED)
                 session.commit()
+            if waiting is not None:
+                row = waiting.fetchone()
+                self._turn_wanted = bool(row and row[0])
             if self._checkpointer is not None:
                 self._checkpointer.committed()
         except (_Unclean, _NeedsLookup):
@@ -643,11 +656,37 @@ WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit
 _WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
 _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  # in this order
+# a writer waiting for that lock (a bigint advisory key shows in pg_locks as classid, objid, objsubid 1);
+# a function scan: no predicate lock in the batch's SERIALIZABLE transaction
+_TURN_WANTED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND classid = 1398031169 AND objid = 1380188161 AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+assert (WRITER_LOCK_KEY >> 32, WRITER_LOCK_KEY & 0xFFFFFFFF) == (1398031169, 1380188161)
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
 _INSERT_AUDIT_RETURNING = insert(AUDITS).returning(AUDITS.c.id)  # one whose events name it
 _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.status, KEYS.c.response).where(
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
+
+
+def read_ahead_alone(session: Session, request: Request) -> None:
+    """A batched operation run on its own (operation.execute: the bench's (d), a request its batch could
+    not keep): read its accounts as a batch of one does, in one query, and on PostgreSQL lock their
+    ledger accounts first, in id order (banking.lock_accounts). Only the accounts: the other areas'
+    read-ahead is for batches."""
+    from .banking import lock_accounts, prefetch_accounts
+
+    pans = _pans(request.args)
+    if not pans:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        lock_accounts(session, pans, [request.actor])
+    prefetch_accounts(session, pans, [request.actor], request.app.clock.now())
+
+
+def _pans(args: tuple[Any, ...]) -> set[str]:
+    return {a for a in args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
 
 
 def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:
@@ -656,7 +695,7 @@ def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:
     the other areas read ahead for their requests (`prefetcher`)."""
     from .banking import prefetch_accounts
 
-    pans = {a for r in batch for a in r.args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
+    pans = {a for r in batch for a in _pans(r.args)}
     prefetch_accounts(session, pans, {r.actor for r in batch}, now)
     frames = [r.frame for r in batch]
     for read_ahead in _PREFETCHERS:
