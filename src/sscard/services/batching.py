@@ -660,9 +660,9 @@ _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  #
 # a function scan: no predicate lock in the batch's SERIALIZABLE transaction
 _TURN_WANTED = (
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-    " AND classid = 1398031169 AND objid = 1380188161 AND objsubid = 1"
+    " AND classid = 1397965633 AND objid = 1380188161 AND objsubid = 1"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
-assert (WRITER_LOCK_KEY >> 32, WRITER_LOCK_KEY & 0xFFFFFFFF) == (1398031169, 1380188161)
+assert (WRITER_LOCK_KEY >> 32, WRITER_LOCK_KEY & 0xFFFFFFFF) == (1397965633, 1380188161)
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
 _INSERT_AUDIT_RETURNING = insert(AUDITS).returning(AUDITS.c.id)  # one whose events name it
