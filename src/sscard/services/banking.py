@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select, text
+from sqlalchemy import Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
@@ -122,17 +122,23 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
 
 def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = ()) -> None:
     """PostgreSQL, an operation run on its own (not in a batch): lock the ledger accounts it may move
-    (its PANs' and its terminal's), in id order, with its first statement (services.batching.read_ahead_alone).
+    (its PANs' and its terminal's), in id order, with its first statements (batching.read_ahead_alone
+    sends them in one pipeline with BEGIN and its read-ahead: one round trip; no answer is read here).
 
     Under SERIALIZABLE two such transactions on one account otherwise both read it and both write it:
     one is cancelled as a pivot after doing all its work, often both, and they retry with backoff (the
     bench's (d) had p99 of seconds). Locked first and in one order, the second waits for the first, then
-    fails at once ("concurrent update": its snapshot is older than the first's commit) and its retry finds
-    the account free. No deadlock between two of them: every one takes its locks in one statement, in id order."""
-    session.execute(_NO_SEQSCAN)
-    ids = sorted(_terminal_ledger_ids(session, actors))
-    stmt = _LOCK_BY_PANS_AND_IDS if ids else _LOCK_BY_PANS
-    session.execute(stmt, {"pans": sorted(pans), "ids": ids})
+    fails at once ("concurrent update": its snapshot is older than the first's commit) and runs again at
+    once (db.waited_for_committed_writer). No deadlock between two of them: each takes its locks in one
+    statement, in id order. Sequential scans are off for the transaction: on small tables the planner
+    scans, and a scan's predicate lock covers the whole table, so every writer conflicted with every
+    reader; the lock is one `id = ANY(...)` (an OR made it a bitmap scan, whose predicate lock is the
+    whole heap page)."""
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # the session's open connection
+    cursor = driver.cursor()
+    cursor.execute(_NO_SEQSCAN)
+    cursor.execute(_LOCK, (sorted(pans), sorted(_terminal_ledger_ids(session, actors))))
 
 
 def _terminal_ledger_ids(session: Session, actors: Iterable[Actor | None]) -> list[int]:
@@ -147,18 +153,9 @@ def _terminal_ledger_ids(session: Session, actors: Iterable[Actor | None]) -> li
     return ids
 
 
-def _lock_statement(with_ids: bool) -> Select[Any]:
-    table = BankAccount.__table__
-    accounts = ledger.ACCOUNTS
-    by_pans = accounts.c.id.in_(select(table.c.ledger_account_id).where(
-        table.c.pan.in_(bindparam("pans", expanding=True))).scalar_subquery())
-    wanted = (by_pans | accounts.c.id.in_(bindparam("ids", expanding=True))) if with_ids else by_pans
-    return select(accounts.c.id).where(wanted).order_by(accounts.c.id).with_for_update()
-
-
-_NO_SEQSCAN = text("SET LOCAL enable_seqscan = off")
-_LOCK_BY_PANS = _lock_statement(False)
-_LOCK_BY_PANS_AND_IDS = _lock_statement(True)
+_NO_SEQSCAN = "SET LOCAL enable_seqscan = off"  # for this transaction only
+_LOCK = ("SELECT id FROM ledger_accounts WHERE id = ANY(ARRAY(SELECT ledger_account_id FROM bank_accounts"
+         " WHERE pan = ANY(%s)) || %s::bigint[]) ORDER BY id FOR UPDATE")
 
 
 def _prefetch_statement() -> Select[Any]:

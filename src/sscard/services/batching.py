@@ -680,9 +680,27 @@ def read_ahead_alone(session: Session, request: Request) -> None:
     pans = _pans(request.args)
     if not pans:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        lock_accounts(session, pans, [request.actor])
-    prefetch_accounts(session, pans, [request.actor], request.app.clock.now())
+    now = request.app.clock.now()
+    if request.app.db.dialect != "postgresql":
+        prefetch_accounts(session, pans, [request.actor], now)
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # the session's open connection
+    failed: Exception | None = None
+    try:
+        with driver.pipeline():  # BEGIN, the locks and the read-ahead: one round trip
+            lock_accounts(session, pans, [request.actor])
+            try:
+                prefetch_accounts(session, pans, [request.actor], now)
+            except Exception as exc:  # noqa: BLE001  the locks' error comes back with the read-ahead's answer
+                failed = exc
+    except Exception:
+        if failed is None:
+            raise
+        # else the pipeline's "aborted" at its end only repeats that error (and psycopg would log a
+        # warning for every lock-wait retry had it been raised inside the block)
+    if failed is not None:
+        raise failed
 
 
 def _pans(args: tuple[Any, ...]) -> set[str]:
