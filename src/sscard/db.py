@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -87,10 +87,36 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(
-        url, isolation_level="SERIALIZABLE", pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+    engine = create_engine(
+        url, isolation_level="SERIALIZABLE", pool_size=pool_size, max_overflow=pool_size,
         hide_parameters=True,  # an error's text never carries row values (PIN HMACs, IDs) into a log
     )
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn, _record, _proxy):
+        _pre_ping(dialect, dbapi_conn)
+
+    return engine
+
+
+_reading = threading.local()  # .on: this thread runs a `Database.run(readonly=True)` (it retries on a broken connection)
+
+
+def _pre_ping(dialect, dbapi_conn) -> None:
+    """SQLAlchemy's `pool_pre_ping`, but not for reads: a read that finds its pooled connection broken
+    (a failover) is run again on a fresh one by `Database.run(readonly=True)`, so the ping before it is a
+    round trip for nothing (a quarter of a staff lookup's). A write checked out here is pinged as before:
+    on a dead connection the pool drops it and hands out another (DisconnectionError, SQLAlchemy's
+    documented pessimistic check)."""
+    if getattr(_reading, "on", False):
+        return
+    try:
+        dialect.do_ping(dbapi_conn)
+    except Exception as exc:
+        if not dialect.is_disconnect(exc, dbapi_conn, None):
+            raise
+        raise DisconnectionError("pre-ping: the connection is gone") from exc
 
 
 def sqlstate(exc: BaseException) -> str | None:
@@ -208,10 +234,13 @@ class Database:
         attempt = 0
         while True:
             attempt += 1
+            reading = getattr(_reading, "on", False)
+            _reading.on = readonly  # a read's checkout skips the pre-ping (it is retried instead: _pre_ping)
             try:
                 with turn(), maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
+                _reading.on = reading
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
@@ -221,6 +250,8 @@ class Database:
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 if not waited_for_committed_writer(exc):
                     time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
+            finally:
+                _reading.on = reading
 
     @contextmanager
     def write_turn(self) -> Iterator[None]:
@@ -375,6 +406,18 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
     finally:
         cursor.close()
+
+
+def one_statement(conn, stmt, rows: list[dict]) -> bool:
+    """Does `execute_many(conn, stmt, rows)` send ONE statement (a multi-row VALUES, or a single row)?
+    Only then is it all-or-nothing on an autocommit connection."""
+    if len(rows) <= 1:
+        return True
+    key = (stmt, conn.dialect.name, tuple(rows[0]))
+    entry = _FAST.get(key, False)
+    if entry is False:
+        entry = _FAST[key] = _compile_fast(stmt, conn.dialect, key[2])
+    return entry is not None and entry[2] is not None
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")

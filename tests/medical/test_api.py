@@ -86,9 +86,16 @@ def test_settlement_slip_and_the_cardholders_own_list(med, app, client):
     assert client.get(f"/api/v1/medical/settlements/{code}/slip.pdf", headers=_auth(stranger)).status_code == 404
     assert client.get(f"/api/v1/persons/{card.person_id}/medical/settlements",
                       headers=_auth(stranger)).status_code == 404
+    for path, token in ((f"/api/v1/terminal/medical/settlements/{code}", hospital),
+                        (f"/api/v1/medical/settlements/{code}", med.token("clerk"))):
+        unrefunded = client.get(path, headers=_auth(token))
+        assert unrefunded.status_code == 200, unrefunded.text  # was a 500: the answer model wanted a string
+        assert unrefunded.json()["refunded_by"] is None
     refund = client.post(f"/api/v1/terminal/medical/settlements/{code}/refund", headers=_auth(hospital, "s-r"),
                          json={"reason": "退药"})
     assert refund.status_code == 201 and refund.json()["split"]["fund_fen"] == -96_000
+    refunded = client.get(f"/api/v1/terminal/medical/settlements/{code}", headers=_auth(hospital))
+    assert refunded.status_code == 200 and refunded.json()["refunded_by"] == refund.json()["code"]
     no_key = client.post(f"/api/v1/terminal/medical/settlements/{code}/refund", headers=_auth(hospital), json={})
     assert no_key.status_code == 400 and no_key.json()["code"] == "idempotency_key_required"
 

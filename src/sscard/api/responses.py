@@ -414,8 +414,7 @@ class MedicalRefundOut(MedicalSettleOut):
 
 
 class MedicalSettlementOut(MedicalSettleOut):
-    institution: Institution
-    refunded_by: str
+    institution: Institution  # refunded_by stays str | None: a settlement not refunded has none
 
 
 class MedicalPersonSettlementsOut(Out):

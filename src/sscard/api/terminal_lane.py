@@ -25,9 +25,13 @@ lane route and compares status, headers, body and audit records.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import json
 import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +49,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .contract import route_declaration
 
 _PARAM = re.compile(r"{[^}]*}")
+API_PREFIX = "/api/"
 
 
 @dataclass
@@ -59,6 +64,8 @@ class LaneRoute:
     body_params: list
     embed_body: bool
     competitors: list[Any] = field(default_factory=list)  # earlier routes whose paths may match the same path
+    method: str = "POST"
+    is_async: bool = True  # the endpoint is `async def` (else FastAPI runs it in its thread pool, as the lane does)
 
     @property
     def path(self) -> str:
@@ -75,18 +82,21 @@ def _dependants(dependant: Dependant) -> list[Dependant]:
     return out
 
 
-def _shape_refusal(ctx: Any) -> str | None:
-    """Why the lane cannot run this route exactly as FastAPI does (None: it can)."""
+def _shape_refusal(ctx: Any, method: str = "POST") -> str | None:
+    """Why the lane cannot run this route exactly as FastAPI does (None: it can). A GET route (a read) may
+    have query parameters and a plain def endpoint (run in the thread pool, as FastAPI does), and no body."""
     dependant: Dependant = ctx.dependant
     if ctx.is_sse_stream or ctx.is_json_stream or getattr(ctx, "stream_item_field", None) is not None:
         return "a streaming response"
-    if not asyncio.iscoroutinefunction(dependant.call):
+    if method == "POST" and not asyncio.iscoroutinefunction(dependant.call):
         return "a plain def endpoint"
+    if method == "GET" and (dependant.body_params or ctx.body_field is not None):
+        return "a GET route that reads a body"
     if len(dependant.body_params) > 1 or ctx.body_field is not None and type(ctx.body_field.field_info).__name__ in (
         "Form", "File"):
         return "a form or multi-part body"
     for dep in [dependant, *_dependants(dependant)]:
-        if dep.query_params or dep.cookie_params:
+        if dep.cookie_params or dep.query_params and (method != "GET" or dep is not dependant):
             return "query or cookie parameters"
         if (dep.background_tasks_param_name or dep.response_param_name or dep.security_scopes_param_name
                 or dep.websocket_param_name or dep.http_connection_param_name or dep.own_oauth_scopes):
@@ -113,20 +123,23 @@ def _may_overlap(a: str, b: str) -> bool:
     return all(x == y or _PARAM.search(x) or _PARAM.search(y) for x, y in zip(sa, sb, strict=True))
 
 
-def lane_routes(api) -> tuple[list[LaneRoute], dict[str, str]]:
-    """The app's lane routes, in the app's order, and the group-committed POST routes it cannot serve
-    (path -> why)."""
+def lane_routes(api, method: str = "POST") -> tuple[list[LaneRoute], dict[str, str]]:
+    """The app's lane routes of `method`, in the app's order, and those it cannot serve (path -> why).
+    POST: every route whose endpoint calls a group-committed operation. GET: every route whose endpoint
+    calls a declared read (`@query`: the staff lookups by citizen ID, card number and PAN among them)."""
     contexts = list(iter_route_contexts(api.routes))
     lane: list[LaneRoute] = []
     skipped: dict[str, str] = {}
     for index, ctx in enumerate(contexts):
         route = ctx.original_route
-        if not isinstance(route, APIRoute) or "POST" not in (ctx.methods or ()):
+        if not isinstance(route, APIRoute) or method not in (ctx.methods or ()):
             continue
+        if method == "GET" and not (route.include_in_schema and ctx.path_format.startswith(API_PREFIX)):
+            continue  # the web pages' reads keep FastAPI's dispatch (their sessions, forms and redirects)
         decl, _fn = route_declaration(route)
-        if decl is None or not decl.batched:
+        if decl is None or not (decl.batched if method == "POST" else decl.read):
             continue
-        why = _shape_refusal(ctx)
+        why = _shape_refusal(ctx, method)
         if why is not None:
             skipped[ctx.path_format] = why
             continue
@@ -137,7 +150,7 @@ def lane_routes(api) -> tuple[list[LaneRoute], dict[str, str]]:
                 if not isinstance(fmt, str) or ctx.path_format.startswith(fmt.rstrip("/") + "/"):
                     competitors.append(earlier)  # a mount or another kind of route: asked at each request
                 continue
-            if earlier.methods and "POST" not in earlier.methods:
+            if earlier.methods and method not in earlier.methods:
                 continue  # it can only match partially: FastAPI goes on to a later full match
             if _may_overlap(fmt, ctx.path_format):
                 competitors.append(earlier)
@@ -145,7 +158,7 @@ def lane_routes(api) -> tuple[list[LaneRoute], dict[str, str]]:
             context=ctx, route=route, operation=decl.name, dependant=ctx.dependant,
             steps=[(d, asyncio.iscoroutinefunction(d.call)) for d in _dependants(ctx.dependant)],
             body_params=list(ctx.dependant.body_params), embed_body=bool(ctx._embed_body_fields),
-            competitors=competitors))
+            competitors=competitors, method=method, is_async=asyncio.iscoroutinefunction(ctx.dependant.call)))
     return lane, skipped
 
 
@@ -153,22 +166,29 @@ class TerminalLane:
     """The lane (named for where it began: the terminals' payments). `served` counts by path template the
     requests it answered itself (for tests and /metrics-like curiosity)."""
 
+    METHODS = ("POST", "GET")
+
     def __init__(self, app: ASGIApp, api=None) -> None:
         self.app = app
         self.api = api
-        self._fixed: dict[str, LaneRoute] | None = None
-        self._templated: list[LaneRoute] = []
+        self._fixed: dict[str, dict[str, LaneRoute]] | None = None  # method -> path -> route
+        self._templated: dict[str, list[LaneRoute]] = {}
         self.skipped: dict[str, str] = {}
 
     def _build(self, api) -> None:
-        routes, self.skipped = lane_routes(api)
-        self._templated = [r for r in routes if r.context.param_convertors]
-        self._fixed = {r.path: r for r in routes if not r.context.param_convertors}
+        fixed: dict[str, dict[str, LaneRoute]] = {}
+        for method in self.METHODS:
+            routes, skipped = lane_routes(api, method)
+            self.skipped.update({f"{method} {path}": why for path, why in skipped.items()})
+            self._templated[method] = [r for r in routes if r.context.param_convertors]
+            fixed[method] = {r.path: r for r in routes if not r.context.param_convertors}
+        self._fixed = fixed
 
     def _find(self, scope: Scope) -> tuple[LaneRoute, dict] | None:
         assert self._fixed is not None
-        lane = self._fixed.get(scope["path"])
-        candidates = [lane] if lane is not None else self._templated
+        method = scope["method"]
+        lane = self._fixed[method].get(scope["path"])
+        candidates = [lane] if lane is not None else self._templated[method]
         for candidate in candidates:
             match, child = candidate.context.matches(scope)
             if match is Match.FULL:
@@ -179,7 +199,7 @@ class TerminalLane:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
+        if scope["type"] != "http" or scope["method"] not in self.METHODS or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
         api = self.api or scope["app"]
@@ -191,15 +211,18 @@ class TerminalLane:
             await self.app(scope, receive, send)
             return
         lane, child = found
-        body = await _read_body(receive)
         replayed = False
+        if lane.method == "POST":
+            body = await _read_body(receive)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
+        else:  # a GET route reads no body (_shape_refusal): the request's own receive, untouched
+            body, replay = b"", receive
 
         request = Request(scope, replay)
         values = await _validated(lane, request, body, child["path_params"])
@@ -247,6 +270,11 @@ async def _validated(lane: LaneRoute, request: Request, body: bytes, path_params
             if errors:
                 return None
             got.update(v)
+        if dep.query_params:
+            v, errors = request_params_to_args(dep.query_params, request.query_params)
+            if errors:
+                return None
+            got.update(v)
         if dep.header_params:
             v, errors = request_params_to_args(dep.header_params, headers)
             if errors:
@@ -279,7 +307,9 @@ async def _run(lane: LaneRoute, request: Request, values: dict[int, dict]) -> Re
     for sub in lane.dependant.dependencies:
         if sub.name is not None:
             kwargs[sub.name] = solved[sub.call]
-    raw = await lane.dependant.call(**kwargs)
+    call = lane.dependant.call
+    assert call is not None  # a route's endpoint
+    raw = await call(**kwargs) if lane.is_async else await _in_thread(call, kwargs)
     if isinstance(raw, Response):
         return raw
     ctx = lane.context
@@ -298,6 +328,20 @@ async def _run(lane: LaneRoute, request: Request, values: dict[int, dict]) -> Re
     if not is_body_allowed_for_status_code(response.status_code):
         response.body = b""
     return response
+
+
+# The plain def endpoints of the lane's reads run here rather than in anyio's worker threads (FastAPI's
+# run_in_threadpool): handing a call to one of those goes through a queue.Queue and its Condition, whose
+# notify was ~30% of the event loop's own time in a lookup (py-spy); this pool's queue is the C
+# SimpleQueue. The same function with the same arguments and the request's context variables (its log
+# fields), in another thread: what it answers or raises is the same. 16 threads: more than the database
+# pool's 10 steady connections.
+_READERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sscard-read")
+
+
+async def _in_thread(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    run = functools.partial(contextvars.copy_context().run, call, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
 
 
 async def _read_body(receive: Receive) -> bytes:

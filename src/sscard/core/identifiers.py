@@ -7,6 +7,7 @@ code are not in any library, so their rules are written here, from the national 
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import string
@@ -63,6 +64,7 @@ _BAD_DATE = ("出生日期不是有效日期", "the birth date is not a real dat
 _BAD_AREA = ("地区码不存在", "the area code is unknown")
 
 
+@functools.lru_cache(maxsize=4096)  # a city's few hundred codes; stdnum's table walk was ~0.2 ms a citizen ID
 def area_known(area_code: str) -> bool:
     """Is this a division code that has ever existed (python-stdnum's table of GB/T 2260 codes)?
 

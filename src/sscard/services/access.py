@@ -53,6 +53,7 @@ class Declaration:
     terminals: frozenset[str] | None = None  # None: any kind (when the roles admit terminals at all)
     batched: bool = False  # may be group-committed with other requests (services.batching)
     alone: bool = False  # batched, but the writer runs it in a transaction of its own (a bulk sweep)
+    read: bool = False  # a `@query` (services.operation.query): a read, not an operation
 
 
 DECLARATIONS: dict[str, Declaration] = {}

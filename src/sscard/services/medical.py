@@ -17,11 +17,11 @@ from __future__ import annotations
 import hmac
 import secrets as pysecrets
 from datetime import datetime, timedelta
-from typing import Any, Literal, overload
+from types import SimpleNamespace
+from typing import Any, Literal, cast, overload
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import String, bindparam, exists, func, select, union_all
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
@@ -56,7 +56,7 @@ from ..models.medical import (
     PersonalAccount,
     PersonalAccountMovement,
 )
-from . import access, batching, lookup
+from . import access, batching, lookup, medical_book
 from .access import Scope
 from .operation import Op, Request, operation, query
 from .passwords import check_ss_password
@@ -152,12 +152,14 @@ def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: Lit
 @overload
 def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: bool = False) -> PersonalAccount | None: ...
 def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: bool = False) -> PersonalAccount | None:
+    book = medical_book.book_of(op.session)
+    account = book.opened_account(person_id)
+    if account is not None:
+        return account
     lock = lock and person_id not in _read_ahead(op)["locked"]  # read ahead by the (SERIALIZABLE) batch
     account = op.session.get(PersonalAccount, person_id, with_for_update=lock or None)
     if account is None and create:
-        account = PersonalAccount(person_id=person_id, balance_fen=0, opened_at=op.now)
-        op.session.add(account)
-        op.session.flush()
+        account = book.open_account(person_id, op.now)  # written with the book
     return account
 
 
@@ -166,24 +168,24 @@ def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: Lit
 @overload
 def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: bool = False) -> AnnualUsage | None: ...
 def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: bool = False) -> AnnualUsage | None:
+    book = medical_book.book_of(op.session)
+    usage = book.opened_usage(person_id, year)
+    if usage is not None:
+        return usage
     ahead = _read_ahead(op)
     lock = lock and not (person_id in ahead["locked"] and year == ahead["year"])
     usage = op.session.get(AnnualUsage, (person_id, year), with_for_update=lock or None)
     if usage is None and create:
-        usage = AnnualUsage(person_id=person_id, year=year, deductible_used_fen=0, fund_used_fen=0)
-        op.session.add(usage)
-        op.session.flush()
+        usage = book.open_usage(person_id, year)  # written with the book
     return usage
 
 
 def _move(op: Op, account: PersonalAccount, kind: str, amount: int, *, month: str | None = None,
-          settlement_id: int | None = None) -> None:
-    account.balance_fen += amount
-    if account.balance_fen < 0:
-        raise SscardError("insufficient_funds")
-    op.session.add(PersonalAccountMovement(person_id=account.person_id, kind=kind, amount_fen=amount,
-                                           balance_after_fen=account.balance_fen, month=month,
-                                           settlement_id=settlement_id, at=op.now))
+          settlement_code: str | None = None) -> None:
+    """A movement of the personal account, through the medical book (services/medical_book.py): written
+    with the transaction, one statement per table; refused (nothing recorded) below zero."""
+    medical_book.book_of(op.session).move(account, kind, amount, at=op.now, month=month,
+                                          settlement_code=settlement_code)
 
 
 @operation("medical.credit_month", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)
@@ -244,7 +246,8 @@ def _require_insured(op: Op, person_id: int) -> None:
 # ---------------------------------------------------------------- a batch's read-ahead
 
 _AHEAD = "sscard.medical.read_ahead"
-_NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None}
+_NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None,
+                                   "settled": frozenset(), "quotes": {}}
 _AT_TERMINAL = ("medical.pre_settle", "medical.settle")
 
 
@@ -255,48 +258,89 @@ def _read_ahead(op: Op) -> dict[str, Any]:
 
 @batching.prefetcher
 def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
-    """For a group-committed batch of pre-settlements and settlements: the cards read, their holders,
-    personal accounts and this year's usage, their insured months and the terminals with their
-    institutions: three queries for the batch instead of a dozen per request. Every settlement reads and
-    writes only its own person's rows (keyed by person), so settlements of different people touch
-    nothing in common but the append-only settlement and movement tables."""
+    """For a group-committed batch of pre-settlements and settlements, in ONE statement (one round trip:
+    the writer waits for each): for every request, the card it read with its holder, bank, personal
+    account and this year's usage, the holder's insured months, the calling terminal with its
+    institution, and whether a settlement's quote is settled already. Every settlement reads and writes
+    only its own person's rows (keyed by person), so settlements of different people touch nothing in
+    common but the append-only settlement and movement tables."""
     mine = [r for r in requests if isinstance(r, Request) and r.name in _AT_TERMINAL]  # (a Viewed is a query's)
     if not mine:
         return
-    numbers = sorted({n for r in mine if isinstance(n := r.argument("card_number"), str)})
-    year = shanghai_day(now).year
-    # one statement for the cards, their holders and banks, personal accounts and this year's usage (no FOR UPDATE:
-    # the batch is SERIALIZABLE, and a concurrent writer of the same rows fails it, which reruns it)
-    rows = session.execute(
-        select(Card, Person, Bank, PersonalAccount, AnnualUsage)
-        .join(Person, Person.id == Card.person_id)
-        .join(Bank, Bank.id == Card.bank_id)
-        .outerjoin(PersonalAccount, PersonalAccount.person_id == Card.person_id)
-        .outerjoin(AnnualUsage, (AnnualUsage.person_id == Card.person_id) & (AnnualUsage.year == year))
-        .where(Card.card_number.in_(numbers))
-    ).all() if numbers else []
-    held: list[object] = [obj for row in rows for obj in row if obj is not None]  # the identity map holds objects weakly
-    people = sorted({row.Card.person_id for row in rows})
-    ahead: dict[str, Any] = {"cards": {row.Card.card_number: row.Card for row in rows}, "terminals": {}, "insured": {},
-             "locked": frozenset(people), "year": year, "held": held}
-    if people:
-        today = shanghai_day(now)
-        wanted = months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months)
-        insured: dict[int, list[str]] = {p: [] for p in people}
-        for person_id, month in session.execute(
-            select(ContributionCredit.person_id, ContributionCredit.month)
-            .where(ContributionCredit.person_id.in_(people), ContributionCredit.month.in_(wanted))
-        ):
-            insured[person_id].append(month)
-        ahead["insured"] = {p: sorted(m) for p, m in insured.items()}
-    codes = sorted({r.actor.id for r in mine})
-    for terminal, inst in session.execute(
-        select(Terminal, MedicalInstitution).outerjoin(MedicalInstitution, MedicalInstitution.id == Terminal.institution_id)
-        .where(Terminal.code.in_(codes))
-    ):
-        ahead["terminals"][terminal.code] = terminal
-        held += [terminal, inst]
+    today = shanghai_day(now)
+    year = today.year
+    wanted_months = months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months)
+    quotes: dict[str, dict[str, Any]] = {}  # token -> its payload, signature checked (settle reads it from here)
+    wanted = sorted({(number if isinstance(number := r.argument("card_number"), str) else None, r.actor.id,
+                      _quote_nonce(r, quotes) if r.name == "medical.settle" else None) for r in mine},
+                    key=lambda t: tuple(v or "" for v in t))
+    params: dict[str, Any] = {"year": year, "months": wanted_months}
+    for i, (c, t, n) in enumerate(wanted):
+        params.update({f"c{i}": c, f"t{i}": t, f"n{i}": n})
+    rows = session.execute(_read_ahead_statement(len(wanted)), params).all()
+    held: list[object] = [obj for row in rows for obj in row[1:8] if obj is not None]  # the identity map holds objects weakly
+    ahead: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "year": year, "held": held, "quotes": quotes}
+    people = set()
+    for row in rows:
+        if row.Card is not None and row.Person is not None:
+            ahead["cards"][row.Card.card_number] = row.Card
+            people.add(row.Card.person_id)
+            ahead["insured"][row.Card.person_id] = sorted(row.months.split(",")) if row.months else []
+        if row.Terminal is not None:
+            ahead["terminals"][row.Terminal.code] = row.Terminal
+    ahead["locked"] = frozenset(people)
+    # the settlements' quotes already settled (a retry under another key): refused before the batch
+    # records anything, instead of failing the batch's insert (medical_book.add_settlement)
+    ahead["settled"] = frozenset(row.nonce for row in rows if row.settled)
     session.info[_AHEAD] = ahead
+
+
+_READ_AHEAD: dict[int, Any] = {}  # number of (card, terminal, quote) asked -> the statement (built once: building it
+# and its cache key costs more than running it)
+
+
+def _read_ahead_statement(n: int) -> Any:
+    found = _READ_AHEAD.get(n)
+    if found is not None:
+        return found
+    asked = union_all(*[select(bindparam(f"c{i}", type_=String()).label("card_number"),
+                               bindparam(f"t{i}", type_=String()).label("terminal"),
+                               bindparam(f"n{i}", type_=String()).label("nonce")) for i in range(n)]).subquery("asked")
+    months = (select(func.aggregate_strings(ContributionCredit.month, ","))
+              .where(ContributionCredit.person_id == Card.person_id,
+                     ContributionCredit.month.in_(bindparam("months", expanding=True)))
+              .scalar_subquery())
+    settled = exists().where(MedicalSettlement.quote_nonce == asked.c.nonce)
+    # no FOR UPDATE: the batch is SERIALIZABLE, and a concurrent writer of the same rows fails it, which reruns it
+    statement = (
+        select(asked.c.nonce, Card, Person, Bank, PersonalAccount, AnnualUsage, Terminal, MedicalInstitution,
+               months.label("months"), settled.label("settled"))
+        .select_from(asked)
+        .outerjoin(Card, Card.card_number == asked.c.card_number)
+        .outerjoin(Person, Person.id == Card.person_id)
+        .outerjoin(Bank, Bank.id == Card.bank_id)
+        .outerjoin(PersonalAccount, PersonalAccount.person_id == Card.person_id)
+        .outerjoin(AnnualUsage, (AnnualUsage.person_id == Card.person_id) & (AnnualUsage.year == bindparam("year")))
+        .outerjoin(Terminal, Terminal.code == asked.c.terminal)
+        .outerjoin(MedicalInstitution, MedicalInstitution.id == Terminal.institution_id)
+    )
+    _READ_AHEAD[n] = statement
+    return statement
+
+
+def _quote_nonce(request: Request, quotes: dict[str, dict[str, Any]]) -> str | None:
+    """The nonce of a settlement request's quote (its signature checked; the payload kept in `quotes`
+    for the settlement), or None."""
+    token = request.argument("quote")
+    try:
+        payload = URLSafeSerializer(request.app.settings.secret_key, salt=QUOTE_SALT).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if not isinstance(payload, dict):
+        return None
+    quotes[token] = payload
+    nonce = payload.get("n")
+    return nonce if isinstance(nonce, str) else None
 
 
 # ---------------------------------------------------------------- at the terminal
@@ -379,22 +423,32 @@ def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict[str, 
             "use_personal_account": bool(use_personal_account)}
 
 
-def _insert_once(op: Op, row: MedicalSettlement, code: str) -> None:
-    """Insert a settlement; its unique quote (or reversed settlement) refuses a second one. The unique
-    index decides, instead of a read first, which under SERIALIZABLE would lock index pages that every
-    other settlement writes to. In a group-committed batch there is no savepoint (three round trips):
-    a duplicate fails the batch's insert, the batch runs again without that request, and it is answered
-    alone, here, with the savepoint."""
-    if batching.in_batch(op.session):
-        op.session.add(row)
-        op.session.flush()
-        return
-    try:
-        with op.session.begin_nested():
-            op.session.add(row)
-            op.session.flush()
-    except IntegrityError:
-        raise SscardError(code) from None
+_SETTLEMENT_COLUMNS = tuple(c.key for c in medical_book.SETTLEMENTS.columns if c.key != "id")
+
+
+def _settlement_values(**values: Any) -> dict[str, Any]:
+    """A settlement or refund row: every column but the id (the database's), in the table's order."""
+    return {key: values[key] for key in _SETTLEMENT_COLUMNS}
+
+
+def _answer_row(values: dict[str, Any]) -> MedicalSettlement:
+    """The row just recorded (the book writes it), as `settlement_view` reads it: its columns as
+    attributes (a plain namespace: an ORM object costs more to make, and must stay out of the session)."""
+    return cast(MedicalSettlement, SimpleNamespace(id=None, **values))
+
+
+def _insert_once(op: Op, values: dict[str, Any], code: str) -> None:
+    """Record a settlement or refund; its unique quote (or reversed settlement) refuses a second one.
+    On its own it is inserted at once in a savepoint, and the unique index decides (a read first would,
+    under SERIALIZABLE, lock index pages that every other settlement writes to). In a group-committed
+    batch it is written with the medical book (no savepoint, no round trip of its own): a quote the
+    read-ahead found settled, or one this batch settled, is refused here first; a duplicate that still
+    reaches the database fails the batch's insert, and the batch answers its requests one by one."""
+    book = medical_book.book_of(op.session)
+    deferred = batching.in_batch(op.session)
+    if deferred and values["quote_nonce"] and book.quote_taken(values["quote_nonce"], _read_ahead(op)["settled"]):
+        raise SscardError(code)
+    book.add_settlement(values, code, deferred=deferred)
 
 
 def _refunded_by(op: Op, row: MedicalSettlement) -> str | None:
@@ -402,10 +456,12 @@ def _refunded_by(op: Op, row: MedicalSettlement) -> str | None:
 
 
 def _load_quote(op: Op, token: str, terminal: Terminal) -> dict[str, Any]:
-    try:
-        payload = _serializer(op).loads(token)
-    except (BadSignature, ValueError, TypeError):
-        raise SscardError("quote_invalid") from None
+    payload = _read_ahead(op)["quotes"].get(token)  # checked and decoded by the batch's read-ahead
+    if payload is None:
+        try:
+            payload = _serializer(op).loads(token)
+        except (BadSignature, ValueError, TypeError):
+            raise SscardError("quote_invalid") from None
     if not isinstance(payload, dict) or payload.get("t") != terminal.code:
         raise SscardError("quote_invalid")
     if as_utc(datetime.fromisoformat(payload["e"])) <= op.now:
@@ -433,7 +489,8 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     split, account, usage = _split(op, inst, card.person_id, bill, payload["pa"], lock=True)
     assert usage is not None  # _split(lock=True) creates this year's usage
     if split.as_dict() != payload["s"]:
-        if op.session.scalar(select(MedicalSettlement.id).where(MedicalSettlement.quote_nonce == payload["n"])):
+        if medical_book.book_of(op.session).quote_taken(payload["n"], _read_ahead(op)["settled"]) or op.session.scalar(
+                select(MedicalSettlement.id).where(MedicalSettlement.quote_nonce == payload["n"])):
             raise SscardError("quote_already_settled")  # (read only here: the unique index decides otherwise)
         raise SscardError("quote_outdated")
     method = pay_with if split.self_pay_fen > 0 else "none"
@@ -441,21 +498,22 @@ def settle(op: Op, quote: str, card_number: str, ident_code: str, ss_password: s
     bank_ref = None
     if method == "bank":  # first: a wrong PIN commits only its own counter, nothing of the settlement
         bank_ref = bank_payment(op, card, inst, split.self_pay_fen, bank_pin, code)
-    row = MedicalSettlement(
-        code=code, kind="settlement", quote_nonce=payload["n"], person_id=card.person_id, card_id=card.id,
-        institution_id=inst.id, terminal_id=terminal.id, at=op.now, year=usage.year,
+    values = _settlement_values(
+        code=code, kind="settlement", quote_nonce=payload["n"], reverses_id=None, person_id=card.person_id,
+        card_id=card.id, institution_id=inst.id, terminal_id=terminal.id, at=op.now, year=usage.year,
         total_fen=split.total_fen, covered_fen=split.covered_fen, uncovered_fen=split.uncovered_fen,
         deductible_fen=split.deductible_fen, copay_fen=split.copay_fen, fund_fen=split.fund_fen,
         personal_fen=split.personal_fen, self_pay_fen=split.self_pay_fen, self_pay_method=method,
         bank_reference=bank_ref, personal_balance_after_fen=(account.balance_fen if account else 0) - split.personal_fen,
         lines=_lines_json(bill), reason="",
     )
-    _insert_once(op, row, "quote_already_settled")
+    _insert_once(op, values, "quote_already_settled")
     if split.personal_fen:
         assert account is not None  # a personal share is taken only from an account's balance (_split)
-        _move(op, account, "settlement", -split.personal_fen, settlement_id=row.id)
-    usage.deductible_used_fen += split.deductible_fen
-    usage.fund_used_fen += split.fund_fen
+        _move(op, account, "settlement", -split.personal_fen, settlement_code=code)
+    medical_book.book_of(op.session).use(usage, usage.deductible_used_fen + split.deductible_fen,
+                                         usage.fund_used_fen + split.fund_fen)
+    row = _answer_row(values)
     op.audit("medical_settlement", code, after="settled", person_id=card.person_id, institution=inst.code,
              total_fen=split.total_fen, fund_fen=split.fund_fen, personal_fen=split.personal_fen,
              self_pay_fen=split.self_pay_fen, pay_with=method, quote_id=payload["n"])
@@ -481,7 +539,7 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
         known_inst = op.session.get(MedicalInstitution, original.institution_id)
         assert known_inst is not None  # medical_settlements.institution_id is a NOT NULL foreign key
         inst = known_inst
-    if _refunded_by(op, original) is not None:
+    if original.id in medical_book.book_of(op.session).reversed or _refunded_by(op, original) is not None:
         raise SscardError("already_refunded")
     account = _personal_account(op, original.person_id, lock=True, create=True)
     usage = _usage(op, original.person_id, original.year, lock=True, create=True)
@@ -489,8 +547,9 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
     bank_ref = None
     if original.self_pay_method == "bank" and original.self_pay_fen:
         bank_ref = bank_refund(op, original, inst, code)
-    row = MedicalSettlement(
-        code=code, kind="refund", reverses_id=original.id, person_id=original.person_id, card_id=original.card_id,
+    values = _settlement_values(
+        code=code, kind="refund", quote_nonce=None, reverses_id=original.id, person_id=original.person_id,
+        card_id=original.card_id,
         institution_id=original.institution_id, terminal_id=terminal.id if terminal else original.terminal_id,
         at=op.now, year=original.year, total_fen=-original.total_fen, covered_fen=-original.covered_fen,
         uncovered_fen=-original.uncovered_fen, deductible_fen=-original.deductible_fen,
@@ -499,11 +558,12 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
         personal_balance_after_fen=account.balance_fen + original.personal_fen, lines=original.lines,
         reason=(reason or "")[:64],
     )
-    _insert_once(op, row, "already_refunded")
+    _insert_once(op, values, "already_refunded")
     if original.personal_fen:
-        _move(op, account, "refund", original.personal_fen, settlement_id=row.id)
-    usage.deductible_used_fen = max(0, usage.deductible_used_fen - original.deductible_fen)
-    usage.fund_used_fen = max(0, usage.fund_used_fen - original.fund_fen)
+        _move(op, account, "refund", original.personal_fen, settlement_code=code)
+    medical_book.book_of(op.session).use(usage, max(0, usage.deductible_used_fen - original.deductible_fen),
+                                         max(0, usage.fund_used_fen - original.fund_fen))
+    row = _answer_row(values)
     op.audit("medical_settlement", original.code, before="settled", after="refunded", person_id=original.person_id,
              refund=code, institution=inst.code, fund_fen=original.fund_fen, personal_fen=original.personal_fen,
              self_pay_fen=original.self_pay_fen)

@@ -530,7 +530,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
     transaction: the group-commit writer (services.batching) commits the records of many concurrent
     reads together, and the read answers only once its record is committed; if that record cannot be
     written the read fails."""
-    decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals)
+    decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals, read=True)
     access.register(decl)
 
     def decorate(fn: Callable[Concatenate[Op, P], R]) -> Query[P, R]:

@@ -53,8 +53,9 @@ def _ss_lock(card: Card) -> Lockout:
 
 
 def _set_ss_lock(card: Card, lock: Lockout) -> None:
-    card.ss_pw_failures = lock.failures
-    card.ss_pw_locked = lock.locked
+    if (card.ss_pw_failures, card.ss_pw_locked) != (lock.failures, lock.locked):  # (unchanged: nothing to flush)
+        card.ss_pw_failures = lock.failures
+        card.ss_pw_locked = lock.locked
 
 
 def ss_password_matches(op: Op, card: Card, password: str) -> bool:

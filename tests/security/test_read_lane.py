@@ -1,0 +1,105 @@
+"""The lane's GET routes (api/terminal_lane.py: every API GET route whose endpoint calls a declared read,
+`@query`) answer exactly as FastAPI's own dispatch of the same routes, for every actor.
+
+Every GET route of the API is walked as in test_route_actor_table.py (the same world, the same requests,
+every kind of actor: cardholders, staff of both banks and both centers, terminals, nobody, forged
+tokens), and each request is sent twice: to the app as it runs (the lane answers the lane's routes) and
+to the same app without the lane (FastAPI answers). Status, headers and body must be the same, and so
+must the audit records each wrote (a staff read's `viewed` record, a refusal's record). The allow/deny
+table itself is checked through the lane by test_route_actor_table.py."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from sscard.api import terminal_lane
+from sscard.api.terminal_lane import TerminalLane, lane_routes
+from sscard.composition import create_app
+from sscard.models.foundation import AuditRecord
+
+from .test_route_actor_table import ACTORS, _requests, world  # noqa: F401  (world: the walker's fixture)
+
+pytestmark = pytest.mark.keys_required
+
+# The staff lookups of docs/SCALE.md's million (by citizen ID, card number and PAN) must be lane routes.
+LOOKUPS = {"/api/v1/persons", "/api/v1/cards/{card_number}", "/api/v1/bank-accounts/{pan}/statement"}
+
+
+def _headers(response) -> dict:
+    return {k: v for k, v in response.headers.items() if k not in ("x-request-id", "date", "content-length")}
+
+
+def _record(r: AuditRecord) -> tuple:
+    return (r.operation, r.result, r.actor_kind, r.actor_id, r.actor_role, r.channel, r.place, r.object_type,
+            r.object_id, r.person_id, r.idempotency_key, r.detail)
+
+
+def test_the_lane_answers_every_api_read_as_fastapi_does(app, world, monkeypatch):  # noqa: F811
+    served: list[str] = []
+    monkeypatch.setattr(terminal_lane, "_served", served.append)
+    lane_api = create_app(app)
+    plain_api = create_app(app)
+    plain_api.user_middleware = [m for m in plain_api.user_middleware if m.cls is not TerminalLane]
+    # a 500 is compared like any answer (GET /medical/settlements/{code} of a settlement not refunded
+    # answers 500 both ways today: MedicalSettlementOut.refunded_by is not optional)
+    lane_client, plain_client = (TestClient(api, raise_server_exceptions=False) for api in (lane_api, plain_api))
+    reads, skipped = lane_routes(lane_api, "GET")
+    assert skipped == {}
+    paths = {r.path for r in reads}
+    assert LOOKUPS <= paths
+    assert all(r.competitors == [] for r in reads)
+    api_gets = {route.split(" ", 1)[1] for route, method, *_ in _requests(lane_client.get("/openapi.json").json(),
+                                                                          world["values"]) if method == "GET"}
+    assert paths <= api_gets
+
+    def last_audit() -> int:
+        with app.db.session() as s:
+            return s.scalar(select(AuditRecord.id).order_by(AuditRecord.id.desc()).limit(1)) or 0
+
+    def written(after: int, upto: int | None = None) -> list[tuple]:
+        with app.db.session() as s:
+            q = select(AuditRecord).where(AuditRecord.id > after).order_by(AuditRecord.id)
+            if upto is not None:
+                q = q.where(AuditRecord.id <= upto)
+            return [_record(r) for r in s.scalars(q)]
+
+    seq = itertools.count()
+    compared = 0
+    for route, method, url, query, _body, _form in _requests(lane_client.get("/openapi.json").json(), world["values"]):
+        template = route.split(" ", 1)[1]
+        if method != "GET" or template not in paths:
+            continue
+        for actor in ACTORS:
+            headers = {"Idempotency-Key": f"lane-read-{next(seq)}", "Accept-Language": "en" if compared % 2 else "zh"}
+            token = world["tokens"].get(actor)
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            before = last_audit()
+            count = len(served)
+            a = lane_client.get(url, params=query, headers=headers)
+            assert served[count:] == [template], (route, actor)
+            middle = last_audit()
+            b = plain_client.get(url, params=query, headers=headers)
+            assert len(served) == count + 1, (route, actor)  # the plain app's request did not go through the lane
+            where = (route, actor, a.text[:300], b.text[:300])
+            assert a.status_code == b.status_code, where
+            assert _headers(a) == _headers(b), where
+            if "pdf" in a.headers.get("content-type", ""):
+                assert a.content[:5] == b.content[:5] == b"%PDF-", where  # (a PDF's own timestamps may differ)
+            elif template == "/api/v1/audit" and a.status_code == 200:
+                # the audit log, newest first: the second answer also lists the first request's own record
+                older = [[r for r in x.json()["records"] if r["id"] <= before] for x in (a, b)]
+                n = min(map(len, older))
+                assert older[0][:n] == older[1][:n] and n > 0, where
+                assert {k: v for k, v in a.json().items() if k != "records"} == \
+                    {k: v for k, v in b.json().items() if k != "records"}, where
+            else:
+                assert a.content == b.content, where
+            assert written(before, middle) == written(middle), where
+            compared += 1
+    assert set(served) == paths  # every lane read was served by the lane at least once
+    assert compared == len(paths) * len(ACTORS)
