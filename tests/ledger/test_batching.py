@@ -270,6 +270,65 @@ def test_a_postgresql_writer_keeps_its_turn_only_while_requests_keep_coming(city
     assert balance_of(app, card.pan) == 100_000 - 20
 
 
+def test_a_busy_postgresql_writer_keeps_its_turn_without_a_round_trip_and_lets_a_waiting_writer_in(city, app):
+    """While requests keep coming the writer keeps the advisory lock from batch to batch without asking
+    for it again (each batch's commit pipeline asks pg_locks whether another writer waits); a writer of
+    another process that waits for the lock gets it after a batch or two, although requests never stop."""
+    import threading
+    import time
+
+    from sqlalchemy import text
+
+    if app.db.dialect != "postgresql":
+        pytest.skip("the writers' advisory lock is PostgreSQL's")
+    card = activated(city, opening_fen=1_000_000)
+    pos = terminal(city, "POS-1")
+    writer = batching.batcher(app)
+    writer.turn_idle = 5.0  # a loaded host's pauses between batches must not count as idleness here
+    stop = threading.Event()
+
+    def busy() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            batching.call(app, banking.purchase, pos, card.pan, 1, PIN,
+                          idempotency_key=f"busy-{threading.get_ident()}-{i}")
+
+    payers = [threading.Thread(target=busy) for _ in range(3)]
+    for t in payers:
+        t.start()
+    try:
+        time.sleep(0.3)
+        asked = {"n": 0}
+
+        def count(conn, cursor, statement, *args):
+            asked["n"] += "pg_advisory" in statement
+
+        from sqlalchemy import event
+
+        event.listen(app.db.engine, "before_cursor_execute", count)
+        batches = writer.batches
+        time.sleep(0.3)
+        event.remove(app.db.engine, "before_cursor_execute", count)
+        assert writer.batches - batches >= 3 and asked["n"] <= 1  # the turn kept, not asked for per batch
+        with app.db.engine.connect() as other:  # another process's writer, waiting for its turn
+            other.execute(text("SET lock_timeout = '5s'"))
+            started = time.monotonic()
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": batching.WRITER_LOCK_KEY})
+            waited = time.monotonic() - started
+            held_from = writer.batches
+            time.sleep(0.2)
+            assert writer.batches - held_from <= 1  # while the other holds it, this writer waits
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": batching.WRITER_LOCK_KEY})
+            other.rollback()
+        assert waited < 5
+    finally:
+        stop.set()
+        for t in payers:
+            t.join()
+    assert invariants(app)["ok"]
+
+
 def test_a_request_that_would_break_double_entry_fails_alone_and_the_rest_of_its_batch_commits(
         city, app, pos, monkeypatch):
     """The book asserts, before the batch's transaction writes, that its debits equal its credits; a

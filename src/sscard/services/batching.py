@@ -134,6 +134,7 @@ class Batcher:
         self._checkpointer = WalCheckpointer(app.db.engine) if app.db.dialect == "sqlite" else None
         self._turn_file: IO[bytes] | None = None  # SQLite: the lock file the writers of several processes take turns on
         self._turn_held = False  # PostgreSQL: this writer holds the writers' advisory lock
+        self._turn_wanted = False  # PostgreSQL: another writer waited for it when the last batch committed
         self.turn_idle = 0.002  # seconds without a request before the writer lets its turn go
         self._last_size = 1
         self._previous = 0  # the size of the last batch
@@ -373,17 +374,17 @@ class Batcher:
         if lookup is None:
             # SQLite: writers of several processes take turns on a lock file (the kernel wakes the next
             # one at once; SQLite's own busy handler would have it poll, sleeping 1, 2, 5, 10... ms)
-            with self._file_turn():
+            with self.app.db.write_turn(), self._file_turn():
                 self._attempt_locked(conn, None, todo, outcomes, look_up)
             return
         # PostgreSQL: one batch at a time across every server process (a session-level advisory lock
         # on the autocommit connection, so the batch's snapshot is taken after it is granted). Writers
         # of several processes would otherwise collide on every hot account (a POS's merchant account)
         # and abort each other under SERIALIZABLE; with it they queue, as SQLite's writers do.
-        # The lock is kept from one batch to the next while requests keep coming: the next batch hands
-        # it over (unlock, then lock again, in one statement: a writer waiting in another process goes
-        # first), and the writer lets it go when idle (`_release_turn`). One round trip per batch
-        # instead of two.
+        # The lock is kept from one batch to the next while requests keep coming, without a round trip;
+        # each batch's commit pipeline asks whether another process's writer waits for it, and then the
+        # next batch hands it over (unlock, then lock again, in one statement: the waiting writer goes
+        # first). The writer lets it go when idle (`_release_turn`).
         # A batch of staff reads' `viewed` records only takes no turn: it reads nothing and inserts new
         # audit rows (ids from a sequence), which no other writer's transaction reads or updates, so
         # there is nothing for writers of two processes to collide on; the audit chain's sealer does not
@@ -393,9 +394,12 @@ class Batcher:
             self._attempt_viewed(lookup, viewed, todo, outcomes)
             return
         try:
-            lookup.execute(_WRITER_HANDOFF if self._turn_held else _WRITER_LOCK, {"k": WRITER_LOCK_KEY})
-            lookup.rollback()
-            self._turn_held = True
+            if not self._turn_held or self._turn_wanted:
+                lookup.execute(_WRITER_HANDOFF if self._turn_held else _WRITER_LOCK, {"k": WRITER_LOCK_KEY})
+                lookup.rollback()
+                self._turn_held, self._turn_wanted = True, False
+            # else: nobody waited for the lock when the last batch committed (the commit's pipeline
+            # asked): keep it without a round trip; a writer that queued since is let in after this batch
         except BaseException:
             self._close_connections()
             raise
@@ -456,6 +460,7 @@ class Batcher:
             # commit, sent together (PostgreSQL: one round trip)
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             events = _evented(session)
+            waiting = None
             with self.app.db.pipeline(session):
                 outbox.insert_rows(session, events)
                 book.flush()
@@ -463,7 +468,15 @@ class Batcher:
                     other.flush()
                 execute_many(conn, _INSERT_AUDITS, audits)
                 execute_many(conn, _INSERT_KEYS, fresh)
+                if lookup is not None:  # PostgreSQL: does another process's writer wait for our turn?
+                    driver = conn.connection.driver_connection
+                    assert driver is not None  # the batch's open connection
+                    waiting = driver.cursor()
+                    waiting.execute(_TURN_WANTED)
                 session.commit()
+            if waiting is not None:
+                row = waiting.fetchone()
+                self._turn_wanted = bool(row and row[0])
             if self._checkpointer is not None:
                 self._checkpointer.committed()
         except (_Unclean, _NeedsLookup):
@@ -681,6 +694,13 @@ WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit
 _WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
 _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
 _WRITER_HANDOFF = text("SELECT pg_advisory_unlock(:k), pg_advisory_lock(:k)")  # in this order
+# a writer waiting for that lock (a bigint advisory key shows in pg_locks as classid, objid, objsubid 1);
+# a function scan: no predicate lock in the batch's SERIALIZABLE transaction
+_TURN_WANTED = (
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND classid = 1397965633 AND objid = 1380188161 AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
+assert (WRITER_LOCK_KEY >> 32, WRITER_LOCK_KEY & 0xFFFFFFFF) == (1397965633, 1380188161)
 _INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
 _INSERT_KEYS = insert(KEYS).inline()
 # those whose events name them, in one statement whose ids come back in the rows' order
@@ -690,13 +710,50 @@ _SELECT_KEYS = select(KEYS.c.scope, KEYS.c.key, KEYS.c.request_hash, KEYS.c.stat
     KEYS.c.key.in_(bindparam("keys", expanding=True)))
 
 
+def read_ahead_alone(session: Session, request: Request) -> None:
+    """A batched operation run on its own (operation.execute: the bench's (d), a request its batch could
+    not keep): read its accounts as a batch of one does, in one query, and on PostgreSQL lock their
+    ledger accounts first, in id order (banking.lock_accounts). Only the accounts: the other areas'
+    read-ahead is for batches."""
+    from .banking import lock_accounts, prefetch_accounts
+
+    pans = _pans(request.args)
+    if not pans:
+        return
+    now = request.app.clock.now()
+    if request.app.db.dialect != "postgresql":
+        prefetch_accounts(session, pans, [request.actor], now)
+        return
+    driver = session.connection().connection.driver_connection
+    assert driver is not None  # the session's open connection
+    failed: Exception | None = None
+    try:
+        with driver.pipeline():  # BEGIN, the locks and the read-ahead: one round trip
+            lock_accounts(session, pans, [request.actor])
+            try:
+                prefetch_accounts(session, pans, [request.actor], now)
+            except Exception as exc:  # noqa: BLE001  the locks' error comes back with the read-ahead's answer
+                failed = exc
+    except Exception:
+        if failed is None:
+            raise
+        # else the pipeline's "aborted" at its end only repeats that error (and psycopg would log a
+        # warning for every lock-wait retry had it been raised inside the block)
+    if failed is not None:
+        raise failed
+
+
+def _pans(args: tuple[Any, ...]) -> set[str]:
+    return {a for a in args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
+
+
 def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:
     """Every PAN the batch names (positional arguments of 19 digits) and its ledger account and day's
     limit usage, and the terminals' own ledger accounts: a few queries for the whole batch; then what
     the other areas read ahead for their requests (`prefetcher`)."""
     from .banking import prefetch_accounts
 
-    pans = {a for r in batch for a in r.args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
+    pans = {a for r in batch for a in _pans(r.args)}
     prefetch_accounts(session, pans, {r.actor for r in batch}, now)
     frames = [r.frame for r in batch]
     for read_ahead in _PREFETCHERS:

@@ -321,6 +321,10 @@ def execute(app: App, request: Request) -> Any:
             answer = request.replay_record(session.get(IdempotencyRecord, (request.scope, key)))
             if answer is not None:
                 return answer
+        if request.decl.batched:
+            from . import batching  # (batching builds on this module)
+
+            batching.read_ahead_alone(session, request)
         outcome = request.run(session)
         last[:] = [outcome]
         if not outcome.kept:
