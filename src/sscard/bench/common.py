@@ -165,7 +165,13 @@ class Server:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.seek(0)
+        logged = self.log.read()
         self.log.close()
+        if b"Traceback" in logged or b"ERROR" in logged:  # a 500 or a crash: keep what the server said
+            kept = Path(tempfile.gettempdir()) / f"sscard-bench-server-{os.getpid()}-{self.port}.log"
+            kept.write_bytes(logged)
+            print(f"the server logged errors: {kept}", file=sys.stderr)
 
 
 def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[[int, random.Random], bool],
