@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -485,8 +485,7 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
                                                cast(tuple[int, int, int, int], ids), fresh[i])
     center_ids = {r.actor.center_id for r in mine if r.actor.center_id is not None}
     codes = {c for r in mine if isinstance(c := r.argument("collect_center_code"), str)}
-    centers = list(session.scalars(select(ServiceCenter).where(
-        or_(ServiceCenter.id.in_(sorted(center_ids)), ServiceCenter.code.in_(sorted(codes))))))
+    centers = lookup.centers(session, center_ids, codes)  # kept per engine: no query once read
     batch = _Batch({raw: by_number[n] for raw, n in numbers.items() if n in by_number},
                    {c.code: c for c in centers})
     batch.held += [obj for row in rows for obj in row[:4] if obj is not None] + centers
