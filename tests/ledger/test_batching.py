@@ -446,3 +446,31 @@ def test_the_bulk_operations_go_through_the_writer_alone_with_their_audit_and_ke
                                                                    ("medical.credit_month", "ok")]
         assert s.scalar(select(func.count()).select_from(IdempotencyRecord)
                         .where(IdempotencyRecord.key.in_(["sweep-1", "month-1"]))) == 2
+
+
+def test_a_counter_batch_reads_no_outlet_once_its_tellers_outlet_is_known(city, app):
+    """Outlets are reference data (only ever inserted): a teller's outlet is read once per engine, not by
+    every batch; the deposits still go to that outlet's cash drawer, and the book balances."""
+    from sqlalchemy import event
+
+    from sscard.services import ledger
+
+    card = activated(city, opening_fen=10_000)
+    teller = city.actor("teller")
+    _run(app, _req(banking.deposit, teller, card.pan, 100, key="d-0"))
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    event.listen(app.db.engine, "before_cursor_execute", listen)
+    try:
+        answers = _run(app, *[_req(banking.deposit, teller, card.pan, 100, key=f"d-{i}") for i in range(1, 4)])
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", listen)
+    assert [a["balance_fen"] for a in answers] == [10_200, 10_300, 10_400]
+    assert not [s for s in seen if "FROM outlets" in s]
+    with app.db.session() as s:
+        drawer = ledger.system_account(s, f"cash:{teller.place}", now=app.clock.now())
+        assert ledger.balance(s, drawer).posted == -400
+    assert invariants(app)["ok"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, Select, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ..core.errors import SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
@@ -112,3 +114,75 @@ def own_center(session: Session, actor: Actor) -> ServiceCenter:
     center = session.get(ServiceCenter, actor.center_id)
     assert center is not None  # a clerk's center_id comes from staff_users.center_id, a foreign key
     return center
+
+
+# ---------------------------------------------------------------- reference data: outlets and service centers
+#
+# Outlets and service centers are only ever inserted (city.add_outlet, city.add_center; the demo city and
+# the tests' fixtures the same way): no operation, CLI command or tool updates or deletes a row of either
+# table (no UPDATE or DELETE of `outlets` or `service_centers` in the code: `grep -rn` for the models'
+# names and for `.code =`, `.bank_id =`, `session.delete(`), so a row once read never changes. The
+# group-commit writer read its tellers' outlets and its clerks' centers again in every batch (two or
+# three round trips per counter batch); they are kept here per engine instead, as values (an outlet's
+# code and bank) or as detached copies merged into the reading session without a query (a center).
+# Only rows read from the database are kept; a row added later is read (and kept) on first use. Were an
+# operation ever to change or delete one, it must call `forget_reference(session)` in its transaction.
+
+_OUTLETS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[str, int]]] = weakref.WeakKeyDictionary()
+_CENTERS: weakref.WeakKeyDictionary[Engine, dict[int, ServiceCenter]] = weakref.WeakKeyDictionary()
+_CENTER_COLUMNS = tuple(c.key for c in ServiceCenter.__table__.c)
+
+
+def forget_reference(session: Session) -> None:
+    """Drop the outlets and centers kept for this session's engine (see above)."""
+    engine = session.get_bind().engine
+    _OUTLETS.pop(engine, None)
+    _CENTERS.pop(engine, None)
+
+
+def kept_place_codes(session: Session, outlet_id: int | None, center_id: int | None) -> tuple[str | None, str | None]:
+    """The codes of an outlet and a center if they are kept already (no query), else None."""
+    engine = session.get_bind().engine
+    outlet = _OUTLETS.get(engine, {}).get(outlet_id) if outlet_id is not None else None
+    center = _CENTERS.get(engine, {}).get(center_id) if center_id is not None else None
+    return (outlet[0] if outlet else None, center.code if center is not None else None)
+
+
+def outlet_facts(session: Session, outlet_id: int) -> tuple[str, int] | None:
+    """An outlet's code and bank id (kept per engine once read), or None when there is no such outlet."""
+    kept = _OUTLETS.setdefault(session.get_bind().engine, {})
+    found = kept.get(outlet_id)
+    if found is None:
+        outlet = session.get(Outlet, outlet_id)
+        if outlet is None:
+            return None
+        if outlet not in session.new:
+            found = kept[outlet_id] = (outlet.code, outlet.bank_id)
+        else:
+            return (outlet.code, outlet.bank_id)
+    return found
+
+
+def centers(session: Session, ids: Iterable[int] = (), codes: Iterable[str] = ()) -> list[ServiceCenter]:
+    """The service centers of these ids and codes that exist, as persistent objects of `session` (so that
+    `session.get(ServiceCenter, id)` then reads nothing while the caller holds them: the identity map holds
+    objects weakly). Kept per engine once read (see above): a query only for those not yet kept."""
+    kept = _CENTERS.setdefault(session.get_bind().engine, {})
+    by_code = {c.code: c for c in kept.values()}
+    want_ids = set(ids)
+    want_codes = set(codes)
+    missing_ids = sorted(i for i in want_ids if i not in kept)
+    missing_codes = sorted(c for c in want_codes if c not in by_code)
+    out: dict[int, ServiceCenter] = {}
+    if missing_ids or missing_codes:
+        for center in session.scalars(select(ServiceCenter).where(
+                or_(ServiceCenter.id.in_(missing_ids), ServiceCenter.code.in_(missing_codes)))):
+            out[center.id] = center
+            if center not in session.new:
+                copy = ServiceCenter(**{key: getattr(center, key) for key in _CENTER_COLUMNS})
+                make_transient_to_detached(copy)
+                kept[center.id] = copy
+    for center in kept.values():
+        if (center.id in want_ids or center.code in want_codes) and center.id not in out:
+            out[center.id] = session.merge(center, load=False)
+    return list(out.values())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
@@ -48,13 +48,26 @@ _FACTS = (select(Card.id, Card.card_number, Card.bank_id, Card.ready_center_id, 
           .outerjoin(BankAccount, BankAccount.card_id == Card.id).where(Card.id.in_(bindparam("ids", expanding=True))))
 
 
+class Fact(NamedTuple):
+    """What an event takes of its card (the columns of _FACTS): given with `queue` when the caller holds
+    it (a card it has just written), else read at the write, one query for all the events."""
+
+    id: int
+    card_number: str
+    bank_id: int
+    ready_center_id: int | None
+    apply_center_id: int | None
+    pan: str | None
+
+
 def queue(session: Session, type: str, card: Card | BankAccount | int | None = None, *, before: str | None = None,
-          after: str | None = None, **data: Any) -> None:
+          after: str | None = None, fact: Fact | None = None, **data: Any) -> None:
     """Queue an event for this transaction (written with the audit record). `card`: the card, its
-    bank account, or a card id; it gives the event its card number, PAN, bank and center."""
+    bank account, or a card id; it gives the event its card number, PAN, bank and center (`fact`: those,
+    when the caller knows them as they will be at the commit: then they are not read)."""
     side = "ss" if type in SS_TYPES else "bank"
     session.info.setdefault(PENDING, []).append(
-        {"type": type, "side": side, "card": card, "before": before, "after": after, "data": data})
+        {"type": type, "side": side, "card": card, "before": before, "after": after, "data": data, "fact": fact})
 
 
 def discard(session: Session) -> None:
@@ -140,7 +153,7 @@ def _rows(conn: Connection, items: list[dict[str, Any]], operation: str, now: da
 
 
 def _facts(conn: Connection, items: list[dict[str, Any]]) -> dict[int, Any]:
-    ids = sorted({cid for item in items if (cid := _card_id(item["card"])) is not None})
+    ids = sorted({cid for item in items if item.get("fact") is None and (cid := _card_id(item["card"])) is not None})
     facts: dict[int, Any] = {}
     for start in range(0, len(ids), 500):
         for row in conn.execute(_FACTS, {"ids": ids[start:start + 500]}):
@@ -153,7 +166,7 @@ def _rows_of(items: list[dict[str, Any]], facts: dict[int, Any], operation: str,
     rows = []
     for item in items:
         cid = _card_id(item["card"])
-        fact = facts.get(cid) if cid is not None else None
+        fact = item.get("fact") or (facts.get(cid) if cid is not None else None)
         rows.append({
             "uuid": str(uuidlib.uuid4()),
             "type": item["type"],

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
-from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
@@ -411,11 +411,20 @@ def _insert_in_order(op: Op, rows: list[Card | BankAccount | ReplacementApplicat
             values = {**defaults, **{key: value for key, value in vars(row).items()
                                      if key in table.c and not (value is None and key in defaults)}}
             execute_many(conn, insert_, [values])
+    # the events' card facts as written here (the new card's own bank account, if it has one: none when
+    # the PAN is kept): no batched operation changes a card applied for in its batch, so they are the
+    # commit's, and the commit need not read them back
+    card = next(row for row in rows if isinstance(row, Card))
+    account = next((row for row in rows if isinstance(row, BankAccount)), None)
+    fact = outbox.Fact(card.id, card.card_number, card.bank_id, card.ready_center_id, card.apply_center_id,
+                       account.pan if account is not None else None)
     for row in rows:
         if isinstance(row, Card):
-            outbox.queue(op.session, "card.ss_status_changed", row.id, after=str(row.ss_status), reason=row.reason)
+            outbox.queue(op.session, "card.ss_status_changed", row.id, after=str(row.ss_status), fact=fact,
+                         reason=row.reason)
         elif isinstance(row, BankAccount):
-            outbox.queue(op.session, "card.bank_status_changed", row.card_id, after=str(row.status))
+            assert row.card_id == card.id  # the new card's account
+            outbox.queue(op.session, "card.bank_status_changed", row.card_id, after=str(row.status), fact=fact)
 
 
 _INSERTS: dict[str, tuple[Insert, dict[str, Any]]] = {}
@@ -485,8 +494,7 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
                                                cast(tuple[int, int, int, int], ids), fresh[i])
     center_ids = {r.actor.center_id for r in mine if r.actor.center_id is not None}
     codes = {c for r in mine if isinstance(c := r.argument("collect_center_code"), str)}
-    centers = list(session.scalars(select(ServiceCenter).where(
-        or_(ServiceCenter.id.in_(sorted(center_ids)), ServiceCenter.code.in_(sorted(codes))))))
+    centers = lookup.centers(session, center_ids, codes)  # kept per engine: no query once read
     batch = _Batch({raw: by_number[n] for raw, n in numbers.items() if n in by_number},
                    {c.code: c for c in centers})
     batch.held += [obj for row in rows for obj in row[:4] if obj is not None] + centers
