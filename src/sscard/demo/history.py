@@ -32,6 +32,7 @@ from ..models.foundation import AuditRecord, BankAccount, Person, Terminal
 from ..models.insurance import Contribution, Employer
 from ..services import insurance, ledger, partitions
 from .bulk import bulk_insert
+from .ledger import log_uniform_fen
 
 ACCOUNTS = ledger.ACCOUNTS
 TRANSFERS = ledger.TRANSFERS
@@ -150,7 +151,7 @@ def _money(engine: Engine, rng: random.Random, today: date, span: list[date], pa
                     pensions += 1
             for i, month in enumerate(wanted):
                 share = budget // (len(wanted) - i)
-                amount = min(int(10 ** rng.uniform(2.7, 4.7)), share)  # 5 to 500 yuan, within what is left
+                amount = min(log_uniform_fen(rng, 500, 50_000), share)  # 5 to 500 yuan, within what is left
                 if amount <= 0:
                     continue
                 budget -= amount

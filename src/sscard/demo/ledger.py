@@ -33,9 +33,23 @@ ACCOUNTS = ledger.ACCOUNTS
 TRANSFERS = ledger.TRANSFERS
 
 
+def log_uniform_fen(rng: random.Random, low: int, high: int) -> int:
+    """An amount of fen from `low` to `high`, most small and a few large: a decade of the range at random
+    (the last one weighted by its width), then a value uniform within it. Integers only: no float ever
+    makes an amount, not even a demo's."""
+    decades = []
+    lo = low
+    while lo < high:
+        decades.append((lo, min(high, lo * 10)))
+        lo *= 10
+    weights = [10 * (hi - lo) // (9 * lo) or 1 for lo, hi in decades]  # a whole decade weighs 10
+    lo, hi = rng.choices(decades, weights)[0]
+    return rng.randrange(lo, hi + 1)
+
+
 def _amount(rng: random.Random) -> int:
-    """An opening balance in fen: most small, a few large (log-uniform from 50 to 200,000 yuan)."""
-    return int(10 ** rng.uniform(3.7, 7.3))
+    """An opening balance in fen: most small, a few large (50 to 200,000 yuan)."""
+    return log_uniform_fen(rng, 5_000, 20_000_000)
 
 
 def populate(engine: Engine, rng: random.Random, today: date, *, activate_share: float = 0.7,
