@@ -38,14 +38,19 @@ def _record(r: AuditRecord) -> tuple:
             r.object_id, r.person_id, r.idempotency_key, r.detail)
 
 
-def test_the_lane_answers_every_api_read_as_fastapi_does(app, world, monkeypatch):  # noqa: F811
-    served: list[str] = []
-    monkeypatch.setattr(terminal_lane, "_served", served.append)
+def _with_and_without_lane(app):
+    """The API as it runs (the lane answers its routes) and the same API without the lane (FastAPI answers),
+    each with a client that answers a 500 like any answer, to compare."""
     lane_api = create_app(app)
     plain_api = create_app(app)
     plain_api.user_middleware = [m for m in plain_api.user_middleware if m.cls is not TerminalLane]
-    # a 500 would be compared like any answer
-    lane_client, plain_client = (TestClient(api, raise_server_exceptions=False) for api in (lane_api, plain_api))
+    return lane_api, *(TestClient(api, raise_server_exceptions=False) for api in (lane_api, plain_api))
+
+
+def test_the_lane_answers_every_api_read_as_fastapi_does(app, world, monkeypatch):  # noqa: F811
+    served: list[str] = []
+    monkeypatch.setattr(terminal_lane, "_served", served.append)
+    lane_api, lane_client, plain_client = _with_and_without_lane(app)
     reads, skipped = lane_routes(lane_api, "GET")
     assert skipped == {}
     paths = {r.path for r in reads}
@@ -110,10 +115,7 @@ def test_the_lane_answers_malformed_and_odd_reads_as_fastapi_does(app, world, mo
     token in the wrong scheme. The lane and FastAPI must give the same status, headers and body."""
     served: list[str] = []
     monkeypatch.setattr(terminal_lane, "_served", served.append)
-    lane_api = create_app(app)
-    plain_api = create_app(app)
-    plain_api.user_middleware = [m for m in plain_api.user_middleware if m.cls is not TerminalLane]
-    lane_client, plain_client = (TestClient(api, raise_server_exceptions=False) for api in (lane_api, plain_api))
+    _, lane_client, plain_client = _with_and_without_lane(app)
     v = world["values"]
     clerk, teller = world["tokens"]["clerk"], world["tokens"]["teller"]
     cid, card, pan = v["citizen_id"], v["card_number"], v["pan"]
