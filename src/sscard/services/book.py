@@ -358,12 +358,37 @@ class Book:
         self.resolved = set()
 
 
-def book_of(session: Session) -> Book:
-    """The session's book (one per transaction: a retried transaction starts a new session)."""
-    book = session.info.get(INFO_KEY)
-    if book is None:
-        book = session.info[INFO_KEY] = Book(session)
-    return book
+T = TypeVar("T")
+
+
+def per_transaction(key: str, make: Callable[[Session], T], write: Callable[[T], None]) -> Callable[[Session], T]:
+    """A book of one kind (the ledger's here, the medical one in services.medical_book): one per session
+    transaction, kept in `session.info[key]` and made on first use; written by `write` when the transaction
+    commits (not when a savepoint inside it is released: its rows belong to the whole transaction, not to
+    whatever the savepoint guarded), so no caller can forget it; forgotten when the transaction ends,
+    committed or rolled back (a retried transaction starts a new one). Returns the function that finds it."""
+
+    def of(session: Session) -> T:
+        book: T | None = session.info.get(key)
+        if book is None:
+            book = session.info[key] = make(session)
+        return book
+
+    @event.listens_for(Session, "before_commit")
+    def _write_before_commit(session: Session) -> None:
+        book = session.info.get(key)
+        if book is not None and not session.in_nested_transaction():
+            write(book)
+
+    @event.listens_for(Session, "after_transaction_end")
+    def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
+        if transaction.parent is None:
+            session.info.pop(key, None)
+
+    return of
+
+
+book_of = per_transaction(INFO_KEY, Book, Book.flush_unless_linked)  # the session's ledger book
 
 
 def flush(session: Session) -> None:
@@ -371,19 +396,3 @@ def flush(session: Session) -> None:
     book = session.info.get(INFO_KEY)
     if book is not None:
         book.flush()
-
-
-@event.listens_for(Session, "before_commit")
-def _flush_before_commit(session: Session) -> None:
-    """Write the book when the transaction commits (not when a savepoint inside it is released: the
-    book's rows belong to the whole transaction, not to whatever the savepoint guarded)."""
-    book = session.info.get(INFO_KEY)
-    if book is not None and not session.in_nested_transaction():
-        book.flush_unless_linked()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
-    """The book belongs to one transaction: committed (flushed above) or rolled back, it is done."""
-    if transaction.parent is None:
-        session.info.pop(INFO_KEY, None)

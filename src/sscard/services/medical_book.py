@@ -35,7 +35,6 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
-    event,
     insert,
     literal_column,
     select,
@@ -43,13 +42,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..core.errors import SscardError
 from ..db import execute_many
 from ..models.medical import AnnualUsage, MedicalSettlement, PersonalAccount, PersonalAccountMovement
 from .batching import area_book
+from .book import per_transaction
 
 SETTLEMENTS = cast(Table, MedicalSettlement.__table__)  # declared as a FromClause; a mapped class's table is a Table
 MOVEMENTS = cast(Table, PersonalAccountMovement.__table__)
@@ -265,24 +265,4 @@ def _of(session: Session) -> MedicalBook | None:
     return book
 
 
-def book_of(session: Session) -> MedicalBook:
-    """The session's medical book (one per transaction: a retried transaction starts a new session)."""
-    book = session.info.get(INFO_KEY)
-    if book is None:
-        book = session.info[INFO_KEY] = MedicalBook(session)
-    return book
-
-
-@event.listens_for(Session, "before_commit")
-def _flush_before_commit(session: Session) -> None:
-    """Write the book when the transaction commits (a group-committed batch writes it first, in the
-    commit's pipeline)."""
-    book = session.info.get(INFO_KEY)
-    if book is not None and not session.in_nested_transaction():
-        book.flush()
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _forget_after_transaction(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(INFO_KEY, None)
+book_of = per_transaction(INFO_KEY, MedicalBook, MedicalBook.flush)  # the session's medical book
