@@ -240,7 +240,6 @@ class Database:
                 with turn(), maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
-                _reading.on = reading
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
@@ -377,9 +376,7 @@ def execute_many(conn, stmt, rows: list[dict]) -> None:
     first = rows[0].keys()
     if any(row.keys() != first for row in rows):  # a value would be dropped or missing: never silently
         raise ValueError("execute_many: every row needs the same keys")
-    entry = _FAST.get((stmt, dialect.name, keys), False)
-    if entry is False:
-        entry = _FAST[(stmt, dialect.name, keys)] = _compile_fast(stmt, dialect, keys)
+    entry = _fast_entry(stmt, dialect, keys)
     if entry is None:
         conn.execute(stmt, rows)
         return
@@ -413,11 +410,18 @@ def one_statement(conn, stmt, rows: list[dict]) -> bool:
     Only then is it all-or-nothing on an autocommit connection."""
     if len(rows) <= 1:
         return True
-    key = (stmt, conn.dialect.name, tuple(rows[0]))
+    entry = _fast_entry(stmt, conn.dialect, tuple(rows[0]))
+    return entry is not None and entry[2] is not None
+
+
+def _fast_entry(stmt, dialect, keys: tuple):
+    """What `stmt` with these keys compiles to for execute_many (once per dialect), None when it is not
+    for the fast path."""
+    key = (stmt, dialect.name, keys)
     entry = _FAST.get(key, False)
     if entry is False:
-        entry = _FAST[key] = _compile_fast(stmt, conn.dialect, key[2])
-    return entry is not None and entry[2] is not None
+        entry = _FAST[key] = _compile_fast(stmt, dialect, keys)
+    return entry
 
 
 _NAMED = re.compile(r"%\((\w+)\)s")
