@@ -51,20 +51,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ..core.roles import Actor
-from ..db import (
-    WRITES,
-    WalCheckpointer,
-    execute_many,
-    is_duplicate,
-    is_exhausted,
-    is_retryable,
-    one_statement,
-    sqlstate,
-)
+from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable, one_statement
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import outbox
-from .app import App, busy
+from .app import App
 from .book import Book, book_of
 from .operation import Operation, Refused, Request, admit, execute
 
@@ -346,14 +337,6 @@ class Batcher:
                     self.conflicts += 1
                     time.sleep(min(0.1, 0.002 * 2**attempt) * (0.5 + random.random()))
                     continue
-                if is_exhausted(exc):
-                    # the database ran out of something (its shared memory, a timeout): each request run
-                    # alone would only meet the same wall, one transaction after another, while the
-                    # others wait. Nothing was committed: every caller is told to try again (503).
-                    log.warning("batch of %d could not commit (%s, %s): answered service_busy", len(batch),
-                                type(exc).__name__, sqlstate(exc))
-                    outcomes = {i: busy(exc) for i in range(len(batch)) if i not in alone}
-                    break
                 log.warning("batch of %d could not commit (%s): answering one by one", len(batch),
                             type(exc).__name__)
                 alone.update(range(len(batch)))
