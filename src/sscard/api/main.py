@@ -76,7 +76,8 @@ def install(api: FastAPI) -> None:
         refusal = busy(exc)
         if refusal is None:
             raise exc
-        log.warning("database busy on %s %s: %s (%s): answered 503", request.method, request.url.path,
+        route = getattr(request.scope.get("route"), "path", "?")  # the template: a path may hold an identifier
+        log.warning("database busy on %s %s: %s (%s): answered 503", request.method, route,
                     type(exc).__name__, _sqlstate(exc))
         return _refusal(request, refusal)
 
