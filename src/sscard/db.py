@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -37,6 +38,8 @@ RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # The server went away or cannot take writes (a failover): connection_exception (08...), admin/crash
 # shutdown, cannot_connect_now, read_only_sql_transaction (a node that is now a standby)
 RECONNECT_SQLSTATES = {"57P01", "57P02", "57P03", "25006"}
+# lock_not_available (lock_timeout), query_canceled (statement_timeout), too_many_connections is 53300
+OVERLOAD_SQLSTATES = {"55P03", "57014"}
 RECONNECT_SECONDS = 30.0  # how long `Database.run(idempotent=True)` waits for a primary to come back
 
 
@@ -155,6 +158,26 @@ def is_disconnect(exc: BaseException) -> bool:
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     # psycopg raises OperationalError without a SQLSTATE when it cannot connect at all
     return type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError"
+
+
+def is_exhausted(exc: BaseException) -> bool:
+    """The database ran out of something, through no fault of the work: the pool had no connection
+    within its timeout, or PostgreSQL a resource (class 53: the shared memory for predicate locks,
+    which fills when a long SERIALIZABLE transaction anywhere on the server keeps every later one's
+    locks; connections; disk), or a lock or statement timeout struck. Running the same work again
+    at once, or each request of a batch alone, meets the same wall."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = sqlstate(exc)
+    return state is not None and (state.startswith("53") or state in OVERLOAD_SQLSTATES)
+
+
+def is_overloaded(exc: BaseException) -> bool:
+    """The database could not take this work now (`is_exhausted`; or the retries of a serialization
+    failure or of SQLite's write lock were used up; or the server stayed unreachable). The work was
+    rolled back and may be sent again with the same idempotency key: a channel answers 503 with
+    Retry-After, never 500."""
+    return is_exhausted(exc) or is_retryable(exc) or is_disconnect(exc)
 
 
 def is_duplicate(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
-from ..services.app import UNSTORABLE_INPUT
+from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy
 from . import contract, counter, events, foundation, hotline, ledger, medical
 from .schemas import ErrorBody
 from .terminal_lane import TerminalLane
@@ -35,13 +35,24 @@ def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
     return details
 
 
+def _refusal(request: Request, exc: SscardError) -> JSONResponse:
+    """{code, message} with the refusal's status; a 429 or 503 that says when to try again has Retry-After."""
+    retry = ({"Retry-After": str(exc.params["seconds"])}
+             if exc.status in (429, 503) and "seconds" in exc.params else None)
+    return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
+
+
+def _sqlstate(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or "no sqlstate")
+
+
 def install(api: FastAPI) -> None:
     """The API channel on the composed app: every refusal as {code, message} and the /api/v1 routers."""
 
     @api.exception_handler(SscardError)
     async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
-        retry = {"Retry-After": str(exc.params["seconds"])} if exc.status == 429 and "seconds" in exc.params else None
-        return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
+        return _refusal(request, exc)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -57,6 +68,21 @@ def install(api: FastAPI) -> None:
 
     for unstorable in UNSTORABLE_INPUT:
         api.add_exception_handler(unstorable, _unstorable)
+
+    async def _maybe_busy(request: Request, exc: Exception) -> JSONResponse:
+        """A database error that says only that the database could not take the work now (its pool,
+        its shared memory, used-up retries: services.app.busy): 503 with Retry-After, never 500. Any
+        other is raised on to the 500 it always was (with its traceback in the log)."""
+        refusal = busy(exc)
+        if refusal is None:
+            raise exc
+        route = getattr(request.scope.get("route"), "path", "?")  # the template: a path may hold an identifier
+        log.warning("database busy on %s %s: %s (%s): answered 503", request.method, route,
+                    type(exc).__name__, _sqlstate(exc))
+        return _refusal(request, refusal)
+
+    for maybe_busy in MAYBE_BUSY:
+        api.add_exception_handler(maybe_busy, _maybe_busy)
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -184,7 +184,13 @@ def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[
         client.close()
     if refused:
         out["refused"] = refused
+    if client.reconnects:
+        out["reconnects"] = client.reconnects
     return out
+
+
+class _Stale(Exception):
+    """The connection was closed by the server before any of the answer came."""
 
 
 class HttpClient:
@@ -198,6 +204,7 @@ class HttpClient:
     def __init__(self, port: int):
         self.port = port
         self.socks: dict[int, tuple[socket.socket, object]] = {}
+        self.reconnects = 0  # requests sent again on a new connection: the server had closed the old one
 
     def post(self, client: int, path: str, body: dict, token: str, *, key: bool = True) -> tuple[int, bytes]:
         """POST (with a fresh Idempotency-Key unless key=False); the answer's status and body."""
@@ -214,7 +221,23 @@ class HttpClient:
                                       f"Authorization: Bearer {token}\r\n\r\n".encode())
 
     def _exchange(self, client: int, request: bytes) -> tuple[int, bytes]:
-        """Send one request on the client's connection (opened on first use) and read its answer."""
+        """Send one request on the client's connection (opened on first use) and read its answer.
+
+        A kept-alive connection the server has closed since its last answer (uvicorn closes it after any
+        500, and after its keep-alive timeout) fails before a byte of the answer comes: an empty read,
+        a reset, a broken pipe. That request never reached the application, so it is sent once more on
+        a new connection (as http.client and urllib3 do), counted in `reconnects`, never as the
+        request's failure. An answer that says `Connection: close` closes the connection after it."""
+        reused = client in self.socks
+        try:
+            return self._send(client, request)
+        except _Stale:
+            if not reused:
+                raise ConnectionResetError("the server closed a new connection before answering") from None
+            self.reconnects += 1
+            return self._send(client, request)
+
+    def _send(self, client: int, request: bytes) -> tuple[int, bytes]:
         conn = self.socks.get(client)
         if conn is None:
             sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
@@ -222,17 +245,30 @@ class HttpClient:
             conn = self.socks[client] = (sock, sock.makefile("rb"))
         sock, reader = conn
         try:
-            sock.sendall(request)
-            status = int(reader.readline().split(b" ", 2)[1])
+            try:
+                sock.sendall(request)
+                status_line = reader.readline()
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                raise _Stale from exc
+            if not status_line:
+                raise _Stale
+            status = int(status_line.split(b" ", 2)[1])
             length = None
+            close = False
             while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
             if length is None:
                 raise OSError("answer without Content-Length")
-            return status, reader.read(length)
-        except (OSError, ValueError, IndexError):
+            body = reader.read(length)
+            if close:
+                self.close(client)
+            return status, body
+        except (OSError, ValueError, IndexError, _Stale):
             self.close(client)
             raise
 

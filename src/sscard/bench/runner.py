@@ -116,6 +116,10 @@ def text(report: dict) -> list[str]:
             lines.append(f"    batching {r['batching']}")
         if r.get("refused"):
             lines.append(f"    refused {r['refused']}")
+        if r.get("exceptions"):
+            lines.append(f"    client exceptions {r['exceptions']}")
+        if r.get("reconnects"):
+            lines.append(f"    reconnects {r['reconnects']} (the server had closed a kept-alive connection)")
         if "by_kind" in r:
             lines.append(f"    by kind {r['by_kind']}")
         if "check" in r:

@@ -95,6 +95,8 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
     "pending_already_resolved": (409, "预授权已完成或撤销", "The pending transfer was already posted or voided"),
+    # load: nothing was done; the same request (same Idempotency-Key) may be sent again after Retry-After
+    "service_busy": (503, "系统繁忙，请稍后重试", "The service is busy: nothing was done, try again shortly"),
 }
 
 

@@ -6,17 +6,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..config import Settings
 from ..core.clock import Clock
+from ..core.errors import SscardError
 from ..core.passwords import Secrets
 from ..core.policy import Policy, load_policy
-from ..db import Database
+from ..db import Database, is_overloaded
 
 UNSTORABLE_INPUT: tuple[type[Exception], ...] = (DataError, OverflowError)
 """What the database raises for input it cannot hold (an id beyond its integers, a NUL byte, a string too
 long for its column; SQLite: OverflowError): the channels answer it as malformed input, never 500."""
+
+MAYBE_BUSY: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
+"""What the database raises when it may only be overloaded (`busy` tells): a channel asks `busy` before
+it lets such an error become a 500."""
+
+RETRY_AFTER_SECONDS = 1
+
+
+def busy(exc: BaseException) -> SscardError | None:
+    """`service_busy` (503, retry after a second) when `exc` says the database could not take the work
+    now (db.is_overloaded: its pool, its resources, used-up retries, a lost server), else None. Such
+    work was rolled back: the same request, with the same Idempotency-Key, may be sent again."""
+    return SscardError("service_busy", seconds=RETRY_AFTER_SECONDS) if is_overloaded(exc) else None
 
 
 @dataclass
