@@ -419,6 +419,7 @@ def _locked(conn, locks: tuple[str, Sequence[object]]) -> Iterator[None]:
     errors = dialect.loaded_dbapi.Error
     sql, params = locks
     fairy.info[HOLDS_LOCKS] = True  # from before the statement: a lost answer may still have locked
+    outer = getattr(_unlock_at_commit, "on", None)  # (a db.run(locks=...) inside another one's work)
     try:
         try:
             _autocommit(driver, sql, params)
@@ -427,7 +428,7 @@ def _locked(conn, locks: tuple[str, Sequence[object]]) -> Iterator[None]:
         _unlock_at_commit.on = fairy  # its commit lets them go (make_engine's do_commit)
         yield
     finally:
-        _unlock_at_commit.on = None
+        _unlock_at_commit.on = outer
         _unlock_all(conn)  # when not committed, or the commit failed
 
 
