@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -100,8 +100,40 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     def _checkout(dbapi_conn, _record, _proxy):
         _pre_ping(dialect, dbapi_conn)
 
+    plain_commit = dialect.do_commit
+
+    def do_commit(dbapi_conn):
+        # the transaction of `Database.run(locks=...)`: COMMIT and the release of its advisory locks in one
+        # round trip (one simple query: the release runs after the commit, in no transaction), so that
+        # the next one waiting for them starts as soon as this one is committed
+        # (`dbapi_conn` is the pool's proxy of the psycopg connection)
+        if getattr(_unlock_at_commit, "on", None) is not dbapi_conn:
+            plain_commit(dbapi_conn)
+            return
+        driver = dbapi_conn.driver_connection
+        if driver.info.transaction_status != 0:  # not IDLE: a transaction to commit
+            with driver.cursor() as cursor:
+                cursor.execute(_COMMIT_AND_UNLOCK)
+            dbapi_conn.info.pop(HOLDS_LOCKS, None)
+
+    dialect.do_commit = do_commit  # this engine's dialect only
+
+    @event.listens_for(engine, "checkin")
+    def _checkin(dbapi_conn, record):
+        # a connection that may still hold a session-level advisory lock of `Database.run(locks=...)`
+        # (its release was interrupted) is closed, never pooled: the server lets go of a closed
+        # session's locks, a pooled one would keep them for as long as it lives
+        if record.info.pop(HOLDS_LOCKS, False) and dbapi_conn is not None:
+            log.warning("a connection returned holding advisory locks: closed")
+            record.invalidate()
+
     return engine
 
+
+HOLDS_LOCKS = "sscard_advisory_locks"  # pool record info: session-level advisory locks may be held
+_UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
+_COMMIT_AND_UNLOCK = "COMMIT; SELECT pg_advisory_unlock_all()"
+_unlock_at_commit = threading.local()  # .on: the pooled connection whose commit also unlocks
 
 _reading = threading.local()  # .on: this thread runs a `Database.run(readonly=True)` (it retries on a broken connection)
 
@@ -240,7 +272,8 @@ class Database:
         with session.connection().connection.dbapi_connection.pipeline():
             yield
 
-    def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False) -> T:
+    def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False,
+            locks: tuple[str, Sequence[object]] | None = None) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
         30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
         few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
@@ -250,7 +283,14 @@ class Database:
         (reads, and work that stores its answer under an idempotency key in the same transaction) is
         also run again when the connection breaks, for up to RECONNECT_SECONDS: during a failover the
         pool's connections are dropped and new ones find the new primary; a commit whose answer was lost
-        with the old primary is found by its key on the new one, never applied twice."""
+        with the old primary is found by its key on the new one, never applied twice.
+
+        `locks` (PostgreSQL; ignored on SQLite, where BEGIN IMMEDIATE already serializes writers): a
+        statement (SQL and its parameters) that takes session-level advisory locks, run on the
+        transaction's connection before BEGIN, so that the SERIALIZABLE snapshot is taken after the
+        wait, see `_locked`."""
+        if locks is not None and self.dialect == "postgresql" and not readonly:
+            return self._run_locked(work, locks, idempotent)
         maker = self.read_sessions if readonly else self.sessions
         reconnect = _Reconnect(self) if (readonly or idempotent) else None
         turn = self.write_turn if not readonly and self.dialect == "sqlite" else contextlib.nullcontext
@@ -274,6 +314,28 @@ class Database:
                     time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
             finally:
                 _reading.on = reading
+
+    def _run_locked(self, work: Callable[[Session], T], locks: tuple[str, Sequence[object]], idempotent: bool) -> T:
+        """`run` with `locks` taken before each attempt's BEGIN and let go after its end (commit or
+        rollback), retried as `run` retries."""
+        reconnect = _Reconnect(self) if idempotent else None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self.engine.connect() as conn, _locked(conn, locks):
+                    with self.sessions(bind=conn) as s, s.begin():
+                        return work(s)
+            except Exception as exc:
+                if reconnect is not None and reconnect.again(exc):
+                    attempt -= 1
+                    continue
+                if not is_retryable(exc) or attempt >= self.max_attempts:
+                    raise
+                self.retries += 1
+                log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
+                if not waited_for_committed_writer(exc):
+                    time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
 
     @contextmanager
     def write_turn(self) -> Iterator[None]:
@@ -354,6 +416,77 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _locked(conn, locks: tuple[str, Sequence[object]]) -> Iterator[None]:
+    """Run the statement `locks` (it takes session-level advisory locks) on `conn` in autocommit, before
+    its transaction begins, and let every advisory lock of the session go when the block ends, however
+    it ends.
+
+    PostgreSQL takes a SERIALIZABLE transaction's snapshot at its first statement: a transaction that
+    waits for a row lock inside it sees, once the holder has committed, a snapshot older than that
+    commit and fails ("could not serialize access due to concurrent update"), and so does every other
+    one queued behind the holder. Waiting here instead, before BEGIN, the snapshot is taken after the
+    holder's commit. The locks protect nothing by themselves: the transaction is as SERIALIZABLE as
+    any other, they only keep two transactions on the same accounts from overlapping.
+
+    Session-level advisory locks outlive a rollback, so the release does not rely on the transaction:
+    `pg_advisory_unlock_all()` after it (also after an error, a failed lock statement that may have
+    taken some of its locks, a retry). When that release fails the connection is closed (the server
+    then lets go of its locks), and the pool's checkin closes any connection still marked as holding
+    locks: a pooled connection never keeps one."""
+    fairy = conn.connection  # the pooled connection: its info lives with the DBAPI connection
+    driver = fairy.driver_connection
+    dialect = conn.dialect
+    errors = dialect.loaded_dbapi.Error
+    sql, params = locks
+    fairy.info[HOLDS_LOCKS] = True  # from before the statement: a lost answer may still have locked
+    outer = getattr(_unlock_at_commit, "on", None)  # (a db.run(locks=...) inside another one's work)
+    try:
+        try:
+            _autocommit(driver, sql, params)
+        except errors as exc:  # wrapped as SQLAlchemy would (the retry helper reads its SQLSTATE)
+            raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
+        _unlock_at_commit.on = fairy  # its commit lets them go (make_engine's do_commit)
+        yield
+    finally:
+        _unlock_at_commit.on = outer
+        _unlock_all(conn)  # when not committed, or the commit failed
+
+
+def _autocommit(driver, sql: str, params: Sequence[object] = ()) -> None:
+    """One statement outside any transaction (psycopg's autocommit), as SQLAlchemy's pre-ping runs."""
+    driver.autocommit = True
+    try:
+        with driver.cursor() as cursor:
+            cursor.execute(sql, params)
+    finally:
+        if not driver.closed:
+            driver.autocommit = False
+
+
+def _unlock_all(conn) -> None:
+    """Let go of the session's advisory locks; on any failure close the connection instead."""
+    if conn.invalidated or conn.closed:
+        return  # its DBAPI connection is closed already: the server has let go (or will, on noticing)
+    fairy = conn.connection
+    if not fairy.info.get(HOLDS_LOCKS):
+        return  # let go by its commit
+    try:
+        driver = fairy.driver_connection
+        if driver.info.transaction_status != 0:  # not IDLE: the transaction did not end cleanly
+            driver.rollback()
+        _autocommit(driver, _UNLOCK_ALL)
+    except BaseException as exc:
+        # not raised (an Exception): the transaction has ended as it ended (a commit stays answered as one)
+        log.warning("could not release advisory locks: connection closed", exc_info=True)
+        fairy.info.pop(HOLDS_LOCKS, None)
+        conn.invalidate()  # closes it: the server releases a closed session's locks
+        if not isinstance(exc, Exception):
+            raise
+        return
+    fairy.info.pop(HOLDS_LOCKS, None)
 
 
 class _Reconnect:

@@ -743,6 +743,18 @@ def read_ahead_alone(session: Session, request: Request) -> None:
         raise failed
 
 
+def locks_alone(request: Request) -> tuple[str, list[Any]] | None:
+    """PostgreSQL, a batched operation run on its own: the advisory locks `Database.run` takes before
+    its transaction (banking.advisory_locks: the ledger accounts `read_ahead_alone` locks again in the
+    transaction); None when it names no account, and on SQLite (its writers already take turns)."""
+    from .banking import advisory_locks
+
+    pans = _pans(request.args)
+    if not pans or request.app.db.dialect != "postgresql":
+        return None
+    return advisory_locks(request.app.db.engine, pans, [request.actor])
+
+
 def _pans(args: tuple[Any, ...]) -> set[str]:
     return {a for a in args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
 

@@ -116,9 +116,11 @@ def system_account(session_or_op: Session | Op, name: str, *, kind: str | None =
     return made
 
 
-def known_system_account(session: Session, name: str) -> int | None:
-    """The id of a system account already known to exist (no query), or None."""
-    return _known.get(session.get_bind().engine, {}).get(name)
+def known_system_account(session: Session | Engine, name: str) -> int | None:
+    """The id of a system account already known to exist (no query), or None; `session` may be the
+    engine itself (before a transaction begins)."""
+    engine = session if isinstance(session, Engine) else session.get_bind().engine
+    return _known.get(engine, {}).get(name)
 
 
 def _now_of(session: Session) -> datetime:

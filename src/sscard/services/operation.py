@@ -308,6 +308,13 @@ def execute(app: App, request: Request) -> Any:
     # keyed request then conflicts with every other. The insert below still makes a twin fail (unique
     # key), and the retry finds the twin's answer here.
     lookup_outside = app.db.dialect == "postgresql"
+    # PostgreSQL, a batched operation (it moves money): its accounts' advisory locks are taken before
+    # its transaction begins, so it waits for another one on them before its snapshot, not after
+    locks = None
+    if request.decl.batched:
+        from . import batching  # (batching builds on this module)
+
+        locks = batching.locks_alone(request)
 
     def stored_answer() -> Any:
         def read() -> Any:
@@ -345,14 +352,14 @@ def execute(app: App, request: Request) -> Any:
         out = stored_answer() if key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work, idempotent=bool(key))
+                out = app.db.run(work, idempotent=bool(key), locks=locks)
             except IntegrityError:
                 if not key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work, idempotent=bool(key))
+                    out = app.db.run(work, idempotent=bool(key), locks=locks)
             except SscardError:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
