@@ -613,12 +613,18 @@ def _counterparties(session: Session, ids: set[int]) -> dict[int, tuple[str, str
     statement's transfers in one query (`ledger.account_names` and then the customers' PANs took two)."""
     if not ids:
         return {}
-    accounts = ledger.ACCOUNTS
-    rows = session.execute(
-        select(accounts.c.id, accounts.c.kind, accounts.c.name, BankAccount.pan)
-        .outerjoin(BankAccount, (BankAccount.id == accounts.c.bank_account_id) & (accounts.c.kind == "customer"))
-        .where(accounts.c.id.in_(ids))).all()
+    rows = fetch_all(session.connection(), _COUNTERPARTIES, {"ids": sorted(ids)})
     return {r.id: (r.kind, r.name or "", r.pan) for r in rows}
+
+
+def _counterparties_statement() -> Select[Any]:
+    accounts = ledger.ACCOUNTS
+    return (select(accounts.c.id, accounts.c.kind, accounts.c.name, BankAccount.pan)
+            .outerjoin(BankAccount, (BankAccount.id == accounts.c.bank_account_id) & (accounts.c.kind == "customer"))
+            .where(accounts.c.id.in_(bindparam("ids", expanding=True))))
+
+
+_COUNTERPARTIES = _counterparties_statement()  # built once (see _PREFETCH)
 
 
 # ---------------------------------------------------------------- the bank PIN

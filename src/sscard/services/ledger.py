@@ -31,6 +31,7 @@ from sqlalchemy import (
     Executable,
     Row,
     Table,
+    bindparam,
     func,
     insert,
     select,
@@ -44,6 +45,7 @@ from sqlalchemy.orm import Session, aliased
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.money import require_positive_fen
+from ..db import fetch_all
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 from .book import Account, book_of, flush
@@ -453,13 +455,12 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
     book = book_of(session)
     changed = book.changes
     flush(session)
-    q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
-                                | (TRANSFERS.c.credit_account_id == account_id))
-    if before_id is not None:
-        q = q.where(TRANSFERS.c.id < before_id)
-    q = q.order_by(TRANSFERS.c.id.desc()).limit(limit)
     if today is None:
-        return list(session.execute(q).all())
+        q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
+                                    | (TRANSFERS.c.credit_account_id == account_id))
+        if before_id is not None:
+            q = q.where(TRANSFERS.c.id < before_id)
+        return list(session.execute(q.order_by(TRANSFERS.c.id.desc()).limit(limit)).all())
     if newest is _UNREAD or opened is None or changed:  # (what the caller read may predate this book's writes)
         found = session.execute(select(ACCOUNTS.c.created_at, ACCOUNTS.c.last_transfer_day)
                                 .where(ACCOUNTS.c.id == account_id)).first()
@@ -468,19 +469,37 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
         opened, newest = found
     if newest is None:
         return []
+    conn = session.connection()
+    below = before_id if before_id is not None else _NO_ID_ABOVE
     top = newest.replace(day=1)
-    rows = list(session.execute(q.where(TRANSFERS.c.day >= top)))
-    if len(rows) >= limit:
-        return rows
+    rows: list[AnyRow] = fetch_all(conn, _HISTORY_FROM, {"aid": account_id, "below": below, "lower": top, "n": limit})
     first = shanghai_day(as_utc(opened)).replace(day=1)
     upper = top
     for lower in (max(first, _months_before(top, 2)), first):  # the two months before, then the rest
         if len(rows) >= limit or upper <= first:
             break
-        rows += session.execute(q.where(TRANSFERS.c.day >= lower, TRANSFERS.c.day < upper)
-                                .limit(limit - len(rows))).all()
+        rows += fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": lower,
+                                                   "upper": upper, "n": limit - len(rows)})
         upper = lower
     return rows
+
+
+_NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)
+
+
+def _history_statement(*, bounded: bool) -> Any:
+    """A page of an account's transfers from a month on (and before another when `bounded`), newest first:
+    built once, run through `fetch_all` (a statement built per call cost more than running it)."""
+    t = TRANSFERS.c
+    q = select(TRANSFERS).where((t.debit_account_id == bindparam("aid")) | (t.credit_account_id == bindparam("aid")),
+                                t.id < bindparam("below"), t.day >= bindparam("lower"))
+    if bounded:
+        q = q.where(t.day < bindparam("upper"))
+    return q.order_by(t.id.desc()).limit(bindparam("n"))
+
+
+_HISTORY_FROM = _history_statement(bounded=False)
+_HISTORY_BETWEEN = _history_statement(bounded=True)
 
 
 def refresh_last_transfer_days(conn: Connection) -> None:
