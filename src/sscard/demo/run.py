@@ -80,10 +80,6 @@ def populate_areas(app: App, seed: int, notes: Callable[[str], None] | None = No
         out[area] = dict(counts or {})
         if notes:
             notes(f"{area}: {out[area]} ({time.perf_counter() - started:.1f} s)")
-    from ..services import ledger
-
-    with bulk_engine.begin() as conn:  # the areas COPY transfers around the book, which keeps this day
-        ledger.refresh_last_transfer_days(conn)
     return out
 
 
