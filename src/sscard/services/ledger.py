@@ -441,8 +441,8 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
     """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen).
 
     With `today` (the Shanghai day now), the transfers are looked for by months, newest first, until
-    `limit` are found: from the month of the account's newest transfer (`last_transfer_day`, kept by the
-    book with the sums; none: no transfers, no query), then the two months before, then the rest back to
+    `limit` are found: the month of the account's newest transfer up to its day (`last_transfer_day`, kept
+    by the book with the sums; none: no transfers, no query), then the two months before, then the rest back to
     the month the account was opened. Each query names its months, so PostgreSQL reads only those months'
     partitions of ledger_transfers instead of probing every month the city has: an account that has not
     moved for a year is found in its last month's partition, not after probing twelve empty ones. At most
@@ -472,7 +472,8 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
     conn = session.connection()
     below = before_id if before_id is not None else _NO_ID_ABOVE
     top = newest.replace(day=1)
-    rows: list[AnyRow] = fetch_all(conn, _HISTORY_FROM, {"aid": account_id, "below": below, "lower": top, "n": limit})
+    rows: list[AnyRow] = fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": top,
+                                                           "upper": newest + timedelta(days=1), "n": limit})
     first = shanghai_day(as_utc(opened)).replace(day=1)
     upper = top
     for lower in (max(first, _months_before(top, 2)), first):  # the two months before, then the rest
@@ -487,19 +488,18 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
 _NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)
 
 
-def _history_statement(*, bounded: bool) -> Any:
-    """A page of an account's transfers from a month on (and before another when `bounded`), newest first:
-    built once, run through `fetch_all` (a statement built per call cost more than running it)."""
+def _history_statement() -> Any:
+    """A page of an account's transfers of the days [lower, upper), newest first: built once, run through
+    `fetch_all` (a statement built per call cost more than running it). Both bounds name days, so
+    PostgreSQL reads only those months' partitions."""
     t = TRANSFERS.c
-    q = select(TRANSFERS).where((t.debit_account_id == bindparam("aid")) | (t.credit_account_id == bindparam("aid")),
-                                t.id < bindparam("below"), t.day >= bindparam("lower"))
-    if bounded:
-        q = q.where(t.day < bindparam("upper"))
-    return q.order_by(t.id.desc()).limit(bindparam("n"))
+    return (select(TRANSFERS)
+            .where((t.debit_account_id == bindparam("aid")) | (t.credit_account_id == bindparam("aid")),
+                   t.id < bindparam("below"), t.day >= bindparam("lower"), t.day < bindparam("upper"))
+            .order_by(t.id.desc()).limit(bindparam("n")))
 
 
-_HISTORY_FROM = _history_statement(bounded=False)
-_HISTORY_BETWEEN = _history_statement(bounded=True)
+_HISTORY_BETWEEN = _history_statement()
 
 
 def refresh_last_transfer_days(conn: Connection) -> None:
