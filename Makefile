@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
 
-.PHONY: run test setup lint format browser nats redis pgclient pgbench ha-packages drill bench db clean
+.PHONY: run test setup lint format browser nats redis pgclient pgbench wrk ha-packages drill bench db clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sscard needs Python 3.11 or newer")'
@@ -85,9 +85,18 @@ pgbench:
 	      || echo "could not install postgresql-client: the benchmark's baseline will be the Python loop"; \
 	  else echo "pgbench missing (apt-get install postgresql-client): the benchmark's baseline will be the Python loop"; fi; }
 
+# wrk (a C load generator) is `sscard bench lookups`'s client, as pgbench is the ledger's baseline: a Python
+# client on these 2 cores takes CPU from the server it measures. Without it the Python client runs, labelled.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
+	      || echo "could not install wrk: sscard bench lookups will use its Python client"; \
+	  else echo "wrk missing (apt-get install wrk): sscard bench lookups will use its Python client"; fi; }
+
 # `make bench DB=postgres` (or sqlite): every workload against the baseline, 8 clients, 10 s each
 DB ?= sqlite
-bench: setup pgbench
+bench: setup pgbench wrk
 	$(BIN)/sscard bench --db $(DB) --clients 8 --seconds 10
 
 lint: setup
@@ -101,7 +110,7 @@ format: setup
 
 # two test processes (pytest-xdist), a file each at a time: CI's 2 cores, each worker with its own databases
 TEST_WORKERS ?= 2
-test: setup browser nats redis pgclient pgbench lint
+test: setup browser nats redis pgclient pgbench wrk lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:

@@ -657,9 +657,11 @@ def fetch_all(conn, stmt, params: dict) -> list:
     entry = _FAST.get(cache_key)
     if entry is None:
         entry = _FAST[cache_key] = _compile_select(stmt, dialect, params)
-    sql, binds, row_type, results = entry
+    sql, binds, row_type, results, own = entry
+    if own:
+        params = {**own, **params}
     values = [p(params[k] if i is None else params[k][i]) if p else (params[k] if i is None else params[k][i])
-              for _name, k, i, p in binds]
+              for _name, k, i, p in binds]  # (a bind of the statement's own, SQLite's OFFSET 0, is in `params` too)
     if not dialect.positional:
         values = {name: v for (name, *_rest), v in zip(binds, values, strict=True)}
     driver = conn.connection.driver_connection
@@ -668,6 +670,8 @@ def fetch_all(conn, stmt, params: dict) -> list:
     # PostgreSQL, first statement of the transaction: psycopg would send BEGIN and wait for it, then
     # the query; in a pipeline both go in one round trip (the writer's batch starts with this read)
     starting = dialect.name == "postgresql" and driver.info.transaction_status == 0  # pq IDLE
+    if conn._has_events or conn.engine._has_events:  # listeners still see it (SQL logging, tests)
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, values, None, False)
     try:
         with driver.pipeline() if starting else contextlib.nullcontext():
             cursor.execute(sql, values)
@@ -683,10 +687,15 @@ def fetch_all(conn, stmt, params: dict) -> list:
 
 def _compile_select(stmt, dialect, params: dict):
     compiled = stmt.params(**params).compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    expanded = compiled._post_compile_expanded_state  # the IN lists as name_1, name_2, ...
-    names = list(expanded.positiontup) if dialect.positional else list(expanded.parameters)
-    processors = {**compiled._bind_processors, **expanded.processors}
-    where = {name: (base, i) for base, parts in expanded.parameter_expansion.items() for i, name in enumerate(parts)}
+    expanded = compiled._post_compile_expanded_state  # the IN lists as name_1, name_2, ... (None: no IN list)
+    if expanded is None:
+        names = list(compiled.positiontup or ()) if dialect.positional else list(dict.fromkeys(compiled.bind_names.values()))
+        processors = dict(compiled._bind_processors)
+        where = {}
+    else:
+        names = list(expanded.positiontup) if dialect.positional else list(expanded.parameters)
+        processors = {**compiled._bind_processors, **expanded.processors}
+        where = {name: (base, i) for base, parts in expanded.parameter_expansion.items() for i, name in enumerate(parts)}
     binds = []
     for name in names:
         base, index = where.get(name, (name, None))
@@ -694,7 +703,10 @@ def _compile_select(stmt, dialect, params: dict):
     columns = list(stmt.selected_columns)
     row_type = namedtuple("Row", [c.key for c in columns], rename=True)
     results = [c.type._cached_result_processor(dialect, None) for c in columns]
-    return compiled.string, binds, row_type, results
+    # binds the caller does not give are the statement's own values (SQLite's LIMIT ? OFFSET 0)
+    own = {base: compiled.binds[base].value for _name, base, _i, _p in binds
+           if base not in params and base in compiled.binds}
+    return compiled.string, binds, row_type, results, own
 
 
 def _compile_fast(stmt, dialect, keys: tuple[str, ...]):

@@ -5,6 +5,8 @@ and page."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import event, select
 
 from sscard.core.clock import shanghai_day
@@ -87,3 +89,45 @@ def test_history_by_month_names_its_months_in_every_query(city, app, clock):
     finally:
         event.remove(app.db.engine, "before_cursor_execute", note)
     assert len(rows) == 1 and seen and all("ledger_transfers.day >=" in q for q in seen)
+
+
+def test_an_idle_account_is_found_in_the_month_of_its_newest_transfer(city, app, clock):
+    """The book keeps each account's last_transfer_day with its sums, so the statement of an account idle
+    for months reads one month's transfers (one query, bounded by that month), not every month since;
+    `sscard account check` verifies the day against the transfers and reports a wrong one."""
+    card = activated(city, "久未动", opening_fen=10_000)
+    account_id = _ledger_id(app, card.pan)
+    opened_day = shanghai_day(clock.now())
+    clock.advance(days=200)
+    with app.db.session() as s:
+        kept = s.scalar(select(ledger.ACCOUNTS.c.last_transfer_day).where(ledger.ACCOUNTS.c.id == account_id))
+    assert kept == opened_day
+    seen: list[tuple[str, object]] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if "FROM ledger_transfers" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(app.db.engine, "before_cursor_execute", note)
+    try:
+        out = banking.statement(app, city.actor("teller"), card.pan, limit=5)
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", note)
+    assert [e["amount_fen"] for e in out["entries"]] == [10_000]
+    assert len(seen) == 1, seen  # one month's query found it: no probing of the 200 days since
+    bound = opened_day.replace(day=1)
+    given = seen[0][1].values() if isinstance(seen[0][1], dict) else seen[0][1]
+    for day in (bound, opened_day + timedelta(days=1)):  # from its month, up to its day: no later partition
+        assert day in given or day.isoformat() in given, (day, given)  # (SQLite binds dates as text)
+
+    # a pension today moves the day on; the check agrees, and refuses a day that is wrong
+    banking.credit_pension(app, SYSTEM_ACTOR, card.pan, 20_000, period="idle-1")
+    with app.db.session() as s:
+        assert s.scalar(select(ledger.ACCOUNTS.c.last_transfer_day).where(ledger.ACCOUNTS.c.id == account_id)) \
+            == shanghai_day(clock.now())
+        assert ledger.check_invariants(s)["ok"]
+        s.execute(ledger.ACCOUNTS.update().where(ledger.ACCOUNTS.c.id == account_id)
+                  .values(last_transfer_day=opened_day))
+        report = ledger.check_invariants(s)
+        s.rollback()
+    assert not report["ok"] and any("last transfer day" in p for p in report["problems"])

@@ -22,17 +22,22 @@ def register(app: typer.Typer) -> None:
         clients: int = typer.Option(8, min=1, max=64),
         seconds: float = typer.Option(20, min=1),
         as_json: bool = typer.Option(False, "--json"),
+        client: str = typer.Option("auto", help="auto (wrk when installed), wrk or python"),
+        workers: int = typer.Option(1, min=1, max=16, help="the server's uvicorn worker processes"),
     ) -> None:
         """Citizen ID, card number and PAN lookups through the HTTP API at N clients; exit 1 when p99 >= 5 ms."""
         from ..bench.lookups import run
 
-        out = run(database_url, demo_json, clients, seconds, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+        if client not in ("auto", "wrk", "python"):
+            raise typer.BadParameter("auto, wrk or python", param_hint="--client")
+        out = run(database_url, demo_json, clients, seconds, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"),
+                  client=client, workers=workers)
         if as_json:
             print(json.dumps(out, indent=2))
         else:
             console.print(f"lookups: {out['tps']:.0f}/s, p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms "
-                          f"({out['ok']} answers, {out['errors']} errors, {clients} clients, "
-                          f"loop {out['calibration_ms']} ms)")
+                          f"({out['ok']} answers, {out['errors']} errors, {clients} clients of {out['client']}, "
+                          f"{workers} server process(es), loop {out['calibration_ms']} ms)")
             for kind, f in out["by_kind"].items():
                 console.print(f"  {kind}: {f['tps']:.0f}/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")
             if out["refused"]:

@@ -162,6 +162,7 @@ def _money(engine: Engine, rng: random.Random, today: date, span: list[date], pa
                 transfers += 1
         w.flush()
         _raise_sums(conn, sums)
+        ledger.refresh_last_transfer_days(conn)  # (the book keeps it; these transfers were COPYed around it)
         total = conn.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0)))
         if total != 0:
             raise RuntimeError(f"demo history: the ledger does not balance ({total})")

@@ -144,6 +144,7 @@ def populate(engine: Engine, rng: random.Random, today: date, *, activate_share:
                     credits_posted=ACCOUNTS.c.credits_posted + bindparam("c")),
                 system,
             )
+        ledger.refresh_last_transfer_days(conn)  # (the book keeps it; these transfers were COPYed around it)
         total = conn.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0)))
         if total != 0:
             raise RuntimeError(f"demo ledger does not balance: {total}")

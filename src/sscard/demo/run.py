@@ -53,6 +53,14 @@ def people_count(app: App) -> int:
 def populate_areas(app: App, seed: int, notes: Callable[[str], None] | None = None) -> dict:
     """Call `sscard.demo.<area>.populate(engine, rng, today)` for each area module that exists."""
     out: dict = {}
+    # Each area fills its tables of a new city in one transaction: hundreds of thousands of rows COPYed,
+    # each checked against its foreign keys. Under SERIALIZABLE (the engine's default) every row those
+    # checks read takes a predicate lock in PostgreSQL's shared table (max_pred_locks_per_transaction x
+    # max_connections entries, shared by every transaction on the server), and a million cardholders
+    # failed with "out of shared memory" while other SERIALIZABLE work ran on the same server. A bulk load
+    # nobody else reads needs none: READ COMMITTED.
+    bulk_engine = app.db.engine.execution_options(isolation_level="READ COMMITTED") \
+        if app.db.dialect == "postgresql" else app.db.engine
     for area in AREAS:
         name = f"{__package__}.{area}"
         try:
@@ -68,7 +76,7 @@ def populate_areas(app: App, seed: int, notes: Callable[[str], None] | None = No
             continue
         started = time.perf_counter()
         rng = random.Random(f"sscard-demo:{seed}:{area}")
-        counts = populate(app.db.engine, rng, app.clock.today())
+        counts = populate(bulk_engine, rng, app.clock.today())
         out[area] = dict(counts or {})
         if notes:
             notes(f"{area}: {out[area]} ({time.perf_counter() - started:.1f} s)")

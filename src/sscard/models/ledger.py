@@ -37,6 +37,10 @@ class LedgerAccount(Base):
     debits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_pending: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime]
+    # The Shanghai day of its newest transfer (None: none yet), written with the sums by the one writer of
+    # transfers (services/book.py): a statement looks for the newest transfers from that month back,
+    # instead of probing every monthly partition since the account was opened (docs/SCALE.md).
+    last_transfer_day: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     __table_args__ = (
         CheckConstraint(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, Row, Select, bindparam, select
@@ -207,17 +207,18 @@ _PREFETCH = _prefetch_statement()  # built once: building it costs more than run
 def _statement_read() -> Select[Any]:
     table = BankAccount.__table__
     columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
-    return join(select(table, *columns, ledger.ACCOUNTS.c.created_at.label("ledger_opened"))).where(
+    return join(select(table, *columns, ledger.ACCOUNTS.c.created_at.label("ledger_opened"),
+                       ledger.ACCOUNTS.c.last_transfer_day.label("ledger_newest"))).where(
         table.c.pan.in_(bindparam("pans", expanding=True)))  # (fetch_all's compiled form wants a list)
 
 
 _STATEMENT_READ = _statement_read()
 
 
-def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
-    """A statement's account, its ledger account's sums and when that was opened, in one query (as a
-    batch prefetches accounts: `_by_pan` and `account_answer` then find them); None when no account has it
-    (`_account` then refuses as it always did)."""
+def _read_ahead_for_statement(op: Op, pan: str) -> tuple[datetime | None, date | None]:
+    """A statement's account, its ledger account's sums, when that was opened and the day of its newest
+    transfer, in one query (as a batch prefetches accounts: `_by_pan` and `account_answer` then find them);
+    (None, None) when no account has it (`_account` then refuses as it always did)."""
     number = validate_pan(pan)
     day = shanghai_day(op.now)
     book = book_of(op.session)
@@ -227,10 +228,9 @@ def _read_ahead_for_statement(op: Op, pan: str) -> datetime | None:
         book.seed(row, day)
     book.seeded()
     if found is None:
-        return None
+        return None, None
     op.session.info.setdefault(PREFETCHED, {})[pan] = AccountView(found)
-    opened: datetime | None = found.ledger_opened
-    return opened
+    return found.ledger_opened, found.ledger_newest
 
 
 def _account(op: Op, pan: str) -> BankAccount:
@@ -599,12 +599,12 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict[str, Any]:
 @query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
 def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict[str, Any]:
     """Balance and history, newest first; page with before_id = the last entry's id."""
-    opened = _read_ahead_for_statement(op, pan)
+    opened, newest = _read_ahead_for_statement(op, pan)
     account = _account(op, pan)
     op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
     rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id,
-                          today=shanghai_day(op.now), opened=opened) \
+                          today=shanghai_day(op.now), opened=opened, newest=newest) \
         if account.ledger_account_id else []
     others = {r.credit_account_id if r.debit_account_id == account.ledger_account_id else r.debit_account_id
               for r in rows}
@@ -630,12 +630,18 @@ def _counterparties(session: Session, ids: set[int]) -> dict[int, tuple[str, str
     statement's transfers in one query (`ledger.account_names` and then the customers' PANs took two)."""
     if not ids:
         return {}
-    accounts = ledger.ACCOUNTS
-    rows = session.execute(
-        select(accounts.c.id, accounts.c.kind, accounts.c.name, BankAccount.pan)
-        .outerjoin(BankAccount, (BankAccount.id == accounts.c.bank_account_id) & (accounts.c.kind == "customer"))
-        .where(accounts.c.id.in_(ids))).all()
+    rows = fetch_all(session.connection(), _COUNTERPARTIES, {"ids": sorted(ids)})
     return {r.id: (r.kind, r.name or "", r.pan) for r in rows}
+
+
+def _counterparties_statement() -> Select[Any]:
+    accounts = ledger.ACCOUNTS
+    return (select(accounts.c.id, accounts.c.kind, accounts.c.name, BankAccount.pan)
+            .outerjoin(BankAccount, (BankAccount.id == accounts.c.bank_account_id) & (accounts.c.kind == "customer"))
+            .where(accounts.c.id.in_(bindparam("ids", expanding=True))))
+
+
+_COUNTERPARTIES = _counterparties_statement()  # built once (see _PREFETCH)
 
 
 # ---------------------------------------------------------------- the bank PIN

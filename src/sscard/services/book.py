@@ -24,12 +24,15 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Executable,
     Select,
     Table,
     bindparam,
+    case,
     event,
     insert,
+    or_,
     select,
     text,
     update,
@@ -87,6 +90,7 @@ _SELECT_USAGE = select(USAGE.c.ledger_account_id, USAGE.c.kind, USAGE.c.used_fen
     USAGE.c.day == bindparam("day"), USAGE.c.ledger_account_id.in_(bindparam("ids", expanding=True)))
 _SELECT_TRANSFER_ID = select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"))
 _INSERT_TRANSFERS = insert(TRANSFERS).inline()  # no RETURNING: it may run in a pipeline
+_DAY = bindparam("day", type_=Date())
 _UPDATE_SUMS = (
     update(ACCOUNTS)
     .where(ACCOUNTS.c.id == bindparam("aid"))
@@ -95,15 +99,17 @@ _UPDATE_SUMS = (
         credits_posted=ACCOUNTS.c.credits_posted + bindparam("dcp"),
         debits_pending=ACCOUNTS.c.debits_pending + bindparam("ddpe"),
         credits_pending=ACCOUNTS.c.credits_pending + bindparam("dcpe"),
+        last_transfer_day=case((or_(ACCOUNTS.c.last_transfer_day.is_(None), ACCOUNTS.c.last_transfer_day < _DAY),
+                                _DAY), else_=ACCOUNTS.c.last_transfer_day),
     )
 )
 # PostgreSQL: every account's change in one statement (a VALUES list), not one UPDATE per account
 _UPDATE_SUMS_PG = text(
     "UPDATE ledger_accounts AS a SET debits_posted = a.debits_posted + v.ddp, "
     "credits_posted = a.credits_posted + v.dcp, debits_pending = a.debits_pending + v.ddpe, "
-    "credits_pending = a.credits_pending + v.dcpe "
+    "credits_pending = a.credits_pending + v.dcpe, last_transfer_day = GREATEST(a.last_transfer_day, v.day) "
     "FROM (VALUES (CAST(:aid AS BIGINT), CAST(:ddp AS BIGINT), CAST(:dcp AS BIGINT), CAST(:ddpe AS BIGINT), "
-    "CAST(:dcpe AS BIGINT))) AS v(aid, ddp, dcp, ddpe, dcpe) WHERE a.id = v.aid")
+    "CAST(:dcpe AS BIGINT), CAST(:day AS DATE))) AS v(aid, ddp, dcp, ddpe, dcpe, day) WHERE a.id = v.aid")
 _CLOSE = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(closed=True)
 _UPSERT_USAGE: dict[str, Executable] = {}
 
@@ -343,8 +349,17 @@ class Book:
         session.flush()  # ORM changes first (a new ledger account the rows below refer to)
         conn = session.connection()
         execute_many(conn, _INSERT_TRANSFERS, self._transfers)
-        execute_many(conn, _UPDATE_SUMS_PG if conn.dialect.name == "postgresql" else _UPDATE_SUMS, [{"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3]}
-                                          for aid, d in sorted(self._deltas.items()) if any(d)])
+        # each account's sums and the day of its newest transfer (also for one whose sums did not change:
+        # a hold and its void in the same book)
+        newest: dict[int, date] = {}
+        for row in self._transfers:
+            for aid in (row["debit_account_id"], row["credit_account_id"]):
+                if aid not in newest or newest[aid] < row["day"]:
+                    newest[aid] = row["day"]
+        zero = [0, 0, 0, 0]
+        execute_many(conn, _UPDATE_SUMS_PG if conn.dialect.name == "postgresql" else _UPDATE_SUMS, [
+            {"aid": aid, "ddp": d[0], "dcp": d[1], "ddpe": d[2], "dcpe": d[3], "day": newest.get(aid)}
+            for aid in sorted(self._deltas.keys() | newest.keys()) for d in [self._deltas.get(aid, zero)]])
         execute_many(conn, _upsert_usage(conn.dialect.name),
                      [{"ledger_account_id": aid, "day": day, "kind": kind, "used_fen": amount}
                       for (aid, day, kind), amount in sorted(self._usage_delta.items()) if amount])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
@@ -330,19 +330,22 @@ def _card_and_sides(session: Session, card_number: str, op: Op) -> Row[Card, Ban
     them in the session while the caller holds the row (a lookup by card number: one round trip instead
     of five)."""
     number = validate_card_number(card_number)
-    row = session.execute(
-        select(Card, BankAccount, Person, Bank, ServiceCenter)
-        .outerjoin(BankAccount, BankAccount.card_id == Card.id)
-        .outerjoin(Person, Person.id == Card.person_id)
-        .outerjoin(Bank, Bank.id == Card.bank_id)
-        .outerjoin(ServiceCenter, ServiceCenter.id == Card.ready_center_id)
-        .where(Card.card_number == number)
-    ).first()
+    row = session.execute(_CARD_AND_SIDES, {"number": number}).first()
     if row is None:
         raise SscardError("card_not_found")
     card = row[0]
     access.require_own(op.actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
     return row
+
+
+_CARD_AND_SIDES = (  # built once: building and keying it per call cost a fifth of a card lookup
+    select(Card, BankAccount, Person, Bank, ServiceCenter)
+    .outerjoin(BankAccount, BankAccount.card_id == Card.id)
+    .outerjoin(Person, Person.id == Card.person_id)
+    .outerjoin(Bank, Bank.id == Card.bank_id)
+    .outerjoin(ServiceCenter, ServiceCenter.id == Card.ready_center_id)
+    .where(Card.card_number == bindparam("number"))
+)
 
 
 @query("person.cards", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
@@ -363,7 +366,7 @@ def person_cards(op: Op, person_id: int) -> dict[str, Any]:
 def find_person(op: Op, citizen_id: str | None = None, card_number: str | None = None) -> dict[str, Any]:
     """Staff look a person up by citizen ID or card number; the answer is masked like every list."""
     if citizen_id:
-        person = lookup.person_by_citizen_id(op.session, citizen_id, op.actor)
+        person: Any = lookup.person_facts_by_citizen_id(op.session, citizen_id, op.actor)
     elif card_number:
         person = lookup.person_by_id(op.session, lookup.card_by_number(op.session, card_number, op.actor).person_id)
     else:

@@ -24,7 +24,20 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ColumnElement, Engine, Executable, Row, Table, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    Row,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -32,6 +45,7 @@ from sqlalchemy.orm import Session, aliased
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.money import require_positive_fen
+from ..db import fetch_all
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 from .book import Account, book_of, flush
@@ -421,43 +435,88 @@ def void_all_pending(op: Op, account_id: int) -> int:
 # ---------------------------------------------------------------- history and invariants
 
 
+_UNREAD: Any = object()  # history(): the caller has not read the account's last_transfer_day
+
+
 def history(session: Session, account_id: int, *, limit: int = 20, before_id: int | None = None,
-            today: date | None = None, opened: datetime | None = None) -> list[AnyRow]:
+            today: date | None = None, opened: datetime | None = None, newest: date | None = _UNREAD) -> list[AnyRow]:
     """Transfers touching the account, newest first, paged by id (`before_id` = the last id seen).
 
     With `today` (the Shanghai day now), the transfers are looked for by months, newest first, until
-    `limit` are found: this month (and after), then the two months before, then the rest back to the
-    month the account was opened. Each query names its months, so PostgreSQL reads only those months'
-    partitions of ledger_transfers instead of probing every month the city has (an active account's
-    five newest are mostly found in the first one or two); at most three round trips. The answer is the same as one query over all months because a
-    transfer is dated by the clock when it is written, after its account was opened, and ids grow with
-    time: an older month holds only smaller ids of the account (`tests/ledger/test_history.py`).
-    `opened`: the ledger account's created_at, when the caller has read it."""
+    `limit` are found: the month of the account's newest transfer up to its day (`last_transfer_day`, kept
+    by the book with the sums; none: no transfers, no query), then the two months before, then the rest back to
+    the month the account was opened. Each query names its months, so PostgreSQL reads only those months'
+    partitions of ledger_transfers instead of probing every month the city has: an account that has not
+    moved for a year is found in its last month's partition, not after probing twelve empty ones. At most
+    three round trips. The answer is the same as one query over all months because a transfer is dated by
+    the clock when it is written, after its account was opened, ids grow with time (an older month holds
+    only smaller ids of the account), and no transfer is later than the account's last_transfer_day
+    (`tests/ledger/test_history.py`; `sscard account check` verifies the day).
+    `opened`, `newest`: the ledger account's created_at and last_transfer_day, when the caller has read
+    them in this transaction after its last ledger write."""
+    book = book_of(session)
+    changed = book.changes
     flush(session)
-    q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
-                                | (TRANSFERS.c.credit_account_id == account_id))
-    if before_id is not None:
-        q = q.where(TRANSFERS.c.id < before_id)
-    q = q.order_by(TRANSFERS.c.id.desc()).limit(limit)
     if today is None:
-        return list(session.execute(q).all())
-    newest = today.replace(day=1)
-    rows = list(session.execute(q.where(TRANSFERS.c.day >= newest)))
-    if len(rows) >= limit:
-        return rows
-    if opened is None:  # (when the caller has not read it already)
-        opened = session.scalar(select(ACCOUNTS.c.created_at).where(ACCOUNTS.c.id == account_id))
-    if opened is None:
-        return rows
+        q = select(TRANSFERS).where((TRANSFERS.c.debit_account_id == account_id)
+                                    | (TRANSFERS.c.credit_account_id == account_id))
+        if before_id is not None:
+            q = q.where(TRANSFERS.c.id < before_id)
+        return list(session.execute(q.order_by(TRANSFERS.c.id.desc()).limit(limit)).all())
+    if newest is _UNREAD or opened is None or changed:  # (what the caller read may predate this book's writes)
+        found = session.execute(select(ACCOUNTS.c.created_at, ACCOUNTS.c.last_transfer_day)
+                                .where(ACCOUNTS.c.id == account_id)).first()
+        if found is None:
+            return []
+        opened, newest = found
+    if newest is None:
+        return []
+    conn = session.connection()
+    below = before_id if before_id is not None else _NO_ID_ABOVE
+    top = newest.replace(day=1)
+    rows: list[AnyRow] = fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": top,
+                                                           "upper": newest + timedelta(days=1), "n": limit})
     first = shanghai_day(as_utc(opened)).replace(day=1)
-    upper = newest
-    for lower in (max(first, _months_before(newest, 2)), first):  # the two months before, then the rest
+    upper = top
+    for lower in (max(first, _months_before(top, 2)), first):  # the two months before, then the rest
         if len(rows) >= limit or upper <= first:
             break
-        rows += session.execute(q.where(TRANSFERS.c.day >= lower, TRANSFERS.c.day < upper)
-                                .limit(limit - len(rows))).all()
+        rows += fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": lower,
+                                                   "upper": upper, "n": limit - len(rows)})
         upper = lower
     return rows
+
+
+_NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)
+
+
+def _history_statement() -> Any:
+    """A page of an account's transfers of the days [lower, upper), newest first: built once, run through
+    `fetch_all` (a statement built per call cost more than running it). Both bounds name days, so
+    PostgreSQL reads only those months' partitions."""
+    t = TRANSFERS.c
+    return (select(TRANSFERS)
+            .where((t.debit_account_id == bindparam("aid")) | (t.credit_account_id == bindparam("aid")),
+                   t.id < bindparam("below"), t.day >= bindparam("lower"), t.day < bindparam("upper"))
+            .order_by(t.id.desc()).limit(bindparam("n")))
+
+
+_HISTORY_BETWEEN = _history_statement()
+
+
+def refresh_last_transfer_days(conn: Connection) -> None:
+    """Set every account's last_transfer_day from its transfers: for the demo's bulk loads, which COPY
+    transfers around the book (the book keeps the day as it writes)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(
+            "UPDATE ledger_accounts AS a SET last_transfer_day = n.day FROM ("
+            "SELECT account, max(day) AS day FROM (SELECT debit_account_id AS account, day FROM ledger_transfers"
+            " UNION ALL SELECT credit_account_id, day FROM ledger_transfers) AS m GROUP BY account) AS n"
+            " WHERE a.id = n.account AND a.last_transfer_day IS DISTINCT FROM n.day"))
+        return
+    newest = select(func.max(TRANSFERS.c.day)).where(
+        (TRANSFERS.c.debit_account_id == ACCOUNTS.c.id) | (TRANSFERS.c.credit_account_id == ACCOUNTS.c.id))
+    conn.execute(update(ACCOUNTS).values(last_transfer_day=newest.scalar_subquery()))
 
 
 def _months_before(month: date, n: int) -> date:
@@ -484,10 +543,15 @@ def check_invariants(session: Session) -> dict[str, Any]:
         sums.setdefault(account_id, [0, 0, 0, 0])[idx] += amount
 
     by_id: dict[int, AnyRow] = {}
+    newest: dict[int, date] = {}
     for t in session.execute(select(TRANSFERS.c.id, TRANSFERS.c.kind, TRANSFERS.c.debit_account_id,
-                                    TRANSFERS.c.credit_account_id, TRANSFERS.c.amount, TRANSFERS.c.pending_id)
+                                    TRANSFERS.c.credit_account_id, TRANSFERS.c.amount, TRANSFERS.c.pending_id,
+                                    TRANSFERS.c.day)
                              .order_by(TRANSFERS.c.id)):
         by_id[t.id] = t
+        for side in (t.debit_account_id, t.credit_account_id):
+            if side not in newest or newest[side] < t.day:
+                newest[side] = t.day
         if t.kind == "posted":
             add(t.debit_account_id, 0, t.amount)
             add(t.credit_account_id, 1, t.amount)
@@ -514,6 +578,9 @@ def check_invariants(session: Session) -> dict[str, Any]:
         have = [a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending]
         if expect != have:
             problems.append(f"account {a.id}: sums {have} but transfers say {expect}")
+        if a.last_transfer_day != newest.get(a.id):
+            problems.append(f"account {a.id}: last transfer day {a.last_transfer_day} but transfers say "
+                            f"{newest.get(a.id)}")
         total_posted += a.credits_posted - a.debits_posted
         total_pending += a.credits_pending - a.debits_pending
         if a.no_overdraft and a.credits_posted - a.debits_posted - a.debits_pending < 0:

@@ -6,12 +6,13 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Select, or_, select
+from sqlalchemy import Engine, Select, bindparam, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ..core.errors import SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Actor
+from ..db import fetch_all
 from ..models.foundation import Bank, BankAccount, Card, Outlet, Person, ServiceCenter
 from . import access
 
@@ -57,10 +58,32 @@ def person_by_citizen_id(session: Session, citizen_id: str, actor: Actor | None 
     return person
 
 
+def person_facts_by_citizen_id(session: Session, citizen_id: str, actor: Actor) -> Any:
+    """Who has this citizen ID (id, name, citizen_id, birth_date, sex): `person_by_citizen_id`'s checks and
+    refusals, as a plain row for a read that shows only that. Loading the whole Person through the ORM
+    (fifteen columns, an identity map, a statement built per call) was most of a staff lookup's time."""
+    number = validate_citizen_id(citizen_id)
+    rows = fetch_all(session.connection(), _PERSON_FACTS, {"number": number})
+    if not rows:
+        raise SscardError("person_not_found")
+    _in_scope(session, actor, rows[0].id)
+    return rows[0]
+
+
+_PERSON_FACTS = select(Person.id, Person.name, Person.citizen_id, Person.birth_date, Person.sex).where(
+    Person.citizen_id == bindparam("number"))
+_BANKS_OF_PERSON = select(Card.bank_id).where(Card.person_id == bindparam("pid"))
+
+
 def _person_in_scope(session: Session, actor: Actor, person: Person) -> None:
-    access.require_self(actor, person.id)
+    _in_scope(session, actor, person.id)
+
+
+def _in_scope(session: Session, actor: Actor, person_id: int) -> None:
+    """A cardholder only themself; the bank side only a customer of its bank (one of the person's cards)."""
+    access.require_self(actor, person_id)
     if access.is_bank_side(actor):
-        banks = set(session.scalars(select(Card.bank_id).where(Card.person_id == person.id)))
+        banks = {r.bank_id for r in fetch_all(session.connection(), _BANKS_OF_PERSON, {"pid": person_id})}
         access.require_bank_customer(actor, banks)
 
 
