@@ -102,19 +102,23 @@ def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
 
 
 def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = (),
-                      now: datetime | None = None) -> None:
+                      now: datetime | None = None, *, usage: bool = True) -> None:
     """Load for a whole batch (services/batching): the accounts of many PANs (as read-only views) with
-    their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts."""
+    their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts.
+    `usage=False` (an operation run on its own, on PostgreSQL): not the usage, which the limit check
+    then reads for its one account and kind (Book._load_kind says why)."""
     if not pans:
         return
     assert now is not None  # the writer passes its batch's now (shanghai_day(None) would fail anyway)
     book = book_of(session)
     day = shanghai_day(now)
     found = {}
-    for row in fetch_all(session.connection(), _PREFETCH, {"day": day, "pans": sorted(pans)}):
+    statement, params = (_PREFETCH, {"day": day, "pans": sorted(pans)}) if usage else (
+        _PREFETCH_ACCOUNTS, {"pans": sorted(pans)})
+    for row in fetch_all(session.connection(), statement, params):
         if row.pan not in found:
             found[row.pan] = AccountView(row)
-        book.seed(row, day)
+        book.seed(row, day if usage else None)
     book.seeded()
     session.info.setdefault(PREFETCHED, {}).update(found)
     actors = list(actors)
@@ -139,6 +143,7 @@ def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | Non
     assert driver is not None  # the session's open connection
     cursor = driver.cursor()
     cursor.execute(_NO_SEQSCAN)
+    cursor.execute(_NO_BITMAP)
     cursor.execute(_LOCK, (sorted(pans), sorted(_terminal_ledger_ids(session, actors))))
 
 
@@ -152,6 +157,18 @@ def advisory_locks(engine: Engine, pans: set[str], actors: Iterable[Actor | None
     of them never deadlock. A key is LEDGER_LOCKS + the ledger account's id (ids below 2**32). The
     row locks stay (`lock_accounts`): a batch of the group-commit writer takes none of these."""
     return _ADVISORY, [LEDGER_LOCKS, sorted(pans), sorted(_terminal_ledger_ids(engine, actors))]
+
+
+_NO_TERMINAL_ACCOUNT = frozenset({"bank.transfer"})  # card to card: the terminal's own accounts never move
+
+
+def moving_terminal(name: str, actor: Actor | None) -> list[Actor | None]:
+    """The actors whose terminal accounts (a POS's merchant account, an ATM's cash) operation `name` may
+    move: none for a transfer. Run on its own, an operation locks and reads those accounts with its
+    cards' ones: every transfer at one ATM locked that ATM's cash account, so they all waited for each
+    other, and read a third ledger account, which (more than two on a heap page) made PostgreSQL lock the
+    page's every account for serializability (see Book._load_kind)."""
+    return [] if name in _NO_TERMINAL_ACCOUNT else [actor]
 
 
 def _terminal_ledger_ids(session: Session | Engine, actors: Iterable[Actor | None]) -> list[int]:
@@ -191,17 +208,19 @@ _ADVISORY = ("SELECT pg_advisory_lock(%s::bigint + id) FROM (SELECT DISTINCT id 
              " ledger_account_id FROM bank_accounts WHERE pan = ANY(%s)) || %s::bigint[]) AS ids(id)"
              " WHERE id IS NOT NULL ORDER BY id) AS ordered")
 _NO_SEQSCAN = "SET LOCAL enable_seqscan = off"  # for this transaction only
+_NO_BITMAP = "SET LOCAL enable_bitmapscan = off"  # nor bitmap scans: their predicate lock is the whole heap page
 _LOCK = ("SELECT id FROM ledger_accounts WHERE id = ANY(ARRAY(SELECT ledger_account_id FROM bank_accounts"
          " WHERE pan = ANY(%s)) || %s::bigint[]) ORDER BY id FOR UPDATE")
 
 
-def _prefetch_statement() -> Select[Any]:
+def _prefetch_statement(usage: bool = True) -> Select[Any]:
     table = BankAccount.__table__
-    columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
+    columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day") if usage else None)
     return join(select(table, *columns)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
 
 
 _PREFETCH = _prefetch_statement()  # built once: building it costs more than running it
+_PREFETCH_ACCOUNTS = _prefetch_statement(usage=False)
 
 
 def _statement_read() -> Select[Any]:

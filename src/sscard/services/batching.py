@@ -715,7 +715,7 @@ def read_ahead_alone(session: Session, request: Request) -> None:
     not keep): read its accounts as a batch of one does, in one query, and on PostgreSQL lock their
     ledger accounts first, in id order (banking.lock_accounts). Only the accounts: the other areas'
     read-ahead is for batches."""
-    from .banking import lock_accounts, prefetch_accounts
+    from .banking import lock_accounts, moving_terminal, prefetch_accounts
 
     pans = _pans(request.args)
     if not pans:
@@ -729,9 +729,9 @@ def read_ahead_alone(session: Session, request: Request) -> None:
     failed: Exception | None = None
     try:
         with driver.pipeline():  # BEGIN, the locks and the read-ahead: one round trip
-            lock_accounts(session, pans, [request.actor])
+            lock_accounts(session, pans, moving_terminal(request.name, request.actor))
             try:
-                prefetch_accounts(session, pans, [request.actor], now)
+                prefetch_accounts(session, pans, moving_terminal(request.name, request.actor), now, usage=False)
             except Exception as exc:  # noqa: BLE001  the locks' error comes back with the read-ahead's answer
                 failed = exc
     except Exception:
@@ -747,12 +747,12 @@ def locks_alone(request: Request) -> tuple[str, list[Any]] | None:
     """PostgreSQL, a batched operation run on its own: the advisory locks `Database.run` takes before
     its transaction (banking.advisory_locks: the ledger accounts `read_ahead_alone` locks again in the
     transaction); None when it names no account, and on SQLite (its writers already take turns)."""
-    from .banking import advisory_locks
+    from .banking import advisory_locks, moving_terminal
 
     pans = _pans(request.args)
     if not pans or request.app.db.dialect != "postgresql":
         return None
-    return advisory_locks(request.app.db.engine, pans, [request.actor])
+    return advisory_locks(request.app.db.engine, pans, moving_terminal(request.name, request.actor))
 
 
 def _pans(args: tuple[Any, ...]) -> set[str]:

@@ -88,6 +88,8 @@ _SELECT_ACCOUNTS = select(
 ).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
 _SELECT_USAGE = select(USAGE.c.ledger_account_id, USAGE.c.kind, USAGE.c.used_fen).where(
     USAGE.c.day == bindparam("day"), USAGE.c.ledger_account_id.in_(bindparam("ids", expanding=True)))
+_SELECT_USAGE_KIND = select(USAGE.c.used_fen).where(
+    USAGE.c.ledger_account_id == bindparam("id"), USAGE.c.day == bindparam("day"), USAGE.c.kind == bindparam("kind"))
 _SELECT_TRANSFER_ID = select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"))
 _INSERT_TRANSFERS = insert(TRANSFERS).inline()  # no RETURNING: it may run in a pipeline
 _DAY = bindparam("day", type_=Date())
@@ -130,7 +132,8 @@ class Book:
         self._deltas: dict[int, list[int]] = {}  # id -> [debits_posted, credits_posted, pending d, pending c]
         self._closing: set[int] = set()
         self._usage: dict[tuple[int, date, str], int] = {}
-        self._usage_loaded: set[tuple[int, date]] = set()
+        self._usage_loaded: set[tuple[int, date]] = set()  # (account, day): every kind loaded
+        self._kinds_loaded: set[tuple[int, date, str]] = set()  # (account, day, kind): that kind loaded
         self._seeding: set[tuple[int, date]] = set()
         self._usage_delta: dict[tuple[int, date, str], int] = {}
         self._transfers: list[dict[str, Any]] = []
@@ -159,7 +162,7 @@ class Book:
         if row.ledger_id not in self.accounts:
             self.accounts[row.ledger_id] = Account.from_row(row.ledger_id, row)
         if day is not None and (row.ledger_id, day) not in self._usage_loaded:
-            if row.usage_kind is not None:
+            if row.usage_kind is not None and (row.ledger_id, day, row.usage_kind) not in self._kinds_loaded:
                 self._usage[(row.ledger_id, day, row.usage_kind)] = row.usage_fen
             self._seeding.add((row.ledger_id, day))
 
@@ -169,13 +172,17 @@ class Book:
         self._seeding.clear()
 
     @staticmethod
-    def seed_columns(ledger_id_column: ColumnElement[Any], day_param: ColumnElement[Any],
+    def seed_columns(ledger_id_column: ColumnElement[Any], day_param: ColumnElement[Any] | None,
                      ) -> tuple[list[ColumnElement[Any]], Callable[[Select[Any]], Select[Any]]]:
-        """The columns and joins `seed` reads, to add to a query that has `ledger_id_column`."""
+        """The columns and joins `seed` reads, to add to a query that has `ledger_id_column`; without
+        `day_param` the accounts only (their usage is then read kind by kind, when asked)."""
+        accounts = [ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed,
+                    ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending,
+                    ACCOUNTS.c.credits_pending]
+        if day_param is None:
+            return accounts, lambda q: q.outerjoin(ACCOUNTS, ACCOUNTS.c.id == ledger_id_column)
         return (
-            [ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
-             ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending,
-             USAGE.c.kind.label("usage_kind"), USAGE.c.used_fen.label("usage_fen")],
+            [*accounts, USAGE.c.kind.label("usage_kind"), USAGE.c.used_fen.label("usage_fen")],
             lambda q: q.outerjoin(ACCOUNTS, ACCOUNTS.c.id == ledger_id_column).outerjoin(
                 USAGE, (USAGE.c.ledger_account_id == ledger_id_column) & (USAGE.c.day == day_param)),
         )
@@ -195,11 +202,26 @@ class Book:
         if missing:
             for r in self.session.execute(_SELECT_USAGE, {"day": day, "ids": missing}):
                 key = (r.ledger_account_id, day, r.kind)
-                self._usage[key] = self._usage.get(key, 0) + r.used_fen
+                if key not in self._kinds_loaded:
+                    self._usage[key] = self._usage.get(key, 0) + r.used_fen
             self._usage_loaded.update((i, day) for i in missing)
 
+    def _load_kind(self, account_id: int, day: date, kind: str) -> None:
+        """One kind of an account's usage that day, unless loaded: its one row, not the account's other
+        kinds. On PostgreSQL a SERIALIZABLE transaction holding more than two tuple predicate locks on
+        one heap page has them promoted to a lock on the whole page (max_pred_locks_per_page): reading an
+        account's three kinds (purchases, transfers, withdrawals on one day) locked the page, and every
+        transaction run on its own then conflicted with every other one's usage write."""
+        key = (account_id, day, kind)
+        if (account_id, day) in self._usage_loaded or key in self._kinds_loaded:
+            return
+        used = self.session.execute(_SELECT_USAGE_KIND, {"id": account_id, "day": day, "kind": kind}).scalar()
+        if used is not None:
+            self._usage[key] = self._usage.get(key, 0) + used
+        self._kinds_loaded.add(key)
+
     def usage(self, account_id: int, day: date, kind: str) -> int:
-        self.load_usage([account_id], day)
+        self._load_kind(account_id, day, kind)
         return self._usage.get((account_id, day, kind), 0)
 
     def transfer_exists(self, transfer_id: str) -> bool:
@@ -235,7 +257,7 @@ class Book:
 
     def add_usage(self, account_id: int, day: date, kind: str, amount: int) -> None:
         self.changes += 1
-        self.load_usage([account_id], day)
+        self._load_kind(account_id, day, kind)
         key = (account_id, day, kind)
         if self._marks:
             self._undo.append(("use", key, self._usage.get(key), self._usage_delta.get(key)))
