@@ -176,9 +176,9 @@ class Book:
                      ) -> tuple[list[ColumnElement[Any]], Callable[[Select[Any]], Select[Any]]]:
         """The columns and joins `seed` reads, to add to a query that has `ledger_id_column`; without
         `day_param` the accounts only (their usage is then read kind by kind, when asked)."""
-        accounts = [ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed,
-                    ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending,
-                    ACCOUNTS.c.credits_pending]
+        accounts: list[ColumnElement[Any]] = [
+            ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
+            ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending]
         if day_param is None:
             return accounts, lambda q: q.outerjoin(ACCOUNTS, ACCOUNTS.c.id == ledger_id_column)
         return (
