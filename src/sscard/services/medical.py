@@ -362,9 +362,10 @@ def _read_ahead_statement(n: int, months: tuple[str, ...], postgres: bool) -> An
     found = _READ_AHEAD.get(key)
     if found is not None:
         return found
-    if any(other[1] != months for other in _READ_AHEAD):
-        _READ_AHEAD.clear()  # last month's
-    assert all(re.fullmatch(r"\d{4}-\d{2}", m) for m in months)  # written into the SQL
+    if len(_READ_AHEAD) > 256:
+        _READ_AHEAD.clear()  # past months' (a few dozen statements a month)
+    if not all(re.fullmatch(r"\d{4}-\d{2}", m) for m in months):  # written into the SQL: months_back's keys only
+        raise ValueError(f"not month keys: {months}")
     asked = union_all(*[select(bindparam(f"c{i}", type_=String()).label("card_number"),
                                bindparam(f"t{i}", type_=String()).label("terminal"),
                                bindparam(f"n{i}", type_=String()).label("nonce")) for i in range(n)]).subquery("asked")
