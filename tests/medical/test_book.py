@@ -118,3 +118,89 @@ def test_a_settlement_whose_book_breaks_an_invariant_fails_alone_and_the_rest_of
     assert balances == [9_900, 10_000, 9_800]
     with app.db.session() as s:
         assert s.scalar(select(func.count()).select_from(MedicalSettlement)) == 2
+
+
+def _selects(app):
+    """The SELECT statements the batch sends (not the writers' turn on PostgreSQL: pg_advisory_lock, pg_locks)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip()[:6].upper() == "SELECT" and "pg_advisory" not in statement and "pg_locks" not in statement:
+            seen.append(statement)
+
+    return seen, lambda: event.listen(app.db.engine, "before_cursor_execute", listen), \
+        lambda: event.remove(app.db.engine, "before_cursor_execute", listen)
+
+
+def test_a_batch_of_quotes_and_settlements_reads_ahead_in_one_statement_and_answers_as_one_by_one(med, app):
+    """A batch of pre-settlements and settlements at two institutions reads its cards, holders, banks,
+    personal accounts, usage, insured months, terminals, institutions and settled quotes in ONE statement
+    (as plain values: only the card becomes an ORM object), and nothing more: the bodies and their answers
+    (the institution, the masked holder, the bank) read no other row. The answers are those of one by one."""
+    pharmacy, hospital = h.terminal(med, "PHAR-P1-1"), h.terminal(med, "HOSP-H3-1")
+    a, b = med.issued_card(), med.issued_card()
+    for card in (a, b):
+        h.insure(app, card.person_id, 10_000)
+    code_a, code_b = h.ident_code(app, a.card_number), h.ident_code(app, b.card_number)
+    quote_a = medical.pre_settle(app, pharmacy, a.card_number, code_a, h.lines(covered=1_000))
+    quote_b = medical.pre_settle(app, hospital, b.card_number, code_b, h.lines(covered=30_000, uncovered=500))
+    seen, start, stop = _selects(app)
+    start()
+    try:
+        again_a, settled_a, settled_b = _run(
+            app, (medical.pre_settle, pharmacy, (a.card_number, code_a, h.lines(covered=1_000)), None),
+            _settle(pharmacy, quote_a, a, code_a, "one-a"), _settle(hospital, quote_b, b, code_b, "one-b"))
+    finally:
+        stop()
+    assert len(seen) == 1, seen
+    assert again_a["split"] == quote_a["split"] and again_a["institution"] == quote_a["institution"]
+    assert again_a["card_number"] == quote_a["card_number"]
+    for settled, quote in ((settled_a, quote_a), (settled_b, quote_b)):
+        assert settled["split"] == quote["split"]
+        alone = medical.get_settlement(app, SYSTEM_ACTOR, settled["code"])  # read back one by one
+        for field in ("institution", "terminal", "card_number", "person", "bank", "split", "self_pay_method",
+                      "personal_balance_after_fen", "lines", "refunded_by", "reverses", "year", "kind"):
+            assert settled[field] == alone[field], field
+    assert settled_a["personal_balance_after_fen"] == 9_000 and settled_b["institution"]["code"] == "H3"
+    assert settled_b["bank"] is not None and settled_b["person"]["id"] == b.person_id
+
+
+def test_three_wrong_ss_passwords_in_one_batch_lock_the_card_read_ahead(med, app):
+    """The card a batch read ahead is the session's ORM object: each wrong SS password of the batch counts
+    on it and is committed, so the third one of the same batch locks it and a later settlement is refused."""
+    term = h.terminal(med, "PHAR-P1-1")
+    card = med.issued_card()
+    h.insure(app, card.person_id, 10_000)
+    code = h.ident_code(app, card.card_number)
+    quotes = [medical.pre_settle(app, term, card.card_number, code, h.lines(covered=100)) for _ in range(4)]
+    calls = [(medical.settle, term, (q["quote"], card.card_number, code, "999999"), f"wrong-{i}")
+             for i, q in enumerate(quotes[:3])]
+    answers = _run(app, *calls)
+    assert [getattr(a, "code", a) for a in answers] == ["wrong_password", "wrong_password", "password_locked"]
+    [later] = _run(app, _settle(term, quotes[3], card, code, "right"))
+    assert isinstance(later, SscardError) and later.code == "password_locked"
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(MedicalSettlement)) == 0
+
+
+def test_a_formal_loss_recorded_earlier_in_the_batch_refuses_the_settlement_of_that_card(med, app):
+    """Another area's request of the same batch that changes the card (a replacement for a lost card, which
+    records its formal loss) changes the very object the medical read-ahead holds: the settlement after it
+    in the batch sees the loss and is refused, as one by one."""
+    from sscard.services import replacement
+
+    term = h.terminal(med, "PHAR-P1-1")
+    card = med.issued_card()
+    h.insure(app, card.person_id, 10_000)
+    code = h.ident_code(app, card.card_number)
+    quote = medical.pre_settle(app, term, card.card_number, code, h.lines(covered=100))
+    writer = batching.batcher(app)
+    alone = writer.alone
+    applied, settled = _run(
+        app, (replacement.apply, med.actor("clerk"), (card.card_number, "lost", card.citizen_id, "cash", None, None, True), "rep-1"),
+        _settle(term, quote, card, code, "after-loss"))
+    assert not isinstance(applied, Exception), applied
+    assert isinstance(settled, SscardError) and settled.code == "card_lost", settled
+    assert writer.alone == alone

@@ -18,7 +18,7 @@ Always: fund + personal + self_pay == total, and none of them is negative.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import SscardError, register_messages
@@ -85,7 +85,8 @@ class Split:
     self_pay_fen: int
 
     def as_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
+        # its fields in their order, all ints (dataclasses.asdict deep-copies: 30x slower, per request)
+        return dict(self.__dict__)
 
 
 def rules_for(policy: Policy, kind: str, level: int | None) -> SplitRules:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Select, bindparam, or_, select
+from sqlalchemy import Engine, Select, bindparam, inspect, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_dict
 
 from ..core.errors import SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
@@ -184,6 +185,24 @@ def outlet_facts(session: Session, outlet_id: int) -> tuple[str, int] | None:
         else:
             return (outlet.code, outlet.bank_id)
     return found
+
+
+def attach(session: Session, cls: type[T], values: dict[str, Any]) -> T:
+    """A row read as plain values (db.fetch_all: every column of `cls`, keyed by attribute), made the
+    session's persistent object without a query, as if the ORM had loaded it: changes to it are flushed,
+    and `session.get` or a query of the same row in the transaction finds this object. For a batch's
+    read-ahead, where the ORM's loading cost more than the batch's SQL (~11 against ~60 µs a card, with
+    `Card(**values)` alone 23 µs: its attribute events). An object of that row already in the session
+    (read by another request's read-ahead) is returned instead."""
+    mapper = inspect(cls)
+    found = session.identity_map.get(mapper.identity_key_from_primary_key(tuple(values[c.key] for c in mapper.primary_key)))
+    if found is not None:
+        return cast(T, found)
+    obj = mapper.class_manager.new_instance()
+    instance_dict(obj).update(values)  # loaded values, not changes: no attribute events
+    make_transient_to_detached(obj)  # persistent-to-be: its key from the values, every attribute committed
+    session.add(obj)
+    return cast(T, obj)
 
 
 def centers(session: Session, ids: Iterable[int] = (), codes: Iterable[str] = ()) -> list[ServiceCenter]:

@@ -15,13 +15,16 @@
 from __future__ import annotations
 
 import hmac
+import re
 import secrets as pysecrets
+from collections import namedtuple
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, Literal, cast, overload
 
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import String, bindparam, exists, func, select, union_all
+from sqlalchemy import String, bindparam, column, exists, func, literal_column, select, table, union_all
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
@@ -47,6 +50,7 @@ from ..core.states import (
     effective_bank_status,
     effective_ss_status,
 )
+from ..db import fetch_all
 from ..models.foundation import Bank, Card, Person, Terminal
 from ..models.medical import (
     AnnualUsage,
@@ -156,8 +160,11 @@ def _personal_account(op: Op, person_id: int, *, lock: bool = False, create: boo
     account = book.opened_account(person_id)
     if account is not None:
         return account
-    lock = lock and person_id not in _read_ahead(op)["locked"]  # read ahead by the (SERIALIZABLE) batch
-    account = op.session.get(PersonalAccount, person_id, with_for_update=lock or None)
+    ahead = _read_ahead(op)
+    if person_id in ahead["locked"]:  # read ahead by the (SERIALIZABLE) batch: its row, or that it has none
+        account = cast(PersonalAccount | None, ahead["accounts"][person_id])  # a medical_book.AccountRow
+    else:
+        account = op.session.get(PersonalAccount, person_id, with_for_update=lock or None)
     if account is None and create:
         account = book.open_account(person_id, op.now)  # written with the book
     return account
@@ -173,8 +180,10 @@ def _usage(op: Op, person_id: int, year: int, *, lock: bool = False, create: boo
     if usage is not None:
         return usage
     ahead = _read_ahead(op)
-    lock = lock and not (person_id in ahead["locked"] and year == ahead["year"])
-    usage = op.session.get(AnnualUsage, (person_id, year), with_for_update=lock or None)
+    if person_id in ahead["locked"] and year == ahead["year"]:  # read ahead by the batch, as above
+        usage = cast(AnnualUsage | None, ahead["usage"][person_id])  # a medical_book.UsageRow
+    else:
+        usage = op.session.get(AnnualUsage, (person_id, year), with_for_update=lock or None)
     if usage is None and create:
         usage = book.open_usage(person_id, year)  # written with the book
     return usage
@@ -246,9 +255,21 @@ def _require_insured(op: Op, person_id: int) -> None:
 # ---------------------------------------------------------------- a batch's read-ahead
 
 _AHEAD = "sscard.medical.read_ahead"
-_NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "locked": frozenset(), "year": None,
-                                   "settled": frozenset(), "quotes": {}}
+_NOTHING_AHEAD: dict[str, Any] = {"cards": {}, "terminals": {}, "terminal_ids": {}, "institutions": {}, "people": {},
+                                   "banks": {}, "accounts": {}, "usage": {}, "insured": {}, "locked": frozenset(),
+                                   "year": None, "settled": frozenset(), "quotes": {}}
 _AT_TERMINAL = ("medical.pre_settle", "medical.settle")
+
+# What the bodies read of the rows the read-ahead finds, as plain read-only values (named tuples): a
+# terminal, its institution, the holder's name and citizen ID for the answer. The card is the session's
+# ORM object (its SS password counter is written through the ORM, and another area's request in the batch
+# may change it: a replacement's formal loss); the personal account and the year's usage are the medical
+# book's AccountRow and UsageRow (only the book changes them).
+_TerminalRow = namedtuple("_TerminalRow", ["id", "code", "institution_id"])
+_PersonRow = namedtuple("_PersonRow", ["id", "name", "citizen_id"])
+_CARD_KEYS = tuple(a.key for a in sa_inspect(Card).column_attrs)
+_INSTITUTION_KEYS = tuple(a.key for a in sa_inspect(MedicalInstitution).column_attrs)
+_InstitutionRow = namedtuple("_InstitutionRow", _INSTITUTION_KEYS)  # type: ignore[misc]  # the model's columns
 
 
 def _read_ahead(op: Op) -> dict[str, Any]:
@@ -259,62 +280,123 @@ def _read_ahead(op: Op) -> dict[str, Any]:
 @batching.prefetcher
 def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
     """For a group-committed batch of pre-settlements and settlements, in ONE statement (one round trip:
-    the writer waits for each): for every request, the card it read with its holder, bank, personal
-    account and this year's usage, the holder's insured months, the calling terminal with its
-    institution, and whether a settlement's quote is settled already. Every settlement reads and writes
-    only its own person's rows (keyed by person), so settlements of different people touch nothing in
-    common but the append-only settlement and movement tables."""
+    the writer waits for each; on PostgreSQL the transaction's BEGIN goes in the same one): for every
+    request, the card it read with its holder, bank, personal account and this year's usage, the holder's
+    insured months, the calling terminal with its institution, and whether a settlement's quote is
+    settled already. Every settlement reads and writes only its own person's rows (keyed by person), so
+    settlements of different people touch nothing in common but the append-only settlement and movement
+    tables.
+
+    Read as plain values (db.fetch_all), not ORM entities: building seven ORM objects per request was
+    most of the writer's time for (e). Only the card becomes an ORM object (lookup.attach: no query)."""
     mine = [r for r in requests if isinstance(r, Request) and r.name in _AT_TERMINAL]  # (a Viewed is a query's)
     if not mine:
         return
     today = shanghai_day(now)
     year = today.year
-    wanted_months = months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months)
+    wanted_months = tuple(months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months))
     quotes: dict[str, dict[str, Any]] = {}  # token -> its payload, signature checked (settle reads it from here)
     wanted = sorted({(number if isinstance(number := r.argument("card_number"), str) else None, r.actor.id,
                       _quote_nonce(r, quotes) if r.name == "medical.settle" else None) for r in mine},
                     key=lambda t: tuple(v or "" for v in t))
-    params: dict[str, Any] = {"year": year, "months": wanted_months}
+    params: dict[str, Any] = {"year": year}
     for i, (c, t, n) in enumerate(wanted):
         params.update({f"c{i}": c, f"t{i}": t, f"n{i}": n})
-    rows = session.execute(_read_ahead_statement(len(wanted)), params).all()
-    held: list[object] = [obj for row in rows for obj in row[1:8] if obj is not None]  # the identity map holds objects weakly
-    ahead: dict[str, Any] = {"cards": {}, "terminals": {}, "insured": {}, "year": year, "held": held, "quotes": quotes}
-    people = set()
-    for row in rows:
-        if row.Card is not None and row.Person is not None:
-            ahead["cards"][row.Card.card_number] = row.Card
-            people.add(row.Card.person_id)
-            ahead["insured"][row.Card.person_id] = sorted(row.months.split(",")) if row.months else []
-        if row.Terminal is not None:
-            ahead["terminals"][row.Terminal.code] = row.Terminal
-    ahead["locked"] = frozenset(people)
-    # the settlements' quotes already settled (a retry under another key): refused before the batch
-    # records anything, instead of failing the batch's insert (medical_book.add_settlement)
-    ahead["settled"] = frozenset(row.nonce for row in rows if row.settled)
-    session.info[_AHEAD] = ahead
+    conn = session.connection()
+    statement = _read_ahead_statement(len(wanted), wanted_months, conn.dialect.name == "postgresql")
+    cards: dict[str, Card] = {}
+    terminals: dict[str, _TerminalRow] = {}
+    terminal_ids: dict[int, _TerminalRow] = {}
+    institutions: dict[int, _InstitutionRow] = {}
+    people: dict[int, _PersonRow] = {}
+    banks: dict[int, str] = {}
+    accounts: dict[int, medical_book.AccountRow | None] = {}
+    usage: dict[int, medical_book.UsageRow | None] = {}
+    insured: dict[int, list[str]] = {}
+    settled = set()
+    ncard = len(_CARD_KEYS)
+    for row in fetch_all(conn, statement, params):
+        if row.card_id is not None and row.person_name is not None and row.card_card_number not in cards:
+            person_id = row.card_person_id
+            cards[row.card_card_number] = lookup.attach(session, Card, dict(zip(_CARD_KEYS, row[1:1 + ncard], strict=True)))
+            people[person_id] = _PersonRow(person_id, row.person_name, row.person_citizen_id)
+            banks[row.card_bank_id] = row.bank_name
+            accounts[person_id] = None if row.account_person_id is None else medical_book.AccountRow(
+                person_id, row.account_balance_fen, row.account_opened_at, row.account_version)
+            usage[person_id] = None if row.usage_person_id is None else medical_book.UsageRow(
+                person_id, year, row.usage_deductible_used_fen, row.usage_fund_used_fen)
+            insured[person_id] = sorted(row.months.split(",")) if row.months else []
+        if row.terminal_id is not None and row.terminal_code not in terminals:
+            terminal = _TerminalRow(row.terminal_id, row.terminal_code, row.terminal_institution_id)
+            terminals[terminal.code] = terminal_ids[terminal.id] = terminal
+            if row.inst_id is not None:
+                institutions[row.inst_id] = _InstitutionRow._make(row[-2 - len(_INSTITUTION_KEYS):-2])
+        if row.settled:
+            # a settlement's quote already settled (a retry under another key): refused before the batch
+            # records anything, instead of failing the batch's insert (medical_book.add_settlement)
+            settled.add(row.nonce)
+    session.info[_AHEAD] = {
+        "cards": cards, "terminals": terminals, "terminal_ids": terminal_ids, "institutions": institutions,
+        "people": people, "banks": banks, "accounts": accounts, "usage": usage, "insured": insured,
+        "locked": frozenset(people), "year": year, "settled": frozenset(settled), "quotes": quotes}
 
 
-_READ_AHEAD: dict[int, Any] = {}  # number of (card, terminal, quote) asked -> the statement (built once: building it
-# and its cache key costs more than running it)
+# PostgreSQL: the quotes settled, from the small plain table whose primary key guards them (migration
+# 0011: a trigger fills it; the settlements themselves are partitioned by month, and a probe of their
+# quote index would plan and scan every month's partition)
+_SETTLEMENT_KEYS = table("medical_settlement_keys", column("kind", String), column("value", String))
+_READ_AHEAD: dict[tuple[int, tuple[str, ...], bool], Any] = {}  # (number asked, insured months, PostgreSQL) ->
+# the statement: built once (building it and its cache key cost more than running it)
 
 
-def _read_ahead_statement(n: int) -> Any:
-    found = _READ_AHEAD.get(n)
+def _read_ahead_statement(n: int, months: tuple[str, ...], postgres: bool) -> Any:
+    """The read-ahead for n (card number, terminal code, quote nonce), as plain columns in a fixed order:
+    the nonce, the card's columns (in _CARD_KEYS' order), the holder's name and citizen ID, the bank's
+    name, the personal account, the year's usage, the terminal, the institution's columns (in
+    _INSTITUTION_KEYS' order), the insured months and whether the quote is settled.
+
+    The insured months are written into the statement (one statement per set of months: a new one each
+    month): PostgreSQL then reads only their partitions of the contribution credits, also in the generic
+    plan of the prepared statement (with parameters it would read every month's partition, per row)."""
+    key = (n, months, postgres)
+    found = _READ_AHEAD.get(key)
     if found is not None:
         return found
+    if len(_READ_AHEAD) > 256:
+        _READ_AHEAD.clear()  # past months' (a few dozen statements a month)
+    if not all(re.fullmatch(r"\d{4}-\d{2}", m) for m in months):  # written into the SQL: months_back's keys only
+        raise ValueError(f"not month keys: {months}")
     asked = union_all(*[select(bindparam(f"c{i}", type_=String()).label("card_number"),
                                bindparam(f"t{i}", type_=String()).label("terminal"),
                                bindparam(f"n{i}", type_=String()).label("nonce")) for i in range(n)]).subquery("asked")
-    months = (select(func.aggregate_strings(ContributionCredit.month, ","))
-              .where(ContributionCredit.person_id == Card.person_id,
-                     ContributionCredit.month.in_(bindparam("months", expanding=True)))
-              .scalar_subquery())
-    settled = exists().where(MedicalSettlement.quote_nonce == asked.c.nonce)
+    insured = (select(func.aggregate_strings(ContributionCredit.month, ","))
+               .where(ContributionCredit.person_id == Card.person_id,
+                      ContributionCredit.month.in_([literal_column(f"'{m}'") for m in months]))
+               .scalar_subquery())
+    if postgres:  # one probe of a primary key per row (a scalar subquery: never a hashed scan of all quotes)
+        settled: Any = select(literal_column("1")).where(
+            _SETTLEMENT_KEYS.c.kind == literal_column("'quote'"),
+            _SETTLEMENT_KEYS.c.value == asked.c.nonce).scalar_subquery().is_not(None)
+    else:
+        settled = exists().where(MedicalSettlement.quote_nonce == asked.c.nonce)
+    card_columns = {a.key: a.columns[0] for a in sa_inspect(Card).column_attrs}
+    inst_columns = {a.key: a.columns[0] for a in sa_inspect(MedicalInstitution).column_attrs}
     # no FOR UPDATE: the batch is SERIALIZABLE, and a concurrent writer of the same rows fails it, which reruns it
     statement = (
-        select(asked.c.nonce, Card, Person, Bank, PersonalAccount, AnnualUsage, Terminal, MedicalInstitution,
-               months.label("months"), settled.label("settled"))
+        select(asked.c.nonce,
+               *[card_columns[k].label(f"card_{k}") for k in _CARD_KEYS],
+               Person.name.label("person_name"), Person.citizen_id.label("person_citizen_id"),
+               Bank.name.label("bank_name"),
+               PersonalAccount.person_id.label("account_person_id"),
+               PersonalAccount.balance_fen.label("account_balance_fen"),
+               PersonalAccount.opened_at.label("account_opened_at"), PersonalAccount.version.label("account_version"),
+               AnnualUsage.person_id.label("usage_person_id"),
+               AnnualUsage.deductible_used_fen.label("usage_deductible_used_fen"),
+               AnnualUsage.fund_used_fen.label("usage_fund_used_fen"),
+               Terminal.id.label("terminal_id"), Terminal.code.label("terminal_code"),
+               Terminal.institution_id.label("terminal_institution_id"),
+               *[inst_columns[k].label(f"inst_{k}") for k in _INSTITUTION_KEYS],
+               insured.label("months"), settled.label("settled"))
         .select_from(asked)
         .outerjoin(Card, Card.card_number == asked.c.card_number)
         .outerjoin(Person, Person.id == Card.person_id)
@@ -324,7 +406,7 @@ def _read_ahead_statement(n: int) -> Any:
         .outerjoin(Terminal, Terminal.code == asked.c.terminal)
         .outerjoin(MedicalInstitution, MedicalInstitution.id == Terminal.institution_id)
     )
-    _READ_AHEAD[n] = statement
+    _READ_AHEAD[key] = statement
     return statement
 
 
@@ -350,11 +432,13 @@ def _terminal(op: Op) -> tuple[Terminal, MedicalInstitution]:
     """The calling terminal and its institution, which must be designated."""
     if op.actor.role is not Role.TERMINAL or op.actor.terminal_kind not in MEDICAL_TERMINAL_KINDS:
         raise SscardError("not_a_medical_terminal")
-    terminal = _read_ahead(op)["terminals"].get(op.actor.id) or op.session.scalar(
+    ahead = _read_ahead(op)  # a batch's: plain read-only rows (_TerminalRow, _InstitutionRow)
+    terminal = ahead["terminals"].get(op.actor.id) or op.session.scalar(
         select(Terminal).where(Terminal.code == op.actor.id))
     if terminal is None or terminal.institution_id is None:
         raise SscardError("not_a_medical_terminal")
-    inst = op.session.get(MedicalInstitution, terminal.institution_id)
+    inst = ahead["institutions"].get(terminal.institution_id) or op.session.get(
+        MedicalInstitution, terminal.institution_id)
     if inst is None:
         raise SscardError("not_a_medical_terminal")
     if not inst.designated:
@@ -578,6 +662,10 @@ def institution_ledger_account(op: Op, inst: MedicalInstitution) -> int:
     if inst.ledger_account_id is None:
         from . import ledger
 
+        if not isinstance(inst, MedicalInstitution):  # a batch's read-only row: the ORM object to write
+            found = op.session.get(MedicalInstitution, inst.id)
+            assert found is not None  # the batch read this institution's row in this transaction
+            _read_ahead(op)["institutions"][found.id] = inst = found  # the batch's later requests see it
         inst.ledger_account_id = ledger.system_account(op, f"merchant:medical:{inst.code}", kind="merchant",
                                                        bank_id=inst.settlement_bank_id)
     return inst.ledger_account_id
@@ -633,14 +721,20 @@ def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, r
 
 
 def settlement_view(op: Op, row: MedicalSettlement, *, fresh: bool = False) -> dict[str, Any]:
-    inst = op.session.get(MedicalInstitution, row.institution_id)
+    ahead = _read_ahead(op)  # in a batch: the rows its read-ahead found (no query for them)
+    inst = ahead["institutions"].get(row.institution_id) or op.session.get(MedicalInstitution, row.institution_id)
     card = op.session.get(Card, row.card_id)
-    person = op.session.get(Person, row.person_id)
+    person = ahead["people"].get(row.person_id) or op.session.get(Person, row.person_id)
     assert inst is not None and person is not None  # medical_settlements: NOT NULL foreign keys
-    bank = op.session.get(Bank, card.bank_id) if card else None
+    bank_name = None
+    if card is not None:
+        bank_name = ahead["banks"].get(card.bank_id)
+        if bank_name is None:
+            bank = op.session.get(Bank, card.bank_id)
+            bank_name = bank.name if bank else None
     reverses = op.session.get(MedicalSettlement, row.reverses_id) if row.reverses_id else None
     refunded_by = _refunded_by(op, row) if row.kind == "settlement" and not fresh else None
-    terminal = op.session.get(Terminal, row.terminal_id)
+    terminal = ahead["terminal_ids"].get(row.terminal_id) or op.session.get(Terminal, row.terminal_id)
     return {
         "code": row.code,
         "kind": row.kind,
@@ -650,7 +744,7 @@ def settlement_view(op: Op, row: MedicalSettlement, *, fresh: bool = False) -> d
         "terminal": terminal.code if terminal else None,
         "card_number": mask_card_number(card.card_number) if card else None,
         "person": {"id": person.id, "name": mask_name(person.name), "citizen_id": mask_citizen_id(person.citizen_id)},
-        "bank": bank.name if bank else None,
+        "bank": bank_name,
         "lines": row.lines,
         "split": {
             "total_fen": row.total_fen,

@@ -9,8 +9,9 @@ writes four statements, sent in the commit's pipeline (PostgreSQL: no round trip
 of four ORM flushes per settlement.
 
 - Balances and usage change by deltas (`balance_fen = balance_fen + d`, upserts that also make the rows
-  a transaction opened); the ORM objects are kept in step (`set_committed_value`: the session sees no
-  change to flush), so every later read in the transaction, through the book or the object, sees the
+  a transaction opened); the objects read are kept in step (an ORM object by `set_committed_value`: the
+  session sees no change to flush; in a group-committed batch, the plain AccountRow and UsageRow its
+  read-ahead made), so every later read in the transaction, through the book or the object, sees the
   requests before it.
 - A movement names its settlement by the settlement's code (a subquery on the unique code): the ids are
   the database's, and no statement waits for another's answer.
@@ -105,9 +106,30 @@ _UPSERT_USAGE = _usage_ins.on_conflict_do_update(
           "fund_used_fen": USAGE.c.fund_used_fen + _usage_ins.excluded.fund_used_fen})
 
 
+class AccountRow:
+    """A personal account as a group-committed batch read it ahead (medical._prefetch): plain values in
+    place of a PersonalAccount, which cost more to make than the batch's SQL. Only the book changes it
+    (the book writes personal accounts), so nothing is lost by its not being in the session."""
+
+    __slots__ = ("person_id", "balance_fen", "opened_at", "version")
+
+    def __init__(self, person_id: int, balance_fen: int, opened_at: datetime, version: int):
+        self.person_id, self.balance_fen, self.opened_at, self.version = person_id, balance_fen, opened_at, version
+
+
+class UsageRow:
+    """A year's usage as a batch read it ahead: plain values in place of an AnnualUsage (as AccountRow)."""
+
+    __slots__ = ("person_id", "year", "deductible_used_fen", "fund_used_fen")
+
+    def __init__(self, person_id: int, year: int, deductible_used_fen: int, fund_used_fen: int):
+        self.person_id, self.year = person_id, year
+        self.deductible_used_fen, self.fund_used_fen = deductible_used_fen, fund_used_fen
+
+
 def _set(obj: object, name: str, value: Any, new: bool) -> None:
     """Change an attribute without the session seeing a change to flush (the book writes it)."""
-    if new:
+    if new or isinstance(obj, AccountRow | UsageRow):
         setattr(obj, name, value)
     else:
         set_committed_value(obj, name, value)
