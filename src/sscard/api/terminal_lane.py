@@ -260,8 +260,8 @@ async def _validated(lane: LaneRoute, request: Request, body: bytes, path_params
             return None
         try:
             json_body = json.loads(body)
-        except ValueError:
-            return None
+        except Exception:  # noqa: BLE001  (bad JSON, bad UTF-8, nesting past the recursion limit, ...)
+            return None  # whatever the lane cannot parse, FastAPI parses and answers (400 or 422) as always
     headers = request.headers
     for dep in (*[d for d, _ in lane.steps], lane.dependant):
         got: dict = {}
