@@ -5,10 +5,15 @@ route or channel where the defect could recur, not only the one the probe happen
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
+from typing import Annotated
 
 import pytest
+from fastapi import FastAPI, Query
 from fastapi.testclient import TestClient
 
+from sscard.api import schemas
+from sscard.api.main import refuse_bare_dates
 from sscard.api.terminal_lane import TerminalLane, lane_routes
 from sscard.composition import create_app
 
@@ -47,3 +52,53 @@ def test_the_lane_answers_a_too_deeply_nested_body_as_fastapi_does_on_every_lane
             assert a.json() == b.json(), where
             if route.body_params and body in (DEEP, b'{"amount_fen": ' + DEEP + b"}"):
                 assert (a.status_code, a.json()["code"]) == (400, "invalid_request"), where
+
+
+def test_a_date_sent_as_a_number_or_as_epoch_text_is_refused_in_bodies_and_queries(city, app, server):
+    """Finding 2: Pydantic's lax mode read 1767225600 as 2026-01-01 (a body's date) and "1700000000" as a
+    time (a query's datetime). Dates are ISO-8601 text only (schemas.IsoDate, IsoDateTime)."""
+    from tests.support import bearer
+
+    card = city.issued_card()
+    clerk, csup, operator = city.token("clerk"), city.token("csup"), city.token("operator")
+    poa = {"person_id": card.person_id, "agent_name": "李四", "agent_citizen_id": "11010519491231002X",
+           "scope": ["replacement.apply"], "valid_from": "2026-01-01", "valid_to": "2027-01-01", "document_ref": "d"}
+    for field, bad in (("valid_from", 1767225600), ("valid_to", 1798761600), ("valid_from", 0),
+                       ("valid_from", 1767225600.0), ("valid_from", "1767225600"), ("valid_to", True)):
+        r = server.post("/api/v1/counter/attorneys", json={**poa, field: bad}, headers=bearer(clerk, f"d-{field}-{bad}"))
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), (field, bad, r.text)
+        assert r.json()["details"][0]["loc"] == ["body", field]
+    assert server.post("/api/v1/counter/attorneys", json=poa, headers=bearer(clerk, "d-ok")).status_code == 201
+    for url, token in (("/api/v1/audit?since=1700000000", operator), ("/api/v1/audit?until=0", operator),
+                       ("/api/v1/audit?since=20260101", operator),
+                       (f"/api/v1/counter/persons?name={card.name}&birth_date=0", clerk),
+                       ("/api/v1/counter/reports/day?day=1767225600", csup)):
+        r = server.get(url, headers=bearer(token))
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_request"), (url, r.text)
+    for url, token in (("/api/v1/audit?since=2026-01-01T00:00:00Z&until=2027-01-01", operator),
+                       (f"/api/v1/counter/persons?name={card.name}&birth_date={card.birth.isoformat()}", clerk),
+                       ("/api/v1/counter/reports/day?day=2026-01-01", csup)):
+        assert server.get(url, headers=bearer(token)).status_code == 200, url
+
+
+def test_a_date_that_is_not_iso_text_only_stops_the_model_or_the_server_from_being_made():
+    """By construction: a request model (schemas.Strict) with a plain date fails when its class is made, and a
+    route reading one (a query or path parameter, `IsoDate = Query()` included: FastAPI drops its validator
+    there) stops the server from starting."""
+    for annotation in (date, datetime, date | None, list[date], dict[str, datetime]):
+        with pytest.raises(TypeError, match="ISO-8601"):
+            type("Body", (schemas.Strict,), {"__annotations__": {"day": annotation}})
+    type("Fine", (schemas.Strict,), {"__annotations__": {"day": schemas.IsoDate, "at": schemas.IsoDateTime | None}})
+
+    def plain(day: date): ...
+    def dropped(day: schemas.IsoDate = Query()): ...
+    def optional(at: schemas.IsoDateTime | None = None, day: Annotated[schemas.IsoDate, Query()] = date(2026, 1, 1)): ...
+
+    for endpoint, bad in ((plain, True), (dropped, True), (optional, False)):
+        api = FastAPI()
+        api.get("/x")(endpoint)
+        if bad:
+            with pytest.raises(TypeError, match="ISO-8601"):
+                refuse_bare_dates(api)
+        else:
+            refuse_bare_dates(api)

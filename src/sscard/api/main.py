@@ -8,13 +8,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
 from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy
 from . import contract, counter, events, foundation, hotline, ledger, medical
-from .schemas import ErrorBody
+from .schemas import ErrorBody, bare_dates
 from .terminal_lane import TerminalLane
 
 log = logging.getLogger("sscard.api")
@@ -104,8 +105,27 @@ def install(api: FastAPI) -> None:
         api.include_router(module.router, responses=errors)
 
 
+def refuse_bare_dates(api: FastAPI) -> None:
+    """Every date or time any route reads (a body's field, a query, path, header or form parameter, of the
+    API and of the pages) is ISO-8601 text only (schemas.IsoDate, IsoDateTime): a route that reads a plain
+    `date` (or wraps IsoDate in `= Query()`, which drops its validator) stops the server from starting."""
+    for ctx in iter_route_contexts(api.routes):
+        if not isinstance(ctx.original_route, APIRoute):
+            continue
+        stack = [ctx.dependant]
+        while stack:
+            dep = stack.pop()
+            stack.extend(dep.dependencies)
+            for param in (*dep.path_params, *dep.query_params, *dep.header_params, *dep.cookie_params,
+                          *dep.body_params):
+                if bare_dates(param.field_info.annotation, param.field_info.metadata):
+                    raise TypeError(f"{ctx.path_format}: parameter {param.name!r} reads a date that is not "
+                                    "ISO-8601 text only (use Annotated[schemas.IsoDate, Query()])")
+
+
 def finish(api: FastAPI) -> None:
-    """Once every route is in: the contract (operationIds, security, keys and error codes from the
-    declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
+    """Once every route is in: dates only as ISO-8601 text, the contract (operationIds, security, keys and
+    error codes from the declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
+    refuse_bare_dates(api)
     contract.install(api)
     api.add_middleware(TerminalLane, api=api)
