@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
@@ -41,6 +42,17 @@ def _refusal(request: Request, exc: SscardError) -> JSONResponse:
     retry = ({"Retry-After": str(exc.params["seconds"])}
              if exc.status in (429, 503) and "seconds" in exc.params else None)
     return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's 405 names only the methods of the first
+    route whose path matched, and a path often has two (GET and POST /api/v1/persons, a login page)."""
+    methods: set[str] = set()
+    scope = {**request.scope, "path_params": {}}
+    for ctx in iter_route_contexts(request.app.routes):
+        if isinstance(ctx.original_route, Route) and ctx.methods and ctx.matches(scope)[0] is not Match.NONE:
+            methods |= set(ctx.methods)
+    return ", ".join(sorted(methods))
 
 
 def _sqlstate(exc: Exception) -> str:
@@ -94,7 +106,10 @@ def install(api: FastAPI) -> None:
             body = SscardError("not_found", what=("页面", "page")).to_dict(language(request))
         else:
             body = SscardError(code).to_dict(language(request))
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     # Document the refusal shape for every status a business error can have (areas register theirs
     # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
