@@ -34,10 +34,39 @@ def client_address(request: Request) -> str:
     return hops[0][:64] if hops else peer
 
 
+LANGUAGES = ("zh", "en")  # what pages, messages and PDFs are written in; the first is the default
+
+
+def accepted_language(header: str) -> str | None:
+    """The language an Accept-Language header prefers among ours, by its q-weights (RFC 9110 §12.5.4):
+    `en;q=0.1, zh;q=0.9` is zh, `fr, en;q=0.5` en, `*` our default; the first listed wins a tie. A range
+    with q=0 or a malformed weight counts for nothing; None when nothing of ours is acceptable."""
+    best, best_q = None, 0.0
+    for item in header.split(",")[:32]:
+        tag, *params = item.split(";")
+        tag = tag.strip().lower()
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip()) if len(value) < 8 else -1.0
+                except ValueError:
+                    q = -1.0
+        if not 0.0 < q <= 1.0:
+            continue
+        lang = LANGUAGES[0] if tag == "*" else tag.split("-")[0]
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
 def language(request: Request) -> str:
-    """zh unless the caller asks for English (?lang=en, a cookie, or Accept-Language)."""
-    lang = request.query_params.get("lang") or request.cookies.get("lang")
-    if not lang:
-        accept = request.headers.get("accept-language", "")
-        lang = "en" if accept.lower().startswith("en") else "zh"
-    return "en" if lang.startswith("en") else "zh"
+    """The caller's language, zh unless they ask for English: an explicit choice (?lang=, the lang cookie
+    set by /lang/en) first, then Accept-Language by its weights. Every channel that answers in words asks
+    here: the API's error messages, the pages, the CSV reports."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get("lang")):
+        lang = (chosen or "").strip().lower()[:2]
+        if lang in LANGUAGES:
+            return lang
+    return accepted_language(request.headers.get("accept-language", "")) or LANGUAGES[0]

@@ -127,3 +127,29 @@ def test_a_405_lists_in_allow_every_method_its_path_supports(server):
             continue
         assert r.status_code == 405, (path, r.status_code)
         assert set(r.headers["allow"].split(", ")) == methods, (path, r.headers["allow"])
+
+
+ACCEPT_LANGUAGE = [  # header -> the language chosen (zh is the default)
+    ("en;q=0.1, zh;q=0.9", "zh"), ("fr, en;q=0.5", "en"), ("*", "zh"), ("en", "en"), ("EN-us", "en"),
+    ("zh-CN,zh;q=0.9,en;q=0.8", "zh"), ("en-GB,en;q=0.9,zh-CN;q=0.8", "en"), ("de, fr;q=0.9", "zh"),
+    ("zh;q=0, en", "en"), ("en;q=0", "zh"), ("en;q=abc, zh;q=0.2", "zh"), ("en;q=1.5, zh;q=0.1", "zh"),
+    ("fr;q=0.9, *;q=0.5, en;q=0.4", "zh"), ("english", "zh"), ("", "zh"), (" , ;q=1,,en ;q=0.3", "en"),
+    ("en-US;q=0.8, zh-TW;q=0.8", "en"), ("zh-TW;q=0.8, en-US;q=0.8", "zh"), ("x" * 5000 + ", en", "en"),
+]
+
+
+def test_the_language_is_chosen_by_the_accept_language_weights_on_every_channel(server):
+    """Finding 4: `accept.startswith("en")` answered `en;q=0.1, zh;q=0.9` in English and `fr, en;q=0.5` in
+    Chinese. http.language reads the weights; the API's errors and the pages both ask it."""
+    for header, lang in ACCEPT_LANGUAGE:
+        api = server.get("/api/v1/identifiers/check?kind=card_number&value=X", headers={"Accept-Language": header})
+        assert api.status_code == 422
+        english = api.json()["message"].startswith("Invalid")
+        assert english == (lang == "en"), (header, api.json())
+        page = server.get("/portal/login", headers={"Accept-Language": header})
+        assert ('<html lang="en">' in page.text) == (lang == "en"), header
+    # an explicit choice (?lang=, the lang cookie) still comes before the header; an unknown one does not count
+    r = server.get("/api/v1/identifiers/check?kind=card_number&value=X&lang=en", headers={"Accept-Language": "zh"})
+    assert r.json()["message"].startswith("Invalid")
+    r = server.get("/api/v1/identifiers/check?kind=card_number&value=X&lang=fr", headers={"Accept-Language": "en"})
+    assert r.json()["message"].startswith("Invalid")
