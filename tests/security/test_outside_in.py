@@ -16,6 +16,7 @@ from sscard.api import schemas
 from sscard.api.main import refuse_bare_dates
 from sscard.api.terminal_lane import TerminalLane, lane_routes
 from sscard.composition import create_app
+from tests.security.test_route_actor_table import _requests, world  # noqa: F401  (world: the walker's fixture)
 
 pytestmark = pytest.mark.keys_required
 
@@ -153,3 +154,106 @@ def test_the_language_is_chosen_by_the_accept_language_weights_on_every_channel(
     assert r.json()["message"].startswith("Invalid")
     r = server.get("/api/v1/identifiers/check?kind=card_number&value=X&lang=fr", headers={"Accept-Language": "en"})
     assert r.json()["message"].startswith("Invalid")
+
+
+def _credentials(app, city, world) -> dict[str, dict]:  # noqa: F811
+    """Every kind of credential sscard issues, each with the channel it was issued for: API tokens of staff,
+    cardholders and terminals (bearer), and the web sessions of the window console, the bank counter and
+    the portal (cookies, with each session's own CSRF token so that only the channel can refuse a form)."""
+    from sscard.core.roles import Channel
+    from sscard.services import websession
+    from tests.support import STAFF_PASSWORD
+
+    tokens = world["tokens"]
+    out = {name: {"channel": "terminal", "bearer": tokens[name]} for name in ("atm", "pos", "kiosk", "hospital")}
+    out |= {name: {"channel": "api", "bearer": tokens[name]} for name in ("clerk", "teller", "operator", "cardholder")}
+    for name, user, channel in (("window_session", "clerk", Channel.WINDOW), ("bank_session", "teller", Channel.BANK_OUTLET)):
+        web = websession.staff_login(app, user, STAFF_PASSWORD, channel)
+        out[name] = {"channel": channel.value, "cookie": ("sscard_staff", web.token), "csrf": web.csrf}
+    a = world["a"]
+    web = websession.cardholder_login(app, a.card_number, a.card_number[-6:])
+    out["portal_session"] = {"channel": "portal", "cookie": ("sscard_portal", web.token), "csrf": web.csrf}
+    return out
+
+
+def _send(client, credential: dict, method: str, url: str, *, as_bearer: bool = False, **kwargs):
+    client.cookies.clear()
+    headers = dict(kwargs.pop("headers", {}))
+    if "bearer" in credential:
+        headers["Authorization"] = f"Bearer {credential['bearer']}"
+    elif as_bearer:  # a session's cookie value presented as a bearer token
+        headers["Authorization"] = f"Bearer {credential['cookie'][1]}"
+    else:
+        client.cookies.set(*credential["cookie"])
+        headers["X-CSRF-Token"] = credential["csrf"]
+    return client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
+
+
+def _web_channel(path: str) -> str:
+    return {"console": "window", "bank": "bank_outlet", "portal": "portal"}.get(path.split("/")[1], "")
+
+
+def test_no_credential_works_on_a_route_of_another_channel(city, app, world):  # noqa: F811
+    """Finding 5: every route of the OpenAPI (and every web page) tried with every kind of credential issued
+    for another channel: an API token of a known actor on another channel's route answers 403 `forbidden`
+    (services.access.AUDIENCE, decided in the frame by access.admit_channel), a web session's cookie or its
+    value as a bearer token is no API credential at all (401), and no page of a console or the portal opens
+    for an API token or another surface's session. Never a 2xx, never a 5xx."""
+    from tests.security.test_web_route_table import PUBLIC as WEB_PUBLIC
+    from tests.security.test_web_route_table import TABLE as WEB_TABLE
+    from tests.security.test_web_route_table import _routes as web_routes
+
+    credentials = _credentials(app, city, world)
+    tried = 0
+    with TestClient(create_app(app), raise_server_exceptions=False) as client:
+        spec = client.get("/openapi.json").json()
+        for route, method, url, query, body, form in _requests(spec, world["values"]):
+            path = route.split(" ", 1)[1]
+            if not spec["paths"][path][method.lower()]["security"]:
+                continue  # public: the cardholder login, the identifier check, the telephony webhooks
+            channel = "terminal" if path.startswith("/api/v1/terminal/") else "api"
+            for name, credential in credentials.items():
+                if credential["channel"] == channel:
+                    continue
+                for as_bearer in (False, True) if "cookie" in credential else (False,):
+                    r = _send(client, credential, method, url, as_bearer=as_bearer, params=query, json=body, data=form,
+                              headers={"Idempotency-Key": f"walk5-{tried}"})
+                    tried += 1
+                    where = (route, name, as_bearer, r.status_code, r.text[:200])
+                    assert r.status_code < 500 and not 200 <= r.status_code < 300, where
+                    expected = (401, "unauthenticated") if "cookie" in credential else (403, "forbidden")
+                    assert (r.status_code, r.json()["code"]) == expected, where
+        for key, method, path in web_routes():
+            if WEB_TABLE[key] == WEB_PUBLIC:
+                continue
+            url = re.sub(r"{[^}]*}", "1", path)
+            for name, credential in credentials.items():
+                if credential["channel"] == _web_channel(path):
+                    continue
+                r = _send(client, credential, method, url, data={"csrf_token": credential.get("csrf", "")})
+                tried += 1
+                where = (key, name, r.status_code, r.headers.get("location"), r.text[:200])
+                assert r.status_code < 500 and not 200 <= r.status_code < 300, where
+    assert tried > 1000
+
+
+def test_a_call_of_one_hotline_is_neither_continued_nor_ended_through_another_lines_webhooks(city, app, server):
+    """Finding 5 (the IVR): a call's session is its CallSid on its line. Its turns on another line's voice
+    webhook were refused already (`call_not_found`, said and hung up), but the other line's status callback ended it: the call
+    is found by the CallSid and the line it is on, for both webhooks (hotline.calls)."""
+    from sscard.services import hotline
+    from tests.hotline.phone import Phone
+
+    phone = Phone(server, "12333")
+    assert not phone.ended
+    sid = phone.sid
+    before = hotline.load_call(app, sid)
+    r = server.post("/api/v1/hotline/bank:GSB/voice", data={"CallSid": sid, "Digits": "1"})
+    assert "Call not found" in r.text and "<Hangup" in r.text  # TwiML: the telephony provider hangs up
+    assert hotline.load_call(app, sid) == before
+    for line in ("bank:GSB", "95588", "bank:JSB"):
+        r = server.post(f"/api/v1/hotline/{line}/status", data={"CallSid": sid, "CallStatus": "completed"})
+        assert r.status_code in (204, 404), (line, r.status_code)
+        assert hotline.load_call(app, sid)["status"] == "active", line
+    r = server.post("/api/v1/hotline/12333/status", data={"CallSid": sid, "CallStatus": "completed"})
+    assert r.status_code == 204 and hotline.load_call(app, sid)["status"] == "ended"

@@ -99,7 +99,7 @@ async def call_status(line: str, request: Request, app: AppDep) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     _check_signature(request, form)
     if form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
-        await run_in_threadpool(hang_up, app, form.get("CallSid", ""))
+        await run_in_threadpool(hang_up, app, line, form.get("CallSid", ""))
     return Response(status_code=204)
 
 
