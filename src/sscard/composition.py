@@ -41,7 +41,7 @@ def create_app(app: App | None = None) -> FastAPI:
     )
     server.state.sscard = app or build_app()
     install_logging(server.state.sscard.settings.log_format)
-    api_channel.install(server)
+    api_channel.install(server, pages=pages.refusal_page)  # a refusal on a page's path is a page
     security.install(server)
     for web_channel in (pages, console, portal, bank_console):
         server.include_router(web_channel.router)

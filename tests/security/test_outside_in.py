@@ -257,3 +257,60 @@ def test_a_call_of_one_hotline_is_neither_continued_nor_ended_through_another_li
         assert hotline.load_call(app, sid)["status"] == "active", line
     r = server.post("/api/v1/hotline/12333/status", data={"CallSid": sid, "CallStatus": "completed"})
     assert r.status_code == 204 and hotline.load_call(app, sid)["status"] == "ended"
+
+
+def test_service_busy_is_a_documented_code_of_every_operation(server):
+    """Finding 6: 503 `service_busy` (the database could not take the work: api/main.py) was in no
+    operation's `x-error-codes`, and no 503 answer was documented."""
+    spec = server.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            assert "service_busy" in op["x-error-codes"], (method, path)
+            assert "503" in op["responses"], (method, path)
+            assert op["responses"]["503"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorBody"}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_page_that_meets_a_busy_database_answers_an_html_page_with_retry_after(city, app, server, lang):
+    """Finding 6: a browser on the portal or a console that met `service_busy` got the API's JSON body.
+    Every refusal the frame answers outside /api/ (busy, not found, a method not allowed, input the
+    database cannot hold, a page's malformed parameter) is a page of the site in the caller's language,
+    with the same status and headers; /api/ keeps its JSON."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from sscard.services import websession
+    from tests.ledger.test_busy_database import _OutOfSharedMemory
+
+    card = city.issued_card()
+    web = websession.cardholder_login(app, card.card_number, card.card_number[-6:])
+    server.cookies.set("sscard_portal", web.token)
+    if lang == "en":
+        server.cookies.set("lang", "en")
+
+    def fail(conn):
+        raise OperationalError("BEGIN", None, _OutOfSharedMemory("out of shared memory"))
+
+    event.listen(app.db.engine, "begin", fail)
+    try:
+        page = server.get("/portal/card")
+        api = server.get(f"/api/v1/cards/{card.card_number}", headers={"Authorization": "Bearer x"})
+    finally:
+        event.remove(app.db.engine, "begin", fail)
+    assert page.status_code == 503 and page.headers["Retry-After"] == "1"
+    assert page.headers["content-type"].startswith("text/html")
+    busy = "The service is busy" if lang == "en" else "系统繁忙"
+    assert busy in page.text and "<html" in page.text and "/static/sscard.css" in page.text
+    assert api.status_code == 503 and api.headers["Retry-After"] == "1" and api.json()["code"] == "service_busy"
+    from sscard.core.roles import Channel
+    from tests.support import STAFF_PASSWORD
+
+    server.cookies.set("sscard_staff", websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW).token)
+    for method, url, status in (("GET", "/portal/nowhere", 404), ("DELETE", "/portal/card", 405),
+                                ("GET", "/console/persons/abc", 422)):
+        r = server.request(method, url)
+        assert r.status_code == status and r.headers["content-type"].startswith("text/html"), (url, r.text[:200])
+        assert "<html" in r.text
+    assert server.request("DELETE", "/portal/card").headers["allow"] == "GET"
+    assert server.get("/api/v1/nowhere").json()["code"] == "not_found"
