@@ -128,6 +128,9 @@ def test_a_405_lists_in_allow_every_method_its_path_supports(server):
             continue
         assert r.status_code == 405, (path, r.status_code)
         assert set(r.headers["allow"].split(", ")) == methods, (path, r.headers["allow"])
+    # the probe's finding: a mount's 405 (StaticFiles names nothing) says what it serves too
+    r = server.post("/static/sscard.css")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
 
 
 ACCEPT_LANGUAGE = [  # header -> the language chosen (zh is the default)

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
@@ -56,10 +57,15 @@ def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path: Starlette's 405 names only the methods of the first
     route whose path matched, and a path often has two (GET and POST /api/v1/persons, a login page)."""
     methods: set[str] = set()
-    scope = {**request.scope, "path_params": {}}
+    outer = request.scope
+    scope = {"type": "http", "method": outer["method"], "path": outer["path"], "path_params": {},
+             "root_path": outer.get("app_root_path", outer.get("root_path", ""))}  # as the app saw it, not a mount
     for ctx in iter_route_contexts(request.app.routes):
-        if isinstance(ctx.original_route, Route) and ctx.methods and ctx.matches(scope)[0] is not Match.NONE:
+        route = ctx.original_route
+        if isinstance(route, Route) and ctx.methods and ctx.matches(scope)[0] is not Match.NONE:
             methods |= set(ctx.methods)
+        elif isinstance(route, Mount) and isinstance(route.app, StaticFiles) and ctx.matches(scope)[0] is Match.FULL:
+            methods |= {"GET", "HEAD"}  # what StaticFiles serves (its own 405 names nothing)
     return ", ".join(sorted(methods))
 
 
