@@ -198,10 +198,11 @@ def _web_channel(path: str) -> str:
 
 def test_no_credential_works_on_a_route_of_another_channel(city, app, world):  # noqa: F811
     """Finding 5: every route of the OpenAPI (and every web page) tried with every kind of credential issued
-    for another channel: an API token of a known actor on another channel's route answers 403 `forbidden`
-    (services.access.AUDIENCE, decided in the frame by access.admit_channel), a web session's cookie or its
-    value as a bearer token is no API credential at all (401), and no page of a console or the portal opens
-    for an API token or another surface's session. Never a 2xx, never a 5xx."""
+    for another channel: an API token of a known actor on another channel's route answers 403 `forbidden`,
+    whatever its body (services.access.AUDIENCE, decided by the frame's admit_channel as soon as the caller is
+    known, before the body is validated: the probe met 422s), a web session's cookie or its value as a bearer
+    token is no API credential at all (401), and no page of a console or the portal opens for an API token or
+    another surface's session. Never a 2xx, never a 5xx; every refused attempt leaves an audit record."""
     from tests.security.test_web_route_table import PUBLIC as WEB_PUBLIC
     from tests.security.test_web_route_table import TABLE as WEB_TABLE
     from tests.security.test_web_route_table import _routes as web_routes
@@ -218,14 +219,17 @@ def test_no_credential_works_on_a_route_of_another_channel(city, app, world):  #
             for name, credential in credentials.items():
                 if credential["channel"] == channel:
                     continue
+                # the route's own request, and one whose body is wrong (the channel is refused before the body)
+                bodies = [body] + ([{"unknown": 1}] if body is not None else [])
                 for as_bearer in (False, True) if "cookie" in credential else (False,):
-                    r = _send(client, credential, method, url, as_bearer=as_bearer, params=query, json=body, data=form,
-                              headers={"Idempotency-Key": f"walk5-{tried}"})
-                    tried += 1
-                    where = (route, name, as_bearer, r.status_code, r.text[:200])
-                    assert r.status_code < 500 and not 200 <= r.status_code < 300, where
-                    expected = (401, "unauthenticated") if "cookie" in credential else (403, "forbidden")
-                    assert (r.status_code, r.json()["code"]) == expected, where
+                    for sent in bodies:
+                        r = _send(client, credential, method, url, as_bearer=as_bearer, params=query, json=sent,
+                                  data=form, headers={"Idempotency-Key": f"walk5-{tried}"})
+                        tried += 1
+                        where = (route, name, as_bearer, sent, r.status_code, r.text[:200])
+                        assert r.status_code < 500 and not 200 <= r.status_code < 300, where
+                        expected = (401, "unauthenticated") if "cookie" in credential else (403, "forbidden")
+                        assert (r.status_code, r.json()["code"]) == expected, where
         for key, method, path in web_routes():
             if WEB_TABLE[key] == WEB_PUBLIC:
                 continue
@@ -238,6 +242,16 @@ def test_no_credential_works_on_a_route_of_another_channel(city, app, world):  #
                 where = (key, name, r.status_code, r.headers.get("location"), r.text[:200])
                 assert r.status_code < 500 and not 200 <= r.status_code < 300, where
     assert tried > 1000
+    # each refused attempt of a known actor left a trace under the operation it tried (the frame's admit_channel)
+    from sqlalchemy import select
+
+    from sscard.models.foundation import AuditRecord
+
+    with app.db.session() as s:
+        traces = set(s.execute(select(AuditRecord.operation, AuditRecord.actor_role, AuditRecord.channel)
+                               .where(AuditRecord.result == "forbidden")).all())
+    assert ("bank.deposit", "terminal", "api") in traces  # an ATM's token on the teller's deposit
+    assert ("bank.withdraw", "teller", "terminal") in traces  # a teller's token on the ATM's withdrawal
 
 
 def test_a_call_of_one_hotline_is_neither_continued_nor_ended_through_another_lines_webhooks(city, app, server):
