@@ -16,6 +16,7 @@ from sscard.api import schemas
 from sscard.api.main import refuse_bare_dates
 from sscard.api.terminal_lane import TerminalLane, lane_routes
 from sscard.composition import create_app
+from tests.ledger.helpers import terminal_token
 from tests.security.test_route_actor_table import _requests, world  # noqa: F401  (world: the walker's fixture)
 
 pytestmark = pytest.mark.keys_required
@@ -331,3 +332,31 @@ def test_a_page_that_meets_a_busy_database_answers_an_html_page_with_retry_after
         assert "<html" in r.text
     assert server.request("DELETE", "/portal/card").headers["allow"] == "GET"
     assert server.get("/api/v1/nowhere").json()["code"] == "not_found"
+
+
+def test_a_body_over_the_limit_is_refused_413_before_it_is_read_on_every_channel(city, server):
+    """The probe's finding: a 20 MiB body was read whole (into memory) by every route, then refused 422; a
+    client could send any size. http.BodyLimit, around the whole app, refuses a body over MAX_BODY_BYTES
+    (declared by Content-Length, or streamed in chunks) with 413 `body_too_large` before any route or the lane
+    reads it: JSON on the API, a page on the web's paths."""
+    from sscard.http import MAX_BODY_BYTES
+    from tests.support import bearer
+
+    over = b"9" * (MAX_BODY_BYTES + 1)
+    atm = bearer(terminal_token(city, "ATM-GSB-1"), "big", **{"content-type": "application/json"})
+    for url in ("/api/v1/terminal/deposit", "/api/v1/terminal/payments/1/void", "/api/v1/persons",
+                "/api/v1/cardholder/login", "/api/v1/hotline/12333/voice"):
+        r = server.post(url, content=over, headers=atm)
+        assert (r.status_code, r.json()["code"]) == (413, "body_too_large"), (url, r.text[:200])
+
+        def chunks():
+            for _ in range(5):
+                yield b"9" * (MAX_BODY_BYTES // 4)
+
+        r = server.post(url, content=chunks(), headers=atm)  # no Content-Length: sent chunked
+        assert (r.status_code, r.json()["code"]) == (413, "body_too_large"), (url, r.text[:200])
+    page = server.post("/portal/login", content=over, headers={"content-type": "application/x-www-form-urlencoded"})
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html")
+    # within the limit, a body is read as always (a small one chunked too)
+    r = server.post("/api/v1/terminal/deposit", content=(c for c in (b'{"pan": "1", ', b'"amount_fen": 1}')), headers=atm)
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["body", "pan"]

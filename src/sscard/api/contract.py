@@ -9,7 +9,7 @@ security where the route takes a token, a required `Idempotency-Key` where the o
 Error codes are derived, not declared: the codes the operation's service module raises (its source,
 `SscardError("code"`), those of services.lookup (every service finds its objects there), the scope
 checks of services.access when the operation is scoped, and the frame's own (unauthenticated, forbidden,
-invalid_request, service_busy, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
+invalid_request, body_too_large, service_busy, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
 the service calls (e.g. ledger limits reached through banking) is listed when that module is named
 in `_ALSO` below; the list may thus be a little wider than what a given call can answer, never a guess.
 """
@@ -52,7 +52,7 @@ V1_IDS = {
     "/api/v1/counter/visits/{visit_id}": "counter_visit",
     "/api/v1/counter/visits/{visit_id}/end": "counter_end_visit",
 }
-FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request", "service_busy")
+FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request", "body_too_large", "service_busy")
 _ALSO = {  # service module -> modules whose refusals reach its callers
     "sscard.services.banking": ("sscard.services.ledger",),
     "sscard.services.replacement": ("sscard.services.cards", "sscard.services.passwords", "sscard.services.loss",

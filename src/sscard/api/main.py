@@ -79,7 +79,12 @@ def _route(request: Request) -> str:
     return getattr(request.scope.get("route"), "path", None) or "(no route)"
 
 
-def install(api: FastAPI, pages: PageRefusal | None = None) -> None:
+Refusal = Callable[..., Response]
+"""answer(request, refusal, status=None, headers=None, details=None): a refusal as the request's channel
+answers it (`install` makes it; http.BodyLimit, outside the app's handlers, uses it too)."""
+
+
+def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
     """The API channel on the composed app: the /api/v1 routers, and every refusal the frame answers (a
     business refusal, malformed input, input the database cannot hold, a busy database, a path or method
     that does not exist), in one place: on the API's paths as {code, message}, on the web's as `pages`
@@ -143,6 +148,7 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> None:
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
     for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
+    return answer
 
 
 def refuse_bare_dates(api: FastAPI) -> None:
