@@ -275,6 +275,10 @@ def test_a_call_of_one_hotline_is_neither_continued_nor_ended_through_another_li
         assert hotline.load_call(app, sid)["status"] == "active", line
     r = server.post("/api/v1/hotline/12333/status", data={"CallSid": sid, "CallStatus": "completed"})
     assert r.status_code == 204 and hotline.load_call(app, sid)["status"] == "ended"
+    # the probe's finding: a status callback on a line that is none of ours answered 204 (now as its turns do)
+    for line in ("%2e%2e", "bank:NOPE", "12345"):
+        r = server.post(f"/api/v1/hotline/{line}/status", data={"CallSid": sid, "CallStatus": "ringing"})
+        assert (r.status_code, r.json()["code"]) == (404, "hotline_not_found"), line
 
 
 def test_service_busy_is_a_documented_code_of_every_operation(server):

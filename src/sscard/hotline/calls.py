@@ -74,9 +74,23 @@ def _call_on(app: App, info: dict, call_sid: str) -> dict | None:
     return state
 
 
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")  # Twilio's: the call is over
+
+
+def call_status(app: App, line: str, call_sid: str, status: str) -> str | None:
+    """A line's status callback: the line must be one of ours (`hotline_not_found`, as for its turns); a
+    final status ends the call of this line with this id (none of another line's)."""
+    info = line_info(app, line)
+    return _hang_up(app, info, call_sid) if status in FINAL_STATUSES else None
+
+
 def hang_up(app: App, line: str, call_sid: str) -> str | None:
     """The caller hung up (Twilio's status callback, or the terminal's Ctrl-D): the call on this line is over."""
-    state = _call_on(app, line_info(app, line), call_sid)
+    return _hang_up(app, line_info(app, line), call_sid)
+
+
+def _hang_up(app: App, info: dict, call_sid: str) -> str | None:
+    state = _call_on(app, info, call_sid)
     if state is None:
         return None
     if state["status"] == "active":
