@@ -364,3 +364,50 @@ def test_a_body_over_the_limit_is_refused_413_before_it_is_read_on_every_channel
     # within the limit, a body is read as always (a small one chunked too)
     r = server.post("/api/v1/terminal/deposit", content=(c for c in (b'{"pan": "1", ', b'"amount_fen": 1}')), headers=atm)
     assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["body", "pan"]
+
+
+def test_money_over_the_bound_or_in_foreign_digits_is_refused_on_every_channel(city, app, server):
+    """The probe's finding: the API refused an amount over schemas.MAX_FEN (10^12 fen), but the bank counter's
+    page deposited 999,999,999,999.99 yuan (10^14 fen), and read "٣" (an Arabic-Indic digit) as 3 yuan: the
+    bound was the API schema's, not the money's. core.money holds it (MAX_FEN) for every channel: every
+    amount a service takes (require_positive_fen, which ledger.transfer calls, require_fen) and every yuan a
+    page reads (yuan_to_fen: ASCII digits, full-width ones from an IME read as such)."""
+    from sscard.api import schemas
+    from sscard.core import money
+    from sscard.core.errors import SscardError
+    from sscard.core.roles import Channel
+    from sscard.services import banking, medical, websession
+    from tests.ledger.helpers import activated, balance_of
+    from tests.support import STAFF_PASSWORD, bearer
+
+    assert schemas.MAX_FEN == money.MAX_FEN == 10**12
+    card = activated(city, "张三", "GSB")
+    teller = city.actor("teller")
+    for amount in (money.MAX_FEN + 1, 10**14, 2**63):
+        with pytest.raises(SscardError) as refused:
+            banking.deposit(app, teller, card.pan, amount, idempotency_key=f"big-{amount}")
+        assert refused.value.code == "invalid_amount"
+        with pytest.raises(SscardError):
+            money.require_fen(amount)
+    with pytest.raises(SscardError) as refused:
+        medical.credit_month(app, city.actor("operator"), "2026-01", [{"person_id": card.person_id,
+                                                                      "amount_fen": money.MAX_FEN + 1}],
+                            idempotency_key="credit-big")
+    assert refused.value.code == "invalid_amount"
+    r = server.post(f"/api/v1/bank-accounts/{card.pan}/deposit", json={"amount_fen": money.MAX_FEN + 1},
+                    headers=bearer(city.token("teller"), "api-big"))
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_request")
+    # the bank counter's page, as a teller types it
+    for text, fen in (("１００", 10_000), ("1,000.50", 100_050), ("10000000000", money.MAX_FEN)):
+        assert money.yuan_to_fen(text.replace(",", "")) == fen
+    for text in ("999999999999.99", "10000000000.01", "٣", "߃", "1e3", "NaN", "Infinity", "-0", "0x10", "1_000"):
+        with pytest.raises(SscardError):
+            money.yuan_to_fen(text)
+    web = websession.staff_login(app, "teller", STAFF_PASSWORD, Channel.BANK_OUTLET)
+    server.cookies.set("sscard_staff", web.token)
+    before = balance_of(app, card.pan)
+    for text in ("999999999999.99", "٣"):
+        r = server.post("/bank/deposit", data={"step": "confirmed", "pan": card.pan, "amount": text},
+                        headers={"X-CSRF-Token": web.csrf})
+        assert r.status_code == 422 and "金额无效" in r.text, text
+    assert balance_of(app, card.pan) == before

@@ -9,6 +9,8 @@ from typing import Annotated, Any, get_args, get_origin
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
+from ..core import money
+
 # NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
 # database can encode a lone surrogate, so they would end as a 500. They are never valid input.
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
@@ -25,7 +27,7 @@ CleanStr = Annotated[str, AfterValidator(clean_text)]
 DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
-MAX_FEN = 10**12  # 100 million yuan: far above any card's business, far below any integer limit
+MAX_FEN = money.MAX_FEN  # 100 million yuan: the money's own bound (core.money), said first by the schemas
 Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN)]
 """A positive amount of money: a JSON integer of fen, never 100.0, "100" or true."""
 FenOrZero = Annotated[StrictInt, Field(ge=0, le=MAX_FEN)]
