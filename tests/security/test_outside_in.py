@@ -411,3 +411,31 @@ def test_money_over_the_bound_or_in_foreign_digits_is_refused_on_every_channel(c
                         headers={"X-CSRF-Token": web.csrf})
         assert r.status_code == 422 and "金额无效" in r.text, text
     assert balance_of(app, card.pan) == before
+
+
+def test_missing_forged_or_expired_credentials_are_401_on_every_route(city, app, clock, world):  # noqa: F811
+    """Every secured route of the OpenAPI, with its own valid request, and no token, a forged one, an empty
+    or oversized one, another scheme, a cardholder token past its 30 minutes or signed with another key:
+    401 `unauthenticated`, never the route's answer."""
+    from sscard.api.sessions import issue_cardholder_token
+
+    expired = issue_cardholder_token(app, world["a"].person_id)
+    clock.advance(minutes=31)
+    fresh = issue_cardholder_token(app, world["a"].person_id)
+    odd = {"none": {}, "forged": {"Authorization": "Bearer " + "x" * 43}, "empty": {"Authorization": "Bearer "},
+           "long": {"Authorization": "Bearer " + "t" * 9000}, "basic": {"Authorization": "Basic YWRtaW46eA=="},
+           "expired": {"Authorization": f"Bearer {expired}"},
+           "tampered": {"Authorization": f"Bearer {fresh[:-4]}{'AAAA' if not fresh.endswith('AAAA') else 'BBBB'}"},
+           "another payload": {"Authorization": "Bearer ch.eyJwIjoxfQ.x.y"}}
+    tried = 0
+    with TestClient(create_app(app), raise_server_exceptions=False) as client:
+        spec = client.get("/openapi.json").json()
+        for route, method, url, query, body, form in _requests(spec, world["values"]):
+            if not spec["paths"][route.split(" ", 1)[1]][method.lower()]["security"]:
+                continue
+            for name, headers in odd.items():
+                r = client.request(method, url, params=query, json=body, data=form,
+                                   headers={**headers, "Idempotency-Key": f"odd-{tried}"})
+                tried += 1
+                assert (r.status_code, r.json()["code"]) == (401, "unauthenticated"), (route, name, r.text[:200])
+    assert tried > 500
