@@ -96,6 +96,8 @@ class Probe:
             self.secrets.add(self.tokens["cardholder"])
         self.values = {"pan": self.holder["pan"], "card_number": self.holder["card_number"],
                        "person_id": str(self.holder["person_id"]), "line": "12333"}
+        # signed in first: the other probes' wrong passwords make the login throttle refuse this address
+        self.sessions = {surface: self.web_login(surface) for surface in WEB_FORMS}
 
     # ------------------------------------------------------------ sending
 
@@ -134,9 +136,10 @@ class Probe:
         self.check_answer(method, path, status, got, data, note, sent=(body or b"") + str(headers).encode())
         return status, got, data
 
-    def send_raw(self, request: bytes, note: str) -> int:
-        """A request no client library sends (invalid UTF-8 in the request line, a lying Content-Length)."""
-        with socket.create_connection((self.host, self.port), timeout=30) as s:
+    def send_raw(self, request: bytes, note: str, waits: bool = False) -> int:
+        """A request no client library sends (invalid UTF-8 in the request line, a lying Content-Length).
+        `waits`: the server rightly waits for the rest (a body shorter than its Content-Length)."""
+        with socket.create_connection((self.host, self.port), timeout=5 if waits else 30) as s:
             s.sendall(request)
             data = b""
             try:
@@ -149,7 +152,7 @@ class Probe:
         self.sent += 1
         status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
         self.statuses[status] += 1
-        if status >= 500 or status == 0:
+        if status >= 500 or (status == 0 and not waits):
             self.find(f"raw {note}: answered {status or 'nothing'}")
         head, _, body = data.partition(b"\r\n\r\n")
         self.check_answer("RAW", note, status, {}, body, note, sent=request)
@@ -182,11 +185,13 @@ class Probe:
 
     # ------------------------------------------------------------ the probes
 
-    def token_for(self, op: dict) -> str | None:
+    def token_for(self, op: dict, path: str) -> str | None:
+        """A token the operation admits on this path's channel (terminals only on /api/v1/terminal/)."""
         roles = op.get("x-roles", [])
-        for kind in op.get("x-terminal-kinds", []):
-            if f"terminal:{kind}" in self.tokens:
-                return self.tokens[f"terminal:{kind}"]
+        if path.startswith("/api/v1/terminal/"):
+            for kind in op.get("x-terminal-kinds", []) or ("atm", "pos", "kiosk", "hospital"):
+                if f"terminal:{kind}" in self.tokens:
+                    return self.tokens[f"terminal:{kind}"]
         for role in ("operator", "clerk", "center_supervisor", "teller", "bank_supervisor", "cardholder"):
             if role in roles and role in self.tokens:
                 return self.tokens[role]
@@ -266,7 +271,7 @@ class Probe:
             for method, op in ops.items():
                 if "requestBody" not in op:
                     continue
-                url, token = self.fill(path), self.token_for(op)
+                url, token = self.fill(path), self.token_for(op, path)
                 key = {"Idempotency-Key": "oi-body"}
                 good = json.dumps(self.sample_body(spec, op) or {}).encode()
                 cases = [
@@ -307,7 +312,7 @@ class Probe:
                 for field in fen:
                     for bad in BAD_FEN:
                         status, _, data = self.request(method.upper(), self.fill(path), json_body={**body, field: bad},
-                                                       token=self.token_for(op),
+                                                       token=self.token_for(op, path),
                                                        headers={"Idempotency-Key": f"oi-fen-{self.sent}"},
                                                        note=f"({field}={bad!r})")
                         if status != 422:
@@ -322,7 +327,7 @@ class Probe:
                 for value in BAD_PATH:
                     url = self.fill(path, value)
                     status, _, _ = self.request(method.upper(), url, json_body=self.sample_body(spec, op) or None,
-                                                token=self.token_for(op), headers={"Idempotency-Key": "oi-path"},
+                                                token=self.token_for(op, path), headers={"Idempotency-Key": "oi-path"},
                                                 note="(path parameter)")
                     if 200 <= status < 300 and ".." in value.replace("%2e", ".").replace("%2F", "/"):
                         self.find(f"{method.upper()} {path}: {status} for a traversal {value!r}")
@@ -333,7 +338,7 @@ class Probe:
             if not op:
                 continue
             params = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
-            url, token = self.fill(path), self.token_for(op)
+            url, token = self.fill(path), self.token_for(op, path)
             for q in ("limit=1&limit=1000000", "x=1&x=2", "%ff=%fe", "a=" + "b" * 8000, "lang=en&lang=zh",
                       *(f"{p}=1&{p}=2" for p in params), *(f"{p}=%00" for p in params),
                       *(f"{p}=-1" for p in params), *(f"{p}=99999999999999999999999" for p in params),
@@ -343,7 +348,7 @@ class Probe:
     def headers(self, spec: dict) -> None:
         op = spec["paths"]["/api/v1/terminal/balance"]["post"]
         body = self.sample_body(spec, op)
-        token = self.token_for(op)
+        token = self.token_for(op, "/api/v1/terminal/balance")
         for headers in ({"Idempotency-Key": "k" * 81}, {"Idempotency-Key": "ключ".encode()}, {"Idempotency-Key": ""},
                         {"Accept-Language": "en;q=abc, " * 500}, {"Accept-Language": "*;q=0"},
                         {"X-Forwarded-For": "1.2.3.4, " * 200}, {"Cookie": "lang=" + "e" * 5000},
@@ -387,17 +392,19 @@ class Probe:
                 "agent_citizen_id": "11010519491231002X", "valid_from": "2026-01-01", "valid_to": "2027-01-01",
                 "document_ref": "probe", "scope": "replacement.apply", "step": "confirmed", "action": "written",
                 "task": "extend", "code": "X", "year": "2026", "person_id": str(h["person_id"])}
+        signed_out: Counter[str] = Counter()  # forms answered by a redirect to sign in (the probe's coverage)
         for surface, forms in WEB_FORMS.items():
-            jar, csrf = self.web_login(surface)
+            jar, csrf = self.sessions[surface]
             for path in forms:
                 url = self.fill(path)
                 for field in base:
                     for bad in BAD_FORM:
                         form = {**base, field: bad, "csrf_token": csrf}
-                        status, _, _ = self.request("POST", url, body=_form(form), jar=dict(jar),
-                                                    headers={"Content-Type": "application/x-www-form-urlencoded",
-                                                             "X-CSRF-Token": csrf},
-                                                    note=f"(form {field}={bad[:12]!r})")
+                        status, got, _ = self.request("POST", url, body=_form(form), jar=dict(jar),
+                                                      headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                               "X-CSRF-Token": csrf},
+                                                      note=f"(form {field}={bad[:12]!r})")
+                        signed_out[surface] += "/login" in got.get("location", "")
                         if surface == "bank" and field == "amount" and bad in ("999999999999999.99", "٣", "-1") \
                                 and status == 200 and path in ("/bank/deposit", "/bank/withdraw"):
                             self.find(f"POST {path}: amount {bad!r} answered 200")
@@ -408,6 +415,7 @@ class Probe:
                 self.request("POST", url, body=b"\xff\xfe" * 100, jar=dict(jar),
                              headers={"Content-Type": "multipart/form-data; boundary=x", "X-CSRF-Token": csrf},
                              note="(a broken multipart body)")
+        print(f"   web forms sent back to sign in (session ended by a form, or refused): {dict(signed_out)}")
 
     def raw(self, spec: dict) -> None:
         host = f"Host: {self.host}\r\n".encode()
@@ -419,7 +427,8 @@ class Probe:
                            ("HTTP/1.0 without Host", b"GET / HTTP/1.0\r\n")):
             self.send_raw(line + (host if b"1.1" in line else b"") + b"Connection: close\r\n\r\n", note)
         self.send_raw(b"POST /api/v1/terminal/balance HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
-                 b"Content-Length: 100\r\nConnection: close\r\n\r\n{}", "a body shorter than its Content-Length")
+                 b"Content-Length: 100\r\nConnection: close\r\n\r\n{}", "a body shorter than its Content-Length",
+                      waits=True)
         self.send_raw(b"POST /api/v1/terminal/balance HTTP/1.1\r\n" + host + b"Transfer-Encoding: chunked\r\n"
                  b"Content-Type: application/json\r\nConnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", "a bad chunk size")
 
