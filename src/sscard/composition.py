@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import metrics
 from .api import main as api_channel
+from .http import BodyLimit
 from .logs import RequestContext, install_logging
 from .services.app import App, build_app
 from .web import bank_console, console, pages, portal, security
@@ -41,12 +42,13 @@ def create_app(app: App | None = None) -> FastAPI:
     )
     server.state.sscard = app or build_app()
     install_logging(server.state.sscard.settings.log_format)
-    api_channel.install(server)
+    refuse = api_channel.install(server, pages=pages.refusal_page)  # a refusal on a page's path is a page
     security.install(server)
     for web_channel in (pages, console, portal, bank_console):
         server.include_router(web_channel.router)
     server.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api_channel.finish(server)
+    server.add_middleware(BodyLimit, refuse=refuse)  # outside the lane: no route reads a body over the limit
     metrics.install(server)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     server.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
     _run_background_work(server)

@@ -1,6 +1,6 @@
 """What every HTTP channel (the API, the web pages, the voice webhook) reads off a request besides its
-body: the language to answer in, and the client's address as the server sees it (for the login throttle).
-Shared here so that no channel imports another's modules for it.
+body: the language to answer in, and the client's address as the server sees it (for the login throttle);
+and how much body it reads at all (BodyLimit). Shared here so that no channel imports another's modules for it.
 
 The client's address is the TCP peer, unless that peer is one of the configured reverse proxies (SSCARD_TRUSTED_PROXIES):
 then X-Forwarded-For is read from the right, skipping our own proxies, and the first other address is
@@ -10,8 +10,13 @@ the client. From any other peer the header is ignored: a client must not choose 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from fastapi import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core.errors import SscardError
 
 
 def _trusted(address: str, networks: tuple[str, ...]) -> bool:
@@ -34,10 +39,106 @@ def client_address(request: Request) -> str:
     return hops[0][:64] if hops else peer
 
 
+LANGUAGES = ("zh", "en")  # what pages, messages and PDFs are written in; the first is the default
+
+
+def accepted_language(header: str) -> str | None:
+    """The language an Accept-Language header prefers among ours, by its q-weights (RFC 9110 §12.5.4):
+    `en;q=0.1, zh;q=0.9` is zh, `fr, en;q=0.5` en, `*` our default; the first listed wins a tie. A range
+    with q=0 or a malformed weight counts for nothing; None when nothing of ours is acceptable."""
+    best, best_q = None, 0.0
+    for item in header.split(",")[:32]:
+        tag, *params = item.split(";")
+        tag = tag.strip().lower()
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value.strip()) if len(value) < 8 else -1.0
+                except ValueError:
+                    q = -1.0
+        if not 0.0 < q <= 1.0:
+            continue
+        lang = LANGUAGES[0] if tag == "*" else tag.split("-")[0]
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
 def language(request: Request) -> str:
-    """zh unless the caller asks for English (?lang=en, a cookie, or Accept-Language)."""
-    lang = request.query_params.get("lang") or request.cookies.get("lang")
-    if not lang:
-        accept = request.headers.get("accept-language", "")
-        lang = "en" if accept.lower().startswith("en") else "zh"
-    return "en" if lang.startswith("en") else "zh"
+    """The caller's language, zh unless they ask for English: an explicit choice (?lang=, the lang cookie
+    set by /lang/en) first, then Accept-Language by its weights. Every channel that answers in words asks
+    here: the API's error messages, the pages, the CSV reports."""
+    for chosen in (request.query_params.get("lang"), request.cookies.get("lang")):
+        lang = (chosen or "").strip().lower()[:2]
+        if lang in LANGUAGES:
+            return lang
+    return accepted_language(request.headers.get("accept-language", "")) or LANGUAGES[0]
+
+
+MAX_BODY_BYTES = 4 * 2**20
+"""The largest request body any route reads: the largest request sscard takes is a month's 10,000 medical
+contributions (under 1 MiB of JSON); a form or a payment is a few hundred bytes."""
+
+
+class BodyLimit:
+    """Around the whole app (the lane included): a body over `max_bytes` is refused 413 `body_too_large`
+    before any route reads it, so no client makes the server hold more than that in memory. A declared
+    Content-Length is checked at once (the server's HTTP parser holds a body to it); a body without one
+    (chunked) is read here up to the limit and handed on, or refused. `refuse` answers in the channel's form
+    (api.main: JSON on the API, a page on the web's paths)."""
+
+    def __init__(self, app: ASGIApp, refuse: Callable[[Request, SscardError, int], Response],
+                 max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.refuse, self.max_bytes = app, refuse, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = value
+        if length is not None:
+            if not length.isdigit() or int(length) <= self.max_bytes:
+                await self.app(scope, receive, send)  # (a malformed length never gets past the server's parser)
+                return
+        elif chunked is not None:
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > self.max_bytes:
+                    break
+                if not message.get("more_body", False):
+                    body = b"".join(chunks)
+                    await self.app(scope, _replay(body, receive), send)
+                    return
+            if size <= self.max_bytes:  # the client went away before its body ended
+                await self.app(scope, _replay(b"".join(chunks), receive), send)
+                return
+        else:
+            await self.app(scope, receive, send)
+            return
+        response = self.refuse(Request(scope), SscardError("body_too_large", limit=self.max_bytes), 413)
+        await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again

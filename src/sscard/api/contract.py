@@ -9,14 +9,13 @@ security where the route takes a token, a required `Idempotency-Key` where the o
 Error codes are derived, not declared: the codes the operation's service module raises (its source,
 `SscardError("code"`), those of services.lookup (every service finds its objects there), the scope
 checks of services.access when the operation is scoped, and the frame's own (unauthenticated, forbidden,
-invalid_request, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
+invalid_request, body_too_large, service_busy, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
 the service calls (e.g. ledger limits reached through banking) is listed when that module is named
 in `_ALSO` below; the list may thus be a little wider than what a given call can answer, never a guess.
 """
 
 from __future__ import annotations
 
-import dis
 import functools
 import inspect
 import re
@@ -30,6 +29,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from ..core.errors import MESSAGES
 from ..core.roles import Role
 from ..services.access import Declaration, Scope
+from .declared import route_declaration
 from .deps import current_actor, terminal_call
 
 API_PREFIX = "/api/v1"
@@ -52,7 +52,7 @@ V1_IDS = {
     "/api/v1/counter/visits/{visit_id}": "counter_visit",
     "/api/v1/counter/visits/{visit_id}/end": "counter_end_visit",
 }
-FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request")
+FRAME_CODES = ("unauthenticated", "forbidden", "invalid_request", "body_too_large", "service_busy")
 _ALSO = {  # service module -> modules whose refusals reach its callers
     "sscard.services.banking": ("sscard.services.ledger",),
     "sscard.services.replacement": ("sscard.services.cards", "sscard.services.passwords", "sscard.services.loss",
@@ -63,32 +63,6 @@ _ALSO = {  # service module -> modules whose refusals reach its callers
     "sscard.services.medical": ("sscard.services.ledger", "sscard.services.passwords"),
 }
 _RAISES = re.compile(r'(?:SscardError\(\s*|_code=)"([a-z_]+)"')  # raised, or handed to a checker to raise
-
-
-def operation_functions(endpoint) -> list:
-    """The decorated service functions an endpoint calls (`module.fn` or `fn`, found in its bytecode,
-    nested functions and lambdas included: a login passes its call to the throttle as a lambda)."""
-    found: list = []
-    codes = [endpoint.__code__]
-    while codes:
-        code = codes.pop(0)
-        last = None
-        for ins in dis.get_instructions(code):
-            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-                last = endpoint.__globals__.get(ins.argval)
-            elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and last is not None:
-                last = getattr(last, ins.argval, None)
-            else:
-                continue
-            if getattr(last, "declaration", None) is not None and last not in found:
-                found.append(last)
-        codes.extend(c for c in code.co_consts if hasattr(c, "co_code"))
-    return found
-
-
-def route_declaration(route: APIRoute) -> tuple[Declaration | None, Any]:
-    fns = operation_functions(route.endpoint)
-    return (fns[0].declaration, fns[0]) if fns else (None, None)
 
 
 def needs_token(route: APIRoute) -> bool:

@@ -9,8 +9,7 @@ PDF receipts, the center's queue and the supervisor's day report.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -20,7 +19,7 @@ from ..http import language
 from ..services import attorney, batching, cards, passwords, production, replacement, reports, window
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
-from .schemas import Strict
+from .schemas import IsoDate, Strict
 
 router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
 
@@ -32,8 +31,8 @@ class RecordAttorney(Strict):
     agent_name: str = Field(min_length=1, max_length=32)
     agent_citizen_id: str = Field(max_length=32)
     scope: list[str] = Field(max_length=10)
-    valid_from: date
-    valid_to: date
+    valid_from: IsoDate
+    valid_to: IsoDate
     document_ref: str = Field(min_length=1, max_length=64)
 
 
@@ -92,7 +91,8 @@ def receipt_pdf(render: str, data: Mapping[str, Any]) -> Response:
 
 
 @router.get("/persons")
-def find_by_name(app: AppDep, actor: ActorDep, name: str = Query(max_length=32), birth_date: date = Query()) -> r.CounterFindByNameOut:
+def find_by_name(app: AppDep, actor: ActorDep, name: Annotated[str, Query(max_length=32)],
+                 birth_date: Annotated[IsoDate, Query()]) -> r.CounterFindByNameOut:
     return window.find_by_name(app, actor, name, birth_date)
 
 
@@ -208,7 +208,7 @@ def center_queue(app: AppDep, actor: ActorDep) -> r.CounterQueueOut:
 
 
 @router.get("/reports/day", responses=r.CSV_OR_JSON)
-def day_report(request: Request, app: AppDep, actor: ActorDep, day: date | None = None,
+def day_report(request: Request, app: AppDep, actor: ActorDep, day: IsoDate | None = None,
                center_code: str | None = Query(None, max_length=16),
                format: Literal["json", "csv"] = "json") -> r.ReportsCenterDayOut:
     report = reports.center_day(app, actor, day, center_code)

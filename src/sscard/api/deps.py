@@ -13,10 +13,13 @@ from fastapi import Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
-from ..core.roles import Actor, Channel, Role
+from ..core.roles import Actor, Channel
 from ..logs import note_actor
+from ..services.access import in_audience
 from ..services.app import App
+from ..services.operation import admit_channel
 from ..services.staff import actor_for_token, cached_actor
+from .declared import route_operation
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
 
@@ -78,11 +81,20 @@ async def _look_up_once(app: App, token: str) -> Actor | None:
         _LOOKUPS.pop(key, None)
 
 
-async def current_actor(actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+async def admitted(request: Request, app: App, actor: Actor | None) -> Actor:
+    """The caller, known and of the audience of the route's channel: no token is 401 `unauthenticated`,
+    another channel's credential 403 `forbidden` (services.operation.admit_channel: the frame's one channel
+    rule, with its audit record), both before the body is validated or the endpoint runs."""
     if actor is None:
         raise SscardError("unauthenticated")
     note_actor(actor)
+    if not in_audience(actor):  # rare: the refusal's audit record is written in a thread
+        await run_in_threadpool(admit_channel, app, actor, route_operation(request.scope.get("route")))
     return actor
+
+
+async def current_actor(request: Request, actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:
+    return await admitted(request, request.app.state.sscard, actor)
 
 
 async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=80)] = None) -> str | None:
@@ -98,16 +110,12 @@ class TerminalCall(NamedTuple):
 async def terminal_call(
     request: Request, idempotency_key: Annotated[str | None, Header(max_length=80)] = None
 ) -> TerminalCall:
-    """The App, the calling terminal's Actor and the Idempotency-Key in one dependency: the terminal
-    routes are the hottest, and FastAPI's dependency solving cost ~15% of a payment on the event loop
-    when they took four (app, optional actor, actor, key)."""
+    """The App, the caller's Actor on the terminal channel and the Idempotency-Key in one dependency: the
+    terminal routes are the hottest, and FastAPI's dependency solving cost ~15% of a payment on the event
+    loop when they took four (app, optional actor, actor, key). Who may act on the terminal channel (only
+    terminals) is decided by the frame's channel rule (`admitted`), as on every route."""
     app = request.app.state.sscard
-    actor = await actor_of(request, app)
-    if actor is None:
-        raise SscardError("unauthenticated")
-    note_actor(actor)
-    if actor.role is not Role.TERMINAL:
-        raise SscardError("forbidden")
+    actor = await admitted(request, app, await actor_of(request, app))
     return TerminalCall(app, actor, idempotency_key)
 
 

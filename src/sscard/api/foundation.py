@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -164,8 +163,8 @@ def read_audit(
     person_id: Annotated[s.DbId | None, Query()] = None,
     actor_id: _q(32) = None,
     result: _q(40) = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: s.IsoDateTime | None = None,
+    until: s.IsoDateTime | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> r.AuditReadOut:

@@ -21,7 +21,8 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..core.errors import SscardError
-from ..hotline.calls import hang_up, take_turn
+from ..hotline import calls
+from ..hotline.calls import take_turn
 from ..hotline.engine import Reply, load_menu
 from ..services import hotline as svc
 from . import responses as r
@@ -98,8 +99,7 @@ async def call_status(line: str, request: Request, app: AppDep) -> Response:
     """Twilio's status callback: a completed (hung up, failed, unanswered) call's state is closed."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     _check_signature(request, form)
-    if form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
-        await run_in_threadpool(hang_up, app, form.get("CallSid", ""))
+    await run_in_threadpool(calls.call_status, app, line, form.get("CallSid", ""), form.get("CallStatus", ""))
     return Response(status_code=204)
 
 

@@ -4,17 +4,21 @@ the /api/v1 routers, and, once every route is in, the contract and the terminal 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
 from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy
 from . import contract, counter, events, foundation, hotline, ledger, medical
-from .schemas import ErrorBody
+from .schemas import ErrorBody, bare_dates
 from .terminal_lane import TerminalLane
 
 log = logging.getLogger("sscard.api")
@@ -35,11 +39,34 @@ def scrub_validation_error(exc: RequestValidationError) -> list[dict]:
     return details
 
 
-def _refusal(request: Request, exc: SscardError) -> JSONResponse:
-    """{code, message} with the refusal's status; a 429 or 503 that says when to try again has Retry-After."""
-    retry = ({"Retry-After": str(exc.params["seconds"])}
-             if exc.status in (429, 503) and "seconds" in exc.params else None)
-    return JSONResponse(exc.to_dict(language(request)), status_code=exc.status, headers=retry)
+API_PATHS = ("/api/", "/openapi.json", "/metrics")
+"""Where the answers are for programs (JSON); every other path is the web channel's, read in a browser."""
+
+PageRefusal = Callable[[Request, SscardError, int, "dict[str, str] | None"], Response]
+"""How the web channel answers a refusal on one of its paths: a page of the site (sscard.web.pages.refusal_page,
+given by the composition root: the API channel never imports the web's modules)."""
+
+
+def retry_after(exc: SscardError) -> dict[str, str] | None:
+    """A 429 or 503 that says when to try again has Retry-After (seconds)."""
+    return ({"Retry-After": str(exc.params["seconds"])}
+            if exc.status in (429, 503) and "seconds" in exc.params else None)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette's 405 names only the methods of the first
+    route whose path matched, and a path often has two (GET and POST /api/v1/persons, a login page)."""
+    methods: set[str] = set()
+    outer = request.scope
+    scope = {"type": "http", "method": outer["method"], "path": outer["path"], "path_params": {},
+             "root_path": outer.get("app_root_path", outer.get("root_path", ""))}  # as the app saw it, not a mount
+    for ctx in iter_route_contexts(request.app.routes):
+        route = ctx.original_route
+        if isinstance(route, Route) and ctx.methods and ctx.matches(scope)[0] is not Match.NONE:
+            methods |= set(ctx.methods)
+        elif isinstance(route, Mount) and isinstance(route.app, StaticFiles) and ctx.matches(scope)[0] is Match.FULL:
+            methods |= {"GET", "HEAD"}  # what StaticFiles serves (its own 405 names nothing)
+    return ", ".join(sorted(methods))
 
 
 def _sqlstate(exc: Exception) -> str:
@@ -47,65 +74,104 @@ def _sqlstate(exc: Exception) -> str:
     return str(getattr(orig, "sqlstate", None) or "no sqlstate")
 
 
-def install(api: FastAPI) -> None:
-    """The API channel on the composed app: every refusal as {code, message} and the /api/v1 routers."""
+def _route(request: Request) -> str:
+    """The route's template for a log line, never the path: a path may hold a PAN or a card number."""
+    return getattr(request.scope.get("route"), "path", None) or "(no route)"
+
+
+Refusal = Callable[..., Response]
+"""answer(request, refusal, status=None, headers=None, details=None): a refusal as the request's channel
+answers it (`install` makes it; http.BodyLimit, outside the app's handlers, uses it too)."""
+
+
+def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
+    """The API channel on the composed app: the /api/v1 routers, and every refusal the frame answers (a
+    business refusal, malformed input, input the database cannot hold, a busy database, a path or method
+    that does not exist), in one place: on the API's paths as {code, message}, on the web's as `pages`
+    answers them (a page of the site), with the same status and headers either way."""
+
+    def answer(request: Request, exc: SscardError, status: int | None = None,
+               headers: dict[str, str] | None = None, details: list[dict] | None = None) -> Response:
+        status = status or exc.status
+        headers = {**(retry_after(exc) or {}), **(headers or {})} or None
+        if pages is not None and not request.url.path.startswith(API_PATHS):
+            return pages(request, exc, status, headers)
+        body = exc.to_dict(language(request))
+        if details is not None:
+            body["details"] = details
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @api.exception_handler(SscardError)
-    async def _business_error(request: Request, exc: SscardError) -> JSONResponse:
-        return _refusal(request, exc)
+    async def _business_error(request: Request, exc: SscardError) -> Response:
+        return answer(request, exc)
 
     @api.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        body = SscardError("invalid_request").to_dict(language(request))
-        body["details"] = scrub_validation_error(exc)
-        return JSONResponse(body, status_code=422)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return answer(request, SscardError("invalid_request"), 422, details=scrub_validation_error(exc))
 
-    async def _unstorable(request: Request, exc: Exception) -> JSONResponse:
+    async def _unstorable(request: Request, exc: Exception) -> Response:
         """Input the database cannot hold (an id beyond its integers, a NUL byte, a string too long
         for its column) that a route forgot to bound: the transaction was rolled back; answer 422."""
-        log.warning("input the database refused on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return JSONResponse(SscardError("invalid_request").to_dict(language(request)), status_code=422)
+        log.warning("input the database refused on %s %s: %s", request.method, _route(request), type(exc).__name__)
+        return answer(request, SscardError("invalid_request"), 422)
 
     for unstorable in UNSTORABLE_INPUT:
         api.add_exception_handler(unstorable, _unstorable)
 
-    async def _maybe_busy(request: Request, exc: Exception) -> JSONResponse:
+    async def _maybe_busy(request: Request, exc: Exception) -> Response:
         """A database error that says only that the database could not take the work now (its pool,
         its shared memory, used-up retries: services.app.busy): 503 with Retry-After, never 500. Any
         other is raised on to the 500 it always was (with its traceback in the log)."""
         refusal = busy(exc)
         if refusal is None:
             raise exc
-        route = getattr(request.scope.get("route"), "path", "?")  # the template: a path may hold an identifier
-        log.warning("database busy on %s %s: %s (%s): answered 503", request.method, route,
+        log.warning("database busy on %s %s: %s (%s): answered 503", request.method, _route(request),
                     type(exc).__name__, _sqlstate(exc))
-        return _refusal(request, refusal)
+        return answer(request, refusal)
 
     for maybe_busy in MAYBE_BUSY:
         api.add_exception_handler(maybe_busy, _maybe_busy)
 
     @api.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 401: "unauthenticated", 403: "forbidden", 405: "invalid_request"}.get(
-            exc.status_code, "invalid_request"
-        )
-        if code == "not_found":
-            body = SscardError("not_found", what=("页面", "page")).to_dict(language(request))
-        else:
-            body = SscardError(code).to_dict(language(request))
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 401: "unauthenticated", 403: "forbidden"}.get(exc.status_code, "invalid_request")
+        refusal = SscardError("not_found", what=("页面", "page")) if code == "not_found" else SscardError(code)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return answer(request, refusal, exc.status_code, headers)
 
     # Document the refusal shape for every status a business error can have (areas register theirs
     # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
-              for status in sorted({entry[0] for entry in MESSAGES.values() if entry[0] < 500})}
+              for status in sorted({entry[0] for entry in MESSAGES.values()})}
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
     for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
+    return answer
+
+
+def refuse_bare_dates(api: FastAPI) -> None:
+    """Every date or time any route reads (a body's field, a query, path, header or form parameter, of the
+    API and of the pages) is ISO-8601 text only (schemas.IsoDate, IsoDateTime): a route that reads a plain
+    `date` (or wraps IsoDate in `= Query()`, which drops its validator) stops the server from starting."""
+    for ctx in iter_route_contexts(api.routes):
+        if not isinstance(ctx.original_route, APIRoute):
+            continue
+        stack = [ctx.dependant]
+        while stack:
+            dep = stack.pop()
+            stack.extend(dep.dependencies)
+            for param in (*dep.path_params, *dep.query_params, *dep.header_params, *dep.cookie_params,
+                          *dep.body_params):
+                if bare_dates(param.field_info.annotation, param.field_info.metadata):
+                    raise TypeError(f"{ctx.path_format}: parameter {param.name!r} reads a date that is not "
+                                    "ISO-8601 text only (use Annotated[schemas.IsoDate, Query()])")
 
 
 def finish(api: FastAPI) -> None:
-    """Once every route is in: the contract (operationIds, security, keys and error codes from the
-    declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
+    """Once every route is in: dates only as ISO-8601 text, the contract (operationIds, security, keys and
+    error codes from the declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
+    refuse_bare_dates(api)
     contract.install(api)
     api.add_middleware(TerminalLane, api=api)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from typing import Annotated, Any, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
+from pydantic_core import PydanticCustomError
+
+from ..core import money
 
 # NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
 # database can encode a lone surrogate, so they would end as a 500. They are never valid input.
@@ -23,10 +27,47 @@ CleanStr = Annotated[str, AfterValidator(clean_text)]
 DbId = Annotated[int, Field(ge=1, le=2_147_483_647)]
 
 
-MAX_FEN = 10**12  # 100 million yuan: far above any card's business, far below any integer limit
+MAX_FEN = money.MAX_FEN  # 100 million yuan: the money's own bound (core.money), said first by the schemas
 Fen = Annotated[StrictInt, Field(gt=0, le=MAX_FEN)]
 """A positive amount of money: a JSON integer of fen, never 100.0, "100" or true."""
 FenOrZero = Annotated[StrictInt, Field(ge=0, le=MAX_FEN)]
+
+
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}(?::?\d{2})?)?)?")
+
+
+def _iso_date_text(value: Any) -> Any:
+    if isinstance(value, str) and _DATE_TEXT.fullmatch(value):
+        return value
+    raise PydanticCustomError("date_type", "Input should be a date as ISO-8601 text: YYYY-MM-DD")
+
+
+def _iso_datetime_text(value: Any) -> Any:
+    if isinstance(value, str) and _DATETIME_TEXT.fullmatch(value):
+        return value
+    raise PydanticCustomError("datetime_type", "Input should be a time as ISO-8601 text: YYYY-MM-DDTHH:MM:SS+08:00")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+"""A date: ISO-8601 text (`2026-01-31`) only. Pydantic's lax mode reads a number (JSON 1767225600, a query's
+"1767225600") as seconds since 1970; a client that sent one meant something else, so it is refused."""
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_datetime_text)]
+"""A time: ISO-8601 text (`2026-01-31T08:00:00+08:00`, or a date) only; never a number of seconds."""
+_ISO_CHECKS = (_iso_date_text, _iso_datetime_text)
+
+
+def bare_dates(annotation: Any, metadata: Any = ()) -> bool:
+    """Whether a date or time anywhere in this type may be read from something other than ISO-8601 text:
+    a `date`/`datetime` that is not IsoDate/IsoDateTime, here or in a model it holds."""
+    if get_origin(annotation) is Annotated:
+        base, *meta = get_args(annotation)
+        return bare_dates(base, [*metadata, *meta])
+    if isinstance(annotation, type) and issubclass(annotation, date):  # datetime is a date too
+        return not any(getattr(m, "func", None) in _ISO_CHECKS for m in metadata)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(bare_dates(f.annotation, f.metadata) for f in annotation.model_fields.values())
+    return any(bare_dates(a) for a in get_args(annotation))
 
 
 def _strict_money(info: Any) -> bool:
@@ -40,8 +81,9 @@ def _strict_money(info: Any) -> bool:
 
 
 class Strict(BaseModel):
-    """The one base of every request body: unknown fields refused, no control characters, and money
-    only as strict integers of fen (a `*_fen` field of any other type fails when the class is made)."""
+    """The one base of every request body: unknown fields refused, no control characters, money only as
+    strict integers of fen and dates only as ISO-8601 text (a `*_fen` field of any other type, or a date
+    that is not IsoDate/IsoDateTime, fails when the class is made)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,6 +98,8 @@ class Strict(BaseModel):
         for name, info in cls.model_fields.items():
             if name.endswith("_fen") and not _strict_money(info):
                 raise TypeError(f"{cls.__name__}.{name}: money must be a strict integer of fen (schemas.Fen)")
+            if bare_dates(info.annotation, info.metadata):
+                raise TypeError(f"{cls.__name__}.{name}: a date must be ISO-8601 text (schemas.IsoDate, IsoDateTime)")
 
 
 class RegisterPerson(Strict):

@@ -4,7 +4,7 @@ A payment spent ~230 µs of the event loop in FastAPI (matching the path against
 solving dependencies, wrapping the endpoint) against ~40 µs for the work itself. This ASGI middleware
 serves those routes itself. Which routes: derived, not listed. Every POST route of the app whose
 endpoint calls an operation declared `@operation(..., batched=True)` (found as the OpenAPI contract finds
-it: `contract.route_declaration`) is a lane route, wherever it is (the terminals' ledger and medical
+it: `declared.route_declaration`) is a lane route, wherever it is (the terminals' ledger and medical
 routes, the tellers' deposits, withdrawals and transfers, the counter's replacement fees, path
 parameters included), as long as its shape is one the lane knows how to run exactly as FastAPI does
 (`_shape_refusal` says why one is not; tests/ledger/test_terminal_lane.py requires that none is left out).
@@ -46,7 +46,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .contract import route_declaration
+from .declared import route_declaration
 
 _PARAM = re.compile(r"{[^}]*}")
 API_PREFIX = "/api/"
@@ -260,8 +260,8 @@ async def _validated(lane: LaneRoute, request: Request, body: bytes, path_params
             return None
         try:
             json_body = json.loads(body)
-        except ValueError:
-            return None
+        except Exception:  # noqa: BLE001  (bad JSON, bad UTF-8, nesting past the recursion limit, ...)
+            return None  # whatever the lane cannot parse, FastAPI parses and answers (400 or 422) as always
     headers = request.headers
     for dep in (*[d for d, _ in lane.steps], lane.dependant):
         got: dict = {}

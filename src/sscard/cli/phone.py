@@ -46,7 +46,7 @@ def run_call(sscard, line: str, console: Console, read_keys=None) -> str:
             keys = read_keys(prompt, secret)
         except (EOFError, KeyboardInterrupt):
             console.print(Text("[挂机 / hung up]", style="bold red"))
-            hang_up(sscard, sid)
+            hang_up(sscard, line, sid)
             return "hung_up"
         keys = keys.strip()
         if reply.gather.finish_on_key and keys.endswith(reply.gather.finish_on_key) and len(keys) > 1:

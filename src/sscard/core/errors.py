@@ -96,6 +96,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
     "pending_already_resolved": (409, "预授权已完成或撤销", "The pending transfer was already posted or voided"),
     # load: nothing was done; the same request (same Idempotency-Key) may be sent again after Retry-After
+    "body_too_large": (413, "请求内容过大", "The request is too large"),
     "service_busy": (503, "系统繁忙，请稍后重试", "The service is busy: nothing was done, try again shortly"),
 }
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from .errors import SscardError
 
-_YUAN_RE = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+MAX_FEN = 10**12
+"""The most one amount may be (100 million yuan): far above any card's business, far below any integer
+limit. Every channel meets it here: every amount a service takes (`require_positive_fen`, which every ledger
+movement calls, `require_fen`) and every yuan a page reads (`yuan_to_fen`); the API's schemas say it first."""
+_YUAN_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")  # ASCII digits: \d would read "٣" as 3
 
 
 def yuan_to_fen(text: str | int | Decimal) -> int:
@@ -16,13 +21,16 @@ def yuan_to_fen(text: str | int | Decimal) -> int:
         raise SscardError("invalid_amount")
     if isinstance(text, int):
         return text * 100
-    s = str(text).strip()
+    s = unicodedata.normalize("NFKC", str(text)).strip()  # a Chinese IME's full-width "１００" is 100
     if not _YUAN_RE.match(s):
         raise SscardError("invalid_amount")
     try:
-        return int(Decimal(s) * 100)
+        fen = int(Decimal(s) * 100)
     except InvalidOperation:
         raise SscardError("invalid_amount") from None
+    if fen > MAX_FEN:
+        raise SscardError("invalid_amount")
+    return fen
 
 
 def fen_to_yuan(fen: int) -> str:
@@ -32,10 +40,15 @@ def fen_to_yuan(fen: int) -> str:
     return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
-def require_positive_fen(amount: int) -> int:
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+def require_fen(amount: object, *, zero: bool = False) -> int:
+    """A whole number of fen (an int, never a bool or a float), positive (or zero when `zero`), at most MAX_FEN."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or not (0 if zero else 1) <= amount <= MAX_FEN:
         raise SscardError("invalid_amount")
     return amount
+
+
+def require_positive_fen(amount: object) -> int:
+    return require_fen(amount)
 
 
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"

@@ -39,9 +39,7 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
     if not call_sid or len(call_sid) > 64:
         raise SscardError("invalid_request")
     info = line_info(app, line)
-    state = svc.load_call(app, call_sid)
-    if state is not None and state["line"] != info["line"]:
-        raise SscardError("call_not_found")
+    state = _call_on(app, info, call_sid)
     engine = Engine(app, menu_for(info), info)
     if state is not None:  # the number is not kept with the call: it rides along for a callback request
         state["callback_number"] = caller
@@ -67,9 +65,32 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
     return Turn(reply, saved["turn"], saved["status"])
 
 
-def hang_up(app: App, call_sid: str) -> str | None:
-    """The caller hung up (Twilio's status callback, or the terminal's Ctrl-D): the call is over."""
+def _call_on(app: App, info: dict, call_sid: str) -> dict | None:
+    """The call with this id on this line; None when there is none yet; a call of another line is
+    `call_not_found`: a line's webhooks (turns and status) never reach another line's calls."""
     state = svc.load_call(app, call_sid)
+    if state is not None and state["line"] != info["line"]:
+        raise SscardError("call_not_found")
+    return state
+
+
+FINAL_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")  # Twilio's: the call is over
+
+
+def call_status(app: App, line: str, call_sid: str, status: str) -> str | None:
+    """A line's status callback: the line must be one of ours (`hotline_not_found`, as for its turns); a
+    final status ends the call of this line with this id (none of another line's)."""
+    info = line_info(app, line)
+    return _hang_up(app, info, call_sid) if status in FINAL_STATUSES else None
+
+
+def hang_up(app: App, line: str, call_sid: str) -> str | None:
+    """The caller hung up (Twilio's status callback, or the terminal's Ctrl-D): the call on this line is over."""
+    return _hang_up(app, line_info(app, line), call_sid)
+
+
+def _hang_up(app: App, info: dict, call_sid: str) -> str | None:
+    state = _call_on(app, info, call_sid)
     if state is None:
         return None
     if state["status"] == "active":

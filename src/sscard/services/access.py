@@ -20,7 +20,8 @@ terminal channel, the rest of /api/v1 the API channel, each console its own), an
 may act through each channel: a terminal's token on a staff route is refused whatever the operation
 allows, and a teller's token on a terminal route too.
 
-`admit` is the one check before an operation runs; the `require_*` helpers check scope once the object
+`admit` is the one check before an operation runs (`admit_channel`: the channel's audience, then the
+operation's roles, the terminal's kind and the key); the `require_*` helpers check scope once the object
 is known (services.lookup calls them for every card, account and person it finds for an actor), and
 `scope_guard` makes an operation that declared a scope and never checked it fail closed.
 """
@@ -106,17 +107,33 @@ def declaration(operation: str) -> Declaration:
     return decl
 
 
+def in_audience(actor: Actor) -> bool:
+    """Is this actor of the audience of the channel it came through (AUDIENCE)?"""
+    return actor.role in AUDIENCE.get(actor.channel, ())
+
+
+def admit_channel(actor: Actor) -> None:
+    """The one channel rule: a credential issued for one channel (a terminal's token, a staff or cardholder
+    API token) presented on another channel's route is `forbidden`, whatever the operation's roles allow.
+    The channel is the route's (each entry point sets it: deps.actor_of by the path), never the token's;
+    every operation and read checks it here before anything runs (`authorize`), so every route of every
+    channel does, the lane's included."""
+    if not in_audience(actor):
+        raise SscardError("forbidden")
+
+
 def allowed(actor: Actor | None, operation: str) -> bool:
     """May this actor, through its channel, call this operation at all (scope comes later)."""
     if actor is None:
         return False
-    return actor.role in declaration(operation).roles and actor.role in AUDIENCE.get(actor.channel, ())
+    return actor.role in declaration(operation).roles and in_audience(actor)
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
     if actor is None:
         raise SscardError("unauthenticated")
-    if not allowed(actor, operation):
+    admit_channel(actor)
+    if actor.role not in declaration(operation).roles:
         raise SscardError("forbidden")
 
 

@@ -41,6 +41,7 @@ from ..core.medical import (
     rules_for,
     split_bill,
 )
+from ..core.money import require_fen
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import (
     BankStatus,
@@ -212,9 +213,7 @@ def credit_month(op: Op, month: str, credits: list[dict[str, Any]]) -> dict[str,
     key = month_key(year, mon)
     credited = skipped = total = 0
     for item in credits:
-        amount = item.get("amount_fen")
-        if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
-            raise SscardError("invalid_amount")
+        amount = require_fen(item.get("amount_fen"), zero=True)
         if item.get("person_id") is not None:
             person = lookup.person_by_id(op.session, int(item["person_id"]))
         else:

@@ -486,6 +486,18 @@ def admit(app: App, actor: Actor | None, decl: access.Declaration, idempotency_k
         raise
 
 
+def admit_channel(app: App, actor: Actor, operation: str | None) -> None:
+    """The channel rule (access.admit_channel), applied by a channel's entry point as soon as it knows the
+    caller, before it reads the rest of the request: another channel's credential is `forbidden` whatever
+    the body (FastAPI validates a body only after its dependencies ran). The refused attempt leaves a trace
+    under the operation the route calls (`operation`), as `admit`'s refusals do."""
+    try:
+        access.admit_channel(actor)
+    except SscardError as err:
+        _audit_refusal(app, actor, operation or "channel", None, err, {})
+        raise
+
+
 def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Run an operation's body under its declaration: the scope must have been checked, and no
     argument declared secret may reach the audit record."""

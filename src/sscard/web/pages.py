@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ..core.clock import shanghai_time
+from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.money import fen_to_yuan
 from ..http import language
@@ -61,6 +62,18 @@ def gettext_context(lang: str) -> dict:
         return text.format(n=n, **params)
 
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+
+
+def refusal_page(request: Request, refusal: SscardError, status: int, headers: dict[str, str] | None) -> HTMLResponse:
+    """A refusal the frame answers on a page's path (the database busy, a page or method that does not
+    exist, a malformed parameter): a page of the site in the caller's language, with the status and the
+    headers (Retry-After, Allow) the API would have sent (the composition root hands it to api.main)."""
+    lang = language(request)
+    seconds = (headers or {}).get("Retry-After")
+    response = render(request, "error.html", {"message": refusal.message(lang), "status": status,
+                                              "retry_after": seconds}, status)
+    response.headers.update(headers or {})
+    return response
 
 
 templates.env.install_null_translations(newstyle=False)
