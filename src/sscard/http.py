@@ -119,10 +119,10 @@ class BodyLimit:
                     break
                 if not message.get("more_body", False):
                     body = b"".join(chunks)
-                    await self.app(scope, _replay(body, receive), send)
+                    await self.app(scope, replay_body(body, receive), send)
                     return
             if size <= self.max_bytes:  # the client went away before its body ended
-                await self.app(scope, _replay(b"".join(chunks), receive), send)
+                await self.app(scope, replay_body(b"".join(chunks), receive), send)
                 return
         else:
             await self.app(scope, receive, send)
@@ -131,7 +131,9 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives a body already read once, whole, then whatever the client sends next
+    (its disconnect): for a middleware that had to read the body before the app does."""
     sent = False
 
     async def again() -> Message:

@@ -44,8 +44,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..http import replay_body
 from .declared import route_declaration
 
 _PARAM = re.compile(r"{[^}]*}")
@@ -211,16 +212,9 @@ class TerminalLane:
             await self.app(scope, receive, send)
             return
         lane, child = found
-        replayed = False
         if lane.method == "POST":
             body = await _read_body(receive)
-
-            async def replay() -> Message:
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-                return await receive()
+            replay = replay_body(body, receive)
         else:  # a GET route reads no body (_shape_refusal): the request's own receive, untouched
             body, replay = b"", receive
 
