@@ -142,9 +142,12 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
         return answer(request, refusal, exc.status_code, headers)
 
     # Document the refusal shape for every status a business error can have (areas register theirs
-    # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like.
+    # at import, before this runs), so the OpenAPI tells clients what a 4xx looks like, and the 503 of
+    # service_busy. Not the other 5xx: those are the operator's tools' (sscard backup), whose module a
+    # process may or may not have imported; the contract must not depend on it.
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
-              for status in sorted({entry[0] for entry in MESSAGES.values()})}
+              for status in sorted({entry[0] for code, entry in MESSAGES.items()
+                                    if entry[0] < 500 or code == "service_busy"})}
     api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
     for module in (foundation, ledger, medical, counter, hotline, events):
         api.include_router(module.router, responses=errors)
