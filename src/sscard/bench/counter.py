@@ -24,7 +24,7 @@ def counter_mix(rig, clients: int, seconds: float) -> dict:
     replaceable = [rig.replaceable[i::clients] for i in range(clients)]
     step = [0] * clients
     codes: dict[str, int] = {}
-    kinds: dict[str, list[float]] = {"deposit": [], "withdrawal": [], "replacement_fee": []}
+    kinds: dict[str, list[float]] = {"deposit": [], "withdrawal": [], "replacement_fee": []}  # latencies, seconds
 
     def one(c: int, _rng: random.Random) -> bool:
         n = step[c]

@@ -101,8 +101,10 @@ def populate(engine: Engine, rng: random.Random, today: date, *, months: int = 1
     return out
 
 
-def _money(engine: Engine, rng: random.Random, today: date, span: list[date], payments: float) -> dict:
-    """Payments and pensions: transfers, their audit records, and the accounts' sums raised to match."""
+def _money(engine: Engine, rng: random.Random, today: date, span: list[date], payments_a_month: float) -> dict:
+    """Payments and pensions: transfers, their audit records, and the accounts' sums raised to match.
+    `payments_a_month` is a count (how often an account pays, 2.5 = twice or three times); every amount
+    here is integer fen (rng.randrange), never derived from it."""
     now = datetime.combine(today, time(9, 0), tzinfo=SHANGHAI).astimezone(UTC)
     with engine.begin() as conn:
         session = Session(bind=conn)
@@ -121,7 +123,7 @@ def _money(engine: Engine, rng: random.Random, today: date, span: list[date], pa
         ).all()
         w = _Writer(conn)
         sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        whole, part = int(payments), payments - int(payments)
+        whole, part = int(payments_a_month), payments_a_month - int(payments_a_month)  # counts, not money
         transfers = pensions = 0
         recent = partitions.add_months(partitions.month_start(today), -3)
 
