@@ -36,18 +36,20 @@ def operation_functions(endpoint) -> list:
     return found
 
 
-def route_declaration(route: APIRoute) -> tuple[Declaration | None, Any]:
-    fns = operation_functions(route.endpoint)
-    return (fns[0].declaration, fns[0]) if fns else (None, None)
-
-
 @functools.cache
-def _endpoint_operation(endpoint: Any) -> str | None:
+def _first_operation(endpoint: Any) -> Any:
+    """The first declared operation the endpoint calls, or None: read from its code once per endpoint."""
     fns = operation_functions(endpoint)
-    return fns[0].declaration.name if fns else None
+    return fns[0] if fns else None
+
+
+def route_declaration(route: APIRoute) -> tuple[Declaration | None, Any]:
+    fn = _first_operation(route.endpoint)
+    return (fn.declaration, fn) if fn is not None else (None, None)
 
 
 def route_operation(route: Any) -> str | None:
     """The name of the operation the matched route (`scope["route"]`) calls, if it calls one."""
     endpoint = getattr(route, "endpoint", None)
-    return _endpoint_operation(endpoint) if endpoint is not None else None
+    fn = _first_operation(endpoint) if endpoint is not None else None
+    return fn.declaration.name if fn is not None else None
