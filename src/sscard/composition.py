@@ -45,7 +45,7 @@ def create_app(app: App | None = None) -> FastAPI:
     refuse = api_channel.install(server, pages=pages.refusal_page)  # a refusal on a page's path is a page
     security.install(server)
     for web_channel in (pages, console, portal, bank_console):
-        server.include_router(web_channel.router)
+        web_channel.router.take_in(server)  # http.RouteBook: each route built once
     server.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api_channel.finish(server)
     server.add_middleware(BodyLimit, refuse=refuse)  # outside the lane: no route reads a body over the limit

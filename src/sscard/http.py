@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -144,3 +146,48 @@ def replay_body(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return again
+
+
+class RouteBook(APIRouter):
+    """An APIRouter that writes its routes down and builds each one once, when the app takes it in (`take_in`).
+
+    FastAPI 0.165 builds a route (its dependencies, parameters and pydantic adapters) when a router's
+    decorator adds it, and again for every `include_router` of that router: each of the app's ~160 routes
+    was built twice, and the second build (~0.4 s) fell into every restart's first request. A book holds
+    only what its decorators were given; the app builds the route. Only a prefix, tags and
+    include_in_schema are supported at the book's level (what our channels use): anything else is refused.
+    """
+
+    def __init__(self, *, prefix: str = "", tags: list[str] | None = None, include_in_schema: bool = True) -> None:
+        super().__init__(prefix=prefix, tags=list(tags or []), include_in_schema=include_in_schema)
+        self.written: list[WrittenRoute] = []
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:  # type: ignore[override]
+        methods = {m.upper() for m in options.get("methods") or ("GET",)}
+        self.written.append(WrittenRoute(self.prefix + path, frozenset(methods), endpoint, options))
+
+    def add_route(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a RouteBook holds API routes only (add_api_route and its decorators)")
+
+    add_websocket_route = add_api_websocket_route = include_router = add_route  # type: ignore[assignment]
+
+    def take_in(self, app: FastAPI, responses: dict[int | str, dict[str, Any]] | None = None) -> None:
+        """Build every written route on `app`, in the order written, as `app.include_router(self,
+        responses=...)` would have: the book's prefix and tags first, its include_in_schema over each route's,
+        a route's own responses over the ones given. Each app builds its own (tests build many)."""
+        for route in self.written:
+            options = dict(route.options)
+            options["tags"] = [*self.tags, *(options.get("tags") or [])]
+            options["responses"] = {**(responses or {}), **(options.get("responses") or {})}
+            options["include_in_schema"] = self.include_in_schema and options.get("include_in_schema", True)
+            app.router.add_api_route(route.path, route.endpoint, **options)
+
+
+@dataclass(frozen=True)
+class WrittenRoute:
+    """One route as its decorator gave it: full path, methods, endpoint and the decorator's options."""
+
+    path: str
+    methods: frozenset[str]
+    endpoint: Callable[..., Any]
+    options: dict[str, Any]

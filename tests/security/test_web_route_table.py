@@ -136,7 +136,7 @@ def _sessions(app, city, world) -> dict[str, dict]:
 def _routes():
     """Every route of the web routers, signing out last (it ends the walker's sessions)."""
     found = [(f"{method} {route.path}", method, route.path)
-             for module in (pages, console, portal, bank_console) for route in module.router.routes
+             for module in (pages, console, portal, bank_console) for route in module.router.written
              for method in sorted(route.methods - {"HEAD"})]
     return sorted(found, key=lambda r: r[2].endswith("/logout"))
 

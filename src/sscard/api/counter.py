@@ -11,17 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from ..http import language
+from ..http import RouteBook, language
 from ..services import attorney, batching, cards, passwords, production, replacement, reports, window
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import IsoDate, Strict
 
-router = APIRouter(prefix="/api/v1/counter", tags=["counter"])
+router = RouteBook(prefix="/api/v1/counter", tags=["counter"])
 
 Reason = Literal["lost", "damaged", "expiring", "data_change", "bank_change"]
 

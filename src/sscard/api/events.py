@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import BaseModel, Field
 
+from ..http import RouteBook
 from ..services import events
 from .deps import ActorDep, AppDep
 
-router = APIRouter(prefix="/api/v1", tags=["events"])
+router = RouteBook(prefix="/api/v1", tags=["events"])
 
 
 class EventOut(BaseModel):

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Channel, Role
-from ..http import client_address
+from ..http import RouteBook, client_address
 from ..services import audit, cards, enrolment, loss, passwords, production, throttle
 from . import responses as r
 from . import schemas as s
 from .deps import ActorDep, AppDep, KeyDep
 from .sessions import issue_cardholder_token
 
-router = APIRouter(prefix="/api/v1", tags=["cards"])
+router = RouteBook(prefix="/api/v1", tags=["cards"])
 
 
 @router.post("/persons", status_code=201)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
@@ -24,11 +24,12 @@ from ..core.errors import SscardError
 from ..hotline import calls
 from ..hotline.calls import take_turn
 from ..hotline.engine import Reply, load_menu
+from ..http import RouteBook
 from ..services import hotline as svc
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 
-router = APIRouter(prefix="/api/v1", tags=["hotline"])
+router = RouteBook(prefix="/api/v1", tags=["hotline"])
 
 
 def voice_url(line: str, turn: int) -> str:

@@ -8,19 +8,20 @@ so a request waiting for its batch holds no thread. Amounts are integer fen.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from pydantic import Field, StrictInt
 
+from ..http import RouteBook
 from ..services import banking, batching
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep, TerminalDep
 from .schemas import Strict
 
-router = APIRouter(prefix="/api/v1", tags=["bank account"])
+router = RouteBook(prefix="/api/v1", tags=["bank account"])
 # The terminals' routes, in a router of their own that the app includes before every other: FastAPI
 # tries an app's routes in order (twice per request), and a payment should not first be compared with
 # every foundation route (a quarter of a payment's time on the event loop went to routing).
-terminal_router = APIRouter(prefix="/api/v1/terminal", tags=["bank account"])
+terminal_router = RouteBook(prefix="/api/v1/terminal", tags=["bank account"])
 
 
 Pan = Field(min_length=19, max_length=19, pattern=r"^\d{19}$")

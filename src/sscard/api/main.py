@@ -148,9 +148,9 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
     errors = {status: {"model": ErrorBody, "description": "refused: {code, message}"}
               for status in sorted({entry[0] for code, entry in MESSAGES.items()
                                     if entry[0] < 500 or code == "service_busy"})}
-    api.include_router(ledger.terminal_router, responses=errors)  # first: the hottest routes
+    ledger.terminal_router.take_in(api, responses=errors)  # first: the hottest routes
     for module in (foundation, ledger, medical, counter, hotline, events):
-        api.include_router(module.router, responses=errors)
+        module.router.take_in(api, responses=errors)
     return answer
 
 

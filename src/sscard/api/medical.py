@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import Query
 from fastapi.responses import Response
 from pydantic import Field, StrictInt
 
+from ..http import RouteBook
 from ..services import batching, medical
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import Strict
 
-router = APIRouter(prefix="/api/v1", tags=["medical"])
+router = RouteBook(prefix="/api/v1", tags=["medical"])
 
 
 class BillLineIn(Strict):

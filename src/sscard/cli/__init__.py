@@ -63,6 +63,9 @@ def serve(
     from ..logs import uvicorn_log_config
 
     if workers == 1:
+        import gc
+
+        gc.disable()  # until sscard.asgi has built the app in this process (it freezes and re-enables it)
         settings = load_app().settings  # validate policy and settings before binding the port (imported next)
     else:
         # the supervisor serves nothing: check settings and policy without importing the app (its workers

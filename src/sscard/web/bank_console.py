@@ -23,7 +23,7 @@ import secrets as pysecrets
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -34,7 +34,7 @@ from ..core.identifiers import mask_pan
 from ..core.money import yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
-from ..http import language
+from ..http import RouteBook, language
 from ..i18n import label, label_pair
 from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
@@ -43,7 +43,7 @@ from . import security
 from .hardening import delete_cookie, set_cookie
 from .pages import render, templates
 
-router = APIRouter(prefix="/bank", include_in_schema=False)
+router = RouteBook(prefix="/bank", include_in_schema=False)
 
 STAFF_COOKIE = security.COOKIE["staff"]
 

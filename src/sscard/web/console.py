@@ -18,12 +18,12 @@ import secrets as pysecrets
 from collections.abc import Callable
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..http import language
+from ..http import RouteBook, language
 from ..i18n import label_pair
 from ..services import attorney, cards, loss, passwords, production, replacement, reports, window
 from ..services.app import App
@@ -31,7 +31,7 @@ from ..services.staff import banks_and_places
 from . import security
 from .pages import render
 
-router = APIRouter(prefix="/console", include_in_schema=False)
+router = RouteBook(prefix="/console", include_in_schema=False)
 log = logging.getLogger("sscard.console")
 STAFF_COOKIE = security.COOKIE["staff"]
 

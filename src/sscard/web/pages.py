@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import jinja2
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -13,7 +13,7 @@ from ..core.clock import shanghai_time
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 from ..core.money import fen_to_yuan
-from ..http import language
+from ..http import RouteBook, language
 from ..i18n import label, translations
 from . import hardening
 
@@ -77,7 +77,7 @@ def refusal_page(request: Request, refusal: SscardError, status: int, headers: d
 
 
 templates.env.install_null_translations(newstyle=False)
-router = APIRouter()
+router = RouteBook()
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
@@ -27,14 +27,14 @@ from starlette.concurrency import run_in_threadpool
 from ..core.errors import SscardError
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
-from ..http import client_address, language
+from ..http import RouteBook, client_address, language
 from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
 from .hardening import delete_cookie, set_cookie, throttled
 from .pages import render
 
-router = APIRouter(prefix="/portal", include_in_schema=False)
+router = RouteBook(prefix="/portal", include_in_schema=False)
 KIND = "cardholder"
 WRONG_LOGIN = "wrong"  # the login page words it (with the lock rule from the policy)
 PRE_COOKIE = "sscard_portal_pre"
