@@ -18,6 +18,7 @@ from ..core.errors import MESSAGES, SscardError
 from ..http import language
 from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy
 from . import contract, counter, events, foundation, hotline, ledger, medical
+from .deps import actor_of, admitted
 from .schemas import ErrorBody, bare_dates
 from .terminal_lane import TerminalLane
 
@@ -51,6 +52,22 @@ def retry_after(exc: SscardError) -> dict[str, str] | None:
     """A 429 or 503 that says when to try again has Retry-After (seconds)."""
     return ({"Retry-After": str(exc.params["seconds"])}
             if exc.status in (429, 503) and "seconds" in exc.params else None)
+
+
+async def caller_refused(request: Request) -> SscardError | None:
+    """Who may call is decided before what they sent is judged, on every route. FastAPI decodes a JSON body
+    before it solves the route's dependencies, so a body that is not JSON (or not UTF-8) was answered 422,
+    with the parser's details, to callers without a credential or with another channel's: they get the
+    401 or 403 that a well-formed body gets (`deps.admitted`, its audit record included)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not contract.needs_token(route):
+        return None
+    app = request.app.state.sscard
+    try:
+        await admitted(request, app, await actor_of(request, app))
+    except SscardError as refusal:
+        return refusal
+    return None
 
 
 def allowed_methods(request: Request) -> str:
@@ -107,6 +124,9 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        refusal = await caller_refused(request)
+        if refusal is not None:
+            return answer(request, refusal)
         return answer(request, SscardError("invalid_request"), 422, details=scrub_validation_error(exc))
 
     async def _unstorable(request: Request, exc: Exception) -> Response:
@@ -134,6 +154,10 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body FastAPI could not parse at all (nested too deep): the caller first
+            refused = await caller_refused(request)
+            if refused is not None:
+                return answer(request, refused)
         code = {404: "not_found", 401: "unauthenticated", 403: "forbidden"}.get(exc.status_code, "invalid_request")
         refusal = SscardError("not_found", what=("页面", "page")) if code == "not_found" else SscardError(code)
         headers = dict(getattr(exc, "headers", None) or {})
