@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .core.errors import SscardError
+from .core.errors import LANGUAGES, SscardError
 
 
 def _trusted(address: str, networks: tuple[str, ...]) -> bool:
@@ -41,7 +41,6 @@ def client_address(request: Request) -> str:
     return hops[0][:64] if hops else peer
 
 
-LANGUAGES = ("zh", "en")  # what pages, messages and PDFs are written in; the first is the default
 
 
 def accepted_language(header: str) -> str | None:

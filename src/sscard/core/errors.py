@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 # code -> (HTTP status, Chinese message, English message). Messages may use {named} params.
+# Every message, page, PDF and spoken prompt is written in these; the first is the default.
+LANGUAGES = ("zh", "en")
+
 MESSAGES: dict[str, tuple[int, str, str]] = {
     # input and identifiers
     "invalid_request": (422, "请求格式不正确", "The request is malformed"),

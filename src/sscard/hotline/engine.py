@@ -25,12 +25,12 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ..core.errors import LANGUAGES
 from ..services.app import App
 from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
 from .script import (
     AFTER_IDENTIFY,
     HANDLERS,
-    LANGS,
     NODE_TYPES,
     Ctx,
     Menu,
@@ -128,14 +128,14 @@ def check_menu(menu: Menu) -> None:
         if required not in menu.text:
             raise MenuError(f"{menu.name}: text {required!r} missing")
     for key, t in menu.text.items():
-        if set(t) != set(LANGS):
+        if set(t) != set(LANGUAGES):
             raise MenuError(f"{menu.name}: text {key!r} needs zh and en")
     for t in (menu.start, menu.main, menu.identify):
         target_ok(t, "line")
     for node in menu.nodes.values():
         if node.type not in NODE_TYPES:
             raise MenuError(f"{menu.name}: node {node.name} has type {node.type!r}")
-        if node.type in ("menu", "input", "say", "hangup") and set(node.say) != set(LANGS):
+        if node.type in ("menu", "input", "say", "hangup") and set(node.say) != set(LANGUAGES):
             raise MenuError(f"{menu.name}: node {node.name} needs say.zh and say.en")
         if node.type in ("input", "action") and node.action not in HANDLERS:
             raise MenuError(f"{menu.name}: node {node.name} has unknown action {node.action!r}")

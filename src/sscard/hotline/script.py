@@ -15,7 +15,6 @@ from ..services.app import App
 
 NODE_TYPES = {"menu", "input", "action", "say", "agent", "hangup"}
 AFTER_IDENTIFY = "$after_identify"
-LANGS = ("zh", "en")
 SPOKEN_SLOTS = ("card_tail", "pan_tail", "name")  # the only slots a prompt may say (never an ID or a digest)
 
 
