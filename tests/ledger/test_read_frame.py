@@ -107,3 +107,20 @@ def test_a_read_that_finds_its_connection_broken_runs_again_on_a_new_one(city, a
             assert conn.execute(select(text("1"))).scalar() == 1
     finally:
         db.dispose()
+
+
+def test_a_card_read_as_one_row_answers_as_the_orm_view_of_it(city, app):
+    """`card.status` (the card's five sides as one plain row) answers as `card_view` over ORM objects does,
+    booleans and datetimes included, for a card not yet activated and one activated (both databases)."""
+    from sscard.models.foundation import Card
+    from sscard.services.operation import jsonable
+
+    clerk = city.actor("clerk")
+    for card in (city.issued_card(name="行一"), activated(city, "行二")):
+        answer = cards.card_status(app, clerk, card.card_number)
+        with app.db.session() as s:
+            orm = s.scalar(select(Card).where(Card.card_number == card.card_number))
+            view = cards.card_view(s, orm, app.clock.now(), masked=True,
+                                   seal_days=app.policy.card.uncollected_seal_days)
+        assert answer == jsonable(view)
+        assert answer["ss_password"]["initial"] is True
