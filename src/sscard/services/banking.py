@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import Engine, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
@@ -224,32 +224,19 @@ _PREFETCH_ACCOUNTS = _prefetch_statement(usage=False)
 
 
 def _statement_read() -> Select[Any]:
+    """A statement's account (what the answer shows and the scope check reads), its ledger account's sums,
+    when that was opened and the day of its newest transfer: one row."""
     table = BankAccount.__table__
-    columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day"))
-    return join(select(table, *columns, ledger.ACCOUNTS.c.created_at.label("ledger_opened"),
-                       ledger.ACCOUNTS.c.last_transfer_day.label("ledger_newest"))).where(
-        table.c.pan.in_(bindparam("pans", expanding=True)))  # (fetch_all's compiled form wants a list)
+    accounts = ledger.ACCOUNTS.c
+    return (select(table.c.pan, table.c.person_id, table.c.bank_id, table.c.ledger_account_id, table.c.status,
+                   table.c.loss_expires_at, table.c.activation_deadline, accounts.id.label("ledger_id"),
+                   accounts.debits_posted, accounts.credits_posted, accounts.debits_pending, accounts.credits_pending,
+                   accounts.created_at.label("ledger_opened"), accounts.last_transfer_day.label("ledger_newest"))
+            .outerjoin(ledger.ACCOUNTS, accounts.id == table.c.ledger_account_id)
+            .where(table.c.pan == bindparam("pan")))
 
 
 _STATEMENT_READ = _statement_read()
-
-
-def _read_ahead_for_statement(op: Op, pan: str) -> tuple[datetime | None, date | None]:
-    """A statement's account, its ledger account's sums, when that was opened and the day of its newest
-    transfer, in one query (as a batch prefetches accounts: `_by_pan` and `account_answer` then find them);
-    (None, None) when no account has it (`_account` then refuses as it always did)."""
-    number = validate_pan(pan)
-    day = shanghai_day(op.now)
-    book = book_of(op.session)
-    found = None
-    for row in fetch_all(op.session.connection(), _STATEMENT_READ, {"day": day, "pans": [number]}):
-        found = found or row
-        book.seed(row, day)
-    book.seeded()
-    if found is None:
-        return None, None
-    op.session.info.setdefault(PREFETCHED, {})[pan] = AccountView(found)
-    return found.ledger_opened, found.ledger_newest
 
 
 def _account(op: Op, pan: str) -> BankAccount:
@@ -338,12 +325,17 @@ def account_answer(op: Op, account: BankAccount, moved: dict[str, Any] | None = 
     account = op.session.info.get(PREFETCHED, {}).get(account.pan, account)  # a view may have been replaced
     known = (moved or {}).get("balances", {}).get(account.ledger_account_id)
     b = known or ledger.balance(op.session, account.ledger_account_id).as_dict()
-    out = {"pan": mask_pan(account.pan), "status": str(lifecycle.bank_status(op, account)), **b,
-           "balance": fen_to_yuan(b["balance_fen"]), "available": fen_to_yuan(b["available_fen"])}
+    out = _answer(op, account, b)
     if moved:
         out.update(transfer_id=moved["transfer_id"], amount_fen=moved["amount_fen"], at=moved["at"])
     out.update(extra)
     return out
+
+
+def _answer(op: Op, account: BankAccount, b: dict[str, int]) -> dict[str, Any]:
+    """An account's answer from its balance (`ledger.Balance.as_dict`)."""
+    return {"pan": mask_pan(account.pan), "status": str(lifecycle.bank_status(op, account)), **b,
+            "balance": fen_to_yuan(b["balance_fen"]), "available": fen_to_yuan(b["available_fen"])}
 
 
 def require_pin_kept(op: Op, account: BankAccount) -> None:
@@ -617,20 +609,29 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict[str, Any]:
 
 @query("bank.statement", roles=BANK_STAFF | {Role.CARDHOLDER, Role.OPERATOR}, scope=Scope.OWN)
 def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -> dict[str, Any]:
-    """Balance and history, newest first; page with before_id = the last entry's id."""
-    opened, newest = _read_ahead_for_statement(op, pan)
-    account = _account(op, pan)
+    """Balance and history, newest first; page with before_id = the last entry's id.
+
+    As plain rows (`op.rows`: in a declared read no ORM session is made): the account with its ledger
+    account's sums, when that was opened and the day of its newest transfer in one query, then its
+    transfers by months (`ledger.history_by_months`) and their other sides. A read: no ledger write of
+    this transaction is waiting in a book (a body that wrote would flush its book first)."""
+    number = validate_pan(pan)
+    found = op.rows(_STATEMENT_READ, {"pan": number})
+    if not found:
+        raise SscardError("account_not_found")  # (as `_account` refuses a PAN no account has)
+    account = cast(BankAccount, found[0])  # its row stands in for it: the columns the answer reads
+    access.require_own(op.actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
     op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
-    rows = ledger.history(op.session, account.ledger_account_id, limit=limit, before_id=before_id,
-                          today=shanghai_day(op.now), opened=opened, newest=newest) \
-        if account.ledger_account_id else []
-    others = {r.credit_account_id if r.debit_account_id == account.ledger_account_id else r.debit_account_id
-              for r in rows}
-    names = _counterparties(op.session, others)
+    ledger_id = account.ledger_account_id
+    rows = ledger.history_by_months(op.rows, ledger_id, limit=limit, before_id=before_id,
+                                    opened=found[0].ledger_opened, newest=found[0].ledger_newest) \
+        if ledger_id else []
+    others = {r.credit_account_id if r.debit_account_id == ledger_id else r.debit_account_id for r in rows}
+    names = _counterparties(op.rows, others)
     entries = []
     for r in rows:
-        outgoing = r.debit_account_id == account.ledger_account_id
+        outgoing = r.debit_account_id == ledger_id
         other = names.get(r.credit_account_id if outgoing else r.debit_account_id, ("", "", None))
         counterparty = mask_pan(other[2] or "") if other[0] == "customer" else other[1]
         entries.append({
@@ -638,18 +639,21 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
             "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
             "counterparty": counterparty, "ref": r.ref, "timeout_at": r.timeout_at,
         })
-    out = account_answer(op, account)
+    sums = found[0]
+    b = (ledger.Balance(sums.debits_posted, sums.credits_posted, sums.debits_pending, sums.credits_pending)
+         if sums.ledger_id is not None else ledger.Balance(0, 0, 0, 0)).as_dict()
+    out = _answer(op, account, b)
     out.update(entries=entries, next_before_id=entries[-1]["id"] if len(entries) == limit else None,
                activation_deadline=account.activation_deadline)
     return out
 
 
-def _counterparties(session: Session, ids: set[int]) -> dict[int, tuple[str, str, str | None]]:
+def _counterparties(fetch: lookup.Rows, ids: set[int]) -> dict[int, tuple[str, str, str | None]]:
     """Ledger account id -> (kind, name, the PAN of a customer's bank account): the other sides of a
     statement's transfers in one query (`ledger.account_names` and then the customers' PANs took two)."""
     if not ids:
         return {}
-    rows = fetch_all(session.connection(), _COUNTERPARTIES, {"ids": sorted(ids)})
+    rows = fetch(_COUNTERPARTIES, {"ids": sorted(ids)})
     return {r.id: (r.kind, r.name or "", r.pan) for r in rows}
 
 

@@ -51,7 +51,15 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from ..core.roles import Actor
-from ..db import WRITES, WalCheckpointer, execute_many, is_duplicate, is_retryable, one_statement
+from ..db import (
+    NOT_FOR_READS,
+    WRITES,
+    WalCheckpointer,
+    execute_many,
+    is_duplicate,
+    is_retryable,
+    one_statement,
+)
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import outbox
@@ -142,6 +150,7 @@ class Batcher:
         self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
         self.sizes: collections.Counter[int] = collections.Counter()  # batch size -> batches (/metrics)
+        NOT_FOR_READS.add(_count_writes)  # it counts writes: a declared read's statements are none
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
             event.listen(app.db.engine, "before_cursor_execute", _count_writes)
         self._thread = threading.Thread(target=self._run, name="sscard-ledger-writer", daemon=True)

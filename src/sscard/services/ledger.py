@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
@@ -469,22 +470,32 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
         if found is None:
             return []
         opened, newest = found
+    assert opened is not None  # (read above when not given)
+    conn = session.connection()
+    return history_by_months(lambda stmt, params: fetch_all(conn, stmt, params), account_id, limit=limit,
+                             before_id=before_id, opened=opened, newest=newest)
+
+
+def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_id: int, *, limit: int,
+                      before_id: int | None, opened: datetime, newest: date | None) -> list[AnyRow]:
+    """`history` by months, newest first, of an account whose ledger row (`opened`: created_at, `newest`:
+    last_transfer_day) was read in this transaction after its last ledger write; `rows`: the transaction's
+    fetch_all (a declared read's `op.rows`)."""
     if newest is None:
         return []
-    conn = session.connection()
     below = before_id if before_id is not None else _NO_ID_ABOVE
     top = newest.replace(day=1)
-    rows: list[AnyRow] = fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": top,
-                                                           "upper": newest + timedelta(days=1), "n": limit})
+    found: list[AnyRow] = rows(_HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": top,
+                                                  "upper": newest + timedelta(days=1), "n": limit})
     first = shanghai_day(as_utc(opened)).replace(day=1)
     upper = top
     for lower in (max(first, _months_before(top, 2)), first):  # the two months before, then the rest
-        if len(rows) >= limit or upper <= first:
+        if len(found) >= limit or upper <= first:
             break
-        rows += fetch_all(conn, _HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": lower,
-                                                   "upper": upper, "n": limit - len(rows)})
+        found += rows(_HISTORY_BETWEEN, {"aid": account_id, "below": below, "lower": lower,
+                                         "upper": upper, "n": limit - len(found)})
         upper = lower
-    return rows
+    return found
 
 
 _NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)

@@ -31,6 +31,7 @@ from ..core.identifiers import mask_text
 from ..core.passwords import Secrets
 from ..core.policy import Policy
 from ..core.roles import Actor, Role
+from ..db import Reads, fetch_all
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access, outbox
@@ -82,16 +83,32 @@ class Op:
     """What a service function sees: the session, the clock's now, the policy, who acts, and the audit."""
 
     app: App
-    session: Session
+    _session: Session | None
     actor: Actor
     name: str
     idempotency_key: str | None
     now: datetime = field(init=False)
     _audit: dict[str, Any] = field(default_factory=dict[str, Any])
+    _reads: Reads | None = field(default=None, kw_only=True)  # a declared read's (`query`): see `rows`
 
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
         note_operation(self.name, self.actor)  # the request's log lines name the operation
+
+    @property
+    def session(self) -> Session:
+        """The ORM session of the operation's transaction (a declared read's is made when first asked for)."""
+        if self._session is None:
+            assert self._reads is not None  # an operation's frame gives it a session, a read's frame its reads
+            self._session = self._reads.session()
+        return self._session
+
+    def rows(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
+        """The rows of a SELECT in the operation's transaction (`db.fetch_all`): in a declared read, straight
+        on the driver, with no ORM session made unless the body asks for one (`Database.read`)."""
+        if self._reads is not None and self._session is None:
+            return self._reads.rows(stmt, params)
+        return fetch_all(self.session.connection(), stmt, params)
 
     @property
     def policy(self) -> Policy:
@@ -560,11 +577,12 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
             access.admit(actor, name, None)
             last: list[Op] = []
 
-            def work(session: Session) -> Any:
-                last[:] = [Op(app, session, actor, name, None)]
+            def work(reads: Reads) -> Any:
+                last[:] = [Op(app, None, actor, name, None, _reads=reads)]
                 return jsonable(run_declared(decl, last[0], fn, args, kwargs))
 
-            out: Answer = app.db.run(work, readonly=True)
+            # reads alike (the same operation by the same role) run alike: see Database.read
+            out: Answer = app.db.read(work, shape=(name, actor.role))
             fields = last[0]._audit
             if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
                 from . import batching  # (batching builds on this module)
