@@ -386,7 +386,7 @@ def test_money_over_the_bound_or_in_foreign_digits_is_refused_on_every_channel(c
     """The probe's finding: the API refused an amount over schemas.MAX_FEN (10^12 fen), but the bank counter's
     page deposited 999,999,999,999.99 yuan (10^14 fen), and read "٣" (an Arabic-Indic digit) as 3 yuan: the
     bound was the API schema's, not the money's. core.money holds it (MAX_FEN) for every channel: every
-    amount a service takes (require_positive_fen, which ledger.transfer calls, require_fen) and every yuan a
+    amount a service takes (require_fen, which ledger.transfer calls) and every yuan a
     page reads (yuan_to_fen: ASCII digits, full-width ones from an IME read as such)."""
     from sscard.api import schemas
     from sscard.core import money

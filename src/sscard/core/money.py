@@ -10,8 +10,8 @@ from .errors import SscardError
 
 MAX_FEN = 10**12
 """The most one amount may be (100 million yuan): far above any card's business, far below any integer
-limit. Every channel meets it here: every amount a service takes (`require_positive_fen`, which every ledger
-movement calls, `require_fen`) and every yuan a page reads (`yuan_to_fen`); the API's schemas say it first."""
+limit. Every channel meets it here: every amount a service takes (`require_fen`, which every ledger
+movement calls) and every yuan a page reads (`yuan_to_fen`); the API's schemas say it first."""
 _YUAN_RE = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")  # ASCII digits: \d would read "٣" as 3
 
 
@@ -45,10 +45,6 @@ def require_fen(amount: object, *, zero: bool = False) -> int:
     if not isinstance(amount, int) or isinstance(amount, bool) or not (0 if zero else 1) <= amount <= MAX_FEN:
         raise SscardError("invalid_amount")
     return amount
-
-
-def require_positive_fen(amount: object) -> int:
-    return require_fen(amount)
 
 
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"

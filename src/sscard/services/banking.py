@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_pan, validate_pan
-from ..core.money import fen_to_yuan, require_positive_fen
+from ..core.money import fen_to_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
@@ -440,7 +440,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
 @operation("bank.deposit", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM, batched=True)
 def deposit(op: Op, pan: str, amount_fen: int) -> dict[str, Any]:
     """Cash in at a counter (the outlet's drawer) or an ATM. A credit: accepted while lost or frozen."""
-    require_positive_fen(amount_fen)
+    require_fen(amount_fen)
     account = _account(op, pan)
     check_bank_credit(lifecycle.bank_status(op, account))
     cash = _cash_account(op)
@@ -453,7 +453,7 @@ def deposit(op: Op, pan: str, amount_fen: int) -> dict[str, Any]:
 @operation("bank.withdraw", roles=BANK_STAFF | {Role.TERMINAL}, scope=Scope.OWN, secrets=('pin',), terminals=access.ATM, batched=True)
 def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict[str, Any]:
     """Cash out at a counter or an ATM (ATM: per-transaction and per-day limits)."""
-    require_positive_fen(amount_fen)
+    require_fen(amount_fen)
     account = _account(op, pan)
     cash = _cash_account(op)
     source = debit_ready(op, account, pin)
@@ -479,7 +479,7 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict[str, Any]:
 def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, transfer_id: str | None = None) -> dict[str, Any]:
     """To a card of the same bank directly; to another bank's card through both banks' clearing accounts
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
-    require_positive_fen(amount_fen)
+    require_fen(amount_fen)
     source_account = _account(op, from_pan)
     target = _by_pan(op, to_pan)
     if target.id == source_account.id:
@@ -511,7 +511,7 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
 
 def _payment(op: Op, pan: str, amount_fen: int, pin: str, *, pending: bool, timeout_seconds: int | None,
              transfer_id: str | None) -> dict[str, Any]:
-    require_positive_fen(amount_fen)
+    require_fen(amount_fen)
     merchant = _merchant_account(op)
     account = _account(op, pan)
     source = debit_ready(op, account, pin)
@@ -582,7 +582,7 @@ def expire_pending(op: Op) -> dict[str, Any]:
 def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[str, Any]:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed)."""
-    require_positive_fen(amount_fen)
+    require_fen(amount_fen)
     account = lookup.account_by_pan(op.session, pan)
     check_bank_credit(lifecycle.bank_status(op, account))
     payer = ledger.system_account(op, "pension_payer", kind="pension_payer")

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session, aliased
 
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
-from ..core.money import require_positive_fen
+from ..core.money import require_fen
 from ..db import fetch_all
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
@@ -237,7 +237,7 @@ def transfer(
 
     The answer carries `balances`: {account id: balance dict} of both accounts after the transfer."""
     book = book_of(op.session)
-    amount = require_positive_fen(amount_fen)
+    amount = require_fen(amount_fen)
     if debit_account_id == credit_account_id:
         raise SscardError("same_account")
     now = _now(op)
@@ -368,7 +368,7 @@ def post_pending(op: Op, transfer_id: str, amount_fen: int | None = None, *, deb
     _check_parties(pending, debit_account_id, credit_account_id)
     if not _unresolved(op.session, pending.id):
         raise SscardError("pending_already_resolved")
-    amount = pending.amount if amount_fen is None else require_positive_fen(amount_fen)
+    amount = pending.amount if amount_fen is None else require_fen(amount_fen)
     if amount > pending.amount:
         raise SscardError("invalid_amount")
     if pending.timeout_at is not None and _now(op) >= pending.timeout_at:
