@@ -301,6 +301,13 @@ class Probe:
                                                 note=f"(body: {note})")
                     if note.startswith("oversized") and status != 413:
                         self.find(f"{method.upper()} {path}: a 20 MiB body answered {status}, not 413 (read whole)")
+                if op.get("security"):  # the caller first: an unreadable body without a credential is 401
+                    for note, body in (("cut short", b'{"amount_fen": 1,'), ("invalid UTF-8", b'{"pan": "\xff"}')):
+                        status, _, _ = self.request(method.upper(), url, body=body, token=None, note=f"(body: {note})",
+                                                    headers={**key, "Content-Type": "application/json"})
+                        if status != 401:
+                            self.find(f"{method.upper()} {path}: a body {note} without a credential answered "
+                                      f"{status}, not 401")
 
     def money(self, spec: dict) -> None:
         for path, ops in spec["paths"].items():
