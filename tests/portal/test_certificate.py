@@ -3,6 +3,7 @@ code, checked by a third party on a public page that shows only the essentials, 
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 
@@ -41,12 +42,30 @@ def test_a_code_is_17_characters_with_a_check_character_that_catches_typos():
     code = codes.new_code()
     assert len(code) == 17 and set(code) <= set(codes.ALPHABET)
     assert codes.normalize(codes.grouped(code).lower()) == code  # case and hyphens do not matter
-    for i in range(17):  # every single wrong character is caught before any look-up
-        wrong = code[:i] + ("0" if code[i] != "0" else "1") + code[i + 1:]
-        assert codes.normalize(wrong) is None
-    swaps = [code[:i] + code[i + 1] + code[i] + code[i + 2:] for i in range(16) if code[i] != code[i + 1]]
-    assert all(codes.normalize(s) is None for s in swaps)
     assert codes.normalize(code.replace("0", "O")) == code  # O typed for 0 still reads right
+
+
+def _typos(code: str) -> list[str]:
+    """Every single wrong character and every swap of two different neighbours of `code`."""
+    wrong = [code[:i] + ch + code[i + 1:] for i in range(len(code)) for ch in codes.ALPHABET if ch != code[i]]
+    swaps = [code[:i] + code[i + 1] + code[i] + code[i + 2:] for i in range(len(code) - 1) if code[i] != code[i + 1]]
+    return wrong + swaps
+
+
+def test_every_single_wrong_character_and_every_swap_of_neighbours_of_an_issued_code_is_caught():
+    """Luhn mod 32 cannot see a `0` and a `Z` swapped (as Luhn mod 10 cannot see 09/90): this test failed
+    about once in 30 runs while new_code could issue such a pair; it never does now. 3,000 codes drawn
+    from a seeded generator, so that a code with the pair is met (~90 of them before the fix)."""
+    draw = random.Random(17)
+    issued = [codes.new_code(draw.randrange) for _ in range(3000)]
+    assert not [c for c in issued if "0Z" in c or "Z0" in c]
+    for code in issued[:300]:
+        assert codes.normalize(code) == code
+        assert [t for t in _typos(code) if codes.normalize(t) is not None] == [], code
+    # the one blind spot, shown on a code built with it: why new_code draws again
+    body = "0Z" + "1" * 14
+    blind = body + codes.check_char(body)
+    assert codes.normalize("Z0" + blind[2:]) == "Z0" + blind[2:]
 
 
 def test_the_certificate_counts_months_per_kind_once_per_month_and_the_check_shows_it_masked(city, app, holder):
