@@ -41,8 +41,6 @@ def client_address(request: Request) -> str:
     return hops[0][:64] if hops else peer
 
 
-
-
 def accepted_language(header: str) -> str | None:
     """The language an Accept-Language header prefers among ours, by its q-weights (RFC 9110 §12.5.4):
     `en;q=0.1, zh;q=0.9` is zh, `fr, en;q=0.5` en, `*` our default; the first listed wins a tie. A range
