@@ -47,6 +47,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..http import replay_body
+from ..services import batching
 from .declared import route_declaration
 
 _PARAM = re.compile(r"{[^}]*}")
@@ -334,8 +335,17 @@ _READERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sscard-read")
 
 
 async def _in_thread(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    run = functools.partial(contextvars.copy_context().run, call, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
+    """The call in a worker thread; the `viewed` records of the staff reads it makes are awaited here, on
+    the loop, after it returns (batching.AwaitedViews): the thread does not wait for their commit, and the
+    answer (or the error) still goes out only once they are committed."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    views = batching.AwaitedViews.within(context, loop)
+    try:
+        return await loop.run_in_executor(_READERS, functools.partial(context.run, call, **kwargs))
+    finally:
+        if views.pending:
+            await views.settled()
 
 
 async def _read_body(receive: Receive) -> bytes:

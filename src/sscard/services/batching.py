@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import fcntl
 import functools
 import logging
@@ -197,9 +198,15 @@ class Batcher:
 
     def record(self, viewed: Viewed) -> None:
         """Commit a staff read's `viewed` audit record with the next batch; return once it is committed
-        (raise if it could not be: the read must then not be answered)."""
+        (raise if it could not be: the read must then not be answered). In a thread run for an event loop
+        that awaits the records (`AwaitedViews`: the API's GET lane), return once it is queued: the loop
+        waits for the commit, and the thread is free at once."""
         if self._closed or threading.current_thread() is self._thread:
             viewed.write_alone(self.app)
+            return
+        awaited = _AWAITED.get()
+        if awaited is not None:
+            awaited.queue(self, _Request(viewed))
             return
         out = self._wait_in_queue(_Request(viewed))
         if out is _ALONE:
@@ -636,8 +643,61 @@ class Viewed:
 
 def record_viewed(app: App, actor: Actor, name: str, values: dict[str, Any]) -> None:
     """Write a staff read's `viewed` audit record, group-committed with other requests; return once it is
-    committed."""
+    committed (or, under `AwaitedViews`, once it is queued: the event loop awaits the commit)."""
     batcher(app).record(Viewed(actor, name, values))
+
+
+class AwaitedViews:
+    """The `viewed` records of the declared reads that a worker thread runs for an event loop, each queued
+    for the writer with a future of that loop instead of blocking the thread until its batch commits
+    (a blocked thread costs a second wake-up when the writer answers it). The loop awaits `settled()`
+    before it sends the answer, so a read is still answered only once its record is committed.
+
+    Use: `views = AwaitedViews.within(context, loop)`, run the call in that context in a worker thread,
+    then `await views.settled()` on the loop, whether the call answered or raised."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: list[tuple[Batcher, _Request]] = []
+
+    @classmethod
+    def within(cls, context: contextvars.Context, loop: asyncio.AbstractEventLoop) -> AwaitedViews:
+        """A new one, in force for the code run in `context` (the worker thread's copy of the request's)."""
+        views = cls(loop)
+        context.run(_AWAITED.set, views)
+        return views
+
+    def queue(self, writer: Batcher, req: _Request) -> None:
+        # the future is only made here (in the worker thread); the writer resolves it on its loop
+        # (call_soon_threadsafe), and only the loop awaits it
+        req._async = (self.loop, self.loop.create_future())
+        self.pending.append((writer, req))
+        writer._queue.put(req)
+
+    async def settled(self) -> None:
+        """Return once every record queued is committed; after waiting for them all, raise the first
+        failure (the read must then not be answered, as when its thread waited)."""
+        failed: BaseException | None = None
+        while self.pending:
+            writer, req = self.pending.pop(0)
+            assert req._async is not None  # queued by `queue`
+            out = await req._async[1]
+            if out is _ALONE:  # the writer is stopping: the record in its own transaction, as `record` does
+                assert isinstance(req.frame, Viewed)
+                try:
+                    await run_in_threadpool(req.frame.write_alone, writer.app)
+                except Exception as exc:  # noqa: BLE001  raised below, once every record is settled
+                    out = exc
+            if isinstance(out, BaseException) and failed is None:
+                failed = out
+        if failed is not None:
+            raise failed
+
+
+_AWAITED: contextvars.ContextVar[AwaitedViews | None] = contextvars.ContextVar("sscard.batching.awaited_views",
+                                                                               default=None)
 
 
 def _answer_of(answer: Any) -> Any:
