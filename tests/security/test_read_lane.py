@@ -10,6 +10,7 @@ table itself is checked through the lane by test_route_actor_table.py."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 
@@ -222,3 +223,22 @@ def test_a_lane_lookup_answers_as_fastapi_when_the_writer_fails_or_stops(city, a
         assert (a.status_code, a.content) == (b.status_code, b.content), url
         assert a.status_code == (500 if writer == "fails" else 200), url
         assert middle - before == _viewed(app) - middle == (0 if writer == "fails" else 1), url
+
+
+def test_a_lane_read_whose_writer_stops_before_its_thread_is_done_writes_its_record_alone(city, app):
+    """The record is handed to the writer only when the thread's call is over: a writer stopped by then
+    (server shutdown) cannot take it, and it is written in its own transaction before the answer."""
+    from sscard.services import batching, cards
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    cards.card_status(app, clerk, card.card_number)  # the writer is up
+
+    def read() -> dict:
+        answer = cards.card_status(app, clerk, card.card_number)
+        batching.batcher(app).close()
+        return answer
+
+    before = _viewed(app)
+    assert asyncio.run(terminal_lane._in_thread(read, {}))["ss_status"]
+    assert _viewed(app) == before + 1
