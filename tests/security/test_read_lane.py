@@ -10,7 +10,9 @@ table itself is checked through the lane by test_route_actor_table.py."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -148,3 +150,95 @@ def test_the_lane_answers_malformed_and_odd_reads_as_fastapi_does(app, world, mo
         assert _headers(a) == _headers(b), where
         assert a.content == b.content, where
     assert set(served) == LOOKUPS  # the lane itself answered odd requests of each lookup (not all fell through)
+
+
+def _lookups(city) -> list[tuple[str, str]]:
+    """The three staff lookups of one activated card, each with a token of staff who may make it."""
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    clerk, teller = city.token("clerk"), city.token("teller")
+    return [(clerk, f"/api/v1/persons?citizen_id={card.citizen_id}"), (clerk, f"/api/v1/cards/{card.card_number}"),
+            (teller, f"/api/v1/bank-accounts/{card.pan}/statement?limit=5")]
+
+
+def _viewed(app) -> int:
+    with app.db.session() as s:
+        return len(s.scalars(select(AuditRecord.id).where(AuditRecord.result == "viewed")).all())
+
+
+def test_a_lane_lookup_is_answered_once_its_viewed_record_is_committed_without_its_thread_waiting(
+        city, app, monkeypatch):
+    """The lane's worker thread queues the `viewed` record and returns; the event loop awaits the commit
+    (batching.AwaitedViews) before it answers: even with a slow writer, the record is there when the
+    answer arrives."""
+    from sscard.services import batching
+
+    lookups = _lookups(city)
+    served: list[str] = []
+    monkeypatch.setattr(terminal_lane, "_served", served.append)
+    _, lane_client, _plain = _with_and_without_lane(app)
+
+    def no_waiting_thread(self, req):
+        raise AssertionError("a lane thread waited for the writer")
+
+    process = batching.Batcher._process
+
+    def slow(self, batch):
+        time.sleep(0.2)
+        process(self, batch)
+
+    monkeypatch.setattr(batching.Batcher, "_wait_in_queue", no_waiting_thread)
+    monkeypatch.setattr(batching.Batcher, "_process", slow)
+    for token, url in lookups:
+        before = _viewed(app)
+        answer = lane_client.get(url, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, (url, answer.text)
+        assert _viewed(app) == before + 1, url
+    assert set(served) == LOOKUPS
+
+
+@pytest.mark.parametrize("writer", ["fails", "stops"])
+def test_a_lane_lookup_answers_as_fastapi_when_the_writer_fails_or_stops(city, app, monkeypatch, writer):
+    """The writer cannot commit the `viewed` record (the read is not answered: 500) or is stopping (the
+    record is written in its own transaction): the lane answers as FastAPI's dispatch, which waits in the
+    thread, and leaves the same records."""
+    from sscard.services import batching
+
+    lookups = _lookups(city)
+    _, lane_client, plain_client = _with_and_without_lane(app)
+
+    def process(self, batch):
+        if writer == "fails":
+            raise RuntimeError("disk full")
+        batching._answer_all([(req, batching._ALONE) for req in batch])
+
+    monkeypatch.setattr(batching.Batcher, "_process", process)
+    for token, url in lookups:
+        headers = {"Authorization": f"Bearer {token}"}
+        before = _viewed(app)
+        a = lane_client.get(url, headers=headers)
+        middle = _viewed(app)
+        b = plain_client.get(url, headers=headers)
+        assert (a.status_code, a.content) == (b.status_code, b.content), url
+        assert a.status_code == (500 if writer == "fails" else 200), url
+        assert middle - before == _viewed(app) - middle == (0 if writer == "fails" else 1), url
+
+
+def test_a_lane_read_whose_writer_stops_before_its_thread_is_done_writes_its_record_alone(city, app):
+    """The record is handed to the writer only when the thread's call is over: a writer stopped by then
+    (server shutdown) cannot take it, and it is written in its own transaction before the answer."""
+    from sscard.services import batching, cards
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    cards.card_status(app, clerk, card.card_number)  # the writer is up
+
+    def read() -> dict:
+        answer = cards.card_status(app, clerk, card.card_number)
+        batching.batcher(app).close()
+        return answer
+
+    before = _viewed(app)
+    assert asyncio.run(terminal_lane._in_thread(read, {}))["ss_status"]
+    assert _viewed(app) == before + 1

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import inspect
 import json
 import re
@@ -47,6 +46,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..http import replay_body
+from ..services import batching
 from .declared import route_declaration
 
 _PARAM = re.compile(r"{[^}]*}")
@@ -334,8 +334,30 @@ _READERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sscard-read")
 
 
 async def _in_thread(call: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    run = functools.partial(contextvars.copy_context().run, call, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_READERS, run)
+    """The call in a worker thread. The `viewed` records of the staff reads it makes are awaited here, on
+    the loop (batching.AwaitedViews): the thread does not wait for their commit, the writer's answer is
+    what wakes the loop (no second wake-up for the thread's own return), and the answer (or the error)
+    still goes out only once they are committed."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    views = batching.AwaitedViews.within(context, loop)
+    wake: asyncio.Future[Any] = loop.create_future()
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, context.run(call, **kwargs)))
+        except BaseException as exc:  # noqa: BLE001  raised on the loop, as run_in_executor would
+            outcome.append((False, exc))
+        finally:
+            views.release(wake)
+
+    _READERS.submit(run)
+    await views.settled(await wake)
+    answered, value = outcome[0]
+    if not answered:
+        raise value
+    return value
 
 
 async def _read_body(receive: Receive) -> bytes:

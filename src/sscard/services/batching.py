@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import fcntl
 import functools
 import logging
@@ -197,9 +198,15 @@ class Batcher:
 
     def record(self, viewed: Viewed) -> None:
         """Commit a staff read's `viewed` audit record with the next batch; return once it is committed
-        (raise if it could not be: the read must then not be answered)."""
+        (raise if it could not be: the read must then not be answered). In a thread run for an event loop
+        that awaits the records (`AwaitedViews`: the API's GET lane), return at once: the record is
+        handed to the writer when the thread's call is over, and the loop waits for its commit."""
         if self._closed or threading.current_thread() is self._thread:
             viewed.write_alone(self.app)
+            return
+        awaited = _AWAITED.get()
+        if awaited is not None and not self._closed:
+            awaited.queue(self, _Request(viewed))
             return
         out = self._wait_in_queue(_Request(viewed))
         if out is _ALONE:
@@ -636,8 +643,82 @@ class Viewed:
 
 def record_viewed(app: App, actor: Actor, name: str, values: dict[str, Any]) -> None:
     """Write a staff read's `viewed` audit record, group-committed with other requests; return once it is
-    committed."""
+    committed (or, under `AwaitedViews`, once it is queued: the event loop awaits the commit)."""
     batcher(app).record(Viewed(actor, name, values))
+
+
+class AwaitedViews:
+    """The `viewed` records of the declared reads that a worker thread runs for an event loop (the API's GET
+    lane), handed to the writer when the thread is done instead of each blocking the thread until its
+    batch commits: the writer's answer is what wakes the loop (one wake-up for a batch's records of one
+    loop, where a blocked thread cost a wake-up of its own, then another of the loop when the thread
+    returned). The loop awaits them before it sends the answer, so a read is still answered only once
+    its record is committed, or not at all when it could not be.
+
+    Use: `views = AwaitedViews.within(context, loop)`; run the call in that context in a worker thread,
+    then (whether it answered or raised) `views.release(wake)` there; on the loop, `await
+    views.settled(await wake)`."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.pending: list[tuple[Batcher, _Request]] = []
+
+    @classmethod
+    def within(cls, context: contextvars.Context, loop: asyncio.AbstractEventLoop) -> AwaitedViews:
+        """A new one, in force for the code run in `context` (the worker thread's copy of the request's)."""
+        views = cls(loop)
+        context.run(_AWAITED.set, views)
+        return views
+
+    def queue(self, writer: Batcher, req: _Request) -> None:
+        self.pending.append((writer, req))
+
+    def release(self, wake: asyncio.Future[Any]) -> None:
+        """In the worker thread, once its call is over (what it answered or raised is stored): queue the
+        records for the writer, whose answer to the last one resolves `wake`; none to write, resolve it
+        here. Queued only now, so the loop wakes after the call's outcome is stored."""
+        loop = self.loop
+        try:
+            if not self.pending:
+                loop.call_soon_threadsafe(_resolve_all, [(wake, None)])
+                return
+            last = len(self.pending) - 1
+            stopped = []
+            for i, (writer, req) in enumerate(self.pending):
+                # made here, in the worker thread, resolved only on the loop (call_soon_threadsafe)
+                req._async = (loop, wake if i == last else loop.create_future())
+                if writer._closed:  # stopped since: the loop writes it alone (`settled`), as `record` would
+                    stopped.append((req, _ALONE))
+                else:
+                    writer._queue.put(req)
+            _answer_all(stopped)
+        except RuntimeError:  # the loop has closed (server shutdown): nobody waits
+            log.debug("a read's answer for a closed event loop dropped")
+
+    async def settled(self, last: Any) -> None:
+        """On the loop, given the writer's answer to the last record (what `wake` resolved to): return once
+        every record is committed; after waiting for them all, raise the first failure (the read must
+        then not be answered, as when its thread waited)."""
+        failed: BaseException | None = None
+        for i, (writer, req) in enumerate(self.pending):
+            assert req._async is not None  # queued by `release`
+            out = last if i == len(self.pending) - 1 else await req._async[1]
+            if out is _ALONE:  # the writer is stopping: the record in its own transaction, as `record` does
+                assert isinstance(req.frame, Viewed)
+                try:
+                    await run_in_threadpool(req.frame.write_alone, writer.app)
+                except Exception as exc:  # noqa: BLE001  raised below, once every record is settled
+                    out = exc
+            if isinstance(out, BaseException) and failed is None:
+                failed = out
+        if failed is not None:
+            raise failed
+
+
+_AWAITED: contextvars.ContextVar[AwaitedViews | None] = contextvars.ContextVar("sscard.batching.awaited_views",
+                                                                               default=None)
 
 
 def _answer_of(answer: Any) -> Any:

@@ -565,7 +565,9 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
     audit record `result="viewed"` is written after the read, so the read itself stays a read-only
     transaction: the group-commit writer (services.batching) commits the records of many concurrent
     reads together, and the read answers only once its record is committed; if that record cannot be
-    written the read fails."""
+    written the read fails. Called in a worker thread for an event loop that awaits the records
+    (batching.AwaitedViews: the API's GET lane), it returns once its record is queued, and the loop
+    waits for the commit before it answers."""
     decl = access.Declaration(name, frozenset(roles), scope, False, frozenset(secrets), terminals, read=True)
     access.register(decl)
 
