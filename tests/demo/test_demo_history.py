@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select, text
 
 from sscard.core.roles import CLI_OPERATOR
@@ -54,3 +55,19 @@ def test_the_same_seed_gives_the_same_history_in_a_second_database(app, backend,
         assert payments(other) == first_payments and first_payments
     finally:
         other.close()
+
+
+def test_the_payments_rate_is_counted_in_tenths_and_never_a_float():
+    """The history's payment code counts in integers (as it moves integer fen): a rate is whole payments
+    per ten months, from an int or decimal text; a float, a finer rate or a negative one is refused."""
+    from decimal import Decimal
+
+    from sscard.demo.history import payments_per_ten_months
+
+    assert [payments_per_ten_months(r) for r in (2, "2.5", Decimal("0.3"), "0", 100)] == [20, 25, 3, 0, 1000]
+    for bad in (2.5, True, None):
+        with pytest.raises(TypeError):
+            payments_per_ten_months(bad)
+    for bad in ("2.55", "-1", "x", "NaN", "Infinity", "101"):
+        with pytest.raises(ValueError):
+            payments_per_ten_months(bad)

@@ -13,6 +13,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..core.errors import SscardError
 
 
+def _payments_rate(text: str) -> str:
+    """`--payments`: checked as the history reads it (demo.history.payments_per_ten_months), refused here."""
+    from ..demo.history import payments_per_ten_months
+
+    try:
+        payments_per_ten_months(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return text
+
+
+PAYMENTS = typer.Option("2", "--payments", callback=_payments_rate,
+                        help="card payments per active account a month, to a tenth (2, 2.5)")
+
+
 def _write_private(path: Path, text: str) -> None:
     """The report holds demo passwords and tokens: readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,7 +85,7 @@ def register(app: typer.Typer) -> None:
         history_months: int = typer.Option(0, "--history-months", min=0, max=120,
                                            help="add N months of payments, pensions, contributions and their "
                                                 "audit records (docs/SCALE.md)"),
-        payments: float = typer.Option(2.0, "--payments", min=0, help="card payments per active account a month"),
+        payments: str = PAYMENTS,
         insured_share: float = typer.Option(0.5, "--insured-share", min=0, max=1,
                                             help="share of working-age people with monthly contributions"),
     ) -> None:
@@ -118,7 +133,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo-history")
     def demo_history(
         months: int = typer.Option(12, "--months", min=1, max=120),
-        payments: float = typer.Option(2.0, "--payments", min=0, help="card payments per active account a month"),
+        payments: str = PAYMENTS,
         insured_share: float = typer.Option(0.5, "--insured-share", min=0, max=1),
         seed: int = typer.Option(1, "--seed"),
     ) -> None:

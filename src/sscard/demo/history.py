@@ -21,6 +21,7 @@ import json
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.engine import Engine
@@ -38,7 +39,22 @@ ACCOUNTS = ledger.ACCOUNTS
 TRANSFERS = ledger.TRANSFERS
 AUDITS = AuditRecord.__table__
 CONTRIBUTIONS = Contribution.__table__
-RATES = {"payments": 2.0, "insured_share": 0.5}  # per active account a month; share of working age insured
+RATES = {"payments": 2, "insured_share": 0.5}  # per active account a month (to a tenth); share of working age insured
+
+
+def payments_per_ten_months(rate: object) -> int:
+    """A payments rate (card payments an active account makes a month, to a tenth: 2, "2.5", Decimal("0.3"))
+    as whole payments per ten months, so that the code that writes transfers counts in integers as it
+    handles money in integer fen. A float is refused: the rate is typed as text at the edge."""
+    if isinstance(rate, bool) or not isinstance(rate, int | str | Decimal):
+        raise TypeError(f"payments rate {rate!r}: an int, a decimal string or a Decimal")
+    try:
+        tenths = Decimal(rate) * 10
+    except InvalidOperation:
+        raise ValueError(f"payments rate {rate!r}: not a number") from None
+    if not tenths.is_finite() or tenths < 0 or tenths != tenths.to_integral_value() or tenths > 1_000:
+        raise ValueError(f"payments rate {rate!r}: 0 to 100 a month, to a tenth")
+    return int(tenths)
 MERCHANTS = 500
 FLUSH = 50_000  # rows per COPY
 
@@ -96,15 +112,16 @@ def populate(engine: Engine, rng: random.Random, today: date, *, months: int = 1
         return {}
     partitions.ensure(engine, today, months_back=months + 1)
     out = {"months": [m.strftime("%Y-%m") for m in (span[0], span[-1])]}
-    out |= _money(engine, rng, today, span, rates["payments"])
+    out |= _payments_and_pensions(engine, rng, today, span, payments_per_ten_months(rates["payments"]))
     out |= _contributions(engine, rng, today, span, rates["insured_share"])
     return out
 
 
-def _money(engine: Engine, rng: random.Random, today: date, span: list[date], payments_a_month: float) -> dict:
+def _payments_and_pensions(engine: Engine, rng: random.Random, today: date, span: list[date],
+                           per_ten_months: int) -> dict:
     """Payments and pensions: transfers, their audit records, and the accounts' sums raised to match.
-    `payments_a_month` is a count (how often an account pays, 2.5 = twice or three times); every amount
-    here is integer fen (rng.randrange), never derived from it."""
+    `per_ten_months`: how many payments an active account makes in ten months (25: twice or three times a
+    month); every amount here is integer fen (rng.randrange), never derived from it."""
     now = datetime.combine(today, time(9, 0), tzinfo=SHANGHAI).astimezone(UTC)
     with engine.begin() as conn:
         session = Session(bind=conn)
@@ -123,7 +140,7 @@ def _money(engine: Engine, rng: random.Random, today: date, span: list[date], pa
         ).all()
         w = _Writer(conn)
         sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-        whole, part = int(payments_a_month), payments_a_month - int(payments_a_month)  # counts, not money
+        whole, tenths = divmod(per_ten_months, 10)  # payments a month, and the tenths of one more
         transfers = pensions = 0
         recent = partitions.add_months(partitions.month_start(today), -3)
 
@@ -142,7 +159,7 @@ def _money(engine: Engine, rng: random.Random, today: date, span: list[date], pa
             months = [m for m in span if m >= opened]
             pension = rng.randrange(200_000, 600_000, 100) if _age(birth, today) >= 60 else 0
             budget = (available + pension * len(months)) // 2
-            wanted = [m for m in months for _ in range(whole + (rng.random() < part))] if status == str(B.ACTIVE) else []
+            wanted = [m for m in months for _ in range(whole + (rng.randrange(10) < tenths))] if status == str(B.ACTIVE) else []
             for month in months:
                 if pension and month < recent:  # the last three months' pensions are the ledger demo's
                     at = datetime.combine(month + timedelta(days=14), time(1, 0), tzinfo=UTC)
