@@ -493,6 +493,12 @@ class Reads:
         raise NotImplementedError
 
 
+def session_rows(session: Session) -> Callable[[Any, dict], list]:
+    """`fetch_all` in the session's transaction as a function of (statement, params): what the plain-row
+    reads take (`lookup.Rows`, a declared read's `op.rows`) when a caller holds a session."""
+    return lambda stmt, params: fetch_all(session.connection(), stmt, params)
+
+
 class _SessionReads(Reads):
     """A read in a session `run(readonly=True)` began (SQLite; or listeners watch the statements)."""
 

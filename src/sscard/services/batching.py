@@ -151,7 +151,6 @@ class Batcher:
         self.cpu_seconds = 0.0  # the writer's CPU, set when it stops (cpu_time() while it runs)
         self._closed = False
         self.sizes: collections.Counter[int] = collections.Counter()  # batch size -> batches (/metrics)
-        NOT_FOR_READS.add(_count_writes)  # it counts writes: a declared read's statements are none
         if not event.contains(app.db.engine, "before_cursor_execute", _count_writes):
             event.listen(app.db.engine, "before_cursor_execute", _count_writes)
         self._thread = threading.Thread(target=self._run, name="sscard-ledger-writer", daemon=True)
@@ -743,6 +742,9 @@ def _count_writes(conn: Connection, cursor: DBAPICursor, statement: str, paramet
                   context: ExecutionContext | None, executemany: bool) -> None:
     if statement.lstrip()[:6].upper() != "SELECT":
         conn.info[WRITES] = conn.info.get(WRITES, 0) + 1
+
+
+NOT_FOR_READS.add(_count_writes)  # it counts writes: a declared read's statements are none (Database.read)
 
 
 def _audit(session: Session, audits: list[dict[str, Any]], values: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, aliased
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import SscardError, register_messages
 from ..core.money import require_fen
-from ..db import fetch_all
+from ..db import session_rows
 from ..models.foundation import BankAccount
 from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
 from .book import Account, book_of, flush
@@ -471,8 +471,7 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
             return []
         opened, newest = found
     assert opened is not None  # (read above when not given)
-    conn = session.connection()
-    return history_by_months(lambda stmt, params: fetch_all(conn, stmt, params), account_id, limit=limit,
+    return history_by_months(session_rows(session), account_id, limit=limit,
                              before_id=before_id, opened=opened, newest=newest)
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import instance_dict
 from ..core.errors import SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Actor
-from ..db import fetch_all
+from ..db import session_rows
 from ..models.foundation import Bank, BankAccount, Card, Outlet, Person, ServiceCenter
 from . import access
 
@@ -98,7 +98,7 @@ def _person_in_scope(session: Session, actor: Actor, person: Person) -> None:
 
 
 def _in_scope(session: Session, actor: Actor, person_id: int) -> None:
-    person_in_scope(lambda stmt, params: fetch_all(session.connection(), stmt, params), actor, person_id)
+    person_in_scope(session_rows(session), actor, person_id)
 
 
 def person_in_scope(rows: Rows, actor: Actor, person_id: int) -> None:
