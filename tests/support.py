@@ -113,3 +113,13 @@ def bearer(token: str, key: str | None = None, **headers: str) -> dict:
     if key:
         out["Idempotency-Key"] = key
     return out
+
+
+def in_fresh_loop(coroutine_fn):
+    """Run a coroutine on an event loop of its own, in a thread: a browser test's Playwright keeps its loop
+    marked running in the main thread of the test worker, and asyncio.run refuses to nest."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_fn())).result(timeout=30)

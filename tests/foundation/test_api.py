@@ -13,7 +13,7 @@ from sscard.core.identifiers import card_number_check_char, make_citizen_id
 from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.foundation.helpers import audit_since, business_tables, headers, last_audit_id, snapshot
-from tests.support import City, IssuedCard
+from tests.support import City, IssuedCard, in_fresh_loop
 
 BAD_CHECK_ID = "110105194912310021"  # the GB 11643 example with a wrong check char
 
@@ -465,7 +465,7 @@ def test_requests_waiting_for_the_same_expired_token_share_one_lookup(app, monke
         release.set()
         return await asyncio.gather(*waiting), await other
 
-    same, other = _in_fresh_loop(many)
+    same, other = in_fresh_loop(many)
     assert same == [SYSTEM_ACTOR] * 8 and other is SYSTEM_ACTOR
     assert sorted(calls) == ["tok-1", "tok-2"]  # one lookup per token
     assert deps._LOOKUPS == {}  # nothing left in flight
@@ -485,15 +485,5 @@ def test_a_failed_shared_lookup_fails_every_waiter_and_is_not_kept(app, monkeypa
         return await asyncio.gather(deps._look_up_once(app, "t"), deps._look_up_once(app, "t"),
                                     return_exceptions=True)
 
-    assert [type(r) for r in _in_fresh_loop(two)] == [RuntimeError, RuntimeError]
+    assert [type(r) for r in in_fresh_loop(two)] == [RuntimeError, RuntimeError]
     assert deps._LOOKUPS == {}
-
-
-def _in_fresh_loop(coroutine_fn):
-    """Run a coroutine on an event loop of its own, in a thread (a browser test may have left one running
-    in this thread, and asyncio.run refuses to nest)."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(coroutine_fn())).result(timeout=30)

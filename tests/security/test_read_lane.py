@@ -10,7 +10,6 @@ table itself is checked through the lane by test_route_actor_table.py."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 
@@ -22,6 +21,7 @@ from sscard.api import terminal_lane
 from sscard.api.terminal_lane import TerminalLane, lane_routes
 from sscard.composition import create_app
 from sscard.models.foundation import AuditRecord
+from tests.support import in_fresh_loop
 
 from .test_route_actor_table import ACTORS, _requests, world  # noqa: F401  (world: the walker's fixture)
 
@@ -240,5 +240,5 @@ def test_a_lane_read_whose_writer_stops_before_its_thread_is_done_writes_its_rec
         return answer
 
     before = _viewed(app)
-    assert asyncio.run(terminal_lane._in_thread(read, {}))["ss_status"]
+    assert in_fresh_loop(lambda: terminal_lane._in_thread(read, {}))["ss_status"]
     assert _viewed(app) == before + 1
