@@ -69,24 +69,120 @@ def sqlite_pragmas(dbapi_conn, synchronous: str = "full") -> None:
     cur.close()
 
 
-def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full") -> Engine:
+class WriteTurn:
+    """SQLite: this process's writers take turns here before BEGIN IMMEDIATE, and not in SQLite's busy
+    handler, which polls (sleeping 1, 2, 5 ... 100 ms): a writer that loses a few polls to newcomers
+    waited hundreds of ms (the bench's (d) had p99 0.4-1 s at p50 2 ms; the audit sealer spent a third
+    of its time there under the counter mix, and the group-commit writer waited in the same polls
+    whenever the sealer held the lock). Here the next one is woken when the lock is let go.
+
+    Held by a thread, reentrant for it; let go by whoever ends the transaction (the owner is recorded on
+    the connection), so a connection closed from another thread cannot keep it. Writers of other
+    processes still meet in the busy handler. After 60 s (a writer waiting for itself through another
+    connection of its thread's making) a writer goes on to the busy handler as before."""
+
+    TIMEOUT = 60.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> int | None:
+        """This thread's ident when it holds the turn (again), None after the timeout."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return me
+            if not self._cond.wait_for(lambda: self._owner is None, timeout=self.TIMEOUT):
+                return None
+            self._owner, self._depth = me, 1
+            return me
+
+    def release(self, owner: int | None) -> None:
+        if owner is None:
+            return
+        with self._cond:
+            if self._owner != owner:  # never happens: a release for a turn not held
+                log.error("write turn: let go by %s, held by %s", owner, self._owner)
+                return
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        owner = self.acquire()
+        try:
+            yield
+        finally:
+            self.release(owner)
+
+
+def _sqlite_turns(engine: Engine, turn: WriteTurn) -> None:
+    """Every write transaction of the engine holds `turn` from before its BEGIN IMMEDIATE to the end of
+    its COMMIT or ROLLBACK: by construction, whichever path opened it (db.run, db.session, the batcher,
+    engine.begin() of the demo's loaders), so no writer of this process meets another in the busy
+    handler. Reads stay deferred (BEGIN), and in WAL mode they neither wait for a writer nor hold it up."""
+    dialect = engine.dialect
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+    holders: dict[int, int | None] = {}  # id(sqlite3 connection) -> the owner of the turn it holds
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn):
+        if conn.get_execution_options().get("sscard_readonly"):
+            conn.exec_driver_sql("BEGIN")
+            return
+        owner = turn.acquire()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the lock at BEGIN: no upgrade deadlocks
+        except BaseException:
+            turn.release(owner)
+            raise
+        holders[id(conn.connection.dbapi_connection)] = owner
+
+    def let_go(dbapi_conn) -> None:
+        # the pool's proxy, or (a connection reset by the pool) an ad-hoc one: both name the driver's
+        owner = holders.pop(id(getattr(dbapi_conn, "dbapi_connection", dbapi_conn)), None)
+        turn.release(owner)
+
+    def do_commit(dbapi_conn):
+        plain_commit(dbapi_conn)
+        let_go(dbapi_conn)  # a COMMIT that failed leaves the transaction open: its rollback lets go
+
+    def do_rollback(dbapi_conn):
+        try:
+            plain_rollback(dbapi_conn)
+        finally:
+            let_go(dbapi_conn)
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback  # this engine's dialect only
+
+    @event.listens_for(engine, "invalidate")
+    def _invalidated(dbapi_conn, _record, _exc):
+        if dbapi_conn is not None:  # thrown away mid-transaction: its lock is gone with it
+            let_go(dbapi_conn)
+
+    @event.listens_for(engine, "close")
+    def _closed(dbapi_conn, _record):
+        let_go(dbapi_conn)
+
+
+def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "full",
+                turn: WriteTurn | None = None) -> Engine:
     if url.startswith("sqlite"):
         if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite synchronous level {sqlite_synchronous!r}")
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size,
                                hide_parameters=True)  # an error's text never carries row values (logs)
+        _sqlite_turns(engine, turn or WriteTurn())
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             sqlite_pragmas(dbapi_conn, sqlite_synchronous)
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):
-            # writers take the lock at BEGIN (no upgrade deadlocks); reads stay deferred, and in WAL
-            # mode they neither wait for the writer nor hold it up
-            readonly = conn.get_execution_options().get("sscard_readonly")
-            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -225,7 +321,8 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_attempts: int = 30, sqlite_synchronous: str = "full"):
         self.url = url
         self.sqlite_synchronous = sqlite_synchronous
-        self.engine = make_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous)
+        self.turn = WriteTurn()  # SQLite: this process's writers take turns (see WriteTurn)
+        self.engine = make_engine(url, pool_size=pool_size, sqlite_synchronous=sqlite_synchronous, turn=self.turn)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Reads: deferred BEGIN on SQLite; on PostgreSQL one REPEATABLE READ snapshot, which takes no
         # predicate locks and so never makes a SERIALIZABLE writer abort.
@@ -236,9 +333,6 @@ class Database:
         )
         self.read_sessions = sessionmaker(reader, expire_on_commit=False)
         self.max_attempts = max_attempts
-        # SQLite: this process's writers (db.run's transactions, the group-commit writer) take turns here
-        # before BEGIN IMMEDIATE (see write_turn)
-        self._write_turn = threading.RLock()
         self.retries = 0  # transactions run again after a serialization failure or deadlock (/metrics)
         self._several: set[Hashable] = set()  # shapes of reads (`read`) that ran more than one statement
 
@@ -295,14 +389,13 @@ class Database:
             return self._run_locked(work, locks, idempotent)
         maker = self.read_sessions if readonly else self.sessions
         reconnect = _Reconnect(self) if (readonly or idempotent) else None
-        turn = self.write_turn if not readonly and self.dialect == "sqlite" else contextlib.nullcontext
         attempt = 0
         while True:
             attempt += 1
             reading = getattr(_reading, "on", False)
             _reading.on = readonly  # a read's checkout skips the pre-ping (it is retried instead: _pre_ping)
             try:
-                with turn(), maker() as s, s.begin():
+                with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
                 if reconnect is not None and reconnect.again(exc):
@@ -378,19 +471,11 @@ class Database:
                 if not waited_for_committed_writer(exc):
                     time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
 
-    @contextmanager
-    def write_turn(self) -> Iterator[None]:
-        """SQLite: wait for this process's other writers here, not in SQLite's busy handler, which polls
-        (sleeping 1, 2, 5 ... 100 ms): a writer that loses a few polls to newcomers waited hundreds of ms
-        (the bench's (d) had p99 0.4-1 s at p50 2 ms). Here the next one is woken when the lock is let go.
-        Writers of other processes still meet in the busy handler. Reentrant; after 60 s (a writer
-        waiting for itself through another thread) it goes on to the busy handler as before."""
-        got = self._write_turn.acquire(timeout=60)
-        try:
-            yield
-        finally:
-            if got:
-                self._write_turn.release()
+    def write_turn(self) -> contextlib.AbstractContextManager[None]:
+        """SQLite: hold this process's write turn across several transactions (the group-commit writer
+        takes it before its lock file, so that it never holds the file while waiting for a thread);
+        each write transaction takes it anyway (WriteTurn)."""
+        return self.turn.held()
 
     def reconnecting(self, read: Callable[[], T]) -> T:
         """Call `read` (a read, or other work safe to repeat), again while the connection breaks, for up
