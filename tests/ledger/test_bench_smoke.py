@@ -68,3 +68,20 @@ def test_without_pgbench_the_baseline_is_the_python_loop_and_says_so(monkeypatch
     assert out["source"] == "python" and "pgbench not installed" in out["baseline"]
     assert any("pgbench is not installed" in m for m in said)
     assert out["ok"] > 0 and out["errors"] == 0
+
+
+def test_a_ratio_target_without_the_baseline_in_the_run_is_not_judged_met():
+    """`--only f` runs no baseline: f's p99 can be judged, its ratio cannot, and the report must not
+    say "target met" (it did)."""
+    from sscard.bench.runner import _targets, text
+
+    f = {"label": "counter mix", "tps": 200.0, "p50_ms": 30.0, "p99_ms": 80.0, "ok": 10, "errors": 0}
+    alone = _targets({"f": f}, {})
+    assert alone["f"]["met"] is None
+    assert _targets({"f": {**f, "p99_ms": 150.0}}, {})["f"]["met"] is False
+    assert _targets({"f": f, "a": {**f, "tps": 1000.0}}, {"f/a": 0.2})["f"]["met"] is False
+    assert _targets({"f": f, "a": {**f, "tps": 700.0}}, {"f/a": 0.29})["f"]["met"] is True
+    lines = text({"db": "sqlite", "clients": 8, "seconds": 10, "sqlite_synchronous": "full",
+                  "workloads": {"f": f}, "ratios": {}, "targets": alone, "calibration_ms": [50, 50]})
+    assert not any("target met" in line for line in lines)
+    assert any("ratio not judged" in line for line in lines)

@@ -87,9 +87,11 @@ def _targets(results: dict, ratios: dict) -> dict:
     for w, (ratio, p99) in TARGETS.items():
         if w not in results:
             continue
-        met = results[w]["p99_ms"] < p99
+        met: bool | None = results[w]["p99_ms"] < p99
         if ratio is not None and f"{w}/a" in ratios:
             met = met and ratios[f"{w}/a"] >= ratio
+        elif ratio is not None and met:
+            met = None  # a ratio target with no baseline in this run (--only without a): not judged
         out[w] = {"ratio_at_least": ratio, "p99_below_ms": p99, "met": met}
     return out
 
@@ -107,7 +109,9 @@ def text(report: dict) -> list[str]:
     for w, r in results.items():
         ratio = "" if w == "a" or f"{w}/a" not in ratios else f"   {w}/a {ratios[f'{w}/a']:.3f}"
         target = targets.get(w)
-        mark = "" if target is None else ("   target met" if target["met"] else "   TARGET MISSED")
+        mark = ("" if target is None else "   target met" if target["met"]
+                else "   p99 met, ratio not judged (no baseline (a) in this run)" if target["met"] is None
+                else "   TARGET MISSED")
         lines.append(f"({w}) {r['label']}")
         lines.append(f"    {_line(r)}{ratio}{mark}")
         if w == "a":
