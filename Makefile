@@ -22,8 +22,9 @@ db: setup
 	$(BIN)/sscard init
 	$(BIN)/sscard demo --people $(DEMO_PEOPLE) --seed $(DEMO_SEED) --if-empty --json var/demo.json
 
+# the demo's hotline takes unsigned webhooks (curl, a softphone bridge); a deployment sets SSCARD_TWILIO_AUTH_TOKEN
 run: db
-	$(BIN)/sscard serve --host 127.0.0.1 --port 8000
+	SSCARD_HOTLINE_UNSIGNED=true $(BIN)/sscard serve --host 127.0.0.1 --port 8000
 
 # Debian's Chromium drives the browser tests; installed here when missing and we may.
 browser:

@@ -142,8 +142,10 @@ def clock() -> FixedClock:
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     # cookie_secure off: TestClient talks plain http to "testserver", where a client keeps no Secure cookie
-    # (tests/foundation/test_web_hardening.py checks both values)
-    return Settings(database_url=db_url, secret_key=TEST_KEY, var_dir=tmp_path, fast_hashing=True, cookie_secure=False)
+    # (tests/foundation/test_web_hardening.py checks both values); the hotline's webhooks unsigned, as the
+    # tests' phone calls them (tests/hotline/test_engine.py checks the signed and the closed ones)
+    return Settings(database_url=db_url, secret_key=TEST_KEY, var_dir=tmp_path, fast_hashing=True, cookie_secure=False,
+                    hotline_unsigned=True)
 
 
 @pytest.fixture

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
-    secret_key: bytes
+    database_url: str = field(repr=False)  # it may carry the database password
+    secret_key: bytes = field(repr=False)  # never in a log, a traceback or a test report
     var_dir: Path
     fast_hashing: bool = False  # tests only: cheaper argon2 parameters
     log_format: str = "plain"  # SSCARD_LOG_FORMAT: plain (uvicorn's lines) or json (one object per line)
@@ -25,6 +25,12 @@ class Settings:
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For names the client; from any
     # other peer the header is ignored (else a client would pick its own address for the throttle).
     trusted_proxies: tuple[str, ...] = ()
+    # The telephony webhooks (/api/v1/hotline/{line}/voice|status) are public routes: their only proof of
+    # coming from the telephony provider is X-Twilio-Signature under this token (SSCARD_TWILIO_AUTH_TOKEN).
+    # Without it they are refused, unless SSCARD_HOTLINE_UNSIGNED=true says this is a demo whose hotline
+    # anyone may drive (make run does, and says so): an IVR that reports losses must not be open by omission.
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    hotline_unsigned: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,6 +47,8 @@ class Settings:
             cookie_secure=parse_bool("SSCARD_COOKIE_SECURE", os.environ.get("SSCARD_COOKIE_SECURE", "true")),
             rate_limit_storage=os.environ.get("SSCARD_RATE_LIMIT_STORAGE") or "memory://",
             trusted_proxies=parse_networks(os.environ.get("SSCARD_TRUSTED_PROXIES", "")),
+            twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
+            hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
         )
 
 

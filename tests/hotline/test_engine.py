@@ -66,15 +66,75 @@ def test_an_idle_call_has_ended(client, holder, clock):
     assert phone.ended and "通话结束" in phone.text
 
 
-def test_twilio_signature_is_checked_when_a_token_is_set(client, monkeypatch):
-    monkeypatch.setenv("SSCARD_TWILIO_AUTH_TOKEN", "test-token")
-    url = "http://testserver/api/v1/hotline/12333/voice"
-    form = {"CallSid": "CAsigned", "From": "+8613800138000"}
-    unsigned = client.post(url, data=form)
-    assert unsigned.status_code == 403
-    signature = RequestValidator("test-token").compute_signature(url, form)
-    signed = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
-    assert signed.status_code == 200 and "<Gather" in signed.text
+def _server(settings, clock, **changes):
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+    from sscard.services.app import build_app
+
+    app = build_app(replace(settings, **changes), clock=clock, pool_size=2)
+    return app, TestClient(create_app(app))
+
+
+def test_twilio_signature_is_checked_when_a_token_is_set(settings, clock, app):
+    _app, client = _server(settings, clock, twilio_auth_token="test-token", hotline_unsigned=False)
+    try:
+        url = "http://testserver/api/v1/hotline/12333/voice"
+        form = {"CallSid": "CAsigned", "From": "+8613800138000"}
+        unsigned = client.post(url, data=form)
+        assert unsigned.status_code == 403
+        forged = client.post(url, data=form, headers={"X-Twilio-Signature": RequestValidator("other").compute_signature(url, form)})
+        assert forged.status_code == 403
+        signature = RequestValidator("test-token").compute_signature(url, form)
+        signed = client.post(url, data=form, headers={"X-Twilio-Signature": signature})
+        assert signed.status_code == 200 and "<Gather" in signed.text
+    finally:
+        _app.close()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/hotline/12333/voice", "/api/v1/hotline/bank:GSB/voice",
+                                  "/api/v1/hotline/12333/status"])
+def test_without_a_token_the_webhooks_are_closed_unless_the_demo_opens_them(settings, clock, city, path):
+    """A deployment that forgot SSCARD_TWILIO_AUTH_TOKEN does not leave an IVR that reports losses open to
+    anyone who can reach the API: refused, and nothing of a call is kept."""
+    from sqlalchemy import func, select
+
+    from sscard.models.hotline import HotlineCall
+
+    closed, client = _server(settings, clock, hotline_unsigned=False)
+    try:
+        form = {"CallSid": "CAclosed", "From": "+8613800138000", "Digits": "1", "CallStatus": "completed"}
+        answer = client.post(path, data=form)
+        assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
+        with closed.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(HotlineCall)) == 0
+    finally:
+        closed.close()
+    demo, client = _server(settings, clock, hotline_unsigned=True)
+    try:
+        assert client.post(path, data=form).status_code in (200, 204)
+    finally:
+        demo.close()
+
+
+def test_the_hotline_settings_are_read_from_the_environment_and_a_typo_stops_start_up(monkeypatch, tmp_path):
+    from sscard.config import Settings
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("SSCARD_TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("SSCARD_HOTLINE_UNSIGNED", raising=False)
+    plain = Settings.from_env()
+    assert plain.twilio_auth_token is None and plain.hotline_unsigned is False
+    monkeypatch.setenv("SSCARD_TWILIO_AUTH_TOKEN", "tok-123")
+    monkeypatch.setenv("SSCARD_HOTLINE_UNSIGNED", "true")
+    both = Settings.from_env()
+    assert both.twilio_auth_token == "tok-123" and both.hotline_unsigned is True
+    assert "tok-123" not in repr(both) and both.secret_key.hex() not in repr(both)
+    monkeypatch.setenv("SSCARD_HOTLINE_UNSIGNED", "ture")
+    with pytest.raises(ValueError, match="SSCARD_HOTLINE_UNSIGNED"):
+        Settings.from_env()
 
 
 def test_a_call_sid_used_on_another_line_is_answered_politely(client, holder):
