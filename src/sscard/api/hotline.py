@@ -12,6 +12,7 @@ refused (403), unless SSCARD_HOTLINE_UNSIGNED=true (the demo of `make run`) lets
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
 
 from fastapi import Request
@@ -31,6 +32,7 @@ from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 
 router = RouteBook(prefix="/api/v1", tags=["hotline"])
+log = logging.getLogger("sscard.hotline")
 
 
 def voice_url(line: str, turn: int) -> str:
@@ -66,6 +68,14 @@ def _apology(err: SscardError) -> str:
     response.say(f"Sorry, this cannot be done now: {err.message('en')}. Please call again later.", language="en-US")
     response.hangup()
     return str(response)
+
+
+def say_who_may_call(settings: Settings) -> None:
+    """At start-up, in the server's log (JSON when configured): who may drive the hotline's menus."""
+    if settings.twilio_auth_token is None:
+        log.warning("hotline webhooks: anyone may drive the menus (SSCARD_HOTLINE_UNSIGNED, a demo)"
+                    if settings.hotline_unsigned else
+                    "hotline webhooks closed (403): set SSCARD_TWILIO_AUTH_TOKEN to take calls")
 
 
 def _check_signature(request: Request, form: dict, settings: Settings) -> None:

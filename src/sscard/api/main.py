@@ -173,6 +173,7 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
               for status in sorted({entry[0] for code, entry in MESSAGES.items()
                                     if entry[0] < 500 or code == "service_busy"})}
     ledger.terminal_router.take_in(api, responses=errors)  # first: the hottest routes
+    hotline.say_who_may_call(api.state.sscard.settings)
     for module in (foundation, ledger, medical, counter, hotline, events):
         module.router.take_in(api, responses=errors)
     return answer

@@ -80,10 +80,6 @@ def serve(
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
-    if settings.twilio_auth_token is None:
-        err_console.print("[yellow]hotline webhooks: anyone may drive the menus (SSCARD_HOTLINE_UNSIGNED, a demo)"
-                          "[/yellow]" if settings.hotline_unsigned else
-                          "[yellow]hotline webhooks closed (403): set SSCARD_TWILIO_AUTH_TOKEN to take calls[/yellow]")
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any 127.0.0.1 peer as the client;
     # which proxies to believe is SSCARD_TRUSTED_PROXIES' decision alone (api/client_address.py).
     # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),

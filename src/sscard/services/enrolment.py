@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets as pysecrets
 from typing import Any
 
-from sqlalchemy import select, union_all
+from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
@@ -78,6 +78,14 @@ def new_card_numbers(op: Op, area_code: str, bank: Bank, pan: str | None = None)
     raise RuntimeError("could not find a free card number")
 
 
+# which of a batch's drawn card numbers, identification codes and PANs are taken: one statement, built once
+_TAKEN = union_all(
+    select(Card.card_number).where(Card.card_number.in_(bindparam("numbers", expanding=True))),
+    select(Card.ident_code).where(Card.ident_code.in_(bindparam("codes", expanding=True))),
+    select(BankAccount.pan).where(BankAccount.pan.in_(bindparam("pans", expanding=True))),
+)
+
+
 def reserve_numbers(session: Session, wanted: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     """For a group-committed batch: a fresh card number, identification code and PAN for each (area code,
     BIN), none of them used before nor twice in the list, all checked in one query (again for any taken)."""
@@ -90,11 +98,8 @@ def reserve_numbers(session: Session, wanted: list[tuple[str, str]]) -> list[tup
             area, bin_ = wanted[i]
             out[i] = (make_card_number(_rng), make_ident_code(area, _rng), make_pan(bin_, _rng))
         fresh = [got for i in todo if (got := out[i]) is not None]
-        taken = set(session.scalars(union_all(
-            select(Card.card_number).where(Card.card_number.in_([f[0] for f in fresh])),
-            select(Card.ident_code).where(Card.ident_code.in_([f[1] for f in fresh])),
-            select(BankAccount.pan).where(BankAccount.pan.in_([f[2] for f in fresh])),
-        )))
+        taken = set(session.scalars(_TAKEN, {"numbers": [f[0] for f in fresh], "codes": [f[1] for f in fresh],
+                                              "pans": [f[2] for f in fresh]}))
         seen: set[str] = set()
         for i, got in enumerate(out):
             if got is not None and (taken.intersection(got) or seen.intersection(got)):
