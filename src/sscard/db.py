@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import weakref
-from collections import namedtuple
+from collections import deque, namedtuple
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
@@ -84,33 +84,50 @@ class WriteTurn:
     TIMEOUT = 60.0
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._owner: int | None = None
         self._depth = 0
+        self._queue: deque[tuple[int, threading.Event]] = deque()  # waiting, first come first served
 
     def acquire(self) -> int | None:
-        """This thread's ident when it holds the turn (again), None after the timeout."""
+        """This thread's ident when it holds the turn (again), None after the timeout. First come, first
+        served: the turn is handed to the longest waiter when let go, never taken by a newcomer (a
+        condition variable let the thread that just let go take it again at once: (d)'s p50 fell from
+        39 to 5 ms and its p99 rose from 82 ms to 1.0-1.5 s, waiters starved)."""
         me = threading.get_ident()
-        with self._cond:
+        with self._lock:
             if self._owner == me:
                 self._depth += 1
                 return me
-            if not self._cond.wait_for(lambda: self._owner is None, timeout=self.TIMEOUT):
-                return None
-            self._owner, self._depth = me, 1
-            return me
+            if self._owner is None and not self._queue:
+                self._owner, self._depth = me, 1
+                return me
+            ticket = threading.Event()
+            self._queue.append((me, ticket))
+        if ticket.wait(self.TIMEOUT):
+            return me  # handed over: release() made this thread the owner
+        with self._lock:
+            if self._owner == me:  # handed over as the wait ran out
+                return me
+            self._queue.remove((me, ticket))
+        return None
 
     def release(self, owner: int | None) -> None:
         if owner is None:
             return
-        with self._cond:
+        with self._lock:
             if self._owner != owner:  # never happens: a release for a turn not held
                 log.error("write turn: let go by %s, held by %s", owner, self._owner)
                 return
             self._depth -= 1
-            if self._depth == 0:
+            if self._depth:
+                return
+            if self._queue:
+                self._owner, ticket = self._queue.popleft()
+                self._depth = 1
+                ticket.set()
+            else:
                 self._owner = None
-                self._cond.notify()
 
     @contextmanager
     def held(self) -> Iterator[None]:

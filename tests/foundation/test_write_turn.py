@@ -129,3 +129,47 @@ def test_reads_take_no_turn(db):
         reader.start()
         reader.join(5)
         assert seen == [0]  # answered while the writer holds the turn (WAL: the last committed state)
+
+
+def test_the_turn_goes_to_the_longest_waiter_not_to_whoever_asks_again_first():
+    """First come, first served: a writer that lets the turn go and asks again at once queues behind
+    those already waiting (a condition variable let it take the turn again: (d)'s p99 rose past 1 s)."""
+    turn = WriteTurn()
+    order: list[str] = []
+    me = turn.acquire()
+
+    def writer(name: str) -> None:
+        owner = turn.acquire()
+        order.append(name)
+        turn.release(owner)
+
+    waiting = []
+    for name in ("b", "c", "d"):
+        t = threading.Thread(target=writer, args=(name,))
+        t.start()
+        waiting.append(t)
+        deadline = time.perf_counter() + 5
+        while len(turn._queue) < len(waiting) and time.perf_counter() < deadline:
+            time.sleep(0.001)
+    assert len(turn._queue) == 3
+    turn.release(me)
+    again = turn.acquire()  # at once: behind b, c and d
+    order.append("a")
+    turn.release(again)
+    for t in waiting:
+        t.join(5)
+    assert order == ["b", "c", "d", "a"]
+    assert turn._owner is None and not turn._queue
+
+
+def test_a_waiter_that_times_out_leaves_the_queue(monkeypatch):
+    monkeypatch.setattr(WriteTurn, "TIMEOUT", 0.1)
+    turn = WriteTurn()
+    me = turn.acquire()
+    got = []
+    t = threading.Thread(target=lambda: got.append(turn.acquire()))
+    t.start()
+    t.join(5)
+    assert got == [None] and not turn._queue  # it goes on to the busy handler, as before
+    turn.release(me)
+    assert turn._owner is None
