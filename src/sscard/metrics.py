@@ -150,7 +150,10 @@ def _snapshot_path(folder: str, pid: int) -> Path:
 def write_snapshot(app, folder: str) -> None:
     figures = live_figures(app)
     path = _snapshot_path(folder, figures["pid"])
-    tmp = path.with_suffix(".tmp")
+    # a temporary file of this thread's own: the worker's snapshot thread and a scrape write the same
+    # worker's figures; with one name for both, one's rename took the other's file away and the scrape
+    # answered 500 (seen in CI with two workers under load)
+    tmp = path.with_name(f"{path.name}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(figures))
     tmp.replace(path)
 

@@ -4,6 +4,7 @@ several workers, every worker's requests in whichever worker answers the scrape.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +130,27 @@ def test_with_two_workers_a_scrape_adds_up_both_workers_requests(backend, db_url
         proc.wait(timeout=10)
     assert counts == {sent}
     assert len(pids) >= 2  # figures kept per worker process, added up at the scrape
+
+
+def test_a_scrape_and_the_snapshot_thread_writing_one_workers_figures_at_once_never_fail(app, tmp_path):
+    """Both write this worker's figures file (the scrape writes it fresh before reading them all); with
+    one temporary file for both, one's rename could take the other's file away: a 500 at the scrape."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for _ in range(300):
+                metrics.write_snapshot(app, str(tmp_path))
+        except BaseException as exc:  # noqa: BLE001  reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:1]
+    [path] = tmp_path.glob("sscard-live-*.json")
+    assert json.loads(path.read_text())["pid"] == os.getpid()
