@@ -76,8 +76,8 @@ class WriteTurn:
     of its time there under the counter mix, and the group-commit writer waited in the same polls
     whenever the sealer held the lock). Here the next one is woken when the lock is let go.
 
-    Held by a thread, reentrant for it; let go by whoever ends the transaction (the owner is recorded on
-    the connection), so a connection closed from another thread cannot keep it. Writers of other
+    Held by a thread, reentrant for it; let go by whoever ends the transaction (the engine's listeners
+    record the owner by connection), so a connection closed from another thread cannot keep it. Writers of other
     processes still meet in the busy handler. After 60 s (a writer waiting for itself through another
     connection of its thread's making) a writer goes on to the busy handler as before."""
 

@@ -15,6 +15,7 @@ old card). An agent with a power of attorney may apply, pay, collect and report 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
@@ -455,26 +456,21 @@ def _reserved_ids(postgres: bool) -> list[ColumnElement[Any]]:
             for c, name in zip(columns, _TABLES, strict=True)]
 
 
-_OLD_CARDS: dict[bool, Any] = {}
-
-
+@functools.cache
 def _old_cards(postgres: bool) -> Any:
-    """The read-ahead's one query, built once per dialect (building it, with its subqueries, was a fifth
-    of a replacement batch's time in the writer): the cards named in `:numbers` with their holders (FOR
-    UPDATE), banks and bank accounts, whether a replacement is under way, and ids for the new rows."""
-    found = _OLD_CARDS.get(postgres)
-    if found is None:
-        pending = exists().where(_NEW.replaces_card_id == Card.id, _NEW.ss_status != SsStatus.CANCELLED)
-        found = _OLD_CARDS[postgres] = (
-            select(Card, Person, Bank, BankAccount, pending.label("pending"), *_reserved_ids(postgres))
-            .join(Person, Person.id == Card.person_id)
-            .join(Bank, Bank.id == Card.bank_id)
-            .outerjoin(BankAccount, BankAccount.card_id == Card.id)
-            .where(Card.card_number.in_(bindparam("numbers", expanding=True)))
-            .order_by(Card.id)
-            .with_for_update(of=Person)
-        )
-    return found
+    """The read-ahead's one query, built once per dialect (building it for every batch, with its subqueries,
+    was much of the read-ahead's time in the writer): the cards named in `:numbers` with their holders
+    (FOR UPDATE), banks and bank accounts, whether a replacement is under way, and ids for the new rows."""
+    pending = exists().where(_NEW.replaces_card_id == Card.id, _NEW.ss_status != SsStatus.CANCELLED)
+    return (
+        select(Card, Person, Bank, BankAccount, pending.label("pending"), *_reserved_ids(postgres))
+        .join(Person, Person.id == Card.person_id)
+        .join(Bank, Bank.id == Card.bank_id)
+        .outerjoin(BankAccount, BankAccount.card_id == Card.id)
+        .where(Card.card_number.in_(bindparam("numbers", expanding=True)))
+        .order_by(Card.id)
+        .with_for_update(of=Person)
+    )
 
 
 @batching.prefetcher
