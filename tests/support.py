@@ -123,3 +123,23 @@ def in_fresh_loop(coroutine_fn):
 
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(lambda: asyncio.run(coroutine_fn())).result(timeout=30)
+
+
+def syncs_of(writer, work) -> tuple[object, list[str]]:
+    """Run `work()` while libpq traces the PostgreSQL group-commit writer's batch connection on the wire:
+    its result and the server's ReadyForQuery messages, one per sync (each one the writer waited for).
+    The writer's connection must be open (a batch ran before)."""
+    import ctypes
+    import tempfile
+
+    driver = writer._conn.connection.driver_connection
+    with tempfile.TemporaryFile("w+") as out:
+        driver.pgconn.trace(out.fileno())
+        try:
+            result = work()
+        finally:
+            driver.pgconn.untrace()
+            ctypes.CDLL(None).fflush(None)  # libpq writes its trace through a C stream of its own
+        out.seek(0)
+        wire = out.read().splitlines()
+    return result, [line for line in wire if "\tB\t" in line and "ReadyForQuery" in line]

@@ -39,6 +39,9 @@ def create_app(app: App | None = None) -> FastAPI:
         description="The financial social security card: social security side and bank side. "
         "Errors are {code, message}; writes accept an Idempotency-Key header.",
         openapi_url="/openapi.json",
+        # FastAPI's own OpenTelemetry: off (the operator's figures are /metrics, metrics.py); left on, it
+        # asks OpenTelemetry for its three providers on every request to learn that none is configured
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     server.state.sscard = app or build_app()
     install_logging(server.state.sscard.settings.log_format)

@@ -222,6 +222,13 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
         # the next one waiting for them starts as soon as this one is committed
         # (`dbapi_conn` is the pool's proxy of the psycopg connection)
         if getattr(_unlock_at_commit, "on", None) is not dbapi_conn:
+            if getattr(_commit_queued, "on", None) is dbapi_conn.driver_connection:
+                # the last statement of `Database.pipeline(session, commit=True)`: COMMIT queued with the
+                # block's statements, synced once with them at its end (psycopg's commit() would sync
+                # here, and the pipeline's end again: a round trip for nothing); its error, if any, is
+                # raised there, before anyone is answered
+                dbapi_conn.driver_connection.cursor().execute("COMMIT")
+                return
             plain_commit(dbapi_conn)
             return
         driver = dbapi_conn.driver_connection
@@ -249,6 +256,7 @@ _UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
 _COMMIT_AND_UNLOCK = "COMMIT; SELECT pg_advisory_unlock_all()"
 _unlock_at_commit = threading.local()  # .on: the pooled connection whose commit also unlocks
 
+_commit_queued = threading.local()  # .on: the driver connection whose commit() queues its COMMIT (Database.pipeline)
 _reading = threading.local()  # .on: this thread runs a `Database.run(readonly=True)` (it retries on a broken connection)
 
 
@@ -365,25 +373,39 @@ class Database:
 
     @contextmanager
     def read_committed(self) -> Iterator[Session]:
-        """A short read outside the SERIALIZABLE regime (PostgreSQL): no predicate locks taken."""
+        """A short read outside the SERIALIZABLE regime (PostgreSQL): no predicate locks taken. Each
+        statement in autocommit, which reads as READ COMMITTED does (a snapshot per statement) without
+        the BEGIN and the COMMIT, a round trip each. Reads only."""
         if self.dialect != "postgresql":
             with self.read_sessions() as s, s.begin():
                 yield s
             return
-        with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             with Session(bind=conn) as s, s.begin():
                 yield s
 
     @contextmanager
-    def pipeline(self, session: Session) -> Iterator[None]:
+    def pipeline(self, session: Session, *, commit: bool = False) -> Iterator[None]:
         """On PostgreSQL, send the statements of the block without waiting for each answer (psycopg's
         pipeline mode: one round trip for many writes); elsewhere, nothing changes. Only for statements
-        whose results are not read in the block; errors surface at the end of the block."""
+        whose results are not read in the block; errors surface at the end of the block.
+
+        `commit=True`: the block ends with `session.commit()` (its before-commit hooks' writes are the
+        block's too), whose COMMIT is queued like the rest: the block's end syncs once for everything,
+        and raises the COMMIT's error, if any. Nothing may run between that commit and the block's end."""
         if self.dialect != "postgresql":
             yield
             return
-        with session.connection().connection.dbapi_connection.pipeline():
-            yield
+        driver = session.connection().connection.dbapi_connection
+        with driver.pipeline():
+            if not commit:
+                yield
+                return
+            _commit_queued.on = driver
+            try:
+                yield
+            finally:
+                _commit_queued.on = None
 
     def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False,
             locks: tuple[str, Sequence[object]] | None = None) -> T:
@@ -666,8 +688,10 @@ class _DriverReads(Reads):
         self.statements += 1
         dialect = self.db.engine.dialect
         _DriverReads.sent(driver, stmt)
-        # BEGIN is sent on its own (psycopg's): in a pipeline with the first statement it saves the round
-        # trip and costs more client CPU (a PAN statement's thread CPU 0.72-0.86 ms plain, 0.81-0.93 folded)
+        # BEGIN is sent on its own (psycopg's, a round trip): a pipeline around the first statement cost
+        # more client CPU (a PAN statement's thread CPU 0.72-0.86 ms plain, 0.81-0.93 in a pipeline) and,
+        # psycopg syncing its BEGIN alone even there, saved nothing; `begin_ahead` (which really folds it,
+        # as the writer's batches do) is not measured for these reads yet
         return _select(driver, dialect, stmt, params, fold_begin=False)
 
     def session(self) -> Session:
@@ -968,14 +992,30 @@ def fetch_all(conn, stmt, params: dict) -> list:
     For the group-commit writer's per-batch reads: compiled once per dialect and per length of each
     list parameter (an IN list), converted by SQLAlchemy's own bind and result processors (dates,
     booleans and UTC datetimes on SQLite), returned as named tuples with the statement's column keys."""
+    return fetch_together(conn, [(stmt, params)])[0]
+
+
+def fetch_together(conn, reads: list[tuple[Any, Any]]) -> list[list]:
+    """The rows of several SELECTs (as `fetch_all` gives them), sent together: on PostgreSQL one round
+    trip for all of them, and for the BEGIN of a transaction they start. A statement may be SQL text with
+    the driver's parameters (a lock, a SET LOCAL): sent as it is, its rows as the driver gives them."""
     dialect = conn.dialect
     driver = conn.connection.driver_connection
     listen = conn if conn._has_events or conn.engine._has_events else None  # listeners still see it (SQL logging, tests)
-    return _select(driver, dialect, stmt, params, listen)
+    return _select_together(driver, dialect, reads, listen)
 
 
 def _select(driver, dialect, stmt, params: dict, listen=None, fold_begin: bool = True) -> list:
     """`fetch_all` on a driver connection (`listen`: the SQLAlchemy connection whose listeners see it)."""
+    return _select_together(driver, dialect, [(stmt, params)], listen, fold_begin)[0]
+
+
+def _bound(dialect, stmt, params) -> tuple[str, Any, Any, tuple]:
+    """A SELECT's SQL, its driver parameters, its row type and result processors (compiled once per shape);
+    a statement given as SQL text with the driver's parameters is sent as it is (its rows as the driver
+    gives them)."""
+    if isinstance(stmt, str):
+        return stmt, params, None, ()
     shape = tuple(sorted((k, len(v) if isinstance(v, list | tuple) else None) for k, v in params.items()))
     cache_key = (stmt, dialect.name, shape)
     entry = _FAST.get(cache_key)
@@ -988,26 +1028,56 @@ def _select(driver, dialect, stmt, params: dict, listen=None, fold_begin: bool =
               for _name, k, i, p in binds]  # (a bind of the statement's own, SQLite's OFFSET 0, is in `params` too)
     if not dialect.positional:
         values = {name: v for (name, *_rest), v in zip(binds, values, strict=True)}
-    cursor = driver.cursor()
+    return sql, values, row_type, results
+
+
+def _select_together(driver, dialect, reads: list[tuple[Any, dict]], listen=None, fold_begin: bool = True) -> list[list]:
+    bound = [_bound(dialect, stmt, params) for stmt, params in reads]
     errors = dialect.loaded_dbapi.Error
-    # PostgreSQL, first statement of the transaction: psycopg would send BEGIN and wait for it, then
-    # the query; in a pipeline both go in one round trip (the writer's batch starts with this read).
-    # (An autocommit connection sends the statement alone: no BEGIN to fold.)
-    starting = (fold_begin and dialect.name == "postgresql" and driver.info.transaction_status == 0
-                and not driver.autocommit)
-    if listen is not None:
-        listen.dispatch.before_cursor_execute(listen, cursor, sql, values, None, False)
+    # PostgreSQL: the statements in one pipeline, fetched after its end, whose one sync brings every answer
+    # (fetching inside it would sync for each, and once more at its end). The first statements of a
+    # transaction: psycopg would send BEGIN and wait for it alone (a pipeline too syncs after its BEGIN), so
+    # it is queued here, ahead of them, with the transaction's own BEGIN statement (`begin_ahead`).
+    # (An autocommit connection sends the statements alone: no BEGIN to fold.)
+    postgres = dialect.name == "postgresql"
+    starting = (fold_begin and postgres and driver.info.transaction_status == 0 and not driver.autocommit)
+    cursors = [driver.cursor() for _ in bound]  # (each keeps its own answer)
+    sql = None
     try:
-        with driver.pipeline() if starting else contextlib.nullcontext():
-            cursor.execute(sql, values)
-            raw = cursor.fetchall()
+        with driver.pipeline() if postgres and (starting or len(bound) > 1) else contextlib.nullcontext():
+            if starting:
+                begin_ahead(driver)
+            for cursor, (sql, values, _row_type, _results) in zip(cursors, bound, strict=True):
+                if listen is not None:
+                    listen.dispatch.before_cursor_execute(listen, cursor, sql, values, None, False)
+                cursor.execute(sql, values)
+        raws = [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
     except errors as exc:
         raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
     finally:
-        cursor.close()
-    if not any(results):
-        return [row_type._make(r) for r in raw]
-    return [row_type._make([f(v) if f else v for f, v in zip(results, r, strict=True)]) for r in raw]
+        for cursor in cursors:
+            cursor.close()
+    out = []
+    for raw, (_sql, _values, row_type, results) in zip(raws, bound, strict=True):
+        if row_type is None:
+            out.append(raw)
+        elif not any(results):
+            out.append([row_type._make(r) for r in raw])
+        else:
+            out.append([row_type._make([f(v) if f else v for f, v in zip(results, r, strict=True)]) for r in raw])
+    return out
+
+
+def begin_ahead(driver) -> None:
+    """In an open pipeline of a connection with no transaction: queue the transaction's BEGIN (the
+    statement psycopg itself would send, with the connection's isolation level) and send it, so that
+    the statements queued next go in the same round trip. Sent, the connection is no longer idle and
+    psycopg adds no BEGIN of its own (which it would sync alone: a round trip for BEGIN only).
+    psycopg's own steps, by their private names (psycopg is pinned in constraints.txt):
+    tests/ledger/test_batching.py counts the round trips of a batch on the wire."""
+    driver.wait(driver._exec_command(driver._get_tx_start_command()))
+    driver.wait(driver._pipeline._communicate_gen())
+    assert driver.info.transaction_status != 0  # BEGIN sent: no implicit one follows
 
 
 def _compile_select(stmt, dialect, params: dict):

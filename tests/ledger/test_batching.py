@@ -474,3 +474,27 @@ def test_a_counter_batch_reads_no_outlet_once_its_tellers_outlet_is_known(city, 
         drawer = ledger.system_account(s, f"cash:{teller.place}", now=app.clock.now())
         assert ledger.balance(s, drawer).posted == -400
     assert invariants(app)["ok"]
+
+
+def test_a_postgresql_batch_waits_for_the_server_twice_its_read_ahead_then_its_writes_with_the_commit(city, app, pos):
+    """A batch of payments on PostgreSQL (the writer holding its turn): BEGIN with the accounts' and the
+    terminal's read-ahead, then the transfers, balances, audit and idempotency records with the COMMIT,
+    each sent together and synced once. Counted on the wire: every sync is answered by one ReadyForQuery,
+    and the writer waits for each. (psycopg syncs a BEGIN alone, and a pipeline synced inside its block,
+    to fetch rows or to commit, syncs again at its end: 5 a batch, before.)"""
+    from tests.support import syncs_of
+
+    if app.db.dialect != "postgresql":
+        pytest.skip("round trips of PostgreSQL's pipelines")
+    cards = [activated(city, opening_fen=10_000) for _ in range(3)]
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0  # the writer thread, idle, must not let the turn go meanwhile
+    for warm in ("warm", "warm2"):  # the connections, the turn
+        _run(app, _req(banking.purchase, pos, cards[0].pan, 1, PIN, key=warm))
+        if writer._turn_held:
+            break
+    assert writer._turn_held
+    answers, ready = syncs_of(writer, lambda: _run(
+        app, *[_req(banking.purchase, pos, c.pan, 100, PIN, key=f"rt{i}") for i, c in enumerate(cards)]))
+    assert [a["amount_fen"] for a in answers] == [100, 100, 100]
+    assert len(ready) == 2, ready

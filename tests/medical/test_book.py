@@ -204,3 +204,29 @@ def test_a_formal_loss_recorded_earlier_in_the_batch_refuses_the_settlement_of_t
     assert not isinstance(applied, Exception), applied
     assert isinstance(settled, SscardError) and settled.code == "card_lost", settled
     assert writer.alone == alone
+
+
+def test_a_postgresql_batch_of_quotes_and_settlements_waits_for_the_server_twice(med, app):
+    """On PostgreSQL the batch's BEGIN goes with its one read-ahead statement, and its writes with the
+    COMMIT: two round trips a batch (the writer holding its turn), counted on the wire."""
+    from tests.support import syncs_of
+
+    if app.db.dialect != "postgresql":
+        pytest.skip("round trips of PostgreSQL's pipelines")
+    pharmacy = h.terminal(med, "PHAR-P1-1")
+    a, b = med.issued_card(), med.issued_card()
+    for card in (a, b):
+        h.insure(app, card.person_id, 10_000)
+    code_a, code_b = h.ident_code(app, a.card_number), h.ident_code(app, b.card_number)
+    quote_a = medical.pre_settle(app, pharmacy, a.card_number, code_a, h.lines(covered=1_000))
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0  # the writer thread, idle, must not let the turn go meanwhile
+    _run(app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=500)), None))
+    if not writer._turn_held:
+        _run(app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=500)), None))
+    assert writer._turn_held
+    (quote_b, settled_a), ready = syncs_of(writer, lambda: _run(
+        app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=2_000)), None),
+        _settle(pharmacy, quote_a, a, code_a, "wire-a")))
+    assert quote_b["card_number"] and settled_a["personal_balance_after_fen"] == 9_000
+    assert len(ready) == 2, ready

@@ -30,7 +30,7 @@ from ..core.money import fen_to_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
-from ..db import fetch_all
+from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, ledger, lookup
 from . import card_lifecycle as lifecycle
@@ -102,9 +102,11 @@ def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
 
 
 def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = (),
-                      now: datetime | None = None, *, usage: bool = True) -> None:
+                      now: datetime | None = None, *, usage: bool = True,
+                      first: list[tuple[str, Any]] | None = None) -> None:
     """Load for a whole batch (services/batching): the accounts of many PANs (as read-only views) with
-    their ledger accounts and the day's limit usage in one query, then the terminals' ledger accounts.
+    their ledger accounts and the day's limit usage in one query, and the terminals' ledger accounts,
+    sent together (with the transaction's BEGIN, and `first`'s statements ahead of them: `lock_accounts`).
     `usage=False` (an operation run on its own, on PostgreSQL): not the usage, which the limit check
     then reads for its one account and kind (Book._load_kind says why)."""
     if not pans:
@@ -115,20 +117,26 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
     found = {}
     statement, params = (_PREFETCH, {"day": day, "pans": sorted(pans)}) if usage else (
         _PREFETCH_ACCOUNTS, {"pans": sorted(pans)})
-    for row in fetch_all(session.connection(), statement, params):
+    actors = list(actors)
+    # the terminals' and counters' own accounts (their ids known without a query) in the same round trip
+    theirs = book.read_of(_terminal_ledger_ids(session, actors) + _counter_ledger_ids(session, actors))
+    ahead = first or []
+    rows, *their_rows = fetch_together(session.connection(),
+                                       [*ahead, (statement, params)] + ([theirs] if theirs else []))[len(ahead):]
+    for row in rows:
         if row.pan not in found:
             found[row.pan] = AccountView(row)
         book.seed(row, day if usage else None)
     book.seeded()
     session.info.setdefault(PREFETCHED, {}).update(found)
-    actors = list(actors)
-    book.load(_terminal_ledger_ids(session, actors) + _counter_ledger_ids(session, actors))
+    for more in their_rows:
+        book.take(more)
 
 
-def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = ()) -> None:
-    """PostgreSQL, an operation run on its own (not in a batch): lock the ledger accounts it may move
-    (its PANs' and its terminal's), in id order, with its first statements (batching.read_ahead_alone
-    sends them in one pipeline with BEGIN and its read-ahead: one round trip; no answer is read here).
+def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = ()) -> list[tuple[str, Any]]:
+    """PostgreSQL, an operation run on its own (not in a batch): the statements that lock the ledger
+    accounts it may move (its PANs' and its terminal's), in id order, to be its first statements
+    (batching.read_ahead_alone sends them with BEGIN and its read-ahead: one round trip).
 
     Under SERIALIZABLE two such transactions on one account otherwise both read it and both write it:
     one is cancelled as a pivot after doing all its work, often both, and they retry with backoff (the
@@ -139,12 +147,7 @@ def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | Non
     scans, and a scan's predicate lock covers the whole table, so every writer conflicted with every
     reader; the lock is one `id = ANY(...)` (an OR made it a bitmap scan, whose predicate lock is the
     whole heap page)."""
-    driver = session.connection().connection.driver_connection
-    assert driver is not None  # the session's open connection
-    cursor = driver.cursor()
-    cursor.execute(_NO_SEQSCAN)
-    cursor.execute(_NO_BITMAP)
-    cursor.execute(_LOCK, (sorted(pans), sorted(_terminal_ledger_ids(session, actors))))
+    return [(_NO_SEQSCAN, None), (_NO_BITMAP, None), (_LOCK, (sorted(pans), sorted(_terminal_ledger_ids(session, actors))))]
 
 
 def advisory_locks(engine: Engine, pans: set[str], actors: Iterable[Actor | None] = ()) -> tuple[str, list[Any]]:

@@ -476,7 +476,7 @@ class Batcher:
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             events = _evented(session)
             waiting = None
-            with self.app.db.pipeline(session):
+            with self.app.db.pipeline(session, commit=True):
                 outbox.insert_rows(session, events)
                 book.flush()
                 for other in _area_books(session):  # the medical book: settlements, movements, balances
@@ -488,7 +488,7 @@ class Batcher:
                     assert driver is not None  # the batch's open connection
                     waiting = driver.cursor()
                     waiting.execute(_TURN_WANTED)
-                session.commit()
+                session.commit()  # (PostgreSQL: its COMMIT queued with the rest, one sync at the block's end)
             if waiting is not None:
                 row = waiting.fetchone()
                 self._turn_wanted = bool(row and row[0])
@@ -816,23 +816,9 @@ def read_ahead_alone(session: Session, request: Request) -> None:
     if request.app.db.dialect != "postgresql":
         prefetch_accounts(session, pans, [request.actor], now)
         return
-    driver = session.connection().connection.driver_connection
-    assert driver is not None  # the session's open connection
-    failed: Exception | None = None
-    try:
-        with driver.pipeline():  # BEGIN, the locks and the read-ahead: one round trip
-            lock_accounts(session, pans, moving_terminal(request.name, request.actor))
-            try:
-                prefetch_accounts(session, pans, moving_terminal(request.name, request.actor), now, usage=False)
-            except Exception as exc:  # noqa: BLE001  the locks' error comes back with the read-ahead's answer
-                failed = exc
-    except Exception:
-        if failed is None:
-            raise
-        # else the pipeline's "aborted" at its end only repeats that error (and psycopg would log a
-        # warning for every lock-wait retry had it been raised inside the block)
-    if failed is not None:
-        raise failed
+    movers = moving_terminal(request.name, request.actor)
+    # BEGIN, the locks and the read-ahead: one round trip
+    prefetch_accounts(session, pans, movers, now, usage=False, first=lock_accounts(session, pans, movers))
 
 
 def locks_alone(request: Request) -> tuple[str, list[Any]] | None:

@@ -148,9 +148,21 @@ class Book:
 
     def load(self, ids: Iterable[int]) -> None:
         """Load the accounts not yet held, in one query."""
+        read = self.read_of(ids)
+        if read is not None:
+            self.take(fetch_all(self.session.connection(), *read))
+
+    def read_of(self, ids: Iterable[int]) -> tuple[Any, dict[str, Any]] | None:
+        """The query (statement, parameters) that `load` runs for these ids, to send with others
+        (db.fetch_together); None when every one is held."""
         missing = [i for i in ids if i not in self.accounts]
-        if missing:
-            for r in fetch_all(self.session.connection(), _SELECT_ACCOUNTS, {"ids": missing}):
+        return (_SELECT_ACCOUNTS, {"ids": missing}) if missing else None
+
+    def take(self, rows: Iterable[Any]) -> None:
+        """The rows of `read_of`'s query: the accounts not held yet (a row another query seeded meanwhile
+        is that query's)."""
+        for r in rows:
+            if r.id not in self.accounts:
                 self.accounts[r.id] = Account.from_row(r.id, r)
 
     def seed(self, row: Any, day: date | None = None) -> None:  # a Row, or fetch_all's named tuple

@@ -1,0 +1,120 @@
+"""Round trips to PostgreSQL, counted on the wire (libpq's trace of a connection: the server answers every
+sync with one ReadyForQuery, and the client waits for each). What an operation waits for, it waits for
+under its accounts' locks and with the callers behind it: a round trip for nothing is latency for all."""
+
+from __future__ import annotations
+
+import ctypes
+import tempfile
+
+import pytest
+from sqlalchemy import event, select
+
+from sscard.models.foundation import IdempotencyRecord
+from sscard.services import banking
+from sscard.services.operation import one_by_one
+
+from .helpers import PIN, activated, balance_of, terminal
+
+
+def _traced(app, work) -> list[tuple[str, str]]:
+    """(direction, message) of every connection the pool hands out while `work()` runs."""
+    traced = []
+    with tempfile.TemporaryFile("w+") as out:
+        def trace(dbapi_conn, _record, _proxy):
+            dbapi_conn.pgconn.trace(out.fileno())
+            traced.append(dbapi_conn)
+
+        event.listen(app.db.engine, "checkout", trace)
+        try:
+            work()
+        finally:
+            event.remove(app.db.engine, "checkout", trace)
+            for conn in traced:
+                conn.pgconn.untrace()
+            ctypes.CDLL(None).fflush(None)  # libpq writes its trace through a C stream of its own
+        out.seek(0)
+        return [(f[1], "\t".join(f[3:])) for line in out.read().splitlines() if len(f := line.split("\t")) > 3]
+
+
+@pytest.fixture
+def postgres_only(app):
+    if app.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's wire")
+
+
+def test_a_read_outside_the_serializable_regime_is_its_statement_alone_without_begin_or_commit(app, postgres_only):
+    """`Database.read_committed` (a stored answer's lookup, the publisher's, the sealer's): each statement
+    in autocommit, a snapshot of its own as READ COMMITTED gives, with no BEGIN and no COMMIT to wait for."""
+    def read():
+        with app.db.read_committed() as s:
+            s.execute(select(IdempotencyRecord.key).limit(1)).all()
+
+    wire = _traced(app, read)
+    sent = [m for d, m in wire if d == "F" and m.split("\t")[0] in ("Query", "Parse")]
+    assert not any("BEGIN" in m or "COMMIT" in m for m in sent), sent
+    assert sum(m.startswith("ReadyForQuery") for d, m in wire if d == "B") <= 2  # (the pool's ping) and the read
+
+
+def test_a_transfer_run_alone_begins_with_its_locks_and_read_ahead_in_one_round_trip(city, app, postgres_only):
+    """One per transaction (the bench's (d)): BEGIN, the row locks and the accounts' read-ahead go together;
+    psycopg alone would send BEGIN and wait for it first."""
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 5, PIN, idempotency_key="first")
+    wire = _traced(app, lambda: one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN, idempotency_key="k"))
+    begin = next(i for i, (d, m) in enumerate(wire) if d == "F" and "BEGIN ISOLATION LEVEL SERIALIZABLE" in m)
+    answered = next(i for i, (d, m) in enumerate(wire) if i > begin and d == "B" and m.startswith("ReadyForQuery"))
+    between = [m for d, m in wire[begin:answered] if d == "F"]
+    assert any("FOR UPDATE" in m or "SELECT id FROM ledger_accounts" in m for m in between), between
+    assert any("bank_accounts.pan" in m for m in between), between
+    assert balance_of(app, a.pan) == 10_000 - 12
+
+
+def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_queued_commit(city, app, postgres_only):
+    """A batch of a teller's deposit and withdrawal and a clerk's replacement with its fee in cash: the
+    session's before-commit writes (the fee receipt linked to its ledger transfer) are sent in the batch's
+    transaction, ahead of the COMMIT queued in the same pipeline (a COMMIT sent before the hooks ran left
+    the link to a transaction of its own); six round trips in all, the read-ahead's BEGIN folded."""
+    from sscard.services import batching, replacement
+    from sscard.services.batching import _Request
+    from sscard.services.operation import Request
+
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    c, d, e = city.issued_card(), city.issued_card(), city.issued_card()
+    teller, clerk = city.actor("teller"), city.actor("clerk")
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0  # the writer thread, idle, must not let the turn go meanwhile
+
+    def run(*calls):
+        reqs = [_Request(Request(app, fn, actor, args, kwargs, key)) for fn, actor, args, kwargs, key in calls]
+        writer._process(reqs)
+        return [r.answer for r in reqs]
+
+    for card, key in ((c, "w1"), (e, "w2")):  # the system accounts made, then known; the writer's turn
+        run((banking.deposit, teller, (a.pan, 100), {}, f"{key}d"),
+            (replacement.apply, clerk, (card.card_number, "damaged", card.citizen_id), {"payment": "cash"}, key))
+    assert writer._turn_held
+    driver = writer._conn.connection.driver_connection
+    with tempfile.TemporaryFile("w+") as out:
+        driver.pgconn.trace(out.fileno())
+        try:
+            answers = run((banking.deposit, teller, (a.pan, 500), {}, "k1"),
+                          (banking.withdraw, teller, (b.pan, 300, PIN), {}, "k2"),
+                          (replacement.apply, clerk, (d.card_number, "damaged", d.citizen_id), {"payment": "cash"}, "k3"))
+        finally:
+            driver.pgconn.untrace()
+            ctypes.CDLL(None).fflush(None)
+        out.seek(0)
+        wire = [(f[1], "\t".join(f[3:])) for line in out.read().splitlines() if len(f := line.split("\t")) > 3]
+    assert all(isinstance(x, dict) for x in answers), answers
+    sent = [m for direction, m in wire if direction == "F" and m.startswith(("Parse", "Query"))]
+    link = next(i for i, m in enumerate(sent) if "UPDATE fee_receipts" in m)
+    commit = next(i for i, m in enumerate(sent) if '"COMMIT"' in m)
+    assert link < commit and not any("BEGIN" in m for m in sent[commit:]), sent[link - 1:]
+    assert sum(m.startswith("ReadyForQuery") for direction, m in wire if direction == "B") == 6
+    with app.db.session() as s:
+        from sscard.models.counter import FeeReceipt
+
+        receipt = s.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == answers[2]["receipt_no"]))
+        assert receipt is not None and receipt.ledger_transfer_id is not None
