@@ -127,8 +127,8 @@ def in_fresh_loop(coroutine_fn):
 
 def syncs_of(writer, work) -> tuple[object, list[str]]:
     """Run `work()` while libpq traces the PostgreSQL group-commit writer's batch connection on the wire:
-    its result and the server's ReadyForQuery messages, one per sync (each one the writer waited for).
-    The writer's connection must be open (a batch ran before)."""
+    its result and the wire's lines (what was sent, and the server's ReadyForQuery messages, one per sync:
+    each one the writer waited for; count them with `waits`). The writer's connection must be open."""
     import ctypes
     import tempfile
 
@@ -142,4 +142,10 @@ def syncs_of(writer, work) -> tuple[object, list[str]]:
             ctypes.CDLL(None).fflush(None)  # libpq writes its trace through a C stream of its own
         out.seek(0)
         wire = out.read().splitlines()
-    return result, [line for line in wire if "\tB\t" in line and "ReadyForQuery" in line]
+    return result, [line.split("\t", 1)[1][:160] for line in wire  # (every sync and what was sent, for a failure's message)
+                    if "ReadyForQuery" in line or "\tF\t" in line and ("\tParse\t" in line or "\tSync" in line)]
+
+
+def waits(wire: list[str]) -> int:
+    """How many times the client waited for the server (ReadyForQuery messages) in `syncs_of`'s lines."""
+    return sum("ReadyForQuery" in line for line in wire)

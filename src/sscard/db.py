@@ -227,11 +227,16 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
                 # block's statements, synced once with them at its end (psycopg's commit() would sync
                 # here, and the pipeline's end again: a round trip for nothing); its error, if any, is
                 # raised there, before anyone is answered
-                dbapi_conn.driver_connection.cursor().execute("COMMIT")
+                dbapi_conn.driver_connection.cursor().execute("COMMIT", prepare=False)
                 return
             plain_commit(dbapi_conn)
             return
         driver = dbapi_conn.driver_connection
+        if getattr(_commit_queued, "on", None) is driver:  # (as above; in a pipeline one statement each)
+            driver.cursor().execute("COMMIT", prepare=False)
+            driver.cursor().execute(_UNLOCK_ALL, prepare=False)
+            _commit_queued.unlocking = dbapi_conn  # marked as holding locks until the pipeline's end syncs
+            return
         if driver.info.transaction_status != 0:  # not IDLE: a transaction to commit
             with driver.cursor() as cursor:
                 cursor.execute(_COMMIT_AND_UNLOCK)
@@ -397,18 +402,28 @@ class Database:
             yield
             return
         driver = session.connection().connection.dbapi_connection
-        with driver.pipeline():
-            if not commit:
+        if not commit:
+            with driver.pipeline():
                 yield
-                return
-            _commit_queued.on = driver
-            try:
-                yield
-            finally:
-                _commit_queued.on = None
+            return
+        errors = self.engine.dialect.loaded_dbapi.Error
+        _commit_queued.unlocking = None
+        try:
+            with driver.pipeline():
+                _commit_queued.on = driver
+                try:
+                    yield
+                finally:
+                    _commit_queued.on = None
+        except errors as exc:  # raised by the block's sync: wrapped as SQLAlchemy wraps a statement's error
+            raise DBAPIError.instance(None, None, exc, errors, dialect=self.engine.dialect) from exc
+        finally:
+            unlocked, _commit_queued.unlocking = getattr(_commit_queued, "unlocking", None), None
+        if unlocked is not None:  # the locks' release synced with the COMMIT: nothing left to let go
+            unlocked.info.pop(HOLDS_LOCKS, None)
 
     def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False,
-            locks: tuple[str, Sequence[object]] | None = None) -> T:
+            locks: tuple[str, Sequence[object]] | None = None, queued_commit: bool = False) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
         30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
         few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
@@ -423,9 +438,13 @@ class Database:
         `locks` (PostgreSQL; ignored on SQLite, where BEGIN IMMEDIATE already serializes writers): a
         statement (SQL and its parameters) that takes session-level advisory locks, run on the
         transaction's connection before BEGIN, so that the SERIALIZABLE snapshot is taken after the
-        wait, see `_locked`."""
+        wait, see `_locked`.
+
+        `queued_commit` (PostgreSQL, the operation frame): what is left to write when `work` returns (the
+        ORM's pending rows, the books' before-commit writes) goes in one pipeline with the COMMIT (and
+        the locks' release): a round trip or two, not one per statement."""
         if locks is not None and self.dialect == "postgresql" and not readonly:
-            return self._run_locked(work, locks, idempotent)
+            return self._run_locked(work, locks, idempotent, queued_commit)
         maker = self.read_sessions if readonly else self.sessions
         reconnect = _Reconnect(self) if (readonly or idempotent) else None
         attempt = 0
@@ -434,6 +453,11 @@ class Database:
             reading = getattr(_reading, "on", False)
             _reading.on = readonly  # a read's checkout skips the pre-ping (it is retried instead: _pre_ping)
             try:
+                if queued_commit and not readonly and self.dialect == "postgresql":
+                    # the session on a connection of its own: its commit must not hand the connection back
+                    # to the pool before the pipeline carrying the COMMIT has ended (_transaction)
+                    with self.engine.connect() as conn, self.sessions(bind=conn) as s:
+                        return self._transaction(s, work, True)
                 with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
@@ -488,7 +512,24 @@ class Database:
             finally:
                 reads.close()
 
-    def _run_locked(self, work: Callable[[Session], T], locks: tuple[str, Sequence[object]], idempotent: bool) -> T:
+    def _transaction(self, s: Session, work: Callable[[Session], T], queued_commit: bool) -> T:
+        """`work` in one transaction of `s`: committed when it returns (on PostgreSQL with `queued_commit`,
+        in a pipeline with what is left to write), rolled back when it raises. With `queued_commit` the
+        session must be bound to a connection the caller holds (a session that owns its connection hands
+        it back to the pool at commit, with the pipeline still open)."""
+        if not (queued_commit and self.dialect == "postgresql"):
+            with s.begin():
+                return work(s)
+        with contextlib.ExitStack() as pipelined:
+            with s.begin():  # (its end commits, or rolls back what raised, as in the plain case)
+                out = work(s)
+                s.flush()  # the ORM's rows first, outside the pipeline (an insert reads back its id; a
+                # flush hook may read rows): the pipeline carries the before-commit hooks' writes, the COMMIT
+                pipelined.enter_context(self.pipeline(s, commit=True))
+        return out  # (the pipeline's end above has synced the COMMIT: its error would have been raised)
+
+    def _run_locked(self, work: Callable[[Session], T], locks: tuple[str, Sequence[object]], idempotent: bool,
+                    queued_commit: bool = False) -> T:
         """`run` with `locks` taken before each attempt's BEGIN and let go after its end (commit or
         rollback), retried as `run` retries."""
         reconnect = _Reconnect(self) if idempotent else None
@@ -496,9 +537,8 @@ class Database:
         while True:
             attempt += 1
             try:
-                with self.engine.connect() as conn, _locked(conn, locks):
-                    with self.sessions(bind=conn) as s, s.begin():
-                        return work(s)
+                with self.engine.connect() as conn, _locked(conn, locks), self.sessions(bind=conn) as s:
+                    return self._transaction(s, work, queued_commit)
             except Exception as exc:
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1

@@ -126,10 +126,12 @@ def test_a_transfer_run_alone_locks_no_whole_heap_page_of_accounts_or_usage(city
     seen: list[tuple[str, str]] = []
 
     def look(session: Session) -> None:  # before COMMIT: the transaction's predicate locks are all held
-        rows = session.connection().execute(text(
-            "SELECT locktype, relation::regclass::text FROM pg_locks WHERE mode = 'SIReadLock'"
-            " AND pid = pg_backend_pid()")).all()
-        seen.extend((r[0], r[1]) for r in rows)
+        # (on the driver's cursor: the frame's before-commit writes go in a pipeline with its COMMIT,
+        # where psycopg has a statement's rows only once it is fetched)
+        cursor = session.connection().connection.driver_connection.cursor()
+        cursor.execute("SELECT locktype, relation::regclass::text FROM pg_locks WHERE mode = 'SIReadLock'"
+                       " AND pid = pg_backend_pid()")
+        seen.extend((r[0], r[1]) for r in cursor.fetchall())
 
     event.listen(Session, "before_commit", look)
     try:

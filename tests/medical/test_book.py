@@ -209,7 +209,7 @@ def test_a_formal_loss_recorded_earlier_in_the_batch_refuses_the_settlement_of_t
 def test_a_postgresql_batch_of_quotes_and_settlements_waits_for_the_server_twice(med, app):
     """On PostgreSQL the batch's BEGIN goes with its one read-ahead statement, and its writes with the
     COMMIT: two round trips a batch (the writer holding its turn), counted on the wire."""
-    from tests.support import syncs_of
+    from tests.support import syncs_of, waits
 
     if app.db.dialect != "postgresql":
         pytest.skip("round trips of PostgreSQL's pipelines")
@@ -229,4 +229,4 @@ def test_a_postgresql_batch_of_quotes_and_settlements_waits_for_the_server_twice
         app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=2_000)), None),
         _settle(pharmacy, quote_a, a, code_a, "wire-a")))
     assert quote_b["card_number"] and settled_a["personal_balance_after_fen"] == 9_000
-    assert len(ready) == 2, ready
+    assert waits(ready) == 2, ready

@@ -360,23 +360,22 @@ def execute(app: App, request: Request) -> Any:
         session.add(record)
         outbox.write_for_op(outcome.op, record)  # the events this operation queued, next to its audit record
         memo = outcome.memo()
-        if memo is not None:
+        if memo is not None:  # written at commit (a twin's stored key then fails it: IntegrityError, below)
             session.add(IdempotencyRecord(**memo))
-            session.flush()
         return outcome.answer
 
     try:
         out = stored_answer() if key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work, idempotent=bool(key), locks=locks)
+                out = app.db.run(work, idempotent=bool(key), locks=locks, queued_commit=True)
             except IntegrityError:
                 if not key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work, idempotent=bool(key), locks=locks)
+                    out = app.db.run(work, idempotent=bool(key), locks=locks, queued_commit=True)
             except SscardError:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
