@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
@@ -255,7 +256,7 @@ def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.
                    form: dict[str, str] = Depends(window_form)) -> Response:
     agent = form.get("presenter") == "agent"
     try:
-        attorney_id = int(form["attorney_id"]) if agent and form.get("attorney_id", "").isdigit() else None
+        attorney_id = int(form["attorney_id"]) if agent and ascii_digits(form.get("attorney_id", "")) else None
         if agent and attorney_id is None:
             raise SscardError("attorney_not_valid")
         visit = attorney.identity_check(
@@ -343,7 +344,7 @@ Action = Callable[[App, Window, dict, dict, str | None], dict]
 
 
 def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
-    if not form.get("card_id", "").isdigit():
+    if not ascii_digits(form.get("card_id", "")):
         raise SscardError("card_not_found")
     return window.card_number_of(app, w.actor, ident["person_id"], int(form["card_id"]))["card_number"]
 
