@@ -548,7 +548,8 @@ def change_query_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
         passwords.change_query_password(app, me.actor, form.get("old", "")[:64], form.get("new", "")[:64],
-                                        form.get("new_again", "")[:64])
+                                        form.get("new_again", "")[:64],
+                                        keep_session=websession.session_key(app, me.token))
     except SscardError as err:
         return _page(request, "password.html", me, "password", {"query_error": _error_text(request, err)},
                      status_code=err.status)
