@@ -3,8 +3,10 @@ superscripts and circled numbers; `int()` reads some of them (Arabic-Indic `٣`)
 ValueError (`²`, `①`). A new bank PIN of superscripts answered 500 and wrote one of its digits into the
 server's log (the ValueError's message, in the traceback); an Arabic-Indic PIN was accepted as a PIN no
 PIN pad can type; the hotline's `turn`, the portal's `year`, the window's `attorney_id` and `card_id` and
-the bank counter's `days` and `before_id` answered 500. Every test for "digits" now goes through
-`core.identifiers.ascii_digits`, and no module calls `str.isdigit()` itself."""
+the bank counter's `days` and `before_id` answered 500, and so did each of these with 5,000 ASCII digits
+(int() refuses more than 4,300). Every test for "digits" now goes through `core.identifiers.ascii_digits`,
+no module calls `str.isdigit()` itself, and a number a channel parses itself is read by
+`core.identifiers.whole_number` (0-9 only, bounded)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from fastapi.testclient import TestClient
 import sscard
 from sscard.composition import create_app
 from sscard.core.errors import SscardError
-from sscard.core.identifiers import ascii_digits
+from sscard.core.identifiers import MAX_ROW_ID, ascii_digits, whole_number
 from sscard.core.passwords import check_new_pin, weak_pin_reason
 from sscard.core.roles import Channel
 from sscard.services import attorney, websession
@@ -31,6 +33,7 @@ SUPERSCRIPT = "²³⁴⁵⁶⁸"  # isdigit(), and int() raises ValueError
 ARABIC_INDIC = "١٣٥٧٩٢"  # isdigit(), and int() reads 135792
 CIRCLED = "①②④⑥⑧⑨"
 FOREIGN = (SUPERSCRIPT, ARABIC_INDIC, CIRCLED, "１３５７９２")  # full-width: NFKC makes it ASCII, but a PIN is typed
+NOT_A_NUMBER = ("²", "①", "1" * 5000, "9" * 30)  # int() fails on the first three; the last is beyond any row id
 
 
 @pytest.fixture
@@ -99,11 +102,18 @@ def test_a_new_pin_of_foreign_digits_is_refused_422_on_every_route_that_sets_one
     assert {c["bank"]["status"] for c in r.json()["cards"]} == {"not_activated"}, r.text
 
 
+def test_a_whole_number_is_0_to_9_only_and_bounded():
+    assert whole_number("0") == 0 and whole_number("0042") == 42 and whole_number(str(MAX_ROW_ID)) == MAX_ROW_ID
+    for text in (None, "", "-1", "+1", " 1", "1.0", "٣", "²", "1" * 5000, str(MAX_ROW_ID + 1)):
+        assert whole_number(text) is None, text
+    assert whole_number("0" * 5000 + "7") == 7 and whole_number(str(2**63 - 1), 2**63 - 1) == 2**63 - 1
+
+
 def test_the_hotlines_turn_in_foreign_digits_is_not_answered_500(server):
     # a query parameter of the voice webhook (the tests' settings leave it unsigned, as the demo does)
-    for turn in ("%C2%B2", "%E2%91%A0", "%D9%A3"):
+    for turn in ("%C2%B2", "%E2%91%A0", "%D9%A3", "1" * 5000, "9" * 30):
         r = server.post(f"/api/v1/hotline/12333/voice?turn={turn}",
-                        data={"CallSid": f"CA-fd-{turn}", "From": "+8613800138000"})
+                        data={"CallSid": f"CA-fd-{turn[:12]}", "From": "+8613800138000"})
         assert r.status_code == 200 and "<Gather" in r.text, (turn, r.status_code, r.text[:200])
 
 
@@ -121,23 +131,28 @@ def test_the_windows_attorney_and_card_numbers_in_foreign_digits_are_refused_4xx
     card = city.issued_card()
     staff = websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW)
     server.cookies.set("sscard_staff", staff.token)
-    r = server.post(f"/console/persons/{card.person_id}/identity-check", follow_redirects=False,
-                    data={"csrf_token": staff.csrf, "presenter": "agent", "attorney_id": "²",
-                          "citizen_id": card.citizen_id})
-    assert 400 <= r.status_code < 500, r.status_code
+    for number in NOT_A_NUMBER:
+        r = server.post(f"/console/persons/{card.person_id}/identity-check", follow_redirects=False,
+                        data={"csrf_token": staff.csrf, "presenter": "agent", "attorney_id": number,
+                              "citizen_id": card.citizen_id})
+        assert 400 <= r.status_code < 500, (number[:10], r.status_code)
     visit = attorney.identity_check(app, city.actor("clerk"), card.person_id, card.citizen_id)
     for action in ("formal-loss", "cancel-loss", "collect"):
-        r = server.post(f"/console/visits/{visit['id']}/{action}", follow_redirects=False,
-                        data={"csrf_token": staff.csrf, "card_id": "²", "confirmed": "1"})
-        assert 400 <= r.status_code < 500, (action, r.status_code)
+        for number in NOT_A_NUMBER:
+            r = server.post(f"/console/visits/{visit['id']}/{action}", follow_redirects=False,
+                            data={"csrf_token": staff.csrf, "card_id": number, "confirmed": "1"})
+            assert 400 <= r.status_code < 500, (action, number[:10], r.status_code)
 
 
 def test_the_bank_counters_days_and_page_in_foreign_digits_are_refused_or_ignored(city, app, server):
     card = city.issued_card()
     bank = websession.staff_login(app, "bsup", STAFF_PASSWORD, Channel.BANK_OUTLET)
     server.cookies.set("sscard_staff", bank.token)
-    r = server.post("/bank/supervisor", headers={"X-CSRF-Token": bank.csrf},
-                    data={"pan": card.pan, "task": "extend", "days": "²", "reason": "x", "step": "confirmed"})
-    assert r.status_code == 422, r.status_code
-    r = server.post("/bank/statement", headers={"X-CSRF-Token": bank.csrf}, data={"pan": card.pan, "before_id": "²"})
-    assert r.status_code == 200, r.status_code
+    for number in NOT_A_NUMBER[:3]:
+        r = server.post("/bank/supervisor", headers={"X-CSRF-Token": bank.csrf},
+                        data={"pan": card.pan, "task": "extend", "days": number, "reason": "x", "step": "confirmed"})
+        assert r.status_code == 422, (number[:10], r.status_code)
+    for number in NOT_A_NUMBER:
+        r = server.post("/bank/statement", headers={"X-CSRF-Token": bank.csrf},
+                        data={"pan": card.pan, "before_id": number})
+        assert r.status_code == 200, (number[:10], r.status_code)

@@ -41,6 +41,20 @@ def ascii_digits(value: str) -> bool:
     return value.isascii() and value.isdigit()
 
 
+MAX_ROW_ID = 2**31 - 1  # most row ids are 32-bit (api.schemas.DbId); the ledger's are 64-bit (MAX_BIG_ID)
+MAX_BIG_ID = 2**63 - 1
+
+
+def whole_number(text: str | None, most: int = MAX_ROW_ID) -> int | None:
+    """The whole number `text` writes in the digits 0-9, from 0 to `most`; None for anything else. The one
+    way a channel reads a number out of a form, a query or a path it parses itself: int() alone takes
+    other scripts' digits, raises ValueError on superscripts and, past 4,300 digits, on any number."""
+    if text is None or not ascii_digits(text) or len(text.lstrip("0")) > len(str(most)):
+        return None
+    number = int(text.lstrip("0") or "0")
+    return number if number <= most else None
+
+
 def _passes(validate: Callable[[str], str], value: str) -> bool:
     """Whether `validate` accepts `value` (the is_valid_* forms of the validators)."""
     try:

@@ -25,7 +25,7 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
-from ..core.identifiers import ascii_digits
+from ..core.identifiers import ascii_digits, whole_number
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
 from ..http import RouteBook, client_address, language
@@ -310,7 +310,7 @@ def progress_page(request: Request) -> Response:
 
 def _filters(request: Request) -> tuple[int | None, str | None]:
     year_text = request.query_params.get("year", "")
-    year = int(year_text) if ascii_digits(year_text) and len(year_text) == 4 else None
+    year = whole_number(year_text) if len(year_text) == 4 else None
     kind = request.query_params.get("type") or None
     return year, kind if kind in insurance.INSURANCE_TYPES else None
 
