@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core.errors import LANGUAGES, SscardError
+from .core.identifiers import ascii_digits
 
 
 def _trusted(address: str, networks: tuple[str, ...]) -> bool:
@@ -103,7 +104,7 @@ class BodyLimit:
             elif name == b"transfer-encoding":
                 chunked = value
         if length is not None:
-            if not length.isdigit() or int(length) <= self.max_bytes:
+            if not ascii_digits(length.decode("latin-1")) or int(length) <= self.max_bytes:
                 await self.app(scope, receive, send)  # (a malformed length never gets past the server's parser)
                 return
         elif chunked is not None:

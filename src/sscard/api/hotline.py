@@ -23,6 +23,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ..config import Settings
 from ..core.errors import SscardError
+from ..core.identifiers import whole_number
 from ..hotline import calls
 from ..hotline.calls import take_turn
 from ..hotline.engine import Reply, load_menu
@@ -96,7 +97,7 @@ async def voice(line: str, request: Request, app: AppDep) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     _check_signature(request, form, app.settings)
     turn_param = request.query_params.get("turn")
-    turn = int(turn_param) if turn_param and turn_param.isdigit() else None
+    turn = whole_number(turn_param)
     digits = form.get("Digits")
     try:
         result = await run_in_threadpool(take_turn, app, line, form.get("CallSid", ""), digits,

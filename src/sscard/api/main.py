@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import MESSAGES, SscardError
 from ..http import language
-from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy
+from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy, unstorable
 from . import contract, counter, events, foundation, hotline, ledger, medical
 from .deps import actor_of, admitted
 from .schemas import ErrorBody, bare_dates
@@ -131,12 +131,15 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
 
     async def _unstorable(request: Request, exc: Exception) -> Response:
         """Input the database cannot hold (an id beyond its integers, a NUL byte, a string too long
-        for its column) that a route forgot to bound: the transaction was rolled back; answer 422."""
+        for its column, a time with no UTC time) that a route forgot to bound: the transaction was rolled
+        back; answer 422. Any other StatementError is raised on to the 500 it always was."""
+        if not unstorable(exc):
+            raise exc
         log.warning("input the database refused on %s %s: %s", request.method, _route(request), type(exc).__name__)
         return answer(request, SscardError("invalid_request"), 422)
 
-    for unstorable in UNSTORABLE_INPUT:
-        api.add_exception_handler(unstorable, _unstorable)
+    for kind in UNSTORABLE_INPUT:
+        api.add_exception_handler(kind, _unstorable)
 
     async def _maybe_busy(request: Request, exc: Exception) -> Response:
         """A database error that says only that the database could not take the work now (its pool,

@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..core.identifiers import ascii_digits
 from ..db import sqlite_pragmas
 from .common import Scratch, figures
 
@@ -87,7 +88,7 @@ def native_pgbench(pg_url: str, clients: int, seconds: float, scale: int, progre
             with open(path) as fh:
                 for line in fh:  # client_id transaction_no time_us script_no time_epoch time_us ...
                     parts = line.split()
-                    if len(parts) >= 3 and parts[2].isdigit():
+                    if len(parts) >= 3 and ascii_digits(parts[2]):
                         latencies.append(int(parts[2]) / 1e6)
         out = figures(latencies, seconds, int(failed.group(1)) if failed else 0)
         number = re.search(r"\d+\.\d+", version)

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits
 
 SSCARD = [sys.executable, "-c", "from sscard.cli import main; main()"]
 CHEAP_ROUTE = "/api/v1/identifiers/check?kind=citizen_id&value=11010519491231002X"  # no database, no login
@@ -102,7 +103,7 @@ def _cpu_seconds(pgid: int) -> float:
     """User + system CPU of the processes in a process group so far (Linux /proc; 0 elsewhere)."""
     total = 0
     for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if entry.isdigit():
+        if ascii_digits(entry):
             try:
                 with open(f"/proc/{entry}/stat") as fh:
                     fields = fh.read().rsplit(")", 1)[1].split()

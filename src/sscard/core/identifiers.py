@@ -33,9 +33,26 @@ def _normalise(value: str | None) -> str:
     return unicodedata.normalize("NFKC", value or "").strip().upper()
 
 
-def _ascii_digits(value: str) -> bool:
-    """str.isdigit() alone also accepts other scripts' digits (Arabic-Indic, ...), which int() reads."""
+def ascii_digits(value: str) -> bool:
+    """Is `value` one or more of the digits 0-9, and nothing else? The one test of "digits" on input:
+    str.isdigit() alone also accepts other scripts' digits, some of which int() reads (Arabic-Indic `٣`)
+    and some of which it refuses with a ValueError (superscript `²`, circled `①`); a PIN pad, a phone's
+    keypad and a form's number field send only 0-9 (tests/foundation/test_digits.py)."""
     return value.isascii() and value.isdigit()
+
+
+MAX_ROW_ID = 2**31 - 1  # most row ids are 32-bit (api.schemas.DbId); the ledger's are 64-bit (MAX_BIG_ID)
+MAX_BIG_ID = 2**63 - 1
+
+
+def whole_number(text: str | None, most: int = MAX_ROW_ID) -> int | None:
+    """The whole number `text` writes in the digits 0-9, from 0 to `most`; None for anything else. The one
+    way a channel reads a number out of a form, a query or a path it parses itself: int() alone takes
+    other scripts' digits, raises ValueError on superscripts and, past 4,300 digits, on any number."""
+    if text is None or not ascii_digits(text) or len(text.lstrip("0")) > len(str(most)):
+        return None
+    number = int(text.lstrip("0") or "0")
+    return number if number <= most else None
 
 
 def _passes(validate: Callable[[str], str], value: str) -> bool:
@@ -49,7 +66,7 @@ def _passes(validate: Callable[[str], str], value: str) -> bool:
 
 def citizen_id_check_char(first17: str) -> str:
     """GB 11643 check char over the first 17 digits."""
-    if len(first17) != 17 or not _ascii_digits(first17):
+    if len(first17) != 17 or not ascii_digits(first17):
         raise ValueError("need 17 digits")
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
 
@@ -82,7 +99,7 @@ def validate_citizen_id(value: str) -> str:
     try:
         if len(number) != 18:
             raise InvalidLength()
-        if not _ascii_digits(number[:17]):
+        if not ascii_digits(number[:17]):
             raise InvalidFormat()
         if citizen_id_check_char(number[:17]) != number[17]:
             raise InvalidChecksum()
@@ -179,7 +196,7 @@ def validate_ident_code(value: str) -> str:
 
 
 def make_ident_code(area_code: str, rng: random.Random) -> str:
-    if len(area_code) != 6 or not area_code.isdigit():
+    if len(area_code) != 6 or not ascii_digits(area_code):
         raise ValueError("area code must be 6 digits")
     return f"{area_code}{IDENT_MIDDLE}{rng.getrandbits(64):016X}"
 
@@ -189,7 +206,7 @@ def make_ident_code(area_code: str, rng: random.Random) -> str:
 
 def validate_pan(value: str, bin_: str | None = None) -> str:
     pan = _normalise(value).replace(" ", "")
-    if len(pan) != 19 or not _ascii_digits(pan):
+    if len(pan) != 19 or not ascii_digits(pan):
         raise SscardError("invalid_pan", reason=("应为19位数字", "it must be 19 digits"))
     if not luhn.is_valid(pan):
         raise SscardError("invalid_pan", reason=("校验位不正确", "the Luhn check digit is wrong"))
@@ -203,7 +220,7 @@ def is_valid_pan(value: str) -> bool:
 
 
 def make_pan(bin_: str, rng: random.Random) -> str:
-    if len(bin_) != 6 or not bin_.isdigit():
+    if len(bin_) != 6 or not ascii_digits(bin_):
         raise ValueError("a UnionPay BIN is 6 digits")
     body = bin_ + "".join(rng.choices(string.digits, k=12))
     return body + luhn.calc_check_digit(body)

@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from .clock import SHANGHAI, as_utc, next_shanghai_midnight
 from .errors import SscardError, tries_left_text
+from .identifiers import ascii_digits
 from .policy import Policy
 
 INITIAL_SS_PASSWORD = "123456"
@@ -33,7 +34,7 @@ INITIAL_SS_PASSWORD = "123456"
 
 def weak_pin_reason(pin: str, citizen_id: str | None = None, birth: date | None = None) -> tuple[str, str] | None:
     """Why a 6-digit password is refused, as (zh, en), or None when it is acceptable."""
-    if len(pin) != 6 or not pin.isdigit():
+    if len(pin) != 6 or not ascii_digits(pin):
         return ("须为6位数字", "it must be 6 digits")
     if len(set(pin)) == 1:
         return ("不能是相同数字", "all digits are the same")
@@ -45,7 +46,7 @@ def weak_pin_reason(pin: str, citizen_id: str | None = None, birth: date | None 
         if pin == yymmdd or pin.startswith(mmdd) or pin == f"{birth:%d%m%y}" or pin == f"{birth:%m%d%y}":
             return ("不能使用出生日期", "it is the birth date")
     if citizen_id:
-        digits = "".join(ch for ch in citizen_id if ch.isdigit())
+        digits = "".join(ch for ch in citizen_id if ascii_digits(ch))
         if pin in digits:
             return ("不能使用身份证号码中的连续数字", "it is six digits of the citizen ID")
     return None
@@ -63,7 +64,7 @@ QUERY_PASSWORD_DIGITS = (6, 20)
 
 def phone_typable(password: str) -> bool:
     """Whether a password can be typed on a phone keypad: ASCII digits only (12333 takes nothing else)."""
-    return bool(password) and password.isascii() and password.isdigit()
+    return ascii_digits(password)
 
 
 def query_password_rule(lang: str = "zh") -> str:

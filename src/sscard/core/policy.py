@@ -19,12 +19,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from .identifiers import ascii_digits
+
 
 def _whole_fen(value: Any) -> Any:
     """Money settings are integer fen: "20.00" or 20.0 (yuan written by mistake) must not become 20 fen."""
     if isinstance(value, bool) or isinstance(value, float):
         raise ValueError("money is an integer number of fen")
-    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and not ascii_digits(value.strip().lstrip("-")):
         raise ValueError("money is an integer number of fen")
     return value
 

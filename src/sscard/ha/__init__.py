@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.identifiers import ascii_digits
+
 PG_BIN = Path(os.environ.get("SSCARD_HA_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DEFAULT_BASE_PORT = 55430  # monitor; nodes on the next ports (5432 is the machine's own PostgreSQL)
 NODES = ("node1", "node2")
@@ -221,7 +223,7 @@ class Formation:
         parents: dict[int, int] = {}
         supervisors = []
         for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit():
+            if not ascii_digits(proc.name):
                 continue
             try:
                 argv = (proc / "cmdline").read_bytes().split(b"\0")
@@ -308,7 +310,7 @@ class Formation:
 def _children(pid: int) -> list[int]:
     out = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
+        if ascii_digits(proc.name):
             try:
                 if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
                     out.append(int(proc.name))

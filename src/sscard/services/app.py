@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from argon2 import PasswordHasher
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ..config import Settings
@@ -16,9 +16,20 @@ from ..core.passwords import Secrets
 from ..core.policy import Policy, load_policy
 from ..db import Database, is_overloaded
 
-UNSTORABLE_INPUT: tuple[type[Exception], ...] = (DataError, OverflowError)
+UNSTORABLE_INPUT: tuple[type[Exception], ...] = (DataError, OverflowError, StatementError)
 """What the database raises for input it cannot hold (an id beyond its integers, a NUL byte, a string too
-long for its column; SQLite: OverflowError): the channels answer it as malformed input, never 500."""
+long for its column; SQLite: OverflowError; a time that leaves the calendar when a column's type shifts
+it to UTC, raised from the bind step as a StatementError): the channels answer it as malformed input,
+never 500, when `unstorable` says it is one (a StatementError may be anything else too)."""
+
+
+def unstorable(exc: BaseException) -> bool:
+    """Is `exc` the database (or its driver's bind step) refusing a value it was given? A DataError or an
+    OverflowError is; a StatementError (SQLAlchemy's wrapper of what a bind processor raised) is when what
+    it wraps is an OverflowError: `0001-01-01T00:00+08:00` or `9999-12-31T23:59-12:00` has no UTC time."""
+    if isinstance(exc, DataError | OverflowError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError) and isinstance(exc.orig, OverflowError)
 
 MAYBE_BUSY: tuple[type[Exception], ...] = (DBAPIError, PoolTimeout)
 """What the database raises when it may only be overloaded (`busy` tells): a channel asks `busy` before

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from ..core.clock import as_utc
 from ..core.errors import SscardError, register_messages
-from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
+from ..core.identifiers import ascii_digits, mask_citizen_id, mask_name, validate_citizen_id
 from ..core.roles import CENTER_STAFF, Role
 from ..models.counter import CounterVisit, PowerOfAttorney
 from . import access, lookup
@@ -147,7 +147,7 @@ def revoke(op: Op, attorney_id: int, reason: str = "") -> dict[str, Any]:
 
 
 def _get(op: Op, attorney_id: int) -> PowerOfAttorney:
-    poa = op.session.get(PowerOfAttorney, int(attorney_id)) if str(attorney_id).isdigit() else None
+    poa = op.session.get(PowerOfAttorney, int(attorney_id)) if ascii_digits(str(attorney_id)) else None
     if poa is None:
         raise SscardError("not_found", what=("授权委托书", "power of attorney"))
     return poa

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ..core.clock import SHANGHAI, as_utc
 from ..core.errors import SscardError, register_messages
-from ..core.identifiers import mask_pan
+from ..core.identifiers import ascii_digits, mask_pan
 from ..core.roles import BANK_STAFF
 from ..core.states import effective_bank_status, effective_ss_status
 from ..core.txn_ref import normalize, short_ref
@@ -235,7 +235,7 @@ def _teller(op: Op, pan: str, transfer_id: str) -> tuple[str, str]:
         .order_by(AuditRecord.id.desc()).limit(500)).all()
     for row in rows:
         if (row.detail or {}).get("transfer_id") == transfer_id:
-            if row.actor_kind == "staff" and row.actor_id.isdigit():
+            if row.actor_kind == "staff" and ascii_digits(row.actor_id):
                 user = op.session.get(StaffUser, int(row.actor_id))
                 if user is not None:
                     return user.username, user.display_name

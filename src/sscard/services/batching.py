@@ -51,6 +51,7 @@ from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from ..core.identifiers import ascii_digits
 from ..core.roles import Actor
 from ..db import (
     NOT_FOR_READS,
@@ -834,7 +835,7 @@ def locks_alone(request: Request) -> tuple[str, list[Any]] | None:
 
 
 def _pans(args: tuple[Any, ...]) -> set[str]:
-    return {a for a in args if isinstance(a, str) and len(a) == 19 and a.isdigit()}
+    return {a for a in args if isinstance(a, str) and len(a) == 19 and ascii_digits(a)}
 
 
 def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits
 from ..core.roles import Role
 from ..models.foundation import Bank, Outlet, ServiceCenter, Terminal
 from . import lookup
@@ -22,7 +23,7 @@ def _unique(op: Op, model: type[Bank | Outlet | ServiceCenter | Terminal], code:
 
 @operation("city.add_bank", roles={Role.OPERATOR}, scope=Scope.CITY)
 def add_bank(op: Op, code: str, name: str, bin: str, hotline: str, name_en: str = "") -> dict[str, Any]:
-    if len(bin) != 6 or not bin.isdigit():
+    if len(bin) != 6 or not ascii_digits(bin):
         raise SscardError("invalid_pan", reason=("BIN应为6位数字", "a BIN is 6 digits"))
     _unique(op, Bank, code, ("银行", "Bank"))
     bank = Bank(code=code, name=name, name_en=name_en, bin=bin, hotline=hotline)

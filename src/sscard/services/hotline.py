@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
 from ..core.errors import SscardError, register_messages
-from ..core.identifiers import mask_citizen_id, mask_name, validate_citizen_id
+from ..core.identifiers import ascii_digits, mask_citizen_id, mask_name, validate_citizen_id
 from ..core.passwords import check_new_pin, constant_time_equal
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..core.states import BankStatus, SsStatus, effective_bank_status, effective_ss_status
@@ -216,7 +216,7 @@ def bank_identify(op: Op, bank_code: str, citizen_id: str, *, pin: str | None = 
 
 def _phone_digits(text: str) -> str:
     """A mobile number as its 11 digits (+86, spaces and dashes dropped)."""
-    digits = "".join(c for c in text if c.isdigit())
+    digits = "".join(c for c in text if ascii_digits(c))
     return digits[2:] if len(digits) == 13 and digits.startswith("86") else digits
 
 
@@ -336,7 +336,7 @@ def callback_number_of(raw: str) -> str:
     (the terminal's `sscard phone` says "terminal")."""
     raw = (raw or "").strip()
     digits = raw[1:] if raw.startswith("+") else raw
-    return raw if digits.isdigit() and 3 <= len(digits) <= 20 else ""
+    return raw if ascii_digits(digits) and 3 <= len(digits) <= 20 else ""
 
 
 def _visible_lines(op: Op) -> list[str] | None:

@@ -18,6 +18,7 @@ import hmac
 import inspect
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -524,13 +525,25 @@ def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args:
     return result
 
 
+MIN_SECRET_LENGTH = 6
+"""Every PIN and password is at least this long (RULES §4): an argument shorter than that was never one (an
+unused `bank_pin` of "a" sent with a cash payment), and finding it inside a detail would be chance."""
+
+
 def _refuse_secret_in_audit(decl: access.Declaration, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], detail: dict[str, Any]) -> None:
     names = _positional_names(fn)
     given = {**{names[i]: a for i, a in enumerate(args) if i < len(names)}, **kwargs}
-    secrets = {str(given[n]) for n in decl.secrets if given.get(n)}
+    secrets = {str(given[n]) for n in decl.secrets if given.get(n) and len(str(given[n])) >= MIN_SECRET_LENGTH}
     for value in detail.values():
-        if isinstance(value, str) and any(s in value for s in secrets):
+        if isinstance(value, str) and any(written_in(value, s) for s in secrets):
             raise RuntimeError(f"operation {decl.name} put a secret argument into its audit record")
+
+
+def written_in(text: str, secret: str) -> bool:
+    """Is `secret` written in `text` as itself, not as a piece of a longer run of letters and digits? A
+    6-digit SS password inside a medical quote's 32 random hex digits is chance (about one settlement in
+    600,000 answered 500 for it), not an operation that wrote the password down."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", text) is not None
 
 
 @functools.cache

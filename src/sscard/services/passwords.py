@@ -8,7 +8,9 @@ Every check counts misses and locks per RULES §4; the counter is committed even
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, update
 
 from ..core.errors import SscardError
 from ..core.passwords import (
@@ -25,7 +27,7 @@ from ..core.passwords import (
 from ..core.roles import CENTER_STAFF, Actor, Channel, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.counter import PowerOfAttorney
-from ..models.foundation import Card, Person
+from ..models.foundation import Card, Person, WebSession
 from . import access, attorney, lookup
 from .access import Scope
 from .operation import Op, operation, query
@@ -208,7 +210,9 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict[str, An
 
 
 @operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
-def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict[str, Any]:
+def change_query_password(op: Op, old: str, new: str, new_again: str, keep_session: str | None = None) -> dict[str, Any]:
+    """The cardholder's own change (portal, API, kiosk): every portal session of theirs ends but the one
+    that changed it (`keep_session`: its key, websession.session_key), as after a reset."""
     assert op.actor.person_id is not None  # a cardholder actor always carries its person id
     person = lookup.person_by_id(op.session, op.actor.person_id, op.actor)
     check_repeat(new, new_again)
@@ -220,7 +224,8 @@ def change_query_password(op: Op, old: str, new: str, new_again: str) -> dict[st
     person.query_pw_hash = op.secrets.hash_password(new)
     person.query_pw_initial = False
     person.query_pw_phone_ok = phone_typable(new)
-    op.audit("person", person.id, person_id=person.id, after="query_password_changed")
+    ended = end_portal_sessions(op, person.id, keep=keep_session)
+    op.audit("person", person.id, person_id=person.id, after="query_password_changed", portal_sessions_ended=ended)
     return {"changed": True}
 
 
@@ -233,8 +238,22 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> d
     person.query_pw_initial = True
     person.query_pw_phone_ok = None
     _set_query_lock(person, Lockout())
-    op.audit("person", person.id, person_id=person.id, after="query_password_reset")
+    ended = end_portal_sessions(op, person.id)
+    op.audit("person", person.id, person_id=person.id, after="query_password_reset", portal_sessions_ended=ended)
     return {"reset": True}
+
+
+def end_portal_sessions(op: Op, person_id: int, keep: str | None = None) -> int:
+    """A query password changed or reset signs its person out of the portal everywhere (but `keep`, the
+    session that changed it), in the same transaction: whoever signed in with the old password (the
+    reason for a reset at a window) is out at once, and the next sign-in is forced to change an initial
+    one. A cardholder's API token is stateless and runs out by itself (api.sessions: 30 minutes)."""
+    stmt = update(WebSession).where(WebSession.kind == "cardholder", WebSession.person_id == person_id,
+                                    WebSession.ended_at.is_(None))
+    if keep is not None:
+        stmt = stmt.where(WebSession.digest != keep)
+    ended: int = cast("CursorResult[Any]", op.session.execute(stmt.values(ended_at=op.now))).rowcount
+    return ended
 
 
 @query("query_password.status", roles={Role.CARDHOLDER}, scope=Scope.OWN)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits
 from ..core.money import fen_to_yuan
 from ..core.roles import Role
 from ..core.states import SsStatus
@@ -55,7 +56,7 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
     per_clerk: dict[str, dict[str, Any]] = {}
     for actor_id, operation, result, count in rows:
         if actor_id not in names:
-            user = op.session.get(StaffUser, int(actor_id)) if str(actor_id).isdigit() else None
+            user = op.session.get(StaffUser, int(actor_id)) if ascii_digits(str(actor_id)) else None
             names[actor_id] = (user.username, user.display_name) if user else (actor_id, actor_id)
         clerk = per_clerk.setdefault(actor_id, {"staff_id": actor_id, "username": names[actor_id][0],
                                                 "name": names[actor_id][1], "operations": {}, "total": 0,

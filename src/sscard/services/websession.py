@@ -97,6 +97,12 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
     return app.db.run(work)
 
 
+def session_key(app: App, token: str) -> str:
+    """A session's key as it is stored (its token's keyed digest): what a service is told to keep when it
+    ends a person's other sessions (passwords.change_query_password)."""
+    return app.secrets.token_digest(token)
+
+
 def password_changed(app: App, token: str) -> None:
     """The portal's forced change is done: lift the must-change mark on this session."""
     digest = app.secrets.token_digest(token)

@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 from sqlalchemy import func, select
 
 from ..core.errors import SscardError
-from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name
+from ..core.identifiers import ascii_digits, mask_card_number, mask_citizen_id, mask_name
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SsStatus
 from ..models.counter import FeeReceipt, ReplacementApplication
@@ -157,7 +157,7 @@ def reveal_citizen_id(op: Op, person_id: int) -> dict[str, Any]:
 
 
 def _staff(op: Op, staff_id: str | None) -> dict[str, Any]:
-    user = op.session.get(StaffUser, int(staff_id)) if staff_id and str(staff_id).isdigit() else None
+    user = op.session.get(StaffUser, int(staff_id)) if staff_id and ascii_digits(str(staff_id)) else None
     return {"name": user.display_name if user else "", "number": user.username if user else ""}
 
 

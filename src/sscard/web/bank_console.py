@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from ..core import sealing
 from ..core.clock import in_shanghai, parse_time
 from ..core.errors import SscardError
-from ..core.identifiers import mask_pan
+from ..core.identifiers import MAX_BIG_ID, ascii_digits, mask_pan, whole_number
 from ..core.money import yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
@@ -216,7 +216,7 @@ def _clean_id(form: dict[str, str]) -> str:
 
 def _masked_pan_hint(form: dict[str, str]) -> str:
     pan = _clean_pan(form)
-    return mask_pan(pan) if len(pan) >= 10 and pan.isdigit() else ""
+    return mask_pan(pan) if len(pan) >= 10 and ascii_digits(pan) else ""
 
 
 def _pan_of(request: Request, desk: Desk, form: dict[str, str]) -> str:
@@ -398,9 +398,10 @@ def _supervise(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | 
     task, reason = form.get("task", "extend"), form.get("reason", "")[:200]
     if task == "extend":
         days_text = form.get("days", "")
-        if days_text and not days_text.isdigit():
+        days = whole_number(days_text)
+        if days_text and days is None:
             raise SscardError("invalid_request")
-        out = banking.extend_activation(app, desk.actor, pan, int(days_text) if days_text else None, reason,
+        out = banking.extend_activation(app, desk.actor, pan, days, reason,
                                         idempotency_key=key)
         return {"task": task, "pan": out["pan"], "deadline": out["activation_deadline"], "days": out["days"]}
     if task in ("freeze", "unfreeze"):
@@ -600,7 +601,7 @@ def statement_lines(data: dict, lang: str, outlets: dict[str, dict]) -> list[dic
 def _statement(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | None, request: Request) -> dict:
     before = form.get("before_id", "")
     data = bank_counter.statement(app, desk.actor, pan, limit=STATEMENT_LIMIT,
-                                  before_id=int(before) if before.isdigit() else None, ref=form.get("ref", ""))
+                                  before_id=whole_number(before, MAX_BIG_ID), ref=form.get("ref", ""))
     lines = statement_lines(data, language(request), bank_counter.outlets(app))
     return {"statement": data, "lines": lines, "pan_ref": seal_pan(app, desk, pan)}
 

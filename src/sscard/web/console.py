@@ -22,6 +22,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
+from ..core.identifiers import whole_number
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
@@ -255,7 +256,7 @@ def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.
                    form: dict[str, str] = Depends(window_form)) -> Response:
     agent = form.get("presenter") == "agent"
     try:
-        attorney_id = int(form["attorney_id"]) if agent and form.get("attorney_id", "").isdigit() else None
+        attorney_id = whole_number(form.get("attorney_id")) if agent else None
         if agent and attorney_id is None:
             raise SscardError("attorney_not_valid")
         visit = attorney.identity_check(
@@ -343,9 +344,10 @@ Action = Callable[[App, Window, dict, dict, str | None], dict]
 
 
 def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
-    if not form.get("card_id", "").isdigit():
+    card_id = whole_number(form.get("card_id"))
+    if card_id is None:
         raise SscardError("card_not_found")
-    return window.card_number_of(app, w.actor, ident["person_id"], int(form["card_id"]))["card_number"]
+    return window.card_number_of(app, w.actor, ident["person_id"], card_id)["card_number"]
 
 
 def _in_person_only(ident: dict) -> None:
@@ -399,7 +401,7 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
 def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     out = cards.collect_card(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
                               ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
-    return {"kind": "collected", "card_id": int(form["card_id"]), **out}
+    return {"kind": "collected", "card_id": whole_number(form.get("card_id")), **out}
 
 
 def _ss_password(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:

@@ -25,6 +25,7 @@ from markupsafe import Markup, escape
 from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits, whole_number
 from ..core.money import fen_to_yuan
 from ..core.roles import Actor
 from ..http import RouteBook, client_address, language
@@ -165,7 +166,7 @@ def _center_name(lang: str):
 
 def tel_href(number: str | None) -> str:
     """A hotline number as a tel: URL a phone dials on a tap (digits and + only)."""
-    return "tel:" + "".join(ch for ch in (number or "") if ch.isdigit() or ch == "+")
+    return "tel:" + "".join(ch for ch in (number or "") if ascii_digits(ch) or ch == "+")
 
 
 def _error_text(request: Request, err: SscardError) -> str:
@@ -309,7 +310,7 @@ def progress_page(request: Request) -> Response:
 
 def _filters(request: Request) -> tuple[int | None, str | None]:
     year_text = request.query_params.get("year", "")
-    year = int(year_text) if year_text.isdigit() and len(year_text) == 4 else None
+    year = whole_number(year_text) if len(year_text) == 4 else None
     kind = request.query_params.get("type") or None
     return year, kind if kind in insurance.INSURANCE_TYPES else None
 
@@ -547,7 +548,8 @@ def change_query_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
         passwords.change_query_password(app, me.actor, form.get("old", "")[:64], form.get("new", "")[:64],
-                                        form.get("new_again", "")[:64])
+                                        form.get("new_again", "")[:64],
+                                        keep_session=websession.session_key(app, me.token))
     except SscardError as err:
         return _page(request, "password.html", me, "password", {"query_error": _error_text(request, err)},
                      status_code=err.status)
