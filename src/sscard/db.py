@@ -728,11 +728,8 @@ class _DriverReads(Reads):
         self.statements += 1
         dialect = self.db.engine.dialect
         _DriverReads.sent(driver, stmt)
-        # BEGIN is sent on its own (psycopg's, a round trip): a pipeline around the first statement cost
-        # more client CPU (a PAN statement's thread CPU 0.72-0.86 ms plain, 0.81-0.93 in a pipeline) and,
-        # psycopg syncing its BEGIN alone even there, saved nothing; `begin_ahead` (which really folds it,
-        # as the writer's batches do) is not measured for these reads yet
-        return _select(driver, dialect, stmt, params, fold_begin=False)
+        # a transaction's first statement carries its BEGIN (`begin_ahead`: one round trip, not two)
+        return _select(driver, dialect, stmt, params)
 
     def session(self) -> Session:
         if self._session is None:
@@ -1045,9 +1042,9 @@ def fetch_together(conn, reads: list[tuple[Any, Any]]) -> list[list]:
     return _select_together(driver, dialect, reads, listen)
 
 
-def _select(driver, dialect, stmt, params: dict, listen=None, fold_begin: bool = True) -> list:
+def _select(driver, dialect, stmt, params: dict, listen=None) -> list:
     """`fetch_all` on a driver connection (`listen`: the SQLAlchemy connection whose listeners see it)."""
-    return _select_together(driver, dialect, [(stmt, params)], listen, fold_begin)[0]
+    return _select_together(driver, dialect, [(stmt, params)], listen)[0]
 
 
 def _bound(dialect, stmt, params) -> tuple[str, Any, Any, tuple]:
@@ -1071,7 +1068,7 @@ def _bound(dialect, stmt, params) -> tuple[str, Any, Any, tuple]:
     return sql, values, row_type, results
 
 
-def _select_together(driver, dialect, reads: list[tuple[Any, dict]], listen=None, fold_begin: bool = True) -> list[list]:
+def _select_together(driver, dialect, reads: list[tuple[Any, dict]], listen=None) -> list[list]:
     bound = [_bound(dialect, stmt, params) for stmt, params in reads]
     errors = dialect.loaded_dbapi.Error
     # PostgreSQL: the statements in one pipeline, fetched after its end, whose one sync brings every answer
@@ -1080,7 +1077,7 @@ def _select_together(driver, dialect, reads: list[tuple[Any, dict]], listen=None
     # it is queued here, ahead of them, with the transaction's own BEGIN statement (`begin_ahead`).
     # (An autocommit connection sends the statements alone: no BEGIN to fold.)
     postgres = dialect.name == "postgresql"
-    starting = (fold_begin and postgres and driver.info.transaction_status == 0 and not driver.autocommit)
+    starting = postgres and driver.info.transaction_status == 0 and not driver.autocommit
     cursors = [driver.cursor() for _ in bound]  # (each keeps its own answer)
     sql = None
     try:

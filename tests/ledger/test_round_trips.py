@@ -118,3 +118,17 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
 
         receipt = s.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == answers[2]["receipt_no"]))
         assert receipt is not None and receipt.ledger_transfer_id is not None
+
+
+def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, postgres_only):
+    """A bank statement (the account, a month's transfers, their other sides) in one REPEATABLE READ
+    snapshot: its BEGIN goes with its first statement, and each statement is one round trip, then the
+    COMMIT: four, not five."""
+    card = activated(city, "对账", opening_fen=10_000)
+    teller = city.actor("teller")
+    banking.statement(app, teller, card.pan, limit=5)  # (the first teaches the frame that it reads several)
+    wire = _traced(app, lambda: banking.statement(app, teller, card.pan, limit=5))
+    sent = [m for d, m in wire if d == "F" and m.split("\t")[0] in ("Query", "Parse", "Sync")]
+    begin = next(i for i, m in enumerate(sent) if "BEGIN ISOLATION LEVEL REPEATABLE READ" in m)
+    assert "Sync" not in sent[begin + 1], sent  # the first statement follows before any sync
+    assert sum(m.startswith("ReadyForQuery") for d, m in wire if d == "B") == 4, sent
