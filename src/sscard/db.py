@@ -217,26 +217,26 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     plain_commit = dialect.do_commit
 
     def do_commit(dbapi_conn):
+        # (`dbapi_conn` is the pool's proxy of the psycopg connection)
+        unlocking = getattr(_unlock_at_commit, "on", None) is dbapi_conn
+        driver = dbapi_conn.driver_connection
+        if getattr(_commit_queued, "on", None) is driver:
+            # the last statement of `Database.pipeline(session, commit=True)`: COMMIT queued with the
+            # block's statements (and after it the release of `Database.run(locks=...)`'s advisory
+            # locks), synced once with them at its end (psycopg's commit() would sync here, and the
+            # pipeline's end again: a round trip for nothing); its error, if any, is raised there,
+            # before anyone is answered
+            driver.cursor().execute("COMMIT", prepare=False)
+            if unlocking:
+                driver.cursor().execute(_UNLOCK_ALL, prepare=False)
+                _commit_queued.unlocking = dbapi_conn  # marked as holding locks until the pipeline's end syncs
+            return
+        if not unlocking:
+            plain_commit(dbapi_conn)
+            return
         # the transaction of `Database.run(locks=...)`: COMMIT and the release of its advisory locks in one
         # round trip (one simple query: the release runs after the commit, in no transaction), so that
         # the next one waiting for them starts as soon as this one is committed
-        # (`dbapi_conn` is the pool's proxy of the psycopg connection)
-        if getattr(_unlock_at_commit, "on", None) is not dbapi_conn:
-            if getattr(_commit_queued, "on", None) is dbapi_conn.driver_connection:
-                # the last statement of `Database.pipeline(session, commit=True)`: COMMIT queued with the
-                # block's statements, synced once with them at its end (psycopg's commit() would sync
-                # here, and the pipeline's end again: a round trip for nothing); its error, if any, is
-                # raised there, before anyone is answered
-                dbapi_conn.driver_connection.cursor().execute("COMMIT", prepare=False)
-                return
-            plain_commit(dbapi_conn)
-            return
-        driver = dbapi_conn.driver_connection
-        if getattr(_commit_queued, "on", None) is driver:  # (as above; in a pipeline one statement each)
-            driver.cursor().execute("COMMIT", prepare=False)
-            driver.cursor().execute(_UNLOCK_ALL, prepare=False)
-            _commit_queued.unlocking = dbapi_conn  # marked as holding locks until the pipeline's end syncs
-            return
         if driver.info.transaction_status != 0:  # not IDLE: a transaction to commit
             with driver.cursor() as cursor:
                 cursor.execute(_COMMIT_AND_UNLOCK)
@@ -729,7 +729,7 @@ class _DriverReads(Reads):
         dialect = self.db.engine.dialect
         _DriverReads.sent(driver, stmt)
         # a transaction's first statement carries its BEGIN (`begin_ahead`: one round trip, not two)
-        return _select(driver, dialect, stmt, params)
+        return _select_together(driver, dialect, [(stmt, params)])[0]
 
     def session(self) -> Session:
         if self._session is None:
@@ -1042,11 +1042,6 @@ def fetch_together(conn, reads: list[tuple[Any, Any]]) -> list[list]:
     return _select_together(driver, dialect, reads, listen)
 
 
-def _select(driver, dialect, stmt, params: dict, listen=None) -> list:
-    """`fetch_all` on a driver connection (`listen`: the SQLAlchemy connection whose listeners see it)."""
-    return _select_together(driver, dialect, [(stmt, params)], listen)[0]
-
-
 def _bound(dialect, stmt, params) -> tuple[str, Any, Any, tuple]:
     """A SELECT's SQL, its driver parameters, its row type and result processors (compiled once per shape);
     a statement given as SQL text with the driver's parameters is sent as it is (its rows as the driver
@@ -1069,6 +1064,7 @@ def _bound(dialect, stmt, params) -> tuple[str, Any, Any, tuple]:
 
 
 def _select_together(driver, dialect, reads: list[tuple[Any, dict]], listen=None) -> list[list]:
+    """`fetch_together` on a driver connection (`listen`: the SQLAlchemy connection whose listeners see it)."""
     bound = [_bound(dialect, stmt, params) for stmt, params in reads]
     errors = dialect.loaded_dbapi.Error
     # PostgreSQL: the statements in one pipeline, fetched after its end, whose one sync brings every answer
