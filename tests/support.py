@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from sscard.core.identifiers import make_citizen_id
 from sscard.core.roles import CLI_OPERATOR, SYSTEM_ACTOR, Actor, Channel, Role
@@ -125,27 +126,47 @@ def in_fresh_loop(coroutine_fn):
         return pool.submit(lambda: asyncio.run(coroutine_fn())).result(timeout=30)
 
 
-def syncs_of(writer, work) -> tuple[object, list[str]]:
-    """Run `work()` while libpq traces the PostgreSQL group-commit writer's batch connection on the wire:
-    its result and the wire's lines (what was sent, and the server's ReadyForQuery messages, one per sync:
-    each one the writer waited for; count them with `waits`). The writer's connection must be open."""
+def on_the_wire(work, *, writer=None, engine=None) -> tuple[Any, list[tuple[str, str]]]:
+    """Run `work()` while libpq traces PostgreSQL connections: the group-commit `writer`'s batch connection
+    (open: a batch ran before), and every connection `engine`'s pool hands out meanwhile. Its result and the
+    wire's messages as (direction, message): "F" from the client, "B" from the server, which answers every
+    sync with one ReadyForQuery, each one a wait of the client (`waits`)."""
     import ctypes
     import tempfile
 
-    driver = writer._conn.connection.driver_connection
+    from sqlalchemy import event
+
+    traced = []
     with tempfile.TemporaryFile("w+") as out:
-        driver.pgconn.trace(out.fileno())
+        def trace(pgconn) -> None:
+            pgconn.trace(out.fileno())
+            traced.append(pgconn)
+
+        def on_checkout(dbapi_conn, _record, _proxy) -> None:
+            trace(dbapi_conn.pgconn)
+
+        if writer is not None:
+            trace(writer._conn.connection.driver_connection.pgconn)
+        if engine is not None:
+            event.listen(engine, "checkout", on_checkout)
         try:
             result = work()
         finally:
-            driver.pgconn.untrace()
+            if engine is not None:
+                event.remove(engine, "checkout", on_checkout)
+            for pgconn in traced:
+                pgconn.untrace()
             ctypes.CDLL(None).fflush(None)  # libpq writes its trace through a C stream of its own
         out.seek(0)
-        wire = out.read().splitlines()
-    return result, [line.split("\t", 1)[1][:160] for line in wire  # (every sync and what was sent, for a failure's message)
-                    if "ReadyForQuery" in line or "\tF\t" in line and ("\tParse\t" in line or "\tSync" in line)]
+        wire = [(f[1], "\t".join(f[3:])) for line in out.read().splitlines() if len(f := line.split("\t")) > 3]
+    return result, wire
 
 
-def waits(wire: list[str]) -> int:
-    """How many times the client waited for the server (ReadyForQuery messages) in `syncs_of`'s lines."""
-    return sum("ReadyForQuery" in line for line in wire)
+def waits(wire: list[tuple[str, str]]) -> int:
+    """How many times the client waited for the server on `on_the_wire`'s wire (ReadyForQuery messages)."""
+    return sum(direction == "B" and message.startswith("ReadyForQuery") for direction, message in wire)
+
+
+def sent(wire: list[tuple[str, str]]) -> list[str]:
+    """The statements (Parse, Query) and syncs the client sent on `on_the_wire`'s wire."""
+    return [message for direction, message in wire if direction == "F" and message.startswith(("Parse", "Query", "Sync"))]

@@ -482,7 +482,7 @@ def test_a_postgresql_batch_waits_for_the_server_twice_its_read_ahead_then_its_w
     each sent together and synced once. Counted on the wire: every sync is answered by one ReadyForQuery,
     and the writer waits for each. (psycopg syncs a BEGIN alone, and a pipeline synced inside its block,
     to fetch rows or to commit, syncs again at its end: 5 a batch, before.)"""
-    from tests.support import syncs_of, waits
+    from tests.support import on_the_wire, sent, waits
 
     if app.db.dialect != "postgresql":
         pytest.skip("round trips of PostgreSQL's pipelines")
@@ -494,7 +494,7 @@ def test_a_postgresql_batch_waits_for_the_server_twice_its_read_ahead_then_its_w
         if writer._turn_held:
             break
     assert writer._turn_held
-    answers, ready = syncs_of(writer, lambda: _run(
-        app, *[_req(banking.purchase, pos, c.pan, 100, PIN, key=f"rt{i}") for i, c in enumerate(cards)]))
+    answers, wire = on_the_wire(lambda: _run(
+        app, *[_req(banking.purchase, pos, c.pan, 100, PIN, key=f"rt{i}") for i, c in enumerate(cards)]), writer=writer)
     assert [a["amount_fen"] for a in answers] == [100, 100, 100]
-    assert waits(ready) == 2, ready
+    assert waits(wire) == 2, sent(wire)

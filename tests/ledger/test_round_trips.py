@@ -4,37 +4,20 @@ under its accounts' locks and with the callers behind it: a round trip for nothi
 
 from __future__ import annotations
 
-import ctypes
-import tempfile
-
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from sscard.models.foundation import IdempotencyRecord
 from sscard.services import banking
 from sscard.services.operation import one_by_one
+from tests.support import on_the_wire, sent, waits
 
 from .helpers import PIN, activated, balance_of, terminal
 
 
 def _traced(app, work) -> list[tuple[str, str]]:
-    """(direction, message) of every connection the pool hands out while `work()` runs."""
-    traced = []
-    with tempfile.TemporaryFile("w+") as out:
-        def trace(dbapi_conn, _record, _proxy):
-            dbapi_conn.pgconn.trace(out.fileno())
-            traced.append(dbapi_conn)
-
-        event.listen(app.db.engine, "checkout", trace)
-        try:
-            work()
-        finally:
-            event.remove(app.db.engine, "checkout", trace)
-            for conn in traced:
-                conn.pgconn.untrace()
-            ctypes.CDLL(None).fflush(None)  # libpq writes its trace through a C stream of its own
-        out.seek(0)
-        return [(f[1], "\t".join(f[3:])) for line in out.read().splitlines() if len(f := line.split("\t")) > 3]
+    """The wire of every connection the pool hands out while `work()` runs."""
+    return on_the_wire(work, engine=app.db.engine)[1]
 
 
 @pytest.fixture
@@ -51,9 +34,8 @@ def test_a_read_outside_the_serializable_regime_is_its_statement_alone_without_b
             s.execute(select(IdempotencyRecord.key).limit(1)).all()
 
     wire = _traced(app, read)
-    sent = [m for d, m in wire if d == "F" and m.split("\t")[0] in ("Query", "Parse")]
-    assert not any("BEGIN" in m or "COMMIT" in m for m in sent), sent
-    assert sum(m.startswith("ReadyForQuery") for d, m in wire if d == "B") <= 2  # (the pool's ping) and the read
+    assert not any("BEGIN" in m or "COMMIT" in m for m in sent(wire)), sent(wire)
+    assert waits(wire) <= 2  # (the pool's ping) and the read
 
 
 def test_a_transfer_run_alone_begins_with_its_locks_and_read_ahead_in_one_round_trip(city, app, postgres_only):
@@ -95,24 +77,15 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
         run((banking.deposit, teller, (a.pan, 100), {}, f"{key}d"),
             (replacement.apply, clerk, (card.card_number, "damaged", card.citizen_id), {"payment": "cash"}, key))
     assert writer._turn_held
-    driver = writer._conn.connection.driver_connection
-    with tempfile.TemporaryFile("w+") as out:
-        driver.pgconn.trace(out.fileno())
-        try:
-            answers = run((banking.deposit, teller, (a.pan, 500), {}, "k1"),
-                          (banking.withdraw, teller, (b.pan, 300, PIN), {}, "k2"),
-                          (replacement.apply, clerk, (d.card_number, "damaged", d.citizen_id), {"payment": "cash"}, "k3"))
-        finally:
-            driver.pgconn.untrace()
-            ctypes.CDLL(None).fflush(None)
-        out.seek(0)
-        wire = [(f[1], "\t".join(f[3:])) for line in out.read().splitlines() if len(f := line.split("\t")) > 3]
+    answers, wire = on_the_wire(lambda: run(
+        (banking.deposit, teller, (a.pan, 500), {}, "k1"), (banking.withdraw, teller, (b.pan, 300, PIN), {}, "k2"),
+        (replacement.apply, clerk, (d.card_number, "damaged", d.citizen_id), {"payment": "cash"}, "k3")), writer=writer)
     assert all(isinstance(x, dict) for x in answers), answers
-    sent = [m for direction, m in wire if direction == "F" and m.startswith(("Parse", "Query"))]
-    link = next(i for i, m in enumerate(sent) if "UPDATE fee_receipts" in m)
-    commit = next(i for i, m in enumerate(sent) if '"COMMIT"' in m)
-    assert link < commit and not any("BEGIN" in m for m in sent[commit:]), sent[link - 1:]
-    assert sum(m.startswith("ReadyForQuery") for direction, m in wire if direction == "B") == 6
+    statements = [m for m in sent(wire) if m.startswith(("Parse", "Query"))]
+    link = next(i for i, m in enumerate(statements) if "UPDATE fee_receipts" in m)
+    commit = next(i for i, m in enumerate(statements) if '"COMMIT"' in m)
+    assert link < commit and not any("BEGIN" in m for m in statements[commit:]), statements[link - 1:]
+    assert waits(wire) == 6, sent(wire)
     with app.db.session() as s:
         from sscard.models.counter import FeeReceipt
 
@@ -128,7 +101,7 @@ def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, 
     teller = city.actor("teller")
     banking.statement(app, teller, card.pan, limit=5)  # (the first teaches the frame that it reads several)
     wire = _traced(app, lambda: banking.statement(app, teller, card.pan, limit=5))
-    sent = [m for d, m in wire if d == "F" and m.split("\t")[0] in ("Query", "Parse", "Sync")]
-    begin = next(i for i, m in enumerate(sent) if "BEGIN ISOLATION LEVEL REPEATABLE READ" in m)
-    assert "Sync" not in sent[begin + 1], sent  # the first statement follows before any sync
-    assert sum(m.startswith("ReadyForQuery") for d, m in wire if d == "B") == 4, sent
+    messages = sent(wire)
+    begin = next(i for i, m in enumerate(messages) if "BEGIN ISOLATION LEVEL REPEATABLE READ" in m)
+    assert "Sync" not in messages[begin + 1], messages  # the first statement follows before any sync
+    assert waits(wire) == 4, messages

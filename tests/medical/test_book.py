@@ -209,7 +209,7 @@ def test_a_formal_loss_recorded_earlier_in_the_batch_refuses_the_settlement_of_t
 def test_a_postgresql_batch_of_quotes_and_settlements_waits_for_the_server_twice(med, app):
     """On PostgreSQL the batch's BEGIN goes with its one read-ahead statement, and its writes with the
     COMMIT: two round trips a batch (the writer holding its turn), counted on the wire."""
-    from tests.support import syncs_of, waits
+    from tests.support import on_the_wire, sent, waits
 
     if app.db.dialect != "postgresql":
         pytest.skip("round trips of PostgreSQL's pipelines")
@@ -225,8 +225,8 @@ def test_a_postgresql_batch_of_quotes_and_settlements_waits_for_the_server_twice
     if not writer._turn_held:
         _run(app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=500)), None))
     assert writer._turn_held
-    (quote_b, settled_a), ready = syncs_of(writer, lambda: _run(
+    (quote_b, settled_a), wire = on_the_wire(lambda: _run(
         app, (medical.pre_settle, pharmacy, (b.card_number, code_b, h.lines(covered=2_000)), None),
-        _settle(pharmacy, quote_a, a, code_a, "wire-a")))
+        _settle(pharmacy, quote_a, a, code_a, "wire-a")), writer=writer)
     assert quote_b["card_number"] and settled_a["personal_balance_after_fen"] == 9_000
-    assert waits(ready) == 2, ready
+    assert waits(wire) == 2, sent(wire)
