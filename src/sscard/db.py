@@ -533,12 +533,18 @@ class Database:
         """`run` with `locks` taken before each attempt's BEGIN and let go after its end (commit or
         rollback), retried as `run` retries."""
         reconnect = _Reconnect(self) if idempotent else None
+        unstarted = _Reconnect(self)  # a connection found broken by the lock statement, before anything ran
         attempt = 0
         while True:
             attempt += 1
             try:
-                with self.engine.connect() as conn, _locked(conn, locks), self.sessions(bind=conn) as s:
+                with self._unpinged() as conn, _locked(conn, locks), self.sessions(bind=conn) as s:
                     return self._transaction(s, work, queued_commit)
+            except _NotStarted as exc:
+                if not unstarted.again(exc.error):
+                    raise exc.error from exc.error.orig
+                attempt -= 1
+                continue
             except Exception as exc:
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
@@ -549,6 +555,21 @@ class Database:
                 log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
                 if not waited_for_committed_writer(exc):
                     time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
+
+    @contextlib.contextmanager
+    def _unpinged(self) -> Iterator[Connection]:
+        """A pooled connection without the pre-ping (`_pre_ping`): for `_run_locked`, whose first statement,
+        the advisory locks in autocommit, finds a broken connection before anything is written or
+        committed (`_NotStarted`), so the work runs again on a fresh one, keyed or not: the ping before it
+        was a round trip for nothing on every locked operation."""
+        reading = getattr(_reading, "on", False)
+        _reading.on = True
+        try:
+            conn = self.engine.connect()
+        finally:
+            _reading.on = reading
+        with conn:
+            yield conn
 
     def write_turn(self) -> contextlib.AbstractContextManager[None]:
         """SQLite: hold this process's write turn across several transactions (the group-commit writer
@@ -825,7 +846,11 @@ def _locked(conn, locks: tuple[str, Sequence[object]]) -> Iterator[None]:
         try:
             _autocommit(driver, sql, params)
         except errors as exc:  # wrapped as SQLAlchemy would (the retry helper reads its SQLSTATE)
-            raise DBAPIError.instance(sql, None, exc, errors, dialect=dialect) from exc
+            error = DBAPIError.instance(sql, None, exc, errors, dialect=dialect)
+            if is_disconnect(error) or driver.closed:
+                conn.invalidate()  # (not back to the pool)
+                raise _NotStarted(error) from exc
+            raise error from exc
         _unlock_at_commit.on = fairy  # its commit lets them go (make_engine's do_commit)
         yield
     finally:
@@ -865,6 +890,14 @@ def _unlock_all(conn) -> None:
             raise
         return
     fairy.info.pop(HOLDS_LOCKS, None)
+
+
+class _NotStarted(Exception):
+    """`_locked`'s lock statement found the connection broken: nothing of the work ran (`_run_locked`)."""
+
+    def __init__(self, error: DBAPIError):
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Reconnect:

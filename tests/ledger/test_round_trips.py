@@ -105,3 +105,40 @@ def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, 
     begin = next(i for i, m in enumerate(messages) if "BEGIN ISOLATION LEVEL REPEATABLE READ" in m)
     assert "Sync" not in messages[begin + 1], messages  # the first statement follows before any sync
     assert waits(wire) == 4, messages
+
+
+def test_a_transfer_run_alone_takes_five_round_trips_with_no_ping_and_its_records_in_the_commit(city, app, postgres_only):
+    """One per transaction, keyed: the stored answer's lookup; the advisory locks (the connection's first
+    statement, no pre-ping before it: a broken connection fails there, before anything ran); BEGIN with
+    the row locks and the read-ahead; the day's limit usage; and the writes with the audit record, the
+    idempotency record, the COMMIT and the locks' release. The ORM's flush of the two records cost two
+    more, under the accounts' locks."""
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 5, PIN, idempotency_key="first")
+    wire = _traced(app, lambda: one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN, idempotency_key="k2"))
+    assert waits(wire) == 5, sent(wire)
+    assert not any(m.startswith("Query") and '";"' in m for m in sent(wire)), sent(wire)  # no ping
+    last = [m for d, m in wire if d == "F"]
+    commit = max(i for i, m in enumerate(last) if '"COMMIT"' in m)
+    before_commit = " ".join(last[max(0, commit - 12):commit])
+    assert "INSERT INTO audit_records" in before_commit and "INSERT INTO idempotency_records" in before_commit
+    assert balance_of(app, a.pan) == 10_000 - 12
+
+
+def test_a_transfer_run_alone_on_a_dropped_pooled_connection_runs_once_on_a_fresh_one(city, app, postgres_only):
+    """No pre-ping before a locked operation: when the pool's connection was cut (a restarted server, a
+    failover), the lock statement finds it and the work runs on a fresh connection, exactly once, keyed
+    or not."""
+    from sqlalchemy import text
+
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 5, PIN, idempotency_key="warm")  # pooled connections
+    with app.db.engine.connect() as killer:
+        killer.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+        killer.commit()
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN)  # unkeyed
+    assert balance_of(app, a.pan) == 10_000 - 12
+    assert balance_of(app, b.pan) == 10_000 + 12

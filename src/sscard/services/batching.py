@@ -44,9 +44,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol
 
-from sqlalchemy import Connection, Table, bindparam, event, insert, select, text
+from sqlalchemy import Connection, bindparam, event, insert, select, text
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -63,11 +63,11 @@ from ..db import (
     one_statement,
 )
 from ..logs import note_operation
-from ..models.foundation import AuditRecord, IdempotencyRecord
+from ..models.foundation import AuditRecord
 from . import outbox
 from .app import App
 from .book import Book, book_of
-from .operation import Operation, Refused, Request, admit, execute
+from .operation import AUDITS, INSERT_AUDITS, INSERT_KEYS, KEYS, Operation, Refused, Request, admit, execute
 
 log = logging.getLogger("sscard.batching")
 
@@ -406,7 +406,7 @@ class Batcher:
         # there is nothing for writers of two processes to collide on; the audit chain's sealer does not
         # need ids to commit in order (audit_chain.py). It is one INSERT in autocommit: one round trip.
         viewed = [req.frame.values for _i, req in todo if isinstance(req.frame, Viewed)]
-        if len(viewed) == len(todo) and one_statement(lookup, _INSERT_AUDITS, viewed):
+        if len(viewed) == len(todo) and one_statement(lookup, INSERT_AUDITS, viewed):
             self._attempt_viewed(lookup, viewed, todo, outcomes)
             return
         try:
@@ -429,7 +429,7 @@ class Batcher:
         no COMMIT, no ORM session, no prefetch, no writers' turn). Not pipelined: on this host psycopg's
         pipeline mode cost more CPU than the round trip it saves (~110-140 against ~70-80 µs a transaction)."""
         try:
-            execute_many(lookup, _INSERT_AUDITS, audits)  # one statement (execute_many's multi-row VALUES)
+            execute_many(lookup, INSERT_AUDITS, audits)  # one statement (execute_many's multi-row VALUES)
             lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
         except BaseException:
             self._close_connections()
@@ -482,8 +482,8 @@ class Batcher:
                 book.flush()
                 for other in _area_books(session):  # the medical book: settlements, movements, balances
                     other.flush()
-                execute_many(conn, _INSERT_AUDITS, audits)
-                execute_many(conn, _INSERT_KEYS, fresh)
+                execute_many(conn, INSERT_AUDITS, audits)
+                execute_many(conn, INSERT_KEYS, fresh)
                 if lookup is not None:  # PostgreSQL: does another process's writer wait for our turn?
                     driver = conn.connection.driver_connection
                     assert driver is not None  # the batch's open connection
@@ -781,8 +781,6 @@ def _settle_objects(session: Session) -> None:
         session.flush()
 
 
-AUDITS = cast(Table, AuditRecord.__table__)  # declared as a FromClause; a mapped class's table is a Table
-KEYS = cast(Table, IdempotencyRecord.__table__)
 WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit writers ("SSCARD" 1)
 _WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
 _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")
@@ -794,8 +792,6 @@ _TURN_WANTED = (
     " AND classid = 1397965633 AND objid = 1380188161 AND objsubid = 1"
     " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))")
 assert (WRITER_LOCK_KEY >> 32, WRITER_LOCK_KEY & 0xFFFFFFFF) == (1397965633, 1380188161)
-_INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: these run in a pipeline
-_INSERT_KEYS = insert(KEYS).inline()
 # those whose events name them, in one statement whose ids come back in the rows' order
 _INSERT_AUDITS_RETURNING = insert(AUDITS).returning(AUDITS.c.id, sort_by_parameter_order=True)
 _EVENTED = "sscard.batching.evented"  # session.info: (audit values, events) of the batch's kept requests

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
+from sqlalchemy import Table, insert
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,7 +34,7 @@ from ..core.identifiers import mask_text
 from ..core.passwords import Secrets
 from ..core.policy import Policy
 from ..core.roles import Actor, Role
-from ..db import Reads, fetch_all
+from ..db import Reads, execute_many, fetch_all
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access, outbox
@@ -315,6 +317,52 @@ class Outcome:
                 "created_at": self.op.now}
 
 
+AUDITS = cast(Table, AuditRecord.__table__)  # declared as a FromClause; a mapped class's table is a Table
+KEYS = cast(Table, IdempotencyRecord.__table__)
+INSERT_AUDITS = insert(AUDITS).inline()  # no RETURNING: written in the commit's pipeline (and the writer's)
+INSERT_KEYS = insert(KEYS).inline()
+_AT_COMMIT = "sscard.operation.at_commit"  # session.info: the frame's audit and idempotency rows
+
+
+def write_at_commit(session: Session, audit: dict[str, Any], memo: dict[str, Any] | None) -> None:
+    """An operation's audit record and idempotency record (`memo`, a keyed request's answer), written when
+    its transaction commits: on PostgreSQL in the pipeline that carries the COMMIT (Database.run's
+    `queued_commit`), with the books' writes: no round trip of their own, where the ORM's flush of them
+    cost two (an INSERT that reads back its id, then the key's). A twin's stored key fails the insert
+    there: an IntegrityError, which `execute` answers from the twin's record. An operation whose events
+    name its audit record (the outbox) needs the record's id first: it is inserted at once."""
+    items = outbox.take(session)  # (flushes the operation's ORM changes: a state change queues an event)
+    if items:
+        record = AuditRecord(**audit)
+        session.add(record)
+        session.flush()  # the audit record's id, which its events name
+        outbox.write(session, items, operation=audit["operation"], now=audit["at"], audit_id=record.id)
+        if memo is not None:
+            session.add(IdempotencyRecord(**memo))
+        return
+    session.info[_AT_COMMIT] = (audit, memo)
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_frame_rows(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    rows = session.info.pop(_AT_COMMIT, None)
+    if rows is None:
+        return
+    audit, memo = rows
+    conn = session.connection()
+    execute_many(conn, INSERT_AUDITS, [audit])
+    if memo is not None:
+        execute_many(conn, INSERT_KEYS, [memo])
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_frame_rows(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # rolled back (or committed): a retry computes its own
+        session.info.pop(_AT_COMMIT, None)
+
+
 def execute(app: App, request: Request) -> Any:
     """Run one request on its own: one transaction (retried whole on a serialization failure), its
     audit record and idempotency record in it; a refusal that wrote nothing leaves a refusal record
@@ -357,12 +405,7 @@ def execute(app: App, request: Request) -> Any:
             raise outcome.error
         audit = outcome.audit()
         assert audit is not None  # kept: a success, or a refusal with commit=True, which has its record
-        record = AuditRecord(**audit)
-        session.add(record)
-        outbox.write_for_op(outcome.op, record)  # the events this operation queued, next to its audit record
-        memo = outcome.memo()
-        if memo is not None:  # written at commit (a twin's stored key then fails it: IntegrityError, below)
-            session.add(IdempotencyRecord(**memo))
+        write_at_commit(session, audit, outcome.memo())
         return outcome.answer
 
     try:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, insert, inspect, select, text
 from sqlalchemy import event as sa_event
@@ -32,9 +32,6 @@ from sqlalchemy.orm import Session
 from ..db import execute_many
 from ..models.events import Event
 from ..models.foundation import BankAccount, Card
-
-if TYPE_CHECKING:
-    from ..models.foundation import AuditRecord
 
 PENDING = "sscard.events"  # session.info: events queued by this transaction, not yet written
 LOCKED = "sscard.events.locked"  # session.info: the feed-order lock is held (PostgreSQL)
@@ -119,23 +116,6 @@ def write(session: Session, items: list[dict[str, Any]], *, operation: str, now:
         conn.execute(_FEED_LOCK, {"k": FEED_LOCK_KEY})
         session.info[LOCKED] = True
     conn.execute(_INSERT, rows)
-
-
-class _Operation(Protocol):  # what of services.operation.Op this needs (operation imports this module)
-    @property
-    def session(self) -> Session: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def now(self) -> datetime: ...
-
-
-def write_for_op(op: _Operation, record: AuditRecord) -> None:
-    """The operation frame's part: write this operation's events next to its audit record."""
-    items = take(op.session)
-    if items:
-        op.session.flush()  # the audit record's id
-        write(op.session, items, operation=op.name, now=op.now, audit_id=record.id)
 
 
 def _card_id(ref: Card | BankAccount | int | str | None) -> int | None:
