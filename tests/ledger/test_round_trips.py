@@ -105,3 +105,56 @@ def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, 
     begin = next(i for i, m in enumerate(messages) if "BEGIN ISOLATION LEVEL REPEATABLE READ" in m)
     assert "Sync" not in messages[begin + 1], messages  # the first statement follows before any sync
     assert waits(wire) == 4, messages
+
+
+def _marker_before_commit(wire) -> None:
+    """The commit marker's INSERT goes in the commit's pipeline: after it, the COMMIT, with no sync between."""
+    statements = [m for m in sent(wire) if m.startswith(("Parse", "Query", "Sync"))]
+    marker = next(i for i, m in enumerate(statements) if "INSERT INTO commit_markers" in m)
+    commit = next(i for i, m in enumerate(statements) if i > marker and '"COMMIT"' in m)
+    assert not any(m.startswith("Sync") for m in statements[marker:commit]), statements[marker:commit + 1]
+
+
+def test_an_unkeyed_transfer_batch_queues_its_commit_marker_with_its_commit_and_waits_twice(city, app, postgres_only):
+    """Group-committed transfers without keys (in-process callers): the batch's commit marker (services/
+    batching.py) is sent with its writes and the COMMIT, no round trip of its own: two, as a keyed batch
+    (tests/ledger/test_batching.py), and as before markers."""
+    from sscard.services import batching
+    from sscard.services.batching import _Request
+    from sscard.services.operation import Request
+
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0  # the writer thread, idle, must not let the turn go meanwhile
+
+    def run(amounts, key=None):
+        reqs = [_Request(Request(app, banking.transfer, atm, (a.pan, b.pan, n, PIN), {}, key and f"{key}{n}"))
+                for n in amounts]
+        writer._process(reqs)
+        return [r.answer for r in reqs]
+
+    for _ in range(2):  # the connections, the turn
+        run([1])
+        if writer._turn_held:
+            break
+    assert writer._turn_held
+    answers, wire = on_the_wire(lambda: run([10, 20, 30]), writer=writer)
+    assert [x["amount_fen"] for x in answers] == [10, 20, 30], answers
+    assert waits(wire) == 2, sent(wire)
+    _marker_before_commit(wire)
+    answers, wire = on_the_wire(lambda: run([40, 50], key="k"), writer=writer)
+    assert [x["amount_fen"] for x in answers] == [40, 50], answers
+    assert waits(wire) == 2, sent(wire)
+    assert not any("commit_markers" in m for m in sent(wire))  # keyed: their records answer a lost commit
+
+
+def test_an_unkeyed_transfer_run_alone_queues_its_commit_marker_with_its_commit(city, app, postgres_only):
+    """One per transaction without a key (operation.execute): the commit marker goes in the pipeline of the
+    COMMIT; the round trips are those of the same transfer before markers."""
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 5, PIN)
+    wire = _traced(app, lambda: one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN))
+    _marker_before_commit(wire)
+    assert waits(wire) == 6, sent(wire)  # (6 on the same test before markers: counted on that code)
