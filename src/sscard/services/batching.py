@@ -545,13 +545,20 @@ class Batcher:
             session.rollback()  # raised by us, between statements: an ordinary rollback
             raise
         except BaseException as exc:
-            session.rollback()
+            lost = marker is not None and isinstance(exc, Exception) and is_disconnect(exc)
+            try:
+                session.rollback()
+            except Exception:
+                if not lost:
+                    raise
+                log.debug("rollback on a broken connection failed", exc_info=True)
             # after an error inside a pipeline SQLAlchemy may consider the transaction gone while the
             # server still holds it aborted: hand the connections back to the pool, whose reset rolls
             # back for certain, and start the next attempt on fresh ones
             self._close_connections()
-            if marker is not None and isinstance(exc, Exception) and is_disconnect(exc):
-                raise _LostCommit(marker, answers, unresolved) from exc  # the COMMIT may have been applied
+            if lost:  # the COMMIT may have been applied: asked of the marker, never run again blindly
+                assert marker is not None  # (lost)
+                raise _LostCommit(marker, answers, unresolved) from exc
             raise
         finally:
             session.close()
