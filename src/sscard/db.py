@@ -11,6 +11,7 @@ import contextlib
 import logging
 import random
 import re
+import secrets
 import threading
 import time
 import weakref
@@ -19,7 +20,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
@@ -42,6 +43,12 @@ RECONNECT_SQLSTATES = {"57P01", "57P02", "57P03", "25006"}
 # lock_not_available (lock_timeout), query_canceled (statement_timeout), too_many_connections is 53300
 OVERLOAD_SQLSTATES = {"55P03", "57014"}
 RECONNECT_SECONDS = 30.0  # how long `Database.run(idempotent=True)` waits for a primary to come back
+# Commit markers (`CommitMarker`): kept this long (pruned by the group-commit writer, `Database.prune_markers`);
+# a lookup that finds none later than MARKER_TRUSTED_SECONDS after the commit was sent does not decide (the
+# marker may have been pruned meanwhile): far above what a lookup takes (RECONNECT_SECONDS, CLAIM_LOCK_TIMEOUT)
+MARKER_KEEP_SECONDS = 600
+MARKER_TRUSTED_SECONDS = 300.0
+CLAIM_LOCK_TIMEOUT = "15s"  # a lookup waits this long for the transaction it asks about to end
 
 
 def default_url() -> str:
@@ -256,6 +263,25 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     return engine
 
 
+class CommitMarker:
+    """One transaction's commit marker (`Database.mark_commit`): a random token inserted into
+    commit_markers in the transaction itself, so that a commit whose answer was lost can be told
+    committed or not by looking for it (`Database.committed`). `sent`: when (monotonic) it was queued."""
+
+    __slots__ = ("token", "sent")
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self.sent = time.monotonic()
+
+
+_MARK = "INSERT INTO commit_markers (token, created_at, claimed) VALUES (%s, now(), false)"
+# the lookup: our claim, or (a conflict, waited for until the other inserter ends) the row that is there;
+# `claimed` of that row says whose it is (a claim asked again after its own answer was lost finds its own)
+_CLAIM = ("INSERT INTO commit_markers (token, created_at, claimed) VALUES (%s, now(), true)"
+          " ON CONFLICT (token) DO UPDATE SET claimed = commit_markers.claimed RETURNING claimed")
+_PRUNE = "DELETE FROM commit_markers WHERE created_at < now() - make_interval(secs => %s)"
+
 HOLDS_LOCKS = "sscard_advisory_locks"  # pool record info: session-level advisory locks may be held
 _UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
 _COMMIT_AND_UNLOCK = "COMMIT; SELECT pg_advisory_unlock_all()"
@@ -415,15 +441,20 @@ class Database:
                     yield
                 finally:
                     _commit_queued.on = None
-        except errors as exc:  # raised by the block's sync: wrapped as SQLAlchemy wraps a statement's error
-            raise DBAPIError.instance(None, None, exc, errors, dialect=self.engine.dialect) from exc
+        except Exception as exc:
+            _end_failed(driver)
+            failed = _failure_behind(exc, errors)
+            if failed is not None:  # an error of the server's, raised at the block's sync or masked (below)
+                raise DBAPIError.instance(None, None, failed, errors, dialect=self.engine.dialect) from exc
+            raise
         finally:
             unlocked, _commit_queued.unlocking = getattr(_commit_queued, "unlocking", None), None
         if unlocked is not None:  # the locks' release synced with the COMMIT: nothing left to let go
             unlocked.info.pop(HOLDS_LOCKS, None)
 
     def run(self, work: Callable[[Session], T], *, readonly: bool = False, idempotent: bool = False,
-            locks: tuple[str, Sequence[object]] | None = None, queued_commit: bool = False) -> T:
+            locks: tuple[str, Sequence[object]] | None = None, queued_commit: bool = False,
+            marked: bool = False) -> T:
         """Run `work` in a transaction, retrying it whole on serialization failure or deadlock (up to
         30 attempts, backing off to 0.1-0.3 s: a few seconds in all, so that under heavy contention on a
         few hot rows a transaction waits its turn instead of failing; 12 attempts lost 5-9 of ~1450
@@ -442,25 +473,37 @@ class Database:
 
         `queued_commit` (PostgreSQL, the operation frame): what is left to write when `work` returns (the
         ORM's pending rows, the books' before-commit writes) goes in one pipeline with the COMMIT (and
-        the locks' release): a round trip or two, not one per statement."""
+        the locks' release): a round trip or two, not one per statement.
+
+        `marked` (PostgreSQL with `queued_commit`; work that stores no answer under an idempotency key): the
+        commit's pipeline also carries a commit marker (`mark_commit`, no round trip of its own). When the
+        connection breaks once the COMMIT may have been sent, the outcome is asked of the (new) primary
+        (`committed`): committed, the work's result is returned as if the answer had come; not committed
+        (and now never), the work is run again as idempotent work is; undecided, the error is raised. Work
+        whose connection broke before its commit is run again too (nothing of it was committed)."""
         if locks is not None and self.dialect == "postgresql" and not readonly:
-            return self._run_locked(work, locks, idempotent, queued_commit)
+            return self._run_locked(work, locks, idempotent, queued_commit, marked)
         maker = self.read_sessions if readonly else self.sessions
-        reconnect = _Reconnect(self) if (readonly or idempotent) else None
+        marked = marked and queued_commit and not readonly and self.dialect == "postgresql"
+        reconnect = _Reconnect(self) if (readonly or idempotent or marked) else None
+        sent: list[tuple[CommitMarker, Any]] = []  # the attempt's marker, queued with its COMMIT, and its result
         attempt = 0
         while True:
             attempt += 1
             reading = getattr(_reading, "on", False)
             _reading.on = readonly  # a read's checkout skips the pre-ping (it is retried instead: _pre_ping)
+            sent.clear()
             try:
                 if queued_commit and not readonly and self.dialect == "postgresql":
                     # the session on a connection of its own: its commit must not hand the connection back
                     # to the pool before the pipeline carrying the COMMIT has ended (_transaction)
                     with self.engine.connect() as conn, self.sessions(bind=conn) as s:
-                        return self._transaction(s, work, True)
+                        return self._transaction(s, work, True, sent if marked else None)
                 with maker() as s, s.begin():
                     return work(s)
             except Exception as exc:
+                if sent and self._committed_after(exc, sent):
+                    return cast(T, sent[0][1])
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
@@ -512,11 +555,13 @@ class Database:
             finally:
                 reads.close()
 
-    def _transaction(self, s: Session, work: Callable[[Session], T], queued_commit: bool) -> T:
+    def _transaction(self, s: Session, work: Callable[[Session], T], queued_commit: bool,
+                     sent: list[tuple[CommitMarker, Any]] | None = None) -> T:
         """`work` in one transaction of `s`: committed when it returns (on PostgreSQL with `queued_commit`,
         in a pipeline with what is left to write), rolled back when it raises. With `queued_commit` the
         session must be bound to a connection the caller holds (a session that owns its connection hands
-        it back to the pool at commit, with the pipeline still open)."""
+        it back to the pool at commit, with the pipeline still open). `sent` (`run(marked=True)`): the
+        commit marker queued with the COMMIT, and the work's result, are put there."""
         if not (queued_commit and self.dialect == "postgresql"):
             with s.begin():
                 return work(s)
@@ -526,26 +571,46 @@ class Database:
                 s.flush()  # the ORM's rows first, outside the pipeline (an insert reads back its id; a
                 # flush hook may read rows): the pipeline carries the before-commit hooks' writes, the COMMIT
                 pipelined.enter_context(self.pipeline(s, commit=True))
+                if sent is not None:
+                    marker = self.mark_commit(s)
+                    assert marker is not None  # (PostgreSQL)
+                    sent.append((marker, out))
         return out  # (the pipeline's end above has synced the COMMIT: its error would have been raised)
 
+    def _committed_after(self, exc: BaseException, sent: list[tuple[CommitMarker, Any]]) -> bool:
+        """`run(marked=True)`: did the attempt that failed with `exc` after queueing its marker commit all
+        the same? False: it did not (run it again, or raise `exc` as any failure); raises `exc` when
+        the outcome cannot be told (the caller must not run it again)."""
+        if not is_disconnect(exc):
+            return False  # an error answered by the server (a failed statement, a serialization failure)
+        committed = self.committed(sent[0][0])
+        if committed is None:
+            raise exc
+        return committed
+
     def _run_locked(self, work: Callable[[Session], T], locks: tuple[str, Sequence[object]], idempotent: bool,
-                    queued_commit: bool = False) -> T:
+                    queued_commit: bool = False, marked: bool = False) -> T:
         """`run` with `locks` taken before each attempt's BEGIN and let go after its end (commit or
         rollback), retried as `run` retries."""
-        reconnect = _Reconnect(self) if idempotent else None
+        marked = marked and queued_commit
+        reconnect = _Reconnect(self) if (idempotent or marked) else None
         unstarted = _Reconnect(self)  # a connection found broken by the lock statement, before anything ran
+        sent: list[tuple[CommitMarker, Any]] = []
         attempt = 0
         while True:
             attempt += 1
+            sent.clear()
             try:
                 with self._unpinged() as conn, _locked(conn, locks), self.sessions(bind=conn) as s:
-                    return self._transaction(s, work, queued_commit)
+                    return self._transaction(s, work, queued_commit, sent if marked else None)
             except _NotStarted as exc:
                 if not unstarted.again(exc.error):
                     raise exc.error from exc.error.orig
                 attempt -= 1
                 continue
             except Exception as exc:
+                if sent and self._committed_after(exc, sent):
+                    return cast(T, sent[0][1])
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
@@ -570,6 +635,65 @@ class Database:
             _reading.on = reading
         with conn:
             yield conn
+
+    def mark_commit(self, session: Session) -> CommitMarker | None:
+        """PostgreSQL: write a new commit marker in the session's transaction, and return it (None
+        elsewhere: SQLite's writers are in this process, a commit's answer is not lost on the way).
+        Call it in the commit's pipeline (`pipeline(session, commit=True)`): the insert is queued with
+        the COMMIT and costs no round trip of its own."""
+        if self.dialect != "postgresql":
+            return None
+        marker = CommitMarker()
+        driver = session.connection().connection.driver_connection
+        with driver.cursor() as cursor:
+            cursor.execute(_MARK, (marker.token,), prepare=False)  # (as the COMMIT after it: a short statement)
+        return marker
+
+    def committed(self, marker: CommitMarker) -> bool | None:
+        """Did the transaction that wrote `marker` commit? For a commit whose answer was lost (the
+        connection broke once the COMMIT may have been sent; the primary died in a failover).
+
+        Asked on a new connection (libpq finds the primary: after a failover, the new one), again while
+        it breaks (RECONNECT_SECONDS), by claiming the token: one INSERT of it, marked `claimed`, that on
+        a conflict returns the row there. The unique key arbitrates: the transaction's own row is there
+        (it committed, on this primary), or the claim's is, and then the transaction can never commit
+        (its insert of the token would fail). A transaction still in progress (its COMMIT not yet
+        processed, or waiting for the standby) is waited for, up to CLAIM_LOCK_TIMEOUT. A claim whose
+        own answer is lost is asked again and finds its own row. Not `pg_xact_status(xid)`: a new
+        primary may have given the lost transaction's xid to another.
+
+        True: committed. False: not, and never will. None: cannot tell (unreachable, the wait ran out,
+        or the answer came too late to trust: MARKER_TRUSTED_SECONDS), logged: the work must not run again."""
+        def claim() -> bool:
+            with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn, conn.begin():
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{CLAIM_LOCK_TIMEOUT}'")
+                claimed = conn.exec_driver_sql(_CLAIM, (marker.token,)).scalar_one()
+            return not claimed
+
+        try:
+            found = self.reconnecting(claim)
+        except Exception:  # noqa: BLE001  the caller raises its own error (the lost commit's)
+            log.error("commit outcome unknown (marker %s): could not look it up", marker.token, exc_info=True)
+            return None
+        if not found and time.monotonic() - marker.sent > MARKER_TRUSTED_SECONDS:
+            log.error("commit outcome unknown (marker %s): no marker %.0f s after the commit (pruned?)",
+                      marker.token, time.monotonic() - marker.sent)
+            return None
+        log.warning("commit whose answer was lost: %s (marker %s)", "committed" if found else "not committed",
+                    marker.token)
+        return found
+
+    def prune_markers(self, conn: Connection | None = None) -> int:
+        """Delete the commit markers older than MARKER_KEEP_SECONDS (PostgreSQL; on `conn`, an autocommit
+        connection, or one of the pool's); how many."""
+        if self.dialect != "postgresql":
+            return 0
+        if conn is None:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as own:
+                return self.prune_markers(own)
+        deleted = conn.exec_driver_sql(_PRUNE, (MARKER_KEEP_SECONDS,)).rowcount
+        conn.rollback()  # ends SQLAlchemy's view of an autocommit "transaction": no round trip
+        return deleted
 
     def write_turn(self) -> contextlib.AbstractContextManager[None]:
         """SQLite: hold this process's write turn across several transactions (the group-commit writer
@@ -856,6 +980,39 @@ def _locked(conn, locks: tuple[str, Sequence[object]]) -> Iterator[None]:
     finally:
         _unlock_at_commit.on = outer
         _unlock_all(conn)  # when not committed, or the commit failed
+
+
+def _end_failed(driver) -> None:
+    """Roll back, on the driver, a transaction whose commit pipeline failed. SQLAlchemy's own rollback was
+    tried inside the pipeline, failed as "pipeline aborted", and SQLAlchemy counts the transaction as
+    ended, so the pool's reset skips it too: the connection would be pooled with its transaction still
+    open and aborted (INERROR), and the next checkout's ping fail. A broken connection is left to the pool."""
+    try:
+        if not driver.closed and driver.info.transaction_status != 0:  # not IDLE
+            driver.rollback()
+    except Exception:  # noqa: BLE001  (a broken connection: the pool drops it)
+        log.debug("rolling back after a failed pipeline failed", exc_info=True)
+
+
+def _failure_behind(exc: BaseException, errors: type[BaseException]) -> BaseException | None:
+    """The server's own error behind `exc`, raised in a pipeline: a statement that failed there (a
+    serialization failure, a twin's unique key) makes every later one fail as "pipeline aborted", and
+    when its error reaches SQLAlchemy in the middle of a commit, the rollback SQLAlchemy then tries
+    fails as "pipeline aborted" too and is what propagates, the real error only in its context. The retry
+    helper and the twin check need the real one (its SQLSTATE, IntegrityError). None: `exc` is no driver
+    error (an error of the work's own)."""
+    aborted = None
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        orig = cause.orig if isinstance(cause, DBAPIError) else cause
+        if isinstance(orig, errors):
+            if type(orig).__name__ != "PipelineAborted":
+                return orig
+            aborted = aborted or orig
+        cause = cause.__cause__ or cause.__context__
+    return aborted
 
 
 def _autocommit(driver, sql: str, params: Sequence[object] = ()) -> None:

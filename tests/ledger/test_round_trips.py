@@ -142,3 +142,93 @@ def test_a_transfer_run_alone_on_a_dropped_pooled_connection_runs_once_on_a_fres
     one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN)  # unkeyed
     assert balance_of(app, a.pan) == 10_000 - 12
     assert balance_of(app, b.pan) == 10_000 + 12
+
+
+def _marker_before_commit(wire) -> None:
+    """The commit marker's INSERT goes in the commit's pipeline: after it, the COMMIT, with no sync between."""
+    statements = [m for m in sent(wire) if m.startswith(("Parse", "Query", "Sync"))]
+    marker = next(i for i, m in enumerate(statements) if "INSERT INTO commit_markers" in m)
+    commit = next(i for i, m in enumerate(statements) if i > marker and '"COMMIT"' in m)
+    assert not any(m.startswith("Sync") for m in statements[marker:commit]), statements[marker:commit + 1]
+
+
+def test_an_unkeyed_transfer_batch_queues_its_commit_marker_with_its_commit_and_waits_twice(city, app, postgres_only):
+    """Group-committed transfers without keys (in-process callers): the batch's commit marker (services/
+    batching.py) is sent with its writes and the COMMIT, no round trip of its own: two, as a keyed batch
+    (tests/ledger/test_batching.py), and as before markers."""
+    from sscard.services import batching
+    from sscard.services.batching import _Request
+    from sscard.services.operation import Request
+
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0  # the writer thread, idle, must not let the turn go meanwhile
+
+    def run(amounts, key=None):
+        reqs = [_Request(Request(app, banking.transfer, atm, (a.pan, b.pan, n, PIN), {}, key and f"{key}{n}"))
+                for n in amounts]
+        writer._process(reqs)
+        return [r.answer for r in reqs]
+
+    for _ in range(2):  # the connections, the turn
+        run([1])
+        if writer._turn_held:
+            break
+    assert writer._turn_held
+    answers, wire = on_the_wire(lambda: run([10, 20, 30]), writer=writer)
+    assert [x["amount_fen"] for x in answers] == [10, 20, 30], answers
+    assert waits(wire) == 2, sent(wire)
+    _marker_before_commit(wire)
+    answers, wire = on_the_wire(lambda: run([40, 50], key="k"), writer=writer)
+    assert [x["amount_fen"] for x in answers] == [40, 50], answers
+    assert waits(wire) == 2, sent(wire)
+    assert not any("commit_markers" in m for m in sent(wire))  # keyed: their records answer a lost commit
+
+
+def test_an_unkeyed_transfer_run_alone_queues_its_commit_marker_with_its_commit(city, app, postgres_only):
+    """One per transaction without a key (operation.execute): the commit marker goes in the pipeline of the
+    COMMIT, no round trip of its own: the locks, BEGIN with the read-ahead, the limit usage, the COMMIT."""
+    a, b = activated(city, opening_fen=10_000), activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    one_by_one(app, banking.transfer, atm, a.pan, b.pan, 5, PIN)
+    wire = _traced(app, lambda: one_by_one(app, banking.transfer, atm, a.pan, b.pan, 7, PIN))
+    _marker_before_commit(wire)
+    assert waits(wire) == 4, sent(wire)  # (6 before this session: a ping, and the ORM flush of the audit record)
+
+
+@pytest.mark.parametrize("failing", ["twin_key", "check"])
+def test_a_statement_failing_in_the_commit_pipeline_raises_its_own_error_not_pipeline_aborted(app, postgres_only,
+                                                                                             failing):
+    """A write queued with the COMMIT that the server refuses (a twin's idempotency key, a constraint) makes
+    the COMMIT fail as "pipeline aborted", and so does the rollback SQLAlchemy then tries: what reaches
+    the frame must be the refused statement's own error, which the twin check (IntegrityError) and the
+    retry helper (its SQLSTATE) read; and the connection must go back to the pool rolled back (SQLAlchemy
+    counts its failed rollback as done: the next checkout's ping failed on the aborted transaction)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert, text
+    from sqlalchemy.exc import IntegrityError
+
+    from sscard.db import execute_many, sqlstate
+    from sscard.services.operation import INSERT_KEYS
+
+    row = {"scope": "test", "key": "twin", "request_hash": "h", "status": 200, "response": "{}",
+           "created_at": datetime(2026, 1, 1, tzinfo=UTC)}
+    with app.db.session() as s:
+        s.execute(insert(IdempotencyRecord).values(**row))
+    with pytest.raises(IntegrityError) as caught, app.db.engine.connect() as conn:
+        from sqlalchemy.orm import Session
+
+        with Session(bind=conn) as s:
+            s.begin()
+            s.execute(text("SELECT 1"))
+            with app.db.pipeline(s, commit=True):
+                if failing == "twin_key":
+                    execute_many(s.connection(), INSERT_KEYS, [row])
+                else:
+                    execute_many(s.connection(), INSERT_KEYS, [{**row, "key": "fresh", "scope": None}])
+                s.commit()
+    assert sqlstate(caught.value) in {"23505", "23502"}, caught.value
+    with app.db.session() as s:
+        assert s.scalar(select(IdempotencyRecord.key).where(IdempotencyRecord.key == "fresh")) is None

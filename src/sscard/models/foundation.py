@@ -227,6 +227,19 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime]
 
 
+class CommitMarker(Base):
+    """A random token written in the same transaction as the writes of a commit whose answer, were it lost
+    (a failover), no idempotency record would give back: present, the transaction committed (db.py,
+    `Database.committed`). PostgreSQL only; pruned after `db.MARKER_KEEP_SECONDS` by the group-commit writer."""
+
+    __tablename__ = "commit_markers"
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime]  # the server's now() of the transaction that wrote it
+    # False: written by the transaction itself. True: written by the lookup, which found no marker: that
+    # transaction did not commit, and now never will (its own insert of the token would fail)
+    claimed: Mapped[bool] = mapped_column(Boolean)
+
+
 Index("ix_cards_person_status", Card.person_id, Card.ss_status)
 # The records still to seal, in id order: a partial index, so the sealer never walks the sealed ones.
 Index("ix_audit_records_unsealed", AuditRecord.id, sqlite_where=AuditRecord.seal_seq.is_(None),

@@ -18,6 +18,9 @@ again without it and that request is answered alone, through the ordinary frame.
   during a short linger (at most 0.5 ms, and only until the batch is as big as the recent ones): an
   idle system answers almost at once, a busy one commits many requests per fsync.
 - A serialization failure or deadlock reruns the whole batch (the work has no outside side effects).
+- A COMMIT whose answer is lost (PostgreSQL: the connection broke, the primary died) is resolved, never
+  run again blindly: keyed requests by their idempotency records, the others by the batch's commit
+  marker (db.Database.mark_commit/committed), written only when some request of the batch has no record.
 - A request that meets something the batch cannot settle (an unexpected error, a refusal that wrote,
   a concurrent twin that stored the same idempotency key in another transaction, or a commit that
   fails for another reason) is answered by running it alone through the ordinary operation frame, by
@@ -56,8 +59,10 @@ from ..core.roles import Actor
 from ..db import (
     NOT_FOR_READS,
     WRITES,
+    CommitMarker,
     WalCheckpointer,
     execute_many,
+    is_disconnect,
     is_duplicate,
     is_retryable,
     one_statement,
@@ -160,6 +165,8 @@ class Batcher:
         self.requests = 0
         self.conflicts = 0  # batches run again after a serialization failure or deadlock
         self.alone = 0  # requests the batch could not keep, answered one by one through the frame
+        self.unknown_commits = 0  # batches whose COMMIT's answer was lost, resolved by their commit marker
+        self._next_prune = 0.0  # PostgreSQL: when (monotonic) the writer next prunes old commit markers
 
     # ---------------------------------------------------------------- callers
 
@@ -279,6 +286,7 @@ class Batcher:
             except BaseException as exc:  # never leave a caller waiting
                 log.exception("batch failed")
                 _answer_all([(req, exc) for req in batch if not req.done])
+            self._prune_markers()
             self._backlogged = not self._queue.empty()
             if stop:
                 break
@@ -344,6 +352,24 @@ class Batcher:
             except _NeedsLookup:
                 look_up = True
                 attempt -= 1
+            except _LostCommit as lost:
+                # the COMMIT may have been applied, its answer never came: never run again blindly. The
+                # marker written with it tells (on a new connection: after a failover, the new primary)
+                self.unknown_commits += 1
+                committed = self.app.db.committed(lost.marker)
+                if committed:  # applied: the answers computed are the answers
+                    outcomes = lost.answers
+                elif committed is None:
+                    # cannot tell: who has no idempotency record to answer a rerun gets the error (the
+                    # outcome is unknown, never applied twice); keyed requests are resolved by their keys
+                    outcomes = {i: lost.__cause__ or lost for i in lost.unresolved}
+                    alone.update(i for i in range(len(batch)) if i not in outcomes)
+                else:  # not applied, and now never will be: answered one by one, as any batch that failed
+                    log.warning("batch of %d lost its connection before its commit: answering one by one",
+                                len(batch))
+                    alone.update(range(len(batch)))
+                    outcomes = {}
+                break
             except Exception as exc:
                 if not look_up and is_duplicate(exc):
                     look_up = True  # a retried key: run again, answering it from its stored answer
@@ -366,6 +392,19 @@ class Batcher:
         for i, req in enumerate(batch):
             if i not in outcomes:
                 _answer_all([(req, self._run_alone(req))])
+
+    def _prune_markers(self) -> None:
+        """PostgreSQL: about every PRUNE_SECONDS while batches come, once the batch is answered, delete the
+        commit markers older than db.MARKER_KEEP_SECONDS (every writer's and every operation's: one
+        statement on the autocommit lookup connection)."""
+        if self._lookup is None or time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + PRUNE_SECONDS
+        try:
+            self.app.db.prune_markers(self._lookup)
+        except Exception:  # noqa: BLE001  tried again next time, on new connections
+            log.warning("pruning commit markers failed", exc_info=True)
+            self._close_connections()
 
     def _run_alone(self, req: _Request) -> Any:
         """A request the batch could not keep, run on its own through the ordinary frame, here, between
@@ -460,6 +499,7 @@ class Batcher:
             finally:
                 lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
         answers: dict[int, Any] = {}
+        marker: CommitMarker | None = None  # written with the COMMIT (PostgreSQL, when needed)
         session = Session(bind=conn, expire_on_commit=False)
         session.info[_IN_BATCH] = True
         try:
@@ -477,6 +517,10 @@ class Batcher:
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
             events = _evented(session)
             waiting = None
+            # PostgreSQL: should the COMMIT's answer be lost, a keyed request is answered by its idempotency
+            # record (stored before, or by this batch); any other (no key; a refusal, which stores none; a
+            # staff read's `viewed` record) needs the batch's commit marker to tell whether it was applied
+            unresolved = [i for i, req in todo if not (req.key and (req.frame.scope, req.key) in keys)]
             with self.app.db.pipeline(session, commit=True):
                 outbox.insert_rows(session, events)
                 book.flush()
@@ -489,6 +533,8 @@ class Batcher:
                     assert driver is not None  # the batch's open connection
                     waiting = driver.cursor()
                     waiting.execute(_TURN_WANTED)
+                    if unresolved:  # (queued with the rest: no round trip of its own)
+                        marker = self.app.db.mark_commit(session)
                 session.commit()  # (PostgreSQL: its COMMIT queued with the rest, one sync at the block's end)
             if waiting is not None:
                 row = waiting.fetchone()
@@ -498,12 +544,21 @@ class Batcher:
         except (_Unclean, _NeedsLookup):
             session.rollback()  # raised by us, between statements: an ordinary rollback
             raise
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            lost = marker is not None and isinstance(exc, Exception) and is_disconnect(exc)
+            try:
+                session.rollback()
+            except Exception:
+                if not lost:
+                    raise
+                log.debug("rollback on a broken connection failed", exc_info=True)
             # after an error inside a pipeline SQLAlchemy may consider the transaction gone while the
             # server still holds it aborted: hand the connections back to the pool, whose reset rolls
             # back for certain, and start the next attempt on fresh ones
             self._close_connections()
+            if lost:  # the COMMIT may have been applied: asked of the marker, never run again blindly
+                assert marker is not None  # (lost)
+                raise _LostCommit(marker, answers, unresolved) from exc
             raise
         finally:
             session.close()
@@ -731,6 +786,17 @@ class _NeedsLookup(Exception):
     answers read first."""
 
 
+class _LostCommit(Exception):
+    """The connection broke once the batch's COMMIT, with its commit marker, may have been sent: whether it
+    was applied is asked of the marker (its cause: the connection's error)."""
+
+    def __init__(self, marker: CommitMarker, answers: dict[int, Any], unresolved: list[int]):
+        super().__init__(marker.token)
+        self.marker = marker
+        self.answers = answers  # by position: what each request was answered in the batch
+        self.unresolved = unresolved  # positions no idempotency record would answer
+
+
 class _Unclean(Exception):
     """A request the batch cannot keep (it failed unexpectedly, or refused after writing)."""
 
@@ -781,6 +847,7 @@ def _settle_objects(session: Session) -> None:
         session.flush()
 
 
+PRUNE_SECONDS = 60.0  # how often the writer deletes old commit markers while batches come
 WRITER_LOCK_KEY = 0x5353434152440001  # pg_advisory_lock key of the group-commit writers ("SSCARD" 1)
 _WRITER_LOCK = text("SELECT pg_advisory_lock(:k)")
 _WRITER_UNLOCK = text("SELECT pg_advisory_unlock(:k)")

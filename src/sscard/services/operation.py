@@ -366,7 +366,13 @@ def _forget_frame_rows(session: Session, transaction: Any) -> None:
 def execute(app: App, request: Request) -> Any:
     """Run one request on its own: one transaction (retried whole on a serialization failure), its
     audit record and idempotency record in it; a refusal that wrote nothing leaves a refusal record
-    in a short transaction of its own."""
+    in a short transaction of its own.
+
+    A commit whose answer is lost (PostgreSQL: the connection broke, the primary died in a failover) is
+    never run again blindly: a keyed request stores its answer under its key, which answers the rerun
+    (`idempotent`); an unkeyed one (in-process callers: jobs, the CLI, the hotline menus) writes a commit
+    marker with its COMMIT instead, and its outcome is looked up on the new connection (`marked`,
+    db.Database.committed): committed, the answer computed is given; not, it runs again."""
     key = request.key
     last: list[Outcome] = []
     # On PostgreSQL the first answer is looked up outside the SERIALIZABLE transaction: reading the
@@ -412,14 +418,14 @@ def execute(app: App, request: Request) -> Any:
         out = stored_answer() if key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work, idempotent=bool(key), locks=locks, queued_commit=True)
+                out = app.db.run(work, idempotent=bool(key), marked=not key, locks=locks, queued_commit=True)
             except IntegrityError:
                 if not key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work, idempotent=bool(key), locks=locks, queued_commit=True)
+                    out = app.db.run(work, idempotent=bool(key), marked=not key, locks=locks, queued_commit=True)
             except SscardError:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
