@@ -186,6 +186,29 @@ def test_an_unkeyed_transfer_batch_queues_its_commit_marker_with_its_commit_and_
     assert not any("commit_markers" in m for m in sent(wire))  # keyed: their records answer a lost commit
 
 
+def test_a_batch_of_operations_declared_unkeyed_writes_no_commit_marker(city, app, postgres_only):
+    """Balance inquiries (declared keyed=False: run again, they do no harm, which is why they need no key over
+    the network) write no commit marker: a lost answer runs them again, as a retried request would."""
+    from sscard.services import batching
+    from sscard.services.batching import _Request
+    from sscard.services.operation import Request
+
+    a = activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0
+
+    def run(n):
+        reqs = [_Request(Request(app, banking.balance_inquiry, atm, (a.pan, PIN), {}, None)) for _ in range(n)]
+        writer._process(reqs)
+        return [r.answer for r in reqs]
+
+    run(1)
+    answers, wire = on_the_wire(lambda: run(3), writer=writer)
+    assert all(x["balance_fen"] == 10_000 for x in answers), answers
+    assert not any("commit_markers" in m for m in sent(wire)), sent(wire)
+
+
 def test_an_unkeyed_transfer_run_alone_queues_its_commit_marker_with_its_commit(city, app, postgres_only):
     """One per transaction without a key (operation.execute): the commit marker goes in the pipeline of the
     COMMIT, no round trip of its own: the locks, BEGIN with the read-ahead, the limit usage, the COMMIT."""

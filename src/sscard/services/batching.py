@@ -518,9 +518,13 @@ class Batcher:
             events = _evented(session)
             waiting = None
             # PostgreSQL: should the COMMIT's answer be lost, a keyed request is answered by its idempotency
-            # record (stored before, or by this batch); any other (no key; a refusal, which stores none; a
-            # staff read's `viewed` record) needs the batch's commit marker to tell whether it was applied
-            unresolved = [i for i, req in todo if not (req.key and (req.frame.scope, req.key) in keys)]
+            # record (stored before, or by this batch); a request of an operation declared `keyed` without
+            # one (an in-process caller's; a refusal, which stores none) needs the batch's commit marker to
+            # tell whether it was applied. Not one declared keyed=False (a medical quote, a balance: run
+            # again, it does no harm; which is why it needs no key over the network) nor a staff read's
+            # `viewed` record (run again, a second record of the same read)
+            unresolved = [i for i, req in todo if isinstance(req.frame, Request) and req.frame.decl.keyed
+                          and not (req.key and (req.frame.scope, req.key) in keys)]
             with self.app.db.pipeline(session, commit=True):
                 outbox.insert_rows(session, events)
                 book.flush()

@@ -374,6 +374,9 @@ def execute(app: App, request: Request) -> Any:
     marker with its COMMIT instead, and its outcome is looked up on the new connection (`marked`,
     db.Database.committed): committed, the answer computed is given; not, it runs again."""
     key = request.key
+    # a commit marker only for what a rerun must not repeat: an operation declared `keyed` (it needs a key
+    # over the network) called without one; one declared keyed=False (a quote, a balance) may run twice
+    marked = not key and request.decl.keyed
     last: list[Outcome] = []
     # On PostgreSQL the first answer is looked up outside the SERIALIZABLE transaction: reading the
     # idempotency index inside it takes predicate locks on its pages, and while the table is small every
@@ -418,14 +421,14 @@ def execute(app: App, request: Request) -> Any:
         out = stored_answer() if key and lookup_outside else None
         if out is None:
             try:
-                out = app.db.run(work, idempotent=bool(key), marked=not key, locks=locks, queued_commit=True)
+                out = app.db.run(work, idempotent=bool(key), marked=marked, locks=locks, queued_commit=True)
             except IntegrityError:
                 if not key:
                     raise
                 # a concurrent twin stored the key first: answer from it
                 out = stored_answer() if lookup_outside else None
                 if out is None:
-                    out = app.db.run(work, idempotent=bool(key), marked=not key, locks=locks, queued_commit=True)
+                    out = app.db.run(work, idempotent=bool(key), marked=marked, locks=locks, queued_commit=True)
             except SscardError:
                 # With the lookup outside, a twin may commit between that lookup and our transaction,
                 # which then refuses because of the twin's own writes (already_exists, illegal_transition):
