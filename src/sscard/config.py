@@ -7,6 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class Settings:
     # anyone may drive (make run does, and says so): an IVR that reports losses must not be open by omission.
     twilio_auth_token: str | None = field(default=None, repr=False)
     hotline_unsigned: bool = False
+    # The public base URL the telephony provider calls (SSCARD_HOTLINE_PUBLIC_URL, e.g.
+    # https://sscard.example.cn): Twilio signs the URL it requested, and behind a TLS-terminating reverse
+    # proxy the server sees another one (http://127.0.0.1:8000/...). When set, a webhook's signature is
+    # checked against this base with the request's own path and query; unset, against the URL as received.
+    hotline_public_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -49,6 +55,8 @@ class Settings:
             trusted_proxies=parse_networks(os.environ.get("SSCARD_TRUSTED_PROXIES", "")),
             twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
+            hotline_public_url=parse_public_url("SSCARD_HOTLINE_PUBLIC_URL",
+                                                os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", "")),
         )
 
 
@@ -60,6 +68,19 @@ def parse_bool(name: str, text: str) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false, not {text!r}")
+
+
+def parse_public_url(name: str, text: str) -> str | None:
+    """A public base URL: http(s), a host, perhaps a path prefix (the part a proxy strips), no query or
+    fragment; without its trailing slash. Empty: None. Anything else stops start-up naming the setting."""
+    value = text.strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or parts.username or parts.password:
+        raise ValueError(f"{name} must be a base URL such as https://sscard.example.cn, not {text!r}")
+    return value.rstrip("/")
 
 
 def parse_networks(text: str) -> tuple[str, ...]:

@@ -879,7 +879,8 @@ class _DriverReads(Reads):
     def session(self) -> Session:
         if self._session is None:
             if self.single:  # a session's reads may be many: a transaction from the start
-                if self.statements:
+                if self.statements:  # a statement ran in autocommit: again from the start, in a transaction
+                    self.db._several.add(self.shape)  # (as `rows` does: else it ran again single, for ever)
                     raise _Several
                 self._several()
             driver = self._driver or self._checkout()

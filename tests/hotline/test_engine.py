@@ -94,6 +94,53 @@ def test_twilio_signature_is_checked_when_a_token_is_set(settings, clock, app):
         _app.close()
 
 
+@pytest.mark.parametrize("path", ["/api/v1/hotline/12333/voice?turn=1", "/api/v1/hotline/bank:GSB/voice",
+                                  "/api/v1/hotline/12333/status"])
+def test_behind_a_tls_proxy_the_signature_over_the_public_url_is_accepted_only_with_the_public_url_set(
+        settings, clock, city, path):
+    """Twilio signs https://public-host/...; behind a TLS-terminating proxy the server receives
+    http://internal-host/... (here the test client's http://testserver): the signature is checked against
+    SSCARD_HOTLINE_PUBLIC_URL's base with the request's own path and query."""
+    public = "https://hotline.sscard.example.cn"
+    form = {"CallSid": "CAproxied", "From": "+8613800138000", "CallStatus": "completed"}
+    signature = {"X-Twilio-Signature": RequestValidator("test-token").compute_signature(public + path, form)}
+    for public_url, accepted in ((None, False), ("https://other.example.cn", False),
+                                 ("http://hotline.sscard.example.cn", False), (public, True), (public + "/", True)):
+        base = public_url.rstrip("/") if public_url else None
+        served, client = _server(settings, clock, twilio_auth_token="test-token", hotline_unsigned=False,
+                                 hotline_public_url=base)
+        try:
+            answer = client.post(path, data=form, headers=signature)
+            assert (answer.status_code in (200, 204)) is accepted, (public_url, answer.status_code)
+            if not accepted:
+                assert answer.status_code == 403 and answer.json()["code"] == "forbidden"
+            # the URL as received is no longer what a signature may cover once the public base is set
+            internal = {"X-Twilio-Signature": RequestValidator("test-token").compute_signature(
+                "http://testserver" + path, form)}
+            assert (client.post(path, data=form, headers=internal).status_code in (200, 204)) is (base is None)
+            # a retried request with the same signature is the same request; another body under it is not
+            if accepted:
+                assert client.post(path, data=form, headers=signature).status_code in (200, 204)
+                forged = client.post(path, data={**form, "From": "+8613900000000"}, headers=signature)
+                assert forged.status_code == 403
+        finally:
+            served.close()
+
+
+def test_the_public_hotline_url_is_read_from_the_environment_and_a_bad_one_stops_start_up(monkeypatch, tmp_path):
+    from sscard.config import Settings
+
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    monkeypatch.delenv("SSCARD_HOTLINE_PUBLIC_URL", raising=False)
+    assert Settings.from_env().hotline_public_url is None
+    monkeypatch.setenv("SSCARD_HOTLINE_PUBLIC_URL", "https://hotline.sscard.example.cn/ivr/")
+    assert Settings.from_env().hotline_public_url == "https://hotline.sscard.example.cn/ivr"
+    for bad in ("hotline.sscard.example.cn", "ftp://x.example.cn", "https://x.example.cn/?a=1", "https://"):
+        monkeypatch.setenv("SSCARD_HOTLINE_PUBLIC_URL", bad)
+        with pytest.raises(ValueError, match="SSCARD_HOTLINE_PUBLIC_URL"):
+            Settings.from_env()
+
+
 @pytest.mark.parametrize("path", ["/api/v1/hotline/12333/voice", "/api/v1/hotline/bank:GSB/voice",
                                   "/api/v1/hotline/12333/status"])
 def test_without_a_token_the_webhooks_are_closed_unless_the_demo_opens_them(settings, clock, city, path):

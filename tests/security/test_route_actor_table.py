@@ -178,7 +178,13 @@ def world(city, app, clock):
         replacement.apply(app, clerk, nxt.card_number, "damaged", nxt.citizen_id, payment="cash")
 
     prepare = {"POST /api/v1/production-batches": one_more_application}
-    return {"tokens": tokens, "values": values, "a": a, "b": b, "prepare": prepare}
+
+    def sign_in_again():  # a change or reset of the query password ends the cardholder's tokens (api.sessions)
+        tokens["cardholder"] = issue_cardholder_token(app, a.person_id)
+
+    after = {"POST /api/v1/cardholder/query-password/change": sign_in_again,
+             "POST /api/v1/query-password/reset": sign_in_again}
+    return {"tokens": tokens, "values": values, "a": a, "b": b, "prepare": prepare, "after": after}
 
 
 def _pos(city):
@@ -277,6 +283,7 @@ def walk(app, world) -> dict[str, dict[str, str]]:
                     headers["Authorization"] = f"Bearer {token}"
                 r = client.request(method, url, params=query, json=body, data=form, headers=headers)
                 row[actor] = _verdict(r)
+                world.get("after", {}).get(route, lambda: None)()
                 if os.environ.get("SSCARD_PRINT_TABLE") and row[actor] == "invalid":
                     print("INVALID", route, actor, body, form, r.text[:400])
     return observed

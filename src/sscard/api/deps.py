@@ -2,7 +2,8 @@
 
 These are `async def`: FastAPI runs a plain `def` dependency in its thread pool, one hop per
 dependency per request. None of them blocks: a bearer token is looked up in a thread only when its
-cached lookup (services.staff) is missing or stale."""
+cached lookup (services.staff) is missing or stale; a cardholder's token, whose query-password generation
+is read on every request (api.sessions), always is."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ async def actor_of(request: Request, app: App) -> Actor | None:
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
-            actor = cardholder_from_token(app, token)  # a signature check, no I/O
+            # the signature, then the person's query-password generation (a read: in a thread)
+            actor = await run_in_threadpool(cardholder_from_token, app, token)
         else:
             actor = cached_actor(app, token) or await _look_up_once(app, token)
         if actor is None:

@@ -108,7 +108,7 @@ def cardholder_login(body: s.Login, app: AppDep, key: KeyDep, request: Request) 
         app, client_address(request), "api", body.login,
         lambda: passwords.login_with_query_password(app, gateway, body.login, body.password),
     )
-    token = issue_cardholder_token(app, result["person_id"])
+    token = issue_cardholder_token(app, result["person_id"], result["generation"])
     return {"token": token, "person_id": result["person_id"], "must_change_password": result["must_change_password"]}
 
 

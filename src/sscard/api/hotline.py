@@ -8,6 +8,8 @@ back here when the Gather hears nothing, and Hangup.
 
 Requests must carry a valid X-Twilio-Signature under SSCARD_TWILIO_AUTH_TOKEN; without a token they are
 refused (403), unless SSCARD_HOTLINE_UNSIGNED=true (the demo of `make run`) lets anyone drive the menus.
+The signature covers the public URL Twilio called: behind a TLS-terminating proxy, SSCARD_HOTLINE_PUBLIC_URL
+gives its base (`signed_url`).
 """
 
 from __future__ import annotations
@@ -88,8 +90,19 @@ def _check_signature(request: Request, form: dict, settings: Settings) -> None:
             return
         raise SscardError("forbidden")
     signature = request.headers.get("x-twilio-signature", "")
-    if not RequestValidator(token).validate(str(request.url), form, signature):
+    if not RequestValidator(token).validate(signed_url(request, settings), form, signature):
         raise SscardError("forbidden")
+
+
+def signed_url(request: Request, settings: Settings) -> str:
+    """The URL the telephony provider requested, which its signature covers. Behind a TLS-terminating
+    reverse proxy the server receives http://internal-host/...: with SSCARD_HOTLINE_PUBLIC_URL set, the
+    URL is that public base with the request's own path and query; without it, the URL as received."""
+    base = settings.hotline_public_url
+    if not base:
+        return str(request.url)
+    query = request.url.query
+    return base + request.url.path + (f"?{query}" if query else "")
 
 
 @router.post("/hotline/{line}/voice", response_class=Response, responses=r.TWIML)

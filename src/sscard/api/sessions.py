@@ -1,4 +1,5 @@
-"""Signed cardholder tokens for the API (stateless, short-lived, bound to the server key)."""
+"""Signed cardholder tokens for the API (short-lived, bound to the server key and to the person's query
+password: a change or reset of it ends every token issued before)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from ..core.roles import Actor, Channel, Role
 from ..services.app import App
+from ..services.passwords import query_password_generation
 
 CARDHOLDER_PREFIX = "ch."
 TOKEN_MAX_AGE = 30 * 60
@@ -23,16 +25,36 @@ def _serializer(app: App) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(app.settings.secret_key, salt="sscard.cardholder", signer=_ClockSigner)
 
 
-def issue_cardholder_token(app: App, person_id: int) -> str:
-    return CARDHOLDER_PREFIX + _serializer(app).dumps({"p": person_id})
+def issue_cardholder_token(app: App, person_id: int, generation: int | None = None) -> str:
+    """A token for this person under their query password's current generation (`generation`: as the login
+    read it in its own transaction; else read now)."""
+    if generation is None:
+        generation = query_password_generation(app, person_id) or 0
+    return CARDHOLDER_PREFIX + _serializer(app).dumps({"p": person_id, "g": generation})
 
 
-def cardholder_from_token(app: App, token: str, channel: Channel = Channel.API) -> Actor | None:
+def cardholder_claim(app: App, token: str) -> tuple[int, int] | None:
+    """The person and the generation a token was issued under, if its signature is ours and it has not run
+    out (no I/O); None otherwise (a token of before generations were stamped included)."""
     if not token.startswith(CARDHOLDER_PREFIX):
         return None
     try:
         data = _serializer(app).loads(token[len(CARDHOLDER_PREFIX) :], max_age=TOKEN_MAX_AGE)
     except BadData:  # a bad signature, an expired one, or a payload that is not ours
         return None
-    pid = int(data["p"])
+    if not isinstance(data, dict) or type(data.get("p")) is not int or type(data.get("g")) is not int:
+        return None
+    return data["p"], data["g"]
+
+
+def cardholder_from_token(app: App, token: str, channel: Channel = Channel.API) -> Actor | None:
+    """The cardholder behind a token, or None: a bad or expired signature, or a token issued before the
+    person's query password was last changed or reset (one read of the person's generation: blocking,
+    an async caller runs it in a thread)."""
+    claim = cardholder_claim(app, token)
+    if claim is None:
+        return None
+    pid, generation = claim
+    if query_password_generation(app, pid) != generation:
+        return None
     return Actor(kind="cardholder", id=str(pid), role=Role.CARDHOLDER, channel=channel, person_id=pid)

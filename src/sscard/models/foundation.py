@@ -111,6 +111,9 @@ class Person(Base):
     # Whether the query password can be typed on a phone keypad (digits only); None: set before this was
     # kept (a password with letters from before the digits-only rule), learnt at the next web login.
     query_pw_phone_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # Counted up by every change or reset of the query password: a cardholder's API token carries the value
+    # it was issued under, and a token of an earlier generation is refused (api.sessions).
+    query_pw_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime]
 
 

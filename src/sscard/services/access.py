@@ -232,3 +232,13 @@ def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:
     if is_bank_side(actor) and actor.bank_id not in bank_ids:
         raise SscardError("person_not_found")
     _mark(Scope.OWN)
+
+
+def require_own_line(actor: Actor, own_line: str | None, line: str) -> None:
+    """A hotline's agent queue is its line's work: 12333 the service centers' staff (any center: the city's
+    one line), a bank's line that bank's staff (`own_line`: the actor's line, services.hotline). Another
+    line's request answers `not_found`, as if it did not exist (a bank has no business knowing who called
+    another bank). Staff of no line (an operator) are not limited here."""
+    if actor.role in CENTER_STAFF | BANK_STAFF and own_line != line:
+        raise SscardError("not_found", what=("转人工请求", "agent request"))
+    _mark(Scope.OWN)

@@ -1,22 +1,73 @@
-"""Reading the audit log: supervisors and operators (filtered, newest first, masked), and a cardholder's
-own access log (who looked at or changed my record, by role and place, never by name)."""
+"""Reading the audit log: supervisors and operators (filtered, newest first, masked; a bank supervisor only
+their own bank's records), and a cardholder's own access log (who looked at or changed my record, by role
+and place, never by name)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, select
 
 from ..core.clock import as_utc
 from ..core.roles import Role
-from ..models.foundation import AuditRecord, Bank, Outlet, ServiceCenter, Terminal
-from . import access
+from ..models.foundation import (
+    AuditRecord,
+    Bank,
+    BankAccount,
+    Card,
+    Outlet,
+    ServiceCenter,
+    StaffUser,
+    Terminal,
+)
+from . import access, lookup
 from .access import Scope
 from .operation import Op, query
 
 
-@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.CITY)
+def bank_records(op: Op) -> ColumnElement[bool] | None:
+    """Which audit records the actor may read: for a bank supervisor (the bank side) only their own bank's,
+    None (every record) for center supervisors and operators: the agency supervises every center, and the
+    operator runs the city.
+
+    A bank's own records are, from the record's own columns (no column names the bank):
+    - made by the bank: at one of its outlets or terminals (`place`: a teller's outlet, an ATM's or a POS's
+      code), by one of its staff (`actor_id` of a staff user of the bank, wherever they worked), or by a
+      caller on its hotline (`place` "bank:<code>"; `object` the bank itself for an identification refused
+      there);
+    - about the bank's objects, unless it is a read by someone else (who at the agency looked at a record
+      is the cardholder's business, not the bank's): an account of the bank (`bank_account`, its PAN) or a
+      card of the bank (`card`, its card number: both sides of the card, as the event feed gives a bank
+      both sides' events of its own cards).
+    Not the bank's: the social security side's records about people (logins, query passwords, insurance,
+    medical settlements, certificates, the window's visits and reads), other banks' records, the city's
+    administration. Marks the declared `Scope.OWN` checked (services.access.scope_guard)."""
+    actor = op.actor
+    if not access.is_bank_side(actor):
+        return None
+    access.checked(Scope.OWN)  # the read below keeps to the actor's bank
+    bank = op.session.get(Bank, actor.bank_id) if actor.bank_id is not None else None
+    if bank is None:
+        return false()
+    r = AuditRecord
+    made_by_bank = or_(
+        r.place.in_(select(Outlet.code).where(Outlet.bank_id == bank.id)),
+        r.place.in_(select(Terminal.code).where(Terminal.bank_id == bank.id)),
+        r.place == f"bank:{bank.code}",
+        and_(r.actor_kind == "staff",
+             r.actor_id.in_(select(cast(StaffUser.id, String)).where(StaffUser.bank_id == bank.id))),
+        and_(r.object_type == "bank", r.object_id == bank.code),
+    )
+    about_bank = and_(r.result != "viewed", or_(
+        and_(r.object_type == "bank_account",
+             exists().where(BankAccount.pan == r.object_id, BankAccount.bank_id == bank.id)),
+        and_(r.object_type == "card", exists().where(Card.card_number == r.object_id, Card.bank_id == bank.id)),
+    ))
+    return or_(made_by_bank, about_bank)
+
+
+@query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.OWN)
 def read_audit(
     op: Op,
     operation: str | None = None,
@@ -30,7 +81,15 @@ def read_audit(
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
+    """The audit log, newest first, filtered; a bank supervisor reads only their own bank's records
+    (`bank_records`), and a person of another bank answers `person_not_found` (and is not recorded as
+    viewed), as every scoped read of a person refuses."""
+    if person_id is not None:
+        lookup.person_in_scope(op.rows, op.actor, person_id)  # the bank side: only its own customers
     q = select(AuditRecord)
+    scope = bank_records(op)
+    if scope is not None:
+        q = q.where(scope)
     for column, value in (
         (AuditRecord.operation, operation),
         (AuditRecord.channel, channel),

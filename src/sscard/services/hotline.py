@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
@@ -26,7 +26,7 @@ from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..core.states import BankStatus, SsStatus, effective_bank_status, effective_ss_status
 from ..models.foundation import Bank, BankAccount, Card, Person
 from ..models.hotline import HotlineAgentRequest, HotlineCall
-from . import lookup
+from . import access, lookup
 from . import passwords as pw
 from .access import Scope
 from .app import App
@@ -37,6 +37,11 @@ register_messages(
         "call_conflict": (409, "通话状态已被更新，请重试", "The call was updated by another request: try again"),
         "call_not_found": (404, "未找到该通话", "Call not found"),
         "hotline_not_found": (404, "未找到该服务热线", "No such hotline"),
+        "agent_request_taken": (
+            409,
+            "该来电已由其他坐席受理：只有受理人或主管可以办结",
+            "Another agent took this call back: only they or a supervisor may close it",
+        ),
         "step_not_verified": (
             409,
             "原密码尚未验证或验证已过期",
@@ -339,14 +344,29 @@ def callback_number_of(raw: str) -> str:
     return raw if ascii_digits(digits) and 3 <= len(digits) <= 20 else ""
 
 
-def _visible_lines(op: Op) -> list[str] | None:
-    """Center staff answer 12333; bank staff their own bank's line; operators see every line."""
+def _own_line(op: Op) -> str | None:
+    """The line an agent answers: center staff 12333, bank staff their own bank's line; None for anyone
+    else (an operator, who oversees every line and answers none)."""
     if op.actor.role in CENTER_STAFF:
-        return [LINE_12333]
+        return LINE_12333
     if op.actor.role in BANK_STAFF:
         bank = op.session.get(Bank, op.actor.bank_id) if op.actor.bank_id else None
-        return [f"bank:{bank.code}"] if bank else []
+        return f"bank:{bank.code}" if bank else ""
     return None
+
+
+SUPERVISORS = frozenset({Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR})
+
+
+def _customers_only(op: Op) -> ColumnElement[bool] | None:
+    """On a bank's line, the bank's staff handle callers who are its customers (or not identified): a caller
+    identified on the line holds an account there, and one whose accounts there are all gone is not
+    the bank's any longer (services.lookup.person_in_scope's rule)."""
+    if not access.is_bank_side(op.actor):
+        return None
+    req = HotlineAgentRequest
+    return or_(req.person_id.is_(None),
+               exists().where(Card.person_id == req.person_id, Card.bank_id == op.actor.bank_id))
 
 
 def _request_view(op: Op, req: HotlineAgentRequest) -> dict[str, Any]:
@@ -386,28 +406,46 @@ def _card_summary(op: Op, person_id: int) -> dict[str, Any] | None:
             "bank_status": view["bank"]["status"]}
 
 
-@query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
+@query("hotline.agent_queue", roles=CENTER_STAFF | BANK_STAFF | {Role.OPERATOR}, scope=Scope.OWN)
 def agent_queue(op: Op, include_taken: bool = True) -> dict[str, Any]:
-    """Callers waiting for (or talking to) a human agent, oldest first; masked like every list."""
+    """Callers waiting for (or talking to) a human agent, oldest first; masked like every list. Each agent
+    sees what they may act on: their own line's open requests (a bank's: its customers' or unidentified
+    callers') and those they took; a supervisor also those their colleagues took (to close them); the
+    operator every line's, to oversee."""
     statuses = ["open", "taken"] if include_taken else ["open"]
-    q = select(HotlineAgentRequest).where(HotlineAgentRequest.status.in_(statuses))
-    lines = _visible_lines(op)
-    if lines is not None:
-        q = q.where(HotlineAgentRequest.line.in_(lines))
-    rows = op.session.scalars(q.order_by(HotlineAgentRequest.id)).all()
+    req = HotlineAgentRequest
+    q = select(req).where(req.status.in_(statuses))
+    line = _own_line(op)
+    if line is not None:
+        access.require_own_line(op.actor, line, line)  # the filter below keeps to it
+        q = q.where(req.line == line)
+        if op.actor.role not in SUPERVISORS:
+            q = q.where(or_(req.status == "open", req.taken_by == str(op.actor.id)))
+    customers = _customers_only(op)
+    if customers is not None:
+        q = q.where(customers)
+    rows = op.session.scalars(q.order_by(req.id)).all()
     return {"requests": [_request_view(op, r) for r in rows], "open": sum(r.status == "open" for r in rows)}
 
 
 def _own_request(op: Op, request_id: int) -> HotlineAgentRequest:
-    req = op.session.get(HotlineAgentRequest, request_id)
-    lines = _visible_lines(op)
-    if req is None or (lines is not None and req.line not in lines):
+    """A request of the agent's own line (and, on a bank's line, about the bank's customer), locked for the
+    change; anything else answers not_found, as if it did not exist."""
+    req = op.session.get(HotlineAgentRequest, request_id, with_for_update=True)
+    if req is None:
         raise SscardError("not_found", what=("转人工请求", "agent request"))
+    access.require_own_line(op.actor, _own_line(op), req.line)
+    if req.person_id is not None and access.is_bank_side(op.actor):
+        try:
+            lookup.person_in_scope(op.rows, op.actor, req.person_id)
+        except SscardError:
+            raise SscardError("not_found", what=("转人工请求", "agent request")) from None
     return req
 
 
-@operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
+@operation("hotline.agent_take", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.OWN)
 def take_agent_request(op: Op, request_id: int) -> dict[str, Any]:
+    """An agent of the request's line calls the caller back: an open request becomes theirs."""
     req = _own_request(op, request_id)
     if req.status != "open":
         raise SscardError("illegal_transition", state=req.status, event="take")
@@ -416,11 +454,15 @@ def take_agent_request(op: Op, request_id: int) -> dict[str, Any]:
     return _request_view(op, req)
 
 
-@operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.CITY)
+@operation("hotline.agent_close", roles=CENTER_STAFF | BANK_STAFF, scope=Scope.OWN)
 def close_agent_request(op: Op, request_id: int, note: str = "") -> dict[str, Any]:
+    """Done: an open request by any agent of its line (the caller hung up, or was helped at once), a taken
+    one only by the agent who took it or a supervisor of the line (`agent_request_taken`)."""
     req = _own_request(op, request_id)
     if req.status == "closed":
         raise SscardError("illegal_transition", state=req.status, event="close")
+    if req.status == "taken" and req.taken_by != str(op.actor.id) and op.actor.role not in SUPERVISORS:
+        raise SscardError("agent_request_taken")
     before = req.status
     req.status, req.closed_at, req.note = "closed", op.now, (note or "").strip()[:128]
     req.taken_by = req.taken_by or str(op.actor.id)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
 from ..core.passwords import (
@@ -30,6 +31,7 @@ from ..models.counter import PowerOfAttorney
 from ..models.foundation import Card, Person, WebSession
 from . import access, attorney, lookup
 from .access import Scope
+from .app import App
 from .operation import Op, operation, query
 
 SS_PURPOSE = "ss_password"
@@ -206,7 +208,7 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict[str, An
         raise err.without_count() from None
     op.audit("person", person.id, person_id=person.id, after="logged_in")
     return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name,
-            "phone_usable": phone_usable(op, person)}
+            "phone_usable": phone_usable(op, person), "generation": person.query_pw_generation or 0}
 
 
 @operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
@@ -224,6 +226,7 @@ def change_query_password(op: Op, old: str, new: str, new_again: str, keep_sessi
     person.query_pw_hash = op.secrets.hash_password(new)
     person.query_pw_initial = False
     person.query_pw_phone_ok = phone_typable(new)
+    _new_generation(person)
     ended = end_portal_sessions(op, person.id, keep=keep_session)
     op.audit("person", person.id, person_id=person.id, after="query_password_changed", portal_sessions_ended=ended)
     return {"changed": True}
@@ -238,16 +241,36 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> d
     person.query_pw_initial = True
     person.query_pw_phone_ok = None
     _set_query_lock(person, Lockout())
+    _new_generation(person)
     ended = end_portal_sessions(op, person.id)
     op.audit("person", person.id, person_id=person.id, after="query_password_reset", portal_sessions_ended=ended)
     return {"reset": True}
+
+
+def _new_generation(person: Person) -> None:
+    """A change or reset of the query password: every cardholder API token issued before it stops working
+    (each carries the generation it was issued under: api.sessions, `query_password_generation`)."""
+    person.query_pw_generation = (person.query_pw_generation or 0) + 1
+
+
+def query_password_generation(app: App, person_id: int) -> int | None:
+    """The person's query-password generation (None: no such person): what a cardholder's API token must
+    carry to be taken. One read by primary key per cardholder API request (their traffic is light); the
+    staff and terminal tokens never come here."""
+
+    def work(session: Session) -> int | None:
+        found: int | None = session.scalar(select(Person.query_pw_generation).where(Person.id == person_id))
+        return found
+
+    return app.db.run(work, readonly=True)
 
 
 def end_portal_sessions(op: Op, person_id: int, keep: str | None = None) -> int:
     """A query password changed or reset signs its person out of the portal everywhere (but `keep`, the
     session that changed it), in the same transaction: whoever signed in with the old password (the
     reason for a reset at a window) is out at once, and the next sign-in is forced to change an initial
-    one. A cardholder's API token is stateless and runs out by itself (api.sessions: 30 minutes)."""
+    one. A cardholder's API token is stateless (api.sessions): the same change counts the person's
+    `query_pw_generation` up (`_new_generation`), and a token issued under an earlier one is refused."""
     stmt = update(WebSession).where(WebSession.kind == "cardholder", WebSession.person_id == person_id,
                                     WebSession.ended_at.is_(None))
     if keep is not None:
