@@ -4,8 +4,8 @@ cardholder's API token carries the value it was issued under and is refused once
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016_credentials"
-down_revision = "0015_newest"
+revision = "0017_credentials"
+down_revision = "0016_commit_markers"
 
 
 def upgrade() -> None:
