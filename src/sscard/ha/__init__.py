@@ -139,7 +139,40 @@ class Formation:
                 # the first node must be registered (single) before the second one asks to join
                 self._wait(lambda: any(n["name"] == NODES[0] for n in self.nodes()), timeout,
                            f"{node} to register")
-        self._wait(self.healthy, timeout, "a primary and a synchronous standby")
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> bool:
+        """Wait until one node is primary and the other a synchronous standby; raise HaError on timeout.
+
+        A standby made by copying the primary (pg_autoctl's pg_basebackup, a new node or one whose old
+        timeline cannot be rewound) first asks the primary for a checkpoint, a spread one: PostgreSQL paces
+        it over checkpoint_completion_target x checkpoint_timeout (up to 4.5 minutes by default, however
+        little it has to write; 94 s seen in a CI rehearsal, which then ran out of time). An explicit
+        CHECKPOINT makes the one in progress finish at full speed, so while the formation is not healthy
+        the primary is asked for one every few seconds (a few dirty pages on an idle node: harmless)."""
+        deadline = time.monotonic() + timeout
+        nudged = 0.0
+        while time.monotonic() < deadline:
+            if self.healthy():
+                return True
+            if time.monotonic() - nudged > 3:
+                nudged = time.monotonic()
+                self._checkpoint_primary()
+            time.sleep(0.5)
+        raise HaError(f"timed out after {timeout:.0f} s waiting for a primary and a synchronous standby "
+                      "(logs in var/ha/*.log)")
+
+    def _checkpoint_primary(self) -> None:
+        import psycopg
+
+        for n in self.nodes():
+            if n["state"] in ("single", "wait_primary", "primary") and n["port"]:
+                try:
+                    with psycopg.connect(host="127.0.0.1", port=n["port"], user="postgres", dbname="postgres",
+                                         autocommit=True, connect_timeout=3) as conn:
+                        conn.execute("CHECKPOINT")
+                except psycopg.Error:
+                    pass  # not answering yet, or no longer primary: the next round asks again
 
     def nodes(self) -> list[dict]:
         """The monitor's view: one dict per node (name, port, reported and assigned state, lsn, health)."""

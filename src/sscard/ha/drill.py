@@ -8,6 +8,7 @@ transfer must be there exactly once, no refused one, and the ledger must balance
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -330,9 +331,8 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
             say(f"restarting {outcome.killed}'s pg_autoctl; waiting for it to re-join as standby")
             formation.start(outcome.killed)
             t0 = time.monotonic()
-            deadline = t0 + 180
-            while time.monotonic() < deadline and not formation.healthy():
-                time.sleep(0.5)
+            with contextlib.suppress(HaError):
+                formation.wait_healthy(180)
             if formation.healthy():
                 outcome.rejoined_after = time.monotonic() - t0
                 say(f"{outcome.killed} re-joined as standby ({outcome.rejoined_after:.1f} s); "
