@@ -124,6 +124,11 @@ class Formation:
                 raise HaError(f"the postgres user cannot write {self.root} (a parent directory is closed to it): "
                               "set SSCARD_HA_DIR to a directory it can reach")
         common = ["--auth", "trust", "--no-ssl", "--hostname", "127.0.0.1", "--pgctl", str(PG_BIN / "pg_ctl")]
+        if not self.exists() and not any(self._running(d) for d in (self.monitor_dir, *map(self.node_dir, NODES))):
+            # a new formation where an old one's directories were deleted (rm -rf var/ha, a new clone at the
+            # same path): pg_autoctl's leftover state would have the nodes "dropped" and expecting the old
+            # clusters' system identifiers, and they never start
+            self._forget_state()
         if not self._running(self.monitor_dir):
             say(f"monitor on port {self.base_port}")
             self.start("monitor", "monitor", "--pgport", str(self.base_port), *common)
@@ -287,15 +292,20 @@ class Formation:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(p, signal.SIGKILL)
         if remove:
-            home = Path(self._env()["HOME"]) if "HOME" in self._env() else Path.home()
-            for _name, path in dirs:  # pg_autoctl's own state about these nodes, kept under $HOME
-                for base in (home / ".config" / "pg_autoctl", home / ".local" / "share" / "pg_autoctl"):
-                    shutil.rmtree(base / str(path).lstrip("/"), ignore_errors=True)
+            self._forget_state()
             if self.root.exists():
                 shutil.rmtree(self.root)
                 say(f"removed {self.root}")
 
     # ------------------------------------------------------------ helpers
+
+    def _forget_state(self) -> None:
+        """Delete pg_autoctl's own state about this formation's directories, which it keeps under $HOME
+        (the postgres user's), apart from the data directories."""
+        home = Path(self._env()["HOME"]) if "HOME" in self._env() else Path.home()
+        for path in (*(self.node_dir(n) for n in NODES), self.monitor_dir):
+            for base in (home / ".config" / "pg_autoctl", home / ".local" / "share" / "pg_autoctl"):
+                shutil.rmtree(base / str(path).lstrip("/"), ignore_errors=True)
 
     def _running(self, pgdata: Path) -> bool:
         """The pg_autoctl service of that directory runs (its pid file names a live process)."""
