@@ -411,10 +411,11 @@ T = TypeVar("T")
 
 
 def per_transaction(key: str, make: Callable[[Session], T], write: Callable[[T], None]) -> Callable[[Session], T]:
-    """A book of one kind (the ledger's here, the medical one in services.medical_book): one per session
-    transaction, kept in `session.info[key]` and made on first use; written by `write` when the transaction
-    commits (not when a savepoint inside it is released: its rows belong to the whole transaction, not to
-    whatever the savepoint guarded), so no caller can forget it; forgotten when the transaction ends,
+    """A book of one kind (the ledger's here, the medical one in services.medical_book, the operation
+    frame's audit and idempotency rows in services.operation): one per session transaction, kept in
+    `session.info[key]` and made on first use; written by `write` when the transaction commits (not when
+    a savepoint inside it is released: its rows belong to the whole transaction, not to whatever the
+    savepoint guarded), so no caller can forget it; forgotten when the transaction ends,
     committed or rolled back (a retried transaction starts a new one). Returns the function that finds it."""
 
     def of(session: Session) -> T:

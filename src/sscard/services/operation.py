@@ -25,7 +25,6 @@ from datetime import date, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +38,7 @@ from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
 from . import access, outbox
 from .app import App
+from .book import per_transaction
 
 log = logging.getLogger("sscard.operation")
 
@@ -324,6 +324,26 @@ INSERT_KEYS = insert(KEYS).inline()
 _AT_COMMIT = "sscard.operation.at_commit"  # session.info: the frame's audit and idempotency rows
 
 
+@dataclass
+class _FrameRows:
+    """The audit record and idempotency record the frame writes when its transaction commits."""
+
+    session: Session
+    audit: dict[str, Any] | None = None
+    memo: dict[str, Any] | None = None
+
+    def write(self) -> None:
+        if self.audit is None:
+            return
+        conn = self.session.connection()
+        execute_many(conn, INSERT_AUDITS, [self.audit])
+        if self.memo is not None:
+            execute_many(conn, INSERT_KEYS, [self.memo])
+
+
+_frame_rows = per_transaction(_AT_COMMIT, _FrameRows, _FrameRows.write)  # written at commit, as a book is
+
+
 def write_at_commit(session: Session, audit: dict[str, Any], memo: dict[str, Any] | None) -> None:
     """An operation's audit record and idempotency record (`memo`, a keyed request's answer), written when
     its transaction commits: on PostgreSQL in the pipeline that carries the COMMIT (Database.run's
@@ -340,27 +360,8 @@ def write_at_commit(session: Session, audit: dict[str, Any], memo: dict[str, Any
         if memo is not None:
             session.add(IdempotencyRecord(**memo))
         return
-    session.info[_AT_COMMIT] = (audit, memo)
-
-
-@sa_event.listens_for(Session, "before_commit")
-def _write_frame_rows(session: Session) -> None:
-    if session.in_nested_transaction():
-        return
-    rows = session.info.pop(_AT_COMMIT, None)
-    if rows is None:
-        return
-    audit, memo = rows
-    conn = session.connection()
-    execute_many(conn, INSERT_AUDITS, [audit])
-    if memo is not None:
-        execute_many(conn, INSERT_KEYS, [memo])
-
-
-@sa_event.listens_for(Session, "after_transaction_end")
-def _forget_frame_rows(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:  # rolled back (or committed): a retry computes its own
-        session.info.pop(_AT_COMMIT, None)
+    rows = _frame_rows(session)
+    rows.audit, rows.memo = audit, memo
 
 
 def execute(app: App, request: Request) -> Any:
