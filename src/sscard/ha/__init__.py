@@ -146,7 +146,7 @@ class Formation:
                            f"{node} to register")
         self.wait_healthy(timeout)
 
-    def wait_healthy(self, timeout: float) -> bool:
+    def wait_healthy(self, timeout: float) -> None:
         """Wait until one node is primary and the other a synchronous standby; raise HaError on timeout.
 
         A standby made by copying the primary (pg_autoctl's pg_basebackup, a new node or one whose old
@@ -155,17 +155,7 @@ class Formation:
         little it has to write; 94 s seen in a CI rehearsal, which then ran out of time). An explicit
         CHECKPOINT makes the one in progress finish at full speed, so while the formation is not healthy
         the primary is asked for one every few seconds (a few dirty pages on an idle node: harmless)."""
-        deadline = time.monotonic() + timeout
-        nudged = 0.0
-        while time.monotonic() < deadline:
-            if self.healthy():
-                return True
-            if time.monotonic() - nudged > 3:
-                nudged = time.monotonic()
-                self._checkpoint_primary()
-            time.sleep(0.5)
-        raise HaError(f"timed out after {timeout:.0f} s waiting for a primary and a synchronous standby "
-                      "(logs in var/ha/*.log)")
+        self._wait(self.healthy, timeout, "a primary and a synchronous standby", meanwhile=self._checkpoint_primary)
 
     def _checkpoint_primary(self) -> None:
         import psycopg
@@ -341,11 +331,16 @@ class Formation:
             return False
 
     @staticmethod
-    def _wait(cond, timeout: float, what: str) -> None:
+    def _wait(cond, timeout: float, what: str, meanwhile=None, every: float = 3.0) -> None:
+        """Poll `cond` until it holds; `meanwhile`, if given, is called every `every` seconds while it does not."""
         deadline = time.monotonic() + timeout
+        last = 0.0
         while time.monotonic() < deadline:
             if cond():
                 return
+            if meanwhile is not None and time.monotonic() - last > every:
+                last = time.monotonic()
+                meanwhile()
             time.sleep(0.5)
         raise HaError(f"timed out after {timeout:.0f} s waiting for {what} (logs in var/ha/*.log)")
 
