@@ -288,7 +288,19 @@ _COMMIT_AND_UNLOCK = "COMMIT; SELECT pg_advisory_unlock_all()"
 _unlock_at_commit = threading.local()  # .on: the pooled connection whose commit also unlocks
 
 _commit_queued = threading.local()  # .on: the driver connection whose commit() queues its COMMIT (Database.pipeline)
-_reading = threading.local()  # .on: this thread runs a `Database.run(readonly=True)` (it retries on a broken connection)
+_reading = threading.local()  # .on: this thread's checkouts skip the pre-ping (`_no_ping`: the work is run again on a broken connection)
+
+
+@contextmanager
+def _no_ping(on: bool = True) -> Iterator[None]:
+    """While the block runs (and `on`), this thread's checkouts skip the pre-ping (`_pre_ping`): work whose
+    first statement finds a broken connection, and which is then run again on a fresh one."""
+    before = getattr(_reading, "on", False)
+    _reading.on = on
+    try:
+        yield
+    finally:
+        _reading.on = before
 
 
 def _pre_ping(dialect, dbapi_conn) -> None:
@@ -490,31 +502,23 @@ class Database:
         attempt = 0
         while True:
             attempt += 1
-            reading = getattr(_reading, "on", False)
-            _reading.on = readonly  # a read's checkout skips the pre-ping (it is retried instead: _pre_ping)
             sent.clear()
             try:
-                if queued_commit and not readonly and self.dialect == "postgresql":
-                    # the session on a connection of its own: its commit must not hand the connection back
-                    # to the pool before the pipeline carrying the COMMIT has ended (_transaction)
-                    with self.engine.connect() as conn, self.sessions(bind=conn) as s:
-                        return self._transaction(s, work, True, sent if marked else None)
-                with maker() as s, s.begin():
-                    return work(s)
+                with _no_ping(readonly):  # a read's checkout skips the pre-ping (it is retried instead)
+                    if queued_commit and not readonly and self.dialect == "postgresql":
+                        # the session on a connection of its own: its commit must not hand the connection
+                        # back to the pool before the pipeline carrying the COMMIT has ended (_transaction)
+                        with self.engine.connect() as conn, self.sessions(bind=conn) as s:
+                            return self._transaction(s, work, True, sent if marked else None)
+                    with maker() as s, s.begin():
+                        return work(s)
             except Exception as exc:
                 if sent and self._committed_after(exc, sent):
                     return cast(T, sent[0][1])
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
-                if not is_retryable(exc) or attempt >= self.max_attempts:
-                    raise
-                self.retries += 1
-                log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
-                if not waited_for_committed_writer(exc):
-                    time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
-            finally:
-                _reading.on = reading
+                self._back_off(exc, attempt)
 
     def read(self, work: Callable[[Reads], T], *, shape: Hashable = None) -> T:
         """Run a declared read (services.operation.query): `work` reads through a `Reads`, whose `rows`
@@ -614,12 +618,18 @@ class Database:
                 if reconnect is not None and reconnect.again(exc):
                     attempt -= 1
                     continue
-                if not is_retryable(exc) or attempt >= self.max_attempts:
-                    raise
-                self.retries += 1
-                log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
-                if not waited_for_committed_writer(exc):
-                    time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
+                self._back_off(exc, attempt)
+
+    def _back_off(self, exc: Exception, attempt: int) -> None:
+        """`run`'s step after a failed attempt that is no lost commit and no broken connection: raise `exc`
+        unless it may run again (a serialization failure, a deadlock; up to max_attempts); else count it
+        and wait a little, or not at all when it waited for a writer that has since committed."""
+        if not is_retryable(exc) or attempt >= self.max_attempts:
+            raise exc
+        self.retries += 1
+        log.debug("retrying transaction after %s (attempt %d)", type(exc).__name__, attempt)
+        if not waited_for_committed_writer(exc):
+            time.sleep(min(0.2, 0.002 * 2**attempt) * (0.5 + random.random()))
 
     @contextlib.contextmanager
     def _unpinged(self) -> Iterator[Connection]:
@@ -627,12 +637,8 @@ class Database:
         the advisory locks in autocommit, finds a broken connection before anything is written or
         committed (`_NotStarted`), so the work runs again on a fresh one, keyed or not: the ping before it
         was a round trip for nothing on every locked operation."""
-        reading = getattr(_reading, "on", False)
-        _reading.on = True
-        try:
+        with _no_ping():
             conn = self.engine.connect()
-        finally:
-            _reading.on = reading
         with conn:
             yield conn
 
@@ -849,12 +855,8 @@ class _DriverReads(Reads):
         self._session: Session | None = None
 
     def _checkout(self):
-        reading = getattr(_reading, "on", False)
-        _reading.on = True  # no pre-ping: a broken connection is found by the read and the read run again
-        try:
+        with _no_ping():  # a broken connection is found by the read, and the read run again
             self._fairy = fairy = self.db.engine.raw_connection()
-        finally:
-            _reading.on = reading
         driver = self._driver = fairy.driver_connection
         self._level = driver.isolation_level
         if self.single:
