@@ -57,7 +57,8 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
     """A batch of a teller's deposit and withdrawal and a clerk's replacement with its fee in cash: the
     session's before-commit writes (the fee receipt linked to its ledger transfer) are sent in the batch's
     transaction, ahead of the COMMIT queued in the same pipeline (a COMMIT sent before the hooks ran left
-    the link to a transaction of its own); six round trips in all, the read-ahead's BEGIN folded."""
+    the link to a transaction of its own); five round trips in all, the read-ahead's BEGIN folded and the
+    application's new rows written with the commit."""
     from sscard.services import batching, replacement
     from sscard.services.batching import _Request
     from sscard.services.operation import Request
@@ -85,12 +86,58 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
     link = next(i for i, m in enumerate(statements) if "UPDATE fee_receipts" in m)
     commit = next(i for i, m in enumerate(statements) if '"COMMIT"' in m)
     assert link < commit and not any("BEGIN" in m for m in statements[commit:]), statements[link - 1:]
-    assert waits(wire) == 6, sent(wire)
+    assert waits(wire) == 5, sent(wire)
     with app.db.session() as s:
         from sscard.models.counter import FeeReceipt
 
         receipt = s.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == answers[2]["receipt_no"]))
         assert receipt is not None and receipt.ledger_transfer_id is not None
+
+
+def test_a_batch_of_replacements_writes_their_new_rows_with_its_commit_one_statement_per_table(city, app, postgres_only):
+    """Three applications in one batch: their new cards, bank accounts, applications and receipts go in
+    the commit's round trip, one INSERT per table for the three, after which the fee links are written;
+    the batch waits as often as a batch of one application (each used to cost a round trip of its own)."""
+    from sscard.models.counter import FeeReceipt, ReplacementApplication
+    from sscard.models.foundation import Card
+    from sscard.services import batching, replacement
+    from sscard.services.batching import _Request
+    from sscard.services.operation import Request
+
+    a = activated(city, opening_fen=10_000)
+    cards = [city.issued_card() for _ in range(5)]
+    teller, clerk = city.actor("teller"), city.actor("clerk")
+    writer = batching.batcher(app)
+    writer.turn_idle = 60.0
+
+    def run(*calls):
+        reqs = [_Request(Request(app, fn, actor, args, kwargs, key)) for fn, actor, args, kwargs, key in calls]
+        writer._process(reqs)
+        return [r.answer for r in reqs]
+
+    def apply(card, key):
+        return (replacement.apply, clerk, (card.card_number, "damaged", card.citizen_id), {"payment": "cash"}, key)
+
+    for n in range(2):  # the system accounts made, then known; the writer's turn
+        run((banking.deposit, teller, (a.pan, 100), {}, f"w{n}d"), apply(cards[n], f"w{n}"))
+    answers, wire = on_the_wire(lambda: run((banking.deposit, teller, (a.pan, 500), {}, "k0"),
+                                            *(apply(card, f"k{i}") for i, card in enumerate(cards[2:], 1))),
+                                writer=writer)
+    assert all(isinstance(x, dict) for x in answers), answers
+    statements = [m for m in sent(wire) if m.startswith(("Parse", "Query"))]
+    commit = next(i for i, m in enumerate(statements) if '"COMMIT"' in m)
+    for table in ("cards", "bank_accounts", "replacement_applications", "fee_receipts"):
+        inserts = [i for i, m in enumerate(statements) if f"INSERT INTO {table} " in m]
+        assert len(inserts) == 1 and inserts[0] < commit, (table, statements)
+    assert waits(wire) == 5, sent(wire)
+    with app.db.session() as s:
+        for answer in answers[1:]:
+            new = s.scalar(select(Card).where(Card.card_number == answer["card_number"]))
+            assert new is not None and new.replaces_card_id is not None
+            application = s.get(ReplacementApplication, answer["application_id"])
+            assert application is not None and application.new_card_id == new.id
+            receipt = s.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == answer["receipt_no"]))
+            assert receipt is not None and receipt.ledger_transfer_id is not None
 
 
 def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, postgres_only):

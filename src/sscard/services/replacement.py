@@ -38,7 +38,7 @@ from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, attorney, banking, batching, ledger, lookup, loss, outbox
 from . import card_lifecycle as lifecycle
 from .access import Scope
-from .book import TRANSFERS
+from .book import TRANSFERS, per_transaction
 from .book import flush as flush_book
 from .enrolment import create_card, new_card_numbers, reserve_numbers
 from .operation import Op, Request, operation, query
@@ -396,22 +396,12 @@ class _Batch:
 
 
 def _insert_in_order(op: Op, rows: list[Card | BankAccount | ReplacementApplication | FeeReceipt]) -> None:
-    """A batch's new rows of one application (their ids reserved), each table after those it refers to,
-    sent together: on PostgreSQL in one round trip. Written as Core inserts of the objects' values (the
-    ORM's unit of work cost more than the statements): so the objects stay out of the session, and the
-    events that its flush hook would queue for a new card and its account are queued here, the same.
-    What else the session has to write (a recorded loss: an UPDATE, which counts its rows) goes first."""
-    if op.session.dirty or op.session.new:
-        op.session.flush()
-    conn = op.session.connection()
-    with op.app.db.pipeline(op.session):
-        for row in rows:
-            table = cast(Table, type(row).__table__)
-            insert_, defaults = _insert_of(table)
-            # the values set, over the columns' defaults as the ORM would apply them (None: the default)
-            values = {**defaults, **{key: value for key, value in vars(row).items()
-                                     if key in table.c and not (value is None and key in defaults)}}
-            execute_many(conn, insert_, [values])
+    """A batch's new rows of one application (their ids reserved), kept in the batch's book of new rows
+    and written when the batch commits, in its commit's round trip (`_NewRows`): sent here, they cost the
+    writer a round trip per application, with every caller of the batch waiting behind it. The objects
+    stay out of the session; the events that its flush hook would queue for a new card and its account
+    are queued here, the same."""
+    new_rows_of(op.session).add(rows)
     # the events' card facts as written here (the new card's own bank account, if it has one: none when
     # the PAN is kept): no batched operation changes a card applied for in its batch, so they are the
     # commit's, and the commit need not read them back
@@ -426,6 +416,55 @@ def _insert_in_order(op: Op, rows: list[Card | BankAccount | ReplacementApplicat
         elif isinstance(row, BankAccount):
             assert row.card_id == card.id  # the new card's account
             outbox.queue(op.session, "card.bank_status_changed", row.card_id, after=str(row.status), fact=fact)
+
+
+class _NewRows:
+    """A batch's new rows of its replacement applications, by table, written at its commit: each table
+    after those it refers to, a table's rows in one statement (Core inserts of the objects' values, over
+    the columns' defaults as the ORM would apply them: its unit of work cost more than the statements).
+    An area book (services.batching): the batch counts its `changes` (an application refused after it
+    added rows cannot stay in the batch) and writes it in the commit's pipeline; written before the
+    session's own flush at commit, so that a moved bank account's UPDATE finds its new card."""
+
+    ORDER = (Card, BankAccount, ReplacementApplication, FeeReceipt)
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.changes = 0
+        self._rows: dict[type, list[dict[str, Any]]] = {cls: [] for cls in self.ORDER}
+
+    def add(self, rows: list[Card | BankAccount | ReplacementApplication | FeeReceipt]) -> None:
+        for row in rows:
+            table = cast(Table, type(row).__table__)
+            _insert, defaults = _insert_of(table)
+            # the values set, over the columns' defaults (None: the default)
+            self._rows[type(row)].append({**defaults, **{key: value for key, value in vars(row).items()
+                                                         if key in table.c and not (value is None and key in defaults)}})
+        self.changes += 1
+
+    def flush(self) -> None:
+        if not self.changes:
+            return
+        conn = self.session.connection()
+        for cls in self.ORDER:
+            by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for values in self._rows[cls]:
+                by_keys.setdefault(tuple(values), []).append(values)
+            for same in by_keys.values():  # (one statement per set of columns given: usually one)
+                execute_many(conn, _insert_of(cast(Table, cls.__table__))[0], same)
+        self.changes = 0
+        self._rows = {cls: [] for cls in self.ORDER}
+
+
+_NEW_ROWS = "sscard.replacement.new_rows"  # session.info: _NewRows
+new_rows_of = per_transaction(_NEW_ROWS, _NewRows, _NewRows.flush)
+
+
+@batching.area_book
+def _new_rows(session: Session) -> _NewRows | None:
+    """For a group-committed batch: its book of new rows, if an application has made one."""
+    found: _NewRows | None = session.info.get(_NEW_ROWS)
+    return found
 
 
 _INSERTS: dict[str, tuple[Insert, dict[str, Any]]] = {}
