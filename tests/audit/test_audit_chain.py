@@ -212,4 +212,3 @@ def test_audit_verify_on_the_command_line_exits_non_zero_naming_the_broken_recor
     _sql(app, "UPDATE audit_records SET actor_id = 'someone' WHERE id = :id", id=victim)
     out = cli("audit", "verify")
     assert out.exit_code == 1 and f"audit record id {victim}" in out.output
-
