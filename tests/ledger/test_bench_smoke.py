@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -85,3 +86,24 @@ def test_a_ratio_target_without_the_baseline_in_the_run_is_not_judged_met():
                   "workloads": {"f": f}, "ratios": {}, "targets": alone, "calibration_ms": [50, 50]})
     assert not any("target met" in line for line in lines)
     assert any("ratio not judged" in line for line in lines)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is Debian's package (make wrk)")
+def test_the_wrk_driven_payments_carry_a_key_each_so_every_answer_counted_is_a_new_transfer():
+    """(c) through wrk: each request has an Idempotency-Key of its own (across its threads and its warm-up
+    run), so no 200 counted is a stored answer replayed for free: every payment it counts is a transfer
+    in the ledger."""
+    from sscard.bench.ledger import LedgerRig
+
+    rig = LedgerRig("sqlite", "", 3, 2, "full", lambda m: None, http=True)
+    try:
+        before = rig.check()["transfers"]
+        out = rig.http_payments(2, 1, client="wrk")
+        check = rig.check()
+    finally:
+        rig.close()
+    assert out["client"].startswith("wrk") and out["errors"] == 0 and out["ok"] > 0
+    # (wrk counts the answers it read before its time was up: each run may leave one request per
+    # connection that the server still completed)
+    new = check["transfers"] - before
+    assert check["ok"] and 0 <= new - (out["ok"] + out["warm_up_ok"]) <= 2 * 2, (new, out)

@@ -189,6 +189,28 @@ def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[
     return out
 
 
+def wrk(port: int, script: str, args: list[str], clients: int, seconds: float) -> dict:
+    """`seconds` of wrk (Debian's package: a C load generator, as the ledger's baseline is the native
+    pgbench) at `clients` keep-alive connections on up to 2 threads, each sending its next request when
+    the last is answered, as `script` (a Lua file beside this module) writes them from `args`; its figures
+    as drive() gives them (only 200 answers count as done: any other status, or a socket error, is an
+    error). The script prints one line "SSCARD {json}" from its done()."""
+    path = Path(__file__).with_name(script)
+    done = subprocess.run(
+        ["wrk", "-t", str(max(1, min(2, clients))), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
+         "--timeout", "10s", "-s", str(path), f"http://127.0.0.1:{port}", "--", *args],
+        capture_output=True, text=True, check=False, timeout=seconds + 60)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("SSCARD ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk exited {done.returncode} with no figures: {done.stdout[-500:]}{done.stderr[-500:]}")
+    got = json.loads(line[len("SSCARD "):])
+    elapsed = got["duration_us"] / 1e6
+    errors = got["non_200"] + got["socket_errors"]
+    return {"tps": (got["requests"] - got["non_200"]) / elapsed, "p50_ms": got["p50_us"] / 1000,
+            "p99_ms": got["p99_us"] / 1000, "p90_ms": got["p90_us"] / 1000, "max_ms": got["max_us"] / 1000,
+            "ok": got["requests"] - got["non_200"], "errors": errors, "seconds": round(elapsed, 2)}
+
+
 class _Stale(Exception):
     """The connection was closed by the server before any of the answer came."""
 

@@ -3,18 +3,20 @@ transaction: on a city of their own (one bank, an outlet, an ATM, a POS, N activ
 money, built through the services), at SERIALIZABLE with every PIN check, limit, audit and
 idempotency record.
 
-(c) is driven through a uvicorn subprocess over the same database by keep-alive HTTP/1.1 connections,
-one per client thread (common.HttpClient)."""
+(c) is driven through a uvicorn subprocess over the same database by keep-alive HTTP/1.1 connections:
+wrk's when it is installed (a C client, as the baseline's is), else one per client thread
+(common.HttpClient)."""
 
 from __future__ import annotations
 
 import random
 import secrets
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
 
-from .common import HttpClient, Rig, Scratch, Server, drive, drive_http
+from .common import HttpClient, Rig, Scratch, Server, drive, drive_http, wrk
 
 BENCH_PIN = "147258"
 HIGH_LIMITS = {"atm_withdrawal_per_day_fen": 10**12, "transfer_per_day_fen": 10**12, "payment_per_day_fen": 10**12}
@@ -130,19 +132,32 @@ class LedgerRig(Rig):
 
         return drive(clients, seconds, transfer_alone)
 
-    def http_payments(self, clients: int, seconds: float) -> dict:
-        """(c) one-step payments at the POS over HTTP (the terminal API)."""
-        client = HttpClient(self.server.ready().port)
+    def http_payments(self, clients: int, seconds: float, client: str = "auto") -> dict:
+        """(c) one-step payments at the POS over HTTP (the terminal API), each with a key of its own.
+
+        `client`: "wrk" (Debian's C load generator, as the baseline is the native pgbench: it takes next
+        to no CPU from the server it measures), "python" (threads of common.HttpClient: on these 2 cores
+        they take a share of the CPU and wait for the interpreter lock) or "auto" (wrk when installed)."""
+        port = self.server.ready().port
         token = self.tokens["POS-1"]
+        if client == "auto":
+            client = "wrk" if shutil.which("wrk") else "python"
+        if client == "wrk":
+            listing = Path(self.workdir) / "payers.tsv"
+            listing.write_text("".join(f"{pan}\t{pin}\n" for pan, pin in self.pans), encoding="utf-8")
+            warm = wrk(port, "payments.lua", [str(listing), token, f"warm-{uuid.uuid4().hex[:8]}"], clients, 1)
+            return wrk(port, "payments.lua", [str(listing), token, uuid.uuid4().hex[:12]], clients, seconds) | {
+                "client": "wrk (C, 2 threads)", "warm_up_ok": warm["ok"]}
+        http = HttpClient(port)
 
         def pay(c: int, rng: random.Random) -> bool:
             pan, pin = self.pans[rng.randrange(len(self.pans))]
-            status, _body = client.post(c, "/api/v1/terminal/payments",
-                                        {"pan": pan, "amount_fen": rng.randint(1, 500), "pin": pin}, token)
+            status, _body = http.post(c, "/api/v1/terminal/payments",
+                                      {"pan": pan, "amount_fen": rng.randint(1, 500), "pin": pin}, token)
             return status == 200
 
         pay(0, random.Random(0))  # the server's first request
-        return drive_http(client, clients, seconds, pay)
+        return drive_http(http, clients, seconds, pay) | {"client": "python (threads)"}
 
     def check(self) -> dict:
         from ..services import ledger

@@ -26,12 +26,11 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from .common import HttpClient, Server, calibrate, drive, figures
+from .common import HttpClient, Server, calibrate, drive, figures, wrk
 
 KINDS = ("citizen_id", "card_number", "pan")
 SAMPLE = 20_000
@@ -93,29 +92,11 @@ def _requests(people: list[tuple[str, str, str]], clerk: str, teller_token: str)
 
 
 def _wrk(port: int, requests: list[tuple[str, str, str]], workdir: Path, clients: int, seconds: float) -> dict:
-    """A warm-up second, then `seconds` of wrk at `clients` connections; its figures as drive() gives them."""
+    """A warm-up second, then `seconds` of wrk at `clients` connections over the requests (`lookups.lua`)."""
     listing = workdir / "requests.tsv"
     listing.write_text("".join(f"{path}\t{token}\n" for _kind, path, token in requests), encoding="utf-8")
-    script = Path(__file__).with_name("lookups.lua")
-    threads = max(1, min(2, clients))
-
-    def once(duration: float) -> dict:
-        done = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(duration))}s", "--timeout", "10s",
-             "-s", str(script), f"http://127.0.0.1:{port}", "--", str(listing)],
-            capture_output=True, text=True, check=False, timeout=duration + 60)
-        line = next((x for x in done.stdout.splitlines() if x.startswith("SSCARD ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk exited {done.returncode} with no figures: {done.stdout[-500:]}{done.stderr[-500:]}")
-        return json.loads(line[len("SSCARD "):])
-
-    once(1)  # the connections, the server's first use of each route and of the pool
-    got = once(seconds)
-    elapsed = got["duration_us"] / 1e6
-    errors = got["non_200"] + got["socket_errors"]
-    return {"tps": (got["requests"] - got["non_200"]) / elapsed, "p50_ms": got["p50_us"] / 1000,
-            "p99_ms": got["p99_us"] / 1000, "p90_ms": got["p90_us"] / 1000, "max_ms": got["max_us"] / 1000,
-            "ok": got["requests"] - got["non_200"], "errors": errors, "seconds": round(elapsed, 2)}
+    wrk(port, "lookups.lua", [str(listing)], clients, 1)  # the connections, each route's and the pool's first use
+    return wrk(port, "lookups.lua", [str(listing)], clients, seconds)
 
 
 def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: float = 20, key: bytes | None = None,

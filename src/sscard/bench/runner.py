@@ -21,7 +21,9 @@ TARGETS = {"b": (1.0, 100.0), "c": (0.5, 20.0), "d": (None, 100.0), "e": (0.25, 
 
 def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: str = DEFAULT_PG,
         accounts: int = 20, people: int = 5000, scale: int = 10, workers: int = 1,
-        sqlite_synchronous: str | None = None, progress: Callable[[str], None] = lambda m: None) -> dict:
+        sqlite_synchronous: str | None = None, client: str = "auto",
+        progress: Callable[[str], None] = lambda m: None) -> dict:
+    """`client`: what drives (c): "wrk", "python" or "auto" (wrk when installed; LedgerRig.http_payments)."""
     from ..core.policy import load_policy
     from .baseline import run_baseline
     from .city import CityRig
@@ -55,7 +57,7 @@ def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: 
                 record("b", rig.service_transfers(clients, seconds))
             if "c" in chosen:
                 progress(f"(c) {WORKLOADS['c']}, {clients} clients, {seconds:.0f} s")
-                record("c", rig.http_payments(clients, seconds))
+                record("c", rig.http_payments(clients, seconds, client))
             if "d" in chosen:
                 progress(f"(d) {WORKLOADS['d']}, {clients} clients, {seconds:.0f} s")
                 record("d", rig.unbatched_transfers(clients, seconds))
@@ -116,6 +118,8 @@ def text(report: dict) -> list[str]:
         lines.append(f"    {_line(r)}{ratio}{mark}")
         if w == "a":
             lines.append(f"    {r.get('baseline', '')}")
+        if "client" in r:
+            lines.append(f"    client: {r['client']}")
         if "batching" in r:
             lines.append(f"    batching {r['batching']}")
         if r.get("refused"):

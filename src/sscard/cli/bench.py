@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
     SECONDS = typer.Option(10.0, min=1.0)
     PG_URL = typer.Option("", help="PostgreSQL server")
     AS_JSON = typer.Option(False, "--json")
+    CLIENT = typer.Option("auto", help="what drives (c): wrk (a C client, as the baseline's), python (threads) "
+                                       "or auto (wrk when installed)")
 
     def progress(message: str) -> None:
         err_console.print(f"[dim]{message}[/dim]")
@@ -54,6 +56,8 @@ def register(app: typer.Typer) -> None:
 
         if db not in ("sqlite", "postgres"):
             raise typer.BadParameter("--db is sqlite or postgres")
+        if kw.get("client", "auto") not in ("auto", "wrk", "python"):
+            raise typer.BadParameter("--client is auto, wrk or python")
         chosen = only.replace(",", "").replace(" ", "")
         if not chosen or set(chosen) - set(WORKLOADS):
             raise typer.BadParameter(f"--only takes workloads among {','.join(WORKLOADS)}")
@@ -72,12 +76,14 @@ def register(app: typer.Typer) -> None:
         accounts: int = typer.Option(20, min=2, help="cardholders of (b), (c), (d)"),
         people: int = typer.Option(5000, min=100, help="demo cardholders of (e), (f)"),
         scale: int = typer.Option(10, min=1, help="TPC-B scale of the baseline (pgbench -s)"),
+        client: str = CLIENT,
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON only (progress on stderr)"),
     ) -> None:
         """All workloads in one run: tps, p50, p99 and the ratio of each to the baseline (a)."""
         if ctx.invoked_subcommand is not None:
             return
-        show(run(db, clients, seconds, only, pg_url, accounts=accounts, people=people, scale=scale), as_json)
+        show(run(db, clients, seconds, only, pg_url, accounts=accounts, people=people, scale=scale, client=client),
+             as_json)
 
     @bench.command("ledger")
     def bench_ledger(
@@ -87,10 +93,11 @@ def register(app: typer.Typer) -> None:
         pg_url: str = PG_URL,
         accounts: int = typer.Option(20, min=2, help="cardholders created through the services"),
         workers: int = typer.Option(1, min=1, max=16, help="uvicorn worker processes for (c)"),
+        client: str = CLIENT,
         as_json: bool = AS_JSON,
     ) -> None:
         """The ledger's part: (a) baseline, (b), (c), (d)."""
-        show(run(db, clients, seconds, "abcd", pg_url, accounts=accounts, workers=workers), as_json)
+        show(run(db, clients, seconds, "abcd", pg_url, accounts=accounts, workers=workers, client=client), as_json)
 
     @bench.command("medical")
     def bench_medical(
