@@ -107,3 +107,25 @@ def test_the_wrk_driven_payments_carry_a_key_each_so_every_answer_counted_is_a_n
     # connection that the server still completed)
     new = check["transfers"] - before
     assert check["ok"] and 0 <= new - (out["ok"] + out["warm_up_ok"]) <= 2 * 2, (new, out)
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is Debian's package (make wrk)")
+def test_the_wrk_driven_counter_mix_sends_each_replacement_once_and_is_refused_nothing():
+    """(f) through wrk: every request answered 200 or 201 (a replacement sent twice, a withdrawal from an
+    empty account, a key used twice would be refused), none of the listed requests sent again."""
+    from sqlalchemy import func, select
+
+    from sscard.bench.city import CityRig
+    from sscard.bench.counter import counter_mix
+    from sscard.models.counter import ReplacementApplication
+
+    rig = CityRig("sqlite", "", 100, 2, "full", lambda m: None)
+    try:
+        out = counter_mix(rig, 2, 1, client="wrk")
+        with rig.app.db.session() as s:
+            applications = s.scalar(select(func.count()).select_from(ReplacementApplication))
+    finally:
+        rig.close()
+    assert out["client"].startswith("wrk") and out["ok"] > 0, out
+    assert out["errors"] == 0 and out["wrapped"] == 0 and out["refused"] == "", out
+    assert applications >= 2  # the warm-up's and the run's (each card once: a second would be refused)

@@ -194,7 +194,8 @@ def wrk(port: int, script: str, args: list[str], clients: int, seconds: float) -
     pgbench) at `clients` keep-alive connections on up to 2 threads, each sending its next request when
     the last is answered, as `script` (a Lua file beside this module) writes them from `args`; its figures
     as drive() gives them (only 200 answers count as done: any other status, or a socket error, is an
-    error). The script prints one line "SSCARD {json}" from its done()."""
+    error). The script prints one line "SSCARD {json}" from its done(); what else it puts there (a count of
+    its own) is passed on."""
     path = Path(__file__).with_name(script)
     done = subprocess.run(
         ["wrk", "-t", str(max(1, min(2, clients))), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
@@ -208,7 +209,11 @@ def wrk(port: int, script: str, args: list[str], clients: int, seconds: float) -
     errors = got["non_200"] + got["socket_errors"]
     return {"tps": (got["requests"] - got["non_200"]) / elapsed, "p50_ms": got["p50_us"] / 1000,
             "p99_ms": got["p99_us"] / 1000, "p90_ms": got["p90_us"] / 1000, "max_ms": got["max_us"] / 1000,
-            "ok": got["requests"] - got["non_200"], "errors": errors, "seconds": round(elapsed, 2)}
+            "ok": got["requests"] - got["non_200"], "errors": errors, "seconds": round(elapsed, 2),
+            **{k: v for k, v in got.items() if k not in _WRK_FIGURES}}  # what else the script counted
+
+
+_WRK_FIGURES = {"requests", "duration_us", "p50_us", "p90_us", "p99_us", "max_us", "mean_us", "non_200", "socket_errors"}
 
 
 class _Stale(Exception):

@@ -23,7 +23,7 @@ def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: 
         accounts: int = 20, people: int = 5000, scale: int = 10, workers: int = 1,
         sqlite_synchronous: str | None = None, client: str = "auto",
         progress: Callable[[str], None] = lambda m: None) -> dict:
-    """`client`: what drives (c): "wrk", "python" or "auto" (wrk when installed; LedgerRig.http_payments)."""
+    """`client`: what drives (c) and (f): "wrk", "python" or "auto" (wrk when installed)."""
     from ..core.policy import load_policy
     from .baseline import run_baseline
     from .city import CityRig
@@ -72,7 +72,7 @@ def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: 
                 record("e", settlements(rig, clients, seconds))
             if "f" in chosen:
                 progress(f"(f) {WORKLOADS['f']}, {clients} clients, {seconds:.0f} s")
-                record("f", counter_mix(rig, clients, seconds))
+                record("f", counter_mix(rig, clients, seconds, client))
         finally:
             rig.close()
     base = results.get("a", {}).get("tps")

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
     SECONDS = typer.Option(10.0, min=1.0)
     PG_URL = typer.Option("", help="PostgreSQL server")
     AS_JSON = typer.Option(False, "--json")
-    CLIENT = typer.Option("auto", help="what drives (c): wrk (a C client, as the baseline's), python (threads) "
+    CLIENT = typer.Option("auto", help="what drives (c) and (f): wrk (a C client, as the baseline's), python (threads) "
                                        "or auto (wrk when installed)")
 
     def progress(message: str) -> None:
