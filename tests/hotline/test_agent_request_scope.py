@@ -145,3 +145,30 @@ def test_the_agent_operations_declare_the_line_scope_and_fail_closed_without_the
     monkeypatch.setattr(access, "require_own_line", lambda *a: None)  # a body that forgot its scope
     with pytest.raises(RuntimeError, match="never checked"):
         svc.take_agent_request(app, city.actor("teller"), lines["gsb_anonymous"])
+
+
+def test_only_a_lines_own_gateway_queues_its_calls_for_an_agent(app, city):
+    """A request names the caller as the call identified them and the number the agent calls back: the
+    12333 gateway queuing a bank line's call (or the bank's gateway a 12333 call) is answered
+    call_not_found, as a call that does not exist; a cardholder (who used to be allowed by the
+    operation's declaration, though no channel called it so) is refused by the frame."""
+    from sscard.core.errors import SscardError
+
+    card = city.issued_card("王五", bank="GSB")
+    sids = {}
+    for line in ("12333", "bank:GSB"):
+        sids[line] = "CA" + uuid.uuid4().hex
+        svc.create_call(app, {"call_sid": sids[line], "line": line, "caller": "138****8000", "status": "active",
+                              "node": "main", "lang": "zh", "turn": 1, "timeouts": 0, "invalid": 0, "attempts": 0,
+                              "person_id": card.person_id, "identified_by": "pin", "after_identify": "",
+                              "slots": {}})
+    for gateway_line, call_line in (("12333", "bank:GSB"), ("bank:GSB", "12333")):
+        with pytest.raises(SscardError) as refused:
+            svc.request_agent(app, svc.gateway(gateway_line), sids[call_line], "main",
+                              callback_number="+8613900000000")
+        assert refused.value.code == "call_not_found"
+    with pytest.raises(Exception) as refused:
+        svc.request_agent(app, svc.holder(card.person_id, "王五", "12333"), sids["12333"], "main",
+                          callback_number="+8613900000000")
+    assert getattr(refused.value, "code", None) == "forbidden", refused.value
+    assert svc.request_agent(app, svc.gateway("12333"), sids["12333"], "main")["line"] == "12333"

@@ -314,12 +314,16 @@ def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_aga
 # ---------------------------------------------------------------- agent-transfer queue
 
 
-@operation("hotline.agent_request", roles={Role.SYSTEM, Role.CARDHOLDER}, scope=Scope.CITY)
+@operation("hotline.agent_request", roles={Role.SYSTEM}, scope=Scope.CITY)
 def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_number: str = "") -> dict[str, Any]:
     """The caller pressed 0: queue them for a human agent (the console shows the queue), keeping the
-    number the agent calls back on (digits and a leading +; nothing else is kept)."""
+    number the agent calls back on (digits and a leading +; nothing else is kept).
+
+    Only a line's own gateway queues its calls: the request names the caller as the call identified them
+    and the number the agent will call back, so a call of another line (or any other caller of the
+    operation) is answered call_not_found, as if it did not exist."""
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
-    if call is None:
+    if call is None or op.actor.kind != "channel" or op.actor.channel != channel_of(call.line):
         raise SscardError("call_not_found")
     number = callback_number_of(callback_number)
     req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
