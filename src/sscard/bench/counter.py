@@ -20,6 +20,26 @@ TELLERS = ("teller_gsb1", "teller_gsb2")  # both at outlets of GSB, the accounts
 CLERKS = ("clerk01", "clerk02", "clerk03")
 
 
+def nth(rig, accounts: list[tuple[str, str]], replaceable: list[tuple[str, str]], n: int, who: int
+        ) -> tuple[str, str, dict, str, int]:
+    """A client's n-th request of the mix: (kind, path, body, token, the status that answers it done).
+    Deposit, withdrawal, replacement in turn, over the client's own accounts and cards; each card is
+    replaced once at most (a second application is refused), so a client with none left deposits."""
+    kind = ("deposit", "withdrawal", "replacement_fee")[n % 3]
+    if kind == "replacement_fee" and n // 3 >= len(replaceable):
+        kind = "deposit"
+    if kind == "replacement_fee":
+        number, cid = replaceable[n // 3]
+        return (kind, "/api/v1/counter/replacements",
+                {"card_number": number, "reason": "damaged", "presented_citizen_id": cid, "payment": "cash"},
+                rig.staff_tokens[CLERKS[who % len(CLERKS)]], 201)
+    pan, pin = accounts[(n // 3) % len(accounts)]
+    token = rig.staff_tokens[TELLERS[who % len(TELLERS)]]
+    if kind == "deposit":
+        return kind, f"/api/v1/bank-accounts/{pan}/deposit", {"amount_fen": 500}, token, 200
+    return kind, f"/api/v1/bank-accounts/{pan}/withdrawal", {"amount_fen": 300, "pin": pin}, token, 200
+
+
 def counter_mix(rig, clients: int, seconds: float, client: str = "auto") -> dict:
     """`client`: "wrk" (a C client, as the baseline's: `_wrk_mix`), "python" (threads of common.HttpClient,
     which also time each kind) or "auto" (wrk when installed)."""
@@ -37,29 +57,12 @@ def counter_mix(rig, clients: int, seconds: float, client: str = "auto") -> dict
     kinds: dict[str, list[float]] = {"deposit": [], "withdrawal": [], "replacement_fee": []}  # latencies, seconds
 
     def one(c: int, _rng: random.Random) -> bool:
-        n = step[c]
+        kind, path, body, token, done = nth(rig, accounts[c], replaceable[c], step[c], c)
         step[c] += 1
-        kind = ("deposit", "withdrawal", "replacement_fee")[n % 3]
-        if kind == "replacement_fee" and n // 3 >= len(replaceable[c]):
-            kind = "deposit"  # every card is replaced once at most: a second application is refused
         t0 = time.perf_counter()
-        if kind == "replacement_fee":
-            number, cid = replaceable[c][n // 3]
-            status, body = http.post(c, "/api/v1/counter/replacements",
-                                       {"card_number": number, "reason": "damaged", "presented_citizen_id": cid,
-                                        "payment": "cash"}, rig.staff_tokens[CLERKS[c % len(CLERKS)]])
-            ok = status == 201
-        else:
-            pan, pin = accounts[c][(n // 3) % len(accounts[c])]
-            token = rig.staff_tokens[TELLERS[c % len(TELLERS)]]
-            if kind == "deposit":
-                status, body = http.post(c, f"/api/v1/bank-accounts/{pan}/deposit", {"amount_fen": 500}, token)
-            else:
-                status, body = http.post(c, f"/api/v1/bank-accounts/{pan}/withdrawal",
-                                           {"amount_fen": 300, "pin": pin}, token)
-            ok = status == 200
-        if not ok:
-            return refused(codes, status, body)
+        status, answer = http.post(c, path, body, token)
+        if status != done:
+            return refused(codes, status, answer)
         kinds[kind].append(time.perf_counter() - t0)
         return True
 
@@ -74,42 +77,22 @@ def counter_mix(rig, clients: int, seconds: float, client: str = "auto") -> dict
 
 
 def _wrk_mix(rig, clients: int, seconds: float, rate: int = 6000) -> dict:
-    """The same mix through wrk (`counter.lua`): a file of the requests, in the order the Python clients
-    send them, each thread taking its own lines in turn (each replacement once), written for `rate`
-    requests a second, far above what the server answers here; a thread at the end of its lines would
-    start again (replacements then refused: counted as errors, and as `wrapped`)."""
+    """The same mix through wrk (`counter.lua`): a file of the requests (`nth`), each of wrk's threads
+    taking its own lines in turn (each replacement once), written for `rate` requests a second, far above
+    what the server answers here; a thread at the end of its lines would start again (replacements then
+    refused: counted as errors, and as `wrapped`)."""
     threads = max(1, min(2, clients))
     per_thread = int(rate * (seconds + 1) / threads) + 1
     *cards, spare = rig.replaceable
     _warm_up(rig, spare)
     accounts = [rig.gsb_accounts[i::threads] for i in range(threads)]
     replaceable = [cards[i::threads] for i in range(threads)]
-    lines: list[list[str]] = []
-    for t in range(threads):
-        mine = []
-        for n in range(per_thread):
-            kind = ("deposit", "withdrawal", "replacement_fee")[n % 3]
-            if kind == "replacement_fee" and n // 3 >= len(replaceable[t]):
-                kind = "deposit"  # every card is replaced once at most, as in the Python clients
-            if kind == "replacement_fee":
-                number, cid = replaceable[t][n // 3]
-                body = {"card_number": number, "reason": "damaged", "presented_citizen_id": cid, "payment": "cash"}
-                mine.append(["201", kind, "/api/v1/counter/replacements", rig.staff_tokens[CLERKS[n % len(CLERKS)]],
-                             json.dumps(body)])
-                continue
-            pan, pin = accounts[t][(n // 3) % len(accounts[t])]
-            token = rig.staff_tokens[TELLERS[n % len(TELLERS)]]
-            if kind == "deposit":
-                mine.append(["200", kind, f"/api/v1/bank-accounts/{pan}/deposit", token, '{"amount_fen": 500}'])
-            else:
-                mine.append(["200", kind, f"/api/v1/bank-accounts/{pan}/withdrawal", token,
-                             json.dumps({"amount_fen": 300, "pin": pin})])
-        lines.append(mine)
     listing = Path(rig.workdir) / "counter.tsv"
     with listing.open("w", encoding="utf-8") as f:
         for n in range(per_thread):  # thread t of the script takes lines t, t + threads, ...
             for t in range(threads):
-                f.write("\t".join(lines[t][n]) + "\n")
+                kind, path, body, token, done = nth(rig, accounts[t], replaceable[t], n, n)
+                f.write(f"{done}\t{kind}\t{path}\t{token}\t{json.dumps(body)}\n")
     port = rig.server.ready().port
     return wrk(port, "counter.lua", [str(listing), str(threads), uuid.uuid4().hex[:12]], clients, seconds) | {
         "client": "wrk (C, 2 threads)"}
@@ -120,14 +103,9 @@ def _warm_up(rig, card: tuple[str, str]) -> None:
     Python client; the replacement for a card the run does not use."""
     http = rig.http()
     try:
-        pan, pin = rig.gsb_accounts[0]
-        token = rig.staff_tokens[TELLERS[0]]
-        answers = [http.post(0, f"/api/v1/bank-accounts/{pan}/deposit", {"amount_fen": 500}, token),
-                   http.post(0, f"/api/v1/bank-accounts/{pan}/withdrawal", {"amount_fen": 300, "pin": pin}, token),
-                   http.post(0, "/api/v1/counter/replacements", {"card_number": card[0], "reason": "damaged",
-                                                                  "presented_citizen_id": card[1], "payment": "cash"},
-                             rig.staff_tokens[CLERKS[0]])]
+        answers = [(done, http.post(0, path, body, token))
+                   for _kind, path, body, token, done in (nth(rig, rig.gsb_accounts[:1], [card], n, 0) for n in range(3))]
     finally:
         http.close()
-    if any(status not in (200, 201) for status, _body in answers):
-        raise RuntimeError(f"the counter mix's warm-up was refused: {[a[1][:200] for a in answers]}")
+    if any(status != done for done, (status, _body) in answers):
+        raise RuntimeError(f"the counter mix's warm-up was refused: {[a[1][1][:200] for a in answers]}")

@@ -423,8 +423,9 @@ class _NewRows:
     after those it refers to, a table's rows in one statement (Core inserts of the objects' values, over
     the columns' defaults as the ORM would apply them: its unit of work cost more than the statements).
     An area book (services.batching): the batch counts its `changes` (an application refused after it
-    added rows cannot stay in the batch) and writes it in the commit's pipeline; written before the
-    session's own flush at commit, so that a moved bank account's UPDATE finds its new card."""
+    added rows cannot stay in the batch) and writes it in the commit's pipeline. The rows refer only to
+    rows already there (the person, the old card, the centers) or to rows of this book's earlier tables;
+    the fee receipts' links to their transfers are written after them (`_link_fees`, before commit)."""
 
     ORDER = (Card, BankAccount, ReplacementApplication, FeeReceipt)
 
