@@ -251,10 +251,12 @@ def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, cl
             opened, newest = s.execute(select(ledger.ACCOUNTS.c.created_at, ledger.ACCOUNTS.c.last_transfer_day)
                                        .where(ledger.ACCOUNTS.c.id == sparse)).one()
             asked: dict[str, list[dict]] = {"walk": [], "before": []}
+            statements: dict[str, list] = {"walk": [], "before": []}
 
             def recorder(way):
                 def rows(statement, params):
                     asked[way].append(dict(params))
+                    statements[way].append(statement)
                     return session_rows(s)(statement, params)
                 return rows
 
@@ -272,16 +274,44 @@ def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, cl
             assert [p["lower"] for p in asked["walk"]] == [date(2043, 11, 1), date(2042, 8, 1), date(2041, 1, 1)]
             assert [span(p) for p in asked["before"]] == [1, 2, 32]  # January 2041 to August 2043
             if postgres:
-                walk_reads = [_reads(app, s, ledger._HISTORY_BETWEEN, p) for p in asked["walk"]]
-                before_reads = [_reads(app, s, ledger._HISTORY_BETWEEN, p) for p in asked["before"]]
+                walk_reads = [_reads(app, s, st, p) for st, p in zip(statements["walk"], asked["walk"], strict=True)]
+                before_reads = [_reads(app, s, st, p) for st, p in zip(statements["before"], asked["before"],
+                                                                       strict=True)]
                 assert walk_reads == [{"ledger_transfers_p2043_11"}, {"ledger_transfers_p2042_08"},
                                       {"ledger_transfers_p2041_01"}]
                 assert [len(r) for r in before_reads][:2] == [1, 2] and len(before_reads[2]) >= 32
+        if postgres:
+            _one_month_queries_keep_custom_plans(app, sparse, opened, newest)
     finally:
         if postgres:
             with app.db.engine.begin() as conn:
                 for month in months:
                     conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
+
+
+def _one_month_queries_keep_custom_plans(app, account_id: int, opened, newest) -> None:
+    """On one connection, walks (one-month queries) among histories read as before 0018 (queries over
+    many months, as the fallbacks still send): psycopg prepares each statement on its fifth run, and the
+    one-month statement stays planned for its parameters, one partition (a custom plan), never planned
+    once for all partitions (a generic plan, which a shared statement switched to after a few queries
+    over many months: 3 ms of server CPU per history instead of 0.4, measured)."""
+    with app.db.engine.connect() as conn:
+        rows = session_rows_of(conn)
+        for _ in range(10):
+            ledger._by_months_as_before(rows, account_id, limit=5, before_id=None, opened=opened, newest=newest)
+            ledger.history_by_months(rows, account_id, limit=5, before_id=None, opened=opened, newest=newest,
+                                     out_of_order=False)
+        plans = conn.exec_driver_sql("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements"
+                                     " WHERE statement LIKE '%%FROM ledger_transfers%%'").all()
+        conn.rollback()
+    month = [p for p in plans if "/* one month */" in p.statement]
+    assert month and month[0].custom_plans > 5 and month[0].generic_plans == 0, plans
+
+
+def session_rows_of(conn):
+    from sscard.db import fetch_all
+
+    return lambda statement, params: fetch_all(conn, statement, params)
 
 
 def test_the_check_reports_a_wrong_prev_day_a_missing_one_and_an_unmarked_account(app, clock):
