@@ -488,8 +488,8 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
     The same answer as one query over all months, because an account's transfers are written in the order
     of their days (dated by the clock when written; two transfers of one account are serialized, each
     updating its sums): a later month holds only larger ids of the account, so months newest first and ids
-    newest first within each are ids newest first (`tests/ledger/test_history.py`; `sscard account check`
-    verifies every prev day and the order). Where that cannot be followed, the rest is read as before
+    newest first within each are ids newest first (`tests/ledger/test_transfer_chain.py`, test_history.py;
+    `sscard account check` verifies every prev day and the order). Where that cannot be followed, the rest is read as before
     migration 0018 (`_by_months_as_before`'s queries): the rest of the months in one query when the oldest
     found transfer's prev day is unknown (written before 0018: NULL); the two months before and then the
     rest when `before_id` leaves nothing in the newest month (no transfer found, so no prev day to follow:
