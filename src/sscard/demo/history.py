@@ -139,19 +139,21 @@ def _payments_and_pensions(engine: Engine, rng: random.Random, today: date, span
             .order_by(ACCOUNTS.c.id)
         ).all()
         w = _Writer(conn)
+        chain = ledger.BulkChain(conn)
         sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         whole, tenths = divmod(per_ten_months, 10)  # payments a month, and the tenths of one more
         transfers = pensions = 0
         recent = partitions.add_months(partitions.month_start(today), -3)
+        moves: list[tuple[dict, dict]] = []  # one account's transfers and their audit records
 
-        def move(debit: int, credit: int, amount: int, code: str, ref: str, at: datetime) -> str:
+        def move(debit: int, credit: int, amount: int, code: str, ref: str, at: datetime) -> tuple[str, dict]:
             tid = f"{rng.getrandbits(128):032x}"
-            w.add(TRANSFERS, dict(transfer_id=tid, kind="posted", debit_account_id=debit, credit_account_id=credit,
-                                  amount=amount, pending_id=None, timeout_at=None, code=code, ref=ref, chain="",
-                                  limit_kind=None, day=at.astimezone(SHANGHAI).date(), created_at=at))
+            row = dict(transfer_id=tid, kind="posted", debit_account_id=debit, credit_account_id=credit,
+                       amount=amount, pending_id=None, timeout_at=None, code=code, ref=ref, chain="",
+                       limit_kind=None, day=at.astimezone(SHANGHAI).date(), created_at=at)
             sums[debit][0] += amount
             sums[credit][1] += amount
-            return tid
+            return tid, row
 
         for lid, available, created_at, ba_id, status, person_id, birth in accounts:
             opened = partitions.month_start((created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC))
@@ -163,10 +165,10 @@ def _payments_and_pensions(engine: Engine, rng: random.Random, today: date, span
             for month in months:
                 if pension and month < recent:  # the last three months' pensions are the ledger demo's
                     at = datetime.combine(month + timedelta(days=14), time(1, 0), tzinfo=UTC)
-                    tid = move(payer, lid, pension, "pension", month.strftime("%Y-%m"), at)
-                    w.add(AUDITS, _audit(at, ("system", "system", "system", "batch"), "bank.credit_pension",
-                                         "bank_account", str(ba_id), person_id,
-                                         {"amount_fen": pension, "transfer_id": tid}))
+                    tid, row = move(payer, lid, pension, "pension", month.strftime("%Y-%m"), at)
+                    moves.append((row, _audit(at, ("system", "system", "system", "batch"), "bank.credit_pension",
+                                              "bank_account", str(ba_id), person_id,
+                                              {"amount_fen": pension, "transfer_id": tid})))
                     pensions += 1
             for i, month in enumerate(wanted):
                 share = budget // (len(wanted) - i)
@@ -175,17 +177,28 @@ def _payments_and_pensions(engine: Engine, rng: random.Random, today: date, span
                     continue
                 budget -= amount
                 at, terminal = _moment(rng, month), rng.choice(pos)
-                tid = move(lid, rng.choice(merchants), amount, "payment", terminal, at)
-                w.add(AUDITS, _audit(at, ("terminal", terminal, "terminal", "terminal"), "bank.purchase",
-                                     "bank_account", str(ba_id), person_id, {"amount_fen": amount, "transfer_id": tid}))
+                tid, row = move(lid, rng.choice(merchants), amount, "payment", terminal, at)
+                moves.append((row, _audit(at, ("terminal", terminal, "terminal", "terminal"), "bank.purchase",
+                                          "bank_account", str(ba_id), person_id,
+                                          {"amount_fen": amount, "transfer_id": tid})))
                 transfers += 1
+            # the account's transfers in the order of their times (as the book writes them), each with its
+            # sides' prev days; its older months still come after the newer transfers already there (the
+            # ledger demo's last three pensions): such an account is marked out of order below
+            moves.sort(key=lambda m: m[0]["created_at"])
+            for row, audit in moves:
+                w.add(TRANSFERS, chain.link(row))
+                w.add(AUDITS, audit)
+            moves.clear()
         w.flush()
+        out_of_order = chain.mark_out_of_order(conn)
         _raise_sums(conn, sums)
         ledger.refresh_last_transfer_days(conn)  # (the book keeps it; these transfers were COPYed around it)
         total = conn.scalar(select(func.coalesce(func.sum(ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted), 0)))
         if total != 0:
             raise RuntimeError(f"demo history: the ledger does not balance ({total})")
-    return {"payments": transfers, "pensions": pensions, "audit_records": w.counts[AUDITS.name]}
+    return {"payments": transfers, "pensions": pensions, "audit_records": w.counts[AUDITS.name],
+            "out_of_order_accounts": out_of_order}
 
 
 def _raise_sums(conn, sums: dict[int, list[int]]) -> None:

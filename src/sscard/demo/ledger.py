@@ -135,7 +135,12 @@ def populate(engine: Engine, rng: random.Random, today: date, *, activate_share:
             .values(ledger_account_id=select(ACCOUNTS.c.id).where(ACCOUNTS.c.bank_account_id == bank_accounts.c.id)
                     .scalar_subquery(), version=bank_accounts.c.version + 1)
         )
-        bulk_insert(conn, TRANSFERS, transfers)
+        # in the order of their times, as the book writes them (ids grow with days, per account and overall),
+        # each with its sides' prev days
+        transfers.sort(key=lambda t: t["created_at"])
+        chain = ledger.BulkChain(conn)
+        bulk_insert(conn, TRANSFERS, [chain.link(t) for t in transfers])
+        chain.mark_out_of_order(conn)  # (none: a new city's first transfers)
         system = [{"aid": aid, "d": d, "c": c} for aid, (d, c) in sums.items() if aid < first_id]
         if system:  # the pension payer and the outlets' cash drawers
             conn.execute(

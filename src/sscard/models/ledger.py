@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
+NO_EARLIER_DAY = date(1, 1, 1)  # a transfer's prev day when its account had no transfer before it
 
 
 class LedgerAccount(Base):
@@ -41,6 +42,11 @@ class LedgerAccount(Base):
     # transfers (services/book.py): a statement looks for the newest transfers from that month back,
     # instead of probing every monthly partition since the account was opened (docs/SCALE.md).
     last_transfer_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    # Some transfer of this account was written with a day in an earlier month than one written before it
+    # (a backfill: `sscard demo-history`; or two writes racing across midnight at a month's end): its
+    # transfers' prev days (below) then do not lead from month to month, and its statement reads by months
+    # as it did before migration 0018 (services/ledger.history_by_months).
+    out_of_order: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(
@@ -71,6 +77,11 @@ class LedgerTransfer(Base):
     limit_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)  # daily limit it counted against
     day: Mapped[date] = mapped_column(Date)  # Shanghai day
     created_at: Mapped[datetime]
+    # For each side, the newest day among that account's transfers written before this one: its
+    # last_transfer_day then, the day of its previous transfer (NO_EARLIER_DAY: it had none; NULL: written
+    # before migration 0018, unknown). A statement follows them back one month's partition at a time.
+    debit_prev_day: Mapped[date | None] = mapped_column(Date, nullable=True)
+    credit_prev_day: Mapped[date | None] = mapped_column(Date, nullable=True)
 
     __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
 

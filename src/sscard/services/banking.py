@@ -228,13 +228,15 @@ _PREFETCH_ACCOUNTS = _prefetch_statement(usage=False)
 
 def _statement_read() -> Select[Any]:
     """A statement's account (what the answer shows and the scope check reads), its ledger account's sums,
-    when that was opened and the day of its newest transfer: one row."""
+    when that was opened, the day of its newest transfer and whether its transfers were written out of
+    order: one row."""
     table = BankAccount.__table__
     accounts = ledger.ACCOUNTS.c
     return (select(table.c.pan, table.c.person_id, table.c.bank_id, table.c.ledger_account_id, table.c.status,
                    table.c.loss_expires_at, table.c.activation_deadline, accounts.id.label("ledger_id"),
                    accounts.debits_posted, accounts.credits_posted, accounts.debits_pending, accounts.credits_pending,
-                   accounts.created_at.label("ledger_opened"), accounts.last_transfer_day.label("ledger_newest"))
+                   accounts.created_at.label("ledger_opened"), accounts.last_transfer_day.label("ledger_newest"),
+                   accounts.out_of_order.label("ledger_out_of_order"))
             .outerjoin(ledger.ACCOUNTS, accounts.id == table.c.ledger_account_id)
             .where(table.c.pan == bindparam("pan")))
 
@@ -628,8 +630,8 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     limit = max(1, min(int(limit), 200))
     ledger_id = account.ledger_account_id
     rows = ledger.history_by_months(op.rows, ledger_id, limit=limit, before_id=before_id,
-                                    opened=found[0].ledger_opened, newest=found[0].ledger_newest) \
-        if ledger_id else []
+                                    opened=found[0].ledger_opened, newest=found[0].ledger_newest,
+                                    out_of_order=bool(found[0].ledger_out_of_order)) if ledger_id else []
     others = {r.credit_account_id if r.debit_account_id == ledger_id else r.debit_account_id for r in rows}
     names = _counterparties(op.rows, others)
     entries = []

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from ..core.errors import SscardError
 from ..db import execute_many, fetch_all
-from ..models.ledger import LedgerAccount, LedgerTransfer, LimitUsage
+from ..models.ledger import NO_EARLIER_DAY, LedgerAccount, LedgerTransfer, LimitUsage
 
 ACCOUNTS = cast(Table, LedgerAccount.__table__)  # declared as a FromClause; a mapped class's table is a Table
 TRANSFERS = cast(Table, LedgerTransfer.__table__)
@@ -59,7 +59,9 @@ class LedgerInvariantBroken(AssertionError):
 
 @dataclass(slots=True)
 class Account:
-    """An account as this transaction sees it (loaded values plus what the book has added)."""
+    """An account as this transaction sees it (loaded values plus what the book has added). `last_day`:
+    the day of its newest transfer, stored or recorded here (its last_transfer_day as the book will
+    write it), which the next transfer records as its prev day; `out_of_order`: as stored."""
 
     id: int
     no_overdraft: bool
@@ -68,11 +70,13 @@ class Account:
     credits_posted: int
     debits_pending: int
     credits_pending: int
+    last_day: date | None
+    out_of_order: bool
 
     @classmethod
     def from_row(cls, account_id: int, row: Any) -> Account:  # a Row, or fetch_all's named tuple
         return cls(account_id, bool(row.no_overdraft), bool(row.closed), row.debits_posted, row.credits_posted,
-                   row.debits_pending, row.credits_pending)
+                   row.debits_pending, row.credits_pending, row.last_transfer_day, bool(row.out_of_order))
 
     @property
     def available(self) -> int:
@@ -84,7 +88,7 @@ class Account:
 
 _SELECT_ACCOUNTS = select(
     ACCOUNTS.c.id, ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted, ACCOUNTS.c.credits_posted,
-    ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending,
+    ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending, ACCOUNTS.c.last_transfer_day, ACCOUNTS.c.out_of_order,
 ).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True)))
 _SELECT_USAGE = select(USAGE.c.ledger_account_id, USAGE.c.kind, USAGE.c.used_fen).where(
     USAGE.c.day == bindparam("day"), USAGE.c.ledger_account_id.in_(bindparam("ids", expanding=True)))
@@ -113,6 +117,7 @@ _UPDATE_SUMS_PG = text(
     "FROM (VALUES (CAST(:aid AS BIGINT), CAST(:ddp AS BIGINT), CAST(:dcp AS BIGINT), CAST(:ddpe AS BIGINT), "
     "CAST(:dcpe AS BIGINT), CAST(:day AS DATE))) AS v(aid, ddp, dcp, ddpe, dcpe, day) WHERE a.id = v.aid")
 _CLOSE = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(closed=True)
+_OUT_OF_ORDER = update(ACCOUNTS).where(ACCOUNTS.c.id.in_(bindparam("ids", expanding=True))).values(out_of_order=True)
 _UPSERT_USAGE: dict[str, Executable] = {}
 
 
@@ -138,6 +143,7 @@ class Book:
         self._usage_delta: dict[tuple[int, date, str], int] = {}
         self._transfers: list[dict[str, Any]] = []
         self._new_ids: set[str] = set()
+        self._out_of_order: set[int] = set()  # accounts to mark out of order (see _link)
         self.resolved: set[int] = set()  # ids of stored pending transfers resolved here, not yet flushed
         self._undo: list[tuple[Any, ...]] = []  # (what, ...): see rollback
         self._marks = 0
@@ -190,7 +196,8 @@ class Book:
         `day_param` the accounts only (their usage is then read kind by kind, when asked)."""
         accounts: list[ColumnElement[Any]] = [
             ACCOUNTS.c.id.label("ledger_id"), ACCOUNTS.c.no_overdraft, ACCOUNTS.c.closed, ACCOUNTS.c.debits_posted,
-            ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending]
+            ACCOUNTS.c.credits_posted, ACCOUNTS.c.debits_pending, ACCOUNTS.c.credits_pending,
+            ACCOUNTS.c.last_transfer_day, ACCOUNTS.c.out_of_order]
         if day_param is None:
             return accounts, lambda q: q.outerjoin(ACCOUNTS, ACCOUNTS.c.id == ledger_id_column)
         return (
@@ -243,11 +250,14 @@ class Book:
     # ------------------------------------------------------------ recording
 
     def add_transfer(self, row: dict[str, Any], sums: dict[int, tuple[int, int, int, int]]) -> None:
-        """Record a new transfer row and what it adds to each account's four sums."""
+        """Record a new transfer row and what it adds to each account's four sums. The row is given, for
+        each side, the day of that account's newest transfer before it (`debit_prev_day`,
+        `credit_prev_day`: see `_link`)."""
         self.changes += 1
         logging = self._marks > 0
         if logging:
             self._undo.append(("row", row["transfer_id"]))
+        self._link(row, logging)
         self._transfers.append(row)
         self._new_ids.add(row["transfer_id"])
         for account_id, (dp, cp, dpe, cpe) in sums.items():
@@ -266,6 +276,25 @@ class Book:
                 delta[1] += cp
                 delta[2] += dpe
                 delta[3] += cpe
+
+    def _link(self, row: dict[str, Any], logging: bool) -> None:
+        """The row's prev day for each side: the account's last_day (its newest transfer's day, as this
+        transaction reads and writes it; NO_EARLIER_DAY: none), which then becomes the row's day. Exact
+        under concurrency: the account was read in this transaction (SQLite: after BEGIN IMMEDIATE took the
+        write lock; PostgreSQL: in the SERIALIZABLE snapshot) and the flush updates its row, so a concurrent
+        transfer of the account that committed since makes this transaction fail and run again. A row dated
+        in an earlier month than the account's last_day marks the account out of order (written at flush)."""
+        day: date = row["day"]
+        for side in ("debit", "credit"):
+            acc = self.account(row[f"{side}_account_id"])
+            last = acc.last_day
+            row[f"{side}_prev_day"] = NO_EARLIER_DAY if last is None else last
+            if logging:
+                self._undo.append(("day", acc, last, acc.id in self._out_of_order))
+            if last is None or last < day:
+                acc.last_day = day
+            elif (day.year, day.month) < (last.year, last.month) and not acc.out_of_order:
+                self._out_of_order.add(acc.id)
 
     def add_usage(self, account_id: int, day: date, kind: str, amount: int) -> None:
         self.changes += 1
@@ -323,6 +352,11 @@ class Book:
                 _, key, used, delta = entry
                 self._set_or_drop(self._usage, key, used)
                 self._set_or_drop(self._usage_delta, key, delta)
+            elif what == "day":
+                _, acc, last, was_out_of_order = entry
+                acc.last_day = last
+                if not was_out_of_order:
+                    self._out_of_order.discard(acc.id)
             elif what == "res":
                 self.resolved.discard(entry[1])
             elif what == "close":
@@ -344,7 +378,7 @@ class Book:
 
     @property
     def dirty(self) -> bool:
-        return bool(self._transfers or self._deltas or self._usage_delta or self._closing)
+        return bool(self._transfers or self._deltas or self._usage_delta or self._closing or self._out_of_order)
 
     def flush_unless_linked(self) -> None:
         """Write the book now if no linked section is open (inside one it waits for the commit)."""
@@ -399,11 +433,16 @@ class Book:
                       for (aid, day, kind), amount in sorted(self._usage_delta.items()) if amount])
         if self._closing:
             session.execute(_CLOSE, {"ids": sorted(self._closing)})
+        if self._out_of_order:  # (rare: see _link)
+            session.execute(_OUT_OF_ORDER, {"ids": sorted(self._out_of_order)})
+            for account_id in self._out_of_order:
+                self.accounts[account_id].out_of_order = True
         self._transfers = []
         self._new_ids = set()
         self._deltas = {}
         self._usage_delta = {}
         self._closing = set()
+        self._out_of_order = set()
         self.resolved = set()
 
 
