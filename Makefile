@@ -86,7 +86,7 @@ pgbench:
 	      || echo "could not install postgresql-client: the benchmark's baseline will be the Python loop"; \
 	  else echo "pgbench missing (apt-get install postgresql-client): the benchmark's baseline will be the Python loop"; fi; }
 
-# wrk (a C load generator) is the client of `sscard bench lookups` and of the bench's (c) and (f), as pgbench is the ledger's baseline: a Python
+# wrk (a C load generator) is the client of `sscard bench lookups` (and of the bench's (c) and (f) with --client wrk), as pgbench is the ledger's baseline: a Python
 # client on these 2 cores takes CPU from the server it measures. Without it the Python client runs, labelled.
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \

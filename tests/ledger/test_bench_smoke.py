@@ -19,7 +19,7 @@ PG_URL = os.environ.get("SSCARD_TEST_POSTGRES_URL")
 
 @pytest.mark.slow
 def test_bench_runs_every_workload_and_reports_each_ratio_to_the_baseline_on_sqlite():
-    report = run("sqlite", 2, 0.5, accounts=3, people=100, scale=1, client="python")  # (wrk's: tests below)
+    report = run("sqlite", 2, 0.5, accounts=3, people=100, scale=1)  # (wrk as the client: the tests below)
     assert report["sqlite_synchronous"] == "full"
     assert "synchronous=FULL" in report["workloads"]["a"]["baseline"]
     for w in "abcdef":

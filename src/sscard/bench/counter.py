@@ -40,9 +40,9 @@ def nth(rig, accounts: list[tuple[str, str]], replaceable: list[tuple[str, str]]
     return kind, f"/api/v1/bank-accounts/{pan}/withdrawal", {"amount_fen": 300, "pin": pin}, token, 200
 
 
-def counter_mix(rig, clients: int, seconds: float, client: str = "auto") -> dict:
-    """`client`: "wrk" (a C client, as the baseline's: `_wrk_mix`), "python" (threads of common.HttpClient,
-    which also time each kind) or "auto" (wrk when installed)."""
+def counter_mix(rig, clients: int, seconds: float, client: str = "python") -> dict:
+    """`client`: "python" (threads of common.HttpClient, which also time each kind), "wrk" (a C client, as
+    the baseline's: `_wrk_mix`) or "auto" (wrk when installed); LedgerRig.http_payments says how they differ."""
     import time
 
     if client == "auto":

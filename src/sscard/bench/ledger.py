@@ -3,9 +3,8 @@ transaction: on a city of their own (one bank, an outlet, an ATM, a POS, N activ
 money, built through the services), at SERIALIZABLE with every PIN check, limit, audit and
 idempotency record.
 
-(c) is driven through a uvicorn subprocess over the same database by keep-alive HTTP/1.1 connections:
-wrk's when it is installed (a C client, as the baseline's is), else one per client thread
-(common.HttpClient)."""
+(c) is driven through a uvicorn subprocess over the same database by keep-alive HTTP/1.1 connections, one
+per client thread (common.HttpClient), or wrk's (`--client wrk`)."""
 
 from __future__ import annotations
 
@@ -132,12 +131,14 @@ class LedgerRig(Rig):
 
         return drive(clients, seconds, transfer_alone)
 
-    def http_payments(self, clients: int, seconds: float, client: str = "auto") -> dict:
+    def http_payments(self, clients: int, seconds: float, client: str = "python") -> dict:
         """(c) one-step payments at the POS over HTTP (the terminal API), each with a key of its own.
 
-        `client`: "wrk" (Debian's C load generator, as the baseline is the native pgbench: it takes next
-        to no CPU from the server it measures), "python" (threads of common.HttpClient: on these 2 cores
-        they take a share of the CPU and wait for the interpreter lock) or "auto" (wrk when installed)."""
+        `client`: "python" (threads of common.HttpClient: on these 2 cores they take a share of the CPU
+        and wait for the interpreter lock), "wrk" (Debian's C load generator, as the baseline is the native
+        pgbench: next to no CPU, and all 8 requests truly in flight; with it the same server answered with
+        a p99 two to three times the Python clients', docs/PERFORMANCE.md, session 14) or "auto" (wrk
+        when installed)."""
         port = self.server.ready().port
         token = self.tokens["POS-1"]
         if client == "auto":

@@ -21,9 +21,11 @@ TARGETS = {"b": (1.0, 100.0), "c": (0.5, 20.0), "d": (None, 100.0), "e": (0.25, 
 
 def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: str = DEFAULT_PG,
         accounts: int = 20, people: int = 5000, scale: int = 10, workers: int = 1,
-        sqlite_synchronous: str | None = None, client: str = "auto",
+        sqlite_synchronous: str | None = None, client: str = "python",
         progress: Callable[[str], None] = lambda m: None) -> dict:
-    """`client`: what drives (c) and (f): "wrk", "python" or "auto" (wrk when installed)."""
+    """`client`: what drives (c) and (f): "python" (the figures of every earlier run), "wrk" or "auto"
+    (wrk when installed). docs/PERFORMANCE.md, session 14: the same server answers wrk's 8 connections
+    with a p99 two to three times the Python clients'."""
     from ..core.policy import load_policy
     from .baseline import run_baseline
     from .city import CityRig

@@ -31,8 +31,9 @@ def register(app: typer.Typer) -> None:
     SECONDS = typer.Option(10.0, min=1.0)
     PG_URL = typer.Option("", help="PostgreSQL server")
     AS_JSON = typer.Option(False, "--json")
-    CLIENT = typer.Option("auto", help="what drives (c) and (f): wrk (a C client, as the baseline's), python (threads) "
-                                       "or auto (wrk when installed)")
+    CLIENT = typer.Option("python", help="what drives (c) and (f): python (threads: every earlier run's figures), "
+                                         "wrk (a C client, as the baseline's; docs/PERFORMANCE.md, session 14) or "
+                                         "auto (wrk when installed)")
 
     def progress(message: str) -> None:
         err_console.print(f"[dim]{message}[/dim]")
@@ -56,7 +57,7 @@ def register(app: typer.Typer) -> None:
 
         if db not in ("sqlite", "postgres"):
             raise typer.BadParameter("--db is sqlite or postgres")
-        if kw.get("client", "auto") not in ("auto", "wrk", "python"):
+        if kw.get("client", "python") not in ("auto", "wrk", "python"):
             raise typer.BadParameter("--client is auto, wrk or python")
         chosen = only.replace(",", "").replace(" ", "")
         if not chosen or set(chosen) - set(WORKLOADS):
