@@ -145,7 +145,7 @@ def test_a_record_committed_late_with_a_lower_id_is_sealed_after_the_others(city
 
 def test_concurrent_writers_are_all_sealed_exactly_once_while_a_sealer_runs(city, app):
     clerk = city.actor("clerk")
-    sealer = audit_chain.Sealer(app, every=0.02)
+    sealer = audit_chain.Sealer(app, every=0.02, idle=0.02)
     errors: list[BaseException] = []
 
     def writer(n: int) -> None:
