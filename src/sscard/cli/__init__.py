@@ -203,3 +203,22 @@ def main() -> None:
     except PolicyError as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
+    except Exception as exc:
+        if not _schema_missing(exc):
+            raise
+        err_console.print("[red]the database has no sscard schema, or an older one[/red]: "
+                          "run `sscard init` (creates or upgrades it), or point SSCARD_DATABASE_URL at "
+                          f"the right database ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
+        sys.exit(2)
+
+
+def _schema_missing(exc: BaseException) -> bool:
+    """A command run on a database without sscard's tables or columns (a new SQLite file, a database not
+    upgraded): SQLite's "no such table/column", PostgreSQL's undefined table or column (42P01, 42703)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None)
+    text = str(exc.orig)
+    return code in ("42P01", "42703") or text.startswith(("no such table", "no such column"))
