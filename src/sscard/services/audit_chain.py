@@ -10,13 +10,15 @@ unsealed records in id order and gives each its place: `seal_seq` (1, 2, 3... wi
 (core/audit_chain.py). A record that commits late with a lower id simply gets a later seal_seq.
 
 The sealer writes only these three columns, once per record (a unique index on seal_seq); nothing else
-ever updates an audit record. It runs in the server as a background thread (in short rounds, ten a second while records
-come, once a second when idle; started with the ASGI app, stopped with the App) and from `sscard audit seal` / `sscard audit verify --seal`.
+ever updates an audit record. It runs in the server as a background thread (in short rounds, ten a second
+while records come, once a second when idle; started with the ASGI app, stopped with the App) and from
+`sscard audit seal` / `sscard audit verify --seal`.
 
 What it proves: once sealed, a record edited, deleted or re-ordered in the database breaks the chain at
 that record (verify names it). What it does not: a record altered before it is sealed (the window is about
-a tenth of a second under load, up to a second after a pause), or a rewrite of the whole chain by someone who recomputes every hash; `verify` prints the head
-(seal_seq and hash) so the operator can note it elsewhere and notice a rewritten past.
+a tenth of a second under load, up to a second after a pause), or a rewrite of the whole chain by someone
+who recomputes every hash; `verify` prints the head (seal_seq and hash) so the operator can note it
+elsewhere and notice a rewritten past.
 """
 
 from __future__ import annotations
