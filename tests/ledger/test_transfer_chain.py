@@ -289,6 +289,46 @@ def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, cl
                     conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
 
 
+def test_an_account_that_moved_every_month_is_read_a_doubling_span_of_months_at_a_time(app, clock):
+    """A transfer in each of 40 months and a page of 50 (the bank console's): while each step finds the
+    month just before the last one read, the walk reads 2, 4, 8, then 12 months at a time; seven queries,
+    not forty, and the same answer as one query over all months. A gap starts it again at one month."""
+    clock.set(datetime(2051, 1, 10, 4, 0, tzinfo=UTC))
+    postgres = app.db.dialect == "postgresql"
+    spec = next(t for t in partitions.TABLES if t.table == "ledger_transfers")
+    months = [partitions.add_months(date(2051, 1, 1), n) for n in range(44)]
+    if postgres:  # this test's months, dropped at the end (they hold only its rows)
+        with app.db.engine.begin() as conn:
+            for month in months:
+                partitions.create_partition(conn, spec, month)
+    try:
+        dense, other = _accounts(app, 2)
+        for month in months[:40]:
+            clock.set(datetime(month.year, month.month, 5, 4, 0, tzinfo=UTC))
+            with app.db.session() as s:
+                _transfer(app, s, other, dense, 1_000)
+                s.commit()
+        clock.set(datetime(2054, 6, 1, 4, 0, tzinfo=UTC))
+        with app.db.session() as s:
+            opened, newest = s.execute(select(ledger.ACCOUNTS.c.created_at, ledger.ACCOUNTS.c.last_transfer_day)
+                                       .where(ledger.ACCOUNTS.c.id == dense)).one()
+            asked: list[dict] = []
+
+            def rows(statement, params):
+                asked.append(dict(params))
+                return session_rows(s)(statement, params)
+
+            walked = ledger.history_by_months(rows, dense, limit=50, before_id=None, opened=opened, newest=newest,
+                                              out_of_order=False)
+        assert len(walked) == 40 and len(asked) == 7, asked
+        assert [r.id for r in walked] == _pages(app, dense, 50, by_months=False)[0]
+    finally:
+        if postgres:
+            with app.db.engine.begin() as conn:
+                for month in months:
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
+
+
 def _one_month_queries_keep_custom_plans(app, account_id: int, opened, newest) -> None:
     """On one connection, walks (one-month queries) among histories read as before 0018 (queries over
     many months, as the fallbacks still send): psycopg prepares each statement on its fifth run, and the

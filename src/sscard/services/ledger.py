@@ -481,7 +481,9 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
     debit_prev_day when the account is its debit side, else its credit_prev_day: the day of the account's
     transfer written before it), one month, one partition, per query, back to the month the account was
     opened: an account that moved in three months of the last three years costs three one-partition
-    queries, not one over the thirty-six months. Each month read is read whole (below `before_id`), so the
+    queries, not one over the thirty-six months. Where that month is the one just before the last read (an
+    account that moves every month), the step reads a span of months ending there, doubling up to
+    MAX_SPAN while no month is skipped: forty busy months in seven queries, not forty. Each month read is read whole (below `before_id`), so the
     oldest row found is the oldest of the month, and the transfer before it is in an earlier month: its
     prev day names the nearest earlier month that holds any of the account's transfers.
 
@@ -508,6 +510,7 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
                                                 "upper": newest + timedelta(days=1), "n": limit})
     lower = top  # every month from here up is read
     blind = 0  # queries that found nothing to follow (before_id above them): as before 0018
+    span = 1  # months the next step reads: doubled while the account moved in every month (up to MAX_SPAN)
     while len(found) < limit and lower > first:
         if found:
             oldest = found[-1]
@@ -521,9 +524,15 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
                 break
             if month < first:
                 break  # (none before the account was opened, as before)
-            found += rows(_HISTORY_MONTH, {"aid": account_id, "below": below, "lower": month,
-                                           "upper": prev + timedelta(days=1), "n": limit - len(found)})
-            lower = month
+            # the month just before the last one read (no gap): an account that moves every month is read
+            # a span of months at a time, doubling, so that a page of 50 over 40 busy months takes 7 queries,
+            # not 40; each is read whole, so its oldest row's prev day again names an earlier month
+            span = min(span * 2, MAX_SPAN) if month == _months_before(lower, 1) else 1
+            start = max(first, _months_before(month, span - 1))
+            found += rows(_HISTORY_MONTH if span == 1 else _HISTORY_MONTHS,
+                          {"aid": account_id, "below": below, "lower": start, "upper": prev + timedelta(days=1),
+                           "n": limit - len(found)})
+            lower = start
         else:
             bound = max(first, _months_before(lower, 2)) if blind == 0 else first
             found += rows(_HISTORY_MONTHS, {"aid": account_id, "below": below, "lower": bound, "upper": lower,
@@ -554,6 +563,7 @@ def _by_months_as_before(rows: Callable[[Any, dict[str, Any]], list[Any]], accou
 
 
 _NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)
+MAX_SPAN = 12  # history_by_months: the most months one step of the walk reads (planning grows with them)
 
 
 def _history_statement(span: str) -> Any:
