@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import CITY_PEOPLE
 from .common import DEFAULT_PG, calibrate
 
 WORKLOADS = {
@@ -20,7 +21,7 @@ TARGETS = {"b": (1.0, 100.0), "c": (0.5, 20.0), "d": (None, 100.0), "e": (0.25, 
 
 
 def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: str = DEFAULT_PG,
-        accounts: int = 20, people: int = 5000, scale: int = 10, workers: int = 1,
+        accounts: int = 20, people: int = CITY_PEOPLE, scale: int = 10, workers: int = 1,
         sqlite_synchronous: str | None = None, client: str = "python",
         progress: Callable[[str], None] = lambda m: None) -> dict:
     """`client`: what drives (c) and (f): "python" (the figures of every earlier run), "wrk" or "auto"

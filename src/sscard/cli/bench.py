@@ -19,6 +19,7 @@ def bench_group(app: typer.Typer) -> typer.Typer:
 
 
 def register(app: typer.Typer) -> None:
+    from ..bench import CITY_PEOPLE
     from . import console, err_console
 
     bench = typer.Typer(invoke_without_command=True, no_args_is_help=False,
@@ -75,7 +76,8 @@ def register(app: typer.Typer) -> None:
         pg_url: str = typer.Option("", help="PostgreSQL server (scratch databases are created on it); default "
                                             "SSCARD_BENCH_POSTGRES_URL or the local server"),
         accounts: int = typer.Option(20, min=2, help="cardholders of (b), (c), (d)"),
-        people: int = typer.Option(5000, min=100, help="demo cardholders of (e), (f)"),
+        people: int = typer.Option(CITY_PEOPLE, min=100, help="demo cardholders of (e), (f) (enough for (f)'s "
+                                                              "replacements to last the run)"),
         scale: int = typer.Option(10, min=1, help="TPC-B scale of the baseline (pgbench -s)"),
         client: str = CLIENT,
         as_json: bool = typer.Option(False, "--json", help="print the report as JSON only (progress on stderr)"),
@@ -106,7 +108,7 @@ def register(app: typer.Typer) -> None:
         clients: int = CLIENTS,
         seconds: float = SECONDS,
         pg_url: str = PG_URL,
-        people: int = typer.Option(5000, min=100, help="demo cardholders in the scratch database"),
+        people: int = typer.Option(CITY_PEOPLE, min=100, help="demo cardholders in the scratch database"),
         as_json: bool = AS_JSON,
     ) -> None:
         """Medical settlements over HTTP (e), against the baseline (a)."""
