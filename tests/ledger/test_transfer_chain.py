@@ -226,6 +226,41 @@ def _reads(app, s, statement, params) -> set[str]:
     return {r for r in _relations(json.loads(plan) if isinstance(plan, str) else plan) if r.startswith("ledger_transfers")}
 
 
+@contextlib.contextmanager
+def _own_months(app, first: date, n: int):
+    """On PostgreSQL, n monthly partitions of ledger_transfers from `first`, made for a test's far-future
+    months and dropped at its end (they hold only its rows); nothing on SQLite."""
+    postgres = app.db.dialect == "postgresql"
+    spec = next(t for t in partitions.TABLES if t.table == "ledger_transfers")
+    months = [partitions.add_months(first, k) for k in range(n)]
+    if postgres:
+        with app.db.engine.begin() as conn:
+            for month in months:
+                partitions.create_partition(conn, spec, month)
+    try:
+        yield months
+    finally:
+        if postgres:
+            with app.db.engine.begin() as conn:
+                for month in months:
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
+
+
+def _credited_at(app, clock, times: list[datetime]) -> tuple[int, datetime, date]:
+    """A new account credited once at each of `times`, in order: its id, when its ledger row was opened
+    and the day of its newest transfer."""
+    account, other = _accounts(app, 2)
+    for when in times:
+        clock.set(when)
+        with app.db.session() as s:
+            _transfer(app, s, other, account, 1_000)
+            s.commit()
+    with app.db.session() as s:
+        opened, newest = s.execute(select(ledger.ACCOUNTS.c.created_at, ledger.ACCOUNTS.c.last_transfer_day)
+                                   .where(ledger.ACCOUNTS.c.id == account)).one()
+    return account, opened, newest
+
+
 def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, clock):
     """An account that moved in three months of three years: the walk by prev days sends three queries,
     each bounded by one month (on PostgreSQL: one partition each, three in all), where the walk before
@@ -233,23 +268,12 @@ def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, cl
     partitions planned and probed)."""
     clock.set(datetime(2041, 1, 10, 4, 0, tzinfo=UTC))
     postgres = app.db.dialect == "postgresql"
-    spec = next(t for t in partitions.TABLES if t.table == "ledger_transfers")
-    months = [partitions.add_months(date(2041, 1, 1), n) for n in range(40)]
-    if postgres:  # this test's months, dropped at the end (they hold only its rows)
-        with app.db.engine.begin() as conn:
-            for month in months:
-                partitions.create_partition(conn, spec, month)
-    try:
-        sparse, other = _accounts(app, 2)
-        for when in (datetime(2041, 1, 10, 4, 0), datetime(2042, 8, 3, 4, 0), datetime(2043, 11, 20, 4, 0)):
-            clock.set(when.replace(tzinfo=UTC))
-            with app.db.session() as s:
-                _transfer(app, s, other, sparse, 1_000)
-                s.commit()
+    with _own_months(app, date(2041, 1, 1), 40):
+        sparse, opened, newest = _credited_at(app, clock, [datetime(2041, 1, 10, 4, 0, tzinfo=UTC),
+                                                           datetime(2042, 8, 3, 4, 0, tzinfo=UTC),
+                                                           datetime(2043, 11, 20, 4, 0, tzinfo=UTC)])
         clock.set(datetime(2043, 12, 30, 4, 0, tzinfo=UTC))
         with app.db.session() as s:
-            opened, newest = s.execute(select(ledger.ACCOUNTS.c.created_at, ledger.ACCOUNTS.c.last_transfer_day)
-                                       .where(ledger.ACCOUNTS.c.id == sparse)).one()
             asked: dict[str, list[dict]] = {"walk": [], "before": []}
             statements: dict[str, list] = {"walk": [], "before": []}
 
@@ -282,11 +306,6 @@ def test_a_sparse_account_reads_one_partition_for_each_month_it_moved_in(app, cl
                 assert [len(r) for r in before_reads][:2] == [1, 2] and len(before_reads[2]) >= 32
         if postgres:
             _one_month_queries_keep_custom_plans(app, sparse, opened, newest)
-    finally:
-        if postgres:
-            with app.db.engine.begin() as conn:
-                for month in months:
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
 
 
 def test_an_account_that_moved_every_month_is_read_a_doubling_span_of_months_at_a_time(app, clock):
@@ -294,24 +313,11 @@ def test_an_account_that_moved_every_month_is_read_a_doubling_span_of_months_at_
     month just before the last one read, the walk reads 2, 4, 8, then 12 months at a time; seven queries,
     not forty, and the same answer as one query over all months. A gap starts it again at one month."""
     clock.set(datetime(2051, 1, 10, 4, 0, tzinfo=UTC))
-    postgres = app.db.dialect == "postgresql"
-    spec = next(t for t in partitions.TABLES if t.table == "ledger_transfers")
-    months = [partitions.add_months(date(2051, 1, 1), n) for n in range(44)]
-    if postgres:  # this test's months, dropped at the end (they hold only its rows)
-        with app.db.engine.begin() as conn:
-            for month in months:
-                partitions.create_partition(conn, spec, month)
-    try:
-        dense, other = _accounts(app, 2)
-        for month in months[:40]:
-            clock.set(datetime(month.year, month.month, 5, 4, 0, tzinfo=UTC))
-            with app.db.session() as s:
-                _transfer(app, s, other, dense, 1_000)
-                s.commit()
+    with _own_months(app, date(2051, 1, 1), 44) as months:
+        dense, opened, newest = _credited_at(app, clock, [datetime(m.year, m.month, 5, 4, 0, tzinfo=UTC)
+                                                          for m in months[:40]])
         clock.set(datetime(2054, 6, 1, 4, 0, tzinfo=UTC))
         with app.db.session() as s:
-            opened, newest = s.execute(select(ledger.ACCOUNTS.c.created_at, ledger.ACCOUNTS.c.last_transfer_day)
-                                       .where(ledger.ACCOUNTS.c.id == dense)).one()
             asked: list[dict] = []
 
             def rows(statement, params):
@@ -322,11 +328,6 @@ def test_an_account_that_moved_every_month_is_read_a_doubling_span_of_months_at_
                                               out_of_order=False)
         assert len(walked) == 40 and len(asked) == 7, asked
         assert [r.id for r in walked] == _pages(app, dense, 50, by_months=False)[0]
-    finally:
-        if postgres:
-            with app.db.engine.begin() as conn:
-                for month in months:
-                    conn.execute(text(f'DROP TABLE IF EXISTS "{spec.partition(month)}"'))
 
 
 def _one_month_queries_keep_custom_plans(app, account_id: int, opened, newest) -> None:
