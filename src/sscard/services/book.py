@@ -57,6 +57,16 @@ class LedgerInvariantBroken(AssertionError):
     """Money would be created, lost or overdrawn: a defect in the code that moved it."""
 
 
+def chain_step(last: date | None, day: date) -> tuple[date, date, bool]:
+    """One account's side of a new transfer dated `day`, the account's newest transfer day being `last`:
+    the row's prev day (NO_EARLIER_DAY: none before), the account's newest day after it, and whether the
+    row goes into an earlier month than one written before (the account is then read as out of order).
+    The one rule of the chain, for the book and for the demo's bulk loads (ledger.BulkChain)."""
+    if last is None:
+        return NO_EARLIER_DAY, day, False
+    return last, max(last, day), (day.year, day.month) < (last.year, last.month)
+
+
 @dataclass(slots=True)
 class Account:
     """An account as this transaction sees it (loaded values plus what the book has added). `last_day`:
@@ -284,16 +294,12 @@ class Book:
         write lock; PostgreSQL: in the SERIALIZABLE snapshot) and the flush updates its row, so a concurrent
         transfer of the account that committed since makes this transaction fail and run again. A row dated
         in an earlier month than the account's last_day marks the account out of order (written at flush)."""
-        day: date = row["day"]
         for side in ("debit", "credit"):
             acc = self.account(row[f"{side}_account_id"])
-            last = acc.last_day
-            row[f"{side}_prev_day"] = NO_EARLIER_DAY if last is None else last
             if logging:
-                self._undo.append(("day", acc, last, acc.id in self._out_of_order))
-            if last is None or last < day:
-                acc.last_day = day
-            elif (day.year, day.month) < (last.year, last.month) and not acc.out_of_order:
+                self._undo.append(("day", acc, acc.last_day, acc.id in self._out_of_order))
+            row[f"{side}_prev_day"], acc.last_day, backwards = chain_step(acc.last_day, row["day"])
+            if backwards and not acc.out_of_order:
                 self._out_of_order.add(acc.id)
 
     def add_usage(self, account_id: int, day: date, kind: str, amount: int) -> None:

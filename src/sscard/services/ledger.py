@@ -49,7 +49,7 @@ from ..core.money import require_fen
 from ..db import session_rows
 from ..models.foundation import BankAccount
 from ..models.ledger import NO_EARLIER_DAY, LedgerAccount, LedgerTransfer, LimitUsage
-from .book import Account, book_of, flush
+from .book import Account, book_of, chain_step, flush
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -605,14 +605,10 @@ class BulkChain:
 
     def link(self, row: dict[str, Any]) -> dict[str, Any]:
         """Give the row its debit_prev_day and credit_prev_day (and take its day as each side's newest)."""
-        day: date = row["day"]
-        newest = self.last
-        for account, prev in ((row["debit_account_id"], "debit_prev_day"), (row["credit_account_id"], "credit_prev_day")):
-            last = newest.get(account)
-            row[prev] = NO_EARLIER_DAY if last is None else last
-            if last is None or last < day:
-                newest[account] = day
-            elif (day.year, day.month) < (last.year, last.month):
+        for side in ("debit", "credit"):
+            account = row[f"{side}_account_id"]
+            row[f"{side}_prev_day"], self.last[account], backwards = chain_step(self.last.get(account), row["day"])
+            if backwards:
                 self.out_of_order.add(account)
         return row
 
