@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -117,6 +118,11 @@ class Formation:
         """Create (first time) or start the monitor and both nodes, and wait until one node is primary
         and the other a synchronous standby."""
         self.check_installed()
+        ours = [self.port(name) for name, path in self._dirs() if self._running(path)]
+        busy = [p for p in self.busy_ports() if p not in ours]
+        if busy:  # another formation or server there: ours would talk to it and never come up
+            raise HaError(f"port {', '.join(map(str, busy))} already answers (another formation, or another "
+                          f"PostgreSQL?): stop it, or set SSCARD_HA_BASE_PORT to a free range")
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
@@ -129,6 +135,12 @@ class Formation:
             # same path): pg_autoctl's leftover state would have the nodes "dropped" and expecting the old
             # clusters' system identifiers, and they never start
             self._forget_state()
+        try:
+            self._start_all(common, timeout, say)
+        except HaError as e:
+            raise HaError(f"{e}\n{self.diagnosis()}") from None
+
+    def _start_all(self, common: list[str], timeout: float, say) -> None:
         if not self._running(self.monitor_dir):
             say(f"monitor on port {self.base_port}")
             self.start("monitor", "monitor", "--pgport", str(self.base_port), *common)
@@ -145,6 +157,40 @@ class Formation:
                 self._wait(lambda: any(n["name"] == NODES[0] for n in self.nodes()), timeout,
                            f"{node} to register")
         self.wait_healthy(timeout)
+
+    def busy_ports(self) -> list[int]:
+        """The formation's ports where something already accepts connections (ours, or a stranger)."""
+        return [p for p in (self.port(n) for n, _ in self._dirs()) if _answers(p)]
+
+    @staticmethod
+    def free_base_port(start: int = DEFAULT_BASE_PORT + 100, stop: int = 60000) -> int:
+        """A base port whose three ports (monitor, node1, node2) nothing answers on."""
+        for base in range(start, stop, 10):
+            if not any(_answers(base + i) for i in range(1 + len(NODES))):
+                return base
+        raise HaError(f"no three free ports between {start} and {stop}")
+
+    def diagnosis(self, lines: int = 12) -> str:
+        """What an operator (or a CI log) needs when the formation will not come up: the monitor's view,
+        its last events, the tail of each service's log, and the disk space left."""
+        out = [f"-- the monitor's view (ports {self.base_port}-{self.base_port + len(NODES)}):"]
+        for args in (("show", "state"), ("show", "events", "--count", "8")):
+            try:
+                out.append(self.autoctl(*args, "--pgdata", str(self.monitor_dir), timeout=15).rstrip() or "(nothing)")
+            except (HaError, OSError, subprocess.TimeoutExpired) as e:
+                out.append(f"(pg_autoctl {' '.join(args)}: {str(e)[-300:]})")
+        for name, _ in self._dirs():
+            log = self.root / f"{name}.log"
+            try:
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+            except OSError:
+                tail = ["(no log)"]
+            out.append(f"-- last lines of {log}:")
+            out.extend(tail)
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(self.root).free
+            out.append(f"-- free disk space under {self.root}: {free // 2**20:,} MiB")
+        return "\n".join(out)
 
     def wait_healthy(self, timeout: float) -> None:
         """Wait until one node is primary and the other a synchronous standby; raise HaError on timeout.
@@ -265,7 +311,7 @@ class Formation:
 
     def down(self, *, remove: bool = False, say=print) -> None:
         """Stop the nodes and the monitor (fast shutdown); `remove` also deletes var/ha."""
-        dirs = [*((n, self.node_dir(n)) for n in NODES), ("monitor", self.monitor_dir)]
+        dirs = self._dirs()
         for name, path in dirs:
             if self._autoctl_pids(path):
                 say(f"stopping {name}")
@@ -288,6 +334,10 @@ class Formation:
                 say(f"removed {self.root}")
 
     # ------------------------------------------------------------ helpers
+
+    def _dirs(self) -> list[tuple[str, Path]]:
+        """Each service's name and data directory, nodes first (the order they are stopped in)."""
+        return [*((n, self.node_dir(n)) for n in NODES), ("monitor", self.monitor_dir)]
 
     def _forget_state(self) -> None:
         """Delete pg_autoctl's own state about this formation's directories, which it keeps under $HOME
@@ -342,7 +392,14 @@ class Formation:
                 last = time.monotonic()
                 meanwhile()
             time.sleep(0.5)
-        raise HaError(f"timed out after {timeout:.0f} s waiting for {what} (logs in var/ha/*.log)")
+        raise HaError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _answers(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _children(pid: int) -> list[int]:

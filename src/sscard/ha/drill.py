@@ -262,8 +262,7 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
     server = None
     try:
         if started:
-            say(f"bringing up the formation under {formation.root} (monitor and two nodes)")
-            formation.up(say=lambda m: say(f"  {m}"))
+            formation = _bring_up(formation, created, say)
         else:
             say(f"using the running formation under {formation.root}")
         primary = formation.primary()
@@ -361,6 +360,31 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
             say(f"drill files kept in {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _bring_up(formation: Formation, created: bool, say: Callable[[str], None]) -> Formation:
+    """Bring up the drill's formation; one that the drill creates goes on free ports (unless
+    SSCARD_HA_BASE_PORT names them), and gets a second try from scratch when the first does not come up,
+    after printing why (the monitor's view, the logs' tails): the drill tests failover, not bring-up."""
+    pinned = "SSCARD_HA_BASE_PORT" in os.environ
+    if created and not pinned and formation.busy_ports():
+        formation = type(formation)(formation.root, Formation.free_base_port())
+        say(f"the default ports answer already (another formation?): this one uses {formation.base_port}-"
+            f"{formation.base_port + len(NODES)}")
+    say(f"bringing up the formation under {formation.root} (monitor and two nodes)")
+    try:
+        formation.up(say=lambda m: say(f"  {m}"))
+        return formation
+    except HaError as e:
+        if not created:
+            raise
+        say(f"the formation did not come up: {e}")
+    say("removing it; a second try from scratch" + ("" if pinned else " on other free ports"))
+    formation.down(remove=True, say=lambda m: say(f"  {m}"))
+    if not pinned:
+        formation = type(formation)(formation.root, Formation.free_base_port(formation.base_port + 10))
+    formation.up(say=lambda m: say(f"  {m}"))
+    return formation
 
 
 def _wait_http(base: str, timeout: float = 120) -> None:
