@@ -37,6 +37,12 @@ class Settings:
     # proxy the server sees another one (http://127.0.0.1:8000/...). When set, a webhook's signature is
     # checked against this base with the request's own path and query; unset, against the URL as received.
     hotline_public_url: str | None = None
+    # Where the server's audit-chain sealer runs (SSCARD_AUDIT_SEALER): "thread", in the server's own
+    # interpreter, or "process", a process of its own that the server starts and stops (its hashing then
+    # never holds the interpreter lock the requests need). From the environment the default is "process"
+    # on PostgreSQL, "thread" on SQLite, where a second process would wait on the file's write lock
+    # against the writer's group commits instead of taking turns with it in one process.
+    audit_sealer: str = "thread"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +51,10 @@ class Settings:
         log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
         if log_format not in ("plain", "json"):
             raise ValueError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
+        sealer = os.environ.get("SSCARD_AUDIT_SEALER", "").strip().lower() or (
+            "process" if url.startswith("postgresql") else "thread")
+        if sealer not in ("thread", "process"):
+            raise ValueError(f"SSCARD_AUDIT_SEALER must be thread or process, not {sealer!r}")
         return cls(
             database_url=url,
             secret_key=load_secret_key(var_dir),
@@ -57,6 +67,7 @@ class Settings:
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
             hotline_public_url=parse_public_url("SSCARD_HOTLINE_PUBLIC_URL",
                                                 os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", "")),
+            audit_sealer=sealer,
         )
 
 

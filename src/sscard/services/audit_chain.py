@@ -10,8 +10,9 @@ unsealed records in id order and gives each its place: `seal_seq` (1, 2, 3... wi
 (core/audit_chain.py). A record that commits late with a lower id simply gets a later seal_seq.
 
 The sealer writes only these three columns, once per record (a unique index on seal_seq); nothing else
-ever updates an audit record. It runs in the server as a background thread (in short rounds, ten a second
-while records come, once a second when idle; started with the ASGI app, stopped with the App) and from
+ever updates an audit record. The server runs it in short rounds, ten a second while records come, once a
+second when idle (started with the ASGI app, stopped with the App): on PostgreSQL in a process of its own
+(`SealerProcess`; Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from
 `sscard audit seal` / `sscard audit verify --seal`.
 
 What it proves: once sealed, a record edited, deleted or re-ordered in the database breaks the chain at
@@ -24,6 +25,10 @@ elsewhere and notice a rewritten past.
 from __future__ import annotations
 
 import logging
+import os
+import select as io_select
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,13 +211,69 @@ class Sealer:
         self._thread.join(timeout=30)
 
 
+class SealerProcess:
+    """The server's sealer in a process of its own (`python -m sscard.services.audit_chain`), over the
+    same database: the same rounds as `Sealer`, whose reading, hashing and updating then never hold the
+    server's interpreter lock (PostgreSQL, 8 clients: a round of 250 records stalled every request in
+    flight for a few milliseconds; docs/PERFORMANCE.md). The child reads its standard input, a pipe from
+    the server: closed by `close()`, or by the kernel when the server dies (SIGKILL included), it ends the
+    child's loop, so no sealer outlives its server. Several servers' sealers take turns under the
+    advisory lock."""
+
+    def __init__(self, app: App):
+        env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url,
+               "SSCARD_SECRET_KEY": app.settings.secret_key.hex(), "SSCARD_VAR_DIR": str(app.settings.var_dir)}
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, env=env,
+                                        start_new_session=True)  # its own group: a terminal's Ctrl-C is the server's
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()  # the child finishes its round and exits
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def follow(app: App, stop_when_closed: int, *, every: float = BUSY_EVERY) -> int:
+    """The sealer process's loop: `Sealer`'s rounds until the file descriptor `stop_when_closed` (the
+    server's pipe) reaches its end; how many records were sealed."""
+    sealed, wait = 0, every
+    while True:
+        readable, _, _ = io_select.select([stop_when_closed], [], [], wait)
+        if readable and not os.read(stop_when_closed, 4096):
+            return sealed
+        try:
+            done = seal(app)
+            sealed += done
+            wait = every if done else max(every, IDLE_EVERY)
+        except Exception:  # noqa: BLE001  the next round tries again; verify shows what is unsealed
+            log.warning("sealing the audit chain failed", exc_info=True)
+
+
 _lock = threading.Lock()
 
 
-def start_sealer(app: App, *, every: float = BUSY_EVERY) -> Sealer:
-    """The App's one sealer (App.close() stops it)."""
+def start_sealer(app: App, *, every: float = BUSY_EVERY) -> Sealer | SealerProcess:
+    """The App's one sealer, in a thread or a process as its settings say (App.close() stops it)."""
     with _lock:
         found = app.extras.get("audit_sealer")
         if found is None:
-            found = app.extras["audit_sealer"] = Sealer(app, every=every)
+            found = SealerProcess(app) if app.settings.audit_sealer == "process" else Sealer(app, every=every)
+            app.extras["audit_sealer"] = found
         return found
+
+
+if __name__ == "__main__":  # SealerProcess's child
+    from ..logs import install_logging
+    from .app import build_app
+
+    child = build_app(pool_size=1)
+    install_logging(child.settings.log_format)
+    try:
+        follow(child, sys.stdin.fileno())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        child.close()
