@@ -13,6 +13,7 @@ from sscard.demo.run import run_demo
 from sscard.models.foundation import AuditRecord
 from sscard.models.insurance import Contribution
 from sscard.services import banking, ledger, partitions
+from tests.conftest import TEST_KEY
 
 
 def test_three_months_of_history_balance_the_ledger_and_fill_each_month(app):
@@ -71,3 +72,30 @@ def test_the_payments_rate_is_counted_in_tenths_and_never_a_float():
     for bad in ("2.55", "-1", "x", "NaN", "Infinity", "101"):
         with pytest.raises(ValueError):
             payments_per_ten_months(bad)
+
+
+def test_both_ways_of_loading_history_write_without_serializable_predicate_locks(app, monkeypatch, tmp_path):
+    """A year of history over 50,000 cardholders once ran out of PostgreSQL's predicate-lock table (shared
+    by the whole server) under the engine's SERIALIZABLE default: the history loads in READ COMMITTED, as
+    the demo's other bulk loads do, from `sscard demo --history-months` and from `sscard demo-history`."""
+    from typer.testing import CliRunner
+
+    import sscard.cli as cli
+    from sscard.demo import history
+
+    levels: list[str | None] = []
+
+    def record(engine, *args, **kwargs) -> dict:
+        levels.append(engine.get_execution_options().get("isolation_level"))
+        return {}
+
+    monkeypatch.setattr(history, "populate", record)
+    run_demo(app, 20, seed=3, history_months=1)
+    monkeypatch.setenv("SSCARD_DATABASE_URL", app.settings.database_url)
+    monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
+    monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
+    if not any(c.name == "demo-history" for c in cli.app.registered_commands):
+        cli._register_area_commands()
+    assert CliRunner().invoke(cli.app, ["demo-history", "--months", "1"]).exit_code == 0
+    expected = "READ COMMITTED" if app.db.dialect == "postgresql" else None
+    assert levels == [expected, expected]

@@ -143,11 +143,12 @@ def register(app: typer.Typer) -> None:
         import time
 
         from ..demo import history
+        from ..demo.run import bulk_engine
 
         sscard = load_app()
         started = time.perf_counter()
         try:
-            out = history.populate(sscard.db.engine, random.Random(f"sscard-demo:{seed}:history"),
+            out = history.populate(bulk_engine(sscard), random.Random(f"sscard-demo:{seed}:history"),
                                    sscard.clock.today(), months=months,
                                    rates={"payments": payments, "insured_share": insured_share})
             if sscard.db.engine.dialect.name == "postgresql":

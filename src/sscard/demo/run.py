@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable
 
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 
 from ..models.foundation import Person
 from ..services.app import App
@@ -50,17 +50,24 @@ def people_count(app: App) -> int:
         return s.scalar(select(func.count()).select_from(Person))
 
 
+def bulk_engine(app: App) -> Engine:
+    """The engine the demo's bulk loads write with.
+
+    Each load fills its tables in one transaction: hundreds of thousands of rows COPYed, each checked
+    against its foreign keys. Under SERIALIZABLE (the engine's default) every row those checks read takes
+    a predicate lock in PostgreSQL's shared table (max_pred_locks_per_transaction x max_connections
+    entries, shared by every transaction on the server): a million cardholders, and once a year of
+    history over 50,000, failed with "out of shared memory" while other SERIALIZABLE work ran on the same
+    server. A bulk load nobody else reads needs none: READ COMMITTED."""
+    if app.db.dialect == "postgresql":
+        return app.db.engine.execution_options(isolation_level="READ COMMITTED")
+    return app.db.engine
+
+
 def populate_areas(app: App, seed: int, notes: Callable[[str], None] | None = None) -> dict:
     """Call `sscard.demo.<area>.populate(engine, rng, today)` for each area module that exists."""
     out: dict = {}
-    # Each area fills its tables of a new city in one transaction: hundreds of thousands of rows COPYed,
-    # each checked against its foreign keys. Under SERIALIZABLE (the engine's default) every row those
-    # checks read takes a predicate lock in PostgreSQL's shared table (max_pred_locks_per_transaction x
-    # max_connections entries, shared by every transaction on the server), and a million cardholders
-    # failed with "out of shared memory" while other SERIALIZABLE work ran on the same server. A bulk load
-    # nobody else reads needs none: READ COMMITTED.
-    bulk_engine = app.db.engine.execution_options(isolation_level="READ COMMITTED") \
-        if app.db.dialect == "postgresql" else app.db.engine
+    engine = bulk_engine(app)
     for area in AREAS:
         name = f"{__package__}.{area}"
         try:
@@ -76,7 +83,7 @@ def populate_areas(app: App, seed: int, notes: Callable[[str], None] | None = No
             continue
         started = time.perf_counter()
         rng = random.Random(f"sscard-demo:{seed}:{area}")
-        counts = populate(bulk_engine, rng, app.clock.today())
+        counts = populate(engine, rng, app.clock.today())
         out[area] = dict(counts or {})
         if notes:
             notes(f"{area}: {out[area]} ({time.perf_counter() - started:.1f} s)")
@@ -131,7 +138,7 @@ def run_demo(app: App, people: int, seed: int, *, if_empty: bool = False, chunk_
 
         step, cpu_step = time.perf_counter(), time.process_time()
         rng = random.Random(f"sscard-demo:{seed}:history")
-        areas["history"] = history.populate(app.db.engine, rng, app.clock.today(), months=history_months,
+        areas["history"] = history.populate(bulk_engine(app), rng, app.clock.today(), months=history_months,
                                             rates=history_rates)
         timings["history"] = time.perf_counter() - step
         cpu["history"] = time.process_time() - cpu_step
