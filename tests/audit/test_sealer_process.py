@@ -83,3 +83,17 @@ def test_a_server_killed_by_sigkill_leaves_no_sealer_behind(app, tmp_path):
         assert _until(lambda: not _alive(child), timeout=15), "the sealer outlived its server"
     finally:
         server.kill()
+
+
+def test_a_sealer_process_that_dies_alone_is_started_again_and_seals_on(city, app):
+    sealer = audit_chain.SealerProcess(app)
+    try:
+        first = sealer.process.pid
+        assert _until(lambda: sealer.process.poll() is None)
+        os.kill(first, signal.SIGKILL)
+        assert _until(lambda: sealer.restarts == 1 and sealer.process.pid != first, timeout=15)
+        city.issued_card()  # records written after the restart are sealed by the new process
+        assert _until(lambda: audit_chain.verify(app)["unsealed"] == 0)
+    finally:
+        sealer.close()
+    assert sealer.process.returncode == 0 and not _alive(first)

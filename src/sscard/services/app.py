@@ -71,12 +71,14 @@ def build_app(
     clock: Clock | None = None,
     policy: Policy | None = None,
     pool_size: int = 10,
+    check_durability: bool = True,
 ) -> App:
     settings = settings or Settings.from_env()
     policy = policy or load_policy()
     db = Database(settings.database_url, pool_size=pool_size,
                   sqlite_synchronous=policy.storage.sqlite_synchronous)
-    db.warn_if_not_durable()  # a warning in the log when acknowledged writes could be lost
+    if check_durability:
+        db.warn_if_not_durable()  # a warning in the log when acknowledged writes could be lost
     return App(
         db=db,
         clock=clock or Clock(),

@@ -217,16 +217,38 @@ class SealerProcess:
     server's interpreter lock (PostgreSQL, 8 clients: a round of 250 records stalled every request in
     flight for a few milliseconds; docs/PERFORMANCE.md). The child reads its standard input, a pipe from
     the server: closed by `close()`, or by the kernel when the server dies (SIGKILL included), it ends the
-    child's loop, so no sealer outlives its server. Several servers' sealers take turns under the
-    advisory lock."""
+    child's loop, so no sealer outlives its server. A child that ends otherwise (killed, out of memory) is
+    started again by a watching thread, after 1 s, then up to a minute while it keeps ending, each time
+    with a warning in the log. Several servers' sealers take turns under the advisory lock."""
 
     def __init__(self, app: App):
-        env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url,
-               "SSCARD_SECRET_KEY": app.settings.secret_key.hex(), "SSCARD_VAR_DIR": str(app.settings.var_dir)}
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, env=env,
-                                        start_new_session=True)  # its own group: a terminal's Ctrl-C is the server's
+        self._env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url,
+                     "SSCARD_SECRET_KEY": app.settings.secret_key.hex(), "SSCARD_VAR_DIR": str(app.settings.var_dir)}
+        self.restarts = 0
+        self._closing = threading.Event()
+        self.process = self._start()
+        self._watch = threading.Thread(target=self._watch_child, name="sscard-audit-sealer-watch", daemon=True)
+        self._watch.start()
+
+    def _start(self) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, env=self._env,
+                                start_new_session=True)  # its own group: a terminal's Ctrl-C is the server's
+
+    def _watch_child(self) -> None:
+        wait = 1.0
+        while not self._closing.wait(wait):
+            code = self.process.poll()
+            if code is None:
+                wait = 1.0
+                continue
+            log.warning("the audit chain's sealer process ended (exit status %s): starting it again", code)
+            self.restarts += 1
+            self.process = self._start()
+            wait = min(wait * 2, 60.0)
 
     def close(self) -> None:
+        self._closing.set()
+        self._watch.join(timeout=30)
         if self.process.stdin:
             self.process.stdin.close()  # the child finishes its round and exits
         try:
@@ -269,7 +291,7 @@ if __name__ == "__main__":  # SealerProcess's child
     from ..logs import install_logging
     from .app import build_app
 
-    child = build_app(pool_size=1)
+    child = build_app(pool_size=1, check_durability=False)  # the server's own start-up said it once
     install_logging(child.settings.log_format)
     try:
         follow(child, sys.stdin.fileno())
