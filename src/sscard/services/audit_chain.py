@@ -230,7 +230,7 @@ class SealerProcess:
         self._watch = threading.Thread(target=self._watch_child, name="sscard-audit-sealer-watch", daemon=True)
         self._watch.start()
 
-    def _start(self) -> subprocess.Popen:
+    def _start(self) -> subprocess.Popen[bytes]:
         return subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, env=self._env,
                                 start_new_session=True)  # its own group: a terminal's Ctrl-C is the server's
 
