@@ -10,6 +10,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 
+class SettingsError(ValueError):
+    """A deployment setting (an SSCARD_* variable) with a value that cannot be used: start-up stops with its
+    message, which names the variable (never a secret's value)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(repr=False)  # it may carry the database password
@@ -50,11 +55,11 @@ class Settings:
         url = os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}"
         log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
         if log_format not in ("plain", "json"):
-            raise ValueError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
+            raise SettingsError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
         sealer = os.environ.get("SSCARD_AUDIT_SEALER", "").strip().lower() or (
             "process" if url.startswith("postgresql") else "thread")
         if sealer not in ("thread", "process"):
-            raise ValueError(f"SSCARD_AUDIT_SEALER must be thread or process, not {sealer!r}")
+            raise SettingsError(f"SSCARD_AUDIT_SEALER must be thread or process, not {sealer!r}")
         return cls(
             database_url=url,
             secret_key=load_secret_key(var_dir),
@@ -78,7 +83,7 @@ def parse_bool(name: str, text: str) -> bool:
         return True
     if value in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"{name} must be true or false, not {text!r}")
+    raise SettingsError(f"{name} must be true or false, not {text!r}")
 
 
 def parse_public_url(name: str, text: str) -> str | None:
@@ -90,7 +95,7 @@ def parse_public_url(name: str, text: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
             or parts.username or parts.password:
-        raise ValueError(f"{name} must be a base URL such as https://sscard.example.cn, not {text!r}")
+        raise SettingsError(f"{name} must be a base URL such as https://sscard.example.cn, not {text!r}")
     return value.rstrip("/")
 
 
@@ -99,7 +104,10 @@ def parse_networks(text: str) -> tuple[str, ...]:
     out = []
     for part in text.replace(" ", ",").split(","):
         if part:
-            ipaddress.ip_network(part, strict=False)  # ValueError names the bad entry
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:  # its message names the bad entry
+                raise SettingsError(f"SSCARD_TRUSTED_PROXIES: {exc}") from None
             out.append(part)
     return tuple(out)
 
@@ -108,9 +116,12 @@ def load_secret_key(var_dir: Path) -> bytes:
     """SSCARD_SECRET_KEY (hex) wins; otherwise a key made once and kept in var/secret.key (mode 600)."""
     env = os.environ.get("SSCARD_SECRET_KEY")
     if env:
-        key = bytes.fromhex(env)
+        try:
+            key = bytes.fromhex(env)
+        except ValueError:
+            raise SettingsError("SSCARD_SECRET_KEY must be hex (at least 32 hex digits)") from None
         if len(key) < 16:
-            raise ValueError("SSCARD_SECRET_KEY must be at least 16 bytes of hex")
+            raise SettingsError("SSCARD_SECRET_KEY must be at least 16 bytes of hex")
         return key
     path = var_dir / "secret.key"
     if path.exists():

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..config import SettingsError
 from ..core.errors import SscardError
 from ..core.policy import PolicyError, load_policy
 from ..core.roles import CLI_OPERATOR
@@ -30,7 +31,7 @@ def load_app():
 
     try:
         return build_app()
-    except PolicyError as exc:
+    except (PolicyError, SettingsError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 
@@ -76,7 +77,7 @@ def serve(
         try:
             settings = Settings.from_env()
             load_policy()
-        except PolicyError as exc:
+        except (PolicyError, SettingsError) as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
@@ -200,7 +201,7 @@ def main() -> None:
     _register_area_commands()
     try:
         app()
-    except PolicyError as exc:
+    except (PolicyError, SettingsError) as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
     except Exception as exc:

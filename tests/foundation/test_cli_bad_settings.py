@@ -1,0 +1,33 @@
+"""A setting with a value sscard cannot use stops the command at once, in one line that names the variable,
+exit status 2: not a traceback (which is what `sscard serve` printed for SSCARD_LOG_FORMAT=bogus)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TEST_KEY
+
+CASES = {
+    "SSCARD_LOG_FORMAT": "bogus",
+    "SSCARD_AUDIT_SEALER": "sometimes",
+    "SSCARD_COOKIE_SECURE": "maybe",
+    "SSCARD_TRUSTED_PROXIES": "10.0.0.0/33",
+    "SSCARD_SECRET_KEY": "not-hex-at-all",
+}
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["serve", "--port", "1", "--workers", "2"], ["init"]])
+@pytest.mark.parametrize("variable", sorted(CASES))
+def test_a_bad_setting_stops_the_command_in_one_line_naming_it(tmp_path, variable, command):
+    env = {**os.environ, "SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "SSCARD_SECRET_KEY": TEST_KEY.hex(),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), variable: CASES[variable]}
+    out = subprocess.run([sys.executable, "-c", "from sscard.cli import main; main()", *command], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert variable in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) <= 2
+    if variable == "SSCARD_SECRET_KEY":
+        assert CASES[variable] not in out.stderr  # a secret's value is never repeated
