@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from None
 
     @ha.command("up")
-    def up(base_port: int | None = typer.Option(None, help="monitor's port; nodes on the next two (default 55430)")
+    def up(base_port: int | None = typer.Option(None, help="monitor's port; nodes on the next two (default 25430)")
            ) -> None:
         """Create or start the monitor and two nodes (primary, synchronous standby) under var/ha/."""
         f = formation(base_port)

@@ -23,7 +23,12 @@ from pathlib import Path
 from ..core.identifiers import ascii_digits
 
 PG_BIN = Path(os.environ.get("SSCARD_HA_PG_BIN", "/usr/lib/postgresql/15/bin"))
-DEFAULT_BASE_PORT = 55430  # monitor; nodes on the next ports (5432 is the machine's own PostgreSQL)
+# The monitor's port; the nodes take the next two (5432 is the machine's own PostgreSQL). Below Linux's
+# ephemeral range (32768-60999): a port in it is also the local port of some outgoing connection now and
+# then (the formation's own, the drill's clients', the tests'), and a node restarting while one holds it
+# cannot bind it. The formation's ports used to be 55430-55432, inside that range.
+DEFAULT_BASE_PORT = 25430
+EPHEMERAL_START = 32768
 NODES = ("node1", "node2")
 DATABASE = "sscard"
 
@@ -163,12 +168,13 @@ class Formation:
         return [p for p in (self.port(n) for n, _ in self._dirs()) if _answers(p)]
 
     @staticmethod
-    def free_base_port(start: int = DEFAULT_BASE_PORT + 100, stop: int = 60000) -> int:
-        """A base port whose three ports (monitor, node1, node2) nothing answers on."""
-        for base in range(start, stop, 10):
+    def free_base_port(start: int = DEFAULT_BASE_PORT + 100, stop: int = EPHEMERAL_START - 3) -> int:
+        """A base port whose three ports (monitor, node1, node2) nothing answers on: from `start` up to
+        `stop`, then from just above the default up to `start`."""
+        for base in (*range(start, stop, 10), *range(DEFAULT_BASE_PORT + 100, min(start, stop), 10)):
             if not any(_answers(base + i) for i in range(1 + len(NODES))):
                 return base
-        raise HaError(f"no three free ports between {start} and {stop}")
+        raise HaError(f"no three free ports below {stop}")
 
     def diagnosis(self, lines: int = 12) -> str:
         """What an operator (or a CI log) needs when the formation will not come up: the monitor's view,
