@@ -182,6 +182,17 @@ def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
     return app.db.run(work, readonly=True)
 
 
+def _round(app: App, every: float, idle: float) -> tuple[int, float]:
+    """One round of the server's sealer (thread or process): how many records it sealed, and how long to
+    wait before the next (`every` while records come, `idle` once none did or the round failed)."""
+    try:
+        done = seal(app)
+    except Exception:  # noqa: BLE001  the next round tries again; verify shows what is unsealed
+        log.warning("sealing the audit chain failed", exc_info=True)
+        return 0, idle
+    return done, every if done else idle
+
+
 class Sealer:
     """The server's background sealer: seals what is unsealed until closed, looking again after `every`
     seconds while its last round found records, after `idle` once one found none (an idle server asks
@@ -199,12 +210,8 @@ class Sealer:
     def _run(self) -> None:
         wait = self.every
         while not self._stop.wait(wait):
-            try:
-                done = seal(self.app)
-                self.sealed += done
-                wait = self.every if done else self.idle
-            except Exception:  # noqa: BLE001  the next round tries again; verify shows what is unsealed
-                log.warning("sealing the audit chain failed", exc_info=True)
+            done, wait = _round(self.app, self.every, self.idle)
+            self.sealed += done
 
     def close(self) -> None:
         self._stop.set()
@@ -266,12 +273,8 @@ def follow(app: App, stop_when_closed: int, *, every: float = BUSY_EVERY) -> int
         readable, _, _ = io_select.select([stop_when_closed], [], [], wait)
         if readable and not os.read(stop_when_closed, 4096):
             return sealed
-        try:
-            done = seal(app)
-            sealed += done
-            wait = every if done else max(every, IDLE_EVERY)
-        except Exception:  # noqa: BLE001  the next round tries again; verify shows what is unsealed
-            log.warning("sealing the audit chain failed", exc_info=True)
+        done, wait = _round(app, every, max(every, IDLE_EVERY))
+        sealed += done
 
 
 _lock = threading.Lock()
