@@ -60,6 +60,7 @@ def test_a_backup_under_load_restores_every_write_acknowledged_before_it_started
     atm = {"Authorization": f"Bearer {terminal_token(city, 'ATM-GSB-1')}"}
     server = Server(db_url, tmp_path).wait_ready()
     acked: dict[str, str] = {}  # idempotency key -> transfer id, once answered 200
+    sending = [0]  # requests sent and not yet answered
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -76,7 +77,13 @@ def test_a_backup_under_load_restores_every_write_acknowledged_before_it_started
                     path, headers = "/api/v1/terminal/transfers", atm
                     src, dst = (payer, payee) if i % 2 else (payee, payer)
                     body = {"from_pan": src.pan, "to_pan": dst.pan, "amount_fen": 100, "pin": PIN}
-                r = http.post(path, json=body, headers={**headers, "Idempotency-Key": key})
+                with lock:
+                    sending[0] += 1
+                try:
+                    r = http.post(path, json=body, headers={**headers, "Idempotency-Key": key})
+                finally:
+                    with lock:
+                        sending[0] -= 1
                 if r.status_code == 200:
                     with lock:
                         acked[key] = r.json()["transfer_id"]
@@ -91,6 +98,7 @@ def test_a_backup_under_load_restores_every_write_acknowledged_before_it_started
             time.sleep(0.05)
         with lock:
             before = dict(acked)  # acknowledged before the backup started
+            in_flight = sending[0]
         made = backup.backup(db_url, file)  # in this process: it starts at once (the command: test below)
         with lock:
             during = len(acked) - len(before)
@@ -101,7 +109,9 @@ def test_a_backup_under_load_restores_every_write_acknowledged_before_it_started
             t.join(timeout=15)
         server.stop()
     assert made["bytes"] > 0
-    assert len(before) >= 40 and during > 0  # the backup really ran under load
+    # the backup really ran under load: writes were on their way when it started, or answered while it ran
+    # (SQLite's copies a small file in one step of a few milliseconds, in which CI once saw no answer come)
+    assert len(before) >= 40 and (in_flight > 0 or during > 0)
     assert len(acked) > len(before)
 
     restored = sscard(tmp_path, empty_db, "restore", str(file))
