@@ -24,6 +24,8 @@ app.add_typer(user_app, name="user")
 app.add_typer(id_app, name="id")
 console = Console()
 err_console = Console(stderr=True)
+# what stops a command before it starts, in one line naming the bad policy or setting (exit 2)
+STARTUP_ERRORS = (PolicyError, SettingsError)
 
 
 def load_app():
@@ -31,7 +33,7 @@ def load_app():
 
     try:
         return build_app()
-    except (PolicyError, SettingsError) as exc:
+    except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
 
@@ -77,7 +79,7 @@ def serve(
         try:
             settings = Settings.from_env()
             load_policy()
-        except (PolicyError, SettingsError) as exc:
+        except STARTUP_ERRORS as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
@@ -201,7 +203,7 @@ def main() -> None:
     _register_area_commands()
     try:
         app()
-    except (PolicyError, SettingsError) as exc:
+    except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
     except Exception as exc:

@@ -163,23 +163,28 @@ class Formation:
                            f"{node} to register")
         self.wait_healthy(timeout)
 
+    @property
+    def ports(self) -> list[int]:
+        """The monitor's port, then each node's."""
+        return [self.port("monitor"), *(self.port(n) for n in NODES)]
+
     def busy_ports(self) -> list[int]:
         """The formation's ports where something already accepts connections (ours, or a stranger)."""
-        return [p for p in (self.port(n) for n, _ in self._dirs()) if _answers(p)]
+        return [p for p in self.ports if _answers(p)]
 
     @staticmethod
     def free_base_port(start: int = DEFAULT_BASE_PORT + 100, stop: int = EPHEMERAL_START - 3) -> int:
-        """A base port whose three ports (monitor, node1, node2) nothing answers on: from `start` up to
-        `stop`, then from just above the default up to `start`."""
+        """A base port whose formation's ports nothing answers on: from `start` up to `stop`, then from
+        just above the default up to `start`."""
         for base in (*range(start, stop, 10), *range(DEFAULT_BASE_PORT + 100, min(start, stop), 10)):
-            if not any(_answers(base + i) for i in range(1 + len(NODES))):
+            if not Formation(Path(), base).busy_ports():
                 return base
-        raise HaError(f"no three free ports below {stop}")
+        raise HaError(f"no free formation ports below {stop}")
 
     def diagnosis(self, lines: int = 12) -> str:
         """What an operator (or a CI log) needs when the formation will not come up: the monitor's view,
         its last events, the tail of each service's log, and the disk space left."""
-        out = [f"-- the monitor's view (ports {self.base_port}-{self.base_port + len(NODES)}):"]
+        out = [f"-- the monitor's view (ports {', '.join(map(str, self.ports))}):"]
         for args in (("show", "state"), ("show", "events", "--count", "8")):
             try:
                 out.append(self.autoctl(*args, "--pgdata", str(self.monitor_dir), timeout=15).rstrip() or "(nothing)")

@@ -369,8 +369,8 @@ def _bring_up(formation: Formation, created: bool, say: Callable[[str], None]) -
     pinned = "SSCARD_HA_BASE_PORT" in os.environ
     if created and not pinned and formation.busy_ports():
         formation = type(formation)(formation.root, Formation.free_base_port())
-        say(f"the default ports answer already (another formation?): this one uses {formation.base_port}-"
-            f"{formation.base_port + len(NODES)}")
+        say(f"the default ports answer already (another formation?): this one uses "
+            f"{', '.join(map(str, formation.ports))}")
     say(f"bringing up the formation under {formation.root} (monitor and two nodes)")
     try:
         formation.up(say=lambda m: say(f"  {m}"))
