@@ -4,10 +4,11 @@ and place, never by name)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, false, or_, select, true, union_all
 
 from ..core.clock import as_utc
 from ..core.roles import Role
@@ -26,10 +27,10 @@ from .access import Scope
 from .operation import Op, query
 
 
-def bank_records(op: Op) -> ColumnElement[bool] | None:
-    """Which audit records the actor may read: for a bank supervisor (the bank side) only their own bank's,
-    None (every record) for center supervisors and operators: the agency supervises every center, and the
-    operator runs the city.
+def bank_records(op: Op) -> list[ColumnElement[bool]] | None:
+    """Which audit records the actor may read, as disjoint parts (`newest_first`): for a bank supervisor
+    (the bank side) only their own bank's, None (every record) for center supervisors and operators: the
+    agency supervises every center, and the operator runs the city.
 
     A bank's own records are, from the record's own columns (no column names the bank):
     - made by the bank: at one of its outlets or terminals (`place`: a teller's outlet, an ATM's or a POS's
@@ -42,14 +43,19 @@ def bank_records(op: Op) -> ColumnElement[bool] | None:
       both sides' events of its own cards).
     Not the bank's: the social security side's records about people (logins, query passwords, insurance,
     medical settlements, certificates, the window's visits and reads), other banks' records, the city's
-    administration. Marks the declared `Scope.OWN` checked (services.access.scope_guard)."""
+    administration.
+
+    The sealer writes that rule's answer into each record as it seals it (`maker_bank_id`, `object_bank_id`:
+    audit_chain.BANK_COLUMNS), so the sealed records are read by those columns' indexes; the few not yet
+    sealed are tested against the rule itself. Marks the declared `Scope.OWN` checked
+    (services.access.scope_guard)."""
     actor = op.actor
     if not access.is_bank_side(actor):
         return None
     access.checked(Scope.OWN)  # the read below keeps to the actor's bank
     bank = op.session.get(Bank, actor.bank_id) if actor.bank_id is not None else None
     if bank is None:
-        return false()
+        return [false()]
     r = AuditRecord
     made_by_bank = or_(
         r.place.in_(select(Outlet.code).where(Outlet.bank_id == bank.id)),
@@ -64,7 +70,32 @@ def bank_records(op: Op) -> ColumnElement[bool] | None:
              exists().where(BankAccount.pan == r.object_id, BankAccount.bank_id == bank.id)),
         and_(r.object_type == "card", exists().where(Card.card_number == r.object_id, Card.bank_id == bank.id)),
     ))
-    return or_(made_by_bank, about_bank)
+    return [
+        r.maker_bank_id == bank.id,
+        and_(r.object_bank_id == bank.id, r.result != "viewed",
+             or_(r.maker_bank_id.is_(None), r.maker_bank_id != bank.id)),
+        and_(r.seal_seq.is_(None), or_(made_by_bank, about_bank)),
+    ]
+
+
+def newest_first(columns: Sequence[Any], parts: Sequence[ColumnElement[bool]], where: Sequence[ColumnElement[bool]],
+                 limit: int, offset: int = 0) -> Select[Any]:
+    """The audit records of any of `parts` (disjoint: no record in two) that also meet every condition of
+    `where`, newest first, one page. Each part is read on its own, newest first, up to the page's end (an
+    index ending with the id walked backwards: migration 0019), and the page is taken from what they
+    found: where one query with `part OR part` walked back through the whole log for a rare filter."""
+    order = AuditRecord.id.desc()
+    if len(parts) == 1:
+        return select(*columns).where(parts[0], *where).order_by(order).limit(limit).offset(offset)
+    found = [select(*columns).where(part, *where).order_by(order).limit(limit + offset).subquery()
+             for part in parts]
+    pages = union_all(*(select(part) for part in found)).subquery()
+    return select(pages).order_by(pages.c.id.desc()).limit(limit).offset(offset)
+
+
+_COLUMNS = [AuditRecord.__table__.c[name] for name in (
+    "id", "at", "actor_kind", "actor_id", "actor_role", "on_behalf_of", "attorney_id", "channel", "place",
+    "operation", "object_type", "object_id", "person_id", "before", "after", "result", "detail")]
 
 
 @query("audit.read", roles={Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR, Role.OPERATOR}, scope=Scope.OWN)
@@ -86,10 +117,7 @@ def read_audit(
     viewed), as every scoped read of a person refuses."""
     if person_id is not None:
         lookup.person_in_scope(op.rows, op.actor, person_id)  # the bank side: only its own customers
-    q = select(AuditRecord)
-    scope = bank_records(op)
-    if scope is not None:
-        q = q.where(scope)
+    where: list[ColumnElement[bool]] = []
     for column, value in (
         (AuditRecord.operation, operation),
         (AuditRecord.channel, channel),
@@ -99,18 +127,20 @@ def read_audit(
         (AuditRecord.result, result),
     ):
         if value is not None:
-            q = q.where(column == value)
+            where.append(column == value)
     if since is not None:
-        q = q.where(AuditRecord.at >= as_utc(since))  # a time given without a zone is UTC
+        where.append(AuditRecord.at >= as_utc(since))  # a time given without a zone is UTC
     if until is not None:
-        q = q.where(AuditRecord.at < as_utc(until))
+        where.append(AuditRecord.at < as_utc(until))
     if person_id is not None:
         op.audit("audit_log", person_id, person_id=person_id)  # a person's trail is their data too
-    rows = op.session.scalars(q.order_by(AuditRecord.id.desc()).limit(min(limit, 1000)).offset(offset)).all()
+    parts = bank_records(op) or [true()]
+    rows = op.session.execute(newest_first(_COLUMNS, parts, where, min(limit, 1000), offset)).all()
     return {"records": [audit_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
-def audit_view(r: AuditRecord) -> dict[str, Any]:
+def audit_view(r: Any) -> dict[str, Any]:
+    """One record as the readers of the log see it (`r`: a row of `_COLUMNS`, or the record itself)."""
     from ..core.identifiers import mask_text
 
     return {
@@ -145,13 +175,11 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     me = op.actor.person_id
     assert me is not None  # a cardholder actor always carries its person id (the role checked above)
     access.require_self(op.actor, me)  # always the caller's own: no person id is taken from outside
-    rows = op.session.execute(
-        select(AuditRecord.at, AuditRecord.operation, AuditRecord.result, AuditRecord.actor_kind,
-               AuditRecord.actor_role, AuditRecord.channel, AuditRecord.place)
-        .where(or_(AuditRecord.person_id == me, AuditRecord.on_behalf_of == me),
-               AuditRecord.actor_kind.in_(_OTHERS))
-        .order_by(AuditRecord.id.desc()).limit(max(1, min(int(limit), 500)))
-    ).all()
+    r = AuditRecord
+    rows = op.session.execute(newest_first(
+        [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place],
+        [r.person_id == me, and_(r.on_behalf_of == me, or_(r.person_id.is_(None), r.person_id != me))],
+        [r.actor_kind.in_(_OTHERS)], max(1, min(int(limit), 500)))).all()
     places = _place_names(op, {r.place for r in rows if r.place})
     return {"records": _merge_repeats([{
         "at": r.at,

@@ -9,11 +9,12 @@ unsealed records in id order and gives each its place: `seal_seq` (1, 2, 3... wi
 (the hash of the record sealed before it) and `hash = sha256(prev_hash || canonical bytes of the record)`
 (core/audit_chain.py). A record that commits late with a lower id simply gets a later seal_seq.
 
-The sealer writes only these three columns, once per record (a unique index on seal_seq); nothing else
-ever updates an audit record. The server runs it in short rounds, ten a second while records come, once a
-second when idle (started with the ASGI app, stopped with the App): on PostgreSQL in a process of its own
-(`SealerProcess`; Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from
-`sscard audit seal` / `sscard audit verify --seal`.
+The sealer writes only these three columns and the two it derives (which bank the record belongs to:
+BANK_COLUMNS), once per record (a unique index on seal_seq); nothing else ever updates an audit record.
+The server runs it in short rounds, ten a second while records come, once a second when idle (started
+with the ASGI app, stopped with the App): on PostgreSQL in a process of its own (`SealerProcess`;
+Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from `sscard audit seal`
+/ `sscard audit verify --seal`.
 
 What it proves: once sealed, a record edited, deleted or re-ordered in the database breaks the chain at
 that record (verify names it). What it does not: a record altered before it is sealed (the window is about
@@ -34,7 +35,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, CursorResult, Integer, Table, bindparam, func, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    Integer,
+    Table,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ..core.audit_chain import CHAIN_COLUMNS, GENESIS, link_values
@@ -62,20 +74,41 @@ _UNSEALED = (select(*_COLUMNS).where(AUDITS.c.seal_seq.is_(None)).order_by(AUDIT
 _SEALED_AFTER = (select(*_COLUMNS, AUDITS.c.prev_hash, AUDITS.c.hash)
                  .where(AUDITS.c.seal_seq > bindparam("after", type_=BigInteger)).order_by(AUDITS.c.seal_seq)
                  .limit(bindparam("n", type_=Integer)))
+# Which bank a record belongs to, as a bank supervisor reads the log (services/audit.py, `bank_records`,
+# whose docstring is the rule): written by the sealer in the statement that seals the record, from the
+# record's own columns as they are then (a terminal moved to another bank later leaves its past records
+# with the bank that ran it). maker: the bank of the outlet or terminal where it was made, of the hotline
+# ("bank:<code>"), of the staff member who made it, or the bank the record is about; object: the bank of
+# the account or card it is about. Plain SQL that both databases run, inside an UPDATE of audit_records.
+BANK_COLUMNS = {
+    "maker_bank_id": (
+        "COALESCE((SELECT o.bank_id FROM outlets o WHERE o.code = audit_records.place),"
+        " (SELECT t.bank_id FROM terminals t WHERE t.code = audit_records.place),"
+        " (SELECT b.id FROM banks b WHERE audit_records.place = 'bank:' || b.code),"
+        " (SELECT u.bank_id FROM staff_users u WHERE audit_records.actor_kind = 'staff'"
+        " AND CAST(u.id AS VARCHAR(32)) = audit_records.actor_id),"
+        " (SELECT b.id FROM banks b WHERE audit_records.object_type = 'bank' AND b.code = audit_records.object_id))"),
+    "object_bank_id": (
+        "CASE audit_records.object_type"
+        " WHEN 'bank_account' THEN (SELECT a.bank_id FROM bank_accounts a WHERE a.pan = audit_records.object_id)"
+        " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = audit_records.object_id) END"),
+}
+_SET_BANKS = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
 _SET_SEAL = (
     update(AUDITS)
     .where(AUDITS.c.id == bindparam("b_id"), AUDITS.c.seal_seq.is_(None))
-    .values(seal_seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash"))
+    .values(seal_seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash"),
+            **{column: literal_column(f"({expression})") for column, expression in BANK_COLUMNS.items()})
 )
 
 # Each record joined by its whole key (id, at): on PostgreSQL `at` is the monthly partitions' key, so each
 # record is looked for in its own partition only (run-time pruning); joined by id alone, every month's
 # partition was probed for every record (a city of a million: 159 against 54 ms for 2,000 records)
 _SET_SEAL_PG = text(
-    "UPDATE audit_records AS a SET seal_seq = v.seq, prev_hash = v.prev, hash = v.hash "
+    f"UPDATE audit_records SET seal_seq = v.seq, prev_hash = v.prev, hash = v.hash, {_SET_BANKS} "  # noqa: S608
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:seqs AS bigint[]), "
-    "CAST(:prevs AS text[]), CAST(:hashes AS text[])) "
-    "AS v(id, at, seq, prev, hash) WHERE a.id = v.id AND a.at = v.at AND a.seal_seq IS NULL"
+    "CAST(:prevs AS text[]), CAST(:hashes AS text[])) AS v(id, at, seq, prev, hash) "
+    "WHERE audit_records.id = v.id AND audit_records.at = v.at AND audit_records.seal_seq IS NULL"
 )
 # The chain's head, found the same way whatever the planner believes of the table: max() reads the end of
 # each partition's seal_seq index; ORDER BY seal_seq DESC LIMIT 1 was planned from statistics, which after
@@ -182,6 +215,11 @@ def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
     return app.db.run(work, readonly=True)
 
 
+def _idle(every: float) -> float:
+    """The wait once a round found nothing: a second, or `every` when that is longer."""
+    return max(every, IDLE_EVERY)
+
+
 def _round(app: App, every: float, idle: float) -> tuple[int, float]:
     """One round of the server's sealer (thread or process): how many records it sealed, and how long to
     wait before the next (`every` while records come, `idle` once none did or the round failed)."""
@@ -201,7 +239,7 @@ class Sealer:
     def __init__(self, app: App, *, every: float = BUSY_EVERY, idle: float | None = None):
         self.app = app
         self.every = every
-        self.idle = max(every, IDLE_EVERY) if idle is None else idle
+        self.idle = _idle(every) if idle is None else idle
         self.sealed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sscard-audit-sealer", daemon=True)
@@ -273,19 +311,20 @@ def follow(app: App, stop_when_closed: int, *, every: float = BUSY_EVERY) -> int
         readable, _, _ = io_select.select([stop_when_closed], [], [], wait)
         if readable and not os.read(stop_when_closed, 4096):
             return sealed
-        done, wait = _round(app, every, max(every, IDLE_EVERY))
+        done, wait = _round(app, every, _idle(every))
         sealed += done
 
 
 _lock = threading.Lock()
 
 
-def start_sealer(app: App, *, every: float = BUSY_EVERY) -> Sealer | SealerProcess:
-    """The App's one sealer, in a thread or a process as its settings say (App.close() stops it)."""
+def start_sealer(app: App) -> Sealer | SealerProcess:
+    """The App's one sealer, in a thread or a process as its settings say (App.close() stops it), with the
+    server's rounds (BUSY_EVERY, IDLE_EVERY)."""
     with _lock:
         found = app.extras.get("audit_sealer")
         if found is None:
-            found = SealerProcess(app) if app.settings.audit_sealer == "process" else Sealer(app, every=every)
+            found = SealerProcess(app) if app.settings.audit_sealer == "process" else Sealer(app)
             app.extras["audit_sealer"] = found
         return found
 
