@@ -132,3 +132,14 @@ def test_a_rare_filters_page_walks_an_index_backwards_not_the_table(app):
         else:
             plan = "\n".join(r[-1] for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
             assert "INDEX ix_audit_records_result" in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_a_page_deeper_than_the_bound_is_refused_with_a_code_not_a_server_error(app, city, client):
+    from tests.support import bearer
+
+    token = bearer(city.token("operator"))
+    for offset in (audit.MAX_OFFSET + 1, 10**20):
+        answer = client.get("/api/v1/audit", params={"offset": offset}, headers=token)
+        assert answer.status_code == 422 and answer.json()["code"], answer.text
+    deepest = client.get("/api/v1/audit", params={"offset": audit.MAX_OFFSET}, headers=token)
+    assert deepest.status_code == 200 and deepest.json()["records"] == []

@@ -166,7 +166,7 @@ def read_audit(
     since: s.IsoDateTime | None = None,
     until: s.IsoDateTime | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=audit.MAX_OFFSET),
 ) -> r.AuditReadOut:
     return audit.read_audit(app, actor, operation=operation, channel=channel, object_id=object_id,
                             person_id=person_id, actor_id=actor_id, result=result, since=since, until=until,

@@ -93,6 +93,10 @@ def newest_first(columns: Sequence[Any], parts: Sequence[ColumnElement[bool]], w
     return select(pages).order_by(pages.c.id.desc()).limit(limit).offset(offset)
 
 
+MAX_OFFSET = 1_000_000
+"""How deep a page of the log may start: each page reads every record before it (newest first), and an
+offset past what a 64-bit integer holds was a database error. Older records are reached by `until`."""
+
 _COLUMNS = [AuditRecord.__table__.c[name] for name in (
     "id", "at", "actor_kind", "actor_id", "actor_role", "on_behalf_of", "attorney_id", "channel", "place",
     "operation", "object_type", "object_id", "person_id", "before", "after", "result", "detail")]
@@ -135,7 +139,8 @@ def read_audit(
     if person_id is not None:
         op.audit("audit_log", person_id, person_id=person_id)  # a person's trail is their data too
     parts = bank_records(op) or [true()]
-    rows = op.session.execute(newest_first(_COLUMNS, parts, where, min(limit, 1000), offset)).all()
+    rows = op.session.execute(newest_first(_COLUMNS, parts, where, max(1, min(limit, 1000)),
+                                           max(0, min(offset, MAX_OFFSET)))).all()
     return {"records": [audit_view(r) for r in rows], "limit": limit, "offset": offset}
 
 
