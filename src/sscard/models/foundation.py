@@ -255,6 +255,11 @@ class CommitMarker(Base):
 
 
 Index("ix_cards_person_status", Card.person_id, Card.ss_status)
+# What a service center's window reads on every page (migration 0020): its queue of ready cards, oldest
+# first, and the applications waiting there; the search by name and birth date
+Index("ix_cards_ready_center", Card.ready_center_id, Card.ss_status, Card.ready_at)
+Index("ix_cards_apply_center", Card.apply_center_id, Card.ss_status)
+Index("ix_persons_name_birth", Person.name, Person.birth_date)
 # The records still to seal, in id order: a partial index, so the sealer never walks the sealed ones.
 Index("ix_audit_records_unsealed", AuditRecord.id, sqlite_where=AuditRecord.seal_seq.is_(None),
       postgresql_where=AuditRecord.seal_seq.is_(None))

@@ -6,13 +6,14 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, Select, bindparam, inspect, or_, select
+from sqlalchemy import Engine, Select, bindparam, func, inspect, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
 from ..core.errors import SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Actor
+from ..core.states import SsStatus
 from ..db import session_rows
 from ..models.foundation import Bank, BankAccount, Card, Outlet, Person, ServiceCenter
 from . import access
@@ -129,6 +130,13 @@ def current_card(session: Session, person_id: int) -> Card | None:
     return session.scalar(
         select(Card).where(Card.person_id == person_id, Card.ss_status != "cancelled").order_by(Card.id.desc()).limit(1)
     )
+
+
+def applied_cards(center_id: int) -> Select[int]:
+    """How many applications wait at a center for production (index ix_cards_apply_center): the window's
+    queue shows it, starting a batch takes them."""
+    return select(func.count()).select_from(Card).where(Card.apply_center_id == center_id,
+                                                        Card.ss_status == SsStatus.APPLIED)
 
 
 def bank_by_code(session: Session, code: str) -> Bank:

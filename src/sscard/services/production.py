@@ -9,7 +9,6 @@ from sqlalchemy import func, select
 
 from ..core.errors import SscardError
 from ..core.roles import CENTER_STAFF, Role
-from ..core.states import SsStatus
 from ..models.counter import ReplacementApplication
 from ..models.foundation import Card, ProductionBatch
 from . import access, lookup
@@ -33,9 +32,7 @@ def start_batch(op: Op, center_code: str) -> dict[str, Any]:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
     access.require_center(op.actor, center.id)
-    count = op.session.scalar(
-        select(func.count()).select_from(Card).where(Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)
-    )
+    count = op.session.scalar(lookup.applied_cards(center.id))
     if not count:
         raise SscardError("not_found", what=("待制卡申请", "applied cards"))
     working_days = 0 if center.instant_issue else op.policy.production.working_days

