@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from sscard.models import Base
+from sscard.services.audit_chain import BANK_COLUMNS
 
 AUDIT = "audit_records"
 
@@ -18,16 +19,17 @@ def headers(token: str | None = None, *, key: str | None = None, lang: str = "en
     return out
 
 
-# Set by the audit chain's sealer (a background thread of the server), not by the operation under test.
-CHAIN_COLUMNS = {"seal_seq", "prev_hash", "hash"}
+# Set by the audit chain's sealer (a background thread of the server), not by the operation under test: the
+# record's place in the chain and the bank it belongs to (services/audit_chain.py, BANK_COLUMNS).
+SEALER_COLUMNS = {"seal_seq", "prev_hash", "hash", *BANK_COLUMNS}
 
 
 def snapshot(app) -> dict[str, list[tuple]]:
-    """Every row of every table, in a stable order (audit records without their place in the chain)."""
+    """Every row of every table, in a stable order (audit records without what the sealer writes)."""
     out: dict[str, list[tuple]] = {}
     with app.db.session() as s:
         for table in Base.metadata.sorted_tables:
-            columns = [c for c in table.columns if not (table.name == AUDIT and c.name in CHAIN_COLUMNS)]
+            columns = [c for c in table.columns if not (table.name == AUDIT and c.name in SEALER_COLUMNS)]
             rows = s.execute(select(*columns)).all()
             out[table.name] = sorted((tuple(r) for r in rows), key=repr)
     return out
