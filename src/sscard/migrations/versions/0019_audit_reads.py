@@ -30,6 +30,8 @@ def upgrade() -> None:
 
     op.add_column("audit_records", sa.Column("maker_bank_id", sa.Integer(), nullable=True))
     op.add_column("audit_records", sa.Column("object_bank_id", sa.Integer(), nullable=True))
+    # before the back-fill, which finds each staff record's bank through it (not a scan of the staff a record)
+    op.create_index("ix_staff_users_id_text", "staff_users", [sa.text("CAST(id AS VARCHAR(32))")])
     sets = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
     op.execute(f"UPDATE audit_records SET {sets} WHERE seal_seq IS NOT NULL")  # noqa: S608 (fixed text)
     for column in _REPLACED:
@@ -38,7 +40,6 @@ def upgrade() -> None:
         where = sa.text(f"{column} IS NOT NULL") if column in _SPARSE else None
         op.create_index(f"ix_audit_records_{column}", "audit_records", [column, "id"], postgresql_where=where,
                         sqlite_where=where)
-    op.create_index("ix_staff_users_id_text", "staff_users", [sa.text("CAST(id AS VARCHAR(32))")])
 
 
 def downgrade() -> None:
