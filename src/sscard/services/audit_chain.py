@@ -93,7 +93,8 @@ BANK_COLUMNS = {
         " WHEN 'bank_account' THEN (SELECT a.bank_id FROM bank_accounts a WHERE a.pan = audit_records.object_id)"
         " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = audit_records.object_id) END"),
 }
-_SET_BANKS = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
+# the same as one SET list (the PostgreSQL sealer's statement, migration 0019's back-fill)
+SET_BANKS = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
 _SET_SEAL = (
     update(AUDITS)
     .where(AUDITS.c.id == bindparam("b_id"), AUDITS.c.seal_seq.is_(None))
@@ -105,7 +106,7 @@ _SET_SEAL = (
 # record is looked for in its own partition only (run-time pruning); joined by id alone, every month's
 # partition was probed for every record (a city of a million: 159 against 54 ms for 2,000 records)
 _SET_SEAL_PG = text(
-    f"UPDATE audit_records SET seal_seq = v.seq, prev_hash = v.prev, hash = v.hash, {_SET_BANKS} "  # noqa: S608
+    f"UPDATE audit_records SET seal_seq = v.seq, prev_hash = v.prev, hash = v.hash, {SET_BANKS} "  # noqa: S608
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:seqs AS bigint[]), "
     "CAST(:prevs AS text[]), CAST(:hashes AS text[])) AS v(id, at, seq, prev, hash) "
     "WHERE audit_records.id = v.id AND audit_records.at = v.at AND audit_records.seal_seq IS NULL"

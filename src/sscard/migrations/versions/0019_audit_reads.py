@@ -5,8 +5,8 @@ cards (services/audit.py).
 
 - audit_records.maker_bank_id, object_bank_id: nullable, added without rewriting the table (PostgreSQL adds
   them to every monthly partition). The sealer fills them for the records it seals from now on; the records
-  already sealed get them here, from the same expressions (services/audit_chain.py, BANK_COLUMNS). Records
-  not yet sealed keep NULL: a bank supervisor's read tests those against the bank as before.
+  already sealed get them here, from the same expressions (services/audit_chain.py, SET_BANKS). Records not
+  yet sealed keep NULL: a bank supervisor's read tests those against the bank as before.
 - the single-column indexes on operation, channel, object_id and person_id become (column, id); new ones
   on on_behalf_of, actor_id, result and the two bank columns, each (column, id); those of the columns that
   are often empty (person_id, on_behalf_of, the banks) only over the records that have one, so an insert
@@ -26,14 +26,13 @@ _SPARSE = ("person_id", "on_behalf_of", "maker_bank_id", "object_bank_id")  # on
 
 
 def upgrade() -> None:
-    from sscard.services.audit_chain import BANK_COLUMNS
+    from sscard.services.audit_chain import SET_BANKS
 
     op.add_column("audit_records", sa.Column("maker_bank_id", sa.Integer(), nullable=True))
     op.add_column("audit_records", sa.Column("object_bank_id", sa.Integer(), nullable=True))
     # before the back-fill, which finds each staff record's bank through it (not a scan of the staff a record)
     op.create_index("ix_staff_users_id_text", "staff_users", [sa.text("CAST(id AS VARCHAR(32))")])
-    sets = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
-    op.execute(f"UPDATE audit_records SET {sets} WHERE seal_seq IS NOT NULL")  # noqa: S608 (fixed text)
+    op.execute(f"UPDATE audit_records SET {SET_BANKS} WHERE seal_seq IS NOT NULL")  # noqa: S608 (fixed text)
     for column in _REPLACED:
         op.drop_index(f"ix_audit_records_{column}", table_name="audit_records")
     for column in (*_REPLACED, *_NEW):
