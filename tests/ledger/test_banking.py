@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from sscard.core.errors import SscardError
+from sscard.core.identifiers import mask_pan
 from sscard.core.roles import CLI_OPERATOR, SYSTEM_ACTOR, Channel
 from sscard.models.foundation import AuditRecord, BankAccount, Card, Person, ServiceCenter
 from sscard.models.ledger import LedgerTransfer
@@ -403,6 +404,32 @@ def test_statement_pages_history_newest_first(city, app):
     other = city.issued_card(name="李四")
     with pytest.raises(SscardError):
         banking.statement(app, city.cardholder(other), card.pan)
+
+
+def test_statement_names_each_entrys_other_side_masked_for_customers(city, app):
+    """Each entry's counterparty, joined to the page of transfers: a customer's masked PAN on both sides
+    of a transfer within the bank, the clearing account of a transfer to another bank, the cash point of a
+    deposit; newest first, across pages."""
+    a = activated(city, opening_fen=100_000)
+    b = activated(city, name="李四", bank="JSB")
+    c = activated(city, name="王五")
+    atm = terminal(city, "ATM-GSB-1")
+    teller = city.actor("teller")
+    banking.transfer(app, atm, a.pan, c.pan, 2_000, PIN)
+    banking.transfer(app, atm, a.pan, b.pan, 3_000, PIN)
+    banking.transfer(app, atm, c.pan, a.pan, 500, PIN)
+    banking.deposit(app, teller, a.pan, 700)
+    first = banking.statement(app, teller, a.pan, limit=3)
+    rest = banking.statement(app, teller, a.pan, limit=3, before_id=first["next_before_id"])
+    seen = [(e["direction"], e["amount_fen"], e["counterparty"]) for e in first["entries"] + rest["entries"]]
+    assert seen[:4] == [("credit", 700, seen[0][2]), ("credit", 500, mask_pan(c.pan)),
+                        ("debit", 3_000, seen[2][2]), ("debit", 2_000, mask_pan(c.pan))]
+    assert seen[0][2].startswith("cash:") and seen[2][2] == "clearing:GSB"
+    assert seen[4][:2] == ("credit", 100_000)  # the opening deposit
+    assert all(c.pan not in str(e) and a.pan not in str(e) for e in first["entries"] + rest["entries"])
+    theirs = banking.statement(app, teller, c.pan, limit=5)["entries"]
+    assert [(e["direction"], e["amount_fen"], e["counterparty"]) for e in theirs][:2] == [
+        ("debit", 500, mask_pan(a.pan)), ("credit", 2_000, mask_pan(a.pan))]
 
 
 def test_ledger_transfers_are_immutable(city, app):
