@@ -212,3 +212,31 @@ def test_audit_verify_on_the_command_line_exits_non_zero_naming_the_broken_recor
     _sql(app, "UPDATE audit_records SET actor_id = 'someone' WHERE id = :id", id=victim)
     out = cli("audit", "verify")
     assert out.exit_code == 1 and f"audit record id {victim}" in out.output
+
+
+def test_a_rounds_seal_update_plans_only_the_partitions_its_records_are_in(city, app):
+    """PostgreSQL: the sealer's UPDATE names its records' first and last `at`, so the planner prunes the
+    monthly partitions to those (it planned and locked every one, with all its indexes, every round); and
+    records of two months in one round are both sealed."""
+    if app.db.dialect != "postgresql":
+        pytest.skip("SQLite's audit log has no partitions")
+    city.issued_card()
+    audit_chain.seal(app)
+    now = app.clock.now()
+    with app.db.session() as s:
+        parts = s.scalar(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_records'::regclass"))
+        row = s.execute(select(AuditRecord.id, AuditRecord.at).order_by(AuditRecord.id.desc()).limit(1)).one()
+        sql = audit_chain._SET_SEAL_PG.text
+        values = {"ids": [row.id], "ats": [row.at], "seqs": [1], "prevs": ["p"], "hashes": ["h"],
+                  "first_at": row.at, "last_at": row.at}
+        plan = [r[0] for r in s.execute(text("EXPLAIN " + sql), values)]
+        s.rollback()
+    updated = [line for line in plan if line.strip().startswith("Update on audit_records_")]
+    assert parts > 3 and len(updated) == 1, plan
+    with app.db.session() as s:  # a record of last month and one of now, sealed in one round
+        for at in (datetime(now.year - 1, 12, 15, 4, tzinfo=UTC), now):
+            s.add(AuditRecord(at=at, actor_kind="system", actor_id="system", actor_role="system", channel="system",
+                              place="", operation="x.months", object_type="", object_id="", before="", after="",
+                              result="ok", detail={}))
+    assert audit_chain.seal(app) == 2
+    assert audit_chain.verify(app)["ok"]

@@ -110,7 +110,12 @@ _SET_SEAL_PG = text(
     "FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:seqs AS bigint[]), "
     "CAST(:prevs AS text[]), CAST(:hashes AS text[])) AS v(id, at, seq, prev, hash) "
     "WHERE audit_records.id = v.id AND audit_records.at = v.at AND audit_records.seal_seq IS NULL"
+    " AND audit_records.at BETWEEN CAST(:first_at AS timestamptz) AND CAST(:last_at AS timestamptz)"
 )
+# ... and between the chunk's first and last `at`, bounds the planner sees (each round's statement is planned
+# for its values, psycopg preparing it only after five runs of the same text): PostgreSQL plans and locks only
+# the partitions the chunk's records are in (the month's, for a server's rounds) instead of every monthly
+# partition with all its indexes: 3.3 ms of planning a round on the million's 42 partitions, 0.3 ms bounded.
 # The chain's head, found the same way whatever the planner believes of the table: max() reads the end of
 # each partition's seal_seq index; ORDER BY seal_seq DESC LIMIT 1 was planned from statistics, which after
 # a bulk load still said "nothing sealed" (the demo's million: a sort of every sealed record, 232 ms a
@@ -153,7 +158,7 @@ def _seal_chunk(s: Session, limit: int) -> int:
     if updates and s.get_bind().dialect.name == "postgresql":
         # one statement for the whole chunk (psycopg's executemany costs a round of Python per row)
         done = cast(CursorResult[Any], s.execute(_SET_SEAL_PG, {
-            "ids": [u["b_id"] for u in updates], "ats": ats,
+            "ids": [u["b_id"] for u in updates], "ats": ats, "first_at": min(ats), "last_at": max(ats),
             "seqs": [u["b_seq"] for u in updates], "prevs": [u["b_prev"] for u in updates],
             "hashes": [u["b_hash"] for u in updates]})).rowcount
         if done != len(updates):  # another sealer got there (never, under the lock): seal nothing
