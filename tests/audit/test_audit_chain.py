@@ -240,3 +240,29 @@ def test_a_rounds_seal_update_plans_only_the_partitions_its_records_are_in(city,
                               result="ok", detail={}))
     assert audit_chain.seal(app) == 2
     assert audit_chain.verify(app)["ok"]
+
+
+def test_a_servers_rounds_read_recent_partitions_and_every_partition_once_in_a_while(city, app, monkeypatch):
+    """The server's sealer reads the partitions from the hour before the clock's, and all of them in its
+    first round and once every FULL_EVERY seconds: a record written with an older time (a back-filled
+    history) waits for that round, then is sealed, and the chain verifies. (PostgreSQL; SQLite's rounds
+    always read everything, having no partitions.)"""
+    from datetime import timedelta
+
+    city.issued_card()
+    rounds = audit_chain._Rounds()
+    assert audit_chain._round(app, 0.1, 1.0, rounds)[0] > 0  # the first round: everything
+    with app.db.session() as s:
+        s.add(AuditRecord(at=app.clock.now() - timedelta(days=40), actor_kind="system", actor_id="system",
+                          actor_role="system", channel="system", place="", operation="x.backfilled",
+                          object_type="", object_id="", before="", after="", result="ok", detail={}))
+    city.new_person("钱七")  # and a recent one
+    done, _wait = audit_chain._round(app, 0.1, 1.0, rounds)
+    postgres = app.db.dialect == "postgresql"
+    assert done == (1 if postgres else 2)
+    assert audit_chain.verify(app)["unsealed"] == (1 if postgres else 0)
+    if postgres:
+        monkeypatch.setattr(audit_chain.time, "monotonic", lambda: 1e12)  # FULL_EVERY seconds later
+        assert audit_chain._round(app, 0.1, 1.0, rounds)[0] == 1
+    out = audit_chain.verify(app)
+    assert out["ok"] and out["unsealed"] == 0
