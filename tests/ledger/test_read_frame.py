@@ -55,7 +55,7 @@ def test_a_statement_of_several_statements_runs_them_in_one_repeatable_read_tran
     sent.clear()
     out = banking.statement(app, teller, card.pan, limit=5)
     assert [e["amount_fen"] for e in out["entries"]] == [10_000] and out["balance_fen"] == 10_000
-    assert len(sent) == 2  # the account and its sums; one month's transfers with their other sides joined
+    assert len(sent) == 3  # the account and its sums, one month's transfers, their other sides
     assert all(autocommit is False and level == REPEATABLE_READ for autocommit, level, _status in sent)
     assert sent[0][2] == 0 and all(status != 0 for _a, _l, status in sent[1:])  # one transaction from the first
 

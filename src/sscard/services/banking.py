@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Row, Select, bindparam, case, select
+from sqlalchemy import Engine, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
@@ -618,8 +618,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
 
     As plain rows (`op.rows`: in a declared read no ORM session is made): the account with its ledger
     account's sums, when that was opened and the day of its newest transfer in one query, then its
-    transfers by months (`ledger.history_by_months`), each page with its transfers' other sides joined
-    (`_HISTORY_WITH_OTHERS`; they were a query of their own after the pages, a round trip more). A read: no ledger write of
+    transfers by months (`ledger.history_by_months`) and their other sides. A read: no ledger write of
     this transaction is waiting in a book (a body that wrote would flush its book first)."""
     number = validate_pan(pan)
     found = op.rows(_STATEMENT_READ, {"pan": number})
@@ -632,12 +631,14 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     ledger_id = account.ledger_account_id
     rows = ledger.history_by_months(op.rows, ledger_id, limit=limit, before_id=before_id,
                                     opened=found[0].ledger_opened, newest=found[0].ledger_newest,
-                                    out_of_order=bool(found[0].ledger_out_of_order),
-                                    statements=_HISTORY_WITH_OTHERS) if ledger_id else []
+                                    out_of_order=bool(found[0].ledger_out_of_order)) if ledger_id else []
+    others = {r.credit_account_id if r.debit_account_id == ledger_id else r.debit_account_id for r in rows}
+    names = _counterparties(op.rows, others)
     entries = []
     for r in rows:
         outgoing = r.debit_account_id == ledger_id
-        counterparty = mask_pan(r.other_pan or "") if r.other_kind == "customer" else r.other_name or ""
+        other = names.get(r.credit_account_id if outgoing else r.debit_account_id, ("", "", None))
+        counterparty = mask_pan(other[2] or "") if other[0] == "customer" else other[1]
         entries.append({
             "id": r.id, "transfer_id": r.transfer_id, "at": r.created_at, "code": r.code, "kind": r.kind,
             "direction": "debit" if outgoing else "credit", "amount_fen": r.amount, "amount": fen_to_yuan(r.amount),
@@ -652,21 +653,23 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     return out
 
 
-def _with_others(page: Any) -> Select[Any]:
-    """A page of an account's transfers (`aid`), newest first, each with its other side: the ledger
-    account's kind and name, and for a customer's the PAN of its bank account (masked in the answer)."""
-    other = ledger.ACCOUNTS.alias("other")
-    accounts = BankAccount.__table__.alias("other_account")
-    other_id = case((page.c.debit_account_id == bindparam("aid"), page.c.credit_account_id),
-                    else_=page.c.debit_account_id)
-    return (select(page, other.c.kind.label("other_kind"), other.c.name.label("other_name"),
-                   accounts.c.pan.label("other_pan"))
-            .outerjoin(other, other.c.id == other_id)
-            .outerjoin(accounts, (accounts.c.id == other.c.bank_account_id) & (other.c.kind == "customer"))
-            .order_by(page.c.id.desc()))
+def _counterparties(fetch: lookup.Rows, ids: set[int]) -> dict[int, tuple[str, str, str | None]]:
+    """Ledger account id -> (kind, name, the PAN of a customer's bank account): the other sides of a
+    statement's transfers in one query (`ledger.account_names` and then the customers' PANs took two)."""
+    if not ids:
+        return {}
+    rows = fetch(_COUNTERPARTIES, {"ids": sorted(ids)})
+    return {r.id: (r.kind, r.name or "", r.pan) for r in rows}
 
 
-_HISTORY_WITH_OTHERS = ledger.history_statements(_with_others)  # built once (see _PREFETCH)
+def _counterparties_statement() -> Select[Any]:
+    accounts = ledger.ACCOUNTS
+    return (select(accounts.c.id, accounts.c.kind, accounts.c.name, BankAccount.pan)
+            .outerjoin(BankAccount, (BankAccount.id == accounts.c.bank_account_id) & (accounts.c.kind == "customer"))
+            .where(accounts.c.id.in_(bindparam("ids", expanding=True))))
+
+
+_COUNTERPARTIES = _counterparties_statement()  # built once (see _PREFETCH)
 
 
 # ---------------------------------------------------------------- the bank PIN

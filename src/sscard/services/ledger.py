@@ -471,7 +471,7 @@ def history(session: Session, account_id: int, *, limit: int = 20, before_id: in
 
 def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_id: int, *, limit: int,
                       before_id: int | None, opened: datetime, newest: date | None,
-                      out_of_order: bool, statements: HistoryStatements | None = None) -> list[AnyRow]:
+                      out_of_order: bool) -> list[AnyRow]:
     """`history` by months, newest first, of an account whose ledger row (`opened`: created_at, `newest`:
     last_transfer_day, `out_of_order`) was read in this transaction after its last ledger write; `rows`:
     the transaction's fetch_all (a declared read's `op.rows`).
@@ -497,20 +497,16 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
     rest when `before_id` leaves nothing in the newest month (no transfer found, so no prev day to follow:
     the month of `before_id` itself is not known without probing every partition for it, so the first
     page found is where the walk starts); and everything as before for an account marked `out_of_order`
-    (a backfill wrote older months after newer ones: there the prev days do not lead month by month).
-
-    `statements`: the (one month, months) pair to run, `_HISTORY_MONTH` and `_HISTORY_MONTHS` unless the
-    caller wants more of each row (`history_statements(extend)`: a statement's other sides, joined)."""
+    (a backfill wrote older months after newer ones: there the prev days do not lead month by month)."""
     if newest is None:
         return []
-    one_month, months = statements or (_HISTORY_MONTH, _HISTORY_MONTHS)
     if out_of_order:
         return _by_months_as_before(rows, account_id, limit=limit, before_id=before_id, opened=opened,
-                                    newest=newest, statements=(one_month, months))
+                                    newest=newest)
     below = before_id if before_id is not None else _NO_ID_ABOVE
     top = newest.replace(day=1)
     first = shanghai_day(as_utc(opened)).replace(day=1)
-    found: list[AnyRow] = rows(one_month, {"aid": account_id, "below": below, "lower": top,
+    found: list[AnyRow] = rows(_HISTORY_MONTH, {"aid": account_id, "below": below, "lower": top,
                                                 "upper": newest + timedelta(days=1), "n": limit})
     lower = top  # every month from here up is read
     blind = 0  # queries that found nothing to follow (before_id above them): as before 0018
@@ -523,7 +519,7 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
                 break  # the account's first transfer
             month = None if prev is None else prev.replace(day=1)
             if month is None or month >= lower:  # unknown (before 0018), or not earlier: the rest in one query
-                found += rows(months, {"aid": account_id, "below": below, "lower": first, "upper": lower,
+                found += rows(_HISTORY_MONTHS, {"aid": account_id, "below": below, "lower": first, "upper": lower,
                                                 "n": limit - len(found)})
                 break
             if month < first:
@@ -533,13 +529,13 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
             # not 40; each is read whole, so its oldest row's prev day again names an earlier month
             span = min(span * 2, MAX_SPAN) if month == _months_before(lower, 1) else 1
             start = max(first, _months_before(month, span - 1))
-            found += rows(one_month if span == 1 else months,
+            found += rows(_HISTORY_MONTH if span == 1 else _HISTORY_MONTHS,
                           {"aid": account_id, "below": below, "lower": start, "upper": prev + timedelta(days=1),
                            "n": limit - len(found)})
             lower = start
         else:
             bound = max(first, _months_before(lower, 2)) if blind == 0 else first
-            found += rows(months, {"aid": account_id, "below": below, "lower": bound, "upper": lower,
+            found += rows(_HISTORY_MONTHS, {"aid": account_id, "below": below, "lower": bound, "upper": lower,
                                             "n": limit - len(found)})
             lower = bound
             blind += 1
@@ -547,22 +543,20 @@ def history_by_months(rows: Callable[[Any, dict[str, Any]], list[Any]], account_
 
 
 def _by_months_as_before(rows: Callable[[Any, dict[str, Any]], list[Any]], account_id: int, *, limit: int,
-                         before_id: int | None, opened: datetime, newest: date,
-                         statements: HistoryStatements | None = None) -> list[AnyRow]:
+                         before_id: int | None, opened: datetime, newest: date) -> list[AnyRow]:
     """The month of the newest transfer up to its day, then the two months before, then the rest back to
     the month the account was opened, until `limit` are found: the history of an account marked out of
     order, read as before migration 0018 (its answer unchanged)."""
-    one_month, months = statements or (_HISTORY_MONTH, _HISTORY_MONTHS)
     below = before_id if before_id is not None else _NO_ID_ABOVE
     top = newest.replace(day=1)
-    found: list[AnyRow] = rows(one_month, {"aid": account_id, "below": below, "lower": top,
+    found: list[AnyRow] = rows(_HISTORY_MONTH, {"aid": account_id, "below": below, "lower": top,
                                                 "upper": newest + timedelta(days=1), "n": limit})
     first = shanghai_day(as_utc(opened)).replace(day=1)
     upper = top
     for lower in (max(first, _months_before(top, 2)), first):  # the two months before, then the rest
         if len(found) >= limit or upper <= first:
             break
-        found += rows(months, {"aid": account_id, "below": below, "lower": lower,
+        found += rows(_HISTORY_MONTHS, {"aid": account_id, "below": below, "lower": lower,
                                         "upper": upper, "n": limit - len(found)})
         upper = lower
     return found
@@ -572,7 +566,7 @@ _NO_ID_ABOVE = 2**63 - 1  # history(): no before_id given (every id is below it)
 MAX_SPAN = 12  # history_by_months: the most months one step of the walk reads (planning grows with them)
 
 
-def _history_statement(span: str, extend: Callable[[Any], Any] | None = None) -> Any:
+def _history_statement(span: str) -> Any:
     """A page of an account's transfers of the days [lower, upper), newest first: built once, run through
     `fetch_all` (a statement built per call cost more than running it). Both bounds name days, so
     PostgreSQL reads only those months' partitions.
@@ -585,21 +579,10 @@ def _history_statement(span: str, extend: Callable[[Any], Any] | None = None) ->
     made the one-month queries run the generic plan too (measured: 3 ms of server CPU per statement's
     history instead of 0.4)."""
     t = TRANSFERS.c
-    page = (select(TRANSFERS).prefix_with(f"/* {span} */")
+    return (select(TRANSFERS).prefix_with(f"/* {span} */")
             .where((t.debit_account_id == bindparam("aid")) | (t.credit_account_id == bindparam("aid")),
                    t.id < bindparam("below"), t.day >= bindparam("lower"), t.day < bindparam("upper"))
             .order_by(t.id.desc()).limit(bindparam("n")))
-    return page if extend is None else extend(page.subquery("page"))
-
-
-HistoryStatements = tuple[Any, Any]  # (one month, months): what history_by_months runs
-
-
-def history_statements(extend: Callable[[Any], Any]) -> HistoryStatements:
-    """The pair `history_by_months` runs, each page joined to more: `extend(page)` gets the page as a
-    subquery (the transfers' columns, `aid` bound) and returns the SELECT over it, newest first. Built
-    once by the caller, at import (a statement built per call cost more than running it)."""
-    return _history_statement("one month", extend), _history_statement("months", extend)
 
 
 _HISTORY_MONTH = _history_statement("one month")
