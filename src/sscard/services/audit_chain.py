@@ -25,6 +25,7 @@ elsewhere and notice a rewritten past.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select as io_select
@@ -176,20 +177,14 @@ class _Rounds:
         return app.clock.now().replace(minute=0, second=0, microsecond=0) - RECENT
 
 
-_bounded: dict[datetime, tuple[Any, Any]] = {}
-
-
+@functools.lru_cache(maxsize=2)  # the bound changes once an hour: this hour's statements, built once
 def _unsealed_reads(since: datetime | None) -> tuple[Any, Any]:
     """(is there any?, the next chunk) of unsealed records, of the partitions from `since` on."""
     if since is None:
         return _ANY_UNSEALED, _UNSEALED
-    found = _bounded.get(since)
-    if found is None:
-        assert since.tzinfo is not None  # an aware datetime of the clock: its ISO text is a plain literal
-        recent = AUDITS.c.at >= literal_column(f"TIMESTAMP WITH TIME ZONE '{since.isoformat()}'")
-        _bounded.clear()
-        found = _bounded[since] = (_ANY_UNSEALED.where(recent), _UNSEALED.where(recent))
-    return found
+    assert since.tzinfo is not None  # an aware datetime of the clock: its ISO text is a plain literal
+    recent = AUDITS.c.at >= literal_column(f"TIMESTAMP WITH TIME ZONE '{since.isoformat()}'")
+    return _ANY_UNSEALED.where(recent), _UNSEALED.where(recent)
 
 
 def _seal_chunk(s: Session, limit: int, since: datetime | None = None) -> int:
