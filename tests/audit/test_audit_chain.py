@@ -1,5 +1,6 @@
 """The tamper-evident audit chain: sealed records verify; an edited, deleted or late record is caught or
-sealed in its turn; concurrent writers all end up sealed exactly once."""
+sealed in its turn; concurrent writers all end up sealed exactly once; the database queues every record it
+is given, and sealing never rewrites one."""
 
 from __future__ import annotations
 
@@ -12,11 +13,24 @@ from typer.testing import CliRunner
 
 from sscard.core.audit_chain import GENESIS, canonical, link
 from sscard.core.identifiers import make_citizen_id
-from sscard.models.foundation import AuditRecord
+from sscard.models.foundation import AuditRecord, AuditSeal, AuditUnsealed, Bank
 from sscard.services import audit_chain, enrolment, loss
 from tests.conftest import TEST_KEY
 
 AUDITS = AuditRecord.__table__
+SEALS = AuditSeal.__table__
+
+
+def _seals(app) -> list[tuple[int, int]]:
+    """(seal_seq, record_id) of every seal, in chain order."""
+    with app.db.session() as s:
+        return [tuple(r) for r in s.execute(select(AuditSeal.seal_seq, AuditSeal.record_id).order_by(AuditSeal.seal_seq))]
+
+
+def _record(**values) -> AuditRecord:
+    return AuditRecord(**{"actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system",
+                          "place": "", "object_type": "", "object_id": "", "before": "", "after": "", "result": "ok",
+                          "detail": {}, **values})
 
 
 def _ids(app) -> list[int]:
@@ -39,12 +53,17 @@ def test_a_sealed_chain_verifies_and_counts_what_is_not_yet_sealed(city, app):
     assert out["ok"] and out["checked"] == before["unsealed"] and out["unsealed"] == 1
     out = audit_chain.verify(app, seal_first=True)
     assert out["ok"] and out["checked"] == len(_ids(app)) and out["unsealed"] == 0
+    seals = _seals(app)
+    assert [seq for seq, _id in seals] == list(range(1, len(seals) + 1))
+    assert [record_id for _seq, record_id in seals] == _ids(app)  # one writer here: seal order is id order
     with app.db.session() as s:
-        seqs = list(s.scalars(select(AuditRecord.seal_seq).order_by(AuditRecord.id)))
-        first = s.execute(select(AUDITS).where(AUDITS.c.seal_seq == 1)).mappings().one()
-    assert seqs == list(range(1, len(seqs) + 1))  # one writer here: seal order is id order
-    assert first["prev_hash"] == GENESIS and first["hash"] == link(GENESIS, first)
-    assert out["head"]["seal_seq"] == len(seqs)
+        seal = s.execute(select(SEALS).where(SEALS.c.seal_seq == 1)).mappings().one()
+        first = s.execute(select(AUDITS).where(AUDITS.c.id == seal["record_id"])).mappings().one()
+    assert seal["record_at"] == first["at"]
+    assert seal["prev_hash"] == GENESIS and seal["hash"] == link(GENESIS, {**first, "seal_seq": 1})
+    with app.db.session() as s:
+        last = s.scalar(select(AuditSeal.hash).where(AuditSeal.seal_seq == len(seals)))
+    assert out["head"] == {"seal_seq": len(seals), "hash": last}
     assert audit_chain.seal(app) == 0  # nothing left: sealing again changes nothing
 
 
@@ -82,11 +101,21 @@ def test_editing_the_detail_or_the_time_of_a_sealed_record_is_caught(city, app):
     assert audit_chain.verify(app)["broken"]["id"] == ids[1]
 
 
-def test_deleting_a_record_in_the_middle_makes_verify_name_the_record_after_the_gap(city, app):
+def test_deleting_a_sealed_record_makes_verify_name_it_missing(city, app):
     city.issued_card()
     audit_chain.seal(app)
     ids = _ids(app)
     _sql(app, "DELETE FROM audit_records WHERE id = :id", id=ids[4])
+    out = audit_chain.verify(app)
+    assert not out["ok"] and out["broken"] == {"id": ids[4], "seal_seq": 5, "reason": "missing"}
+    assert out["checked"] == 5
+
+
+def test_deleting_a_seal_in_the_middle_makes_verify_name_the_record_after_the_gap(city, app):
+    city.issued_card()
+    audit_chain.seal(app)
+    ids = _ids(app)
+    _sql(app, "DELETE FROM audit_seals WHERE seal_seq = 5")
     out = audit_chain.verify(app)
     assert not out["ok"] and out["broken"]["id"] == ids[5] and out["broken"]["reason"] == "gap"
     assert out["checked"] == 5
@@ -98,11 +127,70 @@ def test_a_rehashed_record_still_breaks_the_link_to_the_next_one(city, app):
     ids = _ids(app)
     with app.db.engine.begin() as conn:
         row = conn.execute(select(AUDITS).where(AUDITS.c.id == ids[2])).mappings().one()
-        forged = {**row, "result": "forged"}
-        conn.execute(update(AUDITS).where(AUDITS.c.id == ids[2])
-                     .values(result="forged", hash=link(row["prev_hash"], forged)))
+        seal = conn.execute(select(SEALS).where(SEALS.c.record_id == ids[2])).mappings().one()
+        forged = {**row, "result": "forged", "seal_seq": seal["seal_seq"]}
+        conn.execute(update(AUDITS).where(AUDITS.c.id == ids[2]).values(result="forged"))
+        conn.execute(update(SEALS).where(SEALS.c.record_id == ids[2]).values(hash=link(seal["prev_hash"], forged)))
     out = audit_chain.verify(app)
     assert out["broken"] == {"id": ids[3], "seal_seq": 4, "reason": "prev_hash"}
+
+
+def test_a_record_neither_sealed_nor_queued_is_counted_and_the_command_line_says_so(city, app, cli):
+    """A record that reached the log around its trigger (here: its queue entry taken away) would never be
+    sealed: verify counts it and fails."""
+    city.issued_card()
+    audit_chain.seal(app)
+    city.new_person("孙八")
+    _sql(app, "DELETE FROM audit_unsealed")
+    out = audit_chain.verify(app)
+    assert not out["ok"] and out["broken"] == {"id": None, "seal_seq": None, "reason": "unaccounted", "count": 1}
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and "1 audit records are neither sealed nor queued" in result.output
+
+
+def test_the_database_queues_every_record_whoever_inserts_it(city, app):
+    """The ORM, a Core multi-row insert and plain SQL: each record is queued in its own statement, with the
+    bank columns already derived, before any sealer runs."""
+    now = app.clock.now()
+    with app.db.session() as s:
+        s.add(_record(at=now, operation="x.orm"))
+    with app.db.engine.begin() as conn:
+        conn.execute(AUDITS.insert(), [_values(now, "x.core.1"), _values(now, "x.core.2")])
+        conn.execute(text("INSERT INTO audit_records (at, actor_kind, actor_id, actor_role, channel, place, operation, "
+                          "object_type, object_id, before, after, result, detail) VALUES (:at, 'system', 'system', "
+                          "'system', 'system', 'bank:GSB', 'x.sql', '', '', '', '', 'ok', '{}')"),
+                     {"at": now.replace(tzinfo=None) if app.db.dialect == "sqlite" else now})
+    with app.db.session() as s:
+        records = dict(s.execute(select(AuditRecord.operation, AuditRecord.id).where(AuditRecord.operation.like("x.%"))).all())
+        queued = set(s.scalars(select(AuditUnsealed.record_id)))
+        bank = s.scalar(select(AuditRecord.maker_bank_id).where(AuditRecord.operation == "x.sql"))
+        gsb = s.scalar(select(Bank.id).where(Bank.code == "GSB"))
+    assert set(records) == {"x.orm", "x.core.1", "x.core.2", "x.sql"} and set(records.values()) <= queued
+    assert bank == gsb  # a record made on the bank's hotline is the bank's
+    assert audit_chain.seal(app) == len(queued)
+    out = audit_chain.verify(app)
+    assert out["ok"], out
+
+
+def _values(at, operation: str) -> dict:
+    return {"at": at, "actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system",
+            "place": "", "operation": operation, "object_type": "", "object_id": "", "before": "", "after": "",
+            "result": "ok", "detail": {}}
+
+
+def test_sealing_never_rewrites_an_audit_record(city, app):
+    """The seal is a row of its own: the records' values, and on PostgreSQL their row versions (xmin: an
+    UPDATE writes a new version), are the same after sealing as before."""
+    city.issued_card()
+    versions = "xmin::text, " if app.db.dialect == "postgresql" else ""
+    before = _rows(app, versions)
+    assert audit_chain.seal(app) == len(before) > 5
+    assert _rows(app, versions) == before
+
+
+def _rows(app, versions: str) -> list[tuple]:
+    with app.db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(f"SELECT {versions}* FROM audit_records ORDER BY id"))]  # noqa: S608
 
 
 def test_canonical_bytes_are_the_same_on_every_database(app):
@@ -115,11 +203,12 @@ def test_canonical_bytes_are_the_same_on_every_database(app):
                           detail={"z": [1, "二"], "a": {"n": None, "t": True}}))
     audit_chain.seal(app)
     with app.db.session() as s:
-        row = s.execute(select(AUDITS)).mappings().one()
+        row = {**s.execute(select(AUDITS)).mappings().one(), "seal_seq": 1}
+        sealed = s.scalar(select(AuditSeal.hash))
     assert canonical(row) == (
         '[1,1,"2026-03-04T05:06:07.890123Z","staff","7","clerk",null,null,"window","","x.y","card","",3,"",'
         '"normal","ok",null,{"a":{"n":null,"t":true},"z":[1,"二"]}]').encode()
-    assert row["hash"] == "0bf9d2e1bac7e37f5b1f991b476ef0f01102276c14aa6f25d2c4683aebbab521"
+    assert sealed == "0bf9d2e1bac7e37f5b1f991b476ef0f01102276c14aa6f25d2c4683aebbab521"  # as before 0021
 
 
 def test_a_record_committed_late_with_a_lower_id_is_sealed_after_the_others(city, app):
@@ -128,19 +217,17 @@ def test_a_record_committed_late_with_a_lower_id_is_sealed_after_the_others(city
     city.issued_card()
     audit_chain.seal(app)
     with app.db.session() as late:
-        late.add(AuditRecord(at=app.clock.now(), actor_kind="system", actor_id="system", actor_role="system",
-                             channel="system", place="", operation="x.late", object_type="", object_id="",
-                             before="", after="", result="ok", detail={}))
+        late.add(_record(at=app.clock.now(), operation="x.late"))
         late.flush()  # its id is taken now; it commits at the end of the block
         city.new_person("赵六")  # a later id, committed first
         assert audit_chain.seal(app) == 1
     assert audit_chain.seal(app) == 1
     out = audit_chain.verify(app)
+    last_two = select(AuditRecord.operation, AuditRecord.id).join(AuditSeal, AuditSeal.record_id == AuditRecord.id)
     with app.db.session() as s:
-        order = list(s.scalars(select(AuditRecord.operation).order_by(AuditRecord.seal_seq.desc()).limit(2)))
-        ids = list(s.scalars(select(AuditRecord.id).order_by(AuditRecord.seal_seq.desc()).limit(2)))
+        order, ids = zip(*s.execute(last_two.order_by(AuditSeal.seal_seq.desc()).limit(2)).all(), strict=True)
     assert out["ok"] and out["unsealed"] == 0
-    assert order == ["x.late", "person.register"] and ids[0] < ids[1]
+    assert order == ("x.late", "person.register") and ids[0] < ids[1]
 
 
 def test_concurrent_writers_are_all_sealed_exactly_once_while_a_sealer_runs(city, app):
@@ -166,9 +253,10 @@ def test_concurrent_writers_are_all_sealed_exactly_once_while_a_sealer_runs(city
     out = audit_chain.verify(app, seal_first=True)
     with app.db.session() as s:
         total = s.scalar(select(func.count()).select_from(AuditRecord))
-        seqs = sorted(s.scalars(select(AuditRecord.seal_seq)))
+    seals = _seals(app)
     assert out["ok"] and out["checked"] == total and out["unsealed"] == 0
-    assert seqs == list(range(1, total + 1))
+    assert [seq for seq, _id in seals] == list(range(1, total + 1))
+    assert sorted(record_id for _seq, record_id in seals) == _ids(app)  # each record once
     assert sealer.sealed > 0  # the background sealer did part of it
 
 
@@ -214,55 +302,63 @@ def test_audit_verify_on_the_command_line_exits_non_zero_naming_the_broken_recor
     assert out.exit_code == 1 and f"audit record id {victim}" in out.output
 
 
-def test_a_rounds_seal_update_plans_only_the_partitions_its_records_are_in(city, app):
-    """PostgreSQL: the sealer's UPDATE names its records' first and last `at`, so the planner prunes the
-    monthly partitions to those (it planned and locked every one, with all its indexes, every round); and
-    records of two months in one round are both sealed."""
+def test_a_rounds_read_of_its_records_plans_only_the_partitions_they_are_in(city, app):
+    """PostgreSQL: the sealer reads a chunk's records between their first and last `at`, so the planner
+    prunes the monthly partitions to those (it planned and locked every one, with all its indexes, every
+    round); and records of two months in one round are both sealed. The statement explained is the one
+    the sealer sent, with its values."""
     if app.db.dialect != "postgresql":
         pytest.skip("SQLite's audit log has no partitions")
+    from sqlalchemy import event
+
     city.issued_card()
-    audit_chain.seal(app)
-    now = app.clock.now()
+    sent: list[tuple[str, object]] = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "FROM audit_records" in statement and "audit_seals" not in statement:
+            sent.append((statement, parameters))
+
+    event.listen(app.db.engine, "before_cursor_execute", keep)
+    try:
+        assert audit_chain.seal(app) > 0
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", keep)
     with app.db.session() as s:
         parts = s.scalar(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_records'::regclass"))
-        row = s.execute(select(AuditRecord.id, AuditRecord.at).order_by(AuditRecord.id.desc()).limit(1)).one()
-        sql = audit_chain._SET_SEAL_PG.text
-        values = {"ids": [row.id], "ats": [row.at], "seqs": [1], "prevs": ["p"], "hashes": ["h"],
-                  "first_at": row.at, "last_at": row.at}
-        plan = [r[0] for r in s.execute(text("EXPLAIN " + sql), values)]
-        s.rollback()
-    updated = [line for line in plan if line.strip().startswith("Update on audit_records_")]
-    assert parts > 3 and len(updated) == 1, plan
+    (statement, parameters), = sent
+    with app.db.engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        cursor.execute("EXPLAIN " + statement, parameters)
+        plan = [r[0] for r in cursor.fetchall()]
+    scanned = [line for line in plan if "on audit_records_" in line]
+    assert parts > 3 and len(scanned) == 1, plan
+    now = app.clock.now()
     with app.db.session() as s:  # a record of last month and one of now, sealed in one round
         for at in (datetime(now.year - 1, 12, 15, 4, tzinfo=UTC), now):
-            s.add(AuditRecord(at=at, actor_kind="system", actor_id="system", actor_role="system", channel="system",
-                              place="", operation="x.months", object_type="", object_id="", before="", after="",
-                              result="ok", detail={}))
+            s.add(_record(at=at, operation="x.months"))
     assert audit_chain.seal(app) == 2
     assert audit_chain.verify(app)["ok"]
 
 
-def test_a_servers_rounds_read_recent_partitions_and_every_partition_once_in_a_while(city, app):
-    """The server's sealer reads the partitions from the hour before the clock's, and all of them in its
-    first round and once every FULL_EVERY seconds: a record written with an older time (a back-filled
-    history) waits for that round, then is sealed, and the chain verifies. (PostgreSQL; SQLite's rounds
-    always read everything, having no partitions.)"""
-    from datetime import timedelta
+def test_a_servers_sealer_vacuums_its_queue_while_it_seals(city, app):
+    """PostgreSQL: the queue's deletes leave dead rows and index entries that only VACUUM reclaims, so a
+    server's rounds vacuum the queue at most every VACUUM_EVERY seconds while they seal (and not when
+    nothing was sealed)."""
+    if app.db.dialect != "postgresql":
+        pytest.skip("SQLite reclaims a deleted row's space at once")
+    count = text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'audit_unsealed'")
 
+    def vacuums() -> int:
+        with app.db.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+            return conn.scalar(count)
+
+    sweeper = audit_chain._Sweeper()
+    start = vacuums()
     city.issued_card()
-    rounds = audit_chain._Rounds()
-    assert audit_chain._round(app, 0.1, 1.0, rounds)[0] > 0  # the first round: everything
-    with app.db.session() as s:
-        s.add(AuditRecord(at=app.clock.now() - timedelta(days=40), actor_kind="system", actor_id="system",
-                          actor_role="system", channel="system", place="", operation="x.backfilled",
-                          object_type="", object_id="", before="", after="", result="ok", detail={}))
-    city.new_person("钱七")  # and a recent one
-    done, _wait = audit_chain._round(app, 0.1, 1.0, rounds)
-    postgres = app.db.dialect == "postgresql"
-    assert done == (1 if postgres else 2)
-    assert audit_chain.verify(app)["unsealed"] == (1 if postgres else 0)
-    if postgres:
-        rounds._full_at -= audit_chain.FULL_EVERY  # the last full round, FULL_EVERY seconds ago
-        assert audit_chain._round(app, 0.1, 1.0, rounds)[0] == 1
-    out = audit_chain.verify(app)
-    assert out["ok"] and out["unsealed"] == 0
+    assert audit_chain._round(app, 0.1, 1.0, sweeper)[0] > 0 and vacuums() == start  # not yet due
+    sweeper.last -= audit_chain.VACUUM_EVERY
+    assert audit_chain._round(app, 0.1, 1.0, sweeper)[0] == 0 and vacuums() == start  # nothing sealed
+    city.new_person("周九")
+    assert audit_chain._round(app, 0.1, 1.0, sweeper)[0] == 1
+    assert vacuums() == start + 1 and sweeper.sweeps == 1

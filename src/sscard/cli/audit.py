@@ -41,15 +41,20 @@ def register(app: typer.Typer) -> None:
             console.print(f"head: seal_seq {head['seal_seq']} hash {head['hash']}", soft_wrap=True)
         if not out["ok"]:
             broken = out["broken"]
-            err_console.print(f"[red]broken[/red] at audit record id {broken['id']} (seal_seq {broken['seal_seq']}): "
-                              f"{_WHY[broken['reason']]}", soft_wrap=True)
+            if broken["reason"] == "unaccounted":
+                err_console.print(f"[red]broken[/red]: {broken['count']} audit records are neither sealed nor "
+                                  "queued for sealing (inserted around the log's trigger)", soft_wrap=True)
+            else:
+                err_console.print(f"[red]broken[/red] at audit record id {broken['id']} "
+                                  f"(seal_seq {broken['seal_seq']}): {_WHY[broken['reason']]}", soft_wrap=True)
             raise typer.Exit(1)
         if not as_json:
             console.print("chain ok")
 
 
 _WHY = {
-    "gap": "a record sealed before it is missing (deleted or re-numbered)",
+    "gap": "a seal before it is missing (deleted or re-numbered)",
+    "missing": "the record it seals is gone (deleted, or its id or time changed)",
     "prev_hash": "its prev_hash is not the previous record's hash",
     "hash": "its columns do not give its hash (the record was changed)",
 }

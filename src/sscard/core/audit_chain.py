@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-# Every column of audit_records but the chain's own prev_hash and hash (which the link covers: the
-# previous hash is hashed in front, the record's own hash is the result).
+# Every column of audit_records that the record was written with (not the bank columns, which the
+# database derives from them), and its seal_seq (from its seal, audit_seals). Not the seal's prev_hash
+# and hash: the link covers them (the previous hash is hashed in front, the record's own is the result).
 CHAIN_COLUMNS = (
     "id", "seal_seq", "at", "actor_kind", "actor_id", "actor_role", "on_behalf_of", "attorney_id", "channel",
     "place", "operation", "object_type", "object_id", "person_id", "before", "after", "result",

@@ -191,7 +191,7 @@ class ProductionBatch(Base):
 
 
 class AuditRecord(Base):
-    """Written in the same transaction as the change it records; never updated."""
+    """Written in the same transaction as the change it records; never updated (its seal is an AuditSeal)."""
 
     __tablename__ = "audit_records"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -212,16 +212,38 @@ class AuditRecord(Base):
     result: Mapped[str] = mapped_column(String(40), default="ok")
     idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
-    # The tamper-evident chain (services/audit_chain.py): set once by the sealer after the insert.
-    seal_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True, index=True)
-    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The bank whose record it is, for a bank supervisor's reads (services/audit.py, `bank_records`): the
     # bank that made it (its outlet, terminal, staff or hotline) and the bank of the account or card it is
-    # about. Derived from the record's own columns by the sealer, in the statement that seals it (NULL
-    # until then, and where no bank is concerned); not part of the chain's hash.
+    # about. Derived from the record's own columns by the database as the record is inserted (the audit
+    # log's insert trigger, services/audit_chain.py: BANK_COLUMNS), whoever inserts it; NULL where no bank
+    # is concerned. Not part of the chain's hash.
     maker_bank_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     object_bank_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class AuditSeal(Base):
+    """A record's place in the tamper-evident chain (services/audit_chain.py), written once by the sealer
+    beside the record instead of into it: the audit log is only ever inserted into, so a record's indexes
+    are written once, and the sealer never touches the pages the requests are inserting into."""
+
+    __tablename__ = "audit_seals"
+    seal_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                          autoincrement=False)
+    record_id: Mapped[int] = mapped_column(BigInteger, unique=True)  # a record is sealed once
+    record_at: Mapped[datetime]  # the record's time: on PostgreSQL, its monthly partition
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditUnsealed(Base):
+    """The records the sealer has still to seal, by id: one row put here by the audit log's insert trigger
+    for every record inserted (whichever code inserts it), taken away by the sealer in the transaction that
+    seals the record."""
+
+    __tablename__ = "audit_unsealed"
+    record_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                           autoincrement=False)
+    record_at: Mapped[datetime]
 
 
 AUDIT_FILTERS = ("operation", "channel", "object_id", "actor_id", "result", "person_id", "on_behalf_of",
@@ -260,9 +282,6 @@ Index("ix_cards_person_status", Card.person_id, Card.ss_status)
 Index("ix_cards_ready_center", Card.ready_center_id, Card.ss_status, Card.ready_at)
 Index("ix_cards_apply_center", Card.apply_center_id, Card.ss_status)
 Index("ix_persons_name_birth", Person.name, Person.birth_date)
-# The records still to seal, in id order: a partial index, so the sealer never walks the sealed ones.
-Index("ix_audit_records_unsealed", AuditRecord.id, sqlite_where=AuditRecord.seal_seq.is_(None),
-      postgresql_where=AuditRecord.seal_seq.is_(None))
 # The audit log is read newest first under one filter at a time (services/audit.py): each filter's index
 # ends with the id, so the read walks it backwards and stops at its page, however rare the filter's
 # records (by the filter alone, a rare value's page was a walk back through the whole log: 5 million

@@ -8,18 +8,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, cast, exists, false, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, union_all
 
 from ..core.clock import as_utc
 from ..core.roles import Role
 from ..models.foundation import (
     AuditRecord,
     Bank,
-    BankAccount,
-    Card,
     Outlet,
     ServiceCenter,
-    StaffUser,
     Terminal,
 )
 from . import access, lookup
@@ -45,36 +42,21 @@ def bank_records(op: Op) -> list[ColumnElement[bool]] | None:
     medical settlements, certificates, the window's visits and reads), other banks' records, the city's
     administration.
 
-    The sealer writes that rule's answer into each record as it seals it (`maker_bank_id`, `object_bank_id`:
-    audit_chain.BANK_COLUMNS), so the sealed records are read by those columns' indexes; the few not yet
-    sealed are tested against the rule itself. Marks the declared `Scope.OWN` checked
-    (services.access.scope_guard)."""
+    The log's insert trigger writes that rule's answer into each record as it is inserted
+    (`maker_bank_id`, `object_bank_id`: audit_chain.BANK_COLUMNS), so a bank's records are read by those
+    columns' indexes, in two disjoint parts: those its bank made, and those about its objects that another
+    made. Marks the declared `Scope.OWN` checked (services.access.scope_guard)."""
     actor = op.actor
     if not access.is_bank_side(actor):
         return None
     access.checked(Scope.OWN)  # the read below keeps to the actor's bank
-    bank = op.session.get(Bank, actor.bank_id) if actor.bank_id is not None else None
-    if bank is None:
+    if actor.bank_id is None:
         return [false()]
     r = AuditRecord
-    made_by_bank = or_(
-        r.place.in_(select(Outlet.code).where(Outlet.bank_id == bank.id)),
-        r.place.in_(select(Terminal.code).where(Terminal.bank_id == bank.id)),
-        r.place == f"bank:{bank.code}",
-        and_(r.actor_kind == "staff",
-             r.actor_id.in_(select(cast(StaffUser.id, String)).where(StaffUser.bank_id == bank.id))),
-        and_(r.object_type == "bank", r.object_id == bank.code),
-    )
-    about_bank = and_(r.result != "viewed", or_(
-        and_(r.object_type == "bank_account",
-             exists().where(BankAccount.pan == r.object_id, BankAccount.bank_id == bank.id)),
-        and_(r.object_type == "card", exists().where(Card.card_number == r.object_id, Card.bank_id == bank.id)),
-    ))
     return [
-        r.maker_bank_id == bank.id,
-        and_(r.object_bank_id == bank.id, r.result != "viewed",
-             or_(r.maker_bank_id.is_(None), r.maker_bank_id != bank.id)),
-        and_(r.seal_seq.is_(None), or_(made_by_bank, about_bank)),
+        r.maker_bank_id == actor.bank_id,
+        and_(r.object_bank_id == actor.bank_id, r.result != "viewed",
+             or_(r.maker_bank_id.is_(None), r.maker_bank_id != actor.bank_id)),
     ]
 
 

@@ -9,23 +9,32 @@ unsealed records in id order and gives each its place: `seal_seq` (1, 2, 3... wi
 (the hash of the record sealed before it) and `hash = sha256(prev_hash || canonical bytes of the record)`
 (core/audit_chain.py). A record that commits late with a lower id simply gets a later seal_seq.
 
-The sealer writes only these three columns and the two it derives (which bank the record belongs to:
-BANK_COLUMNS), once per record (a unique index on seal_seq); nothing else ever updates an audit record.
-The server runs it in short rounds, ten a second while records come, once a second when idle (started
-with the ASGI app, stopped with the App): on PostgreSQL in a process of its own (`SealerProcess`;
-Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from `sscard audit seal`
-/ `sscard audit verify --seal`.
+The audit log is only ever inserted into. The seal is a row of its own (`audit_seals`: seal_seq, the
+record's id and time, prev_hash, hash), and the records still to seal are a queue (`audit_unsealed`) that
+the database fills itself: the log's insert trigger (`insert_trigger`, created by migration 0021) puts every
+new record's id there, whichever code inserts it (an operation, the group-commit writer, the demo's COPY),
+and derives the two columns that say which bank the record belongs to (BANK_COLUMNS). The sealer reads
+the queue, writes the seals and empties the queue of them in one transaction. Sealing used to rewrite each
+record in place (three chain columns and the bank columns, one of them indexed): a new version of the
+row and of every one of its eleven index entries, in the very pages the requests were inserting into,
+ten rounds a second. One client's lookups at a million had p99 3.6 ms with that sealer running against
+1.3 ms without (docs/SCALE.md, session 18).
+
+The server runs the sealer in short rounds, ten a second while records come, once a second when idle
+(started with the ASGI app, stopped with the App): on PostgreSQL in a process of its own
+(`SealerProcess`; Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from
+`sscard audit seal` / `sscard audit verify --seal`.
 
 What it proves: once sealed, a record edited, deleted or re-ordered in the database breaks the chain at
-that record (verify names it). What it does not: a record altered before it is sealed (the window is about
-a tenth of a second under load, up to a second after a pause), or a rewrite of the whole chain by someone
-who recomputes every hash; `verify` prints the head (seal_seq and hash) so the operator can note it
-elsewhere and notice a rewritten past.
+that record (verify names it), and a record that is neither sealed nor queued (inserted around the
+trigger) is counted. What it does not: a record altered before it is sealed (the window is about a tenth
+of a second under load, up to a second after a pause), or a rewrite of the whole chain by someone who
+recomputes every hash; `verify` prints the head (seal_seq and hash) so the operator can note it elsewhere
+and notice a rewritten past.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import select as io_select
@@ -35,34 +44,25 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import (
-    BigInteger,
-    CursorResult,
-    Integer,
-    Table,
-    bindparam,
-    func,
-    literal_column,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import CursorResult, Integer, Table, and_, bindparam, delete, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from ..core.audit_chain import CHAIN_COLUMNS, GENESIS, link_values
 from ..db import execute_many
-from ..models.foundation import AuditRecord
+from ..models.foundation import AuditRecord, AuditSeal, AuditUnsealed
 from .app import App
 
 log = logging.getLogger("sscard.audit_chain")
 
-AUDITS = cast(Table, AuditRecord.__table__)  # declared as a FromClause; a mapped class's table is a Table
+# (declared as FromClauses; a mapped class's table is a Table)
+AUDITS = cast(Table, AuditRecord.__table__)
+SEALS = cast(Table, AuditSeal.__table__)
+QUEUE = cast(Table, AuditUnsealed.__table__)
 LOCK_KEY = 0x5353_4341_5544_4954  # PostgreSQL advisory lock: "SSCAUDIT"
 # Records sealed per transaction, and how often the server's sealer looks while records keep coming (BUSY)
-# or once nothing was left (IDLE). Small rounds, often: the sealer reads, hashes and updates its records
+# or once nothing was left (IDLE). Small rounds, often: the sealer reads, hashes and writes its seals
 # holding the interpreter lock the requests need, and a second's records in one go (~2,000 at 8 clients,
 # tens of milliseconds) stopped every request in flight meanwhile. PostgreSQL, (c) through wrk, 8
 # connections: p99 24-26 ms with rounds of up to 2,000 once a second, 11-12 ms with rounds of 250 ten
@@ -71,63 +71,83 @@ CHUNK = 250
 BUSY_EVERY = 0.1
 IDLE_EVERY = 1.0
 _SEQ = CHAIN_COLUMNS.index("seal_seq")
-_COLUMNS = [AUDITS.c[name] for name in CHAIN_COLUMNS]
-_UNSEALED = (select(*_COLUMNS).where(AUDITS.c.seal_seq.is_(None)).order_by(AUDITS.c.id)
-             .limit(bindparam("n", type_=Integer)))
-_SEALED_AFTER = (select(*_COLUMNS, AUDITS.c.prev_hash, AUDITS.c.hash)
-                 .where(AUDITS.c.seal_seq > bindparam("after", type_=BigInteger)).order_by(AUDITS.c.seal_seq)
-                 .limit(bindparam("n", type_=Integer)))
+
 # Which bank a record belongs to, as a bank supervisor reads the log (services/audit.py, `bank_records`,
-# whose docstring is the rule): written by the sealer in the statement that seals the record, from the
-# record's own columns as they are then (a terminal moved to another bank later leaves its past records
-# with the bank that ran it). maker: the bank of the outlet or terminal where it was made, of the hotline
-# ("bank:<code>"), of the staff member who made it, or the bank the record is about; object: the bank of
-# the account or card it is about. Plain SQL that both databases run, inside an UPDATE of audit_records.
+# whose docstring is the rule): derived by the log's insert trigger from the record's own columns as they
+# are then (a terminal moved to another bank later leaves its past records with the bank that ran it).
+# maker: the bank of the outlet or terminal where it was made, of the hotline ("bank:<code>"), of the
+# staff member who made it, or the bank the record is about; object: the bank of the account or card it is
+# about. Plain SQL over the record being inserted (NEW), which both databases run in a trigger.
 BANK_COLUMNS = {
     "maker_bank_id": (
-        "COALESCE((SELECT o.bank_id FROM outlets o WHERE o.code = audit_records.place),"
-        " (SELECT t.bank_id FROM terminals t WHERE t.code = audit_records.place),"
-        " (SELECT b.id FROM banks b WHERE audit_records.place = 'bank:' || b.code),"
-        " (SELECT u.bank_id FROM staff_users u WHERE audit_records.actor_kind = 'staff'"
-        " AND CAST(u.id AS VARCHAR(32)) = audit_records.actor_id),"
-        " (SELECT b.id FROM banks b WHERE audit_records.object_type = 'bank' AND b.code = audit_records.object_id))"),
+        "COALESCE((SELECT o.bank_id FROM outlets o WHERE o.code = NEW.place),"
+        " (SELECT t.bank_id FROM terminals t WHERE t.code = NEW.place),"
+        " (SELECT b.id FROM banks b WHERE NEW.place = 'bank:' || b.code),"
+        " (SELECT u.bank_id FROM staff_users u WHERE NEW.actor_kind = 'staff'"
+        " AND CAST(u.id AS VARCHAR(32)) = NEW.actor_id),"
+        " (SELECT b.id FROM banks b WHERE NEW.object_type = 'bank' AND b.code = NEW.object_id))"),
     "object_bank_id": (
-        "CASE audit_records.object_type"
-        " WHEN 'bank_account' THEN (SELECT a.bank_id FROM bank_accounts a WHERE a.pan = audit_records.object_id)"
-        " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = audit_records.object_id) END"),
+        "CASE NEW.object_type"
+        " WHEN 'bank_account' THEN (SELECT a.bank_id FROM bank_accounts a WHERE a.pan = NEW.object_id)"
+        " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = NEW.object_id) END"),
 }
-# the same as one SET list (the PostgreSQL sealer's statement, migration 0019's back-fill)
-SET_BANKS = ", ".join(f"{column} = {expression}" for column, expression in BANK_COLUMNS.items())
-_SET_SEAL = (
-    update(AUDITS)
-    .where(AUDITS.c.id == bindparam("b_id"), AUDITS.c.seal_seq.is_(None))
-    .values(seal_seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash"),
-            **{column: literal_column(f"({expression})") for column, expression in BANK_COLUMNS.items()})
-)
+TRIGGER = "audit_records_inserted"
 
-# Each record joined by its whole key (id, at): on PostgreSQL `at` is the monthly partitions' key, so each
-# record is looked for in its own partition only (run-time pruning); joined by id alone, every month's
-# partition was probed for every record (a city of a million: 159 against 54 ms for 2,000 records)
-_SET_SEAL_PG = text(
-    f"UPDATE audit_records SET seal_seq = v.seq, prev_hash = v.prev, hash = v.hash, {SET_BANKS} "  # noqa: S608
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:ats AS timestamptz[]), CAST(:seqs AS bigint[]), "
-    "CAST(:prevs AS text[]), CAST(:hashes AS text[])) AS v(id, at, seq, prev, hash) "
-    "WHERE audit_records.id = v.id AND audit_records.at = v.at AND audit_records.seal_seq IS NULL"
-    " AND audit_records.at BETWEEN CAST(:first_at AS timestamptz) AND CAST(:last_at AS timestamptz)"
-)
-# ... and between the chunk's first and last `at`, bounds the planner sees (each round's statement is planned
-# for its values, psycopg preparing it only after five runs of the same text): PostgreSQL plans and locks only
-# the partitions the chunk's records are in (the month's, for a server's rounds) instead of every monthly
-# partition with all its indexes: 3.3 ms of planning a round on the million's 42 partitions, 0.3 ms bounded.
-# The chain's head, found the same way whatever the planner believes of the table: max() reads the end of
-# each partition's seal_seq index; ORDER BY seal_seq DESC LIMIT 1 was planned from statistics, which after
-# a bulk load still said "nothing sealed" (the demo's million: a sort of every sealed record, 232 ms a
-# round against ~1 ms)
-_HEAD = select(AUDITS.c.seal_seq, AUDITS.c.hash).where(
-    AUDITS.c.seal_seq == select(func.max(AUDITS.c.seal_seq)).scalar_subquery())
-# Is anything unsealed? In id order, which only the partial index of unsealed records gives: with no order
-# the planner could choose to read the table (117 ms a round on the same million, against ~1-5 ms)
-_ANY_UNSEALED = select(AUDITS.c.id).where(AUDITS.c.seal_seq.is_(None)).order_by(AUDITS.c.id).limit(1)
+
+def set_banks(record: str) -> str:
+    """BANK_COLUMNS as one SET list over the rows of `record` (a table name or alias): migration 0021's
+    back-fill of the records not yet sealed, which were left to the sealer before."""
+    return ", ".join(f"{column} = {expression.replace('NEW.', f'{record}.')}"
+                     for column, expression in BANK_COLUMNS.items())
+
+
+def insert_trigger(dialect: str) -> tuple[list[str], list[str]]:
+    """The audit log's insert trigger: (statements that create it, statements that drop it). PostgreSQL:
+    a row trigger BEFORE INSERT on the partitioned table (every partition, those made later included),
+    which sets the bank columns on the row itself. SQLite: AFTER INSERT (SQLite's triggers cannot change
+    the row being inserted), which updates them in the same statement."""
+    queue = "INSERT INTO audit_unsealed (record_id, record_at) VALUES (NEW.id, NEW.at);"
+    if dialect == "postgresql":
+        sets = " ".join(f"NEW.{column} := {expression};" for column, expression in BANK_COLUMNS.items())
+        return ([f"CREATE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                 f"BEGIN {sets} {queue} RETURN NEW; END $$",
+                 f"CREATE TRIGGER {TRIGGER} BEFORE INSERT ON audit_records "
+                 f"FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()"],
+                [f"DROP TRIGGER IF EXISTS {TRIGGER} ON audit_records", f"DROP FUNCTION IF EXISTS {TRIGGER}()"])
+    update = f"UPDATE audit_records SET {set_banks('NEW')} WHERE id = NEW.id;"  # noqa: S608 (fixed text)
+    return ([f"CREATE TRIGGER {TRIGGER} AFTER INSERT ON audit_records BEGIN {queue} {update} END"],
+            [f"DROP TRIGGER IF EXISTS {TRIGGER}"])
+
+
+_NEXT = select(QUEUE.c.record_id, QUEUE.c.record_at).order_by(QUEUE.c.record_id).limit(
+    bindparam("n", type_=Integer))
+_ANY_UNSEALED = select(QUEUE.c.record_id).limit(1)
+_HEAD = select(SEALS.c.seal_seq, SEALS.c.hash).order_by(SEALS.c.seal_seq.desc()).limit(1)
+# A chunk's records, in id order. On PostgreSQL, between the chunk's first and last `at`: `at` is the monthly
+# partitions' key, and the planner then plans and locks only the partitions the records are in (a round's
+# statement is planned for its values): on the million's 42 partitions 3.3 ms of planning a round for every
+# partition against 0.3 ms for one (session 17). (Not on SQLite, which has no partitions and compares times
+# as text: a record written with another text form of its time would not be found.)
+_RECORDS = (select(*(AUDITS.c[name] for name in CHAIN_COLUMNS if name != "seal_seq"))
+            .where(AUDITS.c.id.in_(bindparam("ids", expanding=True))).order_by(AUDITS.c.id))
+_RECORDS_PG = _RECORDS.where(AUDITS.c.at.between(bindparam("first_at", type_=AUDITS.c.at.type),
+                                                 bindparam("last_at", type_=AUDITS.c.at.type)))
+_INSERT_SEALS = insert(SEALS)
+_DEQUEUE = delete(QUEUE).where(QUEUE.c.record_id.in_(bindparam("ids", expanding=True)))
+
+
+def _sealed_after(dialect: str) -> Any:
+    """verify's read: the seals in order, each with its record (none when the record is gone): joined by
+    the record's whole key (id, at) on PostgreSQL, its partition's key included; by id on SQLite, which
+    compares times as text (a time written in another text form would not match)."""
+    on = AUDITS.c.id == SEALS.c.record_id
+    if dialect == "postgresql":
+        on = and_(on, AUDITS.c.at == SEALS.c.record_at)
+    return (select(*(SEALS.c.seal_seq if name == "seal_seq" else AUDITS.c[name] for name in CHAIN_COLUMNS),
+                   SEALS.c.prev_hash, SEALS.c.hash, SEALS.c.record_id)
+            .select_from(SEALS.outerjoin(AUDITS, on))
+            .where(SEALS.c.seal_seq > bindparam("after", type_=SEALS.c.seal_seq.type))
+            .order_by(SEALS.c.seal_seq).limit(bindparam("n", type_=Integer)))
 
 
 @contextmanager
@@ -146,84 +166,49 @@ def _sealing(app: App) -> Iterator[Session]:
         yield s
 
 
-# A server's sealer looks at the recent partitions only, and at every partition once in FULL_EVERY seconds.
-# Its two reads of unsealed records (is there any? the next chunk) through the partial index of each
-# monthly partition planned and locked all of them every round, ten times a second: on the million's 42
-# partitions ~4 ms of PostgreSQL each, and one client's lookups had p99 4.1-4.5 ms with the reads bounded
-# against 5.0-5.7 without (docs/SCALE.md, session 17). A record is written with the clock's time of its
-# transaction, so it is recent when it commits; one written with an older time (a back-filled history, a
-# transaction older than RECENT) is sealed by the next full round. Only the server's rounds are bounded:
-# `seal(app)` (the CLI, tests, verify --seal) always looks everywhere.
-FULL_EVERY = 10.0
-RECENT = timedelta(hours=1)
-
-
-class _Rounds:
-    """Which of a server sealer's rounds look at every partition (the first, then one in FULL_EVERY s)."""
-
-    def __init__(self) -> None:
-        self._full_at: float | None = None
-
-    def since(self, app: App) -> datetime | None:
-        """The lower bound of this round's reads (None: every partition). The start of the hour before
-        the clock's: the statements' text, which holds it, changes once an hour, so psycopg prepares
-        them, and a prepared plan with the bound in its text still reads only the partitions it names."""
-        if app.db.dialect != "postgresql":
-            return None  # (SQLite's audit log has no partitions)
-        now = time.monotonic()
-        if self._full_at is None or now - self._full_at >= FULL_EVERY:
-            self._full_at = now
-            return None
-        return app.clock.now().replace(minute=0, second=0, microsecond=0) - RECENT
-
-
-@functools.lru_cache(maxsize=2)  # the bound changes once an hour: this hour's statements, built once
-def _unsealed_reads(since: datetime | None) -> tuple[Any, Any]:
-    """(is there any?, the next chunk) of unsealed records, of the partitions from `since` on."""
-    if since is None:
-        return _ANY_UNSEALED, _UNSEALED
-    assert since.tzinfo is not None  # an aware datetime of the clock: its ISO text is a plain literal
-    recent = AUDITS.c.at >= literal_column(f"TIMESTAMP WITH TIME ZONE '{since.isoformat()}'")
-    return _ANY_UNSEALED.where(recent), _UNSEALED.where(recent)
-
-
-def _seal_chunk(s: Session, limit: int, since: datetime | None = None) -> int:
-    head = s.execute(_HEAD).first()
+def _seal_chunk(s: Session, limit: int) -> int:
+    """Seal the next `limit` queued records (in id order) after the chain's head; how many."""
+    conn = s.connection()
+    queued = conn.execute(_NEXT, {"n": limit}).all()
+    if not queued:
+        return 0
+    ids = [q.record_id for q in queued]
+    ats = [q.record_at for q in queued]
+    if conn.dialect.name == "postgresql":
+        records = conn.execute(_RECORDS_PG, {"ids": ids, "first_at": min(ats), "last_at": max(ats)}).all()
+    else:
+        records = conn.execute(_RECORDS, {"ids": ids}).all()
+    if [r.id for r in records] != ids:  # queued in the same statement as its record: only a deletion does it
+        missing = sorted(set(ids) - {r.id for r in records})
+        raise RuntimeError(f"audit chain: records {missing[:10]} are queued for sealing but not in the log")
+    head = conn.execute(_HEAD).first()
     seq, prev = (head.seal_seq, head.hash) if head else (0, GENESIS)
-    updates, ats = [], []
-    for row in s.execute(_unsealed_reads(since)[1], {"n": limit}):
+    seals = []
+    for row, at in zip(records, ats, strict=True):
         seq += 1
         values = list(row)
-        values[_SEQ] = seq
+        values.insert(_SEQ, seq)
         digest = link_values(prev, values)
-        updates.append({"b_id": row.id, "b_seq": seq, "b_prev": prev, "b_hash": digest})
-        ats.append(row.at)
+        seals.append({"seal_seq": seq, "record_id": row.id, "record_at": at, "prev_hash": prev, "hash": digest})
         prev = digest
-    if updates and s.get_bind().dialect.name == "postgresql":
-        # one statement for the whole chunk (psycopg's executemany costs a round of Python per row)
-        done = cast(CursorResult[Any], s.execute(_SET_SEAL_PG, {
-            "ids": [u["b_id"] for u in updates], "ats": ats, "first_at": min(ats), "last_at": max(ats),
-            "seqs": [u["b_seq"] for u in updates], "prevs": [u["b_prev"] for u in updates],
-            "hashes": [u["b_hash"] for u in updates]})).rowcount
-        if done != len(updates):  # another sealer got there (never, under the lock): seal nothing
-            raise RuntimeError(f"audit chain: sealed {done} of {len(updates)} records; rolled back")
-    elif updates:  # on the driver's cursor: SQLAlchemy's per-row parameter work was a fifth of sealing
-        execute_many(s.connection(), _SET_SEAL, updates)
-    return len(updates)
+    execute_many(conn, _INSERT_SEALS, seals)  # one statement (a multi-row VALUES)
+    done = cast(CursorResult[Any], conn.execute(_DEQUEUE, {"ids": ids})).rowcount
+    if done != len(ids):  # another sealer got there (never, under the lock): seal nothing
+        raise RuntimeError(f"audit chain: sealed {done} of {len(ids)} records; rolled back")
+    return len(ids)
 
 
-def has_unsealed(app: App, since: datetime | None = None) -> bool:
+def has_unsealed(app: App) -> bool:
     with app.db.read_committed() as s:
-        return s.execute(_unsealed_reads(since)[0]).first() is not None
+        return s.execute(_ANY_UNSEALED).first() is not None
 
 
-def seal(app: App, *, chunk: int = CHUNK, since: datetime | None = None) -> int:
-    """Seal every record not yet sealed (in transactions of `chunk` records); how many were sealed.
-    `since` (a server's rounds, `_Rounds`): only those of the partitions from then on."""
+def seal(app: App, *, chunk: int = CHUNK) -> int:
+    """Seal every record not yet sealed (in transactions of `chunk` records); how many were sealed."""
     total = 0
-    while has_unsealed(app, since):
+    while has_unsealed(app):
         with _sealing(app) as s:
-            done = _seal_chunk(s, chunk, since)
+            done = _seal_chunk(s, chunk)
         total += done
         if done < chunk:
             break
@@ -233,9 +218,11 @@ def seal(app: App, *, chunk: int = CHUNK, since: datetime | None = None) -> int:
 def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
     """Re-compute the chain in seal_seq order from one snapshot; name the first broken record.
 
-    A record is broken when its seal_seq is not the one after the previous record's (a record before it
-    was deleted or re-numbered), its prev_hash is not the previous record's hash, or its hash is not
-    sha256(prev_hash || its columns) (the record was edited)."""
+    A seal is broken when its seal_seq is not the one after the previous seal's (a seal before it was
+    deleted or re-numbered), its record is gone (`missing`), its prev_hash is not the previous seal's
+    hash, or its hash is not sha256(prev_hash || its record's columns) (the record was edited). Then
+    every record must be sealed or queued: one that is neither (inserted around the log's trigger) is
+    counted as `unaccounted`."""
     if seal_first:
         seal(app)
 
@@ -243,16 +230,19 @@ def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
         checked, prev, broken = 0, GENESIS, None
         head: dict[str, Any] = {"seal_seq": 0, "hash": GENESIS}
         conn = s.connection()
+        width, sealed_after = len(CHAIN_COLUMNS), _sealed_after(conn.dialect.name)
         while broken is None:
-            rows = conn.execute(_SEALED_AFTER, {"after": head["seal_seq"], "n": 5000}).all()
+            rows = conn.execute(sealed_after, {"after": head["seal_seq"], "n": 5000}).all()
             for row in rows:
                 checked += 1
                 if row.seal_seq != head["seal_seq"] + 1:
-                    broken = {"id": row.id, "seal_seq": row.seal_seq, "reason": "gap",
+                    broken = {"id": row.record_id, "seal_seq": row.seal_seq, "reason": "gap",
                               "expected_seal_seq": head["seal_seq"] + 1}
+                elif row.id is None:
+                    broken = {"id": row.record_id, "seal_seq": row.seal_seq, "reason": "missing"}
                 elif row.prev_hash != prev:
                     broken = {"id": row.id, "seal_seq": row.seal_seq, "reason": "prev_hash"}
-                elif row.hash != link_values(prev, row[:len(CHAIN_COLUMNS)]):
+                elif row.hash != link_values(prev, row[:width]):
                     broken = {"id": row.id, "seal_seq": row.seal_seq, "reason": "hash"}
                 if broken:
                     break
@@ -260,7 +250,13 @@ def verify(app: App, *, seal_first: bool = False) -> dict[str, Any]:
                 head = {"seal_seq": row.seal_seq, "hash": row.hash}
             if len(rows) < 5000:
                 break
-        unsealed = s.scalar(select(func.count()).select_from(AUDITS).where(AUDITS.c.seal_seq.is_(None)))
+        unsealed = s.scalar(select(func.count()).select_from(QUEUE)) or 0
+        unaccounted = 0
+        if broken is None:
+            records = s.scalar(select(func.count()).select_from(AUDITS)) or 0
+            unaccounted = records - checked - unsealed
+            if unaccounted:
+                broken = {"id": None, "seal_seq": None, "reason": "unaccounted", "count": unaccounted}
         return {"ok": broken is None, "checked": checked, "unsealed": unsealed, "broken": broken, "head": head}
 
     return app.db.run(work, readonly=True)
@@ -271,11 +267,36 @@ def _idle(every: float) -> float:
     return max(every, IDLE_EVERY)
 
 
-def _round(app: App, every: float, idle: float, rounds: _Rounds) -> tuple[int, float]:
+VACUUM_EVERY = 10.0
+
+
+class _Sweeper:
+    """PostgreSQL: every audit record passes through the queue table (inserted by the log's trigger, deleted
+    by the sealer), and only VACUUM reclaims what the deletes leave: dead rows, and dead entries at the
+    low end of the queue's index, where the sealer's read of the first queued ids starts. With autovacuum
+    off or behind, that read would walk every entry the queue ever held (a day of a busy city: ~200,000
+    index pages). So the server's sealer vacuums the queue itself, at most every VACUUM_EVERY seconds while
+    it seals: a table of a few thousand rows, milliseconds, and no lock that stops an insert or the sealer."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+        self.sweeps = 0
+
+    def after(self, app: App, sealed: int) -> None:
+        if not sealed or app.db.dialect != "postgresql" or time.monotonic() - self.last < VACUUM_EVERY:
+            return
+        self.last = time.monotonic()
+        with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM audit_unsealed")
+        self.sweeps += 1
+
+
+def _round(app: App, every: float, idle: float, sweeper: _Sweeper) -> tuple[int, float]:
     """One round of the server's sealer (thread or process): how many records it sealed, and how long to
     wait before the next (`every` while records come, `idle` once none did or the round failed)."""
     try:
-        done = seal(app, since=rounds.since(app))
+        done = seal(app)
+        sweeper.after(app, done)
     except Exception:  # noqa: BLE001  the next round tries again; verify shows what is unsealed
         log.warning("sealing the audit chain failed", exc_info=True)
         return 0, idle
@@ -292,7 +313,7 @@ class Sealer:
         self.every = every
         self.idle = _idle(every) if idle is None else idle
         self.sealed = 0
-        self._rounds = _Rounds()
+        self._sweeper = _Sweeper()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sscard-audit-sealer", daemon=True)
         self._thread.start()
@@ -300,7 +321,7 @@ class Sealer:
     def _run(self) -> None:
         wait = self.every
         while not self._stop.wait(wait):
-            done, wait = _round(self.app, self.every, self.idle, self._rounds)
+            done, wait = _round(self.app, self.every, self.idle, self._sweeper)
             self.sealed += done
 
     def close(self) -> None:
@@ -358,12 +379,12 @@ class SealerProcess:
 def follow(app: App, stop_when_closed: int, *, every: float = BUSY_EVERY) -> int:
     """The sealer process's loop: `Sealer`'s rounds until the file descriptor `stop_when_closed` (the
     server's pipe) reaches its end; how many records were sealed."""
-    sealed, wait, rounds = 0, every, _Rounds()
+    sealed, wait, sweeper = 0, every, _Sweeper()
     while True:
         readable, _, _ = io_select.select([stop_when_closed], [], [], wait)
         if readable and not os.read(stop_when_closed, 4096):
             return sealed
-        done, wait = _round(app, every, _idle(every), rounds)
+        done, wait = _round(app, every, _idle(every), sweeper)
         sealed += done
 
 

@@ -26,13 +26,13 @@ _SPARSE = ("person_id", "on_behalf_of", "maker_bank_id", "object_bank_id")  # on
 
 
 def upgrade() -> None:
-    from sscard.services.audit_chain import SET_BANKS
+    from sscard.services.audit_chain import set_banks
 
     op.add_column("audit_records", sa.Column("maker_bank_id", sa.Integer(), nullable=True))
     op.add_column("audit_records", sa.Column("object_bank_id", sa.Integer(), nullable=True))
     # before the back-fill, which finds each staff record's bank through it (not a scan of the staff a record)
     op.create_index("ix_staff_users_id_text", "staff_users", [sa.text("CAST(id AS VARCHAR(32))")])
-    op.execute(f"UPDATE audit_records SET {SET_BANKS} WHERE seal_seq IS NOT NULL")  # noqa: S608 (fixed text)
+    op.execute(f"UPDATE audit_records SET {set_banks('audit_records')} WHERE seal_seq IS NOT NULL")  # noqa: S608 (fixed text)
     for column in _REPLACED:
         op.drop_index(f"ix_audit_records_{column}", table_name="audit_records")
     for column in (*_REPLACED, *_NEW):
