@@ -315,7 +315,7 @@ def test_a_rounds_read_of_its_records_plans_only_the_partitions_they_are_in(city
     sent: list[tuple[str, object]] = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):
-        if "FROM audit_records" in statement and "audit_seals" not in statement:
+        if "JOIN audit_records" in statement and "audit_seals" not in statement:
             sent.append((statement, parameters))
 
     event.listen(app.db.engine, "before_cursor_execute", keep)
@@ -332,6 +332,11 @@ def test_a_rounds_read_of_its_records_plans_only_the_partitions_they_are_in(city
         plan = [r[0] for r in cursor.fetchall()]
     scanned = [line for line in plan if "on audit_records_" in line]
     assert parts > 3 and len(scanned) == 1, plan
+    # and planned so for every round's values, never by a generic plan made for none (psycopg prepares a
+    # statement after five runs): found by `id IN (...)` under a generic plan, a year of history at
+    # 20,000 people (390,670 records) took 870 s to seal against 41 s
+    with audit_chain._sealing(app) as s:
+        assert s.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
     now = app.clock.now()
     with app.db.session() as s:  # a record of last month and one of now, sealed in one round
         for at in (datetime(now.year - 1, 12, 15, 4, tzinfo=UTC), now):
