@@ -5,6 +5,7 @@ is given, and sealing never rewrites one."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 import pytest
@@ -38,8 +39,28 @@ def _ids(app) -> list[int]:
         return list(s.scalars(select(AuditRecord.id).order_by(AuditRecord.id)))
 
 
-def _sql(app, statement: str, **params) -> None:
+@contextmanager
+def _tampering(app):
+    """A connection of someone who owns the tables and switches the log's immutability off (migration 0022):
+    what the chain is there to catch. PostgreSQL: triggers off for the transaction; SQLite (which cannot
+    switch one off): the two triggers dropped, and made again before commit."""
     with app.db.engine.begin() as conn:
+        if app.db.dialect == "postgresql":
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            yield conn
+            return
+        guards = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
+                                      "('audit_records_no_change', 'audit_records_no_delete')").all()
+        assert len(guards) == 2
+        for name, _sql_text in guards:
+            conn.exec_driver_sql(f"DROP TRIGGER {name}")
+        yield conn
+        for _name, sql_text in guards:
+            conn.exec_driver_sql(sql_text)
+
+
+def _sql(app, statement: str, **params) -> None:
+    with _tampering(app) as conn:
         conn.execute(text(statement), params)
 
 
@@ -88,14 +109,14 @@ def test_editing_the_detail_or_the_time_of_a_sealed_record_is_caught(city, app):
     city.issued_card()
     audit_chain.seal(app)
     ids = _ids(app)
-    with app.db.engine.begin() as conn:
+    with _tampering(app) as conn:
         detail = conn.execute(select(AUDITS.c.detail).where(AUDITS.c.id == ids[2])).scalar_one()
         conn.execute(update(AUDITS).where(AUDITS.c.id == ids[2]).values(detail={**detail, "note": "x"}))
     assert audit_chain.verify(app)["broken"]["id"] == ids[2]
-    with app.db.engine.begin() as conn:
+    with _tampering(app) as conn:
         conn.execute(update(AUDITS).where(AUDITS.c.id == ids[2]).values(detail=detail))  # put it back
     assert audit_chain.verify(app)["ok"]
-    with app.db.engine.begin() as conn:
+    with _tampering(app) as conn:
         at = conn.execute(select(AUDITS.c.at).where(AUDITS.c.id == ids[1])).scalar_one()
         conn.execute(update(AUDITS).where(AUDITS.c.id == ids[1]).values(at=at.replace(microsecond=at.microsecond ^ 1)))
     assert audit_chain.verify(app)["broken"]["id"] == ids[1]
@@ -125,7 +146,7 @@ def test_a_rehashed_record_still_breaks_the_link_to_the_next_one(city, app):
     city.issued_card()
     audit_chain.seal(app)
     ids = _ids(app)
-    with app.db.engine.begin() as conn:
+    with _tampering(app) as conn:
         row = conn.execute(select(AUDITS).where(AUDITS.c.id == ids[2])).mappings().one()
         seal = conn.execute(select(SEALS).where(SEALS.c.record_id == ids[2])).mappings().one()
         forged = {**row, "result": "forged", "seal_seq": seal["seal_seq"]}
@@ -176,6 +197,23 @@ def _values(at, operation: str) -> dict:
     return {"at": at, "actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system",
             "place": "", "operation": operation, "object_type": "", "object_id": "", "before": "", "after": "",
             "result": "ok", "detail": {}}
+
+
+def test_the_database_refuses_to_change_or_delete_an_audit_record(city, app):
+    """Migration 0022: whatever connection of the application's asks, and the queue and the seals still work."""
+    city.issued_card()
+    victim = _ids(app)[2]
+    for statement in ("UPDATE audit_records SET result = 'forged' WHERE id = :id",
+                      "UPDATE audit_records SET detail = '{}' WHERE id = :id",
+                      "DELETE FROM audit_records WHERE id = :id"):
+        with pytest.raises(Exception, match="audit records are never changed or deleted"):
+            with app.db.engine.begin() as conn:
+                conn.execute(text(statement), {"id": victim})
+    with pytest.raises(Exception, match="never changed"), app.db.session() as s:
+        s.get(AuditRecord, victim).result = "forged"
+        s.commit()
+    assert audit_chain.seal(app) == len(_ids(app))
+    assert audit_chain.verify(app)["ok"]
 
 
 def test_sealing_never_rewrites_an_audit_record(city, app):

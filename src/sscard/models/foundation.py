@@ -191,7 +191,8 @@ class ProductionBatch(Base):
 
 
 class AuditRecord(Base):
-    """Written in the same transaction as the change it records; never updated (its seal is an AuditSeal)."""
+    """Written in the same transaction as the change it records; never updated or deleted (the database
+    refuses both: migration 0022), its seal a row of its own (AuditSeal)."""
 
     __tablename__ = "audit_records"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

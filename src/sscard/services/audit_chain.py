@@ -17,13 +17,16 @@ and derives the two columns that say which bank the record belongs to (BANK_COLU
 the queue, writes the seals and empties the queue of them in one transaction. Sealing used to rewrite each
 record in place (three chain columns and the bank columns, one of them indexed): a new version of the
 row and of every one of its eleven index entries, in the very pages the requests were inserting into,
-ten rounds a second. One client's lookups at a million had p99 3.6 ms with that sealer running against
-1.3 ms without (docs/SCALE.md, session 18).
+ten rounds a second: one client's lookups at a million had p99 3.3-4.0 ms (citizen ID) with that sealer,
+2.2-2.5 ms with this one (docs/SCALE.md, session 18).
 
 The server runs the sealer in short rounds, ten a second while records come, once a second when idle
 (started with the ASGI app, stopped with the App): on PostgreSQL in a process of its own
 (`SealerProcess`; Settings.audit_sealer), elsewhere in a background thread (`Sealer`). It also runs from
 `sscard audit seal` / `sscard audit verify --seal`.
+
+The database refuses an UPDATE or a DELETE of an audit record (migration 0022), so no connection of the
+application's can change the log; the chain is for whoever can switch that off.
 
 What it proves: once sealed, a record edited, deleted or re-ordered in the database breaks the chain at
 that record (verify names it), and a record that is neither sealed nor queued (inserted around the
@@ -339,7 +342,7 @@ class Sealer:
 
 class SealerProcess:
     """The server's sealer in a process of its own (`python -m sscard.services.audit_chain`), over the
-    same database: the same rounds as `Sealer`, whose reading, hashing and updating then never hold the
+    same database: the same rounds as `Sealer`, whose reading, hashing and writing then never hold the
     server's interpreter lock (PostgreSQL, 8 clients: a round of 250 records stalled every request in
     flight for a few milliseconds; docs/PERFORMANCE.md). The child reads its standard input, a pipe from
     the server: closed by `close()`, or by the kernel when the server dies (SIGKILL included), it ends the

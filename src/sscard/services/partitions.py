@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sscard.partitions")
 
-IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",)}  # triggers that refuse a DELETE (0002)
+# triggers that refuse a DELETE (migrations 0002, 0022)
+IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",), "audit_records": ("audit_records_no_change",)}
 MONTHS_AHEAD = 3  # what the server creates at start; cron runs the same job daily
 _LOCK = 0x5353_5041_5254  # pg_advisory_xact_lock key of this job ("SSPART")
 
@@ -101,8 +102,8 @@ def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> No
     """Make `month`'s partition when DEFAULT already holds rows of it (the job did not run ahead, or a
     backfill): build it as a plain table, move the rows into it, attach it. One transaction, so a reader
     sees the rows in DEFAULT or in their partition, never in neither or both. The move is the one DELETE
-    these tables ever see: the ledger's immutability trigger is disabled on DEFAULT for it and enabled again
-    before commit."""
+    these tables ever see: the ledger's and the audit log's immutability triggers are disabled on DEFAULT for it
+    and enabled again before commit."""
     name, lo, hi = spec.partition(month), spec.bound(month), spec.bound(add_months(month, 1))
     where = f'"{spec.key}" >= {lo} AND "{spec.key}" < {hi}'
     conn.execute(text(f'CREATE TABLE "{name}" (LIKE "{spec.table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)'))

@@ -5,7 +5,7 @@ cards (services/audit.py).
 
 - audit_records.maker_bank_id, object_bank_id: nullable, added without rewriting the table (PostgreSQL adds
   them to every monthly partition). The sealer fills them for the records it seals from now on; the records
-  already sealed get them here, from the same expressions (services/audit_chain.py, SET_BANKS). Records not
+  already sealed get them here, from the same expressions (services/audit_chain.py, set_banks). Records not
   yet sealed keep NULL: a bank supervisor's read tests those against the bank as before.
 - the single-column indexes on operation, channel, object_id and person_id become (column, id); new ones
   on on_behalf_of, actor_id, result and the two bank columns, each (column, id); those of the columns that
