@@ -12,7 +12,7 @@ from sscard.core.roles import CLI_OPERATOR
 from sscard.demo.run import run_demo
 from sscard.models.foundation import AuditRecord
 from sscard.models.insurance import Contribution
-from sscard.services import banking, ledger, partitions
+from sscard.services import audit_chain, banking, ledger, partitions
 from tests.conftest import TEST_KEY
 
 
@@ -32,6 +32,12 @@ def test_three_months_of_history_balance_the_ledger_and_fill_each_month(app):
             ledger.ACCOUNTS.c.no_overdraft, ledger.ACCOUNTS.c.credits_posted < ledger.ACCOUNTS.c.debits_posted))
     assert sorted(by_month) == months and purchases == history["payments"] == sum(by_month.values())
     assert set(months) <= contribution_months and overdrawn == 0
+    # every record the bulk load wrote (COPY on PostgreSQL) was queued by the log's own trigger, and seals
+    with app.db.session() as s:
+        records = s.scalar(select(func.count()).select_from(AuditRecord))
+    assert audit_chain.verify(app)["unsealed"] == records
+    chain = audit_chain.verify(app, seal_first=True)
+    assert chain["ok"] and chain["checked"] == records > purchases and chain["unsealed"] == 0
     if app.db.engine.dialect.name == "postgresql":
         with app.db.engine.connect() as conn:
             in_default = conn.scalar(text("SELECT count(*) FROM ledger_transfers_default WHERE code = 'payment'"))
