@@ -405,3 +405,30 @@ def test_a_servers_sealer_vacuums_its_queue_while_it_seals(city, app):
     city.new_person("周九")
     assert audit_chain._round(app, 0.1, 1.0, sweeper)[0] == 1
     assert vacuums() == start + 1 and sweeper.sweeps == 1
+
+
+def test_a_sweep_that_fails_is_logged_as_such_and_the_round_still_counts_its_seals(city, app, caplog, monkeypatch):
+    """A role that may not VACUUM (or any other failure of the sweep): the round's seals are committed, and
+    the log says the sweep failed, not the sealing."""
+    if app.db.dialect != "postgresql":
+        pytest.skip("the sweep is PostgreSQL's")
+    sweeper = audit_chain._Sweeper()
+    sweeper.last -= audit_chain.VACUUM_EVERY
+    city.issued_card()
+    from sqlalchemy.engine import Connection
+
+    real = Connection.exec_driver_sql
+
+    def refusing(self, statement, *args, **kwargs):
+        if statement.startswith("VACUUM"):
+            raise RuntimeError("permission denied to vacuum audit_unsealed")
+        return real(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "exec_driver_sql", refusing)
+    with caplog.at_level("WARNING", logger="sscard.audit_chain"):
+        done, _wait = audit_chain._round(app, 0.1, 1.0, sweeper)
+    monkeypatch.undo()
+    assert done and done > 5 and sweeper.sweeps == 0
+    assert "vacuuming the audit chain's queue failed" in caplog.text
+    assert "sealing the audit chain failed" not in caplog.text
+    assert audit_chain.verify(app)["ok"] and audit_chain.verify(app)["unsealed"] == 0

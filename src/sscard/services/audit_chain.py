@@ -297,8 +297,12 @@ class _Sweeper:
         if not sealed or app.db.dialect != "postgresql" or time.monotonic() - self.last < VACUUM_EVERY:
             return
         self.last = time.monotonic()
-        with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM audit_unsealed")
+        try:
+            with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM audit_unsealed")
+        except Exception:  # noqa: BLE001  (the round's seals are committed; the next sweep tries again)
+            log.warning("vacuuming the audit chain's queue failed", exc_info=True)
+            return
         self.sweeps += 1
 
 
