@@ -195,12 +195,12 @@ def _seal_chunk(s: Session, limit: int) -> int:
     head = conn.execute(_HEAD).first()
     seq, prev = (head.seal_seq, head.hash) if head else (0, GENESIS)
     seals = []
-    for row, at in zip(records, ats, strict=True):
+    for row in records:
         seq += 1
         values = list(row)
         values.insert(_SEQ, seq)
         digest = link_values(prev, values)
-        seals.append({"seal_seq": seq, "record_id": row.id, "record_at": at, "prev_hash": prev, "hash": digest})
+        seals.append({"seal_seq": seq, "record_id": row.id, "record_at": row.at, "prev_hash": prev, "hash": digest})
         prev = digest
     execute_many(conn, _INSERT_SEALS, seals)  # one statement (a multi-row VALUES)
     done = cast(CursorResult[Any], conn.execute(_DEQUEUE, {"ids": ids})).rowcount
