@@ -28,10 +28,14 @@ def _seals(app) -> list[tuple[int, int]]:
         return [tuple(r) for r in s.execute(select(AuditSeal.seal_seq, AuditSeal.record_id).order_by(AuditSeal.seal_seq))]
 
 
+def _values(**values) -> dict:
+    """A system's audit record's columns, with `values` (at and operation at least) over them."""
+    return {"actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system", "place": "",
+            "object_type": "", "object_id": "", "before": "", "after": "", "result": "ok", "detail": {}, **values}
+
+
 def _record(**values) -> AuditRecord:
-    return AuditRecord(**{"actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system",
-                          "place": "", "object_type": "", "object_id": "", "before": "", "after": "", "result": "ok",
-                          "detail": {}, **values})
+    return AuditRecord(**_values(**values))
 
 
 def _ids(app) -> list[int]:
@@ -176,7 +180,7 @@ def test_the_database_queues_every_record_whoever_inserts_it(city, app):
     with app.db.session() as s:
         s.add(_record(at=now, operation="x.orm"))
     with app.db.engine.begin() as conn:
-        conn.execute(AUDITS.insert(), [_values(now, "x.core.1"), _values(now, "x.core.2")])
+        conn.execute(AUDITS.insert(), [_values(at=now, operation="x.core.1"), _values(at=now, operation="x.core.2")])
         conn.execute(text("INSERT INTO audit_records (at, actor_kind, actor_id, actor_role, channel, place, operation, "
                           "object_type, object_id, before, after, result, detail) VALUES (:at, 'system', 'system', "
                           "'system', 'system', 'bank:GSB', 'x.sql', '', '', '', '', 'ok', '{}')"),
@@ -191,12 +195,6 @@ def test_the_database_queues_every_record_whoever_inserts_it(city, app):
     assert audit_chain.seal(app) == len(queued)
     out = audit_chain.verify(app)
     assert out["ok"], out
-
-
-def _values(at, operation: str) -> dict:
-    return {"at": at, "actor_kind": "system", "actor_id": "system", "actor_role": "system", "channel": "system",
-            "place": "", "operation": operation, "object_type": "", "object_id": "", "before": "", "after": "",
-            "result": "ok", "detail": {}}
 
 
 def test_the_database_refuses_to_change_or_delete_an_audit_record(city, app):
