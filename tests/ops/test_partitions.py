@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from sscard.core.roles import CLI_OPERATOR, SYSTEM_ACTOR
 from sscard.models.medical import MedicalSettlement
-from sscard.services import banking, insurance, partitions
+from sscard.services import audit_chain, banking, insurance, partitions
 from tests.medical import helpers as h
 
 EMPLOYER = ("91330106MA2H000077", "杭州示例科技有限公司")
@@ -77,6 +77,10 @@ def test_rows_land_in_the_partition_of_their_shanghai_month(city, app, clock):
         "medical_settlements_p2026_04"}
     assert _partition_of(app, "audit_records", "operation = 'medical.settle'", {}) == {"audit_records_p2026_04"}
     assert _partition_of(app, "audit_records", "operation = 'bank.activate'", {}) == {"audit_records_p2026_03"}
+    audit_chain.seal(app)  # a seal sits in the month of its record (migration 0023)
+    for operation, month in (("medical.settle", "2026_04"), ("bank.activate", "2026_03")):
+        assert _partition_of(app, "audit_seals", "record_id IN (SELECT id FROM audit_records WHERE operation = :o)",
+                             {"o": operation}) == {f"audit_seals_p{month}"}
 
 
 def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_moves_it_into_its_own(
@@ -88,6 +92,7 @@ def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_
     h.activate(city, card, opening_fen=10_000)  # a ledger transfer of June 2033
     h.insure(app, card.person_id, 20_000, month="2033-06")
     h.pay(app, h.terminal(city, "HOSP-H3-1"), card.card_number, h.lines(covered=3_000), key="june")
+    sealed = audit_chain.seal(app)  # June's seals go to DEFAULT with their records
     assert _partition_of(app, "medical_contribution_credits", "person_id = :p", {"p": card.person_id}) == {
         "medical_contribution_credits_default"}
     in_default = {t["table"]: t["in_default"] for t in partitions.status(app.db.engine)}
@@ -100,6 +105,8 @@ def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_
     out = partitions.ensure(app.db.engine, app.clock.today(), months_ahead=0)
     assert out["moved"]["ledger_transfers_p2033_06"] == 1 and "medical_settlements_p2033_06" in out["moved"]
     assert not out["skipped"] and "audit_records_p2033_06" in out["created"]
+    assert sealed and out["moved"]["audit_seals_p2033_06"] == out["moved"]["audit_records_p2033_06"] > 0
+    assert audit_chain.verify(app)["ok"]  # the chain reads the same across the move
     with app.db.engine.connect() as conn:  # (the city's set-up of January 2026 stays in DEFAULT: no such month)
         assert {s.table: partitions._stranded(conn, s, date(2033, 6, 1)) for s in partitions.TABLES} == dict.fromkeys(
             in_default, 0)
@@ -202,3 +209,47 @@ def test_the_migration_goes_down_to_plain_tables_with_their_keys_and_up_again(ap
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_the_seals_migration_goes_down_to_a_plain_table_and_up_again_keeping_the_chain(app, city):
+    """Migration 0023 on a sealed chain, in the session's database: down, the seals are a plain table with
+    the model's keys (seal_seq; record_id unique) and the chain verifies; up, they are partitioned by their
+    records' months, each seal in its record's month, with the partition key in both keys, and the chain
+    still verifies and takes new seals."""
+    _postgres_only(app)
+    from alembic import command
+
+    from sscard.db import alembic_config
+
+    city.issued_card()
+    sealed = audit_chain.seal(app)
+    assert sealed > 0 and audit_chain.verify(app)["ok"]
+    cfg = alembic_config(app.db.engine.url.render_as_string(hide_password=False))
+
+    def keys() -> tuple[str, set[str]]:
+        with app.db.engine.connect() as conn:
+            kind = conn.scalar(text("SELECT relkind FROM pg_class WHERE relname = 'audit_seals'"))
+            defs = set(conn.scalars(text("SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+                                         "WHERE indrelid = 'audit_seals'::regclass AND indisunique")))
+        return kind, {d.split(" USING btree ")[1] for d in defs}
+
+    try:
+        with app.db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0022_audit_immutable")
+        assert keys() == ("r", {"(seal_seq)", "(record_id)"})
+        assert audit_chain.verify(app) == {**audit_chain.verify(app), "ok": True, "checked": sealed}
+    finally:
+        with app.db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    assert keys() == ("p", {"(seal_seq, record_at)", "(record_id, record_at)"})
+    with app.db.engine.connect() as conn:
+        months = set(conn.execute(text(
+            "SELECT s.tableoid::regclass::text, to_char(r.at AT TIME ZONE 'Asia/Shanghai', 'YYYY_MM') "
+            "FROM audit_seals s JOIN audit_records r ON r.id = s.record_id AND r.at = s.record_at")).all())
+    assert months and all(part == f"audit_seals_p{month}" for part, month in months)  # (none in DEFAULT)
+    city.new_person("王五")
+    assert audit_chain.seal(app) > 0
+    report = audit_chain.verify(app)
+    assert report["ok"] and report["checked"] > sealed

@@ -132,7 +132,7 @@ _HEAD = select(SEALS.c.seal_seq, SEALS.c.hash).order_by(SEALS.c.seal_seq.desc())
 # for every partition against 0.3 ms for one, session 17). That takes a plan made for the round's values:
 # once psycopg had prepared the statement (after five runs), PostgreSQL's generic plan, made for no values,
 # could read whole partitions (found by `id IN (...)`: a year of history at 20,000 people, 390,670 records,
-# took 870 s to seal against 41 s), so the sealer's transaction asks for custom plans (`_sealing`).
+# took 870 s to seal against 41 s), so the sealer's transaction asks for custom plans before it (`_seal_chunk`).
 # SQLite, which has no partitions and compares times as text, finds them by id.
 _RECORD_COLUMNS = [AUDITS.c[name] for name in CHAIN_COLUMNS if name != "seal_seq"]
 _RECORDS = select(*_RECORD_COLUMNS).where(AUDITS.c.id.in_(bindparam("ids", expanding=True))).order_by(AUDITS.c.id)
@@ -170,7 +170,6 @@ def _sealing(app: App) -> Iterator[Session]:
         with db.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
             with Session(bind=conn) as s, s.begin():
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
-                s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))  # see _RECORDS_PG
                 yield s
         return
     with db.session() as s:
@@ -183,17 +182,20 @@ def _seal_chunk(s: Session, limit: int) -> int:
     queued = conn.execute(_NEXT, {"n": limit}).all()
     if not queued:
         return 0
+    # the head first, under the plan PostgreSQL keeps for it: the seals are partitioned by month (0023), so
+    # a plan made for each run would plan every month's partition, ten times a second
+    head = conn.execute(_HEAD).first()
+    seq, prev = (head.seal_seq, head.hash) if head else (0, GENESIS)
     ids = [q.record_id for q in queued]
     ats = [q.record_at for q in queued]
     if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))  # see _RECORDS_PG
         records = conn.execute(_RECORDS_PG, {"ids": ids, "ats": ats, "first_at": min(ats), "last_at": max(ats)}).all()
     else:
         records = conn.execute(_RECORDS, {"ids": ids}).all()
     if [r.id for r in records] != ids:  # queued in the same statement as its record: only a deletion does it
         missing = sorted(set(ids) - {r.id for r in records})
         raise RuntimeError(f"audit chain: records {missing[:10]} are queued for sealing but not in the log")
-    head = conn.execute(_HEAD).first()
-    seq, prev = (head.seal_seq, head.hash) if head else (0, GENESIS)
     seals = []
     for row in records:
         seq += 1

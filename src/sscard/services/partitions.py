@@ -1,6 +1,6 @@
 """Monthly partitions of the append-only tables on PostgreSQL (docs/SCALE.md); plain tables on SQLite.
 
-Migration 0010 makes each table below `PARTITION BY RANGE (key)` with one partition per Shanghai calendar
+Migration 0010 makes each table below (0023 the last, audit_seals) `PARTITION BY RANGE (key)` with one partition per Shanghai calendar
 month and a DEFAULT partition, so that a write never fails for want of a partition. `ensure` creates the
 partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
 from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
@@ -15,13 +15,16 @@ the job skip and retry later instead of queueing every writer behind it.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+
+from ..core.clock import SHANGHAI
 
 if TYPE_CHECKING:
     from .app import App
@@ -63,6 +66,7 @@ TABLES = (
     Partitioned("insurance_contributions", "month", "month"),
     Partitioned("medical_contribution_credits", "month", "month"),
     Partitioned("medical_settlements", "at", "timestamptz"),
+    Partitioned("audit_seals", "record_at", "timestamptz"),  # each seal in its record's month (0023)
 )
 
 
@@ -114,6 +118,95 @@ def _move_out_of_default(conn: Connection, spec: Partitioned, month: date) -> No
     for trigger in IMMUTABLE.get(spec.table, ()):
         conn.execute(text(f'ALTER TABLE "{spec.default}" ENABLE TRIGGER "{trigger}"'))
     conn.execute(text(f'ALTER TABLE "{spec.table}" ATTACH PARTITION "{name}" FOR VALUES FROM ({lo}) TO ({hi})'))
+
+
+# ---------------------------------------------------------------- a table made partitioned (migrations)
+
+
+def _definitions(conn: Connection, table: str) -> dict[str, Any]:
+    """What must be re-made on the new table: indexes (but the primary key), foreign keys, user triggers."""
+    oid = conn.scalar(text("SELECT CAST(:t AS regclass)::oid"), {"t": table})
+    indexes = conn.execute(text(
+        "SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisunique FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = :o AND NOT i.indisprimary "
+        "ORDER BY c.relname"), {"o": oid}).all()
+    fks = conn.execute(text("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                            "WHERE conrelid = :o AND contype = 'f' AND confrelid <> :o ORDER BY conname"),
+                       {"o": oid}).all()
+    referenced = conn.execute(text("SELECT conname, conrelid::regclass::text FROM pg_constraint "
+                                   "WHERE confrelid = :o AND conrelid <> :o AND contype = 'f'"), {"o": oid}).all()
+    if referenced:  # none today: a new one needs a decision, not a silent drop
+        raise RuntimeError(f"{table} is referenced by foreign keys {referenced}: decide before partitioning")
+    triggers = conn.execute(text("SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger "
+                                 "WHERE tgrelid = :o AND NOT tgisinternal ORDER BY tgname"), {"o": oid}).all()
+    sequence = conn.scalar(text("SELECT pg_get_serial_sequence(:t, 'id') FROM pg_attribute "
+                                "WHERE attrelid = :o AND attname = 'id'"), {"t": table, "o": oid})
+    return {"indexes": indexes, "fks": fks, "triggers": triggers, "sequence": sequence}
+
+
+def _with_key(indexdef: str, key: str) -> str:
+    """A unique index of a partitioned table must hold the partition key: add it as the last column."""
+    if " WHERE " in indexdef or not indexdef.endswith(")"):
+        raise RuntimeError(f"cannot add the partition key to {indexdef}")
+    columns = indexdef[indexdef.rindex("(") + 1 : -1]
+    if key in [c.strip() for c in columns.split(",")]:
+        return indexdef
+    return indexdef[:-1] + f", {key})"
+
+
+def _without_key(indexdef: str, key: str) -> str:
+    return re.sub(rf", {re.escape(key)}\)$", ")", indexdef)
+
+
+def rebuild(conn: Connection, spec: Partitioned, primary_key: tuple[str, ...], *, partitioned: bool) -> None:
+    """Re-make a table as a partitioned (or again a plain) table with the same rows, columns, defaults, checks,
+    indexes, foreign keys and triggers (migrations 0010_scale and 0023_audit_seal_months). Partitioned: one
+    partition per month from its oldest row's month (or this month) to MONTHS_AHEAD months past its newest,
+    and DEFAULT; its primary key is `primary_key` with the partition key added, and so is every unique index.
+    Plain again: the keys without it."""
+    table, key = spec.table, spec.key
+    defs = _definitions(conn, table)
+    new = f"{table}_new"
+    clause = f' PARTITION BY RANGE ("{key}")' if partitioned else ""
+    conn.execute(text(f'CREATE TABLE "{new}" (LIKE "{table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS){clause}'))
+    if partitioned:
+        conn.execute(text(f'CREATE TABLE "{table}_default" PARTITION OF "{new}" DEFAULT'))
+        now = month_start(conn.scalar(text("SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date")))
+        span = [_month_of(v) for v in conn.execute(text(f'SELECT min("{key}"), max("{key}") FROM "{table}"')).one()  # noqa: S608 (names from the fixed table list)
+                if v is not None]
+        month, last = min(span + [now]), add_months(max(span + [now]), MONTHS_AHEAD)
+        building = replace(spec, table=new)
+        while month <= last:
+            create_partition(conn, building, month)
+            month = add_months(month, 1)
+    conn.execute(text(f'INSERT INTO "{new}" SELECT * FROM "{table}"'))  # noqa: S608 (names from the fixed table list)
+    if defs["sequence"]:
+        conn.execute(text(f"ALTER SEQUENCE {defs['sequence']} OWNED BY NONE"))
+    conn.execute(text(f'DROP TABLE "{table}"'))
+    conn.execute(text(f'ALTER TABLE "{new}" RENAME TO "{table}"'))
+    for (name,) in conn.execute(text("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                     "WHERE i.inhparent = CAST(:t AS regclass)"), {"t": table}).all():
+        if name.startswith(new):  # the partitions were named after the table being built
+            conn.execute(text(f'ALTER TABLE "{name}" RENAME TO "{table}{name[len(new):]}"'))
+    if defs["sequence"]:
+        conn.execute(text(f'ALTER SEQUENCE {defs["sequence"]} OWNED BY "{table}".id'))
+    columns = list(primary_key) + ([key] if partitioned and key not in primary_key else [])
+    conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "pk_{table}" PRIMARY KEY ({", ".join(columns)})'))
+    for _name, indexdef, unique in defs["indexes"]:
+        if unique:
+            indexdef = _with_key(indexdef, key) if partitioned else _without_key(indexdef, key)
+        conn.execute(text(indexdef))
+    for name, definition in defs["fks"]:
+        conn.execute(text(f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {definition}'))
+    for _name, definition in defs["triggers"]:
+        conn.execute(text(definition))
+
+
+def _month_of(value: Any) -> date:
+    if isinstance(value, str):  # 'YYYY-MM'
+        return date(int(value[:4]), int(value[5:7]), 1)
+    if isinstance(value, datetime):
+        return month_start(value.astimezone(SHANGHAI).date())
+    return month_start(value)
 
 
 def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, months_back: int = 0,
