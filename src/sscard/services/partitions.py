@@ -1,7 +1,8 @@
 """Monthly partitions of the append-only tables on PostgreSQL (docs/SCALE.md); plain tables on SQLite.
 
-Migration 0010 makes each table below (0023 the last, audit_seals) `PARTITION BY RANGE (key)` with one partition per Shanghai calendar
-month and a DEFAULT partition, so that a write never fails for want of a partition. `ensure` creates the
+Migration 0010 makes each table below `PARTITION BY RANGE (key)` (0023 the last, audit_seals) with one
+partition per Shanghai calendar month and a DEFAULT partition, so that a write never fails for want of a
+partition. `ensure` creates the
 partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
 from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
 job did not run ahead: `status` counts them, and `ensure` makes that month's partition by moving them into
