@@ -2,11 +2,11 @@
 
 Migration 0010 makes each table below `PARTITION BY RANGE (key)` (0023 the last, audit_seals) with one
 partition per Shanghai calendar month and a DEFAULT partition, so that a write never fails for want of a
-partition. `ensure` creates the
-partitions of the coming months ahead of time: `sscard partitions ensure --months-ahead N` (run it daily
-from cron or the scheduler) and the server, in a background thread at start. A row in DEFAULT means the
-job did not run ahead: `status` counts them, and `ensure` makes that month's partition by moving them into
-it (one transaction; `moved` in its answer), so the operator is told and the month is whole again.
+partition. `ensure` creates the partitions of the coming months ahead of time: `sscard partitions ensure
+--months-ahead N` (run it daily from cron or the scheduler) and the server, in a background thread at
+start. A row in DEFAULT means the job did not run ahead: `status` counts them, and `ensure` makes that
+month's partition by moving them into it (one transaction; `moved` in its answer), so the operator is told
+and the month is whole again.
 
 Each month's partition is created in its own short transaction under a transaction-level advisory lock
 (two servers and cron may run it at once) with a lock timeout, so a long transaction on the table makes
