@@ -45,17 +45,19 @@ def _ids(app) -> list[int]:
 
 @contextmanager
 def _tampering(app):
-    """A connection of someone who owns the tables and switches the log's immutability off (migration 0022):
-    what the chain is there to catch. PostgreSQL: triggers off for the transaction; SQLite (which cannot
-    switch one off): the two triggers dropped, and made again before commit."""
+    """A connection of someone who owns the tables and switches the log's immutability off (migrations 0022
+    and 0024: records and seals): what the chain is there to catch. PostgreSQL: triggers off for the
+    transaction; SQLite (which cannot switch one off): the four triggers dropped, and made again before
+    commit."""
     with app.db.engine.begin() as conn:
         if app.db.dialect == "postgresql":
             conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
             yield conn
             return
         guards = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
-                                      "('audit_records_no_change', 'audit_records_no_delete')").all()
-        assert len(guards) == 2
+                                      "('audit_records_no_change', 'audit_records_no_delete', "
+                                      "'audit_seals_no_change', 'audit_seals_no_delete')").all()
+        assert len(guards) == 4
         for name, _sql_text in guards:
             conn.exec_driver_sql(f"DROP TRIGGER {name}")
         yield conn
@@ -212,6 +214,26 @@ def test_the_database_refuses_to_change_or_delete_an_audit_record(city, app):
         s.commit()
     assert audit_chain.seal(app) == len(_ids(app))
     assert audit_chain.verify(app)["ok"]
+
+
+def test_the_database_refuses_to_change_or_delete_a_seal(city, app):
+    """Migration 0024: the chain, like the log, is only ever inserted into; the sealer goes on sealing."""
+    city.issued_card()
+    assert audit_chain.seal(app) > 3
+    for statement in ("UPDATE audit_seals SET hash = prev_hash WHERE seal_seq = 2",
+                      "UPDATE audit_seals SET seal_seq = 99 WHERE seal_seq = 3",
+                      "DELETE FROM audit_seals WHERE seal_seq = 2",
+                      "DELETE FROM audit_seals"):
+        with pytest.raises(Exception, match="audit seals are never changed or deleted"):
+            with app.db.engine.begin() as conn:
+                conn.execute(text(statement))
+    with pytest.raises(Exception, match="never changed"), app.db.session() as s:
+        s.delete(s.get(AuditSeal, 1))
+        s.commit()
+    city.new_person("赵六")
+    assert audit_chain.seal(app) > 0
+    out = audit_chain.verify(app)
+    assert out["ok"] and out["unsealed"] == 0, out
 
 
 def test_sealing_never_rewrites_an_audit_record(city, app):

@@ -225,7 +225,9 @@ class AuditRecord(Base):
 class AuditSeal(Base):
     """A record's place in the tamper-evident chain (services/audit_chain.py), written once by the sealer
     beside the record instead of into it: the audit log is only ever inserted into, so a record's indexes
-    are written once, and the sealer never touches the pages the requests are inserting into."""
+    are written once, and the sealer never touches the pages the requests are inserting into. Never
+    changed or deleted either (the database refuses both: migration 0024); on PostgreSQL partitioned by its
+    record's month (0023)."""
 
     __tablename__ = "audit_seals"
     seal_seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sscard.partitions")
 
-# triggers that refuse a DELETE (migrations 0002, 0022)
-IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",), "audit_records": ("audit_records_no_change",)}
+# triggers that refuse a DELETE (migrations 0002, 0022, 0024)
+IMMUTABLE = {"ledger_transfers": ("ledger_transfers_no_update",), "audit_records": ("audit_records_no_change",),
+             "audit_seals": ("audit_seals_no_change",)}
 MONTHS_AHEAD = 3  # what the server creates at start; cron runs the same job daily
 _LOCK = 0x5353_5041_5254  # pg_advisory_xact_lock key of this job ("SSPART")
 
