@@ -122,6 +122,24 @@ def insert_trigger(dialect: str) -> tuple[list[str], list[str]]:
             [f"DROP TRIGGER IF EXISTS {TRIGGER}"])
 
 
+def immutable_trigger(dialect: str, table: str, message: str,
+                      columns: tuple[str, ...] | None = None) -> tuple[list[str], list[str]]:
+    """A table whose rows the database refuses to change or delete (the audit log, migration 0022; its seals,
+    0024): (statements that create the refusal, statements that drop it). PostgreSQL: a row trigger BEFORE
+    UPDATE OR DELETE, `{table}_no_change`, on the table (a partitioned one's partitions included, those
+    made later too). SQLite: BEFORE UPDATE (OF `columns`, when given) and BEFORE DELETE."""
+    if dialect == "postgresql":
+        return ([f"CREATE FUNCTION {table}_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                 f"RAISE EXCEPTION '{message}'; END $$",
+                 f"CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table} "
+                 f"FOR EACH ROW EXECUTE FUNCTION {table}_immutable()"],
+                [f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}", f"DROP FUNCTION IF EXISTS {table}_immutable()"])
+    of = f" OF {', '.join(columns)}" if columns else ""
+    return ([f"CREATE TRIGGER {table}_no_change BEFORE UPDATE{of} ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END",
+             f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} BEGIN SELECT RAISE(ABORT, '{message}'); END"],
+            [f"DROP TRIGGER IF EXISTS {table}_no_change", f"DROP TRIGGER IF EXISTS {table}_no_delete"])
+
+
 _NEXT = select(QUEUE.c.record_id, QUEUE.c.record_at).order_by(QUEUE.c.record_id).limit(
     bindparam("n", type_=Integer))
 _ANY_UNSEALED = select(QUEUE.c.record_id).limit(1)

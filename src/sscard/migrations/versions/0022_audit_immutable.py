@@ -13,35 +13,22 @@ record (`sscard audit verify`).
 
 from alembic import op
 
+from sscard.services.audit_chain import immutable_trigger
+
 revision = "0022_audit_immutable"
 down_revision = "0021_audit_seals"
 
 MESSAGE = "audit records are never changed or deleted"
-_PG = (
-    "CREATE FUNCTION audit_records_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    f"RAISE EXCEPTION '{MESSAGE}'; END $$",
-    "CREATE TRIGGER audit_records_no_change BEFORE UPDATE OR DELETE ON audit_records "
-    "FOR EACH ROW EXECUTE FUNCTION audit_records_immutable()",
-)
 _WRITTEN = ("id", "at", "actor_kind", "actor_id", "actor_role", "on_behalf_of", "attorney_id", "channel", "place",
             "operation", "object_type", "object_id", "person_id", "before", "after", "result", "idempotency_key",
-            "detail")
-_SQLITE = (
-    f"CREATE TRIGGER audit_records_no_change BEFORE UPDATE OF {', '.join(_WRITTEN)} ON audit_records "
-    f"BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-    f"CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-)
+            "detail")  # SQLite: every column but the two bank columns, which the insert trigger updates there
 
 
 def upgrade() -> None:
-    for statement in _PG if op.get_bind().dialect.name == "postgresql" else _SQLITE:
+    for statement in immutable_trigger(op.get_bind().dialect.name, "audit_records", MESSAGE, _WRITTEN)[0]:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_records_no_change ON audit_records")
-        op.execute("DROP FUNCTION IF EXISTS audit_records_immutable()")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS audit_records_no_change")
-        op.execute("DROP TRIGGER IF EXISTS audit_records_no_delete")
+    for statement in immutable_trigger(op.get_bind().dialect.name, "audit_records", MESSAGE, _WRITTEN)[1]:
+        op.execute(statement)

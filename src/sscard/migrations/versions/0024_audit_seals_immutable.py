@@ -13,31 +13,19 @@ deleted seal is a `gap`, a rewritten one a `prev_hash` or `hash` break).
 
 from alembic import op
 
+from sscard.services.audit_chain import immutable_trigger
+
 revision = "0024_audit_seals_immutable"
 down_revision = "0023_audit_seal_months"
 
 MESSAGE = "audit seals are never changed or deleted"
-_PG = (
-    "CREATE FUNCTION audit_seals_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-    f"RAISE EXCEPTION '{MESSAGE}'; END $$",
-    "CREATE TRIGGER audit_seals_no_change BEFORE UPDATE OR DELETE ON audit_seals "
-    "FOR EACH ROW EXECUTE FUNCTION audit_seals_immutable()",
-)
-_SQLITE = (
-    f"CREATE TRIGGER audit_seals_no_change BEFORE UPDATE ON audit_seals BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-    f"CREATE TRIGGER audit_seals_no_delete BEFORE DELETE ON audit_seals BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END",
-)
 
 
 def upgrade() -> None:
-    for statement in _PG if op.get_bind().dialect.name == "postgresql" else _SQLITE:
+    for statement in immutable_trigger(op.get_bind().dialect.name, "audit_seals", MESSAGE)[0]:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS audit_seals_no_change ON audit_seals")
-        op.execute("DROP FUNCTION IF EXISTS audit_seals_immutable()")
-    else:
-        op.execute("DROP TRIGGER IF EXISTS audit_seals_no_change")
-        op.execute("DROP TRIGGER IF EXISTS audit_seals_no_delete")
+    for statement in immutable_trigger(op.get_bind().dialect.name, "audit_seals", MESSAGE)[1]:
+        op.execute(statement)
