@@ -45,6 +45,42 @@ def test_a_staff_read_of_a_person_leaves_one_viewed_record_and_a_cardholders_own
     assert len(_records(app, card.person_id, "viewed")) == 1
 
 
+def test_a_staff_read_refused_on_another_banks_customer_leaves_one_record_naming_the_person(city, app):
+    """A teller of the other bank reaching for a GSB customer's statement or card is refused (403) and the
+    attempt is recorded, naming whose it was: the auditors and the cardholder's access log see it."""
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    jsb = city.actor("teller_jsb")
+    for read, name in ((lambda: banking.statement(app, jsb, card.pan), "bank.statement"),
+                       (lambda: cards.card_status(app, jsb, card.card_number), "card.status")):
+        with pytest.raises(SscardError) as refused:
+            read()
+        assert refused.value.status == 403
+        last = _records(app, card.person_id)[-1]
+        assert (last.operation, last.result, last.actor_role, last.place) == (name, refused.value.code, "teller",
+                                                                             jsb.place)
+    assert _records(app, card.person_id, "viewed") == []
+    mine = audit.about_me(app, city.cardholder(card))["records"]
+    assert [(r["operation"], r["kind"]) for r in mine[:2]] == [("card.status", "refused"), ("bank.statement", "refused")]
+
+
+def test_a_read_refused_for_its_role_is_recorded_and_a_read_of_nothing_is_not(city, app):
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    with app.db.session() as s:
+        last = s.scalar(select(AuditRecord.id).order_by(AuditRecord.id.desc()).limit(1)) or 0
+    with pytest.raises(SscardError, match="forbidden|not allowed|无权"):
+        audit.read_audit(app, clerk, person_id=card.person_id)  # a clerk may not read the audit log
+    with pytest.raises(SscardError):
+        cards.card_status(app, clerk, "A0000000X")  # no such card: 404, nothing recorded
+    with pytest.raises(SscardError):  # another person's card, to a cardholder: as if it did not exist
+        cards.card_status(app, city.cardholder(card), city.issued_card("李四").card_number)
+    with app.db.session() as s:
+        new = list(s.scalars(select(AuditRecord).where(AuditRecord.id > last, AuditRecord.result != "ok")))
+    assert [(r.operation, r.result, r.actor_role) for r in new] == [("audit.read", "forbidden", "clerk")]
+
+
 def test_every_staff_read_of_a_persons_data_is_recorded(city, app):
     from tests.ledger.helpers import activated
 

@@ -108,6 +108,10 @@ class SscardError(Exception):
     """A refusal with a code. `commit=True` means: keep what was written (a failure counter, an
     audit record of the attempt) and still answer with this error."""
 
+    about_person: int | None = None
+    """Whose data the refused caller reached for (services.access.require_own sets it): the attempt's audit
+    record names that person, so their access log and the auditors see it. Never part of the answer."""
+
     def __init__(self, code: str, *, commit: bool = False, status: int | None = None, **params: object):
         if code not in MESSAGES:
             raise KeyError(f"unknown error code {code!r}: add it to sscard.core.errors.MESSAGES")

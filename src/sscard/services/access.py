@@ -223,7 +223,11 @@ def require_own(actor: Actor, *, person_id: int, bank_id: int, missing: str) -> 
         require_self(actor, person_id)
     except SscardError:
         raise SscardError(missing) from None
-    require_bank(actor, bank_id)
+    try:
+        require_bank(actor, bank_id)
+    except SscardError as refusal:
+        refusal.about_person = person_id  # the attempt's audit record names whose card or account it was
+        raise
 
 
 def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:

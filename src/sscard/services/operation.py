@@ -193,6 +193,14 @@ def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result
     }
 
 
+def refusal_fields(err: SscardError, fields: dict[str, Any]) -> dict[str, Any]:
+    """A refusal's audit fields: what the body had named, and the person whose data the caller reached
+    for when the refusal says so (`SscardError.about_person`) and the body refused before naming them."""
+    if err.about_person is None or fields.get("person_id") is not None:
+        return fields
+    return {**fields, "person_id": err.about_person}
+
+
 def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> AuditRecord:
     return AuditRecord(**audit_values(actor, name, now, key, result, fields))
 
@@ -303,7 +311,7 @@ class Outcome:
             return None
         req = self.request
         return audit_values(req.actor, req.name, self.op.now, req.key, "ok" if err is None else err.code,
-                            self.op._audit)
+                            self.op._audit if err is None else refusal_fields(err, self.op._audit))
 
     def memo(self) -> dict[str, Any] | None:
         """The columns of its idempotency record (a kept outcome of a keyed request), else None."""
@@ -453,7 +461,8 @@ def _audit_refusal(app: App, actor: Actor, name: str, key: str | None, err: Ssca
     """Refused attempts that matter (wrong bank, refused debits, forbidden) leave a trace too."""
     try:
         now = app.clock.now()
-        app.db.run(lambda s: s.add(_audit_record(actor, name, now, key, err.code, fields)))
+        named = refusal_fields(err, fields)
+        app.db.run(lambda s: s.add(_audit_record(actor, name, now, key, err.code, named)))
     except Exception:  # the refusal itself must still reach the caller
         log.exception("could not write the refusal audit record for %s", name)
 
@@ -628,6 +637,14 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
           terminals: frozenset[str] | None = None) -> Callable[[Callable[Concatenate[Op, P], R]], Query[P, R]]:
     """A read: permission- and scope-checked and run in a (retried) read transaction, not keyed.
 
+    A read refused as a write would be (403: a role that may not, another bank's or center's object)
+    leaves one audit record of the attempt, as a refused write does: who tried to look at whose data is
+    what an auditor asks (PIPL), and a rule kept by the frame is kept by every channel's reads. Refusals
+    of nothing (404) and of malformed input (422) leave none, on reads as on writes. Nor does a refusal
+    answered as if the object did not exist (another cardholder's card, another bank's customer by citizen
+    ID: 404): its record's commit would make that answer measurably slower than a true "not found", and
+    the time would tell the caller what the 404 hides.
+
     When staff read one person's data (the query says whose with `op.audit(..., person_id=...)`), one
     audit record `result="viewed"` is written after the read, so the read itself stays a read-only
     transaction: the group-commit writer (services.batching) commits the records of many concurrent
@@ -643,7 +660,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
 
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Answer:
-            access.admit(actor, name, None)
+            admit(app, actor, decl, None)  # a known caller refused (role, terminal kind) leaves a trace
             last: list[Op] = []
 
             def work(reads: Reads) -> Any:
@@ -651,7 +668,14 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
                 return jsonable(run_declared(decl, last[0], fn, args, kwargs))
 
             # reads alike (the same operation by the same role) run alike: see Database.read
-            out: Answer = app.db.read(work, shape=(name, actor.role))
+            try:
+                out: Answer = app.db.read(work, shape=(name, actor.role))
+            except SscardError as err:
+                # refused on its object (another bank's customer, another center's case, not one's own):
+                # the attempt is recorded as a refused write's is, with what the read had named so far
+                if _refusal_recorded(err):
+                    _audit_refusal(app, actor, name, None, err, last[0]._audit if last else {})
+                raise
             fields = last[0]._audit
             if actor.role in VIEW_AUDITED and fields.get("person_id") is not None:
                 from . import batching  # (batching builds on this module)
