@@ -120,6 +120,32 @@ def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_
     assert banking.ledger_check(app, CLI_OPERATOR)["ok"]
 
 
+def test_status_tells_history_older_than_the_first_month_from_a_month_the_job_did_not_make(city, app, clock):
+    """Rows in DEFAULT older than a table's first monthly partition are history (a city's past loaded
+    before its partitions, arrears): by choice, not an alert. Rows of a later month without its partition
+    are what the job failed to make ahead: `in_default_late`, what `sscard partitions status` exits 1 on."""
+    _postgres_only(app)
+    h.set_up(city)
+    clock.set(datetime(2001, 3, 10, 2, 0, tzinfo=UTC))  # older than any partition
+    h.activate(city, city.issued_card(), opening_fen=10_000)
+    clock.set(datetime(2034, 2, 10, 2, 0, tzinfo=UTC))
+    partitions.ensure(app.db.engine, date(2034, 1, 1), months_ahead=0)  # January 2034 made, February not
+    h.activate(city, city.issued_card("李四"), opening_fen=10_000)  # a transfer of February 2034: late
+    transfers = next(t for t in partitions.status(app.db.engine) if t["table"] == "ledger_transfers")
+    assert transfers["first_month"] is not None and "2001-03" < transfers["first_month"] < "2034-02"
+    with app.db.engine.connect() as conn:
+        old = conn.scalar(text("SELECT count(*) FROM ledger_transfers_default WHERE day < '2001-04-01'"))
+        late = conn.scalar(text("SELECT count(*) FROM ledger_transfers_default WHERE day >= :f"),
+                           {"f": date.fromisoformat(transfers["first_month"] + "-01")})
+    assert old >= 1 and late >= 1
+    assert (transfers["in_default_history"], transfers["in_default_late"]) == (old, late)
+    assert transfers["in_default"] == old + late
+    out = partitions.ensure(app.db.engine, date(2034, 2, 10), months_ahead=0)  # the job runs: late moved in
+    assert out["moved"]["ledger_transfers_p2034_02"] == late
+    after = next(t for t in partitions.status(app.db.engine) if t["table"] == "ledger_transfers")
+    assert (after["in_default_history"], after["in_default_late"]) == (old, 0)
+
+
 def _settlement(app, city) -> MedicalSettlement:
     """A settlement made through the service, to copy a second row from."""
     h.set_up(city)

@@ -43,8 +43,9 @@ def register(app: typer.Typer) -> None:
 
     @group.command("status")
     def status(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Each partitioned table's partitions (rows estimated, bytes) and the rows in DEFAULT (exact);
-        exit 1 when DEFAULT holds rows (the job did not run ahead)."""
+        """Each partitioned table's partitions (rows estimated, bytes) and the rows in DEFAULT (exact), told
+        apart: older than the table's first month (history loaded before its partitions, arrears: by choice)
+        or of a month from the first on (the job did not run ahead); exit 1 when any of the latter."""
         from ..services import partitions
 
         sscard = load_app()
@@ -57,8 +58,13 @@ def register(app: typer.Typer) -> None:
         else:
             for t in rows:
                 parts = t["partitions"]
-                console.print(f"{t['table']} by {t['key']}: {len(parts)} partitions, "
-                              f"{sum(p['rows_estimated'] for p in parts)} rows (estimated), "
-                              f"{sum(p['bytes'] for p in parts) // 1048576} MiB; in DEFAULT {t['in_default']}")
-        if any(t["in_default"] for t in rows):
+                line = (f"{t['table']} by {t['key']}: {len(parts)} partitions, "
+                        f"{sum(p['rows_estimated'] for p in parts)} rows (estimated), "
+                        f"{sum(p['bytes'] for p in parts) // 1048576} MiB; in DEFAULT {t['in_default']}")
+                if t["in_default"]:
+                    line += (f" ({t['in_default_history']} older than {t['first_month']}: history, "
+                             f"`ensure --months-back N` moves them; {t['in_default_late']} of partitioned months")
+                    line += ": the job did not run ahead)" if t["in_default_late"] else ")"
+                console.print(line)
+        if any(t["in_default_late"] for t in rows):
             raise typer.Exit(1)

@@ -265,7 +265,10 @@ def ensure(engine: Engine, today: date, months_ahead: int = MONTHS_AHEAD, *, mon
 
 
 def status(engine: Engine) -> list[dict[str, Any]]:
-    """Per partitioned table: its partitions (name, bounds, rows estimated), and rows in DEFAULT (exact)."""
+    """Per partitioned table: its partitions (name, bounds, rows estimated) and its rows in DEFAULT (exact),
+    told apart: `in_default_history`, older than the table's first month (a city's past loaded before its
+    partitions, or arrears: by choice, `ensure --months-back N` moves them), and `in_default_late`, of a
+    month from the first on (the job did not run ahead: what an operator is alerted to)."""
     if engine.dialect.name != "postgresql":
         return []
     rows = []
@@ -277,11 +280,32 @@ def status(engine: Engine) -> list[dict[str, Any]]:
                 "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound, c.reltuples::bigint AS est, "
                 "pg_total_relation_size(c.oid) AS bytes FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"), {"t": spec.table}).all()
+            months = sorted(m for p in parts if (m := _month_of_partition(spec, p.relname)) is not None)
+            first = months[0] if months else None
             in_default = conn.scalar(text(f'SELECT count(*) FROM "{spec.default}"'))  # noqa: S608 (names from the fixed table list)
+            history = 0
+            if in_default and first is not None:  # (names and the bound from the fixed table list and a date)
+                older = f'SELECT count(*) FROM "{spec.default}" WHERE "{spec.key}" < {spec.bound(first)}'  # noqa: S608
+                history = conn.scalar(text(older))
             rows.append({"table": spec.table, "key": spec.key, "in_default": in_default,
+                         "first_month": f"{first:%Y-%m}" if first else None,
+                         "in_default_history": history, "in_default_late": in_default - history,
                          "partitions": [{"name": p.relname, "bound": p.bound, "rows_estimated": max(p.est, 0),
                                          "bytes": p.bytes} for p in parts]})
     return rows
+
+
+def _month_of_partition(spec: Partitioned, name: str) -> date | None:
+    """The month of one of the table's monthly partitions, from its name (`spec.partition`); None for
+    DEFAULT or any other."""
+    prefix = f"{spec.table}_p"
+    if not name.startswith(prefix):
+        return None
+    try:
+        year, month = name[len(prefix):].split("_")
+        return date(int(year), int(month), 1)
+    except ValueError:
+        return None
 
 
 def start_in_background(app: App) -> threading.Thread | None:
