@@ -120,7 +120,7 @@ def test_a_write_for_a_month_without_its_partition_lands_in_default_and_the_job_
     assert banking.ledger_check(app, CLI_OPERATOR)["ok"]
 
 
-def test_status_tells_history_older_than_the_first_month_from_a_month_the_job_did_not_make(city, app, clock):
+def test_status_tells_history_older_than_the_first_month_from_a_month_the_job_did_not_make(city, app, clock, tmp_path):
     """Rows in DEFAULT older than a table's first monthly partition are history (a city's past loaded
     before its partitions, arrears): by choice, not an alert. Rows of a later month without its partition
     are what the job failed to make ahead: `in_default_late`, what `sscard partitions status` exits 1 on."""
@@ -140,10 +140,30 @@ def test_status_tells_history_older_than_the_first_month_from_a_month_the_job_di
     assert old >= 1 and late >= 1
     assert (transfers["in_default_history"], transfers["in_default_late"]) == (old, late)
     assert transfers["in_default"] == old + late
+    assert "the job did not run ahead" in _status_cli(app, tmp_path, exit_code=1)
     out = partitions.ensure(app.db.engine, date(2034, 2, 10), months_ahead=0)  # the job runs: late moved in
     assert out["moved"]["ledger_transfers_p2034_02"] == late
     after = next(t for t in partitions.status(app.db.engine) if t["table"] == "ledger_transfers")
     assert (after["in_default_history"], after["in_default_late"]) == (old, 0)
+    if not any(t["in_default_late"] for t in partitions.status(app.db.engine)):  # (other tables: other tests' rows)
+        shown = _status_cli(app, tmp_path, exit_code=0)
+        assert f"{old} older than {after['first_month']}: history" in shown and "did not run ahead" not in shown
+
+
+def _status_cli(app, tmp_path, exit_code: int) -> str:
+    """`sscard partitions status` over the test's database, as an operator runs it: its output."""
+    from typer.testing import CliRunner
+
+    from sscard.cli import _register_area_commands
+    from sscard.cli import app as cli_app
+
+    if not any(g.name == "partitions" for g in cli_app.registered_groups):
+        _register_area_commands()  # (what `main` does before the command runs)
+    env = {"SSCARD_DATABASE_URL": app.db.engine.url.render_as_string(hide_password=False),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), "COLUMNS": "300"}
+    result = CliRunner().invoke(cli_app, ["partitions", "status"], env=env)
+    assert result.exit_code == exit_code, result.output
+    return result.output
 
 
 def _settlement(app, city) -> MedicalSettlement:

@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
                 line = (f"{t['table']} by {t['key']}: {len(parts)} partitions, "
                         f"{sum(p['rows_estimated'] for p in parts)} rows (estimated), "
                         f"{sum(p['bytes'] for p in parts) // 1048576} MiB; in DEFAULT {t['in_default']}")
-                if t["in_default"]:
+                if t["in_default"] and t["first_month"] is None:
+                    line += " (no monthly partition yet: the job has never run)"
+                elif t["in_default"]:
                     line += (f" ({t['in_default_history']} older than {t['first_month']}: history, "
                              f"`ensure --months-back N` moves them; {t['in_default_late']} of partitioned months")
                     line += ": the job did not run ahead)" if t["in_default_late"] else ")"
