@@ -65,6 +65,31 @@ def test_a_staff_read_refused_on_another_banks_customer_leaves_one_record_naming
     assert [(r["operation"], r["kind"]) for r in mine[:2]] == [("card.status", "refused"), ("bank.statement", "refused")]
 
 
+def test_every_refusal_on_another_centers_or_banks_object_names_whose_it_was(city, app):
+    """`require_center` and `require_bank` take whose object it is from every caller (a required keyword):
+    a clerk of another center reaching for a card, a read or a write, and a teller of another bank reporting
+    a loss of our customer's account are each recorded naming the person, as the refused lookups are."""
+    from sscard.services import loss
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    clerk2 = city.actor("clerk2")
+    attempts = [
+        (lambda: cards.collection_receipt(app, clerk2, card.card_number), "card.collection_receipt", "wrong_center"),
+        (lambda: cards.unseal_card(app, clerk2, card.card_number, card.citizen_id), "card.unseal", "wrong_center"),
+        (lambda: loss.report_written_loss(app, city.actor("teller_jsb"), card.pan, card.citizen_id,
+                                          idempotency_key="other-bank-loss"), "bank_loss.report_written", "wrong_bank"),
+    ]
+    for attempt, name, code in attempts:
+        with pytest.raises(SscardError) as refused:
+            attempt()
+        assert (refused.value.status, refused.value.code) == (403, code)
+        last = _records(app, card.person_id)[-1]
+        assert (last.operation, last.result) == (name, code)
+    assert {r["operation"] for r in audit.about_me(app, city.cardholder(card))["records"] if r["kind"] == "refused"} == {
+        name for _a, name, _c in attempts}
+
+
 def test_a_read_refused_for_its_role_is_recorded_and_a_read_of_nothing_is_not(city, app):
     card = city.issued_card()
     clerk = city.actor("clerk")

@@ -194,18 +194,27 @@ def scope_guard(decl: Declaration, actor: Actor) -> Iterator[None]:
         _checked.reset(token)
 
 
-def require_bank(actor: Actor, bank_id: int) -> None:
-    """Bank staff and bank terminals handle only cards of their own bank."""
+def require_bank(actor: Actor, bank_id: int, *, person_id: int | None) -> None:
+    """Bank staff and bank terminals handle only cards of their own bank. `person_id`: whose card or account
+    it is (None: nobody's), named by the refused attempt's audit record (`SscardError.about_person`):
+    every caller says, so none can forget."""
     if is_bank_side(actor) and actor.bank_id != bank_id:
-        raise SscardError("wrong_bank")
+        raise _about(SscardError("wrong_bank"), person_id)
     _mark(Scope.OWN)
 
 
-def require_center(actor: Actor, center_id: int | None) -> None:
-    """A clerk works on their own center's queue (a supervisor too); anyone else is not limited here."""
+def require_center(actor: Actor, center_id: int | None, *, person_id: int | None) -> None:
+    """A clerk works on their own center's queue (a supervisor too); anyone else is not limited here.
+    `person_id`: whose card, case or receipt it is (None: nobody's, a center's own report), as for
+    `require_bank`."""
     if actor.role in CENTER_STAFF and center_id is not None and actor.center_id != center_id:
-        raise SscardError("wrong_center")
+        raise _about(SscardError("wrong_center"), person_id)
     _mark(Scope.CENTER)
+
+
+def _about(refusal: SscardError, person_id: int | None) -> SscardError:
+    refusal.about_person = person_id
+    return refusal
 
 
 def require_self(actor: Actor, person_id: int) -> None:
@@ -223,11 +232,7 @@ def require_own(actor: Actor, *, person_id: int, bank_id: int, missing: str) -> 
         require_self(actor, person_id)
     except SscardError:
         raise SscardError(missing) from None
-    try:
-        require_bank(actor, bank_id)
-    except SscardError as refusal:
-        refusal.about_person = person_id  # the attempt's audit record names whose card or account it was
-        raise
+    require_bank(actor, bank_id, person_id=person_id)
 
 
 def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:

@@ -231,7 +231,7 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
     visit = op.session.get(CounterVisit, visit_id)
     if visit is None or visit.staff_id != str(op.actor.id):
         raise SscardError("not_found", what=("办理记录", "visit"))
-    access.require_center(op.actor, visit.center_id)
+    access.require_center(op.actor, visit.center_id, person_id=visit.person_id)
     if visit.ended_at is not None or op.now - as_utc(visit.checked_at) > timedelta(minutes=VISIT_MINUTES):
         raise SscardError("visit_not_valid")
     return visit

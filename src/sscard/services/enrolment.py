@@ -157,7 +157,7 @@ def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -
     """First issue is free; a person with a card in any state but cancelled cannot apply again."""
     person = lookup.person_by_id(op.session, person_id, lock=True)
     center = lookup.center_by_code(op.session, center_code)
-    access.require_center(op.actor, center.id)
+    access.require_center(op.actor, center.id, person_id=person.id)
     bank = lookup.bank_by_code(op.session, bank_code)
     if lookup.current_card(op.session, person.id) is not None:
         raise SscardError("card_pending")

@@ -163,7 +163,7 @@ def own_center(session: Session, actor: Actor) -> ServiceCenter:
     the cards waiting there); anyone without a center is refused."""
     if actor.center_id is None:
         raise SscardError("forbidden")
-    access.require_center(actor, actor.center_id)
+    access.require_center(actor, actor.center_id, person_id=None)
     center = session.get(ServiceCenter, actor.center_id)
     assert center is not None  # a clerk's center_id comes from staff_users.center_id, a foreign key
     return center

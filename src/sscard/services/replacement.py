@@ -354,7 +354,7 @@ def receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))
-    access.require_center(op.actor, r.center_id)
+    access.require_center(op.actor, r.center_id, person_id=r.person_id)
     op.audit("fee_receipt", r.receipt_no, person_id=r.person_id)
     return receipt_view(op, r)
 

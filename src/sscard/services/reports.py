@@ -44,7 +44,7 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         center = own
     else:
         raise SscardError("invalid_request")
-    access.require_center(op.actor, center.id)
+    access.require_center(op.actor, center.id, person_id=None)
     start, end = day_bounds(day)
     rows = op.session.execute(
         select(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result, func.count())
