@@ -282,11 +282,10 @@ def status(engine: Engine) -> list[dict[str, Any]]:
                 "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY c.relname"), {"t": spec.table}).all()
             months = sorted(m for p in parts if (m := _month_of_partition(spec, p.relname)) is not None)
             first = months[0] if months else None
-            in_default = conn.scalar(text(f'SELECT count(*) FROM "{spec.default}"'))  # noqa: S608 (names from the fixed table list)
-            history = 0
-            if in_default and first is not None:  # (names and the bound from the fixed table list and a date)
-                older = f'SELECT count(*) FROM "{spec.default}" WHERE "{spec.key}" < {spec.bound(first)}'  # noqa: S608
-                history = conn.scalar(text(older))
+            # one scan of DEFAULT for both counts (it may hold a city's history: 431,747 rows on the million)
+            older = f'count(*) FILTER (WHERE "{spec.key}" < {spec.bound(first)})' if first is not None else "0"
+            counts = f'SELECT count(*), {older} FROM "{spec.default}"'  # noqa: S608 (fixed table list, a date)
+            in_default, history = conn.execute(text(counts)).one()
             rows.append({"table": spec.table, "key": spec.key, "in_default": in_default,
                          "first_month": f"{first:%Y-%m}" if first else None,
                          "in_default_history": history, "in_default_late": in_default - history,
