@@ -109,8 +109,9 @@ class SscardError(Exception):
     audit record of the attempt) and still answer with this error."""
 
     about_person: int | None = None
-    """Whose data the refused caller reached for (services.access.require_own sets it): the attempt's audit
-    record names that person, so their access log and the auditors see it. Never part of the answer."""
+    """Whose data the refused caller reached for (services.access's require_bank and require_center set it,
+    require_own through require_bank): the attempt's audit record names that person, so their access log and
+    the auditors see it. Never part of the answer."""
 
     def __init__(self, code: str, *, commit: bool = False, status: int | None = None, **params: object):
         if code not in MESSAGES:
