@@ -65,6 +65,36 @@ def test_a_staff_read_refused_on_another_banks_customer_leaves_one_record_naming
     assert [(r["operation"], r["kind"]) for r in mine[:2]] == [("card.status", "refused"), ("bank.statement", "refused")]
 
 
+def test_a_refused_attempt_on_a_banks_account_or_card_is_seen_by_that_banks_supervisor(city, app):
+    """The refusal record names the object reached for (`SscardError.about`), so the log's trigger gives it
+    the object's bank: GSB's supervisor, whose view is its own bank's records and those about its accounts
+    and cards, sees the JSB teller's attempts on a GSB customer; JSB's sees its teller's as its own bank's."""
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    jsb = city.actor("teller_jsb")
+    attempts = [(lambda: banking.statement(app, jsb, card.pan), "bank.statement", "bank_account", card.pan),
+                (lambda: cards.card_status(app, jsb, card.card_number), "card.status", "card", card.card_number),
+                (lambda: loss.report_written_loss(app, jsb, card.pan, card.citizen_id, idempotency_key="jsb-loss"),
+                 "bank_loss.report_written", "bank_account", card.pan)]
+    for attempt, _name, _type, _id in attempts:
+        with pytest.raises(SscardError, match="wrong_bank|其他银行|another bank"):
+            attempt()
+    refused = [(r.operation, r.object_type, r.object_id, r.result) for r in _records(app, card.person_id, "wrong_bank")]
+    assert refused == [(name, kind, number, "wrong_bank") for _a, name, kind, number in attempts]
+
+    staff.add_user(app, CLI_OPERATOR, "bsup_jsb", STAFF_PASSWORD, "bank_supervisor", outlet_code="JSB-001")
+    jsb_supervisor = staff.authenticate_staff(app, "bsup_jsb", STAFF_PASSWORD, Channel.BANK_OUTLET)
+
+    def seen_by(supervisor) -> set[tuple[str, str]]:
+        found = audit.read_audit(app, supervisor, result="wrong_bank")["records"]
+        return {(r["operation"], r["actor"]["role"]) for r in found}
+
+    expected = {(name, "teller") for _a, name, _t, _i in attempts}
+    assert seen_by(city.actor("bsup")) == expected  # GSB's: about its account and card
+    assert seen_by(jsb_supervisor) == expected  # JSB's: its own teller's
+
+
 def test_every_refusal_on_another_centers_or_banks_object_names_whose_it_was(city, app):
     """`require_center` and `require_bank` take whose object it is from every caller (a required keyword):
     a clerk of another center reaching for a card, a read or a write, and a teller of another bank reporting

@@ -6,6 +6,7 @@ console messages; none of them ever carries a password or PIN.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 # code -> (HTTP status, Chinese message, English message). Messages may use {named} params.
@@ -104,14 +105,26 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class About:
+    """What a refused caller reached for, as audit records name it: the object (`object_type`, `object_id`:
+    "card" and its card number, "bank_account" and its PAN, ...) and whose it is (`person_id`, None for
+    nobody's: a center's report or production batch)."""
+
+    object_type: str
+    object_id: str
+    person_id: int | None
+
+
 class SscardError(Exception):
     """A refusal with a code. `commit=True` means: keep what was written (a failure counter, an
     audit record of the attempt) and still answer with this error."""
 
-    about_person: int | None = None
-    """Whose data the refused caller reached for (services.access's require_bank and require_center set it,
-    require_own through require_bank): the attempt's audit record names that person, so their access log and
-    the auditors see it. Never part of the answer."""
+    about: About | None = None
+    """What the refused caller reached for, and whose it was (services.access's require_bank and
+    require_center set it, require_own through require_bank): the attempt's audit record names the object
+    and the person, so the person's access log, the auditors and the object's bank (by `object_bank_id`)
+    see it. Never part of the answer."""
 
     def __init__(self, code: str, *, commit: bool = False, status: int | None = None, **params: object):
         if code not in MESSAGES:

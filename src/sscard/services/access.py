@@ -34,7 +34,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 
 
@@ -194,26 +194,26 @@ def scope_guard(decl: Declaration, actor: Actor) -> Iterator[None]:
         _checked.reset(token)
 
 
-def require_bank(actor: Actor, bank_id: int, *, person_id: int | None) -> None:
-    """Bank staff and bank terminals handle only cards of their own bank. `person_id`: whose card or account
-    it is (None: nobody's), named by the refused attempt's audit record (`SscardError.about_person`):
-    every caller says, so none can forget."""
+def require_bank(actor: Actor, bank_id: int, *, about: About) -> None:
+    """Bank staff and bank terminals handle only cards of their own bank. `about`: the card or account and
+    whose it is, named by the refused attempt's audit record (`SscardError.about`), so the object's bank
+    sees the attempt beside the person and the auditors: every caller says, so none can forget."""
     if is_bank_side(actor) and actor.bank_id != bank_id:
-        raise _about(SscardError("wrong_bank"), person_id)
+        raise _about(SscardError("wrong_bank"), about)
     _mark(Scope.OWN)
 
 
-def require_center(actor: Actor, center_id: int | None, *, person_id: int | None) -> None:
+def require_center(actor: Actor, center_id: int | None, *, about: About | None) -> None:
     """A clerk works on their own center's queue (a supervisor too); anyone else is not limited here.
-    `person_id`: whose card, case or receipt it is (None: nobody's, a center's own report), as for
-    `require_bank`."""
+    `about`: the card, case, receipt or batch and whose it is, as for `require_bank` (None: the actor's own
+    center, which cannot be refused)."""
     if actor.role in CENTER_STAFF and center_id is not None and actor.center_id != center_id:
-        raise _about(SscardError("wrong_center"), person_id)
+        raise _about(SscardError("wrong_center"), about)
     _mark(Scope.CENTER)
 
 
-def _about(refusal: SscardError, person_id: int | None) -> SscardError:
-    refusal.about_person = person_id
+def _about(refusal: SscardError, about: About | None) -> SscardError:
+    refusal.about = about
     return refusal
 
 
@@ -225,14 +225,16 @@ def require_self(actor: Actor, person_id: int) -> None:
         _mark(Scope.OWN)
 
 
-def require_own(actor: Actor, *, person_id: int, bank_id: int, missing: str) -> None:
-    """A card or account in scope: a cardholder's own (another person's answers `missing`, as if it did
-    not exist), or one of the bank side's own bank (`wrong_bank`)."""
+def require_own(actor: Actor, about: About, *, bank_id: int, missing: str) -> None:
+    """A card or account in scope (`about`: "card" or "bank_account", its number, and its holder): a
+    cardholder's own (another person's answers `missing`, as if it did not exist), or one of the bank side's
+    own bank (`wrong_bank`, recorded naming `about`)."""
+    assert about.person_id is not None  # a card or an account always has its holder
     try:
-        require_self(actor, person_id)
+        require_self(actor, about.person_id)
     except SscardError:
         raise SscardError(missing) from None
-    require_bank(actor, bank_id, person_id=person_id)
+    require_bank(actor, bank_id, about=about)
 
 
 def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ..core.clock import as_utc
-from ..core.errors import SscardError, register_messages
+from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import ascii_digits, mask_citizen_id, mask_name, validate_citizen_id
 from ..core.roles import CENTER_STAFF, Role
 from ..models.counter import CounterVisit, PowerOfAttorney
@@ -231,7 +231,7 @@ def _live_visit(op: Op, visit_id: int) -> CounterVisit:
     visit = op.session.get(CounterVisit, visit_id)
     if visit is None or visit.staff_id != str(op.actor.id):
         raise SscardError("not_found", what=("办理记录", "visit"))
-    access.require_center(op.actor, visit.center_id, person_id=visit.person_id)
+    access.require_center(op.actor, visit.center_id, about=About("visit", str(visit.id), visit.person_id))
     if visit.ended_at is not None or op.now - as_utc(visit.checked_at) > timedelta(minutes=VISIT_MINUTES):
         raise SscardError("visit_not_valid")
     return visit

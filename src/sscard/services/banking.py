@@ -24,7 +24,7 @@ from sqlalchemy import Engine, Row, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc, shanghai_day
-from ..core.errors import SscardError, register_messages
+from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_pan, validate_pan
 from ..core.money import fen_to_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
@@ -97,7 +97,8 @@ def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
     if account is None:
         return lookup.account_by_pan(op.session, pan, actor)
     if actor is not None:
-        access.require_own(actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
+        access.require_own(actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,
+                           missing="account_not_found")
     return account
 
 
@@ -625,7 +626,8 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     if not found:
         raise SscardError("account_not_found")  # (as `_account` refuses a PAN no account has)
     account = cast(BankAccount, found[0])  # its row stands in for it: the columns the answer reads
-    access.require_own(op.actor, person_id=account.person_id, bank_id=account.bank_id, missing="account_not_found")
+    access.require_own(op.actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,
+                       missing="account_not_found")
     op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
     ledger_id = account.ledger_account_id

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from ..core.clock import shanghai_day
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan, validate_card_number
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import (
@@ -133,7 +133,7 @@ def collect_card(op: Op, card_number: str, presented_citizen_id: str, attorney_i
     PAN, when that account moves to the new card now (RULES §6). First cards and replacements alike,
     whichever route or console collects them."""
     card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id, person_id=card.person_id)  # handed over where it is ready, nowhere else
+    access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))  # handed over where it is ready, nowhere else
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, card.person_id, "card.collect")
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
@@ -202,7 +202,7 @@ def _account_to_hand_over(op: Op, card: Card) -> BankAccount:
 def unseal_card(op: Op, card_number: str, presented_citizen_id: str) -> dict[str, Any]:
     """The window visit a sealed card needs: ID check, then the card is ready again (a new year to collect)."""
     card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id, person_id=card.person_id)
+    access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
     lifecycle.ss_transition(op, card, "unseal")  # a seal that lapsed unswept is recorded first
@@ -281,7 +281,7 @@ def collection_receipt(op: Op, card_number: str) -> CollectionReceipt:
     """What the collection slip says: the card, both sides, the old card it replaces and, when an agent
     collected it, the agent (masked) from the power of attorney the card keeps."""
     card = lookup.card_by_number(op.session, card_number)
-    access.require_center(op.actor, card.ready_center_id, person_id=card.person_id)
+    access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
     op.audit("card", card.card_number, person_id=card.person_id)
@@ -335,7 +335,8 @@ def card_status(op: Op, card_number: str) -> CardView:
         raise SscardError("card_not_found")
     row = found[0]
     card = _Side(row, "card_")
-    access.require_own(op.actor, person_id=card.person_id, bank_id=card.bank_id, missing="card_not_found")
+    access.require_own(op.actor, About("card", card.card_number, card.person_id), bank_id=card.bank_id,
+                       missing="card_not_found")
     op.audit("card", card.card_number, person_id=card.person_id)  # staff reads leave a "viewed" record
     account = _Side(row, "account_") if row.account_id is not None else None
     center = _Side(row, "center_") if row.center_id is not None else None

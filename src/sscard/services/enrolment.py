@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import (
     citizen_id_facts,
     make_card_number,
@@ -157,7 +157,7 @@ def apply_first_card(op: Op, person_id: int, bank_code: str, center_code: str) -
     """First issue is free; a person with a card in any state but cancelled cannot apply again."""
     person = lookup.person_by_id(op.session, person_id, lock=True)
     center = lookup.center_by_code(op.session, center_code)
-    access.require_center(op.actor, center.id, person_id=person.id)
+    access.require_center(op.actor, center.id, about=About("person", str(person.id), person.id))
     bank = lookup.bank_by_code(op.session, bank_code)
     if lookup.current_card(op.session, person.id) is not None:
         raise SscardError("card_pending")

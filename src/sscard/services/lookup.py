@@ -10,7 +10,7 @@ from sqlalchemy import Engine, Select, bindparam, func, inspect, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 from ..core.roles import Actor
 from ..core.states import SsStatus
@@ -37,8 +37,15 @@ def _owned(session: Session, statement: Select[Owned], actor: Actor | None, *, m
     """A card or bank account, in the actor's scope when an actor is given (else refused as missing)."""
     found = _one(session, statement, missing_code=missing_code)
     if actor is not None:
-        access.require_own(actor, person_id=found.person_id, bank_id=found.bank_id, missing=missing_code)
+        access.require_own(actor, _about(found), bank_id=found.bank_id, missing=missing_code)
     return found
+
+
+def _about(found: Card | BankAccount) -> About:
+    """A card or account as its refused attempt's audit record names it."""
+    if isinstance(found, Card):
+        return About("card", found.card_number, found.person_id)
+    return About("bank_account", found.pan, found.person_id)
 
 
 def person_by_id(session: Session, person_id: int, actor: Actor | None = None, *, lock: bool = False) -> Person:
@@ -81,7 +88,7 @@ def person_facts_by_card_number(rows: Rows, card_number: str, actor: Actor) -> A
     found = rows(_HOLDER_FACTS, {"number": number})
     if not found:
         raise SscardError("card_not_found")
-    access.require_own(actor, person_id=found[0].id, bank_id=found[0].bank_id, missing="card_not_found")
+    access.require_own(actor, About("card", number, found[0].id), bank_id=found[0].bank_id, missing="card_not_found")
     return found[0]
 
 
@@ -163,7 +170,7 @@ def own_center(session: Session, actor: Actor) -> ServiceCenter:
     the cards waiting there); anyone without a center is refused."""
     if actor.center_id is None:
         raise SscardError("forbidden")
-    access.require_center(actor, actor.center_id, person_id=None)
+    access.require_center(actor, actor.center_id, about=None)
     center = session.get(ServiceCenter, actor.center_id)
     assert center is not None  # a clerk's center_id comes from staff_users.center_id, a foreign key
     return center

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import select
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Channel, Role
 from ..core.states import BankStatus, SsStatus
 from ..models.foundation import Bank, BankAccount, Card
@@ -151,7 +151,7 @@ def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = 
 def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
     """By the bank's hotline (PAN + citizen ID + PIN or personal data, checked by the hotline)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
-    access.require_bank(op.actor, account.bank_id, person_id=account.person_id)
+    access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
     before = lifecycle.bank_transition(op, account, "report_oral_loss")
     linked = _linked_ss_loss(op, account)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
@@ -169,7 +169,7 @@ def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
 def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At any outlet of the card's bank, with ID; turns an oral loss into a written one."""
     account = lookup.account_by_pan(op.session, pan)
-    access.require_bank(op.actor, account.bank_id, person_id=account.person_id)
+    access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
     lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
     before = lifecycle.bank_transition(op, account, "report_written_loss")
     linked = _linked_ss_loss(op, account)
@@ -182,7 +182,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
 def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
     """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
-    access.require_bank(op.actor, account.bank_id, person_id=account.person_id)
+    access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
     if op.actor.role is Role.CARDHOLDER and lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS:
         raise SscardError("forbidden")
     if op.actor.role in BANK_STAFF:

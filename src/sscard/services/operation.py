@@ -194,11 +194,17 @@ def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result
 
 
 def refusal_fields(err: SscardError, fields: dict[str, Any]) -> dict[str, Any]:
-    """A refusal's audit fields: what the body had named, and the person whose data the caller reached
-    for when the refusal says so (`SscardError.about_person`) and the body refused before naming them."""
-    if err.about_person is None or fields.get("person_id") is not None:
+    """A refusal's audit fields: what the body had named, and what the caller reached for and whose it was
+    when the refusal says so (`SscardError.about`) and the body refused before naming them."""
+    about = err.about
+    if about is None:
         return fields
-    return {**fields, "person_id": err.about_person}
+    named = dict(fields)
+    if not named.get("object_type"):
+        named["object_type"], named["object_id"] = about.object_type, about.object_id
+    if named.get("person_id") is None and about.person_id is not None:
+        named["person_id"] = about.person_id
+    return named
 
 
 def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> AuditRecord:

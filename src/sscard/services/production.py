@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.roles import CENTER_STAFF, Role
 from ..models.counter import ReplacementApplication
 from ..models.foundation import Card, ProductionBatch
@@ -31,7 +31,7 @@ def add_working_days(start: date, days: int) -> date:
 def start_batch(op: Op, center_code: str) -> dict[str, Any]:
     """Every applied card of the center goes into one new batch (`applied -> in_production`)."""
     center = lookup.center_by_code(op.session, center_code)
-    access.require_center(op.actor, center.id, person_id=None)
+    access.require_center(op.actor, center.id, about=About("center", center.code, None))
     count = op.session.scalar(lookup.applied_cards(center.id))
     if not count:
         raise SscardError("not_found", what=("待制卡申请", "applied cards"))
@@ -67,7 +67,7 @@ def complete_batch(op: Op, batch_code: str) -> dict[str, Any]:
     batch = op.session.scalar(select(ProductionBatch).where(ProductionBatch.code == batch_code))
     if batch is None:
         raise SscardError("not_found", what=("制卡批次", "production batch"))
-    access.require_center(op.actor, batch.center_id, person_id=None)
+    access.require_center(op.actor, batch.center_id, about=About("batch", batch.code, None))
     if batch.status != "in_production":
         raise SscardError("illegal_transition", state=batch.status, event="complete_batch")
     ready = lifecycle.ss_transition_all(op, "finish_production", Card.batch_id == batch.id,

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ..core import labels
-from ..core.errors import SscardError, register_messages
+from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, validate_card_number
 from ..core.money import fen_to_yuan
 from ..core.roles import CENTER_STAFF, Role
@@ -354,7 +354,7 @@ def receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))
-    access.require_center(op.actor, r.center_id, person_id=r.person_id)
+    access.require_center(op.actor, r.center_id, about=About("fee_receipt", r.receipt_no, r.person_id))
     op.audit("fee_receipt", r.receipt_no, person_id=r.person_id)
     return receipt_view(op, r)
 

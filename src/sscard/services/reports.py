@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..core.clock import SHANGHAI
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import ascii_digits
 from ..core.money import fen_to_yuan
 from ..core.roles import Role
@@ -44,7 +44,7 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         center = own
     else:
         raise SscardError("invalid_request")
-    access.require_center(op.actor, center.id, person_id=None)
+    access.require_center(op.actor, center.id, about=About("center", center.code, None))
     start, end = day_bounds(day)
     rows = op.session.execute(
         select(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result, func.count())

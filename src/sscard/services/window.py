@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from sqlalchemy import Select, select
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import ascii_digits, mask_card_number, mask_citizen_id, mask_name
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SsStatus
@@ -178,7 +178,7 @@ def holder_fee_receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     r = op.session.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == str(receipt_no)[:24]))
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))
-    access.require_center(op.actor, r.center_id, person_id=r.person_id)
+    access.require_center(op.actor, r.center_id, about=About("fee_receipt", r.receipt_no, r.person_id))
     op.audit("fee_receipt", r.receipt_no, person_id=r.person_id, handed_to="cardholder")
     data = replacement.receipt_view(op, r)
     application = op.session.get(ReplacementApplication, r.application_id)
@@ -197,7 +197,7 @@ def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict[str,
     card = op.session.get(Card, int(card_id))
     if card is None or card.person_id != int(person_id):
         raise SscardError("card_not_found")
-    access.require_center(op.actor, card.ready_center_id, person_id=card.person_id)
+    access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
     op.audit("card", card.card_number, person_id=card.person_id, handed_to="cardholder")
