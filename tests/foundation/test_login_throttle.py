@@ -26,6 +26,7 @@ from tests.portal.helpers import initial_password, login
 from tests.support import STAFF_PASSWORD
 
 REDIS = "redis://127.0.0.1:6379/0"
+pytestmark = pytest.mark.keys_required  # the production rule: the API door ran into it (session 21's probe)
 
 
 def _redis_up() -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets as pysecrets
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
@@ -125,6 +126,7 @@ class Secrets:
             raise ValueError("the server key must be at least 16 bytes")
         self._key = key
         self._argon2 = argon2 or PasswordHasher()
+        self._dummy: str | None = None
 
     def pin_digest(self, purpose: str, subject: str, pin: str) -> str:
         """Bound to purpose and subject, so one card's digest is useless for another card or password."""
@@ -146,6 +148,16 @@ class Secrets:
             return self._argon2.verify(hashed, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+
+    def no_password_matches(self, password: str) -> bool:
+        """False, after as long as `password_matches` takes on a real hash (a verify against a hash of a
+        random password, made once): a login whose account does not exist, or whose password is checked
+        without argon2 (an initial query password), must not answer measurably sooner than one checked
+        against a hash, or the time tells which logins exist (R1.8)."""
+        if self._dummy is None:
+            self._dummy = self._argon2.hash(pysecrets.token_hex(16))
+        self.password_matches(self._dummy, password)
+        return False
 
     def token_digest(self, token: str) -> str:
         """API tokens are random and long: a keyed SHA-256 is enough and lets us look them up."""

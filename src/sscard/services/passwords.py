@@ -155,6 +155,7 @@ def _set_query_lock(person: Person, lock: Lockout) -> None:
 
 def query_password_matches(op: Op, person: Person, password: str) -> bool:
     if person.query_pw_initial or person.query_pw_hash is None:
+        op.secrets.no_password_matches(password)  # as long as a set password's check (R1.8)
         initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
         return constant_time_equal(password, initial)
     return op.secrets.password_matches(person.query_pw_hash, password)
@@ -201,7 +202,11 @@ def person_by_login(op: Op, login: str) -> Person:
 def login_with_query_password(op: Op, login: str, password: str) -> dict[str, Any]:
     """Portal and 12333 identification. The channel calls this as itself (a SYSTEM actor on its channel)
     and, on success, acts for the person as a cardholder."""
-    person = person_by_login(op, login)
+    try:
+        person = person_by_login(op, login)
+    except SscardError:
+        op.secrets.no_password_matches(password)  # an unknown login takes a check's time too (R1.8)
+        raise
     try:
         check_query_password(op, person, password)
     except SscardError as err:

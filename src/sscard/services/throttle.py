@@ -129,7 +129,7 @@ def guarded_login(app: App, client: str, door: str, login: str, attempt: Callabl
     return result
 
 
-@operation("login.throttled", roles={Role.SYSTEM}, scope=Scope.CITY)
+@operation("login.throttled", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
 def login_throttled(op: Op, client: str, door: str, accounts_tried: int, retry_after: int) -> dict[str, Any]:
     """The audit record of a client refused at a login door (once per client, door and minute)."""
     policy = op.policy.login
