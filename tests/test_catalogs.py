@@ -80,6 +80,34 @@ def test_audit_operations_are_worded_in_one_table_for_staff_and_for_cardholders(
     assert i18n.label("operation_cardholder", "no.such_operation", "en") == "no.such_operation"
 
 
+def test_every_operation_that_may_name_a_person_is_worded_for_the_cardholders_access_log():
+    """Session 21's browser probe found bank_counter.statement, bank_counter.customer, bank_counter.slip and
+    attorney.visit_actions shown as codes in the portal's access log: every declared operation or read now
+    has the cardholder's words (in both languages), is called by cardholders only (their own acts are not
+    listed), or is declared never to name a person (labels.NOT_ABOUT_A_PERSON)."""
+    import importlib
+    import pkgutil
+
+    import sscard.services
+    from sscard import i18n
+    from sscard.core import labels
+    from sscard.core.roles import Role
+    from sscard.services import access
+
+    for module in pkgutil.iter_modules(sscard.services.__path__):
+        importlib.import_module(f"sscard.services.{module.name}")
+    assert len(access.DECLARATIONS) > 100
+    unworded = sorted(name for name, decl in access.DECLARATIONS.items()
+                      if name not in labels.OPERATION_CARDHOLDER and name not in labels.NOT_ABOUT_A_PERSON
+                      and decl.roles != {Role.CARDHOLDER})
+    assert unworded == []
+    assert labels.NOT_ABOUT_A_PERSON <= set(access.DECLARATIONS)  # no stale name
+    for name in access.DECLARATIONS:
+        if name in labels.OPERATION_CARDHOLDER:
+            zh, en = i18n.label_pair("operation_cardholder", name)
+            assert zh != name and en != name and en != zh, name
+
+
 def test_refused_events_are_worded_per_desk():
     from sscard import i18n
 

@@ -227,3 +227,24 @@ def test_a_read_whose_viewed_record_cannot_be_committed_is_not_answered(city, ap
     with pytest.raises(RuntimeError, match="disk full"):
         cards.card_status(app, clerk, card.card_number)
     assert len(_records(app, card.person_id, "viewed")) == 2
+
+
+def test_a_counter_visit_reads_are_one_line_each_in_the_access_log_and_its_deposit_its_own(city, app):
+    """Session 21's browser probe: one short counter visit listed "viewed your statement" 23 times, the
+    teller's page reading the last transactions each time it was drawn, between the customer's lookups and
+    the deposit. The same read by the same role at the same place within a visit is one line with its count;
+    the deposit stays a line of its own, in its place."""
+    from sscard.services import bank_counter
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    teller = city.actor("teller").via(Channel.BANK_OUTLET)
+    for round_ in range(3):
+        bank_counter.customer(app, teller, card.pan)
+        bank_counter.statement(app, teller, card.pan, limit=5)
+        if round_ == 1:
+            banking.deposit(app, teller, card.pan, 100)
+    mine = audit.about_me(app, city.cardholder(card))["records"]
+    lines = [(r["operation"], r["kind"], r["count"]) for r in mine if r["operation"].startswith(("bank_counter", "bank.deposit"))]
+    assert lines == [("bank_counter.statement", "viewed", 3), ("bank_counter.customer", "viewed", 3),
+                     ("bank.deposit", "changed", 1)]

@@ -28,8 +28,11 @@ def test_day_report_counts_operations_fees_and_cards(city, app, clock):
     assert reports.center_day(app, csup)["cards"]["in_production"] == 2
     rows = list(csv.reader(io.StringIO(reports.to_csv(reports.center_day(app, csup), "en"))))
     assert rows[0] == reports.CSV_HEADERS["en"]
-    assert ["fees", "", "total", "2", "20.00"] in rows
-    assert any(r[0] == "cards" and r[2] == "in_production" and r[3] == "2" for r in rows)
+    assert ["fees", "", "total", "2", "20.00", ""] in rows
+    assert ["cards", "", "In production", "2", "", "in_production"] in rows
+    assert ["operations", "clerk (clerk)", "Replacement application", "1", "", "replacement.apply"] in rows
+    zh = list(csv.reader(io.StringIO(reports.to_csv(reports.center_day(app, csup), "zh"))))
+    assert ["工本费", "", "现金", "1", "20.00", "cash"] in zh and ["卡片", "", "制卡中", "2", "", "in_production"] in zh
     # another day has none of it
     clock.advance(days=1)
     assert reports.center_day(app, csup)["fees"]["receipts"] == 0

@@ -52,6 +52,8 @@ INSTITUTION_KIND: dict[str, str] = {"hospital": "医院", "pharmacy": "定点药
 INSTITUTION_LEVEL: dict[str, str] = {"1": "一级", "2": "二级", "3": "三级"}
 ITEM_CATEGORY: dict[str, str] = {"drug": "药品", "treatment": "诊疗", "material": "材料"}
 SELF_PAY_METHOD: dict[str, str] = {"cash": "现金", "bank": "银行账户", "none": "无"}
+# a center's cards by where they are, in the supervisor's day report (services.reports.center_day "cards")
+REPORT_CARDS: dict[str, str] = {"applied": "已受理待制卡", "in_production": "制卡中", "awaiting_collection": "待领取"}
 
 # Audit operations renamed by migration 0010_lifecycle: older records carry the old name, worded as the new.
 RENAMED_OPERATIONS: dict[str, str] = {
@@ -155,9 +157,32 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "medical.settlement": (None, "查看医保结算单"),
     "medical.person_settlements": (None, "查看医保结算记录"),
     "medical.personal_account": (None, "查看医保个人账户"),
+    "attorney.visit_actions": (None, "查看可代办事项"),
+    "bank_counter.customer": (None, "查看银行客户信息"),
+    "bank_counter.statement": (None, "查看账户明细"),
+    "bank_counter.slip": (None, "查看业务回单"),
+    "certificates.issue": (None, "开具参保证明"),
+    "hotline.agent_request": (None, "热线转人工"),
+    "hotline.agent_take": (None, "热线人工受理"),
+    "hotline.agent_close": (None, "热线人工办结"),
+    "hotline.bank_identify": (None, "银行热线身份验证"),
+    "window.find_by_name": (None, "按姓名查找"),
+    "window.holder_collection_receipt": (None, "打印领卡回执"),
+    "window.holder_fee_receipt": (None, "打印收费收据"),
+    "window.reveal_citizen_id": (None, "查看完整身份号码"),
     "audit.read": (None, "查看操作记录"),
     "certificates.verify": (None, "参保证明被第三方凭验证码核验"),
 }
+# Declared operations and reads that never name a person in their audit record (the city's administration, a
+# center's day, queues of many, a client's throttle) or that only cardholders call (their own acts are not in
+# their access log): every other declaration has its words above (tests/test_catalogs.py), so a new one cannot
+# show its code to a cardholder.
+NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
+    "city.add_bank", "city.add_center", "city.add_outlet", "city.add_terminal", "staff.add_user",
+    "staff.issue_token", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
+    "medical.institutions", "ledger.check", "login.throttled", "reports.center_day", "window.queue",
+    "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed",
+})
 OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}
 OPERATION_CARDHOLDER: dict[str, str] = {op: cardholder for op, (_, cardholder) in AUDIT_OPERATIONS.items()}
 for _words in (OPERATION_STAFF, OPERATION_CARDHOLDER):
@@ -173,6 +198,7 @@ LABELS: dict[str, dict[str, str]] = {
     "institution_level": INSTITUTION_LEVEL,
     "item_category": ITEM_CATEGORY,
     "self_pay_method": SELF_PAY_METHOD,
+    "report_cards": REPORT_CARDS,
     "window_event": WINDOW_EVENT,
     "bank_event": BANK_EVENT,
     "operation_staff": OPERATION_STAFF,

@@ -184,17 +184,32 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
 _SAME = ("operation", "kind", "result", "role", "channel", "place")
 
 
+VISIT_SECONDS = 30 * 60
+"""A counter visit's reads of one kind are one line of the access log: a teller's page shows the account's last
+transactions each time it is drawn (23 times in one visit, in session 21's probe)."""
+
+
 def _merge_repeats(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One line for the same thing done again within a minute (a console page reads a record several
-    times while it is shown), with how many times."""
+    """One line, with how many times, for the same thing done again within a minute (a console page reads a
+    record several times while it is shown), and for the same read by the same role at the same place within
+    a visit (VISIT_SECONDS), whatever was done between: the line keeps its newest time. Changes and refusals
+    are never folded across another line."""
     out: list[dict[str, Any]] = []
+    views: dict[tuple[Any, ...], dict[str, Any]] = {}
     for rec in records:
         last = out[-1] if out else None
-        if last and all(last[k] == rec[k] for k in _SAME) and (last["_oldest"] - rec["at"]).total_seconds() < 60:
+        same = tuple(rec[k] for k in _SAME)
+        if rec["kind"] == "viewed" and same in views and (views[same]["_oldest"] - rec["at"]).total_seconds() < VISIT_SECONDS:
+            last = views[same]
+        elif not (last and all(last[k] == rec[k] for k in _SAME) and (last["_oldest"] - rec["at"]).total_seconds() < 60):
+            last = None
+        if last is not None:
             last["count"] += 1
             last["_oldest"] = rec["at"]
             continue
         out.append({**rec, "_oldest": rec["at"]})
+        if rec["kind"] == "viewed":
+            views[same] = out[-1]
     for rec in out:
         del rec["_oldest"]
     return out

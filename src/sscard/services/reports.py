@@ -16,6 +16,7 @@ from ..core.identifiers import ascii_digits
 from ..core.money import fen_to_yuan
 from ..core.roles import Role
 from ..core.states import SsStatus
+from ..i18n import label
 from ..models.counter import FeeReceipt
 from ..models.foundation import AuditRecord, Card, ServiceCenter, StaffUser
 from . import access, lookup
@@ -94,8 +95,8 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
 
 
 CSV_HEADERS = {
-    "zh": ["类别", "工作人员", "业务", "笔数", "金额（元）"],
-    "en": ["section", "staff", "item", "count", "amount (yuan)"],
+    "zh": ["类别", "工作人员", "业务", "笔数", "金额（元）", "代码"],
+    "en": ["section", "staff", "item", "count", "amount (yuan)", "code"],
 }
 CSV_SECTIONS = {
     "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计"},
@@ -104,7 +105,9 @@ CSV_SECTIONS = {
 
 
 def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
-    """One table: operations per clerk, refusals, fees by method, cards in production / awaiting."""
+    """One table: operations per clerk, refusals, fees by method, cards in production / awaiting; each item in
+    the page's words (as the HTML report names it) and, in its own column, its code for a spreadsheet's
+    formulas."""
     lang = "en" if lang.startswith("en") else "zh"
     sec = CSV_SECTIONS[lang]
     out = io.StringIO()
@@ -113,13 +116,13 @@ def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
     for clerk in report["clerks"]:
         who = f"{clerk['username']} ({clerk['name']})"
         for operation, count in sorted(clerk["operations"].items()):
-            w.writerow([sec["ops"], who, operation, count, ""])
-        w.writerow([sec["ops"], who, sec["total"], clerk["total"], ""])
+            w.writerow([sec["ops"], who, label("operation_staff", operation, lang), count, "", operation])
+        w.writerow([sec["ops"], who, sec["total"], clerk["total"], "", ""])
         if clerk["refused"]:
-            w.writerow([sec["refused"], who, "", clerk["refused"], ""])
+            w.writerow([sec["refused"], who, "", clerk["refused"], "", ""])
     for method, v in sorted(report["fees"]["by_method"].items()):
-        w.writerow([sec["fee"], "", method, v["count"], fen_to_yuan(v["amount_fen"])])
-    w.writerow([sec["fee"], "", sec["total"], report["fees"]["receipts"], fen_to_yuan(report["fees"]["collected_fen"])])
+        w.writerow([sec["fee"], "", label("fee_method", method, lang), v["count"], fen_to_yuan(v["amount_fen"]), method])
+    w.writerow([sec["fee"], "", sec["total"], report["fees"]["receipts"], fen_to_yuan(report["fees"]["collected_fen"]), ""])
     for key, count in report["cards"].items():
-        w.writerow([sec["cards"], "", key, count, ""])
+        w.writerow([sec["cards"], "", label("report_cards", key, lang), count, "", key])
     return out.getvalue()
