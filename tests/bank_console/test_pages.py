@@ -231,9 +231,12 @@ def test_deposit_and_withdrawal_take_yuan_and_move_fen(bank_city, counter, app):
     assert withdrawal.status_code == 200 and "已支取 0.55 元" in withdrawal.text
     never_shows_secrets(withdrawal.text, card, GOOD_PIN)
     assert balance_fen(app, bank_city, card) == 99995
-    for bad in ("1.234", "-5", "abc", "0"):
+    for bad in ("1.234", "-5", "abc", "0", "0.00"):
         refused = teller.post("/bank/deposit", {"step": "confirmed", "pan": card.pan, "amount": bad})
         assert refused.status_code == 422 and "金额无效" in refused.text, bad
+        for page in ("/bank/deposit", "/bank/withdraw"):  # refused at the first step, never read out to confirm
+            first = teller.post(page, {"pan": card.pan, "amount": bad, "pin": GOOD_PIN})
+            assert first.status_code == 422 and "金额无效" in first.text and "零元整" not in first.text, (page, bad)
     too_much = teller.post("/bank/withdraw", {"step": "confirmed", "pan": card.pan, "amount": "2000", "pin": GOOD_PIN})
     assert too_much.status_code == 409 and "余额不足" in too_much.text
     assert balance_fen(app, bank_city, card) == 99995

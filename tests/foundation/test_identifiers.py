@@ -272,6 +272,17 @@ def test_full_width_input_is_read_as_ascii():
     assert validate_pan(_full_width("6228230000000001233")) == "6228230000000001233"
 
 
+def test_an_identifier_pasted_with_spaces_reads_as_the_same_number():
+    """Session 21's browser probe: a citizen ID pasted as "110106 197102051863" was cut to 18 characters by the
+    form and refused as too short, and a portal login "G4752 7922" as a wrong password. Spaces (the ideographic
+    one too), tabs and line breaks anywhere in a typed identifier are not part of it."""
+    spaced = f" {GB_EXAMPLE[:6]} {GB_EXAMPLE[6:14]}\u3000{GB_EXAMPLE[14:]}\t"
+    assert validate_citizen_id(spaced) == GB_EXAMPLE
+    number = "A1234567" + card_number_check_char("A1234567")
+    assert validate_card_number(f"{number[:5].lower()} {number[5:]}\n") == number
+    assert validate_pan("6228 2300 0000 0001 233") == "6228230000000001233"
+
+
 def test_digits_of_other_scripts_are_refused_not_read_as_numbers():
     arabic_indic = "".join(chr(0x0660 + int(c)) if c.isdigit() else c for c in GB_EXAMPLE)
     assert arabic_indic != GB_EXAMPLE and int(arabic_indic[0]) == 1  # Python's int() would read them

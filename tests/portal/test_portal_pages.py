@@ -72,6 +72,19 @@ def test_unknown_logins_answer_like_wrong_passwords(client, city):
     assert response.status_code == 401 and "密码错误" in response.text
 
 
+def test_a_login_typed_with_spaces_or_in_lower_case_is_the_same_login(client, city):
+    """Session 21's browser probe: "G4752 7922" (the card number as printed in groups) was refused as a wrong
+    password, and counted against the client, while "g47527922" logged in."""
+    card = city.issued_card()
+    number = card.card_number
+    for typed in (f"{number[:5]} {number[5:]}", f" {number.lower()[:5]}\u3000{number[5:]} "):
+        client.cookies.clear()
+        assert login(client, typed, initial_password(number)).headers["location"] == "/portal/password", typed
+    cid = card.citizen_id
+    client.cookies.clear()
+    assert login(client, f"{cid[:6]} {cid[6:14]} {cid[14:]}", initial_password(number)).status_code == 303
+
+
 def test_a_session_ends_after_ten_idle_minutes_and_at_logout(client, city, clock):
     card = city.issued_card()
     login_changed(client, card)

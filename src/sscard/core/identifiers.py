@@ -28,9 +28,12 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
-def _normalise(value: str | None) -> str:
-    """Full-width input (１１０１…, Ｘ, as Chinese IMEs type it) becomes ASCII; then trimmed, upper-case."""
-    return unicodedata.normalize("NFKC", value or "").strip().upper()
+def normalise(value: str | None) -> str:
+    """An identifier as typed or pasted, made comparable: full-width input (１１０１…, Ｘ, as Chinese IMEs type
+    it) becomes ASCII, every space, tab and line break goes (a citizen ID pasted as "110106 19710205 1863", a
+    card number written "G4752 7922", a PAN in groups of four), upper-case. The one normalisation of every
+    identifier a person types: the validators below, the logins (services.passwords.person_by_login)."""
+    return "".join(unicodedata.normalize("NFKC", value or "").split()).upper()
 
 
 def ascii_digits(value: str) -> bool:
@@ -95,7 +98,7 @@ def area_known(area_code: str) -> bool:
 
 def validate_citizen_id(value: str) -> str:
     """Return the normalised ID (upper-case X) or raise `invalid_citizen_id` saying what is wrong."""
-    number = _normalise(value)
+    number = normalise(value)
     try:
         if len(number) != 18:
             raise InvalidLength()
@@ -160,7 +163,7 @@ def card_number_check_char(first8: str) -> str:
 
 
 def validate_card_number(value: str) -> str:
-    number = _normalise(value)
+    number = normalise(value)
     if len(number) != 9:
         raise SscardError("invalid_card_number", reason=("长度应为9位", "it must be 9 characters long"))
     if not _CARD_RE.match(number):
@@ -187,7 +190,7 @@ _IDENT_RE = re.compile(r"^\d{6}D156000005[0-9A-F]{16}$")
 
 
 def validate_ident_code(value: str) -> str:
-    code = _normalise(value)
+    code = normalise(value)
     if len(code) != 32:
         raise SscardError("invalid_ident_code", reason=("长度应为32位", "it must be 32 characters long"))
     if not _IDENT_RE.match(code):
@@ -205,7 +208,7 @@ def make_ident_code(area_code: str, rng: random.Random) -> str:
 
 
 def validate_pan(value: str, bin_: str | None = None) -> str:
-    pan = _normalise(value).replace(" ", "")
+    pan = normalise(value)
     if len(pan) != 19 or not ascii_digits(pan):
         raise SscardError("invalid_pan", reason=("应为19位数字", "it must be 19 digits"))
     if not luhn.is_valid(pan):

@@ -14,6 +14,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
+from ..core.identifiers import normalise
 from ..core.passwords import (
     INITIAL_SS_PASSWORD,
     Lockout,
@@ -188,7 +189,7 @@ def _locked(op: Op, person: Person) -> bool:
 
 def person_by_login(op: Op, login: str) -> Person:
     """A login is the SS number (citizen ID) or a card number; unknown logins answer like wrong passwords."""
-    login = (login or "").strip().upper()
+    login = normalise(login)  # spaces, full-width digits, lower case: as every identifier typed
     try:
         if len(login) == 18:
             return lookup.person_by_citizen_id(op.session, login)

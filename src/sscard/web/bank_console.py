@@ -30,8 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from ..core import sealing
 from ..core.clock import in_shanghai, parse_time
 from ..core.errors import SscardError
-from ..core.identifiers import MAX_BIG_ID, ascii_digits, mask_pan, whole_number
-from ..core.money import yuan_in_capitals, yuan_to_fen
+from ..core.identifiers import MAX_BIG_ID, ascii_digits, mask_pan, normalise, whole_number
+from ..core.money import require_fen, yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
 from ..http import RouteBook, language
@@ -207,11 +207,11 @@ def _message(err: SscardError, lang: str) -> str:
 
 
 def _clean_pan(form: dict[str, str]) -> str:
-    return form.get("pan", "").replace(" ", "").replace("-", "")
+    return normalise(form.get("pan", "")).replace("-", "")
 
 
 def _clean_id(form: dict[str, str]) -> str:
-    return form.get("citizen_id", "").replace(" ", "").upper()
+    return normalise(form.get("citizen_id", ""))
 
 
 def _masked_pan_hint(form: dict[str, str]) -> str:
@@ -468,7 +468,9 @@ def _withdraw(app: App, desk: Desk, form: dict[str, str], pan: str, key: str | N
 
 
 def _confirm_amount(app: App, desk: Desk, form: dict[str, str], pan: str, request: Request) -> dict:
-    return _confirmation(app, desk, pan, parse_yuan(form.get("amount", "")))
+    """An amount the service would refuse (0, over the most a sum may be) is refused here, before the teller
+    reads it out to the customer for confirmation (session 21's probe: ¥0.00 reached the confirm step)."""
+    return _confirmation(app, desk, pan, require_fen(parse_yuan(form.get("amount", ""))))
 
 
 _counter_page("/deposit", "deposit", _deposit, keep=("amount",), confirm=_confirm_amount)

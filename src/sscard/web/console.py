@@ -22,7 +22,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
-from ..core.identifiers import whole_number
+from ..core.identifiers import normalise, whole_number
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
@@ -206,7 +206,7 @@ def find(request: Request, w: Window = Depends(WINDOW.signed_in),
          form: dict[str, str] = Depends(window_form)) -> Response:
     """By citizen ID, card number, or name + birth date; one match opens the person's page."""
     app, lang = _app(request), language(request)
-    query = form.get("query", "").replace(" ", "").upper()
+    query = normalise(form.get("query", ""))
     try:
         if form.get("name"):
             try:
