@@ -125,6 +125,7 @@ def live_figures(app) -> dict:
         "batches": getattr(writer, "batches", 0),
         "requests": getattr(writer, "requests", 0),
         "conflicts": getattr(writer, "conflicts", 0),
+        "reruns_for_keys": getattr(writer, "reruns_for_keys", 0),
         "queue": queue.qsize() if queue is not None else 0,
         "sizes": {str(k): v for k, v in dict(getattr(writer, "sizes", {})).items()},
         "db_retries": getattr(app.db, "retries", 0),
@@ -205,6 +206,8 @@ class AppCollector:
             ("sscard_writer_batches", "batches", "Group-commit batches committed by the ledger writer"),
             ("sscard_writer_requests", "requests", "Requests committed in group-commit batches"),
             ("sscard_writer_conflicts", "conflicts", "Batches run again after a serialization failure or deadlock"),
+            ("sscard_writer_reruns_for_keys", "reruns_for_keys",
+             "Batches run again because a request's Idempotency-Key was stored already (a retry not expected)"),
             ("sscard_db_retries", "db_retries", "Transactions run again after a serialization failure or deadlock"),
         ):
             counter = CounterMetricFamily(name, text)
