@@ -75,6 +75,7 @@ def test_demo_prints_logins_to_stdout_and_the_sweep_records_lapsed_losses_as_the
         run = sscard(db_url, tmp_path, "sweep")
         assert run.returncode == 0, run.stderr
         assert f"lapsed temporary SS losses recorded: {lapsed};" in run.stdout
+        assert "idempotency records older than 7 days removed: 0" in run.stdout  # the demo's are new
         with engine.connect() as conn:
             sweeps = conn.execute(text("SELECT actor_role, channel FROM audit_records "
                                        "WHERE operation = 'loss.sweep_lapsed'")).all()

@@ -160,16 +160,20 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sweep() -> None:
-        """Record lapsed temporary SS losses and oral bank losses (the nightly job), as the system."""
+        """The nightly job, as the system: record lapsed temporary SS losses and oral bank losses, and remove
+        the stored answers of Idempotency-Keys older than the policy's api.idempotency_keep_days."""
         from ..core.roles import SYSTEM_ACTOR
-        from ..services import loss
+        from ..services import loss, retention
 
         sscard = load_app()
         try:
             out = loss.sweep_lapsed(sscard, SYSTEM_ACTOR)
+            pruned = retention.prune_all(sscard, SYSTEM_ACTOR)
+            keep_days = sscard.policy.api.idempotency_keep_days
         except SscardError as exc:
             fail(exc)
         finally:
             sscard.close()
         console.print(f"lapsed temporary SS losses recorded: {out['ss_cards']}; "
-                      f"lapsed oral bank losses recorded: {out['bank_accounts']}")
+                      f"lapsed oral bank losses recorded: {out['bank_accounts']}; "
+                      f"idempotency records older than {keep_days} days removed: {pruned}")

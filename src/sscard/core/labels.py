@@ -181,7 +181,7 @@ NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "city.add_bank", "city.add_center", "city.add_outlet", "city.add_terminal", "staff.add_user",
     "staff.issue_token", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
     "medical.institutions", "ledger.check", "login.throttled", "reports.center_day", "window.queue",
-    "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed",
+    "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
 })
 OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}
 OPERATION_CARDHOLDER: dict[str, str] = {op: cardholder for op, (_, cardholder) in AUDIT_OPERATIONS.items()}

@@ -121,6 +121,10 @@ class MedicalPolicy(_Group):
 
 
 class ApiPolicy(_Group):
+    idempotency_keep_days: int = Field(
+        7, ge=1, le=3650,
+        description="an Idempotency-Key's first answer is kept this long (the nightly `sscard sweep` removes "
+                    "older ones): a retry within it gets that answer, a request sent again after it runs anew")
     token_cache_seconds: int = Field(
         5, ge=0, le=300,
         description="a bearer token's lookup is reused this long (0: every request looks it up); "

@@ -285,6 +285,7 @@ Index("ix_cards_person_status", Card.person_id, Card.ss_status)
 Index("ix_cards_ready_center", Card.ready_center_id, Card.ss_status, Card.ready_at)
 Index("ix_cards_apply_center", Card.apply_center_id, Card.ss_status)
 Index("ix_persons_name_birth", Person.name, Person.birth_date)
+Index("ix_idempotency_records_created_at", IdempotencyRecord.created_at)  # the nightly prune (services/retention)
 # The audit log is read newest first under one filter at a time (services/audit.py): each filter's index
 # ends with the id, so the read walks it backwards and stops at its page, however rare the filter's
 # records (by the filter alone, a rare value's page was a walk back through the whole log: 5 million
