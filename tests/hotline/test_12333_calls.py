@@ -191,3 +191,34 @@ def test_calls_are_kept_per_call_sid(client, holder):
     b.press("1")
     assert "citizen ID" in a.text and "身份证号码" in b.text
 
+
+
+def test_failed_identifications_count_against_the_callers_number_with_every_login_door(make_app, city, holder):
+    """Session 21's probe: twelve failed identifications on 12333 in a minute left the caller's login budget
+    untouched, so calling again and again tested more logins than a browser may. The caller's number is now
+    the throttle's client on both hotlines, counted with the web doors' failures: past the policy's
+    per-minute budget the next identification is refused unchecked, and said so."""
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+
+    app = make_app(login={"client_failures_per_minute": 3})
+    with TestClient(create_app(app)) as client:
+        call = Phone(client, caller="+8613900000001").press("1").press("1")
+        identify(call, holder, "11112222")
+        call.press("11112223").press("11112224")  # three wrong: this call ends, the budget is spent
+        assert call.ended
+        refused = Phone(client, caller="+8613900000001").press("1").press("1")
+        identify(refused, holder)  # the right password, refused unchecked
+        assert refused.ended and "本号码身份验证失败次数过多" in refused.text and "身份验证成功" not in refused.text
+        other = Phone(client, caller="+8613900000002").press("1").press("1")
+        identify(other, holder)  # another number has its own budget
+        assert "身份验证成功" in other.text
+        # the same number on the bank's hotline: the budget is one across every door
+        from tests.hotline.test_bank_calls import identify as identify_at_bank
+
+        bank = Phone(client, "bank:GSB", caller="+8613900000001").press("1").press("1")
+        identify_at_bank(bank, holder, pin="000001")
+        assert bank.ended and "本号码身份验证失败次数过多" in bank.text
+    throttled = audit.read_audit(app, city.actor("operator"), operation="login.throttled")["records"]
+    assert sorted(r["channel"] for r in throttled) == ["hotline_12333", "hotline_bank"]

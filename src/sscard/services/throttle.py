@@ -45,7 +45,9 @@ register_messages({
 })
 
 # The doors, and the channel their refusals are audited on.
-DOORS = {"console": Channel.WINDOW, "bank": Channel.BANK_OUTLET, "portal": Channel.PORTAL, "api": Channel.API}
+DOORS = {"console": Channel.WINDOW, "bank": Channel.BANK_OUTLET, "portal": Channel.PORTAL, "api": Channel.API,
+         "12333": Channel.HOTLINE_12333, "bank_hotline": Channel.HOTLINE_BANK}  # the hotlines: by caller number
+FAILED_LOGIN = ("wrong_password", "password_locked", "wrong_pin", "pin_locked")  # refusals a throttle counts
 _MAX_ACCOUNTS = 100_000  # the distinct-accounts counter's ceiling (a count, not a limit)
 T = TypeVar("T")
 
@@ -121,7 +123,7 @@ def guarded_login(app: App, client: str, door: str, login: str, attempt: Callabl
     try:
         result = attempt()
     except SscardError as err:
-        if err.code in ("wrong_password", "password_locked"):
+        if err.code in FAILED_LOGIN:
             throttle.failed(client, door, login)
         raise
     if result is None:
