@@ -46,3 +46,20 @@ def test_day_report_is_for_supervisors_of_that_center(city, app):
         reports.center_day(app, city.actor("csup"), center_code="C02")
     assert err.value.code == "wrong_center"
     assert reports.center_day(app, city.actor("operator"), center_code="C02")["center"]["code"] == "C02"
+
+
+def test_a_report_of_a_day_that_is_no_date_is_refused_not_todays(city, app):
+    """Session 21's browser probe: ?day=2026-13-45 showed today's report with no word of the typo."""
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+    from sscard.core.roles import Channel
+    from sscard.services import websession
+    from tests.support import STAFF_PASSWORD
+
+    with TestClient(create_app(app)) as web:
+        web.cookies.set("sscard_staff", websession.staff_login(app, "csup", STAFF_PASSWORD, Channel.WINDOW).token)
+        for path in ("/console/report", "/console/report.csv"):
+            refused = web.get(f"{path}?day=2026-13-45")
+            assert refused.status_code == 422 and "请求格式不正确" in refused.text, path
+            assert web.get(path).status_code == 200

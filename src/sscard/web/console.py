@@ -574,11 +574,11 @@ def complete_batch(batch_code: str, request: Request, w: Window = Depends(WINDOW
 # ---------------------------------------------------------------- the supervisor's day report
 
 
-def _day(request: Request, app: App) -> date:
-    try:
-        return date.fromisoformat(request.query_params.get("day", ""))
-    except ValueError:
-        return app.clock.today()
+def _day(request: Request, app: App) -> date | str:
+    """The report's day: today when none is asked for; a day that is no date (2026-13-45) goes to the
+    service as typed, which refuses it (422), instead of silently showing today's report."""
+    asked = request.query_params.get("day", "").strip()
+    return asked or app.clock.today()
 
 
 @router.get("/report", response_class=HTMLResponse)
