@@ -99,7 +99,8 @@ def test_every_operation_that_may_name_a_person_is_worded_for_the_cardholders_ac
     assert len(access.DECLARATIONS) > 100
     unworded = sorted(name for name, decl in access.DECLARATIONS.items()
                       if name not in labels.OPERATION_CARDHOLDER and name not in labels.NOT_ABOUT_A_PERSON
-                      and decl.roles != {Role.CARDHOLDER})
+                      and decl.roles != {Role.CARDHOLDER}
+                      and not name.startswith("test."))  # (declared by tests of the frame itself)
     assert unworded == []
     assert labels.NOT_ABOUT_A_PERSON <= set(access.DECLARATIONS)  # no stale name
     for name in access.DECLARATIONS:
