@@ -113,13 +113,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _keys_where_tested(request, monkeypatch):
     """The frame refuses a keyed operation without an Idempotency-Key on the API and terminal channels
-    (services.access.KEYED_CHANNELS). Tests of that rule, of the terminal API and of the security
-    table are marked `keys_required` and run with it; the rest, written before the rule and calling
-    services and routes once each, run without it rather than invent a key per call."""
+    (services.access.KEYED_CHANNELS). Tests of that rule, of the terminal API and of the security table are
+    marked `keys_required` and run with it as production does, their clients sending exactly the keys they
+    say. The rest, written before the rule: a service they call straight needs no key, and their HTTP
+    clients (Starlette's TestClient) send a new key with every write that has none, as an SDK does; the
+    server's own calls made while it answers still need theirs. That last part is what found the API login
+    door's throttle record refused for want of a key (session 21): the suite had switched the rule off
+    wholesale."""
     if request.node.get_closest_marker("keys_required") is None:
+        import uuid
+
+        from starlette.testclient import TestClient
+
         from sscard.services import access
 
-        monkeypatch.setattr(access, "KEYED_CHANNELS", frozenset())
+        monkeypatch.setattr(access, "KEYED_CHANNELS", _KeyedOverHttp(access.KEYED_CHANNELS))
+        send = TestClient.request
+
+        def with_a_key(self, method, url, *, headers=None, **kwargs):
+            if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                headers = dict(headers or {})
+                if not any(name.lower() == "idempotency-key" for name in headers):
+                    headers["Idempotency-Key"] = f"test-{uuid.uuid4().hex}"
+            return send(self, method, url, headers=headers, **kwargs)
+
+        monkeypatch.setattr(TestClient, "request", with_a_key)
+
+
+class _KeyedOverHttp:
+    """KEYED_CHANNELS for the tests not marked `keys_required`: a request that came over HTTP needs its key
+    as in production (and so does every call the server makes while answering it); a service called
+    straight from a test does not."""
+
+    def __init__(self, channels):
+        self.channels = channels
+
+    def __contains__(self, channel) -> bool:
+        from sscard.logs import current_request
+
+        return channel in self.channels and current_request() is not None
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
