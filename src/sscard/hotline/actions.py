@@ -57,9 +57,9 @@ def _guarded(ctx: Ctx, login: str, attempt: Callable[[], dict]) -> dict:
     an address): failures on both hotlines count with those of every door, so calling again and again does
     not test more logins than a browser could (session 21's probe: 12 failed identifications in a minute
     left the caller's budget untouched). A withheld number is throttled by each call's tries and each
-    account's lock only."""
+    account's lock only: every withheld caller sharing one budget would let one of them lock out the rest."""
     caller = ctx.state.get("callback_number") or ""
-    if not caller:
+    if not any(c.isdigit() for c in caller):  # withheld ("", "anonymous", "restricted"): not one client
         return attempt()
     door = "12333" if ctx.line == svc.LINE_12333 else "bank_hotline"
     return throttle.guarded_login(ctx.app, f"tel:{caller}", door, login, attempt)
