@@ -6,6 +6,32 @@ import gc
 # the collector's passes over them were ~0.1-0.2 s of every restart (the budget is 2 s to the first answer).
 gc.disable()
 
+import os  # noqa: E402
+import signal  # noqa: E402
+
+from .config import SUPERVISOR_ENV  # noqa: E402
+
+
+def end_with_supervisor() -> None:
+    """A worker of `sscard serve --workers N` ends when its supervisor does, however that ends. Killed with
+    SIGKILL, the supervisor cannot stop its workers: they went on serving on the port, re-parented to init,
+    and the restart a process manager makes failed with "Address already in use" (session 21's operator).
+    Linux's parent-death signal sends each worker SIGTERM instead (it finishes its requests and goes)."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor or not supervisor.isdigit():
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: a process manager must stop the whole group
+        return
+    if os.getppid() != int(supervisor):  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+end_with_supervisor()
+
 from .composition import create_app  # noqa: E402  (after the collector is off)
 
 application = create_app()

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+SUPERVISOR_ENV = "SSCARD_SUPERVISOR_PID"  # set by `sscard serve --workers N` for its workers (sscard.asgi)
+
 
 class SettingsError(ValueError):
     """A deployment setting (an SSCARD_* variable) with a value that cannot be used: start-up stops with its

@@ -74,6 +74,39 @@ def test_errors_list_the_codes_each_operation_can_answer(schema):
     assert "idempotency_key_required" not in schema["paths"]["/api/v1/cardholder/login"]["post"]["x-error-codes"]
 
 
+def test_errors_list_the_codes_raised_a_call_or_two_away_in_the_core(schema):
+    """Session 21's integrator saw each of these answered and missing from the operation's list (the lists
+    held only what the service module itself raised): an invalid identifier from core.identifiers through
+    services.lookup, a lost or not-yet-activated account's debit refused by core.states' table, a state
+    machine's illegal_transition, the login door's throttle."""
+    def codes(path, method="post"):
+        return set(schema["paths"][path][method]["x-error-codes"])
+
+    assert {"invalid_pan", "account_lost", "not_activated", "account_frozen"} <= codes("/api/v1/terminal/withdrawal")
+    assert {"invalid_pan", "invalid_amount"} <= codes("/api/v1/bank-accounts/{pan}/deposit")
+    assert "invalid_pan" in codes("/api/v1/bank-accounts/{pan}/statement", "get")
+    assert "invalid_citizen_id" in codes("/api/v1/persons")
+    assert "invalid_card_number" in codes("/api/v1/cards/{card_number}", "get")
+    assert "illegal_transition" in codes("/api/v1/bank-accounts/{pan}/loss/oral")
+    assert "illegal_transition" in codes("/api/v1/cards/{card_number}/ss-loss/formal")
+    assert "too_many_attempts" in codes("/api/v1/cardholder/login")
+
+
+def test_each_route_lists_only_the_callers_its_channel_admits(schema):
+    """One operation, two routes (a withdrawal at an ATM and at a teller's counter): each lists its own
+    callers, as the server admits them (services.access.AUDIENCE), not every role of the operation."""
+    atm = schema["paths"]["/api/v1/terminal/withdrawal"]["post"]
+    counter = schema["paths"]["/api/v1/bank-accounts/{pan}/withdrawal"]["post"]
+    assert atm["x-roles"] == ["terminal"] and atm["x-terminal-kinds"] == ["atm"]
+    assert "teller" in counter["x-roles"] and "terminal" not in counter["x-roles"]
+    assert "x-terminal-kinds" not in counter and "Token: terminal" not in counter["description"]
+    for path, method, op in _operations(schema):
+        if "x-roles" in op and path.startswith("/api/v1/terminal/"):
+            assert op["x-roles"] == ["terminal"], (method, path)
+        elif "x-roles" in op:
+            assert "terminal" not in op["x-roles"], (method, path)
+
+
 def test_real_answers_carry_only_declared_fields(city, app, client):
     """FastAPI drops what a model does not declare: the lane (no FastAPI) must answer the same keys, and
     an answer's every key must be in its model (Out allows extras so none is cut silently)."""

@@ -248,3 +248,29 @@ def test_a_counter_visit_reads_are_one_line_each_in_the_access_log_and_its_depos
     lines = [(r["operation"], r["kind"], r["count"]) for r in mine if r["operation"].startswith(("bank_counter", "bank.deposit"))]
     assert lines == [("bank_counter.statement", "viewed", 3), ("bank_counter.customer", "viewed", 3),
                      ("bank.deposit", "changed", 1)]
+
+
+def test_a_found_cards_refused_debits_are_recorded_against_the_account_and_its_holder(city, app):
+    """Session 21's cardholder probe: after an oral loss, an ATM withdrawal and a till payment with the lost
+    card were refused `account_lost`, and their records named no account and no person, so the holder's
+    access log never showed them, nor did the bank's supervisor's view; the ATM still showed the balance
+    (R3.4: a balance inquiry with the PIN needs an active account)."""
+    from tests.ledger.helpers import PIN, activated, terminal
+
+    card = activated(city, opening_fen=10_000)
+    loss.report_oral_loss(app, city.actor("teller"), card.pan, idempotency_key="oral")
+    atm, pos = terminal(city, "ATM-GSB-1"), terminal(city, "POS-1")
+    attempts = [lambda: banking.withdraw(app, atm, card.pan, 100, PIN, idempotency_key="w"),
+                lambda: banking.purchase(app, pos, card.pan, 100, PIN, idempotency_key="p"),
+                lambda: banking.balance_inquiry(app, atm, card.pan, PIN)]
+    for attempt in attempts:
+        with pytest.raises(SscardError) as refused:
+            attempt()
+        assert refused.value.code == "account_lost"
+    named = [(r.operation, r.object_type, r.object_id) for r in _records(app, card.person_id, "account_lost")]
+    assert named == [("bank.withdraw", "bank_account", card.pan), ("bank.purchase", "bank_account", card.pan),
+                     ("bank.balance", "bank_account", card.pan)]
+    mine = {(r["operation"], r["kind"]) for r in audit.about_me(app, city.cardholder(card))["records"]}
+    assert {("bank.withdraw", "refused"), ("bank.purchase", "refused"), ("bank.balance", "refused")} <= mine
+    seen = {r["operation"] for r in audit.read_audit(app, city.actor("bsup"), result="account_lost")["records"]}
+    assert seen == {"bank.withdraw", "bank.purchase", "bank.balance"}

@@ -200,6 +200,7 @@ def test_sample_cardholders_log_in_with_their_initial_query_password(app, demo):
         status = cards.card_status(app, clerk, sample["card_number"])
         assert (status["ss_status"], status["bank"]["status"]) == (sample["ss_status"], sample["bank_status"])
         assert status["bank"]["pan"].endswith(sample["pan"][-4:])
+        validate_ident_code(sample["ident_code"])  # what a hospital's card reader sends (session 21's integrator)
     first_card = next(s for s in samples if "old_card_number" not in s)
     assert first_card["query_password"] == first_card["card_number"][-6:]
     replaced = [s for s in samples if "old_card_number" in s]

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +66,67 @@ def test_bench_restart_kills_the_server_and_times_its_first_answer(tmp_path, mon
     monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
     figures = run_restart_bench(1, 1, None)
     assert len(figures) == 1 and figures[0] > 0  # a figure, not a goal: it moves with the machine's load
+
+
+@pytest.mark.slow
+def test_workers_end_with_their_supervisor_killed_and_the_restart_binds_the_port(tmp_path):
+    """Session 21's operator: SIGKILL of `sscard serve --workers 2` left both workers serving on the port
+    (re-parented to init), and the restart a process manager makes failed, "Address already in use". The
+    workers now end with their supervisor (Linux's parent-death signal), and the restart answers."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    env = {**os.environ, "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
+           "SSCARD_SECRET_KEY": TEST_KEY.hex(), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+    env.pop("SSCARD_METRICS_DIR", None)
+    sscard = [str(Path(sys.executable).with_name("sscard"))]
+    subprocess.run([*sscard, "init"], env=env, check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api/v1/identifiers/check?kind=pan&value=6222020000000000000"
+
+    def answers(within: float) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                return True
+            except OSError as exc:
+                if getattr(exc, "code", None):  # an HTTP error is an answer
+                    return True
+                time.sleep(0.1)
+        return False
+
+    def workers_of(pid: int) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    first = subprocess.Popen([*sscard, "serve", "--port", str(port), "--workers", "2"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    again = None
+    try:
+        assert answers(60)
+        workers = workers_of(first.pid)
+        assert workers
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") and
+                                                  "zombie" not in open(f"/proc/{w}/status").read().lower()
+                                                  for w in workers):
+            time.sleep(0.1)
+        assert not [w for w in workers if os.path.exists(f"/proc/{w}")
+                    and "zombie" not in open(f"/proc/{w}/status").read().lower()], "workers outlived the supervisor"
+        again = subprocess.Popen([*sscard, "serve", "--port", str(port)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert answers(60), again.stderr.read(2000) if again.poll() is not None else "no answer"
+    finally:
+        for proc in (first, again):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()

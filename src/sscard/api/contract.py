@@ -27,8 +27,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..core.errors import MESSAGES
-from ..core.roles import Role
-from ..services.access import Declaration, Scope
+from ..core.roles import Channel, Role
+from ..services.access import AUDIENCE, Declaration, Scope
 from .declared import route_declaration
 from .deps import current_actor, terminal_call
 
@@ -59,7 +59,7 @@ _ALSO = {  # service module -> modules whose refusals reach its callers
                                     "sscard.services.attorney", "sscard.services.production",
                                     "sscard.services.ledger"),
     "sscard.services.cards": ("sscard.services.attorney",),
-    "sscard.services.passwords": ("sscard.services.attorney",),
+    "sscard.services.passwords": ("sscard.services.attorney", "sscard.services.throttle"),  # the login doors
     "sscard.services.medical": ("sscard.services.ledger", "sscard.services.passwords"),
 }
 _RAISES = re.compile(r'(?:SscardError\(\s*|_code=)"([a-z_]+)"')  # raised, or handed to a checker to raise
@@ -76,19 +76,50 @@ def needs_token(route: APIRoute) -> bool:
     return False
 
 
+_SHARED = "sscard.services.card_lifecycle"  # the one state machine of both sides, which every change goes through
+
+
 @functools.cache
 def _module_codes(module_name: str) -> frozenset[str]:
+    """The codes a module raises, and those it keeps in a table to raise (core.states' BANK_DEBIT_REFUSED maps
+    an account's state to the code its debit is refused with)."""
     module = sys.modules.get(module_name)
     if module is None:
         return frozenset()
-    return frozenset(_RAISES.findall(inspect.getsource(module)))
+    codes = set(_RAISES.findall(inspect.getsource(module)))
+    for value in vars(module).values():
+        if isinstance(value, dict) and value and all(isinstance(v, str) and v in MESSAGES for v in value.values()):
+            codes |= set(value.values())
+    return frozenset(codes)
+
+
+@functools.cache
+def _reached(module_name: str) -> frozenset[str]:
+    """The core modules (and the shared state machine) whose functions a service module calls: their
+    refusals reach its callers (an invalid PAN from core.identifiers through services.lookup; a lost
+    account's debit refused by core.states). Found from what the module has imported, and from those
+    modules in turn, so that a code raised a call or two away is not left out (session 21's integrator
+    found invalid_pan, account_lost, not_activated and illegal_transition missing from the lists)."""
+    found: set[str] = set()
+    todo = [module_name]
+    while todo:
+        module = sys.modules.get(todo.pop())
+        if module is None:
+            continue
+        for value in vars(module).values():
+            name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+            if (isinstance(name, str) and (name.startswith("sscard.core.") or name == _SHARED)
+                    and name not in found):
+                found.add(name)
+                todo.append(name)
+    return frozenset(found)
 
 
 def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]:
     codes = set(FRAME_CODES)
     if decl is not None:
-        modules = (fn.__module__, "sscard.services.lookup", *_ALSO.get(fn.__module__, ()))
-        for name in modules:
+        modules = {fn.__module__, "sscard.services.lookup", *_ALSO.get(fn.__module__, ())}
+        for name in [*modules, *(core for m in modules for core in _reached(m))]:
             codes |= _module_codes(name)
         if decl.keyed:
             codes |= {"idempotency_key_required", "idempotency_key_reused"}
@@ -143,16 +174,26 @@ def operation_ids(routes: list[tuple[str, APIRoute]]) -> dict[tuple[str, str], s
     return ids
 
 
-def _describe_token(decl: Declaration | None) -> str:
+def route_roles(decl: Declaration, path: str) -> frozenset[Role]:
+    """Who may call this route: the operation's roles that the route's channel admits (services.access.
+    AUDIENCE; the channel is the path's: /api/v1/terminal/... the terminals', the rest the API's). An operation
+    served on both (a withdrawal at an ATM and at a teller's counter) lists on each route only its callers
+    there, not the operation's every role (session 21's integrator: a teller was offered /terminal/withdrawal,
+    and refused)."""
+    channel = Channel.TERMINAL if path.startswith(TERMINAL_PREFIX) else Channel.API
+    return decl.roles & AUDIENCE[channel]
+
+
+def _describe_token(decl: Declaration | None, roles: frozenset[Role]) -> str:
     if decl is None:
         return ""
     kinds = []
-    if decl.roles & {Role.TERMINAL}:
+    if Role.TERMINAL in roles:
         kinds.append("terminal" + (f" ({', '.join(sorted(decl.terminals))})" if decl.terminals else ""))
-    staff = sorted(str(r) for r in decl.roles if r not in (Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM))
+    staff = sorted(str(r) for r in roles if r not in (Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM))
     if staff:
         kinds.append("staff (" + ", ".join(staff) + ")")
-    if Role.CARDHOLDER in decl.roles:
+    if Role.CARDHOLDER in roles:
         kinds.append("cardholder")
     return "Token: " + "; ".join(kinds) + "." if kinds else ""
 
@@ -183,11 +224,12 @@ def build_openapi(api: FastAPI) -> dict:
             codes = error_codes(decl, fn, route)
             op["x-error-codes"] = codes
             if decl is not None:
+                roles = route_roles(decl, path)
                 op["x-operation"] = decl.name
-                op["x-roles"] = sorted(str(r) for r in decl.roles)
-                if decl.terminals:
+                op["x-roles"] = sorted(str(r) for r in roles)
+                if decl.terminals and Role.TERMINAL in roles:
                     op["x-terminal-kinds"] = sorted(decl.terminals)
-                note = _describe_token(decl)
+                note = _describe_token(decl, roles)
                 if note:
                     op["description"] = (op.get("description", "") + "\n\n" + note).strip()
             for param in op.get("parameters", []):

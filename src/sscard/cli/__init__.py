@@ -73,7 +73,7 @@ def serve(
     else:
         # the supervisor serves nothing: check settings and policy without importing the app (its workers
         # do, and every second the supervisor spends here delays them)
-        from ..config import Settings
+        from ..config import SUPERVISOR_ENV, Settings
         from ..metrics import prepare_multiprocess
 
         try:
@@ -83,6 +83,7 @@ def serve(
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from None
         prepare_multiprocess(settings.var_dir)  # /metrics adds up the workers' figures
+        os.environ[SUPERVISOR_ENV] = str(os.getpid())  # workers end with it (sscard.asgi.end_with_supervisor)
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any 127.0.0.1 peer as the client;
     # which proxies to believe is SSCARD_TRUSTED_PROXIES' decision alone (api/client_address.py).
     # uvicorn's supervisor kills a worker that does not answer its health check within 5 s (its default),

@@ -498,6 +498,7 @@ class PeopleGenerator:
             "sex": person["sex"],
             "birth_date": person["birth_date"].isoformat(),
             "card_number": card["card_number"],
+            "ident_code": card["ident_code"],  # on the chip: what a hospital's card reader sends (medical API)
             "pan": account["pan"],
             "bank": next(b[1] for b in self.refs.banks if b[0] == card["bank_id"]),
             "ss_status": str(card["ss_status"]),

@@ -246,8 +246,13 @@ _STATEMENT_READ = _statement_read()
 
 
 def _account(op: Op, pan: str) -> BankAccount:
-    """The account behind a PAN: a cardholder only their own; bank staff and terminals only their bank's."""
-    return _by_pan(op, pan, op.actor)
+    """The account behind a PAN: a cardholder only their own; bank staff and terminals only their bank's.
+    Named in the operation's record from here on (`Op.reached`): a debit refused for the account's state or
+    a wrong PIN is recorded against the account and its holder (session 21's probe: a lost card's refused
+    withdrawals named neither, and never reached the holder's access log)."""
+    account = _by_pan(op, pan, op.actor)
+    op.reached(About("bank_account", account.pan, account.person_id))
+    return account
 
 
 def _pin_lock(account: BankAccount) -> Lockout:
@@ -608,6 +613,7 @@ def balance_inquiry(op: Op, pan: str, pin: str) -> dict[str, Any]:
     """At an ATM or by the bank hotline: needs the PIN (so it counts toward the lockout)."""
     account = _account(op, pan)
     require_pin_kept(op, account)
+    check_bank_debit(lifecycle.bank_status(op, account))  # R3.4: a lost account's balance is not shown
     check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="balance_shown")
     return account_answer(op, account)

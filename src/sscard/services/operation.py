@@ -28,7 +28,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..core.errors import SscardError
+from ..core.errors import About, SscardError
 from ..core.identifiers import mask_text
 from ..core.passwords import Secrets
 from ..core.policy import Policy
@@ -159,6 +159,15 @@ class Op:
                 self._audit[column] = value
         if detail:
             self._audit.setdefault("detail", {}).update(detail)
+
+    def reached(self, about: About) -> None:
+        """The object this operation found and acts on, and whose it is: its record names them even when the
+        operation is refused after (a withdrawal from a lost account, refused `account_lost`), so the
+        person's access log and the object's bank see the attempt. What `audit` says later replaces it."""
+        if not self._audit.get("object_type"):
+            self._audit.update(object_type=about.object_type, object_id=about.object_id)
+        if self._audit.get("person_id") is None and about.person_id is not None:
+            self._audit["person_id"] = about.person_id
 
     def event(self, type: str, card: Any = None, *, before: str | None = None, after: str | None = None,
               **data: Any) -> None:
