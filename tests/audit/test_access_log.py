@@ -274,3 +274,16 @@ def test_a_found_cards_refused_debits_are_recorded_against_the_account_and_its_h
     assert {("bank.withdraw", "refused"), ("bank.purchase", "refused"), ("bank.balance", "refused")} <= mine
     seen = {r["operation"] for r in audit.read_audit(app, city.actor("bsup"), result="account_lost")["records"]}
     assert seen == {"bank.withdraw", "bank.purchase", "bank.balance"}
+
+
+def test_a_balance_inquiry_is_listed_as_a_look_not_a_change(city, app):
+    """Session 21's cardholder probe: "Balance inquiry – Changed". An operation declared keyed=False changes
+    nothing a retry could apply twice: done, the access log lists it as viewed; a withdrawal stays a change."""
+    from tests.ledger.helpers import PIN, activated, terminal
+
+    card = activated(city, opening_fen=10_000)
+    atm = terminal(city, "ATM-GSB-1")
+    banking.balance_inquiry(app, atm, card.pan, PIN)
+    banking.withdraw(app, atm, card.pan, 100, PIN, idempotency_key="w")
+    kinds = {r["operation"]: r["kind"] for r in audit.about_me(app, city.cardholder(card))["records"]}
+    assert (kinds["bank.balance"], kinds["bank.withdraw"]) == ("viewed", "changed")

@@ -157,7 +157,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "medical.settlement": (None, "查看医保结算单"),
     "medical.person_settlements": (None, "查看医保结算记录"),
     "medical.personal_account": (None, "查看医保个人账户"),
-    "attorney.visit_actions": (None, "查看可代办事项"),
+    "attorney.visit_actions": (None, "窗口查看可办理事项"),
     "bank_counter.customer": (None, "查看银行客户信息"),
     "bank_counter.statement": (None, "查看账户明细"),
     "bank_counter.slip": (None, "查看业务回单"),

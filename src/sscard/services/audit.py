@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, union_all
 
 from ..core.clock import as_utc
+from ..core.labels import RENAMED_OPERATIONS
 from ..core.roles import Role
 from ..models.foundation import (
     AuditRecord,
@@ -171,7 +172,7 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     return {"records": _merge_repeats([{
         "at": r.at,
         "operation": r.operation,
-        "kind": "viewed" if r.result == "viewed" else ("changed" if r.result == "ok" else "refused"),
+        "kind": _kind(r.operation, r.result),
         "result": r.result,
         "role": places.get(r.place, {}).get("role", "terminal") if r.actor_kind == "terminal" else str(r.actor_role),
         "channel": r.channel,
@@ -179,6 +180,19 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
         "place_en": places.get(r.place, {}).get("name_en", ""),
         "count": 1,
     } for r in rows])}
+
+
+def _kind(operation: str, result: str) -> str:
+    """What the access log calls a record: viewed, changed or refused. An operation declared `keyed=False`
+    changes nothing a retry could apply twice (a balance inquiry, a medical pre-settlement, a certificate's
+    check: at most a failure counter), so done, it is a look at the record, not a change (session 21's
+    cardholder probe found them listed as changes)."""
+    if result == "viewed":
+        return "viewed"
+    if result != "ok":
+        return "refused"
+    decl = access.DECLARATIONS.get(RENAMED_OPERATIONS.get(operation, operation))
+    return "viewed" if decl is not None and not decl.keyed else "changed"
 
 
 _SAME = ("operation", "kind", "result", "role", "channel", "place")
