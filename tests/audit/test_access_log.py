@@ -287,3 +287,21 @@ def test_a_balance_inquiry_is_listed_as_a_look_not_a_change(city, app):
     banking.withdraw(app, atm, card.pan, 100, PIN, idempotency_key="w")
     kinds = {r["operation"]: r["kind"] for r in audit.about_me(app, city.cardholder(card))["records"]}
     assert (kinds["bank.balance"], kinds["bank.withdraw"]) == ("viewed", "changed")
+
+
+def test_a_loss_answers_the_numbers_masked_as_every_other_answer_does(city, app):
+    """Session 21's integrator: the six loss operations answered the full PAN or card number, where a deposit,
+    a statement and the card's status mask them (R2.8: the API's copies stay masked)."""
+    from sscard.core.identifiers import mask_card_number, mask_pan
+    from tests.ledger.helpers import activated
+
+    card = activated(city)
+    teller, clerk = city.actor("teller"), city.actor("clerk")
+    answers = [loss.report_oral_loss(app, teller, card.pan, idempotency_key="o"),
+               loss.cancel_bank_loss(app, teller, card.pan, card.citizen_id, idempotency_key="c"),
+               loss.report_written_loss(app, teller, card.pan, card.citizen_id, idempotency_key="w")]
+    assert [a["pan"] for a in answers] == [mask_pan(card.pan)] * 3
+    ss = [loss.report_temporary_loss(app, city.cardholder(card), card.card_number, idempotency_key="t"),
+          loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id, idempotency_key="x"),
+          loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id, idempotency_key="f")]
+    assert [a["card_number"] for a in ss] == [mask_card_number(card.card_number)] * 3

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from sqlalchemy import select
 
 from ..core.errors import About, SscardError
+from ..core.identifiers import mask_card_number, mask_pan
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Channel, Role
 from ..core.states import BankStatus, SsStatus
 from ..models.foundation import Bank, BankAccount, Card
@@ -90,7 +91,7 @@ def report_temporary_loss(op: Op, card_number: str) -> dict[str, Any]:
     linked = _linked_bank_loss(op, card)
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=card.person_id, linked_bank=linked)
     return {
-        "card_number": card.card_number,
+        "card_number": mask_card_number(card.card_number),
         "ss_status": card.ss_status,
         "lapses_at": card.loss_expires_at,
         "linked_bank_status": linked,
@@ -110,7 +111,7 @@ def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, atto
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
              on_behalf_of=person.id if agent else None, attorney_id=attorney_id, linked_bank=linked)
     return {
-        "card_number": card.card_number,
+        "card_number": mask_card_number(card.card_number),
         "ss_status": card.ss_status,
         "linked_bank_status": linked,
         "reminder": remind_bank(_bank_of(op, card.bank_id)),
@@ -141,7 +142,7 @@ def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = 
         raise SscardError("replacement_exists")
     before = lifecycle.ss_transition(op, card, "cancel_loss")
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=card.person_id)
-    return {"card_number": card.card_number, "ss_status": card.ss_status}
+    return {"card_number": mask_card_number(card.card_number), "ss_status": card.ss_status}
 
 
 # ---------------------------------------------------------------- bank side
@@ -157,7 +158,7 @@ def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
     return {
-        "pan": account.pan,
+        "pan": mask_pan(account.pan),
         "status": account.status,
         "lapses_at": account.loss_expires_at,
         "linked_ss_status": linked,
@@ -175,7 +176,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
     linked = _linked_ss_loss(op, account)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
-    return {"pan": account.pan, "status": account.status, "linked_ss_status": linked, "reminder": remind_ss()}
+    return {"pan": mask_pan(account.pan), "status": account.status, "linked_ss_status": linked, "reminder": remind_ss()}
 
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
@@ -191,7 +192,7 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
         lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
     before = lifecycle.bank_transition(op, account, "cancel_loss")
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id)
-    return {"pan": account.pan, "status": account.status}
+    return {"pan": mask_pan(account.pan), "status": account.status}
 
 
 # ---------------------------------------------------------------- lapses
