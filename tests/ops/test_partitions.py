@@ -299,3 +299,10 @@ def test_the_seals_migration_goes_down_to_a_plain_table_and_up_again_keeping_the
     assert audit_chain.seal(app) > 0
     report = audit_chain.verify(app)
     assert report["ok"] and report["checked"] > sealed
+
+
+def test_status_on_sqlite_says_there_is_nothing_to_partition(app, tmp_path):
+    """Session 21's operator: `sscard partitions status` on SQLite printed nothing at all and exited 0."""
+    if app.db.dialect != "sqlite":
+        pytest.skip("SQLite's plain tables")
+    assert "SQLite: plain tables, nothing to partition" in _status_cli(app, tmp_path, 0)

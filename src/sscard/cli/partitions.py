@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
             sscard.close()
         if as_json:
             print(json.dumps(rows, indent=2))
+        elif not rows:  # (SQLite printed nothing at all: session 21's operator)
+            console.print("SQLite: plain tables, nothing to partition" if sscard.db.engine.dialect.name != "postgresql"
+                          else "no partitioned table: run `sscard init`")
         else:
             for t in rows:
                 parts = t["partitions"]
