@@ -153,3 +153,26 @@ def test_a_restored_ledger_that_does_not_add_up_fails_the_restore(backend, city,
     out = sscard(tmp_path, f"sqlite:///{tmp_path / 'r.db'}", "restore", str(file))
     assert out.returncode == 1, out.stdout + out.stderr
     assert json.loads(out.stdout)["checks"]["ledger"]["ok"] is False
+
+
+def test_backup_and_restore_of_a_database_that_does_not_exist_say_so_in_one_line(tmp_path, monkeypatch):
+    """Session 21's operator: `sscard restore` into a database nobody had created (createdb forgotten) printed
+    a traceback of 500 lines, the cause on its last ones. Now one line, exit 1."""
+    from typer.testing import CliRunner
+
+    from sscard.cli import _register_area_commands
+    from sscard.cli import app as cli_app
+    from tests.conftest import TEST_KEY
+
+    if not any(c.name == "backup" for c in cli_app.registered_commands):
+        _register_area_commands()
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/no_such_database"  # nothing listens on port 1
+    env = {"SSCARD_DATABASE_URL": url, "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_SECRET_KEY": TEST_KEY.hex(),
+           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "COLUMNS": "300"}
+    dump = tmp_path / "x.dump"
+    dump.write_bytes(b"PGDMP")
+    for args in (["backup", str(tmp_path / "out.dump")], ["restore", str(dump), "--database-url", url]):
+        result = CliRunner().invoke(cli_app, args, env=env)
+        assert result.exit_code == 1, (args, result.output)
+        assert "cannot reach the database" in result.output and "Traceback" not in result.output, result.output
+        assert len(result.output.splitlines()) <= 3, result.output

@@ -12,11 +12,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import typer
+from sqlalchemy.exc import OperationalError
 
 from ..core.errors import SscardError
-from ..core.identifiers import ascii_digits
+from ..core.identifiers import ascii_digits, mask_text
 
 SSCARD = [sys.executable, "-c", "from sscard.cli import main; main()"]
 CHEAP_ROUTE = "/api/v1/identifiers/check?kind=citizen_id&value=11010519491231002X"  # no database, no login
@@ -39,6 +41,8 @@ def register(app: typer.Typer) -> None:
         except SscardError as exc:
             fail(exc)
             return
+        except OperationalError as exc:
+            _unreachable(exc)
         console.print_json(json.dumps(out))
 
     @app.command("restore")
@@ -59,6 +63,8 @@ def register(app: typer.Typer) -> None:
         except SscardError as exc:
             fail(exc)
             return
+        except OperationalError as exc:
+            _unreachable(exc)
         try:
             app = build_app(Settings(database_url=url, secret_key=settings.secret_key, var_dir=settings.var_dir))
         except Exception as exc:  # noqa: BLE001  a bad policy file: the data is restored, say what is wrong
@@ -165,3 +171,13 @@ def run_restart_bench(times: int, workers: int, database_url: str | None, *, cpu
             kill(proc)
         shutil.rmtree(scratch, ignore_errors=True)
     return figures
+
+
+def _unreachable(exc: OperationalError) -> NoReturn:
+    """The database could not be reached (it does not exist: `createdb` forgotten; the server is down): one
+    line saying so, not the 500 lines of a traceback an operator had to read to the end (session 21)."""
+    from . import err_console
+
+    first = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()[0]
+    err_console.print(f"[red]cannot reach the database[/red]: {mask_text(first)}")
+    raise typer.Exit(1)
