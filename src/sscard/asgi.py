@@ -10,6 +10,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 
 from .config import SUPERVISOR_ENV  # noqa: E402
+from .core.identifiers import ascii_digits  # noqa: E402
 
 
 def end_with_supervisor() -> None:
@@ -18,7 +19,7 @@ def end_with_supervisor() -> None:
     and the restart a process manager makes failed with "Address already in use" (session 21's operator).
     Linux's parent-death signal sends each worker SIGTERM instead (it finishes its requests and goes)."""
     supervisor = os.environ.get(SUPERVISOR_ENV)
-    if not supervisor or not supervisor.isdigit():
+    if not supervisor or not ascii_digits(supervisor):
         return
     try:
         import ctypes

@@ -133,7 +133,7 @@ def test_a_collection_only_agent_sees_what_the_poa_covers_before_any_click_and_c
 
     page.click("form[action$='/collect'] button")
     confirm = page.inner_text("#confirm")
-    assert "Confirm: hand over the new card and cancel the old one" in confirm and "cancelled at the same time" in confirm
+    assert "Confirm: hand over the new card and cancel the old one" in confirm and "cancelled on the social security side at the same time" in confirm
     screenshot(page, f"window-confirm-collect-en-{size}")
     page.click("#confirm-yes")
     assert "New card handed over" in page.inner_text("#done")
