@@ -164,10 +164,7 @@ class Op:
         """The object this operation found and acts on, and whose it is: its record names them even when the
         operation is refused after (a withdrawal from a lost account, refused `account_lost`), so the
         person's access log and the object's bank see the attempt. What `audit` says later replaces it."""
-        if not self._audit.get("object_type"):
-            self._audit.update(object_type=about.object_type, object_id=about.object_id)
-        if self._audit.get("person_id") is None and about.person_id is not None:
-            self._audit["person_id"] = about.person_id
+        _name_about(self._audit, about)
 
     def event(self, type: str, card: Any = None, *, before: str | None = None, after: str | None = None,
               **data: Any) -> None:
@@ -209,11 +206,16 @@ def refusal_fields(err: SscardError, fields: dict[str, Any]) -> dict[str, Any]:
     if about is None:
         return fields
     named = dict(fields)
-    if not named.get("object_type"):
-        named["object_type"], named["object_id"] = about.object_type, about.object_id
-    if named.get("person_id") is None and about.person_id is not None:
-        named["person_id"] = about.person_id
+    _name_about(named, about)
     return named
+
+
+def _name_about(fields: dict[str, Any], about: About) -> None:
+    """Name the object and its holder in audit fields that name none yet (Op.reached, refusal_fields)."""
+    if not fields.get("object_type"):
+        fields["object_type"], fields["object_id"] = about.object_type, about.object_id
+    if fields.get("person_id") is None and about.person_id is not None:
+        fields["person_id"] = about.person_id
 
 
 def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> AuditRecord:
