@@ -45,12 +45,18 @@ register_messages({
 PG_TIMEOUT = 3600  # seconds: a dump or restore that takes longer is stuck
 
 
+PRIVATE = 0o600
+"""A backup holds every citizen ID, name and PIN digest: readable by its owner only, like var/secret.key
+(session 22's privacy probe found backups world-readable)."""
+
+
 def backup(database_url: str, dest: Path) -> dict:
     """Write a backup of the database to `dest` (replaced atomically: a failed backup leaves no file)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
+    os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))  # the owner's alone, from the start
     try:
         if _is_sqlite(database_url):
             _sqlite_backup(_sqlite_path(database_url), partial)
@@ -59,6 +65,7 @@ def backup(database_url: str, dest: Path) -> dict:
             _check_pg_tool("pg_dump", database_url)
             _run_pg(["pg_dump", "--format=custom", "--compress=6", "--file", str(partial)], database_url)
             fmt = "pg_dump custom"
+        os.chmod(partial, PRIVATE)  # (should a tool have made the file anew)
         with open(partial, "rb") as fh:
             os.fsync(fh.fileno())
         partial.replace(dest)

@@ -305,3 +305,39 @@ def test_a_loss_answers_the_numbers_masked_as_every_other_answer_does(city, app)
           loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id, idempotency_key="x"),
           loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id, idempotency_key="f")]
     assert [a["card_number"] for a in ss] == [mask_card_number(card.card_number)] * 3
+
+
+def test_a_terminals_read_of_a_card_is_recorded_and_listed_to_its_holder(city, app):
+    """Session 22's authorization probe: a kiosk read any card's state by its number and left no trace,
+    while the access page promises every look by "staff, terminals or the system"."""
+    from tests.ledger.helpers import terminal
+
+    card = city.issued_card()
+    kiosk = terminal(city, "KIOSK-1")
+    cards.card_status(app, kiosk, card.card_number)
+    viewed = _records(app, card.person_id, "viewed")
+    assert [(r.operation, r.actor_role, r.object_type) for r in viewed] == [("card.status", "terminal", "card")]
+    listed = [r for r in audit.about_me(app, city.cardholder(card))["records"] if r["operation"] == "card.status"]
+    assert [r["kind"] for r in listed] == ["viewed"]
+
+
+def test_the_collection_queues_full_names_are_a_viewed_record_for_each_listed_holder(city, app):
+    """Session 22's two probes: the collection queue shows the clerk every holder's full name (issue 17:
+    the clerk calls it out) and left no trace; each listed holder now gets a `viewed` record, listed in
+    their access log, while a holder not in the queue gets none."""
+    from datetime import date
+
+    from tests.console.helpers import ready_replacement
+
+    ready = [city.issued_card("蒋文"), city.issued_card("李雷", birth=date(1985, 3, 2))]
+    for card in ready:
+        ready_replacement(city, card)
+    elsewhere = city.issued_card("韩梅", birth=date(1990, 7, 8))
+    queue = window.queue(app, city.actor("clerk"))
+    assert sorted(r["name"] for r in queue["ready"]) == ["李雷", "蒋文"]
+    for card in ready:
+        viewed = _records(app, card.person_id, "viewed")
+        assert [(r.operation, r.actor_role, r.object_type) for r in viewed] == [("window.queue", "clerk", "card")]
+        words = [r for r in audit.about_me(app, city.cardholder(card))["records"] if r["operation"] == "window.queue"]
+        assert [r["kind"] for r in words] == ["viewed"]
+    assert _records(app, elsewhere.person_id, "viewed") == []

@@ -23,7 +23,7 @@ def test_recorded_power_of_attorney_is_listed_masked_and_valid(city, app):
 def test_agent_formal_loss_with_valid_power_of_attorney_is_audited_with_it(city, app):
     card = city.issued_card()
     p = poa(city, card, scope=["ss_loss.report_formal"])
-    out = loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id, p["id"])
+    out = loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id, p["id"], AGENT_ID)
     assert out["ss_status"] == "formal_loss"
     record = audits(app, "ss_loss.report_formal")[-1]
     assert record.attorney_id == p["id"] and record.on_behalf_of == card.person_id and record.result == "ok"

@@ -15,7 +15,7 @@ from sscard.documents.receipts import (
     fee_receipt_pdf,
 )
 from sscard.models.counter import FeeReceipt
-from sscard.models.foundation import BankAccount, Card, ServiceCenter
+from sscard.models.foundation import BankAccount, Card, IdempotencyRecord, ServiceCenter
 from sscard.services import cards, ledger, loss, production, replacement
 
 from .helpers import AGENT_ID, audits, poa, ready_replacement
@@ -164,6 +164,34 @@ def test_card_fee_needs_an_active_bank_account_and_the_bank_pin(city, app):
         assert ledger.balance(s, income).credits_posted == 2000
         assert ledger.check_invariants(s)["ok"]
     assert not any("730418" in str(r.detail) for r in audits(app, "replacement.apply"))
+
+
+def test_a_card_paid_fee_goes_through_the_api_with_its_key_and_a_retry_pays_nothing_more(city, app, client):
+    """Three outside testers (session 22): the route dropped the key of a request carrying a PIN, and the
+    frame then refused it for want of one: no replacement could be paid by card through the API."""
+    from sscard.services import banking
+    from tests.foundation.helpers import headers
+
+    card = city.issued_card()
+    teller = city.actor("teller")
+    banking.activate(app, teller, card.pan, card.citizen_id, "730418", "730418", cardholder_in_person=True)
+    banking.deposit(app, teller, card.pan, 5000)
+    body = {"card_number": card.card_number, "reason": "damaged", "presented_citizen_id": card.citizen_id,
+            "payment": "card", "pin": "730418"}
+    first = client.post("/api/v1/counter/replacements", json=body, headers=headers(city.token("clerk"), key="fee-1"))
+    assert first.status_code == 201, first.text
+    assert first.json()["fee_method"] == "card" and first.json()["fee_status"] == "paid"
+    again = client.post("/api/v1/counter/replacements", json=body, headers=headers(city.token("clerk"), key="fee-1"))
+    assert again.status_code == 201 and again.json() == first.json()
+    other = client.post("/api/v1/counter/replacements", json={**body, "pin": "111999"},
+                        headers=headers(city.token("clerk"), key="fee-1"))
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    with app.db.session() as s:
+        account = s.scalar(select(BankAccount).where(BankAccount.pan == card.pan))
+        assert ledger.balance(s, account.ledger_account_id).posted == 3000  # one fee of 20.00
+        assert len(s.scalars(select(FeeReceipt)).all()) == 1
+        stored = s.scalars(select(IdempotencyRecord.request_hash)).all()
+    assert stored and not any("730418" in h for h in stored)
 
 
 def test_new_card_is_made_ready_at_the_chosen_center_and_collected_there(city, app):

@@ -222,6 +222,23 @@ def test_the_receipts_handed_over_carry_the_holders_own_name_and_number_the_unit
     assert replacement.receipt(app, clerk, applied["receipt_no"])["person"]["name"] == "蒋*"
 
 
+def test_a_collection_receipt_handed_to_an_agent_shows_the_holder_masked_and_names_the_power_of_attorney(app, city):
+    """Session 22's privacy probe: a card an agent collected printed the holder's full name and card number,
+    and its record said it was handed to the cardholder. R2.8's exception is what the cardholder is handed."""
+    card = city.issued_card("蒋文")
+    applied = ready_replacement(city, card)
+    clerk = city.actor("clerk")
+    p = poa(city, card, scope=["card.collect"])
+    cards.collect_card(app, clerk, applied["card_number"], card.citizen_id, p["id"], AGENT_ID)
+    new_id = window.person_overview(app, clerk, card.person_id)["cards"][0]["id"]
+    got = window.holder_collection_receipt(app, clerk, card.person_id, new_id)
+    lines = {zh: value for zh, _, value in collection_receipt_lines(got)}
+    assert lines["持卡人"].startswith("蒋*") and lines["社会保障卡号"] != applied["card_number"]
+    assert "*" in lines["社会保障卡号"]
+    record = audits(app, "window.holder_collection_receipt")[-1]
+    assert (record.detail["handed_to"], record.attorney_id, record.on_behalf_of) == ("agent", p["id"], card.person_id)
+
+
 def test_receipt_pdfs_have_the_capitals_the_unit_and_a_signature_line(app, city, tmp_path):
     import shutil
     import subprocess

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from sscard.core.identifiers import card_number_check_char, make_citizen_id
+from sscard.core.identifiers import card_number_check_char, make_citizen_id, mask_card_number
 from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.foundation.helpers import audit_since, business_tables, headers, last_audit_id, snapshot
@@ -89,7 +89,7 @@ def test_passwords_through_the_api(client, world):
     holder = headers(token)
     base = f"/api/v1/cards/{card.card_number}/ss-password"
     r = client.post(f"{base}/change", json={"old": "123456", "new": "802461", "new_again": "802461"}, headers=holder)
-    assert r.status_code == 200 and r.json() == {"card_number": card.card_number, "changed": True}
+    assert r.status_code == 200 and r.json() == {"card_number": mask_card_number(card.card_number), "changed": True}
     r = client.post(f"{base}/verify", json={"password": "802461"}, headers=holder)
     assert r.status_code == 200 and r.json()["verified"] is True
     r = client.post(f"{base}/verify", json={"password": "123456"}, headers=holder)

@@ -190,6 +190,27 @@ def test_finding4_masking_keeps_uvicorns_access_formatter_working():
     assert line == '127.0.0.1:5000 - "GET /api/v1/bank-accounts/622202*********4413/statement?pin=*** HTTP/1.1" 200 OK'
 
 
+def test_a_certificates_verification_code_in_a_scanned_qr_link_never_reaches_the_log():
+    """Session 22's privacy probe: the QR code's link (GET /portal/verify?code=...) put the whole code in
+    the access line, and whoever reads the log could then fetch the certificate; the database keeps only
+    its digest and last 4 characters. Every log line now masks a code (grouped or not, any case) as it
+    masks an ID; a 17-character word whose check character fails is left alone."""
+    from uvicorn.logging import AccessFormatter
+
+    from sscard.core.certificates import grouped, new_code
+
+    code = new_code()
+    for path in (f"/portal/verify?code={code}", f"/portal/verify?code={grouped(code)}",
+                 f"/portal/verify?code={grouped(code).lower()}"):
+        record = _uvicorn_access_record(path)
+        MaskingFilter().filter(record)
+        for formatter in (MaskingFormatter(AccessFormatter('%(request_line)s')), JsonFormatter()):
+            line = formatter.format(record)
+            assert code[:13] not in line.upper().replace("-", "") and code[-4:] in line.upper().replace("-", "")
+    wrong_check = code[:-1] + next(c for c in "0123456789" if c != code[-1])
+    assert mask_text(f"x {wrong_check} y") == f"x {wrong_check} y"
+
+
 def test_finding4_a_traceback_in_a_log_line_is_masked_and_capped():
     try:
         raise ValueError(f"{{'presented_citizen_id': '11010519491231002X', 'pin': '460245', 'x': '{BIG}'}}")

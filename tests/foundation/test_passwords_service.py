@@ -30,6 +30,21 @@ def _login(app, login, password):
 # ---------------------------------------------------------------- SS application password
 
 
+def test_a_lost_cards_ss_password_is_neither_used_nor_changed_on_any_channel(city, app):
+    """Session 22's rules probe: on a card under temporary loss the kiosk (and the API) changed the SS
+    password while 12333 and the portal refused: RULES §5, a loss stops the card's SS application at once."""
+    from sscard.services import loss
+    from tests.ledger.helpers import terminal
+
+    card = city.issued_card()
+    loss.report_temporary_loss(app, city.cardholder(card), card.card_number)
+    for actor in (terminal(city, "KIOSK-1"), city.cardholder(card, Channel.API), city.actor("clerk")):
+        assert _code(passwords.change_ss_password, app, actor, card.card_number, "123456", "135790", "135790") == \
+            "card_lost"
+    with app.db.session() as s:
+        assert s.scalar(select(Card.ss_pw_digest).where(Card.card_number == card.card_number)) is None
+
+
 def test_ss_password_starts_as_123456_and_changes_with_old_and_new_twice(city, app):
     card = city.issued_card()
     holder = city.cardholder(card, Channel.HOTLINE_12333)

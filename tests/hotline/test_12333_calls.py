@@ -29,6 +29,16 @@ def test_identify_then_card_status_is_read_out_in_mandarin(client, holder):
     assert 'language="zh-CN"' in phone.responses[-1]
 
 
+def test_a_passed_activation_window_is_told_as_passed_not_as_a_deadline_in_the_past(client, holder, clock):
+    """Session 22's rules probe: 12333 told a caller to activate "by" yesterday's date, where the portal and
+    the bank say the window has passed and a supervisor must extend it first (RULES §3)."""
+    clock.advance(days=61)
+    phone = Phone(client).press("1").press("1")
+    identify(phone, holder)
+    assert "启用期限已于" in phone.text and "延期后启用" in phone.text
+    assert "请于" not in phone.text
+
+
 def test_english_is_chosen_with_9_at_the_start(client, holder):
     phone = Phone(client).press("9")
     assert "card status" in phone.text

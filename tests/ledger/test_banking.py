@@ -173,6 +173,7 @@ def test_pin_lock_until_reset_policy(make_app, clock):
     with pytest.raises(SscardError) as e:
         banking.withdraw(app, atm, card.pan, 100, PIN)
     assert code_of(e) == "pin_locked"
+    assert e.value.to_dict()["reset_required"] is True and "locked_until" not in e.value.to_dict()
     banking.reset_pin(app, city.actor("teller"), card.pan, card.citizen_id, "369258", "369258", cardholder_in_person=True)
     assert banking.withdraw(app, atm, card.pan, 100, "369258")["balance_fen"] == 9_900
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC
 
 import pytest
 from sqlalchemy import func, select
@@ -73,6 +74,39 @@ def test_pos_authorize_capture_void_and_balance_over_http(city, app, client):
                         headers=auth(pos, "p-wrong"))
     assert wrong.status_code == 401 and wrong.json()["code"] == "wrong_pin"
     assert "000000" not in wrong.text
+
+
+def test_a_locked_pin_says_when_it_ends_for_a_program_not_only_in_words(city, app, client, clock):
+    from datetime import datetime, timedelta
+
+    from sscard.core.clock import SHANGHAI
+
+    card = activated(city, opening_fen=10_000)
+    atm = terminal_token(city, "ATM-GSB-1")
+    answers = [client.post("/api/v1/terminal/withdrawal", json={"pan": card.pan, "amount_fen": 100, "pin": "999999"},
+                           headers=auth(atm, f"lock-{i}")) for i in range(3)]
+    assert [a.json()["code"] for a in answers] == ["wrong_pin", "wrong_pin", "pin_locked"]
+    assert [a.json().get("tries_left") for a in answers[:2]] == [2, 1]
+    locked = answers[2]
+    assert locked.status_code == 423 and "reset_required" not in locked.json()
+    until = datetime.fromisoformat(locked.json()["locked_until"])
+    assert until.utcoffset() == timedelta(0)
+    midnight = (clock.now().astimezone(SHANGHAI) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert until == midnight.astimezone(UTC)  # RULES §4: until the next midnight, Beijing time
+    assert until.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") in locked.json()["message"]
+
+
+def test_the_contract_declares_retry_after_and_a_key_that_is_never_null(client):
+    spec = client.get("/openapi.json").json()
+    declared = {status: op["responses"][status].get("headers", {})
+                for path in spec["paths"].values() for op in path.values()
+                for status in ("429", "503") if status in op["responses"]}
+    assert declared and all("Retry-After" in headers for headers in declared.values())
+    keys = [p["schema"] for path in spec["paths"].values() for op in path.values()
+            for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"]
+    assert keys and all(k == {"type": "string", "minLength": 1, "maxLength": 80, "title": "Idempotency-Key"}
+                        for k in keys)
+    assert {"locked_until", "reset_required"} <= spec["components"]["schemas"]["ErrorBody"]["properties"].keys()
 
 
 def test_terminal_transfer_and_pin_change(city, app, client):

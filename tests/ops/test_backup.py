@@ -129,6 +129,18 @@ def test_a_backup_under_load_restores_every_write_acknowledged_before_it_started
     assert found == sorted(before.values())  # every one of them, each exactly once (transfer ids are unique)
 
 
+def test_a_backup_is_readable_by_its_owner_only(city, db_url, tmp_path):
+    """Session 22's privacy probe: `sscard backup` wrote every citizen ID and PIN digest world-readable."""
+    import stat
+
+    activated(city, opening_fen=1000)
+    file = tmp_path / "b.backup"
+    file.write_bytes(b"an older backup, readable by all")
+    file.chmod(0o644)
+    backup.backup(db_url, file)
+    assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
 def test_a_restore_refuses_a_database_that_is_not_empty(city, db_url, tmp_path):
     activated(city, opening_fen=1000)
     file = tmp_path / "b.backup"

@@ -87,7 +87,7 @@ def test_a_cardholder_cannot_read_another_persons_records(city, app):
     _record(app, other.person_id, "2025-01", 500_000)
     with pytest.raises(SscardError) as err:
         insurance.contribution_records(app, city.cardholder(mine), other.person_id)
-    assert err.value.code == "not_found"
+    assert err.value.code == "person_not_found"  # as an id of nobody (session 22)
     with pytest.raises(SscardError) as err:
         insurance.record_month(app, city.cardholder(mine), mine.person_id, "2025-01", "X1", "x", 500_000)
     assert err.value.code == "forbidden"

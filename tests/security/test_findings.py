@@ -154,8 +154,8 @@ def test_finding5_another_banks_teller_reads_nothing_of_a_customer(city, app, ap
         api.get(f"/api/v1/bank-accounts/{card.pan}/statement", headers=bearer(jsb)),
     ]
     assert [(r.status_code, r.json()["code"]) for r in refused] == [
-        (403, "wrong_bank"), (404, "person_not_found"), (404, "person_not_found"), (403, "wrong_bank"),
-        (403, "wrong_bank")]
+        (403, "wrong_bank"), (404, "person_not_found"), (404, "person_not_found"), (404, "card_not_found"),
+        (403, "wrong_bank")]  # (a person looked up by another bank's card: not found, as by citizen ID; session 22)
     for r in refused:
         assert card.citizen_id[-4:] not in r.text and card.pan[-4:] not in r.text
     mine = [api.get(f"/api/v1/cards/{card.card_number}", headers=bearer(gsb)),
@@ -281,3 +281,67 @@ def test_activation_and_pin_reset_need_the_cardholder_in_person_on_every_channel
              "cardholder_in_person": False}
     r = api.post(f"/api/v1/bank-accounts/{card.pan}/pin/reset", json=reset, headers=bearer(teller, "ip-3"))
     assert (r.status_code, r.json()["code"]) == (403, "cardholder_in_person")
+
+
+def test_every_operation_an_agent_may_do_takes_the_agents_own_id_and_checks_it(city, app):
+    """Session 22's authorization probe: an agent reported a formal loss through the API with a power of
+    attorney and no ID of their own (RULES §6: the agent's own ID is recorded too); every other agent route
+    asked for it. Every operation that takes `attorney_id` now takes `agent_citizen_id` too, and the formal
+    loss refuses a missing or wrong one as collection does."""
+    import importlib
+    import inspect
+    import pkgutil
+    from datetime import timedelta
+
+    import sscard.services
+    from sscard.services import attorney, loss, operation
+
+    for module in pkgutil.iter_modules(sscard.services.__path__):
+        importlib.import_module(f"sscard.services.{module.name}")
+    takes_poa = {name: inspect.signature(fn).parameters for name, fn in operation._BODIES.items()
+                 if "attorney_id" in inspect.signature(fn).parameters and not name.startswith("attorney.")}
+    assert {"ss_loss.report_formal", "card.collect", "replacement.apply"} <= takes_poa.keys()
+    assert [name for name, params in takes_poa.items() if "agent_citizen_id" not in params] == []
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    agent_id = "11010519491231002X"
+    today = app.clock.today()
+    poa = attorney.record(app, clerk, card.person_id, "李代理", agent_id, ["ss_loss.report_formal"],
+                            today, today + timedelta(days=30), "D1")
+    for wrong in (None, "110101195706111336"):
+        with pytest.raises(SscardError) as refused:
+            loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id, poa["id"], wrong)
+        assert refused.value.code == "identity_mismatch"
+    done = loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id, poa["id"], agent_id)
+    assert done["ss_status"] == "formal_loss"
+
+
+def test_a_cardholder_cannot_tell_another_persons_id_from_an_id_of_nobody(city, app, api):
+    """Session 22's authorization probe: a cardholder's token on /persons/{id}/... answered another
+    person's id `not_found` and an id of nobody `person_not_found`, so the ids of the city's people could be
+    enumerated. Both now answer alike, on every route that takes a person id."""
+    from sscard.api.sessions import issue_cardholder_token
+
+    mine, other = city.issued_card(), city.issued_card("李四")
+    token = issue_cardholder_token(app, mine.person_id)
+    for route in ("/api/v1/persons/{}/cards", "/api/v1/persons/{}/medical/settlements",
+                  "/api/v1/persons/{}/medical/account"):
+        theirs = api.get(route.format(other.person_id), headers=bearer(token))
+        nobodys = api.get(route.format(other.person_id + 10_000), headers=bearer(token))
+        assert (theirs.status_code, theirs.json()) == (nobodys.status_code, nobodys.json()) == (
+            404, nobodys.json()), route
+        assert nobodys.json()["code"] == "person_not_found"
+
+
+def test_a_teller_looking_up_another_banks_card_learns_no_more_than_for_a_card_of_nobody(city, app, api):
+    """Session 22's authorization probe: `GET /persons?card_number=` answered another bank's card
+    `wrong_bank` and a card of nobody `card_not_found`, while by citizen ID another bank's customer is
+    `person_not_found`: the card's existence and its bank were told."""
+    gsb_card = city.issued_card(bank="GSB")
+    jsb_teller = city.token("teller_jsb")
+    theirs = api.get("/api/v1/persons", params={"card_number": gsb_card.card_number}, headers=bearer(jsb_teller))
+    assert (theirs.status_code, theirs.json()["code"]) == (404, "card_not_found")
+    own = api.get("/api/v1/persons", params={"card_number": gsb_card.card_number},
+                  headers=bearer(city.token("teller")))
+    assert own.status_code == 200 and own.json()["id"] == gsb_card.person_id

@@ -84,7 +84,7 @@ TABLE: dict[str, set[str]] = {
     "POST /api/v1/bank-accounts/{pan}/pension": {"operator"},
     "GET /api/v1/bank-accounts/{pan}/statement": {"cardholder", "teller", "bsup", "operator"},
     "POST /api/v1/ledger/expire-pending": {"operator"},
-    "GET /api/v1/ledger/check": {"bsup", "operator"},
+    "GET /api/v1/ledger/check": {"operator"},
     "POST /api/v1/terminal/withdrawal": {"atm"},
     "POST /api/v1/terminal/deposit": {"atm"},
     "POST /api/v1/terminal/balance": {"atm", "pos", "kiosk"},
@@ -141,6 +141,8 @@ TABLE: dict[str, set[str]] = {
 
 @pytest.fixture
 def world(city, app, clock):
+    from tests.console.helpers import AGENT_ID
+
     med.set_up(city)
     a = activated(city, "张三", "GSB", opening_fen=500_000)
     b = activated(city, "李四", "JSB", opening_fen=500_000)
@@ -164,7 +166,7 @@ def world(city, app, clock):
         "pan": a.pan, "card_number": a.card_number, "person_id": a.person_id, "citizen_id": a.citizen_id,
         "presented_citizen_id": a.citizen_id, "transfer_id": held["transfer_id"],
         "settlement_code": settlement["code"], "visit_id": work["visit_id"], "attorney_id": work["attorney_id"],
-        "receipt_no": work["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
+        "agent_citizen_id": AGENT_ID, "receipt_no": work["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
         "to_pan": b.pan, "from_pan": a.pan, "ident_code": med.ident_code(app, a.card_number),
         "center_code": "C01", "bank_code": "GSB", "cardholder_in_person": True, "institution_code": med.INSTITUTIONS[0][0],
         "query": {"name": a.name, "birth_date": a.birth.isoformat(), "kind": "pan", "value": a.pan},

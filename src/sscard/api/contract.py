@@ -30,7 +30,7 @@ from ..core.errors import MESSAGES
 from ..core.roles import Channel, Role
 from ..services.access import AUDIENCE, Declaration, Scope
 from .declared import route_declaration
-from .deps import current_actor, terminal_call
+from .deps import IDEMPOTENCY_KEY_MAX, current_actor, terminal_call
 
 API_PREFIX = "/api/v1"
 TERMINAL_PREFIX = "/api/v1/terminal/"
@@ -198,6 +198,11 @@ def _describe_token(decl: Declaration | None, roles: frozenset[Role]) -> str:
     return "Token: " + "; ".join(kinds) + "." if kinds else ""
 
 
+RETRY_AFTER_STATUSES = frozenset({"429", "503"})
+RETRY_AFTER_HEADER = {"description": "seconds to wait before trying again (api.main.retry_after)",
+                      "schema": {"type": "integer", "minimum": 0}}
+
+
 def build_openapi(api: FastAPI) -> dict:
     if api.openapi_schema:
         return api.openapi_schema
@@ -232,10 +237,16 @@ def build_openapi(api: FastAPI) -> dict:
                 note = _describe_token(decl, roles)
                 if note:
                     op["description"] = (op.get("description", "") + "\n\n" + note).strip()
+            for status in RETRY_AFTER_STATUSES & op.get("responses", {}).keys():
+                op["responses"][status]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["name"] = "Idempotency-Key"
                     param["required"] = bool(decl is not None and decl.keyed)
+                    # The header is a string or absent; FastAPI's schema of an optional header says "or null",
+                    # which no header can be (and an empty key is refused with idempotency_key_required).
+                    param["schema"] = {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
+                                       "title": "Idempotency-Key"}
                     param["description"] = (
                         "Required: a retry with the same key and body answers the first answer; another body "
                         "with this key is refused with idempotency_key_reused." if param["required"] else

@@ -140,13 +140,13 @@ def revoke_attorney(attorney_id: int, body: Revoke, app: AppDep, actor: ActorDep
 
 @router.post("/replacements", status_code=201)
 async def apply(body: Apply, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementApplyOut:
-    """A card payment carries the bank PIN: such a request is never kept for idempotency (its hash would
-    be a trace of the PIN)."""
+    """A card payment carries the bank PIN: kept under its key as a terminal payment is (the request's
+    fingerprint is an HMAC with the server key, operation.request_hash, so it is no trace of the PIN)."""
     # group-committed (the fee moves money): no thread is held while it waits
     return await batching.acall(app, replacement.apply, actor, body.card_number, body.reason,
                                 body.presented_citizen_id, body.payment, body.collect_center_code, body.bank_code,
                                 body.record_formal_loss, body.attorney_id, body.agent_citizen_id, body.pin,
-                                idempotency_key=None if body.pin else key)
+                                idempotency_key=key)
 
 
 @router.post("/replacements/waived", status_code=201)

@@ -23,6 +23,9 @@ from ..services.staff import actor_for_token, cached_actor
 from .declared import route_operation
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
+IDEMPOTENCY_KEY_MAX = 80
+"""The longest Idempotency-Key a request may send (docs/API.md); the contract says so too."""
+
 
 async def get_app(request: Request) -> App:
     return request.app.state.sscard
@@ -101,7 +104,7 @@ async def current_actor(request: Request, actor: Annotated[Actor | None, Depends
     return await admitted(request, request.app.state.sscard, actor)
 
 
-async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=80)] = None) -> str | None:
+async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None) -> str | None:
     return idempotency_key
 
 
@@ -112,7 +115,7 @@ class TerminalCall(NamedTuple):
 
 
 async def terminal_call(
-    request: Request, idempotency_key: Annotated[str | None, Header(max_length=80)] = None
+    request: Request, idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None
 ) -> TerminalCall:
     """The App, the caller's Actor on the terminal channel and the Idempotency-Key in one dependency: the
     terminal routes are the hottest, and FastAPI's dependency solving cost ~15% of a payment on the event

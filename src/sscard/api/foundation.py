@@ -130,7 +130,7 @@ def report_temporary_loss(card_number: str, app: AppDep, actor: ActorDep, key: K
 @router.post("/cards/{card_number}/ss-loss/formal")
 def report_formal_loss(card_number: str, body: s.PresentedId, app: AppDep, actor: ActorDep, key: KeyDep) -> r.SsLossReportFormalOut:
     return loss.report_formal_loss(app, actor, card_number, body.presented_citizen_id, body.attorney_id,
-                                   idempotency_key=key)
+                                   body.agent_citizen_id, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/ss-loss/cancel")

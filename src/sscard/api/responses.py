@@ -9,15 +9,54 @@ tests/api/test_contract.py proves real answers carry no key a model does not dec
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+
+from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
+
+MASKED: dict[str, Callable[[str | None], str]] = {
+    "pan": mask_pan, "old_pan": mask_pan, "new_pan": mask_pan,
+    "card_number": mask_card_number, "old_card_number": mask_card_number, "new_card_number": mask_card_number,
+    "cancelled_old_card": mask_card_number,
+    "citizen_id": mask_citizen_id, "agent_citizen_id": mask_citizen_id, "presented_citizen_id": mask_citizen_id,
+}
+"""R2.8: the API's copies of these numbers are masked, whoever asks, at any depth of any answer. The frame
+masks them as it writes the answer, so a service that hands back a full number (the consoles and hotlines
+need some) cannot leak it through a route. Masking a masked number changes nothing. Shown in full: the
+number of a card a request has just issued, to the staff who issued it (`Out.issued`: without it the
+caller could not address the new card), and the events feed's PAN for the card's own bank (api.events:
+not an `Out`)."""
+
+
+def masked(value: Any) -> Any:
+    """`value` with every MASKED key of every dict in it masked (lists and dicts walked), and the `name` of
+    a dict that names a person by `citizen_id` (a person's name is masked as the ID beside it is; a bank's
+    or a center's name is not)."""
+    if isinstance(value, dict):
+        out = {k: (MASKED[k](v) if k in MASKED and isinstance(v, str) else masked(v)) for k, v in value.items()}
+        if "citizen_id" in out and isinstance(out.get("name"), str):
+            out["name"] = mask_name(out["name"])
+        return out
+    if isinstance(value, list):
+        return [masked(v) for v in value]
+    return value
 
 
 class Out(BaseModel):
-    """Base of every answer model."""
+    """Base of every answer model: extra keys kept, numbers masked (MASKED) but those in `issued`."""
 
     model_config = ConfigDict(extra="allow")
+    issued: ClassVar[frozenset[str]] = frozenset()
+    """Top-level keys holding the number of a card this request issued: answered in full."""
+
+    @model_serializer(mode="wrap")
+    def _masked(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # No return annotation: pydantic would take it for the answer's schema (and the contract's).
+        data = handler(self)
+        new = {key: data[key] for key in self.issued if key in data}
+        return {**masked(data), **new}
 
 
 class PersonRef(Out):
@@ -154,6 +193,7 @@ class PersonFindOut(Out):
 
 
 class CardApplyFirstOut(Out):
+    issued = frozenset({"card_number"})
     card_number: str
     ss_status: str
     bank: str
@@ -676,6 +716,7 @@ class VoidPaymentOut(Out):
 
 
 class ReplacementApplyOut(Out):
+    issued = frozenset({"card_number"})
     application_id: int
     card_number: str
     ss_status: str

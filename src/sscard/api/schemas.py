@@ -146,6 +146,7 @@ class Login(Strict):
 class PresentedId(Strict):
     presented_citizen_id: str = Field(max_length=32)
     attorney_id: DbId | None = None
+    agent_citizen_id: str | None = Field(None, max_length=32, description="an agent's own ID (with attorney_id)")
 
 
 class OptionalPresentedId(Strict):
@@ -164,3 +165,7 @@ class ErrorBody(BaseModel):
     message: str
     details: list[dict[str, Any]] | None = Field(None, description="which input was wrong (422 only)")
     tries_left: int | None = Field(None, description="a wrong password or PIN: attempts left before the lock")
+    locked_until: str | None = Field(None, description="a locked password or PIN (423) whose lock ends by itself: "
+                                     "when, ISO 8601 in UTC")
+    reset_required: bool | None = Field(None, description="a locked password or PIN (423) that only a reset in "
+                                        "person unlocks")

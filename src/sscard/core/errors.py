@@ -153,6 +153,10 @@ class SscardError(Exception):
         body: dict[str, Any] = {"code": self.code, "message": self.message(lang)}
         if isinstance(self.params.get("tries_left"), int):  # for a client to show, not to parse from text
             body["tries_left"] = self.params["tries_left"]
+        if isinstance(self.params.get("locked_until"), str):  # a lock's end, for a program (ISO 8601, UTC)
+            body["locked_until"] = self.params["locked_until"]
+        if self.params.get("reset_required") is True:  # a lock only a reset in person ends
+            body["reset_required"] = True
         return body
 
 

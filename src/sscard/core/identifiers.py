@@ -269,10 +269,31 @@ _MASKERS = (
         re.compile(_ALNUM_BEFORE + r"[A-Z][0-9A-Z]{7}[0-9X]" + _ALNUM_AFTER),
         lambda v: mask_card_number(v) if is_valid_card_number(v) else v,
     ),
+    (  # a certificate's verification code, grouped or not (core.certificates): it fetches the certificate
+        re.compile(_ALNUM_BEFORE + r"(?:[0-9A-Za-z]{4}-?){4}[0-9A-Za-z]" + _ALNUM_AFTER),
+        lambda v: mask_verification_code(v) if _is_verification_code(v) else v,
+    ),
 )
 
 
-_ANY_MASKABLE = re.compile(r"\d{17}|[A-Z][0-9A-Z]{7}[0-9X]")  # what every pattern above needs, in one scan
+_ANY_MASKABLE = re.compile(r"\d{17}|[A-Z][0-9A-Z]{7}[0-9X]|[0-9A-Za-z]{4}-?[0-9A-Za-z]{4}-?[0-9A-Za-z]{4}")
+"""What some pattern above needs, in one scan."""
+
+
+def _is_verification_code(text: str) -> bool:
+    from .certificates import normalize  # (core.certificates: the code's own rules)
+
+    return normalize(text) is not None
+
+
+def mask_verification_code(value: str) -> str:
+    """A certificate's code as the database keeps it in clear: its last 4 characters only (hyphens kept)."""
+    out, kept = [], 0
+    for ch in reversed(value):
+        if ch.isalnum():
+            kept += 1
+        out.append(ch if kept <= 4 or not ch.isalnum() else "*")
+    return "".join(reversed(out))
 
 
 def _masked_by(mask: Callable[[str], str]) -> Callable[[re.Match[str]], str]:

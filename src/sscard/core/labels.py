@@ -167,6 +167,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "hotline.agent_close": (None, "热线人工办结"),
     "hotline.bank_identify": (None, "银行热线身份验证"),
     "window.find_by_name": (None, "按姓名查找"),
+    "window.queue": (None, "在待领卡名单中显示姓名"),
     "window.holder_collection_receipt": (None, "打印领卡回执"),
     "window.holder_fee_receipt": (None, "打印收费收据"),
     "window.reveal_citizen_id": (None, "查看完整身份号码"),
@@ -180,7 +181,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
 NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "city.add_bank", "city.add_center", "city.add_outlet", "city.add_terminal", "staff.add_user",
     "staff.issue_token", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
-    "medical.institutions", "ledger.check", "login.throttled", "reports.center_day", "window.queue",
+    "medical.institutions", "ledger.check", "login.throttled", "reports.center_day",
     "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
 })
 OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}

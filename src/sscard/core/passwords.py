@@ -184,6 +184,17 @@ class Lockout:
             return True
         return self.locked_until is not None and as_utc(now) < as_utc(self.locked_until)
 
+    def refusal(self, code: str) -> SscardError:
+        """The lock's refusal (committed: the attempt is counted). It says when the lock ends in words
+        (`until`), and for a program either `locked_until` (ISO 8601, UTC) or `reset_required` (only a
+        reset in person ends it)."""
+        if self.locked:
+            return SscardError(code, commit=True, until=self.until_text(), reset_required=True)
+        if self.locked_until:
+            return SscardError(code, commit=True, until=self.until_text(),
+                               locked_until=as_utc(self.locked_until).isoformat())
+        return SscardError(code, commit=True, until=self.until_text())
+
     def until_text(self) -> tuple[str, str]:
         if self.locked:
             return ("，请持身份证件办理重置", ": a reset in person is needed")
@@ -238,11 +249,11 @@ def verify_with_lockout(
 
     Returns the new lock state and the error to raise (after the state is saved), if any."""
     if lock.is_locked(now):
-        return lock, SscardError(locked_code, until=lock.until_text(), commit=True)
+        return lock, lock.refusal(locked_code)
     if matches:
         return after_success(lock), None
     new = after_failure(lock, kind, policy, now)
     if new.is_locked(now):
-        return new, SscardError(locked_code, until=new.until_text(), commit=True)
+        return new, new.refusal(locked_code)
     left = max(_limits(kind, policy) - new.failures, 0)
     return new, SscardError(wrong_code, commit=True, tries_left=left, tries=tries_left_text(left))

@@ -195,7 +195,10 @@ def _card_line(ctx: Ctx, tail: str, view: dict) -> str:
     if view["ss_password"]["locked"]:
         password = ctx.text("ss_password_locked")
     status = bank["status"] or "not_activated"
-    bank_line = ctx.text(f"bank_{status}", deadline=_day(ctx, bank["activation_deadline"]), **params)
+    deadline = bank["activation_deadline"]
+    if status == "not_activated" and deadline and date.fromisoformat(str(deadline)[:10]) < ctx.app.clock.today():
+        status = "activation_passed"  # the window is over: a date in the past is no deadline (R3: extend first)
+    bank_line = ctx.text(f"bank_{status}", deadline=_day(ctx, deadline), **params)
     return " ".join((head, password, bank_line))
 
 

@@ -112,9 +112,18 @@ class Ctx:
 
     def params(self, **extra: Any) -> _Params:
         policy = self.app.policy
+        zh = self.lang == "zh"
         out = _Params(
             temporary_days=policy.ss_loss.temporary_days,
             oral_days=policy.bank_loss.oral_days,
+            # what a loss on one side does to the other (policy loss.linked; RULES §5)
+            also_bank=(("本挂失同时为已启用的银行账户办理口头挂失。" if zh else
+                        "If the bank account is active, it is reported lost orally too.") if policy.loss.linked
+                       else ("本挂失不包括银行账户。" if zh else "This does not cover the bank account.")),
+            also_ss=(("本挂失同时临时挂失社会保障卡的社保功能。" if zh else
+                      "It also reports the card's social security functions lost temporarily.") if policy.loss.linked
+                     else ("本挂失不包括社会保障卡的社保功能。" if zh else
+                           "It does not cover the card's social security functions.")),
             query_max=policy.query_password.max_failures,
             query_lock_minutes=policy.query_password.lock_minutes,
         )

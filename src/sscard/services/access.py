@@ -219,9 +219,10 @@ def _about(refusal: SscardError, about: About | None) -> SscardError:
 
 
 def require_self(actor: Actor, person_id: int) -> None:
-    """A cardholder acts only on their own cards: another person's id answers as if it did not exist."""
+    """A cardholder acts only on their own cards: another person's id answers as if it did not exist,
+    with the code an id of nobody gets (`person_not_found`: session 22's probe told the two apart)."""
     if actor.role is Role.CARDHOLDER and actor.person_id != person_id:
-        raise SscardError("not_found", what=("该记录", "record"))
+        raise SscardError("person_not_found")
     if actor.role is Role.CARDHOLDER or not is_bank_side(actor):
         _mark(Scope.OWN)
 

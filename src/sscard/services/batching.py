@@ -210,30 +210,41 @@ class Batcher:
             raise out
         return out
 
-    def record(self, viewed: Viewed) -> None:
-        """Commit a staff read's `viewed` audit record with the next batch; return once it is committed
-        (raise if it could not be: the read must then not be answered). In a thread run for an event loop
-        that awaits the records (`AwaitedViews`: the API's GET lane), return at once: the record is
-        handed to the writer when the thread's call is over, and the loop waits for its commit."""
+    def record(self, *views: Viewed) -> None:
+        """Commit a staff read's `viewed` audit records with the next batch; return once they are committed
+        (raise if one could not be: the read must then not be answered). In a thread run for an event loop
+        that awaits the records (`AwaitedViews`: the API's GET lane), return at once: the records are
+        handed to the writer when the thread's call is over, and the loop waits for their commit."""
         if self._closed or threading.current_thread() is self._thread:
-            viewed.write_alone(self.app)
+            for viewed in views:
+                viewed.write_alone(self.app)
             return
         awaited = _AWAITED.get()
         if awaited is not None and not self._closed:
-            awaited.queue(self, _Request(viewed))
+            for viewed in views:
+                awaited.queue(self, _Request(viewed))
             return
-        out = self._wait_in_queue(_Request(viewed))
-        if out is _ALONE:
-            viewed.write_alone(self.app)
-        elif isinstance(out, BaseException):
-            raise out
+        queued = [self._in_queue(_Request(viewed)) for viewed in views]  # all queued first: one batch, often
+        failed: BaseException | None = None
+        for viewed, req in zip(views, queued, strict=True):
+            out = req.wait()
+            if out is _ALONE:
+                viewed.write_alone(self.app)
+            elif isinstance(out, BaseException) and failed is None:
+                failed = out
+        if failed is not None:
+            raise failed
 
-    def _wait_in_queue(self, req: _Request) -> Any:
-        """Queue a caller's request and block its thread until the writer answers it (a lock it releases)."""
+    def _in_queue(self, req: _Request) -> _Request:
+        """Queue a caller's request for the writer; `req.wait()` blocks until the writer answers it."""
         req._lock = threading.Lock()
         req._lock.acquire()
         self._queue.put(req)
-        return req.wait()
+        return req
+
+    def _wait_in_queue(self, req: _Request) -> Any:
+        """Queue a caller's request and block its thread until the writer answers it (a lock it releases)."""
+        return self._in_queue(req).wait()
 
     def cpu_time(self) -> float:
         """The writer thread's CPU seconds so far (for benchmarks)."""
@@ -739,10 +750,10 @@ class Viewed:
         app.db.run(lambda s: s.add(AuditRecord(**self.values)))
 
 
-def record_viewed(app: App, actor: Actor, name: str, values: dict[str, Any]) -> None:
-    """Write a staff read's `viewed` audit record, group-committed with other requests; return once it is
-    committed (or, under `AwaitedViews`, once it is queued: the event loop awaits the commit)."""
-    batcher(app).record(Viewed(actor, name, values))
+def record_viewed(app: App, actor: Actor, name: str, *values: dict[str, Any]) -> None:
+    """Write a staff read's `viewed` audit records, group-committed with other requests; return once they
+    are committed (or, under `AwaitedViews`, once they are queued: the event loop awaits the commit)."""
+    batcher(app).record(*(Viewed(actor, name, v) for v in values))
 
 
 class AwaitedViews:

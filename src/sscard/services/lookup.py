@@ -82,11 +82,13 @@ def person_facts_by_citizen_id(rows: Rows, citizen_id: str, actor: Actor) -> Any
 
 def person_facts_by_card_number(rows: Rows, card_number: str, actor: Actor) -> Any:
     """The holder of this card (id, name, citizen_id, birth_date, sex) in one query: `card_by_number`'s
-    checks and refusals for the card (in the actor's scope, else card_not_found or wrong_bank), then its
-    holder (a NOT NULL foreign key: always there)."""
+    checks and refusals for the card (in the actor's scope, else card_not_found), then its holder (a NOT
+    NULL foreign key: always there). Another bank's card is not found, as another bank's customer is by
+    citizen ID (`require_bank_customer`): `wrong_bank` told a teller that the card exists and where it banks
+    (session 22's probe)."""
     number = validate_card_number(card_number)
     found = rows(_HOLDER_FACTS, {"number": number})
-    if not found:
+    if not found or (access.is_bank_side(actor) and actor.bank_id != found[0].bank_id):
         raise SscardError("card_not_found")
     access.require_own(actor, About("card", number, found[0].id), bank_id=found[0].bank_id, missing="card_not_found")
     return found[0]

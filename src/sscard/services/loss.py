@@ -36,15 +36,33 @@ class Reminder(TypedDict):
     en: str
 
 
-def remind_bank(bank: Bank) -> Reminder:
+def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0) -> Reminder:
+    """After an SS loss: the bank side is separate. With loss.linked, when the loss also recorded the bank's
+    (`linked`: its new state), say so, and that an oral loss lapses (session 22's rules probe: a linked loss
+    told the cardholder the bank account was not reported when it was)."""
+    bank_en = bank.name_en or bank.name
+    if linked is not None:
+        return {
+            "zh": f"银行账户已同时办理口头挂失，{oral_days}天后自动解除。请在此之前致电{bank.name}客服热线"
+                  f"{bank.hotline}或到该行网点办理书面挂失。",
+            "en": f"The bank account was reported lost orally too; an oral loss lapses after {oral_days} days. "
+                  f"Before then, call {bank_en} on {bank.hotline} or visit one of its outlets to report it in writing.",
+        }
     return {
         "zh": f"社会保障卡挂失不包括银行账户。请另行致电{bank.name}客服热线{bank.hotline}或到该行网点办理银行账户挂失。",
-        "en": f"This does not report the bank account lost. Call {bank.name_en or bank.name} on {bank.hotline} "
+        "en": f"This does not report the bank account lost. Call {bank_en} on {bank.hotline} "
         "or visit one of its outlets to report the bank side.",
     }
 
 
-def remind_ss() -> Reminder:
+def remind_ss(linked: str | None = None, temporary_days: int = 0) -> Reminder:
+    """After a bank loss: the SS side is separate; with loss.linked, what was recorded on it."""
+    if linked is not None:
+        return {
+            "zh": f"社会保障卡的社保功能已同时临时挂失，{temporary_days}天后自动解除；如需正式挂失，请到社会保障卡服务网点办理。",
+            "en": f"The card's social security functions were reported lost temporarily too; that lapses after "
+                  f"{temporary_days} days. For a formal loss, visit a social security card service center.",
+        }
     return {
         "zh": f"银行账户挂失不包括社会保障功能。请另行致电{HOTLINE_12333}或到社会保障卡服务网点办理社保挂失。",
         "en": f"This does not report the social security card lost. Call {HOTLINE_12333} or visit a social "
@@ -95,17 +113,19 @@ def report_temporary_loss(op: Op, card_number: str) -> dict[str, Any]:
         "ss_status": card.ss_status,
         "lapses_at": card.loss_expires_at,
         "linked_bank_status": linked,
-        "reminder": remind_bank(_bank_of(op, card.bank_id)),
+        "reminder": remind_bank(_bank_of(op, card.bank_id), linked, op.policy.bank_loss.oral_days),
     }
 
 
 @operation("ss_loss.report_formal", roles=CENTER_STAFF, scope=Scope.OWN)
-def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None) -> dict[str, Any]:
-    """At a window with the cardholder's ID (an agent: with a power of attorney naming this)."""
+def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, attorney_id: int | None = None,
+                       agent_citizen_id: str | None = None) -> dict[str, Any]:
+    """At a window with the cardholder's ID (an agent: with a power of attorney naming this, and their own
+    ID, the one it names)."""
     card = lookup.card_by_number(op.session, card_number)
     person = lookup.person_by_id(op.session, card.person_id)
     lookup.check_presented_id(person, presented_citizen_id)
-    agent = _check_attorney(op, attorney_id, person.id, "ss_loss.report_formal")
+    agent = _agent(op, attorney_id, agent_citizen_id, person.id, "ss_loss.report_formal")
     before = lifecycle.ss_transition(op, card, "report_formal_loss")
     linked = _linked_bank_loss(op, card)
     op.audit("card", card.card_number, before=before, after=card.ss_status, person_id=person.id,
@@ -114,7 +134,7 @@ def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, atto
         "card_number": mask_card_number(card.card_number),
         "ss_status": card.ss_status,
         "linked_bank_status": linked,
-        "reminder": remind_bank(_bank_of(op, card.bank_id)),
+        "reminder": remind_bank(_bank_of(op, card.bank_id), linked, op.policy.bank_loss.oral_days),
     }
 
 
@@ -162,7 +182,7 @@ def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
         "status": account.status,
         "lapses_at": account.loss_expires_at,
         "linked_ss_status": linked,
-        "reminder": remind_ss(),
+        "reminder": remind_ss(linked, op.policy.ss_loss.temporary_days),
     }
 
 
@@ -176,7 +196,8 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
     linked = _linked_ss_loss(op, account)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
-    return {"pan": mask_pan(account.pan), "status": account.status, "linked_ss_status": linked, "reminder": remind_ss()}
+    return {"pan": mask_pan(account.pan), "status": account.status, "linked_ss_status": linked,
+            "reminder": remind_ss(linked, op.policy.ss_loss.temporary_days)}
 
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
@@ -206,10 +227,11 @@ def sweep_lapsed(op: Op) -> dict[str, Any]:
     return {"ss_cards": len(cards), "bank_accounts": len(accounts)}
 
 
-def _check_attorney(op: Op, attorney_id: int | None, person_id: int, operation_name: str) -> PowerOfAttorney | None:
-    """An agent's action needs a power of attorney covering it (services.attorney, when present)."""
+def _agent(op: Op, attorney_id: int | None, agent_citizen_id: str | None, person_id: int,
+           operation_name: str) -> PowerOfAttorney | None:
+    """An agent's action needs a power of attorney covering it and the agent's own ID (services.attorney)."""
     if attorney_id is None:
         return None
     from . import attorney  # the counter area owns powers of attorney
 
-    return attorney.require_valid(op, attorney_id, person_id, operation_name)
+    return attorney.agent_for(op, attorney_id, agent_citizen_id, person_id, operation_name)

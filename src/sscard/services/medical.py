@@ -489,7 +489,8 @@ def pre_settle(op: Op, card_number: str, ident_code: str, lines: list[dict[str, 
     bill = parse_lines(lines)
     card = _read_card(op, card_number, ident_code)
     if card.ss_pw_locked:  # settling would be refused: say so now, before the bill is quoted
-        raise SscardError("password_locked", until=("，请持身份证件到服务网点重置", ": a reset at a service window is needed"))
+        raise SscardError("password_locked", reset_required=True,
+                          until=("，请持身份证件到服务网点重置", ": a reset at a service window is needed"))
     _require_insured(op, card.person_id)
     split, _account, _usage_row = _split(op, inst, card.person_id, bill, use_personal_account)
     nonce = pysecrets.token_hex(16)

@@ -85,10 +85,21 @@ def _usable_card(op: Op, card_number: str) -> Card:
     return card
 
 
+def _card_in_use(op: Op, card_number: str) -> Card:
+    """A usable card not reported lost: a temporary or formal loss stops the card's SS application at once
+    (RULES §5), its password's use and its change alike (12333 and the portal refused the change, the
+    kiosk and the API made it: session 22's rules probe)."""
+    card = _usable_card(op, card_number)
+    if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) in (SsStatus.TEMPORARY_LOSS,
+                                                                             SsStatus.FORMAL_LOSS):
+        raise SscardError("card_lost")
+    return card
+
+
 @operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.KIOSK)
 def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """Old password, then the new one twice (12333, kiosk, window PIN pad). Weak ones are refused."""
-    card = _usable_card(op, card_number)
+    card = _card_in_use(op, card_number)
     check_repeat(new, new_again)
     person = lookup.person_by_id(op.session, card.person_id)
     check_new_pin(new, person.citizen_id, person.birth_date)
@@ -100,11 +111,7 @@ def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: 
 
 @operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.SS_VERIFY)
 def verify_ss_password(op: Op, card_number: str, password: str) -> dict[str, Any]:
-    card = _usable_card(op, card_number)
-    # A temporary or formal loss stops the card's SS application at once (RULES §5).
-    if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) in (SsStatus.TEMPORARY_LOSS,
-                                                                             SsStatus.FORMAL_LOSS):
-        raise SscardError("card_lost")
+    card = _card_in_use(op, card_number)
     check_ss_password(op, card, password)
     return {"card_number": card.card_number, "verified": True}
 

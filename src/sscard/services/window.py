@@ -141,6 +141,8 @@ def queue(op: Op) -> dict[str, Any]:
     batches in production."""
     center = lookup.own_center(op.session, op.actor)
     ready = op.session.execute(ready_cards(center.id)).all()
+    for c, _name in ready:  # the full name (issue 17: the clerk calls it out): each holder's access log lists it
+        op.listed("card", c.card_number, c.person_id)
     applied = op.session.scalar(lookup.applied_cards(center.id))
     batches = op.session.scalars(select(ProductionBatch).where(
         ProductionBatch.center_id == center.id).order_by(ProductionBatch.id.desc()).limit(20)).all()
@@ -200,14 +202,20 @@ def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict[str,
     access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
-    op.audit("card", card.card_number, person_id=card.person_id, handed_to="cardholder")
+    # Collected by an agent, the receipt goes to the agent: it names the power of attorney in its record
+    # and shows the holder masked, as every list does (R2.8's exception is what the cardholder is handed).
+    agent = card.collecting_attorney_id
+    op.audit("card", card.card_number, person_id=card.person_id, handed_to="agent" if agent else "cardholder",
+             on_behalf_of=card.person_id if agent else None, attorney_id=agent)
     data = cards.collection_receipt_view(op, card)
     handed = op.session.scalar(
         select(AuditRecord).where(AuditRecord.object_id == card.card_number, AuditRecord.result == "ok",
                                   AuditRecord.operation.in_(("counter.collect", "card.collect")))
         .order_by(AuditRecord.id.desc()).limit(1)
     )
-    return {**data, "person": {**data["person"], "name": lookup.person_by_id(op.session, card.person_id).name},
-            "card_number": card.card_number,
+    shown = {} if agent else {
+        "person": {**data["person"], "name": lookup.person_by_id(op.session, card.person_id).name},
+        "card_number": card.card_number}
+    return {**data, **shown,
             "center": _center(op.session.get(ServiceCenter, card.ready_center_id) if card.ready_center_id else None),
             "clerk": _staff(op, handed.actor_id if handed else None)}

@@ -367,7 +367,7 @@ CONFIRM = frozenset({"formal-loss", "collect"})
 
 def _formal_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     out = loss.report_formal_loss(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
-                                  ident["attorney_id"], idempotency_key=key)
+                                  ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
     return {"kind": "formal_loss", **out}
 
 
@@ -391,8 +391,6 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
                                        form.get("waive_reason", ""), **common)
     else:
         pin = form.get("pin") or None if form.get("payment") == "card" else None
-        if pin:
-            common["idempotency_key"] = None  # a request carrying a PIN is never kept
         out = replacement.apply(app, w.actor, number, reason, ident["presented_citizen_id"],
                                 form.get("payment") or None, pin=pin, **common)
     return {"kind": "replacement", **out}
