@@ -69,6 +69,7 @@ def backup(database_url: str, dest: Path) -> dict:
         with open(partial, "rb") as fh:
             os.fsync(fh.fileno())
         partial.replace(dest)
+        _sync_dir(dest.parent)  # the rename itself survives a power cut (session 22's reliability probe)
     finally:
         partial.unlink(missing_ok=True)
     return {"file": str(dest), "format": fmt, "bytes": dest.stat().st_size}
@@ -89,6 +90,7 @@ def restore(database_url: str, src: Path) -> dict:
         try:
             _sqlite_restore(src, partial)
             partial.replace(target)
+            _sync_dir(target.parent)
         finally:
             partial.unlink(missing_ok=True)
     else:
@@ -117,6 +119,15 @@ def checks_after_restore(app) -> dict:
 
 def _is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def _sync_dir(folder: Path) -> None:
+    """fsync a folder: a file renamed into it is there after a power cut, not only in the page cache."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _sqlite_path(url: str) -> str:

@@ -255,6 +255,41 @@ def test_a_double_click_on_confirm_deposits_once(bank_city, app, live_server, pa
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 1000
 
 
+def test_a_lost_answer_is_said_so_and_pressing_confirm_again_shows_the_first_result_once(
+        bank_city, app, live_server, page):
+    """Session 22's browser probe: a confirm whose answer was lost left the step as it was, in silence, and
+    the teller reloaded and did it again (twice the money). The page now says the answer was lost, that the
+    same button is safe, and focus goes there; the button answers the first result, doing nothing again.
+    The confirm step focuses its button (it fell to <body>: 15 Tabs to reach it)."""
+    card = active_account(bank_city, app)
+    sign_in(page, live_server)
+    page.fill("input[name=pan]", card.pan)
+    page.click("button:has-text('查询账户')")
+    page.click("nav >> text=存款")
+    page.fill("input[name=amount]", "44.44")
+    page.click("button:has-text('下一步：核对')")
+    page.wait_for_function("() => document.activeElement && document.activeElement.dataset.action === 'confirm'")
+
+    def drop_the_answer(route):
+        if route.request.method == "POST" and "step=confirmed" in (route.request.post_data or ""):
+            route.fetch()  # the server does it...
+            route.abort("connectionreset")  # ...and its answer never arrives
+        else:
+            route.continue_()
+
+    page.route("**/bank/deposit", drop_the_answer)
+    page.click("button:has-text('确认存款')")
+    status = page.wait_for_selector("#net-status:not([hidden])")
+    assert "不会重复办理" in status.inner_text()
+    assert page.evaluate("document.activeElement.id") == "net-status"
+    screenshot(page, "bank-lost-answer")
+    page.unroute("**/bank/deposit")
+    page.click("button:has-text('确认存款')")  # the same button: the first result, nothing done again
+    page.wait_for_selector("[data-slip]")
+    assert page.locator("#net-status").is_hidden()
+    assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 4444
+
+
 def test_without_javascript_the_confirm_step_is_a_page_and_a_resent_form_applies_once(bank_city, app, live_server,
                                                                                      browser):
     card = active_account(bank_city, app, fen=2000)

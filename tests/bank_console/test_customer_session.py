@@ -228,3 +228,49 @@ def test_an_english_statement_pdf_names_the_bank_in_english(bank_city, counter, 
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert seen["lang"] == "en" and seen["s"].bank_name == "ICBC" and seen["s"].outlet == "ICBC Xihu Sub-branch"
     assert seen["s"].name_masked == "张三"  # the holder's own statement names the holder
+
+
+def test_a_confirmed_withdrawal_goes_to_the_card_it_named_or_nowhere_when_another_window_changed_the_customer(
+        bank_city, counter, app):
+    """Session 22's browser probe (critical): tab 1 confirmed a withdrawal naming 杨兰英's card; tab 2 ended the
+    visit and looked up 傅莹秀; tab 1's confirm then debited 傅莹秀. The confirm step now carries the card it
+    names, sealed, and a desk whose customer changed since refuses it, doing nothing."""
+    teller = counter("teller")
+    first = served(bank_city, app, teller, "杨兰英", yuan="100")
+    step = teller.post("/bank/withdraw", {"amount": "12.34"})
+    assert first.pan[-4:] in step.text
+    teller.post("/bank/customer/end", {})
+    second = served(bank_city, app, teller, "傅莹秀", yuan="100")  # the other tab's customer
+    refused = confirmed(teller, "/bank/withdraw", step, pin=GOOD_PIN)
+    assert "desk_customer_changed" in refused.text or "已在其他窗口变更" in refused.text
+    assert first.pan[-4:] in text_of(refused.text)
+    for card in (first, second):
+        assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 10000
+    teller.post("/bank/account", {"pan": first.pan})
+    step = teller.post("/bank/deposit", {"amount": "5"})
+    teller.post("/bank/customer/end", {})  # the visit ended in the other tab: nobody at the desk
+    again = confirmed(teller, "/bank/deposit", step)
+    assert "已在其他窗口变更" in again.text
+    assert banking.statement(app, bank_city.actor("teller"), first.pan)["balance_fen"] == 10000
+
+
+def test_a_confirm_step_lists_the_cards_cash_of_the_last_half_hour_so_a_lost_answer_is_not_redone(
+        bank_city, counter, app, clock):
+    """Session 22's browser probe: an answer lost on the way back, then a reload and the same deposit again,
+    paid twice; "Back to edit" with another amount answered with idempotency wording and then did both."""
+    teller = counter("teller")
+    card = served(bank_city, app, teller)
+    step = teller.post("/bank/deposit", {"amount": "44.44"})
+    assert 'data-field="recent"' not in step.text
+    done = confirmed(teller, "/bank/deposit", step)  # (its answer "lost": the teller reloads and starts again)
+    ref = re.search(r'data-slip="([^"]+)"', done.text).group(1)
+    again = teller.post("/bank/deposit", {"amount": "44.44"})
+    recent = re.search(r'<div class="msg note" role="alert" data-field="recent">.*?</div>', again.text, re.S).group(0)
+    assert ref in recent and "¥44.44" in recent and "存款" in recent
+    edited = confirmed(teller, "/bank/deposit", step, amount="1000")  # the old form, its key, another amount
+    assert "此确认已经提交过" in edited.text and ref in edited.text
+    assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 4444
+    assert [line["ref"] for line in bank_counter.confirmation(app, bank_city.actor("teller"), card.pan)["recent"]] \
+        == [ref]
+    clock.advance(minutes=31)
+    assert bank_counter.confirmation(app, bank_city.actor("teller"), card.pan)["recent"] == []

@@ -63,3 +63,18 @@ def test_a_report_of_a_day_that_is_no_date_is_refused_not_todays(city, app):
             refused = web.get(f"{path}?day=2026-13-45")
             assert refused.status_code == 422 and "请求格式不正确" in refused.text, path
             assert web.get(path).status_code == 200
+
+
+def test_a_clerks_looks_are_neither_business_nor_refusals_in_the_day_report(city, app):
+    """Session 22's browser probe: "小计（另有被拒绝 115 笔）" for a clerk with no refusal at all: every
+    `viewed` record (a page that showed a person) was counted as a refusal."""
+    from sscard.services import window
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    for _ in range(3):
+        window.person_overview(app, clerk, card.person_id)
+    replacement.apply(app, clerk, card.card_number, "damaged", card.citizen_id, payment="cash")
+    row = next(c for c in reports.center_day(app, city.actor("csup"))["clerks"] if c["username"] == "clerk")
+    assert row["refused"] == 0 and row["operations"]["replacement.apply"] == 1
+    assert "window.person" not in row["operations"] and row["total"] == sum(row["operations"].values())

@@ -41,6 +41,20 @@ def test_the_feed_over_http_is_scoped_by_the_callers_token_and_pages_with_after(
     assert client.get("/api/v1/events").status_code == 401
 
 
+def test_a_merchants_pos_reads_the_banks_events_with_the_pans_masked(city, client):
+    """Session 22's privacy probe: a supermarket's POS read the full PAN of every card of the bank that was
+    lost, frozen or closed. The bank's staff and ATMs still get them in full."""
+    from sscard.core.identifiers import mask_pan
+
+    card = city.issued_card("郑一", bank="GSB")
+    loss.report_formal_loss(city.app, city.actor("clerk"), card.card_number, card.citizen_id)
+    pos = terminal_get(client, city.token(terminal="POS-1"), limit=500).json()["events"]
+    atm = terminal_get(client, city.token(terminal="ATM-GSB-1"), limit=500).json()["events"]
+    assert [e["id"] for e in pos] == [e["id"] for e in atm] and any(e["pan"] == card.pan for e in atm)
+    assert all(e["pan"] is None or e["pan"] == mask_pan(e["pan"]) for e in pos)
+    assert card.pan not in str(pos)
+
+
 def test_a_cardholder_may_not_read_the_feed(city):
     card = city.issued_card()
     with pytest.raises(SscardError) as refused:

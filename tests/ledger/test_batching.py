@@ -270,6 +270,43 @@ def test_a_postgresql_writer_keeps_its_turn_only_while_requests_keep_coming(city
     assert balance_of(app, card.pan) == 100_000 - 20
 
 
+def test_a_writer_that_hangs_holding_the_turn_loses_it_after_its_lease_and_the_others_write_on(
+        city, app, make_app, monkeypatch):
+    """Session 22's reliability probe: one worker SIGSTOPped under load held the writers' advisory lock, and
+    the other worker wrote nothing for 60 s, until uvicorn killed the stopped one. The server now ends the
+    lock's session once it has been idle for the lease (idle_session_timeout): a writer that keeps the turn
+    and stops asking (here: told never to let it go) loses it, and the other process's writer goes on;
+    the hung one, when it wakes, takes new connections and writes on too."""
+    import threading
+    import time
+
+    if app.db.dialect != "postgresql":
+        pytest.skip("the writers' advisory lock is PostgreSQL's")
+    monkeypatch.setattr(batching, "WRITER_LEASE_SECONDS", 1.0)
+    card = activated(city, opening_fen=100_000)
+    pos = terminal(city, "POS-1")
+    hung = batching.batcher(app)
+    hung.turn_idle = 3600.0  # keeps the turn however long nothing comes: as a stopped process does
+    batching.call(app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="lease-1")
+    assert hung._turn_held
+    other_app = make_app()
+    answered = threading.Event()
+    started = time.monotonic()
+
+    def pay() -> None:
+        batching.call(other_app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="lease-2")
+        answered.set()
+
+    payer = threading.Thread(target=pay)
+    payer.start()
+    assert answered.wait(10), "the other writer waited on past the hung one's lease"
+    payer.join()
+    assert time.monotonic() - started < 5
+    batching.call(app, banking.purchase, pos, card.pan, 10, PIN, idempotency_key="lease-3")  # the hung one wakes
+    assert balance_of(app, card.pan) == 100_000 - 30
+    assert invariants(app)["ok"]
+
+
 def test_a_busy_postgresql_writer_keeps_its_turn_without_a_round_trip_and_lets_a_waiting_writer_in(city, app):
     """While requests keep coming the writer keeps the advisory lock from batch to batch without asking
     for it again (each batch's commit pipeline asks pg_locks whether another writer waits); a writer of

@@ -46,9 +46,20 @@ def test_the_nightly_job_prunes_in_short_transactions_until_none_is_left(city, a
         banking.withdraw(app, atm, card.pan, 10, PIN, idempotency_key=f"k{i}")
     clock.advance(days=8)
     monkeypatch.setattr(retention, "PRUNE_LIMIT", 2)
+    monkeypatch.setattr(retention, "SQLITE_PRUNE_LIMIT", 2)  # (SQLite's one writer: shorter transactions)
     assert retention.prune_all(app, SYSTEM_ACTOR) >= 5
     with app.db.session() as s:
         prunes = s.scalar(select(func.count()).select_from(AuditRecord).where(AuditRecord.operation == "retention.prune_keys"))
         keys = set(s.scalars(select(IdempotencyRecord.key)))
     assert not keys & {f"k{i}" for i in range(5)}
     assert prunes >= 3  # at most 2 a transaction, each with its record, the last removing fewer than 2
+
+
+def test_the_nightly_job_on_sqlite_deletes_in_transactions_ten_times_shorter(app, monkeypatch):
+    """Session 22's reliability probe: on SQLite the sweep's 20,000 deletes in a transaction held payments
+    up half a second."""
+    calls = []
+    monkeypatch.setattr(retention, "prune_keys", lambda app_, actor, limit: calls.append(limit) or {"removed": 0})
+    retention.prune_all(app, SYSTEM_ACTOR)
+    assert calls == [retention.SQLITE_PRUNE_LIMIT if app.db.dialect == "sqlite" else retention.PRUNE_LIMIT]
+    assert retention.SQLITE_PRUNE_LIMIT * 10 == retention.PRUNE_LIMIT

@@ -23,7 +23,8 @@ class EventOut(BaseModel):
     bank: str | None = Field(description="the card's bank code")
     center: str | None = Field(description="the service center the card is (or will be) collected at")
     card_number: str | None = Field(description="masked: A1*****2X")
-    pan: str | None = Field(description="in full for the card's own bank, masked for anyone else")
+    pan: str | None = Field(description="in full for the card's own bank (its staff and ATMs), masked for anyone "
+                            "else (a POS terminal included)")
     before: str | None = Field(description="the state before (null: the card or account is new)")
     after: str | None
     operation: str = Field(description="the business operation that changed it, e.g. ss_loss.report_formal")

@@ -81,6 +81,19 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "This idempotency key was already used for a different request",
     ),
     "idempotency_key_required": (400, "缺少幂等键（Idempotency-Key）", "An Idempotency-Key header is required"),
+    # the bank counter's desk (web.bank_console): a confirm step is for the card it names
+    "desk_customer_changed": (
+        409,
+        "柜台的当前客户已在其他窗口变更或结束办理：此确认针对尾号{last4}的卡，未办理任何业务。请重新查询客户后再办理。",
+        "The customer at the desk was changed or the visit ended in another window: this confirmation was for the "
+        "card ending {last4}, and nothing was done. Look the customer up again first.",
+    ),
+    "confirmation_already_used": (
+        409,
+        "此确认已经提交过，业务已按当时确认的内容办理（见下方最近交易）；修改后的内容没有办理。如需再办一笔，请重新开始。",
+        "This confirmation was already submitted and done as confirmed then (see the recent transactions below); "
+        "the change was not done. To make another one, start again.",
+    ),
     # money (used by the ledger)
     "insufficient_funds": (409, "余额不足", "Insufficient funds"),
     "account_lost": (409, "账户已挂失，不能支出", "The account is reported lost: debits are refused"),

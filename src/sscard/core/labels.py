@@ -161,6 +161,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "bank_counter.customer": (None, "查看银行客户信息"),
     "bank_counter.statement": (None, "查看账户明细"),
     "bank_counter.slip": (None, "查看业务回单"),
+    "bank_counter.confirmation": (None, "柜台办理前核对账户和最近交易"),
     "certificates.issue": (None, "开具参保证明"),
     "hotline.agent_request": (None, "热线转人工"),
     "hotline.agent_take": (None, "热线人工受理"),

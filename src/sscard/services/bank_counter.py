@@ -9,7 +9,7 @@ person's data (the account holder's full name is shown to the teller).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
 
 from sqlalchemy import select
@@ -118,6 +118,29 @@ def customer(op: Op, pan: str) -> Customer:
     out, account = _customer(op, pan)
     op.audit("bank_account", account.pan, person_id=account.person_id, shown="holder_name")
     return out
+
+
+RECENT_MINUTES = 30
+"""How far back a confirm step lists the card's deposits and withdrawals: a transaction done while its
+answer was lost (a dropped connection, a reload) shows there before the teller does it again."""
+
+
+class Confirmation(Customer):
+    recent: list[Line]  # the card's posted deposits and withdrawals of the last RECENT_MINUTES, newest first
+
+
+@query("bank_counter.confirmation", roles=BANK_STAFF, scope=Scope.OWN)
+def confirmation(op: Op, pan: str) -> Confirmation:
+    """What a deposit's or withdrawal's confirm step shows: the customer (as on every page) and the card's
+    cash movements of the last half hour, so a second one of the same is seen before it is made (session
+    22's browser probe: after a lost answer, a reload and redo paid out twice)."""
+    out, account = _customer(op, pan)
+    data = banking.statement.__wrapped__(op, pan, limit=20)
+    since = op.now - timedelta(minutes=RECENT_MINUTES)
+    recent = [line for line in lines_of(data["entries"], data["balance_fen"])
+              if line["posted"] and line["code"] in ("deposit", "withdrawal") and line["at"] >= since]
+    op.audit("bank_account", account.pan, person_id=account.person_id, shown="holder_name,recent")
+    return {**out, "recent": recent}
 
 
 def lines_of(entries: list[dict[str, Any]], balance_fen: int) -> list[Line]:

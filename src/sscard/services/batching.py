@@ -79,6 +79,14 @@ log = logging.getLogger("sscard.batching")
 _ALONE = object()  # "answer this one through the ordinary frame"
 RETRY_BURST_SECONDS = 1.0  # after a batch met a stored key, batches read their keys' answers first this long
 RECENT_KEYS = 65_536  # keys a writer remembers having committed (a hint for retries; ~10 MB at most)
+WRITER_LEASE_SECONDS = 10.0
+"""PostgreSQL: how long a writer's connections may sit idle before the server ends them
+(idle_session_timeout on the one holding the writers' advisory lock, idle_in_transaction_session_timeout on
+the other). A writer that hangs (stopped, swapped out, deadlocked in Python) while it holds the turn would
+otherwise stop every other process's writes until its supervisor kills it, a minute later (session 22's
+reliability probe: 0 writes a second for 60 s on both workers when one was SIGSTOPped under load). A live
+writer touches its lock connection at least every half lease (`_attempt`), and opens new connections after
+a longer idle (`_connections`), so the lease ends only a writer that has stopped."""
 
 
 @dataclass
@@ -169,6 +177,7 @@ class Batcher:
         self.alone = 0  # requests the batch could not keep, answered one by one through the frame
         self.unknown_commits = 0  # batches whose COMMIT's answer was lost, resolved by their commit marker
         self._next_prune = 0.0  # PostgreSQL: when (monotonic) the writer next prunes old commit markers
+        self._lookup_at = 0.0  # PostgreSQL: when (monotonic) the lock connection last spoke to the server
         # keys this writer committed lately, oldest first (an OrderedDict: dropping a plain dict's first
         # key again and again walks past every key deleted before it)
         self._recent: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
@@ -498,10 +507,12 @@ class Batcher:
             self._attempt_viewed(lookup, viewed, todo, outcomes)
             return
         try:
-            if not self._turn_held or self._turn_wanted:
+            if not self._turn_held or self._turn_wanted or \
+                    time.monotonic() - self._lookup_at > WRITER_LEASE_SECONDS / 2:  # (the lease: kept alive)
                 lookup.execute(_WRITER_HANDOFF if self._turn_held else _WRITER_LOCK, {"k": WRITER_LOCK_KEY})
                 lookup.rollback()
                 self._turn_held, self._turn_wanted = True, False
+                self._lookup_at = time.monotonic()
             # else: nobody waited for the lock when the last batch committed (the commit's pipeline
             # asked): keep it without a round trip; a writer that queued since is let in after this batch
         except BaseException:
@@ -519,6 +530,7 @@ class Batcher:
         try:
             execute_many(lookup, INSERT_AUDITS, audits)  # one statement (execute_many's multi-row VALUES)
             lookup.rollback()  # ends SQLAlchemy's view of the autocommit "transaction": no round trip
+            self._lookup_at = time.monotonic()
         except BaseException:
             self._close_connections()
             raise
@@ -534,6 +546,7 @@ class Batcher:
         try:
             self._lookup.execute(_WRITER_UNLOCK, {"k": WRITER_LOCK_KEY})
             self._lookup.rollback()
+            self._lookup_at = time.monotonic()
         except Exception:  # noqa: BLE001  a broken connection is dropped, and the lock with it
             log.debug("releasing the writer lock failed", exc_info=True)
             self._close_connections()
@@ -636,7 +649,9 @@ class Batcher:
         batch): one for the batches' transactions and, on PostgreSQL, an autocommit one for the
         idempotency lookups (one round trip, no predicate locks)."""
         postgres = self.app.db.dialect == "postgresql"
-        if any(c is None or c.closed or c.invalidated for c in (self._conn, *([self._lookup] if postgres else []))):
+        stale = postgres and time.monotonic() - self._lookup_at > WRITER_LEASE_SECONDS * 0.8  # (ended by the lease)
+        if stale or any(c is None or c.closed or c.invalidated
+                        for c in (self._conn, *([self._lookup] if postgres else []))):
             self._close_connections()
             engine = self.app.db.engine
             self._conn = engine.connect()
@@ -645,6 +660,14 @@ class Batcher:
                 assert driver is not None  # a connection just opened
                 driver.execute("PRAGMA wal_autocheckpoint=0")
             self._lookup = engine.connect().execution_options(isolation_level="AUTOCOMMIT") if postgres else None
+            if self._lookup is not None:
+                lease = f"{int(WRITER_LEASE_SECONDS * 1000)}ms"
+                self._conn.exec_driver_sql(f"SET idle_in_transaction_session_timeout = '{lease}'")
+                self._conn.commit()
+                if (engine.dialect.server_version_info or (0,)) >= (14,):  # (idle_session_timeout came in 14)
+                    self._lookup.exec_driver_sql(f"SET idle_session_timeout = '{lease}'")
+                    self._lookup.rollback()
+                self._lookup_at = time.monotonic()
         assert self._conn is not None  # opened above when missing or closed
         return self._conn, self._lookup
 

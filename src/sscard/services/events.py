@@ -47,7 +47,9 @@ def feed(op: Op, after: int = 0, limit: int = DEFAULT_LIMIT) -> dict[str, Any]:
     rows = session.scalars(stmt).all()
     banks = dict(session.execute(select(Bank.id, Bank.code)).all()) if rows else {}
     centers = dict(session.execute(select(ServiceCenter.id, ServiceCenter.code)).all()) if rows else {}
-    full_pan = actor.role in BANK_STAFF or actor.role is Role.TERMINAL
+    # the PAN in full for the bank's own staff and ATMs (its machines); a POS is a merchant's: it has no
+    # business with the numbers of the bank's lost and frozen cards (session 22's privacy probe)
+    full_pan = actor.role in BANK_STAFF or (actor.role is Role.TERMINAL and actor.terminal_kind in access.ATM)
     return {
         "events": [payload(e, banks, centers, full_pan=full_pan) for e in rows],
         "next_after": rows[-1].id if rows else after,

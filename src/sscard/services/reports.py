@@ -50,7 +50,8 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
     rows = op.session.execute(
         select(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result, func.count())
         .where(AuditRecord.place == center.code, AuditRecord.actor_kind == "staff",
-               AuditRecord.at >= start, AuditRecord.at < end)
+               AuditRecord.at >= start, AuditRecord.at < end,
+               AuditRecord.result != "viewed")  # the day's business and refusals, not its looks (session 22)
         .group_by(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result)
     ).all()
     names: dict[str, tuple[str, str]] = {}

@@ -234,11 +234,28 @@ Confirm = Callable[[App, Desk, dict[str, str], str, Request], dict | None]
 
 
 def _confirmation(app: App, desk: Desk, pan: str, amount_fen: int | None) -> dict:
-    """What the confirm step names: the card's last four digits, the holder, the amount and its 大写."""
-    who = bank_counter.customer(app, desk.actor, pan)
+    """What the confirm step names: the card's last four digits, the holder, the amount and its 大写, and
+    for an amount the card's cash movements of the last half hour (bank_counter.confirmation)."""
+    who: Any = (bank_counter.confirmation(app, desk.actor, pan) if amount_fen is not None
+                else bank_counter.customer(app, desk.actor, pan))
     out = {"last4": who["last4"], "holder_name": who["holder_name"], "status": who["status"],
-           "amount_fen": amount_fen, "capitals": yuan_in_capitals(amount_fen) if amount_fen is not None else ""}
+           "amount_fen": amount_fen, "capitals": yuan_in_capitals(amount_fen) if amount_fen is not None else "",
+           "recent": who.get("recent", [])}
     return out
+
+
+def _confirmed_pan(request: Request, desk: Desk, form: dict[str, str]) -> str:
+    """The card a confirm step named, from its sealed reference, and still the customer at the desk: another
+    window that changed the customer, or ended the visit, must not redirect the confirmed act to whoever is at
+    the desk now (session 22's browser probe: a withdrawal confirmed for one holder debited the next)."""
+    if form.get("pan"):  # the card typed in the request itself: named, not implied
+        return _clean_pan(form)
+    if not form.get("pan_ref"):  # a confirmation naming no card would act on whoever is at the desk
+        raise SscardError("invalid_request")
+    pan = open_pan(_app(request), desk, form["pan_ref"])
+    if _session_pan(request, desk) != pan:
+        raise SscardError("desk_customer_changed", last4=pan[-4:])
+    return pan
 
 
 async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[str, ...] = (),
@@ -257,14 +274,15 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     kept = _entered(form, "pan", "citizen_id", *keep)
     pan = ""
     try:
-        pan = _pan_of(request, desk, form)
+        pan = _confirmed_pan(request, desk, form) if confirm is not None and step == "confirmed" else \
+            _pan_of(request, desk, form)
         if step == "edit":
             return _page(request, desk, page, {"form": kept, "op_key": form.get("op_key") or _key()})
         if confirm is not None and step != "confirmed":
             shown = await run_in_threadpool(confirm, app, desk, form, pan, request)
             if shown is not None:
                 ctx = {"form": kept, "confirm": shown, "op_key": form.get("op_key") or _key(),
-                       "pan_ref": seal_pan(app, desk, pan) if form.get("pan") else ""}
+                       "pan_ref": seal_pan(app, desk, pan)}  # the confirmed act is for this card, none other
                 return _keep_customer(_page(request, desk, page, ctx, customer_pan=pan), request, desk, pan)
         # in a worker thread: the operation's database work (or its wait for a group commit) must not
         # hold up the event loop that serves every other request
@@ -272,12 +290,17 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     except SscardError as err:
         ctx = {"form": kept, "last_pan": _masked_pan_hint(form), "error": _message(err, lang),
                "error_code": err.code}
+        if err.code == "idempotency_key_reused" and step == "confirmed":
+            # the form's key was used: its first submission was done (its answer lost), this one differs
+            err = SscardError("confirmation_already_used")
+            ctx.update(error=_message(err, lang), error_code=err.code,
+                       recent=(await run_in_threadpool(bank_counter.confirmation, app, desk.actor, pan))["recent"])
         if err.code == "wrong_bank":
             ctx["card_bank"] = _bank_name(app, pan, lang)
         if err.code in PIN_ERRORS and confirm is not None and step == "confirmed":
             try:  # back to the PIN pad with the amount kept, under a fresh key (the refusal used the old)
                 ctx["confirm"] = await run_in_threadpool(confirm, app, desk, form, pan, request)
-                ctx["pan_ref"] = seal_pan(app, desk, pan) if form.get("pan") or form.get("pan_ref") else ""
+                ctx["pan_ref"] = seal_pan(app, desk, pan)
             except SscardError:
                 pass
         return _page(request, desk, page, ctx, err.status)

@@ -16,7 +16,8 @@ import re
 
 from fastapi import Request
 
-# No inline script or style anywhere: templates load /static/htmx.min.js and /static/sscard.css only, and
+# No inline script or style anywhere: templates load /static/htmx.min.js, /static/sscard.js and
+# /static/sscard.css only, and
 # base.html turns off htmx's injected indicator <style> and its eval (meta htmx-config).
 CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
        "frame-ancestors 'none'")
