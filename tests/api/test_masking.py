@@ -21,12 +21,14 @@ def test_an_answer_masks_its_numbers_at_any_depth_and_in_keys_no_model_declares(
     pan, number, cid = "6222020000000001234", "A12345678", make_citizen_id("110105", date(1980, 5, 17), 1)
     dumped = Answer(card_number=number, inner=Inner(pan=pan), rows=[{"pan": pan}],
                     undeclared={"citizen_id": cid, "name": "欧阳秘测", "list": [{"old_card_number": number}]},
-                    bank={"name": "工商银行", "code": "GSB"}).model_dump(mode="json")
+                    bank={"name": "工商银行", "code": "GSB"},
+                    queue=[{"person_id": 7, "name": "阎伟"}]).model_dump(mode="json")
     assert dumped == {"card_number": mask_card_number(number), "inner": {"pan": mask_pan(pan)},
                       "rows": [{"pan": mask_pan(pan)}],
                       "undeclared": {"citizen_id": mask_citizen_id(cid), "name": "欧***",
                                      "list": [{"old_card_number": mask_card_number(number)}]},
-                      "bank": {"name": "工商银行", "code": "GSB"}}  # a bank's name is no person's
+                      "bank": {"name": "工商银行", "code": "GSB"},  # a bank's name is no person's
+                      "queue": [{"person_id": 7, "name": "阎*"}]}
     assert Answer.model_validate(dumped).model_dump(mode="json") == dumped  # masking a masked number: the same
 
 
@@ -53,3 +55,13 @@ def test_the_number_of_a_card_a_request_issued_is_answered_in_full_to_its_issuer
     assert verified.status_code == 200 and verified.json()["card_number"] == mask_card_number(number)
     for answer in (collected, verified, client.get(f"/api/v1/cards/{number}", headers=headers(clerk))):
         assert number not in answer.text and cid not in answer.text
+
+
+def test_the_collection_queue_over_the_api_masks_the_names_the_console_calls_out(city, client):
+    """Session 22's contract probe: GET /counter/queue answered full names (R2.8: the API's lists stay
+    masked; the console shows them to the clerk who calls them out, each view recorded)."""
+    from tests.console.helpers import ready_replacement
+
+    ready_replacement(city, city.issued_card("蒋文"))
+    rows = client.get("/api/v1/counter/queue", headers=headers(city.token("clerk"))).json()["ready"]
+    assert [r["name"] for r in rows] == ["蒋*"]

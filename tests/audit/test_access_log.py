@@ -341,3 +341,58 @@ def test_the_collection_queues_full_names_are_a_viewed_record_for_each_listed_ho
         words = [r for r in audit.about_me(app, city.cardholder(card))["records"] if r["operation"] == "window.queue"]
         assert [r["kind"] for r in words] == ["viewed"]
     assert _records(app, elsewhere.person_id, "viewed") == []
+
+
+def test_a_refusal_after_a_card_was_found_names_the_card_and_its_holder_whatever_the_service(city, app):
+    """Session 22's auditor: a kiosk's password change on a lost card (card_lost), an agent's reset under a
+    power of attorney that does not cover it (attorney_not_valid) and a formal loss by the wrong agent
+    (identity_mismatch) were recorded naming no card and no person: nobody could ask who tried what on the
+    card. Every lookup of a card or an account by its number now names it in the operation's record
+    (access.REACHED), so each such refusal is in the holder's trail."""
+    from datetime import timedelta
+
+    from sscard.services import attorney, passwords
+    from tests.console.helpers import AGENT_ID, OTHER_ID
+    from tests.ledger.helpers import terminal
+
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    today = app.clock.today()
+    narrow = attorney.record(app, clerk, card.person_id, "李代理", AGENT_ID, ["card.collect"], today,
+                             today + timedelta(days=30), "D1")
+    formal = attorney.record(app, clerk, card.person_id, "李代理", AGENT_ID, ["ss_loss.report_formal"], today,
+                             today + timedelta(days=30), "D2")
+    loss.report_temporary_loss(app, city.cardholder(card), card.card_number)
+    attempts = [
+        (lambda: passwords.change_ss_password(app, terminal(city, "KIOSK-1"), card.card_number, "123456",
+                                              "135790", "135790"), "ss_password.change", "card_lost"),
+        (lambda: passwords.reset_ss_password_by_agent(app, clerk, card.card_number, card.citizen_id, narrow["id"],
+                                                      AGENT_ID), "ss_password.reset_by_agent", "attorney_not_valid"),
+        (lambda: loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id, formal["id"], OTHER_ID),
+         "ss_loss.report_formal", "identity_mismatch"),
+    ]
+    for attempt, operation, code in attempts:
+        with pytest.raises(SscardError) as refused:
+            attempt()
+        assert refused.value.code == code
+        with app.db.session() as s:
+            record = s.scalars(select(AuditRecord).where(AuditRecord.operation == operation)
+                               .order_by(AuditRecord.id.desc())).first()
+        assert (record.result, record.object_type, record.object_id, record.person_id) == (
+            code, "card", card.card_number, card.person_id), operation
+
+
+def test_a_pos_holds_capture_and_void_are_in_the_holders_record(city, app):
+    """Session 22's auditor: the capture of a hold (the money taken) and its void named no person, so the
+    cardholder's access log showed the authorization only."""
+    from sscard.services import banking
+    from tests.ledger.helpers import PIN, activated, terminal
+
+    card = activated(city, opening_fen=50_000)
+    pos = terminal(city, "POS-1")
+    held = banking.authorize_payment(app, pos, card.pan, 12_000, PIN, idempotency_key="h1")
+    banking.capture_payment(app, pos, held["transfer_id"], 10_000, idempotency_key="c1")
+    other = banking.authorize_payment(app, pos, card.pan, 4_000, PIN, idempotency_key="h2")
+    banking.void_payment(app, pos, other["transfer_id"], idempotency_key="v1")
+    mine = {r["operation"] for r in audit.about_me(app, city.cardholder(card))["records"]}
+    assert {"bank.capture_payment", "bank.void_payment"} <= mine

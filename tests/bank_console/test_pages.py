@@ -98,7 +98,12 @@ def test_idle_session_sends_the_teller_back_to_login(counter, clock):
     assert gone.status_code == 303 and gone.headers["location"] == "/bank/login"
     htmx = teller.client.post("/bank/account", data={"csrf_token": teller.csrf, "pan": "1"},
                               headers={"HX-Request": "true"}, follow_redirects=False)
-    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/bank/login"
+    assert htmx.status_code == 401 and htmx.headers["HX-Redirect"] == "/bank/login?unsent=1"
+    # session 22's browser probe: a confirm sent after the session ended landed on the plain login page; it
+    # now says that what was sent was not done
+    page = teller.client.get(htmx.headers["HX-Redirect"])
+    assert "刚才提交的操作没有办理" in page.text
+    assert "刚才提交的操作没有办理" not in teller.client.get("/bank/login").text
 
 
 # ---------------------------------------------------------------- activation

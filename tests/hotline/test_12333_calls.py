@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sscard.services import audit, cards
 from tests.hotline.conftest import QUERY_PASSWORD
 from tests.hotline.phone import Phone, keys_for_citizen_id
@@ -93,6 +95,20 @@ def test_a_key_ends_the_run_of_timeouts(client, holder):
     assert "查询卡片状态" in phone.text
     phone.silence().silence()
     assert not phone.ended
+
+
+def test_backing_out_with_star_to_try_another_id_does_not_start_the_calls_count_again(client, city):
+    """Session 22's hotline probe: ID, wrong password, *, another ID, wrong password... gave 24 wrong
+    query passwords over 12 IDs in one call (a withheld number has no throttle but the call's tries)."""
+    people = [city.issued_card(name, birth=date(1980 + i, 3, 4 + i))
+              for i, name in enumerate(("甲一", "乙二", "丙三"))]
+    phone = Phone(client, caller="").press("1").press("1")
+    for n, card in enumerate(people, start=1):
+        identify(phone, card, "11112222")
+        if n < len(people):
+            assert "密码错误" in phone.text and not phone.ended
+            phone.press("*")  # back to the ID
+    assert phone.ended and "错误次数过多" in phone.text
 
 
 def test_wrong_menu_keys_reprompt_then_hang_up(client):

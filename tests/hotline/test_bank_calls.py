@@ -112,10 +112,16 @@ def test_wrong_pins_lock_the_pin(client, active, app, city):
     phone = Phone(client, "bank:GSB").press("1").press("1")
     identify(phone, active, pin="000001")
     phone.press("1").press("000002").press("1").press("000003")
-    assert phone.ended and "银行密码已锁定" in phone.text
+    assert phone.ended and "错误次数过多" in phone.text
     with pytest.raises(SscardError) as err:
         banking.balance_inquiry(app, city.cardholder(active), active.pan, active.pin)
     assert err.value.code == "pin_locked"
+    # the lock is not told on the line (R5.4: an ID with a card here is answered as an unknown one; session
+    # 22's probe heard "银行密码已锁定至..." for a known ID and "密码错误" for an unknown one)
+    locked = identify(Phone(client, "bank:GSB", caller="").press("1").press("1"), active, pin=active.pin)
+    unknown = Phone(client, "bank:GSB", caller="").press("1").press("1").press("11010519491231002*")
+    unknown.press("1").press(active.pin)
+    assert locked.last == unknown.last and "锁定" not in locked.all_text
 
 
 def test_balance_needs_the_pin_and_is_read_out(client, active):
@@ -198,3 +204,24 @@ def test_a_wrong_old_pin_in_a_pin_change_says_the_tries_left(client, active):
     phone.press("000001")
     assert "密码错误" in phone.text and "还可尝试2次" in phone.text
     assert "000001" not in phone.all_text
+
+
+def test_after_a_replacement_the_old_cards_account_still_in_use_is_the_one_reported_lost(client, active, app, city):
+    """Session 22's hotline probe (high): after a renewal the old card was cancelled on the SS side but its
+    account stayed active and paid out at an ATM (RULES §6: until the new card is activated), while the
+    bank line picked the new card's account, not activated: the right PIN was "wrong" and no oral loss
+    could be made. The line now picks the account a card can move money from."""
+    from tests.console.helpers import ready_replacement
+
+    applied = ready_replacement(city, active)
+    cards.collect_card(app, city.actor("clerk"), applied["card_number"], active.citizen_id)
+    assert cards.card_status(app, city.actor("clerk"), active.card_number)["ss_status"] == "cancelled"
+    assert banking.withdraw(app, atm(city, app), active.pan, 1_000, active.pin)["balance_fen"] == 49_000
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, pin=active.pin)
+    assert "身份验证成功" in phone.text and f"尾号{active.pan[-4:]}" in phone.text
+    phone.press("1")
+    assert "口头挂失成功" in phone.text
+    with pytest.raises(SscardError) as err:
+        banking.withdraw(app, atm(city, app), active.pan, 1_000, active.pin)
+    assert err.value.code == "account_lost"

@@ -107,6 +107,11 @@ def test_the_contract_declares_retry_after_and_a_key_that_is_never_null(client):
     assert keys and all(k == {"type": "string", "minLength": 1, "maxLength": 80, "title": "Idempotency-Key"}
                         for k in keys)
     assert {"locked_until", "reset_required"} <= spec["components"]["schemas"]["ErrorBody"]["properties"].keys()
+    # session 22's contract probe: an optional key reused with another body is refused too, and is listed;
+    # a hold's longest timeout (30 days, refused above it) is in the contract
+    assert "idempotency_key_reused" in spec["paths"]["/api/v1/terminal/balance"]["post"]["x-error-codes"]
+    authorize = spec["components"]["schemas"]["Authorize"]["properties"]["timeout_seconds"]["anyOf"][0]
+    assert authorize["maximum"] == 30 * 24 * 3600
 
 
 def test_terminal_transfer_and_pin_change(city, app, client):

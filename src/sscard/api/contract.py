@@ -115,6 +115,17 @@ def _reached(module_name: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def _takes_a_key(route: APIRoute) -> bool:
+    """The route reads an Idempotency-Key header (its own or through a dependency)."""
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if any(p.name == "idempotency_key" for p in dep.header_params):
+            return True
+        stack.extend(dep.dependencies)
+    return False
+
+
 def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]:
     codes = set(FRAME_CODES)
     if decl is not None:
@@ -123,6 +134,8 @@ def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]
             codes |= _module_codes(name)
         if decl.keyed:
             codes |= {"idempotency_key_required", "idempotency_key_reused"}
+        elif _takes_a_key(route):  # an optional key (a balance inquiry): reused with another body, refused
+            codes.add("idempotency_key_reused")
         if decl.terminals is not None and Role.TERMINAL in decl.roles:
             codes.add("wrong_terminal_kind")
         if decl.scope is Scope.OWN:

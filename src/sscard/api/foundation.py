@@ -61,12 +61,12 @@ def start_batch(body: s.StartBatch, app: AppDep, actor: ActorDep, key: KeyDep) -
 
 
 @router.post("/production-batches/{batch_code}/complete")
-def complete_batch(batch_code: BatchCode, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ProductionCompleteBatchOut:
+def complete_batch(batch_code: BatchCode, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReplacementCompleteBatchOut:
     return production.complete_batch(app, actor, batch_code, idempotency_key=key)
 
 
 @router.post("/cards/{card_number}/collect")
-def collect(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CardCollectOut:
+def collect(card_number: str, body: s.Collect, app: AppDep, actor: ActorDep, key: KeyDep) -> r.CounterCollectOut:
     return cards.collect_card(app, actor, card_number, body.presented_citizen_id, idempotency_key=key)
 
 

@@ -44,7 +44,8 @@ class CardAmountPin(CardAmount):
 
 
 class Authorize(CardAmountPin):
-    timeout_seconds: StrictInt | None = Field(None, gt=0)
+    timeout_seconds: StrictInt | None = Field(None, gt=0, le=int(banking.MAX_PENDING_TIMEOUT.total_seconds()),
+                                              description="how long the hold lasts before it expires (at most 30 days)")
     transfer_id: str | None = Field(None, min_length=1, max_length=64)
 
 

@@ -32,11 +32,12 @@ not an `Out`)."""
 
 def masked(value: Any) -> Any:
     """`value` with every MASKED key of every dict in it masked (lists and dicts walked), and the `name` of
-    a dict that names a person by `citizen_id` (a person's name is masked as the ID beside it is; a bank's
-    or a center's name is not)."""
+    a dict that names a person by `citizen_id` or `person_id` (a person's name is masked as the ID beside
+    it is, the collection queue's rows included: R2.8, the API's lists stay masked; a bank's or a center's
+    name is not)."""
     if isinstance(value, dict):
         out = {k: (MASKED[k](v) if k in MASKED and isinstance(v, str) else masked(v)) for k, v in value.items()}
-        if "citizen_id" in out and isinstance(out.get("name"), str):
+        if ("citizen_id" in out or "person_id" in out) and isinstance(out.get("name"), str):
             out["name"] = mask_name(out["name"])
         return out
     if isinstance(value, list):

@@ -218,6 +218,13 @@ def _about(refusal: SscardError, about: About | None) -> SscardError:
     return refusal
 
 
+REACHED = "sscard.reached"
+"""The key, in an operation's ORM session's `info`, of its Op.reached: the lookups of a card or an account
+by its number (services.lookup) name what they found there, so a refusal after names it in its record
+whatever the service, with no call to remember (session 22's auditor: refusals of a password change on a
+lost card, of an agent's reset and of a formal loss by the wrong agent named no card and no person)."""
+
+
 def require_self(actor: Actor, person_id: int) -> None:
     """A cardholder acts only on their own cards: another person's id answers as if it did not exist,
     with the code an id of nobody gets (`person_not_found`: session 22's probe told the two apart)."""

@@ -559,7 +559,8 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
     merchant = _merchant_account(op)
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
     access.checked(Scope.OWN)  # post_pending refuses a hold whose merchant is not this terminal
-    op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"])
+    op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"],
+             person_id=_holder_of(op, transfer_id))
     return posted
 
 
@@ -568,8 +569,21 @@ def void_payment(op: Op, transfer_id: str) -> dict[str, Any]:
     merchant = _merchant_account(op)
     voided = ledger.void_pending(op, transfer_id, credit_account_id=merchant)
     access.checked(Scope.OWN)  # void_pending refuses a hold whose merchant is not this terminal
-    op.audit("ledger_transfer", transfer_id, before="pending", after="voided", amount_fen=voided["amount_fen"])
+    op.audit("ledger_transfer", transfer_id, before="pending", after="voided", amount_fen=voided["amount_fen"],
+             person_id=_holder_of(op, transfer_id))
     return voided
+
+
+_HOLDER_OF_HOLD = select(BankAccount.person_id).join(
+    ledger.TRANSFERS, ledger.TRANSFERS.c.debit_account_id == BankAccount.ledger_account_id).where(
+    ledger.TRANSFERS.c.transfer_id == bindparam("tid")).limit(1)
+
+
+def _holder_of(op: Op, transfer_id: str) -> int | None:
+    """The cardholder a POS hold was taken from: its capture and its void are in their record (session 22's
+    auditor: only the authorization was, so the cardholder's access log never showed the 100.00 taken)."""
+    rows = op.rows(_HOLDER_OF_HOLD, {"tid": transfer_id})
+    return rows[0].person_id if rows else None
 
 
 @operation("bank.expire_pending", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY, batched=True, alone=True)

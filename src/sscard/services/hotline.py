@@ -226,7 +226,11 @@ def _phone_digits(text: str) -> str:
 
 
 def _caller_account(op: Op, bank: Bank, citizen_id: str) -> tuple[BankAccount | None, Person | None]:
-    """The caller's account at this bank: the current card's, else the newest one not closed."""
+    """The caller's account at this bank that a card can move money from: the current card's when it is
+    activated, else the newest activated one (after a renewal or replacement, the old card's account stays
+    active, and usable, until the new card is activated: RULES §6; session 22's hotline probe found it could
+    not be reported lost, the line picking the new card's account, not activated yet). With none activated,
+    the current card's, else the newest not closed."""
     try:
         person = lookup.person_by_citizen_id(op.session, validate_citizen_id(citizen_id))
     except SscardError:
@@ -237,7 +241,8 @@ def _caller_account(op: Op, bank: Bank, citizen_id: str) -> tuple[BankAccount | 
     if not accounts:
         return None, person
     current = lookup.current_card(op.session, person.id)
-    chosen = next((a for a in accounts if current is not None and a.card_id == current.id), accounts[0])
+    in_use = [a for a in accounts if a.status != BankStatus.NOT_ACTIVATED] or accounts
+    chosen = next((a for a in in_use if current is not None and a.card_id == current.id), in_use[0])
     return chosen, person
 
 

@@ -38,6 +38,9 @@ def _owned(session: Session, statement: Select[Owned], actor: Actor | None, *, m
     found = _one(session, statement, missing_code=missing_code)
     if actor is not None:
         access.require_own(actor, _about(found), bank_id=found.bank_id, missing=missing_code)
+    reached = session.info.get(access.REACHED)
+    if reached is not None:  # the operation's record names it, even if it is refused after
+        reached(_about(found))
     return found
 
 

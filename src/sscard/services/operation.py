@@ -98,6 +98,8 @@ class Op:
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
         note_operation(self.name, self.actor)  # the request's log lines name the operation
+        if self._session is not None:
+            self._session.info[access.REACHED] = self.reached  # (the lookups name what they find: access.REACHED)
 
     @property
     def session(self) -> Session:
@@ -105,6 +107,7 @@ class Op:
         if self._session is None:
             assert self._reads is not None  # an operation's frame gives it a session, a read's frame its reads
             self._session = self._reads.session()
+            self._session.info[access.REACHED] = self.reached
         return self._session
 
     def rows(self, stmt: Any, params: dict[str, Any]) -> list[Any]:
@@ -139,13 +142,11 @@ class Op:
         attorney_id: int | None = None,
         **detail: Any,
     ) -> None:
-        """Say what this operation changed; written as the operation's one audit record."""
-        self._audit.update(
-            object_type=object_type,
-            object_id=str(object_id),
-            before=str(before or ""),
-            after=str(after or ""),
-        )
+        """Say what this operation changed; written as the operation's one audit record. A call that names
+        no object (a power of attorney's check adding its id) keeps the object named so far."""
+        if object_type or "object_type" not in self._audit:
+            self._audit.update(object_type=object_type, object_id=str(object_id))
+        self._audit.update(before=str(before or ""), after=str(after or ""))
         if person_id is not None:
             self._audit["person_id"] = person_id
         if on_behalf_of is not None:

@@ -377,7 +377,7 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
     yuan_word = "yuan" if en else "元"
     desc_items = [
         (f"{p['year']}: {fen_to_yuan(p['total_fen'])} {yuan_word} (personal {fen_to_yuan(p['personal_fen'])}, "
-         f"employer {fen_to_yuan(p['employer_fen'])}, {p['months']} months)") if en else
+         f"employer {fen_to_yuan(p['employer_fen'])}, {p['months']} month{'' if p['months'] == 1 else 's'})") if en else
         (f"{p['year']}年：合计{fen_to_yuan(p['total_fen'])}元（个人{fen_to_yuan(p['personal_fen'])}元，"
          f"单位{fen_to_yuan(p['employer_fen'])}元，{p['months']}个月）")
         for p in points

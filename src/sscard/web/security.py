@@ -64,6 +64,8 @@ def install(api) -> None:
     @api.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired):
         target = LOGIN_PAGE[exc.kind]
+        if request.method == "POST":  # what was sent was not done: the login page says so (session 22's probe)
+            target += "?unsent=1"
         if request.headers.get("hx-request"):
             return PlainTextResponse("", status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
