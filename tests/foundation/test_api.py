@@ -225,7 +225,7 @@ def _refusals(w: World) -> list[tuple[str, str, str | None, object, str | None, 
         ("GET", "/api/v1/audit", w.clerk, None, None, 403, "forbidden"),
         ("GET", "/api/v1/audit?operation=%00", w.csup, None, None, 422, "invalid_request"),
         ("GET", "/api/v1/nowhere", w.clerk, None, None, 404, "not_found"),
-        ("DELETE", "/api/v1/persons", w.clerk, None, None, 405, "invalid_request"),
+        ("DELETE", "/api/v1/persons", w.clerk, None, None, 405, "method_not_allowed"),
     ]
 
 

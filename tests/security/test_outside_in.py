@@ -134,6 +134,8 @@ def test_a_405_lists_in_allow_every_method_its_path_supports(server):
             continue
         assert r.status_code == 405, (path, r.status_code)
         assert set(r.headers["allow"].split(", ")) == methods, (path, r.headers["allow"])
+        if path.startswith("/api/"):  # its own code (it was `invalid_request`: session 22's contract probe)
+            assert r.json()["code"] == "method_not_allowed", path
     # the probe's finding: a mount's 405 (StaticFiles names nothing) says what it serves too
     r = server.post("/static/sscard.css")
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
@@ -457,3 +459,13 @@ def test_missing_forged_or_expired_credentials_are_401_on_every_route(city, app,
                     where = (route, name, sent is NOT_JSON, r.text[:200])
                     assert (r.status_code, r.json()["code"]) == (401, "unauthenticated"), where
     assert tried > 500
+
+
+def test_every_401_of_the_api_says_how_to_authenticate(server):
+    """Session 22's contract probe: no 401 carried WWW-Authenticate (RFC 6750 §3)."""
+    for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic eDp5"}):
+        r = server.get("/api/v1/persons", params={"citizen_id": "11010519491231002X"}, headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer"), headers
+        lane = server.post("/api/v1/terminal/payments", json={"pan": "6222020000000000000", "amount_fen": 1,
+                                                              "pin": "000000"}, headers={**headers, "Idempotency-Key": "k"})
+        assert lane.status_code == 401 and lane.headers["www-authenticate"].startswith("Bearer"), headers

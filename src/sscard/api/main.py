@@ -116,6 +116,8 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
         body = exc.to_dict(language(request))
         if details is not None:
             body["details"] = details
+        if status == 401:  # RFC 6750 §3: how to authenticate (session 22's contract probe)
+            headers = {"WWW-Authenticate": 'Bearer realm="sscard"', **(headers or {})}
         return JSONResponse(body, status_code=status, headers=headers)
 
     @api.exception_handler(SscardError)
@@ -161,7 +163,8 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
             refused = await caller_refused(request)
             if refused is not None:
                 return answer(request, refused)
-        code = {404: "not_found", 401: "unauthenticated", 403: "forbidden"}.get(exc.status_code, "invalid_request")
+        code = {404: "not_found", 401: "unauthenticated", 403: "forbidden",
+                405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
         refusal = SscardError("not_found", what=("页面", "page")) if code == "not_found" else SscardError(code)
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:

@@ -16,6 +16,7 @@ LANGUAGES = ("zh", "en")
 MESSAGES: dict[str, tuple[int, str, str]] = {
     # input and identifiers
     "invalid_request": (422, "请求格式不正确", "The request is malformed"),
+    "method_not_allowed": (405, "此地址不接受该请求方法（见 Allow）", "This method is not allowed here (see Allow)"),
     "invalid_citizen_id": (422, "公民身份号码无效：{reason}", "Invalid citizen ID: {reason}"),
     "invalid_card_number": (422, "社会保障卡卡号无效：{reason}", "Invalid card number: {reason}"),
     "invalid_pan": (422, "银行卡号无效：{reason}", "Invalid bank card number: {reason}"),
