@@ -4,7 +4,7 @@ lists who looked at or changed my record by role and place, never by the staff m
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sscard.core.errors import SscardError
 from sscard.core.roles import CLI_OPERATOR, Channel
@@ -396,3 +396,25 @@ def test_a_pos_holds_capture_and_void_are_in_the_holders_record(city, app):
     banking.void_payment(app, pos, other["transfer_id"], idempotency_key="v1")
     mine = {r["operation"] for r in audit.about_me(app, city.cardholder(card))["records"]}
     assert {"bank.capture_payment", "bank.void_payment"} <= mine
+
+
+def test_a_try_at_another_clerks_visit_is_answered_as_missing_and_recorded(city, app):
+    """Session 22's auditor: clerk01 opening clerk03's visit (the way to its unmasked citizen ID) got 404 and
+    left no record. It still answers as missing, and the attempt is in the holder's trail."""
+    from sscard.services import attorney
+
+    card = city.issued_card()
+    visit = attorney.identity_check(app, city.actor("clerk"), card.person_id, card.citizen_id)
+    with pytest.raises(SscardError) as refused:
+        attorney.get_visit(app, city.actor("csup"), visit["id"])  # the same center, another member of staff
+    assert refused.value.code == "not_found"
+    with app.db.session() as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "attorney.visit")
+                           .order_by(AuditRecord.id.desc())).first()
+    assert (record.result, record.actor_role, record.object_type, record.person_id) == (
+        "not_found", "center_supervisor", "visit", card.person_id)
+    with pytest.raises(SscardError):
+        attorney.get_visit(app, city.actor("csup"), 999_999)  # a visit of nobody: nothing to record
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.operation == "attorney.visit", AuditRecord.result == "not_found")) == 1

@@ -229,8 +229,12 @@ def identity_check(op: Op, person_id: int, presented_citizen_id: str, attorney_i
 
 def _live_visit(op: Op, visit_id: int) -> CounterVisit:
     visit = op.session.get(CounterVisit, visit_id)
-    if visit is None or visit.staff_id != str(op.actor.id):
+    if visit is None:
         raise SscardError("not_found", what=("办理记录", "visit"))
+    if visit.staff_id != str(op.actor.id):  # another clerk's: answered as missing, recorded as the attempt it is
+        refused = SscardError("not_found", what=("办理记录", "visit"))  # (session 22's auditor: no record of
+        refused.about = About("visit", str(visit.id), visit.person_id)  # a try at another clerk's "show ID")
+        raise refused
     access.require_center(op.actor, visit.center_id, about=About("visit", str(visit.id), visit.person_id))
     if visit.ended_at is not None or op.now - as_utc(visit.checked_at) > timedelta(minutes=VISIT_MINUTES):
         raise SscardError("visit_not_valid")

@@ -254,8 +254,9 @@ def _stored_error(payload: dict[str, Any]) -> SscardError:
 
 def _refusal_recorded(err: SscardError) -> bool:
     """Refusals worth an audit record of their own (not malformed input, lookups of nothing, or a
-    retry that reused a key with another body)."""
-    return err.status not in _UNAUDITED_STATUSES and err.code != "idempotency_key_reused"
+    retry that reused a key with another body). A refusal that names what it was about (`err.about`: a
+    scope check's, or a service's answering another's object as missing) is one, whatever its status."""
+    return (err.status not in _UNAUDITED_STATUSES or err.about is not None) and err.code != "idempotency_key_reused"
 
 
 _BODIES: dict[str, Callable[..., Any]] = {}  # operation name -> its body fn(op, ...), for the frame only
