@@ -241,14 +241,19 @@ def test_a_wrong_pin_shows_the_tries_left_and_keeps_the_amount(bank_city, app, l
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 5000
 
 
-def test_a_double_click_on_confirm_deposits_once(bank_city, app, live_server, page):
-    card = active_account(bank_city, app)
-    sign_in(page, live_server)
+def to_the_deposits_confirm_step(page, server, card, amount: str) -> None:
+    """Sign in, look the card up, and type a deposit up to its confirm step."""
+    sign_in(page, server)
     page.fill("input[name=pan]", card.pan)
     page.click("button:has-text('查询账户')")
     page.click("nav >> text=存款")
-    page.fill("input[name=amount]", "10")
+    page.fill("input[name=amount]", amount)
     page.click("button:has-text('下一步：核对')")
+
+
+def test_a_double_click_on_confirm_deposits_once(bank_city, app, live_server, page):
+    card = active_account(bank_city, app)
+    to_the_deposits_confirm_step(page, live_server, card, "10")
     page.dblclick("button:has-text('确认存款')")
     page.wait_for_selector("[data-slip]")
     page.wait_for_timeout(500)
@@ -262,12 +267,7 @@ def test_a_lost_answer_is_said_so_and_pressing_confirm_again_shows_the_first_res
     same button is safe, and focus goes there; the button answers the first result, doing nothing again.
     The confirm step focuses its button (it fell to <body>: 15 Tabs to reach it)."""
     card = active_account(bank_city, app)
-    sign_in(page, live_server)
-    page.fill("input[name=pan]", card.pan)
-    page.click("button:has-text('查询账户')")
-    page.click("nav >> text=存款")
-    page.fill("input[name=amount]", "44.44")
-    page.click("button:has-text('下一步：核对')")
+    to_the_deposits_confirm_step(page, live_server, card, "44.44")
     page.wait_for_function("() => document.activeElement && document.activeElement.dataset.action === 'confirm'")
 
     def drop_the_answer(route):
