@@ -53,7 +53,7 @@ ROUTES = [(line.split()[0], line.split()[1], dict(zip(WHO, line.split()[2:], str
 
 
 def outcome(answer) -> str:
-    if answer.status_code == 303 and answer.headers.get("location") == "/bank/login":
+    if answer.status_code == 303 and answer.headers.get("location", "").split("?")[0] == "/bank/login":
         ended = "sscard_staff=" in answer.headers.get("set-cookie", "")  # a logout that ended a session
         return "ok" if ended else "login"
     if answer.status_code == 403 and "data-denied=" in answer.text:

@@ -110,7 +110,8 @@ def _page_table(w) -> list[tuple[str, str, dict | None, dict]]:
 
 
 def _outcome(response) -> object:
-    if response.status_code == 303 and response.headers.get("location", "").endswith("/console/login"):
+    location = response.headers.get("location", "").split("?")[0]  # (a POST's: ?unsent=1, said on the page)
+    if response.status_code == 303 and location.endswith("/console/login"):
         return L
     return response.status_code
 
