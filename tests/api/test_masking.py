@@ -22,13 +22,17 @@ def test_an_answer_masks_its_numbers_at_any_depth_and_in_keys_no_model_declares(
     dumped = Answer(card_number=number, inner=Inner(pan=pan), rows=[{"pan": pan}],
                     undeclared={"citizen_id": cid, "name": "欧阳秘测", "list": [{"old_card_number": number}]},
                     bank={"name": "工商银行", "code": "GSB"},
-                    queue=[{"person_id": 7, "name": "阎伟"}]).model_dump(mode="json")
+                    queue=[{"person_id": 7, "name": "阎伟"}],
+                    later={"to_pan": pan, "replaced_card_number": number, "holder_citizen_id": cid,
+                           "pan_last4": pan[-4:]}).model_dump(mode="json")
     assert dumped == {"card_number": mask_card_number(number), "inner": {"pan": mask_pan(pan)},
                       "rows": [{"pan": mask_pan(pan)}],
                       "undeclared": {"citizen_id": mask_citizen_id(cid), "name": "欧***",
                                      "list": [{"old_card_number": mask_card_number(number)}]},
                       "bank": {"name": "工商银行", "code": "GSB"},  # a bank's name is no person's
-                      "queue": [{"person_id": 7, "name": "阎*"}]}
+                      "queue": [{"person_id": 7, "name": "阎*"}],
+                      "later": {"to_pan": mask_pan(pan), "replaced_card_number": mask_card_number(number),
+                                "holder_citizen_id": mask_citizen_id(cid), "pan_last4": pan[-4:]}}  # by their names
     assert Answer.model_validate(dumped).model_dump(mode="json") == dumped  # masking a masked number: the same
 
 

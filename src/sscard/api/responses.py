@@ -30,13 +30,31 @@ caller could not address the new card), and the events feed's PAN for the card's
 not an `Out`)."""
 
 
+def _mask_for(key: str) -> Callable[[str | None], str] | None:
+    """How a key's value is masked: MASKED's keys, and any other that names a PAN (`*_pan`), a card number
+    (`*card_number`) or a citizen ID (`*citizen_id`), so a new answer field cannot slip past by its name."""
+    found = MASKED.get(key)
+    if found is not None:
+        return found
+    if key.endswith("_pan"):
+        return mask_pan
+    if key.endswith("card_number"):
+        return mask_card_number
+    if key.endswith("citizen_id"):
+        return mask_citizen_id
+    return None
+
+
 def masked(value: Any) -> Any:
     """`value` with every MASKED key of every dict in it masked (lists and dicts walked), and the `name` of
     a dict that names a person by `citizen_id` or `person_id` (a person's name is masked as the ID beside
     it is, the collection queue's rows included: R2.8, the API's lists stay masked; a bank's or a center's
     name is not)."""
     if isinstance(value, dict):
-        out = {k: (MASKED[k](v) if k in MASKED and isinstance(v, str) else masked(v)) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            mask = _mask_for(k) if isinstance(v, str) else None
+            out[k] = mask(v) if mask is not None else masked(v)
         if ("citizen_id" in out or "person_id" in out) and isinstance(out.get("name"), str):
             out["name"] = mask_name(out["name"])
         return out
