@@ -111,6 +111,62 @@ def test_backing_out_with_star_to_try_another_id_does_not_start_the_calls_count_
     assert phone.ended and "错误次数过多" in phone.text
 
 
+def test_a_retried_webhook_hears_its_first_answer_and_nothing_is_done_twice(client, holder, app, city):
+    """Session 22's hotline probe: Twilio sends a webhook again when its answer is slow, and plays the
+    retry's answer. A retry of the loss's confirmation heard the main menu, never "临时挂失成功"; a retry of
+    the call's first request counted as silence. Each now hears the first answer; the loss is made once."""
+    import re
+
+    phone = Phone(client).press("1").press("2")
+    identify(phone, holder)
+    confirm_url = phone.gather["action"]
+    phone.press("1")
+    first = phone.responses[-1]
+    assert "临时挂失成功" in first
+    again = client.post(confirm_url, data={"CallSid": phone.sid, "From": phone.caller, "Digits": "1"}).text
+    assert again == first
+    records = audit.read_audit(app, city.actor("csup"), operation="ss_loss.report_temporary")["records"]
+    assert len(records) == 1
+
+    fresh = Phone(client)
+    start = fresh.responses[-1]
+    retried = client.post("/api/v1/hotline/12333/voice", data={"CallSid": fresh.sid, "From": fresh.caller}).text
+    assert retried == start and "没有收到您的按键" not in retried
+    assert re.search(r'turn=(\d+)', retried).group(1) == re.search(r'turn=(\d+)', start).group(1)
+
+
+def test_a_twin_webhook_sent_while_the_first_runs_hears_the_first_answer_not_an_apology(app, holder, monkeypatch):
+    """Session 22's hotline probe: two copies of the confirming "1" at once: the loss was made once, and
+    one copy answered "通话状态已被更新，请重试" and hung up on the caller."""
+    import threading
+
+    from sscard.hotline import calls
+    from sscard.hotline.engine import Engine
+
+    sid = "CA-twin"
+    turn = calls.take_turn(app, "12333", sid, None).turn
+    for keys in ("1", "2", holder.citizen_id.replace("X", "*"), QUERY_PASSWORD):
+        turn = calls.take_turn(app, "12333", sid, keys, turn=turn).turn
+    both = threading.Barrier(2)
+    step = Engine.step
+
+    def in_step_together(self, state, digits):
+        both.wait(timeout=10)  # both copies have read the call before either saves it
+        return step(self, state, digits)
+
+    monkeypatch.setattr(Engine, "step", in_step_together)
+    answers: list = []
+    twins = [threading.Thread(target=lambda: answers.append(calls.take_turn(app, "12333", sid, "1", turn=turn)))
+             for _ in range(2)]
+    for t in twins:
+        t.start()
+    for t in twins:
+        t.join()
+    texts = [" ".join(a.reply.lines) for a in answers]
+    assert len(texts) == 2 and all("临时挂失成功" in t for t in texts), texts
+    assert not any(a.reply.hangup for a in answers)
+
+
 def test_wrong_menu_keys_reprompt_then_hang_up(client):
     phone = Phone(client).press("1").press("7")
     assert "输入有误" in phone.text and "查询卡片状态" in phone.text

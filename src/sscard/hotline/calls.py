@@ -7,14 +7,15 @@ services.hotline), so consecutive turns may be served by different processes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 from ..core.clock import as_utc
 from ..core.errors import SscardError
 from ..services import hotline as svc
 from ..services.app import App
-from .engine import Engine, Reply, load_menu
+from .engine import Engine, Gather, Reply, load_menu
 
 
 @dataclass
@@ -49,10 +50,14 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
                  "after_identify": "", "callback_number": caller}
         reply = engine.start(state)
         _forget_when_ended(state)
+        _remember(state, None, reply)
         saved = svc.create_call(app, state)
         return Turn(reply, saved["turn"], saved["status"])
     if state["status"] != "active":
         return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
+    last = _answered(state, turn, digits)
+    if last is not None:  # a retry of the request answered last: its answer again, nothing done again
+        return Turn(last, state["turn"], state["status"])
     idle = app.clock.now() - as_utc(state["updated_at"])
     if idle > timedelta(minutes=engine.menu.idle_minutes):
         reply = engine.expire(state)
@@ -61,8 +66,47 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
     else:
         reply = engine.step(state, digits)
     _forget_when_ended(state)
-    saved = svc.save_call(app, state)
+    _remember(state, turn, reply)
+    try:
+        saved = svc.save_call(app, state)
+    except SscardError as err:
+        if err.code != "call_conflict":
+            raise
+        # a twin of this request (the provider's retry, sent while this one ran) moved the call first:
+        # its answer is this request's too (session 22's probe: one copy apologized and hung up on a
+        # caller whose loss was recorded)
+        again = svc.load_call(app, call_sid)
+        twin = _answered(again, turn, digits) if again is not None else None
+        if twin is None or again is None:
+            raise
+        return Turn(twin, again["turn"], again["status"])
     return Turn(reply, saved["turn"], saved["status"])
+
+
+LAST_REPLY = "_last_reply"
+"""The call's slot holding its last answer and the turn it answered: Twilio retries a webhook it got no
+answer to in time, and plays the retry's answer. A retry gets the first one (its confirmation included),
+where it heard the current prompt only, or (a retry of the call's first request) counted as silence."""
+
+
+def _remember(state: dict, turn: int | None, reply: Reply) -> None:
+    if state.get("status", "active") != "active" or reply.hangup:
+        state["slots"].pop(LAST_REPLY, None)
+        return
+    state["slots"][LAST_REPLY] = {"turn": turn, "reply": asdict(reply)}
+
+
+def _answered(state: dict, turn: int | None, digits: str | None) -> Reply | None:
+    """The answer already given to a request carrying this turn (None: the call's first request, sent
+    again with no keys); None when this request is new."""
+    last: Any = (state.get("slots") or {}).get(LAST_REPLY)
+    if not last or last.get("turn") != turn or (turn is None and digits):
+        return None
+    if turn is not None and turn == state["turn"]:
+        return None  # the turn the call waits for: new keys, not a retry
+    raw = dict(last["reply"])
+    gather = raw.pop("gather", None)
+    return Reply(**raw, gather=Gather(**gather) if gather else None)
 
 
 def _call_on(app: App, info: dict, call_sid: str) -> dict | None:
