@@ -112,21 +112,17 @@ class Ctx:
 
     def params(self, **extra: Any) -> _Params:
         policy = self.app.policy
-        zh = self.lang == "zh"
         out = _Params(
             temporary_days=policy.ss_loss.temporary_days,
             oral_days=policy.bank_loss.oral_days,
-            # what a loss on one side does to the other (policy loss.linked; RULES §5)
-            also_bank=(("本挂失同时为已启用的银行账户办理口头挂失。" if zh else
-                        "If the bank account is active, it is reported lost orally too.") if policy.loss.linked
-                       else ("本挂失不包括银行账户。" if zh else "This does not cover the bank account.")),
-            also_ss=(("本挂失同时临时挂失社会保障卡的社保功能。" if zh else
-                      "It also reports the card's social security functions lost temporarily.") if policy.loss.linked
-                     else ("本挂失不包括社会保障卡的社保功能。" if zh else
-                           "It does not cover the card's social security functions.")),
             query_max=policy.query_password.max_failures,
             query_lock_minutes=policy.query_password.lock_minutes,
         )
+        # what a loss on this line does to the card's other side (policy loss.linked; RULES §5): the menu's
+        # text `other_side`, or `other_side_linked` in a city that links the two sides' losses
+        side = "other_side_linked" if policy.loss.linked else "other_side"
+        if side in self.menu.text:
+            out["other_side"] = self.menu.text[side][self.lang]
         bank = self.info.get("bank")
         if bank:
             out.update(bank=bank["name"] if self.lang == "zh" else bank["name_en"], hotline=bank["hotline"],
