@@ -95,7 +95,8 @@ def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
     # a batch's AccountView stands in for the BankAccount here (read-only: see AccountView, _writable)
     account: BankAccount | None = op.session.info.get(PREFETCHED, {}).get(pan)
     if account is None:
-        return lookup.account_by_pan(op.session, pan, actor)
+        return lookup.account_by_pan(op.session, pan, actor)  # (which names it in the record: access.REACHED)
+    op.reached(About("bank_account", account.pan, account.person_id))  # the batch's read-ahead names it alike
     if actor is not None:
         access.require_own(actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,
                            missing="account_not_found")
@@ -247,12 +248,10 @@ _STATEMENT_READ = _statement_read()
 
 def _account(op: Op, pan: str) -> BankAccount:
     """The account behind a PAN: a cardholder only their own; bank staff and terminals only their bank's.
-    Named in the operation's record from here on (`Op.reached`): a debit refused for the account's state or
-    a wrong PIN is recorded against the account and its holder (session 21's probe: a lost card's refused
+    Named in the operation's record from here on (`_by_pan`): a debit refused for the account's state or a
+    wrong PIN is recorded against the account and its holder (session 21's probe: a lost card's refused
     withdrawals named neither, and never reached the holder's access log)."""
-    account = _by_pan(op, pan, op.actor)
-    op.reached(About("bank_account", account.pan, account.person_id))
-    return account
+    return _by_pan(op, pan, op.actor)
 
 
 def _pin_lock(account: BankAccount) -> Lockout:
