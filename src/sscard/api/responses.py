@@ -16,29 +16,18 @@ from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model
 
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
 
-MASKED: dict[str, Callable[[str | None], str]] = {
-    "pan": mask_pan, "old_pan": mask_pan, "new_pan": mask_pan,
-    "card_number": mask_card_number, "old_card_number": mask_card_number, "new_card_number": mask_card_number,
-    "cancelled_old_card": mask_card_number,
-    "citizen_id": mask_citizen_id, "agent_citizen_id": mask_citizen_id, "presented_citizen_id": mask_citizen_id,
-}
-"""R2.8: the API's copies of these numbers are masked, whoever asks, at any depth of any answer. The frame
-masks them as it writes the answer, so a service that hands back a full number (the consoles and hotlines
-need some) cannot leak it through a route. Masking a masked number changes nothing. Shown in full: the
-number of a card a request has just issued, to the staff who issued it (`Out.issued`: without it the
-caller could not address the new card), and the events feed's PAN for the card's own bank (api.events:
-not an `Out`)."""
-
 
 def _mask_for(key: str) -> Callable[[str | None], str] | None:
-    """How a key's value is masked: MASKED's keys, and any other that names a PAN (`*_pan`), a card number
-    (`*card_number`) or a citizen ID (`*citizen_id`), so a new answer field cannot slip past by its name."""
-    found = MASKED.get(key)
-    if found is not None:
-        return found
-    if key.endswith("_pan"):
+    """R2.8: how the API's copy of a key's value is masked, by the key's name, whoever asks, at any depth of
+    any answer: a PAN (`pan`, `*_pan`), a card number (`*card_number`, `cancelled_old_card`), a citizen ID
+    (`*citizen_id`). The frame masks them as it writes the answer, so a service that hands back a full
+    number (the consoles and hotlines need some) cannot leak it through a route, nor a new answer field
+    slip past by its name. Masking a masked number changes nothing. Shown in full: the number of a card a
+    request has just issued, to the staff who issued it (`Out.issued`: without it the caller could not
+    address the new card), and the events feed's PAN for the card's own bank (api.events: not an `Out`)."""
+    if key == "pan" or key.endswith("_pan"):
         return mask_pan
-    if key.endswith("card_number"):
+    if key.endswith("card_number") or key == "cancelled_old_card":
         return mask_card_number
     if key.endswith("citizen_id"):
         return mask_citizen_id
@@ -46,10 +35,10 @@ def _mask_for(key: str) -> Callable[[str | None], str] | None:
 
 
 def masked(value: Any) -> Any:
-    """`value` with every MASKED key of every dict in it masked (lists and dicts walked), and the `name` of
-    a dict that names a person by `citizen_id` or `person_id` (a person's name is masked as the ID beside
-    it is, the collection queue's rows included: R2.8, the API's lists stay masked; a bank's or a center's
-    name is not)."""
+    """`value` with every number key of every dict in it masked (`_mask_for`; lists and dicts walked), and
+    the `name` of a dict that names a person by `citizen_id` or `person_id` (a person's name is masked as
+    the ID beside it is, the collection queue's rows included: R2.8, the API's lists stay masked; a bank's
+    or a center's name is not)."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
@@ -64,7 +53,7 @@ def masked(value: Any) -> Any:
 
 
 class Out(BaseModel):
-    """Base of every answer model: extra keys kept, numbers masked (MASKED) but those in `issued`."""
+    """Base of every answer model: extra keys kept, numbers masked (`_mask_for`) but those in `issued`."""
 
     model_config = ConfigDict(extra="allow")
     issued: ClassVar[frozenset[str]] = frozenset()
