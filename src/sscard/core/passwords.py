@@ -159,6 +159,12 @@ class Secrets:
         self.password_matches(self._dummy, password)
         return False
 
+    def terminal_key(self, terminal_code: str, purpose: str) -> bytes:
+        """A terminal's ISO 8583 key (core.terminal_keys): derived from this key, never stored."""
+        from .terminal_keys import derive
+
+        return derive(self._key, terminal_code, purpose)
+
     def token_digest(self, token: str) -> str:
         """API tokens are random and long: a keyed SHA-256 is enough and lets us look them up."""
         return hmac.new(self._key, b"token\x00" + token.encode(), hashlib.sha256).hexdigest()

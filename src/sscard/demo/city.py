@@ -115,6 +115,9 @@ TERMINALS = (
     DemoTerminal("ATM-JSB-001", "atm", "建设银行西城支行ATM", outlet="JSB-001"),
     DemoTerminal("POS-GSB-001", "pos", "物美超市收银台1", bank="GSB", merchant="物美超市（东城店）"),
     DemoTerminal("POS-JSB-001", "pos", "华联商厦收银台1", bank="JSB", merchant="华联商厦"),
+    # ISO 8583 terminals (8-character terminal ids, field 41): `sscard iso8583 keys GSBATM01`
+    DemoTerminal("GSBATM01", "atm", "工商银行东城支行ATM（ISO 8583）", outlet="GSB-001"),
+    DemoTerminal("GSBPOS01", "pos", "物美超市收银台2（ISO 8583）", bank="GSB", merchant="物美超市（东城店）"),
     DemoTerminal("HOSP-001", "hospital", "北京协和医院收费窗口", merchant="北京协和医院"),
     DemoTerminal("HOSP-002", "hospital", "北京朝阳医院收费窗口", merchant="北京朝阳医院"),
     DemoTerminal("PHARM-001", "pharmacy", "同仁堂药店（王府井店）", merchant="同仁堂药店"),

@@ -74,6 +74,46 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
     return {"token": token, "id": row.id}
 
 
+ISO_TERMINAL_ID_LENGTH = 8  # ISO 8583 field 41, the card acceptor terminal id: 8 characters
+
+
+@operation("staff.issue_terminal_keys", roles={Role.OPERATOR}, scope=Scope.CITY)
+def issue_terminal_keys(op: Op, terminal_code: str) -> dict[str, Any]:
+    """The key ceremony of an ISO 8583 terminal: its PIN key and MAC key as two components each, shown
+    once to the operator to load into the terminal (core.terminal_keys: derived, never stored). The record
+    keeps who printed them and their check values, never a component."""
+    terminal = op.session.scalar(select(Terminal).where(Terminal.code == terminal_code))
+    if terminal is None:
+        raise SscardError("not_found", what=("终端", "terminal"))
+    if terminal.kind not in ("atm", "pos") or len(terminal_code) > ISO_TERMINAL_ID_LENGTH:
+        raise SscardError("invalid_request")  # ISO 8583 is the ATMs' and POS terminals', with 8-character ids
+    from ..core import terminal_keys
+
+    keys = {purpose: op.secrets.terminal_key(terminal_code, purpose) for purpose in terminal_keys.KEY_PURPOSES}
+    checks = {purpose: terminal_keys.check_value(key) for purpose, key in keys.items()}
+    op.audit("terminal", terminal_code, after="keys_issued", tpk_kcv=checks["tpk"], tak_kcv=checks["tak"])
+    return {"terminal": terminal_code, "kind": terminal.kind,
+            "keys": {purpose: {"components": list(terminal_keys.components(key)), "kcv": checks[purpose]}
+                     for purpose, key in keys.items()}}
+
+
+def actor_for_terminal(app: App, terminal_code: str) -> Actor | None:
+    """The Actor of an active ATM or POS terminal by its code (the ISO 8583 channel, whose messages are
+    authenticated by the terminal's MAC key, not by a token), or None. Kept as token lookups are."""
+    digest = "terminal\x00" + terminal_code
+    actor = _cached(app, digest)
+    if actor is not None:
+        return actor
+
+    def work(session: Session) -> Actor | None:
+        terminal = session.scalar(select(Terminal).where(Terminal.code == terminal_code))
+        if terminal is None or not terminal.active or terminal.kind not in ("atm", "pos"):
+            return None
+        return terminal_actor(session, terminal)
+
+    return _remember(app, digest, app.db.run(work, readonly=True))
+
+
 def staff_actor(session: Session, user: StaffUser, channel: Channel) -> Actor:
     place = ""
     if user.center_id:
@@ -115,7 +155,17 @@ def actor_for_token(app: App, token: str) -> Actor | None:
         terminal = session.get(Terminal, row.terminal_id)
         return terminal_actor(session, terminal) if terminal and terminal.active else None
 
-    actor = app.db.run(work, readonly=True)
+    return _remember(app, digest, app.db.run(work, readonly=True))
+
+
+def cached_actor(app: App, token: str) -> Actor | None:
+    """The token's Actor when its lookup is cached and fresh (only found tokens are cached), else None.
+    No I/O: an async route may call it on the event loop and go to a thread only on a miss."""
+    return _cached(app, app.secrets.token_digest(token))
+
+
+def _remember(app: App, digest: str, actor: Actor | None) -> Actor | None:
+    """Keep a found Actor for policy api.token_cache_seconds (only found ones: a miss is asked again)."""
     ttl = app.policy.api.token_cache_seconds
     if actor is not None and ttl:
         cache = app.extras.setdefault(_TOKEN_CACHE, {})
@@ -123,12 +173,6 @@ def actor_for_token(app: App, token: str) -> Actor | None:
             cache.clear()
         cache[digest] = (actor, app.clock.now() + timedelta(seconds=ttl))
     return actor
-
-
-def cached_actor(app: App, token: str) -> Actor | None:
-    """The token's Actor when its lookup is cached and fresh (only found tokens are cached), else None.
-    No I/O: an async route may call it on the event loop and go to a thread only on a miss."""
-    return _cached(app, app.secrets.token_digest(token))
 
 
 def _cached(app: App, digest: str) -> Actor | None:

@@ -1,0 +1,212 @@
+"""One ISO 8583 message in, its answer out: `answer(app, raw) -> bytes` (the TCP framing is server.py's).
+
+What a terminal sends (ASCII, ISO 8583:1987, pyiso8583's default ASCII field formats):
+- 0800 network management, field 70: 001 sign-on, 002 sign-off, 301 echo; answered 0810.
+- 0200 financial request, field 3's first two digits: 00 purchase (POS), 01 cash withdrawal (ATM),
+  21 deposit (ATM), 31 balance inquiry (both); 0201 its repeat. Answered 0210.
+  Fields: 2 PAN, 3 processing code, 4 amount in fen (not for 31), 7 transmission date and time
+  (MMDDhhmmss), 11 STAN, 41 terminal id (the terminal's code, 8 characters), 49 currency 156,
+  52 the PIN block (not for 21), 64 (or 128 with a secondary bitmap) the MAC; 12, 13, 22, 25, 37, 42
+  are echoed when sent.
+- Anything else (0100 authorizations, 0400 reversals, ...) is answered with response code 40, "function
+  not supported": a terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
+  the frame answers from its first answer, instead of reversing it.
+
+Guarantees, each from the frame or from here once for every message:
+- a message is only acted on when its MAC verifies under the terminal's MAC key (A0 otherwise: nothing
+  done, no PIN tried);
+- the PIN is read out of the block under the terminal's PIN key and given to the operation as its
+  declared secret; an unreadable block is a wrong PIN (counted, RULES §4), never an error naming why;
+- field 7 + field 11 are the request's idempotency key, scoped to the terminal by the frame: a repeat gets
+  the first answer (same response code, same balance), a reuse with other fields 94 "duplicate";
+- the operation runs as the terminal (its kind, bank and place), so an ATM cannot take a payment nor a POS
+  dispense cash (58), and its audit record is the same as over the REST terminal API;
+- the answer's PAN, PIN block and MAC never reach a log: logged lines carry the MTI, the processing code,
+  the terminal, the STAN and the response code only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import iso8583
+from iso8583.specs import default_ascii
+
+from ..core import terminal_keys
+from ..core.errors import SscardError
+from ..core.identifiers import mask_pan
+from ..services import banking, batching, staff
+
+log = logging.getLogger("sscard.iso8583")
+
+SPEC: dict[str, Any] = copy.deepcopy(default_ascii)
+MAX_MESSAGE_BYTES = 2_048  # explicit limit: the longest message this gateway reads (a 0200 is ~150 bytes)
+CURRENCY_CNY = "156"  # ISO 4217 numeric
+MAC_PLACEHOLDER = "0" * 16
+
+# Processing code (first two digits) -> the operation and whether it moves an amount / reads a PIN.
+PROCESSING: dict[str, tuple[Any, bool, bool]] = {
+    "00": (banking.purchase, True, True),
+    "01": (banking.withdraw, True, True),
+    "21": (banking.deposit, True, False),
+    "31": (banking.balance_inquiry, False, True),
+}
+
+# A refusal's code -> ISO 8583:1987 response code (as China UnionPay's acquirers read them).
+RESPONSE_CODES: dict[str, str] = {
+    "insufficient_funds": "51",
+    "wrong_pin": "55",
+    "pin_not_set": "55",
+    "pin_locked": "75",
+    "limit_exceeded": "61",
+    "card_lost": "41",
+    "account_lost": "41",
+    "account_frozen": "62",
+    "card_not_usable": "62",
+    "card_cancelled": "62",
+    "account_closed": "62",
+    "not_activated": "62",
+    "activation_window_expired": "62",
+    "invalid_pan": "14",
+    "account_not_found": "14",
+    "card_not_found": "14",
+    "wrong_bank": "14",
+    "invalid_amount": "13",
+    "forbidden": "58",
+    "wrong_terminal_kind": "58",
+    "idempotency_key_reused": "94",
+    "invalid_request": "30",
+    "service_busy": "91",
+}
+APPROVED, FORMAT_ERROR, NOT_SUPPORTED, DO_NOT_HONOUR, SYSTEM_ERROR = "00", "30", "40", "05", "96"
+UNKNOWN_TERMINAL, MAC_FAILED = "03", "A0"
+ECHOED = ("2", "3", "4", "7", "11", "12", "13", "22", "25", "32", "37", "41", "42", "49")
+
+
+class FormatError(ValueError):
+    """A message that is not one this gateway reads (answered 30 when its MTI can be read)."""
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise FormatError("message too long")
+    try:
+        doc, _fields = iso8583.decode(bytearray(raw), SPEC)
+    except (iso8583.DecodeError, UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(str(exc).split(":")[0]) from None
+    return doc
+
+
+def encode(doc: dict[str, Any], tak: bytes | None) -> bytes:
+    """The message's bytes; with a key, its MAC in its last field (64, or 128 with a secondary bitmap)."""
+    out = {k: v for k, v in doc.items() if k not in ("h", "b", "p", "s", "64", "128")}
+    if tak is None:
+        raw, _ = iso8583.encode(out, SPEC)
+        return bytes(raw)
+    mac_field = "128" if any(k.isdigit() and int(k) > 64 for k in out) else "64"
+    out[mac_field] = MAC_PLACEHOLDER
+    raw, _ = iso8583.encode(out, SPEC)
+    body = bytes(raw[:-len(MAC_PLACEHOLDER)])
+    return body + terminal_keys.message_mac(tak, body).encode()
+
+
+def mac_verifies(raw: bytes, doc: dict[str, Any], tak: bytes) -> bool:
+    """The MAC is the message's last field and matches the bytes before it."""
+    highest = max((int(k) for k in doc if k.isdigit()), default=0)
+    if highest not in (64, 128):
+        return False
+    return terminal_keys.mac_matches(tak, raw[:-16], str(doc[str(highest)]))
+
+
+def idempotency_key(doc: dict[str, Any]) -> str:
+    """The network's own retry key: transmission date and time and the STAN (a repeat keeps both)."""
+    return f"iso8583:{doc['7']}:{doc['11']}"
+
+
+async def answer(app: Any, raw: bytes) -> bytes | None:
+    """The answer to one message, or None when not even its MTI can be read (the connection is closed)."""
+    try:
+        doc = decode(raw)
+    except FormatError as exc:
+        mti = raw[:4].decode("ascii", "replace")
+        log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if mti.isdigit() else "?")
+        if len(raw) >= 4 and mti.isdigit() and mti[2] in "02":  # a request or an advice: answered
+            return encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None)
+        return None
+    mti = doc["t"]
+    reply = {"t": _answer_mti(mti), **{k: doc[k] for k in ECHOED if k in doc}}
+    code = str(doc.get("41", "")).strip()
+    actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
+    if actor is None:
+        _log(doc, UNKNOWN_TERMINAL)
+        return encode(reply | {"39": UNKNOWN_TERMINAL}, None)
+    tak = app.secrets.terminal_key(code, "tak")
+    if not mac_verifies(raw, doc, tak):
+        _log(doc, MAC_FAILED)
+        return encode(reply | {"39": MAC_FAILED}, tak)
+    if mti in ("0800", "0801"):
+        reply["70"] = doc.get("70", "301")
+        result = APPROVED if reply["70"] in ("001", "002", "301") else NOT_SUPPORTED
+        _log(doc, result)
+        return encode(reply | {"39": result}, tak)
+    if mti not in ("0200", "0201"):
+        _log(doc, NOT_SUPPORTED)
+        return encode(reply | {"39": NOT_SUPPORTED}, tak)
+    reply.update(await _financial(app, actor, code, doc))
+    _log(doc, reply["39"])
+    return encode(reply, tak)
+
+
+async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> dict[str, str]:
+    kind = str(doc.get("3", ""))[:2]
+    if kind not in PROCESSING:
+        return {"39": NOT_SUPPORTED}
+    op_fn, moves, needs_pin = PROCESSING[kind]
+    pan, amount = str(doc.get("2", "")), str(doc.get("4", ""))
+    if not pan or "7" not in doc or "11" not in doc or (moves and not amount.isdigit()) \
+            or (needs_pin and "52" not in doc):
+        return {"39": FORMAT_ERROR}
+    if moves and doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
+        return {"39": "12"}  # invalid transaction: this card's account holds yuan only
+    args: list[Any] = [pan] + ([int(amount)] if moves else [])
+    if needs_pin:
+        tpk = app.secrets.terminal_key(code, "tpk")
+        args.append(terminal_keys.pin_from_block(tpk, str(doc["52"]), pan) or "")  # unreadable: a wrong PIN
+    try:
+        out = await batching.acall(app, op_fn, actor, *args, idempotency_key=idempotency_key(doc))
+    except SscardError as err:
+        return {"39": RESPONSE_CODES.get(err.code, DO_NOT_HONOUR)}
+    except Exception:  # noqa: BLE001  a terminal gets "system malfunction", the log the traceback
+        log.exception("iso8583 %s from %s failed", op_fn.operation_name, code)
+        return {"39": SYSTEM_ERROR}
+    reply = {"39": APPROVED, "54": _balances(out)}
+    if out.get("transfer_id"):
+        reply["38"] = _authorization_id(str(out["transfer_id"]))
+    return reply
+
+
+def _balances(out: dict[str, Any]) -> str:
+    """Field 54, additional amounts: account type 10 (savings), amount types 01 (ledger) and 02
+    (available), currency 156, sign, 12 digits of fen."""
+    def one(kind: str, fen: int) -> str:
+        return f"10{kind}{CURRENCY_CNY}{'C' if fen >= 0 else 'D'}{abs(fen):012d}"
+
+    return one("01", int(out["balance_fen"])) + one("02", int(out["available_fen"]))
+
+
+def _authorization_id(transfer_id: str) -> str:
+    """Field 38: six characters naming the ledger transfer (its id's last six, upper case)."""
+    return transfer_id.replace("-", "")[-6:].upper().rjust(6, "0")
+
+
+def _answer_mti(mti: str) -> str:
+    """0200 -> 0210, 0201 -> 0210, 0800 -> 0810: the answer's class of the request's."""
+    return mti[:2] + str(int(mti[2]) + 1) + "0"
+
+
+def _log(doc: dict[str, Any], code: str) -> None:
+    log.info("iso8583 mti=%s proc=%s terminal=%s stan=%s pan=%s answer=%s", doc.get("t"), doc.get("3", "-"),
+             str(doc.get("41", "")).strip(), doc.get("11", "-"), mask_pan(str(doc.get("2", ""))) or "-", code)

@@ -1,0 +1,55 @@
+"""The gateway's TCP server: each message framed by a two-byte big-endian length (as most acquirers'
+hosts and ATMs frame ISO 8583), answered in order on its connection; many terminals, one connection each."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any
+
+from .gateway import MAX_MESSAGE_BYTES, answer
+
+log = logging.getLogger("sscard.iso8583")
+IDLE_SECONDS = 300.0  # a connection with no message for this long is closed (terminals send 0800 echoes)
+READ_SECONDS = 10.0  # a message's bytes, once its length is read, must arrive within this
+
+
+async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readexactly(2), IDLE_SECONDS)
+                (length,) = struct.unpack(">H", head)
+                if not 4 <= length <= MAX_MESSAGE_BYTES:
+                    log.info("iso8583 frame of %d bytes refused: connection closed", length)
+                    return
+                raw = await asyncio.wait_for(reader.readexactly(length), READ_SECONDS)
+            except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+                return
+            out = await answer(app, raw)
+            if out is None:
+                return
+            writer.write(struct.pack(">H", len(out)) + out)
+            await writer.drain()
+    finally:
+        writer.close()
+
+
+async def start(app: Any, host: str, port: int) -> asyncio.Server:
+    """Listen; the caller keeps the server (`async with`) and its App."""
+    return await asyncio.start_server(lambda r, w: _connection(app, r, w), host, port)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    async def run() -> None:
+        server = await start(app, host, port)
+        names = ", ".join(str(s.getsockname()) for s in server.sockets)
+        log.warning("iso8583 gateway listening on %s", names)
+        async with server:
+            await server.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,201 @@
+"""The ISO 8583 gateway, driven by a terminal built from pyiso8583 and psec over a real TCP socket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from sscard.core import terminal_keys
+from sscard.core.roles import CLI_OPERATOR, Channel
+from sscard.iso8583 import gateway as gateway_module
+from sscard.iso8583 import server
+from sscard.iso8583.client import Terminal, balances
+from sscard.models.foundation import AuditRecord, BankAccount
+from sscard.services import loss, staff
+from tests.ledger.helpers import PIN, activated, add_terminal, balance_of, invariants
+
+pytestmark = pytest.mark.keys_required
+
+
+@pytest.fixture
+def gateway(city):
+    """The gateway on a free port, on an event loop of its own in a thread; stopped after the test."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    box: dict = {}
+
+    async def run() -> None:
+        box["server"] = await server.start(city.app, "127.0.0.1", 0)
+        box["port"] = box["server"].sockets[0].getsockname()[1]
+        started.set()
+        async with box["server"]:
+            try:
+                await box["server"].serve_forever()
+            except asyncio.CancelledError:
+                pass
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in handlers:  # the terminals' connections, still open when the test ends
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(run()), daemon=True)
+    thread.start()
+    assert started.wait(10)
+    yield box["port"]
+    loop.call_soon_threadsafe(box["server"].close)
+    thread.join(5)
+
+
+def terminal_of(city, port: int, code: str) -> Terminal:
+    """A terminal loaded with the keys the ceremony prints (components XORed back), as a real one is."""
+    out = staff.issue_terminal_keys(city.app, CLI_OPERATOR, code)
+    keys = {}
+    for purpose, key in out["keys"].items():
+        first, second = (bytes.fromhex(c) for c in key["components"])
+        keys[purpose] = bytes(a ^ b for a, b in zip(first, second, strict=True))
+        assert terminal_keys.check_value(keys[purpose]) == key["kcv"]
+    return Terminal(code, keys["tpk"], keys["tak"], port=port)
+
+
+@pytest.fixture
+def atm(city, gateway):
+    add_terminal(city, "ATM00001", "atm", outlet_code="GSB-001")
+    term = terminal_of(city, gateway, "ATM00001")
+    yield term
+    term.close()
+
+
+@pytest.fixture
+def pos(city, gateway):
+    term = terminal_of(city, gateway, "POS-1")
+    yield term
+    term.close()
+
+
+def test_a_withdrawal_with_its_pin_enciphered_dispenses_and_answers_the_balance_under_the_hosts_mac(city, app, atm):
+    card = activated(city, opening_fen=50_000)
+    answer = atm.send(atm.message("withdraw", card.pan, 20_000, PIN))  # the client checks the answer's MAC
+    assert answer["t"] == "0210" and answer["39"] == "00" and len(answer["38"]) == 6
+    assert balances(answer) == {"01": 30_000, "02": 30_000}
+    assert answer["11"] == f"{atm.stan:06d}" and answer["2"] == card.pan
+    assert balance_of(app, card.pan) == 30_000
+    with app.db.session() as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "bank.withdraw")
+                           .order_by(AuditRecord.id.desc())).first()
+    assert (record.actor_id, record.channel, record.result) == ("ATM00001", Channel.TERMINAL.value, "ok")
+    assert record.idempotency_key == f"iso8583:{answer['7']}:{answer['11']}" and PIN not in str(record.detail)
+    assert invariants(app)["ok"]
+
+
+def test_a_repeated_message_gets_its_first_answer_and_moves_the_money_once(city, app, atm):
+    card = activated(city, opening_fen=50_000)
+    first = atm.message("withdraw", card.pan, 10_000, PIN)
+    answers = [atm.send(first), atm.send(first | {"t": "0201"})]
+    assert [a["39"] for a in answers] == ["00", "00"] and answers[0]["38"] == answers[1]["38"]
+    assert balance_of(app, card.pan) == 40_000
+    other = atm.send(first | {"4": f"{20_000:012d}"})  # the same STAN and time with another amount
+    assert other["39"] == "94" and balance_of(app, card.pan) == 40_000
+
+
+def test_a_message_whose_mac_fails_does_nothing_and_tries_no_pin(city, app, atm):
+    card = activated(city, opening_fen=50_000)
+    forged = Terminal("ATM00001", atm.tpk, bytes(16), port=atm.port)  # the right PIN key, another MAC key
+    raw = gateway_module.encode(forged.message("withdraw", card.pan, 10_000, PIN), forged.tak)
+    answer = atm.send_raw(raw)  # answered under the true key: the client's MAC check passes
+    assert answer["39"] == "A0"
+    unsigned = atm.send(atm.message("withdraw", card.pan, 10_000, PIN), mac=False)
+    assert unsigned["39"] == "A0"
+    assert balance_of(app, card.pan) == 50_000
+    with app.db.session() as s:
+        account = s.scalar(select(BankAccount).where(BankAccount.pan == card.pan))
+        assert account.pin_failures == 0
+        assert s.scalar(select(AuditRecord).where(AuditRecord.operation == "bank.withdraw")) is None
+
+
+def test_wrong_pins_in_blocks_count_toward_the_lockout_and_an_unreadable_block_is_a_wrong_pin(city, app, atm):
+    card = activated(city, opening_fen=50_000)
+    codes = [atm.send(atm.message("withdraw", card.pan, 100, "999999"))["39"]]
+    garbled = atm.message("withdraw", card.pan, 100, PIN) | {"52": "0123456789ABCDEF"}
+    codes.append(atm.send(garbled)["39"])
+    while codes[-1] == "55" and len(codes) < 10:
+        codes.append(atm.send(atm.message("withdraw", card.pan, 100, "999999"))["39"])
+    assert codes[:2] == ["55", "55"] and codes[-1] == "75", codes
+    assert atm.send(atm.message("withdraw", card.pan, 100, PIN))["39"] == "75"  # locked: even the right one
+    assert balance_of(app, card.pan) == 50_000
+
+
+def test_an_atm_takes_no_payment_and_a_pos_dispenses_no_cash(city, app, atm, pos):
+    card = activated(city, opening_fen=50_000)
+    assert atm.send(atm.message("purchase", card.pan, 1_000, PIN))["39"] == "58"
+    assert pos.send(pos.message("withdraw", card.pan, 1_000, PIN))["39"] == "58"
+    paid = pos.send(pos.message("purchase", card.pan, 1_000, PIN))
+    assert paid["39"] == "00" and balances(paid)["02"] == 49_000
+    assert pos.send(pos.message("balance", card.pan, None, PIN))["39"] == "00"
+    deposit = atm.send(atm.message("deposit", card.pan, 5_000))
+    assert deposit["39"] == "00" and balances(deposit)["01"] == 54_000
+    assert invariants(app)["ok"]
+
+
+def test_a_lost_card_and_an_overdraft_are_refused_with_their_response_codes(city, app, atm):
+    card = activated(city, opening_fen=1_000)
+    assert atm.send(atm.message("withdraw", card.pan, 5_000, PIN))["39"] == "51"
+    loss.report_oral_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
+    assert atm.send(atm.message("withdraw", card.pan, 100, PIN))["39"] == "41"
+    assert atm.send(atm.message("withdraw", "6222020000000000000", 100, PIN))["39"] in ("14", "30")
+    assert balance_of(app, card.pan) == 1_000
+
+
+def test_sign_on_unknown_terminals_and_unsupported_messages(city, app, atm, gateway):
+    signed = atm.sign_on()  # field 70 needs the secondary bitmap: the MAC is field 128
+    assert (signed["t"], signed["39"], signed["70"]) == ("0810", "00", "001") and "128" in signed
+    stranger = Terminal("ATM09999", atm.tpk, atm.tak, port=gateway)
+    card = activated(city, opening_fen=1_000)
+    assert stranger.send(stranger.message("withdraw", card.pan, 100, PIN))["39"] == "03"
+    stranger.close()
+    reversal = atm.message("withdraw", card.pan, 100, PIN) | {"t": "0400"}
+    assert atm.send(reversal)["39"] == "40"
+    assert atm.send(atm.message("withdraw", card.pan, 100, PIN) | {"3": "501000"})["39"] == "40"
+    assert balance_of(app, card.pan) == 1_000
+
+
+def test_the_log_holds_no_pan_pin_block_or_mac(city, app, atm, caplog):
+    card = activated(city, opening_fen=50_000)
+    message = atm.message("withdraw", card.pan, 100, PIN)
+    with caplog.at_level(logging.DEBUG):
+        atm.send(message)
+        atm.send(atm.message("withdraw", card.pan, 100, "999999"))
+    text = caplog.text
+    assert "ATM00001" in text and "answer=00" in text and "answer=55" in text
+    for secret in (card.pan, message["52"], PIN, terminal_keys.pin_block(atm.tpk, "999999", card.pan)):
+        assert secret not in text
+
+
+def test_the_key_ceremony_is_recorded_with_check_values_only(city, app):
+    add_terminal(city, "ATM00002", "atm", outlet_code="GSB-001")
+    out = staff.issue_terminal_keys(app, CLI_OPERATOR, "ATM00002")
+    with app.db.session() as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "staff.issue_terminal_keys")).one()
+    text = str(record.detail)
+    for key in out["keys"].values():
+        assert key["kcv"] in text
+        assert all(c not in text and c[:8] not in text for c in key["components"])
+    again = staff.issue_terminal_keys(app, CLI_OPERATOR, "ATM00002")
+    assert again["keys"]["tpk"]["kcv"] == out["keys"]["tpk"]["kcv"]  # the same key, other components
+    assert again["keys"]["tpk"]["components"] != out["keys"]["tpk"]["components"]
+    from sscard.core.errors import SscardError
+    with pytest.raises(SscardError):
+        staff.issue_terminal_keys(app, CLI_OPERATOR, "ATM-GSB-1")  # 9 characters: no ISO 8583 terminal id
+
+
+def test_a_pin_block_round_trips_and_another_pan_reads_no_pin():
+    key = terminal_keys.derive(b"k" * 32, "ATM00001", "tpk")
+    block = terminal_keys.pin_block(key, "147258", "6222021234567890123")
+    assert terminal_keys.pin_from_block(key, block, "6222021234567890123") == "147258"
+    assert terminal_keys.pin_from_block(key, block, "6222029999999999999") != "147258"
+    assert terminal_keys.derive(b"k" * 32, "ATM00001", "tak") != key
+    assert datetime.now(UTC)  # (the client stamps field 7 from the wall clock)
