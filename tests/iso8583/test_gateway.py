@@ -8,6 +8,8 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from sscard.core import terminal_keys
@@ -199,3 +201,29 @@ def test_a_pin_block_round_trips_and_another_pan_reads_no_pin():
     assert terminal_keys.pin_from_block(key, block, "6222029999999999999") != "147258"
     assert terminal_keys.derive(b"k" * 32, "ATM00001", "tak") != key
     assert datetime.now(UTC)  # (the client stamps field 7 from the wall clock)
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_get_an_answer_or_a_closed_connection_never_an_exception(raw):
+    from tests.support import in_fresh_loop
+
+    class NoApp:  # a message that reaches the terminal lookup has a readable MTI and field 41: not this test's
+        secrets = None
+
+    try:
+        out = in_fresh_loop(lambda: gateway_module.answer(NoApp(), b"0200" + raw))
+    except AttributeError:  # it got as far as looking the terminal up: decoded, so not a format question
+        return
+    assert out is None or out[:4].isdigit()
+
+
+def test_a_frame_longer_than_the_limit_closes_the_connection(city, atm):
+    import socket
+    import struct
+
+    with socket.create_connection(("127.0.0.1", atm.port), timeout=10) as sock:
+        sock.sendall(struct.pack(">H", 60_000) + b"0" * 100)
+        assert sock.recv(10) == b""  # closed, nothing answered
+    card = activated(city, opening_fen=1_000)
+    assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"  # the gateway serves on
