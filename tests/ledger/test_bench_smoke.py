@@ -129,3 +129,12 @@ def test_the_wrk_driven_counter_mix_sends_each_replacement_once_and_is_refused_n
     assert out["client"].startswith("wrk") and out["ok"] > 0, out
     assert out["errors"] == 0 and out["wrapped"] == 0 and out["refused"] == "", out
     assert applications >= 2  # the warm-up's and the run's (each card once: a second would be refused)
+
+
+@pytest.mark.slow
+def test_the_iso8583_payments_run_through_the_gateway_only_when_named():
+    report = run("sqlite", 2, 0.5, only="ag", accounts=3, scale=1)
+    g = report["workloads"]["g"]
+    assert g["ok"] > 0 and g["errors"] == 0 and report["ratios"]["g/a"] > 0
+    assert report["ledger_check"]["ok"]
+    assert "g" not in run("sqlite", 2, 0.2, only="abcdef"[:1], scale=1)["workloads"]

@@ -174,6 +174,43 @@ class Server:
             print(f"the server logged errors: {kept}", file=sys.stderr)
 
 
+class Gateway:
+    """`sscard iso8583 serve` in a subprocess on a free 127.0.0.1 port, over `url` (the ISO 8583 gateway)."""
+
+    def __init__(self, url: str, key: bytes, workdir: Path):
+        self.port = free_port()
+        environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
+                   "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml")}
+        self.log = open(workdir / "gateway.log", "w+b")  # noqa: SIM115  a file, not a pipe (see Server)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from sscard.cli import main; main()", "iso8583", "serve", "--port",
+             str(self.port), "--log-level", "warning"],
+            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def ready(self) -> Gateway:
+        import socket
+
+        for _ in range(1200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    self.log.seek(0)
+                    raise RuntimeError("the gateway exited: "
+                                       + self.log.read().decode(errors="replace")[-2000:]) from None
+                time.sleep(0.1)
+        raise RuntimeError("the gateway did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
 def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[[int, random.Random], bool],
                refused: dict[str, int] | None = None) -> dict:
     """drive() through `client`, whose connections are closed after; `refused` (the refusals counted by

@@ -160,6 +160,29 @@ class LedgerRig(Rig):
         pay(0, random.Random(0))  # the server's first request
         return drive_http(http, clients, seconds, pay) | {"client": "python (threads)"}
 
+    def iso_payments(self, clients: int, seconds: float) -> dict:
+        """(g) the payments of (c) through the ISO 8583 gateway (a subprocess, one TCP connection per client
+        thread): PIN blocks under the POS's PIN key, MACs both ways, the same operation and frame."""
+        from ..core.terminal_keys import derive
+        from ..iso8583.client import Terminal
+        from .common import Gateway
+
+        gateway = Gateway(self.scratch.url, self.key, self.workdir).ready()
+        terminals = [Terminal("POS-1", derive(self.key, "POS-1", "tpk"), derive(self.key, "POS-1", "tak"),
+                              port=gateway.port, stan=c * 100_000) for c in range(clients)]
+
+        def pay(c: int, rng: random.Random) -> bool:
+            pan, pin = self.pans[rng.randrange(len(self.pans))]
+            term = terminals[c]
+            return term.send(term.message("purchase", pan, rng.randint(1, 500), pin))["39"] == "00"
+
+        try:
+            return drive(clients, seconds, pay) | {"client": "python (threads), one TCP connection each"}
+        finally:
+            for term in terminals:
+                term.close()
+            gateway.close()
+
     def check(self) -> dict:
         from ..services import ledger
 

@@ -15,6 +15,7 @@ WORKLOADS = {
     "d": "transfers, one per transaction",
     "e": "medical settlements over HTTP (quote + settle)",
     "f": "counter mix, staff API (deposit, withdrawal, replacement fee)",
+    "g": "ISO 8583 terminal payments (the TCP gateway; only when asked: --only a,g)",
 }
 # issue 14's targets, at 8 clients: (ratio to the baseline at least, p99 below ms)
 TARGETS = {"b": (1.0, 100.0), "c": (0.5, 20.0), "d": (None, 100.0), "e": (0.25, 50.0), "f": (0.25, 100.0)}
@@ -52,7 +53,7 @@ def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: 
         progress(f"(a) {WORKLOADS['a']}, {clients} clients, {seconds:.0f} s")
         record("a", run_baseline(db, clients, seconds, pg_url=pg_url, scale=scale, sqlite_synchronous=sync,
                                  progress=progress))
-    if {"b", "c", "d"} & set(chosen):
+    if {"b", "c", "d", "g"} & set(chosen):
         rig = LedgerRig(db, pg_url, accounts, clients, sync, progress, http="c" in chosen, workers=workers)
         try:
             if "b" in chosen:
@@ -64,6 +65,9 @@ def run(db: str, clients: int, seconds: float, *, only: str = "abcdef", pg_url: 
             if "d" in chosen:
                 progress(f"(d) {WORKLOADS['d']}, {clients} clients, {seconds:.0f} s")
                 record("d", rig.unbatched_transfers(clients, seconds))
+            if "g" in chosen:
+                progress(f"(g) {WORKLOADS['g']}, {clients} clients, {seconds:.0f} s")
+                record("g", rig.iso_payments(clients, seconds))
             report["ledger_check"] = rig.check()
         finally:
             rig.close()

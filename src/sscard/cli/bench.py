@@ -72,7 +72,8 @@ def register(app: typer.Typer) -> None:
         clients: int = CLIENTS,
         seconds: float = typer.Option(10.0, min=1.0, help="per workload"),
         only: str = typer.Option("a,b,c,d,e,f", help="a baseline, b service transfers, c HTTP payments, "
-                                                     "d one per transaction, e medical, f counter mix"),
+                                                     "d one per transaction, e medical, f counter mix; "
+                                                     "g ISO 8583 payments (only when named)"),
         pg_url: str = typer.Option("", help="PostgreSQL server (scratch databases are created on it); default "
                                             "SSCARD_BENCH_POSTGRES_URL or the local server"),
         accounts: int = typer.Option(20, min=2, help="cardholders of (b), (c), (d)"),

@@ -10,14 +10,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(iso_app, name="iso8583")
 
     @iso_app.command("serve")
-    def serve(host: str = "127.0.0.1", port: int = 8583) -> None:
+    def serve(host: str = "127.0.0.1", port: int = 8583,
+              log_level: str = typer.Option("info", help="info: a line a message (no PAN, PIN or MAC); warning")) -> None:
         """Listen for terminals' ISO 8583 messages (two-byte length framing)."""
         import logging
 
         from ..iso8583 import server
         from . import load_app
 
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
         sscard = load_app()
         try:
             server.serve(sscard, host, port)
