@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -61,7 +61,7 @@ def terminal_of(city, port: int, code: str) -> Terminal:
         first, second = (bytes.fromhex(c) for c in key["components"])
         keys[purpose] = bytes(a ^ b for a, b in zip(first, second, strict=True))
         assert terminal_keys.check_value(keys[purpose]) == key["kcv"]
-    return Terminal(code, keys["tpk"], keys["tak"], port=port)
+    return Terminal(code, keys["tpk"], keys["tak"], port=port, clock=city.app.clock.now)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_a_repeated_message_gets_its_first_answer_and_moves_the_money_once(city,
 
 def test_a_message_whose_mac_fails_does_nothing_and_tries_no_pin(city, app, atm):
     card = activated(city, opening_fen=50_000)
-    forged = Terminal("ATM00001", atm.tpk, bytes(16), port=atm.port)  # the right PIN key, another MAC key
+    forged = Terminal("ATM00001", atm.tpk, bytes(16), port=atm.port, clock=atm.clock)  # the right PIN key, another MAC key
     raw = gateway_module.encode(forged.message("withdraw", card.pan, 10_000, PIN), forged.tak)
     answer = atm.send_raw(raw)  # answered under the true key: the client's MAC check passes
     assert answer["39"] == "A0"
@@ -155,7 +155,7 @@ def test_a_lost_card_and_an_overdraft_are_refused_with_their_response_codes(city
 def test_sign_on_unknown_terminals_and_unsupported_messages(city, app, atm, gateway):
     signed = atm.sign_on()  # field 70 needs the secondary bitmap: the MAC is field 128
     assert (signed["t"], signed["39"], signed["70"]) == ("0810", "00", "001") and "128" in signed
-    stranger = Terminal("ATM09999", atm.tpk, atm.tak, port=gateway)
+    stranger = Terminal("ATM09999", atm.tpk, atm.tak, port=gateway, clock=atm.clock)
     card = activated(city, opening_fen=1_000)
     assert stranger.send(stranger.message("withdraw", card.pan, 100, PIN))["39"] == "03"
     stranger.close()
@@ -192,6 +192,26 @@ def test_the_key_ceremony_is_recorded_with_check_values_only(city, app):
     from sscard.core.errors import SscardError
     with pytest.raises(SscardError):
         staff.issue_terminal_keys(app, CLI_OPERATOR, "ATM-GSB-1")  # 9 characters: no ISO 8583 terminal id
+
+
+def test_a_captured_message_is_not_taken_an_hour_later_when_its_stored_answer_may_be_gone(city, app, atm, clock):
+    card = activated(city, opening_fen=50_000)
+    captured = atm.message("withdraw", card.pan, 10_000, PIN)
+    assert atm.send(captured)["39"] == "00"
+    clock.advance(hours=2)
+    assert atm.send(captured)["39"] == "30"  # stale, whatever the idempotency records hold
+    late = atm.message("withdraw", card.pan, 10_000, PIN, at=clock.now() - timedelta(minutes=61))
+    assert atm.send(late)["39"] == "30"
+    assert atm.send(atm.message("withdraw", card.pan, 10_000, PIN))["39"] == "00"  # the terminal's clock is right
+    assert balance_of(app, card.pan) == 30_000
+
+
+def test_field_7_is_read_in_the_year_that_makes_it_nearest():
+    from sscard.iso8583.gateway import fresh
+
+    new_year = datetime(2027, 1, 1, 0, 0, 30, tzinfo=UTC)
+    assert fresh("1231235959", new_year) and fresh("0101000100", new_year)
+    assert not fresh("1231225959", new_year) and not fresh("0230120000", new_year) and not fresh("12312359", new_year)
 
 
 def test_a_pin_block_round_trips_and_another_pan_reads_no_pin():

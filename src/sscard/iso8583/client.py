@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ class Terminal:
     host: str = "127.0.0.1"
     port: int = 8583
     stan: int = 0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))  # field 7's time (UTC)
     _sock: socket.socket | None = field(default=None, repr=False)
 
     def message(self, kind: str, pan: str, amount_fen: int | None = None, pin: str | None = None, *,
@@ -32,7 +34,7 @@ class Terminal:
         if stan is None:
             self.stan = self.stan % 999_999 + 1
             stan = self.stan
-        at = at or datetime.now(UTC)
+        at = (at or self.clock()).astimezone(UTC)
         doc: dict[str, Any] = {"t": "0200", "2": pan, "3": PROCESSING_CODES[kind], "7": at.strftime("%m%d%H%M%S"),
                                "11": f"{stan:06d}", "12": at.strftime("%H%M%S"), "13": at.strftime("%m%d"),
                                "22": "051", "41": self.code.ljust(8), "49": "156"}
@@ -44,7 +46,7 @@ class Terminal:
 
     def sign_on(self) -> dict[str, Any]:
         self.stan = self.stan % 999_999 + 1
-        return self.send({"t": "0800", "7": datetime.now(UTC).strftime("%m%d%H%M%S"), "11": f"{self.stan:06d}",
+        return self.send({"t": "0800", "7": self.clock().astimezone(UTC).strftime("%m%d%H%M%S"), "11": f"{self.stan:06d}",
                           "41": self.code.ljust(8), "70": "001"})
 
     def send(self, doc: dict[str, Any], *, mac: bool = True) -> dict[str, Any]:

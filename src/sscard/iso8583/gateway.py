@@ -21,6 +21,9 @@ Guarantees, each from the frame or from here once for every message:
   the first answer (same response code, same balance), a reuse with other fields 94 "duplicate";
 - the operation runs as the terminal (its kind, bank and place), so an ATM cannot take a payment nor a POS
   dispense cash (58), and its audit record is the same as over the REST terminal API;
+- a financial message whose field 7 is more than `FRESH` from the host's clock (UTC, as field 7 is) is
+  refused 30 and nothing is done: a captured message cannot be replayed after its stored answer (the
+  frame's, kept `api.idempotency_keep_days`) is pruned;
 - the answer's PAN, PIN block and MAC never reach a log: logged lines carry the MTI, the processing code,
   the terminal, the STAN and the response code only.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import iso8583
@@ -46,6 +50,7 @@ SPEC: dict[str, Any] = copy.deepcopy(default_ascii)
 MAX_MESSAGE_BYTES = 2_048  # explicit limit: the longest message this gateway reads (a 0200 is ~150 bytes)
 CURRENCY_CNY = "156"  # ISO 4217 numeric
 MAC_PLACEHOLDER = "0" * 16
+FRESH = timedelta(hours=1)  # how far a financial message's transmission time may be from the host's
 
 # Processing code (first two digits) -> the operation and whether it moves an amount / reads a PIN.
 PROCESSING: dict[str, tuple[Any, bool, bool]] = {
@@ -169,6 +174,8 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     if not pan or "7" not in doc or "11" not in doc or (moves and not amount.isdigit()) \
             or (needs_pin and "52" not in doc):
         return {"39": FORMAT_ERROR}
+    if not fresh(str(doc["7"]), app.clock.now()):
+        return {"39": FORMAT_ERROR}
     if moves and doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
         return {"39": "12"}  # invalid transaction: this card's account holds yuan only
     args: list[Any] = [pan] + ([int(amount)] if moves else [])
@@ -186,6 +193,22 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     if out.get("transfer_id"):
         reply["38"] = _authorization_id(str(out["transfer_id"]))
     return reply
+
+
+def fresh(field7: str, now: datetime) -> bool:
+    """Field 7 (MMDDhhmmss, UTC, no year) names a moment within FRESH of `now` (the year that makes it
+    nearest: a message sent at 23:59:59 on 31 December answered on 1 January)."""
+    if len(field7) != 10 or not field7.isdigit():
+        return False
+    month, day, hour, minute, second = (int(field7[i:i + 2]) for i in range(0, 10, 2))
+    for year in (now.year - 1, now.year, now.year + 1):
+        try:
+            at = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError:
+            return False
+        if abs(now - at) <= FRESH:
+            return True
+    return False
 
 
 def _balances(out: dict[str, Any]) -> str:
