@@ -211,6 +211,43 @@ def _describe_token(decl: Declaration | None, roles: frozenset[Role]) -> str:
     return "Token: " + "; ".join(kinds) + "." if kinds else ""
 
 
+REQUEST_ID_HEADER = {
+    "description": "The request's id (logs.RequestContext): the client's own X-Request-ID when it sent a short "
+    "token (letters, digits, . _ : -, up to 64), else one the server made. Every answer carries it; quote it "
+    "when reporting a problem.",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,64}$"},
+}
+"""Answered on every response of every path (logs.RequestContext), so declared on every response here."""
+
+TIME_FORMATS = (("date-time", ("at", "_at", "_until")), ("date", ("date", "_date", "_on", "_deadline")))
+"""Times and dates are ISO text on the wire (datetime.isoformat: with their UTC offset; dates YYYY-MM-DD):
+a string field named `at`, `*_at`, `*_until` is declared `format: date-time`, one named `date`, `*_date`, `*_on`,
+`*_deadline` `format: date`, for code generators (RFC 3339). By the name, as masking is (responses._mask_for),
+so a new field so named cannot be left out; tests/api/test_contract_formats.py checks real answers parse."""
+
+
+def time_format(name: str) -> str | None:
+    """The format a field of this name is declared with (TIME_FORMATS), or None."""
+    for fmt, names in TIME_FORMATS:
+        if name in names or name.endswith(tuple(n for n in names if n.startswith("_"))):
+            return fmt
+    return None
+
+
+def _declare_time_formats(schema: dict) -> None:
+    """`format` on every string property named as a time (TIME_FORMATS), in every component; the nullable
+    ones (`anyOf` string | null) on their string branch. A property with a format of its own keeps it."""
+    for component in schema.get("components", {}).get("schemas", {}).values():
+        for name, prop in component.get("properties", {}).items():
+            fmt = time_format(name)
+            if fmt is None:
+                continue
+            for branch in [prop, *prop.get("anyOf", ())]:
+                if branch.get("type") == "string" and "format" not in branch:
+                    branch["format"] = fmt
+
+
 RETRY_AFTER_STATUSES = frozenset({"429", "503"})
 RETRY_AFTER_HEADER = {"description": "seconds to wait before trying again (api.main.retry_after)",
                       "schema": {"type": "integer", "minimum": 0}}
@@ -228,6 +265,13 @@ def build_openapi(api: FastAPI) -> dict:
         "hospital/pharmacy or kiosk terminal) act only on /api/v1/terminal/...; cardholder tokens "
         "(`POST /api/v1/cardholder/login`, prefix `ch.`) act on the cardholder's own cards. docs/API.md.",
     }
+    _declare_time_formats(schema)
+    schema["components"].setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
+    for methods in schema.get("paths", {}).values():
+        for method, op in methods.items():
+            if method in ("get", "post", "put", "patch", "delete"):
+                for answer in op.get("responses", {}).values():
+                    answer.setdefault("headers", {})["X-Request-ID"] = {"$ref": "#/components/headers/X-Request-ID"}
     routes = api_routes(api)
     ids = operation_ids(routes)
     for path, route in routes:
@@ -251,7 +295,7 @@ def build_openapi(api: FastAPI) -> dict:
                 if note:
                     op["description"] = (op.get("description", "") + "\n\n" + note).strip()
             for status in RETRY_AFTER_STATUSES & op.get("responses", {}).keys():
-                op["responses"][status]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
+                op["responses"][status].setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["name"] = "Idempotency-Key"

@@ -48,8 +48,14 @@ def route_declaration(route: APIRoute) -> tuple[Declaration | None, Any]:
     return (fn.declaration, fn) if fn is not None else (None, None)
 
 
-def route_operation(route: Any) -> str | None:
-    """The name of the operation the matched route (`scope["route"]`) calls, if it calls one."""
+def route_declaration_of(route: Any) -> Declaration | None:
+    """The declaration of the operation the matched route (`scope["route"]`) calls, if it calls one."""
     endpoint = getattr(route, "endpoint", None)
     fn = _first_operation(endpoint) if endpoint is not None else None
-    return fn.declaration.name if fn is not None else None
+    return fn.declaration if fn is not None else None
+
+
+def route_operation(route: Any) -> str | None:
+    """The name of the operation the matched route (`scope["route"]`) calls, if it calls one."""
+    decl = route_declaration_of(route)
+    return decl.name if decl is not None else None

@@ -20,7 +20,7 @@ from ..services.access import in_audience
 from ..services.app import App
 from ..services.operation import admit_channel
 from ..services.staff import actor_for_token, cached_actor
-from .declared import route_operation
+from .declared import route_declaration_of, route_operation
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
 IDEMPOTENCY_KEY_MAX = 80
@@ -92,12 +92,20 @@ async def admitted(request: Request, app: App, actor: Actor | None) -> Actor:
     """The caller, known and of the audience of the route's channel: no token is 401 `unauthenticated`,
     another channel's credential 403 `forbidden` (services.operation.admit_channel: the frame's one channel
     rule, with its audit record), both before the body is validated or the endpoint runs."""
-    if actor is None:
+    if actor is None or (actor.ended and not _replays_to_ended(request)):
         raise SscardError("unauthenticated")
     note_actor(actor)
     if not in_audience(actor):  # rare: the refusal's audit record is written in a thread
         await run_in_threadpool(admit_channel, app, actor, route_operation(request.scope.get("route")))
     return actor
+
+
+def _replays_to_ended(request: Request) -> bool:
+    """An ended credential (a cardholder token issued before the query password's change) goes on only to a
+    route whose operation is declared `ends_session`, with an Idempotency-Key: the frame answers it there the
+    stored answer of the change that ended it, or `unauthenticated` (services.operation.replay_to_ended)."""
+    decl = route_declaration_of(request.scope.get("route"))
+    return decl is not None and decl.ends_session and bool(request.headers.get("idempotency-key"))
 
 
 async def current_actor(request: Request, actor: Annotated[Actor | None, Depends(optional_actor)]) -> Actor:

@@ -10,11 +10,31 @@ tests/api/test_contract.py proves real answers carry no key a model does not dec
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, WithJsonSchema, model_serializer
 
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
+from ..core.roles import Channel, Role
+from ..core.states import BankStatus, SsStatus
+
+
+def enum_of(table: type[StrEnum]) -> WithJsonSchema:
+    """The contract of a string field that carries one of a core table's values (a state, a role): the
+    table's own values, read from it, so that the schema and the code cannot disagree. The wire is unchanged
+    (the field stays a string); tests/api/test_contract_formats.py checks each field against its table."""
+    return WithJsonSchema({"type": "string", "enum": [member.value for member in table]})
+
+
+SsState = Annotated[str, enum_of(SsStatus)]
+"""A card's social security state (core.states.SsStatus)."""
+BankState = Annotated[str, enum_of(BankStatus)]
+"""A bank account's state (core.states.BankStatus)."""
+RoleName = Annotated[str, enum_of(Role)]
+"""Who acted (core.roles.Role)."""
+ChannelName = Annotated[str, enum_of(Channel)]
+"""Through which channel (core.roles.Channel)."""
 
 
 def _mask_for(key: str) -> Callable[[str | None], str] | None:
@@ -82,10 +102,10 @@ class CardSummary(Out):
     """The caller's current card as a hotline agent sees it (masked)."""
 
     card_number: str
-    ss_status: str
+    ss_status: SsState
     ss_loss_expires_at: str | None
     bank: str
-    bank_status: str
+    bank_status: BankState
 
 
 class ReplacementRef(Out):
@@ -104,7 +124,7 @@ class MovedBalance(Out):
 
 class BankBalanceOut(Out):
     pan: str
-    status: str
+    status: BankState
     balance_fen: int
     available_fen: int
     held_fen: int
@@ -164,7 +184,7 @@ class CardBankSide(Out):
     name_en: str
     hotline: str
     pan: str | None
-    status: str | None
+    status: BankState | None
     activation_deadline: str | None
     activation_days_left: int | None
 
@@ -172,7 +192,7 @@ class CardBankSide(Out):
 class CardView(Out):
     card_number: str
     person: NameAndId
-    ss_status: str
+    ss_status: SsState
     ss_loss_expires_at: str | None
     reason: str
     applied_at: str
@@ -203,7 +223,7 @@ class PersonFindOut(Out):
 class CardApplyFirstOut(Out):
     issued = frozenset({"card_number"})
     card_number: str
-    ss_status: str
+    ss_status: SsState
     bank: str
     pan_last4: str
 
@@ -223,7 +243,7 @@ class ProductionCompleteBatchOut(Out):
 
 class CardCollectOut(Out):
     card_number: str
-    ss_status: str
+    ss_status: SsState
     issue_date: str | None
     expiry_date: str | None
     activation_deadline: str | None
@@ -232,7 +252,7 @@ class CardCollectOut(Out):
 
 class CardState(Out):
     card_number: str
-    ss_status: str
+    ss_status: SsState
 
 
 class SsPasswordChangeOut(Out):
@@ -272,43 +292,43 @@ class Reminder(Out):
 
 class SsLossReportTemporaryOut(Out):
     card_number: str
-    ss_status: str
+    ss_status: SsState
     lapses_at: str
-    linked_bank_status: str | None
+    linked_bank_status: BankState | None
     reminder: Reminder
 
 
 class SsLossReportFormalOut(Out):
     card_number: str
-    ss_status: str
-    linked_bank_status: str | None
+    ss_status: SsState
+    linked_bank_status: BankState | None
     reminder: Reminder
 
 
 class BankLossReportOralOut(Out):
     pan: str
-    status: str
+    status: BankState
     lapses_at: str
-    linked_ss_status: str | None
+    linked_ss_status: SsState | None
     reminder: Reminder
 
 
 class BankLossReportWrittenOut(Out):
     pan: str
-    status: str
-    linked_ss_status: str | None
+    status: BankState
+    linked_ss_status: SsState | None
     reminder: Reminder
 
 
 class BankAccountState(Out):
     pan: str
-    status: str
+    status: BankState
 
 
 class AuditActor(Out):
     kind: str
     id: str
-    role: str
+    role: RoleName
 
 
 class AuditRecordOut(Out):
@@ -317,7 +337,7 @@ class AuditRecordOut(Out):
     actor: AuditActor
     on_behalf_of: int | None
     attorney_id: int | None
-    channel: str
+    channel: ChannelName
     place: str
     operation: str
     object_type: str
@@ -614,10 +634,10 @@ class CounterCollectionReceiptOut(Out):
     center: CenterRef | None
     reason: str
     old_card_number: str | None
-    old_card_status: str | None
+    old_card_status: SsState | None
     bank: BankRef
     pan: str
-    bank_status: str
+    bank_status: BankState
     activation_deadline: str | None
     activation_days: int
     agent: NameAndId | None
@@ -727,10 +747,10 @@ class ReplacementApplyOut(Out):
     issued = frozenset({"card_number"})
     application_id: int
     card_number: str
-    ss_status: str
+    ss_status: SsState
     reason: str
     old_card_number: str
-    old_card_status: str
+    old_card_status: SsState
     formal_loss_recorded: bool
     fee_fen: int
     fee_status: str
@@ -749,7 +769,7 @@ class ReplacementCompleteBatchOut(ProductionCompleteBatchOut):
 
 class CounterCollectOut(CardCollectOut):
     collected_by: str
-    bank_status: str
+    bank_status: BankState
     activation_required: bool
     bank: BankRef
     pan: str

@@ -48,13 +48,19 @@ def cardholder_claim(app: App, token: str) -> tuple[int, int] | None:
 
 
 def cardholder_from_token(app: App, token: str, channel: Channel = Channel.API) -> Actor | None:
-    """The cardholder behind a token, or None: a bad or expired signature, or a token issued before the
-    person's query password was last changed or reset (one read of the person's generation: blocking,
-    an async caller runs it in a thread)."""
+    """The cardholder behind a token, or None: a bad or expired signature, or no such person (one read of
+    the person's generation: blocking, an async caller runs it in a thread).
+
+    A token issued before the person's query password was last changed or reset is an ended credential
+    (`Actor.ended`): refused everything (`unauthenticated`) but the stored answer of the change it made
+    itself, retried with the same key and body (services.operation, `ends_session`). `session`: the token's
+    keyed digest, which that stored answer is bound to (never the token itself)."""
     claim = cardholder_claim(app, token)
     if claim is None:
         return None
     pid, generation = claim
-    if query_password_generation(app, pid) != generation:
+    current = query_password_generation(app, pid)
+    if current is None:
         return None
-    return Actor(kind="cardholder", id=str(pid), role=Role.CARDHOLDER, channel=channel, person_id=pid)
+    return Actor(kind="cardholder", id=str(pid), role=Role.CARDHOLDER, channel=channel, person_id=pid,
+                 session=app.secrets.token_digest(token), ended=current != generation)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -48,6 +48,13 @@ class Actor:
     person_id: int | None = None
     terminal_kind: str | None = None
     place: str = ""  # outlet, center or terminal code
+    session: str = field(default="", compare=False, repr=False)
+    """Which credential of the caller this is (a cardholder API token: its keyed digest), where the channel
+    knows one: an operation that ends its caller's session (`ends_session`) keys its stored answer to it."""
+    ended: bool = field(default=False, compare=False)
+    """The credential was valid but has been ended (a cardholder token issued before a change of the query
+    password). Such an actor is refused everything (services.access.authorize: `unauthenticated`) but the
+    stored answer of the keyed call that ended this very credential (services.operation: `ends_session`)."""
 
     def via(self, channel: Channel) -> Actor:
         return replace(self, channel=channel)

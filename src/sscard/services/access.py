@@ -55,6 +55,7 @@ class Declaration:
     batched: bool = False  # may be group-committed with other requests (services.batching)
     alone: bool = False  # batched, but the writer runs it in a transaction of its own (a bulk sweep)
     read: bool = False  # a `@query` (services.operation.query): a read, not an operation
+    ends_session: bool = False  # its success ends the caller's own credential (services.operation.operation)
 
 
 DECLARATIONS: dict[str, Declaration] = {}
@@ -130,7 +131,7 @@ def allowed(actor: Actor | None, operation: str) -> bool:
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
-    if actor is None:
+    if actor is None or actor.ended:  # an ended credential gets nothing (but its replay: operation.call)
         raise SscardError("unauthenticated")
     admit_channel(actor)
     if actor.role not in declaration(operation).roles:

@@ -32,7 +32,7 @@ from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
 from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card
-from . import access, ledger, lookup
+from . import access, ledger, lookup, paging
 from . import card_lifecycle as lifecycle
 from .access import Scope
 from .book import Book, book_of
@@ -650,9 +650,10 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     op.audit("bank_account", account.pan, person_id=account.person_id)
     limit = max(1, min(int(limit), 200))
     ledger_id = account.ledger_account_id
-    rows = ledger.history_by_months(op.rows, ledger_id, limit=limit, before_id=before_id,
+    read = ledger.history_by_months(op.rows, ledger_id, limit=paging.one_more(limit), before_id=before_id,
                                     opened=found[0].ledger_opened, newest=found[0].ledger_newest,
                                     out_of_order=bool(found[0].ledger_out_of_order)) if ledger_id else []
+    rows, next_before_id = paging.cut(read, limit, lambda row: row.id)
     others = {r.credit_account_id if r.debit_account_id == ledger_id else r.debit_account_id for r in rows}
     names = _counterparties(op.rows, others)
     entries = []
@@ -669,7 +670,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     b = (ledger.Balance(sums.debits_posted, sums.credits_posted, sums.debits_pending, sums.credits_pending)
          if sums.ledger_id is not None else ledger.Balance(0, 0, 0, 0)).as_dict()
     out = _answer(op, account, b)
-    out.update(entries=entries, next_before_id=entries[-1]["id"] if len(entries) == limit else None,
+    out.update(entries=entries, next_before_id=next_before_id,
                activation_deadline=account.activation_deadline)
     return out
 

@@ -5,7 +5,10 @@
 2. runs fn in one transaction, retried whole on serialization failure,
 3. answers a retried idempotency key with the first answer (a different body: idempotency_key_reused),
 4. writes exactly one audit record in the same transaction, and a refusal record for refusals,
-5. for errors raised with commit=True (a wrong password's counter), commits and then raises.
+5. for errors raised with commit=True (a wrong password's counter), commits and then raises,
+6. answers a retry of an operation that ended its caller's own credential (`ends_session`: a change of the
+   query password ends the cardholder's API token) with the first answer, to that ended credential only
+   (`replay_to_ended`): every write is idempotent under its key, this one too.
 
 Results are JSON-ready dicts, the same whether fresh or replayed.
 """
@@ -94,6 +97,7 @@ class Op:
     _audit: dict[str, Any] = field(default_factory=dict[str, Any])
     _reads: Reads | None = field(default=None, kw_only=True)  # a declared read's (`query`): see `rows`
     _listed: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]], kw_only=True)
+    _ended_own_session: bool = field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         self.now = self.app.clock.now()
@@ -116,6 +120,13 @@ class Op:
         if self._reads is not None and self._session is None:
             return self._reads.rows(stmt, params)
         return fetch_all(self.session.connection(), stmt, params)
+
+    def ends_sessions_of(self, person_id: int) -> None:
+        """Say that this operation ends every credential of the person `person_id` (a query password's change
+        or reset: api.sessions' tokens). When that person is the caller, the operation must be declared
+        `ends_session` (run_declared checks): its retry then reaches its stored answer with the ended token."""
+        if self.actor.role is Role.CARDHOLDER and self.actor.person_id == person_id:
+            self._ended_own_session = True
 
     def listed(self, object_type: str, object_id: object, person_id: int) -> None:
         """A declared read that shows several people's data unmasked (the collection queue's names) says
@@ -229,12 +240,15 @@ def _audit_record(actor: Actor, name: str, now: datetime, key: str | None, resul
     return AuditRecord(**audit_values(actor, name, now, key, result, fields))
 
 
-def request_hash(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], key: bytes | None = None) -> str:
+def request_hash(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], key: bytes | None = None,
+                 session: str = "") -> str:
     """The fingerprint of a keyed request, to tell a retry from a different body under the same key.
 
     Keyed with the server key: the arguments may hold a PIN, and a plain hash of a 6-digit PIN is
-    reversed by trying all million values."""
-    body = json.dumps([name, args, kwargs], default=json_default, sort_keys=True, ensure_ascii=False).encode()
+    reversed by trying all million values. `session`: the caller's credential (Actor.session), for an
+    operation that ends it (`ends_session`): its stored answer then matches a retry with that credential only."""
+    parts: list[Any] = [name, args, kwargs, session] if session else [name, args, kwargs]
+    body = json.dumps(parts, default=json_default, sort_keys=True, ensure_ascii=False).encode()
     if key is None:
         return hashlib.sha256(body).hexdigest()
     return hmac.new(key, b"idempotency\x00" + body, hashlib.sha256).hexdigest()
@@ -275,7 +289,8 @@ class Request:
         self.decl: access.Declaration = op_fn.declaration
         self.fn = _BODIES[self.decl.name]
         self.scope = f"{actor.kind}:{actor.id}"[:48]
-        self.request_hash = request_hash(self.decl.name, args, kwargs, app.settings.secret_key) if key else ""
+        session = actor.session if self.decl.ends_session else ""
+        self.request_hash = request_hash(self.decl.name, args, kwargs, app.settings.secret_key, session) if key else ""
 
     @property
     def name(self) -> str:
@@ -296,6 +311,16 @@ class Request:
             return Refused(SscardError("idempotency_key_reused"))
         payload = json.loads(response)
         return Refused(_stored_error(payload)) if status >= 400 else payload
+
+    def replay_to_ended(self, rec: IdempotencyRecord | None) -> Any:
+        """The answer to a retry made with an ended credential: the stored success of this very request
+        (same operation, body and credential: `request_hash` holds the credential of an `ends_session`
+        operation), which ended that credential. Anything else, a guessed key, another body, a refusal stored
+        under the key, another ended token, is `unauthenticated`, as the ended credential is everywhere."""
+        if (not self.decl.ends_session or rec is None or rec.status >= 400
+                or not hmac.compare_digest(rec.request_hash, self.request_hash)):
+            raise SscardError("unauthenticated")
+        return json.loads(rec.response)
 
     def replay_record(self, rec: IdempotencyRecord | None) -> Any:
         return None if rec is None else self.replay(rec.request_hash, rec.status, rec.response)
@@ -529,6 +554,7 @@ def operation(
     terminals: frozenset[str] | None = None,
     batched: bool = False,
     alone: bool = False,
+    ends_session: bool = False,
 ) -> Callable[[Callable[Concatenate[Op, P], R]], Operation[P, R]]:
     """Declare a business operation: its name (audit, permissions), who may do it, on what scope,
     whether a retried call needs a key (`keyed`, true for every change but failure counters), which
@@ -538,13 +564,20 @@ def operation(
     operation (a sweep, a month's credits for a whole city) that the writer runs in a transaction of its
     own, between two batches: serialized with every batch as the others are (no lock queue on SQLite, no
     SERIALIZABLE conflicts with the batches on PostgreSQL), without making a batch's other callers wait
-    for it or rerun with it. services.access enforces the declaration for every channel.
+    for it or rerun with it. `ends_session`: its success may end the caller's own credential (a change of
+    the query password ends the cardholder's API token): a retry with that ended credential and the same key
+    and body is answered the stored first answer (`replay_to_ended`), which may then carry no secret
+    (`run_declared` checks); an operation that ends its caller's credential undeclared fails (the same).
+    services.access enforces the declaration for every channel.
 
     To build one operation out of another, call a plain function both use; the declared function is
     the entry point of channels only (calling it inside an operation would open a second transaction)."""
     if alone and not batched:
         raise ValueError(f"operation {name}: alone=True is a way of being batched")
-    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched, alone)
+    if ends_session and (not keyed or batched):
+        raise ValueError(f"operation {name}: ends_session needs a keyed operation run on its own")
+    decl = access.Declaration(name, frozenset(roles), scope, keyed, frozenset(secrets), terminals, batched, alone,
+                              ends_session=ends_session)
     access.register(decl)
 
     def decorate(fn: Callable[Concatenate[Op, P], R]) -> Operation[P, R]:
@@ -554,6 +587,9 @@ def operation(
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Answer:
             answer: Answer
+            if actor.ended:  # an ended credential: at most the stored answer of the call that ended it
+                answer = replay_to_ended(app, Request(app, declared, actor, args, kwargs, idempotency_key))
+                return answer
             if batched:
                 from . import batching  # (batching builds on this module)
 
@@ -577,6 +613,20 @@ def one_by_one(app: App, op_fn: Query[..., Any], actor: Actor, /, *args: Any, id
     (what group commit is measured against: the benchmark's (d))."""
     admit(app, actor, op_fn.declaration, idempotency_key)
     return execute(app, Request(app, op_fn, actor, args, kwargs, idempotency_key))
+
+
+def replay_to_ended(app: App, request: Request) -> Any:
+    """A call with an ended credential (Actor.ended): the first answer stored under its key when that call
+    ended this credential (`Request.replay_to_ended`), else `unauthenticated`. It runs nothing and writes
+    nothing (a replay leaves no audit record, as every replay); read on the primary (`reconnecting`)."""
+    if not request.key:
+        raise SscardError("unauthenticated")
+
+    def read() -> Any:
+        with app.db.read_committed() as session:
+            return request.replay_to_ended(session.get(IdempotencyRecord, (request.scope, request.key)))
+
+    return app.db.reconnecting(read)
 
 
 def admit(app: App, actor: Actor | None, decl: access.Declaration, idempotency_key: str | None) -> None:
@@ -609,7 +659,30 @@ def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args:
         result = fn(op, *args, **kwargs)
     if decl.secrets and op._audit.get("detail"):
         _refuse_secret_in_audit(decl, fn, args, kwargs, op._audit["detail"])
+    if op._ended_own_session and not decl.ends_session:
+        raise RuntimeError(f"operation {decl.name} ended its caller's credential undeclared (ends_session)")
+    if decl.ends_session:
+        _refuse_secret_in_answer(decl, result)
     return result
+
+
+_SECRET_KEYS = ("token", "password", "pin", "secret")
+
+
+def _refuse_secret_in_answer(decl: access.Declaration, answer: Any) -> None:
+    """An `ends_session` operation's answer is replayed to the credential it ended, which a thief may hold
+    (with the key and the body, but still): it may name no token, password, PIN or secret, at any depth."""
+    stack = [answer]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                if any(word in str(k).lower() for word in _SECRET_KEYS):
+                    raise RuntimeError(f"operation {decl.name} ends its caller's session: its answer may carry "
+                                       f"no secret ({k!r})")
+                stack.append(v)
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
 
 
 MIN_SECRET_LENGTH = 6

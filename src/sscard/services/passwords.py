@@ -224,7 +224,8 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict[str, An
             "phone_usable": phone_usable(op, person), "generation": person.query_pw_generation or 0}
 
 
-@operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'))
+@operation("query_password.change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('old', 'new', 'new_again'),
+           ends_session=True)
 def change_query_password(op: Op, old: str, new: str, new_again: str, keep_session: str | None = None) -> dict[str, Any]:
     """The cardholder's own change (portal, API, kiosk): every portal session of theirs ends but the one
     that changed it (`keep_session`: its key, websession.session_key), as after a reset."""
@@ -239,7 +240,7 @@ def change_query_password(op: Op, old: str, new: str, new_again: str, keep_sessi
     person.query_pw_hash = op.secrets.hash_password(new)
     person.query_pw_initial = False
     person.query_pw_phone_ok = phone_typable(new)
-    _new_generation(person)
+    _new_generation(op, person)
     ended = end_portal_sessions(op, person.id, keep=keep_session)
     op.audit("person", person.id, person_id=person.id, after="query_password_changed", portal_sessions_ended=ended)
     return {"changed": True}
@@ -254,16 +255,18 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> d
     person.query_pw_initial = True
     person.query_pw_phone_ok = None
     _set_query_lock(person, Lockout())
-    _new_generation(person)
+    _new_generation(op, person)
     ended = end_portal_sessions(op, person.id)
     op.audit("person", person.id, person_id=person.id, after="query_password_reset", portal_sessions_ended=ended)
     return {"reset": True}
 
 
-def _new_generation(person: Person) -> None:
+def _new_generation(op: Op, person: Person) -> None:
     """A change or reset of the query password: every cardholder API token issued before it stops working
-    (each carries the generation it was issued under: api.sessions, `query_password_generation`)."""
+    (each carries the generation it was issued under: api.sessions, `query_password_generation`), the
+    caller's own among them when the caller is the person (`Op.ends_sessions_of`: declared `ends_session`)."""
     person.query_pw_generation = (person.query_pw_generation or 0) + 1
+    op.ends_sessions_of(person.id)
 
 
 def query_password_generation(app: App, person_id: int) -> int | None:
