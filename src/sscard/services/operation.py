@@ -140,12 +140,17 @@ class Op:
         person_id: int | None = None,
         on_behalf_of: int | None = None,
         attorney_id: int | None = None,
+        object_bank_id: int | None = None,
         **detail: Any,
     ) -> None:
         """Say what this operation changed; written as the operation's one audit record. A call that names
-        no object (a power of attorney's check adding its id) keeps the object named so far."""
+        no object (a power of attorney's check adding its id) keeps the object named so far.
+        `object_bank_id`: the bank of the card or account named, when the operation knows it and the
+        database may not yet when the record is inserted (a batch writes a replacement's new card after
+        it); otherwise the log's insert trigger finds it from the object (audit_chain.BANK_COLUMNS)."""
         if object_type or "object_type" not in self._audit:
             self._audit.update(object_type=object_type, object_id=str(object_id))
+            self._audit.pop("object_bank_id", None)  # another object's bank no longer
         self._audit.update(before=str(before or ""), after=str(after or ""))
         if person_id is not None:
             self._audit["person_id"] = person_id
@@ -153,6 +158,8 @@ class Op:
             self._audit["on_behalf_of"] = on_behalf_of
         if attorney_id is not None:
             self._audit["attorney_id"] = attorney_id
+        if object_bank_id is not None:
+            self._audit["object_bank_id"] = object_bank_id
         if detail:
             self._audit.setdefault("detail", {}).update(detail)
 
@@ -203,6 +210,7 @@ def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result
         "result": result,
         "idempotency_key": key,
         "detail": detail or {},
+        "object_bank_id": fields.get("object_bank_id"),  # else the insert trigger's (audit_chain.BANK_COLUMNS)
     }
 
 
