@@ -12,8 +12,10 @@ from sqlalchemy import ColumnElement, Select, TextClause, and_, false, or_, sele
 
 from ..core.clock import as_utc
 from ..core.errors import About
+from ..core.identifiers import mask_name
 from ..core.labels import RENAMED_OPERATIONS
 from ..core.roles import Role
+from ..models.counter import PowerOfAttorney
 from ..models.foundation import (
     AGENCY_RECORDS,
     AuditRecord,
@@ -181,17 +183,20 @@ _OTHERS = ("staff", "terminal", "system", "operator")
 @query("audit.about_me", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     """PIPL's right to know: every audit record about me made by staff, terminals or the system, newest
-    first: when, which operation, viewed / changed / refused, the role and the place by name. The staff
-    member's name and id are never part of the answer."""
+    first: when, which operation, viewed / changed / refused, the role and the place by name, and whether an
+    agent acted under my power of attorney (its reference, the agent's masked name: session 23's auditor
+    found the record had it and the page did not say). The staff member's name and id are never part of
+    the answer."""
     me = op.actor.person_id
     assert me is not None  # a cardholder actor always carries its person id (the role checked above)
     access.require_self(op.actor, me)  # always the caller's own: no person id is taken from outside
     r = AuditRecord
     rows = op.session.execute(newest_first(
-        [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place],
+        [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place, r.attorney_id],
         [r.person_id == me, and_(r.on_behalf_of == me, or_(r.person_id.is_(None), r.person_id != me))],
         [r.actor_kind.in_(_OTHERS)], max(1, min(int(limit), 500)))).all()
     places = _place_names(op, {r.place for r in rows if r.place})
+    poas = _my_powers_of_attorney(op, me, {r.attorney_id for r in rows if r.attorney_id is not None})
     return {"records": _merge_repeats([{
         "at": r.at,
         "operation": r.operation,
@@ -201,8 +206,26 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
         "channel": r.channel,
         "place": places.get(r.place, {}).get("name", ""),
         "place_en": places.get(r.place, {}).get("name_en", ""),
+        **_agent(r.attorney_id, poas),
         "count": 1,
     } for r in rows])}
+
+
+def _agent(attorney_id: int | None, poas: dict[int, PowerOfAttorney]) -> dict[str, Any]:
+    """Whether an agent acted under a power of attorney (the record's `attorney_id`), and which: the
+    document's reference and the agent's masked name, when it is the cardholder's own power of attorney."""
+    if attorney_id is None:
+        return {"agent": False, "attorney_ref": "", "agent_name": ""}
+    poa = poas.get(attorney_id)
+    return {"agent": True, "attorney_ref": poa.document_ref if poa else "",
+            "agent_name": mask_name(poa.agent_name) if poa else ""}
+
+
+def _my_powers_of_attorney(op: Op, me: int, ids: set[int]) -> dict[int, PowerOfAttorney]:
+    if not ids:
+        return {}
+    return {p.id: p for p in op.session.scalars(select(PowerOfAttorney).where(
+        PowerOfAttorney.id.in_(ids), PowerOfAttorney.person_id == me))}
 
 
 def _kind(operation: str, result: str) -> str:
@@ -218,7 +241,7 @@ def _kind(operation: str, result: str) -> str:
     return "viewed" if decl is not None and not decl.keyed else "changed"
 
 
-_SAME = ("operation", "kind", "result", "role", "channel", "place")
+_SAME = ("operation", "kind", "result", "role", "channel", "place", "agent", "attorney_ref")
 
 
 VISIT_SECONDS = 30 * 60
