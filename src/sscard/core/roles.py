@@ -48,6 +48,7 @@ class Actor:
     person_id: int | None = None
     terminal_kind: str | None = None
     place: str = ""  # outlet, center or terminal code
+    call: str = ""  # a hotline call's reference (its CallSid), for the call's turns (services.operation.on_call)
 
     def via(self, channel: Channel) -> Actor:
         return replace(self, channel=channel)

@@ -19,8 +19,10 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -187,11 +189,36 @@ class Op:
         outbox.queue(self.session, type, card, before=before, after=after, **data)
 
 
+_CALL: ContextVar[str] = ContextVar("sscard_call", default="")
+
+
+@contextmanager
+def on_call(ref: str) -> Iterator[None]:
+    """Operations called inside are a hotline call's (hotline.engine runs each action of a call's turn in
+    it): each one's audit record says which call in its detail (`call`: the call's reference, its CallSid),
+    its refusals' and its reads' records too, so a supervisor gathers one call's records by it (session
+    23's auditor: the hotlines' records named no call). The frame puts the reference on the actor as the
+    operation is called (`_on_call`), which carries it to the group-commit writer's thread."""
+    token = _CALL.set(ref)
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def _on_call(actor: Actor) -> Actor:
+    ref = _CALL.get()
+    return replace(actor, call=ref) if ref and actor.call != ref else actor
+
+
 def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The columns of one audit record (a dict, so a batch can insert many in one statement)."""
+    """The columns of one audit record (a dict, so a batch can insert many in one statement); the detail
+    names the hotline call the operation was part of (`call`, on_call)."""
     detail = fields.get("detail")
     if detail:
         detail = {k: mask_text(v) if isinstance(v, str) else v for k, v in jsonable(detail).items()}
+    if actor.call:
+        detail = {**(detail or {}), "call": actor.call}
     return {
         "at": now,
         "actor_kind": actor.kind,
@@ -279,7 +306,7 @@ class Request:
 
     def __init__(self, app: App, op_fn: Query[..., Any], actor: Actor, args: tuple[Any, ...], kwargs: dict[str, Any],
                  key: str | None):
-        self.app, self.actor, self.args, self.kwargs, self.key = app, actor, args, kwargs, key
+        self.app, self.actor, self.args, self.kwargs, self.key = app, _on_call(actor), args, kwargs, key
         self.decl: access.Declaration = op_fn.declaration
         self.fn = _BODIES[self.decl.name]
         self.scope = f"{actor.kind}:{actor.id}"[:48]
@@ -562,6 +589,7 @@ def operation(
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, idempotency_key: str | None = None, **kwargs: Any) -> Answer:
             answer: Answer
+            actor = _on_call(actor)  # a hotline call's operation names the call (its refusal by `admit` too)
             if batched:
                 from . import batching  # (batching builds on this module)
 
@@ -696,6 +724,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
 
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Answer:
+            actor = _on_call(actor)  # a hotline call's read names the call
             admit(app, actor, decl, None)  # a known caller refused (role, terminal kind) leaves a trace
             last: list[Op] = []
 
