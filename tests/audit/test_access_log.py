@@ -418,3 +418,25 @@ def test_a_try_at_another_clerks_visit_is_answered_as_missing_and_recorded(city,
     with app.db.session() as s:
         assert s.scalar(select(func.count()).select_from(AuditRecord).where(
             AuditRecord.operation == "attorney.visit", AuditRecord.result == "not_found")) == 1
+
+
+def test_the_access_page_says_an_agent_acted_under_a_power_of_attorney_in_chinese_and_english(client, city, app):
+    """Session 23's auditor: the record of an agent's action has the power of attorney (attorney_id), and the
+    cardholder's page did not say an agent acted: it does, with the document's reference and the agent's
+    masked name; the clerk's own look at the record stays a plain line."""
+    from sscard.services import replacement
+    from tests.console.helpers import AGENT_ID, poa
+
+    card = city.issued_card()
+    p = poa(city, card)
+    window.person_overview(app, _named_clerk(app), card.person_id)
+    replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id, payment="cash",
+                      attorney_id=p["id"], agent_citizen_id=AGENT_ID)
+    assert audit.about_me(app, city.cardholder(card))["records"][0]["agent"] is True
+    login_changed(client, card)
+    rows = client.get("/portal/access").text.split("<tbody>", 1)[1]
+    assert rows.count("代理人李*凭您的授权委托书（WT-2026-001）办理") == 1, rows
+    assert rows.index("代理人") < rows.index("查看个人信息")  # on the agent's line, not on the clerk's look
+    english = client.get("/portal/access?lang=en").text
+    assert "by an agent, 李*, under your power of attorney (WT-2026-001)" in english
+    assert "代理人" not in english and "李四" not in english

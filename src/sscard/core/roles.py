@@ -55,6 +55,7 @@ class Actor:
     """The credential was valid but has been ended (a cardholder token issued before a change of the query
     password). Such an actor is refused everything (services.access.authorize: `unauthenticated`) but the
     stored answer of the keyed call that ended this very credential (services.operation: `ends_session`)."""
+    call: str = ""  # a hotline call's reference (its CallSid), for the call's turns (services.operation.on_call)
 
     def via(self, channel: Channel) -> Actor:
         return replace(self, channel=channel)

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.errors import LANGUAGES
 from ..services.app import App
+from ..services.operation import on_call
 from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
 from .script import (
     AFTER_IDENTIFY,
@@ -278,13 +279,16 @@ class Engine:
 
     def _run(self, state: dict, node: Node, value: str | None) -> Outcome:
         ctx = Ctx(self.app, self.menu, self.info, state, node)
-        return HANDLERS[node.action](ctx, value)
+        with on_call(state["call_sid"]):  # every operation an action runs names this call in its record
+            return HANDLERS[node.action](ctx, value)
 
     def _agent(self, state: dict, node: Node, lines: list[str]) -> Reply:
         from ..services import hotline as svc
 
-        out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
-                                topic=node.topic or node.name, callback_number=state.get("callback_number", ""))
+        with on_call(state["call_sid"]):
+            out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
+                                    topic=node.topic or node.name,
+                                    callback_number=state.get("callback_number", ""))
         state["status"] = "agent"
         return Reply(state["lang"], lines=lines + [self._text(state, "agent_queued", position=out["position"])],
                      hangup=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, cast
+from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, cast, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -296,6 +296,25 @@ for _column in AUDIT_FILTERS:
     _c = AuditRecord.__table__.c[_column]
     _where = _c.is_not(None) if _column in AUDIT_SPARSE else None
     Index(f"ix_audit_records_{_column}", _c, AuditRecord.id, postgresql_where=_where, sqlite_where=_where)
+AGENCY_RECORDS = ("maker_bank_id IS NULL AND (object_type <> 'bank_account'"
+                  " OR actor_role IN ('clerk', 'center_supervisor'))")
+"""The social security agency's records, which a center supervisor reads, from the record's own columns:
+those no bank made (`maker_bank_id`: none of its outlets, terminals, staff or its hotline), except those
+about a bank account made by anyone but the centers' own staff. So the agency's are its centers' work
+(enrolment, loss, replacement, the window's reads: a center's work on a card is the agency's even when its
+record names the card's bank account), the cardholders' social security side (query passwords, insurance,
+certificates, the 12333 line), the medical settlements, the city's administration; a bank's are its
+tellers', terminals' and hotline's records (deposits, withdrawals, payments, its written losses) and the
+money movements on its accounts that no bank staff made (a cardholder's transfer, the pension payer's
+credits): a bank's business is not the agency's (session 23's auditor found a center supervisor reading
+every bank's customers' payments).
+
+Written once, as SQL text, for the read's condition (services/audit.py, `agency_records`) and for the
+partial index its newest-first walk uses (migration 0026, `ix_audit_records_agency`): the same text in both,
+which is what lets SQLite and PostgreSQL match the one to the other. Without it a center supervisor's page
+walked back through the city's card payments, the bulk of the log, to find the agency's few."""
+Index("ix_audit_records_agency", AuditRecord.id, postgresql_where=text(AGENCY_RECORDS),
+      sqlite_where=text(AGENCY_RECORDS))
 # The sealer finds a staff record's bank by the actor id, which is the staff user's id written as text
 Index("ix_staff_users_id_text", cast(StaffUser.id, String(32)))
 

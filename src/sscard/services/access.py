@@ -247,11 +247,13 @@ def require_own(actor: Actor, about: About, *, bank_id: int, missing: str) -> No
     require_bank(actor, bank_id, about=about)
 
 
-def require_bank_customer(actor: Actor, bank_ids: set[int]) -> None:
+def require_bank_customer(actor: Actor, bank_ids: set[int], *, about: About | None = None) -> None:
     """A person in scope for the bank side: holds a card of the actor's bank. Others' customers
-    answer as if they did not exist (a bank has no business knowing who banks elsewhere)."""
+    answer as if they did not exist (a bank has no business knowing who banks elsewhere). `about`: the
+    refused attempt's record names it (`SscardError.about`), where the same refusal answers a person of
+    nobody too, so that recording it does not tell the two apart."""
     if is_bank_side(actor) and actor.bank_id not in bank_ids:
-        raise SscardError("person_not_found")
+        raise _about(SscardError("person_not_found"), about)
     _mark(Scope.OWN)
 
 

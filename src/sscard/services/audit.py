@@ -1,5 +1,5 @@
 """Reading the audit log: supervisors and operators (filtered, newest first, masked; a bank supervisor only
-their own bank's records), and a cardholder's own access log (who looked at or changed my record, by role
+their own bank's records, a center supervisor only the agency's), and a cardholder's own access log (who looked at or changed my record, by role
 and place, never by name)."""
 
 from __future__ import annotations
@@ -8,12 +8,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true, union_all
+from sqlalchemy import ColumnElement, Select, TextClause, and_, false, or_, select, text, true, union_all
 
 from ..core.clock import as_utc
+from ..core.errors import About
+from ..core.identifiers import mask_name
 from ..core.labels import RENAMED_OPERATIONS
 from ..core.roles import Role
+from ..models.counter import PowerOfAttorney
 from ..models.foundation import (
+    AGENCY_RECORDS,
     AuditRecord,
     Bank,
     Outlet,
@@ -24,11 +28,29 @@ from . import access, lookup
 from .access import Scope
 from .operation import Op, query
 
+Condition = ColumnElement[bool] | TextClause  # a part of the log (`newest_first`)
 
-def bank_records(op: Op) -> list[ColumnElement[bool]] | None:
+
+def records_in_scope(op: Op) -> list[Condition] | None:
+    """Which audit records the actor may read, as disjoint parts (`newest_first`): a bank supervisor their own
+    bank's (`bank_records`), a center supervisor the agency's (`AGENCY_RECORDS`), an operator every record
+    (None): the operator runs the city. The one place the audit reads take their scope from."""
+    if op.actor.role is Role.CENTER_SUPERVISOR:
+        return [agency_records()]
+    return bank_records(op)
+
+
+def agency_records() -> TextClause:
+    """The agency's records (models.foundation.AGENCY_RECORDS, whose docstring is the rule), as a condition
+    whose text is the one of the partial index its newest-first walk uses (`ix_audit_records_agency`):
+    plain text, which SQLite does not compare to 1 as it would a boolean expression."""
+    return text(f"({AGENCY_RECORDS})")
+
+
+def bank_records(op: Op) -> list[Condition] | None:
     """Which audit records the actor may read, as disjoint parts (`newest_first`): for a bank supervisor
-    (the bank side) only their own bank's, None (every record) for center supervisors and operators: the
-    agency supervises every center, and the operator runs the city.
+    (the bank side) only their own bank's, None (every record) for anyone else (`records_in_scope` gives
+    center supervisors the agency's).
 
     A bank's own records are, from the record's own columns (no column names the bank):
     - made by the bank: at one of its outlets or terminals (`place`: a teller's outlet, an ATM's or a POS's
@@ -61,7 +83,7 @@ def bank_records(op: Op) -> list[ColumnElement[bool]] | None:
     ]
 
 
-def newest_first(columns: Sequence[Any], parts: Sequence[ColumnElement[bool]], where: Sequence[ColumnElement[bool]],
+def newest_first(columns: Sequence[Any], parts: Sequence[Condition], where: Sequence[ColumnElement[bool]],
                  limit: int, offset: int = 0) -> Select[Any]:
     """The audit records of any of `parts` (disjoint: no record in two) that also meet every condition of
     `where`, newest first, one page. Each part is read on its own, newest first, up to the page's end (an
@@ -99,11 +121,14 @@ def read_audit(
     limit: int = 100,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """The audit log, newest first, filtered; a bank supervisor reads only their own bank's records
-    (`bank_records`), and a person of another bank answers `person_not_found` (and is not recorded as
-    viewed), as every scoped read of a person refuses."""
-    if person_id is not None:
-        lookup.person_in_scope(op.rows, op.actor, person_id)  # the bank side: only its own customers
+    """The audit log, newest first, filtered, in the actor's scope (`records_in_scope`: a bank supervisor
+    their own bank's records, a center supervisor the agency's, an operator all). A bank supervisor asking
+    for a person who is not their bank's customer is answered `person_not_found` (no "viewed" record), as
+    every scoped read of a person refuses, and the refused attempt is recorded naming the person's trail
+    (a refusal that names what it was about is recorded, operation.py `_refusal_recorded`), a person of
+    nobody's alike: the auditor sees the bank's attempts at other banks' customers (session 23)."""
+    if person_id is not None:  # the bank side: only its own customers
+        lookup.person_in_scope(op.rows, op.actor, person_id, about=About("audit_log", str(person_id), person_id))
     where: list[ColumnElement[bool]] = []
     for column, value in (
         (AuditRecord.operation, operation),
@@ -121,7 +146,7 @@ def read_audit(
         where.append(AuditRecord.at < as_utc(until))
     if person_id is not None:
         op.audit("audit_log", person_id, person_id=person_id)  # a person's trail is their data too
-    parts = bank_records(op) or [true()]
+    parts = records_in_scope(op) or [true()]
     rows = op.session.execute(newest_first(_COLUMNS, parts, where, max(1, min(limit, 1000)),
                                            max(0, min(offset, MAX_OFFSET)))).all()
     return {"records": [audit_view(r) for r in rows], "limit": limit, "offset": offset}
@@ -158,17 +183,20 @@ _OTHERS = ("staff", "terminal", "system", "operator")
 @query("audit.about_me", roles={Role.CARDHOLDER}, scope=Scope.OWN)
 def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     """PIPL's right to know: every audit record about me made by staff, terminals or the system, newest
-    first: when, which operation, viewed / changed / refused, the role and the place by name. The staff
-    member's name and id are never part of the answer."""
+    first: when, which operation, viewed / changed / refused, the role and the place by name, and whether an
+    agent acted under my power of attorney (its reference, the agent's masked name: session 23's auditor
+    found the record had it and the page did not say). The staff member's name and id are never part of
+    the answer."""
     me = op.actor.person_id
     assert me is not None  # a cardholder actor always carries its person id (the role checked above)
     access.require_self(op.actor, me)  # always the caller's own: no person id is taken from outside
     r = AuditRecord
     rows = op.session.execute(newest_first(
-        [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place],
+        [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place, r.attorney_id],
         [r.person_id == me, and_(r.on_behalf_of == me, or_(r.person_id.is_(None), r.person_id != me))],
         [r.actor_kind.in_(_OTHERS)], max(1, min(int(limit), 500)))).all()
     places = _place_names(op, {r.place for r in rows if r.place})
+    poas = _my_powers_of_attorney(op, me, {r.attorney_id for r in rows if r.attorney_id is not None})
     return {"records": _merge_repeats([{
         "at": r.at,
         "operation": r.operation,
@@ -178,8 +206,26 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
         "channel": r.channel,
         "place": places.get(r.place, {}).get("name", ""),
         "place_en": places.get(r.place, {}).get("name_en", ""),
+        **_agent(r.attorney_id, poas),
         "count": 1,
     } for r in rows])}
+
+
+def _agent(attorney_id: int | None, poas: dict[int, PowerOfAttorney]) -> dict[str, Any]:
+    """Whether an agent acted under a power of attorney (the record's `attorney_id`), and which: the
+    document's reference and the agent's masked name, when it is the cardholder's own power of attorney."""
+    if attorney_id is None:
+        return {"agent": False, "attorney_ref": "", "agent_name": ""}
+    poa = poas.get(attorney_id)
+    return {"agent": True, "attorney_ref": poa.document_ref if poa else "",
+            "agent_name": mask_name(poa.agent_name) if poa else ""}
+
+
+def _my_powers_of_attorney(op: Op, me: int, ids: set[int]) -> dict[int, PowerOfAttorney]:
+    if not ids:
+        return {}
+    return {p.id: p for p in op.session.scalars(select(PowerOfAttorney).where(
+        PowerOfAttorney.id.in_(ids), PowerOfAttorney.person_id == me))}
 
 
 def _kind(operation: str, result: str) -> str:
@@ -195,7 +241,7 @@ def _kind(operation: str, result: str) -> str:
     return "viewed" if decl is not None and not decl.keyed else "changed"
 
 
-_SAME = ("operation", "kind", "result", "role", "channel", "place")
+_SAME = ("operation", "kind", "result", "role", "channel", "place", "agent", "attorney_ref")
 
 
 VISIT_SECONDS = 30 * 60

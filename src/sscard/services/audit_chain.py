@@ -80,7 +80,9 @@ _SEQ = CHAIN_COLUMNS.index("seal_seq")
 # are then (a terminal moved to another bank later leaves its past records with the bank that ran it).
 # maker: the bank of the outlet or terminal where it was made, of the hotline ("bank:<code>"), of the
 # staff member who made it, or the bank the record is about; object: the bank of the account or card it is
-# about. Plain SQL over the record being inserted (NEW), which both databases run in a trigger.
+# about, unless the operation named it itself (Op.audit's `object_bank_id`: a replacement's new card, whose
+# row a group-committed batch writes after the record, migration 0026). Plain SQL over the record being
+# inserted (NEW), which both databases run in a trigger.
 BANK_COLUMNS = {
     "maker_bank_id": (
         "COALESCE((SELECT o.bank_id FROM outlets o WHERE o.code = NEW.place),"
@@ -90,34 +92,36 @@ BANK_COLUMNS = {
         " AND CAST(u.id AS VARCHAR(32)) = NEW.actor_id),"
         " (SELECT b.id FROM banks b WHERE NEW.object_type = 'bank' AND b.code = NEW.object_id))"),
     "object_bank_id": (
-        "CASE NEW.object_type"
+        "COALESCE(NEW.object_bank_id, CASE NEW.object_type"
         " WHEN 'bank_account' THEN (SELECT a.bank_id FROM bank_accounts a WHERE a.pan = NEW.object_id)"
-        " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = NEW.object_id) END"),
+        " WHEN 'card' THEN (SELECT c.bank_id FROM cards c WHERE c.card_number = NEW.object_id) END)"),
 }
 TRIGGER = "audit_records_inserted"
 
 
-def set_banks(record: str) -> str:
+def set_banks(record: str, columns: dict[str, str] | None = None) -> str:
     """BANK_COLUMNS as one SET list over the rows of `record` (a table name or alias): migration 0021's
     back-fill of the records not yet sealed, which were left to the sealer before."""
     return ", ".join(f"{column} = {expression.replace('NEW.', f'{record}.')}"
-                     for column, expression in BANK_COLUMNS.items())
+                     for column, expression in (BANK_COLUMNS if columns is None else columns).items())
 
 
-def insert_trigger(dialect: str) -> tuple[list[str], list[str]]:
+def insert_trigger(dialect: str, columns: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """The audit log's insert trigger: (statements that create it, statements that drop it). PostgreSQL:
     a row trigger BEFORE INSERT on the partitioned table (every partition, those made later included),
     which sets the bank columns on the row itself. SQLite: AFTER INSERT (SQLite's triggers cannot change
-    the row being inserted), which updates them in the same statement."""
+    the row being inserted), which updates them in the same statement. `columns`: BANK_COLUMNS unless a
+    migration gives the ones of its time."""
+    columns = BANK_COLUMNS if columns is None else columns
     queue = "INSERT INTO audit_unsealed (record_id, record_at) VALUES (NEW.id, NEW.at);"
     if dialect == "postgresql":
-        sets = " ".join(f"NEW.{column} := {expression};" for column, expression in BANK_COLUMNS.items())
+        sets = " ".join(f"NEW.{column} := {expression};" for column, expression in columns.items())
         return ([f"CREATE FUNCTION {TRIGGER}() RETURNS trigger LANGUAGE plpgsql AS $$ "
                  f"BEGIN {sets} {queue} RETURN NEW; END $$",
                  f"CREATE TRIGGER {TRIGGER} BEFORE INSERT ON audit_records "
                  f"FOR EACH ROW EXECUTE FUNCTION {TRIGGER}()"],
                 [f"DROP TRIGGER IF EXISTS {TRIGGER} ON audit_records", f"DROP FUNCTION IF EXISTS {TRIGGER}()"])
-    update = f"UPDATE audit_records SET {set_banks('NEW')} WHERE id = NEW.id;"  # noqa: S608 (fixed text)
+    update = f"UPDATE audit_records SET {set_banks('NEW', columns)} WHERE id = NEW.id;"  # noqa: S608 (fixed text)
     return ([f"CREATE TRIGGER {TRIGGER} AFTER INSERT ON audit_records BEGIN {queue} {update} END"],
             [f"DROP TRIGGER IF EXISTS {TRIGGER}"])
 

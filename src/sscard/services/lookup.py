@@ -114,12 +114,15 @@ def _in_scope(session: Session, actor: Actor, person_id: int) -> None:
     person_in_scope(session_rows(session), actor, person_id)
 
 
-def person_in_scope(rows: Rows, actor: Actor, person_id: int) -> None:
-    """A cardholder only themself; the bank side only a customer of its bank (one of the person's cards)."""
+def person_in_scope(rows: Rows, actor: Actor, person_id: int, *, about: About | None = None) -> None:
+    """A cardholder only themself; the bank side only a customer of its bank (one of the person's cards).
+    `about`: what the bank side's refusal is recorded as reaching for (`require_bank_customer`), for a read
+    that answers another bank's customer and a person of nobody alike (the audit read of a person's trail);
+    None, a refusal not recorded, where a person of nobody is refused before (a look-up by citizen ID)."""
     access.require_self(actor, person_id)
     if access.is_bank_side(actor):
         banks = {r.bank_id for r in rows(_BANKS_OF_PERSON, {"pid": person_id})}
-        access.require_bank_customer(actor, banks)
+        access.require_bank_customer(actor, banks, about=about)
 
 
 def card_by_number(session: Session, card_number: str, actor: Actor | None = None) -> Card:

@@ -22,8 +22,10 @@ import inspect
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
@@ -151,12 +153,17 @@ class Op:
         person_id: int | None = None,
         on_behalf_of: int | None = None,
         attorney_id: int | None = None,
+        object_bank_id: int | None = None,
         **detail: Any,
     ) -> None:
         """Say what this operation changed; written as the operation's one audit record. A call that names
-        no object (a power of attorney's check adding its id) keeps the object named so far."""
+        no object (a power of attorney's check adding its id) keeps the object named so far.
+        `object_bank_id`: the bank of the card or account named, when the operation knows it and the
+        database may not yet when the record is inserted (a batch writes a replacement's new card after
+        it); otherwise the log's insert trigger finds it from the object (audit_chain.BANK_COLUMNS)."""
         if object_type or "object_type" not in self._audit:
             self._audit.update(object_type=object_type, object_id=str(object_id))
+            self._audit.pop("object_bank_id", None)  # another object's bank no longer
         self._audit.update(before=str(before or ""), after=str(after or ""))
         if person_id is not None:
             self._audit["person_id"] = person_id
@@ -164,6 +171,8 @@ class Op:
             self._audit["on_behalf_of"] = on_behalf_of
         if attorney_id is not None:
             self._audit["attorney_id"] = attorney_id
+        if object_bank_id is not None:
+            self._audit["object_bank_id"] = object_bank_id
         if detail:
             self._audit.setdefault("detail", {}).update(detail)
 
@@ -191,11 +200,36 @@ class Op:
         outbox.queue(self.session, type, card, before=before, after=after, **data)
 
 
+_CALL: ContextVar[str] = ContextVar("sscard_call", default="")
+
+
+@contextmanager
+def on_call(ref: str) -> Iterator[None]:
+    """Operations called inside are a hotline call's (hotline.engine runs each action of a call's turn in
+    it): each one's audit record says which call in its detail (`call`: the call's reference, its CallSid),
+    its refusals' and its reads' records too, so a supervisor gathers one call's records by it (session
+    23's auditor: the hotlines' records named no call). The frame puts the reference on the actor as the
+    operation is called (`_on_call`), which carries it to the group-commit writer's thread."""
+    token = _CALL.set(ref)
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def _on_call(actor: Actor) -> Actor:
+    ref = _CALL.get()
+    return replace(actor, call=ref) if ref and actor.call != ref else actor
+
+
 def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The columns of one audit record (a dict, so a batch can insert many in one statement)."""
+    """The columns of one audit record (a dict, so a batch can insert many in one statement); the detail
+    names the hotline call the operation was part of (`call`, on_call)."""
     detail = fields.get("detail")
     if detail:
         detail = {k: mask_text(v) if isinstance(v, str) else v for k, v in jsonable(detail).items()}
+    if actor.call:
+        detail = {**(detail or {}), "call": actor.call}
     return {
         "at": now,
         "actor_kind": actor.kind,
@@ -214,6 +248,7 @@ def audit_values(actor: Actor, name: str, now: datetime, key: str | None, result
         "result": result,
         "idempotency_key": key,
         "detail": detail or {},
+        "object_bank_id": fields.get("object_bank_id"),  # else the insert trigger's (audit_chain.BANK_COLUMNS)
     }
 
 
@@ -285,7 +320,7 @@ class Request:
 
     def __init__(self, app: App, op_fn: Query[..., Any], actor: Actor, args: tuple[Any, ...], kwargs: dict[str, Any],
                  key: str | None):
-        self.app, self.actor, self.args, self.kwargs, self.key = app, actor, args, kwargs, key
+        self.app, self.actor, self.args, self.kwargs, self.key = app, _on_call(actor), args, kwargs, key
         self.decl: access.Declaration = op_fn.declaration
         self.fn = _BODIES[self.decl.name]
         self.scope = f"{actor.kind}:{actor.id}"[:48]
@@ -590,6 +625,7 @@ def operation(
             if actor.ended:  # an ended credential: at most the stored answer of the call that ended it
                 answer = replay_to_ended(app, Request(app, declared, actor, args, kwargs, idempotency_key))
                 return answer
+            actor = _on_call(actor)  # a hotline call's operation names the call (its refusal by `admit` too)
             if batched:
                 from . import batching  # (batching builds on this module)
 
@@ -761,6 +797,7 @@ def query(name: str, *, roles: set[Role] | frozenset[Role], scope: access.Scope,
 
         @functools.wraps(fn)
         def call(app: App, actor: Actor, /, *args: Any, **kwargs: Any) -> Answer:
+            actor = _on_call(actor)  # a hotline call's read names the call
             admit(app, actor, decl, None)  # a known caller refused (role, terminal kind) leaves a trace
             last: list[Op] = []
 

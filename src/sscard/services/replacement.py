@@ -266,7 +266,9 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     if ahead and batch:
         _insert_in_order(op, new_rows)
         batch.replaced.add(old.id)
-    op.audit("card", new.card_number, before="", after=new.ss_status, person_id=person.id,
+    # the new card's bank named here: in a batch its row is written after this record (the trigger would
+    # find no card, and that bank's supervisor no record of the account it opens)
+    op.audit("card", new.card_number, before="", after=new.ss_status, person_id=person.id, object_bank_id=bank.id,
              on_behalf_of=person.id if poa else None, attorney_id=poa.id if poa else None,
              reason=reason, old_card=old.card_number, old_card_status=old.ss_status, fee_fen=fee,
              fee_method=method or "none", receipt_no=receipt.receipt_no if receipt else None,
