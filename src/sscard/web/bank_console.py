@@ -39,7 +39,7 @@ from ..i18n import label, label_pair
 from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import security
+from . import confirming, security
 from .hardening import delete_cookie, set_cookie
 from .pages import render, templates
 
@@ -290,9 +290,9 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     except SscardError as err:
         ctx = {"form": kept, "last_pan": _masked_pan_hint(form), "error": _message(err, lang),
                "error_code": err.code}
-        if err.code == "idempotency_key_reused" and step == "confirmed":
-            # the form's key was used: its first submission was done (its answer lost), this one differs
-            err = SscardError("confirmation_already_used")
+        used = confirming.after_confirm(err, step == "confirmed")
+        if used is not err:  # the form's key was used: its first submission was done (its answer lost)
+            err = used
             ctx.update(error=_message(err, lang), error_code=err.code,
                        recent=(await run_in_threadpool(bank_counter.confirmation, app, desk.actor, pan))["recent"])
         if err.code == "wrong_bank":
@@ -339,7 +339,7 @@ def open_pan(app: App, desk: Desk, ref: str) -> str:
 
 
 def _pan_ref_key(app: App, desk: Desk) -> bytes:
-    return bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
+    return confirming.session_key(app, desk, "bank-pan-ref")
 
 
 def _bank_name(app: App, pan: str, lang: str) -> str:
