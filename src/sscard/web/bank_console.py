@@ -41,7 +41,7 @@ from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
 from .hardening import delete_cookie, set_cookie
-from .pages import render, templates
+from .pages import Refusal, render, templates
 
 router = RouteBook(prefix="/bank", include_in_schema=False)
 
@@ -202,8 +202,8 @@ def _message(err: SscardError, lang: str) -> str:
         words = SscardError("illegal_transition",
                             state=BALANCE_WORDS if state == "balance" else label_pair("bank_status", state),
                             event=label_pair("bank_event", event))
-        return words.message(lang)
-    return err.message(lang)
+        return Refusal(err, lang, words.message(lang))
+    return Refusal(err, lang)
 
 
 def _clean_pan(form: dict[str, str]) -> str:

@@ -31,7 +31,7 @@ from ..services import attorney, cards, loss, passwords, production, replacement
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
-from .pages import render
+from .pages import Refusal, render
 
 router = RouteBook(prefix="/console", include_in_schema=False)
 log = logging.getLogger("sscard.console")
@@ -90,11 +90,11 @@ def _message(err: SscardError, lang: str) -> str:
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
         words = SscardError("illegal_transition", state=label_pair("ss_status", state),
                             event=label_pair("window_event", event))
-        return words.message(lang)
+        return Refusal(err, lang, words.message(lang))
     if err.code == "replacement_not_allowed":
         state = str(err.params.get("state", ""))
-        return SscardError(err.code, state=label_pair("ss_status", state)).message(lang)
-    return err.message(lang)
+        return Refusal(err, lang, SscardError(err.code, state=label_pair("ss_status", state)).message(lang))
+    return Refusal(err, lang)
 
 
 def _place_namer(app: App, lang: str) -> Callable[[dict | str | None], str]:

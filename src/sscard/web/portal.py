@@ -33,7 +33,7 @@ from ..services import audit, cards, certificates, insurance, loss, passwords, t
 from ..services.app import App
 from . import security
 from .hardening import delete_cookie, set_cookie, throttled
-from .pages import render
+from .pages import Refusal, render
 
 router = RouteBook(prefix="/portal", include_in_schema=False)
 KIND = "cardholder"
@@ -170,7 +170,7 @@ def tel_href(number: str | None) -> str:
 
 
 def _error_text(request: Request, err: SscardError) -> str:
-    return err.message(language(request))
+    return Refusal(err, language(request))
 
 
 # ---------------------------------------------------------------- login, logout

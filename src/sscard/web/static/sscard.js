@@ -3,7 +3,8 @@
      whether it was done is unknown, and the same button is the safe way to find out (its form carries
      its key: the server answers the first result, never doing it twice), a reload and a redo are not;
    - after htmx swaps in a step, focus goes where the work continues (the PIN pad, the confirm button, the
-     refusal, the result), not back to the top of the page. */
+     refusal, the result), not back to the top of the page;
+   - a refusal about a field is tied to it (aria-invalid, aria-describedby) and the field gets the focus. */
 (function () {
   "use strict";
   var FOCUS = ["[autofocus]", "[data-action=confirm]", "[role=alert]", "[data-result]", "input:not([type=hidden])"];
@@ -32,8 +33,57 @@
     var status = box();
     if (status) { status.hidden = true; status.textContent = ""; status.removeAttribute("role"); status.className = ""; }
   });
+  // A refusal about a field (the shared refusal macro names it, pages.ERROR_FIELDS, and the form that was
+  // sent): that field is marked aria-invalid, described by the message, and focused; every form of every page.
+  function fieldOf(alert) {
+    var names = (alert.getAttribute("data-error-for") || "").split(/\s+/).filter(Boolean);
+    var sent = alert.getAttribute("data-error-form");
+    var forms = Array.prototype.slice.call(document.forms), order = [];
+    forms.forEach(function (f) { if (sent && f.getAttribute("action") === sent) order.push(f); });
+    forms.forEach(function (f) { if (alert.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING) order.push(f); });
+    order = order.concat(forms);
+    for (var i = 0; i < order.length; i++) {
+      for (var j = 0; j < names.length; j++) {
+        var found = order[i].querySelector("[name='" + names[j] + "']:not([type=hidden])");
+        if (found && !found.disabled) return found;
+      }
+    }
+    return null;
+  }
+
+  function tie(root) {
+    var alerts = root.querySelectorAll ? root.querySelectorAll("[data-error-for]") : [];
+    var first = null;
+    for (var i = 0; i < alerts.length; i++) {
+      var field = fieldOf(alerts[i]);
+      if (!field || !alerts[i].id) continue;
+      field.setAttribute("aria-invalid", "true");
+      var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+      if (ids.indexOf(alerts[i].id) < 0) ids.unshift(alerts[i].id);
+      field.setAttribute("aria-describedby", ids.join(" "));
+      if (!first) first = field;
+    }
+    if (first) first.focus();
+    return first;
+  }
+
+  function tieOnLoad() {
+    var field = tie(document);
+    if (!field) return;
+    // an autofocus elsewhere on the page is applied after this script runs: the refused field keeps the focus
+    window.addEventListener("load", function () { if (document.activeElement !== field) field.focus(); });
+    setTimeout(function () { if (document.activeElement === document.body) field.focus(); }, 0);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", tieOnLoad);
+  else tieOnLoad();
+  document.addEventListener("input", function (event) {  // typed again: no longer the refused value
+    var t = event.target;
+    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") t.removeAttribute("aria-invalid");
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
+    if (target && target.querySelector && tie(target)) return;
     if (!target || !target.querySelector || target.id !== "desk") return;
     for (var i = 0; i < FOCUS.length; i++) {
       var found = target.querySelector(FOCUS[i]);
