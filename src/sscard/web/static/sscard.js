@@ -4,6 +4,7 @@
      its key: the server answers the first result, never doing it twice), a reload and a redo are not;
    - after htmx swaps in a step, focus goes where the work continues (the PIN pad, the confirm button, the
      refusal, the result), not back to the top of the page;
+   - while a form's request is out it is aria-busy, says "处理中…" and its buttons are disabled;
    - a refusal about a field is tied to it (aria-invalid, aria-describedby) and the field gets the focus. */
 (function () {
   "use strict";
@@ -29,6 +30,57 @@
     var xhr = event.detail && event.detail.xhr;
     if (!xhr || xhr.status >= 500) lost(event);  // a 4xx is an answer: the page says what it was
   });
+  // While a form's request is out (every htmx form): the form is aria-busy, a visible "处理中… / Working…"
+  // says so next to its button, and its buttons are disabled, until the answer comes (or the lost-answer
+  // alert above: then the same button is enabled again, the safe way to find out).
+  function busyForm(event) {
+    var elt = event.detail && event.detail.elt;
+    if (!elt || !elt.closest) return null;
+    return elt.tagName === "FORM" ? elt : elt.closest("form");
+  }
+
+  function busy(form) {
+    if (form.getAttribute("aria-busy") === "true") return;
+    form.setAttribute("aria-busy", "true");
+    var buttons = form.querySelectorAll("button, input[type=submit]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].disabled) continue;
+      buttons[i].setAttribute("data-busy-disabled", "");
+      buttons[i].disabled = true;
+    }
+    var status = box();
+    var note = document.createElement("span");
+    note.className = "busy-note";
+    note.setAttribute("role", "status");
+    note.setAttribute("data-busy", "");
+    note.textContent = (status && status.getAttribute("data-working")) || "…";
+    var last = buttons.length ? buttons[buttons.length - 1] : null;
+    if (last && last.parentNode) last.parentNode.insertBefore(note, last.nextSibling);
+    else form.appendChild(note);
+  }
+
+  function idle(form) {
+    form.removeAttribute("aria-busy");
+    var buttons = form.querySelectorAll("[data-busy-disabled]");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = false;
+      buttons[i].removeAttribute("data-busy-disabled");
+    }
+    var notes = form.querySelectorAll("[data-busy]");
+    for (var j = 0; j < notes.length; j++) notes[j].parentNode.removeChild(notes[j]);
+  }
+
+  document.addEventListener("htmx:beforeSend", function (event) {
+    var form = busyForm(event);
+    if (form) busy(form);
+  });
+  ["htmx:afterRequest", "htmx:sendError", "htmx:timeout", "htmx:sendAbort"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      var form = busyForm(event);
+      if (form) idle(form);
+    });
+  });
+
   document.addEventListener("htmx:beforeRequest", function () {
     var status = box();
     if (status) { status.hidden = true; status.textContent = ""; status.removeAttribute("role"); status.className = ""; }
