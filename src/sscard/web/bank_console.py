@@ -31,7 +31,7 @@ from ..core import sealing
 from ..core.clock import in_shanghai, parse_time
 from ..core.errors import SscardError
 from ..core.identifiers import MAX_BIG_ID, ascii_digits, mask_pan, normalise, whole_number
-from ..core.money import require_fen, yuan_in_capitals, yuan_to_fen
+from ..core.money import format_yuan, require_fen, yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
 from ..http import RouteBook, language
@@ -694,14 +694,5 @@ def parse_yuan(text: str) -> int:
     return yuan_to_fen(text.replace(",", "").replace("，", "").replace("¥", "").strip())
 
 
-def amount(fen: int | None) -> str:
-    """Yuan with thousands separators, as a teller reads a sum: 1,200.00 (the same in both languages)."""
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
-
-
-templates.env.filters.setdefault("bank_amount", amount)
+amount = format_yuan  # (the templates' bank_amount and yuan filters: pages.py)
 templates.env.filters.setdefault("yuan_capitals", yuan_in_capitals)

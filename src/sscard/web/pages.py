@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from ..core.clock import shanghai_time
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from ..http import RouteBook, language
 from ..i18n import label, translations
 from . import hardening
@@ -26,7 +26,7 @@ templates = Jinja2Templates(
     )
 )
 templates.env.filters.update(
-    yuan=fen_to_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
+    yuan=format_yuan, bank_amount=format_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
     mask_name=mask_name, local_time=shanghai_time,
 )
 templates.env.globals["local_time"] = shanghai_time  # every time on every page: in Beijing time
