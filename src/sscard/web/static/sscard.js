@@ -51,7 +51,8 @@
     var status = box();
     var note = document.createElement("span");
     note.className = "busy-note";
-    note.setAttribute("role", "status");
+    // no role: the form's aria-busy says it to assistive technology; a live region added at this moment would
+    // not be announced reliably, and it would stand before the answer's own role=status
     note.setAttribute("data-busy", "");
     note.textContent = (status && status.getAttribute("data-working")) || "…";
     var last = buttons.length ? buttons[buttons.length - 1] : null;
