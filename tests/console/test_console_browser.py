@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from sscard.core.errors import SscardError
+from sscard.models.counter import FeeReceipt
 from sscard.services import attorney, passwords
 from tests.browser import screenshot
 from tests.support import STAFF_PASSWORD
@@ -67,8 +69,14 @@ def test_clerk_serves_a_cardholder_from_loss_to_collection_in_chinese(page, live
     form.locator("select[name=reason]").select_option("lost")
     form.locator("select[name=payment]").select_option("cash")
     form.locator("button[type=submit]").click()
+    step = page.inner_text("#confirm")  # nothing taken yet: the fee in figures and 大写, paid in cash
+    assert "¥20.00" in step and "贰拾元整" in step and "现金" in step
+    screenshot(page, "console-visit-replacement-fee-step")
+    page.dblclick("#confirm-yes")  # a double click takes the fee once
     done = page.inner_text("#done")
     assert "补换卡申请已受理" in done and "¥20.00" in done
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(FeeReceipt)) == 1
     screenshot(page, "console-visit-replacement")
     with page.expect_download() as dl:
         page.click("#fee-receipt")

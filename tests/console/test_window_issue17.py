@@ -19,6 +19,7 @@ from sscard.services import attorney, cards, replacement, window
 
 from .helpers import AGENT_ID, audits, poa, ready_replacement
 from .test_console_pages import _card_ids, _signed_in, _visit
+from .test_replacement_fee_confirm import _confirm_form
 
 S, B = SsStatus, BankStatus
 
@@ -322,10 +323,15 @@ def test_a_wrong_pin_on_the_window_pin_pad_says_the_tries_left(app, city):
     client, csrf = _signed_in(app)
     with client:
         url = _visit(client, csrf, card.person_id, card.citizen_id)
-        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": _card_ids(client.get(url).text,
-                                                                                        "replace")[0],
-                                                "reason": "damaged", "payment": "card", "pin": "000000"})
+        step = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": _card_ids(client.get(url).text,
+                                                                                           "replace")[0],
+                                                   "reason": "damaged", "payment": "card", "op_key": "k1"})
+        fields = _confirm_form(step.text)  # the PIN pad is on the step that names the fee
+        assert 'name="pin"' in re.search(r'<section class="panel confirm".*?</section>', step.text, re.S).group(0)
+        r = client.post(f"{url}/replace", data={**fields, "pin": "000000"})
         assert r.status_code == 401 and "还可尝试2次" in r.text
+        again = _confirm_form(r.text)  # the same step again, under a fresh key (the refused request used the first)
+        assert again["op_key"] != "k1" and again["reason"] == "damaged" and again["payment"] == "card"
 
 
 def test_visit_actions_query_answers_per_card_and_is_a_viewed_record(app, city):
@@ -345,8 +351,9 @@ def test_a_refused_replacement_keeps_the_clerks_choices_but_not_the_pin(app, cit
     with client:
         url = _visit(client, csrf, card.person_id, card.citizen_id)
         card_id = _card_ids(client.get(url).text, "replace")[0]
-        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": card_id, "reason": "lost",
-                                                "payment": "cash", "collect_center": "C02"})
+        step = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": card_id, "reason": "lost",
+                                                   "payment": "cash", "collect_center": "C02", "op_key": "k1"})
+        r = client.post(f"{url}/replace", data=_confirm_form(step.text))
         assert r.status_code == 409 and "因遗失补卡须先办理正式挂失" in r.text
         form = _form_of(r.text, "replace")
         assert '<option value="lost" selected>' in form and '<option value="C02" selected>' in form

@@ -37,7 +37,7 @@ def test_slip_shows_the_split_in_chinese(tmp_path):
     pdf = medical_slip.render_slip(VIEW)
     assert pdf.startswith(b"%PDF")
     text = _text(pdf, tmp_path)
-    for expected in ("社会保障卡医疗费用结算单", "统筹基金支付", "¥960.00", "个人账户支付", "¥1040.00",
+    for expected in ("社会保障卡医疗费用结算单", "统筹基金支付", "¥960.00", "个人账户支付", "¥1,040.00",
                      "¥100.00", "浙江大学医学院附属第一医院", "阿莫西林胶囊", "张*"):
         assert expected in text, expected
 

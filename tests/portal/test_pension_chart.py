@@ -19,8 +19,8 @@ def test_the_chart_is_an_accessible_svg_with_a_bar_pair_and_labels_per_year():
     assert root.get("aria-labelledby") == "pension-chart-title pension-chart-desc"
     assert root.find(f"{NS}title").text == "每年养老保险缴费"
     desc = root.find(f"{NS}desc").text
-    assert "2023年：合计17280.00元（个人5760.00元，单位11520.00元，12个月）" in desc
-    assert "2024年：合计14640.00元" in desc
+    assert "2023年：合计17,280.00元（个人5,760.00元，单位11,520.00元，12个月）" in desc
+    assert "2024年：合计14,640.00元" in desc
     bars = [r for r in root.iter(f"{NS}rect") if r.get("class") in ("personal", "employer")]
     assert len(bars) == 2 * 2 + 2  # two stacked bars per year + the two legend keys
     labels = [t.text for t in root.iter(f"{NS}text")]
@@ -32,7 +32,7 @@ def test_the_chart_is_an_accessible_svg_with_a_bar_pair_and_labels_per_year():
 def test_english_labels_and_no_chart_without_data():
     svg = str(pension_chart_svg(POINTS, "en"))
     assert "<title id=\"pension-chart-title\">Pension contributions per year</title>" in svg
-    assert "2023: 17280.00 yuan (personal 5760.00, employer 11520.00, 12 months)" in svg
+    assert "2023: 17,280.00 yuan (personal 5,760.00, employer 11,520.00, 12 months)" in svg
     assert re.search(r">17\.3k<", svg)
     assert str(pension_chart_svg([], "zh")) == ""
 

@@ -307,7 +307,7 @@ def test_the_medical_accounts_opening_balance_is_labelled_as_such(live_server, o
     page.goto(live_server.url + "/portal/medical")
     row = page.locator("table.portal-movements tbody tr").first.inner_text()
     assert words(lang, "期初余额", "Opening balance") in row and words(lang, "划入", "Monthly credit") not in row
-    assert "3568.00" in row and fits(page, WIDTHS[size])
+    assert "3,568.00" in row and fits(page, WIDTHS[size])
     screenshot(page, f"portal-medical-{lang}-{size}")
 
 

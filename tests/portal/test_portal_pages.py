@@ -140,7 +140,7 @@ def test_insurance_records_page_chart_and_csv_show_only_my_records(client, city,
     page = client.get("/portal/insurance").text
     assert "西湖科技有限公司" in page and "别人的公司" not in page
     assert "<title id=\"pension-chart-title\">每年养老保险缴费</title>" in page
-    assert "2025年：合计3120.00元" in page  # pension 2025: 2 months × (1040.00 employer + 520.00 personal)
+    assert "2025年：合计3,120.00元" in page  # pension 2025: 2 months × (1040.00 employer + 520.00 personal)
     assert "共10条记录" in page  # latest year by default: 2 months × 5 types
     everything = client.get(f"/portal/insurance?year=&person_id={other.person_id}").text
     assert "共15条记录" in everything and "别人的公司" not in everything

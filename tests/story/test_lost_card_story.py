@@ -120,6 +120,8 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     replace.locator("select[name=reason]").select_option("lost")
     replace.locator("select[name=payment]").select_option("cash")
     replace.locator("button[type=submit]").click()
+    assert "贰拾元整" in window.inner_text("#confirm")  # the fee in words, before it is taken
+    window.click("#confirm-yes")
     window.wait_for_selector("#fee-receipt")
     assert "20.00" in window.inner_text("#done")
     with window.expect_download() as receipt:

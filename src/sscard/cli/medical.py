@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from ..core.errors import SscardError
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -52,7 +52,7 @@ def register(app: typer.Typer) -> None:
         finally:
             sscard.close()
         console.print(f"month {month}: credited {totals['credited']}, already credited {totals['skipped']}, "
-                      f"total {fen_to_yuan(totals['total_fen'])} yuan")
+                      f"total {format_yuan(totals['total_fen'])} yuan")
 
     @medical_app.command("add-institution")
     def add_institution(

@@ -33,8 +33,21 @@ def yuan_to_fen(text: str | int | Decimal) -> int:
     return fen
 
 
+def format_yuan(fen: int | None, symbol: str = "") -> str:
+    """Money as people read it, wherever it is shown (every page, PDF, hotline answer and refusal):
+    5100282 -> '51,002.82', thousands separated, two decimals, the same in both languages; None -> '';
+    with symbol='¥': '¥51,002.82', '-¥0.05'. The one way: tests/documents/test_money_format.py walks
+    the channels and documents for any other."""
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(int(fen)), 100)
+    return f"{sign}{symbol}{whole:,}.{cents:02d}"
+
+
 def fen_to_yuan(fen: int) -> str:
-    """1230 -> '12.30'; -5 -> '-0.05'."""
+    """1230 -> '12.30'; -5 -> '-0.05': for machines only (a CSV cell a spreadsheet reads as a number, the
+    API's strings); people read format_yuan's."""
     sign = "-" if fen < 0 else ""
     fen = abs(int(fen))
     return f"{sign}{fen // 100}.{fen % 100:02d}"

@@ -14,7 +14,7 @@ from reportlab.lib.pagesizes import A5, landscape
 from reportlab.lib.units import mm
 
 from ..core.clock import shanghai_time
-from ..core.money import yuan_in_capitals
+from ..core.money import format_yuan, yuan_in_capitals
 from ..i18n import gettext_in
 from .drawing import Page
 
@@ -26,10 +26,7 @@ TEXT = {  # Chinese; English from the documents catalog (context "bank_slip")
 
 
 def _yuan(fen: int | None) -> str:
-    if fen is None:
-        return ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{'-' if fen < 0 else ''}¥{whole:,}.{cents:02d}"
+    return format_yuan(fen, "¥")
 
 
 SECONDS = "%Y-%m-%d %H:%M:%S"

@@ -9,12 +9,12 @@ from reportlab.lib.units import mm
 
 from ..core.clock import in_shanghai
 from ..core.labels import label_zh
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from .drawing import Page
 
 
 def _yuan(fen: int) -> str:
-    return f"¥{fen_to_yuan(fen)}"
+    return format_yuan(fen, "¥")
 
 
 def render_slip(view: dict) -> bytes:
@@ -58,7 +58,7 @@ def render_slip(view: dict) -> bytes:
         c.drawString(left, page.y, label_zh("item_category", item["category"]))
         c.drawString(left + 14 * mm, page.y, (item.get("name") or "")[:24])
         c.drawString(left + 80 * mm, page.y, "目录内" if item["covered"] else "目录外（自费）")
-        c.drawRightString(right, page.y, fen_to_yuan(sign * item["amount_fen"]))
+        c.drawRightString(right, page.y, format_yuan(sign * item["amount_fen"]))
         page.y -= 5.2 * mm
     c.line(left, page.y + 3 * mm, right, page.y + 3 * mm)
     page.y -= 1 * mm

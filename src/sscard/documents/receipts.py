@@ -16,7 +16,7 @@ from reportlab.lib.pagesizes import A5, landscape
 from reportlab.lib.units import mm
 
 from ..core.clock import shanghai_time
-from ..core.money import fen_to_yuan, yuan_in_capitals
+from ..core.money import format_yuan, yuan_in_capitals
 from ..i18n import bilingual, label_pair
 from .drawing import Page, wrap
 
@@ -81,8 +81,8 @@ def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
         _line("业务", f"{reason[0]} / {reason[1]}"),
         _line("原卡号", r["old_card_number"]),
         _line("新卡号", r["new_card_number"]),
-        _line("应收工本费", f"¥{fen_to_yuan(r['due_fen'])}"),
-        _line("实收金额", f"¥{fen_to_yuan(r['amount_fen'])}"),
+        _line("应收工本费", format_yuan(r['due_fen'], "¥")),
+        _line("实收金额", format_yuan(r['amount_fen'], "¥")),
         _line("金额大写", f"人民币{yuan_in_capitals(r['amount_fen'])}"),
         _line("缴费方式", f"{method[0]} / {method[1]}"),
     ]

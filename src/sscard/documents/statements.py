@@ -20,7 +20,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ..core.clock import shanghai_time
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from ..i18n import gettext_in
 from .drawing import cjk_font
 
@@ -82,8 +82,8 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
         pairs.append((t["name"], st.name_masked))
     pairs += [
         (t["period"], f"{st.period_from.isoformat()} — {st.period_to.isoformat()}"),
-        (t["opening"], fen_to_yuan(st.opening_fen)), (t["closing"], fen_to_yuan(st.closing_fen)),
-        (t["credits"], fen_to_yuan(st.total_credit_fen)), (t["debits"], fen_to_yuan(st.total_debit_fen)),
+        (t["opening"], format_yuan(st.opening_fen)), (t["closing"], format_yuan(st.closing_fen)),
+        (t["credits"], format_yuan(st.total_credit_fen)), (t["debits"], format_yuan(st.total_debit_fen)),
     ]
     if st.status:
         pairs.append((t["status"], st.status))
@@ -106,9 +106,9 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
         rows.append([
             shanghai_time(line.at),
             Paragraph(line.description, body),
-            fen_to_yuan(line.debit_fen) if line.debit_fen else "",
-            fen_to_yuan(line.credit_fen) if line.credit_fen else "",
-            "" if line.balance_fen is None else fen_to_yuan(line.balance_fen),
+            format_yuan(line.debit_fen) if line.debit_fen else "",
+            format_yuan(line.credit_fen) if line.credit_fen else "",
+            "" if line.balance_fen is None else format_yuan(line.balance_fen),
         ])
     if not st.lines:
         rows.append(["", Paragraph(t["none"], body), "", "", ""])

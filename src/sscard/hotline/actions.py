@@ -13,7 +13,7 @@ from datetime import date
 from ..core.clock import in_shanghai, shanghai_time
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, is_valid_citizen_id, mask_name
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from ..i18n import label
 from ..services import banking, cards, loss, throttle
 from ..services import hotline as svc
@@ -329,7 +329,7 @@ def bank_balance(ctx: Ctx, value: str | None) -> Outcome:
         if err.code == "pin_locked":
             return Outcome("locked", [ctx.error(err)])
         return Outcome("refused", [ctx.error(err)])
-    return Outcome("ok", [ctx.text("balance", amount=fen_to_yuan(out["available_fen"]))])
+    return Outcome("ok", [ctx.text("balance", amount=format_yuan(out["available_fen"]))])
 
 
 @handler("bank_status")

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..core.clock import as_utc, shanghai_day
 from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_pan, validate_pan
-from ..core.money import fen_to_yuan, require_fen
+from ..core.money import fen_to_yuan, format_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
@@ -472,9 +472,9 @@ def withdraw(op: Op, pan: str, amount_fen: int, pin: str) -> dict[str, Any]:
         if op.actor.role is Role.TERMINAL:
             limits = op.policy.limits
             if amount_fen > limits.atm_withdrawal_per_txn_fen:
-                raise SscardError("limit_exceeded", limit=(f"ATM单笔取款{fen_to_yuan(limits.atm_withdrawal_per_txn_fen)}元",
+                raise SscardError("limit_exceeded", limit=(f"ATM单笔取款{format_yuan(limits.atm_withdrawal_per_txn_fen)}元",
                                                            f"ATM withdrawal per transaction: "
-                                                           f"{fen_to_yuan(limits.atm_withdrawal_per_txn_fen)} yuan"))
+                                                           f"{format_yuan(limits.atm_withdrawal_per_txn_fen)} yuan"))
             limit = ("atm_withdrawal", limits.atm_withdrawal_per_day_fen)
         moved = ledger.transfer(op, source, cash, amount_fen, "withdrawal", ref=op.actor.place, limit=limit)
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen,

@@ -277,12 +277,12 @@ def transfer(
 
 
 def _limit_text(kind: str, per_day: int) -> tuple[str, str]:
-    from ..core.money import fen_to_yuan
+    from ..core.money import format_yuan
 
     zh = {"atm_withdrawal": "ATM每日取款", "transfer": "每日转账", "payment": "每日消费"}.get(kind, kind)
     en = {"atm_withdrawal": "ATM withdrawals per day", "transfer": "transfers per day",
           "payment": "payments per day"}.get(kind, kind)
-    return (f"{zh}{fen_to_yuan(per_day)}元", f"{en}: {fen_to_yuan(per_day)} yuan")
+    return (f"{zh}{format_yuan(per_day)}元", f"{en}: {format_yuan(per_day)} yuan")
 
 
 @dataclass(frozen=True)

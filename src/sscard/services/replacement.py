@@ -28,7 +28,8 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from ..core import labels
 from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, validate_card_number
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
+from ..core.policy import Policy
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SS_LOST, SsStatus
 from ..db import execute_many
@@ -97,8 +98,13 @@ class Applied(TypedDict):
     reminder: NotRequired[loss.Reminder]  # only when the formal loss was recorded in this visit
 
 
+def fee_due(policy: Policy, reason: str) -> int:
+    """The fee a replacement for this reason takes (the window's confirm step names it before it is taken)."""
+    return policy.fee.replacement_fen if reason in FEE_REASONS else 0
+
+
 def fee_for(op: Op, reason: str) -> int:
-    return op.policy.fee.replacement_fen if reason in FEE_REASONS else 0
+    return fee_due(op.policy, reason)
 
 
 def center_cash_account(op: Op, center: ServiceCenter) -> int:
@@ -201,7 +207,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
             if poa is not None:
                 attorney.require_valid(op, poa.id, person.id, "replacement.pay_fee")
         else:
-            raise SscardError("fee_payment_required", amount=fen_to_yuan(fee))
+            raise SscardError("fee_payment_required", amount=format_yuan(fee))
     old_account = ahead.account if ahead else op.session.scalar(select(BankAccount).where(BankAccount.card_id == old.id))
     card_debit = None
     if method == "card":

@@ -31,7 +31,7 @@ from ..core import sealing
 from ..core.clock import in_shanghai, parse_time
 from ..core.errors import SscardError
 from ..core.identifiers import MAX_BIG_ID, ascii_digits, mask_pan, normalise, whole_number
-from ..core.money import require_fen, yuan_in_capitals, yuan_to_fen
+from ..core.money import format_yuan, require_fen, yuan_in_capitals, yuan_to_fen
 from ..core.roles import BANK_STAFF, Channel, Role
 from ..core.txn_ref import short_ref
 from ..http import RouteBook, language
@@ -39,9 +39,9 @@ from ..i18n import label, label_pair
 from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import security
+from . import confirming, security
 from .hardening import delete_cookie, set_cookie
-from .pages import render, templates
+from .pages import Refusal, render, templates
 
 router = RouteBook(prefix="/bank", include_in_schema=False)
 
@@ -202,8 +202,8 @@ def _message(err: SscardError, lang: str) -> str:
         words = SscardError("illegal_transition",
                             state=BALANCE_WORDS if state == "balance" else label_pair("bank_status", state),
                             event=label_pair("bank_event", event))
-        return words.message(lang)
-    return err.message(lang)
+        return Refusal(err, lang, words.message(lang))
+    return Refusal(err, lang)
 
 
 def _clean_pan(form: dict[str, str]) -> str:
@@ -290,9 +290,9 @@ async def _submit(request: Request, page: str, handler: Handler, *, keep: tuple[
     except SscardError as err:
         ctx = {"form": kept, "last_pan": _masked_pan_hint(form), "error": _message(err, lang),
                "error_code": err.code}
-        if err.code == "idempotency_key_reused" and step == "confirmed":
-            # the form's key was used: its first submission was done (its answer lost), this one differs
-            err = SscardError("confirmation_already_used")
+        used = confirming.after_confirm(err, step == "confirmed")
+        if used is not err:  # the form's key was used: its first submission was done (its answer lost)
+            err = used
             ctx.update(error=_message(err, lang), error_code=err.code,
                        recent=(await run_in_threadpool(bank_counter.confirmation, app, desk.actor, pan))["recent"])
         if err.code == "wrong_bank":
@@ -339,7 +339,7 @@ def open_pan(app: App, desk: Desk, ref: str) -> str:
 
 
 def _pan_ref_key(app: App, desk: Desk) -> bytes:
-    return bytes.fromhex(app.secrets.token_digest("bank-pan-ref\x00" + desk.csrf))
+    return confirming.session_key(app, desk, "bank-pan-ref")
 
 
 def _bank_name(app: App, pan: str, lang: str) -> str:
@@ -694,14 +694,5 @@ def parse_yuan(text: str) -> int:
     return yuan_to_fen(text.replace(",", "").replace("，", "").replace("¥", "").strip())
 
 
-def amount(fen: int | None) -> str:
-    """Yuan with thousands separators, as a teller reads a sum: 1,200.00 (the same in both languages)."""
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
-
-
-templates.env.filters.setdefault("bank_amount", amount)
+amount = format_yuan  # (the templates' bank_amount and yuan filters: pages.py)
 templates.env.filters.setdefault("yuan_capitals", yuan_in_capitals)

@@ -23,14 +23,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..core.errors import SscardError
 from ..core.identifiers import normalise, whole_number
+from ..core.money import yuan_in_capitals
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
 from ..services import attorney, cards, loss, passwords, production, replacement, reports, window
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import security
-from .pages import render
+from . import confirming, security
+from .pages import Refusal, render
 
 router = RouteBook(prefix="/console", include_in_schema=False)
 log = logging.getLogger("sscard.console")
@@ -89,11 +90,11 @@ def _message(err: SscardError, lang: str) -> str:
         state, event = str(err.params.get("state", "")), str(err.params.get("event", ""))
         words = SscardError("illegal_transition", state=label_pair("ss_status", state),
                             event=label_pair("window_event", event))
-        return words.message(lang)
+        return Refusal(err, lang, words.message(lang))
     if err.code == "replacement_not_allowed":
         state = str(err.params.get("state", ""))
-        return SscardError(err.code, state=label_pair("ss_status", state)).message(lang)
-    return err.message(lang)
+        return Refusal(err, lang, SscardError(err.code, state=label_pair("ss_status", state)).message(lang))
+    return Refusal(err, lang)
 
 
 def _place_namer(app: App, lang: str) -> Callable[[dict | str | None], str]:
@@ -364,6 +365,36 @@ KEPT_ON_REFUSAL = ("reason", "payment", "collect_center", "bank_code", "record_f
 # shows the confirmation; only a POST with confirmed=1 (and the same one-time key) does the work.
 CONFIRM = frozenset({"formal-loss", "collect"})
 
+# A replacement that takes a fee (in cash, or from the old card's account with the holder's PIN) asks once
+# more too, naming the card, the reason, the fee in figures and in 大写 and how it is paid: nothing is
+# taken before the clerk confirms. The confirm step is the counters' shared one (web.confirming): what it
+# names is sealed into it, and it carries the first form's one-time key, so a double click or a reload
+# takes the fee once, and a confirmation changed after it was done is confirmation_already_used.
+FEE_STEP = "window-replacement-fee"
+NAMED_BY_FEE_STEP = ("card_id", "reason", "payment", "collect_center", "bank_code", "record_formal_loss")
+PIN_ERRORS = ("wrong_pin",)  # back to the confirm step's PIN pad, under a fresh key
+
+
+def _fee_due(app: App, action: str, form: dict) -> int:
+    """The fee the replacement form would take (0: nothing taken, or waived by the supervisor: no fee step)."""
+    if action != "replace" or form.get("payment") not in ("cash", "card"):
+        return 0
+    return replacement.fee_due(app.policy, form.get("reason", ""))
+
+
+def _fee_named(form: dict, fee_fen: int) -> dict:
+    """What the fee step names: the visit and card it is for, the choices, the fee (its seal covers them)."""
+    return {"visit": form.get("for_visit", ""), "tail": form.get("tail", ""), "fee_fen": fee_fen,
+            **{k: form.get(k, "") for k in NAMED_BY_FEE_STEP}}
+
+
+def _check_fee_step(app: App, w: Window, visit_id: int, form: dict, fee_fen: int) -> None:
+    """The confirmed replacement is the one its step named, for this visit (else nothing is done)."""
+    if not confirming.named_as_sealed(app, w, FEE_STEP, form.get("sealed", ""), _fee_named(form, fee_fen)):
+        raise SscardError("invalid_request")
+    if form.get("for_visit") != str(visit_id):  # a step of another visit (another cardholder) posted here
+        raise SscardError("desk_customer_changed", last4=form.get("tail", ""))
+
 
 def _formal_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     out = loss.report_formal_loss(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
@@ -466,9 +497,17 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         return _home(request, w, {"error": _message(err, lang)}, err.status)
     if action in CONFIRM and form.get("confirmed") != "1":
         return _confirm(request, w, visit_id, action, form)
+    fee_fen = _fee_due(app, action, form)
+    if fee_fen and form.get("confirmed") != "1":
+        return _confirm_fee(request, w, visit_id, form, fee_fen)
     try:
+        if fee_fen:
+            _check_fee_step(app, w, visit_id, form, fee_fen)
         done = handler(app, w, ident, form, form.get("op_key") or None)
     except SscardError as err:
+        err = confirming.after_confirm(err, bool(fee_fen))
+        if fee_fen and err.code in PIN_ERRORS:  # the holder types the PIN again on the same step
+            return _confirm_fee(request, w, visit_id, form, fee_fen, error=_message(err, lang), status=err.status)
         kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
         return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
                                              "failed_card": form.get("card_id"), "kept": kept}, err.status)
@@ -489,6 +528,28 @@ def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict
         "action": action, "card": card, "old": old, "op_key": form.get("op_key", ""),
         "tail": _tail(card["card_number"]), "old_tail": _tail(old["card_number"]) if old else None,
     }})
+
+
+def _confirm_fee(request: Request, w: Window, visit_id: int, form: dict, fee_fen: int, *, error: str | None = None,
+                 status: int = 200) -> HTMLResponse:
+    """The fee step: which card, why, the fee in figures and 大写, how it is paid (by card: the PIN pad is
+    here), where the new card is collected; sealed, under the first form's key (a fresh one after a
+    wrong PIN: the refused request used the first)."""
+    app = _app(request)
+    overview = window.person_overview(app, w.actor, attorney.get_visit(app, w.actor, visit_id)["person_id"])
+    card = next((c for c in overview["cards"] if str(c["id"]) == form.get("card_id")), None)
+    if card is None:
+        return _visit(request, w, visit_id, {"error": _message(SscardError("card_not_found"), language(request))}, 404)
+    fields = {k: form.get(k, "") for k in NAMED_BY_FEE_STEP}
+    fields.update(for_visit=str(visit_id), tail=((card.get("bank") or {}).get("pan") or "")[-4:] or _tail(card["card_number"]))
+    fields["sealed"] = confirming.seal_named(app, w, FEE_STEP, _fee_named(fields, fee_fen))
+    key = _key() if error else form.get("op_key", "")
+    return _visit(request, w, visit_id, {"error": error, "confirm": {
+        "action": "replace", "card": card, "op_key": key, "fee_fen": fee_fen, "fields": fields,
+        "capitals": yuan_in_capitals(fee_fen), "payment": form.get("payment"), "reason": form.get("reason"),
+        "collect_center": form.get("collect_center") or w.actor.place,
+        "record_formal_loss": form.get("record_formal_loss") == "1", "tail": _tail(card["card_number"]),
+    }}, status)
 
 
 def _tail(masked: str) -> str:

@@ -12,7 +12,7 @@ from fastapi.templating import Jinja2Templates
 from ..core.clock import shanghai_time
 from ..core.errors import SscardError
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, mask_pan
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from ..http import RouteBook, language
 from ..i18n import label, translations
 from . import hardening
@@ -26,10 +26,51 @@ templates = Jinja2Templates(
     )
 )
 templates.env.filters.update(
-    yuan=fen_to_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
+    yuan=format_yuan, bank_amount=format_yuan, mask_citizen_id=mask_citizen_id, mask_pan=mask_pan, mask_card_number=mask_card_number,
     mask_name=mask_name, local_time=shanghai_time,
 )
 templates.env.globals["local_time"] = shanghai_time  # every time on every page: in Beijing time
+
+
+# Which form field a refusal is about, by its code (the first of these names the sent form has): the shared
+# refusal macro (_ui.html `refusal`) names them, and sscard.js ties that field of the form that was sent to
+# the message (aria-invalid, aria-describedby, focus), on every page of the consoles and the portal. A login's
+# refusal names no field on purpose: it must not say whether the ID or the password was wrong.
+ERROR_FIELDS: dict[str, tuple[str, ...]] = {
+    "invalid_citizen_id": ("citizen_id", "agent_citizen_id", "query"),
+    "identity_mismatch": ("citizen_id",),
+    "invalid_card_number": ("card_number", "query"),
+    "invalid_pan": ("pan",),
+    "wrong_bank": ("pan",),
+    "invalid_amount": ("amount",),
+    "insufficient_funds": ("amount",),
+    "limit_exceeded": ("amount",),
+    "weak_password": ("new", "pin"),
+    "password_mismatch": ("new_again", "pin_again"),
+    "wrong_password": ("old",),
+    "wrong_pin": ("pin",),
+}
+
+
+class Refusal(str):
+    """A refusal's words in the page's language that keep its code: the shared refusal macro reads the
+    field it is about (ERROR_FIELDS) from it, so no page has to pass the code along by hand."""
+
+    code: str
+
+    def __new__(cls, err: SscardError, lang: str, text: str | None = None) -> Refusal:
+        made = super().__new__(cls, err.message(lang) if text is None else text)
+        made.code = err.code
+        return made
+
+
+def error_fields(error: object) -> str:
+    """The form fields a refusal (a Refusal, or a code) is about, space-separated ("" for none)."""
+    code = getattr(error, "code", error) if error else ""
+    return " ".join(ERROR_FIELDS.get(code, ())) if isinstance(code, str) else ""
+
+
+templates.env.globals["error_fields"] = error_fields
 
 
 @jinja2.pass_context

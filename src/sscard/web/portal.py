@@ -26,14 +26,14 @@ from starlette.concurrency import run_in_threadpool
 
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, whole_number
-from ..core.money import fen_to_yuan
+from ..core.money import format_yuan
 from ..core.roles import Actor
 from ..http import RouteBook, client_address, language
 from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
 from .hardening import delete_cookie, set_cookie, throttled
-from .pages import render
+from .pages import Refusal, render
 
 router = RouteBook(prefix="/portal", include_in_schema=False)
 KIND = "cardholder"
@@ -145,7 +145,7 @@ def _page(request: Request, name: str, me: Me, active: str, ctx: dict | None = N
         "nav": NAV,
         "active": active,
         "csrf_token": me.csrf,
-        "yuan": fen_to_yuan,
+        "yuan": format_yuan,
         "idem_key": lambda: pysecrets.token_urlsafe(16),
         "policy": _app(request).policy.query_password,
         "ss_max": _app(request).policy.ss_password.max_failures,
@@ -170,7 +170,7 @@ def tel_href(number: str | None) -> str:
 
 
 def _error_text(request: Request, err: SscardError) -> str:
-    return err.message(language(request))
+    return Refusal(err, language(request))
 
 
 # ---------------------------------------------------------------- login, logout
@@ -376,10 +376,10 @@ def pension_chart_svg(points: list[dict], lang: str = "zh") -> Markup:
     value_class = "value" if slot >= 48 else "value narrow"  # many years: smaller labels that do not touch
     yuan_word = "yuan" if en else "元"
     desc_items = [
-        (f"{p['year']}: {fen_to_yuan(p['total_fen'])} {yuan_word} (personal {fen_to_yuan(p['personal_fen'])}, "
-         f"employer {fen_to_yuan(p['employer_fen'])}, {p['months']} month{'' if p['months'] == 1 else 's'})") if en else
-        (f"{p['year']}年：合计{fen_to_yuan(p['total_fen'])}元（个人{fen_to_yuan(p['personal_fen'])}元，"
-         f"单位{fen_to_yuan(p['employer_fen'])}元，{p['months']}个月）")
+        (f"{p['year']}: {format_yuan(p['total_fen'])} {yuan_word} (personal {format_yuan(p['personal_fen'])}, "
+         f"employer {format_yuan(p['employer_fen'])}, {p['months']} month{'' if p['months'] == 1 else 's'})") if en else
+        (f"{p['year']}年：合计{format_yuan(p['total_fen'])}元（个人{format_yuan(p['personal_fen'])}元，"
+         f"单位{format_yuan(p['employer_fen'])}元，{p['months']}个月）")
         for p in points
     ]
     desc = ("; " if en else "；").join(desc_items)

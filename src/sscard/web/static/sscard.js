@@ -3,7 +3,9 @@
      whether it was done is unknown, and the same button is the safe way to find out (its form carries
      its key: the server answers the first result, never doing it twice), a reload and a redo are not;
    - after htmx swaps in a step, focus goes where the work continues (the PIN pad, the confirm button, the
-     refusal, the result), not back to the top of the page. */
+     refusal, the result), not back to the top of the page;
+   - while a form's request is out it is aria-busy, says "处理中…" and its buttons are disabled;
+   - a refusal about a field is tied to it (aria-invalid, aria-describedby) and the field gets the focus. */
 (function () {
   "use strict";
   var FOCUS = ["[autofocus]", "[data-action=confirm]", "[role=alert]", "[data-result]", "input:not([type=hidden])"];
@@ -28,12 +30,113 @@
     var xhr = event.detail && event.detail.xhr;
     if (!xhr || xhr.status >= 500) lost(event);  // a 4xx is an answer: the page says what it was
   });
+  // While a form's request is out (every htmx form): the form is aria-busy, a visible "处理中… / Working…"
+  // says so next to its button, and its buttons are disabled, until the answer comes (or the lost-answer
+  // alert above: then the same button is enabled again, the safe way to find out).
+  function busyForm(event) {
+    var elt = event.detail && event.detail.elt;
+    if (!elt || !elt.closest) return null;
+    return elt.tagName === "FORM" ? elt : elt.closest("form");
+  }
+
+  function busy(form) {
+    if (form.getAttribute("aria-busy") === "true") return;
+    form.setAttribute("aria-busy", "true");
+    var buttons = form.querySelectorAll("button, input[type=submit]");
+    for (var i = 0; i < buttons.length; i++) {
+      if (buttons[i].disabled) continue;
+      buttons[i].setAttribute("data-busy-disabled", "");
+      buttons[i].disabled = true;
+    }
+    var status = box();
+    var note = document.createElement("span");
+    note.className = "busy-note";
+    // no role: the form's aria-busy says it to assistive technology; a live region added at this moment would
+    // not be announced reliably, and it would stand before the answer's own role=status
+    note.setAttribute("data-busy", "");
+    note.textContent = (status && status.getAttribute("data-working")) || "…";
+    var last = buttons.length ? buttons[buttons.length - 1] : null;
+    if (last && last.parentNode) last.parentNode.insertBefore(note, last.nextSibling);
+    else form.appendChild(note);
+  }
+
+  function idle(form) {
+    form.removeAttribute("aria-busy");
+    var buttons = form.querySelectorAll("[data-busy-disabled]");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].disabled = false;
+      buttons[i].removeAttribute("data-busy-disabled");
+    }
+    var notes = form.querySelectorAll("[data-busy]");
+    for (var j = 0; j < notes.length; j++) notes[j].parentNode.removeChild(notes[j]);
+  }
+
+  document.addEventListener("htmx:beforeSend", function (event) {
+    var form = busyForm(event);
+    if (form) busy(form);
+  });
+  ["htmx:afterRequest", "htmx:sendError", "htmx:timeout", "htmx:sendAbort"].forEach(function (name) {
+    document.addEventListener(name, function (event) {
+      var form = busyForm(event);
+      if (form) idle(form);
+    });
+  });
+
   document.addEventListener("htmx:beforeRequest", function () {
     var status = box();
     if (status) { status.hidden = true; status.textContent = ""; status.removeAttribute("role"); status.className = ""; }
   });
+  // A refusal about a field (the shared refusal macro names it, pages.ERROR_FIELDS, and the form that was
+  // sent): that field is marked aria-invalid, described by the message, and focused; every form of every page.
+  function fieldOf(alert) {
+    var names = (alert.getAttribute("data-error-for") || "").split(/\s+/).filter(Boolean);
+    var sent = alert.getAttribute("data-error-form");
+    var forms = Array.prototype.slice.call(document.forms), order = [];
+    forms.forEach(function (f) { if (sent && f.getAttribute("action") === sent) order.push(f); });
+    forms.forEach(function (f) { if (alert.compareDocumentPosition(f) & Node.DOCUMENT_POSITION_FOLLOWING) order.push(f); });
+    order = order.concat(forms);
+    for (var i = 0; i < order.length; i++) {
+      for (var j = 0; j < names.length; j++) {
+        var found = order[i].querySelector("[name='" + names[j] + "']:not([type=hidden])");
+        if (found && !found.disabled) return found;
+      }
+    }
+    return null;
+  }
+
+  function tie(root) {
+    var alerts = root.querySelectorAll ? root.querySelectorAll("[data-error-for]") : [];
+    var first = null;
+    for (var i = 0; i < alerts.length; i++) {
+      var field = fieldOf(alerts[i]);
+      if (!field || !alerts[i].id) continue;
+      field.setAttribute("aria-invalid", "true");
+      var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+      if (ids.indexOf(alerts[i].id) < 0) ids.unshift(alerts[i].id);
+      field.setAttribute("aria-describedby", ids.join(" "));
+      if (!first) first = field;
+    }
+    if (first) first.focus();
+    return first;
+  }
+
+  function tieOnLoad() {
+    var field = tie(document);
+    if (!field) return;
+    // an autofocus elsewhere on the page is applied after this script runs: the refused field keeps the focus
+    window.addEventListener("load", function () { if (document.activeElement !== field) field.focus(); });
+    setTimeout(function () { if (document.activeElement === document.body) field.focus(); }, 0);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", tieOnLoad);
+  else tieOnLoad();
+  document.addEventListener("input", function (event) {  // typed again: no longer the refused value
+    var t = event.target;
+    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") t.removeAttribute("aria-invalid");
+  });
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
+    if (target && target.querySelector && tie(target)) return;
     if (!target || !target.querySelector || target.id !== "desk") return;
     for (var i = 0; i < FOCUS.length; i++) {
       var found = target.querySelector(FOCUS[i]);
