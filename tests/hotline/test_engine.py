@@ -22,6 +22,8 @@ no_input_goodbye = { zh = "再见", en = "bye" }
 invalid = { zh = "错", en = "wrong" }
 too_many_goodbye = { zh = "多", en = "many" }
 agent_queued = { zh = "人工", en = "agent" }
+agent_already_queued = { zh = "已在排队", en = "already queued" }
+agent_no_number = { zh = "无号码", en = "no number" }
 [nodes.main]
 type = "menu"
 say = { zh = "按1", en = "press 1" }

@@ -124,7 +124,8 @@ def check_menu(menu: Menu) -> None:
         if t is not None and t != AFTER_IDENTIFY and t not in menu.nodes:
             raise MenuError(f"{menu.name}: {where} goes to unknown node {t!r}")
 
-    for required in ("no_input", "no_input_goodbye", "invalid", "too_many_goodbye", "agent_queued"):
+    for required in ("no_input", "no_input_goodbye", "invalid", "too_many_goodbye", "agent_queued",
+                     "agent_already_queued", "agent_no_number"):
         if required not in menu.text:
             raise MenuError(f"{menu.name}: text {required!r} missing")
     for key, t in menu.text.items():
@@ -281,13 +282,27 @@ class Engine:
         return HANDLERS[node.action](ctx, value)
 
     def _agent(self, state: dict, node: Node, lines: list[str]) -> Reply:
+        """Queue the caller for an agent who calls them back: only a number that can be called back is
+        queued, once (a number already waiting hears since when and where it stands). A withheld number
+        (no number, "anonymous", the terminal's) is told what to do instead and goes on in the menu."""
+        from ..core.clock import local_text
         from ..services import hotline as svc
 
+        number = svc.callback_number_of(state.get("callback_number", ""))
+        if not number:
+            lines = lines + [self._text(state, "agent_no_number")]
+            if node.type in ("menu", "input"):
+                return self._prompt(state, node, lines)
+            return self._enter(state, node.back or self.menu.main, lines)
         out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
-                                topic=node.topic or node.name, callback_number=state.get("callback_number", ""))
+                                topic=node.topic or node.name, callback_number=number)
         state["status"] = "agent"
-        return Reply(state["lang"], lines=lines + [self._text(state, "agent_queued", position=out["position"])],
-                     hangup=True)
+        if out["queued"]:
+            said = self._text(state, "agent_queued", position=out["position"])
+        else:
+            said = self._text(state, "agent_already_queued", position=out["position"],
+                              requested=local_text(out["requested_at"], state.get("lang") or "zh"))
+        return Reply(state["lang"], lines=lines + [said], hangup=True)
 
     def _end(self, state: dict, lines: list[str]) -> Reply:
         state["status"] = "ended"

@@ -36,6 +36,11 @@ register_messages(
     {
         "call_conflict": (409, "通话状态已被更新，请重试", "The call was updated by another request: try again"),
         "call_not_found": (404, "未找到该通话", "Call not found"),
+        "no_callback_number": (
+            409,
+            "来电未显示号码，无法登记回拨",
+            "The caller's number is not shown: no call-back can be queued",
+        ),
         "hotline_not_found": (404, "未找到该服务热线", "No such hotline"),
         "agent_request_taken": (
             409,
@@ -324,6 +329,11 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_nu
     """The caller pressed 0: queue them for a human agent (the console shows the queue), keeping the
     number the agent calls back on (digits and a leading +; nothing else is kept).
 
+    An agent calls the caller back, so a request needs a number to call (`no_callback_number`: a withheld
+    one is not queued, the caller is told what to do instead), and a number waits once on a line: asked
+    again while its request is open, the answer is that request (`queued` false, with its time and
+    position), and nothing is added.
+
     Only a line's own gateway queues its calls: the request names the caller as the call identified them
     and the number the agent will call back, so a call of another line (or any other caller of the
     operation) is answered call_not_found, as if it did not exist."""
@@ -331,18 +341,33 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_nu
     if call is None or op.actor.kind != "channel" or op.actor.channel != channel_of(call.line):
         raise SscardError("call_not_found")
     number = callback_number_of(callback_number)
-    req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
-                              topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="",
-                              callback_number=number)
-    op.session.add(req)
-    op.session.flush()
+    if not number:
+        raise SscardError("no_callback_number")
+    req = op.session.scalar(
+        select(HotlineAgentRequest)
+        .where(HotlineAgentRequest.line == call.line, HotlineAgentRequest.status == "open",
+               HotlineAgentRequest.callback_number == number)
+        .order_by(HotlineAgentRequest.id).limit(1)
+    )
+    queued = req is None
+    if req is None:
+        req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
+                                  topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="",
+                                  callback_number=number)
+        op.session.add(req)
+        op.session.flush()
     position = op.session.scalar(
         select(func.count()).select_from(HotlineAgentRequest)
         .where(HotlineAgentRequest.line == call.line, HotlineAgentRequest.status == "open",
                HotlineAgentRequest.id <= req.id)
     )
-    op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
-    return {"id": req.id, "line": call.line, "position": position}
+    if queued:
+        op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
+    else:  # nothing changed: the record says the number asked again, and which request it already has
+        op.audit("hotline_agent_request", req.id, before="open", after="open", person_id=call.person_id,
+                 line=call.line, node=node, asked_again=True)
+    return {"id": req.id, "line": call.line, "position": position, "queued": queued,
+            "requested_at": as_utc(req.requested_at)}
 
 
 def callback_number_of(raw: str) -> str:
