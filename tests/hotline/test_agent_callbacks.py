@@ -10,7 +10,6 @@ from rich.console import Console
 from sscard.cli.phone import run_call
 from sscard.core.errors import SscardError
 from sscard.services import hotline
-from tests.hotline.test_bank_calls import active  # noqa: F401  (fixture)
 from tests.hotline.phone import Phone
 
 NUMBER = "+8613812345678"

@@ -30,6 +30,7 @@ from ..services.app import App
 from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
 from .script import (
     AFTER_IDENTIFY,
+    CONDITIONS,
     HANDLERS,
     NODE_TYPES,
     Ctx,
@@ -71,7 +72,8 @@ def _node(name: str, raw: dict) -> Node:
         raise MenuError(f"node {name}: unknown keys {sorted(unknown)}")
     options = {}
     for key, target in (raw.get("options") or {}).items():
-        options[str(key)] = Option(target) if isinstance(target, str) else Option(target["go"], target.get("lang"))
+        options[str(key)] = Option(target) if isinstance(target, str) else \
+            Option(target["go"], target.get("lang"), target.get("when"), target.get("say"))
     return Node(
         name=name,
         type=raw.get("type", ""),
@@ -144,6 +146,12 @@ def check_menu(menu: Menu) -> None:
             raise MenuError(f"{menu.name}: node {node.name} has no routes (on)")
         for key, opt in node.options.items():
             target_ok(opt.go, f"{node.name}.options.{key}")
+            if opt.when is not None and opt.when not in CONDITIONS:
+                raise MenuError(f"{menu.name}: node {node.name} option {key} has unknown condition {opt.when!r}")
+            if opt.say is not None and opt.say not in menu.text:
+                raise MenuError(f"{menu.name}: node {node.name} option {key}: text {opt.say!r} missing")
+            if opt.say is not None and any(f"{{option_{key}}}" not in said for said in node.say.values()):
+                raise MenuError(f"{menu.name}: node {node.name} must say option {key} as {{option_{key}}}")
         for key, t in node.on.items():
             target_ok(t, f"{node.name}.on.{key}")
         target_ok(node.next, f"{node.name}.next")
@@ -321,7 +329,8 @@ class Engine:
         return Ctx(self.app, self.menu, self.info, state, node or self.menu.nodes[state["node"]])
 
     def _say(self, state: dict, node: Node) -> str:
-        return node.say[state.get("lang") or "zh"].format_map(self._ctx(state, node).params())
+        ctx = self._ctx(state, node)
+        return node.say[state.get("lang") or "zh"].format_map(ctx.params(**ctx.offers()))
 
     def _text(self, state: dict, key: str, **params: Any) -> str:
         return self._ctx(state).text(key, **params)
