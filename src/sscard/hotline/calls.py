@@ -33,13 +33,32 @@ def menu_for(info: dict):
     return load_menu("12333" if info["line"] == svc.LINE_12333 else "bank")
 
 
+KEEPS_THE_CALL = ("hotline_not_found", "invalid_request", "call_not_found", "call_conflict")
+"""Refusals that leave the call as it is: a request that is not a turn of this line's call, or one that
+another request of the same call (a twin) overtook, which goes on."""
+
+
 def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller: str = "",
               turn: int | None = None) -> Turn:
     """One turn of a call. A first request for a call id starts the call; `digits` None or "" is a
-    timeout; a `turn` other than the call's current one is a retry and hears the current prompt again."""
+    timeout; a `turn` other than the call's current one is a retry and hears the current prompt again.
+    A refusal the menus did not expect ends the call (the channel apologizes and hangs up), and with it
+    what the call held."""
     if not call_sid or len(call_sid) > 64:
         raise SscardError("invalid_request")
     info = line_info(app, line)
+    try:
+        return _take_turn(app, info, call_sid, digits, caller=caller, turn=turn)
+    except SscardError as err:
+        if err.code not in KEEPS_THE_CALL:
+            try:
+                _hang_up(app, info, call_sid)
+            except SscardError:
+                pass  # the refusal is what the caller hears; a call left over is the idle sweep's
+        raise
+
+
+def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, caller: str, turn: int | None) -> Turn:
     state = _call_on(app, info, call_sid)
     engine = Engine(app, menu_for(info), info)
     if state is not None:  # the number is not kept with the call: it rides along for a callback request
@@ -134,14 +153,22 @@ def hang_up(app: App, line: str, call_sid: str) -> str | None:
 
 
 def _hang_up(app: App, info: dict, call_sid: str) -> str | None:
-    state = _call_on(app, info, call_sid)
-    if state is None:
-        return None
-    if state["status"] == "active":
+    """End the call (dropping what it held, services.hotline.kept_slots); a turn saved meanwhile is read
+    again and the call ended after it."""
+    for attempt in range(3):
+        state = _call_on(app, info, call_sid)
+        if state is None:
+            return None
+        if state["status"] != "active":
+            return state["status"]
         state["status"] = "ended"
         _forget_when_ended(state)
-        state = svc.save_call(app, state)
-    return state["status"]
+        try:
+            return svc.save_call(app, state)["status"]
+        except SscardError as err:
+            if err.code != "call_conflict" or attempt == 2:
+                raise
+    return None
 
 
 def _forget_when_ended(state: dict) -> None:

@@ -105,7 +105,7 @@ def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         if session.scalar(select(HotlineCall.id).where(HotlineCall.call_sid == state["call_sid"])) is not None:
             raise SscardError("call_conflict")
         call = HotlineCall(**{k: v for k, v in state.items() if k in CALL_FIELDS and k != "version"})
-        call.slots = jsonable(state.get("slots") or {})
+        call.slots = jsonable(kept_slots(state))
         call.started_at = now
         call.updated_at = now
         session.add(call)
@@ -128,7 +128,7 @@ def save_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         for f in ("status", "node", "lang", "turn", "timeouts", "invalid", "attempts", "person_id",
                   "identified_by", "after_identify"):
             setattr(call, f, state[f])
-        call.slots = jsonable(state.get("slots") or {})
+        call.slots = jsonable(kept_slots(state))
         call.updated_at = now
         if state["status"] != "active" and call.ended_at is None:
             call.ended_at = now
@@ -517,6 +517,17 @@ def check_new_six_digits(op: Op, new: str) -> dict[str, Any]:
 KEPT_AFTER_END = ("name", "card_tail", "pan_tail")  # what an ended call keeps of its slots: nothing personal
 
 
+def kept_slots(state: dict[str, Any]) -> dict[str, Any]:
+    """The slots a call's row may hold: all of them while the call goes on (the next step needs the ID
+    typed, the card found), only the masked ones (KEPT_AFTER_END) once it has ended, however it ended (a
+    goodbye, the provider's status callback, an apology, the idle sweep): every write of a call goes
+    through here (create_call, save_call, sweep_idle_calls)."""
+    slots = dict(state.get("slots") or {})
+    if state.get("status", "active") == "active":
+        return slots
+    return {k: v for k, v in slots.items() if k in KEPT_AFTER_END}
+
+
 @operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
     """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
@@ -527,6 +538,6 @@ def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
     for call in calls:
         call.status = "ended"
         call.ended_at = op.now
-        call.slots = {k: v for k, v in (call.slots or {}).items() if k in KEPT_AFTER_END}
+        call.slots = kept_slots({"status": call.status, "slots": call.slots})
     op.audit("sweep", "idle_calls", ended=len(calls))
     return {"ended": len(calls)}
