@@ -7,6 +7,7 @@ services.hotline), so consecutive turns may be served by different processes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,7 +71,12 @@ def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, calle
         reply = engine.start(state)
         _forget_when_ended(state)
         _remember(state, None, reply)
-        saved = svc.create_call(app, state)
+        try:
+            saved = svc.create_call(app, state)
+        except SscardError as err:
+            if err.code != "call_conflict":
+                raise
+            return _twins_answer(app, engine, call_sid, None, None)  # a twin of the first request started it
         return Turn(reply, saved["turn"], saved["status"])
     if state["status"] != "active":
         return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
@@ -78,12 +84,14 @@ def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, calle
     if last is not None:  # a retry of the request answered last: its answer again, nothing done again
         return Turn(last, state["turn"], state["status"])
     idle = app.clock.now() - as_utc(state["updated_at"])
-    if idle > timedelta(minutes=engine.menu.idle_minutes):
-        reply = engine.expire(state)
-    elif turn is not None and turn != state["turn"]:
+    expired = idle > timedelta(minutes=engine.menu.idle_minutes)
+    if not expired and turn is not None and turn != state["turn"]:
         return Turn(engine.reprompt(state), state["turn"], state["status"])
-    else:
-        reply = engine.step(state, digits)
+    if not svc.claim_turn(app, state):
+        # a twin of this request (the provider's copy, sent at once) took this turn first: nothing runs
+        # here (the action would run twice, refused the second time); the twin's answer is this one's
+        return _twins_answer(app, engine, call_sid, turn, digits)
+    reply = engine.expire(state) if expired else engine.step(state, digits)
     _forget_when_ended(state)
     _remember(state, turn, reply)
     try:
@@ -100,6 +108,27 @@ def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, calle
             raise
         return Turn(twin, again["turn"], again["status"])
     return Turn(reply, saved["turn"], saved["status"])
+
+
+TWIN_WAIT_SECONDS = 8.0  # Twilio waits 15 s for an answer; a twin waits for its first copy's about half that
+
+
+def _twins_answer(app: App, engine: Engine, call_sid: str, turn: int | None, digits: str | None) -> Turn:
+    """The answer the twin that took this turn gives, once it has saved it; if it never does in time (its
+    server stopped), the call's current prompt, which the caller can answer again."""
+    deadline = time.monotonic() + TWIN_WAIT_SECONDS
+    while True:
+        state = svc.load_call(app, call_sid)
+        if state is None:
+            raise SscardError("call_not_found")
+        if state["status"] != "active":
+            return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
+        answer = _answered(state, turn, digits)
+        if answer is not None:
+            return Turn(answer, state["turn"], state["status"])
+        if time.monotonic() >= deadline:
+            return Turn(engine.reprompt(state), state["turn"], state["status"])
+        time.sleep(0.05)
 
 
 LAST_REPLY = "_last_reply"

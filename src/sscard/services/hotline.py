@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
@@ -113,6 +113,26 @@ def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         return _call_dict(call)
 
     return app.db.run(work)
+
+
+def claim_turn(app: App, state: dict[str, Any]) -> bool:
+    """Take the call's next turn before running it: the call's version moves on only if nobody moved it
+    since `state` was read (then `state` carries the new version, for save_call). False: a twin request
+    took the turn first, and this one must run nothing."""
+
+    def work(session: Session) -> bool:
+        moved = session.execute(
+            update(HotlineCall)
+            .where(HotlineCall.call_sid == state["call_sid"], HotlineCall.version == state["version"])
+            .values(version=state["version"] + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(moved, "rowcount", 0) == 1)
+
+    if not app.db.run(work):
+        return False
+    state["version"] += 1
+    return True
 
 
 def save_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
