@@ -179,6 +179,46 @@ def test_a_twin_webhook_sent_while_the_first_runs_hears_the_first_answer_not_an_
     assert [r["result"] for r in records] == ["ok"]  # made once, and no refusal recorded
 
 
+def test_a_copy_sent_while_the_turn_runs_waits_for_its_answer_and_runs_nothing(app, city, holder, monkeypatch):
+    """The provider's copy of a turn that arrives after the first copy took the turn, while it still runs
+    (the call's row read then is the taken one): it runs nothing and answers what the first answers."""
+    import threading
+
+    from sscard.hotline import calls
+
+    sid = "CA-slow"
+    turn = calls.take_turn(app, "12333", sid, None).turn
+    for keys in ("1", "2", holder.citizen_id.replace("X", "*"), QUERY_PASSWORD):
+        turn = calls.take_turn(app, "12333", sid, keys, turn=turn).turn
+    in_step, go = threading.Event(), threading.Event()
+    ran = []
+    step = calls.Engine.step
+
+    def slow_step(self, state, digits):
+        ran.append(1)
+        in_step.set()
+        go.wait(timeout=10)
+        return step(self, state, digits)
+
+    monkeypatch.setattr(calls.Engine, "step", slow_step)
+    answers: dict = {}
+    first = threading.Thread(target=lambda: answers.update(first=calls.take_turn(app, "12333", sid, "1", turn=turn)))
+    first.start()
+    assert in_step.wait(timeout=10)
+    copy = threading.Thread(target=lambda: answers.update(copy=calls.take_turn(app, "12333", sid, "1", turn=turn)))
+    copy.start()
+    copy.join(timeout=0.5)
+    assert copy.is_alive()  # waiting for the first's answer, not running the turn
+    go.set()
+    first.join()
+    copy.join()
+    assert len(ran) == 1 and answers["copy"].reply == answers["first"].reply
+    assert "临时挂失成功" in " ".join(answers["copy"].reply.lines)
+    records = audit.read_audit(app, city.actor("csup"), operation="ss_loss.report_temporary")["records"]
+    assert [r["result"] for r in records] == ["ok"]
+    assert "_taken" not in calls.svc.load_call(app, sid)["slots"]  # the turn's save dropped its mark
+
+
 def test_a_twin_of_a_calls_first_request_hears_the_same_welcome(app, monkeypatch):
     """Two copies of a call's first request at once: one starts the call, the other hears its welcome
     (it was an apology and a hang-up: the call row's insert refused call_conflict)."""

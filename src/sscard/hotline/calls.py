@@ -87,9 +87,10 @@ def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, calle
     expired = idle > timedelta(minutes=engine.menu.idle_minutes)
     if not expired and turn is not None and turn != state["turn"]:
         return Turn(engine.reprompt(state), state["turn"], state["status"])
-    if not svc.claim_turn(app, state):
-        # a twin of this request (the provider's copy, sent at once) took this turn first: nothing runs
-        # here (the action would run twice, refused the second time); the twin's answer is this one's
+    if _taken(state) or not svc.claim_turn(app, state, {**state["slots"], TAKEN: _mark(state)}):
+        # a twin of this request (the provider's copy, sent at once or while this turn runs) took this
+        # turn first: nothing runs here (the action would run twice, refused the second time); the twin's
+        # answer is this one's
         return _twins_answer(app, engine, call_sid, turn, digits)
     reply = engine.expire(state) if expired else engine.step(state, digits)
     _forget_when_ended(state)
@@ -108,6 +109,22 @@ def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, calle
             raise
         return Turn(twin, again["turn"], again["status"])
     return Turn(reply, saved["turn"], saved["status"])
+
+
+TAKEN = "_taken"
+"""The call's slot marking the turn a request has taken and is running (the turn's number, and when by the
+wall clock: a lease between server processes); the request's save replaces the call's slots, mark and all.
+A mark older than TAKEN_FOR (its server stopped) is taken over."""
+TAKEN_FOR = 30.0
+
+
+def _mark(state: dict) -> dict:
+    return {"turn": state["turn"], "at": time.time()}
+
+
+def _taken(state: dict) -> bool:
+    mark: Any = (state.get("slots") or {}).get(TAKEN)
+    return bool(mark) and mark.get("turn") == state["turn"] and time.time() - float(mark.get("at", 0)) < TAKEN_FOR
 
 
 TWIN_WAIT_SECONDS = 8.0  # Twilio waits 15 s for an answer; a twin waits for its first copy's about half that

@@ -115,16 +115,17 @@ def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
     return app.db.run(work)
 
 
-def claim_turn(app: App, state: dict[str, Any]) -> bool:
-    """Take the call's next turn before running it: the call's version moves on only if nobody moved it
-    since `state` was read (then `state` carries the new version, for save_call). False: a twin request
-    took the turn first, and this one must run nothing."""
+def claim_turn(app: App, state: dict[str, Any], slots: dict[str, Any]) -> bool:
+    """Take the call's next turn before running it: the call's version moves on, and its slots become
+    `slots` (the state's with a mark of the turn taken, which a request reading the call meanwhile sees),
+    only if nobody moved the call since `state` was read; `state` then carries the new version, for
+    save_call. False: another request took the turn first, and this one must run nothing."""
 
     def work(session: Session) -> bool:
         moved = session.execute(
             update(HotlineCall)
             .where(HotlineCall.call_sid == state["call_sid"], HotlineCall.version == state["version"])
-            .values(version=state["version"] + 1)
+            .values(version=state["version"] + 1, slots=jsonable(slots))
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(moved, "rowcount", 0) == 1)
