@@ -94,7 +94,7 @@ def test_a_locked_pin_says_when_it_ends_for_a_program_not_only_in_words(city, ap
     midnight = (clock.now().astimezone(SHANGHAI) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     assert until == midnight.astimezone(UTC)  # RULES §4: until the next midnight, Beijing time
     said = until.astimezone(SHANGHAI)  # in words, as a person reads it (core.clock.local_text): no ISO form
-    assert f"{said.year}年{said.month}月{said.day}日00:00" in locked.json()["message"]
+    assert f"until {said.day} {said:%B} {said.year}, 00:00 (Beijing time)" in locked.json()["message"]
     assert locked.json()["locked_until"] not in locked.json()["message"]
 
 
