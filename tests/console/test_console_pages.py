@@ -86,7 +86,8 @@ def test_the_12333_callback_queue_is_on_the_console_home_and_can_be_called_back_
     from sscard.services import hotline
 
     hotline.create_call(app, {"call_sid": "CA-console-1", "line": hotline.LINE_12333, "node": "main", "lang": "zh"})
-    req = hotline.request_agent(app, hotline.gateway(hotline.LINE_12333), "CA-console-1", "main", "补卡咨询")
+    req = hotline.request_agent(app, hotline.gateway(hotline.LINE_12333), "CA-console-1", "main", "补卡咨询",
+                                callback_number="+8613800138000")
     client, csrf = _signed_in(app)
     with client:
         home = client.get("/console").text

@@ -135,26 +135,35 @@ def test_a_retried_webhook_hears_its_first_answer_and_nothing_is_done_twice(clie
     assert re.search(r'turn=(\d+)', retried).group(1) == re.search(r'turn=(\d+)', start).group(1)
 
 
-def test_a_twin_webhook_sent_while_the_first_runs_hears_the_first_answer_not_an_apology(app, holder, monkeypatch):
+def test_a_twin_webhook_sent_while_the_first_runs_hears_the_first_answer_not_an_apology(app, city, holder,
+                                                                                        monkeypatch):
     """Session 22's hotline probe: two copies of the confirming "1" at once: the loss was made once, and
-    one copy answered "通话状态已被更新，请重试" and hung up on the caller."""
+    one copy answered "通话状态已被更新，请重试" and hung up on the caller. Session 23's: the other copy still
+    ran the loss again (refused illegal_transition, with a refused audit record): now it runs nothing."""
     import threading
 
     from sscard.hotline import calls
-    from sscard.hotline.engine import Engine
+    from sscard.services import hotline as svc
 
     sid = "CA-twin"
     turn = calls.take_turn(app, "12333", sid, None).turn
     for keys in ("1", "2", holder.citizen_id.replace("X", "*"), QUERY_PASSWORD):
         turn = calls.take_turn(app, "12333", sid, keys, turn=turn).turn
     both = threading.Barrier(2)
-    step = Engine.step
+    load = svc.load_call
+    loads = []
 
-    def in_step_together(self, state, digits):
-        both.wait(timeout=10)  # both copies have read the call before either saves it
-        return step(self, state, digits)
+    def read_together(app, call_sid):
+        state = load(app, call_sid)
+        loads.append(1)
+        if len(loads) <= 2:
+            both.wait(timeout=10)  # both copies have read the call before either goes on
+        return state
 
-    monkeypatch.setattr(Engine, "step", in_step_together)
+    monkeypatch.setattr(svc, "load_call", read_together)
+    ran = []
+    step = calls.Engine.step
+    monkeypatch.setattr(calls.Engine, "step", lambda self, state, digits: ran.append(1) or step(self, state, digits))
     answers: list = []
     twins = [threading.Thread(target=lambda: answers.append(calls.take_turn(app, "12333", sid, "1", turn=turn)))
              for _ in range(2)]
@@ -165,6 +174,76 @@ def test_a_twin_webhook_sent_while_the_first_runs_hears_the_first_answer_not_an_
     texts = [" ".join(a.reply.lines) for a in answers]
     assert len(texts) == 2 and all("临时挂失成功" in t for t in texts), texts
     assert not any(a.reply.hangup for a in answers)
+    assert len(ran) == 1  # one copy ran the turn; the other waited for its answer
+    records = audit.read_audit(app, city.actor("csup"), operation="ss_loss.report_temporary")["records"]
+    assert [r["result"] for r in records] == ["ok"]  # made once, and no refusal recorded
+
+
+def test_a_copy_sent_while_the_turn_runs_waits_for_its_answer_and_runs_nothing(app, city, holder, monkeypatch):
+    """The provider's copy of a turn that arrives after the first copy took the turn, while it still runs
+    (the call's row read then is the taken one): it runs nothing and answers what the first answers."""
+    import threading
+
+    from sscard.hotline import calls
+
+    sid = "CA-slow"
+    turn = calls.take_turn(app, "12333", sid, None).turn
+    for keys in ("1", "2", holder.citizen_id.replace("X", "*"), QUERY_PASSWORD):
+        turn = calls.take_turn(app, "12333", sid, keys, turn=turn).turn
+    in_step, go = threading.Event(), threading.Event()
+    ran = []
+    step = calls.Engine.step
+
+    def slow_step(self, state, digits):
+        ran.append(1)
+        in_step.set()
+        go.wait(timeout=10)
+        return step(self, state, digits)
+
+    monkeypatch.setattr(calls.Engine, "step", slow_step)
+    answers: dict = {}
+    first = threading.Thread(target=lambda: answers.update(first=calls.take_turn(app, "12333", sid, "1", turn=turn)))
+    first.start()
+    assert in_step.wait(timeout=10)
+    copy = threading.Thread(target=lambda: answers.update(copy=calls.take_turn(app, "12333", sid, "1", turn=turn)))
+    copy.start()
+    copy.join(timeout=0.5)
+    assert copy.is_alive()  # waiting for the first's answer, not running the turn
+    go.set()
+    first.join()
+    copy.join()
+    assert len(ran) == 1 and answers["copy"].reply == answers["first"].reply
+    assert "临时挂失成功" in " ".join(answers["copy"].reply.lines)
+    records = audit.read_audit(app, city.actor("csup"), operation="ss_loss.report_temporary")["records"]
+    assert [r["result"] for r in records] == ["ok"]
+    assert "_taken" not in calls.svc.load_call(app, sid)["slots"]  # the turn's save dropped its mark
+
+
+def test_a_twin_of_a_calls_first_request_hears_the_same_welcome(app, monkeypatch):
+    """Two copies of a call's first request at once: one starts the call, the other hears its welcome
+    (it was an apology and a hang-up: the call row's insert refused call_conflict)."""
+    import threading
+
+    from sscard.hotline import calls
+    from sscard.services import hotline as svc
+
+    both = threading.Barrier(2)
+    create = svc.create_call
+
+    def create_together(app, state):
+        both.wait(timeout=10)
+        return create(app, state)
+
+    monkeypatch.setattr(svc, "create_call", create_together)
+    answers: list = []
+    twins = [threading.Thread(target=lambda: answers.append(calls.take_turn(app, "12333", "CA-first-twin", None)))
+             for _ in range(2)]
+    for t in twins:
+        t.start()
+    for t in twins:
+        t.join()
+    assert len(answers) == 2 and answers[0].reply == answers[1].reply and answers[0].turn == answers[1].turn
+    assert "普通话服务请按1" in answers[0].reply.prompt and not answers[0].reply.hangup
 
 
 def test_wrong_menu_keys_reprompt_then_hang_up(client):

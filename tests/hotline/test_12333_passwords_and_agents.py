@@ -105,7 +105,7 @@ def test_agent_request_is_queued_for_the_window_console(client, holder, app, cit
     anonymous = Phone(client).press("1").press("0")
     assert anonymous.ended and "已为您登记人工服务" in anonymous.text and "第1位" in anonymous.text
 
-    known = Phone(client).press("1").press("1")
+    known = Phone(client, caller="+8613900139000").press("1").press("1")
     known.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
     known.press("0")
     assert known.ended and "第2位" in known.text

@@ -5,28 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sscard.core.errors import SscardError
-from sscard.core.passwords import weak_pin_reason
 from sscard.services import audit, banking, cards, staff
+from tests.hotline.conftest import pin_for
 from tests.hotline.phone import Phone, keys_for_citizen_id
-
-
-def pin_for(card, avoid: str = "") -> str:
-    for candidate in ("739184", "582947", "691358", "847261"):
-        if candidate != avoid and weak_pin_reason(candidate, card.citizen_id, card.birth) is None:
-            return candidate
-    raise AssertionError("no acceptable PIN among the candidates")
-
-
-@pytest.fixture
-def active(city, app):
-    """A GSB card whose account is activated (PIN set at the outlet) with 500.00 yuan in it."""
-    card = city.issued_card("周七", phone="13912345678")
-    pin = pin_for(card)
-    teller = city.actor("teller")
-    banking.activate(app, teller, card.pan, card.citizen_id, pin, pin, cardholder_in_person=True)
-    banking.deposit(app, teller, card.pan, 50_000)
-    card.pin = pin
-    return card
 
 
 def atm(city, app):

@@ -22,6 +22,8 @@ no_input_goodbye = { zh = "再见", en = "bye" }
 invalid = { zh = "错", en = "wrong" }
 too_many_goodbye = { zh = "多", en = "many" }
 agent_queued = { zh = "人工", en = "agent" }
+agent_already_queued = { zh = "已在排队", en = "already queued" }
+agent_no_number = { zh = "无号码", en = "no number" }
 [nodes.main]
 type = "menu"
 say = { zh = "按1", en = "press 1" }
@@ -204,3 +206,12 @@ def test_idle_calls_are_swept_and_forget_what_they_held(client, holder, app, clo
     assert hotline.load_call(app, phone.sid)["status"] == "ended"
     assert hotline.load_call(app, phone.sid)["slots"] == {}
     assert hotline.load_call(app, fresh.sid)["status"] == "ended"
+
+
+def test_a_conditional_option_needs_a_known_condition_and_its_place_in_the_prompt():
+    ok = (MINIMAL % "main").replace('options = { "1" = "main" }', 'options = { "1" = { go = "main", when = "oral_loss_in_force", say = "invalid" } }').replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "{option_1}", en = "{option_1}" }')
+    assert parse_menu("ok", ok).nodes["main"].options["1"].when == "oral_loss_in_force"
+    with pytest.raises(MenuError, match="unknown condition"):
+        parse_menu("broken", ok.replace("oral_loss_in_force", "nowhere"))
+    with pytest.raises(MenuError, match="must say option 1"):
+        parse_menu("broken", ok.replace('en = "{option_1}"', 'en = "press 1"'))

@@ -85,7 +85,7 @@ def test_temporary_loss_through_sscard_phone_in_a_terminal(sim_db):
         "#!/bin/sh\n"
         f"export SSCARD_DATABASE_URL='{url}' SSCARD_SECRET_KEY='{TEST_KEY.hex()}' SSCARD_VAR_DIR='{tmp}'\n"
         f"cd '{ROOT}'\n"
-        f"'{SSCARD}' phone 12333\n"
+        f"'{SSCARD}' phone 12333 --from +8613800138000\n"
         "echo \"[sscard exited $?]\"\n"
         "sleep 600\n"
     )
@@ -145,7 +145,7 @@ def test_the_terminal_phone_hides_secrets_and_plays_the_bank_line(city, app):
 
     out = StringIO()
     console = Console(file=out, width=200, force_terminal=False)
-    status = run_call(app, "bank:GSB", console, read_keys)
+    status = run_call(app, "bank:GSB", console, read_keys, caller="+8613600007777")
     screen = out.getvalue()
     assert status == "agent"
     assert "工商银行" in screen and "身份验证成功" in screen and "口头挂失" in screen and "已为您登记人工服务" in screen

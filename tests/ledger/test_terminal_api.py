@@ -93,7 +93,9 @@ def test_a_locked_pin_says_when_it_ends_for_a_program_not_only_in_words(city, ap
     assert until.utcoffset() == timedelta(0)
     midnight = (clock.now().astimezone(SHANGHAI) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     assert until == midnight.astimezone(UTC)  # RULES §4: until the next midnight, Beijing time
-    assert until.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M") in locked.json()["message"]
+    said = until.astimezone(SHANGHAI)  # in words, as a person reads it (core.clock.local_text): no ISO form
+    assert f"until {said.day} {said:%B} {said.year}, 00:00 (Beijing time)" in locked.json()["message"]
+    assert locked.json()["locked_until"] not in locked.json()["message"]
 
 
 def test_the_contract_declares_retry_after_and_a_key_that_is_never_null(client):

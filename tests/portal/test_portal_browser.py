@@ -80,7 +80,7 @@ def test_five_wrong_passwords_lock_and_the_lock_end_is_shown(live_server, page, 
     for attempt in range(5):
         sign_in(page, live_server.url, card.citizen_id, f"wrong-{attempt}x")
     message = page.get_by_role("alert").inner_text()
-    assert message == "密码已锁定至2026-01-05 10:30"
+    assert message == "密码已锁定至2026年1月5日10:30"
     screenshot(page, "portal-locked")
     sign_in(page, live_server.url, card.citizen_id, initial_password(card.card_number))
     assert "密码已锁定" in page.get_by_role("alert").inner_text()  # even the right one, while locked

@@ -55,7 +55,7 @@ def test_five_wrong_passwords_lock_and_the_page_shows_until_when(client, city, c
         assert wrong.status_code == 401 and "密码错误" in wrong.text
     locked = login(client, card.citizen_id, "not-it-1")
     assert locked.status_code == 423
-    assert "密码已锁定至2026-01-05 10:30" in locked.text  # 02:00 UTC + 30 min, in Beijing time
+    assert "密码已锁定至2026年1月5日10:30" in locked.text  # 02:00 UTC + 30 min, in Beijing time (core.clock.local_text)
     # the ID typed stays in its field only (so a hurried cardholder need not type 18 characters again),
     # on a page no cache keeps; the password never comes back
     assert locked.text.count(card.citizen_id) == 1 and f'value="{card.citizen_id}"' in locked.text

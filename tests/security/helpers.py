@@ -15,6 +15,7 @@ def counter_work(city, app, card, call_sid: str) -> dict:
     applied = replacement.apply(app, clerk, other.card_number, "damaged", other.citizen_id, payment="cash")
     batch = production.start_batch(app, clerk, "C01")["batch"]
     hotline.create_call(app, {"call_sid": call_sid, "line": hotline.LINE_12333, "node": "main", "lang": "zh"})
-    request = hotline.request_agent(app, hotline.gateway(hotline.LINE_12333), call_sid, "main", "补卡")["id"]
+    request = hotline.request_agent(app, hotline.gateway(hotline.LINE_12333), call_sid, "main", "补卡",
+                                    callback_number="+8613800138000")["id"]
     return {"attorney_id": power["id"], "visit_id": visit["id"], "receipt_no": applied["receipt_no"],
             "batch_code": batch, "request_id": request}

@@ -22,13 +22,14 @@ HINT = {
 }
 
 
-def run_call(sscard, line: str, console: Console, read_keys=None) -> str:
-    """Play one call on the console; answers the call's final status (ended, agent, hung_up)."""
+def run_call(sscard, line: str, console: Console, read_keys=None, caller: str = "") -> str:
+    """Play one call on the console; answers the call's final status (ended, agent, hung_up). `caller` is
+    the number the call comes from (an agent calls it back); none: a withheld number, never queued."""
     from ..hotline.calls import hang_up, take_turn
 
     sid = "SIM" + uuid.uuid4().hex
     read_keys = read_keys or (lambda prompt, secret: console.input(prompt, password=secret))
-    result = take_turn(sscard, line, sid, None, caller="terminal")
+    result = take_turn(sscard, line, sid, None, caller=caller)
     console.print(Text(f"☎  {line}  ({sid[:11]})", style="bold"))
     while True:
         reply = result.reply
@@ -51,18 +52,20 @@ def run_call(sscard, line: str, console: Console, read_keys=None) -> str:
         keys = keys.strip()
         if reply.gather.finish_on_key and keys.endswith(reply.gather.finish_on_key) and len(keys) > 1:
             keys = keys[: -len(reply.gather.finish_on_key)]
-        result = take_turn(sscard, line, sid, keys, turn=result.turn)
+        result = take_turn(sscard, line, sid, keys, caller=caller, turn=result.turn)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("phone")
-    def phone(line: str = typer.Argument(..., help="12333, or bank:<code> (or a bank's hotline number)")) -> None:
+    def phone(line: str = typer.Argument(..., help="12333, or bank:<code> (or a bank's hotline number)"),
+              caller: str = typer.Option("", "--from", help="the number calling (+8613800138000), which an "
+                                         "agent calls back; none: a withheld number, which is not queued")) -> None:
         """Call a hotline from the terminal: the 12333 IVR or a bank's (the number on the card)."""
         from . import fail, load_app
 
         sscard = load_app()
         try:
-            run_call(sscard, line, Console())
+            run_call(sscard, line, Console(), caller=caller)
         except SscardError as exc:
             fail(exc)
         finally:

@@ -79,3 +79,33 @@ def shanghai_time(value: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M") -> 
     if not value:
         return ""
     return in_shanghai(value).strftime(fmt)
+
+
+MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+             "November", "December")
+
+
+def local_text(value: datetime | date | str | None, lang: str, *, day: bool = False) -> str:
+    """A time (or a day) as a person reads it, in Beijing time and in their language's form: every
+    sentence spoken or shown to a person (the hotlines' texts, refusals' messages, pages' sentences) says
+    a time through this one function. zh: 2026年12月6日21:30; en: 6 December 2026, 21:30 (Beijing time).
+    A date, a "YYYY-MM-DD" string or `day=True` says the day alone. "" for none. Fields a program reads
+    (an API's `locked_until`, an audit record) stay ISO 8601."""
+    if value is None or value == "":
+        return ""
+    when: datetime | None = None
+    if isinstance(value, datetime) or (isinstance(value, str) and len(value) > 10):
+        when = in_shanghai(value)
+        on = when.date()
+    else:
+        on = value if isinstance(value, date) else date.fromisoformat(value)
+    en = lang.startswith("en")
+    said = f"{on.day} {MONTHS_EN[on.month - 1]} {on.year}" if en else f"{on.year}年{on.month}月{on.day}日"
+    if when is None or day:
+        return said
+    return f"{said}, {when:%H:%M} (Beijing time)" if en else f"{said}{when:%H:%M}"
+
+
+def local_pair(value: datetime | date | str | None, *, day: bool = False) -> tuple[str, str]:
+    """`local_text` in both languages, as a refusal's parameter (SscardError says the caller's one)."""
+    return local_text(value, "zh", day=day), local_text(value, "en", day=day)

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .clock import SHANGHAI, as_utc, next_shanghai_midnight
+from .clock import as_utc, local_pair, next_shanghai_midnight
 from .errors import SscardError, tries_left_text
 from .identifiers import ascii_digits
 from .policy import Policy
@@ -205,8 +205,8 @@ class Lockout:
         if self.locked:
             return ("，请持身份证件办理重置", ": a reset in person is needed")
         if self.locked_until:
-            local = as_utc(self.locked_until).astimezone(SHANGHAI)
-            return (f"至{local:%Y-%m-%d %H:%M}", f" until {local:%Y-%m-%d %H:%M} (Beijing time)")
+            zh, en = local_pair(as_utc(self.locked_until))
+            return (f"至{zh}", f" until {en}")
         return ("", "")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from ..core.clock import in_shanghai, shanghai_time
+from ..core.clock import local_text
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, is_valid_citizen_id, mask_name
 from ..core.money import format_yuan
@@ -18,7 +18,7 @@ from ..i18n import label
 from ..services import banking, cards, loss, throttle
 from ..services import hotline as svc
 from ..services import passwords as pw
-from .script import Ctx, Outcome, handler
+from .script import Ctx, Outcome, condition, handler
 
 # Transient slots of the SS password change: cleared whenever the change starts over or ends.
 PASSWORD_SLOTS = ("old_ok", "old_ok_at", "pending_new")
@@ -29,16 +29,11 @@ def _holder(ctx: Ctx):
 
 
 def _local(ctx: Ctx, iso: str | None) -> str:
-    if not iso:
-        return ""
-    return shanghai_time(iso, "%Y年%m月%d日 %H:%M") if ctx.lang == "zh" else f"{shanghai_time(iso)} Beijing time"
+    return local_text(iso, ctx.lang)
 
 
 def _day(ctx: Ctx, iso: str | None) -> str:
-    if not iso:
-        return ""
-    day = in_shanghai(iso).date() if "T" in iso else date.fromisoformat(iso)
-    return f"{day:%Y年%m月%d日}" if ctx.lang == "zh" else f"{day:%Y-%m-%d}"
+    return local_text(iso, ctx.lang, day=True)
 
 
 def _identify_failed(ctx: Ctx, err: SscardError) -> Outcome:
@@ -332,16 +327,48 @@ def bank_balance(ctx: Ctx, value: str | None) -> Outcome:
     return Outcome("ok", [ctx.text("balance", amount=format_yuan(out["available_fen"]))])
 
 
-@handler("bank_status")
-def bank_status(ctx: Ctx, value: str | None) -> Outcome:
-    """The account's state, in effect now (an oral loss past its days reads as active again)."""
+def _account_status(ctx: Ctx) -> str | None:
+    """The state in effect now of the caller's account this call is about (an oral loss past its days
+    reads as active again); None when it is not found."""
     holder = _holder(ctx)
     for entry in svc.my_cards(ctx.app, holder)["cards"]:
         view = cards.card_status(ctx.app, holder, entry["card_number"])
         if view["bank"]["pan"] and view["bank"]["pan"][-4:] == ctx.slots.get("pan_tail"):
-            status = view["bank"]["status"]
-            return Outcome("ok", [ctx.text("bank_state", state=label("bank_status", status, ctx.lang))])
-    return Outcome("ok", [ctx.text("no_card")])
+            return str(view["bank"]["status"])
+    return None
+
+
+@handler("bank_status")
+def bank_status(ctx: Ctx, value: str | None) -> Outcome:
+    """The account's state, in effect now (an oral loss past its days reads as active again)."""
+    status = _account_status(ctx)
+    if status is None:
+        return Outcome("ok", [ctx.text("no_card")])
+    return Outcome("ok", [ctx.text("bank_state", state=label("bank_status", status, ctx.lang))])
+
+
+@handler("bank_loss_state")
+def bank_loss_state(ctx: Ctx, value: str | None) -> Outcome:
+    """Before a cancellation is offered: the account's loss in effect now (oral_loss, written_loss) or none."""
+    status = _account_status(ctx)
+    return Outcome(status if status in ("oral_loss", "written_loss") else "none")
+
+
+@condition("oral_loss_in_force")
+def oral_loss_in_force(ctx: Ctx) -> bool:
+    """The bank line offers to cancel an oral loss to a caller whose account has one in force (and to a
+    caller not identified yet, whose account is not known)."""
+    return not ctx.state.get("person_id") or _account_status(ctx) == "oral_loss"
+
+
+@condition("temporary_loss_in_force")
+def temporary_loss_in_force(ctx: Ctx) -> bool:
+    """12333 offers to cancel a temporary loss to a caller whose card has one in force (and to a caller
+    not identified yet)."""
+    if not ctx.state.get("person_id"):
+        return True
+    card = svc.issued_card(svc.my_cards(ctx.app, _holder(ctx))["cards"])
+    return card is not None and card["ss_status"] == "temporary_loss"
 
 
 # ---------------------------------------------------------------- bank line: PIN change (old, new, new again)

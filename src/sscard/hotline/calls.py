@@ -7,6 +7,7 @@ services.hotline), so consecutive turns may be served by different processes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -33,13 +34,32 @@ def menu_for(info: dict):
     return load_menu("12333" if info["line"] == svc.LINE_12333 else "bank")
 
 
+KEEPS_THE_CALL = ("hotline_not_found", "invalid_request", "call_not_found", "call_conflict")
+"""Refusals that leave the call as it is: a request that is not a turn of this line's call, or one that
+another request of the same call (a twin) overtook, which goes on."""
+
+
 def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller: str = "",
               turn: int | None = None) -> Turn:
     """One turn of a call. A first request for a call id starts the call; `digits` None or "" is a
-    timeout; a `turn` other than the call's current one is a retry and hears the current prompt again."""
+    timeout; a `turn` other than the call's current one is a retry and hears the current prompt again.
+    A refusal the menus did not expect ends the call (the channel apologizes and hangs up), and with it
+    what the call held."""
     if not call_sid or len(call_sid) > 64:
         raise SscardError("invalid_request")
     info = line_info(app, line)
+    try:
+        return _take_turn(app, info, call_sid, digits, caller=caller, turn=turn)
+    except SscardError as err:
+        if err.code not in KEEPS_THE_CALL:
+            try:
+                _hang_up(app, info, call_sid)
+            except SscardError:
+                pass  # the refusal is what the caller hears; a call left over is the idle sweep's
+        raise
+
+
+def _take_turn(app: App, info: dict, call_sid: str, digits: str | None, *, caller: str, turn: int | None) -> Turn:
     state = _call_on(app, info, call_sid)
     engine = Engine(app, menu_for(info), info)
     if state is not None:  # the number is not kept with the call: it rides along for a callback request
@@ -51,7 +71,12 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
         reply = engine.start(state)
         _forget_when_ended(state)
         _remember(state, None, reply)
-        saved = svc.create_call(app, state)
+        try:
+            saved = svc.create_call(app, state)
+        except SscardError as err:
+            if err.code != "call_conflict":
+                raise
+            return _twins_answer(app, engine, call_sid, None, None)  # a twin of the first request started it
         return Turn(reply, saved["turn"], saved["status"])
     if state["status"] != "active":
         return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
@@ -59,12 +84,15 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
     if last is not None:  # a retry of the request answered last: its answer again, nothing done again
         return Turn(last, state["turn"], state["status"])
     idle = app.clock.now() - as_utc(state["updated_at"])
-    if idle > timedelta(minutes=engine.menu.idle_minutes):
-        reply = engine.expire(state)
-    elif turn is not None and turn != state["turn"]:
+    expired = idle > timedelta(minutes=engine.menu.idle_minutes)
+    if not expired and turn is not None and turn != state["turn"]:
         return Turn(engine.reprompt(state), state["turn"], state["status"])
-    else:
-        reply = engine.step(state, digits)
+    if _taken(state) or not svc.claim_turn(app, state, {**state["slots"], TAKEN: _mark(state)}):
+        # a twin of this request (the provider's copy, sent at once or while this turn runs) took this
+        # turn first: nothing runs here (the action would run twice, refused the second time); the twin's
+        # answer is this one's
+        return _twins_answer(app, engine, call_sid, turn, digits)
+    reply = engine.expire(state) if expired else engine.step(state, digits)
     _forget_when_ended(state)
     _remember(state, turn, reply)
     try:
@@ -81,6 +109,43 @@ def take_turn(app: App, line: str, call_sid: str, digits: str | None, *, caller:
             raise
         return Turn(twin, again["turn"], again["status"])
     return Turn(reply, saved["turn"], saved["status"])
+
+
+TAKEN = "_taken"
+"""The call's slot marking the turn a request has taken and is running (the turn's number, and when by the
+wall clock: a lease between server processes); the request's save replaces the call's slots, mark and all.
+A mark older than TAKEN_FOR (its server stopped) is taken over."""
+TAKEN_FOR = 30.0
+
+
+def _mark(state: dict) -> dict:
+    return {"turn": state["turn"], "at": time.time()}
+
+
+def _taken(state: dict) -> bool:
+    mark: Any = (state.get("slots") or {}).get(TAKEN)
+    return bool(mark) and mark.get("turn") == state["turn"] and time.time() - float(mark.get("at", 0)) < TAKEN_FOR
+
+
+TWIN_WAIT_SECONDS = 8.0  # Twilio waits 15 s for an answer; a twin waits for its first copy's about half that
+
+
+def _twins_answer(app: App, engine: Engine, call_sid: str, turn: int | None, digits: str | None) -> Turn:
+    """The answer the twin that took this turn gives, once it has saved it; if it never does in time (its
+    server stopped), the call's current prompt, which the caller can answer again."""
+    deadline = time.monotonic() + TWIN_WAIT_SECONDS
+    while True:
+        state = svc.load_call(app, call_sid)
+        if state is None:
+            raise SscardError("call_not_found")
+        if state["status"] != "active":
+            return Turn(Reply(state["lang"], hangup=True), state["turn"], state["status"])
+        answer = _answered(state, turn, digits)
+        if answer is not None:
+            return Turn(answer, state["turn"], state["status"])
+        if time.monotonic() >= deadline:
+            return Turn(engine.reprompt(state), state["turn"], state["status"])
+        time.sleep(0.05)
 
 
 LAST_REPLY = "_last_reply"
@@ -134,14 +199,22 @@ def hang_up(app: App, line: str, call_sid: str) -> str | None:
 
 
 def _hang_up(app: App, info: dict, call_sid: str) -> str | None:
-    state = _call_on(app, info, call_sid)
-    if state is None:
-        return None
-    if state["status"] == "active":
+    """End the call (dropping what it held, services.hotline.kept_slots); a turn saved meanwhile is read
+    again and the call ended after it."""
+    for attempt in range(3):
+        state = _call_on(app, info, call_sid)
+        if state is None:
+            return None
+        if state["status"] != "active":
+            return state["status"]
         state["status"] = "ended"
         _forget_when_ended(state)
-        state = svc.save_call(app, state)
-    return state["status"]
+        try:
+            return svc.save_call(app, state)["status"]
+        except SscardError as err:
+            if err.code != "call_conflict" or attempt == 2:
+                raise
+    return None
 
 
 def _forget_when_ended(state: dict) -> None:

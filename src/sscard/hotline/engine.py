@@ -31,6 +31,7 @@ from ..services.operation import on_call
 from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
 from .script import (
     AFTER_IDENTIFY,
+    CONDITIONS,
     HANDLERS,
     NODE_TYPES,
     Ctx,
@@ -72,7 +73,8 @@ def _node(name: str, raw: dict) -> Node:
         raise MenuError(f"node {name}: unknown keys {sorted(unknown)}")
     options = {}
     for key, target in (raw.get("options") or {}).items():
-        options[str(key)] = Option(target) if isinstance(target, str) else Option(target["go"], target.get("lang"))
+        options[str(key)] = Option(target) if isinstance(target, str) else \
+            Option(target["go"], target.get("lang"), target.get("when"), target.get("say"))
     return Node(
         name=name,
         type=raw.get("type", ""),
@@ -125,7 +127,8 @@ def check_menu(menu: Menu) -> None:
         if t is not None and t != AFTER_IDENTIFY and t not in menu.nodes:
             raise MenuError(f"{menu.name}: {where} goes to unknown node {t!r}")
 
-    for required in ("no_input", "no_input_goodbye", "invalid", "too_many_goodbye", "agent_queued"):
+    for required in ("no_input", "no_input_goodbye", "invalid", "too_many_goodbye", "agent_queued",
+                     "agent_already_queued", "agent_no_number"):
         if required not in menu.text:
             raise MenuError(f"{menu.name}: text {required!r} missing")
     for key, t in menu.text.items():
@@ -144,6 +147,12 @@ def check_menu(menu: Menu) -> None:
             raise MenuError(f"{menu.name}: node {node.name} has no routes (on)")
         for key, opt in node.options.items():
             target_ok(opt.go, f"{node.name}.options.{key}")
+            if opt.when is not None and opt.when not in CONDITIONS:
+                raise MenuError(f"{menu.name}: node {node.name} option {key} has unknown condition {opt.when!r}")
+            if opt.say is not None and opt.say not in menu.text:
+                raise MenuError(f"{menu.name}: node {node.name} option {key}: text {opt.say!r} missing")
+            if opt.say is not None and any(f"{{option_{key}}}" not in said for said in node.say.values()):
+                raise MenuError(f"{menu.name}: node {node.name} must say option {key} as {{option_{key}}}")
         for key, t in node.on.items():
             target_ok(t, f"{node.name}.on.{key}")
         target_ok(node.next, f"{node.name}.next")
@@ -283,15 +292,28 @@ class Engine:
             return HANDLERS[node.action](ctx, value)
 
     def _agent(self, state: dict, node: Node, lines: list[str]) -> Reply:
+        """Queue the caller for an agent who calls them back: only a number that can be called back is
+        queued, once (a number already waiting hears since when and where it stands). A withheld number
+        (no number, "anonymous", the terminal's) is told what to do instead and goes on in the menu."""
+        from ..core.clock import local_text
         from ..services import hotline as svc
 
+        number = svc.callback_number_of(state.get("callback_number", ""))
+        if not number:
+            lines = lines + [self._text(state, "agent_no_number")]
+            if node.type in ("menu", "input"):
+                return self._prompt(state, node, lines)
+            return self._enter(state, node.back or self.menu.main, lines)
         with on_call(state["call_sid"]):
             out = svc.request_agent(self.app, svc.gateway(self.info["line"]), state["call_sid"], node.name,
-                                    topic=node.topic or node.name,
-                                    callback_number=state.get("callback_number", ""))
+                                    topic=node.topic or node.name, callback_number=number)
         state["status"] = "agent"
-        return Reply(state["lang"], lines=lines + [self._text(state, "agent_queued", position=out["position"])],
-                     hangup=True)
+        if out["queued"]:
+            said = self._text(state, "agent_queued", position=out["position"])
+        else:
+            said = self._text(state, "agent_already_queued", position=out["position"],
+                              requested=local_text(out["requested_at"], state.get("lang") or "zh"))
+        return Reply(state["lang"], lines=lines + [said], hangup=True)
 
     def _end(self, state: dict, lines: list[str]) -> Reply:
         state["status"] = "ended"
@@ -310,7 +332,8 @@ class Engine:
         return Ctx(self.app, self.menu, self.info, state, node or self.menu.nodes[state["node"]])
 
     def _say(self, state: dict, node: Node) -> str:
-        return node.say[state.get("lang") or "zh"].format_map(self._ctx(state, node).params())
+        ctx = self._ctx(state, node)
+        return node.say[state.get("lang") or "zh"].format_map(ctx.params(**ctx.offers()))
 
     def _text(self, state: dict, key: str, **params: Any) -> str:
         return self._ctx(state).text(key, **params)

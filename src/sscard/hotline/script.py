@@ -22,6 +22,8 @@ SPOKEN_SLOTS = ("card_tail", "pan_tail", "name")  # the only slots a prompt may 
 class Option:
     go: str
     lang: str | None = None
+    when: str | None = None  # a condition (CONDITIONS) under which the menu offers this option
+    say: str | None = None  # the text (menu.text) offering it: the menu's prompt says it as {option_<key>}
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,24 @@ class Outcome:
 
 Handler = Callable[["Ctx", str | None], Outcome]
 HANDLERS: dict[str, Handler] = {}
+Condition = Callable[["Ctx"], bool]
+CONDITIONS: dict[str, Condition] = {}
+"""Whether a menu offers an option (`when`): true when it applies to the caller, or when who the caller is
+is not known yet. An option not offered is not said; its key still leads where the option goes, whose
+node tells the caller why there is nothing to do."""
 
 
 def handler(name: str):
     def register(fn: Handler) -> Handler:
         HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def condition(name: str):
+    def register(fn: Condition) -> Condition:
+        CONDITIONS[name] = fn
         return fn
 
     return register
@@ -129,6 +144,16 @@ class Ctx:
                        bank_code=bank["code"])
         out.update({k: v for k, v in self.slots.items() if k in SPOKEN_SLOTS})
         out.update(extra)
+        return out
+
+    def offers(self) -> dict[str, str]:
+        """The node's conditional options as its prompt says them: `option_<key>`, their text when
+        offered, "" when not."""
+        out = {}
+        for key, option in self.node.options.items():
+            if option.say:
+                offered = option.when is None or CONDITIONS[option.when](self)
+                out[f"option_{key}"] = self.menu.text[option.say][self.lang] if offered else ""
         return out
 
     def text(self, key: str, **params: Any) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
@@ -36,6 +36,11 @@ register_messages(
     {
         "call_conflict": (409, "通话状态已被更新，请重试", "The call was updated by another request: try again"),
         "call_not_found": (404, "未找到该通话", "Call not found"),
+        "no_callback_number": (
+            409,
+            "来电未显示号码，无法登记回拨",
+            "The caller's number is not shown: no call-back can be queued",
+        ),
         "hotline_not_found": (404, "未找到该服务热线", "No such hotline"),
         "agent_request_taken": (
             409,
@@ -100,7 +105,7 @@ def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         if session.scalar(select(HotlineCall.id).where(HotlineCall.call_sid == state["call_sid"])) is not None:
             raise SscardError("call_conflict")
         call = HotlineCall(**{k: v for k, v in state.items() if k in CALL_FIELDS and k != "version"})
-        call.slots = jsonable(state.get("slots") or {})
+        call.slots = jsonable(kept_slots(state))
         call.started_at = now
         call.updated_at = now
         session.add(call)
@@ -108,6 +113,27 @@ def create_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         return _call_dict(call)
 
     return app.db.run(work)
+
+
+def claim_turn(app: App, state: dict[str, Any], slots: dict[str, Any]) -> bool:
+    """Take the call's next turn before running it: the call's version moves on, and its slots become
+    `slots` (the state's with a mark of the turn taken, which a request reading the call meanwhile sees),
+    only if nobody moved the call since `state` was read; `state` then carries the new version, for
+    save_call. False: another request took the turn first, and this one must run nothing."""
+
+    def work(session: Session) -> bool:
+        moved = session.execute(
+            update(HotlineCall)
+            .where(HotlineCall.call_sid == state["call_sid"], HotlineCall.version == state["version"])
+            .values(version=state["version"] + 1, slots=jsonable(slots))
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(moved, "rowcount", 0) == 1)
+
+    if not app.db.run(work):
+        return False
+    state["version"] += 1
+    return True
 
 
 def save_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +149,7 @@ def save_call(app: App, state: dict[str, Any]) -> dict[str, Any]:
         for f in ("status", "node", "lang", "turn", "timeouts", "invalid", "attempts", "person_id",
                   "identified_by", "after_identify"):
             setattr(call, f, state[f])
-        call.slots = jsonable(state.get("slots") or {})
+        call.slots = jsonable(kept_slots(state))
         call.updated_at = now
         if state["status"] != "active" and call.ended_at is None:
             call.ended_at = now
@@ -324,6 +350,11 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_nu
     """The caller pressed 0: queue them for a human agent (the console shows the queue), keeping the
     number the agent calls back on (digits and a leading +; nothing else is kept).
 
+    An agent calls the caller back, so a request needs a number to call (`no_callback_number`: a withheld
+    one is not queued, the caller is told what to do instead), and a number waits once on a line: asked
+    again while its request is open, the answer is that request (`queued` false, with its time and
+    position), and nothing is added.
+
     Only a line's own gateway queues its calls: the request names the caller as the call identified them
     and the number the agent will call back, so a call of another line (or any other caller of the
     operation) is answered call_not_found, as if it did not exist."""
@@ -331,18 +362,33 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_nu
     if call is None or op.actor.kind != "channel" or op.actor.channel != channel_of(call.line):
         raise SscardError("call_not_found")
     number = callback_number_of(callback_number)
-    req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
-                              topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="",
-                              callback_number=number)
-    op.session.add(req)
-    op.session.flush()
+    if not number:
+        raise SscardError("no_callback_number")
+    req = op.session.scalar(
+        select(HotlineAgentRequest)
+        .where(HotlineAgentRequest.line == call.line, HotlineAgentRequest.status == "open",
+               HotlineAgentRequest.callback_number == number)
+        .order_by(HotlineAgentRequest.id).limit(1)
+    )
+    queued = req is None
+    if req is None:
+        req = HotlineAgentRequest(call_id=call.id, line=call.line, person_id=call.person_id, node=node,
+                                  topic=topic[:64], lang=call.lang, status="open", requested_at=op.now, note="",
+                                  callback_number=number)
+        op.session.add(req)
+        op.session.flush()
     position = op.session.scalar(
         select(func.count()).select_from(HotlineAgentRequest)
         .where(HotlineAgentRequest.line == call.line, HotlineAgentRequest.status == "open",
                HotlineAgentRequest.id <= req.id)
     )
-    op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
-    return {"id": req.id, "line": call.line, "position": position}
+    if queued:
+        op.audit("hotline_agent_request", req.id, after="open", person_id=call.person_id, line=call.line, node=node)
+    else:  # nothing changed: the record says the number asked again, and which request it already has
+        op.audit("hotline_agent_request", req.id, before="open", after="open", person_id=call.person_id,
+                 line=call.line, node=node, asked_again=True)
+    return {"id": req.id, "line": call.line, "position": position, "queued": queued,
+            "requested_at": as_utc(req.requested_at)}
 
 
 def callback_number_of(raw: str) -> str:
@@ -492,6 +538,17 @@ def check_new_six_digits(op: Op, new: str) -> dict[str, Any]:
 KEPT_AFTER_END = ("name", "card_tail", "pan_tail")  # what an ended call keeps of its slots: nothing personal
 
 
+def kept_slots(state: dict[str, Any]) -> dict[str, Any]:
+    """The slots a call's row may hold: all of them while the call goes on (the next step needs the ID
+    typed, the card found), only the masked ones (KEPT_AFTER_END) once it has ended, however it ended (a
+    goodbye, the provider's status callback, an apology, the idle sweep): every write of a call goes
+    through here (create_call, save_call, sweep_idle_calls)."""
+    slots = dict(state.get("slots") or {})
+    if state.get("status", "active") == "active":
+        return slots
+    return {k: v for k, v in slots.items() if k in KEPT_AFTER_END}
+
+
 @operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
     """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
@@ -502,6 +559,6 @@ def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
     for call in calls:
         call.status = "ended"
         call.ended_at = op.now
-        call.slots = {k: v for k, v in (call.slots or {}).items() if k in KEPT_AFTER_END}
+        call.slots = kept_slots({"status": call.status, "slots": call.slots})
     op.audit("sweep", "idle_calls", ended=len(calls))
     return {"ended": len(calls)}

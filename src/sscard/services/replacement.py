@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ..core import labels
+from ..core.clock import local_pair
 from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, validate_card_number
 from ..core.money import format_yuan
@@ -184,7 +185,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     if reason == "expiring":
         opens = (old.expiry_date - timedelta(days=op.policy.renewal.window_days)) if old.expiry_date else None
         if opens is not None and today < opens:
-            raise SscardError("renewal_too_early", day=opens.isoformat())
+            raise SscardError("renewal_too_early", day=local_pair(opens))
     bank = op.session.get(Bank, old.bank_id)
     assert bank is not None  # cards.bank_id is a NOT NULL foreign key
     if reason == "bank_change":
