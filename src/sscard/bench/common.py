@@ -127,16 +127,20 @@ class Server:
     (imports: seconds on a busy host) overlaps the city's set-up; `ready()` waits for it."""
 
     def __init__(self, url: str, key: bytes, workdir: Path, *, workers: int = 1, env: dict | None = None):
+        self._start(url, key, workdir, ["-m", "uvicorn", "sscard.asgi:application", "--host", "127.0.0.1", "--port",
+                                        "{port}", "--log-level", "warning", "--no-access-log", "--workers",
+                                        str(workers)], "server.log", env)
+
+    def _start(self, url: str, key: bytes, workdir: Path, argv: list[str], log_name: str,
+               env: dict | None = None) -> None:
+        """Run `python argv` (its "{port}" a free port) over `url` with the bench's key, logging to a file."""
         self.port = free_port()
         self._ready = False
         environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
                    "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"), **(env or {})}
-        self.log = open(workdir / "server.log", "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--host", "127.0.0.1", "--port",
-             str(self.port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)],
-            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log,
-        )
+        self.log = open(workdir / log_name, "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
+        self.proc = subprocess.Popen([sys.executable, *(a.replace("{port}", str(self.port)) for a in argv)],
+                                     cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def ready(self) -> Server:
         import httpx
@@ -174,18 +178,12 @@ class Server:
             print(f"the server logged errors: {kept}", file=sys.stderr)
 
 
-class Gateway:
+class Gateway(Server):
     """`sscard iso8583 serve` in a subprocess on a free 127.0.0.1 port, over `url` (the ISO 8583 gateway)."""
 
     def __init__(self, url: str, key: bytes, workdir: Path):
-        self.port = free_port()
-        environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
-                   "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml")}
-        self.log = open(workdir / "gateway.log", "w+b")  # noqa: SIM115  a file, not a pipe (see Server)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from sscard.cli import main; main()", "iso8583", "serve", "--port",
-             str(self.port), "--log-level", "warning"],
-            cwd=workdir, env=environ, stdout=subprocess.DEVNULL, stderr=self.log)
+        self._start(url, key, workdir, ["-c", "from sscard.cli import main; main()", "iso8583", "serve", "--port",
+                                        "{port}", "--log-level", "warning"], "gateway.log")
 
     def ready(self) -> Gateway:
         import socket
@@ -201,14 +199,6 @@ class Gateway:
                                        + self.log.read().decode(errors="replace")[-2000:]) from None
                 time.sleep(0.1)
         raise RuntimeError("the gateway did not start")
-
-    def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def drive_http(client: HttpClient, clients: int, seconds: float, work: Callable[[int, random.Random], bool],
