@@ -1,5 +1,7 @@
 """The portal's pages through the ASGI app (fast): login, forced change, CSRF, loss, records, isolation."""
 
+import re
+
 import pytest
 
 from sscard.core.errors import SscardError
@@ -298,3 +300,28 @@ def test_the_login_page_sends_a_signed_in_cardholder_on_and_refuses_forged_token
     client.cookies.set("sscard_portal_pre", "abc", path="/portal")
     forged = client.post("/portal/login", data={"login": card.citizen_id, "password": "x", "pre_token": "äbc"})
     assert forged.status_code == 403
+
+
+@pytest.mark.parametrize("which", ["query", "ss"])
+def test_a_password_form_sent_twice_changes_the_password_once_and_says_done_both_times(client, city, app, which):
+    """The portal's password forms were plain posts with no key: a double tap changed the password, then
+    refused the second post as a wrong old password (session 23's integrator). The form now carries its
+    one-time key, and the second post is answered as the first."""
+    from sqlalchemy import func, select
+
+    from sscard.models.foundation import AuditRecord
+
+    card = city.issued_card()
+    login_changed(client, card)
+    page = client.get("/portal/password")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)
+    old, new = (NEW_QUERY_PASSWORD, "13572468") if which == "query" else ("123456", "864213")
+    form = {"csrf_token": csrf(page.text), "idempotency_key": key, "old": old, "new": new, "new_again": new}
+    first, second = (client.post(f"/portal/password/{which}", data=form) for _ in range(2))
+    assert first.status_code == second.status_code == 200, second.text
+    assert "wrong_password" not in second.text and "原密码不正确" not in second.text
+    name = "query_password.change" if which == "query" else "ss_password.change"
+    with app.db.session() as s:
+        done = s.scalar(select(func.count()).select_from(AuditRecord)
+                        .where(AuditRecord.operation == name, AuditRecord.result == "ok"))
+    assert done == (2 if which == "query" else 1)  # (the query password: the forced change of login_changed too)

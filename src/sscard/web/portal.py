@@ -517,7 +517,7 @@ def _loss_action(request: Request, me: Me, form: dict, action: str) -> Response:
         return _page(request, "loss.html", me, "loss", ctx)
     try:
         card_number = insurance.own_card(app, me.actor, "loss")["card_number"]
-        key = form.get("idempotency_key") or None
+        key = _form_key(form)
         if action == "report":
             done = loss.report_temporary_loss(app, me.actor, card_number, idempotency_key=key)
         else:
@@ -532,6 +532,12 @@ def _loss_action(request: Request, me: Me, form: dict, action: str) -> Response:
 
 
 # ---------------------------------------------------------------- passwords
+
+
+def _form_key(form: dict) -> str | None:
+    """The one-time key a form page put in its form (`idem_key`): a double tap or a resent form is the same
+    request, answered once (the frame's idempotency), not a second change refused with the old password."""
+    return str(form.get("idempotency_key") or "")[:80] or None
 
 
 @router.get("/password", response_class=HTMLResponse)
@@ -549,7 +555,8 @@ def change_query_password(request: Request, me: Me, form: dict) -> Response:
     try:
         passwords.change_query_password(app, me.actor, form.get("old", "")[:64], form.get("new", "")[:64],
                                         form.get("new_again", "")[:64],
-                                        keep_session=websession.session_key(app, me.token))
+                                        keep_session=websession.session_key(app, me.token),
+                                        idempotency_key=_form_key(form))
     except SscardError as err:
         return _page(request, "password.html", me, "password", {"query_error": _error_text(request, err)},
                      status_code=err.status)
@@ -566,7 +573,8 @@ def change_ss_password(request: Request, me: Me, form: dict) -> Response:
     try:
         card_number = insurance.own_card(app, me.actor, "password")["card_number"]
         passwords.change_ss_password(app, me.actor, card_number, form.get("old", "")[:16],
-                                     form.get("new", "")[:16], form.get("new_again", "")[:16])
+                                     form.get("new", "")[:16], form.get("new_again", "")[:16],
+                                     idempotency_key=_form_key(form))
     except SscardError as err:
         return _page(request, "password.html", me, "password", {"ss_error": _error_text(request, err)},
                      status_code=err.status)
