@@ -8,7 +8,6 @@ from __future__ import annotations
 from sscard.services import audit, cards
 from tests.hotline.phone import Phone
 from tests.hotline.test_12333_calls import identify
-from tests.hotline.test_bank_calls import active  # noqa: F401  (the fixture)
 from tests.hotline.test_bank_calls import identify as identify_at_bank
 
 

@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         gateway and print its answer; asks for the PIN without echoing it."""
         import secrets
 
-        from ..core.money import fen_to_yuan, yuan_to_fen
+        from ..core.money import format_yuan, yuan_to_fen
         from ..iso8583.client import PROCESSING_CODES, Terminal, balances
         from . import console, err_console, load_app
 
@@ -85,5 +85,5 @@ def register(app: typer.Typer) -> None:
         found = balances(answer)
         console.print(f"{answer['t']} response code {answer.get('39')}"
                       + (f", authorization {answer['38']}" if answer.get("38") else "")
-                      + (f", balance {fen_to_yuan(found['01'])}, available {fen_to_yuan(found['02'])}" if found else ""))
+                      + (f", balance {format_yuan(found['01'])}, available {format_yuan(found['02'])}" if found else ""))
         raise typer.Exit(0 if answer.get("39") == "00" else 1)

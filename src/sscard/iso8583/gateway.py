@@ -41,7 +41,7 @@ from iso8583.specs import default_ascii
 
 from ..core import terminal_keys
 from ..core.errors import SscardError
-from ..core.identifiers import mask_pan
+from ..core.identifiers import ascii_digits, mask_pan
 from ..services import banking, batching, staff
 
 log = logging.getLogger("sscard.iso8583")
@@ -111,7 +111,7 @@ def encode(doc: dict[str, Any], tak: bytes | None) -> bytes:
     if tak is None:
         raw, _ = iso8583.encode(out, SPEC)
         return bytes(raw)
-    mac_field = "128" if any(k.isdigit() and int(k) > 64 for k in out) else "64"
+    mac_field = "128" if any(ascii_digits(k) and int(k) > 64 for k in out) else "64"
     out[mac_field] = MAC_PLACEHOLDER
     raw, _ = iso8583.encode(out, SPEC)
     body = bytes(raw[:-len(MAC_PLACEHOLDER)])
@@ -120,7 +120,7 @@ def encode(doc: dict[str, Any], tak: bytes | None) -> bytes:
 
 def mac_verifies(raw: bytes, doc: dict[str, Any], tak: bytes) -> bool:
     """The MAC is the message's last field and matches the bytes before it."""
-    highest = max((int(k) for k in doc if k.isdigit()), default=0)
+    highest = max((int(k) for k in doc if ascii_digits(k)), default=0)
     if highest not in (64, 128):
         return False
     return terminal_keys.mac_matches(tak, raw[:-16], str(doc[str(highest)]))
@@ -137,8 +137,8 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         doc = decode(raw)
     except FormatError as exc:
         mti = raw[:4].decode("ascii", "replace")
-        log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if mti.isdigit() else "?")
-        if len(raw) >= 4 and mti.isdigit() and mti[2] in "02":  # a request or an advice: answered
+        log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if ascii_digits(mti) else "?")
+        if len(raw) >= 4 and ascii_digits(mti) and mti[2] in "02":  # a request or an advice: answered
             return encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None)
         return None
     mti = doc["t"]
@@ -171,7 +171,7 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
         return {"39": NOT_SUPPORTED}
     op_fn, moves, needs_pin = PROCESSING[kind]
     pan, amount = str(doc.get("2", "")), str(doc.get("4", ""))
-    if not pan or "7" not in doc or "11" not in doc or (moves and not amount.isdigit()) \
+    if not pan or "7" not in doc or "11" not in doc or (moves and not ascii_digits(amount)) \
             or (needs_pin and "52" not in doc):
         return {"39": FORMAT_ERROR}
     if not fresh(str(doc["7"]), app.clock.now()):
@@ -198,7 +198,7 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
 def fresh(field7: str, now: datetime) -> bool:
     """Field 7 (MMDDhhmmss, UTC, no year) names a moment within FRESH of `now` (the year that makes it
     nearest: a message sent at 23:59:59 on 31 December answered on 1 January)."""
-    if len(field7) != 10 or not field7.isdigit():
+    if len(field7) != 10 or not ascii_digits(field7):
         return False
     month, day, hour, minute, second = (int(field7[i:i + 2]) for i in range(0, 10, 2))
     for year in (now.year - 1, now.year, now.year + 1):
