@@ -13,11 +13,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from sscard.core.roles import CLI_OPERATOR, Channel
 from sscard.models.foundation import AuditRecord, Bank
 from sscard.services import audit, banking, batching, loss, passwords, replacement, staff
+from tests.audit.test_audit_reads_at_scale import page_plan
 from tests.ledger.helpers import terminal
 from tests.support import STAFF_PASSWORD
 
@@ -75,20 +76,13 @@ def test_a_bank_supervisor_reads_the_mirror_their_banks_records_and_not_the_agen
 def test_a_center_supervisors_page_walks_the_agency_index_not_the_payments(app):
     """The plan for a center supervisor's page (the planner told not to read whole tables): the partial
     index of the agency's records (migration 0026), newest first, with no sort."""
-    query = audit.newest_first([AuditRecord.id], [audit.agency_records()], [], 100)
-    with app.db.session() as s:
-        dialect = s.get_bind().dialect
-        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        if dialect.name == "postgresql":
-            s.execute(text("SET LOCAL enable_seqscan = off"))
-            s.execute(text("SET LOCAL enable_bitmapscan = off"))
-            plan = "\n".join(r[0] for r in s.execute(text("EXPLAIN " + sql)))
-            # each partition's copy of the parent's partial index (named `<partition>_id_idx`), no filter
-            assert "Scan Backward using audit_records_default_id_idx" in plan, plan
-            assert "Sort  (" not in plan and "Filter" not in plan, plan
-        else:
-            plan = "\n".join(r[-1] for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
-            assert "ix_audit_records_agency" in plan and "TEMP B-TREE" not in plan, plan
+    dialect, plan = page_plan(app, audit.newest_first([AuditRecord.id], [audit.agency_records()], [], 100))
+    if dialect == "postgresql":
+        # each partition's copy of the parent's partial index (named `<partition>_id_idx`), no filter
+        assert "Scan Backward using audit_records_default_id_idx" in plan, plan
+        assert "Sort  (" not in plan and "Filter" not in plan, plan
+    else:
+        assert "ix_audit_records_agency" in plan and "TEMP B-TREE" not in plan, plan
 
 
 def test_a_bank_supervisors_read_of_another_banks_customer_is_refused_and_recorded(app, city, client, world):
