@@ -170,3 +170,16 @@ def waits(wire: list[tuple[str, str]]) -> int:
 def sent(wire: list[tuple[str, str]]) -> list[str]:
     """The statements (Parse, Query) and syncs the client sent on `on_the_wire`'s wire."""
     return [message for direction, message in wire if direction == "F" and message.startswith(("Parse", "Query", "Sync"))]
+
+
+def pdf_text(pdf: bytes) -> str:
+    """A PDF's text as poppler's pdftotext reads it (-layout), or the test skipped where it is not installed."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True,
+                          check=True).stdout.decode()

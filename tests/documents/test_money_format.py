@@ -5,12 +5,8 @@ channels' and documents' sources for any other fen-to-yuan formatting, and the d
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from datetime import UTC, date, datetime
 from pathlib import Path
-
-import pytest
 
 import sscard
 from sscard.core.money import fen_to_yuan, format_yuan
@@ -20,6 +16,7 @@ from sscard.services import window
 from sscard.web.pages import templates
 from tests.console.helpers import ready_replacement
 from tests.medical.test_slip import VIEW
+from tests.support import pdf_text
 
 SRC = Path(sscard.__file__).resolve().parent
 BIG = 5_100_282  # 51,002.82
@@ -51,14 +48,6 @@ def test_no_channel_or_document_formats_fen_as_yuan_another_way():
     assert templates.env.filters["yuan"] is format_yuan and templates.env.filters["bank_amount"] is format_yuan
 
 
-def _text(pdf: bytes, tmp_path) -> str:
-    if not shutil.which("pdftotext"):
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    path = tmp_path / "doc.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
-
 
 def test_every_document_shows_money_with_thousands_separators(app, city, tmp_path):
     at = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
@@ -75,6 +64,6 @@ def test_every_document_shows_money_with_thousands_separators(app, city, tmp_pat
     receipt = receipts.fee_receipt_pdf({**fee, "due_fen": BIG, "amount_fen": BIG})
     medical = medical_slip.render_slip({**VIEW, "split": {**VIEW["split"], "total_fen": BIG}})
     for name, pdf in (("statement", statement), ("slip", slip), ("fee receipt", receipt), ("medical slip", medical)):
-        text = _text(pdf, tmp_path)
+        text = pdf_text(pdf)
         assert "51,002.82" in text, name
         assert not BARE.findall(text), (name, BARE.findall(text))

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-import pytest
-
 from sscard.documents import drawing, medical_slip
+from tests.support import pdf_text
 
 VIEW = {
     "code": "MS20260105ABCDEF1234", "kind": "settlement", "at": "2026-01-05T02:00:00+00:00", "year": 2026,
@@ -24,19 +20,11 @@ VIEW = {
 }
 
 
-def _text(pdf: bytes, tmp_path) -> str:
-    if not shutil.which("pdftotext"):
-        pytest.skip("pdftotext (poppler-utils) is not installed")
-    path = tmp_path / "slip.pdf"
-    path.write_bytes(pdf)
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
-
 
 def test_slip_shows_the_split_in_chinese(tmp_path):
     pdf = medical_slip.render_slip(VIEW)
     assert pdf.startswith(b"%PDF")
-    text = _text(pdf, tmp_path)
+    text = pdf_text(pdf)
     for expected in ("社会保障卡医疗费用结算单", "统筹基金支付", "¥960.00", "个人账户支付", "¥1,040.00",
                      "¥100.00", "浙江大学医学院附属第一医院", "阿莫西林胶囊", "张*"):
         assert expected in text, expected
