@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from contextlib import contextmanager
 
 from sqlalchemy import func, select
 
@@ -33,12 +34,18 @@ def _ask(client, url, csrf, card_id, **choices) -> str:
     return r.text
 
 
-def test_a_paid_replacement_names_the_fee_in_words_and_takes_nothing_before_the_clerk_confirms(app, city):
-    card = city.issued_card()
+@contextmanager
+def _replacing(app, card):
+    """A clerk signed in, a visit opened for the card's holder, and the card's id on the replace form."""
     client, csrf = _signed_in(app)
     with client:
         url = _visit(client, csrf, card.person_id, card.citizen_id)
-        card_id = _card_ids(client.get(url).text, "replace")[0]
+        yield client, csrf, url, _card_ids(client.get(url).text, "replace")[0]
+
+
+def test_a_paid_replacement_names_the_fee_in_words_and_takes_nothing_before_the_clerk_confirms(app, city):
+    card = city.issued_card()
+    with _replacing(app, card) as (client, csrf, url, card_id):
         page = _ask(client, url, csrf, card_id)
         step = re.search(r'<section class="panel confirm".*?</section>', page, re.S).group(0)
         assert "¥20.00" in step and "贰拾元整" in step and "现金" in step and 'id="confirm-yes"' in step
@@ -56,10 +63,7 @@ def test_a_paid_replacement_names_the_fee_in_words_and_takes_nothing_before_the_
 
 def test_a_confirmation_that_names_other_choices_than_its_step_sealed_takes_nothing(app, city):
     card = city.issued_card()
-    client, csrf = _signed_in(app)
-    with client:
-        url = _visit(client, csrf, card.person_id, card.citizen_id)
-        card_id = _card_ids(client.get(url).text, "replace")[0]
+    with _replacing(app, card) as (client, csrf, url, card_id):
         fields = _confirm_form(_ask(client, url, csrf, card_id))
         for forged in ({**fields, "collect_center": "C02"}, {**fields, "sealed": ""},
                        {**fields, "reason": "bank_change"}, {k: v for k, v in fields.items() if k != "sealed"}):
@@ -82,10 +86,7 @@ def test_a_confirmation_of_another_visit_is_refused_as_the_customer_changed(app,
 
 def test_a_confirmation_changed_after_it_was_done_is_already_used_and_takes_no_second_fee(app, city):
     card = city.issued_card()
-    client, csrf = _signed_in(app)
-    with client:
-        url = _visit(client, csrf, card.person_id, card.citizen_id)
-        card_id = _card_ids(client.get(url).text, "replace")[0]
+    with _replacing(app, card) as (client, csrf, url, card_id):
         done = client.post(f"{url}/replace", data=_confirm_form(_ask(client, url, csrf, card_id)))
         assert "已收工本费" in done.text
         # the answer was lost; the clerk went back to the first form, chose another center and confirmed again
@@ -97,10 +98,7 @@ def test_a_confirmation_changed_after_it_was_done_is_already_used_and_takes_no_s
 
 def test_a_free_or_waived_replacement_needs_no_fee_step(app, city):
     card = city.issued_card()
-    client, csrf = _signed_in(app)
-    with client:
-        url = _visit(client, csrf, card.person_id, card.citizen_id)
-        card_id = _card_ids(client.get(url).text, "replace")[0]
+    with _replacing(app, card) as (client, csrf, url, card_id):
         r = client.post(f"{url}/replace", data={"csrf_token": csrf, "op_key": "k1", "card_id": card_id,
                                                 "reason": "data_change", "payment": ""})
         assert r.status_code == 200 and "补换卡申请已受理" in r.text and "此项业务免收工本费" in r.text
