@@ -75,6 +75,7 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
 
 
 ISO_TERMINAL_ID_LENGTH = 8  # ISO 8583 field 41, the card acceptor terminal id: 8 characters
+ISO_TERMINAL_KINDS = frozenset({"atm", "pos"})  # the terminals that speak ISO 8583 (the others: the REST API)
 
 
 @operation("staff.issue_terminal_keys", roles={Role.OPERATOR}, scope=Scope.CITY)
@@ -85,7 +86,7 @@ def issue_terminal_keys(op: Op, terminal_code: str) -> dict[str, Any]:
     terminal = op.session.scalar(select(Terminal).where(Terminal.code == terminal_code))
     if terminal is None:
         raise SscardError("not_found", what=("终端", "terminal"))
-    if terminal.kind not in ("atm", "pos") or len(terminal_code) > ISO_TERMINAL_ID_LENGTH:
+    if terminal.kind not in ISO_TERMINAL_KINDS or len(terminal_code) > ISO_TERMINAL_ID_LENGTH:
         raise SscardError("invalid_request")  # ISO 8583 is the ATMs' and POS terminals', with 8-character ids
     from ..core import terminal_keys
 
@@ -107,7 +108,7 @@ def actor_for_terminal(app: App, terminal_code: str) -> Actor | None:
 
     def work(session: Session) -> Actor | None:
         terminal = session.scalar(select(Terminal).where(Terminal.code == terminal_code))
-        if terminal is None or not terminal.active or terminal.kind not in ("atm", "pos"):
+        if terminal is None or not terminal.active or terminal.kind not in ISO_TERMINAL_KINDS:
             return None
         return terminal_actor(session, terminal)
 
