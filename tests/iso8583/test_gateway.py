@@ -247,3 +247,15 @@ def test_a_frame_longer_than_the_limit_closes_the_connection(city, atm):
         assert sock.recv(10) == b""  # closed, nothing answered
     card = activated(city, opening_fen=1_000)
     assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"  # the gateway serves on
+
+
+def test_another_banks_atm_reaches_no_card_of_this_bank(city, app, gateway):
+    card = activated(city, opening_fen=50_000)  # a GSB card
+    add_terminal(city, "JSBATM01", "atm", outlet_code="JSB-001")
+    other = terminal_of(city, gateway, "JSBATM01")
+    try:
+        assert other.send(other.message("withdraw", card.pan, 100, PIN))["39"] == "14"
+        assert other.send(other.message("balance", card.pan, None, PIN))["39"] == "14"
+    finally:
+        other.close()
+    assert balance_of(app, card.pan) == 50_000
