@@ -1,6 +1,7 @@
 """`sscard bench lookups` end to end on a small demo city in a scratch PostgreSQL database: the three kinds
 are answered through HTTP with no error and each reported, by wrk when it is installed (labelled) and by
-the Python client otherwise."""
+the Python client otherwise, beside the same run's baseline (the lookup's database work from the native
+pgbench) and the ratios to it."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def test_bench_lookups_answers_every_kind_through_http(client, tmp_path):
             run_demo(app, 120, 7)
         finally:
             app.close()
-        out = run(scratch.url, None, clients=2, seconds=2, key=key, progress=lambda m: None, client=client)
+        out = run(scratch.url, None, clients=2, seconds=2, key=key, progress=lambda m: None, client=client,
+                  baseline_scale=1)
     finally:
         scratch.drop()
     assert out["errors"] == 0 and out["ok"] > 0, out
@@ -43,3 +45,46 @@ def test_bench_lookups_answers_every_kind_through_http(client, tmp_path):
     assert out["p99_ms"] >= out["p50_ms"] > 0
     assert set(out["by_kind"]) == {"citizen_id", "card_number", "pan"}
     assert all(k["ok"] > 0 for k in out["by_kind"].values()), out["by_kind"]
+    floor = out["baseline"]
+    assert floor["source"] == "pgbench" and "lookup" in floor["baseline"] and "-c 2" in floor["baseline"], floor
+    assert floor["errors"] == 0 and floor["tps"] > 0 and floor["p99_ms"] >= floor["p50_ms"] > 0, floor
+    assert out["tps_ratio"] == round(out["tps"] / floor["tps"], 3)
+    assert out["p99_ratio"] == round(out["p99_ms"] / floor["p99_ms"], 2)
+
+
+def test_the_lookup_baseline_reads_one_row_and_commits_one_new_row_a_transaction(monkeypatch):
+    """The floor the lookups are compared with does a lookup's own database work: on SQLite, the stdlib loop of
+    the LOOKUP script leaves one history row per measured transaction, moves no balance, and syncs each commit
+    as sscard does (FULL)."""
+    from sscard.bench import baseline
+
+    seen = {}
+    loop = baseline._loop
+
+    def counting(connect, clients, seconds, scale, script, begin):
+        out = loop(connect, clients, seconds, scale, script, begin)
+        conn = connect()
+        seen["rows"] = conn.execute("SELECT count(*) FROM pgbench_history").fetchone()[0]
+        seen["moved"] = conn.execute("SELECT count(*) FROM pgbench_accounts WHERE abalance <> 0").fetchone()[0]
+        seen["sync"] = conn.execute("PRAGMA synchronous").fetchone()[0]
+        conn.close()
+        return out
+
+    monkeypatch.setattr(baseline, "_loop", counting)
+    out = baseline.run_baseline("sqlite", 2, 0.5, pg_url="", scale=1, sqlite_synchronous="full", progress=print,
+                                script=baseline.LOOKUP)
+    assert out["errors"] == 0 and out["ok"] > 0
+    assert seen["rows"] >= out["ok"] and seen["moved"] == 0
+    assert seen["sync"] == 2  # FULL
+    assert out["baseline"].startswith("stdlib sqlite3 lookup") and "synchronous=FULL" in out["baseline"]
+
+
+def test_the_lookup_script_for_pgbench_draws_its_rows_as_pgbench_does_and_is_one_transaction():
+    from sscard.bench.baseline import LOOKUP, _pgbench_script
+
+    text = _pgbench_script(LOOKUP, 10)
+    assert text.startswith("\\set aid random(1, 1000000)\n")
+    lines = [x for x in text.splitlines() if not x.startswith("\\")]
+    assert lines[0] == "BEGIN;" and lines[-1] == "END;"
+    assert lines[1] == "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;"
+    assert lines[2].startswith("INSERT INTO pgbench_history") and ":aid" in lines[2] and "{" not in text

@@ -44,6 +44,13 @@ TPCB = (
     "UPDATE pgbench_branches SET bbalance = bbalance + {d} WHERE bid = {b}",
     "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({t}, {b}, {a}, {d}, CURRENT_TIMESTAMP)",
 )
+# the database's part of a staff lookup (`sscard bench lookups`), the floor under its answer: an indexed point
+# read of one row among a million (scale 10) and one new row, its `viewed` audit record, committed durably
+LOOKUP = (
+    "SELECT abalance FROM pgbench_accounts WHERE aid = {a}",
+    "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({t}, {b}, {a}, 0, CURRENT_TIMESTAMP)",
+)
+SCRIPTS = {TPCB: "TPC-B", LOOKUP: "lookup (point SELECT + one-row INSERT, committed)"}
 
 
 def pgbench_path() -> str | None:
@@ -51,20 +58,32 @@ def pgbench_path() -> str | None:
 
 
 def run_baseline(db: str, clients: int, seconds: float, *, pg_url: str, scale: int, sqlite_synchronous: str,
-                 progress) -> dict:
+                 progress, script: tuple[str, ...] = TPCB) -> dict:
+    """`script`: TPCB (the ledger's baseline) or LOOKUP (the lookups')."""
     if db == "sqlite":
-        return sqlite_loop(clients, seconds, scale, sqlite_synchronous)
+        return sqlite_loop(clients, seconds, scale, sqlite_synchronous, script)
     if pgbench_path():
-        return native_pgbench(pg_url, clients, seconds, scale, progress)
+        return native_pgbench(pg_url, clients, seconds, scale, progress, script)
     progress("pgbench is not installed (apt-get install postgresql-client): the baseline is the Python "
              "psycopg loop instead, which measures the Python client as much as the server")
-    return python_pg_loop(pg_url, clients, seconds, scale)
+    return python_pg_loop(pg_url, clients, seconds, scale, script)
+
+
+def _pgbench_script(script: tuple[str, ...], scale: int) -> str:
+    """`script` as a pgbench script file: its placeholders drawn as pgbench's own tpcb-like script draws them
+    (`pgbench --show-script=tpcb-like`), one transaction."""
+    names = {"a": ":aid", "t": ":tid", "b": ":bid", "d": ":delta"}
+    return "".join([
+        f"\\set aid random(1, {ACCOUNTS_PER_BRANCH * scale})\n", f"\\set bid random(1, {scale})\n",
+        f"\\set tid random(1, {TELLERS_PER_BRANCH * scale})\n", "\\set delta random(-5000, 5000)\n", "BEGIN;\n",
+        *[stmt.format(**names) + ";\n" for stmt in script], "END;\n"])
 
 
 # ---------------------------------------------------------------- native pgbench
 
 
-def native_pgbench(pg_url: str, clients: int, seconds: float, scale: int, progress) -> dict:
+def native_pgbench(pg_url: str, clients: int, seconds: float, scale: int, progress,
+                   script: tuple[str, ...] = TPCB) -> dict:
     scratch = Scratch("postgres", pg_url, "pgbench")
     url = scratch.sa_url
     env = {**os.environ, "PGHOST": url.host or "127.0.0.1", "PGPORT": str(url.port or 5432),
@@ -79,6 +98,9 @@ def native_pgbench(pg_url: str, clients: int, seconds: float, scale: int, progre
         jobs = min(2, clients)
         command = ["pgbench", "-c", str(clients), "-j", str(jobs), "-T", str(max(1, round(seconds))), "-l",
                    "--log-prefix", str(Path(logdir) / "tx")]
+        if script != TPCB:  # (TPCB is pgbench's built-in script, run as such)
+            (Path(logdir) / "script.sql").write_text(_pgbench_script(script, scale), encoding="utf-8")
+            command += ["-n", "-f", "script.sql"]
         progress("(a) " + " ".join(command))
         run = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=logdir)
         tps = float(re.search(r"tps = ([0-9.]+)", run.stdout).group(1))
@@ -92,8 +114,8 @@ def native_pgbench(pg_url: str, clients: int, seconds: float, scale: int, progre
                         latencies.append(int(parts[2]) / 1e6)
         out = figures(latencies, seconds, int(failed.group(1)) if failed else 0)
         number = re.search(r"\d+\.\d+", version)
-        out.update(tps=tps, baseline=f"native pgbench {number.group(0) if number else version}, TPC-B scale {scale}, "
-                                     f"-c {clients} -j {jobs}", source="pgbench")
+        out.update(tps=tps, baseline=f"native pgbench {number.group(0) if number else version}, {SCRIPTS[script]} "
+                                     f"scale {scale}, -c {clients} -j {jobs}", source="pgbench")
         return out
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
@@ -143,8 +165,9 @@ def _loop(connect, clients: int, seconds: float, scale: int, placeholder_free_sq
     return figures([x for lat in latencies for x in lat], time.perf_counter() - start, sum(errors))
 
 
-def sqlite_loop(clients: int, seconds: float, scale: int, synchronous: str) -> dict:
-    """The TPC-B loop on stdlib sqlite3, WAL, at `synchronous` (sscard's level), BEGIN IMMEDIATE."""
+def sqlite_loop(clients: int, seconds: float, scale: int, synchronous: str, script: tuple[str, ...] = TPCB) -> dict:
+    """The script's loop (TPC-B unless said) on stdlib sqlite3, WAL, at `synchronous` (sscard's level),
+    BEGIN IMMEDIATE."""
     tmp = tempfile.mkdtemp(prefix="sscard-bench-tpcb-")
     path = str(Path(tmp) / "tpcb.db")
 
@@ -167,15 +190,15 @@ def sqlite_loop(clients: int, seconds: float, scale: int, synchronous: str) -> d
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.close()
-        out = _loop(connect, clients, seconds, scale, begin="BEGIN IMMEDIATE")
-        out.update(baseline=f"stdlib sqlite3 TPC-B loop, scale {scale}, {clients} threads, WAL, "
+        out = _loop(connect, clients, seconds, scale, script, begin="BEGIN IMMEDIATE")
+        out.update(baseline=f"stdlib sqlite3 {SCRIPTS[script]} loop, scale {scale}, {clients} threads, WAL, "
                             f"synchronous={synchronous.upper()}", source="sqlite3")
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def python_pg_loop(pg_url: str, clients: int, seconds: float, scale: int) -> dict:
+def python_pg_loop(pg_url: str, clients: int, seconds: float, scale: int, script: tuple[str, ...] = TPCB) -> dict:
     """Without pgbench: the same script from Python threads on psycopg, at READ COMMITTED like pgbench."""
     import psycopg
 
@@ -190,8 +213,9 @@ def python_pg_loop(pg_url: str, clients: int, seconds: float, scale: int) -> dic
                 conn.execute(f"INSERT INTO pgbench_{table} SELECT g, (g - 1) / %s + 1, 0, '' "  # noqa: S608  fixed names
                              "FROM generate_series(1, %s) g", (per, per * scale))
             conn.execute("VACUUM ANALYZE")
-        out = _loop(lambda: psycopg.connect(dsn, autocommit=True), clients, seconds, scale)
-        out.update(baseline=f"Python psycopg TPC-B loop (pgbench not installed), scale {scale}, {clients} threads",
+        out = _loop(lambda: psycopg.connect(dsn, autocommit=True), clients, seconds, scale, script)
+        out.update(baseline=f"Python psycopg {SCRIPTS[script]} loop (pgbench not installed), scale {scale}, "
+                            f"{clients} threads",
                    source="python")
         return out
     finally:

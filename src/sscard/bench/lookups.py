@@ -19,7 +19,13 @@ the last is answered, from a file of the sampled requests (`lookups.lua`). A Pyt
 these 2 cores takes a third of the CPU from the server it measures, and its threads wait for the
 interpreter lock (up to its 5 ms switch interval), which alone puts its p99 near 5 ms against a server
 that does nothing (docs/SCALE.md). Without wrk, or with `--client python`, the Python client runs,
-labelled as such, and also gives each kind's own figures."""
+labelled as such, and also gives each kind's own figures.
+
+The baseline, measured in the same run at the same clients before the server starts: what the database does
+for a lookup's own work alone, from a C client (`baseline.LOOKUP`: an indexed point read of one row among a
+million and one row inserted and committed durably, the `viewed` record; the native `pgbench` on the same
+PostgreSQL server, or the stdlib `sqlite3` loop at sscard's synchronous level). A lookup cannot answer
+faster than its own SELECT and its record's commit: the report gives each figure's ratio to it."""
 
 from __future__ import annotations
 
@@ -99,9 +105,23 @@ def _wrk(port: int, requests: list[tuple[str, str, str]], workdir: Path, clients
     return wrk(port, "lookups.lua", [str(listing)], clients, seconds)
 
 
+def baseline(database_url: str, clients: int, seconds: float, scale: int, progress) -> dict:
+    """The lookup's database floor (`baseline.LOOKUP`) at `clients`, on the same server (PostgreSQL: a
+    scratch database beside the demo's) or at the same synchronous level (SQLite)."""
+    from ..core.policy import load_policy
+    from .baseline import LOOKUP, run_baseline
+
+    db = "sqlite" if database_url.startswith("sqlite") else "postgres"
+    progress(f"baseline: {clients} clients, {seconds:g} s")
+    out = run_baseline(db, clients, seconds, pg_url=database_url, scale=scale, progress=progress, script=LOOKUP,
+                       sqlite_synchronous=load_policy().storage.sqlite_synchronous)
+    return {f: out[f] for f in ("tps", "p50_ms", "p99_ms", "errors", "baseline", "source")}
+
+
 def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: float = 20, key: bytes | None = None,
-        seed: int = 1, progress=print, client: str = "auto", workers: int = 1) -> dict:
-    """`client`: "wrk", "python" or "auto" (wrk when installed); `workers`: the server's processes."""
+        seed: int = 1, progress=print, client: str = "auto", workers: int = 1, baseline_scale: int = 10) -> dict:
+    """`client`: "wrk", "python" or "auto" (wrk when installed); `workers`: the server's processes;
+    `baseline_scale`: the baseline's table of 100,000 x scale rows (10: a million, the million's size)."""
     if key is None:
         from ..config import Settings
 
@@ -117,6 +137,7 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     people = sample(database_url, bank, SAMPLE, seed)
     if not people:
         raise RuntimeError("no cardholders found: is this a demo database?")
+    floor = baseline(database_url, clients, seconds, baseline_scale, progress)
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
     (workdir / "none.toml").write_text("")
     if client == "auto":
@@ -133,7 +154,7 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
                                                       clients, max(2.0, seconds / 4)).items()
                        if f in ("tps", "p50_ms", "p99_ms", "ok")} for kind in KINDS}
             loop_after = calibrate()
-            return _finish(out, clients, people, {}, loop_before, loop_after, "wrk (C, 2 threads)", workers)
+            return _finish(out, clients, people, {}, loop_before, loop_after, "wrk (C, 2 threads)", workers, floor)
         http = HttpClient(server.port)
         step = [0] * clients
         latencies: dict[str, list[float]] = {k: [] for k in KINDS}
@@ -167,11 +188,16 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
         shutil.rmtree(workdir, ignore_errors=True)
     out["by_kind"] = {k: {f: round(v, 2) for f, v in figures(lat, out["seconds"], 0).items()
                           if f in ("tps", "p50_ms", "p99_ms", "ok")} for k, lat in latencies.items()}
-    return _finish(out, clients, people, refused, loop_before, loop_after, "python (threads)", workers)
+    return _finish(out, clients, people, refused, loop_before, loop_after, "python (threads)", workers, floor)
 
 
 def _finish(out: dict, clients: int, people: list, refused: dict, loop_before: float, loop_after: float,
-            client: str, workers: int) -> dict:
+            client: str, workers: int, floor: dict) -> dict:
+    """The run's figures, with the baseline's and the ratios to it: `tps_ratio` (lookups a second against the
+    floor's), `p99_ratio` (the p99 against the floor's p99: how many times the database's own wait)."""
+    ratios = {"tps_ratio": round(out["tps"] / floor["tps"], 3) if floor["tps"] else None,
+              "p99_ratio": round(out["p99_ms"] / floor["p99_ms"], 2) if floor["p99_ms"] else None}
     return out | {"clients": clients, "client": client, "server_workers": workers, "sampled_people": len(people),
                   "refused": refused, "calibration_ms": [round(loop_before), round(loop_after)],
+                  "baseline": floor, **ratios,
                   "target_p99_ms": 5.0, "met": out["p99_ms"] < 5.0 and not out["errors"]}

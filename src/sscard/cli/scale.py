@@ -38,6 +38,10 @@ def register(app: typer.Typer) -> None:
             console.print(f"lookups: {out['tps']:.0f}/s, p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms "
                           f"({out['ok']} answers, {out['errors']} errors, {clients} clients of {out['client']}, "
                           f"{workers} server process(es), loop {out['calibration_ms']} ms)")
+            b = out["baseline"]
+            console.print(f"baseline: {b['tps']:.0f}/s, p50 {b['p50_ms']:.2f} ms, p99 {b['p99_ms']:.2f} ms "
+                          f"({b['baseline']}); lookups against it: {out['tps_ratio']}x the rate, "
+                          f"{out['p99_ratio']}x the p99")
             for kind, f in out["by_kind"].items():
                 console.print(f"  {kind}: {f['tps']:.0f}/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")
             if out["refused"]:
