@@ -62,6 +62,7 @@ GATEWAY_BANK = Actor(kind="channel", id="hotline_bank", role=Role.SYSTEM, name="
                      channel=Channel.HOTLINE_BANK)
 PENDING_PURPOSE = "hotline_pending_new_password"
 VERIFIED_FOR = timedelta(minutes=10)  # an old password verified in a call is good for this long
+SEAL_PURPOSE = "hotline_verified_secret"
 CALL_FIELDS = ("call_sid", "line", "caller", "status", "node", "lang", "turn", "timeouts", "invalid", "attempts",
                "person_id", "identified_by", "after_identify", "slots", "started_at", "updated_at", "ended_at",
                "version")
@@ -280,7 +281,14 @@ def verify_bank_pin(op: Op, pan: str, pin: str) -> dict[str, Any]:
     account = lookup.account_by_pan(op.session, pan, op.actor)
     banking.check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_verified")
-    return {"verified": True}
+    return {"verified": True, "seal": secret_seal(op.app, account.pan, account.pin_digest)}
+
+
+def secret_seal(app: App, subject: str, digest: str | None) -> str:
+    """What a call keeps of the old secret it verified: a keyed digest of that secret's stored digest (never
+    the digits), read in the verification's transaction, so that the last step of a change can tell the
+    secret is still the one verified."""
+    return app.secrets.pin_digest(SEAL_PURPOSE, subject, digest or "")
 
 
 @operation("hotline.bank_pin_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
@@ -288,9 +296,12 @@ def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict
     """The bank hotline's PIN change (old, new, new again at three prompts), like the SS one below."""
     from . import banking
 
-    _verified_step(op, call_sid, pan)
+    call = _verified_step(op, call_sid, pan)
     account = lookup.account_by_pan(op.session, pan, op.actor)
     banking.require_pin_kept(op, account)
+    _still_the_secret_verified(op, call, account.pan, account.pin_digest)
+    if banking._pin_lock(account).is_locked(op.now):  # locked since it was verified: only a reset lifts it
+        raise banking._pin_lock(account).refusal("pin_locked").without_count()
     _second_entry_matches(op, call_sid, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new_again, person.citizen_id, person.birth_date)
@@ -310,6 +321,14 @@ def _verified_step(op: Op, call_sid: str, subject: str) -> HotlineCall:
             op.now - as_utc(datetime.fromisoformat(verified_at)) > VERIFIED_FOR:
         raise SscardError("step_not_verified")
     return call
+
+
+def _still_the_secret_verified(op: Op, call: HotlineCall, subject: str, digest: str | None) -> None:
+    """The secret verified at its prompt has not been reset or changed since (session 24's timing probe: a
+    caller who knew the old PIN finished the change after the cardholder had reset it at the outlet, and
+    the caller's PIN replaced the one just chosen there)."""
+    if not constant_time_equal((call.slots or {}).get("old_ok_seal", ""), secret_seal(op.app, subject, digest)):
+        raise SscardError("step_not_verified")
 
 
 def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
