@@ -238,7 +238,7 @@ def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
     if not card_number:
         return Outcome("restart")
     try:
-        pw.verify_ss_password(ctx.app, _holder(ctx), card_number, value or "")
+        verified = svc.verify_ss_password_by_phone(ctx.app, _holder(ctx), card_number, value or "")
     except SscardError as err:
         if err.code == "password_locked":
             return Outcome("locked", [ctx.error(err)])
@@ -247,6 +247,7 @@ def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
         return Outcome("refused", [ctx.error(err)])
     ctx.slots["old_ok"] = card_number
     ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
+    ctx.slots["old_ok_seal"] = verified["seal"]  # what the change step checks the password against
     return Outcome("ok")
 
 
