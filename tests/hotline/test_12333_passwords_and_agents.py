@@ -75,7 +75,7 @@ def test_wrong_old_password_three_times_locks_it(client, holder, app, city):
     assert "已锁定" in phone.text and "查询卡片状态" in phone.text  # back to the menu, locked until a reset
     view = hotline.my_cards(app, city.cardholder(holder, Channel.HOTLINE_12333))
     assert view["cards"][0]["ss_status"] == "normal"
-    records = audit.read_audit(app, city.actor("csup"), operation="ss_password.verify")["records"]
+    records = audit.read_audit(app, city.actor("csup"), operation="hotline.ss_password_verify")["records"]
     assert [r["result"] for r in records] == ["password_locked", "wrong_password", "wrong_password"]
     assert all(r["channel"] == "hotline_12333" for r in records)
 
@@ -158,3 +158,39 @@ def test_forgotten_query_password_goes_to_an_agent_with_its_topic(client, app, c
     assert phone.ended and "姓名和社会保障卡卡号" in phone.text and "已为您登记人工服务" in phone.text
     waiting = hotline.agent_queue(app, city.actor("clerk"))["requests"]
     assert [(r["topic"], r["node"]) for r in waiting] == [("query_password_reset", "forgot_query_password")]
+
+
+def test_an_ss_password_reset_at_a_window_after_the_old_one_was_typed_on_the_phone_refuses_the_phones_change(
+        client, holder, app, city):
+    """Found by timing a phone change against a reset (session 24): the old password typed at its prompt was
+    taken as proof for ten minutes whatever happened to it meanwhile, so a caller who knew it finished the
+    change after the cardholder had reset it at a window, and the caller's password replaced the new one."""
+    new = new_password_for(holder)
+    chosen = next(p for p in ("582947", "691358", "847261") if p != new
+                  and weak_pin_reason(p, holder.citizen_id, holder.birth) is None)
+    phone = to_password_change(client, holder)
+    phone.press("123456")  # the old password, right: verified at its prompt
+    passwords.reset_ss_password(app, city.actor("clerk"), holder.card_number, holder.citizen_id, chosen)
+    phone.press(new).press(new)
+    assert "修改成功" not in phone.text
+    kiosk_like = city.cardholder(holder, Channel.PORTAL)
+    assert passwords.verify_ss_password(app, kiosk_like, holder.card_number, chosen)["verified"]
+
+
+def test_an_ss_password_locked_after_the_old_one_was_typed_on_the_phone_is_not_changed(client, holder, app, city):
+    """The same timing: three wrong passwords at a kiosk after the old one was verified on the phone lock it
+    until a reset at a window; the phone's change must not set a new password under that lock."""
+    new = new_password_for(holder)
+    phone = to_password_change(client, holder)
+    phone.press("123456")
+    kiosk_like = city.cardholder(holder, Channel.PORTAL)
+    for _ in range(3):
+        with pytest.raises(SscardError):
+            passwords.verify_ss_password(app, kiosk_like, holder.card_number, "000000")
+    phone.press(new).press(new)
+    assert "修改成功" not in phone.text
+    with app.db.session() as s:
+        from sscard.models.foundation import Card
+
+        card = s.scalar(select(Card).where(Card.card_number == holder.card_number))
+        assert card.ss_pw_locked and card.ss_pw_digest is None  # still the issued 123456, still locked

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sscard.core.errors import SscardError
+from sscard.core.passwords import weak_pin_reason
 from sscard.services import audit, banking, cards, staff
 from tests.hotline.conftest import pin_for
 from tests.hotline.phone import Phone, keys_for_citizen_id
@@ -206,3 +207,38 @@ def test_after_a_replacement_the_old_cards_account_still_in_use_is_the_one_repor
     with pytest.raises(SscardError) as err:
         banking.withdraw(app, atm(city, app), active.pan, 1_000, active.pin)
     assert err.value.code == "account_lost"
+
+
+def test_a_pin_reset_at_the_outlet_after_the_old_pin_was_typed_on_the_phone_refuses_the_phones_change(client, active, app, city):
+    """Found by timing a phone change against a reset (session 24): the old PIN typed at its prompt was
+    taken as proof for the next ten minutes, whatever happened to the PIN meanwhile, so a caller who knew
+    the old PIN (the reason for a reset in person) could finish the change after the cardholder had reset
+    it at the outlet, and the caller's PIN replaced the one the cardholder had just chosen."""
+    stolen = pin_for(active, avoid=active.pin)
+    phone = Phone(client, "bank:GSB").press("1").press("5")
+    identify(phone, active, mobile=active.phone)
+    phone.press(active.pin)  # the old PIN, right: verified at its prompt
+    chosen = next(p for p in ("739184", "582947", "691358", "847261")  # the cardholder's new one, at the outlet
+                  if p not in (active.pin, stolen) and weak_pin_reason(p, active.citizen_id, active.birth) is None)
+    banking.reset_pin(app, city.actor("teller"), active.pan, active.citizen_id, chosen, chosen,
+                      cardholder_in_person=True)
+    phone.press(stolen).press(stolen)
+    assert "银行卡密码修改成功" not in phone.text
+    assert banking.balance_inquiry(app, city.cardholder(active), active.pan, chosen)["available_fen"] == 50_000
+
+
+def test_a_pin_locked_after_the_old_pin_was_typed_on_the_phone_stays_locked_and_unchanged(client, active, app, city):
+    """The same timing: three wrong PINs at an ATM after the old PIN was verified on the phone lock it until
+    midnight or a reset in person; finishing the phone's change must not lift that lock."""
+    new = pin_for(active, avoid=active.pin)
+    phone = Phone(client, "bank:GSB").press("1").press("5")
+    identify(phone, active, mobile=active.phone)
+    phone.press(active.pin)
+    for _ in range(3):
+        with pytest.raises(SscardError):
+            banking.withdraw(app, atm(city, app), active.pan, 100, "000000")
+    phone.press(new).press(new)
+    assert "银行卡密码修改成功" not in phone.text
+    with pytest.raises(SscardError) as err:
+        banking.balance_inquiry(app, city.cardholder(active), active.pan, new)
+    assert err.value.code == "pin_locked"

@@ -86,3 +86,26 @@ def test_the_sessions_ended_are_in_the_audit_record(app, city):
         record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "query_password.reset")
                            .order_by(AuditRecord.id.desc())).first()
         assert record is not None and record.detail["portal_sessions_ended"] == 2
+
+
+def test_a_reset_landing_between_the_sign_ins_password_check_and_its_session_leaves_no_session(app, city, monkeypatch):
+    """Found by timing a sign-in against a reset (session 24): the password is checked in one transaction
+    and the session opened in the next, so a reset committed between the two ended every session but the
+    one about to be opened, which then lived on, signed in with the password the reset was for."""
+    from sscard.services import websession
+
+    card = city.issued_card()
+    with _browser(app) as intruder:
+        login_changed(intruder, card)
+    checked = websession.login_with_query_password
+
+    def check_then_reset(*args, **kwargs):
+        out = checked(*args, **kwargs)
+        passwords.reset_query_password(app, city.actor("clerk"), card.person_id, card.citizen_id)
+        return out
+
+    monkeypatch.setattr(websession, "login_with_query_password", check_then_reset)
+    with _browser(app) as intruder:
+        r = login(intruder, card.citizen_id, NEW_QUERY_PASSWORD)
+        assert r.status_code == 401 and "location" not in r.headers
+        assert not _signed_in(intruder)

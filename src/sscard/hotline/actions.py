@@ -21,7 +21,7 @@ from ..services import passwords as pw
 from .script import Ctx, Outcome, condition, handler
 
 # Transient slots of the SS password change: cleared whenever the change starts over or ends.
-PASSWORD_SLOTS = ("old_ok", "old_ok_at", "pending_new")
+PASSWORD_SLOTS = ("old_ok", "old_ok_at", "old_ok_seal", "pending_new")
 
 
 def _holder(ctx: Ctx):
@@ -238,7 +238,7 @@ def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
     if not card_number:
         return Outcome("restart")
     try:
-        pw.verify_ss_password(ctx.app, _holder(ctx), card_number, value or "")
+        verified = svc.verify_ss_password_by_phone(ctx.app, _holder(ctx), card_number, value or "")
     except SscardError as err:
         if err.code == "password_locked":
             return Outcome("locked", [ctx.error(err)])
@@ -247,6 +247,7 @@ def ss_password_old(ctx: Ctx, value: str | None) -> Outcome:
         return Outcome("refused", [ctx.error(err)])
     ctx.slots["old_ok"] = card_number
     ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
+    ctx.slots["old_ok_seal"] = verified["seal"]  # what the change step checks the password against
     return Outcome("ok")
 
 
@@ -377,7 +378,7 @@ def temporary_loss_in_force(ctx: Ctx) -> bool:
 @handler("bank_pin_old")
 def bank_pin_old(ctx: Ctx, value: str | None) -> Outcome:
     try:
-        svc.verify_bank_pin(ctx.app, _holder(ctx), ctx.slots["pan"], value or "")
+        verified = svc.verify_bank_pin(ctx.app, _holder(ctx), ctx.slots["pan"], value or "")
     except SscardError as err:
         if err.code == "pin_locked":
             return Outcome("locked", [ctx.error(err)])
@@ -386,6 +387,7 @@ def bank_pin_old(ctx: Ctx, value: str | None) -> Outcome:
         return Outcome("refused", [ctx.error(err)])
     ctx.slots["old_ok"] = ctx.slots["pan"]
     ctx.slots["old_ok_at"] = ctx.app.clock.now().isoformat()
+    ctx.slots["old_ok_seal"] = verified["seal"]  # what the change step checks the PIN against
     return Outcome("ok")
 
 

@@ -62,6 +62,7 @@ GATEWAY_BANK = Actor(kind="channel", id="hotline_bank", role=Role.SYSTEM, name="
                      channel=Channel.HOTLINE_BANK)
 PENDING_PURPOSE = "hotline_pending_new_password"
 VERIFIED_FOR = timedelta(minutes=10)  # an old password verified in a call is good for this long
+SEAL_PURPOSE = "hotline_verified_secret"
 CALL_FIELDS = ("call_sid", "line", "caller", "status", "node", "lang", "turn", "timeouts", "invalid", "attempts",
                "person_id", "identified_by", "after_identify", "slots", "started_at", "updated_at", "ended_at",
                "version")
@@ -280,7 +281,14 @@ def verify_bank_pin(op: Op, pan: str, pin: str) -> dict[str, Any]:
     account = lookup.account_by_pan(op.session, pan, op.actor)
     banking.check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_verified")
-    return {"verified": True}
+    return {"verified": True, "seal": secret_seal(op.app, account.pan, account.pin_digest)}
+
+
+def secret_seal(app: App, subject: str, digest: str | None) -> str:
+    """What a call keeps of the old secret it verified: a keyed digest of that secret's stored digest (never
+    the digits), read in the verification's transaction, so that the last step of a change can tell the
+    secret is still the one verified."""
+    return app.secrets.pin_digest(SEAL_PURPOSE, subject, digest or "")
 
 
 @operation("hotline.bank_pin_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
@@ -288,9 +296,12 @@ def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict
     """The bank hotline's PIN change (old, new, new again at three prompts), like the SS one below."""
     from . import banking
 
-    _verified_step(op, call_sid, pan)
+    call = _verified_step(op, call_sid, pan)
     account = lookup.account_by_pan(op.session, pan, op.actor)
     banking.require_pin_kept(op, account)
+    _still_the_secret_verified(op, call, account.pan, account.pin_digest)
+    if banking._pin_lock(account).is_locked(op.now):  # locked since it was verified: only a reset lifts it
+        raise banking._pin_lock(account).refusal("pin_locked").without_count()
     _second_entry_matches(op, call_sid, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new_again, person.citizen_id, person.birth_date)
@@ -312,6 +323,14 @@ def _verified_step(op: Op, call_sid: str, subject: str) -> HotlineCall:
     return call
 
 
+def _still_the_secret_verified(op: Op, call: HotlineCall, subject: str, digest: str | None) -> None:
+    """The secret verified at its prompt has not been reset or changed since (session 24's timing probe: a
+    caller who knew the old PIN finished the change after the cardholder had reset it at the outlet, and
+    the caller's PIN replaced the one just chosen there; the same with the SS password reset at a window)."""
+    if not constant_time_equal((call.slots or {}).get("old_ok_seal", ""), secret_seal(op.app, subject, digest)):
+        raise SscardError("step_not_verified")
+
+
 def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
     call = op.session.scalar(select(HotlineCall).where(HotlineCall.call_sid == call_sid))
     assert call is not None  # both callers ran _verified_step(op, call_sid, ...) first, which refuses a missing call
@@ -322,17 +341,31 @@ def _second_entry_matches(op: Op, call_sid: str, new_again: str) -> None:
 # ---------------------------------------------------------------- SS password change by phone
 
 
+@operation("hotline.ss_password_verify", roles={Role.CARDHOLDER}, scope=Scope.OWN, keyed=False, secrets=('password',))
+def verify_ss_password_by_phone(op: Op, card_number: str, password: str) -> dict[str, Any]:
+    """12333's old SS password, checked at its prompt (3 wrong in a row lock it, RULES §4), as
+    ss_password.verify checks it; the answer also carries the seal the change's last step checks."""
+    card = pw.card_in_use(op, card_number)
+    pw.check_ss_password(op, card, password)
+    return {"card_number": card.card_number, "verified": True,
+            "seal": secret_seal(op.app, card.card_number, card.ss_pw_digest)}
+
+
 @operation("hotline.ss_password_change", roles={Role.CARDHOLDER}, scope=Scope.OWN, secrets=('new_again',))
 def change_ss_password_by_phone(op: Op, call_sid: str, card_number: str, new_again: str) -> dict[str, Any]:
     """The last step of 12333's change (old, new, new again), each typed at its own prompt.
 
-    The old password was verified at its step (ss_password.verify, with its 3-strikes lock) and the new
+    The old password was verified at its step (hotline.ss_password_verify, with its 3-strikes lock), and
+    is still the one verified and not locked since (the seal it handed the call); the new
     one checked for weakness at its step; here, in one transaction, the call's record must show both,
     and the second entry must match the first."""
-    _verified_step(op, call_sid, card_number)
+    call = _verified_step(op, call_sid, card_number)
     card = lookup.card_by_number(op.session, card_number, op.actor)
     if effective_ss_status(card.ss_status, card.loss_expires_at, op.now) != SsStatus.NORMAL:
         raise SscardError("card_not_usable", state=card.ss_status)
+    _still_the_secret_verified(op, call, card.card_number, card.ss_pw_digest)
+    if card.ss_pw_locked:  # locked since it was verified: only a reset at a window lifts it
+        raise pw.ss_lock(card).refusal("password_locked")
     _second_entry_matches(op, call_sid, new_again)
     person = lookup.person_by_id(op.session, card.person_id)
     check_new_pin(new_again, person.citizen_id, person.birth_date)

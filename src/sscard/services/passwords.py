@@ -53,7 +53,7 @@ def _verify(op: Op, kind: str, current: Lockout, matches: bool, keep: Callable[[
 # ---------------------------------------------------------------- SS application password (per card)
 
 
-def _ss_lock(card: Card) -> Lockout:
+def ss_lock(card: Card) -> Lockout:
     return Lockout(card.ss_pw_failures, None, card.ss_pw_locked)
 
 
@@ -71,7 +71,7 @@ def ss_password_matches(op: Op, card: Card, password: str) -> bool:
 
 def check_ss_password(op: Op, card: Card, password: str, *, for_medical_use: bool = False) -> None:
     """Verify with the 3-strikes lock; raises (commit=True) on a miss. Used by medical settlement too."""
-    _verify(op, "ss_password", _ss_lock(card), ss_password_matches(op, card, password),
+    _verify(op, "ss_password", ss_lock(card), ss_password_matches(op, card, password),
             lambda lock: _set_ss_lock(card, lock), ("card", card.card_number), card.person_id)
     if for_medical_use and card.ss_pw_digest is None and op.policy.ss_password.require_change_before_use:
         raise SscardError("password_change_required")
@@ -85,7 +85,7 @@ def _usable_card(op: Op, card_number: str) -> Card:
     return card
 
 
-def _card_in_use(op: Op, card_number: str) -> Card:
+def card_in_use(op: Op, card_number: str) -> Card:
     """A usable card not reported lost: a temporary or formal loss stops the card's SS application at once
     (RULES §5), its password's use and its change alike (12333 and the portal refused the change, the
     kiosk and the API made it: session 22's rules probe)."""
@@ -99,7 +99,7 @@ def _card_in_use(op: Op, card_number: str) -> Card:
 @operation("ss_password.change", roles={Role.CARDHOLDER, Role.TERMINAL} | CENTER_STAFF, scope=Scope.OWN, secrets=('old', 'new', 'new_again'), terminals=access.KIOSK)
 def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """Old password, then the new one twice (12333, kiosk, window PIN pad). Weak ones are refused."""
-    card = _card_in_use(op, card_number)
+    card = card_in_use(op, card_number)
     check_repeat(new, new_again)
     person = lookup.person_by_id(op.session, card.person_id)
     check_new_pin(new, person.citizen_id, person.birth_date)
@@ -111,7 +111,7 @@ def change_ss_password(op: Op, card_number: str, old: str, new: str, new_again: 
 
 @operation("ss_password.verify", roles={Role.TERMINAL, Role.CARDHOLDER, Role.SYSTEM}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.SS_VERIFY)
 def verify_ss_password(op: Op, card_number: str, password: str) -> dict[str, Any]:
-    card = _card_in_use(op, card_number)
+    card = card_in_use(op, card_number)
     check_ss_password(op, card, password)
     return {"card_number": card.card_number, "verified": True}
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
+from ..core.errors import SscardError
 from ..core.roles import Actor, Channel, Role
 from ..models.foundation import Person, StaffUser, WebSession
 from .app import App
@@ -29,11 +30,20 @@ class WebLogin:
         self.token, self.csrf, self.actor, self.must_change_password = token, csrf, actor, must_change_password
 
 
-def _open(app: App, kind: str, actor: Actor, channel: Channel, must_change: bool = False) -> WebLogin:
+def _open(app: App, kind: str, actor: Actor, channel: Channel, must_change: bool = False,
+          generation: int | None = None) -> WebLogin:
+    """Open a session. A cardholder's is opened only under the query-password generation its password was
+    checked in (`generation`, from query_password.login): a change or reset commits between that check's
+    transaction and this one ends every portal session there is, not the one still to be opened, which
+    would live on, signed in with the password the reset was for (session 24's timing probe). Read in the
+    same transaction as the insert, so one of the two sees the other (serialized, or SERIALIZABLE)."""
     token, csrf = pysecrets.token_urlsafe(32), pysecrets.token_urlsafe(24)
     now = app.clock.now()
 
     def work(session: Session) -> None:
+        if kind == "cardholder" and (session.scalar(select(Person.query_pw_generation).where(
+                Person.id == actor.person_id)) or 0) != generation:
+            raise SscardError("wrong_password")
         session.add(
             WebSession(
                 digest=app.secrets.token_digest(token),
@@ -64,7 +74,7 @@ def cardholder_login(app: App, login: str, password: str) -> WebLogin:
     """Raises SscardError (wrong_password / password_locked) like the API login; counts toward the lock."""
     result = login_with_query_password(app, PORTAL_GATEWAY, login, password)
     actor = cardholder_actor(result["person_id"], result["name"], Channel.PORTAL)
-    return _open(app, "cardholder", actor, Channel.PORTAL, bool(result["must_change_password"]))
+    return _open(app, "cardholder", actor, Channel.PORTAL, bool(result["must_change_password"]), result["generation"])
 
 
 def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] | None:
