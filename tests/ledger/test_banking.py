@@ -346,6 +346,33 @@ def test_expired_holds_are_swept_by_the_clock_and_release_the_daily_limit(make_a
     assert banking.purchase(app, pos, card.pan, 5_000, PIN)["balance_fen"] == 5_000
 
 
+def test_a_hold_taken_before_a_loss_or_a_freeze_is_not_posted_after_it_and_can_still_be_voided(city, app, clock):
+    """RULES §3: no debit while an account is lost or frozen. The capture is when the money leaves the card, so
+    a hold authorized before an oral loss (or a freeze) is refused at capture, and nothing moves: the hold stays
+    held, the POS can void it, and once the loss lapses the next hold is captured as usual."""
+    card = activated(city, opening_fen=10_000)
+    pos = terminal(city, "POS-1")
+    held = banking.authorize_payment(app, pos, card.pan, 6_000, PIN, timeout_seconds=3600)
+    loss.report_oral_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
+    with pytest.raises(SscardError) as e:
+        banking.capture_payment(app, pos, held["transfer_id"])
+    assert code_of(e) == "account_lost"
+    assert balance_of(app, card.pan) == 10_000  # nothing posted: the 60.00 is still only held
+    with app.db.session() as s:
+        assert s.scalar(select(LedgerTransfer.id).where(LedgerTransfer.pending_id.is_not(None))) is None
+    assert banking.void_payment(app, pos, held["transfer_id"])["amount_fen"] == 6_000
+    clock.advance(days=6)  # the oral loss lapses
+    again = banking.authorize_payment(app, pos, card.pan, 1_000, PIN)
+    banking.freeze(app, city.actor("bsup"), card.pan, "court order")
+    with pytest.raises(SscardError) as e:
+        banking.capture_payment(app, pos, again["transfer_id"], 500)
+    assert code_of(e) == "account_frozen"
+    banking.unfreeze(app, city.actor("bsup"), card.pan)
+    assert banking.capture_payment(app, pos, again["transfer_id"], 500)["amount_fen"] == 500
+    assert balance_of(app, card.pan) == 9_500
+    assert invariants(app)["ok"]
+
+
 def test_another_terminal_cannot_capture_a_hold(city, app):
     from .helpers import add_terminal
 

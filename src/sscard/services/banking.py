@@ -554,9 +554,18 @@ def authorize_payment(op: Op, pan: str, amount_fen: int, pin: str, timeout_secon
 
 @operation("bank.capture_payment", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.POS, batched=True)
 def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> dict[str, Any]:
-    """Post a hold of this terminal, wholly or for less (the rest is released)."""
+    """Post a hold of this terminal, wholly or for less (the rest is released). The money leaves the card's
+    account now, so the account must be one that may be debited now: a hold taken before a loss report or a
+    freeze is not posted after it (RULES §3: no debit while lost or frozen), it stays held until voided or
+    expired (session 24's probe: a hold authorized, an oral loss reported, then captured)."""
     merchant = _merchant_account(op)
-    posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant)
+
+    def debit_allowed(ledger_id: int) -> None:
+        account = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == ledger_id))
+        if account is not None:  # (a hold is always on a card's account; none is a ledger-only test's)
+            check_bank_debit(lifecycle.bank_status(op, account))
+
+    posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant, debit_allowed=debit_allowed)
     access.checked(Scope.OWN)  # post_pending refuses a hold whose merchant is not this terminal
     op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"],
              person_id=_holder_of(op, transfer_id))

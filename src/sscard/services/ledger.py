@@ -361,9 +361,13 @@ def _unresolved(session: Session, pending_id: int) -> bool:
 
 
 def post_pending(op: Op, transfer_id: str, amount_fen: int | None = None, *, debit_account_id: int | None = None,
-                 credit_account_id: int | None = None) -> dict[str, Any]:
+                 credit_account_id: int | None = None,
+                 debit_allowed: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Post (capture) a pending transfer, wholly or for less. After its timeout it expires instead and the
-    answer is pending_expired (the expiry is committed). Account ids, if given, must match."""
+    answer is pending_expired (the expiry is committed). Account ids, if given, must match. `debit_allowed`,
+    called with the debited account's id once the hold is known to be this caller's and still open, raises
+    when that account may not be debited now (the money leaves it only here: a lost or frozen card's hold
+    is not posted, RULES §3)."""
     pending = _pending_row(op.session, transfer_id)
     _check_parties(pending, debit_account_id, credit_account_id)
     if not _unresolved(op.session, pending.id):
@@ -374,6 +378,8 @@ def post_pending(op: Op, transfer_id: str, amount_fen: int | None = None, *, deb
     if pending.timeout_at is not None and _now(op) >= pending.timeout_at:
         _resolve(op, pending, "expire", pending.amount)
         raise SscardError("pending_expired", commit=True)
+    if debit_allowed is not None:
+        debit_allowed(pending.debit_account_id)
     return _resolve(op, pending, "post", amount)
 
 
