@@ -274,3 +274,32 @@ def test_a_confirm_step_lists_the_cards_cash_of_the_last_half_hour_so_a_lost_ans
         == [ref]
     clock.advance(minutes=31)
     assert bank_counter.confirmation(app, bank_city.actor("teller"), card.pan)["recent"] == []
+
+
+def _desk_form(page, action):
+    """The hidden fields of the page's form posting to `action`, as the browser sends them."""
+    form = re.search(rf'<form[^>]*action="{re.escape(action)}".*?</form>', page.text, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def test_a_desk_form_shown_for_one_customer_acts_on_nobody_after_another_window_changed_the_customer(
+        bank_city, counter, app):
+    """The brief's probe: a supervisor's page named 杨兰英; in another window the next customer, 傅莹秀, was looked
+    up; the first page's freeze (a form with no confirm step) froze 傅莹秀's account. Every desk form now
+    names the customer it was shown for, and a desk whose customer changed refuses it, doing nothing."""
+    bsup = counter("bsup")
+    first = served(bank_city, app, bsup, "杨兰英")
+    page = bsup.get("/bank/supervisor")
+    assert "杨兰英" in text_of(page.text)
+    second = served(bank_city, app, bsup, "傅莹秀")  # the other window
+    sent = bsup.post("/bank/supervisor", {**_desk_form(page, "/bank/supervisor"), "task": "freeze",
+                                          "reason": "court order"})
+    assert "已在其他窗口变更" in sent.text and first.pan[-4:] in text_of(sent.text)
+    for card in (first, second):
+        assert banking.statement(app, bank_city.actor("teller"), card.pan)["status"] == "active"
+    fresh = bsup.get("/bank/supervisor")  # the page of the customer at the desk now does it
+    done = bsup.post("/bank/supervisor", {**_desk_form(fresh, "/bank/supervisor"), "task": "freeze",
+                                          "reason": "court order"})
+    assert 'data-result="freeze"' in done.text
+    assert banking.statement(app, bank_city.actor("teller"), second.pan)["status"] == "frozen"
+    assert banking.statement(app, bank_city.actor("teller"), first.pan)["status"] == "active"

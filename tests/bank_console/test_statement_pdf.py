@@ -113,3 +113,18 @@ def test_a_slip_pdf_is_titled_and_signed_for_in_the_page_language():
     assert b"/Author (ICBC)" in english
     chinese = render_slip(slip, "zh", printed_at=datetime(2026, 12, 2, 1, 31, tzinfo=UTC))
     assert re.search(rb"/BaseFont\s*/(STSong-Light|[A-Z]{6}\+)", chinese)
+
+
+def test_a_counterparty_code_holding_markup_is_printed_as_text_never_read_as_markup(tmp_path):
+    """Found: a line's words went into reportlab's Paragraph as its markup. An institution whose code (an
+    operator types it) holds `<b` stopped the statement PDF with a 500, and `<img src=...>` made reportlab
+    open that file of the server (or URL) to draw it."""
+    secret = tmp_path / "not-for-the-pdf.png"
+    secret.write_bytes(b"not an image")
+    st = a_statement(0)
+    for code in ("medical:<b", f'medical:<img src="{secret}"/>', "medical:A&B"):
+        words = describe({"code": "purchase", "counterparty": f"merchant:{code}"}, "zh")
+        assert code in words
+        st.lines.append(Line(at=datetime(2026, 1, 6, tzinfo=UTC), description=words, debit_fen=100))
+    pdf = render_statement(st, "zh")
+    assert pdf.startswith(b"%PDF") and pages_of(pdf) == 1

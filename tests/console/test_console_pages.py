@@ -98,3 +98,22 @@ def test_the_12333_callback_queue_is_on_the_console_home_and_can_be_called_back_
         assert f"/console/hotline/{req['id']}/close" in home and "回拨中" in home
         client.post(f"/console/hotline/{req['id']}/close", data={"csrf_token": csrf})
         assert "目前没有待回拨的来电" in client.get("/console").text
+
+
+def test_the_keyboard_starts_in_the_login_name_then_the_password_then_the_find_field(app, city):
+    """The brief's keyboard-only probe: every staff page opened with the focus on the page itself; a clerk
+    tabbed past the brand, the language link and 退出登录 (six keys) to reach the find field on every return
+    home, and three to reach the login name. The cursor now starts where the typing does."""
+    with TestClient(create_app(app)) as client:
+        for path in ("/console/login", "/bank/login"):
+            page = client.get(path).text
+            assert re.search(r'<input name="username"[^>]*\bautofocus', page), path
+            token = re.search(r'name="login_token" value="([^"]+)"', page).group(1)
+            wrong = client.post(path, data={"login_token": token, "username": "clerk", "password": "x" * 9}).text
+            assert re.search(r'<input name="password"[^>]*\bautofocus', wrong), path  # the name is kept
+            assert not re.search(r'<input name="username"[^>]*\bautofocus', wrong), path
+    client, _csrf = _signed_in(app)
+    with client:
+        home = client.get("/console").text
+        assert re.search(r'<input name="query"[^>]*\bautofocus', home)
+        assert len(re.findall(r"\bautofocus\b", home)) == 1

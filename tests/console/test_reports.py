@@ -78,3 +78,19 @@ def test_a_clerks_looks_are_neither_business_nor_refusals_in_the_day_report(city
     row = next(c for c in reports.center_day(app, city.actor("csup"))["clerks"] if c["username"] == "clerk")
     assert row["refused"] == 0 and row["operations"]["replacement.apply"] == 1
     assert "window.person" not in row["operations"] and row["total"] == sum(row["operations"].values())
+
+
+def test_a_staff_name_that_reads_as_a_formula_is_text_in_the_day_report_csv():
+    """Found: the day report's CSV wrote the clerk's username and name as they are; a username an operator
+    typed as `=HYPERLINK(...)` (or `@SUM(...)`, `+cmd|...`) ran as a formula in the supervisor's spreadsheet.
+    Every CSV now goes through core.spreadsheet.Writer; numbers (a negative amount) stay numbers."""
+    report = {
+        "clerks": [{"username": '=HYPERLINK("http://x.example","a")', "name": "@SUM(1)", "operations": {},
+                    "total": 1, "refused": 0}],
+        "fees": {"by_method": {"cash": {"count": 1, "amount_fen": -1250}}, "receipts": 1, "collected_fen": -1250},
+        "cards": {},
+    }
+    rows = list(csv.reader(io.StringIO(reports.to_csv(report, "en"))))
+    who = {row[1] for row in rows[1:] if row[1]}
+    assert who == {"""'=HYPERLINK("http://x.example","a") (@SUM(1))"""}
+    assert ["fees", "", "Cash", "1", "-12.50", "cash"] in rows

@@ -325,3 +325,25 @@ def test_a_password_form_sent_twice_changes_the_password_once_and_says_done_both
         done = s.scalar(select(func.count()).select_from(AuditRecord)
                         .where(AuditRecord.operation == name, AuditRecord.result == "ok"))
     assert done == (2 if which == "query" else 1)  # (the query password: the forced change of login_changed too)
+
+
+def test_a_loss_reported_after_the_session_ended_lands_on_a_login_page_that_says_it_was_not_done(client, city, app,
+                                                                                                 clock):
+    """The brief's probe: the cardholder confirmed a temporary loss 11 minutes after the page was shown; the
+    session had ended, nothing was done, and the portal's login page said nothing of it, so they could
+    believe the card was reported lost. The portal's sign-in redirect now says so as the consoles' does."""
+    card = city.issued_card()
+    login_changed(client, card)
+    page = client.get("/portal/loss")
+    form = {"csrf_token": csrf(page.text), "confirm": "yes", "idempotency_key": "loss-after-expiry"}
+    clock.advance(minutes=11)
+    plain = client.post("/portal/loss/report", data=form, follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/portal/login?unsent=1"
+    htmx = client.post("/portal/loss/report", data=form, headers={"HX-Request": "true"}, follow_redirects=False)
+    assert htmx.headers["HX-Redirect"] == "/portal/login?unsent=1"
+    told = client.get("/portal/login?unsent=1")
+    assert "刚才提交的操作没有办理" in told.text
+    assert "刚才提交的操作没有办理" not in client.get("/portal/login").text
+    assert client.get("/portal/card", follow_redirects=False).headers["location"] == "/portal/login"  # a GET: no note
+    kiosk = staff_svc.actor_for_token(app, city.token(terminal="KIOSK-1"))
+    assert passwords.verify_ss_password(app, kiosk, card.card_number, "123456")["verified"] is True  # not lost

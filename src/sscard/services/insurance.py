@@ -12,7 +12,6 @@ A cardholder reads only their own records: another person's id answers as if it 
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import date
@@ -21,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..core import spreadsheet
 from ..core.errors import SscardError, register_messages
 from ..core.identifiers import mask_citizen_id, mask_name
 from ..core.money import fen_to_yuan
@@ -224,23 +224,18 @@ _CSV_HEAD = {
 }
 
 
-def _cell(value: str) -> str:
-    """A text cell that a spreadsheet will not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def contributions_csv(app: App, actor: Actor, person_id: int, year: int | None = None, insurance_type: str | None = None,
                       lang: str = "zh") -> str:
     """The records as CSV (amounts in yuan with two decimals; names in the asked language)."""
     data = contribution_records(app, actor, person_id, year=year, insurance_type=insurance_type)
     en = lang.startswith("en")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = spreadsheet.Writer(out, lineterminator="\r\n")
     writer.writerow(_CSV_HEAD["en" if en else "zh"])
     for r in data["rows"]:
         writer.writerow([
-            r["month"], TYPE_NAMES[r["insurance_type"]][1 if en else 0], _cell(r["employer_name"]),
-            _cell(r["employer_code"]), fen_to_yuan(r["base_fen"]), fen_to_yuan(r["employer_fen"]),
+            r["month"], TYPE_NAMES[r["insurance_type"]][1 if en else 0], r["employer_name"],
+            r["employer_code"], fen_to_yuan(r["base_fen"]), fen_to_yuan(r["employer_fen"]),
             fen_to_yuan(r["personal_fen"]), fen_to_yuan(r["total_fen"]),
         ])
     return out.getvalue()

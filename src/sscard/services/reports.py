@@ -3,13 +3,13 @@ production and awaiting collection. A Shanghai calendar day; CSV for export."""
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from ..core import spreadsheet
 from ..core.clock import SHANGHAI
 from ..core.errors import About, SscardError
 from ..core.identifiers import ascii_digits
@@ -112,7 +112,7 @@ def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
     lang = "en" if lang.startswith("en") else "zh"
     sec = CSV_SECTIONS[lang]
     out = io.StringIO()
-    w = csv.writer(out)
+    w = spreadsheet.Writer(out)
     w.writerow(CSV_HEADERS[lang])
     for clerk in report["clerks"]:
         who = f"{clerk['username']} ({clerk['name']})"

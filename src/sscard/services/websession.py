@@ -1,8 +1,8 @@
 """Browser sessions for the staff consoles and the cardholder portal.
 
 The cookie carries a random token; the server keeps its keyed digest, the CSRF token, who it is and
-when it was last used. A session idle longer than its timeout (by the injected clock) is over; logout
-ends it at once; a forged or ended cookie is simply not found.
+when it was last used. A session idle longer than its timeout, or older than its absolute lifetime however
+busy it is kept (by the injected clock), is over; logout ends it at once; a forged or ended cookie is simply not found.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from .passwords import cardholder_actor, login_with_query_password
 from .staff import authenticate_staff, staff_actor
 
 IDLE_TIMEOUT = {"staff": timedelta(minutes=15), "cardholder": timedelta(minutes=10)}
+# However busy it is kept, a session ends this long after its login (OWASP's absolute timeout): a stolen
+# cookie replayed every few minutes, or a console left signed in and used by whoever passes, lasts no longer
+# than a working day at a desk, an hour on the portal. Then the login page, as after idling.
+ABSOLUTE_TIMEOUT = {"staff": timedelta(hours=10), "cardholder": timedelta(hours=1)}
 PORTAL_GATEWAY = Actor(kind="channel", id="portal", role=Role.SYSTEM, name="portal login", channel=Channel.PORTAL)
 
 
@@ -88,7 +92,8 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
         row = session.get(WebSession, digest)
         if row is None or row.kind != kind or row.ended_at is not None:
             return None
-        if as_utc(now) - as_utc(row.last_seen) > IDLE_TIMEOUT[kind]:
+        if (as_utc(now) - as_utc(row.last_seen) > IDLE_TIMEOUT[kind]
+                or as_utc(now) - as_utc(row.created_at) > ABSOLUTE_TIMEOUT[kind]):
             row.ended_at = now
             return None
         row.last_seen = now

@@ -166,9 +166,12 @@ def _customer(request: Request, desk: Desk, pan: str | None = None) -> dict | No
     if not pan:
         return None
     try:
-        return bank_counter.customer(_app(request), desk.actor, pan)
+        found = bank_counter.customer(_app(request), desk.actor, pan)
     except SscardError:
         return None
+    # `ref`: the card sealed, for the desk's forms (pan_field's desk_ref): a form names the customer it was
+    # shown for, and _pan_of refuses it once another window has changed the customer at the desk
+    return {**found, "ref": seal_pan(_app(request), desk, pan)}
 
 
 def _keep_customer(response: Response, request: Request, desk: Desk, pan: str) -> Response:
@@ -221,12 +224,18 @@ def _masked_pan_hint(form: dict[str, str]) -> str:
 
 def _pan_of(request: Request, desk: Desk, form: dict[str, str]) -> str:
     """The card number typed (or swiped) in this form, carried over as a sealed reference, or the card
-    of the customer at the desk."""
+    of the customer at the desk, still the one the form was shown for (a supervisor's freeze on a page naming
+    one holder froze the next holder's account, looked up in another window: this brief's probe)."""
     if form.get("pan"):
         return _clean_pan(form)
     if form.get("pan_ref"):
         return open_pan(_app(request), desk, form["pan_ref"])
-    return _session_pan(request, desk)
+    pan = _session_pan(request, desk)
+    if form.get("desk_ref"):  # the customer the form was shown for (every desk form, pan_field)
+        shown = open_pan(_app(request), desk, form["desk_ref"])
+        if shown != pan:  # another window changed the customer, or ended the visit: act on nobody
+            raise SscardError("desk_customer_changed", last4=shown[-4:])
+    return pan
 
 
 Handler = Callable[[App, Desk, dict[str, str], str, str | None, Request], dict]

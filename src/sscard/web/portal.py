@@ -93,7 +93,7 @@ def _me(request: Request, *, allow_must_change: bool = False) -> Me:
     try:
         actor, row = security.page_session(request, KIND)
     except security.LoginRequired:
-        return Me(redirect=_redirect(request, security.LOGIN_PAGE[KIND]))
+        return Me(redirect=_redirect(request, security.login_target(request, KIND)))
     me = Me(actor, row.csrf, request.cookies.get(security.COOKIE[KIND], ""), bool(row.must_change_password))
     if me.must_change and not allow_must_change:
         me.redirect = _redirect(request, "/portal/password")

@@ -16,6 +16,14 @@ COOKIE = {"staff": "sscard_staff", "cardholder": "sscard_portal"}
 LOGIN_PAGE = {"staff": "/console/login", "cardholder": "/portal/login"}
 
 
+def login_target(request: Request, kind: str) -> str:
+    """Where a request without a live session is sent: its login page, told (`?unsent=1`) when what it
+    sent was a form, that it was not done (session 22's probe on the consoles; the portal too, where a
+    card reported lost after the session ended landed on the plain login page)."""
+    target = LOGIN_PAGE[kind]
+    return target + "?unsent=1" if request.method == "POST" else target
+
+
 class LoginRequired(Exception):
     """Raised by page dependencies; the app answers with a redirect to the right login page."""
 
@@ -63,9 +71,7 @@ def install(api) -> None:
 
     @api.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired):
-        target = LOGIN_PAGE[exc.kind]
-        if request.method == "POST":  # what was sent was not done: the login page says so (session 22's probe)
-            target += "?unsent=1"
+        target = login_target(request, exc.kind)  # a form sent: the login page says it was not done
         if request.headers.get("hx-request"):
             return PlainTextResponse("", status_code=401, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)

@@ -1,0 +1,47 @@
+"""A web session ends at its absolute lifetime however busy it is kept (the brief's attack on sessions).
+
+Found: only idleness ended a session. A console or portal session used every few minutes (a desk left
+signed in all week, a stolen cookie replayed by a script every 9 minutes) stayed signed in for ever."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+
+from sscard.composition import create_app
+from sscard.core.roles import Channel
+from sscard.services import websession
+from tests.portal.helpers import login_changed
+from tests.support import STAFF_PASSWORD
+
+
+def _kept_busy(clock, until: timedelta, every: timedelta, touch) -> bool:
+    """Touch the session every `every` (well within its idle timeout) until `until` has passed since login;
+    whether the last touch still found it signed in."""
+    waited, alive = timedelta(0), True
+    while waited < until and alive:
+        clock.advance(seconds=every.total_seconds())
+        waited += every
+        alive = touch()
+    return alive
+
+
+def test_a_staff_session_used_every_ten_minutes_ends_ten_hours_after_login(app, city, clock):
+    web = websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW)
+    touch = lambda: websession.resolve(app, web.token, "staff") is not None  # noqa: E731
+    assert _kept_busy(clock, timedelta(hours=10), timedelta(minutes=10), touch)  # a working day: still signed in
+    assert not _kept_busy(clock, timedelta(minutes=10), timedelta(minutes=10), touch)
+    assert websession.resolve(app, web.token, "staff") is None  # ended, not only refused once
+
+
+def test_a_portal_session_kept_busy_sends_the_cardholder_to_login_an_hour_after_login(app, city, clock):
+    card = city.issued_card()
+    with TestClient(create_app(app)) as browser:
+        login_changed(browser, card)
+        def touch() -> bool:
+            return browser.get("/portal/card", follow_redirects=False).status_code == 200
+        assert _kept_busy(clock, timedelta(minutes=55), timedelta(minutes=5), touch)
+        assert not _kept_busy(clock, timedelta(minutes=10), timedelta(minutes=5), touch)
+        gone = browser.get("/portal/card", follow_redirects=False)
+        assert gone.status_code == 303 and gone.headers["location"] == "/portal/login"
