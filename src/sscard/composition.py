@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import metrics
 from .api import main as api_channel
-from .http import BodyLimit
+from .http import BodyLimit, HeadAsGet
 from .logs import RequestContext, install_logging
 from .services.app import App, build_app
 from .web import bank_console, console, pages, portal, security
@@ -52,6 +52,7 @@ def create_app(app: App | None = None) -> FastAPI:
     server.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api_channel.finish(server)
     server.add_middleware(BodyLimit, refuse=refuse)  # outside the lane: no route reads a body over the limit
+    server.add_middleware(HeadAsGet)  # HEAD: any GET's answer, without its body
     metrics.install(server)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     server.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
     _run_background_work(server)

@@ -131,6 +131,30 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class HeadAsGet:
+    """HEAD answered as the same request's GET without its body (RFC 9110 §9.3.2): FastAPI's routes take the
+    methods they name, so a monitor's or a link checker's `curl -I` of any page or read got 405 (session 24's
+    browser probe). The same route, checks, status and headers, its Content-Length included; the body is
+    not sent. A route that takes no GET still answers 405 as it did."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # (the last part below ends the answer, empty)
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def replay_body(body: bytes, receive: Receive) -> Receive:
     """A `receive` that gives a body already read once, whole, then whatever the client sends next
     (its disconnect): for a middleware that had to read the body before the app does."""

@@ -469,3 +469,22 @@ def test_every_401_of_the_api_says_how_to_authenticate(server):
         lane = server.post("/api/v1/terminal/payments", json={"pan": "6222020000000000000", "amount_fen": 1,
                                                               "pin": "000000"}, headers={**headers, "Idempotency-Key": "k"})
         assert lane.status_code == 401 and lane.headers["www-authenticate"].startswith("Bearer"), headers
+
+
+def test_head_is_answered_as_get_without_its_body_on_pages_reads_and_refusals(city, server):
+    """The browser probe's finding: `curl -I` of any page answered 405 (FastAPI's routes take only the methods
+    they name). http.HeadAsGet: the GET's status and headers, no body; a page that needs a login redirects as
+    its GET does, and a route that takes no GET still answers 405."""
+    from tests.support import bearer
+
+    for url, headers in (("/", {}), ("/portal/login", {}), ("/console/login", {}),
+                         ("/api/v1/ledger/check", bearer(city.token("operator")))):
+        got, head = server.get(url, headers=headers), server.head(url, headers=headers)
+        assert got.status_code == 200 and got.content, (url, got.status_code)
+        assert head.status_code == 200 and head.content == b"", url
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers["content-length"] == str(len(got.content)) or url.startswith("/api/v1/ledger"), url
+    redirect = server.head("/console", follow_redirects=False)
+    assert redirect.status_code == server.get("/console", follow_redirects=False).status_code == 303
+    assert redirect.headers["location"] == "/console/login"
+    assert server.head("/api/v1/terminal/deposit").status_code == 405  # a POST route: no GET to answer
