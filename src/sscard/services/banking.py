@@ -643,6 +643,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     number = validate_pan(pan)
     found = op.rows(_STATEMENT_READ, {"pan": number})
     if not found:
+        lookup.refuse_another_banks_pan(op.rows, number, op.actor)  # another bank's BIN: wrong_bank (R1.3)
         raise SscardError("account_not_found")  # (as `_account` refuses a PAN no account has)
     account = cast(BankAccount, found[0])  # its row stands in for it: the columns the answer reads
     access.require_own(op.actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,
