@@ -259,3 +259,43 @@ def test_another_banks_atm_reaches_no_card_of_this_bank(city, app, gateway):
     finally:
         other.close()
     assert balance_of(app, card.pan) == 50_000
+
+
+
+def test_a_terminal_that_sends_and_never_reads_its_answers_is_cut_off(monkeypatch):
+    """Session 24's probe: a client that sent messages and never read the answers left the connection
+    waiting in `drain()` with no time limit, holding it and every unread answer (3 MB after a minute of
+    echoes, on the demo server) for as long as the client kept its socket open. Now an answer must be
+    taken within WRITE_SECONDS, or the connection is aborted (not closed: a close waits for the unread
+    answers to be flushed). The peer that never reads is a writer whose drain never ends."""
+    import struct
+
+    from tests.support import in_fresh_loop
+
+    class NeverRead:
+        def __init__(self) -> None:
+            self.written, self.aborted, self.closed = b"", False, False
+            self.transport = self
+
+        def write(self, data: bytes) -> None:
+            self.written += data
+
+        async def drain(self) -> None:
+            await asyncio.Event().wait()  # the peer's window stays shut
+
+        def abort(self) -> None:
+            self.aborted = True
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(server, "WRITE_SECONDS", 0.2, raising=False)
+    peer = NeverRead()
+
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(struct.pack(">H", 5) + b"0200X")  # unreadable: answered 0210 with 30, no app needed
+        await asyncio.wait_for(server._connection(None, reader, peer), 5)  # (the old code: held, timed out)
+
+    in_fresh_loop(run)
+    assert peer.written[2:6] == b"0210" and peer.aborted and peer.closed
