@@ -78,3 +78,28 @@ def test_a_pan_of_the_bank_itself_or_of_no_bank_that_no_account_has_is_still_not
         r = api.post(f"/api/v1/bank-accounts/{pan}/deposit", json={"amount_fen": 100},
                      headers=bearer(teller, f"s24-own-{pan}"))
         assert (r.status_code, r.json()["code"]) == (404, "account_not_found")
+
+
+def test_a_json_body_that_names_a_key_twice_is_refused_422_and_changes_nothing_on_every_kind_of_route(
+        city, app, api):
+    """`{"amount_fen": 1, "amount_fen": 2}` deposited 2 fen (Python's json keeps the last value): a proxy,
+    a log or an auditor's tool that keeps the first read another amount than the ledger moved. Refused
+    now wherever a body is read: the terminal lane (a group-committed route), FastAPI's own dispatch (a
+    route the lane does not take), and an object nested in a list."""
+    card = activated(city, opening_fen=10_000)
+    teller, atm = city.token("teller"), terminal_token(city, "ATM-GSB-1")
+    sent = [
+        (f"/api/v1/bank-accounts/{card.pan}/deposit", teller, '{"amount_fen": 1, "amount_fen": 2}'),
+        ("/api/v1/terminal/deposit", atm, f'{{"pan": "{card.pan}", "amount_fen": 1, "amount_fen": 2}}'),
+        ("/api/v1/persons", city.token("clerk"),
+         '{"citizen_id": "11010519491231002X", "name": "a", "name": "b"}'),
+        ("/api/v1/medical/contributions", city.token("operator"),
+         f'{{"month": "2026-01", "credits": [{{"person_id": {card.person_id}, "amount_fen": 1, "amount_fen": 2}}]}}'),
+    ]
+    for n, (path, token, body) in enumerate(sent):
+        r = api.post(path, content=body, headers={**bearer(token, f"s24-dup-{n}"), "content-type": "application/json"})
+        assert (r.status_code, r.json().get("code")) == (422, "invalid_request"), (path, r.text)
+        same = api.post(path, content=body.replace(', "amount_fen": 2', "").replace(', "name": "b"', ""),
+                        headers={**bearer(token, f"s24-once-{n}"), "content-type": "application/json"})
+        assert same.status_code != 422 or same.json()["code"] != "invalid_request", (path, same.text)
+    assert balance_of(app, card.pan) == 10_000 + 1 + 1  # only the two bodies that named amount_fen once
