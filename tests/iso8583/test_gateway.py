@@ -299,3 +299,17 @@ def test_a_terminal_that_sends_and_never_reads_its_answers_is_cut_off(monkeypatc
 
     in_fresh_loop(run)
     assert peer.written[2:6] == b"0210" and peer.aborted and peer.closed
+
+
+def test_a_balance_too_large_for_field_54_is_left_out_never_written_with_a_digit_too_many(city, app, atm):
+    """Session 24's probe: two ATM deposits of 9,999,999,999.99 yuan (each within the money's bound) made a
+    balance of 13 digits of fen, which field 54 wrote whole: every character after it moved, and the
+    terminal (the simulator's `balances`) could not read the answer. Now the answer leaves field 54 out."""
+    card = activated(city, opening_fen=0)
+    for _ in range(2):
+        assert atm.send(atm.message("deposit", card.pan, 999_999_999_999))["39"] == "00"
+    answer = atm.send(atm.message("balance", card.pan, None, PIN))
+    assert answer["39"] == "00" and "54" not in answer
+    assert balance_of(app, card.pan) == 2 * 999_999_999_999
+    small = activated(city, name="李四", opening_fen=1_000)
+    assert balances(atm.send(atm.message("balance", small.pan, None, PIN))) == {"01": 1_000, "02": 1_000}
