@@ -103,3 +103,34 @@ def test_a_json_body_that_names_a_key_twice_is_refused_422_and_changes_nothing_o
                         headers={**bearer(token, f"s24-once-{n}"), "content-type": "application/json"})
         assert same.status_code != 422 or same.json()["code"] != "invalid_request", (path, same.text)
     assert balance_of(app, card.pan) == 10_000 + 1 + 1  # only the two bodies that named amount_fen once
+
+
+def test_a_transfer_without_the_right_pin_tells_nothing_of_the_payees_card(city, app, api):
+    """A transfer looked for the payee's PAN before it checked the payer's PIN: with a wrong PIN, a PAN of
+    nobody answered 404 `account_not_found` and a real card 401 `wrong_pin`, and once the PIN was locked
+    423 `pin_locked` against 404 for ever: a card without its PIN (an ATM, a cardholder's API token)
+    told which card numbers of any bank exist. The PIN comes first now; with it, a PAN of nobody is still
+    `account_not_found` (the payer is told), and nothing moves either way."""
+    payer = activated(city, opening_fen=10_000)
+    payee = activated(city, name="李四", bank="JSB")
+    nobodys = _nobodys_pan(app, payee.pan[:6])
+    atm = terminal_token(city, "ATM-GSB-1")
+
+    def send(to_pan: str, pin: str, key: str):
+        r = api.post("/api/v1/terminal/transfers", headers=bearer(atm, key),
+                     json={"from_pan": payer.pan, "to_pan": to_pan, "amount_fen": 100, "pin": pin})
+        return r.status_code, r.json().get("code")
+
+    assert send(payee.pan, "000000", "s24-t1") == send(nobodys, "000000", "s24-t2") == (401, "wrong_pin")
+    assert send(payee.pan, "000000", "s24-t3") == (423, "pin_locked")
+    assert send(nobodys, "000000", "s24-t4") == (423, "pin_locked")
+    assert balance_of(app, payer.pan) == 10_000
+
+
+def test_a_transfer_with_the_right_pin_to_a_pan_of_nobody_is_refused_and_moves_nothing(city, app, api):
+    payer = activated(city, opening_fen=10_000)
+    nobodys = _nobodys_pan(app, "621700")
+    r = api.post("/api/v1/terminal/transfers", headers=bearer(terminal_token(city, "ATM-GSB-1"), "s24-t5"),
+                 json={"from_pan": payer.pan, "to_pan": nobodys, "amount_fen": 100, "pin": PIN})
+    assert (r.status_code, r.json()["code"]) == (404, "account_not_found")
+    assert balance_of(app, payer.pan) == 10_000
