@@ -134,3 +134,48 @@ def test_a_transfer_with_the_right_pin_to_a_pan_of_nobody_is_refused_and_moves_n
                  json={"from_pan": payer.pan, "to_pan": nobodys, "amount_fen": 100, "pin": PIN})
     assert (r.status_code, r.json()["code"]) == (404, "account_not_found")
     assert balance_of(app, payer.pan) == 10_000
+
+
+def _strict_models() -> list[type]:
+    import sscard.composition  # noqa: F401  (every channel's routes, so every body model, imported)
+    from sscard.api.schemas import Strict
+
+    found, todo = [], [Strict]
+    while todo:
+        model = todo.pop()
+        found.append(model)
+        todo.extend(model.__subclasses__())
+    return found
+
+
+def test_every_whole_number_field_of_every_body_refuses_true_and_a_float():
+    """`{"person_id": true}` was read as person 1 and `{"days": 30.0}` as 30 (pydantic's lax mode), by the
+    identity check, the power of attorney, the first card, the activation extension, ...; money was strict
+    already. Every body model's whole-number field refuses both now (schemas.Strict, the one base)."""
+    from pydantic import ValidationError
+
+    checked = 0
+    for model in _strict_models():
+        for name, info in model.model_fields.items():
+            if info.annotation is None or "int" not in str(info.annotation) or "bool" in str(info.annotation):
+                continue
+            for value in (True, 1.0):
+                with pytest.raises(ValidationError) as refused:
+                    model.model_validate({name: value})
+                assert any(e["loc"] == (name,) and e["type"] == "int_type" for e in refused.value.errors()), (
+                    model.__name__, name, value)
+            checked += 1
+    assert checked >= 20
+
+
+def test_an_identity_check_for_person_true_is_refused_and_opens_no_visit(city, app, api):
+    card = city.issued_card()
+    with app.db.session() as s:
+        from sscard.models.counter import CounterVisit
+        before = len(s.scalars(select(CounterVisit)).all())
+    r = api.post("/api/v1/counter/identity-checks", headers=bearer(city.token("clerk"), "s24-true"),
+                 json={"person_id": True, "presented_citizen_id": card.citizen_id})
+    assert (r.status_code, r.json().get("code")) == (422, "invalid_request"), r.text
+    assert r.json()["details"][0]["loc"] == ["body", "person_id"]
+    with app.db.session() as s:
+        assert len(s.scalars(select(CounterVisit)).all()) == before
