@@ -313,3 +313,15 @@ def test_a_balance_too_large_for_field_54_is_left_out_never_written_with_a_digit
     assert balance_of(app, card.pan) == 2 * 999_999_999_999
     small = activated(city, name="李四", opening_fen=1_000)
     assert balances(atm.send(atm.message("balance", small.pan, None, PIN))) == {"01": 1_000, "02": 1_000}
+
+
+def test_a_stan_or_processing_code_that_is_not_six_digits_is_a_format_error_and_moves_nothing(city, app, atm):
+    """Session 24's probe: a deposit with STAN `ABCDEF` (field 11, n6) was approved, and so was one with
+    processing code `21ZZZZ` (field 3, n6): both are answered 30 now, and nothing moves."""
+    card = activated(city, opening_fen=1_000)
+    for field, value in (("11", "ABCDEF"), ("3", "21ZZZZ"), ("11", "00001 ")):
+        doc = atm.message("deposit", card.pan, 100)
+        doc[field] = value
+        assert atm.send(doc)["39"] == "30", (field, value)
+    assert balance_of(app, card.pan) == 1_000
+    assert atm.send(atm.message("deposit", card.pan, 100))["39"] == "00"

@@ -171,9 +171,9 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
         return {"39": NOT_SUPPORTED}
     op_fn, moves, needs_pin = PROCESSING[kind]
     pan, amount = str(doc.get("2", "")), str(doc.get("4", ""))
-    if not pan or "7" not in doc or "11" not in doc or (moves and not ascii_digits(amount)) \
-            or (needs_pin and "52" not in doc):
-        return {"39": FORMAT_ERROR}
+    if not pan or "7" not in doc or not _numeric(doc.get("11"), 6) or not _numeric(doc.get("3"), 6) \
+            or (moves and not ascii_digits(amount)) or (needs_pin and "52" not in doc):
+        return {"39": FORMAT_ERROR}  # (11, the STAN, and 3 are n6: `ABCDEF` or `21ZZZZ` are no message's)
     if not fresh(str(doc["7"]), app.clock.now()):
         return {"39": FORMAT_ERROR}
     if moves and doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
@@ -196,6 +196,11 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     if out.get("transfer_id"):
         reply["38"] = _authorization_id(str(out["transfer_id"]))
     return reply
+
+
+def _numeric(value: Any, length: int) -> bool:
+    """A fixed-length numeric field (ISO 8583's n): exactly `length` ASCII digits."""
+    return isinstance(value, str) and len(value) == length and ascii_digits(value)
 
 
 def fresh(field7: str, now: datetime) -> bool:
