@@ -325,3 +325,49 @@ def test_a_stan_or_processing_code_that_is_not_six_digits_is_a_format_error_and_
         assert atm.send(doc)["39"] == "30", (field, value)
     assert balance_of(app, card.pan) == 1_000
     assert atm.send(atm.message("deposit", card.pan, 100))["39"] == "00"
+
+
+def test_a_connection_that_never_sends_a_message_is_closed_after_the_read_time_not_the_idle_time(monkeypatch):
+    """Session 24's probe: a connection that sent nothing (or one byte of a length) was held for the idle
+    300 s, so a client could hold thousands for five minutes each. The first message must come within
+    READ_SECONDS (a terminal connects to send); between messages the idle time still holds."""
+    import struct
+
+    from tests.support import in_fresh_loop
+
+    class Peer:
+        def __init__(self) -> None:
+            self.written, self.closed = b"", False
+            self.transport = self
+
+        def write(self, data: bytes) -> None:
+            self.written += data
+
+        async def drain(self) -> None:
+            return None
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(server, "READ_SECONDS", 0.2)
+    monkeypatch.setattr(server, "IDLE_SECONDS", 30.0)
+
+    async def silent() -> Peer:
+        peer, reader = Peer(), asyncio.StreamReader()
+        reader.feed_data(b"\x00")  # one byte of a length, then nothing
+        await asyncio.wait_for(server._connection(None, reader, peer), 5)  # (the old code: held, timed out)
+        return peer
+
+    assert in_fresh_loop(silent).closed
+
+    async def talking() -> tuple[Peer, bool]:
+        peer, reader = Peer(), asyncio.StreamReader()
+        reader.feed_data(struct.pack(">H", 5) + b"0200X")  # one message, answered; then quiet
+        task = asyncio.ensure_future(server._connection(None, reader, peer))
+        await asyncio.sleep(0.6)  # past READ_SECONDS: a connection that has spoken waits IDLE_SECONDS
+        held = not task.done()
+        task.cancel()
+        return peer, held
+
+    peer, held = in_fresh_loop(talking)
+    assert peer.written[2:6] == b"0210" and held
