@@ -259,3 +259,115 @@ def test_another_banks_atm_reaches_no_card_of_this_bank(city, app, gateway):
     finally:
         other.close()
     assert balance_of(app, card.pan) == 50_000
+
+
+
+def test_a_terminal_that_sends_and_never_reads_its_answers_is_cut_off(monkeypatch):
+    """Session 24's probe: a client that sent messages and never read the answers left the connection
+    waiting in `drain()` with no time limit, holding it and every unread answer (3 MB after a minute of
+    echoes, on the demo server) for as long as the client kept its socket open. Now an answer must be
+    taken within WRITE_SECONDS, or the connection is aborted (not closed: a close waits for the unread
+    answers to be flushed). The peer that never reads is a writer whose drain never ends."""
+    import struct
+
+    from tests.support import in_fresh_loop
+
+    class NeverRead:
+        def __init__(self) -> None:
+            self.written, self.aborted, self.closed = b"", False, False
+            self.transport = self
+
+        def write(self, data: bytes) -> None:
+            self.written += data
+
+        async def drain(self) -> None:
+            await asyncio.Event().wait()  # the peer's window stays shut
+
+        def abort(self) -> None:
+            self.aborted = True
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(server, "WRITE_SECONDS", 0.2, raising=False)
+    peer = NeverRead()
+
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(struct.pack(">H", 5) + b"0200X")  # unreadable: answered 0210 with 30, no app needed
+        await asyncio.wait_for(server._connection(None, reader, peer), 5)  # (the old code: held, timed out)
+
+    in_fresh_loop(run)
+    assert peer.written[2:6] == b"0210" and peer.aborted and peer.closed
+
+
+def test_a_balance_too_large_for_field_54_is_left_out_never_written_with_a_digit_too_many(city, app, atm):
+    """Session 24's probe: two ATM deposits of 9,999,999,999.99 yuan (each within the money's bound) made a
+    balance of 13 digits of fen, which field 54 wrote whole: every character after it moved, and the
+    terminal (the simulator's `balances`) could not read the answer. Now the answer leaves field 54 out."""
+    card = activated(city, opening_fen=0)
+    for _ in range(2):
+        assert atm.send(atm.message("deposit", card.pan, 999_999_999_999))["39"] == "00"
+    answer = atm.send(atm.message("balance", card.pan, None, PIN))
+    assert answer["39"] == "00" and "54" not in answer
+    assert balance_of(app, card.pan) == 2 * 999_999_999_999
+    small = activated(city, name="李四", opening_fen=1_000)
+    assert balances(atm.send(atm.message("balance", small.pan, None, PIN))) == {"01": 1_000, "02": 1_000}
+
+
+def test_a_stan_or_processing_code_that_is_not_six_digits_is_a_format_error_and_moves_nothing(city, app, atm):
+    """Session 24's probe: a deposit with STAN `ABCDEF` (field 11, n6) was approved, and so was one with
+    processing code `21ZZZZ` (field 3, n6): both are answered 30 now, and nothing moves."""
+    card = activated(city, opening_fen=1_000)
+    for field, value in (("11", "ABCDEF"), ("3", "21ZZZZ"), ("11", "00001 ")):
+        doc = atm.message("deposit", card.pan, 100)
+        doc[field] = value
+        assert atm.send(doc)["39"] == "30", (field, value)
+    assert balance_of(app, card.pan) == 1_000
+    assert atm.send(atm.message("deposit", card.pan, 100))["39"] == "00"
+
+
+def test_a_connection_that_never_sends_a_message_is_closed_after_the_read_time_not_the_idle_time(monkeypatch):
+    """Session 24's probe: a connection that sent nothing (or one byte of a length) was held for the idle
+    300 s, so a client could hold thousands for five minutes each. The first message must come within
+    READ_SECONDS (a terminal connects to send); between messages the idle time still holds."""
+    import struct
+
+    from tests.support import in_fresh_loop
+
+    class Peer:
+        def __init__(self) -> None:
+            self.written, self.closed = b"", False
+            self.transport = self
+
+        def write(self, data: bytes) -> None:
+            self.written += data
+
+        async def drain(self) -> None:
+            return None
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(server, "READ_SECONDS", 0.2)
+    monkeypatch.setattr(server, "IDLE_SECONDS", 30.0)
+
+    async def silent() -> Peer:
+        peer, reader = Peer(), asyncio.StreamReader()
+        reader.feed_data(b"\x00")  # one byte of a length, then nothing
+        await asyncio.wait_for(server._connection(None, reader, peer), 5)  # (the old code: held, timed out)
+        return peer
+
+    assert in_fresh_loop(silent).closed
+
+    async def talking() -> tuple[Peer, bool]:
+        peer, reader = Peer(), asyncio.StreamReader()
+        reader.feed_data(struct.pack(">H", 5) + b"0200X")  # one message, answered; then quiet
+        task = asyncio.ensure_future(server._connection(None, reader, peer))
+        await asyncio.sleep(0.6)  # past READ_SECONDS: a connection that has spoken waits IDLE_SECONDS
+        held = not task.done()
+        task.cancel()
+        return peer, held
+
+    peer, held = in_fresh_loop(talking)
+    assert peer.written[2:6] == b"0210" and held

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import types
 from datetime import date, datetime
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
@@ -80,6 +81,19 @@ def _strict_money(info: Any) -> bool:
     )
 
 
+def number_kinds(annotation: Any) -> set[type]:
+    """Which of int, float and bool a field's type takes (through Annotated and unions; not inside lists
+    or models, which are validated as themselves)."""
+    if get_origin(annotation) is Annotated:
+        return number_kinds(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, types.UnionType):
+        return set().union(*(number_kinds(a) for a in get_args(annotation)))
+    return {annotation} & {int, float, bool}
+
+
+_WHOLE_NUMBER_FIELDS: dict[type, frozenset[str]] = {}
+
+
 class Strict(BaseModel):
     """The one base of every request body: unknown fields refused, no control characters, money only as
     strict integers of fen and dates only as ISO-8601 text (a `*_fen` field of any other type, or a date
@@ -92,9 +106,20 @@ class Strict(BaseModel):
     def _no_control_characters(cls, value: Any) -> Any:
         return clean_text(value)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers_only(cls, value: Any, info: Any) -> Any:
+        """A whole number (a row's id, a count, a number of days) is a JSON integer: pydantic's lax mode
+        read `true` as 1 and `1.0` as 1, so `{"person_id": true}` addressed person 1 (session 24's probe)."""
+        if isinstance(value, (bool, float)) and info.field_name in _WHOLE_NUMBER_FIELDS.get(cls, ()):
+            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        return value
+
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        _WHOLE_NUMBER_FIELDS[cls] = frozenset(
+            name for name, info in cls.model_fields.items() if number_kinds(info.annotation) == {int})
         for name, info in cls.model_fields.items():
             if name.endswith("_fen") and not _strict_money(info):
                 raise TypeError(f"{cls.__name__}.{name}: money must be a strict integer of fen (schemas.Fen)")

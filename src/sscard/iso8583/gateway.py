@@ -171,9 +171,9 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
         return {"39": NOT_SUPPORTED}
     op_fn, moves, needs_pin = PROCESSING[kind]
     pan, amount = str(doc.get("2", "")), str(doc.get("4", ""))
-    if not pan or "7" not in doc or "11" not in doc or (moves and not ascii_digits(amount)) \
-            or (needs_pin and "52" not in doc):
-        return {"39": FORMAT_ERROR}
+    if not pan or "7" not in doc or not _numeric(doc.get("11"), 6) or not _numeric(doc.get("3"), 6) \
+            or (moves and not ascii_digits(amount)) or (needs_pin and "52" not in doc):
+        return {"39": FORMAT_ERROR}  # (11, the STAN, and 3 are n6: `ABCDEF` or `21ZZZZ` are no message's)
     if not fresh(str(doc["7"]), app.clock.now()):
         return {"39": FORMAT_ERROR}
     if moves and doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
@@ -189,10 +189,18 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     except Exception:  # noqa: BLE001  a terminal gets "system malfunction", the log the traceback
         log.exception("iso8583 %s from %s failed", op_fn.operation_name, code)
         return {"39": SYSTEM_ERROR}
-    reply = {"39": APPROVED, "54": _balances(out)}
+    reply = {"39": APPROVED}
+    amounts = _balances(out)
+    if amounts is not None:
+        reply["54"] = amounts
     if out.get("transfer_id"):
         reply["38"] = _authorization_id(str(out["transfer_id"]))
     return reply
+
+
+def _numeric(value: Any, length: int) -> bool:
+    """A fixed-length numeric field (ISO 8583's n): exactly `length` ASCII digits."""
+    return isinstance(value, str) and len(value) == length and ascii_digits(value)
 
 
 def fresh(field7: str, now: datetime) -> bool:
@@ -211,13 +219,22 @@ def fresh(field7: str, now: datetime) -> bool:
     return False
 
 
-def _balances(out: dict[str, Any]) -> str:
-    """Field 54, additional amounts: account type 10 (savings), amount types 01 (ledger) and 02
-    (available), currency 156, sign, 12 digits of fen."""
-    def one(kind: str, fen: int) -> str:
-        return f"10{kind}{CURRENCY_CNY}{'C' if fen >= 0 else 'D'}{abs(fen):012d}"
+AMOUNT_DIGITS = 12  # an amount of field 54: n12, fen
 
-    return one("01", int(out["balance_fen"])) + one("02", int(out["available_fen"]))
+
+def _balances(out: dict[str, Any]) -> str | None:
+    """Field 54, additional amounts: account type 10 (savings), amount types 01 (ledger) and 02
+    (available), currency 156, sign, 12 digits of fen; None (no field 54) for a balance of more digits
+    (10 billion yuan and more: each deposit is bounded, a balance is not), which written whole shifted
+    every character after it and made the terminal read another amount."""
+    fen = int(out["balance_fen"]), int(out["available_fen"])
+    if any(abs(f) >= 10**AMOUNT_DIGITS for f in fen):
+        return None
+
+    def one(kind: str, fen: int) -> str:
+        return f"10{kind}{CURRENCY_CNY}{'C' if fen >= 0 else 'D'}{abs(fen):0{AMOUNT_DIGITS}d}"
+
+    return one("01", fen[0]) + one("02", fen[1])
 
 
 def _authorization_id(transfer_id: str) -> str:

@@ -491,11 +491,14 @@ def transfer(op: Op, from_pan: str, to_pan: str, amount_fen: int, pin: str, tran
     (two linked transfers, all or nothing). Counts against the per-day transfer limit."""
     require_fen(amount_fen)
     source_account = _account(op, from_pan)
-    target = _by_pan(op, to_pan)
-    if target.id == source_account.id:
-        raise SscardError("same_account")
+    # the payer's PIN before the payee is looked for: looked for first, a PAN of nobody answered
+    # account_not_found and a real one wrong_pin (pin_locked once locked, for ever after), so a card
+    # without its PIN told which card numbers of any bank exist (session 24's probe)
     source = debit_ready(op, source_account, pin)
     with _committed_refusals():
+        target = _by_pan(op, to_pan)
+        if target.id == source_account.id:
+            raise SscardError("same_account")
         check_bank_credit(lifecycle.bank_status(op, target))
         target_id = _ledger_id(op, target)
         limit = ("transfer", op.policy.limits.transfer_per_day_fen)
@@ -652,6 +655,7 @@ def statement(op: Op, pan: str, limit: int = 20, before_id: int | None = None) -
     number = validate_pan(pan)
     found = op.rows(_STATEMENT_READ, {"pan": number})
     if not found:
+        lookup.refuse_another_banks_pan(op.rows, number, op.actor)  # another bank's BIN: wrong_bank (R1.3)
         raise SscardError("account_not_found")  # (as `_account` refuses a PAN no account has)
     account = cast(BankAccount, found[0])  # its row stands in for it: the columns the answer reads
     access.require_own(op.actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,

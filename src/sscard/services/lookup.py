@@ -136,8 +136,31 @@ def account_for_card(session: Session, card: Card) -> BankAccount:
 
 def account_by_pan(session: Session, pan: str, actor: Actor | None = None) -> BankAccount:
     number = validate_pan(pan)
-    return _owned(session, select(BankAccount).where(BankAccount.pan == number), actor,
-                  missing_code="account_not_found")
+    try:
+        return _owned(session, select(BankAccount).where(BankAccount.pan == number), actor,
+                      missing_code="account_not_found")
+    except SscardError as refused:
+        if refused.code == "account_not_found" and actor is not None:
+            refuse_another_banks_pan(session_rows(session), number, actor)
+        raise
+
+
+_BANK_OF_BIN = select(Bank.id).where(Bank.bin == bindparam("bin"))
+
+
+def refuse_another_banks_pan(rows: Rows, pan: str, actor: Actor) -> None:
+    """For a PAN no account has, before `account_not_found` is answered: to the bank side (R1.3), a PAN
+    under another bank's BIN is `wrong_bank`, as another bank's real card is (its refused attempt recorded,
+    naming the PAN and nobody). The BIN printed in the PAN already says the bank; answering
+    `account_not_found` for a PAN of nobody and `wrong_bank` for another bank's real one told any teller or
+    terminal which of another bank's card numbers exist. Anyone else, and a PAN of the actor's own bank or
+    of no bank of the city, is left to `account_not_found`. Only on the not-found path: no query added
+    to a PAN that is found."""
+    if not access.is_bank_side(actor):
+        return
+    banks = rows(_BANK_OF_BIN, {"bin": pan[:6]})
+    if banks:
+        access.require_bank(actor, banks[0].id, about=About("bank_account", pan, None))
 
 
 def current_card(session: Session, person_id: int) -> Card | None:

@@ -189,7 +189,7 @@ def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
 @operation("bank_loss.report_written", roles=BANK_STAFF, scope=Scope.OWN)
 def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At any outlet of the card's bank, with ID; turns an oral loss into a written one."""
-    account = lookup.account_by_pan(op.session, pan)
+    account = lookup.account_by_pan(op.session, pan, op.actor)  # another bank's PAN: wrong_bank, found or not
     access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
     lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
     before = lifecycle.bank_transition(op, account, "report_written_loss")
