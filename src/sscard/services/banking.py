@@ -254,7 +254,7 @@ def _account(op: Op, pan: str) -> BankAccount:
     return _by_pan(op, pan, op.actor)
 
 
-def _pin_lock(account: BankAccount) -> Lockout:
+def pin_lock(account: BankAccount) -> Lockout:
     return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked)
 
 
@@ -266,7 +266,7 @@ def check_pin(op: Op, account: BankAccount, pin: str) -> None:
     """RULES §4 lockout; the new counter is saved even when the answer is wrong_pin/pin_locked."""
     if account.pin_digest is None:
         raise SscardError("pin_not_set")
-    before = _pin_lock(account)
+    before = pin_lock(account)
     lock, error = verify_with_lockout(before, "bank_pin", op.policy, op.now, pin_matches(op, account, pin),
                                       locked_code="pin_locked", wrong_code="wrong_pin")
     if lock != before:  # write only on change: a good PIN with no misses touches nothing
@@ -736,7 +736,7 @@ def reset_pin(op: Op, pan: str, presented_citizen_id: str, new: str, new_again: 
     require_pin_kept(op, account)
     check_repeat(new, new_again)
     check_new_pin(new, person.citizen_id, person.birth_date)
-    was_locked = _pin_lock(account).is_locked(op.now)
+    was_locked = pin_lock(account).is_locked(op.now)
     set_pin(op, account, new)
     op.audit("bank_account", account.pan, person_id=person.id, after="pin_reset", was_locked=was_locked)
     return {"pan": mask_pan(account.pan), "reset": True, "was_locked": was_locked}
