@@ -14,11 +14,13 @@ import io
 import os
 import threading
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
+from reportlab.platypus import Paragraph
 
 FONT_SETTING = "SSCARD_PDF_FONT"
 FONT_NAME = "SscardCJK"
@@ -88,6 +90,20 @@ def wrap(value: str, font: str, size: float, room: float) -> list[str]:
     if current:
         lines.append(current)
     return lines
+
+
+def plain(value: str) -> str:
+    """A value as it is to be read: control characters (a NUL, an escape sequence) are dropped, line breaks
+    become spaces."""
+    return "".join(" " if ch in "\r\n\t" else ch for ch in str(value) if ch in "\r\n\t" or ch.isprintable())
+
+
+def paragraph(value: str, style) -> Paragraph:
+    """A wrapped paragraph of plain text, the only way a document makes one: reportlab's Paragraph reads its
+    text as markup, so a value holding `<img src=...>` had it open a file or a URL into the PDF, `<font
+    name=...>` or a lone `<` ended the document with an error (a merchant's or an outlet's name, a
+    statement's line). The value is escaped first: it is shown as it was typed, never obeyed."""
+    return Paragraph(escape(plain(value)), style)
 
 
 class Page:

@@ -1,0 +1,63 @@
+"""Text that reaches a PDF from people and operators (names, merchants', outlets' and banks' names, a statement's
+lines) is shown as typed: never read as reportlab markup, never an error, never at the cost of a money figure."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import sscard
+from sscard.documents import bank_slips
+from sscard.documents.statements import Line, Statement, render_statement
+from tests.support import pdf_text
+
+AT = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+BIG = 5_100_282  # 51,002.82
+HOSTILE = [
+    "x<y",  # an unclosed tag: reportlab's parser refused the whole document
+    "<font name='zz'>A&B</font>",  # an unknown font: the document failed
+    "<img src='/etc/hostname' width='9' height='9'/>",  # a local file (or a URL) opened into the PDF
+    "张" * 300,
+    "\u202eاحمد\u202c",
+    "😀👨\u200d👩\u200d👧",
+    "a\x00b\x1b[31mc\r\nd",
+]
+
+
+def _statement(description: str, name: str = "张*") -> bytes:
+    return render_statement(Statement(
+        bank_name="工商银行", pan_masked="622202*********1234", name_masked=name, period_from=date(2026, 1, 5),
+        period_to=date(2026, 1, 9), opening_fen=0, closing_fen=BIG, status="正常", outlet="GSB-001", printed_at=AT,
+        lines=[Line(at=AT, description=description, credit_fen=BIG, balance_fen=BIG)]), "zh")
+
+
+def test_a_statement_line_holding_markup_is_printed_as_typed_and_opens_nothing(monkeypatch):
+    opened: list[str] = []
+    import reportlab.lib.utils as rl_utils
+
+    real = rl_utils.open_for_read
+    monkeypatch.setattr(rl_utils, "open_for_read", lambda name, *a, **k: opened.append(str(name)) or real(name, *a, **k))
+    for value in HOSTILE:
+        text = pdf_text(_statement(f"商户 {value} · R1", name=value))
+        assert text.count("51,002.82") == 4, (value, text)  # closing, credits, the line's credit and balance
+        if "<" in value:
+            shown = re.sub(r"\s+", "", text)
+            assert re.sub(r"\s+", "", value) in shown, (value, text)
+    assert not [name for name in opened if "hostname" in name], opened
+
+
+def test_a_slip_with_a_hostile_holder_name_keeps_its_amounts():
+    for value in HOSTILE:
+        slip = bank_slips.render_slip({"ref": "R1", "amount_fen": BIG, "balance_after_fen": BIG, "code": "deposit",
+                                       "at": AT.isoformat(), "holder_name": value, "pan": "622202*********1234"},
+                                      "zh", printed_at=AT)
+        text = pdf_text(slip)
+        assert text.count("51,002.82") == 2 and "伍万壹仟零贰元捌角贰分" in text, (value, text)
+
+
+def test_no_document_makes_a_paragraph_but_through_the_one_that_escapes():
+    documents = Path(sscard.__file__).resolve().parent / "documents"
+    found = [path.name for path in documents.glob("*.py")
+             if path.name != "drawing.py" and re.search(r"\bParagraph\(", path.read_text(encoding="utf-8"))]
+    assert not found, found
