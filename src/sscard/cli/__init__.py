@@ -44,6 +44,24 @@ def fail(exc: SscardError) -> None:
     raise typer.Exit(1)
 
 
+def read_secret(label: str, path: str | None = None, *, confirm: bool = False) -> str:
+    """A secret asked for without echo (twice with `confirm`), or read from the first line of a file or, for
+    '-', of standard input: never from the command line, where it shows in `ps` and the shell's history (no
+    command's parameter is named like a secret unless it names a file: tests/foundation/test_cli.py)."""
+    if path:
+        try:
+            if path == "-":
+                line = sys.stdin.readline()
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    line = handle.readline()
+        except OSError as exc:
+            err_console.print(f"[red]cannot read {label.lower()} from {path}[/red]: {exc.strerror}")
+            raise typer.Exit(2) from None
+        return line.rstrip("\r\n")
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
+
+
 @app.command()
 def init() -> None:
     """Create or upgrade the database schema (Alembic migrations)."""
@@ -142,7 +160,8 @@ def policy_show(as_json: bool = typer.Option(False, "--json")) -> None:
 def user_add(
     username: str,
     role: str = typer.Option(..., help="clerk | center_supervisor | teller | bank_supervisor | operator"),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    password_file: str | None = typer.Option(None, help="read the password from this file's first line ('-': "
+                                                       "standard input); without it, asked for (not echoed)"),
     name: str = typer.Option("", help="display name"),
     center: str | None = typer.Option(None, help="service center code (clerks, center supervisors)"),
     outlet: str | None = typer.Option(None, help="bank outlet code (tellers, bank supervisors)"),
@@ -151,6 +170,7 @@ def user_add(
     """Add a staff user (argon2id hash kept, never the password)."""
     from ..services import staff
 
+    password = read_secret("Password", password_file, confirm=True)
     sscard = load_app()
     try:
         out = staff.add_user(sscard, CLI_OPERATOR, username, password, role, name, center, outlet)
