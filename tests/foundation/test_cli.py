@@ -76,3 +76,36 @@ def test_no_command_takes_a_secret_on_its_command_line(tmp_path):
     result = CliRunner().invoke(cli_app, ["user", "add", "op9", "--role", "operator", "--password-file",
                                           str(tmp_path / "missing")], env=env)
     assert result.exit_code == 2 and "cannot read password" in result.output and "Traceback" not in result.output
+
+
+def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp_path, monkeypatch, capsys):
+    """`sscard id check X --kind nope` printed a KeyError's traceback, `sscard backup` into a folder that is a file a
+    FileNotFoundError's: an unknown choice is refused by the parser (exit 2), a file that cannot be read or
+    written is named in one line (exit 1), in sscard.cli.main, whatever the command."""
+    import sys
+
+    from sscard.cli import main
+
+    for name, value in {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
+                        "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8",
+                        "COLUMNS": "200"}.items():
+        monkeypatch.setenv(name, value)
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["sscard", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    code, said = run("id", "check", "11010519491231002X", "--kind", "nope")
+    assert code == 2 and "Invalid value for '--kind'" in said and "Traceback" not in said, said
+    code, said = run("id", "check", "11010519491231002X", "--kind", "citizen_id")
+    assert code == 0 and "valid citizen_id" in said
+    assert run("init")[0] == 0
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    code, said = run("backup", str(tmp_path / "a-file" / "backup.db"))
+    assert code == 1 and "a-file: File exists" in said and "Traceback" not in said, said

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -192,16 +193,24 @@ def user_token(username: str | None = None, terminal: str | None = None) -> None
         fail(exc)
 
 
+class IdKind(StrEnum):
+    auto = "auto"
+    citizen_id = "citizen_id"
+    card_number = "card_number"
+    pan = "pan"
+
+
 @id_app.command("check")
-def id_check(value: str, kind: str = typer.Option("auto", help="auto | citizen_id | card_number | pan")) -> None:
+def id_check(value: str, kind: IdKind = typer.Option(IdKind.auto)) -> None:
     """Validate a citizen ID, card number or PAN; exit 1 with the reason when it is wrong."""
     from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 
-    if kind == "auto":
-        kind = {18: "citizen_id", 9: "card_number", 19: "pan"}.get(len(value.strip()), "citizen_id")
-    check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[kind]
+    name = kind.value
+    if kind == IdKind.auto:
+        name = {18: "citizen_id", 9: "card_number", 19: "pan"}.get(len(value.strip()), "citizen_id")
+    check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[name]
     try:
-        console.print(f"valid {kind}: {check(value)}")
+        console.print(f"valid {name}: {check(value)}")
     except SscardError as exc:
         fail(exc)
 
@@ -227,6 +236,10 @@ def main() -> None:
     except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
+    except OSError as exc:  # a file named on the command line that cannot be read or written: said, not traced
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[red]{where}{exc.strerror or exc}[/red]")
+        sys.exit(1)
     except Exception as exc:
         if not _schema_missing(exc):
             raise
