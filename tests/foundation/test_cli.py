@@ -80,8 +80,10 @@ def test_no_command_takes_a_secret_on_its_command_line(tmp_path):
 
 def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp_path, monkeypatch, capsys):
     """`sscard id check X --kind nope` printed a KeyError's traceback, `sscard backup` into a folder that is a file a
-    FileNotFoundError's: an unknown choice is refused by the parser (exit 2), a file that cannot be read or
-    written is named in one line (exit 1), in sscard.cli.main, whatever the command."""
+    FileNotFoundError's, `sscard iso8583 send ... --amount abc` (after asking for the PIN) an SscardError's: an
+    unknown choice is refused by the parser (exit 2), a file that cannot be read or
+    written is named in one line (exit 1), and so is a refusal (its code and message), in sscard.cli.main,
+    whatever the command."""
     import sys
 
     from sscard.cli import main
@@ -109,3 +111,6 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     code, said = run("backup", str(tmp_path / "a-file" / "backup.db"))
     assert code == 1 and "a-file: File exists" in said and "Traceback" not in said, said
+    # a refusal no command caught (the ISO 8583 simulator's amount), before any PIN is asked for
+    code, said = run("iso8583", "send", "GSBATM01", "withdraw", "--pan", "6222020000000000000", "--amount", "abc")
+    assert code == 1 and "invalid_amount" in said and "PIN" not in said and "Traceback" not in said, said

@@ -39,9 +39,14 @@ def load_app():
         raise typer.Exit(2) from None
 
 
-def fail(exc: SscardError) -> None:
+def say_refusal(exc: SscardError) -> None:
+    """A refusal in one line: its code and its message in the operator's language (LANG)."""
     lang = "en" if os.environ.get("LANG", "").startswith("en") else "zh"
     err_console.print(f"[red]{exc.code}[/red]: {exc.message(lang)}")
+
+
+def fail(exc: SscardError) -> None:
+    say_refusal(exc)
     raise typer.Exit(1)
 
 
@@ -236,6 +241,9 @@ def main() -> None:
     except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
+    except SscardError as exc:  # a refusal a command did not catch itself (a bad amount): said, not traced
+        say_refusal(exc)
+        sys.exit(1)
     except OSError as exc:  # a file named on the command line that cannot be read or written: said, not traced
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(f"[red]{where}{exc.strerror or exc}[/red]")
