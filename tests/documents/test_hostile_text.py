@@ -61,3 +61,31 @@ def test_no_document_makes_a_paragraph_but_through_the_one_that_escapes():
     found = [path.name for path in documents.glob("*.py")
              if path.name != "drawing.py" and re.search(r"\bParagraph\(", path.read_text(encoding="utf-8"))]
     assert not found, found
+
+
+def test_a_medical_slips_long_bill_line_stays_in_its_column(monkeypatch):
+    """A bill line's name was cut at 24 characters, wider than its column in Chinese: it ran over the
+    目录内/目录外 column. It is fitted to the column's width, whatever its script."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfgen.canvas import Canvas
+
+    from sscard.documents import medical_slip
+    from tests.medical.test_slip import VIEW
+
+    drawn: list[tuple[float, float, str, str, float]] = []
+    real = Canvas.drawString
+
+    def record(self, x, y, text, *args, **kwargs):
+        drawn.append((x, y, text, self._fontname, self._fontsize))
+        return real(self, x, y, text, *args, **kwargs)
+
+    monkeypatch.setattr(Canvas, "drawString", record)
+    names = ["阿莫西林胶囊" * 4, "W" * 60, "😀" * 40 + "x<y", "a\x00b" * 50]
+    lines = [{"category": "drug", "name": name, "code": "", "amount_fen": 200000, "covered": True} for name in names]
+    text = pdf_text(medical_slip.render_slip({**VIEW, "lines": lines}))
+    assert len(re.findall(r"(?<!¥)2,000\.00", text)) == len(names), text  # each line's amount (¥: the total)
+    heads = {said: x for x, _y, said, _f, _s in drawn if said in ("项目", "医保目录")}
+    shown = [(said, font, size) for x, _y, said, font, size in drawn if x == heads["项目"] and said != "项目"]
+    assert len(shown) == len(names), shown
+    for said, font, size in shown:
+        assert heads["项目"] + pdfmetrics.stringWidth(said, font, size) < heads["医保目录"], said

@@ -92,6 +92,18 @@ def wrap(value: str, font: str, size: float, room: float) -> list[str]:
     return lines
 
 
+def fit(value: str, font: str, size: float, room: float) -> str:
+    """A value on one line of `room` points: as it is when it fits, else cut with "…" (a hospital's bill line
+    named at length ran over the next column; a count of characters cannot tell a CJK name's width)."""
+    value = plain(value)
+    if pdfmetrics.stringWidth(value, font, size) <= room:
+        return value
+    value = value[: int(room / (size * 0.2)) + 1]  # no glyph that shows is narrower: a long value costs no more
+    while value and pdfmetrics.stringWidth(value + "…", font, size) > room:
+        value = value[:-1]
+    return value + "…"
+
+
 def plain(value: str) -> str:
     """A value as it is to be read: control characters (a NUL, an escape sequence) are dropped, line breaks
     become spaces."""
