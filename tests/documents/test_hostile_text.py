@@ -45,6 +45,9 @@ def test_a_statement_line_holding_markup_is_printed_as_typed_and_opens_nothing(m
             shown = re.sub(r"\s+", "", text)
             assert re.sub(r"\s+", "", value) in shown, (value, text)
     assert not [name for name in opened if "hostname" in name], opened
+    from sscard.documents.drawing import plain
+
+    assert plain("工商银行\u3000西湖\x00\x1b[1m\r\n😀") == "工商银行\u3000西湖[1m  😀"  # a CJK space stays
 
 
 def test_a_slip_with_a_hostile_holder_name_keeps_its_amounts():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import unicodedata
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -105,9 +106,10 @@ def fit(value: str, font: str, size: float, room: float) -> str:
 
 
 def plain(value: str) -> str:
-    """A value as it is to be read: control characters (a NUL, an escape sequence) are dropped, line breaks
-    become spaces."""
-    return "".join(" " if ch in "\r\n\t" else ch for ch in str(value) if ch in "\r\n\t" or ch.isprintable())
+    """A value as it is to be read: line breaks and tabs become spaces, other control characters (a NUL, an
+    escape sequence) and lone surrogates are dropped; everything else (an ideographic space, a joiner) stays."""
+    return "".join(" " if ch in "\r\n\t" else ch for ch in str(value)
+                   if ch in "\r\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
 
 
 def paragraph(value: str, style) -> Paragraph:
