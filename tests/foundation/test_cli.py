@@ -114,3 +114,28 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
     # a refusal no command caught (the ISO 8583 simulator's amount), before any PIN is asked for
     code, said = run("iso8583", "send", "GSBATM01", "withdraw", "--pan", "6222020000000000000", "--amount", "abc")
     assert code == 1 and "invalid_amount" in said and "PIN" not in said and "Traceback" not in said, said
+
+
+def test_a_url_with_a_password_is_refused_on_the_command_line(monkeypatch, capsys):
+    """`sscard restore F --database-url postgresql://u:secret@db/x` (or `bench --pg-url`, `events publish --url`)
+    put a database password where `ps` shows it: refused before anything runs, saying where it goes instead."""
+    import sys
+
+    from sscard.cli import main
+
+    for args in (["restore", "f.dump", "--database-url", "postgresql+psycopg://u:Secret-9@db2/x"],
+                 ["bench", "--pg-url=postgresql://postgres:pw@127.0.0.1/postgres"],
+                 ["events", "publish", "--url", "nats://a:b@127.0.0.1:4222"],
+                 ["restore", "f.dump", "--database-url", "postgresql+psycopg:///x?host=db&password=pw"]):
+        monkeypatch.setattr(sys, "argv", ["sscard", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        said = capsys.readouterr().err
+        assert code == 2 and "PGPASSWORD" in said and "Secret-9" not in said, (args, said)
+    from sscard.cli import password_in_arguments
+
+    assert not password_in_arguments(["restore", "f.dump", "--database-url", "postgresql+psycopg://postgres@db2/x",
+                                      "sqlite:///var/restored.db", "--pg-url=postgresql://u@h/db", "a:b@c"])

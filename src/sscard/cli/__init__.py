@@ -234,7 +234,30 @@ def _register_area_commands() -> None:
             register(app)
 
 
+def password_in_arguments(args: list[str]) -> bool:
+    """Whether an argument is a URL carrying a password (`postgresql://user:secret@host/db`, `?password=`):
+    the command line shows in `ps` and the shell's history, so the password goes in PGPASSWORD, ~/.pgpass or
+    the environment's SSCARD_DATABASE_URL instead."""
+    from urllib.parse import parse_qs, urlsplit
+
+    for arg in args:
+        value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
+        if "://" not in value:
+            continue
+        try:
+            url = urlsplit(value)
+            if url.password or any(k.lower() == "password" for k in parse_qs(url.query)):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def main() -> None:
+    if password_in_arguments(sys.argv[1:]):
+        err_console.print("[red]a password in a URL on the command line shows in `ps` and the shell's history[/red]: "
+                          "give it in PGPASSWORD or ~/.pgpass (or the URL in SSCARD_DATABASE_URL) instead")
+        sys.exit(2)
     _register_area_commands()
     try:
         app()
