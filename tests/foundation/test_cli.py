@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from sscard.cli import app as cli_app
 
 PASSWORD = "Cli-Operator-Pass-9"
+SECRET_WORDS = ("password", "passwd", "pin", "passphrase", "secret")
 
 
 def test_init_user_add_and_token_keep_no_password_in_clear(tmp_path):
@@ -21,17 +22,20 @@ def test_init_user_add_and_token_keep_no_password_in_clear(tmp_path):
     assert result.exit_code == 0, result.output
     assert "database ready" in result.output
 
-    result = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--password", PASSWORD, "--token"],
-                           env=env)
+    result = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--token"], env=env,
+                           input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
     assert "added op1 (operator)" in result.output and "API token (shown once)" in result.output
     assert PASSWORD not in result.output
 
-    result = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--password", PASSWORD], env=env)
+    secret = tmp_path / "password.txt"
+    secret.write_text(PASSWORD + "\n", encoding="utf-8")
+    result = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--password-file", str(secret)], env=env)
     assert result.exit_code == 1 and "already_exists" in result.output
-    result = runner.invoke(cli_app, ["user", "add", "op2", "--role", "janitor", "--password", PASSWORD], env=env)
+    result = runner.invoke(cli_app, ["user", "add", "op2", "--role", "janitor", "--password-file", "-"], env=env,
+                           input=PASSWORD + "\n")
     assert result.exit_code == 1 and "invalid_request" in result.output
-    result = runner.invoke(cli_app, ["user", "add", "op3", "--role", "operator", "--password", "short"], env=env)
+    result = runner.invoke(cli_app, ["user", "add", "op3", "--role", "operator"], env=env, input="short\nshort\n")
     assert result.exit_code == 1 and "weak_password" in result.output
 
     result = runner.invoke(cli_app, ["user", "token", "--username", "op1"], env=env)
@@ -46,3 +50,92 @@ def test_init_user_add_and_token_keep_no_password_in_clear(tmp_path):
     assert len(hashes) == 1 and hashes[0].startswith("$argon2id$")
     assert len(digests) == 2 and token not in digests
     assert PASSWORD not in dump and token not in dump
+
+
+def test_no_command_takes_a_secret_on_its_command_line(tmp_path):
+    """A password typed as an argument shows in `ps` and the shell's history (`sscard user add --password ...`
+    did): every command's parameters are walked; a secret is asked for without echo or read from a file."""
+    import click
+    import typer
+
+    def walk(command: click.Command, path: str):
+        yield path, command
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            yield from walk(sub, f"{path} {name}")
+
+    root = typer.main.get_command(cli_app)
+    found = [f"{path}: {param.name}" for path, command in walk(root, "sscard") for param in command.params
+             if any(word in (param.name or "").lower().split("_") for word in SECRET_WORDS)
+             and not (param.name or "").endswith("_file") and not getattr(param, "is_flag", False)]
+    assert not found, found
+
+    env = {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
+           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8", "COLUMNS": "200"}
+    result = CliRunner().invoke(cli_app, ["user", "add", "op9", "--role", "operator", "--password", PASSWORD], env=env)
+    assert result.exit_code == 2 and "No such option" in result.output and PASSWORD not in result.output
+    result = CliRunner().invoke(cli_app, ["user", "add", "op9", "--role", "operator", "--password-file",
+                                          str(tmp_path / "missing")], env=env)
+    assert result.exit_code == 2 and "cannot read password" in result.output and "Traceback" not in result.output
+
+
+def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp_path, monkeypatch, capsys):
+    """`sscard id check X --kind nope` printed a KeyError's traceback, `sscard backup` into a folder that is a file a
+    FileNotFoundError's, `sscard iso8583 send ... --amount abc` (after asking for the PIN) an SscardError's: an
+    unknown choice is refused by the parser (exit 2), a file that cannot be read or
+    written is named in one line (exit 1), and so is a refusal (its code and message), in sscard.cli.main,
+    whatever the command."""
+    import sys
+
+    from sscard.cli import main
+
+    for name, value in {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
+                        "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8",
+                        "COLUMNS": "200"}.items():
+        monkeypatch.setenv(name, value)
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["sscard", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr()
+        return code, out.out + out.err
+
+    code, said = run("id", "check", "11010519491231002X", "--kind", "nope")
+    assert code == 2 and "Invalid value for '--kind'" in said and "Traceback" not in said, said
+    code, said = run("id", "check", "11010519491231002X", "--kind", "citizen_id")
+    assert code == 0 and "valid citizen_id" in said
+    assert run("init")[0] == 0
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    code, said = run("backup", str(tmp_path / "a-file" / "backup.db"))
+    assert code == 1 and "a-file: File exists" in said and "Traceback" not in said, said
+    # a refusal no command caught (the ISO 8583 simulator's amount), before any PIN is asked for
+    code, said = run("iso8583", "send", "GSBATM01", "withdraw", "--pan", "6222020000000000000", "--amount", "abc")
+    assert code == 1 and "invalid_amount" in said and "PIN" not in said and "Traceback" not in said, said
+
+
+def test_a_url_with_a_password_is_refused_on_the_command_line(monkeypatch, capsys):
+    """`sscard restore F --database-url postgresql://u:secret@db/x` (or `bench --pg-url`, `events publish --url`)
+    put a database password where `ps` shows it: refused before anything runs, saying where it goes instead."""
+    import sys
+
+    from sscard.cli import main
+
+    for args in (["restore", "f.dump", "--database-url", "postgresql+psycopg://u:Secret-9@db2/x"],
+                 ["bench", "--pg-url=postgresql://postgres:pw@127.0.0.1/postgres"],
+                 ["events", "publish", "--url", "nats://a:b@127.0.0.1:4222"],
+                 ["restore", "f.dump", "--database-url", "postgresql+psycopg:///x?host=db&password=pw"]):
+        monkeypatch.setattr(sys, "argv", ["sscard", *args])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        said = capsys.readouterr().err
+        assert code == 2 and "PGPASSWORD" in said and "Secret-9" not in said, (args, said)
+    from sscard.cli import password_in_arguments
+
+    assert not password_in_arguments(["restore", "f.dump", "--database-url", "postgresql+psycopg://postgres@db2/x",
+                                      "sqlite:///var/restored.db", "--pg-url=postgresql://u@h/db", "a:b@c"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -38,10 +39,33 @@ def load_app():
         raise typer.Exit(2) from None
 
 
-def fail(exc: SscardError) -> None:
+def say_refusal(exc: SscardError) -> None:
+    """A refusal in one line: its code and its message in the operator's language (LANG)."""
     lang = "en" if os.environ.get("LANG", "").startswith("en") else "zh"
     err_console.print(f"[red]{exc.code}[/red]: {exc.message(lang)}")
+
+
+def fail(exc: SscardError) -> None:
+    say_refusal(exc)
     raise typer.Exit(1)
+
+
+def read_secret(label: str, path: str | None = None, *, confirm: bool = False) -> str:
+    """A secret asked for without echo (twice with `confirm`), or read from the first line of a file or, for
+    '-', of standard input: never from the command line, where it shows in `ps` and the shell's history (no
+    command's parameter is named like a secret unless it names a file: tests/foundation/test_cli.py)."""
+    if path:
+        try:
+            if path == "-":
+                line = sys.stdin.readline()
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    line = handle.readline()
+        except OSError as exc:
+            err_console.print(f"[red]cannot read {label.lower()} from {path}[/red]: {exc.strerror}")
+            raise typer.Exit(2) from None
+        return line.rstrip("\r\n")
+    return str(typer.prompt(label, hide_input=True, confirmation_prompt=confirm))
 
 
 @app.command()
@@ -142,7 +166,8 @@ def policy_show(as_json: bool = typer.Option(False, "--json")) -> None:
 def user_add(
     username: str,
     role: str = typer.Option(..., help="clerk | center_supervisor | teller | bank_supervisor | operator"),
-    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    password_file: str | None = typer.Option(None, help="read the password from this file's first line ('-': "
+                                                       "standard input); without it, asked for (not echoed)"),
     name: str = typer.Option("", help="display name"),
     center: str | None = typer.Option(None, help="service center code (clerks, center supervisors)"),
     outlet: str | None = typer.Option(None, help="bank outlet code (tellers, bank supervisors)"),
@@ -151,6 +176,7 @@ def user_add(
     """Add a staff user (argon2id hash kept, never the password)."""
     from ..services import staff
 
+    password = read_secret("Password", password_file, confirm=True)
     sscard = load_app()
     try:
         out = staff.add_user(sscard, CLI_OPERATOR, username, password, role, name, center, outlet)
@@ -172,16 +198,24 @@ def user_token(username: str | None = None, terminal: str | None = None) -> None
         fail(exc)
 
 
+class IdKind(StrEnum):
+    auto = "auto"
+    citizen_id = "citizen_id"
+    card_number = "card_number"
+    pan = "pan"
+
+
 @id_app.command("check")
-def id_check(value: str, kind: str = typer.Option("auto", help="auto | citizen_id | card_number | pan")) -> None:
+def id_check(value: str, kind: IdKind = typer.Option(IdKind.auto)) -> None:
     """Validate a citizen ID, card number or PAN; exit 1 with the reason when it is wrong."""
     from ..core.identifiers import validate_card_number, validate_citizen_id, validate_pan
 
-    if kind == "auto":
-        kind = {18: "citizen_id", 9: "card_number", 19: "pan"}.get(len(value.strip()), "citizen_id")
-    check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[kind]
+    name = kind.value
+    if kind == IdKind.auto:
+        name = {18: "citizen_id", 9: "card_number", 19: "pan"}.get(len(value.strip()), "citizen_id")
+    check = {"citizen_id": validate_citizen_id, "card_number": validate_card_number, "pan": validate_pan}[name]
     try:
-        console.print(f"valid {kind}: {check(value)}")
+        console.print(f"valid {name}: {check(value)}")
     except SscardError as exc:
         fail(exc)
 
@@ -200,13 +234,43 @@ def _register_area_commands() -> None:
             register(app)
 
 
+def password_in_arguments(args: list[str]) -> bool:
+    """Whether an argument is a URL carrying a password (`postgresql://user:secret@host/db`, `?password=`):
+    the command line shows in `ps` and the shell's history, so the password goes in PGPASSWORD, ~/.pgpass or
+    the environment's SSCARD_DATABASE_URL instead."""
+    from urllib.parse import parse_qs, urlsplit
+
+    for arg in args:
+        value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
+        if "://" not in value:
+            continue
+        try:
+            url = urlsplit(value)
+            if url.password or any(k.lower() == "password" for k in parse_qs(url.query)):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
 def main() -> None:
+    if password_in_arguments(sys.argv[1:]):
+        err_console.print("[red]a password in a URL on the command line shows in `ps` and the shell's history[/red]: "
+                          "give it in PGPASSWORD or ~/.pgpass (or the URL in SSCARD_DATABASE_URL) instead")
+        sys.exit(2)
     _register_area_commands()
     try:
         app()
     except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         sys.exit(2)
+    except SscardError as exc:  # a refusal a command did not catch itself (a bad amount): said, not traced
+        say_refusal(exc)
+        sys.exit(1)
+    except OSError as exc:  # a file named on the command line that cannot be read or written: said, not traced
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[red]{where}{exc.strerror or exc}[/red]")
+        sys.exit(1)
     except Exception as exc:
         if not _schema_missing(exc):
             raise

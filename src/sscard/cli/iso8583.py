@@ -71,8 +71,8 @@ def register(app: typer.Typer) -> None:
             if kind == "sign-on":
                 answer = term.sign_on()
             elif kind in PROCESSING_CODES:
+                fen = yuan_to_fen(amount) if kind != "balance" else None  # a bad amount before the PIN is typed
                 pin = None if kind == "deposit" else typer.prompt("PIN", hide_input=True)
-                fen = yuan_to_fen(amount) if kind != "balance" else None
                 answer = term.send(term.message(kind, pan, fen, pin))
             else:
                 err_console.print(f"[red]unknown kind {kind!r}[/red]")

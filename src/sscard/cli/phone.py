@@ -17,8 +17,8 @@ from rich.text import Text
 from ..core.errors import SscardError
 
 HINT = {
-    "zh": "按键后回车（末尾#可省略）；直接回车表示没有按键；* 返回，0 人工服务；Ctrl-D 挂机",
-    "en": "Type keys then Enter (a final # may be left out); Enter alone is silence; * back, 0 agent; Ctrl-D hangs up",
+    "zh": "按键后回车（末尾#可省略）；直接回车表示没有按键；* 返回，0 人工服务，菜单中 # 重听；Ctrl-D 挂机",
+    "en": "Type keys then Enter (a final # may be left out); Enter alone is silence; * back, 0 agent, # on a menu hears it again; Ctrl-D hangs up",
 }
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import io
 import os
 import threading
+import unicodedata
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
+from reportlab.platypus import Paragraph
 
 FONT_SETTING = "SSCARD_PDF_FONT"
 FONT_NAME = "SscardCJK"
@@ -88,6 +91,33 @@ def wrap(value: str, font: str, size: float, room: float) -> list[str]:
     if current:
         lines.append(current)
     return lines
+
+
+def fit(value: str, font: str, size: float, room: float) -> str:
+    """A value on one line of `room` points: as it is when it fits, else cut with "…" (a hospital's bill line
+    named at length ran over the next column; a count of characters cannot tell a CJK name's width)."""
+    value = plain(value)
+    if pdfmetrics.stringWidth(value, font, size) <= room:
+        return value
+    value = value[: int(room / (size * 0.2)) + 1]  # no glyph that shows is narrower: a long value costs no more
+    while value and pdfmetrics.stringWidth(value + "…", font, size) > room:
+        value = value[:-1]
+    return value + "…"
+
+
+def plain(value: str) -> str:
+    """A value as it is to be read: line breaks and tabs become spaces, other control characters (a NUL, an
+    escape sequence) and lone surrogates are dropped; everything else (an ideographic space, a joiner) stays."""
+    return "".join(" " if ch in "\r\n\t" else ch for ch in str(value)
+                   if ch in "\r\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"))
+
+
+def paragraph(value: str, style) -> Paragraph:
+    """A wrapped paragraph of plain text, the only way a document makes one: reportlab's Paragraph reads its
+    text as markup, so a value holding `<img src=...>` had it open a file or a URL into the PDF, `<font
+    name=...>` or a lone `<` ended the document with an error (a merchant's or an outlet's name, a
+    statement's line). The value is escaped first: it is shown as it was typed, never obeyed."""
+    return Paragraph(escape(plain(value)), style)
 
 
 class Page:

@@ -10,7 +10,7 @@ from reportlab.lib.units import mm
 from ..core.clock import in_shanghai
 from ..core.labels import label_zh
 from ..core.money import format_yuan
-from .drawing import Page
+from .drawing import Page, fit
 
 
 def _yuan(fen: int) -> str:
@@ -56,7 +56,7 @@ def render_slip(view: dict) -> bytes:
             page.y = height - 16 * mm
         c.setFont(font, 9)
         c.drawString(left, page.y, label_zh("item_category", item["category"]))
-        c.drawString(left + 14 * mm, page.y, (item.get("name") or "")[:24])
+        c.drawString(left + 14 * mm, page.y, fit(item.get("name") or "", font, 9, 64 * mm))
         c.drawString(left + 80 * mm, page.y, "目录内" if item["covered"] else "目录外（自费）")
         c.drawRightString(right, page.y, format_yuan(sign * item["amount_fen"]))
         page.y -= 5.2 * mm

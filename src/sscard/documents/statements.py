@@ -12,26 +12,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from xml.sax.saxutils import escape
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import SimpleDocTemplate, Spacer, Table, TableStyle
 
 from ..core.clock import shanghai_time
 from ..core.money import format_yuan
 from ..i18n import gettext_in
-from .drawing import cjk_font
-
-
-def _text(value: str, style: ParagraphStyle) -> Paragraph:
-    """A Paragraph of plain text. reportlab reads a Paragraph's text as its own markup: a line's words name
-    a counterparty (an institution's or a terminal's code, typed by an operator), where `<b` stopped the PDF
-    with a 500 and `<img src=...>` had reportlab open a file of the server or a URL and draw it. Every
-    Paragraph of the statement goes through here, so no text is ever read as markup."""
-    return Paragraph(escape(value), style)
+from .drawing import cjk_font, paragraph
 
 
 @dataclass
@@ -85,7 +76,7 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
     body = ParagraphStyle("body", fontName=font, fontSize=9, leading=12)
     small = ParagraphStyle("small", fontName=font, fontSize=8, leading=10, textColor=colors.grey)
 
-    story: list = [_text(t["title"], title)]
+    story: list = [paragraph(t["title"], title)]
     pairs = [(t["bank"], st.bank_name), (t["pan"], st.pan_masked)]
     if st.name_masked:
         pairs.append((t["name"], st.name_masked))
@@ -108,19 +99,19 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
         ("TEXTCOLOR", (2, 0), (2, -1), colors.HexColor("#5b6673")),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
     ]))
-    story += [head_table, Spacer(1, 5 * mm), _text(t["unit"], small)]
+    story += [head_table, Spacer(1, 5 * mm), paragraph(t["unit"], small)]
 
     rows: list[list] = [[t["time"], t["desc"], t["debit"], t["credit"], t["balance"]]]
     for line in st.lines:
         rows.append([
             shanghai_time(line.at),
-            _text(line.description, body),
+            paragraph(line.description, body),
             format_yuan(line.debit_fen) if line.debit_fen else "",
             format_yuan(line.credit_fen) if line.credit_fen else "",
             "" if line.balance_fen is None else format_yuan(line.balance_fen),
         ])
     if not st.lines:
-        rows.append(["", _text(t["none"], body), "", "", ""])
+        rows.append(["", paragraph(t["none"], body), "", "", ""])
     lines_table = Table(rows, colWidths=[32 * mm, 70 * mm, 26 * mm, 26 * mm, 26 * mm], repeatRows=1)
     lines_table.setStyle(TableStyle([
         ("FONT", (0, 0), (-1, -1), font, 9),
@@ -129,7 +120,7 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.HexColor("#d9dee4")),
     ]))
-    story += [lines_table, Spacer(1, 6 * mm), _text(t["note"], small)]
+    story += [lines_table, Spacer(1, 6 * mm), paragraph(t["note"], small)]
 
     printed = shanghai_time(st.printed_at) if st.printed_at else ""
 

@@ -12,7 +12,7 @@ from datetime import date
 
 from ..core.clock import local_text
 from ..core.errors import SscardError
-from ..core.identifiers import ascii_digits, is_valid_citizen_id, mask_name
+from ..core.identifiers import is_valid_citizen_id, mask_name
 from ..core.money import format_yuan
 from ..i18n import label
 from ..services import banking, cards, loss, throttle
@@ -53,8 +53,8 @@ def _guarded(ctx: Ctx, login: str, attempt: Callable[[], dict]) -> dict:
     not test more logins than a browser could (session 21's probe: 12 failed identifications in a minute
     left the caller's budget untouched). A withheld number is throttled by each call's tries and each
     account's lock only: every withheld caller sharing one budget would let one of them lock out the rest."""
-    caller = ctx.state.get("callback_number") or ""
-    if not any(ascii_digits(c) for c in caller):  # withheld ("", "anonymous", "restricted"): not one client
+    caller = svc.callback_number_of(ctx.state.get("callback_number") or "")
+    if not caller:  # withheld ("", "anonymous", Twilio's +266696687...): not one client
         return attempt()
     door = "12333" if ctx.line == svc.LINE_12333 else "bank_hotline"
     return throttle.guarded_login(ctx.app, f"tel:{caller}", door, login, attempt)

@@ -9,7 +9,8 @@ services.hotline, so any server process can take a call's next turn.
 Node types: `menu` (one key chooses an option), `input` (digits, finished by # or a fixed count, handed
 to an action), `action` (runs at once, routes on its outcome), `say` (announce, go on), `agent`
 (queue for a human), `hangup`. Conventions on every menu/input node: `*` goes back (the node's `back`),
-`0` asks for a human agent (unless `agent = false`); no input re-prompts, and after `max_timeouts` in a
+`0` asks for a human agent (unless `agent = false`), `#` on a menu says it again (a caller who did not
+catch it; never counted as a wrong key); no input re-prompts, and after `max_timeouts` in a
 row the call ends; wrong keys `max_invalid` times in a row end it too; an input refused `max_attempts`
 times goes to its `too_many` route. A node with `requires = "identified"` sends an
 unidentified caller through the line's identification first and then on to it.
@@ -111,6 +112,7 @@ def parse_menu(name: str, text: str) -> Menu:
         max_attempts=int(line.get("max_attempts", 3)),
         back_key=line.get("back_key", "*"),
         agent_key=line.get("agent_key", "0"),
+        repeat_key=line.get("repeat_key", "#"),
         idle_minutes=int(line.get("idle_minutes", 10)),
         voices=dict(line.get("voices") or {}),
         text={k: dict(v) for k, v in (data.get("text") or {}).items()},
@@ -146,6 +148,8 @@ def check_menu(menu: Menu) -> None:
         if node.type in ("input", "action") and not node.on:
             raise MenuError(f"{menu.name}: node {node.name} has no routes (on)")
         for key, opt in node.options.items():
+            if key in (menu.back_key, menu.agent_key, menu.repeat_key):
+                raise MenuError(f"{menu.name}: node {node.name} option {key} is the line's back, agent or repeat key")
             target_ok(opt.go, f"{node.name}.options.{key}")
             if opt.when is not None and opt.when not in CONDITIONS:
                 raise MenuError(f"{menu.name}: node {node.name} option {key} has unknown condition {opt.when!r}")
@@ -211,6 +215,8 @@ class Engine:
             return self._agent(state, node, [])
         if digits == self.menu.back_key and node.back:
             return self._enter(state, node.back, [])
+        if node.type == "menu" and digits == self.menu.repeat_key:
+            return self._prompt(state, node, [])  # heard again, as often as asked: not a wrong key
         if node.type == "menu":
             option = node.options.get(digits)
             if option is None:

@@ -63,6 +63,7 @@ class Menu:
     voices: dict[str, str]
     text: dict[str, dict[str, str]]
     nodes: dict[str, Node]
+    repeat_key: str = "#"
 
 
 @dataclass

@@ -424,11 +424,21 @@ def request_agent(op: Op, call_sid: str, node: str, topic: str = "", callback_nu
             "requested_at": as_utc(req.requested_at)}
 
 
+WITHHELD_NUMBERS = frozenset({"+266696687", "+86282452253", "+8656696", "+7378742833", "+2562533"})
+"""What Twilio sends as `From` when the caller's number is not shown: ANONYMOUS, UNAVAILABLE, UNAVAIL,
+RESTRICTED and BLOCKED spelt on a keypad. They look like numbers (one of them like a Chinese one) but are
+every withheld caller at once: no agent can call one back, and as a login throttle's client they would let
+one withheld caller lock out all the others."""
+
+
 def callback_number_of(raw: str) -> str:
-    """A caller's number as a telephone network gives it ("+8613800138000"), or "" if it is not one
-    (the terminal's `sscard phone` says "terminal")."""
+    """A caller's number as a telephone network gives it ("+8613800138000"), or "" if it is not one (the
+    terminal's `sscard phone` says "terminal"; a withheld number: "anonymous" or WITHHELD_NUMBERS). The one
+    test of a caller's number: the agent queue calls it back, the hotlines' login throttle counts by it."""
     raw = (raw or "").strip()
     digits = raw[1:] if raw.startswith("+") else raw
+    if raw in WITHHELD_NUMBERS or f"+{digits}" in WITHHELD_NUMBERS:
+        return ""
     return raw if ascii_digits(digits) and 3 <= len(digits) <= 20 else ""
 
 
