@@ -171,3 +171,23 @@ def test_an_identity_check_for_person_true_is_refused_and_opens_no_visit(city, a
     assert r.json()["details"][0]["loc"] == ["body", "person_id"]
     with app.db.session() as s:
         assert len(s.scalars(select(CounterVisit)).all()) == before
+
+
+def test_a_whole_number_in_a_url_is_ascii_digits_or_refused_422_on_the_lane_and_through_fastapi(city, app, api):
+    """The probe's finding: pydantic read `1.0`, `+1`, ` 1`, `1_0` and Arabic-Indic digits in a URL as
+    integers, so `/persons/1_0/cards` answered person 10's cards and `/persons/%201/cards` person 1's: the
+    path a log or an auditor reads named another row than the one acted on. http.JsonRoute refuses them 422
+    on every route's path and query integers (the read lane hands them to it), and plain digits work."""
+    person_id, _cid = city.new_person()
+    clerk = bearer(city.token("clerk"))
+    assert api.get(f"/api/v1/persons/{person_id}/cards", headers=clerk).status_code == 200
+    for written in (f"{person_id}.0", f"+{person_id}", f"%20{person_id}", f"{person_id}%20", f"{person_id}_0",
+                    "".join(chr(0x0660 + int(d)) for d in str(person_id))):
+        r = api.get(f"/api/v1/persons/{written}/cards", headers=clerk)
+        assert r.status_code == 422, (written, r.status_code, r.text[:200])
+        assert r.json()["code"] == "invalid_request" and r.json()["details"][0]["loc"] == ["path", "person_id"]
+    operator = bearer(city.token("operator"))
+    assert api.get("/api/v1/audit?limit=5", headers=operator).status_code == 200
+    for written in ("5.0", "+5", "5_0", "%205"):
+        r = api.get(f"/api/v1/audit?limit={written}", headers=operator)
+        assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["query", "limit"], (written, r.text[:200])
