@@ -371,3 +371,32 @@ def test_a_connection_that_never_sends_a_message_is_closed_after_the_read_time_n
 
     peer, held = in_fresh_loop(talking)
     assert peer.written[2:6] == b"0210" and held
+
+
+def test_connections_past_the_bound_are_closed_at_once_and_a_freed_place_is_taken_again():
+    """Session 24's probe held 15,000 idle connections, bounded only by the process's open files. At most
+    `max_connections` are open at once; the next is closed as soon as it is accepted, and once one of the open
+    ones ends, a new connection is kept again (a terminal has its READ_SECONDS to send its first message)."""
+    from tests.support import in_fresh_loop
+
+    async def probe() -> tuple[bytes, bytes | None]:
+        gateway = await server.start(None, "127.0.0.1", 0, max_connections=2)
+        port = gateway.sockets[0].getsockname()[1]
+        async with gateway:
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            reader, _writer = await asyncio.open_connection("127.0.0.1", port)
+            past = await asyncio.wait_for(reader.read(1), 2)  # closed at once: end of stream
+            held[0][1].close()
+            await asyncio.sleep(0.2)  # (the server sees the first one end)
+            again, _w = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                kept = await asyncio.wait_for(again.read(1), 0.5)
+            except TimeoutError:
+                kept = None  # still open, waiting for its first message
+            for _r, w in (*held[1:], (again, _w)):
+                w.close()
+            return past, kept
+
+    past, kept = in_fresh_loop(probe)
+    assert past == b""
+    assert kept is None

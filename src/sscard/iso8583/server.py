@@ -15,6 +15,8 @@ IDLE_SECONDS = 300.0  # a connection with no message for this long is closed (te
 READ_SECONDS = 10.0  # a message's bytes, once its length is read, must arrive within this; and the first
 #                      message of a connection (a terminal connects to send): one that says nothing is not held
 WRITE_SECONDS = 10.0  # an answer must be taken by the terminal within this: one that stops reading is cut off
+MAX_CONNECTIONS = 2_000  # open at once: one a terminal (a city's ATMs and POS of one bank reach a few
+#                          thousand through their concentrators); past it a new connection is closed at once
 
 
 async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -47,9 +49,26 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
         writer.close()
 
 
-async def start(app: Any, host: str, port: int) -> asyncio.Server:
-    """Listen; the caller keeps the server (`async with`) and its App."""
-    return await asyncio.start_server(lambda r, w: _connection(app, r, w), host, port)
+async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> asyncio.Server:
+    """Listen; the caller keeps the server (`async with`) and its App. At most `max_connections` are open at
+    once: session 24's probe held 15,000 idle connections, bounded only by the process's open files, which
+    a gateway shares with its database connections and log files; past the bound a new one is closed at
+    once (the terminals connected are still answered)."""
+    open_now = 0
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        if open_now >= max_connections:
+            log.warning("iso8583: %d connections open, the most allowed: a new one closed", open_now)
+            writer.transport.abort()
+            return
+        open_now += 1
+        try:
+            await _connection(app, reader, writer)
+        finally:
+            open_now -= 1
+
+    return await asyncio.start_server(accept, host, port)
 
 
 def serve(app: Any, host: str, port: int) -> None:
