@@ -45,3 +45,28 @@ def test_a_portal_session_kept_busy_sends_the_cardholder_to_login_an_hour_after_
         assert not _kept_busy(clock, timedelta(minutes=10), timedelta(minutes=5), touch)
         gone = browser.get("/portal/card", follow_redirects=False)
         assert gone.status_code == 303 and gone.headers["location"] == "/portal/login"
+
+
+def test_a_second_login_in_the_same_browser_ends_the_session_it_replaces_at_the_server(app, city):
+    """The browser probe's finding: signing in again in a browser that held a live session only replaced its
+    cookie there; the old session stayed good at the server until its idle timeout, for any copy of the old
+    cookie. The login that sets a new session's cookie ends the one whose cookie came with it."""
+    import re
+
+    def sign_in(browser: TestClient) -> str:
+        page = browser.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+        r = browser.post("/console/login", data={"login_token": token, "username": "clerk",
+                                                 "password": STAFF_PASSWORD}, follow_redirects=False)
+        assert r.status_code == 303
+        return browser.cookies["sscard_staff"]
+
+    with TestClient(create_app(app)) as browser, TestClient(create_app(app)) as copy:
+        first = sign_in(browser)
+        copy.cookies.set("sscard_staff", first)
+        assert copy.get("/console", follow_redirects=False).status_code == 200  # a copy of the cookie works
+        second = sign_in(browser)
+        assert second != first
+        assert browser.get("/console", follow_redirects=False).status_code == 200
+        assert copy.get("/console", follow_redirects=False).status_code == 303  # the first session ended
+        assert websession.resolve(app, first, "staff") is None

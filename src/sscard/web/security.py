@@ -32,6 +32,12 @@ class LoginRequired(Exception):
 
 
 def set_session_cookie(response, kind: str, token: str, request: Request) -> None:
+    """A new session's cookie, set at a login. The session the browser held before (its cookie came with the
+    login) is ended at the server, not only replaced in that browser: a copy of the old cookie must not stay
+    good until its idle timeout (session 24's browser probe)."""
+    old = request.cookies.get(COOKIE[kind])
+    if old and old != token:
+        websession.logout(request.app.state.sscard, old)
     hardening.set_cookie(response, request, COOKIE[kind], token)
 
 
