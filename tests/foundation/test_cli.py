@@ -84,9 +84,7 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
     unknown choice is refused by the parser (exit 2), a file that cannot be read or
     written is named in one line (exit 1), and so is a refusal (its code and message), in sscard.cli.main,
     whatever the command."""
-    import sys
 
-    from sscard.cli import main
 
     for name, value in {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
                         "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8",
@@ -94,12 +92,7 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
         monkeypatch.setenv(name, value)
 
     def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["sscard", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+        code = _exit_code_of_main(monkeypatch, *args)
         out = capsys.readouterr()
         return code, out.out + out.err
 
@@ -116,23 +109,30 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
     assert code == 1 and "invalid_amount" in said and "PIN" not in said and "Traceback" not in said, said
 
 
-def test_a_url_with_a_password_is_refused_on_the_command_line(monkeypatch, capsys):
-    """`sscard restore F --database-url postgresql://u:secret@db/x` (or `bench --pg-url`, `events publish --url`)
-    put a database password where `ps` shows it: refused before anything runs, saying where it goes instead."""
+def _exit_code_of_main(monkeypatch, *args: str) -> int:
+    """`sscard ARGS` through sscard.cli.main, as the console script runs it: its exit code."""
     import sys
 
     from sscard.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["sscard", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def test_a_url_with_a_password_is_refused_on_the_command_line(monkeypatch, capsys):
+    """`sscard restore F --database-url postgresql://u:secret@db/x` (or `bench --pg-url`, `events publish --url`)
+    put a database password where `ps` shows it: refused before anything runs, saying where it goes instead."""
+
 
     for args in (["restore", "f.dump", "--database-url", "postgresql+psycopg://u:Secret-9@db2/x"],
                  ["bench", "--pg-url=postgresql://postgres:pw@127.0.0.1/postgres"],
                  ["events", "publish", "--url", "nats://a:b@127.0.0.1:4222"],
                  ["restore", "f.dump", "--database-url", "postgresql+psycopg:///x?host=db&password=pw"]):
-        monkeypatch.setattr(sys, "argv", ["sscard", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
+        code = _exit_code_of_main(monkeypatch, *args)
         said = capsys.readouterr().err
         assert code == 2 and "PGPASSWORD" in said and "Secret-9" not in said, (args, said)
     from sscard.cli import password_in_arguments
