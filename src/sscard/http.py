@@ -203,14 +203,15 @@ class _JsonRequest(Request):
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
 
 
-def _whole_number_type(annotation: Any) -> bool:
-    """int, through Annotated and Optional (not bool, not a union with other kinds)."""
+def number_kinds(annotation: Any) -> set[type]:
+    """Which of int, float and bool a parameter's or field's type takes (through Annotated and unions; not
+    inside lists or models, which are validated as themselves). `{int}`: a whole number, whose text in a URL
+    (`loose_whole_numbers`) and whose JSON in a body (`api.schemas.Strict`) are held to exactly that."""
     if get_origin(annotation) is Annotated:
-        return _whole_number_type(get_args(annotation)[0])
+        return number_kinds(get_args(annotation)[0])
     if get_origin(annotation) in (Union, types.UnionType):
-        kinds = [a for a in get_args(annotation) if a is not type(None)]
-        return len(kinds) == 1 and _whole_number_type(kinds[0])
-    return annotation is int
+        return set().union(*(number_kinds(a) for a in get_args(annotation)))
+    return {annotation} & {int, float, bool}
 
 
 def whole_number_params(dependant: Dependant) -> tuple[tuple[str, str], ...]:
@@ -221,7 +222,7 @@ def whole_number_params(dependant: Dependant) -> tuple[tuple[str, str], ...]:
         dep = stack.pop()
         stack.extend(dep.dependencies)
         for where, params in (("path", dep.path_params), ("query", dep.query_params)):
-            found += [(where, p.alias) for p in params if _whole_number_type(p.field_info.annotation)]
+            found += [(where, p.alias) for p in params if number_kinds(p.field_info.annotation) == {int}]
     return tuple(found)
 
 

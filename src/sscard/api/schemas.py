@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-import types
 from datetime import date, datetime
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, field_validator
 from pydantic_core import PydanticCustomError
 
 from ..core import money
+from ..http import number_kinds
 
 # NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
 # database can encode a lone surrogate, so they would end as a 500. They are never valid input.
@@ -79,16 +79,6 @@ def _strict_money(info: Any) -> bool:
     return bool(args) and all(
         get_origin(a) is Annotated and any(getattr(m, "strict", False) for m in get_args(a)[1:]) for a in args
     )
-
-
-def number_kinds(annotation: Any) -> set[type]:
-    """Which of int, float and bool a field's type takes (through Annotated and unions; not inside lists
-    or models, which are validated as themselves)."""
-    if get_origin(annotation) is Annotated:
-        return number_kinds(get_args(annotation)[0])
-    if get_origin(annotation) in (Union, types.UnionType):
-        return set().union(*(number_kinds(a) for a in get_args(annotation)))
-    return {annotation} & {int, float, bool}
 
 
 _WHOLE_NUMBER_FIELDS: dict[type, frozenset[str]] = {}
