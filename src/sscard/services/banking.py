@@ -562,16 +562,18 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
     freeze is not posted after it (RULES §3: no debit while lost or frozen), it stays held until voided or
     expired (session 24's probe: a hold authorized, an oral loss reported, then captured)."""
     merchant = _merchant_account(op)
+    holder: list[BankAccount] = []  # the hold's card account, read once: its state here, its holder for the record
 
     def debit_allowed(ledger_id: int) -> None:
         account = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == ledger_id))
         if account is not None:  # (a hold is always on a card's account; none is a ledger-only test's)
             check_bank_debit(lifecycle.bank_status(op, account))
+            holder.append(account)
 
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant, debit_allowed=debit_allowed)
     access.checked(Scope.OWN)  # post_pending refuses a hold whose merchant is not this terminal
     op.audit("ledger_transfer", transfer_id, before="pending", after="posted", amount_fen=posted["amount_fen"],
-             person_id=_holder_of(op, transfer_id))
+             person_id=holder[0].person_id if holder else None)
     return posted
 
 

@@ -300,8 +300,9 @@ def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict
     account = lookup.account_by_pan(op.session, pan, op.actor)
     banking.require_pin_kept(op, account)
     _still_the_secret_verified(op, call, account.pan, account.pin_digest)
-    if banking.pin_lock(account).is_locked(op.now):  # locked since it was verified: only a reset lifts it
-        raise banking.pin_lock(account).refusal("pin_locked").without_count()
+    lock = banking.pin_lock(account)
+    if lock.is_locked(op.now):  # locked since it was verified: only a reset lifts it
+        raise lock.refusal("pin_locked").without_count()
     _second_entry_matches(op, call_sid, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new_again, person.citizen_id, person.birth_date)
