@@ -400,3 +400,54 @@ def test_connections_past_the_bound_are_closed_at_once_and_a_freed_place_is_take
     past, kept = in_fresh_loop(probe)
     assert past == b""
     assert kept is None
+
+
+def test_an_account_type_the_card_does_not_have_is_refused_and_moves_nothing(city, app, atm, pos):
+    """Field 3's last four digits name the accounts moved from and to (session 24 left them unread): a
+    purchase "from the credit account" was taken from the debit one. The card has one savings account:
+    00 (default) and 10 name it; 20 (cheque) is answered 52, 30 (credit) 39, any other 12."""
+    card = activated(city, opening_fen=10_000)
+    for processing_code, expected in (("002000", "52"), ("003000", "39"), ("004000", "12"), ("000099", "12"),
+                                      ("00AB00", "30")):
+        doc = pos.message("purchase", card.pan, 100, PIN)
+        doc["3"] = processing_code
+        assert pos.send(doc)["39"] == expected, processing_code
+    assert balance_of(app, card.pan) == 10_000
+    for processing_code in ("000000", "001000"):
+        doc = pos.message("purchase", card.pan, 100, PIN)
+        doc["3"] = processing_code
+        assert pos.send(doc)["39"] == "00", processing_code
+    deposit = atm.message("deposit", card.pan, 100)
+    deposit["3"] = "210010"  # into the savings account
+    assert atm.send(deposit)["39"] == "00"
+    assert balance_of(app, card.pan) == 10_000 - 200 + 100
+    invariants(app)
+
+
+def test_a_connection_sending_only_unreadable_messages_is_closed_after_three(city, atm):
+    """Session 24's probe: a connection whose every frame was answered 30 as undecodable was kept for the
+    300 s idle time. Three in a row close it; a readable message between them starts the count again."""
+    import socket
+    import struct
+
+    garbage = b"0200" + b"\xff" * 20  # a request's MTI, then nothing this gateway decodes
+    with socket.create_connection(("127.0.0.1", atm.port), timeout=10) as sock:
+        for _ in range(3):
+            sock.sendall(struct.pack(">H", len(garbage)) + garbage)
+            (length,) = struct.unpack(">H", sock.recv(2))
+            assert b"30" in sock.recv(length)  # each answered 30
+        assert sock.recv(10) == b""  # then closed
+    card = activated(city, opening_fen=1_000)
+    with socket.create_connection(("127.0.0.1", atm.port), timeout=10) as sock:
+
+        def exchange(raw: bytes) -> bytes:
+            sock.sendall(struct.pack(">H", len(raw)) + raw)
+            (length,) = struct.unpack(">H", sock.recv(2))
+            return sock.recv(length)
+
+        for _ in range(3):  # two unreadable, then a good one: the count starts again, the connection stays
+            for _ in range(2):
+                assert exchange(garbage)
+            good = gateway_module.decode(exchange(gateway_module.encode(
+                atm.message("balance", card.pan, None, PIN), atm.tak)))
+            assert good["39"] == "00"

@@ -87,8 +87,12 @@ RESPONSE_CODES: dict[str, str] = {
     "service_busy": "91",
 }
 APPROVED, FORMAT_ERROR, NOT_SUPPORTED, DO_NOT_HONOUR, SYSTEM_ERROR = "00", "30", "40", "05", "96"
-UNKNOWN_TERMINAL, MAC_FAILED = "03", "A0"
+UNKNOWN_TERMINAL, MAC_FAILED, INVALID_TRANSACTION = "03", "A0", "12"
 ECHOED = ("2", "3", "4", "7", "11", "12", "13", "22", "25", "32", "37", "41", "42", "49")
+
+
+class Unreadable(bytes):
+    """The answer to a message that could not be decoded (39 = 30): the server counts them in a row."""
 
 
 class FormatError(ValueError):
@@ -139,7 +143,7 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         mti = raw[:4].decode("ascii", "replace")
         log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if ascii_digits(mti) else "?")
         if len(raw) >= 4 and ascii_digits(mti) and mti[2] in "02":  # a request or an advice: answered
-            return encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None)
+            return Unreadable(encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None))
         return None
     mti = doc["t"]
     reply = {"t": _answer_mti(mti), **{k: doc[k] for k in ECHOED if k in doc}}
@@ -176,8 +180,11 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
         return {"39": FORMAT_ERROR}  # (11, the STAN, and 3 are n6: `ABCDEF` or `21ZZZZ` are no message's)
     if not fresh(str(doc["7"]), app.clock.now()):
         return {"39": FORMAT_ERROR}
+    refused_type = _account_type_refusal(str(doc["3"]))
+    if refused_type:
+        return {"39": refused_type}
     if moves and doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
-        return {"39": "12"}  # invalid transaction: this card's account holds yuan only
+        return {"39": INVALID_TRANSACTION}  # invalid transaction: this card's account holds yuan only
     args: list[Any] = [pan] + ([int(amount)] if moves else [])
     if needs_pin:
         tpk = app.secrets.terminal_key(code, "tpk")
@@ -196,6 +203,21 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     if out.get("transfer_id"):
         reply["38"] = _authorization_id(str(out["transfer_id"]))
     return reply
+
+
+# Field 3's last four digits: the account types moved from and to. The card's bank side is one savings
+# (debit) account: "00" (the default) or "10" name it; a cheque or credit account it does not have.
+ACCOUNT_TYPES = ("00", "10")
+NO_ACCOUNT_OF_TYPE = {"20": "52", "30": "39"}  # no cheque account, no credit account
+
+
+def _account_type_refusal(processing_code: str) -> str | None:
+    """The response code refusing field 3's account types, or None when both name the card's account:
+    a purchase from a credit account is not silently taken from the debit one."""
+    for kind in (processing_code[2:4], processing_code[4:6]):
+        if kind not in ACCOUNT_TYPES:
+            return NO_ACCOUNT_OF_TYPE.get(kind, INVALID_TRANSACTION)
+    return None
 
 
 def _numeric(value: Any, length: int) -> bool:

@@ -8,19 +8,23 @@ import logging
 import struct
 from typing import Any
 
-from .gateway import MAX_MESSAGE_BYTES, answer
+from .gateway import MAX_MESSAGE_BYTES, Unreadable, answer
 
 log = logging.getLogger("sscard.iso8583")
 IDLE_SECONDS = 300.0  # a connection with no message for this long is closed (terminals send 0800 echoes)
 READ_SECONDS = 10.0  # a message's bytes, once its length is read, must arrive within this; and the first
 #                      message of a connection (a terminal connects to send): one that says nothing is not held
 WRITE_SECONDS = 10.0  # an answer must be taken by the terminal within this: one that stops reading is cut off
+UNREADABLE_IN_A_ROW = 3  # messages answered 30 as undecodable, one after another, before the connection is
+#                         closed: a terminal that has lost its framing or its spec sends nothing else, and
+#                         without this bound kept its connection for the idle time
 MAX_CONNECTIONS = 2_000  # open at once: one a terminal (a city's ATMs and POS of one bank reach a few
 #                          thousand through their concentrators); past it a new connection is closed at once
 
 
 async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     wait = READ_SECONDS  # for the first message; IDLE_SECONDS between messages once one came
+    unreadable = 0
     try:
         while True:
             try:
@@ -36,6 +40,7 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
             out = await answer(app, raw)
             if out is None:
                 return
+            unreadable = unreadable + 1 if isinstance(out, Unreadable) else 0
             writer.write(struct.pack(">H", len(out)) + out)
             try:
                 await asyncio.wait_for(writer.drain(), WRITE_SECONDS)
@@ -44,6 +49,9 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
                 writer.transport.abort()  # (close() would wait for the unread answers to be flushed)
                 return
             except ConnectionError:
+                return
+            if unreadable >= UNREADABLE_IN_A_ROW:
+                log.info("iso8583 %d unreadable messages in a row: connection closed", unreadable)
                 return
     finally:
         writer.close()
