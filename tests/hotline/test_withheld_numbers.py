@@ -35,3 +35,31 @@ def test_withheld_callers_do_not_share_one_login_budget(make_app, city, holder):
         owner = Phone(client, caller="+266696687").press("1").press("1")  # another withheld caller
         owner.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
         assert "身份验证成功" in owner.text and "失败次数过多" not in owner.text
+
+
+def test_one_callers_number_spelt_three_ways_is_one_number():
+    """Session 24's probe: the throttle keyed on `From` as the network spelt it, so "13800138000" and
+    "+86 138 0013 8000" were other callers than "+8613800138000"."""
+    spellings = ("+8613800138000", "13800138000", "+86 138 0013 8000", "008613800138000", "138-0013-8000")
+    assert {hotline.callback_number_of(n) for n in spellings} == {"+8613800138000"}
+    assert hotline.callback_number_of("01062345678") == "+861062345678"  # a Beijing landline, trunk 0 dropped
+    assert [hotline.callback_number_of(n) for n in ("terminal", "anonymous", "", "+", "12")] == [""] * 5
+
+
+def test_failures_from_one_number_count_together_however_the_network_spells_it(make_app, city, holder):
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+
+    app = make_app(login={"client_failures_per_minute": 3})
+    with TestClient(create_app(app)) as client:
+        for spelling, wrong in (("+8613800138000", "11112222"), ("13800138000", "11112223"),
+                                ("+86 138 0013 8000", "11112224")):
+            guesser = Phone(client, caller=spelling).press("1").press("1")
+            guesser.press(keys_for_citizen_id(holder.citizen_id)).press(wrong)
+        again = Phone(client, caller="008613800138000").press("1").press("1")
+        again.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
+        assert "失败次数过多" in again.text and "身份验证成功" not in again.text
+        other = Phone(client, caller="+8613900000000").press("1").press("1")  # another caller is not held
+        other.press(keys_for_citizen_id(holder.citizen_id)).press(QUERY_PASSWORD)
+        assert "身份验证成功" in other.text
