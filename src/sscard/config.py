@@ -44,6 +44,11 @@ class Settings:
     # proxy the server sees another one (http://127.0.0.1:8000/...). When set, a webhook's signature is
     # checked against this base with the request's own path and query; unset, against the URL as received.
     hotline_public_url: str | None = None
+    # The public base URL people reach the site at (SSCARD_PUBLIC_URL, e.g. https://sscard.example.cn):
+    # printed on every proof of insurance as its check page's address and in its QR code. Unset (a demo, a
+    # test), the address the request came to is printed, which a proxy passing any Host header lets a
+    # requester choose. It is also the hotline's base when SSCARD_HOTLINE_PUBLIC_URL is not set.
+    public_url: str | None = None
     # Where the server's audit-chain sealer runs (SSCARD_AUDIT_SEALER): "thread", in the server's own
     # interpreter, or "process", a process of its own that the server starts and stops (its hashing then
     # never holds the interpreter lock the requests need). From the environment the default is "process"
@@ -73,7 +78,9 @@ class Settings:
             twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
             hotline_public_url=parse_public_url("SSCARD_HOTLINE_PUBLIC_URL",
-                                                os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", "")),
+                                                os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", ""))
+            or parse_public_url("SSCARD_PUBLIC_URL", os.environ.get("SSCARD_PUBLIC_URL", "")),
+            public_url=parse_public_url("SSCARD_PUBLIC_URL", os.environ.get("SSCARD_PUBLIC_URL", "")),
             audit_sealer=sealer,
         )
 

@@ -167,3 +167,40 @@ def test_the_public_page_answers_429_with_retry_after_once_an_address_guessed_to
     refused = client.get(f"/portal/verify?code={issued['code']}")  # the QR code's address is counted too
     assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
     assert "真实有效" not in refused.text and "蒋**" not in refused.text
+
+
+def test_the_printed_check_address_is_the_configured_public_url_whatever_host_the_request_names(
+        settings, clock, city, holder):
+    """Session 24's probe: behind a proxy that passes any Host, `Host: evil.example` put
+    http://evil.example/portal/verify on the certificate and in its QR code. With SSCARD_PUBLIC_URL set,
+    the certificate names that address only."""
+    import dataclasses
+
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+    from sscard.core.policy import load_policy
+    from sscard.services.app import build_app
+
+    public = build_app(dataclasses.replace(settings, public_url="https://sscard.example.cn"), clock=clock,
+                       policy=load_policy(), pool_size=2)
+    try:
+        with TestClient(create_app(public)) as client:
+            login_changed(client, holder)
+            page = client.get("/portal/certificate", headers={"host": "evil.example"})
+            assert page.status_code == 200
+            assert "https://sscard.example.cn/portal/verify" in page.text and "evil.example" not in page.text
+    finally:
+        public.close()
+
+
+def test_the_public_url_setting_is_a_base_url_or_start_up_stops(monkeypatch):
+    from sscard.config import Settings, SettingsError
+
+    monkeypatch.setenv("SSCARD_PUBLIC_URL", "https://sscard.example.cn/")
+    monkeypatch.delenv("SSCARD_HOTLINE_PUBLIC_URL", raising=False)
+    got = Settings.from_env()
+    assert got.public_url == "https://sscard.example.cn" and got.hotline_public_url == "https://sscard.example.cn"
+    monkeypatch.setenv("SSCARD_PUBLIC_URL", "javascript:alert(1)")
+    with pytest.raises(SettingsError, match="SSCARD_PUBLIC_URL"):
+        Settings.from_env()

@@ -600,8 +600,10 @@ def access_page(request: Request) -> Response:
 
 
 def verify_url(request: Request) -> str:
-    """The public check page's address, as printed on the certificate and carried by its QR code."""
-    return str(request.base_url).rstrip("/") + "/portal/verify"
+    """The public check page's address, as printed on the certificate and carried by its QR code: under the
+    configured public URL (SSCARD_PUBLIC_URL), never a Host header's choice when one is set."""
+    base = _app(request).settings.public_url or str(request.base_url)
+    return base.rstrip("/") + "/portal/verify"
 
 
 def _certificate_page(request: Request, me: Me, error: str = "", status_code: int = 200, form: dict | None = None):
