@@ -172,7 +172,9 @@ def test_the_slip_names_everything_a_teller_hands_over_and_prints(bank_city, cou
         assert fact in slip, fact
     again = teller.get(f"/bank/slip?ref={ref.lower()}")
     assert again.status_code == 200 and "壹拾元零伍分" in again.text
-    pdf = teller.post("/bank/slip.pdf", {"ref": ref})
+    printed = re.search(r'<form method="post" action="/bank/slip.pdf".*?</form>', again.text, re.S).group(0)
+    pdf = teller.post("/bank/slip.pdf", dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
+                                                        printed)))  # the slip's print button, as pressed
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert card.pan.encode() not in pdf.content
     assert teller.get("/bank/slip?ref=20261202-0000000").status_code == 404
@@ -303,3 +305,18 @@ def test_a_desk_form_shown_for_one_customer_acts_on_nobody_after_another_window_
     assert 'data-result="freeze"' in done.text
     assert banking.statement(app, bank_city.actor("teller"), second.pan)["status"] == "frozen"
     assert banking.statement(app, bank_city.actor("teller"), first.pan)["status"] == "active"
+
+
+def test_a_desk_form_that_names_no_customer_acts_on_nobody(bank_city, counter, app):
+    """Session 24 left it lenient: a hand-made (or pre-desk_ref) form with no `desk_ref` acted on whoever was
+    at the desk. Every desk form names its customer now, and one that does not is refused, doing nothing."""
+    bsup = counter("bsup")
+    card = served(bank_city, app, bsup, "杨兰英")
+    sent = bsup.post("/bank/supervisor", {"desk_ref": "", "task": "freeze", "reason": "court order"})
+    assert sent.status_code == 409 and "没有注明是为哪位客户" in sent.text
+    teller = counter("teller")
+    served(bank_city, app, teller, "傅莹秀")
+    deposit = teller.post("/bank/deposit", {"desk_ref": "", "amount": "20"})
+    assert deposit.status_code == 409 and "没有注明是为哪位客户" in deposit.text
+    assert banking.statement(app, bank_city.actor("teller"), card.pan)["status"] == "active"
+    assert 'data-result="freeze"' in bsup.post("/bank/supervisor", {"task": "freeze", "reason": "court order"}).text

@@ -89,6 +89,12 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The customer at the desk was changed or the visit ended in another window: this confirmation was for the "
         "card ending {last4}, and nothing was done. Look the customer up again first.",
     ),
+    "desk_customer_unnamed": (
+        409,
+        "此表单没有注明是为哪位客户打开的（页面可能已过期），未办理任何业务。请重新查询客户后再办理。",
+        "This form does not say which customer it was shown for (the page may be out of date): nothing was done. "
+        "Look the customer up again first.",
+    ),
     "confirmation_already_used": (
         409,
         "此确认已经提交过，业务已按当时确认的内容办理（见下方最近交易）；修改后的内容没有办理。如需再办一笔，请重新开始。",

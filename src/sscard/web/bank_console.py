@@ -231,10 +231,13 @@ def _pan_of(request: Request, desk: Desk, form: dict[str, str]) -> str:
     if form.get("pan_ref"):
         return open_pan(_app(request), desk, form["pan_ref"])
     pan = _session_pan(request, desk)
-    if form.get("desk_ref"):  # the customer the form was shown for (every desk form, pan_field)
-        shown = open_pan(_app(request), desk, form["desk_ref"])
-        if shown != pan:  # another window changed the customer, or ended the visit: act on nobody
-            raise SscardError("desk_customer_changed", last4=shown[-4:])
+    if not form.get("desk_ref"):  # every desk form names its customer (pan_field): one that does not, a
+        if pan:                   # hand-made or out-of-date page, acts on nobody rather than on whoever is here
+            raise SscardError("desk_customer_unnamed")
+        return pan
+    shown = open_pan(_app(request), desk, form["desk_ref"])
+    if shown != pan:  # another window changed the customer, or ended the visit: act on nobody
+        raise SscardError("desk_customer_changed", last4=shown[-4:])
     return pan
 
 
