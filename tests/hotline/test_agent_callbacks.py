@@ -89,3 +89,27 @@ def test_the_service_queues_no_request_without_a_number_to_call(client, app):
         with pytest.raises(SscardError) as refused:
             hotline.request_agent(app, hotline.GATEWAY_12333, phone.sid, "main", callback_number=number)
         assert refused.value.code == "no_callback_number"
+
+
+def test_one_number_asking_on_eight_calls_at_one_instant_waits_once(client, app, city):
+    """A number waits once on a line (request_agent), also when its calls ask at the same instant: eight
+    threads released together leave one open request, and seven answers naming it."""
+    import threading
+
+    phones = [Phone(client, caller="+8613812345670").press("1") for _ in range(8)]
+    start = threading.Barrier(len(phones))
+    answers: list = []
+
+    def ask(phone) -> None:
+        start.wait()
+        answers.append(hotline.request_agent(app, hotline.GATEWAY_12333, phone.sid, "main",
+                                             callback_number="+8613812345670"))
+
+    threads = [threading.Thread(target=ask, args=(p,)) for p in phones]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 8
+    assert sum(a["queued"] for a in answers) == 1 and len({a["id"] for a in answers}) == 1
+    assert [r["callback_number"] for r in _queue(app, city, "12333")] == ["+8613812345670"]
