@@ -104,3 +104,21 @@ def test_a_login_page_opened_twice_signs_in_from_the_first_or_says_why_not(city,
     first.fill("input[name=password]", STAFF_PASSWORD)
     first.click("button[type=submit]")
     first.wait_for_url(live_server.url + "/console")
+
+
+def test_a_refused_lookup_and_identity_check_keep_the_id_the_clerk_typed(city, app, live_server, page):
+    card = city.issued_card("王五")
+    _console_login(page, live_server)
+    wrong = card.citizen_id[:-1] + ("0" if card.citizen_id[-1] != "0" else "1")  # a bad check digit
+    page.fill("input[name=query]", wrong)
+    page.press("input[name=query]", "Enter")
+    page.wait_for_selector("[role=alert]")
+    assert page.input_value("input[name=query]") == wrong
+    assert page.evaluate("document.activeElement.name") == "query"
+
+    page.goto(f"{live_server.url}/console/persons/{card.person_id}")
+    page.fill("#identity input[name=citizen_id]", wrong)
+    page.click("#identity button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    assert page.input_value("#identity input[name=citizen_id]") == wrong
+    assert page.evaluate("document.activeElement.name") == "citizen_id"
