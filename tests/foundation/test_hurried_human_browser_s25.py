@@ -122,3 +122,19 @@ def test_a_refused_lookup_and_identity_check_keep_the_id_the_clerk_typed(city, a
     page.wait_for_selector("[role=alert]")
     assert page.input_value("#identity input[name=citizen_id]") == wrong
     assert page.evaluate("document.activeElement.name") == "citizen_id"
+
+
+def test_a_slip_shown_at_the_counter_prints_without_the_sites_bar_menus_and_buttons(city, app, live_server, page):
+    card = active_account(city, app)
+    sign_in(page, live_server)
+    page.fill("input[name=pan]", card.pan)
+    page.click("button:has-text('查询账户')")
+    page.click("nav >> text=存款")
+    page.fill("input[name=amount]", "3")
+    page.click("button:has-text('下一步：核对')")
+    page.click("button:has-text('确认存款')")
+    page.wait_for_selector("[data-slip]")
+    page.emulate_media(media="print")
+    for chrome in ("header.top", "nav.top-nav", "footer.foot", "[data-action=slip-pdf]", "button:has-text('退出登录')"):
+        assert not page.locator(chrome).first.is_visible(), chrome
+    assert page.inner_text("[data-slip] [data-field=capitals]") == "叁元整"
