@@ -223,7 +223,8 @@ def find(request: Request, w: Window = Depends(WINDOW.signed_in),
             raise SscardError("invalid_request")
     except SscardError as err:
         return _home(request, w, {"error": _message(err, lang), "find": {"name": form.get("name", ""),
-                                                                         "birth_date": form.get("birth_date", "")}},
+                                                                         "birth_date": form.get("birth_date", ""),
+                                                                         "query": form.get("query", "")}},
                      err.status)
     if len(found) == 1:
         return RedirectResponse(f"/console/persons/{found[0]['id']}", status_code=303)
@@ -265,7 +266,8 @@ def identity_check(person_id: int, request: Request, w: Window = Depends(WINDOW.
             form.get("agent_citizen_id", "").upper() or None, idempotency_key=form.get("op_key") or None,
         )
     except SscardError as err:
-        return _person(request, w, person_id, {"error": _message(err, language(request)),
+        keep = {k: form.get(k, "") for k in ("citizen_id", "attorney_id", "agent_citizen_id")}
+        return _person(request, w, person_id, {"error": _message(err, language(request)), "id_form": keep,
                                                "presenter": "agent" if agent else "cardholder"}, err.status)
     return RedirectResponse(f"/console/visits/{visit['id']}", status_code=303)
 
@@ -284,7 +286,8 @@ def record_attorney(person_id: int, request: Request, w: Window = Depends(WINDOW
                               form.get("agent_citizen_id", "").upper(), scope, start, end,
                               form.get("document_ref", ""), idempotency_key=form.get("op_key") or None)
     except SscardError as err:
-        keep = {k: form.get(k, "") for k in ("agent_name", "document_ref", "valid_from", "valid_to")}
+        keep = {k: form.get(k, "") for k in ("agent_name", "agent_citizen_id", "document_ref", "valid_from", "valid_to",
+                                              "citizen_id", "scope")}
         return _person(request, w, person_id, {"error": _message(err, lang), "poa_form": keep,
                                                "poa_open": True}, err.status)
     holder_id = form.get("citizen_id", "").upper()

@@ -133,13 +133,31 @@ def _local_path(value: str | None) -> str | None:
     return None
 
 
+def _a_page(request: Request, target: str) -> str:
+    """`target` (a local path, maybe with its query), or, when no page answers a GET there, the nearest page
+    above it: after a form was posted, the address bar holds the form's target (`/console/find`,
+    `/console/visits/3/replace`, `/bank/account`), and going back there in the other language answered 405
+    (session 25's browser probe); `/console`, `/console/visits/3`, `/bank` are the pages the form was on."""
+    from starlette.routing import Match
+
+    path = target.split("?", 1)[0]
+    while path not in ("", "/"):
+        scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.routes):
+            return target if target.split("?", 1)[0] == path else path
+        path = path.rsplit("/", 1)[0]
+    return "/"
+
+
 @router.get("/lang/{lang}", include_in_schema=False)
 def switch_language(lang: str, request: Request) -> RedirectResponse:
-    """Remember the language in a cookie and go back where the user was: `next` (the page's own path, in
-    base.html's link: browsers send no Referer under our Referrer-Policy), else the Referer, else home."""
+    """Remember the language in a cookie and go back where the user was: `next` (the page's own path and
+    query, in base.html's link: browsers send no Referer under our Referrer-Policy), else the Referer, else
+    home; a form's target (the page shown after a POST) goes back to the page the form was on."""
     target = _local_path(request.query_params.get("next")) or request.headers.get("referer") or "/"
-    if not target.startswith(str(request.base_url)) and not _local_path(target):
-        target = "/"
+    if target.startswith(str(request.base_url)):
+        target = "/" + target[len(str(request.base_url)):]
+    target = _a_page(request, target) if _local_path(target) else "/"
     response = RedirectResponse(target, status_code=303)
     # lax: a preference with no authority; a link from elsewhere may still open in the chosen language
     hardening.set_cookie(response, request, "lang", "en" if lang == "en" else "zh", samesite="lax")

@@ -70,6 +70,25 @@ class CsrfFailed(Exception):
     pass
 
 
+# A form from a page whose token is no longer the session's: the same user signed in again (or out) in
+# another tab, or opened a second login page. Said as a page of the site in the user's language (it was a
+# bare "CSRF check failed" in both), with the way back: the console's or portal's home, or the login page.
+STALE_PAGE = "此页面已过期（可能已在另一个窗口重新登录、退出或打开了新的登录页）：刚才提交的内容没有办理。请刷新页面后重新办理。"
+
+
+def stale_page(request: Request):
+    """403, a page of the site. An htmx form does not swap it: sscard.js shows its message in #net-status."""
+    from ..http import language
+    from ..i18n import gettext
+    from .pages import render
+
+    path = request.url.path
+    area = "/" + path.strip("/").split("/")[0] if path.strip("/") else "/"
+    reopen = path if path in LOGIN_PAGE.values() else area
+    return render(request, "error.html", {"message": gettext(language(request), STALE_PAGE), "status": 403,
+                                          "reopen": reopen}, 403)
+
+
 def install(api) -> None:
     """Answer LoginRequired with a redirect (htmx: HX-Redirect), CSRF failures with 403 and PageRefused
     with its refusal page."""
@@ -84,7 +103,7 @@ def install(api) -> None:
 
     @api.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed):
-        return PlainTextResponse("CSRF check failed / 请求校验失败，请刷新页面", status_code=403)
+        return stale_page(request)
 
     @api.exception_handler(PageRefused)
     async def _refused(request: Request, exc: PageRefused):

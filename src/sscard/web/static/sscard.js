@@ -14,21 +14,37 @@
     return document.getElementById("net-status");
   }
 
-  function lost(event) {
+  function say(text) {
     var status = box();
     if (!status) return;
     status.className = "msg error";
     status.setAttribute("role", "alert");  // (given when shown: an alert that appears is announced)
     status.hidden = false;
-    status.textContent = status.getAttribute("data-lost");
+    status.textContent = text;
     status.focus();
+  }
+
+  function lost(event) {
+    var status = box();
+    if (status) say(status.getAttribute("data-lost"));
+  }
+
+  // A 4xx that htmx does not swap (only a page of the site answers so: a stale page's token, a refusal page
+  // of the frame or of a role): its message is said where a lost answer is, never nothing at all. The pages'
+  // own refusals come as 2xx and are swapped in where the form is.
+  function refused(xhr) {
+    var page = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var alert = page.querySelector("main [role=alert]");
+    var text = alert && alert.textContent.replace(/\s+/g, " ").trim();
+    if (text) say(text);
   }
 
   document.addEventListener("htmx:sendError", lost);
   document.addEventListener("htmx:timeout", lost);
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail && event.detail.xhr;
-    if (!xhr || xhr.status >= 500) lost(event);  // a 4xx is an answer: the page says what it was
+    if (!xhr || xhr.status >= 500) lost(event);
+    else refused(xhr);
   });
   // While a form's request is out (every htmx form): the form is aria-busy, a visible "处理中… / Working…"
   // says so next to its button, and its buttons are disabled, until the answer comes (or the lost-answer
