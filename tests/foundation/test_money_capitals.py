@@ -76,3 +76,12 @@ def test_a_float_is_refused_and_a_trillion_yuan_is_beyond_any_account():
         yuan_in_capitals(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         yuan_in_capitals(10**14)
+
+
+def test_an_amount_is_said_in_everyday_chinese_words_for_the_hotlines_voice():
+    from sscard.core.money import spoken_yuan
+
+    said = {123456: "一千二百三十四元五角六分", 1005: "十元零五分", 10000: "一百元", 0: "零元", 5: "五分",
+            110000: "一千一百元", 1000000005: "一千万元零五分", -1250: "负十二元五角", 1010: "十元一角"}
+    assert {fen: spoken_yuan(fen) for fen in said} == said
+    assert not any(c in spoken_yuan(fen) for fen in range(0, 200_000, 777) for c in "0123456789,.整壹贰拾佰仟")

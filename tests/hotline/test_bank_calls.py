@@ -113,7 +113,7 @@ def test_balance_needs_the_pin_and_is_read_out(client, active):
     phone.press("000001")
     assert "密码错误" in phone.text
     phone.press(active.pin)
-    assert "可用余额为500.00元" in phone.text
+    assert "可用余额为五百元。" in phone.text  # in words: a zh-CN voice reads "500.00" digit by digit
 
 
 def test_pin_changed_by_phone(client, active, app, city):

@@ -116,3 +116,15 @@ def yuan_in_capitals(fen: int) -> str:
     if f:
         text += _DIGITS[f] + "分"
     return text
+
+
+_SPOKEN = str.maketrans("零壹贰叁肆伍陆柒捌玖拾佰仟", "零一二三四五六七八九十百千")
+
+
+def spoken_yuan(fen: int) -> str:
+    """The amount as a Chinese voice says it (一千二百三十四元五角六分, 十元零五分, 一百元): for a zh-CN
+    text-to-speech engine, which reads "1,234.56元" digit by digit or pauses at the comma. The capitals'
+    rules in everyday characters, without 整, and 十 rather than 一十 at the start."""
+    text = yuan_in_capitals(fen).translate(_SPOKEN).removesuffix("整")
+    sign, rest = ("负", text[1:]) if text.startswith("负") else ("", text)
+    return sign + (rest[1:] if rest.startswith("一十") else rest)

@@ -13,7 +13,7 @@ from datetime import date
 from ..core.clock import local_text
 from ..core.errors import SscardError
 from ..core.identifiers import is_valid_citizen_id, mask_name
-from ..core.money import format_yuan
+from ..core.money import format_yuan, spoken_yuan
 from ..i18n import label
 from ..services import banking, cards, loss, throttle
 from ..services import hotline as svc
@@ -325,7 +325,8 @@ def bank_balance(ctx: Ctx, value: str | None) -> Outcome:
         if err.code == "pin_locked":
             return Outcome("locked", [ctx.error(err)])
         return Outcome("refused", [ctx.error(err)])
-    return Outcome("ok", [ctx.text("balance", amount=format_yuan(out["available_fen"]))])
+    fen = out["available_fen"]  # said in words in Chinese: a zh-CN voice reads "1,234.56" badly
+    return Outcome("ok", [ctx.text("balance", amount=spoken_yuan(fen) if ctx.lang == "zh" else format_yuan(fen))])
 
 
 def _account_status(ctx: Ctx) -> str | None:
