@@ -260,6 +260,30 @@ def test_a_double_click_on_confirm_deposits_once(bank_city, app, live_server, pa
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 1000
 
 
+def test_enter_pressed_twice_on_the_amount_stops_at_the_confirm_step_which_enter_then_confirms(
+        bank_city, app, live_server, page):
+    """Session 25's browser probe: Enter, Enter in the deposit amount field made the deposit, the second key
+    landing on the confirm button the step focuses: a confirmation nobody read. An Enter in the step's first
+    moments is dropped; read, Enter confirms it (the keyboard's way stays)."""
+    card = active_account(bank_city, app)
+    sign_in(page, live_server)
+    page.fill("input[name=pan]", card.pan)
+    page.click("button:has-text('查询账户')")
+    page.click("nav >> text=存款")
+    page.fill("input[name=amount]", "10")
+    page.press("input[name=amount]", "Enter")
+    page.wait_for_selector("[data-action=confirm]")
+    page.keyboard.press("Enter")  # the hurried second press
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(400)
+    assert page.query_selector("[data-slip]") is None and page.query_selector("[data-action=confirm]")
+    assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 0
+    page.wait_for_timeout(600)
+    page.keyboard.press("Enter")  # read, then confirmed
+    page.wait_for_selector("[data-slip]")
+    assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 1000
+
+
 def test_a_lost_answer_is_said_so_and_pressing_confirm_again_shows_the_first_result_once(
         bank_city, app, live_server, page):
     """Session 22's browser probe: a confirm whose answer was lost left the step as it was, in silence, and

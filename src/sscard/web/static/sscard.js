@@ -5,7 +5,9 @@
    - after htmx swaps in a step, focus goes where the work continues (the PIN pad, the confirm button, the
      refusal, the result), not back to the top of the page;
    - while a form's request is out it is aria-busy, says "处理中…" and its buttons are disabled;
-   - a refusal about a field is tied to it (aria-invalid, aria-describedby) and the field gets the focus. */
+   - a refusal about a field is tied to it (aria-invalid, aria-describedby) and the field gets the focus;
+   - a confirm step takes no Enter in its first moments (CONFIRM_PAUSE_MS), so a key pressed twice, or held,
+     on the form before it does not confirm a step nobody has read (session 25's browser probe). */
 (function () {
   "use strict";
   var FOCUS = ["[autofocus]", "[data-action=confirm]", "[role=alert]", "[data-result]", "input:not([type=hidden])"];
@@ -150,8 +152,25 @@
     if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") t.removeAttribute("aria-invalid");
   });
 
+  // A confirm step (last four digits, holder, amount in 大写) is there to be read: an Enter that reaches it
+  // within CONFIRM_PAUSE_MS of its showing is the previous form's key pressed twice or held (the bank's
+  // deposit amount: Enter, Enter made the deposit), and is dropped. A click is not: the mouse has moved.
+  var CONFIRM_PAUSE_MS = 800, SHOWN = "data-shown-at";
+  function stamp(root) {
+    var steps = root && root.querySelectorAll ? root.querySelectorAll("section.confirm") : [];
+    for (var i = 0; i < steps.length; i++) if (!steps[i].hasAttribute(SHOWN)) steps[i].setAttribute(SHOWN, String(Date.now()));
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { stamp(document); });
+  else stamp(document);
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !event.target || !event.target.closest) return;
+    var step = event.target.closest("section.confirm[" + SHOWN + "]");
+    if (step && (event.repeat || Date.now() - Number(step.getAttribute(SHOWN)) < CONFIRM_PAUSE_MS)) event.preventDefault();
+  }, true);
+
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
+    stamp(target);
     if (target && target.querySelector && tie(target)) return;
     if (!target || !target.querySelector || target.id !== "desk") return;
     for (var i = 0; i < FOCUS.length; i++) {
