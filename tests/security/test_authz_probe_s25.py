@@ -85,3 +85,28 @@ def test_a_fee_receipt_of_an_agents_application_shows_the_holder_masked_and_name
     lines = {zh: value for zh, _, value in fee_receipt_lines(window.holder_fee_receipt(app, clerk, own["receipt_no"]))}
     assert lines["持卡人"].startswith("蒋武") and lines["新卡号"] == own["card_number"]
     assert audits(app, "window.holder_fee_receipt")[-1].detail["handed_to"] == "cardholder"
+
+
+def test_an_agents_attempt_at_what_only_the_cardholder_may_do_is_refused_and_recorded_naming_the_attorney(
+        app, city):
+    """The window console refused an agent's cancel of a loss or reset of the query password itself, before
+    any operation ran: the refused agent action left no audit record (RULES §7: the power of attorney appears
+    in every agent action's record; §9: refusals that matter are recorded), and the rule lived in one channel.
+    The services refuse it now, recorded, whichever channel passes the agent."""
+    from sscard.services import passwords
+
+    card = city.issued_card("蒋文")
+    clerk = city.actor("clerk")
+    loss.report_temporary_loss(app, city.cardholder(card), card.card_number)
+    p = poa(city, card)  # every scope a power of attorney can name
+    with pytest.raises(SscardError) as refused:
+        loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id, p["id"], AGENT_ID)
+    assert refused.value.code == "attorney_not_valid"
+    with pytest.raises(SscardError) as refused:
+        passwords.reset_query_password(app, clerk, card.person_id, card.citizen_id, p["id"], AGENT_ID)
+    assert refused.value.code == "attorney_not_valid"
+    for operation in ("ss_loss.cancel", "query_password.reset"):
+        record = audits(app, operation)[-1]
+        assert (record.result, record.attorney_id, record.on_behalf_of, record.person_id) == (
+            "attorney_not_valid", p["id"], card.person_id, card.person_id), operation
+    assert loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id)["ss_status"] == "normal"

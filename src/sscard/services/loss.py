@@ -148,9 +148,14 @@ def replacement_applied(op: Op, card: Card) -> bool:
 
 
 @operation("ss_loss.cancel", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
-def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
-    """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced."""
+def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None, attorney_id: int | None = None,
+                   agent_citizen_id: str | None = None) -> dict[str, Any]:
+    """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced. Only the
+    cardholder in person: an agent (`attorney_id`, with their own ID) is refused, recorded."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
+    from . import attorney  # the counter area owns powers of attorney
+
+    attorney.refuse_agent(op, attorney_id, card.person_id)
     if lifecycle.ss_status(op, card) == SsStatus.FORMAL_LOSS:
         if op.actor.role not in CENTER_STAFF or op.actor.channel not in (Channel.WINDOW, Channel.API):
             raise SscardError("forbidden")
