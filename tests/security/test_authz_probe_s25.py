@@ -110,3 +110,32 @@ def test_an_agents_attempt_at_what_only_the_cardholder_may_do_is_refused_and_rec
         assert (record.result, record.attorney_id, record.on_behalf_of, record.person_id) == (
             "attorney_not_valid", p["id"], card.person_id, card.person_id), operation
     assert loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id)["ss_status"] == "normal"
+
+
+def test_a_rotated_token_of_a_user_or_a_terminal_stops_working_and_the_new_one_works(city, app, api, clock):
+    """Tokens never expire, and nothing revoked one: `sscard user token` issued a new token for a user or a
+    terminal whose token had leaked, and the old one went on working for ever. `--rotate` (issue_token's
+    `rotate`) revokes every other token of that user or terminal in the same transaction, recorded."""
+    from sscard.core.roles import CLI_OPERATOR
+    from sscard.services import staff
+
+    card = city.issued_card()
+    path = f"/api/v1/cards/{card.card_number}"
+    old, other = city.token("clerk"), city.token("clerk")
+    kiosk_old = city.token(terminal="KIOSK-1")
+    kiosk_path = f"/api/v1/terminal/cards/{card.card_number}"
+    assert api.get(path, headers=bearer(old)).status_code == 200
+    assert api.get(kiosk_path, headers=bearer(kiosk_old)).status_code == 200
+    new = staff.issue_token(app, CLI_OPERATOR, username="clerk", rotate=True)
+    assert new["revoked"] == 2
+    kiosk_new = staff.issue_token(app, CLI_OPERATOR, terminal_code="KIOSK-1", rotate=True)["token"]
+    clock.advance(seconds=app.policy.api.token_cache_seconds)  # a lookup already made is kept that long
+    for token, route in ((old, path), (other, path), (kiosk_old, kiosk_path)):
+        r = api.get(route, headers=bearer(token))
+        assert (r.status_code, r.json()["code"]) == (401, "unauthenticated")
+    assert api.get(path, headers=bearer(new["token"])).status_code == 200
+    assert api.get(kiosk_path, headers=bearer(kiosk_new)).status_code == 200
+    assert api.get(path, headers=bearer(city.token("teller"))).status_code == 200  # others' tokens stay
+    rotated = [(a.detail["for_user"], a.detail["for_terminal"], a.detail["revoked_others"])
+               for a in audits(app, "staff.issue_token") if "revoked_others" in a.detail]
+    assert rotated == [("clerk", None, 2), (None, "KIOSK-1", 1)]
