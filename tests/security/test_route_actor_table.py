@@ -69,7 +69,7 @@ TABLE: dict[str, set[str]] = {
     # the bank side: only the card's own bank (GSB); terminals only on /terminal paths
     "POST /api/v1/bank-accounts/{pan}/loss/oral": {"cardholder", "teller", "bsup"},
     "POST /api/v1/bank-accounts/{pan}/loss/written": {"teller", "bsup"},
-    # by now A's loss is written: a cardholder cancels only an oral loss by phone or API (forbidden)
+    # by now A's loss is written: a cardholder cancels only an oral loss, and only on the bank's hotline (forbidden)
     "POST /api/v1/bank-accounts/{pan}/loss/cancel": {"teller", "bsup"},
     "POST /api/v1/bank-accounts/{pan}/activate": {"teller", "bsup"},
     "POST /api/v1/bank-accounts/{pan}/activation-extension": {"bsup"},

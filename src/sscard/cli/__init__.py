@@ -188,12 +188,16 @@ def user_add(
 
 
 @user_app.command("token")
-def user_token(username: str | None = None, terminal: str | None = None) -> None:
-    """Issue an API token for a staff user or a terminal (shown once)."""
+def user_token(username: str | None = None, terminal: str | None = None,
+               rotate: bool = typer.Option(False, help="revoke every other token of this user or terminal")) -> None:
+    """Issue an API token for a staff user or a terminal (shown once); --rotate revokes its others."""
     from ..services import staff
 
     try:
-        console.print(staff.issue_token(load_app(), CLI_OPERATOR, username=username, terminal_code=terminal)["token"])
+        issued = staff.issue_token(load_app(), CLI_OPERATOR, username=username, terminal_code=terminal, rotate=rotate)
+        console.print(issued["token"])
+        if rotate:
+            console.print(f"revoked: {issued['revoked']}", style="dim")
     except SscardError as exc:
         fail(exc)
 

@@ -168,6 +168,20 @@ def require_valid(op: Op, attorney_id: int, person_id: int, operation_name: str 
     return poa
 
 
+IN_PERSON_ONLY = ("（此业务须由持卡人本人办理）", " (only the cardholder in person may do this)")
+
+
+def refuse_agent(op: Op, attorney_id: int | None, person_id: int) -> None:
+    """For what only the cardholder in person may do (cancel a loss, reset the query password: RULES §5, §6, a
+    power of attorney can name neither, SCOPES): an agent is refused `attorney_not_valid`, recorded as every
+    refused agent action is, naming the power of attorney and the principal (RULES §7, §9). The window console
+    refused it itself before (session 25's probe): an agent's attempt left no record."""
+    if attorney_id is None:
+        return
+    op.note(person_id=person_id, on_behalf_of=person_id, attorney_id=attorney_id, attorney_scope_needed=op.name)
+    raise SscardError("attorney_not_valid", covers=IN_PERSON_ONLY)
+
+
 def covers_text(scope: Iterable[str] | None) -> tuple[str, str]:
     """The tail of an out-of-scope refusal: what this power of attorney does cover (zh, en)."""
     names = [SCOPES.get(s, (s, s)) for s in sorted(scope or [])]

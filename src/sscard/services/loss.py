@@ -148,9 +148,14 @@ def replacement_applied(op: Op, card: Card) -> bool:
 
 
 @operation("ss_loss.cancel", roles={Role.CARDHOLDER} | CENTER_STAFF, scope=Scope.OWN)
-def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
-    """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced."""
+def cancel_ss_loss(op: Op, card_number: str, presented_citizen_id: str | None = None, attorney_id: int | None = None,
+                   agent_citizen_id: str | None = None) -> dict[str, Any]:
+    """Temporary: by phone, portal or window. Formal: only at a window with ID. Never once replaced. Only the
+    cardholder in person: an agent (`attorney_id`, with their own ID) is refused, recorded."""
     card = lookup.card_by_number(op.session, card_number, op.actor)
+    from . import attorney  # the counter area owns powers of attorney
+
+    attorney.refuse_agent(op, attorney_id, card.person_id)
     if lifecycle.ss_status(op, card) == SsStatus.FORMAL_LOSS:
         if op.actor.role not in CENTER_STAFF or op.actor.channel not in (Channel.WINDOW, Channel.API):
             raise SscardError("forbidden")
@@ -202,10 +207,16 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
 def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
-    """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
+    """At an outlet with ID; an oral loss may also be cancelled by the cardholder on the hotline of the
+    card's bank (RULES §5), where the bank identified the caller (citizen ID, then the bank PIN or the number
+    on record: services.hotline.bank_identify), and nowhere else: a cardholder's API token or portal session
+    is the social security side's credential (the query password, initially the last six characters of the
+    card number printed on the card), which lifted the bank's oral loss of a stolen card through the API
+    (session 25's authorization probe)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
-    if op.actor.role is Role.CARDHOLDER and lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS:
+    if op.actor.role is Role.CARDHOLDER and (op.actor.channel is not Channel.HOTLINE_BANK
+                                             or lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS):
         raise SscardError("forbidden")
     if op.actor.role in BANK_STAFF:
         if not presented_citizen_id:

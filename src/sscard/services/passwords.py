@@ -247,9 +247,12 @@ def change_query_password(op: Op, old: str, new: str, new_again: str, keep_sessi
 
 
 @operation("query_password.reset", roles=CENTER_STAFF | {Role.SYSTEM}, scope=Scope.OWN)
-def reset_query_password(op: Op, person_id: int, presented_citizen_id: str) -> dict[str, Any]:
-    """At a window with ID (or 12333 after its own identification): back to the initial value; unlocks."""
+def reset_query_password(op: Op, person_id: int, presented_citizen_id: str, attorney_id: int | None = None,
+                         agent_citizen_id: str | None = None) -> dict[str, Any]:
+    """At a window with ID (or 12333 after its own identification): back to the initial value; unlocks. Only
+    the cardholder in person: an agent (`attorney_id`, with their own ID) is refused, recorded."""
     person = lookup.person_by_id(op.session, person_id)
+    attorney.refuse_agent(op, attorney_id, person.id)
     lookup.check_presented_id(person, presented_citizen_id)
     person.query_pw_hash = None
     person.query_pw_initial = True

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets as pysecrets
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
@@ -52,8 +52,12 @@ def add_user(op: Op, username: str, password: str, role: str, display_name: str 
 
 
 @operation("staff.issue_token", roles={Role.OPERATOR}, scope=Scope.CITY)
-def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "") -> dict[str, Any]:
-    """A new bearer token, shown once; only its keyed digest is kept."""
+def issue_token(op: Op, username: str | None = None, terminal_code: str | None = None, label: str = "",
+                rotate: bool = False) -> dict[str, Any]:
+    """A new bearer token, shown once; only its keyed digest is kept. `rotate`: every other token of the same
+    user or terminal is revoked in the same transaction (a token never expires: without it, a leaked or
+    replaced token stayed good for ever, as no command revoked one; session 25's probe). A server that has
+    looked a revoked token up keeps its answer for policy api.token_cache_seconds."""
     token = pysecrets.token_urlsafe(32)
     row = ApiToken(digest=op.secrets.token_digest(token), label=label, created_at=op.now)
     if username:
@@ -68,10 +72,18 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
         row.terminal_id = terminal.id
     else:
         raise SscardError("invalid_request")
+    revoked = 0
+    if rotate:
+        owner = (ApiToken.staff_user_id == row.staff_user_id if row.staff_user_id is not None
+                 else ApiToken.terminal_id == row.terminal_id)
+        revoked = cast("CursorResult[Any]", op.session.execute(
+            update(ApiToken).where(owner, ApiToken.revoked.is_(False)).values(revoked=True))).rowcount
     op.session.add(row)
     op.session.flush()
     op.audit("api_token", row.id, after="issued", for_user=username, for_terminal=terminal_code)
-    return {"token": token, "id": row.id}
+    if rotate:
+        op.note(revoked_others=revoked)
+    return {"token": token, "id": row.id, "revoked": revoked}
 
 
 ISO_TERMINAL_ID_LENGTH = 8  # ISO 8583 field 41, the card acceptor terminal id: 8 characters

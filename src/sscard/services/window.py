@@ -164,6 +164,20 @@ def reveal_citizen_id(op: Op, person_id: int) -> dict[str, Any]:
     return {"person_id": person.id, "citizen_id": person.citizen_id}
 
 
+def handed_over(op: Op, object_type: str, object_id: str, person_id: int, attorney_id: int | None) -> bool:
+    """Who a receipt printed at the window is handed to, said by its viewed record; True: the cardholder.
+    R2.8's exception (the holder's own full name and card number) is what the cardholder is handed. A receipt
+    of what an agent did under a power of attorney (the application and fee, the collection) goes to the
+    agent: it shows the holder masked, as every list does, and its record names the power of attorney, so the
+    holder's access log says an agent was handed it (session 22 for the collection receipt; session 25's
+    probe: the fee receipt of an agent's application printed the holder's full name and new card number and
+    was recorded as handed to the cardholder)."""
+    agent = attorney_id is not None
+    op.audit(object_type, object_id, person_id=person_id, handed_to="agent" if agent else "cardholder",
+             on_behalf_of=person_id if agent else None, attorney_id=attorney_id)
+    return not agent
+
+
 def _staff(op: Op, staff_id: str | None) -> dict[str, Any]:
     user = op.session.get(StaffUser, int(staff_id)) if staff_id and ascii_digits(str(staff_id)) else None
     return {"name": user.display_name if user else "", "number": user.username if user else ""}
@@ -181,14 +195,16 @@ def holder_fee_receipt(op: Op, receipt_no: str) -> dict[str, Any]:
     if r is None:
         raise SscardError("not_found", what=("收据", "receipt"))
     access.require_center(op.actor, r.center_id, about=About("fee_receipt", r.receipt_no, r.person_id))
-    op.audit("fee_receipt", r.receipt_no, person_id=r.person_id, handed_to="cardholder")
+    to_holder = handed_over(op, "fee_receipt", r.receipt_no, r.person_id, r.attorney_id)
     data = replacement.receipt_view(op, r)
     application = op.session.get(ReplacementApplication, r.application_id)
     assert application is not None  # fee_receipts.application_id is a NOT NULL foreign key
     new = op.session.get(Card, application.new_card_id)
     assert new is not None  # replacement_applications.new_card_id is a NOT NULL foreign key
-    return {**data, "person": {**data["person"], "name": lookup.person_by_id(op.session, r.person_id).name},
-            "new_card_number": new.card_number, "center": _center(op.session.get(ServiceCenter, r.center_id)),
+    shown = {} if not to_holder else {
+        "person": {**data["person"], "name": lookup.person_by_id(op.session, r.person_id).name},
+        "new_card_number": new.card_number}
+    return {**data, **shown, "center": _center(op.session.get(ServiceCenter, r.center_id)),
             "clerk": _staff(op, r.staff_id)}
 
 
@@ -202,18 +218,14 @@ def holder_collection_receipt(op: Op, person_id: int, card_id: int) -> dict[str,
     access.require_center(op.actor, card.ready_center_id, about=About("card", card.card_number, card.person_id))
     if card.collected_at is None:
         raise SscardError("illegal_transition", state=card.ss_status, event="collection_receipt")
-    # Collected by an agent, the receipt goes to the agent: it names the power of attorney in its record
-    # and shows the holder masked, as every list does (R2.8's exception is what the cardholder is handed).
-    agent = card.collecting_attorney_id
-    op.audit("card", card.card_number, person_id=card.person_id, handed_to="agent" if agent else "cardholder",
-             on_behalf_of=card.person_id if agent else None, attorney_id=agent)
+    to_holder = handed_over(op, "card", card.card_number, card.person_id, card.collecting_attorney_id)
     data = cards.collection_receipt_view(op, card)
     handed = op.session.scalar(
         select(AuditRecord).where(AuditRecord.object_id == card.card_number, AuditRecord.result == "ok",
                                   AuditRecord.operation.in_(("counter.collect", "card.collect")))
         .order_by(AuditRecord.id.desc()).limit(1)
     )
-    shown = {} if agent else {
+    shown = {} if not to_holder else {
         "person": {**data["person"], "name": lookup.person_by_id(op.session, card.person_id).name},
         "card_number": card.card_number}
     return {**data, **shown,

@@ -354,13 +354,6 @@ def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
     return window.card_number_of(app, w.actor, ident["person_id"], card_id)["card_number"]
 
 
-def _in_person_only(ident: dict) -> None:
-    """What an agent may not do for the principal (RULES §6: apply, pay, collect, formal loss only)."""
-    if ident["attorney_id"] is not None:
-        raise SscardError("attorney_not_valid", covers=("（此业务须由持卡人本人办理）",
-                                                        " (only the cardholder in person may do this)"))
-
-
 # What a refused replacement form keeps, so the clerk does not choose it all again (the PIN is typed again).
 KEPT_ON_REFUSAL = ("reason", "payment", "collect_center", "bank_code", "record_formal_loss", "waive_reason")
 
@@ -406,9 +399,8 @@ def _formal_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) 
 
 
 def _cancel_loss(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
-    _in_person_only(ident)
     out = loss.cancel_ss_loss(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
-                              idempotency_key=key)
+                              ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
     return {"kind": "loss_cancelled", **out}
 
 
@@ -448,9 +440,8 @@ def _ss_password(app: App, w: Window, ident: dict, form: dict, key: str | None) 
 
 
 def _query_password(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
-    _in_person_only(ident)
     out = passwords.reset_query_password(app, w.actor, ident["person_id"], ident["presented_citizen_id"],
-                                         idempotency_key=key)
+                                         ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
     return {"kind": "query_password_reset", **out}
 
 
