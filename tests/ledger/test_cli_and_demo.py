@@ -79,3 +79,39 @@ def test_a_closed_batcher_hands_calls_to_the_ordinary_frame(city, app):
     assert out["balance_fen"] == 850
     assert batching.call(app, banking.purchase, pos, card.pan, 100, PIN, idempotency_key="after-close") == out
     banking.credit_pension(app, SYSTEM_ACTOR, card.pan, 1)
+
+
+def test_the_pension_payers_file_credits_each_line_once_however_often_it_runs(city, app, cli, tmp_path):
+    """Pensions enter by the pension payer's batch job only (`sscard account pension FILE`): each line keyed by
+    month and PAN, so a second run credits nothing; a bad line is refused by number and the rest go on."""
+    first, second = activated(city, name="张三"), activated(city, name="李四")
+    listing = tmp_path / "2026-11.csv"
+    listing.write_text(f"pan,amount\n{first.pan},2345.60\n{second.pan},１０００\n{first.pan[:-1]}0,1.00\n"
+                       f"{second.pan},-5\n", encoding="utf-8")
+    for _run in range(2):
+        out = cli("account", "pension", str(listing), "--period", "2026-11", "--json")
+        assert out.exit_code == 1, out.output  # two lines refused, each run
+        assert '"line": 4' in out.output and '"line": 5' in out.output and '"credited": 2' in out.output
+    assert banking.statement(app, city.actor("teller"), first.pan)["balance_fen"] == 234_560
+    assert banking.statement(app, city.actor("teller"), second.pan)["balance_fen"] == 100_000
+    assert cli("account", "pension", str(listing), "--period", "2026-13").exit_code == 2
+    invariants(app)
+
+
+def test_no_persons_credential_credits_a_pension(city, app, client):
+    """Session 25's probe: an operator's API token credited 1,000,000 yuan to a customer through
+    POST /bank-accounts/{pan}/pension. RULES §1 gives an operator no money: the operation admits the system's
+    batch job only, and the route (deprecated, kept in v1) refuses every token, recorded."""
+    from sscard.core.errors import SscardError
+    from sscard.core.roles import CLI_OPERATOR
+
+    card = activated(city)
+    for who in ("operator", "teller", "bsup"):
+        answer = client.post(f"/api/v1/bank-accounts/{card.pan}/pension", json={"amount_fen": 100_000_000},
+                             headers={"Authorization": f"Bearer {city.token(who)}", "Idempotency-Key": f"k-{who}"})
+        assert answer.status_code == 403 and answer.json()["code"] == "forbidden", (who, answer.text)
+    for actor in (CLI_OPERATOR, city.actor("operator"), city.actor("bsup")):
+        with pytest.raises(SscardError) as refused:
+            banking.credit_pension(app, actor, card.pan, 100_000_000, "2026-11")
+        assert refused.value.code == "forbidden"
+    assert banking.statement(app, city.actor("teller"), card.pan)["balance_fen"] == 0

@@ -81,7 +81,7 @@ TABLE: dict[str, set[str]] = {
     "POST /api/v1/bank-accounts/{pan}/freeze": {"bsup"},
     "POST /api/v1/bank-accounts/{pan}/unfreeze": {"bsup"},
     "POST /api/v1/bank-accounts/{pan}/close": {"teller", "bsup"},
-    "POST /api/v1/bank-accounts/{pan}/pension": {"operator"},
+    "POST /api/v1/bank-accounts/{pan}/pension": set(),  # the pension payer's batch job only (session 25)
     "GET /api/v1/bank-accounts/{pan}/statement": {"cardholder", "teller", "bsup", "operator"},
     "POST /api/v1/ledger/expire-pending": {"operator"},
     "GET /api/v1/ledger/check": {"operator"},

@@ -246,8 +246,11 @@ def close(pan: str, body: CloseAccount, app: AppDep, actor: ActorDep, key: KeyDe
     return banking.close(app, actor, pan, body.presented_citizen_id, idempotency_key=key)
 
 
-@router.post("/bank-accounts/{pan}/pension")
+@router.post("/bank-accounts/{pan}/pension", deprecated=True)
 async def credit_pension(pan: str, body: Pension, app: AppDep, actor: ActorDep, key: KeyDep) -> r.BankMovementOut:
+    """Deprecated, and refused (403 `forbidden`) to every token: pensions enter by the pension payer's batch
+    job (`sscard account pension FILE`), never by a person's credential (docs/API.md, corrections within v1).
+    Kept in v1 so that a client of it gets its refusal, not a missing route."""
     return await batching.acall(app, banking.credit_pension, actor, pan, body.amount_fen, body.period,
                                 idempotency_key=key)
 

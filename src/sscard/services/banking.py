@@ -616,10 +616,12 @@ def expire_pending(op: Op) -> dict[str, Any]:
 # ---------------------------------------------------------------- pension credit (system)
 
 
-@operation("bank.credit_pension", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.OWN, batched=True)
+@operation("bank.credit_pension", roles={Role.SYSTEM}, scope=Scope.OWN, batched=True)
 def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[str, Any]:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
-    activated (refused once closed)."""
+    activated (refused once closed). The pension payer's batch job only (`sscard account pension FILE`):
+    no person's credential creates money (RULES §1: an operator manages users, terminals, banks and
+    policies; session 25's probe credited 1,000,000 yuan with an operator's API token)."""
     require_fen(amount_fen)
     account = lookup.account_by_pan(op.session, pan)
     check_bank_credit(lifecycle.bank_status(op, account))
