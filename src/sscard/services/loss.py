@@ -202,10 +202,14 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)
 def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) -> dict[str, Any]:
-    """At an outlet with ID; an oral loss may also be cancelled by the hotline."""
+    """At an outlet with ID; an oral loss may also be cancelled by the hotline of the card's bank, and by the
+    cardholder nowhere else (RULES §5): that line identifies the caller by the citizen ID and the bank PIN or
+    the mobile number on record, while a portal or API login is the SS side's query password, whose initial
+    value is printed on the card (session 25's rules probe: a finder of the card undid the owner's loss)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
-    if op.actor.role is Role.CARDHOLDER and lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS:
+    if op.actor.role is Role.CARDHOLDER and (op.actor.channel is not Channel.HOTLINE_BANK
+                                             or lifecycle.bank_status(op, account) != BankStatus.ORAL_LOSS):
         raise SscardError("forbidden")
     if op.actor.role in BANK_STAFF:
         if not presented_citizen_id:
