@@ -62,3 +62,40 @@ def test_an_oral_bank_loss_is_cancelled_by_the_cardholder_only_on_the_banks_hotl
         assert getattr(err.value, "code", None) == "forbidden"
     loss.cancel_bank_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
     assert _status_of(app, card.pan) == "active"
+
+
+def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(city, app, api):
+    """RULES §4: the query password's change is forced at the first login while it is the initial one. The
+    portal kept this (its pages send such a session to the change page) but the API answered the login
+    `must_change_password: true` with a token good for everything: a finder of the card (the initial
+    password is the last six characters of the card number printed on it) read the statement, reported
+    and cancelled the SS loss, issued proofs of insurance. The frame refuses all but the change now
+    (`password_change_required`), on the portal's operations too; once changed, the new login is served."""
+    card = activated(city, opening_fen=10_000)
+    holder = _login(api, card, card.card_number[-6:])
+    for n, (method, route, body) in enumerate([
+        ("get", f"/api/v1/bank-accounts/{card.pan}/statement", None),
+        ("post", f"/api/v1/cards/{card.card_number}/ss-loss/temporary", {}),
+        ("get", f"/api/v1/persons/{card.person_id}/cards", None),
+    ]):
+        kwargs = {"headers": {**holder, **_key(f"r{n}")}} | ({"json": body} if body is not None else {})
+        refused = getattr(api, method)(route, **kwargs)
+        assert refused.status_code == 403 and refused.json()["code"] == "password_change_required", (route, refused.text)
+    with app.db.session() as s:
+        from sscard.models.foundation import Card
+        assert s.scalar(select(Card.ss_status).where(Card.card_number == card.card_number)) == "normal"
+    new = "80468213"
+    changed = api.post("/api/v1/cardholder/query-password/change", headers={**holder, **_key("chg")},
+                       json={"old": card.card_number[-6:], "new": new, "new_again": new})
+    assert changed.status_code == 200, changed.text
+    holder = _login(api, card, new)
+    assert api.get(f"/api/v1/bank-accounts/{card.pan}/statement", headers=holder).status_code == 200
+    # the portal's session actor carries the mark too: the frame refuses the portal's operations alike
+    from sscard.services import passwords, websession
+    passwords.reset_query_password(app, city.actor("clerk"), card.person_id, card.citizen_id)
+    login = websession.cardholder_login(app, card.citizen_id, card.card_number[-6:])
+    actor, _row = websession.resolve(app, login.token, "cardholder")
+    with pytest.raises(Exception) as err:
+        loss.report_temporary_loss(app, actor, card.card_number)
+    assert getattr(err.value, "code", None) == "password_change_required"
+
