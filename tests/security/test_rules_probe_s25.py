@@ -99,3 +99,42 @@ def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(
         loss.report_temporary_loss(app, actor, card.card_number)
     assert getattr(err.value, "code", None) == "password_change_required"
 
+
+def test_a_lost_or_frozen_accounts_pin_is_changed_on_no_channel(city, app, client):
+    """RULES §3 (docs/RULES.md R3.4): a lost or frozen account takes no debit, a balance inquiry nor a PIN
+    change. An ATM refused the lost card's balance (`account_lost`) but changed its PIN, and so did the
+    bank's hotline, the teller's API and the cardholder's: a finder who had seen the PIN typed set one of
+    their own while the owner's oral loss ran, and had the card to themselves once it lapsed. Refused on
+    every channel now, the account's state first; a reset in person at the outlet is still done."""
+    from sscard.core.errors import SscardError
+    from sscard.services import banking, staff
+    from tests.hotline.conftest import pin_for
+    from tests.hotline.phone import Phone, keys_for_citizen_id
+
+    card = city.issued_card("周七", phone="13912345678")
+    pin = pin_for(card)
+    teller = city.actor("teller")
+    banking.activate(app, teller, card.pan, card.citizen_id, pin, pin, cardholder_in_person=True)
+    new = pin_for(card, avoid=pin)
+    atm = staff.actor_for_token(app, city.token(terminal="ATM-GSB-1"))
+    city.own_query_password(card)
+    holder = city.cardholder(card, Channel.API)
+    for lost in ("oral", "written", "frozen"):
+        if lost == "oral":
+            loss.report_oral_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
+        elif lost == "written":
+            loss.report_written_loss(app, teller, card.pan, card.citizen_id)
+        else:
+            loss.cancel_bank_loss(app, teller, card.pan, card.citizen_id)
+            banking.freeze(app, city.actor("bsup"), card.pan, "court order")
+        for who in (atm, teller, holder):
+            with pytest.raises(SscardError) as err:
+                banking.change_pin(app, who, card.pan, pin, new, new, idempotency_key=f"{lost}-{who.id}")
+            assert err.value.code == ("account_frozen" if lost == "frozen" else "account_lost"), (lost, who.role)
+        phone = Phone(client, "bank:GSB").press("1").press("5")
+        phone.press(keys_for_citizen_id(card.citizen_id)).press("2").press(card.phone)
+        phone.press(pin).press(new).press(new)
+        assert "银行卡密码修改成功" not in phone.text, lost
+        assert "挂失" in phone.text or "冻结" in phone.text, (lost, phone.text[-200:])
+    banking.unfreeze(app, city.actor("bsup"), card.pan, "lifted")
+    assert banking.balance_inquiry(app, atm, card.pan, pin)["status"] == "active"  # the PIN never changed
