@@ -14,6 +14,7 @@ from sscard.services.app import App
 from sscard.services.passwords import cardholder_actor
 
 STAFF_PASSWORD = "Staff-pass-2026"
+QUERY_PASSWORD = "80468213"  # a cardholder's own query password after the forced first change
 # where each role works (services.access.AUDIENCE): the operator with an API token
 _CONSOLE = {"clerk": Channel.WINDOW, "center_supervisor": Channel.WINDOW, "teller": Channel.BANK_OUTLET,
             "bank_supervisor": Channel.BANK_OUTLET, "operator": Channel.API}
@@ -102,6 +103,29 @@ class City:
 
     def cardholder(self, card: IssuedCard, channel: Channel = Channel.PORTAL) -> Actor:
         return cardholder_actor(card.person_id, card.name, channel)
+
+    def own_query_password(self, card: IssuedCard, password: str = QUERY_PASSWORD) -> str:
+        """The cardholder changes the initial query password to `password` (RULES §4: a cardholder signed in
+        with the initial one may do nothing else first, services.access.BEFORE_FIRST_CHANGE); returns it."""
+        return own_query_password(self.app, card.person_id, password)
+
+
+def own_query_password(app: App, person_id: int, password: str = QUERY_PASSWORD) -> str:
+    """The person changes their initial query password to `password`, as the portal forces at the first
+    login (RULES §4); returns it. A test then signs in with it, or issues a token that may act."""
+    from sqlalchemy import select
+
+    from sscard.core.passwords import initial_query_password
+    from sscard.models.foundation import Person
+    from sscard.services import passwords
+
+    with app.db.session() as s:
+        person = s.scalar(select(Person).where(Person.id == person_id))
+        initial = initial_query_password(app.policy, person.first_card_number, person.citizen_id)
+        name = person.name
+    passwords.change_query_password(app, cardholder_actor(person_id, name, Channel.PORTAL), initial, password,
+                                    password)
+    return password
 
 
 SYSTEM = SYSTEM_ACTOR

@@ -118,3 +118,34 @@ def test_demo_builds_a_missing_schema_first(backend, tmp_path):
     finally:
         if drop:
             drop()
+
+
+def test_the_nightly_sweep_seals_the_cards_left_uncollected_past_the_policys_days(app, city, db_url, tmp_path):
+    """RULES §3 (docs/RULES.md R3.2): a ready card not collected within card.uncollected_seal_days is sealed,
+    and the nightly sweep records it. `sscard sweep` never ran card.seal_uncollected (session 25's rules
+    probe): such a card stayed `ready` in the database, listed in the window's queue of cards to hand over
+    and counted in its day report as awaiting collection, though collecting it was refused card_sealed."""
+    from datetime import timedelta
+
+    from sscard.core.clock import Clock
+    from sscard.services import enrolment, production, window
+
+    pid, _cid = city.new_person()
+    clerk = city.actor("clerk")
+    number = enrolment.apply_first_card(app, clerk, pid, "GSB", "C01")["card_number"]
+    fresh = enrolment.apply_first_card(app, clerk, city.new_person("李四")[0], "GSB", "C01")["card_number"]
+    production.complete_batch(app, clerk, production.start_batch(app, clerk, "C01")["batch"])
+    long_ago = Clock().now() - timedelta(days=app.policy.card.uncollected_seal_days + 1)
+    with app.db.session() as s:
+        s.execute(text("UPDATE cards SET ready_at = :t WHERE card_number = :n"), {"t": long_ago, "n": number})
+        s.execute(text("UPDATE cards SET ready_at = :t WHERE card_number = :n"),  # the sweep runs on the wall clock
+                  {"t": Clock().now() - timedelta(days=1), "n": fresh})
+    run = sscard(db_url, tmp_path, "sweep")
+    assert run.returncode == 0, run.stderr
+    assert "uncollected cards sealed: 1;" in run.stdout
+    with app.db.session() as s:
+        states = dict(s.execute(select(Card.card_number, Card.ss_status)
+                                .where(Card.card_number.in_([number, fresh]))).all())
+    assert states == {number: "sealed", fresh: "ready"}
+    listed = [c["card_number"] for c in window.queue(app, clerk)["ready"]]
+    assert len(listed) == 1 and listed[0][-2:] == fresh[-2:]

@@ -85,9 +85,17 @@ def test_register_apply_batch_collect_and_status_through_the_api(client, city):
 
 def test_passwords_through_the_api(client, world):
     card, clerk = world.card, world.clerk
-    token = login(client, card.citizen_id, card.card_number[-6:])
-    holder = headers(token)
+    initial = headers(login(client, card.citizen_id, card.card_number[-6:]))
     base = f"/api/v1/cards/{card.card_number}/ss-password"
+    r = client.post(f"{base}/change", json={"old": "123456", "new": "802461", "new_again": "802461"}, headers=initial)
+    assert r.status_code == 403 and r.json()["code"] == "password_change_required"  # RULES §4: the change first
+    r = client.post("/api/v1/cardholder/query-password/change",
+                    json={"old": card.card_number[-6:], "new": "80468213", "new_again": "80468213"},
+                    headers=initial)
+    assert r.status_code == 200, r.text
+    assert client.post("/api/v1/cardholder/login", json={"login": card.citizen_id, "password": "80468213"},
+                       headers=headers()).json()["must_change_password"] is False
+    holder = headers(login(client, card.citizen_id, "80468213"))
     r = client.post(f"{base}/change", json={"old": "123456", "new": "802461", "new_again": "802461"}, headers=holder)
     assert r.status_code == 200 and r.json() == {"card_number": mask_card_number(card.card_number), "changed": True}
     r = client.post(f"{base}/verify", json={"password": "802461"}, headers=holder)
@@ -100,12 +108,6 @@ def test_passwords_through_the_api(client, world):
     r = client.post(f"{base}/verify", json={"password": "123456"}, headers=holder)
     assert r.status_code == 200
 
-    r = client.post("/api/v1/cardholder/query-password/change",
-                    json={"old": card.card_number[-6:], "new": "80468213", "new_again": "80468213"},
-                    headers=holder)
-    assert r.status_code == 200, r.text
-    assert client.post("/api/v1/cardholder/login", json={"login": card.citizen_id, "password": "80468213"},
-                       headers=headers()).json()["must_change_password"] is False
     r = client.post("/api/v1/query-password/reset",
                     json={"person_id": card.person_id, "presented_citizen_id": card.citizen_id}, headers=headers(clerk))
     assert r.status_code == 200
@@ -114,7 +116,7 @@ def test_passwords_through_the_api(client, world):
 
 def test_losses_through_the_api_each_side_reminds_of_the_other(client, world):
     card = world.card
-    holder = headers(login(client, card.citizen_id, card.card_number[-6:]))
+    holder = headers(login(client, card.citizen_id, world.city.own_query_password(card)))
     r = client.post(f"/api/v1/cards/{card.card_number}/ss-loss/temporary", headers=holder)
     assert r.status_code == 200 and r.json()["ss_status"] == "temporary_loss"
     assert "95588" in r.json()["reminder"]["en"] and r.json()["linked_bank_status"] is None
@@ -132,8 +134,8 @@ def test_losses_through_the_api_each_side_reminds_of_the_other(client, world):
 
 def test_temporary_loss_lapses_after_seven_days_in_the_status(client, world, clock):
     card = world.card
-    holder = headers(login(client, card.citizen_id, card.card_number[-6:]))
-    client.post(f"/api/v1/cards/{card.card_number}/ss-loss/temporary", headers=holder)
+    holder = headers(login(client, card.citizen_id, world.city.own_query_password(card)))
+    assert client.post(f"/api/v1/cards/{card.card_number}/ss-loss/temporary", headers=holder).status_code == 200
     clock.advance(days=7)
     r = client.get(f"/api/v1/cards/{card.card_number}", headers=headers(world.clerk))
     assert r.json()["ss_status"] == "normal"
@@ -309,7 +311,7 @@ def test_same_key_same_body_answers_the_same_and_applies_once(client, world, app
 
 def test_a_keyed_wrong_password_replays_without_counting_twice(client, world, app):
     card = world.card
-    holder = headers(login(client, card.citizen_id, card.card_number[-6:]), key="verify-1")
+    holder = headers(login(client, card.citizen_id, world.city.own_query_password(card)), key="verify-1")
     path = f"/api/v1/cards/{card.card_number}/ss-password/verify"
     first = client.post(path, json={"password": "999999"}, headers=holder)
     again = client.post(path, json={"password": "999999"}, headers=holder)
@@ -339,7 +341,7 @@ def test_the_same_key_from_two_staff_members_is_two_requests(client, world, city
 def test_cardholder_login_gives_a_token_that_reads_only_their_own_cards(client, world, city):
     mine = world.card
     theirs = city.issued_card("李雷")
-    token = login(client, mine.card_number, mine.card_number[-6:])
+    token = login(client, mine.card_number, city.own_query_password(mine))
     assert token.startswith("ch.")
     r = client.get(f"/api/v1/cards/{mine.card_number}", headers=headers(token))
     assert r.status_code == 200
@@ -363,7 +365,7 @@ def test_wrong_login_is_401_and_does_not_say_which_field(client, world):
 
 def test_forged_or_expired_cardholder_tokens_are_401(client, world, clock, app):
     card = world.card
-    token = login(client, card.citizen_id, card.card_number[-6:])
+    token = login(client, card.citizen_id, world.city.own_query_password(card))
     path = f"/api/v1/cards/{card.card_number}"
     assert client.get(path, headers=headers(token)).status_code == 200
     forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")

@@ -8,7 +8,7 @@ from sscard.api.sessions import issue_cardholder_token
 from sscard.core.roles import Channel
 from sscard.services import loss
 from tests.medical import helpers as h
-from tests.support import bearer
+from tests.support import bearer, own_query_password
 
 pytestmark = pytest.mark.keys_required
 
@@ -75,6 +75,7 @@ def test_settlement_slip_and_the_cardholders_own_list(med, app, client):
     code = paid.json()["code"]
     replay = client.post("/api/v1/terminal/medical/settlements", headers=_auth(hospital, "s-1"), json={})
     assert replay.status_code == 422  # a body is still required
+    own_query_password(app, card.person_id)
     holder = issue_cardholder_token(app, card.person_id)
     mine = client.get(f"/api/v1/persons/{card.person_id}/medical/settlements", headers=_auth(holder))
     assert mine.status_code == 200 and [s["code"] for s in mine.json()["settlements"]] == [code]
@@ -82,6 +83,7 @@ def test_settlement_slip_and_the_cardholders_own_list(med, app, client):
     assert slip.status_code == 200 and slip.headers["content-type"] == "application/pdf"
     assert slip.content.startswith(b"%PDF") and len(slip.content) > 2_000
     other = med.issued_card(name="李四")
+    own_query_password(app, other.person_id)
     stranger = issue_cardholder_token(app, other.person_id)
     assert client.get(f"/api/v1/medical/settlements/{code}/slip.pdf", headers=_auth(stranger)).status_code == 404
     assert client.get(f"/api/v1/persons/{card.person_id}/medical/settlements",

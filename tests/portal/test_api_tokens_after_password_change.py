@@ -77,7 +77,8 @@ def test_a_reset_at_the_window_refuses_the_api_tokens_issued_before_even_from_th
     assert reset.status_code == 200, reset.text
     assert _refused_unauthenticated(_my_cards(client, card, intruder))
     again = _token(client, card, initial)
-    assert _my_cards(client, card, again).status_code == 200
+    refused = _my_cards(client, card, again)  # the initial password again: its change comes first (RULES §4)
+    assert refused.status_code == 403 and refused.json()["code"] == "password_change_required"
     # a reset by 12333's agent or the window console is the same operation: the new token ends too
     passwords.reset_query_password(app, city.actor("clerk"), card.person_id, card.citizen_id)
     assert _refused_unauthenticated(_my_cards(client, card, again))
@@ -85,7 +86,7 @@ def test_a_reset_at_the_window_refuses_the_api_tokens_issued_before_even_from_th
 
 def test_another_persons_change_leaves_a_cardholders_token_alone_and_it_never_reaches_their_cards(app, city, client):
     mine, theirs = city.issued_card("张三"), city.issued_card("李四")
-    token = _token(client, mine, mine.card_number[-6:])
+    token = _token(client, mine, city.own_query_password(mine))
     passwords.reset_query_password(app, city.actor("clerk"), theirs.person_id, theirs.citizen_id)
     assert _my_cards(client, mine, token).status_code == 200
     assert _my_cards(client, theirs, token).status_code == 404  # another person's cards: as if none
@@ -97,6 +98,7 @@ def test_a_token_without_the_generation_stamp_or_with_a_forged_one_is_refused(ap
     card = city.issued_card()
     unstamped = sessions.CARDHOLDER_PREFIX + sessions._serializer(app).dumps({"p": card.person_id})
     assert _refused_unauthenticated(_my_cards(client, card, unstamped))
+    city.own_query_password(card)
     stamped = sessions.issue_cardholder_token(app, card.person_id)
     forged = stamped[:-3] + ("AAA" if not stamped.endswith("AAA") else "BBB")
     assert _refused_unauthenticated(_my_cards(client, card, forged))

@@ -158,7 +158,7 @@ def test_another_persons_cards_are_never_reachable_through_the_api(client, city)
     mine = city.issued_card("李四")
     other = city.issued_card("王五")
     token = client.post("/api/v1/cardholder/login", json={"login": mine.citizen_id,
-                                                          "password": initial_password(mine.card_number)}).json()
+                                                          "password": city.own_query_password(mine)}).json()
     headers = {"Authorization": f"Bearer {token['token']}"}
     assert client.get(f"/api/v1/persons/{mine.person_id}/cards", headers=headers).status_code == 200
     answer = client.get(f"/api/v1/persons/{other.person_id}/cards", headers=headers)

@@ -324,6 +324,7 @@ def test_a_cardholder_cannot_tell_another_persons_id_from_an_id_of_nobody(city, 
     from sscard.api.sessions import issue_cardholder_token
 
     mine, other = city.issued_card(), city.issued_card("李四")
+    city.own_query_password(mine)
     token = issue_cardholder_token(app, mine.person_id)
     for route in ("/api/v1/persons/{}/cards", "/api/v1/persons/{}/medical/settlements",
                   "/api/v1/persons/{}/medical/account"):

@@ -173,7 +173,7 @@ def _credentials(app, city, world) -> dict[str, dict]:  # noqa: F811
     the portal (cookies, with each session's own CSRF token so that only the channel can refuse a form)."""
     from sscard.core.roles import Channel
     from sscard.services import websession
-    from tests.support import STAFF_PASSWORD
+    from tests.support import QUERY_PASSWORD, STAFF_PASSWORD
 
     tokens = world["tokens"]
     out = {name: {"channel": "terminal", "bearer": tokens[name]} for name in ("atm", "pos", "kiosk", "hospital")}
@@ -182,7 +182,7 @@ def _credentials(app, city, world) -> dict[str, dict]:  # noqa: F811
         web = websession.staff_login(app, user, STAFF_PASSWORD, channel)
         out[name] = {"channel": channel.value, "cookie": ("sscard_staff", web.token), "csrf": web.csrf}
     a = world["a"]
-    web = websession.cardholder_login(app, a.card_number, a.card_number[-6:])
+    web = websession.cardholder_login(app, a.card_number, QUERY_PASSWORD)  # the world changed its initial one
     out["portal_session"] = {"channel": "portal", "cookie": ("sscard_portal", web.token), "csrf": web.csrf}
     return out
 

@@ -152,6 +152,7 @@ def world(city, app, clock):
                          key="w-settle")
     clerk = city.actor("clerk")
     work = counter_work(city, app, a, "CA-walk")
+    city.own_query_password(a), city.own_query_password(b)  # RULES §4: an initial one's token may only change it
     tokens = {
         "cardholder": issue_cardholder_token(app, a.person_id),
         "other_cardholder": issue_cardholder_token(app, b.person_id),
@@ -182,6 +183,10 @@ def world(city, app, clock):
     prepare = {"POST /api/v1/production-batches": one_more_application}
 
     def sign_in_again():  # a change or reset of the query password ends the cardholder's tokens (api.sessions)
+        from sscard.api.sessions import query_password_state
+
+        if query_password_state(app, a.person_id)[1]:  # reset to the initial one: the forced change first
+            city.own_query_password(a)
         tokens["cardholder"] = issue_cardholder_token(app, a.person_id)
 
     after = {"POST /api/v1/cardholder/query-password/change": sign_in_again,

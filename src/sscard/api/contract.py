@@ -9,7 +9,8 @@ security where the route takes a token, a required `Idempotency-Key` where the o
 Error codes are derived, not declared: the codes the operation's service module raises (its source,
 `SscardError("code"`), those of services.lookup (every service finds its objects there), the scope
 checks of services.access when the operation is scoped, and the frame's own (unauthenticated, forbidden,
-invalid_request, body_too_large, service_busy, idempotency_key_required/_reused, wrong_terminal_kind). A code raised only in a module
+invalid_request, body_too_large, service_busy, idempotency_key_required/_reused, wrong_terminal_kind,
+password_change_required where a cardholder may call). A code raised only in a module
 the service calls (e.g. ledger limits reached through banking) is listed when that module is named
 in `_ALSO` below; the list may thus be a little wider than what a given call can answer, never a guess.
 """
@@ -28,7 +29,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..core.errors import MESSAGES
 from ..core.roles import Channel, Role
-from ..services.access import AUDIENCE, Declaration, Scope
+from ..services.access import AUDIENCE, BEFORE_FIRST_CHANGE, Declaration, Scope
 from .declared import route_declaration
 from .deps import IDEMPOTENCY_KEY_MAX, current_actor, terminal_call
 
@@ -138,6 +139,8 @@ def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]
             codes.add("idempotency_key_reused")
         if decl.terminals is not None and Role.TERMINAL in decl.roles:
             codes.add("wrong_terminal_kind")
+        if Role.CARDHOLDER in route_roles(decl, route.path) and decl.name not in BEFORE_FIRST_CHANGE:
+            codes.add("password_change_required")  # a cardholder still on the initial query password
         if decl.scope is Scope.OWN:
             codes |= {"wrong_bank", "not_found", "person_not_found"}
         elif decl.scope is Scope.CENTER:

@@ -7,7 +7,7 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from ..core.roles import Actor, Channel, Role
 from ..services.app import App
-from ..services.passwords import query_password_generation
+from ..services.passwords import query_password_state
 
 CARDHOLDER_PREFIX = "ch."
 TOKEN_MAX_AGE = 30 * 60
@@ -29,7 +29,8 @@ def issue_cardholder_token(app: App, person_id: int, generation: int | None = No
     """A token for this person under their query password's current generation (`generation`: as the login
     read it in its own transaction; else read now)."""
     if generation is None:
-        generation = query_password_generation(app, person_id) or 0
+        state = query_password_state(app, person_id)
+        generation = state[0] if state else 0
     return CARDHOLDER_PREFIX + _serializer(app).dumps({"p": person_id, "g": generation})
 
 
@@ -54,13 +55,16 @@ def cardholder_from_token(app: App, token: str, channel: Channel = Channel.API) 
     A token issued before the person's query password was last changed or reset is an ended credential
     (`Actor.ended`): refused everything (`unauthenticated`) but the stored answer of the change it made
     itself, retried with the same key and body (services.operation, `ends_session`). `session`: the token's
-    keyed digest, which that stored answer is bound to (never the token itself)."""
+    keyed digest, which that stored answer is bound to (never the token itself). While the person's query
+    password is the initial one the actor may only change it (`Actor.must_change_password`, RULES §4: the
+    login answers `must_change_password`, and the frame refuses the rest `password_change_required`)."""
     claim = cardholder_claim(app, token)
     if claim is None:
         return None
     pid, generation = claim
-    current = query_password_generation(app, pid)
-    if current is None:
+    state = query_password_state(app, pid)
+    if state is None:
         return None
+    current, initial = state
     return Actor(kind="cardholder", id=str(pid), role=Role.CARDHOLDER, channel=channel, person_id=pid,
-                 session=app.secrets.token_digest(token), ended=current != generation)
+                 session=app.secrets.token_digest(token), ended=current != generation, must_change_password=initial)

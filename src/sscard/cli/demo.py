@@ -160,14 +160,18 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def sweep() -> None:
-        """The nightly job, as the system: record lapsed temporary SS losses and oral bank losses, and remove
-        the stored answers of Idempotency-Keys older than the policy's api.idempotency_keep_days."""
+        """The nightly job, as the system: record lapsed temporary SS losses and oral bank losses, seal the
+        ready cards left uncollected for card.uncollected_seal_days, and remove the stored answers of
+        Idempotency-Keys older than the policy's api.idempotency_keep_days."""
         from ..core.roles import SYSTEM_ACTOR
-        from ..services import loss, retention
+        from ..services import cards, loss, retention
 
         sscard = load_app()
         try:
             out = loss.sweep_lapsed(sscard, SYSTEM_ACTOR)
+            # RULES §3 (docs/RULES.md R3.2): recorded, not only computed, so the window's queue of cards to
+            # hand over and its day report stop counting them (session 25: nothing ever ran this)
+            sealed = cards.seal_uncollected(sscard, SYSTEM_ACTOR)["sealed"]
             pruned = retention.prune_all(sscard, SYSTEM_ACTOR)
             keep_days = sscard.policy.api.idempotency_keep_days
         except SscardError as exc:
@@ -176,4 +180,5 @@ def register(app: typer.Typer) -> None:
             sscard.close()
         console.print(f"lapsed temporary SS losses recorded: {out['ss_cards']}; "
                       f"lapsed oral bank losses recorded: {out['bank_accounts']}; "
+                      f"uncollected cards sealed: {sealed}; "
                       f"idempotency records older than {keep_days} days removed: {pruned}")

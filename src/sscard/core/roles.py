@@ -55,6 +55,11 @@ class Actor:
     """The credential was valid but has been ended (a cardholder token issued before a change of the query
     password). Such an actor is refused everything (services.access.authorize: `unauthenticated`) but the
     stored answer of the keyed call that ended this very credential (services.operation: `ends_session`)."""
+    must_change_password: bool = field(default=False, compare=False)
+    """A cardholder signed in with the initial information query password (RULES §4: the change is forced at
+    the first login while it is initial). Such an actor is refused every operation but the change itself
+    (services.access.authorize: `password_change_required`), on the portal and the API alike: the initial
+    one is the last six characters of the card number printed on the card, known to whoever holds it."""
     call: str = ""  # a hotline call's reference (its CallSid), for the call's turns (services.operation.on_call)
 
     def via(self, channel: Channel) -> Actor:

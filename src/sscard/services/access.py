@@ -130,12 +130,19 @@ def allowed(actor: Actor | None, operation: str) -> bool:
     return actor.role in declaration(operation).roles and in_audience(actor)
 
 
+# what a cardholder signed in with the initial query password may do: change it (and read whether it is
+# initial); RULES §4, `Actor.must_change_password`
+BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status"})
+
+
 def authorize(actor: Actor | None, operation: str) -> None:
     if actor is None or actor.ended:  # an ended credential gets nothing (but its replay: operation.call)
         raise SscardError("unauthenticated")
     admit_channel(actor)
     if actor.role not in declaration(operation).roles:
         raise SscardError("forbidden")
+    if actor.must_change_password and operation not in BEFORE_FIRST_CHANGE:
+        raise SscardError("password_change_required")
 
 
 def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> Declaration:

@@ -355,6 +355,15 @@ def require_pin_kept(op: Op, account: BankAccount) -> None:
         check_bank_debit(status)
 
 
+def require_pin_changeable(op: Op, account: BankAccount) -> None:
+    """A PIN is changed (the old one, then the new twice) only on an account that may be used: a lost or
+    frozen one takes no PIN change as it takes no debit nor balance inquiry (docs/RULES.md R3.4), on every
+    channel that changes one (ATM, counter, API, the bank's hotline). Session 25's rules probe: an ATM and
+    the hotline changed a lost card's PIN, so a finder who had seen the PIN typed set their own while the
+    owner's oral loss ran. A reset in person (`reset_pin`) is not a change and is still done."""
+    check_bank_debit(lifecycle.bank_status(op, account))
+
+
 def debit_ready(op: Op, account: BankAccount, pin: str) -> int:
     """Debit side checks in order: account state, then the PIN. Returns the ledger account id to debit
     (a transfer, a payment, a replacement fee paid by card)."""
@@ -718,7 +727,7 @@ _COUNTERPARTIES = _counterparties_statement()  # built once (see _PREFETCH)
 def change_pin(op: Op, pan: str, old: str, new: str, new_again: str) -> dict[str, Any]:
     """At an ATM, an outlet or the bank hotline: the old PIN, then the new one twice."""
     account = _account(op, pan)
-    require_pin_kept(op, account)
+    require_pin_changeable(op, account)
     check_repeat(new, new_again)
     person = lookup.person_by_id(op.session, account.person_id)
     check_new_pin(new, person.citizen_id, person.birth_date)

@@ -279,6 +279,7 @@ def verify_bank_pin(op: Op, pan: str, pin: str) -> dict[str, Any]:
     from . import banking
 
     account = lookup.account_by_pan(op.session, pan, op.actor)
+    banking.require_pin_changeable(op, account)  # told at the first prompt, not after the new PIN twice
     banking.check_pin(op, account, pin)
     op.audit("bank_account", account.pan, person_id=account.person_id, after="pin_verified")
     return {"verified": True, "seal": secret_seal(op.app, account.pan, account.pin_digest)}
@@ -298,7 +299,7 @@ def change_pin_by_phone(op: Op, call_sid: str, pan: str, new_again: str) -> dict
 
     call = _verified_step(op, call_sid, pan)
     account = lookup.account_by_pan(op.session, pan, op.actor)
-    banking.require_pin_kept(op, account)
+    banking.require_pin_changeable(op, account)
     _still_the_secret_verified(op, call, account.pan, account.pin_digest)
     lock = banking.pin_lock(account)
     if lock.is_locked(op.now):  # locked since it was verified: only a reset lifts it

@@ -212,7 +212,7 @@ def cancel_bank_loss(op: Op, pan: str, presented_citizen_id: str | None = None) 
     on record: services.hotline.bank_identify), and nowhere else: a cardholder's API token or portal session
     is the social security side's credential (the query password, initially the last six characters of the
     card number printed on the card), which lifted the bank's oral loss of a stolen card through the API
-    (session 25's authorization probe)."""
+    (session 25's authorization and rules probes, each)."""
     account = lookup.account_by_pan(op.session, pan, op.actor)
     access.require_bank(op.actor, account.bank_id, about=About("bank_account", account.pan, account.person_id))
     if op.actor.role is Role.CARDHOLDER and (op.actor.channel is not Channel.HOTLINE_BANK

@@ -266,20 +266,24 @@ def reset_query_password(op: Op, person_id: int, presented_citizen_id: str, atto
 
 def _new_generation(op: Op, person: Person) -> None:
     """A change or reset of the query password: every cardholder API token issued before it stops working
-    (each carries the generation it was issued under: api.sessions, `query_password_generation`), the
+    (each carries the generation it was issued under: api.sessions, `query_password_state`), the
     caller's own among them when the caller is the person (`Op.ends_sessions_of`: declared `ends_session`)."""
     person.query_pw_generation = (person.query_pw_generation or 0) + 1
     op.ends_sessions_of(person.id)
 
 
-def query_password_generation(app: App, person_id: int) -> int | None:
-    """The person's query-password generation (None: no such person): what a cardholder's API token must
-    carry to be taken. One read by primary key per cardholder API request (their traffic is light); the
-    staff and terminal tokens never come here."""
+def query_password_state(app: App, person_id: int) -> tuple[int, bool] | None:
+    """The person's query-password generation, and whether the password is still the initial one (None: no
+    such person): what a cardholder's API token must carry to be taken, and whether its holder must change
+    the password before anything else (`Actor.must_change_password`). One read by primary key per
+    cardholder API request (their traffic is light); the staff and terminal tokens never come here."""
 
-    def work(session: Session) -> int | None:
-        found: int | None = session.scalar(select(Person.query_pw_generation).where(Person.id == person_id))
-        return found
+    def work(session: Session) -> tuple[int, bool] | None:
+        row = session.execute(select(Person.query_pw_generation, Person.query_pw_initial, Person.query_pw_hash)
+                              .where(Person.id == person_id)).first()
+        if row is None:
+            return None
+        return row.query_pw_generation or 0, bool(row.query_pw_initial or row.query_pw_hash is None)
 
     return app.db.run(work, readonly=True)
 

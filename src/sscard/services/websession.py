@@ -8,6 +8,7 @@ busy it is kept (by the injected clock), is over; logout ends it at once; a forg
 from __future__ import annotations
 
 import secrets as pysecrets
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -105,7 +106,10 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
         else:
             person = session.get(Person, row.person_id)
             assert person is not None  # a cardholder's session holds its person (web_sessions.person_id, a foreign key)
-            actor = cardholder_actor(person.id, person.name, Channel.PORTAL)
+            # the frame refuses all but the change while the password is initial (Actor.must_change_password),
+            # as the portal's pages send such a session to the change page (web.portal: _me)
+            actor = replace(cardholder_actor(person.id, person.name, Channel.PORTAL),
+                            must_change_password=bool(person.query_pw_initial or person.query_pw_hash is None))
         session.expunge(row)
         return actor, row
 
