@@ -39,10 +39,12 @@ def test_only_the_banks_hotline_lets_a_cardholder_lift_an_oral_bank_loss_never_t
     characters of the card number printed on the card) lifted the bank's oral loss through
     `POST /bank-accounts/{pan}/loss/cancel`: whoever found the card undid the loss its holder had just
     reported to the bank. RULES §5: an oral loss is cancelled at an outlet with ID or by the bank's hotline,
-    which identifies the caller by the bank's own means."""
+    which identifies the caller by the bank's own means. (Found by the session's rules probe too: this test
+    is the one kept for both.)"""
     card = activated(city, name="王丽", bank="GSB")
     on_the_line = city.cardholder(card, Channel.HOTLINE_BANK)
     loss.report_oral_loss(app, on_the_line, card.pan)
+    city.own_query_password(card)  # (the initial one opens nothing but its change: test_rules_probe_s25)
     token = issue_cardholder_token(app, card.person_id)
     r = api.post(f"/api/v1/bank-accounts/{card.pan}/loss/cancel", json={}, headers=bearer(token, "s25-lift-1"))
     assert (r.status_code, r.json()["code"]) == (403, "forbidden")

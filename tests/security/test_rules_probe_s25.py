@@ -38,32 +38,6 @@ def _login(api, card, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
-def test_an_oral_bank_loss_is_cancelled_by_the_cardholder_only_on_the_banks_hotline(city, app, api):
-    """RULES §5: an oral bank loss is cancelled at an outlet with ID, or by the hotline of the card's bank
-    (which identifies the caller by citizen ID and the bank PIN or the mobile number on record). The API
-    let a cardholder token cancel it, and that token is had for the information query password alone, an
-    SS-side secret whose initial value is the last six characters of the card number printed on the card:
-    a finder of the card undid the owner's bank loss. Refused `forbidden` now off the bank's line; the
-    bank's hotline still may."""
-    card = activated(city, opening_fen=10_000)
-    loss.report_oral_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
-    holder = _login(api, card, card.card_number[-6:])
-    new = "80468213"
-    changed = api.post("/api/v1/cardholder/query-password/change", headers={**holder, **_key("chg")},
-                       json={"old": card.card_number[-6:], "new": new, "new_again": new})
-    assert changed.status_code == 200, changed.text
-    holder = _login(api, card, new)
-    refused = api.post(f"/api/v1/bank-accounts/{card.pan}/loss/cancel", json={}, headers={**holder, **_key("c")})
-    assert (refused.status_code, refused.json()["code"]) == (403, "forbidden"), refused.text
-    assert _status_of(app, card.pan) == "oral_loss"
-    for channel in (Channel.PORTAL, Channel.HOTLINE_12333, Channel.API):
-        with pytest.raises(Exception) as err:
-            loss.cancel_bank_loss(app, city.cardholder(card, channel), card.pan, idempotency_key=f"d-{channel}")
-        assert getattr(err.value, "code", None) == "forbidden"
-    loss.cancel_bank_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
-    assert _status_of(app, card.pan) == "active"
-
-
 def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(city, app, api):
     """RULES §4: the query password's change is forced at the first login while it is the initial one. The
     portal kept this (its pages send such a session to the change page) but the API answered the login

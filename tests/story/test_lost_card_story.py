@@ -75,6 +75,13 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     login = api.post("/api/v1/cardholder/login", json={"login": zhang.citizen_id,
                                                         "password": zhang.card_number[-6:]})
     assert login.status_code == 200, login.text
+    assert login.json()["must_change_password"]  # the initial one opens its own change only (RULES R4.9)
+    first = {"Authorization": f"Bearer {login.json()['token']}"}
+    own = "80468213"
+    changed = api.post("/api/v1/cardholder/query-password/change", json={"old": zhang.card_number[-6:], "new": own,
+                       "new_again": own}, headers={**first, "Idempotency-Key": "qp-1"})
+    assert changed.status_code == 200, changed.text
+    login = api.post("/api/v1/cardholder/login", json={"login": zhang.citizen_id, "password": own})
     holder = {"Authorization": f"Bearer {login.json()['token']}"}
     temporary = api.post(f"/api/v1/cards/{zhang.card_number}/ss-loss/temporary",
                          headers={**holder, "Idempotency-Key": "tl-1"})
@@ -185,9 +192,8 @@ def test_lost_card_story(app, city, live_server, browser, clock, tmp_path):
     # refused as a cancelled card (services.passwords answers card_not_usable naming the state)
     assert verify.status_code == 409 and verify.json()["code"] in ("card_cancelled", "card_not_usable"), verify.text
     assert verify.json()["code"] == "card_cancelled" or "cancelled" in verify.text
-    # the query password is the person's: the same initial one still logs him in (a fresh token, day 73)
-    login = api.post("/api/v1/cardholder/login", json={"login": zhang.citizen_id,
-                                                        "password": zhang.card_number[-6:]})
+    # the query password is the person's: the one he chose still logs him in (a fresh token, day 73)
+    login = api.post("/api/v1/cardholder/login", json={"login": zhang.citizen_id, "password": own})
     holder = {"Authorization": f"Bearer {login.json()['token']}"}
     status = api.get(f"/api/v1/cards/{zhang.card_number}", headers=holder)
     assert status.status_code == 200
