@@ -251,6 +251,18 @@ def _declare_time_formats(schema: dict) -> None:
 RETRY_AFTER_STATUSES = frozenset({"429", "503"})
 RETRY_AFTER_HEADER = {"description": "seconds to wait before trying again (api.main.retry_after)",
                       "schema": {"type": "integer", "minimum": 0}}
+REFUSAL_HEADERS = {
+    "WWW-Authenticate": {"description": "how to authenticate (RFC 9110 §11.6.1): `Bearer realm=\"sscard\"`",
+                         "required": True, "schema": {"type": "string"}},
+    "Allow": {"description": "every method the path serves (api.main.allowed_methods)",
+              "required": True, "schema": {"type": "string"}},
+    "Retry-After": RETRY_AFTER_HEADER,
+}
+STATUS_HEADERS = {"401": ("WWW-Authenticate",), "405": ("Allow",),
+                  **{status: ("Retry-After",) for status in RETRY_AFTER_STATUSES}}
+"""The headers a refusal of that status carries besides X-Request-ID (api.main's `answer` adds them), declared
+on that status of every operation (components.headers): the contract names every header the server answers
+with (session 25's contract probe: a 401's WWW-Authenticate and a 405's Allow were sent, never declared)."""
 
 
 def build_openapi(api: FastAPI) -> dict:
@@ -266,7 +278,7 @@ def build_openapi(api: FastAPI) -> dict:
         "(`POST /api/v1/cardholder/login`, prefix `ch.`) act on the cardholder's own cards. docs/API.md.",
     }
     _declare_time_formats(schema)
-    schema["components"].setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
+    schema["components"].setdefault("headers", {}).update({"X-Request-ID": REQUEST_ID_HEADER, **REFUSAL_HEADERS})
     for methods in schema.get("paths", {}).values():
         for method, op in methods.items():
             if method in ("get", "post", "put", "patch", "delete"):
@@ -294,8 +306,9 @@ def build_openapi(api: FastAPI) -> dict:
                 note = _describe_token(decl, roles)
                 if note:
                     op["description"] = (op.get("description", "") + "\n\n" + note).strip()
-            for status in RETRY_AFTER_STATUSES & op.get("responses", {}).keys():
-                op["responses"][status].setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
+            for status in STATUS_HEADERS.keys() & op.get("responses", {}).keys():
+                op["responses"][status].setdefault("headers", {}).update(
+                    {name: {"$ref": f"#/components/headers/{name}"} for name in STATUS_HEADERS[status]})
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["name"] = "Idempotency-Key"

@@ -1,0 +1,51 @@
+"""Session 25's outside probe of the REST API as an integrator sees it (the contract against what the server
+answers, idempotency as a client whose network drops, errors, paging): each finding as the request that
+exposed it, sent again. Each test failed on the code the probe ran against."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ledger.helpers import activated, terminal_token
+from tests.support import bearer
+
+pytestmark = pytest.mark.keys_required
+
+HARDENING = {"content-security-policy", "x-content-type-options", "referrer-policy", "x-frame-options",
+             "cache-control", "content-type", "content-length"}
+"""What every answer of the site carries whatever it is (web.hardening, the media type and length): the
+contract's headers are the ones a client reads to act."""
+
+
+def _declared(schema: dict, path: str, method: str, status: int) -> set[str]:
+    answer = schema["paths"][path][method]["responses"][str(status)]
+    return {name.lower() for name in answer.get("headers", {})}
+
+
+def test_every_header_a_refusal_answers_is_declared_on_that_status_of_its_operation(city, app, client):
+    """A 401 always carries WWW-Authenticate (RFC 9110 requires it; api.main adds it) and a 405 Allow,
+    neither in the contract: a generated client or a contract checker (schemathesis' response headers
+    conformance) saw headers the schema never named. Each real refusal's headers are declared now."""
+    schema = client.app.openapi()
+    card = activated(city, opening_fen=10_000)
+    atm = terminal_token(city, "ATM-GSB-1")
+    answers = [
+        ("/api/v1/bank-accounts/{pan}/deposit", "post",
+         client.post(f"/api/v1/bank-accounts/{card.pan}/deposit", json={"amount_fen": 1},
+                     headers={"Idempotency-Key": "k-401"})),
+        ("/api/v1/terminal/balance", "post",
+         client.post("/api/v1/terminal/balance", json={"pan": card.pan, "pin": "000000"},
+                     headers=bearer(atm, "k-wrong-pin"))),
+        ("/api/v1/persons", "get", client.delete("/api/v1/persons", headers=bearer(city.token("clerk")))),
+        ("/api/v1/persons", "post", client.put("/api/v1/persons", headers=bearer(city.token("clerk")))),
+    ]
+    statuses = []
+    for path, method, answer in answers:
+        statuses.append(answer.status_code)
+        sent = {name.lower() for name in answer.headers} - HARDENING
+        assert sent <= _declared(schema, path, method, answer.status_code), (path, answer.status_code, sent)
+        for name, spec in schema["paths"][path][method]["responses"][str(answer.status_code)]["headers"].items():
+            spec = schema["components"]["headers"][spec["$ref"].rsplit("/", 1)[1]] if "$ref" in spec else spec
+            if spec.get("required"):
+                assert name.lower() in {h.lower() for h in answer.headers}, (path, name)
+    assert statuses == [401, 401, 405, 405]
