@@ -242,9 +242,24 @@ def loose_whole_numbers(params: tuple[tuple[str, str], ...], path_params: dict[s
     return errors
 
 
+ONCE_ONLY_HEADERS = (b"idempotency-key",)
+"""Headers a request means once: sent twice (`Idempotency-Key: a` and `Idempotency-Key: b`), the server read
+the first while a proxy may keep the last or join them (`a, b`, RFC 9110 §5.3), and a retry through it would
+run again under another key (session 25's probe, as a JSON key named twice in session 24)."""
+
+
+def repeated_headers(scope: Scope) -> list[dict[str, Any]]:
+    """The once-only headers a request sends more than once, as FastAPI's validation errors."""
+    names = [name for name, _ in scope["headers"] if name in ONCE_ONLY_HEADERS]
+    return [{"type": "value_error", "loc": ("header", name.decode()), "input": None,
+             "msg": "Value error, sent more than once: send it once"}
+            for name in dict.fromkeys(names) if names.count(name) > 1]
+
+
 class JsonRoute(APIRoute):
-    """Every route a RouteBook builds: its body's JSON read by `loads_json` (a key named twice refused), and
-    its whole-number path and query parameters written as digits only (`loose_whole_numbers`, 422)."""
+    """Every route a RouteBook builds: its body's JSON read by `loads_json` (a key named twice refused), its
+    whole-number path and query parameters written as digits only (`loose_whole_numbers`, 422), and a
+    once-only header sent once (`repeated_headers`, 422)."""
 
     @functools.cached_property
     def whole_numbers(self) -> tuple[tuple[str, str], ...]:
@@ -254,7 +269,8 @@ class JsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict_json(request: Request) -> Response:
-            loose = loose_whole_numbers(self.whole_numbers, request.path_params, request.query_params)
+            loose = loose_whole_numbers(self.whole_numbers, request.path_params, request.query_params) + \
+                repeated_headers(request.scope)
             if loose:
                 raise RequestValidationError(loose)
             return await handler(_JsonRequest(request.scope, request.receive))

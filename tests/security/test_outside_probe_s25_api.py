@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ledger.helpers import activated, terminal_token
+from tests.ledger.helpers import activated, balance_of, terminal_token
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
@@ -49,3 +49,26 @@ def test_every_header_a_refusal_answers_is_declared_on_that_status_of_its_operat
             if spec.get("required"):
                 assert name.lower() in {h.lower() for h in answer.headers}, (path, name)
     assert statuses == [401, 401, 405, 405]
+
+
+def test_an_idempotency_key_sent_twice_is_refused_422_and_runs_nothing_on_the_lane_and_through_fastapi(
+        city, app, client):
+    """`Idempotency-Key: a` and `Idempotency-Key: b` in one request: the server kept the first, a proxy in
+    front may keep the last or join them (`a, b`), so the client's retry through it ran the deposit again
+    under another key. Sent twice it is refused now, before anything runs (the terminal lane and FastAPI's
+    routes alike), and the caller is still judged first."""
+    card = activated(city, opening_fen=10_000)
+    atm, teller = terminal_token(city, "ATM-GSB-1"), city.token("teller")
+    calls = [("/api/v1/terminal/deposit", atm, {"pan": card.pan, "amount_fen": 100}),
+             (f"/api/v1/bank-accounts/{card.pan}/deposit", teller, {"amount_fen": 100})]
+    for path, token, body in calls:
+        twice = [("Authorization", f"Bearer {token}"), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")]
+        refused = client.post(path, json=body, headers=twice)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["code"] == "invalid_request"
+        assert refused.json()["details"][0]["loc"] == ["header", "idempotency-key"]
+        assert balance_of(app, card.pan) == 10_000, path
+        anonymous = client.post(path, json=body, headers=twice[1:])
+        assert anonymous.status_code == 401, path
+    once = client.post("/api/v1/terminal/deposit", json=calls[0][2], headers=bearer(atm, "a"))
+    assert once.status_code == 200 and balance_of(app, card.pan) == 10_100
