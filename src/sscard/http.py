@@ -201,6 +201,15 @@ class _JsonRequest(Request):
 
 
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+WHOLE_NUMBER_MIN, WHOLE_NUMBER_MAX = -(2**63), 2**63 - 1
+"""The widest whole number any input takes (a URL's, a body's; a route may bound its own tighter): what every
+integer column of both databases holds (BIGINT). One outside it names no row and no amount: refused 422
+naming the input (`loose_whole_numbers`, schemas.Strict), and declared so in the contract (api.contract);
+before session 25 it reached the database, whose refusal was answered 422 with no word of which input."""
+
+
+def whole_number_in_range(value: int) -> bool:
+    return WHOLE_NUMBER_MIN <= value <= WHOLE_NUMBER_MAX
 
 
 def number_kinds(annotation: Any) -> set[type]:
@@ -231,14 +240,16 @@ def loose_whole_numbers(params: tuple[tuple[str, str], ...], path_params: dict[s
     """The whole numbers of a URL written as anything but ASCII digits (with a minus), as FastAPI's
     validation errors. Pydantic reads `1.0`, `+1`, ` 1`, `1_0` and `١` as integers, so `/persons/1_0/cards`
     reached person 10 and `/persons/%201/cards` person 1 (session 24's probe): the path a proxy, a log or
-    an auditor reads must name the row the route acts on, character for character."""
+    an auditor reads must name the row the route acts on, character for character. So are the ones beyond
+    the whole numbers any database holds (`WHOLE_NUMBER_MAX`)."""
     errors = []
     for where, name in params:
         raw = [path_params[name]] if where == "path" and name in path_params else \
             query_params.getlist(name) if where == "query" else []
         errors += [{"type": "int_parsing", "loc": (where, name), "input": text,
                     "msg": "Input should be a valid integer, unable to parse string as an integer"}
-                   for text in raw if isinstance(text, str) and not _WHOLE_NUMBER.fullmatch(text)]
+                   for text in raw if isinstance(text, str) and not (
+                       _WHOLE_NUMBER.fullmatch(text) and whole_number_in_range(int(text)))]
     return errors
 
 

@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..core.errors import MESSAGES
 from ..core.roles import Channel, Role
+from ..http import WHOLE_NUMBER_MAX, WHOLE_NUMBER_MIN
 from ..services.access import AUDIENCE, Declaration, Scope
 from .declared import route_declaration
 from .deps import IDEMPOTENCY_KEY_MAX, current_actor, terminal_call
@@ -265,6 +266,35 @@ on that status of every operation (components.headers): the contract names every
 with (session 25's contract probe: a 401's WWW-Authenticate and a 405's Allow were sent, never declared)."""
 
 
+def _bound_whole_numbers(schema: dict, node: Any, seen: set[str]) -> None:
+    """`minimum`/`maximum` on every integer of an input (a parameter, a request body, through its $refs and
+    nested models) that has none of its own: the range the frame takes (http.WHOLE_NUMBER_MIN/MAX), so a
+    client or a fuzzer reads from the contract what the server refuses (session 25's schemathesis run: ids and
+    offsets declared as any integer, refused past 2^63)."""
+    if isinstance(node, list):
+        for item in node:
+            _bound_whole_numbers(schema, item, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[1]
+        if name not in seen:
+            seen.add(name)
+            _bound_whole_numbers(schema, schema["components"]["schemas"][name], seen)
+        return
+    if node.get("type") == "integer":
+        if "minimum" not in node and "exclusiveMinimum" not in node:
+            node["minimum"] = WHOLE_NUMBER_MIN
+        if "maximum" not in node and "exclusiveMaximum" not in node:
+            node["maximum"] = WHOLE_NUMBER_MAX
+    for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+        sub = node.get(key)
+        _bound_whole_numbers(schema, list(sub.values()) if isinstance(sub, dict) and key == "properties" else sub,
+                             seen)
+
+
 def build_openapi(api: FastAPI) -> dict:
     if api.openapi_schema:
         return api.openapi_schema
@@ -309,6 +339,9 @@ def build_openapi(api: FastAPI) -> dict:
             for status in STATUS_HEADERS.keys() & op.get("responses", {}).keys():
                 op["responses"][status].setdefault("headers", {}).update(
                     {name: {"$ref": f"#/components/headers/{name}"} for name in STATUS_HEADERS[status]})
+            _bound_whole_numbers(schema, [p.get("schema") for p in op.get("parameters", [])], set())
+            _bound_whole_numbers(schema, [media.get("schema") for media in
+                                          ((op.get("requestBody") or {}).get("content") or {}).values()], set())
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["name"] = "Idempotency-Key"

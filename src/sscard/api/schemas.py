@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from ..core import money
-from ..http import number_kinds
+from ..http import number_kinds, whole_number_in_range
 
 # NUL and other control characters, and lone surrogates: PostgreSQL refuses NUL in text and no
 # database can encode a lone surrogate, so they would end as a 500. They are never valid input.
@@ -101,8 +101,11 @@ class Strict(BaseModel):
     def _whole_numbers_only(cls, value: Any, info: Any) -> Any:
         """A whole number (a row's id, a count, a number of days) is a JSON integer: pydantic's lax mode
         read `true` as 1 and `1.0` as 1, so `{"person_id": true}` addressed person 1 (session 24's probe)."""
-        if isinstance(value, (bool, float)) and info.field_name in _WHOLE_NUMBER_FIELDS.get(cls, ()):
-            raise PydanticCustomError("int_type", "Input should be a valid integer")
+        if info.field_name in _WHOLE_NUMBER_FIELDS.get(cls, ()):
+            if isinstance(value, (bool, float)):
+                raise PydanticCustomError("int_type", "Input should be a valid integer")
+            if isinstance(value, int) and not whole_number_in_range(value):  # (http.WHOLE_NUMBER_MAX)
+                raise PydanticCustomError("int_range", "Input should be a whole number the database can hold")
         return value
 
     @classmethod
