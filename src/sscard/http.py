@@ -189,7 +189,14 @@ def loads_json(body: bytes | str) -> Any:
     terminal lane's): an object that names a key twice is refused (json.JSONDecodeError, answered 422
     like any malformed JSON). Python's json keeps the last value silently, while a proxy, a log or an
     auditor's tool in front may keep the first: `{"amount_fen": 100, "amount_fen": 900000}` must not mean
-    one amount to them and another to the ledger (session 24's probe)."""
+    one amount to them and another to the ledger (session 24's probe).
+
+    Bytes are read as UTF-8 only (RFC 8259 §8.1), no byte order mark: Python's json also took UTF-16 and
+    UTF-32 bodies and a UTF-8 BOM, which a proxy, a filter or a log reading the body as UTF-8 (or as text at
+    all) saw as something else than the deposit the ledger made (session 25's probe). Not UTF-8: the
+    UnicodeDecodeError FastAPI answers 400 as before; a BOM: a JSON error, 422."""
+    if isinstance(body, (bytes, bytearray)):
+        body = bytes(body).decode("utf-8")
     return json.loads(body, object_pairs_hook=_one_value_per_key)
 
 

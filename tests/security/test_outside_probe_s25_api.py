@@ -4,6 +4,8 @@ exposed it, sent again. Each test failed on the code the probe ran against."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.ledger.helpers import activated, balance_of, terminal_token
@@ -115,3 +117,27 @@ def test_a_whole_number_past_what_a_database_holds_is_refused_naming_it_and_the_
     r = client.post("/api/v1/counter/identity-checks", headers=bearer(clerk, "too-big"),
                     json={"person_id": 2**63, "presented_citizen_id": citizen_id})
     assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["body", "person_id"], r.text
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32", "utf-8-sig"])
+def test_a_json_body_that_is_not_utf8_text_is_refused_and_moves_nothing_on_the_lane_and_through_fastapi(
+        city, app, client, encoding):
+    """The same deposit written in UTF-16, UTF-32 or UTF-8 with a byte order mark was read and done by every
+    route (Python's json guesses the encoding of bytes): a proxy, a filter or a log that reads the body as
+    UTF-8 (RFC 8259: JSON between systems is UTF-8) saw something else than what the ledger did. Refused
+    now (400 or 422, as any body that is not JSON), nothing moved; the caller is judged first as always."""
+    card = activated(city, opening_fen=10_000)
+    atm, teller = terminal_token(city, "ATM-GSB-1"), city.token("teller")
+    calls = [("/api/v1/terminal/deposit", atm, json.dumps({"pan": card.pan, "amount_fen": 100})),
+             (f"/api/v1/bank-accounts/{card.pan}/deposit", teller, '{"amount_fen": 100}')]
+    for n, (path, token, body) in enumerate(calls):
+        headers = {**bearer(token, f"enc-{encoding}-{n}"), "Content-Type": "application/json"}
+        refused = client.post(path, content=body.encode(encoding), headers=headers)
+        assert refused.status_code in (400, 422), (path, refused.text)
+        assert refused.json()["code"] == "invalid_request"
+        assert balance_of(app, card.pan) == 10_000, path
+        del headers["Authorization"]
+        assert client.post(path, content=body.encode(encoding), headers=headers).status_code == 401
+    done = client.post(calls[0][0], content=calls[0][2].encode(), headers={
+        **bearer(atm, "enc-utf8"), "Content-Type": "application/json"})
+    assert done.status_code == 200 and balance_of(app, card.pan) == 10_100
