@@ -5,6 +5,7 @@ exposed it, sent again. Each test failed on the code the probe ran against."""
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import pytest
 
@@ -141,3 +142,27 @@ def test_a_json_body_that_is_not_utf8_text_is_refused_and_moves_nothing_on_the_l
     done = client.post(calls[0][0], content=calls[0][2].encode(), headers={
         **bearer(atm, "enc-utf8"), "Content-Type": "application/json"})
     assert done.status_code == 200 and balance_of(app, card.pan) == 10_100
+
+
+@pytest.mark.parametrize("name", ["\u202e三张", "\u200b", "\ufeff张三", "张\u2066三\u2069", "\u200f张三"])
+def test_a_name_with_a_bidirectional_control_or_an_invisible_character_is_refused_and_registers_nobody(
+        city, app, client, name):
+    """`{"name": "\\u202e三张"}` registered a person whose name every page, receipt and log shows as 张三 (the
+    override reverses it), and `"\\u200b"` one whose name shows as nothing: the frame refused control
+    characters in every body string, not these. Refused now (422 naming the field), in every body string and
+    text query of the API (schemas.clean_text), and nobody is registered."""
+    from sqlalchemy import func, select
+
+    from sscard.core.identifiers import make_citizen_id
+    from sscard.models.foundation import Person
+
+    clerk = city.token("clerk")
+    with app.db.session() as s:
+        before = s.scalar(select(func.count()).select_from(Person))
+    r = client.post("/api/v1/persons", headers=bearer(clerk, f"bidi-{name!a}"),
+                    json={"citizen_id": make_citizen_id("330106", date(1980, 5, 17), 777), "name": name})
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["body", "name"], r.text
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Person)) == before
+    r = client.get("/api/v1/persons", params={"citizen_id": name}, headers=bearer(clerk))
+    assert r.status_code == 422 and r.json()["details"][0]["loc"] == ["query", "citizen_id"], r.text
