@@ -193,10 +193,13 @@ def loads_json(body: bytes | str) -> Any:
 
     Bytes are read as UTF-8 only (RFC 8259 §8.1), no byte order mark: Python's json also took UTF-16 and
     UTF-32 bodies and a UTF-8 BOM, which a proxy, a filter or a log reading the body as UTF-8 (or as text at
-    all) saw as something else than the deposit the ledger made (session 25's probe). Not UTF-8: the
-    UnicodeDecodeError FastAPI answers 400 as before; a BOM: a JSON error, 422."""
+    all) saw as something else than the deposit the ledger made (session 25's probe). Either is malformed
+    JSON (json.JSONDecodeError, answered 422 like any other)."""
     if isinstance(body, (bytes, bytearray)):
-        body = bytes(body).decode("utf-8")
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("a JSON body is UTF-8 text", "", 0) from None
     return json.loads(body, object_pairs_hook=_one_value_per_key)
 
 
