@@ -189,7 +189,17 @@ def loads_json(body: bytes | str) -> Any:
     terminal lane's): an object that names a key twice is refused (json.JSONDecodeError, answered 422
     like any malformed JSON). Python's json keeps the last value silently, while a proxy, a log or an
     auditor's tool in front may keep the first: `{"amount_fen": 100, "amount_fen": 900000}` must not mean
-    one amount to them and another to the ledger (session 24's probe)."""
+    one amount to them and another to the ledger (session 24's probe).
+
+    Bytes are read as UTF-8 only (RFC 8259 §8.1), no byte order mark: Python's json also took UTF-16 and
+    UTF-32 bodies and a UTF-8 BOM, which a proxy, a filter or a log reading the body as UTF-8 (or as text at
+    all) saw as something else than the deposit the ledger made (session 25's probe). Either is malformed
+    JSON (json.JSONDecodeError, answered 422 like any other)."""
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("a JSON body is UTF-8 text", "", 0) from None
     return json.loads(body, object_pairs_hook=_one_value_per_key)
 
 
@@ -201,6 +211,15 @@ class _JsonRequest(Request):
 
 
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+WHOLE_NUMBER_MIN, WHOLE_NUMBER_MAX = -(2**63), 2**63 - 1
+"""The widest whole number any input takes (a URL's, a body's; a route may bound its own tighter): what every
+integer column of both databases holds (BIGINT). One outside it names no row and no amount: refused 422
+naming the input (`loose_whole_numbers`, schemas.Strict), and declared so in the contract (api.contract);
+before session 25 it reached the database, whose refusal was answered 422 with no word of which input."""
+
+
+def whole_number_in_range(value: int) -> bool:
+    return WHOLE_NUMBER_MIN <= value <= WHOLE_NUMBER_MAX
 
 
 def number_kinds(annotation: Any) -> set[type]:
@@ -231,20 +250,37 @@ def loose_whole_numbers(params: tuple[tuple[str, str], ...], path_params: dict[s
     """The whole numbers of a URL written as anything but ASCII digits (with a minus), as FastAPI's
     validation errors. Pydantic reads `1.0`, `+1`, ` 1`, `1_0` and `١` as integers, so `/persons/1_0/cards`
     reached person 10 and `/persons/%201/cards` person 1 (session 24's probe): the path a proxy, a log or
-    an auditor reads must name the row the route acts on, character for character."""
+    an auditor reads must name the row the route acts on, character for character. So are the ones beyond
+    the whole numbers any database holds (`WHOLE_NUMBER_MAX`)."""
     errors = []
     for where, name in params:
         raw = [path_params[name]] if where == "path" and name in path_params else \
             query_params.getlist(name) if where == "query" else []
         errors += [{"type": "int_parsing", "loc": (where, name), "input": text,
                     "msg": "Input should be a valid integer, unable to parse string as an integer"}
-                   for text in raw if isinstance(text, str) and not _WHOLE_NUMBER.fullmatch(text)]
+                   for text in raw if isinstance(text, str) and not (
+                       _WHOLE_NUMBER.fullmatch(text) and whole_number_in_range(int(text)))]
     return errors
 
 
+ONCE_ONLY_HEADERS = (b"idempotency-key",)
+"""Headers a request means once: sent twice (`Idempotency-Key: a` and `Idempotency-Key: b`), the server read
+the first while a proxy may keep the last or join them (`a, b`, RFC 9110 §5.3), and a retry through it would
+run again under another key (session 25's probe, as a JSON key named twice in session 24)."""
+
+
+def repeated_headers(scope: Scope) -> list[dict[str, Any]]:
+    """The once-only headers a request sends more than once, as FastAPI's validation errors."""
+    names = [name for name, _ in scope["headers"] if name in ONCE_ONLY_HEADERS]
+    return [{"type": "value_error", "loc": ("header", name.decode()), "input": None,
+             "msg": "Value error, sent more than once: send it once"}
+            for name in dict.fromkeys(names) if names.count(name) > 1]
+
+
 class JsonRoute(APIRoute):
-    """Every route a RouteBook builds: its body's JSON read by `loads_json` (a key named twice refused), and
-    its whole-number path and query parameters written as digits only (`loose_whole_numbers`, 422)."""
+    """Every route a RouteBook builds: its body's JSON read by `loads_json` (a key named twice refused), its
+    whole-number path and query parameters written as digits only (`loose_whole_numbers`, 422), and a
+    once-only header sent once (`repeated_headers`, 422)."""
 
     @functools.cached_property
     def whole_numbers(self) -> tuple[tuple[str, str], ...]:
@@ -254,7 +290,8 @@ class JsonRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict_json(request: Request) -> Response:
-            loose = loose_whole_numbers(self.whole_numbers, request.path_params, request.query_params)
+            loose = loose_whole_numbers(self.whole_numbers, request.path_params, request.query_params) + \
+                repeated_headers(request.scope)
             if loose:
                 raise RequestValidationError(loose)
             return await handler(_JsonRequest(request.scope, request.receive))

@@ -29,6 +29,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from ..core.errors import MESSAGES
 from ..core.roles import Channel, Role
+from ..http import WHOLE_NUMBER_MAX, WHOLE_NUMBER_MIN
 from ..services.access import AUDIENCE, BEFORE_FIRST_CHANGE, Declaration, Scope
 from .declared import route_declaration
 from .deps import IDEMPOTENCY_KEY_MAX, current_actor, terminal_call
@@ -254,6 +255,47 @@ def _declare_time_formats(schema: dict) -> None:
 RETRY_AFTER_STATUSES = frozenset({"429", "503"})
 RETRY_AFTER_HEADER = {"description": "seconds to wait before trying again (api.main.retry_after)",
                       "schema": {"type": "integer", "minimum": 0}}
+REFUSAL_HEADERS = {
+    "WWW-Authenticate": {"description": "how to authenticate (RFC 9110 §11.6.1): `Bearer realm=\"sscard\"`",
+                         "required": True, "schema": {"type": "string"}},
+    "Allow": {"description": "every method the path serves (api.main.allowed_methods)",
+              "required": True, "schema": {"type": "string"}},
+    "Retry-After": RETRY_AFTER_HEADER,
+}
+STATUS_HEADERS = {"401": ("WWW-Authenticate",), "405": ("Allow",),
+                  **{status: ("Retry-After",) for status in RETRY_AFTER_STATUSES}}
+"""The headers a refusal of that status carries besides X-Request-ID (api.main's `answer` adds them), declared
+on that status of every operation (components.headers): the contract names every header the server answers
+with (session 25's contract probe: a 401's WWW-Authenticate and a 405's Allow were sent, never declared)."""
+
+
+def _bound_whole_numbers(schema: dict, node: Any, seen: set[str]) -> None:
+    """`minimum`/`maximum` on every integer of an input (a parameter, a request body, through its $refs and
+    nested models) that has none of its own: the range the frame takes (http.WHOLE_NUMBER_MIN/MAX), so a
+    client or a fuzzer reads from the contract what the server refuses (session 25's schemathesis run: ids and
+    offsets declared as any integer, refused past 2^63)."""
+    if isinstance(node, list):
+        for item in node:
+            _bound_whole_numbers(schema, item, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[1]
+        if name not in seen:
+            seen.add(name)
+            _bound_whole_numbers(schema, schema["components"]["schemas"][name], seen)
+        return
+    if node.get("type") == "integer":
+        if "minimum" not in node and "exclusiveMinimum" not in node:
+            node["minimum"] = WHOLE_NUMBER_MIN
+        if "maximum" not in node and "exclusiveMaximum" not in node:
+            node["maximum"] = WHOLE_NUMBER_MAX
+    for key in ("properties", "items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+        sub = node.get(key)
+        _bound_whole_numbers(schema, list(sub.values()) if isinstance(sub, dict) and key == "properties" else sub,
+                             seen)
 
 
 def build_openapi(api: FastAPI) -> dict:
@@ -269,7 +311,7 @@ def build_openapi(api: FastAPI) -> dict:
         "(`POST /api/v1/cardholder/login`, prefix `ch.`) act on the cardholder's own cards. docs/API.md.",
     }
     _declare_time_formats(schema)
-    schema["components"].setdefault("headers", {})["X-Request-ID"] = REQUEST_ID_HEADER
+    schema["components"].setdefault("headers", {}).update({"X-Request-ID": REQUEST_ID_HEADER, **REFUSAL_HEADERS})
     for methods in schema.get("paths", {}).values():
         for method, op in methods.items():
             if method in ("get", "post", "put", "patch", "delete"):
@@ -297,8 +339,12 @@ def build_openapi(api: FastAPI) -> dict:
                 note = _describe_token(decl, roles)
                 if note:
                     op["description"] = (op.get("description", "") + "\n\n" + note).strip()
-            for status in RETRY_AFTER_STATUSES & op.get("responses", {}).keys():
-                op["responses"][status].setdefault("headers", {})["Retry-After"] = RETRY_AFTER_HEADER
+            for status in STATUS_HEADERS.keys() & op.get("responses", {}).keys():
+                op["responses"][status].setdefault("headers", {}).update(
+                    {name: {"$ref": f"#/components/headers/{name}"} for name in STATUS_HEADERS[status]})
+            _bound_whole_numbers(schema, [p.get("schema") for p in op.get("parameters", [])], set())
+            _bound_whole_numbers(schema, [media.get("schema") for media in
+                                          ((op.get("requestBody") or {}).get("content") or {}).values()], set())
             for param in op.get("parameters", []):
                 if param["in"] == "header" and param["name"].lower() == "idempotency-key":
                     param["name"] = "Idempotency-Key"

@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..http import loads_json, loose_whole_numbers, replay_body
+from ..http import loads_json, loose_whole_numbers, repeated_headers, replay_body
 from ..services import batching
 from .declared import route_declaration
 
@@ -259,7 +259,8 @@ async def _validated(lane: LaneRoute, request: Request, body: bytes, path_params
             json_body = loads_json(body)  # (a key named twice: refused, and FastAPI answers it as always)
         except Exception:  # noqa: BLE001  (bad JSON, bad UTF-8, nesting past the recursion limit, ...)
             return None  # whatever the lane cannot parse, FastAPI parses and answers (400 or 422) as always
-    if loose_whole_numbers(getattr(lane.route, "whole_numbers", ()), path_params, request.query_params):
+    if loose_whole_numbers(getattr(lane.route, "whole_numbers", ()), path_params, request.query_params) or \
+            repeated_headers(request.scope):
         return None  # FastAPI's route refuses it (http.JsonRoute)
     headers = request.headers
     for dep in (*[d for d, _ in lane.steps], lane.dependant):
