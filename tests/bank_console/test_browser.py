@@ -213,11 +213,7 @@ def test_the_same_visit_in_english_on_a_390px_tablet(bank_city, app, live_server
 def test_a_wrong_pin_shows_the_tries_left_and_keeps_the_amount(bank_city, app, live_server, page):
     card = active_account(bank_city, app, fen=10_000)
     page.set_viewport_size(WIDE)
-    sign_in(page, live_server)
-    page.fill("input[name=pan]", card.pan)
-    page.click("button:has-text('查询账户')")
-    page.click("nav >> text=取款")
-    page.fill("input[name=amount]", "50")
+    amount_typed(page, live_server, card, "50", "取款")
     page.click("button:has-text('下一步：核对')")
     page.fill("input[name=pin]", WRONG_PIN)
     page.click("button:has-text('确认取款')")
@@ -241,13 +237,18 @@ def test_a_wrong_pin_shows_the_tries_left_and_keeps_the_amount(bank_city, app, l
     assert banking.statement(app, bank_city.actor("teller"), card.pan)["balance_fen"] == 5000
 
 
-def to_the_deposits_confirm_step(page, server, card, amount: str) -> None:
-    """Sign in, look the card up, and type a deposit up to its confirm step."""
+def amount_typed(page, server, card, amount: str, task: str = "存款") -> None:
+    """Sign in, look the card up, open a money task (存款, 取款) and type its amount, sending nothing yet."""
     sign_in(page, server)
     page.fill("input[name=pan]", card.pan)
     page.click("button:has-text('查询账户')")
-    page.click("nav >> text=存款")
+    page.click(f"nav >> text={task}")
     page.fill("input[name=amount]", amount)
+
+
+def to_the_deposits_confirm_step(page, server, card, amount: str) -> None:
+    """Sign in, look the card up, and type a deposit up to its confirm step."""
+    amount_typed(page, server, card, amount)
     page.click("button:has-text('下一步：核对')")
 
 
@@ -266,11 +267,7 @@ def test_enter_pressed_twice_on_the_amount_stops_at_the_confirm_step_which_enter
     landing on the confirm button the step focuses: a confirmation nobody read. An Enter in the step's first
     moments is dropped; read, Enter confirms it (the keyboard's way stays)."""
     card = active_account(bank_city, app)
-    sign_in(page, live_server)
-    page.fill("input[name=pan]", card.pan)
-    page.click("button:has-text('查询账户')")
-    page.click("nav >> text=存款")
-    page.fill("input[name=amount]", "10")
+    amount_typed(page, live_server, card, "10")
     page.press("input[name=amount]", "Enter")
     page.wait_for_selector("[data-action=confirm]")
     page.keyboard.press("Enter")  # the hurried second press

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from sscard.services import banking
-from tests.bank_console.test_browser import active_account, sign_in
+from tests.bank_console.test_browser import active_account, amount_typed
 from tests.support import STAFF_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -36,11 +36,7 @@ def _sign_in_again_in_another_tab(page, sign_in_there) -> None:
 
 def test_a_stale_htmx_form_says_in_words_that_nothing_was_done_and_changes_nothing(city, app, live_server, page):
     card = active_account(city, app)
-    sign_in(page, live_server)
-    page.fill("input[name=pan]", card.pan)
-    page.click("button:has-text('查询账户')")
-    page.click("nav >> text=存款")
-    page.fill("input[name=amount]", "10")
+    amount_typed(page, live_server, card, "10")
     _sign_in_again_in_another_tab(page, lambda other: sign_in_relogged(other, live_server))
 
     page.click("button:has-text('下一步：核对')")
@@ -126,11 +122,7 @@ def test_a_refused_lookup_and_identity_check_keep_the_id_the_clerk_typed(city, a
 
 def test_a_slip_shown_at_the_counter_prints_without_the_sites_bar_menus_and_buttons(city, app, live_server, page):
     card = active_account(city, app)
-    sign_in(page, live_server)
-    page.fill("input[name=pan]", card.pan)
-    page.click("button:has-text('查询账户')")
-    page.click("nav >> text=存款")
-    page.fill("input[name=amount]", "3")
+    amount_typed(page, live_server, card, "3")
     page.click("button:has-text('下一步：核对')")
     page.click("button:has-text('确认存款')")
     page.wait_for_selector("[data-slip]")

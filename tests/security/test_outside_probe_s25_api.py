@@ -77,21 +77,29 @@ def test_an_idempotency_key_sent_twice_is_refused_422_and_runs_nothing_on_the_la
     assert once.status_code == 200 and balance_of(app, card.pan) == 10_100
 
 
-def _integers(schema, node, seen=None):
-    """Every integer schema in `node`, through its $refs (each component once)."""
+def _schemas(schema, node, wanted, seen=None, into=None):
+    """Every schema in `node` that `wanted` takes, through its $refs (each component once); `into`: the keys
+    walked down (None: all of them)."""
     seen = set() if seen is None else seen
     if isinstance(node, dict):
         ref = node.get("$ref", "")
         if ref.startswith("#/components/schemas/") and ref not in seen:
             seen.add(ref)
-            yield from _integers(schema, schema["components"]["schemas"][ref.rsplit("/", 1)[1]], seen)
-        if node.get("type") == "integer":
+            yield from _schemas(schema, schema["components"]["schemas"][ref.rsplit("/", 1)[1]], wanted, seen, into)
+        if wanted(node):
             yield node
-        for value in node.values():
-            yield from _integers(schema, value, seen)
+        for key, value in node.items():
+            if into is None or key in into:
+                yield from _schemas(schema, list(value.values()) if key == "properties" and into else value,
+                                    wanted, seen, into)
     elif isinstance(node, list):
         for value in node:
-            yield from _integers(schema, value, seen)
+            yield from _schemas(schema, value, wanted, seen, into)
+
+
+def _integers(schema, node):
+    """Every integer schema in `node`."""
+    return _schemas(schema, node, lambda n: n.get("type") == "integer")
 
 
 def test_a_whole_number_past_what_a_database_holds_is_refused_naming_it_and_the_contract_says_so(
@@ -197,20 +205,7 @@ def test_the_contract_declares_the_text_every_body_string_refuses(client):
         assert refused == (pattern.match(text) is None), repr(text)
 
 
-def _strings(schema, node, seen=None):
-    """Every free string (no format, enum or const) of a request body, through its $refs."""
-    seen = set() if seen is None else seen
-    if isinstance(node, dict):
-        ref = node.get("$ref", "")
-        if ref.startswith("#/components/schemas/") and ref not in seen:
-            seen.add(ref)
-            yield from _strings(schema, schema["components"]["schemas"][ref.rsplit("/", 1)[1]], seen)
-        if node.get("type") == "string" and not {"format", "enum", "const"} & node.keys():
-            yield node
-        for key in ("properties", "items", "anyOf"):
-            sub = node.get(key)
-            yield from _strings(schema, list(sub.values()) if isinstance(sub, dict) and key == "properties"
-                                else sub, seen)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(schema, value, seen)
+def _strings(schema, node):
+    """Every free string (no format, enum or const) of a request body."""
+    return _schemas(schema, node, lambda n: n.get("type") == "string" and not {"format", "enum", "const"} & n.keys(),
+                    into=("properties", "items", "anyOf"))
