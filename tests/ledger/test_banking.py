@@ -102,6 +102,19 @@ def test_activation_window_follows_policy(make_app, clock):
     banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
 
 
+def test_a_cancelled_cards_activation_window_is_not_extended(city, app, clock):
+    """Session 25's rules probe: a supervisor extended the activation window of a card already cancelled
+    (replaced before it was ever activated), which activation then refuses: nothing to extend."""
+    card = city.issued_card()
+    _number, new_pan = _replacement_for(city, app, card)  # collecting the new card cancels the old one
+    clock.advance(days=61)
+    with pytest.raises(SscardError) as e:
+        banking.extend_activation(app, city.actor("bsup"), card.pan, 30, "hospitalised")
+    assert code_of(e) == "card_cancelled"
+    with app.db.session() as s:
+        assert s.scalar(select(BankAccount.window_extended).where(BankAccount.pan == card.pan)) in (False, None)
+
+
 def _replacement_for(city, app, old):
     """A replacement card for `old`, produced and collected through the services."""
     with app.db.session() as s:

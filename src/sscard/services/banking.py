@@ -439,6 +439,10 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
         raise SscardError("illegal_transition", state=account.status, event="extend_activation")
     if account.activation_deadline is None:
         raise SscardError("card_not_usable", state="not_collected")
+    card = op.session.get(Card, account.card_id)
+    assert card is not None  # bank_accounts.card_id is a NOT NULL foreign key
+    if card.ss_status == "cancelled":  # its activation is refused (activate): no window to extend
+        raise SscardError("card_cancelled")
     if account.window_extended:
         raise SscardError("activation_already_extended")
     max_days = op.policy.activation.max_extension_days
