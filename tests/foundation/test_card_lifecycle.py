@@ -119,7 +119,7 @@ def test_a_card_life_from_application_to_closed_account_changes_states_only_thro
     card = city.issued_card()  # applied, in production, ready, collected
     banking.activate(app, teller, card.pan, card.citizen_id, "730418", "730418", cardholder_in_person=True)
     banking.freeze(app, bsup, card.pan, reason="court order")
-    banking.unfreeze(app, bsup, card.pan)
+    banking.unfreeze(app, bsup, card.pan, reason="order lifted")
     loss.report_oral_loss(app, teller, card.pan)
     loss.report_temporary_loss(app, clerk, card.card_number)
     clock.advance(days=8)  # both losses lapse

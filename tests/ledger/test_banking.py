@@ -76,12 +76,12 @@ def test_activation_window_expires_and_a_supervisor_extends_it_once(city, app, c
         banking.extend_activation(app, city.actor("teller"), card.pan, 30)
     assert code_of(e) == "forbidden"
     with pytest.raises(SscardError) as e:
-        banking.extend_activation(app, city.actor("bsup"), card.pan, 61)
+        banking.extend_activation(app, city.actor("bsup"), card.pan, 61, "hospitalised")
     assert code_of(e) == "extension_too_long"
     out = banking.extend_activation(app, city.actor("bsup"), card.pan, 30, "hospitalised")
     assert out["days"] == 30
     with pytest.raises(SscardError) as e:
-        banking.extend_activation(app, city.actor("bsup"), card.pan, 10)
+        banking.extend_activation(app, city.actor("bsup"), card.pan, 10, "hospitalised")
     assert code_of(e) == "activation_already_extended"
     assert banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)["status"] == "active"
 
@@ -97,8 +97,8 @@ def test_activation_window_follows_policy(make_app, clock):
         banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
     assert code_of(e) == "activation_window_expired"
     with pytest.raises(SscardError):
-        banking.extend_activation(app, city.actor("bsup"), card.pan, 6)
-    banking.extend_activation(app, city.actor("bsup"), card.pan)
+        banking.extend_activation(app, city.actor("bsup"), card.pan, 6, "abroad")
+    banking.extend_activation(app, city.actor("bsup"), card.pan, reason="abroad")
     banking.activate(app, city.actor("teller"), card.pan, card.citizen_id, PIN, PIN, cardholder_in_person=True)
 
 
@@ -113,6 +113,21 @@ def test_a_cancelled_cards_activation_window_is_not_extended(city, app, clock):
     assert code_of(e) == "card_cancelled"
     with app.db.session() as s:
         assert s.scalar(select(BankAccount.window_extended).where(BankAccount.pan == card.pan)) in (False, None)
+
+
+def test_a_supervisors_override_says_why_on_every_channel(city, app):
+    """A freeze, its lifting and a longer activation window are a supervisor's overrides: the console's form
+    always asked why, the API took an empty reason (s25-authz probe). Refused reason_required, nothing done."""
+    a, fresh = activated(city, opening_fen=1_000), city.issued_card()
+    bsup = city.actor("bsup")
+    for call in (lambda: banking.freeze(app, bsup, a.pan, "  "), lambda: banking.unfreeze(app, bsup, a.pan),
+                 lambda: banking.extend_activation(app, bsup, fresh.pan, 10, "")):
+        with pytest.raises(SscardError) as e:
+            call()
+        assert code_of(e) == "reason_required"
+    assert banking.statement(app, bsup, a.pan)["status"] == "active"
+    banking.freeze(app, bsup, a.pan, "court order")
+    assert banking.statement(app, bsup, a.pan)["status"] == "frozen"
 
 
 def _replacement_for(city, app, old):
@@ -308,7 +323,7 @@ def test_lost_or_frozen_accounts_refuse_debits_and_accept_credits(city, app, clo
     with pytest.raises(SscardError) as e:
         banking.unfreeze(app, city.actor("teller"), a.pan)
     assert code_of(e) == "forbidden"
-    banking.unfreeze(app, city.actor("bsup"), a.pan)
+    banking.unfreeze(app, city.actor("bsup"), a.pan, "order lifted")
     banking.withdraw(app, atm, a.pan, 100, PIN)
 
 
@@ -380,7 +395,7 @@ def test_a_hold_taken_before_a_loss_or_a_freeze_is_not_posted_after_it_and_can_s
     with pytest.raises(SscardError) as e:
         banking.capture_payment(app, pos, again["transfer_id"], 500)
     assert code_of(e) == "account_frozen"
-    banking.unfreeze(app, city.actor("bsup"), card.pan)
+    banking.unfreeze(app, city.actor("bsup"), card.pan, "order lifted")
     assert banking.capture_payment(app, pos, again["transfer_id"], 500)["amount_fen"] == 500
     assert balance_of(app, card.pan) == 9_500
     assert invariants(app)["ok"]

@@ -89,6 +89,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The customer at the desk was changed or the visit ended in another window: this confirmation was for the "
         "card ending {last4}, and nothing was done. Look the customer up again first.",
     ),
+    "reason_required": (422, "主管授权须填写原因", "A supervisor's override needs a reason"),
     "desk_customer_unnamed": (
         409,
         "此表单没有注明是为哪位客户打开的（页面可能已过期），未办理任何业务。请重新查询客户后再办理。",
