@@ -30,13 +30,19 @@ STARTUP_ERRORS = (PolicyError, SettingsError)
 
 
 def load_app():
+    """The app for one command, closed when the command's process ends (its writer's connection is ended
+    before the interpreter's, which otherwise printed psycopg's 'error ignored terminating Pipeline')."""
+    import atexit
+
     from ..services.app import build_app
 
     try:
-        return build_app()
+        app = build_app()
     except STARTUP_ERRORS as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    atexit.register(app.close)
+    return app
 
 
 def say_refusal(exc: SscardError) -> None:

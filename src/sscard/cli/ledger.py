@@ -99,7 +99,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(json.dumps(out, ensure_ascii=False))
         else:
-            console.print(f"credited {out['credited']} lines, {out['credited_fen']} fen; refused {len(out['refused'])}")
+            console.print(f"credited {out['credited']} lines, {out['credited_fen']} fen (a line an earlier run of this "
+                          f"file credited is counted, never credited twice); refused {len(out['refused'])}")
             for line in out["refused"]:
                 console.print(f"  line {line['line']}: {line['code']}")
         if out["refused"]:
