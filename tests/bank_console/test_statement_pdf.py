@@ -128,3 +128,25 @@ def test_a_counterparty_code_holding_markup_is_printed_as_text_never_read_as_mar
         st.lines.append(Line(at=datetime(2026, 1, 6, tzinfo=UTC), description=words, debit_fen=100))
     pdf = render_statement(st, "zh")
     assert pdf.startswith(b"%PDF") and pages_of(pdf) == 1
+
+
+def test_a_long_name_in_the_statement_head_wraps_within_its_column():
+    """Session 24's left-alone list: a very long holder's, bank's or outlet's name ran over the next column and
+    off the page: the head's values were plain cells. Each is a paragraph now, wrapped within its column."""
+    from reportlab.lib.styles import ParagraphStyle
+
+    from sscard.documents.statements import HEAD_COLUMNS, head_table
+
+    long_name = "阿卜杜热合曼·买买提依明·艾力江·吐尔逊" * 3
+    table = head_table([("户名", long_name), ("网点", "工商银行" + "西湖区文三路" * 8 + "支行"), ("期间", "2026")],
+                       "Helvetica", ParagraphStyle("b", fontName="Helvetica", fontSize=9, leading=12))
+    for row in table._cellvalues:
+        for column, cell in zip((1, 3), (row[1], row[3]), strict=True):
+            width, height = cell.wrap(HEAD_COLUMNS[column], 1000)
+            assert width <= HEAD_COLUMNS[column]
+    first = table._cellvalues[0][1]
+    first.wrap(HEAD_COLUMNS[1], 1000)
+    assert len(first.blPara.lines) > 1  # wrapped, not run over
+    st = a_statement(0)
+    st.name_masked, st.outlet = long_name, "工商银行" + "西湖区文三路" * 8 + "支行"
+    assert render_statement(st, "zh").startswith(b"%PDF")

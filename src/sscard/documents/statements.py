@@ -89,17 +89,7 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
         pairs.append((t["status"], st.status))
     if st.outlet:
         pairs.append((t["outlet"], st.outlet))
-    if len(pairs) % 2:
-        pairs.append(("", ""))
-    head = [[*pairs[i], *pairs[i + 1]] for i in range(0, len(pairs), 2)]
-    head_table = Table(head, colWidths=[28 * mm, 62 * mm, 28 * mm, 62 * mm])
-    head_table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, -1), font, 9),
-        ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#5b6673")),
-        ("TEXTCOLOR", (2, 0), (2, -1), colors.HexColor("#5b6673")),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
-    story += [head_table, Spacer(1, 5 * mm), paragraph(t["unit"], small)]
+    story += [head_table(pairs, font, body), Spacer(1, 5 * mm), paragraph(t["unit"], small)]
 
     rows: list[list] = [[t["time"], t["desc"], t["debit"], t["credit"], t["balance"]]]
     for line in st.lines:
@@ -134,3 +124,23 @@ def render_statement(st: Statement, lang: str = "zh") -> bytes:
 
     doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
+
+
+HEAD_COLUMNS = (28 * mm, 62 * mm, 28 * mm, 62 * mm)  # label, value, label, value
+
+
+def head_table(pairs: list[tuple[str, str]], font: str, body: ParagraphStyle) -> Table:
+    """The statement's head, two facts a row: each value a paragraph that wraps within its column (a long
+    holder's, bank's or outlet's name ran over the next column and off the page as a plain cell)."""
+    pairs = pairs + [("", "")] * (len(pairs) % 2)
+    head = [[pairs[i][0], paragraph(pairs[i][1], body), pairs[i + 1][0], paragraph(pairs[i + 1][1], body)]
+            for i in range(0, len(pairs), 2)]
+    table = Table(head, colWidths=list(HEAD_COLUMNS))
+    table.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, -1), font, 9),
+        ("TEXTCOLOR", (0, 0), (0, -1), colors.HexColor("#5b6673")),
+        ("TEXTCOLOR", (2, 0), (2, -1), colors.HexColor("#5b6673")),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    return table
