@@ -196,8 +196,9 @@ def sent(wire: list[tuple[str, str]]) -> list[str]:
     return [message for direction, message in wire if direction == "F" and message.startswith(("Parse", "Query", "Sync"))]
 
 
-def pdf_text(pdf: bytes) -> str:
-    """A PDF's text as poppler's pdftotext reads it (-layout), or the test skipped where it is not installed."""
+def pdf_text(pdf: bytes, mode: str = "-layout") -> str:
+    """A PDF's text as poppler's pdftotext reads it (-layout; -raw: in the order it is drawn, so a value wrapped
+    within its table cell reads on as one), or the test skipped where it is not installed."""
     import shutil
     import subprocess
 
@@ -205,5 +206,5 @@ def pdf_text(pdf: bytes) -> str:
 
     if not shutil.which("pdftotext"):
         pytest.skip("pdftotext (poppler-utils) is not installed")
-    return subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True,
+    return subprocess.run(["pdftotext", mode, "-", "-"], input=pdf, capture_output=True,
                           check=True).stdout.decode()

@@ -86,7 +86,7 @@ def test_bank_account_state_machine(city, app, clock):
 
         @rule()
         def freeze(self):
-            got = _code(banking.freeze, app, bsup, self.card.pan)
+            got = _code(banking.freeze, app, bsup, self.card.pan, "court order")
             self.lapse()
             assert got == ("ok" if self.status == "active" else "illegal_transition")
             if got == "ok":
@@ -94,7 +94,7 @@ def test_bank_account_state_machine(city, app, clock):
 
         @rule()
         def unfreeze(self):
-            got = _code(banking.unfreeze, app, bsup, self.card.pan)
+            got = _code(banking.unfreeze, app, bsup, self.card.pan, "order lifted")
             assert got == ("ok" if self.status == "frozen" else "illegal_transition")
             if got == "ok":
                 self.status = "active"
