@@ -4,10 +4,8 @@ request that exposed it, sent again. Each test failed on the code the probe ran 
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
 from sscard.api.sessions import issue_cardholder_token
-from sscard.composition import create_app
 from sscard.core.errors import SscardError
 from sscard.core.roles import Channel
 from sscard.services import loss, window
@@ -16,12 +14,6 @@ from tests.ledger.helpers import activated
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
-
-
-@pytest.fixture
-def api(app):
-    with TestClient(create_app(app)) as client:
-        yield client
 
 
 def _status(app, pan: str) -> str:

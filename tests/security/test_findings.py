@@ -7,9 +7,7 @@ finding could recur, not only the one the probe happened to try."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from sscard.composition import create_app
 from sscard.core.errors import SscardError
 from sscard.core.roles import SYSTEM_ACTOR, Channel, Role
 from sscard.services import access, banking
@@ -18,12 +16,6 @@ from tests.medical import helpers as med
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
-
-
-@pytest.fixture
-def api(app):
-    with TestClient(create_app(app)) as client:
-        yield client
 
 
 def test_finding1_a_terminal_token_cannot_move_money_through_staff_routes(city, app, api):

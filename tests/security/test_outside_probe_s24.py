@@ -6,22 +6,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from sscard.composition import create_app
 from sscard.core.identifiers import make_pan
 from sscard.models.foundation import AuditRecord
 from tests.ledger.helpers import PIN, activated, balance_of, terminal_token
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
-
-
-@pytest.fixture
-def api(app):
-    with TestClient(create_app(app)) as client:
-        yield client
 
 
 def _nobodys_pan(app, bin_: str) -> str:

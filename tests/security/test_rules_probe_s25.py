@@ -4,22 +4,14 @@ it, sent again. Each test failed on the code the probe ran against."""
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from sscard.composition import create_app
 from sscard.core.roles import Channel
 from sscard.models.foundation import BankAccount
 from sscard.services import loss
 from tests.ledger.helpers import activated
 
 pytestmark = pytest.mark.keys_required
-
-
-@pytest.fixture
-def api(app):
-    with TestClient(create_app(app)) as client:
-        yield client
 
 
 def _key(n: str) -> dict[str, str]:
