@@ -454,7 +454,7 @@ def extend_activation(op: Op, pan: str, days: int | None = None, reason: str = "
     account.activation_deadline = max(before, shanghai_day(op.now)) + timedelta(days=days)
     account.window_extended = True
     op.audit("bank_account", account.pan, before=before.isoformat(), after=account.activation_deadline.isoformat(),
-             person_id=account.person_id, reason=reason[:200], days=days)
+             person_id=account.person_id, reason=reason, days=days)
     return {"pan": mask_pan(account.pan), "activation_deadline": account.activation_deadline, "days": days}
 
 
@@ -787,7 +787,7 @@ def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict[str, Any]:
     account = _account(op, pan)
     before = lifecycle.bank_transition(op, account, event)
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
-             reason=reason[:200])
+             reason=reason)
     return {"pan": mask_pan(account.pan), "status": account.status}
 
 
