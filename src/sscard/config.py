@@ -67,6 +67,7 @@ class Settings:
             "process" if url.startswith("postgresql") else "thread")
         if sealer not in ("thread", "process"):
             raise SettingsError(f"SSCARD_AUDIT_SEALER must be thread or process, not {sealer!r}")
+        public_url = parse_public_url("SSCARD_PUBLIC_URL", os.environ.get("SSCARD_PUBLIC_URL", ""))
         return cls(
             database_url=url,
             secret_key=load_secret_key(var_dir),
@@ -78,9 +79,8 @@ class Settings:
             twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
             hotline_public_url=parse_public_url("SSCARD_HOTLINE_PUBLIC_URL",
-                                                os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", ""))
-            or parse_public_url("SSCARD_PUBLIC_URL", os.environ.get("SSCARD_PUBLIC_URL", "")),
-            public_url=parse_public_url("SSCARD_PUBLIC_URL", os.environ.get("SSCARD_PUBLIC_URL", "")),
+                                                os.environ.get("SSCARD_HOTLINE_PUBLIC_URL", "")) or public_url,
+            public_url=public_url,
             audit_sealer=sealer,
         )
 
