@@ -161,8 +161,14 @@ def _set_query_lock(person: Person, lock: Lockout) -> None:
     person.query_pw_locked_until = lock.locked_until
 
 
+def query_password_is_initial(person: Any) -> bool:
+    """Whether the person's query password is still the initial one (none set since, or reset): a Person, or
+    a row of its two columns."""
+    return bool(person.query_pw_initial or person.query_pw_hash is None)
+
+
 def query_password_matches(op: Op, person: Person, password: str) -> bool:
-    if person.query_pw_initial or person.query_pw_hash is None:
+    if query_password_is_initial(person):
         op.secrets.no_password_matches(password)  # as long as a set password's check (R1.8)
         initial = initial_query_password(op.policy, person.first_card_number, person.citizen_id)
         return constant_time_equal(password, initial)
@@ -171,7 +177,7 @@ def query_password_matches(op: Op, person: Person, password: str) -> bool:
 
 def phone_usable(op: Op, person: Person) -> bool | None:
     """Whether the person's query password can be typed on 12333's keypad (None: not known yet)."""
-    if person.query_pw_initial or person.query_pw_hash is None:
+    if query_password_is_initial(person):
         return phone_typable(initial_query_password(op.policy, person.first_card_number, person.citizen_id))
     return person.query_pw_phone_ok
 
@@ -186,7 +192,7 @@ def check_query_password(op: Op, person: Person, password: str) -> None:
         raise SscardError("wrong_password", commit=True)
     _verify(op, "query_password", _query_lock(person), query_password_matches(op, person, password),
             lambda lock: _set_query_lock(person, lock), ("person", person.id), person.id)
-    if not person.query_pw_initial and person.query_pw_hash is not None:
+    if not query_password_is_initial(person):
         person.query_pw_phone_ok = phone_typable(password)  # learnt from the one that just matched
 
 
@@ -283,7 +289,7 @@ def query_password_state(app: App, person_id: int) -> tuple[int, bool] | None:
                               .where(Person.id == person_id)).first()
         if row is None:
             return None
-        return row.query_pw_generation or 0, bool(row.query_pw_initial or row.query_pw_hash is None)
+        return row.query_pw_generation or 0, query_password_is_initial(row)
 
     return app.db.run(work, readonly=True)
 

@@ -19,7 +19,7 @@ from ..core.errors import SscardError
 from ..core.roles import Actor, Channel, Role
 from ..models.foundation import Person, StaffUser, WebSession
 from .app import App
-from .passwords import cardholder_actor, login_with_query_password
+from .passwords import cardholder_actor, login_with_query_password, query_password_is_initial
 from .staff import authenticate_staff, staff_actor
 
 IDLE_TIMEOUT = {"staff": timedelta(minutes=15), "cardholder": timedelta(minutes=10)}
@@ -109,7 +109,7 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
             # the frame refuses all but the change while the password is initial (Actor.must_change_password),
             # as the portal's pages send such a session to the change page (web.portal: _me)
             actor = replace(cardholder_actor(person.id, person.name, Channel.PORTAL),
-                            must_change_password=bool(person.query_pw_initial or person.query_pw_hash is None))
+                            must_change_password=query_password_is_initial(person))
         session.expunge(row)
         return actor, row
 
