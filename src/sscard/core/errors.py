@@ -89,6 +89,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The customer at the desk was changed or the visit ended in another window: this confirmation was for the "
         "card ending {last4}, and nothing was done. Look the customer up again first.",
     ),
+    "not_reversible": (409, "此业务不能撤销：{why}", "This action cannot be reversed: {why}"),
     "reason_required": (422, "主管授权须填写原因", "A supervisor's override needs a reason"),
     "desk_customer_unnamed": (
         409,

@@ -109,6 +109,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "ss_password.reset_by_agent": ("代办重置社保应用密码", "代办重置社保应用密码"),
     "attorney.record": ("登记授权委托书", "登记授权委托书"),
     "attorney.revoke": ("撤销授权委托书", "撤销授权委托书"),
+    "reversal.reverse": ("主管撤销经办业务", "服务网点主管撤销经办业务"),
     "attorney.list": (None, "查看授权委托书"),
     "attorney.view": (None, "查看授权委托书"),
     "ss_loss.report_temporary": ("临时挂失", "临时挂失登记"),
@@ -184,6 +185,7 @@ NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "staff.issue_token", "staff.issue_terminal_keys", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
     "medical.institutions", "ledger.check", "login.throttled", "reports.center_day",
     "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
+    "reversal.candidates",
 })
 OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}
 OPERATION_CARDHOLDER: dict[str, str] = {op: cardholder for op, (_, cardholder) in AUDIT_OPERATIONS.items()}

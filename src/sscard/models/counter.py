@@ -83,3 +83,17 @@ class FeeReceipt(Base):
     attorney_id: Mapped[int | None] = mapped_column(ForeignKey("powers_of_attorney.id"), nullable=True)
     ledger_transfer_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     paid_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Reversal(Base):
+    """A center supervisor's reversal of a clerk's action (core.reversal): one row per reversed audit
+    record, so an action is reversed at most once, whatever two supervisors click at the same moment."""
+
+    __tablename__ = "reversals"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    audit_record_id: Mapped[int] = mapped_column(BigInteger, unique=True)  # the reversed action's record
+    operation: Mapped[str] = mapped_column(String(64))
+    center_id: Mapped[int] = mapped_column(ForeignKey("service_centers.id"), index=True)
+    reversed_by: Mapped[str] = mapped_column(String(32))  # the supervisor's staff id
+    reversed_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200))

@@ -137,13 +137,19 @@ def revoke(op: Op, attorney_id: int, reason: str = "") -> dict[str, Any]:
     poa = _get(op, attorney_id)
     if poa.revoked_at is not None:
         raise SscardError("illegal_transition", state="revoked", event="revoke")
+    before = end(op, poa, reason)
+    op.audit("power_of_attorney", poa.id, before=before, after="revoked", person_id=poa.person_id,
+             reason=poa.revoke_reason)
+    return poa_view(poa, op.app.clock.today())
+
+
+def end(op: Op, poa: PowerOfAttorney, reason: str) -> str:
+    """Revoke `poa` from now (a revocation, or a supervisor's reversal of its recording); its state before."""
     before = poa_status(poa, op.app.clock.today())
     poa.revoked_at = op.now
     poa.revoked_by = str(op.actor.id)
     poa.revoke_reason = (reason or "").strip()[:128]
-    op.audit("power_of_attorney", poa.id, before=before, after="revoked", person_id=poa.person_id,
-             reason=poa.revoke_reason)
-    return poa_view(poa, op.app.clock.today())
+    return before
 
 
 def _get(op: Op, attorney_id: int) -> PowerOfAttorney:

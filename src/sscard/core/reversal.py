@@ -1,0 +1,117 @@
+"""A center supervisor's reversal of a clerk's action (RULES §1: "reversal of a clerk's action").
+
+Which actions can be undone, and how, said once: the service (services.reversal) finds the action's audit
+record, checks the conditions below and applies the steps; the console and the API list what `why_not`
+lets through. Pure: no database, no clock of its own.
+
+What may be reversed, and only when all of these hold:
+- the action succeeded, at the supervisor's own center, and was a clerk's (not the supervisor's own: a
+  reversal is a second person's decision, and a supervisor's action has nobody above it here);
+- it was done today (Shanghai), the day the supervisor signs the day report for;
+- it was not reversed already, and nothing changed its object since (a card whose state moved on, a power
+  of attorney already revoked, an application already in a production batch): undoing an action that later
+  ones rest on would undo them silently;
+- a loss that also recorded the bank's (policy loss.linked) is not reversed here: the bank side is the bank's.
+
+How (each step is one of the card's own state machine events, core.states, so no new state is reachable):
+- a temporary SS loss reported in error: `cancel_loss`;
+- a formal SS loss recorded in error: `cancel_loss`, then `report_temporary_loss` when the card was under a
+  temporary loss before (it lapses after the policy's days from the reversal: the protection the
+  cardholder asked for is not shortened);
+- a loss cancelled in error: the loss again (`report_temporary_loss` or `report_formal_loss`);
+- a first card applied for in error: the card `cancel`led and its not-yet-activated account closed;
+- a power of attorney recorded in error: revoked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from .states import SsStatus
+
+S = SsStatus
+
+REVERSER_ROLE = "center_supervisor"
+REVERSED_ROLE = "clerk"
+
+
+@dataclass(frozen=True)
+class Reversible:
+    """One kind of action that can be undone: what its audit record names, and the words a page shows."""
+
+    object_type: str
+    zh: str
+    en: str
+
+
+REVERSIBLE: dict[str, Reversible] = {
+    "ss_loss.report_temporary": Reversible("card", "撤销临时挂失", "Undo the temporary loss"),
+    "ss_loss.report_formal": Reversible("card", "撤销正式挂失", "Undo the formal loss"),
+    "ss_loss.cancel": Reversible("card", "恢复被解除的挂失", "Restore the cancelled loss"),
+    "card.apply_first": Reversible("card", "撤销首次申领", "Withdraw the first-card application"),
+    "attorney.record": Reversible("power_of_attorney", "撤销授权委托书登记", "Revoke the recorded power of attorney"),
+}
+
+# why a reversal is refused (the `not_reversible` error's `why`), in both languages
+WHY: dict[str, tuple[str, str]] = {
+    "kind": ("此类业务不能撤销", "this kind of action cannot be reversed"),
+    "refused": ("该业务未办成", "the action did not succeed"),
+    "other_center": ("该业务不是本服务网点办理的", "the action was done at another service center"),
+    "not_a_clerk": ("只能撤销经办人员办理的业务", "only a clerk's action can be reversed"),
+    "not_today": ("只能撤销当日办理的业务", "only an action of today can be reversed"),
+    "reversed": ("该业务已撤销", "the action was reversed already"),
+    "changed": ("该业务之后已有其他变动", "something has changed since the action"),
+    "bank_side": ("该业务同时办理了银行账户挂失，请到银行办理", "the action also reported the bank account lost: "
+                  "that side is undone at the bank"),
+    "in_production": ("该卡已进入制卡批次", "the card is already in a production batch"),
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    """What the audit record of a clerk's action says, as the rules need it."""
+
+    operation: str
+    result: str
+    actor_role: str
+    place: str
+    day: date
+    before: str
+    after: str
+    linked_bank: bool
+
+
+def why_not(action: Action, *, center_code: str, today: date, reversed_already: bool) -> str | None:
+    """The reason (a key of WHY) the action cannot be reversed by a supervisor of `center_code` today, or
+    None when it can, as far as its record tells (the service then checks that its object has not moved)."""
+    if action.operation not in REVERSIBLE:
+        return "kind"
+    if action.result != "ok":
+        return "refused"
+    if action.place != center_code:
+        return "other_center"
+    if action.actor_role != REVERSED_ROLE:
+        return "not_a_clerk"
+    if action.day != today:
+        return "not_today"
+    if reversed_already:
+        return "reversed"
+    if action.linked_bank:
+        return "bank_side"
+    return None
+
+
+def card_steps(action: Action) -> tuple[str, ...]:
+    """The card's state machine events that undo a card action, from the state it left (`after`) back to
+    the one it found (`before`)."""
+    before = action.before
+    if action.operation == "ss_loss.report_temporary":
+        return ("cancel_loss",)
+    if action.operation == "ss_loss.report_formal":
+        return ("cancel_loss", "report_temporary_loss") if before == S.TEMPORARY_LOSS else ("cancel_loss",)
+    if action.operation == "ss_loss.cancel":
+        return ("report_formal_loss",) if before == S.FORMAL_LOSS else ("report_temporary_loss",)
+    if action.operation == "card.apply_first":
+        return ("cancel",)
+    raise ValueError(f"not a card action: {action.operation}")

@@ -1,0 +1,142 @@
+"""A center supervisor's reversal of a clerk's action (RULES §1; what and when: core.reversal).
+
+The supervisor names the action by its audit record (the console lists today's, `candidates`); the
+reversal is one operation: the object put back through its own state machine, a `reversals` row (unique
+per record: an action is reversed once), and one audit record naming the reversed record, its clerk and
+the supervisor's reason. The clerk's record itself is never touched (the log is append-only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ..core import reversal as rules
+from ..core.clock import SHANGHAI
+from ..core.errors import SscardError
+from ..core.identifiers import ascii_digits, mask_card_number
+from ..core.roles import Role
+from ..core.states import BankStatus, SsStatus
+from ..models.counter import PowerOfAttorney, Reversal
+from ..models.foundation import AuditRecord, Card, StaffUser
+from . import lookup
+from .banking import require_reason
+from . import card_lifecycle as lifecycle
+from .access import Scope
+from .operation import Op, operation, query
+from .reports import day_bounds
+
+LISTED = 200  # a day's reversible actions shown at most (a center's day has tens)
+
+
+def _action(record: AuditRecord) -> rules.Action:
+    return rules.Action(
+        operation=record.operation, result=record.result, actor_role=record.actor_role, place=record.place,
+        day=record.at.astimezone(SHANGHAI).date(), before=record.before, after=record.after,
+        linked_bank=bool((record.detail or {}).get("linked_bank")))
+
+
+def _refuse(why: str) -> SscardError:
+    return SscardError("not_reversible", why=rules.WHY[why])
+
+
+def _shown_object(record: AuditRecord) -> str:
+    return mask_card_number(record.object_id) if record.object_type == "card" else record.object_id
+
+
+@query("reversal.candidates", roles={Role.CENTER_SUPERVISOR}, scope=Scope.CENTER)
+def candidates(op: Op) -> dict[str, Any]:
+    """Today's reversible kinds of action by the clerks of the supervisor's center, newest first, each with
+    whether it can still be reversed as far as its record tells (`why_not`: a WHY key, or None)."""
+    center = lookup.own_center(op.session, op.actor)
+    today = op.app.clock.today()
+    start, end = day_bounds(today)
+    records = op.session.scalars(
+        select(AuditRecord).where(AuditRecord.place == center.code, AuditRecord.at >= start, AuditRecord.at < end,
+                                  AuditRecord.actor_kind == "staff", AuditRecord.result == "ok",
+                                  AuditRecord.operation.in_(rules.REVERSIBLE))
+        .order_by(AuditRecord.id.desc()).limit(LISTED)).all()
+    ids = [r.id for r in records]
+    reversed_ids = set(op.session.scalars(select(Reversal.audit_record_id)
+                                          .where(Reversal.audit_record_id.in_(ids)))) if ids else set()
+    clerks = {str(u.id): u.username for u in op.session.scalars(
+        select(StaffUser).where(StaffUser.center_id == center.id))}
+    rows = []
+    for record in records:
+        why = rules.why_not(_action(record), center_code=center.code, today=today,
+                            reversed_already=record.id in reversed_ids)
+        kind = rules.REVERSIBLE[record.operation]
+        rows.append({"audit_record_id": record.id, "at": record.at, "operation": record.operation,
+                     "undo": {"zh": kind.zh, "en": kind.en}, "clerk": clerks.get(record.actor_id, record.actor_id),
+                     "object_type": record.object_type, "object_id": _shown_object(record),
+                     "before": record.before, "after": record.after, "why_not": why,
+                     "why_not_words": ({"zh": rules.WHY[why][0], "en": rules.WHY[why][1]} if why else None)})
+    return {"center": {"code": center.code, "name": center.name}, "day": today, "actions": rows}
+
+
+@operation("reversal.reverse", roles={Role.CENTER_SUPERVISOR}, scope=Scope.CENTER)
+def reverse(op: Op, audit_record_id: int, reason: str) -> dict[str, Any]:
+    """Undo a clerk's action of today at this center, with a reason; refused `not_reversible` naming why."""
+    reason = require_reason(reason)
+    center = lookup.own_center(op.session, op.actor)
+    record = (op.session.scalar(select(AuditRecord).where(AuditRecord.id == int(audit_record_id)))
+              if ascii_digits(str(audit_record_id)) else None)
+    if record is None:
+        raise SscardError("not_found", what=("业务记录", "action record"))
+    op.audit("audit_record", record.id, before=record.operation, person_id=record.person_id,
+             reversed_operation=record.operation, clerk=record.actor_id, reason=reason)
+    already = op.session.scalar(select(Reversal.id).where(Reversal.audit_record_id == record.id)) is not None
+    why = rules.why_not(_action(record), center_code=center.code, today=op.app.clock.today(),
+                        reversed_already=already)
+    if why is not None:
+        raise _refuse(why)
+    if record.object_type == "card":
+        now = _reverse_card(op, record)
+    else:
+        now = _reverse_attorney(op, record, reason)
+    op.session.add(Reversal(audit_record_id=record.id, operation=record.operation, center_id=center.id,
+                            reversed_by=str(op.actor.id), reversed_at=op.now, reason=reason))
+    op.audit("audit_record", record.id, before=record.operation, after="reversed", person_id=record.person_id,
+             object=_shown_object(record), state_before=record.after, state_after=now)
+    return {"audit_record_id": record.id, "operation": record.operation, "object_type": record.object_type,
+            "object_id": _shown_object(record), "state_before": record.after, "state_after": now,
+            "reversed_at": op.now, "reason": reason}
+
+
+def _reverse_card(op: Op, record: AuditRecord) -> str:
+    """The card back to the state the action found, if nothing moved it since."""
+    card = op.session.scalar(select(Card).where(Card.card_number == record.object_id))
+    if card is None:
+        raise SscardError("card_not_found")
+    lifecycle.refresh_ss(op, card)  # a loss that lapsed since is a change since
+    moved = card.ss_status != record.after or card.status_changed_at > record.at
+    if record.operation == "card.apply_first" and card.batch_id is not None:
+        raise _refuse("in_production")
+    if record.operation == "ss_loss.report_formal" and not moved:
+        from .loss import replacement_applied
+
+        moved = replacement_applied(op, card)
+    if moved:
+        raise _refuse("changed")
+    for event in rules.card_steps(_action(record)):
+        lifecycle.ss_transition(op, card, event)
+    if record.operation == "card.apply_first":
+        account = lookup.account_for_card(op.session, card)
+        if account.status != BankStatus.NOT_ACTIVATED:
+            raise _refuse("changed")
+        lifecycle.bank_transition(op, account, "close")
+    assert card.ss_status == (SsStatus.CANCELLED if record.operation == "card.apply_first" else record.before)
+    return str(card.ss_status)
+
+
+def _reverse_attorney(op: Op, record: AuditRecord, reason: str) -> str:
+    from .attorney import end
+
+    poa = op.session.get(PowerOfAttorney, int(record.object_id))
+    if poa is None:
+        raise SscardError("not_found", what=("授权委托书", "power of attorney"))
+    if poa.revoked_at is not None:
+        raise _refuse("changed")
+    end(op, poa, reason)
+    return "revoked"

@@ -1,0 +1,169 @@
+"""A center supervisor reverses a clerk's action (RULES §1): which, when, how often, and what is left behind."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from sscard.core.errors import SscardError
+from sscard.models.counter import PowerOfAttorney
+from sscard.models.foundation import AuditRecord, BankAccount, Card
+from sscard.services import attorney, enrolment, loss, reversal
+
+
+def _record_of(app, operation: str) -> int:
+    with app.db.session() as s:
+        return s.scalar(select(AuditRecord.id).where(AuditRecord.operation == operation, AuditRecord.result == "ok")
+                        .order_by(AuditRecord.id.desc()).limit(1))
+
+
+def _card(app, number: str) -> Card:
+    with app.db.session() as s:
+        return s.scalar(select(Card).where(Card.card_number == number))
+
+
+def _refusal(fn, *args, **kwargs) -> SscardError:
+    with pytest.raises(SscardError) as err:
+        fn(*args, **kwargs)
+    return err.value
+
+
+def test_a_formal_loss_recorded_in_error_is_undone_by_the_supervisor_with_a_reason_and_recorded(city, app):
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    record = _record_of(app, "ss_loss.report_formal")
+    out = reversal.reverse(app, city.actor("csup"), record, "认错了卡，持卡人未挂失")
+    assert out["state_before"] == "formal_loss" and out["state_after"] == "normal"
+    assert card.card_number not in str(out)  # the number masked
+    assert _card(app, card.card_number).ss_status == "normal"
+    with app.db.session() as s:
+        audit = s.scalar(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse"))
+    assert (audit.result, audit.object_type, audit.object_id, audit.after) == ("ok", "audit_record", str(record), "reversed")
+    assert audit.person_id == card.person_id and audit.detail["reason"] == "认错了卡，持卡人未挂失"
+    assert audit.detail["reversed_operation"] == "ss_loss.report_formal"
+
+
+def test_a_formal_loss_over_a_temporary_one_goes_back_to_the_temporary_loss_not_to_normal(city, app):
+    card = city.issued_card()
+    clerk = city.actor("clerk")
+    loss.report_temporary_loss(app, clerk, card.card_number)
+    loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id)
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "ss_loss.report_formal"), "录入错误")
+    after = _card(app, card.card_number)
+    assert after.ss_status == "temporary_loss" and after.loss_expires_at is not None
+
+
+def test_a_cancelled_loss_is_restored_and_a_temporary_loss_reported_in_error_is_lifted(city, app):
+    card = city.issued_card()
+    clerk, csup = city.actor("clerk"), city.actor("csup")
+    loss.report_formal_loss(app, clerk, card.card_number, card.citizen_id)
+    loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id)
+    reversal.reverse(app, csup, _record_of(app, "ss_loss.cancel"), "持卡人未要求解挂")
+    assert _card(app, card.card_number).ss_status == "formal_loss"
+    other = city.issued_card("李四")
+    loss.report_temporary_loss(app, clerk, other.card_number)
+    reversal.reverse(app, csup, _record_of(app, "ss_loss.report_temporary"), "挂错了卡")
+    assert _card(app, other.card_number).ss_status == "normal"
+
+
+def test_a_first_card_applied_for_in_error_is_withdrawn_and_the_person_may_apply_again(city, app):
+    pid, _ = city.new_person("王五")
+    clerk = city.actor("clerk")
+    applied = enrolment.apply_first_card(app, clerk, pid, "GSB", "C01")
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "card.apply_first"), "应选建设银行")
+    with app.db.session() as s:
+        card = s.scalar(select(Card).where(Card.card_number == applied["card_number"]))
+        account = s.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
+        assert (card.ss_status, account.status) == ("cancelled", "closed")
+    again = enrolment.apply_first_card(app, clerk, pid, "JSB", "C01")
+    assert again["bank"] == "JSB"
+
+
+def test_a_power_of_attorney_recorded_in_error_is_revoked(city, app):
+    from datetime import date, timedelta
+
+    from sscard.core.identifiers import make_citizen_id
+
+    card = city.issued_card()
+    today = app.clock.today()
+    agent = make_citizen_id("330106", date(1990, 3, 7), 123)
+    poa = attorney.record(app, city.actor("clerk"), card.person_id, "李四", agent,
+                          ["card.collect"], today, today + timedelta(days=30), "WT-1")
+    out = reversal.reverse(app, city.actor("csup"), _record_of(app, "attorney.record"), "委托书未签字")
+    assert out["state_after"] == "revoked"
+    with app.db.session() as s:
+        assert s.get(PowerOfAttorney, poa["id"]).revoked_at is not None
+
+
+def test_an_action_is_reversed_once_and_not_after_its_object_moved_on(city, app):
+    card = city.issued_card()
+    clerk, csup = city.actor("clerk"), city.actor("csup")
+    loss.report_temporary_loss(app, clerk, card.card_number)
+    first = _record_of(app, "ss_loss.report_temporary")
+    reversal.reverse(app, csup, first, "挂错了卡")
+    err = _refusal(reversal.reverse, app, csup, first, "再来一次")
+    assert (err.code, err.status) == ("not_reversible", 409) and "已撤销" in err.message("zh")
+    # a loss cancelled since by the cardholder: its reporting can no longer be reversed
+    loss.report_temporary_loss(app, clerk, card.card_number)
+    second = _record_of(app, "ss_loss.report_temporary")
+    loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id)
+    err = _refusal(reversal.reverse, app, csup, second, "挂错了卡")
+    assert err.code == "not_reversible" and "changed since" in err.message("en")
+    assert _card(app, card.card_number).ss_status == "normal"
+
+
+def test_only_todays_clerks_actions_at_the_supervisors_own_center_are_reversed(city, app, clock):
+    card = city.issued_card()
+    loss.report_temporary_loss(app, city.actor("clerk"), card.card_number)
+    record = _record_of(app, "ss_loss.report_temporary")
+    # another center's supervisor
+    from sscard.services import staff
+    from tests.support import STAFF_PASSWORD
+
+    staff.add_user(app, city.actor("operator"), "csup2", STAFF_PASSWORD, "center_supervisor", "csup2",
+                   center_code="C02")
+    csup2 = staff.authenticate_staff(app, "csup2", STAFF_PASSWORD, city.actor("csup").channel)
+    assert "another service center" in _refusal(reversal.reverse, app, csup2, record, "x").message("en")
+    # a clerk may not reverse; a reason is needed
+    assert _refusal(reversal.reverse, app, city.actor("clerk"), record, "x").code == "forbidden"
+    assert _refusal(reversal.reverse, app, city.actor("csup"), record, "  ").code == "reason_required"
+    # the supervisor's own action is nobody's to reverse here
+    other = city.issued_card("赵六")
+    loss.report_temporary_loss(app, city.actor("csup"), other.card_number)
+    own = _record_of(app, "ss_loss.report_temporary")
+    assert "clerk's" in _refusal(reversal.reverse, app, city.actor("csup"), own, "x").message("en")
+    # tomorrow is too late
+    clock.advance(days=1)
+    assert "of today" in _refusal(reversal.reverse, app, city.actor("csup"), record, "x").message("en")
+    assert _card(app, card.card_number).ss_status == "temporary_loss"
+    # every refusal but the malformed one (no reason: 422) left its record, naming whose data it was about
+    with app.db.session() as s:
+        refused = s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse")).all()
+    assert sorted(r.result for r in refused) == ["forbidden"] + ["not_reversible"] * 3
+    assert {r.person_id for r in refused if r.result.endswith("not_reversible")} == {card.person_id, other.person_id}
+
+
+def test_a_card_already_in_a_production_batch_is_not_withdrawn(city, app):
+    from sscard.services import production
+
+    pid, _ = city.new_person("钱七")
+    enrolment.apply_first_card(app, city.actor("clerk"), pid, "GSB", "C01")
+    record = _record_of(app, "card.apply_first")
+    production.start_batch(app, city.actor("clerk"), "C01")
+    assert "production batch" in _refusal(reversal.reverse, app, city.actor("csup"), record, "x").message("en")
+
+
+def test_the_list_shows_todays_reversible_actions_of_the_center_with_why_not(city, app):
+    card = city.issued_card()
+    clerk, csup = city.actor("clerk"), city.actor("csup")
+    loss.report_temporary_loss(app, clerk, card.card_number)
+    loss.cancel_ss_loss(app, clerk, card.card_number, card.citizen_id)
+    listed = reversal.candidates(app, csup)
+    by_op = {a["operation"]: a for a in listed["actions"]}
+    assert set(by_op) >= {"ss_loss.report_temporary", "ss_loss.cancel", "card.apply_first"}
+    assert by_op["ss_loss.cancel"]["why_not"] is None
+    assert card.card_number not in str(listed)
+    reversal.reverse(app, csup, by_op["ss_loss.cancel"]["audit_record_id"], "误操作")
+    again = {a["audit_record_id"]: a for a in reversal.candidates(app, csup)["actions"]}
+    assert again[by_op["ss_loss.cancel"]["audit_record_id"]]["why_not"] == "reversed"
+    assert _refusal(reversal.candidates, app, clerk).code == "forbidden"
