@@ -20,10 +20,10 @@ from ..core.roles import Role
 from ..core.states import BankStatus, SsStatus
 from ..models.counter import PowerOfAttorney, Reversal
 from ..models.foundation import AuditRecord, Card, StaffUser
-from . import lookup
-from .banking import require_reason
 from . import card_lifecycle as lifecycle
+from . import lookup
 from .access import Scope
+from .banking import require_reason
 from .operation import Op, operation, query
 from .reports import day_bounds
 
