@@ -167,3 +167,31 @@ def test_the_list_shows_todays_reversible_actions_of_the_center_with_why_not(cit
     again = {a["audit_record_id"]: a for a in reversal.candidates(app, csup)["actions"]}
     assert again[by_op["ss_loss.cancel"]["audit_record_id"]]["why_not"] == "reversed"
     assert _refusal(reversal.candidates, app, clerk).code == "forbidden"
+
+
+def test_the_api_lists_and_reverses_for_the_supervisor_once_under_its_key_and_refuses_the_clerk(city, app, client):
+    from tests.support import bearer
+
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    sup, clerk = city.token("csup"), city.token("clerk")
+    listed = client.get("/api/v1/counter/reversals", headers=bearer(sup))
+    assert listed.status_code == 200, listed.text
+    row = next(a for a in listed.json()["actions"] if a["operation"] == "ss_loss.report_formal")
+    assert row["why_not"] is None and card.card_number not in listed.text
+    body = {"audit_record_id": row["audit_record_id"], "reason": "认错了卡"}
+    assert client.post("/api/v1/counter/reversals", json=body, headers=bearer(clerk, "k-clerk")).status_code == 403
+    assert client.post("/api/v1/counter/reversals", json={**body, "reason": ""},
+                       headers=bearer(sup, "k-empty")).json()["code"] == "reason_required"
+    first = client.post("/api/v1/counter/reversals", json=body, headers=bearer(sup, "k-1"))
+    assert first.status_code == 201, first.text
+    assert first.json()["state_after"] == "normal"
+    retry = client.post("/api/v1/counter/reversals", json=body, headers=bearer(sup, "k-1"))
+    assert (retry.status_code, retry.json()) == (201, first.json())
+    again = client.post("/api/v1/counter/reversals", json=body, headers=bearer(sup, "k-2"))
+    assert (again.status_code, again.json()["code"]) == (409, "not_reversible")
+    assert _card(app, card.card_number).ss_status == "normal"
+    with app.db.session() as s:
+        done = s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse",
+                                                   AuditRecord.result == "ok")).all()
+    assert len(done) == 1 and done[0].channel == "api"

@@ -16,7 +16,17 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..http import RouteBook, language
-from ..services import attorney, batching, cards, passwords, production, replacement, reports, window
+from ..services import (
+    attorney,
+    batching,
+    cards,
+    passwords,
+    production,
+    replacement,
+    reports,
+    reversal,
+    window,
+)
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep
 from .schemas import IsoDate, Strict
@@ -38,6 +48,11 @@ class RecordAttorney(Strict):
 
 class Revoke(Strict):
     reason: str = Field("", max_length=128)
+
+
+class Reverse(Strict):
+    audit_record_id: int
+    reason: str = Field(max_length=200)
 
 
 class IdentityCheck(Strict):
@@ -216,3 +231,15 @@ def day_report(request: Request, app: AppDep, actor: ActorDep, day: IsoDate | No
         return Response(reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="day-{report["day"]}.csv"'})
     return report
+
+
+@router.get("/reversals")
+def reversible_actions(app: AppDep, actor: ActorDep) -> r.ReversalCandidatesOut:
+    """Today's actions of the center's clerks that its supervisor may reverse, each with why it cannot be."""
+    return reversal.candidates(app, actor)
+
+
+@router.post("/reversals", status_code=201)
+def reverse_action(body: Reverse, app: AppDep, actor: ActorDep, key: KeyDep) -> r.ReversalReverseOut:
+    """A center supervisor reverses a clerk's action of today (RULES §1), with a reason."""
+    return reversal.reverse(app, actor, body.audit_record_id, body.reason, idempotency_key=key)

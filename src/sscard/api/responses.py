@@ -705,6 +705,37 @@ class ReportsCenterDayOut(Out):
     cards: DayCards
 
 
+class ReversibleAction(Out):
+    audit_record_id: int
+    at: str
+    operation: str
+    undo: Reminder  # what reversing it does, in both languages
+    clerk: str
+    object_type: str
+    object_id: str  # a card number masked, or a power of attorney's id
+    before: str
+    after: str
+    why_not: str | None  # None: it can be reversed; else why not (core.reversal.WHY)
+    why_not_words: Reminder | None
+
+
+class ReversalCandidatesOut(Out):
+    center: CenterRef
+    day: str
+    actions: list[ReversibleAction]
+
+
+class ReversalReverseOut(Out):
+    audit_record_id: int
+    operation: str
+    object_type: str
+    object_id: str
+    state_before: str
+    state_after: str
+    reversed_at: str
+    reason: str
+
+
 class AgentRequestRow(Out):
     id: int
     line: str

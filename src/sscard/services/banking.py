@@ -27,6 +27,7 @@ from ..core.clock import as_utc, shanghai_day
 from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_pan, validate_pan
 from ..core.money import fen_to_yuan, format_yuan, require_fen
+from ..core.override import require_reason
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
 from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
@@ -772,14 +773,6 @@ def freeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
 @operation("bank.unfreeze", roles={Role.BANK_SUPERVISOR}, scope=Scope.OWN)
 def unfreeze(op: Op, pan: str, reason: str = "") -> dict[str, Any]:
     return _freeze_step(op, pan, "unfreeze", reason)
-
-
-def require_reason(reason: str) -> str:
-    """A supervisor's override (a freeze, its lifting, a longer activation window) says why, for the audit
-    record an auditor reads: the console's form always asked, the API took an empty one."""
-    if not reason.strip():
-        raise SscardError("reason_required")
-    return reason.strip()[:200]
 
 
 def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict[str, Any]:

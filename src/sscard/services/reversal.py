@@ -16,6 +16,7 @@ from ..core import reversal as rules
 from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, mask_card_number
+from ..core.override import require_reason
 from ..core.roles import Role
 from ..core.states import BankStatus, SsStatus
 from ..models.counter import PowerOfAttorney, Reversal
@@ -23,7 +24,6 @@ from ..models.foundation import AuditRecord, Card, StaffUser
 from . import card_lifecycle as lifecycle
 from . import lookup
 from .access import Scope
-from .banking import require_reason
 from .operation import Op, operation, query
 from .reports import day_bounds
 
