@@ -195,3 +195,48 @@ def test_the_api_lists_and_reverses_for_the_supervisor_once_under_its_key_and_re
         done = s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse",
                                                    AuditRecord.result == "ok")).all()
     assert len(done) == 1 and done[0].channel == "api"
+
+
+def _csrf(html: str) -> str:
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_the_console_asks_the_reason_shows_it_back_and_reverses_once_on_confirming(city, app, client):
+    import re
+
+    from sscard.core.roles import Channel
+    from sscard.services import websession
+    from tests.support import STAFF_PASSWORD
+
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    record = _record_of(app, "ss_loss.report_formal")
+    clerk_session = websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW).token
+    client.cookies.set("sscard_staff", clerk_session)
+    assert client.get("/console/reversals").status_code == 403  # the supervisor's page
+    client.cookies.set("sscard_staff", websession.staff_login(app, "csup", STAFF_PASSWORD, Channel.WINDOW).token)
+    page = client.get("/console/reversals")
+    assert page.status_code == 200 and f'id="action-{record}"' in page.text and card.card_number not in page.text
+    key = re.search(rf'action="/console/reversals/{record}".*?name="op_key" value="([^"]+)"', page.text, re.S).group(1)
+    form = {"csrf_token": _csrf(page.text), "op_key": key}
+    blank = client.post(f"/console/reversals/{record}", data={**form, "reason": "  "})
+    assert blank.status_code == 422 and "原因" in blank.text
+    step = client.post(f"/console/reversals/{record}", data={**form, "reason": "认错了卡"})
+    assert step.status_code == 200 and 'id="confirm-reason">认错了卡<' in step.text
+    assert _card(app, card.card_number).ss_status == "formal_loss"  # nothing done before confirming
+    sealed = re.search(r'name="sealed" value="([^"]+)"', step.text).group(1)
+    confirmed = {**form, "reason": "认错了卡", "sealed": sealed, "confirmed": "1"}
+    forged = client.post(f"/console/reversals/{record}", data={**confirmed, "reason": "另一个原因"})
+    assert forged.status_code == 422 and _card(app, card.card_number).ss_status == "formal_loss"
+    done = client.post(f"/console/reversals/{record}", data=confirmed)
+    assert done.status_code == 200 and 'id="done"' in done.text, done.text
+    again = client.post(f"/console/reversals/{record}", data=confirmed)  # a double click: the first answer
+    assert again.status_code == 200
+    assert _card(app, card.card_number).ss_status == "normal"
+    with app.db.session() as s:
+        assert len(s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse",
+                                                       AuditRecord.result == "ok")).all()) == 1
+    en = client.get("/console/reversals", headers={"Accept-Language": "en"}, cookies={"lang": "en"})
+    assert "reversed already" in en.text

@@ -24,10 +24,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ..core.errors import SscardError
 from ..core.identifiers import normalise, whole_number
 from ..core.money import yuan_in_capitals
+from ..core.override import require_reason
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
-from ..services import attorney, cards, loss, passwords, production, replacement, reports, window
+from ..services import attorney, cards, loss, passwords, production, replacement, reports, reversal, window
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
@@ -647,3 +648,43 @@ def day_report_csv(request: Request, w: Window = Depends(WINDOW.supervisor)) -> 
     report = reports.center_day(app, w.actor, _day(request, app))
     return Response("\ufeff" + reports.to_csv(report, language(request)), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="day-report-{report["day"]}.csv"'})
+
+
+# ---------------------------------------------------------------- the supervisor reverses a clerk's action
+
+REVERSAL_STEP = "reversal"
+
+
+def _reversals(request: Request, w: Window, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
+    listed = reversal.candidates(_app(request), w.actor)
+    return _page(request, w, "console/reversals.html", {"listed": listed, **(ctx or {})}, status)
+
+
+@router.get("/reversals", response_class=HTMLResponse)
+def reversals_page(request: Request, w: Window = Depends(WINDOW.supervisor)) -> Response:
+    return _reversals(request, w)
+
+
+@router.post("/reversals/{audit_record_id}", response_class=HTMLResponse)
+def reverse_action(audit_record_id: int, request: Request, w: Window = Depends(WINDOW.supervisor),
+                   form: dict[str, str] = Depends(window_form)) -> Response:
+    """Two steps: the reason is asked and shown back sealed with the action; the confirmed step reverses it
+    (under the first form's one-time key: a double click or a reload reverses once)."""
+    app, lang = _app(request), language(request)
+    named = {"audit_record_id": audit_record_id, "reason": form.get("reason", "")}
+    if form.get("confirmed") != "1":
+        try:
+            require_reason(named["reason"])
+        except SscardError as err:
+            return _reversals(request, w, {"error": _message(err, lang), "asked": audit_record_id}, err.status)
+        return _reversals(request, w, {"confirm": {**named, "op_key": form.get("op_key", ""),
+                                                   "sealed": confirming.seal_named(app, w, REVERSAL_STEP, named)}})
+    if not confirming.named_as_sealed(app, w, REVERSAL_STEP, form.get("sealed", ""), named):
+        err = SscardError("invalid_request")  # a confirmation not of the step shown (another reason, another action)
+        return _reversals(request, w, {"error": _message(err, lang)}, err.status)
+    try:
+        out = reversal.reverse(app, w.actor, audit_record_id, named["reason"],
+                               idempotency_key=form.get("op_key") or None)
+    except SscardError as err:
+        return _reversals(request, w, {"error": _message(confirming.after_confirm(err, True), lang)}, err.status)
+    return _reversals(request, w, {"done": out})
