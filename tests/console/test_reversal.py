@@ -95,6 +95,21 @@ def test_a_power_of_attorney_recorded_in_error_is_revoked(city, app):
         assert s.get(PowerOfAttorney, poa["id"]).revoked_at is not None
 
 
+def test_a_temporary_loss_that_lapsed_since_is_no_longer_reversed(city, app, clock):
+    card = city.issued_card()
+    loss.report_temporary_loss(app, city.actor("clerk"), card.card_number)
+    record = _record_of(app, "ss_loss.report_temporary")
+    clock.advance(hours=1)
+    with app.db.session() as s:  # a lapse within the day (a policy of days would move past today first)
+        row = s.scalar(select(Card).where(Card.card_number == card.card_number))
+        row.loss_expires_at = clock.now()
+        s.commit()
+    clock.advance(minutes=1)
+    listed = {a["audit_record_id"]: a for a in reversal.candidates(app, city.actor("csup"))["actions"]}
+    assert listed[record]["why_not"] == "changed"
+    assert "changed since" in _refusal(reversal.reverse, app, city.actor("csup"), record, "x").message("en")
+
+
 def test_an_action_is_reversed_once_and_not_after_its_object_moved_on(city, app):
     card = city.issued_card()
     clerk, csup = city.actor("clerk"), city.actor("csup")
@@ -162,6 +177,8 @@ def test_the_list_shows_todays_reversible_actions_of_the_center_with_why_not(cit
     by_op = {a["operation"]: a for a in listed["actions"]}
     assert set(by_op) >= {"ss_loss.report_temporary", "ss_loss.cancel", "card.apply_first"}
     assert by_op["ss_loss.cancel"]["why_not"] is None
+    assert by_op["ss_loss.report_temporary"]["why_not"] == "changed"  # cancelled since
+    assert by_op["card.apply_first"]["why_not"] == "in_production"  # the card went on to be made and collected
     assert card.card_number not in str(listed)
     reversal.reverse(app, csup, by_op["ss_loss.cancel"]["audit_record_id"], "误操作")
     again = {a["audit_record_id"]: a for a in reversal.candidates(app, csup)["actions"]}

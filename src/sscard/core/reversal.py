@@ -26,8 +26,9 @@ How (each step is one of the card's own state machine events, core.states, so no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
+from .clock import SHANGHAI
 from .states import SsStatus
 
 S = SsStatus
@@ -76,10 +77,14 @@ class Action:
     result: str
     actor_role: str
     place: str
-    day: date
+    at: datetime
     before: str
     after: str
     linked_bank: bool
+
+    @property
+    def day(self) -> date:
+        return self.at.astimezone(SHANGHAI).date()
 
 
 def why_not(action: Action, *, center_code: str, today: date, reversed_already: bool) -> str | None:
@@ -99,6 +104,17 @@ def why_not(action: Action, *, center_code: str, today: date, reversed_already: 
         return "reversed"
     if action.linked_bank:
         return "bank_side"
+    return None
+
+
+def card_moved(action: Action, *, ss_status: str, changed_at: datetime, in_batch: bool, replaced: bool) -> str | None:
+    """Why a card action can no longer be undone because its card moved on since (a WHY key), or None:
+    another state, a later change (even one that came back to the same state), a production batch, a
+    replacement applied for."""
+    if action.operation == "card.apply_first" and in_batch:
+        return "in_production"
+    if ss_status != action.after or changed_at > action.at or replaced:
+        return "changed"
     return None
 
 

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 
 from ..core import reversal as rules
-from ..core.clock import SHANGHAI
 from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, mask_card_number
 from ..core.override import require_reason
@@ -33,7 +32,7 @@ LISTED = 200  # a day's reversible actions shown at most (a center's day has ten
 def _action(record: AuditRecord) -> rules.Action:
     return rules.Action(
         operation=record.operation, result=record.result, actor_role=record.actor_role, place=record.place,
-        day=record.at.astimezone(SHANGHAI).date(), before=record.before, after=record.after,
+        at=record.at, before=record.before, after=record.after,
         linked_bank=bool((record.detail or {}).get("linked_bank")))
 
 
@@ -62,10 +61,20 @@ def candidates(op: Op) -> dict[str, Any]:
                                           .where(Reversal.audit_record_id.in_(ids)))) if ids else set()
     clerks = {str(u.id): u.username for u in op.session.scalars(
         select(StaffUser).where(StaffUser.center_id == center.id))}
+    numbers = {r.object_id for r in records if r.object_type == "card"}
+    cards = {c.card_number: c for c in op.session.scalars(select(Card).where(Card.card_number.in_(numbers)))} \
+        if numbers else {}
+    poa_ids = [int(r.object_id) for r in records if r.object_type == "power_of_attorney" and ascii_digits(r.object_id)]
+    revoked = set(op.session.scalars(select(PowerOfAttorney.id).where(
+        PowerOfAttorney.id.in_(poa_ids), PowerOfAttorney.revoked_at.is_not(None)))) if poa_ids else set()
     rows = []
     for record in records:
         why = rules.why_not(_action(record), center_code=center.code, today=today,
                             reversed_already=record.id in reversed_ids)
+        if why is None and record.object_id in cards and record.object_type == "card":
+            why = _card_moved(op, record, cards[record.object_id])
+        elif why is None and record.object_type == "power_of_attorney" and int(record.object_id) in revoked:
+            why = "changed"
         kind = rules.REVERSIBLE[record.operation]
         rows.append({"audit_record_id": record.id, "at": record.at, "operation": record.operation,
                      "undo": {"zh": kind.zh, "en": kind.en}, "clerk": clerks.get(record.actor_id, record.actor_id),
@@ -104,21 +113,25 @@ def reverse(op: Op, audit_record_id: int, reason: str) -> dict[str, Any]:
             "reversed_at": op.now, "reason": reason}
 
 
+def _card_moved(op: Op, record: AuditRecord, card: Card) -> str | None:
+    """Why the card of a card action moved on since it (core.reversal.card_moved), or None."""
+    replaced = False
+    if record.operation == "ss_loss.report_formal":
+        from .loss import replacement_applied
+
+        replaced = replacement_applied(op, card)
+    return rules.card_moved(_action(record), ss_status=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
+                            in_batch=card.batch_id is not None, replaced=replaced)
+
+
 def _reverse_card(op: Op, record: AuditRecord) -> str:
     """The card back to the state the action found, if nothing moved it since."""
     card = op.session.scalar(select(Card).where(Card.card_number == record.object_id))
     if card is None:
         raise SscardError("card_not_found")
-    lifecycle.refresh_ss(op, card)  # a loss that lapsed since is a change since
-    moved = card.ss_status != record.after or card.status_changed_at > record.at
-    if record.operation == "card.apply_first" and card.batch_id is not None:
-        raise _refuse("in_production")
-    if record.operation == "ss_loss.report_formal" and not moved:
-        from .loss import replacement_applied
-
-        moved = replacement_applied(op, card)
+    moved = _card_moved(op, record, card)
     if moved:
-        raise _refuse("changed")
+        raise _refuse(moved)
     for event in rules.card_steps(_action(record)):
         lifecycle.ss_transition(op, card, event)
     if record.operation == "card.apply_first":
