@@ -257,3 +257,31 @@ def test_the_console_asks_the_reason_shows_it_back_and_reverses_once_on_confirmi
                                                        AuditRecord.result == "ok")).all()) == 1
     en = client.get("/console/reversals", headers={"Accept-Language": "en"}, cookies={"lang": "en"})
     assert "reversed already" in en.text
+
+
+def test_two_supervisors_reversing_the_same_action_at_once_reverse_it_once(city, app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sscard.services import staff
+    from tests.support import STAFF_PASSWORD
+
+    staff.add_user(app, city.actor("operator"), "csup_b", STAFF_PASSWORD, "center_supervisor", "csup_b",
+                   center_code="C01")
+    supervisors = [city.actor("csup"), staff.authenticate_staff(app, "csup_b", STAFF_PASSWORD, city.actor("csup").channel)]
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    record = _record_of(app, "ss_loss.report_formal")
+
+    def attempt(who):
+        try:
+            return reversal.reverse(app, who, record, "同时撤销")["state_after"]
+        except SscardError as err:
+            return err.code
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(attempt, supervisors))
+    assert outcomes == ["normal", "not_reversible"]
+    with app.db.session() as s:
+        assert len(s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse",
+                                                       AuditRecord.result == "ok")).all()) == 1
+    assert _card(app, card.card_number).ss_status == "normal"
