@@ -285,3 +285,30 @@ def test_two_supervisors_reversing_the_same_action_at_once_reverse_it_once(city,
         assert len(s.scalars(select(AuditRecord).where(AuditRecord.operation == "reversal.reverse",
                                                        AuditRecord.result == "ok")).all()) == 1
     assert _card(app, card.card_number).ss_status == "normal"
+
+
+def test_every_other_kind_of_caller_is_refused_and_odd_bodies_change_nothing(city, app, client):
+    from tests.support import bearer
+
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    record = _record_of(app, "ss_loss.report_formal")
+    body = {"audit_record_id": record, "reason": "probe"}
+    tokens = {u: city.token(u) for u in ("clerk", "clerk2", "teller", "bsup", "operator")}
+    tokens |= {t: city.token(terminal=t) for t in ("ATM-GSB-1", "POS-1", "KIOSK-1")}
+    for who, token in tokens.items():
+        for method, kwargs in (("get", {}), ("post", {"json": body})):
+            answer = client.request(method, "/api/v1/counter/reversals", headers=bearer(token, f"k-{who}"), **kwargs)
+            assert answer.status_code == 403, (who, method, answer.text)
+    assert client.post("/api/v1/counter/reversals", json=body, headers={"Idempotency-Key": "k-none"}).status_code == 401
+    sup = city.token("csup")
+    for i, odd in enumerate([{**body, "audit_record_id": True}, {**body, "audit_record_id": float(record)},
+                             {**body, "audit_record_id": 2**63}, {**body, "reason": "x" * 201},
+                             {**body, "extra": 1}, {"reason": "probe"}]):
+        answer = client.post("/api/v1/counter/reversals", json=odd, headers=bearer(sup, f"k-odd-{i}"))
+        assert answer.status_code == 422, (odd, answer.text)
+    for i, missing in enumerate((-1, 0, 10**12)):
+        answer = client.post("/api/v1/counter/reversals", json={**body, "audit_record_id": missing},
+                             headers=bearer(sup, f"k-missing-{i}"))
+        assert answer.status_code == 404, (missing, answer.text)
+    assert _card(app, card.card_number).ss_status == "formal_loss"
