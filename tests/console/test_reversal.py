@@ -312,3 +312,20 @@ def test_every_other_kind_of_caller_is_refused_and_odd_bodies_change_nothing(cit
                              headers=bearer(sup, f"k-missing-{i}"))
         assert answer.status_code == 404, (missing, answer.text)
     assert _card(app, card.card_number).ss_status == "formal_loss"
+
+
+def test_the_day_report_lists_the_days_reversals_with_clerk_supervisor_and_reason(city, app):
+    import csv
+    import io
+
+    from sscard.services import reports
+
+    card = city.issued_card()
+    loss.report_temporary_loss(app, city.actor("clerk"), card.card_number)
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "ss_loss.report_temporary"), "挂错了卡")
+    report = reports.center_day(app, city.actor("csup"))
+    assert [(r["operation"], r["clerk"], r["supervisor"], r["reason"]) for r in report["reversals"]] == [
+        ("ss_loss.report_temporary", "clerk", "csup", "挂错了卡")]
+    rows = list(csv.reader(io.StringIO(reports.to_csv(report, "en"))))
+    assert ["reversed by a supervisor", "clerk", "Report temporarily lost: 挂错了卡 (csup)", "1", "",
+            "ss_loss.report_temporary"] in rows

@@ -697,10 +697,19 @@ class DayCards(Out):
     awaiting_collection: int
 
 
+class DayReversal(Out):
+    at: str
+    operation: str
+    clerk: str
+    supervisor: str
+    reason: str
+
+
 class ReportsCenterDayOut(Out):
     day: str
     center: CenterRef
     clerks: list[ClerkDay]
+    reversals: list[DayReversal]
     fees: DayFees
     cards: DayCards
 

@@ -17,7 +17,7 @@ from ..core.money import fen_to_yuan
 from ..core.roles import Role
 from ..core.states import SsStatus
 from ..i18n import label
-from ..models.counter import FeeReceipt
+from ..models.counter import FeeReceipt, Reversal
 from ..models.foundation import AuditRecord, Card, ServiceCenter, StaffUser
 from . import access, lookup
 from .access import Scope
@@ -81,10 +81,23 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         Card.apply_center_id == center.id, Card.ss_status == SsStatus.APPLIED)) or 0
     awaiting = op.session.scalar(select(func.count()).select_from(Card).where(
         Card.ready_center_id == center.id, Card.ss_status == SsStatus.READY)) or 0
+    reversed_rows = op.session.execute(
+        select(Reversal.reversed_at, Reversal.operation, Reversal.reversed_by, Reversal.reason, AuditRecord.actor_id)
+        .join(AuditRecord, AuditRecord.id == Reversal.audit_record_id)
+        .where(Reversal.center_id == center.id, Reversal.reversed_at >= start, Reversal.reversed_at < end)
+        .order_by(Reversal.id)).all()
+    for *_, supervisor, _reason, clerk_id in reversed_rows:
+        for staff_id in (supervisor, clerk_id):
+            if staff_id not in names:
+                user = op.session.get(StaffUser, int(staff_id)) if ascii_digits(str(staff_id)) else None
+                names[staff_id] = (user.username, user.display_name) if user else (staff_id, staff_id)
     return {
         "day": day,
         "center": {"code": center.code, "name": center.name},
         "clerks": sorted(per_clerk.values(), key=lambda c: c["username"]),
+        # a supervisor's reversals of the day's clerks' actions (services.reversal), with their reasons
+        "reversals": [{"at": at, "operation": operation, "clerk": names[clerk_id][0], "supervisor": names[sup][0],
+                       "reason": reason} for at, operation, sup, reason, clerk_id in reversed_rows],
         "fees": {
             "by_method": by_method,
             "collected_fen": sum(v["amount_fen"] for v in by_method.values()),
@@ -100,8 +113,9 @@ CSV_HEADERS = {
     "en": ["section", "staff", "item", "count", "amount (yuan)", "code"],
 }
 CSV_SECTIONS = {
-    "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计"},
-    "en": {"ops": "operations", "refused": "refused", "fee": "fees", "cards": "cards", "total": "total"},
+    "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计", "reversed": "主管撤销"},
+    "en": {"ops": "operations", "refused": "refused", "fee": "fees", "cards": "cards", "total": "total",
+           "reversed": "reversed by a supervisor"},
 }
 
 
@@ -126,4 +140,7 @@ def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
     w.writerow([sec["fee"], "", sec["total"], report["fees"]["receipts"], fen_to_yuan(report["fees"]["collected_fen"]), ""])
     for key, count in report["cards"].items():
         w.writerow([sec["cards"], "", label("report_cards", key, lang), count, "", key])
+    for r in report.get("reversals", ()):
+        item = f"{label('operation_staff', r['operation'], lang)}: {r['reason']} ({r['supervisor']})"
+        w.writerow([sec["reversed"], r["clerk"], item, 1, "", r["operation"]])
     return out.getvalue()
