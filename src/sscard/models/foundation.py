@@ -170,6 +170,7 @@ class BankAccount(Base):
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     pin_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    pin_failed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # the last wrong PIN (a day's count)
     loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     status_changed_at: Mapped[datetime]
     ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)

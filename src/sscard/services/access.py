@@ -130,9 +130,20 @@ def allowed(actor: Actor | None, operation: str) -> bool:
     return actor.role in declaration(operation).roles and in_audience(actor)
 
 
-# what a cardholder signed in with the initial query password may do: change it (and read whether it is
-# initial); RULES §4, `Actor.must_change_password`
-BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status"})
+# What a cardholder identified with the initial query password may do, on every channel (RULES §4, §5;
+# `Actor.must_change_password`): change it (and read whether it is initial), report the card lost and hear
+# its state; nothing else, above all not lift a loss. The initial one is the last six characters of the card
+# number printed on the card (or of the SS number), known to whoever finds it: a finder may stop the card but
+# not undo the owner's loss nor change anything (12333 let them cancel it: docs/RULES.md, gap 16). The portal
+# and the API force the change at the first login; 12333, which cannot take it, tells the caller what it needs.
+BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status", "ss_loss.report_temporary",
+                                 "card.status", "person.cards", "hotline.my_cards"})
+
+
+def allowed_before_first_change(actor: Actor, operation: str) -> bool:
+    """Whether this actor may run this operation as far as the initial query password goes (the frame's
+    rule below, asked ahead by a channel that wants to say so before the caller confirms anything)."""
+    return not actor.must_change_password or operation in BEFORE_FIRST_CHANGE
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
@@ -141,7 +152,7 @@ def authorize(actor: Actor | None, operation: str) -> None:
     admit_channel(actor)
     if actor.role not in declaration(operation).roles:
         raise SscardError("forbidden")
-    if actor.must_change_password and operation not in BEFORE_FIRST_CHANGE:
+    if not allowed_before_first_change(actor, operation):
         raise SscardError("password_change_required")
 
 

@@ -255,7 +255,8 @@ def _account(op: Op, pan: str) -> BankAccount:
 
 
 def pin_lock(account: BankAccount) -> Lockout:
-    return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked)
+    return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked,
+                   as_utc(account.pin_failed_at))
 
 
 def pin_matches(op: Op, account: BankAccount, pin: str) -> bool:
@@ -274,6 +275,7 @@ def check_pin(op: Op, account: BankAccount, pin: str) -> None:
         account.pin_failures = lock.failures
         account.pin_locked_until = lock.locked_until
         account.pin_locked = lock.locked
+        account.pin_failed_at = lock.failed_at
     if error:
         op.audit("bank_account", account.pan, person_id=account.person_id, pin_failures=lock.failures)
         raise error
@@ -285,6 +287,7 @@ def set_pin(op: Op, account: BankAccount, pin: str) -> None:
     account.pin_failures = 0
     account.pin_locked_until = None
     account.pin_locked = False
+    account.pin_failed_at = None
 
 
 @contextmanager

@@ -12,6 +12,7 @@ is a keyed HMAC bound to the call (as the card's own password is kept), never th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,9 +77,16 @@ def channel_of(line: str) -> Channel:
     return Channel.HOTLINE_12333 if line == LINE_12333 else Channel.HOTLINE_BANK
 
 
-def holder(person_id: int, name: str, line: str) -> Actor:
-    """The caller, once identified, acting for themselves on the hotline's channel."""
-    return pw.cardholder_actor(person_id, name, channel_of(line), place=line)
+INITIAL_PASSWORD = "initial_password"
+"""How a call says its caller was identified with the initial query password (`HotlineCall.identified_by`)."""
+
+
+def holder(person_id: int, name: str, line: str, identified_by: str = "") -> Actor:
+    """The caller, once identified, acting for themselves on the hotline's channel. A caller identified with
+    the initial query password acts as a cardholder who must change it first (`Actor.must_change_password`):
+    the frame lets them do what every channel lets such a cardholder do (access.BEFORE_FIRST_CHANGE)."""
+    actor = pw.cardholder_actor(person_id, name, channel_of(line), place=line)
+    return replace(actor, must_change_password=True) if identified_by == INITIAL_PASSWORD else actor
 
 
 # ---------------------------------------------------------------- call state (no audit: bookkeeping)
