@@ -106,6 +106,17 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "insufficient_funds": (409, "余额不足", "Insufficient funds"),
     "account_lost": (409, "账户已挂失，不能支出", "The account is reported lost: debits are refused"),
     "account_frozen": (409, "账户已冻结，不能支出", "The account is frozen: debits are refused"),
+    "account_lost_pin_change": (
+        409,
+        "账户已挂失，不能修改密码。请先解除挂失，或持身份证到开户银行网点重置密码",
+        "The account is reported lost: its PIN cannot be changed. Cancel the loss first, or have the PIN reset "
+        "at an outlet of the card's bank with your ID",
+    ),
+    "account_frozen_pin_change": (
+        409,
+        "账户已冻结，不能修改密码",
+        "The account is frozen: its PIN cannot be changed",
+    ),
     "account_closed": (409, "账户已销户", "The account is closed"),
     "not_activated": (409, "金融功能尚未启用", "The financial function is not activated"),
     "activation_window_expired": (

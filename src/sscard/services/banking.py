@@ -29,7 +29,7 @@ from ..core.identifiers import mask_pan, validate_pan
 from ..core.money import fen_to_yuan, format_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
-from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
+from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit, check_bank_pin_change
 from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, ledger, lookup, paging
@@ -363,8 +363,9 @@ def require_pin_changeable(op: Op, account: BankAccount) -> None:
     frozen one takes no PIN change as it takes no debit nor balance inquiry (docs/RULES.md R3.4), on every
     channel that changes one (ATM, counter, API, the bank's hotline). Session 25's rules probe: an ATM and
     the hotline changed a lost card's PIN, so a finder who had seen the PIN typed set their own while the
-    owner's oral loss ran. A reset in person (`reset_pin`) is not a change and is still done."""
-    check_bank_debit(lifecycle.bank_status(op, account))
+    owner's oral loss ran. A reset in person (`reset_pin`) is not a change and is still done. The refusal
+    says a PIN change was refused, not a debit (`account_lost_pin_change`, `account_frozen_pin_change`)."""
+    check_bank_pin_change(lifecycle.bank_status(op, account))
 
 
 def debit_ready(op: Op, account: BankAccount, pin: str) -> int:
