@@ -112,6 +112,19 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "The account is reported lost: its PIN cannot be changed. Cancel the loss first, or have the PIN reset "
         "at an outlet of the card's bank with your ID",
     ),
+    "close_replacement_not_activated": (
+        409,
+        "这是补换卡的新账户，尚未启用，原卡账户（{old_pan}）仍在使用：启用新卡时原卡余额转入新账户。请先启用新卡，或先为原卡账户销户",
+        "This is a replacement card's account, not activated yet, and the old card's account ({old_pan}) is still "
+        "open: activating the new card moves its balance over. Activate the new card first, or close the old "
+        "account first",
+    ),
+    "close_account_moving_to_new_card": (
+        409,
+        "该账户将随正在办理的补换卡（保留原卡号）转至新卡，新卡领取前不能销户",
+        "This account moves to the replacement card on its way (it keeps the card number): it cannot be closed "
+        "before the new card is collected",
+    ),
     "account_frozen_pin_change": (
         409,
         "账户已冻结，不能修改密码",
