@@ -29,7 +29,10 @@ class Channel(StrEnum):
     SYSTEM = "system"
 
 
-CENTER_STAFF = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR})
+CENTER_STAFF_ROLES = (Role.CLERK, Role.CENTER_SUPERVISOR)
+"""The social security agency's own staff, in the order the audit log's SQL names them (models.foundation
+AGENCY_RECORDS, which its partial index repeats word for word: the order is part of the text)."""
+CENTER_STAFF = frozenset(CENTER_STAFF_ROLES)
 BANK_STAFF = frozenset({Role.TELLER, Role.BANK_SUPERVISOR})
 
 
