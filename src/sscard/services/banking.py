@@ -29,7 +29,14 @@ from ..core.identifiers import mask_pan, validate_pan
 from ..core.money import fen_to_yuan, format_yuan, require_fen
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
-from ..core.states import BankStatus, SsStatus, bank_next, check_bank_credit, check_bank_debit, check_bank_pin_change
+from ..core.states import (
+    BankStatus,
+    SsStatus,
+    bank_next,
+    check_bank_credit,
+    check_bank_debit,
+    check_bank_pin_change,
+)
 from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, ledger, lookup, paging
