@@ -75,6 +75,12 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "初始密码须先修改后才能使用",
         "The initial password must be changed before use",
     ),
+    "pin_identification_required": (
+        403,
+        "凭预留手机号码验证身份只能挂失和查询，解除挂失须凭银行卡密码验证身份，或持身份证到开户银行网点办理",
+        "Identified by the registered mobile number, you may report the loss and hear the status only: cancelling "
+        "a loss needs the card PIN as identification, or a visit to an outlet of the card's bank with your ID",
+    ),
     # idempotency
     "idempotency_key_reused": (
         422,

@@ -133,7 +133,7 @@ def _identify_bank(ctx: Ctx, **secret: str) -> Outcome:
         if "phone" in secret:  # not a password: say what did not match, never which of the two
             outcome.lines[:] = [ctx.text("id_not_matched")]
         return outcome
-    return _bank_identified(ctx, out, "pin" if "pin" in secret else "personal_data")
+    return _bank_identified(ctx, out, "pin" if "pin" in secret else svc.PERSONAL_DATA)
 
 
 @handler("identify_bank_phone")
@@ -374,6 +374,8 @@ def bank_status(ctx: Ctx, value: str | None) -> Outcome:
 def bank_loss_state(ctx: Ctx, value: str | None) -> Outcome:
     """Before a cancellation is offered: the account's loss in effect now (oral_loss, written_loss) or none."""
     status = _account_status(ctx)
+    if status == "oral_loss" and not access.allowed_before_first_change(_holder(ctx), "bank_loss.cancel"):
+        return Outcome("needs_pin", [ctx.text("cancel_needs_pin")])  # said before any confirmation
     return Outcome(status if status in ("oral_loss", "written_loss") else "none")
 
 

@@ -140,10 +140,22 @@ BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status
                                  "card.status", "person.cards", "hotline.my_cards"})
 
 
+# What a bank hotline caller identified by personal data (citizen ID + the mobile number on record, no secret
+# of the account's: `Actor.personal_data_only`) may do: report the oral loss and hear the state, and what
+# checks the PIN itself (the balance, the PIN change); not lift a loss, which a finder who knows the owner's
+# number could otherwise do by phone (session 26, the bank line's twin of gap 16).
+WITH_PERSONAL_DATA = frozenset({"bank_loss.report_oral", "hotline.my_cards", "card.status", "person.cards",
+                                "bank.balance", "hotline.bank_pin_verify", "hotline.check_new_pin",
+                                "hotline.bank_pin_change"})
+
+
 def allowed_before_first_change(actor: Actor, operation: str) -> bool:
-    """Whether this actor may run this operation as far as the initial query password goes (the frame's
-    rule below, asked ahead by a channel that wants to say so before the caller confirms anything)."""
-    return not actor.must_change_password or operation in BEFORE_FIRST_CHANGE
+    """Whether this actor may run this operation as far as how it was identified goes: the initial query
+    password (BEFORE_FIRST_CHANGE), personal data on the bank line (WITH_PERSONAL_DATA). The frame's rule
+    below, asked ahead by a channel that wants to say so before the caller confirms anything."""
+    if actor.must_change_password and operation not in BEFORE_FIRST_CHANGE:
+        return False
+    return not actor.personal_data_only or operation in WITH_PERSONAL_DATA
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
@@ -153,7 +165,7 @@ def authorize(actor: Actor | None, operation: str) -> None:
     if actor.role not in declaration(operation).roles:
         raise SscardError("forbidden")
     if not allowed_before_first_change(actor, operation):
-        raise SscardError("password_change_required")
+        raise SscardError("password_change_required" if actor.must_change_password else "pin_identification_required")
 
 
 def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> Declaration:
