@@ -440,3 +440,36 @@ def test_the_access_page_says_an_agent_acted_under_a_power_of_attorney_in_chines
     english = client.get("/portal/access?lang=en").text
     assert "by an agent, 李*, under your power of attorney (WT-2026-001)" in english
     assert "代理人" not in english and "李四" not in english
+
+
+def test_the_access_log_shows_every_login_as_me_with_time_channel_and_result_never_a_gateways_id(city, app):
+    """Session 26: "who looked at my data" hid logins, someone else's successful one too (a finder who knew the
+    password). Every login as the cardholder is listed now, by channel and result, with no internal id."""
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+    from tests.hotline.phone import Phone, keys_for_citizen_id
+    from tests.portal.helpers import NEW_QUERY_PASSWORD, login
+
+    card = city.issued_card()
+    web = create_app(app)
+    with TestClient(web) as owner, TestClient(web) as stranger:
+        login_changed(owner, card)  # the owner: a portal sign-in with the initial password, then the change
+        assert login(stranger, card.citizen_id, "11112222").status_code in (200, 401, 422)  # a wrong password
+        phone = Phone(stranger).press("1").press("1")  # someone else, who knows the password, on 12333
+        phone.press(keys_for_citizen_id(card.citizen_id)).press(NEW_QUERY_PASSWORD)
+        assert "身份验证成功" in phone.text
+        mine = audit.about_me(app, city.cardholder(card))["records"]
+        logins = [(r["role"], r["kind"]) for r in mine if r["operation"] == "query_password.login"]
+        assert logins == [("login_hotline_12333", "login"), ("login_portal", "login_failed"),
+                          ("login_portal", "login")]
+        page = owner.get("/portal/access")
+        assert page.status_code == 200
+        for words in ("12333电话登录", "网上服务大厅登录", "登录成功", "登录失败"):
+            assert words in page.text, words
+        for internal in ("hotline_12333", "12333 IVR", "portal login", "login_portal"):
+            assert internal not in page.text, internal
+        english = owner.get("/portal/access?lang=en").text
+        for words in ("Identification on the 12333 hotline", "Sign-in on the online portal", "Signed in",
+                      "Sign-in failed"):
+            assert words in english, words

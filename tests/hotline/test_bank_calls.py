@@ -62,9 +62,9 @@ def test_oral_loss_by_the_mobile_number_on_record_on_the_number_dialled(client, 
 
     phone.press("3")  # the status, read out (already identified in this call)
     assert "Account status: Reported lost by phone." in phone.text
-    phone.press("2").press("1")
-    assert "oral loss is cancelled" in phone.text
-    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
+    phone.press("2")  # identified by the mobile number: the loss is not lifted without the PIN (session 26)
+    assert "Cancelling an oral loss needs the card PIN as identification" in phone.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
 
 
 def test_a_caller_whose_card_is_at_another_bank_hears_what_an_unknown_id_hears(client, city):
@@ -242,3 +242,30 @@ def test_a_pin_locked_after_the_old_pin_was_typed_on_the_phone_stays_locked_and_
     with pytest.raises(SscardError) as err:
         banking.balance_inquiry(app, city.cardholder(active), active.pan, new)
     assert err.value.code == "pin_locked"
+
+
+def test_a_caller_identified_by_the_mobile_number_may_report_an_oral_loss_but_not_lift_it(client, active, app, city):
+    """Session 26, the bank line's twin of gap 16: the citizen ID and the mobile number on record are no secret
+    of the account's (a finder of the wallet may know the owner's number). Such a caller may report the loss
+    and hear the state; lifting the loss needs the PIN as identification, and the frame refuses it otherwise."""
+    from sscard.services import hotline as svc
+    from sscard.services import loss
+
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, mobile=active.phone)
+    assert "身份验证成功" in phone.text
+    phone.press("1")
+    assert "口头挂失成功" in phone.text
+    phone.press("2")  # cancel the oral loss: said at once that it needs the PIN, no confirmation offered
+    assert "须凭银行卡密码验证身份" in phone.text and "确认请按1" not in phone.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "oral_loss"
+    by_number = svc.holder(active.person_id, active.name, "bank:GSB", svc.PERSONAL_DATA)
+    with pytest.raises(SscardError) as refused:
+        loss.cancel_bank_loss(app, by_number, active.pan)
+    assert refused.value.code == "pin_identification_required"
+    by_pin = Phone(client, "bank:GSB").press("1").press("2")
+    identify(by_pin, active, pin=active.pin)
+    assert "确认请按1" in by_pin.text
+    by_pin.press("1")
+    assert "口头挂失已解除" in by_pin.text
+    assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"

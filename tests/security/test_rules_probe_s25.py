@@ -36,13 +36,14 @@ def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(
     `must_change_password: true` with a token good for everything: a finder of the card (the initial
     password is the last six characters of the card number printed on it) read the statement, reported
     and cancelled the SS loss, issued proofs of insurance. The frame refuses all but the change now
-    (`password_change_required`), on the portal's operations too; once changed, the new login is served."""
+    (`password_change_required`), on the portal's operations too; once changed, the new login is served.
+    Session 26 (docs/RULES.md gap 16, one rule for every channel with 12333): such a cardholder may also
+    report the card lost and read its state (a finder stopping the card harms nobody), never lift the loss."""
     card = activated(city, opening_fen=10_000)
     holder = _login(api, card, card.card_number[-6:])
     for n, (method, route, body) in enumerate([
         ("get", f"/api/v1/bank-accounts/{card.pan}/statement", None),
-        ("post", f"/api/v1/cards/{card.card_number}/ss-loss/temporary", {}),
-        ("get", f"/api/v1/persons/{card.person_id}/cards", None),
+        ("post", f"/api/v1/cards/{card.card_number}/ss-loss/cancel", {}),
     ]):
         kwargs = {"headers": {**holder, **_key(f"r{n}")}} | ({"json": body} if body is not None else {})
         refused = getattr(api, method)(route, **kwargs)
@@ -50,6 +51,16 @@ def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(
     with app.db.session() as s:
         from sscard.models.foundation import Card
         assert s.scalar(select(Card.ss_status).where(Card.card_number == card.card_number)) == "normal"
+    reported = api.post(f"/api/v1/cards/{card.card_number}/ss-loss/temporary", json={},
+                        headers={**holder, **_key("report")})
+    assert reported.status_code == 200, reported.text
+    assert api.get(f"/api/v1/persons/{card.person_id}/cards", headers=holder).status_code == 200
+    cancelled = api.post(f"/api/v1/cards/{card.card_number}/ss-loss/cancel", json={},
+                         headers={**holder, **_key("cancel")})
+    assert cancelled.status_code == 403 and cancelled.json()["code"] == "password_change_required"
+    with app.db.session() as s:
+        assert s.scalar(select(Card.ss_status).where(Card.card_number == card.card_number)) == "temporary_loss"
+    loss.cancel_ss_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
     new = "80468213"
     changed = api.post("/api/v1/cardholder/query-password/change", headers={**holder, **_key("chg")},
                        json={"old": card.card_number[-6:], "new": new, "new_again": new})
@@ -62,7 +73,7 @@ def test_a_cardholder_api_token_of_an_initial_query_password_may_only_change_it(
     login = websession.cardholder_login(app, card.citizen_id, card.card_number[-6:])
     actor, _row = websession.resolve(app, login.token, "cardholder")
     with pytest.raises(Exception) as err:
-        loss.report_temporary_loss(app, actor, card.card_number)
+        loss.cancel_ss_loss(app, actor, card.card_number)
     assert getattr(err.value, "code", None) == "password_change_required"
 
 
@@ -96,7 +107,8 @@ def test_a_lost_or_frozen_accounts_pin_is_changed_on_no_channel(city, app, clien
         for who in (atm, teller, holder):
             with pytest.raises(SscardError) as err:
                 banking.change_pin(app, who, card.pan, pin, new, new, idempotency_key=f"{lost}-{who.id}")
-            assert err.value.code == ("account_frozen" if lost == "frozen" else "account_lost"), (lost, who.role)
+            expected = "account_frozen_pin_change" if lost == "frozen" else "account_lost_pin_change"
+            assert err.value.code == expected, (lost, who.role)
         phone = Phone(client, "bank:GSB").press("1").press("5")
         phone.press(keys_for_citizen_id(card.citizen_id)).press("2").press(card.phone)
         phone.press(pin).press(new).press(new)

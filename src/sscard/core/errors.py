@@ -75,6 +75,12 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "初始密码须先修改后才能使用",
         "The initial password must be changed before use",
     ),
+    "pin_identification_required": (
+        403,
+        "凭预留手机号码验证身份只能挂失和查询，解除挂失须凭银行卡密码验证身份，或持身份证到开户银行网点办理",
+        "Identified by the registered mobile number, you may report the loss and hear the status only: cancelling "
+        "a loss needs the card PIN as identification, or a visit to an outlet of the card's bank with your ID",
+    ),
     # idempotency
     "idempotency_key_reused": (
         422,
@@ -107,6 +113,30 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "insufficient_funds": (409, "余额不足", "Insufficient funds"),
     "account_lost": (409, "账户已挂失，不能支出", "The account is reported lost: debits are refused"),
     "account_frozen": (409, "账户已冻结，不能支出", "The account is frozen: debits are refused"),
+    "account_lost_pin_change": (
+        409,
+        "账户已挂失，不能修改密码。请先解除挂失，或持身份证到开户银行网点重置密码",
+        "The account is reported lost: its PIN cannot be changed. Cancel the loss first, or have the PIN reset "
+        "at an outlet of the card's bank with your ID",
+    ),
+    "close_replacement_not_activated": (
+        409,
+        "这是补换卡的新账户，尚未启用，原卡账户（{old_pan}）仍在使用：启用新卡时原卡余额转入新账户。请先启用新卡，或先为原卡账户销户",
+        "This is a replacement card's account, not activated yet, and the old card's account ({old_pan}) is still "
+        "open: activating the new card moves its balance over. Activate the new card first, or close the old "
+        "account first",
+    ),
+    "close_account_moving_to_new_card": (
+        409,
+        "该账户将随正在办理的补换卡（保留原卡号）转至新卡，新卡领取前不能销户",
+        "This account moves to the replacement card on its way (it keeps the card number): it cannot be closed "
+        "before the new card is collected",
+    ),
+    "account_frozen_pin_change": (
+        409,
+        "账户已冻结，不能修改密码",
+        "The account is frozen: its PIN cannot be changed",
+    ),
     "account_closed": (409, "账户已销户", "The account is closed"),
     "not_activated": (409, "金融功能尚未启用", "The financial function is not activated"),
     "activation_window_expired": (

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from .clock import as_utc, local_pair, next_shanghai_midnight
+from .clock import as_utc, local_pair, next_shanghai_midnight, shanghai_day
 from .errors import SscardError, tries_left_text
 from .identifiers import ascii_digits
 from .policy import Policy
@@ -184,6 +184,7 @@ class Lockout:
     failures: int = 0
     locked_until: datetime | None = None  # a lock that ends by itself
     locked: bool = False  # a lock only a reset ends
+    failed_at: datetime | None = None  # the last wrong attempt, where a count is per day (bank_pin, next_day)
 
     def is_locked(self, now: datetime) -> bool:
         if self.locked:
@@ -225,13 +226,17 @@ def after_failure(lock: Lockout, kind: str, policy: Policy, now: datetime) -> Lo
     """One more wrong attempt; at the limit the lock starts. A lock that ran out starts a fresh count."""
     if lock.locked_until is not None and not lock.is_locked(now):
         lock = Lockout()
+    per_day = kind == "bank_pin" and policy.bank_pin.lock == "next_day"
+    if per_day and lock.failed_at is not None and shanghai_day(as_utc(lock.failed_at)) != shanghai_day(as_utc(now)):
+        lock = Lockout()  # a day's count (当日连续): the first wrong PIN of a new Shanghai day starts from one
     failures = lock.failures + 1
+    failed_at = as_utc(now) if per_day else None
     if failures < _limits(kind, policy):
-        return replace(lock, failures=failures)
+        return replace(lock, failures=failures, failed_at=failed_at)
     if kind == "query_password":
         return Lockout(failures, as_utc(now) + timedelta(minutes=policy.query_password.lock_minutes), False)
-    if kind == "bank_pin" and policy.bank_pin.lock == "next_day":
-        return Lockout(failures, next_shanghai_midnight(as_utc(now)), False)
+    if per_day:
+        return Lockout(failures, next_shanghai_midnight(as_utc(now)), False, failed_at)
     return Lockout(failures, None, True)
 
 

@@ -29,7 +29,10 @@ class Channel(StrEnum):
     SYSTEM = "system"
 
 
-CENTER_STAFF = frozenset({Role.CLERK, Role.CENTER_SUPERVISOR})
+CENTER_STAFF_ROLES = (Role.CLERK, Role.CENTER_SUPERVISOR)
+"""The social security agency's own staff, in the order the audit log's SQL names them (models.foundation
+AGENCY_RECORDS, which its partial index repeats word for word: the order is part of the text)."""
+CENTER_STAFF = frozenset(CENTER_STAFF_ROLES)
 BANK_STAFF = frozenset({Role.TELLER, Role.BANK_SUPERVISOR})
 
 
@@ -60,6 +63,11 @@ class Actor:
     the first login while it is initial). Such an actor is refused every operation but the change itself
     (services.access.authorize: `password_change_required`), on the portal and the API alike: the initial
     one is the last six characters of the card number printed on the card, known to whoever holds it."""
+    personal_data_only: bool = field(default=False, compare=False)
+    """A bank hotline caller identified by the citizen ID and the mobile number on record, no secret of the
+    account's (RULES §5 accepts personal data for the oral loss): such a caller may report the loss and hear
+    the state, and what checks the PIN itself, but not lift a loss (services.access.WITH_PERSONAL_DATA), as
+    a 12333 caller with the initial query password may not (`must_change_password`)."""
     call: str = ""  # a hotline call's reference (its CallSid), for the call's turns (services.operation.on_call)
 
     def via(self, channel: Channel) -> Actor:

@@ -128,6 +128,14 @@ BANK_DEBIT_REFUSED = {
     B.CLOSED: "account_closed",
 }
 BANK_CREDIT_REFUSED = {B.CLOSED: "account_closed"}
+# A PIN change is refused in the same states as a debit (R3.4), in words that say what was refused: the
+# debit's "debits are refused" told a caller changing a lost card's PIN about spending (session 26)
+BANK_PIN_CHANGE_REFUSED = {
+    **BANK_DEBIT_REFUSED,
+    B.ORAL_LOSS: "account_lost_pin_change",
+    B.WRITTEN_LOSS: "account_lost_pin_change",
+    B.FROZEN: "account_frozen_pin_change",
+}
 
 
 def check_ss_usable(status: SsStatus) -> None:
@@ -143,6 +151,13 @@ def check_ss_usable(status: SsStatus) -> None:
 def check_bank_debit(status: BankStatus) -> None:
     """Withdrawal, transfer out and payment need an active account."""
     code = BANK_DEBIT_REFUSED.get(status)
+    if code:
+        raise SscardError(code)
+
+
+def check_bank_pin_change(status: BankStatus) -> None:
+    """A PIN change (old, new twice) needs an active account, as a debit does (R3.4)."""
+    code = BANK_PIN_CHANGE_REFUSED.get(status)
     if code:
         raise SscardError(code)
 

@@ -291,7 +291,7 @@ class PeopleGenerator:
             "id": self.next_account, "card_id": card_id, "person_id": person_id, "bank_id": bank[0], "pan": pan,
             "status": B.NOT_ACTIVATED, "activation_deadline": issue + self.window if issue else None,
             "window_extended": False, "activated_at": None, "activated_outlet_id": None, "pin_digest": None,
-            "pin_failures": 0, "pin_locked_until": None, "pin_locked": False, "loss_expires_at": None,
+            "pin_failures": 0, "pin_locked_until": None, "pin_locked": False, "pin_failed_at": None, "loss_expires_at": None,
             "status_changed_at": card["status_changed_at"], "ledger_account_id": None, "version": 1,
         }
         self.next_account += 1

@@ -15,7 +15,7 @@ from ..core.errors import SscardError
 from ..core.identifiers import is_valid_citizen_id, mask_name
 from ..core.money import format_yuan, spoken_yuan
 from ..i18n import label
-from ..services import banking, cards, loss, throttle
+from ..services import access, banking, cards, loss, throttle
 from ..services import hotline as svc
 from ..services import passwords as pw
 from .script import Ctx, Outcome, condition, handler
@@ -25,7 +25,7 @@ PASSWORD_SLOTS = ("old_ok", "old_ok_at", "old_ok_seal", "pending_new")
 
 
 def _holder(ctx: Ctx):
-    return svc.holder(ctx.state["person_id"], ctx.slots.get("name", ""), ctx.line)
+    return svc.holder(ctx.state["person_id"], ctx.slots.get("name", ""), ctx.line, ctx.state.get("identified_by", ""))
 
 
 def _local(ctx: Ctx, iso: str | None) -> str:
@@ -96,9 +96,12 @@ def identify_12333(ctx: Ctx, value: str | None) -> Outcome:
         return _identify_failed(ctx, err)
     ctx.slots.pop("login", None)
     ctx.slots.pop("id_failures", None)
-    ctx.state.update(person_id=out["person_id"], identified_by="query_password")
+    # the initial query password is printed on the card: such a caller may report a loss and hear the state,
+    # nothing else (access.BEFORE_FIRST_CHANGE; docs/RULES.md gap 16), and is told so now
+    initial = bool(out["must_change_password"])
+    ctx.state.update(person_id=out["person_id"], identified_by=svc.INITIAL_PASSWORD if initial else "query_password")
     ctx.slots["name"] = mask_name(out["name"])
-    return Outcome("ok", [ctx.text("identified")])
+    return Outcome("ok", [ctx.text("identified")] + ([ctx.text("initial_password_limits")] if initial else []))
 
 
 def _bank_identified(ctx: Ctx, out: dict, method: str) -> Outcome:
@@ -130,7 +133,7 @@ def _identify_bank(ctx: Ctx, **secret: str) -> Outcome:
         if "phone" in secret:  # not a password: say what did not match, never which of the two
             outcome.lines[:] = [ctx.text("id_not_matched")]
         return outcome
-    return _bank_identified(ctx, out, "pin" if "pin" in secret else "personal_data")
+    return _bank_identified(ctx, out, "pin" if "pin" in secret else svc.PERSONAL_DATA)
 
 
 @handler("identify_bank_phone")
@@ -161,6 +164,24 @@ def pick_card(ctx: Ctx, value: str | None) -> Outcome:
     ctx.slots["card_number"] = card["card_number"]
     ctx.slots["card_tail"] = card["card_number"][-4:]
     return Outcome(str(card["ss_status"]))
+
+
+def _pick_card_to(ctx: Ctx, operation: str) -> Outcome:
+    """pick_card, for a change the caller is about to confirm (`operation`): a caller identified with the
+    initial query password, whom the frame will not let make it, hears why at once (route initial_password)."""
+    if not access.allowed_before_first_change(_holder(ctx), operation):
+        return Outcome("initial_password", [ctx.text("initial_password_refused")])
+    return pick_card(ctx, None)
+
+
+@handler("pick_card_to_cancel_loss")
+def pick_card_to_cancel_loss(ctx: Ctx, value: str | None) -> Outcome:
+    return _pick_card_to(ctx, "ss_loss.cancel")
+
+
+@handler("pick_card_to_change_password")
+def pick_card_to_change_password(ctx: Ctx, value: str | None) -> Outcome:
+    return _pick_card_to(ctx, "hotline.ss_password_change")
 
 
 @handler("read_status")
@@ -353,6 +374,8 @@ def bank_status(ctx: Ctx, value: str | None) -> Outcome:
 def bank_loss_state(ctx: Ctx, value: str | None) -> Outcome:
     """Before a cancellation is offered: the account's loss in effect now (oral_loss, written_loss) or none."""
     status = _account_status(ctx)
+    if status == "oral_loss" and not access.allowed_before_first_change(_holder(ctx), "bank_loss.cancel"):
+        return Outcome("needs_pin", [ctx.text("cancel_needs_pin")])  # said before any confirmation
     return Outcome(status if status in ("oral_loss", "written_loss") else "none")
 
 

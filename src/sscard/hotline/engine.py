@@ -10,7 +10,9 @@ Node types: `menu` (one key chooses an option), `input` (digits, finished by # o
 to an action), `action` (runs at once, routes on its outcome), `say` (announce, go on), `agent`
 (queue for a human), `hangup`. Conventions on every menu/input node: `*` goes back (the node's `back`),
 `0` asks for a human agent (unless `agent = false`), `#` on a menu says it again (a caller who did not
-catch it; never counted as a wrong key); no input re-prompts, and after `max_timeouts` in a
+catch it; never counted as a wrong key), and so does `**` on an input (the line's `input_repeat_key`: a
+caller who did not catch what to type; every input prompt ends with the line's text `input_repeat`, which
+says so, and the keys are never an entry, nor a try); no input re-prompts, and after `max_timeouts` in a
 row the call ends; wrong keys `max_invalid` times in a row end it too; an input refused `max_attempts`
 times goes to its `too_many` route. A node with `requires = "identified"` sends an
 unidentified caller through the line's identification first and then on to it.
@@ -113,6 +115,7 @@ def parse_menu(name: str, text: str) -> Menu:
         back_key=line.get("back_key", "*"),
         agent_key=line.get("agent_key", "0"),
         repeat_key=line.get("repeat_key", "#"),
+        input_repeat_key=line.get("input_repeat_key", "**"),
         idle_minutes=int(line.get("idle_minutes", 10)),
         voices=dict(line.get("voices") or {}),
         text={k: dict(v) for k, v in (data.get("text") or {}).items()},
@@ -133,6 +136,8 @@ def check_menu(menu: Menu) -> None:
                      "agent_already_queued", "agent_no_number"):
         if required not in menu.text:
             raise MenuError(f"{menu.name}: text {required!r} missing")
+    if any(node.type == "input" for node in menu.nodes.values()) and "input_repeat" not in menu.text:
+        raise MenuError(f"{menu.name}: text 'input_repeat' missing (every input prompt says how to hear it again)")
     for key, t in menu.text.items():
         if set(t) != set(LANGUAGES):
             raise MenuError(f"{menu.name}: text {key!r} needs zh and en")
@@ -217,6 +222,8 @@ class Engine:
             return self._enter(state, node.back, [])
         if node.type == "menu" and digits == self.menu.repeat_key:
             return self._prompt(state, node, [])  # heard again, as often as asked: not a wrong key
+        if node.type == "input" and digits == self.menu.input_repeat_key:
+            return self._prompt(state, node, [])  # heard again: not an entry, nor a try
         if node.type == "menu":
             option = node.options.get(digits)
             if option is None:
@@ -330,7 +337,10 @@ class Engine:
             gather = Gather(1, "", node.timeout or self.menu.timeout, False)
         else:
             gather = Gather(node.num_digits, node.finish, node.timeout or self.menu.timeout, node.secret)
-        return Reply(state["lang"], lines=lines, prompt=self._say(state, node), gather=gather)
+        prompt = self._say(state, node)
+        if node.type == "input":  # every input prompt says how to hear it again, in the line's one wording
+            prompt = f"{prompt}{'' if (state.get('lang') or 'zh') == 'zh' else ' '}{self._text(state, 'input_repeat')}"
+        return Reply(state["lang"], lines=lines, prompt=prompt, gather=gather)
 
     # -- texts
 

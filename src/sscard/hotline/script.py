@@ -64,6 +64,7 @@ class Menu:
     text: dict[str, dict[str, str]]
     nodes: dict[str, Node]
     repeat_key: str = "#"
+    input_repeat_key: str = "**"  # an input prompt said again: keys no entry can be (`#` alone is silence)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, cast, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..core.roles import CENTER_STAFF_ROLES
 from .base import Base
 
 
@@ -170,6 +171,7 @@ class BankAccount(Base):
     pin_failures: Mapped[int] = mapped_column(Integer, default=0)
     pin_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
     pin_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    pin_failed_at: Mapped[datetime | None] = mapped_column(nullable=True)  # the last wrong PIN (a day's count)
     loss_expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     status_changed_at: Mapped[datetime]
     ledger_account_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
@@ -297,7 +299,7 @@ for _column in AUDIT_FILTERS:
     _where = _c.is_not(None) if _column in AUDIT_SPARSE else None
     Index(f"ix_audit_records_{_column}", _c, AuditRecord.id, postgresql_where=_where, sqlite_where=_where)
 AGENCY_RECORDS = ("maker_bank_id IS NULL AND (object_type <> 'bank_account'"
-                  " OR actor_role IN ('clerk', 'center_supervisor'))")
+                  f" OR actor_role IN ({', '.join(repr(str(role)) for role in CENTER_STAFF_ROLES)}))")
 """The social security agency's records, which a center supervisor reads, from the record's own columns:
 those no bank made (`maker_bank_id`: none of its outlets, terminals, staff or its hotline), except those
 about a bank account made by anyone but the centers' own staff. So the agency's are its centers' work
@@ -309,6 +311,7 @@ money movements on its accounts that no bank staff made (a cardholder's transfer
 credits): a bank's business is not the agency's (session 23's auditor found a center supervisor reading
 every bank's customers' payments).
 
+The centers' roles come from core.roles (CENTER_STAFF_ROLES), declared once; the SQL is derived from them.
 Written once, as SQL text, for the read's condition (services/audit.py, `agency_records`) and for the
 partial index its newest-first walk uses (migration 0026, `ix_audit_records_agency`): the same text in both,
 which is what lets SQLite and PostgreSQL match the one to the other. Without it a center supervisor's page

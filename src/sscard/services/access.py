@@ -130,9 +130,32 @@ def allowed(actor: Actor | None, operation: str) -> bool:
     return actor.role in declaration(operation).roles and in_audience(actor)
 
 
-# what a cardholder signed in with the initial query password may do: change it (and read whether it is
-# initial); RULES §4, `Actor.must_change_password`
-BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status"})
+# What a cardholder identified with the initial query password may do, on every channel (RULES §4, §5;
+# `Actor.must_change_password`): change it (and read whether it is initial), report the card lost and hear
+# its state; nothing else, above all not lift a loss. The initial one is the last six characters of the card
+# number printed on the card (or of the SS number), known to whoever finds it: a finder may stop the card but
+# not undo the owner's loss nor change anything (12333 let them cancel it: docs/RULES.md, gap 16). The portal
+# and the API force the change at the first login; 12333, which cannot take it, tells the caller what it needs.
+BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status", "ss_loss.report_temporary",
+                                 "card.status", "person.cards", "hotline.my_cards"})
+
+
+# What a bank hotline caller identified by personal data (citizen ID + the mobile number on record, no secret
+# of the account's: `Actor.personal_data_only`) may do: report the oral loss and hear the state, and what
+# checks the PIN itself (the balance, the PIN change); not lift a loss, which a finder who knows the owner's
+# number could otherwise do by phone (session 26, the bank line's twin of gap 16).
+WITH_PERSONAL_DATA = frozenset({"bank_loss.report_oral", "hotline.my_cards", "card.status", "person.cards",
+                                "bank.balance", "hotline.bank_pin_verify", "hotline.check_new_pin",
+                                "hotline.bank_pin_change"})
+
+
+def allowed_before_first_change(actor: Actor, operation: str) -> bool:
+    """Whether this actor may run this operation as far as how it was identified goes: the initial query
+    password (BEFORE_FIRST_CHANGE), personal data on the bank line (WITH_PERSONAL_DATA). The frame's rule
+    below, asked ahead by a channel that wants to say so before the caller confirms anything."""
+    if actor.must_change_password and operation not in BEFORE_FIRST_CHANGE:
+        return False
+    return not actor.personal_data_only or operation in WITH_PERSONAL_DATA
 
 
 def authorize(actor: Actor | None, operation: str) -> None:
@@ -141,8 +164,8 @@ def authorize(actor: Actor | None, operation: str) -> None:
     admit_channel(actor)
     if actor.role not in declaration(operation).roles:
         raise SscardError("forbidden")
-    if actor.must_change_password and operation not in BEFORE_FIRST_CHANGE:
-        raise SscardError("password_change_required")
+    if not allowed_before_first_change(actor, operation):
+        raise SscardError("password_change_required" if actor.must_change_password else "pin_identification_required")
 
 
 def admit(actor: Actor | None, operation: str, idempotency_key: str | None) -> Declaration:

@@ -175,9 +175,12 @@ def audit_view(r: Any) -> dict[str, Any]:
     }
 
 
-# Who the cardholder's access log lists: everyone but the cardholder themself (and the channels' gateways,
-# whose records are the cardholder's own login attempts).
+# Who the cardholder's access log lists: everyone but the cardholder themself, and every login as them (a
+# channel's gateway identifying someone with their query password or their bank PIN / personal data):
+# whoever made it, the cardholder or someone else, it is how their record was opened, and a login they did
+# not make is what they most need to see (session 26: the page hid logins, someone else's successful one too).
 _OTHERS = ("staff", "terminal", "system", "operator")
+LOGINS = ("query_password.login", "hotline.bank_identify")
 
 
 @query("audit.about_me", roles={Role.CARDHOLDER}, scope=Scope.OWN)
@@ -194,7 +197,8 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
     rows = op.session.execute(newest_first(
         [r.id, r.at, r.operation, r.result, r.actor_kind, r.actor_role, r.channel, r.place, r.attorney_id],
         [r.person_id == me, and_(r.on_behalf_of == me, or_(r.person_id.is_(None), r.person_id != me))],
-        [r.actor_kind.in_(_OTHERS)], max(1, min(int(limit), 500)))).all()
+        [or_(r.actor_kind.in_(_OTHERS), and_(r.actor_kind == "channel", r.operation.in_(LOGINS)))],
+        max(1, min(int(limit), 500)))).all()
     places = _place_names(op, {r.place for r in rows if r.place})
     poas = _my_powers_of_attorney(op, me, {r.attorney_id for r in rows if r.attorney_id is not None})
     return {"records": _merge_repeats([{
@@ -202,7 +206,7 @@ def about_me(op: Op, limit: int = 200) -> dict[str, Any]:
         "operation": r.operation,
         "kind": _kind(r.operation, r.result),
         "result": r.result,
-        "role": places.get(r.place, {}).get("role", "terminal") if r.actor_kind == "terminal" else str(r.actor_role),
+        "role": _role(r, places),
         "channel": r.channel,
         "place": places.get(r.place, {}).get("name", ""),
         "place_en": places.get(r.place, {}).get("name_en", ""),
@@ -228,11 +232,23 @@ def _my_powers_of_attorney(op: Op, me: int, ids: set[int]) -> dict[int, PowerOfA
         PowerOfAttorney.id.in_(ids), PowerOfAttorney.person_id == me))}
 
 
+def _role(r: Any, places: dict[str, dict[str, Any]]) -> str:
+    """Who, as the access log says it: a role, a terminal's kind, or for a login the channel it came through
+    (`login_portal`, `login_hotline_12333`...): never the staff member's or the gateway's id."""
+    if r.actor_kind == "terminal":
+        return str(places.get(r.place, {}).get("role", "terminal"))
+    if r.operation in LOGINS:
+        return f"login_{r.channel}"
+    return str(r.actor_role)
+
+
 def _kind(operation: str, result: str) -> str:
     """What the access log calls a record: viewed, changed or refused. An operation declared `keyed=False`
     changes nothing a retry could apply twice (a balance inquiry, a medical pre-settlement, a certificate's
     check: at most a failure counter), so done, it is a look at the record, not a change (session 21's
     cardholder probe found them listed as changes)."""
+    if operation in LOGINS:
+        return "login" if result == "ok" else "login_failed"
     if result == "viewed":
         return "viewed"
     if result != "ok":

@@ -30,7 +30,14 @@ from ..core.money import fen_to_yuan, format_yuan, require_fen
 from ..core.override import require_reason
 from ..core.passwords import Lockout, check_new_pin, check_repeat, verify_with_lockout
 from ..core.roles import BANK_STAFF, Actor, Role
-from ..core.states import BankStatus, bank_next, check_bank_credit, check_bank_debit
+from ..core.states import (
+    BankStatus,
+    SsStatus,
+    bank_next,
+    check_bank_credit,
+    check_bank_debit,
+    check_bank_pin_change,
+)
 from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card
 from . import access, ledger, lookup, paging
@@ -256,7 +263,8 @@ def _account(op: Op, pan: str) -> BankAccount:
 
 
 def pin_lock(account: BankAccount) -> Lockout:
-    return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked)
+    return Lockout(account.pin_failures, as_utc(account.pin_locked_until), account.pin_locked,
+                   as_utc(account.pin_failed_at))
 
 
 def pin_matches(op: Op, account: BankAccount, pin: str) -> bool:
@@ -275,6 +283,7 @@ def check_pin(op: Op, account: BankAccount, pin: str) -> None:
         account.pin_failures = lock.failures
         account.pin_locked_until = lock.locked_until
         account.pin_locked = lock.locked
+        account.pin_failed_at = lock.failed_at
     if error:
         op.audit("bank_account", account.pan, person_id=account.person_id, pin_failures=lock.failures)
         raise error
@@ -286,6 +295,7 @@ def set_pin(op: Op, account: BankAccount, pin: str) -> None:
     account.pin_failures = 0
     account.pin_locked_until = None
     account.pin_locked = False
+    account.pin_failed_at = None
 
 
 @contextmanager
@@ -361,8 +371,9 @@ def require_pin_changeable(op: Op, account: BankAccount) -> None:
     frozen one takes no PIN change as it takes no debit nor balance inquiry (docs/RULES.md R3.4), on every
     channel that changes one (ATM, counter, API, the bank's hotline). Session 25's rules probe: an ATM and
     the hotline changed a lost card's PIN, so a finder who had seen the PIN typed set their own while the
-    owner's oral loss ran. A reset in person (`reset_pin`) is not a change and is still done."""
-    check_bank_debit(lifecycle.bank_status(op, account))
+    owner's oral loss ran. A reset in person (`reset_pin`) is not a change and is still done. The refusal
+    says a PIN change was refused, not a debit (`account_lost_pin_change`, `account_frozen_pin_change`)."""
+    check_bank_pin_change(lifecycle.bank_status(op, account))
 
 
 def debit_ready(op: Op, account: BankAccount, pin: str) -> int:
@@ -784,6 +795,34 @@ def _freeze_step(op: Op, pan: str, event: str, reason: str) -> dict[str, Any]:
     return {"pan": mask_pan(account.pan), "status": account.status}
 
 
+CARD_ON_ITS_WAY = (SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED)
+
+
+def _require_no_replacement_under_way(op: Op, account: BankAccount) -> None:
+    """RULES §6: a replacement's account and the one it replaces are one customer relationship until the new
+    card is activated (activation moves the old balance over and closes the old account). Closing either
+    half alone strands the new card, so a bank refuses it:
+    - the new card's account, not activated, while the old card's account is open: closed, the new card could
+      never be activated and the old account would never be taken over (`close_replacement_not_activated`:
+      activate the new card, or close the old account first);
+    - with bank.keep_pan_on_replacement, the account a card on its way will carry (the new card has no
+      account of its own; this one moves to it at collection): closed, the new card would be handed over
+      with a closed account (`close_account_moving_to_new_card`: close it once the new card is collected).
+    Closing the old card's account while a new PAN is on its way is a bank's ordinary close: the balance is
+    paid out, and the new card's activation finds nothing to take over."""
+    card = op.session.get(Card, account.card_id)
+    if account.status == BankStatus.NOT_ACTIVATED and card is not None and card.replaces_card_id is not None:
+        old = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.replaces_card_id))
+        if old is not None and old.status != BankStatus.CLOSED:
+            raise SscardError("close_replacement_not_activated", old_pan=mask_pan(old.pan))
+    moving_to = op.session.scalar(
+        select(Card.card_number).where(Card.replaces_card_id == account.card_id, Card.ss_status.in_(CARD_ON_ITS_WAY),
+                                       ~select(BankAccount.id).where(BankAccount.card_id == Card.id).exists())
+        .limit(1))
+    if moving_to is not None:
+        raise SscardError("close_account_moving_to_new_card")
+
+
 @operation("bank.close", roles=BANK_STAFF, scope=Scope.OWN)
 def close(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     """At an outlet with ID: holds are released, the balance is paid out in cash from the drawer, and the
@@ -792,6 +831,7 @@ def close(op: Op, pan: str, presented_citizen_id: str) -> dict[str, Any]:
     lookup.check_presented_id(lookup.person_by_id(op.session, account.person_id), presented_citizen_id)
     before = lifecycle.bank_status(op, account)
     bank_next(before, "close")  # refused before any money moves
+    _require_no_replacement_under_way(op, account)
     paid = 0
     moved = None
     if account.ledger_account_id is not None:

@@ -12,6 +12,7 @@ is a keyed HMAC bound to the call (as the card's own password is kept), never th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,9 +77,22 @@ def channel_of(line: str) -> Channel:
     return Channel.HOTLINE_12333 if line == LINE_12333 else Channel.HOTLINE_BANK
 
 
-def holder(person_id: int, name: str, line: str) -> Actor:
-    """The caller, once identified, acting for themselves on the hotline's channel."""
-    return pw.cardholder_actor(person_id, name, channel_of(line), place=line)
+INITIAL_PASSWORD = "initial_password"
+"""How a call says its caller was identified with the initial query password (`HotlineCall.identified_by`)."""
+PERSONAL_DATA = "personal_data"
+"""How a bank line call says its caller was identified by the citizen ID and the mobile number on record."""
+
+
+def holder(person_id: int, name: str, line: str, identified_by: str = "") -> Actor:
+    """The caller, once identified, acting for themselves on the hotline's channel. A caller identified with
+    the initial query password acts as a cardholder who must change it first (`Actor.must_change_password`):
+    the frame lets them do what every channel lets such a cardholder do (access.BEFORE_FIRST_CHANGE)."""
+    actor = pw.cardholder_actor(person_id, name, channel_of(line), place=line)
+    if identified_by == INITIAL_PASSWORD:
+        return replace(actor, must_change_password=True)
+    if identified_by == PERSONAL_DATA:  # the bank line's citizen ID + mobile number: no secret of the account's
+        return replace(actor, personal_data_only=True)
+    return actor
 
 
 # ---------------------------------------------------------------- call state (no audit: bookkeeping)

@@ -71,7 +71,8 @@ def remind_ss(linked: str | None = None, temporary_days: int = 0) -> Reminder:
 
 
 def _linked_bank_loss(op: Op, card: Card) -> str | None:
-    """loss.linked: an SS loss also records a written-style bank loss (no city offers this by default)."""
+    """loss.linked: an SS loss also records an oral bank loss on an active account (no city offers this by
+    default): it lapses after bank_loss.oral_days unless made written at an outlet, as the reminder says."""
     if not op.policy.loss.linked:
         return None
     account = lookup.account_for_card(op.session, card)

@@ -226,7 +226,7 @@ def login_with_query_password(op: Op, login: str, password: str) -> dict[str, An
     except SscardError as err:
         raise err.without_count() from None
     op.audit("person", person.id, person_id=person.id, after="logged_in")
-    return {"person_id": person.id, "must_change_password": bool(person.query_pw_initial), "name": person.name,
+    return {"person_id": person.id, "must_change_password": query_password_is_initial(person), "name": person.name,
             "phone_usable": phone_usable(op, person), "generation": person.query_pw_generation or 0}
 
 

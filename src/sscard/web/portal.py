@@ -68,8 +68,11 @@ ROLE_WORDS = {
     "system": N_("系统自动处理"), "terminal": N_("自助终端"), "terminal_atm": N_("ATM自助柜员机"),
     "terminal_pos": N_("POS机"), "terminal_hospital": N_("定点医院"), "terminal_pharmacy": N_("定点药店"),
     "terminal_kiosk": N_("自助服务终端"),
+    "login_portal": N_("网上服务大厅登录"), "login_api": N_("移动应用登录"),
+    "login_hotline_12333": N_("12333电话登录"), "login_hotline_bank": N_("银行客服热线身份验证"),
 }
-ACCESS_KIND_WORDS = {"viewed": N_("查阅"), "changed": N_("办理"), "refused": N_("被拒绝")}
+ACCESS_KIND_WORDS = {"viewed": N_("查阅"), "changed": N_("办理"), "refused": N_("被拒绝"),
+                     "login": N_("登录成功"), "login_failed": N_("登录失败")}
 
 
 # ---------------------------------------------------------------- session plumbing
