@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0031_reversals"
-down_revision = "0026_audit_agency"
+down_revision = "0027_pin_failed_at"
 
 
 def upgrade() -> None:
