@@ -422,6 +422,16 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
     return {"kind": "replacement", **out}
 
 
+def _check_replacement(app: App, w: Window, ident: dict, form: dict) -> None:
+    """`replacement.check`: the replacement `_replace` would ask for is admitted (else its refusal)."""
+    reason = form.get("reason", "")
+    replacement.check(app, w.actor, _card_number(app, w, ident, form), reason, ident["presented_citizen_id"],
+                      form.get("payment") or None, collect_center_code=form.get("collect_center") or None,
+                      bank_code=(form.get("bank_code") or None) if reason == "bank_change" else None,
+                      record_formal_loss=form.get("record_formal_loss") == "1", attorney_id=ident["attorney_id"],
+                      agent_citizen_id=ident["agent_citizen_id"])
+
+
 def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     out = cards.collect_card(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
                               ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
@@ -493,6 +503,12 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         return _confirm(request, w, visit_id, action, form)
     fee_fen = _fee_due(app, action, form)
     if fee_fen and form.get("confirmed") != "1":
+        try:  # the replacement's own checks first: a refusal comes before the fee is asked for, not after
+            _check_replacement(app, w, ident, form)
+        except SscardError as err:
+            kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
+            return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
+                                                 "failed_card": form.get("card_id"), "kept": kept}, err.status)
         return _confirm_fee(request, w, visit_id, form, fee_fen)
     try:
         if fee_fen:
