@@ -31,6 +31,7 @@ from ..services import attorney, cards, loss, passwords, production, replacement
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
+from .forms import Form
 from .pages import Refusal, render
 
 router = RouteBook(prefix="/console", include_in_schema=False)
@@ -132,9 +133,8 @@ def _page(request: Request, w: Window, template: str, ctx: dict | None = None, s
 async def _form(request: Request, w: Window) -> dict[str, str]:
     await security.check_csrf(request, w.row)
     form = await request.form()
-    return {k: str(v).strip() for k, v in form.multi_items() if isinstance(v, str) and k != "scope"} | {
-        "scope": ",".join(str(v) for v in form.getlist("scope"))
-    }
+    return Form([*((k, str(v).strip()) for k, v in form.multi_items() if isinstance(v, str) and k != "scope"),
+                 ("scope", ",".join(str(v) for v in form.getlist("scope")))])
 
 
 async def window_form(request: Request, w: Window = Depends(WINDOW.signed_in)) -> dict[str, str]:

@@ -32,6 +32,7 @@ from ..http import RouteBook, client_address, language
 from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
+from .forms import Form
 from .hardening import delete_cookie, set_cookie, throttled
 from .pages import Refusal, render
 
@@ -113,7 +114,7 @@ async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple
         return me, {}
     await security.check_csrf(request, _CsrfRow(me.csrf))
     form = await request.form()
-    return me, {k: v for k, v in form.items() if isinstance(v, str)}
+    return me, Form((k, v) for k, v in form.items() if isinstance(v, str))
 
 
 def form_page(*, allow_must_change: bool = False) -> Callable[[Callable[[Request, Me, dict], Response]],

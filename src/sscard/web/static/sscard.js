@@ -122,6 +122,19 @@
     return null;
   }
 
+  // The refusal's words next to the field too (the alert above the form is what assistive technology reads:
+  // aria-describedby; this copy is for the eye, where the clerk is looking), gone once the field is typed in.
+  function atField(field, alert) {
+    var next = field.nextElementSibling;
+    if (next && next.hasAttribute("data-field-error")) next.parentNode.removeChild(next);
+    var note = document.createElement("span");
+    note.className = "field-error";
+    note.setAttribute("data-field-error", "");
+    note.setAttribute("aria-hidden", "true");
+    note.textContent = alert.textContent.replace(/\s+/g, " ").trim();
+    field.parentNode.insertBefore(note, field.nextSibling);
+  }
+
   function tie(root) {
     var alerts = root.querySelectorAll ? root.querySelectorAll("[data-error-for]") : [];
     var first = null;
@@ -132,6 +145,7 @@
       var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
       if (ids.indexOf(alerts[i].id) < 0) ids.unshift(alerts[i].id);
       field.setAttribute("aria-describedby", ids.join(" "));
+      atField(field, alerts[i]);
       if (!first) first = field;
     }
     if (first) first.focus();
@@ -149,7 +163,34 @@
   else tieOnLoad();
   document.addEventListener("input", function (event) {  // typed again: no longer the refused value
     var t = event.target;
-    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") t.removeAttribute("aria-invalid");
+    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") {
+      t.removeAttribute("aria-invalid");
+      var note = t.nextElementSibling;
+      if (note && note.hasAttribute("data-field-error")) note.parentNode.removeChild(note);
+    }
+  });
+
+  // A form that is not htmx's (the window's forms, the logins, the portal's) is sent by the browser, which
+  // leaves the page: while it is out the form is busy as an htmx form is (its buttons disabled, "处理中…"),
+  // and a second Enter or click on it sends nothing (one request, however often pressed). A file it answers
+  // with (a PDF, a CSV) leaves the page where it is: those forms are not held. Back to the page (the browser's
+  // back-forward cache keeps it as it was left, busy) makes every form ready again.
+  var SENT = "data-sent";
+  function download(form) {
+    return /\.(pdf|csv)(\?|$)/.test(form.getAttribute("action") || "") || form.hasAttribute("data-no-busy");
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || form.tagName !== "FORM" || event.defaultPrevented) return;
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get") || download(form)) return;
+    if (form.hasAttribute(SENT)) { event.preventDefault(); return; }
+    form.setAttribute(SENT, "");
+    // after this event: a button disabled now would not be sent with the form (its name=value)
+    setTimeout(function () { if (form.hasAttribute(SENT)) busy(form); }, 0);
+  });
+  window.addEventListener("pageshow", function () {
+    var sent = document.querySelectorAll("form[" + SENT + "]");
+    for (var i = 0; i < sent.length; i++) { sent[i].removeAttribute(SENT); idle(sent[i]); }
   });
 
   // A confirm step (last four digits, holder, amount in 大写) is there to be read: an Enter that reaches it

@@ -1,0 +1,77 @@
+"""The window's forms that the browser sends itself (not htmx) in Chromium, as a hurried clerk uses them:
+a double click or Enter pressed twice sends one request, the form says it is busy, and Back finds it ready
+again; a refusal about a field (a pasted bidirectional control) is shown next to that field."""
+
+from __future__ import annotations
+
+
+import pytest
+
+from tests.browser import screenshot
+
+from .helpers import AGENT_ID, audits
+from .test_window_browser import open_page  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.browser
+
+
+def _posts(page, path_end: str) -> list[str]:
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and r.url.endswith(path_end) else None)
+    return sent
+
+
+def test_clicks_repeated_on_the_identity_check_send_one_request_and_back_finds_the_form_ready(
+        open_page, live_server, city, app):  # noqa: F811
+    card = city.issued_card("蒋文")
+    page = open_page(live_server, "zh", "1366")
+    page.goto(f"{live_server.url}/console/persons/{card.person_id}")
+    sent = _posts(page, "/identity-check")
+    page.fill("#identity input[name=citizen_id]", card.citizen_id)
+
+    # a double click as the browser gets it: the button's click twice before the answer is back
+    page.evaluate("""() => { const b = document.querySelector('#identity button[type=submit]');
+                             b.click(); setTimeout(() => b.click(), 20); setTimeout(() => b.click(), 40); }""")
+    page.wait_for_url("**/console/visits/*")
+    assert len(sent) == 1
+    assert len(audits(app, "attorney.identity_check")) == 1
+    page.go_back()
+    page.wait_for_selector("#identity button[type=submit]")
+    assert page.locator("#identity button[type=submit]").is_enabled()
+    assert page.locator("#identity [data-busy]").count() == 0
+
+
+def test_enter_pressed_twice_in_the_search_sends_one_request(open_page, live_server, city, app):  # noqa: F811
+    card = city.issued_card("蒋文")
+    page = open_page(live_server, "zh", "390")
+    sent = _posts(page, "/console/find")
+    box = page.locator("input[name=query]").first
+    box.fill(card.citizen_id)
+    box.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/console/persons/{card.person_id}")
+    assert len(sent) == 1
+
+
+def test_a_pasted_direction_control_is_refused_next_to_its_field(open_page, live_server, city, app):  # noqa: F811
+    card = city.issued_card("蒋文")
+    page = open_page(live_server, "en", "1366")
+    page.goto(f"{live_server.url}/console/persons/{card.person_id}")
+    page.click("summary")
+    poa = "form[action$='/attorneys']"
+    page.fill(f"{poa} input[name=agent_name]", "李四")
+    page.fill(f"{poa} input[name=agent_citizen_id]", AGENT_ID)
+    page.check(f"{poa} input[name=scope][value='card.collect']")
+    page.fill(f"{poa} input[name=document_ref]", "WT-\u202e2026")
+    page.click(f"{poa} button[type=submit]")
+    field = page.locator("input[name=document_ref]")
+    page.wait_for_selector("input[name=document_ref][aria-invalid=true]")
+    note = page.locator("input[name=document_ref] + .field-error")
+    assert "text-direction control characters" in note.inner_text()
+    assert page.evaluate("document.activeElement.name") == "document_ref"
+    assert field.input_value() == "WT-2026"
+    screenshot(page, "window-form-text-refused-en")
+    field.fill("WT-2026")
+    assert note.count() == 0
+    assert not audits(app, "attorney.record") or all(r.result != "ok" for r in audits(app, "attorney.record"))
