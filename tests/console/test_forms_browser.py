@@ -4,7 +4,6 @@ again; a refusal about a field (a pasted bidirectional control) is shown next to
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.browser import screenshot
