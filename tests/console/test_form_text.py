@@ -20,8 +20,7 @@ def _poa_count(app) -> int:
 
 def _record(client, csrf, person_id, ref, lang="zh"):
     today = "2026-01-01"
-    cookie = client.headers["Cookie"].split("; lang=")[0]
-    client.headers["Cookie"] = f"{cookie}; lang={lang}"
+    client.cookies.set("lang", lang)
     return client.post(f"/console/persons/{person_id}/attorneys", data={
         "csrf_token": csrf, "op_key": "poa-1", "agent_name": "李四", "agent_citizen_id": AGENT_ID,
         "scope": "card.collect", "valid_from": today, "valid_to": "2099-01-01", "document_ref": ref})

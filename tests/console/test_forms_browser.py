@@ -74,3 +74,40 @@ def test_a_pasted_direction_control_is_refused_next_to_its_field(open_page, live
     field.fill("WT-2026")
     assert note.count() == 0
     assert not audits(app, "attorney.record") or all(r.result != "ok" for r in audits(app, "attorney.record"))
+
+
+def test_a_form_sent_after_the_session_ended_is_back_with_what_was_typed_after_signing_in(
+        open_page, live_server, city, app):  # noqa: F811
+    from sscard.services import websession
+    from tests.support import STAFF_PASSWORD
+
+    card = city.issued_card("蒋文")
+    page = open_page(live_server, "zh", "1366")
+    person = f"{live_server.url}/console/persons/{card.person_id}"
+    page.goto(person)
+    page.click("summary")
+    poa = "form[action$='/attorneys']"
+    page.fill(f"{poa} input[name=agent_name]", "欧阳诸葛司马上官东方皇甫尉迟公孙慕容长孙宇文司徒轩辕")
+    page.fill(f"{poa} input[name=agent_citizen_id]", AGENT_ID)
+    page.check(f"{poa} input[name=scope][value='card.collect']")
+    page.fill(f"{poa} input[name=document_ref]", "WT-2026-009")
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "sscard_staff")
+    websession.logout(app, token)  # the session ended while the clerk was typing
+    page.click(f"{poa} button[type=submit]")
+    page.wait_for_url("**/console/login?unsent=1")
+    draft = page.evaluate("sessionStorage.getItem('sscard:draft')")
+    assert "WT-2026-009" in draft and "csrf" not in draft and "op_key" not in draft
+    page.fill("input[name=username]", "clerk")
+    page.fill("input[name=password]", STAFF_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(person)
+    assert page.locator(f"{poa}[data-restored]").count() == 1
+    assert page.input_value(f"{poa} input[name=document_ref]") == "WT-2026-009"
+    assert page.input_value(f"{poa} input[name=agent_name]").startswith("欧阳诸葛")
+    assert page.is_checked(f"{poa} input[name=scope][value='card.collect']")
+    assert STAFF_PASSWORD not in (page.evaluate("JSON.stringify(sessionStorage)") or "")
+    assert page.evaluate("sessionStorage.getItem('sscard:draft')") is None  # restored once
+    screenshot(page, "window-draft-restored-zh")
+    page.reload()
+    assert page.input_value(f"{poa} input[name=document_ref]") == ""
+    assert not audits(app, "attorney.record")

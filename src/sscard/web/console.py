@@ -17,6 +17,7 @@ import logging
 import secrets as pysecrets
 from collections.abc import Callable
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,7 +28,7 @@ from ..core.money import yuan_in_capitals
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
-from ..services import attorney, cards, loss, passwords, production, replacement, reports, window
+from ..services import attorney, cards, loss, operation, passwords, production, replacement, reports, window
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
@@ -509,7 +510,8 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
             kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
             return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
                                                  "failed_card": form.get("card_id"), "kept": kept}, err.status)
-        return _confirm_fee(request, w, visit_id, form, fee_fen)
+        return _shown_after_post(request, w, f"/console/visits/{visit_id}/fee", FEE_PAGE,
+                                 {k: form.get(k, "") for k in FEE_PAGE_NAMES})
     try:
         if fee_fen:
             _check_fee_step(app, w, visit_id, form, fee_fen)
@@ -521,8 +523,75 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
         return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
                                              "failed_card": form.get("card_id"), "kept": kept}, err.status)
-    done["reminder_text"] = _reminder(done, lang)
-    return _visit(request, w, visit_id, {"done": done})
+    if not form.get("op_key"):  # no one-time key (not a form of ours): no answer kept to show after a redirect
+        done["reminder_text"] = _reminder(done, lang)
+        return _visit(request, w, visit_id, {"done": done})
+    return _shown_after_post(request, w, f"/console/visits/{visit_id}/done", RESULT, {
+        "kind": done["kind"], "key": form.get("op_key", ""), "card_id": done.get("card_id")})
+
+
+# Redirect-after-POST (a 303 to a GET page): what a non-htmx form's POST answers with, the fee step and an
+# action's result, is a page of its own address, so Back and Reload never ask to send the form again. The
+# address carries what the page shows sealed under the staff session (web.confirming's keys): only this
+# session opens it, and a result is read back by its one-time key from the operation's own kept answer
+# (services.operation.kept_answer, this staff member's keyed request), never done again.
+RESULT, FEE_PAGE = "window-result", "window-fee-step"
+
+
+def _shown_after_post(request: Request, w: Window, path: str, purpose: str, what: dict) -> Response:
+    named = {k: "" if v is None else str(v) for k, v in what.items()}
+    named["s"] = confirming.seal_named(_app(request), w, purpose, named)
+    return RedirectResponse(f"{path}?{urlencode(named)}", status_code=303)
+
+
+def _opened(request: Request, w: Window, purpose: str, names: tuple[str, ...]) -> dict[str, str]:
+    """What `_shown_after_post` named in this page's address, as it was sealed (invalid_request otherwise:
+    a changed address, another session's or another page's)."""
+    named = {k: request.query_params.get(k, "") for k in names}
+    if not confirming.named_as_sealed(_app(request), w, purpose, request.query_params.get("s", ""), named):
+        raise SscardError("invalid_request")
+    return named
+
+
+RESULT_NAMES = ("kind", "key", "card_id")
+FEE_PAGE_NAMES = (*NAMED_BY_FEE_STEP, "op_key")
+
+
+@router.get("/visits/{visit_id}/done", response_class=HTMLResponse)
+def visit_result(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+    """An action's result, by its one-time key: what the operation answered, read back, nothing done."""
+    app, lang = _app(request), language(request)
+    try:
+        what = _opened(request, w, RESULT, RESULT_NAMES)
+        out = operation.kept_answer(app, w.actor, str(what.get("key", "")))
+        if not isinstance(out, dict):  # an action done without a key keeps no answer: the visit as it is
+            return _visit(request, w, visit_id)
+        done = {**out, "kind": what["kind"], "card_id": whole_number(what["card_id"])}
+        done["reminder_text"] = _reminder(done, lang)
+        return _visit(request, w, visit_id, {"done": done})
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang)}, err.status)
+
+
+@router.get("/visits/{visit_id}/fee", response_class=HTMLResponse)
+def fee_step(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+    """The replacement's fee step, for the choices the replace form sent (sealed in the address)."""
+    app, lang = _app(request), language(request)
+    try:
+        form = _opened(request, w, FEE_PAGE, FEE_PAGE_NAMES)
+        ident = attorney.visit_identity(app, w.actor, visit_id)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang)}, err.status)
+    fee_fen = _fee_due(app, "replace", form)
+    try:
+        if not fee_fen:
+            raise SscardError("invalid_request")
+        _check_replacement(app, w, ident, form)  # still admitted (a reload after it was done: under way)
+    except SscardError as err:
+        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
+        return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": "replace",
+                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
+    return _confirm_fee(request, w, visit_id, form, fee_fen)
 
 
 def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict) -> HTMLResponse:

@@ -188,6 +188,78 @@
     // after this event: a button disabled now would not be sent with the form (its name=value)
     setTimeout(function () { if (form.hasAttribute(SENT)) busy(form); }, 0);
   });
+  // What was typed, kept when a form is sent (this tab's sessionStorage, one draft), for the one case where the
+  // page would lose it: the session had ended, the form was not done, and the login page came instead. After the
+  // sign-in the app goes back to that page (the login's `next`), and the draft is put back into the same form,
+  // once. Never a password, PIN or other secret field, never a token or a one-time key; any other page shown
+  // after the form was sent (it was done) and signing out drop the draft.
+  var DRAFT = "sscard:draft";
+  var NEVER = /(pass|pin|secret|token|csrf|^op_key$|seal|^pan_ref$|^desk_ref$|^s$)/i;
+  function keepable(el) {
+    if (!el.name || el.disabled || NEVER.test(el.name) || el.hasAttribute("data-no-draft")) return false;
+    if (el.tagName === "SELECT" || el.tagName === "TEXTAREA") return true;
+    if (/^(password|hidden|file|submit|button|reset|image)$/i.test(el.type || "")) return false;
+    return (el.getAttribute("autocomplete") || "").indexOf("password") < 0;
+  }
+  function store() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+  function loginPage() { return /\/login\/?$/.test(location.pathname); }
+  function keepDraft(form) {
+    var s = store();
+    if (!s || loginPage()) return;
+    if (/\/logout$/.test(form.getAttribute("action") || "")) { s.removeItem(DRAFT); return; }
+    var fields = [];
+    for (var i = 0; i < form.elements.length; i++) {
+      var el = form.elements[i];
+      if (!keepable(el)) continue;
+      if ((el.type === "checkbox" || el.type === "radio")) fields.push([el.name, el.value, el.checked]);
+      else fields.push([el.name, el.value, null]);
+    }
+    s.setItem(DRAFT, JSON.stringify({page: location.pathname + location.search, action: form.getAttribute("action"),
+                                     fields: fields, state: "sent"}));
+  }
+  function restoreDraft() {
+    var s = store();
+    var draft = null;
+    try { draft = s && JSON.parse(s.getItem(DRAFT) || "null"); } catch (e) { draft = null; }
+    if (!draft) return;
+    if (loginPage()) {  // the form was not done: kept for the page the sign-in goes back to
+      if (draft.state === "sent" && document.querySelector("[data-unsent]")) draft.state = "armed";
+      if (draft.state !== "armed") { s.removeItem(DRAFT); return; }
+      s.setItem(DRAFT, JSON.stringify(draft));
+      return;
+    }
+    s.removeItem(DRAFT);  // shown once, or dropped: the form was done, or another page came
+    if (draft.state !== "armed" || location.pathname + location.search !== draft.page) return;
+    var form = null;
+    for (var i = 0; i < document.forms.length; i++) {
+      if (document.forms[i].getAttribute("action") === draft.action) { form = document.forms[i]; break; }
+    }
+    if (!form) return;
+    var opened = form.closest && form.closest("details");
+    if (opened) opened.open = true;
+    draft.fields.forEach(function (f) {
+      var els = form.querySelectorAll("[name='" + f[0].replace(/'/g, "") + "']");
+      for (var j = 0; j < els.length; j++) {
+        var el = els[j];
+        if (!keepable(el)) continue;
+        if (el.type === "checkbox" || el.type === "radio") { if (el.value === f[1]) el.checked = !!f[2]; }
+        else if (f[2] === null) { el.value = f[1]; el.dispatchEvent(new Event("change", {bubbles: true})); }
+      }
+    });
+    form.setAttribute("data-restored", "");
+  }
+  document.addEventListener("submit", function (event) {
+    if (event.target && event.target.tagName === "FORM" && !event.defaultPrevented) keepDraft(event.target);
+  }, true);
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = busyForm(event);
+    if (form && (event.detail.requestConfig || {}).verb !== "get") keepDraft(form);
+  });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", restoreDraft);
+  else restoreDraft();
+
   window.addEventListener("pageshow", function () {
     var sent = document.querySelectorAll("form[" + SENT + "]");
     for (var i = 0; i < sent.length; i++) { sent[i].removeAttribute(SENT); idle(sent[i]); }
