@@ -562,6 +562,7 @@ def visit_result(visit_id: int, request: Request, w: Window = Depends(WINDOW.sig
     """An action's result, by its one-time key: what the operation answered, read back, nothing done."""
     app, lang = _app(request), language(request)
     try:
+        attorney.get_visit(app, w.actor, visit_id)  # whose visit it is first: another's is refused as the visit is
         what = _opened(request, w, RESULT, RESULT_NAMES)
         out = operation.kept_answer(app, w.actor, str(what.get("key", "")))
         if not isinstance(out, dict):  # an action done without a key keeps no answer: the visit as it is
@@ -578,8 +579,8 @@ def fee_step(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_
     """The replacement's fee step, for the choices the replace form sent (sealed in the address)."""
     app, lang = _app(request), language(request)
     try:
+        ident = attorney.visit_identity(app, w.actor, visit_id)  # whose visit it is first
         form = _opened(request, w, FEE_PAGE, FEE_PAGE_NAMES)
-        ident = attorney.visit_identity(app, w.actor, visit_id)
     except SscardError as err:
         return _home(request, w, {"error": _message(err, lang)}, err.status)
     fee_fen = _fee_due(app, "replace", form)
