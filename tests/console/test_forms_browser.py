@@ -111,3 +111,28 @@ def test_a_form_sent_after_the_session_ended_is_back_with_what_was_typed_after_s
     page.reload()
     assert page.input_value(f"{poa} input[name=document_ref]") == ""
     assert not audits(app, "attorney.record")
+
+
+def test_back_and_reload_after_a_paid_replacement_ask_nothing_and_take_the_fee_once(
+        open_page, live_server, city, app):  # noqa: F811
+    from .test_window_browser import fits_the_screen, start_visit
+
+    card = city.issued_card("蒋文")
+    page = open_page(live_server, "zh", "390")
+    url = start_visit(page, live_server, card)
+    replace = "form[action$='/replace']"
+    page.select_option(f"{replace} select[name=reason]", "damaged")
+    page.select_option(f"{replace} select[name=payment]", "cash")
+    page.click(f"{replace} button[type=submit]")
+    page.wait_for_url(f"{url}/fee?*")  # the fee step is a page of its own address
+    assert "贰拾元整" in page.inner_text("#confirm") and fits_the_screen(page)
+    page.wait_for_timeout(900)  # the confirm step's pause
+    page.click("#confirm-yes")
+    page.wait_for_url(f"{url}/done?*")
+    assert "已收工本费 ¥20.00" in page.inner_text("#done")
+    page.reload()  # a plain GET: no "confirm form resubmission", the same result, nothing done again
+    assert "已收工本费 ¥20.00" in page.inner_text("#done")
+    page.go_back()  # the fee step's address: asked again, it says the replacement is under way
+    page.wait_for_url(f"{url}/fee?*")
+    assert "此卡已在办理补换卡" in page.inner_text("main")
+    assert [a.result for a in audits(app, "replacement.apply")] == ["ok"]
