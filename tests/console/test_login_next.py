@@ -90,3 +90,24 @@ def test_a_login_page_opened_with_a_page_of_its_console_as_next_goes_there(app, 
         assert NEXT_FIELD.search(page.text).group(1) == "/console/production"
         _, signed = _login(client, "console", NEXT_FIELD.search(page.text).group(1))
         assert signed.headers["location"] == "/console/production"
+
+
+def test_the_portal_signs_in_again_back_to_the_page_the_session_ended_on(app, city):
+    from sscard.services import passwords
+    from tests.portal.helpers import NEW_QUERY_PASSWORD
+
+    card = city.issued_card()
+    passwords.change_query_password(app, city.cardholder(card), card.card_number[-6:], NEW_QUERY_PASSWORD,
+                                    NEW_QUERY_PASSWORD)
+    for attempt, lands in ((None, "/portal/insurance?year=2025"), ("//evil.com", "/portal/card")):
+        with TestClient(create_app(app)) as client:
+            gone = client.get("/portal/insurance?year=2025", follow_redirects=False)
+            assert gone.status_code == 303 and gone.headers["location"] == "/portal/login"  # as it was
+            page = client.get("/portal/login")
+            shown = NEXT_FIELD.search(page.text).group(1)
+            assert shown == "/portal/insurance?year=2025"
+            pre = re.search(r'name="pre_token" value="([^"]+)"', page.text).group(1)
+            signed = client.post("/portal/login", data={"pre_token": pre, "login": card.citizen_id,
+                                                        "password": NEW_QUERY_PASSWORD, "next": attempt or shown},
+                                 follow_redirects=False)
+            assert signed.status_code == 303 and signed.headers["location"] == lands
