@@ -17,7 +17,7 @@ from .helpers import AGENT_ID, audits, poa
 def _signed_in(app, user="clerk"):
     web = websession.staff_login(app, user, STAFF_PASSWORD, Channel.WINDOW)
     client = TestClient(create_app(app))
-    client.headers["Cookie"] = f"sscard_staff={web.token}"
+    client.cookies.set("sscard_staff", web.token)  # in the jar: kept across a followed redirect
     return client, web.csrf
 
 

@@ -87,10 +87,16 @@ def test_a_confirmation_of_another_visit_is_refused_as_the_customer_changed(app,
 def test_a_confirmation_changed_after_it_was_done_is_already_used_and_takes_no_second_fee(app, city):
     card = city.issued_card()
     with _replacing(app, card) as (client, csrf, url, card_id):
-        done = client.post(f"{url}/replace", data=_confirm_form(_ask(client, url, csrf, card_id)))
-        assert "已收工本费" in done.text
-        # the answer was lost; the clerk went back to the first form, chose another center and confirmed again
+        first = _confirm_form(_ask(client, url, csrf, card_id))
+        # the clerk went back to the first form, chose another center and asked again (a second fee step,
+        # under the same key), then confirmed the first step, and its answer was lost; then the second
         changed = _confirm_form(_ask(client, url, csrf, card_id, collect_center="C02"))
+        done = client.post(f"{url}/replace", data=first)
+        assert "已收工本费" in done.text
+        # asked again now, the replacement's own check says it is under way: no third fee step
+        assert "此卡已在办理补换卡" in client.post(f"{url}/replace", data={
+            "csrf_token": csrf, "op_key": "k-rp2", "card_id": card_id, "reason": "damaged", "payment": "cash",
+            "collect_center": "C01"}).text
         r = client.post(f"{url}/replace", data=changed)
         assert r.status_code == 409 and "此确认已经提交过" in r.text
         assert _count(app, FeeReceipt) == 1
@@ -102,3 +108,21 @@ def test_a_free_or_waived_replacement_needs_no_fee_step(app, city):
         r = client.post(f"{url}/replace", data={"csrf_token": csrf, "op_key": "k1", "card_id": card_id,
                                                 "reason": "data_change", "payment": ""})
         assert r.status_code == 200 and "补换卡申请已受理" in r.text and "此项业务免收工本费" in r.text
+
+
+def test_a_replacement_that_would_be_refused_is_refused_before_the_fee_step(app, city):
+    """A lost card with no formal loss (and no formal loss recorded in the application): the replacement's
+    own check (replacement.check) refuses it at the first click, before the fee is named and confirmed."""
+    card = city.issued_card()
+    with _replacing(app, card) as (client, csrf, url, card_id):
+        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "op_key": "k-rp9", "card_id": card_id,
+                                                "reason": "lost", "payment": "cash", "collect_center": "C01"})
+        assert r.status_code == 409
+        assert "因遗失补卡须先办理正式挂失" in r.text
+        assert '<section class="panel confirm"' not in r.text and 'id="confirm-yes"' not in r.text
+        assert _count(app, FeeReceipt) == 0 and _count(app, ReplacementApplication) == 0
+        # the same choices with the formal loss recorded in the application do reach the fee step
+        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "op_key": "k-rp9", "card_id": card_id,
+                                                "reason": "lost", "payment": "cash", "collect_center": "C01",
+                                                "record_formal_loss": "1"})
+        assert r.status_code == 200 and 'id="confirm-yes"' in r.text

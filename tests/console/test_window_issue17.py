@@ -351,9 +351,9 @@ def test_a_refused_replacement_keeps_the_clerks_choices_but_not_the_pin(app, cit
     with client:
         url = _visit(client, csrf, card.person_id, card.citizen_id)
         card_id = _card_ids(client.get(url).text, "replace")[0]
-        step = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": card_id, "reason": "lost",
-                                                   "payment": "cash", "collect_center": "C02", "op_key": "k1"})
-        r = client.post(f"{url}/replace", data=_confirm_form(step.text))
+        # refused at the first step now (replacement.check before the fee step), the choices kept the same way
+        r = client.post(f"{url}/replace", data={"csrf_token": csrf, "card_id": card_id, "reason": "lost",
+                                                "payment": "cash", "collect_center": "C02", "op_key": "k1"})
         assert r.status_code == 409 and "因遗失补卡须先办理正式挂失" in r.text
         form = _form_of(r.text, "replace")
         assert '<option value="lost" selected>' in form and '<option value="C02" selected>' in form

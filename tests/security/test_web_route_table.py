@@ -55,6 +55,8 @@ TABLE: dict[str, set[str]] = {
     "POST /console/persons/{person_id}/attorneys": CENTER,
     "POST /console/attorneys/{attorney_id}/revoke": CENTER,
     "GET /console/visits/{visit_id}": {"clerk"},
+    # a result and the fee step after a redirect: the visit's own clerk (whose address is sealed, else 422)
+    "GET /console/visits/{visit_id}/done": {"clerk"}, "GET /console/visits/{visit_id}/fee": {"clerk"},
     "POST /console/visits/{visit_id}/end": {"clerk"},
     "POST /console/visits/{visit_id}/show-id": {"clerk"},  # only the clerk whose visit it is
     "POST /console/visits/{visit_id}/{action}": {"clerk"},

@@ -22,6 +22,9 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "invalid_pan": (422, "银行卡号无效：{reason}", "Invalid bank card number: {reason}"),
     "invalid_ident_code": (422, "卡识别码无效：{reason}", "Invalid card identification code: {reason}"),
     "invalid_amount": (422, "金额无效", "Invalid amount"),
+    "invalid_text": (422, "输入的文字含有不可见字符或文字方向控制符（常见于从别处复制粘贴的文字），请删除后重新输入",
+                     "The text contains invisible or text-direction control characters (often pasted from "
+                     "elsewhere): delete them and type it again"),
     "invalid_policy": (422, "政策设置无效：{setting}：{reason}", "Invalid policy setting {setting}: {reason}"),
     # who may do what
     "unauthenticated": (401, "请先登录或提供有效凭证", "Authentication required"),

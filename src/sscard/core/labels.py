@@ -119,6 +119,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "replacement.apply": ("补换卡受理", "申请补换卡"),
     "replacement.apply_waived": ("补换卡受理（减免）", "申请补换卡（免收工本费）"),
     "replacement.receipt": (None, "查看收费收据"),
+    "replacement.check": (None, "查看补换卡办理条件"),
     "replacement.complete_batch": ("制卡完成", "新卡制成"),
     "production.start_batch": ("送制新批次", "制卡"),
     "production.complete_batch": ("制卡完成", "新卡制成"),

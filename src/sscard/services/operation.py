@@ -371,6 +371,19 @@ class Request:
         return Outcome(self, op, jsonable(result), None)
 
 
+def kept_answer(app: App, actor: Actor, key: str) -> Any | None:
+    """The kept answer of this actor's own keyed request that succeeded (its idempotency record), else None
+    (no such key, another actor's, a refusal): a page shown after a redirect (the window's
+    redirect-after-POST) says what was done, by its key, without doing anything again."""
+    if not key:
+        return None
+    with app.db.read_committed() as session:
+        rec = session.get(IdempotencyRecord, (f"{actor.kind}:{actor.id}"[:48], key))
+        if rec is None or rec.status >= 400:
+            return None
+        return json.loads(rec.response)
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one run of a request came to, and what the frame writes for it."""

@@ -146,18 +146,29 @@ def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int
     return transfer_id
 
 
-def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,
-           waive_reason: str | None, pin: str | None = None, collect_center_code: str | None, bank_code: str | None,
-           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> Applied:
+@dataclass
+class _Admitted:
+    """What the checks before anything is written found: the replacement may go ahead as asked."""
+
+    poa: PowerOfAttorney | None
+    center: ServiceCenter
+    collect_center: ServiceCenter
+    bank: Bank
+    needs_formal_loss: bool
+    fee: int
+    method: str | None
+    old_account: BankAccount | None
+
+
+def _admit(op: Op, old: Card, person: Person, status: SsStatus, reason: str, presented_citizen_id: str, *,
+           pending: bool, payment: str | None, waive_reason: str | None, collect_center_code: str | None,
+           bank_code: str | None, record_formal_loss: bool, attorney_id: int | None,
+           agent_citizen_id: str | None, batch: _Batch | None = None, ahead: _Old | None = None) -> _Admitted:
+    """Every rule a replacement must pass before anything is written (RULES §6), in the order it is
+    refused: the application (`_apply`) and its check before the window's fee step (`check`) both run
+    this, so the fee is never asked for a replacement that would be refused once confirmed."""
     if reason not in REASONS:
         raise SscardError("invalid_request")
-    batch = _read_ahead(op)  # a group-committed batch's read-ahead, else None
-    ahead = batch.cards.get(card_number) if batch else None
-    if ahead:
-        old, person = ahead.card, ahead.person  # the person read FOR UPDATE with the batch's cards
-    else:
-        old = lookup.card_by_number(op.session, card_number)
-        person = lookup.person_by_id(op.session, old.person_id, lock=True)
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, person.id, "replacement.apply")
     lookup.check_presented_id(person, presented_citizen_id)
     center = lookup.own_center(op.session, op.actor)
@@ -165,11 +176,9 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     if collect_center_code:
         found = batch.centers.get(collect_center_code) if batch else None
         collect_center = found or lookup.center_by_code(op.session, collect_center_code)
-    lifecycle.refresh_ss(op, old)
-    status = SsStatus(old.ss_status)
     if status in (SsStatus.APPLIED, SsStatus.IN_PRODUCTION, SsStatus.READY, SsStatus.SEALED, SsStatus.CANCELLED):
         raise SscardError("replacement_not_allowed", state=str(status))
-    if (ahead.pending or old.id in batch.replaced) if ahead and batch else loss.replacement_applied(op, old):
+    if pending:
         raise SscardError("replacement_pending")
     today = op.app.clock.today()
     needs_formal_loss = False
@@ -210,14 +219,39 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         else:
             raise SscardError("fee_payment_required", amount=format_yuan(fee))
     old_account = ahead.account if ahead else op.session.scalar(select(BankAccount).where(BankAccount.card_id == old.id))
-    card_debit = None
     if method == "card":
         if reason == "lost":
             raise SscardError("card_lost")  # the lost card is not at hand to pay with
-        # The PIN on the window's PIN pad, checked before anything else is written: a wrong PIN's
-        # counter is committed with the refusal, and nothing of the application is.
         if old_account is None:
             raise SscardError("account_not_found")
+    return _Admitted(poa, center, collect_center, bank, needs_formal_loss, fee, method, old_account)
+
+
+def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, payment: str | None,
+           waive_reason: str | None, pin: str | None = None, collect_center_code: str | None, bank_code: str | None,
+           record_formal_loss: bool, attorney_id: int | None, agent_citizen_id: str | None) -> Applied:
+    if reason not in REASONS:
+        raise SscardError("invalid_request")
+    batch = _read_ahead(op)  # a group-committed batch's read-ahead, else None
+    ahead = batch.cards.get(card_number) if batch else None
+    if ahead:
+        old, person = ahead.card, ahead.person  # the person read FOR UPDATE with the batch's cards
+    else:
+        old = lookup.card_by_number(op.session, card_number)
+        person = lookup.person_by_id(op.session, old.person_id, lock=True)
+    lifecycle.refresh_ss(op, old)
+    pending = (ahead.pending or old.id in batch.replaced) if ahead and batch else loss.replacement_applied(op, old)
+    ok = _admit(op, old, person, SsStatus(old.ss_status), reason, presented_citizen_id, pending=pending,
+                payment=payment, waive_reason=waive_reason, collect_center_code=collect_center_code,
+                bank_code=bank_code, record_formal_loss=record_formal_loss, attorney_id=attorney_id,
+                agent_citizen_id=agent_citizen_id, batch=batch, ahead=ahead)
+    poa, center, collect_center, bank = ok.poa, ok.center, ok.collect_center, ok.bank
+    needs_formal_loss, fee, method, old_account = ok.needs_formal_loss, ok.fee, ok.method, ok.old_account
+    card_debit = None
+    if method == "card":
+        # The PIN on the window's PIN pad, checked before anything else is written: a wrong PIN's
+        # counter is committed with the refusal, and nothing of the application is.
+        assert old_account is not None  # _admit refused account_not_found
         card_debit = banking.debit_ready(op, old_account, pin or "")
     formal_loss_recorded = False
     if needs_formal_loss:
@@ -325,6 +359,26 @@ def apply_waived(op: Op, card_number: str, reason: str, presented_citizen_id: st
     return _apply(op, card_number, reason, presented_citizen_id, payment=None, waive_reason=waive_reason or "",
                   collect_center_code=collect_center_code, bank_code=bank_code,
                   record_formal_loss=record_formal_loss, attorney_id=attorney_id, agent_citizen_id=agent_citizen_id)
+
+
+@query("replacement.check", roles=CENTER_STAFF, scope=Scope.OWN)
+def check(op: Op, card_number: str, reason: str, presented_citizen_id: str, payment: str | None = None,
+          collect_center_code: str | None = None, bank_code: str | None = None, record_formal_loss: bool = False,
+          attorney_id: int | None = None, agent_citizen_id: str | None = None,
+          waive_reason: str | None = None) -> dict[str, Any]:
+    """Whether `replacement.apply` (or, with `waive_reason`, `apply_waived`) would be admitted as asked, by
+    the same checks it runs first (`_admit`), writing nothing: the window asks this before its fee step,
+    so a refusal (a lost card with no formal loss, a renewal too early) comes before the fee, not after
+    it was confirmed. The bank PIN is not checked here (the fee step is where it is typed)."""
+    old = lookup.card_by_number(op.session, card_number)
+    person = lookup.person_by_id(op.session, old.person_id)
+    status = SsStatus(lifecycle.ss_status(op, old))
+    ok = _admit(op, old, person, status, reason, presented_citizen_id, pending=loss.replacement_applied(op, old),
+                payment=payment, waive_reason=waive_reason, collect_center_code=collect_center_code,
+                bank_code=bank_code, record_formal_loss=record_formal_loss, attorney_id=attorney_id,
+                agent_citizen_id=agent_citizen_id)
+    op.audit("card", old.card_number, person_id=person.id)
+    return {"fee_fen": ok.fee, "fee_method": ok.method, "formal_loss_needed": ok.needs_formal_loss}
 
 
 # ---------------------------------------------------------------- reading: receipts, a person's cards, the queue

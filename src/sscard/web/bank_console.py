@@ -40,6 +40,7 @@ from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
+from .forms import Form
 from .hardening import delete_cookie, set_cookie
 from .pages import Refusal, render, templates
 
@@ -81,7 +82,7 @@ def _desk(request: Request, *, supervisor: bool = False) -> Desk:
 async def _posted(request: Request, desk: Desk) -> dict[str, str]:
     await security.check_csrf(request, desk.row)
     form = await request.form()
-    return {k: str(v).strip() for k, v in form.items() if isinstance(v, str)}
+    return Form((k, str(v).strip()) for k, v in form.items() if isinstance(v, str))
 
 
 def _key() -> str:
@@ -115,7 +116,7 @@ def _reminder(result: dict, request: Request) -> str | None:
 
 def _entered(form: dict[str, str], *names: str) -> dict[str, str]:
     """What the teller typed, to show again after a refusal (never a PIN)."""
-    return {n: form.get(n, "") for n in names}
+    return {n: form.kept(n) if isinstance(form, Form) else form.get(n, "") for n in names}
 
 
 # ---------------------------------------------------------------- login / logout

@@ -17,6 +17,7 @@ import logging
 import secrets as pysecrets
 from collections.abc import Callable
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -28,10 +29,11 @@ from ..core.override import require_reason
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
-from ..services import attorney, cards, loss, passwords, production, replacement, reports, reversal, window
+from ..services import attorney, cards, loss, operation, passwords, production, replacement, reports, reversal, window
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
+from .forms import Form
 from .pages import Refusal, render
 
 router = RouteBook(prefix="/console", include_in_schema=False)
@@ -133,9 +135,8 @@ def _page(request: Request, w: Window, template: str, ctx: dict | None = None, s
 async def _form(request: Request, w: Window) -> dict[str, str]:
     await security.check_csrf(request, w.row)
     form = await request.form()
-    return {k: str(v).strip() for k, v in form.multi_items() if isinstance(v, str) and k != "scope"} | {
-        "scope": ",".join(str(v) for v in form.getlist("scope"))
-    }
+    return Form([*((k, str(v).strip()) for k, v in form.multi_items() if isinstance(v, str) and k != "scope"),
+                 ("scope", ",".join(str(v) for v in form.getlist("scope")))])
 
 
 async def window_form(request: Request, w: Window = Depends(WINDOW.signed_in)) -> dict[str, str]:
@@ -423,6 +424,16 @@ def _replace(app: App, w: Window, ident: dict, form: dict, key: str | None) -> d
     return {"kind": "replacement", **out}
 
 
+def _check_replacement(app: App, w: Window, ident: dict, form: dict) -> None:
+    """`replacement.check`: the replacement `_replace` would ask for is admitted (else its refusal)."""
+    reason = form.get("reason", "")
+    replacement.check(app, w.actor, _card_number(app, w, ident, form), reason, ident["presented_citizen_id"],
+                      form.get("payment") or None, collect_center_code=form.get("collect_center") or None,
+                      bank_code=(form.get("bank_code") or None) if reason == "bank_change" else None,
+                      record_formal_loss=form.get("record_formal_loss") == "1", attorney_id=ident["attorney_id"],
+                      agent_citizen_id=ident["agent_citizen_id"])
+
+
 def _collect(app: App, w: Window, ident: dict, form: dict, key: str | None) -> dict:
     out = cards.collect_card(app, w.actor, _card_number(app, w, ident, form), ident["presented_citizen_id"],
                               ident["attorney_id"], ident["agent_citizen_id"], idempotency_key=key)
@@ -494,7 +505,14 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         return _confirm(request, w, visit_id, action, form)
     fee_fen = _fee_due(app, action, form)
     if fee_fen and form.get("confirmed") != "1":
-        return _confirm_fee(request, w, visit_id, form, fee_fen)
+        try:  # the replacement's own checks first: a refusal comes before the fee is asked for, not after
+            _check_replacement(app, w, ident, form)
+        except SscardError as err:
+            kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
+            return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
+                                                 "failed_card": form.get("card_id"), "kept": kept}, err.status)
+        return _shown_after_post(request, w, f"/console/visits/{visit_id}/fee", FEE_PAGE,
+                                 {k: form.get(k, "") for k in FEE_PAGE_NAMES})
     try:
         if fee_fen:
             _check_fee_step(app, w, visit_id, form, fee_fen)
@@ -506,8 +524,76 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
         return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
                                              "failed_card": form.get("card_id"), "kept": kept}, err.status)
-    done["reminder_text"] = _reminder(done, lang)
-    return _visit(request, w, visit_id, {"done": done})
+    if not form.get("op_key"):  # no one-time key (not a form of ours): no answer kept to show after a redirect
+        done["reminder_text"] = _reminder(done, lang)
+        return _visit(request, w, visit_id, {"done": done})
+    return _shown_after_post(request, w, f"/console/visits/{visit_id}/done", RESULT, {
+        "kind": done["kind"], "key": form.get("op_key", ""), "card_id": done.get("card_id")})
+
+
+# Redirect-after-POST (a 303 to a GET page): what a non-htmx form's POST answers with, the fee step and an
+# action's result, is a page of its own address, so Back and Reload never ask to send the form again. The
+# address carries what the page shows sealed under the staff session (web.confirming's keys): only this
+# session opens it, and a result is read back by its one-time key from the operation's own kept answer
+# (services.operation.kept_answer, this staff member's keyed request), never done again.
+RESULT, FEE_PAGE = "window-result", "window-fee-step"
+
+
+def _shown_after_post(request: Request, w: Window, path: str, purpose: str, what: dict) -> Response:
+    named = {k: "" if v is None else str(v) for k, v in what.items()}
+    named["s"] = confirming.seal_named(_app(request), w, purpose, named)
+    return RedirectResponse(f"{path}?{urlencode(named)}", status_code=303)
+
+
+def _opened(request: Request, w: Window, purpose: str, names: tuple[str, ...]) -> dict[str, str]:
+    """What `_shown_after_post` named in this page's address, as it was sealed (invalid_request otherwise:
+    a changed address, another session's or another page's)."""
+    named = {k: request.query_params.get(k, "") for k in names}
+    if not confirming.named_as_sealed(_app(request), w, purpose, request.query_params.get("s", ""), named):
+        raise SscardError("invalid_request")
+    return named
+
+
+RESULT_NAMES = ("kind", "key", "card_id")
+FEE_PAGE_NAMES = (*NAMED_BY_FEE_STEP, "op_key")
+
+
+@router.get("/visits/{visit_id}/done", response_class=HTMLResponse)
+def visit_result(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+    """An action's result, by its one-time key: what the operation answered, read back, nothing done."""
+    app, lang = _app(request), language(request)
+    try:
+        attorney.get_visit(app, w.actor, visit_id)  # whose visit it is first: another's is refused as the visit is
+        what = _opened(request, w, RESULT, RESULT_NAMES)
+        out = operation.kept_answer(app, w.actor, str(what.get("key", "")))
+        if not isinstance(out, dict):  # an action done without a key keeps no answer: the visit as it is
+            return _visit(request, w, visit_id)
+        done = {**out, "kind": what["kind"], "card_id": whole_number(what["card_id"])}
+        done["reminder_text"] = _reminder(done, lang)
+        return _visit(request, w, visit_id, {"done": done})
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang)}, err.status)
+
+
+@router.get("/visits/{visit_id}/fee", response_class=HTMLResponse)
+def fee_step(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_in)) -> Response:
+    """The replacement's fee step, for the choices the replace form sent (sealed in the address)."""
+    app, lang = _app(request), language(request)
+    try:
+        ident = attorney.visit_identity(app, w.actor, visit_id)  # whose visit it is first
+        form = _opened(request, w, FEE_PAGE, FEE_PAGE_NAMES)
+    except SscardError as err:
+        return _home(request, w, {"error": _message(err, lang)}, err.status)
+    fee_fen = _fee_due(app, "replace", form)
+    try:
+        if not fee_fen:
+            raise SscardError("invalid_request")
+        _check_replacement(app, w, ident, form)  # still admitted (a reload after it was done: under way)
+    except SscardError as err:
+        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
+        return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": "replace",
+                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
+    return _confirm_fee(request, w, visit_id, form, fee_fen)
 
 
 def _confirm(request: Request, w: Window, visit_id: int, action: str, form: dict) -> HTMLResponse:
@@ -671,7 +757,10 @@ def reverse_action(audit_record_id: int, request: Request, w: Window = Depends(W
     """Two steps: the reason is asked and shown back sealed with the action; the confirmed step reverses it
     (under the first form's one-time key: a double click or a reload reverses once)."""
     app, lang = _app(request), language(request)
-    named = {"audit_record_id": audit_record_id, "reason": form.get("reason", "")}
+    try:
+        named = {"audit_record_id": audit_record_id, "reason": form.get("reason", "")}
+    except SscardError as err:  # a character no channel takes (web.forms)
+        return _reversals(request, w, {"error": _message(err, lang), "asked": audit_record_id}, err.status)
     if form.get("confirmed") != "1":
         try:
             require_reason(named["reason"])

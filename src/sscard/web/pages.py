@@ -57,15 +57,23 @@ class Refusal(str):
     field it is about (ERROR_FIELDS) from it, so no page has to pass the code along by hand."""
 
     code: str
+    field: str  # the field a refusal names itself (web.forms' invalid_text), else ""
 
     def __new__(cls, err: SscardError, lang: str, text: str | None = None) -> Refusal:
         made = super().__new__(cls, err.message(lang) if text is None else text)
         made.code = err.code
+        made.field = str(err.params.get("field", "")) if err.code in FIELD_NAMED else ""
         return made
+
+
+# Refusals that name their field themselves (a param "field"), whatever field it is: every form's free text.
+FIELD_NAMED = frozenset({"invalid_text"})
 
 
 def error_fields(error: object) -> str:
     """The form fields a refusal (a Refusal, or a code) is about, space-separated ("" for none)."""
+    if getattr(error, "field", ""):
+        return str(error.field)
     code = getattr(error, "code", error) if error else ""
     return " ".join(ERROR_FIELDS.get(code, ())) if isinstance(code, str) else ""
 

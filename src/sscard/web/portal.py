@@ -32,6 +32,7 @@ from ..http import RouteBook, client_address, language
 from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
+from .forms import Form
 from .hardening import delete_cookie, set_cookie, throttled
 from .pages import Refusal, render
 
@@ -96,7 +97,7 @@ def _me(request: Request, *, allow_must_change: bool = False) -> Me:
     try:
         actor, row = security.page_session(request, KIND)
     except security.LoginRequired:
-        return Me(redirect=_redirect(request, security.login_target(request, KIND)))
+        return Me(redirect=security.to_login(request, KIND, _redirect(request, security.login_target(request, KIND))))
     me = Me(actor, row.csrf, request.cookies.get(security.COOKIE[KIND], ""), bool(row.must_change_password))
     if me.must_change and not allow_must_change:
         me.redirect = _redirect(request, "/portal/password")
@@ -116,7 +117,7 @@ async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple
         return me, {}
     await security.check_csrf(request, _CsrfRow(me.csrf))
     form = await request.form()
-    return me, {k: v for k, v in form.items() if isinstance(v, str)}
+    return me, Form((k, v) for k, v in form.items() if isinstance(v, str))
 
 
 def form_page(*, allow_must_change: bool = False) -> Callable[[Callable[[Request, Me, dict], Response]],
@@ -186,7 +187,8 @@ def portal_home(request: Request) -> Response:
     return me.redirect or RedirectResponse("/portal/card", status_code=303)
 
 
-def _login_page(request: Request, error: str = "", status_code: int = 200, login_value: str = "") -> Response:
+def _login_page(request: Request, error: str = "", status_code: int = 200, login_value: str = "",
+                next_path: str | None = None) -> Response:
     """The login form, with the password rules shown before the first attempt. After a refusal the ID
     that was typed stays in its field (the person's own, on their own screen; never the password)."""
     pre = request.cookies.get(PRE_COOKIE) or pysecrets.token_urlsafe(24)
@@ -194,17 +196,18 @@ def _login_page(request: Request, error: str = "", status_code: int = 200, login
     response = render(request, "portal/login.html", {
         "pre_token": pre, "error": error, "initial_source": policy.initial_source,
         "max_failures": policy.max_failures, "lock_minutes": policy.lock_minutes, "login_value": login_value,
+        "next_path": security.next_for_login(request, KIND, next_path),
     }, status_code=status_code)
     set_cookie(response, request, PRE_COOKIE, pre, path="/portal")
     return response
 
 
-def _login_refusal(request: Request, err: SscardError, status: int, login: str) -> Response:
+def _login_refusal(request: Request, err: SscardError, status: int, login: str, back: str = "") -> Response:
     """A refused login in words that never tell whether the login exists: no count of tries left (a
     count exists only for a known login); the page states the lock rule in general words instead."""
     if err.code == "password_locked":
-        return _login_page(request, _error_text(request, err), status, login)
-    return _login_page(request, WRONG_LOGIN, status, login)
+        return _login_page(request, _error_text(request, err), status, login, back)
+    return _login_page(request, WRONG_LOGIN, status, login, back)
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -224,8 +227,9 @@ async def login_submit(request: Request) -> Response:
         raise security.CsrfFailed()
     login = str(form.get("login", ""))[:32].strip()
     password = str(form.get("password", ""))[:64]
+    back = security.safe_next(str(form.get("next", "")), security.area_of(KIND)) or ""
     if not login or not password:
-        return _login_refusal(request, SscardError("wrong_password"), 401, login)
+        return _login_refusal(request, SscardError("wrong_password"), 401, login, back)
     app = _app(request)
     try:
         session = await run_in_threadpool(  # the password hash: a worker thread's CPU, not the event loop's
@@ -233,13 +237,14 @@ async def login_submit(request: Request) -> Response:
             lambda: websession.cardholder_login(app, login, password))
     except SscardError as err:
         if err.code == "too_many_attempts":  # refused before the password is checked
-            return throttled(_login_page(request, _error_text(request, err), err.status, login), err)
+            return throttled(_login_page(request, _error_text(request, err), err.status, login, back), err)
         status = err.status if err.status in (401, 423) else 401
         if err.code not in ("wrong_password", "password_locked"):  # never say which field was wrong
             err = SscardError("wrong_password")
-        return _login_refusal(request, err.without_count(), status, login)
-    target = "/portal/password" if session.must_change_password else "/portal/card"
+        return _login_refusal(request, err.without_count(), status, login, back)
+    target = "/portal/password" if session.must_change_password else (back or "/portal/card")
     response = RedirectResponse(target, status_code=303)
+    delete_cookie(response, request, security.NEXT_COOKIE, path=security.LOGIN_PAGE[KIND])
     security.set_session_cookie(response, KIND, session.token, request)
     delete_cookie(response, request, PRE_COOKIE, path="/portal")
     return response

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from urllib.parse import quote, unquote
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse
@@ -22,6 +23,71 @@ def login_target(request: Request, kind: str) -> str:
     card reported lost after the session ended landed on the plain login page)."""
     target = LOGIN_PAGE[kind]
     return target + "?unsent=1" if request.method == "POST" else target
+
+
+# Where a sign-in goes back to (the page a session timed out on): carried from the redirect to the login page
+# in a cookie of the login page's own path (the login's address stays as it was), then in the login form, and
+# followed after the sign-in only when it is a path of this app in the login's own area (safe_next).
+NEXT_COOKIE = "sscard_next"
+
+
+def safe_next(value: str | None, area: str) -> str | None:
+    """`value` if it is a path of this app under `area` ("/console", "/bank", "/portal"), else None: never
+    another site ("//evil.example", "/\\evil.example", "https://evil.example", "javascript:..."), however
+    encoded ("/%2F/evil.example"), never a login or logout, nothing with a control character or a space."""
+    if not value or len(value) > 1024:
+        return None
+    text, seen = value, [value]
+    for _ in range(3):  # what a server or browser may decode it to, once or twice
+        text = unquote(text)
+        seen.append(text)
+    for form in seen:
+        if not form.startswith("/") or form.startswith("//") or "\\" in form:
+            return None
+        if any(ord(c) < 0x21 or c == "\x7f" for c in form):
+            return None
+    path = unquote(value.split("?", 1)[0].split("#", 1)[0])
+    if path != area and not path.startswith(area + "/"):
+        return None
+    if path.rstrip("/").endswith(("/login", "/logout")):
+        return None
+    return value
+
+
+def area_of(kind: str) -> str:
+    return LOGIN_PAGE[kind].rsplit("/login", 1)[0]
+
+
+def page_to_return_to(request: Request) -> str:
+    """The page the request came from: an htmx request's page (HX-Current-URL, when it is this site's), a
+    GET's own address, a form's page (the nearest page above the address it was sent to)."""
+    from .pages import _a_page
+
+    current = request.headers.get("hx-current-url", "")
+    base = str(request.base_url).rstrip("/")
+    if current.startswith(base + "/"):
+        return current[len(base):]
+    if request.method == "GET":
+        return request.url.path + ("?" + request.url.query if request.url.query else "")
+    return _a_page(request, request.url.path)
+
+
+def to_login(request: Request, kind: str, response):
+    """`response` (the redirect to the login page) remembering where to come back to after the sign-in."""
+    back = safe_next(page_to_return_to(request), area_of(kind))
+    if back:
+        hardening.set_cookie(response, request, NEXT_COOKIE, quote(back, safe="/?=&%"), path=LOGIN_PAGE[kind])
+    return response
+
+
+def next_for_login(request: Request, kind: str, sent: str | None = None) -> str:
+    """The page a login form goes back to: what it sent, else its address's `next`, else the cookie the
+    redirect to it left; "" when none is a path of this area."""
+    for value in (sent, request.query_params.get("next"), unquote(request.cookies.get(NEXT_COOKIE, ""))):
+        found = safe_next(value, area_of(kind))
+        if found:
+            return found
+    return ""
 
 
 class LoginRequired(Exception):
@@ -98,8 +164,9 @@ def install(api) -> None:
     async def _login(request: Request, exc: LoginRequired):
         target = login_target(request, exc.kind)  # a form sent: the login page says it was not done
         if request.headers.get("hx-request"):
-            return PlainTextResponse("", status_code=401, headers={"HX-Redirect": target})
-        return RedirectResponse(target, status_code=303)
+            return to_login(request, exc.kind,
+                            PlainTextResponse("", status_code=401, headers={"HX-Redirect": target}))
+        return to_login(request, exc.kind, RedirectResponse(target, status_code=303))
 
     @api.exception_handler(CsrfFailed)
     async def _csrf(request: Request, exc: CsrfFailed):
@@ -211,9 +278,11 @@ class StaffConsole:
         """The dependency of the console's supervisors' pages."""
         return self.desk_of(request, supervisor=True)
 
-    def login_form(self, request: Request, error: str | None = None, status: int = 200, username: str = ""):
+    def login_form(self, request: Request, error: str | None = None, status: int = 200, username: str = "",
+                   next_path: str | None = None):
         return login_page(request, f"{self.folder}/login.html", self.login_cookie, self.path,
-                          {"error": error, "username": username}, status)
+                          {"error": error, "username": username,
+                           "next_path": next_for_login(request, self.login_kind, next_path)}, status)
 
     def mount(self, router) -> None:
         """GET and POST {path}/login, POST {path}/logout on the console's router (prefix = path)."""
@@ -237,6 +306,7 @@ class StaffConsole:
         form = await request.form()
         check_login_token(request, form, self.login_cookie)
         username, password = str(form.get("username", "")).strip()[:32], str(form.get("password", ""))[:128]
+        back = safe_next(str(form.get("next", "")), self.path) or ""
         lang = language(request)
         app: App = request.app.state.sscard
         try:  # in a worker thread: the password hash takes tens of milliseconds of CPU, not the event loop's
@@ -245,14 +315,15 @@ class StaffConsole:
                 lambda: websession.staff_login(app, username, password, self.channel),
             ) if username else None
         except SscardError as err:  # too_many_attempts: refused before the password is checked
-            return throttled(self.login_form(request, err.message(lang), err.status, username), err)
+            return throttled(self.login_form(request, err.message(lang), err.status, username, back), err)
         if web is None:
             return self.login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误",
-                                   401, username)
+                                   401, username, back)
         if web.actor.role not in self.roles:
             websession.logout(app, web.token)
-            return self.login_form(request, self.refusal(web.actor.role, lang), 403, username)
-        response = RedirectResponse(self.path, status_code=303)
+            return self.login_form(request, self.refusal(web.actor.role, lang), 403, username, back)
+        response = RedirectResponse(back or self.path, status_code=303)
+        hardening.delete_cookie(response, request, NEXT_COOKIE, path=f"{self.path}/login")
         set_session_cookie(response, "staff", web.token, request)
         hardening.delete_cookie(response, request, self.login_cookie, path=self.path)
         return response

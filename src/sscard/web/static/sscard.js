@@ -122,6 +122,19 @@
     return null;
   }
 
+  // The refusal's words next to the field too (the alert above the form is what assistive technology reads:
+  // aria-describedby; this copy is for the eye, where the clerk is looking), gone once the field is typed in.
+  function atField(field, alert) {
+    var next = field.nextElementSibling;
+    if (next && next.hasAttribute("data-field-error")) next.parentNode.removeChild(next);
+    var note = document.createElement("span");
+    note.className = "field-error";
+    note.setAttribute("data-field-error", "");
+    note.setAttribute("aria-hidden", "true");
+    note.textContent = alert.textContent.replace(/\s+/g, " ").trim();
+    field.parentNode.insertBefore(note, field.nextSibling);
+  }
+
   function tie(root) {
     var alerts = root.querySelectorAll ? root.querySelectorAll("[data-error-for]") : [];
     var first = null;
@@ -132,6 +145,7 @@
       var ids = (field.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
       if (ids.indexOf(alerts[i].id) < 0) ids.unshift(alerts[i].id);
       field.setAttribute("aria-describedby", ids.join(" "));
+      atField(field, alerts[i]);
       if (!first) first = field;
     }
     if (first) first.focus();
@@ -149,7 +163,106 @@
   else tieOnLoad();
   document.addEventListener("input", function (event) {  // typed again: no longer the refused value
     var t = event.target;
-    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") t.removeAttribute("aria-invalid");
+    if (t && t.getAttribute && t.getAttribute("aria-invalid") === "true") {
+      t.removeAttribute("aria-invalid");
+      var note = t.nextElementSibling;
+      if (note && note.hasAttribute("data-field-error")) note.parentNode.removeChild(note);
+    }
+  });
+
+  // A form that is not htmx's (the window's forms, the logins, the portal's) is sent by the browser, which
+  // leaves the page: while it is out the form is busy as an htmx form is (its buttons disabled, "处理中…"),
+  // and a second Enter or click on it sends nothing (one request, however often pressed). A file it answers
+  // with (a PDF, a CSV) leaves the page where it is: those forms are not held. Back to the page (the browser's
+  // back-forward cache keeps it as it was left, busy) makes every form ready again.
+  var SENT = "data-sent";
+  function download(form) {
+    return /\.(pdf|csv)(\?|$)/.test(form.getAttribute("action") || "") || form.hasAttribute("data-no-busy");
+  }
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form || form.tagName !== "FORM" || event.defaultPrevented) return;
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get") || download(form)) return;
+    if (form.hasAttribute(SENT)) { event.preventDefault(); return; }
+    form.setAttribute(SENT, "");
+    // after this event: a button disabled now would not be sent with the form (its name=value)
+    setTimeout(function () { if (form.hasAttribute(SENT)) busy(form); }, 0);
+  });
+  // What was typed, kept when a form is sent (this tab's sessionStorage, one draft), for the one case where the
+  // page would lose it: the session had ended, the form was not done, and the login page came instead. After the
+  // sign-in the app goes back to that page (the login's `next`), and the draft is put back into the same form,
+  // once. Never a password, PIN or other secret field, never a token or a one-time key; any other page shown
+  // after the form was sent (it was done) and signing out drop the draft.
+  var DRAFT = "sscard:draft";
+  var NEVER = /(pass|pin|secret|token|csrf|^op_key$|seal|^pan_ref$|^desk_ref$|^s$)/i;
+  function keepable(el) {
+    if (!el.name || el.disabled || NEVER.test(el.name) || el.hasAttribute("data-no-draft")) return false;
+    if (el.tagName === "SELECT" || el.tagName === "TEXTAREA") return true;
+    if (/^(password|hidden|file|submit|button|reset|image)$/i.test(el.type || "")) return false;
+    return (el.getAttribute("autocomplete") || "").indexOf("password") < 0;
+  }
+  function store() {
+    try { return window.sessionStorage; } catch (e) { return null; }
+  }
+  function loginPage() { return /\/login\/?$/.test(location.pathname); }
+  function keepDraft(form) {
+    var s = store();
+    if (!s || loginPage()) return;
+    if (/\/logout$/.test(form.getAttribute("action") || "")) { s.removeItem(DRAFT); return; }
+    var fields = [];
+    for (var i = 0; i < form.elements.length; i++) {
+      var el = form.elements[i];
+      if (!keepable(el)) continue;
+      if ((el.type === "checkbox" || el.type === "radio")) fields.push([el.name, el.value, el.checked]);
+      else fields.push([el.name, el.value, null]);
+    }
+    s.setItem(DRAFT, JSON.stringify({page: location.pathname + location.search, action: form.getAttribute("action"),
+                                     fields: fields, state: "sent"}));
+  }
+  function restoreDraft() {
+    var s = store();
+    var draft = null;
+    try { draft = s && JSON.parse(s.getItem(DRAFT) || "null"); } catch (e) { draft = null; }
+    if (!draft) return;
+    if (loginPage()) {  // the form was not done: kept for the page the sign-in goes back to
+      if (draft.state === "sent" && document.querySelector("[data-unsent]")) draft.state = "armed";
+      if (draft.state !== "armed") { s.removeItem(DRAFT); return; }
+      s.setItem(DRAFT, JSON.stringify(draft));
+      return;
+    }
+    s.removeItem(DRAFT);  // shown once, or dropped: the form was done, or another page came
+    if (draft.state !== "armed" || location.pathname + location.search !== draft.page) return;
+    var form = null;
+    for (var i = 0; i < document.forms.length; i++) {
+      if (document.forms[i].getAttribute("action") === draft.action) { form = document.forms[i]; break; }
+    }
+    if (!form) return;
+    var opened = form.closest && form.closest("details");
+    if (opened) opened.open = true;
+    draft.fields.forEach(function (f) {
+      var els = form.querySelectorAll("[name='" + f[0].replace(/'/g, "") + "']");
+      for (var j = 0; j < els.length; j++) {
+        var el = els[j];
+        if (!keepable(el)) continue;
+        if (el.type === "checkbox" || el.type === "radio") { if (el.value === f[1]) el.checked = !!f[2]; }
+        else if (f[2] === null) { el.value = f[1]; el.dispatchEvent(new Event("change", {bubbles: true})); }
+      }
+    });
+    form.setAttribute("data-restored", "");
+  }
+  document.addEventListener("submit", function (event) {
+    if (event.target && event.target.tagName === "FORM" && !event.defaultPrevented) keepDraft(event.target);
+  }, true);
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = busyForm(event);
+    if (form && (event.detail.requestConfig || {}).verb !== "get") keepDraft(form);
+  });
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", restoreDraft);
+  else restoreDraft();
+
+  window.addEventListener("pageshow", function () {
+    var sent = document.querySelectorAll("form[" + SENT + "]");
+    for (var i = 0; i < sent.length; i++) { sent[i].removeAttribute(SENT); idle(sent[i]); }
   });
 
   // A confirm step (last four digits, holder, amount in 大写) is there to be read: an Enter that reaches it
