@@ -29,7 +29,18 @@ from ..core.override import require_reason
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..http import RouteBook, language
 from ..i18n import label_pair
-from ..services import attorney, cards, loss, operation, passwords, production, replacement, reports, reversal, window
+from ..services import (
+    attorney,
+    cards,
+    loss,
+    operation,
+    passwords,
+    production,
+    replacement,
+    reports,
+    reversal,
+    window,
+)
 from ..services.app import App
 from ..services.staff import banks_and_places
 from . import confirming, security
