@@ -329,3 +329,22 @@ def test_the_day_report_lists_the_days_reversals_with_clerk_supervisor_and_reaso
     rows = list(csv.reader(io.StringIO(reports.to_csv(report, "en"))))
     assert ["reversed by a supervisor", "clerk", "Report temporarily lost: 挂错了卡 (csup)", "1", "",
             "ss_loss.report_temporary"] in rows
+
+
+def test_a_reason_with_a_direction_control_is_refused_at_its_field_and_nothing_is_reversed(city, app, client):
+    import re
+
+    from sscard.core.roles import Channel
+    from sscard.services import websession
+    from tests.support import STAFF_PASSWORD
+
+    card = city.issued_card()
+    loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
+    record = _record_of(app, "ss_loss.report_formal")
+    client.cookies.set("sscard_staff", websession.staff_login(app, "csup", STAFF_PASSWORD, Channel.WINDOW).token)
+    page = client.get("/console/reversals")
+    key = re.search(rf'action="/console/reversals/{record}".*?name="op_key" value="([^"]+)"', page.text, re.S).group(1)
+    refused = client.post(f"/console/reversals/{record}",
+                          data={"csrf_token": _csrf(page.text), "op_key": key, "reason": "认错\u202e了卡"})
+    assert refused.status_code == 422 and 'data-code="invalid_text"' in refused.text
+    assert _card(app, card.card_number).ss_status == "formal_loss"
