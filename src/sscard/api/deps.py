@@ -26,6 +26,17 @@ from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 IDEMPOTENCY_KEY_MAX = 80
 """The longest Idempotency-Key a request may send (docs/API.md); the contract says so too."""
 
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+"""What an Idempotency-Key is made of (docs/API.md; the contract declares it): printable ASCII (U+0020-U+007E),
+not blank. An empty or all-space key was read as no key at all (`not key`), so an operation whose key is
+optional ran unkeyed, its retry ran again, while the contract said `minLength: 1` (session 26's probe); a
+tab, DEL or a byte past ASCII (a header is read as Latin-1) is no key a client means: refused 422 too."""
+
+KeyHeader = Annotated[str | None, Header(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=IDEMPOTENCY_KEY_PATTERN)]
+"""The Idempotency-Key as every API route reads it (through FastAPI and the terminal lane, which validates
+it with FastAPI's own functions): a key that breaks its contract is 422 `invalid_request` naming the header,
+before anything runs (the caller is judged first: api.main.caller_refused)."""
+
 
 async def get_app(request: Request) -> App:
     return request.app.state.sscard
@@ -112,7 +123,7 @@ async def current_actor(request: Request, actor: Annotated[Actor | None, Depends
     return await admitted(request, request.app.state.sscard, actor)
 
 
-async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None) -> str | None:
+async def idempotency_key(idempotency_key: KeyHeader = None) -> str | None:
     return idempotency_key
 
 
@@ -123,7 +134,7 @@ class TerminalCall(NamedTuple):
 
 
 async def terminal_call(
-    request: Request, idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None
+    request: Request, idempotency_key: KeyHeader = None
 ) -> TerminalCall:
     """The App, the caller's Actor on the terminal channel and the Idempotency-Key in one dependency: the
     terminal routes are the hottest, and FastAPI's dependency solving cost ~15% of a payment on the event
