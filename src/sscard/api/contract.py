@@ -148,8 +148,10 @@ def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]
             codes.add("wrong_center")
     else:
         codes |= {"not_found"} | (_module_codes("sscard.core.identifiers") if route.path.endswith("/check") else set())
-    if not needs_token(route):
-        codes.discard("unauthenticated")
+    if needs_token(route):
+        codes.add("rate_limited")  # every token's requests are counted (deps.admitted)
+    else:  # (services.throttle, which a login door's module reaches, raises rate_limited for tokens only)
+        codes -= {"unauthenticated", "rate_limited"}
     return sorted(c for c in codes if c in MESSAGES)
 
 

@@ -20,6 +20,7 @@ from ..services.access import in_audience
 from ..services.app import App
 from ..services.operation import admit_channel
 from ..services.staff import actor_for_token, cached_actor
+from ..services.throttle import caller_rate, refuse_over_rate
 from .declared import route_declaration_of, route_operation
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
@@ -102,13 +103,26 @@ async def _look_up_once(app: App, token: str) -> Actor | None:
 async def admitted(request: Request, app: App, actor: Actor | None) -> Actor:
     """The caller, known and of the audience of the route's channel: no token is 401 `unauthenticated`,
     another channel's credential 403 `forbidden` (services.operation.admit_channel: the frame's one channel
-    rule, with its audit record), both before the body is validated or the endpoint runs."""
+    rule, with its audit record), both before the body is validated or the endpoint runs; then within its
+    request rate (services.throttle.CallerRate, the city's policy): 429 `rate_limited` with Retry-After, before
+    anything runs. Every authenticated API route comes here (FastAPI's dependencies and the terminal lane's);
+    a replay of a keyed request is a request like any other: it counts, and over the limit it is refused too
+    (nothing is stored under its key for that refusal: the same key later gets the first answer)."""
     if actor is None or (actor.ended and not _replays_to_ended(request)):
         raise SscardError("unauthenticated")
     note_actor(actor)
     if not in_audience(actor):  # rare: the refusal's audit record is written in a thread
         await run_in_threadpool(admit_channel, app, actor, route_operation(request.scope.get("route")))
+    if _COUNTED not in request.scope:  # once per request (a refused body asks here again: main.caller_refused)
+        request.scope[_COUNTED] = True
+        wait = caller_rate(app).wait(actor)
+        if wait:  # the first refusal of a caller in a window leaves its audit record (in a thread)
+            await run_in_threadpool(refuse_over_rate, app, actor, wait)
     return actor
+
+
+_COUNTED = "sscard.rate_counted"
+"""The request's scope says it was counted against its caller's rate (services.throttle.CallerRate)."""
 
 
 def _replays_to_ended(request: Request) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 from ..core.errors import SscardError, register_messages
 from ..core.roles import Actor, Channel, Role
@@ -139,3 +139,81 @@ def login_throttled(op: Op, client: str, door: str, accounts_tried: int, retry_a
              retry_after_seconds=retry_after, per_minute=policy.client_failures_per_minute,
              per_hour=policy.client_failures_per_hour)
     raise SscardError("too_many_attempts", commit=True, seconds=retry_after)
+
+
+# ---------------------------------------------------------------- requests per caller
+
+CALLER_KINDS = ("terminal", "staff", "cardholder")
+
+
+def caller_kind(actor: Actor) -> str | None:
+    """Which of the policy's per-caller limits counts this actor's requests (None: none, the server's own)."""
+    if actor.role is Role.SYSTEM:
+        return None
+    if actor.role is Role.TERMINAL:
+        return "terminal"
+    return "cardholder" if actor.role is Role.CARDHOLDER else "staff"
+
+
+class CallerRate:
+    """Requests per caller on the API (its tokens': a staff user's, a terminal's, a cardholder's), in a sliding
+    window of the city's policy (`api.rate_window_seconds`; `api.terminal_requests_per_window`,
+    `..._staff_...`, `..._cardholder_...`). A valid token could hammer any route as fast as the server answered;
+    a refusal here costs a counter's look-up, no database. The `limits` library's sliding window counter: two
+    counters per caller whatever the rate (its moving window keeps a timestamp per request, too dear at a
+    bench's thousands a second), in the login throttle's storage (`SSCARD_RATE_LIMIT_STORAGE`: memory://
+    counts in each worker process, redis:// across them)."""
+
+    def __init__(self, storage_uri: str, window_seconds: int, per_window: dict[str, int]) -> None:
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.items = {kind: RateLimitItemPerSecond(per_window[kind], window_seconds, namespace=f"sscard-rate-{kind}")
+                      for kind in CALLER_KINDS}
+        self.audited = RateLimitItemPerSecond(1, window_seconds, namespace="sscard-rate-audited")
+
+    def wait(self, actor: Actor) -> int:
+        """Count one request of this actor: 0 when it is within its limit, else the seconds until it may be
+        (a refused request is not counted)."""
+        kind = caller_kind(actor)
+        if kind is None:
+            return 0
+        item, who = self.items[kind], f"{actor.kind}:{actor.id}"
+        if self.limiter.hit(item, who):
+            return 0
+        reset, _ = self.limiter.get_window_stats(item, who)
+        return max(1, math.ceil(reset - time.time()))
+
+    def first_refusal_in_window(self, actor: Actor) -> bool:
+        return self.limiter.hit(self.audited, f"{actor.kind}:{actor.id}")
+
+
+def caller_rate(app: App) -> CallerRate:
+    """The app's per-caller request limits, built once from its settings and policy."""
+    found = app.extras.get("caller_rate")
+    if found is None:
+        policy = app.policy.api
+        found = CallerRate(app.settings.rate_limit_storage, policy.rate_window_seconds,
+                           {"terminal": policy.terminal_requests_per_window,
+                            "staff": policy.staff_requests_per_window,
+                            "cardholder": policy.cardholder_requests_per_window})
+        app.extras["caller_rate"] = found
+    return found
+
+
+def refuse_over_rate(app: App, actor: Actor, wait: int) -> None:
+    """Refuse a caller over its limit: `rate_limited` with the seconds to wait (Retry-After), its audit record
+    written once per caller and window (`api.throttled`), never once per request: a loop cannot flood the log."""
+    if caller_rate(app).first_refusal_in_window(actor):
+        kind = caller_kind(actor)
+        assert kind is not None  # (only a counted caller is ever over its limit)
+        api_throttled(app, gateway("api"), f"{actor.kind}:{actor.id}", kind, wait)  # raises once recorded
+    raise SscardError("rate_limited", seconds=wait)
+
+
+@operation("api.throttled", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
+def api_throttled(op: Op, caller: str, kind: str, retry_after: int) -> dict[str, Any]:
+    """The audit record of a caller refused for its request rate (once per caller and window)."""
+    policy = op.policy.api
+    op.audit("caller", caller, after="throttled", kind=kind, retry_after_seconds=retry_after,
+             window_seconds=policy.rate_window_seconds, per_window=getattr(policy, f"{kind}_requests_per_window"))
+    raise SscardError("rate_limited", commit=True, seconds=retry_after)
