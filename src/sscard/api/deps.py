@@ -57,6 +57,11 @@ async def actor_of(request: Request, app: App) -> Actor | None:
     paths are the terminal channel, every other API path the API channel; services.access then admits
     to each channel only its own audience (a terminal's token on a staff route is refused)."""
     auth = request.headers.get("authorization", "")
+    if auth and len(request.headers.getlist("authorization")) > 1:
+        # Authorization is a singleton field (RFC 9110 §11.6.2): sent twice, the server acted as the first
+        # credential while a proxy or gateway in front may check the last, or join them (session 26's probe: a
+        # teller's token and an ATM's in one request, the deposit made as the teller). Neither is taken: 401.
+        return None
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
