@@ -120,9 +120,12 @@ async def admitted(request: Request, app: App, actor: Actor | None) -> Actor:
         await run_in_threadpool(admit_channel, app, actor, route_operation(request.scope.get("route")))
     if _COUNTED not in request.scope:  # once per request (a refused body asks here again: main.caller_refused)
         request.scope[_COUNTED] = True
-        wait = caller_rate(app).wait(actor)
-        if wait:  # the first refusal of a caller in a window leaves its audit record (in a thread)
-            await run_in_threadpool(refuse_over_rate, app, actor, wait)
+        rate = caller_rate(app)
+        wait = rate.wait(actor)
+        if wait:
+            if rate.first_refusal_in_window(actor):  # its audit record (in a thread), once a window
+                await run_in_threadpool(refuse_over_rate, app, actor, wait)
+            raise SscardError("rate_limited", seconds=wait)
     return actor
 
 

@@ -210,8 +210,9 @@ class CallerRate:
     def __init__(self, storage_uri: str, window_seconds: int, per_window: dict[str, int], *,
                  local: bool | None = None) -> None:
         self.per_window = dict(per_window)
-        self.local = LocalWindows(window_seconds) if (
-            storage_uri.startswith("memory://") if local is None else local) else None
+        in_process = storage_uri.startswith("memory://") if local is None else local
+        self.local = LocalWindows(window_seconds) if in_process else None
+        self.audits = LocalWindows(window_seconds) if in_process else None  # one audited refusal a window
         self.storage = storage_from_string(storage_uri)
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
         self.items = {kind: RateLimitItemPerSecond(per_window[kind], window_seconds, namespace=f"sscard-rate-{kind}")
@@ -235,7 +236,11 @@ class CallerRate:
         return max(1, math.ceil(reset - time.time()))
 
     def first_refusal_in_window(self, actor: Actor) -> bool:
-        return self.limiter.hit(self.audited, f"{actor.kind}:{actor.id}")
+        """Whether this refusal of the caller is to be audited (the first in a window)."""
+        who = f"{actor.kind}:{actor.id}"
+        if self.audits is not None:
+            return self.audits.hit(who, 1) == 0.0
+        return self.limiter.hit(self.audited, who)
 
 
 def caller_rate(app: App) -> CallerRate:
@@ -252,13 +257,14 @@ def caller_rate(app: App) -> CallerRate:
 
 
 def refuse_over_rate(app: App, actor: Actor, wait: int) -> None:
-    """Refuse a caller over its limit: `rate_limited` with the seconds to wait (Retry-After), its audit record
-    written once per caller and window (`api.throttled`), never once per request: a loop cannot flood the log."""
-    if caller_rate(app).first_refusal_in_window(actor):
-        kind = caller_kind(actor)
-        assert kind is not None  # (only a counted caller is ever over its limit)
-        api_throttled(app, gateway("api"), f"{actor.kind}:{actor.id}", kind, wait)  # raises once recorded
-    raise SscardError("rate_limited", seconds=wait)
+    """Refuse a caller over its limit: `rate_limited` with the seconds to wait (Retry-After). Its audit record
+    (`api.throttled`) is written once per caller and window, never once per request: a loop cannot flood the
+    log, and a refusal that is not audited costs no database and no thread (api.deps.admitted calls this in a
+    thread only when `first_refusal_in_window`; then it audits)."""
+    kind = caller_kind(actor)
+    assert kind is not None  # (only a counted caller is ever over its limit)
+    api_throttled(app, gateway("api"), f"{actor.kind}:{actor.id}", kind, wait)  # raises once recorded
+    raise SscardError("rate_limited", seconds=wait)  # (not reached)
 
 
 @operation("api.throttled", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
