@@ -106,8 +106,8 @@ def test_the_contract_declares_retry_after_and_a_key_that_is_never_null(client):
     assert declared and all("Retry-After" in headers for headers in declared.values())
     keys = [p["schema"] for path in spec["paths"].values() for op in path.values()
             for p in op.get("parameters", []) if p["name"] == "Idempotency-Key"]
-    assert keys and all(k == {"type": "string", "minLength": 1, "maxLength": 80, "title": "Idempotency-Key"}
-                        for k in keys)
+    assert keys and all(k == {"type": "string", "minLength": 1, "maxLength": 80, "pattern": "^[ -~]*[!-~][ -~]*$",
+                              "title": "Idempotency-Key"} for k in keys)  # printable ASCII, not blank (session 26)
     assert {"locked_until", "reset_required"} <= spec["components"]["schemas"]["ErrorBody"]["properties"].keys()
     # session 22's contract probe: an optional key reused with another body is refused too, and is listed;
     # a hold's longest timeout (30 days, refused above it) is in the contract

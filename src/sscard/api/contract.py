@@ -32,7 +32,7 @@ from ..core.roles import Channel, Role
 from ..http import WHOLE_NUMBER_MAX, WHOLE_NUMBER_MIN
 from ..services.access import AUDIENCE, BEFORE_FIRST_CHANGE, Declaration, Scope
 from .declared import route_declaration
-from .deps import IDEMPOTENCY_KEY_MAX, current_actor, terminal_call
+from .deps import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, current_actor, terminal_call
 
 API_PREFIX = "/api/v1"
 TERMINAL_PREFIX = "/api/v1/terminal/"
@@ -148,8 +148,10 @@ def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]
             codes.add("wrong_center")
     else:
         codes |= {"not_found"} | (_module_codes("sscard.core.identifiers") if route.path.endswith("/check") else set())
-    if not needs_token(route):
-        codes.discard("unauthenticated")
+    if needs_token(route):
+        codes.add("rate_limited")  # every token's requests are counted (deps.admitted)
+    else:  # (services.throttle, which a login door's module reaches, raises rate_limited for tokens only)
+        codes -= {"unauthenticated", "rate_limited"}
     return sorted(c for c in codes if c in MESSAGES)
 
 
@@ -350,9 +352,9 @@ def build_openapi(api: FastAPI) -> dict:
                     param["name"] = "Idempotency-Key"
                     param["required"] = bool(decl is not None and decl.keyed)
                     # The header is a string or absent; FastAPI's schema of an optional header says "or null",
-                    # which no header can be (and an empty key is refused with idempotency_key_required).
+                    # which no header can be; an empty, blank or non-printable key is refused 422 (deps.KeyHeader).
                     param["schema"] = {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
-                                       "title": "Idempotency-Key"}
+                                       "pattern": IDEMPOTENCY_KEY_PATTERN, "title": "Idempotency-Key"}
                     param["description"] = (
                         "Required: a retry with the same key and body answers the first answer; another body "
                         "with this key is refused with idempotency_key_reused." if param["required"] else

@@ -20,11 +20,23 @@ from ..services.access import in_audience
 from ..services.app import App
 from ..services.operation import admit_channel
 from ..services.staff import actor_for_token, cached_actor
+from ..services.throttle import caller_rate, refuse_over_rate
 from .declared import route_declaration_of, route_operation
 from .sessions import CARDHOLDER_PREFIX, cardholder_from_token
 
 IDEMPOTENCY_KEY_MAX = 80
 """The longest Idempotency-Key a request may send (docs/API.md); the contract says so too."""
+
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+"""What an Idempotency-Key is made of (docs/API.md; the contract declares it): printable ASCII (U+0020-U+007E),
+not blank. An empty or all-space key was read as no key at all (`not key`), so an operation whose key is
+optional ran unkeyed, its retry ran again, while the contract said `minLength: 1` (session 26's probe); a
+tab, DEL or a byte past ASCII (a header is read as Latin-1) is no key a client means: refused 422 too."""
+
+KeyHeader = Annotated[str | None, Header(min_length=1, max_length=IDEMPOTENCY_KEY_MAX, pattern=IDEMPOTENCY_KEY_PATTERN)]
+"""The Idempotency-Key as every API route reads it (through FastAPI and the terminal lane, which validates
+it with FastAPI's own functions): a key that breaks its contract is 422 `invalid_request` naming the header,
+before anything runs (the caller is judged first: api.main.caller_refused)."""
 
 
 async def get_app(request: Request) -> App:
@@ -45,6 +57,11 @@ async def actor_of(request: Request, app: App) -> Actor | None:
     paths are the terminal channel, every other API path the API channel; services.access then admits
     to each channel only its own audience (a terminal's token on a staff route is refused)."""
     auth = request.headers.get("authorization", "")
+    if auth and len(request.headers.getlist("authorization")) > 1:
+        # Authorization is a singleton field (RFC 9110 §11.6.2): sent twice, the server acted as the first
+        # credential while a proxy or gateway in front may check the last, or join them (session 26's probe: a
+        # teller's token and an ATM's in one request, the deposit made as the teller). Neither is taken: 401.
+        return None
     if auth.lower().startswith("bearer "):
         token = auth[7:].strip()
         if token.startswith(CARDHOLDER_PREFIX):
@@ -91,13 +108,29 @@ async def _look_up_once(app: App, token: str) -> Actor | None:
 async def admitted(request: Request, app: App, actor: Actor | None) -> Actor:
     """The caller, known and of the audience of the route's channel: no token is 401 `unauthenticated`,
     another channel's credential 403 `forbidden` (services.operation.admit_channel: the frame's one channel
-    rule, with its audit record), both before the body is validated or the endpoint runs."""
+    rule, with its audit record), both before the body is validated or the endpoint runs; then within its
+    request rate (services.throttle.CallerRate, the city's policy): 429 `rate_limited` with Retry-After, before
+    anything runs. Every authenticated API route comes here (FastAPI's dependencies and the terminal lane's);
+    a replay of a keyed request is a request like any other: it counts, and over the limit it is refused too
+    (nothing is stored under its key for that refusal: the same key later gets the first answer)."""
     if actor is None or (actor.ended and not _replays_to_ended(request)):
         raise SscardError("unauthenticated")
     note_actor(actor)
     if not in_audience(actor):  # rare: the refusal's audit record is written in a thread
         await run_in_threadpool(admit_channel, app, actor, route_operation(request.scope.get("route")))
+    if _COUNTED not in request.scope:  # once per request (a refused body asks here again: main.caller_refused)
+        request.scope[_COUNTED] = True
+        rate = caller_rate(app)
+        wait = rate.wait(actor)
+        if wait:
+            if rate.first_refusal_in_window(actor):  # its audit record (in a thread), once a window
+                await run_in_threadpool(refuse_over_rate, app, actor, wait)
+            raise SscardError("rate_limited", seconds=wait)
     return actor
+
+
+_COUNTED = "sscard.rate_counted"
+"""The request's scope says it was counted against its caller's rate (services.throttle.CallerRate)."""
 
 
 def _replays_to_ended(request: Request) -> bool:
@@ -112,7 +145,7 @@ async def current_actor(request: Request, actor: Annotated[Actor | None, Depends
     return await admitted(request, request.app.state.sscard, actor)
 
 
-async def idempotency_key(idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None) -> str | None:
+async def idempotency_key(idempotency_key: KeyHeader = None) -> str | None:
     return idempotency_key
 
 
@@ -123,7 +156,7 @@ class TerminalCall(NamedTuple):
 
 
 async def terminal_call(
-    request: Request, idempotency_key: Annotated[str | None, Header(max_length=IDEMPOTENCY_KEY_MAX)] = None
+    request: Request, idempotency_key: KeyHeader = None
 ) -> TerminalCall:
     """The App, the caller's Actor on the terminal channel and the Idempotency-Key in one dependency: the
     terminal routes are the hottest, and FastAPI's dependency solving cost ~15% of a payment on the event

@@ -154,6 +154,9 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
     "pending_already_resolved": (409, "预授权已完成或撤销", "The pending transfer was already posted or voided"),
+    # a caller's token over the city's per-caller request limit (services.throttle.CallerRate): nothing was done
+    "rate_limited": (429, "请求过于频繁，请{seconds}秒后再试",
+                     "Too many requests from this caller: nothing was done, try again in {seconds} seconds"),
     # load: nothing was done; the same request (same Idempotency-Key) may be sent again after Retry-After
     "body_too_large": (413, "请求内容过大", "The request is too large"),
     "service_busy": (503, "系统繁忙，请稍后重试", "The service is busy: nothing was done, try again shortly"),
