@@ -76,7 +76,7 @@ def test_a_flood_from_one_terminal_is_refused_429_with_retry_after_and_changes_n
     assert balance_of(app, card.pan) == 10_000 + 4 * 100  # the refused ones did nothing
     assert refused[0].json()["code"] == "rate_limited"
     seconds = int(refused[0].headers["Retry-After"])
-    assert 1 <= seconds <= WINDOW
+    assert 1 <= seconds <= 2 * WINDOW  # a sliding window counter: the previous window's count fades over the next
     assert refused[0].json()["message"] == f"请求过于频繁，请{seconds}秒后再试"
     english = client.post(path, json=body, headers=bearer(atm, "d-en", **{"Accept-Language": "en"}))
     assert english.status_code == 429 and english.json()["message"].startswith("Too many requests from this caller")
@@ -127,14 +127,14 @@ def test_staff_requests_are_counted_once_each_through_fastapi_a_refused_body_inc
 
 
 def test_the_default_policy_lets_a_busy_terminal_through_and_stops_a_loop(app):
-    """The defaults (docs/API.md): a terminal 3,000 requests a minute (50 a second for a minute: fifty times a
-    busy till's rate), staff 3,000, a cardholder 600; a loop past them is refused."""
+    """The defaults (docs/API.md): a terminal 100,000 requests in 10 s (more than a server answers, so a load
+    test is never cut short), staff the same, a cardholder 5,000; a loop past them is refused."""
     rate = caller_rate(app)
     city = City(app)
     from sscard.services.staff import actor_for_token
 
     atm = actor_for_token(app, terminal_token(city, "ATM-GSB-1"))
-    assert all(rate.wait(atm) == 0 for _ in range(3000))
+    assert all(rate.wait(atm) == 0 for _ in range(100_000))
     assert rate.wait(atm) > 0
 
 
