@@ -5,10 +5,10 @@ probe ran against."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from sscard.models.foundation import AuditRecord, Card
-from tests.ledger.helpers import PIN, activated, terminal_token
+from tests.ledger.helpers import activated, terminal_token
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
@@ -45,4 +45,25 @@ def test_a_kiosk_shows_a_card_only_with_its_ss_password_and_wrong_ones_count_tow
     # only a kiosk: an ATM has the PIN for its own questions, a card's SS side is not its business
     atm = api.post(path, json={"password": "123456"}, headers=bearer(terminal_token(city, "ATM-GSB-1")))
     assert (atm.status_code, atm.json()["code"]) == (403, "wrong_terminal_kind"), atm.text
-    _ = PIN
+
+
+def test_a_token_for_a_user_and_a_terminal_at_once_is_refused_and_issues_nothing(city, app):
+    """`sscard user token --username clerk --terminal KIOSK-1` issued the clerk's token (a staff credential, to
+    be loaded into a kiosk) and recorded it as issued for both; neither answered a bare `invalid_request`."""
+    from sscard.core.errors import SscardError
+    from sscard.core.roles import CLI_OPERATOR
+    from sscard.models.foundation import ApiToken
+    from sscard.services import staff
+    from tests.console.helpers import audits
+
+    with app.db.session() as s:
+        before = s.scalar(select(func.count()).select_from(ApiToken))
+    for who in ({"username": "clerk", "terminal_code": "KIOSK-1"}, {}):
+        with pytest.raises(SscardError) as refused:
+            staff.issue_token(app, CLI_OPERATOR, **who)
+        assert refused.value.code == "token_owner" and refused.value.status == 422
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ApiToken)) == before
+    assert not [a for a in audits(app, "staff.issue_token") if a.result == "ok" and a.detail.get("for_user") == "clerk"
+                and a.detail.get("for_terminal")]
+    assert staff.issue_token(app, CLI_OPERATOR, terminal_code="KIOSK-1")["token"]
