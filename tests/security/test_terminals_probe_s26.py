@@ -67,3 +67,39 @@ def test_a_token_for_a_user_and_a_terminal_at_once_is_refused_and_issues_nothing
     assert not [a for a in audits(app, "staff.issue_token") if a.result == "ok" and a.detail.get("for_user") == "clerk"
                 and a.detail.get("for_terminal")]
     assert staff.issue_token(app, CLI_OPERATOR, terminal_code="KIOSK-1")["token"]
+
+
+@pytest.mark.parametrize("text", ["\u202e三张", "张\u200b三", "\ufeff张三", "甲\x00乙"])
+def test_text_no_channel_accepts_is_refused_by_the_frame_on_every_channel_not_only_the_api(city, app, text):
+    """Session 25 refused control, bidirectional and invisible characters in the API's bodies only: the window
+    console's power of attorney took `\\u202e三张` as an agent's name (shown 张三 on its pages and receipts, masked
+    as `\\u202e**`) and the bank console's freeze took `\\u202e…\\x00` as its reason (a NUL: a 500 on PostgreSQL).
+    The frame now refuses such text in any operation's arguments, whatever the channel, before anything runs."""
+    from datetime import date
+
+    from sscard.core.errors import SscardError
+    from sscard.core.identifiers import make_citizen_id
+    from sscard.core.roles import Channel
+    from sscard.models.counter import PowerOfAttorney
+    from sscard.models.foundation import BankAccount
+    from sscard.services import attorney, banking
+
+    card = activated(city, name="李四")
+    agent = make_citizen_id("330106", date(1990, 1, 1), 77)
+    window, outlet = city.actor("clerk", Channel.WINDOW), city.actor("bsup", Channel.BANK_OUTLET)
+    calls = [
+        lambda: attorney.record(app, window, card.person_id, text, agent, ["card.collect"], date(2026, 1, 1),
+                                date(2026, 12, 31), "REF-1"),
+        lambda: attorney.record(app, window, card.person_id, "王五", agent, ["card.collect"], date(2026, 1, 1),
+                                date(2026, 12, 31), f"REF-{text}"),
+        lambda: banking.freeze(app, outlet, card.pan, f"可疑交易{text}"),
+    ]
+    for call in calls:
+        with pytest.raises(SscardError) as refused:
+            call()
+        assert (refused.value.code, refused.value.status) == ("invalid_text", 422)
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(PowerOfAttorney)) == 0
+        assert s.scalar(select(BankAccount.status).where(BankAccount.pan == card.pan)) == "active"
+    # the same words without the characters pass (a line break in a typed reason too)
+    assert banking.freeze(app, outlet, card.pan, "可疑交易\r\n第二行")["status"] == "frozen"

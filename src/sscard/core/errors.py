@@ -22,6 +22,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "invalid_pan": (422, "银行卡号无效：{reason}", "Invalid bank card number: {reason}"),
     "invalid_ident_code": (422, "卡识别码无效：{reason}", "Invalid card identification code: {reason}"),
     "invalid_amount": (422, "金额无效", "Invalid amount"),
+    "invalid_text": (422, "输入中不能含有控制字符或不可见字符", "Input may not contain control or invisible characters"),
     "token_owner": (422, "请指定一个用户或一个终端（二者选一）", "Name one user or one terminal (one of the two)"),
     "pan_repeated": (422, "同一银行卡号在文件中出现不止一行", "The same PAN is on more than one line of the file"),
     "invalid_policy": (422, "政策设置无效：{setting}：{reason}", "Invalid policy setting {setting}: {reason}"),
