@@ -103,3 +103,31 @@ def test_text_no_channel_accepts_is_refused_by_the_frame_on_every_channel_not_on
         assert s.scalar(select(BankAccount.status).where(BankAccount.pan == card.pan)) == "active"
     # the same words without the characters pass (a line break in a typed reason too)
     assert banking.freeze(app, outlet, card.pan, "可疑交易\r\n第二行")["status"] == "frozen"
+
+
+@pytest.mark.parametrize("transfer_id", ["a/b", "..", "a%2Fb", " x ", "ＡＢ", "a?b"])
+def test_a_hold_whose_id_no_url_can_name_is_refused_before_any_money_is_held(city, app, api, transfer_id):
+    """A POS may choose its payment's transfer id: `a/b`, `..` or `a%2Fb` were taken, the amount held, and no
+    capture or void could ever reach the hold (404 on every route), so the cardholder's money stayed held until
+    it expired. A transfer id is now one URL path segment's worth of letters, digits, - and _ (the core refuses
+    any other on every channel; the contract declares it)."""
+    from sscard.core.errors import SscardError
+    from sscard.services import banking
+    from tests.ledger.helpers import PIN, balance_of, invariants, terminal
+
+    card = activated(city, opening_fen=10_000)
+    pos = terminal_token(city, "POS-1")
+    held = api.post("/api/v1/terminal/payments/authorize", headers=bearer(pos, key="h-1"),
+                    json={"pan": card.pan, "amount_fen": 5_000, "pin": PIN, "transfer_id": transfer_id})
+    assert (held.status_code, held.json()["code"]) == (422, "invalid_request"), held.text
+    with pytest.raises(SscardError) as refused:
+        banking.authorize_payment(app, terminal(city, "POS-1"), card.pan, 5_000, PIN, transfer_id=transfer_id,
+                                  idempotency_key="h-2")
+    assert refused.value.code == "invalid_transfer_id"
+    statement = banking.statement(app, city.actor("teller"), card.pan)
+    assert (statement["available_fen"], balance_of(app, card.pan)) == (10_000, 10_000) and invariants(app)["ok"]
+    ok = api.post("/api/v1/terminal/payments/authorize", headers=bearer(pos, key="h-3"),
+                  json={"pan": card.pan, "amount_fen": 5_000, "pin": PIN, "transfer_id": "POS-1_0042"})
+    assert ok.status_code == 200, ok.text
+    voided = api.post("/api/v1/terminal/payments/POS-1_0042/void", headers=bearer(pos, key="h-4"))
+    assert voided.status_code == 200, voided.text

@@ -119,6 +119,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "limit_exceeded": (409, "超过限额：{limit}", "Limit exceeded: {limit}"),
     "pin_locked": (423, "银行密码已锁定{until}", "The bank PIN is locked{until}"),
     "wrong_pin": (401, "密码错误{tries}", "Wrong password{tries}"),
+    "invalid_transfer_id": (422, "交易编号须为1至64位字母、数字、“-”或“_”", "A transfer id is 1 to 64 letters, digits, - or _"),
     "transfer_exists": (409, "交易编号已存在", "A transfer with this id already exists"),
     "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),
