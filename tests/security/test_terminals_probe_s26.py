@@ -131,3 +131,16 @@ def test_a_hold_whose_id_no_url_can_name_is_refused_before_any_money_is_held(cit
     assert ok.status_code == 200, ok.text
     voided = api.post("/api/v1/terminal/payments/POS-1_0042/void", headers=bearer(pos, key="h-4"))
     assert voided.status_code == 200, voided.text
+
+
+def test_the_frames_refusal_of_unreadable_text_is_declared_on_every_operations_route(city, app, api):
+    """The frame's `invalid_text` reaches an API client through a path parameter (the bodies' schemas refuse
+    such text first, 422 invalid_request): each operation's route declares it among its error codes."""
+    from urllib.parse import quote
+
+    card = city.issued_card()
+    answer = api.get(f"/api/v1/cards/{quote(chr(0x202E) + card.card_number)}", headers=bearer(city.token("clerk")))
+    assert (answer.status_code, answer.json()["code"]) == (422, "invalid_text"), answer.text
+    spec = api.get("/openapi.json").json()
+    assert "invalid_text" in spec["paths"]["/api/v1/cards/{card_number}"]["get"]["description"]
+    assert "invalid_text" in spec["paths"]["/api/v1/terminal/withdrawal"]["post"]["description"]
