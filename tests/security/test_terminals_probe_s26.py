@@ -42,6 +42,14 @@ def test_a_kiosk_shows_a_card_only_with_its_ss_password_and_wrong_ones_count_tow
                            .order_by(AuditRecord.id.desc())).first()
     assert (record.actor_id, record.person_id, record.result) == ("KIOSK-1", card.person_id, "ok")
     assert "123456" not in str(record.detail)
+    # a card reported lost: nothing of its state without the password, its loss shown with it
+    from sscard.services import loss
+
+    loss.report_temporary_loss(app, city.cardholder(card), card.card_number)
+    wrong = api.post(path, json={"password": "654321"}, headers=bearer(kiosk))
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "wrong_password"), wrong.text
+    shown = api.post(path, json={"password": "123456"}, headers=bearer(kiosk))
+    assert (shown.status_code, shown.json()["ss_status"]) == (200, "temporary_loss"), shown.text
     # only a kiosk: an ATM has the PIN for its own questions, a card's SS side is not its business
     atm = api.post(path, json={"password": "123456"}, headers=bearer(terminal_token(city, "ATM-GSB-1")))
     assert (atm.status_code, atm.json()["code"]) == (403, "wrong_terminal_kind"), atm.text

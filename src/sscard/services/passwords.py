@@ -123,8 +123,10 @@ def card_status_with_password(op: Op, card_number: str, password: str) -> CardVi
     self-service terminal shows nothing of a card before its PIN. Until session 26 the kiosk answered any
     typed card number's masked holder, both states and masked PAN (`card.status`, no password): a card number
     is printed on the card and copied on every form, so anyone at a kiosk learned whether a card was lost,
-    frozen or unactivated, and whose it was."""
-    card = card_in_use(op, card_number)
+    frozen or unactivated, and whose it was. The password is checked before anything of the card's state is
+    told (a card reported lost answers a wrong password `wrong_password`, not `card_lost`), and with it the
+    state is shown whatever it is: a cardholder at the kiosk sees their card's loss as a loss, not a refusal."""
+    card = lookup.card_by_number(op.session, card_number, op.actor)
     check_ss_password(op, card, password)
     op.audit("card", card.card_number, person_id=card.person_id)
     return cards.card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
