@@ -115,3 +115,44 @@ def test_no_persons_credential_credits_a_pension(city, app, client):
             banking.credit_pension(app, actor, card.pan, 100_000_000, "2026-11")
         assert refused.value.code == "forbidden"
     assert banking.statement(app, city.actor("teller"), card.pan)["balance_fen"] == 0
+
+
+def test_a_pension_file_naming_a_pan_twice_or_in_full_width_digits_credits_the_month_once_and_says_so(
+        city, app, cli, tmp_path):
+    """Session 26: each line was keyed by the PAN as typed, so the same card in full-width digits on another line
+    (or in another run) was credited the month a second time; the same line twice was reported credited twice
+    (200 fen) while 100 moved; two amounts for one PAN answered `idempotency_key_reused`. A PAN on more than one
+    line is refused on each (`pan_repeated`), the others credited; the key is the PAN the ledger reads."""
+    twice, other, alone = activated(city, name="张三"), activated(city, name="李四"), activated(city, name="王五")
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in twice.pan)
+    listing = tmp_path / "2026-11.csv"
+    listing.write_text(f"{twice.pan},50.00\r\n{wide},50.00\r\n{other.pan},1.00\r\n{other.pan},1.00\r\n"
+                       f"{alone.pan},3.00\r\n", encoding="utf-8")
+    out = cli("account", "pension", str(listing), "--period", "2026-11", "--json")
+    assert out.exit_code == 1, out.output
+    report = __import__("json").loads(out.output)
+    assert (report["credited"], report["credited_fen"]) == (1, 300)
+    assert report["refused"] == [{"line": n, "code": "pan_repeated"} for n in (1, 2, 3, 4)]
+    balances = [banking.statement(app, city.actor("teller"), c.pan)["balance_fen"] for c in (twice, other, alone)]
+    assert balances == [0, 0, 300]
+    # the payer's corrected file: one line a card, either way of writing it, credited once however often run
+    listing.write_text(f"{wide},50.00\n{other.pan},1.00\n{alone.pan},3.00\n", encoding="utf-8")
+    fixed = tmp_path / "fixed-again.csv"
+    fixed.write_text(f"{twice.pan},50.00\n", encoding="utf-8")
+    assert cli("account", "pension", str(listing), "--period", "2026-11").exit_code == 0
+    assert cli("account", "pension", str(fixed), "--period", "2026-11").exit_code == 0
+    balances = [banking.statement(app, city.actor("teller"), c.pan)["balance_fen"] for c in (twice, other, alone)]
+    assert balances == [5_000, 100, 300]
+    assert invariants(app)["ok"]
+
+
+def test_a_pension_file_not_in_utf8_is_refused_whole_naming_the_line_with_no_traceback(city, app, cli, tmp_path):
+    """Session 26: a payer's file saved in GBK (a Chinese header) ended in a Python traceback."""
+    card = activated(city)
+    listing = tmp_path / "gbk.csv"
+    listing.write_bytes(f"{card.pan},1.00\n卡号,金额\n".encode("gbk"))
+    out = cli("account", "pension", str(listing), "--period", "2026-11")
+    assert out.exit_code == 2, out.output
+    assert "line 2 is not UTF-8" in out.output and "Traceback" not in out.output
+    assert not isinstance(out.exception, UnicodeDecodeError)
+    assert banking.statement(app, city.actor("teller"), card.pan)["balance_fen"] == 0

@@ -49,7 +49,8 @@ TABLE: dict[str, set[str]] = {
                                               "operator"},
     "POST /api/v1/cards": {"clerk", "csup", "operator"},  # for center C01: the other center's clerk is refused
     "GET /api/v1/cards/{card_number}": {"cardholder", "clerk", "other_clerk", "csup", "teller", "bsup", "operator"},
-    "GET /api/v1/terminal/cards/{card_number}": {"kiosk"},
+    "GET /api/v1/terminal/cards/{card_number}": set(),  # deprecated: a kiosk shows a card with its SS password (s26)
+    "POST /api/v1/terminal/cards/{card_number}/status": {"kiosk"},
     "POST /api/v1/production-batches": {"clerk", "csup", "operator"},
     "POST /api/v1/production-batches/{batch_code}/complete": {"clerk", "csup", "operator"},
     "POST /api/v1/cards/{card_number}/collect": {"clerk", "csup"},  # where the card is ready only

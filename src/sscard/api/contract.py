@@ -131,6 +131,7 @@ def _takes_a_key(route: APIRoute) -> bool:
 def error_codes(decl: Declaration | None, fn: Any, route: APIRoute) -> list[str]:
     codes = set(FRAME_CODES)
     if decl is not None:
+        codes.add("invalid_text")  # the frame's, for any operation's text (services.operation.run_declared)
         modules = {fn.__module__, "sscard.services.lookup", *_ALSO.get(fn.__module__, ())}
         for name in [*modules, *(core for m in modules for core in _reached(m))]:
             codes |= _module_codes(name)

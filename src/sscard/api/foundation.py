@@ -50,9 +50,27 @@ def apply_first_card(body: s.ApplyFirstCard, app: AppDep, actor: ActorDep, key: 
 
 
 @router.get("/cards/{card_number}")
-@router.get("/terminal/cards/{card_number}", tags=["terminal"], summary="Card status at a kiosk")
 def card_status(card_number: str, app: AppDep, actor: ActorDep) -> r.CardView:
     return cards.card_status(app, actor, card_number)
+
+
+@router.get("/terminal/cards/{card_number}", tags=["terminal"], summary="Card status at a kiosk (deprecated)",
+            deprecated=True)
+def card_status_at_kiosk_without_password(card_number: str, app: AppDep, actor: ActorDep) -> r.CardView:
+    """Deprecated, and refused (403 `forbidden`) to every terminal: a kiosk shows a card only with its
+    social security password, `POST /api/v1/terminal/cards/{card_number}/status` (session 26; this answered
+    any typed card number's holder and states). Kept in v1 so that a client of it gets its refusal, not a
+    missing route."""
+    return cards.card_status(app, actor, card_number)
+
+
+@router.post("/terminal/cards/{card_number}/status", tags=["terminal"],
+             summary="Card status at a kiosk, with the card's social security password")
+def card_status_with_password(card_number: str, body: s.VerifyPassword, app: AppDep, actor: ActorDep,
+                              key: KeyDep) -> r.CardView:
+    """Both sides of the card, once its social security password verifies (wrong ones count toward its
+    lock, as at `.../ss-password/verify`); a lost or unusable card is refused as there."""
+    return passwords.card_status_with_password(app, actor, card_number, body.password, idempotency_key=key)
 
 
 @router.post("/production-batches", status_code=201)

@@ -12,7 +12,7 @@ from fastapi import Query
 from pydantic import Field, StrictInt
 
 from ..http import RouteBook
-from ..services import banking, batching
+from ..services import banking, batching, ledger
 from . import responses as r
 from .deps import ActorDep, AppDep, KeyDep, TerminalDep
 from .schemas import Strict
@@ -24,6 +24,7 @@ router = RouteBook(prefix="/api/v1", tags=["bank account"])
 terminal_router = RouteBook(prefix="/api/v1/terminal", tags=["bank account"])
 
 
+TRANSFER_ID_PATTERN = "^" + ledger.TRANSFER_ID.pattern + "$"  # one path segment: captured and voided by it
 Pan = Field(min_length=19, max_length=19, pattern=r"^\d{19}$")
 Pin = Field(max_length=12)
 Fen = Field(gt=0, le=10**12)
@@ -46,11 +47,11 @@ class CardAmountPin(CardAmount):
 class Authorize(CardAmountPin):
     timeout_seconds: StrictInt | None = Field(None, gt=0, le=int(banking.MAX_PENDING_TIMEOUT.total_seconds()),
                                               description="how long the hold lasts before it expires (at most 30 days)")
-    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+    transfer_id: str | None = Field(None, min_length=1, max_length=64, pattern=TRANSFER_ID_PATTERN)
 
 
 class Purchase(CardAmountPin):
-    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+    transfer_id: str | None = Field(None, min_length=1, max_length=64, pattern=TRANSFER_ID_PATTERN)
 
 
 class Capture(Strict):
@@ -62,7 +63,7 @@ class TerminalTransfer(Strict):
     to_pan: str = Pan
     amount_fen: StrictInt = Fen
     pin: str = Pin
-    transfer_id: str | None = Field(None, min_length=1, max_length=64)
+    transfer_id: str | None = Field(None, min_length=1, max_length=64, pattern=TRANSFER_ID_PATTERN)
 
 
 class ChangePin(Strict):

@@ -13,8 +13,8 @@ from ..core import money
 from ..core.text import BAD_CHARS
 from ..http import number_kinds, whole_number_in_range
 
-# The characters never valid in free text (control, bidirectional and invisible ones): core.text, the one
-# rule the pages' forms keep too (web.forms).
+# The text no channel accepts (core/text.py: control, bidirectional and invisible characters): the
+# frame refuses it in every operation's arguments, the pages' forms at its field (web.forms).
 _BAD_CHARS = BAD_CHARS
 
 

@@ -282,12 +282,35 @@ def main() -> None:
         err_console.print(f"[red]{where}{exc.strerror or exc}[/red]")
         sys.exit(1)
     except Exception as exc:
+        unreachable = _database_unreachable(exc)
+        if unreachable:  # cron's mail said it in 645 lines of traceback (session 26's `sscard sweep`)
+            err_console.print(f"[red]the database cannot be used[/red]: {unreachable} (SSCARD_DATABASE_URL, or "
+                              "the command's --database-url)")
+            sys.exit(2)
         if not _schema_missing(exc):
             raise
         err_console.print("[red]the database has no sscard schema, or an older one[/red]: "
                           "run `sscard init` (creates or upgrades it), or point SSCARD_DATABASE_URL at "
                           f"the right database ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})")
         sys.exit(2)
+
+
+def _database_unreachable(exc: BaseException) -> str:
+    """The driver's first line when a command could not connect to (or open) its database: PostgreSQL's
+    connection failures (SQLSTATE class 08, or none: refused, unknown host, bad password) and SQLite's
+    "unable to open database file"; "" for anything else. The driver's line names the host and port, never
+    the URL's password."""
+    from sqlalchemy.exc import OperationalError
+
+    if not isinstance(exc, OperationalError):
+        return ""
+    code = getattr(exc.orig, "sqlstate", None) or ""
+    text = str(exc.orig).strip()
+    first = text.splitlines()[0][:200] if text else type(exc.orig).__name__
+    if code.startswith("08") or text.startswith("unable to open database file") or (
+            not code and "connection" in text.lower() and "failed" in text.lower()):
+        return first
+    return ""
 
 
 def _schema_missing(exc: BaseException) -> bool:

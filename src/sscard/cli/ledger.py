@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -23,24 +24,55 @@ PENSION_CALLERS = 8  # lines in flight at once: the writer commits them in group
 
 def credit_pension_file(app: Any, file: Path, period: str) -> dict[str, Any]:
     """Credit every line of a pension payer's CSV (pan, amount in yuan) for `period`, as the system's batch
-    job. A malformed line is refused by number and credits nothing; the others go on."""
+    job. A malformed line is refused by number and credits nothing; the others go on.
+
+    Each line is keyed by the month and the PAN as the ledger reads it (`validate_pan`: full-width digits and
+    spaces normalised), so the same card written two ways is one key (session 26: `６２２２…` and `6222…` on two
+    lines, or in two runs, credited the month twice). A PAN on more than one line of the file is refused on each
+    of its well-formed lines (`pan_repeated`): which amount is right is the payer's to say, and the second line of the same
+    amount was reported credited while its key's stored answer credited nothing. A file that is not UTF-8 (or
+    not CSV) is refused whole, naming the line, before anything is credited."""
+    from ..core.identifiers import validate_pan
     from ..core.money import yuan_to_fen
     from ..core.roles import SYSTEM_ACTOR
     from ..services import banking, batching
 
     if not PERIOD.fullmatch(period):
         raise typer.BadParameter("the period is a month, YYYY-MM", param_hint="--period")
-    with file.open(newline="", encoding="utf-8-sig") as f:
-        rows = [(n, row) for n, row in enumerate(csv.reader(f), start=1) if row and any(c.strip() for c in row)]
+    raw = file.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise typer.BadParameter(f"line {line} is not UTF-8 (save the file as UTF-8; nothing was credited)",
+                                 param_hint="FILE") from None
+    try:
+        rows = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+                if row and any(c.strip() for c in row)]
+    except csv.Error as exc:
+        raise typer.BadParameter(f"not a CSV file of pan,amount lines ({exc}; nothing was credited)",
+                                 param_hint="FILE") from None
     if rows and rows[0][1][0].strip().lower() == "pan":
         rows = rows[1:]  # a header line
+    def read(row: list[str]) -> tuple[str, int]:
+        if len(row) != 2:
+            raise SscardError("invalid_request")
+        return validate_pan(row[0]), yuan_to_fen(row[1].strip())
+
+    lines_of: dict[str, list[int]] = {}  # each PAN of a well-formed line: its lines
+    for n, row in rows:
+        try:
+            lines_of.setdefault(read(row)[0], []).append(n)
+        except SscardError:
+            pass  # refused on its own below
+    repeated = {n for lines in lines_of.values() if len(lines) > 1 for n in lines}
 
     def one(numbered: tuple[int, list[str]]) -> tuple[int, int, str | None]:
         n, row = numbered
         try:
-            if len(row) != 2:
-                raise SscardError("invalid_request")
-            pan, amount = row[0].strip(), yuan_to_fen(row[1].strip())
+            pan, amount = read(row)
+            if n in repeated:
+                raise SscardError("pan_repeated")
             batching.call(app, banking.credit_pension, SYSTEM_ACTOR, pan, amount, period,
                           idempotency_key=f"pension:{period}:{pan}")
         except SscardError as exc:

@@ -25,6 +25,8 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "invalid_text": (422, "输入的文字含有不可见字符或文字方向控制符（常见于从别处复制粘贴的文字），请删除后重新输入",
                      "The text contains invisible or text-direction control characters (often pasted from "
                      "elsewhere): delete them and type it again"),
+    "token_owner": (422, "请指定一个用户或一个终端（二者选一）", "Name one user or one terminal (one of the two)"),
+    "pan_repeated": (422, "同一银行卡号在文件中出现不止一行", "The same PAN is on more than one line of the file"),
     "invalid_policy": (422, "政策设置无效：{setting}：{reason}", "Invalid policy setting {setting}: {reason}"),
     # who may do what
     "unauthenticated": (401, "请先登录或提供有效凭证", "Authentication required"),
@@ -150,6 +152,7 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "limit_exceeded": (409, "超过限额：{limit}", "Limit exceeded: {limit}"),
     "pin_locked": (423, "银行密码已锁定{until}", "The bank PIN is locked{until}"),
     "wrong_pin": (401, "密码错误{tries}", "Wrong password{tries}"),
+    "invalid_transfer_id": (422, "交易编号须为1至64位字母、数字、“-”或“_”", "A transfer id is 1 to 64 letters, digits, - or _"),
     "transfer_exists": (409, "交易编号已存在", "A transfer with this id already exists"),
     "pending_not_found": (404, "未找到该预授权", "Pending transfer not found"),
     "pending_expired": (409, "预授权已过期", "The pending transfer has expired"),

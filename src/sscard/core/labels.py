@@ -95,6 +95,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "person.find": (None, "查找个人信息"),
     "person.cards": (None, "查看社保卡信息"),
     "card.status": (None, "查看社保卡状态"),
+    "card.status_with_password": (None, "凭社保密码查看社保卡状态"),
     "card.apply_first": ("首次申领", "申领社保卡"),
     "card.collect": ("领卡", "领取社保卡"),
     "card.seal_uncollected": (None, "逾期未领封存"),

@@ -322,9 +322,10 @@ def collection_receipt_view(op: Op, card: Card) -> CollectionReceipt:
     }
 
 
-@query("card.status", roles=ALL_ROLES_BUT_TERMINAL | {Role.TERMINAL}, scope=Scope.OWN, terminals=access.KIOSK)
+@query("card.status", roles=ALL_ROLES_BUT_TERMINAL, scope=Scope.OWN)
 def card_status(op: Op, card_number: str) -> CardView:
-    """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked.
+    """Both sides of a card, in effect now (lapsed losses shown as lapsed). Numbers masked. Not to a terminal:
+    a kiosk shows a card only with its SS password (`passwords.card_status_with_password`, session 26).
 
     `lookup.card_by_number`'s checks and refusals, with the holder, the bank, the bank account and the
     ready center read in the same query, as plain rows (one statement: in a declared read, one round

@@ -18,6 +18,7 @@ limit_exceeded, transfer_exists, pending_*); nothing is written before a refusal
 
 from __future__ import annotations
 
+import re
 import uuid
 import weakref
 from collections.abc import Callable
@@ -214,6 +215,13 @@ def _balance_dict(acc: Account) -> dict[str, int]:
     return Balance(*acc.sums()).as_dict()
 
 
+TRANSFER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+"""A transfer id a client chooses (a POS's own payment or hold id): one path segment of the URL that captures or
+voids it. Session 26: a hold authorized as `a/b`, `..` or `a%2Fb` was taken and could never be captured or
+voided (every route to it answered 404), so the cardholder's money stayed held until it expired (up to 30
+days)."""
+
+
 def transfer(
     op: Op,
     debit_account_id: int,
@@ -236,6 +244,8 @@ def transfer(
     insufficient_funds, limit_exceeded, transfer_exists, same_account, invalid_amount.
 
     The answer carries `balances`: {account id: balance dict} of both accounts after the transfer."""
+    if transfer_id is not None and not TRANSFER_ID.fullmatch(transfer_id):
+        raise SscardError("invalid_transfer_id")
     book = book_of(op.session)
     amount = require_fen(amount_fen)
     if debit_account_id == credit_account_id:

@@ -38,6 +38,7 @@ from ..core.identifiers import mask_text
 from ..core.passwords import Secrets
 from ..core.policy import Policy
 from ..core.roles import Actor, Role
+from ..core.text import unreadable
 from ..db import Reads, execute_many, fetch_all
 from ..logs import note_operation
 from ..models.foundation import AuditRecord, IdempotencyRecord
@@ -702,8 +703,11 @@ def admit_channel(app: App, actor: Actor, operation: str | None) -> None:
 
 
 def run_declared(decl: access.Declaration, op: Op, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run an operation's body under its declaration: the scope must have been checked, and no
-    argument declared secret may reach the audit record."""
+    """Run an operation's body under its declaration: no argument holds text no channel accepts (core/text.py:
+    `invalid_text`, before anything is read or written), the scope must have been checked, and no argument
+    declared secret may reach the audit record."""
+    if unreadable(args) or unreadable(kwargs):
+        raise SscardError("invalid_text")
     with access.scope_guard(decl, op.actor):
         result = fn(op, *args, **kwargs)
     if decl.secrets and op._audit.get("detail"):

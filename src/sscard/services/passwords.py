@@ -30,9 +30,10 @@ from ..core.roles import CENTER_STAFF, Actor, Channel, Role
 from ..core.states import SsStatus, effective_ss_status
 from ..models.counter import PowerOfAttorney
 from ..models.foundation import Card, Person, WebSession
-from . import access, attorney, lookup
+from . import access, attorney, cards, lookup
 from .access import Scope
 from .app import App
+from .cards import CardView
 from .operation import Op, operation, query
 
 SS_PURPOSE = "ss_password"
@@ -114,6 +115,21 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict[str, Any
     card = card_in_use(op, card_number)
     check_ss_password(op, card, password)
     return {"card_number": card.card_number, "verified": True}
+
+
+@operation("card.status_with_password", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.KIOSK)
+def card_status_with_password(op: Op, card_number: str, password: str) -> CardView:
+    """A card's two sides at a kiosk, once its SS password is verified (with its lockout, RULES §4), as a bank's
+    self-service terminal shows nothing of a card before its PIN. Until session 26 the kiosk answered any
+    typed card number's masked holder, both states and masked PAN (`card.status`, no password): a card number
+    is printed on the card and copied on every form, so anyone at a kiosk learned whether a card was lost,
+    frozen or unactivated, and whose it was. The password is checked before anything of the card's state is
+    told (a card reported lost answers a wrong password `wrong_password`, not `card_lost`), and with it the
+    state is shown whatever it is: a cardholder at the kiosk sees their card's loss as a loss, not a refusal."""
+    card = lookup.card_by_number(op.session, card_number, op.actor)
+    check_ss_password(op, card, password)
+    op.audit("card", card.card_number, person_id=card.person_id)
+    return cards.card_view(op.session, card, op.now, masked=True, seal_days=op.policy.card.uncollected_seal_days)
 
 
 @operation("ss_password.reset", roles=CENTER_STAFF, scope=Scope.OWN, secrets=('new',))

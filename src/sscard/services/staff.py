@@ -58,6 +58,8 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
     user or terminal is revoked in the same transaction (a token never expires: without it, a leaked or
     replaced token stayed good for ever, as no command revoked one; session 25's probe). A server that has
     looked a revoked token up keeps its answer for policy api.token_cache_seconds."""
+    if bool(username) == bool(terminal_code):  # both: the user's token was issued, recorded as the terminal's too
+        raise SscardError("token_owner")  # (session 26: an operator who typed both got a clerk's token for a kiosk)
     token = pysecrets.token_urlsafe(32)
     row = ApiToken(digest=op.secrets.token_digest(token), label=label, created_at=op.now)
     if username:
@@ -70,8 +72,6 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
         if terminal is None:
             raise SscardError("not_found", what=("终端", "terminal"))
         row.terminal_id = terminal.id
-    else:
-        raise SscardError("invalid_request")
     revoked = 0
     if rotate:
         owner = (ApiToken.staff_user_id == row.staff_user_id if row.staff_user_id is not None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..core.errors import SscardError
-from ..core.text import has_bad_chars, without_bad_chars
+from ..core.text import unreadable, without_bad_chars
 
 
 class Form(dict[str, str]):
@@ -23,7 +23,7 @@ class Form(dict[str, str]):
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
         super().__init__(pairs)
-        self._refused = {k for k, v in self.items() if has_bad_chars(v)}
+        self._refused = {k for k, v in self.items() if unreadable(v)}
 
     def _check(self, key: object) -> None:
         if key in self._refused:
