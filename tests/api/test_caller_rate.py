@@ -81,7 +81,7 @@ def test_a_flood_from_one_terminal_is_refused_429_with_retry_after_and_changes_n
     english = client.post(path, json=body, headers=bearer(atm, "d-en", **{"Accept-Language": "en"}))
     assert english.status_code == 429 and english.json()["message"].startswith("Too many requests from this caller")
     # one audit record for the caller's flood, not one per refused request; nothing else written
-    assert _audited(app, "api.throttled") == 1
+    assert _audited(app, "throttle.caller_limited") == 1
     before = _all_audit(app)
     assert client.post(path, json=body, headers=bearer(atm, "d-more")).status_code == 429
     assert _all_audit(app) == before

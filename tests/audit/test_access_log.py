@@ -310,7 +310,7 @@ def test_a_loss_answers_the_numbers_masked_as_every_other_answer_does(city, app)
 def test_a_terminals_read_of_a_card_is_recorded_and_listed_to_its_holder(city, app):
     """Session 22's authorization probe: a kiosk read any card's state by its number and left no trace,
     while the access page promises every look by "staff, terminals or the system". (Session 26: a kiosk reads
-    a card only with its SS password, `card.status_with_password`.)"""
+    a card only with its SS password, `ss_password.card_status`.)"""
     from sscard.services import passwords
     from tests.ledger.helpers import terminal
 
@@ -319,9 +319,9 @@ def test_a_terminals_read_of_a_card_is_recorded_and_listed_to_its_holder(city, a
     passwords.card_status_with_password(app, kiosk, card.card_number, "123456")
     read = _records(app, card.person_id, "ok")  # (an unkeyed operation: the access log calls it viewed)
     assert [(r.operation, r.actor_role, r.object_type) for r in read if r.actor_role == "terminal"] == [
-        ("card.status_with_password", "terminal", "card")]
+        ("ss_password.card_status", "terminal", "card")]
     listed = [r for r in audit.about_me(app, city.cardholder(card))["records"]
-              if r["operation"] == "card.status_with_password"]
+              if r["operation"] == "ss_password.card_status"]
     assert [r["kind"] for r in listed] == ["viewed"]
 
 

@@ -112,13 +112,18 @@ def test_a_date_that_is_not_iso_text_only_stops_the_model_or_the_server_from_bei
 
 
 def _methods_by_path(api) -> dict[str, set[str]]:
+    """Each route's path -> the methods of every route its address (parameters filled) reaches: a literal
+    path under a parameterized one (`/console/visits/1/done` under `/console/visits/{visit_id}/{action}`)
+    is answered by both."""
     from fastapi.routing import iter_route_contexts
     from starlette.routing import Route
 
+    routes = [ctx for ctx in iter_route_contexts(api.routes) if isinstance(ctx.original_route, Route) and ctx.methods]
     paths: dict[str, set[str]] = {}
-    for ctx in iter_route_contexts(api.routes):
-        if isinstance(ctx.original_route, Route) and ctx.methods:
-            paths.setdefault(ctx.path_format, set()).update(ctx.methods)
+    for ctx in routes:
+        url = _fill(ctx.path_format)
+        paths[ctx.path_format] = set().union(*(other.methods for other in routes
+                                               if other.original_route.path_regex.match(url)))
     return paths
 
 

@@ -131,6 +131,8 @@ TABLE: dict[str, set[str]] = {
     "GET /api/v1/counter/cards/{card_number}/collection-receipt/pdf": {"clerk", "csup"},
     "GET /api/v1/counter/queue": {"clerk", "other_clerk", "csup"},  # each their own center's
     "GET /api/v1/counter/reports/day": {"csup", "operator"},
+    "GET /api/v1/counter/reversals": {"csup"},  # a center supervisor reverses a clerk's action (RULES §1)
+    "POST /api/v1/counter/reversals": {"csup"},
     # hotlines: the telephony provider's webhooks (checked by its signature), and the agents' queue
     "POST /api/v1/hotline/{line}/voice": PUBLIC,
     "POST /api/v1/hotline/{line}/status": PUBLIC,

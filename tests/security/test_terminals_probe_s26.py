@@ -38,7 +38,7 @@ def test_a_kiosk_shows_a_card_only_with_its_ss_password_and_wrong_ones_count_tow
     assert "123456" not in shown.text
     with app.db.session() as s:
         assert s.scalar(select(Card.ss_pw_failures).where(Card.card_number == card.card_number)) == 0
-        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "card.status_with_password")
+        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "ss_password.card_status")
                            .order_by(AuditRecord.id.desc())).first()
     assert (record.actor_id, record.person_id, record.result) == ("KIOSK-1", card.person_id, "ok")
     assert "123456" not in str(record.detail)

@@ -67,6 +67,7 @@ TABLE: dict[str, set[str]] = {
     "POST /console/production/{batch_code}/complete": {"clerk", "csup"},
     "GET /console/report": {"csup"},
     "GET /console/report.csv": {"csup"},
+    "GET /console/reversals": {"csup"}, "POST /console/reversals/{audit_record_id}": {"csup"},
     # the bank counter: tellers and supervisors of either bank (the card's bank is checked per card)
     "GET /bank": BANK, "POST /bank/account": GSB,
     "GET /bank/activate": BANK, "POST /bank/activate": GSB,
@@ -102,7 +103,8 @@ def world(city, app):
     work = counter_work(city, app, a, "CA-web")
     with app.db.session() as s:
         card_id = s.scalar(select(Card.id).where(Card.card_number == a.card_number))
-    values = {**work, "person_id": a.person_id, "action": "take", "card_id": card_id, "lang": "en"}
+    values = {**work, "person_id": a.person_id, "action": "take", "card_id": card_id, "lang": "en",
+              "audit_record_id": 1}  # a record no clerk made today: the supervisor is answered why not (409)
     form = {"pan": a.pan, "citizen_id": a.citizen_id, "card_number": a.card_number, "query": a.citizen_id,
             "amount": "1.00", "pin": PIN, "pin_again": PIN, "presenter": "cardholder", "reason": "test",
             "confirm": "yes", "in_person": "yes", "new": PIN, "new_again": PIN, "days": "30",

@@ -95,7 +95,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "person.find": (None, "查找个人信息"),
     "person.cards": (None, "查看社保卡信息"),
     "card.status": (None, "查看社保卡状态"),
-    "card.status_with_password": (None, "凭社保密码查看社保卡状态"),
+    "ss_password.card_status": (None, "凭社保密码查看社保卡状态"),
     "card.apply_first": ("首次申领", "申领社保卡"),
     "card.collect": ("领卡", "领取社保卡"),
     "card.seal_uncollected": (None, "逾期未领封存"),
@@ -185,7 +185,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
 NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "city.add_bank", "city.add_center", "city.add_outlet", "city.add_terminal", "staff.add_user",
     "staff.issue_token", "staff.issue_terminal_keys", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
-    "medical.institutions", "ledger.check", "login.throttled", "api.throttled", "reports.center_day",
+    "medical.institutions", "ledger.check", "login.throttled", "throttle.caller_limited", "reports.center_day",
     "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
     "reversal.candidates",
 })

@@ -107,13 +107,13 @@ def why_not(action: Action, *, center_code: str, today: date, reversed_already: 
     return None
 
 
-def card_moved(action: Action, *, ss_status: str, changed_at: datetime, in_batch: bool, replaced: bool) -> str | None:
+def card_moved(action: Action, *, state: str, changed_at: datetime, in_batch: bool, replaced: bool) -> str | None:
     """Why a card action can no longer be undone because its card moved on since (a WHY key), or None:
     another state, a later change (even one that came back to the same state), a production batch, a
     replacement applied for."""
     if action.operation == "card.apply_first" and in_batch:
         return "in_production"
-    if ss_status != action.after or changed_at > action.at or replaced:
+    if state != action.after or changed_at > action.at or replaced:
         return "changed"
     return None
 

@@ -117,7 +117,7 @@ def verify_ss_password(op: Op, card_number: str, password: str) -> dict[str, Any
     return {"card_number": card.card_number, "verified": True}
 
 
-@operation("card.status_with_password", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.KIOSK)
+@operation("ss_password.card_status", roles={Role.TERMINAL}, scope=Scope.OWN, keyed=False, secrets=('password',), terminals=access.KIOSK)
 def card_status_with_password(op: Op, card_number: str, password: str) -> CardView:
     """A card's two sides at a kiosk, once its SS password is verified (with its lockout, RULES §4), as a bank's
     self-service terminal shows nothing of a card before its PIN. Until session 26 the kiosk answered any

@@ -120,7 +120,7 @@ def _card_moved(op: Op, record: AuditRecord, card: Card) -> str | None:
         from .loss import replacement_applied
 
         replaced = replacement_applied(op, card)
-    return rules.card_moved(_action(record), ss_status=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
+    return rules.card_moved(_action(record), state=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
                             in_batch=card.batch_id is not None, replaced=replaced)
 
 

@@ -258,7 +258,7 @@ def caller_rate(app: App) -> CallerRate:
 
 def refuse_over_rate(app: App, actor: Actor, wait: int) -> None:
     """Refuse a caller over its limit: `rate_limited` with the seconds to wait (Retry-After). Its audit record
-    (`api.throttled`) is written once per caller and window, never once per request: a loop cannot flood the
+    (`throttle.caller_limited`) is written once per caller and window, never once per request: a loop cannot flood the
     log, and a refusal that is not audited costs no database and no thread (api.deps.admitted calls this in a
     thread only when `first_refusal_in_window`; then it audits)."""
     kind = caller_kind(actor)
@@ -267,7 +267,7 @@ def refuse_over_rate(app: App, actor: Actor, wait: int) -> None:
     raise SscardError("rate_limited", seconds=wait)  # (not reached)
 
 
-@operation("api.throttled", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
+@operation("throttle.caller_limited", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False)
 def api_throttled(op: Op, caller: str, kind: str, retry_after: int) -> dict[str, Any]:
     """The audit record of a caller refused for its request rate (once per caller and window)."""
     policy = op.policy.api

@@ -141,7 +141,7 @@ def _local_path(value: str | None) -> str | None:
     return None
 
 
-def _a_page(request: Request, target: str) -> str:
+def nearest_page(request: Request, target: str) -> str:
     """`target` (a local path, maybe with its query), or, when no page answers a GET there, the nearest page
     above it: after a form was posted, the address bar holds the form's target (`/console/find`,
     `/console/visits/3/replace`, `/bank/account`), and going back there in the other language answered 405
@@ -165,7 +165,7 @@ def switch_language(lang: str, request: Request) -> RedirectResponse:
     target = _local_path(request.query_params.get("next")) or request.headers.get("referer") or "/"
     if target.startswith(str(request.base_url)):
         target = "/" + target[len(str(request.base_url)):]
-    target = _a_page(request, target) if _local_path(target) else "/"
+    target = nearest_page(request, target) if _local_path(target) else "/"
     response = RedirectResponse(target, status_code=303)
     # lax: a preference with no authority; a link from elsewhere may still open in the chosen language
     hardening.set_cookie(response, request, "lang", "en" if lang == "en" else "zh", samesite="lax")

@@ -61,7 +61,7 @@ def area_of(kind: str) -> str:
 def page_to_return_to(request: Request) -> str:
     """The page the request came from: an htmx request's page (HX-Current-URL, when it is this site's), a
     GET's own address, a form's page (the nearest page above the address it was sent to)."""
-    from .pages import _a_page
+    from .pages import nearest_page
 
     current = request.headers.get("hx-current-url", "")
     base = str(request.base_url).rstrip("/")
@@ -69,7 +69,7 @@ def page_to_return_to(request: Request) -> str:
         return current[len(base):]
     if request.method == "GET":
         return request.url.path + ("?" + request.url.query if request.url.query else "")
-    return _a_page(request, request.url.path)
+    return nearest_page(request, request.url.path)
 
 
 def to_login(request: Request, kind: str, response):
