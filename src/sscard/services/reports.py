@@ -55,14 +55,19 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         .group_by(AuditRecord.actor_id, AuditRecord.operation, AuditRecord.result)
     ).all()
     names: dict[str, tuple[str, str]] = {}
+
+    def named(staff_id: str) -> tuple[str, str]:
+        """A staff id's username and display name (the id itself for one no longer known), looked up once."""
+        if staff_id not in names:
+            user = op.session.get(StaffUser, int(staff_id)) if ascii_digits(str(staff_id)) else None
+            names[staff_id] = (user.username, user.display_name) if user else (staff_id, staff_id)
+        return names[staff_id]
+
     per_clerk: dict[str, dict[str, Any]] = {}
     for actor_id, operation, result, count in rows:
-        if actor_id not in names:
-            user = op.session.get(StaffUser, int(actor_id)) if ascii_digits(str(actor_id)) else None
-            names[actor_id] = (user.username, user.display_name) if user else (actor_id, actor_id)
-        clerk = per_clerk.setdefault(actor_id, {"staff_id": actor_id, "username": names[actor_id][0],
-                                                "name": names[actor_id][1], "operations": {}, "total": 0,
-                                                "refused": 0})
+        username, name = named(actor_id)
+        clerk = per_clerk.setdefault(actor_id, {"staff_id": actor_id, "username": username, "name": name,
+                                                "operations": {}, "total": 0, "refused": 0})
         if result == "ok":
             clerk["operations"][operation] = clerk["operations"].get(operation, 0) + count
             clerk["total"] += count
@@ -86,17 +91,12 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         .join(AuditRecord, AuditRecord.id == Reversal.audit_record_id)
         .where(Reversal.center_id == center.id, Reversal.reversed_at >= start, Reversal.reversed_at < end)
         .order_by(Reversal.id)).all()
-    for *_, supervisor, _reason, clerk_id in reversed_rows:
-        for staff_id in (supervisor, clerk_id):
-            if staff_id not in names:
-                user = op.session.get(StaffUser, int(staff_id)) if ascii_digits(str(staff_id)) else None
-                names[staff_id] = (user.username, user.display_name) if user else (staff_id, staff_id)
     return {
         "day": day,
         "center": {"code": center.code, "name": center.name},
         "clerks": sorted(per_clerk.values(), key=lambda c: c["username"]),
         # a supervisor's reversals of the day's clerks' actions (services.reversal), with their reasons
-        "reversals": [{"at": at, "operation": operation, "clerk": names[clerk_id][0], "supervisor": names[sup][0],
+        "reversals": [{"at": at, "operation": operation, "clerk": named(clerk_id)[0], "supervisor": named(sup)[0],
                        "reason": reason} for at, operation, sup, reason, clerk_id in reversed_rows],
         "fees": {
             "by_method": by_method,
