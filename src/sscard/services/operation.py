@@ -324,7 +324,7 @@ class Request:
         self.app, self.actor, self.args, self.kwargs, self.key = app, _on_call(actor), args, kwargs, key
         self.decl: access.Declaration = op_fn.declaration
         self.fn = _BODIES[self.decl.name]
-        self.scope = f"{actor.kind}:{actor.id}"[:48]
+        self.scope = key_scope(actor)
         session = actor.session if self.decl.ends_session else ""
         self.request_hash = request_hash(self.decl.name, args, kwargs, app.settings.secret_key, session) if key else ""
 
@@ -372,6 +372,11 @@ class Request:
         return Outcome(self, op, jsonable(result), None)
 
 
+def key_scope(actor: Actor) -> str:
+    """Whose Idempotency-Keys these are (idempotency_records.scope): one caller's keys never meet another's."""
+    return f"{actor.kind}:{actor.id}"[:48]
+
+
 def kept_answer(app: App, actor: Actor, key: str) -> Any | None:
     """The kept answer of this actor's own keyed request that succeeded (its idempotency record), else None
     (no such key, another actor's, a refusal): a page shown after a redirect (the window's
@@ -379,7 +384,7 @@ def kept_answer(app: App, actor: Actor, key: str) -> Any | None:
     if not key:
         return None
     with app.db.read_committed() as session:
-        rec = session.get(IdempotencyRecord, (f"{actor.kind}:{actor.id}"[:48], key))
+        rec = session.get(IdempotencyRecord, (key_scope(actor), key))
         if rec is None or rec.status >= 400:
             return None
         return json.loads(rec.response)

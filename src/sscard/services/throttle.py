@@ -35,7 +35,7 @@ from ..core.errors import SscardError, register_messages
 from ..core.roles import Actor, Channel, Role
 from .access import Scope
 from .app import App
-from .operation import Op, operation
+from .operation import Op, key_scope, operation
 
 register_messages({
     "too_many_attempts": (
@@ -225,7 +225,7 @@ class CallerRate:
         kind = caller_kind(actor)
         if kind is None:
             return 0
-        who = f"{actor.kind}:{actor.id}"
+        who = key_scope(actor)  # the caller behind every token of theirs, as their Idempotency-Keys are scoped
         if self.local is not None:
             wait = self.local.hit(who, self.per_window[kind])
             return 0 if wait == 0.0 else max(1, math.ceil(wait))
@@ -237,7 +237,7 @@ class CallerRate:
 
     def first_refusal_in_window(self, actor: Actor) -> bool:
         """Whether this refusal of the caller is to be audited (the first in a window)."""
-        who = f"{actor.kind}:{actor.id}"
+        who = key_scope(actor)
         if self.audits is not None:
             return self.audits.hit(who, 1) == 0.0
         return self.limiter.hit(self.audited, who)
@@ -263,7 +263,7 @@ def refuse_over_rate(app: App, actor: Actor, wait: int) -> None:
     thread only when `first_refusal_in_window`; then it audits)."""
     kind = caller_kind(actor)
     assert kind is not None  # (only a counted caller is ever over its limit)
-    api_throttled(app, gateway("api"), f"{actor.kind}:{actor.id}", kind, wait)  # raises once recorded
+    api_throttled(app, gateway("api"), key_scope(actor), kind, wait)  # raises once recorded
     raise SscardError("rate_limited", seconds=wait)  # (not reached)
 
 
