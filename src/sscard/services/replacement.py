@@ -166,9 +166,8 @@ def _admit(op: Op, old: Card, person: Person, status: SsStatus, reason: str, pre
            agent_citizen_id: str | None, batch: _Batch | None = None, ahead: _Old | None = None) -> _Admitted:
     """Every rule a replacement must pass before anything is written (RULES §6), in the order it is
     refused: the application (`_apply`) and its check before the window's fee step (`check`) both run
-    this, so the fee is never asked for a replacement that would be refused once confirmed."""
-    if reason not in REASONS:
-        raise SscardError("invalid_request")
+    this, so the fee is never asked for a replacement that would be refused once confirmed. (Both refuse an
+    unknown reason first, before any read.)"""
     poa = attorney.agent_for(op, attorney_id, agent_citizen_id, person.id, "replacement.apply")
     lookup.check_presented_id(person, presented_citizen_id)
     center = lookup.own_center(op.session, op.actor)
@@ -370,6 +369,8 @@ def check(op: Op, card_number: str, reason: str, presented_citizen_id: str, paym
     the same checks it runs first (`_admit`), writing nothing: the window asks this before its fee step,
     so a refusal (a lost card with no formal loss, a renewal too early) comes before the fee, not after
     it was confirmed. The bank PIN is not checked here (the fee step is where it is typed)."""
+    if reason not in REASONS:
+        raise SscardError("invalid_request")
     old = lookup.card_by_number(op.session, card_number)
     person = lookup.person_by_id(op.session, old.person_id)
     status = SsStatus(lifecycle.ss_status(op, old))
