@@ -302,14 +302,13 @@ def _database_unreachable(exc: BaseException) -> str:
     the URL's password."""
     from sqlalchemy.exc import OperationalError
 
+    from ..db import is_disconnect  # the failover retry's own test of a connection that broke or never was
+
     if not isinstance(exc, OperationalError):
         return ""
-    code = getattr(exc.orig, "sqlstate", None) or ""
     text = str(exc.orig).strip()
-    first = text.splitlines()[0][:200] if text else type(exc.orig).__name__
-    if code.startswith("08") or text.startswith("unable to open database file") or (
-            not code and "connection" in text.lower() and "failed" in text.lower()):
-        return first
+    if is_disconnect(exc) or text.startswith("unable to open database file"):
+        return text.splitlines()[0][:200] if text else type(exc.orig).__name__
     return ""
 
 
