@@ -54,23 +54,29 @@ def credit_pension_file(app: Any, file: Path, period: str) -> dict[str, Any]:
                                  param_hint="FILE") from None
     if rows and rows[0][1][0].strip().lower() == "pan":
         rows = rows[1:]  # a header line
-    def read(row: list[str]) -> tuple[str, int]:
-        if len(row) != 2:
-            raise SscardError("invalid_request")
-        return validate_pan(row[0]), yuan_to_fen(row[1].strip())
-
-    lines_of: dict[str, list[int]] = {}  # each PAN of a well-formed line: its lines
-    for n, row in rows:
+    def read(row: list[str]) -> tuple[str, int] | SscardError:
+        """A line's PAN as the ledger reads it and its amount in fen, or why it is refused."""
         try:
-            lines_of.setdefault(read(row)[0], []).append(n)
-        except SscardError:
-            pass  # refused on its own below
+            if len(row) != 2:
+                raise SscardError("invalid_request")
+            return validate_pan(row[0]), yuan_to_fen(row[1].strip())
+        except SscardError as exc:
+            return exc
+
+    read_lines = {n: read(row) for n, row in rows}  # each line read once
+    lines_of: dict[str, list[int]] = {}  # each PAN of a well-formed line: its lines
+    for n, found in read_lines.items():
+        if not isinstance(found, SscardError):
+            lines_of.setdefault(found[0], []).append(n)
     repeated = {n for lines in lines_of.values() if len(lines) > 1 for n in lines}
 
     def one(numbered: tuple[int, list[str]]) -> tuple[int, int, str | None]:
-        n, row = numbered
+        n, _row = numbered
         try:
-            pan, amount = read(row)
+            found = read_lines[n]
+            if isinstance(found, SscardError):
+                raise found
+            pan, amount = found
             if n in repeated:
                 raise SscardError("pan_repeated")
             batching.call(app, banking.credit_pension, SYSTEM_ACTOR, pan, amount, period,
