@@ -370,6 +370,13 @@ def _card_number(app: App, w: Window, ident: dict, form: dict) -> str:
 # What a refused replacement form keeps, so the clerk does not choose it all again (the PIN is typed again).
 KEPT_ON_REFUSAL = ("reason", "payment", "collect_center", "bank_code", "record_formal_loss", "waive_reason")
 
+def _refused_action(request: Request, w: Window, visit_id: int, action: str, form: dict, err: SscardError) -> HTMLResponse:
+    """The visit again with the refusal beside the refused action's card, the form's choices kept (never the PIN)."""
+    kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
+    return _visit(request, w, visit_id, {"error": _message(err, language(request)), "failed_action": action,
+                                         "failed_card": form.get("card_id"), "kept": kept}, err.status)
+
+
 # Irreversible acts ask once more, naming the person and the card (issue 17, point 2): the first POST
 # shows the confirmation; only a POST with confirmed=1 (and the same one-time key) does the work.
 CONFIRM = frozenset({"formal-loss", "collect"})
@@ -519,9 +526,7 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         try:  # the replacement's own checks first: a refusal comes before the fee is asked for, not after
             _check_replacement(app, w, ident, form)
         except SscardError as err:
-            kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
-            return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
-                                                 "failed_card": form.get("card_id"), "kept": kept}, err.status)
+            return _refused_action(request, w, visit_id, action, form, err)
         return _shown_after_post(request, w, f"/console/visits/{visit_id}/fee", FEE_PAGE,
                                  {k: form.get(k, "") for k in FEE_PAGE_NAMES})
     try:
@@ -532,9 +537,7 @@ def visit_action(visit_id: int, action: str, request: Request, w: Window = Depen
         err = confirming.after_confirm(err, bool(fee_fen))
         if fee_fen and err.code in PIN_ERRORS:  # the holder types the PIN again on the same step
             return _confirm_fee(request, w, visit_id, form, fee_fen, error=_message(err, lang), status=err.status)
-        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}  # never the PIN
-        return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": action,
-                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
+        return _refused_action(request, w, visit_id, action, form, err)
     if not form.get("op_key"):  # no one-time key (not a form of ours): no answer kept to show after a redirect
         done["reminder_text"] = _reminder(done, lang)
         return _visit(request, w, visit_id, {"done": done})
@@ -601,9 +604,7 @@ def fee_step(visit_id: int, request: Request, w: Window = Depends(WINDOW.signed_
             raise SscardError("invalid_request")
         _check_replacement(app, w, ident, form)  # still admitted (a reload after it was done: under way)
     except SscardError as err:
-        kept = {k: form.get(k, "") for k in KEPT_ON_REFUSAL}
-        return _visit(request, w, visit_id, {"error": _message(err, lang), "failed_action": "replace",
-                                             "failed_card": form.get("card_id"), "kept": kept}, err.status)
+        return _refused_action(request, w, visit_id, "replace", form, err)
     return _confirm_fee(request, w, visit_id, form, fee_fen)
 
 
