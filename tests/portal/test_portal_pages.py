@@ -6,7 +6,7 @@ import pytest
 
 from sscard.core.errors import SscardError
 from sscard.core.roles import SYSTEM_ACTOR
-from sscard.services import insurance, passwords
+from sscard.services import cards, insurance, passwords
 from sscard.services import staff as staff_svc
 from tests.portal.helpers import NEW_QUERY_PASSWORD, csrf, initial_password, login, login_changed
 
@@ -23,7 +23,8 @@ def test_the_initial_password_forces_a_change_before_anything_else(client, city)
     card = city.issued_card()
     response = login(client, card.card_number, initial_password(card.card_number))
     assert response.status_code == 303 and response.headers["location"] == "/portal/password"
-    for path in ("/portal/card", "/portal/insurance", "/portal/loss", "/portal/insurance.csv", "/portal/medical"):
+    for path in ("/portal/insurance", "/portal/insurance.csv", "/portal/medical", "/portal/access",
+                 "/portal/certificate", "/portal/"):
         blocked = client.get(path, follow_redirects=False)
         assert blocked.headers["location"] == "/portal/password", path
     page = client.get("/portal/password")
@@ -39,6 +40,42 @@ def test_the_initial_password_forces_a_change_before_anything_else(client, city)
     assert "信息查询密码已修改" in card_page.text and "正常使用" in card_page.text
     client.cookies.clear()
     assert login(client, card.citizen_id, NEW_QUERY_PASSWORD).headers["location"] == "/portal/card"
+
+
+def test_the_initial_password_opens_the_cards_state_and_its_temporary_loss_but_not_lifting_it(client, city, app):
+    """RULES gap 16 on the portal: whoever signs in with the initial password (the number on the card's
+    face, a finder included) may hear the card's state and stop the card, as on 12333 and the API, but lift
+    no loss and change no other password until the initial one is changed; the menu shows only that."""
+    card = city.issued_card()
+    assert login(client, card.card_number, initial_password(card.card_number)).headers["location"] == "/portal/password"
+    page = client.get("/portal/password")
+    nav = page.text.split("<nav", 1)[1].split("</nav>", 1)[0]
+    assert [h for h in re.findall(r'href="(/portal/[a-z]+)"', nav)] == ["/portal/card", "/portal/loss",
+                                                                        "/portal/progress", "/portal/password"]
+    assert "正常使用" in client.get("/portal/card", follow_redirects=False).text
+    loss_page = client.get("/portal/loss", follow_redirects=False)
+    assert loss_page.status_code == 200 and "临时挂失" in loss_page.text
+    confirm = client.post("/portal/loss/report", data={"csrf_token": csrf(loss_page.text)})
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', confirm.text).group(1)
+    done = client.post("/portal/loss/report", data={"csrf_token": csrf(loss_page.text), "confirm": "yes",
+                                                    "idempotency_key": key})
+    assert done.status_code == 200 and "已办理临时挂失" in done.text
+    assert cards_state(app, card) == "temporary_loss"
+    # lifting it is not open: the page says why, and a forged POST goes to the change, nothing undone
+    assert "/portal/loss/cancel" not in done.text and "须先修改初始信息查询密码" in done.text
+    forged = client.post("/portal/loss/cancel", data={"csrf_token": csrf(loss_page.text), "confirm": "yes",
+                                                      "idempotency_key": "lift-1"}, follow_redirects=False)
+    assert forged.status_code == 303 and forged.headers["location"] == "/portal/password"
+    ss = client.post("/portal/password/ss", data={"csrf_token": csrf(loss_page.text), "old": "123456",
+                                                  "new": "370915", "new_again": "370915"}, follow_redirects=False)
+    assert ss.headers["location"] == "/portal/password"
+    assert cards_state(app, card) == "temporary_loss"
+    english = client.get("/portal/loss?lang=en")
+    assert "first change the initial query password" in english.text
+
+
+def cards_state(app, card) -> str:
+    return cards.card_status(app, SYSTEM_ACTOR, card.card_number)["ss_status"]
 
 
 def test_posts_without_the_csrf_token_are_refused(client, city):
@@ -347,3 +384,11 @@ def test_a_loss_reported_after_the_session_ended_lands_on_a_login_page_that_says
     assert client.get("/portal/card", follow_redirects=False).headers["location"] == "/portal/login"  # a GET: no note
     kiosk = staff_svc.actor_for_token(app, city.token(terminal="KIOSK-1"))
     assert passwords.verify_ss_password(app, kiosk, card.card_number, "123456")["verified"] is True  # not lost
+
+
+def test_every_operation_a_portal_page_names_is_a_declared_one():
+    """A page opens to an initial-password session by the operations it names; a misspelt one would
+    silently close it (never open it), so each name must be one the frame declares."""
+    from sscard.services.access import DECLARATIONS
+    from sscard.web.portal import PAGES
+    assert all(op in DECLARATIONS for _key, _href, _label, runs in PAGES for op in runs)

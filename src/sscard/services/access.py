@@ -132,12 +132,13 @@ def allowed(actor: Actor | None, operation: str) -> bool:
 
 # What a cardholder identified with the initial query password may do, on every channel (RULES §4, §5;
 # `Actor.must_change_password`): change it (and read whether it is initial), report the card lost and hear
-# its state; nothing else, above all not lift a loss. The initial one is the last six characters of the card
-# number printed on the card (or of the SS number), known to whoever finds it: a finder may stop the card but
-# not undo the owner's loss nor change anything (12333 let them cancel it: docs/RULES.md, gap 16). The portal
-# and the API force the change at the first login; 12333, which cannot take it, tells the caller what it needs.
+# its state (`portal.own_card`: which of my cards a loss is for); nothing else, above all not lift a loss.
+# The initial one is the last six characters of the card number printed on the card (or of the SS number),
+# known to whoever finds it: a finder may stop the card but not undo the owner's loss nor change anything
+# (12333 let them cancel it: docs/RULES.md, gap 16). The portal sends such a session to the change and opens
+# only the pages made of these (`web.portal.PAGES`); 12333 tells the caller what it needs.
 BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status", "ss_loss.report_temporary",
-                                 "card.status", "person.cards", "hotline.my_cards"})
+                                 "card.status", "person.cards", "hotline.my_cards", "portal.own_card"})
 
 
 # What a bank hotline caller identified by personal data (citizen ID + the mobile number on record, no secret

@@ -29,7 +29,7 @@ from ..core.identifiers import ascii_digits, whole_number
 from ..core.money import format_yuan
 from ..core.roles import Actor
 from ..http import RouteBook, client_address, language
-from ..services import audit, cards, certificates, insurance, loss, passwords, throttle, websession
+from ..services import access, audit, cards, certificates, insurance, loss, passwords, throttle, websession
 from ..services.app import App
 from . import security
 from .forms import Form
@@ -51,16 +51,21 @@ MOVEMENT_WORDS = {"credit": N_("按月划入"), "settlement": N_("就医购药�
 SETTLEMENT_WORDS = {"settlement": N_("结算"), "refund": N_("退费")}
 STEPS = (("applied", N_("已申请")), ("in_production", N_("制卡中")), ("ready", N_("待领取")), ("issued", N_("已领卡")))
 ISSUED = {"normal", "temporary_loss", "formal_loss", "cancelled"}
-NAV = (
-    ("card", "/portal/card", N_("我的卡")),
-    ("insurance", "/portal/insurance", N_("参保缴费")),
-    ("medical", "/portal/medical", N_("医保个人账户")),
-    ("loss", "/portal/loss", N_("挂失")),
-    ("progress", "/portal/progress", N_("补换卡进度")),
-    ("certificate", "/portal/certificate", N_("参保证明")),
-    ("password", "/portal/password", N_("修改密码")),
-    ("access", "/portal/access", N_("查询记录")),
+# Each page of the menu with the operations it runs: a session opened with the initial query password sees
+# and opens only the pages whose every operation the frame lets it run (access.BEFORE_FIRST_CHANGE: hear the
+# card's state, report it lost, change the password); the rule is the frame's, read here, not restated.
+PAGES = (
+    ("card", "/portal/card", N_("我的卡"), ("person.cards", "query_password.status")),
+    ("insurance", "/portal/insurance", N_("参保缴费"), ("insurance.records",)),
+    ("medical", "/portal/medical", N_("医保个人账户"), ("medical.personal_account", "medical.person_settlements")),
+    ("loss", "/portal/loss", N_("挂失"), ("person.cards",)),
+    ("progress", "/portal/progress", N_("补换卡进度"), ("person.cards",)),
+    ("certificate", "/portal/certificate", N_("参保证明"), ("certificates.list", "insurance.records")),
+    ("password", "/portal/password", N_("修改密码"), ("query_password.change", "query_password.status")),
+    ("access", "/portal/access", N_("查询记录"), ("audit.about_me",)),
 )
+RUNS = {key: runs for key, _href, _label, runs in PAGES}
+NAV = tuple((key, href, label) for key, href, label, _runs in PAGES)
 # The access log in words: what was done (core.labels.OPERATION_CARDHOLDER, the `label` filter), by whom
 # (role), and how it ended.
 ROLE_WORDS = {
@@ -92,16 +97,31 @@ def _app(request: Request) -> App:
     return request.app.state.sscard
 
 
-def _me(request: Request, *, allow_must_change: bool = False) -> Me:
-    """The signed-in cardholder, or a redirect: to the login page, or to the forced password change."""
+def _me(request: Request, *, runs: tuple[str, ...] = (), own_session: bool = False) -> Me:
+    """The signed-in cardholder, or a redirect: to the login page, or to the forced password change when
+    the session holds the initial password and the page runs an operation the frame refuses to such a
+    session (`runs`, the page's operations; `own_session`: signing in or out, whatever the password)."""
     try:
         actor, row = security.page_session(request, KIND)
     except security.LoginRequired:
         return Me(redirect=security.to_login(request, KIND, _redirect(request, security.login_target(request, KIND))))
     me = Me(actor, row.csrf, request.cookies.get(security.COOKIE[KIND], ""), bool(row.must_change_password))
-    if me.must_change and not allow_must_change:
+    if me.must_change and not own_session and not open_to(actor, runs):
         me.redirect = _redirect(request, "/portal/password")
     return me
+
+
+def open_to(actor: Actor, runs: tuple[str, ...]) -> bool:
+    """Whether a page that runs these operations is open to this session as far as how it signed in goes
+    (the frame's own rule, `access.allowed_before_first_change`; a page that names none is not)."""
+    return bool(runs) and all(access.allowed_before_first_change(actor, op) for op in runs)
+
+
+def _nav(me: Me) -> tuple[tuple[str, str, str], ...]:
+    """The menu this session may follow: every page, or with the initial password the pages open to it."""
+    if me.actor is None or not me.must_change:
+        return NAV
+    return tuple((key, href, label) for key, href, label, runs in PAGES if open_to(me.actor, runs))
 
 
 def _redirect(request: Request, target: str) -> Response:
@@ -110,9 +130,9 @@ def _redirect(request: Request, target: str) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple[Me, dict]:
+async def _posted(request: Request, *, runs: tuple[str, ...] = (), own_session: bool = False) -> tuple[Me, dict]:
     """A POST from a signed-in page: session, then CSRF (403 when missing or wrong), then the form."""
-    me = _me(request, allow_must_change=allow_must_change)
+    me = _me(request, runs=runs, own_session=own_session)
     if me.redirect is not None and me.actor is None:
         return me, {}
     await security.check_csrf(request, _CsrfRow(me.csrf))
@@ -120,13 +140,13 @@ async def _posted(request: Request, *, allow_must_change: bool = False) -> tuple
     return me, Form((k, v) for k, v in form.items() if isinstance(v, str))
 
 
-def form_page(*, allow_must_change: bool = False) -> Callable[[Callable[[Request, Me, dict], Response]],
+def form_page(*, runs: tuple[str, ...]) -> Callable[[Callable[[Request, Me, dict], Response]],
                                                             Callable[[Request], Awaitable[Response]]]:
     """A signed-in page's POST: the session, CSRF and form read on the event loop (`_posted`), then the
     page's body, which calls services (a password hash, a PDF), in a worker thread, as a GET page is run."""
     def decorate(body: Callable[[Request, Me, dict], Response]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            me, form = await _posted(request, allow_must_change=allow_must_change)
+            me, form = await _posted(request, runs=runs)
             if me.redirect:
                 return me.redirect
             return await run_in_threadpool(body, request, me, form)
@@ -146,7 +166,7 @@ class _CsrfRow:
 def _page(request: Request, name: str, me: Me, active: str, ctx: dict | None = None, status_code: int = 200):
     base = {
         "me": me,
-        "nav": NAV,
+        "nav": _nav(me),
         "active": active,
         "csrf_token": me.csrf,
         "yuan": format_yuan,
@@ -213,7 +233,7 @@ def _login_refusal(request: Request, err: SscardError, status: int, login: str, 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
     if request.cookies.get(security.COOKIE[KIND]):
-        me = _me(request, allow_must_change=True)
+        me = _me(request, own_session=True)
         if me.actor is not None:  # already signed in
             return RedirectResponse("/portal/password" if me.must_change else "/portal/card", status_code=303)
     return _login_page(request)
@@ -252,7 +272,7 @@ async def login_submit(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    me, _form = await _posted(request, allow_must_change=True)
+    me, _form = await _posted(request, own_session=True)
     if me.actor is not None:
         websession.logout(_app(request), me.token)
     response = RedirectResponse("/portal/login", status_code=303)
@@ -282,7 +302,7 @@ def _in_progress(cards_list: list[dict]) -> list[dict]:
 
 @router.get("/card", response_class=HTMLResponse)
 def card_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["card"])
     if me.redirect:
         return me.redirect
     data = _my_cards(request, me)
@@ -303,7 +323,7 @@ def _steps(card: dict) -> list[dict]:
 
 @router.get("/progress", response_class=HTMLResponse)
 def progress_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["progress"])
     if me.redirect:
         return me.redirect
     data = _my_cards(request, me)
@@ -325,7 +345,7 @@ def _filters(request: Request) -> tuple[int | None, str | None]:
 
 @router.get("/insurance", response_class=HTMLResponse)
 def insurance_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["insurance"])
     if me.redirect:
         return me.redirect
     year, kind = _filters(request)
@@ -351,7 +371,7 @@ def _csv_query(year: int | None, kind: str | None) -> str:
 
 @router.get("/insurance.csv")
 def insurance_csv(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["insurance"])
     if me.redirect:
         return me.redirect
     year, kind = _filters(request)
@@ -474,7 +494,7 @@ def _medical_account(app: App, actor: Actor) -> dict | None:
 
 @router.get("/medical", response_class=HTMLResponse)
 def medical_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["medical"])
     if me.redirect:
         return me.redirect
     account = _medical_account(_app(request), me.actor)
@@ -494,20 +514,20 @@ def _loss_context(request: Request, me: Me) -> dict:
 
 @router.get("/loss", response_class=HTMLResponse)
 def loss_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["loss"])
     if me.redirect:
         return me.redirect
     return _page(request, "loss.html", me, "loss", _loss_context(request, me))
 
 
 @router.post("/loss/report", response_class=HTMLResponse)
-@form_page()
+@form_page(runs=("portal.own_card", "ss_loss.report_temporary", "person.cards"))
 def loss_report(request: Request, me: Me, form: dict) -> Response:
     return _loss_action(request, me, form, "report")
 
 
 @router.post("/loss/cancel", response_class=HTMLResponse)
-@form_page()
+@form_page(runs=("portal.own_card", "ss_loss.cancel", "person.cards"))
 def loss_cancel(request: Request, me: Me, form: dict) -> Response:
     return _loss_action(request, me, form, "cancel")
 
@@ -550,14 +570,14 @@ def _form_key(form: dict) -> str | None:
 
 @router.get("/password", response_class=HTMLResponse)
 def password_page(request: Request) -> Response:
-    me = _me(request, allow_must_change=True)
+    me = _me(request, runs=RUNS["password"])
     if me.redirect:
         return me.redirect
     return _page(request, "password.html", me, "password", {})
 
 
 @router.post("/password/query", response_class=HTMLResponse)
-@form_page(allow_must_change=True)
+@form_page(runs=("query_password.change",))
 def change_query_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
@@ -575,7 +595,7 @@ def change_query_password(request: Request, me: Me, form: dict) -> Response:
 
 
 @router.post("/password/ss", response_class=HTMLResponse)
-@form_page()
+@form_page(runs=("portal.own_card", "ss_password.change"))
 def change_ss_password(request: Request, me: Me, form: dict) -> Response:
     app = _app(request)
     try:
@@ -594,7 +614,7 @@ def change_ss_password(request: Request, me: Me, form: dict) -> Response:
 
 @router.get("/access", response_class=HTMLResponse)
 def access_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["access"])
     if me.redirect:
         return me.redirect
     data = audit.about_me(_app(request), me.actor)
@@ -628,14 +648,14 @@ def _certificate_page(request: Request, me: Me, error: str = "", status_code: in
 
 @router.get("/certificate", response_class=HTMLResponse)
 def certificate_page(request: Request) -> Response:
-    me = _me(request)
+    me = _me(request, runs=RUNS["certificate"])
     if me.redirect:
         return me.redirect
     return _certificate_page(request, me)
 
 
 @router.post("/certificate")
-@form_page()
+@form_page(runs=("certificates.issue",))
 def certificate_issue(request: Request, me: Me, form: dict) -> Response:
     """Issue and download at once: the PDF is the answer (the code is in it and nowhere else in clear)."""
     app = _app(request)
@@ -658,7 +678,7 @@ def _verify_page(request: Request, code: str = "", result: dict | None = None, e
     if me.redirect is not None:
         me = Me()  # a stale or half-finished session: the public page shows no portal menu
     return render(request, "portal/verify.html", {
-        "me": me, "nav": NAV, "active": "", "csrf_token": me.csrf, "code": code, "result": result,
+        "me": me, "nav": _nav(me), "active": "", "csrf_token": me.csrf, "code": code, "result": result,
         "error": error,
     }, status_code=status_code)
 
