@@ -57,8 +57,11 @@ def test_first_login_with_the_initial_password_forces_a_change(live_server, page
     assert page.url.endswith("/portal/password")
     assert page.get_by_role("alert").inner_text().startswith("您正在使用初始信息查询密码")
     page.goto(live_server.url + "/portal/insurance")
-    assert page.url.endswith("/portal/password")  # nothing else before the change
-    assert page.get_by_role("link", name="我的卡").count() == 0
+    assert page.url.endswith("/portal/password")  # nothing else before the change but the card and its loss
+    assert page.get_by_role("link", name="参保缴费").count() == 0
+    page.get_by_role("navigation").get_by_role("link", name="挂失").click()
+    assert page.url.endswith("/portal/loss") and page.get_by_role("button", name="临时挂失").is_visible()
+    page.get_by_role("navigation").get_by_role("link", name="修改密码").click()
     screenshot(page, "portal-forced-change")
     page.get_by_label("原密码").fill(initial_password(card.card_number))
     page.get_by_label("新密码", exact=True).fill(NEW_QUERY_PASSWORD)
