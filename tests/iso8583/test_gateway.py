@@ -451,3 +451,25 @@ def test_a_connection_sending_only_unreadable_messages_is_closed_after_three(cit
             good = gateway_module.decode(exchange(gateway_module.encode(
                 atm.message("balance", card.pan, None, PIN), atm.tak)))
             assert good["39"] == "00"
+
+
+def test_a_message_whose_mti_is_no_request_is_not_answered_and_never_ends_in_a_traceback(city, app, atm, caplog):
+    """Session 27's probe: an MTI whose third digit is 9 (0290, 0190, from any terminal, known or not, MAC or
+    none) made the answer's MTI five characters (`0210` + 1 = `02100`), which pyiso8583 refused: the
+    connection ended in asyncio's "Unhandled exception in client_connected_cb" with a traceback, no answer;
+    `02A0` did the same with a ValueError, and `0 00` or `0210` (an answer sent back) were "answered" `0 10` and
+    `0220`. A request (third digit 0) or an advice (2) of four ASCII digits is answered; anything else is no
+    message this gateway answers: the connection is closed without a word, and the gateway serves on."""
+    card = activated(city, opening_fen=1_000)
+    with caplog.at_level(logging.INFO):
+        for mti in ("0290", "0190", "02A0", "0 00", "0210", "0230", "0810"):
+            for mac in (True, False):
+                doc = atm.message("balance", card.pan, None, PIN) | {"t": mti}
+                with pytest.raises(ConnectionError):
+                    atm.send(doc, mac=mac)
+                atm.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "not a request" in caplog.text
+    assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0400"})["t"] == "0410"
+    assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0420"})["39"] == "40"
+    assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"

@@ -11,6 +11,8 @@ What a terminal sends (ASCII, ISO 8583:1987, pyiso8583's default ASCII field for
 - Anything else (0100 authorizations, 0400 reversals, ...) is answered with response code 40, "function
   not supported": a terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
   the frame answers from its first answer, instead of reversing it.
+- An MTI that is neither a request (third digit 0) nor an advice (2), or not four digits (an answer sent
+  back, 0210; an acknowledgement, 0x9x), is not answered: the connection is closed.
 
 Guarantees, each from the frame or from here once for every message:
 - a message is only acted on when its MAC verifies under the terminal's MAC key (A0 otherwise: nothing
@@ -142,11 +144,17 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
     except FormatError as exc:
         mti = raw[:4].decode("ascii", "replace")
         log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if ascii_digits(mti) else "?")
-        if len(raw) >= 4 and ascii_digits(mti) and mti[2] in "02":  # a request or an advice: answered
-            return Unreadable(encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None))
+        answer_mti = _answer_mti(mti)
+        if answer_mti is not None:  # a request or an advice: answered
+            return Unreadable(encode({"t": answer_mti, "39": FORMAT_ERROR}, None))
         return None
     mti = doc["t"]
-    reply = {"t": _answer_mti(mti), **{k: doc[k] for k in ECHOED if k in doc}}
+    answer_mti = _answer_mti(mti)
+    if answer_mti is None:
+        log.info("iso8583 mti=%s is not a request nor an advice: not answered, connection closed",
+                 mti if ascii_digits(mti) else "?")
+        return None
+    reply = {"t": answer_mti, **{k: doc[k] for k in ECHOED if k in doc}}
     code = str(doc.get("41", "")).strip()
     actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
     if actor is None:
@@ -264,8 +272,13 @@ def _authorization_id(transfer_id: str) -> str:
     return transfer_id.replace("-", "")[-6:].upper().rjust(6, "0")
 
 
-def _answer_mti(mti: str) -> str:
-    """0200 -> 0210, 0201 -> 0210, 0800 -> 0810: the answer's class of the request's."""
+def _answer_mti(mti: str) -> str | None:
+    """0200 -> 0210, 0201 -> 0210, 0420 -> 0430, 0800 -> 0810: the answer's class of the request's; None for
+    an MTI that is not four ASCII digits naming a request (third digit 0) or an advice (2). An answer (0210),
+    an acknowledgement (0x8x, 0x9x) or a notification is answered by nothing: session 27's probe sent 0290,
+    whose answer's MTI came out five characters (`02100`) and ended the connection in a traceback."""
+    if len(mti) != 4 or not ascii_digits(mti) or mti[2] not in "02":
+        return None
     return mti[:2] + str(int(mti[2]) + 1) + "0"
 
 
