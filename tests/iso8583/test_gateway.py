@@ -473,3 +473,27 @@ def test_a_message_whose_mti_is_no_request_is_not_answered_and_never_ends_in_a_t
     assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0400"})["t"] == "0410"
     assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0420"})["39"] == "40"
     assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"
+
+
+def test_a_terminal_lookup_that_fails_is_answered_96_and_the_connection_serves_on(city, app, atm, monkeypatch, caplog):
+    """Session 27's probe: the terminal's lookup (field 41, before its MAC is checked) is the one database
+    call outside the frame's error handling; when it failed (a database gone away, a pool exhausted) the
+    message was not answered at all: asyncio's "Unhandled exception in client_connected_cb" ended the
+    connection, and a terminal waiting for its answer had to time out. Now it is answered 96 (system
+    malfunction, without a MAC: the terminal is not known yet), the traceback is in the gateway's own log,
+    and the connection serves the next message."""
+    from sqlalchemy.exc import OperationalError
+
+    card = activated(city, opening_fen=1_000)
+
+    def gone(_app, _code):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(staff, "actor_for_terminal", gone)
+    with caplog.at_level(logging.INFO):
+        failed = atm.send(atm.message("balance", card.pan, None, PIN))
+    assert failed["39"] == "96" and "64" not in failed
+    assert "iso8583 terminal lookup failed" in caplog.text
+    assert not [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
+    monkeypatch.undo()
+    assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"  # the same connection

@@ -156,7 +156,12 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         return None
     reply = {"t": answer_mti, **{k: doc[k] for k in ECHOED if k in doc}}
     code = str(doc.get("41", "")).strip()
-    actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
+    try:
+        actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
+    except Exception:  # noqa: BLE001  (the database gone away): answered, not a dropped connection
+        log.exception("iso8583 terminal lookup failed")
+        _log(doc, SYSTEM_ERROR)
+        return encode(reply | {"39": SYSTEM_ERROR}, None)  # no MAC: the terminal is not known yet
     if actor is None:
         _log(doc, UNKNOWN_TERMINAL)
         return encode(reply | {"39": UNKNOWN_TERMINAL}, None)
