@@ -497,3 +497,58 @@ def test_a_terminal_lookup_that_fails_is_answered_96_and_the_connection_serves_o
     assert not [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
     monkeypatch.undo()
     assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"  # the same connection
+
+
+def test_connections_are_bounded_below_the_open_file_limit_so_new_ones_are_refused_not_left_unaccepted(tmp_path):
+    """Session 27's probe, on a gateway whose open-file limit was the usual soft 1,024 (a systemd service's
+    default): 1,100 connections with no key between them, each sending one message from an unknown terminal
+    (answered 03, then idle for 300 s), left the process without file descriptors long before
+    MAX_CONNECTIONS (2,000): accept() failed with EMFILE, asyncio logged "out of system resource" with a
+    traceback ~800 times a second (7 MB of log in 20 s), and a real terminal's new connection was never
+    accepted (it timed out) while the attacker held on. The bound is now kept below the process's open-file
+    limit (with room for the database and the logs): past it a new connection is accepted and closed at
+    once, and the log has no EMFILE. Run in a process of its own, whose limit the test sets low."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import asyncio, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))\n"
+        "from sscard.iso8583 import server\n"
+        "async def main():\n"
+        "    gw = await server.start(None, '127.0.0.1', 0)\n"
+        "    print(gw.sockets[0].getsockname()[1], flush=True)\n"
+        "    async with gw:\n"
+        "        await asyncio.sleep(30)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, text=True)
+    held: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        unaccepted = 0
+        for _ in range(450):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                unaccepted += 1  # (the old code: refused or timed out once the process had no files left)
+        time.sleep(1.5)
+        kept = closed = 0
+        for sock in held:
+            sock.settimeout(0.05)
+            try:
+                closed += sock.recv(1) == b""
+            except TimeoutError:
+                kept += 1  # open: waiting for its first message
+        assert unaccepted == 0 and 16 <= kept <= 400 - 100 and kept + closed == 450, (unaccepted, kept, closed)
+        time.sleep(0.5)
+    finally:
+        for sock in held:
+            sock.close()
+        proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert "out of system resource" not in err and "Too many open files" not in err, err[-2000:]

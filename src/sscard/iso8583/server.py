@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import struct
 from typing import Any
 
@@ -20,6 +21,33 @@ UNREADABLE_IN_A_ROW = 3  # messages answered 30 as undecodable, one after anothe
 #                         without this bound kept its connection for the idle time
 MAX_CONNECTIONS = 2_000  # open at once: one a terminal (a city's ATMs and POS of one bank reach a few
 #                          thousand through their concentrators); past it a new connection is closed at once
+BACKLOG = 100  # connections the kernel queues for accept(); asyncio accepts up to this many in one go, each a
+#               file, before the handlers that close those past the bound have run
+FILES_KEPT = 64  # open files kept for everything but connections (database, logs, the listening socket), at
+#                  least, and a quarter of the process's limit, besides BACKLOG: `connection_bound`
+
+
+def connection_bound(max_connections: int, open_files: int) -> int:
+    """How many connections may be open at once in a process that may open `open_files` files: each holds
+    one. Past the process's limit accept() fails (EMFILE): asyncio logged it with a traceback hundreds of
+    times a second and accepted nothing, so a real terminal's connection waited unaccepted (session 27's
+    probe: 1,100 keyless connections under the usual soft limit of 1,024, far below MAX_CONNECTIONS)."""
+    kept = BACKLOG + max(FILES_KEPT, open_files // 4)
+    return max(1, min(max_connections, open_files - kept))
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise this process's soft open-file limit toward `wanted` (never past its hard limit): the gateway's
+    process, which holds a file per connection. Returns the soft limit in effect."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -61,7 +89,12 @@ async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNE
     """Listen; the caller keeps the server (`async with`) and its App. At most `max_connections` are open at
     once: session 24's probe held 15,000 idle connections, bounded only by the process's open files, which
     a gateway shares with its database connections and log files; past the bound a new one is closed at
-    once (the terminals connected are still answered)."""
+    once (the terminals connected are still answered). The bound is kept below the process's open-file
+    limit (`connection_bound`), which would otherwise be reached first."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and connection_bound(max_connections, soft) < max_connections:
+        max_connections = connection_bound(max_connections, soft)
+        log.warning("iso8583: at most %d connections at once (the process may open %d files)", max_connections, soft)
     open_now = 0
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -76,11 +109,12 @@ async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNE
         finally:
             open_now -= 1
 
-    return await asyncio.start_server(accept, host, port)
+    return await asyncio.start_server(accept, host, port, backlog=BACKLOG)
 
 
 def serve(app: Any, host: str, port: int) -> None:
     async def run() -> None:
+        raise_open_files(MAX_CONNECTIONS * 2)  # (connection_bound keeps a quarter for the rest)
         server = await start(app, host, port)
         names = ", ".join(str(s.getsockname()) for s in server.sockets)
         log.warning("iso8583 gateway listening on %s", names)
