@@ -552,3 +552,21 @@ def test_connections_are_bounded_below_the_open_file_limit_so_new_ones_are_refus
         proc.kill()
         _out, err = proc.communicate(timeout=10)
     assert "out of system resource" not in err and "Too many open files" not in err, err[-2000:]
+
+
+def test_on_the_29th_of_february_a_terminals_messages_are_taken(city, app, atm, clock):
+    """Session 27's probe: field 7 (MMDDhhmmss, no year) was read in the year before, this year and the next,
+    and the first of them in which the date did not exist ended the reading as stale: on 29 February 2028
+    the year before (2027) has no such day, so every financial message of that day was refused 30, in every
+    ATM and POS of the city, and so was one stamped 23:59 on the 29th answered just after midnight. A date
+    that does not exist in one candidate year is read in the others."""
+    from sscard.iso8583.gateway import fresh
+
+    assert fresh("0229120000", datetime(2028, 2, 29, 12, 0, 30, tzinfo=UTC))
+    assert fresh("0229235959", datetime(2028, 3, 1, 0, 0, 30, tzinfo=UTC))
+    assert not fresh("0229120000", datetime(2027, 3, 1, 12, 0, tzinfo=UTC))  # no 29 February near 2027
+    card = activated(city, opening_fen=50_000)
+    clock.set(datetime(2028, 2, 29, 9, 30, tzinfo=UTC))
+    answer = atm.send(atm.message("withdraw", card.pan, 10_000, PIN))
+    assert answer["39"] == "00" and answer["7"].startswith("0229")
+    assert balance_of(app, card.pan) == 40_000

@@ -240,7 +240,9 @@ def _numeric(value: Any, length: int) -> bool:
 
 def fresh(field7: str, now: datetime) -> bool:
     """Field 7 (MMDDhhmmss, UTC, no year) names a moment within FRESH of `now` (the year that makes it
-    nearest: a message sent at 23:59:59 on 31 December answered on 1 January)."""
+    nearest: a message sent at 23:59:59 on 31 December answered on 1 January). A date one of those years
+    does not have (29 February) is read in the others: ending the reading there refused every message of
+    29 February 2028, which 2027 has not (session 27)."""
     if len(field7) != 10 or not ascii_digits(field7):
         return False
     month, day, hour, minute, second = (int(field7[i:i + 2]) for i in range(0, 10, 2))
@@ -248,7 +250,7 @@ def fresh(field7: str, now: datetime) -> bool:
         try:
             at = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         except ValueError:
-            return False
+            continue
         if abs(now - at) <= FRESH:
             return True
     return False
