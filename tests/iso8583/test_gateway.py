@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -24,15 +25,15 @@ from tests.ledger.helpers import PIN, activated, add_terminal, balance_of, invar
 pytestmark = pytest.mark.keys_required
 
 
-@pytest.fixture
-def gateway(city):
-    """The gateway on a free port, on an event loop of its own in a thread; stopped after the test."""
+@contextlib.contextmanager
+def serving(app, **kwargs):
+    """The gateway on a free port, on an event loop of its own in a thread; stopped at the end."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     box: dict = {}
 
     async def run() -> None:
-        box["server"] = await server.start(city.app, "127.0.0.1", 0)
+        box["server"] = await server.start(app, "127.0.0.1", 0, **kwargs)
         box["port"] = box["server"].sockets[0].getsockname()[1]
         started.set()
         async with box["server"]:
@@ -48,9 +49,17 @@ def gateway(city):
     thread = threading.Thread(target=lambda: loop.run_until_complete(run()), daemon=True)
     thread.start()
     assert started.wait(10)
-    yield box["port"]
-    loop.call_soon_threadsafe(box["server"].close)
-    thread.join(5)
+    try:
+        yield box["port"]
+    finally:
+        loop.call_soon_threadsafe(box["server"].close)
+        thread.join(5)
+
+
+@pytest.fixture
+def gateway(city):
+    with serving(city.app) as port:
+        yield port
 
 
 def terminal_of(city, port: int, code: str) -> Terminal:
@@ -373,33 +382,39 @@ def test_a_connection_that_never_sends_a_message_is_closed_after_the_read_time_n
     assert peer.written[2:6] == b"0210" and held
 
 
-def test_connections_past_the_bound_are_closed_at_once_and_a_freed_place_is_taken_again():
+def test_connections_past_the_bound_take_the_oldest_silent_ones_place_and_a_freed_place_is_taken_again():
     """Session 24's probe held 15,000 idle connections, bounded only by the process's open files. At most
-    `max_connections` are open at once; the next is closed as soon as it is accepted, and once one of the open
-    ones ends, a new connection is kept again (a terminal has its READ_SECONDS to send its first message)."""
+    `max_connections` are open at once. Past it (session 27) a new connection takes the place of the oldest
+    one on which no terminal's MAC has been seen (here: two that never said a word), which is closed; once
+    one of the open ones ends, a new connection is kept without closing anyone (a terminal has its
+    READ_SECONDS to send its first message)."""
     from tests.support import in_fresh_loop
 
-    async def probe() -> tuple[bytes, bytes | None]:
+    async def still_open(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), 0.5) != b""
+        except TimeoutError:
+            return True  # open, waiting for its first message
+
+    async def probe() -> tuple[list[bool], list[bool]]:
         gateway = await server.start(None, "127.0.0.1", 0, max_connections=2)
         port = gateway.sockets[0].getsockname()[1]
         async with gateway:
             held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-            reader, _writer = await asyncio.open_connection("127.0.0.1", port)
-            past = await asyncio.wait_for(reader.read(1), 2)  # closed at once: end of stream
-            held[0][1].close()
-            await asyncio.sleep(0.2)  # (the server sees the first one end)
-            again, _w = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                kept = await asyncio.wait_for(again.read(1), 0.5)
-            except TimeoutError:
-                kept = None  # still open, waiting for its first message
-            for _r, w in (*held[1:], (again, _w)):
+            await asyncio.sleep(0.1)
+            third = await asyncio.open_connection("127.0.0.1", port)
+            after_third = [await still_open(r) for r, _w in (*held, third)]
+            held[1][1].close()
+            await asyncio.sleep(0.2)  # (the server sees the second one end)
+            fourth = await asyncio.open_connection("127.0.0.1", port)
+            after_fourth = [await still_open(r) for r, _w in (third, fourth)]
+            for _r, w in (third, fourth):
                 w.close()
-            return past, kept
+            return after_third, after_fourth
 
-    past, kept = in_fresh_loop(probe)
-    assert past == b""
-    assert kept is None
+    after_third, after_fourth = in_fresh_loop(probe)
+    assert after_third == [False, True, True]  # the oldest silent one gave its place to the third
+    assert after_fourth == [True, True]  # a freed place: nobody closed
 
 
 def test_an_account_type_the_card_does_not_have_is_refused_and_moves_nothing(city, app, atm, pos):
@@ -569,4 +584,46 @@ def test_on_the_29th_of_february_a_terminals_messages_are_taken(city, app, atm, 
     clock.set(datetime(2028, 2, 29, 9, 30, tzinfo=UTC))
     answer = atm.send(atm.message("withdraw", card.pan, 10_000, PIN))
     assert answer["39"] == "00" and answer["7"].startswith("0229")
+    assert balance_of(app, card.pan) == 40_000
+
+
+def test_keyless_connections_holding_every_place_give_way_to_a_terminal_and_never_displace_one(city, app):
+    """Session 27's probe: connections with no key between them, each sending one message of an unknown
+    terminal (answered 03, then kept for the idle 300 s), took every place, and every real terminal that
+    connected after them was closed at once for as long as they held on. Now a new connection, when every
+    place is taken, takes the place of the oldest one on which no terminal's MAC has been seen; a terminal's
+    connection (its MAC verified) is never closed for a newcomer, and when every place is a terminal's the
+    newcomer is closed, as before."""
+    import socket
+    import struct
+
+    card = activated(city, opening_fen=50_000)
+    add_terminal(city, "ATM00001", "atm", outlet_code="GSB-001")
+    with serving(app, max_connections=3) as port:
+        first = terminal_of(city, port, "ATM00001")
+        assert first.send(first.message("balance", card.pan, None, PIN))["39"] == "00"  # a terminal's place
+        keyless = []
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            stranger = gateway_module.encode(first.message("balance", card.pan, None, PIN) | {"41": "NOSUCH01"}, None)
+            sock.sendall(struct.pack(">H", len(stranger)) + stranger)
+            (length,) = struct.unpack(">H", sock.recv(2))
+            assert gateway_module.decode(sock.recv(length))["39"] == "03"
+            keyless.append(sock)
+        late = terminal_of(city, port, "ATM00001")  # every place taken: two keyless, one a terminal's
+        late.stan = 100  # (the same terminal's other connection: its own STANs)
+        assert late.send(late.message("withdraw", card.pan, 10_000, PIN))["39"] == "00"  # (the old code: closed)
+        assert keyless[0].recv(10) == b""  # the oldest keyless one gave its place
+        assert first.send(first.message("balance", card.pan, None, PIN))["39"] == "00"  # still served
+        other = terminal_of(city, port, "ATM00001")
+        other.stan = 200
+        assert other.send(other.message("balance", card.pan, None, PIN))["39"] == "00"  # took the second's
+        assert keyless[1].recv(10) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as past:
+            assert past.recv(10) == b""  # every place a terminal's: the newcomer is closed
+        for term in (first, late, other):
+            assert term.send(term.message("balance", card.pan, None, PIN))["39"] == "00"
+            term.close()
+        for sock in keyless:
+            sock.close()
     assert balance_of(app, card.pan) == 40_000

@@ -97,6 +97,11 @@ class Unreadable(bytes):
     """The answer to a message that could not be decoded (39 = 30): the server counts them in a row."""
 
 
+class Authenticated(bytes):
+    """The answer to a message whose MAC verified under an active terminal's key: the server keeps its
+    connection as a terminal's (server.Slots: never closed to make room for a new one)."""
+
+
 class FormatError(ValueError):
     """A message that is not one this gateway reads (answered 30 when its MTI can be read)."""
 
@@ -173,13 +178,13 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         reply["70"] = doc.get("70", "301")
         result = APPROVED if reply["70"] in ("001", "002", "301") else NOT_SUPPORTED
         _log(doc, result)
-        return encode(reply | {"39": result}, tak)
+        return Authenticated(encode(reply | {"39": result}, tak))
     if mti not in ("0200", "0201"):
         _log(doc, NOT_SUPPORTED)
-        return encode(reply | {"39": NOT_SUPPORTED}, tak)
+        return Authenticated(encode(reply | {"39": NOT_SUPPORTED}, tak))
     reply.update(await _financial(app, actor, code, doc))
     _log(doc, reply["39"])
-    return encode(reply, tak)
+    return Authenticated(encode(reply, tak))
 
 
 async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import resource
 import struct
 from typing import Any
 
-from .gateway import MAX_MESSAGE_BYTES, Unreadable, answer
+from .gateway import MAX_MESSAGE_BYTES, Authenticated, Unreadable, answer
 
 log = logging.getLogger("sscard.iso8583")
 IDLE_SECONDS = 300.0  # a connection with no message for this long is closed (terminals send 0800 echoes)
@@ -50,7 +50,43 @@ def raise_open_files(wanted: int) -> int:
     return soft
 
 
-async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+class Slots:
+    """The open connections, as many as `bound`. Those on which no message has yet verified under a
+    terminal's MAC are unproven: when all places are taken, a new connection takes the place of the oldest
+    unproven one that is not being answered; only when every place is a terminal's is the new one closed.
+    Session 27's probe: 1,100 connections with no key between them, each sending one message of an unknown
+    terminal (answered 03, then kept for the idle 300 s), took every place, and each real terminal that
+    connected after them was closed at once for as long as they held on."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.open = 0
+        self.unproven: dict[asyncio.StreamWriter, float] = {}  # -> when it was accepted
+        self.busy: set[asyncio.StreamWriter] = set()  # a message of theirs is being answered
+
+    def admit(self, writer: asyncio.StreamWriter, now: float) -> bool:
+        if self.open >= self.bound:
+            idle = [(at, id(w), w) for w, at in self.unproven.items() if w not in self.busy]
+            if not idle:
+                log.warning("iso8583: %d connections open, every one a terminal's: a new one closed", self.open)
+                return False
+            oldest = min(idle)[2]
+            del self.unproven[oldest]
+            log.warning("iso8583: %d connections open: the oldest on which no terminal's MAC was seen closed "
+                        "for a new one", self.open)
+            oldest.transport.abort()  # (its handler ends and gives its place back)
+        self.open += 1
+        self.unproven[writer] = now
+        return True
+
+    def release(self, writer: asyncio.StreamWriter) -> None:
+        self.open -= 1
+        self.unproven.pop(writer, None)
+        self.busy.discard(writer)
+
+
+async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      slots: Slots | None = None) -> None:
     wait = READ_SECONDS  # for the first message; IDLE_SECONDS between messages once one came
     unreadable = 0
     try:
@@ -65,9 +101,17 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return
             wait = IDLE_SECONDS
-            out = await answer(app, raw)
+            if slots is not None:
+                slots.busy.add(writer)
+            try:
+                out = await answer(app, raw)
+            finally:
+                if slots is not None:
+                    slots.busy.discard(writer)
             if out is None:
                 return
+            if slots is not None and isinstance(out, Authenticated):
+                slots.unproven.pop(writer, None)  # a terminal's connection: never closed for a new one
             unreadable = unreadable + 1 if isinstance(out, Unreadable) else 0
             writer.write(struct.pack(">H", len(out)) + out)
             try:
@@ -95,19 +139,16 @@ async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNE
     if soft != resource.RLIM_INFINITY and connection_bound(max_connections, soft) < max_connections:
         max_connections = connection_bound(max_connections, soft)
         log.warning("iso8583: at most %d connections at once (the process may open %d files)", max_connections, soft)
-    open_now = 0
+    slots = Slots(max_connections)
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal open_now
-        if open_now >= max_connections:
-            log.warning("iso8583: %d connections open, the most allowed: a new one closed", open_now)
+        if not slots.admit(writer, asyncio.get_running_loop().time()):
             writer.transport.abort()
             return
-        open_now += 1
         try:
-            await _connection(app, reader, writer)
+            await _connection(app, reader, writer, slots)
         finally:
-            open_now -= 1
+            slots.release(writer)
 
     return await asyncio.start_server(accept, host, port, backlog=BACKLOG)
 
