@@ -20,7 +20,8 @@ UNREADABLE_IN_A_ROW = 3  # messages answered 30 as undecodable, one after anothe
 #                         closed: a terminal that has lost its framing or its spec sends nothing else, and
 #                         without this bound kept its connection for the idle time
 MAX_CONNECTIONS = 2_000  # open at once: one a terminal (a city's ATMs and POS of one bank reach a few
-#                          thousand through their concentrators); past it a new connection is closed at once
+#                          thousand through their concentrators); past it a new connection takes the place
+#                          of the oldest one no terminal has shown its MAC on, or is closed at once (Slots)
 BACKLOG = 100  # connections the kernel queues for accept(); asyncio accepts up to this many in one go, each a
 #               file, before the handlers that close those past the bound have run
 FILES_KEPT = 64  # open files kept for everything but connections (database, logs, the listening socket), at
@@ -132,9 +133,10 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
 async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> asyncio.Server:
     """Listen; the caller keeps the server (`async with`) and its App. At most `max_connections` are open at
     once: session 24's probe held 15,000 idle connections, bounded only by the process's open files, which
-    a gateway shares with its database connections and log files; past the bound a new one is closed at
-    once (the terminals connected are still answered). The bound is kept below the process's open-file
-    limit (`connection_bound`), which would otherwise be reached first."""
+    a gateway shares with its database connections and log files; past the bound a new one takes the place
+    of the oldest connection no terminal has shown its MAC on, or is closed at once when every place is a
+    terminal's (`Slots`; the terminals connected are still answered). The bound is kept below the process's
+    open-file limit (`connection_bound`), which would otherwise be reached first."""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and connection_bound(max_connections, soft) < max_connections:
         max_connections = connection_bound(max_connections, soft)
