@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
@@ -24,15 +25,15 @@ from tests.ledger.helpers import PIN, activated, add_terminal, balance_of, invar
 pytestmark = pytest.mark.keys_required
 
 
-@pytest.fixture
-def gateway(city):
-    """The gateway on a free port, on an event loop of its own in a thread; stopped after the test."""
+@contextlib.contextmanager
+def serving(app, **kwargs):
+    """The gateway on a free port, on an event loop of its own in a thread; stopped at the end."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     box: dict = {}
 
     async def run() -> None:
-        box["server"] = await server.start(city.app, "127.0.0.1", 0)
+        box["server"] = await server.start(app, "127.0.0.1", 0, **kwargs)
         box["port"] = box["server"].sockets[0].getsockname()[1]
         started.set()
         async with box["server"]:
@@ -48,9 +49,17 @@ def gateway(city):
     thread = threading.Thread(target=lambda: loop.run_until_complete(run()), daemon=True)
     thread.start()
     assert started.wait(10)
-    yield box["port"]
-    loop.call_soon_threadsafe(box["server"].close)
-    thread.join(5)
+    try:
+        yield box["port"]
+    finally:
+        loop.call_soon_threadsafe(box["server"].close)
+        thread.join(5)
+
+
+@pytest.fixture
+def gateway(city):
+    with serving(city.app) as port:
+        yield port
 
 
 def terminal_of(city, port: int, code: str) -> Terminal:
@@ -373,33 +382,39 @@ def test_a_connection_that_never_sends_a_message_is_closed_after_the_read_time_n
     assert peer.written[2:6] == b"0210" and held
 
 
-def test_connections_past_the_bound_are_closed_at_once_and_a_freed_place_is_taken_again():
+def test_connections_past_the_bound_take_the_oldest_silent_ones_place_and_a_freed_place_is_taken_again():
     """Session 24's probe held 15,000 idle connections, bounded only by the process's open files. At most
-    `max_connections` are open at once; the next is closed as soon as it is accepted, and once one of the open
-    ones ends, a new connection is kept again (a terminal has its READ_SECONDS to send its first message)."""
+    `max_connections` are open at once. Past it (session 27) a new connection takes the place of the oldest
+    one on which no terminal's MAC has been seen (here: two that never said a word), which is closed; once
+    one of the open ones ends, a new connection is kept without closing anyone (a terminal has its
+    READ_SECONDS to send its first message)."""
     from tests.support import in_fresh_loop
 
-    async def probe() -> tuple[bytes, bytes | None]:
+    async def still_open(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), 0.5) != b""
+        except TimeoutError:
+            return True  # open, waiting for its first message
+
+    async def probe() -> tuple[list[bool], list[bool]]:
         gateway = await server.start(None, "127.0.0.1", 0, max_connections=2)
         port = gateway.sockets[0].getsockname()[1]
         async with gateway:
             held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-            reader, _writer = await asyncio.open_connection("127.0.0.1", port)
-            past = await asyncio.wait_for(reader.read(1), 2)  # closed at once: end of stream
-            held[0][1].close()
-            await asyncio.sleep(0.2)  # (the server sees the first one end)
-            again, _w = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                kept = await asyncio.wait_for(again.read(1), 0.5)
-            except TimeoutError:
-                kept = None  # still open, waiting for its first message
-            for _r, w in (*held[1:], (again, _w)):
+            await asyncio.sleep(0.1)
+            third = await asyncio.open_connection("127.0.0.1", port)
+            after_third = [await still_open(r) for r, _w in (*held, third)]
+            held[1][1].close()
+            await asyncio.sleep(0.2)  # (the server sees the second one end)
+            fourth = await asyncio.open_connection("127.0.0.1", port)
+            after_fourth = [await still_open(r) for r, _w in (third, fourth)]
+            for _r, w in (third, fourth):
                 w.close()
-            return past, kept
+            return after_third, after_fourth
 
-    past, kept = in_fresh_loop(probe)
-    assert past == b""
-    assert kept is None
+    after_third, after_fourth = in_fresh_loop(probe)
+    assert after_third == [False, True, True]  # the oldest silent one gave its place to the third
+    assert after_fourth == [True, True]  # a freed place: nobody closed
 
 
 def test_an_account_type_the_card_does_not_have_is_refused_and_moves_nothing(city, app, atm, pos):
@@ -451,3 +466,164 @@ def test_a_connection_sending_only_unreadable_messages_is_closed_after_three(cit
             good = gateway_module.decode(exchange(gateway_module.encode(
                 atm.message("balance", card.pan, None, PIN), atm.tak)))
             assert good["39"] == "00"
+
+
+def test_a_message_whose_mti_is_no_request_is_not_answered_and_never_ends_in_a_traceback(city, app, atm, caplog):
+    """Session 27's probe: an MTI whose third digit is 9 (0290, 0190, from any terminal, known or not, MAC or
+    none) made the answer's MTI five characters (`0210` + 1 = `02100`), which pyiso8583 refused: the
+    connection ended in asyncio's "Unhandled exception in client_connected_cb" with a traceback, no answer;
+    `02A0` did the same with a ValueError, and `0 00` or `0210` (an answer sent back) were "answered" `0 10` and
+    `0220`. A request (third digit 0) or an advice (2) of four ASCII digits is answered; anything else is no
+    message this gateway answers: the connection is closed without a word, and the gateway serves on."""
+    card = activated(city, opening_fen=1_000)
+    with caplog.at_level(logging.INFO):
+        for mti in ("0290", "0190", "02A0", "0 00", "0210", "0230", "0810"):
+            for mac in (True, False):
+                doc = atm.message("balance", card.pan, None, PIN) | {"t": mti}
+                with pytest.raises(ConnectionError):
+                    atm.send(doc, mac=mac)
+                atm.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "not a request" in caplog.text
+    assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0400"})["t"] == "0410"
+    assert atm.send(atm.message("balance", card.pan, None, PIN) | {"t": "0420"})["39"] == "40"
+    assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"
+
+
+def test_a_terminal_lookup_that_fails_is_answered_96_and_the_connection_serves_on(city, app, atm, monkeypatch, caplog):
+    """Session 27's probe: the terminal's lookup (field 41, before its MAC is checked) is the one database
+    call outside the frame's error handling; when it failed (a database gone away, a pool exhausted) the
+    message was not answered at all: asyncio's "Unhandled exception in client_connected_cb" ended the
+    connection, and a terminal waiting for its answer had to time out. Now it is answered 96 (system
+    malfunction, without a MAC: the terminal is not known yet), the traceback is in the gateway's own log,
+    and the connection serves the next message."""
+    from sqlalchemy.exc import OperationalError
+
+    card = activated(city, opening_fen=1_000)
+
+    def gone(_app, _code):
+        raise OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(staff, "actor_for_terminal", gone)
+    with caplog.at_level(logging.INFO):
+        failed = atm.send(atm.message("balance", card.pan, None, PIN))
+    assert failed["39"] == "96" and "64" not in failed
+    assert "iso8583 terminal lookup failed" in caplog.text
+    assert not [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.ERROR]
+    monkeypatch.undo()
+    assert atm.send(atm.message("balance", card.pan, None, PIN))["39"] == "00"  # the same connection
+
+
+def test_connections_are_bounded_below_the_open_file_limit_so_new_ones_are_refused_not_left_unaccepted(tmp_path):
+    """Session 27's probe, on a gateway whose open-file limit was the usual soft 1,024 (a systemd service's
+    default): 1,100 connections with no key between them, each sending one message from an unknown terminal
+    (answered 03, then idle for 300 s), left the process without file descriptors long before
+    MAX_CONNECTIONS (2,000): accept() failed with EMFILE, asyncio logged "out of system resource" with a
+    traceback ~800 times a second (7 MB of log in 20 s), and a real terminal's new connection was never
+    accepted (it timed out) while the attacker held on. The bound is now kept below the process's open-file
+    limit (with room for the database and the logs): past it a new connection is accepted and closed at
+    once, and the log has no EMFILE. Run in a process of its own, whose limit the test sets low."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import asyncio, resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (400, 400))\n"
+        "from sscard.iso8583 import server\n"
+        "async def main():\n"
+        "    gw = await server.start(None, '127.0.0.1', 0)\n"
+        "    print(gw.sockets[0].getsockname()[1], flush=True)\n"
+        "    async with gw:\n"
+        "        await asyncio.sleep(30)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, text=True)
+    held: list[socket.socket] = []
+    try:
+        port = int(proc.stdout.readline())
+        unaccepted = 0
+        for _ in range(450):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                unaccepted += 1  # (the old code: refused or timed out once the process had no files left)
+        time.sleep(1.5)
+        kept = closed = 0
+        for sock in held:
+            sock.settimeout(0.05)
+            try:
+                closed += sock.recv(1) == b""
+            except TimeoutError:
+                kept += 1  # open: waiting for its first message
+        assert unaccepted == 0 and 16 <= kept <= 400 - 100 and kept + closed == 450, (unaccepted, kept, closed)
+        time.sleep(0.5)
+    finally:
+        for sock in held:
+            sock.close()
+        proc.kill()
+        _out, err = proc.communicate(timeout=10)
+    assert "out of system resource" not in err and "Too many open files" not in err, err[-2000:]
+
+
+def test_on_the_29th_of_february_a_terminals_messages_are_taken(city, app, atm, clock):
+    """Session 27's probe: field 7 (MMDDhhmmss, no year) was read in the year before, this year and the next,
+    and the first of them in which the date did not exist ended the reading as stale: on 29 February 2028
+    the year before (2027) has no such day, so every financial message of that day was refused 30, in every
+    ATM and POS of the city, and so was one stamped 23:59 on the 29th answered just after midnight. A date
+    that does not exist in one candidate year is read in the others."""
+    from sscard.iso8583.gateway import fresh
+
+    assert fresh("0229120000", datetime(2028, 2, 29, 12, 0, 30, tzinfo=UTC))
+    assert fresh("0229235959", datetime(2028, 3, 1, 0, 0, 30, tzinfo=UTC))
+    assert not fresh("0229120000", datetime(2027, 3, 1, 12, 0, tzinfo=UTC))  # no 29 February near 2027
+    card = activated(city, opening_fen=50_000)
+    clock.set(datetime(2028, 2, 29, 9, 30, tzinfo=UTC))
+    answer = atm.send(atm.message("withdraw", card.pan, 10_000, PIN))
+    assert answer["39"] == "00" and answer["7"].startswith("0229")
+    assert balance_of(app, card.pan) == 40_000
+
+
+def test_keyless_connections_holding_every_place_give_way_to_a_terminal_and_never_displace_one(city, app):
+    """Session 27's probe: connections with no key between them, each sending one message of an unknown
+    terminal (answered 03, then kept for the idle 300 s), took every place, and every real terminal that
+    connected after them was closed at once for as long as they held on. Now a new connection, when every
+    place is taken, takes the place of the oldest one on which no terminal's MAC has been seen; a terminal's
+    connection (its MAC verified) is never closed for a newcomer, and when every place is a terminal's the
+    newcomer is closed, as before."""
+    import socket
+    import struct
+
+    card = activated(city, opening_fen=50_000)
+    add_terminal(city, "ATM00001", "atm", outlet_code="GSB-001")
+    with serving(app, max_connections=3) as port:
+        first = terminal_of(city, port, "ATM00001")
+        assert first.send(first.message("balance", card.pan, None, PIN))["39"] == "00"  # a terminal's place
+        keyless = []
+        for _ in range(2):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            stranger = gateway_module.encode(first.message("balance", card.pan, None, PIN) | {"41": "NOSUCH01"}, None)
+            sock.sendall(struct.pack(">H", len(stranger)) + stranger)
+            (length,) = struct.unpack(">H", sock.recv(2))
+            assert gateway_module.decode(sock.recv(length))["39"] == "03"
+            keyless.append(sock)
+        late = terminal_of(city, port, "ATM00001")  # every place taken: two keyless, one a terminal's
+        late.stan = 100  # (the same terminal's other connection: its own STANs)
+        assert late.send(late.message("withdraw", card.pan, 10_000, PIN))["39"] == "00"  # (the old code: closed)
+        assert keyless[0].recv(10) == b""  # the oldest keyless one gave its place
+        assert first.send(first.message("balance", card.pan, None, PIN))["39"] == "00"  # still served
+        other = terminal_of(city, port, "ATM00001")
+        other.stan = 200
+        assert other.send(other.message("balance", card.pan, None, PIN))["39"] == "00"  # took the second's
+        assert keyless[1].recv(10) == b""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as past:
+            assert past.recv(10) == b""  # every place a terminal's: the newcomer is closed
+        for term in (first, late, other):
+            assert term.send(term.message("balance", card.pan, None, PIN))["39"] == "00"
+            term.close()
+        for sock in keyless:
+            sock.close()
+    assert balance_of(app, card.pan) == 40_000

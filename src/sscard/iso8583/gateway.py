@@ -11,6 +11,8 @@ What a terminal sends (ASCII, ISO 8583:1987, pyiso8583's default ASCII field for
 - Anything else (0100 authorizations, 0400 reversals, ...) is answered with response code 40, "function
   not supported": a terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
   the frame answers from its first answer, instead of reversing it.
+- An MTI that is neither a request (third digit 0) nor an advice (2), or not four digits (an answer sent
+  back, 0210; an acknowledgement, 0x9x), is not answered: the connection is closed.
 
 Guarantees, each from the frame or from here once for every message:
 - a message is only acted on when its MAC verifies under the terminal's MAC key (A0 otherwise: nothing
@@ -95,6 +97,11 @@ class Unreadable(bytes):
     """The answer to a message that could not be decoded (39 = 30): the server counts them in a row."""
 
 
+class Authenticated(bytes):
+    """The answer to a message whose MAC verified under an active terminal's key: the server keeps its
+    connection as a terminal's (server.Slots: never closed to make room for a new one)."""
+
+
 class FormatError(ValueError):
     """A message that is not one this gateway reads (answered 30 when its MTI can be read)."""
 
@@ -142,13 +149,24 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
     except FormatError as exc:
         mti = raw[:4].decode("ascii", "replace")
         log.info("iso8583 unreadable message (%s) mti=%s", exc, mti if ascii_digits(mti) else "?")
-        if len(raw) >= 4 and ascii_digits(mti) and mti[2] in "02":  # a request or an advice: answered
-            return Unreadable(encode({"t": _answer_mti(mti), "39": FORMAT_ERROR}, None))
+        answer_mti = _answer_mti(mti)
+        if answer_mti is not None:  # a request or an advice: answered
+            return Unreadable(encode({"t": answer_mti, "39": FORMAT_ERROR}, None))
         return None
     mti = doc["t"]
-    reply = {"t": _answer_mti(mti), **{k: doc[k] for k in ECHOED if k in doc}}
+    answer_mti = _answer_mti(mti)
+    if answer_mti is None:
+        log.info("iso8583 mti=%s is not a request nor an advice: not answered, connection closed",
+                 mti if ascii_digits(mti) else "?")
+        return None
+    reply = {"t": answer_mti, **{k: doc[k] for k in ECHOED if k in doc}}
     code = str(doc.get("41", "")).strip()
-    actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
+    try:
+        actor = await asyncio.to_thread(staff.actor_for_terminal, app, code) if code else None
+    except Exception:  # noqa: BLE001  (the database gone away): answered, not a dropped connection
+        log.exception("iso8583 terminal lookup failed")
+        _log(doc, SYSTEM_ERROR)
+        return encode(reply | {"39": SYSTEM_ERROR}, None)  # no MAC: the terminal is not known yet
     if actor is None:
         _log(doc, UNKNOWN_TERMINAL)
         return encode(reply | {"39": UNKNOWN_TERMINAL}, None)
@@ -160,13 +178,13 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         reply["70"] = doc.get("70", "301")
         result = APPROVED if reply["70"] in ("001", "002", "301") else NOT_SUPPORTED
         _log(doc, result)
-        return encode(reply | {"39": result}, tak)
+        return Authenticated(encode(reply | {"39": result}, tak))
     if mti not in ("0200", "0201"):
         _log(doc, NOT_SUPPORTED)
-        return encode(reply | {"39": NOT_SUPPORTED}, tak)
+        return Authenticated(encode(reply | {"39": NOT_SUPPORTED}, tak))
     reply.update(await _financial(app, actor, code, doc))
     _log(doc, reply["39"])
-    return encode(reply, tak)
+    return Authenticated(encode(reply, tak))
 
 
 async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> dict[str, str]:
@@ -227,7 +245,9 @@ def _numeric(value: Any, length: int) -> bool:
 
 def fresh(field7: str, now: datetime) -> bool:
     """Field 7 (MMDDhhmmss, UTC, no year) names a moment within FRESH of `now` (the year that makes it
-    nearest: a message sent at 23:59:59 on 31 December answered on 1 January)."""
+    nearest: a message sent at 23:59:59 on 31 December answered on 1 January). A date one of those years
+    does not have (29 February) is read in the others: ending the reading there refused every message of
+    29 February 2028, which 2027 has not (session 27)."""
     if len(field7) != 10 or not ascii_digits(field7):
         return False
     month, day, hour, minute, second = (int(field7[i:i + 2]) for i in range(0, 10, 2))
@@ -235,7 +255,7 @@ def fresh(field7: str, now: datetime) -> bool:
         try:
             at = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
         except ValueError:
-            return False
+            continue
         if abs(now - at) <= FRESH:
             return True
     return False
@@ -264,8 +284,13 @@ def _authorization_id(transfer_id: str) -> str:
     return transfer_id.replace("-", "")[-6:].upper().rjust(6, "0")
 
 
-def _answer_mti(mti: str) -> str:
-    """0200 -> 0210, 0201 -> 0210, 0800 -> 0810: the answer's class of the request's."""
+def _answer_mti(mti: str) -> str | None:
+    """0200 -> 0210, 0201 -> 0210, 0420 -> 0430, 0800 -> 0810: the answer's class of the request's; None for
+    an MTI that is not four ASCII digits naming a request (third digit 0) or an advice (2). An answer (0210),
+    an acknowledgement (0x8x, 0x9x) or a notification is answered by nothing: session 27's probe sent 0290,
+    whose answer's MTI came out five characters (`02100`) and ended the connection in a traceback."""
+    if len(mti) != 4 or not ascii_digits(mti) or mti[2] not in "02":
+        return None
     return mti[:2] + str(int(mti[2]) + 1) + "0"
 
 
