@@ -19,7 +19,7 @@ from ..core.override import require_reason
 from ..core.roles import Role
 from ..core.states import BankStatus, SsStatus
 from ..models.counter import PowerOfAttorney, Reversal
-from ..models.foundation import AuditRecord, Card, StaffUser
+from ..models.foundation import AuditRecord, BankAccount, Card, StaffUser
 from . import card_lifecycle as lifecycle
 from . import lookup
 from .access import Scope
@@ -115,13 +115,16 @@ def reverse(op: Op, audit_record_id: int, reason: str) -> dict[str, Any]:
 
 def _card_moved(op: Op, record: AuditRecord, card: Card) -> str | None:
     """Why the card of a card action moved on since it (core.reversal.card_moved), or None."""
-    replaced = False
+    replaced = account_used = False
     if record.operation == "ss_loss.report_formal":
         from .loss import replacement_applied
 
         replaced = replacement_applied(op, card)
+    if record.operation == "card.apply_first":  # its account has a ledger account once money reached it
+        account_used = op.session.scalar(select(BankAccount.ledger_account_id)
+                                         .where(BankAccount.card_id == card.id)) is not None
     return rules.card_moved(_action(record), state=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
-                            in_batch=card.batch_id is not None, replaced=replaced)
+                            in_batch=card.batch_id is not None, replaced=replaced, account_used=account_used)
 
 
 def _reverse_card(op: Op, record: AuditRecord) -> str:
