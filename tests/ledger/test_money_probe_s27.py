@@ -44,3 +44,21 @@ def test_a_first_card_application_is_not_withdrawn_once_money_reached_its_accoun
         assert ledger.balance(s, account.ledger_account_id).posted == 12_345
         assert s.scalar(select(Card.ss_status).where(Card.card_number == applied["card_number"])) == "applied"
         assert ledger.check_invariants(s)["ok"]
+
+
+def test_the_ledger_check_names_a_closed_account_that_still_holds_money(city, app):
+    """`sscard account check` (ledger.check_invariants) now says when a closed bank account still holds money:
+    its sums add up, yet nobody can pay it out (how session 27's first finding went unseen)."""
+    pid, _ = city.new_person("王五")
+    applied = enrolment.apply_first_card(app, city.actor("clerk"), pid, "GSB", "C01")
+    pan = city.pan_of(applied["card_number"])
+    banking.credit_pension(app, SYSTEM_ACTOR, pan, 500, period="2026-12")
+    with app.db.session() as s:
+        assert ledger.check_invariants(s)["ok"]
+    with app.db.session() as s:  # as the reversal did before its fix: the account closed, the money left in it
+        s.get(BankAccount, _account_of(app, applied["card_number"]).id).status = "closed"
+    with app.db.session() as s:
+        report = ledger.check_invariants(s)
+    assert not report["ok"]
+    assert any("closed bank account" in p and "500 fen" in p for p in report["problems"])
+
