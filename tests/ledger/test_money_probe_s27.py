@@ -38,6 +38,8 @@ def test_a_first_card_application_is_not_withdrawn_once_money_reached_its_accoun
     with pytest.raises(SscardError) as err:
         reversal.reverse(app, city.actor("csup"), _record_of(app, "card.apply_first"), "应选建设银行")
     assert err.value.code == "not_reversible"
+    listed = reversal.candidates(app, city.actor("csup"))["actions"]
+    assert [a["why_not"] for a in listed if a["operation"] == "card.apply_first"] == ["money"]
     account = _account_of(app, applied["card_number"])
     assert account.status == "not_activated"
     with app.db.session() as s:
@@ -62,3 +64,26 @@ def test_the_ledger_check_names_a_closed_account_that_still_holds_money(city, ap
     assert not report["ok"]
     assert any("closed bank account" in p and "500 fen" in p for p in report["problems"])
 
+
+
+def test_a_first_card_whose_account_only_met_a_refused_transfer_is_still_withdrawn(city, app):
+    """A refused transfer to the new card's PAN (the payer short of money) opens its ledger account, empty: the
+    application is still withdrawn, and the empty ledger account is closed with the bank account."""
+    from .helpers import PIN, activated
+
+    payer = activated(city, name="李四", opening_fen=100)
+    pid, _ = city.new_person("王五")
+    applied = enrolment.apply_first_card(app, city.actor("clerk"), pid, "GSB", "C01")
+    pan = city.pan_of(applied["card_number"])
+    with pytest.raises(SscardError) as refused:
+        banking.transfer(app, city.actor("teller"), payer.pan, pan, 5_000, PIN)
+    assert refused.value.code == "insufficient_funds"
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "card.apply_first"), "应选建设银行")
+    account = _account_of(app, applied["card_number"])
+    assert account.status == "closed"
+    with app.db.session() as s:
+        if account.ledger_account_id is not None:
+            from sscard.models.ledger import LedgerAccount
+
+            assert s.get(LedgerAccount, account.ledger_account_id).closed
+        assert ledger.check_invariants(s)["ok"]

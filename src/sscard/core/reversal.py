@@ -20,8 +20,8 @@ How (each step is one of the card's own state machine events, core.states, so no
   cardholder asked for is not shortened);
 - a loss cancelled in error: the loss again (`report_temporary_loss` or `report_formal_loss`);
 - a first card applied for in error: the card `cancel`led and its not-yet-activated account closed, unless
-  money reached that account (a pension, a deposit, a transfer in: credits are taken before activation): the
-  bank closes it and pays the money out;
+  money reached that account (a pension, a deposit, a transfer in: credits are taken before activation), which
+  a withdrawal would leave in a closed account nobody can pay out;
 - a power of attorney recorded in error: revoked.
 """
 
@@ -68,8 +68,7 @@ WHY: dict[str, tuple[str, str]] = {
     "bank_side": ("该业务同时办理了银行账户挂失，请到银行办理", "the action also reported the bank account lost: "
                   "that side is undone at the bank"),
     "in_production": ("该卡已进入制卡批次", "the card is already in a production batch"),
-    "money": ("该卡的银行账户已有资金入账，请到银行办理销户", "money has reached the card's bank account: the bank "
-              "closes it and pays the money out"),
+    "money": ("该卡的银行账户已有资金入账", "money has reached the card's bank account"),
 }
 
 
