@@ -67,3 +67,27 @@ def test_the_same_accounts_pension_for_one_period_sent_at_once_under_two_keys_is
         t.join()
     assert sorted(map(str, answers)) == ["150000"] + ["pension_already_credited"] * 3
     assert balance_of(app, card.pan) == 150_000
+
+
+def test_no_terminal_can_take_an_accounts_pension_id_ahead_of_the_payer(city, app):
+    """Transfer ids are one namespace and a POS chooses its own (`transfer_id` on a payment): were a pension's
+    id guessable, a POS paying with that id first would have the account's month refused as already credited.
+    The id is keyed with the server's secret: nobody outside the server can name it."""
+    from sscard.services import batching
+
+    from .helpers import PIN, activated, balance_of, terminal
+
+    victim, payer = activated(city, name="张三"), activated(city, name="李四", opening_fen=10_000)
+    pos = terminal(city, "POS-1")
+    with app.db.session() as s:
+        from sqlalchemy import select
+
+        from sscard.models.foundation import BankAccount
+
+        victim_id = s.scalar(select(BankAccount.id).where(BankAccount.pan == victim.pan))
+    for guess in (f"pension-2026-11-{victim_id}", f"pension_2026-11_{victim_id}", f"pension-202611-{victim_id}"):
+        batching.call(app, banking.purchase, pos, payer.pan, 1, PIN, transfer_id=guess, idempotency_key=guess)
+    banking.credit_pension(app, SYSTEM_ACTOR, victim.pan, 150_000, "2026-11")  # (was: pension_already_credited)
+    assert balance_of(app, victim.pan) == 150_000
+    with app.db.session() as s:
+        assert ledger.check_invariants(s)["ok"]

@@ -16,6 +16,7 @@ pension credits, statements, freeze and close. Money moves only through services
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -645,16 +646,15 @@ def expire_pending(op: Op) -> dict[str, Any]:
 # ---------------------------------------------------------------- pension credit (system)
 
 
-def pension_transfer_id(account_id: int, period: str) -> str | None:
+def pension_transfer_id(op: Op, account_id: int, period: str) -> str | None:
     """The ledger transfer id of an account's pension for a period: one per account and period, so the
-    ledger's unique transfer id refuses a second (none without a period). Readable when the period allows
-    (`pension-2026-11-42`), else a digest of it (the ledger's ids are [A-Za-z0-9_-]{1,64})."""
+    ledger's unique transfer id refuses a second (none without a period). Keyed with the server's secret:
+    transfer ids are one namespace and a POS chooses its own (`transfer_id` on a payment), so an id anyone
+    could work out (`pension-2026-11-42`) let a POS take it first and the month be refused to its pensioner."""
     if not period:
         return None
-    readable = f"pension-{period}-{account_id}"
-    if ledger.TRANSFER_ID.fullmatch(readable):
-        return readable
-    return "pension-" + hashlib.sha256(f"{account_id}:{period}".encode()).hexdigest()[:48]
+    digest = hmac.new(op.app.settings.secret_key, f"pension\x00{account_id}\x00{period}".encode(), hashlib.sha256)
+    return "pension-" + digest.hexdigest()[:48]
 
 
 @operation("bank.credit_pension", roles={Role.SYSTEM}, scope=Scope.OWN, batched=True)
@@ -673,7 +673,7 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[
     payer = ledger.system_account(op, "pension_payer", kind="pension_payer")
     try:
         moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64],
-                                transfer_id=pension_transfer_id(account.id, period))
+                                transfer_id=pension_transfer_id(op, account.id, period))
     except SscardError as err:
         if err.code == "transfer_exists":
             raise SscardError("pension_already_credited") from None
