@@ -86,7 +86,8 @@ def test_the_pension_payers_file_credits_each_line_once_however_often_it_runs(ci
     month and PAN, so a second run credits nothing; a bad line is refused by number and the rest go on."""
     first, second = activated(city, name="张三"), activated(city, name="李四")
     listing = tmp_path / "2026-11.csv"
-    listing.write_text(f"pan,amount\n{first.pan},2345.60\n{second.pan},１０００\n{first.pan[:-1]}0,1.00\n"
+    mistyped = first.pan[:-1] + ("1" if first.pan.endswith("0") else "0")  # (a PAN ending in 0 was repeated)
+    listing.write_text(f"pan,amount\n{first.pan},2345.60\n{second.pan},１０００\n{mistyped},1.00\n"
                        f"{second.pan},-5\n", encoding="utf-8")
     for _run in range(2):
         out = cli("account", "pension", str(listing), "--period", "2026-11", "--json")

@@ -19,7 +19,9 @@ How (each step is one of the card's own state machine events, core.states, so no
   temporary loss before (it lapses after the policy's days from the reversal: the protection the
   cardholder asked for is not shortened);
 - a loss cancelled in error: the loss again (`report_temporary_loss` or `report_formal_loss`);
-- a first card applied for in error: the card `cancel`led and its not-yet-activated account closed;
+- a first card applied for in error: the card `cancel`led and its not-yet-activated account closed, unless
+  money reached that account (a pension, a deposit, a transfer in: credits are taken before activation), which
+  a withdrawal would leave in a closed account nobody can pay out;
 - a power of attorney recorded in error: revoked.
 """
 
@@ -66,6 +68,7 @@ WHY: dict[str, tuple[str, str]] = {
     "bank_side": ("该业务同时办理了银行账户挂失，请到银行办理", "the action also reported the bank account lost: "
                   "that side is undone at the bank"),
     "in_production": ("该卡已进入制卡批次", "the card is already in a production batch"),
+    "money": ("该卡的银行账户已有资金入账", "money has reached the card's bank account"),
 }
 
 
@@ -107,12 +110,16 @@ def why_not(action: Action, *, center_code: str, today: date, reversed_already: 
     return None
 
 
-def card_moved(action: Action, *, state: str, changed_at: datetime, in_batch: bool, replaced: bool) -> str | None:
+def card_moved(action: Action, *, state: str, changed_at: datetime, in_batch: bool, replaced: bool,
+               account_used: bool = False) -> str | None:
     """Why a card action can no longer be undone because its card moved on since (a WHY key), or None:
     another state, a later change (even one that came back to the same state), a production batch, a
-    replacement applied for."""
+    replacement applied for, or (a first card's application) money that reached the card's account: its
+    withdrawal closes the account, and a closed account's money could never be paid out (session 27)."""
     if action.operation == "card.apply_first" and in_batch:
         return "in_production"
+    if action.operation == "card.apply_first" and account_used:
+        return "money"
     if state != action.after or changed_at > action.at or replaced:
         return "changed"
     return None

@@ -15,6 +15,8 @@ pension credits, statements, freeze and close. Money moves only through services
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -58,6 +60,8 @@ register_messages({
         409, "启用期限已延长过一次，不能再次延长", "The activation window has already been extended once"),
     "extension_too_long": (422, "延长天数须在1至{max}天之间", "The extension must be 1 to {max} days"),
     "pin_not_set": (409, "尚未设置银行密码，请先启用金融功能", "No bank PIN is set: activate the account first"),
+    "pension_already_credited": (409, "该账户本期养老金已入账，不重复入账",
+                                 "This account's pension for the period has been credited already"),
 })
 
 PIN_PURPOSE = "bank_pin"
@@ -642,17 +646,38 @@ def expire_pending(op: Op) -> dict[str, Any]:
 # ---------------------------------------------------------------- pension credit (system)
 
 
+def pension_transfer_id(op: Op, account_id: int, period: str) -> str | None:
+    """The ledger transfer id of an account's pension for a period: one per account and period, so the
+    ledger's unique transfer id refuses a second (none without a period). Keyed with the server's secret:
+    transfer ids are one namespace and a POS chooses its own (`transfer_id` on a payment), so an id anyone
+    could work out (`pension-2026-11-42`) let a POS take it first and the month be refused to its pensioner."""
+    if not period:
+        return None
+    digest = hmac.new(op.app.settings.secret_key, f"pension\x00{account_id}\x00{period}".encode(), hashlib.sha256)
+    return "pension-" + digest.hexdigest()[:48]
+
+
 @operation("bank.credit_pension", roles={Role.SYSTEM}, scope=Scope.OWN, batched=True)
 def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[str, Any]:
     """From the pension payer to the card's account: a credit, accepted while lost, frozen or not yet
     activated (refused once closed). The pension payer's batch job only (`sscard account pension FILE`):
     no person's credential creates money (RULES §1: an operator manages users, terminals, banks and
-    policies; session 25's probe credited 1,000,000 yuan with an operator's API token)."""
+    policies; session 25's probe credited 1,000,000 yuan with an operator's API token).
+
+    Once per account and period (`pension_already_credited`): the file's Idempotency-Keys answer a run
+    again only while they are kept (api.idempotency_keep_days); the same month's file run after the
+    nightly sweep had removed them credited every line a second time (session 27's probe)."""
     require_fen(amount_fen)
     account = lookup.account_by_pan(op.session, pan)
     check_bank_credit(lifecycle.bank_status(op, account))
     payer = ledger.system_account(op, "pension_payer", kind="pension_payer")
-    moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64])
+    try:
+        moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64],
+                                transfer_id=pension_transfer_id(op, account.id, period))
+    except SscardError as err:
+        if err.code == "transfer_exists":
+            raise SscardError("pension_already_credited") from None
+        raise
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen, period=period,
              transfer_id=moved["transfer_id"])
     op.event("bank.pension_credited", account.card_id, amount_fen=amount_fen, period=period,

@@ -672,7 +672,8 @@ def check_invariants(session: Session) -> dict[str, Any]:
     day of each side is the newest day among that account's transfers written before it (NO_EARLIER_DAY
     when none; NULL only before the account's first transfer that has one: written before migration
     0018); and an account one of whose transfers is dated in an earlier month than one written before it
-    is marked out_of_order (what `history_by_months` relies on to follow the prev days)."""
+    is marked out_of_order (what `history_by_months` relies on to follow the prev days); and no closed bank
+    account holds money (posted or held: a close pays the balance out, a replacement's activation moves it)."""
     flush(session)
     problems: list[str] = []
     sums: dict[int, list[int]] = {}
@@ -741,6 +742,13 @@ def check_invariants(session: Session) -> dict[str, Any]:
         if a.no_overdraft and a.credits_posted - a.debits_posted - a.debits_pending < 0:
             negative += 1
             problems.append(f"customer account {a.id} is overdrawn")
+    stranded = session.execute(
+        select(BankAccount.id, ACCOUNTS.c.credits_posted - ACCOUNTS.c.debits_posted, ACCOUNTS.c.debits_pending)
+        .join(ACCOUNTS, ACCOUNTS.c.id == BankAccount.ledger_account_id)
+        .where(BankAccount.status == "closed", (ACCOUNTS.c.credits_posted != ACCOUNTS.c.debits_posted)
+               | (ACCOUNTS.c.debits_pending != 0))).all()
+    for bank_account_id, held, pending in stranded:  # nobody can pay out a closed account's money (session 27)
+        problems.append(f"closed bank account {bank_account_id} still holds {held} fen ({pending} pending)")
     if total_posted != 0:
         problems.append(f"posted balances add up to {total_posted}, not 0")
     if total_pending != 0:

@@ -19,9 +19,9 @@ from ..core.override import require_reason
 from ..core.roles import Role
 from ..core.states import BankStatus, SsStatus
 from ..models.counter import PowerOfAttorney, Reversal
-from ..models.foundation import AuditRecord, Card, StaffUser
+from ..models.foundation import AuditRecord, BankAccount, Card, StaffUser
 from . import card_lifecycle as lifecycle
-from . import lookup
+from . import ledger, lookup
 from .access import Scope
 from .operation import Op, operation, query
 from .reports import day_bounds
@@ -115,13 +115,16 @@ def reverse(op: Op, audit_record_id: int, reason: str) -> dict[str, Any]:
 
 def _card_moved(op: Op, record: AuditRecord, card: Card) -> str | None:
     """Why the card of a card action moved on since it (core.reversal.card_moved), or None."""
-    replaced = False
+    replaced = account_used = False
     if record.operation == "ss_loss.report_formal":
         from .loss import replacement_applied
 
         replaced = replacement_applied(op, card)
+    if record.operation == "card.apply_first":  # money reached its account: a credit posted or held
+        ledger_id = op.session.scalar(select(BankAccount.ledger_account_id).where(BankAccount.card_id == card.id))
+        account_used = ledger.balance(op.session, ledger_id) != ledger.Balance(0, 0, 0, 0)
     return rules.card_moved(_action(record), state=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
-                            in_batch=card.batch_id is not None, replaced=replaced)
+                            in_batch=card.batch_id is not None, replaced=replaced, account_used=account_used)
 
 
 def _reverse_card(op: Op, record: AuditRecord) -> str:
@@ -138,6 +141,8 @@ def _reverse_card(op: Op, record: AuditRecord) -> str:
         account = lookup.account_for_card(op.session, card)
         if account.status != BankStatus.NOT_ACTIVATED:
             raise _refuse("changed")
+        if account.ledger_account_id is not None:  # opened, empty (a refused transfer to it): closed too
+            ledger.close_account(op.session, account.ledger_account_id)
         lifecycle.bank_transition(op, account, "close")
     assert card.ss_status == (SsStatus.CANCELLED if record.operation == "card.apply_first" else record.before)
     return str(card.ss_status)
