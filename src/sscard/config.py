@@ -59,7 +59,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         var_dir = Path(os.environ.get("SSCARD_VAR_DIR", "var"))
-        url = os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}"
+        url = parse_database_url("SSCARD_DATABASE_URL",
+                                 os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}")
         log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
         if log_format not in ("plain", "json"):
             raise SettingsError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
@@ -83,6 +84,25 @@ class Settings:
             public_url=public_url,
             audit_sealer=sealer,
         )
+
+
+def parse_database_url(name: str, text: str) -> str:
+    """A database URL sscard can use: SQLite or PostgreSQL, in SQLAlchemy's form. Anything else stops the
+    command in one line naming the setting, never repeating the URL (it may hold a password): session 27's
+    operator got a 60-line traceback ending in "No module named 'MySQLdb'" or "Could not parse SQLAlchemy
+    URL" from `sscard serve`, `doctor`, every command."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(text.strip()).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{name} is not a database URL: sqlite:///path/to/sscard.db or "
+                            "postgresql+psycopg://user@host:port/database") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(f"{name} names a {backend} database: sscard runs on SQLite or PostgreSQL "
+                            "(sqlite:///... or postgresql+psycopg://...)")
+    return text.strip()
 
 
 def parse_bool(name: str, text: str) -> bool:
