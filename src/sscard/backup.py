@@ -92,6 +92,7 @@ def restore(database_url: str, src: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")  # a restore cut short leaves no database
         partial.unlink(missing_ok=True)
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))  # as its backup: the owner's
         try:
             _sqlite_restore(src, partial)
             partial.replace(target)
