@@ -75,7 +75,7 @@ class Settings:
             var_dir=var_dir,
             log_format=log_format,
             cookie_secure=parse_bool("SSCARD_COOKIE_SECURE", os.environ.get("SSCARD_COOKIE_SECURE", "true")),
-            rate_limit_storage=os.environ.get("SSCARD_RATE_LIMIT_STORAGE") or "memory://",
+            rate_limit_storage=parse_rate_limit_storage(os.environ.get("SSCARD_RATE_LIMIT_STORAGE", "")),
             trusted_proxies=parse_networks(os.environ.get("SSCARD_TRUSTED_PROXIES", "")),
             twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
@@ -103,6 +103,20 @@ def parse_database_url(name: str, text: str) -> str:
         raise SettingsError(f"{name} names a {backend} database: sscard runs on SQLite or PostgreSQL "
                             "(sqlite:///... or postgresql+psycopg://...)")
     return text.strip()
+
+
+def parse_rate_limit_storage(text: str) -> str:
+    """The throttles' storage URI (limits): memory://, redis://..., or another synchronous storage limits knows.
+    Checked at start: an unknown one started the server, whose every login and every authenticated API
+    request then answered 500 (session 27). The URI is not repeated (a Redis URL may hold its password)."""
+    from limits.storage import SCHEMES
+
+    value = text.strip() or "memory://"
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise SettingsError("SSCARD_RATE_LIMIT_STORAGE must be memory:// or redis://host:port/db "
+                            f"(a storage URI of the limits library), not a {scheme or 'bare'!r} one")
+    return value
 
 
 def parse_bool(name: str, text: str) -> bool:

@@ -19,6 +19,8 @@ CASES = {
     "SSCARD_SECRET_KEY": "not-hex-at-all",
     # session 27: a traceback ending "No module named 'MySQLdb'" (or "Could not parse SQLAlchemy URL")
     "SSCARD_DATABASE_URL": "mysql://admin:hunter2@db/sscard",
+    # session 27: the server started, and every login and authenticated API request answered 500
+    "SSCARD_RATE_LIMIT_STORAGE": "reddis://:hunter2@127.0.0.1:6379/0",
 }
 BAD_DATABASE_URLS = ("sscard.db", "postgres//localhost/sscard")  # not URLs at all (session 27, as above)
 
