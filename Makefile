@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DEMO_PEOPLE ?= 2000
 DEMO_SEED ?= 1
+# where `make run` serves: `make run PORT=8640` (another port when 8000 is taken)
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test setup lint format browser nats redis pgclient pgbench wrk ha-packages drill bench db clean
 
@@ -24,7 +27,7 @@ db: setup
 
 # the demo's hotline takes unsigned webhooks (curl, a softphone bridge); a deployment sets SSCARD_TWILIO_AUTH_TOKEN
 run: db
-	SSCARD_HOTLINE_UNSIGNED=true $(BIN)/sscard serve --host 127.0.0.1 --port 8000
+	SSCARD_HOTLINE_UNSIGNED=true $(BIN)/sscard serve --host $(HOST) --port $(PORT)
 
 # Debian's Chromium drives the browser tests; installed here when missing and we may.
 browser:

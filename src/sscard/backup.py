@@ -40,6 +40,9 @@ register_messages({
         500, "{tool} 的版本 {client} 低于数据库服务器的版本 {server}", "{tool} {client} is older than the database server {server}"),
     "backup_failed": (500, "备份或恢复失败：{detail}", "Backup or restore failed: {detail}"),
     "backup_not_found": (404, "备份文件不存在：{path}", "No backup file at {path}"),
+    "backup_onto_database": (
+        409, "备份文件不能是数据库本身（{path}）：请另选文件名",
+        "The backup file cannot be the database itself ({path}): choose another file name"),
 })
 
 PG_TIMEOUT = 3600  # seconds: a dump or restore that takes longer is stuck
@@ -53,6 +56,8 @@ PRIVATE = 0o600
 def backup(database_url: str, dest: Path) -> dict:
     """Write a backup of the database to `dest` (replaced atomically: a failed backup leaves no file)."""
     dest = Path(dest)
+    if _is_sqlite(database_url):
+        _refuse_the_database_itself(_sqlite_path(database_url), dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -87,6 +92,7 @@ def restore(database_url: str, src: Path) -> dict:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")  # a restore cut short leaves no database
         partial.unlink(missing_ok=True)
+        os.close(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE))  # as its backup: the owner's
         try:
             _sqlite_restore(src, partial)
             partial.replace(target)
@@ -135,6 +141,16 @@ def _sqlite_path(url: str) -> str:
     if not database or database == ":memory:":
         raise SscardError("backup_failed", detail="an in-memory SQLite database has nothing to back up")
     return database
+
+
+def _refuse_the_database_itself(path: str, dest: Path) -> None:
+    """`sscard backup var/sscard.db` (the database's own name, or its -wal/-shm/-journal) renamed the copy over
+    the live file: the server went on writing into the unlinked one and its WAL was left beside another file,
+    which is how SQLite says a database is corrupted (sqlite.org/howtocorrupt.html, 2.4). Session 27."""
+    live = Path(path).resolve()
+    target = dest.resolve()
+    if target in {live, *(live.with_name(live.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}:
+        raise SscardError("backup_onto_database", path=str(dest))
 
 
 def _sqlite_backup(path: str, dest: Path) -> None:

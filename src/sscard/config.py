@@ -59,7 +59,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         var_dir = Path(os.environ.get("SSCARD_VAR_DIR", "var"))
-        url = os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}"
+        url = parse_database_url("SSCARD_DATABASE_URL",
+                                 os.environ.get("SSCARD_DATABASE_URL") or f"sqlite:///{var_dir / 'sscard.db'}")
         log_format = os.environ.get("SSCARD_LOG_FORMAT", "").strip().lower() or "plain"
         if log_format not in ("plain", "json"):
             raise SettingsError(f"SSCARD_LOG_FORMAT must be plain or json, not {log_format!r}")
@@ -74,7 +75,7 @@ class Settings:
             var_dir=var_dir,
             log_format=log_format,
             cookie_secure=parse_bool("SSCARD_COOKIE_SECURE", os.environ.get("SSCARD_COOKIE_SECURE", "true")),
-            rate_limit_storage=os.environ.get("SSCARD_RATE_LIMIT_STORAGE") or "memory://",
+            rate_limit_storage=parse_rate_limit_storage(os.environ.get("SSCARD_RATE_LIMIT_STORAGE", "")),
             trusted_proxies=parse_networks(os.environ.get("SSCARD_TRUSTED_PROXIES", "")),
             twilio_auth_token=os.environ.get("SSCARD_TWILIO_AUTH_TOKEN") or None,
             hotline_unsigned=parse_bool("SSCARD_HOTLINE_UNSIGNED", os.environ.get("SSCARD_HOTLINE_UNSIGNED", "false")),
@@ -83,6 +84,39 @@ class Settings:
             public_url=public_url,
             audit_sealer=sealer,
         )
+
+
+def parse_database_url(name: str, text: str) -> str:
+    """A database URL sscard can use: SQLite or PostgreSQL, in SQLAlchemy's form. Anything else stops the
+    command in one line naming the setting, never repeating the URL (it may hold a password): session 27's
+    operator got a 60-line traceback ending in "No module named 'MySQLdb'" or "Could not parse SQLAlchemy
+    URL" from `sscard serve`, `doctor`, every command."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(text.strip()).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{name} is not a database URL: sqlite:///path/to/sscard.db or "
+                            "postgresql+psycopg://user@host:port/database") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(f"{name} names a {backend} database: sscard runs on SQLite or PostgreSQL "
+                            "(sqlite:///... or postgresql+psycopg://...)")
+    return text.strip()
+
+
+def parse_rate_limit_storage(text: str) -> str:
+    """The throttles' storage URI (limits): memory://, redis://..., or another synchronous storage limits knows.
+    Checked at start: an unknown one started the server, whose every login and every authenticated API
+    request then answered 500 (session 27). The URI is not repeated (a Redis URL may hold its password)."""
+    from limits.storage import SCHEMES
+
+    value = text.strip() or "memory://"
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise SettingsError("SSCARD_RATE_LIMIT_STORAGE must be memory:// or redis://host:port/db "
+                            f"(a storage URI of the limits library), not a {scheme or 'bare'!r} one")
+    return value
 
 
 def parse_bool(name: str, text: str) -> bool:

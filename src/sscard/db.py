@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import re
 import secrets
@@ -61,6 +62,23 @@ def default_url() -> str:
 # mode never does. NORMAL syncs only at checkpoints: a power cut can take back acknowledged commits.
 SQLITE_SYNCHRONOUS = {"normal": 1, "full": 2, "extra": 3}
 DURABLE_SQLITE_LEVEL = SQLITE_SYNCHRONOUS["full"]
+
+
+PRIVATE_FILE = 0o600
+
+
+def create_private_sqlite_file(database: str | None) -> None:
+    """Make a SQLite database file that does not exist yet readable by its owner only, before SQLite makes it
+    with the process's umask (0644: every user of the host could read every citizen ID, name, PIN digest and
+    token digest; session 27, where backups had been 0600 since session 22). SQLite gives its -wal and -shm
+    files the database file's mode. An existing file keeps the mode its operator gave it; an empty file is
+    an empty database (a restore still takes it)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+    except (FileExistsError, FileNotFoundError):  # there already, or no such folder (SQLite then says so)
+        pass
 
 
 def sqlite_pragmas(dbapi_conn, synchronous: str = "full") -> None:
@@ -199,6 +217,7 @@ def make_engine(url: str, *, pool_size: int = 10, sqlite_synchronous: str = "ful
     if url.startswith("sqlite"):
         if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
             raise ValueError(f"sqlite synchronous level {sqlite_synchronous!r}")
+        create_private_sqlite_file(make_url(url).database)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, pool_size=pool_size,
                                hide_parameters=True)  # an error's text never carries row values (logs)
         _sqlite_turns(engine, turn or WriteTurn())

@@ -25,6 +25,7 @@ import numbers
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -128,10 +129,39 @@ def cap(text: str, limit: int = MAX_TEXT) -> str:
 
 def clean(text: str, limit: int = MAX_TEXT) -> str:
     """One text as it may appear in a log, masked and capped. Only a little more than what is kept is
-    masked (a 1 MB field costs no masking time), enough that no identifier is cut before it is masked."""
+    masked (a 1 MB field costs no masking time), enough that no identifier is cut before it is masked.
+    Secret keys' values first (a value's escaped space must not end it), then identifiers, percent-escaped
+    ones included."""
     if len(text) <= limit:
-        return mask_secrets(mask_text(text))
-    return mask_secrets(mask_text(text[: limit + 64]))[:limit] + f"…[{len(text) - limit} chars cut]"
+        return mask_text(unescape_identifiers(mask_secrets(text)))
+    return mask_text(unescape_identifiers(mask_secrets(text[: limit + 64])))[:limit] + f"…[{len(text) - limit} chars cut]"
+
+
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+_KEPT_SPACES = frozenset(" +\t\u3000\u00a0")
+
+
+def unescape_identifiers(text: str) -> str:
+    """Percent-escapes that stand for characters an identifier is read from, decoded so that the masking
+    sees them: `/bank-accounts/6217%200073%201067%201442%20606/statement`, `%EF%BC%96...` (full-width digits)
+    and `%36%32...` addressed an account and were logged in clear (session 27; the server reads identifiers
+    as typed, `core.identifiers.normalise`). Anything else stays escaped (a line break never enters a line)."""
+    if "%" not in text:
+        return text
+    return _PERCENT_RUN.sub(_decoded_if_identifier, text)
+
+
+def _decoded_if_identifier(match: re.Match[str]) -> str:
+    escaped = match.group(0)
+    try:
+        decoded = bytes.fromhex(escaped.replace("%", "")).decode("utf-8")
+    except UnicodeDecodeError:
+        return escaped
+    for ch in decoded:
+        folded = unicodedata.normalize("NFKC", ch)
+        if ch not in _KEPT_SPACES and not (len(folded) == 1 and folded.isascii() and folded.isalnum()):
+            return escaped
+    return decoded
 
 
 def clean_block(text: str) -> str:

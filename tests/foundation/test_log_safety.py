@@ -173,6 +173,53 @@ def test_finding3_and_finding4_the_servers_log_holds_no_secret_no_traceback_and_
             assert any(request_line in line and f'" {status}' in line for line in lines), (method, path, status)
 
 
+def test_an_identifier_written_as_typed_in_a_url_is_read_by_the_server_and_masked_in_its_log(served, city):
+    """Session 27's operator: the server reads a PAN, card number or citizen ID as a person types it (in groups,
+    full-width, `+` for a space in a query), so `/bank-accounts/6217%200073%201067%201442%20606/statement`
+    answered the statement, and the log showed the PAN in clear: the masking looked for 19 ASCII digits."""
+    from urllib.parse import quote, unquote
+
+    from sscard.core.identifiers import normalise
+
+    server, log_format = served
+    active = activated(city, name="王五", pin=PIN_ACTIVE, opening_fen=100_000)
+    teller = {"Authorization": f"Bearer {city.token('teller')}"}
+    clerk = {"Authorization": f"Bearer {city.token('clerk')}"}
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in active.pan)
+    grouped = " ".join(active.pan[i:i + 4] for i in range(0, len(active.pan), 4))
+    card = active.card_number
+    urls = [
+        (f"/api/v1/bank-accounts/{quote(grouped)}/statement", teller),
+        (f"/api/v1/bank-accounts/{quote(wide)}/statement", teller),
+        ("/api/v1/bank-accounts/" + "".join(f"%{ord(c):02X}" for c in active.pan) + "/statement", teller),
+        (f"/api/v1/cards/{quote(card[:5] + ' ' + card[5:])}", clerk),
+        (f"/api/v1/cards/{card.lower()}", clerk),
+        (f"/api/v1/persons?citizen_id={quote(active.citizen_id[:6] + ' ' + active.citizen_id[6:])}", clerk),
+        (f"/api/v1/identifiers/check?kind=pan&value={active.pan[:6]}+{active.pan[6:]}", {}),
+        (f"/api/v1/identifiers/check?kind=pan&value={quote(grouped)}", {}),
+    ]
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        for url, headers in urls:
+            answer = client.get(url, headers=headers)
+            assert answer.status_code == 200, (url, answer.status_code, answer.text[:200])  # read as the number
+    log = server.stop()
+    assert log.count("200") >= len(urls), log[-2000:]
+    as_read = normalise(unquote(log.replace("+", " ")))
+    for identifier in (active.pan, active.citizen_id, card):
+        assert identifier not in as_read, f"{identifier} reached the {log_format} log"
+
+
+def test_masking_finds_identifiers_as_typed_and_leaves_ordinary_text_alone():
+    assert mask_text("6217 0073 1067 1442 606") == "621700*********2606"
+    assert mask_text("card m2379 7286.") == "card M2*****86."
+    assert mask_text("value=621700+7310671442606&x=1") == "value=621700*********2606&x=1"
+    assert mask_text("\uff16\uff12\uff11\uff17\uff10\uff10\uff17\uff13\uff11\uff10\uff16\uff17\uff11"
+                     "\uff14\uff14\uff12\uff16\uff10\uff16").count("*") == 9  # full-width: 10 digits shown, as ASCII
+    for text in ("ended 0 idle call(s)", "2026-12-07T09:02:37.601+00:00 127.0.0.1:5 200 3", "来电 12333 菜单",
+                 "accounts 163 transfers 265", "GET /api/v1/bank-accounts/622202*********4413/statement"):
+        assert mask_text(text) == text
+
+
 # ---- the logging set-up alone, with uvicorn's own formatters ---------------------------------------------
 
 

@@ -149,3 +149,46 @@ def test_policy_show_exits_2_naming_a_bad_setting(monkeypatch):
     result = runner.invoke(cli_app, ["policy", "show"], env={"COLUMNS": "240"})
     assert result.exit_code == 2
     assert "bank_pin.max_failures" in result.output
+
+
+@pytest.mark.parametrize(
+    ("toml", "setting"),
+    [
+        ("[activation]\nwindow_days = true\n", "activation.window_days"),  # was read as 1 day
+        ("[fee]\nreplacement_fen = true\n", "fee.replacement_fen"),
+        ("[loss]\nlinked = 1\n", "loss.linked"),  # was read as yes
+        ("[ss_password]\nrequire_change_before_use = 0.0\n", "ss_password.require_change_before_use"),
+    ],
+)
+def test_a_toml_value_of_another_type_is_refused_naming_the_setting_not_read_as_a_number(monkeypatch, tmp_path,
+                                                                                         toml, setting):
+    """Session 27's operator: `window_days = true` in sscard.toml started the city with a 1-day activation
+    window (pydantic's lax mode), with no word said."""
+    path = tmp_path / "sscard.toml"
+    path.write_text(toml, encoding="utf-8")
+    monkeypatch.setenv("SSCARD_CONFIG", str(path))
+    with pytest.raises(PolicyError, match=setting.replace(".", r"\.")):
+        load_policy()
+
+
+def test_environment_text_for_numbers_and_yes_no_is_still_read(monkeypatch):
+    monkeypatch.setenv("SSCARD_ACTIVATION__WINDOW_DAYS", "90")
+    monkeypatch.setenv("SSCARD_LOSS__LINKED", "false")
+    policy = load_policy()
+    assert policy.activation.window_days == 90 and policy.loss.linked is False
+
+
+@pytest.mark.parametrize("content", [b"not toml [\n", b"[activation]\nwindow_days = 90 # \xff\xfe\n"])
+def test_a_policy_file_that_is_not_utf8_toml_stops_the_command_in_one_line_naming_the_file(monkeypatch, tmp_path,
+                                                                                           content):
+    """Session 27: a TOML syntax error (or a file in GBK) in sscard.toml ended `sscard policy show`, `serve`
+    and every command in a 150-line traceback, exit 1."""
+    path = tmp_path / "sscard.toml"
+    path.write_bytes(content)
+    monkeypatch.setenv("SSCARD_CONFIG", str(path))
+    with pytest.raises(PolicyError, match="sscard.toml"):
+        load_policy()
+    result = CliRunner().invoke(cli_app, ["policy", "show"], env={"SSCARD_CONFIG": str(path), "COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and "Traceback" not in result.output, result.output
+    assert len(result.output.strip().splitlines()) <= 2, result.output

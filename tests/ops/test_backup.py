@@ -188,3 +188,54 @@ def test_backup_and_restore_of_a_database_that_does_not_exist_say_so_in_one_line
         assert result.exit_code == 1, (args, result.output)
         assert "cannot reach the database" in result.output and "Traceback" not in result.output, result.output
         assert len(result.output.splitlines()) <= 3, result.output
+
+
+def test_a_backup_onto_the_live_sqlite_database_or_its_wal_is_refused_and_leaves_the_database_as_it_was(
+        backend, city, db_url, tmp_path):
+    """Session 27's operator: `sscard backup var/sscard.db` (the database's own path) answered success after
+    renaming the copy over the live file; a running server kept writing into the unlinked file, and the WAL
+    beside the new one belonged to another file (SQLite's "how to corrupt", 2.4). Now refused, nothing touched."""
+    if backend.name != "sqlite":
+        pytest.skip("a PostgreSQL database is no file a backup could be written over")
+    activated(city, opening_fen=1000)
+    live = make_url(db_url).database
+    inode, size = os.stat(live).st_ino, os.stat(live).st_size
+    for name in (live, f"{live}-wal", f"{live}-shm", os.path.relpath(live, tmp_path)):
+        out = sscard(tmp_path, db_url, "backup", name)
+        assert out.returncode == 1, (name, out.stdout, out.stderr)
+        assert "backup_onto_database" in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert not os.path.exists(f"{name}.partial")
+    assert os.stat(live).st_ino == inode and os.stat(live).st_size >= size
+    with sqlite3.connect(live) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with pytest.raises(SscardError) as refused:
+        backup.backup(db_url, live)
+    assert refused.value.code == "backup_onto_database"
+
+
+def test_the_sqlite_database_sscard_creates_or_restores_is_readable_by_its_owner_only(backend, city, db_url,
+                                                                                       tmp_path):
+    """Session 27's operator: `make run` (sscard init) left var/sscard.db, its -wal and -shm at 0644 under the
+    usual umask, every citizen ID, name and PIN digest readable by every user of the host, while its backups
+    had been 0600 since session 22; a restored database was 0644 too."""
+    import stat
+
+    if backend.name != "sqlite":
+        pytest.skip("PostgreSQL keeps its files in its own data directory, owned by its own user")
+    fresh = tmp_path / "fresh.db"
+    env = {**os.environ, "SSCARD_DATABASE_URL": f"sqlite:///{fresh}", "SSCARD_SECRET_KEY": TEST_KEY.hex(),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+    made = subprocess.run([*CLI, "init"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: os.umask(0o022))
+    assert made.returncode == 0, made.stderr
+    activated(city, opening_fen=1000)
+    file = tmp_path / "b.backup"
+    backup.backup(db_url, file)
+    restored = tmp_path / "restored.db"
+    out = subprocess.run([*CLI, "restore", str(file), "--database-url", f"sqlite:///{restored}"], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
+    assert out.returncode == 0, out.stderr
+    files = [p for p in tmp_path.iterdir() if p.name.startswith(("fresh.db", "restored.db"))]
+    assert {p.name for p in files} >= {"fresh.db", "restored.db"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path.name, oct(path.stat().st_mode))

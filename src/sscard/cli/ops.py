@@ -53,11 +53,15 @@ def register(app: typer.Typer) -> None:
         """Restore FILE into an EMPTY database (refused otherwise), then check the ledger (and the audit
         chain); exit 1 when a check fails."""
         from .. import backup
-        from ..config import Settings
+        from ..config import Settings, SettingsError, parse_database_url
         from ..services.app import build_app
 
-        settings = Settings.from_env()
-        url = database_url or settings.database_url
+        try:
+            settings = Settings.from_env()
+            url = parse_database_url("--database-url", database_url) if database_url else settings.database_url
+        except SettingsError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
         try:
             restored = backup.restore(url, file)
         except SscardError as exc:

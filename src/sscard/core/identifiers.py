@@ -261,7 +261,8 @@ def mask_name(value: str | None) -> str:
 
 # Bounded by "not a letter or digit" rather than \b: in Python's Unicode regexes Chinese characters are
 # word characters, so \b missed an ID written straight after Chinese text ("身份证11010519491231002X").
-_ALNUM_BEFORE, _ALNUM_AFTER = r"(?<![0-9A-Za-z])", r"(?![0-9A-Za-z])"
+# Any script's digit counts as one (a full-width ID's first digit was left out of its mask: session 27).
+_ALNUM_BEFORE, _ALNUM_AFTER = r"(?<![\dA-Za-z])", r"(?![\dA-Za-z])"
 _MASKERS = (
     (re.compile(_ALNUM_BEFORE + r"\d{17}[\dXx]" + _ALNUM_AFTER), mask_citizen_id),
     (re.compile(_ALNUM_BEFORE + r"\d{19}" + _ALNUM_AFTER), mask_pan),
@@ -301,9 +302,57 @@ def _masked_by(mask: Callable[[str], str]) -> Callable[[re.Match[str]], str]:
 
 
 def mask_text(text: str) -> str:
-    """Mask every citizen ID, PAN and card number found in free text (log lines, audit details)."""
-    if not _ANY_MASKABLE.search(text):  # most texts hold none: one scan instead of three
-        return text
-    for pattern, mask in _MASKERS:
-        text = pattern.sub(_masked_by(mask), text)
+    """Mask every citizen ID, PAN and card number found in free text (log lines, audit details), written as
+    `normalise` reads them too: in groups (`6217 0073 1067 1442 606`), in full-width digits, in lower case."""
+    if _ANY_MASKABLE.search(text):  # most texts hold none: one scan instead of three
+        for pattern, mask in _MASKERS:
+            text = pattern.sub(_masked_by(mask), text)
+    if _SEPARATED_DIGITS.search(text) or _WIDE.search(text) or _LOWER_CARD.search(text):
+        text = _mask_as_typed(text)
+    return text
+
+
+# Session 27: the server reads an identifier as a person types it (`normalise`: NFKC, white space dropped,
+# upper case), so `/api/v1/bank-accounts/6217%200073%201067%201442%20606/statement` or a PAN in full-width
+# digits addressed the account, and the log showed it in clear: the maskers above saw no 19 ASCII digits.
+_SEP = r"[^\S\n]*"  # white space (or a '+', a query string's space: folded to ' ') between two characters
+_AS_TYPED = tuple(  # each a lookahead, so that candidates may overlap ("CARD M2379 7286": the card is the second)
+    (re.compile(r"(?=(" + _ALNUM_BEFORE + pattern + _ALNUM_AFTER + "))"), mask)
+    for pattern, mask in (
+        (r"\d(?:" + _SEP + r"\d){16}" + _SEP + r"[\dX]", mask_citizen_id),
+        (r"\d(?:" + _SEP + r"\d){18}", mask_pan),
+        (r"[A-Z](?:" + _SEP + r"[0-9A-Z]){7}" + _SEP + r"[0-9X]",
+         lambda v: mask_card_number(v) if is_valid_card_number(v) else None),
+    )
+)
+_SEPARATED_DIGITS = re.compile(r"\d[\s+]+\d")
+# a full-width or mathematical digit, a full-width letter or a wide space: what NFKC makes
+# ASCII (a Chinese sentence without them stays on the fast path)
+_WIDE = re.compile(r"[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3000\u00a0\u2000-\u200a\u202f\u205f\U0001d7ce-\U0001d7ff]")
+_LOWER_CARD = re.compile(r"[a-z]\d{7}")  # a card number typed in lower case (cities print a letter and 7 digits)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold(ch: str) -> str:
+    """One character as `normalise` reads it, kept one character long so that positions stay the same: an
+    ASCII letter or digit (upper case), ' ' for white space and '+', NUL for anything else."""
+    if ch.isspace() or ch == "+":
+        return " " if ch != "\n" else "\0"
+    folded = unicodedata.normalize("NFKC", ch)
+    return folded.upper() if len(folded) == 1 and folded.isascii() and folded.isalnum() else "\0"
+
+
+def _mask_as_typed(text: str) -> str:
+    folded = "".join(_fold(ch) for ch in text)
+    spans: list[tuple[int, int, str]] = []
+    for pattern, mask in _AS_TYPED:
+        for match in pattern.finditer(folded):
+            first, last = match.span(1)
+            if any(start < last and first < end for start, end, _ in spans):
+                continue
+            masked = mask("".join(match.group(1).split()))
+            if masked is not None:
+                spans.append((first, last, masked))
+    for start, end, masked in sorted(spans, reverse=True):
+        text = text[:start] + masked + text[end:]
     return text

@@ -8,10 +8,19 @@ over the file. A bad value stops start-up with a message naming the setting.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -36,6 +45,19 @@ Fen = Annotated[int, BeforeValidator(_whole_fen)]
 
 class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _typed_as_declared(cls, value: Any, info: ValidationInfo) -> Any:
+        """A TOML file has types: `window_days = true` or `linked = 1` is a mistake, which pydantic's lax mode
+        read as 1 day and as yes (session 27: `true` for activation.window_days started a city with a 1-day
+        window, silently). Environment variables are text and are parsed as before."""
+        declared = cls.model_fields[info.field_name or ""].annotation
+        if declared in (int, float) and isinstance(value, bool):
+            raise ValueError("a number, not true or false")
+        if declared is bool and isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError("true or false, not a number")
+        return value
 
 
 class ProductionPolicy(_Group):
@@ -228,6 +250,9 @@ def load_policy(**overrides: Any) -> Policy:
     """Load and validate; `overrides` are groups as dicts, e.g. load_policy(bank_pin={"lock": "until_reset"})."""
     try:
         return Policy(**overrides)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # the file itself: said in one line, not traced
+        path = os.environ.get("SSCARD_CONFIG", "sscard.toml")
+        raise PolicyError(f"policy file {path} is not UTF-8 TOML: {exc}") from None
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
