@@ -55,20 +55,24 @@ def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0,
         }
     if status == BankStatus.NOT_ACTIVATED:
         return {
-            "zh": f"银行账户尚未启用，不能支取，无需挂失；启用须本人持卡和身份证到{bank.name}网点办理。",
+            "zh": f"银行账户尚未启用，不能支取，无需挂失；启用须本人持卡和身份证到{bank.name}网点办理。"
+                  f"如有疑问请致电{bank.name}客服热线{bank.hotline}。",
             "en": f"The bank account is not activated yet: nothing can be taken from it, so it needs no loss report. "
-                  f"Only you can activate it, with the card and your ID, at an outlet of {bank_en}.",
+                  f"Only you can activate it, with the card and your ID, at an outlet of {bank_en}. "
+                  f"For questions, call {bank_en} on {bank.hotline}.",
         }
     if status == BankStatus.ORAL_LOSS:
         return {
-            "zh": f"银行账户已口头挂失，口头挂失到期前请持身份证到{bank.name}网点办理书面挂失。",
+            "zh": f"银行账户已口头挂失，口头挂失到期前请持身份证到{bank.name}网点办理书面挂失"
+                  f"（{bank.name}客服热线{bank.hotline}）。",
             "en": f"The bank account is already reported lost orally: before that lapses, report it in writing at an "
-                  f"outlet of {bank_en} with your ID.",
+                  f"outlet of {bank_en} with your ID ({bank_en} hotline: {bank.hotline}).",
         }
     if status == BankStatus.WRITTEN_LOSS:
         return {
-            "zh": "银行账户已书面挂失，无需另行挂失。",
-            "en": "The bank account is already reported lost in writing: it needs no other report.",
+            "zh": f"银行账户已书面挂失，无需另行挂失（{bank.name}客服热线{bank.hotline}）。",
+            "en": f"The bank account is already reported lost in writing: it needs no other report ({bank_en} hotline: "
+                  f"{bank.hotline}).",
         }
     if status == BankStatus.FROZEN:
         return {
@@ -100,9 +104,11 @@ def remind_ss(linked: str | None = None, temporary_days: int = 0, status: SsStat
         }
     if status == SsStatus.TEMPORARY_LOSS:
         return {
-            "zh": "社会保障卡的社保功能已临时挂失，到期自动解除；如需补卡，请持身份证到社会保障卡服务网点办理正式挂失。",
+            "zh": f"社会保障卡的社保功能已临时挂失，到期自动解除；如需补卡，请持身份证到社会保障卡服务网点办理正式挂失"
+                  f"（咨询电话{HOTLINE_12333}）。",
             "en": "The card's social security functions are already reported lost temporarily, which lapses; for a "
-                  "replacement, report the loss formally at a social security card service center with your ID.",
+                  "replacement, report the loss formally at a social security card service center with your ID "
+                  f"(questions: {HOTLINE_12333}).",
         }
     if status == SsStatus.FORMAL_LOSS:
         return {
