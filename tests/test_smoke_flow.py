@@ -18,6 +18,6 @@ def test_temporary_loss_by_phone_then_formal_at_window(city, app):
     holder = city.cardholder(card, Channel.HOTLINE_12333)
     out = loss.report_temporary_loss(app, holder, card.card_number)
     assert out["ss_status"] == "temporary_loss"
-    assert "95588" in out["reminder"]["zh"]
+    assert "尚未启用" in out["reminder"]["zh"]  # the bank side: separate, and not activated, so nothing to report
     out = loss.report_formal_loss(app, city.actor("clerk"), card.card_number, card.citizen_id)
     assert out["ss_status"] == "formal_loss"

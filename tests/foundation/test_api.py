@@ -119,7 +119,8 @@ def test_losses_through_the_api_each_side_reminds_of_the_other(client, world):
     holder = headers(login(client, card.citizen_id, world.city.own_query_password(card)))
     r = client.post(f"/api/v1/cards/{card.card_number}/ss-loss/temporary", headers=holder)
     assert r.status_code == 200 and r.json()["ss_status"] == "temporary_loss"
-    assert "95588" in r.json()["reminder"]["en"] and r.json()["linked_bank_status"] is None
+    # the bank side is separate (not activated here: said so, not sent to be reported)
+    assert "not activated" in r.json()["reminder"]["en"] and r.json()["linked_bank_status"] is None
     r = client.post(f"/api/v1/cards/{card.card_number}/ss-loss/formal",
                     json={"presented_citizen_id": card.citizen_id}, headers=headers(world.clerk))
     assert r.status_code == 200 and r.json()["ss_status"] == "formal_loss"

@@ -81,4 +81,4 @@ def test_a_linked_loss_where_the_other_side_was_not_active_still_says_it_is_sepa
 
     client, app = linked_client  # the bank side was never activated: nothing to report there
     out = loss.report_temporary_loss(app, city.cardholder(holder), holder.card_number)
-    assert out["linked_bank_status"] is None and "does not report the bank account" in out["reminder"]["en"]
+    assert out["linked_bank_status"] is None and "bank account is not activated" in out["reminder"]["en"]

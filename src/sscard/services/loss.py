@@ -36,10 +36,15 @@ class Reminder(TypedDict):
     en: str
 
 
-def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0) -> Reminder:
+def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0,
+                status: BankStatus | str | None = None) -> Reminder:
     """After an SS loss: the bank side is separate. With loss.linked, when the loss also recorded the bank's
     (`linked`: its new state), say so, and that an oral loss lapses (session 22's rules probe: a linked loss
-    told the cardholder the bank account was not reported when it was)."""
+    told the cardholder the bank account was not reported when it was). `status`, the account's state in
+    effect: only an active account is one to report (BANK_TRANSITIONS), so an account not activated yet,
+    already lost, frozen or closed is told as it is, never as a loss to report that its bank would refuse
+    (session 27's portal probe: 12333 sent the holder of a not-activated account to call the bank, whose
+    line answered that no oral loss can be recorded)."""
     bank_en = bank.name_en or bank.name
     if linked is not None:
         return {
@@ -48,6 +53,38 @@ def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0) -> Re
             "en": f"The bank account was reported lost orally too; an oral loss lapses after {oral_days} days. "
                   f"Before then, call {bank_en} on {bank.hotline} or visit one of its outlets to report it in writing.",
         }
+    if status == BankStatus.NOT_ACTIVATED:
+        return {
+            "zh": f"银行账户尚未启用，不能支取，无需挂失；启用须本人持卡和身份证到{bank.name}网点办理。"
+                  f"如有疑问请致电{bank.name}客服热线{bank.hotline}。",
+            "en": f"The bank account is not activated yet: nothing can be taken from it, so it needs no loss report. "
+                  f"Only you can activate it, with the card and your ID, at an outlet of {bank_en}. "
+                  f"For questions, call {bank_en} on {bank.hotline}.",
+        }
+    if status == BankStatus.ORAL_LOSS:
+        return {
+            "zh": f"银行账户已口头挂失，口头挂失到期前请持身份证到{bank.name}网点办理书面挂失"
+                  f"（{bank.name}客服热线{bank.hotline}）。",
+            "en": f"The bank account is already reported lost orally: before that lapses, report it in writing at an "
+                  f"outlet of {bank_en} with your ID ({bank_en} hotline: {bank.hotline}).",
+        }
+    if status == BankStatus.WRITTEN_LOSS:
+        return {
+            "zh": f"银行账户已书面挂失，无需另行挂失（{bank.name}客服热线{bank.hotline}）。",
+            "en": f"The bank account is already reported lost in writing: it needs no other report ({bank_en} hotline: "
+                  f"{bank.hotline}).",
+        }
+    if status == BankStatus.FROZEN:
+        return {
+            "zh": f"银行账户已冻结，不能支取，无需挂失；如有疑问请致电{bank.name}客服热线{bank.hotline}。",
+            "en": f"The bank account is frozen: nothing can be taken from it, so it needs no loss report. "
+                  f"For questions, call {bank_en} on {bank.hotline}.",
+        }
+    if status == BankStatus.CLOSED:
+        return {
+            "zh": "银行账户已销户，无需挂失。",
+            "en": "The bank account is closed: it needs no loss report.",
+        }
     return {
         "zh": f"社会保障卡挂失不包括银行账户。请另行致电{bank.name}客服热线{bank.hotline}或到该行网点办理银行账户挂失。",
         "en": f"This does not report the bank account lost. Call {bank_en} on {bank.hotline} "
@@ -55,13 +92,33 @@ def remind_bank(bank: Bank, linked: str | None = None, oral_days: int = 0) -> Re
     }
 
 
-def remind_ss(linked: str | None = None, temporary_days: int = 0) -> Reminder:
-    """After a bank loss: the SS side is separate; with loss.linked, what was recorded on it."""
+def remind_ss(linked: str | None = None, temporary_days: int = 0, status: SsStatus | str | None = None) -> Reminder:
+    """After a bank loss: the SS side is separate; with loss.linked, what was recorded on it. `status`, the
+    card's SS state in effect: a card already lost, or cancelled (the old card of a replacement, whose account
+    keeps its state until the new one is activated), is told as it is, not as a loss still to report."""
     if linked is not None:
         return {
             "zh": f"社会保障卡的社保功能已同时临时挂失，{temporary_days}天后自动解除；如需正式挂失，请到社会保障卡服务网点办理。",
             "en": f"The card's social security functions were reported lost temporarily too; that lapses after "
                   f"{temporary_days} days. For a formal loss, visit a social security card service center.",
+        }
+    if status == SsStatus.TEMPORARY_LOSS:
+        return {
+            "zh": f"社会保障卡的社保功能已临时挂失，到期自动解除；如需补卡，请持身份证到社会保障卡服务网点办理正式挂失"
+                  f"（咨询电话{HOTLINE_12333}）。",
+            "en": "The card's social security functions are already reported lost temporarily, which lapses; for a "
+                  "replacement, report the loss formally at a social security card service center with your ID "
+                  f"(questions: {HOTLINE_12333}).",
+        }
+    if status == SsStatus.FORMAL_LOSS:
+        return {
+            "zh": "社会保障卡的社保功能已正式挂失，无需另行挂失。",
+            "en": "The card's social security functions are already reported lost formally: they need no other report.",
+        }
+    if status == SsStatus.CANCELLED:
+        return {
+            "zh": "此卡的社保功能已注销，无需挂失。",
+            "en": "The social security functions of this card are cancelled: they need no loss report.",
         }
     return {
         "zh": f"银行账户挂失不包括社会保障功能。请另行致电{HOTLINE_12333}或到社会保障卡服务网点办理社保挂失。",
@@ -93,6 +150,19 @@ def _linked_ss_loss(op: Op, account: BankAccount) -> str | None:
     return None
 
 
+def bank_reminder(op: Op, card: Card, linked: str | None = None) -> Reminder:
+    """What an SS loss's confirmation says about the card's bank account, from the account's state in effect."""
+    status = linked or lifecycle.bank_status(op, lookup.account_for_card(op.session, card))
+    return remind_bank(_bank_of(op, card.bank_id), linked, op.policy.bank_loss.oral_days, status)
+
+
+def _ss_reminder(op: Op, account: BankAccount, linked: str | None = None) -> Reminder:
+    """What a bank loss's confirmation says about the card's social security side, from its state in effect."""
+    card = op.session.get(Card, account.card_id)
+    status = lifecycle.ss_status(op, card) if card is not None and linked is None else None
+    return remind_ss(linked, op.policy.ss_loss.temporary_days, status)
+
+
 def _bank_of(op: Op, bank_id: int) -> Bank:
     bank = op.session.get(Bank, bank_id)
     assert bank is not None  # called with cards.bank_id, a NOT NULL foreign key
@@ -114,7 +184,7 @@ def report_temporary_loss(op: Op, card_number: str) -> dict[str, Any]:
         "ss_status": card.ss_status,
         "lapses_at": card.loss_expires_at,
         "linked_bank_status": linked,
-        "reminder": remind_bank(_bank_of(op, card.bank_id), linked, op.policy.bank_loss.oral_days),
+        "reminder": bank_reminder(op, card, linked),
     }
 
 
@@ -135,7 +205,7 @@ def report_formal_loss(op: Op, card_number: str, presented_citizen_id: str, atto
         "card_number": mask_card_number(card.card_number),
         "ss_status": card.ss_status,
         "linked_bank_status": linked,
-        "reminder": remind_bank(_bank_of(op, card.bank_id), linked, op.policy.bank_loss.oral_days),
+        "reminder": bank_reminder(op, card, linked),
     }
 
 
@@ -188,7 +258,7 @@ def report_oral_loss(op: Op, pan: str) -> dict[str, Any]:
         "status": account.status,
         "lapses_at": account.loss_expires_at,
         "linked_ss_status": linked,
-        "reminder": remind_ss(linked, op.policy.ss_loss.temporary_days),
+        "reminder": _ss_reminder(op, account, linked),
     }
 
 
@@ -203,7 +273,7 @@ def report_written_loss(op: Op, pan: str, presented_citizen_id: str) -> dict[str
     op.audit("bank_account", account.pan, before=before, after=account.status, person_id=account.person_id,
              linked_ss=linked)
     return {"pan": mask_pan(account.pan), "status": account.status, "linked_ss_status": linked,
-            "reminder": remind_ss(linked, op.policy.ss_loss.temporary_days)}
+            "reminder": _ss_reminder(op, account, linked)}
 
 
 @operation("bank_loss.cancel", roles={Role.CARDHOLDER} | BANK_STAFF, scope=Scope.OWN)

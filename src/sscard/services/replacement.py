@@ -332,9 +332,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
         "collect_center": collect_center.code,
     }
     if formal_loss_recorded:
-        old_bank = op.session.get(Bank, old.bank_id)
-        assert old_bank is not None  # cards.bank_id is a NOT NULL foreign key
-        out["reminder"] = loss.remind_bank(old_bank)
+        out["reminder"] = loss.bank_reminder(op, old)  # the old card's account, as it stands
     return out
 
 

@@ -10,7 +10,10 @@
      on the form before it does not confirm a step nobody has read (session 25's browser probe). */
 (function () {
   "use strict";
-  var FOCUS = ["[autofocus]", "[data-action=confirm]", "[role=alert]", "[data-result]", "input:not([type=hidden])"];
+  // where the focus goes after a swap into the bank's #desk or a container marked data-swap-focus (the portal's
+  // loss panel): the first of these in it; [data-focus-default] is the step's own button, when nothing came
+  var FOCUS = ["[autofocus]", "[data-action=confirm]", "[role=alert]", "[data-result]", "input:not([type=hidden])",
+               "[data-focus-default]"];
 
   function box() {
     return document.getElementById("net-status");
@@ -268,24 +271,27 @@
   // A confirm step (last four digits, holder, amount in 大写) is there to be read: an Enter that reaches it
   // within CONFIRM_PAUSE_MS of its showing is the previous form's key pressed twice or held (the bank's
   // deposit amount: Enter, Enter made the deposit), and is dropped. A click is not: the mouse has moved.
-  var CONFIRM_PAUSE_MS = 800, SHOWN = "data-shown-at";
+  var CONFIRM_PAUSE_MS = 800, SHOWN = "data-shown-at", STEP = "section.confirm, [data-confirm-step]";
   function stamp(root) {
-    var steps = root && root.querySelectorAll ? root.querySelectorAll("section.confirm") : [];
+    var steps = root && root.querySelectorAll ? root.querySelectorAll(STEP) : [];
     for (var i = 0; i < steps.length; i++) if (!steps[i].hasAttribute(SHOWN)) steps[i].setAttribute(SHOWN, String(Date.now()));
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { stamp(document); });
   else stamp(document);
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Enter" || !event.target || !event.target.closest) return;
-    var step = event.target.closest("section.confirm[" + SHOWN + "]");
+    var step = event.target.closest(STEP);
+    if (step && !step.hasAttribute(SHOWN)) step = null;
     if (step && (event.repeat || Date.now() - Number(step.getAttribute(SHOWN)) < CONFIRM_PAUSE_MS)) event.preventDefault();
   }, true);
 
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail && event.detail.target;
+    // an outerHTML swap settles on the new element; the detail's target is the old one, out of the page
+    if (target && !target.isConnected && event.target && event.target.isConnected) target = event.target;
     stamp(target);
     if (target && target.querySelector && tie(target)) return;
-    if (!target || !target.querySelector || target.id !== "desk") return;
+    if (!target || !target.querySelector || (target.id !== "desk" && !target.hasAttribute("data-swap-focus"))) return;
     for (var i = 0; i < FOCUS.length; i++) {
       var found = target.querySelector(FOCUS[i]);
       if (found) {
