@@ -1,0 +1,84 @@
+"""Session 27's authorization probe, from outside (real HTTP through the composed app)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from sscard.composition import create_app
+from sscard.models.foundation import AuditRecord
+from tests.support import STAFF_PASSWORD
+
+LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
+
+
+def _sign_in(client: TestClient, area: str, username: str, password: str):
+    page = client.get(f"/{area}/login")
+    token = LOGIN_TOKEN.search(page.text).group(1)
+    return client.post(f"/{area}/login", data={"login_token": token, "username": username, "password": password},
+                       follow_redirects=False)
+
+
+def _login_records(app, username: str) -> list[tuple[str, str, int]]:
+    def work(session):
+        rows = session.scalars(select(AuditRecord).where(AuditRecord.operation == "staff.login",
+                                                         AuditRecord.object_id == username)
+                               .order_by(AuditRecord.id)).all()
+        return [(r.result, r.after, (r.detail or {}).get("failures")) for r in rows]
+
+    return app.db.run(work)
+
+
+@pytest.mark.parametrize("area, username", [("console", "csup"), ("bank", "teller")])
+def test_a_staff_password_guessed_wrong_locks_the_account_and_every_guess_is_recorded(app, city, clock, area,
+                                                                                        username):
+    """A staff login had no lock of its own and a wrong staff password left no audit record: the per-address
+    throttle alone slowed a guesser (50 an hour from each address, without end), and nobody saw the guesses.
+    Now `login.staff_max_failures` (5) wrong in a row lock the account for `login.staff_lock_minutes` (15):
+    the right password is refused too while it lasts (not even checked), every guess is on record, and the
+    lock ends by itself."""
+    before = len(_login_records(app, username))  # the city's own sign-in
+    with TestClient(create_app(app)) as client:
+        for guess in range(4):
+            wrong = _sign_in(client, area, username, f"guess-{guess}-password")
+            assert wrong.status_code == 401 and "sscard_staff" not in wrong.cookies
+        fifth = _sign_in(client, area, username, "guess-5-password")
+        assert fifth.status_code == 423 and "sscard_staff" not in fifth.cookies  # the fifth starts the lock
+        locked = _sign_in(client, area, username, STAFF_PASSWORD)
+        assert locked.status_code == 423 and "sscard_staff" not in locked.cookies
+        assert "密码已锁定" in locked.text
+        assert _login_records(app, username)[before:] == [("wrong_password", "", n) for n in range(1, 5)] + [
+            ("password_locked", "", 5), ("password_locked", "", 5)]
+
+        clock.advance(minutes=16)
+        signed = _sign_in(client, area, username, STAFF_PASSWORD)
+        assert signed.status_code == 303 and signed.cookies.get("sscard_staff")
+        assert _login_records(app, username)[-1] == ("ok", "logged_in", 0)
+        wrong_again = _sign_in(client, area, username, "one-more-wrong-password")
+        assert wrong_again.status_code == 401
+        assert _login_records(app, username)[-1] == ("wrong_password", "", 1)  # the count started again
+
+
+def test_a_right_password_clears_the_count_and_the_city_sets_its_own_limit(make_app):
+    from tests.support import City
+
+    app = make_app(login={"staff_max_failures": 2, "staff_lock_minutes": 60})
+    City(app)
+    with TestClient(create_app(app)) as client:
+        assert _sign_in(client, "console", "clerk", "wrong-password-1").status_code == 401
+        assert _sign_in(client, "console", "clerk", STAFF_PASSWORD).status_code == 303  # clears the one miss
+        assert _sign_in(client, "console", "clerk", "wrong-password-2").status_code == 401
+        assert _sign_in(client, "console", "clerk", "wrong-password-3").status_code == 423  # the second in a row locks
+        assert _sign_in(client, "console", "clerk", STAFF_PASSWORD).status_code == 423
+
+
+def test_an_unknown_user_answers_as_a_wrong_password_and_locks_nothing(app, city):
+    with TestClient(create_app(app)) as client:
+        for _ in range(6):
+            assert _sign_in(client, "console", "nobody-here", "whatever-password").status_code == 401
+        assert _sign_in(client, "console", "clerk", STAFF_PASSWORD).status_code == 303
+    assert _login_records(app, "nobody-here") == []
+
