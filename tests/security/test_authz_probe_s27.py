@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from sscard.composition import create_app
 from sscard.models.foundation import AuditRecord
-from tests.support import STAFF_PASSWORD
+from tests.support import STAFF_PASSWORD, bearer
 
 LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
 
@@ -81,4 +81,36 @@ def test_an_unknown_user_answers_as_a_wrong_password_and_locks_nothing(app, city
             assert _sign_in(client, "console", "nobody-here", "whatever-password").status_code == 401
         assert _sign_in(client, "console", "clerk", STAFF_PASSWORD).status_code == 303
     assert _login_records(app, "nobody-here") == []
+
+
+def _refusals(app, operation: str) -> list[tuple[str, str, str, int | None]]:
+    def work(session):
+        rows = session.scalars(select(AuditRecord).where(AuditRecord.operation == operation,
+                                                         AuditRecord.result != "viewed").order_by(AuditRecord.id)).all()
+        return [(r.result, r.object_type, r.object_id, r.person_id) for r in rows]
+
+    return app.db.run(work)
+
+
+def test_a_teller_reading_a_card_cannot_tell_another_banks_card_from_a_card_of_nobody(app, city, api):
+    """`GET /api/v1/cards/{n}` answered a GSB teller 403 `wrong_bank` for a JSB customer's card and 404
+    `card_not_found` for a number no card has: any teller (or a script with a teller's token) learnt which
+    card numbers exist and bank elsewhere. A card number names no bank (a PAN does, by its BIN, and a PAN of
+    nobody under another BIN is already `wrong_bank`, R1.3), so to the bank side every card that is not its
+    own is `wrong_bank` now, alike, each attempt recorded; its own card is read as before."""
+    from sscard.core.identifiers import card_number_check_char
+
+    jsb_card, gsb_card = city.issued_card("李四", bank="JSB"), city.issued_card("张三", bank="GSB")
+    nobody = "ZZ999999" + card_number_check_char("ZZ999999")
+    teller = bearer(city.token("teller"))
+    answers = [api.get(f"/api/v1/cards/{number}", headers=teller) for number in (jsb_card.card_number, nobody)]
+    assert [(a.status_code, a.json()) for a in answers] == [(403, {
+        "code": "wrong_bank", "message": answers[0].json()["message"]})] * 2
+    assert _refusals(app, "card.status") == [
+        ("wrong_bank", "card", jsb_card.card_number, jsb_card.person_id), ("wrong_bank", "card", nobody, None)]
+    own = api.get(f"/api/v1/cards/{gsb_card.card_number}", headers=teller)
+    assert own.status_code == 200 and own.json()["ss_status"] == "normal"
+    # not the bank side: a card of nobody is not found, as before
+    clerk = api.get(f"/api/v1/cards/{nobody}", headers=bearer(city.token("clerk")))
+    assert (clerk.status_code, clerk.json()["code"]) == (404, "card_not_found")
 
