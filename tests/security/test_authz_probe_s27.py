@@ -114,3 +114,22 @@ def test_a_teller_reading_a_card_cannot_tell_another_banks_card_from_a_card_of_n
     clerk = api.get(f"/api/v1/cards/{nobody}", headers=bearer(city.token("clerk")))
     assert (clerk.status_code, clerk.json()["code"]) == (404, "card_not_found")
 
+
+def test_one_ipv6_network_counts_as_one_client_at_the_login_throttle(make_app, city):
+    """The login throttle counted each client address on its own: an IPv6 host, which picks any of its /64's
+    2^64 addresses at will, sent every guess from a fresh address and was never throttled. An IPv6 client is
+    counted by its /64 now (an IPv4-mapped one as its IPv4 address); another network is another client."""
+    app = make_app(login={"client_failures_per_minute": 2})
+    people = [city.issued_card("张三"), city.issued_card("李四")]
+    server = create_app(app)
+
+    def attempt(address: str, person) -> int:
+        with TestClient(server, client=(address, 40000)) as client:
+            return client.post("/api/v1/cardholder/login", json={"login": person.citizen_id,
+                                                                  "password": "Wrong-pass-1"}).status_code
+
+    one_network = [f"2001:db8:1:2:{i:x}::{i + 1:x}" for i in range(4)]
+    assert [attempt(a, people[i % 2]) for i, a in enumerate(one_network)] == [401, 401, 429, 429]
+    assert attempt("2001:db8:1:3::1", people[0]) == 401  # the next /64: another subscriber
+    assert [attempt(a, people[1]) for a in ("::ffff:198.51.100.7", "198.51.100.7", "::ffff:198.51.100.7")] == [
+        401, 401, 429]
