@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -133,3 +134,28 @@ def test_one_ipv6_network_counts_as_one_client_at_the_login_throttle(make_app, c
     assert attempt("2001:db8:1:3::1", people[0]) == 401  # the next /64: another subscriber
     assert [attempt(a, people[1]) for a in ("::ffff:198.51.100.7", "198.51.100.7", "::ffff:198.51.100.7")] == [
         401, 401, 429]
+
+
+@pytest.mark.parametrize("path, clear, shown", [
+    ("/api/v1/bank-accounts/6222027436751784413x/statement", "6222027436751784413", "622202*********4413x"),
+    ("/api/v1/bank-accounts/62220274367517844130/statement", "6222027436751784413", "622202**********4130"),
+    ("/api/v1/cards/ID11010519491231002X", "11010519491231002", "ID110105*******1002X"),
+])
+def test_a_mistyped_identifier_in_a_request_reaches_the_access_log_masked(path, clear, shown):
+    """A PAN with a letter run into it or one digit too many (a typo, or a probe) is refused 422 and its
+    path goes to uvicorn's access line: the log's masking wanted a whole identifier bounded by no letter or
+    digit, so the PAN (or the ID) was logged in clear. Any run of 17 digits or more is masked now; a
+    transfer's id (32 hexadecimal characters) is left as it is, whatever digits it holds."""
+    from uvicorn.logging import AccessFormatter
+
+    from sscard.logs import JsonFormatter, MaskingFilter, MaskingFormatter
+
+    transfer = "8ef70acf5524432cad0fc51dc84a3747".replace("8ef70acf55", "1234567890")
+    for request_path in (path, f"{path}&transfer={transfer}" if "?" in path else f"{path}?transfer={transfer}"):
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                   ("127.0.0.1:5000", "GET", request_path, "1.1", 422), None)
+        MaskingFilter().filter(record)
+        for formatter in (MaskingFormatter(AccessFormatter('%(request_line)s')), JsonFormatter()):
+            line = formatter.format(record)
+            assert clear not in line and shown in line
+            assert request_path == path or transfer in line
