@@ -127,12 +127,7 @@ def person_in_scope(rows: Rows, actor: Actor, person_id: int, *, about: About | 
 
 def card_by_number(session: Session, card_number: str, actor: Actor | None = None) -> Card:
     number = validate_card_number(card_number)
-    try:
-        return _owned(session, select(Card).where(Card.card_number == number), actor, missing_code="card_not_found")
-    except SscardError as refused:
-        if refused.code == "card_not_found" and actor is not None:
-            refuse_unknown_card(number, actor)
-        raise
+    return _owned(session, select(Card).where(Card.card_number == number), actor, missing_code="card_not_found")
 
 
 def refuse_unknown_card(number: str, actor: Actor) -> None:
@@ -141,11 +136,9 @@ def refuse_unknown_card(number: str, actor: Actor) -> None:
     A card number names no bank (a PAN does, by its BIN: `refuse_another_banks_pan`), so no card number is
     the bank's but its own cards': answering `card_not_found` for a number of nobody and `wrong_bank` for
     another bank's card told any teller which card numbers exist and bank elsewhere (session 27's probe:
-    `GET /api/v1/cards/{n}`). Anyone else is left to `card_not_found`; only on the not-found path."""
-    if access.is_bank_side(actor):
-        refused = SscardError("wrong_bank")
-        refused.about = About("card", number, None)
-        raise refused
+    `GET /api/v1/cards/{n}`, `cards.card_status`: the one read of a card by its number the bank side may
+    make; a new one calls this on its not-found path). Anyone else is left to `card_not_found`."""
+    access.refuse_bank_side(actor, about=About("card", number, None))
 
 
 def account_for_card(session: Session, card: Card) -> BankAccount:
