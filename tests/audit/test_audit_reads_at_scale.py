@@ -60,7 +60,11 @@ FILTERS = ({}, {"result": "ok"}, {"channel": "test"}, {"operation": "bank_loss.r
 
 
 def _bsup_jsb(app):
-    return staff.authenticate_staff(app, "bsup_jsb", STAFF_PASSWORD, Channel.BANK_OUTLET)
+    """JSB's supervisor, signed in once per app: a sign-in is a record of its own (`staff.login`), which a
+    second sign-in between two reads would add to what the second read finds."""
+    if "test_bsup_jsb" not in app.extras:
+        app.extras["test_bsup_jsb"] = staff.authenticate_staff(app, "bsup_jsb", STAFF_PASSWORD, Channel.BANK_OUTLET)
+    return app.extras["test_bsup_jsb"]
 
 
 def _reads(app, city) -> dict:

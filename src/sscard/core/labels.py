@@ -184,7 +184,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
 # show its code to a cardholder.
 NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "city.add_bank", "city.add_center", "city.add_outlet", "city.add_terminal", "staff.add_user",
-    "staff.issue_token", "staff.issue_terminal_keys", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
+    "staff.login", "staff.issue_token", "staff.issue_terminal_keys", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
     "medical.institutions", "ledger.check", "login.throttled", "throttle.caller_limited", "reports.center_day",
     "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
     "reversal.candidates",

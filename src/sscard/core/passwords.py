@@ -211,7 +211,7 @@ class Lockout:
         return ("", "")
 
 
-KINDS = ("ss_password", "query_password", "bank_pin")
+KINDS = ("ss_password", "query_password", "bank_pin", "staff_password")
 
 
 def _limits(kind: str, policy: Policy) -> int:
@@ -219,6 +219,7 @@ def _limits(kind: str, policy: Policy) -> int:
         "ss_password": policy.ss_password.max_failures,
         "query_password": policy.query_password.max_failures,
         "bank_pin": policy.bank_pin.max_failures,
+        "staff_password": policy.login.staff_max_failures,
     }[kind]
 
 
@@ -235,6 +236,8 @@ def after_failure(lock: Lockout, kind: str, policy: Policy, now: datetime) -> Lo
         return replace(lock, failures=failures, failed_at=failed_at)
     if kind == "query_password":
         return Lockout(failures, as_utc(now) + timedelta(minutes=policy.query_password.lock_minutes), False)
+    if kind == "staff_password":
+        return Lockout(failures, as_utc(now) + timedelta(minutes=policy.login.staff_lock_minutes), False)
     if per_day:
         return Lockout(failures, next_shanghai_midnight(as_utc(now)), False, failed_at)
     return Lockout(failures, None, True)

@@ -176,6 +176,10 @@ class LoginPolicy(_Group):
         10, ge=1, le=10_000, description="wrong logins from one client address, any account, in a moving minute")
     client_failures_per_hour: int = Field(
         50, ge=1, le=100_000, description="wrong logins from one client address, any account, in a moving hour")
+    staff_max_failures: int = Field(
+        5, ge=1, le=20, description="wrong passwords in a row before a staff account's console login is locked")
+    staff_lock_minutes: int = Field(
+        15, ge=1, le=7 * 24 * 60, description="how long a staff account's console login stays locked")
 
 
 class StoragePolicy(_Group):

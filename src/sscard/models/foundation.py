@@ -58,6 +58,9 @@ class StaffUser(Base):
     outlet_id: Mapped[int | None] = mapped_column(ForeignKey("outlets.id"), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
+    # wrong passwords in a row and the lock they started (services.staff.login, policy login.staff_*)
+    pw_failures: Mapped[int] = mapped_column(Integer, default=0)
+    pw_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
 class Terminal(Base):

@@ -236,6 +236,14 @@ def require_bank(actor: Actor, bank_id: int, *, about: About) -> None:
     _mark(Scope.OWN)
 
 
+def refuse_bank_side(actor: Actor, *, about: About) -> None:
+    """`wrong_bank` to the bank side, whatever its bank, for an object of no bank (`about`, named by the
+    refused attempt's record): a card number no card has (lookup.refuse_unknown_card). Nobody else is
+    refused here."""
+    if is_bank_side(actor):
+        raise _about(SscardError("wrong_bank"), about)
+
+
 def require_center(actor: Actor, center_id: int | None, *, about: About | None) -> None:
     """A clerk works on their own center's queue (a supervisor too); anyone else is not limited here.
     `about`: the card, case, receipt or batch and whose it is, as for `require_bank` (None: the actor's own

@@ -333,6 +333,7 @@ def card_status(op: Op, card_number: str) -> CardView:
     number = validate_card_number(card_number)
     found = op.rows(_CARD_AND_SIDES, {"number": number})
     if not found:
+        lookup.refuse_unknown_card(number, op.actor)  # to the bank side, as another bank's card is (R1.3)
         raise SscardError("card_not_found")
     row = found[0]
     card = _Side(row, "card_")

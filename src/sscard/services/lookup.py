@@ -130,6 +130,17 @@ def card_by_number(session: Session, card_number: str, actor: Actor | None = Non
     return _owned(session, select(Card).where(Card.card_number == number), actor, missing_code="card_not_found")
 
 
+def refuse_unknown_card(number: str, actor: Actor) -> None:
+    """For a card number no card has, before `card_not_found` is answered: to the bank side (R1.3) it is
+    `wrong_bank`, as another bank's real card is, its refused attempt recorded naming the number and nobody.
+    A card number names no bank (a PAN does, by its BIN: `refuse_another_banks_pan`), so no card number is
+    the bank's but its own cards': answering `card_not_found` for a number of nobody and `wrong_bank` for
+    another bank's card told any teller which card numbers exist and bank elsewhere (session 27's probe:
+    `GET /api/v1/cards/{n}`, `cards.card_status`: the one read of a card by its number the bank side may
+    make; a new one calls this on its not-found path). Anyone else is left to `card_not_found`."""
+    access.refuse_bank_side(actor, about=About("card", number, None))
+
+
 def account_for_card(session: Session, card: Card) -> BankAccount:
     return _one(session, select(BankAccount).where(BankAccount.card_id == card.id), missing_code="account_not_found")
 

@@ -10,6 +10,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from ..core.errors import SscardError
+from ..core.passwords import Lockout, verify_with_lockout
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal
 from . import lookup
@@ -198,18 +199,49 @@ _TOKEN_CACHE_MAX = 10_000
 
 
 def authenticate_staff(app: App, username: str, password: str, channel: Channel) -> Actor | None:
-    """Console login: the Actor, or None for any wrong user/password (never saying which)."""
+    """Console login: the Actor, or None for any wrong user/password (never saying which); a locked account
+    raises `password_locked` (the lock's end in its message). Through `staff.login`, the console's door as
+    itself (a SYSTEM actor on the console's channel): every wrong password counted and recorded."""
+    door = Actor(kind="channel", id=str(channel), role=Role.SYSTEM, name=f"{channel} login", channel=channel)
+    try:
+        found = login(app, door, username, password)
+    except SscardError as err:
+        if err.code == "wrong_password":
+            return None
+        raise
 
     def work(session: Session) -> Actor | None:
-        user = session.scalar(select(StaffUser).where(StaffUser.username == username))
-        if user is None or not user.active:
-            app.secrets.no_password_matches(password)  # same time either way
-            return None
-        if not app.secrets.password_matches(user.password_hash, password):
-            return None
-        return staff_actor(session, user, channel)
+        user = session.get(StaffUser, found["user_id"])
+        return staff_actor(session, user, channel) if user is not None and user.active else None
 
-    return app.db.run(work)
+    return app.db.run(work, readonly=True)
+
+
+@operation("staff.login", roles={Role.SYSTEM}, scope=Scope.CITY, keyed=False, secrets=("password",))
+def login(op: Op, username: str, password: str) -> dict[str, Any]:
+    """A staff member's password checked, with the account's own lock (policy `login.staff_max_failures`
+    wrong in a row lock it for `login.staff_lock_minutes`; a success clears the count). Before session 27 a
+    staff password had no lock and a wrong one left no record: only the per-address throttle
+    (services.throttle) slowed a guesser, which many addresses get round, and nobody saw the attempts.
+    Every wrong password and every refusal while locked is recorded on the account (its bank's, for bank
+    staff), committed with the count; while locked the password is not checked at all, so the lock's
+    answer says nothing about it. An unknown or inactive user answers `wrong_password`, unrecorded, after
+    the same hash's time."""
+    user = op.session.scalar(select(StaffUser).where(StaffUser.username == username)) if username else None
+    if user is None or not user.active:
+        op.secrets.no_password_matches(password)  # same time either way
+        raise SscardError("wrong_password")
+    current = Lockout(user.pw_failures or 0, user.pw_locked_until, False)
+    matches = not current.is_locked(op.now) and op.secrets.password_matches(user.password_hash, password)
+    lock, error = verify_with_lockout(current, "staff_password", op.policy, op.now, matches,
+                                      locked_code="password_locked", wrong_code="wrong_password")
+    if ((user.pw_failures or 0), user.pw_locked_until) != (lock.failures, lock.locked_until):
+        user.pw_failures, user.pw_locked_until = lock.failures, lock.locked_until
+    op.audit("staff_user", user.username, after="logged_in" if error is None else "", failures=lock.failures,
+             object_bank_id=user.bank_id)
+    if error is not None:
+        raise error.without_count()
+    return {"user_id": user.id}
 
 
 class BankEntry(TypedDict):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import threading
 import time
@@ -53,8 +54,25 @@ _MAX_ACCOUNTS = 100_000  # the distinct-accounts counter's ceiling (a count, not
 T = TypeVar("T")
 
 
+def client_key(client: str) -> str:
+    """What a client address is counted as: an IPv6 address as its /64 (one subscriber's network: a host
+    picks any of its 2^64 addresses at will, so counting each one let a single machine make every guess from
+    a fresh address, session 27's probe), an IPv4-mapped one as its IPv4 address; anything else (an IPv4
+    address, a caller's number on the hotlines) as it is."""
+    try:
+        ip = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return client
+
+
 class LoginThrottle:
-    """Failed logins per client address, in moving windows of a minute and an hour."""
+    """Failed logins per client address (an IPv6 client per /64: `client_key`), in moving windows of a
+    minute and an hour."""
 
     def __init__(self, storage_uri: str, per_minute: int, per_hour: int, *, key: bytes,
                  namespace: str = "sscard-login", windows: tuple[RateLimitItem, ...] | None = None):
@@ -72,6 +90,7 @@ class LoginThrottle:
 
     def retry_after(self, client: str) -> int:
         """Seconds until this client may try again; 0 when it may now."""
+        client = client_key(client)
         wait = 0.0
         for window in self.windows:
             if not self.limiter.test(window, client):
@@ -81,6 +100,7 @@ class LoginThrottle:
 
     def failed(self, client: str, door: str, login: str) -> None:
         """Count one wrong login; the account is kept only as a keyed digest, to count distinct ones."""
+        client = client_key(client)
         for window in self.windows:
             self.limiter.hit(window, client)
         account = hmac.new(self.key, f"{door}\x00{login.strip().upper()}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -88,10 +108,11 @@ class LoginThrottle:
             self.limiter.hit(self.accounts, client)
 
     def accounts_tried(self, client: str) -> int:
+        client = client_key(client)
         return _MAX_ACCOUNTS - self.limiter.get_window_stats(self.accounts, client).remaining
 
     def first_refusal_in_window(self, client: str, door: str) -> bool:
-        return self.limiter.hit(self.audited, client, door)
+        return self.limiter.hit(self.audited, client_key(client), door)
 
 
 def throttle_for(app: App) -> LoginThrottle:

@@ -314,8 +314,9 @@ class StaffConsole:
                 throttle.guarded_login, app, client_address(request), self.throttle_scope, username,
                 lambda: websession.staff_login(app, username, password, self.channel),
             ) if username else None
-        except SscardError as err:  # too_many_attempts: refused before the password is checked
-            return throttled(self.login_form(request, err.message(lang), err.status, username, back), err)
+        except SscardError as err:  # too_many_attempts (refused before the password is checked), password_locked
+            page = self.login_form(request, err.message(lang), err.status, username, back)
+            return throttled(page, err) if err.code == "too_many_attempts" else page
         if web is None:
             return self.login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误",
                                    401, username, back)
