@@ -8,9 +8,14 @@ What a terminal sends (ASCII, ISO 8583:1987, pyiso8583's default ASCII field for
   (MMDDhhmmss), 11 STAN, 41 terminal id (the terminal's code, 8 characters), 49 currency 156,
   52 the PIN block (not for 21), 64 (or 128 with a secondary bitmap) the MAC; 12, 13, 22, 25, 37, 42
   are echoed when sent.
-- Anything else (0100 authorizations, 0400 reversals, ...) is answered with response code 40, "function
-  not supported": a terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
-  the frame answers from its first answer, instead of reversing it.
+- 0400 reversal request (0401 its repeat; answered 0410) and 0420 reversal advice (0421 its repeat,
+  sent until answered; answered 0430): the terminal's own withdrawal (01) or purchase (00) named by field
+  90 (original MTI, STAN, field 7, institution ids), reversed wholly or, with field 95 (its first 12
+  digits the amount actually dispensed), partly: `bank.reverse_terminal` (RULES R10.13; `_reversal`). No PIN
+  block; field 4 the original's amount. Not located: 25 to a request; an advice is acknowledged 00.
+- Anything else (0100 authorizations, other processing codes) is answered with response code 40, "function
+  not supported". A terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
+  the frame answers from its first answer.
 - An MTI that is neither a request (third digit 0) nor an advice (2), or not four digits (an answer sent
   back, 0210; an acknowledgement, 0x9x), is not answered: the connection is closed.
 
