@@ -216,6 +216,18 @@ def test_a_reversal_older_than_the_bound_is_refused_and_left_to_the_bank(make_ap
     assert results == ["ok", "reversal_too_late"]
 
 
+def test_over_iso_8583_a_reversal_past_the_bound_is_answered_12_and_moves_nothing(city, app, atm, clock):
+    card = activated(city, opening_fen=100_000)
+    withdrawal = atm.message("withdraw", card.pan, 10_000, PIN)
+    assert atm.send(withdrawal)["39"] == "00"
+    never_sent = atm.message("withdraw", card.pan, 10_000, PIN)  # and one whose 0200 never arrived
+    clock.advance(hours=24, minutes=1)
+    assert atm.send(atm.reversal(withdrawal))["39"] == "12"
+    assert atm.send(atm.reversal(withdrawal, advice=True))["39"] == "12"  # answered: taken, and refused
+    assert atm.send(atm.reversal(never_sent))["39"] == "12"  # field 90's time says how old it is
+    assert balance_of(app, card.pan) == 90_000 and _reversals(app) == []
+
+
 def test_a_lost_or_frozen_card_still_gets_its_reversal_and_the_statement_shows_it_as_its_own_line(city, app, atm):
     card = activated(city, opening_fen=100_000)
     withdrawal = atm.message("withdraw", card.pan, 30_000, PIN)
@@ -223,6 +235,13 @@ def test_a_lost_or_frozen_card_still_gets_its_reversal_and_the_statement_shows_i
     loss.report_oral_loss(app, city.cardholder(card, Channel.HOTLINE_BANK), card.pan)
     assert atm.send(atm.reversal(withdrawal))["39"] == "00"
     assert balance_of(app, card.pan) == 100_000
+    frozen = activated(city, name="李四", opening_fen=50_000)
+    taken = atm.message("withdraw", frozen.pan, 20_000, PIN)
+    assert atm.send(taken)["39"] == "00"
+    banking.freeze(app, city.actor("bsup"), frozen.pan, reason="法院冻结", idempotency_key="fz-1")
+    assert atm.send(atm.message("withdraw", frozen.pan, 100, PIN))["39"] == "62"  # no debit while frozen
+    assert atm.send(atm.reversal(taken, advice=True))["39"] == "00"  # but the credit back
+    assert balance_of(app, frozen.pan) == 50_000
     statement = banking.statement(app, city.actor("teller"), card.pan)
     codes = [(e["code"], e["direction"], e["amount_fen"]) for e in statement["entries"][:2]]
     assert codes == [("reversal", "credit", 30_000), ("withdrawal", "debit", 30_000)]
