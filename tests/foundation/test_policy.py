@@ -31,6 +31,7 @@ RULES_DEFAULTS = {
     "renewal.window_days": 60,
     "fee.replacement_fen": 2000,
     "bank.keep_pan_on_replacement": False,
+    "bank.terminal_reversal_hours": 24,
     "limits.atm_withdrawal_per_txn_fen": 250_000,
     "limits.atm_withdrawal_per_day_fen": 2_000_000,
     "limits.transfer_per_day_fen": 5_000_000,

@@ -168,8 +168,10 @@ def test_sign_on_unknown_terminals_and_unsupported_messages(city, app, atm, gate
     card = activated(city, opening_fen=1_000)
     assert stranger.send(stranger.message("withdraw", card.pan, 100, PIN))["39"] == "03"
     stranger.close()
-    reversal = atm.message("withdraw", card.pan, 100, PIN) | {"t": "0400"}
-    assert atm.send(reversal)["39"] == "40"
+    authorization = atm.message("withdraw", card.pan, 100, PIN) | {"t": "0100"}
+    assert atm.send(authorization)["39"] == "40"
+    reversal = atm.message("withdraw", card.pan, 100, PIN) | {"t": "0400"}  # a reversal without field 90
+    assert atm.send(reversal)["39"] == "30"
     assert atm.send(atm.message("withdraw", card.pan, 100, PIN) | {"3": "501000"})["39"] == "40"
     assert balance_of(app, card.pan) == 1_000
 

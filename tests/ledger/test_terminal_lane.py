@@ -32,7 +32,7 @@ EXPECTED = {
     "/api/v1/terminal/withdrawal", "/api/v1/terminal/deposit", "/api/v1/terminal/balance",
     "/api/v1/terminal/payments", "/api/v1/terminal/payments/authorize",
     "/api/v1/terminal/payments/{transfer_id}/capture", "/api/v1/terminal/payments/{transfer_id}/void",
-    "/api/v1/terminal/transfers",
+    "/api/v1/terminal/transfers", "/api/v1/terminal/reversals",
     "/api/v1/bank-accounts/{pan}/deposit", "/api/v1/bank-accounts/{pan}/withdrawal",
     "/api/v1/bank-accounts/{pan}/transfer", "/api/v1/bank-accounts/{pan}/pension",
     "/api/v1/terminal/medical/pre-settlements", "/api/v1/terminal/medical/settlements",
@@ -41,7 +41,7 @@ EXPECTED = {
     "/api/v1/ledger/expire-pending", "/api/v1/medical/contributions",  # bulk: alone in the writer
 }
 # What differs by nature between the two subjects of a pair.
-VOLATILE = {"transfer_id", "at", "pan", "to", "from", "code", "quote", "receipt_no", "card_number", "new_card_number",
+VOLATILE = {"transfer_id", "original_transfer_id", "at", "pan", "to", "from", "code", "quote", "receipt_no", "card_number", "new_card_number",
             "settlement_code", "id", "person_id", "expires_at", "created_at", "settled_at", "refunded_at", "valid_until",
             "receipt", "refund_code", "original_code", "pending_transfer_id", "quote_id",
             "person", "name", "citizen_id", "reverses", "refunded_by",
@@ -107,6 +107,7 @@ def test_the_lane_answers_as_fastapi_does_on_every_route(city, app, client, plai
     hosp = med.token(city, "HOSP-H3-1")
     teller, operator, clerk, csup = (city.token(u) for u in ("teller", "operator", "clerk", "csup"))
     pos_actor, hosp_actor = terminal(city, "POS-1"), med.terminal(city, "HOSP-H3-1")
+    atm_actor = terminal(city, "ATM-GSB-1")
     sink = activated(city, name="丙", opening_fen=0)
 
     def subject(name: str) -> dict:
@@ -117,9 +118,10 @@ def test_the_lane_answers_as_fastapi_does_on_every_route(city, app, client, plai
         auths = [banking.authorize_payment(app, pos_actor, card.pan, 300, PIN, idempotency_key=f"au{name}{i}")
                  ["transfer_id"] for i in range(2)]
         quote = app_quote(card, ident)
+        banking.withdraw(app, atm_actor, card.pan, 900, PIN, idempotency_key=f"wd{name}")  # to be reversed
         settled = med.pay(app, hosp_actor, card.card_number, med.lines(covered=1_000), key=f"set{name}")
         return {"card": card, "other_card": city.issued_card(name=name + "二"), "ident": ident, "capture": auths[0], "void": auths[1], "quote": quote,
-                "settled": settled["code"]}
+                "settled": settled["code"], "reverse": f"wd{name}"}
 
     def app_quote(card, ident):
         from sscard.services import medical
@@ -151,6 +153,10 @@ def test_the_lane_answers_as_fastapi_does_on_every_route(city, app, client, plai
         "/api/v1/terminal/transfers": Case(lambda s: "/api/v1/terminal/transfers",
                                            lambda s: {"from_pan": pan(s), "to_pan": sink.pan, "amount_fen": 50, "pin": PIN},
                                            lambda s: {"from_pan": pan(s), "to_pan": sink.pan, "amount_fen": 51, "pin": PIN},
+                                           atm, teller),
+        "/api/v1/terminal/reversals": Case(lambda s: "/api/v1/terminal/reversals",
+                                           lambda s: {"original_idempotency_key": s["reverse"], "dispensed_fen": 100},
+                                           lambda s: {"original_idempotency_key": s["reverse"], "dispensed_fen": 0},
                                            atm, teller),
         "/api/v1/bank-accounts/{pan}/deposit": Case(lambda s: f"/api/v1/bank-accounts/{pan(s)}/deposit",
                                                     lambda s: {"amount_fen": 500}, lambda s: {"amount_fen": 501},

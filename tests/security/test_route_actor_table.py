@@ -95,6 +95,7 @@ TABLE: dict[str, set[str]] = {
     "POST /api/v1/terminal/payments/{transfer_id}/void": {"pos"},
     "POST /api/v1/terminal/transfers": {"atm"},
     "POST /api/v1/terminal/pin/change": {"atm"},
+    "POST /api/v1/terminal/reversals": {"atm", "pos"},  # its own originals only (404 when it made none)
     # medical: the hospital's terminal; people read their own, center staff and the operator anyone's
     "POST /api/v1/terminal/medical/pre-settlements": {"hospital"},
     "POST /api/v1/terminal/medical/settlements": {"hospital"},
@@ -151,6 +152,11 @@ def world(city, app, clock):
     b = activated(city, "李四", "JSB", opening_fen=500_000)
     med.insure(app, a.person_id)
     held = banking.authorize_payment(app, _pos(city), a.pan, 1_000, PIN, idempotency_key="w-held")
+    # an ATM's withdrawal and a POS's payment under one key, each its terminal's own to reverse
+    from tests.ledger.helpers import terminal
+
+    banking.withdraw(app, terminal(city, "ATM-GSB-1"), a.pan, 1_000, PIN, idempotency_key="w-original")
+    banking.purchase(app, _pos(city), a.pan, 1_000, PIN, idempotency_key="w-original")
     settlement = med.pay(app, med.terminal(city, med.INSTITUTIONS[0][5]), a.card_number, med.lines(covered=5_000),
                          key="w-settle")
     clerk = city.actor("clerk")
@@ -168,7 +174,7 @@ def world(city, app, clock):
     }
     values = {
         "pan": a.pan, "card_number": a.card_number, "person_id": a.person_id, "citizen_id": a.citizen_id,
-        "presented_citizen_id": a.citizen_id, "transfer_id": held["transfer_id"],
+        "presented_citizen_id": a.citizen_id, "transfer_id": held["transfer_id"], "original_idempotency_key": "w-original",
         "settlement_code": settlement["code"], "visit_id": work["visit_id"], "attorney_id": work["attorney_id"],
         "agent_citizen_id": AGENT_ID, "receipt_no": work["receipt_no"], "batch_code": "B-NONE", "request_id": 1, "line": "12333",
         "to_pan": b.pan, "from_pan": a.pan, "ident_code": med.ident_code(app, a.card_number),

@@ -66,6 +66,14 @@ class TerminalTransfer(Strict):
     transfer_id: str | None = Field(None, min_length=1, max_length=64, pattern=TRANSFER_ID_PATTERN)
 
 
+class TerminalReversal(Strict):
+    original_idempotency_key: str = Field(min_length=1, max_length=80,
+                                          description="the Idempotency-Key this terminal sent with the withdrawal or "
+                                                      "one-step payment it reverses")
+    dispensed_fen: StrictInt = Field(0, ge=0, le=10**12,
+                                     description="what was really dispensed or paid (0: nothing); the rest goes back")
+
+
 class ChangePin(Strict):
     pan: str = Pan
     old: str = Pin
@@ -183,6 +191,16 @@ async def terminal_transfer(body: TerminalTransfer, call: TerminalDep) -> r.Bank
     return await batching.acall(call.app, banking.transfer, call.actor,
                                 body.from_pan, body.to_pan, body.amount_fen, body.pin,
                                 transfer_id=body.transfer_id, idempotency_key=call.key)
+
+
+@terminal_router.post("/reversals")
+async def terminal_reversal(body: TerminalReversal, call: TerminalDep) -> r.TerminalReversalOut:
+    """An ATM's withdrawal whose cash did not (all) come out, or a POS's one-step payment not completed,
+    reversed by the terminal that made it (RULES R10.13): found by its Idempotency-Key, the amount not
+    dispensed goes back to the card once, whatever the reversal's own key. An original this terminal did
+    not make (or not yet: it is then refused when it comes) answers 404 `reversal_original_not_found`."""
+    return await batching.acall(call.app, banking.reverse_terminal, call.actor, body.original_idempotency_key,
+                                body.dispensed_fen, idempotency_key=call.key)
 
 
 @terminal_router.post("/pin/change")

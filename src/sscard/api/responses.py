@@ -143,6 +143,11 @@ class BankPurchaseOut(BankMovementOut):
     timeout_at: str | None
 
 
+class TerminalReversalOut(BankMovementOut):
+    original_transfer_id: str
+    already_reversed: bool
+
+
 class BankAuthorizePaymentOut(BankMovementOut):
     timeout_at: str | None
 

@@ -49,9 +49,13 @@ def register(app: typer.Typer) -> None:
     @iso_app.command("send")
     def send(
         terminal: str,
-        kind: str = typer.Argument(..., help="purchase | withdraw | deposit | balance | sign-on"),
+        kind: str = typer.Argument(..., help="purchase | withdraw | deposit | balance | sign-on | reverse"),
         pan: str = typer.Option("", help="the card's PAN"),
-        amount: str = typer.Option("", help="the amount in yuan, e.g. 100.00"),
+        amount: str = typer.Option("", help="the amount in yuan, e.g. 100.00 (reverse: the original's)"),
+        original: str = typer.Option("", help="reverse: the original's STAN and field 7 as printed, e.g. 000123:1207123015"),
+        dispensed: str = typer.Option("0", help="reverse: what was really dispensed or paid, in yuan (field 95)"),
+        advice: bool = typer.Option(False, help="reverse: send a reversal advice (0420) instead of a request (0400)"),
+        of: str = typer.Option("withdraw", help="reverse: what the original was, withdraw (ATM) or purchase (POS)"),
         port: int = 8583,
         host: str = "127.0.0.1",
     ) -> None:
@@ -70,6 +74,15 @@ def register(app: typer.Typer) -> None:
         try:
             if kind == "sign-on":
                 answer = term.sign_on()
+            elif kind == "reverse":
+                stan, _, sent = original.partition(":")
+                if not (len(stan) == 6 and stan.isdigit() and len(sent) == 10 and sent.isdigit()):
+                    err_console.print("[red]--original STAN:MMDDhhmmss, as `send` printed it[/red]")
+                    raise typer.Exit(2)
+                first = {"t": "0200", "2": pan, "3": PROCESSING_CODES["purchase" if of == "purchase" else "withdraw"],
+                         "4": f"{yuan_to_fen(amount):012d}", "7": sent, "11": stan}
+                answer = term.send(term.reversal(first, dispensed_fen=yuan_to_fen(dispensed) if dispensed.strip("0.") else 0,
+                                                 advice=advice))
             elif kind in PROCESSING_CODES:
                 fen = yuan_to_fen(amount) if kind != "balance" else None  # a bad amount before the PIN is typed
                 pin = None if kind == "deposit" else typer.prompt("PIN", hide_input=True)
@@ -83,7 +96,7 @@ def register(app: typer.Typer) -> None:
         finally:
             term.close()
         found = balances(answer)
-        console.print(f"{answer['t']} response code {answer.get('39')}"
+        console.print(f"{answer['t']} response code {answer.get('39')}, stan {answer.get('11')}:{answer.get('7')}"
                       + (f", authorization {answer['38']}" if answer.get("38") else "")
                       + (f", balance {format_yuan(found['01'])}, available {format_yuan(found['02'])}" if found else ""))
         raise typer.Exit(0 if answer.get("39") == "00" else 1)

@@ -139,6 +139,7 @@ AUDIT_OPERATIONS: dict[str, tuple[str | None, str]] = {
     "bank.authorize_payment": (None, "预授权"),
     "bank.capture_payment": (None, "预授权完成"),
     "bank.void_payment": (None, "预授权撤销"),
+    "bank.reverse_terminal": (None, "终端冲正"),
     "bank.balance": (None, "查询余额"),
     "bank.statement": (None, "查看账户明细"),
     "bank.freeze": (None, "冻结账户"),

@@ -115,6 +115,11 @@ class FeePolicy(_Group):
 
 class BankPolicy(_Group):
     keep_pan_on_replacement: bool = Field(False, description="a replacement card keeps the old PAN")
+    terminal_reversal_hours: int = Field(
+        24, ge=1, le=168,
+        description="an ATM or POS may reverse its own withdrawal or payment this long after it (R10.13); an "
+                    "older one is refused and settled by the bank (within api.idempotency_keep_days: past it the "
+                    "original's record is gone and the reversal finds nothing)")
 
 
 class LimitsPolicy(_Group):

@@ -44,6 +44,26 @@ class Terminal:
             doc["52"] = terminal_keys.pin_block(self.tpk, pin, pan)
         return doc
 
+    def reversal(self, original: dict[str, Any], *, dispensed_fen: int | None = None, advice: bool = False,
+                 stan: int | None = None, at: datetime | None = None) -> dict[str, Any]:
+        """A 0400 (or, `advice`, a 0420) reversing `original` (the 0200 this terminal sent): its PAN,
+        processing code and amount, field 90 naming its MTI, STAN and field 7, and with `dispensed_fen` field
+        95 (what was really dispensed: actual amount, settlement amount, two zero fees). A new STAN and time:
+        send the same message again as the repeat (0401/0421)."""
+        if stan is None:
+            self.stan = self.stan % 999_999 + 1
+            stan = self.stan
+        at = (at or self.clock()).astimezone(UTC)
+        doc: dict[str, Any] = {"t": "0420" if advice else "0400", "3": original["3"], "4": original["4"],
+                               "7": at.strftime("%m%d%H%M%S"), "11": f"{stan:06d}", "41": self.code.ljust(8),
+                               "49": original.get("49", "156"),
+                               "90": f"{original['t']}{original['11']}{original['7']}" + "0" * 22}
+        if original.get("2"):
+            doc["2"] = original["2"]
+        if dispensed_fen is not None:
+            doc["95"] = f"{dispensed_fen:012d}{dispensed_fen:012d}C00000000C00000000"
+        return doc
+
     def sign_on(self) -> dict[str, Any]:
         self.stan = self.stan % 999_999 + 1
         return self.send({"t": "0800", "7": self.clock().astimezone(UTC).strftime("%m%d%H%M%S"), "11": f"{self.stan:06d}",

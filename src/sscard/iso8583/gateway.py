@@ -8,9 +8,14 @@ What a terminal sends (ASCII, ISO 8583:1987, pyiso8583's default ASCII field for
   (MMDDhhmmss), 11 STAN, 41 terminal id (the terminal's code, 8 characters), 49 currency 156,
   52 the PIN block (not for 21), 64 (or 128 with a secondary bitmap) the MAC; 12, 13, 22, 25, 37, 42
   are echoed when sent.
-- Anything else (0100 authorizations, 0400 reversals, ...) is answered with response code 40, "function
-  not supported": a terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
-  the frame answers from its first answer, instead of reversing it.
+- 0400 reversal request (0401 its repeat; answered 0410) and 0420 reversal advice (0421 its repeat,
+  sent until answered; answered 0430): the terminal's own withdrawal (01) or purchase (00) named by field
+  90 (original MTI, STAN, field 7, institution ids), reversed wholly or, with field 95 (its first 12
+  digits the amount actually dispensed), partly: `bank.reverse_terminal` (RULES R10.13; `_reversal`). No PIN
+  block; field 4 the original's amount. Not located: 25 to a request; an advice is acknowledged 00.
+- Anything else (0100 authorizations, other processing codes) is answered with response code 40, "function
+  not supported". A terminal that lost an answer repeats its request (0201, same field 7 and STAN), which
+  the frame answers from its first answer.
 - An MTI that is neither a request (third digit 0) nor an advice (2), or not four digits (an answer sent
   back, 0210; an acknowledgement, 0x9x), is not answered: the connection is closed.
 
@@ -179,6 +184,10 @@ async def answer(app: Any, raw: bytes) -> bytes | None:
         result = APPROVED if reply["70"] in ("001", "002", "301") else NOT_SUPPORTED
         _log(doc, result)
         return Authenticated(encode(reply | {"39": result}, tak))
+    if mti in REVERSALS:
+        reply.update(await _reversal(app, actor, doc, advice=mti[2] == "2"))
+        _log(doc, reply["39"])
+        return Authenticated(encode(reply, tak))
     if mti not in ("0200", "0201"):
         _log(doc, NOT_SUPPORTED)
         return Authenticated(encode(reply | {"39": NOT_SUPPORTED}, tak))
@@ -223,6 +232,64 @@ async def _financial(app: Any, actor: Any, code: str, doc: dict[str, Any]) -> di
     return reply
 
 
+REVERSALS = ("0400", "0401", "0420", "0421")  # reversal request, its repeat; reversal advice, its repeat
+REVERSED_KINDS = ("00", "01")  # field 3: a purchase (POS) or a cash withdrawal (ATM)
+ORIGINAL_MTIS = ("0200", "0201")
+NOT_FOUND, ADVICE_TAKEN = "25", "00"
+REVERSAL_CODES = {"reversal_original_not_found": NOT_FOUND, "reversal_too_late": INVALID_TRANSACTION,
+                  "invalid_amount": "13"}
+
+
+def original_key(field90: str) -> str | None:
+    """The idempotency key of the 0200 that field 90 (original data elements, n42: original MTI, STAN,
+    transmission date and time, acquirer and forwarding institution ids, 11 digits each) names, or None
+    when field 90 names no financial request of this gateway."""
+    if len(field90) != 42 or not ascii_digits(field90) or field90[:4] not in ORIGINAL_MTIS:
+        return None
+    return f"iso8583:{field90[10:20]}:{field90[4:10]}"
+
+
+async def _reversal(app: Any, actor: Any, doc: dict[str, Any], *, advice: bool) -> dict[str, str]:
+    """A reversal (0400/0401 -> 0410) or a reversal advice (0420/0421 -> 0430) of this terminal's own 0200:
+    `bank.reverse_terminal`, keyed by its own fields 7 and 11 as any message is (a repeated 0421 is answered
+    from the first answer), the original named by field 90, the amount really dispensed by field 95 (its first
+    12 digits; absent: nothing was). No PIN block: the terminal sends it, not the cardholder. An advice is
+    acknowledged (0430, 39 = 00) when taken, whether or not the original was found: the terminal stops
+    repeating it; a request is answered 25 when the original cannot be located."""
+    kind = str(doc.get("3", ""))[:2]
+    if kind not in REVERSED_KINDS:
+        return {"39": NOT_SUPPORTED}  # a deposit, a balance inquiry: nothing a terminal reverses
+    amount, field90, field95 = str(doc.get("4", "")), str(doc.get("90", "")), doc.get("95")
+    if "7" not in doc or not _numeric(doc.get("11"), 6) or not _numeric(doc.get("3"), 6) \
+            or not _numeric(amount, 12) or not field90 or (field95 is not None and not _numeric(str(field95)[:12], 12)):
+        return {"39": FORMAT_ERROR}
+    if not fresh(str(doc["7"]), app.clock.now()):
+        return {"39": FORMAT_ERROR}
+    if doc.get("49", CURRENCY_CNY) != CURRENCY_CNY:
+        return {"39": REVERSAL_CODES["invalid_amount"]}  # the original moved yuan: another currency's amount is no amount of it
+    key = original_key(field90)
+    if key is None:
+        return {"39": ADVICE_TAKEN if advice else NOT_FOUND}
+    dispensed = int(str(field95)[:12]) if field95 is not None else 0
+    try:
+        out = await batching.acall(app, banking.reverse_terminal, actor, key, dispensed,
+                                   pan=str(doc.get("2", "")) or None, amount_fen=int(amount),
+                                   original_at=sent_at(field90[10:20], app.clock.now()),
+                                   idempotency_key=idempotency_key(doc))
+    except SscardError as err:
+        if advice and err.code == "reversal_original_not_found":
+            return {"39": ADVICE_TAKEN}
+        return {"39": REVERSAL_CODES.get(err.code) or RESPONSE_CODES.get(err.code, DO_NOT_HONOUR)}
+    except Exception:  # noqa: BLE001  a terminal gets "system malfunction" (an advice: sent again), the log the traceback
+        log.exception("iso8583 reversal from %s failed", actor.id)
+        return {"39": SYSTEM_ERROR}
+    reply = {"39": APPROVED}
+    amounts = _balances(out)
+    if amounts is not None:
+        reply["54"] = amounts
+    return reply
+
+
 # Field 3's last four digits: the account types moved from and to. The card's bank side is one savings
 # (debit) account: "00" (the default) or "10" name it; a cheque or credit account it does not have.
 ACCOUNT_TYPES = ("00", "10")
@@ -248,17 +315,24 @@ def fresh(field7: str, now: datetime) -> bool:
     nearest: a message sent at 23:59:59 on 31 December answered on 1 January). A date one of those years
     does not have (29 February) is read in the others: ending the reading there refused every message of
     29 February 2028, which 2027 has not (session 27)."""
+    at = sent_at(field7, now)
+    return at is not None and abs(now - at) <= FRESH
+
+
+def sent_at(field7: str, now: datetime) -> datetime | None:
+    """The moment a field 7 (MMDDhhmmss, UTC, no year) names, in the year that makes it nearest `now`
+    (of the year before, this one and the next: a year without its date, 29 February, is passed over);
+    None when it names no moment."""
     if len(field7) != 10 or not ascii_digits(field7):
-        return False
+        return None
     month, day, hour, minute, second = (int(field7[i:i + 2]) for i in range(0, 10, 2))
+    moments = []
     for year in (now.year - 1, now.year, now.year + 1):
         try:
-            at = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+            moments.append(datetime(year, month, day, hour, minute, second, tzinfo=UTC))
         except ValueError:
             continue
-        if abs(now - at) <= FRESH:
-            return True
-    return False
+    return min(moments, key=lambda at: abs(now - at), default=None)
 
 
 AMOUNT_DIGITS = 12  # an amount of field 54: n12, fen

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -41,7 +42,7 @@ from ..core.states import (
     check_bank_pin_change,
 )
 from ..db import fetch_together
-from ..models.foundation import Bank, BankAccount, Card
+from ..models.foundation import Bank, BankAccount, Card, IdempotencyRecord
 from . import access, ledger, lookup, paging
 from . import card_lifecycle as lifecycle
 from .access import Scope
@@ -615,6 +616,115 @@ def void_payment(op: Op, transfer_id: str) -> dict[str, Any]:
     op.audit("ledger_transfer", transfer_id, before="pending", after="voided", amount_fen=voided["amount_fen"],
              person_id=_holder_of(op, transfer_id))
     return voided
+
+
+# ---------------------------------------------------------------- a terminal's reversal of its own movement
+
+register_messages({
+    "reversal_original_not_found": (404, "找不到要冲正的原交易", "The original transaction to reverse was not found"),
+    "reversal_too_late": (409, "原交易已超过{hours}小时，终端不能冲正，请由银行处理",
+                          "The original is more than {hours} hours old: a terminal cannot reverse it, the bank settles it"),
+    "reversed_before_original": (409, "该交易已由终端冲正，不再受理",
+                                 "The terminal reversed this transaction before it arrived: it is not taken"),
+})
+REVERSIBLE = {"atm": "withdrawal", "pos": "payment"}  # a terminal's kind -> the one movement it reverses
+_REVERSED_FIRST_ANSWER = '{"code": "reversed_before_original", "params": {}}'
+
+
+def reversal_transfer_id(op: Op, original_transfer_id: str) -> str:
+    """The ledger transfer id of the one reversal of a transfer: the ledger's unique transfer id takes a
+    second reversal of the same original, however keyed, as already done. Keyed with the server's secret,
+    as a pension's is (`pension_transfer_id`): a POS chooses its own payment ids, and could otherwise take
+    the id first and make its own reversal impossible."""
+    digest = hmac.new(op.app.settings.secret_key, f"reversal\x00{original_transfer_id}".encode(), hashlib.sha256)
+    return "reversal-" + digest.hexdigest()[:48]
+
+
+@operation("bank.reverse_terminal", roles={Role.TERMINAL}, scope=Scope.OWN, terminals=access.ATM | access.POS,
+           batched=True, alone=True)
+def reverse_terminal(op: Op, original_key: str, dispensed_fen: int = 0, *, pan: str | None = None,
+                     amount_fen: int | None = None, original_at: datetime | None = None) -> dict[str, Any]:
+    """An ATM's withdrawal whose cash did not (all) come out, or a POS's one-step payment that did not
+    complete, reversed by the terminal that made it (ISO 8583 0400/0420, or the REST terminal API), RULES
+    R10.13. The original is found by the request's own idempotency key, in this terminal's keys only
+    (`original_key`; over ISO 8583 `iso8583:<field 7>:<STAN>` from field 90): another terminal finds nothing,
+    whether or not the original exists. `dispensed_fen`: what was really dispensed or paid (field 95; 0: none),
+    the rest goes back, as a new `reversal` transfer from the terminal's account to the card's, whose `ref` is the
+    original's transfer id; the day's limit the original counted against gets the same back. No PIN (the
+    terminal sends it, not the cardholder); a credit, so taken while the card is lost or frozen.
+
+    - once per original: its transfer id (`reversal_transfer_id`) exists after the first, so a second
+      reversal, whatever its key, answers `already_reversed` and moves nothing;
+    - an original refused, or one this terminal never made: `reversal_original_not_found`, nothing moves;
+    - an original not seen yet (the reversal overtook it): the refusal is committed with a record kept under
+      the original's key (`operation.REVERSED_FIRST`), so that the original, when it comes, is refused
+      `reversed_before_original` and moves nothing. Both are inserted under the same unique key: whichever
+      commits second finds the other (the original's batch is rerun and answered from the record, this runs
+      again and finds the original);
+    - older than `bank.terminal_reversal_hours`: `reversal_too_late` (the bank settles it);
+    - `pan` and `amount_fen`, when given (ISO 8583 sends fields 2 and 4), must be the original's; the amount
+      dispensed must be 0 or more and less than the original (`invalid_amount`)."""
+    from .operation import REVERSED_FIRST, key_scope
+
+    if not (isinstance(original_key, str) and 1 <= len(original_key) <= 80):
+        raise SscardError("invalid_request")
+    if type(dispensed_fen) is not int or dispensed_fen < 0 or (amount_fen is not None and (
+            type(amount_fen) is not int or not 0 < amount_fen <= 10**12)):
+        raise SscardError("invalid_amount")
+    hours = op.policy.bank.terminal_reversal_hours
+    scope = key_scope(op.actor)
+    stored = op.session.get(IdempotencyRecord, (scope, original_key))
+    if stored is None and original_key == op.idempotency_key:
+        raise SscardError("reversal_original_not_found")  # its own key: no original, and none to wait for
+    if stored is None:
+        if original_at is not None and op.now - as_utc(original_at) > timedelta(hours=hours):
+            raise SscardError("reversal_too_late", hours=hours)
+        op.session.add(IdempotencyRecord(scope=scope, key=original_key, request_hash=REVERSED_FIRST, status=409,
+                                         response=_REVERSED_FIRST_ANSWER, created_at=op.now))
+        op.session.flush()  # a twin of the original stored first: IntegrityError, and the frame runs this again
+        op.audit("idempotency_key", original_key, after="reversed_before_original")
+        raise SscardError("reversal_original_not_found", commit=True)
+    if stored.request_hash == REVERSED_FIRST or stored.status >= 400:
+        raise SscardError("reversal_original_not_found")  # refused, or already reversed before it came
+    original_id = json.loads(stored.response).get("transfer_id")
+    rows = op.session.execute(select(ledger.TRANSFERS).where(ledger.TRANSFERS.c.transfer_id == original_id)).all() \
+        if isinstance(original_id, str) else []
+    original = rows[0] if rows else None
+    own = f"{'atm' if op.actor.terminal_kind == 'atm' else 'merchant'}:{op.actor.id}"
+    if original is None or original.kind != "posted" or original.code != REVERSIBLE.get(op.actor.terminal_kind or "") \
+            or ledger.account_names(op.session, {original.credit_account_id}).get(
+                original.credit_account_id, ("", "", None))[1] != own:
+        raise SscardError("reversal_original_not_found")  # a deposit, a balance inquiry, a hold: not this
+    account = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == original.debit_account_id))
+    assert account is not None  # a withdrawal's or payment's debit side is a card's account
+    access.require_own(op.actor, About("bank_account", account.pan, account.person_id), bank_id=account.bank_id,
+                       missing="account_not_found")
+    if pan is not None and pan != account.pan:
+        raise SscardError("reversal_original_not_found")
+    if amount_fen is not None and amount_fen != original.amount:
+        raise SscardError("invalid_amount")
+    if dispensed_fen >= original.amount:
+        raise SscardError("invalid_amount")
+    reversal_id = reversal_transfer_id(op, original.transfer_id)
+    book = book_of(op.session)
+    if book.transfer_exists(reversal_id):
+        first = op.session.execute(select(ledger.TRANSFERS).where(ledger.TRANSFERS.c.transfer_id == reversal_id)).one()
+        op.audit("bank_account", account.pan, person_id=account.person_id, original_transfer_id=original.transfer_id,
+                 original_key=original_key, transfer_id=reversal_id, already_reversed=True)
+        return account_answer(op, account, None, transfer_id=reversal_id, amount_fen=first.amount,
+                              at=first.created_at, original_transfer_id=original.transfer_id,
+                              already_reversed=True)
+    if op.now - as_utc(original.created_at) > timedelta(hours=hours):
+        raise SscardError("reversal_too_late", hours=hours)
+    check_bank_credit(lifecycle.bank_status(op, account))  # a credit: lost or frozen take it, closed not
+    back = original.amount - dispensed_fen
+    moved = ledger.transfer(op, original.credit_account_id, original.debit_account_id, back, "reversal",
+                            transfer_id=reversal_id, ref=original.transfer_id)
+    if original.limit_kind:  # the day's limit counts what was really dispensed or paid
+        book.add_usage(original.debit_account_id, original.day, original.limit_kind, -back)
+    op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=back, dispensed_fen=dispensed_fen,
+             original_transfer_id=original.transfer_id, original_key=original_key, transfer_id=reversal_id)
+    return account_answer(op, account, moved, original_transfer_id=original.transfer_id, already_reversed=False)
 
 
 _HOLDER_OF_HOLD = select(BankAccount.person_id).join(

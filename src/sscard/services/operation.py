@@ -343,6 +343,8 @@ class Request:
     def replay(self, stored_hash: str, status: int, response: str) -> Any:
         """The answer to a retry, from what the first call stored under its key: the same answer, a
         refusal to raise (`Refused`), or idempotency_key_reused for another body under the key."""
+        if stored_hash == REVERSED_FIRST:  # a terminal's reversal of this key came first (banking.reverse_terminal)
+            return Refused(_stored_error(json.loads(response)))
         if stored_hash != self.request_hash:
             return Refused(SscardError("idempotency_key_reused"))
         payload = json.loads(response)
@@ -370,6 +372,12 @@ class Request:
         except SscardError as err:
             return Outcome(self, op, None, err)
         return Outcome(self, op, jsonable(result), None)
+
+
+REVERSED_FIRST = "reversed-before-original"
+"""`idempotency_records.request_hash` of a key a terminal reversed before its request arrived (the reversal
+overtook it on the network: banking.reverse_terminal): no request's fingerprint (64 hex digits) is this, and
+the request, when it comes, gets the stored refusal (`reversed_before_original`) and moves nothing."""
 
 
 def key_scope(actor: Actor) -> str:

@@ -599,6 +599,7 @@ CODE_WORDS = {
     "replacement": ("补换卡余额转移", "Balance moved at card replacement"), "fee": ("费用", "Fee"),
     "close_payout": ("销户支取", "Paid out at closing"), "wages": ("工资", "Wages"),
     "reimbursement": ("报销", "Reimbursement"),
+    "reversal": ("冲正（终端未完成交易退回）", "Reversal (returned: the terminal did not complete it)"),
 }
 KIND_WORDS = {"pending": ("预授权", "hold"), "void": ("撤销预授权", "hold released"),
               "expire": ("预授权过期", "hold expired"), "post": ("预授权完成", "hold completed")}
