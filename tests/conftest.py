@@ -22,7 +22,6 @@ from sscard.config import Settings
 from sscard.core.clock import FixedClock
 from sscard.core.policy import load_policy
 from sscard.db import Database
-from sscard.models import Base
 from sscard.services.app import App, build_app
 
 # The CLI's tables are as wide in a test worker (pytest-xdist, no terminal) as in a terminal
@@ -63,8 +62,12 @@ class Backend:
             self.url = base.set(database=self.dbname).render_as_string(hide_password=False)
             db = Database(self.url)
             db.migrate()
+            with db.engine.connect() as conn:  # every table the migrations made (some are no model's)
+                self.tables = list(conn.execute(text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition "
+                    "AND c.relname <> 'alembic_version'")).scalars())
             db.dispose()
-            self.tables = [t.name for t in Base.metadata.sorted_tables]
 
     def fresh_url(self) -> str:
         if self.name == "sqlite":

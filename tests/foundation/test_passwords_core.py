@@ -261,6 +261,7 @@ class LockoutMachine(RuleBasedStateMachine):
         self.lock = Lockout()
         # the model
         self.misses = 0
+        self.miss_day = None  # the Shanghai day of the last miss
         self.forever = False
         self.until: datetime | None = None
 
@@ -290,6 +291,10 @@ class LockoutMachine(RuleBasedStateMachine):
         else:
             if self.until is not None:  # a lock that ran out: counting starts again
                 self.misses, self.until = 0, None
+            day = now.astimezone(SHANGHAI).date()
+            if self.kind == "bank_pin" and self.bank_lock == "next_day" and day != self.miss_day:
+                self.misses = 0  # RULES gap 15: a day's wrong PINs (当日连续), counted per Shanghai day
+            self.miss_day = day
             self.misses += 1
             if self.misses >= self.max:
                 end = self._model_lock_end(now)

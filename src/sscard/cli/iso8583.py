@@ -63,6 +63,7 @@ def register(app: typer.Typer) -> None:
         gateway and print its answer; asks for the PIN without echoing it."""
         import secrets
 
+        from ..core.identifiers import ascii_digits
         from ..core.money import format_yuan, yuan_to_fen
         from ..iso8583.client import PROCESSING_CODES, Terminal, balances
         from . import console, err_console, load_app
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
                 answer = term.sign_on()
             elif kind == "reverse":
                 stan, _, sent = original.partition(":")
-                if not (len(stan) == 6 and stan.isdigit() and len(sent) == 10 and sent.isdigit()):
+                if not (len(stan) == 6 and ascii_digits(stan) and len(sent) == 10 and ascii_digits(sent)):
                     err_console.print("[red]--original STAN:MMDDhhmmss, as `send` printed it[/red]")
                     raise typer.Exit(2)
                 first = {"t": "0200", "2": pan, "3": PROCESSING_CODES["purchase" if of == "purchase" else "withdraw"],
