@@ -43,7 +43,7 @@ from ..services import (
 )
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import confirming, security
+from . import confirming, security, staff_accounts
 from .forms import Form
 from .pages import Refusal, render
 
@@ -165,6 +165,8 @@ def _reminder(result: dict, lang: str) -> str | None:
 
 
 WINDOW.mount(router)
+staff_accounts.mount(WINDOW, router, lambda request, desk: {
+    "w": desk, "place_name": _place_namer(_app(request), language(request))})
 
 
 # ---------------------------------------------------------------- home: the center's queue, the 12333 queue, search
