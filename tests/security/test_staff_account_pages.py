@@ -84,7 +84,7 @@ def test_after_a_reset_only_the_change_page_opens_then_everything(app, city):
                                                          "new_again": NEW_PASSWORD}, follow_redirects=False)
         assert changed.status_code == 303 and changed.headers["location"] == "/console"
         assert clerk.get("/console", follow_redirects=False).status_code == 200
-    assert staff.list_staff(app, CLI_OPERATOR)[1]["must_change_password"] is False
+    assert staff.list_staff(app, CLI_OPERATOR)["staff"][1]["must_change_password"] is False
 
 
 def test_the_staff_page_is_the_supervisors_and_refuses_another_centers_clerk(app, city):
@@ -104,7 +104,7 @@ def test_the_staff_page_is_the_supervisors_and_refuses_another_centers_clerk(app
         assert forged.status_code == 422  # not the confirm step shown
         no_csrf = client.post("/console/staff/clerk/disable", data={"confirmed": "1"})
         assert no_csrf.status_code == 403
-    assert staff.list_staff(app, CLI_OPERATOR)[1]["active"]
+    assert staff.list_staff(app, CLI_OPERATOR)["staff"][1]["active"]
 
     def refusals(session):
         return [(r.object_id, r.result) for r in session.scalars(select(AuditRecord).where(

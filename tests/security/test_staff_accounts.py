@@ -212,9 +212,9 @@ def test_no_password_reaches_an_audit_record(app, city):
 def test_the_staff_list_shows_each_supervisor_their_own_staff_with_their_state(app, city):
     _lock(app, "clerk", Channel.WINDOW)
     staff.disable(app, CLI_OPERATOR, "teller")
-    listed = staff.list_staff(app, city.actor("csup"))
+    listed = staff.list_staff(app, city.actor("csup"))["staff"]
     assert [(e["username"], e["active"], e["locked_until"] is not None) for e in listed] == [("clerk", True, True)]
-    assert [e["username"] for e in staff.list_staff(app, city.actor("bsup"))] == ["teller"]
-    assert not staff.list_staff(app, city.actor("bsup"))[0]["active"]
-    assert {e["username"] for e in staff.list_staff(app, city.actor("operator"))} == set(city.users) - {"operator"}
-    assert _code(lambda: staff.list_staff(app, city.actor("clerk"))) == "forbidden"
+    assert [e["username"] for e in staff.list_staff(app, city.actor("bsup"))["staff"]] == ["teller"]
+    assert not staff.list_staff(app, city.actor("bsup"))["staff"][0]["active"]
+    assert {e["username"] for e in staff.list_staff(app, city.actor("operator"))["staff"]} == set(city.users) - {"operator"}
+    assert _code(lambda: staff.list_staff(app, city.actor("clerk"))["staff"]) == "forbidden"

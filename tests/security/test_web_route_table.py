@@ -68,6 +68,12 @@ TABLE: dict[str, set[str]] = {
     "GET /console/report": {"csup"},
     "GET /console/report.csv": {"csup"},
     "GET /console/reversals": {"csup"}, "POST /console/reversals/{audit_record_id}": {"csup"},
+    # staff accounts (session 28): everyone's own password; the Staff page the supervisor's (its POST with the
+    # walker's action "take", no action of the page: 422 to the supervisor, refused to everyone else)
+    "GET /console/password": CENTER, "POST /console/password": CENTER,
+    "GET /console/staff": {"csup"}, "POST /console/staff/{username}/{action}": {"csup"},
+    "GET /bank/password": BANK, "POST /bank/password": BANK,
+    "GET /bank/staff": {"bsup"}, "POST /bank/staff/{username}/{action}": {"bsup"},
     # the bank counter: tellers and supervisors of either bank (the card's bank is checked per card)
     "GET /bank": BANK, "POST /bank/account": GSB,
     "GET /bank/activate": BANK, "POST /bank/activate": GSB,
@@ -104,7 +110,8 @@ def world(city, app):
     with app.db.session() as s:
         card_id = s.scalar(select(Card.id).where(Card.card_number == a.card_number))
     values = {**work, "person_id": a.person_id, "action": "take", "card_id": card_id, "lang": "en",
-              "audit_record_id": 1}  # a record no clerk made today: the supervisor is answered why not (409)
+              "audit_record_id": 1,
+              "username": "clerk"}  # a record no clerk made today: the supervisor is answered why not (409)
     form = {"pan": a.pan, "citizen_id": a.citizen_id, "card_number": a.card_number, "query": a.citizen_id,
             "amount": "1.00", "pin": PIN, "pin_again": PIN, "presenter": "cardholder", "reason": "test",
             "confirm": "yes", "in_person": "yes", "new": PIN, "new_again": PIN, "days": "30",

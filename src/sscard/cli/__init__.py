@@ -275,7 +275,7 @@ def user_list(as_json: bool = typer.Option(False, "--json")) -> None:
     from ..services import staff
 
     try:
-        listed = staff.list_staff(load_app(), CLI_OPERATOR)
+        listed = staff.list_staff(load_app(), CLI_OPERATOR)["staff"]
     except SscardError as exc:
         fail(exc)
         return

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
 from ..core.errors import About, SscardError
-from ..core.passwords import Lockout, check_new_staff_password, check_repeat, constant_time_equal, verify_with_lockout
+from ..core.passwords import (
+    Lockout,
+    check_new_staff_password,
+    check_repeat,
+    constant_time_equal,
+    verify_with_lockout,
+)
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
 from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal, WebSession
 from . import access, lookup
@@ -391,7 +397,7 @@ class StaffEntry(TypedDict):
 
 
 @query("staff.list", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
-def list_staff(op: Op) -> list[StaffEntry]:
+def list_staff(op: Op) -> dict[str, list[StaffEntry]]:
     """The staff accounts this actor may run (access.staff_in_reach), with their state: active or disabled,
     locked until when, wrong passwords counted, must change. No personal data (a name and a place): not a
     read of anyone's data, so no `viewed` record."""
@@ -408,7 +414,7 @@ def list_staff(op: Op) -> list[StaffEntry]:
                       "active": bool(user.active), "locked_until": _locked_until(op, user),
                       "failures": user.pw_failures or 0, "must_change_password": bool(user.must_change_password)})
     access.checked_staff_list()
-    return found
+    return {"staff": found}
 
 
 class BankEntry(TypedDict):

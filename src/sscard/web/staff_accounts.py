@@ -95,7 +95,7 @@ def mount(console: security.StaffConsole, router, context: Callable[[Request, se
 
     def listed(request: Request, desk: security.StaffDesk, ctx: dict | None = None, status: int = 200) -> HTMLResponse:
         try:
-            accounts = staff.list_staff(_app(request), desk.actor)
+            accounts = staff.list_staff(_app(request), desk.actor)["staff"]
         except SscardError as err:
             accounts, ctx = [], {**(ctx or {}), "error": Refusal(err, language(request))}
         return page(request, desk, "staff/accounts.html", {"page": "staff", "accounts": accounts, **(ctx or {})},
