@@ -142,3 +142,19 @@ def test_a_bank_supervisor_lifts_a_lock_from_the_staff_page(app, city):
         assert "锁定至" not in boss.get("/bank/staff").text
     with TestClient(create_app(app)) as client:
         assert _sign_in(client, "bank", "teller", STAFF_PASSWORD).status_code == 303
+
+
+def test_the_operator_signs_in_at_the_window_for_the_staff_page_only_and_runs_anyones_account(app, city):
+    """The operator had no web page: at /console now, for the staff accounts (every center's and bank's staff)
+    and their own password; every other window page refuses them (403), as before."""
+    with TestClient(create_app(app)) as client:
+        signed = _sign_in(client, "console", "operator", STAFF_PASSWORD)
+        assert signed.status_code == 303 and signed.headers["location"] == "/console/staff"
+        assert client.get("/console", follow_redirects=False).status_code == 403
+        assert client.get("/console/production", follow_redirects=False).status_code == 403
+        listing = client.get("/console/staff")
+        assert all(f'id="staff-{u}"' in listing.text for u in ("clerk2", "teller_jsb", "bsup"))
+        assert _act(client, "console", "teller_jsb", "disable").status_code == 200
+        assert client.get("/console/password").status_code == 200
+    listed = {e["username"]: e for e in staff.list_staff(app, CLI_OPERATOR)["staff"]}
+    assert not listed["teller_jsb"]["active"]

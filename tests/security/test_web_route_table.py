@@ -43,8 +43,10 @@ TABLE: dict[str, set[str]] = {
     "GET /bank/login": PUBLIC, "POST /bank/login": set(),
     "GET /portal/login": PUBLIC, "POST /portal/login": set(),
     # signing out of a console with a session this console refuses (a bank's, the operator's) is refused
-    "POST /console/logout": PUBLIC - BANK - {"operator"},
-    "POST /bank/logout": PUBLIC - {"operator"}, "POST /portal/logout": PUBLIC,
+    "POST /console/logout": PUBLIC - BANK,  # (the operator signs in there for the staff accounts page: s28)
+    # (the walker signs out of /console first: every window session, the operator's too since session 28, is over
+    # by then, and signing out with an ended session ends on the sign-in page)
+    "POST /bank/logout": PUBLIC, "POST /portal/logout": PUBLIC,
     "GET /portal/logout": PUBLIC,
     # the window console: center staff (another center's receipts, visits and batches refused)
     "GET /console": CENTER,
@@ -68,10 +70,11 @@ TABLE: dict[str, set[str]] = {
     "GET /console/report": {"csup"},
     "GET /console/report.csv": {"csup"},
     "GET /console/reversals": {"csup"}, "POST /console/reversals/{audit_record_id}": {"csup"},
-    # staff accounts (session 28): everyone's own password; the Staff page the supervisor's (its POST with the
-    # walker's action "take", no action of the page: 422 to the supervisor, refused to everyone else)
-    "GET /console/password": CENTER, "POST /console/password": CENTER,
-    "GET /console/staff": {"csup"}, "POST /console/staff/{username}/{action}": {"csup"},
+    # staff accounts (session 28): everyone's own password; the Staff page the supervisor's and, at the window,
+    # the operator's (its POST with the walker's action "take", no action of the page: 422 to them, refused to
+    # everyone else); every other window page refuses the operator
+    "GET /console/password": CENTER | {"operator"}, "POST /console/password": CENTER | {"operator"},
+    "GET /console/staff": {"csup", "operator"}, "POST /console/staff/{username}/{action}": {"csup", "operator"},
     "GET /bank/password": BANK, "POST /bank/password": BANK,
     "GET /bank/staff": {"bsup"}, "POST /bank/staff/{username}/{action}": {"bsup"},
     # the bank counter: tellers and supervisors of either bank (the card's bank is checked per card)

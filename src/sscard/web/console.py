@@ -92,6 +92,7 @@ def _refusal(role: Role, lang: str) -> str:
 WINDOW = security.StaffConsole(
     path="/console", channel=Channel.WINDOW, roles=CENTER_STAFF, desk=Window, login_kind="staff", folder="console",
     desk_name="w", not_staff="not_center_staff", throttle_scope="console", refusal=_refusal,
+    admins=frozenset({Role.OPERATOR}),  # the staff accounts page and their own password (session 28)
 )
 
 

@@ -58,7 +58,7 @@ async def _posted(request: Request, desk: security.StaffDesk) -> Form:
 
 def mount(console: security.StaffConsole, router, context: Callable[[Request, security.StaffDesk], dict]) -> None:
     """GET/POST {path}/password (every staff member), GET {path}/staff and POST {path}/staff/{username}/{action}
-    (the console's supervisors) on the console's router. `context`: what the console's layout needs."""
+    (the console's supervisors and admins: the operator at /console) on the console's router. `context`: what the console's layout needs."""
     path = console.path
 
     def page(request: Request, desk: security.StaffDesk, template: str, ctx: dict, status: int = 200) -> HTMLResponse:
@@ -102,10 +102,10 @@ def mount(console: security.StaffConsole, router, context: Callable[[Request, se
                     status)
 
     def accounts_page(request: Request) -> Response:
-        return listed(request, console.supervisor(request))
+        return listed(request, console.staff_admin(request))
 
     async def account_action(username: str, action: str, request: Request) -> Response:
-        desk = console.supervisor(request)
+        desk = console.staff_admin(request)
         form = await _posted(request, desk)
         app, lang = _app(request), language(request)
         if action not in ACTIONS:
