@@ -4,6 +4,7 @@ disabled member's open session and API token dead on their next request (session
 
 from __future__ import annotations
 
+import logging
 import re
 
 import pytest
@@ -61,7 +62,8 @@ def test_a_supervisor_disables_a_member_whose_open_session_and_token_die_at_once
         assert _sign_in(them, area, member, STAFF_PASSWORD).status_code == 401  # as a wrong password
 
 
-def test_after_a_reset_only_the_change_page_opens_then_everything(app, city):
+def test_after_a_reset_only_the_change_page_opens_then_everything(app, city, caplog):
+    caplog.set_level(logging.DEBUG)
     with TestClient(create_app(app)) as boss, TestClient(create_app(app)) as clerk:
         assert _sign_in(boss, "console", "csup", STAFF_PASSWORD).status_code == 303
         done = _act(boss, "console", "clerk", "reset")
@@ -84,6 +86,7 @@ def test_after_a_reset_only_the_change_page_opens_then_everything(app, city):
                                                          "new_again": NEW_PASSWORD}, follow_redirects=False)
         assert changed.status_code == 303 and changed.headers["location"] == "/console"
         assert clerk.get("/console", follow_redirects=False).status_code == 200
+    assert one_time not in caplog.text and NEW_PASSWORD not in caplog.text  # no log line holds either
     assert staff.list_staff(app, CLI_OPERATOR)["staff"][1]["must_change_password"] is False
 
 
