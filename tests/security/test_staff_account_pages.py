@@ -161,3 +161,25 @@ def test_the_operator_signs_in_at_the_window_for_the_staff_page_only_and_runs_an
         assert client.get("/console/password").status_code == 200
     listed = {e["username"]: e for e in staff.list_staff(app, CLI_OPERATOR)["staff"]}
     assert not listed["teller_jsb"]["active"]
+
+
+def test_a_double_click_on_the_reset_confirmation_resets_once_and_shows_the_same_password(app, city):
+    with TestClient(create_app(app)) as boss:
+        assert _sign_in(boss, "bank", "bsup", STAFF_PASSWORD).status_code == 303
+        listing = boss.get("/bank/staff")
+        csrf = CSRF.search(listing.text).group(1)
+        asked = boss.post("/bank/staff/teller/reset", data={"csrf_token": csrf, "op_key": "k-reset"})
+        confirmed = {"csrf_token": csrf, "op_key": OP_KEY.search(asked.text).group(1),
+                     "sealed": SEALED.search(asked.text).group(1), "confirmed": "1"}
+        first, second = (boss.post("/bank/staff/teller/reset", data=confirmed) for _ in range(2))
+        assert first.status_code == second.status_code == 200
+        shown = ONE_TIME.search(first.text).group(1)
+        assert ONE_TIME.search(second.text).group(1) == shown
+
+    def resets(session):
+        return session.scalars(select(AuditRecord.result).where(AuditRecord.operation == "staff.reset_password")).all()
+
+    assert app.db.run(resets) == ["ok"]
+    with TestClient(create_app(app)) as teller:
+        signed = _sign_in(teller, "bank", "teller", shown)
+        assert signed.status_code == 303 and signed.headers["location"] == "/bank/password"

@@ -126,10 +126,18 @@ def check_new_staff_password(password: str, username: str = "") -> None:
         raise SscardError("weak_password", reason=("不能与用户名相同", "it is the user name"))
 
 
-def one_time_staff_password() -> str:
+def one_time_staff_password(seed: str | None = None) -> str:
     """A one-time staff password (a reset's, shown once to whoever reset it): 12 characters of an alphabet
-    with no look-alikes (about 69 bits), which the staff password rules accept."""
-    return "".join(pysecrets.choice(_ONE_TIME_ALPHABET) for _ in range(12))
+    with no look-alikes (about 69 bits), which the staff password rules accept. Random; or drawn from `seed`, a
+    keyed digest (hex) only the server can make (a console's: its key, the session and the form's one-time key,
+    so that a double click of the confirmation resets once and shows the same password, web.staff_accounts)."""
+    if seed is None:
+        return "".join(pysecrets.choice(_ONE_TIME_ALPHABET) for _ in range(12))
+    number, chars = int(seed, 16), []
+    for _ in range(12):
+        number, index = divmod(number, len(_ONE_TIME_ALPHABET))
+        chars.append(_ONE_TIME_ALPHABET[index])
+    return "".join(chars)
 
 
 def initial_query_password(policy: Policy, first_card_number: str | None, citizen_id: str) -> str:

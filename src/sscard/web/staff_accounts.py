@@ -5,7 +5,10 @@ and lift the lock, each through its declared operation (services.staff) after th
 does, sealed with the session: web.confirming), under the first form's one-time key.
 
 A reset shows the one-time password it made once, on the answer to the confirmation (pages are never cached:
-web.hardening's no-store); it is kept nowhere but as the account's hash. Every page calls a service; none touches
+web.hardening's no-store); it is kept nowhere but as the account's hash. It is drawn from a keyed digest of the
+session and the confirmation's one-time key: a double click or a reload of the confirmation is the same request,
+answered by the first reset (the operation's idempotency) with the same password shown, never a second reset
+whose password nobody saw. Every page calls a service; none touches
 the database."""
 
 from __future__ import annotations
@@ -119,7 +122,10 @@ def mount(console: security.StaffConsole, router, context: Callable[[Request, se
             err = SscardError("invalid_request")  # a confirmation not of the step shown
             return listed(request, desk, {"error": Refusal(err, lang)}, err.status)
         key = form.get("op_key") or None
-        one_time = one_time_staff_password() if action == "reset" else None
+        one_time = None
+        if action == "reset":  # a retry of this confirmation (same session, same key) resets once, shows the same
+            one_time = one_time_staff_password(app.secrets.token_digest(
+                "\x00".join(("staff-one-time", desk.csrf, username, key or _key()))))
         try:
             if action == "disable":
                 await run_in_threadpool(staff.disable, app, desk.actor, username, idempotency_key=key)
