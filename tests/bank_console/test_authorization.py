@@ -46,6 +46,10 @@ POST /bank/close               login  deny  ok     wrong_bank ok   deny login  l
 GET  /bank/slip                login  deny  ok     ok         ok   deny login  login  login
 POST /bank/slip.pdf            login  deny  ok     wrong_bank ok   deny login  login  login
 POST /bank/customer/end        login  deny  ok     ok         ok   deny login  login  login
+GET  /bank/password            login  deny  ok     ok         ok   deny login  login  login
+POST /bank/password            login  deny  ok     ok         ok   deny login  login  login
+GET  /bank/staff               login  deny  deny   deny       ok   deny login  login  login
+POST /bank/staff/{username}/{action} login deny deny deny     ok   deny login  login  login
 POST /bank/logout              login  deny  ok     ok         ok   deny login  login  login
 """
 ROUTES = [(line.split()[0], line.split()[1], dict(zip(WHO, line.split()[2:], strict=True)))
@@ -114,6 +118,10 @@ def forms(card, fresh, closing) -> dict[str, dict]:
         "/bank/close": {"pan": closing.pan, "citizen_id": closing.citizen_id, "confirm": "yes", "step": "confirmed"},
         "/bank/slip.pdf": {"pan": card.pan, "ref": ""},
         "/bank/customer/end": {},
+        # each signed-in member changes their own password (session 28); the staff page's action: the literal
+        # path's "{action}" is no action of the page (422 to the supervisor, refused to everyone else)
+        "/bank/password": {"old": STAFF_PASSWORD, "new": "Matrix-pass-2027", "new_again": "Matrix-pass-2027"},
+        "/bank/staff/{username}/{action}": {},
         "/bank/logout": {},
     }
 

@@ -139,3 +139,38 @@ def test_a_url_with_a_password_is_refused_on_the_command_line(monkeypatch, capsy
 
     assert not password_in_arguments(["restore", "f.dump", "--database-url", "postgresql+psycopg://postgres@db2/x",
                                       "sqlite:///var/restored.db", "--pg-url=postgresql://u@h/db", "a:b@c"])
+
+
+def test_the_operator_disables_resets_and_unlocks_staff_from_the_command_line(tmp_path):
+    """`sscard user list|disable|enable|reset-password|unlock` (session 28): the one-time password is printed
+    once and is in no row of the database, its account must change it; a user of nobody is exit 1."""
+    import re
+
+    db = tmp_path / "cli.db"
+    env = {"SSCARD_DATABASE_URL": f"sqlite:///{db}", "SSCARD_VAR_DIR": str(tmp_path),
+           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8", "COLUMNS": "200"}
+    runner = CliRunner()
+    assert runner.invoke(cli_app, ["init"], env=env).exit_code == 0
+    added = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--token"], env=env,
+                          input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert added.exit_code == 0, added.output
+
+    result = runner.invoke(cli_app, ["user", "disable", "op1"], env=env)
+    assert result.exit_code == 0 and "disabled op1: sessions ended 0, API tokens revoked 1" in result.output
+    assert "disabled" in runner.invoke(cli_app, ["user", "list"], env=env).output
+    assert runner.invoke(cli_app, ["user", "enable", "op1"], env=env).exit_code == 0
+    result = runner.invoke(cli_app, ["user", "reset-password", "op1"], env=env)
+    assert result.exit_code == 0, result.output
+    one_time = re.search(r"one-time password \(shown once\): (\S+)", result.output).group(1)
+    assert len(one_time) == 12
+    listed = runner.invoke(cli_app, ["user", "list", "--json"], env=env)
+    assert '"must_change_password": true' in listed.output and one_time not in listed.output
+    result = runner.invoke(cli_app, ["user", "unlock", "op1"], env=env)
+    assert result.exit_code == 0 and "was not locked" in result.output
+    result = runner.invoke(cli_app, ["user", "disable", "nobody"], env=env)
+    assert result.exit_code == 1 and "not_found" in result.output
+    with sqlite3.connect(db) as conn:
+        dump = "\n".join(conn.iterdump())
+        operations = [r[0] for r in conn.execute("select operation from audit_records order by id")]
+    assert one_time not in dump and PASSWORD not in dump
+    assert operations[-4:] == ["staff.disable", "staff.enable", "staff.reset_password", "staff.unlock"]

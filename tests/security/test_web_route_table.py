@@ -43,8 +43,10 @@ TABLE: dict[str, set[str]] = {
     "GET /bank/login": PUBLIC, "POST /bank/login": set(),
     "GET /portal/login": PUBLIC, "POST /portal/login": set(),
     # signing out of a console with a session this console refuses (a bank's, the operator's) is refused
-    "POST /console/logout": PUBLIC - BANK - {"operator"},
-    "POST /bank/logout": PUBLIC - {"operator"}, "POST /portal/logout": PUBLIC,
+    "POST /console/logout": PUBLIC - BANK,  # (the operator signs in there for the staff accounts page: s28)
+    # (the walker signs out of /console first: every window session, the operator's too since session 28, is over
+    # by then, and signing out with an ended session ends on the sign-in page)
+    "POST /bank/logout": PUBLIC, "POST /portal/logout": PUBLIC,
     "GET /portal/logout": PUBLIC,
     # the window console: center staff (another center's receipts, visits and batches refused)
     "GET /console": CENTER,
@@ -68,6 +70,13 @@ TABLE: dict[str, set[str]] = {
     "GET /console/report": {"csup"},
     "GET /console/report.csv": {"csup"},
     "GET /console/reversals": {"csup"}, "POST /console/reversals/{audit_record_id}": {"csup"},
+    # staff accounts (session 28): everyone's own password; the Staff page the supervisor's and, at the window,
+    # the operator's (its POST with the walker's action "take", no action of the page: 422 to them, refused to
+    # everyone else); every other window page refuses the operator
+    "GET /console/password": CENTER | {"operator"}, "POST /console/password": CENTER | {"operator"},
+    "GET /console/staff": {"csup", "operator"}, "POST /console/staff/{username}/{action}": {"csup", "operator"},
+    "GET /bank/password": BANK, "POST /bank/password": BANK,
+    "GET /bank/staff": {"bsup"}, "POST /bank/staff/{username}/{action}": {"bsup"},
     # the bank counter: tellers and supervisors of either bank (the card's bank is checked per card)
     "GET /bank": BANK, "POST /bank/account": GSB,
     "GET /bank/activate": BANK, "POST /bank/activate": GSB,
@@ -104,7 +113,8 @@ def world(city, app):
     with app.db.session() as s:
         card_id = s.scalar(select(Card.id).where(Card.card_number == a.card_number))
     values = {**work, "person_id": a.person_id, "action": "take", "card_id": card_id, "lang": "en",
-              "audit_record_id": 1}  # a record no clerk made today: the supervisor is answered why not (409)
+              "audit_record_id": 1,
+              "username": "clerk"}  # a record no clerk made today: the supervisor is answered why not (409)
     form = {"pan": a.pan, "citizen_id": a.citizen_id, "card_number": a.card_number, "query": a.citizen_id,
             "amount": "1.00", "pin": PIN, "pin_again": PIN, "presenter": "cardholder", "reason": "test",
             "confirm": "yes", "in_person": "yes", "new": PIN, "new_again": PIN, "days": "30",

@@ -208,6 +208,90 @@ def user_token(username: str | None = None, terminal: str | None = None,
         fail(exc)
 
 
+@user_app.command("disable")
+def user_disable(username: str) -> None:
+    """Disable a staff user (who left): no sign-in, every console session ended, every API token revoked."""
+    from ..services import staff
+
+    try:
+        out = staff.disable(load_app(), CLI_OPERATOR, username)
+        console.print(f"disabled {out['username']}: sessions ended {out['sessions_ended']}, "
+                      f"API tokens revoked {out['tokens_revoked']}")
+    except SscardError as exc:
+        fail(exc)
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Let a disabled staff user sign in again (their API tokens stay revoked: `sscard user token`)."""
+    from ..services import staff
+
+    try:
+        out = staff.enable(load_app(), CLI_OPERATOR, username)
+        console.print(f"enabled {out['username']}")
+    except SscardError as exc:
+        fail(exc)
+
+
+@user_app.command("reset-password")
+def user_reset_password(
+    username: str,
+    password_file: str | None = typer.Option(None, help="the new password from this file's first line ('-': "
+                                                       "standard input); without it, a one-time password is made "
+                                                       "and shown once"),
+) -> None:
+    """Reset a staff user's forgotten password: a one-time password (shown once), to be changed at the next
+    sign-in (the console opens only the change page until then); the lock and the count cleared, the user's
+    console sessions ended."""
+    from ..core.passwords import one_time_staff_password
+    from ..services import staff
+
+    password = read_secret("Password", password_file) if password_file else one_time_staff_password()
+    try:
+        staff.reset_password(load_app(), CLI_OPERATOR, username, password)
+    except SscardError as exc:
+        fail(exc)
+    console.print(f"password of {username} reset; it must be changed at the next sign-in")
+    if not password_file:
+        console.print(f"one-time password (shown once): {password}")
+
+
+@user_app.command("unlock")
+def user_unlock(username: str) -> None:
+    """Lift a staff user's login lock now (wrong passwords: policy login.staff_max_failures / _lock_minutes)."""
+    from ..services import staff
+
+    try:
+        out = staff.unlock(load_app(), CLI_OPERATOR, username)
+        console.print(f"unlocked {out['username']}" if out["was_locked"] else f"{out['username']} was not locked; "
+                      "its count of wrong passwords starts again")
+    except SscardError as exc:
+        fail(exc)
+
+
+@user_app.command("list")
+def user_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Every staff user with their state: active or disabled, locked until, must change the password."""
+    from ..services import staff
+
+    try:
+        listed = staff.list_staff(load_app(), CLI_OPERATOR)["staff"]
+    except SscardError as exc:
+        fail(exc)
+        return
+    if as_json:
+        console.print_json(json.dumps(listed))
+        return
+    table = Table(title="staff users")
+    for col in ("user", "name", "role", "place", "state", "locked until", "must change"):
+        table.add_column(col)
+    for e in listed:
+        table.add_row(e["username"], e["display_name"], e["role"], e["place"],
+                      "active" if e["active"] else "disabled", e["locked_until"] or "",
+                      "yes" if e["must_change_password"] else "")
+    console.print(table)
+
+
 class IdKind(StrEnum):
     auto = "auto"
     citizen_id = "citizen_id"

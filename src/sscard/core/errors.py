@@ -38,6 +38,8 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "This card belongs to another bank: it can only be handled at an outlet of the bank on the card",
     ),
     "wrong_center": (403, "此业务不属于本服务网点", "This belongs to another service center"),
+    "staff_self": (403, "不能对自己的账号办理此业务，请由主管或系统管理员办理",
+                   "You cannot do this to your own account: your supervisor or the operator can"),
     "attorney_not_valid": (
         403,
         "授权委托书无效、已过期或不包含此业务{covers}",

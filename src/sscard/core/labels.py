@@ -188,7 +188,8 @@ NOT_ABOUT_A_PERSON: frozenset[str] = frozenset({
     "staff.login", "staff.issue_token", "staff.issue_terminal_keys", "medical.add_institution", "medical.add_terminal", "medical.set_designated",
     "medical.institutions", "ledger.check", "login.throttled", "throttle.caller_limited", "reports.center_day",
     "hotline.line_info", "hotline.sweep_idle_calls", "hotline.agent_queue", "events.feed", "retention.prune_keys",
-    "reversal.candidates",
+    "reversal.candidates", "staff.disable", "staff.enable", "staff.reset_password", "staff.unlock",
+    "staff.change_password", "staff.list",
 })
 OPERATION_STAFF: dict[str, str] = {op: staff for op, (staff, _) in AUDIT_OPERATIONS.items() if staff}
 OPERATION_CARDHOLDER: dict[str, str] = {op: cardholder for op, (_, cardholder) in AUDIT_OPERATIONS.items()}

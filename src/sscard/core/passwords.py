@@ -109,6 +109,37 @@ def check_repeat(new: str, new_again: str) -> None:
         raise SscardError("password_mismatch")
 
 
+STAFF_PASSWORD_MIN = 8
+STAFF_PASSWORD_MAX = 128  # the consoles' login form reads no more than this (web.security: StaffConsole._login)
+_ONE_TIME_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/l/I: read aloud, typed
+
+
+def check_new_staff_password(password: str, username: str = "") -> None:
+    """A staff password as it is set (`staff.add_user`, `staff.reset_password` typed by the resetter,
+    `staff.change_password`): 8 to 128 characters (longer could never sign in: the login form reads 128), not the
+    user name. `weak_password` with the rule otherwise."""
+    if len(password) < STAFF_PASSWORD_MIN:
+        raise SscardError("weak_password", reason=("员工密码至少8位", "staff passwords have at least 8 characters"))
+    if len(password) > STAFF_PASSWORD_MAX:
+        raise SscardError("weak_password", reason=("员工密码最多128位", "staff passwords have at most 128 characters"))
+    if username and password.strip().lower() == username.strip().lower():
+        raise SscardError("weak_password", reason=("不能与用户名相同", "it is the user name"))
+
+
+def one_time_staff_password(seed: str | None = None) -> str:
+    """A one-time staff password (a reset's, shown once to whoever reset it): 12 characters of an alphabet
+    with no look-alikes (about 69 bits), which the staff password rules accept. Random; or drawn from `seed`, a
+    keyed digest (hex) only the server can make (a console's: its key, the session and the form's one-time key,
+    so that a double click of the confirmation resets once and shows the same password, web.staff_accounts)."""
+    if seed is None:
+        return "".join(pysecrets.choice(_ONE_TIME_ALPHABET) for _ in range(12))
+    number, chars = int(seed, 16), []
+    for _ in range(12):
+        number, index = divmod(number, len(_ONE_TIME_ALPHABET))
+        chars.append(_ONE_TIME_ALPHABET[index])
+    return "".join(chars)
+
+
 def initial_query_password(policy: Policy, first_card_number: str | None, citizen_id: str) -> str:
     if policy.query_password.initial_source == "ss_number" or not first_card_number:
         return citizen_id[-6:]

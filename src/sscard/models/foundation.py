@@ -61,6 +61,9 @@ class StaffUser(Base):
     # wrong passwords in a row and the lock they started (services.staff.login, policy login.staff_*)
     pw_failures: Mapped[int] = mapped_column(Integer, default=0)
     pw_locked_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # a password reset by the operator or a supervisor (a one-time password they have seen): the next sign-in
+    # opens only the change page (services.staff.reset_password, change_password; migration 0035)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Terminal(Base):

@@ -5,7 +5,8 @@ Each operation declares (`@operation(...)`/`@query(...)` in services.operation) 
 - `roles`: which actor kinds may call it;
 - `scope`: on what: `Scope.OWN` (the card, account or person acted on must be the caller's: a
   cardholder's own, a bank's own customers for its staff and terminals), `Scope.CENTER` (a clerk's own
-  center's work), `Scope.CITY` (no one object: lists, administration, batch jobs);
+  center's work), `Scope.CITY` (no one object: lists, administration, batch jobs), `Scope.STAFF` (a staff
+  account: a supervisor's own center's clerks or own bank's tellers, anyone for the operator, never oneself);
 - `keyed`: a change a retried request must not apply twice: callers over a network (API, terminals)
   must send an Idempotency-Key or are refused before anything runs;
 - `secrets`: the arguments that are secrets (PINs, passwords): never in an audit record or a log;
@@ -42,6 +43,7 @@ class Scope(StrEnum):
     OWN = "own"  # the card/account/person acted on: own card (cardholder), own bank's customer (bank side)
     CENTER = "center"  # a service center's own work (queues, batches, visits, reports)
     CITY = "city"  # no single object (administration, lists, sweeps, logins)
+    STAFF = "staff"  # a staff account (services.staff: disable, reset, unlock): one in the actor's reach (require_staff_reach)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,11 @@ def allowed(actor: Actor | None, operation: str) -> bool:
 # (12333 let them cancel it: docs/RULES.md, gap 16). The portal sends such a session to the change and opens
 # only the pages made of these (`web.portal.PAGES`); 12333 tells the caller what it needs.
 BEFORE_FIRST_CHANGE = frozenset({"query_password.change", "query_password.status", "ss_loss.report_temporary",
-                                 "card.status", "person.cards", "hotline.my_cards", "portal.own_card"})
+                                 "card.status", "person.cards", "hotline.my_cards", "portal.own_card",
+                                 "staff.change_password"})
+# (`staff.change_password`: a staff member whose password was reset to a one-time password, which the resetter has
+# seen, signs in to the change page only, by the same rule: services.websession.resolve sets must_change_password
+# from the account, the consoles send such a session to the change page: web.security.StaffConsole.desk_of)
 
 
 # What a bank hotline caller identified by personal data (citizen ID + the mobile number on record, no secret
@@ -210,6 +216,8 @@ def scoped(actor: Actor, scope: Scope) -> bool:
         return actor.role is Role.CARDHOLDER or is_bank_side(actor)
     if scope is Scope.CENTER:
         return actor.role in CENTER_STAFF
+    if scope is Scope.STAFF:
+        return actor.role is not Role.OPERATOR and actor.role is not Role.SYSTEM
     return False
 
 
@@ -251,6 +259,51 @@ def require_center(actor: Actor, center_id: int | None, *, about: About | None) 
     if actor.role in CENTER_STAFF and center_id is not None and actor.center_id != center_id:
         raise _about(SscardError("wrong_center"), about)
     _mark(Scope.CENTER)
+
+
+def require_staff_reach(actor: Actor, *, user_id: int, role: str, center_id: int | None, bank_id: int | None,
+                        about: About) -> None:
+    """Whose staff account an actor may run (disable, enable, reset the password, lift a lock: services.staff):
+    the operator anyone's; a center supervisor their own center's clerks (`wrong_center` for another center's);
+    a bank supervisor their own bank's tellers (`wrong_bank` for another bank's); nobody their own account
+    (`staff_self`: a supervisor who could reset their own password or lift their own lock would escape the
+    lock's and the reset's witnesses), nor a peer supervisor, an operator or the other side's staff
+    (`forbidden`). `about`: the account, named by the refused attempt's record."""
+    if actor.kind == "staff" and actor.id == str(user_id):
+        raise _about(SscardError("staff_self"), about)
+    if actor.role is Role.CENTER_SUPERVISOR:
+        if role not in {str(r) for r in CENTER_STAFF}:
+            raise _about(SscardError("forbidden"), about)
+        if center_id != actor.center_id:
+            raise _about(SscardError("wrong_center"), about)
+        if role != Role.CLERK:
+            raise _about(SscardError("forbidden"), about)
+    elif actor.role is Role.BANK_SUPERVISOR:
+        if role not in {str(r) for r in BANK_STAFF}:
+            raise _about(SscardError("forbidden"), about)
+        if bank_id != actor.bank_id:
+            raise _about(SscardError("wrong_bank"), about)
+        if role != Role.TELLER:
+            raise _about(SscardError("forbidden"), about)
+    elif actor.role is not Role.OPERATOR:
+        raise _about(SscardError("forbidden"), about)
+    _mark(Scope.STAFF)
+
+
+def staff_in_reach(actor: Actor, *, role: str, center_id: int | None, bank_id: int | None) -> bool:
+    """Whether a staff list shows this account to this actor (require_staff_reach's rule, without oneself)."""
+    if actor.role is Role.OPERATOR:
+        return True
+    if actor.role is Role.CENTER_SUPERVISOR:
+        return role == Role.CLERK and center_id == actor.center_id
+    if actor.role is Role.BANK_SUPERVISOR:
+        return role == Role.TELLER and bank_id == actor.bank_id
+    return False
+
+
+def checked_staff_list() -> None:
+    """A staff list filtered by `staff_in_reach` (services.staff.list_staff) has checked its scope."""
+    _mark(Scope.STAFF)
 
 
 def _about(refusal: SscardError, about: About | None) -> SscardError:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import secrets as pysecrets
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from ..core.errors import SscardError
-from ..core.passwords import Lockout, verify_with_lockout
+from ..core.clock import as_utc
+from ..core.errors import About, SscardError
+from ..core.passwords import (
+    Lockout,
+    check_new_staff_password,
+    check_repeat,
+    constant_time_equal,
+    verify_with_lockout,
+)
 from ..core.roles import BANK_STAFF, CENTER_STAFF, Actor, Channel, Role
-from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal
-from . import lookup
+from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser, Terminal, WebSession
+from . import access, lookup
 from .access import Scope
-from .operation import Op, operation
+from .operation import Op, operation, query
 
 if TYPE_CHECKING:
     from .app import App
@@ -31,8 +39,7 @@ def add_user(op: Op, username: str, password: str, role: str, display_name: str 
     role_ = Role(role) if role in {r.value for r in STAFF_ROLES} else None
     if role_ is None or not (1 <= len(username) <= 32) or len(display_name) > 32:  # the columns' sizes
         raise SscardError("invalid_request")
-    if len(password) < 8:
-        raise SscardError("weak_password", reason=("员工密码至少8位", "staff passwords have at least 8 characters"))
+    check_new_staff_password(password, username)
     if op.session.scalar(select(StaffUser.id).where(StaffUser.username == username)):
         raise SscardError("already_exists", what=("用户名", "Username"))
     user = StaffUser(username=username, display_name=display_name or username, role=role_,
@@ -191,10 +198,16 @@ def _remember(app: App, digest: str, actor: Actor | None) -> Actor | None:
 
 def _cached(app: App, digest: str) -> Actor | None:
     found = app.extras.get(_TOKEN_CACHE, {}).get(digest)
-    return found[0] if found is not None and found[1] > app.clock.now() else None
+    if found is None or found[1] <= app.clock.now():
+        return None
+    actor: Actor = found[0]
+    if actor.kind == "staff" and actor.id in app.extras.get(_DISABLED_STAFF, ()):
+        return None  # disabled in this process (staff.disable): asked of the database again, which says so
+    return actor
 
 
 _TOKEN_CACHE = "api_token_cache"
+_DISABLED_STAFF = "staff_disabled_here"
 _TOKEN_CACHE_MAX = 10_000
 
 
@@ -212,7 +225,9 @@ def authenticate_staff(app: App, username: str, password: str, channel: Channel)
 
     def work(session: Session) -> Actor | None:
         user = session.get(StaffUser, found["user_id"])
-        return staff_actor(session, user, channel) if user is not None and user.active else None
+        if user is None or not user.active:
+            return None
+        return replace(staff_actor(session, user, channel), must_change_password=bool(user.must_change_password))
 
     return app.db.run(work, readonly=True)
 
@@ -242,6 +257,164 @@ def login(op: Op, username: str, password: str) -> dict[str, Any]:
     if error is not None:
         raise error.without_count()
     return {"user_id": user.id}
+
+
+# ---------------------------------------------------------------- staff accounts: disable, reset, unlock, change
+
+
+def _account(op: Op, username: str) -> StaffUser:
+    """The staff account `username` acted on, within the actor's reach (access.require_staff_reach: the
+    operator anyone's, a supervisor their own center's clerks or own bank's tellers, nobody their own)."""
+    user = op.session.scalar(select(StaffUser).where(StaffUser.username == username)) if username else None
+    if user is None:
+        raise SscardError("not_found", what=("用户", "user"))
+    access.require_staff_reach(op.actor, user_id=user.id, role=user.role, center_id=user.center_id,
+                               bank_id=user.bank_id, about=About("staff_user", user.username, None))
+    return user
+
+
+def _end_web_sessions(op: Op, user_id: int, keep: str | None = None) -> int:
+    """End every console session of this staff member (but `keep`, the one that asked: its key,
+    websession.session_key), in the operation's transaction."""
+    stmt = update(WebSession).where(WebSession.kind == "staff", WebSession.staff_user_id == user_id,
+                                    WebSession.ended_at.is_(None))
+    if keep is not None:
+        stmt = stmt.where(WebSession.digest != keep)
+    ended: int = cast("CursorResult[Any]", op.session.execute(stmt.values(ended_at=op.now))).rowcount
+    return ended
+
+
+def _locked_until(op: Op, user: StaffUser) -> str | None:
+    until = user.pw_locked_until
+    return as_utc(until).isoformat() if until is not None and as_utc(until) > as_utc(op.now) else None
+
+
+@operation("staff.disable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
+def disable(op: Op, username: str) -> dict[str, Any]:
+    """A staff member who left (or whose credentials are in doubt) is out at once: the account inactive
+    (no sign-in: `staff.login` answers an inactive user as a wrong password), every open console session
+    ended, every API token revoked, in this transaction. A token's cached lookup (api.token_cache_seconds)
+    is dropped in this process at once; another server process keeps it at most that long."""
+    user = _account(op, username)
+    before = "active" if user.active else "disabled"
+    user.active = False
+    sessions = _end_web_sessions(op, user.id)
+    tokens = cast("CursorResult[Any]", op.session.execute(
+        update(ApiToken).where(ApiToken.staff_user_id == user.id, ApiToken.revoked.is_(False))
+        .values(revoked=True))).rowcount
+    op.app.extras.setdefault(_DISABLED_STAFF, set()).add(str(user.id))
+    op.audit("staff_user", user.username, before=before, after="disabled", sessions_ended=sessions,
+             tokens_revoked=tokens, object_bank_id=user.bank_id)
+    return {"username": user.username, "active": False, "sessions_ended": sessions, "tokens_revoked": tokens}
+
+
+@operation("staff.enable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
+def enable(op: Op, username: str) -> dict[str, Any]:
+    """A disabled account may sign in again (with its password; its API tokens stay revoked: the operator
+    issues new ones, `sscard user token`)."""
+    user = _account(op, username)
+    before = "active" if user.active else "disabled"
+    user.active = True
+    op.audit("staff_user", user.username, before=before, after="active", object_bank_id=user.bank_id)
+    return {"username": user.username, "active": True}
+
+
+@operation("staff.reset_password", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR},
+           scope=Scope.STAFF, secrets=("password",))
+def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
+    """A forgotten staff password: set to `password` (a one-time password, core.passwords.one_time_staff_password,
+    made by the channel and shown once to the resetter, or typed by them; the staff password rules hold), the
+    account marked must-change (its next sign-in opens only the change page: access.BEFORE_FIRST_CHANGE), its
+    count of wrong passwords and its lock cleared, its console sessions ended (whoever signed in with the old
+    password is out). The answer holds no password: the channel that made it shows it."""
+    user = _account(op, username)
+    check_new_staff_password(password, user.username)
+    was_locked = _locked_until(op, user) is not None
+    user.password_hash = op.secrets.hash_password(password)
+    user.must_change_password = True
+    user.pw_failures, user.pw_locked_until = 0, None
+    sessions = _end_web_sessions(op, user.id)
+    op.audit("staff_user", user.username, after="password_reset", was_locked=was_locked, sessions_ended=sessions,
+             object_bank_id=user.bank_id)
+    return {"username": user.username, "must_change_password": True, "sessions_ended": sessions}
+
+
+@operation("staff.unlock", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
+def unlock(op: Op, username: str) -> dict[str, Any]:
+    """Lift a login lock early (`login.staff_lock_minutes` after `login.staff_max_failures` wrong passwords):
+    the owner signs in again at once, after their supervisor has seen them (docs/RULES.md R1.10: a guesser who
+    types a teller's name five times locks the teller out; this is the way back). The count starts again."""
+    user = _account(op, username)
+    until = _locked_until(op, user)
+    user.pw_failures, user.pw_locked_until = 0, None
+    op.audit("staff_user", user.username, before="locked" if until else "not_locked", after="unlocked",
+             locked_until=until, object_bank_id=user.bank_id)
+    return {"username": user.username, "was_locked": until is not None}
+
+
+@operation("staff.change_password", roles=set(access.ALL_STAFF), scope=Scope.CITY,
+           secrets=("old", "new", "new_again"))
+def change_password(op: Op, old: str, new: str, new_again: str, keep_session: str | None = None) -> dict[str, Any]:
+    """A staff member changes their own password: the old one checked as a sign-in checks it (a wrong one
+    counted toward the account's lock and recorded, `login.staff_max_failures`; refused while locked), the new
+    one twice, by the staff password rules, not the old one. Clears must-change (after a reset) and ends every
+    other console session of theirs (`keep_session`: the one that changed it, websession.session_key)."""
+    if op.actor.kind != "staff":
+        raise SscardError("forbidden")  # (the CLI's operator is no staff account)
+    user = op.session.get(StaffUser, int(op.actor.id))
+    if user is None or not user.active:
+        raise SscardError("unauthenticated")
+    check_repeat(new, new_again)
+    check_new_staff_password(new, user.username)
+    current = Lockout(user.pw_failures or 0, user.pw_locked_until, False)
+    matches = not current.is_locked(op.now) and op.secrets.password_matches(user.password_hash, old)
+    lock, error = verify_with_lockout(current, "staff_password", op.policy, op.now, matches,
+                                      locked_code="password_locked", wrong_code="wrong_password")
+    if ((user.pw_failures or 0), user.pw_locked_until) != (lock.failures, lock.locked_until):
+        user.pw_failures, user.pw_locked_until = lock.failures, lock.locked_until
+    if error is not None:
+        op.audit("staff_user", user.username, failures=lock.failures, object_bank_id=user.bank_id)
+        raise error  # (signed in: the tries left are theirs to know)
+    if constant_time_equal(old, new):
+        raise SscardError("weak_password", reason=("新密码不能与原密码相同", "it is the same as the old one"))
+    user.password_hash = op.secrets.hash_password(new)
+    user.must_change_password = False
+    sessions = _end_web_sessions(op, user.id, keep=keep_session)
+    op.audit("staff_user", user.username, after="password_changed", sessions_ended=sessions,
+             object_bank_id=user.bank_id)
+    return {"changed": True, "sessions_ended": sessions}
+
+
+class StaffEntry(TypedDict):
+    username: str
+    display_name: str
+    role: str
+    place: str
+    active: bool
+    locked_until: str | None
+    failures: int
+    must_change_password: bool
+
+
+@query("staff.list", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
+def list_staff(op: Op) -> dict[str, list[StaffEntry]]:
+    """The staff accounts this actor may run (access.staff_in_reach), with their state: active or disabled,
+    locked until when, wrong passwords counted, must change. No personal data (a name and a place): not a
+    read of anyone's data, so no `viewed` record."""
+    places = {c.id: c.code for c in op.session.scalars(select(ServiceCenter))}
+    outlets = {o.id: o.code for o in op.session.scalars(select(Outlet))}
+    found: list[StaffEntry] = []
+    for user in op.session.scalars(select(StaffUser).order_by(StaffUser.username)):
+        if str(user.id) == op.actor.id and op.actor.kind == "staff":
+            continue
+        if not access.staff_in_reach(op.actor, role=user.role, center_id=user.center_id, bank_id=user.bank_id):
+            continue
+        found.append({"username": user.username, "display_name": user.display_name, "role": user.role,
+                      "place": places.get(user.center_id or 0) or outlets.get(user.outlet_id or 0) or "",
+                      "active": bool(user.active), "locked_until": _locked_until(op, user),
+                      "failures": user.pw_failures or 0, "must_change_password": bool(user.must_change_password)})
+    access.checked_staff_list()
+    return {"staff": found}
 
 
 class BankEntry(TypedDict):

@@ -72,7 +72,7 @@ def staff_login(app: App, username: str, password: str, channel: Channel) -> Web
     actor = authenticate_staff(app, username, password, channel)
     if actor is None:
         return None
-    return _open(app, "staff", actor, channel)
+    return _open(app, "staff", actor, channel, actor.must_change_password)
 
 
 def cardholder_login(app: App, login: str, password: str) -> WebLogin:
@@ -102,7 +102,10 @@ def resolve(app: App, token: str | None, kind: str) -> tuple[Actor, WebSession] 
             user = session.get(StaffUser, row.staff_user_id)
             if user is None or not user.active:
                 return None
-            actor = staff_actor(session, user, Channel(row.channel))
+            # a password reset to a one-time one (staff.reset_password): only its change until done, by the
+            # frame's rule for an initial password (access.BEFORE_FIRST_CHANGE), read from the account each time
+            actor = replace(staff_actor(session, user, Channel(row.channel)),
+                            must_change_password=bool(user.must_change_password))
         else:
             person = session.get(Person, row.person_id)
             assert person is not None  # a cardholder's session holds its person (web_sessions.person_id, a foreign key)

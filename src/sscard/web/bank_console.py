@@ -39,7 +39,7 @@ from ..i18n import label, label_pair
 from ..services import bank_counter, banking, batching, loss
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import confirming, security
+from . import confirming, security, staff_accounts
 from .forms import Form
 from .hardening import delete_cookie, set_cookie
 from .pages import Refusal, render, templates
@@ -123,6 +123,9 @@ def _entered(form: dict[str, str], *names: str) -> dict[str, str]:
 
 
 BANK.mount(router)
+staff_accounts.mount(BANK, router, lambda request, desk: {
+    "desk": desk, "customer": None,
+    "outlet_name": name_in(bank_counter.outlets(_app(request)).get(desk.actor.place), language(request))})
 
 
 # ---------------------------------------------------------------- home

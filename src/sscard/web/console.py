@@ -43,7 +43,7 @@ from ..services import (
 )
 from ..services.app import App
 from ..services.staff import banks_and_places
-from . import confirming, security
+from . import confirming, security, staff_accounts
 from .forms import Form
 from .pages import Refusal, render
 
@@ -92,6 +92,7 @@ def _refusal(role: Role, lang: str) -> str:
 WINDOW = security.StaffConsole(
     path="/console", channel=Channel.WINDOW, roles=CENTER_STAFF, desk=Window, login_kind="staff", folder="console",
     desk_name="w", not_staff="not_center_staff", throttle_scope="console", refusal=_refusal,
+    admins=frozenset({Role.OPERATOR}),  # the staff accounts page and their own password (session 28)
 )
 
 
@@ -165,6 +166,8 @@ def _reminder(result: dict, lang: str) -> str | None:
 
 
 WINDOW.mount(router)
+staff_accounts.mount(WINDOW, router, lambda request, desk: {
+    "w": desk, "place_name": _place_namer(_app(request), language(request))})
 
 
 # ---------------------------------------------------------------- home: the center's queue, the 12333 queue, search

@@ -249,22 +249,42 @@ class StaffConsole:
 
     def __init__(self, *, path: str, channel: Channel, roles: frozenset[Role], desk: type[StaffDesk],
                  login_kind: str, folder: str, desk_name: str, not_staff: str, throttle_scope: str,
-                 refusal, end_cookies: tuple[str, ...] = ()):
+                 refusal, end_cookies: tuple[str, ...] = (), admins: frozenset[Role] = frozenset()):
         self.path, self.channel, self.roles, self.desk = path, channel, roles, desk
+        # who may sign in here for the staff accounts page and their own password only (the window console's
+        # operator, session 28): every other page of the console refuses them
+        self.admins = admins
         self.login_kind, self.folder, self.desk_name, self.not_staff = login_kind, folder, desk_name, not_staff
         self.throttle_scope, self.refusal, self.end_cookies = throttle_scope, refusal, end_cookies
         self.login_cookie = f"sscard_{path.strip('/')}_login"  # the login form's double-submit token
         LOGIN_PAGE.setdefault(login_kind, f"{path}/login")
 
-    def desk_of(self, request: Request, *, supervisor: bool = False) -> StaffDesk:
-        """The staff member at this console; LoginRequired, or PageRefused with the refusal page."""
+    def desk_of(self, request: Request, *, supervisor: bool = False, password_change: bool = False,
+                staff_admin: bool = False) -> StaffDesk:
+        """The staff member at this console; LoginRequired, or PageRefused with the refusal page. A session
+        whose password was reset to a one-time one (Actor.must_change_password, staff.reset_password) gets
+        only the change page (`password_change`: that page and the logout), sent there from every other."""
         from .pages import render
 
-        actor, row = staff_at_console(request, roles=self.roles, channel=self.channel, login_kind=self.login_kind)
+        actor, row = staff_at_console(request, roles=self.roles | self.admins, channel=self.channel,
+                                      login_kind=self.login_kind)
         if row is None:
             raise PageRefused(render(request, f"{self.folder}/forbidden.html",
                                      {"reason": self.not_staff, "actor": actor}, 403))
+        if actor.must_change_password and not password_change:
+            target = f"{self.path}/password"
+            if request.headers.get("hx-request"):
+                from fastapi.responses import PlainTextResponse
+
+                raise PageRefused(PlainTextResponse("", status_code=200, headers={"HX-Redirect": target}))
+            raise PageRefused(RedirectResponse(target, status_code=303))
         desk = self.desk(actor, row)
+        if actor.role in self.admins and not (staff_admin or password_change):
+            raise PageRefused(render(request, f"{self.folder}/forbidden.html",
+                                     {"reason": "staff_admin_only", self.desk_name: desk}, 403))
+        if staff_admin and not (desk.supervisor or actor.role in self.admins):
+            raise PageRefused(render(request, f"{self.folder}/forbidden.html",
+                                     {"reason": "supervisor_only", self.desk_name: desk}, 403))
         if supervisor and not desk.supervisor:
             raise PageRefused(render(request, f"{self.folder}/forbidden.html",
                                      {"reason": "supervisor_only", self.desk_name: desk}, 403))
@@ -277,6 +297,14 @@ class StaffConsole:
     def supervisor(self, request: Request) -> StaffDesk:
         """The dependency of the console's supervisors' pages."""
         return self.desk_of(request, supervisor=True)
+
+    def staff_admin(self, request: Request) -> StaffDesk:
+        """The dependency of the staff accounts page: the console's supervisors and its admins (the operator)."""
+        return self.desk_of(request, staff_admin=True)
+
+    def password_change(self, request: Request) -> StaffDesk:
+        """The dependency of the change-my-password page: open to a session that must change first."""
+        return self.desk_of(request, password_change=True)
 
     def login_form(self, request: Request, error: str | None = None, status: int = 200, username: str = "",
                    next_path: str | None = None):
@@ -320,17 +348,19 @@ class StaffConsole:
         if web is None:
             return self.login_form(request, "Wrong user name or password" if lang == "en" else "用户名或密码错误",
                                    401, username, back)
-        if web.actor.role not in self.roles:
+        if web.actor.role not in self.roles | self.admins:
             websession.logout(app, web.token)
             return self.login_form(request, self.refusal(web.actor.role, lang), 403, username, back)
-        response = RedirectResponse(back or self.path, status_code=303)
+        # a password reset to a one-time one: its change first (desk_of sends every other page there too)
+        home = f"{self.path}/staff" if web.actor.role in self.admins else back or self.path
+        response = RedirectResponse(f"{self.path}/password" if web.must_change_password else home, status_code=303)
         hardening.delete_cookie(response, request, NEXT_COOKIE, path=f"{self.path}/login")
         set_session_cookie(response, "staff", web.token, request)
         hardening.delete_cookie(response, request, self.login_cookie, path=self.path)
         return response
 
     async def _logout(self, request: Request):
-        desk = self.desk_of(request)
+        desk = self.desk_of(request, password_change=True)
         await check_csrf(request, desk.row)
         websession.logout(request.app.state.sscard, request.cookies.get(COOKIE["staff"]))
         response = RedirectResponse(f"{self.path}/login", status_code=303)
