@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 import struct
 from typing import Any
 
@@ -22,8 +23,8 @@ UNREADABLE_IN_A_ROW = 3  # messages answered 30 as undecodable, one after anothe
 MAX_CONNECTIONS = 2_000  # open at once: one a terminal (a city's ATMs and POS of one bank reach a few
 #                          thousand through their concentrators); past it a new connection takes the place
 #                          of the oldest one no terminal has shown its MAC on, or is closed at once (Slots)
-BACKLOG = 100  # connections the kernel queues for accept(); asyncio accepts up to this many in one go, each a
-#               file, before the handlers that close those past the bound have run
+BACKLOG = 100  # connections the kernel queues for accept() (in the kernel, not files of this process: `Gateway`
+#               accepts one at a time)
 FILES_KEPT = 64  # open files kept for everything but connections (database, logs, the listening socket), at
 #                  least, and a quarter of the process's limit, besides BACKLOG: `connection_bound`
 
@@ -130,7 +131,79 @@ async def _connection(app: Any, reader: asyncio.StreamReader, writer: asyncio.St
         writer.close()
 
 
-async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> asyncio.Server:
+ACCEPT_RETRY_SECONDS = 0.5  # after accept() failed (the process's files taken by others: the database, logs)
+
+
+class Gateway:
+    """The listening socket and its accept loop, with the surface of asyncio.Server its callers use (`sockets`,
+    `async with`, `serve_forever`, `close`, `wait_closed`). One connection is accepted at a time, and the next only
+    once that one was admitted or closed (`Slots`), so the open connections never exceed the bound by more than the
+    one being accepted: asyncio.start_server accepted up to its backlog (100) at each readiness of the socket,
+    before any handler had run, and under a flood on a busy host several such rounds ran ahead of the handlers
+    that close those past the bound; the process ran out of files (CI, session 28). A failed accept() is logged
+    and tried again after ACCEPT_RETRY_SECONDS, never in a loop of tracebacks."""
+
+    def __init__(self, sock: socket.socket, slots: Slots, app: Any) -> None:
+        self.sockets = [sock]
+        self._sock, self._slots, self._app = sock, slots, app
+        self._accepting: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()  # (a reference each: the loop keeps only weak ones)
+
+    def _start(self) -> None:
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _addr = await loop.sock_accept(self._sock)
+            except OSError as exc:
+                log.warning("iso8583: accept failed (%s): trying again in %.1f s", exc.strerror or exc,
+                            ACCEPT_RETRY_SECONDS)
+                await asyncio.sleep(ACCEPT_RETRY_SECONDS)
+                continue
+            try:
+                reader, writer = await asyncio.open_connection(sock=conn)
+            except OSError:
+                conn.close()
+                continue
+            if not self._slots.admit(writer, loop.time()):
+                writer.transport.abort()
+                continue
+            handler = loop.create_task(self._serve(reader, writer))
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _connection(self._app, reader, writer, self._slots)
+        finally:
+            self._slots.release(writer)
+
+    def close(self) -> None:
+        """Stop accepting (the connections open are left to their handlers, as asyncio.Server leaves them)."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+        self._sock.close()
+
+    async def wait_closed(self) -> None:
+        if self._accepting is not None:
+            await asyncio.gather(self._accepting, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        """Until `close` (then CancelledError, as asyncio.Server's)."""
+        assert self._accepting is not None
+        await self._accepting
+
+    async def __aenter__(self) -> Gateway:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> Gateway:
     """Listen; the caller keeps the server (`async with`) and its App. At most `max_connections` are open at
     once: session 24's probe held 15,000 idle connections, bounded only by the process's open files, which
     a gateway shares with its database connections and log files; past the bound a new one takes the place
@@ -141,18 +214,13 @@ async def start(app: Any, host: str, port: int, max_connections: int = MAX_CONNE
     if soft != resource.RLIM_INFINITY and connection_bound(max_connections, soft) < max_connections:
         max_connections = connection_bound(max_connections, soft)
         log.warning("iso8583: at most %d connections at once (the process may open %d files)", max_connections, soft)
-    slots = Slots(max_connections)
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not slots.admit(writer, asyncio.get_running_loop().time()):
-            writer.transport.abort()
-            return
-        try:
-            await _connection(app, reader, writer, slots)
-        finally:
-            slots.release(writer)
-
-    return await asyncio.start_server(accept, host, port, backlog=BACKLOG)
+    family = (await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE))[0][0]
+    sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+    sock.setblocking(False)
+    gateway = Gateway(sock, Slots(max_connections), app)
+    gateway._start()
+    return gateway
 
 
 def serve(app: Any, host: str, port: int) -> None:
