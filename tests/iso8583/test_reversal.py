@@ -14,7 +14,7 @@ from sscard.core.roles import Channel
 from sscard.models.foundation import AuditRecord
 from sscard.models.ledger import LedgerTransfer
 from sscard.services import banking, batching, loss
-from tests.iso8583.test_gateway import terminal_of
+from tests.iso8583.conftest import terminal_of
 from tests.ledger.helpers import (
     PIN,
     activated,
@@ -27,29 +27,6 @@ from tests.ledger.helpers import (
 from tests.support import bearer
 
 pytestmark = pytest.mark.keys_required
-
-
-@pytest.fixture
-def gateway(city):
-    from tests.iso8583.test_gateway import serving
-
-    with serving(city.app) as port:
-        yield port
-
-
-@pytest.fixture
-def atm(city, gateway):
-    add_terminal(city, "ATM00001", "atm", outlet_code="GSB-001")
-    term = terminal_of(city, gateway, "ATM00001")
-    yield term
-    term.close()
-
-
-@pytest.fixture
-def pos(city, gateway):
-    term = terminal_of(city, gateway, "POS-1")
-    yield term
-    term.close()
 
 
 def _usage(app, pan: str) -> int:

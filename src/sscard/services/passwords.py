@@ -316,8 +316,14 @@ def end_portal_sessions(op: Op, person_id: int, keep: str | None = None) -> int:
     reason for a reset at a window) is out at once, and the next sign-in is forced to change an initial
     one. A cardholder's API token is stateless (api.sessions): the same change counts the person's
     `query_pw_generation` up (`_new_generation`), and a token issued under an earlier one is refused."""
-    stmt = update(WebSession).where(WebSession.kind == "cardholder", WebSession.person_id == person_id,
-                                    WebSession.ended_at.is_(None))
+    return end_web_sessions(op, WebSession.kind == "cardholder", WebSession.person_id == person_id, keep=keep)
+
+
+def end_web_sessions(op: Op, *whose: Any, keep: str | None = None) -> int:
+    """End the open web sessions `whose` conditions select (a cardholder's portal sessions, a staff member's
+    console sessions), but `keep` (the one that asked: websession.session_key), in the operation's
+    transaction; how many ended."""
+    stmt = update(WebSession).where(*whose, WebSession.ended_at.is_(None))
     if keep is not None:
         stmt = stmt.where(WebSession.digest != keep)
     ended: int = cast("CursorResult[Any]", op.session.execute(stmt.values(ended_at=op.now))).rowcount

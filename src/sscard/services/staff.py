@@ -24,6 +24,7 @@ from ..models.foundation import ApiToken, Bank, Outlet, ServiceCenter, StaffUser
 from . import access, lookup
 from .access import Scope
 from .operation import Op, operation, query
+from .passwords import end_web_sessions
 
 if TYPE_CHECKING:
     from .app import App
@@ -246,17 +247,25 @@ def login(op: Op, username: str, password: str) -> dict[str, Any]:
     if user is None or not user.active:
         op.secrets.no_password_matches(password)  # same time either way
         raise SscardError("wrong_password")
+    lock, error = _password_checked(op, user, password)
+    op.audit("staff_user", user.username, after="logged_in" if error is None else "", failures=lock.failures,
+             object_bank_id=user.bank_id)
+    if error is not None:
+        raise error.without_count()
+    return {"user_id": user.id}
+
+
+def _password_checked(op: Op, user: StaffUser, password: str) -> tuple[Lockout, SscardError | None]:
+    """A staff password checked under the account's lock (`login` and `change_password` alike): not checked
+    at all while locked, a wrong one counted, a right one clearing the count; the count saved on the account.
+    The error, if any, is the caller's to record and raise."""
     current = Lockout(user.pw_failures or 0, user.pw_locked_until, False)
     matches = not current.is_locked(op.now) and op.secrets.password_matches(user.password_hash, password)
     lock, error = verify_with_lockout(current, "staff_password", op.policy, op.now, matches,
                                       locked_code="password_locked", wrong_code="wrong_password")
     if ((user.pw_failures or 0), user.pw_locked_until) != (lock.failures, lock.locked_until):
         user.pw_failures, user.pw_locked_until = lock.failures, lock.locked_until
-    op.audit("staff_user", user.username, after="logged_in" if error is None else "", failures=lock.failures,
-             object_bank_id=user.bank_id)
-    if error is not None:
-        raise error.without_count()
-    return {"user_id": user.id}
+    return lock, error
 
 
 # ---------------------------------------------------------------- staff accounts: disable, reset, unlock, change
@@ -276,12 +285,7 @@ def _account(op: Op, username: str) -> StaffUser:
 def _end_web_sessions(op: Op, user_id: int, keep: str | None = None) -> int:
     """End every console session of this staff member (but `keep`, the one that asked: its key,
     websession.session_key), in the operation's transaction."""
-    stmt = update(WebSession).where(WebSession.kind == "staff", WebSession.staff_user_id == user_id,
-                                    WebSession.ended_at.is_(None))
-    if keep is not None:
-        stmt = stmt.where(WebSession.digest != keep)
-    ended: int = cast("CursorResult[Any]", op.session.execute(stmt.values(ended_at=op.now))).rowcount
-    return ended
+    return end_web_sessions(op, WebSession.kind == "staff", WebSession.staff_user_id == user_id, keep=keep)
 
 
 def _locked_until(op: Op, user: StaffUser) -> str | None:
@@ -366,12 +370,7 @@ def change_password(op: Op, old: str, new: str, new_again: str, keep_session: st
         raise SscardError("unauthenticated")
     check_repeat(new, new_again)
     check_new_staff_password(new, user.username)
-    current = Lockout(user.pw_failures or 0, user.pw_locked_until, False)
-    matches = not current.is_locked(op.now) and op.secrets.password_matches(user.password_hash, old)
-    lock, error = verify_with_lockout(current, "staff_password", op.policy, op.now, matches,
-                                      locked_code="password_locked", wrong_code="wrong_password")
-    if ((user.pw_failures or 0), user.pw_locked_until) != (lock.failures, lock.locked_until):
-        user.pw_failures, user.pw_locked_until = lock.failures, lock.locked_until
+    lock, error = _password_checked(op, user, old)
     if error is not None:
         op.audit("staff_user", user.username, failures=lock.failures, object_bank_id=user.bank_id)
         raise error  # (signed in: the tries left are theirs to know)
