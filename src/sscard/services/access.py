@@ -271,34 +271,39 @@ def require_staff_reach(actor: Actor, *, user_id: int, role: str, center_id: int
     (`forbidden`). `about`: the account, named by the refused attempt's record."""
     if actor.kind == "staff" and actor.id == str(user_id):
         raise _about(SscardError("staff_self"), about)
-    if actor.role is Role.CENTER_SUPERVISOR:
-        if role not in {str(r) for r in CENTER_STAFF}:
+    if actor.role is not Role.OPERATOR:
+        if actor.role not in _SUPERVISES:
             raise _about(SscardError("forbidden"), about)
-        if center_id != actor.center_id:
-            raise _about(SscardError("wrong_center"), about)
-        if role != Role.CLERK:
+        side, member, elsewhere = _SUPERVISES[actor.role]
+        if role not in {str(r) for r in side}:
             raise _about(SscardError("forbidden"), about)
-    elif actor.role is Role.BANK_SUPERVISOR:
-        if role not in {str(r) for r in BANK_STAFF}:
+        if _place(actor, center_id, bank_id) != _place(actor, actor.center_id, actor.bank_id):
+            raise _about(SscardError(elsewhere), about)
+        if role != member:
             raise _about(SscardError("forbidden"), about)
-        if bank_id != actor.bank_id:
-            raise _about(SscardError("wrong_bank"), about)
-        if role != Role.TELLER:
-            raise _about(SscardError("forbidden"), about)
-    elif actor.role is not Role.OPERATOR:
-        raise _about(SscardError("forbidden"), about)
     _mark(Scope.STAFF)
+
+
+# a supervisor -> their side's roles, the one role whose accounts they run, the refusal for another place's
+_SUPERVISES: dict[Role, tuple[frozenset[Role], Role, str]] = {
+    Role.CENTER_SUPERVISOR: (frozenset(CENTER_STAFF), Role.CLERK, "wrong_center"),
+    Role.BANK_SUPERVISOR: (frozenset(BANK_STAFF), Role.TELLER, "wrong_bank"),
+}
+
+
+def _place(supervisor: Actor, center_id: int | None, bank_id: int | None) -> int | None:
+    """Where a supervisor's reach ends: their center (a center supervisor's) or their bank (a bank's)."""
+    return center_id if supervisor.role is Role.CENTER_SUPERVISOR else bank_id
 
 
 def staff_in_reach(actor: Actor, *, role: str, center_id: int | None, bank_id: int | None) -> bool:
     """Whether a staff list shows this account to this actor (require_staff_reach's rule, without oneself)."""
     if actor.role is Role.OPERATOR:
         return True
-    if actor.role is Role.CENTER_SUPERVISOR:
-        return role == Role.CLERK and center_id == actor.center_id
-    if actor.role is Role.BANK_SUPERVISOR:
-        return role == Role.TELLER and bank_id == actor.bank_id
-    return False
+    if actor.role not in _SUPERVISES:
+        return False
+    return role == _SUPERVISES[actor.role][1] and \
+        _place(actor, center_id, bank_id) == _place(actor, actor.center_id, actor.bank_id)
 
 
 def checked_staff_list() -> None:
