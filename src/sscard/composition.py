@@ -9,6 +9,8 @@ build their app with `create_app(app)`.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -42,6 +44,7 @@ def create_app(app: App | None = None) -> FastAPI:
         # FastAPI's own OpenTelemetry: off (the operator's figures are /metrics, metrics.py); left on, it
         # asks OpenTelemetry for its three providers on every request to learn that none is configured
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        lifespan=_background_work,
     )
     server.state.sscard = app or build_app()
     install_logging(server.state.sscard.settings.log_format)
@@ -55,29 +58,22 @@ def create_app(app: App | None = None) -> FastAPI:
     server.add_middleware(HeadAsGet)  # HEAD: any GET's answer, without its body
     metrics.install(server)  # GET /metrics, and the request counter outside the lane (it counts the lane too)
     server.add_middleware(RequestContext)  # outermost: every request's log lines carry its id
-    _run_background_work(server)
     return server
 
 
-def _run_background_work(server: FastAPI) -> None:
-    @server.on_event("startup")
-    def _start_sealer() -> None:
-        from .services.audit_chain import start_sealer
+@asynccontextmanager
+async def _background_work(server: FastAPI) -> AsyncIterator[None]:
+    """While the server serves: the audit chain's sealer, the coming months' partitions (PostgreSQL) and the
+    publisher to NATS JetStream (when SSCARD_NATS_URL is set); the App closed when it stops (which stops them).
+    A lifespan, not `on_event` handlers (deprecated by FastAPI)."""
+    from .services import partitions, publisher
+    from .services.audit_chain import start_sealer
 
-        start_sealer(server.state.sscard)  # the audit chain's sealer (stopped by App.close)
-
-    @server.on_event("startup")
-    def _ensure_partitions() -> None:
-        from .services import partitions
-
-        partitions.start_in_background(server.state.sscard)  # the coming months' partitions (PostgreSQL)
-
-    @server.on_event("startup")
-    def _publish_events() -> None:
-        from .services import publisher
-
-        publisher.start(server.state.sscard)  # to NATS JetStream, when SSCARD_NATS_URL is set
-
-    @server.on_event("shutdown")
-    def _close() -> None:
-        server.state.sscard.close()
+    app = server.state.sscard
+    start_sealer(app)
+    partitions.start_in_background(app)
+    publisher.start(app)
+    try:
+        yield
+    finally:
+        app.close()
