@@ -85,8 +85,7 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
     if rotate:
         owner = (ApiToken.staff_user_id == row.staff_user_id if row.staff_user_id is not None
                  else ApiToken.terminal_id == row.terminal_id)
-        revoked = cast("CursorResult[Any]", op.session.execute(
-            update(ApiToken).where(owner, ApiToken.revoked.is_(False)).values(revoked=True))).rowcount
+        revoked = _revoke_tokens(op, owner)
     op.session.add(row)
     op.session.flush()
     op.audit("api_token", row.id, after="issued", for_user=username, for_terminal=terminal_code)
@@ -97,6 +96,14 @@ def issue_token(op: Op, username: str | None = None, terminal_code: str | None =
 
 ISO_TERMINAL_ID_LENGTH = 8  # ISO 8583 field 41, the card acceptor terminal id: 8 characters
 ISO_TERMINAL_KINDS = frozenset({"atm", "pos"})  # the terminals that speak ISO 8583 (the others: the REST API)
+
+
+def _revoke_tokens(op: Op, owner: Any) -> int:
+    """Revoke every live API token `owner` selects (a staff member's, a terminal's), in the operation's
+    transaction; how many (a rotation's others, a disabled account's all)."""
+    revoked: int = cast("CursorResult[Any]", op.session.execute(
+        update(ApiToken).where(owner, ApiToken.revoked.is_(False)).values(revoked=True))).rowcount
+    return revoked
 
 
 @operation("staff.issue_terminal_keys", roles={Role.OPERATOR}, scope=Scope.CITY)
@@ -303,9 +310,7 @@ def disable(op: Op, username: str) -> dict[str, Any]:
     before = "active" if user.active else "disabled"
     user.active = False
     sessions = _end_web_sessions(op, user.id)
-    tokens = cast("CursorResult[Any]", op.session.execute(
-        update(ApiToken).where(ApiToken.staff_user_id == user.id, ApiToken.revoked.is_(False))
-        .values(revoked=True))).rowcount
+    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
     op.app.extras.setdefault(_DISABLED_STAFF, set()).add(str(user.id))
     op.audit("staff_user", user.username, before=before, after="disabled", sessions_ended=sessions,
              tokens_revoked=tokens, object_bank_id=user.bank_id)
