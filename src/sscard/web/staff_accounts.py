@@ -31,6 +31,7 @@ from .forms import Form
 from .pages import Refusal, render
 
 ACTIONS = ("disable", "enable", "reset", "unlock")
+RUNS = {"disable": staff.disable, "enable": staff.enable, "unlock": staff.unlock}  # (reset: with its one-time password)
 STEP = "staff_account"
 
 # words of the page's values (common.po has their English)
@@ -127,16 +128,11 @@ def mount(console: security.StaffConsole, router, context: Callable[[Request, se
             one_time = one_time_staff_password(app.secrets.token_digest(
                 "\x00".join(("staff-one-time", desk.csrf, username, key or _key()))))
         try:
-            if action == "disable":
-                await run_in_threadpool(staff.disable, app, desk.actor, username, idempotency_key=key)
-            elif action == "enable":
-                await run_in_threadpool(staff.enable, app, desk.actor, username, idempotency_key=key)
-            elif action == "unlock":
-                await run_in_threadpool(staff.unlock, app, desk.actor, username, idempotency_key=key)
-            else:
-                assert one_time is not None
+            if one_time is not None:
                 await run_in_threadpool(staff.reset_password, app, desk.actor, username, one_time,
                                         idempotency_key=key)
+            else:
+                await run_in_threadpool(RUNS[action], app, desk.actor, username, idempotency_key=key)
         except SscardError as err:
             err = confirming.after_confirm(err, True)
             return listed(request, desk, {"error": Refusal(err, lang)}, err.status)
