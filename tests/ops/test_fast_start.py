@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,94 @@ def test_workers_end_with_their_supervisor_killed_and_the_restart_binds_the_port
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+# Routes built when first needed (http.JsonRoute): FastAPI's part of the app's ~180 routes (dependants,
+# parameter and response models) was ~0.3 s of every restart's CPU before its first answer.
+
+def _unbuilt(api) -> list:
+    from sscard.http import JsonRoute
+
+    return [r for r in api.routes if isinstance(r, JsonRoute) and "_unbuilt" in r.__dict__]
+
+
+def test_the_app_starts_with_no_route_built_and_a_request_builds_only_its_own(app):
+    from fastapi.testclient import TestClient
+
+    from sscard.composition import create_app
+    from sscard.http import JsonRoute
+
+    api = create_app(app)
+    every = [r for r in api.routes if isinstance(r, JsonRoute)]
+    assert len(every) > 150 and _unbuilt(api) == every
+    with TestClient(api) as client:
+        answer = client.get("/api/v1/identifiers/check", params={"kind": "citizen_id", "value": "11010519491231002X"})
+        assert answer.status_code == 200 and answer.json()["valid"] is True
+        assert [r.path for r in every if r not in _unbuilt(api)] == ["/api/v1/identifiers/check"]
+        # a refused request is FastAPI's usual answer, from the route built for it
+        assert client.get("/api/v1/identifiers/check", params={"kind": "citizen_id", "value": 7,
+                                                              "x": "1"}).status_code in (200, 422)
+        # the OpenAPI document reads every route: all built, and each of them passed the checks
+        assert client.get("/openapi.json").status_code == 200
+    assert _unbuilt(api) == []
+
+
+def test_a_route_reading_a_bare_date_never_answers_whenever_it_is_built():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    import sscard.api.main  # noqa: F401  (registers the date check on every RouteBook route)
+    from sscard.http import RouteBook
+
+    book = RouteBook(prefix="/x")
+
+    @book.get("/day")
+    def day(d: date) -> dict:
+        return {"d": str(d)}
+
+    @book.get("/fine")
+    def fine() -> dict:
+        return {"ok": True}
+
+    api = FastAPI()
+    book.take_in(api)
+    with TestClient(api, raise_server_exceptions=False) as client:  # it starts: the routes are not built yet
+        assert client.get("/x/fine").json() == {"ok": True}
+        for _ in range(2):  # refused each time: never built, never served
+            assert client.get("/x/day", params={"d": "2026-12-07"}).status_code == 500
+    with pytest.raises(TypeError, match="ISO-8601"):
+        sscard.api.main.refuse_bare_dates(api)
+
+
+def test_threads_reading_a_route_being_built_wait_for_it():
+    import threading
+
+    from fastapi import FastAPI
+
+    from sscard.http import RouteBook
+
+    book = RouteBook()
+    for i in range(40):
+        book.post(f"/r{i}/{{n}}")(lambda n: {"n": n})
+    api = FastAPI()
+    book.take_in(api)
+    routes = list(api.routes)[-40:]
+    seen: list = []
+    failures: list = []
+    start = threading.Barrier(8)
+
+    def read() -> None:
+        start.wait()
+        for route in routes:
+            try:
+                seen.append((route.dependant.path_params[0].name, route.body_field, route.response_field))
+            except AttributeError as exc:  # a half-built route would show here
+                failures.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == [] and len(seen) == 8 * 40 and {s[0] for s in seen} == {"n"}
+    assert _unbuilt(api) == []

@@ -15,7 +15,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core.errors import MESSAGES, SscardError
-from ..http import language
+from ..http import JsonRoute, language
 from ..services.app import MAYBE_BUSY, UNSTORABLE_INPUT, busy, unstorable
 from . import contract, counter, events, foundation, hotline, ledger, medical
 from .deps import actor_of, admitted
@@ -188,24 +188,35 @@ def install(api: FastAPI, pages: PageRefusal | None = None) -> Refusal:
 def refuse_bare_dates(api: FastAPI) -> None:
     """Every date or time any route reads (a body's field, a query, path, header or form parameter, of the
     API and of the pages) is ISO-8601 text only (schemas.IsoDate, IsoDateTime): a route that reads a plain
-    `date` (or wraps IsoDate in `= Query()`, which drops its validator) stops the server from starting."""
+    `date` (or wraps IsoDate in `= Query()`, which drops its validator) is refused (TypeError). Here for
+    every route (building each); at start-up `finish` checks those built now, and the routes a RouteBook
+    made are checked as they are built (http.JsonRoute.checks): such a route never answers."""
     for ctx in iter_route_contexts(api.routes):
-        if not isinstance(ctx.original_route, APIRoute):
-            continue
-        stack = [ctx.dependant]
-        while stack:
-            dep = stack.pop()
-            stack.extend(dep.dependencies)
-            for param in (*dep.path_params, *dep.query_params, *dep.header_params, *dep.cookie_params,
-                          *dep.body_params):
-                if bare_dates(param.field_info.annotation, param.field_info.metadata):
-                    raise TypeError(f"{ctx.path_format}: parameter {param.name!r} reads a date that is not "
-                                    "ISO-8601 text only (use Annotated[schemas.IsoDate, Query()])")
+        if isinstance(ctx.original_route, APIRoute):
+            _refuse_bare_dates_of(ctx.original_route)
+
+
+def _refuse_bare_dates_of(route: APIRoute) -> None:
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        stack.extend(dep.dependencies)
+        for param in (*dep.path_params, *dep.query_params, *dep.header_params, *dep.cookie_params,
+                      *dep.body_params):
+            if bare_dates(param.field_info.annotation, param.field_info.metadata):
+                raise TypeError(f"{route.path_format}: parameter {param.name!r} reads a date that is not "
+                                "ISO-8601 text only (use Annotated[schemas.IsoDate, Query()])")
+
+
+if _refuse_bare_dates_of not in JsonRoute.checks:
+    JsonRoute.checks.append(_refuse_bare_dates_of)
 
 
 def finish(api: FastAPI) -> None:
     """Once every route is in: dates only as ISO-8601 text, the contract (operationIds, security, keys and
     error codes from the declarations) and the lane (every group-committed route without FastAPI's dispatch)."""
-    refuse_bare_dates(api)
+    for ctx in iter_route_contexts(api.routes):  # (a RouteBook's are checked as they are built)
+        if isinstance(ctx.original_route, APIRoute) and not isinstance(ctx.original_route, JsonRoute):
+            _refuse_bare_dates_of(ctx.original_route)
     contract.install(api)
     api.add_middleware(TerminalLane, api=api)
