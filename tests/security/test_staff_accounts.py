@@ -110,7 +110,7 @@ def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city)
     check_new_staff_password(one_time, "clerk")  # what a reset makes passes the rules it sets
     before = websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW)
     out = staff.reset_password(app, city.actor("csup"), "clerk", one_time, idempotency_key="reset-1")
-    assert out == {"username": "clerk", "must_change_password": True, "sessions_ended": 1}
+    assert out == {"username": "clerk", "must_change_password": True, "sessions_ended": 1, "tokens_revoked": 0}
     assert websession.resolve(app, before.token, "staff") is None  # the session of the old password is over
     assert websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW) is None
     web = websession.staff_login(app, "clerk", one_time, Channel.WINDOW)
@@ -133,6 +133,32 @@ def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city)
 
     assert not any(one_time in text for text in app.db.run(stored))  # the answer kept for its key holds none
     assert _records(app, "staff.reset_password") == [(city.actor("csup").id, "clerk", "", "password_reset", "ok")]
+
+
+def test_a_token_issued_before_a_password_reset_is_refused_after_it(app, city):
+    """Session 29: a reset ended the console sessions but left the API tokens live, so whoever had taken one
+    with the old password kept the account's API."""
+    token = city.token("teller")
+    assert staff.actor_for_token(app, token) is not None  # looked up and cached (api.token_cache_seconds)
+    out = staff.reset_password(app, city.actor("bsup"), "teller", NEW_PASSWORD)
+    assert out["tokens_revoked"] == 1
+    assert staff.cached_actor(app, token) is None and staff.actor_for_token(app, token) is None
+    teller_id = _user(app, "teller").id
+
+    def revoked(session):
+        return [t.revoked for t in session.scalars(select(ApiToken).where(ApiToken.staff_user_id == teller_id))]
+
+    assert app.db.run(revoked) == [True]
+    fresh = staff.issue_token(app, CLI_OPERATOR, username="teller")["token"]  # the operator issues a new one
+    assert staff.actor_for_token(app, fresh) is not None
+
+
+def test_a_token_issued_before_a_reset_is_refused_by_the_api(app, city, client):
+    path = f"/api/v1/cards/{city.issued_card().card_number}"
+    token = city.token("clerk")
+    assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200  # and cached
+    staff.reset_password(app, city.actor("csup"), "clerk", NEW_PASSWORD)
+    assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
 def test_a_reset_clears_the_lock_and_a_typed_password_keeps_the_rules(app, city, clock):

@@ -219,6 +219,18 @@ _DISABLED_STAFF = "staff_disabled_here"
 _TOKEN_CACHE_MAX = 10_000
 
 
+def _forget_cached_tokens(app: App, user_id: int) -> None:
+    """Drop this process's cached lookups of a staff member's tokens (their tokens were just revoked: the
+    next request asks the database, which says so). Another server process keeps its copy at most
+    api.token_cache_seconds."""
+    cache = app.extras.get(_TOKEN_CACHE)
+    if not cache:
+        return
+    for digest, (actor, _until) in list(cache.items()):
+        if actor.kind == "staff" and actor.id == str(user_id):
+            cache.pop(digest, None)
+
+
 def authenticate_staff(app: App, username: str, password: str, channel: Channel) -> Actor | None:
     """Console login: the Actor, or None for any wrong user/password (never saying which); a locked account
     raises `password_locked` (the lock's end in its message). Through `staff.login`, the console's door as
@@ -334,8 +346,9 @@ def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
     """A forgotten staff password: set to `password` (a one-time password, core.passwords.one_time_staff_password,
     made by the channel and shown once to the resetter, or typed by them; the staff password rules hold), the
     account marked must-change (its next sign-in opens only the change page: access.BEFORE_FIRST_CHANGE), its
-    count of wrong passwords and its lock cleared, its console sessions ended (whoever signed in with the old
-    password is out). The answer holds no password: the channel that made it shows it."""
+    count of wrong passwords and its lock cleared, its console sessions ended and its API tokens revoked
+    (whoever signed in with the old password, or took a token while they could, is out: until session 29 the
+    tokens stayed live; docs/RULES.md R1.10). The answer holds no password: the channel that made it shows it."""
     user = _account(op, username)
     check_new_staff_password(password, user.username)
     was_locked = _locked_until(op, user) is not None
@@ -343,9 +356,12 @@ def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
     user.must_change_password = True
     user.pw_failures, user.pw_locked_until = 0, None
     sessions = _end_web_sessions(op, user.id)
+    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
+    _forget_cached_tokens(op.app, user.id)
     op.audit("staff_user", user.username, after="password_reset", was_locked=was_locked, sessions_ended=sessions,
-             object_bank_id=user.bank_id)
-    return {"username": user.username, "must_change_password": True, "sessions_ended": sessions}
+             tokens_revoked=tokens, object_bank_id=user.bank_id)
+    return {"username": user.username, "must_change_password": True, "sessions_ended": sessions,
+            "tokens_revoked": tokens}
 
 
 @operation("staff.unlock", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
