@@ -105,6 +105,31 @@ def test_disabling_ends_open_console_sessions_and_revokes_api_tokens_at_once(app
     assert app.db.run(rows) == ([True], [True])
 
 
+def test_enabling_takes_the_account_out_of_the_disabled_set_and_its_new_tokens_are_cached_again(app, city):
+    """Session 29: the per-process set of disabled accounts (whose tokens skip the lookup cache) was never
+    emptied: an enabled account's tokens were looked up in the database on every request, for ever."""
+    old = city.token("teller")
+    assert staff.actor_for_token(app, old) is not None  # cached
+    staff.disable(app, city.actor("bsup"), "teller")
+    teller_id = str(_user(app, "teller").id)
+    assert teller_id in app.extras[staff._DISABLED_STAFF]
+    staff.enable(app, city.actor("bsup"), "teller")
+    assert teller_id not in app.extras[staff._DISABLED_STAFF]
+    assert staff.cached_actor(app, old) is None and staff.actor_for_token(app, old) is None  # still revoked
+    fresh = city.token("teller")
+    assert staff.actor_for_token(app, fresh) is not None
+    assert staff.cached_actor(app, fresh) is not None  # its lookup is kept again (api.token_cache_seconds)
+
+
+def test_disabling_again_after_enabling_refuses_the_cached_token_at_once(app, city):
+    staff.disable(app, city.actor("bsup"), "teller")
+    staff.enable(app, city.actor("bsup"), "teller")
+    fresh = city.token("teller")
+    assert staff.actor_for_token(app, fresh) is not None  # cached
+    staff.disable(app, city.actor("bsup"), "teller")
+    assert staff.cached_actor(app, fresh) is None and staff.actor_for_token(app, fresh) is None
+
+
 def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city):
     one_time = one_time_staff_password()
     check_new_staff_password(one_time, "clerk")  # what a reset makes passes the rules it sets

@@ -323,6 +323,7 @@ def disable(op: Op, username: str) -> dict[str, Any]:
     user.active = False
     sessions = _end_web_sessions(op, user.id)
     tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
+    _forget_cached_tokens(op.app, user.id)
     op.app.extras.setdefault(_DISABLED_STAFF, set()).add(str(user.id))
     op.audit("staff_user", user.username, before=before, after="disabled", sessions_ended=sessions,
              tokens_revoked=tokens, object_bank_id=user.bank_id)
@@ -332,10 +333,18 @@ def disable(op: Op, username: str) -> dict[str, Any]:
 @operation("staff.enable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
 def enable(op: Op, username: str) -> dict[str, Any]:
     """A disabled account may sign in again (with its password; its API tokens stay revoked: the operator
-    issues new ones, `sscard user token`)."""
+    issues new ones, `sscard user token`). The account leaves this process's disabled set (`_DISABLED_STAFF`,
+    which makes its tokens skip the lookup cache): until session 29 nothing emptied it, so an enabled
+    account's new tokens were looked up in the database on every request, and the set only grew. Its old
+    tokens' cached lookups are dropped first (they were revoked at the disable): out of the set, a stale one
+    would otherwise be served again."""
     user = _account(op, username)
     before = "active" if user.active else "disabled"
     user.active = True
+    _forget_cached_tokens(op.app, user.id)
+    disabled = op.app.extras.get(_DISABLED_STAFF)
+    if disabled is not None:
+        disabled.discard(str(user.id))
     op.audit("staff_user", user.username, before=before, after="active", object_bank_id=user.bank_id)
     return {"username": user.username, "active": True}
 
