@@ -154,6 +154,11 @@ def test_the_operator_disables_resets_and_unlocks_staff_from_the_command_line(tm
     added = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--token"], env=env,
                           input=f"{PASSWORD}\n{PASSWORD}\n")
     assert added.exit_code == 0, added.output
+    result = runner.invoke(cli_app, ["user", "disable", "op1"], env=env)  # the only operator: the city's last
+    assert result.exit_code == 1 and "last_operator" in result.output, result.output
+    added = runner.invoke(cli_app, ["user", "add", "op2", "--role", "operator"], env=env,
+                          input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert added.exit_code == 0, added.output
 
     result = runner.invoke(cli_app, ["user", "disable", "op1"], env=env)
     assert result.exit_code == 0 and "disabled op1: sessions ended 0, API tokens revoked 1" in result.output

@@ -130,6 +130,29 @@ def test_disabling_again_after_enabling_refuses_the_cached_token_at_once(app, ci
     assert staff.cached_actor(app, fresh) is None and staff.actor_for_token(app, fresh) is None
 
 
+def test_the_last_enabled_operator_account_cannot_be_disabled(app, city):
+    """Session 29: `sscard user disable` (and the console) disabled the city's last operator account, and
+    nobody was left to run staff accounts on the web."""
+    assert _code(lambda: staff.disable(app, CLI_OPERATOR, "operator")) == "last_operator"
+    assert _user(app, "operator").active
+    _add(app, "op2", "operator")
+    staff.disable(app, CLI_OPERATOR, "operator")  # another is enabled: allowed
+    assert _code(lambda: staff.disable(app, CLI_OPERATOR, "op2")) == "last_operator"
+    assert _user(app, "op2").active
+    staff.enable(app, CLI_OPERATOR, "operator")
+    staff.disable(app, CLI_OPERATOR, "op2")  # one left again: allowed
+    assert not _user(app, "op2").active
+    staff.disable(app, CLI_OPERATOR, "clerk")  # other roles: no such limit
+    staff.disable(app, CLI_OPERATOR, "op2")  # a disabled one again: it changes nothing, allowed as before
+
+
+def test_the_last_operator_refusal_has_its_words_in_both_languages():
+    from sscard.core.errors import MESSAGES
+
+    status, zh, en = MESSAGES["last_operator"]
+    assert status == 409 and "最后一个" in zh and "last enabled operator" in en
+
+
 def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city):
     one_time = one_time_staff_password()
     check_new_staff_password(one_time, "clerk")  # what a reset makes passes the rules it sets

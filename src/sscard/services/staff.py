@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
@@ -312,14 +312,25 @@ def _locked_until(op: Op, user: StaffUser) -> str | None:
     return as_utc(until).isoformat() if until is not None and as_utc(until) > as_utc(op.now) else None
 
 
+def _other_active_operators(op: Op, user_id: int) -> int:
+    """How many enabled operator accounts there are besides `user_id`, read in the operation's transaction
+    (SERIALIZABLE: two operators disabling each other at once cannot both see the other as the one left)."""
+    return op.session.scalar(select(func.count()).select_from(StaffUser).where(
+        StaffUser.role == Role.OPERATOR.value, StaffUser.active.is_(True), StaffUser.id != user_id)) or 0
+
+
 @operation("staff.disable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
 def disable(op: Op, username: str) -> dict[str, Any]:
     """A staff member who left (or whose credentials are in doubt) is out at once: the account inactive
     (no sign-in: `staff.login` answers an inactive user as a wrong password), every open console session
     ended, every API token revoked, in this transaction. A token's cached lookup (api.token_cache_seconds)
-    is dropped in this process at once; another server process keeps it at most that long."""
+    is dropped in this process at once; another server process keeps it at most that long. The last enabled
+    operator account is not disabled (`last_operator`, docs/RULES.md R1.10): the city would have nobody to
+    run its staff accounts on the web (session 29: `sscard user disable` did it)."""
     user = _account(op, username)
     before = "active" if user.active else "disabled"
+    if user.active and user.role == Role.OPERATOR.value and not _other_active_operators(op, user.id):
+        raise SscardError("last_operator")
     user.active = False
     sessions = _end_web_sessions(op, user.id)
     tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
