@@ -237,6 +237,15 @@ def test_the_idle_sweep_command_refuses_fewer_than_one_minute(idle_minutes):
     assert "--idle-minutes" in result.output and "1" in result.output, result.output
 
 
+def test_an_option_names_a_declared_operation_and_a_text_to_offer_it_by():
+    ok = (MINIMAL % "main").replace('options = { "1" = "main" }', 'options = { "1" = { go = "main", operation = "ss_loss.cancel", say = "invalid" } }').replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "{option_1}", en = "{option_1}" }')
+    assert parse_menu("ok", ok).nodes["main"].options["1"].operation == "ss_loss.cancel"
+    with pytest.raises(MenuError, match="unknown operation"):
+        parse_menu("broken", ok.replace("ss_loss.cancel", "ss_loss.nowhere"))
+    with pytest.raises(MenuError, match="no text"):
+        parse_menu("broken", ok.replace(', say = "invalid"', ""))
+
+
 def test_a_conditional_option_needs_a_known_condition_and_its_place_in_the_prompt():
     ok = (MINIMAL % "main").replace('options = { "1" = "main" }', 'options = { "1" = { go = "main", when = "oral_loss_in_force", say = "invalid" } }').replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "{option_1}", en = "{option_1}" }')
     assert parse_menu("ok", ok).nodes["main"].options["1"].when == "oral_loss_in_force"
