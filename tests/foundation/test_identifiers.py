@@ -382,7 +382,8 @@ def test_identifiers_in_circled_superscript_and_dingbat_digits_are_masked(text):
     ("pan 6217 0073 1067 1442 606 7777 8888 9999 1111 2222 end", "pan 621700" + "*" * 29 + "2222 end"),
     ("1101 0519 4912 3100 2X12 3", "110105********002X12 3"),  # an ID run into more digits
     ("9 9 1 1 0 1 0 5 1 9 4 9 1 2 3 1 0 0 2 X 1", "991101**********002X 1"),  # not the birth day shown
-    ("12 11010519491231002X 3", "12 110105********002X 3"),  # one apart from the rest: masked as itself
+    ("12 11010519491231002X 3", "121101**********002X 3"),  # the run it is in, masked as one
+    ("身份证 11010519491231002X 电话 138 0013 8000", "身份证 110105********002X 电话 138 0013 8000"),
 ])
 def test_an_identifier_inside_a_longer_run_of_spaced_digits_is_masked(text, masked):
     assert mask_text(text) == masked

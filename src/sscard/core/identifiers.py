@@ -323,13 +323,16 @@ def _mask_long_digits(match: re.Match[str]) -> str:
 def mask_text(text: str) -> str:
     """Mask every citizen ID, PAN and card number found in free text (log lines, audit details), written as
     `normalise` reads them too: in groups (`6217 0073 1067 1442 606`), in full-width digits, in lower case;
-    and any long run of digits that may be one mistyped (`_LONG_DIGITS`)."""
+    and any long run of digits that may be one mistyped (`_LONG_DIGITS`). The pass over identifiers as typed
+    comes first (session 29): after the ASCII patterns, an ID of 17 ASCII digits and a check character written
+    ⑧ had its 17 digits masked as a long run, showing 4 of them and the ⑧, and its asterisks kept the pass
+    from seeing the whole."""
+    if _SEPARATED_DIGITS.search(text) or _WIDE.search(text) or _LOWER_CARD.search(text):
+        text = _mask_as_typed(text)
     if _ANY_MASKABLE.search(text):  # most texts hold none: one scan instead of three
         for pattern, mask in _MASKERS:
             text = pattern.sub(_masked_by(mask), text)
         text = _LONG_DIGITS.sub(_mask_long_digits, text)
-    if _SEPARATED_DIGITS.search(text) or _WIDE.search(text) or _LOWER_CARD.search(text):
-        text = _mask_as_typed(text)
     return text
 
 
@@ -394,8 +397,8 @@ def _with_long_runs(folded: str, text: str, spans: list[tuple[int, int, str]]) -
         start, end = run.span()
         if end - start < _LONG_RUN_DIGITS or any(s == start and e == end for s, e, _ in spans):
             continue
-        compact = "".join(run.group(0).split())
-        if sum(ch.isdigit() for ch in compact) < _LONG_RUN_DIGITS or _in_hex_word(text, start, end):
+        compact = "".join(run.group(0).split())  # ASCII digits, and an X at the end
+        if len(compact) - compact.endswith("X") < _LONG_RUN_DIGITS or _in_hex_word(text, start, end):
             continue
         spans = [span for span in spans if span[1] <= start or end <= span[0]]
         spans.append((start, end, _mask_middle(compact, 6, 4)))
