@@ -97,7 +97,7 @@ def test_sscard_doctor_says_whether_answered_writes_survive_a_power_cut(db_url, 
 
     monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
     monkeypatch.setenv("SSCARD_DATABASE_URL", db_url)
-    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SSCARD_CONFIG", "")
     durable = CliRunner().invoke(cli, ["doctor", "--json"])
     assert durable.exit_code == 0, durable.output
     assert '"durable": true' in durable.output

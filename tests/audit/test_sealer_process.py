@@ -68,7 +68,7 @@ def test_the_settings_choose_the_sealer_process_on_postgresql_and_the_thread_on_
 def test_a_server_killed_by_sigkill_leaves_no_sealer_behind(app, tmp_path):
     """The child's standard input is the server's pipe: the kernel closes it with the server."""
     env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "",
            "SSCARD_AUDIT_SEALER": "process"}
     server = subprocess.Popen(
         [sys.executable, "-c", "from sscard.services.app import build_app\n"

@@ -16,7 +16,7 @@ SECRET_WORDS = ("password", "passwd", "pin", "passphrase", "secret")
 def test_init_user_add_and_token_keep_no_password_in_clear(tmp_path):
     db = tmp_path / "cli.db"
     env = {"SSCARD_DATABASE_URL": f"sqlite:///{db}", "SSCARD_VAR_DIR": str(tmp_path),
-           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8", "COLUMNS": "200"}
+           "SSCARD_CONFIG": "", "LANG": "en_US.UTF-8", "COLUMNS": "200"}
     runner = CliRunner()
     result = runner.invoke(cli_app, ["init"], env=env)
     assert result.exit_code == 0, result.output
@@ -70,7 +70,7 @@ def test_no_command_takes_a_secret_on_its_command_line(tmp_path):
     assert not found, found
 
     env = {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
-           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8", "COLUMNS": "200"}
+           "SSCARD_CONFIG": "", "LANG": "en_US.UTF-8", "COLUMNS": "200"}
     result = CliRunner().invoke(cli_app, ["user", "add", "op9", "--role", "operator", "--password", PASSWORD], env=env)
     assert result.exit_code == 2 and "No such option" in result.output and PASSWORD not in result.output
     result = CliRunner().invoke(cli_app, ["user", "add", "op9", "--role", "operator", "--password-file",
@@ -87,7 +87,7 @@ def test_bad_input_on_the_command_line_is_a_one_line_error_never_a_traceback(tmp
 
 
     for name, value in {"SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SSCARD_VAR_DIR": str(tmp_path),
-                        "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8",
+                        "SSCARD_CONFIG": "", "LANG": "en_US.UTF-8",
                         "COLUMNS": "200"}.items():
         monkeypatch.setenv(name, value)
 
@@ -148,10 +148,15 @@ def test_the_operator_disables_resets_and_unlocks_staff_from_the_command_line(tm
 
     db = tmp_path / "cli.db"
     env = {"SSCARD_DATABASE_URL": f"sqlite:///{db}", "SSCARD_VAR_DIR": str(tmp_path),
-           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "LANG": "en_US.UTF-8", "COLUMNS": "200"}
+           "SSCARD_CONFIG": "", "LANG": "en_US.UTF-8", "COLUMNS": "200"}
     runner = CliRunner()
     assert runner.invoke(cli_app, ["init"], env=env).exit_code == 0
     added = runner.invoke(cli_app, ["user", "add", "op1", "--role", "operator", "--token"], env=env,
+                          input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert added.exit_code == 0, added.output
+    result = runner.invoke(cli_app, ["user", "disable", "op1"], env=env)  # the only operator: the city's last
+    assert result.exit_code == 1 and "last_operator" in result.output, result.output
+    added = runner.invoke(cli_app, ["user", "add", "op2", "--role", "operator"], env=env,
                           input=f"{PASSWORD}\n{PASSWORD}\n")
     assert added.exit_code == 0, added.output
 

@@ -311,3 +311,109 @@ def test_mask_text_prefilter_changes_nothing(text):
     if unfiltered != text:  # what the ASCII patterns would mask, the pre-check lets through, and it is masked
         assert _ANY_MASKABLE.search(text)
         assert mask_text(text) != text
+
+
+# ---------------------------------------------------------------- masking digits written in other forms (session 29)
+
+# Each digit 0-9 as people and input methods write it: ASCII, full-width, circled (①, ⓪), negative circled (❶, ⓿),
+# double circled (⓵; no zero: ⓪), dingbat circled (➀, ➊; no zero: ⓪), superscript, subscript, mathematical bold.
+DIGIT_FORMS = (
+    "0123456789",
+    "".join(chr(0xFF10 + d) for d in range(10)),
+    "⓪" + "".join(chr(0x2460 + d) for d in range(9)),
+    "⓿" + "".join(chr(0x2776 + d) for d in range(9)),
+    "⓪" + "".join(chr(0x24F5 + d) for d in range(9)),
+    "⓪" + "".join(chr(0x2780 + d) for d in range(9)),
+    "⓪" + "".join(chr(0x278A + d) for d in range(9)),
+    "⁰¹²³⁴⁵⁶⁷⁸⁹",
+    "".join(chr(0x2080 + d) for d in range(10)),
+    "".join(chr(0x1D7CE + d) for d in range(10)),
+)
+X_FORMS = ("X", "x", "Ｘ", "ｘ")
+
+
+def _digits_seen(text: str) -> int:
+    import unicodedata
+
+    return sum(unicodedata.digit(ch, None) is not None for ch in text)
+
+
+def _written(value: str, forms: list[int], separators: list[str]) -> str:
+    out = []
+    for i, ch in enumerate(value):
+        out.append(X_FORMS[forms[i] % len(X_FORMS)] if ch == "X" else DIGIT_FORMS[forms[i] % len(DIGIT_FORMS)][int(ch)])
+        out.append(separators[i % len(separators)] if i < len(value) - 1 else "")
+    return "".join(out)
+
+
+def test_every_non_ascii_digit_form_is_on_the_fast_paths_list():
+    """`_WIDE` must send every character Unicode gives a digit value (but the decimal digits, which `\\d`
+    finds) to the pass that reads it as a digit: the list is written out, this checks it is complete."""
+    import unicodedata
+
+    from sscard.core.identifiers import _WIDE, _fold
+
+    for code in range(0x80, 0x110000):
+        ch = chr(code)
+        digit = unicodedata.digit(ch, None)
+        if digit is None:
+            continue
+        assert _fold(ch) == str(digit), hex(code)
+        if unicodedata.category(ch) != "Nd":
+            assert _WIDE.search(ch), hex(code)
+
+
+@pytest.mark.parametrize("text", [
+    "身份证①①⓪①⓪⑤①⑨④⑨①②③①⓪⓪②X",
+    "id ¹¹⁰¹⁰⁵¹⁹⁴⁹¹²³¹⁰⁰²X",
+    "❶❶⓿❶⓿❺❶❾❹❾❶❷❸❶⓿⓿❷x",
+    "卡 ⑥②②②⓪②⑦④③⑥⑦⑤①⑦⑧④④①③",
+    "➀➀⓪➀⓪➄➀➈➃➈➀➁➂➀⓪⓪➁X",
+])
+def test_identifiers_in_circled_superscript_and_dingbat_digits_are_masked(text):
+    """Session 29: none of these was masked: NFKC leaves ❶ and ➀ as they are, and the fast path let ① and ¹
+    through without reading them as digits."""
+    masked = mask_text(text)
+    assert masked.count("*") >= 8 and _digits_seen(masked) <= 10, masked
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("6217 0073 1067 1442 6060", "621700**********6060"),  # a PAN with a digit too many, in groups
+    ("pan 6217 0073 1067 1442 606 7777 8888 9999 1111 2222 end", "pan 621700" + "*" * 29 + "2222 end"),
+    ("1101 0519 4912 3100 2X12 3", "110105********002X12 3"),  # an ID run into more digits
+    ("9 9 1 1 0 1 0 5 1 9 4 9 1 2 3 1 0 0 2 X 1", "991101**********002X 1"),  # not the birth day shown
+    ("12 11010519491231002X 3", "121101**********002X 3"),  # the run it is in, masked as one
+    ("身份证 11010519491231002X 电话 138 0013 8000", "身份证 110105********002X 电话 138 0013 8000"),
+])
+def test_an_identifier_inside_a_longer_run_of_spaced_digits_is_masked(text, masked):
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize("text", ["第①步 ②号窗口", "⑴ ⑵ ⑶", "ended 0 idle call(s)", "x² + y² = 25",
+                                  "1 2 3 4 5 6 7 8 9 10 11 12", "2026-12-07T09:02:37.601+00:00 127.0.0.1:5 200 3",
+                                  "transfer 1234567890123456789012abcdef0123 ok"])
+def test_ordinary_text_with_digits_in_other_forms_is_left_alone(text):
+    assert mask_text(text) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.builds(make_citizen_id, AREAS, BIRTHS, st.integers(0, 999)),
+              st.builds(make_pan, st.sampled_from(["622202", "621700"]), st.randoms(use_true_random=False))),
+    st.lists(st.integers(0, 99), min_size=19, max_size=19),
+    st.lists(st.sampled_from(["", "", "", " ", "\u3000"]), min_size=1, max_size=19),
+    st.sampled_from(["", "身份证", "id=", "卡号 ", "x "]),
+    st.lists(st.integers(0, 9), max_size=4), st.sampled_from(["", " "]),
+    st.lists(st.integers(0, 9), max_size=4), st.sampled_from(["", " "]),
+    st.sampled_from(["", "。", " ok", "号"]),
+)
+def test_an_identifier_in_any_digit_form_with_any_spacing_and_digits_around_is_masked(
+        value, forms, separators, head, before, gap_before, after, gap_after, tail):
+    """Property: a citizen ID or a PAN, each character written in any of the forms above, grouped by any
+    spacing, after and before a few more digits (spaced or run in), in a line of text: at least 8 of its digits
+    are hidden (an ID's mask hides 8, a PAN's 9; a longer run hides more)."""
+    prefix = " ".join(map(str, before)) + (gap_before if before else "")
+    suffix = (gap_after if after else "") + " ".join(map(str, after))
+    text = head + prefix + _written(value, forms, separators) + suffix + tail
+    masked = mask_text(text)
+    assert _digits_seen(masked) <= _digits_seen(text) - 8, (text, masked)

@@ -40,7 +40,7 @@ class LoggedServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.out, self.err = workdir / "stdout.log", workdir / "stderr.log"
         env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"),
+               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": "",
                "SSCARD_LOG_FORMAT": log_format}
         if launcher == "uvicorn":  # uvicorn's own logging set-up, as `uvicorn sscard.asgi:application`
             cmd = [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--port", str(self.port)]

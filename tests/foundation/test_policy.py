@@ -47,7 +47,7 @@ def clean_env(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.upper().startswith("SSCARD_") and "__" in name:
             monkeypatch.delenv(name)
-    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("SSCARD_CONFIG", "")  # no file
 
 
 def test_defaults_are_the_rules(clean_env):
@@ -193,3 +193,37 @@ def test_a_policy_file_that_is_not_utf8_toml_stops_the_command_in_one_line_namin
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and "Traceback" not in result.output, result.output
     assert len(result.output.strip().splitlines()) <= 2, result.output
+
+
+def test_a_policy_file_named_in_sscard_config_that_does_not_exist_stops_start_up_naming_the_path(monkeypatch,
+                                                                                              tmp_path):
+    """Session 29: an operator's typo in SSCARD_CONFIG started the city silently on the defaults."""
+    path = tmp_path / "sscrad.toml"
+    monkeypatch.setenv("SSCARD_CONFIG", str(path))
+    with pytest.raises(PolicyError, match="sscrad.toml"):
+        load_policy()
+    result = CliRunner().invoke(cli_app, ["policy", "show"], env={"SSCARD_CONFIG": str(path), "COLUMNS": "300"})
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and "Traceback" not in result.output, result.output
+
+
+def test_a_directory_named_in_sscard_config_stops_start_up_too(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path))
+    with pytest.raises(PolicyError, match="is not a file"):
+        load_policy()
+
+
+def test_an_empty_sscard_config_means_no_file_and_the_defaults(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sscard.toml").write_text("[activation]\nwindow_days = 90\n", encoding="utf-8")  # not read
+    monkeypatch.setenv("SSCARD_CONFIG", "")
+    assert load_policy().activation.window_days == 60
+
+
+def test_without_sscard_config_the_default_sscard_toml_is_read_when_there_and_optional_when_not(monkeypatch,
+                                                                                             tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SSCARD_CONFIG")
+    assert load_policy().activation.window_days == 60  # no ./sscard.toml: the defaults
+    (tmp_path / "sscard.toml").write_text("[activation]\nwindow_days = 90\n", encoding="utf-8")
+    assert load_policy().activation.window_days == 90

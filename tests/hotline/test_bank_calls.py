@@ -269,3 +269,16 @@ def test_a_caller_identified_by_the_mobile_number_may_report_an_oral_loss_but_no
     by_pin.press("1")
     assert "口头挂失已解除" in by_pin.text
     assert cards.card_status(app, city.actor("teller"), active.card_number)["bank"]["status"] == "active"
+
+
+def test_the_menu_offers_lifting_an_oral_loss_only_to_a_caller_the_frame_lets_lift_it(client, active, app, city):
+    """Session 29: the menu asks the frame (access.allowed_before_first_change) what it offers: a caller
+    identified by the mobile number, whom the frame refuses bank_loss.cancel, is not offered it."""
+    phone = Phone(client, "bank:GSB").press("1").press("1")
+    identify(phone, active, mobile=active.phone)
+    phone.press("1")
+    assert "口头挂失成功" in phone.text and "社保卡金融账户服务" in phone.text  # back at the main menu
+    assert "解除口头挂失请按2" not in phone.text and "修改银行卡密码请按5" in phone.text
+    by_pin = Phone(client, "bank:GSB").press("1").press("3")
+    identify(by_pin, active, pin=active.pin)
+    assert "社保卡金融账户服务" in by_pin.text and "解除口头挂失请按2" in by_pin.text

@@ -208,6 +208,44 @@ def test_idle_calls_are_swept_and_forget_what_they_held(client, holder, app, clo
     assert hotline.load_call(app, fresh.sid)["status"] == "ended"
 
 
+@pytest.mark.parametrize("idle_minutes", [-1, 0])
+def test_the_idle_sweep_refuses_fewer_than_one_minute_and_ends_no_call(client, app, clock, idle_minutes):
+    """Session 29: -1 and 0 were taken as 1 and ended calls a minute old."""
+    from sscard.core.errors import SscardError
+    from sscard.core.roles import CLI_OPERATOR
+    from sscard.services import hotline
+
+    phone = Phone(client)
+    clock.advance(minutes=2)
+    with pytest.raises(SscardError) as refused:
+        hotline.sweep_idle_calls(app, CLI_OPERATOR, idle_minutes)
+    assert refused.value.code == "invalid_request"
+    assert hotline.load_call(app, phone.sid)["status"] == "active"
+
+
+@pytest.mark.parametrize("idle_minutes", ["-1", "0"])
+def test_the_idle_sweep_command_refuses_fewer_than_one_minute(idle_minutes):
+    import typer
+    from typer.testing import CliRunner
+
+    from sscard.cli import phone as phone_cli
+
+    cli_app = typer.Typer()
+    phone_cli.register(cli_app)
+    result = CliRunner().invoke(cli_app, ["hotline-sweep", "--idle-minutes", idle_minutes], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "--idle-minutes" in result.output and "1" in result.output, result.output
+
+
+def test_an_option_names_a_declared_operation_and_a_text_to_offer_it_by():
+    ok = (MINIMAL % "main").replace('options = { "1" = "main" }', 'options = { "1" = { go = "main", operation = "ss_loss.cancel", say = "invalid" } }').replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "{option_1}", en = "{option_1}" }')
+    assert parse_menu("ok", ok).nodes["main"].options["1"].operation == "ss_loss.cancel"
+    with pytest.raises(MenuError, match="unknown operation"):
+        parse_menu("broken", ok.replace("ss_loss.cancel", "ss_loss.nowhere"))
+    with pytest.raises(MenuError, match="no text"):
+        parse_menu("broken", ok.replace(', say = "invalid"', ""))
+
+
 def test_a_conditional_option_needs_a_known_condition_and_its_place_in_the_prompt():
     ok = (MINIMAL % "main").replace('options = { "1" = "main" }', 'options = { "1" = { go = "main", when = "oral_loss_in_force", say = "invalid" } }').replace('say = { zh = "按1", en = "press 1" }', 'say = { zh = "{option_1}", en = "{option_1}" }')
     assert parse_menu("ok", ok).nodes["main"].options["1"].when == "oral_loss_in_force"

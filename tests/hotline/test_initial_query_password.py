@@ -83,3 +83,45 @@ def test_the_frame_refuses_a_loss_cancel_to_an_initial_password_caller_on_every_
     owner = svc.holder(card.person_id, card.name, svc.LINE_12333, "query_password")
     loss.cancel_ss_loss(app, owner, card.card_number)  # the owner's own password: allowed
     assert cards.card_status(app, owner, card.card_number)["ss_status"] == "normal"
+
+
+def test_the_menu_does_not_offer_an_initial_password_caller_the_ss_password_change_the_frame_refuses(ss_city):
+    """Session 29: option 4 (change the SS password) was offered after identifying with the initial query
+    password, and then refused. The menu now asks the frame (access.allowed_before_first_change)."""
+    card = _card_with_typable_initial(ss_city)
+    client, phone = _call(ss_city)
+    with client:
+        assert "修改社保卡应用密码请按4" in phone.press("1").text  # not identified yet: offered
+        phone.press("1")  # card status: identification first
+        phone.press(keys_for_citizen_id(card.citizen_id)).press(card.citizen_id[-6:])
+        assert "只能办理挂失和查询" in phone.text and "社会保障卡服务" in phone.text  # back at the main menu
+        assert "按4" not in phone.text and "临时挂失请按2" in phone.text
+        phone.press("2").press("1")  # a temporary loss: allowed, and back at the main menu
+        assert "临时挂失成功" in phone.text
+        assert "按3" not in phone.text and "按4" not in phone.text  # neither the cancel nor the change
+
+
+def test_the_english_menu_leaves_the_change_out_for_an_initial_password_caller_too(ss_city):
+    card = _card_with_typable_initial(ss_city)
+    client, phone = _call(ss_city)
+    with client:
+        assert "To change the social security application password, press 4" in phone.press("9").text
+        phone.press("1")
+        phone.press(keys_for_citizen_id(card.citizen_id)).press(card.citizen_id[-6:])
+        assert "Social security card services" in phone.text and "press 4" not in phone.text
+
+
+def test_a_caller_with_their_own_query_password_is_still_offered_the_ss_password_change(ss_city):
+    from sscard.services import passwords
+
+    card = _card_with_typable_initial(ss_city)
+    owner = ss_city.cardholder(card, Channel.PORTAL)
+    passwords.change_query_password(ss_city.app, owner, card.citizen_id[-6:], "80246813", "80246813")
+    client, phone = _call(ss_city)
+    with client:
+        phone.press("1").press("1")
+        phone.press(keys_for_citizen_id(card.citizen_id)).press("80246813")
+        assert "身份验证成功" in phone.text and "只能办理" not in phone.text
+        assert "修改社保卡应用密码请按4" in phone.text
+        phone.press("4")
+        assert "原密码" in phone.text

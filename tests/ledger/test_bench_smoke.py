@@ -40,7 +40,7 @@ def test_bench_runs_every_workload_and_reports_each_ratio_to_the_baseline_on_sql
 def test_bench_json_prints_only_the_json_on_stdout(monkeypatch, tmp_path):
     from sscard.cli import _register_area_commands, app
 
-    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SSCARD_CONFIG", "")
     if not any(g.name == "bench" for g in app.registered_groups):
         _register_area_commands()
     result = CliRunner().invoke(app, ["bench", "--db", "sqlite", "--clients", "1", "--seconds", "1",

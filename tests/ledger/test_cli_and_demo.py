@@ -23,7 +23,7 @@ def cli(db_url, tmp_path, monkeypatch):
     monkeypatch.setenv("SSCARD_DATABASE_URL", db_url)
     monkeypatch.setenv("SSCARD_SECRET_KEY", TEST_KEY.hex())
     monkeypatch.setenv("SSCARD_VAR_DIR", str(tmp_path))
-    monkeypatch.setenv("SSCARD_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SSCARD_CONFIG", "")
     monkeypatch.setenv("COLUMNS", "200")
     from sscard import cli as cli_pkg
 

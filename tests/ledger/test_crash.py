@@ -35,7 +35,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml")}
+               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": ""}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "sscard.asgi:application", "--host", "127.0.0.1",
              "--port", str(self.port), "--log-level", "warning"],

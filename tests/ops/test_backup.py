@@ -31,7 +31,7 @@ CLI = [sys.executable, "-c", "from sscard.cli import main; main()"]
 
 def sscard(tmp_path, db_url: str, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), "COLUMNS": "200"}
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", "COLUMNS": "200"}
     return subprocess.run([*CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
@@ -180,7 +180,7 @@ def test_backup_and_restore_of_a_database_that_does_not_exist_say_so_in_one_line
         _register_area_commands()
     url = "postgresql+psycopg://postgres@127.0.0.1:1/no_such_database"  # nothing listens on port 1
     env = {"SSCARD_DATABASE_URL": url, "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_CONFIG": str(tmp_path / "none.toml"), "COLUMNS": "300"}
+           "SSCARD_CONFIG": "", "COLUMNS": "300"}
     dump = tmp_path / "x.dump"
     dump.write_bytes(b"PGDMP")
     for args in (["backup", str(tmp_path / "out.dump")], ["restore", str(dump), "--database-url", url]):
@@ -224,7 +224,7 @@ def test_the_sqlite_database_sscard_creates_or_restores_is_readable_by_its_owner
         pytest.skip("PostgreSQL keeps its files in its own data directory, owned by its own user")
     fresh = tmp_path / "fresh.db"
     env = {**os.environ, "SSCARD_DATABASE_URL": f"sqlite:///{fresh}", "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": ""}
     made = subprocess.run([*CLI, "init"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           preexec_fn=lambda: os.umask(0o022))
     assert made.returncode == 0, made.stderr

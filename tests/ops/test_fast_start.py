@@ -22,7 +22,7 @@ LAZY = {"reportlab", "PIL", "alembic", "mako", "pygments", "faker", "hypothesis"
 
 def _modules_after(code: str, tmp_path) -> set[str]:
     env = {**os.environ, "SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}", "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": ""}
     out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
     return {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
@@ -82,7 +82,7 @@ def test_workers_end_with_their_supervisor_killed_and_the_restart_binds_the_port
     import urllib.request
 
     env = {**os.environ, "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}",
-           "SSCARD_SECRET_KEY": TEST_KEY.hex(), "SSCARD_CONFIG": str(tmp_path / "none.toml")}
+           "SSCARD_SECRET_KEY": TEST_KEY.hex(), "SSCARD_CONFIG": ""}
     env.pop("SSCARD_METRICS_DIR", None)
     sscard = [str(Path(sys.executable).with_name("sscard"))]
     subprocess.run([*sscard, "init"], env=env, check=True, capture_output=True)

@@ -96,7 +96,7 @@ def test_with_two_workers_a_scrape_adds_up_both_workers_requests(backend, db_url
         pytest.skip("the workers' figures are kept in files, whatever the database")
     port = free_port()
     env = {**os.environ, "SSCARD_DATABASE_URL": db_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), metrics.TOKEN_ENV: TOKEN}
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", metrics.TOKEN_ENV: TOKEN}
     env.pop(metrics.DIR_ENV, None)
     proc = subprocess.Popen([sys.executable, "-c", "from sscard.cli import main; main()", "serve", "--port",
                              str(port), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,

@@ -160,7 +160,7 @@ def _status_cli(app, tmp_path, exit_code: int) -> str:
     if not any(g.name == "partitions" for g in cli_app.registered_groups):
         _register_area_commands()  # (what `main` does before the command runs)
     env = {"SSCARD_DATABASE_URL": app.db.engine.url.render_as_string(hide_password=False),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": str(tmp_path / "none.toml"), "COLUMNS": "300"}
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", "COLUMNS": "300"}
     result = CliRunner().invoke(cli_app, ["partitions", "status"], env=env)
     assert result.exit_code == exit_code, result.output
     return result.output

@@ -105,12 +105,60 @@ def test_disabling_ends_open_console_sessions_and_revokes_api_tokens_at_once(app
     assert app.db.run(rows) == ([True], [True])
 
 
+def test_enabling_takes_the_account_out_of_the_disabled_set_and_its_new_tokens_are_cached_again(app, city):
+    """Session 29: the per-process set of disabled accounts (whose tokens skip the lookup cache) was never
+    emptied: an enabled account's tokens were looked up in the database on every request, for ever."""
+    old = city.token("teller")
+    assert staff.actor_for_token(app, old) is not None  # cached
+    staff.disable(app, city.actor("bsup"), "teller")
+    teller_id = str(_user(app, "teller").id)
+    assert teller_id in app.extras[staff._DISABLED_STAFF]
+    staff.enable(app, city.actor("bsup"), "teller")
+    assert teller_id not in app.extras[staff._DISABLED_STAFF]
+    assert staff.cached_actor(app, old) is None and staff.actor_for_token(app, old) is None  # still revoked
+    fresh = city.token("teller")
+    assert staff.actor_for_token(app, fresh) is not None
+    assert staff.cached_actor(app, fresh) is not None  # its lookup is kept again (api.token_cache_seconds)
+
+
+def test_disabling_again_after_enabling_refuses_the_cached_token_at_once(app, city):
+    staff.disable(app, city.actor("bsup"), "teller")
+    staff.enable(app, city.actor("bsup"), "teller")
+    fresh = city.token("teller")
+    assert staff.actor_for_token(app, fresh) is not None  # cached
+    staff.disable(app, city.actor("bsup"), "teller")
+    assert staff.cached_actor(app, fresh) is None and staff.actor_for_token(app, fresh) is None
+
+
+def test_the_last_enabled_operator_account_cannot_be_disabled(app, city):
+    """Session 29: `sscard user disable` (and the console) disabled the city's last operator account, and
+    nobody was left to run staff accounts on the web."""
+    assert _code(lambda: staff.disable(app, CLI_OPERATOR, "operator")) == "last_operator"
+    assert _user(app, "operator").active
+    _add(app, "op2", "operator")
+    staff.disable(app, CLI_OPERATOR, "operator")  # another is enabled: allowed
+    assert _code(lambda: staff.disable(app, CLI_OPERATOR, "op2")) == "last_operator"
+    assert _user(app, "op2").active
+    staff.enable(app, CLI_OPERATOR, "operator")
+    staff.disable(app, CLI_OPERATOR, "op2")  # one left again: allowed
+    assert not _user(app, "op2").active
+    staff.disable(app, CLI_OPERATOR, "clerk")  # other roles: no such limit
+    staff.disable(app, CLI_OPERATOR, "op2")  # a disabled one again: it changes nothing, allowed as before
+
+
+def test_the_last_operator_refusal_has_its_words_in_both_languages():
+    from sscard.core.errors import MESSAGES
+
+    status, zh, en = MESSAGES["last_operator"]
+    assert status == 409 and "最后一个" in zh and "last enabled operator" in en
+
+
 def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city):
     one_time = one_time_staff_password()
     check_new_staff_password(one_time, "clerk")  # what a reset makes passes the rules it sets
     before = websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW)
     out = staff.reset_password(app, city.actor("csup"), "clerk", one_time, idempotency_key="reset-1")
-    assert out == {"username": "clerk", "must_change_password": True, "sessions_ended": 1}
+    assert out == {"username": "clerk", "must_change_password": True, "sessions_ended": 1, "tokens_revoked": 0}
     assert websession.resolve(app, before.token, "staff") is None  # the session of the old password is over
     assert websession.staff_login(app, "clerk", STAFF_PASSWORD, Channel.WINDOW) is None
     web = websession.staff_login(app, "clerk", one_time, Channel.WINDOW)
@@ -133,6 +181,32 @@ def test_a_reset_password_signs_in_to_the_change_only_then_everything(app, city)
 
     assert not any(one_time in text for text in app.db.run(stored))  # the answer kept for its key holds none
     assert _records(app, "staff.reset_password") == [(city.actor("csup").id, "clerk", "", "password_reset", "ok")]
+
+
+def test_a_token_issued_before_a_password_reset_is_refused_after_it(app, city):
+    """Session 29: a reset ended the console sessions but left the API tokens live, so whoever had taken one
+    with the old password kept the account's API."""
+    token = city.token("teller")
+    assert staff.actor_for_token(app, token) is not None  # looked up and cached (api.token_cache_seconds)
+    out = staff.reset_password(app, city.actor("bsup"), "teller", NEW_PASSWORD)
+    assert out["tokens_revoked"] == 1
+    assert staff.cached_actor(app, token) is None and staff.actor_for_token(app, token) is None
+    teller_id = _user(app, "teller").id
+
+    def revoked(session):
+        return [t.revoked for t in session.scalars(select(ApiToken).where(ApiToken.staff_user_id == teller_id))]
+
+    assert app.db.run(revoked) == [True]
+    fresh = staff.issue_token(app, CLI_OPERATOR, username="teller")["token"]  # the operator issues a new one
+    assert staff.actor_for_token(app, fresh) is not None
+
+
+def test_a_token_issued_before_a_reset_is_refused_by_the_api(app, city, client):
+    path = f"/api/v1/cards/{city.issued_card().card_number}"
+    token = city.token("clerk")
+    assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 200  # and cached
+    staff.reset_password(app, city.actor("csup"), "clerk", NEW_PASSWORD)
+    assert client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
 def test_a_reset_clears_the_lock_and_a_typed_password_keeps_the_rules(app, city, clock):

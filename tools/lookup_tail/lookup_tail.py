@@ -31,7 +31,6 @@ def main(url: str, demo_json: str, switches: list[str], seconds: float = 12) -> 
     teller = next(u for u in report["staff"] if u["role"] == "teller")
     requests = _requests(sample(url, teller["where"].split("-")[0], 3000, 11), clerk, teller["api_token"])
     workdir = Path(tempfile.mkdtemp(prefix="sscard-lookup-tail-"))
-    (workdir / "none.toml").write_text("")
     src = str(Path(__import__("sscard").__file__).resolve().parents[1])
     env = {"PYTHONPATH": f"{HERE}:{src}", **dict(s.split("=", 1) for s in switches)}
     server = Server(url, Settings.from_env().secret_key, workdir, env=env)

@@ -145,7 +145,7 @@ class Server:
         self.port = free_port()
         self._ready = False
         environ = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": key.hex(),
-                   "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"), **UNTHROTTLED,
+                   "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": "", **UNTHROTTLED,
                    **(env or {})}
         self.log = open(workdir / log_name, "w+b")  # noqa: SIM115  a file, not a pipe: a full pipe would stall the server
         self.proc = subprocess.Popen([sys.executable, *(a.replace("{port}", str(self.port)) for a in argv)],

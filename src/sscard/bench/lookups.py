@@ -139,7 +139,6 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
         raise RuntimeError("no cardholders found: is this a demo database?")
     floor = baseline(database_url, clients, seconds, baseline_scale, progress)
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
-    (workdir / "none.toml").write_text("")
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
     server = Server(database_url, key, workdir, workers=workers)

@@ -242,16 +242,17 @@ def user_reset_password(
 ) -> None:
     """Reset a staff user's forgotten password: a one-time password (shown once), to be changed at the next
     sign-in (the console opens only the change page until then); the lock and the count cleared, the user's
-    console sessions ended."""
+    console sessions ended and API tokens revoked (`sscard user token` issues new ones)."""
     from ..core.passwords import one_time_staff_password
     from ..services import staff
 
     password = read_secret("Password", password_file) if password_file else one_time_staff_password()
     try:
-        staff.reset_password(load_app(), CLI_OPERATOR, username, password)
+        out = staff.reset_password(load_app(), CLI_OPERATOR, username, password)
     except SscardError as exc:
         fail(exc)
-    console.print(f"password of {username} reset; it must be changed at the next sign-in")
+    console.print(f"password of {username} reset; it must be changed at the next sign-in "
+                  f"(sessions ended {out['sessions_ended']}, API tokens revoked {out['tokens_revoked']})")
     if not password_file:
         console.print(f"one-time password (shown once): {password}")
 

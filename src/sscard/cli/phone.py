@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             sscard.close()
 
     @app.command("hotline-sweep")
-    def hotline_sweep(idle_minutes: int = typer.Option(10, help="end calls untouched this long")) -> None:
+    def hotline_sweep(idle_minutes: int = typer.Option(10, min=1, help="end calls untouched this long (minutes, 1 or more)")) -> None:
         """End hotline calls left idle (callers who hung up unseen) and drop what they held."""
         from ..core.roles import CLI_OPERATOR
         from ..services import hotline

@@ -38,6 +38,9 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
         "This card belongs to another bank: it can only be handled at an outlet of the bank on the card",
     ),
     "wrong_center": (403, "此业务不属于本服务网点", "This belongs to another service center"),
+    "last_operator": (409, "这是最后一个启用的系统管理员账号，不能停用：请先添加或启用另一个系统管理员账号",
+                      "This is the last enabled operator account and cannot be disabled: add or enable another "
+                      "operator account first"),
     "staff_self": (403, "不能对自己的账号办理此业务，请由主管或系统管理员办理",
                    "You cannot do this to your own account: your supervisor or the operator can"),
     "attorney_not_valid": (

@@ -323,13 +323,16 @@ def _mask_long_digits(match: re.Match[str]) -> str:
 def mask_text(text: str) -> str:
     """Mask every citizen ID, PAN and card number found in free text (log lines, audit details), written as
     `normalise` reads them too: in groups (`6217 0073 1067 1442 606`), in full-width digits, in lower case;
-    and any long run of digits that may be one mistyped (`_LONG_DIGITS`)."""
+    and any long run of digits that may be one mistyped (`_LONG_DIGITS`). The pass over identifiers as typed
+    comes first (session 29): after the ASCII patterns, an ID of 17 ASCII digits and a check character written
+    ⑧ had its 17 digits masked as a long run, showing 4 of them and the ⑧, and its asterisks kept the pass
+    from seeing the whole."""
+    if _SEPARATED_DIGITS.search(text) or _WIDE.search(text) or _LOWER_CARD.search(text):
+        text = _mask_as_typed(text)
     if _ANY_MASKABLE.search(text):  # most texts hold none: one scan instead of three
         for pattern, mask in _MASKERS:
             text = pattern.sub(_masked_by(mask), text)
         text = _LONG_DIGITS.sub(_mask_long_digits, text)
-    if _SEPARATED_DIGITS.search(text) or _WIDE.search(text) or _LOWER_CARD.search(text):
-        text = _mask_as_typed(text)
     return text
 
 
@@ -347,9 +350,20 @@ _AS_TYPED = tuple(  # each a lookahead, so that candidates may overlap ("CARD M2
     )
 )
 _SEPARATED_DIGITS = re.compile(r"\d[\s+]+\d")
-# a full-width or mathematical digit, a full-width letter or a wide space: what NFKC makes
-# ASCII (a Chinese sentence without them stays on the fast path)
-_WIDE = re.compile(r"[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3000\u00a0\u2000-\u200a\u202f\u205f\U0001d7ce-\U0001d7ff]")
+# Session 29: digits written in another form (circled ①②③, ⓪, ❶, ➀, ➊, ⓵; superscript ¹²³, subscript ₁₂₃;
+# parenthesised ⑴, with a full stop ⒈; another script's decimal digits) carried an identifier past every
+# pattern: NFKC makes some of them ASCII digits and not others (❶ and ➀ stay as they are, ⑴ becomes
+# three characters), so a character's digit value (unicodedata.digit, a table Unicode keeps) is what `_fold`
+# reads. These are every non-ASCII character that has one, but the decimal digits (`\d` already finds
+# those), as of Unicode 14 (tests/foundation/test_identifiers.py checks the list against unicodedata).
+_DIGIT_FORM_RANGES = ("\u00b2\u00b3\u00b9\u1369-\u1371\u19da\u2070\u2074-\u2079\u2080-\u2089\u2460-\u2468"
+                      "\u2474-\u247c\u2488-\u2490\u24ea\u24f5-\u24fd\u24ff\u2776-\u277e\u2780-\u2788\u278a-\u2792"
+                      "\U00010a40-\U00010a43\U00010e60-\U00010e68\U00011052-\U0001105a\U0001f100-\U0001f10a")
+# a full-width or mathematical digit, a full-width letter or a wide space: what NFKC makes ASCII; a digit in
+# another form (above); a Chinese sentence without them stays on the fast path. (Another script's decimal digits
+# need no place here: `\d` finds them, in a run or in groups, `_SEPARATED_DIGITS`.)
+_WIDE = re.compile(r"[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3000\u00a0\u2000-\u200a\u202f\u205f\U0001d7ce-\U0001d7ff"
+                   + _DIGIT_FORM_RANGES + r"]")
 _LOWER_CARD = re.compile(r"[a-z]\d{7}")  # a card number typed in lower case (cities print a letter and 7 digits)
 
 
@@ -359,8 +373,45 @@ def _fold(ch: str) -> str:
     ASCII letter or digit (upper case), ' ' for white space and '+', NUL for anything else."""
     if ch.isspace() or ch == "+":
         return " " if ch != "\n" else "\0"
+    if not ch.isascii():
+        digit = unicodedata.digit(ch, None)  # ①, ❶, ², ⑴, ٣...: the digit it is written as (session 29)
+        if digit is not None:
+            return str(digit)
     folded = unicodedata.normalize("NFKC", ch)
     return folded.upper() if len(folded) == 1 and folded.isascii() and folded.isalnum() else "\0"
+
+
+# A run of digits as typed (groups apart, an ID's final X) in the folded text, of 17 digits or more, that the
+# patterns above did not take whole is masked whole, as `_LONG_DIGITS` masks a contiguous run (first 6, last 4).
+# A citizen ID or a PAN run into more digits ("6217 0073 1067 1442 6060", one too many) has no boundary for
+# them to match at, or a wrong one ("9 9 1 1 0 1 0 5 1 9 ..." matched from the first 9, showing the birth
+# day), and was left in clear, or partly (session 29).
+_TYPED_RUN = re.compile(r"\d(?:" + _SEP + r"\d)*(?:" + _SEP + "X)?")
+_LONG_RUN_DIGITS = 17
+
+
+def _with_long_runs(folded: str, text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """`spans`, but for each typed run of `_LONG_RUN_DIGITS` digits or more that they do not cover exactly:
+    that run masked whole instead of the spans inside it."""
+    for run in _TYPED_RUN.finditer(folded):
+        start, end = run.span()
+        if end - start < _LONG_RUN_DIGITS or any(s == start and e == end for s, e, _ in spans):
+            continue
+        compact = "".join(run.group(0).split())  # ASCII digits, and an X at the end
+        if len(compact) - compact.endswith("X") < _LONG_RUN_DIGITS or _in_hex_word(text, start, end):
+            continue
+        spans = [span for span in spans if span[1] <= start or end <= span[0]]
+        spans.append((start, end, _mask_middle(compact, 6, 4)))
+    return spans
+
+
+def _in_hex_word(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is part of a 32-character hexadecimal word (a transfer's id): not masked."""
+    while start > 0 and text[start - 1].isascii() and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isascii() and text[end].isalnum():
+        end += 1
+    return bool(_HEX_ID.fullmatch(text[start:end]))
 
 
 def _mask_as_typed(text: str) -> str:
@@ -374,6 +425,7 @@ def _mask_as_typed(text: str) -> str:
             masked = mask("".join(match.group(1).split()))
             if masked is not None:
                 spans.append((first, last, masked))
+    spans = _with_long_runs(folded, text, spans)
     for start, end, masked in sorted(spans, reverse=True):
         text = text[:start] + masked + text[end:]
     return text

@@ -2,7 +2,9 @@
 
 Read from `sscard.toml` (path in SSCARD_CONFIG, default ./sscard.toml) and from SSCARD_* environment
 variables with `__` between group and name, e.g. SSCARD_ACTIVATION__WINDOW_DAYS=90. Environment wins
-over the file. A bad value stops start-up with a message naming the setting.
+over the file. A bad value stops start-up with a message naming the setting. The default ./sscard.toml is
+optional; a file SSCARD_CONFIG names must exist (a typo stops start-up naming the path, RULES.md §12), and
+an empty SSCARD_CONFIG means no file at all.
 """
 
 from __future__ import annotations
@@ -229,7 +231,9 @@ class Policy(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("SSCARD_CONFIG", "sscard.toml"))
+        toml_path = config_file()
+        if toml_path is None:
+            return (init_settings, env_settings)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     def flat(self) -> dict[str, Any]:
@@ -253,6 +257,25 @@ class Policy(BaseSettings):
 
 class PolicyError(ValueError):
     """Start-up stops with this: the message names each bad setting."""
+
+
+def config_file() -> Path | None:
+    """The policy file to read, or None for none (RULES.md §12).
+
+    Unset SSCARD_CONFIG: ./sscard.toml, optional (missing: the defaults). An empty SSCARD_CONFIG: no file.
+    Any other value names a file that must exist: an operator's typo used to start the city silently on the
+    defaults (session 29); now it stops start-up naming the path."""
+    value = os.environ.get("SSCARD_CONFIG")
+    if value is None:
+        return Path("sscard.toml")
+    if not value.strip():
+        return None
+    path = Path(value)
+    if not path.is_file():
+        what = "does not exist" if not path.exists() else "is not a file"
+        raise PolicyError(f"SSCARD_CONFIG names a policy file that {what}: {path} "
+                          "(leave SSCARD_CONFIG empty for no file)")
+    return path
 
 
 def load_policy(**overrides: Any) -> Policy:

@@ -270,7 +270,7 @@ def run_drill(seconds: float = 60, clients: int = 8, people: int = 200, *, keep:
         _recreate_database(formation, DRILL_DATABASE)
         url = formation.url(DRILL_DATABASE)
         env = {**os.environ, "SSCARD_DATABASE_URL": url, "SSCARD_SECRET_KEY": secrets.token_hex(32),
-               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": str(workdir / "none.toml"),
+               "SSCARD_VAR_DIR": str(workdir), "SSCARD_CONFIG": "",
                # its clients pay as fast as the server answers through two POS tokens: a load, not a caller
                # the per-caller limits are for (policy api.*_requests_per_window, as bench.common.UNTHROTTLED)
                "SSCARD_API__TERMINAL_REQUESTS_PER_WINDOW": str(10**8)}

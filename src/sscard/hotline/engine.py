@@ -17,6 +17,11 @@ row the call ends; wrong keys `max_invalid` times in a row end it too; an input 
 times goes to its `too_many` route. A node with `requires = "identified"` sends an
 unidentified caller through the line's identification first and then on to it.
 
+A menu option may name the `operation` it leads to (with a `say` text offering it as {option_<key>}): the menu
+offers it only when the frame would let the caller run that operation (script.Ctx.frame_allows, the frame's
+access.allowed_before_first_change), so a caller identified with the initial query password is not offered
+what the frame then refuses.
+
 Entered secrets (`secret = true` inputs) go straight to their action and are never put in the state.
 """
 
@@ -29,6 +34,7 @@ from importlib import resources
 from typing import Any
 
 from ..core.errors import LANGUAGES
+from ..services import access
 from ..services.app import App
 from ..services.operation import on_call
 from . import actions  # noqa: F401  (fills the handler registry the menus are checked against)
@@ -77,7 +83,7 @@ def _node(name: str, raw: dict) -> Node:
     options = {}
     for key, target in (raw.get("options") or {}).items():
         options[str(key)] = Option(target) if isinstance(target, str) else \
-            Option(target["go"], target.get("lang"), target.get("when"), target.get("say"))
+            Option(target["go"], target.get("lang"), target.get("when"), target.get("say"), target.get("operation"))
     return Node(
         name=name,
         type=raw.get("type", ""),
@@ -158,6 +164,12 @@ def check_menu(menu: Menu) -> None:
             target_ok(opt.go, f"{node.name}.options.{key}")
             if opt.when is not None and opt.when not in CONDITIONS:
                 raise MenuError(f"{menu.name}: node {node.name} option {key} has unknown condition {opt.when!r}")
+            if opt.operation is not None and opt.operation not in access.DECLARATIONS:
+                raise MenuError(f"{menu.name}: node {node.name} option {key} leads to unknown operation "
+                                f"{opt.operation!r}")
+            if opt.operation is not None and opt.say is None:
+                raise MenuError(f"{menu.name}: node {node.name} option {key} names an operation but no text (say) "
+                                "to offer it by")
             if opt.say is not None and opt.say not in menu.text:
                 raise MenuError(f"{menu.name}: node {node.name} option {key}: text {opt.say!r} missing")
             if opt.say is not None and any(f"{{option_{key}}}" not in said for said in node.say.values()):

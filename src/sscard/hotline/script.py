@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import SscardError
+from ..services import access
+from ..services import hotline as svc
 from ..services.app import App
 
 NODE_TYPES = {"menu", "input", "action", "say", "agent", "hangup"}
@@ -24,6 +26,7 @@ class Option:
     lang: str | None = None
     when: str | None = None  # a condition (CONDITIONS) under which the menu offers this option
     say: str | None = None  # the text (menu.text) offering it: the menu's prompt says it as {option_<key>}
+    operation: str | None = None  # the operation it leads to: offered only when the frame lets the caller run it
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,22 @@ class Ctx:
         out = {}
         for key, option in self.node.options.items():
             if option.say:
-                offered = option.when is None or CONDITIONS[option.when](self)
+                offered = ((option.operation is None or self.frame_allows(option.operation))
+                           and (option.when is None or CONDITIONS[option.when](self)))
                 out[f"option_{key}"] = self.menu.text[option.say][self.lang] if offered else ""
         return out
+
+    def frame_allows(self, operation: str) -> bool:
+        """Whether the frame would let this caller run `operation` as far as how they were identified goes
+        (access.allowed_before_first_change: the initial query password, the bank line's personal data), asked
+        of the frame's own rule rather than a list of the menu's: a caller identified with the initial query
+        password was offered the SS password change and then refused it (session 29). True for a caller not
+        identified yet (who they are is not known)."""
+        person_id = self.state.get("person_id")
+        if not person_id:
+            return True
+        caller = svc.holder(person_id, self.slots.get("name", ""), self.line, self.state.get("identified_by", ""))
+        return access.allowed_before_first_change(caller, operation)
 
     def text(self, key: str, **params: Any) -> str:
         return self.menu.text[key][self.lang].format_map(self.params(**params))

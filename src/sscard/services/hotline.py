@@ -622,8 +622,13 @@ def kept_slots(state: dict[str, Any]) -> dict[str, Any]:
 
 @operation("hotline.sweep_idle_calls", roles={Role.SYSTEM, Role.OPERATOR}, scope=Scope.CITY)
 def sweep_idle_calls(op: Op, idle_minutes: int = 10) -> dict[str, Any]:
-    """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots."""
-    cutoff = op.now - timedelta(minutes=max(1, int(idle_minutes)))
+    """End calls nobody has touched for a while (the caller hung up unseen) and drop their personal slots.
+
+    `idle_minutes` is a whole number of at least 1: anything else is refused `invalid_request` (until session 29
+    -1 or 0 was taken as 1, ending calls the operator had not asked to end)."""
+    if isinstance(idle_minutes, bool) or not isinstance(idle_minutes, int) or idle_minutes < 1:
+        raise SscardError("invalid_request")
+    cutoff = op.now - timedelta(minutes=idle_minutes)
     calls = op.session.scalars(
         select(HotlineCall).where(HotlineCall.status == "active", HotlineCall.updated_at < cutoff)
     ).all()

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from ..core.clock import as_utc
@@ -219,6 +219,18 @@ _DISABLED_STAFF = "staff_disabled_here"
 _TOKEN_CACHE_MAX = 10_000
 
 
+def _forget_cached_tokens(app: App, user_id: int) -> None:
+    """Drop this process's cached lookups of a staff member's tokens (their tokens were just revoked: the
+    next request asks the database, which says so). Another server process keeps its copy at most
+    api.token_cache_seconds."""
+    cache = app.extras.get(_TOKEN_CACHE)
+    if not cache:
+        return
+    for digest, (actor, _until) in list(cache.items()):
+        if actor.kind == "staff" and actor.id == str(user_id):
+            cache.pop(digest, None)
+
+
 def authenticate_staff(app: App, username: str, password: str, channel: Channel) -> Actor | None:
     """Console login: the Actor, or None for any wrong user/password (never saying which); a locked account
     raises `password_locked` (the lock's end in its message). Through `staff.login`, the console's door as
@@ -300,17 +312,29 @@ def _locked_until(op: Op, user: StaffUser) -> str | None:
     return as_utc(until).isoformat() if until is not None and as_utc(until) > as_utc(op.now) else None
 
 
+def _other_active_operators(op: Op, user_id: int) -> int:
+    """How many enabled operator accounts there are besides `user_id`, read in the operation's transaction
+    (SERIALIZABLE: two operators disabling each other at once cannot both see the other as the one left)."""
+    return op.session.scalar(select(func.count()).select_from(StaffUser).where(
+        StaffUser.role == Role.OPERATOR.value, StaffUser.active.is_(True), StaffUser.id != user_id)) or 0
+
+
 @operation("staff.disable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
 def disable(op: Op, username: str) -> dict[str, Any]:
     """A staff member who left (or whose credentials are in doubt) is out at once: the account inactive
     (no sign-in: `staff.login` answers an inactive user as a wrong password), every open console session
     ended, every API token revoked, in this transaction. A token's cached lookup (api.token_cache_seconds)
-    is dropped in this process at once; another server process keeps it at most that long."""
+    is dropped in this process at once; another server process keeps it at most that long. The last enabled
+    operator account is not disabled (`last_operator`, docs/RULES.md R1.10): the city would have nobody to
+    run its staff accounts on the web (session 29: `sscard user disable` did it)."""
     user = _account(op, username)
     before = "active" if user.active else "disabled"
+    if user.active and user.role == Role.OPERATOR.value and not _other_active_operators(op, user.id):
+        raise SscardError("last_operator")
     user.active = False
     sessions = _end_web_sessions(op, user.id)
     tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
+    _forget_cached_tokens(op.app, user.id)
     op.app.extras.setdefault(_DISABLED_STAFF, set()).add(str(user.id))
     op.audit("staff_user", user.username, before=before, after="disabled", sessions_ended=sessions,
              tokens_revoked=tokens, object_bank_id=user.bank_id)
@@ -320,10 +344,18 @@ def disable(op: Op, username: str) -> dict[str, Any]:
 @operation("staff.enable", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
 def enable(op: Op, username: str) -> dict[str, Any]:
     """A disabled account may sign in again (with its password; its API tokens stay revoked: the operator
-    issues new ones, `sscard user token`)."""
+    issues new ones, `sscard user token`). The account leaves this process's disabled set (`_DISABLED_STAFF`,
+    which makes its tokens skip the lookup cache): until session 29 nothing emptied it, so an enabled
+    account's new tokens were looked up in the database on every request, and the set only grew. Its old
+    tokens' cached lookups are dropped first (they were revoked at the disable): out of the set, a stale one
+    would otherwise be served again."""
     user = _account(op, username)
     before = "active" if user.active else "disabled"
     user.active = True
+    _forget_cached_tokens(op.app, user.id)
+    disabled = op.app.extras.get(_DISABLED_STAFF)
+    if disabled is not None:
+        disabled.discard(str(user.id))
     op.audit("staff_user", user.username, before=before, after="active", object_bank_id=user.bank_id)
     return {"username": user.username, "active": True}
 
@@ -334,8 +366,9 @@ def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
     """A forgotten staff password: set to `password` (a one-time password, core.passwords.one_time_staff_password,
     made by the channel and shown once to the resetter, or typed by them; the staff password rules hold), the
     account marked must-change (its next sign-in opens only the change page: access.BEFORE_FIRST_CHANGE), its
-    count of wrong passwords and its lock cleared, its console sessions ended (whoever signed in with the old
-    password is out). The answer holds no password: the channel that made it shows it."""
+    count of wrong passwords and its lock cleared, its console sessions ended and its API tokens revoked
+    (whoever signed in with the old password, or took a token while they could, is out: until session 29 the
+    tokens stayed live; docs/RULES.md R1.10). The answer holds no password: the channel that made it shows it."""
     user = _account(op, username)
     check_new_staff_password(password, user.username)
     was_locked = _locked_until(op, user) is not None
@@ -343,9 +376,12 @@ def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
     user.must_change_password = True
     user.pw_failures, user.pw_locked_until = 0, None
     sessions = _end_web_sessions(op, user.id)
+    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
+    _forget_cached_tokens(op.app, user.id)
     op.audit("staff_user", user.username, after="password_reset", was_locked=was_locked, sessions_ended=sessions,
-             object_bank_id=user.bank_id)
-    return {"username": user.username, "must_change_password": True, "sessions_ended": sessions}
+             tokens_revoked=tokens, object_bank_id=user.bank_id)
+    return {"username": user.username, "must_change_password": True, "sessions_ended": sessions,
+            "tokens_revoked": tokens}
 
 
 @operation("staff.unlock", roles={Role.OPERATOR, Role.CENTER_SUPERVISOR, Role.BANK_SUPERVISOR}, scope=Scope.STAFF)
