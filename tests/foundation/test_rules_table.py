@@ -47,18 +47,18 @@ def test_every_declared_operation_has_its_row_in_rules_section_11_saying_what_th
     rows = _rows()
     # the product's declarations; not the `test.*` ones some tests declare to prove the frame refuses them
     # (in the same process when pytest-xdist gives both files to one worker)
-    declared = {name: d for name, d in access.DECLARATIONS.items() if not name.startswith("test.")}
-    assert len(declared) > 100
-    missing = sorted(set(declared) - set(rows))
+    product = {name: d for name, d in access.DECLARATIONS.items() if not name.startswith("test.")}
+    assert len(product) > 100
+    missing = sorted(set(product) - set(rows))
     assert not missing, f"declared, with no row in docs/RULES.md §11: {missing}"
-    unknown = sorted(set(rows) - set(declared))
+    unknown = sorted(set(rows) - set(product))
     assert not unknown, f"rows in docs/RULES.md §11 for no declaration: {unknown}"
     drifted = []
-    for name, d in sorted(declared.items()):
+    for name, d in sorted(product.items()):
         _name, _function, roles, scope, keyed, *_rest = rows[name]
         said = (_roles(roles), scope.split()[0], keyed.startswith("yes"), "(query)" in _name)
         declared = (set(d.roles), str(d.scope), d.keyed and not d.read, d.read)
         if said != declared:
             drifted.append(f"{name}: the table says {said}, the declaration {declared}")
     assert not drifted, "\n".join(drifted)
-    assert f"DECLARATIONS` ({len(declared)} operations," in RULES.read_text(encoding="utf-8")
+    assert f"DECLARATIONS` ({len(product)} operations," in RULES.read_text(encoding="utf-8")
