@@ -739,6 +739,14 @@ class ReversalCandidatesOut(Out):
     actions: list[ReversibleAction]
 
 
+class FeeRefund(Out):
+    receipt_no: str  # the fee's receipt, kept as it was
+    refund_receipt_no: str  # the refund's number: the receipt's with "R"
+    amount_fen: int
+    method: str  # cash | card: the way it was paid, and goes back
+    transfer_id: str
+
+
 class ReversalReverseOut(Out):
     audit_record_id: int
     operation: str
@@ -748,6 +756,7 @@ class ReversalReverseOut(Out):
     state_after: str
     reversed_at: str
     reason: str
+    refund: FeeRefund | None  # a replacement's fee refunded; None when no money moved
 
 
 class AgentRequestRow(Out):
