@@ -244,3 +244,50 @@ def test_the_api_answers_the_refund_with_its_numbers_and_a_retry_refunds_nothing
     retry = client.post("/api/v1/counter/reversals", json=body, headers=bearer(sup, "k-r1"))
     assert (retry.status_code, retry.json()) == (201, first.json())
     assert _posted(app, replacement.FEE_INCOME) == 0 and _posted(app, "cash:center-C01") == 0
+
+
+def test_a_kept_pan_replacement_is_withdrawn_and_the_old_account_stays_the_old_cards(make_app):
+    from tests.support import City
+
+    app = make_app(bank={"keep_pan_on_replacement": True})
+    city = City(app)
+    card = city.issued_card()
+    out = replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id, payment="cash")
+    assert out["pan_kept"]
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "replacement.apply"), "误操作")
+    new, old = _card(app, out["card_number"]), _card(app, card.card_number)
+    with app.db.session() as s:
+        assert s.scalar(select(BankAccount.id).where(BankAccount.card_id == new.id)) is None  # it never had one
+        account = s.scalar(select(BankAccount).where(BankAccount.pan == card.pan))
+        assert (account.card_id, account.status) == (old.id, "not_activated")
+    assert (new.ss_status, old.ss_status) == ("cancelled", "normal")
+    assert _posted(app, replacement.FEE_INCOME) == 0 and _invariants_ok(app)
+
+
+def test_a_replacement_whose_new_account_took_money_is_not_withdrawn(city, app):
+    """A new card's account takes credits before activation (R3.5), as a first card's does: closing it with
+    a pension in it would leave money nobody could pay out."""
+    from sscard.core.roles import SYSTEM_ACTOR
+
+    card = city.issued_card()
+    out = replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id, payment="cash")
+    banking.credit_pension(app, SYSTEM_ACTOR, city.pan_of(out["card_number"]), 12_345, period="2026-12")
+    record = _record_of(app, "replacement.apply")
+    listed = {a["audit_record_id"]: a for a in reversal.candidates(app, city.actor("csup"))["actions"]}
+    assert listed[record]["why_not"] == "money"
+    assert _refusal(reversal.reverse, app, city.actor("csup"), record, "x").code == "not_reversible"
+    assert _card(app, out["card_number"]).ss_status == "applied" and _posted(app, replacement.FEE_INCOME) == 2000
+
+
+def test_a_card_fee_is_not_refunded_to_an_old_account_closed_since(city, app):
+    card = city.issued_card()
+    teller = city.actor("teller")
+    banking.activate(app, teller, card.pan, card.citizen_id, "730418", "730418", cardholder_in_person=True)
+    banking.deposit(app, teller, card.pan, 5000)
+    out = replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id,
+                            payment="card", pin="730418")
+    banking.close(app, teller, card.pan, card.citizen_id)
+    err = _refusal(reversal.reverse, app, city.actor("csup"), _record_of(app, "replacement.apply"), "x")
+    assert err.code == "not_reversible" and "takes no credit" in err.message("en")
+    assert _card(app, out["card_number"]).ss_status == "applied" and _posted(app, replacement.FEE_INCOME) == 2000
+    assert _invariants_ok(app)
