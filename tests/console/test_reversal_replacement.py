@@ -291,3 +291,27 @@ def test_a_card_fee_is_not_refunded_to_an_old_account_closed_since(city, app):
     assert err.code == "not_reversible" and "takes no credit" in err.message("en")
     assert _card(app, out["card_number"]).ss_status == "applied" and _posted(app, replacement.FEE_INCOME) == 2000
     assert _invariants_ok(app)
+
+
+def test_the_day_report_nets_the_refunded_fees_out_of_what_the_drawer_took(city, app, client):
+    import csv
+    import io
+
+    from sscard.core.roles import Channel
+    from sscard.services import reports, websession
+
+    first, second = city.issued_card(), city.issued_card("李四")
+    clerk = city.actor("clerk")
+    replacement.apply(app, clerk, first.card_number, "damaged", first.citizen_id, payment="cash")
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "replacement.apply"), "持卡人改变主意")
+    replacement.apply(app, clerk, second.card_number, "damaged", second.citizen_id, payment="cash")
+    fees = reports.center_day(app, city.actor("csup"))["fees"]
+    assert (fees["collected_fen"], fees["refunded_fen"], fees["net_fen"], fees["refunds"]) == (4000, 2000, 2000, 1)
+    assert fees["refunded_by_method"] == {"cash": {"count": 1, "amount_fen": 2000}}
+    assert fees["net_fen"] == -_posted(app, "cash:center-C01")  # what the drawer holds
+    rows = list(csv.reader(io.StringIO(reports.to_csv(reports.center_day(app, city.actor("csup")), "en"))))
+    assert ["fees", "", "refunded (reversed)", "1", "-20.00", "refunded"] in rows
+    assert ["fees", "", "net", "", "20.00", "net"] in rows
+    client.cookies.set("sscard_staff", websession.staff_login(app, "csup", STAFF_PASSWORD, Channel.WINDOW).token)
+    page = client.get("/console/report")
+    assert 'id="fees-refunded">-20.00<' in page.text and 'id="fees-net">20.00<' in page.text

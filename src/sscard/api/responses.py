@@ -689,11 +689,20 @@ class FeesByMethod(Out):
     due_fen: int
 
 
+class FeesRefunded(Out):
+    count: int
+    amount_fen: int
+
+
 class DayFees(Out):
     by_method: dict[str, FeesByMethod]
-    collected_fen: int
+    collected_fen: int  # the day's receipts, refunded or not
     waived_fen: int
     receipts: int
+    refunds: int  # fees refunded the same day by a supervisor's reversal (RULES R6.15)
+    refunded_fen: int
+    refunded_by_method: dict[str, FeesRefunded]
+    net_fen: int  # collected_fen - refunded_fen: what the day kept
 
 
 class DayCards(Out):
