@@ -287,7 +287,10 @@ def test_a_card_fee_is_not_refunded_to_an_old_account_closed_since(city, app):
     out = replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id,
                             payment="card", pin="730418")
     banking.close(app, teller, card.pan, card.citizen_id)
-    err = _refusal(reversal.reverse, app, city.actor("csup"), _record_of(app, "replacement.apply"), "x")
+    record = _record_of(app, "replacement.apply")
+    listed = {a["audit_record_id"]: a for a in reversal.candidates(app, city.actor("csup"))["actions"]}
+    assert listed[record]["why_not"] == "fee_account"
+    err = _refusal(reversal.reverse, app, city.actor("csup"), record, "x")
     assert err.code == "not_reversible" and "takes no credit" in err.message("en")
     assert _card(app, out["card_number"]).ss_status == "applied" and _posted(app, replacement.FEE_INCOME) == 2000
     assert _invariants_ok(app)
@@ -315,3 +318,18 @@ def test_the_day_report_nets_the_refunded_fees_out_of_what_the_drawer_took(city,
     client.cookies.set("sscard_staff", websession.staff_login(app, "csup", STAFF_PASSWORD, Channel.WINDOW).token)
     page = client.get("/console/report")
     assert 'id="fees-refunded">-20.00<' in page.text and 'id="fees-net">20.00<' in page.text
+
+
+def test_a_refunded_fees_receipt_is_kept_and_its_reprint_says_refunded_with_the_refund_number(city, app):
+    from sscard.documents.receipts import fee_receipt_lines
+
+    card = city.issued_card()
+    out = replacement.apply(app, city.actor("clerk"), card.card_number, "damaged", card.citizen_id, payment="cash")
+    before = replacement.receipt(app, city.actor("csup"), out["receipt_no"])
+    assert before["refund"] is None and not any(line[1] == "Refunded" for line in fee_receipt_lines(before))
+    reversal.reverse(app, city.actor("csup"), _record_of(app, "replacement.apply"), "持卡人改变主意")
+    after = replacement.receipt(app, city.actor("csup"), out["receipt_no"])
+    assert (after["amount_fen"], after["method"]) == (2000, "cash")  # as issued
+    assert after["refund"]["refund_receipt_no"] == out["receipt_no"] + "R"
+    line = next(line for line in fee_receipt_lines(after) if line[1] == "Refunded")
+    assert line[0] == "已退款" and line[2].startswith(out["receipt_no"] + "R")

@@ -605,6 +605,11 @@ class CenterRef(Out):
     name: str
 
 
+class ReceiptRefund(Out):
+    refund_receipt_no: str
+    refunded_at: str
+
+
 class ReplacementReceiptOut(Out):
     receipt_no: str
     paid_at: str | None
@@ -620,6 +625,7 @@ class ReplacementReceiptOut(Out):
     waive_reason: str
     agent: NameAndId | None
     ledger_transfer_id: int | None
+    refund: ReceiptRefund | None  # the fee refunded by a supervisor's reversal (RULES R6.15); the receipt kept
 
 
 class BankRef(Out):

@@ -133,8 +133,33 @@ def _card_moved(op: Op, record: AuditRecord, card: Card) -> str | None:
     if record.operation in rules.APPLICATIONS:  # money reached the new card's account: a credit posted or held
         ledger_id = op.session.scalar(select(BankAccount.ledger_account_id).where(BankAccount.card_id == card.id))
         account_used = ledger_id is not None and ledger.balance(op.session, ledger_id) != ledger.Balance(0, 0, 0, 0)
-    return rules.card_moved(_action(record), state=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
-                            in_batch=card.batch_id is not None, replaced=replaced, account_used=account_used)
+    moved = rules.card_moved(_action(record), state=lifecycle.ss_status(op, card), changed_at=card.status_changed_at,
+                             in_batch=card.batch_id is not None, replaced=replaced, account_used=account_used)
+    if moved is None and record.operation in rules.REPLACEMENTS:
+        receipt = _receipt_of(op, card)
+        if receipt is not None and receipt.method == "card" and _fee_account_closed(op, receipt):
+            return "fee_account"
+    return moved
+
+
+def _receipt_of(op: Op, new: Card) -> FeeReceipt | None:
+    """The fee receipt of the replacement that applied for this new card (None: no fee was due)."""
+    return op.session.scalar(select(FeeReceipt).join(
+        ReplacementApplication, ReplacementApplication.id == FeeReceipt.application_id)
+        .where(ReplacementApplication.new_card_id == new.id))
+
+
+def _fee_transfer(op: Op, receipt: FeeReceipt) -> Any:
+    assert receipt.ledger_transfer_id is not None  # a paid fee's receipt names its transfer (linked at commit)
+    return op.session.execute(select(ledger.TRANSFERS).where(ledger.TRANSFERS.c.id == receipt.ledger_transfer_id)).one()
+
+
+def _fee_account_closed(op: Op, receipt: FeeReceipt) -> bool:
+    """A card-paid fee's old account takes no credit any more (closed since): the fee cannot go back to it."""
+    old = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == _fee_transfer(op, receipt)
+                                                      .debit_account_id))
+    assert old is not None  # a card fee's debit side is the old card's account
+    return BANK_CREDIT_REFUSED.get(lifecycle.bank_status(op, old)) is not None
 
 
 def _reverse_card(op: Op, record: AuditRecord) -> str:
@@ -184,9 +209,7 @@ def _reverse_replacement(op: Op, record: AuditRecord) -> tuple[str, dict[str, An
     moved = _card_moved(op, record, card)
     if moved:
         raise _refuse(moved)
-    application = op.session.scalar(select(ReplacementApplication).where(ReplacementApplication.new_card_id == card.id))
-    assert application is not None  # a replacement's audit record names the new card of its application
-    receipt = op.session.scalar(select(FeeReceipt).where(FeeReceipt.application_id == application.id))
+    receipt = _receipt_of(op, card)
     refund = _refund_fee(op, receipt) if receipt is not None and receipt.method in ("cash", "card") else None
     lifecycle.ss_transition(op, card, "cancel")
     account = op.session.scalar(select(BankAccount).where(BankAccount.card_id == card.id))
@@ -205,13 +228,7 @@ def _refund_fee(op: Op, receipt: FeeReceipt) -> dict[str, Any]:
     is the fee's transfer, once (its id derived from the fee's, as a terminal's reversal's is); a card payment's
     use of the day's payment limit given back, as a terminal's reversal gives it. The receipt is not changed
     (append-only): the refund is numbered after it, its number with `R`."""
-    assert receipt.ledger_transfer_id is not None  # a paid fee's receipt names its transfer (linked at commit)
-    fee = op.session.execute(select(ledger.TRANSFERS).where(ledger.TRANSFERS.c.id == receipt.ledger_transfer_id)).one()
-    if receipt.method == "card":
-        old = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == fee.debit_account_id))
-        assert old is not None  # a card fee's debit side is the old card's account
-        if BANK_CREDIT_REFUSED.get(lifecycle.bank_status(op, old)):  # closed since: a credit is refused
-            raise _refuse("fee_account")
+    fee = _fee_transfer(op, receipt)  # (an old account closed since was refused first: `_card_moved`)
     moved = ledger.transfer(op, fee.credit_account_id, fee.debit_account_id, fee.amount, REFUND_CODE,
                             transfer_id=reversal_transfer_id(op, fee.transfer_id), ref=fee.transfer_id)
     if fee.limit_kind:  # the day's payment limit counts only what stayed paid
