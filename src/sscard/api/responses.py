@@ -605,6 +605,11 @@ class CenterRef(Out):
     name: str
 
 
+class ReceiptRefund(Out):
+    refund_receipt_no: str
+    refunded_at: str
+
+
 class ReplacementReceiptOut(Out):
     receipt_no: str
     paid_at: str | None
@@ -620,6 +625,7 @@ class ReplacementReceiptOut(Out):
     waive_reason: str
     agent: NameAndId | None
     ledger_transfer_id: int | None
+    refund: ReceiptRefund | None  # the fee refunded by a supervisor's reversal (RULES R6.15); the receipt kept
 
 
 class BankRef(Out):
@@ -689,11 +695,20 @@ class FeesByMethod(Out):
     due_fen: int
 
 
+class FeesRefunded(Out):
+    count: int
+    amount_fen: int
+
+
 class DayFees(Out):
     by_method: dict[str, FeesByMethod]
-    collected_fen: int
+    collected_fen: int  # the day's receipts, refunded or not
     waived_fen: int
     receipts: int
+    refunds: int  # fees refunded the same day by a supervisor's reversal (RULES R6.15)
+    refunded_fen: int
+    refunded_by_method: dict[str, FeesRefunded]
+    net_fen: int  # collected_fen - refunded_fen: what the day kept
 
 
 class DayCards(Out):
@@ -739,6 +754,14 @@ class ReversalCandidatesOut(Out):
     actions: list[ReversibleAction]
 
 
+class FeeRefund(Out):
+    receipt_no: str  # the fee's receipt, kept as it was
+    refund_receipt_no: str  # the refund's number: the receipt's with "R"
+    amount_fen: int
+    method: str  # cash | card: the way it was paid, and goes back
+    transfer_id: str
+
+
 class ReversalReverseOut(Out):
     audit_record_id: int
     operation: str
@@ -748,6 +771,7 @@ class ReversalReverseOut(Out):
     state_after: str
     reversed_at: str
     reason: str
+    refund: FeeRefund | None  # a replacement's fee refunded; None when no money moved
 
 
 class AgentRequestRow(Out):

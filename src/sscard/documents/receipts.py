@@ -91,6 +91,8 @@ def fee_receipt_lines(r: dict) -> list[tuple[str, str, str]]:
     if r.get("agent"):
         lines.append(_line("受托人", f"{r['agent']['name']}  {r['agent']['citizen_id']}"))
     lines.append(_line("经办人", _clerk(r)))
+    if r.get("refund"):  # the receipt is kept as issued; a reprint says the fee went back (RULES R6.15)
+        lines.append(_line("已退款", f"{r['refund']['refund_receipt_no']}  {_when(r['refund']['refunded_at'])}"))
     return lines
 
 

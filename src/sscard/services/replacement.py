@@ -31,12 +31,13 @@ from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, validate_card_number
 from ..core.money import format_yuan
 from ..core.policy import Policy
+from ..core.reversal import REPLACEMENTS
 from ..core.roles import CENTER_STAFF, Role
 from ..core.states import SS_LOST, SsStatus
 from ..db import execute_many
 from ..i18n import label_pair
-from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication
-from ..models.foundation import Bank, BankAccount, Card, Person, ServiceCenter
+from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication, Reversal
+from ..models.foundation import AuditRecord, Bank, BankAccount, Card, Person, ServiceCenter
 from . import access, attorney, banking, batching, ledger, lookup, loss, outbox
 from . import card_lifecycle as lifecycle
 from .access import Scope
@@ -408,7 +409,20 @@ def receipt_view(op: Op, r: FeeReceipt) -> dict[str, Any]:
         "agent": {"name": mask_name(poa.agent_name), "citizen_id": mask_citizen_id(poa.agent_citizen_id)}
         if poa else None,
         "ledger_transfer_id": r.ledger_transfer_id,
+        "refund": _refund_of(op, r, new),
     }
+
+
+def _refund_of(op: Op, r: FeeReceipt, new: Card) -> dict[str, Any] | None:
+    """The refund of a fee whose replacement a supervisor reversed (services.reversal, RULES R6.15): the
+    receipt itself is never changed, so a reprint says it here (its refund's number, the receipt's with `R`,
+    and when); None while the fee stands, and for a waived fee (nothing was paid)."""
+    if r.method == "waived":
+        return None
+    at = op.session.scalar(select(Reversal.reversed_at).join(AuditRecord, AuditRecord.id == Reversal.audit_record_id)
+                           .where(Reversal.operation.in_(sorted(REPLACEMENTS)), AuditRecord.object_type == "card",
+                                  AuditRecord.object_id == new.card_number))
+    return {"refund_receipt_no": r.receipt_no + "R", "refunded_at": at} if at is not None else None
 
 
 @query("replacement.receipt", roles=CENTER_STAFF, scope=Scope.CENTER)

@@ -14,10 +14,11 @@ from ..core.clock import SHANGHAI
 from ..core.errors import About, SscardError
 from ..core.identifiers import ascii_digits
 from ..core.money import fen_to_yuan
+from ..core.reversal import REPLACEMENTS
 from ..core.roles import Role
 from ..core.states import SsStatus
 from ..i18n import label
-from ..models.counter import FeeReceipt, Reversal
+from ..models.counter import FeeReceipt, ReplacementApplication, Reversal
 from ..models.foundation import AuditRecord, Card, ServiceCenter, StaffUser
 from . import access, lookup
 from .access import Scope
@@ -80,6 +81,19 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         .group_by(FeeReceipt.method)
     ).all()
     by_method = {m: {"count": n, "amount_fen": int(a), "due_fen": int(d)} for m, n, a, d in fees}
+    # fees refunded today by a supervisor's reversal of their replacement (R6.15): the drawer paid them back
+    refunded = op.session.execute(
+        select(FeeReceipt.method, func.count(), func.coalesce(func.sum(FeeReceipt.amount_fen), 0))
+        .select_from(Reversal)
+        .join(AuditRecord, AuditRecord.id == Reversal.audit_record_id)
+        .join(Card, Card.card_number == AuditRecord.object_id)
+        .join(ReplacementApplication, ReplacementApplication.new_card_id == Card.id)
+        .join(FeeReceipt, FeeReceipt.application_id == ReplacementApplication.id)
+        .where(Reversal.center_id == center.id, Reversal.reversed_at >= start, Reversal.reversed_at < end,
+               Reversal.operation.in_(sorted(REPLACEMENTS)), FeeReceipt.method.in_(("cash", "card")))
+        .group_by(FeeReceipt.method)
+    ).all()
+    refunds = {m: {"count": n, "amount_fen": int(a)} for m, n, a in refunded}
     in_production = op.session.scalar(select(func.count()).select_from(Card).where(
         Card.apply_center_id == center.id, Card.ss_status == SsStatus.IN_PRODUCTION)) or 0
     applied = op.session.scalar(select(func.count()).select_from(Card).where(
@@ -103,6 +117,10 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
             "collected_fen": sum(v["amount_fen"] for v in by_method.values()),
             "waived_fen": by_method.get("waived", {}).get("due_fen", 0),
             "receipts": sum(v["count"] for v in by_method.values()),
+            "refunds": sum(v["count"] for v in refunds.values()),
+            "refunded_fen": sum(v["amount_fen"] for v in refunds.values()),
+            "refunded_by_method": refunds,
+            "net_fen": sum(v["amount_fen"] for v in by_method.values()) - sum(v["amount_fen"] for v in refunds.values()),
         },
         "cards": {"applied": applied, "in_production": in_production, "awaiting_collection": awaiting},
     }
@@ -113,9 +131,10 @@ CSV_HEADERS = {
     "en": ["section", "staff", "item", "count", "amount (yuan)", "code"],
 }
 CSV_SECTIONS = {
-    "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计", "reversed": "主管撤销"},
+    "zh": {"ops": "业务量", "refused": "被拒绝", "fee": "工本费", "cards": "卡片", "total": "合计", "reversed": "主管撤销",
+           "refunded": "撤销退还", "net": "净收"},
     "en": {"ops": "operations", "refused": "refused", "fee": "fees", "cards": "cards", "total": "total",
-           "reversed": "reversed by a supervisor"},
+           "reversed": "reversed by a supervisor", "refunded": "refunded (reversed)", "net": "net"},
 }
 
 
@@ -138,6 +157,10 @@ def to_csv(report: dict[str, Any], lang: str = "zh") -> str:
     for method, v in sorted(report["fees"]["by_method"].items()):
         w.writerow([sec["fee"], "", label("fee_method", method, lang), v["count"], fen_to_yuan(v["amount_fen"]), method])
     w.writerow([sec["fee"], "", sec["total"], report["fees"]["receipts"], fen_to_yuan(report["fees"]["collected_fen"]), ""])
+    if report["fees"].get("refunds"):
+        w.writerow([sec["fee"], "", sec["refunded"], report["fees"]["refunds"],
+                    fen_to_yuan(-report["fees"]["refunded_fen"]), "refunded"])
+        w.writerow([sec["fee"], "", sec["net"], "", fen_to_yuan(report["fees"]["net_fen"]), "net"])
     for key, count in report["cards"].items():
         w.writerow([sec["cards"], "", label("report_cards", key, lang), count, "", key])
     for r in report.get("reversals", ()):

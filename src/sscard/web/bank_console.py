@@ -603,6 +603,8 @@ CODE_WORDS = {
     "close_payout": ("销户支取", "Paid out at closing"), "wages": ("工资", "Wages"),
     "reimbursement": ("报销", "Reimbursement"),
     "reversal": ("冲正（终端未完成交易退回）", "Reversal (returned: the terminal did not complete it)"),
+    "replacement_fee": ("补换卡工本费", "Card replacement fee"),
+    "replacement_fee_refund": ("补换卡工本费退回（申请已撤销）", "Card replacement fee refunded (application withdrawn)"),
 }
 KIND_WORDS = {"pending": ("预授权", "hold"), "void": ("撤销预授权", "hold released"),
               "expire": ("预授权过期", "hold expired"), "post": ("预授权完成", "hold completed")}
