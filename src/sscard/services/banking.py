@@ -237,7 +237,7 @@ _LOCK = ("SELECT id FROM ledger_accounts WHERE id = ANY(ARRAY(SELECT ledger_acco
 def _prefetch_statement(usage: bool = True) -> Select[Any]:
     table, cards = BankAccount.__table__, Card.__table__
     columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day") if usage else None)
-    # the card's expiry date in the same row (a terminal's debit checks it, R10.14): a join on its primary key
+    # the card's expiry date in the same row (a terminal's debit checks it, R10.14): a lookup by its primary key
     expiry = select(cards.c.expiry_date).where(cards.c.id == table.c.card_id).scalar_subquery().label(CARD_EXPIRY)
     return join(select(table, *columns, expiry)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
 
@@ -626,9 +626,9 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
     def debit_allowed(ledger_id: int) -> None:
         account = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == ledger_id))
         if account is not None:  # (a hold is always on a card's account; none is a ledger-only test's)
-            holder.append(account)
             check_bank_debit(lifecycle.bank_status(op, account))
             require_card_in_date(op, account)  # a capture is a terminal's debit (R10.14)
+            holder.append(account)
 
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant, debit_allowed=debit_allowed)
     access.checked(Scope.OWN)  # post_pending refuses a hold whose merchant is not this terminal
