@@ -70,6 +70,8 @@ def credit_pension_file(app: Any, file: Path, period: str) -> dict[str, Any]:
             lines_of.setdefault(found[0], []).append(n)
     repeated = {n for lines in lines_of.values() if len(lines) > 1 for n in lines}
 
+    redirected: dict[int, str] = {}  # a line whose old card's PAN was credited to its replacement's account
+
     def one(numbered: tuple[int, list[str]]) -> tuple[int, int, str | None]:
         n, _row = numbered
         try:
@@ -79,8 +81,10 @@ def credit_pension_file(app: Any, file: Path, period: str) -> dict[str, Any]:
             pan, amount = found
             if n in repeated:
                 raise SscardError("pan_repeated")
-            batching.call(app, banking.credit_pension, SYSTEM_ACTOR, pan, amount, period,
-                          idempotency_key=f"pension:{period}:{pan}")
+            out = batching.call(app, banking.credit_pension, SYSTEM_ACTOR, pan, amount, period,
+                                idempotency_key=f"pension:{period}:{pan}")
+            if out.get("redirected_to"):
+                redirected[n] = out["redirected_to"]
         except SscardError as exc:
             return n, 0, exc.code
         return n, amount, None
@@ -89,7 +93,9 @@ def credit_pension_file(app: Any, file: Path, period: str) -> dict[str, Any]:
         done = list(pool.map(one, rows))
     return {"period": period, "lines": len(rows), "credited": sum(1 for _n, _f, code in done if code is None),
             "credited_fen": sum(fen for _n, fen, code in done if code is None),
-            "refused": [{"line": n, "code": code} for n, _f, code in done if code is not None]}
+            "refused": [{"line": n, "code": code} for n, _f, code in done if code is not None],
+            # docs/RULES.md R10.11: the old card's PAN, credited to the account behind its replacement card
+            "redirected": [{"line": n, "to": redirected[n]} for n in sorted(redirected)]}
 
 
 def register(app: typer.Typer) -> None:
@@ -141,6 +147,11 @@ def register(app: typer.Typer) -> None:
                           f"file credited is counted, never credited twice); refused {len(out['refused'])}")
             for line in out["refused"]:
                 console.print(f"  line {line['line']}: {line['code']}")
+            if out["redirected"]:
+                console.print(f"redirected {len(out['redirected'])} (the card was replaced: credited to the "
+                              f"replacement card's account; update the payer's file)")
+            for line in out["redirected"]:
+                console.print(f"  line {line['line']}: to {line['to']}")
         if out["refused"]:
             raise typer.Exit(1)
 

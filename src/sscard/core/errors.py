@@ -64,6 +64,14 @@ MESSAGES: dict[str, tuple[int, str, str]] = {
     "card_not_usable": (409, "此卡当前不可使用（{state}）", "This card cannot be used now ({state})"),
     "card_lost": (409, "此卡已挂失", "This card has been reported lost"),
     "card_cancelled": (409, "此卡已注销", "This card has been cancelled"),
+    "card_expired": (
+        409,
+        "此卡已过有效期（{expiry}），不能在自助设备和POS机上支出；请持身份证到社保卡服务网点办理换卡（到期换卡），"
+        "账户资金可在开户银行柜台支取",
+        "This card expired on {expiry}: it takes no debit at an ATM or POS. Renew it at a social security card "
+        "service center with your ID (reason: expiring); the account's money can be withdrawn at a counter of "
+        "the card's bank",
+    ),
     "card_sealed": (
         409,
         "此卡逾期未领取，已封存：请持身份证件到服务网点办理解封后领取",

@@ -7,7 +7,7 @@ Each side has its own staff and its own events; an event not allowed in a state 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -169,3 +169,11 @@ def check_bank_credit(status: BankStatus) -> None:
     code = BANK_CREDIT_REFUSED.get(status)
     if code:
         raise SscardError(code)
+
+
+def check_card_in_date(expiry_date: date | None, today: date) -> None:
+    """A card is in date up to and including its expiry date (RULES R2.7: issue date + card.validity_years),
+    in Shanghai days; from the day after, a terminal's debit on it is refused `card_expired` (docs/RULES.md
+    R10.14). A card not yet collected has no expiry date: not this rule's (the account is not activated)."""
+    if expiry_date is not None and today > expiry_date:
+        raise SscardError("card_expired", expiry=expiry_date.isoformat())

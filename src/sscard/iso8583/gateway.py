@@ -79,6 +79,7 @@ RESPONSE_CODES: dict[str, str] = {
     "account_frozen": "62",
     "card_not_usable": "62",
     "card_cancelled": "62",
+    "card_expired": "54",  # expired card (RULES R10.14)
     "account_closed": "62",
     "not_activated": "62",
     "activation_window_expired": "62",

@@ -20,7 +20,7 @@ import hmac
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Engine, Row, Select, bindparam, select
@@ -40,6 +40,7 @@ from ..core.states import (
     check_bank_credit,
     check_bank_debit,
     check_bank_pin_change,
+    check_card_in_date,
 )
 from ..db import fetch_together
 from ..models.foundation import Bank, BankAccount, Card, IdempotencyRecord
@@ -74,6 +75,7 @@ MAX_PENDING_TIMEOUT = timedelta(days=30)
 
 PREFETCHED = "sscard_accounts_by_pan"  # session.info key: accounts a group commit loaded for its batch
 _ACCOUNT_COLUMNS = tuple(c.key for c in BankAccount.__table__.columns)
+CARD_EXPIRY = "card_expiry_date"  # the view's one column that is not the account's: its card's expiry (R10.14)
 
 
 class AccountView:
@@ -83,11 +85,12 @@ class AccountView:
     the account. What writes (a PIN counter, a first ledger account) asks `_writable`, which loads the
     ORM object in its place; any other write raises, so it can never be lost silently."""
 
-    __slots__ = _ACCOUNT_COLUMNS
+    __slots__ = (*_ACCOUNT_COLUMNS, CARD_EXPIRY)
     id: int  # and every other column of BankAccount, set from the row
+    card_expiry_date: date | None  # read with it: its card's expiry date (card_expiry)
 
     def __init__(self, row: Row[Any]) -> None:
-        for name in _ACCOUNT_COLUMNS:
+        for name in (*_ACCOUNT_COLUMNS, CARD_EXPIRY):
             object.__setattr__(self, name, getattr(row, name))
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -232,9 +235,11 @@ _LOCK = ("SELECT id FROM ledger_accounts WHERE id = ANY(ARRAY(SELECT ledger_acco
 
 
 def _prefetch_statement(usage: bool = True) -> Select[Any]:
-    table = BankAccount.__table__
+    table, cards = BankAccount.__table__, Card.__table__
     columns, join = Book.seed_columns(table.c.ledger_account_id, bindparam("day") if usage else None)
-    return join(select(table, *columns)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
+    # the card's expiry date in the same row (a terminal's debit checks it, R10.14): a lookup by its primary key
+    expiry = select(cards.c.expiry_date).where(cards.c.id == table.c.card_id).scalar_subquery().label(CARD_EXPIRY)
+    return join(select(table, *columns, expiry)).where(table.c.pan.in_(bindparam("pans", expanding=True)))
 
 
 _PREFETCH = _prefetch_statement()  # built once: building it costs more than running it
@@ -381,10 +386,33 @@ def require_pin_changeable(op: Op, account: BankAccount) -> None:
     check_bank_pin_change(lifecycle.bank_status(op, account))
 
 
-def debit_ready(op: Op, account: BankAccount, pin: str) -> int:
-    """Debit side checks in order: account state, then the PIN. Returns the ledger account id to debit
-    (a transfer, a payment, a replacement fee paid by card)."""
+def card_expiry(op: Op, account: BankAccount | AccountView, card: Card | None = None) -> date | None:
+    """The expiry date of the card an account is behind: read with the account by a batch's read-ahead
+    (`AccountView`), else from the card given or loaded by its id."""
+    if isinstance(account, AccountView):
+        return account.card_expiry_date
+    if card is None or card.id != account.card_id:
+        card = op.session.get(Card, account.card_id)
+    return card.expiry_date if card is not None else None
+
+
+def require_card_in_date(op: Op, account: BankAccount | AccountView, card: Card | None = None) -> None:
+    """docs/RULES.md R10.14: a card past its expiry date (R2.7) is refused `card_expired` for a debit a
+    TERMINAL takes with it (ATM withdrawal or transfer, POS sale, authorization and capture, a hospital's or
+    pharmacy's self-pay by card): the one place that decides it, for the REST terminal API and ISO 8583
+    alike, one by one or group-committed. The account itself stays open: credits, the bank counter (a
+    teller with the holder's ID) and the cardholder's own card-not-present transfer go on, and the holder
+    renews the card (replacement reason `expiring`, R6.5), whose activation takes the account over."""
+    if op.actor.role is Role.TERMINAL:
+        check_card_in_date(card_expiry(op, account, card), shanghai_day(op.now))
+
+
+def debit_ready(op: Op, account: BankAccount, pin: str, *, card: Card | None = None) -> int:
+    """Debit side checks in order: account state, the card's date at a terminal (R10.14), then the PIN.
+    Returns the ledger account id to debit (a transfer, a payment, a medical self-pay, a replacement fee
+    paid by card). `card`: the account's card when the caller holds it already (no read)."""
     check_bank_debit(lifecycle.bank_status(op, account))
+    require_card_in_date(op, account, card)
     check_pin(op, account, pin)
     return _ledger_id(op, account)
 
@@ -599,6 +627,7 @@ def capture_payment(op: Op, transfer_id: str, amount_fen: int | None = None) -> 
         account = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == ledger_id))
         if account is not None:  # (a hold is always on a card's account; none is a ledger-only test's)
             check_bank_debit(lifecycle.bank_status(op, account))
+            require_card_in_date(op, account)  # a capture is a terminal's debit (R10.14)
             holder.append(account)
 
     posted = ledger.post_pending(op, transfer_id, amount_fen, credit_account_id=merchant, debit_allowed=debit_allowed)
@@ -758,13 +787,54 @@ def expire_pending(op: Op) -> dict[str, Any]:
 
 def pension_transfer_id(op: Op, account_id: int, period: str) -> str | None:
     """The ledger transfer id of an account's pension for a period: one per account and period, so the
-    ledger's unique transfer id refuses a second (none without a period). Keyed with the server's secret:
+    ledger's unique transfer id refuses a second (none without a period). `account_id` is the account's
+    lineage (`first_account_of_chain`): an account a replacement took over and the one that took it over are
+    one account for its pensions (R10.11). Keyed with the server's secret:
     transfer ids are one namespace and a POS chooses its own (`transfer_id` on a payment), so an id anyone
     could work out (`pension-2026-11-42`) let a POS take it first and the month be refused to its pensioner."""
     if not period:
         return None
     digest = hmac.new(op.app.settings.secret_key, f"pension\x00{account_id}\x00{period}".encode(), hashlib.sha256)
     return "pension-" + digest.hexdigest()[:48]
+
+
+REPLACEMENT_CHAIN = 16  # a card replaced more often than this in a row is a data error, not a person's history
+
+
+def account_behind_replacement(op: Op, account: BankAccount) -> BankAccount | None:
+    """The open account now behind the card that replaced this closed account's card (docs/RULES.md R10.11):
+    the replacement's activation moved the old balance over and closed the old account (R6.12), so the
+    person's money now lives behind the newest card of the chain (`cards.replaces_card_id`, the same person's)
+    whose account is not closed. None when the card was never replaced, or every account after it is closed."""
+    card_id = account.card_id
+    for _ in range(REPLACEMENT_CHAIN):
+        newer = op.session.scalar(select(Card).where(Card.replaces_card_id == card_id).order_by(Card.id.desc()).limit(1))
+        if newer is None:
+            return None
+        assert newer.person_id == account.person_id  # a replacement is the same person's card (R6.1)
+        found = op.session.scalar(select(BankAccount).where(BankAccount.card_id == newer.id))
+        if found is not None and found.status != BankStatus.CLOSED:
+            return found
+        card_id = newer.id
+    return None
+
+
+def first_account_of_chain(op: Op, account: BankAccount) -> int:
+    """The id of the first account of the replacement chain that ends at this account's card: the account a
+    pension's once-per-period rule is counted on (R10.11). Activation takes the old account over (R6.12), so
+    the old and the new account hold one person's one pension: a month credited to the old PAN before the
+    new card's activation and to either PAN after it is one month, credited once. A card that replaced none
+    (nearly every one): its own account, in one read of its card."""
+    first, card_id = account.id, account.card_id
+    for _ in range(REPLACEMENT_CHAIN):
+        older = op.session.scalar(select(Card.replaces_card_id).where(Card.id == card_id))
+        if older is None:
+            break
+        found = op.session.scalar(select(BankAccount.id).where(BankAccount.card_id == older))
+        if found is not None:  # (with bank.keep_pan_on_replacement the old card has none: the account moved)
+            first = found
+        card_id = older
+    return first
 
 
 @operation("bank.credit_pension", roles={Role.SYSTEM}, scope=Scope.OWN, batched=True)
@@ -776,23 +846,37 @@ def credit_pension(op: Op, pan: str, amount_fen: int, period: str = "") -> dict[
 
     Once per account and period (`pension_already_credited`): the file's Idempotency-Keys answer a run
     again only while they are kept (api.idempotency_keep_days); the same month's file run after the
-    nightly sweep had removed them credited every line a second time (session 27's probe)."""
+    nightly sweep had removed them credited every line a second time (session 27's probe).
+
+    A PAN whose account is closed because its card was replaced (docs/RULES.md R10.11, session 29): the
+    credit goes to the account now behind the replacement card (`account_behind_replacement`), once per
+    period over the old and the new account together (`first_account_of_chain`), and the answer says where (`redirected_to`, the new PAN masked); the
+    payer's file still carrying the old PAN was refused `account_closed` and the month never reached the
+    pensioner. A closed account with no open successor is refused as before."""
     require_fen(amount_fen)
     account = lookup.account_by_pan(op.session, pan)
+    redirected_from = None
+    if lifecycle.bank_status(op, account) == BankStatus.CLOSED:
+        successor = account_behind_replacement(op, account)
+        if successor is not None:
+            redirected_from, account = account, successor
     check_bank_credit(lifecycle.bank_status(op, account))
     payer = ledger.system_account(op, "pension_payer", kind="pension_payer")
     try:
         moved = ledger.transfer(op, payer, _ledger_id(op, account), amount_fen, "pension", ref=period[:64],
-                                transfer_id=pension_transfer_id(op, account.id, period))
+                                transfer_id=pension_transfer_id(op, first_account_of_chain(op, account), period)
+                                if period else None)
     except SscardError as err:
         if err.code == "transfer_exists":
             raise SscardError("pension_already_credited") from None
         raise
+    redirected = {} if redirected_from is None else {"redirected_to": mask_pan(account.pan)}
+    detail: dict[str, Any] = {} if redirected_from is None else {"redirected_from": mask_pan(redirected_from.pan)}
     op.audit("bank_account", account.pan, person_id=account.person_id, amount_fen=amount_fen, period=period,
-             transfer_id=moved["transfer_id"])
+             transfer_id=moved["transfer_id"], **detail)
     op.event("bank.pension_credited", account.card_id, amount_fen=amount_fen, period=period,
              transfer_id=moved["transfer_id"])
-    return account_answer(op, account, moved)
+    return account_answer(op, account, moved, **redirected)
 
 
 # ---------------------------------------------------------------- balance and statement

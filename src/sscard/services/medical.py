@@ -46,7 +46,6 @@ from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import (
     BankStatus,
     check_bank_credit,
-    check_bank_debit,
     check_ss_usable,
     effective_bank_status,
     effective_ss_status,
@@ -673,7 +672,8 @@ def institution_ledger_account(op: Op, inst: MedicalInstitution) -> int:
 
 def bank_payment(op: Op, card: Card, inst: MedicalInstitution, amount: int, pin: str | None, reference: str) -> str:
     """Debit the card's bank account for the self-pay part, to the institution's settlement account,
-    through the ledger (services.ledger / services.banking): account state, bank PIN (3-strike lockout,
+    through the ledger (services.ledger / services.banking): account state, the card's expiry date (a
+    terminal's debit: docs/RULES.md R10.14), bank PIN (3-strike lockout,
     its counter committed even on refusal), the daily payment limit, no overdraft.
 
     Called before anything of the settlement is written: a refusal here commits only counters."""
@@ -682,9 +682,7 @@ def bank_payment(op: Op, card: Card, inst: MedicalInstitution, amount: int, pin:
     if not pin:
         raise SscardError("pin_required")
     account = lookup.account_for_card(op.session, card)
-    check_bank_debit(effective_bank_status(account.status, account.loss_expires_at, op.now))
-    banking.check_pin(op, account, pin)
-    source = ledger.customer_account(op.session, account, op.now)
+    source = banking.debit_ready(op, account, pin, card=card)  # state, the card's date (R10.14), the PIN
     target = institution_ledger_account(op, inst)
     try:
         moved = ledger.transfer(op, source, target, amount, "medical_payment", ref=reference,
