@@ -186,8 +186,14 @@ def test_a_policy_file_that_is_not_utf8_toml_stops_the_command_in_one_line_namin
     and every command in a 150-line traceback, exit 1."""
     path = tmp_path / "sscard.toml"
     path.write_bytes(content)
+    _stops_start_up_naming(path, monkeypatch)
+
+
+def _stops_start_up_naming(path, monkeypatch) -> None:
+    """The policy named by SSCARD_CONFIG is refused by load_policy and by a command, in one or two lines
+    naming the path, exit 2, no traceback."""
     monkeypatch.setenv("SSCARD_CONFIG", str(path))
-    with pytest.raises(PolicyError, match="sscard.toml"):
+    with pytest.raises(PolicyError, match=path.name):
         load_policy()
     result = CliRunner().invoke(cli_app, ["policy", "show"], env={"SSCARD_CONFIG": str(path), "COLUMNS": "300"})
     assert result.exit_code == 2, result.output
@@ -198,13 +204,7 @@ def test_a_policy_file_that_is_not_utf8_toml_stops_the_command_in_one_line_namin
 def test_a_policy_file_named_in_sscard_config_that_does_not_exist_stops_start_up_naming_the_path(monkeypatch,
                                                                                               tmp_path):
     """Session 29: an operator's typo in SSCARD_CONFIG started the city silently on the defaults."""
-    path = tmp_path / "sscrad.toml"
-    monkeypatch.setenv("SSCARD_CONFIG", str(path))
-    with pytest.raises(PolicyError, match="sscrad.toml"):
-        load_policy()
-    result = CliRunner().invoke(cli_app, ["policy", "show"], env={"SSCARD_CONFIG": str(path), "COLUMNS": "300"})
-    assert result.exit_code == 2, result.output
-    assert str(path) in result.output and "Traceback" not in result.output, result.output
+    _stops_start_up_naming(tmp_path / "sscrad.toml", monkeypatch)
 
 
 def test_a_directory_named_in_sscard_config_stops_start_up_too(monkeypatch, tmp_path):
