@@ -353,7 +353,8 @@ def main() -> None:
         err_console.print("[red]a password in a URL on the command line shows in `ps` and the shell's history[/red]: "
                           "give it in PGPASSWORD or ~/.pgpass (or the URL in SSCARD_DATABASE_URL) instead")
         sys.exit(2)
-    _register_area_commands()
+    if sys.argv[1:2] != ["serve"]:  # `serve` is this module's: a restart need not import every area's commands
+        _register_area_commands()
     try:
         app()
     except STARTUP_ERRORS as exc:
