@@ -312,6 +312,14 @@ def _locked_until(op: Op, user: StaffUser) -> str | None:
     return as_utc(until).isoformat() if until is not None and as_utc(until) > as_utc(op.now) else None
 
 
+def _revoke_staff_tokens(op: Op, user_id: int) -> int:
+    """Every live API token of a staff member revoked (a disable, a password reset), and this process's
+    cached lookups of them dropped; how many."""
+    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user_id)
+    _forget_cached_tokens(op.app, user_id)
+    return tokens
+
+
 def _other_active_operators(op: Op, user_id: int) -> int:
     """How many enabled operator accounts there are besides `user_id`, read in the operation's transaction
     (SERIALIZABLE: two operators disabling each other at once cannot both see the other as the one left)."""
@@ -333,8 +341,7 @@ def disable(op: Op, username: str) -> dict[str, Any]:
         raise SscardError("last_operator")
     user.active = False
     sessions = _end_web_sessions(op, user.id)
-    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
-    _forget_cached_tokens(op.app, user.id)
+    tokens = _revoke_staff_tokens(op, user.id)
     op.app.extras.setdefault(_DISABLED_STAFF, set()).add(str(user.id))
     op.audit("staff_user", user.username, before=before, after="disabled", sessions_ended=sessions,
              tokens_revoked=tokens, object_bank_id=user.bank_id)
@@ -376,8 +383,7 @@ def reset_password(op: Op, username: str, password: str) -> dict[str, Any]:
     user.must_change_password = True
     user.pw_failures, user.pw_locked_until = 0, None
     sessions = _end_web_sessions(op, user.id)
-    tokens = _revoke_tokens(op, ApiToken.staff_user_id == user.id)
-    _forget_cached_tokens(op.app, user.id)
+    tokens = _revoke_staff_tokens(op, user.id)
     op.audit("staff_user", user.username, after="password_reset", was_locked=was_locked, sessions_ended=sessions,
              tokens_revoked=tokens, object_bank_id=user.bank_id)
     return {"username": user.username, "must_change_password": True, "sessions_ended": sessions,
