@@ -311,13 +311,7 @@ _HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _mask_long_digits(match: re.Match[str]) -> str:
-    text, left, right = match.string, match.start(), match.end()
-    while left > 0 and text[left - 1].isascii() and text[left - 1].isalnum():
-        left -= 1
-    while right < len(text) and text[right].isascii() and text[right].isalnum():
-        right += 1
-    word = text[left:right]
-    return match.group(0) if _HEX_ID.fullmatch(word) else mask_pan(match.group(0))
+    return match.group(0) if _in_hex_word(match.string, match.start(), match.end()) else mask_pan(match.group(0))
 
 
 def mask_text(text: str) -> str:
