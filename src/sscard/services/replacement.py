@@ -413,6 +413,11 @@ def receipt_view(op: Op, r: FeeReceipt) -> dict[str, Any]:
     }
 
 
+def refund_receipt_no(receipt_no: str) -> str:
+    """The number of a fee's refund (R6.15): the receipt's own, with `R` (the receipt is never changed)."""
+    return receipt_no + "R"
+
+
 def _refund_of(op: Op, r: FeeReceipt, new: Card) -> dict[str, Any] | None:
     """The refund of a fee whose replacement a supervisor reversed (services.reversal, RULES R6.15): the
     receipt itself is never changed, so a reprint says it here (its refund's number, the receipt's with `R`,
@@ -422,7 +427,7 @@ def _refund_of(op: Op, r: FeeReceipt, new: Card) -> dict[str, Any] | None:
     at = op.session.scalar(select(Reversal.reversed_at).join(AuditRecord, AuditRecord.id == Reversal.audit_record_id)
                            .where(Reversal.operation.in_(sorted(REPLACEMENTS)), AuditRecord.object_type == "card",
                                   AuditRecord.object_id == new.card_number))
-    return {"refund_receipt_no": r.receipt_no + "R", "refunded_at": at} if at is not None else None
+    return {"refund_receipt_no": refund_receipt_no(r.receipt_no), "refunded_at": at} if at is not None else None
 
 
 @query("replacement.receipt", roles=CENTER_STAFF, scope=Scope.CENTER)

@@ -30,6 +30,7 @@ from .access import Scope
 from .banking import reversal_transfer_id
 from .book import book_of
 from .operation import Op, operation, query
+from .replacement import refund_receipt_no
 from .reports import day_bounds
 
 REFUND_CODE = "replacement_fee_refund"  # the ledger code of a replacement fee's refund
@@ -233,5 +234,5 @@ def _refund_fee(op: Op, receipt: FeeReceipt) -> dict[str, Any]:
                             transfer_id=reversal_transfer_id(op, fee.transfer_id), ref=fee.transfer_id)
     if fee.limit_kind:  # the day's payment limit counts only what stayed paid
         book_of(op.session).add_usage(fee.debit_account_id, fee.day, fee.limit_kind, -fee.amount)
-    return {"receipt_no": receipt.receipt_no, "refund_receipt_no": receipt.receipt_no + "R",
+    return {"receipt_no": receipt.receipt_no, "refund_receipt_no": refund_receipt_no(receipt.receipt_no),
             "amount_fen": fee.amount, "method": receipt.method, "transfer_id": moved["transfer_id"]}
