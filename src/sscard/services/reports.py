@@ -94,6 +94,8 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
         .group_by(FeeReceipt.method)
     ).all()
     refunds = {m: {"count": n, "amount_fen": int(a)} for m, n, a in refunded}
+    collected_fen = sum(v["amount_fen"] for v in by_method.values())
+    refunded_fen = sum(v["amount_fen"] for v in refunds.values())
     in_production = op.session.scalar(select(func.count()).select_from(Card).where(
         Card.apply_center_id == center.id, Card.ss_status == SsStatus.IN_PRODUCTION)) or 0
     applied = op.session.scalar(select(func.count()).select_from(Card).where(
@@ -114,13 +116,13 @@ def center_day(op: Op, day: date | str | None = None, center_code: str | None = 
                        "reason": reason} for at, operation, sup, reason, clerk_id in reversed_rows],
         "fees": {
             "by_method": by_method,
-            "collected_fen": sum(v["amount_fen"] for v in by_method.values()),
+            "collected_fen": collected_fen,
             "waived_fen": by_method.get("waived", {}).get("due_fen", 0),
             "receipts": sum(v["count"] for v in by_method.values()),
             "refunds": sum(v["count"] for v in refunds.values()),
-            "refunded_fen": sum(v["amount_fen"] for v in refunds.values()),
+            "refunded_fen": refunded_fen,
             "refunded_by_method": refunds,
-            "net_fen": sum(v["amount_fen"] for v in by_method.values()) - sum(v["amount_fen"] for v in refunds.values()),
+            "net_fen": collected_fen - refunded_fen,
         },
         "cards": {"applied": applied, "in_production": in_production, "awaiting_collection": awaiting},
     }
