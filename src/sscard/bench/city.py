@@ -40,7 +40,7 @@ class CityRig(Rig):
             raise
 
     def _build(self, people: int, clients: int) -> None:
-        from sqlalchemy import func, select, text
+        from sqlalchemy import func, select
 
         from ..core.roles import CLI_OPERATOR
         from ..demo.people import demo_pin
@@ -53,9 +53,7 @@ class CityRig(Rig):
         report = run_demo(app, people, seed=1)
         self.staff_tokens = {s["username"]: s["api_token"] for s in report["staff"]}
         _seed_idempotency_history(app, clients, 50_000)
-        if app.db.dialect == "postgresql":  # statistics of the loaded tables (the empty ones would say "tiny")
-            with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("ANALYZE"))
+        app.db.analyze_filled()  # statistics of the loaded tables; the empty ones stay unanalyzed (db.py)
         self.terminal_tokens = []
         for i in range(clients):
             inst = "BJ-XH" if i % 2 == 0 else "BJ-TRT"

@@ -151,9 +151,7 @@ def register(app: typer.Typer) -> None:
             out = history.populate(bulk_engine(sscard), random.Random(f"sscard-demo:{seed}:history"),
                                    sscard.clock.today(), months=months,
                                    rates={"payments": payments, "insured_share": insured_share})
-            if sscard.db.engine.dialect.name == "postgresql":
-                with sscard.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.exec_driver_sql("ANALYZE")
+            sscard.db.analyze_filled()
         finally:
             sscard.close()
         console.print(f"history: {out} ({time.perf_counter() - started:.1f} s)")
