@@ -37,7 +37,7 @@ def test_bench_lookups_answers_every_kind_through_http(client, tmp_path):
         finally:
             app.close()
         out = run(scratch.url, None, clients=2, seconds=2, key=key, progress=lambda m: None, client=client,
-                  baseline_scale=1)
+                  baseline_scale=1, think_ms=25 if client == "wrk" else 0)
     finally:
         scratch.drop()
     assert out["errors"] == 0 and out["ok"] > 0, out
@@ -50,6 +50,12 @@ def test_bench_lookups_answers_every_kind_through_http(client, tmp_path):
     assert floor["errors"] == 0 and floor["tps"] > 0 and floor["p99_ms"] >= floor["p50_ms"] > 0, floor
     assert out["tps_ratio"] == round(out["tps"] / floor["tps"], 3)
     assert out["p99_ratio"] == round(out["p99_ms"] / floor["p99_ms"], 2)
+    if client == "wrk":  # the paced run: 2 clients pausing ~25 ms each answer at most ~80 a second together
+        paced = out["paced"]
+        assert paced["errors"] == 0 and paced["ok"] > 0 and paced["think_ms"] == 25, paced
+        assert paced["tps"] < 2 * 1000 / 25 * 1.5 < out["tps"], (paced, out["tps"])
+    else:
+        assert "paced" not in out
 
 
 def test_the_lookup_baseline_reads_one_row_and_commits_one_new_row_a_transaction(monkeypatch):

@@ -97,11 +97,15 @@ def _requests(people: list[tuple[str, str, str]], clerk: str, teller_token: str)
     return out
 
 
-def _wrk(port: int, requests: list[tuple[str, str, str]], workdir: Path, clients: int, seconds: float) -> dict:
-    """A warm-up second, then `seconds` of wrk at `clients` connections over the requests (`lookups.lua`)."""
+def _wrk(port: int, requests: list[tuple[str, str, str]], workdir: Path, clients: int, seconds: float,
+         think_ms: float = 0) -> dict:
+    """A warm-up second, then `seconds` of wrk at `clients` connections over the requests (`lookups.lua`;
+    with `think_ms`, `lookups_paced.lua`: each connection pauses ~think_ms between its requests)."""
     listing = workdir / "requests.tsv"
     listing.write_text("".join(f"{path}\t{token}\n" for _kind, path, token in requests), encoding="utf-8")
     wrk(port, "lookups.lua", [str(listing)], clients, 1)  # the connections, each route's and the pool's first use
+    if think_ms:
+        return wrk(port, "lookups_paced.lua", [str(listing), f"{think_ms:g}"], clients, seconds)
     return wrk(port, "lookups.lua", [str(listing)], clients, seconds)
 
 
@@ -119,9 +123,13 @@ def baseline(database_url: str, clients: int, seconds: float, scale: int, progre
 
 
 def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: float = 20, key: bytes | None = None,
-        seed: int = 1, progress=print, client: str = "auto", workers: int = 1, baseline_scale: int = 10) -> dict:
+        seed: int = 1, progress=print, client: str = "auto", workers: int = 1, baseline_scale: int = 10,
+        think_ms: float = 0) -> dict:
     """`client`: "wrk", "python" or "auto" (wrk when installed); `workers`: the server's processes;
-    `baseline_scale`: the baseline's table of 100,000 x scale rows (10: a million, the million's size)."""
+    `baseline_scale`: the baseline's table of 100,000 x scale rows (10: a million, the million's size);
+    `think_ms` (wrk only): after the run at full speed, one more where each client pauses ~think_ms between
+    its requests (`paced`: the latency of a lookup when the server is not saturated; the target is judged
+    on the run at full speed)."""
     if key is None:
         from ..config import Settings
 
@@ -141,6 +149,8 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
+    if think_ms and client != "wrk":
+        raise ValueError("a paced run (think_ms) needs wrk")
     server = Server(database_url, key, workdir, workers=workers)
     try:
         server.ready()
@@ -152,6 +162,11 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
                 kind: {f: round(v, 2) for f, v in _wrk(server.port, [r for r in requests if r[0] == kind], workdir,
                                                       clients, max(2.0, seconds / 4)).items()
                        if f in ("tps", "p50_ms", "p99_ms", "ok")} for kind in KINDS}
+            if think_ms:
+                progress(f"paced: {clients} clients, ~{think_ms:g} ms between each one's requests")
+                paced = _wrk(server.port, requests, workdir, clients, seconds, think_ms)
+                out["paced"] = {"think_ms": think_ms, **{f: round(v, 2) for f, v in paced.items() if f in (
+                    "tps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "ok", "errors")}}
             loop_after = calibrate()
             return _finish(out, clients, people, {}, loop_before, loop_after, "wrk (C, 2 threads)", workers, floor)
         http = HttpClient(server.port)

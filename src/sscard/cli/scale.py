@@ -24,14 +24,18 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
         client: str = typer.Option("auto", help="auto (wrk when installed), wrk or python"),
         workers: int = typer.Option(1, min=1, max=16, help="the server's uvicorn worker processes"),
+        think_ms: float = typer.Option(0, min=0, max=60_000, help="also run with each client pausing ~T ms between "
+                                       "its requests (wrk): the latency when the server is not saturated"),
     ) -> None:
         """Citizen ID, card number and PAN lookups through the HTTP API at N clients; exit 1 when p99 >= 5 ms."""
         from ..bench.lookups import run
 
         if client not in ("auto", "wrk", "python"):
             raise typer.BadParameter("auto, wrk or python", param_hint="--client")
+        if think_ms and client == "python":
+            raise typer.BadParameter("a paced run needs wrk", param_hint="--think-ms")
         out = run(database_url, demo_json, clients, seconds, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"),
-                  client=client, workers=workers)
+                  client=client, workers=workers, think_ms=think_ms)
         if as_json:
             print(json.dumps(out, indent=2))
         else:
@@ -44,6 +48,11 @@ def register(app: typer.Typer) -> None:
                           f"{out['p99_ratio']}x the p99")
             for kind, f in out["by_kind"].items():
                 console.print(f"  {kind}: {f['tps']:.0f}/s, p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms")
+            if "paced" in out:
+                p = out["paced"]
+                console.print(f"paced (~{p['think_ms']:g} ms between a client's requests): {p['tps']:.0f}/s, "
+                              f"p50 {p['p50_ms']:.2f} ms, p90 {p['p90_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
+                              f"max {p['max_ms']:.2f} ms ({p['errors']} errors)")
             if out["refused"]:
                 console.print(f"  refused: {out['refused']}")
             console.print(f"target p99 < 5 ms: {'met' if out['met'] else 'missed'}")
