@@ -238,6 +238,53 @@ def test_remainder_from_the_bank_account_through_the_ledger(med, app):
     assert invariants(app)["ok"]
 
 
+def test_a_refund_of_bank_self_pay_to_an_account_closed_at_the_counter_pays_the_self_pay_in_cash(med, app):
+    """R9.8: the patient closed the account that paid (no replacement took it over): the refund is not held up;
+    the fund, the personal account and the year's usage are restored, and the self-pay is the institution's
+    till's to pay back (it holds that money in its settlement account); nothing moves in the ledger."""
+    from sscard.services import banking
+    from tests.ledger.helpers import balance_of, invariants
+
+    card = med.issued_card()
+    h.activate(med, card, opening_fen=100_000)
+    h.insure(app, card.person_id, 10_000)
+    term = h.terminal(med, "HOSP-H3-1")
+    paid = h.pay(app, term, card.card_number, h.lines(covered=20_000, uncovered=30_000), key="c1",
+                 pay_with="bank", pin=h.PIN)
+    self_pay = paid["split"]["self_pay_fen"]
+    assert paid["self_pay_method"] == "bank" and self_pay > 0
+    closed = banking.close(app, med.actor("teller"), card.pan, card.citizen_id)
+    assert closed["status"] == "closed" and closed["paid_out_fen"] == 100_000 - self_pay
+    refund = medical.refund(app, term, paid["code"], "患者退药", idempotency_key="c1-refund")
+    assert refund["self_pay_method"] == "cash" and refund["split"]["self_pay_fen"] == -self_pay
+    account = medical.personal_account(app, SYSTEM_ACTOR, card.person_id)
+    assert account["balance_fen"] == 10_000 and account["fund_used_fen"] == 0 and account["deductible_used_fen"] == 0
+    assert balance_of(app, card.pan) == 0  # the closed account took nothing
+    assert invariants(app)["ok"]
+    again = medical.refund(app, term, paid["code"], "患者退药", idempotency_key="c1-refund")
+    assert again == refund
+    from sqlalchemy import select
+
+    from sscard.models.foundation import AuditRecord
+
+    with app.db.session() as s:
+        record = s.scalars(select(AuditRecord).where(AuditRecord.operation == "medical.refund")).one()
+    assert record.detail["self_pay_refunded"] == "cash"
+
+
+def test_a_refund_of_bank_self_pay_goes_back_to_the_account_while_it_is_open(med, app):
+    card = med.issued_card()
+    h.activate(med, card, opening_fen=50_000)
+    h.insure(app, card.person_id, 0)
+    term = h.terminal(med, "HOSP-H3-1")
+    paid = h.pay(app, term, card.card_number, h.lines(uncovered=20_000), key="o1", pay_with="bank", pin=h.PIN)
+    refund = medical.refund(app, term, paid["code"], idempotency_key="o1-refund")
+    assert refund["self_pay_method"] == "bank"
+    from tests.ledger.helpers import balance_of
+
+    assert balance_of(app, card.pan) == 50_000
+
+
 def test_cardholder_sees_only_their_own_settlements(med, app):
     card = med.issued_card()
     other = med.issued_card(name="李四")

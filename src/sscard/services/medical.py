@@ -628,8 +628,11 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
     usage = _usage(op, original.person_id, original.year, lock=True, create=True)
     code = f"MR{shanghai_day(op.now):%Y%m%d}{pysecrets.token_hex(5).upper()}"
     bank_ref = None
-    if original.self_pay_method == "bank" and original.self_pay_fen:
+    method = original.self_pay_method
+    if method == "bank" and original.self_pay_fen:
         bank_ref = bank_refund(op, original, inst, code)
+        if bank_ref is None:  # no account of the holder's takes it back: the institution's till pays it (R9.8)
+            method = "cash"
     values = _settlement_values(
         code=code, kind="refund", quote_nonce=None, reverses_id=original.id, person_id=original.person_id,
         card_id=original.card_id,
@@ -637,7 +640,7 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
         at=op.now, year=original.year, total_fen=-original.total_fen, covered_fen=-original.covered_fen,
         uncovered_fen=-original.uncovered_fen, deductible_fen=-original.deductible_fen,
         copay_fen=-original.copay_fen, fund_fen=-original.fund_fen, personal_fen=-original.personal_fen,
-        self_pay_fen=-original.self_pay_fen, self_pay_method=original.self_pay_method, bank_reference=bank_ref,
+        self_pay_fen=-original.self_pay_fen, self_pay_method=method, bank_reference=bank_ref,
         personal_balance_after_fen=account.balance_fen + original.personal_fen, lines=original.lines,
         reason=(reason or "")[:64],
     )
@@ -649,7 +652,7 @@ def refund(op: Op, settlement_code: str, reason: str = "") -> dict[str, Any]:
     row = _answer_row(values)
     op.audit("medical_settlement", original.code, before="settled", after="refunded", person_id=original.person_id,
              refund=code, institution=inst.code, fund_fen=original.fund_fen, personal_fen=original.personal_fen,
-             self_pay_fen=original.self_pay_fen)
+             self_pay_fen=original.self_pay_fen, self_pay_refunded=method)
     return settlement_view(op, row)
 
 
@@ -695,9 +698,12 @@ def bank_payment(op: Op, card: Card, inst: MedicalInstitution, amount: int, pin:
     return transfer_id
 
 
-def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, reference: str) -> str:
+def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, reference: str) -> str | None:
     """Self-pay back to the bank account it came from; if that account has been closed (a replacement
-    card took it over), to the account of the person's current card."""
+    card took it over), to the account of the person's current card. None when neither takes a credit
+    (closed at the counter, and no later card's account open): the refund's self-pay is then paid in cash
+    at the institution, which holds it in its settlement account (R9.8), and the rest of the refund (the
+    fund, the personal account, the year's usage) is not held up by a bank account the patient closed."""
     from . import ledger
 
     card = op.session.get(Card, original.card_id)
@@ -707,7 +713,10 @@ def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, r
         current = lookup.current_card(op.session, original.person_id)
         if current is not None:
             account = lookup.account_for_card(op.session, current)
-    check_bank_credit(effective_bank_status(account.status, account.loss_expires_at, op.now))
+    status = effective_bank_status(account.status, account.loss_expires_at, op.now)
+    if status == BankStatus.CLOSED:
+        return None
+    check_bank_credit(status)
     target = ledger.customer_account(op.session, account, op.now)
     moved = ledger.transfer(op, institution_ledger_account(op, inst), target, original.self_pay_fen,
                             "medical_refund", ref=reference)
