@@ -171,9 +171,10 @@ def _all_figures(app) -> list[dict]:
     return found
 
 
-def replication(app) -> dict | None:
-    """PostgreSQL: primary or standby, standbys streaming, lag in seconds; None on SQLite or when the
-    database does not answer (then sscard_database_up is 0)."""
+def database_state(app) -> dict | None:
+    """PostgreSQL: primary or standby, standbys streaming, lag in seconds, and on the primary the age of
+    the oldest transaction open on the server; {} on SQLite, None when the database does not answer (then
+    sscard_database_up is 0)."""
     if app.db.dialect != "postgresql":
         return {}
     from sqlalchemy import text
@@ -187,10 +188,22 @@ def replication(app) -> dict | None:
                 return {"primary": 0, "standbys": 0, "lag": float(lag or 0)}
             count, lag = s.execute(text("SELECT count(*), COALESCE(MAX(EXTRACT(EPOCH FROM replay_lag)), 0) "
                                         "FROM pg_stat_replication")).one()
-            return {"primary": 1, "standbys": int(count), "lag": float(lag or 0)}
+            oldest = s.execute(text(_OLDEST_TRANSACTION)).scalar()
+            return {"primary": 1, "standbys": int(count), "lag": float(lag or 0), "oldest": float(oldest or 0)}
     except Exception as exc:  # noqa: BLE001  a scrape must answer even when the database does not
         log.warning("metrics: the database did not answer (%s)", type(exc).__name__)
         return None
+
+
+# The oldest transaction open on the server, in any database, this scrape's own left out. Its snapshot holds
+# back the clean-up of every row updated since it began, in every database of the server (a snapshot's
+# xmin is the oldest transaction running anywhere): the ledger's busiest rows (a drawer's cash account,
+# the fee income, a merchant) then carry chains of dead versions that every batch walks. Session 30: the
+# group-committed transfers of `sscard bench --only b` fell from 848 to 516 a second beside a bulk load's
+# open transaction in another database. Seeing other roles' sessions takes pg_monitor (or a superuser).
+_OLDEST_TRANSACTION = (
+    "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(xact_start)), 0) FROM pg_stat_activity "
+    "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
 
 
 class AppCollector:
@@ -228,7 +241,7 @@ class AppCollector:
         hist = HistogramMetricFamily("sscard_writer_batch_size", "Requests per group-commit batch")
         hist.add_metric([], buckets, sum_value=sum(size * n for size, n in sizes.items()))
         yield hist
-        repl = replication(self.app)
+        repl = database_state(self.app)
         up = GaugeMetricFamily("sscard_database_up", "1 when the database answered this scrape")
         up.add_metric([], 0 if repl is None else 1)
         yield up
@@ -238,10 +251,13 @@ class AppCollector:
                 ("sscard_db_standbys", "standbys", "Standbys streaming from this primary (pg_stat_replication)"),
                 ("sscard_db_replication_lag_seconds", "lag",
                  "Primary: the slowest standby's replay lag; standby: time since the last replayed transaction"),
+                ("sscard_db_oldest_transaction_seconds", "oldest",
+                 "Primary: age of the oldest transaction open on the server (it holds back the clean-up of hot rows)"),
             ):
-                gauge = GaugeMetricFamily(name, text)
-                gauge.add_metric([], repl[key])
-                yield gauge
+                if key in repl:
+                    gauge = GaugeMetricFamily(name, text)
+                    gauge.add_metric([], repl[key])
+                    yield gauge
 
 
 def _http_families(figures: list[dict]):

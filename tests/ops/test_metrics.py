@@ -76,6 +76,23 @@ def test_requests_are_counted_by_route_template_with_no_identifier_in_any_label(
         assert value(after, "sscard_db_primary") == 1
         assert value(after, "sscard_db_standbys") == 0
         assert value(after, "sscard_db_replication_lag_seconds") == 0
+        assert value(after, "sscard_db_oldest_transaction_seconds") >= 0
+    else:
+        assert not any(name == "sscard_db_oldest_transaction_seconds" for name, _pairs in after)
+
+
+def test_an_open_transaction_shows_as_the_oldest_transactions_age(app, client, monkeypatch, backend):
+    """A transaction left open (here on another connection, as a bulk load or a forgotten psql session would
+    leave one) holds back the clean-up of the ledger's hot rows: the operator sees its age (OPERATIONS.md)."""
+    if backend.name != "postgres":
+        pytest.skip("PostgreSQL's sessions")
+    monkeypatch.setenv(metrics.TOKEN_ENV, TOKEN)
+    with app.db.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT txid_current()")  # a transaction with an id, open until the block ends
+        time.sleep(1.2)
+        # (at least ours: another test's or another program's transaction on the server may be older)
+        assert value(scrape(client), "sscard_db_oldest_transaction_seconds") >= 1.2
+        conn.rollback()
 
 
 def test_metrics_need_the_token_when_one_is_set_and_are_open_only_on_this_host_otherwise(client, monkeypatch):
