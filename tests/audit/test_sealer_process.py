@@ -97,3 +97,44 @@ def test_a_sealer_process_that_dies_alone_is_started_again_and_seals_on(city, ap
     finally:
         sealer.close()
     assert sealer.process.returncode == 0 and not _alive(first)
+
+
+def _backlog(app, n: int) -> None:
+    """n audit records inserted at once (a bulk load's), queued for sealing by the log's insert trigger."""
+    from datetime import UTC, datetime
+
+    from sscard.db import execute_many
+    from sscard.services.operation import INSERT_AUDITS
+
+    now = datetime.now(UTC)
+    rows = [{"at": now, "actor_kind": "system", "actor_id": "bulk", "actor_role": "system", "on_behalf_of": None,
+             "attorney_id": None, "channel": "cli", "place": "", "operation": "test.bulk", "object_type": "",
+             "object_id": str(i), "person_id": None, "before": "", "after": "", "result": "ok",
+             "idempotency_key": None, "detail": {}, "object_bank_id": None} for i in range(n)]
+    with app.db.engine.begin() as conn:
+        for start in range(0, n, 2_000):  # (a statement takes at most 65,535 parameters)
+            execute_many(conn, INSERT_AUDITS, rows[start:start + 2_000])
+
+
+def test_a_sealer_busy_with_a_backlog_ends_within_a_chunk_of_its_servers_death(app, tmp_path):
+    """Session 30: after a year of demo history (10.9 million unsealed records) a killed server's sealer went on
+    sealing alone for what would have been an hour; it looked at its pipe only between rounds, and a round sealed
+    the whole backlog. It now looks between chunks (250 records)."""
+    _backlog(app, 60_000)  # ~10 s of sealing or more on this host
+    env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", "SSCARD_AUDIT_SEALER": "process"}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from sscard.services.app import build_app\n"
+         "from sscard.services.audit_chain import start_sealer\n"
+         "s = start_sealer(build_app())\nprint(s.process.pid, flush=True)\nimport time\ntime.sleep(600)"],
+        env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(server.stdout.readline())
+        assert _until(lambda: audit_chain.verify(app)["checked"] >= 1_000, timeout=30)  # sealing the backlog
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        assert _until(lambda: not _alive(child), timeout=3), "the sealer went on sealing without its server"
+    finally:
+        server.kill()
+    left = audit_chain.verify(app)
+    assert left["ok"] and left["unsealed"] > 0, left  # it stopped in the middle, the chain whole
