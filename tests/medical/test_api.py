@@ -146,3 +146,27 @@ def test_operator_sets_up_institutions_and_credits_contributions_over_the_api(ci
     assert quote.status_code == 403 and quote.json()["code"] == "institution_not_designated"
     listed = client.get("/api/v1/medical/institutions", headers=_auth(clerk)).json()["institutions"]
     assert [i["code"] for i in listed] == ["H2"]
+
+
+def test_a_refund_over_the_api_after_the_paying_account_was_closed_pays_the_self_pay_back_in_cash(med, app, client):
+    """R9.8 (session 30): the hospital's refund is answered 201 with the self-pay to be handed back in cash, and
+    its slip prints; the account closed at the bank's counter took nothing."""
+    from sscard.services import banking
+
+    card = med.issued_card()
+    h.activate(med, card, opening_fen=80_000)
+    h.insure(app, card.person_id, 0)
+    hospital = h.token(med, "HOSP-H3-1")
+    paid = h.pay(app, h.terminal(med, "HOSP-H3-1"), card.card_number, h.lines(uncovered=30_000), key="b-1",
+                 pay_with="bank", pin=h.PIN)
+    assert paid["self_pay_method"] == "bank"
+    banking.close(app, med.actor("teller"), card.pan, card.citizen_id)
+    refund = client.post(f"/api/v1/terminal/medical/settlements/{paid['code']}/refund",
+                         headers=_auth(hospital, "b-1-r"), json={"reason": "退药"})
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["self_pay_method"] == "cash" and refund.json()["split"]["self_pay_fen"] == -30_000
+    again = client.post(f"/api/v1/terminal/medical/settlements/{paid['code']}/refund",
+                        headers=_auth(hospital, "b-1-r"), json={"reason": "退药"})
+    assert again.status_code == 201 and again.json() == refund.json()
+    slip = client.get(f"/api/v1/medical/settlements/{refund.json()['code']}/slip.pdf", headers=_auth(med.token("clerk")))
+    assert slip.status_code == 200 and slip.content.startswith(b"%PDF")
