@@ -50,6 +50,7 @@ def test_bench_lookups_answers_every_kind_through_http(client, tmp_path):
     assert floor["errors"] == 0 and floor["tps"] > 0 and floor["p99_ms"] >= floor["p50_ms"] > 0, floor
     assert out["tps_ratio"] == round(out["tps"] / floor["tps"], 3)
     assert out["p99_ratio"] == round(out["p99_ms"] / floor["p99_ms"], 2)
+    assert 0 <= out["unsealed_at_start"] < 10_000  # the demo's few hundred records, if the server has not sealed them
     if client == "wrk":  # the paced run: 2 clients pausing ~25 ms each answer at most ~80 a second together
         paced = out["paced"]
         assert paced["errors"] == 0 and paced["ok"] > 0 and paced["think_ms"] == 25, paced
@@ -94,3 +95,17 @@ def test_the_lookup_script_for_pgbench_draws_its_rows_as_pgbench_does_and_is_one
     assert lines[0] == "BEGIN;" and lines[-1] == "END;"
     assert lines[1] == "SELECT abalance FROM pgbench_accounts WHERE aid = :aid;"
     assert lines[2].startswith("INSERT INTO pgbench_history") and ":aid" in lines[2] and "{" not in text
+
+
+def test_the_lookups_bench_counts_the_records_waiting_for_the_sealer(app, monkeypatch):
+    """A bulk load's year leaves millions of records to seal, and the server's sealer would work through them
+    during the run (session 30): the bench counts them first (up to ten times its warning's threshold)."""
+    from sscard.bench import lookups
+    from tests.audit.test_sealer_process import _backlog
+
+    url = app.settings.database_url
+    before = lookups.unsealed(url)
+    _backlog(app, 30)
+    assert lookups.unsealed(url) == before + 30
+    monkeypatch.setattr(lookups, "BACKLOG_WARNING", 2)
+    assert lookups.unsealed(url) == 21  # counted up to 10 x the threshold, + 1
