@@ -807,7 +807,6 @@ class Database:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "heads")
 
-
     def analyze_filled(self) -> list[str]:
         """After a bulk load (the demo, a bench's city), PostgreSQL only: ANALYZE every table that holds rows,
         as autovacuum would in time, and leave the empty ones never analyzed. Returns the tables analyzed.
@@ -832,6 +831,7 @@ class Database:
             for table in filled:
                 conn.exec_driver_sql(f"ANALYZE {table}")
         return filled
+
     def dispose(self) -> None:
         self.engine.dispose()
 
