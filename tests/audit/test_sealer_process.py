@@ -65,16 +65,20 @@ def test_the_settings_choose_the_sealer_process_on_postgresql_and_the_thread_on_
         Settings.from_env()
 
 
-def test_a_server_killed_by_sigkill_leaves_no_sealer_behind(app, tmp_path):
-    """The child's standard input is the server's pipe: the kernel closes it with the server."""
+def _server_with_its_sealer(app, tmp_path) -> subprocess.Popen:
+    """A process standing for a server: it starts its sealer process, prints the sealer's pid, then waits."""
     env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "",
-           "SSCARD_AUDIT_SEALER": "process"}
-    server = subprocess.Popen(
+           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", "SSCARD_AUDIT_SEALER": "process"}
+    return subprocess.Popen(
         [sys.executable, "-c", "from sscard.services.app import build_app\n"
          "from sscard.services.audit_chain import start_sealer\n"
          "s = start_sealer(build_app())\nprint(s.process.pid, flush=True)\nimport time\ntime.sleep(600)"],
         env=env, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_server_killed_by_sigkill_leaves_no_sealer_behind(app, tmp_path):
+    """The child's standard input is the server's pipe: the kernel closes it with the server."""
+    server = _server_with_its_sealer(app, tmp_path)
     try:
         child = int(server.stdout.readline())
         assert _alive(child)
@@ -121,13 +125,7 @@ def test_a_sealer_busy_with_a_backlog_ends_within_a_chunk_of_its_servers_death(a
     sealing alone for what would have been an hour; it looked at its pipe only between rounds, and a round sealed
     the whole backlog. It now looks between chunks (250 records)."""
     _backlog(app, 60_000)  # ~10 s of sealing or more on this host
-    env = {**os.environ, "SSCARD_DATABASE_URL": app.settings.database_url, "SSCARD_SECRET_KEY": TEST_KEY.hex(),
-           "SSCARD_VAR_DIR": str(tmp_path), "SSCARD_CONFIG": "", "SSCARD_AUDIT_SEALER": "process"}
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from sscard.services.app import build_app\n"
-         "from sscard.services.audit_chain import start_sealer\n"
-         "s = start_sealer(build_app())\nprint(s.process.pid, flush=True)\nimport time\ntime.sleep(600)"],
-        env=env, stdout=subprocess.PIPE, text=True)
+    server = _server_with_its_sealer(app, tmp_path)
     try:
         child = int(server.stdout.readline())
         assert _until(lambda: audit_chain.verify(app)["checked"] >= 1_000, timeout=30)  # sealing the backlog
