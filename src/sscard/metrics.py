@@ -198,9 +198,9 @@ def database_state(app) -> dict | None:
 # The oldest transaction open on the server, in any database, this scrape's own left out. Its snapshot holds
 # back the clean-up of every row updated since it began, in every database of the server (a snapshot's
 # xmin is the oldest transaction running anywhere): the ledger's busiest rows (a drawer's cash account,
-# the fee income, a merchant) then carry chains of dead versions that every batch walks (session 30: beside a
-# bulk load's 20-minute transaction in another database, a ledger account's point read grew from 0.03 to
-# 0.5 ms within 10 s of the counter mix). Seeing other roles' sessions takes pg_monitor (or a superuser).
+# the fee income, a merchant) then carry chains of dead versions that every batch walks (session 30: one
+# session idle in a transaction in another database took `sscard bench --only b` from 629-675 transfers a
+# second to 374-506). Seeing other roles' sessions takes pg_monitor (or a superuser).
 _OLDEST_TRANSACTION = (
     "SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(xact_start)), 0) FROM pg_stat_activity "
     "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
