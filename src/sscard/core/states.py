@@ -162,6 +162,12 @@ def check_bank_pin_change(status: BankStatus) -> None:
         raise SscardError(code)
 
 
+def takes_credit(status: BankStatus) -> bool:
+    """Does an account in this state take a credit (check_bank_credit's rule, asked instead of raised: a
+    refund or a fee that goes back the way it came has somewhere else to go when it does not)?"""
+    return status not in BANK_CREDIT_REFUSED
+
+
 def check_bank_credit(status: BankStatus) -> None:
     """Credits (pension, wages, transfers in) are accepted even while lost or frozen; not once closed.
 

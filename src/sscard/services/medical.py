@@ -45,10 +45,10 @@ from ..core.money import require_fen
 from ..core.roles import ALL_ROLES_BUT_TERMINAL, CENTER_STAFF, Role
 from ..core.states import (
     BankStatus,
-    check_bank_credit,
     check_ss_usable,
     effective_bank_status,
     effective_ss_status,
+    takes_credit,
 )
 from ..db import fetch_all
 from ..models.foundation import Bank, Card, Person, Terminal
@@ -713,10 +713,8 @@ def bank_refund(op: Op, original: MedicalSettlement, inst: MedicalInstitution, r
         current = lookup.current_card(op.session, original.person_id)
         if current is not None:
             account = lookup.account_for_card(op.session, current)
-    status = effective_bank_status(account.status, account.loss_expires_at, op.now)
-    if status == BankStatus.CLOSED:
+    if not takes_credit(effective_bank_status(account.status, account.loss_expires_at, op.now)):
         return None
-    check_bank_credit(status)
     target = ledger.customer_account(op.session, account, op.now)
     moved = ledger.transfer(op, institution_ledger_account(op, inst), target, original.self_pay_fen,
                             "medical_refund", ref=reference)

@@ -21,7 +21,7 @@ from ..core.errors import SscardError
 from ..core.identifiers import ascii_digits, mask_card_number
 from ..core.override import require_reason
 from ..core.roles import Role
-from ..core.states import BANK_CREDIT_REFUSED, BankStatus, SsStatus
+from ..core.states import BankStatus, SsStatus, takes_credit
 from ..models.counter import FeeReceipt, PowerOfAttorney, ReplacementApplication, Reversal
 from ..models.foundation import AuditRecord, BankAccount, Card, StaffUser
 from . import card_lifecycle as lifecycle
@@ -160,7 +160,7 @@ def _fee_account_closed(op: Op, receipt: FeeReceipt) -> bool:
     old = op.session.scalar(select(BankAccount).where(BankAccount.ledger_account_id == _fee_transfer(op, receipt)
                                                       .debit_account_id))
     assert old is not None  # a card fee's debit side is the old card's account
-    return BANK_CREDIT_REFUSED.get(lifecycle.bank_status(op, old)) is not None
+    return not takes_credit(lifecycle.bank_status(op, old))
 
 
 def _reverse_card(op: Op, record: AuditRecord) -> str:
