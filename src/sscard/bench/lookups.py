@@ -130,6 +130,7 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     `think_ms` (wrk only): after the run at full speed, one more where each client pauses ~think_ms between
     its requests (`paced`: the latency of a lookup when the server is not saturated; the target is judged
     on the run at full speed)."""
+    client = load_generator(client, think_ms)
     if key is None:
         from ..config import Settings
 
@@ -148,14 +149,10 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     backlog = unsealed(database_url)
     if backlog >= BACKLOG_WARNING:
         progress(f"warning: {backlog:,}{'+' if backlog > BACKLOG_WARNING * 10 else ''} audit records wait to be "
-                 "sealed; the server's sealer works through them during the run (~7,000 a second on a 2-core "
+                 "sealed; the server's sealer works through them during the run (2,000-7,000 a second on a 2-core "
                  "host) and the figures are not those of a steady city: `sscard audit seal` first")
     floor = baseline(database_url, clients, seconds, baseline_scale, progress)
     workdir = Path(tempfile.mkdtemp(prefix="sscard-bench-lookups-"))
-    if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "python"
-    if think_ms and client != "wrk":
-        raise ValueError("a paced run (think_ms) needs wrk")
     server = Server(database_url, key, workdir, workers=workers)
     try:
         server.ready()
@@ -209,6 +206,16 @@ def run(database_url: str, demo_json: Path | None, clients: int = 8, seconds: fl
     out["by_kind"] = {k: {f: round(v, 2) for f, v in figures(lat, out["seconds"], 0).items()
                           if f in ("tps", "p50_ms", "p99_ms", "ok")} for k, lat in latencies.items()}
     return _finish(out, clients, people, refused, loop_before, loop_after, "python (threads)", workers, floor, backlog)
+
+
+def load_generator(client: str, think_ms: float = 0) -> str:
+    """The client that drives the run: `client`, or for "auto" wrk when installed, else Python; a paced run
+    (think_ms) needs wrk (ValueError), which the CLI asks before any work is done."""
+    if client == "auto":
+        client = "wrk" if shutil.which("wrk") else "python"
+    if think_ms and client != "wrk":
+        raise ValueError("a paced run (--think-ms) needs wrk (make wrk)")
+    return client
 
 
 BACKLOG_WARNING = 10_000

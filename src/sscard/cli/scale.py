@@ -28,12 +28,14 @@ def register(app: typer.Typer) -> None:
                                        "its requests (wrk): the latency when the server is not saturated"),
     ) -> None:
         """Citizen ID, card number and PAN lookups through the HTTP API at N clients; exit 1 when p99 >= 5 ms."""
-        from ..bench.lookups import run
+        from ..bench.lookups import load_generator, run
 
         if client not in ("auto", "wrk", "python"):
             raise typer.BadParameter("auto, wrk or python", param_hint="--client")
-        if think_ms and client == "python":
-            raise typer.BadParameter("a paced run needs wrk", param_hint="--think-ms")
+        try:
+            load_generator(client, think_ms)
+        except ValueError as refused:
+            raise typer.BadParameter(str(refused), param_hint="--think-ms") from None
         out = run(database_url, demo_json, clients, seconds, progress=lambda m: err_console.print(f"[dim]{m}[/dim]"),
                   client=client, workers=workers, think_ms=think_ms)
         if as_json:
