@@ -196,6 +196,29 @@ def sent(wire: list[tuple[str, str]]) -> list[str]:
     return [message for direction, message in wire if direction == "F" and message.startswith(("Parse", "Query", "Sync"))]
 
 
+def generic_plan(app: App, stmt, params: dict[str, Any]) -> list[str]:
+    """PostgreSQL's plan for `stmt` as it keeps it for every run (psycopg prepares a statement after five
+    runs; PostgreSQL then plans once for all parameters), with the partitions pruned at each run's start
+    shown as "Subplans Removed". EXPLAIN only: nothing runs."""
+    from sqlalchemy.dialects import postgresql
+
+    compiled = stmt.compile(dialect=postgresql.psycopg.dialect(paramstyle="numeric_dollar"))
+    values = [params[name] for name in compiled.positiontup]
+    with app.db.engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.execute("SET plan_cache_mode = force_generic_plan")
+        driver.execute(f"PREPARE planned AS {compiled}")
+        try:
+            from psycopg import sql
+
+            literals = sql.SQL(", ").join(sql.Literal(v) for v in values)  # EXECUTE's arguments are not typed
+            return [row[0] for row in driver.execute(sql.SQL("EXPLAIN EXECUTE planned({})").format(literals))]
+        finally:
+            driver.execute("DEALLOCATE planned")
+            driver.execute("RESET plan_cache_mode")
+            conn.rollback()
+
+
 def pdf_text(pdf: bytes, mode: str = "-layout") -> str:
     """A PDF's text as poppler's pdftotext reads it (-layout; -raw: in the order it is drawn, so a value wrapped
     within its table cell reads on as one), or the test skipped where it is not installed."""

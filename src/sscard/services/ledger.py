@@ -193,10 +193,12 @@ def close_account(session: Session, account_id: int) -> None:
     book_of(session).close(account_id)
 
 
-def row_id(session: Session, transfer_id: str) -> int:
-    """The stored row id of a transfer made in this transaction (the book is written first)."""
+def row_id(session: Session, transfer_id: str, day: date) -> int:
+    """The stored row id of a transfer made in this transaction (the book is written first). Its `day`
+    names the one month partition to read: by id alone every month's would be probed."""
     flush(session)
-    rid: int = session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == transfer_id)).scalar_one()
+    rid: int = session.execute(select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == transfer_id,
+                                                            TRANSFERS.c.day == day)).scalar_one()
     return rid
 
 

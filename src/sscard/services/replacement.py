@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, select, update
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ..core import labels
-from ..core.clock import local_pair
+from ..core.clock import local_pair, shanghai_day
 from ..core.errors import About, SscardError, register_messages
 from ..core.identifiers import mask_card_number, mask_citizen_id, mask_name, validate_card_number
 from ..core.money import format_yuan
@@ -135,16 +135,17 @@ def _new_card_keeping_pan(op: Op, person: Person, bank: Bank, center_id: int, re
     return card
 
 
-def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int, method: str) -> str:
+def _take_fee(op: Op, center: ServiceCenter, card_debit: int | None, amount: int,
+              method: str) -> tuple[str, date]:
     """Cash from the center's cash drawer, or a card payment from the old card's account (its state and
-    PIN already checked), into the agency's fee income account (ledger). Returns the transfer's id."""
+    PIN already checked), into the agency's fee income account (ledger). Returns the transfer's id and its
+    day (the month partition it is in: a read of it by id alone probes every month)."""
     income = ledger.system_account(op, FEE_INCOME)
     debit = center_cash_account(op, center) if method == "cash" else card_debit
     assert debit is not None  # paid by card: the caller set card_debit (banking.debit_ready)
     moved = ledger.transfer(op, debit, income, amount, "replacement_fee",
                             limit=("payment", op.policy.limits.payment_per_day_fen) if method == "card" else None)
-    transfer_id: str = moved["transfer_id"]
-    return transfer_id
+    return moved["transfer_id"], shanghai_day(moved["at"])
 
 
 @dataclass
@@ -287,7 +288,7 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
     if method is not None:
         transfer = _take_fee(op, center, card_debit, fee, method) if method != "waived" else None
         # in a batch the transfer's row is written when the batch commits: the receipt is linked to it then
-        transfer_id = ledger.row_id(op.session, transfer) if transfer and not ahead else None
+        transfer_id = ledger.row_id(op.session, *transfer) if transfer and not ahead else None
         receipt = FeeReceipt(
             receipt_no=_receipt_no(op, center, application.id), application_id=application.id, person_id=person.id,
             center_id=center.id, amount_fen=0 if method == "waived" else fee, due_fen=fee, method=method,
@@ -300,7 +301,8 @@ def _apply(op: Op, card_number: str, reason: str, presented_citizen_id: str, *, 
             receipt.id = ahead.ids[3]
             new_rows.append(receipt)
             if transfer:
-                op.session.info.setdefault(_FEE_LINKS, []).append({"rid": receipt.id, "tid": transfer})
+                op.session.info.setdefault(_FEE_LINKS, []).append(
+                    {"rid": receipt.id, "tid": transfer[0], "day": transfer[1]})
         else:
             op.session.add(receipt)
             op.session.flush()
@@ -451,8 +453,9 @@ _APPLYING = ("replacement.apply", "replacement.apply_waived")
 _NEW = aliased(Card)
 _TABLES = ("cards", "bank_accounts", "replacement_applications", "fee_receipts")
 _RECEIPTS = cast(Table, FeeReceipt.__table__)
-_LINK_FEE = update(_RECEIPTS).where(_RECEIPTS.c.id == bindparam("rid")).values(
-    ledger_transfer_id=select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid")).scalar_subquery())
+_LINK_FEE = update(_RECEIPTS).where(_RECEIPTS.c.id == bindparam("rid")).values(  # `day`: its month's partition only
+    ledger_transfer_id=select(TRANSFERS.c.id).where(TRANSFERS.c.transfer_id == bindparam("tid"),
+                                                    TRANSFERS.c.day == bindparam("day")).scalar_subquery())
 
 
 @dataclass(slots=True)
