@@ -121,14 +121,16 @@ def _by_pan(op: Op, pan: str, actor: Actor | None = None) -> BankAccount:
 
 def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = (),
                       now: datetime | None = None, *, usage: bool = True,
-                      first: list[tuple[str, Any]] | None = None) -> None:
+                      first: list[tuple[Any, Any]] | None = None) -> list[list[Any]]:
     """Load for a whole batch (services/batching): the accounts of many PANs (as read-only views) with
     their ledger accounts and the day's limit usage in one query, and the terminals' ledger accounts,
-    sent together (with the transaction's BEGIN, and `first`'s statements ahead of them: `lock_accounts`).
-    `usage=False` (an operation run on its own, on PostgreSQL): not the usage, which the limit check
-    then reads for its one account and kind (Book._load_kind says why)."""
+    sent together (with the transaction's BEGIN, and `first`'s statements ahead of them: `lock_accounts`,
+    the other areas' reads ahead). Returns `first`'s rows. `usage=False` (an operation run on its own,
+    on PostgreSQL): not the usage, which the limit check then reads for its one account and kind
+    (Book._load_kind says why)."""
+    ahead = first or []
     if not pans:
-        return
+        return fetch_together(session.connection(), ahead) if ahead else []
     assert now is not None  # the writer passes its batch's now (shanghai_day(None) would fail anyway)
     book = book_of(session)
     day = shanghai_day(now)
@@ -138,9 +140,8 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
     actors = list(actors)
     # the terminals' and counters' own accounts (their ids known without a query) in the same round trip
     theirs = book.read_of(_terminal_ledger_ids(session, actors) + _counter_ledger_ids(session, actors))
-    ahead = first or []
-    rows, *their_rows = fetch_together(session.connection(),
-                                       [*ahead, (statement, params)] + ([theirs] if theirs else []))[len(ahead):]
+    read = fetch_together(session.connection(), [*ahead, (statement, params)] + ([theirs] if theirs else []))
+    rows, *their_rows = read[len(ahead):]
     for row in rows:
         if row.pan not in found:
             found[row.pan] = AccountView(row)
@@ -149,6 +150,7 @@ def prefetch_accounts(session: Session, pans: set[str], actors: Iterable[Actor |
     session.info.setdefault(PREFETCHED, {}).update(found)
     for more in their_rows:
         book.take(more)
+    return read[:len(ahead)]
 
 
 def lock_accounts(session: Session, pans: set[str], actors: Iterable[Actor | None] = ()) -> list[tuple[str, Any]]:

@@ -28,7 +28,7 @@ again without it and that request is answered alone, through the ordinary frame.
 
 Use: call the operation (`banking.purchase(app, actor, pan, amount, pin, idempotency_key=key)`: a batched
 one comes here by itself), or `await batching.acall(app, banking.purchase, ...)` from an async route (no
-thread held while the batch commits). Areas read ahead for a whole batch with `@batching.prefetcher`.
+thread held while the batch commits). Areas read ahead for a whole batch with `@batching.reads_ahead`.
 """
 
 from __future__ import annotations
@@ -983,15 +983,18 @@ def _pans(args: tuple[Any, ...]) -> set[str]:
 
 def _prefetch(session: Session, batch: list[_Request], now: datetime) -> None:
     """Every PAN the batch names (positional arguments of 19 digits) and its ledger account and day's
-    limit usage, and the terminals' own ledger accounts: a few queries for the whole batch; then what
-    the other areas read ahead for their requests (`prefetcher`)."""
+    limit usage, the terminals' own ledger accounts, and what the other areas read ahead for their
+    requests (`reads_ahead`): all sent together, in the round trip of the transaction's BEGIN."""
     from .banking import prefetch_accounts
 
-    pans = {a for r in batch for a in _pans(r.args)}
-    prefetch_accounts(session, pans, {r.actor for r in batch}, now)
     frames = [r.frame for r in batch]
-    for read_ahead in _PREFETCHERS:
-        read_ahead(session, frames, now)
+    planned = [ahead for plan in _READS_AHEAD if (ahead := plan(session, frames, now)) is not None]
+    reads = [read for ahead in planned for read in ahead.reads]
+    pans = {a for r in batch for a in _pans(r.args)}
+    rows = prefetch_accounts(session, pans, {r.actor for r in batch}, now, first=reads)
+    for ahead in planned:
+        ahead.take(rows[:len(ahead.reads)])
+        rows = rows[len(ahead.reads):]
 
 
 _IN_BATCH = "sscard.batching.in_batch"
@@ -1003,15 +1006,26 @@ def in_batch(session: Session) -> bool:
     return bool(session.info.get(_IN_BATCH))
 
 
-Prefetcher = Callable[[Session, list[Request | Viewed], datetime], None]
-_PREFETCHERS: list[Prefetcher] = []
+@dataclass(slots=True)
+class Ahead:
+    """An area's read-ahead for a batch: its reads (SELECTs, or SQL text with the driver's parameters, as
+    db.fetch_together takes them) and `take`, called with their rows (one list per read, in order)."""
+
+    reads: list[tuple[Any, Any]]
+    take: Callable[[list[list[Any]]], None]
 
 
-def prefetcher(fn: Prefetcher) -> Prefetcher:
-    """Register `fn(session, requests, now)`, run at the start of every batch's transaction, to load in
-    a few queries what the batch's requests of an area will read one by one (rows by primary key then
-    come from the session's identity map)."""
-    _PREFETCHERS.append(fn)
+ReadsAhead = Callable[[Session, list[Request | Viewed], datetime], Ahead | None]
+_READS_AHEAD: list[ReadsAhead] = []
+
+
+def reads_ahead(fn: ReadsAhead) -> ReadsAhead:
+    """Register `fn(session, requests, now)`, asked at the start of every batch's transaction for what the
+    batch's requests of an area will read one by one (rows by primary key then come from the session's
+    identity map), or None. Every area's reads go in one round trip with the accounts' and the BEGIN: the
+    writer waits for each round trip with its batch's callers behind it (a batch of a teller's deposit and
+    a clerk's replacement waited three times before the first statement of its own, session 31)."""
+    _READS_AHEAD.append(fn)
     return fn
 
 

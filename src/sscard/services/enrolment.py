@@ -78,6 +78,47 @@ def new_card_numbers(op: Op, area_code: str, bank: Bank, pan: str | None = None)
     raise RuntimeError("could not find a free card number")
 
 
+SPARE_NUMBERS = 2  # card numbers drawn for a batch beyond its need: a taken one is replaced without a read
+
+
+def card_number_candidates(n: int) -> list[str]:
+    """n + SPARE_NUMBERS distinct card numbers drawn for a batch, to be checked (`TAKEN_NUMBERS`) with its
+    first round trip: a card number does not depend on the holder or the bank, so it needs no read first."""
+    drawn: dict[str, None] = {}
+    while len(drawn) < n + SPARE_NUMBERS:
+        drawn[make_card_number(_rng)] = None
+    return list(drawn)
+
+
+# which of a batch's candidate card numbers are taken
+TAKEN_NUMBERS = select(Card.card_number).where(Card.card_number.in_(bindparam("numbers", expanding=True)))
+
+
+def numbers_for_batch(session: Session, wanted: list[tuple[str, str]], candidates: list[str],
+                      taken: set[str]) -> list[tuple[str, str, str]]:
+    """For a group-committed batch: a card number, identification code and PAN for each (area code, BIN).
+    The card numbers come from `candidates` less those `taken` (read with the batch's first round trip);
+    should too few be left, the rest are drawn and checked whole (`reserve_numbers`, a read more). The
+    identification code (64 random bits) and the PAN (12 random digits) are drawn unchecked: of ten million
+    cards one draw repeats a code once in 10^12 and a PAN once in 100,000 (a card number, 26 x 10^7, once
+    in 26: it is checked), and a repeat is refused by the column's unique index when the batch commits,
+    after which the batch runs again with fresh draws (services.batching, db.is_duplicate). A check of
+    each would cost every batch of replacements a round trip after its read-ahead."""
+    free = [c for c in candidates if c not in taken]
+    out: list[tuple[str, str, str]] = []
+    short: list[int] = []
+    for i, (area, bin_) in enumerate(wanted):
+        if free:
+            out.append((free.pop(), make_ident_code(area, _rng), make_pan(bin_, _rng)))
+        else:
+            out.append(("", "", ""))
+            short.append(i)
+    if short:
+        for i, got in zip(short, reserve_numbers(session, [wanted[i] for i in short]), strict=True):
+            out[i] = got
+    return out
+
+
 # which of a batch's drawn card numbers, identification codes and PANs are taken: one statement, built once
 _TAKEN = union_all(
     select(Card.card_number).where(Card.card_number.in_(bindparam("numbers", expanding=True))),

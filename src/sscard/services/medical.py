@@ -50,7 +50,6 @@ from ..core.states import (
     effective_ss_status,
     takes_credit,
 )
-from ..db import fetch_all
 from ..models.foundation import Bank, Card, Person, Terminal
 from ..models.medical import (
     AnnualUsage,
@@ -275,8 +274,8 @@ def _read_ahead(op: Op) -> dict[str, Any]:
     return ahead
 
 
-@batching.prefetcher
-def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
+@batching.reads_ahead
+def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> batching.Ahead | None:
     """For a group-committed batch of pre-settlements and settlements, in ONE statement (one round trip:
     the writer waits for each; on PostgreSQL the transaction's BEGIN goes in the same one): for every
     request, the card it read with its holder, bank, personal account and this year's usage, the holder's
@@ -285,11 +284,11 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
     settlements of different people touch nothing in common but the append-only settlement and movement
     tables.
 
-    Read as plain values (db.fetch_all), not ORM entities: building seven ORM objects per request was
+    Read as plain values (db.fetch_together's rows), not ORM entities: building seven ORM objects per request was
     most of the writer's time for (e). Only the card becomes an ORM object (lookup.attach: no query)."""
     mine = [r for r in requests if isinstance(r, Request) and r.name in _AT_TERMINAL]  # (a Viewed is a query's)
     if not mine:
-        return
+        return None
     today = shanghai_day(now)
     year = today.year
     wanted_months = tuple(months_back(today.year, today.month, mine[0].app.policy.medical.insured_grace_months))
@@ -300,8 +299,12 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
     params: dict[str, Any] = {"year": year}
     for i, (c, t, n) in enumerate(wanted):
         params.update({f"c{i}": c, f"t{i}": t, f"n{i}": n})
-    conn = session.connection()
-    statement = _read_ahead_statement(len(wanted), wanted_months, conn.dialect.name == "postgresql")
+    statement = _read_ahead_statement(len(wanted), wanted_months, session.get_bind().dialect.name == "postgresql")
+    return batching.Ahead([(statement, params)], lambda rows: _take_ahead(session, rows[0], year, quotes))
+
+
+def _take_ahead(session: Session, rows: list[Any], year: int, quotes: dict[str, dict[str, Any]]) -> None:
+    """The read-ahead's rows, kept for the batch's settlements (`_read_ahead`)."""
     cards: dict[str, Card] = {}
     terminals: dict[str, _TerminalRow] = {}
     terminal_ids: dict[int, _TerminalRow] = {}
@@ -313,7 +316,7 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
     insured: dict[int, list[str]] = {}
     settled = set()
     ncard = len(_CARD_KEYS)
-    for row in fetch_all(conn, statement, params):
+    for row in rows:
         if row.card_id is not None and row.person_name is not None and row.card_card_number not in cards:
             person_id = row.card_person_id
             cards[row.card_card_number] = lookup.attach(session, Card, dict(zip(_CARD_KEYS, row[1:1 + ncard], strict=True)))

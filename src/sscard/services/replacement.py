@@ -22,6 +22,7 @@ from typing import Any, NotRequired, TypedDict, cast
 
 from sqlalchemy import ColumnElement, Insert, Table, bindparam, exists, func, insert, select, update
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
@@ -43,7 +44,7 @@ from . import card_lifecycle as lifecycle
 from .access import Scope
 from .book import TRANSFERS, per_transaction
 from .book import flush as flush_book
-from .enrolment import create_card, new_card_numbers, reserve_numbers
+from .enrolment import TAKEN_NUMBERS, card_number_candidates, create_card, new_card_numbers, numbers_for_batch
 from .operation import Op, Request, operation, query
 
 register_messages({
@@ -468,7 +469,7 @@ class _Old:
     account: BankAccount | None
     pending: bool  # a replacement of it is under way (loss.replacement_applied), as the batch began
     ids: tuple[int, int, int, int]  # reserved row ids: new card, its bank account, application, receipt
-    numbers: tuple[str, str, str]  # a new card number, identification code and PAN at this card's bank, unused
+    numbers: tuple[str, str, str]  # a new card number (checked unused), identification code and PAN at its bank
 
 
 @dataclass(slots=True)
@@ -580,33 +581,52 @@ def _reserved_ids(postgres: bool) -> list[ColumnElement[Any]]:
             for c, name in zip(columns, _TABLES, strict=True)]
 
 
+_ENTITIES: tuple[type[Any], ...] = (Card, Person, Bank, BankAccount)  # the read-ahead's objects, in its columns' order
+_KEYS = tuple(tuple(a.key for a in sa_inspect(cls).column_attrs) for cls in _ENTITIES)
+
+
 @functools.cache
 def _old_cards(postgres: bool) -> Any:
     """The read-ahead's one query, built once per dialect (building it for every batch, with its subqueries,
     was much of the read-ahead's time in the writer): the cards named in `:numbers` with their holders
-    (FOR UPDATE), banks and bank accounts, whether a replacement is under way, and ids for the new rows."""
+    (FOR UPDATE), banks and bank accounts (the columns of each, in `_KEYS`' order: `_objects`), whether
+    a replacement is under way, and ids for the new rows. Plain columns, sent with the batch's other reads."""
     pending = exists().where(_NEW.replaces_card_id == Card.id, _NEW.ss_status != SsStatus.CANCELLED)
+    columns = [a.columns[0] for cls in _ENTITIES for a in sa_inspect(cls).column_attrs]
     return (
-        select(Card, Person, Bank, BankAccount, pending.label("pending"), *_reserved_ids(postgres))
+        select(*columns, pending.label("pending"), *_reserved_ids(postgres))
         .join(Person, Person.id == Card.person_id)
         .join(Bank, Bank.id == Card.bank_id)
         .outerjoin(BankAccount, BankAccount.card_id == Card.id)
         .where(Card.card_number.in_(bindparam("numbers", expanding=True)))
         .order_by(Card.id)
-        .with_for_update(of=Person)
+        .with_for_update(of=cast(Table, Person.__table__))
     )
 
 
-@batching.prefetcher
-def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> None:
-    """For a group-committed batch of replacement applications: the old cards with their holders (FOR
-    UPDATE, as each application locks its person), banks and bank accounts, whether a replacement is
-    under way, and row ids for the new rows, in one query; the clerks' and the collection centers in one;
-    new card numbers checked unused in one. Three queries for the batch instead of a dozen statements per
-    application; the new rows are then inserted with one flush per application."""
+def _objects(session: Session, row: Any) -> tuple[Card, Person, Bank, BankAccount | None]:
+    """A read-ahead row's card, holder, bank and bank account (None: the card has none) as the session's
+    persistent objects, as if the ORM had loaded them (lookup.attach: no query)."""
+    out: list[Any] = []
+    at = 0
+    for cls, keys in zip(_ENTITIES, _KEYS, strict=True):
+        values = dict(zip(keys, row[at:at + len(keys)], strict=True))
+        at += len(keys)
+        out.append(None if values["id"] is None else lookup.attach(session, cls, values))
+    return out[0], out[1], out[2], out[3]
+
+
+@batching.reads_ahead
+def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: datetime) -> batching.Ahead | None:
+    """For a group-committed batch of replacement applications, with the batch's other reads (one round
+    trip): the old cards with their holders (FOR UPDATE, as each application locks its person), banks
+    and bank accounts, whether a replacement is under way, and row ids for the new rows; and which of
+    the card numbers drawn for the new cards are taken (enrolment.numbers_for_batch). Then the clerks'
+    and the collection centers (kept per engine: no query once read). Two reads for the batch instead of
+    a dozen statements per application; the new rows are inserted with its commit."""
     mine = [r for r in requests if isinstance(r, Request) and r.name in _APPLYING]
     if not mine:
-        return
+        return None
     numbers: dict[str, str] = {}
     for r in mine:
         raw = r.argument("card_number")
@@ -616,21 +636,31 @@ def _prefetch(session: Session, requests: list[Request | batching.Viewed], now: 
             except SscardError:
                 continue  # refused by the application itself, as always
     if not numbers:
-        return
+        return None
     postgres = session.get_bind().dialect.name == "postgresql"
-    rows = session.execute(_old_cards(postgres), {"numbers": sorted(set(numbers.values()))}).all()
-    fresh = reserve_numbers(session, [(row.Person.area_code, row.Bank.bin) for row in rows])
+    old = sorted(set(numbers.values()))
+    candidates = card_number_candidates(len(old))
+    reads = [(_old_cards(postgres), {"numbers": old}), (TAKEN_NUMBERS, {"numbers": candidates})]
+    return batching.Ahead(reads, lambda rows: _take_ahead(session, mine, numbers, postgres, candidates, *rows))
+
+
+def _take_ahead(session: Session, mine: list[Request], numbers: dict[str, str], postgres: bool,
+                candidates: list[str], rows: list[Any], taken: list[Any]) -> None:
+    found = [_objects(session, row) for row in rows]
+    fresh = numbers_for_batch(session, [(person.area_code, bank.bin) for _c, person, bank, _a in found],
+                              candidates, {t[0] for t in taken})
     by_number: dict[str, _Old] = {}
-    for i, row in enumerate(rows):
+    for i, (row, (card, person, bank, account)) in enumerate(zip(rows, found, strict=True)):
         ids = tuple(getattr(row, f"id_{t}") + (0 if postgres else i + 1) for t in _TABLES)
-        by_number[row.Card.card_number] = _Old(row.Card, row.Person, row.Bank, row.BankAccount, bool(row.pending),
-                                               cast(tuple[int, int, int, int], ids), fresh[i])
+        by_number[card.card_number] = _Old(card, person, bank, account, bool(row.pending),
+                                           cast(tuple[int, int, int, int], ids), fresh[i])
     center_ids = {r.actor.center_id for r in mine if r.actor.center_id is not None}
     codes = {c for r in mine if isinstance(c := r.argument("collect_center_code"), str)}
     centers = lookup.centers(session, center_ids, codes)  # kept per engine: no query once read
     batch = _Batch({raw: by_number[n] for raw, n in numbers.items() if n in by_number},
                    {c.code: c for c in centers})
-    batch.held += [obj for row in rows for obj in row[:4] if obj is not None] + centers
+    batch.held += [obj for objects in found for obj in objects if obj is not None]
+    batch.held += centers
     session.info[_AHEAD] = batch
 
 
