@@ -57,9 +57,10 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
     """A batch of a teller's deposit and withdrawal and a clerk's replacement with its fee in cash: the
     session's before-commit writes (the fee receipt linked to its ledger transfer) are sent in the batch's
     transaction, ahead of the COMMIT queued in the same pipeline (a COMMIT sent before the hooks ran left
-    the link to a transaction of its own); three round trips in all: BEGIN with every area's read-ahead
+    the link to a transaction of its own); two round trips in all: BEGIN with every area's read-ahead
     (the accounts, the old card with its holder locked, the card numbers drawn for the new card: three
-    until session 31), the audit records whose events name them, and the commit with the new rows."""
+    until session 31), and the commit with the new rows, the audit records and their events (the records
+    whose events name them were inserted first, in a round trip of their own, until session 31)."""
     from sscard.services import batching, replacement
     from sscard.services.batching import _Request
     from sscard.services.operation import Request
@@ -87,7 +88,7 @@ def test_a_counter_batch_writes_its_fee_links_in_its_own_transaction_before_the_
     link = next(i for i, m in enumerate(statements) if "UPDATE fee_receipts" in m)
     commit = next(i for i, m in enumerate(statements) if '"COMMIT"' in m)
     assert link < commit and not any("BEGIN" in m for m in statements[commit:]), statements[link - 1:]
-    assert waits(wire) == 3, sent(wire)
+    assert waits(wire) == 2, sent(wire)
     first = statements[:next(i for i, m in enumerate(statements) if "INSERT" in m)]
     for read in ('"SELECT cards.id, ', '"SELECT cards.card_number ', '"SELECT bank_accounts.id, '):  # (first lines)
         assert any(read in m for m in first), (read, first)
@@ -129,7 +130,8 @@ def test_a_batch_of_replacements_writes_their_new_rows_with_its_commit_one_state
     the commit's round trip, one INSERT per table for the three, after which the fee links are written;
     the batch waits as often as a batch of one application (each used to cost a round trip of its own)."""
     from sscard.models.counter import FeeReceipt, ReplacementApplication
-    from sscard.models.foundation import Card
+    from sscard.models.events import Event
+    from sscard.models.foundation import AuditRecord, Card
     from sscard.services import batching, replacement
     from sscard.services.batching import _Request
     from sscard.services.operation import Request
@@ -159,7 +161,7 @@ def test_a_batch_of_replacements_writes_their_new_rows_with_its_commit_one_state
     for table in ("cards", "bank_accounts", "replacement_applications", "fee_receipts"):
         inserts = [i for i, m in enumerate(statements) if f"INSERT INTO {table} " in m]
         assert len(inserts) == 1 and inserts[0] < commit, (table, statements)
-    assert waits(wire) == 3, sent(wire)  # as a batch of one application (five until session 31)
+    assert waits(wire) == 2, sent(wire)  # as a batch of one application (five until session 31)
     with app.db.session() as s:
         for answer in answers[1:]:
             new = s.scalar(select(Card).where(Card.card_number == answer["card_number"]))
@@ -168,6 +170,12 @@ def test_a_batch_of_replacements_writes_their_new_rows_with_its_commit_one_state
             assert application is not None and application.new_card_id == new.id
             receipt = s.scalar(select(FeeReceipt).where(FeeReceipt.receipt_no == answer["receipt_no"]))
             assert receipt is not None and receipt.ledger_transfer_id is not None
+            # its new card's event names the application's own audit record (each written alone, its
+            # events after it, naming the id its insert took: none returned to the writer)
+            event = s.scalar(select(Event).where(Event.card_number == answer["card_number"]))
+            record = s.get(AuditRecord, event.audit_id)
+            assert record.operation == "replacement.apply" and record.object_id == answer["card_number"], (
+                record.operation, record.object_id)
 
 
 def test_a_read_of_several_statements_sends_its_begin_with_the_first(city, app, postgres_only):

@@ -577,7 +577,7 @@ class Batcher:
             # the book, every request's audit and idempotency record (one statement per table) and the
             # commit, sent together (PostgreSQL: one round trip)
             fresh = [rec for rec in keys.values() if not rec.get("stored")]
-            events = _evented(session)
+            write_evented = _evented(session)
             waiting = None
             # PostgreSQL: should the COMMIT's answer be lost, a keyed request is answered by its idempotency
             # record (stored before, or by this batch); a request of an operation declared `keyed` without
@@ -588,7 +588,7 @@ class Batcher:
             unresolved = [i for i, req in todo if isinstance(req.frame, Request) and req.frame.decl.keyed
                           and not (req.key and (req.frame.scope, req.key) in keys)]
             with self.app.db.pipeline(session, commit=True):
-                outbox.insert_rows(session, events)
+                write_evented()
                 book.flush()
                 for other in _area_books(session):  # the medical book: settlements, movements, balances
                     other.flush()
@@ -901,15 +901,32 @@ def _audit(session: Session, audits: list[dict[str, Any]], values: dict[str, Any
     session.info.setdefault(_EVENTED, []).append((values, items))
 
 
-def _evented(session: Session) -> list[dict[str, Any]]:
-    """The batch's audit records whose events name them, inserted in one statement that returns their
-    ids (in order), and their events' rows (one query for their cards' facts), for the commit to insert."""
+def _evented(session: Session) -> Callable[[], None]:
+    """The batch's audit records whose events name them, with their events' rows (one query for their
+    cards' facts, when an event does not carry them), written by the function returned, which the commit's
+    pipeline calls. On PostgreSQL each record is inserted alone and its events right after it, naming it
+    by the id its insert took (outbox.insert_rows): no round trip waits for the ids (a batch with a
+    replacement waited for them, session 31). On SQLite the records are inserted first, returning their
+    ids (no round trip to save)."""
     evented: list[tuple[dict[str, Any], list[dict[str, Any]]]] = session.info.pop(_EVENTED, None) or []
     if not evented:
-        return []
-    ids = session.connection().execute(_INSERT_AUDITS_RETURNING, [values for values, _items in evented]).scalars().all()
-    return outbox.rows_for_batch(session, [(items, values["operation"], values["at"], audit_id)
-                                           for (values, items), audit_id in zip(evented, ids, strict=True)])
+        return lambda: None
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        ids = conn.execute(_INSERT_AUDITS_RETURNING, [values for values, _items in evented]).scalars().all()
+        rows = outbox.rows_for_batch(session, [(items, values["operation"], values["at"], audit_id)
+                                               for (values, items), audit_id in zip(evented, ids, strict=True)])
+        return lambda: outbox.insert_rows(session, rows)
+    rows = outbox.rows_for_batch(session, [(items, values["operation"], values["at"], None)
+                                           for values, items in evented])
+
+    def write() -> None:
+        at = 0
+        for values, items in evented:
+            execute_many(conn, INSERT_AUDITS, [values])
+            outbox.insert_rows(session, rows[at:at + len(items)], of_the_audit_record_just_inserted=True)
+            at += len(items)
+    return write
 
 
 def _changed(session: Session) -> bool:

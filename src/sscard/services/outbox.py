@@ -24,7 +24,7 @@ import uuid as uuidlib
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, bindparam, insert, inspect, select, text
+from sqlalchemy import Table, bindparam, func, insert, inspect, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -41,6 +41,8 @@ SS_TYPES = frozenset({"card.ss_status_changed"})
 _FEED_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
 _INSERT = insert(EVENTS)
 _INSERT_INLINE = insert(EVENTS).inline()  # no RETURNING: it may be sent in a pipeline
+_INSERT_AFTER_AUDIT = insert(EVENTS).inline().values(  # PostgreSQL: naming the audit record inserted just before
+    audit_id=func.currval(func.pg_get_serial_sequence("audit_records", "id")))
 _FACTS = (select(Card.id, Card.card_number, Card.bank_id, Card.ready_center_id, Card.apply_center_id, BankAccount.pan)
           .outerjoin(BankAccount, BankAccount.card_id == Card.id).where(Card.id.in_(bindparam("ids", expanding=True))))
 
@@ -165,21 +167,28 @@ def _rows_of(items: list[dict[str, Any]], facts: dict[int, Any], operation: str,
     return rows
 
 
-def rows_for_batch(session: Session, groups: list[tuple[list[dict[str, Any]], str, datetime, int]]) -> list[dict[str, Any]]:
+def rows_for_batch(session: Session, groups: list[tuple[list[dict[str, Any]], str, datetime, int | None]]) -> list[dict[str, Any]]:
     """The event rows of several operations (a group-committed batch: (items, operation, now, audit id)
-    each), with one query for the cards' facts; `insert_rows` writes them."""
+    each; the id None when `insert_rows` is to name the record inserted just before), with one query for
+    the cards' facts; `insert_rows` writes them."""
     conn = session.connection()
     facts = _facts(conn, [item for items, _op, _now, _id in groups for item in items])
     return [row for items, operation, now, audit_id in groups for row in _rows_of(items, facts, operation, now, audit_id)]
 
 
-def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+def insert_rows(session: Session, rows: list[dict[str, Any]], *, of_the_audit_record_just_inserted: bool = False) -> None:
     """Insert event rows in feed order (the lock, then one statement): no result is read, so both may
-    be sent in a pipeline."""
+    be sent in a pipeline. `of_the_audit_record_just_inserted` (PostgreSQL): the rows name no audit
+    record; each is given the one this session inserted last (the value its insert took from the
+    records' sequence, `currval`: the session's own, in statement order), so a batch need not wait
+    for the record's id to come back before it writes the events (services.batching._evented)."""
     if not rows:
         return
     conn = session.connection()
     if conn.dialect.name == "postgresql" and not session.info.get(LOCKED):
         conn.execute(_FEED_LOCK, {"k": FEED_LOCK_KEY})
         session.info[LOCKED] = True
-    execute_many(conn, _INSERT_INLINE, rows)
+    if of_the_audit_record_just_inserted:
+        execute_many(conn, _INSERT_AFTER_AUDIT, [{k: v for k, v in row.items() if k != "audit_id"} for row in rows])
+    else:
+        execute_many(conn, _INSERT_INLINE, rows)
