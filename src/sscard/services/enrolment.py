@@ -105,23 +105,17 @@ def numbers_for_batch(session: Session, wanted: list[tuple[str, str]], candidate
     after which the batch runs again with fresh draws (services.batching, db.is_duplicate). A check of
     each would cost every batch of replacements a round trip after its read-ahead."""
     free = [c for c in candidates if c not in taken]
-    out: list[tuple[str, str, str]] = []
-    short: list[int] = []
-    for i, (area, bin_) in enumerate(wanted):
-        if free:
-            out.append((free.pop(), make_ident_code(area, _rng), make_pan(bin_, _rng)))
-        else:
-            out.append(("", "", ""))
-            short.append(i)
-    if short:
-        for i, got in zip(short, reserve_numbers(session, [wanted[i] for i in short]), strict=True):
-            out[i] = got
+    n = min(len(free), len(wanted))
+    out = [(number, make_ident_code(area, _rng), make_pan(bin_, _rng))
+           for number, (area, bin_) in zip(free[:n], wanted[:n], strict=True)]
+    if n < len(wanted):
+        out += reserve_numbers(session, wanted[n:])
     return out
 
 
 # which of a batch's drawn card numbers, identification codes and PANs are taken: one statement, built once
 _TAKEN = union_all(
-    select(Card.card_number).where(Card.card_number.in_(bindparam("numbers", expanding=True))),
+    TAKEN_NUMBERS,
     select(Card.ident_code).where(Card.ident_code.in_(bindparam("codes", expanding=True))),
     select(BankAccount.pan).where(BankAccount.pan.in_(bindparam("pans", expanding=True))),
 )
