@@ -582,17 +582,17 @@ def _reserved_ids(postgres: bool) -> list[ColumnElement[Any]]:
 
 
 _ENTITIES: tuple[type[Any], ...] = (Card, Person, Bank, BankAccount)  # the read-ahead's objects, in its columns' order
-_KEYS = tuple(tuple(a.key for a in sa_inspect(cls).column_attrs) for cls in _ENTITIES)
+_ATTRS = tuple(tuple(sa_inspect(cls).column_attrs) for cls in _ENTITIES)  # the query's columns and `_objects`' keys
 
 
 @functools.cache
 def _old_cards(postgres: bool) -> Any:
     """The read-ahead's one query, built once per dialect (building it for every batch, with its subqueries,
     was much of the read-ahead's time in the writer): the cards named in `:numbers` with their holders
-    (FOR UPDATE), banks and bank accounts (the columns of each, in `_KEYS`' order: `_objects`), whether
+    (FOR UPDATE), banks and bank accounts (the columns of each, in `_ATTRS`' order: `_objects`), whether
     a replacement is under way, and ids for the new rows. Plain columns, sent with the batch's other reads."""
     pending = exists().where(_NEW.replaces_card_id == Card.id, _NEW.ss_status != SsStatus.CANCELLED)
-    columns = [a.columns[0] for cls in _ENTITIES for a in sa_inspect(cls).column_attrs]
+    columns = [a.columns[0] for attrs in _ATTRS for a in attrs]
     return (
         select(*columns, pending.label("pending"), *_reserved_ids(postgres))
         .join(Person, Person.id == Card.person_id)
@@ -609,9 +609,9 @@ def _objects(session: Session, row: Any) -> tuple[Card, Person, Bank, BankAccoun
     persistent objects, as if the ORM had loaded them (lookup.attach: no query)."""
     out: list[Any] = []
     at = 0
-    for cls, keys in zip(_ENTITIES, _KEYS, strict=True):
-        values = dict(zip(keys, row[at:at + len(keys)], strict=True))
-        at += len(keys)
+    for cls, attrs in zip(_ENTITIES, _ATTRS, strict=True):
+        values = {a.key: value for a, value in zip(attrs, row[at:at + len(attrs)], strict=True)}
+        at += len(attrs)
         out.append(None if values["id"] is None else lookup.attach(session, cls, values))
     return out[0], out[1], out[2], out[3]
 
